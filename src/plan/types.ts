@@ -1,0 +1,59 @@
+/**
+ * The rank plan: everything downstream of the config (controller, agents, workers) works from this,
+ * never from the YAML. Its JSON form is the `--dry-run --json` document of shared/design.md, and it is
+ * what the controller serializes to each agent.
+ */
+export interface ParallelismPlan {
+  data: number;
+  tensor: number;
+  pipeline: number;
+  zero_stage: 0 | 1 | 2;
+  microbatches: number;
+  schedule: '1f1b' | 'gpipe' | 'interleaved-1f1b';
+  virtual_stages: number;
+}
+
+export interface NodePlan {
+  node_rank: number;
+  host: string;
+  nproc: number;
+  /** ssh settings resolved for this node (per-host overrides applied); absent for local nodes */
+  user?: string;
+  port?: number;
+  /** DeepSpeed include/exclude slot list → CUDA_VISIBLE_DEVICES for this node */
+  cuda_visible_devices?: string;
+  /** true when this node is the machine the controller runs on (no SSH needed) */
+  local: boolean;
+}
+
+export interface MemoryEstimate {
+  params: number;
+  grads: number;
+  optimizer: number;
+  activations: number;
+  total: number;
+}
+
+export interface RankPlan {
+  rank: number;
+  node_rank: number;
+  host: string;
+  local_rank: number;
+  data: number;
+  pipeline: number;
+  tensor: number;
+  /** argv of the worker, entrypoint split like a shell (never run through one) + extra args */
+  command: string[];
+  /** the worker's complete environment contract (design.md), secrets masked in printed output only */
+  env: Record<string, string>;
+  memory?: MemoryEstimate;
+}
+
+export interface Plan {
+  name: string;
+  world_size: number;
+  parallelism: ParallelismPlan;
+  nodes: NodePlan[];
+  ranks: RankPlan[];
+  warnings: string[];
+}

@@ -1,0 +1,48 @@
+/**
+ * The runtime's public types (shared/design.md, "Runtime API"). The collectives' implementation lives in
+ * the native addon (addon/src) behind src/runtime/group.ts; the optimizer and the pipeline executor are
+ * written against this interface only.
+ */
+export type ReduceOp = 'sum' | 'avg' | 'max' | 'min' | 'prod';
+export type DType = 'float32' | 'float64' | 'int32' | 'int64' | 'bfloat16' | 'float16';
+/** Uint16Array buffers carry bf16/fp16 and need an explicit dtype. */
+export type HostBuffer = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint16Array;
+
+export interface OpOptions {
+  /** required for Uint16Array buffers: 'bfloat16' | 'float16' */
+  dtype?: DType;
+  /** overrides collective_timeout for this op (ms) */
+  timeoutMs?: number;
+}
+
+export interface GroupOpStats {
+  op: string;
+  transport: 'self' | 'shm' | 'tcp' | 'hierarchical' | 'nccl';
+  algorithm: string;
+  count: number;
+  bytes: number;
+}
+
+export interface Group {
+  readonly name: string;
+  /** this process's rank inside the group */
+  readonly rank: number;
+  readonly size: number;
+  /** global ranks of the members, in group-rank order */
+  readonly ranks: readonly number[];
+  allReduce(buf: HostBuffer, opts?: OpOptions & { op?: ReduceOp }): Promise<void>;
+  reduceScatter(input: HostBuffer, output: HostBuffer, opts?: OpOptions & { op?: ReduceOp }): Promise<void>;
+  allGather(input: HostBuffer, output: HostBuffer, opts?: OpOptions): Promise<void>;
+  broadcast(buf: HostBuffer, opts: OpOptions & { root: number }): Promise<void>;
+  /** point to point; `peer` is a rank inside this group */
+  send(buf: HostBuffer, opts: OpOptions & { peer: number; tag?: number }): Promise<void>;
+  recv(buf: HostBuffer, opts: OpOptions & { peer: number; tag?: number }): Promise<void>;
+  barrier(opts?: { timeoutMs?: number }): Promise<void>;
+}
+
+export interface Groups {
+  world: Group;
+  data: Group;
+  pipeline: Group;
+  tensor: Group;
+}
