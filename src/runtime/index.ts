@@ -1,0 +1,5 @@
+// The package's public entry (`import { init } from 'dtrain'`): re-exports each runtime part.
+export * from './types.js';
+export * from './init.js';
+export * from './optim/index.js';
+export * from './pipeline/index.js';

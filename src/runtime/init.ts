@@ -1,0 +1,2 @@
+// init(), process groups and dist.alloc (issue 5) are exported from here.
+export {};

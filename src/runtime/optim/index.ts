@@ -1,0 +1,2 @@
+// ShardedAdam (issue 7) is exported from here.
+export {};

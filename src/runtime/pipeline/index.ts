@@ -1,0 +1,2 @@
+// pipelineSchedule and Pipeline (issue 8) are exported from here.
+export {};
