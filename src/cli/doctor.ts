@@ -1,10 +1,17 @@
 import type { CommandModule } from 'yargs';
-import { UsageError } from '../util/errors.js';
 
-export const doctorCommand: CommandModule = {
+interface DoctorArgs {
+  json?: boolean;
+}
+
+export const doctorCommand: CommandModule<object, DoctorArgs> = {
   command: 'doctor',
-  describe: 'not implemented yet (issue 6)',
-  handler: () => {
-    throw new UsageError('dtrain doctor is not implemented yet (issue 6)');
+  describe: 'report what this machine can run: addon, CUDA part, driver, GPUs, NCCL, ssh/srun/sbatch/qsub',
+  builder: (y) => y.option('json', { type: 'boolean', describe: 'print one JSON document on stdout' }),
+  handler: async (argv) => {
+    const { runDoctor, renderDoctor } = await import('../doctor/report.js');
+    const report = runDoctor();
+    if (argv.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    else process.stdout.write(renderDoctor(report));
   },
 };

@@ -1,5 +1,192 @@
+// Loads the optional CUDA part (libdtrain_cuda.so) with dlopen, only when JavaScript asks for it, so the
+// CPU addon never depends on CUDA being present. Exposes a probe (what doctor and the backend decision
+// need) and the device-buffer and NCCL entry points the runtime's GPU path uses.
+#include <dlfcn.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../../cuda/dtrain_cuda.h"
 #include "parts.h"
 
 namespace dtrain {
-void InitCuda(Napi::Env env, Napi::Object exports) {}
+namespace {
+
+struct CudaPart {
+  void* lib = nullptr;
+#define DTRAIN_FN(name) decltype(&::name) name = nullptr;
+  DTRAIN_FN(dtrain_cuda_abi_version)
+  DTRAIN_FN(dtrain_cuda_last_error)
+  DTRAIN_FN(dtrain_cuda_built_archs)
+  DTRAIN_FN(dtrain_cuda_runtime_version)
+  DTRAIN_FN(dtrain_cuda_driver_version)
+  DTRAIN_FN(dtrain_cuda_device_count)
+  DTRAIN_FN(dtrain_cuda_device_name)
+  DTRAIN_FN(dtrain_cuda_set_device)
+  DTRAIN_FN(dtrain_cuda_malloc)
+  DTRAIN_FN(dtrain_cuda_free)
+  DTRAIN_FN(dtrain_cuda_h2d)
+  DTRAIN_FN(dtrain_cuda_d2h)
+  DTRAIN_FN(dtrain_cuda_fill)
+  DTRAIN_FN(dtrain_nccl_load)
+  DTRAIN_FN(dtrain_nccl_version)
+  DTRAIN_FN(dtrain_nccl_loaded_path)
+#undef DTRAIN_FN
+};
+
+CudaPart g_part;
+
+template <typename Fn>
+bool Sym(void* lib, const char* name, Fn* slot) {
+  *slot = reinterpret_cast<Fn>(dlsym(lib, name));
+  return *slot != nullptr;
+}
+
+Napi::Value Fail(Napi::Env env, const std::string& what) {
+  Napi::Error::New(env, what).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// cudaLoad(path): opens the part once; throws with dlerror's text when it cannot.
+Napi::Value Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (g_part.lib) return Napi::Boolean::New(env, true);
+  std::string path = info[0].As<Napi::String>();
+  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!lib) return Fail(env, std::string("cannot load the CUDA part: ") + dlerror());
+  CudaPart p;
+  p.lib = lib;
+  bool ok = true;
+#define DTRAIN_SYM(name) ok = ok && Sym(lib, #name, &p.name);
+  DTRAIN_SYM(dtrain_cuda_abi_version)
+  DTRAIN_SYM(dtrain_cuda_last_error)
+  DTRAIN_SYM(dtrain_cuda_built_archs)
+  DTRAIN_SYM(dtrain_cuda_runtime_version)
+  DTRAIN_SYM(dtrain_cuda_driver_version)
+  DTRAIN_SYM(dtrain_cuda_device_count)
+  DTRAIN_SYM(dtrain_cuda_device_name)
+  DTRAIN_SYM(dtrain_cuda_set_device)
+  DTRAIN_SYM(dtrain_cuda_malloc)
+  DTRAIN_SYM(dtrain_cuda_free)
+  DTRAIN_SYM(dtrain_cuda_h2d)
+  DTRAIN_SYM(dtrain_cuda_d2h)
+  DTRAIN_SYM(dtrain_cuda_fill)
+  DTRAIN_SYM(dtrain_nccl_load)
+  DTRAIN_SYM(dtrain_nccl_version)
+  DTRAIN_SYM(dtrain_nccl_loaded_path)
+#undef DTRAIN_SYM
+  if (!ok || p.dtrain_cuda_abi_version() != DTRAIN_CUDA_ABI_VERSION) {
+    dlclose(lib);
+    return Fail(env, "the CUDA part at " + path + " does not match this addon (rebuild with npm run build:addon)");
+  }
+  g_part = p;
+  return Napi::Boolean::New(env, true);
+}
+
+bool Loaded(Napi::Env env) {
+  if (g_part.lib) return true;
+  Napi::Error::New(env, "the CUDA part is not loaded").ThrowAsJavaScriptException();
+  return false;
+}
+
+// cudaProbe(): what doctor reports and what the agent's backend probe decides from.
+Napi::Value Probe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!Loaded(env)) return env.Undefined();
+  auto out = Napi::Object::New(env);
+  int runtime = 0, driver = 0, count = 0;
+  g_part.dtrain_cuda_runtime_version(&runtime);
+  g_part.dtrain_cuda_driver_version(&driver);
+  g_part.dtrain_cuda_device_count(&count);
+  out.Set("archs", g_part.dtrain_cuda_built_archs());
+  out.Set("runtimeVersion", runtime);
+  out.Set("driverVersion", driver);
+  out.Set("deviceCount", count);
+  out.Set("deviceError", g_part.dtrain_cuda_last_error());
+  auto devices = Napi::Array::New(env);
+  for (int d = 0; d < count; ++d) {
+    char name[256];
+    if (g_part.dtrain_cuda_device_name(d, name, sizeof name) == 0) devices.Set(d, name);
+  }
+  out.Set("devices", devices);
+  auto nccl = Napi::Object::New(env);
+  std::string path = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  if (g_part.dtrain_nccl_load(path.empty() ? nullptr : path.c_str()) == 0) {
+    int v = 0;
+    g_part.dtrain_nccl_version(&v);
+    nccl.Set("found", true);
+    nccl.Set("version", v);
+    nccl.Set("path", g_part.dtrain_nccl_loaded_path());
+  } else {
+    nccl.Set("found", false);
+    nccl.Set("reason", g_part.dtrain_cuda_last_error());
+  }
+  out.Set("nccl", nccl);
+  return out;
+}
+
+// Device memory as plain numbers (addresses fit in 53 bits on every CUDA platform) so the TypeScript
+// DeviceBuffer owns lifetime and bookkeeping.
+Napi::Value Malloc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!Loaded(env)) return env.Undefined();
+  void* p = nullptr;
+  if (g_part.dtrain_cuda_malloc(&p, (size_t)info[0].As<Napi::Number>().Int64Value()) != 0)
+    return Fail(env, g_part.dtrain_cuda_last_error());
+  return Napi::Number::New(env, (double)(uintptr_t)p);
+}
+
+void* Ptr(const Napi::Value& v) { return (void*)(uintptr_t)v.As<Napi::Number>().Int64Value(); }
+
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!Loaded(env)) return env.Undefined();
+  if (g_part.dtrain_cuda_free(Ptr(info[0])) != 0) return Fail(env, g_part.dtrain_cuda_last_error());
+  return env.Undefined();
+}
+
+// copy(direction 'h2d'|'d2h', devicePtr, typedArray)
+Napi::Value Copy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!Loaded(env)) return env.Undefined();
+  std::string dir = info[0].As<Napi::String>();
+  auto arr = info[2].As<Napi::TypedArray>();
+  uint8_t* host = static_cast<uint8_t*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
+  int rc = dir == "h2d" ? g_part.dtrain_cuda_h2d(Ptr(info[1]), host, arr.ByteLength())
+                        : g_part.dtrain_cuda_d2h(host, Ptr(info[1]), arr.ByteLength());
+  if (rc != 0) return Fail(env, g_part.dtrain_cuda_last_error());
+  return env.Undefined();
+}
+
+// fill(devicePtr, dtypeCode, count, value)
+Napi::Value Fill(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!Loaded(env)) return env.Undefined();
+  if (g_part.dtrain_cuda_fill(Ptr(info[0]), info[1].As<Napi::Number>().Int32Value(),
+                              (size_t)info[2].As<Napi::Number>().Int64Value(), info[3].As<Napi::Number>().DoubleValue()) != 0)
+    return Fail(env, g_part.dtrain_cuda_last_error());
+  return env.Undefined();
+}
+
+Napi::Value SetDevice(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!Loaded(env)) return env.Undefined();
+  if (g_part.dtrain_cuda_set_device(info[0].As<Napi::Number>().Int32Value()) != 0)
+    return Fail(env, g_part.dtrain_cuda_last_error());
+  return env.Undefined();
+}
+}  // namespace
+
+void InitCuda(Napi::Env env, Napi::Object exports) {
+  auto cuda = Napi::Object::New(env);
+  cuda.Set("load", Napi::Function::New(env, Load));
+  cuda.Set("probe", Napi::Function::New(env, Probe));
+  cuda.Set("malloc", Napi::Function::New(env, Malloc));
+  cuda.Set("free", Napi::Function::New(env, Free));
+  cuda.Set("copy", Napi::Function::New(env, Copy));
+  cuda.Set("fill", Napi::Function::New(env, Fill));
+  cuda.Set("setDevice", Napi::Function::New(env, SetDevice));
+  exports.Set("cuda", cuda);
+}
 }  // namespace dtrain

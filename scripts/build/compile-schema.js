@@ -1,0 +1,1 @@
+// Placeholder until the config schema lands: compiles the JSON Schema to standalone validation code.

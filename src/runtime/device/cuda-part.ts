@@ -1,0 +1,122 @@
+/**
+ * The optional CUDA part: where it was built, whether it loads, and what it finds. Everything here is
+ * safe on a machine without CUDA: the part is opened with dlopen only when asked for, and `probeCuda`
+ * runs that first load in a child process, so a broken driver can crash the probe but never the caller.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const buildDir = fileURLToPath(new URL('../../../build/Release/', import.meta.url));
+export const cudaPartPath = buildDir + 'libdtrain_cuda.so';
+const addonPath = buildDir + 'dtrain_native.node';
+
+export interface CudaBuildInfo {
+  built: boolean;
+  archs?: string[];
+  cuda_version?: string;
+  reason?: string;
+}
+
+export interface CudaProbe {
+  built: CudaBuildInfo;
+  loaded: boolean;
+  error?: string;
+  runtime_version?: number;
+  driver_version?: number;
+  /** false when a driver exists but is older than the runtime the part was built with */
+  driver_new_enough?: boolean;
+  devices: string[];
+  device_error?: string;
+  nccl: { found: boolean; path?: string; version?: string; reason?: string };
+}
+
+export function cudaBuildInfo(): CudaBuildInfo {
+  const manifest = buildDir + 'cuda-build.json';
+  if (!existsSync(manifest)) return { built: false, reason: 'the addon was not built with the CUDA step' };
+  const info = JSON.parse(readFileSync(manifest, 'utf8')) as CudaBuildInfo;
+  if (info.built && !existsSync(cudaPartPath)) return { built: false, reason: `${cudaPartPath} is missing` };
+  return info;
+}
+
+interface NativeCuda {
+  load(path: string): boolean;
+  probe(ncclPath?: string): {
+    archs: string;
+    runtimeVersion: number;
+    driverVersion: number;
+    deviceCount: number;
+    deviceError: string;
+    devices: string[];
+    nccl: { found: boolean; version?: number; path?: string; reason?: string };
+  };
+  malloc(bytes: number): number;
+  free(ptr: number): void;
+  copy(direction: 'h2d' | 'd2h', ptr: number, host: ArrayBufferView): void;
+  fill(ptr: number, dtype: number, count: number, value: number): void;
+  setDevice(device: number): void;
+}
+
+let native: NativeCuda | undefined;
+/** Opens the CUDA part in this process (throws with the loader's reason when it cannot). */
+export function loadCudaPart(): NativeCuda {
+  if (native) return native;
+  const addon = createRequire(import.meta.url)(addonPath) as { cuda: NativeCuda };
+  const info = cudaBuildInfo();
+  if (!info.built) throw new Error(`the CUDA part is not built: ${info.reason}`);
+  addon.cuda.load(cudaPartPath);
+  native = addon.cuda;
+  return native;
+}
+
+/** NCCL encodes versions as major*10000 + minor*100 + patch since 2.9. */
+export function ncclVersionString(code: number): string {
+  return `${Math.floor(code / 10000)}.${Math.floor(code / 100) % 100}.${code % 100}`;
+}
+
+/** Probes in this process; prefer probeCuda(), which isolates a crashing driver in a child. */
+export function probeCudaInProcess(): CudaProbe {
+  const built = cudaBuildInfo();
+  if (!built.built) return { built, loaded: false, devices: [], nccl: { found: false, reason: 'the CUDA part is not built' } };
+  try {
+    const p = loadCudaPart().probe(process.env.DTRAIN_NCCL_PATH);
+    return {
+      built,
+      loaded: true,
+      runtime_version: p.runtimeVersion,
+      driver_version: p.driverVersion,
+      driver_new_enough: p.driverVersion > 0 ? p.driverVersion >= p.runtimeVersion : undefined,
+      devices: p.devices,
+      device_error:
+        p.deviceCount > 0 ? undefined : p.driverVersion === 0 ? 'no NVIDIA driver (libcuda.so.1 not found)' : p.deviceError || 'no CUDA device visible',
+      nccl: p.nccl.found
+        ? { found: true, path: p.nccl.path, version: ncclVersionString(p.nccl.version ?? 0) }
+        : { found: false, reason: p.nccl.reason },
+    };
+  } catch (err) {
+    return { built, loaded: false, error: (err as Error).message, devices: [], nccl: { found: false, reason: 'the CUDA part did not load' } };
+  }
+}
+
+/** Runs the probe in a child process so that a faulting driver cannot take the caller down. */
+export function probeCuda(timeoutMs = 20_000): CudaProbe {
+  const script = fileURLToPath(new URL('./probe-main.js', import.meta.url));
+  try {
+    const out = execFileSync(process.execPath, [script], { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
+    return JSON.parse(out) as CudaProbe;
+  } catch (err) {
+    const e = err as { signal?: string; status?: number; stderr?: string };
+    const why = e.signal ? `the CUDA probe was killed by ${e.signal}` : `the CUDA probe failed (exit ${e.status}): ${(e.stderr ?? '').trim().split('\n').pop()}`;
+    return { built: cudaBuildInfo(), loaded: false, error: why, devices: [], nccl: { found: false, reason: why } };
+  }
+}
+
+/** What `backend: auto` picks on this node, and why (design.md: NCCL when GPUs are visible and NCCL loads). */
+export function autoBackend(probe: CudaProbe): { backend: 'cpu' | 'nccl'; reason: string } {
+  if (!probe.built.built) return { backend: 'cpu', reason: `CUDA part not built (${probe.built.reason})` };
+  if (!probe.loaded) return { backend: 'cpu', reason: probe.error ?? 'CUDA part did not load' };
+  if (probe.devices.length === 0) return { backend: 'cpu', reason: probe.device_error ?? 'no GPU visible' };
+  if (!probe.nccl.found) return { backend: 'cpu', reason: `NCCL not usable: ${probe.nccl.reason}` };
+  return { backend: 'nccl', reason: `${probe.devices.length} GPU(s) and NCCL ${probe.nccl.version}` };
+}
