@@ -1,0 +1,187 @@
+"""GPU harness for dtrain's CUDA part, through its C ABI with ctypes (GPU machines have no Node).
+
+Checks device buffers, every NCCL collective on a world of one GPU against host results, the AdamW kernel
+against torch.optim.AdamW, and benchmarks the kernel beside PyTorch's fused AdamW and a device-to-device copy
+of the same bytes, all in one run. Exits non-zero on any mismatch.
+"""
+import ctypes
+import os
+import sys
+
+import torch
+
+lib = ctypes.CDLL(os.environ["DTRAIN_CUDA_LIB"])
+lib.dtrain_cuda_last_error.restype = ctypes.c_char_p
+lib.dtrain_cuda_built_archs.restype = ctypes.c_char_p
+lib.dtrain_nccl_loaded_path.restype = ctypes.c_char_p
+F32, F64, I32, I64, BF16, F16 = range(6)
+SUM, AVG, MAX, MIN, PROD = range(5)
+TORCH_DTYPE = {F32: torch.float32, F64: torch.float64, I32: torch.int32, I64: torch.int64, BF16: torch.bfloat16,
+               F16: torch.float16}
+failures = []
+
+
+def check(rc, what):
+    if rc != 0:
+        raise RuntimeError(f"{what}: {lib.dtrain_cuda_last_error().decode()}")
+
+
+def expect(ok, what):
+    print(("ok    " if ok else "FAIL  ") + what)
+    if not ok:
+        failures.append(what)
+
+
+class HParams(ctypes.Structure):
+    _fields_ = [("lr", ctypes.c_float), ("beta1", ctypes.c_float), ("beta2", ctypes.c_float), ("eps", ctypes.c_float),
+                ("weight_decay", ctypes.c_float), ("step", ctypes.c_int64), ("grad_scale", ctypes.c_float)]
+
+
+def ptr(t):
+    return ctypes.c_void_p(t.data_ptr())
+
+
+count = ctypes.c_int()
+check(lib.dtrain_cuda_device_count(ctypes.byref(count)), "device count")
+name = ctypes.create_string_buffer(256)
+check(lib.dtrain_cuda_device_name(0, name, 256), "device name")
+drv = ctypes.c_int()
+lib.dtrain_cuda_driver_version(ctypes.byref(drv))
+print(f"devices: {count.value}; device 0: {name.value.decode()}; driver CUDA {drv.value}; "
+      f"built for {lib.dtrain_cuda_built_archs().decode()}")
+torch.cuda.set_device(0)
+
+# Buffers: fill and copies for every dtype, through dtrain's own allocator.
+for dt, tdt in TORCH_DTYPE.items():
+    n = 1000003
+    p = ctypes.c_void_p()
+    esize = torch.empty(0, dtype=tdt).element_size()
+    check(lib.dtrain_cuda_malloc(ctypes.byref(p), n * esize), "malloc")
+    check(lib.dtrain_cuda_fill(p, dt, n, ctypes.c_double(3.0)), "fill")
+    host = torch.empty(n, dtype=tdt)
+    check(lib.dtrain_cuda_d2h(ctypes.c_void_p(host.data_ptr()), p, n * esize), "d2h")
+    expect(bool((host == 3).all()), f"fill + d2h {tdt}")
+    src = (torch.arange(n) % 97).to(tdt)
+    check(lib.dtrain_cuda_h2d(p, ctypes.c_void_p(src.data_ptr()), n * esize), "h2d")
+    check(lib.dtrain_cuda_d2h(ctypes.c_void_p(host.data_ptr()), p, n * esize), "d2h")
+    expect(bool((host == src).all()), f"h2d round trip {tdt}")
+    check(lib.dtrain_cuda_free(p), "free")
+
+# AdamW against torch.optim.AdamW (fp32), several steps, and bf16 params with an fp32 master copy.
+torch.manual_seed(0)
+n = 1 << 20
+hp = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+p_ref = torch.randn(n, device="cuda")
+p = p_ref.clone()
+m = torch.zeros(n, device="cuda")
+v = torch.zeros(n, device="cuda")
+ref = torch.nn.Parameter(p_ref)
+opt = torch.optim.AdamW([ref], **hp)
+for step in range(1, 6):
+    g = torch.randn(n, device="cuda")
+    ref.grad = g.clone()
+    opt.step()
+    h = HParams(hp["lr"], hp["betas"][0], hp["betas"][1], hp["eps"], hp["weight_decay"], step, 1.0)
+    check(lib.dtrain_cuda_adamw_step(ptr(p), F32, None, ptr(g), ptr(m), ptr(v), n, ctypes.byref(h)), "adamw")
+torch.cuda.synchronize()
+rel = ((p - ref.detach()).abs().max() / ref.detach().abs().max()).item()
+expect(rel < 1e-6, f"AdamW fp32 vs torch.optim.AdamW after 5 steps: max rel diff {rel:.2e}")
+
+master = torch.randn(n, device="cuda")
+pb = master.to(torch.bfloat16)
+mb = torch.zeros(n, device="cuda")
+vb = torch.zeros(n, device="cuda")
+ref = torch.nn.Parameter(master.clone())
+opt = torch.optim.AdamW([ref], **hp)
+for step in range(1, 4):
+    g = torch.randn(n, device="cuda")
+    ref.grad = g.clone()
+    opt.step()
+    h = HParams(hp["lr"], hp["betas"][0], hp["betas"][1], hp["eps"], hp["weight_decay"], step, 1.0)
+    check(lib.dtrain_cuda_adamw_step(ptr(pb), BF16, ptr(master), ptr(g), ptr(mb), ptr(vb), n, ctypes.byref(h)), "adamw")
+torch.cuda.synchronize()
+rel = ((master - ref.detach()).abs().max() / ref.detach().abs().max()).item()
+expect(rel < 1e-6, f"AdamW bf16 params, fp32 master vs torch: max rel diff {rel:.2e}")
+expect(bool((pb == master.to(torch.bfloat16)).all()), "bf16 params are the rounded fp32 master")
+
+# NCCL on one GPU: every collective against the host's answer.
+rc = lib.dtrain_nccl_load(None)
+if rc != 0:
+    expect(False, f"NCCL load: {lib.dtrain_cuda_last_error().decode()}")
+else:
+    ver = ctypes.c_int()
+    lib.dtrain_nccl_version(ctypes.byref(ver))
+    print(f"NCCL {ver.value} from {lib.dtrain_nccl_loaded_path().decode()}")
+    uid = (ctypes.c_uint8 * 128)()
+    check(lib.dtrain_nccl_unique_id(uid), "unique id")
+    comm = ctypes.c_void_p()
+    check(lib.dtrain_nccl_comm_init(ctypes.byref(comm), uid, 1, 0, 0, 30000), "comm init")
+    for dt, tdt in TORCH_DTYPE.items():
+        x = (torch.arange(4099, device="cuda") % 13).to(tdt)
+        y = torch.empty_like(x)
+        for op in (SUM, AVG, MAX, MIN, PROD):
+            if op == AVG and dt in (I32, I64):
+                continue
+            check(lib.dtrain_nccl_all_reduce(comm, ptr(x), ptr(y), x.numel(), dt, op), "all_reduce")
+            expect(bool((y == x).all()), f"nccl all_reduce op={op} {tdt} (world 1)")
+        y.zero_()
+        check(lib.dtrain_nccl_broadcast(comm, ptr(x), ptr(y), x.numel(), dt, 0), "broadcast")
+        expect(bool((y == x).all()), f"nccl broadcast {tdt}")
+        y.zero_()
+        check(lib.dtrain_nccl_all_gather(comm, ptr(x), ptr(y), x.numel(), dt), "all_gather")
+        expect(bool((y == x).all()), f"nccl all_gather {tdt}")
+        y.zero_()
+        check(lib.dtrain_nccl_reduce_scatter(comm, ptr(x), ptr(y), x.numel(), dt, SUM), "reduce_scatter")
+        expect(bool((y == x).all()), f"nccl reduce_scatter {tdt}")
+    sub = ctypes.c_void_p()
+    rc = lib.dtrain_nccl_comm_split(comm, 0, 0, ctypes.byref(sub))
+    expect(rc == 0, "ncclCommSplit of the world into one group" + ("" if rc == 0 else f": {lib.dtrain_cuda_last_error().decode()}"))
+    if rc == 0:
+        lib.dtrain_nccl_comm_destroy(sub)
+    lib.dtrain_nccl_comm_destroy(comm)
+    print("not run: multi-GPU NCCL (watchdog abort on a dead peer, send/recv between ranks) needs several GPUs")
+
+# Benchmark: AdamW kernel vs PyTorch fused AdamW vs a device-to-device copy, same run, same GPU.
+n = 64 << 20
+iters = 50
+p = torch.randn(n, device="cuda")
+g = torch.randn(n, device="cuda")
+m = torch.zeros(n, device="cuda")
+v = torch.zeros(n, device="cuda")
+h = HParams(1e-3, 0.9, 0.999, 1e-8, 0.01, 1, 1.0)
+ms = ctypes.c_float()
+check(lib.dtrain_cuda_time_adamw(ptr(p), F32, None, ptr(g), ptr(m), ptr(v), n, ctypes.byref(h), iters, ctypes.byref(ms)), "time adamw")
+dtrain_s = ms.value / 1e3 / iters
+a = torch.empty(n * 7, dtype=torch.float32, device="cuda")  # 28 bytes per parameter, read once and written once
+b = torch.empty_like(a)
+check(lib.dtrain_cuda_time_copy(ptr(b), ptr(a), a.numel() * 4 // 2, iters, ctypes.byref(ms)), "time copy")
+copy_s = ms.value / 1e3 / iters
+copy_bw = 2 * (a.numel() * 4 // 2) / copy_s
+param = torch.nn.Parameter(torch.randn(n, device="cuda"))
+param.grad = torch.randn(n, device="cuda")
+try:
+    topt = torch.optim.AdamW([param], lr=1e-3, fused=True)
+    label = "torch fused AdamW"
+except (TypeError, RuntimeError):
+    topt = torch.optim.AdamW([param], lr=1e-3, foreach=True)
+    label = "torch foreach AdamW"
+for _ in range(3):
+    topt.step()
+torch.cuda.synchronize()
+start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+start.record()
+for _ in range(iters):
+    topt.step()
+end.record()
+torch.cuda.synchronize()
+torch_s = start.elapsed_time(end) / 1e3 / iters
+bytes_per_step = 28 * n
+print(f"\nAdamW, {n / 1e6:.0f}M fp32 params (28 B/param), {iters} steps each:")
+print(f"  dtrain kernel       {dtrain_s * 1e3:8.3f} ms/step  {bytes_per_step / dtrain_s / 1e9:8.1f} GB/s")
+print(f"  {label:<19} {torch_s * 1e3:8.3f} ms/step  {bytes_per_step / torch_s / 1e9:8.1f} GB/s")
+print(f"  d2d copy            {copy_bw / 1e9:8.1f} GB/s (same bytes moved)")
+print(f"  dtrain / copy bandwidth: {bytes_per_step / dtrain_s / copy_bw:.2f} (goal >= 0.85)")
+print(f"  dtrain speed-up over {label}: {torch_s / dtrain_s:.2f}x (goal > 1)")
+
+print(f"\n{len(failures)} failed" if failures else "\nall GPU checks passed")
+sys.exit(1 if failures else 0)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The GPU suite, for a machine with CUDA, nvcc, PyTorch and pip's NCCL but no Node and no network:
+#   bash scripts/gpu/run.sh [out-dir]
+# 1. builds the CUDA part (libdtrain_cuda.so) and a native test binary with nvcc, for this GPU's arch too;
+# 2. runs the native tests (kernels against the CPU formula in addon/src/optim/adamw_math.h);
+# 3. runs the Python harness: buffers, NCCL (world size 1) on every collective against host results, and the
+#    AdamW kernel benchmarked beside PyTorch's fused AdamW and a device-to-device copy in the same run.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out=${1:-$root/build/gpu}
+mkdir -p "$out"
+py=${PYTHON:-python3}
+nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+
+# Build for this machine's GPU as well as the defaults, so the suite measures native code, not JIT'd PTX.
+cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
+archs="80,90"; [ -n "$cap" ] && [[ ",$archs," != *",$cap,"* ]] && archs="$archs,$cap"
+src="$root/addon/cuda"
+echo "== building libdtrain_cuda.so for sm_{$archs} with $nvcc"
+gencode=(); for a in ${archs//,/ }; do gencode+=(-gencode "arch=compute_$a,code=sm_$a"); done
+"$nvcc" -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden --cudart static "${gencode[@]}" \
+  -DDTRAIN_CUDA_ARCHS="\"$(sed 's/\([0-9]*\)/sm_\1/g' <<<"$archs")\"" -I "$src" -I "$root/addon/src" \
+  -o "$out/libdtrain_cuda.so" "$src"/*.cu "$src"/*.cc -ldl -lpthread
+"$nvcc" -O2 -std=c++17 -I "$src" -I "$root/addon/src" -o "$out/test_native" "$root/scripts/gpu/test_native.cc" \
+  -L "$out" -ldtrain_cuda -Xlinker -rpath -Xlinker "$out"
+
+echo "== native tests"
+"$out/test_native"
+
+echo "== python harness (PyTorch $($py -c 'import torch; print(torch.__version__, torch.version.cuda)'))"
+DTRAIN_CUDA_LIB="$out/libdtrain_cuda.so" PYTHONUNBUFFERED=1 "$py" "$root/scripts/gpu/harness.py"
