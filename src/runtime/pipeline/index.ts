@@ -1,2 +1,4 @@
-// pipelineSchedule and Pipeline (issue 8) are exported from here.
-export {};
+// pipelineSchedule and the Pipeline executor (issue 8).
+export * from './types.js';
+export { pipelineSchedule, planPipeline, peakInFlight, opLabel, computeOps, messageTag, type PipelinePlan } from './schedule.js';
+export { simulateTimeline, defaultDurations, type Timeline, type TimedOp, type OpDurations } from './timeline.js';
