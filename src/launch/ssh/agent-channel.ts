@@ -1,0 +1,143 @@
+/**
+ * Starting `dtrain agent` on a connected host: one exec channel running the constant remote command, the
+ * launch header on stdin, then the version exchange. Before the agent's hello every failure (prelude, workdir,
+ * node or dtrain missing, version mismatch, agent dying) is a StartError naming the host.
+ *
+ * Version exchange (the first line each way, newline-delimited JSON, before any other agent message):
+ *   controller → agent: {"type":"hello","version":"<controller version>"}
+ *   agent → controller: {"type":"hello","version":"<agent version>","hostname":"<os hostname>","pid":<pid>}
+ * The controller refuses a different version (exit 3); the agent also exits when its stdin closes.
+ */
+import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import type { ClientChannel } from 'ssh2';
+import { StartError } from '../../util/errors.js';
+import type { SshConnection } from './connect.js';
+import { encodeHeader, remoteCommand, RemoteExit, type RemoteLaunch } from './remote-command.js';
+
+export interface AgentHello {
+  type: 'hello';
+  version: string;
+  hostname?: string;
+  pid?: number;
+}
+
+export interface AgentExit {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface AgentChannel {
+  /** the agent's hello (version checked) */
+  hello: AgentHello;
+  /** controller → agent messages; ending it tells the agent the controller is gone */
+  stdin: Writable;
+  /** agent → controller messages, from the line after the hello */
+  stdout: Readable;
+  /** the agent's own diagnostics and its workers' relayed output */
+  stderr: Readable;
+  exited: Promise<AgentExit>;
+}
+
+const exitReasons: Record<number, string> = {
+  [RemoteExit.noHeader]: 'the remote shell got no launch header (stdin closed early)',
+  [RemoteExit.preludeFailed]: 'ssh.prelude failed',
+  [RemoteExit.workdirMissing]: 'workdir does not exist there',
+  [RemoteExit.nodeMissing]: 'node is not installed there (or not on PATH for non-interactive SSH; ssh.prelude can set PATH)',
+  [RemoteExit.dtrainMissing]: 'dtrain is not installed there (set ssh.remote_dtrain to its path)',
+  127: '/bin/sh could not run the agent command',
+};
+
+function exec(conn: SshConnection, command: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) =>
+    conn.client.exec(command, (err, channel) =>
+      err ? reject(new StartError(`sshd refused to run a command: ${err.message}`, conn.target.alias)) : resolve(channel),
+    ),
+  );
+}
+
+export async function startAgentChannel(
+  conn: SshConnection,
+  launch: RemoteLaunch,
+  controllerVersion: string,
+  helloTimeoutMs: number,
+): Promise<AgentChannel> {
+  const host = conn.target.alias;
+  const channel = await exec(conn, remoteCommand);
+  const exited = new Promise<AgentExit>((resolve) => {
+    let result: AgentExit = { code: null, signal: null };
+    channel.on('exit', (code: number | null, signal?: string) => (result = { code: code ?? null, signal: signal ?? null }));
+    channel.on('close', () => resolve(result));
+  });
+  // Keep the last stderr lines: they explain an exit before the hello.
+  const stderrTail: string[] = [];
+  const onStderr = (chunk: Buffer) => {
+    stderrTail.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    stderrTail.splice(0, Math.max(0, stderrTail.length - 5));
+  };
+  channel.stderr.on('data', onStderr);
+
+  channel.write(encodeHeader(launch));
+  channel.write(JSON.stringify({ type: 'hello', version: controllerVersion }) + '\n');
+
+  const hello = await new Promise<AgentHello>((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(
+      () => reject(new StartError(`the agent did not answer within ${helloTimeoutMs / 1000}s (slow ssh.prelude?)`, host)),
+      helloTimeoutMs,
+    );
+    const onData = (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      const nl = buffered.indexOf('\n');
+      if (nl < 0) return;
+      cleanup();
+      const first = buffered.slice(0, nl);
+      const rest = buffered.slice(nl + 1);
+      // Whatever came after the hello belongs to the controller's reader: put it back.
+      if (rest) channel.unshift(Buffer.from(rest, 'utf8'));
+      let msg: Partial<AgentHello>;
+      try {
+        msg = JSON.parse(first) as Partial<AgentHello>;
+      } catch {
+        reject(new StartError(`the remote agent did not speak dtrain's protocol (first line: ${JSON.stringify(first.slice(0, 80))})`, host));
+        return;
+      }
+      if (msg.type !== 'hello' || typeof msg.version !== 'string') {
+        reject(new StartError(`the remote agent sent ${JSON.stringify(first.slice(0, 80))} instead of its version`, host));
+        return;
+      }
+      resolve(msg as AgentHello);
+    };
+    const onEnd = () => {
+      cleanup();
+      void exited.then(({ code, signal }) => {
+        const why = code !== null ? (exitReasons[code] ?? `the agent exited with code ${code} before the version exchange`) : `the agent was killed by ${signal ?? 'a signal'}`;
+        const detail = stderrTail.length ? `: ${stderrTail[stderrTail.length - 1]}` : '';
+        reject(new StartError(`${why}${detail}`, host));
+      });
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      channel.off('data', onData);
+      channel.off('end', onEnd);
+      channel.pause();
+    };
+    channel.on('data', onData);
+    channel.on('end', onEnd);
+  }).catch((err: unknown) => {
+    channel.end();
+    channel.close();
+    throw err;
+  });
+  channel.stderr.off('data', onStderr);
+
+  if (hello.version !== controllerVersion) {
+    channel.end();
+    channel.close();
+    throw new StartError(
+      `dtrain version mismatch: the controller runs ${controllerVersion}, ${host} has ${hello.version} (${launch.dtrain}); install the same version on every node`,
+      host,
+    );
+  }
+  return { hello, stdin: channel, stdout: channel, stderr: channel.stderr, exited };
+}

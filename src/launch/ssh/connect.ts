@@ -1,0 +1,250 @@
+/**
+ * One authenticated ssh2 connection to a target, through its ProxyJump hops if any. Every way this can fail
+ * becomes a StartError (exit 3) whose one line names the host and says what to do.
+ */
+import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import { Client, type AnyAuthMethod, type ConnectConfig } from 'ssh2';
+import { StartError } from '../../util/errors.js';
+import { hostKeyName, type KnownHostsFile } from './known-hosts.js';
+import { describeTarget, type SshTarget, type StrictHostKeyChecking } from './target.js';
+
+export interface ConnectOptions {
+  strict: StrictHostKeyChecking;
+  /** known_hosts files by path, loaded once per launch and shared by every connection */
+  knownHosts: (path: string) => Promise<KnownHostsFile>;
+  timeoutMs: number;
+  keepaliveIntervalMs: number;
+  keepaliveCountMax: number;
+}
+
+/** The connection plus the hops it runs through (closed with it). */
+export interface SshConnection {
+  client: Client;
+  target: SshTarget;
+  close(): void;
+}
+
+const hostKeyAlgorithms = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+  'ssh-rsa',
+];
+
+/** Host key algorithms with the ones known_hosts already has for the host first (as OpenSSH orders them). */
+function preferredHostKeyAlgorithms(known: string[]): string[] {
+  const wanted = new Set<string>();
+  for (const t of known) {
+    if (t === 'ssh-rsa') ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'].forEach((a) => wanted.add(a));
+    else if (hostKeyAlgorithms.includes(t)) wanted.add(t);
+  }
+  return [...wanted, ...hostKeyAlgorithms.filter((a) => !wanted.has(a))];
+}
+
+function authMethods(target: SshTarget): { methods: AnyAuthMethod[]; tried: string[]; unreadable: string[] } {
+  const methods: AnyAuthMethod[] = [];
+  const tried: string[] = [];
+  const unreadable: string[] = [];
+  for (const file of target.identityFiles) {
+    let key: Buffer;
+    try {
+      key = readFileSync(file);
+    } catch {
+      unreadable.push(file);
+      continue;
+    }
+    methods.push({ type: 'publickey', username: target.user, key });
+    tried.push(file);
+  }
+  if (target.agentSocket) {
+    methods.push({ type: 'agent', username: target.user, agent: target.agentSocket });
+    tried.push('ssh-agent');
+  }
+  return { methods, tried, unreadable };
+}
+
+function classify(err: Error & { code?: string | number; level?: string }, target: SshTarget, timeoutMs: number): string {
+  const where = `${target.hostName}:${target.port}`;
+  switch (err.code) {
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_NONAME':
+      return `cannot resolve host name ${target.hostName}`;
+    case 'ECONNREFUSED':
+      return `connection refused by ${where} (is sshd running on port ${target.port}?)`;
+    case 'ETIMEDOUT':
+      return `connection to ${where} timed out after ${timeoutMs / 1000}s (ssh.connect_timeout)`;
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return `no route to ${where}`;
+    case 'ECONNRESET':
+      return `connection to ${where} was reset during the SSH handshake (sshd MaxStartups or a firewall?)`;
+  }
+  if (err.level === 'client-timeout') return `SSH handshake with ${where} timed out after ${timeoutMs / 1000}s (ssh.connect_timeout)`;
+  return `SSH connection to ${where} failed: ${err.message}`;
+}
+
+function verifyHostKey(
+  target: SshTarget,
+  opts: ConnectOptions,
+  file: KnownHostsFile,
+  key: Buffer,
+  refuse: (reason: string) => void,
+): boolean | Promise<boolean> {
+  if (opts.strict === 'no') return true;
+  const primary = hostKeyName(target.hostName, target.port);
+  const names = [primary, ...(target.alias !== target.hostName ? [hostKeyName(target.alias, target.port)] : [])];
+  const verdict = file.check(names, key);
+  switch (verdict.kind) {
+    case 'match':
+      return true;
+    case 'revoked':
+      refuse(`host key of ${primary} is marked @revoked in ${file.path}:${verdict.line}; refusing to connect`);
+      return false;
+    case 'changed':
+      refuse(
+        `HOST KEY CHANGED for ${primary}: it does not match ${file.path}:${verdict.line} (a reinstalled host, or someone ` +
+          `intercepting the connection); check it, then remove that line to accept the new key`,
+      );
+      return false;
+    case 'unknown':
+      if (opts.strict === 'accept-new') return file.add(primary, key).then(() => true);
+      refuse(
+        `host key of ${primary} is not in ${file.path} (strict_host_key_checking: yes)` +
+          (verdict.otherTypes.length ? `; only ${verdict.otherTypes.join(', ')} keys are known for it` : '') +
+          `; add it (ssh-keyscan ${target.port === 22 ? '' : `-p ${target.port} `}${target.hostName} >> ${file.path}, after checking it) ` +
+          `or set ssh.strict_host_key_checking: accept-new`,
+      );
+      return false;
+  }
+}
+
+async function knownHostsFor(target: SshTarget, opts: ConnectOptions): Promise<KnownHostsFile> {
+  // Several files may be configured (known_hosts, known_hosts2): verify against the first that knows the
+  // host; an unknown host is recorded in the first file.
+  const files = await Promise.all(target.knownHostsFiles.map((p) => opts.knownHosts(p)));
+  const names = [hostKeyName(target.hostName, target.port)];
+  return files.find((f) => f.keyTypes(names).length > 0) ?? files[0]!;
+}
+
+function connectOne(target: SshTarget, opts: ConnectOptions, sock?: Duplex): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    void (async () => {
+      let file: KnownHostsFile;
+      try {
+        file = await knownHostsFor(target, opts);
+      } catch (err) {
+        reject(new StartError(`cannot read known_hosts: ${(err as Error).message}`, target.alias));
+        return;
+      }
+      const client = new Client();
+      let refusal: string | undefined;
+      let settled = false;
+      const fail = (message: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        client.removeAllListeners('ready');
+        client.on('error', () => undefined);
+        client.destroy();
+        reject(new StartError(message, target.alias));
+      };
+      // ssh2's readyTimeout starts after the TCP connect; a black-holed address would wait for the kernel
+      // (minutes), so one timer covers connect + handshake + authentication.
+      const timer = setTimeout(
+        () => fail(`connection to ${target.hostName}:${target.port} timed out after ${opts.timeoutMs / 1000}s (ssh.connect_timeout)`),
+        opts.timeoutMs,
+      );
+      const { methods, tried, unreadable } = authMethods(target);
+      if (methods.length === 0) {
+        fail(
+          `no SSH identity to offer as ${target.user}` +
+            (unreadable.length ? ` (cannot read ${unreadable.join(', ')})` : '') +
+            '; set ssh.identity_file or start ssh-agent (SSH_AUTH_SOCK)',
+        );
+        return;
+      }
+      const queue = [...methods];
+      const config: ConnectConfig = {
+        host: target.hostName,
+        port: target.port,
+        username: target.user,
+        readyTimeout: opts.timeoutMs,
+        keepaliveInterval: opts.keepaliveIntervalMs,
+        keepaliveCountMax: opts.keepaliveCountMax,
+        algorithms: { serverHostKey: preferredHostKeyAlgorithms(file.keyTypes([hostKeyName(target.hostName, target.port)])) as never },
+        authHandler: (_left, _partial, next) => {
+          const method = queue.shift();
+          next(method ?? (false as never));
+        },
+        hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+          const result = verifyHostKey(target, opts, file, key, (reason) => (refusal = reason));
+          if (typeof result === 'boolean') verify(result);
+          else
+            result.then(verify, (err: Error) => {
+              refusal = `cannot record the host key in ${file.path}: ${err.message}`;
+              verify(false);
+            });
+        },
+      } as ConnectConfig;
+      if (sock) config.sock = sock;
+      client.on('ready', () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(client);
+      });
+      client.on('error', (err: Error & { level?: string }) => {
+        if (refusal) return fail(refusal);
+        if (err.level === 'client-authentication') {
+          return fail(
+            `authentication as ${target.user} failed (tried ${tried.join(', ')})` +
+              (unreadable.length ? `; could not read ${unreadable.join(', ')}` : ''),
+          );
+        }
+        fail(classify(err, target, opts.timeoutMs));
+      });
+      client.on('close', () => fail(refusal ?? `${target.hostName}:${target.port} closed the connection during the SSH handshake`));
+      client.connect(config);
+    })();
+  });
+}
+
+/** Connects to `target`, hopping through its ProxyJump chain with ssh2 forwarding (no ssh binary needed). */
+export async function connect(target: SshTarget, opts: ConnectOptions): Promise<SshConnection> {
+  const hops: Client[] = [];
+  const closeAll = () => {
+    for (const c of hops.reverse()) c.end();
+  };
+  try {
+    let sock: Duplex | undefined;
+    const chain = [...target.jumps, target];
+    for (let i = 0; i < chain.length; i++) {
+      const hop = chain[i]!;
+      const client = await connectOne(hop, opts, sock).catch((err: StartError) => {
+        if (hop === target) throw err;
+        throw new StartError(`via ProxyJump ${describeTarget(hop)}: ${err.message}`, target.alias);
+      });
+      hops.push(client);
+      if (i < chain.length - 1) {
+        const next = chain[i + 1]!;
+        sock = await new Promise<Duplex>((resolve, reject) =>
+          client.forwardOut('127.0.0.1', 0, next.hostName, next.port, (err, stream) =>
+            err
+              ? reject(new StartError(`ProxyJump ${hop.alias} could not reach ${next.hostName}:${next.port}: ${err.message}`, target.alias))
+              : resolve(stream),
+          ),
+        );
+      }
+    }
+    const client = hops[hops.length - 1]!;
+    return { client, target, close: closeAll };
+  } catch (err) {
+    closeAll();
+    throw err;
+  }
+}
