@@ -13,7 +13,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
 import { StartError } from '../../util/errors.js';
 import type { SshConnection } from './connect.js';
-import { encodeHeader, remoteCommand, RemoteExit, type RemoteLaunch } from './remote-command.js';
+import { encodeHeader, preludeExitMarker, remoteCommand, RemoteExit, type RemoteLaunch } from './remote-command.js';
 
 export interface AgentHello {
   type: 'hello';
@@ -111,8 +111,13 @@ export async function startAgentChannel(
     const onEnd = () => {
       cleanup();
       void exited.then(({ code, signal }) => {
+        const last = stderrTail[stderrTail.length - 1];
+        if (last === preludeExitMarker) {
+          reject(new StartError(`ssh.prelude exited the remote shell with code ${code ?? signal} (use a status, not exit, in a prelude)`, host));
+          return;
+        }
         const why = code !== null ? (exitReasons[code] ?? `the agent exited with code ${code} before the version exchange`) : `the agent was killed by ${signal ?? 'a signal'}`;
-        const detail = stderrTail.length ? `: ${stderrTail[stderrTail.length - 1]}` : '';
+        const detail = last ? `: ${last}` : '';
         reject(new StartError(`${why}${detail}`, host));
       });
     };

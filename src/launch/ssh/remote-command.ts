@@ -20,11 +20,17 @@ export const RemoteExit = {
   dtrainMissing: 94,
 } as const;
 
+/** What the script prints on stderr when the prelude itself exits the shell. */
+export const preludeExitMarker = 'dtrain-remote: ssh.prelude exited the remote shell';
+
 const script = [
   'nl=$(echo; echo x); nl=${nl%x}',
   `IFS= read -r h || exit ${RemoteExit.noHeader}`,
   'eval "$h"',
-  `if [ -n "$P" ]; then { eval "$P"; } </dev/null >&2 || { echo "dtrain-remote: prelude failed (exit $?)" >&2; exit ${RemoteExit.preludeFailed}; }; fi`,
+  // An `exit` inside the prelude ends this shell: the EXIT trap says so (the spawner shows that line).
+  `trap "echo ${preludeExitMarker} >&2" EXIT`,
+  `if [ -n "$P" ]; then { eval "$P"; } </dev/null >&2 || { echo "dtrain-remote: prelude failed (exit $?)" >&2; trap - EXIT; exit ${RemoteExit.preludeFailed}; }; fi`,
+  'trap - EXIT',
   `cd "$W" 2>/dev/null || { echo "dtrain-remote: workdir $W does not exist" >&2; exit ${RemoteExit.workdirMissing}; }`,
   `N=$(command -v node) || { echo "dtrain-remote: node not found on PATH ($PATH)" >&2; exit ${RemoteExit.nodeMissing}; }`,
   `case "$D" in */*) [ -f "$D" ] || D= ;; *) D=$(command -v "$D") || D= ;; esac`,

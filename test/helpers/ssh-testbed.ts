@@ -1,0 +1,67 @@
+/**
+ * Integration-test access to scripts/testbed/netns-hosts.sh: each test file brings up its own hosts under a
+ * unique prefix and subnet and tears them down at the end, whatever happened. Needs root; `skipReason()` says
+ * why a machine cannot run these tests (CI sets DTRAIN_REQUIRE_INTEGRATION=1 to turn that into a failure).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const script = `${repoRoot}scripts/testbed/netns-hosts.sh`;
+
+export interface TestbedHost {
+  name: string;
+  namespace: string;
+  hostname: string;
+  address: string;
+  port: number;
+  user: string;
+  host_key: string;
+}
+
+export interface Testbed {
+  prefix: string;
+  controller_address: string;
+  state_dir: string;
+  user: string;
+  client_key: string;
+  known_hosts: string;
+  ssh_config: string;
+  hosts: TestbedHost[];
+  down(): void;
+}
+
+export function skipReason(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces)';
+  if (!existsSync('/usr/sbin/sshd')) return 'needs openssh-server (/usr/sbin/sshd)';
+  if (spawnSync('ip', ['netns', 'list']).status !== 0) return 'needs iproute2 with netns support';
+  return undefined;
+}
+
+/** Unique per process, so concurrent test files (and a developer's own testbed) never collide. */
+export function testbedUp(count: number, tag: string): Testbed {
+  const n = process.pid % 200;
+  const prefix = `${tag}${n.toString(36)}`.slice(0, 8);
+  const subnet = `10.231.${20 + n}`;
+  const out = execFileSync(script, ['up', String(count), '--prefix', prefix, '--subnet', subnet, '--json'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const desc = JSON.parse(out) as Omit<Testbed, 'down'>;
+  return { ...desc, down: () => void spawnSync(script, ['down', '--prefix', prefix], { stdio: 'ignore' }) };
+}
+
+/** Runs a command inside a host's network namespace (e.g. to cut its link). */
+export function inHost(host: TestbedHost, argv: string[]): string {
+  return execFileSync('ip', ['netns', 'exec', host.namespace, ...argv], { encoding: 'utf8' });
+}
+
+/** Pids living in a host's namespace other than its sshd listener. */
+export function strayPids(host: TestbedHost): number[] {
+  const pids = execFileSync('ip', ['netns', 'pids', host.namespace], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  return pids.filter((pid) => {
+    const r = spawnSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' });
+    return r.status === 0 && !/\[listener\]/.test(r.stdout);
+  });
+}
