@@ -1,0 +1,222 @@
+/**
+ * The srun spawner: inside a Slurm allocation, one `srun` job step per node runs `dtrain agent --stdio`
+ * on that node (no SSH). One step per node, rather than one step with a task per node, because the
+ * controller talks to each agent over its own stdin/stdout (newline-delimited JSON) and a multi-task
+ * step would interleave them; steps also fail and end independently, as SSH channels do.
+ *
+ * Each agent then behaves exactly as an SSH-started one: the same version exchange (documented in
+ * ../ssh/agent-channel.ts), then the controller's first message on stdin carries the plan and the job
+ * secret, which therefore never appears in argv, the batch script or an environment. srun exports the
+ * controller's environment to the step (--export=ALL), so the agent sees the CUDA_VISIBLE_DEVICES and
+ * SLURM_* variables Slurm sets for its step.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { StartError } from '../../util/errors.js';
+import { packageVersion } from '../../util/version.js';
+
+export interface SrunNode {
+  node_rank: number;
+  host: string;
+}
+
+export interface AgentHello {
+  type: 'hello';
+  version: string;
+  hostname?: string;
+  pid?: number;
+}
+
+export interface AgentExit {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface SrunLaunchRequest {
+  nodes: SrunNode[];
+  /** the job's working directory (the step's --chdir) */
+  workdir: string;
+  /** argv that runs dtrain on the nodes, e.g. [process.execPath, '/shared/dtrain/bin/dtrain'] */
+  dtrain: string[];
+  /** how long each agent has to say hello (covers srun's step creation) */
+  helloTimeoutMs: number;
+  /** the allocation's --cpus-per-task: srun 22.05+ does not inherit it, so it is passed explicitly */
+  cpusPerTask?: number;
+  /** environment for srun and so for the agent (default: this process's) */
+  env?: NodeJS.ProcessEnv;
+  version?: string;
+  /** the srun command (default: srun on PATH) */
+  srun?: string;
+}
+
+export interface SrunAgent {
+  node: SrunNode;
+  hello: AgentHello;
+  /** controller → agent messages; ending it tells the agent the controller is gone */
+  stdin: Writable;
+  /** agent → controller messages, from the line after the hello */
+  stdout: Readable;
+  /** srun's and the agent's diagnostics */
+  stderr: Readable;
+  exited: Promise<AgentExit>;
+  /** resolves with a one-line reason when the step ends before close() was called (node lost, step killed) */
+  lost: Promise<string>;
+  /** ends stdin; the step is signalled if it has not ended after `graceMs` */
+  close(graceMs?: number): void;
+}
+
+/** srun's arguments for one node's agent step. */
+export function srunArgs(req: Pick<SrunLaunchRequest, 'workdir' | 'dtrain' | 'cpusPerTask'>, node: SrunNode): string[] {
+  const args = [
+    '--nodes=1',
+    '--ntasks=1',
+    `--nodelist=${node.host}`,
+    // the batch step and earlier attempts' steps may still hold the node's CPUs
+    '--overlap',
+    `--chdir=${req.workdir}`,
+    `--job-name=dtrain-agent-${node.node_rank}`,
+    // the protocol is line-based: pass bytes on as they come
+    '--unbuffered',
+    '--quiet',
+  ];
+  if (req.cpusPerTask !== undefined) args.push(`--cpus-per-task=${req.cpusPerTask}`);
+  return [...args, '--', ...req.dtrain, 'agent', '--stdio'];
+}
+
+/** Starts every node's agent, or none: on any failure the started steps are ended and one StartError lists the hosts. */
+export async function startSrunAgents(req: SrunLaunchRequest): Promise<SrunAgent[]> {
+  const results = await Promise.allSettled(req.nodes.map((n) => startOne(req, n)));
+  const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{ node: req.nodes[i]!, err: r.reason as unknown }] : []));
+  if (failures.length === 0) return results.map((r) => (r as PromiseFulfilledResult<SrunAgent>).value);
+  for (const r of results) if (r.status === 'fulfilled') r.value.close(0);
+  const lines = failures.map(({ node, err }) => (err instanceof StartError ? err.message : `${node.host}: ${String(err)}`));
+  if (lines.length === 1) throw new StartError(lines[0]!);
+  throw new StartError(`could not start agents on ${lines.length} of ${req.nodes.length} nodes:\n  ${lines.join('\n  ')}`);
+}
+
+async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAgent> {
+  const srun = req.srun ?? 'srun';
+  const version = req.version ?? packageVersion();
+  const child = spawn(srun, srunArgs(req, node), { env: req.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const exited = new Promise<AgentExit>((resolve) => {
+    child.on('error', () => resolve({ code: null, signal: null }));
+    child.on('close', (code, signal) => resolve({ code, signal }));
+  });
+  const spawnError = new Promise<NodeJS.ErrnoException>((resolve) => child.on('error', resolve));
+  const stderrTail: string[] = [];
+  const onStderr = (chunk: Buffer) => {
+    stderrTail.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    stderrTail.splice(0, Math.max(0, stderrTail.length - 5));
+  };
+  child.stderr!.on('data', onStderr);
+  child.stdin!.on('error', () => {}); // EPIPE when the step dies first: reported through `exited`
+  child.stdin!.write(JSON.stringify({ type: 'hello', version }) + '\n');
+
+  let hello: AgentHello;
+  try {
+    hello = await readHello(child, req.helloTimeoutMs, exited, spawnError, stderrTail, srun);
+  } catch (err) {
+    kill(child, 'SIGKILL');
+    throw err instanceof StartError ? new StartError(err.message, node.host) : err;
+  }
+  if (hello.version !== version) {
+    kill(child, 'SIGKILL');
+    throw new StartError(
+      `dtrain version mismatch: the controller runs ${version}, the agent there runs ${hello.version}; install the same version on every node`,
+      node.host,
+    );
+  }
+  child.stderr!.off('data', onStderr);
+
+  let closing = false;
+  const lost = exited.then((e) => (closing ? new Promise<string>(() => {}) : `srun step ended (${describeExit(e)})${stderrTail.length ? `: ${stderrTail.at(-1)}` : ''}`));
+  return {
+    node,
+    hello,
+    stdin: child.stdin!,
+    stdout: child.stdout!,
+    stderr: child.stderr!,
+    exited,
+    lost,
+    close(graceMs = 10_000) {
+      closing = true;
+      child.stdin!.end();
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      // srun forwards SIGTERM to the step's task, then SIGKILL after KillWait
+      const timer = setTimeout(() => kill(child, 'SIGTERM'), graceMs);
+      timer.unref();
+      void exited.then(() => clearTimeout(timer));
+    },
+  };
+}
+
+function readHello(
+  child: ChildProcess,
+  timeoutMs: number,
+  exited: Promise<AgentExit>,
+  spawnError: Promise<NodeJS.ErrnoException>,
+  stderrTail: string[],
+  srun: string,
+): Promise<AgentHello> {
+  const out = child.stdout!;
+  return new Promise<AgentHello>((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new StartError(`the agent did not answer within ${timeoutMs / 1000}s${stderrTail.length ? ` (srun: ${stderrTail.at(-1)})` : ''}`));
+    }, timeoutMs);
+    const onData = (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      const nl = buffered.indexOf('\n');
+      if (nl < 0) return;
+      cleanup();
+      const first = buffered.slice(0, nl);
+      const rest = buffered.slice(nl + 1);
+      if (rest) out.unshift(Buffer.from(rest, 'utf8'));
+      let msg: Partial<AgentHello>;
+      try {
+        msg = JSON.parse(first) as Partial<AgentHello>;
+      } catch {
+        reject(new StartError(`the agent did not speak dtrain's protocol (first line: ${JSON.stringify(first.slice(0, 80))})`));
+        return;
+      }
+      if (msg.type !== 'hello' || typeof msg.version !== 'string') {
+        reject(new StartError(`the agent sent ${JSON.stringify(first.slice(0, 80))} instead of its version`));
+        return;
+      }
+      resolve(msg as AgentHello);
+    };
+    const onEnd = () => {
+      cleanup();
+      void exited.then((e) => {
+        const detail = stderrTail.length ? `: ${stderrTail.at(-1)}` : '';
+        reject(new StartError(`the agent step ended before the version exchange (${describeExit(e)})${detail}`));
+      });
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      out.off('data', onData);
+      out.off('end', onEnd);
+      out.pause();
+    };
+    out.on('data', onData);
+    out.on('end', onEnd);
+    void spawnError.then((err) => {
+      cleanup();
+      reject(
+        new StartError(
+          err.code === 'ENOENT' ? `${srun} not found on PATH: the Slurm client commands must be installed on the node running the controller` : `${srun}: ${err.message}`,
+        ),
+      );
+    });
+  });
+}
+
+function describeExit(e: AgentExit): string {
+  return e.code !== null ? `exit code ${e.code}` : e.signal ? `killed by ${e.signal}` : 'could not run';
+}
+
+function kill(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+}
+
