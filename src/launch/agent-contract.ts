@@ -1,0 +1,131 @@
+/**
+ * The agent ↔ controller contract: the one place it is written down. Local, SSH and Slurm spawners all
+ * start the same agent (src/launch/agent.ts) and talk to it only through what is described here.
+ *
+ * ## Starting an agent
+ * In-process (the controller's own node): `runAgent(spec, io)` from src/launch/agent-process.ts, or the
+ * `NodeAgent` class directly with an in-process link (what the local launcher does).
+ * As a process: `dtrain agent --stdio`. Its stdin, one JSON document per line:
+ *   1. optionally `{"type":"hello","version":"<controller version>"}`; the agent answers on stdout with
+ *      `{"type":"hello","version":"<agent version>","hostname":"<os hostname>","pid":<pid>}` (a
+ *      version mismatch is the controller's to refuse, exit 3);
+ *   2. exactly one `AgentSpec` (`{"type":"spec", ...}`, below): its node's part of the plan, the job
+ *      secret, the store address. Secrets travel here and nowhere else (never argv, never worker env).
+ *   After that stdin carries nothing; its EOF means "controller gone": the agent kills all its workers'
+ *   process trees (SIGKILL, no grace) and exits 1.
+ * Its stdout (after the hello): NDJSON `OutputRecord`s, the workers' output as whole lines, batched.
+ * Its stderr: the agent's own diagnostics, plain text (the controller prefixes them with the host).
+ * Exit code: 0 after an `exit` command, 1 when the controller vanished, 3 when it could not start
+ * (bad spec, store unreachable or authentication refused: one line on stderr says which).
+ *
+ * ## Control: through the store (one TCP connection per agent, authenticated with the job key)
+ * Keys under `ctl/` are the controller's and agents'; workers only see `a<attempt>/...` through their
+ * proxy, so they can never collide. Values are JSON unless noted.
+ *   ctl/cmd/<seq>           controller → every agent, seq = 0, 1, 2, ... in order: `ControllerCommand`.
+ *                           Agents read them with blocking GETs, one after the other.
+ *   ctl/events (counter)    agents: `ADD ctl/events 1` returns n; the event is stored at ctl/event/<n-1>.
+ *   ctl/event/<n>           agent → controller: `AgentEvent`, read by the controller in order.
+ *   ctl/a<k>/master_port    node 0's agent, attempt k, when master.port is auto: the free port it picked
+ *                           (decimal text); the other agents GET it (blocking) before starting workers.
+ *   ctl/hb/<node_rank>      counter each agent ADDs 1 to every heartbeat interval; the controller declares
+ *                           a node lost when it has not moved for `heartbeat.timeout`.
+ * An agent handles commands strictly in order; `start` for attempt k+1 only comes after every worker of
+ * attempt k has been reported by an `exit` event.
+ *
+ * ## Workers
+ * Each worker runs under `dtrain-exec` (addon/src/process/exec-wrapper.c), in its own process group,
+ * with its RankPlan env plus MASTER_PORT (when auto), TORCHELASTIC_RESTART_COUNT, DTRAIN_STORE (the
+ * agent's proxy socket, attempt-prefixed keys) and TORCHELASTIC_ERROR_FILE filled in by the agent.
+ * Per-rank logs are written by the agent on its node: <logs.dir>/<run_id>/attempt_<k>/rank_<N>.{out,err}.
+ */
+import type { NodePlan, RankPlan } from '../plan/types.js';
+
+/** Bumped when a field changes meaning; the controller and agent versions must match anyway. */
+export const agentContractVersion = 1;
+
+export type StoreAddress =
+  | { kind: 'tcp'; host: string; port: number }
+  | { kind: 'unix'; path: string }
+  /** in-process agents only: the caller hands the agent a connected store client */
+  | { kind: 'stream' };
+
+/** What an agent needs to run its node's share of the job. Everything else comes from the store. */
+export interface AgentSpec {
+  type: 'spec';
+  run_id: string;
+  /** this agent's node */
+  node: NodePlan;
+  /** the ranks this node runs, env contract filled by the plan (MASTER_PORT may still say "auto") */
+  ranks: RankPlan[];
+  world_size: number;
+  nnodes: number;
+  /** absolute, on this node */
+  workdir: string;
+  /** node 0 picks a free port when "auto" and publishes it at ctl/a<k>/master_port */
+  master: { addr: string; port: number | 'auto' };
+  store: StoreAddress;
+  /** the per-job secret, base64 (32 bytes); used for store authentication only */
+  job_key: string;
+  restarts_max: number;
+  heartbeat_interval_ms: number;
+  /** absolute on this node; the agent writes rank_<N>.{out,err} under <dir>/<run_id>/attempt_<k>/ */
+  logs: { dir: string; ranks: 'all' | number[]; tee: boolean };
+}
+
+export type ForwardedSignal = 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'SIGUSR1' | 'SIGUSR2';
+
+export type ControllerCommand =
+  /** start attempt k's workers (TORCHELASTIC_RESTART_COUNT = k) */
+  | { type: 'start'; attempt: number }
+  /** send `signal` to every worker of the attempt, SIGKILL the survivors after grace_ms */
+  | { type: 'stop'; attempt: number; signal: ForwardedSignal; grace_ms: number }
+  /** SIGKILL every worker (and every descendant) of the attempt now */
+  | { type: 'kill'; attempt: number }
+  /** forward a signal to every running worker; supervision goes on (e.g. Slurm's USR1 warning) */
+  | { type: 'signal'; signal: ForwardedSignal }
+  /** all workers are gone: close the store connection and exit 0 */
+  | { type: 'exit' };
+
+export interface WorkerStart {
+  rank: number;
+  local_rank: number;
+  pid: number;
+}
+
+/** How one worker ended. `signal` is a name (SIGSEGV) when killed by one, else null. */
+export interface WorkerExit {
+  rank: number;
+  local_rank: number;
+  host: string;
+  pid: number;
+  exit_code: number | null;
+  signal: string | null;
+  /** ISO time the agent saw the exit */
+  time: string;
+  /** the last lines of its stderr (at most 20) */
+  stderr_tail: string[];
+  /** the contents of TORCHELASTIC_ERROR_FILE when the worker wrote it (parsed JSON, else text) */
+  error_file: unknown;
+}
+
+export type AgentEvent =
+  | { type: 'started'; node_rank: number; attempt: number; master_port: number; workers: WorkerStart[] }
+  | ({ type: 'exit'; node_rank: number; attempt: number } & WorkerExit)
+  /** the agent could not do what was asked (spawn failed, store lost); the controller fails the job */
+  | { type: 'error'; node_rank: number; attempt: number; message: string };
+
+/** One line of the agent's stdout: a batch of whole lines of one worker stream, without newlines. */
+export interface OutputRecord {
+  type: 'out';
+  rank: number;
+  stream: 'stdout' | 'stderr';
+  lines: string[];
+}
+
+export const controlKeys = {
+  command: (seq: number) => `ctl/cmd/${seq}`,
+  eventCounter: 'ctl/events',
+  event: (n: number) => `ctl/event/${n}`,
+  masterPort: (attempt: number) => `ctl/a${attempt}/master_port`,
+  heartbeat: (nodeRank: number) => `ctl/hb/${nodeRank}`,
+} as const;
