@@ -1,10 +1,10 @@
 import type { CommandModule } from 'yargs';
-import { UsageError } from '../util/errors.js';
 
 export const schemaCommand: CommandModule = {
   command: 'schema',
-  describe: 'not implemented yet (issue 2)',
-  handler: () => {
-    throw new UsageError('dtrain schema is not implemented yet (issue 2)');
+  describe: 'print the config JSON Schema (for editors: # yaml-language-server: $schema=...)',
+  handler: async () => {
+    const { configSchema } = await import('../config/schema.js');
+    process.stdout.write(JSON.stringify(configSchema, null, 2) + '\n');
   },
 };

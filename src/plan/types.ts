@@ -1,3 +1,5 @@
+import type { JobConfig } from '../config/types.js';
+
 /**
  * The rank plan: everything downstream of the config (controller, agents, workers) works from this,
  * never from the YAML. Its JSON form is the `--dry-run --json` document of shared/design.md, and it is
@@ -24,6 +26,12 @@ export interface NodePlan {
   cuda_visible_devices?: string;
   /** true when this node is the machine the controller runs on (no SSH needed) */
   local: boolean;
+  /** slots after include/exclude, when known */
+  slots?: number;
+  /** nproc is a guess (nproc_per_node auto, slots unknown): the launch learns the node's GPU count */
+  nproc_assumed?: boolean;
+  /** a placeholder for a node the batch scheduler allocates; host is "<slurm node N>" until the job starts */
+  from_allocation?: boolean;
 }
 
 export interface MemoryEstimate {
@@ -56,4 +64,10 @@ export interface Plan {
   nodes: NodePlan[];
   ranks: RankPlan[];
   warnings: string[];
+  /**
+   * The normalised config the plan was built from (timeouts, restarts, logs, ssh, scheduler...): what
+   * agents and the controller need beyond the ranks, so nothing downstream re-reads the YAML. Always set
+   * by buildPlan; not part of the printed --json document.
+   */
+  config?: JobConfig;
 }

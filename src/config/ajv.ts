@@ -1,0 +1,50 @@
+/**
+ * The schema validator. `npm run build` compiles the schema to standalone code
+ * (dist/config/schema-validator.js, by scripts/build/compile-schema.js) so the CLI starts without
+ * running ajv's compiler; when that file is missing (tests from source, a partial build) the schema is
+ * compiled here at first use. Both paths use createAjv() so they behave the same.
+ */
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { AnySchema, ErrorObject } from 'ajv/dist/2020.js';
+import { configSchema } from './schema.js';
+
+export interface SchemaValidator {
+  (data: unknown): boolean;
+  errors?: ErrorObject[] | null;
+}
+
+/** allErrors: report every problem at once; useDefaults: the schema's defaults fill the document. */
+export function createAjv(opts: { standalone?: boolean } = {}): Ajv2020 {
+  const ajv = new Ajv2020({
+    allErrors: true,
+    useDefaults: true,
+    strict: true,
+    strictTypes: false,
+    code: opts.standalone ? { source: true, esm: true } : {},
+  });
+  ajv.addKeyword({ keyword: 'errorMessage', schemaType: 'string' });
+  return ajv;
+}
+
+export function compileSchema(ajv: Ajv2020) {
+  return ajv.compile(configSchema as unknown as AnySchema);
+}
+
+let cached: Promise<SchemaValidator> | undefined;
+
+export function schemaValidator(): Promise<SchemaValidator> {
+  cached ??= loadValidator();
+  return cached;
+}
+
+async function loadValidator(): Promise<SchemaValidator> {
+  // A variable specifier: the file exists only in dist/, after the build step.
+  const compiled = new URL('./schema-validator.js', import.meta.url).href;
+  try {
+    const mod = (await import(compiled)) as { default: SchemaValidator };
+    return mod.default;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    return compileSchema(createAjv()) as SchemaValidator;
+  }
+}

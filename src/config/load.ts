@@ -1,0 +1,149 @@
+/**
+ * loadConfig (a YAML file + --set overrides) and configFromArgs (torchrun-style flags) share one path:
+ * schema validation with defaults, then normalise(). Every problem found is thrown together in one
+ * ConfigError; warnings are returned.
+ */
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { basename, extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify as toYaml } from 'yaml';
+import { ConfigError, UsageError, type ConfigProblem } from '../util/errors.js';
+import { schemaValidator } from './ajv.js';
+import { isLocalHost, localGpuCount } from './local-host.js';
+import { normalise, type NormaliseContext } from './normalise.js';
+import { applyOverrides } from './overrides.js';
+import { schemaProblems } from './schema-errors.js';
+import { ConfigSource } from './source.js';
+import type { LoadedConfig, RawConfig } from './types.js';
+
+export interface LoadOptions {
+  /** `key.path=value` overrides, applied in order */
+  sets?: string[];
+  /** relative paths (workdir) resolve against this; default process.cwd() */
+  cwd?: string;
+}
+
+export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new ConfigError([{ file, line: 0, col: 0, path: '', message: `cannot read the config: ${reason}` }]);
+  }
+  const parsed = ConfigSource.parse(file, text);
+  if (parsed.problems.length) throw new ConfigError(parsed.problems);
+  return validate(parsed.value as Record<string, unknown>, parsed.source, opts, {
+    file,
+    defaultName: nameFromFile(file),
+  });
+}
+
+/** torchrun habits: `dtrain launch --nproc-per-node 4 [--nnodes 2 --hosts a,b] -- python3 train.py`. */
+export interface ArgsConfig {
+  entrypoint: string[];
+  nprocPerNode?: number | 'auto';
+  nnodes?: number;
+  hosts?: string[];
+  name?: string;
+  masterAddr?: string;
+  masterPort?: number;
+  maxRestarts?: number;
+  backend?: string;
+  sets?: string[];
+  cwd?: string;
+}
+
+const FLAG_OF: Record<string, string> = {
+  entrypoint: 'the command after --',
+  nproc_per_node: '--nproc-per-node',
+  nodes: '--hosts',
+  name: '--name',
+  'master.addr': '--master-addr',
+  'master.port': '--master-port',
+  'restarts.max': '--max-restarts',
+  backend: '--backend',
+};
+
+export async function configFromArgs(args: ArgsConfig): Promise<LoadedConfig> {
+  const label = '<command line>';
+  const problems: ConfigProblem[] = [];
+  const doc: Record<string, unknown> = { entrypoint: args.entrypoint };
+  if (args.name !== undefined) doc.name = args.name;
+  if (args.nprocPerNode !== undefined) doc.nproc_per_node = args.nprocPerNode;
+  if (args.hosts?.length) doc.nodes = args.hosts.map((host) => ({ host }));
+  if (args.nnodes !== undefined) {
+    const listed = args.hosts?.length ?? 1;
+    if (args.nnodes !== listed) {
+      const why = args.hosts?.length ? `but --hosts names ${listed}` : 'but no --hosts were given (name them: --hosts a,b)';
+      problems.push({ file: '--nnodes', line: 0, col: 0, path: '', message: `is ${args.nnodes}, ${why}` });
+    }
+  }
+  if (args.masterAddr !== undefined || args.masterPort !== undefined) {
+    doc.master = { ...(args.masterAddr !== undefined && { addr: args.masterAddr }), ...(args.masterPort !== undefined && { port: args.masterPort }) };
+  }
+  if (args.maxRestarts !== undefined) doc.restarts = { max: args.maxRestarts };
+  if (args.backend !== undefined) doc.backend = args.backend;
+  const source = ConfigSource.synthetic(label, FLAG_OF);
+  if (!args.entrypoint.length) problems.push({ file: label, line: 0, col: 0, path: '', message: 'name the command to run after --, e.g. dtrain launch --nproc-per-node 4 -- python3 train.py' });
+  if (problems.length) throw new ConfigError(problems);
+  return validate(doc, source, args, { file: label, defaultName: 'dtrain' });
+}
+
+async function validate(
+  doc: Record<string, unknown>,
+  source: ConfigSource,
+  opts: LoadOptions,
+  where: { file: string; defaultName: string },
+): Promise<LoadedConfig> {
+  const overrideProblems = applyOverrides(doc, opts.sets ?? [], source);
+  if (overrideProblems.length) throw new ConfigError(overrideProblems);
+  const written = structuredClone(doc);
+
+  const validator = await schemaValidator();
+  if (!validator(doc)) throw new ConfigError(ordered(schemaProblems(validator.errors ?? [], doc, source)));
+
+  const ctx: NormaliseContext = {
+    file: where.file === '<command line>' ? './<command line>' : where.file,
+    cwd: opts.cwd ?? process.cwd(),
+    defaultName: where.defaultName,
+    readText: (p) => readFileSync(p, 'utf8'),
+    isLocalHost,
+    localGpuCount,
+  };
+  const result = normalise(doc as unknown as RawConfig, source, ctx);
+  if (!result.config) throw new ConfigError(ordered(result.problems));
+  return { config: result.config, warnings: ordered(result.warnings), file: where.file, raw: written };
+}
+
+/** Problems in reading order: grouped by file (in order of appearance), then line and column. */
+function ordered(problems: ConfigProblem[]): ConfigProblem[] {
+  const fileOrder = new Map<string, number>();
+  for (const p of problems) if (!fileOrder.has(p.file)) fileOrder.set(p.file, fileOrder.size);
+  const key = (p: ConfigProblem) => [fileOrder.get(p.file)!, p.line || Infinity, p.col];
+  return [...problems].sort((a, b) => {
+    const [ka, kb] = [key(a), key(b)];
+    return ka[0] - kb[0] || ka[1] - kb[1] || ka[2] - kb[2];
+  });
+}
+
+function nameFromFile(file: string): string {
+  const stem = basename(file, extname(file)).replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 64);
+  return stem || 'dtrain';
+}
+
+/** Where editors find the schema: the copy shipped in configs/, else the schema's $id. */
+export function schemaLocation(): string {
+  const shipped = new URL('../../configs/dtrain.schema.json', import.meta.url);
+  return existsSync(fileURLToPath(shipped)) ? shipped.href : 'https://dtrain.dev/schema/config.json';
+}
+
+/** Writes the config as written (no defaults spelled out), with the schema comment for editors. */
+export function saveConfig(loaded: LoadedConfig, file: string): void {
+  const text = `# yaml-language-server: $schema=${schemaLocation()}\n# written by dtrain from ${loaded.file}\n${toYaml(loaded.raw)}`;
+  try {
+    writeFileSync(file, text);
+  } catch (err) {
+    throw new UsageError(`cannot write ${file}: ${(err as Error).message}`);
+  }
+}

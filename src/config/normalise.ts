@@ -1,0 +1,325 @@
+/**
+ * From a schema-valid document to a JobConfig: reads the hostfile and env_file, applies include/exclude,
+ * decides each node's process count, resolves the data size, converts durations, and runs the checks a
+ * schema cannot express (world = data × tensor × pipeline, unique hosts, ...). Problems are collected,
+ * never thrown one at a time; doubtful but legal settings become warnings.
+ */
+import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
+import type { ConfigProblem } from '../util/errors.js';
+import { WORKER_ENV_KEYS } from '../plan/env.js';
+import { parseDuration } from './duration.js';
+import { parseEnvFile } from './envfile.js';
+import { parseHostFilter, parseHostfile, selectHosts, type SelectableNode } from './hostfile.js';
+import { splitCommand } from './shellwords.js';
+import type { ConfigSource, PathSegment } from './source.js';
+import type { JobConfig, NodeConfig, RawConfig, RawNode } from './types.js';
+
+export interface NormaliseContext {
+  /** the config file as given (relative paths in it are relative to its folder) */
+  file: string;
+  cwd: string;
+  defaultName: string;
+  readText(path: string): string;
+  isLocalHost(host: string): boolean;
+  localGpuCount(): number;
+}
+
+export interface Normalised {
+  config?: JobConfig;
+  problems: ConfigProblem[];
+  warnings: ConfigProblem[];
+}
+
+export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseContext): Normalised {
+  const problems: ConfigProblem[] = [];
+  const warnings: ConfigProblem[] = [];
+  const error = (path: PathSegment[], message: string, at: 'key' | 'value' = 'value') => problems.push(source.problem(path, message, at));
+  const warn = (path: PathSegment[], message: string) => warnings.push(source.problem(path, message));
+  const baseDir = resolve(ctx.cwd, dirname(ctx.file));
+  /** how a path from the config is shown in messages: relative paths joined to the config's folder */
+  const shown = (p: string) => (isAbsolute(p) ? p : normalize(join(dirname(ctx.file), p)));
+
+  // entrypoint
+  let entrypoint: string[] = [];
+  if (typeof raw.entrypoint === 'string') {
+    try {
+      entrypoint = splitCommand(raw.entrypoint);
+      if (entrypoint.length === 0) error(['entrypoint'], 'must name a program to run');
+    } catch (err) {
+      error(['entrypoint'], `cannot be split into arguments: it ${(err as Error).message}`);
+    }
+  } else entrypoint = raw.entrypoint;
+
+  // env_file, then env
+  const env: Record<string, string> = {};
+  let envFile: string | undefined;
+  if (raw.env_file !== undefined) {
+    envFile = resolve(baseDir, raw.env_file);
+    const text = readOrProblem(ctx, envFile, () => error(['env_file'], `cannot read ${shown(raw.env_file!)}: no such file or not readable`));
+    if (text !== undefined) {
+      const parsed = parseEnvFile(text);
+      for (const p of parsed.problems) problems.push({ file: shown(raw.env_file), line: p.line, col: p.col, path: '', message: p.message });
+      Object.assign(env, parsed.env);
+    }
+  }
+  for (const [k, v] of Object.entries(raw.env)) {
+    if ((WORKER_ENV_KEYS as readonly string[]).includes(k)) error(['env', k], `${k} is set by dtrain for every worker; it cannot be configured`, 'key');
+    env[k] = String(v);
+  }
+
+  // nodes
+  const nodes = resolveNodes(raw, source, ctx, baseDir, shown, problems, error, warn);
+  const world = nodes.reduce((sum, n) => sum + n.nproc, 0);
+
+  // scheduler and the listed nodes must agree on how many nodes there are
+  if (raw.scheduler?.nodes !== undefined && (raw.nodes || raw.hostfile) && raw.scheduler.nodes !== nodes.length) {
+    error(['scheduler', 'nodes'], `is ${raw.scheduler.nodes}, but the config lists ${nodes.length} node${nodes.length === 1 ? '' : 's'}`);
+  }
+
+  // the rank grid
+  const par = raw.parallelism;
+  const tp = par.tensor * par.pipeline;
+  let data = typeof par.data === 'number' ? par.data : 0;
+  const perNode = nodes.map((n) => `${n.host}: ${n.nproc}`).join(', ');
+  if (nodes.length && par.data === 'auto') {
+    if (world % tp !== 0) {
+      error(['parallelism'], `tensor × pipeline = ${par.tensor} × ${par.pipeline} = ${tp} does not divide the world size ${world} (${perNode})`);
+    } else data = world / tp;
+  } else if (nodes.length && data * tp !== world) {
+    error(
+      ['parallelism', 'data'],
+      `data × tensor × pipeline = ${data} × ${par.tensor} × ${par.pipeline} = ${data * tp}, but the nodes run ${world} process${world === 1 ? '' : 'es'} (${perNode})`,
+    );
+  }
+  if (par.virtual_stages > 1 && par.schedule !== 'interleaved-1f1b') {
+    error(['parallelism', 'virtual_stages'], `is ${par.virtual_stages}, but virtual stages need schedule: interleaved-1f1b (schedule is ${par.schedule})`);
+  }
+  if (par.schedule === 'interleaved-1f1b' && par.microbatches % par.pipeline !== 0) {
+    error(['parallelism', 'microbatches'], `interleaved-1f1b needs microbatches divisible by pipeline (${par.pipeline}), got ${par.microbatches}`);
+  }
+  if (par.schedule === 'interleaved-1f1b' && par.virtual_stages === 1) {
+    warn(['parallelism', 'virtual_stages'], 'interleaved-1f1b with virtual_stages 1 is plain 1f1b; use 2 or more to shrink the bubble');
+  }
+  if (par.pipeline > 1 && par.microbatches < par.pipeline) {
+    warn(
+      ['parallelism', 'microbatches'],
+      `${par.microbatches} microbatch${par.microbatches === 1 ? '' : 'es'} for ${par.pipeline} pipeline stages: most stages sit idle (pipeline bubble); use at least ${par.pipeline}, ideally ${4 * par.pipeline} or more`,
+    );
+  }
+  if (par.zero_stage > 0 && data === 1) {
+    warn(['parallelism', 'zero_stage'], `ZeRO stage ${par.zero_stage} with data = 1 shards over a single rank: it saves no memory`);
+  }
+  if (par.tensor > 1) {
+    let offset = 0;
+    for (const [i, n] of nodes.entries()) {
+      if (offset % par.tensor !== 0 || (offset + n.nproc) % par.tensor !== 0) {
+        warn(nodePath(raw, i), `tensor = ${par.tensor} does not divide ${n.host}'s ${n.nproc} processes: tensor groups would cross nodes (slow)`);
+      }
+      offset += n.nproc;
+    }
+  }
+
+  // log ranks inside the world
+  if (Array.isArray(raw.logs.ranks)) {
+    raw.logs.ranks.forEach((r, i) => {
+      if (nodes.length && r >= world) error(['logs', 'ranks', i], `rank ${r} is outside the world (ranks 0-${world - 1})`);
+    });
+  }
+
+  // ports and timings that must not collide
+  if (typeof raw.master.port === 'number' && raw.master.port === raw.rendezvous.port) {
+    error(['master', 'port'], `is the same as rendezvous.port (${raw.master.port}): PyTorch's rank 0 and dtrain's store each need their own port`);
+  }
+  const ms = (path: PathSegment[], v: number | string) => {
+    const out = parseDuration(v);
+    if (out === undefined) error(path, `must be a duration such as 30s, 5m, 1h or a number of seconds, got ${JSON.stringify(v)}`);
+    return out ?? 0;
+  };
+  const heartbeat = { interval: ms(['heartbeat', 'interval'], raw.heartbeat.interval), timeout: ms(['heartbeat', 'timeout'], raw.heartbeat.timeout) };
+  if (heartbeat.interval === 0) error(['heartbeat', 'interval'], 'must be more than 0');
+  if (heartbeat.timeout <= heartbeat.interval) {
+    error(['heartbeat', 'timeout'], `must be longer than heartbeat.interval (${raw.heartbeat.interval}): a node would be declared lost between two heartbeats`);
+  }
+  if (raw.ssh.strict_host_key_checking === 'no' && nodes.some((n) => !n.local && !n.from_allocation)) {
+    warn(['ssh', 'strict_host_key_checking'], 'host keys are not checked: anyone on the network path can pose as a node');
+  }
+
+  // the model shape, when given, should fit the grid
+  if (raw.model) {
+    const m = raw.model;
+    if (m.layers !== undefined && m.layers % (par.pipeline * par.virtual_stages) !== 0) {
+      warn(['model', 'layers'], `${m.layers} layers do not split evenly into ${par.pipeline * par.virtual_stages} pipeline chunks (pipeline × virtual_stages)`);
+    }
+    if (m.heads !== undefined && m.heads % par.tensor !== 0) {
+      warn(['model', 'heads'], `${m.heads} attention heads do not split evenly over tensor = ${par.tensor}`);
+    }
+  }
+
+  const config: JobConfig = {
+    name: raw.name ?? ctx.defaultName,
+    entrypoint,
+    workdir: resolve(ctx.cwd, raw.workdir ?? '.'),
+    env,
+    ...(envFile !== undefined && { env_file: envFile }),
+    nodes,
+    ...(raw.hostfile !== undefined && { hostfile: resolve(baseDir, raw.hostfile) }),
+    ...(raw.include !== undefined && { include: raw.include }),
+    ...(raw.exclude !== undefined && { exclude: raw.exclude }),
+    nproc_per_node: raw.nproc_per_node,
+    parallelism: { ...par, data },
+    backend: raw.backend,
+    master: { ...raw.master },
+    rendezvous: { ...raw.rendezvous, timeout: ms(['rendezvous', 'timeout'], raw.rendezvous.timeout) },
+    heartbeat,
+    collective_timeout: ms(['collective_timeout'], raw.collective_timeout),
+    restarts: { max: raw.restarts.max, backoff: ms(['restarts', 'backoff'], raw.restarts.backoff) },
+    shutdown_grace: ms(['shutdown_grace'], raw.shutdown_grace),
+    logs: { ...raw.logs, ranks: Array.isArray(raw.logs.ranks) ? [...raw.logs.ranks] : raw.logs.ranks },
+    ssh: { ...raw.ssh, forward_env: [...raw.ssh.forward_env], connect_timeout: ms(['ssh', 'connect_timeout'], raw.ssh.connect_timeout) },
+    ...(raw.scheduler && { scheduler: { ...raw.scheduler } }),
+    ...(raw.model && { model: { ...raw.model } }),
+  };
+  return { config: problems.length ? undefined : config, problems, warnings };
+}
+
+function nodePath(raw: RawConfig, i: number): PathSegment[] {
+  return raw.nodes ? ['nodes', i] : raw.hostfile ? ['hostfile'] : ['nproc_per_node'];
+}
+
+function readOrProblem(ctx: NormaliseContext, path: string, onError: () => void): string | undefined {
+  try {
+    return ctx.readText(path);
+  } catch {
+    onError();
+    return undefined;
+  }
+}
+
+type Report = (path: PathSegment[], message: string, at?: 'key' | 'value') => void;
+
+function resolveNodes(
+  raw: RawConfig,
+  source: ConfigSource,
+  ctx: NormaliseContext,
+  baseDir: string,
+  shown: (p: string) => string,
+  problems: ConfigProblem[],
+  error: Report,
+  warn: Report,
+): NodeConfig[] {
+  if (raw.nodes && raw.hostfile !== undefined) {
+    error(['hostfile'], 'give either nodes or hostfile, not both', 'key');
+    return [];
+  }
+  if (raw.include !== undefined && raw.exclude !== undefined) {
+    error(['exclude'], 'give either include or exclude, not both', 'key');
+    return [];
+  }
+
+  // 1. the candidate nodes, in rank order
+  type Candidate = RawNode & { from_allocation?: boolean; path: PathSegment[] };
+  let base: Candidate[];
+  let listName: string;
+  if (raw.nodes) {
+    base = raw.nodes.map((n, i) => ({ ...n, path: ['nodes', i] }));
+    listName = 'nodes list';
+    const seen = new Map<string, number>();
+    let duplicate = false;
+    raw.nodes.forEach((n, i) => {
+      const first = seen.get(n.host);
+      if (first !== undefined) {
+        error(['nodes', i, 'host'], `host "${n.host}" is listed twice (also nodes.${first})`);
+        duplicate = true;
+      } else seen.set(n.host, i);
+    });
+    if (duplicate) return [];
+  } else if (raw.hostfile !== undefined) {
+    const file = resolve(baseDir, raw.hostfile);
+    const text = readOrProblem(ctx, file, () => error(['hostfile'], `cannot read ${shown(raw.hostfile!)}: no such file or not readable`));
+    if (text === undefined) return [];
+    const parsed = parseHostfile(text);
+    for (const p of parsed.problems) problems.push({ file: shown(raw.hostfile), line: p.line, col: p.col, path: '', message: p.message });
+    if (parsed.problems.length) return [];
+    if (parsed.hosts.length === 0) {
+      error(['hostfile'], `${shown(raw.hostfile)} lists no hosts (expected "<host> slots=<n>" lines)`);
+      return [];
+    }
+    base = parsed.hosts.map((h) => ({ host: h.host, slots: h.slots, path: ['hostfile'] }));
+    listName = 'hostfile';
+  } else if (raw.scheduler) {
+    const count = raw.scheduler.nodes ?? 1;
+    const kind = raw.scheduler.kind;
+    base = Array.from({ length: count }, (_, i) => ({ host: `<${kind} node ${i}>`, from_allocation: true, path: ['scheduler'] }));
+    listName = 'allocation';
+  } else {
+    base = [{ host: 'localhost', path: [] }];
+    listName = 'default node list (localhost)';
+  }
+
+  // 2. include/exclude
+  let selected: { index: number; slotList?: number[] }[] = base.map((_, index) => ({ index }));
+  const filterKey = raw.include !== undefined ? 'include' : raw.exclude !== undefined ? 'exclude' : undefined;
+  if (filterKey) {
+    const text = raw[filterKey]!;
+    const offsetBase = source.valueQuoteWidth([filterKey]);
+    const report = (offset: number, message: string) => problems.push(source.problem([filterKey], message, 'value', offsetBase + offset));
+    if (base.some((b) => b.from_allocation)) {
+      error([filterKey], `needs nodes or a hostfile to choose from (the ${raw.scheduler!.kind} allocation is not known before the job starts)`);
+      return [];
+    }
+    const parsed = parseHostFilter(text);
+    for (const p of parsed.problems) report(p.offset, p.message);
+    if (parsed.problems.length) return [];
+    const chosen = selectHosts(base as SelectableNode[], parsed.entries, filterKey, listName);
+    for (const p of chosen.problems) report(p.offset, p.message);
+    if (chosen.problems.length) return [];
+    if (chosen.selected.length === 0) {
+      error([filterKey], `leaves no node to run on`);
+      return [];
+    }
+    selected = chosen.selected;
+  }
+
+  // 3. processes per node, locality, ssh settings
+  const nodes: NodeConfig[] = [];
+  for (const { index, slotList } of selected) {
+    const b = base[index];
+    const slots = slotList ? slotList.length : b.slots;
+    let nproc: number;
+    let assumed = false;
+    if (typeof raw.nproc_per_node === 'number') {
+      nproc = raw.nproc_per_node;
+      if (slots !== undefined && slots < nproc) {
+        const where = slotList ? `${b.host} has ${slots} selected slot${slots === 1 ? '' : 's'} (${slotList.join(',')})` : `${b.host} has slots=${slots}`;
+        error(['nproc_per_node'], `is ${nproc}, but ${where}`);
+      }
+    } else if (slots !== undefined) {
+      nproc = slots;
+    } else if (b.from_allocation) {
+      const gpus = raw.scheduler?.gpus_per_node;
+      nproc = gpus && gpus > 0 ? gpus : 1;
+      assumed = !(gpus && gpus > 0);
+    } else if (ctx.isLocalHost(b.host)) {
+      nproc = Math.max(1, ctx.localGpuCount());
+    } else {
+      nproc = 1;
+      assumed = true;
+    }
+    if (assumed) {
+      warn(b.path.length ? b.path : ['nproc_per_node'], `nproc_per_node is auto and ${b.host} has no slots: its GPU count is known only at launch, the plan assumes 1 process`);
+    }
+    const local = !b.from_allocation && ctx.isLocalHost(b.host);
+    const user = b.user ?? raw.ssh.user;
+    const node: NodeConfig = { host: b.host, nproc, local };
+    if (slots !== undefined) node.slots = slots;
+    if (assumed) node.nproc_assumed = true;
+    if (!local && !b.from_allocation) {
+      if (user !== undefined) node.user = user;
+      node.port = b.port ?? raw.ssh.port;
+    }
+    if (slotList) node.cuda_visible_devices = slotList.join(',');
+    if (b.from_allocation) node.from_allocation = true;
+    nodes.push(node);
+  }
+  return nodes;
+}

@@ -1,0 +1,283 @@
+/**
+ * The config's JSON Schema (draft 2020-12): the single source of truth for keys, types, defaults and
+ * enums. Validation (ajv, compiled ahead of time by scripts/build/compile-schema.js), `--set` path
+ * checks, `dtrain schema` (for editors) and the key checks in types.ts all read this object.
+ *
+ * `errorMessage` is an annotation both dtrain and yaml-language-server show instead of the generic
+ * text when a union (anyOf) or a pattern fails; ajv only registers it as a known keyword.
+ */
+
+const duration = {
+  description: 'A duration: 30s, 5m, 1h, 250ms (units may be combined: 1h30m) or a number of seconds.',
+  errorMessage: 'must be a duration such as 30s, 5m, 1h or a number of seconds',
+  anyOf: [
+    { type: 'number', minimum: 0 },
+    { type: 'string', pattern: '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$' },
+  ],
+} as const;
+
+const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+
+const portOrAuto = {
+  errorMessage: 'must be a port number 1-65535 or "auto"',
+  anyOf: [port, { const: 'auto' }],
+} as const;
+
+const positiveInt = { type: 'integer', minimum: 1 } as const;
+
+export const SCHEMA_ID = 'https://dtrain.dev/schema/config.json';
+
+export const configSchema = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  $id: SCHEMA_ID,
+  title: 'dtrain job config',
+  description: 'A distributed training job: where it runs, how ranks are laid out, how it is supervised.',
+  type: 'object',
+  additionalProperties: false,
+  required: ['entrypoint'],
+  $defs: { duration, port, portOrAuto, positiveInt },
+  properties: {
+    name: {
+      description: 'Job name (logs, batch job name). Default: the config file name without extension.',
+      type: 'string',
+      pattern: '^[A-Za-z0-9._-]{1,64}$',
+      errorMessage: "must be 1-64 characters of letters, digits, '.', '_' or '-'",
+    },
+    entrypoint: {
+      description:
+        'The worker command: a string split like a shell would (quotes, backslashes; never run through one) or a list of arguments.',
+      errorMessage: 'must be a non-empty command line (string) or a non-empty list of arguments',
+      anyOf: [
+        { type: 'string', minLength: 1 },
+        { type: 'array', items: { type: 'string' }, minItems: 1 },
+      ],
+    },
+    workdir: {
+      description: "The workers' working directory on every node. Default: the directory dtrain runs in.",
+      type: 'string',
+      minLength: 1,
+    },
+    env: {
+      description: 'Extra environment for every worker (scalars only). Overrides env_file.',
+      type: 'object',
+      propertyNames: {
+        pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+        errorMessage: 'must be an environment variable name (letters, digits, _; not starting with a digit)',
+      },
+      additionalProperties: { type: ['string', 'number', 'boolean'], errorMessage: 'must be a single value (string, number, true or false)' },
+      default: {},
+    },
+    env_file: {
+      description: 'A file of KEY=VALUE lines added to every worker environment (relative to the config file).',
+      type: 'string',
+      minLength: 1,
+    },
+    nodes: {
+      description: 'The nodes in rank order (node 0 first). Alternative: hostfile. Default: localhost.',
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['host'],
+        properties: {
+          host: { description: 'Host name or address as the controller reaches it.', type: 'string', minLength: 1 },
+          slots: { description: 'Process slots (usually GPUs) on this node.', ...positiveInt },
+          user: { description: 'SSH user for this node (overrides ssh.user).', type: 'string', minLength: 1 },
+          port: { description: 'SSH port for this node (overrides ssh.port).', $ref: '#/$defs/port' },
+        },
+      },
+    },
+    hostfile: {
+      description: 'DeepSpeed-style hostfile ("<host> slots=<n>" lines, # comments), relative to the config file.',
+      type: 'string',
+      minLength: 1,
+    },
+    include: {
+      description: 'DeepSpeed filter of hosts/slots to use, e.g. "worker-0:0,2@worker-1".',
+      type: 'string',
+      minLength: 1,
+    },
+    exclude: {
+      description: 'DeepSpeed filter of hosts/slots to leave out, e.g. "worker-1:0".',
+      type: 'string',
+      minLength: 1,
+    },
+    nproc_per_node: {
+      description: 'Processes per node; auto: the node slots when given, else its GPU count at launch.',
+      errorMessage: 'must be a positive integer or "auto"',
+      anyOf: [positiveInt, { const: 'auto' }],
+      default: 'auto',
+    },
+    parallelism: {
+      description: 'The rank grid (Megatron order, tensor fastest) and its schedules.',
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        data: {
+          description: 'Data-parallel size; auto: world / (tensor × pipeline).',
+          errorMessage: 'must be a positive integer or "auto"',
+          anyOf: [positiveInt, { const: 'auto' }],
+          default: 'auto',
+        },
+        tensor: { description: 'Tensor-parallel size.', ...positiveInt, default: 1 },
+        pipeline: { description: 'Pipeline-parallel size (stages).', ...positiveInt, default: 1 },
+        zero_stage: { description: 'ZeRO stage: 1 shards optimizer state, 2 also gradients.', enum: [0, 1, 2], default: 0 },
+        microbatches: { description: 'Microbatches per step.', ...positiveInt, default: 1 },
+        schedule: { description: 'Pipeline schedule.', enum: ['1f1b', 'gpipe', 'interleaved-1f1b'], default: '1f1b' },
+        virtual_stages: { description: 'Model chunks per pipeline rank (interleaved-1f1b).', ...positiveInt, default: 1 },
+      },
+    },
+    backend: {
+      description: 'Collective backend: auto (nccl when the workers see GPUs, else cpu), cpu or nccl.',
+      enum: ['auto', 'cpu', 'nccl'],
+      default: 'auto',
+    },
+    master: {
+      description: 'MASTER_ADDR/MASTER_PORT for PyTorch (rank 0 binds the port).',
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        addr: { description: "auto: node 0's address as the other nodes reach it.", type: 'string', minLength: 1, default: 'auto' },
+        port: { description: "auto: node 0's agent picks a free port.", $ref: '#/$defs/portOrAuto', default: 'auto' },
+      },
+    },
+    rendezvous: {
+      description: "dtrain's own store, served by the controller.",
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        addr: { description: 'Address the nodes reach the controller at; auto: detected at launch.', type: 'string', minLength: 1, default: 'auto' },
+        port: { description: 'auto: a free port.', $ref: '#/$defs/portOrAuto', default: 'auto' },
+        timeout: { description: 'How long every node has to join.', $ref: '#/$defs/duration', default: '60s' },
+      },
+    },
+    heartbeat: {
+      description: 'Agent <-> controller liveness.',
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        interval: { $ref: '#/$defs/duration', default: '5s' },
+        timeout: { description: 'A node silent this long is lost.', $ref: '#/$defs/duration', default: '30s' },
+      },
+    },
+    collective_timeout: {
+      description: 'Any collective or point-to-point op fails on every rank after this long.',
+      $ref: '#/$defs/duration',
+      default: '300s',
+    },
+    restarts: {
+      description: 'Whole-group restarts after a failure (torchrun --max-restarts).',
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        max: { type: 'integer', minimum: 0, default: 0 },
+        backoff: { $ref: '#/$defs/duration', default: '5s' },
+      },
+    },
+    shutdown_grace: {
+      description: 'Time between SIGTERM and SIGKILL when stopping workers.',
+      $ref: '#/$defs/duration',
+      default: '30s',
+    },
+    logs: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        dir: { description: 'One folder per run under it (relative to workdir).', type: 'string', minLength: 1, default: './logs' },
+        tee: { description: "Also print the workers' output on the terminal.", type: 'boolean', default: true },
+        ranks: {
+          description: 'Ranks whose output is shown on the terminal: all, or a list.',
+          errorMessage: 'must be "all" or a list of distinct ranks',
+          anyOf: [{ const: 'all' }, { type: 'array', items: { type: 'integer', minimum: 0 }, uniqueItems: true }],
+          default: 'all',
+        },
+      },
+    },
+    ssh: {
+      description: 'How the controller reaches remote nodes.',
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        user: { type: 'string', minLength: 1 },
+        port: { $ref: '#/$defs/port', default: 22 },
+        identity_file: { type: 'string', minLength: 1 },
+        known_hosts: { type: 'string', minLength: 1 },
+        strict_host_key_checking: {
+          description: 'yes: unknown or changed host keys fail; accept-new: record unknown keys; no: never check.',
+          enum: ['yes', 'accept-new', 'no'],
+          default: 'yes',
+        },
+        connect_timeout: { $ref: '#/$defs/duration', default: '10s' },
+        concurrency: { description: 'Nodes contacted at once.', ...positiveInt, default: 32 },
+        remote_dtrain: { description: 'dtrain command on the remote nodes.', type: 'string', minLength: 1, default: 'dtrain' },
+        forward_env: {
+          description: "Launcher environment variables (glob patterns) passed to remote workers.",
+          type: 'array',
+          items: { type: 'string', minLength: 1 },
+          default: ['NCCL_*', 'CUDA_*', 'UCX_*', 'PYTHON*'],
+        },
+        prelude: { description: 'Shell line run on a remote node before the agent, e.g. "module load cuda".', type: 'string' },
+      },
+    },
+    scheduler: {
+      description: 'Batch submission (dtrain submit); nodes then come from the allocation unless listed.',
+      type: 'object',
+      additionalProperties: false,
+      required: ['kind'],
+      properties: {
+        kind: { enum: ['slurm', 'pbs'] },
+        nodes: { description: 'Nodes to allocate. Default: the listed nodes, else 1.', ...positiveInt },
+        partition: { type: 'string', minLength: 1 },
+        account: { type: 'string', minLength: 1 },
+        qos: { type: 'string', minLength: 1 },
+        time: {
+          description: 'Wall-clock limit: [days-]hours:minutes:seconds, or minutes.',
+          type: 'string',
+          pattern: '^([0-9]+-)?[0-9]+(:[0-5][0-9]){0,2}$',
+          errorMessage: 'must be a time limit such as "02:00:00", "1-00:00:00" or "90" (minutes)',
+        },
+        gpus_per_node: { type: 'integer', minimum: 0 },
+        cpus_per_task: positiveInt,
+        mem: {
+          description: 'Memory per node, e.g. 64G.',
+          type: 'string',
+          pattern: '^[0-9]+[KMGT]?$',
+          errorMessage: 'must be an amount such as 64G, 512M or 0 (all)',
+        },
+        signal: {
+          description: 'Signal sent before the time limit, e.g. USR1@120.',
+          type: 'string',
+          pattern: '^(B:)?[A-Z0-9]+(@[0-9]+)?$',
+          errorMessage: 'must be [B:]SIGNAL[@SECONDS], e.g. USR1@120',
+        },
+        extra: { description: 'Further scheduler options, passed as given.', type: 'array', items: { type: 'string' } },
+      },
+    },
+    model: {
+      description: 'Optional model shape: enables the per-rank memory estimate.',
+      type: 'object',
+      additionalProperties: false,
+      required: ['params'],
+      properties: {
+        params: { description: 'Parameter count, e.g. 7.5e9.', type: 'number', exclusiveMinimum: 0 },
+        layers: positiveInt,
+        hidden: positiveInt,
+        heads: positiveInt,
+        seq_len: positiveInt,
+        micro_batch_size: { ...positiveInt, default: 1 },
+        dtype: { enum: ['bf16', 'fp16', 'fp32'], default: 'bf16' },
+        gpu_memory_gb: { description: 'Memory per GPU in GB (1e9 bytes).', type: 'number', exclusiveMinimum: 0 },
+      },
+    },
+  },
+} as const;
+
+export type ConfigSchema = typeof configSchema;

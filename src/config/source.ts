@@ -1,0 +1,119 @@
+/**
+ * YAML with source positions: parse once, keep the AST, and answer "where is key.path?" for every
+ * problem found later (schema, semantic, --set), so each message can say file:line:col.
+ */
+import { LineCounter, parseDocument, isMap, isSeq, isPair, isScalar, type Document, type Node } from 'yaml';
+import type { ConfigProblem } from '../util/errors.js';
+
+export type PathSegment = string | number;
+
+export interface Position {
+  line: number;
+  col: number;
+}
+
+export class ConfigSource {
+  private constructor(
+    readonly file: string,
+    private readonly doc: Document.Parsed | undefined,
+    private readonly lines: LineCounter | undefined,
+    /** for configs built from flags: the flag that set each top-level key (or dotted path) */
+    private readonly flags: Record<string, string> = {},
+  ) {}
+
+  /** --set overrides: a problem under one of these paths points at the argument, not the file */
+  private readonly overrides: { path: PathSegment[]; arg: string }[] = [];
+
+  /** Parses YAML text; syntax errors, duplicate keys, an empty file or a non-mapping top level become problems. */
+  static parse(file: string, text: string): { source: ConfigSource; value: unknown; problems: ConfigProblem[] } {
+    const lines = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    const source = new ConfigSource(file, doc, lines);
+    const problems: ConfigProblem[] = doc.errors.map((e) => {
+      const { line, col } = lines.linePos(e.pos[0]);
+      return { file, line, col, path: '', message: yamlMessage(e.code, e.message, text.slice(e.pos[0], e.pos[1])) };
+    });
+    if (problems.length) return { source, value: undefined, problems };
+    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
+      return { source, value: undefined, problems: [{ file, line: 0, col: 0, path: '', message: 'the file is empty: a config is a mapping with at least "entrypoint"' }] };
+    }
+    if (!isMap(doc.contents)) {
+      const at = source.nodePosition(doc.contents) ?? { line: 1, col: 1 };
+      const what = isSeq(doc.contents) ? 'a list' : 'a single value';
+      return { source, value: undefined, problems: [{ file, ...at, path: '', message: `the top level must be a mapping of config keys, not ${what}` }] };
+    }
+    return { source, value: doc.toJS({ maxAliasCount: 1000 }), problems: [] };
+  }
+
+  /** A source for configs built without a file (command-line flags): problems point at the flag. */
+  static synthetic(label: string, flags: Record<string, string>): ConfigSource {
+    return new ConfigSource(label, undefined, undefined, flags);
+  }
+
+  withOverride(path: PathSegment[], arg: string): void {
+    this.overrides.push({ path, arg });
+  }
+
+  /**
+   * A problem at `path`. `at: 'key'` points at the key itself (unknown keys), otherwise at the value;
+   * for a path that is not in the file, the nearest enclosing node that is.
+   */
+  problem(path: PathSegment[], message: string, at: 'key' | 'value' = 'value', colOffset = 0): ConfigProblem {
+    const dotted = path.join('.');
+    const override = this.overrides.find((o) => startsWith(path, o.path) || startsWith(o.path, path));
+    if (override) return { file: `--set ${override.arg}`, line: 0, col: 0, path: dotted, message };
+    if (!this.doc) {
+      const flag = [path.slice(0, 2).join('.'), String(path[0])].find((k) => k in this.flags);
+      return { file: flag ? this.flags[flag] : this.file, line: 0, col: 0, path: dotted, message };
+    }
+    const pos = this.locate(path, at);
+    return { file: this.file, line: pos.line, col: pos.col + (pos.exact ? colOffset : 0), path: dotted, message };
+  }
+
+  /** The scalar's text starts this many columns after its node start (1 for a quoted scalar). */
+  valueQuoteWidth(path: PathSegment[]): number {
+    const node = this.doc?.getIn(path, true);
+    return isScalar(node) && (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') ? 1 : 0;
+  }
+
+  private locate(path: PathSegment[], at: 'key' | 'value'): Position & { exact: boolean } {
+    if (!this.doc) return { line: 0, col: 0, exact: false };
+    let node: unknown = this.doc.contents;
+    let best = this.nodePosition(node as Node) ?? { line: 1, col: 1 };
+    for (let i = 0; i < path.length; i++) {
+      const seg = path[i];
+      const last = i === path.length - 1;
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+        if (!pair) return { ...best, exact: false };
+        if (last && at === 'key') return { ...(this.nodePosition(pair.key as Node) ?? best), exact: true };
+        node = pair.value;
+        // `key:` with no value: point at the key
+        best = this.nodePosition(node as Node) ?? this.nodePosition(pair.key as Node) ?? best;
+      } else if (isSeq(node) && typeof seg === 'number' || (isSeq(node) && /^\d+$/.test(String(seg)))) {
+        const item = (node as { items: unknown[] }).items[Number(seg)];
+        if (item === undefined) return { ...best, exact: false };
+        node = item;
+        best = this.nodePosition(node as Node) ?? best;
+      } else {
+        return { ...best, exact: false };
+      }
+    }
+    return { ...best, exact: true };
+  }
+
+  private nodePosition(node: Node | null | undefined): Position | undefined {
+    if (!node || !node.range || !this.lines) return undefined;
+    return this.lines.linePos(node.range[0]);
+  }
+}
+
+function startsWith(path: PathSegment[], prefix: PathSegment[]): boolean {
+  return prefix.length <= path.length && prefix.every((s, i) => String(s) === String(path[i]));
+}
+
+function yamlMessage(code: string, message: string, at: string): string {
+  if (code === 'DUPLICATE_KEY') return `duplicate key "${at.trim()}": each key may appear once in a mapping`;
+  // yaml's messages are already one line; make them read as YAML syntax errors.
+  return `YAML syntax error: ${message.replace(/\s+/g, ' ').replace(/[.:]\s*$/, '')}`;
+}

@@ -1,0 +1,70 @@
+/** Printed forms of a plan: the human table (by node) and the --json document. Secrets are masked in both. */
+import { joinCommand } from '../config/shellwords.js';
+import { isSecretName, maskSecrets } from './env.js';
+import { gb } from './memory.js';
+import type { Plan, RankPlan } from './types.js';
+
+/** The `--dry-run --json` / `validate --json` document of shared/design.md. */
+export function planDocument(plan: Plan) {
+  return {
+    name: plan.name,
+    world_size: plan.world_size,
+    parallelism: { ...plan.parallelism },
+    nodes: plan.nodes.map((n) => ({ ...n })),
+    ranks: plan.ranks.map((r) => ({
+      rank: r.rank,
+      node_rank: r.node_rank,
+      host: r.host,
+      local_rank: r.local_rank,
+      data: r.data,
+      pipeline: r.pipeline,
+      tensor: r.tensor,
+      command: [...r.command],
+      env: maskSecrets(r.env),
+      ...(r.memory && { memory: { ...r.memory } }),
+    })),
+    warnings: [...plan.warnings],
+  };
+}
+
+export function renderPlanTable(plan: Plan): string {
+  const p = plan.parallelism;
+  const lines: string[] = [];
+  const sched = p.pipeline > 1 ? `, ${p.schedule}${p.virtual_stages > 1 ? ` ×${p.virtual_stages} virtual` : ''}, ${p.microbatches} microbatches` : '';
+  lines.push(`${plan.name}: world ${plan.world_size} = data ${p.data} × tensor ${p.tensor} × pipeline ${p.pipeline}, ZeRO ${p.zero_stage}${sched}`);
+  const first = plan.ranks[0];
+  if (first) {
+    lines.push(`command: ${joinCommand(first.command)}`);
+    const backend = first.env.DTRAIN_BACKEND;
+    lines.push(`backend: ${backend}   master: ${first.env.MASTER_ADDR}:${first.env.MASTER_PORT}`);
+    const userEnv = plan.config ? Object.keys(plan.config.env) : [];
+    if (userEnv.length) lines.push(`env: ${userEnv.map((k) => `${k}=${isSecretName(k) ? '***' : plan.config!.env[k]}`).join(' ')}`);
+  }
+  const withMemory = plan.ranks.some((r) => r.memory);
+  const header = ['rank', 'local', 'pipeline', 'data', 'tensor', ...(withMemory ? ['params', 'grads', 'optim', 'activ', 'total GB'] : [])];
+  for (const node of plan.nodes) {
+    const tags = [
+      node.local ? 'local' : node.from_allocation ? 'allocated at submit' : `ssh${node.user ? ` ${node.user}@` : ' '}${node.host}${node.port && node.port !== 22 ? `:${node.port}` : ''}`,
+      node.cuda_visible_devices !== undefined ? `CUDA_VISIBLE_DEVICES=${node.cuda_visible_devices}` : '',
+      node.nproc_assumed ? 'process count known at launch' : '',
+    ].filter(Boolean);
+    lines.push('');
+    lines.push(`node ${node.node_rank}  ${node.host}  ${node.nproc} process${node.nproc === 1 ? '' : 'es'}  (${tags.join(', ')})`);
+    const rows = plan.ranks.filter((r) => r.node_rank === node.node_rank).map((r) => row(r, withMemory));
+    lines.push(...table([header, ...rows]).map((l) => `  ${l}`));
+  }
+  return lines.join('\n') + '\n';
+}
+
+function row(r: RankPlan, withMemory: boolean): string[] {
+  const base = [r.rank, r.local_rank, r.pipeline, r.data, r.tensor].map(String);
+  if (!withMemory || !r.memory) return base;
+  const m = r.memory;
+  return [...base, gb(m.params), gb(m.grads), gb(m.optimizer), gb(m.activations), gb(m.total)];
+}
+
+/** Right-aligned columns, two spaces apart. */
+function table(rows: string[][]): string[] {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => cell.padStart(widths[i])).join('  ').trimEnd());
+}
