@@ -1,0 +1,201 @@
+/**
+ * Mutual challenge-response authentication for the store's TCP leg and the per-frame envelope that
+ * follows it. PROTOCOL.md ("Authentication on the TCP leg") describes the same bytes; encoders and the
+ * matching checks sit side by side here.
+ *
+ * Neither side ever sends the job key K. Each proves knowledge of K with an HMAC over both nonces under
+ * a label naming its role, so one side's proof can never be replayed as the other's, and the client
+ * only sends its proof after the server has proved itself (a fake store learns nothing usable).
+ * Fresh nonces per connection give fresh session keys, so a frame recorded on one connection is
+ * worthless on another; per-direction keys stop reflection; sequence numbers stop replay and reordering
+ * inside a connection.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export const protocolVersion = 1;
+const magic = Buffer.from('DTS', 'latin1');
+export const nonceBytes = 32;
+const macBytes = 32;
+const seqBytes = 8;
+/** Bytes an envelope adds around a body: seq before, MAC after. */
+export const envelopeOverhead = seqBytes + macBytes;
+/** A job key shorter than this is refused: it would be guessable. */
+export const minJobKeyBytes = 16;
+
+export const HandshakeKind = { hello: 1, challenge: 2, proof: 3, reject: 4 } as const;
+
+export const RejectReason = { version: 1, auth: 2, busy: 3 } as const;
+export const rejectReasonText: Record<number, string> = {
+  [RejectReason.version]: 'protocol version mismatch (dtrain versions differ)',
+  [RejectReason.auth]: 'the store rejected our proof of the job key (wrong job key)',
+  [RejectReason.busy]: 'the store has too many connections still authenticating',
+};
+
+const labels = {
+  serverProof: 'dtrain-store v1 server proof',
+  clientProof: 'dtrain-store v1 client proof',
+  clientToServer: 'dtrain-store v1 key client to server',
+  serverToClient: 'dtrain-store v1 key server to client',
+};
+
+export class AuthError extends Error {}
+
+function hmac(key: Buffer, label: string, nonceC: Buffer, nonceS: Buffer): Buffer {
+  // The zero byte ends the label, so no label can be a prefix-extension of another's input.
+  return createHmac('sha256', key).update(label).update(Buffer.of(0)).update(nonceC).update(nonceS).digest();
+}
+
+function header(kind: number): Buffer {
+  return Buffer.concat([magic, Buffer.of(kind)]);
+}
+
+function checkHeader(body: Buffer, kind: number, size: number): void {
+  if (body.length < 4 || !body.subarray(0, 3).equals(magic)) throw new AuthError('not a dtrain store handshake message');
+  if (body[3] === HandshakeKind.reject && kind !== HandshakeKind.reject) {
+    const reason = body.length >= 5 ? body[4]! : 0;
+    throw new AuthError(rejectReasonText[reason] ?? `rejected (reason ${reason})`);
+  }
+  if (body[3] !== kind) throw new AuthError(`expected handshake message ${kind}, got ${body[3]}`);
+  if (body.length !== size) throw new AuthError(`handshake message ${kind} has ${body.length} bytes, expected ${size}`);
+}
+
+export function checkJobKey(jobKey: Buffer): void {
+  if (!Buffer.isBuffer(jobKey) || jobKey.length < minJobKeyBytes) {
+    throw new AuthError(`the job key must be at least ${minJobKeyBytes} bytes`);
+  }
+}
+
+/** The client's side of the handshake: hello → (challenge) → proof, then a session. */
+export class ClientHandshake {
+  readonly nonceC = randomBytes(nonceBytes);
+  private nonceS: Buffer | undefined;
+
+  constructor(private readonly jobKey: Buffer) {
+    checkJobKey(jobKey);
+  }
+
+  /** HELLO = "DTS" kind:u8=1 version:u8 nonce_c[32] */
+  hello(): Buffer {
+    return Buffer.concat([header(HandshakeKind.hello), Buffer.of(protocolVersion), this.nonceC]);
+  }
+
+  /** CHALLENGE = "DTS" kind:u8=2 version:u8 nonce_s[32] server_proof[32]; returns the PROOF to send. */
+  answerChallenge(body: Buffer): Buffer {
+    if (body.length >= 5 && body[3] === HandshakeKind.challenge && body[4] !== protocolVersion) {
+      throw new AuthError(`protocol version mismatch: the store speaks ${body[4]}, this dtrain ${protocolVersion}`);
+    }
+    checkHeader(body, HandshakeKind.challenge, 5 + nonceBytes + macBytes);
+    const nonceS = body.subarray(5, 5 + nonceBytes);
+    const serverProof = body.subarray(5 + nonceBytes);
+    const expected = hmac(this.jobKey, labels.serverProof, this.nonceC, nonceS);
+    if (!timingSafeEqual(serverProof, expected)) {
+      throw new AuthError('the store did not prove knowledge of the job key (wrong job key, or another job on this port)');
+    }
+    this.nonceS = Buffer.from(nonceS);
+    // PROOF = "DTS" kind:u8=3 client_proof[32]
+    return Buffer.concat([header(HandshakeKind.proof), hmac(this.jobKey, labels.clientProof, this.nonceC, this.nonceS)]);
+  }
+
+  session(): Session {
+    if (!this.nonceS) throw new AuthError('handshake not finished');
+    return new Session(
+      hmac(this.jobKey, labels.clientToServer, this.nonceC, this.nonceS),
+      hmac(this.jobKey, labels.serverToClient, this.nonceC, this.nonceS),
+    );
+  }
+}
+
+/** The server's side: (hello) → challenge → (proof) → session. */
+export class ServerHandshake {
+  private nonceC: Buffer | undefined;
+  private readonly nonceS = randomBytes(nonceBytes);
+
+  constructor(private readonly jobKey: Buffer) {
+    checkJobKey(jobKey);
+  }
+
+  /** Checks a HELLO and returns the CHALLENGE to send. A version mismatch throws with a reject attached. */
+  answerHello(body: Buffer): Buffer {
+    if (body.length >= 5 && body.subarray(0, 3).equals(magic) && body[3] === HandshakeKind.hello && body[4] !== protocolVersion) {
+      throw new AuthError(`client speaks protocol ${body[4]}, this store ${protocolVersion}`);
+    }
+    checkHeader(body, HandshakeKind.hello, 5 + nonceBytes);
+    this.nonceC = Buffer.from(body.subarray(5));
+    const proof = hmac(this.jobKey, labels.serverProof, this.nonceC, this.nonceS);
+    return Buffer.concat([header(HandshakeKind.challenge), Buffer.of(protocolVersion), this.nonceS, proof]);
+  }
+
+  /** Checks the client's PROOF and returns the session; throws AuthError when it is wrong. */
+  acceptProof(body: Buffer): Session {
+    if (!this.nonceC) throw new AuthError('proof before hello');
+    checkHeader(body, HandshakeKind.proof, 4 + macBytes);
+    const expected = hmac(this.jobKey, labels.clientProof, this.nonceC, this.nonceS);
+    if (!timingSafeEqual(body.subarray(4), expected)) throw new AuthError('wrong proof of the job key');
+    return new Session(
+      hmac(this.jobKey, labels.serverToClient, this.nonceC, this.nonceS),
+      hmac(this.jobKey, labels.clientToServer, this.nonceC, this.nonceS),
+    );
+  }
+}
+
+/** REJECT = "DTS" kind:u8=4 reason:u8 version:u8, sent before closing so the client can say why. */
+export function rejectMessage(reason: number): Buffer {
+  return Buffer.concat([header(HandshakeKind.reject), Buffer.of(reason, protocolVersion)]);
+}
+
+/**
+ * The envelope every frame carries after the handshake:
+ *   envelope = seq:u64be body mac[32],  mac = HMAC-SHA256(k_direction, seq ‖ body)
+ * Sequence numbers start at 0 in each direction and go up by exactly one per frame.
+ */
+export class Session {
+  private sendSeq = 0;
+  private recvSeq = 0;
+
+  constructor(
+    private readonly sendKey: Buffer,
+    private readonly recvKey: Buffer,
+  ) {}
+
+  /** Wraps a body in an envelope and frames it (len:u32be first), ready to write. */
+  seal(body: Buffer): Buffer {
+    const seq = this.sendSeq++;
+    const len = seqBytes + body.length + macBytes;
+    const out = Buffer.allocUnsafe(4 + len);
+    out.writeUInt32BE(len, 0);
+    writeSeq(out, 4, seq);
+    body.copy(out, 4 + seqBytes);
+    const mac = createHmac('sha256', this.sendKey).update(out.subarray(4, 4 + seqBytes + body.length)).digest();
+    mac.copy(out, 4 + seqBytes + body.length);
+    return out;
+  }
+
+  /** Checks an envelope's sequence number and MAC and returns the body; throws AuthError otherwise. */
+  open(envelope: Buffer): Buffer {
+    if (envelope.length < envelopeOverhead) throw new AuthError('envelope shorter than its sequence number and MAC');
+    const signed = envelope.subarray(0, envelope.length - macBytes);
+    const mac = envelope.subarray(envelope.length - macBytes);
+    const expected = createHmac('sha256', this.recvKey).update(signed).digest();
+    // MAC first: an unauthenticated sequence number says nothing.
+    if (!timingSafeEqual(mac, expected)) throw new AuthError('frame MAC does not match (tampered or wrong session)');
+    const seq = readSeq(envelope, 0);
+    if (seq !== this.recvSeq) throw new AuthError(`sequence number ${seq}, expected ${this.recvSeq} (replayed or reordered frame)`);
+    this.recvSeq++;
+    return envelope.subarray(seqBytes, envelope.length - macBytes);
+  }
+}
+
+function writeSeq(out: Buffer, at: number, seq: number): void {
+  out.writeUInt32BE(Math.floor(seq / 2 ** 32), at);
+  out.writeUInt32BE(seq >>> 0, at + 4);
+}
+
+function readSeq(buf: Buffer, at: number): number {
+  return buf.readUInt32BE(at) * 2 ** 32 + buf.readUInt32BE(at + 4);
+}
+
+/** The reason text when a body is a REJECT, else undefined. */
+export function rejectText(body: Buffer): string | undefined {
+  if (body.length !== 6 || !body.subarray(0, 3).equals(magic) || body[3] !== HandshakeKind.reject) return undefined;
+  return rejectReasonText[body[4]!] ?? `rejected (reason ${body[4]})`;
+}

@@ -1,0 +1,406 @@
+/**
+ * The TypeScript store client: agents use it over TCP (or an SSH-forwarded channel) with
+ * authentication; workers' TS code may use it over the agent's Unix proxy without. Requests are
+ * pipelined: each gets a fresh id and answers are matched by id, in whatever order they come.
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { AuthError, ClientHandshake, envelopeOverhead, rejectText, type Session } from './auth.js';
+import { StoreConnectionError, StoreRequestError, StoreTimeoutError } from './errors.js';
+import { StartError } from '../util/errors.js';
+import {
+  FrameReader,
+  Op,
+  Status,
+  decodeBody,
+  encodeBody,
+  frame,
+  maxBodyBytes,
+  maxPreAuthBodyBytes,
+  maxTimeoutMs,
+  opNames,
+  serverHoldMs,
+  type Message,
+} from './frame.js';
+
+export interface StoreClientOptions {
+  /**
+   * Connect + authenticate budget, the default wait of blocking calls, and the extra time any request
+   * may take beyond its own timeout before the connection is presumed dead. Default 10000.
+   */
+  timeoutMs?: number;
+  /** names the store in error messages; default derived from the address */
+  label?: string;
+}
+
+export interface TcpConnectOptions extends StoreClientOptions {
+  host: string;
+  port: number;
+  jobKey: Buffer;
+}
+
+/** One request in flight: the id it travels with (CANCEL takes it) and its answer. */
+export interface PendingRequest {
+  id: number;
+  response: Promise<Message>;
+}
+
+interface Waiting {
+  resolve(m: Message): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+type Phase = 'challenge' | 'welcome' | 'ready' | 'closed';
+
+/** Authentication with the store failed: wrong key, not a dtrain store, version mismatch (exit 3). */
+export class StoreAuthError extends StartError {}
+
+export class StoreClient extends EventEmitter<{ close: [error: Error | undefined] }> {
+  private phase: Phase;
+  private readonly reader: FrameReader;
+  private session: Session | undefined;
+  private readonly pending = new Map<number, Waiting>();
+  private nextId = 1;
+  private auth: { handshake: ClientHandshake; resolve(): void; reject(e: Error): void } | undefined;
+  private closedByUs = false;
+  private readonly closed: Promise<void>;
+  readonly timeoutMs: number;
+
+  private constructor(
+    private readonly stream: Duplex,
+    readonly label: string,
+    timeoutMs: number,
+    authenticated: boolean,
+  ) {
+    super();
+    this.timeoutMs = timeoutMs;
+    this.phase = authenticated ? 'challenge' : 'ready';
+    this.reader = new FrameReader(authenticated ? maxPreAuthBodyBytes : maxBodyBytes);
+    this.closed = new Promise((resolve) => stream.once('close', () => resolve()));
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('error', (err) => this.shutdown(err));
+    stream.on('end', () => this.shutdown(undefined));
+    stream.on('close', () => this.shutdown(undefined));
+  }
+
+  /** Connects to the store's TCP port and authenticates with the job key, all within timeoutMs. */
+  static async connectTcp(opts: TcpConnectOptions): Promise<StoreClient> {
+    const timeoutMs = opts.timeoutMs ?? 10000;
+    const label = opts.label ?? `store at ${opts.host}:${opts.port}`;
+    const started = Date.now();
+    const socket = await connectSocket(net.connect({ host: opts.host, port: opts.port, noDelay: true }), label, timeoutMs);
+    return StoreClient.authenticate(socket, opts.jobKey, label, timeoutMs, timeoutMs - (Date.now() - started));
+  }
+
+  /** Connects to an agent's store proxy (`unix:/path` or `/path`); no authentication on this leg. */
+  static async connectUnix(path: string, opts: StoreClientOptions = {}): Promise<StoreClient> {
+    const file = path.startsWith('unix:') ? path.slice(5) : path;
+    const timeoutMs = opts.timeoutMs ?? 10000;
+    const label = opts.label ?? `store proxy at ${file}`;
+    const socket = await connectSocket(net.connect({ path: file }), label, timeoutMs);
+    return new StoreClient(socket, label, timeoutMs, false);
+  }
+
+  /** Authenticates over an already-open stream (an SSH-forwarded channel to the store's port). */
+  static async overStream(stream: Duplex, jobKey: Buffer, opts: StoreClientOptions = {}): Promise<StoreClient> {
+    const timeoutMs = opts.timeoutMs ?? 10000;
+    return StoreClient.authenticate(stream, jobKey, opts.label ?? 'store', timeoutMs, timeoutMs);
+  }
+
+  private static async authenticate(stream: Duplex, jobKey: Buffer, label: string, timeoutMs: number, budgetMs: number) {
+    let handshake: ClientHandshake;
+    try {
+      handshake = new ClientHandshake(jobKey);
+    } catch (err) {
+      stream.destroy();
+      throw new StoreAuthError(`${label}: ${(err as Error).message}`);
+    }
+    const client = new StoreClient(stream, label, timeoutMs, true);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        client.auth = { handshake, resolve, reject };
+        timer = setTimeout(
+          () => reject(new StoreAuthError(`${label}: authentication did not finish within ${timeoutMs} ms`)),
+          Math.max(1, budgetMs),
+        );
+        stream.write(frame(handshake.hello()));
+      });
+    } catch (err) {
+      client.destroy();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      client.auth = undefined;
+    }
+    return client;
+  }
+
+  /** Sends a raw request; the answer comes back whatever its status. Used by the proxy to forward. */
+  send(op: number, args: readonly (Buffer | string)[]): PendingRequest {
+    const bufs = args.map((a) => (typeof a === 'string' ? Buffer.from(a) : a));
+    if (this.phase !== 'ready') {
+      return { id: 0, response: Promise.reject(new StoreConnectionError(`${this.label}: connection is closed`)) };
+    }
+    const id = this.allocateId();
+    const waitMs = Math.min(maxTimeoutMs, serverHoldMs(op, bufs) + this.timeoutMs);
+    const response = new Promise<Message>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(
+          new StoreTimeoutError(
+            `${this.label}: no answer to ${opNames[op] ?? `op ${op}`}${describeKeys(op, bufs)} within ${waitMs} ms (connection lost?)`,
+            opNames[op] ?? String(op),
+            keysOf(op, bufs),
+            waitMs,
+          ),
+        );
+      }, waitMs);
+      this.pending.set(id, { resolve, reject, timer });
+    });
+    const body = encodeBody(op, id, bufs);
+    this.stream.write(this.session ? this.session.seal(body) : frame(body));
+    return { id, response };
+  }
+
+  async set(key: string, value: Buffer | string): Promise<void> {
+    await this.call(Op.set, [key, value]);
+  }
+
+  /** Waits up to timeoutMs for the key to exist and returns its value. */
+  async get(key: string, timeoutMs = this.timeoutMs): Promise<Buffer> {
+    const res = await this.call(Op.get, [key, String(timeoutMs)]);
+    if (res.code === Status.notFound) throw this.timeoutError('GET', [key], timeoutMs);
+    return res.args[0]!;
+  }
+
+  /** The value if the key exists now, else undefined; never waits. */
+  async tryGet(key: string): Promise<Buffer | undefined> {
+    const res = await this.call(Op.get, [key, '0']);
+    return res.code === Status.ok ? res.args[0] : undefined;
+  }
+
+  /** Adds delta to the decimal counter at key (missing counts as 0) and returns the new value. */
+  async add(key: string, delta: number | bigint = 1): Promise<number> {
+    const res = await this.call(Op.add, [key, BigInt(delta).toString()]);
+    return Number(res.args[0]!.toString());
+  }
+
+  /**
+   * Sets key to desired if it currently holds expected (null: if it is absent). Returns the value after
+   * the operation, or undefined when the key is absent.
+   */
+  async cas(key: string, expected: Buffer | string | null, desired: Buffer | string): Promise<Buffer | undefined> {
+    const res = await this.call(Op.cas, [key, expected ?? '', desired]);
+    return res.code === Status.ok ? res.args[0] : undefined;
+  }
+
+  /** Waits until every key exists. */
+  async wait(keys: string[], timeoutMs = this.timeoutMs): Promise<void> {
+    const res = await this.call(Op.wait, [String(timeoutMs), ...keys]);
+    if (res.code === Status.notFound) throw this.timeoutError('WAIT', keys, timeoutMs);
+  }
+
+  /** Deletes the key; true when it existed. */
+  async delete(key: string): Promise<boolean> {
+    const res = await this.call(Op.delete, [key]);
+    return res.args[0]?.toString() === '1';
+  }
+
+  /** Returns once `count` callers (over all connections) reached the barrier `name`. */
+  async barrier(name: string, count: number, timeoutMs = this.timeoutMs): Promise<void> {
+    await this.call(Op.barrier, [name, String(count), String(timeoutMs)]);
+  }
+
+  /** Whether each key exists now. */
+  async check(keys: string[]): Promise<boolean[]> {
+    const res = await this.call(Op.check, keys);
+    return res.args.map((a) => a.toString() === '1');
+  }
+
+  async ping(): Promise<void> {
+    await this.call(Op.ping, []);
+  }
+
+  /** The job key for worker-to-worker authentication (only the Unix proxy answers this). */
+  async jobKey(): Promise<Buffer> {
+    return (await this.call(Op.jobKey, [])).args[0]!;
+  }
+
+  /** The attempt and key prefix the proxy applies (only the Unix proxy answers this). */
+  async whoami(): Promise<{ attempt: number; prefix: string }> {
+    const res = await this.call(Op.whoami, []);
+    return { attempt: Number(res.args[0]!.toString()), prefix: res.args[1]!.toString() };
+  }
+
+  /** Asks the store to answer a blocked request of this connection now, with status "cancelled". */
+  async cancel(id: number): Promise<boolean> {
+    const res = await this.call(Op.cancel, [String(id)]);
+    return res.args[0]?.toString() === '1';
+  }
+
+  /** Requests not yet answered. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  get isOpen(): boolean {
+    return this.phase === 'ready';
+  }
+
+  /** Closes the connection; requests in flight fail. Resolves once the stream is closed. */
+  async close(): Promise<void> {
+    this.closedByUs = true;
+    this.stream.end();
+    this.shutdown(undefined);
+    const grace = setTimeout(() => this.stream.destroy(), 1000);
+    await this.closed;
+    clearTimeout(grace);
+  }
+
+  private destroy(): void {
+    this.closedByUs = true;
+    this.stream.destroy();
+    this.shutdown(undefined);
+  }
+
+  private async call(op: number, args: (Buffer | string)[]): Promise<Message> {
+    const bufs = args.map((a) => (typeof a === 'string' ? Buffer.from(a) : a));
+    const res = await this.send(op, bufs).response;
+    const name = opNames[op] ?? `op ${op}`;
+    switch (res.code) {
+      case Status.ok:
+      case Status.notFound:
+        return res;
+      case Status.timeout:
+        throw this.timeoutError(name, keysOf(op, bufs), serverHoldMs(op, bufs));
+      case Status.badRequest:
+        throw new StoreRequestError(`${this.label}: ${name}${describeKeys(op, bufs)} refused as a bad request`, res.code);
+      case Status.notAuthorized:
+        throw new StoreRequestError(`${this.label}: ${name} is not allowed on this connection`, res.code);
+      case Status.cancelled:
+        throw new StoreRequestError(`${this.label}: ${name}${describeKeys(op, bufs)} was cancelled`, res.code);
+      default:
+        throw new StoreRequestError(`${this.label}: ${name} answered with unknown status ${res.code}`, res.code);
+    }
+  }
+
+  private timeoutError(op: string, keys: string[], ms: number): StoreTimeoutError {
+    const what =
+      op === 'BARRIER' ? `at barrier "${keys[0]}"` : `waiting for key${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')}`;
+    return new StoreTimeoutError(`${this.label}: timed out after ${ms} ms ${what}`, op, keys, ms);
+  }
+
+  private allocateId(): number {
+    for (;;) {
+      const id = this.nextId;
+      this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+      if (!this.pending.has(id)) return id;
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    try {
+      for (const body of this.reader.push(chunk)) {
+        if (this.phase === 'closed') return;
+        this.onBody(body);
+      }
+    } catch (err) {
+      const auth = this.auth;
+      const message = `${this.label}: ${(err as Error).message}`;
+      this.shutdown(auth || err instanceof AuthError ? new StoreAuthError(message) : new StoreConnectionError(message));
+      this.stream.destroy();
+    }
+  }
+
+  private onBody(body: Buffer): void {
+    switch (this.phase) {
+      case 'challenge':
+        this.stream.write(frame(this.auth!.handshake.answerChallenge(body)));
+        this.phase = 'welcome';
+        return;
+      case 'welcome': {
+        const rejected = rejectText(body);
+        if (rejected) throw new AuthError(rejected);
+        this.session = this.auth!.handshake.session();
+        const welcome = decodeBody(this.session.open(body));
+        if (welcome.code !== Status.ok || welcome.id !== 0) throw new AuthError('unexpected welcome from the store');
+        this.phase = 'ready';
+        this.reader.maxBody = maxBodyBytes + envelopeOverhead;
+        this.auth!.resolve();
+        return;
+      }
+      case 'ready': {
+        const res = decodeBody(this.session ? this.session.open(body) : body);
+        const waiting = this.pending.get(res.id);
+        if (!waiting) return; // answered after we gave up on it
+        this.pending.delete(res.id);
+        clearTimeout(waiting.timer);
+        waiting.resolve(res);
+      }
+    }
+  }
+
+  private shutdown(error: Error | undefined): void {
+    if (this.phase === 'closed') return;
+    const wasAuthenticating = this.phase !== 'ready';
+    this.phase = 'closed';
+    const reason =
+      error instanceof StartError
+        ? error
+        : new StoreConnectionError(`${this.label}: connection closed${error ? `: ${error.message}` : ''}`);
+    if (this.auth && wasAuthenticating) {
+      this.auth.reject(
+        reason instanceof StoreAuthError
+          ? reason
+          : new StoreAuthError(`${this.label}: the store closed the connection during authentication${error ? ` (${error.message})` : ''}`),
+      );
+    }
+    for (const w of this.pending.values()) {
+      clearTimeout(w.timer);
+      w.reject(reason);
+    }
+    this.pending.clear();
+    this.stream.destroy();
+    this.emit('close', this.closedByUs ? undefined : reason);
+  }
+}
+
+function connectSocket(socket: net.Socket, label: string, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new StoreConnectionError(`cannot reach the ${label} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const why =
+        err.code === 'ECONNREFUSED'
+          ? 'connection refused (is the launcher still running?)'
+          : err.code === 'ENOENT'
+            ? 'no such socket'
+            : err.code === 'ENOTFOUND'
+              ? 'host name not found'
+              : err.message;
+      reject(new StoreConnectionError(`cannot connect to the ${label}: ${why}`));
+    });
+  });
+}
+
+function keysOf(op: number, args: readonly Buffer[]): string[] {
+  const keys =
+    op === Op.wait ? args.slice(1) : op === Op.check ? args : op === Op.ping || op >= Op.cancel ? [] : args.slice(0, 1);
+  return keys.map((k) => k.toString());
+}
+
+function describeKeys(op: number, args: readonly Buffer[]): string {
+  const keys = keysOf(op, args);
+  return keys.length ? ` ${keys.map((k) => `"${k}"`).join(', ')}` : '';
+}

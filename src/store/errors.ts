@@ -1,0 +1,31 @@
+/**
+ * Store errors. Waiting too long for the rendezvous is a start failure (exit 3, shared/design.md),
+ * so timeouts and lost connections are StartErrors; a request the store refused as malformed is a
+ * bug in the caller and says which op it was.
+ */
+import { DtrainError, ExitCode, StartError } from '../util/errors.js';
+
+/** The store answered "timeout", or did not answer in time. Says which key(s) and how long. */
+export class StoreTimeoutError extends StartError {
+  constructor(
+    message: string,
+    readonly op: string,
+    readonly keys: string[],
+    readonly timeoutMs: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The connection to the store is gone (or could not be made). */
+export class StoreConnectionError extends StartError {}
+
+/** The store refused a request (bad request, not authorized, unexpected status). */
+export class StoreRequestError extends DtrainError {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message, ExitCode.jobFailed);
+  }
+}

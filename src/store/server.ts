@@ -1,0 +1,274 @@
+/**
+ * The rendezvous store's TCP server (in the controller). Each connection must authenticate within
+ * authTimeoutMs using tiny frames, then every frame is an authenticated envelope (auth.ts). Any
+ * violation closes that one connection; the server and every other connection go on.
+ */
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { StartError } from '../util/errors.js';
+import { RejectReason, ServerHandshake, checkJobKey, envelopeOverhead, rejectMessage, type Session } from './auth.js';
+import { FrameReader, decodeBody, encodeBody, frame, maxBodyBytes, maxPreAuthBodyBytes, type Message } from './frame.js';
+import { StoreState, type Requester } from './state.js';
+
+export interface StoreServerOptions {
+  /** address to bind; default 127.0.0.1 (the launcher passes rendezvous.addr for multi-node jobs) */
+  host?: string;
+  /** 0 (default) picks a free port */
+  port?: number;
+  jobKey: Buffer;
+  /** a connection that has not authenticated by then is closed; default 5000 */
+  authTimeoutMs?: number;
+  /** connections still authenticating at once; more are refused; default 64 */
+  maxUnauthenticated?: number;
+  /** largest request body after authentication; default 64 MiB */
+  maxBodyBytes?: number;
+  /** told about every connection closed for a violation (for logs and tests) */
+  onViolation?: (reason: string, remote: string) => void;
+}
+
+export interface StoreServerStats {
+  connections: number;
+  authenticated: number;
+  unauthenticated: number;
+  violations: number;
+  keys: number;
+  blocked: number;
+}
+
+export class StoreServer {
+  readonly port: number;
+  readonly address: string;
+  private readonly connections = new Set<Connection>();
+  private unauthenticated = 0;
+  private violations = 0;
+  private readonly state = new StoreState();
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly server: net.Server | undefined,
+    private readonly options: Required<Omit<StoreServerOptions, 'host' | 'port' | 'onViolation'>> &
+      Pick<StoreServerOptions, 'onViolation'>,
+  ) {
+    const addr = server?.address();
+    this.port = addr && typeof addr === 'object' ? addr.port : 0;
+    this.address = addr && typeof addr === 'object' ? addr.address : '';
+  }
+
+  /** Binds and starts serving. A taken or unusable fixed port is a StartError (exit 3), never a hang. */
+  static async start(opts: StoreServerOptions): Promise<StoreServer> {
+    try {
+      checkJobKey(opts.jobKey);
+    } catch (err) {
+      throw new StartError(`store: ${(err as Error).message}`);
+    }
+    const host = opts.host ?? '127.0.0.1';
+    const port = opts.port ?? 0;
+    const tcp = net.createServer({ noDelay: true });
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, host, port)));
+      tcp.listen({ host, port, exclusive: true }, () => resolve());
+    });
+    const server = new StoreServer(tcp, {
+      jobKey: Buffer.from(opts.jobKey),
+      authTimeoutMs: opts.authTimeoutMs ?? 5000,
+      maxUnauthenticated: opts.maxUnauthenticated ?? 64,
+      maxBodyBytes: opts.maxBodyBytes ?? maxBodyBytes,
+      onViolation: opts.onViolation,
+    });
+    tcp.removeAllListeners('error');
+    tcp.on('error', () => {}); // accept errors (EMFILE...) must not crash the controller
+    tcp.on('connection', (socket) => server.serveStream(socket, `${socket.remoteAddress}:${socket.remotePort}`));
+    return server;
+  }
+
+  /**
+   * Serves one already-connected stream exactly like an accepted TCP socket. Used by the TCP listener
+   * and by tests that drive many connections without the kernel (the fuzzer).
+   */
+  serveStream(stream: Duplex, remote = 'stream'): void {
+    if (this.closing) {
+      stream.destroy();
+      return;
+    }
+    if (this.unauthenticated >= this.options.maxUnauthenticated) {
+      this.violation('too many unauthenticated connections', remote);
+      stream.on('error', () => {});
+      stream.end(frame(rejectMessage(RejectReason.busy)));
+      setTimeout(() => stream.destroy(), 200).unref();
+      return;
+    }
+    const conn = new Connection(this, stream, remote);
+    this.connections.add(conn);
+  }
+
+  stats(): StoreServerStats {
+    return {
+      connections: this.connections.size,
+      authenticated: this.connections.size - this.unauthenticated,
+      unauthenticated: this.unauthenticated,
+      violations: this.violations,
+      keys: this.state.keyCount,
+      blocked: this.state.blockedCount,
+    };
+  }
+
+  /** Stops listening, closes every connection and drops blocked requests. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      for (const c of this.connections) c.destroy();
+      this.state.releaseAll();
+      if (this.server) this.server.close(() => resolve());
+      else resolve();
+    });
+    return this.closing;
+  }
+
+  /** @internal connection bookkeeping */
+  get internals() {
+    return {
+      options: this.options,
+      state: this.state,
+      enterUnauthenticated: () => void this.unauthenticated++,
+      leaveUnauthenticated: () => void this.unauthenticated--,
+      forget: (c: Connection) => this.connections.delete(c),
+      violation: (reason: string, remote: string) => this.violation(reason, remote),
+    };
+  }
+
+  private violation(reason: string, remote: string): void {
+    this.violations++;
+    this.options.onViolation?.(reason, remote);
+  }
+}
+
+type Phase = 'hello' | 'proof' | 'ready' | 'closed';
+
+class Connection implements Requester {
+  private phase: Phase = 'hello';
+  private readonly reader = new FrameReader(maxPreAuthBodyBytes);
+  private readonly handshake: ServerHandshake;
+  private session: Session | undefined;
+  private authTimer: NodeJS.Timeout | undefined;
+  private readonly internals: StoreServer['internals'];
+
+  constructor(
+    server: StoreServer,
+    private readonly stream: Duplex,
+    private readonly remote: string,
+  ) {
+    this.internals = server.internals;
+    const { options } = this.internals;
+    this.handshake = new ServerHandshake(options.jobKey);
+    this.internals.enterUnauthenticated();
+    this.authTimer = setTimeout(() => this.fail(`not authenticated within ${options.authTimeoutMs} ms`), options.authTimeoutMs);
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('error', () => {}); // resets and the like end in 'close'
+    stream.on('end', () => this.destroy());
+    stream.on('close', () => this.destroy());
+  }
+
+  reply(response: Message): void {
+    if (this.phase !== 'ready' || !this.session) return;
+    const ok = this.stream.write(this.session.seal(encodeBody(response.code, response.id, response.args)));
+    // A client that stops reading must not make us buffer without bound: stop reading its requests.
+    if (!ok && !this.stream.isPaused()) {
+      this.stream.pause();
+      this.stream.once('drain', () => this.phase !== 'closed' && this.stream.resume());
+    }
+  }
+
+  destroy(): void {
+    if (this.phase === 'closed') return;
+    if (this.phase !== 'ready') this.internals.leaveUnauthenticated();
+    this.phase = 'closed';
+    clearTimeout(this.authTimer);
+    this.internals.state.release(this);
+    this.internals.forget(this);
+    this.stream.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    try {
+      for (const body of this.reader.push(chunk)) {
+        if (this.phase === 'closed') return;
+        this.onBody(body);
+      }
+    } catch (err) {
+      this.fail((err as Error).message);
+    }
+  }
+
+  private onBody(body: Buffer): void {
+    switch (this.phase) {
+      case 'hello':
+        try {
+          this.stream.write(frame(this.handshake.answerHello(body)));
+        } catch (err) {
+          if (/protocol/.test((err as Error).message)) return this.reject(RejectReason.version, (err as Error).message);
+          throw err;
+        }
+        this.phase = 'proof';
+        return;
+      case 'proof': {
+        let session: Session;
+        try {
+          session = this.handshake.acceptProof(body);
+        } catch (err) {
+          return this.reject(RejectReason.auth, (err as Error).message);
+        }
+        this.session = session;
+        this.phase = 'ready';
+        clearTimeout(this.authTimer);
+        this.internals.leaveUnauthenticated();
+        this.reader.maxBody = this.internals.options.maxBodyBytes + envelopeOverhead;
+        // The welcome proves the server derived the same session keys.
+        this.reply({ code: 0, id: 0, args: [] });
+        return;
+      }
+      case 'ready': {
+        const request = decodeBody(this.session!.open(body));
+        this.internals.state.handle(this, request);
+        return;
+      }
+    }
+  }
+
+  /** Tells the client why (it can print a clear error), then closes. */
+  private reject(reason: number, message: string): void {
+    if (this.phase === 'closed') return;
+    this.internals.violation(message, this.remote);
+    this.stream.write(frame(rejectMessage(reason)));
+    this.stream.end();
+    const stream = this.stream;
+    this.destroyKeepingStream();
+    setTimeout(() => stream.destroy(), 200).unref();
+  }
+
+  private fail(reason: string): void {
+    if (this.phase === 'closed') return;
+    this.internals.violation(reason, this.remote);
+    this.destroy();
+  }
+
+  private destroyKeepingStream(): void {
+    if (this.phase !== 'ready') this.internals.leaveUnauthenticated();
+    this.phase = 'closed';
+    clearTimeout(this.authTimer);
+    this.internals.state.release(this);
+    this.internals.forget(this);
+  }
+}
+
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): StartError {
+  const where = `${host}:${port}`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new StartError(`store: cannot listen on ${where}: the port is already in use (choose another rendezvous.port, or "auto")`);
+    case 'EACCES':
+      return new StartError(`store: cannot listen on ${where}: permission denied (ports below 1024 need privileges)`);
+    case 'EADDRNOTAVAIL':
+      return new StartError(`store: cannot listen on ${where}: the address is not on this machine (check rendezvous.addr)`);
+    default:
+      return new StartError(`store: cannot listen on ${where}: ${err.message}`);
+  }
+}
