@@ -84,6 +84,9 @@ function classify(err: Error & { code?: string | number; level?: string }, targe
     case 'ECONNRESET':
       return `connection to ${where} was reset during the SSH handshake (sshd MaxStartups or a firewall?)`;
   }
+  if (/Connection lost before handshake/.test(err.message)) {
+    return `${where} closed the connection before the SSH handshake (sshd MaxStartups exceeded, or not an SSH server?)`;
+  }
   if (err.level === 'client-timeout') return `SSH handshake with ${where} timed out after ${timeoutMs / 1000}s (ssh.connect_timeout)`;
   return `SSH connection to ${where} failed: ${err.message}`;
 }

@@ -123,3 +123,22 @@ export function describeTarget(t: SshTarget): string {
   const addr = t.hostName === t.alias ? '' : ` (${t.hostName})`;
   return `${t.user}@${t.alias}${t.port === 22 ? '' : `:${t.port}`}${addr}`;
 }
+
+/** The config's `ssh` section as config/normalise gives it (connect_timeout in ms) → spawner settings. */
+export function sshSettingsFromConfig(ssh: {
+  user?: string;
+  port?: number;
+  identity_file?: string;
+  known_hosts?: string;
+  strict_host_key_checking: StrictHostKeyChecking;
+  connect_timeout: number;
+  concurrency: number;
+  remote_dtrain?: string;
+  forward_env: string[];
+  prelude?: string;
+}): SshSettings {
+  const { connect_timeout, ...rest } = ssh;
+  const settings: SshSettings = { ...defaultSshSettings, connect_timeout_ms: connect_timeout };
+  for (const [k, v] of Object.entries(rest)) if (v !== undefined) (settings as unknown as Record<string, unknown>)[k] = v;
+  return settings;
+}

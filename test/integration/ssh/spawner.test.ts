@@ -270,6 +270,30 @@ t.test('~/.ssh/config aliases and ProxyJump', async (t) => {
   t.equal((await client(agents[1]!).store('127.0.0.1', agents[1]!.storeAddr.port, 'jumped')).echoed, 'jumped');
 });
 
+t.test('ssh-agent (SSH_AUTH_SOCK) authenticates when no identity file is set', async (t) => {
+  const sock = join(scratch, 'agent.sock');
+  const out = execFileSync('ssh-agent', ['-s', '-a', sock], { encoding: 'utf8' });
+  const pid = Number(/SSH_AGENT_PID=(\d+)/.exec(out)![1]);
+  t.teardown(() => process.kill(pid, 'SIGTERM'));
+  execFileSync('ssh-add', ['-q', bed.client_key], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'ignore' });
+  const saved = process.env.SSH_AUTH_SOCK;
+  process.env.SSH_AUTH_SOCK = sock;
+  t.teardown(() => void (saved === undefined ? delete process.env.SSH_AUTH_SOCK : (process.env.SSH_AUTH_SOCK = saved)));
+  const s = settings();
+  delete s.identity_file;
+  const agents = await startSshAgents(request({ hosts: [h2], settings: s }));
+  agents.forEach((a) => a.close());
+  t.equal(agents[0]!.hello.hostname, h2.name);
+});
+
+t.test('24 nodes on one host: handshakes stay under sshd MaxStartups', async (t) => {
+  const nodes = Array.from({ length: 24 }, (_, i) => ({ node_rank: i, host: h1.address }));
+  const agents = await startSshAgents({ ...request(), nodes, settings: settings({ concurrency: 64 }) });
+  t.equal(agents.length, 24);
+  agents.forEach((a) => a.close());
+  await noStrays(t, [h1]);
+});
+
 t.test('remote crash: exit codes and signals come back', async (t) => {
   const agents = await startSshAgents(request({ hosts: [h2] }));
   t.teardown(() => agents.forEach((a) => a.close()));
