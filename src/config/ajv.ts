@@ -6,6 +6,8 @@
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { AnySchema, ErrorObject } from 'ajv/dist/2020.js';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { configSchema } from './schema.js';
 
 export interface SchemaValidator {
@@ -39,12 +41,8 @@ export function schemaValidator(): Promise<SchemaValidator> {
 
 async function loadValidator(): Promise<SchemaValidator> {
   // A variable specifier: the file exists only in dist/, after the build step.
-  const compiled = new URL('./schema-validator.js', import.meta.url).href;
-  try {
-    const mod = (await import(compiled)) as { default: SchemaValidator };
-    return mod.default;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
-    return compileSchema(createAjv()) as SchemaValidator;
-  }
+  const compiled = new URL('./schema-validator.js', import.meta.url);
+  if (!existsSync(fileURLToPath(compiled))) return compileSchema(createAjv()) as SchemaValidator;
+  const mod = (await import(compiled.href)) as { default: SchemaValidator };
+  return mod.default;
 }

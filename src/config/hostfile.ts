@@ -146,13 +146,13 @@ export function selectHosts(
   for (const e of filter) {
     const index = byHost.get(e.host);
     if (index === undefined) {
-      problems.push({ offset: e.offset, message: `${mode}: "${e.host}" is not in the ${source}${didYouMean(e.host, byHost.keys())}` });
+      problems.push({ offset: e.offset, message: `"${e.host}" is not in the ${source}${didYouMean(e.host, byHost.keys())}` });
       continue;
     }
     const known = nodes[index].slots;
     const bad = known === undefined ? [] : (e.slots ?? []).filter((s) => s >= known);
     if (bad.length) {
-      problems.push({ offset: e.offset, message: `${mode}: "${e.host}" has slots 0-${known! - 1}, no slot ${bad.join(', ')}` });
+      problems.push({ offset: e.offset, message: `"${e.host}" has slots 0-${known! - 1}, no slot ${bad.join(', ')}` });
       continue;
     }
     chosen.set(index, e);
@@ -167,7 +167,7 @@ export function selectHosts(
     if (!e) return void selected.push({ index });
     if (!e.slots) return; // the whole host is excluded
     if (n.slots === undefined) {
-      problems.push({ offset: e.offset, message: `exclude: "${n.host}" has no known slot count, so single slots cannot be excluded (give it slots)` });
+      problems.push({ offset: e.offset, message: `"${n.host}" has no known slot count, so single slots cannot be excluded (give it slots)` });
       return;
     }
     const keep = [...Array(n.slots).keys()].filter((s) => !e.slots!.includes(s));

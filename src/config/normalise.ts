@@ -268,11 +268,10 @@ function resolveNodes(
       return [];
     }
     const parsed = parseHostFilter(text);
-    for (const p of parsed.problems) report(p.offset, p.message);
-    if (parsed.problems.length) return [];
     const chosen = selectHosts(base as SelectableNode[], parsed.entries, filterKey, listName);
-    for (const p of chosen.problems) report(p.offset, p.message);
-    if (chosen.problems.length) return [];
+    const filterProblems = [...parsed.problems, ...chosen.problems].sort((a, b) => a.offset - b.offset);
+    for (const p of filterProblems) report(p.offset, p.message);
+    if (filterProblems.length) return [];
     if (chosen.selected.length === 0) {
       error([filterKey], `leaves no node to run on`);
       return [];

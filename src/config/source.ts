@@ -31,7 +31,7 @@ export class ConfigSource {
     const source = new ConfigSource(file, doc, lines);
     const problems: ConfigProblem[] = doc.errors.map((e) => {
       const { line, col } = lines.linePos(e.pos[0]);
-      return { file, line, col, path: '', message: yamlMessage(e.code, e.message, text.slice(e.pos[0], e.pos[1])) };
+      return { file, line, col, path: '', message: yamlMessage(e.code, e.message, text.slice(e.pos[0])) };
     });
     if (problems.length) return { source, value: undefined, problems };
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
@@ -113,7 +113,10 @@ function startsWith(path: PathSegment[], prefix: PathSegment[]): boolean {
 }
 
 function yamlMessage(code: string, message: string, at: string): string {
-  if (code === 'DUPLICATE_KEY') return `duplicate key "${at.trim()}": each key may appear once in a mapping`;
+  if (code === 'DUPLICATE_KEY') {
+    const key = /^\s*("[^"\n]*"|'[^'\n]*'|[^:\n]+?)\s*:/.exec(at)?.[1] ?? '';
+    return `duplicate key ${key.startsWith('"') ? key : `"${key.replace(/^'|'$/g, '')}"`}: each key may appear once in a mapping`;
+  }
   // yaml's messages are already one line; make them read as YAML syntax errors.
   return `YAML syntax error: ${message.replace(/\s+/g, ' ').replace(/[.:]\s*$/, '')}`;
 }

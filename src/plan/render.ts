@@ -1,6 +1,6 @@
 /** Printed forms of a plan: the human table (by node) and the --json document. Secrets are masked in both. */
 import { joinCommand } from '../config/shellwords.js';
-import { isSecretName, maskSecrets } from './env.js';
+import { AUTO, isSecretName, maskSecrets } from './env.js';
 import { gb } from './memory.js';
 import type { Plan, RankPlan } from './types.js';
 
@@ -36,7 +36,9 @@ export function renderPlanTable(plan: Plan): string {
   if (first) {
     lines.push(`command: ${joinCommand(first.command)}`);
     const backend = first.env.DTRAIN_BACKEND;
-    lines.push(`backend: ${backend}   master: ${first.env.MASTER_ADDR}:${first.env.MASTER_PORT}`);
+    const addr = first.env.MASTER_ADDR === AUTO ? "node 0's address" : first.env.MASTER_ADDR;
+    const port = first.env.MASTER_PORT === AUTO ? 'a free port (picked at launch)' : `port ${first.env.MASTER_PORT}`;
+    lines.push(`backend: ${backend}   master: ${addr}, ${port}`);
     const userEnv = plan.config ? Object.keys(plan.config.env) : [];
     if (userEnv.length) lines.push(`env: ${userEnv.map((k) => `${k}=${isSecretName(k) ? '***' : plan.config!.env[k]}`).join(' ')}`);
   }

@@ -1,0 +1,87 @@
+import t from 'tap';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { configSchema, loadConfig } from '../../../src/config/index.js';
+import { createAjv, compileSchema } from '../../../src/config/ajv.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'dtrain-config-'));
+t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+const write = (name: string, text: string) => {
+  const p = join(tmp, name);
+  writeFileSync(p, text);
+  return p;
+};
+
+t.test('a minimal config gets every default from the schema', async (t) => {
+  const { config, warnings } = await loadConfig(write('tiny job.yaml', 'entrypoint: python3 train.py --lr 0.1\n'), { cwd: tmp });
+  t.same(warnings, []);
+  t.equal(config.name, 'tiny-job', 'name from the file name, made valid');
+  t.same(config.entrypoint, ['python3', 'train.py', '--lr', '0.1']);
+  t.equal(config.workdir, tmp);
+  t.same(config.env, {});
+  t.equal(config.nodes.length, 1);
+  t.match(config.nodes[0], { host: 'localhost', local: true });
+  t.same(config.parallelism, { data: config.nodes[0].nproc, tensor: 1, pipeline: 1, zero_stage: 0, microbatches: 1, schedule: '1f1b', virtual_stages: 1 });
+  t.equal(config.backend, 'auto');
+  t.same(config.master, { addr: 'auto', port: 'auto' });
+  t.same(config.rendezvous, { addr: 'auto', port: 'auto', timeout: 60_000 });
+  t.same(config.heartbeat, { interval: 5_000, timeout: 30_000 });
+  t.equal(config.collective_timeout, 300_000);
+  t.same(config.restarts, { max: 0, backoff: 5_000 });
+  t.equal(config.shutdown_grace, 30_000);
+  t.same(config.logs, { dir: './logs', tee: true, ranks: 'all' });
+  t.match(config.ssh, { port: 22, strict_host_key_checking: 'yes', connect_timeout: 10_000, concurrency: 32, remote_dtrain: 'dtrain', forward_env: ['NCCL_*', 'CUDA_*', 'UCX_*', 'PYTHON*'] });
+  t.equal(config.scheduler, undefined);
+  t.equal(config.model, undefined);
+});
+
+t.test('durations: units, combinations and plain seconds become milliseconds', async (t) => {
+  const { config } = await loadConfig(
+    write('d.yaml', 'entrypoint: [a]\nheartbeat: {interval: 1.5, timeout: 1m30s}\ncollective_timeout: 2h\nshutdown_grace: 250ms\n'),
+  );
+  t.same(config.heartbeat, { interval: 1500, timeout: 90_000 });
+  t.equal(config.collective_timeout, 7_200_000);
+  t.equal(config.shutdown_grace, 250);
+});
+
+t.test('env_file then env (env wins), values as strings; paths relative to the config', async (t) => {
+  write('job.env', 'A=from-file\nexport B="quoted value"\n# c\n');
+  const { config } = await loadConfig(write('e.yaml', 'entrypoint: [a]\nenv_file: job.env\nenv: {A: 1, C: true}\n'));
+  t.same(config.env, { A: '1', B: 'quoted value', C: 'true' });
+  t.equal(config.env_file, join(tmp, 'job.env'));
+});
+
+t.test('the schema is valid draft 2020-12 under ajv strict mode', async (t) => {
+  t.equal(configSchema.$schema, 'https://json-schema.org/draft/2020-12/schema');
+  t.doesNotThrow(() => compileSchema(createAjv()));
+});
+
+t.test('configs/dtrain.schema.json (for editors) is the schema, up to date', async (t) => {
+  const shipped = JSON.parse(readFileSync(fileURLToPath(new URL('../../../configs/dtrain.schema.json', import.meta.url)), 'utf8'));
+  t.same(shipped, JSON.parse(JSON.stringify(configSchema)), 'regenerate: node bin/dtrain schema > configs/dtrain.schema.json');
+});
+
+t.test('every shipped example config is valid and carries the schema comment', async (t) => {
+  const dir = fileURLToPath(new URL('../../../configs/', import.meta.url));
+  const { readdirSync } = await import('node:fs');
+  const examples = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+  t.ok(examples.includes('quickstart.yaml'));
+  for (const f of examples) {
+    const text = readFileSync(join(dir, f), 'utf8');
+    t.match(text.split('\n')[0], /^# yaml-language-server: \$schema=\.\/dtrain\.schema\.json$/, `${f}: schema comment`);
+    await t.resolves(loadConfig(join(dir, f)), `${f} loads`);
+  }
+});
+
+t.test('quickstart: 4 local workers, data 2 x pipeline 2, ZeRO-1, 1f1b, 4 microbatches, cpu', async (t) => {
+  const { config, warnings } = await loadConfig(fileURLToPath(new URL('../../../configs/quickstart.yaml', import.meta.url)));
+  t.same(warnings, []);
+  t.match(config, {
+    entrypoint: ['node', 'scripts/examples/train.js'],
+    backend: 'cpu',
+    nodes: [{ host: 'localhost', nproc: 4, local: true }],
+    parallelism: { data: 2, tensor: 1, pipeline: 2, zero_stage: 1, schedule: '1f1b', microbatches: 4 },
+  });
+});
