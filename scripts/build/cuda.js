@@ -8,7 +8,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const out = join(root, 'build', 'Release');
+// Its own folder: node-gyp rebuild wipes build/, and the CUDA part should not vanish with it.
+const out = join(root, 'build-cuda');
 const manifest = join(out, 'cuda-build.json');
 
 function findNvcc() {

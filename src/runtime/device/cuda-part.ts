@@ -8,9 +8,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-const buildDir = fileURLToPath(new URL('../../../build/Release/', import.meta.url));
+const buildDir = fileURLToPath(new URL('../../../build-cuda/', import.meta.url));
 export const cudaPartPath = buildDir + 'libdtrain_cuda.so';
-const addonPath = buildDir + 'dtrain_native.node';
+const addonPath = fileURLToPath(new URL('../../../build/Release/dtrain_native.node', import.meta.url));
 
 export interface CudaBuildInfo {
   built: boolean;
