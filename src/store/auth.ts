@@ -38,7 +38,9 @@ const labels = {
   serverToClient: 'dtrain-store v1 key server to client',
 };
 
-export class AuthError extends Error {}
+export class AuthError extends Error {
+  override name = 'AuthError';
+}
 
 function hmac(key: Buffer, label: string, nonceC: Buffer, nonceS: Buffer): Buffer {
   // The zero byte ends the label, so no label can be a prefix-extension of another's input.

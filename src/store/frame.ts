@@ -58,7 +58,9 @@ export interface Message {
 export type Request = Message;
 export type Response = Message;
 
-export class FrameError extends Error {}
+export class FrameError extends Error {
+  override name = 'FrameError';
+}
 
 /** Encodes a request or response body (they share one layout), without the length prefix. */
 export function encodeBody(code: number, id: number, args: readonly (Buffer | string)[]): Buffer {

@@ -1,0 +1,144 @@
+import t from 'tap';
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync, mkdirSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { StoreServer } from '../../../src/store/server.js';
+import { StoreClient } from '../../../src/store/client.js';
+import { StoreProxy } from '../../../src/store/proxy.js';
+import { Op, Status, decodeBody, encodeBody, frame } from '../../../src/store/frame.js';
+
+const jobKey = randomBytes(32);
+
+async function fixture(t: { teardown(fn: () => unknown): void }, attempt = 0) {
+  const base = mkdtempSync(path.join(tmpdir(), 'dtrain-store-proxy-'));
+  const server = await StoreServer.start({ jobKey });
+  const upstream = await StoreClient.connectTcp({ host: '127.0.0.1', port: server.port, jobKey });
+  const proxy = await StoreProxy.start({ upstream, dir: path.join(base, 'agent'), attempt, jobKey });
+  const workers: StoreClient[] = [];
+  const worker = async () => {
+    const w = await StoreClient.connectUnix(`unix:${proxy.socketPath}`, { timeoutMs: 5000 });
+    workers.push(w);
+    return w;
+  };
+  t.teardown(async () => {
+    await Promise.all(workers.map((w) => w.close()));
+    await proxy.close();
+    await upstream.close();
+    await server.close();
+    rmSync(base, { recursive: true, force: true });
+  });
+  return { base, server, upstream, proxy, worker };
+}
+
+t.test('the socket is 0600 in a 0700 folder created for it, and removed on close', async (t) => {
+  const { proxy } = await fixture(t);
+  t.equal(statSync(path.dirname(proxy.socketPath)).mode & 0o777, 0o700);
+  t.equal(statSync(proxy.socketPath).mode & 0o777, 0o600);
+  await proxy.close();
+  t.throws(() => statSync(proxy.socketPath), /ENOENT/);
+});
+
+t.test('an existing folder is tightened to 0700; a symlink or file is refused', async (t) => {
+  const base = mkdtempSync(path.join(tmpdir(), 'dtrain-store-dir-'));
+  t.teardown(() => rmSync(base, { recursive: true, force: true }));
+  const server = await StoreServer.start({ jobKey });
+  const upstream = await StoreClient.connectTcp({ host: '127.0.0.1', port: server.port, jobKey });
+  t.teardown(async () => {
+    await upstream.close();
+    await server.close();
+  });
+  const open = path.join(base, 'open');
+  mkdirSync(open);
+  chmodSync(open, 0o755);
+  const p = await StoreProxy.start({ upstream, dir: open, attempt: 0, jobKey });
+  t.equal(statSync(open).mode & 0o777, 0o700);
+  await p.close();
+  const { symlinkSync, writeFileSync } = await import('node:fs');
+  symlinkSync(open, path.join(base, 'link'));
+  await t.rejects(StoreProxy.start({ upstream, dir: path.join(base, 'link'), attempt: 0, jobKey }), /not a folder/);
+  writeFileSync(path.join(base, 'file'), '');
+  await t.rejects(StoreProxy.start({ upstream, dir: path.join(base, 'file'), attempt: 0, jobKey }), /cannot use/);
+  await t.rejects(StoreProxy.start({ upstream, dir: path.join(base, 'x'.repeat(120)), attempt: 0, jobKey }), /longer than 107 bytes/);
+});
+
+t.test('worker keys are namespaced by attempt; JOB_KEY and WHOAMI are answered locally', async (t) => {
+  const { upstream, proxy, worker } = await fixture(t, 2);
+  const w = await worker();
+  await w.set('master_addr', '10.0.0.1');
+  t.same(await upstream.check(['a2/master_addr', 'master_addr']), [true, false]);
+  t.same(await w.whoami(), { attempt: 2, prefix: 'a2/' });
+  t.ok((await w.jobKey()).equals(jobKey));
+  await upstream.set('a2/from-agent', 'x');
+  await w.wait(['from-agent', 'master_addr'], 1000);
+  t.same(await w.check(['from-agent', 'a2/from-agent']), [true, false], 'a worker cannot escape its prefix');
+  t.equal(await w.add('ctr', 3), 3);
+  t.equal((await upstream.get('a2/ctr')).toString(), '3');
+  t.equal((await w.cas('ctr', '3', '4'))?.toString(), '4');
+  t.equal(await w.delete('ctr'), true);
+  await w.ping();
+
+  proxy.setAttempt(3);
+  const closed = new Promise((r) => w.once('close', r));
+  await closed;
+  t.notOk(w.isOpen, 'a worker of the earlier attempt is disconnected');
+  const w3 = await worker();
+  t.equal(await w3.tryGet('master_addr'), undefined, 'attempt 3 does not see attempt 2');
+  await w3.set('master_addr', '10.0.0.2');
+  t.equal((await upstream.get('a3/master_addr')).toString(), '10.0.0.2');
+  t.equal((await upstream.get('a2/master_addr')).toString(), '10.0.0.1');
+});
+
+t.test('many workers share one upstream connection; equal worker ids do not collide', async (t) => {
+  const { server, worker } = await fixture(t);
+  const ws = await Promise.all(Array.from({ length: 6 }, () => worker()));
+  // Every worker client starts its ids at 1, so the proxy must remap them.
+  await Promise.all(ws.map((w, i) => w.set(`k${i}`, `v${i}`)));
+  const got = await Promise.all(ws.map((w, i) => w.get(`k${(i + 1) % 6}`)));
+  t.same(got.map(String), ws.map((_, i) => `v${(i + 1) % 6}`));
+  await Promise.all(ws.map((w) => w.barrier('all', 6, 5000)));
+  t.equal(server.stats().authenticated, 1, 'one upstream connection for all workers');
+});
+
+t.test('a worker that disconnects stops counting at a barrier upstream', async (t) => {
+  const { server, worker } = await fixture(t);
+  const gone = await worker();
+  const stays = await worker();
+  const lost = gone.barrier('b', 2, 60000).catch((e: Error) => e);
+  await stays.ping();
+  await new Promise((r) => setTimeout(r, 30));
+  t.equal(server.stats().blocked, 1);
+  await gone.close();
+  await lost;
+  for (let i = 0; i < 50 && server.stats().blocked > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(server.stats().blocked, 0, 'the upstream arrival was cancelled');
+  await t.rejects(stays.barrier('b', 2, 100), /timed out/);
+});
+
+t.test('worker CANCEL uses the worker id; timeouts come back as timeouts', async (t) => {
+  const { worker } = await fixture(t);
+  const w = await worker();
+  const raw = w.send(Op.get, [Buffer.from('never'), Buffer.from('60000')]);
+  await w.ping();
+  t.equal(await w.cancel(raw.id), true);
+  t.equal((await raw.response).code, Status.cancelled);
+  await t.rejects(w.get('never', 80), /timed out after 80 ms waiting for key "never"/);
+});
+
+t.test('garbage from one worker closes only that worker', async (t) => {
+  const { proxy, worker } = await fixture(t);
+  const good = await worker();
+  const bad = net.connect(proxy.socketPath);
+  await new Promise((r) => bad.once('connect', r));
+  const answers: Buffer[] = [];
+  bad.on('data', (d) => answers.push(d));
+  bad.write(frame(encodeBody(99, 5, [])));
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(decodeBody(Buffer.concat(answers).subarray(4)).code, Status.badRequest, 'unknown op: bad request');
+  const closed = new Promise((r) => bad.once('close', r));
+  bad.write(Buffer.from([0, 0, 0, 7, 1, 0, 0, 0, 1, 9, 9])); // argc 9 with no args
+  await closed;
+  await good.set('still', 'serving');
+  t.equal((await good.get('still')).toString(), 'serving');
+});
