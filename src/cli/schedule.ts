@@ -1,10 +1,78 @@
+/**
+ * `dtrain schedule`: draw a pipeline schedule (terminal timeline, SVG, or JSON). Parsing and checks here;
+ * the schedule, its simulation and both pictures live in src/runtime/pipeline.
+ */
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../util/errors.js';
+import { printJson } from './main.js';
 
-export const scheduleCommand: CommandModule = {
+interface ScheduleArgs {
+  kind: unknown;
+  stages: unknown;
+  microbatches: unknown;
+  'virtual-stages': unknown;
+  json?: boolean;
+  svg?: unknown;
+}
+
+export const scheduleCommand: CommandModule<object, ScheduleArgs> = {
   command: 'schedule',
-  describe: 'not implemented yet (issue 8)',
-  handler: () => {
-    throw new UsageError('dtrain schedule is not implemented yet (issue 8)');
+  describe: 'draw a pipeline schedule: terminal timeline, --svg picture or --json, with its bubble fraction',
+  builder: (y) =>
+    y
+      .option('kind', { type: 'string', demandOption: true, describe: '1f1b | gpipe | interleaved-1f1b' })
+      .option('stages', { type: 'string', demandOption: true, describe: 'pipeline stages (ranks)' })
+      .option('microbatches', { type: 'string', demandOption: true, describe: 'microbatches per step' })
+      .option('virtual-stages', { type: 'string', default: '1', describe: 'model chunks per stage (interleaved-1f1b)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON document' })
+      .option('svg', { type: 'string', describe: 'also write the timeline as an SVG picture to this file' })
+      .example('$0 schedule --kind 1f1b --stages 4 --microbatches 8', '')
+      .example('$0 schedule --kind interleaved-1f1b --stages 4 --microbatches 8 --virtual-stages 2 --svg s.svg', ''),
+  handler: async (args) => {
+    const shape = {
+      kind: single('kind', args.kind) as '1f1b',
+      stages: count('stages', args.stages),
+      microbatches: count('microbatches', args.microbatches),
+      virtualStages: count('virtual-stages', args['virtual-stages']),
+    };
+    const svgPath = args.svg === undefined ? undefined : single('svg', args.svg);
+    if (svgPath === '') throw new UsageError('--svg needs a file name');
+    const { planPipeline } = await import('../runtime/pipeline/schedule.js');
+    const plan = planPipeline(shape);
+    if (svgPath !== undefined) {
+      const { renderTimelineSvg } = await import('../runtime/pipeline/timeline-svg.js');
+      const { writeFileSync } = await import('node:fs');
+      try {
+        writeFileSync(svgPath, renderTimelineSvg(plan));
+      } catch (err) {
+        throw new UsageError(`cannot write --svg ${svgPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    }
+    if (args.json) {
+      const { scheduleReport } = await import('../runtime/pipeline/report.js');
+      printJson(scheduleReport(plan));
+      return;
+    }
+    const { renderTimelineText } = await import('../runtime/pipeline/timeline-text.js');
+    const { Chalk, default: chalk } = await import('chalk');
+    process.stdout.write(renderTimelineText(plan, { color: new Chalk({ level: colorLevel(chalk.level) }), columns: process.stdout.columns || 120 }));
+    if (svgPath !== undefined) process.stderr.write(`wrote ${svgPath}\n`);
   },
 };
+
+/** chalk already looks at the TTY and FORCE_COLOR; NO_COLOR (https://no-color.org) it leaves to us. */
+export function colorLevel(detected: 0 | 1 | 2 | 3): 0 | 1 | 2 | 3 {
+  const noColor = process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '';
+  return noColor && process.env.FORCE_COLOR === undefined ? 0 : detected;
+}
+
+function single(name: string, v: unknown): string {
+  if (Array.isArray(v)) throw new UsageError(`--${name} is given ${v.length} times; give it once`);
+  return String(v);
+}
+
+function count(name: string, v: unknown): number {
+  const text = single(name, v);
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`--${name} must be a whole number >= 1, got "${text}"`);
+  return Number(text);
+}

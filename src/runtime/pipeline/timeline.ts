@@ -80,6 +80,7 @@ export function simulateTimeline(
   }
   const makespan = Math.max(0, ...free);
   const busy = perStage.reduce((sum, ops) => sum + ops.reduce((t, o) => t + (o.end - o.start), 0), 0);
-  const bubbleFraction = makespan === 0 ? 0 : 1 - busy / (p * makespan);
+  // idle / whole rather than 1 - busy / whole: exact for whole-unit durations
+  const bubbleFraction = makespan === 0 ? 0 : (p * makespan - busy) / (p * makespan);
   return { perStage, makespan, bubbleFraction };
 }
