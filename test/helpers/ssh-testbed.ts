@@ -18,6 +18,7 @@ export interface TestbedHost {
   port: number;
   user: string;
   host_key: string;
+  sshd_log: string;
 }
 
 export interface Testbed {

@@ -217,34 +217,73 @@ function connectOne(target: SshTarget, opts: ConnectOptions, sock?: Duplex): Pro
   });
 }
 
+/**
+ * Connections to ProxyJump hosts, shared by every node behind them (as OpenSSH's ControlMaster would): 100
+ * nodes behind one bastion make one connection to it, not 100 handshakes against its MaxStartups.
+ * Keyed by the whole path to the hop; closed when the last node using it closes.
+ */
+export class JumpPool {
+  private readonly hops = new Map<string, { client: Promise<Client>; refs: number }>();
+
+  acquire(key: string, open: () => Promise<Client>): Promise<Client> {
+    let hop = this.hops.get(key);
+    if (!hop) {
+      hop = { client: open(), refs: 0 };
+      this.hops.set(key, hop);
+      // A failed hop is not cached: a later launch may find it up again.
+      hop.client.catch(() => this.hops.delete(key));
+    }
+    hop.refs++;
+    return hop.client;
+  }
+
+  release(key: string): void {
+    const hop = this.hops.get(key);
+    if (!hop || --hop.refs > 0) return;
+    this.hops.delete(key);
+    hop.client.then((c) => c.end(), () => undefined);
+  }
+}
+
+function forward(client: Client, via: SshTarget, next: SshTarget, alias: string): Promise<Duplex> {
+  return new Promise<Duplex>((resolve, reject) =>
+    client.forwardOut('127.0.0.1', 0, next.hostName, next.port, (err, stream) =>
+      err
+        ? reject(new StartError(`ProxyJump ${via.alias} could not reach ${next.hostName}:${next.port}: ${err.message}`, alias))
+        : resolve(stream),
+    ),
+  );
+}
+
 /** Connects to `target`, hopping through its ProxyJump chain with ssh2 forwarding (no ssh binary needed). */
-export async function connect(target: SshTarget, opts: ConnectOptions): Promise<SshConnection> {
-  const hops: Client[] = [];
+export async function connect(target: SshTarget, opts: ConnectOptions, pool = new JumpPool()): Promise<SshConnection> {
+  const held: string[] = [];
+  let client: Client | undefined;
   const closeAll = () => {
-    for (const c of hops.reverse()) c.end();
+    client?.end();
+    for (const key of held.reverse()) pool.release(key);
   };
   try {
     let sock: Duplex | undefined;
-    const chain = [...target.jumps, target];
-    for (let i = 0; i < chain.length; i++) {
-      const hop = chain[i]!;
-      const client = await connectOne(hop, opts, sock).catch((err: StartError) => {
-        if (hop === target) throw err;
-        throw new StartError(`via ProxyJump ${describeTarget(hop)}: ${err.message}`, target.alias);
-      });
-      hops.push(client);
-      if (i < chain.length - 1) {
-        const next = chain[i + 1]!;
-        sock = await new Promise<Duplex>((resolve, reject) =>
-          client.forwardOut('127.0.0.1', 0, next.hostName, next.port, (err, stream) =>
-            err
-              ? reject(new StartError(`ProxyJump ${hop.alias} could not reach ${next.hostName}:${next.port}: ${err.message}`, target.alias))
-              : resolve(stream),
-          ),
-        );
-      }
+    let path = '';
+    let previous: Client | undefined;
+    let previousHop: SshTarget | undefined;
+    for (const hop of target.jumps) {
+      path += `>${hop.user}@${hop.hostName}:${hop.port}`;
+      const via = previous;
+      const viaHop = previousHop;
+      held.push(path);
+      previous = await pool
+        .acquire(path, async () => connectOne(hop, opts, via && viaHop ? await forward(via, viaHop, hop, target.alias) : undefined))
+        .catch((err: StartError) => {
+          if (err.host === target.alias) throw err;
+          const inner = err.host ? err.message.slice(err.host.length + 2) : err.message;
+          throw new StartError(`via ProxyJump ${describeTarget(hop)}: ${inner}`, target.alias);
+        });
+      previousHop = hop;
     }
-    const client = hops[hops.length - 1]!;
+    if (previous && previousHop) sock = await forward(previous, previousHop, target, target.alias);
+    client = await connectOne(target, opts, sock);
     return { client, target, close: closeAll };
   } catch (err) {
     closeAll();

@@ -12,7 +12,7 @@
 import { StartError } from '../../util/errors.js';
 import { packageVersion } from '../../util/version.js';
 import { startAgentChannel, type AgentChannel } from './agent-channel.js';
-import { connect, type SshConnection } from './connect.js';
+import { connect, JumpPool, type SshConnection } from './connect.js';
 import { KnownHostsFile } from './known-hosts.js';
 import { HandshakeLimits } from './limiter.js';
 import type { RemoteLaunch } from './remote-command.js';
@@ -74,6 +74,7 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
     dtrain: req.settings.remote_dtrain ?? 'dtrain',
   };
   const opened: SshConnection[] = [];
+  const jumps = new JumpPool();
 
   const startOne = async (node: SshNode): Promise<RemoteAgent> => {
     const target = resolveTarget(node, req.settings, blocks);
@@ -84,7 +85,7 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
         timeoutMs: req.settings.connect_timeout_ms,
         keepaliveIntervalMs: req.keepaliveIntervalMs,
         keepaliveCountMax: req.keepaliveCountMax ?? 3,
-      }),
+      }, jumps),
     );
     opened.push(conn);
     let closing = false;

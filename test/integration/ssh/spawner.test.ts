@@ -241,6 +241,12 @@ t.test('~/.ssh/config aliases and ProxyJump', async (t) => {
       'Host node-behind',
       `  HostName ${h3.address}`,
       '  ProxyJump node-one',
+      'Host node-behind-too',
+      `  HostName ${h2.address}`,
+      '  ProxyJump node-one',
+      'Host node-behind-nowhere',
+      `  HostName ${h2.address}`,
+      `  ProxyJump root@${h1.address.replace(/\.\d+$/, '.98')}`,
       'Host *',
       '  User root',
       `  IdentityFile ${bed.client_key}`,
@@ -255,18 +261,24 @@ t.test('~/.ssh/config aliases and ProxyJump', async (t) => {
   delete s.user;
   delete s.identity_file;
   delete s.known_hosts;
+  const logins = () => (readFileSync(h1.sshd_log, 'utf8').match(/Accepted publickey/g) ?? []).length;
+  const before = logins();
   const agents = await startSshAgents({
     ...request(),
     nodes: [
       { node_rank: 0, host: 'node-one' },
       { node_rank: 1, host: 'node-behind' },
+      { node_rank: 2, host: 'node-behind-too' },
     ],
     settings: s,
     sshConfigPath: join(home, '.ssh', 'config'),
   });
   t.teardown(() => agents.forEach((a) => a.close()));
-  t.same(agents.map((a) => a.hello.hostname), [h1.name, h3.name]);
+  t.same(agents.map((a) => a.hello.hostname), [h1.name, h3.name, h2.name]);
   t.same(agents[1]!.target.jumps.map((j) => j.hostName), [h1.address], 'node-behind was reached through node-one');
+  t.equal(logins() - before, 2, 'one connection to node-one for itself, one shared by both nodes behind it');
+  const err = await startError({ ...request(), nodes: [{ node_rank: 0, host: 'node-behind-nowhere' }], settings: { ...s, connect_timeout_ms: 1500 }, sshConfigPath: join(home, '.ssh', 'config') });
+  t.match(err.message, /^node-behind-nowhere: via ProxyJump root@10\.231\.\d+\.98: (connection to .* timed out|no route)/);
   t.equal((await client(agents[1]!).store('127.0.0.1', agents[1]!.storeAddr.port, 'jumped')).echoed, 'jumped');
 });
 
