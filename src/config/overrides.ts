@@ -75,13 +75,15 @@ function walk(doc: Record<string, unknown>, keys: string[]): Walked {
     path.push(seg);
     if (i === keys.length - 1) return { container, last: seg, path };
     const current = (container as Record<string | number, unknown>)[seg];
+    const nextKey = keys.slice(0, i + 2).join('.');
+    if (!isSchemaFor(next, 'object') && !listItems(deref(next))) {
+      return { error: `${path.join('.')} is a single value, it has no "${keys[i + 1]}"`, at: nextKey };
+    }
     if (current === undefined || current === null) {
-      if (!isSchemaFor(next, 'object')) {
-        return { error: `${path.join('.')} is not set in the config, so it has no item ${keys[i + 1]}`, at: keys.slice(0, i + 2).join('.') };
-      }
+      if (!isSchemaFor(next, 'object')) return { error: `${path.join('.')} is not set, so it has no item ${keys[i + 1]}`, at: nextKey };
       (container as Record<string | number, unknown>)[seg] = {};
     } else if (typeof current !== 'object') {
-      return { error: `${path.join('.')} is a single value, it has no "${keys[i + 1]}"`, at: keys.slice(0, i + 2).join('.') };
+      return { error: `${path.join('.')} is a single value, it has no "${keys[i + 1]}"`, at: nextKey };
     }
     container = (container as Record<string | number, unknown>)[seg] as Record<string, unknown> | unknown[];
     schema = next;
