@@ -1,2 +1,7 @@
-// ShardedAdam (issue 7) is exported from here.
-export {};
+// ShardedAdam (issue 7): ZeRO stage 1/2 AdamW over a data group, with resharding checkpoints.
+export { ShardedAdam } from './sharded-adam.js';
+export type { ShardedAdamOptions, OptimizerMemory, ParamDType } from './sharded-adam.js';
+export { CheckpointError, OptimizerUsageError } from './errors.js';
+export type { Manifest, ManifestFile, Hyperparameters } from './checkpoint.js';
+export { partition, shardRange } from './partition.js';
+export type { Partition, Range } from './partition.js';

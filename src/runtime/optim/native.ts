@@ -1,0 +1,64 @@
+/**
+ * The optimizer's view of the native addon (addon/src/optim/init.cc): typed signatures of its kernels.
+ * Loaded lazily so importing the runtime does not require a built addon until an optimizer is made.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type KernelDType = 'float32' | 'bfloat16' | 'float16';
+export type SimdPath = 'auto' | 'scalar' | 'avx2';
+
+export interface AdamwStepArgs {
+  param: Float32Array | Uint16Array;
+  paramType: KernelDType;
+  master?: Float32Array;
+  grad: Float32Array | Uint16Array;
+  gradType: KernelDType;
+  m: Float32Array;
+  v: Float32Array;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** step number after incrementing: 1 on the first update */
+  step: number;
+  gradScale?: number;
+  simd?: SimdPath;
+  /** 0 or absent: OMP_NUM_THREADS */
+  threads?: number;
+}
+
+export interface OptimNative {
+  adamwStep(args: AdamwStepArgs): void;
+  sumSquares(args: { data: Float32Array | Uint16Array; dtype: KernelDType; simd?: SimdPath; threads?: number }): number;
+  convertElements(args: {
+    src: Float32Array | Uint16Array;
+    srcType: KernelDType;
+    dst: Float32Array | Uint16Array;
+    dstType: KernelDType;
+  }): void;
+  /** the path a step takes for this request ('auto' follows DTRAIN_SIMD, then the CPU) */
+  adamwSimd(request?: SimdPath): 'scalar' | 'avx2';
+  streamLoop(args: { p: Float32Array; g: Float32Array; m: Float32Array; v: Float32Array }): void;
+}
+
+let cached: OptimNative | undefined;
+
+/** Three levels up from src/runtime/optim (tests) and dist/runtime/optim (built) is the package root. */
+function addonPath(): string {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+  return join(root, 'build', 'Release', 'dtrain_native.node');
+}
+
+export function optimNative(): OptimNative {
+  if (cached) return cached;
+  const path = addonPath();
+  if (!existsSync(path)) throw new Error(`dtrain native addon not built (${path}): run npm run build:addon`);
+  const addon = createRequire(import.meta.url)(path) as Partial<OptimNative>;
+  if (typeof addon.adamwStep !== 'function') throw new Error(`${path} has no optimizer kernels: rebuild it`);
+  cached = addon as OptimNative;
+  return cached;
+}

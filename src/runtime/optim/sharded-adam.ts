@@ -1,0 +1,427 @@
+/**
+ * ShardedAdam: AdamW with its states sharded over a data-parallel group, as in ZeRO (Rajbhandari et al.).
+ * Stage 1 shards m, v (and the fp32 master copy of 16-bit params): gradients are averaged in place with
+ * all-reduce, each rank updates its shard, parameters are all-gathered. Stage 2 also shards gradients:
+ * reduce-scatter leaves each rank only its shard of the averaged gradients. All communication goes in
+ * buckets of at most `bucketBytes`, so the extra memory beyond the shards stays bounded.
+ */
+import type { Group } from '../types.js';
+import { OptimizerUsageError } from './errors.js';
+import { optimNative, type KernelDType, type OptimNative, type SimdPath } from './native.js';
+import { flatBuckets, intersect, partition, shardBuckets, shardRange, type Partition, type Range } from './partition.js';
+import { Segments, type Elements } from './segments.js';
+import { loadShards, saveShards, type Hyperparameters, type ShardViews } from './checkpoint.js';
+
+export type ParamDType = KernelDType;
+
+export interface ShardedAdamOptions {
+  group: Group;
+  stage?: 1 | 2;
+  lr?: number;
+  betas?: readonly [number, number];
+  eps?: number;
+  weightDecay?: number;
+  /** largest buffer one collective moves (default 16 MiB) */
+  bucketBytes?: number;
+  /** clip gradients to this global L2 norm (computed across all shards) before the update */
+  maxGradNorm?: number;
+  /** element type of the params: needed for Uint16Array params ('bfloat16' | 'float16') */
+  dtype?: ParamDType;
+  /** force a kernel path (tests); default: DTRAIN_SIMD, then the CPU */
+  simd?: SimdPath;
+  /** kernel threads; default OMP_NUM_THREADS, else 1 */
+  threads?: number;
+}
+
+/** What this rank holds, in bytes. `states` is what stateBytes reports. */
+export interface OptimizerMemory {
+  /** m and v, plus the fp32 master copy for 16-bit params: this rank's shard only */
+  states: number;
+  /** stage 2: this rank's shard of the averaged gradients (0 for stage 1, which averages in place) */
+  gradShard: number;
+  /** staging buffers for bucketed communication: bounded by bucketBytes, independent of the model */
+  buffers: number;
+}
+
+const DEFAULT_BUCKET_BYTES = 16 * 1024 * 1024;
+/** torch.nn.utils.clip_grad_norm_ adds this to the norm before dividing. */
+const CLIP_EPS = 1e-6;
+
+function elementBytes(t: ParamDType): number {
+  return t === 'float32' ? 4 : 2;
+}
+
+function allocate(t: ParamDType, n: number): Elements {
+  return t === 'float32' ? new Float32Array(n) : new Uint16Array(n);
+}
+
+function positive(name: string, x: number | undefined, fallback: number): number {
+  const v = x ?? fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new OptimizerUsageError(`${name} must be a positive number, got ${x}`);
+  return v;
+}
+
+export class ShardedAdam {
+  readonly group: Group;
+  readonly stage: 1 | 2;
+  readonly dtype: ParamDType;
+  readonly partition: Partition;
+  /** the flat elements this rank updates */
+  readonly shard: Range;
+  readonly bucketBytes: number;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  maxGradNorm: number | undefined;
+  /** updates applied so far (torch's `step` state) */
+  stepCount = 0;
+  /** the global gradient norm of the last step, when clipping is on */
+  lastGradNorm: number | undefined;
+
+  private readonly native: OptimNative;
+  private readonly params: Segments;
+  private readonly m: Float32Array;
+  private readonly v: Float32Array;
+  private readonly master: Float32Array | undefined;
+  private gradShard: Float32Array | undefined;
+  private reduceStaging: Float32Array | undefined;
+  private gatherIn: Elements | undefined;
+  private gatherOut: Elements | undefined;
+  private readonly simd: SimdPath;
+  private readonly threads: number;
+  private busy = false;
+
+  constructor(params: Elements | readonly Elements[], opts: ShardedAdamOptions) {
+    if (!opts || !opts.group) throw new OptimizerUsageError('options.group is required');
+    const list = Array.isArray(params) ? [...(params as Elements[])] : [params as Elements];
+    if (list.length === 0) throw new OptimizerUsageError('no parameters');
+    const first = list[0]!;
+    const isF32 = first instanceof Float32Array;
+    for (const a of list) {
+      if (!(a instanceof Float32Array) && !(a instanceof Uint16Array)) {
+        throw new OptimizerUsageError('params must be Float32Array or Uint16Array (bf16/fp16 with options.dtype)');
+      }
+      if ((a instanceof Float32Array) !== isF32) throw new OptimizerUsageError('all params must have one element type');
+    }
+    this.dtype = opts.dtype ?? (isF32 ? 'float32' : (undefined as never));
+    if (!isF32 && opts.dtype !== 'bfloat16' && opts.dtype !== 'float16') {
+      throw new OptimizerUsageError("Uint16Array params need options.dtype 'bfloat16' or 'float16'");
+    }
+    if (isF32 && this.dtype !== 'float32') throw new OptimizerUsageError(`Float32Array params cannot have dtype ${this.dtype}`);
+    const stage = opts.stage ?? 1;
+    if (stage !== 1 && stage !== 2) throw new OptimizerUsageError(`stage must be 1 or 2, got ${String(opts.stage)}`);
+    this.stage = stage;
+    this.group = opts.group;
+    this.lr = positive('lr', opts.lr, 1e-3);
+    const [b1, b2] = opts.betas ?? [0.9, 0.999];
+    for (const [name, b] of [['betas[0]', b1], ['betas[1]', b2]] as const) {
+      if (!(b >= 0 && b < 1)) throw new OptimizerUsageError(`${name} must be in [0, 1), got ${b}`);
+    }
+    this.beta1 = b1;
+    this.beta2 = b2;
+    this.eps = positive('eps', opts.eps, 1e-8);
+    this.weightDecay = opts.weightDecay ?? 1e-2;
+    if (!(this.weightDecay >= 0)) throw new OptimizerUsageError(`weightDecay must be >= 0, got ${opts.weightDecay}`);
+    this.maxGradNorm = opts.maxGradNorm === undefined ? undefined : positive('maxGradNorm', opts.maxGradNorm, 1);
+    this.bucketBytes = Math.floor(positive('bucketBytes', opts.bucketBytes, DEFAULT_BUCKET_BYTES));
+    this.simd = opts.simd ?? 'auto';
+    this.threads = opts.threads ?? 0;
+
+    this.native = optimNative();
+    this.native.adamwSimd(this.simd); // a forced path this CPU lacks fails here, not mid-training
+    this.params = new Segments<Elements>(list);
+    this.partition = partition(this.params.numel, this.group.size);
+    this.shard = shardRange(this.partition, this.group.rank);
+    const own = this.shard.end - this.shard.start;
+    this.m = new Float32Array(own);
+    this.v = new Float32Array(own);
+    if (this.dtype !== 'float32') {
+      this.master = new Float32Array(own);
+      this.forOwnParamPieces((param, at, len) => {
+        this.native.convertElements({ src: param, srcType: this.dtype, dst: this.master!.subarray(at, at + len), dstType: 'float32' });
+      });
+    }
+  }
+
+  /** This rank's optimizer memory in bytes (m, v and the master copy of its shard): ≈ 1/N of unsharded. */
+  get stateBytes(): number {
+    return this.m.byteLength + this.v.byteLength + (this.master?.byteLength ?? 0);
+  }
+
+  memory(): OptimizerMemory {
+    return {
+      states: this.stateBytes,
+      gradShard: this.gradShard?.byteLength ?? 0,
+      buffers: (this.reduceStaging?.byteLength ?? 0) + (this.gatherIn?.byteLength ?? 0) + (this.gatherOut?.byteLength ?? 0),
+    };
+  }
+
+  /** The kernel path steps take ('scalar' | 'avx2'). */
+  get simdPath(): 'scalar' | 'avx2' {
+    return this.native.adamwSimd(this.simd);
+  }
+
+  /**
+   * One AdamW step from this rank's local gradients (same flat layout as the params: one array or a list of
+   * the same total length). Gradients are averaged over the group; params end up updated on every rank.
+   * Stage 1 leaves the averaged gradients in `grads`, as DDP does; stage 2 leaves `grads` untouched.
+   */
+  async step(grads: Elements | readonly Elements[]): Promise<void> {
+    const g = this.checkGrads(grads);
+    this.enter('step');
+    try {
+      if (this.stage === 1) await this.allReduceGrads(g.segments);
+      else await this.reduceScatterGrads(g.segments);
+      let scale = 1;
+      if (this.maxGradNorm !== undefined) {
+        const norm = await this.globalGradNorm(g.segments);
+        this.lastGradNorm = norm;
+        const coef = this.maxGradNorm / (norm + CLIP_EPS);
+        if (coef < 1) scale = coef;
+      }
+      const step = this.stepCount + 1;
+      this.updateShard(g.segments, step, scale);
+      this.stepCount = step;
+      await this.gatherParams();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Writes checkpoint `dir/step_N/` (one file per rank, manifest last) and points `dir/latest` at it. */
+  async save(dir: string): Promise<string> {
+    this.enter('save');
+    try {
+      return await saveShards(dir, {
+        group: this.group,
+        partition: this.partition,
+        shard: this.shard,
+        step: this.stepCount,
+        paramDtype: this.dtype,
+        stage: this.stage,
+        hyper: this.hyper(),
+        views: this.shardViews(),
+      });
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /**
+   * Loads `dir` (a checkpoint root with `latest`, or one `step_N/`), re-partitioning the saved shards to this
+   * group's size; restores params, m, v, master, the step counter and the hyperparameters, as torch's
+   * load_state_dict does. Returns the step directory loaded.
+   */
+  async load(dir: string): Promise<string> {
+    this.enter('load');
+    try {
+      const loaded = await loadShards(dir, {
+        group: this.group,
+        shard: this.shard,
+        numel: this.partition.numel,
+        paramDtype: this.dtype,
+        views: this.shardViews(),
+      });
+      this.stepCount = loaded.step;
+      this.lr = loaded.hyper.lr;
+      this.beta1 = loaded.hyper.beta1;
+      this.beta2 = loaded.hyper.beta2;
+      this.eps = loaded.hyper.eps;
+      this.weightDecay = loaded.hyper.weightDecay;
+      if (this.master) {
+        this.forOwnParamPieces((param, at, len) => {
+          this.native.convertElements({ src: this.master!.subarray(at, at + len), srcType: 'float32', dst: param, dstType: this.dtype });
+        });
+      }
+      await this.gatherParams();
+      return loaded.stepDir;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private enter(what: string): void {
+    if (this.busy) throw new OptimizerUsageError(`${what}() called while another step, save or load is running`);
+    this.busy = true;
+  }
+
+  private hyper(): Hyperparameters {
+    return { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay };
+  }
+
+  /** m, v and the fp32 master of this shard as lists of views in flat order (for fp32 params: the params). */
+  private shardViews(): ShardViews {
+    const master: Float32Array[] = [];
+    if (this.master) master.push(this.master);
+    else this.forOwnParamPieces((param) => master.push(param as Float32Array));
+    return { master, m: [this.m], v: [this.v] };
+  }
+
+  /** Calls fn for each piece of the params inside this rank's shard, with its offset inside the shard. */
+  private forOwnParamPieces(fn: (param: Elements, at: number, len: number) => void): void {
+    for (const p of this.params.pieces(this.shard)) {
+      fn(this.params.arrays[p.index]!.subarray(p.local.start, p.local.end), p.flat.start - this.shard.start, p.flat.end - p.flat.start);
+    }
+  }
+
+  private checkGrads(grads: Elements | readonly Elements[]): { segments: Segments } {
+    const list = Array.isArray(grads) ? [...(grads as Elements[])] : [grads as Elements];
+    const f32 = list.every((a) => a instanceof Float32Array);
+    const u16 = list.every((a) => a instanceof Uint16Array);
+    if (!f32 && !u16) throw new OptimizerUsageError('grads must all be Float32Array, or all Uint16Array in the params dtype');
+    if (u16 && this.dtype === 'float32') throw new OptimizerUsageError('fp32 params need Float32Array grads');
+    const segments = new Segments<Elements>(list);
+    if (segments.numel !== this.params.numel) {
+      throw new OptimizerUsageError(`grads have ${segments.numel} elements, params ${this.params.numel}`);
+    }
+    return { segments };
+  }
+
+  private gradType(a: Elements): KernelDType {
+    return a instanceof Float32Array ? 'float32' : this.dtype;
+  }
+
+  /** Copies (and widens) grads[range] into an fp32 buffer at `at`; zero-fills up to `len` (the padding). */
+  private gradsToF32(g: Segments, range: Range | undefined, dst: Float32Array, at: number, len: number): void {
+    let filled = 0;
+    if (range) {
+      for (const p of g.pieces(range)) {
+        const src = g.arrays[p.index]!.subarray(p.local.start, p.local.end);
+        const to = dst.subarray(at + p.flat.start - range.start, at + p.flat.end - range.start);
+        this.native.convertElements({ src, srcType: this.gradType(src), dst: to, dstType: 'float32' });
+      }
+      filled = range.end - range.start;
+    }
+    if (filled < len) dst.fill(0, at + filled, at + len);
+  }
+
+  /** Stage 1: average the full gradients in place, bucket by bucket (zero-copy where a bucket is one fp32 array). */
+  private async allReduceGrads(g: Segments): Promise<void> {
+    if (this.group.size === 1) return;
+    for (const b of flatBuckets(g.numel, 4, this.bucketBytes)) {
+      const direct = g.contiguous(b);
+      if (direct instanceof Float32Array) {
+        await this.group.allReduce(direct, { op: 'avg' });
+        continue;
+      }
+      const len = b.end - b.start;
+      this.reduceStaging ??= new Float32Array(Math.min(g.numel, flatBuckets(g.numel, 4, this.bucketBytes)[0]!.end));
+      const staging = this.reduceStaging.subarray(0, len);
+      this.gradsToF32(g, b, staging, 0, len);
+      await this.group.allReduce(staging, { op: 'avg' });
+      for (const p of g.pieces(b)) {
+        const dst = g.arrays[p.index]!.subarray(p.local.start, p.local.end);
+        const src = staging.subarray(p.flat.start - b.start, p.flat.end - b.start);
+        this.native.convertElements({ src, srcType: 'float32', dst, dstType: this.gradType(dst) });
+      }
+    }
+  }
+
+  /** Stage 2: each bucket gathers every rank's chunk of its shard into one buffer; reduce-scatter averages it. */
+  private async reduceScatterGrads(g: Segments): Promise<void> {
+    const { world, shardSize } = this.partition;
+    this.gradShard ??= new Float32Array(shardSize);
+    if (world === 1) {
+      this.gradsToF32(g, this.shard, this.gradShard, 0, shardSize);
+      return;
+    }
+    const buckets = shardBuckets(this.partition, 4, this.bucketBytes);
+    const chunk = buckets[0]!.end;
+    this.reduceStaging ??= new Float32Array(world * chunk);
+    for (const b of buckets) {
+      const len = b.end - b.start;
+      const staging = this.reduceStaging.subarray(0, world * len);
+      for (let r = 0; r < world; r++) {
+        const base = r * shardSize;
+        const range = intersect({ start: base + b.start, end: base + b.end }, { start: 0, end: g.numel });
+        this.gradsToF32(g, range, staging, r * len, len);
+      }
+      await this.group.reduceScatter(staging, this.gradShard.subarray(b.start, b.end), { op: 'avg' });
+    }
+  }
+
+  /** L2 norm of the averaged gradients over all shards: local sums of squares, summed over the group. */
+  private async globalGradNorm(g: Segments): Promise<number> {
+    let local = 0;
+    const own = this.shard.end - this.shard.start;
+    if (this.stage === 2) {
+      local = this.native.sumSquares({ data: this.gradShard!.subarray(0, own), dtype: 'float32', simd: this.simd, threads: this.threads });
+    } else {
+      for (const p of g.pieces(this.shard)) {
+        const data = g.arrays[p.index]!.subarray(p.local.start, p.local.end);
+        local += this.native.sumSquares({ data, dtype: this.gradType(data), simd: this.simd, threads: this.threads });
+      }
+    }
+    if (this.group.size === 1) return Math.sqrt(local);
+    const total = new Float64Array([local]);
+    await this.group.allReduce(total, { op: 'sum' });
+    return Math.sqrt(total[0]!);
+  }
+
+  /** The fused kernel over each piece of this shard (pieces split at param and grad array boundaries). */
+  private updateShard(g: Segments, step: number, gradScale: number): void {
+    const common = {
+      paramType: this.dtype,
+      lr: this.lr,
+      beta1: this.beta1,
+      beta2: this.beta2,
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+      step,
+      gradScale,
+      simd: this.simd,
+      threads: this.threads,
+    };
+    const s0 = this.shard.start;
+    for (const pp of this.params.pieces(this.shard)) {
+      const paramArr = this.params.arrays[pp.index]!;
+      const pieces: Array<{ flat: Range; grad: Elements }> =
+        this.stage === 2
+          ? [{ flat: pp.flat, grad: this.gradShard!.subarray(pp.flat.start - s0, pp.flat.end - s0) }]
+          : g.pieces(pp.flat).map((gp) => ({ flat: gp.flat, grad: g.arrays[gp.index]!.subarray(gp.local.start, gp.local.end) }));
+      for (const { flat, grad } of pieces) {
+        const at = flat.start - s0;
+        const len = flat.end - flat.start;
+        const local = flat.start - this.params.offsets[pp.index]!;
+        this.native.adamwStep({
+          ...common,
+          param: paramArr.subarray(local, local + len),
+          master: this.master?.subarray(at, at + len),
+          grad,
+          gradType: this.gradType(grad),
+          m: this.m.subarray(at, at + len),
+          v: this.v.subarray(at, at + len),
+        });
+      }
+    }
+  }
+
+  /** Every rank contributes its updated shard; each bucket's all-gather fills the other ranks' chunks. */
+  private async gatherParams(): Promise<void> {
+    const { world, shardSize } = this.partition;
+    if (world === 1) return;
+    const buckets = shardBuckets(this.partition, elementBytes(this.dtype), this.bucketBytes);
+    const chunk = buckets[0]!.end;
+    this.gatherIn ??= allocate(this.dtype, chunk);
+    this.gatherOut ??= allocate(this.dtype, world * chunk);
+    const numel = this.params.numel;
+    const me = this.group.rank;
+    const opts = this.dtype === 'float32' ? {} : { dtype: this.dtype };
+    for (const b of buckets) {
+      const len = b.end - b.start;
+      const input = this.gatherIn.subarray(0, len);
+      const output = this.gatherOut.subarray(0, world * len);
+      const mine = intersect({ start: me * shardSize + b.start, end: me * shardSize + b.end }, { start: 0, end: numel });
+      if (mine) this.params.copyOut(mine, input, 0);
+      input.fill(0, mine ? mine.end - mine.start : 0);
+      await this.group.allGather(input, output, opts);
+      for (let r = 0; r < world; r++) {
+        if (r === me) continue;
+        const theirs = intersect({ start: r * shardSize + b.start, end: r * shardSize + b.end }, { start: 0, end: numel });
+        if (theirs) this.params.copyIn(theirs, output, r * len);
+      }
+    }
+  }
+}

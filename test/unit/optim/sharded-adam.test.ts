@@ -1,0 +1,156 @@
+import t from 'tap';
+import { ShardedAdam, OptimizerUsageError } from '../../../src/runtime/optim/index.js';
+import { optimNative } from '../../../src/runtime/optim/native.js';
+import { createLoopbackGroups, onEveryRank } from '../../helpers/optim-loopback-group.js';
+import { HYPER, averaged, localGrads, maxRelError, randomArray, referenceRun } from '../../helpers/optim-data.js';
+
+const STEPS = 5;
+const opts = { lr: HYPER.lr, betas: [HYPER.beta1, HYPER.beta2] as const, eps: HYPER.eps, weightDecay: HYPER.weightDecay };
+
+/** Every rank starts from the same params, steps with its own gradients; returns each rank's final params. */
+async function trainSharded(n: number, world: number, stage: 1 | 2, extra: Record<string, unknown> = {}, split?: number[]) {
+  const { groups, stats } = createLoopbackGroups(world);
+  const finals = await onEveryRank(groups, async (group, rank) => {
+    const flat = randomArray(n, 1);
+    // optionally a list of arrays (the model's tensors), flattened once by the optimizer
+    const params = split ? split.map((len, i) => flat.slice(split.slice(0, i).reduce((a, b) => a + b, 0)).subarray(0, len)) : [flat];
+    const opt = new ShardedAdam(split ? params : flat, { group, stage, ...opts, ...extra });
+    for (let s = 1; s <= STEPS; s++) {
+      const g = localGrads(n, rank, s);
+      const gl = split ? split.map((len, i) => g.slice(split.slice(0, i).reduce((a, b) => a + b, 0)).subarray(0, len)) : g;
+      await opt.step(gl);
+    }
+    const out = new Float32Array(n);
+    let at = 0;
+    for (const p of params) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return { params: out, opt };
+  });
+  return { finals, stats };
+}
+
+for (const stage of [1, 2] as const) {
+  t.test(`stage ${stage}: same params as the unsharded optimizer for worlds 1-4, uneven shards`, async (t) => {
+    for (const n of [1, 37, 1000, 4099]) {
+      for (const world of [1, 2, 3, 4]) {
+        const want = referenceRun(randomArray(n, 1), world, STEPS);
+        const { finals } = await trainSharded(n, world, stage);
+        for (const [rank, f] of finals.entries()) {
+          const err = maxRelError(f.params, want);
+          if (!(err <= 1e-6)) t.fail(`n ${n} world ${world} rank ${rank}: relative error ${err}`);
+        }
+        t.pass(`n ${n}, world ${world}: every rank within 1e-6`);
+      }
+    }
+  });
+}
+
+t.test('small buckets: many collectives, same result; stage 2 never all-reduces gradients', async (t) => {
+  const n = 5003;
+  const want = referenceRun(randomArray(n, 1), 3, STEPS);
+  for (const stage of [1, 2] as const) {
+    const { finals, stats } = await trainSharded(n, 3, stage, { bucketBytes: 1024 });
+    t.ok(maxRelError(finals[0]!.params, want) <= 1e-6, `stage ${stage} with 1 KiB buckets`);
+    if (stage === 1) t.ok((stats.ops.allReduce ?? 0) >= STEPS * Math.ceil(n / 256), 'stage 1 all-reduces bucket by bucket');
+    else {
+      t.equal(stats.ops.allReduce ?? 0, 0, 'stage 2 sends no all-reduce');
+      t.ok((stats.ops.reduceScatter ?? 0) >= STEPS * 2, 'stage 2 reduce-scatters in buckets');
+    }
+    t.ok((stats.ops.allGather ?? 0) >= STEPS * 2, 'params are all-gathered in buckets');
+  }
+});
+
+t.test('a list of param arrays is one flat space; updated in place', async (t) => {
+  const n = 1000;
+  const split = [10, 333, 1, 400, 256];
+  const want = referenceRun(randomArray(n, 1), 3, STEPS);
+  for (const stage of [1, 2] as const) {
+    const { finals } = await trainSharded(n, 3, stage, {}, split);
+    for (const f of finals) t.ok(maxRelError(f.params, want) <= 1e-6, `stage ${stage}`);
+  }
+});
+
+t.test('stage 1 leaves the averaged gradients in place (DDP semantics); stage 2 leaves them alone', async (t) => {
+  const n = 300;
+  for (const stage of [1, 2] as const) {
+    const { groups } = createLoopbackGroups(2);
+    const after = await onEveryRank(groups, async (group, rank) => {
+      const opt = new ShardedAdam(randomArray(n, 1), { group, stage, ...opts });
+      const g = localGrads(n, rank, 1);
+      await opt.step(g);
+      return g;
+    });
+    const avg = averaged(n, 2, 1);
+    if (stage === 1) t.ok(maxRelError(after[1]!, avg) < 1e-7, 'stage 1: grads averaged');
+    else t.ok(maxRelError(after[1]!, localGrads(n, 1, 1)) === 0, 'stage 2: local grads untouched');
+  }
+});
+
+t.test('global-norm clipping uses the norm across all shards', async (t) => {
+  const n = 2001;
+  const want = referenceRun(randomArray(n, 1), 4, STEPS, HYPER, 1.0);
+  const unclipped = referenceRun(randomArray(n, 1), 4, STEPS);
+  t.ok(maxRelError(want, unclipped) > 1e-4, 'clipping changes the result (the test can fail)');
+  for (const stage of [1, 2] as const) {
+    const { finals } = await trainSharded(n, 4, stage, { maxGradNorm: 1.0 });
+    t.ok(maxRelError(finals[2]!.params, want) <= 1e-6, `stage ${stage}: clipped like the unsharded optimizer`);
+    const expectNorm = Math.sqrt(optimNative().sumSquares({ data: averaged(n, 4, STEPS), dtype: 'float32' }));
+    t.ok(Math.abs(finals[0]!.opt.lastGradNorm! - expectNorm) / expectNorm < 1e-6, 'lastGradNorm is the global norm');
+  }
+});
+
+t.test('bf16 params with an fp32 master: the master matches the fp32 run, params are its rounding', async (t) => {
+  const n = 777;
+  const native = optimNative();
+  const want = referenceRun(randomArray(n, 1), 2, STEPS);
+  for (const stage of [1, 2] as const) {
+    const { groups } = createLoopbackGroups(2);
+    const res = await onEveryRank(groups, async (group, rank) => {
+      const p = new Uint16Array(n);
+      native.convertElements({ src: randomArray(n, 1), srcType: 'float32', dst: p, dstType: 'bfloat16' });
+      // the master starts from the bf16 params, as it would in a real model
+      const opt = new ShardedAdam(p, { group, stage, dtype: 'bfloat16', ...opts });
+      for (let s = 1; s <= STEPS; s++) await opt.step(localGrads(n, rank, s)); // fp32 grads are allowed
+      const back = new Float32Array(n);
+      native.convertElements({ src: p, srcType: 'bfloat16', dst: back, dstType: 'float32' });
+      return { back, opt };
+    });
+    // compare to an fp32 run started from the bf16-rounded params
+    const start = new Float32Array(n);
+    const tmp = new Uint16Array(n);
+    native.convertElements({ src: randomArray(n, 1), srcType: 'float32', dst: tmp, dstType: 'bfloat16' });
+    native.convertElements({ src: tmp, srcType: 'bfloat16', dst: start, dstType: 'float32' });
+    const ref = referenceRun(start, 2, STEPS);
+    t.ok(maxRelError(res[0]!.back, ref, HYPER.lr) < 2 ** -8, `stage ${stage}: bf16 params within bf16 rounding of the fp32 run`);
+    t.same(res[0]!.back, res[1]!.back, 'every rank holds the same params');
+    t.equal(res[0]!.opt.stateBytes, 3 * 4 * Math.ceil(n / 2 / 16) * 16, 'm, v and master for half the params');
+    t.ok(want.length === n);
+  }
+});
+
+t.test('stateBytes is 1/N of the unsharded figure', async (t) => {
+  const n = 102_400; // divisible into aligned shards, so the figure is exact
+  for (const world of [1, 2, 4]) {
+    const { groups } = createLoopbackGroups(world);
+    const opt = new ShardedAdam(new Float32Array(n), { group: groups[0]!, stage: 2, ...opts });
+    t.equal(opt.stateBytes, (8 * n) / world, `world ${world}`);
+  }
+});
+
+t.test('bad arguments are one clear error', async (t) => {
+  const { groups } = createLoopbackGroups(1);
+  const group = groups[0]!;
+  t.throws(() => new ShardedAdam(new Uint16Array(4), { group }), OptimizerUsageError);
+  t.throws(() => new ShardedAdam(new Float32Array(4), { group, stage: 3 as never }), /stage must be 1 or 2/);
+  t.throws(() => new ShardedAdam(new Float32Array(4), { group, lr: -1 }), /lr must be a positive number/);
+  t.throws(() => new ShardedAdam(new Float32Array(4), { group, betas: [1, 0.9] }), /betas\[0\]/);
+  t.throws(() => new ShardedAdam([], { group }), /no parameters/);
+  const opt = new ShardedAdam(new Float32Array(4), { group });
+  await t.rejects(opt.step(new Float32Array(5)), /grads have 5 elements, params 4/);
+  await t.rejects(opt.step(new Uint16Array(4)), /fp32 params need Float32Array grads/);
+  const first = opt.step(new Float32Array(4));
+  await t.rejects(opt.step(new Float32Array(4)), /while another step/);
+  await first;
+});
