@@ -48,7 +48,7 @@ export function renderSlurmScript(job: BatchJob): string {
     '# The controller writes its launch summary here; `dtrain submit --wait` reads it.',
     `export DTRAIN_RESULT_FILE=${shellWord(resultPath(job))}`,
     '# exec: the batch shell becomes the controller, so scancel and --signal reach it directly.',
-    `exec ${shellCommand([...job.dtrain, 'launch', job.configFile])}`,
+    `exec ${shellCommand([...job.dtrain, 'launch', job.configFile, ...job.launchSets.flatMap((x) => ['--set', x])])}`,
     '',
   );
   return lines.join('\n');

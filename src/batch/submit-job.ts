@@ -7,7 +7,8 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import type { JobConfig } from '../config/types.js';
 import { JobFailedError, UsageError } from '../util/errors.js';
 import { batchJobFromConfig, outputPath, resultPath, scriptPath, type BatchJob, type SchedulerKind } from './batch-job.js';
-import { killWaitWarning } from './kill-wait.js';
+import { fitGrace } from './kill-wait.js';
+import { formatDuration } from '../config/duration.js';
 import { renderBatchScript } from './render.js';
 import { DEFAULT_KILL_WAIT_MS, slurmKillWaitMs, squeueJobState } from './slurm-state.js';
 import { submitScript } from './submit-script.js';
@@ -16,6 +17,8 @@ import { judgeOutcome, waitForSlurmJob, type LaunchSummary } from './wait-job.js
 export interface SubmitRequest {
   config: JobConfig;
   configFile: string;
+  /** the config set shutdown_grace itself (rather than taking the default) */
+  graceExplicit: boolean;
   kind?: SchedulerKind;
   dryRun: boolean;
   wait: boolean;
@@ -47,16 +50,21 @@ export interface Prepared {
 }
 
 /** Everything short of touching the scheduler: what --dry-run shows. */
-export async function prepareSubmission(req: Pick<SubmitRequest, 'config' | 'configFile' | 'kind' | 'dtrain' | 'wait' | 'dryRun' | 'env'>): Promise<Prepared> {
+export async function prepareSubmission(
+  req: Pick<SubmitRequest, 'config' | 'configFile' | 'graceExplicit' | 'kind' | 'dtrain' | 'wait' | 'dryRun' | 'env'>,
+): Promise<Prepared> {
   const job = batchJobFromConfig(req.config, req.configFile, { kind: req.kind, dtrain: req.dtrain });
   if (req.wait && job.kind !== 'slurm') throw new UsageError('--wait follows Slurm jobs only (PBS support is experimental): poll qstat instead');
-  const { text, warnings } = renderBatchScript(job);
+  let graceWarning: string | undefined;
   if (job.kind === 'slurm') {
     // --dry-run connects nowhere: compare with Slurm's default instead of asking the cluster
     const asked = req.dryRun ? undefined : await slurmKillWaitMs({ env: req.env });
-    const w = killWaitWarning(job.shutdownGraceMs, asked ?? DEFAULT_KILL_WAIT_MS, asked === undefined);
-    if (w) warnings.push(w);
+    const fit = fitGrace(job.shutdownGraceMs, req.graceExplicit, asked ?? DEFAULT_KILL_WAIT_MS, asked === undefined);
+    if (fit.overrideMs !== undefined) job.launchSets.push(`shutdown_grace=${formatDuration(fit.overrideMs)}`);
+    graceWarning = fit.warning;
   }
+  const { text, warnings } = renderBatchScript(job);
+  if (graceWarning) warnings.push(graceWarning);
   return { job, text, warnings };
 }
 

@@ -32,7 +32,8 @@ export const submitCommand: CommandModule<object, SubmitArgs> = {
     for (const w of loaded.warnings) log(`warning: ${formatProblem(w)}`);
     // compute nodes run this same installation (clusters share the file system): absolute paths
     const dtrain = [process.execPath, fileURLToPath(new URL('../../bin/dtrain', import.meta.url))];
-    const req = { config: loaded.config, configFile: argv.config, kind: argv.scheduler, dryRun: argv['dry-run'], wait: argv.wait, dtrain, log };
+    const graceExplicit = loaded.raw.shutdown_grace !== undefined;
+    const req = { config: loaded.config, configFile: argv.config, graceExplicit, kind: argv.scheduler, dryRun: argv['dry-run'], wait: argv.wait, dtrain, log };
     const prepared = await prepareSubmission(req);
     for (const w of prepared.warnings) log(`warning: ${w}`);
 

@@ -70,3 +70,11 @@ t.test('shell words', async (t) => {
   t.equal(shellWord(''), "''");
   t.equal(shellCommand(['node', 'x y']), "node 'x y'");
 });
+
+t.test('the default grace is shortened to fit KillWait; a chosen one is warned about', async (t) => {
+  const { fitGrace } = await import('../../../src/batch/kill-wait.js');
+  t.same(fitGrace(10_000, true, 30_000, false), {});
+  t.same(fitGrace(30_000, false, 30_000, true), { overrideMs: 25_000 });
+  t.same(fitGrace(30_000, false, 4_000, false), { overrideMs: 1_000 });
+  t.match(fitGrace(60_000, true, 30_000, false), { warning: /not below the cluster's KillWait/ });
+});
