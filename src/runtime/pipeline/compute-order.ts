@@ -84,8 +84,11 @@ function oneForwardOneBackward(p: number, m: number, s: number): ComputeOp[] {
  * backward's inputs (which pass through every chunk of every stage) have arrived.
  */
 function interleaved(p: number, m: number, v: number, s: number): ComputeOp[] {
+  // One chunk per stage is plain 1F1B (Megatron runs its non-interleaved schedule then too).
+  if (v === 1) return oneForwardOneBackward(p, m, s);
   const total = m * v;
-  const warmup = m === p ? total : Math.min((p - s - 1) * 2 + (v - 1) * p, total);
+  // Megatron-Core's warm-up; older Megatron also made m == p all warm-up, which only holds more activations.
+  const warmup = Math.min((p - s - 1) * 2 + (v - 1) * p, total);
   // The k-th forward (or backward) of this stage: which chunk and which microbatch.
   const nth = (k: number, forward: boolean): [number, number] => {
     const inGroup = k % (p * v);

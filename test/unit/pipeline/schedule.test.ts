@@ -9,6 +9,7 @@ import {
 } from '../../../src/runtime/pipeline/index.js';
 import { UsageError } from '../../../src/util/errors.js';
 import { simulatePrograms } from '../../helpers/pipeline-program-sim.js';
+import { peakInFlight as planPeakInFlight } from '../../../src/plan/memory.js';
 
 const labels = (shape: ScheduleShape, stage: number) =>
   computeOps(pipelineSchedule({ ...shape, stage })).map((o) => opLabel(o, shape.kind === 'interleaved-1f1b'));
@@ -44,8 +45,10 @@ t.test("interleaved: Megatron's order (groups of `stages` microbatches per chunk
   // stage 0 warm-up = (p - s - 1)·2 + (v - 1)·p = 4 forwards
   t.same(labels(shape, 0), ['F0.0', 'F1.0', 'F0.1', 'F1.1', 'F2.0', 'B0.1', 'F3.0', 'B1.1', 'F2.1', 'B0.0', 'F3.1', 'B1.0', 'B2.1', 'B3.1', 'B2.0', 'B3.0']);
   t.same(labels(shape, 1), ['F0.0', 'F1.0', 'F0.1', 'B0.1', 'F1.1', 'B1.1', 'F2.0', 'B0.0', 'F3.0', 'B1.0', 'F2.1', 'B2.1', 'F3.1', 'B3.1', 'B2.0', 'B3.0']);
-  // microbatches == stages: everything is warm-up
-  t.same(labels({ kind: 'interleaved-1f1b', stages: 2, microbatches: 2, virtualStages: 2 }, 1), ['F0.0', 'F1.0', 'F0.1', 'F1.1', 'B0.1', 'B1.1', 'B0.0', 'B1.0']);
+  // microbatches == stages: the last stage starts its backwards as soon as chunk 1 has run
+  t.same(labels({ kind: 'interleaved-1f1b', stages: 2, microbatches: 2, virtualStages: 2 }, 1), ['F0.0', 'F1.0', 'F0.1', 'B0.1', 'F1.1', 'B1.1', 'B0.0', 'B1.0']);
+  // one chunk per stage is plain 1F1B
+  t.same(labels({ kind: 'interleaved-1f1b', stages: 4, microbatches: 4, virtualStages: 1 }, 1), ['F0.0', 'F1.0', 'F2.0', 'B0.0', 'F3.0', 'B1.0', 'B2.0', 'B3.0']);
 });
 
 t.test('exhaustive: every compute once, programs run together without deadlock under both p2p semantics', async (t) => {
@@ -117,6 +120,18 @@ t.test('peak in-flight: 1f1b holds at most stages - stage, gpipe holds all', asy
   // interleaved holds more chunks (each 1/v of the stage), Megatron's warm-up + 1
   const inter = planPipeline({ kind: 'interleaved-1f1b', stages: 4, microbatches: 8, virtualStages: 2 });
   t.same(inter.schedules.map((s) => s.peakInFlight), [11, 9, 7, 5]);
+});
+
+t.test("the plan's memory estimate counts the same peak in-flight activations", async (t) => {
+  for (const shape of shapes()) {
+    const { schedules } = planPipeline(shape);
+    const par = { schedule: shape.kind, pipeline: shape.stages, microbatches: shape.microbatches, virtual_stages: shape.virtualStages ?? 1 };
+    for (const s of schedules) {
+      const estimated = planPeakInFlight(par, s.stage);
+      if (estimated !== s.peakInFlight) t.fail(`${shape.kind} p=${shape.stages} m=${shape.microbatches} v=${par.virtual_stages} stage ${s.stage}: plan says ${estimated}, schedule ${s.peakInFlight}`);
+    }
+  }
+  t.pass('checked every shape');
 });
 
 t.test('bubble fraction: (p-1)/(m+p-1) for 1f1b and gpipe, (p-1)/(v·m+p-1) interleaved', async (t) => {
