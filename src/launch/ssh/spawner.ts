@@ -52,6 +52,8 @@ export interface RemoteAgent extends AgentChannel {
   target: SshTarget;
   /** the store address the agent on that node must dial */
   storeAddr: StoreEndpoint;
+  /** this machine's address on the connection to that node (absent through ProxyJump): a route back */
+  localAddress?: string;
   /** resolves with a one-line reason when the SSH connection drops (before close() was called) */
   lost: Promise<string>;
   close(): void;
@@ -99,11 +101,13 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
     });
     const storeAddr = req.directStore ?? (await forwardStore(conn, req.store));
     const channel = await startAgentChannel(conn, launch, version, req.helloTimeoutMs);
+    const sock = (conn.client as unknown as { _sock?: { localAddress?: string } })._sock;
     return {
       ...channel,
       node,
       target,
       storeAddr,
+      ...(sock?.localAddress ? { localAddress: sock.localAddress } : {}),
       lost,
       close() {
         closing = true;

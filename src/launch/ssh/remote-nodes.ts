@@ -1,0 +1,106 @@
+/**
+ * The controller's entry to SSH nodes, speaking src/launch/agent-contract.ts: start `dtrain agent --stdio`
+ * on every remote node (spawner.ts), hand each its AgentSpec on stdin (the only place the job key travels),
+ * then relay what comes back: stdout's OutputRecords to the controller's console, stderr's diagnostics with
+ * the host in front, and a lost node (SSH connection dropped or keepalives unanswered, or the agent dying
+ * before it was told to exit) to the supervisor. Control after that goes through the store (ctl/ keys).
+ */
+import { createInterface } from 'node:readline';
+import type { NodePlan } from '../../plan/types.js';
+import type { AgentSpec, OutputRecord, StoreAddress } from '../agent-contract.js';
+import { forwardedEnv, mergeBelow } from './forward-env.js';
+import { startSshAgents, type RemoteAgent, type SshLaunchRequest } from './spawner.js';
+
+export interface RemoteNodesOptions extends Omit<SshLaunchRequest, 'nodes'> {
+  /** the plan's remote nodes (local: false) */
+  nodes: NodePlan[];
+  /** the node's AgentSpec, given the store address its agent must dial */
+  spec(node: NodePlan, store: StoreAddress): AgentSpec;
+  onRecord(nodeRank: number, record: OutputRecord): void;
+  /** one line of an agent's own stderr, already prefixed with its host */
+  onDiagnostic(line: string): void;
+  /** the node is gone; `why` names the cause in one line */
+  onLost(nodeRank: number, why: string): void;
+  /** the controller's environment, for ssh.forward_env (default: process.env) */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RemoteNodes {
+  agents: RemoteAgent[];
+  /** End every agent's stdin (it kills its workers and exits) and close the connections. */
+  close(): Promise<void>;
+}
+
+export async function startRemoteNodes(opts: RemoteNodesOptions): Promise<RemoteNodes> {
+  const { nodes, spec, onRecord, onDiagnostic, onLost, env = process.env, ...request } = opts;
+  const agents = await startSshAgents({
+    ...request,
+    nodes: nodes.map((n) => {
+      const node: { node_rank: number; host: string; user?: string; port?: number } = { node_rank: n.node_rank, host: n.host };
+      if (n.user !== undefined) node.user = n.user;
+      if (n.port !== undefined) node.port = n.port;
+      return node;
+    }),
+  });
+  const forwarded = forwardedEnv(request.settings.forward_env, env);
+  let closing = false;
+
+  for (const agent of agents) {
+    const plan = nodes.find((n) => n.node_rank === agent.node.node_rank)!;
+    const host = agent.node.host;
+    const s = spec(plan, { kind: 'tcp', host: agent.storeAddr.host, port: agent.storeAddr.port });
+    // forward_env sits below everything the plan and the config set.
+    const withForwarded: AgentSpec = { ...s, ranks: s.ranks.map((r) => ({ ...r, env: mergeBelow(forwarded, r.env) })) };
+    agent.stdin.write(JSON.stringify(withForwarded) + '\n');
+
+    createInterface({ input: agent.stdout }).on('line', (line) => {
+      let record: OutputRecord;
+      try {
+        record = JSON.parse(line) as OutputRecord;
+      } catch {
+        onDiagnostic(`[${host}] ${line}`);
+        return;
+      }
+      if (record.type === 'out') onRecord(plan.node_rank, record);
+    });
+    const tail: string[] = [];
+    createInterface({ input: agent.stderr }).on('line', (line) => {
+      tail.push(line);
+      if (tail.length > 3) tail.shift();
+      onDiagnostic(`[${host}] ${line}`);
+    });
+    let reported = false;
+    const lost = (why: string) => {
+      if (closing || reported) return;
+      reported = true;
+      onLost(plan.node_rank, `${host}: ${why}`);
+    };
+    void agent.lost.then(lost);
+    void agent.exited.then(({ code, signal }) => {
+      // Exit 0 follows the controller's `exit` command; anything else while the job runs loses the node.
+      if (code === 0) return;
+      const last = tail.length ? `: ${tail[tail.length - 1]}` : '';
+      lost(code !== null ? `agent exited with code ${code}${last}` : `agent killed by ${signal ?? 'a signal'}${last}`);
+    });
+  }
+
+  return {
+    agents,
+    async close() {
+      closing = true;
+      for (const a of agents) a.stdin.end();
+      // Let agents see EOF and exit on their own (they kill their workers), then drop the connections.
+      await Promise.race([Promise.all(agents.map((a) => a.exited)), new Promise((r) => setTimeout(r, 2000))]);
+      for (const a of agents) a.close();
+    },
+  };
+}
+
+/**
+ * MASTER_ADDR for a job whose node 0 is remote: its address as the other nodes reach it, i.e. what SSH
+ * dialled after ~/.ssh/config (HostName). When node 0 is the controller's own machine, use `localAddress`
+ * of a connection to another node instead: the controller's address on the route that node reaches it by.
+ */
+export function masterAddrOf(agents: RemoteAgent[], nodeRank = 0): string | undefined {
+  return agents.find((a) => a.node.node_rank === nodeRank)?.target.hostName;
+}
