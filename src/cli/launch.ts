@@ -1,10 +1,80 @@
-import type { CommandModule } from 'yargs';
-import { UsageError } from '../util/errors.js';
+/**
+ * `dtrain launch <config>` or, torchrun-style, `dtrain launch --nproc-per-node 4 -- python3 train.py`.
+ * Thin: build the config and plan, then hand over to src/launch/controller.ts. `--dry-run` prints exactly
+ * what `dtrain validate` prints.
+ */
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 
-export const launchCommand: CommandModule = {
-  command: 'launch',
-  describe: 'not implemented yet (issue 3)',
-  handler: () => {
-    throw new UsageError('dtrain launch is not implemented yet (issue 3)');
+interface LaunchArgs {
+  config?: string;
+  'dry-run'?: boolean;
+  json?: boolean;
+  set?: string[];
+  'nproc-per-node'?: string;
+  nnodes?: number;
+  hosts?: string;
+  'master-addr'?: string;
+  'master-port'?: number;
+  'max-restarts'?: number;
+  name?: string;
+  backend?: string;
+  'save-config'?: string;
+  '--'?: string[];
+}
+
+export const launchCommand: CommandModule<object, LaunchArgs> = {
+  command: 'launch [config]',
+  describe: 'start a job on its nodes and supervise it',
+  builder: (y: Argv) =>
+    y
+      .parserConfiguration({ 'populate--': true })
+      .positional('config', { type: 'string', describe: 'the job config (YAML); omit it to use the torchrun-style flags' })
+      .option('dry-run', { type: 'boolean', describe: 'print the plan (as dtrain validate does) and start nothing' })
+      .option('json', { type: 'boolean', describe: 'print one JSON document on stdout (worker output goes to stderr)' })
+      .option('set', { type: 'string', array: true, describe: 'override a key: --set restarts.max=2 (repeatable)' })
+      .option('nproc-per-node', { type: 'string', describe: 'without a config: processes per node (a number or auto)' })
+      .option('nnodes', { type: 'number', describe: 'without a config: number of nodes (must match --hosts)' })
+      .option('hosts', { type: 'string', describe: 'without a config: comma-separated hosts' })
+      .option('master-addr', { type: 'string', describe: 'without a config: MASTER_ADDR' })
+      .option('master-port', { type: 'number', describe: 'without a config: MASTER_PORT' })
+      .option('max-restarts', { type: 'number', describe: 'without a config: restarts.max' })
+      .option('name', { type: 'string', describe: 'without a config: the job name' })
+      .option('backend', { type: 'string', describe: 'without a config: auto, cpu or nccl' })
+      .option('save-config', { type: 'string', describe: 'write the config these flags make to FILE (and launch unless --dry-run)' }) as Argv<LaunchArgs>,
+  handler: async (args: ArgumentsCamelCase<LaunchArgs>) => {
+    const { UsageError } = await import('../util/errors.js');
+    const extra = (args['--'] ?? []).map(String);
+    const fromFlags = args.config === undefined;
+    if (fromFlags && args.nprocPerNode === undefined && !extra.length) {
+      throw new UsageError('name a config file, or use torchrun-style flags: dtrain launch --nproc-per-node 4 -- python3 train.py');
+    }
+    const config = await import('../config/index.js');
+    const loaded = fromFlags
+      ? await config.configFromArgs({
+          entrypoint: extra,
+          nprocPerNode: args.nprocPerNode === undefined ? undefined : args.nprocPerNode === 'auto' ? 'auto' : Number(args.nprocPerNode),
+          nnodes: args.nnodes,
+          hosts: args.hosts?.split(',').filter(Boolean),
+          masterAddr: args.masterAddr,
+          masterPort: args.masterPort,
+          maxRestarts: args.maxRestarts,
+          name: args.name,
+          backend: args.backend,
+          sets: args.set ?? [],
+        })
+      : await config.loadConfig(args.config!, { sets: args.set ?? [] });
+    if (args.saveConfig) config.saveConfig(loaded, args.saveConfig);
+    const { buildPlan, planDocument, renderPlanTable } = await import('../plan/index.js');
+    const plan = buildPlan(loaded, { extraArgs: fromFlags ? [] : extra });
+    if (args.dryRun) {
+      if (args.json) process.stdout.write(JSON.stringify(planDocument(plan), null, 2) + '\n');
+      else process.stdout.write(renderPlanTable(plan));
+      for (const w of plan.warnings) process.stderr.write(`warning: ${w}\n`);
+      return;
+    }
+    for (const w of plan.warnings) process.stderr.write(`warning: ${w}\n`);
+    const { launchJob } = await import('../launch/controller.js');
+    const summary = await launchJob({ config: loaded.config, plan, json: Boolean(args.json) });
+    if (args.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
   },
 };

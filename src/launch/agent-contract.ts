@@ -21,8 +21,8 @@
  * ## Control: through the store (one TCP connection per agent, authenticated with the job key)
  * Keys under `ctl/` are the controller's and agents'; workers only see `a<attempt>/...` through their
  * proxy, so they can never collide. Values are JSON unless noted.
- *   ctl/cmd/<seq>           controller → every agent, seq = 0, 1, 2, ... in order: `ControllerCommand`.
- *                           Agents read them with blocking GETs, one after the other.
+ *   ctl/cmd/<node_rank>/<seq>  controller → that node's agent, seq = 0, 1, 2, ... in order:
+ *                           `ControllerCommand`. The agent reads them with blocking GETs, one after another.
  *   ctl/events (counter)    agents: `ADD ctl/events 1` returns n; the event is stored at ctl/event/<n-1>.
  *   ctl/event/<n>           agent → controller: `AgentEvent`, read by the controller in order.
  *   ctl/a<k>/master_port    node 0's agent, attempt k, when master.port is auto: the free port it picked
@@ -123,7 +123,7 @@ export interface OutputRecord {
 }
 
 export const controlKeys = {
-  command: (seq: number) => `ctl/cmd/${seq}`,
+  command: (nodeRank: number, seq: number) => `ctl/cmd/${nodeRank}/${seq}`,
   eventCounter: 'ctl/events',
   event: (n: number) => `ctl/event/${n}`,
   masterPort: (attempt: number) => `ctl/a${attempt}/master_port`,

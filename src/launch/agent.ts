@@ -1,0 +1,177 @@
+/**
+ * The node agent: runs one node's workers for each attempt the controller starts, relays their output,
+ * reports every exit, and stops or kills them on request. The same class runs inside the controller
+ * for its own node and inside `dtrain agent` on remote nodes; only the AgentLink differs
+ * (agent-contract.ts describes the messages).
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AgentEvent, AgentSpec, ForwardedSignal, WorkerExit } from './agent-contract.js';
+import { AUTO } from '../plan/env.js';
+import { ensureExecWrapper } from './exec-wrapper.js';
+import { FileTarget, sinkTarget, type OutputSink } from './line-targets.js';
+import { checkFixedPort, freePort } from './ports.js';
+import { processAddon, sweepDescendants } from './process-tree.js';
+import { Worker, type LineTarget } from './worker.js';
+
+/** How an agent reaches its controller: direct calls in-process, the store for `dtrain agent`. */
+export interface AgentLink {
+  emit(event: AgentEvent): void;
+  /** node 0, master.port auto: tell the other agents which port rank 0 will bind */
+  publishMasterPort(attempt: number, port: number): Promise<void>;
+  /** the other nodes: wait for node 0's port */
+  awaitMasterPort(attempt: number): Promise<number>;
+  /** DTRAIN_STORE for this attempt's workers: `unix:<path>` of the agent's proxy, switched to the attempt */
+  storeAddress(attempt: number): Promise<string>;
+}
+
+/** Variables the agent itself may hold that must never reach a worker. */
+const privateEnv = /^DTRAIN_(JOB_KEY|SECRET)/;
+
+interface Attempt {
+  attempt: number;
+  workers: Worker[];
+  files: FileTarget[];
+  killTimer?: NodeJS.Timeout;
+  done: Promise<void>;
+}
+
+export class NodeAgent {
+  private current: Attempt | null = null;
+  /** stop/kill requests that arrived while their attempt was still starting */
+  private readonly pendingStop = new Map<number, { signal: ForwardedSignal; graceMs: number } | 'kill'>();
+  private readonly wrapper: string;
+  private readonly baseEnv: Record<string, string>;
+
+  constructor(
+    private readonly spec: AgentSpec,
+    private readonly link: AgentLink,
+    private readonly console: OutputSink | null,
+  ) {
+    this.wrapper = ensureExecWrapper();
+    // Orphans of a killed shepherd come back here, where sweep() finds them by pid.
+    processAddon()?.setChildSubreaper();
+    this.baseEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !privateEnv.test(k)) this.baseEnv[k] = v;
+  }
+
+  get nodeRank(): number {
+    return this.spec.node.node_rank;
+  }
+
+  /** Starts attempt k; resolves once every worker runs (the `started` event is emitted then). */
+  async start(attempt: number): Promise<void> {
+    if (this.current) await this.current.done;
+    const spec = this.spec;
+    try {
+      const masterPort = await this.masterPort(attempt);
+      const logDir = join(spec.logs.dir, spec.run_id, `attempt_${attempt}`);
+      mkdirSync(logDir, { recursive: true });
+      const storeAddress = await this.link.storeAddress(attempt);
+      const files: FileTarget[] = [];
+      const workers = spec.ranks.map((r) => {
+        const out = new FileTarget(join(logDir, `rank_${r.rank}.out`));
+        const err = new FileTarget(join(logDir, `rank_${r.rank}.err`));
+        files.push(out, err);
+        const shown = this.console && spec.logs.tee && (spec.logs.ranks === 'all' || spec.logs.ranks.includes(r.rank));
+        const stdout: LineTarget[] = shown ? [out, sinkTarget(this.console!, r.rank, 'stdout')] : [out];
+        const stderr: LineTarget[] = shown ? [err, sinkTarget(this.console!, r.rank, 'stderr')] : [err];
+        const errorFile = join(logDir, `rank_${r.rank}.error.json`);
+        const env: Record<string, string> = {
+          ...this.baseEnv,
+          ...r.env,
+          ...(r.env.MASTER_PORT === undefined || r.env.MASTER_PORT === AUTO ? { MASTER_PORT: String(masterPort) } : {}),
+          TORCHELASTIC_RESTART_COUNT: String(attempt),
+          TORCHELASTIC_ERROR_FILE: errorFile,
+        };
+        if (env.DTRAIN_STORE === undefined || env.DTRAIN_STORE === AUTO) env.DTRAIN_STORE = storeAddress;
+        if (env.TORCHELASTIC_RUN_ID === AUTO) env.TORCHELASTIC_RUN_ID = spec.run_id;
+        if (env.DTRAIN_RUN_ID === AUTO) env.DTRAIN_RUN_ID = spec.run_id;
+        if (env.MASTER_ADDR === AUTO) env.MASTER_ADDR = spec.master.addr;
+        return new Worker({
+          wrapper: this.wrapper,
+          rank: r.rank,
+          localRank: r.local_rank,
+          host: r.host,
+          command: r.command,
+          env,
+          cwd: spec.workdir,
+          stdout,
+          stderr,
+          errorFile,
+        });
+      });
+      const done = Promise.all(
+        workers.map(async (w) => {
+          const exit = await w.done;
+          this.link.emit({ type: 'exit', node_rank: this.nodeRank, attempt, ...exit });
+          return exit;
+        }),
+      ).then(async (exits: WorkerExit[]) => {
+        clearTimeout(this.current?.killTimer);
+        await Promise.all(files.map((f) => f.end()));
+        // Anything still here escaped a shepherd that was killed itself: end it by pid.
+        sweepDescendants();
+        void exits;
+        if (this.current?.attempt === attempt) this.current = null;
+      });
+      this.current = { attempt, workers, files, done };
+      await Promise.all(workers.map((w) => w.ready));
+      const pending = this.pendingStop.get(attempt);
+      if (pending === 'kill') this.kill(attempt);
+      else if (pending) this.stop(attempt, pending.signal, pending.graceMs);
+      this.link.emit({
+        type: 'started',
+        node_rank: this.nodeRank,
+        attempt,
+        master_port: masterPort,
+        workers: workers.map((w, i) => ({ rank: spec.ranks[i]!.rank, local_rank: spec.ranks[i]!.local_rank, pid: w.pid })),
+      });
+    } catch (err) {
+      this.link.emit({ type: 'error', node_rank: this.nodeRank, attempt, message: (err as Error).message });
+    }
+  }
+
+  /** Sends `signal` to every worker of the attempt; SIGKILLs what is left after `graceMs`. */
+  stop(attempt: number, signal: ForwardedSignal, graceMs: number): void {
+    const a = this.current;
+    if (!a || a.attempt !== attempt) {
+      this.pendingStop.set(attempt, { signal, graceMs });
+      return;
+    }
+    for (const w of a.workers) w.signal(signal);
+    clearTimeout(a.killTimer);
+    a.killTimer = setTimeout(() => this.kill(attempt), graceMs);
+    a.killTimer.unref();
+  }
+
+  kill(attempt?: number): void {
+    const a = this.current;
+    if (!a || (attempt !== undefined && a.attempt !== attempt)) {
+      if (attempt !== undefined) this.pendingStop.set(attempt, 'kill');
+      return;
+    }
+    for (const w of a.workers) w.killAll();
+  }
+
+  forward(signal: ForwardedSignal): void {
+    for (const w of this.current?.workers ?? []) w.signal(signal);
+  }
+
+  /** Resolves when the current attempt's workers are all gone and reported. */
+  async idle(): Promise<void> {
+    while (this.current) await this.current.done;
+  }
+
+  private async masterPort(attempt: number): Promise<number> {
+    const { master, node } = this.spec;
+    if (master.port !== 'auto') {
+      if (node.node_rank === 0) await checkFixedPort(master.port, 'master.port');
+      return master.port;
+    }
+    if (node.node_rank !== 0) return this.link.awaitMasterPort(attempt);
+    const port = await freePort();
+    await this.link.publishMasterPort(attempt, port);
+    return port;
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The controller's console: every relayed line whole, prefixed `[rank N]` (`[host rank N]` when the job
+ * spans several hosts), coloured per rank on a TTY (NO_COLOR / FORCE_COLOR respected). One write per
+ * batch of lines, so ranks never interleave mid-line; a full stream pauses the workers (line-targets.ts).
+ */
+import type { Writable } from 'node:stream';
+import type { OutputSink } from './line-targets.js';
+import { linesOf } from './line-split.js';
+
+const palette = [36, 33, 35, 32, 34, 31, 96, 93, 95, 92, 94, 91];
+
+export function wantsColour(stream: Writable & { isTTY?: boolean }, env = process.env): boolean {
+  if (env.FORCE_COLOR !== undefined) return env.FORCE_COLOR !== '0' && env.FORCE_COLOR !== 'false';
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
+  return stream.isTTY === true && env.TERM !== 'dumb';
+}
+
+export interface ConsoleOptions {
+  /** where workers' stdout lines go (stderr under --json) */
+  out: Writable;
+  err: Writable;
+  colour: boolean;
+  /** host of each rank, when the job spans several hosts */
+  hostOf?: (rank: number) => string | undefined;
+}
+
+export class ConsoleSink implements OutputSink {
+  private readonly prefixes = new Map<number, string>();
+
+  constructor(private readonly opts: ConsoleOptions) {
+    opts.out.setMaxListeners(0);
+    opts.err.setMaxListeners(0);
+  }
+
+  lines(rank: number, stream: 'stdout' | 'stderr', block: Buffer): boolean {
+    const prefix = this.prefix(rank);
+    const text = linesOf(block);
+    let joined = '';
+    for (const line of text) joined += prefix + line + '\n';
+    return (stream === 'stdout' ? this.opts.out : this.opts.err).write(joined);
+  }
+
+  onDrain(stream: 'stdout' | 'stderr', resume: () => void): void {
+    (stream === 'stdout' ? this.opts.out : this.opts.err).once('drain', resume);
+  }
+
+  private prefix(rank: number): string {
+    let p = this.prefixes.get(rank);
+    if (p === undefined) {
+      const host = this.opts.hostOf?.(rank);
+      const label = host ? `[${host} rank ${rank}]` : `[rank ${rank}]`;
+      p = this.opts.colour ? `\x1b[${palette[rank % palette.length]}m${label}\x1b[39m ` : `${label} `;
+      this.prefixes.set(rank, p);
+    }
+    return p;
+  }
+}

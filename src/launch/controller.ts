@@ -1,0 +1,136 @@
+/**
+ * `dtrain launch`: from a plan to running, supervised workers. Starts the store, one agent per node
+ * (in-process for this machine's nodes), the supervisor, signal handling and progress, and turns the
+ * outcome into the summary document or a typed error (exit 1, 3, 130, 143) for the single exit point.
+ */
+import { randomBytes } from 'node:crypto';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { Writable } from 'node:stream';
+import type { JobConfig } from '../config/types.js';
+import type { Plan } from '../plan/types.js';
+import { StoreServer } from '../store/index.js';
+import { InterruptedError, JobFailedError, StartError } from '../util/errors.js';
+import type { AgentEvent, AgentSpec } from './agent-contract.js';
+import { ConsoleSink, wantsColour } from './console.js';
+import { LocalNode } from './local-node.js';
+import { checkFixedPort } from './ports.js';
+import { createProgress } from './progress.js';
+import { renderFailure, type LaunchSummary } from './summary.js';
+import { Supervisor, type NodeHandle } from './supervisor.js';
+
+export interface LaunchRequest {
+  config: JobConfig;
+  plan: Plan;
+  json: boolean;
+  out?: Writable & { isTTY?: boolean };
+  err?: Writable & { isTTY?: boolean };
+  /**
+   * Starts agents for nodes that are not this machine (SSH, Slurm). Absent: such nodes are an error.
+   * Each returned handle must feed its agent's events to `onEvent`.
+   */
+  remote?: RemoteSpawner;
+}
+
+export type RemoteSpawner = (ctx: {
+  specs: AgentSpec[];
+  store: StoreServer;
+  jobKey: Buffer;
+  onEvent: (ev: AgentEvent) => void;
+  onLost: (nodeRank: number, why: string) => void;
+}) => Promise<NodeHandle[]>;
+
+const handledSignals = ['SIGINT', 'SIGTERM', 'SIGUSR1', 'SIGUSR2', 'SIGHUP'] as const;
+
+export function newRunId(name: string): string {
+  const t = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  return `${name}-${t}-${randomBytes(3).toString('hex')}`;
+}
+
+export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
+  const { config, plan } = req;
+  const out = req.out ?? process.stdout;
+  const err = req.err ?? process.stderr;
+  const runId = newRunId(config.name);
+  const jobKey = randomBytes(32);
+  const allLocal = plan.nodes.every((n) => n.local);
+  const logsRoot = isAbsolute(config.logs.dir) ? config.logs.dir : resolve(config.workdir, config.logs.dir);
+  const masterAddr = config.master.addr !== 'auto' ? config.master.addr : allLocal ? '127.0.0.1' : plan.nodes[0]!.host;
+  if (typeof config.master.port === 'number' && plan.nodes[0]?.local) await checkFixedPort(config.master.port, 'master.port');
+
+  const store = await StoreServer.start({
+    host: config.rendezvous.addr !== 'auto' ? config.rendezvous.addr : allLocal ? '127.0.0.1' : '0.0.0.0',
+    port: config.rendezvous.port === 'auto' ? 0 : config.rendezvous.port,
+    jobKey,
+  });
+  const hosts = new Set(plan.nodes.map((n) => n.host));
+  const console = new ConsoleSink({
+    out: req.json ? err : out,
+    err,
+    colour: wantsColour(err),
+    hostOf: hosts.size > 1 ? (rank) => plan.ranks[rank]?.host : undefined,
+  });
+  const progress = await createProgress(err, false);
+  const specs: AgentSpec[] = plan.nodes.map((node) => ({
+    type: 'spec',
+    run_id: runId,
+    node,
+    ranks: plan.ranks.filter((r) => r.node_rank === node.node_rank),
+    world_size: plan.world_size,
+    nnodes: plan.nodes.length,
+    workdir: config.workdir,
+    master: { addr: masterAddr, port: config.master.port },
+    store: { kind: 'tcp', host: '127.0.0.1', port: store.port },
+    job_key: jobKey.toString('base64'),
+    restarts_max: config.restarts.max,
+    heartbeat_interval_ms: config.heartbeat.interval,
+    logs: { dir: logsRoot, ranks: config.logs.ranks, tee: config.logs.tee },
+  }));
+
+  let supervisor: Supervisor | null = null;
+  const early: AgentEvent[] = [];
+  const onEvent = (ev: AgentEvent) => (supervisor ? supervisor.onEvent(ev) : early.push(ev));
+  const nodes: NodeHandle[] = [];
+  const onSignal = (sig: NodeJS.Signals) => supervisor?.signal(sig);
+  for (const s of handledSignals) process.on(s, onSignal);
+  try {
+    for (const spec of specs.filter((s) => s.node.local)) {
+      nodes.push(await LocalNode.create(spec, { host: '127.0.0.1', port: store.port, jobKey }, console, onEvent));
+    }
+    const remoteSpecs = specs.filter((s) => !s.node.local);
+    if (remoteSpecs.length) {
+      if (!req.remote) throw new StartError(`nodes ${remoteSpecs.map((s) => s.node.host).join(', ')} are not this machine and no remote spawner is available`);
+      nodes.push(
+        ...(await req.remote({ specs: remoteSpecs, store, jobKey, onEvent, onLost: (n, why) => supervisor?.nodeLost(n, why) })),
+      );
+    }
+    nodes.sort((a, b) => a.nodeRank - b.nodeRank);
+    supervisor = new Supervisor({
+      runId,
+      worldSize: plan.world_size,
+      restartsMax: config.restarts.max,
+      backoffMs: config.restarts.backoff,
+      shutdownGraceMs: config.shutdown_grace,
+      logDir: join(logsRoot, runId),
+      nodes,
+      onRunning: (n, world, attempt) => progress.running(n, world, attempt),
+      onRestart: (attempt, cause, backoffMs) =>
+        progress.note(
+          `restarting the group (attempt ${attempt} of ${config.restarts.max}) in ${backoffMs / 1000}s: ` +
+            (cause.message ?? `rank ${cause.rank} ${cause.signal ? `was killed by ${cause.signal}` : `exited with code ${cause.exit_code}`}`),
+        ),
+      onStopping: (why) => progress.note(`stopping all workers: ${why}`),
+    });
+    for (const ev of early.splice(0)) supervisor.onEvent(ev);
+    const { outcome, summary } = await supervisor.run();
+    progress.stop();
+    if (outcome.kind === 'cannot-start') throw new StartError(outcome.message);
+    if (outcome.kind === 'interrupted') throw new InterruptedError(outcome.signal, summary);
+    if (outcome.kind === 'failed') throw new JobFailedError(renderFailure(summary, config.restarts.max), summary);
+    return summary;
+  } finally {
+    progress.stop();
+    for (const s of handledSignals) process.off(s, onSignal);
+    if (!supervisor) await Promise.all(nodes.map((n) => n.close()));
+    await store.close();
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The controller's own node, run in-process: a NodeAgent driven by direct calls, its events delivered
+ * straight to the supervisor. Measured against a child `dtrain agent` (scripts/bench/launch.sh): the
+ * child costs a second Node start-up per launch, while dtrain-exec already keeps the no-orphan guarantee
+ * when the controller itself is SIGKILLed, so the in-process agent is the default.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StoreClient, StoreProxy } from '../store/index.js';
+import type { AgentEvent, AgentSpec, ForwardedSignal } from './agent-contract.js';
+import { controlKeys } from './agent-contract.js';
+import { NodeAgent, type AgentLink } from './agent.js';
+import type { OutputSink } from './line-targets.js';
+import type { NodeHandle } from './supervisor.js';
+
+export interface StoreAccess {
+  host: string;
+  port: number;
+  jobKey: Buffer;
+}
+
+/** Waits for a key with blocking GETs, however long it takes (each GET is bounded by the client). */
+export async function getForever(client: StoreClient, key: string, chunkMs = 30000): Promise<Buffer> {
+  for (;;) {
+    try {
+      return await client.get(key, chunkMs);
+    } catch (err) {
+      if ((err as Error).name !== 'StoreTimeoutError') throw err;
+    }
+  }
+}
+
+export class LocalNode implements NodeHandle {
+  readonly nodeRank: number;
+  readonly host: string;
+  private agent!: NodeAgent;
+  private proxy: StoreProxy | null = null;
+  private upstream: StoreClient | null = null;
+  private proxyDir = '';
+
+  private constructor(private readonly spec: AgentSpec) {
+    this.nodeRank = spec.node.node_rank;
+    this.host = spec.node.host;
+  }
+
+  static async create(spec: AgentSpec, store: StoreAccess, console: OutputSink | null, onEvent: (ev: AgentEvent) => void): Promise<LocalNode> {
+    const node = new LocalNode(spec);
+    node.upstream = await StoreClient.connectTcp({ host: store.host, port: store.port, jobKey: store.jobKey });
+    node.proxyDir = mkdtempSync(join(tmpdir(), `dtrain-${process.pid}-n${spec.node.node_rank}-`));
+    node.proxy = await StoreProxy.start({ upstream: node.upstream, dir: node.proxyDir, attempt: 0, jobKey: store.jobKey });
+    const upstream = node.upstream;
+    const proxy = node.proxy;
+    const link: AgentLink = {
+      emit: (ev) => queueMicrotask(() => onEvent(ev)),
+      publishMasterPort: (attempt, port) => upstream.set(controlKeys.masterPort(attempt), String(port)),
+      awaitMasterPort: async (attempt) => Number((await getForever(upstream, controlKeys.masterPort(attempt))).toString()),
+      storeAddress: async (attempt) => {
+        proxy.setAttempt(attempt);
+        return `unix:${proxy.socketPath}`;
+      },
+    };
+    node.agent = new NodeAgent(spec, link, console);
+    return node;
+  }
+
+  start(attempt: number): void {
+    void this.agent.start(attempt);
+  }
+
+  stop(attempt: number, signal: ForwardedSignal, graceMs: number): void {
+    this.agent.stop(attempt, signal, graceMs);
+  }
+
+  kill(attempt: number): void {
+    this.agent.kill(attempt);
+  }
+
+  forward(signal: ForwardedSignal): void {
+    this.agent.forward(signal);
+  }
+
+  /** Kills whatever still runs (nothing, normally), then releases the proxy and its folder. */
+  async close(): Promise<void> {
+    this.agent.kill();
+    await this.agent.idle();
+    await this.proxy?.close();
+    await this.upstream?.close();
+    rmSync(this.proxyDir, { recursive: true, force: true });
+  }
+}

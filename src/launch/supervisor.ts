@@ -1,0 +1,212 @@
+/**
+ * Supervision of one job across its attempts, the way torchrun's elastic agent does it: start every
+ * node's workers, and at the first worker that fails (or a node that is lost) stop them all - the signal,
+ * `shutdown_grace`, then SIGKILL - and either restart the whole group after a backoff or report the root
+ * cause. Signals: SIGINT/SIGTERM stop the job without restart (a second SIGINT kills at once);
+ * SIGUSR1/USR2/HUP are forwarded and supervision goes on.
+ */
+import type { AgentEvent, ForwardedSignal, WorkerExit } from './agent-contract.js';
+import { failed, type LaunchSummary, type RankOutcome, type RootCause } from './summary.js';
+
+/** The controller's handle on one node's agent, wherever it runs. */
+export interface NodeHandle {
+  readonly nodeRank: number;
+  readonly host: string;
+  start(attempt: number): void;
+  stop(attempt: number, signal: ForwardedSignal, graceMs: number): void;
+  kill(attempt: number): void;
+  forward(signal: ForwardedSignal): void;
+  /** after the last attempt: let the agent go */
+  close(): Promise<void>;
+}
+
+export interface SupervisorOptions {
+  runId: string;
+  worldSize: number;
+  restartsMax: number;
+  backoffMs: number;
+  shutdownGraceMs: number;
+  logDir: string;
+  nodes: NodeHandle[];
+  /** progress: how many workers run in this attempt */
+  onRunning?: (running: number, world: number, attempt: number) => void;
+  onRestart?: (attempt: number, cause: RootCause, backoffMs: number) => void;
+  onStopping?: (why: string) => void;
+}
+
+export type Outcome =
+  | { kind: 'ok' }
+  | { kind: 'failed' }
+  /** no worker of the first attempt could be started: exit 3 */
+  | { kind: 'cannot-start'; message: string }
+  | { kind: 'interrupted'; signal: 'SIGINT' | 'SIGTERM' };
+
+interface AttemptState {
+  attempt: number;
+  exits: Map<number, WorkerExit>;
+  running: number;
+  started: number;
+  rootCause: RootCause | null;
+  stopping: boolean;
+  errors: string[];
+  finished: () => void;
+}
+
+export class Supervisor {
+  private state: AttemptState | null = null;
+  private interrupted: 'SIGINT' | 'SIGTERM' | null = null;
+  private interruptCount = 0;
+  private wakeBackoff: (() => void) | null = null;
+  readonly attempts: { ranks: RankOutcome[] }[] = [];
+
+  constructor(private readonly opts: SupervisorOptions) {}
+
+  /** Feed every agent event here (from any link). */
+  onEvent(ev: AgentEvent): void {
+    const s = this.state;
+    if (!s || ev.attempt !== s.attempt) return;
+    if (ev.type === 'started') {
+      s.running += ev.workers.length;
+      s.started += ev.workers.length;
+      this.opts.onRunning?.(s.running, this.opts.worldSize, s.attempt);
+    } else if (ev.type === 'exit') {
+      const { type: _t, node_rank: _n, attempt: _a, ...exit } = ev;
+      s.exits.set(exit.rank, exit);
+      s.running = Math.max(0, s.running - 1);
+      if (failed(exit) && !s.rootCause && !this.interrupted) {
+        s.rootCause = { ...exit, attempt: s.attempt };
+        this.stopAll(s, 'SIGTERM', `rank ${exit.rank} failed`);
+      }
+      this.maybeFinished(s);
+    } else {
+      const host = this.opts.nodes.find((n) => n.nodeRank === ev.node_rank)?.host ?? `node ${ev.node_rank}`;
+      s.errors.push(`${host}: ${ev.message}`);
+      if (!s.rootCause && !this.interrupted) {
+        s.rootCause = {
+          rank: -1, local_rank: -1, host, pid: 0, exit_code: null, signal: null, time: new Date().toISOString(),
+          stderr_tail: [], error_file: null, attempt: s.attempt, message: ev.message,
+        };
+      }
+      // A node that cannot run its workers reports none of them: count them as gone.
+      this.stopAll(s, 'SIGTERM', ev.message);
+      this.nodeGone(s, ev.node_rank);
+    }
+  }
+
+  /** A node's agent vanished (connection lost, heartbeats missed): its ranks count as failed. */
+  nodeLost(nodeRank: number, why: string): void {
+    const s = this.state;
+    if (!s) return;
+    this.onEvent({ type: 'error', node_rank: nodeRank, attempt: s.attempt, message: `node lost: ${why}` });
+  }
+
+  /** SIGINT, SIGTERM (stop), SIGUSR1, SIGUSR2, SIGHUP (forward). */
+  signal(sig: NodeJS.Signals): void {
+    if (sig === 'SIGINT' || sig === 'SIGTERM') {
+      this.interruptCount++;
+      this.interrupted ??= sig;
+      this.wakeBackoff?.();
+      const s = this.state;
+      if (!s) return;
+      if (this.interruptCount > 1 && sig === 'SIGINT') {
+        this.opts.onStopping?.('second SIGINT: killing all workers now');
+        for (const n of this.opts.nodes) n.kill(s.attempt);
+      } else {
+        this.stopAll(s, sig, `${sig} received`, true);
+      }
+      return;
+    }
+    if (sig === 'SIGUSR1' || sig === 'SIGUSR2' || sig === 'SIGHUP') for (const n of this.opts.nodes) n.forward(sig);
+  }
+
+  async run(): Promise<{ outcome: Outcome; summary: LaunchSummary }> {
+    let attempt = 0;
+    let last: AttemptState;
+    for (;;) {
+      last = await this.runAttempt(attempt);
+      this.attempts.push({ ranks: this.outcomes(last) });
+      if (this.interrupted || !last.rootCause) break;
+      if (attempt === 0 && last.started === 0 && last.errors.length) {
+        return { outcome: { kind: 'cannot-start', message: last.errors.join('\n') }, summary: this.summary(last, 3) };
+      }
+      if (attempt >= this.opts.restartsMax) break;
+      this.opts.onRestart?.(attempt + 1, last.rootCause, this.opts.backoffMs);
+      await this.backoff();
+      if (this.interrupted) break;
+      attempt++;
+    }
+    await Promise.all(this.opts.nodes.map((n) => n.close()));
+    if (this.interrupted) {
+      const code = this.interrupted === 'SIGINT' ? 130 : 143;
+      return { outcome: { kind: 'interrupted', signal: this.interrupted }, summary: this.summary(last, code) };
+    }
+    if (last.rootCause) return { outcome: { kind: 'failed' }, summary: this.summary(last, 1) };
+    return { outcome: { kind: 'ok' }, summary: this.summary(last, 0) };
+  }
+
+  private runAttempt(attempt: number): Promise<AttemptState> {
+    return new Promise((resolve) => {
+      const s: AttemptState = {
+        attempt, exits: new Map(), running: 0, started: 0, rootCause: null, stopping: false, errors: [],
+        finished: () => resolve(s),
+      };
+      this.state = s;
+      for (const n of this.opts.nodes) n.start(attempt);
+      // A signal that arrived during the backoff stops this attempt before it runs.
+      if (this.interrupted) this.stopAll(s, this.interrupted, `${this.interrupted} received`, true);
+    });
+  }
+
+  private stopAll(s: AttemptState, sig: ForwardedSignal, why: string, force = false): void {
+    if (s.stopping && !force) return;
+    s.stopping = true;
+    this.opts.onStopping?.(why);
+    for (const n of this.opts.nodes) n.stop(s.attempt, sig, this.opts.shutdownGraceMs);
+  }
+
+  private readonly goneNodes = new Set<string>();
+
+  private nodeGone(s: AttemptState, nodeRank: number): void {
+    this.goneNodes.add(`${s.attempt}/${nodeRank}`);
+    this.maybeFinished(s);
+  }
+
+  private maybeFinished(s: AttemptState): void {
+    // Every rank reported, or every node that did not report all its ranks is gone.
+    const expected = this.opts.worldSize;
+    if (s.exits.size >= expected) return s.finished();
+    const goneCount = [...this.goneNodes].filter((k) => k.startsWith(`${s.attempt}/`)).length;
+    if (goneCount > 0 && s.running === 0 && (goneCount >= this.opts.nodes.length || s.exits.size >= s.started)) s.finished();
+  }
+
+  private backoff(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, this.opts.backoffMs);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeBackoff = done;
+    }).then(() => {
+      this.wakeBackoff = null;
+    });
+  }
+
+  private outcomes(s: AttemptState): RankOutcome[] {
+    return [...s.exits.values()]
+      .sort((a, b) => a.rank - b.rank)
+      .map((e) => ({ rank: e.rank, host: e.host, exit_code: e.exit_code, signal: e.signal }));
+  }
+
+  private summary(s: AttemptState, exitCode: number): LaunchSummary {
+    const rc = s.rootCause;
+    return {
+      run_id: this.opts.runId,
+      exit_code: exitCode,
+      attempts: this.attempts,
+      root_cause: rc,
+      other_failures: this.outcomes(s).filter((o) => failed(o) && o.rank !== rc?.rank),
+      log_dir: this.opts.logDir,
+    };
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * One worker process: started under dtrain-exec (its own process group, subreaper, dies with the agent),
+ * its stdout and stderr relayed as whole lines to any number of targets with backpressure: when a target
+ * is full the worker's pipe is no longer read, so the worker blocks in write() instead of the agent
+ * buffering without bound.
+ *
+ * Workers are started with node:child_process rather than execa: importing execa 9 alone costs more than
+ * mpirun's whole launch on this machine (scripts/bench/launch.sh measures both), and nothing here needs
+ * its conveniences (no shell, no buffering, exit status read directly).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import type { Readable } from 'node:stream';
+import type { WorkerExit } from './agent-contract.js';
+import { killAllSignal } from './exec-wrapper.js';
+import { lastLines, LineSplitter } from './line-split.js';
+import { supervisedPids } from './process-tree.js';
+
+/** Where whole lines go. `write` returning false means: call nothing more until `onDrain` fires. */
+export interface LineTarget {
+  write(lines: Buffer): boolean;
+  onDrain(resume: () => void): void;
+}
+
+export interface WorkerOptions {
+  wrapper: string;
+  rank: number;
+  localRank: number;
+  host: string;
+  command: string[];
+  env: Record<string, string>;
+  cwd: string;
+  stdout: LineTarget[];
+  stderr: LineTarget[];
+  /** TORCHELASTIC_ERROR_FILE, read when the worker fails */
+  errorFile?: string;
+}
+
+const tailLines = 20;
+const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
+
+export class Worker {
+  readonly child: ChildProcess;
+  /** the worker's own pid (its process group id); the shepherd's pid until the shepherd reports it */
+  pid: number;
+  readonly done: Promise<WorkerExit>;
+  /** resolves once the worker's pid is known (or it could not start) */
+  readonly ready: Promise<void>;
+  private readonly stderrTail: string[] = [];
+  private ended = false;
+
+  constructor(private readonly opts: WorkerOptions) {
+    this.child = spawn(opts.wrapper, [String(process.pid), ...opts.command], {
+      cwd: opts.cwd,
+      env: opts.env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    });
+    this.pid = this.child.pid ?? 0;
+    const shepherd = this.pid;
+    if (shepherd) supervisedPids.add(shepherd);
+    const pidPipe = this.child.stdio[3] as Readable | null;
+    this.ready = new Promise((resolve) => {
+      pidPipe?.on('data', (b: Buffer) => {
+        const reported = Number.parseInt(b.toString(), 10);
+        if (reported > 0) this.pid = reported;
+        resolve();
+      });
+      pidPipe?.on('close', () => resolve());
+      pidPipe?.on('error', () => resolve());
+      this.child.on('error', () => resolve());
+      if (!pidPipe) resolve();
+    });
+    this.relay(this.child.stdout!, opts.stdout, false);
+    this.relay(this.child.stderr!, opts.stderr, true);
+    this.done = new Promise((resolve) => {
+      let spawnError: Error | undefined;
+      this.child.on('error', (err) => (spawnError = err));
+      this.child.on('close', (code, signal) => {
+        this.ended = true;
+        supervisedPids.delete(shepherd);
+        if (spawnError && code === null && signal === null) {
+          this.stderrTail.push(`dtrain: cannot start ${opts.wrapper}: ${spawnError.message}`);
+          code = 127;
+        }
+        void this.exitRecord(code, signal).then(resolve);
+      });
+    });
+  }
+
+  /** Sends a signal to the worker's process group (the shepherd forwards it). */
+  signal(sig: NodeJS.Signals): void {
+    this.send(sig);
+  }
+
+  /** SIGKILL for the worker and every descendant, including those that left its process group. */
+  killAll(): void {
+    this.send(killAllSignal);
+  }
+
+  private send(sig: NodeJS.Signals | number): void {
+    if (this.ended || !this.child.pid) return;
+    try {
+      process.kill(this.child.pid, sig);
+    } catch {
+      // already gone: its exit is on its way
+    }
+  }
+
+  private relay(src: Readable, targets: LineTarget[], keepTail: boolean): void {
+    const splitter = new LineSplitter();
+    const deliver = (lines: Buffer) => {
+      if (keepTail) {
+        this.stderrTail.push(...lastLines(lines, tailLines));
+        if (this.stderrTail.length > tailLines) this.stderrTail.splice(0, this.stderrTail.length - tailLines);
+      }
+      let waiting = 0;
+      for (const t of targets) {
+        if (t.write(lines)) continue;
+        waiting++;
+        t.onDrain(() => {
+          if (--waiting === 0) src.resume();
+        });
+      }
+      if (waiting > 0) src.pause();
+    };
+    src.on('data', (chunk: Buffer) => {
+      const lines = splitter.push(chunk);
+      if (lines) deliver(lines);
+    });
+    src.on('end', () => {
+      const rest = splitter.flush();
+      if (rest) deliver(rest);
+    });
+    src.on('error', () => {});
+  }
+
+  private async exitRecord(code: number | null, signal: NodeJS.Signals | null): Promise<WorkerExit> {
+    let errorFile: unknown = null;
+    if (this.opts.errorFile && (code !== 0 || signal)) {
+      try {
+        const text = (await readFile(this.opts.errorFile, 'utf8')).slice(0, 65536);
+        try {
+          errorFile = JSON.parse(text);
+        } catch {
+          errorFile = text;
+        }
+      } catch {
+        // the worker wrote none: the usual case
+      }
+    }
+    return {
+      rank: this.opts.rank,
+      local_rank: this.opts.localRank,
+      host: this.opts.host,
+      pid: this.pid,
+      exit_code: signal ? null : code,
+      signal: signal ?? null,
+      time: new Date().toISOString(),
+      stderr_tail: [...this.stderrTail],
+      error_file: errorFile,
+    };
+  }
+}
+
+export function signalName(n: number): string | undefined {
+  return signalNames.get(n);
+}
