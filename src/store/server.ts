@@ -39,6 +39,8 @@ export class StoreServer {
   readonly port: number;
   readonly address: string;
   private readonly connections = new Set<Connection>();
+  /** every stream served, including ones being refused or closed after a REJECT, so close() ends them all */
+  private readonly streams = new Set<Duplex>();
   private unauthenticated = 0;
   private violations = 0;
   private readonly state = new StoreState();
@@ -90,9 +92,12 @@ export class StoreServer {
       stream.destroy();
       return;
     }
+    this.streams.add(stream);
+    stream.once('close', () => this.streams.delete(stream));
     if (this.unauthenticated >= this.options.maxUnauthenticated) {
       this.violation('too many unauthenticated connections', remote);
       stream.on('error', () => {});
+      stream.resume(); // read (and drop) until the peer's end, or its close is never seen
       stream.end(frame(rejectMessage(RejectReason.busy)));
       setTimeout(() => stream.destroy(), 200).unref();
       return;
@@ -116,6 +121,7 @@ export class StoreServer {
   close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
       for (const c of this.connections) c.destroy();
+      for (const stream of this.streams) stream.destroy();
       this.state.releaseAll();
       if (this.server) this.server.close(() => resolve());
       else resolve();

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { StoreServer } from '../../../src/store/server.js';
@@ -10,7 +10,7 @@ import { duplexPair } from '../../helpers/store-duplex-pair.js';
 
 const jobKey = randomBytes(32);
 
-async function fixture(t: Tap.Test, clients = 1) {
+async function fixture(t: Test, clients = 1) {
   const server = await StoreServer.start({ jobKey });
   const cs = await Promise.all(
     Array.from({ length: clients }, () => StoreClient.connectTcp({ host: '127.0.0.1', port: server.port, jobKey, timeoutMs: 5000 })),
@@ -20,9 +20,6 @@ async function fixture(t: Tap.Test, clients = 1) {
     await server.close();
   });
   return { server, cs };
-}
-declare namespace Tap {
-  type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 }
 
 t.test('every non-blocking op over TCP', async (t) => {
