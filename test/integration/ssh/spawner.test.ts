@@ -179,6 +179,14 @@ t.test('host keys: changed, unknown, accept-new, revoked, strict no', async (t) 
   again.forEach((a) => a.close());
   t.pass('recorded keys verify under strict yes');
 
+  // The same file hashed by OpenSSH (|1|salt|hmac names) still verifies.
+  execFileSync('ssh-keygen', ['-H', '-f', kh], { stdio: 'ignore' });
+  rmSync(`${kh}.old`, { force: true });
+  t.match(readFileSync(kh, 'utf8'), /^\|1\|/);
+  const hashedOk = await startSshAgents(request({ hosts: [h1, h2, h3], settings: settings({ known_hosts: kh }) }));
+  hashedOk.forEach((a) => a.close());
+  t.equal(hashedOk.length, 3, 'hashed known_hosts entries verify');
+
   writeFileSync(kh, `${readFileSync(kh, 'utf8')}@revoked * ${h1.host_key}\n`);
   err = await startError(request({ hosts: [h1], settings: settings({ known_hosts: kh }) }));
   t.match(err.message, /@revoked/);
