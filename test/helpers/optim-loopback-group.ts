@@ -115,7 +115,6 @@ export function createLoopbackGroups(world: number, opts: LoopbackOptions = {}):
           pending.delete(seq);
           for (const a of list) a.reject(new Error(`loopback ${a.kind}: timed out after ${timeoutMs} ms waiting for ${world - list.length} rank(s)`));
         }, timeoutMs);
-        t.unref();
         timers.set(seq, t);
       }
       if (list.length < world) return;

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Group } from '../types.js';
 import { CheckpointError } from './errors.js';
 import type { KernelDType } from './native.js';
@@ -249,13 +249,13 @@ export async function saveShards(dir: string, req: SaveRequest): Promise<string>
   return stepDir;
 }
 
-/** The step directory `dir` means: itself when it holds a manifest, else the one `dir/latest` names. */
+/** The step directory `dir` means: itself when it is a `step_N/` (or holds a manifest), else the one `dir/latest` names. */
 export async function resolveStepDir(dir: string): Promise<string> {
   const direct = await stat(join(dir, MANIFEST)).then(
     () => true,
     () => false,
   );
-  if (direct) return dir;
+  if (direct || /^step_\d+$/.test(basename(dir))) return dir;
   let name: string;
   try {
     name = (await readFile(join(dir, LATEST), 'utf8')).trim();
