@@ -45,8 +45,11 @@ export interface OpRecord {
 export interface PipelineOptions {
   /** the pipeline group: its rank is this stage */
   group: Group;
-  /** this stage's program, or the schedule's shape (the program is then built for group.rank) */
-  schedule: StageSchedule | ScheduleShape;
+  /**
+   * this stage's program, or the schedule's shape (the program is then built for group.rank); default: the
+   * launcher's DTRAIN_SCHEDULE, DTRAIN_MICROBATCHES and DTRAIN_VIRTUAL_STAGES over the group's size
+   */
+  schedule?: StageSchedule | ScheduleShape;
   /** elements in the activation leaving virtual stage k (chunk c of stage s is k = c·stages + s); its gradient has the same size */
   activationSize: number | ((virtualStage: number) => number);
   /** element type of activations and gradients on the wire (default float32) */
@@ -83,7 +86,8 @@ export class Pipeline {
   private readonly Float: Float32ArrayConstructor | Float64ArrayConstructor;
 
   constructor(opts: PipelineOptions) {
-    const schedule = 'instructions' in opts.schedule ? opts.schedule : pipelineSchedule({ ...opts.schedule, stage: opts.group.rank });
+    const given: StageSchedule | ScheduleShape = opts.schedule ?? scheduleShapeFromEnv(opts.group.size);
+    const schedule = isStageSchedule(given) ? given : pipelineSchedule({ ...given, stage: opts.group.rank });
     if (schedule.stages !== opts.group.size || schedule.stage !== opts.group.rank) {
       throw new PipelineError(
         `the schedule is for stage ${schedule.stage} of ${schedule.stages}, but this rank is ${opts.group.rank} of ${opts.group.size} in group "${opts.group.name}"`,
@@ -98,6 +102,28 @@ export class Pipeline {
   async step(): Promise<StepResult> {
     return new StepRun(this.schedule, this.opts, this.Float).run();
   }
+}
+
+function isStageSchedule(s: StageSchedule | ScheduleShape): s is StageSchedule {
+  return Array.isArray((s as StageSchedule).instructions);
+}
+
+/** The schedule `dtrain launch` put in the worker's environment (shared/design.md, worker environment). */
+export function scheduleShapeFromEnv(stages: number, env: NodeJS.ProcessEnv = process.env): ScheduleShape {
+  const kind = env.DTRAIN_SCHEDULE;
+  if (!kind) throw new PipelineError('no schedule given and DTRAIN_SCHEDULE is not set: pass { schedule } or run under dtrain launch');
+  const whole = (name: string, fallback: number): number => {
+    const text = env[name];
+    if (text === undefined || text === '') return fallback;
+    if (!/^\d+$/.test(text)) throw new PipelineError(`${name}="${text}" is not a whole number`);
+    return Number(text);
+  };
+  return {
+    kind: kind as ScheduleShape['kind'],
+    stages,
+    microbatches: whole('DTRAIN_MICROBATCHES', 1),
+    virtualStages: whole('DTRAIN_VIRTUAL_STAGES', 1),
+  };
 }
 
 const key = (microbatch: number, chunk: number) => microbatch * 65536 + chunk;

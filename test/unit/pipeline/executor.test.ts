@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Pipeline, PipelineError, type ScheduleKind, type StepResult } from '../../../src/runtime/pipeline/index.js';
+import { Pipeline, PipelineError, scheduleShapeFromEnv, type OpRecord, type ScheduleKind, type StepResult } from '../../../src/runtime/pipeline/index.js';
 import { LoopbackFabric, type LoopbackSemantics } from '../../helpers/pipeline-loopback-group.js';
 import {
   layerBackward,
@@ -27,7 +27,7 @@ interface Case {
 }
 
 /** Splits the MLP's layers into stages·chunks contiguous slices and runs `steps` pipeline steps. */
-async function runPipelined(c: Case, problem: MlpProblem, steps = 1) {
+async function runPipelined(c: Case, problem: MlpProblem, steps = 1, onOp?: (r: OpRecord) => void) {
   const p = c.stages;
   const v = c.virtualStages ?? 1;
   const V = p * v;
@@ -46,6 +46,7 @@ async function runPipelined(c: Case, problem: MlpProblem, steps = 1) {
         schedule: { kind: c.kind, stages: p, microbatches: c.microbatches, virtualStages: v },
         activationSize: (vs) => b * WIDTHS[(vs + 1) * per],
         dtype: c.F === Float64Array ? 'float64' : 'float32',
+        onOp,
         forward(input, mb, chunk) {
           const vs = chunk * p + s;
           let x: Float = vs === 0 ? problem.inputs.subarray(mb * b * inW, (mb + 1) * b * inW) : input!;
@@ -179,7 +180,14 @@ t.test('gradients accumulate across steps (the executor never zeroes them)', asy
 
 t.test('the executor follows the schedule and frees activations', async (t) => {
   const problem = makeProblem(WIDTHS, 6 * PER_MICROBATCH, Float64Array);
-  const { results, pipes } = await runPipelined({ kind: '1f1b', stages: 4, microbatches: 6, F: Float64Array, semantics: 'rendezvous' }, problem);
+  const records: OpRecord[] = [];
+  const { results, pipes } = await runPipelined({ kind: '1f1b', stages: 4, microbatches: 6, F: Float64Array, semantics: 'rendezvous' }, problem, 1, (r) => records.push(r));
+  pipes.forEach((pipe, s) => {
+    const mine = records.filter((r) => r.stage === s);
+    const want = pipe.schedule.instructions.map((i) => `${i.op}:${i.microbatch}.${i.chunk}`).sort();
+    t.same(mine.map((r) => `${r.op}:${r.microbatch}.${r.chunk}`).sort(), want, `stage ${s}: one timing record per instruction`);
+    t.ok(mine.every((r) => r.end >= r.start));
+  });
   results[0].forEach((r, s) => {
     const planned = pipes[s].schedule.instructions.filter((i) => i.op === 'forward' || i.op === 'backward').map((i) => `${i.op === 'forward' ? 'F' : 'B'}${i.microbatch}`);
     t.same(r.executed, planned, `stage ${s} ran its program`);
@@ -232,4 +240,23 @@ t.test('a failing transport fails the step instead of hanging', async (t) => {
     backward: () => null,
   });
   await t.rejects(pipe.step(), /stage 0: sendActivation of microbatch 0 chunk 0 with stage 1 failed: connection reset by peer/);
+});
+
+t.test('the schedule defaults to the launcher environment', async (t) => {
+  const env = { DTRAIN_SCHEDULE: 'interleaved-1f1b', DTRAIN_MICROBATCHES: '4', DTRAIN_VIRTUAL_STAGES: '2' };
+  t.same(scheduleShapeFromEnv(2, env), { kind: 'interleaved-1f1b', stages: 2, microbatches: 4, virtualStages: 2 });
+  t.same(scheduleShapeFromEnv(3, { DTRAIN_SCHEDULE: '1f1b' }), { kind: '1f1b', stages: 3, microbatches: 1, virtualStages: 1 });
+  t.throws(() => scheduleShapeFromEnv(2, {}), /DTRAIN_SCHEDULE is not set/);
+  t.throws(() => scheduleShapeFromEnv(2, { DTRAIN_SCHEDULE: '1f1b', DTRAIN_MICROBATCHES: 'x' }), /DTRAIN_MICROBATCHES="x" is not a whole number/);
+  const saved = { ...process.env };
+  t.teardown(() => {
+    for (const k of Object.keys(env)) delete process.env[k];
+    Object.assign(process.env, saved);
+  });
+  Object.assign(process.env, env);
+  const fabric = new LoopbackFabric(2);
+  const pipe = new Pipeline({ group: fabric.groups[1], activationSize: 1, forward: () => ({}), backward: () => null });
+  t.equal(pipe.schedule.kind, 'interleaved-1f1b');
+  t.equal(pipe.schedule.stage, 1);
+  t.equal(pipe.schedule.microbatches, 4);
 });
