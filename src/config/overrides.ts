@@ -8,22 +8,24 @@ import type { ConfigProblem } from '../util/errors.js';
 import { configSchema } from './schema.js';
 import type { ConfigSource, PathSegment } from './source.js';
 import { didYouMean } from './suggest.js';
+import { isSecretName } from '../plan/env.js';
 
 type SchemaNode = Record<string, unknown>;
 
 export function applyOverrides(doc: Record<string, unknown>, sets: string[], source: ConfigSource): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  for (const arg of sets) {
+  for (const given of sets) {
+    const arg = maskedArg(given);
     const fail = (path: string, message: string) => problems.push({ file: `--set ${arg}`, line: 0, col: 0, path, message });
     const eq = arg.indexOf('=');
     if (eq <= 0) {
       fail('', 'expected key.path=value, e.g. --set parallelism.zero_stage=2');
       continue;
     }
-    const keys = arg.slice(0, eq).split('.');
+    const keys = given.slice(0, eq).split('.');
     let value: unknown;
     try {
-      const text = arg.slice(eq + 1);
+      const text = given.slice(eq + 1);
       value = text === '' ? '' : parseYaml(text);
     } catch (err) {
       fail(keys.join('.'), `the value is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
@@ -39,6 +41,12 @@ export function applyOverrides(doc: Record<string, unknown>, sets: string[], sou
     source.withOverride(walked.path, arg);
   }
   return problems;
+}
+
+/** `--set env.HF_TOKEN=...` is echoed in messages: a secret-looking key has its value masked there. */
+function maskedArg(arg: string): string {
+  const eq = arg.indexOf('=');
+  return eq > 0 && isSecretName(arg.slice(0, eq)) ? `${arg.slice(0, eq)}=***` : arg;
 }
 
 type Walked =

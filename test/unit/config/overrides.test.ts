@@ -56,3 +56,7 @@ t.test('values are validated like the file, and the error points at the --set', 
     '--set parallelism.data=3: parallelism.data: data × tensor × pipeline = 3 × 1 × 2 = 6, but the nodes run 4 processes (localhost: 4)',
   ]);
 });
+
+t.test('a secret-looking key has its value masked in messages', async (t) => {
+  t.same(await problemsOf(['env.HF_TOKEN={a: 1}']), ['--set env.HF_TOKEN=***: env.HF_TOKEN: must be a single value (string, number, true or false), got a mapping']);
+});

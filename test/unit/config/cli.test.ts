@@ -1,0 +1,89 @@
+// End to end through the built CLI (bin/dtrain → dist/): exit codes, stdout/stderr split, no stack traces.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const built = existsSync(join(root, 'dist/cli/main.js')) && existsSync(join(root, 'dist/config/load.js'));
+if (!built) {
+  t.skip('dist/ is not built: run `npx tsc -p .` (npm install does it)');
+} else {
+  const tmp = mkdtempSync(join(tmpdir(), 'dtrain-cli-'));
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+  const dtrain = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [join(root, 'bin/dtrain'), ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const quickstart = join(root, 'configs/quickstart.yaml');
+
+  t.test('validate prints the table, exit 0', async (t) => {
+    const r = dtrain('validate', quickstart);
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, /^quickstart: world 4 = data 2 × tensor 1 × pipeline 2, ZeRO 1, 1f1b, 4 microbatches\n/);
+    t.match(r.stdout, /node 0  localhost  4 processes  \(local\)/);
+    t.equal(r.stderr, '');
+  });
+
+  t.test('validate --json prints one JSON document: the plan', async (t) => {
+    const r = dtrain('validate', quickstart, '--json', '--set', 'parallelism.zero_stage=2');
+    t.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    t.match(doc, { name: 'quickstart', world_size: 4, parallelism: { data: 2, pipeline: 2, zero_stage: 2 }, warnings: [] });
+    t.equal(doc.ranks.length, 4);
+    t.same(doc.ranks[2].command, ['node', 'scripts/examples/train.js']);
+  });
+
+  t.test('warnings go to stderr, exit 0', async (t) => {
+    const r = dtrain('validate', quickstart, '--set', 'parallelism.microbatches=1');
+    t.equal(r.code, 0);
+    t.match(r.stderr, /^warning: --set parallelism.microbatches=1: parallelism\.microbatches: 1 microbatch for 2 pipeline stages/, 'the warning points at the --set');
+  });
+
+  const bad = join(tmp, 'bad.yaml');
+  writeFileSync(bad, 'entrypoint: node train.js\nparallelism:\n  tensr: 2\n  zero_stage: 3\n');
+
+  t.test('an invalid config: every error line on stderr, exit 2, no stack trace', async (t) => {
+    const r = dtrain('validate', 'bad.yaml');
+    t.equal(r.code, 2);
+    t.equal(r.stdout, '');
+    t.equal(
+      r.stderr,
+      'bad.yaml:3:3: parallelism.tensr: unknown key (did you mean "tensor"?)\nbad.yaml:4:15: parallelism.zero_stage: must be one of 0, 1, 2, got 3\n',
+    );
+  });
+
+  t.test('--json errors: {errors:[{file,line,col,path,message}]} on stdout, exit 2', async (t) => {
+    const r = dtrain('validate', 'bad.yaml', '--json');
+    t.equal(r.code, 2);
+    t.same(JSON.parse(r.stdout), {
+      errors: [
+        { file: 'bad.yaml', line: 3, col: 3, path: 'parallelism.tensr', message: 'unknown key (did you mean "tensor"?)' },
+        { file: 'bad.yaml', line: 4, col: 15, path: 'parallelism.zero_stage', message: 'must be one of 0, 1, 2, got 3' },
+      ],
+    });
+  });
+
+  t.test('a missing file, a bad --set and a missing argument are exit 2 without stack traces', async (t) => {
+    for (const args of [['validate', 'nope.yaml'], ['validate', quickstart, '--set', 'foo=1'], ['validate']]) {
+      const r = dtrain(...args);
+      t.equal(r.code, 2, args.join(' '));
+      t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    }
+    t.equal(dtrain('validate', 'nope.yaml').stderr, 'nope.yaml: cannot read the config: no such file\n');
+  });
+
+  t.test('schema prints the JSON Schema', async (t) => {
+    const r = dtrain('schema');
+    t.equal(r.code, 0);
+    const schema = JSON.parse(r.stdout);
+    t.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
+    t.ok(schema.properties.parallelism.properties.zero_stage);
+  });
+
+  t.test('the build compiled the schema to standalone code, and the CLI uses it', async (t) => {
+    t.ok(existsSync(join(root, 'dist/config/schema-validator.js')), 'npm run build:ts writes dist/config/schema-validator.js');
+  });
+}
