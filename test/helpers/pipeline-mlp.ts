@@ -109,3 +109,85 @@ export function referenceGradients(p: MlpProblem, F: FloatCtor): { loss: number;
   for (let l = p.layers.length - 1; l >= 0; l--) g = layerBackward(p.layers[l], tapes[l], g, p.samples, grads[l], F);
   return { loss: loss / p.samples, grads };
 }
+
+export interface MlpSplit {
+  stages: number;
+  virtualStages: number;
+  microbatches: number;
+  /** this rank's stage */
+  stage: number;
+  F: FloatCtor;
+  /** every layer's gradients; a stage adds into its own layers' entries only */
+  grads: Grads[];
+}
+
+/**
+ * One pipeline stage's forward and backward for the MLP cut into stages·chunks contiguous slices of layers
+ * (chunk c of stage s holds slice c·stages + s), with the batch cut into equal microbatches. The loss of a
+ * step is the mean of the microbatch losses, so it equals the whole batch's loss.
+ */
+export function mlpStageFunctions(problem: MlpProblem, split: MlpSplit, widths: number[]) {
+  const { stages: p, virtualStages: v, microbatches: m, stage: s, F, grads } = split;
+  const V = p * v;
+  const layers = problem.layers;
+  if (layers.length % V !== 0) throw new Error(`${layers.length} layers do not split into ${V} slices`);
+  if (problem.samples % m !== 0) throw new Error(`${problem.samples} samples do not split into ${m} microbatches`);
+  const per = layers.length / V;
+  const slice = (vs: number) => Array.from({ length: per }, (_, i) => vs * per + i);
+  const b = problem.samples / m;
+  const inW = widths[0];
+  const outW = widths[widths.length - 1];
+  return {
+    activationSize: (vs: number) => b * widths[(vs + 1) * per],
+    forward(input: Float | null, mb: number, chunk: number) {
+      const vs = chunk * p + s;
+      let x: Float = vs === 0 ? problem.inputs.subarray(mb * b * inW, (mb + 1) * b * inW) : input!;
+      const tapes: LayerTape[] = [];
+      for (const l of slice(vs)) {
+        const tape = layerForward(layers[l], x, b, F);
+        tapes.push(tape);
+        x = tape.a;
+      }
+      if (vs < V - 1) return { output: x, saved: tapes };
+      const target = problem.targets.subarray(mb * b * outW, (mb + 1) * b * outW);
+      const diff = new F(x.length);
+      let loss = 0;
+      for (let i = 0; i < x.length; i++) {
+        diff[i] = x[i] - target[i];
+        loss += (0.5 * diff[i] * diff[i]) / b;
+      }
+      return { loss, saved: { tapes, diff } };
+    },
+    backward(gradOutput: Float | null, _mb: number, stashed: { chunk: number; saved: unknown }) {
+      const vs = stashed.chunk * p + s;
+      let tapes: LayerTape[];
+      let g: Float;
+      if (vs === V - 1) {
+        const saved = stashed.saved as { tapes: LayerTape[]; diff: Float };
+        tapes = saved.tapes;
+        g = saved.diff.map((d) => d / (b * m));
+      } else {
+        tapes = stashed.saved as LayerTape[];
+        g = gradOutput!;
+      }
+      const ids = slice(vs);
+      for (let i = ids.length - 1; i >= 0; i--) g = layerBackward(layers[ids[i]], tapes[i], g, b, grads[ids[i]], F);
+      return g;
+    },
+  };
+}
+
+/** Largest |got - want| / |want| over the given layers (want floored at 1e-9 so zeros do not divide). */
+export function worstRelative(got: Grads[], want: Grads[], layerIds: number[] = got.map((_, i) => i), scale = 1): number {
+  let worst = 0;
+  for (const l of layerIds) {
+    for (const k of ['weight', 'bias'] as const) {
+      const a = got[l][k];
+      const b = want[l][k];
+      for (let i = 0; i < a.length; i++) {
+        worst = Math.max(worst, Math.abs(a[i] - scale * b[i]) / Math.max(Math.abs(scale * b[i]), 1e-9));
+      }
+    }
+  }
+  return worst;
+}

@@ -2,15 +2,13 @@ import t from 'tap';
 import { Pipeline, PipelineError, scheduleShapeFromEnv, type OpRecord, type ScheduleKind, type StepResult } from '../../../src/runtime/pipeline/index.js';
 import { LoopbackFabric, type LoopbackSemantics } from '../../helpers/pipeline-loopback-group.js';
 import {
-  layerBackward,
-  layerForward,
   makeProblem,
+  mlpStageFunctions,
   referenceGradients,
+  worstRelative,
   zeroGrads,
-  type Float,
   type FloatCtor,
   type Grads,
-  type LayerTape,
   type MlpProblem,
 } from '../../helpers/pipeline-mlp.js';
 
@@ -30,79 +28,21 @@ interface Case {
 async function runPipelined(c: Case, problem: MlpProblem, steps = 1, onOp?: (r: OpRecord) => void) {
   const p = c.stages;
   const v = c.virtualStages ?? 1;
-  const V = p * v;
-  const layers = problem.layers;
-  const per = layers.length / V;
-  const slice = (vs: number) => Array.from({ length: per }, (_, i) => vs * per + i);
-  const b = problem.samples / c.microbatches;
   const fabric = new LoopbackFabric(p, c.semantics);
-  const grads = zeroGrads(layers, c.F);
-  const inW = WIDTHS[0];
-  const outW = WIDTHS[WIDTHS.length - 1];
+  const grads = zeroGrads(problem.layers, c.F);
   const pipes = fabric.groups.map(
-    (group, s) =>
+    (group, stage) =>
       new Pipeline({
         group,
         schedule: { kind: c.kind, stages: p, microbatches: c.microbatches, virtualStages: v },
-        activationSize: (vs) => b * WIDTHS[(vs + 1) * per],
         dtype: c.F === Float64Array ? 'float64' : 'float32',
         onOp,
-        forward(input, mb, chunk) {
-          const vs = chunk * p + s;
-          let x: Float = vs === 0 ? problem.inputs.subarray(mb * b * inW, (mb + 1) * b * inW) : input!;
-          const tapes: LayerTape[] = [];
-          for (const l of slice(vs)) {
-            const tape = layerForward(layers[l], x, b, c.F);
-            tapes.push(tape);
-            x = tape.a;
-          }
-          if (vs < V - 1) return { output: x, saved: tapes };
-          const target = problem.targets.subarray(mb * b * outW, (mb + 1) * b * outW);
-          const diff = new c.F(x.length);
-          let loss = 0;
-          for (let i = 0; i < x.length; i++) {
-            diff[i] = x[i] - target[i];
-            loss += (0.5 * diff[i] * diff[i]) / b;
-          }
-          return { loss, saved: { tapes, diff } };
-        },
-        backward(gradOutput, mb, stashed) {
-          const vs = stashed.chunk * p + s;
-          let tapes: LayerTape[];
-          let g: Float;
-          if (vs === V - 1) {
-            const saved = stashed.saved as { tapes: LayerTape[]; diff: Float };
-            tapes = saved.tapes;
-            // the step's loss is the mean over microbatches, each a mean over its samples
-            g = saved.diff.map((d) => d / (b * c.microbatches));
-          } else {
-            tapes = stashed.saved as LayerTape[];
-            g = gradOutput!;
-          }
-          const ids = slice(vs);
-          for (let i = ids.length - 1; i >= 0; i--) g = layerBackward(layers[ids[i]], tapes[i], g, b, grads[ids[i]], c.F);
-          return g;
-        },
+        ...mlpStageFunctions(problem, { stages: p, virtualStages: v, microbatches: c.microbatches, stage, F: c.F, grads }, WIDTHS),
       }),
   );
   const results: StepResult[][] = [];
   for (let i = 0; i < steps; i++) results.push(await Promise.all(pipes.map((pipe) => pipe.step())));
   return { grads, results, fabric, pipes };
-}
-
-function worstRelative(got: Grads[], want: Grads[], scale = 1): number {
-  let worst = 0;
-  got.forEach((g, l) => {
-    for (const k of ['weight', 'bias'] as const) {
-      const a = g[k];
-      const b = want[l][k];
-      for (let i = 0; i < a.length; i++) {
-        const err = Math.abs(a[i] - scale * b[i]) / Math.max(Math.abs(scale * b[i]), 1e-9);
-        worst = Math.max(worst, err);
-      }
-    }
-  });
-  return worst;
 }
 
 function normRelative(got: Grads[], want: Grads[]): number {
@@ -173,7 +113,7 @@ t.test('gradients accumulate across steps (the executor never zeroes them)', asy
   const problem = makeProblem(WIDTHS, 5 * PER_MICROBATCH, Float64Array);
   const ref = referenceGradients(problem, Float64Array);
   const { grads, results } = await runPipelined({ kind: '1f1b', stages: 4, microbatches: 5, F: Float64Array, semantics: 'buffered' }, problem, 2);
-  t.ok(worstRelative(grads, ref.grads, 2) <= 1e-6);
+  t.ok(worstRelative(grads, ref.grads, undefined, 2) <= 1e-6);
   t.equal(results.length, 2);
   t.same(results[1][3].executed, results[0][3].executed, 'the same program every step');
 });
