@@ -36,6 +36,8 @@ export const configSchema = {
   additionalProperties: false,
   required: ['entrypoint'],
   $defs: { duration, port, portOrAuto, positiveInt },
+  // Extension keys (as in docker-compose) hold YAML anchors to reuse: `x-gpu-node: &gpu {slots: 8}`.
+  patternProperties: { '^x-': {} },
   properties: {
     name: {
       description: 'Job name (logs, batch job name). Default: the config file name without extension.',

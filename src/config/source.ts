@@ -27,7 +27,7 @@ export class ConfigSource {
   /** Parses YAML text; syntax errors, duplicate keys, an empty file or a non-mapping top level become problems. */
   static parse(file: string, text: string): { source: ConfigSource; value: unknown; problems: ConfigProblem[] } {
     const lines = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true });
     const source = new ConfigSource(file, doc, lines);
     const problems: ConfigProblem[] = doc.errors.map((e) => {
       const { line, col } = lines.linePos(e.pos[0]);
@@ -60,7 +60,7 @@ export class ConfigSource {
    */
   problem(path: PathSegment[], message: string, at: 'key' | 'value' = 'value', colOffset = 0): ConfigProblem {
     const dotted = path.join('.');
-    const override = this.overrides.find((o) => startsWith(path, o.path) || startsWith(o.path, path));
+    const override = this.overrides.find((o) => startsWith(path, o.path) || (path.length > 0 && startsWith(o.path, path)));
     if (override) return { file: `--set ${override.arg}`, line: 0, col: 0, path: dotted, message };
     if (!this.doc) {
       const flag = [path.slice(0, 2).join('.'), String(path[0])].find((k) => k in this.flags);
@@ -117,6 +117,7 @@ function yamlMessage(code: string, message: string, at: string): string {
     const key = /^\s*("[^"\n]*"|'[^'\n]*'|[^:\n]+?)\s*:/.exec(at)?.[1] ?? '';
     return `duplicate key ${key.startsWith('"') ? key : `"${key.replace(/^'|'$/g, '')}"`}: each key may appear once in a mapping`;
   }
+  if (code === 'MULTIPLE_DOCS') return 'the file holds several YAML documents (---): a config is a single document';
   // yaml's messages are already one line; make them read as YAML syntax errors.
   return `YAML syntax error: ${message.replace(/\s+/g, ' ').replace(/[.:]\s*$/, '')}`;
 }

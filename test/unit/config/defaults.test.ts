@@ -85,3 +85,13 @@ t.test('quickstart: 4 local workers, data 2 x pipeline 2, ZeRO-1, 1f1b, 4 microb
     parallelism: { data: 2, tensor: 1, pipeline: 2, zero_stage: 1, schedule: '1f1b', microbatches: 4 },
   });
 });
+
+t.test('x- keys hold YAML anchors (merge keys work) and are otherwise ignored', async (t) => {
+  const { config } = await loadConfig(
+    write('anchors.yaml', 'x-gpu-node: &gpu {slots: 8, user: trainer}\nentrypoint: x\nnodes:\n  - {<<: *gpu, host: a}\n  - {<<: *gpu, host: b, slots: 4}\n'),
+  );
+  t.same(config.nodes.map((n) => [n.host, n.nproc, n.user]), [
+    ['a', 8, 'trainer'],
+    ['b', 4, 'trainer'],
+  ]);
+});
