@@ -8,12 +8,23 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { scontrolJobState, squeueJobState, TERMINAL_STATES, type SlurmQuery } from './slurm-state.js';
 
-/** The launch summary (design.md), as the in-job controller writes it to DTRAIN_RESULT_FILE. */
+export interface RankOutcome {
+  rank: number;
+  host: string;
+  exit_code: number | null;
+  signal: string | null;
+}
+
+/**
+ * The launch summary (design.md, src/launch/summary.ts), as the in-job controller writes it to
+ * DTRAIN_RESULT_FILE; or `{exit_code, error}` when the launch stopped before it had one (exit 3).
+ */
 export interface LaunchSummary {
-  run_id: string;
+  run_id?: string;
   exit_code: number;
-  attempts: { ranks: { rank: number; host: string; exit_code: number | null; signal: string | null }[] }[];
-  root_cause?: string | null;
+  attempts?: { ranks: RankOutcome[] }[];
+  root_cause?: (RankOutcome & { message?: string }) | null;
+  error?: string;
 }
 
 export interface JobOutcome {
@@ -77,13 +88,25 @@ export interface Verdict {
 
 /** Ranks that failed in the last attempt: "rank 1 (vm) exited with 3, rank 2 (vm) killed by SIGKILL". */
 export function failedRanks(result: LaunchSummary): string {
-  const last = result.attempts.at(-1);
+  const last = result.attempts?.at(-1);
   const bad = (last?.ranks ?? []).filter((r) => r.exit_code !== 0 || r.signal);
   return bad
     .slice(0, 4)
-    .map((r) => `rank ${r.rank} (${r.host}) ${r.signal ? `killed by ${r.signal}` : `exited with ${r.exit_code}`}`)
+    .map(describeRank)
     .concat(bad.length > 4 ? [`${bad.length - 4} more`] : [])
     .join(', ');
+}
+
+function describeRank(r: RankOutcome): string {
+  return `rank ${r.rank} (${r.host}) ${r.signal ? `killed by ${r.signal}` : `exited with ${r.exit_code}`}`;
+}
+
+/** The root cause in one line: the controller's message when it has one (node lost, spawn failed), else the rank's exit. */
+function rootCause(result: LaunchSummary): string | undefined {
+  if (result.error) return result.error;
+  const c = result.root_cause;
+  if (!c) return undefined;
+  return c.message ?? describeRank(c);
 }
 
 export function judgeOutcome(jobId: string, o: JobOutcome, output: string): Verdict {
@@ -94,8 +117,9 @@ export function judgeOutcome(jobId: string, o: JobOutcome, output: string): Verd
   if (o.state === 'FAILED' || o.state === 'COMPLETED') {
     if (o.result) {
       const ranks = failedRanks(o.result);
-      const cause = o.result.root_cause ? `: ${o.result.root_cause}` : ranks ? `: ${ranks}` : '';
-      const more = o.result.root_cause && ranks && !o.result.root_cause.includes(ranks) ? ` (${ranks})` : '';
+      const root = rootCause(o.result);
+      const cause = root ? `: ${root}` : ranks ? `: ${ranks}` : '';
+      const more = root && ranks && ranks !== root ? ` (failed: ${ranks})` : '';
       return { ok: false, message: `job ${jobId} failed${cause}${more}; output: ${output}`, exitCode };
     }
     return {

@@ -1,0 +1,67 @@
+/**
+ * What `dtrain launch` does differently inside a Slurm allocation (a `dtrain submit` batch script, or
+ * launch typed inside salloc), in two calls the launch command makes:
+ *   - `applySlurmAllocation(config)` before the plan: the placeholder nodes of a config with a
+ *     `scheduler` section (and no nodes/hostfile) become the allocation's hosts, node 0 first, the one this
+ *     controller runs on marked local. Explicitly listed nodes are left alone.
+ *   - `writeResultFile(summaryOrError)` after the run: the launch summary goes to DTRAIN_RESULT_FILE (set
+ *     by the batch script), which `dtrain submit --wait` reads to name the failed rank.
+ * Agents on the other nodes are started with srun (srun-spawner.ts), one step per node.
+ */
+import { renameSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { JobConfig, NodeConfig } from '../../config/types.js';
+import { allocationHosts, detectSlurmAllocation, type SlurmAllocation } from './allocation.js';
+
+export { detectSlurmAllocation, allocationHosts, expandHostlist, type SlurmAllocation } from './allocation.js';
+export { startSrunAgents, srunArgs, type SrunAgent, type SrunLaunchRequest, type SrunNode } from './srun-spawner.js';
+
+export interface AllocationApplied {
+  config: JobConfig;
+  allocation?: SlurmAllocation;
+  warnings: string[];
+}
+
+/** The Slurm name of the node this process runs on: slurmd's own name for it, else the short hostname. */
+export function thisSlurmNode(env: NodeJS.ProcessEnv = process.env): string {
+  return env.SLURMD_NODENAME || hostname().split('.')[0]!;
+}
+
+export async function applySlurmAllocation(config: JobConfig, env: NodeJS.ProcessEnv = process.env): Promise<AllocationApplied> {
+  const allocation = detectSlurmAllocation(env);
+  if (!allocation || !config.nodes.every((n) => n.from_allocation)) return { config, warnings: [] };
+  const warnings: string[] = [];
+  if (allocation.inStep) {
+    warnings.push(`running inside Slurm step ${env.SLURM_JOB_ID}.${env.SLURM_STEP_ID}: the agents' srun steps will nest in it; run dtrain launch from the batch script or salloc shell instead`);
+  }
+  const hosts = await allocationHosts(allocation, env);
+  const template = config.nodes[0]!;
+  if (hosts.length !== config.nodes.length) {
+    warnings.push(`scheduler.nodes is ${config.nodes.length} but Slurm job ${allocation.jobId} has ${hosts.length} node(s): using the allocation`);
+  }
+  const me = thisSlurmNode(env);
+  const nodes: NodeConfig[] = hosts.map((host) => {
+    const node: NodeConfig = { host, nproc: template.nproc, local: host === me };
+    if (template.nproc_assumed) node.nproc_assumed = true;
+    return node;
+  });
+  if (!nodes.some((n) => n.local)) {
+    warnings.push(`this machine (${me}) is not one of Slurm job ${allocation.jobId}'s nodes (${allocation.nodelist}): every agent starts with srun`);
+  }
+  return { config: { ...config, nodes }, allocation, warnings };
+}
+
+/** What the result file holds: the launch summary, or `{exit_code, error}` when the launch stopped before it had one. */
+export interface ResultDocument {
+  exit_code: number;
+  error?: string;
+}
+
+/** Written whole and renamed into place, so --wait (maybe on another machine over NFS) never reads half of it. */
+export function writeResultFile(doc: ResultDocument, env: NodeJS.ProcessEnv = process.env): void {
+  const file = env.DTRAIN_RESULT_FILE;
+  if (!file) return;
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(doc, null, 2) + '\n');
+  renameSync(tmp, file);
+}
