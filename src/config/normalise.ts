@@ -76,6 +76,11 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     error(['scheduler', 'nodes'], `is ${raw.scheduler.nodes}, but the config lists ${nodes.length} node${nodes.length === 1 ? '' : 's'}`);
   }
 
+  const gpusPerNode = raw.scheduler?.gpus_per_node;
+  if (gpusPerNode && typeof raw.nproc_per_node === 'number' && raw.nproc_per_node > gpusPerNode && raw.backend !== 'cpu') {
+    warn(['nproc_per_node'], `is ${raw.nproc_per_node}, but scheduler.gpus_per_node is ${gpusPerNode}: workers would share GPUs`);
+  }
+
   // the rank grid
   const par = raw.parallelism;
   const tp = par.tensor * par.pipeline;

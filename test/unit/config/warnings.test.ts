@@ -40,6 +40,13 @@ t.test('doubtful but legal settings warn and still load', async (t) => {
   );
 });
 
+t.test('more processes than allocated GPUs warns', async (t) => {
+  t.same(
+    await warningsOf('share.yaml', 'entrypoint: x\nnproc_per_node: 8\nscheduler: {kind: slurm, gpus_per_node: 4}\n'),
+    ['share.yaml:2:17: nproc_per_node: is 8, but scheduler.gpus_per_node is 4: workers would share GPUs'],
+  );
+});
+
 t.test('include with only slots on localhost selects devices (DeepSpeed without a hostfile)', async (t) => {
   writeFileSync('local.yaml', 'entrypoint: x\ninclude: localhost:1,3\n');
   const { config } = await loadConfig('local.yaml');
