@@ -6,10 +6,13 @@
  * compute. Each forward's input and whatever the user's forward asks to keep are stashed until the matching
  * backward, then dropped. Gradients of the stage's parameters are the user's backward's to accumulate:
  * the executor calls it once per microbatch and never zeroes anything.
+ *
+ * A failed step (a peer gone, a timeout, a throwing stage function) leaves receives posted on the group; like
+ * NCCL after an error, the pipeline group is then not fit for another step: fail the job.
  */
 import { DtrainError, ExitCode } from '../../util/errors.js';
 import type { Group } from '../types.js';
-import { pipelineSchedule } from './schedule.js';
+import { opLabel, pipelineSchedule } from './schedule.js';
 import { chunkOfVirtual, stageOfVirtual, virtualStage } from './timeline.js';
 import { isCompute, type CommOp, type Instruction, type ScheduleShape, type StageSchedule } from './types.js';
 
@@ -185,8 +188,8 @@ class StepRun {
     return typeof a === 'number' ? a : a(vs);
   }
 
-  private label(op: 'F' | 'B', microbatch: number, chunk: number): string {
-    return this.s.virtualStages > 1 || this.s.kind === 'interleaved-1f1b' ? `${op}${microbatch}.${chunk}` : `${op}${microbatch}`;
+  private label(op: 'forward' | 'backward', microbatch: number, chunk: number): string {
+    return opLabel({ op, microbatch, chunk }, this.s.kind === 'interleaved-1f1b');
   }
 
   private record(op: Instruction['op'], microbatch: number, chunk: number, start: number): void {
@@ -216,7 +219,7 @@ class StepRun {
     const input = vs === 0 ? null : await this.input('act', microbatch, chunk);
     const start = performance.now();
     const out = await this.o.forward(input, microbatch, chunk);
-    this.executed.push(this.label('F', microbatch, chunk));
+    this.executed.push(this.label('forward', microbatch, chunk));
     this.stash.set(key(microbatch, chunk), { input, saved: out?.saved, chunk });
     this.peakStashed = Math.max(this.peakStashed, this.stash.size);
     if (vs === this.lastVs) {
@@ -241,7 +244,7 @@ class StepRun {
     const gradOutput = vs === this.lastVs ? null : await this.input('grad', microbatch, chunk);
     const start = performance.now();
     const gradInput = await this.o.backward(gradOutput, microbatch, stashed);
-    this.executed.push(this.label('B', microbatch, chunk));
+    this.executed.push(this.label('backward', microbatch, chunk));
     this.stash.delete(key(microbatch, chunk));
     if (vs > 0) {
       const size = this.size(vs - 1);
