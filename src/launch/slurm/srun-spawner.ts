@@ -129,7 +129,15 @@ async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAge
   child.stderr!.off('data', onStderr);
 
   let closing = false;
-  const lost = exited.then((e) => (closing ? new Promise<string>(() => {}) : `srun step ended (${describeExit(e)})${stderrTail.length ? `: ${stderrTail.at(-1)}` : ''}`));
+  // after the hello the agent's stderr belongs to the controller's relay: keep only srun's own complaints
+  const srunTail: string[] = [];
+  child.stderr!.on('data', (chunk: Buffer) => {
+    srunTail.push(...chunk.toString('utf8').split('\n').filter((l) => l.startsWith('srun: ')));
+    srunTail.splice(0, Math.max(0, srunTail.length - 3));
+  });
+  const lost = exited.then((e) =>
+    closing ? new Promise<string>(() => {}) : `srun step ended (${describeExit(e)})${srunTail.length ? `: ${srunTail.at(-1)}` : ''}`,
+  );
   return {
     node,
     hello,
@@ -163,7 +171,8 @@ function readHello(
     let buffered = '';
     const timer = setTimeout(() => {
       cleanup();
-      reject(new StartError(`the agent did not answer within ${timeoutMs / 1000}s${stderrTail.length ? ` (srun: ${stderrTail.at(-1)})` : ''}`));
+      const words = lastWords(stderrTail);
+      reject(new StartError(`the agent did not answer within ${timeoutMs / 1000}s${words ? ` (${words})` : ''}`));
     }, timeoutMs);
     const onData = (chunk: Buffer) => {
       buffered += chunk.toString('utf8');
@@ -189,8 +198,8 @@ function readHello(
     const onEnd = () => {
       cleanup();
       void exited.then((e) => {
-        const detail = stderrTail.length ? `: ${stderrTail.at(-1)}` : '';
-        reject(new StartError(`the agent step ended before the version exchange (${describeExit(e)})${detail}`));
+        const words = lastWords(stderrTail);
+        reject(new StartError(`the agent step ended before the version exchange (${describeExit(e)})${words ? `: ${words}` : ''}`));
       });
     };
     const cleanup = () => {
@@ -210,6 +219,15 @@ function readHello(
       );
     });
   });
+}
+
+/**
+ * The line that explains a failure: the agent's own last words, not srun's summary of them
+ * ("srun: error: n1: task 0: Exited with exit code 4"), unless srun's is all there is (no such node...).
+ */
+function lastWords(tail: string[]): string | undefined {
+  const own = tail.filter((l) => !/^srun: (error: \S+: task \d+: |Job step aborted|Terminating|launch\/slurm: )/.test(l));
+  return own.at(-1) ?? tail.at(-1);
 }
 
 function describeExit(e: AgentExit): string {
