@@ -6,6 +6,9 @@ import type { CommandModule } from 'yargs';
 import { UsageError } from '../util/errors.js';
 import { printJson } from './main.js';
 
+/** stage × microbatch × chunk cells: beyond this the simulation takes seconds and no picture is readable */
+const MAX_DRAWN = 1_000_000;
+
 interface ScheduleArgs {
   kind: unknown;
   stages: unknown;
@@ -26,8 +29,8 @@ export const scheduleCommand: CommandModule<object, ScheduleArgs> = {
       .option('virtual-stages', { type: 'string', default: '1', describe: 'model chunks per stage (interleaved-1f1b)' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON document' })
       .option('svg', { type: 'string', describe: 'also write the timeline as an SVG picture to this file' })
-      .example('$0 schedule --kind 1f1b --stages 4 --microbatches 8', '')
-      .example('$0 schedule --kind interleaved-1f1b --stages 4 --microbatches 8 --virtual-stages 2 --svg s.svg', ''),
+      .example('$0 schedule --kind 1f1b --stages 4 --microbatches 8 --svg 1f1b.svg', '')
+      .example('$0 schedule --kind interleaved-1f1b --stages 4 --microbatches 8 --virtual-stages 2', ''),
   handler: async (args) => {
     const shape = {
       kind: single('kind', args.kind) as '1f1b',
@@ -35,6 +38,10 @@ export const scheduleCommand: CommandModule<object, ScheduleArgs> = {
       microbatches: count('microbatches', args.microbatches),
       virtualStages: count('virtual-stages', args['virtual-stages']),
     };
+    const ops = shape.stages * shape.microbatches * shape.virtualStages;
+    if (ops > MAX_DRAWN) {
+      throw new UsageError(`${shape.stages} stages × ${shape.microbatches} microbatches × ${shape.virtualStages} chunks is too large to draw (at most ${MAX_DRAWN})`);
+    }
     const svgPath = args.svg === undefined ? undefined : single('svg', args.svg);
     if (svgPath === '') throw new UsageError('--svg needs a file name');
     const { planPipeline } = await import('../runtime/pipeline/schedule.js');

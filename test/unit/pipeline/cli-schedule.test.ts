@@ -118,6 +118,7 @@ t.test('bad arguments: exit 2 and one line', async (t) => {
     [['--kind', 'interleaved-1f1b', '--stages', '4', '--microbatches', '6', '--virtual-stages', '2'], /multiple of stages/],
     [['--kind', '1f1b', '--stages', '2', '--microbatches', '2', '--virtual-stages', '3'], /need kind interleaved-1f1b/],
     [['--kind', '1f1b', '--stages', '2', '--stages', '3', '--microbatches', '2'], /--stages is given 2 times/],
+    [['--kind', '1f1b', '--stages', '2000', '--microbatches', '1000'], /^dtrain: 2000 stages × 1000 microbatches × 1 chunks is too large to draw \(at most 1000000\)\n$/],
     [['--kind', '1f1b', '--stages', '2', '--microbatches', '2', '--svg', '/nonexistent-dir/x.svg'], /^dtrain: cannot write --svg \/nonexistent-dir\/x.svg: ENOENT\n$/],
   ];
   for (const [argv, msg] of cases) {
