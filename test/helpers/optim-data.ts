@@ -24,10 +24,22 @@ export function localGrads(n: number, rank: number, step: number): Float32Array 
   return randomArray(n, 1000 * step + rank + 7, 0.5 + rank * 0.25);
 }
 
-export function averaged(n: number, world: number, step: number): Float32Array {
+/**
+ * Gradients on a 2^-12 grid: their fp32 sums are exact in any order, so a real all-reduce (which sums in
+ * fp32, in its own order) averages them to within one rounding of the float64 average used here.
+ */
+export function quantizedGrads(n: number, rank: number, step: number): Float32Array {
+  const g = localGrads(n, rank, step);
+  for (let i = 0; i < n; i++) g[i] = Math.round(g[i]! * 4096) / 4096;
+  return g;
+}
+
+export type GradSource = (n: number, rank: number, step: number) => Float32Array;
+
+export function averaged(n: number, world: number, step: number, grads: GradSource = localGrads): Float32Array {
   const sum = new Float64Array(n);
   for (let r = 0; r < world; r++) {
-    const g = localGrads(n, r, step);
+    const g = grads(n, r, step);
     for (let i = 0; i < n; i++) sum[i]! += g[i]!;
   }
   const out = new Float32Array(n);
@@ -46,14 +58,21 @@ export interface Hyper {
 export const HYPER: Hyper = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
 
 /** Unsharded AdamW for `steps` steps over fp32 params with the group-averaged gradients. */
-export function referenceRun(p0: Float32Array, world: number, steps: number, h: Hyper = HYPER, maxGradNorm?: number): Float32Array {
+export function referenceRun(
+  p0: Float32Array,
+  world: number,
+  steps: number,
+  h: Hyper = HYPER,
+  maxGradNorm?: number,
+  grads: GradSource = localGrads,
+): Float32Array {
   const n = p0.length;
   const p = p0.slice();
   const m = new Float32Array(n);
   const v = new Float32Array(n);
   const native = optimNative();
   for (let s = 1; s <= steps; s++) {
-    const g = averaged(n, world, s);
+    const g = averaged(n, world, s, grads);
     let gradScale = 1;
     if (maxGradNorm !== undefined) {
       const norm = Math.sqrt(native.sumSquares({ data: g, dtype: 'float32', simd: 'scalar' }));
