@@ -42,6 +42,11 @@ export class AuthError extends Error {
   override name = 'AuthError';
 }
 
+/** The peer speaks another protocol version: answered with REJECT version rather than a bare close. */
+export class VersionMismatchError extends AuthError {
+  override name = 'VersionMismatchError';
+}
+
 function hmac(key: Buffer, label: string, nonceC: Buffer, nonceS: Buffer): Buffer {
   // The zero byte ends the label, so no label can be a prefix-extension of another's input.
   return createHmac('sha256', key).update(label).update(Buffer.of(0)).update(nonceC).update(nonceS).digest();
@@ -51,9 +56,10 @@ function header(kind: number): Buffer {
   return Buffer.concat([magic, Buffer.of(kind)]);
 }
 
-function checkHeader(body: Buffer, kind: number, size: number): void {
+/** Checks magic, kind and size; a client (fromServer) also turns a REJECT into its reason. */
+function checkHeader(body: Buffer, kind: number, size: number, fromServer: boolean): void {
   if (body.length < 4 || !body.subarray(0, 3).equals(magic)) throw new AuthError('not a dtrain store handshake message');
-  if (body[3] === HandshakeKind.reject && kind !== HandshakeKind.reject) {
+  if (fromServer && body[3] === HandshakeKind.reject) {
     const reason = body.length >= 5 ? body[4]! : 0;
     throw new AuthError(rejectReasonText[reason] ?? `rejected (reason ${reason})`);
   }
@@ -84,9 +90,9 @@ export class ClientHandshake {
   /** CHALLENGE = "DTS" kind:u8=2 version:u8 nonce_s[32] server_proof[32]; returns the PROOF to send. */
   answerChallenge(body: Buffer): Buffer {
     if (body.length >= 5 && body[3] === HandshakeKind.challenge && body[4] !== protocolVersion) {
-      throw new AuthError(`protocol version mismatch: the store speaks ${body[4]}, this dtrain ${protocolVersion}`);
+      throw new VersionMismatchError(`protocol version mismatch: the store speaks ${body[4]}, this dtrain ${protocolVersion}`);
     }
-    checkHeader(body, HandshakeKind.challenge, 5 + nonceBytes + macBytes);
+    checkHeader(body, HandshakeKind.challenge, 5 + nonceBytes + macBytes, true);
     const nonceS = body.subarray(5, 5 + nonceBytes);
     const serverProof = body.subarray(5 + nonceBytes);
     const expected = hmac(this.jobKey, labels.serverProof, this.nonceC, nonceS);
@@ -119,9 +125,9 @@ export class ServerHandshake {
   /** Checks a HELLO and returns the CHALLENGE to send. A version mismatch throws with a reject attached. */
   answerHello(body: Buffer): Buffer {
     if (body.length >= 5 && body.subarray(0, 3).equals(magic) && body[3] === HandshakeKind.hello && body[4] !== protocolVersion) {
-      throw new AuthError(`client speaks protocol ${body[4]}, this store ${protocolVersion}`);
+      throw new VersionMismatchError(`client speaks protocol ${body[4]}, this store ${protocolVersion}`);
     }
-    checkHeader(body, HandshakeKind.hello, 5 + nonceBytes);
+    checkHeader(body, HandshakeKind.hello, 5 + nonceBytes, false);
     this.nonceC = Buffer.from(body.subarray(5));
     const proof = hmac(this.jobKey, labels.serverProof, this.nonceC, this.nonceS);
     return Buffer.concat([header(HandshakeKind.challenge), Buffer.of(protocolVersion), this.nonceS, proof]);
@@ -130,7 +136,7 @@ export class ServerHandshake {
   /** Checks the client's PROOF and returns the session; throws AuthError when it is wrong. */
   acceptProof(body: Buffer): Session {
     if (!this.nonceC) throw new AuthError('proof before hello');
-    checkHeader(body, HandshakeKind.proof, 4 + macBytes);
+    checkHeader(body, HandshakeKind.proof, 4 + macBytes, false);
     const expected = hmac(this.jobKey, labels.clientProof, this.nonceC, this.nonceS);
     if (!timingSafeEqual(body.subarray(4), expected)) throw new AuthError('wrong proof of the job key');
     return new Session(

@@ -6,7 +6,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { StartError } from '../util/errors.js';
-import { RejectReason, ServerHandshake, checkJobKey, envelopeOverhead, rejectMessage, type Session } from './auth.js';
+import { RejectReason, ServerHandshake, VersionMismatchError, checkJobKey, envelopeOverhead, rejectMessage, type Session } from './auth.js';
 import { FrameReader, decodeBody, encodeBody, frame, maxBodyBytes, maxPreAuthBodyBytes, type Message } from './frame.js';
 import { StoreState, type Requester } from './state.js';
 
@@ -210,7 +210,7 @@ class Connection implements Requester {
         try {
           this.stream.write(frame(this.handshake.answerHello(body)));
         } catch (err) {
-          if (/protocol/.test((err as Error).message)) return this.reject(RejectReason.version, (err as Error).message);
+          if (err instanceof VersionMismatchError) return this.reject(RejectReason.version, err.message);
           throw err;
         }
         this.phase = 'proof';

@@ -7,6 +7,10 @@ import { Duplex } from 'node:stream';
 
 class Side extends Duplex {
   peer!: Side;
+  constructor() {
+    // Like a TCP socket: when the peer ends, end too (so both sides close without a timer).
+    super({ allowHalfOpen: false });
+  }
   override _read(): void {}
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
     const peer = this.peer;
