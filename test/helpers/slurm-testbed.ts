@@ -5,7 +5,7 @@
  * run these tests (CI sets DTRAIN_REQUIRE_INTEGRATION=1 to turn that into a failure).
  */
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -62,8 +62,14 @@ export function dtrain(args: string[], opts: { env: NodeJS.ProcessEnv; cwd: stri
   });
 }
 
-/** True while `dtrain launch` is still the placeholder: end-to-end jobs then cannot succeed. */
-export function launchIsPlaceholder(env: NodeJS.ProcessEnv): boolean {
-  const r = spawnSync(process.execPath, [dtrainBin, 'launch', '--help'], { env, encoding: 'utf8' });
-  return /not implemented yet/.test(r.stdout + r.stderr);
+/**
+ * Whether the built `dtrain launch` uses the allocation inside a Slurm job (src/launch/slurm's
+ * applySlurmAllocation and writeResultFile): until it does, jobs from `dtrain submit` cannot run workers.
+ */
+export function launchKnowsSlurm(): boolean {
+  try {
+    return readFileSync(`${repoRoot}dist/cli/launch.js`, 'utf8').includes('applySlurmAllocation');
+  } catch {
+    return false;
+  }
 }

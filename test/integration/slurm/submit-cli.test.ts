@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { dtrain, dtrainBin, launchIsPlaceholder, slurm, slurmSkipReason, slurmUp } from '../../helpers/slurm-testbed.js';
+import { dtrain, dtrainBin, launchKnowsSlurm, slurm, slurmSkipReason, slurmUp } from '../../helpers/slurm-testbed.js';
 
 const skip = slurmSkipReason();
 if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
@@ -129,8 +129,8 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     t.match(doc, { job_id: id, state: 'CANCELLED', script: /cancelme-.*\.sbatch$/, output: /cancelme-.*\.out$/ });
   });
 
-  const placeholder = launchIsPlaceholder(tb.env);
-  const e2e = placeholder ? { skip: 'dtrain launch is still a placeholder (issue 3)' } : {};
+  const wired = launchKnowsSlurm();
+  const e2e = wired ? {} : { skip: 'dtrain launch does not use the Slurm allocation yet (src/launch/slurm/index.ts hooks)' };
 
   t.test('a 2-rank job checks its environment; submit --wait exits 0', e2e, async (t) => {
     const check = `
@@ -158,9 +158,9 @@ console.log('rank', e.RANK, 'ok in job', e.SLURM_JOB_ID);
     t.equal(r.status, 1, r.stderr);
     const doc = JSON.parse(r.stdout);
     t.equal(doc.state, 'FAILED');
-    if (placeholder) {
-      // the job's script ran the placeholder `dtrain launch`, which exits 2: still a failed job
-      t.match(r.stderr, /FAILED with exit code 2 before dtrain reported a result/);
+    if (!wired) {
+      // the in-job launch stops before any worker runs: still a failed job, without a result
+      t.match(r.stderr, /FAILED with exit code \d+ before dtrain reported a result/);
     } else {
       t.match(r.stderr, /failed: .*rank 1 \(\S+\) exited with 3/);
       t.match(doc, { exit_code: 1, result: { exit_code: 1 } });
@@ -168,5 +168,55 @@ console.log('rank', e.RANK, 'ok in job', e.SLURM_JOB_ID);
     const logs = readdirSync(path.join(dir, 'logs'));
     t.ok(logs.some((f) => f.endsWith('.sbatch')) && logs.some((f) => f.endsWith('.out')), logs.join(' '));
     t.ok(statSync(doc.script).mode & 0o100, 'script is executable');
+  });
+
+  t.test('signals reach the workers through the controller; a cancelled job ends them and --wait says CANCELLED', e2e, async (t) => {
+    const worker = `
+const fs = require('node:fs');
+const r = process.env.RANK, dir = process.argv[2];
+process.on('SIGUSR1', () => fs.appendFileSync(dir + '/usr1', 'rank ' + r + '\\n'));
+process.on('SIGTERM', () => { fs.appendFileSync(dir + '/term', 'rank ' + r + '\\n'); process.exit(143); });
+fs.writeFileSync(dir + '/pid.' + r, String(process.pid));
+setInterval(() => {}, 1000);
+`;
+    const dir = mk(`name: sig\nentrypoint: ${JSON.stringify([process.execPath, 'worker.js', '.'])}\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1, time: "5", signal: "USR1@60"}\n`, { 'worker.js': worker });
+    const child = spawn(process.execPath, [dtrainBin, 'submit', 'job.yaml', '--wait', '--json'], { cwd: dir, env: tb.env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const until = async (what: string, ok: () => boolean) => {
+      for (let i = 0; i < 300 && !ok(); i++) await sleep(100);
+      t.ok(ok(), what);
+    };
+    await until('both workers running', () => existsSync(path.join(dir, 'pid.0')) && existsSync(path.join(dir, 'pid.1')));
+    const id = /submitted slurm job (\d+)/.exec(stderr)?.[1];
+    t.ok(id);
+    t.match(readFileSync(/script (\S+\.sbatch)/.exec(stderr)![1]!, 'utf8'), '#SBATCH --signal=B:USR1@60\n');
+    // what Slurm does at the time limit minus 60 s: USR1 to the batch shell, which is the controller
+    slurm(tb, ['scancel', '--batch', '--signal=USR1', id!]);
+    await until('USR1 forwarded to each worker once', () => existsSync(path.join(dir, 'usr1')) && readFileSync(path.join(dir, 'usr1'), 'utf8').split('\n').filter(Boolean).length >= 2);
+    await sleep(300);
+    t.same(readFileSync(path.join(dir, 'usr1'), 'utf8').split('\n').filter(Boolean).sort(), ['rank 0', 'rank 1']);
+
+    slurm(tb, ['scancel', id!]);
+    t.equal(await exited, 1);
+    t.match(stderr, new RegExp(`dtrain: job ${id} ended CANCELLED`));
+    t.match(JSON.parse(stdout), { job_id: id, state: 'CANCELLED' });
+    t.same(readFileSync(path.join(dir, 'term'), 'utf8').split('\n').filter(Boolean).sort(), ['rank 0', 'rank 1'], 'workers got SIGTERM');
+    for (const r of ['0', '1']) {
+      const pid = Number(readFileSync(path.join(dir, `pid.${r}`), 'utf8'));
+      let alive = true;
+      for (let i = 0; i < 50 && alive; i++) {
+        try {
+          process.kill(pid, 0);
+          await sleep(100);
+        } catch {
+          alive = false;
+        }
+      }
+      t.notOk(alive, `worker ${r} (pid ${pid}) is gone`);
+    }
   });
 }
