@@ -26,7 +26,8 @@ export function applyOverrides(doc: Record<string, unknown>, sets: string[], sou
     let value: unknown;
     try {
       const text = given.slice(eq + 1);
-      value = text === '' ? '' : parseYaml(text);
+      // env values are strings as written (1.10 stays "1.10"); everything else parses as YAML
+      value = text === '' || keys[0] === 'env' ? text : parseYaml(text);
     } catch (err) {
       fail(keys.join('.'), `the value is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
       continue;

@@ -42,7 +42,9 @@ export class ConfigSource {
       const what = isSeq(doc.contents) ? 'a list' : 'a single value';
       return { source, value: undefined, problems: [{ file, ...at, path: '', message: `the top level must be a mapping of config keys, not ${what}` }] };
     }
-    return { source, value: doc.toJS({ maxAliasCount: 1000 }), problems: [] };
+    const value = doc.toJS({ maxAliasCount: 1000 }) as Record<string, unknown>;
+    keepEnvNumbersAsWritten(doc, value);
+    return { source, value, problems: [] };
   }
 
   /** A source for configs built without a file (command-line flags): problems point at the flag. */
@@ -105,6 +107,22 @@ export class ConfigSource {
   private nodePosition(node: Node | null | undefined): Position | undefined {
     if (!node || !node.range || !this.lines) return undefined;
     return this.lines.linePos(node.range[0]);
+  }
+}
+
+/**
+ * Environment values are strings: `LR: 1.10` or `MASK: 0x1F` must reach workers as written, not as the
+ * number YAML reads (1.1, 31).
+ */
+function keepEnvNumbersAsWritten(doc: Document.Parsed, value: Record<string, unknown>): void {
+  const envNode = doc.get('env', true);
+  const env = value.env;
+  if (!isMap(envNode) || env === null || typeof env !== 'object') return;
+  for (const pair of envNode.items) {
+    const v = pair.value;
+    if (isScalar(pair.key) && isScalar(v) && typeof v.value === 'number' && v.type === 'PLAIN' && typeof v.source === 'string') {
+      (env as Record<string, unknown>)[String(pair.key.value)] = v.source;
+    }
   }
 }
 

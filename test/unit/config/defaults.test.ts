@@ -50,6 +50,8 @@ t.test('env_file then env (env wins), values as strings; paths relative to the c
   write('job.env', 'A=from-file\nexport B="quoted value"\n# c\n');
   const { config } = await loadConfig(write('e.yaml', 'entrypoint: [a]\nenv_file: job.env\nenv: {A: 1, C: true}\n'));
   t.same(config.env, { A: '1', B: 'quoted value', C: 'true' });
+  const numbers = await loadConfig(write('n.yaml', 'entrypoint: [a]\nenv: {LR: 1.10, MASK: 0x1F, BIG: 1e3, N: 7}\n'), { sets: ['env.V=2.50'] });
+  t.same(numbers.config.env, { LR: '1.10', MASK: '0x1F', BIG: '1e3', N: '7', V: '2.50' }, 'numbers reach workers as written');
   t.equal(config.env_file, join(tmp, 'job.env'));
 });
 

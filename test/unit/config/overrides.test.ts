@@ -58,5 +58,5 @@ t.test('values are validated like the file, and the error points at the --set', 
 });
 
 t.test('a secret-looking key has its value masked in messages', async (t) => {
-  t.same(await problemsOf(['env.HF_TOKEN={a: 1}']), ['--set env.HF_TOKEN=***: env.HF_TOKEN: must be a single value (string, number, true or false), got a mapping']);
+  t.same(await problemsOf(['env.HF_TOKEN.x=hf_secret']), ['--set env.HF_TOKEN.x=***: env.HF_TOKEN.x: env.HF_TOKEN is a single value, it has no "x"']);
 });
