@@ -1,6 +1,7 @@
 /**
  * An in-process Group for the pipeline executor's logic tests: every stage is an object in one process and
- * send/recv are Promises matched by (source, destination, tag), oldest first, like the real transports.
+ * send/recv are Promises. Like dtrain's addon, a channel (source → destination) matches strictly in posting
+ * order and then checks the tag: a receive posted out of order fails instead of quietly finding its message.
  * Only point-to-point and barrier exist; the collectives reject, the executor must not need them.
  *
  * 'buffered' sends resolve at once (the data is copied); 'rendezvous' sends resolve only when the receiver
@@ -40,10 +41,10 @@ export class LoopbackFabric {
   send(src: number, dst: number, tag: number, buf: HostBuffer): Promise<void> {
     this.checkPeer(src, dst);
     return new Promise<void>((resolve, reject) => {
-      const i = this.recvs.findIndex((r) => r.src === src && r.dst === dst && r.tag === tag);
+      const i = this.recvs.findIndex((r) => r.src === src && r.dst === dst);
       if (i >= 0) {
         const [r] = this.recvs.splice(i, 1);
-        this.deliver(buf, r.buf, resolve, reject, r);
+        this.deliver(buf, tag, r.buf, r.tag, resolve, reject, r);
         return;
       }
       if (this.semantics === 'buffered') {
@@ -58,10 +59,10 @@ export class LoopbackFabric {
   recv(dst: number, src: number, tag: number, buf: HostBuffer): Promise<void> {
     this.checkPeer(dst, src);
     return new Promise<void>((resolve, reject) => {
-      const i = this.sends.findIndex((s) => s.src === src && s.dst === dst && s.tag === tag);
+      const i = this.sends.findIndex((s) => s.src === src && s.dst === dst);
       if (i >= 0) {
         const [s] = this.sends.splice(i, 1);
-        this.deliver(s.buf, buf, s.resolve, s.reject, { resolve, reject });
+        this.deliver(s.buf, s.tag, buf, tag, s.resolve, s.reject, { resolve, reject });
         return;
       }
       this.recvs.push({ src, dst, tag, buf, resolve, reject });
@@ -88,15 +89,21 @@ export class LoopbackFabric {
 
   private deliver(
     from: HostBuffer,
+    sentTag: number,
     to: HostBuffer,
+    wantedTag: number,
     sent: () => void,
     sendFailed: (e: Error) => void,
     recv: { resolve: () => void; reject: (e: Error) => void },
   ): void {
-    if (from.constructor !== to.constructor || from.length !== to.length) {
-      const err = new Error(
-        `size mismatch: sent ${from.length} × ${from.constructor.name}, receive posted for ${to.length} × ${to.constructor.name}`,
-      );
+    const problem =
+      sentTag !== wantedTag
+        ? `tag mismatch: the oldest message on the channel has tag ${sentTag}, the oldest receive wants ${wantedTag}`
+        : from.constructor !== to.constructor || from.length !== to.length
+          ? `size mismatch: sent ${from.length} × ${from.constructor.name}, receive posted for ${to.length} × ${to.constructor.name}`
+          : undefined;
+    if (problem) {
+      const err = new Error(problem);
       sendFailed(err);
       recv.reject(err);
       return;

@@ -200,3 +200,21 @@ t.test('the schedule defaults to the launcher environment', async (t) => {
   t.equal(pipe.schedule.stage, 1);
   t.equal(pipe.schedule.microbatches, 4);
 });
+
+t.test('the loopback group matches like the addon: in posting order, then the tag and size are checked', async (t) => {
+  const fabric = new LoopbackFabric(2, 'rendezvous');
+  const [a, b] = fabric.groups;
+  const got = new Float32Array(2);
+  const sent = a.send(Float32Array.of(1, 2), { peer: 1, tag: 5 });
+  await b.recv(got, { peer: 0, tag: 5 });
+  await sent;
+  t.same([...got], [1, 2]);
+  const wrongOrder = a.send(Float32Array.of(1, 2), { peer: 1, tag: 6 });
+  await t.rejects(b.recv(new Float32Array(2), { peer: 0, tag: 7 }), /tag mismatch/);
+  await t.rejects(wrongOrder, /tag mismatch/);
+  const short = a.send(Float32Array.of(1, 2), { peer: 1, tag: 8 });
+  await t.rejects(b.recv(new Float32Array(3), { peer: 0, tag: 8 }), /size mismatch/);
+  await t.rejects(short);
+  await t.rejects(a.allReduce(), /not available in the loopback pipeline group/);
+  t.same(fabric.unmatched(), { sends: 0, recvs: 0 });
+});
