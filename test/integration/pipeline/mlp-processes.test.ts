@@ -38,6 +38,7 @@ const cases: Case[] = [
   { name: '4 stages on 4 nodes, 1f1b, 9 microbatches', nodes: [1, 1, 1, 1], pipeline: 4, schedule: '1f1b', microbatches: 9, transport: 'tcp' },
   { name: '4 stages on 4 nodes, gpipe, 4 microbatches', nodes: [1, 1, 1, 1], pipeline: 4, schedule: 'gpipe', microbatches: 4, transport: 'tcp' },
   { name: '4 stages on one host, interleaved, 2 chunks, 8 microbatches', nodes: [4], pipeline: 4, schedule: 'interleaved-1f1b', microbatches: 8, virtualStages: 2, transport: 'shm' },
+  { name: '2 stages on 2 nodes, interleaved, 4 chunks, 4 microbatches (both directions on one channel)', nodes: [1, 1], pipeline: 2, schedule: 'interleaved-1f1b', microbatches: 4, virtualStages: 4, transport: 'tcp' },
   { name: '2 stages × 2 data replicas on 2 nodes, 1f1b, 4 microbatches', nodes: [2, 2], pipeline: 2, schedule: '1f1b', microbatches: 4, transport: 'tcp' },
 ];
 
@@ -80,6 +81,10 @@ const timed: Case[] = [
   { name: '1f1b, 4 stages on 4 nodes, 8 microbatches', nodes: [1, 1, 1, 1], pipeline: 4, schedule: '1f1b', microbatches: 8, transport: 'tcp' },
   { name: 'interleaved, 4 stages on one host, 2 chunks, 8 microbatches', nodes: [4], pipeline: 4, schedule: 'interleaved-1f1b', microbatches: 8, virtualStages: 2, transport: 'shm' },
 ];
+// The in-process unit test holds the executor to 10%. Here four processes and their progress threads share a
+// 2-core machine with other jobs: each hop waits for the OS to wake a process, which at load 15 adds several
+// ms per message on the critical path. The bound is looser; the figure is printed either way.
+const PROCESS_TOLERANCE = 0.25;
 for (const c of timed) {
   t.test(`measured idle share over processes: ${c.name}`, async (t) => {
     const { planPipeline } = await import('../../../src/runtime/pipeline/schedule.js');
@@ -106,7 +111,7 @@ for (const c of timed) {
     const idle = 1 - busy / (c.pipeline * (t1 - t0));
     const relative = Math.abs(idle - simulated) / simulated;
     t.comment(`${c.name}: measured idle share ${idle.toFixed(4)}, simulated ${simulated.toFixed(4)} (${(100 * relative).toFixed(1)}% apart), makespan ${(t1 - t0).toFixed(0)} ms`);
-    t.ok(relative <= 0.1, 'within 10% of the simulated bubble fraction');
+    t.ok(relative <= PROCESS_TOLERANCE, `within ${100 * PROCESS_TOLERANCE}% of the simulated bubble fraction`);
     for (const rep of reports) {
       t.same(rep.executed, rep.planned, `stage ${rep.stage} ran its program`);
       t.equal(rep.peakStashed, rep.peakInFlight, `stage ${rep.stage} stashed at most ${rep.peakInFlight}`);
