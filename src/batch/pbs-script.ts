@@ -47,6 +47,7 @@ export function renderPbsScript(job: BatchJob): string {
     `# Rendered by dtrain ${packageVersion()} from ${job.configFile} (PBS support is experimental): edit the config, not this file.`,
     'set -eu',
     `cd ${shellWord(job.workdir)}`,
+    'command -v pbsdsh >/dev/null || { echo "dtrain: pbsdsh not found on PATH: the job cannot start agents on its nodes" >&2; exit 3; }',
     `export DTRAIN_RESULT_FILE=${shellWord(resultPath(job))}`,
     '# Each node once, in PBS_NODEFILE order; the first is where this script (the controller) runs.',
     'hosts=$(awk \'!seen[$0]++\' "$PBS_NODEFILE")',
