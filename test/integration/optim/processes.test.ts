@@ -68,3 +68,36 @@ t.test('real processes: save on 4, resume on 2 and 3, same result as uninterrupt
     t.ok(err <= 1e-6, `resumed on ${world}: max relative error ${err.toExponential(2)}`);
   }
 });
+
+t.test('real processes: a rank lost during a save leaves latest on the last complete step', { skip }, async (t) => {
+  const n = 4_001;
+  const dir = join(work, 'ckpt-dying');
+  const results = await run(4, { mode: 'train', n, steps: 3, stage: 2, gradWorld: 4, save: { dir, at: [2, 3] }, die: { rank: 2, step: 3 } });
+  t.equal(results[2]!.code, 9, 'rank 2 died');
+  for (const r of [0, 1, 3]) {
+    t.not(results[r]!.code, 0, `rank ${r}'s save failed rather than committing or hanging`);
+  }
+  t.equal(readFileSync(join(dir, 'latest'), 'utf8').trim(), 'step_2');
+  t.notOk(existsSync(join(dir, 'step_3', 'manifest.json')), 'step_3 was never committed');
+  const resumed = await run(2, { mode: 'train', n, steps: 2, from: 3, stage: 2, gradWorld: 4, load: dir });
+  t.ok(resumed.every((r) => r.code === 0), resumed.map((r) => r.stderr).join('').slice(-2000));
+  t.equal(resumed[0]!.report?.step, 2, 'the resumed run starts from step 2');
+});
+
+t.test('real processes: bf16 params (all-gathered as bfloat16) stay identical on every rank and track fp32', { skip }, async (t) => {
+  const n = 5_003;
+  // the worker starts from the fp32 values truncated to bf16; so does this fp32 reference
+  const start = randomArray(n, 1);
+  const bits = new Uint32Array(start.buffer);
+  for (let i = 0; i < n; i++) bits[i] = bits[i]! & 0xffff0000;
+  const want = referenceRun(start, 3, 4, HYPER, undefined, quantizedGrads);
+  for (const stage of [1, 2] as const) {
+    const results = await run(3, { mode: 'train', n, steps: 4, stage, dtype: 'bfloat16', bucketBytes: 8 * 1024 });
+    t.ok(results.every((r) => r.code === 0), results.map((r) => r.stderr).join('').slice(-2000));
+    if (results.some((r) => r.code !== 0)) continue;
+    for (const r of results.slice(1)) t.same(paramsOf(r), paramsOf(results[0]!), `stage ${stage}: rank ${r.rank} holds rank 0's params`);
+    // the fp32 master follows the fp32 run; the params are its rounding to bf16
+    const err = maxRelError(paramsOf(results[0]!), want, HYPER.lr);
+    t.ok(err <= 2 ** -8 * 1.001, `stage ${stage}: within bf16 rounding of the fp32 run (${err.toExponential(2)})`);
+  }
+});
