@@ -40,14 +40,16 @@ export function renderTimelineSvg(plan: PipelinePlan): string {
     for (const o of ops) {
       const x = left + o.start * unit;
       const w = (o.end - o.start) * unit;
-      const fill = o.op === 'forward' ? FORWARD : BACKWARD;
+      const fill = darken(o.op === 'forward' ? FORWARD : BACKWARD, chunked ? o.chunk / plan.shape.virtualStages : 0);
       out.push(
         `<g class="op ${o.op}"><rect x="${x + 1}" y="${y}" width="${w - 2}" height="${rowH}" rx="3" fill="${fill}"/>` +
           `<text x="${x + w / 2}" y="${y + rowH / 2 + 4}" font-size="11" fill="#ffffff" text-anchor="middle">${escapeXml(labelOf(o))}</text></g>`,
       );
     }
   });
-  const note = chunked ? 'label = microbatch.chunk; backward = 2 × forward' : 'label = microbatch; backward = 2 × forward';
+  const note = chunked
+    ? 'label = microbatch.chunk, later chunks darker; backward = 2 × forward'
+    : 'label = microbatch; backward = 2 × forward';
   out.push(
     `<g class="legend" font-size="12">` +
       `<rect x="${left}" y="${legendY}" width="14" height="14" fill="${FORWARD}"/><text x="${left + 20}" y="${legendY + 12}">forward</text>` +
@@ -57,6 +59,12 @@ export function renderTimelineSvg(plan: PipelinePlan): string {
     '</svg>',
   );
   return out.join('\n') + '\n';
+}
+
+/** Interleaved chunks in darker shades of the same colour, so a chunk's boxes read as one band. */
+function darken(hex: string, amount: number): string {
+  const channel = (i: number) => Math.round(parseInt(hex.slice(i, i + 2), 16) * (1 - 0.5 * amount));
+  return '#' + [1, 3, 5].map((i) => channel(i).toString(16).padStart(2, '0')).join('');
 }
 
 function escapeXml(s: string): string {
