@@ -4,7 +4,7 @@
  * ConfigError; warnings are returned.
  */
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { basename, extname } from 'node:path';
+import { basename, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
 import { ConfigError, UsageError, type ConfigProblem } from '../util/errors.js';
@@ -19,14 +19,14 @@ import type { LoadedConfig, RawConfig } from './types.js';
 export interface LoadOptions {
   /** `key.path=value` overrides, applied in order */
   sets?: string[];
-  /** relative paths (workdir) resolve against this; default process.cwd() */
+  /** the config path and relative paths in it (workdir) resolve against this; default process.cwd() */
   cwd?: string;
 }
 
 export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<LoadedConfig> {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readFileSync(resolve(opts.cwd ?? process.cwd(), file), 'utf8');
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
     throw new ConfigError([{ file, line: 0, col: 0, path: '', message: `cannot read the config: ${reason}` }]);

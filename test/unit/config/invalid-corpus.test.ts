@@ -6,16 +6,15 @@ import { loadConfig } from '../../../src/config/index.js';
 import { ConfigError, formatProblem } from '../../../src/util/errors.js';
 
 const dir = fileURLToPath(new URL('../../fixtures/config/invalid/', import.meta.url));
-// Messages name files as the user gave them: run from the corpus folder and pass bare names.
-process.chdir(dir);
+// Messages name files as the user gave them: load bare names relative to the corpus folder.
 
 const cases = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
 t.ok(cases.length >= 25, `a corpus of invalid configs (${cases.length})`);
 
 for (const file of cases) {
   t.test(file, async (t) => {
-    const expected = readFileSync(file.replace(/\.yaml$/, '.expected'), 'utf8').trimEnd().split('\n');
-    const err = await loadConfig(file).then(
+    const expected = readFileSync(dir + file.replace(/\.yaml$/, '.expected'), 'utf8').trimEnd().split('\n');
+    const err = await loadConfig(file, { cwd: dir }).then(
       () => undefined,
       (e: unknown) => e,
     );

@@ -7,10 +7,9 @@ import { formatProblem } from '../../../src/util/errors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'dtrain-warn-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
-process.chdir(tmp);
 const warningsOf = async (name: string, text: string) => {
-  writeFileSync(name, text);
-  const loaded = await loadConfig(name);
+  writeFileSync(join(tmp, name), text);
+  const loaded = await loadConfig(name, { cwd: tmp });
   return loaded.warnings.map(formatProblem);
 };
 
@@ -48,14 +47,14 @@ t.test('more processes than allocated GPUs warns', async (t) => {
 });
 
 t.test('include with only slots on localhost selects devices (DeepSpeed without a hostfile)', async (t) => {
-  writeFileSync('local.yaml', 'entrypoint: x\ninclude: localhost:1,3\n');
-  const { config } = await loadConfig('local.yaml');
+  writeFileSync(join(tmp, 'local.yaml'), 'entrypoint: x\ninclude: localhost:1,3\n');
+  const { config } = await loadConfig('local.yaml', { cwd: tmp });
   t.match(config.nodes, [{ host: 'localhost', nproc: 2, cuda_visible_devices: '1,3', local: true }]);
 });
 
 t.test('a scheduler without nodes plans placeholders for the allocation', async (t) => {
-  writeFileSync('batch.yaml', 'entrypoint: x\nscheduler: {kind: slurm, nodes: 2, gpus_per_node: 4}\nparallelism: {tensor: 4}\n');
-  const { config, warnings } = await loadConfig('batch.yaml');
+  writeFileSync(join(tmp, 'batch.yaml'), 'entrypoint: x\nscheduler: {kind: slurm, nodes: 2, gpus_per_node: 4}\nparallelism: {tensor: 4}\n');
+  const { config, warnings } = await loadConfig('batch.yaml', { cwd: tmp });
   t.same(warnings, []);
   t.same(config.nodes.map((n) => [n.host, n.nproc, n.from_allocation, n.local]), [
     ['<slurm node 0>', 4, true, false],
