@@ -16,11 +16,11 @@ import { opLabel, pipelineSchedule } from './schedule.js';
 import { chunkOfVirtual, stageOfVirtual, virtualStage } from './timeline.js';
 import { isCompute, type CommOp, type Instruction, type ScheduleShape, type StageSchedule } from './types.js';
 
-export type FloatArray = Float32Array | Float64Array;
+export type PipelineArray = Float32Array | Float64Array;
 
 /** What a forward returns: the activation for the next stage, or (last stage) the microbatch's loss. */
 export interface StageOutput {
-  output?: FloatArray;
+  output?: PipelineArray;
   loss?: number;
   /** anything the backward needs (pre-activations, masks); stashed with the input until the backward */
   saved?: unknown;
@@ -28,14 +28,14 @@ export interface StageOutput {
 
 export interface Stashed {
   /** the activation this forward received; null on the first stage, which reads its own microbatch */
-  input: FloatArray | null;
+  input: PipelineArray | null;
   saved: unknown;
   chunk: number;
 }
 
 type Awaitable<T> = T | Promise<T>;
 
-export interface OpRecord {
+export interface PipelineOpRecord {
   stage: number;
   op: Instruction['op'];
   microbatch: number;
@@ -58,11 +58,11 @@ export interface PipelineOptions {
   /** element type of activations and gradients on the wire (default float32) */
   dtype?: 'float32' | 'float64';
   /** input is null on the first stage (chunk 0 of stage 0); the last stage returns { loss } */
-  forward(input: FloatArray | null, microbatch: number, chunk: number): Awaitable<StageOutput>;
+  forward(input: PipelineArray | null, microbatch: number, chunk: number): Awaitable<StageOutput>;
   /** gradOutput is null on the last stage (the loss starts the backward); returns the gradient of the input (ignored on the first stage) */
-  backward(gradOutput: FloatArray | null, microbatch: number, stashed: Stashed): Awaitable<FloatArray | null | void>;
+  backward(gradOutput: PipelineArray | null, microbatch: number, stashed: Stashed): Awaitable<PipelineArray | null | void>;
   /** called after every op finishes, with its timing; for tests and profiles */
-  onOp?: (record: OpRecord) => void;
+  onOp?: (record: PipelineOpRecord) => void;
   /** per send/receive; default: the group's collective timeout */
   timeoutMs?: number;
 }
@@ -134,9 +134,9 @@ const key = (microbatch: number, chunk: number) => microbatch * 65536 + chunk;
 /** One step's state: posted receives, outputs waiting to be sent, the stash. */
 class StepRun {
   private readonly stash = new Map<number, Stashed>();
-  private readonly received = new Map<string, Promise<FloatArray>>();
+  private readonly received = new Map<string, Promise<PipelineArray>>();
   /** outputs and input-gradients waiting for their send instruction, or (same rank) for the next chunk */
-  private readonly produced = new Map<string, FloatArray>();
+  private readonly produced = new Map<string, PipelineArray>();
   private readonly sends: Promise<void>[] = [];
   private failure: unknown;
   private peakStashed = 0;
@@ -197,7 +197,7 @@ class StepRun {
   }
 
   /** Where the input of (microbatch, chunk) comes from: a posted receive or this rank's previous chunk. */
-  private async input(kind: 'act' | 'grad', microbatch: number, chunk: number): Promise<FloatArray> {
+  private async input(kind: 'act' | 'grad', microbatch: number, chunk: number): Promise<PipelineArray> {
     const k = `${kind}:${key(microbatch, chunk)}`;
     const local = this.produced.get(`${kind}-in:${key(microbatch, chunk)}`);
     if (local) {
@@ -259,7 +259,7 @@ class StepRun {
   }
 
   /** Keeps a result for its send instruction, or gives it straight to the next chunk when that lives here. */
-  private handOn(kind: 'act' | 'grad', consumerVs: number, microbatch: number, chunk: number, data: FloatArray): void {
+  private handOn(kind: 'act' | 'grad', consumerVs: number, microbatch: number, chunk: number, data: PipelineArray): void {
     if (stageOfVirtual(this.s.stages, consumerVs) === this.s.stage) {
       this.produced.set(`${kind}-in:${key(microbatch, chunkOfVirtual(this.s.stages, consumerVs))}`, data);
     } else {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Pipeline, PipelineError, scheduleShapeFromEnv, type OpRecord, type ScheduleKind, type StepResult } from '../../../src/runtime/pipeline/index.js';
+import { Pipeline, PipelineError, scheduleShapeFromEnv, type PipelineOpRecord, type ScheduleKind, type StepResult } from '../../../src/runtime/pipeline/index.js';
 import { LoopbackFabric, type LoopbackSemantics } from '../../helpers/pipeline-loopback-group.js';
 import {
   makeProblem,
@@ -25,7 +25,7 @@ interface Case {
 }
 
 /** Splits the MLP's layers into stages·chunks contiguous slices and runs `steps` pipeline steps. */
-async function runPipelined(c: Case, problem: MlpProblem, steps = 1, onOp?: (r: OpRecord) => void) {
+async function runPipelined(c: Case, problem: MlpProblem, steps = 1, onOp?: (r: PipelineOpRecord) => void) {
   const p = c.stages;
   const v = c.virtualStages ?? 1;
   const fabric = new LoopbackFabric(p, c.semantics);
@@ -120,7 +120,7 @@ t.test('gradients accumulate across steps (the executor never zeroes them)', asy
 
 t.test('the executor follows the schedule and frees activations', async (t) => {
   const problem = makeProblem(WIDTHS, 6 * PER_MICROBATCH, Float64Array);
-  const records: OpRecord[] = [];
+  const records: PipelineOpRecord[] = [];
   const { results, pipes } = await runPipelined({ kind: '1f1b', stages: 4, microbatches: 6, F: Float64Array, semantics: 'rendezvous' }, problem, 1, (r) => records.push(r));
   pipes.forEach((pipe, s) => {
     const mine = records.filter((r) => r.stage === s);
