@@ -12,7 +12,9 @@ import { StoreServer } from '../store/index.js';
 import { InterruptedError, JobFailedError, StartError } from '../util/errors.js';
 import type { AgentEvent, AgentSpec } from './agent-contract.js';
 import { ConsoleSink, wantsColour } from './console.js';
+import type { OutputSink } from './line-targets.js';
 import { LocalNode } from './local-node.js';
+import { spawnChildAgent, StoreControl } from './store-node.js';
 import { checkFixedPort } from './ports.js';
 import { createProgress } from './progress.js';
 import { renderFailure, type LaunchSummary } from './summary.js';
@@ -31,11 +33,18 @@ export interface LaunchRequest {
   remote?: RemoteSpawner;
 }
 
+/**
+ * A spawner starts `dtrain agent --stdio` on each node, sends it its spec, relays its stdout with
+ * `relayRecords(stdout, console)` and returns `control.handle(node_rank, host, release)` for each;
+ * the StoreControl does the rest (commands, events, heartbeats). It calls `control.lost` hooks itself
+ * through heartbeats; a spawner that learns of a dead connection sooner calls `onLost`.
+ */
 export type RemoteSpawner = (ctx: {
   specs: AgentSpec[];
   store: StoreServer;
   jobKey: Buffer;
-  onEvent: (ev: AgentEvent) => void;
+  control: StoreControl;
+  console: OutputSink;
   onLost: (nodeRank: number, why: string) => void;
 }) => Promise<NodeHandle[]>;
 
@@ -92,16 +101,22 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const nodes: NodeHandle[] = [];
   const onSignal = (sig: NodeJS.Signals) => supervisor?.signal(sig);
   for (const s of handledSignals) process.on(s, onSignal);
+  let control: StoreControl | null = null;
+  const onLost = (n: number, why: string) => supervisor?.nodeLost(n, why);
+  // Measuring aid: DTRAIN_LOCAL_AGENT=child runs this machine's agent as a child process (slower).
+  const childAgent = process.env.DTRAIN_LOCAL_AGENT === 'child';
   try {
-    for (const spec of specs.filter((s) => s.node.local)) {
-      nodes.push(await LocalNode.create(spec, { host: '127.0.0.1', port: store.port, jobKey }, console, onEvent));
-    }
     const remoteSpecs = specs.filter((s) => !s.node.local);
+    if (remoteSpecs.length || childAgent) {
+      control = await StoreControl.open({ host: '127.0.0.1', port: store.port, jobKey }, onEvent, onLost, config.heartbeat);
+    }
+    for (const spec of specs.filter((s) => s.node.local)) {
+      if (childAgent) nodes.push(spawnChildAgent(spec, control!, console));
+      else nodes.push(await LocalNode.create(spec, { host: '127.0.0.1', port: store.port, jobKey }, console, onEvent));
+    }
     if (remoteSpecs.length) {
       if (!req.remote) throw new StartError(`nodes ${remoteSpecs.map((s) => s.node.host).join(', ')} are not this machine and no remote spawner is available`);
-      nodes.push(
-        ...(await req.remote({ specs: remoteSpecs, store, jobKey, onEvent, onLost: (n, why) => supervisor?.nodeLost(n, why) })),
-      );
+      nodes.push(...(await req.remote({ specs: remoteSpecs, store, jobKey, control: control!, console, onLost })));
     }
     nodes.sort((a, b) => a.nodeRank - b.nodeRank);
     supervisor = new Supervisor({
@@ -131,6 +146,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     progress.stop();
     for (const s of handledSignals) process.off(s, onSignal);
     if (!supervisor) await Promise.all(nodes.map((n) => n.close()));
+    await control?.close();
     await store.close();
   }
 }

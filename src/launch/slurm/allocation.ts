@@ -4,6 +4,7 @@
  * Hosts come from `scontrol show hostnames $SLURM_JOB_NODELIST`, Slurm's own expansion; the expansion
  * below is the fallback when scontrol is not on PATH and is what the unit tests pin down.
  */
+import { hostname } from 'node:os';
 import { execa } from 'execa';
 import { StartError } from '../../util/errors.js';
 
@@ -17,6 +18,11 @@ export interface SlurmAllocation {
   cpusPerTask?: number;
   /** true inside an srun step (SLURM_STEP_ID set): starting more steps from here would nest them */
   inStep: boolean;
+}
+
+/** The Slurm name of the node this process runs on: slurmd's own name for it, else the short hostname. */
+export function thisSlurmNode(env: NodeJS.ProcessEnv = process.env): string {
+  return env.SLURMD_NODENAME || hostname().split('.')[0]!;
 }
 
 /** undefined outside Slurm. Reads only the environment: cheap enough to call on every launch. */

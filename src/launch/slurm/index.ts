@@ -9,22 +9,17 @@
  * Agents on the other nodes are started with srun (srun-spawner.ts), one step per node.
  */
 import { renameSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import type { JobConfig, NodeConfig } from '../../config/types.js';
-import { allocationHosts, detectSlurmAllocation, type SlurmAllocation } from './allocation.js';
+import { allocationHosts, detectSlurmAllocation, thisSlurmNode, type SlurmAllocation } from './allocation.js';
 
-export { detectSlurmAllocation, allocationHosts, expandHostlist, type SlurmAllocation } from './allocation.js';
+export { detectSlurmAllocation, allocationHosts, expandHostlist, thisSlurmNode, type SlurmAllocation } from './allocation.js';
 export { startSrunAgents, srunArgs, type SrunAgent, type SrunLaunchRequest, type SrunNode } from './srun-spawner.js';
+export { slurmRemoteSpawner, localDtrainArgv } from './remote-spawner.js';
 
 export interface AllocationApplied {
   config: JobConfig;
   allocation?: SlurmAllocation;
   warnings: string[];
-}
-
-/** The Slurm name of the node this process runs on: slurmd's own name for it, else the short hostname. */
-export function thisSlurmNode(env: NodeJS.ProcessEnv = process.env): string {
-  return env.SLURMD_NODENAME || hostname().split('.')[0]!;
 }
 
 export async function applySlurmAllocation(config: JobConfig, env: NodeJS.ProcessEnv = process.env): Promise<AllocationApplied> {

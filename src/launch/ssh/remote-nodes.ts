@@ -16,11 +16,14 @@ export interface RemoteNodesOptions extends Omit<SshLaunchRequest, 'nodes'> {
   nodes: NodePlan[];
   /** the node's AgentSpec, given the store address its agent must dial */
   spec(node: NodePlan, store: StoreAddress): AgentSpec;
-  onRecord(nodeRank: number, record: OutputRecord): void;
+  /** each OutputRecord; absent: the caller reads `agent.stdout` itself (e.g. with backpressure) */
+  onRecord?(nodeRank: number, record: OutputRecord): void;
   /** one line of an agent's own stderr, already prefixed with its host */
   onDiagnostic(line: string): void;
   /** the node is gone; `why` names the cause in one line */
   onLost(nodeRank: number, why: string): void;
+  /** called once every agent is up, before any spec is sent (e.g. to settle MASTER_ADDR) */
+  beforeSpecs?(agents: RemoteAgent[]): void;
   /** the controller's environment, for ssh.forward_env (default: process.env) */
   env?: NodeJS.ProcessEnv;
 }
@@ -32,7 +35,7 @@ export interface RemoteNodes {
 }
 
 export async function startRemoteNodes(opts: RemoteNodesOptions): Promise<RemoteNodes> {
-  const { nodes, spec, onRecord, onDiagnostic, onLost, env = process.env, ...request } = opts;
+  const { nodes, spec, onRecord, onDiagnostic, onLost, beforeSpecs, env = process.env, ...request } = opts;
   const agents = await startSshAgents({
     ...request,
     nodes: nodes.map((n) => {
@@ -44,6 +47,7 @@ export async function startRemoteNodes(opts: RemoteNodesOptions): Promise<Remote
   });
   const forwarded = forwardedEnv(request.settings.forward_env, env);
   let closing = false;
+  beforeSpecs?.(agents);
 
   for (const agent of agents) {
     const plan = nodes.find((n) => n.node_rank === agent.node.node_rank)!;
@@ -53,7 +57,7 @@ export async function startRemoteNodes(opts: RemoteNodesOptions): Promise<Remote
     const withForwarded: AgentSpec = { ...s, ranks: s.ranks.map((r) => ({ ...r, env: mergeBelow(forwarded, r.env) })) };
     agent.stdin.write(JSON.stringify(withForwarded) + '\n');
 
-    createInterface({ input: agent.stdout }).on('line', (line) => {
+    if (onRecord) createInterface({ input: agent.stdout }).on('line', (line) => {
       let record: OutputRecord;
       try {
         record = JSON.parse(line) as OutputRecord;
@@ -70,6 +74,12 @@ export async function startRemoteNodes(opts: RemoteNodesOptions): Promise<Remote
       onDiagnostic(`[${host}] ${line}`);
     });
     let reported = false;
+    // Once the controller lets an agent go, its exit and its connection closing are expected.
+    const release = agent.close.bind(agent);
+    agent.close = () => {
+      reported = true;
+      release();
+    };
     const lost = (why: string) => {
       if (closing || reported) return;
       reported = true;

@@ -1,0 +1,121 @@
+/**
+ * `dtrain agent --stdio` (and `runAgent` for in-process use): a NodeAgent driven through the store, as
+ * agent-contract.ts describes. Reads the hello and spec from stdin, writes output records to stdout,
+ * heartbeats, executes the controller's commands in order, and kills everything when stdin ends.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import { StoreClient, StoreProxy } from '../store/index.js';
+import { StartError } from '../util/errors.js';
+import { packageVersion } from '../util/version.js';
+import { controlKeys, type AgentEvent, type AgentSpec, type ControllerCommand } from './agent-contract.js';
+import { NodeAgent, type AgentLink } from './agent.js';
+import { RecordSink } from './line-targets.js';
+import { getForever } from './local-node.js';
+
+export interface AgentIo {
+  stdout: Writable;
+  stderr: Writable;
+  /** for `store.kind: "stream"`: an already connected, authenticated client */
+  store?: StoreClient;
+  /** resolves when the controller is gone (stdin EOF) */
+  controllerGone: Promise<void>;
+}
+
+/** Runs the agent until the controller says `exit` (0) or vanishes (1). */
+export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
+  const jobKey = Buffer.from(spec.job_key, 'base64');
+  const store = await connectStore(spec, jobKey, io.store);
+  const proxyDir = mkdtempSync(join(tmpdir(), `dtrain-agent-${process.pid}-`));
+  const proxy = await StoreProxy.start({ upstream: store, dir: proxyDir, attempt: 0, jobKey });
+  const nodeRank = spec.node.node_rank;
+  let emitting: Promise<unknown> = Promise.resolve();
+  const link: AgentLink = {
+    // Events keep their order: each waits for the previous one's slot.
+    emit: (ev: AgentEvent) => {
+      emitting = emitting.then(async () => {
+        const n = await store.add(controlKeys.eventCounter, 1);
+        await store.set(controlKeys.event(n - 1), JSON.stringify(ev));
+      }).catch((err: Error) => io.stderr.write(`dtrain agent: cannot report to the controller: ${err.message}\n`));
+    },
+    publishMasterPort: (attempt, port) => store.set(controlKeys.masterPort(attempt), String(port)),
+    awaitMasterPort: async (attempt) => Number((await getForever(store, controlKeys.masterPort(attempt))).toString()),
+    storeAddress: async (attempt) => {
+      proxy.setAttempt(attempt);
+      return `unix:${proxy.socketPath}`;
+    },
+  };
+  const agent = new NodeAgent(spec, link, new RecordSink(io.stdout));
+  const heartbeat = setInterval(() => void store.add(controlKeys.heartbeat(nodeRank), 1).catch(() => {}), spec.heartbeat_interval_ms);
+  heartbeat.unref();
+
+  let gone = false;
+  const controllerGone = io.controllerGone.then(() => {
+    gone = true;
+    agent.kill();
+  });
+  const commands = (async () => {
+    for (let seq = 0; !gone; seq++) {
+      const raw = await Promise.race([getForever(store, controlKeys.command(nodeRank, seq)), controllerGone.then(() => null)]);
+      if (raw === null) return;
+      const cmd = JSON.parse(raw.toString()) as ControllerCommand;
+      if (cmd.type === 'start') void agent.start(cmd.attempt);
+      else if (cmd.type === 'stop') agent.stop(cmd.attempt, cmd.signal, cmd.grace_ms);
+      else if (cmd.type === 'kill') agent.kill(cmd.attempt);
+      else if (cmd.type === 'signal') agent.forward(cmd.signal);
+      else if (cmd.type === 'exit') return;
+    }
+  })();
+  let code = 0;
+  try {
+    await commands;
+  } catch (err) {
+    io.stderr.write(`dtrain agent: lost the store: ${(err as Error).message}\n`);
+    agent.kill();
+    code = 1;
+  }
+  if (gone) code = 1;
+  await agent.idle();
+  await emitting;
+  clearInterval(heartbeat);
+  await proxy.close();
+  await store.close().catch(() => {});
+  rmSync(proxyDir, { recursive: true, force: true });
+  return code;
+}
+
+async function connectStore(spec: AgentSpec, jobKey: Buffer, given?: StoreClient): Promise<StoreClient> {
+  const s = spec.store;
+  if (s.kind === 'tcp') return StoreClient.connectTcp({ host: s.host, port: s.port, jobKey });
+  if (s.kind === 'unix') return StoreClient.connectUnix(s.path);
+  if (!given) throw new StartError('store.kind "stream" needs a connected store client (in-process agents only)');
+  return given;
+}
+
+/** Reads the optional hello and the spec from stdin; answers the hello. */
+export async function readSpec(stdin: Readable, stdout: Writable): Promise<{ spec: AgentSpec; controllerGone: Promise<void> }> {
+  const lines = createInterface({ input: stdin, crlfDelay: Infinity });
+  const controllerGone = new Promise<void>((resolve) => stdin.once('end', () => resolve()).once('close', () => resolve()));
+  for await (const line of lines) {
+    if (!line.trim()) continue;
+    let msg: { type?: string; version?: string };
+    try {
+      msg = JSON.parse(line) as typeof msg;
+    } catch {
+      throw new StartError(`dtrain agent: stdin line is not JSON: ${JSON.stringify(line.slice(0, 60))}`);
+    }
+    if (msg.type === 'hello') {
+      stdout.write(JSON.stringify({ type: 'hello', version: packageVersion(), hostname: hostname(), pid: process.pid }) + '\n');
+      continue;
+    }
+    if (msg.type !== 'spec') throw new StartError(`dtrain agent: expected a spec message, got ${JSON.stringify(msg.type)}`);
+    // Stop the line reader but keep watching stdin for EOF (the controller-gone signal).
+    lines.close();
+    stdin.resume();
+    return { spec: msg as unknown as AgentSpec, controllerGone };
+  }
+  throw new StartError('dtrain agent: stdin closed before the spec arrived');
+}

@@ -1,0 +1,57 @@
+/**
+ * The controller's `remote` hook inside a Slurm allocation (controller.ts `RemoteSpawner`): every node
+ * that is not this machine gets `dtrain agent --stdio` in its own srun step, its spec on stdin (the only
+ * place the job key travels), its output records relayed to the console, and a store-driven NodeHandle
+ * for the supervisor. Agents dial the controller's store directly (allocations share a network; there is
+ * no SSH to forward through). A step that ends early loses its node at once, before heartbeats would.
+ */
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import type { JobConfig } from '../../config/types.js';
+import type { RemoteSpawner } from '../controller.js';
+import { relayRecords } from '../store-node.js';
+import type { NodeHandle } from '../supervisor.js';
+import { thisSlurmNode, type SlurmAllocation } from './allocation.js';
+import { startSrunAgents } from './srun-spawner.js';
+
+/** This installation's dtrain, as the compute nodes run it (clusters share the file system). */
+export function localDtrainArgv(): string[] {
+  return [process.execPath, fileURLToPath(new URL('../../../bin/dtrain', import.meta.url))];
+}
+
+export function slurmRemoteSpawner(
+  config: JobConfig,
+  allocation: SlurmAllocation,
+  err: NodeJS.WritableStream = process.stderr,
+  env: NodeJS.ProcessEnv = process.env,
+): RemoteSpawner {
+  return async (ctx) => {
+    const storeHost = config.rendezvous.addr !== 'auto' ? config.rendezvous.addr : thisSlurmNode(env);
+    const srunCpus = Number(env.SRUN_CPUS_PER_TASK) || allocation.cpusPerTask;
+    const agents = await startSrunAgents({
+      nodes: ctx.specs.map((s) => ({ node_rank: s.node.node_rank, host: s.node.host })),
+      workdir: config.workdir,
+      dtrain: localDtrainArgv(),
+      helloTimeoutMs: config.rendezvous.timeout,
+      ...(srunCpus ? { cpusPerTask: srunCpus } : {}),
+      env,
+    });
+    const bySpec = new Map(ctx.specs.map((s) => [s.node.node_rank, s]));
+    return agents.map((agent): NodeHandle => {
+      const spec = bySpec.get(agent.node.node_rank)!;
+      agent.stdin.write(JSON.stringify({ ...spec, store: { kind: 'tcp', host: storeHost, port: ctx.store.port } }) + '\n');
+      relayRecords(agent.stdout, ctx.console);
+      createInterface({ input: agent.stderr }).on('line', (line) => err.write(`[${agent.node.host}] ${line}\n`));
+      let released = false;
+      void agent.lost.then((why) => {
+        if (!released) ctx.onLost(agent.node.node_rank, `${agent.node.host}: ${why}`);
+      });
+      return ctx.control.handle(agent.node.node_rank, agent.node.host, async () => {
+        released = true;
+        // After `exit` the agent ends on its own; a step that lingers is signalled through srun.
+        await Promise.race([agent.exited, new Promise((r) => setTimeout(r, 5000))]);
+        agent.close(0);
+      });
+    });
+  };
+}

@@ -1,0 +1,60 @@
+/**
+ * The controller's `remote` hook for SSH nodes (controller.ts `RemoteSpawner`): start every remote node's
+ * agent over SSH, give each its spec (store address as that node reaches it, MASTER_ADDR as the nodes reach
+ * node 0, forward_env), relay its output records and diagnostics, and hand the supervisor store-driven
+ * NodeHandles. A node is lost when its SSH connection drops (keepalives, sized so detection takes about
+ * `heartbeat.timeout`), its agent dies, or its heartbeats stop (the controller's StoreControl).
+ */
+import type { JobConfig } from '../../config/types.js';
+import type { AgentSpec } from '../agent-contract.js';
+import type { RemoteSpawner } from '../controller.js';
+import { relayRecords } from '../store-node.js';
+import type { NodeHandle } from '../supervisor.js';
+import { startRemoteNodes } from './remote-nodes.js';
+import { sshSettingsFromConfig } from './target.js';
+
+/** `err`: where agents' own diagnostics go, one line each with the host in front. */
+export function sshRemoteSpawner(config: JobConfig, err: NodeJS.WritableStream = process.stderr): RemoteSpawner {
+  return async (ctx) => {
+    const settings = sshSettingsFromConfig(config.ssh);
+    const direct = config.rendezvous.addr !== 'auto' ? { host: config.rendezvous.addr, port: ctx.store.port } : undefined;
+    const interval = config.heartbeat.interval;
+    const bySpec = new Map(ctx.specs.map((s) => [s.node.node_rank, s]));
+    const nodeZeroRemote = ctx.specs.some((s) => s.node.node_rank === 0);
+
+    let masterAddr: string | undefined;
+    const remote = await startRemoteNodes({
+      nodes: ctx.specs.map((s) => s.node),
+      settings,
+      workdir: config.workdir,
+      store: { host: '127.0.0.1', port: ctx.store.port },
+      ...(direct ? { directStore: direct } : {}),
+      helloTimeoutMs: config.rendezvous.timeout,
+      keepaliveIntervalMs: interval,
+      keepaliveCountMax: Math.max(1, Math.ceil(config.heartbeat.timeout / interval)),
+      spec: (node, store): AgentSpec => {
+        const s = bySpec.get(node.node_rank)!;
+        return { ...s, store, master: masterAddr ? { ...s.master, addr: masterAddr } : s.master };
+      },
+      onDiagnostic: (line) => err.write(`${line}\n`),
+      onLost: ctx.onLost,
+      beforeSpecs: (agents) => {
+        if (config.master.addr !== 'auto') return;
+        // MASTER_ADDR as the other nodes reach node 0: the address SSH dialled for it, or, when node 0 is
+        // this machine, this machine's address on the route the nodes use to reach it.
+        masterAddr = nodeZeroRemote
+          ? agents.find((a) => a.node.node_rank === 0)?.target.hostName
+          : agents.find((a) => a.localAddress)?.localAddress;
+      },
+    });
+
+    return remote.agents.map((agent): NodeHandle => {
+      relayRecords(agent.stdout, ctx.console);
+      return ctx.control.handle(agent.node.node_rank, agent.node.host, async () => {
+        // After `exit` the agent ends on its own; then drop the connection.
+        await Promise.race([agent.exited, new Promise((r) => setTimeout(r, 5000))]);
+        agent.close();
+      });
+    });
+  };
+}
