@@ -64,3 +64,18 @@ t.test('the plan carries per-rank memory and warns when it does not fit', async 
   const noShape = buildPlan(await configFromArgs({ nprocPerNode: 1, entrypoint: ['x'], sets: ['model={params: 1e9}'] }));
   t.match(noShape.warnings, [/activations are not estimated/]);
 });
+
+t.test("the closed form agrees with the pipeline runtime's own schedules", async (t) => {
+  const { computeOrder } = await import('../../../src/runtime/pipeline/compute-order.js');
+  const { peakInFlight: scheduled } = await import('../../../src/runtime/pipeline/schedule.js');
+  const shapes: [ParallelismPlan['schedule'], number, number, number][] = [
+    ['1f1b', 4, 8, 1], ['1f1b', 4, 2, 1], ['1f1b', 8, 64, 1], ['gpipe', 4, 8, 1], ['gpipe', 3, 2, 1],
+    ['interleaved-1f1b', 4, 8, 2], ['interleaved-1f1b', 2, 4, 3], ['interleaved-1f1b', 4, 4, 2], ['interleaved-1f1b', 3, 9, 4],
+  ];
+  for (const [schedule, stages, microbatches, virtualStages] of shapes) {
+    const g = grid({ schedule, pipeline: stages, microbatches, virtual_stages: virtualStages });
+    const mine = [...Array(stages).keys()].map((s) => peakInFlight(g, s));
+    const real = [...Array(stages).keys()].map((s) => scheduled(computeOrder({ kind: schedule, stages, microbatches, virtualStages }, s)));
+    t.same(mine, real, `${schedule} p=${stages} m=${microbatches} v=${virtualStages}`);
+  }
+});
