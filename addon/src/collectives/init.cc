@@ -1,5 +1,291 @@
+// JavaScript bindings of the collectives (used by src/runtime/group.ts only; the public API is there).
+// Small collectives run inline on the calling thread when nothing is queued; everything else goes to the
+// engine's progress thread and settles a promise from there.
+#include <napi.h>
+
+#include <cstring>
+#include <memory>
+
+#include "collectives/engine.h"
+#include "collectives/errors.h"
+#include "collectives/group.h"
+#include "collectives/reduce.h"
+#include "collectives/shm_region.h"
 #include "parts.h"
 
 namespace dtrain {
-void InitCollectives(Napi::Env env, Napi::Object exports) {}
+namespace {
+
+constexpr size_t kInlineBytes = 64 * 1024;
+
+struct Runtime {
+  Context ctx;
+  std::unique_ptr<Engine> engine;
+  std::vector<std::unique_ptr<Group>> groups;  // handles are indices
+};
+std::unique_ptr<Runtime> runtime;
+
+Runtime& rt(Napi::Env env) {
+  if (!runtime) throw Napi::Error::New(env, "dtrain: init() has not run (or close() already did)");
+  return *runtime;
+}
+
+Group& groupArg(const Napi::CallbackInfo& info, size_t i) {
+  Runtime& r = rt(info.Env());
+  uint32_t h = info[i].As<Napi::Number>().Uint32Value();
+  if (h >= r.groups.size() || !r.groups[h]) throw Napi::Error::New(info.Env(), "dtrain: invalid or closed group");
+  return *r.groups[h];
+}
+
+struct Buf {
+  uint8_t* data;
+  size_t bytes;
+  Napi::Object object;
+};
+
+Buf bufArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "dtrain: expected a typed array");
+  auto ta = info[i].As<Napi::TypedArray>();
+  uint8_t* base = static_cast<uint8_t*>(ta.ArrayBuffer().Data());
+  return {base + ta.ByteOffset(), ta.ByteLength(), ta};
+}
+
+DType dtypeArg(const Napi::CallbackInfo& info, size_t i) { return DType(info[i].As<Napi::Number>().Uint32Value()); }
+RedOp redopArg(const Napi::CallbackInfo& info, size_t i) { return RedOp(info[i].As<Napi::Number>().Uint32Value()); }
+int64_t timeoutArg(const Napi::CallbackInfo& info, size_t i) {
+  return info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().Int64Value() : 0;
+}
+
+// Runs `body` inline when small and nothing is pending (returns undefined), else queues it (returns a promise).
+Napi::Value dispatch(const Napi::CallbackInfo& info, size_t bytes, std::vector<Napi::Object> keep,
+                     std::function<void()> body) {
+  Napi::Env env = info.Env();
+  Runtime& r = rt(env);
+  if (bytes <= kInlineBytes && r.engine->idle()) {
+    try {
+      body();
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+    return env.Undefined();
+  }
+  Job* job = new Job(env);
+  job->run = std::move(body);
+  for (auto& o : keep) job->keepAlive.push_back(Napi::Persistent(o));
+  Napi::Promise p = job->deferred.Promise();
+  r.engine->submit(env, job);
+  return p;
+}
+
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (runtime) throw Napi::Error::New(env, "dtrain: init() already ran in this process");
+  auto o = info[0].As<Napi::Object>();
+  auto r = std::make_unique<Runtime>();
+  r->ctx.rank = o.Get("rank").As<Napi::Number>().Int32Value();
+  r->ctx.worldSize = o.Get("worldSize").As<Napi::Number>().Int32Value();
+  r->ctx.nodeRank = o.Get("nodeRank").As<Napi::Number>().Int32Value();
+  r->ctx.rendezvousTimeoutMs = o.Get("rendezvousTimeoutMs").As<Napi::Number>().Int64Value();
+  r->ctx.collectiveTimeoutMs = o.Get("collectiveTimeoutMs").As<Napi::Number>().Int64Value();
+  std::string store = o.Get("store").As<Napi::String>().Utf8Value();
+  try {
+    if (r->ctx.worldSize > 1) r->ctx.store = std::make_unique<store::StoreClient>(store, int(r->ctx.rendezvousTimeoutMs));
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  r->engine = std::make_unique<Engine>(env);
+  runtime = std::move(r);
+  return env.Undefined();
+}
+
+Napi::Value NewGroup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Runtime& r = rt(env);
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  auto arr = info[1].As<Napi::Array>();
+  std::vector<int> ranks;
+  for (uint32_t i = 0; i < arr.Length(); ++i) ranks.push_back(arr.Get(i).As<Napi::Number>().Int32Value());
+  try {
+    r.groups.push_back(std::make_unique<Group>(r.ctx, name, ranks));
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  auto out = Napi::Object::New(env);
+  out.Set("handle", Napi::Number::New(env, double(r.groups.size() - 1)));
+  out.Set("rank", Napi::Number::New(env, r.groups.back()->rank()));
+  out.Set("kind", Napi::String::New(env, r.groups.back()->kind()));
+  return out;
+}
+
+Napi::Value AllReduce(const Napi::CallbackInfo& info) {
+  Group& g = groupArg(info, 0);
+  Buf b = bufArg(info, 1);
+  DType t = dtypeArg(info, 2);
+  RedOp op = redopArg(info, 3);
+  int64_t to = timeoutArg(info, 4);
+  size_t count = b.bytes / dtypeSize(t);
+  return dispatch(info, b.bytes, {b.object}, [&g, b, t, op, to, count] { g.allReduce(b.data, count, t, op, to); });
+}
+
+Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
+  Group& g = groupArg(info, 0);
+  Buf in = bufArg(info, 1), out = bufArg(info, 2);
+  DType t = dtypeArg(info, 3);
+  RedOp op = redopArg(info, 4);
+  int64_t to = timeoutArg(info, 5);
+  size_t n = out.bytes / dtypeSize(t);
+  if (in.bytes != out.bytes * size_t(g.size()))
+    throw Napi::RangeError::New(info.Env(), "reduceScatter: input must hold group size (" + std::to_string(g.size()) +
+                                                ") times the output's elements");
+  return dispatch(info, in.bytes, {in.object, out.object}, [&g, in, out, t, op, to, n] { g.reduceScatter(in.data, out.data, n, t, op, to); });
+}
+
+Napi::Value AllGather(const Napi::CallbackInfo& info) {
+  Group& g = groupArg(info, 0);
+  Buf in = bufArg(info, 1), out = bufArg(info, 2);
+  DType t = dtypeArg(info, 3);
+  int64_t to = timeoutArg(info, 4);
+  size_t n = in.bytes / dtypeSize(t);
+  if (out.bytes != in.bytes * size_t(g.size()))
+    throw Napi::RangeError::New(info.Env(), "allGather: output must hold group size (" + std::to_string(g.size()) +
+                                                ") times the input's elements");
+  return dispatch(info, out.bytes, {in.object, out.object}, [&g, in, out, t, to, n] { g.allGather(in.data, out.data, n, t, to); });
+}
+
+Napi::Value Broadcast(const Napi::CallbackInfo& info) {
+  Group& g = groupArg(info, 0);
+  Buf b = bufArg(info, 1);
+  DType t = dtypeArg(info, 2);
+  int root = info[3].As<Napi::Number>().Int32Value();
+  int64_t to = timeoutArg(info, 4);
+  if (root < 0 || root >= g.size())
+    throw Napi::RangeError::New(info.Env(), "broadcast: root " + std::to_string(root) + " is not a rank of group " + g.name());
+  size_t count = b.bytes / dtypeSize(t);
+  return dispatch(info, b.bytes, {b.object}, [&g, b, t, root, to, count] { g.broadcast(b.data, count, t, root, to); });
+}
+
+Napi::Value Barrier(const Napi::CallbackInfo& info) {
+  Group& g = groupArg(info, 0);
+  int64_t to = timeoutArg(info, 1);
+  return dispatch(info, 0, {}, [&g, to] { g.barrier(to); });
+}
+
+Napi::Value PointToPoint(const Napi::CallbackInfo& info, bool isSend) {
+  Napi::Env env = info.Env();
+  Runtime& r = rt(env);
+  Group& g = groupArg(info, 0);
+  Buf b = bufArg(info, 1);
+  DType t = dtypeArg(info, 2);
+  int peer = info[3].As<Napi::Number>().Int32Value();
+  int tag = info[4].As<Napi::Number>().Int32Value();
+  int64_t to = timeoutArg(info, 5);
+  Channel* ch;
+  try {
+    ch = g.p2pChannel(peer, isSend ? "send" : "recv");
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  Job* job = new Job(env);
+  job->group = &g;
+  job->channel = ch;
+  job->isSend = isSend;
+  job->peer = peer;
+  job->tag = tag;
+  job->dtype = t;
+  job->count = b.bytes / dtypeSize(t);
+  job->payload = b.data;
+  job->deadline = g.deadline(to);
+  if (isSend) job->header = OpHeader{kHeaderMagic, kP2p, uint8_t(t), 0, 0, tag, job->count, 0};
+  job->keepAlive.push_back(Napi::Persistent(b.object));
+  Napi::Promise p = job->deferred.Promise();
+  r.engine->submit(env, job);
+  return p;
+}
+
+Napi::Value Send(const Napi::CallbackInfo& info) { return PointToPoint(info, true); }
+Napi::Value Recv(const Napi::CallbackInfo& info) { return PointToPoint(info, false); }
+
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Group& g = groupArg(info, 0);
+  auto list = g.stats();
+  auto arr = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); ++i) {
+    auto o = Napi::Object::New(env);
+    o.Set("op", list[i].op);
+    o.Set("transport", list[i].transport);
+    o.Set("algorithm", list[i].algorithm);
+    o.Set("count", Napi::Number::New(env, double(list[i].count)));
+    o.Set("bytes", Napi::Number::New(env, double(list[i].bytes)));
+    arr.Set(uint32_t(i), o);
+  }
+  return arr;
+}
+
+// dist.alloc: an ArrayBuffer over a memfd region; peers on the host read it in place during ops.
+Napi::Value Alloc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t bytes = size_t(info[0].As<Napi::Number>().Int64Value());
+  ShmRegion region;
+  try {
+    region = createRegion(bytes, "dist.alloc");
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  registerAllocation(region);
+  auto* owned = new ShmRegion(region);
+  return Napi::ArrayBuffer::New(env, region.base, bytes, [](Napi::Env, void*, ShmRegion* r) {
+    unregisterAllocation(r->base);
+    destroyRegion(*r);
+    delete r;
+  }, owned);
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  if (!runtime) return info.Env().Undefined();
+  runtime->engine->stop();
+  runtime->groups.clear();
+  runtime.reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value SimdPath(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), simdPath()); }
+
+// Test hook: reduces plain arrays with the dispatched kernels, no group needed (checks each SIMD path).
+Napi::Value ReduceLocal(const Napi::CallbackInfo& info) {
+  Buf out = bufArg(info, 0);
+  auto arr = info[1].As<Napi::Array>();
+  DType t = dtypeArg(info, 2);
+  RedOp op = redopArg(info, 3);
+  std::vector<const void*> ins;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    auto ta = arr.Get(i).As<Napi::TypedArray>();
+    if (ta.ByteLength() != out.bytes) throw Napi::RangeError::New(info.Env(), "reduceLocal: lengths differ");
+    ins.push_back(static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
+  }
+  reduceInto(out.data, ins.data(), int(ins.size()), out.bytes / dtypeSize(t), t, op);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void InitCollectives(Napi::Env env, Napi::Object exports) {
+  auto c = Napi::Object::New(env);
+  c.Set("init", Napi::Function::New(env, Init));
+  c.Set("newGroup", Napi::Function::New(env, NewGroup));
+  c.Set("allReduce", Napi::Function::New(env, AllReduce));
+  c.Set("reduceScatter", Napi::Function::New(env, ReduceScatter));
+  c.Set("allGather", Napi::Function::New(env, AllGather));
+  c.Set("broadcast", Napi::Function::New(env, Broadcast));
+  c.Set("barrier", Napi::Function::New(env, Barrier));
+  c.Set("send", Napi::Function::New(env, Send));
+  c.Set("recv", Napi::Function::New(env, Recv));
+  c.Set("stats", Napi::Function::New(env, Stats));
+  c.Set("alloc", Napi::Function::New(env, Alloc));
+  c.Set("close", Napi::Function::New(env, Close));
+  c.Set("simdPath", Napi::Function::New(env, SimdPath));
+  c.Set("reduceLocal", Napi::Function::New(env, ReduceLocal));
+  exports.Set("collectives", c);
+}
+
 }  // namespace dtrain

@@ -1,0 +1,156 @@
+#include "collectives/engine.h"
+
+#include <poll.h>
+
+#include <set>
+
+#include "collectives/errors.h"
+
+namespace dtrain {
+
+Engine::Engine(Napi::Env env) {
+  tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                        "dtrain-progress", 0, 1);
+  tsfn_.Unref(env);  // an idle engine must not keep the process alive
+  thread_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() { stop(); }
+
+void Engine::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  tsfn_.Release();
+}
+
+bool Engine::idle() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queue_.empty() && !collectiveRunning_;
+}
+
+void Engine::submit(Napi::Env env, Job* job) {
+  if (pending_++ == 0) tsfn_.Ref(env);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back(job);
+  }
+  wake_.notify_one();
+}
+
+void Engine::complete(Job* job) {
+  tsfn_.BlockingCall(job, [this](Napi::Env env, Napi::Function, Job* j) {
+    if (j->error.empty()) j->deferred.Resolve(env.Undefined());
+    else j->deferred.Reject(Napi::Error::New(env, j->error).Value());
+    delete j;  // releases the buffers' references on the JS thread
+    if (--pending_ == 0) tsfn_.Unref(env);
+  });
+}
+
+bool Engine::advanceP2p(Job& j) {
+  size_t total = sizeof(OpHeader) + j.count * dtypeSize(j.dtype);
+  try {
+    for (;;) {
+      size_t n = 0;
+      if (j.moved < sizeof(OpHeader)) {
+        uint8_t* h = reinterpret_cast<uint8_t*>(&j.header) + j.moved;
+        n = j.isSend ? j.channel->trySend(h, sizeof(OpHeader) - j.moved) : j.channel->tryRecv(h, sizeof(OpHeader) - j.moved);
+        j.moved += n;
+        if (!j.isSend && j.moved == sizeof(OpHeader)) j.group->checkP2pHeader(j.header, j.peer, j.count, j.dtype, j.tag);
+      } else if (j.moved < total) {
+        uint8_t* p = j.payload + (j.moved - sizeof(OpHeader));
+        n = j.isSend ? j.channel->trySend(p, total - j.moved) : j.channel->tryRecv(p, total - j.moved);
+        j.moved += n;
+      }
+      if (j.moved == total) {
+        j.group->recordP2p(j.isSend, j.peer, j.count * dtypeSize(j.dtype));
+        return true;
+      }
+      if (n == 0) break;
+    }
+    if (j.deadline.passed())
+      throw CollectiveError("timed out after " + std::to_string(j.deadline.timeoutMs) + " ms waiting for rank " +
+                            std::to_string(j.channel->peerRank) + " to " + (j.isSend ? "receive" : "send"));
+    return false;
+  } catch (const std::exception& e) {
+    j.error = j.group->fail(j.isSend ? "send" : "recv", e.what());
+    return true;
+  }
+}
+
+void Engine::loop() {
+  int idleRounds = 0;
+  for (;;) {
+    Job* next = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (active_.empty())
+        wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) break;
+      if (!queue_.empty()) {
+        next = queue_.front();
+        queue_.pop_front();
+        if (next->run) collectiveRunning_ = true;
+      }
+    }
+    if (next && next->run) {
+      try {
+        next->run();
+      } catch (const std::exception& e) {
+        next->error = e.what();
+      }
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        collectiveRunning_ = false;
+      }
+      complete(next);
+      continue;
+    }
+    if (next) active_.push_back(next);
+    // Advance the first p2p job of each channel and direction (later ones wait their turn: streams are ordered).
+    bool progress = next != nullptr;
+    std::set<std::pair<Channel*, bool>> busy;
+    for (auto it = active_.begin(); it != active_.end();) {
+      Job* j = *it;
+      auto lane = std::make_pair(j->channel, j->isSend);
+      if (busy.count(lane)) {
+        ++it;
+        continue;
+      }
+      busy.insert(lane);
+      size_t before = j->moved;
+      bool finished = advanceP2p(*j);
+      progress = progress || finished || j->moved != before;
+      if (finished) {
+        it = active_.erase(it);
+        complete(j);
+      } else {
+        ++it;
+      }
+    }
+    if (progress) {
+      idleRounds = 0;
+      continue;
+    }
+    if (++idleRounds < 200) {
+      cpuRelax();
+      continue;
+    }
+    // Nothing moved: sleep briefly on the sockets (TCP) or a short timed wait (shared memory), waking for new jobs.
+    std::vector<pollfd> fds;
+    for (Job* j : active_)
+      if (j->channel->pollFd() >= 0) fds.push_back({j->channel->pollFd(), short(j->isSend ? POLLOUT : POLLIN), 0});
+    if (!fds.empty()) {
+      ::poll(fds.data(), fds.size(), 1);
+    } else if (!active_.empty()) {
+      Job* j = active_.front();
+      j->channel->waitReady(j->isSend, !j->isSend, 1);
+    }
+  }
+}
+
+}  // namespace dtrain

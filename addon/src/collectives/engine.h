@@ -1,0 +1,67 @@
+// The one progress thread of the process (never libuv's pool): collectives queue here when they are
+// large or others are pending, and run in posting order; point-to-point ops advance side by side as
+// small state machines so a send and a receive posted together cannot block each other.
+// Completions reach JavaScript through a thread-safe function.
+#pragma once
+#include <napi.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "collectives/group.h"
+
+namespace dtrain {
+
+struct Job {
+  std::function<void()> run;  // collectives: the blocking call
+  // point to point (run is empty): the stream to move, in order: header then payload
+  Group* group = nullptr;
+  Channel* channel = nullptr;
+  bool isSend = false;
+  int peer = -1, tag = 0;
+  DType dtype = DType::f32;
+  size_t count = 0;
+  uint8_t* payload = nullptr;
+  OpHeader header{};
+  size_t moved = 0;  // bytes of header+payload done
+  Deadline deadline{};
+
+  Napi::Promise::Deferred deferred;
+  std::vector<Napi::ObjectReference> keepAlive;
+  std::string error;
+  explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+};
+
+class Engine {
+ public:
+  explicit Engine(Napi::Env env);
+  ~Engine();
+  // True when a collective may run inline on the calling thread now (nothing queued or running).
+  bool idle();
+  void submit(Napi::Env env, Job* job);
+  void stop();
+
+ private:
+  void loop();
+  bool advanceP2p(Job& job);  // true when finished (error set on failure)
+  void complete(Job* job);
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Job*> queue_;
+  std::list<Job*> active_;  // p2p in flight, in posting order (the first per channel and direction moves)
+  bool collectiveRunning_ = false;
+  bool stopping_ = false;
+  int pending_ = 0;  // touched on the JS thread only
+  Napi::ThreadSafeFunction tsfn_;
+  std::thread thread_;
+};
+
+}  // namespace dtrain

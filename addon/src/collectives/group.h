@@ -1,0 +1,86 @@
+// A process group: its members, how they are spread over hosts (from DTRAIN_NODE_RANK only), the
+// transport each op takes (self, shm, tcp, hierarchical) and per-op statistics. Construction is the
+// rendezvous through the store; ops are blocking calls made from the engine.
+#pragma once
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "collectives/channel.h"
+#include "collectives/dtype.h"
+#include "collectives/ring.h"
+#include "collectives/team.h"
+#include "collectives/tcp.h"
+#include "store_client/store_client.h"
+
+namespace dtrain {
+
+struct Context {
+  int rank = 0, worldSize = 1, nodeRank = 0;
+  int64_t rendezvousTimeoutMs = 60000;
+  int64_t collectiveTimeoutMs = 300000;
+  std::unique_ptr<store::StoreClient> store;
+  std::unique_ptr<TcpListener> listener;  // created when the first group spans hosts
+  std::map<std::string, int> groupNames;  // member list → how many groups were made from it
+  TcpListener& tcp();
+};
+
+struct OpStat {
+  std::string op, transport, algorithm;
+  uint64_t count = 0, bytes = 0;
+};
+
+class Group {
+ public:
+  Group(Context& ctx, const std::string& name, const std::vector<int>& ranks);
+  ~Group();
+
+  const std::string& name() const { return name_; }
+  int rank() const { return me_; }
+  int size() const { return int(ranks_.size()); }
+  const char* kind() const { return kind_; }
+
+  void allReduce(void* buf, size_t count, DType t, RedOp op, int64_t timeoutMs);
+  void reduceScatter(const void* in, void* out, size_t countPerRank, DType t, RedOp op, int64_t timeoutMs);
+  void allGather(const void* in, void* out, size_t countPerRank, DType t, int64_t timeoutMs);
+  void broadcast(void* buf, size_t count, DType t, int root, int64_t timeoutMs);
+  void barrier(int64_t timeoutMs);
+  // Point to point runs as a state machine in the engine; these are its hooks into the group.
+  Channel* p2pChannel(int peer, const char* op);
+  void checkP2pHeader(const OpHeader& got, int peer, size_t count, DType t, int tag);
+  void recordP2p(bool isSend, int peer, uint64_t bytes);
+  // Poisons the group after a failed op (peers are told at once) and returns the message to reject with.
+  std::string fail(const char* op, const std::string& what);
+  Deadline deadline(int64_t timeoutMs) const;
+
+  std::vector<OpStat> stats() const;
+
+ private:
+  template <typename F>
+  void guarded(const char* op, F&& body);
+  void record(const char* op, const char* transport, const std::string& algorithm, uint64_t bytes);
+  OpHeader header(OpKind k, DType t, RedOp op, int root, size_t count);
+  RingView allView();
+
+  Context& ctx_;
+  std::string name_;
+  std::vector<int> ranks_, nodes_;
+  int me_ = 0;
+  const char* kind_ = "self";  // self | shm | tcp | hierarchical
+  std::unique_ptr<Team> team_;  // the members on this host (whole group when kind is shm)
+  std::vector<int> teamMembers_;  // group ranks in the team
+  std::vector<int> leaders_;      // group rank of the first member on each host, by host
+  std::vector<std::unique_ptr<Channel>> channels_;  // by group rank; shm or tcp by kind
+  RingView leaderView_;
+  bool isLeader_ = false;
+  uint64_t opSeq_ = 0;
+  std::mutex poisonMutex_;
+  std::string poisoned_;
+  mutable std::mutex statsMutex_;
+  std::map<std::tuple<std::string, std::string, std::string>, OpStat> stats_;
+};
+
+}  // namespace dtrain

@@ -1,0 +1,496 @@
+#include "collectives/team.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+
+#include "collectives/errors.h"
+#include "collectives/reduce.h"
+
+namespace dtrain {
+
+const char* opKindName(OpKind k) {
+  switch (k) {
+    case OpKind::allReduce: return "allReduce";
+    case OpKind::reduceScatter: return "reduceScatter";
+    case OpKind::allGather: return "allGather";
+    case OpKind::broadcast: return "broadcast";
+    case OpKind::barrier: return "barrier";
+  }
+  return "?";
+}
+
+size_t stagingBytes() {
+  static const size_t bytes = [] {
+    const char* v = std::getenv("DTRAIN_SHM_STAGING_BYTES");
+    size_t b = v ? size_t(std::strtoull(v, nullptr, 10)) : size_t(4) << 20;
+    return std::max<size_t>(b, 64 * 1024) & ~size_t(63);
+  }();
+  return bytes;
+}
+
+namespace {
+constexpr size_t kRingCap = 256 * 1024;
+constexpr size_t kCtlBytes = 4096;
+constexpr size_t kReasonBytes = 480;
+
+struct RingHdr {
+  alignas(64) std::atomic<uint64_t> head;  // bytes written by the owner (sender)
+  alignas(64) std::atomic<uint64_t> tail;  // bytes consumed by the receiver
+};
+constexpr size_t kRingStride = sizeof(RingHdr) + kRingCap;
+}  // namespace
+
+struct Team::Ctl {
+  alignas(64) Bell bell;
+  alignas(64) std::atomic<uint64_t> posted;  // seq of the latest round whose desc is valid
+  alignas(64) std::atomic<uint64_t> phase;   // seq of the latest round whose reduced slice is ready
+  alignas(64) std::atomic<uint64_t> done;    // seq of the latest round this member stopped reading peers in
+  alignas(64) OpDesc desc;
+  alignas(64) std::atomic<uint32_t> aborted;
+  char reason[kReasonBytes];
+};
+
+namespace {
+size_t ringOffset(int peer) { return kCtlBytes + size_t(peer) * kRingStride; }
+size_t stagingOffset(int size) { return kCtlBytes + size_t(size) * kRingStride; }
+}  // namespace
+
+Team::Team(int size, int me, const std::string& groupName)
+    : size_(size), me_(me), groupName_(groupName), spin_(spinBudget()) {
+  static_assert(sizeof(Ctl) <= kCtlBytes, "control block must fit its page");
+  own_ = createRegion(stagingOffset(size) + stagingBytes(), ("group " + groupName).c_str());
+  new (own_.base) Ctl();  // memfd pages are zero: all counters start at 0
+  bases_.assign(size_t(size), nullptr);
+  pids_.assign(size_t(size), 0);
+  pidfds_.assign(size_t(size), -1);
+  ranks_.assign(size_t(size), -1);
+  bases_[size_t(me)] = own_.base;
+  pids_[size_t(me)] = ::getpid();
+}
+
+Team::~Team() {
+  for (int i = 0; i < size_; ++i) {
+    if (i != me_) unmapPeerRegion(bases_[size_t(i)], own_.size);
+    if (pidfds_[size_t(i)] >= 0) ::close(pidfds_[size_t(i)]);
+  }
+  for (auto& kv : peerAllocs_) unmapPeerRegion(kv.second.first, kv.second.second);
+  destroyRegion(own_);
+}
+
+void Team::attach(const std::vector<TeamMemberInfo>& members) {
+  for (int i = 0; i < size_; ++i) {
+    const TeamMemberInfo& m = members[size_t(i)];
+    ranks_[size_t(i)] = m.globalRank;
+    if (i == me_) continue;
+    pids_[size_t(i)] = m.pid;
+    bases_[size_t(i)] = mapPeerRegion(m.pid, m.fd, own_.size, m.globalRank);
+    pidfds_[size_t(i)] = openPidfd(m.pid);
+  }
+}
+
+Team::Ctl& Team::ctl(int i) const { return *reinterpret_cast<Ctl*>(bases_[size_t(i)]); }
+uint8_t* Team::staging(int i) const { return bases_[size_t(i)] + stagingOffset(size_); }
+
+void Team::abort(const std::string& reason) {
+  Ctl& c = ctl(me_);
+  size_t n = std::min(reason.size(), kReasonBytes - 1);
+  std::memcpy(c.reason, reason.data(), n);
+  c.reason[n] = 0;
+  c.aborted.store(1, std::memory_order_release);
+  ringBell(c.bell);
+}
+
+void Team::checkPeer(int i, const Deadline& d) {
+  Ctl& c = ctl(i);
+  if (c.aborted.load(std::memory_order_acquire))
+    throw CollectiveError("rank " + std::to_string(ranks_[size_t(i)]) + " failed: " + std::string(c.reason));
+  if (!processAlive(pidfds_[size_t(i)], pids_[size_t(i)]))
+    throw CollectiveError("rank " + std::to_string(ranks_[size_t(i)]) + " died (process " +
+                          std::to_string(pids_[size_t(i)]) + " exited) during an op on group " + groupName_);
+  if (d.passed())
+    throw CollectiveError("timed out after " + std::to_string(d.timeoutMs) + " ms on group " + groupName_ +
+                          " waiting for rank " + std::to_string(ranks_[size_t(i)]) +
+                          " (collective_timeout; did every rank call the same op?)");
+}
+
+void Team::waitOne(int i, std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d) {
+  Ctl& c = ctl(i);
+  if ((c.*field).load(std::memory_order_acquire) >= target) return;
+  for (int s = 0; s < spin_; ++s) {
+    cpuRelax();
+    if ((c.*field).load(std::memory_order_acquire) >= target) return;
+  }
+  for (;;) {
+    uint32_t seen = c.bell.value.load(std::memory_order_seq_cst);
+    if ((c.*field).load(std::memory_order_acquire) >= target) return;
+    checkPeer(i, d);
+    sleepOnBell(c.bell, seen, 2);
+  }
+}
+
+void Team::waitAll(std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d, bool includeSelf) {
+  for (int i = 0; i < size_; ++i)
+    if (i != me_ || includeSelf) waitOne(i, field, target, d);
+}
+
+void Team::publish(std::atomic<uint64_t> Ctl::*field, uint64_t seq) {
+  (ctl(me_).*field).store(seq, std::memory_order_release);
+  ringBell(ctl(me_).bell);
+}
+
+uint64_t Team::beginRound() { return ++seq_; }
+
+void Team::post(const OpDesc& d) {
+  ctl(me_).desc = d;
+  publish(&Ctl::posted, seq_);
+}
+
+OpDesc Team::describe(OpKind k, DType t, RedOp op, int root, size_t count, const void* buf, size_t bytes) {
+  OpDesc d{};
+  d.kind = k;
+  d.dtype = uint8_t(t);
+  d.redop = uint8_t(op);
+  d.root = root;
+  d.count = count;
+  AllocatedRef ref;
+  if (buf && bytes > 0 && findAllocation(buf, bytes, ref)) {
+    d.zc = 1;
+    d.zcPid = ::getpid();
+    d.zcFd = ref.fd;
+    d.zcUid = ref.uid;
+    d.zcOff = ref.offset;
+    d.zcSize = ref.regionSize;
+  }
+  return d;
+}
+
+void Team::validate(const OpDesc& mine) {
+  for (int i = 0; i < size_; ++i) {
+    if (i == me_) continue;
+    const OpDesc& o = ctl(i).desc;
+    std::string what;
+    auto describeOne = [](const OpDesc& x) {
+      std::string s = std::string(opKindName(x.kind)) + "(" + dtypeName(DType(x.dtype)) + " x " + std::to_string(x.count);
+      if (x.kind == OpKind::allReduce || x.kind == OpKind::reduceScatter) s += std::string(", ") + redOpName(RedOp(x.redop));
+      if (x.kind == OpKind::broadcast) s += ", root " + std::to_string(x.root);
+      return s + ")";
+    };
+    if (o.kind != mine.kind) what = "op";
+    else if (o.dtype != mine.dtype) what = "dtype";
+    else if (o.count != mine.count) what = "size";
+    else if (o.redop != mine.redop) what = "reduce op";
+    else if (o.root != mine.root) what = "root";
+    if (!what.empty()) {
+      // Every member sees every desc, so each reports the same mismatch (lowest differing ranks first).
+      int a = std::min(me_, i), b = std::max(me_, i);
+      const OpDesc& da = a == me_ ? mine : o;
+      const OpDesc& db = b == me_ ? mine : o;
+      throw CollectiveError(std::string(opKindName(mine.kind)) + " mismatch (" + what + ") on group " + groupName_ +
+                            ": rank " + std::to_string(ranks_[size_t(a)]) + " called " + describeOne(da) + ", rank " +
+                            std::to_string(ranks_[size_t(b)]) + " called " + describeOne(db));
+    }
+  }
+}
+
+uint8_t* Team::location(int i, const OpDesc& di) {
+  if (!di.zc) return staging(i);
+  if (i == me_) return nullptr;  // callers use their own pointer
+  auto key = std::make_pair(i, di.zcUid);
+  auto it = peerAllocs_.find(key);
+  if (it == peerAllocs_.end()) {
+    uint8_t* base = mapPeerRegion(di.zcPid, di.zcFd, di.zcSize, ranks_[size_t(i)]);
+    it = peerAllocs_.emplace(key, std::make_pair(base, size_t(di.zcSize))).first;
+  }
+  return it->second.first + di.zcOff;
+}
+
+namespace {
+struct Slice {
+  size_t begin, count;
+};
+Slice sliceOf(size_t count, int parts, int i) {
+  size_t b = count * size_t(i) / size_t(parts), e = count * size_t(i + 1) / size_t(parts);
+  return {b, e - b};
+}
+}  // namespace
+
+const char* Team::allReduce(void* buf, size_t count, DType t, RedOp op, int avgDivisor, const Deadline& d) {
+  const size_t esz = dtypeSize(t), bytes = count * esz;
+  uint8_t* user = static_cast<uint8_t*>(buf);
+  if (bytes <= kSmallBytes) {
+    // One step: everyone publishes its input, everyone reduces all of them (same order, same result).
+    uint64_t seq = beginRound();
+    waitAll(&Ctl::done, seq - 1, d);
+    std::memcpy(staging(me_), user, bytes);
+    OpDesc mine = describe(OpKind::allReduce, t, op, 0, count, nullptr, 0);
+    post(mine);
+    waitAll(&Ctl::posted, seq, d);
+    validate(mine);
+    const void* ins[64];
+    std::vector<const void*> many;
+    const void** in = ins;
+    if (size_ > 64) {
+      many.resize(size_t(size_));
+      in = many.data();
+    }
+    for (int i = 0; i < size_; ++i) in[i] = staging(i);
+    reduceInto(user, in, size_, count, t, op);
+    if (op == RedOp::avg) scaleForAvg(user, count, t, avgDivisor);
+    publish(&Ctl::done, seq);
+    return "one-step";
+  }
+  // Reduce-scatter then all-gather, in rounds the size of the staging area unless every member's buffer
+  // is a dist.alloc region, in which case everyone reads everyone's buffer in place in a single round.
+  const size_t roundElems = stagingBytes() / esz;
+  OpDesc mine = describe(OpKind::allReduce, t, op, 0, count, buf, bytes);
+  bool allZc = true;
+  bool anyZc = false;
+  std::vector<uint8_t*> loc(size_t(size_), nullptr);
+  std::vector<const void*> ins(size_t(size_), nullptr);
+  size_t off = 0;
+  bool first = true;
+  do {
+    uint64_t seq = beginRound();
+    waitAll(&Ctl::done, seq - 1, d);
+    size_t n = std::min(count - off, first || !allZc ? roundElems : count);
+    if (!mine.zc) std::memcpy(staging(me_), user + off * esz, n * esz);
+    post(mine);
+    waitAll(&Ctl::posted, seq, d);
+    if (first) {
+      validate(mine);
+      for (int i = 0; i < size_; ++i) {
+        allZc = allZc && ctl(i).desc.zc;
+        anyZc = anyZc || ctl(i).desc.zc;
+      }
+      if (allZc) n = count;  // one round over the whole buffers
+    }
+    for (int i = 0; i < size_; ++i) {
+      const OpDesc& di = i == me_ ? mine : ctl(i).desc;
+      loc[size_t(i)] = di.zc ? (i == me_ ? user : location(i, di)) + off * esz : staging(i);
+    }
+    Slice s = sliceOf(n, size_, me_);
+    for (int i = 0; i < size_; ++i) ins[size_t(i)] = loc[size_t(i)] + s.begin * esz;
+    uint8_t* mySlice = loc[size_t(me_)] + s.begin * esz;
+    reduceInto(mySlice, ins.data(), size_, s.count, t, op);
+    if (op == RedOp::avg) scaleForAvg(mySlice, s.count, t, avgDivisor);
+    publish(&Ctl::phase, seq);
+    waitAll(&Ctl::phase, seq, d);
+    for (int i = 0; i < size_; ++i) {
+      Slice si = sliceOf(n, size_, i);
+      uint8_t* dst = user + (off + si.begin) * esz;
+      const uint8_t* src = loc[size_t(i)] + si.begin * esz;
+      if (dst != src) std::memcpy(dst, src, si.count * esz);
+    }
+    publish(&Ctl::done, seq);
+    // a member reading my buffer in place must finish before the caller may touch it again
+    if (mine.zc) waitAll(&Ctl::done, seq, d);
+    off += n;
+    first = false;
+  } while (off < count);
+  return allZc ? "rs-ag-zero-copy" : anyZc ? "rs-ag-partly-staged" : "rs-ag-staged";
+}
+
+const char* Team::reduceScatter(const void* in, void* out, size_t n, DType t, RedOp op, int avgDivisor,
+                                const Deadline& d) {
+  const size_t esz = dtypeSize(t);
+  const uint8_t* input = static_cast<const uint8_t*>(in);
+  uint8_t* output = static_cast<uint8_t*>(out);
+  // a round moves `cols` elements of each of the `size_` pieces
+  const size_t cols = std::max<size_t>(1, stagingBytes() / esz / size_t(size_));
+  OpDesc mine = describe(OpKind::reduceScatter, t, op, 0, n, in, n * size_t(size_) * esz);
+  bool allZc = true;
+  std::vector<const void*> ins(size_t(size_), nullptr);
+  size_t off = 0;
+  bool first = true;
+  do {
+    uint64_t seq = beginRound();
+    waitAll(&Ctl::done, seq - 1, d);
+    size_t c = std::min(n - off, first || !allZc ? cols : n);
+    if (!mine.zc)
+      for (int p = 0; p < size_; ++p)
+        std::memcpy(staging(me_) + size_t(p) * c * esz, input + (size_t(p) * n + off) * esz, c * esz);
+    post(mine);
+    waitAll(&Ctl::posted, seq, d);
+    if (first) {
+      validate(mine);
+      for (int i = 0; i < size_; ++i) allZc = allZc && ctl(i).desc.zc;
+      if (allZc) c = n;
+    }
+    for (int i = 0; i < size_; ++i) {
+      const OpDesc& di = i == me_ ? mine : ctl(i).desc;
+      if (di.zc) {
+        const uint8_t* base = i == me_ ? input : location(i, di);
+        ins[size_t(i)] = base + (size_t(me_) * n + off) * esz;
+      } else {
+        ins[size_t(i)] = staging(i) + size_t(me_) * c * esz;
+      }
+    }
+    if (n > 0) {
+      reduceInto(output + off * esz, ins.data(), size_, c, t, op);
+      if (op == RedOp::avg) scaleForAvg(output + off * esz, c, t, avgDivisor);
+    }
+    publish(&Ctl::done, seq);
+    if (mine.zc) waitAll(&Ctl::done, seq, d);
+    off += c;
+    first = false;
+  } while (off < n);
+  return allZc ? "direct-zero-copy" : "direct-staged";
+}
+
+const char* Team::allGather(const void* in, void* out, size_t n, DType t, const Deadline& d) {
+  const size_t esz = dtypeSize(t);
+  const uint8_t* input = static_cast<const uint8_t*>(in);
+  uint8_t* output = static_cast<uint8_t*>(out);
+  const size_t cols = std::max<size_t>(1, stagingBytes() / esz);
+  OpDesc mine = describe(OpKind::allGather, t, RedOp::sum, 0, n, in, n * esz);
+  bool allZc = true;
+  size_t off = 0;
+  bool first = true;
+  do {
+    uint64_t seq = beginRound();
+    waitAll(&Ctl::done, seq - 1, d);
+    size_t c = std::min(n - off, first || !allZc ? cols : n);
+    if (!mine.zc) std::memcpy(staging(me_), input + off * esz, c * esz);
+    post(mine);
+    waitAll(&Ctl::posted, seq, d);
+    if (first) {
+      validate(mine);
+      for (int i = 0; i < size_; ++i) allZc = allZc && ctl(i).desc.zc;
+      if (allZc) c = n;
+    }
+    for (int i = 0; i < size_; ++i) {
+      const OpDesc& di = i == me_ ? mine : ctl(i).desc;
+      const uint8_t* src = di.zc ? (i == me_ ? input : location(i, di)) + off * esz : staging(i);
+      std::memcpy(output + (size_t(i) * n + off) * esz, src, c * esz);
+    }
+    publish(&Ctl::done, seq);
+    if (mine.zc) waitAll(&Ctl::done, seq, d);
+    off += c;
+    first = false;
+  } while (off < n);
+  return allZc ? "direct-zero-copy" : "direct-staged";
+}
+
+const char* Team::broadcast(void* buf, size_t n, DType t, int root, const Deadline& d) {
+  const size_t esz = dtypeSize(t);
+  uint8_t* user = static_cast<uint8_t*>(buf);
+  const size_t cols = std::max<size_t>(1, stagingBytes() / esz);
+  OpDesc mine = describe(OpKind::broadcast, t, RedOp::sum, root, n, me_ == root ? buf : nullptr, n * esz);
+  bool rootZc = false;
+  size_t off = 0;
+  bool first = true;
+  do {
+    uint64_t seq = beginRound();
+    waitAll(&Ctl::done, seq - 1, d);
+    size_t c = std::min(n - off, first || !rootZc ? cols : n);
+    if (me_ == root && !mine.zc) std::memcpy(staging(me_), user + off * esz, c * esz);
+    post(mine);
+    if (first) {
+      waitAll(&Ctl::posted, seq, d);
+      validate(mine);
+      rootZc = ctl(root).desc.zc;
+      if (rootZc) c = n;
+    } else if (me_ != root) {
+      waitOne(root, &Ctl::posted, seq, d);
+    }
+    if (me_ != root) {
+      const OpDesc& dr = ctl(root).desc;
+      const uint8_t* src = dr.zc ? location(root, dr) + off * esz : staging(root);
+      std::memcpy(user + off * esz, src, c * esz);
+    }
+    publish(&Ctl::done, seq);
+    if (me_ == root && mine.zc) waitAll(&Ctl::done, seq, d);
+    off += c;
+    first = false;
+  } while (off < n);
+  return rootZc ? "direct-zero-copy" : "direct-staged";
+}
+
+const char* Team::barrier(const Deadline& d) {
+  uint64_t seq = beginRound();
+  waitAll(&Ctl::done, seq - 1, d);
+  OpDesc mine = describe(OpKind::barrier, DType::f32, RedOp::sum, 0, 0, nullptr, 0);
+  post(mine);
+  waitAll(&Ctl::posted, seq, d);
+  validate(mine);
+  publish(&Ctl::done, seq);
+  return "flags";
+}
+
+// ---- byte-ring channels between two members ----
+
+namespace {
+
+class ShmChannel : public Channel {
+ public:
+  ShmChannel(RingHdr* out, uint8_t* outData, Bell* myBell, RingHdr* in, uint8_t* inData, Bell* peerBell,
+             std::function<void()> checkPeer)
+      : out_(out), outData_(outData), myBell_(myBell), in_(in), inData_(inData), peerBell_(peerBell),
+        checkPeer_(std::move(checkPeer)) {}
+
+  size_t trySend(const void* data, size_t len) override {
+    uint64_t head = out_->head.load(std::memory_order_relaxed);
+    uint64_t tail = out_->tail.load(std::memory_order_acquire);
+    size_t n = std::min(len, size_t(kRingCap - (head - tail)));
+    if (n == 0) return 0;
+    size_t pos = size_t(head % kRingCap), first = std::min(n, kRingCap - pos);
+    std::memcpy(outData_ + pos, data, first);
+    std::memcpy(outData_, static_cast<const uint8_t*>(data) + first, n - first);
+    out_->head.store(head + n, std::memory_order_release);
+    ringBell(*myBell_);
+    return n;
+  }
+
+  size_t tryRecv(void* data, size_t len) override {
+    uint64_t tail = in_->tail.load(std::memory_order_relaxed);
+    uint64_t head = in_->head.load(std::memory_order_acquire);
+    size_t n = std::min(len, size_t(head - tail));
+    if (n == 0) return 0;
+    size_t pos = size_t(tail % kRingCap), first = std::min(n, kRingCap - pos);
+    std::memcpy(data, inData_ + pos, first);
+    std::memcpy(static_cast<uint8_t*>(data) + first, inData_, n - first);
+    in_->tail.store(tail + n, std::memory_order_release);
+    ringBell(*myBell_);
+    return n;
+  }
+
+  void waitReady(bool send, bool recv, int ms) override {
+    // Both directions depend on the peer (its reads free space, its writes bring data): its bell rings for both.
+    uint32_t seen = peerBell_->value.load(std::memory_order_seq_cst);
+    bool ready = (send && out_->head.load() - out_->tail.load() < kRingCap) || (recv && in_->head.load() != in_->tail.load());
+    if (ready) return;
+    checkPeer_();
+    sleepOnBell(*peerBell_, seen, ms);
+  }
+
+  void abort(const std::string&) override {}
+  const char* transportName() const override { return "shm"; }
+
+ private:
+  RingHdr* out_;
+  uint8_t* outData_;
+  Bell* myBell_;
+  RingHdr* in_;
+  uint8_t* inData_;
+  Bell* peerBell_;
+  std::function<void()> checkPeer_;
+};
+
+}  // namespace
+
+std::unique_ptr<Channel> Team::channelTo(int peer) {
+  auto* out = reinterpret_cast<RingHdr*>(bases_[size_t(me_)] + ringOffset(peer));
+  auto* in = reinterpret_cast<RingHdr*>(bases_[size_t(peer)] + ringOffset(me_));
+  auto ch = std::make_unique<ShmChannel>(out, reinterpret_cast<uint8_t*>(out + 1), &ctl(me_).bell, in,
+                                         reinterpret_cast<uint8_t*>(in + 1), &ctl(peer).bell, [this, peer] {
+                                           checkPeer(peer, Deadline::in(1 << 30));
+                                         });
+  ch->peerRank = ranks_[size_t(peer)];
+  return ch;
+}
+
+}  // namespace dtrain

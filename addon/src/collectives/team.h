@@ -1,0 +1,95 @@
+// The shared-memory team: the members of a group that live on this host. Each member owns one memfd
+// segment (control words, byte rings to every other member, a staging area) that all the others map.
+// Collectives here are the fast paths: one-step for small messages, reduce-scatter + all-gather for
+// large ones, reading peers' dist.alloc buffers in place when every member passed one (zero copy).
+#pragma once
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "collectives/channel.h"
+#include "collectives/dtype.h"
+#include "collectives/shm_region.h"
+#include "collectives/wait.h"
+
+namespace dtrain {
+
+enum class OpKind : uint32_t { allReduce = 1, reduceScatter = 2, allGather = 3, broadcast = 4, barrier = 5 };
+const char* opKindName(OpKind k);
+
+struct OpDesc {
+  OpKind kind;
+  uint8_t dtype, redop;
+  uint16_t pad;
+  int32_t root;
+  uint64_t count;
+  // the member's buffer when it lies in a dist.alloc region (zero copy), else staged
+  uint32_t zc;
+  int32_t zcPid, zcFd;
+  uint64_t zcUid, zcOff, zcSize;
+};
+
+struct TeamMemberInfo {
+  int globalRank;
+  int pid;
+  int fd;  // of its segment
+};
+
+class Team {
+ public:
+  // `me` indexes `size` members ordered by group rank. Creates this member's segment.
+  Team(int size, int me, const std::string& groupName);
+  ~Team();
+  int segmentFd() const { return own_.fd; }
+  size_t segmentSize() const { return own_.size; }
+  // Maps every other member's segment (after the store exchange of TeamMemberInfo).
+  void attach(const std::vector<TeamMemberInfo>& members);
+
+  // Each returns the algorithm's name for stats. Buffers are the caller's; counts are elements.
+  const char* allReduce(void* buf, size_t count, DType t, RedOp op, int avgDivisor, const Deadline& d);
+  const char* reduceScatter(const void* in, void* out, size_t countPerRank, DType t, RedOp op, int avgDivisor,
+                            const Deadline& d);
+  const char* allGather(const void* in, void* out, size_t countPerRank, DType t, const Deadline& d);
+  const char* broadcast(void* buf, size_t count, DType t, int root, const Deadline& d);
+  const char* barrier(const Deadline& d);
+
+  // Channel from this member to member `peer` (byte rings inside the segments).
+  std::unique_ptr<Channel> channelTo(int peer);
+  // Marks this member failed with `reason`: peers waiting on it fail at once with that reason.
+  void abort(const std::string& reason);
+
+  int size() const { return size_; }
+  int me() const { return me_; }
+
+ private:
+  struct Ctl;
+  Ctl& ctl(int i) const;
+  uint8_t* staging(int i) const;
+  uint64_t beginRound();
+  void post(const OpDesc& d);
+  void publish(std::atomic<uint64_t> Ctl::*field, uint64_t seq);
+  void waitAll(std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d, bool includeSelf = false);
+  void waitOne(int i, std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d);
+  void checkPeer(int i, const Deadline& d);
+  void validate(const OpDesc& mine);
+  OpDesc describe(OpKind k, DType t, RedOp op, int root, size_t count, const void* buf, size_t bytes);
+  // where member i's data for this round lives: its mapped dist.alloc buffer or its staging area
+  uint8_t* location(int i, const OpDesc& di);
+
+  int size_, me_;
+  std::string groupName_;
+  ShmRegion own_;
+  std::vector<uint8_t*> bases_;
+  std::vector<int> pids_, pidfds_, ranks_;
+  std::map<std::pair<int, uint64_t>, std::pair<uint8_t*, size_t>> peerAllocs_;
+  uint64_t seq_ = 0;
+  int spin_;
+};
+
+// Staging bytes per member per group (DTRAIN_SHM_STAGING_BYTES overrides); rounds are this big.
+size_t stagingBytes();
+constexpr size_t kSmallBytes = 32 * 1024;
+
+}  // namespace dtrain

@@ -1,0 +1,66 @@
+#include "collectives/wait.h"
+
+#include <linux/futex.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <thread>
+
+namespace dtrain {
+
+int Deadline::msLeft() const {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(at - Clock::now()).count();
+  return left < 0 ? 0 : int(left);
+}
+
+void ringBell(Bell& bell) {
+  bell.value.fetch_add(1, std::memory_order_seq_cst);
+  if (bell.sleepers.load(std::memory_order_seq_cst) > 0)
+    ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&bell.value), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+void sleepOnBell(Bell& bell, uint32_t seen, int ms) {
+  bell.sleepers.fetch_add(1, std::memory_order_seq_cst);
+  if (bell.value.load(std::memory_order_seq_cst) == seen) {
+    timespec ts{ms / 1000, long(ms % 1000) * 1000000L};
+    ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&bell.value), FUTEX_WAIT, seen, &ts, nullptr, 0);
+  }
+  bell.sleepers.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+int spinBudget() {
+  static const int budget = [] {
+    const char* forced = std::getenv("DTRAIN_SPIN");
+    if (forced) return std::atoi(forced);
+    const char* local = std::getenv("LOCAL_WORLD_SIZE");
+    unsigned cores = std::thread::hardware_concurrency();
+    unsigned ranks = local ? unsigned(std::atoi(local)) : 1;
+    // about 50 µs of spinning: longer than a peer's typical lag in a small op, shorter than a futex round trip matters
+    return ranks <= cores ? 20000 : 0;
+  }();
+  return budget;
+}
+
+int openPidfd(int pid) {
+#ifdef SYS_pidfd_open
+  long fd = ::syscall(SYS_pidfd_open, pid, 0);
+  return fd < 0 ? -1 : int(fd);
+#else
+  return -1;
+#endif
+}
+
+bool processAlive(int pidfd, int pid) {
+  if (pidfd >= 0) {
+    pollfd p{pidfd, POLLIN, 0};
+    return ::poll(&p, 1, 0) == 0;  // readable once the process has exited (zombies included)
+  }
+  return ::kill(pid, 0) == 0 || errno != ESRCH;
+}
+
+}  // namespace dtrain

@@ -1,0 +1,128 @@
+/**
+ * Group: the TypeScript face of one native process group (the `Group` contract of types.ts). Checks
+ * arguments, picks the dtype from the buffer (Uint16Array needs an explicit one) and hands the buffers
+ * to the addon, which completes small ops inline and large ones from its progress thread.
+ */
+import { collectivesNative, dtypeCode, reduceOpCode, type CollectivesNative, type NativeOpStat } from './native.js';
+import type { DType, Group, GroupOpStats, HostBuffer, OpOptions, ReduceOp } from './types.js';
+
+export class CollectiveUsageError extends Error {}
+
+export function dtypeOf(buf: HostBuffer, explicit: DType | undefined, what: string): DType {
+  const natural: DType | undefined =
+    buf instanceof Float32Array ? 'float32'
+    : buf instanceof Float64Array ? 'float64'
+    : buf instanceof Int32Array ? 'int32'
+    : buf instanceof BigInt64Array ? 'int64'
+    : undefined;
+  if (buf instanceof Uint16Array) {
+    if (explicit !== 'bfloat16' && explicit !== 'float16')
+      throw new CollectiveUsageError(`${what}: a Uint16Array needs { dtype: 'bfloat16' } or { dtype: 'float16' }`);
+    return explicit;
+  }
+  if (!natural) throw new CollectiveUsageError(`${what}: unsupported buffer (use Float32Array, Float64Array, Int32Array, BigInt64Array or Uint16Array)`);
+  if (explicit && explicit !== natural)
+    throw new CollectiveUsageError(`${what}: dtype '${explicit}' does not match the ${buf.constructor.name} buffer`);
+  return natural;
+}
+
+function reduceOp(op: ReduceOp | undefined, what: string): number {
+  const code = reduceOpCode[op ?? 'sum'];
+  if (code === undefined) throw new CollectiveUsageError(`${what}: unknown op '${String(op)}' (sum, avg, max, min, prod)`);
+  return code;
+}
+
+function timeout(opts: { timeoutMs?: number } | undefined): number {
+  return opts?.timeoutMs ?? 0; // 0: the job's collective_timeout
+}
+
+function groupRank(value: number, size: number, what: string, role: string): number {
+  if (!Number.isInteger(value) || value < 0 || value >= size)
+    throw new CollectiveUsageError(`${what}: ${role} ${value} is not a rank of this group (0..${size - 1})`);
+  return value;
+}
+
+export class NativeGroup implements Group {
+  private readonly native: CollectivesNative;
+
+  constructor(
+    readonly name: string,
+    readonly ranks: readonly number[],
+    readonly rank: number,
+    /** self | shm | tcp | hierarchical: where this group's members live */
+    readonly kind: string,
+    private readonly handle: number,
+  ) {
+    this.native = collectivesNative();
+  }
+
+  get size(): number {
+    return this.ranks.length;
+  }
+
+  async allReduce(buf: HostBuffer, opts?: OpOptions & { op?: ReduceOp }): Promise<void> {
+    const t = dtypeOf(buf, opts?.dtype, 'allReduce');
+    const op = reduceOp(opts?.op, 'allReduce');
+    const pending = this.native.allReduce(this.handle, buf, dtypeCode[t], op, timeout(opts));
+    if (pending) await pending;
+  }
+
+  async reduceScatter(input: HostBuffer, output: HostBuffer, opts?: OpOptions & { op?: ReduceOp }): Promise<void> {
+    const t = dtypeOf(input, opts?.dtype, 'reduceScatter');
+    if (dtypeOf(output, opts?.dtype, 'reduceScatter') !== t)
+      throw new CollectiveUsageError('reduceScatter: input and output must have the same type');
+    if (input.length !== output.length * this.size)
+      throw new CollectiveUsageError(
+        `reduceScatter: input has ${input.length} elements, expected output length ${output.length} × group size ${this.size}`,
+      );
+    const pending = this.native.reduceScatter(this.handle, input, output, dtypeCode[t], reduceOp(opts?.op, 'reduceScatter'), timeout(opts));
+    if (pending) await pending;
+  }
+
+  async allGather(input: HostBuffer, output: HostBuffer, opts?: OpOptions): Promise<void> {
+    const t = dtypeOf(input, opts?.dtype, 'allGather');
+    if (dtypeOf(output, opts?.dtype, 'allGather') !== t)
+      throw new CollectiveUsageError('allGather: input and output must have the same type');
+    if (output.length !== input.length * this.size)
+      throw new CollectiveUsageError(
+        `allGather: output has ${output.length} elements, expected input length ${input.length} × group size ${this.size}`,
+      );
+    const pending = this.native.allGather(this.handle, input, output, dtypeCode[t], timeout(opts));
+    if (pending) await pending;
+  }
+
+  async broadcast(buf: HostBuffer, opts: OpOptions & { root: number }): Promise<void> {
+    const t = dtypeOf(buf, opts?.dtype, 'broadcast');
+    const root = groupRank(opts?.root, this.size, 'broadcast', 'root');
+    const pending = this.native.broadcast(this.handle, buf, dtypeCode[t], root, timeout(opts));
+    if (pending) await pending;
+  }
+
+  async send(buf: HostBuffer, opts: OpOptions & { peer: number; tag?: number }): Promise<void> {
+    const t = dtypeOf(buf, opts?.dtype, 'send');
+    const peer = groupRank(opts?.peer, this.size, 'send', 'peer');
+    await this.native.send(this.handle, buf, dtypeCode[t], peer, opts.tag ?? 0, timeout(opts));
+  }
+
+  async recv(buf: HostBuffer, opts: OpOptions & { peer: number; tag?: number }): Promise<void> {
+    const t = dtypeOf(buf, opts?.dtype, 'recv');
+    const peer = groupRank(opts?.peer, this.size, 'recv', 'peer');
+    await this.native.recv(this.handle, buf, dtypeCode[t], peer, opts.tag ?? 0, timeout(opts));
+  }
+
+  async barrier(opts?: { timeoutMs?: number }): Promise<void> {
+    const pending = this.native.barrier(this.handle, timeout(opts));
+    if (pending) await pending;
+  }
+
+  /** What each op used so far: transport, algorithm, how many times and how many bytes. */
+  stats(): GroupOpStats[] {
+    return this.native.stats(this.handle).map((s: NativeOpStat) => ({
+      op: s.op,
+      transport: s.transport as GroupOpStats['transport'],
+      algorithm: s.algorithm,
+      count: s.count,
+      bytes: s.bytes,
+    }));
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Every op × dtype × odd lengths on worlds of 1-4 real processes, each rank checking its results
+ * against the JS reference, and stats() proving which transport and algorithm ran: shared memory on
+ * one node, TCP when every rank is on its own node, hierarchical when nodes hold several ranks.
+ */
+import t from 'tap';
+import { fixture, runWorkers, type WorkerResult } from '../../helpers/collectives-harness.js';
+
+const all = (results: WorkerResult[]) => results.map((r) => r.report);
+
+function expectClean(t: Tap.Test, results: WorkerResult[]) {
+  for (const r of results) {
+    t.equal(r.code, 0, `rank ${r.rank} exits 0`, { stderr: r.stderr.slice(-2000) });
+    t.ok(r.report, `rank ${r.rank} reports`);
+    t.same(r.report?.failures, [], `rank ${r.rank} results match the reference`);
+    t.ok(r.report?.checks > 0, `rank ${r.rank} checked elements`);
+  }
+}
+
+function algorithms(report: any, group: string, op: string): string[] {
+  return (report.stats[group] as any[]).filter((s) => s.op === op).map((s) => `${s.transport}/${s.algorithm}`).sort();
+}
+
+t.test('world of 1: every op is a local no-op or copy', async (t) => {
+  const res = await runWorkers({ nodes: [1], script: fixture('matrix.mjs') });
+  expectClean(t, res);
+  t.same(algorithms(res[0]!.report, 'world', 'allReduce'), ['self/none']);
+});
+
+for (const n of [2, 3, 4]) {
+  t.test(`${n} ranks on one node: shared memory, one-step and reduce-scatter + all-gather`, async (t) => {
+    const res = await runWorkers({ nodes: [n], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '1,7,1023,12289' } });
+    expectClean(t, res);
+    for (const r of all(res)) {
+      t.equal(r.kinds.world, 'shm');
+      t.same(algorithms(r, 'world', 'allReduce'), ['shm/one-step', 'shm/rs-ag-staged']);
+      t.same(algorithms(r, 'world', 'send'), ['shm/stream']);
+    }
+  });
+}
+
+t.test('messages bigger than the staging area go in several rounds', async (t) => {
+  const res = await runWorkers({
+    nodes: [3],
+    script: fixture('matrix.mjs'),
+    env: { COLL_LENGTHS: '50001', COLL_DTYPES: 'float32,bfloat16,int64', DTRAIN_SHM_STAGING_BYTES: '65536' },
+  });
+  expectClean(t, res);
+});
+
+t.test('dist.alloc buffers are reduced in place (zero copy)', async (t) => {
+  const res = await runWorkers({
+    nodes: [3],
+    script: fixture('matrix.mjs'),
+    env: { COLL_LENGTHS: '7,20001', COLL_DTYPES: 'float32,float64,bfloat16', COLL_ALLOC: '1' },
+  });
+  expectClean(t, res);
+  for (const r of all(res)) {
+    t.ok(algorithms(r, 'world', 'allReduce').includes('shm/rs-ag-zero-copy'), 'large allReduce read peers in place');
+    t.ok(algorithms(r, 'world', 'allGather').includes('shm/direct-zero-copy'));
+  }
+});
+
+for (const n of [2, 3]) {
+  t.test(`${n} nodes of one rank: TCP ring`, async (t) => {
+    const res = await runWorkers({ nodes: Array(n).fill(1), script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '1,7,5003' } });
+    expectClean(t, res);
+    for (const r of all(res)) {
+      t.equal(r.kinds.world, 'tcp');
+      t.same(algorithms(r, 'world', 'allReduce'), ['tcp/ring']);
+      t.same(algorithms(r, 'world', 'recv'), ['tcp/stream']);
+    }
+  });
+}
+
+t.test('two nodes of two ranks: hierarchical all-reduce', async (t) => {
+  const res = await runWorkers({ nodes: [2, 2], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '1,7,5003' } });
+  expectClean(t, res);
+  for (const r of all(res)) {
+    t.equal(r.kinds.world, 'hierarchical');
+    t.same(algorithms(r, 'world', 'allReduce'), ['hierarchical/shm-reduce+tcp-ring+shm-broadcast']);
+  }
+});
+
+t.test('uneven nodes (2 + 1): hierarchical with a lone rank', async (t) => {
+  const res = await runWorkers({ nodes: [2, 1], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '3,1001', COLL_DTYPES: 'float32,int32,float16' } });
+  expectClean(t, res);
+  for (const r of all(res)) t.equal(r.kinds.world, 'hierarchical');
+});
+
+t.test('data, pipeline and tensor groups in Megatron order (tensor 2 × pipeline 2)', async (t) => {
+  const res = await runWorkers({
+    nodes: [2, 2],
+    parallelism: { tensor: 2, pipeline: 2 },
+    script: fixture('matrix.mjs'),
+    env: { COLL_LENGTHS: '5', COLL_DTYPES: 'float32,int64', COLL_GROUPS: 'all' },
+  });
+  expectClean(t, res);
+  for (const r of all(res)) {
+    // tensor groups are node-local, pipeline stages span the two nodes, data groups too (1 rank per node)
+    t.equal(r.kinds.tensor, 'shm');
+    t.equal(r.kinds.pipeline, 'tcp');
+    t.equal(r.kinds.data, 'self');
+  }
+});
+
+t.test('newGroup: sub-groups of even and odd ranks', async (t) => {
+  const res = await runWorkers({ nodes: [4], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '9', COLL_GROUPS: 'sub' } });
+  expectClean(t, res);
+  for (const r of all(res)) t.equal(r.kinds.sub, 'shm');
+});
