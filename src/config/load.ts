@@ -140,7 +140,11 @@ export function schemaLocation(): string {
 
 /** Writes the config as written (no defaults spelled out), with the schema comment for editors. */
 export function saveConfig(loaded: LoadedConfig, file: string): void {
-  const text = `# yaml-language-server: $schema=${schemaLocation()}\n# written by dtrain from ${loaded.file}\n${toYaml(loaded.raw)}`;
+  // Paths in a config are relative to its own folder: the copy may live elsewhere, so make them absolute.
+  const doc = { ...loaded.raw };
+  if (doc.hostfile !== undefined && loaded.config.hostfile) doc.hostfile = loaded.config.hostfile;
+  if (doc.env_file !== undefined && loaded.config.env_file) doc.env_file = loaded.config.env_file;
+  const text = `# yaml-language-server: $schema=${schemaLocation()}\n# written by dtrain from ${loaded.file}\n${toYaml(doc)}`;
   try {
     writeFileSync(file, text);
   } catch (err) {

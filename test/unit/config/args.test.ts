@@ -57,3 +57,17 @@ t.test('saveConfig writes a config that loads back to the same thing', async (t)
   const back = await loadConfig(file, { cwd: process.cwd() });
   t.same({ ...back.config, name: 'dtrain' }, fromArgs.config);
 });
+
+t.test('saveConfig keeps hostfile and env_file working from another folder', async (t) => {
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  mkdirSync(join(tmp, 'a'));
+  mkdirSync(join(tmp, 'b'));
+  writeFileSync(join(tmp, 'a/hosts'), 'w0 slots=2\n');
+  writeFileSync(join(tmp, 'a/job.env'), 'X=1\n');
+  writeFileSync(join(tmp, 'a/job.yaml'), 'entrypoint: x\nhostfile: hosts\nenv_file: job.env\n');
+  const loaded = await loadConfig(join(tmp, 'a/job.yaml'));
+  saveConfig(loaded, join(tmp, 'b/copy.yaml'));
+  const back = await loadConfig(join(tmp, 'b/copy.yaml'));
+  t.same(back.config.nodes, loaded.config.nodes);
+  t.same(back.config.env, { X: '1' });
+});
