@@ -145,7 +145,13 @@ Napi::Value AdamwSimd(const Napi::CallbackInfo& info) {
   });
 }
 
-// streamLoop({ p, g, m, v, threads? }): the benchmark's bandwidth reference, 4 reads and 3 writes per element.
+// adamwThreads(request?) -> the thread count a step uses (0 or absent: OMP_NUM_THREADS, else 1).
+Napi::Value AdamwThreads(const Napi::CallbackInfo& info) {
+  const int req = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+  return Napi::Number::New(info.Env(), adamw::choose_threads(req));
+}
+
+// streamLoop({ p, g, m, v }): the benchmark's bandwidth reference, 4 reads and 3 writes per element.
 Napi::Value StreamLoop(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const Napi::Object o = options(info);
@@ -167,6 +173,7 @@ void InitOptim(Napi::Env env, Napi::Object exports) {
   exports.Set("sumSquares", Napi::Function::New(env, SumSquares, "sumSquares"));
   exports.Set("convertElements", Napi::Function::New(env, ConvertElements, "convertElements"));
   exports.Set("adamwSimd", Napi::Function::New(env, AdamwSimd, "adamwSimd"));
+  exports.Set("adamwThreads", Napi::Function::New(env, AdamwThreads, "adamwThreads"));
   exports.Set("streamLoop", Napi::Function::New(env, StreamLoop, "streamLoop"));
 }
 

@@ -42,6 +42,8 @@ export interface OptimNative {
   }): void;
   /** the path a step takes for this request ('auto' follows DTRAIN_SIMD, then the CPU) */
   adamwSimd(request?: SimdPath): 'scalar' | 'avx2';
+  /** threads a step uses for this request (0 or absent: OMP_NUM_THREADS, else 1) */
+  adamwThreads(request?: number): number;
   streamLoop(args: { p: Float32Array; g: Float32Array; m: Float32Array; v: Float32Array }): void;
 }
 

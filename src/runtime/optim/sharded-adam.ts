@@ -105,11 +105,13 @@ export class ShardedAdam {
       }
       if ((a instanceof Float32Array) !== isF32) throw new OptimizerUsageError('all params must have one element type');
     }
-    this.dtype = opts.dtype ?? (isF32 ? 'float32' : (undefined as never));
+    if (isF32 && (opts.dtype ?? 'float32') !== 'float32') {
+      throw new OptimizerUsageError(`Float32Array params cannot have dtype ${opts.dtype}`);
+    }
     if (!isF32 && opts.dtype !== 'bfloat16' && opts.dtype !== 'float16') {
       throw new OptimizerUsageError("Uint16Array params need options.dtype 'bfloat16' or 'float16'");
     }
-    if (isF32 && this.dtype !== 'float32') throw new OptimizerUsageError(`Float32Array params cannot have dtype ${this.dtype}`);
+    this.dtype = isF32 ? 'float32' : opts.dtype!;
     const stage = opts.stage ?? 1;
     if (stage !== 1 && stage !== 2) throw new OptimizerUsageError(`stage must be 1 or 2, got ${String(opts.stage)}`);
     this.stage = stage;
@@ -300,14 +302,15 @@ export class ShardedAdam {
   /** Stage 1: average the full gradients in place, bucket by bucket (zero-copy where a bucket is one fp32 array). */
   private async allReduceGrads(g: Segments): Promise<void> {
     if (this.group.size === 1) return;
-    for (const b of flatBuckets(g.numel, 4, this.bucketBytes)) {
+    const buckets = flatBuckets(g.numel, 4, this.bucketBytes);
+    for (const b of buckets) {
       const direct = g.contiguous(b);
       if (direct instanceof Float32Array) {
         await this.group.allReduce(direct, { op: 'avg' });
         continue;
       }
       const len = b.end - b.start;
-      this.reduceStaging ??= new Float32Array(Math.min(g.numel, flatBuckets(g.numel, 4, this.bucketBytes)[0]!.end));
+      this.reduceStaging ??= new Float32Array(buckets[0]!.end);
       const staging = this.reduceStaging.subarray(0, len);
       this.gradsToF32(g, b, staging, 0, len);
       await this.group.allReduce(staging, { op: 'avg' });

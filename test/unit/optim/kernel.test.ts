@@ -95,6 +95,22 @@ t.test('DTRAIN_SIMD forces the dispatch; bad requests fail with a clear message'
   t.equal(native.adamwSimd('scalar'), 'scalar', 'an explicit request beats the environment');
 });
 
+t.test('threads follow OMP_NUM_THREADS unless given', async (t) => {
+  const before = process.env.OMP_NUM_THREADS;
+  try {
+    delete process.env.OMP_NUM_THREADS;
+    t.equal(native.adamwThreads(), 1, 'unset: one thread');
+    process.env.OMP_NUM_THREADS = '3';
+    t.equal(native.adamwThreads(), 3);
+    t.equal(native.adamwThreads(2), 2, 'an explicit count wins');
+    process.env.OMP_NUM_THREADS = 'lots';
+    t.equal(native.adamwThreads(), 1, 'unparsable: one thread');
+  } finally {
+    if (before === undefined) delete process.env.OMP_NUM_THREADS;
+    else process.env.OMP_NUM_THREADS = before;
+  }
+});
+
 t.test('argument errors are exceptions, not crashes', async (t) => {
   const f = new Float32Array(8);
   const base = { param: f, paramType: 'float32' as const, grad: f, gradType: 'float32' as const, m: f, v: f, ...HYPER, step: 1 };
