@@ -367,8 +367,12 @@ async function readOwnRange(stepDir: string, m: Manifest, req: LoadRequest): Pro
           if (a < b) {
             const dst = bytesOf(view.subarray(a - viewStart, b - viewStart));
             const pos = header.dataOffset + (k * count + (a - f.start)) * 4;
-            const { bytesRead } = await fh.read(dst, 0, dst.length, pos);
-            if (bytesRead !== dst.length) throw new CheckpointError(`short read at byte ${pos}`, path);
+            // one read(2) moves at most ~2 GiB: loop until the piece is complete
+            for (let done = 0; done < dst.length; ) {
+              const { bytesRead } = await fh.read(dst, done, dst.length - done, pos + done);
+              if (bytesRead === 0) throw new CheckpointError(`ends early at byte ${pos + done}`, path);
+              done += bytesRead;
+            }
           }
           viewStart += view.length;
         }

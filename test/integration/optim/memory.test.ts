@@ -11,6 +11,7 @@ import { runWorkers } from '../../helpers/collectives-harness.js';
 
 const worker = fileURLToPath(new URL('../../fixtures/optim/zero-worker.mjs', import.meta.url));
 const built = existsSync(fileURLToPath(new URL('../../../dist/runtime/index.js', import.meta.url)));
+if (!built && process.env.DTRAIN_REQUIRE_INTEGRATION) throw new Error('dist/ is not built: run npx tsc -p . (required under CI)');
 const psi = Number(process.env.DTRAIN_OPTIM_MEMORY_PARAMS ?? 100_000_000);
 const bucketBytes = 4 << 20;
 const MiB = 1 << 20;

@@ -12,6 +12,7 @@ t.teardown(() => rmSync(work, { recursive: true, force: true }));
 
 const built = existsSync(fileURLToPath(new URL('../../../dist/runtime/index.js', import.meta.url)));
 const skip = built ? false : 'dist/ not built (npx tsc -p .)';
+if (!built && process.env.DTRAIN_REQUIRE_INTEGRATION) throw new Error('dist/ is not built: run npx tsc -p . (required under CI)');
 
 function nodes(world: number): number[] {
   // two simulated hosts when possible, so the TCP path between "nodes" is used as well as shared memory
