@@ -1,0 +1,63 @@
+// SIGINT / SIGTERM stop the job (forwarded, grace, kill; no restart; 130 / 143); a second SIGINT kills at
+// once; SIGUSR1 is forwarded and supervision goes on.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { built, fixtures, startDtrain, tempDir, waitFor } from '../../helpers/launch.js';
+
+const skip = !built() && 'run npx tsc -p . first';
+
+function start(dir: string, extra: string[] = [], env: Record<string, string> = {}) {
+  return startDtrain(
+    ['launch', '--nproc-per-node', '2', '--max-restarts', '3', '--set', 'shutdown_grace=20s', '--set', `logs.dir=${dir}/logs`, ...extra,
+      '--', process.execPath, join(fixtures, 'crash.mjs'), dir, '-1', '0'],
+    { cwd: dir, env },
+  );
+}
+
+const running = (dir: string) => existsSync(join(dir, 'pid_0')) && existsSync(join(dir, 'pid_1'));
+
+for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  t.test(`${sig} stops the job without restart, exit ${code}`, { skip }, async (t) => {
+    const dir = tempDir(t);
+    const run = start(dir, ['--json']);
+    t.ok(await waitFor(() => running(dir), 10000), 'workers started');
+    await new Promise((r) => setTimeout(r, 200));
+    run.child.kill(sig);
+    const r = await run.done;
+    t.equal(r.code, code, r.stderr);
+    t.ok(existsSync(join(dir, `got_0_${sig}`)) && existsSync(join(dir, `got_1_${sig}`)), `workers got ${sig}`);
+    const summary = JSON.parse(r.stdout);
+    t.equal(summary.exit_code, code);
+    t.equal(summary.attempts.length, 1, 'no restart after an interrupt');
+  });
+}
+
+t.test('a second SIGINT kills at once', { skip }, async (t) => {
+  const dir = tempDir(t);
+  // rank 1 ignores SIGTERM only; SIGINT makes crash.mjs exit, so use a shell that ignores INT
+  const run = startDtrain(
+    ['launch', '--nproc-per-node', '2', '--set', 'shutdown_grace=60s', '--set', `logs.dir=${dir}/logs`, '--', 'sh', '-c', `trap '' INT; echo $$ > ${dir}/pid_$RANK; sleep 60 & wait`],
+    { cwd: dir },
+  );
+  t.ok(await waitFor(() => running(dir), 10000));
+  await new Promise((r) => setTimeout(r, 200));
+  run.child.kill('SIGINT');
+  await new Promise((r) => setTimeout(r, 300));
+  run.child.kill('SIGINT');
+  const r = await run.done;
+  t.equal(r.code, 130);
+  t.ok(r.ms < 15000, `did not wait for the 60 s grace (${r.ms} ms)`);
+  t.match(r.stderr, /second SIGINT/);
+});
+
+t.test('SIGUSR1 is forwarded and supervision goes on', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const run = start(dir, ['--json'], { LIVE_MS: '1500' });
+  t.ok(await waitFor(() => running(dir), 10000));
+  await new Promise((r) => setTimeout(r, 200));
+  run.child.kill('SIGUSR1');
+  const r = await run.done;
+  t.equal(r.code, 0, r.stderr);
+  t.ok(existsSync(join(dir, 'got_0_SIGUSR1')) && existsSync(join(dir, 'got_1_SIGUSR1')), 'both workers got SIGUSR1');
+});
