@@ -197,6 +197,7 @@ export async function saveShards(dir: string, req: SaveRequest): Promise<string>
       { version: VERSION, rank: group.rank, world, start: req.shard.start, end: req.shard.end, step: req.step, arrays: [...ARRAYS] },
       req.views,
     );
+    await fsyncDir(stepDir); // the file's directory entry too, from this rank's host (shared file systems)
     const digest = Buffer.from(written.sha256, 'hex');
     record[0] = 1;
     record[1] = written.bytes;
