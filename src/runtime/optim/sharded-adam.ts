@@ -214,7 +214,8 @@ export class ShardedAdam {
   /**
    * Loads `dir` (a checkpoint root with `latest`, or one `step_N/`), re-partitioning the saved shards to this
    * group's size; restores params, m, v, master, the step counter and the hyperparameters, as torch's
-   * load_state_dict does. Returns the step directory loaded.
+   * load_state_dict does. Returns the step directory loaded. Shards are read in place: after a failed load
+   * (an error on any rank fails it on every rank) this optimizer's params and states are not to be used.
    */
   async load(dir: string): Promise<string> {
     this.enter('load');
