@@ -10,6 +10,10 @@ import { commands } from './commands.js';
 
 export async function main(argv: string[]): Promise<void> {
   const wantsJson = argv.includes('--json');
+  // `dtrain schedule ... | head`: a reader that went away is not an error worth a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
   try {
     const parser = yargs(argv)
       .scriptName('dtrain')
