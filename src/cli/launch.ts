@@ -27,7 +27,7 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
   describe: 'start a job on its nodes and supervise it',
   builder: (y: Argv) =>
     y
-      .parserConfiguration({ 'populate--': true })
+      .parserConfiguration({ 'populate--': true, 'parse-positional-numbers': false })
       .positional('config', { type: 'string', describe: 'the job config (YAML); omit it to use the torchrun-style flags' })
       .option('dry-run', { type: 'boolean', describe: 'print the plan (as dtrain validate does) and start nothing' })
       .option('json', { type: 'boolean', describe: 'print one JSON document on stdout (worker output goes to stderr)' })
@@ -47,6 +47,10 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
     const fromFlags = args.config === undefined;
     if (fromFlags && args.nprocPerNode === undefined && !extra.length) {
       throw new UsageError('name a config file, or use torchrun-style flags: dtrain launch --nproc-per-node 4 -- python3 train.py');
+    }
+    const nproc = args.nprocPerNode;
+    if (nproc !== undefined && nproc !== 'auto' && !/^[1-9]\d*$/.test(nproc)) {
+      throw new UsageError(`--nproc-per-node must be a positive integer or auto, got ${JSON.stringify(nproc)}`);
     }
     const config = await import('../config/index.js');
     const loaded = fromFlags

@@ -1,0 +1,52 @@
+// torchrun habits without a file, --save-config, and --dry-run printing exactly what validate prints.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { built, runDtrain, tempDir } from '../../helpers/launch.js';
+
+const skip = !built() && 'run npx tsc -p . first';
+
+t.test('--dry-run prints exactly what validate prints (text and --json)', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'job.yaml');
+  writeFileSync(file, 'name: dry\nentrypoint: node train.js --steps 5\nnproc_per_node: 2\n');
+  for (const json of [[], ['--json']]) {
+    const dry = await runDtrain(['launch', file, '--dry-run', ...json], { cwd: dir });
+    const val = await runDtrain(['validate', file, ...json], { cwd: dir });
+    t.equal(dry.code, 0, dry.stderr);
+    t.equal(dry.stdout, val.stdout);
+    t.ok(dry.stdout.length > 0);
+  }
+});
+
+t.test('torchrun-style flags, --save-config, and the saved file launches the same plan', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const saved = join(dir, 'saved.yaml');
+  const fromFlags = await runDtrain(['launch', '--nproc-per-node', '3', '--save-config', saved, '--dry-run', '--json', '--', 'python3', 'train.py', '--lr', '1e-3'], { cwd: dir });
+  t.equal(fromFlags.code, 0, fromFlags.stderr);
+  t.match(readFileSync(saved, 'utf8'), /nproc_per_node: 3/);
+  const fromFile = await runDtrain(['launch', saved, '--dry-run', '--json'], { cwd: dir });
+  const a = JSON.parse(fromFlags.stdout);
+  const b = JSON.parse(fromFile.stdout);
+  t.same(a.ranks.map((r: { command: string[] }) => r.command), Array(3).fill(['python3', 'train.py', '--lr', '1e-3']));
+  t.same(b.ranks.map((r: { command: string[] }) => r.command), a.ranks.map((r: { command: string[] }) => r.command));
+  t.equal(a.world_size, 3);
+});
+
+t.test('extra arguments after -- reach every worker of a config launch', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'job.yaml');
+  writeFileSync(file, `entrypoint: [sh, -c, 'echo "args:$*"', sh]\nnproc_per_node: 2\nlogs: {dir: ${dir}/logs}\n`);
+  const r = await runDtrain(['launch', file, '--', '--lr', '0.1'], { cwd: dir });
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, '[rank 1] args:--lr 0.1');
+});
+
+t.test('usage errors are one line and exit 2', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const r = await runDtrain(['launch'], { cwd: dir });
+  t.equal(r.code, 2);
+  t.match(r.stderr, /name a config file/);
+  const bad = await runDtrain(['launch', '--nproc-per-node', 'zero', '--', 'true'], { cwd: dir });
+  t.equal(bad.code, 2, bad.stderr);
+});

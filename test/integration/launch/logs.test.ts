@@ -1,0 +1,63 @@
+// Output integrity under load: 4 ranks × 100,000 lines on stdout and on stderr arrive whole, in order,
+// prefixed, nothing lost; per-rank log files hold the raw lines; and while the launcher's stdout reader
+// stalls the launcher applies backpressure instead of buffering (VmHWM < 200 MB).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { built, fixtures, startDtrain, tempDir } from '../../helpers/launch.js';
+
+const lines = 100_000;
+
+function vmHwmKb(pid: number): number {
+  try {
+    return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+function checkStream(t: typeof import("tap").default, text: string, tag: 'o' | 'e'): void {
+  const next = [0, 0, 0, 0];
+  let bad = 0;
+  const re = new RegExp(`^\\[rank (\\d)\\] ${tag}(\\d) (\\d+) x{40}$`);
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('[rank ')) continue;
+    const m = re.exec(line);
+    if (!m || m[1] !== m[2] || Number(m[3]) !== next[Number(m[1])]) {
+      bad++;
+      continue;
+    }
+    next[Number(m[1])]++;
+  }
+  t.equal(bad, 0, `${tag}: every line whole, prefixed with its own rank, in order`);
+  t.same(next, [lines, lines, lines, lines], `${tag}: nothing lost`);
+}
+
+t.test('4 × 100k lines, stalled stdout reader: whole lines, nothing lost, bounded memory', { skip: !built() && 'run npx tsc -p . first' }, async (t) => {
+  const dir = tempDir(t);
+  const run = startDtrain(
+    ['launch', '--nproc-per-node', '4', '--set', `logs.dir=${dir}/logs`, '--', process.execPath, join(fixtures, 'lines.mjs'), String(lines)],
+    { cwd: dir, stdoutPipe: true },
+  );
+  const pid = run.child.pid!;
+  let peakKb = 0;
+  const sampler = setInterval(() => (peakKb = Math.max(peakKb, vmHwmKb(pid))), 50);
+  // Stall: read nothing for 3 s while the workers write as fast as they can.
+  run.child.stdout!.pause();
+  await new Promise((r) => setTimeout(r, 3000));
+  const stalledKb = vmHwmKb(pid);
+  const chunks: Buffer[] = [];
+  run.child.stdout!.on('data', (b: Buffer) => chunks.push(b));
+  run.child.stdout!.resume();
+  const r = await run.done;
+  clearInterval(sampler);
+  t.equal(r.code, 0, 'the job succeeded');
+  checkStream(t, Buffer.concat(chunks).toString(), 'o');
+  checkStream(t, r.stderr, 'e');
+  t.ok(stalledKb > 0 && stalledKb < 200 * 1024, `VmHWM while stalled ${Math.round(stalledKb / 1024)} MB < 200 MB`);
+  t.ok(peakKb < 200 * 1024, `VmHWM peak ${Math.round(peakKb / 1024)} MB < 200 MB`);
+  const runId = readFileSync(join(dir, 'logs', (await import('node:fs')).readdirSync(join(dir, 'logs'))[0]!, 'attempt_0', 'rank_2.out'), 'utf8');
+  const fileLines = runId.split('\n');
+  t.equal(fileLines.length, lines + 1, 'rank_2.out holds every line');
+  t.equal(fileLines[lines - 1], `o2 ${lines - 1} ${'x'.repeat(40)}`, 'raw lines, no prefix, in order');
+});
