@@ -1,0 +1,81 @@
+// `dtrain agent --stdio` as remote spawners use it: hello, spec on stdin, control through the store,
+// output records on stdout; stdin EOF (controller gone) kills every worker.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import t from 'tap';
+import type { AgentEvent, AgentSpec } from '../../../src/launch/agent-contract.js';
+import { StoreControl } from '../../../src/launch/store-node.js';
+import { StoreServer } from '../../../src/store/index.js';
+import { alive, built, dtrainBin, fixtures, tempDir, waitFor } from '../../helpers/launch.js';
+
+const skip = !built() && 'run npx tsc -p . first';
+
+function spec(dir: string, port: number, jobKey: Buffer, command: string[]): AgentSpec {
+  const ranks = [0, 1].map((rank) => ({
+    rank, node_rank: 0, host: 'localhost', local_rank: rank, data: rank, pipeline: 0, tensor: 0, command,
+    env: { RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: 'auto', MASTER_PORT: 'auto', DTRAIN_STORE: 'auto', TORCHELASTIC_RUN_ID: 'auto' },
+  }));
+  return {
+    type: 'spec', run_id: 'agent-test', node: { node_rank: 0, host: 'localhost', nproc: 2, local: true }, ranks,
+    world_size: 2, nnodes: 1, workdir: dir, master: { addr: '127.0.0.1', port: 'auto' },
+    store: { kind: 'tcp', host: '127.0.0.1', port }, job_key: jobKey.toString('base64'), restarts_max: 0,
+    heartbeat_interval_ms: 200, logs: { dir: join(dir, 'logs'), ranks: 'all', tee: true },
+  };
+}
+
+async function startAgent(t: { teardown(fn: () => void): void }, s: AgentSpec) {
+  const child = spawn(process.execPath, [dtrainBin, 'agent', '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  const lines = createInterface({ input: child.stdout! });
+  const records: { type: string; [k: string]: unknown }[] = [];
+  lines.on('line', (l) => records.push(JSON.parse(l)));
+  child.stdin!.write(JSON.stringify({ type: 'hello', version: 'test' }) + '\n');
+  child.stdin!.write(JSON.stringify(s) + '\n');
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, records, exited };
+}
+
+t.test('start, events, output records, exit', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const jobKey = randomBytes(32);
+  const store = await StoreServer.start({ jobKey });
+  t.teardown(() => store.close());
+  const events: AgentEvent[] = [];
+  const control = await StoreControl.open({ host: '127.0.0.1', port: store.port, jobKey }, (e) => events.push(e), () => {}, { interval: 200, timeout: 5000 });
+  t.teardown(() => control.close());
+  const agent = await startAgent(t, spec(dir, store.port, jobKey, ['sh', '-c', 'echo "hi from $RANK port $MASTER_PORT"; exit $RANK']));
+  const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
+  handle.start(0);
+  t.ok(await waitFor(() => events.filter((e) => e.type === 'exit').length === 2, 10000), 'two exit events');
+  const started = events.find((e) => e.type === 'started');
+  t.match(started, { node_rank: 0, attempt: 0 });
+  const exits = events.filter((e) => e.type === 'exit').sort((a, b) => (a as { rank: number }).rank - (b as { rank: number }).rank);
+  t.match(exits, [{ rank: 0, exit_code: 0 }, { rank: 1, exit_code: 1 }]);
+  await handle.close();
+  t.equal(await agent.exited, 0, 'exit command: agent exits 0');
+  t.match(agent.records[0], { type: 'hello', pid: agent.child.pid });
+  const out = agent.records.filter((r) => r.type === 'out' && r.stream === 'stdout');
+  const port = (started as { master_port: number }).master_port;
+  t.same(out.map((r) => r.lines).flat().sort(), [`hi from 0 port ${port}`, `hi from 1 port ${port}`]);
+});
+
+t.test('stdin EOF: the agent kills its workers and exits 1', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const jobKey = randomBytes(32);
+  const store = await StoreServer.start({ jobKey });
+  t.teardown(() => store.close());
+  const events: AgentEvent[] = [];
+  const control = await StoreControl.open({ host: '127.0.0.1', port: store.port, jobKey }, (e) => events.push(e), () => {}, { interval: 200, timeout: 5000 });
+  t.teardown(() => control.close());
+  const agent = await startAgent(t, spec(dir, store.port, jobKey, [join(fixtures, 'escapee.sh'), dir, 'wait']));
+  control.handle(0, 'localhost', async () => {}).start(0);
+  t.ok(await waitFor(() => events.some((e) => e.type === 'started'), 10000));
+  t.ok(await waitFor(() => { try { return [0, 1].every((r) => readFileSync(join(dir, `escapee_${r}`), 'utf8').trim()); } catch { return false; } }, 5000));
+  const pids = [0, 1].flatMap((r) => ['escapee', 'worker'].map((k) => Number(readFileSync(join(dir, `${k}_${r}`), 'utf8'))));
+  agent.child.stdin!.end();
+  t.equal(await agent.exited, 1);
+  t.ok(await waitFor(() => !pids.some(alive), 3000), 'workers and setsid grandchildren gone');
+});
