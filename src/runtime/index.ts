@@ -3,3 +3,4 @@ export * from './types.js';
 export * from './init.js';
 export * from './optim/index.js';
 export * from './pipeline/index.js';
+export { DeviceBuffer } from './device/device-buffer.js';

@@ -101,7 +101,8 @@ export function probeCudaInProcess(): CudaProbe {
 
 /** Runs the probe in a child process so that a faulting driver cannot take the caller down. */
 export function probeCuda(timeoutMs = 20_000): CudaProbe {
-  const script = fileURLToPath(new URL('./probe-main.js', import.meta.url));
+  // Resolved through the package root so that it names the compiled script from src/ (tests) and dist/ alike.
+  const script = fileURLToPath(new URL('../../../dist/runtime/device/probe-main.js', import.meta.url));
   try {
     const out = execFileSync(process.execPath, [script], { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
     return JSON.parse(out) as CudaProbe;

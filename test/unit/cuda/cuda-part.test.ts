@@ -101,3 +101,13 @@ t.test('dtrain doctor --json on this machine', async (t) => {
   const human = spawnSync(process.execPath, [join(root, 'bin/dtrain'), 'doctor'], { encoding: 'utf8' });
   t.match(human.stdout, /backend auto\s+cpu/);
 });
+
+t.test('DeviceBuffer without a GPU fails with the CUDA reason, and checks its arguments first', async (t) => {
+  const { DeviceBuffer, hostDType } = await import('../../../src/runtime/device/device-buffer.js');
+  t.throws(() => DeviceBuffer.alloc('float32', -1), /non-negative integer/);
+  t.throws(() => hostDType(new Uint16Array(2)), /explicit dtype/);
+  t.equal(hostDType(new Uint16Array(2), 'bfloat16'), 'bfloat16');
+  t.equal(hostDType(new BigInt64Array(2)), 'int64');
+  if (!cudaBuildInfo().built) return;
+  t.throws(() => DeviceBuffer.alloc('float32', 16, { device: 0 }), /driver|device|CUDA/i);
+});
