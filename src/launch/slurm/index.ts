@@ -14,6 +14,7 @@ import { allocationHosts, detectSlurmAllocation, thisSlurmNode, type SlurmAlloca
 
 export { detectSlurmAllocation, allocationHosts, expandHostlist, thisSlurmNode, type SlurmAllocation } from './allocation.js';
 export { startSrunAgents, srunArgs, type SrunAgent, type SrunLaunchRequest, type SrunNode } from './srun-spawner.js';
+export { slurmRemoteSpawner, localDtrainArgv } from './remote-spawner.js';
 
 export interface AllocationApplied {
   config: JobConfig;

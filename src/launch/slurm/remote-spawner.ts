@@ -5,13 +5,14 @@
  * for the supervisor. Agents dial the controller's store directly (allocations share a network; there is
  * no SSH to forward through). A step that ends early loses its node at once, before heartbeats would.
  */
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { JobConfig } from '../../config/types.js';
 import type { RemoteSpawner } from '../controller.js';
 import { relayRecords } from '../store-node.js';
 import type { NodeHandle } from '../supervisor.js';
-import { thisSlurmNode, type SlurmAllocation } from './allocation.js';
+import type { SlurmAllocation } from './allocation.js';
 import { startSrunAgents } from './srun-spawner.js';
 
 /** This installation's dtrain, as the compute nodes run it (clusters share the file system). */
@@ -26,7 +27,8 @@ export function slurmRemoteSpawner(
   env: NodeJS.ProcessEnv = process.env,
 ): RemoteSpawner {
   return async (ctx) => {
-    const storeHost = config.rendezvous.addr !== 'auto' ? config.rendezvous.addr : thisSlurmNode(env);
+    // the name this machine gives itself: what the nodes resolve (SLURMD_NODENAME is unset on a login node)
+    const storeHost = config.rendezvous.addr !== 'auto' ? config.rendezvous.addr : hostname();
     const srunCpus = Number(env.SRUN_CPUS_PER_TASK) || allocation.cpusPerTask;
     const agents = await startSrunAgents({
       nodes: ctx.specs.map((s) => ({ node_rank: s.node.node_rank, host: s.node.host })),
@@ -48,8 +50,12 @@ export function slurmRemoteSpawner(
       });
       return ctx.control.handle(agent.node.node_rank, agent.node.host, async () => {
         released = true;
-        // After `exit` the agent ends on its own; a step that lingers is signalled through srun.
-        await Promise.race([agent.exited, new Promise((r) => setTimeout(r, 5000))]);
+        // Every worker has been reported by now, so EOF (which also ends an agent still waiting on
+        // stdin after `exit`) costs nothing; a step that lingers past 5 s is signalled through srun.
+        agent.stdin.end();
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([agent.exited, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+        clearTimeout(timer); // a pending timer would hold the controller's exit for the full 5 s
         agent.close(0);
       });
     });
