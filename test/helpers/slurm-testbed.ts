@@ -67,8 +67,17 @@ export function dtrain(args: string[], opts: { env: NodeJS.ProcessEnv; cwd: stri
  * applySlurmAllocation and writeResultFile): until it does, jobs from `dtrain submit` cannot run workers.
  */
 export function launchKnowsSlurm(): boolean {
+  return builtLaunchMentions('applySlurmAllocation');
+}
+
+/** Whether the built `dtrain launch` starts other nodes' agents with srun (slurmRemoteSpawner). */
+export function launchUsesSrun(): boolean {
+  return builtLaunchMentions('slurmRemoteSpawner');
+}
+
+function builtLaunchMentions(name: string): boolean {
   try {
-    return readFileSync(`${repoRoot}dist/cli/launch.js`, 'utf8').includes('applySlurmAllocation');
+    return readFileSync(`${repoRoot}dist/cli/launch.js`, 'utf8').includes(name);
   } catch {
     return false;
   }

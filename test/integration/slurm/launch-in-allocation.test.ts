@@ -1,0 +1,47 @@
+/**
+ * `dtrain launch` typed inside an allocation from a machine that is not one of its nodes (salloc on a
+ * login node): the hosts come from the allocation, every agent starts in its own srun step, workers get
+ * the torchrun environment there, and no step outlives the launch. The "login node" is this machine under
+ * another Slurm name (SLURMD_NODENAME), the allocation a held job the steps attach to via SLURM_JOB_ID.
+ */
+import t from 'tap';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { dtrain, launchUsesSrun, slurm, slurmSkipReason, slurmUp } from '../../helpers/slurm-testbed.js';
+
+const skip = slurmSkipReason() ?? (launchUsesSrun() ? undefined : 'dtrain launch does not start agents with srun yet (slurmRemoteSpawner not wired)');
+if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
+  t.plan(0, skip);
+} else {
+  const tb = slurmUp('alloc');
+  const dir = mkdtempSync(path.join(tmpdir(), 'dtrain-alloc-'));
+  t.teardown(() => {
+    tb.down();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const holder = slurm(tb, ['sbatch', '--parsable', '--output=/dev/null', '--wrap', 'sleep 300']).trim();
+  t.teardown(() => void slurm(tb, ['scancel', holder]));
+  const steps = () => slurm(tb, ['squeue', '-h', '-s', '-j', holder, '-o', '%i']).split('\n').filter((s) => s && !/\.(batch|extern)$/.test(s));
+
+  t.test('agents in srun steps, workers with the torchrun environment, nothing left behind', async (t) => {
+    for (let i = 0; i < 50 && slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%T']).trim() !== 'RUNNING'; i++) await sleep(200);
+    const node = slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%N']).trim();
+    mkdirSync(path.join(dir, 'out'));
+    const check = `require('node:fs').writeFileSync('out/' + process.env.RANK, JSON.stringify({ rank: process.env.RANK, world: process.env.WORLD_SIZE, local: process.env.LOCAL_RANK, master: process.env.MASTER_ADDR, step: process.env.SLURM_STEP_ID, job: process.env.SLURM_JOB_ID, store: process.env.DTRAIN_STORE }))`;
+    writeFileSync(path.join(dir, 'job.yaml'), `name: alloc\nentrypoint: ${JSON.stringify([process.execPath, '-e', check])}\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1}\n`);
+    const env = { ...tb.env, SLURM_JOB_ID: holder, SLURM_JOB_NODELIST: node, SLURM_JOB_NUM_NODES: '1', SLURMD_NODENAME: 'login-node' };
+    const r = dtrain(['launch', 'job.yaml', '--json'], { env, cwd: dir, timeoutMs: 120_000 });
+    t.equal(r.status, 0, r.stderr);
+    t.match(r.stderr, `this machine (login-node) is not one of Slurm job ${holder}'s nodes (${node}): every agent starts with srun`);
+    t.match(JSON.parse(r.stdout), { exit_code: 0, attempts: [{ ranks: [{ rank: 0, host: node }, { rank: 1, host: node }] }] });
+    for (const rank of ['0', '1']) {
+      const seen = JSON.parse(readFileSync(path.join(dir, 'out', rank), 'utf8'));
+      t.match(seen, { rank, world: '2', local: rank, master: node, job: holder, store: /^unix:/ }, `rank ${rank}`);
+      t.match(seen.step, /^[0-9]+$/, `rank ${rank} ran inside an srun step`);
+    }
+    for (let i = 0; i < 20 && steps().length; i++) await sleep(200);
+    t.same(steps(), [], 'no agent step outlives the launch');
+  });
+}
