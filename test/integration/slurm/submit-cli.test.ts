@@ -129,6 +129,25 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     t.match(doc, { job_id: id, state: 'CANCELLED', script: /cancelme-.*\.sbatch$/, output: /cancelme-.*\.out$/ });
   });
 
+  t.test('Ctrl-C stops the waiting, not the job: exit 130 and how to stop it', async (t) => {
+    const dir = mk('name: intr\nentrypoint: node w.js\nnproc_per_node: 1\nscheduler: {kind: slurm, extra: ["--hold"]}\n');
+    const child = spawn(process.execPath, [dtrainBin, 'submit', 'job.yaml', '--wait'], { cwd: dir, env: tb.env });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    let id: string | undefined;
+    for (let i = 0; i < 100 && !id; i++) {
+      id = /job (\d+) PENDING/.exec(stderr)?.[1];
+      if (!id) await sleep(100);
+    }
+    t.ok(id, stderr);
+    child.kill('SIGINT');
+    t.equal(await exited, 130);
+    t.match(stderr, `dtrain: stopped waiting; job ${id} keeps running (scancel ${id} stops it)\n`);
+    t.equal(slurm(tb, ['squeue', '-h', '-j', id!, '-o', '%T']).trim(), 'PENDING');
+    slurm(tb, ['scancel', id!]);
+  });
+
   const wired = launchKnowsSlurm();
   const e2e = wired ? {} : { skip: 'dtrain launch does not use the Slurm allocation yet (src/launch/slurm/index.ts hooks)' };
 
