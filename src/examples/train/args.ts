@@ -1,0 +1,70 @@
+/** The training program's command line (after `--` in `dtrain launch cfg.yaml -- --steps 100`). */
+import { parseArgs } from 'node:util';
+
+export interface TrainArgs {
+  steps: number;
+  globalBatch: number;
+  lr: number;
+  weightDecay: number;
+  seed: number;
+  hidden: number;
+  layers: number;
+  inputs: number;
+  classes: number;
+  trainSamples: number;
+  evalSamples: number;
+  logEvery: number;
+  checkpointDir: string | undefined;
+  checkpointEvery: number;
+  reportDir: string | undefined;
+}
+
+/** A bad command line: the program prints one line and exits 2 (the usage code dtrain itself uses). */
+export class TrainUsageError extends Error {}
+
+const numeric = {
+  steps: ['steps', 150],
+  globalBatch: ['global-batch', 64],
+  lr: ['lr', 2e-3],
+  weightDecay: ['weight-decay', 0],
+  seed: ['seed', 1234],
+  hidden: ['hidden', 96],
+  layers: ['layers', 6],
+  inputs: ['inputs', 32],
+  classes: ['classes', 8],
+  trainSamples: ['train-samples', 4096],
+  evalSamples: ['eval-samples', 1024],
+  logEvery: ['log-every', 10],
+  checkpointEvery: ['checkpoint-every', 0],
+} as const satisfies Record<string, readonly [string, number]>;
+
+const usage =
+  'options: ' +
+  Object.values(numeric)
+    .map(([flag, d]) => `--${flag} N (${d})`)
+    .join(', ') +
+  ', --checkpoint-dir DIR, --report-dir DIR';
+
+export function parseTrainArgs(argv: string[]): TrainArgs {
+  const options: Record<string, { type: 'string' }> = { 'checkpoint-dir': { type: 'string' }, 'report-dir': { type: 'string' } };
+  for (const [flag] of Object.values(numeric)) options[flag] = { type: 'string' };
+  let values: Record<string, string | undefined>;
+  try {
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+  } catch (e) {
+    throw new TrainUsageError(`${(e as Error).message}; ${usage}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, [flag, fallback]] of Object.entries(numeric)) {
+    const raw = values[flag];
+    const v = raw === undefined ? fallback : Number(raw);
+    if (!Number.isFinite(v) || v < 0) throw new TrainUsageError(`--${flag} ${raw}: expected a non-negative number`);
+    if (key !== 'lr' && key !== 'weightDecay' && !Number.isInteger(v)) throw new TrainUsageError(`--${flag} ${raw}: expected a whole number`);
+    out[key] = v;
+  }
+  const args = { ...out, checkpointDir: values['checkpoint-dir'], reportDir: values['report-dir'] } as TrainArgs;
+  if (args.checkpointEvery > 0 && !args.checkpointDir) throw new TrainUsageError('--checkpoint-every needs --checkpoint-dir');
+  if (args.layers < 4) throw new TrainUsageError(`--layers ${args.layers}: the example needs at least 4 layers`);
+  if (args.globalBatch < 1 || args.steps < 1) throw new TrainUsageError('--global-batch and --steps must be at least 1');
+  return args;
+}

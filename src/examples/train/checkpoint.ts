@@ -1,0 +1,74 @@
+/**
+ * The example's checkpoints. Layout under the checkpoint directory:
+ *   stage_S/step_N/…      ShardedAdam's checkpoint of stage S (its data group's shards of the fp32 master
+ *                         copy = the stage's layers, m and v), with its own manifest
+ *   train_step_N.json     what every rank shares: step, data position (epoch, cursor, the epoch's Rng
+ *                         state), the layer split, the global batch
+ *   latest.json           {step: N}, replaced atomically by world rank 0 after every stage committed step N
+ *
+ * Each stage's ShardedAdam also keeps its own `latest`, but stages commit one after another; only the
+ * top-level latest.json says that ALL stages have step N, so a failure between two stages' saves resumes
+ * from the previous step everywhere.
+ */
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Group, ShardedAdam } from 'dtrain';
+import type { DataPosition } from './data.js';
+
+export interface TrainState {
+  step: number;
+  data: DataPosition;
+  globalBatch: number;
+  /** [first, end) layer index per pipeline stage */
+  stages: Array<{ first: number; end: number }>;
+  seed: number;
+}
+
+const LATEST = 'latest.json';
+
+async function writeDurably(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'w', 0o644);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+export async function saveCheckpoint(
+  dir: string,
+  stage: number,
+  opt: ShardedAdam,
+  world: Group,
+  state: TrainState,
+): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await opt.save(join(dir, `stage_${stage}`));
+  await world.barrier();
+  if (world.rank === 0) {
+    await writeDurably(join(dir, `train_step_${state.step}.json`), JSON.stringify(state, null, 2) + '\n');
+    await writeDurably(join(dir, LATEST), JSON.stringify({ step: state.step }) + '\n');
+  }
+  // nobody runs ahead of the commit: a failure right after this point resumes from this step
+  await world.barrier();
+}
+
+/** The state of the last committed step, or undefined when there is none yet. */
+export async function readLatest(dir: string): Promise<TrainState | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, LATEST), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  const { step } = JSON.parse(text) as { step: number };
+  return JSON.parse(await readFile(join(dir, `train_step_${step}.json`), 'utf8')) as TrainState;
+}
+
+export async function loadCheckpoint(dir: string, stage: number, opt: ShardedAdam, state: TrainState): Promise<void> {
+  await opt.load(join(dir, `stage_${stage}`, `step_${state.step}`));
+}

@@ -1,0 +1,224 @@
+/**
+ * The end-to-end example (issue 10): an MLP classifier trained with data × pipeline parallelism and ZeRO,
+ * through the public runtime API only (`import … from 'dtrain'`).
+ *
+ *   dtrain launch configs/quickstart.yaml [-- --steps 150 --checkpoint-dir ckpt --checkpoint-every 25]
+ *
+ * Each pipeline stage holds a contiguous run of layers; each data rank takes its slice of every global batch
+ * and cuts it into the schedule's microbatches; the Pipeline runs them (1F1B by default); ShardedAdam averages
+ * the stage's gradients over the data group and updates its shard. The per-sample gradient scale is
+ * 1 / (local batch), and the data group averages, so every topology computes the gradient of the same global
+ * mean loss over the same samples. Rank (last stage, data 0) prints `step N loss X` and `eval_loss X`.
+ *
+ * Failure injection for the restart test: TRAIN_FAIL_AT_STEP=N makes rank TRAIN_FAIL_RANK (default: the last)
+ * exit 1 right after step N, on the first attempt only (TORCHELASTIC_RESTART_COUNT=0).
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { init, Pipeline, ShardedAdam, scheduleShapeFromEnv, type Dist, type PipelineArray, type ScheduleShape } from 'dtrain';
+import { parseTrainArgs, TrainUsageError, type TrainArgs } from './args.js';
+import { loadCheckpoint, readLatest, saveCheckpoint, type TrainState } from './checkpoint.js';
+import { BatchOrder, gather, makeDataset, type Samples } from './data.js';
+import { layerSpecs, partitionLayers, softmaxCrossEntropy, crossEntropySum, StageModel, type StageActivations } from './mlp.js';
+import { summariseTraffic, type Traffic } from './traffic.js';
+
+/** Above every tag the Pipeline uses for this run's shapes: the evaluation's own p2p messages. */
+const EVAL_TAG = 1 << 24;
+
+interface RankReport {
+  rank: number;
+  stage: number;
+  dataRank: number;
+  layers: number[];
+  /** sample ids this rank's microbatches carried, per step (the steps this attempt ran) */
+  samples: Record<number, number[]>;
+  traffic: Traffic;
+  paramsSha256: string;
+  stepLosses: Record<number, number>;
+  evalLoss: number | undefined;
+  firstStep: number;
+  resumedFrom: number | undefined;
+}
+
+async function main(args: TrainArgs): Promise<void> {
+  const dist = await init();
+  const pg = dist.groups.pipeline;
+  const dg = dist.groups.data;
+  const stage = pg.rank;
+  const isFirst = stage === 0;
+  const isLast = stage === pg.size - 1;
+  const printer = isLast && dg.rank === 0;
+
+  const shape: ScheduleShape = process.env.DTRAIN_SCHEDULE
+    ? scheduleShapeFromEnv(pg.size)
+    : { kind: '1f1b', stages: pg.size, microbatches: 4 };
+  const M = shape.microbatches;
+  if (args.globalBatch % (dg.size * M) !== 0)
+    throw new TrainUsageError(`--global-batch ${args.globalBatch} must split into ${dg.size} data ranks × ${M} microbatches`);
+  const localRows = args.globalBatch / dg.size;
+  const microRows = localRows / M;
+
+  const specs = layerSpecs({ inputs: args.inputs, hidden: args.hidden, layers: args.layers, classes: args.classes });
+  const split = partitionLayers(specs.length, pg.size);
+  const mine = split[stage]!;
+  const model = new StageModel(specs.slice(mine.first, mine.end), args.seed);
+  const data = makeDataset({ seed: args.seed, inputs: args.inputs, classes: args.classes, train: args.trainSamples, eval: args.evalSamples });
+  const order = new BatchOrder(args.trainSamples, args.seed);
+
+  const zero = Number(process.env.DTRAIN_ZERO_STAGE ?? '1');
+  const opt = new ShardedAdam(model.params, { group: dg, stage: zero === 2 ? 2 : 1, lr: args.lr, weightDecay: args.weightDecay });
+
+  let step = 0;
+  let resumedFrom: number | undefined;
+  if (args.checkpointDir) {
+    const saved = await readLatest(args.checkpointDir);
+    if (saved) {
+      if (JSON.stringify(saved.stages) !== JSON.stringify(split) || saved.globalBatch !== args.globalBatch || saved.seed !== args.seed)
+        throw new TrainUsageError(`the checkpoint in ${args.checkpointDir} is for another layer split, batch or seed`);
+      await loadCheckpoint(args.checkpointDir, stage, opt, saved);
+      order.restore(saved.data);
+      step = saved.step;
+      resumedFrom = step;
+      if (printer) console.log(`resumed from step ${step}`);
+    }
+  }
+
+  let micro: Samples[] = [];
+  let microIds: Int32Array[] = [];
+  const pipe = new Pipeline({
+    group: pg,
+    schedule: shape,
+    activationSize: (vs) => microRows * specs[split[vs]!.end - 1]!.outputs,
+    forward: (input: PipelineArray | null, mb: number) => {
+      const x = isFirst ? micro[mb]!.x : (input as Float32Array);
+      const { output, saved } = model.forward(x, microRows);
+      if (!isLast) return { output, saved };
+      const { loss, grad } = softmaxCrossEntropy(output, micro[mb]!.y, microRows, args.classes, 1 / localRows);
+      return { loss, saved: { acts: saved, grad } };
+    },
+    backward: (gradOutput: PipelineArray | null, _mb: number, stashed) => {
+      if (isLast) {
+        const { acts, grad } = stashed.saved as { acts: StageActivations; grad: Float32Array };
+        return model.backward(grad, acts);
+      }
+      return model.backward(gradOutput as Float32Array, stashed.saved as StageActivations);
+    },
+  });
+
+  const report: RankReport = {
+    rank: dist.rank,
+    stage,
+    dataRank: dg.rank,
+    layers: specs.slice(mine.first, mine.end).map((l) => l.index),
+    samples: {},
+    traffic: { p2pSentBytes: 0, p2pRecvBytes: 0, collectiveBytes: 0, byGroup: {} },
+    paramsSha256: '',
+    stepLosses: {},
+    evalLoss: undefined,
+    firstStep: step + 1,
+    resumedFrom,
+  };
+  const failAt = Number(process.env.TRAIN_FAIL_AT_STEP ?? 0);
+  const failRank = Number(process.env.TRAIN_FAIL_RANK ?? dist.worldSize - 1);
+  const firstAttempt = (process.env.TORCHELASTIC_RESTART_COUNT ?? '0') === '0';
+
+  await dist.groups.world.barrier();
+  const started = performance.now();
+  const stepsAtStart = step;
+  while (step < args.steps) {
+    const ids = order.next(args.globalBatch);
+    const local = ids.subarray(dg.rank * localRows, (dg.rank + 1) * localRows);
+    microIds = Array.from({ length: M }, (_, m) => local.subarray(m * microRows, (m + 1) * microRows));
+    micro = microIds.map((mb) => gather(data.train, mb, args.inputs));
+    model.grads.fill(0);
+    const result = await pipe.step();
+    await opt.step(model.grads);
+    step++;
+    report.samples[step] = Array.from(local);
+    if (isLast) {
+      const mean = new Float64Array([result.loss!]);
+      await dg.allReduce(mean, { op: 'avg' });
+      report.stepLosses[step] = mean[0]!;
+      if (printer && (step === 1 || step % args.logEvery === 0 || step === args.steps)) console.log(`step ${step} loss ${mean[0]!.toFixed(4)}`);
+    }
+    if (args.checkpointDir && args.checkpointEvery > 0 && step % args.checkpointEvery === 0) {
+      const state: TrainState = { step, data: order.position(), globalBatch: args.globalBatch, stages: split, seed: args.seed };
+      await saveCheckpoint(args.checkpointDir, stage, opt, dist.groups.world, state);
+    }
+    if (firstAttempt && failAt === step && dist.rank === failRank) {
+      console.error(`rank ${dist.rank}: injected failure after step ${step} (TRAIN_FAIL_AT_STEP)`);
+      process.exit(1);
+    }
+  }
+  await dist.groups.world.barrier();
+  const seconds = (performance.now() - started) / 1000;
+
+  report.evalLoss = await evaluate(dist, model, data.eval, args, split);
+  report.paramsSha256 = createHash('sha256').update(new Uint8Array(model.params.buffer, model.params.byteOffset, model.params.byteLength)).digest('hex');
+  report.traffic = summariseTraffic(dist.stats());
+  const samplesSeen = Object.values(report.samples).reduce((n, s) => n + s.length, 0);
+  console.log(
+    `rank ${dist.rank} stage ${stage} data ${dg.rank}: layers ${report.layers.join(',')}, ${samplesSeen} samples ` +
+      `(ids ${firstIds(report.samples)}), sent p2p ${report.traffic.p2pSentBytes} B, collectives ${report.traffic.collectiveBytes} B`,
+  );
+  if (printer) {
+    const trained = (step - stepsAtStart) * args.globalBatch;
+    console.log(`eval_loss ${report.evalLoss!.toFixed(6)}`);
+    console.log(`train_seconds ${seconds.toFixed(2)} samples_per_second ${(trained / seconds).toFixed(1)}`);
+  }
+  if (args.reportDir) {
+    await mkdir(args.reportDir, { recursive: true });
+    await writeFile(join(args.reportDir, `rank-${dist.rank}.json`), JSON.stringify(report) + '\n');
+  }
+  await dist.close();
+}
+
+function firstIds(samples: Record<number, number[]>): string {
+  const first = Object.values(samples)[0] ?? [];
+  return first.slice(0, 4).join(',') + (first.length > 4 ? ',…' : '');
+}
+
+/**
+ * Forward only over the fixed evaluation set: data rank d takes its slice, stages hand activations on with
+ * plain send/recv, the last stage sums the losses over the data group. Returns the mean on the last stage.
+ */
+async function evaluate(
+  dist: Dist,
+  model: StageModel,
+  set: Samples,
+  args: TrainArgs,
+  split: Array<{ first: number; end: number }>,
+): Promise<number | undefined> {
+  const pg = dist.groups.pipeline;
+  const dg = dist.groups.data;
+  const rows = Math.ceil(set.rows / dg.size);
+  const from = Math.min(set.rows, dg.rank * rows);
+  const to = Math.min(set.rows, from + rows);
+  const mineRows = to - from;
+  let x: Float32Array;
+  if (pg.rank === 0) x = set.x.slice(from * args.inputs, to * args.inputs);
+  else {
+    x = new Float32Array(mineRows * model.inputs);
+    await pg.recv(x, { peer: pg.rank - 1, tag: EVAL_TAG });
+  }
+  const out = model.forward(x, mineRows).output;
+  if (pg.rank < pg.size - 1) {
+    await pg.send(out, { peer: pg.rank + 1, tag: EVAL_TAG });
+    return undefined;
+  }
+  void split;
+  const total = new Float64Array([crossEntropySum(out, set.y.subarray(from, to), mineRows, args.classes)]);
+  await dg.allReduce(total, { op: 'sum' });
+  return total[0]! / set.rows;
+}
+
+try {
+  await main(parseTrainArgs(process.argv.slice(2)));
+} catch (e) {
+  if (e instanceof TrainUsageError) {
+    console.error(`train: ${e.message}`);
+    process.exit(2);
+  }
+  throw e;
+}

@@ -1,0 +1,217 @@
+/**
+ * The example's model: a stack of fully connected layers with ReLU between them and a softmax cross-entropy
+ * head, forward and backward written out over Float32Arrays (sums accumulated in doubles). A stage holds a
+ * contiguous run of layers whose weights and biases live in ONE flat Float32Array (and the gradients in
+ * another), because that is what ShardedAdam shards.
+ *
+ * Each layer is initialised from its own seeded stream (seed, layer index), so a layer gets the same values
+ * whichever stage holds it: the one-process run and the pipelined run start from the same model.
+ */
+import { Rng } from './rng.js';
+
+export interface LayerSpec {
+  index: number;
+  inputs: number;
+  outputs: number;
+  /** ReLU after this layer (every layer but the head) */
+  relu: boolean;
+}
+
+export interface ModelSpec {
+  inputs: number;
+  hidden: number;
+  /** number of linear layers, head included */
+  layers: number;
+  classes: number;
+}
+
+export function layerSpecs(m: ModelSpec): LayerSpec[] {
+  if (m.layers < 2) throw new RangeError('the model needs at least 2 layers');
+  return Array.from({ length: m.layers }, (_, i) => ({
+    index: i,
+    inputs: i === 0 ? m.inputs : m.hidden,
+    outputs: i === m.layers - 1 ? m.classes : m.hidden,
+    relu: i !== m.layers - 1,
+  }));
+}
+
+export function layerParams(l: LayerSpec): number {
+  return l.outputs * l.inputs + l.outputs;
+}
+
+/** Contiguous layer ranges per stage, as even as possible by count; earlier stages take the remainder. */
+export function partitionLayers(layers: number, stages: number): Array<{ first: number; end: number }> {
+  if (stages > layers) throw new RangeError(`${stages} pipeline stages cannot split ${layers} layers`);
+  const out: Array<{ first: number; end: number }> = [];
+  let first = 0;
+  for (let s = 0; s < stages; s++) {
+    const n = Math.floor(layers / stages) + (s < layers % stages ? 1 : 0);
+    out.push({ first, end: first + n });
+    first += n;
+  }
+  return out;
+}
+
+interface LayerView {
+  spec: LayerSpec;
+  /** outputs × inputs, row-major */
+  w: Float32Array;
+  b: Float32Array;
+  gw: Float32Array;
+  gb: Float32Array;
+}
+
+/** What a stage's forward keeps for its backward: each layer's input and (ReLU layers) its output. */
+export interface StageActivations {
+  rows: number;
+  inputs: Float32Array[];
+  outputs: Float32Array[];
+}
+
+export class StageModel {
+  readonly params: Float32Array;
+  readonly grads: Float32Array;
+  readonly layers: LayerView[];
+
+  constructor(
+    readonly specs: readonly LayerSpec[],
+    seed: number,
+  ) {
+    const total = specs.reduce((n, l) => n + layerParams(l), 0);
+    this.params = new Float32Array(total);
+    this.grads = new Float32Array(total);
+    let at = 0;
+    this.layers = specs.map((spec) => {
+      const nw = spec.outputs * spec.inputs;
+      const view: LayerView = {
+        spec,
+        w: this.params.subarray(at, at + nw),
+        b: this.params.subarray(at + nw, at + nw + spec.outputs),
+        gw: this.grads.subarray(at, at + nw),
+        gb: this.grads.subarray(at + nw, at + nw + spec.outputs),
+      };
+      at += layerParams(spec);
+      // torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases
+      const rng = Rng.fromSeed(seed, 0x1a7e, spec.index);
+      const bound = 1 / Math.sqrt(spec.inputs);
+      for (let i = 0; i < view.w.length; i++) view.w[i] = (2 * rng.uniform() - 1) * bound;
+      for (let i = 0; i < view.b.length; i++) view.b[i] = (2 * rng.uniform() - 1) * bound;
+      return view;
+    });
+  }
+
+  get inputs(): number {
+    return this.specs[0]!.inputs;
+  }
+
+  get outputs(): number {
+    return this.specs[this.specs.length - 1]!.outputs;
+  }
+
+  forward(x: Float32Array, rows: number): { output: Float32Array; saved: StageActivations } {
+    const saved: StageActivations = { rows, inputs: [], outputs: [] };
+    let h = x;
+    for (const l of this.layers) {
+      saved.inputs.push(h);
+      h = linearForward(l, h, rows);
+      saved.outputs.push(h);
+    }
+    return { output: h, saved };
+  }
+
+  /** Accumulates into this.grads; returns the gradient of the stage's input. */
+  backward(gradOutput: Float32Array, saved: StageActivations): Float32Array {
+    let g = gradOutput;
+    for (let k = this.layers.length - 1; k >= 0; k--) {
+      const l = this.layers[k]!;
+      if (l.spec.relu) {
+        const out = saved.outputs[k]!;
+        const masked = new Float32Array(g.length);
+        for (let i = 0; i < g.length; i++) masked[i] = out[i]! > 0 ? g[i]! : 0;
+        g = masked;
+      }
+      g = linearBackward(l, saved.inputs[k]!, g, saved.rows);
+    }
+    return g;
+  }
+}
+
+function linearForward(l: LayerView, x: Float32Array, rows: number): Float32Array {
+  const { inputs: nin, outputs: nout, relu } = l.spec;
+  const y = new Float32Array(rows * nout);
+  for (let r = 0; r < rows; r++) {
+    const xo = r * nin;
+    for (let o = 0; o < nout; o++) {
+      const wo = o * nin;
+      let acc = l.b[o]!;
+      for (let i = 0; i < nin; i++) acc += x[xo + i]! * l.w[wo + i]!;
+      y[r * nout + o] = relu && acc < 0 ? 0 : acc;
+    }
+  }
+  return y;
+}
+
+function linearBackward(l: LayerView, x: Float32Array, gy: Float32Array, rows: number): Float32Array {
+  const { inputs: nin, outputs: nout } = l.spec;
+  const gx = new Float64Array(rows * nin);
+  for (let o = 0; o < nout; o++) {
+    const wo = o * nin;
+    let gb = 0;
+    for (let r = 0; r < rows; r++) {
+      const g = gy[r * nout + o]!;
+      if (g === 0) continue;
+      gb += g;
+      const xo = r * nin;
+      for (let i = 0; i < nin; i++) gx[xo + i]! += g * l.w[wo + i]!;
+    }
+    l.gb[o]! += gb;
+  }
+  // weight gradient: rows summed per element in a double, in row order (the same order on every topology)
+  const col = new Float64Array(nin);
+  for (let o = 0; o < nout; o++) {
+    col.fill(0);
+    for (let r = 0; r < rows; r++) {
+      const g = gy[r * nout + o]!;
+      if (g === 0) continue;
+      const xo = r * nin;
+      for (let i = 0; i < nin; i++) col[i]! += g * x[xo + i]!;
+    }
+    const wo = o * nin;
+    for (let i = 0; i < nin; i++) l.gw[wo + i]! += col[i]!;
+  }
+  return Float32Array.from(gx);
+}
+
+/**
+ * Softmax cross-entropy over `rows` logits: the mean loss, and the gradient of (sum of losses × scale),
+ * so a caller averaging over a whole local batch passes scale = 1 / local batch rows.
+ */
+export function softmaxCrossEntropy(
+  logits: Float32Array,
+  labels: Int32Array,
+  rows: number,
+  classes: number,
+  scale: number,
+): { loss: number; grad: Float32Array } {
+  const grad = new Float32Array(rows * classes);
+  let total = 0;
+  for (let r = 0; r < rows; r++) {
+    const o = r * classes;
+    let max = -Infinity;
+    for (let c = 0; c < classes; c++) max = Math.max(max, logits[o + c]!);
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += Math.exp(logits[o + c]! - max);
+    const label = labels[r]!;
+    total += Math.log(sum) + max - logits[o + label]!;
+    for (let c = 0; c < classes; c++) {
+      const p = Math.exp(logits[o + c]! - max) / sum;
+      grad[o + c] = (p - (c === label ? 1 : 0)) * scale;
+    }
+  }
+  return { loss: total / rows, grad };
+}
+
+/** Sum of the per-row losses (for the evaluation, which averages over all ranks' rows itself). */
+export function crossEntropySum(logits: Float32Array, labels: Int32Array, rows: number, classes: number): number {
+  return softmaxCrossEntropy(logits, labels, rows, classes, 0).loss * rows;
+}
