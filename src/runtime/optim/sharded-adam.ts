@@ -31,6 +31,15 @@ export interface ShardedAdamOptions {
   simd?: SimdPath;
   /** kernel threads; default OMP_NUM_THREADS, else 1 */
   threads?: number;
+  /**
+   * Where communication buffers come from: pass `dist.alloc` so the bucket buffers and the stage-2 gradient
+   * shard live in shared memory and same-host collectives copy less. Default: ordinary typed arrays.
+   */
+  alloc?: BufferAllocator;
+}
+
+export interface BufferAllocator {
+  <T extends Float32Array | Uint16Array>(type: { new (buffer: ArrayBuffer, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number }, length: number): T;
 }
 
 /** What this rank holds, in bytes. `states` is what stateBytes reports. */
@@ -51,9 +60,7 @@ function elementBytes(t: ParamDType): number {
   return t === 'float32' ? 4 : 2;
 }
 
-function allocate(t: ParamDType, n: number): Elements {
-  return t === 'float32' ? new Float32Array(n) : new Uint16Array(n);
-}
+const plainAllocator: BufferAllocator = (type, length) => new type(new ArrayBuffer(length * type.BYTES_PER_ELEMENT), 0, length);
 
 function positive(name: string, x: number | undefined, fallback: number): number {
   const v = x ?? fallback;
@@ -91,6 +98,7 @@ export class ShardedAdam {
   private gatherOut: Elements | undefined;
   private readonly simd: SimdPath;
   private readonly threads: number;
+  private readonly alloc: BufferAllocator;
   private busy = false;
 
   constructor(params: Elements | readonly Elements[], opts: ShardedAdamOptions) {
@@ -130,6 +138,7 @@ export class ShardedAdam {
     this.bucketBytes = Math.floor(positive('bucketBytes', opts.bucketBytes, DEFAULT_BUCKET_BYTES));
     this.simd = opts.simd ?? 'auto';
     this.threads = opts.threads ?? 0;
+    this.alloc = opts.alloc ?? plainAllocator;
 
     this.native = optimNative();
     this.native.adamwSimd(this.simd); // a forced path this CPU lacks fails here, not mid-training
@@ -311,7 +320,7 @@ export class ShardedAdam {
         continue;
       }
       const len = b.end - b.start;
-      this.reduceStaging ??= new Float32Array(buckets[0]!.end);
+      this.reduceStaging ??= this.alloc(Float32Array, buckets[0]!.end);
       const staging = this.reduceStaging.subarray(0, len);
       this.gradsToF32(g, b, staging, 0, len);
       await this.group.allReduce(staging, { op: 'avg' });
@@ -326,14 +335,14 @@ export class ShardedAdam {
   /** Stage 2: each bucket gathers every rank's chunk of its shard into one buffer; reduce-scatter averages it. */
   private async reduceScatterGrads(g: Segments): Promise<void> {
     const { world, shardSize } = this.partition;
-    this.gradShard ??= new Float32Array(shardSize);
+    this.gradShard ??= this.alloc(Float32Array, shardSize);
     if (world === 1) {
       this.gradsToF32(g, this.shard, this.gradShard, 0, shardSize);
       return;
     }
     const buckets = shardBuckets(this.partition, 4, this.bucketBytes);
     const chunk = buckets[0]!.end;
-    this.reduceStaging ??= new Float32Array(world * chunk);
+    this.reduceStaging ??= this.alloc(Float32Array, world * chunk);
     for (const b of buckets) {
       const len = b.end - b.start;
       const staging = this.reduceStaging.subarray(0, world * len);
@@ -408,8 +417,9 @@ export class ShardedAdam {
     if (world === 1) return;
     const buckets = shardBuckets(this.partition, elementBytes(this.dtype), this.bucketBytes);
     const chunk = buckets[0]!.end;
-    this.gatherIn ??= allocate(this.dtype, chunk);
-    this.gatherOut ??= allocate(this.dtype, world * chunk);
+    const type = this.dtype === 'float32' ? Float32Array : Uint16Array;
+    this.gatherIn ??= this.alloc<Elements>(type, chunk);
+    this.gatherOut ??= this.alloc<Elements>(type, world * chunk);
     const numel = this.params.numel;
     const me = this.group.rank;
     const opts = this.dtype === 'float32' ? {} : { dtype: this.dtype };

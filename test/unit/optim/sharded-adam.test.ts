@@ -194,3 +194,22 @@ t.test('16-bit gradients in a list of arrays: staged through fp32, same result o
     }
   }
 });
+
+t.test('communication buffers come from options.alloc (dist.alloc in workers); states do not', async (t) => {
+  const { groups } = createLoopbackGroups(2);
+  const made: Array<[string, number]> = [];
+  const results = await onEveryRank(groups, async (group, rank) => {
+    const opt = new ShardedAdam(randomArray(1000, 1), {
+      group, stage: 2, ...opts, bucketBytes: 1024,
+      alloc: (type, length) => {
+        if (rank === 0) made.push([type.name, length]);
+        return new type(new ArrayBuffer(length * type.BYTES_PER_ELEMENT), 0, length);
+      },
+    });
+    await opt.step(localGrads(1000, rank, 1));
+    return opt.memory();
+  });
+  t.same(made.map(([name]) => name).sort(), ['Float32Array', 'Float32Array', 'Float32Array', 'Float32Array'], 'grad shard, reduce staging, gather in/out');
+  const total = made.reduce((s, [, len]) => s + 4 * len, 0);
+  t.equal(total, results[0]!.gradShard + results[0]!.buffers, 'memory() accounts for exactly those buffers');
+});
