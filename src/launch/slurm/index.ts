@@ -35,15 +35,25 @@ export async function applySlurmAllocation(config: JobConfig, env: NodeJS.Proces
     warnings.push(`scheduler.nodes is ${config.nodes.length} but Slurm job ${allocation.jobId} has ${hosts.length} node(s): using the allocation`);
   }
   const me = thisSlurmNode(env);
+  // nproc_per_node auto without gpus_per_node was a guess; the GPUs Slurm gave this node settle it
+  const gpus = template.nproc_assumed ? allocatedGpus(env) : undefined;
   const nodes: NodeConfig[] = hosts.map((host) => {
-    const node: NodeConfig = { host, nproc: template.nproc, local: host === me };
-    if (template.nproc_assumed) node.nproc_assumed = true;
+    const node: NodeConfig = { host, nproc: gpus ?? template.nproc, local: host === me };
+    if (template.nproc_assumed && gpus === undefined) node.nproc_assumed = true;
     return node;
   });
   if (!nodes.some((n) => n.local)) {
     warnings.push(`this machine (${me}) is not one of Slurm job ${allocation.jobId}'s nodes (${allocation.nodelist}): every agent starts with srun`);
   }
   return { config: { ...config, nodes }, allocation, warnings };
+}
+
+/** GPUs Slurm allocated on this node: SLURM_GPUS_ON_NODE, else the CUDA_VISIBLE_DEVICES it set. */
+export function allocatedGpus(env: NodeJS.ProcessEnv): number | undefined {
+  const n = Number(env.SLURM_GPUS_ON_NODE);
+  if (Number.isInteger(n) && n > 0) return n;
+  const cvd = env.CUDA_VISIBLE_DEVICES?.split(',').filter((d) => d.trim() !== '');
+  return cvd && cvd.length > 0 && !cvd.includes('-1') ? cvd.length : undefined;
 }
 
 /** What the result file holds: the launch summary, or `{exit_code, error}` when the launch stopped before it had one. */

@@ -30,3 +30,38 @@ t.test('one srun step per node, pinned to it, agent in stdio mode', async (t) =>
   t.same(args.slice(args.indexOf('--')), ['--', '/n/node', '/d/bin/dtrain', 'agent', '--stdio']);
   for (const a of ['--nodes=1', '--ntasks=1', '--nodelist=n2', '--overlap', '--chdir=/w', '--cpus-per-task=16']) t.ok(args.includes(a), a);
 });
+
+t.test('inside an allocation the placeholder nodes become its hosts', async (t) => {
+  const { applySlurmAllocation, allocatedGpus } = await import('../../../src/launch/slurm/index.js');
+  const { loadConfig } = await import('../../../src/config/index.js');
+  const path = await import('node:path');
+  const load = async (yaml: string) => {
+    const dir = t.testdir({ 'job.yaml': yaml });
+    return (await loadConfig(path.join(dir, 'job.yaml'), { cwd: dir })).config;
+  };
+  // no scontrol on this PATH: the built-in hostlist expansion stands in
+  const env = { PATH: '/nonexistent', SLURM_JOB_ID: '9', SLURM_JOB_NODELIST: 'gpu[1-3]', SLURM_JOB_NUM_NODES: '3', SLURMD_NODENAME: 'gpu1' };
+
+  const fixed = await load('entrypoint: x\nnproc_per_node: 4\nscheduler: {kind: slurm, nodes: 3}\n');
+  const a = await applySlurmAllocation(fixed, env);
+  t.same(a.config.nodes.map((n) => [n.host, n.nproc, n.local]), [['gpu1', 4, true], ['gpu2', 4, false], ['gpu3', 4, false]]);
+  t.same(a.warnings, []);
+  t.equal(a.allocation?.jobId, '9');
+
+  const auto = await load('entrypoint: x\nscheduler: {kind: slurm, nodes: 2}\n');
+  const b = await applySlurmAllocation(auto, { ...env, SLURM_GPUS_ON_NODE: '8' });
+  t.same(b.config.nodes.map((n) => [n.nproc, n.nproc_assumed ?? false]), [[8, false], [8, false], [8, false]]);
+  t.match(b.warnings, [/scheduler.nodes is 2 but Slurm job 9 has 3 node\(s\): using the allocation/]);
+
+  const listed = await load('entrypoint: x\nnodes: [{host: a}, {host: b}]\nscheduler: {kind: slurm}\n');
+  t.equal((await applySlurmAllocation(listed, env)).config, listed, 'explicit nodes are left alone');
+  t.equal((await applySlurmAllocation(fixed, { PATH: '/nonexistent' })).config, fixed, 'outside Slurm nothing changes');
+
+  const elsewhere = await applySlurmAllocation(fixed, { ...env, SLURMD_NODENAME: 'login1' });
+  t.same(elsewhere.config.nodes.map((n) => n.local), [false, false, false]);
+  t.match(elsewhere.warnings, [/this machine \(login1\) is not one of Slurm job 9's nodes \(gpu\[1-3\]\): every agent starts with srun/]);
+
+  t.equal(allocatedGpus({ CUDA_VISIBLE_DEVICES: '0,1' }), 2);
+  t.equal(allocatedGpus({ CUDA_VISIBLE_DEVICES: '' }), undefined);
+  t.equal(allocatedGpus({}), undefined);
+});
