@@ -49,8 +49,9 @@ export class NodeAgent {
     private readonly console: OutputSink | null,
   ) {
     this.wrapper = ensureExecWrapper();
-    // Orphans of a killed shepherd come back here, where sweep() finds them by pid.
-    processAddon()?.setChildSubreaper();
+    // Orphans of a killed shepherd come back here, where sweepDescendants() finds them by pid. Deferred:
+    // loading the addon is not on the path to the first worker, and no orphan can exist before one runs.
+    setImmediate(() => processAddon()?.setChildSubreaper());
     this.baseEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !privateEnv.test(k)) this.baseEnv[k] = v;
   }
@@ -110,8 +111,9 @@ export class NodeAgent {
       ).then(async (exits: WorkerExit[]) => {
         clearTimeout(this.current?.killTimer);
         await Promise.all(files.map((f) => f.end()));
-        // Anything still here escaped a shepherd that was killed itself: end it by pid.
-        sweepDescendants();
+        // A shepherd killed itself (not by us) leaves orphans; they came here (subreaper): end them by pid.
+        // Scanning /proc costs ~20 ms, so only then.
+        if (workers.some((w) => !w.cleanExit)) sweepDescendants();
         void exits;
         if (this.current?.attempt === attempt) this.current = null;
       });

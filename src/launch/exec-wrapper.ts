@@ -1,10 +1,10 @@
 /**
  * Where the per-worker shepherd `dtrain-exec` lives (addon/src/process/exec-wrapper.c explains what it
- * does). The addon build produces it next to the addon; when it is missing (an addon built before the
- * shepherd existed) it is compiled here once, with the same C compiler node-gyp used, into the same place.
+ * does). It is a single C file compiled here, on first use and whenever its source is newer, with the
+ * system C compiler (the one node-gyp uses for the addon) into the addon's build folder.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { StartError } from '../util/errors.js';
 
@@ -18,7 +18,7 @@ export const killAllSignal = 35;
 let checked = false;
 
 export function ensureExecWrapper(): string {
-  if (checked || existsSync(execWrapperPath)) {
+  if (checked || upToDate()) {
     checked = true;
     return execWrapperPath;
   }
@@ -35,4 +35,14 @@ export function ensureExecWrapper(): string {
   }
   checked = true;
   return execWrapperPath;
+}
+
+/** Present, and not older than its source (a checkout with a newer shepherd rebuilds it). */
+function upToDate(): boolean {
+  if (!existsSync(execWrapperPath)) return false;
+  try {
+    return statSync(execWrapperPath).mtimeMs >= statSync(source).mtimeMs;
+  } catch {
+    return true; // no source shipped: use the binary as it is
+  }
 }

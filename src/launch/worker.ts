@@ -47,6 +47,8 @@ export class Worker {
   readonly done: Promise<WorkerExit>;
   /** resolves once the worker's pid is known (or it could not start) */
   readonly ready: Promise<void>;
+  /** the shepherd reported that the worker and all it left behind are gone (else it was killed itself) */
+  cleanExit = false;
   private readonly stderrTail: string[] = [];
   private ended = false;
 
@@ -62,9 +64,12 @@ export class Worker {
     if (shepherd) supervisedPids.add(shepherd);
     const pidPipe = this.child.stdio[3] as Readable | null;
     this.ready = new Promise((resolve) => {
+      let status = '';
       pidPipe?.on('data', (b: Buffer) => {
-        const reported = Number.parseInt(b.toString(), 10);
+        status += b.toString();
+        const reported = Number.parseInt(status, 10);
         if (reported > 0) this.pid = reported;
+        if (status.endsWith('done\n')) this.cleanExit = true;
         resolve();
       });
       pidPipe?.on('close', () => resolve());

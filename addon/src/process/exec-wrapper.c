@@ -18,7 +18,9 @@
  *  - when the worker exits, kills whatever it left behind (group and descendants), reaps everything,
  *    then exits the way the worker did: same exit code, or the same signal (without a core file).
  * Descendants are found by walking /proc/<pid>/stat parent links from this process: by pid, never by name.
- * The worker's pid is written to fd 3 when fd 3 is open (the agent reports it in failure summaries).
+ * Status pipe (fd 3, when open; close-on-exec so the worker never holds it): "<worker pid>\n" once the
+ * worker runs, then "done\n" once everything it left behind is gone. A shepherd that ends without
+ * "done" was killed itself, and the agent sweeps its orphans.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -138,7 +140,7 @@ int main(int argc, char **argv) {
   setpgid(worker, worker); /* both sides set it: no window where a signal to -worker misses */
   char line[32];
   int len = snprintf(line, sizeof line, "%d\n", (int)worker);
-  if (write(3, line, (size_t)len) == len) close(3);
+  int status_fd = write(3, line, (size_t)len) == len ? 3 : -1;
 
   int status = 0, worker_done = 0;
   for (;;) {
@@ -151,13 +153,18 @@ int main(int argc, char **argv) {
       while ((p = waitpid(-1, &st, WNOHANG)) > 0)
         if (p == worker) status = st, worker_done = 1;
       if (!worker_done) continue;
-      /* the worker is gone: nothing it started may outlive it */
+      /* The worker is gone: nothing it started may outlive it. Orphans are reparented here, so with
+         no child left there is no descendant left either, and /proc need not be scanned. */
       for (;;) {
+        p = waitpid(-1, &st, WNOHANG);
+        if (p < 0 && errno == ECHILD) break;
+        if (p > 0) continue;
         kill(-worker, SIGKILL);
         kill_descendants();
         p = waitpid(-1, &st, 0);
-        if (p < 0 && errno == ECHILD) exit_like(status);
       }
+      if (status_fd >= 0 && write(status_fd, "done\n", 5) != 5) status_fd = -1;
+      exit_like(status);
     } else if (sig == kill_all) {
       kill(-worker, SIGKILL);
       kill_descendants();
