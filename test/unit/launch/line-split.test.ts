@@ -1,0 +1,33 @@
+import t from 'tap';
+import { lastLines, LineSplitter, linesOf } from '../../../src/launch/line-split.js';
+
+t.test('whole lines only, carried across chunks', async (t) => {
+  const s = new LineSplitter();
+  t.equal(s.push(Buffer.from('ab')), null);
+  t.equal(s.push(Buffer.from('c\nde'))?.toString(), 'abc\n');
+  t.equal(s.push(Buffer.from('f\ng\nh'))?.toString(), 'def\ng\n');
+  t.equal(s.flush()?.toString(), 'h\n');
+  t.equal(s.flush(), null);
+});
+
+t.test('a line over the cap is cut rather than held without bound', async (t) => {
+  const s = new LineSplitter(8);
+  t.equal(s.push(Buffer.from('0123')), null);
+  t.equal(s.push(Buffer.from('456789'))?.toString(), '0123456789\n');
+  t.equal(s.push(Buffer.from('x\n'))?.toString(), 'x\n');
+});
+
+t.test('multi-byte characters split across chunks stay intact', async (t) => {
+  const s = new LineSplitter();
+  const bytes = Buffer.from('héllo\n');
+  t.equal(s.push(bytes.subarray(0, 2)), null);
+  t.same(linesOf(s.push(bytes.subarray(2))!), ['héllo']);
+});
+
+t.test('lastLines and linesOf', async (t) => {
+  const block = Buffer.from('a\nb\nc\nd\n');
+  t.same(lastLines(block, 2), ['c', 'd']);
+  t.same(lastLines(block, 10), ['a', 'b', 'c', 'd']);
+  t.same(linesOf(block), ['a', 'b', 'c', 'd']);
+  t.same(linesOf(Buffer.from('\n')), ['']);
+});
