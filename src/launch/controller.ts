@@ -127,6 +127,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
       shutdownGraceMs: config.shutdown_grace,
       logDir: join(logsRoot, runId),
       nodes,
+      ranksPerNode: plan.nodes.map((n) => n.nproc),
       onRunning: (n, world, attempt) => progress.running(n, world, attempt),
       onRestart: (attempt, cause, backoffMs) =>
         progress.note(

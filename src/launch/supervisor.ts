@@ -28,6 +28,8 @@ export interface SupervisorOptions {
   shutdownGraceMs: number;
   logDir: string;
   nodes: NodeHandle[];
+  /** how many ranks each node runs, by node rank (an attempt ends when each node reported them all or is gone) */
+  ranksPerNode: number[];
   /** progress: how many workers run in this attempt */
   onRunning?: (running: number, world: number, attempt: number) => void;
   onRestart?: (attempt: number, cause: RootCause, backoffMs: number) => void;
@@ -48,6 +50,8 @@ interface AttemptState {
   started: number;
   rootCause: RootCause | null;
   stopping: boolean;
+  exitsByNode: Map<number, number>;
+  goneNodes: Set<number>;
   errors: string[];
   finished: () => void;
 }
@@ -72,6 +76,7 @@ export class Supervisor {
     } else if (ev.type === 'exit') {
       const { type: _t, node_rank: _n, attempt: _a, ...exit } = ev;
       s.exits.set(exit.rank, exit);
+      s.exitsByNode.set(ev.node_rank, (s.exitsByNode.get(ev.node_rank) ?? 0) + 1);
       s.running = Math.max(0, s.running - 1);
       if (failed(exit) && !s.rootCause && !this.interrupted) {
         s.rootCause = { ...exit, attempt: s.attempt };
@@ -148,6 +153,7 @@ export class Supervisor {
     return new Promise((resolve) => {
       const s: AttemptState = {
         attempt, exits: new Map(), running: 0, started: 0, rootCause: null, stopping: false, errors: [],
+        exitsByNode: new Map(), goneNodes: new Set(),
         finished: () => resolve(s),
       };
       this.state = s;
@@ -164,19 +170,17 @@ export class Supervisor {
     for (const n of this.opts.nodes) n.stop(s.attempt, sig, this.opts.shutdownGraceMs);
   }
 
-  private readonly goneNodes = new Set<string>();
-
   private nodeGone(s: AttemptState, nodeRank: number): void {
-    this.goneNodes.add(`${s.attempt}/${nodeRank}`);
+    s.goneNodes.add(nodeRank);
     this.maybeFinished(s);
   }
 
+  /** Done when every node either reported all its ranks or is gone (lost, or could not start them). */
   private maybeFinished(s: AttemptState): void {
-    // Every rank reported, or every node that did not report all its ranks is gone.
-    const expected = this.opts.worldSize;
-    if (s.exits.size >= expected) return s.finished();
-    const goneCount = [...this.goneNodes].filter((k) => k.startsWith(`${s.attempt}/`)).length;
-    if (goneCount > 0 && s.running === 0 && (goneCount >= this.opts.nodes.length || s.exits.size >= s.started)) s.finished();
+    const done = this.opts.nodes.every(
+      (n) => s.goneNodes.has(n.nodeRank) || (s.exitsByNode.get(n.nodeRank) ?? 0) >= (this.opts.ranksPerNode[n.nodeRank] ?? 0),
+    );
+    if (done) s.finished();
   }
 
   private backoff(): Promise<void> {

@@ -33,7 +33,7 @@ class ScriptedNode implements NodeHandle {
 }
 
 function supervise(nodes: ScriptedNode[], restartsMax = 0) {
-  const sup = new Supervisor({ runId: 'r', worldSize: nodes.reduce((n, x) => n + x.ranks.length, 0), restartsMax, backoffMs: 1, shutdownGraceMs: 10, logDir: '/l', nodes });
+  const sup = new Supervisor({ runId: 'r', worldSize: nodes.reduce((n, x) => n + x.ranks.length, 0), restartsMax, backoffMs: 1, shutdownGraceMs: 10, logDir: '/l', nodes, ranksPerNode: nodes.map((n) => n.ranks.length) });
   for (const n of nodes) n.sup = sup;
   return sup;
 }
