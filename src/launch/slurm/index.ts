@@ -10,6 +10,7 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import type { JobConfig, NodeConfig } from '../../config/types.js';
+import { UsageError } from '../../util/errors.js';
 import { allocationHosts, detectSlurmAllocation, thisSlurmNode, type SlurmAllocation } from './allocation.js';
 
 export { detectSlurmAllocation, allocationHosts, expandHostlist, thisSlurmNode, type SlurmAllocation } from './allocation.js';
@@ -22,9 +23,24 @@ export interface AllocationApplied {
   warnings: string[];
 }
 
-export async function applySlurmAllocation(config: JobConfig, env: NodeJS.ProcessEnv = process.env): Promise<AllocationApplied> {
+/**
+ * `dryRun`: outside an allocation, keep the placeholders (the plan shows `<slurm node i>`) instead of
+ * failing: only running the job needs real hosts.
+ */
+export async function applySlurmAllocation(
+  config: JobConfig,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { dryRun?: boolean } = {},
+): Promise<AllocationApplied> {
   const allocation = detectSlurmAllocation(env);
-  if (!allocation || !config.nodes.every((n) => n.from_allocation)) return { config, warnings: [] };
+  const placeholders = config.nodes.length > 0 && config.nodes.every((n) => n.from_allocation);
+  if (!allocation && placeholders && !opts.dryRun) {
+    const kind = config.scheduler?.kind ?? 'slurm';
+    throw new UsageError(
+      `${config.name}: the nodes come from a ${kind} allocation: run dtrain submit${kind === 'slurm' ? ', or dtrain launch inside one (salloc)' : ''}, or list nodes in the config`,
+    );
+  }
+  if (!allocation || !placeholders) return { config, warnings: [] };
   const warnings: string[] = [];
   if (allocation.inStep) {
     warnings.push(`running inside Slurm step ${env.SLURM_JOB_ID}.${env.SLURM_STEP_ID}: the agents' srun steps will nest in it; run dtrain launch from the batch script or salloc shell instead`);

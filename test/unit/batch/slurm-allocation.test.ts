@@ -55,7 +55,12 @@ t.test('inside an allocation the placeholder nodes become its hosts', async (t) 
 
   const listed = await load('entrypoint: x\nnodes: [{host: a}, {host: b}]\nscheduler: {kind: slurm}\n');
   t.equal((await applySlurmAllocation(listed, env)).config, listed, 'explicit nodes are left alone');
-  t.equal((await applySlurmAllocation(fixed, { PATH: '/nonexistent' })).config, fixed, 'outside Slurm nothing changes');
+  t.equal((await applySlurmAllocation(listed, { PATH: '/nonexistent' })).config, listed, 'outside Slurm nothing changes');
+  await t.rejects(applySlurmAllocation(fixed, { PATH: '/nonexistent' }), {
+    message: 'job: the nodes come from a slurm allocation: run dtrain submit, or dtrain launch inside one (salloc), or list nodes in the config',
+    exitCode: 2,
+  });
+  t.equal((await applySlurmAllocation(fixed, { PATH: '/nonexistent' }, { dryRun: true })).config, fixed, 'a dry run shows the placeholders');
 
   const elsewhere = await applySlurmAllocation(fixed, { ...env, SLURMD_NODENAME: 'login1' });
   t.same(elsewhere.config.nodes.map((n) => n.local), [false, false, false]);
