@@ -23,18 +23,18 @@ export interface TrainArgs {
 export class TrainUsageError extends Error {}
 
 const numeric = {
-  steps: ['steps', 150],
-  globalBatch: ['global-batch', 64],
-  lr: ['lr', 2e-3],
+  steps: ['steps', 300],
+  globalBatch: ['global-batch', 128],
+  lr: ['lr', 3e-3],
   weightDecay: ['weight-decay', 0],
   seed: ['seed', 1234],
   hidden: ['hidden', 96],
   layers: ['layers', 6],
   inputs: ['inputs', 32],
   classes: ['classes', 8],
-  trainSamples: ['train-samples', 4096],
+  trainSamples: ['train-samples', 16384],
   evalSamples: ['eval-samples', 1024],
-  logEvery: ['log-every', 10],
+  logEvery: ['log-every', 25],
   checkpointEvery: ['checkpoint-every', 0],
 } as const satisfies Record<string, readonly [string, number]>;
 

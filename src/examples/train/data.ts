@@ -43,7 +43,7 @@ export function makeDataset(spec: DatasetSpec): { train: Samples; eval: Samples 
       for (let j = 0; j < TEACHER_HIDDEN; j++) {
         let acc = 0;
         for (let i = 0; i < spec.inputs; i++) acc += w1[j * spec.inputs + i]! * row[i]!;
-        h[j] = Math.tanh(2 * acc);
+        h[j] = Math.tanh(acc);
       }
       let best = 0;
       let bestScore = -Infinity;

@@ -132,6 +132,7 @@ async function main(args: TrainArgs): Promise<void> {
     microIds = Array.from({ length: M }, (_, m) => local.subarray(m * microRows, (m + 1) * microRows));
     micro = microIds.map((mb) => gather(data.train, mb, args.inputs));
     model.grads.fill(0);
+    opt.lr = learningRate(args, step);
     const result = await pipe.step();
     await opt.step(model.grads);
     step++;
@@ -172,6 +173,12 @@ async function main(args: TrainArgs): Promise<void> {
     await writeFile(join(args.reportDir, `rank-${dist.rank}.json`), JSON.stringify(report) + '\n');
   }
   await dist.close();
+}
+
+/** Cosine decay from --lr to a tenth of it over the run: a function of the step alone, so resuming needs no state. */
+function learningRate(args: TrainArgs, step: number): number {
+  const progress = Math.min(1, step / Math.max(1, args.steps - 1));
+  return args.lr * (0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * progress)));
 }
 
 function firstIds(samples: Record<number, number[]>): string {
