@@ -68,17 +68,36 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
         })
       : await config.loadConfig(args.config!, { sets: args.set ?? [] });
     if (args.saveConfig) config.saveConfig(loaded, args.saveConfig);
+    // Inside a Slurm allocation (or for a config whose nodes come from one) the hosts are the allocation's.
+    const slurmRelevant = loaded.config.nodes.some((n) => n.from_allocation) || process.env.SLURM_JOB_ID !== undefined;
+    const slurm = slurmRelevant ? await import('../launch/slurm/index.js') : null;
+    const applied = slurm ? await slurm.applySlurmAllocation(loaded.config, process.env, { dryRun: Boolean(args.dryRun) }) : null;
+    const jobConfig = applied?.config ?? loaded.config;
     const { buildPlan, planDocument, renderPlanTable } = await import('../plan/index.js');
-    const plan = buildPlan(loaded, { extraArgs: fromFlags ? [] : extra });
+    const plan = buildPlan({ ...loaded, config: jobConfig }, { extraArgs: fromFlags ? [] : extra });
     if (args.dryRun) {
       if (args.json) process.stdout.write(JSON.stringify(planDocument(plan), null, 2) + '\n');
       else process.stdout.write(renderPlanTable(plan));
       for (const w of plan.warnings) process.stderr.write(`warning: ${w}\n`);
       return;
     }
-    for (const w of plan.warnings) process.stderr.write(`warning: ${w}\n`);
+    for (const w of [...plan.warnings, ...(applied?.warnings ?? [])]) process.stderr.write(`warning: ${w}\n`);
     const { launchJob } = await import('../launch/controller.js');
-    const summary = await launchJob({ config: loaded.config, plan, json: Boolean(args.json) });
-    if (args.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+    const needsRemote = plan.nodes.some((n) => !n.local);
+    const remote = !needsRemote
+      ? undefined
+      : applied?.allocation
+        ? slurm!.slurmRemoteSpawner(jobConfig, applied.allocation)
+        : (await import('../launch/ssh/remote-spawner.js')).sshRemoteSpawner(jobConfig);
+    try {
+      const summary = await launchJob({ config: jobConfig, plan, json: Boolean(args.json), remote });
+      slurm?.writeResultFile(summary);
+      if (args.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+    } catch (err) {
+      // `dtrain submit --wait` reads the outcome from the result file: write it for failures too.
+      const e = err as { exitCode?: number; message?: string; summary?: object };
+      slurm?.writeResultFile({ exit_code: e.exitCode ?? 1, error: e.message, ...(e.summary ?? {}) });
+      throw err;
+    }
   },
 };
