@@ -206,7 +206,12 @@ class WorkerConnection {
 
   private reply(res: Message): void {
     if (this.closed) return;
-    this.socket.write(frame(encodeBody(res.code, res.id, res.args)));
+    const ok = this.socket.write(frame(encodeBody(res.code, res.id, res.args)));
+    // A worker that stops reading its answers must not make the agent buffer without bound.
+    if (!ok && !this.socket.isPaused()) {
+      this.socket.pause();
+      this.socket.once('drain', () => !this.closed && this.socket.resume());
+    }
   }
 }
 
