@@ -1,0 +1,117 @@
+// The example's pure parts: the MLP's backward against finite differences, a model split into stages computing
+// exactly what the whole model computes, the data order resuming where it stopped, the command line.
+import t from 'tap';
+import { parseTrainArgs, TrainUsageError } from '../../../src/examples/train/args.js';
+import { BatchOrder, gather, makeDataset } from '../../../src/examples/train/data.js';
+import { layerSpecs, partitionLayers, softmaxCrossEntropy, StageModel } from '../../../src/examples/train/mlp.js';
+import { Rng } from '../../../src/examples/train/rng.js';
+
+const spec = { inputs: 5, hidden: 7, layers: 4, classes: 3 };
+
+function lossOf(model: StageModel, x: Float32Array, y: Int32Array, rows: number): number {
+  return softmaxCrossEntropy(model.forward(x, rows).output, y, rows, spec.classes, 1).loss;
+}
+
+t.test('backward matches central finite differences of the mean loss', async (t) => {
+  const model = new StageModel(layerSpecs(spec), 7);
+  const data = makeDataset({ seed: 3, inputs: spec.inputs, classes: spec.classes, train: 6, eval: 1 });
+  const rows = 6;
+  const { output, saved } = model.forward(data.train.x, rows);
+  const { grad } = softmaxCrossEntropy(output, data.train.y, rows, spec.classes, 1 / rows);
+  model.grads.fill(0);
+  model.backward(grad, saved);
+  const rng = Rng.fromSeed(99);
+  let worst = 0;
+  for (let k = 0; k < 40; k++) {
+    const i = rng.below(model.params.length);
+    const keep = model.params[i]!;
+    const h = 1e-2;
+    model.params[i] = keep + h;
+    const up = lossOf(model, data.train.x, data.train.y, rows);
+    model.params[i] = keep - h;
+    const down = lossOf(model, data.train.x, data.train.y, rows);
+    model.params[i] = keep;
+    const fd = (up - down) / (2 * h);
+    worst = Math.max(worst, Math.abs(fd - model.grads[i]!) / Math.max(1e-2, Math.abs(fd)));
+  }
+  t.ok(worst < 2e-2, `worst relative gradient error ${worst}`);
+});
+
+t.test('two stages compute bit for bit what the whole model computes', async (t) => {
+  const specs = layerSpecs({ ...spec, layers: 6 });
+  const whole = new StageModel(specs, 11);
+  const [a, b] = partitionLayers(6, 2).map((r) => new StageModel(specs.slice(r.first, r.end), 11));
+  t.same(Array.from(a!.params).concat(Array.from(b!.params)), Array.from(whole.params), 'each layer initialised from its own stream');
+  const data = makeDataset({ seed: 5, inputs: spec.inputs, classes: spec.classes, train: 8, eval: 1 });
+  const ref = whole.forward(data.train.x, 8);
+  const mid = a!.forward(data.train.x, 8);
+  const out = b!.forward(mid.output, 8);
+  t.same(out.output, ref.output);
+  const g = softmaxCrossEntropy(ref.output, data.train.y, 8, spec.classes, 1 / 8).grad;
+  whole.backward(g, ref.saved);
+  a!.backward(b!.backward(g, out.saved), mid.saved);
+  t.same(Array.from(a!.grads).concat(Array.from(b!.grads)), Array.from(whole.grads));
+});
+
+t.test('layers are split into contiguous, covering, balanced ranges', async (t) => {
+  t.same(partitionLayers(6, 2), [{ first: 0, end: 3 }, { first: 3, end: 6 }]);
+  t.same(partitionLayers(7, 3), [{ first: 0, end: 3 }, { first: 3, end: 5 }, { first: 5, end: 7 }]);
+  t.same(partitionLayers(4, 1), [{ first: 0, end: 4 }]);
+  t.throws(() => partitionLayers(2, 3), /cannot split/);
+});
+
+t.test('the data set is deterministic and uses every class', async (t) => {
+  const s = { seed: 1, inputs: 8, classes: 4, train: 2000, eval: 100 };
+  const one = makeDataset(s);
+  const two = makeDataset(s);
+  t.same(one.train.x, two.train.x);
+  t.same(one.eval.y, two.eval.y);
+  const counts = new Array(4).fill(0);
+  for (const y of one.train.y) counts[y]++;
+  t.ok(counts.every((c) => c > 100), `class counts ${counts}`);
+  t.not(makeDataset({ ...s, seed: 2 }).train.x[0], one.train.x[0]);
+  const batch = gather(one.train, [3, 1], 8);
+  t.same(Array.from(batch.x.subarray(0, 8)), Array.from(one.train.x.subarray(24, 32)));
+  t.equal(batch.y[1], one.train.y[1]);
+});
+
+t.test('batch order: each epoch is a permutation, and a restored position continues identically', async (t) => {
+  const order = new BatchOrder(16, 42);
+  const epoch = [...order.next(8), ...order.next(8)].sort((x, y) => x - y);
+  t.same(epoch, Array.from({ length: 16 }, (_, i) => i));
+  const reference = new BatchOrder(16, 42);
+  const stream: number[][] = [];
+  for (let i = 0; i < 7; i++) stream.push(Array.from(reference.next(4)));
+  const first = new BatchOrder(16, 42);
+  for (let i = 0; i < 5; i++) first.next(4); // stops mid-epoch 1
+  const resumed = new BatchOrder(16, 42);
+  resumed.restore(JSON.parse(JSON.stringify(first.position())));
+  t.same([Array.from(resumed.next(4)), Array.from(resumed.next(4))], stream.slice(5, 7));
+  t.throws(() => order.next(5), /must divide/);
+});
+
+t.test('rng state round-trips and streams differ by seed', async (t) => {
+  const a = Rng.fromSeed(1, 2);
+  a.nextU32();
+  const b = Rng.fromState(a.state());
+  t.same([a.nextU32(), a.nextU32()], [b.nextU32(), b.nextU32()]);
+  t.not(Rng.fromSeed(1).nextU32(), Rng.fromSeed(2).nextU32());
+  t.throws(() => Rng.fromState([1, 2, 3]), /four 32-bit words/);
+});
+
+t.test('command line: defaults, overrides, clear errors', async (t) => {
+  const d = parseTrainArgs([]);
+  t.equal(d.steps, 300);
+  t.equal(d.layers, 6);
+  t.equal(parseTrainArgs(['--steps', '40', '--lr', '1e-3']).lr, 1e-3);
+  t.throws(() => parseTrainArgs(['--steps', 'x']), /--steps x: expected a non-negative number/);
+  try {
+    parseTrainArgs(['--steps', '-1']);
+    t.fail('negative steps accepted');
+  } catch (e) {
+    t.ok(e instanceof TrainUsageError, 'usage errors have their own class (the program exits 2 on them)');
+  }
+  t.throws(() => parseTrainArgs(['--layers', '3']), /at least 4 layers/);
+  t.throws(() => parseTrainArgs(['--checkpoint-every', '5']), /needs --checkpoint-dir/);
+  t.throws(() => parseTrainArgs(['--bogus']), /Unknown option/);
+});
