@@ -50,7 +50,22 @@ export function testbedUp(count: number, tag: string): Testbed {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const desc = JSON.parse(out) as Omit<Testbed, 'down'>;
-  return { ...desc, down: () => void spawnSync(script, ['down', '--prefix', prefix], { stdio: 'ignore' }) };
+  let isUp = true;
+  const down = () => {
+    if (!isUp) return;
+    isUp = false;
+    spawnSync(script, ['down', '--prefix', prefix], { stdio: 'ignore' });
+  };
+  // tap ends a test that runs past its timeout with SIGALRM (and a user with SIGINT): take the hosts down
+  // then too, or their namespaces and sshds outlive the test.
+  for (const sig of ['SIGALRM', 'SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      down();
+      process.kill(process.pid, sig);
+    });
+  }
+  process.once('exit', down);
+  return { ...desc, down };
 }
 
 /** Runs a command inside a host's network namespace (e.g. to cut its link). */

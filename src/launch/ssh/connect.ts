@@ -218,6 +218,15 @@ function connectOne(target: SshTarget, opts: ConnectOptions, sock?: Duplex): Pro
 }
 
 /**
+ * A polite end (SSH disconnect, then FIN), then a hard close: to a host whose network is gone the FIN is
+ * never answered, and the half-closed socket would keep the controller alive for minutes.
+ */
+function endSoon(client: Client): void {
+  client.end();
+  setTimeout(() => client.destroy(), 1000).unref();
+}
+
+/**
  * Connections to ProxyJump hosts, shared by every node behind them (as OpenSSH's ControlMaster would): 100
  * nodes behind one bastion make one connection to it, not 100 handshakes against its MaxStartups.
  * Keyed by the whole path to the hop; closed when the last node using it closes.
@@ -241,7 +250,7 @@ export class JumpPool {
     const hop = this.hops.get(key);
     if (!hop || --hop.refs > 0) return;
     this.hops.delete(key);
-    hop.client.then((c) => c.end(), () => undefined);
+    hop.client.then(endSoon, () => undefined);
   }
 }
 
@@ -260,7 +269,7 @@ export async function connect(target: SshTarget, opts: ConnectOptions, pool = ne
   const held: string[] = [];
   let client: Client | undefined;
   const closeAll = () => {
-    client?.end();
+    if (client) endSoon(client);
     for (const key of held.reverse()) pool.release(key);
   };
   try {

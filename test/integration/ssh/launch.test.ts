@@ -1,0 +1,191 @@
+/**
+ * `dtrain launch` across SSH hosts, end to end on real sshd hosts (network namespaces): the controller,
+ * the store, `dtrain agent --stdio` on every host (this checkout's bin/dtrain over the shared file system),
+ * dtrain-exec workers, supervision. The remote hook is src/launch/ssh/remote-spawner.ts.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import t from 'tap';
+import { loadConfig } from '../../../src/config/index.js';
+import { launchJob } from '../../../src/launch/controller.js';
+import { sshRemoteSpawner } from '../../../src/launch/ssh/remote-spawner.js';
+import { buildPlan } from '../../../src/plan/index.js';
+import { JobFailedError, StartError } from '../../../src/util/errors.js';
+import { inHost, repoRoot, skipReason, strayPids, testbedUp } from '../../helpers/ssh-testbed.js';
+
+const skip = skipReason() ?? (existsSync(join(repoRoot, 'dist/cli/main.js')) ? undefined : 'needs a built dist/ (npm run build)');
+if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
+  t.plan(0, skip);
+  process.exit(0);
+}
+
+const bed = testbedUp(2, 'tl');
+t.teardown(() => bed.down());
+const [h1, h2] = bed.hosts as [(typeof bed.hosts)[0], (typeof bed.hosts)[0]];
+const scratch = mkdtempSync(join(tmpdir(), 'dtrain-ssh-launch-'));
+t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
+
+function yamlString(s: string): string {
+  return JSON.stringify(s);
+}
+
+async function launch(name: string, body: string, env: Record<string, string> = {}, knownHosts = bed.known_hosts) {
+  const file = join(scratch, `${name}.yaml`);
+  writeFileSync(
+    file,
+    [
+      `name: ${name}`,
+      `workdir: ${yamlString(scratch)}`,
+      'ssh:',
+      '  user: root',
+      `  identity_file: ${yamlString(bed.client_key)}`,
+      `  known_hosts: ${yamlString(knownHosts)}`,
+      `  remote_dtrain: ${yamlString(join(repoRoot, 'bin/dtrain'))}`,
+      '  connect_timeout: 5s',
+      'heartbeat: {interval: 500ms, timeout: 3s}',
+      'shutdown_grace: 2s',
+      `logs: {dir: ${yamlString(join(scratch, 'logs'))}}`,
+      body,
+    ].join('\n'),
+  );
+  const loaded = await loadConfig(file, { sets: [] });
+  const plan = buildPlan(loaded);
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let stdout = '';
+  let stderr = '';
+  out.on('data', (d) => (stdout += d));
+  err.on('data', (d) => (stderr += d));
+  const saved: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(env)) {
+    saved[k] = process.env[k];
+    process.env[k] = v;
+  }
+  try {
+    const summary = await launchJob({ config: loaded.config, plan, json: true, out, err, remote: sshRemoteSpawner(loaded.config, err) });
+    return { summary, error: undefined, stdout, stderr };
+  } catch (error) {
+    return { summary: (error as { summary?: unknown }).summary, error: error as Error, stdout, stderr };
+  } finally {
+    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+}
+
+const nodes = (slots: [number, number]) => `nodes: [{host: "${h1.address}", slots: ${slots[0]}}, {host: "${h2.address}", slots: ${slots[1]}}]`;
+
+t.test('ranks on the right hosts with the right environment, output relayed with the host', async (t) => {
+  const probe = join(scratch, 'probe.js');
+  writeFileSync(
+    probe,
+    `const os = require('os'); const e = process.env;
+console.log(JSON.stringify({ host: os.hostname(), rank: e.RANK, local: e.LOCAL_RANK, world: e.WORLD_SIZE, group: e.GROUP_RANK,
+  master: e.MASTER_ADDR, store: e.DTRAIN_STORE, nccl: e.NCCL_DEBUG, fwd: e.NCCL_SOCKET_IFNAME, odd: e.ODD, cwd: process.cwd(), argv: process.argv.slice(2),
+  secret: Object.keys(e).filter((k) => /KEY|SECRET|TOKEN/.test(k)) }));`,
+  );
+  const r = await launch(
+    'placement',
+    [nodes([2, 1]), `entrypoint: [${yamlString(process.execPath)}, ${yamlString(probe)}, "a b", "$(x);'q'"]`, `env: {NCCL_DEBUG: WARN, ODD: "it's \\"$(x)\\"; y"}`].join('\n'),
+    { NCCL_DEBUG: 'INFO', NCCL_SOCKET_IFNAME: 'eth0' },
+  );
+  t.equal(r.error?.message, undefined, r.error ? r.stderr : 'launched and finished');
+  const docs = r.stderr.split('\n').flatMap((l) => {
+    const m = /(\{"host".*\})\s*$/.exec(l);
+    return m ? [{ line: l, doc: JSON.parse(m[1]!) }] : [];
+  });
+  t.equal(docs.length, 3, r.stderr);
+  const byRank = new Map(docs.map((d) => [Number(d.doc.rank), d]));
+  t.same([0, 1, 2].map((k) => byRank.get(k)?.doc.host), [h1.name, h1.name, h2.name], 'ranks 0,1 on node 0, rank 2 on node 1');
+  for (const [rank, { doc, line }] of byRank) {
+    t.match(doc, { world: '3', local: String(rank === 2 ? 0 : rank), group: String(rank === 2 ? 1 : 0), master: h1.address, nccl: 'WARN', fwd: 'eth0' });
+    t.equal(doc.odd, `it's "$(x)"; y`);
+    t.same(doc.argv, ['a b', "$(x);'q'"]);
+    t.equal(doc.cwd, scratch);
+    t.match(doc.store, /^unix:\//);
+    t.same(doc.secret, [], 'no secret-looking variable in the worker env');
+    t.match(line, doc.host === h1.name ? h1.address : h2.address, 'the relayed line names its host');
+  }
+  await new Promise((res) => setTimeout(res, 300));
+  t.same(strayPids(h1), [], 'nothing left on h1');
+  t.same(strayPids(h2), [], 'nothing left on h2');
+});
+
+t.test('a remote crash tears down every node, exit 1 naming the rank and host', async (t) => {
+  const crash = join(scratch, 'crash.js');
+  writeFileSync(crash, `if (process.env.RANK === '1') { setTimeout(() => process.exit(9), 300); } else setInterval(() => {}, 1000);`);
+  const started = Date.now();
+  const r = await launch('crash', [nodes([1, 1]), `entrypoint: [${yamlString(process.execPath)}, ${yamlString(crash)}]`].join('\n'));
+  t.type(r.error, JobFailedError, r.error instanceof JobFailedError ? 'failed as a job (exit 1)' : r.stderr);
+  t.ok(Date.now() - started < 20_000);
+  t.match(JSON.stringify(r.summary), /"exit_code":9/);
+  t.match(JSON.stringify(r.summary), new RegExp(h2.address.replace(/\./g, '\\.')));
+  await new Promise((res) => setTimeout(res, 300));
+  t.same(strayPids(h1), [], 'rank 0 on h1 was stopped');
+  t.same(strayPids(h2), []);
+});
+
+t.test('a network cut of one host is a lost node: job torn down, exit 1, host named', async (t) => {
+  const sleeper = join(scratch, 'sleeper.js');
+  const marker = join(scratch, 'cut-ready');
+  writeFileSync(sleeper, `require('fs').writeFileSync(${JSON.stringify(marker)} + process.env.RANK, ''); setInterval(() => {}, 1000);`);
+  let cutAt = 0;
+  void (async () => {
+    while (!existsSync(`${marker}0`) || !existsSync(`${marker}1`)) await new Promise((r) => setTimeout(r, 50));
+    inHost(h2, ['ip', 'link', 'set', 'eth0', 'down']);
+    cutAt = Date.now();
+  })();
+  t.teardown(() => inHost(h2, ['ip', 'link', 'set', 'eth0', 'up']));
+  const r = await launch('cut', [nodes([1, 1]), `entrypoint: [${yamlString(process.execPath)}, ${yamlString(sleeper)}]`].join('\n'));
+  t.type(r.error, JobFailedError, r.error instanceof JobFailedError ? 'failed as a job (exit 1)' : r.stderr);
+  t.ok(cutAt > 0 && Date.now() - cutAt < 10_000, `torn down ${Date.now() - cutAt} ms after the cut (heartbeat.timeout 3s)`);
+  t.match(`${r.error?.message} ${JSON.stringify(r.summary)}`, new RegExp(h2.address.replace(/\./g, '\\.')));
+  await new Promise((res) => setTimeout(res, 300));
+  t.same(strayPids(h1), [], 'rank 0 on h1 was stopped');
+});
+
+t.test('no secret in any argv while a job runs', async (t) => {
+  const sleeper = join(scratch, 'argv.js');
+  const marker = join(scratch, 'argv-ready');
+  writeFileSync(sleeper, `require('fs').writeFileSync(${JSON.stringify(marker)} + process.env.RANK, ''); setTimeout(() => {}, 2500);`);
+  let ps = '';
+  const watcher = (async () => {
+    while (!existsSync(`${marker}0`) || !existsSync(`${marker}1`)) await new Promise((r) => setTimeout(r, 50));
+    ps = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
+  })();
+  const r = await launch('argv', [nodes([1, 1]), `entrypoint: [${yamlString(process.execPath)}, ${yamlString(sleeper)}]`].join('\n'));
+  await watcher;
+  t.equal(r.error?.message, undefined, r.error ? r.stderr : 'launched and finished');
+  t.match(ps, /agent --stdio/, 'agents were running when ps looked');
+  // The job key is random per run; what must never appear is any base64 32-byte blob or key-like flag.
+  t.notMatch(ps, /[A-Za-z0-9+/]{43}=/, 'no 32-byte base64 value in any argv');
+  t.notMatch(ps, /job[_-]?key|secret|token/i);
+});
+
+t.test('an unchanged PyTorch gloo DDP program across 2 hosts', async (t) => {
+  if (spawnSync('/usr/bin/python3', ['-c', 'import torch']).status !== 0) {
+    t.fail('/usr/bin/python3 cannot import torch');
+    return;
+  }
+  const r = await launch('ddp', [nodes([1, 1]), `entrypoint: [/usr/bin/python3, ${yamlString(join(repoRoot, 'test/fixtures/ssh/ddp_train.py'))}]`, 'backend: cpu'].join('\n'));
+  t.equal(r.error?.message, undefined, r.error ? r.stderr : 'launched and finished');
+  const lines = r.stderr.split('\n').filter((l) => /rank=\d world=2/.test(l));
+  t.equal(lines.length, 2, r.stderr);
+  const params = lines.map((l) => l.split('params=')[1]);
+  t.equal(params[0], params[1], 'identical parameters on both hosts');
+  t.match(lines.join('\n'), new RegExp(`host=${h1.name}`));
+  t.match(lines.join('\n'), new RegExp(`host=${h2.name}`));
+});
+
+t.test('pre-start failure on one host: exit 3 naming it, nothing left on the other', async (t) => {
+  const kh = join(scratch, 'bad_known_hosts');
+  // h2 is listed with h1's key: a changed host key.
+  writeFileSync(kh, `${h1.address} ${h1.host_key}\n${h2.address} ${h1.host_key}\n`);
+  const r = await launch('badkey', [nodes([1, 1]), 'entrypoint: [/bin/true]'].join('\n'), {}, kh);
+  t.type(r.error, StartError, r.error instanceof StartError ? 'could not start (exit 3)' : r.stderr);
+  t.match(r.error?.message, new RegExp(`^${h2.address.replace(/\./g, '\\.')}: HOST KEY CHANGED`));
+  await new Promise((res) => setTimeout(res, 300));
+  t.same(strayPids(h1), [], 'the agent on the good host is gone');
+});
