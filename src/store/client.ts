@@ -171,7 +171,7 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
 
   /** Waits up to timeoutMs for the key to exist and returns its value. */
   async get(key: string, timeoutMs = this.timeoutMs): Promise<Buffer> {
-    const res = await this.call(Op.get, [key, String(timeoutMs)]);
+    const res = await this.call(Op.get, [key, wireTimeout(timeoutMs)]);
     if (res.code === Status.notFound) throw this.timeoutError('GET', [key], timeoutMs);
     return res.args[0]!;
   }
@@ -199,7 +199,7 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
 
   /** Waits until every key exists. */
   async wait(keys: string[], timeoutMs = this.timeoutMs): Promise<void> {
-    const res = await this.call(Op.wait, [String(timeoutMs), ...keys]);
+    const res = await this.call(Op.wait, [wireTimeout(timeoutMs), ...keys]);
     if (res.code === Status.notFound) throw this.timeoutError('WAIT', keys, timeoutMs);
   }
 
@@ -211,7 +211,7 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
 
   /** Returns once `count` callers (over all connections) reached the barrier `name`. */
   async barrier(name: string, count: number, timeoutMs = this.timeoutMs): Promise<void> {
-    await this.call(Op.barrier, [name, String(count), String(timeoutMs)]);
+    await this.call(Op.barrier, [name, String(count), wireTimeout(timeoutMs)]);
   }
 
   /** Whether each key exists now. */
@@ -392,6 +392,12 @@ function connectSocket(socket: net.Socket, label: string, timeoutMs: number): Pr
       reject(new StoreConnectionError(`cannot connect to the ${label}: ${why}`));
     });
   });
+}
+
+/** Timeouts travel as whole milliseconds within what the store accepts; Infinity means the longest. */
+function wireTimeout(ms: number): string {
+  if (Number.isNaN(ms)) return '0';
+  return String(Math.max(0, Math.min(maxTimeoutMs, Math.round(ms))));
 }
 
 function keysOf(op: number, args: readonly Buffer[]): string[] {

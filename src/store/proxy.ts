@@ -11,7 +11,7 @@ import path from 'node:path';
 import { StartError } from '../util/errors.js';
 import type { StoreClient } from './client.js';
 import { StoreTimeoutError } from './errors.js';
-import { FrameReader, Op, Status, decodeBody, encodeBody, frame, maxBodyBytes, type Message } from './frame.js';
+import { FrameReader, Op, Status, decodeBody, encodeBody, frame, maxBodyBytes, maxKeyBytes, parseBoundedUint, type Message } from './frame.js';
 
 export interface StoreProxyOptions {
   upstream: StoreClient;
@@ -173,6 +173,10 @@ class WorkerConnection {
     const keyArgs = keyArgIndexes(req.code, req.args.length);
     if (!keyArgs || this.inFlight.has(req.id)) return reply(Status.badRequest);
     const prefix = Buffer.from(`a${this.attempt}/`);
+    // Checked here, not upstream: the prefix would make an empty key look valid there.
+    if (keyArgs.some((i) => req.args[i]!.length === 0 || prefix.length + req.args[i]!.length > maxKeyBytes)) {
+      return reply(Status.badRequest);
+    }
     const args = req.args.map((a, i) => (keyArgs.includes(i) ? Buffer.concat([prefix, a]) : a));
     const forwarded = this.proxy.upstream.send(req.code, args);
     this.inFlight.set(req.id, forwarded.id);
@@ -194,9 +198,9 @@ class WorkerConnection {
 
   /** CANCEL names the worker's own id; the store knows the upstream one. */
   private cancel(req: Message, reply: (code: number, args?: (Buffer | string)[]) => void): void {
-    const target = req.args.length === 1 ? Number(req.args[0]!.toString('latin1')) : NaN;
+    const target = req.args.length === 1 ? parseBoundedUint(req.args[0]!, 0xffffffff) : undefined;
+    if (target === undefined) return reply(Status.badRequest);
     const upstreamId = this.inFlight.get(target);
-    if (!Number.isInteger(target)) return reply(Status.badRequest);
     if (upstreamId === undefined) return reply(Status.ok, ['0']);
     this.proxy.upstream.cancel(upstreamId).then(
       (found) => reply(Status.ok, [found ? '1' : '0']),

@@ -258,6 +258,10 @@ export function okShapeProblem(e: Extract<Expectation, { kind: 'valid' }>, args:
       return args.length === 1 && flag(args[0]!) ? undefined : `${e.op} ok without a 0/1 flag`;
     case Op.check:
       return args.length === e.argc && args.every(flag) ? undefined : 'CHECK ok with wrong flags';
+    case Op.jobKey:
+      return args.length === 1 && args[0]!.length >= 16 ? undefined : 'JOB_KEY ok without a key';
+    case Op.whoami:
+      return args.length === 2 && /^a\d+\/$/.test(args[1]!.toString()) ? undefined : 'WHOAMI ok without attempt and prefix';
     default:
       return args.length === 0 ? undefined : `op ${e.op} ok with ${args.length} args`;
   }

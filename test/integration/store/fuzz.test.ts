@@ -16,7 +16,11 @@ import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { StoreServer } from '../../../src/store/server.js';
 import { StoreClient } from '../../../src/store/client.js';
-import { ClientHandshake, rejectText, RejectReason, rejectMessage, type Session } from '../../../src/store/auth.js';
+import { StoreProxy } from '../../../src/store/proxy.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ClientHandshake, rejectText, RejectReason, rejectMessage } from '../../../src/store/auth.js';
 import { Op, Status, decodeBody, type Message } from '../../../src/store/frame.js';
 import { duplexPair } from '../../helpers/store-duplex-pair.js';
 import { RawPeer, authenticateRaw } from '../../helpers/store-raw.js';
@@ -214,22 +218,67 @@ function statusProblem(s: Sent, res: Message): string | undefined {
   }
 }
 
+/** One connection the post-auth fuzzer drives: the TCP store (envelopes) or the Unix proxy (plain). */
+interface Channel {
+  peer: RawPeer;
+  seal(body: Buffer): Buffer;
+  open(envelope: Buffer): Buffer;
+  /** authenticated envelopes that can be attacked */
+  envelopes: boolean;
+  /** the agent's proxy: answers JOB_KEY and WHOAMI itself */
+  proxy: boolean;
+}
+type ChannelMaker = () => Promise<Channel>;
+
+function authenticatedChannel(make: StreamMaker): ChannelMaker {
+  return async () => {
+    const peer = new RawPeer(await make());
+    try {
+      const session = await authenticateRaw(peer, jobKey);
+      return { peer, seal: (b) => session.seal(b), open: (b) => session.open(b), envelopes: true, proxy: false };
+    } catch (err) {
+      peer.destroy();
+      throw err;
+    }
+  };
+}
+
+function proxyChannel(socketPath: string): ChannelMaker {
+  return async () => {
+    const socket = net.connect(socketPath);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    return { peer: new RawPeer(socket), seal: framed, open: (b) => b, envelopes: false, proxy: true };
+  };
+}
+
+/** The spec's expectation, adjusted for the ops only the proxy answers. */
+function expectOn(channel: Channel, b: Buffer): Expectation {
+  const e = expect(b);
+  if (channel.proxy && e.kind === 'proxyOnly') {
+    const argc = b[5]!;
+    return argc === 0 ? { kind: 'valid', op: b[0]!, blocking: false, argc } : { kind: 'invalid' };
+  }
+  return e;
+}
+
 async function postAuthConnection(
-  make: StreamMaker,
+  makeChannel: ChannelMaker,
   rng: Rng,
   budget: number,
   problems: string[],
   sentinels: string[],
 ): Promise<number> {
-  const peer = new RawPeer(await make());
-  let session: Session;
+  let channel: Channel;
   try {
-    session = await authenticateRaw(peer, jobKey);
+    channel = await makeChannel();
   } catch (err) {
-    problems.push(`honest handshake failed: ${(err as Error).message}`);
-    peer.destroy();
+    problems.push(`honest connection failed: ${(err as Error).message}`);
     return 0;
   }
+  const { peer } = channel;
   const sent = new Map<number, Sent>();
   const answered = new Set<number>();
   let nextId = 1;
@@ -239,7 +288,7 @@ async function postAuthConnection(
     while (peer.bodies.length) {
       let res: Message;
       try {
-        res = decodeBody(session.open(peer.bodies.shift()!));
+        res = decodeBody(channel.open(peer.bodies.shift()!));
       } catch (err) {
         problems.push(`server sent an envelope we cannot open: ${(err as Error).message}`);
         continue;
@@ -262,7 +311,7 @@ async function postAuthConnection(
       for (let i = 0; i < size; i++) {
         const id = nextId++;
         const r = rng.next();
-        if (r < 0.004) {
+        if (channel.envelopes && r < 0.004) {
           // Envelope attacks: a valid body in a broken envelope must close without being executed.
           const sentinel = `sentinel-${rng.seed()}`;
           sentinels.push(sentinel);
@@ -270,11 +319,11 @@ async function postAuthConnection(
           const attack = lastSealed ? rng.int(3) : rng.int(2);
           let bytes: Buffer;
           if (attack === 0) {
-            bytes = session.seal(b);
+            bytes = channel.seal(b);
             bytes[rng.range(4, bytes.length - 1)]! ^= 1 << rng.int(8);
           } else if (attack === 1) {
-            session.seal(b); // a sequence number skipped
-            bytes = session.seal(b);
+            channel.seal(b); // a sequence number skipped
+            bytes = channel.seal(b);
           } else {
             bytes = lastSealed!; // replayed: its sequence number is already used
           }
@@ -286,10 +335,10 @@ async function postAuthConnection(
         }
         const valid = validRequest(rng, id);
         const b = r < 0.4 ? valid : r < 0.98 ? stampId(mutate(rng, valid), id) : stampId(rng.bytes(rng.range(0, 64)), id);
-        const s: Sent = { id, exp: expect(b), bytes: b };
+        const s: Sent = { id, exp: expectOn(channel, b), bytes: b };
         sent.set(id, s);
         batch.push(s);
-        lastSealed = session.seal(b);
+        lastSealed = channel.seal(b);
         writeChunked(rng, peer, lastSealed);
         frames++;
         if (s.exp.kind === 'malformed') {
@@ -302,7 +351,7 @@ async function postAuthConnection(
         syncId = nextId++;
         const ping = body(Op.ping, syncId, []);
         sent.set(syncId, { id: syncId, exp: expect(ping), bytes: ping });
-        peer.writeRaw(session.seal(ping));
+        peer.writeRaw(channel.seal(ping));
         frames++;
       }
       // Wait for the sync answer (every earlier non-blocking request is answered before it) or the close.
@@ -318,6 +367,9 @@ async function postAuthConnection(
       }
       for (const s of batch) {
         if (s === breaking) continue;
+        // The proxy answers forwarded requests asynchronously; broken framing closes the worker at
+        // once, so answers still in flight upstream are dropped with it.
+        if (channel.proxy && breaking) continue;
         const needs = s.exp.kind === 'invalid' || s.exp.kind === 'proxyOnly' || (s.exp.kind === 'valid' && !s.exp.blocking);
         if (needs && !answered.has(s.id)) problems.push(`no answer to ${s.bytes.toString('hex').slice(0, 80)}`);
       }
@@ -336,7 +388,7 @@ async function postAuthConnection(
   return frames;
 }
 
-async function runPostAuth(make: StreamMaker, frames: number, rng: Rng, problems: string[], sentinels: string[]) {
+async function runPostAuth(make: ChannelMaker, frames: number, rng: Rng, problems: string[], sentinels: string[]) {
   let sent = 0;
   let connections = 0;
   while (sent < frames && problems.length < 20) {
@@ -389,8 +441,8 @@ t.test('after authentication', async (t) => {
   const problems: string[] = [];
   const sentinels: string[] = [];
   const started = Date.now();
-  const mem = await runPostAuth(inMemory(server), target, rng, problems, sentinels);
-  const tcp = await runPostAuth(overTcp(server), Math.ceil(target / 20), rng, problems, sentinels);
+  const mem = await runPostAuth(authenticatedChannel(inMemory(server)), target, rng, problems, sentinels);
+  const tcp = await runPostAuth(authenticatedChannel(overTcp(server)), Math.ceil(target / 20), rng, problems, sentinels);
   t.comment(
     `post-auth: ${mem.sent} frames on ${mem.connections} in-memory connections + ${tcp.sent} on ${tcp.connections} TCP ` +
       `connections, ${sentinels.length} envelope attacks, ${Date.now() - started} ms`,
@@ -398,4 +450,31 @@ t.test('after authentication', async (t) => {
   t.same(problems.slice(0, 20), [], 'every frame met its fate per PROTOCOL.md');
   t.ok(mem.sent + tcp.sent >= target, `at least ${target} frames sent`);
   await assertHealthy(t, server, sentinels);
+});
+
+t.test("the agent's Unix proxy, with the same generators", async (t) => {
+  const server = await StoreServer.start({ jobKey });
+  const upstream = await StoreClient.connectTcp({ host: '127.0.0.1', port: server.port, jobKey });
+  const dir = mkdtempSync(path.join(tmpdir(), 'dtrain-store-fuzz-'));
+  const proxy = await StoreProxy.start({ upstream, dir: path.join(dir, 'agent'), attempt: 0, jobKey });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const rng = new Rng(seed ^ 0x85ebca6b);
+  const problems: string[] = [];
+  const started = Date.now();
+  const run = await runPostAuth(proxyChannel(proxy.socketPath), Math.ceil(target / 10), rng, problems, []);
+  t.comment(`proxy: ${run.sent} frames on ${run.connections} worker connections, ${Date.now() - started} ms`);
+  t.same(problems.slice(0, 20), [], 'every frame met its fate per PROTOCOL.md');
+  t.ok(upstream.isOpen, 'the upstream connection survived every worker');
+  for (let i = 0; i < 100 && server.stats().blocked > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(server.stats().blocked, 0, "closed workers' blocked requests were cancelled upstream");
+  const worker = await StoreClient.connectUnix(proxy.socketPath);
+  await worker.set('after-fuzz', 'fine');
+  t.equal((await worker.get('after-fuzz')).toString(), 'fine', 'a clean worker is served afterwards');
+  t.ok((await worker.jobKey()).equals(jobKey));
+  await worker.close();
 });
