@@ -78,6 +78,9 @@ t.test('worker keys are namespaced by attempt; JOB_KEY and WHOAMI are answered l
   t.equal((await w.cas('ctr', '3', '4'))?.toString(), '4');
   t.equal(await w.delete('ctr'), true);
   await w.ping();
+  await t.rejects(w.set('', 'x'), /bad request/, 'an empty worker key is refused, even though the prefix would fill it');
+  await t.rejects(w.set('k'.repeat(4094), 'x'), /bad request/, 'the 4096-byte limit includes the prefix');
+  await w.set('k'.repeat(4093), 'x');
 
   proxy.setAttempt(3);
   const closed = new Promise((r) => w.once('close', r));

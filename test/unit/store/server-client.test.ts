@@ -66,6 +66,10 @@ t.test('timeouts name the key and the time', async (t) => {
   t.equal(err.exitCode, ExitCode.cannotStart);
   t.ok(Date.now() - started >= 140, 'waited the full timeout');
   await t.rejects(c!.wait(['x', 'y'], 50), /waiting for keys "x", "y"/);
+  await t.rejects(c!.get('frac', 20.6), /after 21 ms/, 'fractional timeouts are rounded, not refused');
+  const forever = c!.get('forever', Infinity);
+  await c!.set('forever', 'now');
+  t.equal((await forever).toString(), 'now', 'an infinite timeout waits as long as the wire allows');
   await t.rejects(c!.barrier('b', 2, 50), /at barrier "b"/);
   t.equal(server.stats().blocked, 0, 'nothing left blocked');
 });
