@@ -26,6 +26,9 @@ export interface StoreServerOptions {
   onViolation?: (reason: string, remote: string) => void;
 }
 
+type ResolvedOptions = Required<Omit<StoreServerOptions, 'host' | 'port' | 'onViolation'>> &
+  Pick<StoreServerOptions, 'onViolation'>;
+
 export interface StoreServerStats {
   connections: number;
   authenticated: number;
@@ -45,15 +48,24 @@ export class StoreServer {
   private violations = 0;
   private readonly state = new StoreState();
   private closing: Promise<void> | undefined;
+  /** What a connection may touch of its server: its counters, the state, the options. */
+  private readonly host: ConnectionHost;
 
   private constructor(
     private readonly server: net.Server | undefined,
-    private readonly options: Required<Omit<StoreServerOptions, 'host' | 'port' | 'onViolation'>> &
+    readonly options: Required<Omit<StoreServerOptions, 'host' | 'port' | 'onViolation'>> &
       Pick<StoreServerOptions, 'onViolation'>,
   ) {
     const addr = server?.address();
     this.port = addr && typeof addr === 'object' ? addr.port : 0;
     this.address = addr && typeof addr === 'object' ? addr.address : '';
+    this.host = {
+      options,
+      state: this.state,
+      unauthenticatedDelta: (d) => void (this.unauthenticated += d),
+      forget: (c) => this.connections.delete(c),
+      violation: (reason, remote) => this.violation(reason, remote),
+    };
   }
 
   /** Binds and starts serving. A taken or unusable fixed port is a StartError (exit 3), never a hang. */
@@ -102,7 +114,7 @@ export class StoreServer {
       setTimeout(() => stream.destroy(), 200).unref();
       return;
     }
-    const conn = new Connection(this, stream, remote);
+    const conn = new Connection(this.host, stream, remote);
     this.connections.add(conn);
   }
 
@@ -129,22 +141,18 @@ export class StoreServer {
     return this.closing;
   }
 
-  /** @internal connection bookkeeping */
-  get internals() {
-    return {
-      options: this.options,
-      state: this.state,
-      enterUnauthenticated: () => void this.unauthenticated++,
-      leaveUnauthenticated: () => void this.unauthenticated--,
-      forget: (c: Connection) => this.connections.delete(c),
-      violation: (reason: string, remote: string) => this.violation(reason, remote),
-    };
-  }
-
   private violation(reason: string, remote: string): void {
     this.violations++;
     this.options.onViolation?.(reason, remote);
   }
+}
+
+interface ConnectionHost {
+  options: ResolvedOptions;
+  state: StoreState;
+  unauthenticatedDelta(delta: 1 | -1): void;
+  forget(c: Connection): void;
+  violation(reason: string, remote: string): void;
 }
 
 type Phase = 'hello' | 'proof' | 'ready' | 'closed';
@@ -155,17 +163,15 @@ class Connection implements Requester {
   private readonly handshake: ServerHandshake;
   private session: Session | undefined;
   private authTimer: NodeJS.Timeout | undefined;
-  private readonly internals: StoreServer['internals'];
 
   constructor(
-    server: StoreServer,
+    private readonly host: ConnectionHost,
     private readonly stream: Duplex,
     private readonly remote: string,
   ) {
-    this.internals = server.internals;
-    const { options } = this.internals;
+    const { options } = host;
     this.handshake = new ServerHandshake(options.jobKey);
-    this.internals.enterUnauthenticated();
+    host.unauthenticatedDelta(1);
     this.authTimer = setTimeout(() => this.fail(`not authenticated within ${options.authTimeoutMs} ms`), options.authTimeoutMs);
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', () => {}); // resets and the like end in 'close'
@@ -184,13 +190,18 @@ class Connection implements Requester {
   }
 
   destroy(): void {
+    this.forget();
+    this.stream.destroy();
+  }
+
+  /** Stops counting and serving this connection; the stream itself may still be finishing a REJECT. */
+  private forget(): void {
     if (this.phase === 'closed') return;
-    if (this.phase !== 'ready') this.internals.leaveUnauthenticated();
+    if (this.phase !== 'ready') this.host.unauthenticatedDelta(-1);
     this.phase = 'closed';
     clearTimeout(this.authTimer);
-    this.internals.state.release(this);
-    this.internals.forget(this);
-    this.stream.destroy();
+    this.host.state.release(this);
+    this.host.forget(this);
   }
 
   private onData(chunk: Buffer): void {
@@ -225,15 +236,15 @@ class Connection implements Requester {
         this.session = session;
         this.phase = 'ready';
         clearTimeout(this.authTimer);
-        this.internals.leaveUnauthenticated();
-        this.reader.maxBody = this.internals.options.maxBodyBytes + envelopeOverhead;
+        this.host.unauthenticatedDelta(-1);
+        this.reader.maxBody = this.host.options.maxBodyBytes + envelopeOverhead;
         // The welcome proves the server derived the same session keys.
         this.reply({ code: 0, id: 0, args: [] });
         return;
       }
       case 'ready': {
         const request = decodeBody(this.session!.open(body));
-        this.internals.state.handle(this, request);
+        this.host.state.handle(this, request);
         return;
       }
     }
@@ -242,26 +253,18 @@ class Connection implements Requester {
   /** Tells the client why (it can print a clear error), then closes. */
   private reject(reason: number, message: string): void {
     if (this.phase === 'closed') return;
-    this.internals.violation(message, this.remote);
+    this.host.violation(message, this.remote);
     this.stream.write(frame(rejectMessage(reason)));
     this.stream.end();
+    this.forget();
     const stream = this.stream;
-    this.destroyKeepingStream();
     setTimeout(() => stream.destroy(), 200).unref();
   }
 
   private fail(reason: string): void {
     if (this.phase === 'closed') return;
-    this.internals.violation(reason, this.remote);
+    this.host.violation(reason, this.remote);
     this.destroy();
-  }
-
-  private destroyKeepingStream(): void {
-    if (this.phase !== 'ready') this.internals.leaveUnauthenticated();
-    this.phase = 'closed';
-    clearTimeout(this.authTimer);
-    this.internals.state.release(this);
-    this.internals.forget(this);
   }
 }
 
