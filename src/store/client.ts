@@ -90,7 +90,12 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
     const timeoutMs = opts.timeoutMs ?? 10000;
     const label = opts.label ?? `store at ${opts.host}:${opts.port}`;
     const started = Date.now();
-    const socket = await connectSocket(net.connect({ host: opts.host, port: opts.port, noDelay: true }), label, timeoutMs);
+    // Keepalive: a controller host that vanishes without a FIN is noticed even on an idle connection.
+    const socket = await connectSocket(
+      net.connect({ host: opts.host, port: opts.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 10000 }),
+      label,
+      timeoutMs,
+    );
     return StoreClient.authenticate(socket, opts.jobKey, label, timeoutMs, timeoutMs - (Date.now() - started));
   }
 
