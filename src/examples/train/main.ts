@@ -125,6 +125,7 @@ async function main(args: TrainArgs): Promise<void> {
 
   await dist.groups.world.barrier();
   const started = performance.now();
+  const cpuAtStart = process.cpuUsage();
   const stepsAtStart = step;
   while (step < args.steps) {
     const ids = order.next(args.globalBatch);
@@ -152,8 +153,12 @@ async function main(args: TrainArgs): Promise<void> {
       process.exit(1);
     }
   }
+  const cpu = process.cpuUsage(cpuAtStart);
   await dist.groups.world.barrier();
   const seconds = (performance.now() - started) / 1000;
+  // CPU time of every rank's training loop, summed: what the step costs in work, whatever else the machine runs
+  const cpuSeconds = new Float64Array([(cpu.user + cpu.system) / 1e6]);
+  await dist.groups.world.allReduce(cpuSeconds, { op: 'sum' });
 
   report.evalLoss = await evaluate(dist, model, data.eval, args, split);
   report.paramsSha256 = createHash('sha256').update(new Uint8Array(model.params.buffer, model.params.byteOffset, model.params.byteLength)).digest('hex');
@@ -166,7 +171,9 @@ async function main(args: TrainArgs): Promise<void> {
   if (printer) {
     const trained = (step - stepsAtStart) * args.globalBatch;
     console.log(`eval_loss ${report.evalLoss!.toFixed(6)}`);
-    console.log(`train_seconds ${seconds.toFixed(2)} samples_per_second ${(trained / seconds).toFixed(1)}`);
+    console.log(
+      `train_seconds ${seconds.toFixed(2)} samples_per_second ${(trained / seconds).toFixed(1)} cpu_seconds_all_ranks ${cpuSeconds[0]!.toFixed(2)}`,
+    );
   }
   if (args.reportDir) {
     await mkdir(args.reportDir, { recursive: true });
