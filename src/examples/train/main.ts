@@ -46,9 +46,7 @@ async function main(args: TrainArgs): Promise<void> {
   const pg = dist.groups.pipeline;
   const dg = dist.groups.data;
   const stage = pg.rank;
-  const isFirst = stage === 0;
-  const isLast = stage === pg.size - 1;
-  const printer = isLast && dg.rank === 0;
+  const printer = stage === pg.size - 1 && dg.rank === 0;
 
   const shape: ScheduleShape = process.env.DTRAIN_SCHEDULE
     ? scheduleShapeFromEnv(pg.size)
@@ -59,15 +57,20 @@ async function main(args: TrainArgs): Promise<void> {
   const localRows = args.globalBatch / dg.size;
   const microRows = localRows / M;
 
+  // model slice k (virtual stage) lives on stage k mod P as its chunk floor(k / P): with interleaved 1F1B a
+  // rank holds V non-adjacent slices, otherwise one
+  const V = shape.virtualStages ?? 1;
   const specs = layerSpecs({ inputs: args.inputs, hidden: args.hidden, layers: args.layers, classes: args.classes });
-  const split = partitionLayers(specs.length, pg.size);
-  const mine = split[stage]!;
-  const model = new StageModel(specs.slice(mine.first, mine.end), args.seed);
+  const split = partitionLayers(specs.length, pg.size * V);
+  const lastVs = split.length - 1;
+  const models = Array.from({ length: V }, (_, c) => split[c * pg.size + stage]!).map(
+    (r) => new StageModel(specs.slice(r.first, r.end), args.seed),
+  );
   const data = makeDataset({ seed: args.seed, inputs: args.inputs, classes: args.classes, train: args.trainSamples, eval: args.evalSamples });
   const order = new BatchOrder(args.trainSamples, args.seed);
 
   const zero = Number(process.env.DTRAIN_ZERO_STAGE ?? '1');
-  const opt = new ShardedAdam(model.params, { group: dg, stage: zero === 2 ? 2 : 1, lr: args.lr, weightDecay: args.weightDecay });
+  const opt = new ShardedAdam(models.map((m) => m.params), { group: dg, stage: zero === 2 ? 2 : 1, lr: args.lr, weightDecay: args.weightDecay });
 
   let step = 0;
   let resumedFrom: number | undefined;
@@ -90,15 +93,17 @@ async function main(args: TrainArgs): Promise<void> {
     group: pg,
     schedule: shape,
     activationSize: (vs) => microRows * specs[split[vs]!.end - 1]!.outputs,
-    forward: (input: PipelineArray | null, mb: number) => {
-      const x = isFirst ? micro[mb]!.x : (input as Float32Array);
-      const { output, saved } = model.forward(x, microRows);
-      if (!isLast) return { output, saved };
+    forward: (input: PipelineArray | null, mb: number, chunk: number) => {
+      const vs = chunk * pg.size + stage;
+      const x = vs === 0 ? micro[mb]!.x : (input as Float32Array);
+      const { output, saved } = models[chunk]!.forward(x, microRows);
+      if (vs !== lastVs) return { output, saved };
       const { loss, grad } = softmaxCrossEntropy(output, micro[mb]!.y, microRows, args.classes, 1 / localRows);
       return { loss, saved: { acts: saved, grad } };
     },
     backward: (gradOutput: PipelineArray | null, _mb: number, stashed) => {
-      if (isLast) {
+      const model = models[stashed.chunk]!;
+      if (stashed.chunk * pg.size + stage === lastVs) {
         const { acts, grad } = stashed.saved as { acts: StageActivations; grad: Float32Array };
         return model.backward(grad, acts);
       }
@@ -110,7 +115,7 @@ async function main(args: TrainArgs): Promise<void> {
     rank: dist.rank,
     stage,
     dataRank: dg.rank,
-    layers: specs.slice(mine.first, mine.end).map((l) => l.index),
+    layers: models.flatMap((m) => m.specs.map((l) => l.index)),
     samples: {},
     traffic: { p2pSentBytes: 0, p2pRecvBytes: 0, collectiveBytes: 0, byGroup: {} },
     paramsSha256: '',
@@ -132,13 +137,13 @@ async function main(args: TrainArgs): Promise<void> {
     const local = ids.subarray(dg.rank * localRows, (dg.rank + 1) * localRows);
     microIds = Array.from({ length: M }, (_, m) => local.subarray(m * microRows, (m + 1) * microRows));
     micro = microIds.map((mb) => gather(data.train, mb, args.inputs));
-    model.grads.fill(0);
+    for (const m of models) m.grads.fill(0);
     opt.lr = learningRate(args, step);
     const result = await pipe.step();
-    await opt.step(model.grads);
+    await opt.step(models.map((m) => m.grads));
     step++;
     report.samples[step] = Array.from(local);
-    if (isLast) {
+    if (result.loss !== undefined) {
       const mean = new Float64Array([result.loss!]);
       await dg.allReduce(mean, { op: 'avg' });
       report.stepLosses[step] = mean[0]!;
@@ -160,8 +165,10 @@ async function main(args: TrainArgs): Promise<void> {
   const cpuSeconds = new Float64Array([(cpu.user + cpu.system) / 1e6]);
   await dist.groups.world.allReduce(cpuSeconds, { op: 'sum' });
 
-  report.evalLoss = await evaluate(dist, model, data.eval, args, split);
-  report.paramsSha256 = createHash('sha256').update(new Uint8Array(model.params.buffer, model.params.byteOffset, model.params.byteLength)).digest('hex');
+  report.evalLoss = await evaluate(dist, models, data.eval, args);
+  const hash = createHash('sha256');
+  for (const m of models) hash.update(new Uint8Array(m.params.buffer, m.params.byteOffset, m.params.byteLength));
+  report.paramsSha256 = hash.digest('hex');
   report.traffic = summariseTraffic(dist.stats());
   const samplesSeen = Object.values(report.samples).reduce((n, s) => n + s.length, 0);
   console.log(
@@ -194,37 +201,40 @@ function firstIds(samples: Record<number, number[]>): string {
 }
 
 /**
- * Forward only over the fixed evaluation set: data rank d takes its slice, stages hand activations on with
- * plain send/recv, the last stage sums the losses over the data group. Returns the mean on the last stage.
+ * Forward only over the fixed evaluation set: data rank d takes its slice, the model slices hand activations
+ * on with plain send/recv in slice order, the last one sums the losses over the data group. Returns the mean
+ * on the rank holding the last slice.
  */
-async function evaluate(
-  dist: Dist,
-  model: StageModel,
-  set: Samples,
-  args: TrainArgs,
-  split: Array<{ first: number; end: number }>,
-): Promise<number | undefined> {
+async function evaluate(dist: Dist, models: StageModel[], set: Samples, args: TrainArgs): Promise<number | undefined> {
   const pg = dist.groups.pipeline;
   const dg = dist.groups.data;
+  const P = pg.size;
+  const lastVs = P * models.length - 1;
   const rows = Math.ceil(set.rows / dg.size);
   const from = Math.min(set.rows, dg.rank * rows);
   const to = Math.min(set.rows, from + rows);
   const mineRows = to - from;
-  let x: Float32Array;
-  if (pg.rank === 0) x = set.x.slice(from * args.inputs, to * args.inputs);
-  else {
-    x = new Float32Array(mineRows * model.inputs);
-    await pg.recv(x, { peer: pg.rank - 1, tag: EVAL_TAG });
+  let carried: Float32Array | undefined;
+  for (let vs = 0; vs <= lastVs; vs++) {
+    if (vs % P !== pg.rank) continue;
+    const model = models[Math.floor(vs / P)]!;
+    let x: Float32Array;
+    if (vs === 0) x = set.x.slice(from * args.inputs, to * args.inputs);
+    else if (P === 1) x = carried!;
+    else {
+      x = new Float32Array(mineRows * model.inputs);
+      await pg.recv(x, { peer: (vs - 1) % P, tag: EVAL_TAG + vs });
+    }
+    const out = model.forward(x, mineRows).output;
+    if (vs === lastVs) {
+      const total = new Float64Array([crossEntropySum(out, set.y.subarray(from, to), mineRows, args.classes)]);
+      await dg.allReduce(total, { op: 'sum' });
+      return total[0]! / set.rows;
+    }
+    if (P === 1) carried = out;
+    else await pg.send(out, { peer: (vs + 1) % P, tag: EVAL_TAG + vs + 1 });
   }
-  const out = model.forward(x, mineRows).output;
-  if (pg.rank < pg.size - 1) {
-    await pg.send(out, { peer: pg.rank + 1, tag: EVAL_TAG });
-    return undefined;
-  }
-  void split;
-  const total = new Float64Array([crossEntropySum(out, set.y.subarray(from, to), mineRows, args.classes)]);
-  await dg.allReduce(total, { op: 'sum' });
-  return total[0]! / set.rows;
+  return undefined;
 }
 
 try {
