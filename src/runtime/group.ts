@@ -6,7 +6,9 @@
 import { collectivesNative, dtypeCode, reduceOpCode, type CollectivesNative, type NativeOpStat } from './native.js';
 import type { DType, Group, GroupOpStats, HostBuffer, OpOptions, ReduceOp } from './types.js';
 
-export class CollectiveUsageError extends Error {}
+export class CollectiveUsageError extends Error {
+  override name = 'CollectiveUsageError';
+}
 
 export function dtypeOf(buf: HostBuffer, explicit: DType | undefined, what: string): DType {
   const natural: DType | undefined =

@@ -10,7 +10,9 @@ import { collectivesNative } from './native.js';
 import type { Group, GroupOpStats, Groups } from './types.js';
 
 /** The environment is missing or inconsistent: the worker was not started by dtrain (or torchrun). */
-export class InitError extends Error {}
+export class InitError extends Error {
+  override name = 'InitError';
+}
 
 export type AllocatableArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint16Array;
 type ArrayConstructorOf<T extends AllocatableArray> = { new (buffer: ArrayBuffer, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number };

@@ -56,8 +56,12 @@ export interface CollectivesNative {
 
 let cached: CollectivesNative | undefined;
 
-/** Two levels up from src/runtime (tests) and dist/runtime (built) is the package root. */
+/**
+ * DTRAIN_ADDON names another build (a debug or sanitizer build); else two levels up from src/runtime
+ * (tests) and dist/runtime (built) is the package root.
+ */
 export function addonPath(): string {
+  if (process.env.DTRAIN_ADDON) return process.env.DTRAIN_ADDON;
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'Release', 'dtrain_native.node');
 }
 

@@ -26,14 +26,14 @@ struct Runtime {
 std::unique_ptr<Runtime> runtime;
 
 Runtime& rt(Napi::Env env) {
-  if (!runtime) throw Napi::Error::New(env, "dtrain: init() has not run (or close() already did)");
+  if (!runtime) throw CollectiveError("dtrain: init() has not run (or close() already did)");
   return *runtime;
 }
 
 Group& groupArg(const Napi::CallbackInfo& info, size_t i) {
   Runtime& r = rt(info.Env());
   uint32_t h = info[i].As<Napi::Number>().Uint32Value();
-  if (h >= r.groups.size() || !r.groups[h]) throw Napi::Error::New(info.Env(), "dtrain: invalid or closed group");
+  if (h >= r.groups.size() || !r.groups[h]) throw CollectiveError("dtrain: invalid or closed group");
   return *r.groups[h];
 }
 
@@ -44,7 +44,7 @@ struct Buf {
 };
 
 Buf bufArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "dtrain: expected a typed array");
+  if (!info[i].IsTypedArray()) throw CollectiveError("dtrain: expected a typed array");
   auto ta = info[i].As<Napi::TypedArray>();
   uint8_t* base = static_cast<uint8_t*>(ta.ArrayBuffer().Data());
   return {base + ta.ByteOffset(), ta.ByteLength(), ta};
@@ -62,11 +62,7 @@ Napi::Value dispatch(const Napi::CallbackInfo& info, size_t bytes, std::vector<N
   Napi::Env env = info.Env();
   Runtime& r = rt(env);
   if (bytes <= kInlineBytes && r.engine->idle()) {
-    try {
-      body();
-    } catch (const std::exception& e) {
-      throw Napi::Error::New(env, e.what());
-    }
+    body();
     return env.Undefined();
   }
   Job* job = new Job(env);
@@ -79,7 +75,7 @@ Napi::Value dispatch(const Napi::CallbackInfo& info, size_t bytes, std::vector<N
 
 Napi::Value Init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (runtime) throw Napi::Error::New(env, "dtrain: init() already ran in this process");
+  if (runtime) throw CollectiveError("dtrain: init() already ran in this process");
   auto o = info[0].As<Napi::Object>();
   auto r = std::make_unique<Runtime>();
   r->ctx.rank = o.Get("rank").As<Napi::Number>().Int32Value();
@@ -88,11 +84,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   r->ctx.rendezvousTimeoutMs = o.Get("rendezvousTimeoutMs").As<Napi::Number>().Int64Value();
   r->ctx.collectiveTimeoutMs = o.Get("collectiveTimeoutMs").As<Napi::Number>().Int64Value();
   std::string store = o.Get("store").As<Napi::String>().Utf8Value();
-  try {
-    if (r->ctx.worldSize > 1) r->ctx.store = std::make_unique<store::StoreClient>(store, int(r->ctx.rendezvousTimeoutMs));
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  }
+  if (r->ctx.worldSize > 1) r->ctx.store = std::make_unique<store::StoreClient>(store, int(r->ctx.rendezvousTimeoutMs));
   r->engine = std::make_unique<Engine>(env);
   runtime = std::move(r);
   return env.Undefined();
@@ -105,11 +97,7 @@ Napi::Value NewGroup(const Napi::CallbackInfo& info) {
   auto arr = info[1].As<Napi::Array>();
   std::vector<int> ranks;
   for (uint32_t i = 0; i < arr.Length(); ++i) ranks.push_back(arr.Get(i).As<Napi::Number>().Int32Value());
-  try {
-    r.groups.push_back(std::make_unique<Group>(r.ctx, name, ranks));
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  }
+  r.groups.push_back(std::make_unique<Group>(r.ctx, name, ranks));
   auto out = Napi::Object::New(env);
   out.Set("handle", Napi::Number::New(env, double(r.groups.size() - 1)));
   out.Set("rank", Napi::Number::New(env, r.groups.back()->rank()));
@@ -135,7 +123,7 @@ Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
   int64_t to = timeoutArg(info, 5);
   size_t n = out.bytes / dtypeSize(t);
   if (in.bytes != out.bytes * size_t(g.size()))
-    throw Napi::RangeError::New(info.Env(), "reduceScatter: input must hold group size (" + std::to_string(g.size()) +
+    throw CollectiveError("reduceScatter: input must hold group size (" + std::to_string(g.size()) +
                                                 ") times the output's elements");
   return dispatch(info, in.bytes, {in.object, out.object}, [&g, in, out, t, op, to, n] { g.reduceScatter(in.data, out.data, n, t, op, to); });
 }
@@ -147,7 +135,7 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
   int64_t to = timeoutArg(info, 4);
   size_t n = in.bytes / dtypeSize(t);
   if (out.bytes != in.bytes * size_t(g.size()))
-    throw Napi::RangeError::New(info.Env(), "allGather: output must hold group size (" + std::to_string(g.size()) +
+    throw CollectiveError("allGather: output must hold group size (" + std::to_string(g.size()) +
                                                 ") times the input's elements");
   return dispatch(info, out.bytes, {in.object, out.object}, [&g, in, out, t, to, n] { g.allGather(in.data, out.data, n, t, to); });
 }
@@ -159,7 +147,7 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   int root = info[3].As<Napi::Number>().Int32Value();
   int64_t to = timeoutArg(info, 4);
   if (root < 0 || root >= g.size())
-    throw Napi::RangeError::New(info.Env(), "broadcast: root " + std::to_string(root) + " is not a rank of group " + g.name());
+    throw CollectiveError("broadcast: root " + std::to_string(root) + " is not a rank of group " + g.name());
   size_t count = b.bytes / dtypeSize(t);
   return dispatch(info, b.bytes, {b.object}, [&g, b, t, root, to, count] { g.broadcast(b.data, count, t, root, to); });
 }
@@ -179,12 +167,7 @@ Napi::Value PointToPoint(const Napi::CallbackInfo& info, bool isSend) {
   int peer = info[3].As<Napi::Number>().Int32Value();
   int tag = info[4].As<Napi::Number>().Int32Value();
   int64_t to = timeoutArg(info, 5);
-  Channel* ch;
-  try {
-    ch = g.p2pChannel(peer, isSend ? "send" : "recv");
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  }
+  Channel* ch = g.p2pChannel(peer, isSend ? "send" : "recv");
   Job* job = new Job(env);
   job->group = &g;
   job->channel = ch;
@@ -226,12 +209,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
 Napi::Value Alloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   size_t bytes = size_t(info[0].As<Napi::Number>().Int64Value());
-  ShmRegion region;
-  try {
-    region = createRegion(bytes, "dist.alloc");
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  }
+  ShmRegion region = createRegion(bytes, "dist.alloc");
   registerAllocation(region);
   auto* owned = new ShmRegion(region);
   return Napi::ArrayBuffer::New(env, region.base, bytes, [](Napi::Env, void*, ShmRegion* r) {
@@ -260,31 +238,42 @@ Napi::Value ReduceLocal(const Napi::CallbackInfo& info) {
   std::vector<const void*> ins;
   for (uint32_t i = 0; i < arr.Length(); ++i) {
     auto ta = arr.Get(i).As<Napi::TypedArray>();
-    if (ta.ByteLength() != out.bytes) throw Napi::RangeError::New(info.Env(), "reduceLocal: lengths differ");
+    if (ta.ByteLength() != out.bytes) throw CollectiveError("reduceLocal: lengths differ");
     ins.push_back(static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
   }
   reduceInto(out.data, ins.data(), int(ins.size()), out.bytes / dtypeSize(t), t, op);
   return info.Env().Undefined();
 }
 
+// The addon is built without C++ exceptions crossing into N-API: every binding converts them here.
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value guarded(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const std::exception& e) {
+    Napi::Error::New(info.Env(), e.what()).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+}
+
 }  // namespace
 
 void InitCollectives(Napi::Env env, Napi::Object exports) {
   auto c = Napi::Object::New(env);
-  c.Set("init", Napi::Function::New(env, Init));
-  c.Set("newGroup", Napi::Function::New(env, NewGroup));
-  c.Set("allReduce", Napi::Function::New(env, AllReduce));
-  c.Set("reduceScatter", Napi::Function::New(env, ReduceScatter));
-  c.Set("allGather", Napi::Function::New(env, AllGather));
-  c.Set("broadcast", Napi::Function::New(env, Broadcast));
-  c.Set("barrier", Napi::Function::New(env, Barrier));
-  c.Set("send", Napi::Function::New(env, Send));
-  c.Set("recv", Napi::Function::New(env, Recv));
-  c.Set("stats", Napi::Function::New(env, Stats));
-  c.Set("alloc", Napi::Function::New(env, Alloc));
-  c.Set("close", Napi::Function::New(env, Close));
-  c.Set("simdPath", Napi::Function::New(env, SimdPath));
-  c.Set("reduceLocal", Napi::Function::New(env, ReduceLocal));
+  c.Set("init", Napi::Function::New(env, guarded<Init>));
+  c.Set("newGroup", Napi::Function::New(env, guarded<NewGroup>));
+  c.Set("allReduce", Napi::Function::New(env, guarded<AllReduce>));
+  c.Set("reduceScatter", Napi::Function::New(env, guarded<ReduceScatter>));
+  c.Set("allGather", Napi::Function::New(env, guarded<AllGather>));
+  c.Set("broadcast", Napi::Function::New(env, guarded<Broadcast>));
+  c.Set("barrier", Napi::Function::New(env, guarded<Barrier>));
+  c.Set("send", Napi::Function::New(env, guarded<Send>));
+  c.Set("recv", Napi::Function::New(env, guarded<Recv>));
+  c.Set("stats", Napi::Function::New(env, guarded<Stats>));
+  c.Set("alloc", Napi::Function::New(env, guarded<Alloc>));
+  c.Set("close", Napi::Function::New(env, guarded<Close>));
+  c.Set("simdPath", Napi::Function::New(env, guarded<SimdPath>));
+  c.Set("reduceLocal", Napi::Function::New(env, guarded<ReduceLocal>));
   exports.Set("collectives", c);
 }
 

@@ -6,9 +6,9 @@
 import t from 'tap';
 import { fixture, runWorkers, type WorkerResult } from '../../helpers/collectives-harness.js';
 
-const all = (results: WorkerResult[]) => results.map((r) => r.report);
+const all = (results: WorkerResult[]): any[] => results.map((r) => r.report);
 
-function expectClean(t: Tap.Test, results: WorkerResult[]) {
+function expectClean(t: { equal: Function; ok: Function; same: Function }, results: WorkerResult[]) {
   for (const r of results) {
     t.equal(r.code, 0, `rank ${r.rank} exits 0`, { stderr: r.stderr.slice(-2000) });
     t.ok(r.report, `rank ${r.rank} reports`);

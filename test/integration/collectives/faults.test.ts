@@ -1,0 +1,51 @@
+/**
+ * Failure, never a hang: ranks that disagree on op, size or dtype all get an error naming the op and the
+ * mismatch; a dead peer makes the others fail promptly naming it; a missing peer times out
+ * (DTRAIN_COLLECTIVE_TIMEOUT); and a group that failed refuses further ops. Over shared memory (one node)
+ * and TCP (two nodes).
+ */
+import t from 'tap';
+import { fixture, runWorkers } from '../../helpers/collectives-harness.js';
+
+const layouts: Array<[string, number[]]> = [
+  ['shm', [2]],
+  ['tcp', [1, 1]],
+];
+
+for (const [transport, nodes] of layouts) {
+  t.test(`${transport}: size mismatch is named on every rank`, async (t) => {
+    const res = await runWorkers({ nodes, script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'size-mismatch' } });
+    for (const r of res) {
+      t.equal(r.code, 0, r.stderr);
+      t.match(r.report.error, /allReduce mismatch \(size\) on group world: rank 0 called allReduce\(float32 x 16, sum.*rank 1 called allReduce\(float32 x 17/);
+      t.match(r.report.second, /refused: an earlier op failed/);
+    }
+  });
+
+  t.test(`${transport}: op and dtype mismatches are named on every rank`, async (t) => {
+    const ops = await runWorkers({ nodes, script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'op-mismatch' } });
+    for (const r of ops) t.match(r.report.error, /mismatch \(op\).*rank 0 called broadcast\(float32 x 16, root 0.*rank 1 called allReduce/);
+    const types = await runWorkers({ nodes, script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'dtype-mismatch' } });
+    for (const r of types) t.match(r.report.error, /allReduce mismatch \(dtype\).*rank 0 called allReduce\(int32 x 16.*rank 1 called allReduce\(float32 x 16/);
+  });
+
+  t.test(`${transport}: a dead peer fails the op promptly, naming the rank`, async (t) => {
+    const res = await runWorkers({ nodes, script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'dead-peer' } });
+    t.equal(res[1]!.code, 9);
+    const survivor = res[0]!.report;
+    t.match(survivor.error, /rank 1 (died|closed its connection)/);
+    t.ok(survivor.elapsedMs < 5000, `failed after ${survivor.elapsedMs} ms, long before the 300 s timeout`);
+  });
+
+  t.test(`${transport}: a peer that never calls the op times out (DTRAIN_COLLECTIVE_TIMEOUT)`, async (t) => {
+    const res = await runWorkers({ nodes, script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'timeout', DTRAIN_COLLECTIVE_TIMEOUT: '1s' } });
+    const waiting = res[0]!.report;
+    t.match(waiting.error, /timed out after 1000 ms .*rank.* 1/);
+    t.ok(waiting.elapsedMs >= 900 && waiting.elapsedMs < 3000, `timed out after ${waiting.elapsedMs} ms`);
+  });
+
+  t.test(`${transport}: recv names a send whose tag differs`, async (t) => {
+    const res = await runWorkers({ nodes, script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'recv-mismatch' } });
+    t.match(res[1]!.report.error, /recv mismatch on group world: rank 0 sent send\(float32 x 16, tag 1\), this rank expected send\(float32 x 16, tag 2\)/);
+  });
+}
