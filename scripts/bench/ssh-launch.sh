@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Launch latency over SSH on 8 local sshd hosts (network namespaces): dtrain's SSH spawner starting an agent
-# per host that runs a `node -e 0` worker, against `pdsh -R ssh -w <hosts> node -e 0` (Debian's pdsh, OpenSSH
-# client with the same key, known_hosts and strict checking). Both are timed end to end by hyperfine in one
-# run; the script prints both means and the ratio (dtrain / pdsh: below 1 means dtrain is faster).
-#   scripts/bench/ssh-launch.sh [hosts=8] [runs=10]        (root; builds dist/ first with `npx tsc -p .`)
+# Launch latency over SSH on 8 local sshd hosts (network namespaces): `dtrain launch` of a job whose workers
+# are `node -e 0` (one per host: controller, store, ssh2 connections, `dtrain agent` per host, supervision,
+# teardown) against `pdsh -R ssh -w <hosts> node -e 0` (Debian's pdsh driving the OpenSSH client with the
+# same key, known_hosts and strict checking). A third line times the SSH spawner alone (connections + agent
+# stub running `node -e 0`), to show where dtrain's time goes. hyperfine times all three end to end in one
+# run; the script prints the means and the ratio dtrain launch / pdsh (below 1: dtrain is faster).
+#   scripts/bench/ssh-launch.sh [hosts=8] [runs=10]        (root; needs a built dist/: npm run build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 hosts=${1:-8}
@@ -24,20 +26,33 @@ agent=$PWD/test/fixtures/ssh/agent-stub.mjs
 # pdsh runs `ssh <PDSH_SSH_ARGS>`; -F points it at the testbed's config (key, known_hosts, strict checking).
 export PDSH_SSH_ARGS="-F $bed/ssh_config -x -l%u %h"
 pdsh_cmd="pdsh -R ssh -f 32 -w $names node -e 0"
-dtrain_cmd="node scripts/bench/ssh-launch-driver.mjs $bed/testbed.json $agent"
-# Both must work before they are timed.
+spawner_cmd="node scripts/bench/ssh-launch-driver.mjs $bed/testbed.json $agent"
+{
+  echo "name: ssh-bench"
+  echo "workdir: $out"
+  echo "entrypoint: [$(command -v node), -e, '0']"
+  echo "logs: {dir: $out/logs, tee: false}"
+  echo "ssh: {user: root, identity_file: $bed/id_ed25519, known_hosts: $bed/known_hosts, remote_dtrain: $PWD/bin/dtrain}"
+  echo "nodes:"
+  node -e 'for (const h of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).hosts) console.log(`  - {host: "${h.address}", slots: 1}`)' "$bed/testbed.json"
+} >"$out/job.yaml"
+launch_cmd="node bin/dtrain launch $out/job.yaml"
+# Each must work before it is timed.
 $pdsh_cmd >/dev/null
-$dtrain_cmd
+$spawner_cmd
+$launch_cmd 2>/dev/null
 
 hyperfine -N --warmup 2 --runs "$runs" --export-json "$out/result.json" \
   -n "pdsh -R ssh ($hosts hosts, node -e 0)" "$pdsh_cmd" \
-  -n "dtrain ssh spawner ($hosts hosts, agent + node -e 0 worker)" "$dtrain_cmd" >&2
+  -n "dtrain launch ($hosts hosts, one node -e 0 worker each)" "$launch_cmd" \
+  -n "dtrain ssh spawner alone ($hosts hosts, agent stub + node -e 0)" "$spawner_cmd" >&2
 
 node -e '
 const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).results;
-const [p, d] = r;
+const [p, d, s] = r;
 const ms = (x) => (x * 1000).toFixed(1);
-console.log(`pdsh   ${ms(p.mean)} ms ± ${ms(p.stddev)} (median ${ms(p.median)})`);
-console.log(`dtrain ${ms(d.mean)} ms ± ${ms(d.stddev)} (median ${ms(d.median)})`);
-console.log(`ratio dtrain/pdsh (mean) ${(d.mean / p.mean).toFixed(2)}`);
+console.log(`pdsh -R ssh            ${ms(p.mean)} ms ± ${ms(p.stddev)} (median ${ms(p.median)})`);
+console.log(`dtrain launch          ${ms(d.mean)} ms ± ${ms(d.stddev)} (median ${ms(d.median)})`);
+console.log(`dtrain spawner alone   ${ms(s.mean)} ms ± ${ms(s.stddev)} (median ${ms(s.median)})`);
+console.log(`ratio dtrain launch / pdsh (mean) ${(d.mean / p.mean).toFixed(2)}, (median) ${(d.median / p.median).toFixed(2)}`);
 ' "$out/result.json"

@@ -100,7 +100,7 @@ export async function startRemoteNodes(opts: RemoteNodesOptions): Promise<Remote
       closing = true;
       for (const a of agents) a.stdin.end();
       // Let agents see EOF and exit on their own (they kill their workers), then drop the connections.
-      await Promise.race([Promise.all(agents.map((a) => a.exited)), new Promise((r) => setTimeout(r, 2000))]);
+      await within(Promise.all(agents.map((a) => a.exited)), 2000);
       for (const a of agents) a.close();
     },
   };
@@ -113,4 +113,11 @@ export async function startRemoteNodes(opts: RemoteNodesOptions): Promise<Remote
  */
 export function masterAddrOf(agents: RemoteAgent[], nodeRank = 0): string | undefined {
   return agents.find((a) => a.node.node_rank === nodeRank)?.target.hostName;
+}
+
+/** Waits for `p`, at most `ms`; the timer never keeps the process alive on its own. */
+export function within(p: Promise<unknown>, ms: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise((r) => (timer = setTimeout(r, ms)));
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

@@ -10,7 +10,7 @@ import type { AgentSpec } from '../agent-contract.js';
 import type { RemoteSpawner } from '../controller.js';
 import { relayRecords } from '../store-node.js';
 import type { NodeHandle } from '../supervisor.js';
-import { startRemoteNodes } from './remote-nodes.js';
+import { startRemoteNodes, within } from './remote-nodes.js';
 import { sshSettingsFromConfig } from './target.js';
 
 /** `err`: where agents' own diagnostics go, one line each with the host in front. */
@@ -52,7 +52,7 @@ export function sshRemoteSpawner(config: JobConfig, err: NodeJS.WritableStream =
       relayRecords(agent.stdout, ctx.console);
       return ctx.control.handle(agent.node.node_rank, agent.node.host, async () => {
         // After `exit` the agent ends on its own; then drop the connection.
-        await Promise.race([agent.exited, new Promise((r) => setTimeout(r, 5000))]);
+        await within(agent.exited, 5000);
         agent.close();
       });
     });

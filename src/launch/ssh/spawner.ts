@@ -99,8 +99,11 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
         if (!closing) resolve('SSH connection closed');
       });
     });
-    const storeAddr = req.directStore ?? (await forwardStore(conn, req.store));
-    const channel = await startAgentChannel(conn, launch, version, req.helloTimeoutMs);
+    // The forward and the agent's start are independent round trips: overlap them.
+    const [storeAddr, channel] = await Promise.all([
+      req.directStore ?? forwardStore(conn, req.store),
+      startAgentChannel(conn, launch, version, req.helloTimeoutMs),
+    ]);
     const sock = (conn.client as unknown as { _sock?: { localAddress?: string } })._sock;
     return {
       ...channel,
