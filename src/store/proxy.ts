@@ -61,6 +61,11 @@ export class StoreProxy {
     server.on('error', () => {});
     const proxy = new StoreProxy(server, socketPath, opts.upstream, Buffer.from(opts.jobKey), opts.attempt);
     server.on('connection', (socket) => proxy.accept(socket));
+    // Without the store there is nothing to serve: workers see their store socket close at once.
+    opts.upstream.once('close', () => {
+      server.close();
+      for (const w of proxy.workers) w.destroy();
+    });
     return proxy;
   }
 
@@ -93,7 +98,7 @@ export class StoreProxy {
   }
 
   private accept(socket: net.Socket): void {
-    if (this.closing) {
+    if (this.closing || !this.upstream.isOpen) {
       socket.destroy();
       return;
     }

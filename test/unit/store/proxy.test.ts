@@ -145,3 +145,15 @@ t.test('garbage from one worker closes only that worker', async (t) => {
   await good.set('still', 'serving');
   t.equal((await good.get('still')).toString(), 'serving');
 });
+
+t.test('when the upstream store connection is lost, workers are disconnected at once', async (t) => {
+  const { server, worker } = await fixture(t);
+  const idle = await worker();
+  const busy = await worker();
+  const blocked = busy.get('never', 60000).catch((e: Error) => e);
+  const idleClosed = new Promise((r) => idle.once('close', r));
+  await server.close();
+  await idleClosed;
+  t.match(((await blocked) as Error).message, /connection closed/);
+  await t.rejects(worker(), /cannot connect to the store proxy/, 'new workers are refused too');
+});
