@@ -12,7 +12,7 @@ mpi="mpirun --allow-run-as-root --oversubscribe -np 4 /bin/true"
 dt="node $root/bin/dtrain launch --nproc-per-node 4 --set logs.dir=$work/logs -- /bin/true"
 cd "$work"
 hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/r.json" \
-  -n mpirun "$mpi" -n dtrain "$dt" -n dtrain-child-agent "DTRAIN_LOCAL_AGENT=child $dt" >&2 || true
+  -n mpirun "$mpi" -n dtrain "$dt" -n dtrain-child-agent "env DTRAIN_LOCAL_AGENT=child $dt" >&2 || true
 node -e '
 const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).results;
 const by = Object.fromEntries(r.map((x) => [x.command, x]));

@@ -3,6 +3,7 @@
  * stderr, so stdout stays the workers' (or the --json document's). ora loads only on a TTY.
  */
 import type { Writable } from 'node:stream';
+import { wantsColour } from './console.js';
 
 export interface Progress {
   running(n: number, world: number, attempt: number): void;
@@ -10,9 +11,10 @@ export interface Progress {
   stop(): void;
 }
 
-export async function createProgress(stream: Writable & { isTTY?: boolean }, quiet: boolean): Promise<Progress> {
+export async function createProgress(stream: Writable & { isTTY?: boolean; columns?: number }, quiet: boolean): Promise<Progress> {
   if (quiet) return { running() {}, note() {}, stop() {} };
-  if (!stream.isTTY) {
+  // A terminal that reports no width (a pty nobody sized) sends ora's line clearing into a loop: plain lines.
+  if (!stream.isTTY || !stream.columns) {
     let announced = -1;
     return {
       running(n, world, attempt) {
@@ -26,7 +28,7 @@ export async function createProgress(stream: Writable & { isTTY?: boolean }, qui
     };
   }
   const { default: ora } = await import('ora');
-  const spinner = ora({ stream, text: 'starting workers' }).start();
+  const spinner = ora({ stream, text: 'starting workers', color: wantsColour(stream) ? 'cyan' : false }).start();
   return {
     running(n, world, attempt) {
       spinner.text = `${n}/${world} workers running${attempt ? ` (attempt ${attempt})` : ''}`;

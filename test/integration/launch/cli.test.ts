@@ -1,8 +1,9 @@
 // torchrun habits without a file, --save-config, and --dry-run printing exactly what validate prints.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { built, runDtrain, tempDir } from '../../helpers/launch.js';
+import { built, dtrainBin, runDtrain, tempDir } from '../../helpers/launch.js';
 
 const skip = !built() && 'run npx tsc -p . first';
 
@@ -49,4 +50,30 @@ t.test('usage errors are one line and exit 2', { skip }, async (t) => {
   t.match(r.stderr, /name a config file/);
   const bad = await runDtrain(['launch', '--nproc-per-node', 'zero', '--', 'true'], { cwd: dir });
   t.equal(bad.code, 2, bad.stderr);
+});
+
+t.test('logs.ranks filters the console, not the log files', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'job.yaml');
+  writeFileSync(file, `entrypoint: [sh, -c, 'echo "out $RANK"; echo "err $RANK" >&2']\nnproc_per_node: 3\nlogs: {dir: ${dir}/logs, ranks: [1]}\n`);
+  const r = await runDtrain(['launch', file, '--json'], { cwd: dir });
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stderr, '[rank 1] out 1');
+  t.match(r.stderr, '[rank 1] err 1');
+  t.notMatch(r.stderr, /\[rank [02]\]/);
+  const runId = JSON.parse(r.stdout).run_id;
+  t.equal(readFileSync(join(dir, 'logs', runId, 'attempt_0', 'rank_2.out'), 'utf8'), 'out 2\n');
+});
+
+t.test('a spinner on a TTY only', { skip: (!built() && 'run npx tsc -p . first') || (!existsSync('/usr/bin/script') && 'no script(1) for a pty') }, async (t) => {
+  const dir = tempDir(t);
+  // script(1) gives dtrain a pty; stty sizes it (an unsized pty reports 0 columns).
+  const cmd = `stty cols 100 rows 30; ${process.execPath} ${dtrainBin} launch --nproc-per-node 2 --set logs.dir=${dir}/logs -- sh -c 'sleep 0.5'`;
+  const tty = spawnSync('script', ['-qec', cmd, '/dev/null'], { cwd: dir, encoding: 'utf8', timeout: 30000, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', TERM: 'xterm' } });
+  t.equal(tty.status, 0, tty.stderr);
+  t.match(tty.stdout, /2\/2 workers running/);
+  t.match(tty.stdout, /\x1b\[\?25l/, 'ora hides the cursor while spinning');
+  const plain = await runDtrain(['launch', '--nproc-per-node', '2', '--set', `logs.dir=${dir}/logs`, '--', 'true'], { cwd: dir });
+  t.match(plain.stderr, /^dtrain: 2\/2 workers running$/m);
+  t.notMatch(plain.stderr, /\x1b/, 'no escape codes when not a TTY');
 });

@@ -72,3 +72,12 @@ t.test('a command that does not exist is a clear failure', { skip }, async (t) =
   t.match(r.stderr, /exited with code 127/);
   t.match(r.stderr, /cannot run no-such-program-xyz: No such file or directory/);
 });
+
+t.test('the error file a worker wrote is part of the root cause', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const script = `require('fs').writeFileSync(process.env.TORCHELASTIC_ERROR_FILE, JSON.stringify({ message: { message: 'ValueError: bad batch', extraInfo: { py_callstack: 'x' } } })); process.exit(1)`;
+  const r = await runDtrain(['launch', '--nproc-per-node', '1', '--json', '--set', `logs.dir=${dir}/logs`, '--', process.execPath, '-e', script], { cwd: dir });
+  t.equal(r.code, 1);
+  t.match(JSON.parse(r.stdout).root_cause.error_file, { message: { message: 'ValueError: bad batch' } });
+  t.match(r.stderr, /error file: .*ValueError: bad batch/);
+});

@@ -61,3 +61,13 @@ t.test('SIGUSR1 is forwarded and supervision goes on', { skip }, async (t) => {
   t.equal(r.code, 0, r.stderr);
   t.ok(existsSync(join(dir, 'got_0_SIGUSR1')) && existsSync(join(dir, 'got_1_SIGUSR1')), 'both workers got SIGUSR1');
 });
+
+t.test('SIGHUP is forwarded to the workers', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const run = start(dir, [], { LIVE_MS: '1500' });
+  t.ok(await waitFor(() => running(dir), 10000));
+  await new Promise((r) => setTimeout(r, 200));
+  run.child.kill('SIGHUP');
+  await run.done;
+  t.ok(existsSync(join(dir, 'got_0_SIGHUP')) && existsSync(join(dir, 'got_1_SIGHUP')), 'both workers got SIGHUP');
+});
