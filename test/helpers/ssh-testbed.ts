@@ -44,11 +44,17 @@ export function skipReason(): string | undefined {
 export function testbedUp(count: number, tag: string): Testbed {
   const n = process.pid % 200;
   const prefix = `${tag}${n.toString(36)}`.slice(0, 8);
-  const subnet = `10.231.${20 + n}`;
-  const out = execFileSync(script, ['up', String(count), '--prefix', prefix, '--subnet', subnet, '--json'], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  let out = '';
+  // Another test process may hold the subnet this pid maps to: move on to the next free one.
+  for (let attempt = 0; ; attempt++) {
+    const subnet = `10.231.${20 + ((n + attempt * 37) % 200)}`;
+    const r = spawnSync(script, ['up', String(count), '--prefix', prefix, '--subnet', subnet, '--json'], { encoding: 'utf8' });
+    if (r.status === 0) {
+      out = r.stdout;
+      break;
+    }
+    if (!/already in use/.test(r.stderr) || attempt >= 5) throw new Error(`testbed: ${r.stderr.trim()}`);
+  }
   const desc = JSON.parse(out) as Omit<Testbed, 'down'>;
   let isUp = true;
   const down = () => {
