@@ -149,6 +149,16 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
     if (this.phase !== 'ready') {
       return { id: 0, response: Promise.reject(new StoreConnectionError(`${this.label}: connection is closed`)) };
     }
+    let size = 6;
+    for (const b of bufs) size += 4 + b.length;
+    if (size > maxBodyBytes) {
+      // Sending it would make the store close this whole connection (shared by every worker of a node).
+      const refused = new StoreRequestError(
+        `${this.label}: ${opNames[op] ?? `op ${op}`}${describeKeys(op, bufs)} is ${size} bytes, over the store's limit of ${maxBodyBytes}`,
+        Status.badRequest,
+      );
+      return { id: 0, response: Promise.reject(refused) };
+    }
     const id = this.allocateId();
     const waitMs = Math.min(maxTimeoutMs, serverHoldMs(op, bufs) + this.timeoutMs);
     const response = new Promise<Message>((resolve, reject) => {

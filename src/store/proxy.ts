@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { StartError } from '../util/errors.js';
 import type { StoreClient } from './client.js';
-import { StoreTimeoutError } from './errors.js';
+import { StoreRequestError, StoreTimeoutError } from './errors.js';
 import { FrameReader, Op, Status, decodeBody, encodeBody, frame, maxBodyBytes, maxKeyBytes, parseBoundedUint, type Message } from './frame.js';
 
 export interface StoreProxyOptions {
@@ -194,8 +194,10 @@ class WorkerConnection {
       (err) => {
         if (this.inFlight.get(req.id) !== forwarded.id) return;
         this.inFlight.delete(req.id);
-        // No answer in time: say so. The upstream connection is gone: so is this worker's store.
+        // No answer in time: say so. Too big to forward: refuse. The upstream connection is gone: so is
+        // this worker's store.
         if (err instanceof StoreTimeoutError && this.proxy.upstream.isOpen) reply(Status.timeout);
+        else if (err instanceof StoreRequestError) reply(Status.badRequest);
         else this.destroy();
       },
     );

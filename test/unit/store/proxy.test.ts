@@ -157,3 +157,13 @@ t.test('when the upstream store connection is lost, workers are disconnected at 
   t.match(((await blocked) as Error).message, /connection closed/);
   await t.rejects(worker(), /cannot connect to the store proxy/, 'new workers are refused too');
 });
+
+t.test('a worker value that would overflow the upstream frame limit is refused, not forwarded', async (t) => {
+  const { upstream, worker } = await fixture(t);
+  const w = await worker();
+  const huge = Buffer.alloc(64 * 1024 * 1024 - 16); // body 64 MiB - 1 from the worker, 64 MiB + 2 once prefixed
+  await t.rejects(w.set('k', huge), /bad request/);
+  t.ok(upstream.isOpen, "the agent's shared connection survives");
+  await w.set('k', 'small');
+  t.equal((await w.get('k')).toString(), 'small');
+});

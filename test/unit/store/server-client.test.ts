@@ -42,6 +42,9 @@ t.test('every non-blocking op over TCP', async (t) => {
   t.ok((await c!.get('big')).equals(big), 'a 3 MiB value round-trips');
   await t.rejects(c!.add('k2', 1).then(() => c!.set('t', 'x')).then(() => c!.add('t', 1)), StoreRequestError);
   await t.rejects(c!.jobKey(), /not allowed on this connection/);
+  await t.rejects(c!.set('huge', Buffer.alloc(64 * 1024 * 1024)), /over the store's limit/, 'refused before sending');
+  await c!.ping();
+  t.ok(c!.isOpen, 'so the connection stays open');
 });
 
 t.test('blocking get/wait answered by other clients; answers come out of order', async (t) => {
