@@ -189,3 +189,42 @@ t.test('pre-start failure on one host: exit 3 naming it, nothing left on the oth
   await new Promise((res) => setTimeout(res, 300));
   t.same(strayPids(h1), [], 'the agent on the good host is gone');
 });
+
+t.test('the controller machine as node 0 plus an SSH host: gloo DDP meets at this machine\'s bridge address', async (t) => {
+  const r = await launch(
+    'mixed',
+    [
+      `nodes: [{host: "${bed.controller_address}", slots: 1}, {host: "${h2.address}", slots: 1}]`,
+      `entrypoint: [/usr/bin/python3, ${yamlString(join(repoRoot, 'test/fixtures/ssh/ddp_train.py'))}]`,
+      'backend: cpu',
+    ].join('\n'),
+  );
+  t.equal(r.error?.message, undefined, r.error ? r.stderr : 'launched and finished');
+  const lines = r.stderr.split('\n').filter((l) => /rank=\d world=2/.test(l));
+  t.equal(lines.length, 2, r.stderr);
+  t.equal(lines[0]!.split('params=')[1], lines[1]!.split('params=')[1], 'identical parameters');
+  t.match(lines.join('\n'), new RegExp(`host=${h2.name}`));
+});
+
+t.test('through the CLI: an unreachable node is exit 3 with one line naming it, and one JSON document', async (t) => {
+  const hole = h1.address.replace(/\.\d+$/, '.97');
+  const file = join(scratch, 'unreachable.yaml');
+  writeFileSync(
+    file,
+    [
+      'name: unreachable',
+      `workdir: ${yamlString(scratch)}`,
+      'entrypoint: [/bin/true]',
+      `nodes: [{host: "${h1.address}"}, {host: "${hole}"}]`,
+      `ssh: {user: root, identity_file: ${yamlString(bed.client_key)}, known_hosts: ${yamlString(bed.known_hosts)}, remote_dtrain: ${yamlString(join(repoRoot, 'bin/dtrain'))}, connect_timeout: 2s}`,
+    ].join('\n'),
+  );
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin/dtrain'), 'launch', file, '--json'], { encoding: 'utf8', timeout: 30_000 });
+  t.equal(r.status, 3, r.stderr);
+  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('dtrain:'));
+  t.match(lines[lines.length - 1], new RegExp(`^dtrain: ${hole.replace(/\./g, '\\.')}: (connection to .* timed out after 2s|no route to)`));
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  t.match(JSON.parse(r.stdout), { exit_code: 3 });
+  await new Promise((res) => setTimeout(res, 300));
+  t.same(strayPids(h1), [], 'the reachable host runs nothing');
+});
