@@ -79,5 +79,24 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
       t.equal(o.state, 'TIMEOUT');
       t.match(judgeOutcome(timeoutId, o, 'out'), { ok: false, message: /ended TIMEOUT/ });
     });
+
+    // last: a node going down would also end (or requeue) the jobs above
+    t.test('a job whose node goes down', async (t) => {
+      // --no-requeue: otherwise Slurm requeues it and it runs again once the node is back
+      const id = await submit('nodefail', 'sleep 300', ['--no-requeue']);
+      for (let i = 0; i < 50 && (await squeueJobState(id, { env: tb.env })) !== 'RUNNING'; i++) await sleep(200);
+      const node = slurm(tb, ['squeue', '-h', '-j', id, '-o', '%N']).trim();
+      const waiting = wait(id, 'nodefail');
+      slurm(tb, ['scontrol', 'update', `nodename=${node}`, 'state=down', 'reason=dtrain-test']);
+      const o = await waiting;
+      try {
+        slurm(tb, ['scontrol', 'update', `nodename=${node}`, 'state=resume']);
+      } catch {
+        // slurmd re-registering may have brought it back already (ReturnToService=2)
+      }
+      for (let i = 0; i < 50 && !/idle|mix|alloc/.test(slurm(tb, ['sinfo', '-h', '-N', '-o', '%t'])); i++) await sleep(200);
+      t.equal(o.state, 'NODE_FAIL');
+      t.match(judgeOutcome(id, o, 'out').message, new RegExp(`^job ${id} ended NODE_FAIL \\(NodeDown\\)`));
+    });
   });
 }
