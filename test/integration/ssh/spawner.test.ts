@@ -4,9 +4,9 @@
  * it is told: these tests are about the SSH leg (connections, host keys, the remote command, stdin/stdout,
  * store forwarding, liveness, cleanup), not the agent's own supervision.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -375,4 +375,38 @@ t.test('an unchanged PyTorch gloo DDP program across 2 hosts', async (t) => {
   t.match(lines[0], new RegExp(`^rank=0 world=2 host=${h1.name} params=`));
   t.match(lines[1], new RegExp(`^rank=1 world=2 host=${h2.name} params=`));
   t.equal(lines[0]!.split('params=')[1], lines[1]!.split('params=')[1], 'DDP kept the parameters identical across hosts');
+});
+
+t.test('a second sshd on port 2222: [host]:port in known_hosts, Port from ~/.ssh/config', async (t) => {
+  const dir = join(bed.state_dir, 'hosts', h1.namespace);
+  const config = join(scratch, 'sshd_2222');
+  writeFileSync(
+    config,
+    readFileSync(join(dir, 'sshd_config'), 'utf8').replace(/^Port 22$/m, 'Port 2222').replace(/^PidFile .*$/m, `PidFile ${scratch}/sshd_2222.pid`),
+  );
+  const sshd = spawn(
+    'ip',
+    ['netns', 'exec', h1.namespace, 'unshare', '--uts', '--mount', '--propagation', 'private', 'sh', '-c',
+      `mount -t tmpfs tmpfs /run && mkdir /run/sshd && hostname ${h1.name} && exec /usr/sbin/sshd -D -e -f ${config}`],
+    { stdio: 'ignore' },
+  );
+  t.teardown(() => void sshd.kill('SIGTERM'));
+  for (let i = 0; i < 50 && !existsSync(join(scratch, 'sshd_2222.pid')); i++) await new Promise((r) => setTimeout(r, 100));
+
+  const kh = join(scratch, 'known_hosts_2222');
+  writeFileSync(kh, `${h1.address} ${h1.host_key}\n`);
+  const node = [{ node_rank: 0, host: h1.address, port: 2222 }];
+  const err = await startError({ ...request(), nodes: node, settings: settings({ known_hosts: kh }) });
+  t.match(err.message, new RegExp(`host key of \\[${h1.address.replace(/\./g, '\\.')}\\]:2222 is not in`), 'port 22 entries do not vouch for port 2222');
+
+  writeFileSync(kh, `[${h1.address}]:2222 ${h1.host_key}\n`);
+  const viaPort = await startSshAgents({ ...request(), nodes: node, settings: settings({ known_hosts: kh }) });
+  viaPort.forEach((a) => a.close());
+  t.equal(viaPort[0]!.hello.hostname, h1.name);
+
+  const sshConfig = join(scratch, 'ssh_config_2222');
+  writeFileSync(sshConfig, `Host port-alias\n  HostName ${h1.address}\n  Port 2222\n`);
+  const viaAlias = await startSshAgents({ ...request(), nodes: [{ node_rank: 0, host: 'port-alias' }], settings: settings({ known_hosts: kh }), sshConfigPath: sshConfig });
+  viaAlias.forEach((a) => a.close());
+  t.equal(viaAlias[0]!.target.port, 2222, 'Port came from the ssh config');
 });
