@@ -40,6 +40,8 @@ export class NodeAgent {
   private current: Attempt | null = null;
   /** stop/kill requests that arrived while their attempt was still starting */
   private readonly pendingStop = new Map<number, { signal: ForwardedSignal; graceMs: number } | 'kill'>();
+  /** rejects the wait for node 0's port when the attempt is stopped first (node 0 may never publish it) */
+  private readonly abortStart = new Map<number, () => void>();
   private readonly wrapper: string;
   private readonly baseEnv: Record<string, string>;
 
@@ -65,7 +67,12 @@ export class NodeAgent {
     if (this.current) await this.current.done;
     const spec = this.spec;
     try {
-      const masterPort = await this.masterPort(attempt);
+      const aborted = new Promise<never>((_, reject) =>
+        this.abortStart.set(attempt, () => reject(new Error('stopped before its workers started'))),
+      );
+      aborted.catch(() => {});
+      const masterPort = await Promise.race([this.masterPort(attempt), aborted]);
+      this.abortStart.delete(attempt);
       const logDir = join(spec.logs.dir, spec.run_id, `attempt_${attempt}`);
       mkdirSync(logDir, { recursive: true });
       const storeAddress = await this.link.storeAddress(attempt);
@@ -139,6 +146,7 @@ export class NodeAgent {
     const a = this.current;
     if (!a || a.attempt !== attempt) {
       this.pendingStop.set(attempt, { signal, graceMs });
+      this.abortStart.get(attempt)?.();
       return;
     }
     for (const w of a.workers) w.signal(signal);
@@ -150,7 +158,10 @@ export class NodeAgent {
   kill(attempt?: number): void {
     const a = this.current;
     if (!a || (attempt !== undefined && a.attempt !== attempt)) {
-      if (attempt !== undefined) this.pendingStop.set(attempt, 'kill');
+      if (attempt !== undefined) {
+        this.pendingStop.set(attempt, 'kill');
+        this.abortStart.get(attempt)?.();
+      } else for (const abort of this.abortStart.values()) abort();
       return;
     }
     for (const w of a.workers) w.killAll();
