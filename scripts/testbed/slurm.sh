@@ -23,6 +23,8 @@
 #     `scontrol show job` for five minutes;
 #   - SelectType=select/cons_tres with CR_CPU: CPUs are the only consumable, so several small test jobs
 #     share the node's cores and memory requests are checked against RealMemory but not reserved;
+#   - two partitions on the node: jobs in "urgent" preempt (cancel) jobs in the default "debug", so a
+#     test can make a job end PREEMPTED (PreemptType=preempt/partition_prio, PreemptMode=CANCEL);
 #   - NodeName and SlurmctldHost are this machine's real hostname with its CPU count and memory (from
 #     `slurmd -C`); ports are DTRAIN_SLURM_CTLD_PORT / DTRAIN_SLURM_D_PORT (6817/6818 by default).
 set -euo pipefail
@@ -94,8 +96,11 @@ SlurmctldTimeout=30
 SlurmdTimeout=60
 SlurmctldDebug=info
 SlurmdDebug=info
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
 NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=$host MaxTime=INFINITE State=UP PriorityTier=2
 EOF
 
   cat >"$DIR/cgroup.conf" <<EOF

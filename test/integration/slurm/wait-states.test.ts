@@ -80,6 +80,18 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
       t.match(judgeOutcome(timeoutId, o, 'out'), { ok: false, message: /ended TIMEOUT/ });
     });
 
+    t.test('a job preempted by a higher-priority partition', async (t) => {
+      // the node's every CPU, so the "urgent" job (testbed: preempts "debug" by cancelling) needs them
+      const cpus = slurm(tb, ['sinfo', '-h', '-N', '-o', '%c']).trim();
+      const id = await submit('preempted', 'sleep 300', [`--cpus-per-task=${cpus}`]);
+      for (let i = 0; i < 100 && (await squeueJobState(id, { env: tb.env })) !== 'RUNNING'; i++) await sleep(200);
+      const waiting = wait(id, 'preempted');
+      await submit('urgent', 'true', ['--partition=urgent', `--cpus-per-task=${cpus}`]);
+      const o = await waiting;
+      t.equal(o.state, 'PREEMPTED');
+      t.match(judgeOutcome(id, o, 'out'), { ok: false, message: new RegExp(`^job ${id} ended PREEMPTED`) });
+    });
+
     // last: a node going down would also end (or requeue) the jobs above
     t.test('a job whose node goes down', async (t) => {
       // --no-requeue: otherwise Slurm requeues it and it runs again once the node is back
