@@ -173,8 +173,8 @@ stop_pidfile() { # pidfile: SIGTERM, wait up to 10 s, then SIGKILL that same pid
 cmd_down() {
   [ -d "$DIR" ] || { echo "slurm testbed not present in $DIR"; return 0; }
   if pid_alive "$DIR/run/slurmctld.pid"; then
-    scancel --full "--clusters=dtrain-test" >/dev/null 2>&1 || scancel --full -u root >/dev/null 2>&1 || true
-    scancel --full -u "$(id -un)" >/dev/null 2>&1 || true
+    # every job of this cluster, whoever submitted it
+    squeue -h -t R,PD,CG,S -o %i 2>/dev/null | xargs -r scancel --full >/dev/null 2>&1 || true
     wait_until 15 "" test -z "$(squeue -h -t R,PD,CG -o %i 2>/dev/null)" || true
   fi
   # Job processes that outlived the cancel (ignored SIGTERM past the wait): end them by the pids slurmd

@@ -1,3 +1,7 @@
+/**
+ * `dtrain submit <config>`: render the batch script from the config's scheduler section, submit it and
+ * print the job id (or, with --wait, follow it to its end). Thin: src/batch does the work.
+ */
 import { fileURLToPath } from 'node:url';
 import type { CommandModule } from 'yargs';
 import { InterruptedError } from '../util/errors.js';
