@@ -3,7 +3,7 @@
  * the store, `dtrain agent --stdio` on every host (this checkout's bin/dtrain over the shared file system),
  * dtrain-exec workers, supervision. The remote hook is src/launch/ssh/remote-spawner.ts.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -227,4 +227,33 @@ t.test('through the CLI: an unreachable node is exit 3 with one line naming it, 
   t.match(JSON.parse(r.stdout), { exit_code: 3 });
   await new Promise((res) => setTimeout(res, 300));
   t.same(strayPids(h1), [], 'the reachable host runs nothing');
+});
+
+t.test('controller SIGKILLed mid-job: every remote agent sees its channel close and kills its workers', async (t) => {
+  const marker = join(scratch, 'orphan-ready');
+  const worker = join(scratch, 'orphan.js');
+  writeFileSync(worker, `require('fs').writeFileSync(${JSON.stringify(marker)} + process.env.RANK, ''); setInterval(() => {}, 1000);`);
+  const file = join(scratch, 'orphan.yaml');
+  writeFileSync(
+    file,
+    [
+      'name: orphan',
+      `workdir: ${yamlString(scratch)}`,
+      `entrypoint: [${yamlString(process.execPath)}, ${yamlString(worker)}]`,
+      `nodes: [{host: "${h1.address}", slots: 1}, {host: "${h2.address}", slots: 1}]`,
+      `logs: {dir: ${yamlString(join(scratch, 'logs'))}}`,
+      `ssh: {user: root, identity_file: ${yamlString(bed.client_key)}, known_hosts: ${yamlString(bed.known_hosts)}, remote_dtrain: ${yamlString(join(repoRoot, 'bin/dtrain'))}}`,
+    ].join('\n'),
+  );
+  const controller = spawn(process.execPath, [join(repoRoot, 'bin/dtrain'), 'launch', file], { stdio: 'ignore' });
+  for (let i = 0; i < 200 && !(existsSync(`${marker}0`) && existsSync(`${marker}1`)); i++) await new Promise((r) => setTimeout(r, 50));
+  t.ok(existsSync(`${marker}0`) && existsSync(`${marker}1`), 'both workers started');
+  controller.kill('SIGKILL');
+  let left: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    left = [...strayPids(h1), ...strayPids(h2)];
+    if (left.length === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.same(left, [], 'no agent or worker left on either host');
 });
