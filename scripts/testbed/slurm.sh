@@ -125,16 +125,17 @@ start_munge() {
     || die "munged did not start: $(tail -n 3 "$m/munged.log" 2>/dev/null)"
 }
 
-wait_until() { # seconds, description, command...
-  local n=$(($1 * 5)) what=$2
-  shift 2
+wait_until() { # seconds, command...: polls the command every 0.2 s
+  local n=$(($1 * 5))
+  shift
   while ! "$@" >/dev/null 2>&1; do
     n=$((n - 1))
     [ "$n" -gt 0 ] || return 1
     sleep 0.2
   done
-  [ -n "$what" ] || true
 }
+
+no_jobs() { [ -z "$(squeue -h -t R,PD,CG,S -o %i 2>/dev/null)" ]; }
 
 node_idle() { sinfo -h -N -o '%t' | grep -qE '^(idle|mix|alloc)'; }
 
@@ -151,11 +152,11 @@ cmd_up() {
   start_munge
   pid_alive "$DIR/run/slurmctld.pid" || slurmctld -f "$DIR/slurm.conf" -c \
     || die "slurmctld did not start: $(tail -n 5 "$DIR/log/slurmctld.log" 2>/dev/null)"
-  wait_until 20 "" scontrol ping \
+  wait_until 20 scontrol ping \
     || die "slurmctld does not answer: $(tail -n 5 "$DIR/log/slurmctld.log" 2>/dev/null)"
   pid_alive "$DIR/run/slurmd.pid" || slurmd -f "$DIR/slurm.conf" \
     || die "slurmd did not start: $(tail -n 5 "$DIR/log/slurmd.log" 2>/dev/null)"
-  wait_until 30 "" node_idle \
+  wait_until 30 node_idle \
     || die "node did not come up: $(sinfo -N 2>&1 | tail -n 2); $(tail -n 5 "$DIR/log/slurmd.log" 2>/dev/null)"
   echo "slurm testbed up in $DIR (export SLURM_CONF=$DIR/slurm.conf)"
 }
@@ -175,7 +176,7 @@ cmd_down() {
   if pid_alive "$DIR/run/slurmctld.pid"; then
     # every job of this cluster, whoever submitted it
     squeue -h -t R,PD,CG,S -o %i 2>/dev/null | xargs -r scancel --full >/dev/null 2>&1 || true
-    wait_until 15 "" test -z "$(squeue -h -t R,PD,CG -o %i 2>/dev/null)" || true
+    wait_until 15 no_jobs || true
   fi
   # Job processes that outlived the cancel (ignored SIGTERM past the wait): end them by the pids slurmd
   # recorded for its steps, never by name.
