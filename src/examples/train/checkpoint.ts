@@ -2,6 +2,8 @@
  * The example's checkpoints. Layout under the checkpoint directory:
  *   stage_S/step_N/…      ShardedAdam's checkpoint of stage S (its data group's shards of the fp32 master
  *                         copy = the stage's layers, m and v), with its own manifest
+ *   stage_S/model_step_N.bin  the stage's layers whole (fp32, little-endian, slice by slice), written by its
+ *                         data rank 0: readable without the optimizer, and checked against it on resume
  *   train_step_N.json     what every rank shares: step, data position (epoch, cursor, the epoch's Rng
  *                         state), the layer split, the global batch
  *   latest.json           {step: N}, replaced atomically by world rank 0 after every stage committed step N
@@ -11,6 +13,7 @@
  * from the previous step everywhere.
  */
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { Buffer } from 'node:buffer';
 import { join } from 'node:path';
 import type { Group, ShardedAdam } from 'dtrain';
 import type { DataPosition } from './data.js';
@@ -26,7 +29,7 @@ export interface TrainState {
 
 const LATEST = 'latest.json';
 
-async function writeDurably(path: string, text: string): Promise<void> {
+async function writeDurably(path: string, text: string | Buffer): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   const fh = await open(tmp, 'w', 0o644);
   try {
@@ -38,15 +41,24 @@ async function writeDurably(path: string, text: string): Promise<void> {
   await rename(tmp, path);
 }
 
+/** The stage's parameters as one little-endian fp32 byte string (this file format's only supported host order). */
+function modelBytes(params: readonly Float32Array[]): Buffer {
+  return Buffer.concat(params.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
+}
+
 export async function saveCheckpoint(
   dir: string,
   stage: number,
   opt: ShardedAdam,
-  world: Group,
+  params: readonly Float32Array[],
+  groups: { world: Group; data: Group },
   state: TrainState,
 ): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  await opt.save(join(dir, `stage_${stage}`));
+  const stageDir = join(dir, `stage_${stage}`);
+  await mkdir(stageDir, { recursive: true });
+  await opt.save(stageDir);
+  if (groups.data.rank === 0) await writeDurably(join(stageDir, `model_step_${state.step}.bin`), modelBytes(params));
+  const world = groups.world;
   await world.barrier();
   if (world.rank === 0) {
     await writeDurably(join(dir, `train_step_${state.step}.json`), JSON.stringify(state, null, 2) + '\n');
@@ -69,6 +81,13 @@ export async function readLatest(dir: string): Promise<TrainState | undefined> {
   return JSON.parse(await readFile(join(dir, `train_step_${step}.json`), 'utf8')) as TrainState;
 }
 
-export async function loadCheckpoint(dir: string, stage: number, opt: ShardedAdam, state: TrainState): Promise<void> {
-  await opt.load(join(dir, `stage_${stage}`, `step_${state.step}`));
+/** A checkpoint whose parts disagree (model file vs optimizer shards): not resumed from. */
+export class CheckpointMismatchError extends Error {}
+
+export async function loadCheckpoint(dir: string, stage: number, opt: ShardedAdam, params: readonly Float32Array[], state: TrainState): Promise<void> {
+  const stageDir = join(dir, `stage_${stage}`);
+  await opt.load(join(stageDir, `step_${state.step}`));
+  const file = join(stageDir, `model_step_${state.step}.bin`);
+  if (!(await readFile(file)).equals(modelBytes(params)))
+    throw new CheckpointMismatchError(`${file} differs from the parameters in ${stageDir}/step_${state.step}: the checkpoint is inconsistent`);
 }

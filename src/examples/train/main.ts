@@ -18,7 +18,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { init, Pipeline, ShardedAdam, scheduleShapeFromEnv, type Dist, type PipelineArray, type ScheduleShape } from 'dtrain';
 import { parseTrainArgs, TrainUsageError, type TrainArgs } from './args.js';
-import { loadCheckpoint, readLatest, saveCheckpoint, type TrainState } from './checkpoint.js';
+import { CheckpointMismatchError, loadCheckpoint, readLatest, saveCheckpoint, type TrainState } from './checkpoint.js';
 import { BatchOrder, gather, makeDataset, type Samples } from './data.js';
 import { layerSpecs, partitionLayers, softmaxCrossEntropy, crossEntropySum, StageModel, type StageActivations } from './mlp.js';
 import { summariseTraffic, type Traffic } from './traffic.js';
@@ -79,7 +79,7 @@ async function main(args: TrainArgs): Promise<void> {
     if (saved) {
       if (JSON.stringify(saved.stages) !== JSON.stringify(split) || saved.globalBatch !== args.globalBatch || saved.seed !== args.seed)
         throw new TrainUsageError(`the checkpoint in ${args.checkpointDir} is for another layer split, batch or seed`);
-      await loadCheckpoint(args.checkpointDir, stage, opt, saved);
+      await loadCheckpoint(args.checkpointDir, stage, opt, models.map((m) => m.params), saved);
       order.restore(saved.data);
       step = saved.step;
       resumedFrom = step;
@@ -151,7 +151,7 @@ async function main(args: TrainArgs): Promise<void> {
     }
     if (args.checkpointDir && args.checkpointEvery > 0 && step % args.checkpointEvery === 0) {
       const state: TrainState = { step, data: order.position(), globalBatch: args.globalBatch, stages: split, seed: args.seed };
-      await saveCheckpoint(args.checkpointDir, stage, opt, dist.groups.world, state);
+      await saveCheckpoint(args.checkpointDir, stage, opt, models.map((m) => m.params), dist.groups, state);
     }
     if (firstAttempt && failAt === step && dist.rank === failRank) {
       console.error(`rank ${dist.rank}: injected failure after step ${step} (TRAIN_FAIL_AT_STEP)`);
@@ -243,6 +243,10 @@ try {
   if (e instanceof TrainUsageError) {
     console.error(`train: ${e.message}`);
     process.exit(2);
+  }
+  if (e instanceof CheckpointMismatchError) {
+    console.error(`train: ${e.message}`);
+    process.exit(1);
   }
   throw e;
 }

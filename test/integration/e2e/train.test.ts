@@ -138,5 +138,14 @@ if (!built() || !existsSync(join(root, 'dist/examples/train/main.js')) || !exist
       t.equal(b[r]!.paramsSha256, a[r]!.paramsSha256, `rank ${r}: final parameters identical`);
     }
     t.equal(evalLoss(out), evalLoss(clean.stdout + clean.stderr));
+
+    // the model file beside the optimizer shards is checked on resume: a flipped byte stops the job
+    const model = join(dir, 'ckpt-failed/stage_1/model_step_40.bin');
+    const bytes = readFileSync(model);
+    bytes[100] = bytes[100]! ^ 0xff;
+    writeFileSync(model, bytes);
+    const corrupt = await runDtrain(['launch', quickstart, '--set', `logs.dir=${dir}/logs`, '--', '--steps', '50', '--checkpoint-dir', `${dir}/ckpt-failed`], { cwd: root });
+    t.equal(corrupt.code, 1);
+    t.match(corrupt.stdout + corrupt.stderr, /train: .*model_step_40\.bin differs from the parameters in .*step_40: the checkpoint is inconsistent/);
   });
 }
