@@ -115,3 +115,11 @@ t.test('command line: defaults, overrides, clear errors', async (t) => {
   t.throws(() => parseTrainArgs(['--checkpoint-every', '5']), /needs --checkpoint-dir/);
   t.throws(() => parseTrainArgs(['--bogus']), /Unknown option/);
 });
+
+t.test('traffic: sends and receives are point-to-point, every other op counts as collective', async (t) => {
+  const { summariseTraffic } = await import('../../../src/examples/train/traffic.js');
+  const op = (name: string, bytes: number) => ({ op: name, transport: 'shm' as const, algorithm: 'x', count: 1, bytes });
+  const got = summariseTraffic({ pipeline: [op('send', 100), op('recv', 40)], data: [op('allReduce', 7), op('allGather', 3)], world: [op('barrier', 0)] });
+  t.same([got.p2pSentBytes, got.p2pRecvBytes, got.collectiveBytes], [100, 40, 10]);
+  t.same(Object.keys(got.byGroup), ['pipeline', 'data', 'world']);
+});
