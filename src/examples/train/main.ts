@@ -2,7 +2,7 @@
  * The end-to-end example (issue 10): an MLP classifier trained with data × pipeline parallelism and ZeRO,
  * through the public runtime API only (`import … from 'dtrain'`).
  *
- *   dtrain launch configs/quickstart.yaml [-- --steps 150 --checkpoint-dir ckpt --checkpoint-every 25]
+ *   dtrain launch configs/quickstart.yaml [-- --steps 300 --checkpoint-dir ckpt --checkpoint-every 25 --report-dir out]
  *
  * Each pipeline stage holds a contiguous run of layers; each data rank takes its slice of every global batch
  * and cuts it into the schedule's microbatches; the Pipeline runs them (1F1B by default); ShardedAdam averages
@@ -69,6 +69,8 @@ async function main(args: TrainArgs): Promise<void> {
   const data = makeDataset({ seed: args.seed, inputs: args.inputs, classes: args.classes, train: args.trainSamples, eval: args.evalSamples });
   const order = new BatchOrder(args.trainSamples, args.seed);
 
+  // zero_stage 0 (no sharding) still runs ShardedAdam stage 1: the runtime has no unsharded optimizer, and the
+  // update is the same arithmetic either way
   const zero = Number(process.env.DTRAIN_ZERO_STAGE ?? '1');
   const opt = new ShardedAdam(models.map((m) => m.params), { group: dg, stage: zero === 2 ? 2 : 1, lr: args.lr, weightDecay: args.weightDecay });
 
@@ -88,7 +90,6 @@ async function main(args: TrainArgs): Promise<void> {
   }
 
   let micro: Samples[] = [];
-  let microIds: Int32Array[] = [];
   const pipe = new Pipeline({
     group: pg,
     schedule: shape,
@@ -135,8 +136,7 @@ async function main(args: TrainArgs): Promise<void> {
   while (step < args.steps) {
     const ids = order.next(args.globalBatch);
     const local = ids.subarray(dg.rank * localRows, (dg.rank + 1) * localRows);
-    microIds = Array.from({ length: M }, (_, m) => local.subarray(m * microRows, (m + 1) * microRows));
-    micro = microIds.map((mb) => gather(data.train, mb, args.inputs));
+    micro = Array.from({ length: M }, (_, m) => gather(data.train, local.subarray(m * microRows, (m + 1) * microRows), args.inputs));
     for (const m of models) m.grads.fill(0);
     opt.lr = learningRate(args, step);
     const result = await pipe.step();
