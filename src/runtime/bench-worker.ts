@@ -1,0 +1,87 @@
+/**
+ * The worker `dtrain bench` and scripts/bench/collectives run on every rank: times one collective over a
+ * range of sizes (nccl-tests conventions) and prints, from rank 0, one JSON line per size. Configured by
+ * environment: BENCH_OP, BENCH_SIZES (bytes, comma separated), BENCH_ALLOC=1 (dist.alloc buffers),
+ * BENCH_ITERS, BENCH_WARMUP.
+ */
+import { init } from './init.js';
+import type { Group } from './types.js';
+
+export type BenchOp = 'all_reduce' | 'reduce_scatter' | 'all_gather' | 'broadcast';
+
+/** nccl-tests' bus-bandwidth factors: what each rank must move relative to the message size. */
+export function busFactor(op: BenchOp, ranks: number): number {
+  if (op === 'all_reduce') return (2 * (ranks - 1)) / ranks;
+  if (op === 'broadcast') return 1;
+  return (ranks - 1) / ranks;
+}
+
+export interface BenchRow {
+  op: BenchOp;
+  bytes: number;
+  count: number;
+  type: 'float';
+  redop: 'sum' | 'none';
+  ranks: number;
+  alloc: boolean;
+  time_us: number;
+  algbw_GBps: number;
+  busbw_GBps: number;
+  transport: string;
+  algorithm: string;
+}
+
+function itersFor(bytes: number): number {
+  const fixed = Number(process.env.BENCH_ITERS ?? 0);
+  if (fixed > 0) return fixed;
+  return Math.max(20, Math.min(20000, Math.floor(2e8 / Math.max(bytes, 4096))));
+}
+
+async function main(): Promise<void> {
+  const dist = await init();
+  const g: Group & { stats(): { op: string; transport: string; algorithm: string }[] } = dist.groups.world as never;
+  const op = (process.env.BENCH_OP ?? 'all_reduce') as BenchOp;
+  const sizes = (process.env.BENCH_SIZES ?? '4096,65536,1048576,16777216').split(',').map(Number);
+  const useAlloc = process.env.BENCH_ALLOC === '1';
+  const n = dist.worldSize;
+  const make = (count: number) => (useAlloc ? dist.alloc(Float32Array, count) : new Float32Array(count));
+  for (const bytes of sizes) {
+    const count = Math.max(1, Math.floor(bytes / 4));
+    // reduce_scatter: `bytes` is the input; all_gather: `bytes` is the output (nccl-tests' convention)
+    const per = Math.max(1, Math.floor(count / n));
+    const a = make(op === 'all_reduce' || op === 'broadcast' ? count : op === 'reduce_scatter' ? per * n : per);
+    const b = make(op === 'reduce_scatter' ? per : op === 'all_gather' ? per * n : 1);
+    a.fill(1);
+    const run = () =>
+      op === 'all_reduce' ? g.allReduce(a, { op: 'sum' })
+      : op === 'reduce_scatter' ? g.reduceScatter(a, b, { op: 'sum' })
+      : op === 'all_gather' ? g.allGather(a, b)
+      : g.broadcast(a, { root: 0 });
+    const iters = itersFor(bytes);
+    for (let i = 0; i < Math.max(5, Math.floor(iters / 10)); i++) await run();
+    await g.barrier();
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < iters; i++) await run();
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9 / iters;
+    await g.barrier();
+    const opName = { all_reduce: 'allReduce', reduce_scatter: 'reduceScatter', all_gather: 'allGather', broadcast: 'broadcast' }[op];
+    const used = g.stats().filter((s) => s.op === opName).pop();
+    if (dist.rank === 0) {
+      const algbw = bytes / seconds / 1e9;
+      const row: BenchRow = {
+        op, bytes, count, type: 'float', redop: op === 'all_reduce' || op === 'reduce_scatter' ? 'sum' : 'none', ranks: n, alloc: useAlloc,
+        time_us: seconds * 1e6, algbw_GBps: algbw, busbw_GBps: algbw * busFactor(op, n),
+        transport: used?.transport ?? '?', algorithm: used?.algorithm ?? '?',
+      };
+      process.stdout.write(JSON.stringify(row) + '\n');
+    }
+  }
+  await dist.close();
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+  main().catch((err: Error) => {
+    process.stderr.write(`bench worker (rank ${process.env.RANK}): ${err.message}\n`);
+    process.exitCode = 1;
+  });
+}

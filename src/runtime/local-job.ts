@@ -1,0 +1,78 @@
+/**
+ * Runs a small job on this machine the way dtrain launch does, for `dtrain bench` and the benchmarks:
+ * a StoreServer, one StoreProxy per simulated node (a 0700 folder each), and worker processes with the
+ * worker environment contract. Locality comes from DTRAIN_NODE_RANK, so several simulated nodes on one
+ * machine exercise the TCP and hierarchical paths over loopback.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StoreClient, StoreProxy, StoreServer } from '../store/index.js';
+
+export interface LocalJobOptions {
+  /** processes per simulated node */
+  nodes: number[];
+  argv: string[];
+  env?: Record<string, string>;
+  /** called with each rank's stdout chunks (stderr is inherited) */
+  onStdout?: (rank: number, chunk: string) => void;
+}
+
+export interface LocalRankExit {
+  rank: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export async function runLocalJob(opts: LocalJobOptions): Promise<LocalRankExit[]> {
+  const jobKey = randomBytes(32);
+  const server = await StoreServer.start({ jobKey });
+  const dirs: string[] = [];
+  const proxies: StoreProxy[] = [];
+  const upstreams: StoreClient[] = [];
+  try {
+    for (let n = 0; n < opts.nodes.length; n++) {
+      const dir = mkdtempSync(join(tmpdir(), `dtrain-local-n${n}-`));
+      dirs.push(dir);
+      const upstream = await StoreClient.connectTcp({ host: '127.0.0.1', port: server.port, jobKey });
+      upstreams.push(upstream);
+      proxies.push(await StoreProxy.start({ upstream, dir: join(dir, 'proxy'), attempt: 0, jobKey }));
+    }
+    const world = opts.nodes.reduce((a, b) => a + b, 0);
+    const exits: Promise<LocalRankExit>[] = [];
+    let rank = 0;
+    for (let n = 0; n < opts.nodes.length; n++) {
+      for (let local = 0; local < opts.nodes[n]!; local++, rank++) {
+        const env: Record<string, string> = {
+          ...(process.env as Record<string, string>),
+          RANK: String(rank),
+          WORLD_SIZE: String(world),
+          LOCAL_RANK: String(local),
+          LOCAL_WORLD_SIZE: String(opts.nodes[n]),
+          GROUP_RANK: String(n),
+          DTRAIN_NODE_RANK: String(n),
+          DTRAIN_STORE: `unix:${proxies[n]!.socketPath}`,
+          DTRAIN_BACKEND: 'cpu',
+          ...(opts.env ?? {}),
+        };
+        const me = rank;
+        exits.push(
+          new Promise((resolve) => {
+            const child = spawn(opts.argv[0]!, opts.argv.slice(1), { env, stdio: ['ignore', 'pipe', 'inherit'] });
+            child.stdout.setEncoding('utf8');
+            child.stdout.on('data', (c: string) => opts.onStdout?.(me, c));
+            child.on('close', (code, signal) => resolve({ rank: me, code, signal }));
+          }),
+        );
+      }
+    }
+    return await Promise.all(exits);
+  } finally {
+    for (const p of proxies) await p.close();
+    for (const u of upstreams) await u.close();
+    await server.close();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
+}
