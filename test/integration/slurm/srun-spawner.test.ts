@@ -76,6 +76,8 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     for (const a of agents) a.close();
     const exits = await Promise.all(agents.map((a) => a.exited));
     t.same(exits.map((e) => e.code), [1, 1], 'the agents saw EOF (controller gone) and exited 1');
+    // srun has returned; slurmctld drops the step record a moment later
+    for (let i = 0; i < 25 && steps().length; i++) await sleep(200);
     t.same(steps(), [], 'no step left');
   });
 
