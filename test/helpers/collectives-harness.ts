@@ -35,6 +35,8 @@ export interface HarnessOptions {
   parallelism?: { tensor?: number; pipeline?: number };
   /** whole-run limit; workers still running then are killed (SIGKILL) and reported */
   timeoutMs?: number;
+  /** this node's proxy hands its workers a different job key (an impostor for the peer handshake) */
+  wrongPeerKeyOnNode?: number;
 }
 
 export async function runWorkers(opts: HarnessOptions): Promise<WorkerResult[]> {
@@ -49,7 +51,8 @@ export async function runWorkers(opts: HarnessOptions): Promise<WorkerResult[]> 
       dirs.push(dir);
       const upstream = await StoreClient.connectTcp({ host: '127.0.0.1', port: server.port, jobKey });
       upstreams.push(upstream);
-      proxies.push(await StoreProxy.start({ upstream, dir: join(dir, 'proxy'), attempt: 0, jobKey }));
+      const peerKey = opts.wrongPeerKeyOnNode === n ? randomBytes(32) : jobKey;
+      proxies.push(await StoreProxy.start({ upstream, dir: join(dir, 'proxy'), attempt: 0, jobKey: peerKey }));
     }
     const world = opts.nodes.reduce((a, b) => a + b, 0);
     const tp = opts.parallelism?.tensor ?? 1, pp = opts.parallelism?.pipeline ?? 1, dp = world / (tp * pp);
