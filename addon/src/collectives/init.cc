@@ -87,6 +87,14 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   if (r->ctx.worldSize > 1) r->ctx.store = std::make_unique<store::StoreClient>(store, int(r->ctx.rendezvousTimeoutMs));
   r->engine = std::make_unique<Engine>(env);
   runtime = std::move(r);
+  // A process that exits without dist.close(): stop the progress thread while the environment still
+  // exists (static destructors run after it is gone, too late to release the thread-safe function).
+  env.AddCleanupHook([] {
+    if (!runtime) return;
+    runtime->engine->stop();
+    runtime->groups.clear();
+    runtime.reset();
+  });
   return env.Undefined();
 }
 

@@ -28,3 +28,12 @@ t.test('a rank holding another key is refused, and the wait ends at the rendezvo
   t.match(zero.error, /timed out after \d+ ms waiting for rank 1 to connect \(rendezvous timeout\)/);
   t.ok(zero.elapsedMs < 10_000, `rank 0 gave up after ${zero.elapsedMs} ms`);
 });
+
+t.test('a worker that never calls dist.close() still exits cleanly', async (t) => {
+  const res = await runWorkers({ nodes: [2], script: fixture('init-only.mjs'), env: { COLL_NO_CLOSE: '1' } });
+  for (const r of res) {
+    t.equal(r.code, 0, `rank ${r.rank} exits 0: ${r.stderr.slice(-500)}`);
+    t.equal(r.signal, null);
+    t.equal(r.report.sum, 3);
+  }
+});
