@@ -79,6 +79,8 @@ export async function runWorkers(opts: HarnessOptions): Promise<WorkerResult[]> 
           DTRAIN_PIPELINE_RANK: String(Math.floor(rank / (tp * dp))),
           DTRAIN_BACKEND: 'cpu',
           DTRAIN_RENDEZVOUS_TIMEOUT: '30s',
+          // another build of the addon under test (a debug or sanitizer build), when one is named
+          ...(process.env.DTRAIN_ADDON ? { DTRAIN_ADDON: process.env.DTRAIN_ADDON } : {}),
           ...extra,
         };
         runs.push(runOne(rank, opts.script, opts.args ?? [], env, opts.timeoutMs ?? 60_000));
