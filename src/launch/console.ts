@@ -26,22 +26,41 @@ export interface ConsoleOptions {
 
 export class ConsoleSink implements OutputSink {
   private readonly prefixes = new Map<number, string>();
+  /** streams whose reader went away (EPIPE: `dtrain launch | head`): their lines are dropped, the job goes on */
+  private readonly broken = new Set<Writable>();
+  private readonly waiting = new Map<Writable, (() => void)[]>();
 
   constructor(private readonly opts: ConsoleOptions) {
-    opts.out.setMaxListeners(0);
-    opts.err.setMaxListeners(0);
+    for (const s of new Set([opts.out, opts.err])) {
+      s.setMaxListeners(0);
+      s.on('error', () => {
+        this.broken.add(s);
+        for (const resume of this.waiting.get(s)?.splice(0) ?? []) resume();
+      });
+    }
   }
 
   lines(rank: number, stream: 'stdout' | 'stderr', block: Buffer): boolean {
+    const target = stream === 'stdout' ? this.opts.out : this.opts.err;
+    if (this.broken.has(target)) return true;
     const prefix = this.prefix(rank);
     const text = linesOf(block);
     let joined = '';
     for (const line of text) joined += prefix + line + '\n';
-    return (stream === 'stdout' ? this.opts.out : this.opts.err).write(joined);
+    return target.write(joined);
   }
 
   onDrain(stream: 'stdout' | 'stderr', resume: () => void): void {
-    (stream === 'stdout' ? this.opts.out : this.opts.err).once('drain', resume);
+    const target = stream === 'stdout' ? this.opts.out : this.opts.err;
+    if (this.broken.has(target)) return resume();
+    let list = this.waiting.get(target);
+    if (!list) this.waiting.set(target, (list = []));
+    list.push(resume);
+    if (list.length === 1) {
+      target.once('drain', () => {
+        for (const r of this.waiting.get(target)?.splice(0) ?? []) r();
+      });
+    }
   }
 
   private prefix(rank: number): string {

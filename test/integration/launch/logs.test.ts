@@ -61,3 +61,13 @@ t.test('4 × 100k lines, stalled stdout reader: whole lines, nothing lost, bound
   t.equal(fileLines.length, lines + 1, 'rank_2.out holds every line');
   t.equal(fileLines[lines - 1], `o2 ${lines - 1} ${'x'.repeat(40)}`, 'raw lines, no prefix, in order');
 });
+
+t.test('a reader that goes away (dtrain launch | head -1) does not stop the job', { skip: !built() && 'run npx tsc -p . first' }, async (t) => {
+  const dir = tempDir(t);
+  const run = startDtrain(['launch', '--nproc-per-node', '2', '--set', `logs.dir=${dir}/logs`, '--', 'sh', '-c', 'seq 1 200000'], { cwd: dir, stdoutPipe: true });
+  run.child.stdout!.once('data', () => run.child.stdout!.destroy());
+  const r = await run.done;
+  t.equal(r.code, 0, r.stderr);
+  const runId = (await import('node:fs')).readdirSync(join(dir, 'logs'))[0]!;
+  t.equal(readFileSync(join(dir, 'logs', runId, 'attempt_0', 'rank_1.out'), 'utf8').split('\n').length, 200001, 'the log file still got every line');
+});
