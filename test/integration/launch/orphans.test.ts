@@ -15,9 +15,10 @@ const ready = (dir: string, n: number) => {
   }
 };
 
-t.test('SIGKILL of the launcher leaves nothing running (setsid grandchildren too)', { skip }, async (t) => {
+for (const agent of ['in-process', 'child'] as const) t.test(`SIGKILL of the launcher leaves nothing running, setsid grandchildren too (${agent} agent)`, { skip }, async (t) => {
   const dir = tempDir(t);
-  const run = startDtrain(['launch', '--nproc-per-node', '3', '--set', `logs.dir=${dir}/logs`, '--', join(fixtures, 'escapee.sh'), dir, 'wait'], { cwd: dir });
+  const env: Record<string, string> = agent === 'child' ? { DTRAIN_LOCAL_AGENT: 'child' } : {};
+  const run = startDtrain(['launch', '--nproc-per-node', '3', '--set', `logs.dir=${dir}/logs`, '--', join(fixtures, 'escapee.sh'), dir, 'wait'], { cwd: dir, env });
   t.ok(await waitFor(() => ready(dir, 3), 10000), 'workers and their setsid grandchildren started');
   const all = [...pids(dir, 'worker', 3), ...pids(dir, 'escapee', 3)];
   t.ok(all.every(alive), 'all alive before');
