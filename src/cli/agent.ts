@@ -13,7 +13,12 @@ export const agentCommand: CommandModule<object, { stdio?: boolean }> = {
     const { processAddon } = await import('../launch/process-tree.js');
     // A controller that dies without closing our stdin (SIGKILLed parent on this machine) still takes us down.
     processAddon()?.setParentDeathSignal(15);
-    const terminated = new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
+    // SIGTERM: our parent died (PDEATHSIG) or someone stops us; SIGHUP: sshd ended the session. Either
+    // way the controller is gone: kill the workers and clean up rather than die on the default action.
+    const terminated = new Promise<void>((resolve) => {
+      process.once('SIGTERM', () => resolve());
+      process.once('SIGHUP', () => resolve());
+    });
     const { spec, controllerGone } = await readSpec(process.stdin, process.stdout);
     const gone = Promise.race([controllerGone, terminated]);
     process.exitCode = await runAgent(spec, { stdout: process.stdout, stderr: process.stderr, controllerGone: gone });

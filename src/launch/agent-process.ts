@@ -14,7 +14,7 @@ import { packageVersion } from '../util/version.js';
 import { controlKeys, type AgentEvent, type AgentSpec, type ControllerCommand } from './agent-contract.js';
 import { NodeAgent, type AgentLink } from './agent.js';
 import { RecordSink } from './line-targets.js';
-import { getForever } from './local-node.js';
+import { getForever, removeStaleProxyDirs } from './local-node.js';
 
 export interface AgentIo {
   stdout: Writable;
@@ -29,6 +29,7 @@ export interface AgentIo {
 export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
   const jobKey = Buffer.from(spec.job_key, 'base64');
   const store = await connectStore(spec, jobKey, io.store);
+  removeStaleProxyDirs();
   const proxyDir = mkdtempSync(join(tmpdir(), `dtrain-agent-${process.pid}-`));
   const proxy = await StoreProxy.start({ upstream: store, dir: proxyDir, attempt: 0, jobKey });
   const nodeRank = spec.node.node_rank;
@@ -79,7 +80,8 @@ export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
   }
   if (gone) code = 1;
   await agent.idle();
-  await emitting;
+  // With the controller gone nobody reads events, and the store may be gone too: do not wait on them.
+  if (!gone) await emitting;
   clearInterval(heartbeat);
   await proxy.close();
   await store.close().catch(() => {});

@@ -4,7 +4,7 @@
  * child costs a second Node start-up per launch, while dtrain-exec already keeps the no-orphan guarantee
  * when the controller itself is SIGKILLed, so the in-process agent is the default.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StoreClient, StoreProxy } from '../store/index.js';
@@ -31,6 +31,37 @@ export async function getForever(client: StoreClient, key: string, chunkMs = 300
   }
 }
 
+/**
+ * Proxy folders are named after the process that made them (`dtrain-<pid>-n<node>-`, `dtrain-agent-<pid>-`).
+ * One whose process is gone was left by a launcher or agent that was SIGKILLed: remove it (ours only).
+ */
+export function removeStaleProxyDirs(dir = tmpdir()): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  const uid = process.getuid?.();
+  for (const name of names) {
+    const m = /^dtrain-(?:agent-)?(\d+)-/.exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue; // still running
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+    }
+    const path = join(dir, name);
+    try {
+      if (uid !== undefined && statSync(path).uid !== uid) continue;
+      rmSync(path, { recursive: true, force: true });
+    } catch {
+      // raced with another launcher cleaning up: fine
+    }
+  }
+}
+
 export class LocalNode implements NodeHandle {
   readonly nodeRank: number;
   readonly host: string;
@@ -47,6 +78,7 @@ export class LocalNode implements NodeHandle {
   static async create(spec: AgentSpec, store: StoreAccess, console: OutputSink | null, onEvent: (ev: AgentEvent) => void): Promise<LocalNode> {
     const node = new LocalNode(spec);
     node.upstream = await StoreClient.connectTcp({ host: store.host, port: store.port, jobKey: store.jobKey });
+    removeStaleProxyDirs();
     node.proxyDir = mkdtempSync(join(tmpdir(), `dtrain-${process.pid}-n${spec.node.node_rank}-`));
     node.proxy = await StoreProxy.start({ upstream: node.upstream, dir: node.proxyDir, attempt: 0, jobKey: store.jobKey });
     const upstream = node.upstream;
