@@ -150,6 +150,13 @@ void Team::post(const OpDesc& d) {
 }
 
 OpDesc Team::describe(OpKind k, DType t, RedOp op, int root, size_t count, const void* buf, size_t bytes) {
+  // Peers' dist.alloc regions stay mapped between ops (mapping is the costly part); a program that keeps
+  // allocating new buffers must not grow this without bound, so start over past a limit. Called before
+  // an op looks any region up, so no pointer from the current op is invalidated.
+  if (peerAllocs_.size() > 64) {
+    for (auto& kv : peerAllocs_) unmapPeerRegion(kv.second.first, kv.second.second);
+    peerAllocs_.clear();
+  }
   OpDesc d{};
   d.kind = k;
   d.dtype = uint8_t(t);
