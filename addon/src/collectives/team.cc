@@ -1,5 +1,6 @@
 #include "collectives/team.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -122,6 +123,12 @@ void Team::waitOne(int i, std::atomic<uint64_t> Ctl::*field, uint64_t target, co
   if ((c.*field).load(std::memory_order_acquire) >= target) return;
   for (int s = 0; s < spin_; ++s) {
     cpuRelax();
+    if ((c.*field).load(std::memory_order_acquire) >= target) return;
+  }
+  // Then yield the core for a while: on a busy host the peer is often runnable but not running, and
+  // handing it the core is quicker than a futex sleep and wake-up.
+  for (int y = 0; y < yieldBudget(); ++y) {
+    ::sched_yield();
     if ((c.*field).load(std::memory_order_acquire) >= target) return;
   }
   for (;;) {

@@ -30,6 +30,8 @@ void sleepOnBell(Bell& bell, uint32_t seen, int ms);
 
 // Spin iterations before sleeping: 0 when this host runs more ranks than it has cores.
 int spinBudget();
+// sched_yield rounds after the spin, before sleeping (DTRAIN_YIELD overrides).
+int yieldBudget();
 inline void cpuRelax() { __builtin_ia32_pause(); }
 
 // Opens a pidfd for `pid` (-1 when the kernel lacks pidfd_open); processAlive() polls it.
