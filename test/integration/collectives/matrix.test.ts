@@ -29,7 +29,7 @@ t.test('world of 1: every op is a local no-op or copy', async (t) => {
 
 for (const n of [2, 3, 4]) {
   t.test(`${n} ranks on one node: shared memory, one-step and reduce-scatter + all-gather`, async (t) => {
-    const res = await runWorkers({ nodes: [n], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '1,7,1023,12289' } });
+    const res = await runWorkers({ nodes: [n], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '0,1,7,1023,12289' } });
     expectClean(t, res);
     for (const r of all(res)) {
       t.equal(r.kinds.world, 'shm');
@@ -63,7 +63,7 @@ t.test('dist.alloc buffers are reduced in place (zero copy)', async (t) => {
 
 for (const n of [2, 3]) {
   t.test(`${n} nodes of one rank: TCP ring`, async (t) => {
-    const res = await runWorkers({ nodes: Array(n).fill(1), script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '1,7,5003' } });
+    const res = await runWorkers({ nodes: Array(n).fill(1), script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '0,1,7,5003' } });
     expectClean(t, res);
     for (const r of all(res)) {
       t.equal(r.kinds.world, 'tcp');
