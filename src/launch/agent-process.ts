@@ -13,6 +13,7 @@ import { StartError } from '../util/errors.js';
 import { packageVersion } from '../util/version.js';
 import { controlKeys, type AgentEvent, type AgentSpec, type ControllerCommand } from './agent-contract.js';
 import { NodeAgent, type AgentLink } from './agent.js';
+import { backendLink } from './backend.js';
 import { RecordSink } from './line-targets.js';
 import { getForever, removeStaleProxyDirs } from './local-node.js';
 
@@ -48,6 +49,7 @@ export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
       proxy.setAttempt(attempt);
       return `unix:${proxy.socketPath}`;
     },
+    ...backendLink(store, spec),
   };
   const agent = new NodeAgent(spec, link, new RecordSink(io.stdout));
   const heartbeat = setInterval(() => void store.add(controlKeys.heartbeat(nodeRank), 1).catch(() => {}), spec.heartbeat_interval_ms);

@@ -23,6 +23,8 @@ export interface AgentLink {
   awaitMasterPort(attempt: number): Promise<number>;
   /** DTRAIN_STORE for this attempt's workers: `unix:<path>` of the agent's proxy, switched to the attempt */
   storeAddress(attempt: number): Promise<string>;
+  /** backend auto/nccl: the job's backend as the controller decided it from every node's probe (backend.ts) */
+  jobBackend?(): Promise<'cpu' | 'nccl'>;
 }
 
 /** Variables the agent itself may hold that must never reach a worker. */
@@ -71,7 +73,7 @@ export class NodeAgent {
         this.abortStart.set(attempt, () => reject(new Error('stopped before its workers started'))),
       );
       aborted.catch(() => {});
-      const masterPort = await Promise.race([this.masterPort(attempt), aborted]);
+      const [masterPort, backend] = await Promise.race([Promise.all([this.masterPort(attempt), this.link.jobBackend?.()]), aborted]);
       this.abortStart.delete(attempt);
       const logDir = join(spec.logs.dir, spec.run_id, `attempt_${attempt}`);
       mkdirSync(logDir, { recursive: true });
@@ -91,6 +93,7 @@ export class NodeAgent {
           ...(r.env.MASTER_PORT === undefined || r.env.MASTER_PORT === AUTO ? { MASTER_PORT: String(masterPort) } : {}),
           TORCHELASTIC_RESTART_COUNT: String(attempt),
           TORCHELASTIC_ERROR_FILE: errorFile,
+          ...(backend ? { DTRAIN_BACKEND: backend } : {}),
         };
         if (env.DTRAIN_STORE === undefined || env.DTRAIN_STORE === AUTO) env.DTRAIN_STORE = storeAddress;
         if (env.TORCHELASTIC_RUN_ID === AUTO) env.TORCHELASTIC_RUN_ID = spec.run_id;

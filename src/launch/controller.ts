@@ -14,6 +14,7 @@ import type { AgentEvent, AgentSpec } from './agent-contract.js';
 import { ConsoleSink, wantsColour } from './console.js';
 import type { OutputSink } from './line-targets.js';
 import { LocalNode } from './local-node.js';
+import { describeDecision, needsProbe, resolveJobBackend } from './backend.js';
 import { spawnChildAgent, StoreControl } from './store-node.js';
 import { checkFixedPort } from './ports.js';
 import { createProgress } from './progress.js';
@@ -119,6 +120,10 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
       nodes.push(...(await req.remote({ specs: remoteSpecs, store, jobKey, control: control!, console, onLost })));
     }
     nodes.sort((a, b) => a.nodeRank - b.nodeRank);
+    if (needsProbe(config.backend)) {
+      const decision = await resolveJobBackend({ store: { host: '127.0.0.1', port: store.port, jobKey }, nodes: plan.nodes, requested: config.backend, timeoutMs: config.rendezvous.timeout });
+      progress.note(describeDecision(config.backend, decision));
+    }
     supervisor = new Supervisor({
       runId,
       worldSize: plan.world_size,

@@ -11,6 +11,7 @@ import { StoreClient, StoreProxy } from '../store/index.js';
 import type { AgentEvent, AgentSpec, ForwardedSignal } from './agent-contract.js';
 import { controlKeys } from './agent-contract.js';
 import { NodeAgent, type AgentLink } from './agent.js';
+import { backendLink } from './backend.js';
 import type { OutputSink } from './line-targets.js';
 import type { NodeHandle } from './supervisor.js';
 
@@ -91,6 +92,7 @@ export class LocalNode implements NodeHandle {
         proxy.setAttempt(attempt);
         return `unix:${proxy.socketPath}`;
       },
+      ...backendLink(upstream, spec),
     };
     node.agent = new NodeAgent(spec, link, console);
     return node;

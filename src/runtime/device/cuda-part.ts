@@ -95,7 +95,9 @@ export function probeCudaInProcess(): CudaProbe {
         : { found: false, reason: p.nccl.reason },
     };
   } catch (err) {
-    return { built, loaded: false, error: (err as Error).message, devices: [], nccl: { found: false, reason: 'the CUDA part did not load' } };
+    // Node's module errors append a require stack; the first line is the reason.
+    const error = (err as Error).message.split('\n')[0];
+    return { built, loaded: false, error, devices: [], nccl: { found: false, reason: 'the CUDA part did not load' } };
   }
 }
 
@@ -120,4 +122,26 @@ export function autoBackend(probe: CudaProbe): { backend: 'cpu' | 'nccl'; reason
   if (probe.devices.length === 0) return { backend: 'cpu', reason: probe.device_error ?? 'no GPU visible' };
   if (!probe.nccl.found) return { backend: 'cpu', reason: `NCCL not usable: ${probe.nccl.reason}` };
   return { backend: 'nccl', reason: `${probe.devices.length} GPU(s) and NCCL ${probe.nccl.version}` };
+}
+
+/** probeCuda() without blocking the caller's event loop (agents keep heartbeating while it runs). */
+export async function probeCudaAsync(opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CudaProbe> {
+  const { execFile } = await import('node:child_process');
+  const script = fileURLToPath(new URL('../../../dist/runtime/device/probe-main.js', import.meta.url));
+  return new Promise((resolve) => {
+    execFile(process.execPath, [script], { encoding: 'utf8', timeout: opts.timeoutMs ?? 20_000, env: opts.env ?? process.env }, (err, stdout, stderr) => {
+      if (!err) {
+        try {
+          return resolve(JSON.parse(stdout) as CudaProbe);
+        } catch {
+          // fall through: a probe that prints garbage is a failed probe
+        }
+      }
+      const e = (err ?? {}) as { signal?: string; code?: number | string };
+      const why = e.signal
+        ? `the CUDA probe was killed by ${e.signal}`
+        : `the CUDA probe failed (exit ${e.code ?? '?'}): ${(stderr ?? '').trim().split('\n').pop()}`;
+      resolve({ built: cudaBuildInfo(), loaded: false, error: why, devices: [], nccl: { found: false, reason: why } });
+    });
+  });
 }
