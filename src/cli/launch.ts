@@ -19,6 +19,8 @@ interface LaunchArgs {
   name?: string;
   backend?: string;
   'save-config'?: string;
+  'join-agents'?: number;
+  'secret-file'?: string;
   '--'?: string[];
 }
 
@@ -40,7 +42,9 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
       .option('max-restarts', { type: 'number', describe: 'without a config: restarts.max' })
       .option('name', { type: 'string', describe: 'without a config: the job name' })
       .option('backend', { type: 'string', describe: 'without a config: auto, cpu or nccl' })
-      .option('save-config', { type: 'string', describe: 'write the config these flags make to FILE (and launch unless --dry-run)' }) as Argv<LaunchArgs>,
+      .option('save-config', { type: 'string', describe: 'write the config these flags make to FILE (and launch unless --dry-run)' })
+      .option('join-agents', { type: 'number', describe: 'join mode: wait for N `dtrain agent --join` agents instead of starting them (no SSH/srun)' })
+      .option('secret-file', { type: 'string', describe: 'join mode: the job key (hex, mode 0600) the joining agents read too' }) as Argv<LaunchArgs>,
   handler: async (args: ArgumentsCamelCase<LaunchArgs>) => {
     const { UsageError } = await import('../util/errors.js');
     const extra = (args['--'] ?? []).map(String);
@@ -48,6 +52,7 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
     if (fromFlags && args.nprocPerNode === undefined && !extra.length) {
       throw new UsageError('name a config file, or use torchrun-style flags: dtrain launch --nproc-per-node 4 -- python3 train.py');
     }
+    const joinKey = await joinModeKey(args);
     const nproc = args.nprocPerNode;
     if (nproc !== undefined && nproc !== 'auto' && !/^[1-9]\d*$/.test(nproc)) {
       throw new UsageError(`--nproc-per-node must be a positive integer or auto, got ${JSON.stringify(nproc)}`);
@@ -68,6 +73,22 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
         })
       : await config.loadConfig(args.config!, { sets: args.set ?? [] });
     if (args.saveConfig) config.saveConfig(loaded, args.saveConfig);
+    if (joinKey && !args.dryRun) {
+      // Join mode: the nodes are whoever joins (or the listed hosts, when they join); no SSH, no srun.
+      const { launchJoined } = await import('../launch/join/index.js');
+      const { writeResultFile } = await import('../launch/slurm/index.js');
+      try {
+        const summary = await launchJoined({ loaded, agents: args.joinAgents!, jobKey: joinKey, json: Boolean(args.json), extraArgs: fromFlags ? [] : extra });
+        writeResultFile(summary);
+        if (args.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+      } catch (err) {
+        // a batch script's `--wait` (PBS) reads the outcome from the result file: write it for failures too
+        const e = err as { exitCode?: number; message?: string; summary?: object };
+        writeResultFile({ exit_code: e.exitCode ?? 1, error: e.message, ...(e.summary ?? {}) });
+        throw err;
+      }
+      return;
+    }
     // Inside a Slurm allocation (or for a config whose nodes come from one) the hosts are the allocation's.
     const slurmRelevant = loaded.config.nodes.some((n) => n.from_allocation) || process.env.SLURM_JOB_ID !== undefined;
     const slurm = slurmRelevant ? await import('../launch/slurm/index.js') : null;
@@ -101,3 +122,15 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
     }
   },
 };
+
+/** Join mode's checks before anything loads: --join-agents and --secret-file go together (exit 2). */
+async function joinModeKey(args: ArgumentsCamelCase<LaunchArgs>): Promise<Buffer | undefined> {
+  const { UsageError } = await import('../util/errors.js');
+  const n = args.joinAgents;
+  if (n === undefined && args.secretFile === undefined) return undefined;
+  if (n === undefined) throw new UsageError('--secret-file goes with --join-agents N (join mode)');
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--join-agents must be a positive integer, got ${String(n)}`);
+  if (args.secretFile === undefined) throw new UsageError('--join-agents needs --secret-file F: the job key the joining agents read too');
+  const { readSecretFile } = await import('../launch/join/secret-file.js');
+  return readSecretFile(args.secretFile);
+}

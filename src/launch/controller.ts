@@ -32,6 +32,11 @@ export interface LaunchRequest {
    * Each returned handle must feed its agent's events to `onEvent`.
    */
   remote?: RemoteSpawner;
+  /**
+   * A store already listening, with its job key (join mode: the agents registered with it before the
+   * plan existed). launchJob uses it instead of starting one, and closes it at the end like its own.
+   */
+  store?: { server: StoreServer; jobKey: Buffer };
 }
 
 /**
@@ -61,17 +66,19 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const out = req.out ?? process.stdout;
   const err = req.err ?? process.stderr;
   const runId = newRunId(config.name);
-  const jobKey = randomBytes(32);
+  const jobKey = req.store?.jobKey ?? randomBytes(32);
   const allLocal = plan.nodes.every((n) => n.local);
   const logsRoot = isAbsolute(config.logs.dir) ? config.logs.dir : resolve(config.workdir, config.logs.dir);
   const masterAddr = config.master.addr !== 'auto' ? config.master.addr : allLocal ? '127.0.0.1' : plan.nodes[0]!.host;
   if (typeof config.master.port === 'number' && plan.nodes[0]?.local) await checkFixedPort(config.master.port, 'master.port');
 
-  const store = await StoreServer.start({
-    host: config.rendezvous.addr !== 'auto' ? config.rendezvous.addr : allLocal ? '127.0.0.1' : '0.0.0.0',
-    port: config.rendezvous.port === 'auto' ? 0 : config.rendezvous.port,
-    jobKey,
-  });
+  const store =
+    req.store?.server ??
+    (await StoreServer.start({
+      host: config.rendezvous.addr !== 'auto' ? config.rendezvous.addr : allLocal ? '127.0.0.1' : '0.0.0.0',
+      port: config.rendezvous.port === 'auto' ? 0 : config.rendezvous.port,
+      jobKey,
+    }));
   const hosts = new Set(plan.nodes.map((n) => n.host));
   const console = new ConsoleSink({
     out: req.json ? err : out,

@@ -1,0 +1,41 @@
+/**
+ * The controller's `remote` hook for joined agents (controller.ts RemoteSpawner): the agents are already
+ * there, waiting on the store, so "starting" one is answering it with its spec. Then each is a
+ * store-driven NodeHandle like an SSH or srun agent; its output records come through the store
+ * (record-relay.ts) and letting it go waits for its JoinDone and its last records.
+ */
+import type { AgentSpec } from '../agent-contract.js';
+import type { RemoteSpawner } from '../controller.js';
+import type { NodeHandle } from '../supervisor.js';
+import { joinKeys, type JoinDone } from './join-contract.js';
+import type { JoinedAgent } from './joined-nodes.js';
+import { StoreRecordReader } from './record-relay.js';
+import type { JoinDesk } from './rendezvous.js';
+
+export function joinSpawner(desk: JoinDesk, agents: JoinedAgent[], heartbeatMs: number): RemoteSpawner {
+  return async (ctx) => {
+    const handles: NodeHandle[] = [];
+    for (const spec of ctx.specs) {
+      const nodeRank = spec.node.node_rank;
+      const agent = agents[nodeRank]!;
+      const records = new StoreRecordReader(desk.client, nodeRank, ctx.console);
+      // the agent dials the store at the address it joined with: this field is not used
+      const sent: AgentSpec = { ...spec, store: { kind: 'tcp', host: '', port: ctx.store.port } };
+      await desk.answer(agent.index, sent);
+      handles.push(
+        ctx.control.handle(nodeRank, spec.node.host, async () => {
+          // An agent that is still there answers within moments of its `exit` command; a lost one never.
+          const waitMs = Math.max(2000, 2 * heartbeatMs);
+          try {
+            const done = JSON.parse((await desk.client.get(joinKeys.done(nodeRank), waitMs)).toString()) as JoinDone;
+            await records.drained(done.records, 5000);
+          } catch {
+            // lost, or the store is closing: nothing more will come
+          }
+          records.stop();
+        }),
+      );
+    }
+    return handles;
+  };
+}
