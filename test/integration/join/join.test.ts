@@ -1,0 +1,146 @@
+/**
+ * Join mode with real processes on this machine: `dtrain launch --join-agents N --secret-file F` and N
+ * `dtrain agent --join 127.0.0.1:P --secret-file F --host <name>` (the names stand for separate hosts:
+ * node ranks, logs and messages follow them; MASTER_ADDR is loopback because every agent is here).
+ */
+import t from 'tap';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { built, startDtrain, tempDir, waitFor, type Run } from '../../helpers/launch.js';
+import { freePort } from '../../../src/launch/ports.js';
+
+if (!built()) {
+  t.skip('dist/ is not built (npx tsc -p .)');
+  process.exit(0);
+}
+
+function secretFile(dir: string, name = 'secret', mode = 0o600): { file: string; hex: string } {
+  const hex = randomBytes(32).toString('hex');
+  const file = join(dir, name);
+  writeFileSync(file, hex, { mode });
+  chmodSync(file, mode);
+  return { file, hex };
+}
+
+/** A job config under dir; `lines` are extra YAML lines. */
+function config(dir: string, lines: string[]): string {
+  const file = join(dir, 'job.yaml');
+  writeFileSync(file, ['name: joined', 'heartbeat: {interval: 250ms, timeout: 2s}', 'shutdown_grace: 2s', ...lines].join('\n') + '\n');
+  return file;
+}
+
+function agent(dir: string, port: number, secret: string, host: string): Run {
+  return startDtrain(['agent', '--join', `127.0.0.1:${port}`, '--secret-file', secret, '--host', host, '--timeout', '20s'], { cwd: dir });
+}
+
+const envProbe = join(import.meta.dirname, '../../fixtures/join/env-probe.mjs');
+
+t.test('two joined agents run the job: node ranks follow the listed hosts, torchrun env, no secret anywhere', async (t) => {
+  const dir = tempDir(t, 'join');
+  const { file: secret, hex } = secretFile(dir);
+  const port = await freePort();
+  const cfg = config(dir, [`entrypoint: node ${envProbe}`, 'nproc_per_node: 2', 'nodes: [{host: node-a}, {host: node-b}]']);
+  const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`, '--json'], { cwd: dir });
+  // node-b joins first: the listed order, not the join order, decides the node ranks
+  const b = agent(dir, port, secret, 'node-b');
+  let bErr = '';
+  b.child.stderr!.on('data', (d: Buffer) => (bErr += d.toString()));
+  t.ok(await waitFor(() => bErr.includes('joined the job'), 15_000), 'node-b registered');
+  const a = agent(dir, port, secret, 'node-a');
+  const [c, ra, rb] = await Promise.all([ctl.done, a.done, b.done]);
+  t.equal(c.code, 0, c.stderr);
+  t.equal(ra.code, 0, ra.stderr);
+  t.equal(rb.code, 0, rb.stderr);
+
+  const summary = JSON.parse(c.stdout) as { exit_code: number; attempts: { ranks: { rank: number; host: string; exit_code: number }[] }[] };
+  t.equal(summary.exit_code, 0);
+  t.same(summary.attempts[0]!.ranks.map((r) => [r.rank, r.host, r.exit_code]), [[0, 'node-a', 0], [1, 'node-a', 0], [2, 'node-b', 0], [3, 'node-b', 0]]);
+
+  // the workers' output came through the store to the controller's console, prefixed with host and rank
+  const envs = c.stderr.split('\n').filter((l) => l.includes('ENV ')).map((l) => JSON.parse(l.slice(l.indexOf('ENV ') + 4)) as Record<string, string>);
+  t.equal(envs.length, 4, c.stderr);
+  const byRank = new Map(envs.map((e) => [Number(e.RANK), e]));
+  for (let rank = 0; rank < 4; rank++) {
+    const e = byRank.get(rank)!;
+    t.match(e, {
+      WORLD_SIZE: '4', LOCAL_WORLD_SIZE: '2', LOCAL_RANK: String(rank % 2), GROUP_RANK: String(rank >> 1), GROUP_WORLD_SIZE: '2',
+      DTRAIN_NODE_RANK: String(rank >> 1), MASTER_ADDR: '127.0.0.1', MASTER_PORT: /^[0-9]+$/, DTRAIN_STORE: /^unix:\//, DTRAIN_DATA_SIZE: '4',
+    }, `rank ${rank}`);
+    t.not(e.MASTER_PORT, String(port), 'MASTER_PORT is not the store port');
+    t.notOk(Object.values(e).some((v) => v.includes(hex)), `rank ${rank}: the secret is in no worker variable`);
+  }
+  t.equal(new Set(envs.map((e) => e.MASTER_PORT)).size, 1, 'one MASTER_PORT for the job');
+  t.match(c.stderr, /\[node-b rank 2\] ENV /);
+  t.notOk(c.stderr.includes(hex) || ra.stderr.includes(hex) || rb.stderr.includes(hex), 'the secret is in no output');
+  t.ok(envs.every((e) => e.SUM === '10'), 'an all-reduce over both nodes summed every rank');
+});
+
+t.test('a wrong secret fails on both sides (exit 3) and the controller names who joined', async (t) => {
+  const dir = tempDir(t, 'join');
+  const { file: secret } = secretFile(dir);
+  const { file: other } = secretFile(dir, 'other');
+  const port = await freePort();
+  const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1', 'rendezvous: {timeout: 3s}']);
+  const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
+  const good = agent(dir, port, secret, 'node-a');
+  const bad = agent(dir, port, other, 'node-b');
+  const [c, g, x] = await Promise.all([ctl.done, good.done, bad.done]);
+  t.equal(x.code, 3, x.stderr);
+  t.match(x.stderr, /^dtrain: .*did not accept this agent's secret.*use the secret file the controller was given\n$/m);
+  t.equal(c.code, 3, c.stderr);
+  t.match(c.stderr, /only 1 of 2 agents joined within 3s \(node-a\)/);
+  t.ok(c.ms < 12_000, `the controller gave up at its rendezvous timeout (${c.ms} ms)`);
+  // the agent that did join is told why rather than left waiting
+  t.equal(g.code, 3, g.stderr);
+  t.match(g.stderr, /the job could not start: only 1 of 2 agents joined/);
+});
+
+t.test('an agent killed mid-job: the job fails (exit 1) naming its host; the other agent and all workers end', async (t) => {
+  const dir = tempDir(t, 'join');
+  const { file: secret } = secretFile(dir);
+  const port = await freePort();
+  const cfg = config(dir, [`entrypoint: node -e "console.log('up', process.pid); setTimeout(() => {}, 60000)"`, 'nproc_per_node: 1', 'nodes: [{host: node-a}, {host: node-b}]']);
+  const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`, '--json'], { cwd: dir });
+  const a = agent(dir, port, secret, 'node-a');
+  const b = agent(dir, port, secret, 'node-b');
+  let ctlErr = '';
+  ctl.child.stderr!.on('data', (d: Buffer) => (ctlErr += d.toString()));
+  t.ok(await waitFor(() => (ctlErr.match(/ up \d+/g) ?? []).length === 2, 20_000), 'both workers up');
+  const pids = [...ctlErr.matchAll(/ up (\d+)/g)].map((m) => Number(m[1]));
+  const killedAt = Date.now();
+  b.child.kill('SIGKILL');
+  const [c, ra] = await Promise.all([ctl.done, a.done]);
+  t.equal(c.code, 1, c.stderr);
+  t.ok(Date.now() - killedAt < 10_000, `noticed within the heartbeat timeout (${Date.now() - killedAt} ms)`);
+  const summary = JSON.parse(c.stdout) as { root_cause: { host: string; message?: string } | null };
+  t.match(summary.root_cause, { host: 'node-b' });
+  t.match(c.stderr, /node-b/);
+  t.equal(ra.code, 0, `node-a's agent was let go cleanly: ${ra.stderr}`);
+  t.ok(await waitFor(() => pids.every((pid) => !isAlive(pid)), 5000), 'no worker outlives the job');
+});
+
+t.test('a secret file others can read is refused on both sides (exit 2, one line)', async (t) => {
+  const dir = tempDir(t, 'join');
+  const { file: secret } = secretFile(dir, 'secret', 0o644);
+  const cfg = config(dir, ['entrypoint: node -e 0']);
+  const c = await startDtrain(['launch', cfg, '--join-agents', '1', '--secret-file', secret], { cwd: dir }).done;
+  t.equal(c.code, 2);
+  t.equal(c.stderr, `dtrain: secret file ${secret} is readable or writable by others (mode 0644): run chmod 600 ${secret}\n`);
+  const a = await startDtrain(['agent', '--join', '127.0.0.1:1', '--secret-file', secret], { cwd: dir }).done;
+  t.equal(a.code, 2);
+  t.equal(a.stderr, c.stderr);
+  const u = await startDtrain(['launch', cfg, '--join-agents', '2'], { cwd: dir }).done;
+  t.equal(u.code, 2);
+  t.match(u.stderr, /^dtrain: --join-agents needs --secret-file F/);
+  t.notOk(readFileSync(secret, 'utf8').length === 0);
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
