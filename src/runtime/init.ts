@@ -117,6 +117,7 @@ export function groupRanks(w: WorkerEnv): Record<keyof Groups, number[]> {
 }
 
 let current: Promise<Dist> | undefined;
+let exitHooked = false;
 
 /** Builds the runtime once per process; later calls return the same `dist`. */
 export function init(env: NodeJS.ProcessEnv = process.env): Promise<Dist> {
@@ -126,9 +127,17 @@ export function init(env: NodeJS.ProcessEnv = process.env): Promise<Dist> {
 
 async function start(env: NodeJS.ProcessEnv): Promise<Dist> {
   const w = readWorkerEnv(env);
+  // The NCCL backend lives in ./nccl (issue 6); `auto` reaches a worker only when no launcher resolved it: cpu.
+  if (w.backend === 'nccl') return (await import('./nccl/start.js')).startNccl(w, groupRanks(w), () => (current = undefined));
   if (w.backend !== 'cpu' && w.backend !== 'auto')
-    throw new InitError(`DTRAIN_BACKEND=${w.backend}: this runtime provides the cpu backend only`);
+    throw new InitError(`DTRAIN_BACKEND=${w.backend} is not a backend (cpu, nccl or auto)`);
   const native = collectivesNative();
+  // A worker that exits mid-job (process.exit, an uncaught error) tells its same-host peers first, so
+  // they fail their ops naming it before the launcher stops them (the addon's atexit hook runs later).
+  if (!exitHooked) {
+    exitHooked = true;
+    process.on('exit', () => native.exiting());
+  }
   native.init({
     rank: w.rank,
     worldSize: w.worldSize,

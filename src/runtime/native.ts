@@ -50,6 +50,8 @@ export interface CollectivesNative {
   stats(handle: number): NativeOpStat[];
   alloc(bytes: number): ArrayBuffer;
   close(): void;
+  /** Tells same-host peers this process is exiting (they fail their waits on it at once). */
+  exiting(): void;
   simdPath(): 'avx2' | 'scalar';
   reduceLocal(out: HostBuffer, inputs: HostBuffer[], dtype: number, op: number): void;
 }

@@ -19,6 +19,10 @@ class Channel {
   virtual size_t tryRecv(void* data, size_t len) = 0;
   // Blocks until this channel may make progress in the given directions, or `ms` passes.
   virtual void waitReady(bool send, bool recv, int ms) = 0;
+  // Throws CollectiveError naming the peer when it died or gave up. Shared memory cannot see a peer go
+  // away in trySend/tryRecv, so whoever waits on a stalled channel calls this; a socket sees it itself.
+  // Readiness in the given directions wins over the peer being gone (its last bytes still count).
+  virtual void checkAlive(bool send, bool recv) {}
   // A socket to poll (TCP) or -1 (shared memory).
   virtual int pollFd() const { return -1; }
   // Best-effort notice to the peer that this rank gave up, then no more traffic.

@@ -12,7 +12,20 @@ Engine::Engine(Napi::Env env) {
   tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
                                         "dtrain-progress", 0, 1);
   tsfn_.Unref(env);  // an idle engine must not keep the process alive
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    // Nothing may leave this thread: an escaping exception is std::terminate, which aborts the worker
+    // (and with it every rank waiting on it). A failure of the engine itself rejects what it holds.
+    for (;;) {
+      try {
+        loop();
+        return;
+      } catch (const std::exception& e) {
+        failAll(std::string("dtrain progress thread: ") + e.what());
+      } catch (...) {
+        failAll("dtrain progress thread: unknown error");
+      }
+    }
+  });
 }
 
 Engine::~Engine() { stop(); }
@@ -51,6 +64,30 @@ void Engine::complete(Job* job) {
   });
 }
 
+void Engine::failP2p(Job& j, const std::string& what) {
+  try {
+    j.error = j.group->fail(j.isSend ? "send" : "recv", what);
+  } catch (...) {
+    j.error = what;
+  }
+}
+
+void Engine::failAll(const std::string& what) {
+  std::vector<Job*> jobs(active_.begin(), active_.end());
+  active_.clear();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    jobs.insert(jobs.end(), queue_.begin(), queue_.end());
+    queue_.clear();
+    collectiveRunning_ = false;
+  }
+  for (Job* j : jobs) {
+    if (j->group && !j->run) failP2p(*j, what);
+    else j->error = what;
+    complete(j);
+  }
+}
+
 bool Engine::advanceP2p(Job& j) {
   size_t total = sizeof(OpHeader) + j.count * dtypeSize(j.dtype);
   try {
@@ -77,8 +114,42 @@ bool Engine::advanceP2p(Job& j) {
                             std::to_string(j.channel->peerRank) + " to " + (j.isSend ? "receive" : "send"));
     return false;
   } catch (const std::exception& e) {
-    j.error = j.group->fail(j.isSend ? "send" : "recv", e.what());
+    failP2p(j, e.what());
     return true;
+  }
+}
+
+void Engine::waitForProgress() {
+  // A shared-memory peer that died or gave up is seen only here (its ring just stops moving); every
+  // stalled job on its channel fails now, naming it, instead of waiting out collective_timeout.
+  for (auto it = active_.begin(); it != active_.end();) {
+    Job* j = *it;
+    try {
+      j->channel->checkAlive(j->isSend, !j->isSend);
+      ++it;
+    } catch (const std::exception& e) {
+      failP2p(*j, e.what());
+      it = active_.erase(it);
+      complete(j);
+    }
+  }
+  if (active_.empty()) return;
+  // Sleep briefly on the sockets (TCP) or the first job's doorbell (shared memory); new jobs wake us
+  // within the millisecond either way.
+  std::vector<pollfd> fds;
+  for (Job* j : active_)
+    if (j->channel->pollFd() >= 0) fds.push_back({j->channel->pollFd(), short(j->isSend ? POLLOUT : POLLIN), 0});
+  if (!fds.empty()) {
+    ::poll(fds.data(), fds.size(), 1);
+    return;
+  }
+  Job* j = active_.front();
+  try {
+    j->channel->waitReady(j->isSend, !j->isSend, 1);
+  } catch (const std::exception& e) {
+    failP2p(*j, e.what());
+    active_.pop_front();
+    complete(j);
   }
 }
 
@@ -102,6 +173,8 @@ void Engine::loop() {
         next->run();
       } catch (const std::exception& e) {
         next->error = e.what();
+      } catch (...) {
+        next->error = "collective failed with an unknown error";
       }
       {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -140,16 +213,7 @@ void Engine::loop() {
       cpuRelax();
       continue;
     }
-    // Nothing moved: sleep briefly on the sockets (TCP) or a short timed wait (shared memory), waking for new jobs.
-    std::vector<pollfd> fds;
-    for (Job* j : active_)
-      if (j->channel->pollFd() >= 0) fds.push_back({j->channel->pollFd(), short(j->isSend ? POLLOUT : POLLIN), 0});
-    if (!fds.empty()) {
-      ::poll(fds.data(), fds.size(), 1);
-    } else if (!active_.empty()) {
-      Job* j = active_.front();
-      j->channel->waitReady(j->isSend, !j->isSend, 1);
-    }
+    waitForProgress();
   }
 }
 

@@ -51,6 +51,12 @@ class Engine {
  private:
   void loop();
   bool advanceP2p(Job& job);  // true when finished (error set on failure)
+  // Sleeps until a stalled p2p job may move; a job whose peer is gone is failed and completed here.
+  void waitForProgress();
+  // Fails `job` (poisoning its group) with `what`; the caller completes it.
+  void failP2p(Job& job, const std::string& what);
+  // Last resort when an exception escapes the loop: rejects every job it holds so no promise hangs.
+  void failAll(const std::string& what);
   void complete(Job* job);
 
   std::mutex mutex_;

@@ -235,6 +235,12 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// process.on('exit'): peers learn now that this process is going, not when the kernel has reaped it.
+Napi::Value Exiting(const Napi::CallbackInfo& info) {
+  Team::processExiting();
+  return info.Env().Undefined();
+}
+
 Napi::Value SimdPath(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), simdPath()); }
 
 // Test hook: reduces plain arrays with the dispatched kernels, no group needed (checks each SIMD path).
@@ -280,6 +286,7 @@ void InitCollectives(Napi::Env env, Napi::Object exports) {
   c.Set("stats", Napi::Function::New(env, guarded<Stats>));
   c.Set("alloc", Napi::Function::New(env, guarded<Alloc>));
   c.Set("close", Napi::Function::New(env, guarded<Close>));
+  c.Set("exiting", Napi::Function::New(env, guarded<Exiting>));
   c.Set("simdPath", Napi::Function::New(env, guarded<SimdPath>));
   c.Set("reduceLocal", Napi::Function::New(env, guarded<ReduceLocal>));
   exports.Set("collectives", c);

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -119,7 +120,7 @@ class TcpChannel : public Channel {
     return "rank " + std::to_string(peerRank) + " closed its connection (it failed or exited)";
   }
   int fd_;
-  bool broken_ = false;
+  std::atomic<bool> broken_{false};  // abort() may come from the JS thread while the progress thread moves bytes
 };
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <mutex>
+#include <set>
 
 #include "collectives/errors.h"
 #include "collectives/reduce.h"
@@ -45,6 +47,24 @@ struct RingHdr {
 constexpr size_t kRingStride = sizeof(RingHdr) + kRingCap;
 }  // namespace
 
+namespace {
+// Ctl::aborted: why a member stopped answering (0: it has not).
+constexpr uint32_t kFailed = 1;  // an op failed there; `reason` says why
+constexpr uint32_t kExited = 2;  // its process is exiting
+constexpr uint32_t kClosed = 3;  // it closed the group (dist.close())
+
+// Teams alive in this process, so an exiting process can tell its peers at once (they would otherwise
+// learn it only when the kernel has torn the process down, after the launcher may have stopped them).
+std::mutex& liveMutex() {
+  static auto* m = new std::mutex();  // never destroyed: used from atexit
+  return *m;
+}
+std::set<Team*>& liveTeams() {
+  static auto* teams = new std::set<Team*>();  // never destroyed: used from atexit
+  return *teams;
+}
+}  // namespace
+
 struct Team::Ctl {
   alignas(64) Bell bell;
   alignas(64) std::atomic<uint64_t> posted;  // seq of the latest round whose desc is valid
@@ -71,9 +91,18 @@ Team::Team(int size, int me, const std::string& groupName)
   ranks_.assign(size_t(size), -1);
   bases_[size_t(me)] = own_.base;
   pids_[size_t(me)] = ::getpid();
+  static std::once_flag hooked;
+  std::call_once(hooked, [] { std::atexit(Team::processExiting); });
+  std::lock_guard<std::mutex> lock(liveMutex());
+  liveTeams().insert(this);
 }
 
 Team::~Team() {
+  {
+    std::lock_guard<std::mutex> lock(liveMutex());
+    liveTeams().erase(this);
+  }
+  leave(kClosed, "");
   for (int i = 0; i < size_; ++i) {
     if (i != me_) unmapPeerRegion(bases_[size_t(i)], own_.size);
     if (pidfds_[size_t(i)] >= 0) ::close(pidfds_[size_t(i)]);
@@ -96,26 +125,43 @@ void Team::attach(const std::vector<TeamMemberInfo>& members) {
 Team::Ctl& Team::ctl(int i) const { return *reinterpret_cast<Ctl*>(bases_[size_t(i)]); }
 uint8_t* Team::staging(int i) const { return bases_[size_t(i)] + stagingOffset(size_); }
 
-void Team::abort(const std::string& reason) {
+
+void Team::abort(const std::string& reason) { leave(kFailed, reason); }
+
+void Team::leave(uint32_t why, const std::string& reason) {
   Ctl& c = ctl(me_);
-  size_t n = std::min(reason.size(), kReasonBytes - 1);
-  std::memcpy(c.reason, reason.data(), n);
-  c.reason[n] = 0;
-  c.aborted.store(1, std::memory_order_release);
+  uint32_t none = 0;
+  if (why == kFailed) {
+    size_t n = std::min(reason.size(), kReasonBytes - 1);
+    std::memcpy(c.reason, reason.data(), n);
+    c.reason[n] = 0;
+    c.aborted.store(kFailed, std::memory_order_release);  // a failure overrides a close or exit notice
+  } else if (!c.aborted.compare_exchange_strong(none, why, std::memory_order_acq_rel)) {
+    return;
+  }
   ringBell(c.bell);
 }
 
-void Team::checkPeer(int i, const Deadline& d) {
+void Team::processExiting() {
+  std::lock_guard<std::mutex> lock(liveMutex());
+  for (Team* t : liveTeams()) t->leave(kExited, "");
+}
+
+std::string Team::peerGone(int i, const Deadline& d) {
   Ctl& c = ctl(i);
-  if (c.aborted.load(std::memory_order_acquire))
-    throw CollectiveError("rank " + std::to_string(ranks_[size_t(i)]) + " failed: " + std::string(c.reason));
+  std::string who = "rank " + std::to_string(ranks_[size_t(i)]);
+  switch (c.aborted.load(std::memory_order_acquire)) {
+    case kFailed: return who + " failed: " + std::string(c.reason, strnlen(c.reason, kReasonBytes));
+    case kExited:
+      return who + " died (process " + std::to_string(pids_[size_t(i)]) + " exited) during an op on group " + groupName_;
+    case kClosed: return who + " closed group " + groupName_ + " (dist.close()) while this rank still waited on it";
+  }
   if (!processAlive(pidfds_[size_t(i)], pids_[size_t(i)]))
-    throw CollectiveError("rank " + std::to_string(ranks_[size_t(i)]) + " died (process " +
-                          std::to_string(pids_[size_t(i)]) + " exited) during an op on group " + groupName_);
+    return who + " died (process " + std::to_string(pids_[size_t(i)]) + " exited) during an op on group " + groupName_;
   if (d.passed())
-    throw CollectiveError("timed out after " + std::to_string(d.timeoutMs) + " ms on group " + groupName_ +
-                          " waiting for rank " + std::to_string(ranks_[size_t(i)]) +
-                          " (collective_timeout; did every rank call the same op?)");
+    return "timed out after " + std::to_string(d.timeoutMs) + " ms on group " + groupName_ + " waiting for " + who +
+           " (collective_timeout; did every rank call the same op?)";
+  return "";
 }
 
 void Team::waitOne(int i, std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d) {
@@ -134,7 +180,13 @@ void Team::waitOne(int i, std::atomic<uint64_t> Ctl::*field, uint64_t target, co
   for (;;) {
     uint32_t seen = c.bell.value.load(std::memory_order_seq_cst);
     if ((c.*field).load(std::memory_order_acquire) >= target) return;
-    checkPeer(i, d);
+    std::string gone = peerGone(i, d);
+    if (!gone.empty()) {
+      // A peer that published and then left (or died) did its part: everything it wrote before is
+      // visible once its leaving is, so look once more before failing.
+      if ((c.*field).load(std::memory_order_acquire) >= target) return;
+      throw CollectiveError(gone);
+    }
     sleepOnBell(c.bell, seen, 2);
   }
 }
@@ -442,9 +494,9 @@ namespace {
 class ShmChannel : public Channel {
  public:
   ShmChannel(RingHdr* out, uint8_t* outData, Bell* myBell, RingHdr* in, uint8_t* inData, Bell* peerBell,
-             std::function<void()> checkPeer)
+             std::function<std::string()> peerGone)
       : out_(out), outData_(outData), myBell_(myBell), in_(in), inData_(inData), peerBell_(peerBell),
-        checkPeer_(std::move(checkPeer)) {}
+        peerGone_(std::move(peerGone)) {}
 
   size_t trySend(const void* data, size_t len) override {
     uint64_t head = out_->head.load(std::memory_order_relaxed);
@@ -475,10 +527,16 @@ class ShmChannel : public Channel {
   void waitReady(bool send, bool recv, int ms) override {
     // Both directions depend on the peer (its reads free space, its writes bring data): its bell rings for both.
     uint32_t seen = peerBell_->value.load(std::memory_order_seq_cst);
-    bool ready = (send && out_->head.load() - out_->tail.load() < kRingCap) || (recv && in_->head.load() != in_->tail.load());
-    if (ready) return;
-    checkPeer_();
+    checkAlive(send, recv);
+    if (ready(send, recv)) return;
     sleepOnBell(*peerBell_, seen, ms);
+  }
+
+  void checkAlive(bool send, bool recv) override {
+    // Gone first, readiness second: what a peer wrote before it left is visible once its leaving is,
+    // so bytes it sent just before exiting are still received.
+    std::string gone = peerGone_();
+    if (!gone.empty() && !ready(send, recv)) throw CollectiveError(gone);
   }
 
   void abort(const std::string&) override {}
@@ -491,7 +549,12 @@ class ShmChannel : public Channel {
   RingHdr* in_;
   uint8_t* inData_;
   Bell* peerBell_;
-  std::function<void()> checkPeer_;
+  bool ready(bool send, bool recv) const {
+    return (send && out_->head.load(std::memory_order_acquire) - out_->tail.load(std::memory_order_acquire) < kRingCap) ||
+           (recv && in_->head.load(std::memory_order_acquire) != in_->tail.load(std::memory_order_relaxed));
+  }
+
+  std::function<std::string()> peerGone_;
 };
 
 }  // namespace
@@ -501,7 +564,7 @@ std::unique_ptr<Channel> Team::channelTo(int peer) {
   auto* in = reinterpret_cast<RingHdr*>(bases_[size_t(peer)] + ringOffset(me_));
   auto ch = std::make_unique<ShmChannel>(out, reinterpret_cast<uint8_t*>(out + 1), &ctl(me_).bell, in,
                                          reinterpret_cast<uint8_t*>(in + 1), &ctl(peer).bell, [this, peer] {
-                                           checkPeer(peer, Deadline::in(1 << 30));
+                                           return peerGone(peer, Deadline::in(1 << 30));
                                          });
   ch->peerRank = ranks_[size_t(peer)];
   return ch;

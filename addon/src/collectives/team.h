@@ -59,6 +59,8 @@ class Team {
   std::unique_ptr<Channel> channelTo(int peer);
   // Marks this member failed with `reason`: peers waiting on it fail at once with that reason.
   void abort(const std::string& reason);
+  // Tells the peers of every team in this process that it is exiting (process exit hooks call it).
+  static void processExiting();
 
   int size() const { return size_; }
   int me() const { return me_; }
@@ -72,7 +74,9 @@ class Team {
   void publish(std::atomic<uint64_t> Ctl::*field, uint64_t seq);
   void waitAll(std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d, bool includeSelf = false);
   void waitOne(int i, std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d);
-  void checkPeer(int i, const Deadline& d);
+  // Why member i can no longer answer (failed, exited, closed, dead, or the deadline passed), or "".
+  std::string peerGone(int i, const Deadline& d);
+  void leave(uint32_t why, const std::string& reason);
   void validate(const OpDesc& mine);
   OpDesc describe(OpKind k, DType t, RedOp op, int root, size_t count, const void* buf, size_t bytes);
   // where member i's data for this round lives: its mapped dist.alloc buffer or its staging area

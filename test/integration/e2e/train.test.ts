@@ -104,10 +104,8 @@ if (!built() || !existsSync(join(root, 'dist/examples/train/main.js')) || !exist
     }
   });
 
-  // Known runtime bug (reported with this fixture in issue 10): the addon calls std::terminate instead of
-  // rejecting. The assertions run and are marked todo so the report shows them failing without failing CI.
+  // Issue 10: the addon used to call std::terminate here instead of rejecting (fixed in the progress thread).
   t.test('a p2p peer dying rejects the pending receive instead of aborting the process', async (t) => {
-    const todo = { todo: 'addon aborts (SIGABRT) when a p2p peer dies: reported in issue 10' };
     const dir = tempDir(t, 'e2e-peer');
     const cfg = join(dir, 'peer.yaml');
     writeFileSync(
@@ -116,8 +114,8 @@ if (!built() || !existsSync(join(root, 'dist/examples/train/main.js')) || !exist
     );
     const r = await runDtrain(['launch', cfg], { cwd: root, env: { PEER_DIES_MODE: 'recv', PEER_DIES_FLOATS: '16' } });
     const out = r.stdout + r.stderr;
-    t.notMatch(out, /terminate called|SIGABRT/, 'no abort', todo);
-    t.match(out, /\[rank 0\] \["recv rejected: .*rank 1 died/, 'the receive rejects with the peer named', todo);
+    t.notMatch(out, /terminate called|SIGABRT/, 'no abort');
+    t.match(out, /\[rank 0\] \["recv rejected: .*rank 1 died/, 'the receive rejects with the peer named');
   });
 
   t.test('a failure mid-run restarts from the last checkpoint and ends bit for bit like an uninterrupted run', async (t) => {
