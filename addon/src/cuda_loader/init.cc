@@ -7,35 +7,17 @@
 #include <string>
 #include <vector>
 
-#include "../../cuda/dtrain_cuda.h"
+#include "cuda_loader/cuda_part.h"
+#include "cuda_loader/nccl_bindings.h"
 #include "parts.h"
 
 namespace dtrain {
-namespace {
-
-struct CudaPart {
-  void* lib = nullptr;
-#define DTRAIN_FN(name) decltype(&::name) name = nullptr;
-  DTRAIN_FN(dtrain_cuda_abi_version)
-  DTRAIN_FN(dtrain_cuda_last_error)
-  DTRAIN_FN(dtrain_cuda_built_archs)
-  DTRAIN_FN(dtrain_cuda_runtime_version)
-  DTRAIN_FN(dtrain_cuda_driver_version)
-  DTRAIN_FN(dtrain_cuda_device_count)
-  DTRAIN_FN(dtrain_cuda_device_name)
-  DTRAIN_FN(dtrain_cuda_set_device)
-  DTRAIN_FN(dtrain_cuda_malloc)
-  DTRAIN_FN(dtrain_cuda_free)
-  DTRAIN_FN(dtrain_cuda_h2d)
-  DTRAIN_FN(dtrain_cuda_d2h)
-  DTRAIN_FN(dtrain_cuda_fill)
-  DTRAIN_FN(dtrain_nccl_load)
-  DTRAIN_FN(dtrain_nccl_version)
-  DTRAIN_FN(dtrain_nccl_loaded_path)
-#undef DTRAIN_FN
-};
-
+namespace cuda {
 CudaPart g_part;
+}
+namespace {
+using cuda::CudaPart;
+using cuda::g_part;
 
 template <typename Fn>
 bool Sym(void* lib, const char* name, Fn* slot) {
@@ -59,22 +41,7 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
   p.lib = lib;
   bool ok = true;
 #define DTRAIN_SYM(name) ok = ok && Sym(lib, #name, &p.name);
-  DTRAIN_SYM(dtrain_cuda_abi_version)
-  DTRAIN_SYM(dtrain_cuda_last_error)
-  DTRAIN_SYM(dtrain_cuda_built_archs)
-  DTRAIN_SYM(dtrain_cuda_runtime_version)
-  DTRAIN_SYM(dtrain_cuda_driver_version)
-  DTRAIN_SYM(dtrain_cuda_device_count)
-  DTRAIN_SYM(dtrain_cuda_device_name)
-  DTRAIN_SYM(dtrain_cuda_set_device)
-  DTRAIN_SYM(dtrain_cuda_malloc)
-  DTRAIN_SYM(dtrain_cuda_free)
-  DTRAIN_SYM(dtrain_cuda_h2d)
-  DTRAIN_SYM(dtrain_cuda_d2h)
-  DTRAIN_SYM(dtrain_cuda_fill)
-  DTRAIN_SYM(dtrain_nccl_load)
-  DTRAIN_SYM(dtrain_nccl_version)
-  DTRAIN_SYM(dtrain_nccl_loaded_path)
+  DTRAIN_CUDA_PART_FUNCTIONS(DTRAIN_SYM)
 #undef DTRAIN_SYM
   if (!ok || p.dtrain_cuda_abi_version() != DTRAIN_CUDA_ABI_VERSION) {
     dlclose(lib);
@@ -187,6 +154,7 @@ void InitCuda(Napi::Env env, Napi::Object exports) {
   cuda.Set("copy", Napi::Function::New(env, Copy));
   cuda.Set("fill", Napi::Function::New(env, Fill));
   cuda.Set("setDevice", Napi::Function::New(env, SetDevice));
+  cuda::InitNcclBindings(env, cuda);
   exports.Set("cuda", cuda);
 }
 }  // namespace dtrain
