@@ -24,6 +24,76 @@ interface LaunchArgs {
   '--'?: string[];
 }
 
+/** One table for yargs and for quickLaunchArgs, so the two never disagree on what an option is. */
+const launchOptions = {
+  'dry-run': { type: 'boolean', describe: 'print the plan (as dtrain validate does) and start nothing' },
+  json: { type: 'boolean', describe: 'print one JSON document on stdout (worker output goes to stderr)' },
+  set: { type: 'string', array: true, describe: 'override a key: --set restarts.max=2 (repeatable)' },
+  'nproc-per-node': { type: 'string', describe: 'without a config: processes per node (a number or auto)' },
+  nnodes: { type: 'number', describe: 'without a config: number of nodes (must match --hosts)' },
+  hosts: { type: 'string', describe: 'without a config: comma-separated hosts' },
+  'master-addr': { type: 'string', describe: 'without a config: MASTER_ADDR' },
+  'master-port': { type: 'number', describe: 'without a config: MASTER_PORT' },
+  'max-restarts': { type: 'number', describe: 'without a config: restarts.max' },
+  name: { type: 'string', describe: 'without a config: the job name' },
+  backend: { type: 'string', describe: 'without a config: auto, cpu or nccl' },
+  'save-config': { type: 'string', describe: 'write the config these flags make to FILE (and launch unless --dry-run)' },
+  'join-agents': { type: 'number', describe: 'join mode: wait for N `dtrain agent --join` agents instead of starting them (no SSH/srun)' },
+  'secret-file': { type: 'string', describe: 'join mode: the job key (hex, mode 0600) the joining agents read too' },
+} as const satisfies Record<string, { type: 'boolean' | 'string' | 'number'; array?: boolean; describe: string }>;
+
+type LaunchOption = keyof typeof launchOptions;
+
+/**
+ * The arguments of `dtrain launch ...` read without yargs (whose import is ~30-45 ms of a launch that
+ * takes a few hundred): only the plain forms (`--opt value`, `--opt=value`, flags, one config, `--`).
+ * Anything else (help, negations, repeats, an unknown or odd token) returns undefined and yargs parses
+ * it, with its messages. test/unit/launch/launch-args.test.ts checks this against yargs itself.
+ */
+export function quickLaunchArgs(argv: string[]): ArgumentsCamelCase<LaunchArgs> | undefined {
+  const args: Record<string, unknown> = { _: ['launch'], '--': [] as string[] };
+  const seen = new Set<string>();
+  const set = (name: LaunchOption, value: unknown) => {
+    args[name] = value;
+    args[name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] = value;
+  };
+  const isFlag = (tok: string | undefined) => tok !== undefined && tok.startsWith('-');
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const tok = argv[i];
+    if (tok === '--') break;
+    if (!tok.startsWith('--')) {
+      if (tok === '' || tok.startsWith('-') || args.config !== undefined) return undefined;
+      args.config = tok;
+      continue;
+    }
+    const eq = tok.indexOf('=');
+    const name = (eq < 0 ? tok.slice(2) : tok.slice(2, eq)) as LaunchOption;
+    if (!Object.hasOwn(launchOptions, name) || seen.has(name)) return undefined;
+    seen.add(name);
+    const opt: { type: string; array?: boolean } = launchOptions[name];
+    if (opt.type === 'boolean') {
+      // `--json true` and `--json=false` mean something to yargs: leave those to it.
+      if (eq >= 0 || argv[i + 1] === 'true' || argv[i + 1] === 'false') return undefined;
+      set(name, true);
+      continue;
+    }
+    const values: string[] = [];
+    if (eq >= 0) values.push(tok.slice(eq + 1));
+    else if (opt.array) while (i + 1 < argv.length && !isFlag(argv[i + 1])) values.push(argv[++i]);
+    else if (i + 1 < argv.length && !isFlag(argv[i + 1])) values.push(argv[++i]);
+    if (values.length === 0 || values.some((v) => v === '')) return undefined;
+    // `--set=a b`: whether b is another value or the config is yargs's call.
+    if (eq >= 0 && opt.array && i + 1 < argv.length && !isFlag(argv[i + 1])) return undefined;
+    if (opt.type === 'number') {
+      if (!/^(0|[1-9][0-9]{0,8})$/.test(values[0])) return undefined;
+      set(name, Number(values[0]));
+    } else set(name, opt.array ? values : values[0]);
+  }
+  args['--'] = argv.slice(i + 1);
+  return args as ArgumentsCamelCase<LaunchArgs>;
+}
+
 export const launchCommand: CommandModule<object, LaunchArgs> = {
   command: 'launch [config]',
   describe: 'start a job on its nodes and supervise it',
@@ -31,20 +101,7 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
     y
       .parserConfiguration({ 'populate--': true, 'parse-positional-numbers': false })
       .positional('config', { type: 'string', describe: 'the job config (YAML); omit it to use the torchrun-style flags' })
-      .option('dry-run', { type: 'boolean', describe: 'print the plan (as dtrain validate does) and start nothing' })
-      .option('json', { type: 'boolean', describe: 'print one JSON document on stdout (worker output goes to stderr)' })
-      .option('set', { type: 'string', array: true, describe: 'override a key: --set restarts.max=2 (repeatable)' })
-      .option('nproc-per-node', { type: 'string', describe: 'without a config: processes per node (a number or auto)' })
-      .option('nnodes', { type: 'number', describe: 'without a config: number of nodes (must match --hosts)' })
-      .option('hosts', { type: 'string', describe: 'without a config: comma-separated hosts' })
-      .option('master-addr', { type: 'string', describe: 'without a config: MASTER_ADDR' })
-      .option('master-port', { type: 'number', describe: 'without a config: MASTER_PORT' })
-      .option('max-restarts', { type: 'number', describe: 'without a config: restarts.max' })
-      .option('name', { type: 'string', describe: 'without a config: the job name' })
-      .option('backend', { type: 'string', describe: 'without a config: auto, cpu or nccl' })
-      .option('save-config', { type: 'string', describe: 'write the config these flags make to FILE (and launch unless --dry-run)' })
-      .option('join-agents', { type: 'number', describe: 'join mode: wait for N `dtrain agent --join` agents instead of starting them (no SSH/srun)' })
-      .option('secret-file', { type: 'string', describe: 'join mode: the job key (hex, mode 0600) the joining agents read too' }) as Argv<LaunchArgs>,
+      .options(launchOptions) as Argv<LaunchArgs>,
   handler: async (args: ArgumentsCamelCase<LaunchArgs>) => {
     const { UsageError } = await import('../util/errors.js');
     const extra = (args['--'] ?? []).map(String);

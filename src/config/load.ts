@@ -6,7 +6,6 @@
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { basename, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stringify as toYaml } from 'yaml';
 import { ConfigError, UsageError, type ConfigProblem } from '../util/errors.js';
 import { schemaValidator } from './ajv.js';
 import { isLocalHost, localGpuCount } from './local-host.js';
@@ -15,6 +14,7 @@ import { applyOverrides } from './overrides.js';
 import { schemaProblems } from './schema-errors.js';
 import { ConfigSource } from './source.js';
 import type { LoadedConfig, RawConfig } from './types.js';
+import { yaml } from './yaml-lib.js';
 
 export interface LoadOptions {
   /** `key.path=value` overrides, applied in order */
@@ -144,7 +144,7 @@ export function saveConfig(loaded: LoadedConfig, file: string): void {
   const doc = { ...loaded.raw };
   if (doc.hostfile !== undefined && loaded.config.hostfile) doc.hostfile = loaded.config.hostfile;
   if (doc.env_file !== undefined && loaded.config.env_file) doc.env_file = loaded.config.env_file;
-  const text = `# yaml-language-server: $schema=${schemaLocation()}\n# written by dtrain from ${loaded.file}\n${toYaml(doc)}`;
+  const text = `# yaml-language-server: $schema=${schemaLocation()}\n# written by dtrain from ${loaded.file}\n${yaml().stringify(doc)}`;
   try {
     writeFileSync(file, text);
   } catch (err) {

@@ -3,12 +3,12 @@
  * indices allowed: nodes.0.slots); a path the schema does not have, or an index past the end of a
  * list, is an error. Values parse as YAML scalars and are validated with the rest of the document.
  */
-import { parse as parseYaml } from 'yaml';
 import type { ConfigProblem } from '../util/errors.js';
 import { configSchema } from './schema.js';
 import type { ConfigSource, PathSegment } from './source.js';
 import { didYouMean } from './suggest.js';
 import { isSecretName } from '../plan/env.js';
+import { yaml } from './yaml-lib.js';
 
 type SchemaNode = Record<string, unknown>;
 
@@ -27,7 +27,7 @@ export function applyOverrides(doc: Record<string, unknown>, sets: string[], sou
     try {
       const text = given.slice(eq + 1);
       // env values are strings as written (1.10 stays "1.10"); everything else parses as YAML
-      value = text === '' || keys[0] === 'env' ? text : parseYaml(text);
+      value = text === '' || keys[0] === 'env' ? text : parseValue(text);
     } catch (err) {
       fail(keys.join('.'), `the value is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
       continue;
@@ -43,6 +43,23 @@ export function applyOverrides(doc: Record<string, unknown>, sets: string[], sou
   }
   return problems;
 }
+
+/**
+ * A --set value as YAML reads it. Paths and plain words, and small decimal integers, are read here
+ * without the YAML parser (whose import is a noticeable part of a launch's start-up): for them YAML 1.2
+ * (core schema) gives the same string or number. Everything else goes through the parser.
+ */
+export function parseValue(text: string): unknown {
+  if (PLAIN_WORD.test(text) && !CORE_WORDS.has(text)) return text;
+  if (SMALL_INT.test(text)) return Number(text);
+  return yaml().parse(text);
+}
+
+// Starts with a letter, '_' or '/', then only word characters, '.', '/' and '-': never a number,
+// a bool, null, an anchor, alias, tag, flow collection, comment or mapping in YAML.
+const PLAIN_WORD = /^[A-Za-z_/][A-Za-z0-9_./-]*$/;
+const CORE_WORDS = new Set(['null', 'Null', 'NULL', 'true', 'True', 'TRUE', 'false', 'False', 'FALSE']);
+const SMALL_INT = /^(0|[1-9][0-9]{0,14})$/;
 
 /** `--set env.HF_TOKEN=...` is echoed in messages: a secret-looking key has its value masked there. */
 function maskedArg(arg: string): string {

@@ -2,8 +2,9 @@
  * YAML with source positions: parse once, keep the AST, and answer "where is key.path?" for every
  * problem found later (schema, semantic, --set), so each message can say file:line:col.
  */
-import { LineCounter, parseDocument, isMap, isSeq, isPair, isScalar, type Document, type Node } from 'yaml';
+import type { Document, LineCounter, Node } from 'yaml';
 import type { ConfigProblem } from '../util/errors.js';
+import { yaml } from './yaml-lib.js';
 
 export type PathSegment = string | number;
 
@@ -26,6 +27,7 @@ export class ConfigSource {
 
   /** Parses YAML text; syntax errors, duplicate keys, an empty file or a non-mapping top level become problems. */
   static parse(file: string, text: string): { source: ConfigSource; value: unknown; problems: ConfigProblem[] } {
+    const { LineCounter, parseDocument, isMap, isScalar, isSeq } = yaml();
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true });
     const source = new ConfigSource(file, doc, lines);
@@ -74,12 +76,14 @@ export class ConfigSource {
 
   /** The scalar's text starts this many columns after its node start (1 for a quoted scalar). */
   valueQuoteWidth(path: PathSegment[]): number {
-    const node = this.doc?.getIn(path, true);
-    return isScalar(node) && (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') ? 1 : 0;
+    if (!this.doc) return 0;
+    const node = this.doc.getIn(path, true);
+    return yaml().isScalar(node) && (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') ? 1 : 0;
   }
 
   private locate(path: PathSegment[], at: 'key' | 'value'): Position & { exact: boolean } {
     if (!this.doc) return { line: 0, col: 0, exact: false };
+    const { isMap, isPair, isScalar, isSeq } = yaml();
     let node: unknown = this.doc.contents;
     let best = this.nodePosition(node as Node) ?? { line: 1, col: 1 };
     for (let i = 0; i < path.length; i++) {
@@ -115,6 +119,7 @@ export class ConfigSource {
  * number YAML reads (1.1, 31).
  */
 function keepEnvNumbersAsWritten(doc: Document.Parsed, value: Record<string, unknown>): void {
+  const { isMap, isScalar } = yaml();
   const envNode = doc.get('env', true);
   const env = value.env;
   if (!isMap(envNode) || env === null || typeof env !== 'object') return;

@@ -60,3 +60,22 @@ t.test('values are validated like the file, and the error points at the --set', 
 t.test('a secret-looking key has its value masked in messages', async (t) => {
   t.same(await problemsOf(['env.HF_TOKEN.x=hf_secret']), ['--set env.HF_TOKEN.x=***: env.HF_TOKEN.x: env.HF_TOKEN is a single value, it has no "x"']);
 });
+
+t.test('values read without the YAML parser are exactly what YAML reads', async (t) => {
+  const { parseValue } = await import('../../../src/config/overrides.js');
+  const { parse } = await import('yaml');
+  const samples = [
+    '/tmp/logs', 'logs/run-1', 'cpu', 'nccl', 'auto', '_x', 'a.b-c_d', 'yes', 'no', 'on', 'off', 'Yes', 'y', 'n',
+    'null', 'Null', 'NULL', 'true', 'True', 'TRUE', 'false', 'False', 'FALSE', 'nan', 'inf', '1m', '30s', 'e5',
+    '0', '1', '42', '007', '1e3', '1.5', '-1', '+1', '0x1F', '0o17', '.inf', '.nan', '~', '123456789012345', '1234567890123456',
+    '[0, 1]', '{a: 1}', 'a b', 'a: b', '#x', '&a', '*a', '!!str 1', "'q'", '"q"', 'x#y', '/a b', 'a,b', '', ' ',
+  ];
+  const outcome = (f: () => unknown) => {
+    try {
+      return { value: f() };
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
+  };
+  for (const s of samples) t.same(outcome(() => parseValue(s)), outcome(() => parse(s)), JSON.stringify(s));
+});
