@@ -8,6 +8,16 @@
 
 #include "store_client/frame.h"
 
+// Every status PROTOCOL.md documents (0 ok .. 5 cancelled) has a name of its own, checked once at start.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  using namespace dtrain::store;
+  const char* want[] = {"ok", "timeout", "not found", "bad request", "not authorized", "cancelled"};
+  for (uint8_t s = 0; s < 6; ++s)
+    if (std::string(statusName(s)) != want[s]) __builtin_trap();
+  if (std::string(statusName(6)) != "unknown status") __builtin_trap();
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace dtrain::store;
   if (size < 1) return 0;
@@ -25,6 +35,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (got == 0) break;
       Message m;
       if (parseBody(body.data(), body.size(), m, error)) {
+        // every status byte has a name (known ones their own, the rest "unknown status")
+        const char* name = statusName(m.code);
+        if (!name || !*name) __builtin_trap();
         // a parsed message must encode back to a frame that parses to the same message
         std::string again = encodeFrame(m);
         Message m2;

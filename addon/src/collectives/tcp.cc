@@ -174,53 +174,59 @@ int TcpListener::connectPeer(const std::string& endpoint, uint64_t groupId, int 
   size_t colon = endpoint.rfind(':');
   int port = std::stoi(endpoint.substr(colon + 1));
   std::string list = endpoint.substr(0, colon), lastError = "no address";
-  for (size_t start = 0; start <= list.size();) {
-    size_t comma = list.find(',', start);
-    std::string addr = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    start = comma == std::string::npos ? list.size() + 1 : comma + 1;
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(uint16_t(port));
-    if (::inet_pton(AF_INET, addr.c_str(), &sa.sin_addr) != 1) continue;
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
-    if (rc != 0 && errno == EINPROGRESS) {
-      pollfd p{fd, POLLOUT, 0};
-      int err = 0;
-      socklen_t el = sizeof(err);
-      if (::poll(&p, 1, std::min(2000, d.msLeft())) == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0)
-        rc = 0;
-      else
-        errno = err ? err : ETIMEDOUT;
+  // A peer that is slow to reach its accept (a loaded host) fails a handshake; go round the addresses
+  // again until the rendezvous deadline rather than failing the whole job on the first pass.
+  for (;;) {
+    for (size_t start = 0; start <= list.size();) {
+      size_t comma = list.find(',', start);
+      std::string addr = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      start = comma == std::string::npos ? list.size() + 1 : comma + 1;
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_port = htons(uint16_t(port));
+      if (::inet_pton(AF_INET, addr.c_str(), &sa.sin_addr) != 1) continue;
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+      int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+      if (rc != 0 && errno == EINPROGRESS) {
+        pollfd p{fd, POLLOUT, 0};
+        int err = 0;
+        socklen_t el = sizeof(err);
+        if (::poll(&p, 1, std::min(2000, d.msLeft())) == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0)
+          rc = 0;
+        else
+          errno = err ? err : ETIMEDOUT;
+      }
+      if (rc != 0) {
+        lastError = addr + ": " + std::strerror(errno);
+        ::close(fd);
+        continue;
+      }
+      const int hsMs = std::max(1, std::min(kHandshakeMs, d.msLeft()));
+      Hello h{kHelloMagic, 1, groupId, fromRank, toRank, {}};
+      fillNonce(h.nonce);
+      uint8_t reply[48];
+      if (!ioExact(fd, &h, sizeof(h), true, hsMs) || !ioExact(fd, reply, sizeof(reply), false, hsMs)) {
+        lastError = addr + ": handshake failed (the peer refused or went away)";
+        ::close(fd);
+        continue;
+      }
+      Digest expect = hmacSha256(key_, macInput("dtrain-peer-server", h, reply));
+      if (!digestsEqual(expect.data(), reply + 16)) {
+        ::close(fd);
+        throw CollectiveError("rank " + std::to_string(toRank) + " at " + addr +
+                              " could not prove it holds the job key: refusing the connection");
+      }
+      Digest mine = hmacSha256(key_, macInput("dtrain-peer-client", h, reply));
+      uint8_t ack = 0;
+      if (!ioExact(fd, mine.data(), 32, true, hsMs) || !ioExact(fd, &ack, 1, false, hsMs) || ack != 'A') {
+        ::close(fd);
+        throw CollectiveError("rank " + std::to_string(toRank) + " refused this rank's credentials");
+      }
+      return fd;
     }
-    if (rc != 0) {
-      lastError = addr + ": " + std::strerror(errno);
-      ::close(fd);
-      continue;
-    }
-    Hello h{kHelloMagic, 1, groupId, fromRank, toRank, {}};
-    fillNonce(h.nonce);
-    uint8_t reply[48];
-    if (!ioExact(fd, &h, sizeof(h), true, kHandshakeMs) || !ioExact(fd, reply, sizeof(reply), false, kHandshakeMs)) {
-      lastError = addr + ": handshake failed (the peer refused or went away)";
-      ::close(fd);
-      continue;
-    }
-    Digest expect = hmacSha256(key_, macInput("dtrain-peer-server", h, reply));
-    if (!digestsEqual(expect.data(), reply + 16)) {
-      ::close(fd);
-      throw CollectiveError("rank " + std::to_string(toRank) + " at " + addr +
-                            " could not prove it holds the job key: refusing the connection");
-    }
-    Digest mine = hmacSha256(key_, macInput("dtrain-peer-client", h, reply));
-    uint8_t ack = 0;
-    if (!ioExact(fd, mine.data(), 32, true, kHandshakeMs) || !ioExact(fd, &ack, 1, false, kHandshakeMs) || ack != 'A') {
-      ::close(fd);
-      throw CollectiveError("rank " + std::to_string(toRank) + " refused this rank's credentials");
-    }
-    return fd;
+    if (d.passed()) throw CollectiveError("cannot connect to rank " + std::to_string(toRank) + " (" + lastError + ")");
+    ::poll(nullptr, 0, std::min(100, d.msLeft() + 1));
   }
-  throw CollectiveError("cannot connect to rank " + std::to_string(toRank) + " (" + lastError + ")");
 }
 
 bool TcpListener::handshakeAsServer(int fd, int myRank, uint64_t& groupId, int& fromRank) {

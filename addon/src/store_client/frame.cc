@@ -89,6 +89,7 @@ const char* statusName(uint8_t status) {
     case kNotFound: return "not found";
     case kBadRequest: return "bad request";
     case kNotAuthorized: return "not authorized";
+    case kCancelled: return "cancelled";
   }
   return "unknown status";
 }
