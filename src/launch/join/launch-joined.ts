@@ -9,7 +9,7 @@ import { formatDuration } from '../../config/duration.js';
 import type { LoadedConfig } from '../../config/types.js';
 import { buildPlan } from '../../plan/index.js';
 import { StoreServer } from '../../store/index.js';
-import { UsageError } from '../../util/errors.js';
+import { StartError, UsageError } from '../../util/errors.js';
 import { launchJob } from '../controller.js';
 import type { LaunchSummary } from '../summary.js';
 import { joinSpawner } from './join-spawner.js';
@@ -50,6 +50,9 @@ export async function launchJoined(req: JoinLaunchRequest): Promise<LaunchSummar
     port,
     jobKey: req.jobKey,
     onViolation: (_reason, remote) => failedAuth.push(remote.replace(/:\d+$/, '')),
+  }).catch((e: Error) => {
+    // the agents were told this port: "auto" is no way out here
+    throw new StartError(`${e.message.replace(/ \(choose another rendezvous\.port, or "auto"\)$/, '')}: join mode needs the port the agents were given (rendezvous.port ${port})`);
   });
   let desk: JoinDesk | undefined;
   try {

@@ -108,6 +108,9 @@ t.test('an agent killed mid-job: the job fails (exit 1) naming its host; the oth
   ctl.child.stderr!.on('data', (d: Buffer) => (ctlErr += d.toString()));
   t.ok(await waitFor(() => (ctlErr.match(/ up \d+/g) ?? []).length === 2, 20_000), 'both workers up');
   const pids = [...ctlErr.matchAll(/ up (\d+)/g)].map((m) => Number(m[1]));
+  const late = await agent(dir, port, secret, 'node-c').done;
+  t.equal(late.code, 3, 'an agent beyond --join-agents is refused');
+  t.match(late.stderr, /the job already has its 2 agents \(this one joined as node-c\)/);
   const killedAt = Date.now();
   b.child.kill('SIGKILL');
   const [c, ra] = await Promise.all([ctl.done, a.done]);
@@ -118,6 +121,26 @@ t.test('an agent killed mid-job: the job fails (exit 1) naming its host; the oth
   t.match(c.stderr, /node-b/);
   t.equal(ra.code, 0, `node-a's agent was let go cleanly: ${ra.stderr}`);
   t.ok(await waitFor(() => pids.every((pid) => !isAlive(pid)), 5000), 'no worker outlives the job');
+});
+
+t.test('the controller killed mid-job: every agent kills its workers and exits 1', async (t) => {
+  const dir = tempDir(t, 'join');
+  const { file: secret } = secretFile(dir);
+  const port = await freePort();
+  const cfg = config(dir, [`entrypoint: node -e "console.log('up', process.pid); setTimeout(() => {}, 60000)"`, 'nproc_per_node: 1']);
+  const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
+  const a = agent(dir, port, secret, 'node-a');
+  const b = agent(dir, port, secret, 'node-b');
+  let out = '';
+  ctl.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  t.ok(await waitFor(() => (out.match(/ up \d+/g) ?? []).length === 2, 20_000), 'both workers up');
+  const pids = [...out.matchAll(/ up (\d+)/g)].map((m) => Number(m[1]));
+  ctl.child.kill('SIGKILL');
+  const [ra, rb] = await Promise.all([a.done, b.done]);
+  t.equal(ra.code, 1, ra.stderr);
+  t.equal(rb.code, 1, rb.stderr);
+  t.ok(ra.ms < 30_000);
+  t.ok(await waitFor(() => pids.every((pid) => !isAlive(pid)), 5000), 'no worker outlives its agent');
 });
 
 t.test('a secret file others can read is refused on both sides (exit 2, one line)', async (t) => {
