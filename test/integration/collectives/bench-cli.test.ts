@@ -1,6 +1,11 @@
-/** `dtrain bench`: nccl-tests columns as one JSON document, the transport it measured, and usage errors (exit 2). */
+/**
+ * `dtrain bench`: nccl-tests columns as one JSON document, the transport it measured, and usage errors
+ * (exit 2); with a config, the same through the real launcher over the config's nodes.
+ */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../../helpers/collectives-harness.js';
 
@@ -33,4 +38,48 @@ t.test('bad usage is one line and exit 2', async (t) => {
   const r = dtrain(['--nproc', '0']);
   t.equal(r.status, 2);
   t.match(r.stderr, /^dtrain: --nproc 0: must be a positive integer\n$/);
+});
+
+function benchConfig(t: { teardown(fn: () => void): void }, nodes: string): { file: string; logs: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'dtrain-bench-cfg-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'bench.yaml');
+  // the entrypoint is replaced by the bench worker: a command that would fail shows it is not run
+  writeFileSync(file, ['name: bench-cfg', 'entrypoint: node /nonexistent/train.js', `nodes: ${nodes}`, 'nproc_per_node: 2', `logs: {dir: ${dir}/logs}`].join('\n'));
+  return { file, logs: join(dir, 'logs') };
+}
+
+t.test('a config: 2 ranks on one node through the launcher, nccl-tests table', async (t) => {
+  const { file, logs } = benchConfig(t, '[{host: localhost, slots: 2}]');
+  const r = dtrain([file, '--sizes', '4096,1048576', '--iters', '30']);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /^# all_reduce, 2 ranks on 1 node\(s\) of bench-cfg .*through dtrain launch/);
+  t.match(r.stdout, /#\s+size\s+count\s+type\s+redop\s+time\s+algbw\s+busbw/);
+  t.match(r.stdout, /\n\s+4096\s+1024\s+float\s+sum\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+shm\/one-step\n/);
+  t.match(r.stdout, /\n\s+1048576\s+262144\s+float\s+sum\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+shm\/rs-ag-staged\n/);
+  t.match(r.stderr, /2\/2 workers running/, 'the launcher ran it');
+  t.equal(readdirSync(logs).length, 1, 'one run folder of per-rank logs, as dtrain launch writes');
+});
+
+t.test('a config: 4 ranks on two nodes (--json) measure the hierarchical path', async (t) => {
+  const { file } = benchConfig(t, '[{host: localhost, slots: 2}, {host: 127.0.0.1, slots: 2}]');
+  const r = dtrain([file, '--op', 'all_reduce', '--sizes', '4096,65536', '--iters', '10', '--json']);
+  t.equal(r.status, 0, r.stderr);
+  const doc = JSON.parse(r.stdout);
+  t.equal(doc.ranks, 4);
+  t.equal(doc.nodes, 2);
+  t.match(doc.run_id, /^bench-cfg-/);
+  t.same(doc.rows.map((row: { bytes: number }) => row.bytes), [4096, 65536]);
+  for (const row of doc.rows) {
+    t.equal(row.ranks, 4);
+    t.equal(row.transport, 'hierarchical');
+    t.ok(Math.abs(row.busbw_GBps - row.algbw_GBps * 1.5) < 1e-9, 'busbw = algbw × 2(n-1)/n for 4 ranks');
+  }
+});
+
+t.test('a config with --nproc is a usage error (exit 2)', async (t) => {
+  const { file } = benchConfig(t, '[{host: localhost, slots: 2}]');
+  const r = dtrain([file, '--nproc', '4']);
+  t.equal(r.status, 2);
+  t.match(r.stderr, /^dtrain: --nproc and --nnodes are for runs without a config/);
 });
