@@ -9,11 +9,12 @@
  *   ctl/backend            controller → agents: `cpu` or `nccl`; each agent GETs it before its first
  *                          workers start and gives it to them as DTRAIN_BACKEND
  */
-import { probeCudaAsync, autoBackend } from '../runtime/device/cuda-part.js';
+import { probeCudaAsync, autoBackend, cudaBuildInfo, type CudaProbe } from '../runtime/device/cuda-part.js';
 import type { NodePlan } from '../plan/types.js';
 import { StoreClient } from '../store/index.js';
 import { StartError } from '../util/errors.js';
 import type { AgentSpec } from './agent-contract.js';
+import { driverLibraryMayLoad } from './driver-library.js';
 import { getForever } from './local-node.js';
 
 export type JobBackend = 'cpu' | 'nccl';
@@ -49,7 +50,8 @@ export function needsProbe(requested: string): requested is 'auto' | 'nccl' {
 /** Probes this node as its workers will see it (CUDA_VISIBLE_DEVICES from include slots or the scheduler). */
 export async function probeNode(spec: AgentSpec): Promise<NodeProbe> {
   const visible = spec.ranks[0]?.env.CUDA_VISIBLE_DEVICES ?? spec.node.cuda_visible_devices;
-  const probe = await probeCudaAsync({ env: visible === undefined ? process.env : { ...process.env, CUDA_VISIBLE_DEVICES: visible } });
+  const env = visible === undefined ? process.env : { ...process.env, CUDA_VISIBLE_DEVICES: visible };
+  const probe = probeWithoutChild(env) ?? (await probeCudaAsync({ env }));
   let { backend, reason } = autoBackend(probe);
   const nproc = spec.ranks.length;
   // NCCL refuses two ranks of one communicator on the same GPU, and LOCAL_RANK picks the device.
@@ -58,6 +60,18 @@ export async function probeNode(spec: AgentSpec): Promise<NodeProbe> {
     reason = `${nproc} workers but ${probe.devices.length} GPU(s) visible (one GPU per worker)`;
   }
   return { node_rank: spec.node.node_rank, host: spec.node.host, backend, reason, gpus: probe.devices.length };
+}
+
+/**
+ * What the probe child would answer, where that is known without starting it: the CUDA part is not
+ * built, or the driver library is nowhere dlopen looks (the same outcome the child reports).
+ */
+export function probeWithoutChild(env: NodeJS.ProcessEnv): CudaProbe | undefined {
+  const built = cudaBuildInfo();
+  if (!built.built) return { built, loaded: false, devices: [], nccl: { found: false, reason: 'the CUDA part is not built' } };
+  if (driverLibraryMayLoad(env)) return undefined;
+  const reason = 'no NVIDIA driver (libcuda.so.1 not found)';
+  return { built, loaded: true, devices: [], device_error: reason, nccl: { found: false, reason } };
 }
 
 /**
