@@ -4,7 +4,7 @@ import t from 'tap';
 import yargs from 'yargs';
 import { launchCommand, quickLaunchArgs } from '../../../src/cli/launch.js';
 
-const read = ['config', 'dryRun', 'json', 'set', 'nprocPerNode', 'nnodes', 'hosts', 'masterAddr', 'masterPort', 'maxRestarts', 'name', 'backend', 'saveConfig', '--'];
+const read = ['config', 'dryRun', 'json', 'set', 'nprocPerNode', 'nnodes', 'hosts', 'masterAddr', 'masterPort', 'maxRestarts', 'name', 'backend', 'saveConfig', 'joinAgents', 'secretFile', '--'];
 
 async function viaYargs(argv: string[]): Promise<Record<string, unknown> | { error: string }> {
   let got: Record<string, unknown> | undefined;
@@ -39,6 +39,7 @@ const plain = [
   ['--max-restarts=3', '--name', 'j', '--backend', 'cpu', '--save-config', 'out.yaml', '--', 'x'],
   ['--', 'sh', '-c', 'echo --json'],
   ['job.yaml', '--'],
+  ['job.yaml', '--join-agents', '2', '--secret-file', '/run/key'],
   ['--nproc-per-node', '04', '--', 'x'],
 ];
 const odd = [
