@@ -46,9 +46,9 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
 
 async function joinHandler(args: AgentArgs & { secretFile?: string }): Promise<void> {
   const { UsageError } = await import('../util/errors.js');
-  if (args.stdio) throw new UsageError('dtrain agent: --stdio and --join are two ways to start an agent: give one');
-  if (args.join === undefined) throw new UsageError('dtrain agent: --secret-file goes with --join host:port');
-  if (args.secretFile === undefined) throw new UsageError('dtrain agent --join needs --secret-file F (the job key, shared with the controller)');
+  if (args.stdio) throw new UsageError('--stdio and --join are two ways to start an agent: give one');
+  if (args.join === undefined) throw new UsageError('--secret-file goes with --join host:port');
+  if (args.secretFile === undefined) throw new UsageError('--join needs --secret-file F (the job key, shared with the controller)');
   const { parseDuration } = await import('../config/duration.js');
   const timeoutMs = args.timeout === undefined ? 60_000 : parseDuration(args.timeout);
   if (timeoutMs === undefined || timeoutMs <= 0) throw new UsageError(`--timeout ${JSON.stringify(args.timeout)}: expected a duration such as 60s or 5m`);
