@@ -20,8 +20,9 @@ const root = fileURLToPath(new URL('../../../', import.meta.url));
 const standIns = path.join(root, 'test/fixtures/join');
 const dtrain = [process.execPath, path.join(root, 'bin/dtrain')];
 
-if (!existsSync(path.join(root, 'dist/cli/main.js'))) {
-  t.skip('dist/ is not built (npx tsc -p .)');
+// CI (DTRAIN_REQUIRE_INTEGRATION) builds first: there a missing dist/ is a failure, not a skip
+if (!existsSync(path.join(root, 'dist/cli/main.js')) && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
+  t.plan(0, 'dist/ is not built (npx tsc -p .)');
   process.exit(0);
 }
 
