@@ -9,6 +9,12 @@
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter", "-pthread"],
       "libraries": ["-ldl", "-lpthread", "-lrt"]
+    },
+    {
+      "target_name": "dtrain-exec",
+      "type": "executable",
+      "sources": ["addon/src/process/exec-wrapper.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]
 }

@@ -1,7 +1,8 @@
 /**
  * Where the per-worker shepherd `dtrain-exec` lives (addon/src/process/exec-wrapper.c explains what it
- * does). It is a single C file compiled here, on first use and whenever its source is newer, with the
- * system C compiler (the one node-gyp uses for the addon) into the addon's build folder.
+ * does). `npm run build:addon` builds it with the addon (binding.gyp's executable target). A build
+ * folder that lost it, or a source edited since, is repaired here with the system C compiler: one C
+ * file, a fraction of a second, so a launch never fails for want of it while a compiler exists.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
