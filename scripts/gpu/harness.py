@@ -11,13 +11,61 @@ import sys
 import torch
 
 lib = ctypes.CDLL(os.environ["DTRAIN_CUDA_LIB"])
-lib.dtrain_cuda_last_error.restype = ctypes.c_char_p
-lib.dtrain_cuda_built_archs.restype = ctypes.c_char_p
-lib.dtrain_nccl_loaded_path.restype = ctypes.c_char_p
 F32, F64, I32, I64, BF16, F16 = range(6)
 SUM, AVG, MAX, MIN, PROD = range(5)
 TORCH_DTYPE = {F32: torch.float32, F64: torch.float64, I32: torch.int32, I64: torch.int64, BF16: torch.bfloat16,
                F16: torch.float16}
+
+
+class HParams(ctypes.Structure):
+    _fields_ = [("lr", ctypes.c_float), ("beta1", ctypes.c_float), ("beta2", ctypes.c_float), ("eps", ctypes.c_float),
+                ("weight_decay", ctypes.c_float), ("step", ctypes.c_int64), ("grad_scale", ctypes.c_float)]
+
+
+# The whole C ABI (addon/cuda/dtrain_cuda.h) with its signatures: ctypes would otherwise pass Python ints as
+# 32-bit C ints, which truncates size_t counts. A missing symbol fails here, so the ABI and this list stay in step.
+P, I, S = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
+PI, PF, PP, PU8 = ctypes.POINTER(I), ctypes.POINTER(ctypes.c_float), ctypes.POINTER(P), ctypes.POINTER(ctypes.c_uint8)
+PH = ctypes.POINTER(HParams)
+ABI = {
+    "dtrain_cuda_abi_version": ([], I),
+    "dtrain_cuda_last_error": ([], ctypes.c_char_p),
+    "dtrain_cuda_built_archs": ([], ctypes.c_char_p),
+    "dtrain_cuda_runtime_version": ([PI], I),
+    "dtrain_cuda_driver_version": ([PI], I),
+    "dtrain_cuda_device_count": ([PI], I),
+    "dtrain_cuda_device_name": ([I, ctypes.c_char_p, S], I),
+    "dtrain_cuda_set_device": ([I], I),
+    "dtrain_cuda_malloc": ([PP, S], I),
+    "dtrain_cuda_free": ([P], I),
+    "dtrain_cuda_h2d": ([P, P, S], I),
+    "dtrain_cuda_d2h": ([P, P, S], I),
+    "dtrain_cuda_d2d": ([P, P, S], I),
+    "dtrain_cuda_fill": ([P, I, S, ctypes.c_double], I),
+    "dtrain_cuda_synchronize": ([], I),
+    "dtrain_cuda_time_copy": ([P, P, S, I, PF], I),
+    "dtrain_cuda_adamw_step": ([P, I, P, P, P, P, S, PH], I),
+    "dtrain_cuda_time_adamw": ([P, I, P, P, P, P, S, PH, I, PF], I),
+    "dtrain_nccl_load": ([ctypes.c_char_p], I),
+    "dtrain_nccl_version": ([PI], I),
+    "dtrain_nccl_loaded_path": ([], ctypes.c_char_p),
+    "dtrain_nccl_unique_id": ([PU8], I),
+    "dtrain_nccl_comm_init": ([PP, PU8, I, I, I, I], I),
+    "dtrain_nccl_comm_split": ([P, I, I, PP], I),
+    "dtrain_nccl_comm_destroy": ([P], I),
+    "dtrain_nccl_comm_abort": ([P], I),
+    "dtrain_nccl_all_reduce": ([P, P, P, S, I, I], I),
+    "dtrain_nccl_reduce_scatter": ([P, P, P, S, I, I], I),
+    "dtrain_nccl_all_gather": ([P, P, P, S, I], I),
+    "dtrain_nccl_broadcast": ([P, P, P, S, I, I], I),
+    "dtrain_nccl_send": ([P, P, S, I, I], I),
+    "dtrain_nccl_recv": ([P, P, S, I, I], I),
+}
+for fn_name, (args, res) in ABI.items():
+    fn = getattr(lib, fn_name)
+    fn.argtypes, fn.restype = args, res
+if lib.dtrain_cuda_abi_version() != 1:
+    sys.exit(f"libdtrain_cuda ABI {lib.dtrain_cuda_abi_version()}, this harness knows 1")
 failures = []
 
 
@@ -30,11 +78,6 @@ def expect(ok, what):
     print(("ok    " if ok else "FAIL  ") + what)
     if not ok:
         failures.append(what)
-
-
-class HParams(ctypes.Structure):
-    _fields_ = [("lr", ctypes.c_float), ("beta1", ctypes.c_float), ("beta2", ctypes.c_float), ("eps", ctypes.c_float),
-                ("weight_decay", ctypes.c_float), ("step", ctypes.c_int64), ("grad_scale", ctypes.c_float)]
 
 
 def ptr(t):

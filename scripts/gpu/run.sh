@@ -4,7 +4,8 @@
 # 1. builds the CUDA part (libdtrain_cuda.so) and a native test binary with nvcc, for this GPU's arch too;
 # 2. runs the native tests (kernels against the CPU formula in addon/src/optim/adamw_math.h);
 # 3. runs the Python harness: buffers, NCCL (world size 1) on every collective against host results, and the
-#    AdamW kernel benchmarked beside PyTorch's fused AdamW and a device-to-device copy in the same run.
+#    AdamW kernel benchmarked beside PyTorch's fused AdamW and a device-to-device copy in the same run;
+# 4. when node and a built package (dist/, the addon) are there: the Node runtime on NCCL (node_runtime.mjs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$root/build/gpu}
@@ -29,3 +30,17 @@ echo "== native tests"
 
 echo "== python harness (PyTorch $($py -c 'import torch; print(torch.__version__, torch.version.cuda)'))"
 DTRAIN_CUDA_LIB="$out/libdtrain_cuda.so" PYTHONUNBUFFERED=1 "$py" "$root/scripts/gpu/harness.py"
+
+# 4. where Node and a built package are present too: the runtime's NCCL backend end to end (node_runtime.mjs).
+#    It loads the CUDA part from build-cuda/, so the part just built is put there.
+if command -v node >/dev/null && [ -f "$root/dist/runtime/index.js" ] && [ -f "$root/build/Release/dtrain_native.node" ]; then
+  echo "== Node runtime on NCCL (node $(node --version))"
+  mkdir -p "$root/build-cuda"
+  cp "$out/libdtrain_cuda.so" "$root/build-cuda/libdtrain_cuda.so"
+  printf '{"built":true,"archs":["%s"],"cuda_version":"%s","nvcc":"%s"}\n' \
+    "$(sed 's/\([0-9]*\)/sm_\1/g; s/,/","/g' <<<"$archs")" "$("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')" "$nvcc" \
+    >"$root/build-cuda/cuda-build.json"
+  node "$root/scripts/gpu/node_runtime.mjs"
+else
+  echo "== Node runtime on NCCL: skipped (needs node, dist/ and build/Release/dtrain_native.node)"
+fi

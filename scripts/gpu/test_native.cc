@@ -70,10 +70,19 @@ int main() {
   }
   std::vector<float> out(n);
   Check(dtrain_cuda_d2h(out.data(), dp, n * 4), "d2h");
-  double worst = 0;
-  for (size_t i = 0; i < n; ++i) worst = std::fmax(worst, std::fabs(out[i] - hp_[i]) / std::fmax(1e-6, std::fabs(hp_[i])));
-  char line[160];
-  std::snprintf(line, sizeof line, "AdamW fp32 GPU vs host formula, 5 steps (clipping on step 3): max rel diff %.2e", worst);
+  // nvcc contracts a·b + c into one FMA, the host compiler does not: results differ in the last bits. The
+  // error is measured against the larger of |p| and one step's size (lr), so parameters that happen to be
+  // near zero do not turn an ulp into a large relative error; 1e-6 is a few float ulps.
+  double worst = 0, worst_abs = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double d = std::fabs(out[i] - hp_[i]);
+    worst_abs = std::fmax(worst_abs, d);
+    worst = std::fmax(worst, d / (std::fabs(hp_[i]) + 1e-3));
+  }
+  char line[200];
+  std::snprintf(line, sizeof line,
+                "AdamW fp32 GPU vs host formula, 5 steps (clipping on step 3): max diff %.2e, relative to |p| + lr %.2e",
+                worst_abs, worst);
   Expect(worst < 1e-6, line);
 
   // bf16 params with an fp32 master: the params must be the rounded master.
