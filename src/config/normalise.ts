@@ -6,7 +6,7 @@
  */
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import type { ConfigProblem } from '../util/errors.js';
-import { WORKER_ENV_KEYS } from '../plan/env.js';
+import { CONFIG_KEY_OF, WORKER_ENV_KEYS } from '../plan/env.js';
 import { parseDuration } from './duration.js';
 import { parseEnvFile } from './envfile.js';
 import { parseHostFilter, parseHostfile, selectHosts, type SelectableNode } from './hostfile.js';
@@ -63,7 +63,10 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     }
   }
   for (const [k, v] of Object.entries(raw.env)) {
-    if ((WORKER_ENV_KEYS as readonly string[]).includes(k)) error(['env', k], `${k} is set by dtrain for every worker; it cannot be configured`, 'key');
+    if ((WORKER_ENV_KEYS as readonly string[]).includes(k)) {
+      const key = CONFIG_KEY_OF[k as keyof typeof CONFIG_KEY_OF];
+      error(['env', k], `${k} is set by dtrain for every worker${key ? ` from ${key}: set that key instead` : '; it cannot be configured'}`, 'key');
+    }
     env[k] = String(v);
   }
 

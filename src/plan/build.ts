@@ -3,6 +3,7 @@
  * decide (master port when auto, run id, store path...) is AUTO here and filled by workerEnv at launch.
  */
 import { formatProblem, type ConfigProblem } from '../util/errors.js';
+import { formatDuration } from '../config/duration.js';
 import type { JobConfig, LoadedConfig } from '../config/types.js';
 import { AUTO } from './env.js';
 import { coordsOf } from './grid.js';
@@ -78,6 +79,9 @@ export function buildPlan(input: JobConfig | LoadedConfig, opts: BuildPlanOption
         DTRAIN_SCHEDULE: par.schedule,
         DTRAIN_VIRTUAL_STAGES: String(par.virtual_stages),
         DTRAIN_BACKEND: config.backend,
+        // single-unit spellings (300s, 5m, 1500ms): what the runtime's init parses
+        DTRAIN_COLLECTIVE_TIMEOUT: formatDuration(config.collective_timeout),
+        DTRAIN_RENDEZVOUS_TIMEOUT: formatDuration(config.rendezvous.timeout),
       };
       const r: RankPlan = { rank, node_rank: node.node_rank, host: node.host, local_rank, ...c, command: [...command], env };
       if (config.model) r.memory = estimateMemory(config.model, par, c.pipeline);

@@ -15,7 +15,19 @@ export const WORKER_ENV_KEYS = [
   'DTRAIN_STORE', 'DTRAIN_RUN_ID', 'DTRAIN_NODE_RANK', 'DTRAIN_DATA_RANK', 'DTRAIN_DATA_SIZE',
   'DTRAIN_PIPELINE_RANK', 'DTRAIN_PIPELINE_SIZE', 'DTRAIN_TENSOR_RANK', 'DTRAIN_TENSOR_SIZE', 'DTRAIN_ZERO_STAGE',
   'DTRAIN_MICROBATCHES', 'DTRAIN_SCHEDULE', 'DTRAIN_VIRTUAL_STAGES', 'DTRAIN_BACKEND',
+  'DTRAIN_COLLECTIVE_TIMEOUT', 'DTRAIN_RENDEZVOUS_TIMEOUT',
 ] as const;
+
+/** Contract variables that come from a config key: a config's env naming one is told to set that key. */
+export const CONFIG_KEY_OF: Partial<Record<(typeof WORKER_ENV_KEYS)[number], string>> = {
+  DTRAIN_BACKEND: 'backend',
+  DTRAIN_ZERO_STAGE: 'parallelism.zero_stage',
+  DTRAIN_MICROBATCHES: 'parallelism.microbatches',
+  DTRAIN_SCHEDULE: 'parallelism.schedule',
+  DTRAIN_COLLECTIVE_TIMEOUT: 'collective_timeout',
+  DTRAIN_RENDEZVOUS_TIMEOUT: 'rendezvous.timeout',
+  TORCHELASTIC_MAX_RESTARTS: 'restarts.max',
+};
 
 /** What the launcher knows once it is running; keys the plan already fixed (a given master port) stay. */
 export interface LaunchFacts {

@@ -29,6 +29,7 @@ t.test('4 workers get the complete environment contract', { skip: !built() && 'r
       TORCHELASTIC_RUN_ID: summary.run_id, DTRAIN_RUN_ID: summary.run_id, TORCHELASTIC_USE_AGENT_STORE: 'False',
       OMP_NUM_THREADS: '1', DTRAIN_NODE_RANK: '0', DTRAIN_DATA_RANK: String(rank), DTRAIN_DATA_SIZE: '4',
       DTRAIN_TENSOR_SIZE: '1', DTRAIN_PIPELINE_SIZE: '1', DTRAIN_ZERO_STAGE: '0',
+      DTRAIN_COLLECTIVE_TIMEOUT: '5m', DTRAIN_RENDEZVOUS_TIMEOUT: '1m',
     });
     t.match(env.MASTER_PORT, /^\d+$/);
     ports.add(env.MASTER_PORT);

@@ -152,3 +152,23 @@ t.test('the table groups ranks by node with coordinates', async (t) => {
     ].join('\n'),
   );
 });
+
+t.test('collective_timeout and rendezvous.timeout reach workers in the form the runtime parses', async (t) => {
+  const { parseDurationMs } = await import('../../../src/runtime/init.js');
+  const defaults = buildPlan(await configFromArgs({ nprocPerNode: 1, entrypoint: ['x'] }));
+  t.equal(parseDurationMs(defaults.ranks[0].env.DTRAIN_COLLECTIVE_TIMEOUT, 'c'), defaults.config.collective_timeout, 'the default too');
+  for (const [c, r] of [['90s', '1500ms'], ['1h30m', '2m'], ['0.5', '45']]) {
+    const p = buildPlan(await configFromArgs({ nprocPerNode: 2, entrypoint: ['x'], sets: [`collective_timeout=${c}`, `rendezvous.timeout=${r}`] }));
+    for (const rank of p.ranks) {
+      t.equal(parseDurationMs(rank.env.DTRAIN_COLLECTIVE_TIMEOUT, 'DTRAIN_COLLECTIVE_TIMEOUT'), p.config.collective_timeout, `collective_timeout=${c}`);
+      t.equal(parseDurationMs(rank.env.DTRAIN_RENDEZVOUS_TIMEOUT, 'DTRAIN_RENDEZVOUS_TIMEOUT'), p.config.rendezvous.timeout, `rendezvous.timeout=${r}`);
+    }
+  }
+  const p = buildPlan(await configFromArgs({ nprocPerNode: 1, entrypoint: ['x'], sets: ['collective_timeout=90s', 'rendezvous.timeout=1500ms'] }));
+  t.match(p.ranks[0].env, { DTRAIN_COLLECTIVE_TIMEOUT: '90s', DTRAIN_RENDEZVOUS_TIMEOUT: '1500ms' });
+});
+
+t.test('a config env naming a contract variable that has a config key is told the key', async (t) => {
+  const err = await configFromArgs({ nprocPerNode: 1, entrypoint: ['x'], sets: ['env.DTRAIN_COLLECTIVE_TIMEOUT=10s'] }).catch((e: unknown) => e);
+  t.match((err as Error).message, /DTRAIN_COLLECTIVE_TIMEOUT is set by dtrain for every worker from collective_timeout: set that key instead/);
+});
