@@ -12,6 +12,7 @@ import { StoreServer } from '../../store/index.js';
 import { StartError, UsageError } from '../../util/errors.js';
 import { launchJob } from '../controller.js';
 import type { LaunchSummary } from '../summary.js';
+import { openFrontDoor, type FrontDoor } from './front-door.js';
 import { joinSpawner } from './join-spawner.js';
 import { joinedNodes } from './joined-nodes.js';
 import { JoinDesk } from './rendezvous.js';
@@ -45,22 +46,33 @@ export async function launchJoined(req: JoinLaunchRequest): Promise<LaunchSummar
   const rawData = (loaded.raw.parallelism as { data?: unknown } | undefined)?.data;
   const port = config.rendezvous.port === 'auto' ? DEFAULT_JOIN_PORT : config.rendezvous.port;
   const failedAuth: string[] = [];
+  // The store listens privately; agents come in through the front door on the rendezvous port.
   const server = await StoreServer.start({
-    host: config.rendezvous.addr !== 'auto' ? config.rendezvous.addr : '0.0.0.0',
-    port,
+    host: '127.0.0.1',
+    port: 0,
     jobKey: req.jobKey,
     onViolation: (_reason, remote) => failedAuth.push(remote.replace(/:\d+$/, '')),
-  }).catch((e: Error) => {
-    // the agents were told this port: "auto" is no way out here
-    throw new StartError(`${e.message.replace(/ \(choose another rendezvous\.port, or "auto"\)$/, '')}: join mode needs the port the agents were given (rendezvous.port ${port})`);
   });
+  let otherKey: (addr: string) => void = () => {};
+  const otherKeySeen = new Promise<never>((_, reject) => {
+    otherKey = (addr) =>
+      reject(new StartError(`an agent at ${addr} holds another secret (the store handshake failed on its side: it exits 3 too); give every node the controller's secret file`));
+  });
+  otherKeySeen.catch(() => {});
+  let front: FrontDoor | undefined;
   let desk: JoinDesk | undefined;
   try {
+    front = await openFrontDoor({
+      host: config.rendezvous.addr !== 'auto' ? config.rendezvous.addr : '0.0.0.0',
+      port,
+      serve: (socket, remote) => server.serveStream(socket, remote),
+      onOtherKey: (addr) => otherKey(addr),
+    });
     desk = await JoinDesk.open(server, req.jobKey);
-    err.write(`dtrain: waiting up to ${formatDuration(config.rendezvous.timeout)} for ${req.agents} agent${req.agents === 1 ? '' : 's'} to join on port ${server.port}\n`);
+    err.write(`dtrain: waiting up to ${formatDuration(config.rendezvous.timeout)} for ${req.agents} agent${req.agents === 1 ? '' : 's'} to join on port ${front.port}\n`);
     let joined;
     try {
-      const agents = await desk.waitFor(req.agents, config.rendezvous.timeout, () => failedAuth);
+      const agents = await Promise.race([desk.waitFor(req.agents, config.rendezvous.timeout, () => failedAuth), otherKeySeen]);
       joined = joinedNodes({ config, hostsListed: listed, dataAuto: rawData === undefined || rawData === 'auto', agents });
     } catch (e) {
       await desk.refuseAll((e as Error).message);
@@ -78,6 +90,7 @@ export async function launchJoined(req: JoinLaunchRequest): Promise<LaunchSummar
     }
   } finally {
     await desk?.close();
+    await front?.close();
     await server.close();
   }
 }

@@ -77,24 +77,40 @@ t.test('two joined agents run the job: node ranks follow the listed hosts, torch
   t.ok(envs.every((e) => e.SUM === '10'), 'an all-reduce over both nodes summed every rank');
 });
 
-t.test('a wrong secret fails on both sides (exit 3) and the controller names who joined', async (t) => {
+t.test('a wrong secret fails on both sides at once (exit 3); the agent that did join is told why', async (t) => {
   const dir = tempDir(t, 'join');
   const { file: secret } = secretFile(dir);
   const { file: other } = secretFile(dir, 'other');
   const port = await freePort();
-  const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1', 'rendezvous: {timeout: 3s}']);
+  const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1', 'rendezvous: {timeout: 60s}']);
   const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
   const good = agent(dir, port, secret, 'node-a');
+  let goodErr = '';
+  good.child.stderr!.on('data', (d: Buffer) => (goodErr += d.toString()));
+  t.ok(await waitFor(() => goodErr.includes('joined the job'), 15_000), 'node-a registered');
   const bad = agent(dir, port, other, 'node-b');
   const [c, g, x] = await Promise.all([ctl.done, good.done, bad.done]);
   t.equal(x.code, 3, x.stderr);
   t.match(x.stderr, /^dtrain: .*did not accept this agent's secret.*use the secret file the controller was given\n$/m);
   t.equal(c.code, 3, c.stderr);
-  t.match(c.stderr, /only 1 of 2 agents joined within 3s \(node-a\)/);
-  t.ok(c.ms < 12_000, `the controller gave up at its rendezvous timeout (${c.ms} ms)`);
-  // the agent that did join is told why rather than left waiting
+  t.match(c.stderr, /dtrain: an agent at 127\.0\.0\.1 holds another secret/);
+  t.ok(c.ms < 15_000, `the controller did not wait for its rendezvous timeout (${c.ms} ms)`);
   t.equal(g.code, 3, g.stderr);
-  t.match(g.stderr, /the job could not start: only 1 of 2 agents joined/);
+  t.match(g.stderr, /the job could not start: an agent at 127\.0\.0\.1 holds another secret/);
+});
+
+t.test('too few agents: exit 3 at the rendezvous timeout naming who joined; that agent exits 3 too', async (t) => {
+  const dir = tempDir(t, 'join');
+  const { file: secret } = secretFile(dir);
+  const port = await freePort();
+  const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1', 'rendezvous: {timeout: 2s}']);
+  const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
+  const [c, a] = await Promise.all([ctl.done, agent(dir, port, secret, 'node-a').done]);
+  t.equal(c.code, 3, c.stderr);
+  t.match(c.stderr, /^dtrain: only 1 of 2 agents joined within 2s \(node-a\); start `dtrain agent --join/m);
+  t.ok(c.ms < 10_000, `${c.ms} ms`);
+  t.equal(a.code, 3, a.stderr);
+  t.match(a.stderr, /the job could not start: only 1 of 2 agents joined/);
 });
 
 t.test('an agent killed mid-job: the job fails (exit 1) naming its host; the other agent and all workers end', async (t) => {
