@@ -31,6 +31,8 @@ export interface NodeProbe {
   backend: JobBackend;
   reason: string;
   gpus: number;
+  /** e.g. "2.21.5", when NCCL loaded */
+  nccl_version?: string;
 }
 
 export interface BackendDecision {
@@ -59,7 +61,7 @@ export async function probeNode(spec: AgentSpec): Promise<NodeProbe> {
     backend = 'cpu';
     reason = `${nproc} workers but ${probe.devices.length} GPU(s) visible (one GPU per worker)`;
   }
-  return { node_rank: spec.node.node_rank, host: spec.node.host, backend, reason, gpus: probe.devices.length };
+  return { node_rank: spec.node.node_rank, host: spec.node.host, backend, reason, gpus: probe.devices.length, nccl_version: probe.nccl.version };
 }
 
 /**
@@ -116,9 +118,13 @@ export function decideBackend(requested: 'auto' | 'nccl', probes: readonly NodeP
   return { backend: 'nccl', reason: ncclReason(sorted) };
 }
 
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+
 function ncclReason(probes: readonly NodeProbe[]): string {
   const gpus = probes.reduce((n, p) => n + p.gpus, 0);
-  return `every node has GPUs and NCCL (${probes.length} node${probes.length > 1 ? 's' : ''}, ${gpus} GPUs; ${probes[0]?.reason ?? ''})`;
+  // Different NCCL versions across nodes work, but are worth seeing when something misbehaves.
+  const versions = [...new Set(probes.map((p) => p.nccl_version ?? '?'))].join(' / ');
+  return `every node has GPUs and NCCL (${plural(probes.length, 'node')}, ${plural(gpus, 'GPU')}, NCCL ${versions})`;
 }
 
 /** The line the launcher prints: which backend and why. */

@@ -2,13 +2,15 @@
 import t from 'tap';
 import { decideBackend, describeDecision, type NodeProbe } from '../../../src/launch/backend.js';
 
-const gpuNode = (n: number, gpus = 8): NodeProbe => ({ node_rank: n, host: `gpu-${n}`, backend: 'nccl', reason: `${gpus} GPU(s) and NCCL 2.21.5`, gpus });
+const gpuNode = (n: number, gpus = 8, nccl_version = '2.21.5'): NodeProbe => ({ node_rank: n, host: `gpu-${n}`, backend: 'nccl', reason: `${gpus} GPU(s) and NCCL ${nccl_version}`, gpus, nccl_version });
 const cpuNode = (n: number, reason = 'no NVIDIA driver (libcuda.so.1 not found)'): NodeProbe => ({ node_rank: n, host: `cpu-${n}`, backend: 'cpu', reason, gpus: 0 });
 
 t.test('auto: nccl only when every node can', async (t) => {
   const all = decideBackend('auto', [gpuNode(1), gpuNode(0)]);
   t.equal(all.backend, 'nccl');
-  t.match(all.reason, /every node has GPUs and NCCL \(2 nodes, 16 GPUs/);
+  t.equal(all.reason, 'every node has GPUs and NCCL (2 nodes, 16 GPUs, NCCL 2.21.5)');
+  t.equal(decideBackend('auto', [gpuNode(0, 1)]).reason, 'every node has GPUs and NCCL (1 node, 1 GPU, NCCL 2.21.5)');
+  t.match(decideBackend('auto', [gpuNode(0), gpuNode(1, 8, '2.18.3')]).reason, /NCCL 2\.21\.5 \/ 2\.18\.3\)$/);
   const one = decideBackend('auto', [gpuNode(0), cpuNode(1)]);
   t.same(one, { backend: 'cpu', reason: 'node 1 (cpu-1): no NVIDIA driver (libcuda.so.1 not found)' });
   const many = decideBackend('auto', [cpuNode(2, 'NCCL not usable: x'), gpuNode(0), cpuNode(1), cpuNode(3)]);
