@@ -4,6 +4,7 @@
  * schema cannot express (world = data × tensor × pipeline, unique hosts, ...). Problems are collected,
  * never thrown one at a time; doubtful but legal settings become warnings.
  */
+import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import type { ConfigProblem } from '../util/errors.js';
 import { CONFIG_KEY_OF, WORKER_ENV_KEYS } from '../plan/env.js';
@@ -22,6 +23,8 @@ export interface NormaliseContext {
   readText(path: string): string;
   isLocalHost(host: string): boolean;
   localGpuCount(): number;
+  /** the home folder `~/` names in ssh paths; default os.homedir() */
+  home?: string;
 }
 
 export interface Normalised {
@@ -183,7 +186,13 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     restarts: { max: raw.restarts.max, backoff: ms(['restarts', 'backoff'], raw.restarts.backoff) },
     shutdown_grace: ms(['shutdown_grace'], raw.shutdown_grace),
     logs: { ...raw.logs, ranks: Array.isArray(raw.logs.ranks) ? [...raw.logs.ranks] : raw.logs.ranks },
-    ssh: { ...raw.ssh, forward_env: [...raw.ssh.forward_env], connect_timeout: ms(['ssh', 'connect_timeout'], raw.ssh.connect_timeout) },
+    ssh: {
+      ...raw.ssh,
+      ...(raw.ssh.identity_file !== undefined && { identity_file: expandHome(raw.ssh.identity_file, ctx.home) }),
+      ...(raw.ssh.known_hosts !== undefined && { known_hosts: expandHome(raw.ssh.known_hosts, ctx.home) }),
+      forward_env: [...raw.ssh.forward_env],
+      connect_timeout: ms(['ssh', 'connect_timeout'], raw.ssh.connect_timeout),
+    },
     ...(raw.scheduler && { scheduler: { ...raw.scheduler } }),
     ...(raw.model && { model: { ...raw.model } }),
   };
@@ -322,11 +331,20 @@ function resolveNodes(
     if (assumed) node.nproc_assumed = true;
     if (!local && !b.from_allocation) {
       if (user !== undefined) node.user = user;
-      node.port = b.port ?? raw.ssh.port;
+      // Unset in both: the SSH spawner asks ~/.ssh/config for the host's Port, then uses 22.
+      const port = b.port ?? raw.ssh.port;
+      if (port !== undefined) node.port = port;
     }
     if (slotList) node.cuda_visible_devices = slotList.join(',');
     if (b.from_allocation) node.from_allocation = true;
     nodes.push(node);
   }
   return nodes;
+}
+
+/** `~` and `~/x` as OpenSSH reads them in IdentityFile and UserKnownHostsFile. */
+export function expandHome(path: string, home = homedir()): string {
+  if (path === '~') return home;
+  if (path.startsWith('~/')) return join(home, path.slice(2));
+  return path;
 }

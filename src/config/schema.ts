@@ -209,9 +209,9 @@ export const configSchema = {
       default: {},
       properties: {
         user: { type: 'string', minLength: 1 },
-        port: { $ref: '#/$defs/port', default: 22 },
-        identity_file: { type: 'string', minLength: 1 },
-        known_hosts: { type: 'string', minLength: 1 },
+        port: { description: "Unset: the host's Port in ~/.ssh/config, else 22.", $ref: '#/$defs/port' },
+        identity_file: { description: '~/ is the home folder.', type: 'string', minLength: 1 },
+        known_hosts: { description: '~/ is the home folder.', type: 'string', minLength: 1 },
         strict_host_key_checking: {
           description: 'yes: unknown or changed host keys fail; accept-new: record unknown keys; no: never check.',
           enum: ['yes', 'accept-new', 'no'],

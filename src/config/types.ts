@@ -30,7 +30,7 @@ export interface RawParallelism {
 
 export interface RawSsh {
   user?: string;
-  port: number;
+  port?: number;
   identity_file?: string;
   known_hosts?: string;
   strict_host_key_checking: 'yes' | 'accept-new' | 'no';

@@ -32,7 +32,8 @@ t.test('a minimal config gets every default from the schema', async (t) => {
   t.same(config.restarts, { max: 0, backoff: 5_000 });
   t.equal(config.shutdown_grace, 30_000);
   t.same(config.logs, { dir: './logs', tee: true, ranks: 'all' });
-  t.match(config.ssh, { port: 22, strict_host_key_checking: 'yes', connect_timeout: 10_000, concurrency: 32, remote_dtrain: 'dtrain', forward_env: ['NCCL_*', 'CUDA_*', 'UCX_*', 'PYTHON*'] });
+  t.equal(config.ssh.port, undefined, 'no default: ~/.ssh/config may name the port');
+  t.match(config.ssh, { strict_host_key_checking: 'yes', connect_timeout: 10_000, concurrency: 32, remote_dtrain: 'dtrain', forward_env: ['NCCL_*', 'CUDA_*', 'UCX_*', 'PYTHON*'] });
   t.equal(config.scheduler, undefined);
   t.equal(config.model, undefined);
 });
@@ -96,4 +97,29 @@ t.test('x- keys hold YAML anchors (merge keys work) and are otherwise ignored', 
     ['a', 8, 'trainer'],
     ['b', 4, 'trainer'],
   ]);
+});
+
+t.test('ssh port: node entry, then the ssh section, then ~/.ssh/config, then 22', async (t) => {
+  const { resolveTarget, sshSettingsFromConfig } = await import('../../../src/launch/ssh/target.js');
+  const { parseSshConfig } = await import('../../../src/launch/ssh/ssh-config.js');
+  const sshConfig = parseSshConfig('Host far\n  Port 2222\n');
+  const portOf = async (yaml: string, host: string) => {
+    const { config } = await loadConfig(write('p.yaml', `entrypoint: [a]\n${yaml}`));
+    const node = config.nodes.find((n) => n.host === host)!;
+    return resolveTarget(node, sshSettingsFromConfig(config.ssh), sshConfig, {}).port;
+  };
+  t.equal(await portOf('nodes: [{host: far}]\n', 'far'), 2222, "~/.ssh/config's Port is used when the config names none");
+  t.equal(await portOf('nodes: [{host: near}]\n', 'near'), 22, 'else 22');
+  t.equal(await portOf('nodes: [{host: far}]\nssh: {port: 2200}\n', 'far'), 2200, 'the ssh section beats ~/.ssh/config');
+  t.equal(await portOf('nodes: [{host: far, port: 2201}]\nssh: {port: 2200}\n', 'far'), 2201, 'the node entry beats both');
+});
+
+t.test('~/ in ssh.identity_file and ssh.known_hosts is the home folder', async (t) => {
+  const { homedir } = await import('node:os');
+  const { config } = await loadConfig(write('k.yaml', 'entrypoint: [a]\nssh: {identity_file: ~/.ssh/id_job, known_hosts: "~/cluster/known_hosts"}\n'));
+  t.equal(config.ssh.identity_file, join(homedir(), '.ssh', 'id_job'));
+  t.equal(config.ssh.known_hosts, join(homedir(), 'cluster', 'known_hosts'));
+  const plain = await loadConfig(write('k2.yaml', 'entrypoint: [a]\nssh: {identity_file: /keys/id, known_hosts: ~user/kh}\n'));
+  t.equal(plain.config.ssh.identity_file, '/keys/id');
+  t.equal(plain.config.ssh.known_hosts, '~user/kh', 'only ~ and ~/ (as OpenSSH without a user database lookup)');
 });
