@@ -1,6 +1,7 @@
 // The Node runtime on NCCL, on one GPU: init() with DTRAIN_BACKEND=nccl (world size 1, the standard groups
 // split from world), every collective on typed arrays (staged) and on DeviceBuffers against host results,
-// the event loop staying free during a large op, a custom group, close(), and the process exiting by itself.
+// the event loop staying free during a large op, a custom group, close(), and the process exiting by itself;
+// the fused AdamW kernel through Node (deviceAdamwStep) against the CPU optimizer kernel.
 // Then a world of 2 whose rank 1 never joins: rank 0's init must fail after the rendezvous timeout, naming
 // the group, and exit. Run by scripts/gpu/run.sh when `node` and a built dist/ are present:
 //   node scripts/gpu/node_runtime.mjs
@@ -86,6 +87,32 @@ async function worldOfOne() {
   expect(true, 'close()');
 }
 
+async function adamwAgainstCpu() {
+  // The GPU kernel from Node against the CPU kernel of the optimizer, same inputs, five steps (clipping on 3).
+  const { DeviceBuffer } = await import(join(root, 'dist/runtime/index.js'));
+  const { deviceAdamwStep } = await import(join(root, 'dist/runtime/device/adamw.js'));
+  const { optimNative } = await import(join(root, 'dist/runtime/optim/native.js'));
+  const n = (1 << 20) + 3;
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+  const p = Float32Array.from({ length: n }, rand);
+  const hp = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
+  const cpu = { p: p.slice(), m: new Float32Array(n), v: new Float32Array(n) };
+  const gpu = { p: DeviceBuffer.from(p), m: DeviceBuffer.alloc('float32', n).fill(0), v: DeviceBuffer.alloc('float32', n).fill(0), g: DeviceBuffer.alloc('float32', n) };
+  for (let step = 1; step <= 5; step++) {
+    const g = Float32Array.from({ length: n }, rand);
+    const gradScale = step === 3 ? 0.5 : 1;
+    optimNative().adamwStep({ param: cpu.p, paramType: 'float32', grad: g, gradType: 'float32', m: cpu.m, v: cpu.v, ...hp, step, gradScale });
+    gpu.g.copyFrom(g);
+    deviceAdamwStep({ param: gpu.p, grad: gpu.g, m: gpu.m, v: gpu.v, ...hp, step, gradScale });
+  }
+  const out = gpu.p.copyTo(new Float32Array(n));
+  let worst = 0;
+  for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(out[i] - cpu.p[i]) / (Math.abs(cpu.p[i]) + 1e-3));
+  expect(worst < 1e-6, `deviceAdamwStep (GPU) vs the CPU kernel (${optimNative().adamwSimd()}), fp32, 5 steps: max diff relative to |p| + lr ${worst.toExponential(2)}`);
+  for (const b of Object.values(gpu)) b.free();
+}
+
 function initTimeout() {
   // A world of 2 on one GPU whose rank 1 exits at once: rank 0 publishes the id and waits in ncclCommInitRank.
   const script = `
@@ -109,6 +136,7 @@ function initTimeout() {
 }
 
 await worldOfOne();
+await adamwAgainstCpu();
 initTimeout();
 console.log(`${failures.length} failed`);
 process.exit(failures.length ? 1 : 0);

@@ -17,6 +17,7 @@
   X(dtrain_cuda_h2d)                  \
   X(dtrain_cuda_d2h)                  \
   X(dtrain_cuda_fill)                 \
+  X(dtrain_cuda_adamw_step)           \
   X(dtrain_nccl_load)                 \
   X(dtrain_nccl_version)              \
   X(dtrain_nccl_loaded_path)          \

@@ -136,6 +136,25 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// adamwStep(params, paramsDtype, master (0: none), grads, m, v, n, {lr, beta1, beta2, eps, weightDecay, step,
+// gradScale}): the fused kernel, waited for (like the CPU kernel, which also completes inside its call).
+Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!Loaded(env)) return env.Undefined();
+  auto hp = info[7].As<Napi::Object>();
+  auto num = [&](const char* key, double fallback) {
+    Napi::Value v = hp.Get(key);
+    return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+  };
+  dtrain_adamw_hparams h{float(num("lr", 0)), float(num("beta1", 0.9)), float(num("beta2", 0.999)), float(num("eps", 1e-8)),
+                         float(num("weightDecay", 0)), int64_t(num("step", 1)), float(num("gradScale", 1))};
+  if (g_part.dtrain_cuda_adamw_step(Ptr(info[0]), info[1].As<Napi::Number>().Int32Value(), (float*)Ptr(info[2]),
+                                    (const float*)Ptr(info[3]), (float*)Ptr(info[4]), (float*)Ptr(info[5]),
+                                    (size_t)info[6].As<Napi::Number>().Int64Value(), &h) != 0)
+    return Fail(env, g_part.dtrain_cuda_last_error());
+  return env.Undefined();
+}
+
 Napi::Value SetDevice(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!Loaded(env)) return env.Undefined();
@@ -154,6 +173,7 @@ void InitCuda(Napi::Env env, Napi::Object exports) {
   cuda.Set("copy", Napi::Function::New(env, Copy));
   cuda.Set("fill", Napi::Function::New(env, Fill));
   cuda.Set("setDevice", Napi::Function::New(env, SetDevice));
+  cuda.Set("adamwStep", Napi::Function::New(env, AdamwStep));
   cuda::InitNcclBindings(env, cuda);
   exports.Set("cuda", cuda);
 }
