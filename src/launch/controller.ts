@@ -104,13 +104,14 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   }));
 
   let supervisor: Supervisor | null = null;
-  const early: AgentEvent[] = [];
-  const onEvent = (ev: AgentEvent) => (supervisor ? supervisor.onEvent(ev) : early.push(ev));
+  // What agents and spawners report before the supervisor exists is handed to it once it does.
+  const early: ((s: Supervisor) => void)[] = [];
+  const onEvent = (ev: AgentEvent) => (supervisor ? supervisor.onEvent(ev) : early.push((s) => s.onEvent(ev)));
   const nodes: NodeHandle[] = [];
   const onSignal = (sig: NodeJS.Signals) => supervisor?.signal(sig);
   for (const s of handledSignals) process.on(s, onSignal);
   let control: StoreControl | null = null;
-  const onLost = (n: number, why: string) => supervisor?.nodeLost(n, why);
+  const onLost = (n: number, why: string) => (supervisor ? supervisor.nodeLost(n, why) : early.push((s) => s.nodeLost(n, why)));
   // Measuring aid: DTRAIN_LOCAL_AGENT=child runs this machine's agent as a child process (slower).
   const childAgent = process.env.DTRAIN_LOCAL_AGENT === 'child';
   try {
@@ -148,7 +149,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
         ),
       onStopping: (why) => progress.note(`stopping all workers: ${why}`),
     });
-    for (const ev of early.splice(0)) supervisor.onEvent(ev);
+    for (const replay of early.splice(0)) replay(supervisor);
     const { outcome, summary } = await supervisor.run();
     progress.stop();
     if (outcome.kind === 'cannot-start') throw new StartError(outcome.message);

@@ -61,6 +61,8 @@ export class Supervisor {
   private interrupted: 'SIGINT' | 'SIGTERM' | null = null;
   private interruptCount = 0;
   private wakeBackoff: (() => void) | null = null;
+  /** events and lost nodes from before the first attempt (a slow start-up): they belong to attempt 0 */
+  private readonly beforeStart: (() => void)[] = [];
   readonly attempts: { ranks: RankOutcome[] }[] = [];
 
   constructor(private readonly opts: SupervisorOptions) {}
@@ -68,7 +70,8 @@ export class Supervisor {
   /** Feed every agent event here (from any link). */
   onEvent(ev: AgentEvent): void {
     const s = this.state;
-    if (!s || ev.attempt !== s.attempt) return;
+    if (!s) return void this.beforeStart.push(() => this.onEvent(ev));
+    if (ev.attempt !== s.attempt) return;
     if (ev.type === 'started') {
       s.running += ev.workers.length;
       s.started += ev.workers.length;
@@ -101,7 +104,7 @@ export class Supervisor {
   /** A node's agent vanished (connection lost, heartbeats missed): its ranks count as failed. */
   nodeLost(nodeRank: number, why: string): void {
     const s = this.state;
-    if (!s) return;
+    if (!s) return void this.beforeStart.push(() => this.nodeLost(nodeRank, why));
     this.onEvent({ type: 'error', node_rank: nodeRank, attempt: s.attempt, message: `node lost: ${why}` });
   }
 
@@ -158,6 +161,7 @@ export class Supervisor {
       };
       this.state = s;
       for (const n of this.opts.nodes) n.start(attempt);
+      for (const replay of this.beforeStart.splice(0)) replay();
       // A signal that arrived during the backoff stops this attempt before it runs.
       if (this.interrupted) this.stopAll(s, this.interrupted, `${this.interrupted} received`, true);
     });

@@ -99,3 +99,22 @@ t.test('a lost node fails the job even though its ranks never report', async (t)
   t.same(outcome, { kind: 'failed' });
   t.match(summary.root_cause, { host: 'b', message: 'node lost: no heartbeat for 30s' });
 });
+
+t.test('a node lost before the first attempt (slow start-up) fails attempt 0 as soon as it starts', async (t) => {
+  const a = new ScriptedNode(0, 'a', [0], () => {});
+  const b = new ScriptedNode(1, 'b', [1], () => {});
+  const sup = supervise([a, b]);
+  sup.nodeLost(1, 'connection reset');
+  const { outcome, summary } = await sup.run();
+  t.same(outcome, { kind: 'failed' });
+  t.match(summary.root_cause, { host: 'b', message: 'node lost: connection reset', attempt: 0 });
+  t.ok(a.calls.includes('stop 0 SIGTERM'), 'the other node is stopped');
+});
+
+t.test('an agent error from before the first attempt counts in attempt 0', async (t) => {
+  const a = new ScriptedNode(0, 'a', [0], (n, k) => n.exit(k, 0, 0));
+  const sup = supervise([a]);
+  sup.onEvent({ type: 'error', node_rank: 0, attempt: 0, message: 'agent could not create its log folder' });
+  const { summary } = await sup.run();
+  t.match(summary.root_cause, { message: 'agent could not create its log folder' });
+});
