@@ -44,6 +44,20 @@ async function worldOfOne() {
   const scattered = DeviceBuffer.alloc('float32', n);
   await dist.groups.world.reduceScatter(gathered, scattered, { op: 'sum' });
   expect(scattered.copyTo(new Float32Array(n)).every((x, i) => x === host[i]), 'allGather then reduceScatter on DeviceBuffers');
+  // Staged ops with both staging buffers, issued without waiting and growing: outgrown staging buffers
+  // must outlive the queued ops that still use them.
+  const sizes = [10, 1000, 100000, 3000000];
+  const pending = sizes.map(async (k) => {
+    const src = Float64Array.from({ length: k }, (_, i) => i * 0.5);
+    const bc = src.slice();
+    await dist.groups.world.broadcast(bc, { root: 0 });
+    const ag = new Float64Array(k);
+    await dist.groups.world.allGather(src, ag);
+    const rs = new Float64Array(k);
+    await dist.groups.world.reduceScatter(src, rs, { op: 'max' });
+    return [bc, ag, rs].every((a) => a.every((x, i) => x === src[i]));
+  });
+  expect((await Promise.all(pending)).every(Boolean), `staged broadcast, allGather, reduceScatter, ${sizes.length} sizes in flight at once`);
   const i64 = new BigInt64Array([1n, -2n, 3n]);
   await dist.groups.world.allReduce(i64, { op: 'max' });
   expect(i64[1] === -2n, 'allReduce on a BigInt64Array');
