@@ -61,18 +61,23 @@ export async function runJoinAgent(req: JoinAgentRequest): Promise<number> {
     gpus: visibleGpus(req.env ?? process.env),
   };
   const index = (await desk.add(joinKeys.count, 1)) - 1;
-  await desk.set(joinKeys.agent(index), JSON.stringify(reg));
+  // The wait for the answer goes out right behind the registration (a refusal can follow at once).
+  const registered = desk.set(joinKeys.agent(index), JSON.stringify(reg));
+  const answered = getForever(desk, joinKeys.spec(index), 5000);
+  answered.catch(() => {});
+  await registered;
   stderr.write(`dtrain agent: joined the job at ${where} as ${reg.host} (agent ${index}); waiting for the other nodes\n`);
 
   let raw: Buffer | null;
   try {
-    raw = await Promise.race([getForever(desk, joinKeys.spec(index), 5000), deskGone.then(() => null)]);
+    raw = await Promise.race([answered, deskGone.then(() => null)]);
   } catch {
     raw = null;
   }
   if (raw === null) throw new StartError(`the controller at ${where} went away before this node got its part of the job`);
   const answer = JSON.parse(raw.toString()) as AgentSpec | JoinRefusal;
   if (answer.type === 'refused') {
+    await desk.set(joinKeys.refusalRead(index), '').catch(() => {});
     await desk.close().catch(() => {});
     throw new StartError(answer.message);
   }

@@ -15,6 +15,8 @@
  *   ctl/join/agent/<i>        agent → controller: JoinRegistration (JSON)
  *   ctl/join/spec/<i>         controller → agent i: its AgentSpec (`{"type":"spec"...}`), or
  *                             `{"type":"refused","message":...}` (the agent prints it and exits 3)
+ *   ctl/join/refused/<i>      agent i → controller: it read its refusal; a refusing controller waits a
+ *                             moment for these before it closes the store, so no refusal is lost
  *   ctl/join/out/<node>/<s>   agent → controller: output records (OutputRecord NDJSON lines), s = 0, 1, ...
  *   ctl/join/ack/<node>/<s>   controller → agent: record s was consumed (and deleted). The agent writes
  *                             record s only after ack s-window, so a slow console bounds the store's size
@@ -64,6 +66,7 @@ export const joinKeys = {
   count: 'ctl/join/count',
   agent: (i: number) => `ctl/join/agent/${i}`,
   spec: (i: number) => `ctl/join/spec/${i}`,
+  refusalRead: (i: number) => `ctl/join/refused/${i}`,
   out: (nodeRank: number, seq: number) => `ctl/join/out/${nodeRank}/${seq}`,
   ack: (nodeRank: number, seq: number) => `ctl/join/ack/${nodeRank}/${seq}`,
   done: (nodeRank: number) => `ctl/join/done/${nodeRank}`,

@@ -73,11 +73,12 @@ export class JoinDesk {
       return;
     }
     const refusal: JoinRefusal = { type: 'refused', message: `the job could not start: ${message}` };
-    const sets: Promise<void>[] = [];
-    for (let i = 0; i < registered; i++) {
-      if (!this.answered.has(i)) sets.push(this.client.set(joinKeys.spec(i), JSON.stringify(refusal)).catch(() => {}));
-    }
-    await Promise.all(sets);
+    const refused: number[] = [];
+    for (let i = 0; i < registered; i++) if (!this.answered.has(i)) refused.push(i);
+    await Promise.all(refused.map((i) => this.client.set(joinKeys.spec(i), JSON.stringify(refusal)).catch(() => {})));
+    // An agent's wait for its answer can reach the store a moment after its registration: give the
+    // refused ones a moment to read theirs before the store closes under them.
+    if (refused.length) await this.client.wait(refused.map(joinKeys.refusalRead), 2000).catch(() => {});
   }
 
   async close(): Promise<void> {

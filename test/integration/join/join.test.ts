@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { built, startDtrain, tempDir, waitFor, type Run } from '../../helpers/launch.js';
 import { freePort } from '../../../src/launch/ports.js';
+import { StoreClient } from '../../../src/store/index.js';
 
 // CI (DTRAIN_REQUIRE_INTEGRATION) builds first: there a missing dist/ is a failure, not a skip
 if (!built() && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
@@ -75,6 +76,43 @@ t.test('two joined agents run the job: node ranks follow the listed hosts, torch
   t.match(c.stderr, /\[node-b rank 2\] ENV /);
   t.notOk(c.stderr.includes(hex) || ra.stderr.includes(hex) || rb.stderr.includes(hex), 'the secret is in no output');
   t.ok(envs.every((e) => e.SUM === '10'), 'an all-reduce over both nodes summed every rank');
+});
+
+t.test('output: every line of every rank arrives, in order, through the store (far more records than its window)', async (t) => {
+  const dir = tempDir(t, 'join');
+  const { file: secret } = secretFile(dir);
+  const port = await freePort();
+  const cfg = config(dir, [`entrypoint: node -e "for (let i = 0; i < 20000; i++) console.log('line', i)"`, 'nproc_per_node: 1']);
+  const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
+  const [c] = await Promise.all([ctl.done, agent(dir, port, secret, 'node-a').done, agent(dir, port, secret, 'node-b').done]);
+  t.equal(c.code, 0, c.stderr);
+  for (const rank of [0, 1]) {
+    const got = c.stdout.split('\n').filter((l) => l.includes(` rank ${rank}] line `)).map((l) => Number(l.split(' line ')[1]));
+    t.equal(got.length, 20000, `rank ${rank}: all lines`);
+    t.ok(got.every((n, i) => n === i), `rank ${rank}: in order`);
+  }
+});
+
+t.test('an agent of another dtrain version is refused and the job does not start (exit 3 both sides)', async (t) => {
+  const dir = tempDir(t, 'join');
+  const { file: secret, hex } = secretFile(dir);
+  const port = await freePort();
+  const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1']);
+  const ctl = startDtrain(['launch', cfg, '--join-agents', '1', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
+  // an older agent, speaking the join protocol by hand with the right key
+  const store = await connectWithRetry(port, Buffer.from(hex, 'hex'));
+  const index = (await store.add('ctl/join/count', 1)) - 1;
+  // as the real agent does: the wait for the answer right behind the registration
+  const registered = store.set(`ctl/join/agent/${index}`, JSON.stringify({ type: 'join', version: '0.0.1', contract: 1, host: 'old-node', hostname: 'old-node', pid: 1, local_addr: '127.0.0.1', store_addr: '127.0.0.1', gpus: 0 }));
+  const answered = store.get(`ctl/join/spec/${index}`, 10_000);
+  await registered;
+  const answer = JSON.parse((await answered).toString()) as { type: string; message: string };
+  await store.set(`ctl/join/refused/${index}`, '');
+  await store.close();
+  const c = await ctl.done;
+  t.equal(c.code, 3, c.stderr);
+  t.match(c.stderr, /dtrain version mismatch: the controller runs \S+, the agent on old-node runs 0\.0\.1; install the same version on every node/);
+  t.match(answer, { type: 'refused', message: /^the job could not start: dtrain version mismatch/ });
 });
 
 t.test('a wrong secret fails on both sides at once (exit 3); the agent that did join is told why', async (t) => {
@@ -182,5 +220,16 @@ function isAlive(pid: number): boolean {
     return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
   } catch {
     return false;
+  }
+}
+
+async function connectWithRetry(port: number, jobKey: Buffer): Promise<StoreClient> {
+  for (let i = 0; ; i++) {
+    try {
+      return await StoreClient.connectTcp({ host: '127.0.0.1', port, jobKey });
+    } catch (err) {
+      if (i > 100) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 }
