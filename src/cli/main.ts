@@ -5,10 +5,13 @@
  */
 import { ConfigError, DtrainError, ExitCode, type ConfigProblem } from '../util/errors.js';
 import { packageVersion } from '../util/version.js';
+import { sighupIgnoredAtStart } from '../launch/nohup.js';
 import { launchCommand, quickLaunchArgs } from './launch.js';
 
 export async function main(argv: string[]): Promise<void> {
   const wantsJson = argv.includes('--json');
+  // Started under nohup: stay deaf to SIGHUP as nohup meant (Node had put back the default, which exits).
+  if (sighupIgnoredAtStart()) process.on('SIGHUP', () => {});
   // `dtrain schedule ... | head`: a reader that went away is not an error worth a stack trace.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE') throw err;

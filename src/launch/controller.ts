@@ -14,6 +14,7 @@ import type { AgentEvent, AgentSpec } from './agent-contract.js';
 import { ConsoleSink, wantsColour } from './console.js';
 import type { OutputSink } from './line-targets.js';
 import { LocalNode } from './local-node.js';
+import { sighupIgnoredAtStart } from './nohup.js';
 import { describeDecision, needsProbe, resolveJobBackend } from './backend.js';
 import { spawnChildAgent, StoreControl } from './store-node.js';
 import { checkFixedPort } from './ports.js';
@@ -109,7 +110,9 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const onEvent = (ev: AgentEvent) => (supervisor ? supervisor.onEvent(ev) : early.push((s) => s.onEvent(ev)));
   const nodes: NodeHandle[] = [];
   const onSignal = (sig: NodeJS.Signals) => supervisor?.signal(sig);
-  for (const s of handledSignals) process.on(s, onSignal);
+  // Under nohup a hangup is not for the job: SIGHUP is not forwarded (main.ts keeps ignoring it).
+  const signals = handledSignals.filter((s) => s !== 'SIGHUP' || !sighupIgnoredAtStart());
+  for (const s of signals) process.on(s, onSignal);
   let control: StoreControl | null = null;
   const onLost = (n: number, why: string) => (supervisor ? supervisor.nodeLost(n, why) : early.push((s) => s.nodeLost(n, why)));
   // Measuring aid: DTRAIN_LOCAL_AGENT=child runs this machine's agent as a child process (slower).
@@ -158,7 +161,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     return summary;
   } finally {
     progress.stop();
-    for (const s of handledSignals) process.off(s, onSignal);
+    for (const s of signals) process.off(s, onSignal);
     if (!supervisor) await Promise.all(nodes.map((n) => n.close()));
     await control?.close();
     await store.close();
