@@ -198,6 +198,27 @@ t.test('the controller killed mid-job: every agent kills its workers and exits 1
   t.ok(await waitFor(() => pids.every((pid) => !isAlive(pid)), 5000), 'no worker outlives its agent');
 });
 
+t.test('a controller that stops answering (frozen, its host gone) without closing: the agents end their nodes (exit 1)', async (t) => {
+  const dir = tempDir(t, 'join');
+  const { file: secret } = secretFile(dir);
+  const port = await freePort();
+  const cfg = config(dir, [`entrypoint: node -e "console.log('up', process.pid); setTimeout(() => {}, 60000)"`, 'nproc_per_node: 1']);
+  const ctl = startDtrain(['launch', cfg, '--join-agents', '1', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
+  t.teardown(() => void ctl.child.kill('SIGKILL'));
+  const a = agent(dir, port, secret, 'node-a');
+  let out = '';
+  ctl.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  t.ok(await waitFor(() => / up \d+/.test(out), 20_000), 'worker up');
+  const pid = Number(/ up (\d+)/.exec(out)![1]);
+  const frozenAt = Date.now();
+  ctl.child.kill('SIGSTOP');
+  const ra = await a.done;
+  t.equal(ra.code, 1, ra.stderr);
+  t.match(ra.stderr, /the controller at 127\.0\.0\.1:\d+ has not answered for 10s/);
+  t.ok(Date.now() - frozenAt < 20_000, `${Date.now() - frozenAt} ms`);
+  t.ok(await waitFor(() => !isAlive(pid), 5000), 'its worker is gone');
+});
+
 t.test('a secret file others can read is refused on both sides (exit 2, one line)', async (t) => {
   const dir = tempDir(t, 'join');
   const { file: secret } = secretFile(dir, 'secret', 0o644);
