@@ -44,6 +44,9 @@ function groupRank(value: number, size: number, what: string, role: string): num
   return value;
 }
 
+/** What an op that completed inline returns: one settled promise for all (awaiting it is one tick). */
+const settled: Promise<void> = Promise.resolve();
+
 export class NativeGroup implements Group {
   private readonly native: CollectivesNative;
 
@@ -62,11 +65,16 @@ export class NativeGroup implements Group {
     return this.ranks.length;
   }
 
-  async allReduce(buf: HostBuffer, opts?: OpOptions & { op?: ReduceOp }): Promise<void> {
-    const t = dtypeOf(buf, opts?.dtype, 'allReduce');
-    const op = reduceOp(opts?.op, 'allReduce');
-    const pending = this.native.allReduce(this.handle, buf, dtypeCode[t], op, timeout(opts));
-    if (pending) await pending;
+  // Not async: a small all-reduce completes inline, and an async wrapper's extra promise and ticks
+  // would be a good part of its cost. Errors still reach the caller as a rejection.
+  allReduce(buf: HostBuffer, opts?: OpOptions & { op?: ReduceOp }): Promise<void> {
+    try {
+      const t = dtypeOf(buf, opts?.dtype, 'allReduce');
+      const op = reduceOp(opts?.op, 'allReduce');
+      return this.native.allReduce(this.handle, buf, dtypeCode[t], op, timeout(opts)) ?? settled;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   async reduceScatter(input: HostBuffer, output: HostBuffer, opts?: OpOptions & { op?: ReduceOp }): Promise<void> {
@@ -112,9 +120,12 @@ export class NativeGroup implements Group {
     await this.native.recv(this.handle, buf, dtypeCode[t], peer, opts.tag ?? 0, timeout(opts));
   }
 
-  async barrier(opts?: { timeoutMs?: number }): Promise<void> {
-    const pending = this.native.barrier(this.handle, timeout(opts));
-    if (pending) await pending;
+  barrier(opts?: { timeoutMs?: number }): Promise<void> {
+    try {
+      return this.native.barrier(this.handle, timeout(opts)) ?? settled;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** What each op used so far: transport, algorithm, how many times and how many bytes. */

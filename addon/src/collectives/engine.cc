@@ -41,13 +41,11 @@ void Engine::stop() {
   tsfn_.Release();
 }
 
-bool Engine::idle() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return queue_.empty() && !collectiveRunning_;
-}
+bool Engine::idle() { return collectivesPending_.load(std::memory_order_acquire) == 0; }
 
 void Engine::submit(Napi::Env env, Job* job) {
   if (pending_++ == 0) tsfn_.Ref(env);
+  if (job->run) collectivesPending_.fetch_add(1, std::memory_order_acq_rel);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     queue_.push_back(job);
@@ -79,11 +77,11 @@ void Engine::failAll(const std::string& what) {
     std::lock_guard<std::mutex> lock(mutex_);
     jobs.insert(jobs.end(), queue_.begin(), queue_.end());
     queue_.clear();
-    collectiveRunning_ = false;
   }
   for (Job* j : jobs) {
     if (j->group && !j->run) failP2p(*j, what);
     else j->error = what;
+    if (j->run) collectivesPending_.fetch_sub(1, std::memory_order_acq_rel);
     complete(j);
   }
 }
@@ -165,7 +163,6 @@ void Engine::loop() {
       if (!queue_.empty()) {
         next = queue_.front();
         queue_.pop_front();
-        if (next->run) collectiveRunning_ = true;
       }
     }
     if (next && next->run) {
@@ -176,10 +173,7 @@ void Engine::loop() {
       } catch (...) {
         next->error = "collective failed with an unknown error";
       }
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        collectiveRunning_ = false;
-      }
+      collectivesPending_.fetch_sub(1, std::memory_order_acq_rel);
       complete(next);
       continue;
     }

@@ -5,6 +5,7 @@
 #pragma once
 #include <napi.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -63,7 +64,8 @@ class Engine {
   std::condition_variable wake_;
   std::deque<Job*> queue_;
   std::list<Job*> active_;  // p2p in flight, in posting order (the first per channel and direction moves)
-  bool collectiveRunning_ = false;
+  // collectives submitted and not finished: idle() reads it without the lock on every small op
+  std::atomic<int> collectivesPending_{0};
   bool stopping_ = false;
   int pending_ = 0;  // touched on the JS thread only
   Napi::ThreadSafeFunction tsfn_;

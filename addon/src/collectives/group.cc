@@ -72,6 +72,7 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
   // with one rank on every host there is no team; otherwise the local members form one (maybe of 1)
   bool anyHostShared = leaders_.size() < size_t(n);
   if (spansHosts && !anyHostShared) kind_ = "tcp";
+  kindId_ = !spansHosts ? Kind::shm : kind_ == std::string("tcp") ? Kind::tcp : Kind::hierarchical;
 
   std::string info = "pid=" + std::to_string(::getpid());
   int teamMe = int(std::find(teamMembers_.begin(), teamMembers_.end(), me_) - teamMembers_.begin());
@@ -138,14 +139,25 @@ OpHeader Group::header(OpKind k, DType t, RedOp op, int root, size_t count) {
   return OpHeader{kHeaderMagic, uint32_t(k), uint8_t(t), uint8_t(op), 0, root, count, ++opSeq_};
 }
 
-void Group::record(const char* op, const char* transport, const std::string& algorithm, uint64_t bytes) {
+void Group::record(const char* op, const char* transport, const char* algorithm, uint64_t bytes) {
   std::lock_guard<std::mutex> lock(statsMutex_);
-  OpStat& s = stats_[{op, transport, algorithm}];
-  s.op = op;
-  s.transport = transport;
-  s.algorithm = algorithm;
-  s.count += 1;
-  s.bytes += bytes;
+  // Names are string literals: a few pointer compares find the entry without building strings (this
+  // runs on every op, the small inline all-reduce included).
+  OpStat* s = nullptr;
+  for (auto& c : statCache_)
+    if (c.op == op && c.transport == transport && c.algorithm == algorithm) {
+      s = c.stat;
+      break;
+    }
+  if (!s) {
+    s = &stats_[{op, transport, algorithm}];
+    s->op = op;
+    s->transport = transport;
+    s->algorithm = algorithm;
+    statCache_.push_back({op, transport, algorithm, s});
+  }
+  s->count += 1;
+  s->bytes += bytes;
 }
 
 std::vector<OpStat> Group::stats() const {
@@ -157,10 +169,9 @@ std::vector<OpStat> Group::stats() const {
 
 template <typename F>
 void Group::guarded(const char* op, F&& body) {
-  {
+  if (poisonedFlag_.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(poisonMutex_);
-    if (!poisoned_.empty())
-      throw CollectiveError(std::string(op) + " on group " + name_ + " refused: an earlier op failed (" + poisoned_ + ")");
+    throw CollectiveError(std::string(op) + " on group " + name_ + " refused: an earlier op failed (" + poisoned_ + ")");
   }
   try {
     body();
@@ -175,11 +186,11 @@ void Group::allReduce(void* buf, size_t count, DType t, RedOp op, int64_t timeou
     Deadline d = deadline(timeoutMs);
     size_t bytes = count * dtypeSize(t);
     int n = size();
-    if (kind_ == std::string("self")) {
+    if (is(Kind::self)) {
       record("allReduce", "self", "none", bytes);
-    } else if (kind_ == std::string("shm")) {
+    } else if (is(Kind::shm)) {
       record("allReduce", "shm", team_->allReduce(buf, count, t, op, n, d), bytes);
-    } else if (kind_ == std::string("tcp")) {
+    } else if (is(Kind::tcp)) {
       checkHeaders(allView(), header(OpKind::allReduce, t, op, 0, count), d);
       ringAllReduce(allView(), buf, count, t, op, d);
       if (op == RedOp::avg) scaleForAvg(buf, count, t, n);
@@ -202,10 +213,10 @@ void Group::reduceScatter(const void* in, void* out, size_t n, DType t, RedOp op
   guarded("reduceScatter", [&] {
     Deadline d = deadline(timeoutMs);
     size_t bytes = n * size_t(size()) * dtypeSize(t);
-    if (kind_ == std::string("self")) {
+    if (is(Kind::self)) {
       if (in != out) std::memmove(out, in, n * dtypeSize(t));
       record("reduceScatter", "self", "copy", bytes);
-    } else if (kind_ == std::string("shm")) {
+    } else if (is(Kind::shm)) {
       record("reduceScatter", "shm", team_->reduceScatter(in, out, n, t, op, size(), d), bytes);
     } else {
       checkHeaders(allView(), header(OpKind::reduceScatter, t, op, 0, n), d);
@@ -220,10 +231,10 @@ void Group::allGather(const void* in, void* out, size_t n, DType t, int64_t time
   guarded("allGather", [&] {
     Deadline d = deadline(timeoutMs);
     size_t bytes = n * size_t(size()) * dtypeSize(t);
-    if (kind_ == std::string("self")) {
+    if (is(Kind::self)) {
       if (in != out) std::memmove(out, in, n * dtypeSize(t));
       record("allGather", "self", "copy", bytes);
-    } else if (kind_ == std::string("shm")) {
+    } else if (is(Kind::shm)) {
       record("allGather", "shm", team_->allGather(in, out, n, t, d), bytes);
     } else {
       checkHeaders(allView(), header(OpKind::allGather, t, RedOp::sum, 0, n), d);
@@ -237,9 +248,9 @@ void Group::broadcast(void* buf, size_t count, DType t, int root, int64_t timeou
   guarded("broadcast", [&] {
     Deadline d = deadline(timeoutMs);
     size_t bytes = count * dtypeSize(t);
-    if (kind_ == std::string("self")) {
+    if (is(Kind::self)) {
       record("broadcast", "self", "none", bytes);
-    } else if (kind_ == std::string("shm")) {
+    } else if (is(Kind::shm)) {
       record("broadcast", "shm", team_->broadcast(buf, count, t, root, d), bytes);
     } else {
       checkHeaders(allView(), header(OpKind::broadcast, t, RedOp::sum, root, count), d);
@@ -252,9 +263,9 @@ void Group::broadcast(void* buf, size_t count, DType t, int root, int64_t timeou
 void Group::barrier(int64_t timeoutMs) {
   guarded("barrier", [&] {
     Deadline d = deadline(timeoutMs);
-    if (kind_ == std::string("self")) {
+    if (is(Kind::self)) {
       record("barrier", "self", "none", 0);
-    } else if (kind_ == std::string("shm")) {
+    } else if (is(Kind::shm)) {
       record("barrier", "shm", team_->barrier(d), 0);
     } else {
       checkHeaders(allView(), header(OpKind::barrier, DType::f32, RedOp::sum, 0, 0), d);
@@ -292,6 +303,7 @@ std::string Group::fail(const char* op, const std::string& what) {
   {
     std::lock_guard<std::mutex> lock(poisonMutex_);
     if (poisoned_.empty()) poisoned_ = what;
+    poisonedFlag_.store(true, std::memory_order_release);
   }
   if (team_) team_->abort(what);
   for (auto& c : channels_)

@@ -2,6 +2,7 @@
 // transport each op takes (self, shm, tcp, hierarchical) and per-op statistics. Construction is the
 // rendezvous through the store; ops are blocking calls made from the engine.
 #pragma once
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -61,7 +62,9 @@ class Group {
  private:
   template <typename F>
   void guarded(const char* op, F&& body);
-  void record(const char* op, const char* transport, const std::string& algorithm, uint64_t bytes);
+  void record(const char* op, const char* transport, const char* algorithm, uint64_t bytes);
+  enum class Kind { self, shm, tcp, hierarchical };
+  bool is(Kind k) const { return kindId_ == k; }
   OpHeader header(OpKind k, DType t, RedOp op, int root, size_t count);
   RingView allView();
 
@@ -70,6 +73,7 @@ class Group {
   std::vector<int> ranks_, nodes_;
   int me_ = 0;
   const char* kind_ = "self";  // self | shm | tcp | hierarchical
+  Kind kindId_ = Kind::self;
   std::unique_ptr<Team> team_;  // the members on this host (whole group when kind is shm)
   std::vector<int> teamMembers_;  // group ranks in the team
   std::vector<int> leaders_;      // group rank of the first member on each host, by host
@@ -79,8 +83,14 @@ class Group {
   uint64_t opSeq_ = 0;
   std::mutex poisonMutex_;
   std::string poisoned_;
+  std::atomic<bool> poisonedFlag_{false};  // poisoned_ is set: checked first, without the lock
   mutable std::mutex statsMutex_;
   std::map<std::tuple<std::string, std::string, std::string>, OpStat> stats_;
+  struct StatRef {
+    const char *op, *transport, *algorithm;
+    OpStat* stat;
+  };
+  std::vector<StatRef> statCache_;  // by the literals' addresses
 };
 
 }  // namespace dtrain

@@ -73,11 +73,23 @@ struct Team::Ctl {
   alignas(64) OpDesc desc;
   alignas(64) std::atomic<uint32_t> aborted;
   char reason[kReasonBytes];
+  // Small all-reduce, by round parity: what this member called and when its slot holds its input.
+  // One cache line each, so a peer's wait and its validation read a single line.
+  struct alignas(64) Small {
+    std::atomic<uint64_t> epoch;  // the round whose input is in the slot of this parity
+    uint32_t kind;
+    uint8_t dtype, redop;
+    uint16_t pad;
+    int32_t root;
+    uint64_t count;
+  } small[2];
 };
 
 namespace {
 size_t ringOffset(int peer) { return kCtlBytes + size_t(peer) * kRingStride; }
-size_t stagingOffset(int size) { return kCtlBytes + size_t(size) * kRingStride; }
+// two slots of kSmallBytes (by round parity) for the small all-reduce, then the staging area
+size_t smallOffset(int size) { return kCtlBytes + size_t(size) * kRingStride; }
+size_t stagingOffset(int size) { return smallOffset(size) + 2 * kSmallBytes; }
 }  // namespace
 
 Team::Team(int size, int me, const std::string& groupName)
@@ -124,6 +136,7 @@ void Team::attach(const std::vector<TeamMemberInfo>& members) {
 
 Team::Ctl& Team::ctl(int i) const { return *reinterpret_cast<Ctl*>(bases_[size_t(i)]); }
 uint8_t* Team::staging(int i) const { return bases_[size_t(i)] + stagingOffset(size_); }
+uint8_t* Team::smallSlot(int i, uint64_t seq) const { return bases_[size_t(i)] + smallOffset(size_) + (seq & 1) * kSmallBytes; }
 
 
 void Team::abort(const std::string& reason) { leave(kFailed, reason); }
@@ -164,36 +177,73 @@ std::string Team::peerGone(int i, const Deadline& d) {
   return "";
 }
 
-void Team::waitOne(int i, std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d) {
-  Ctl& c = ctl(i);
-  if ((c.*field).load(std::memory_order_acquire) >= target) return;
+template <typename Ready>
+void Team::waitUntil(int i, Ready ready, const Deadline& d) {
+  if (ready()) return;
   for (int s = 0; s < spin_; ++s) {
     cpuRelax();
-    if ((c.*field).load(std::memory_order_acquire) >= target) return;
+    if (ready()) return;
   }
   // Then yield the core for a while: on a busy host the peer is often runnable but not running, and
   // handing it the core is quicker than a futex sleep and wake-up.
   for (int y = 0; y < yieldBudget(); ++y) {
     ::sched_yield();
-    if ((c.*field).load(std::memory_order_acquire) >= target) return;
+    if (ready()) return;
   }
+  Ctl& c = ctl(i);
   for (;;) {
     uint32_t seen = c.bell.value.load(std::memory_order_seq_cst);
-    if ((c.*field).load(std::memory_order_acquire) >= target) return;
+    if (ready()) return;
     std::string gone = peerGone(i, d);
     if (!gone.empty()) {
       // A peer that published and then left (or died) did its part: everything it wrote before is
       // visible once its leaving is, so look once more before failing.
-      if ((c.*field).load(std::memory_order_acquire) >= target) return;
+      if (ready()) return;
       throw CollectiveError(gone);
     }
     sleepOnBell(c.bell, seen, 2);
   }
 }
 
+void Team::waitOne(int i, std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d) {
+  Ctl& c = ctl(i);
+  waitUntil(i, [&c, field, target] { return (c.*field).load(std::memory_order_acquire) >= target; }, d);
+}
+
+bool Team::hasPosted(int i, uint64_t seq) const {
+  // A member posts a round either through its control block or, for a small all-reduce, through the
+  // header of that round's parity; either way its description of the op is then readable.
+  const Ctl& c = ctl(i);
+  return c.posted.load(std::memory_order_acquire) >= seq || c.small[seq & 1].epoch.load(std::memory_order_acquire) >= seq;
+}
+
+void Team::waitPosted(int i, uint64_t seq, const Deadline& d) {
+  waitUntil(i, [this, i, seq] { return hasPosted(i, seq); }, d);
+}
+
+OpDesc Team::postedDesc(int i, uint64_t seq) const {
+  const Ctl& c = ctl(i);
+  // Ops other than the small all-reduce cannot run ahead (each starts by waiting for every peer's
+  // previous round), so a control block posted at `seq` describes exactly this round.
+  if (c.posted.load(std::memory_order_acquire) >= seq) return c.desc;
+  const Ctl::Small& h = c.small[seq & 1];
+  OpDesc o{};
+  o.kind = OpKind(h.kind);
+  o.dtype = h.dtype;
+  o.redop = h.redop;
+  o.root = h.root;
+  o.count = h.count;
+  return o;
+}
+
 void Team::waitAll(std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d, bool includeSelf) {
   for (int i = 0; i < size_; ++i)
     if (i != me_ || includeSelf) waitOne(i, field, target, d);
+}
+
+void Team::waitAllPosted(uint64_t seq, const Deadline& d) {
+  for (int i = 0; i < size_; ++i)
+    if (i != me_) waitPosted(i, seq, d);
 }
 
 void Team::publish(std::atomic<uint64_t> Ctl::*field, uint64_t seq) {
@@ -237,7 +287,7 @@ OpDesc Team::describe(OpKind k, DType t, RedOp op, int root, size_t count, const
 void Team::validate(const OpDesc& mine) {
   for (int i = 0; i < size_; ++i) {
     if (i == me_) continue;
-    const OpDesc& o = ctl(i).desc;
+    const OpDesc o = postedDesc(i, seq_);
     std::string what;
     auto describeOne = [](const OpDesc& x) {
       std::string s = std::string(opKindName(x.kind)) + "(" + dtypeName(DType(x.dtype)) + " x " + std::to_string(x.count);
@@ -288,13 +338,28 @@ const char* Team::allReduce(void* buf, size_t count, DType t, RedOp op, int avgD
   const size_t esz = dtypeSize(t), bytes = count * esz;
   uint8_t* user = static_cast<uint8_t*>(buf);
   if (bytes <= kSmallBytes) {
-    // One step: everyone publishes its input, everyone reduces all of them (same order, same result).
+    // One step: everyone writes its input into its slot for this round's parity and everyone reduces
+    // all the slots straight into its own buffer (same order everywhere, so the same result). Two slots
+    // by parity make the usual "has everyone finished reading?" wait unnecessary: a peer reads my slot
+    // of round seq-2 before it posts round seq-1, which this rank waited for in round seq-1.
     uint64_t seq = beginRound();
-    waitAll(&Ctl::done, seq - 1, d);
-    std::memcpy(staging(me_), user, bytes);
-    OpDesc mine = describe(OpKind::allReduce, t, op, 0, count, nullptr, 0);
-    post(mine);
-    waitAll(&Ctl::posted, seq, d);
+    if (lastSmall_ != seq - 1) waitAll(&Ctl::done, seq - 1, d);  // the previous round was another op
+    uint8_t* slot = smallSlot(me_, seq);
+    std::memcpy(slot, user, bytes);
+    Ctl::Small& h = ctl(me_).small[seq & 1];
+    h.kind = uint32_t(OpKind::allReduce);
+    h.dtype = uint8_t(t);
+    h.redop = uint8_t(op);
+    h.root = 0;
+    h.count = count;
+    h.epoch.store(seq, std::memory_order_release);
+    ringBell(ctl(me_).bell);
+    waitAllPosted(seq, d);
+    OpDesc mine{};
+    mine.kind = OpKind::allReduce;
+    mine.dtype = uint8_t(t);
+    mine.redop = uint8_t(op);
+    mine.count = count;
     validate(mine);
     const void* ins[64];
     std::vector<const void*> many;
@@ -303,10 +368,12 @@ const char* Team::allReduce(void* buf, size_t count, DType t, RedOp op, int avgD
       many.resize(size_t(size_));
       in = many.data();
     }
-    for (int i = 0; i < size_; ++i) in[i] = staging(i);
+    for (int i = 0; i < size_; ++i) in[i] = i == me_ ? slot : smallSlot(i, seq);
     reduceInto(user, in, size_, count, t, op);
     if (op == RedOp::avg) scaleForAvg(user, count, t, avgDivisor);
-    publish(&Ctl::done, seq);
+    // for a following op of another kind, which waits until everyone stopped reading its peers
+    (ctl(me_).done).store(seq, std::memory_order_release);
+    lastSmall_ = seq;
     return "one-step";
   }
   // Reduce-scatter then all-gather, in rounds the size of the staging area unless every member's buffer
@@ -325,7 +392,7 @@ const char* Team::allReduce(void* buf, size_t count, DType t, RedOp op, int avgD
     size_t n = std::min(count - off, first || !allZc ? roundElems : count);
     if (!mine.zc) std::memcpy(staging(me_), user + off * esz, n * esz);
     post(mine);
-    waitAll(&Ctl::posted, seq, d);
+    waitAllPosted(seq, d);
     if (first) {
       validate(mine);
       for (int i = 0; i < size_; ++i) {
@@ -380,7 +447,7 @@ const char* Team::reduceScatter(const void* in, void* out, size_t n, DType t, Re
       for (int p = 0; p < size_; ++p)
         std::memcpy(staging(me_) + size_t(p) * c * esz, input + (size_t(p) * n + off) * esz, c * esz);
     post(mine);
-    waitAll(&Ctl::posted, seq, d);
+    waitAllPosted(seq, d);
     if (first) {
       validate(mine);
       for (int i = 0; i < size_; ++i) allZc = allZc && ctl(i).desc.zc;
@@ -422,7 +489,7 @@ const char* Team::allGather(const void* in, void* out, size_t n, DType t, const 
     size_t c = std::min(n - off, first || !allZc ? cols : n);
     if (!mine.zc) std::memcpy(staging(me_), input + off * esz, c * esz);
     post(mine);
-    waitAll(&Ctl::posted, seq, d);
+    waitAllPosted(seq, d);
     if (first) {
       validate(mine);
       for (int i = 0; i < size_; ++i) allZc = allZc && ctl(i).desc.zc;
@@ -456,12 +523,12 @@ const char* Team::broadcast(void* buf, size_t n, DType t, int root, const Deadli
     if (me_ == root && !mine.zc) std::memcpy(staging(me_), user + off * esz, c * esz);
     post(mine);
     if (first) {
-      waitAll(&Ctl::posted, seq, d);
+      waitAllPosted(seq, d);
       validate(mine);
       rootZc = ctl(root).desc.zc;
       if (rootZc) c = n;
     } else if (me_ != root) {
-      waitOne(root, &Ctl::posted, seq, d);
+      waitPosted(root, seq, d);
     }
     if (me_ != root) {
       const OpDesc& dr = ctl(root).desc;
@@ -481,7 +548,7 @@ const char* Team::barrier(const Deadline& d) {
   waitAll(&Ctl::done, seq - 1, d);
   OpDesc mine = describe(OpKind::barrier, DType::f32, RedOp::sum, 0, 0, nullptr, 0);
   post(mine);
-  waitAll(&Ctl::posted, seq, d);
+  waitAllPosted(seq, d);
   validate(mine);
   publish(&Ctl::done, seq);
   return "flags";

@@ -74,6 +74,14 @@ class Team {
   void publish(std::atomic<uint64_t> Ctl::*field, uint64_t seq);
   void waitAll(std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d, bool includeSelf = false);
   void waitOne(int i, std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d);
+  template <typename Ready>
+  void waitUntil(int i, Ready ready, const Deadline& d);
+  // Round `seq` posted by member i (through its control block or a small all-reduce header).
+  bool hasPosted(int i, uint64_t seq) const;
+  void waitPosted(int i, uint64_t seq, const Deadline& d);
+  void waitAllPosted(uint64_t seq, const Deadline& d);
+  OpDesc postedDesc(int i, uint64_t seq) const;
+  uint8_t* smallSlot(int i, uint64_t seq) const;
   // Why member i can no longer answer (failed, exited, closed, dead, or the deadline passed), or "".
   std::string peerGone(int i, const Deadline& d);
   void leave(uint32_t why, const std::string& reason);
@@ -89,6 +97,7 @@ class Team {
   std::vector<int> pids_, pidfds_, ranks_;
   std::map<std::pair<int, uint64_t>, std::pair<uint8_t*, size_t>> peerAllocs_;
   uint64_t seq_ = 0;
+  uint64_t lastSmall_ = 0;  // the last round that was a small all-reduce
   int spin_;
 };
 
