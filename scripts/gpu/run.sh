@@ -5,7 +5,8 @@
 # 2. runs the native tests (kernels against the CPU formula in addon/src/optim/adamw_math.h);
 # 3. runs the Python harness: buffers, NCCL (world size 1) on every collective against host results, and the
 #    AdamW kernel benchmarked beside PyTorch's fused AdamW and a device-to-device copy in the same run;
-# 4. when node and a built package (dist/, the addon) are there: the Node runtime on NCCL (node_runtime.mjs).
+# 4. when node and a built package (dist/, the addon) are there: the Node runtime on NCCL (node_runtime.mjs),
+#    and two ranks on one GPU for split groups, p2p, the watchdog and a dead peer (node_two_ranks.mjs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$root/build/gpu}
@@ -41,6 +42,8 @@ if command -v node >/dev/null && [ -f "$root/dist/runtime/index.js" ] && [ -f "$
     "$(sed 's/\([0-9]*\)/sm_\1/g; s/,/","/g' <<<"$archs")" "$("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')" "$nvcc" \
     >"$root/build-cuda/cuda-build.json"
   node "$root/scripts/gpu/node_runtime.mjs"
+  echo "== Node runtime on NCCL, two ranks on one GPU (socket transport)"
+  node "$root/scripts/gpu/node_two_ranks.mjs"
 else
   echo "== Node runtime on NCCL: skipped (needs node, dist/ and build/Release/dtrain_native.node)"
 fi

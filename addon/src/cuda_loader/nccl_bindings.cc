@@ -107,6 +107,11 @@ Completions* g_done = nullptr;
 class CommThread {
  public:
   explicit CommThread(int device) : device_(device), thread_([this] { loop(); }) {}
+  // Destroyed joined (destroy, cleanup hook) or never (leaked with a stuck op): a joinable std::thread
+  // here would be std::terminate.
+  ~CommThread() {
+    if (thread_.joinable()) stopAndJoin(false);
+  }
 
   void submit(NcclJob* job) {
     {
@@ -170,7 +175,9 @@ struct Slot {
   bool destroyed = false;
   std::unique_ptr<CommThread> thread;
 };
-std::vector<std::unique_ptr<Slot>> g_slots;  // handles are indices; JS thread only
+// Handles are indices; JS thread only. Never destroyed: process.exit() runs static destructors while
+// communicator threads may still be running (a joinable std::thread's destructor aborts the process).
+std::vector<std::unique_ptr<Slot>>& g_slots = *new std::vector<std::unique_ptr<Slot>>();
 
 Napi::Value Throw(Napi::Env env, const std::string& what) {
   Napi::Error::New(env, what).ThrowAsJavaScriptException();
