@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StoreClient, StoreProxy, StoreServer } from '../store/index.js';
 
@@ -41,6 +41,9 @@ export async function runLocalJob(opts: LocalJobOptions): Promise<LocalRankExit[
       proxies.push(await StoreProxy.start({ upstream, dir: join(dir, 'proxy'), attempt: 0, jobKey }));
     }
     const world = opts.nodes.reduce((a, b) => a + b, 0);
+    // The addon sizes its spin from LOCAL_WORLD_SIZE, which counts one simulated node only: with more
+    // ranks than cores on this machine, spinning ranks would take the cores the others need.
+    const noSpin: Record<string, string> = world > availableParallelism() && process.env.DTRAIN_SPIN === undefined ? { DTRAIN_SPIN: '0' } : {};
     const exits: Promise<LocalRankExit>[] = [];
     let rank = 0;
     for (let n = 0; n < opts.nodes.length; n++) {
@@ -55,6 +58,7 @@ export async function runLocalJob(opts: LocalJobOptions): Promise<LocalRankExit[
           DTRAIN_NODE_RANK: String(n),
           DTRAIN_STORE: `unix:${proxies[n]!.socketPath}`,
           DTRAIN_BACKEND: 'cpu',
+          ...noSpin,
           ...(opts.env ?? {}),
         };
         const me = rank;
