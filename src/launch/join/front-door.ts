@@ -5,7 +5,8 @@
  * HELLO and then hangs up without a PROOF. A dtrain client does exactly that when the store's proof does
  * not match its key (store/PROTOCOL.md: it closes so a fake store never gets a client proof), so during
  * the join such a connection is an agent with another secret file, and the controller can fail at once
- * instead of at its rendezvous timeout.
+ * instead of at its rendezvous timeout. It also tells the join spawner when an agent's connection closes,
+ * so an agent that dies is lost at once rather than after heartbeat.timeout.
  */
 import net from 'node:net';
 import { protocolVersion } from '../../store/auth.js';
@@ -25,6 +26,13 @@ export interface FrontDoorOptions {
   serve: (socket: net.Socket, remote: string) => void;
   /** a client sent HELLO and closed before proving the key: it holds another one */
   onOtherKey: (remoteAddress: string) => void;
+  /** any connection closed, named `address:port` as connectionName() names it */
+  onClose?: (connection: string) => void;
+}
+
+/** `address:port` of one end of a connection, IPv4 peers of dual-stack sockets without `::ffff:`. */
+export function connectionName(address: string, port: number): string {
+  return `${plain(address)}:${port}`;
 }
 
 export async function openFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor> {
@@ -47,6 +55,7 @@ export async function openFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor> 
     socket.once('close', () => {
       sockets.delete(socket);
       if (received === helloFrameBytes && isHello(Buffer.concat(head))) opts.onOtherKey(plain(socket.remoteAddress ?? '?'));
+      opts.onClose?.(connectionName(socket.remoteAddress ?? '?', socket.remotePort ?? 0));
     });
     opts.serve(socket, `${socket.remoteAddress}:${socket.remotePort}`);
   });
@@ -59,6 +68,23 @@ export async function openFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor> 
         server.close(() => resolve());
       }),
   };
+}
+
+/** Which agent connections have closed, for handlers registered before or after the close. */
+export class ClosedConnections {
+  private readonly closed = new Set<string>();
+  private readonly handlers = new Map<string, () => void>();
+
+  closedNow(name: string): void {
+    this.closed.add(name);
+    this.handlers.get(name)?.();
+  }
+
+  /** `handler` runs once when `name` closes, at once (next tick) if it already has. */
+  onClose(name: string, handler: () => void): void {
+    this.handlers.set(name, handler);
+    if (this.closed.has(name)) queueMicrotask(handler);
+  }
 }
 
 function isHello(b: Buffer): boolean {

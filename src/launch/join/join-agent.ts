@@ -57,6 +57,7 @@ export async function runJoinAgent(req: JoinAgentRequest): Promise<number> {
     hostname: hostname(),
     pid: process.pid,
     local_addr: socket.localAddress ?? '',
+    local_port: socket.localPort ?? 0,
     store_addr: socket.remoteAddress ?? req.host,
     gpus: visibleGpus(req.env ?? process.env),
   };

@@ -45,6 +45,9 @@ export interface JoinRegistration {
   pid: number;
   /** the agent's address on its connection to the store: how the controller's network sees it */
   local_addr: string;
+  /** that connection's port on the agent's side: with local_addr it names the connection to the
+   * controller, which then notices at once when it closes before the agent said it was done */
+  local_port: number;
   /** the controller's address as this agent reached it */
   store_addr: string;
   /** GPUs the node offers (CUDA_VISIBLE_DEVICES when set, else the driver's count): nproc_per_node auto */

@@ -2,17 +2,19 @@
  * The controller's `remote` hook for joined agents (controller.ts RemoteSpawner): the agents are already
  * there, waiting on the store, so "starting" one is answering it with its spec. Then each is a
  * store-driven NodeHandle like an SSH or srun agent; its output records come through the store
- * (record-relay.ts) and letting it go waits for its JoinDone and its last records.
+ * (record-relay.ts) and letting it go waits for its JoinDone and its last records. An agent whose
+ * connection closes before its JoinDone is lost at once.
  */
 import type { AgentSpec } from '../agent-contract.js';
 import type { RemoteSpawner } from '../controller.js';
 import type { NodeHandle } from '../supervisor.js';
+import { connectionName, type ClosedConnections } from './front-door.js';
 import { joinKeys, type JoinDone } from './join-contract.js';
 import type { JoinedAgent } from './joined-nodes.js';
 import { StoreRecordReader } from './record-relay.js';
 import type { JoinDesk } from './rendezvous.js';
 
-export function joinSpawner(desk: JoinDesk, agents: JoinedAgent[], heartbeatMs: number): RemoteSpawner {
+export function joinSpawner(desk: JoinDesk, agents: JoinedAgent[], heartbeatMs: number, closed?: ClosedConnections): RemoteSpawner {
   return async (ctx) => {
     const handles: NodeHandle[] = [];
     for (const spec of ctx.specs) {
@@ -21,9 +23,19 @@ export function joinSpawner(desk: JoinDesk, agents: JoinedAgent[], heartbeatMs: 
       const records = new StoreRecordReader(desk.client, nodeRank, ctx.console);
       // the agent dials the store at the address it joined with: this field is not used
       const sent: AgentSpec = { ...spec, store: { kind: 'tcp', host: '', port: ctx.store.port } };
+      let released = false;
+      // The agent's registration connection closing before its JoinDone means the agent is gone (killed,
+      // crashed): lose the node now, as srun and SSH spawners do, rather than after heartbeat.timeout.
+      closed?.onClose(connectionName(agent.reg.local_addr, agent.reg.local_port), () => {
+        void desk.client.check([joinKeys.done(nodeRank)]).then(
+          ([done]) => !done && !released && ctx.onLost(nodeRank, "its agent's connection to the controller closed (the agent died or was killed)"),
+          () => {},
+        );
+      });
       await desk.answer(agent.index, sent);
       handles.push(
         ctx.control.handle(nodeRank, spec.node.host, async () => {
+          released = true;
           // An agent that is still there answers within moments of its `exit` command; a lost one never.
           const waitMs = Math.max(2000, 2 * heartbeatMs);
           try {

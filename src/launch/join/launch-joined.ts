@@ -12,7 +12,7 @@ import { StoreServer } from '../../store/index.js';
 import { StartError, UsageError } from '../../util/errors.js';
 import { launchJob } from '../controller.js';
 import type { LaunchSummary } from '../summary.js';
-import { openFrontDoor, type FrontDoor } from './front-door.js';
+import { ClosedConnections, openFrontDoor, type FrontDoor } from './front-door.js';
 import { joinSpawner } from './join-spawner.js';
 import { joinedNodes } from './joined-nodes.js';
 import { JoinDesk } from './rendezvous.js';
@@ -59,6 +59,7 @@ export async function launchJoined(req: JoinLaunchRequest): Promise<LaunchSummar
       reject(new StartError(`an agent at ${addr} holds another secret (the store handshake failed on its side: it exits 3 too); give every node the controller's secret file`));
   });
   otherKeySeen.catch(() => {});
+  const closedConnections = new ClosedConnections();
   let front: FrontDoor | undefined;
   let desk: JoinDesk | undefined;
   try {
@@ -67,6 +68,7 @@ export async function launchJoined(req: JoinLaunchRequest): Promise<LaunchSummar
       port,
       serve: (socket, remote) => server.serveStream(socket, remote),
       onOtherKey: (addr) => otherKey(addr),
+      onClose: (name) => closedConnections.closedNow(name),
     });
     desk = await JoinDesk.open(server, req.jobKey);
     err.write(`dtrain: waiting up to ${formatDuration(config.rendezvous.timeout)} for ${req.agents} agent${req.agents === 1 ? '' : 's'} to join on port ${front.port}\n`);
@@ -80,7 +82,7 @@ export async function launchJoined(req: JoinLaunchRequest): Promise<LaunchSummar
     }
     err.write(`dtrain: joined: ${joined.config.nodes.map((n, i) => `${n.host} (node ${i}, ${n.nproc} proc)`).join(', ')}\n`);
     const plan = buildPlan({ ...loaded, config: joined.config }, { extraArgs: req.extraArgs });
-    const remote = joinSpawner(desk, joined.agents, config.heartbeat.interval);
+    const remote = joinSpawner(desk, joined.agents, config.heartbeat.interval, closedConnections);
     try {
       return await launchJob({ config: joined.config, plan, json: req.json, remote, store: { server, jobKey: req.jobKey } });
     } catch (e) {

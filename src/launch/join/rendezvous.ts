@@ -111,7 +111,7 @@ function parseRegistration(raw: Buffer): JoinRegistration {
   if (reg.type !== 'join' || typeof reg.host !== 'string' || typeof reg.version !== 'string') {
     throw new StartError(`a join registration lacks its type, host or version: ${raw.toString().slice(0, 120)}`);
   }
-  return { gpus: 0, local_addr: '', store_addr: '', hostname: reg.host, pid: 0, contract: 0, ...reg } as JoinRegistration;
+  return { gpus: 0, local_addr: '', local_port: 0, store_addr: '', hostname: reg.host, pid: 0, contract: 0, ...reg } as JoinRegistration;
 }
 
 function safeHost(raw: Buffer): string {

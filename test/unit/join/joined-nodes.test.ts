@@ -10,7 +10,7 @@ const here = (h: string) => h === 'ctl' || h.startsWith('127.') || h === '10.0.0
 function reg(index: number, host: string, extra: Partial<JoinRegistration> = {}): JoinedAgent {
   return {
     index,
-    reg: { type: 'join', version: '0', contract: 1, host, hostname: host, pid: 100 + index, local_addr: `10.0.0.${index + 2}`, store_addr: '10.0.0.1', gpus: 0, ...extra },
+    reg: { type: 'join', version: '0', contract: 1, host, hostname: host, pid: 100 + index, local_addr: `10.0.0.${index + 2}`, local_port: 40000 + index, store_addr: '10.0.0.1', gpus: 0, ...extra },
   };
 }
 
