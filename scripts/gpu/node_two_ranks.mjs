@@ -31,6 +31,47 @@ if (process.env.DTRAIN_TWO_RANKS_WORKER) {
     else await dist.groups.world.recv(p2p, { peer: 0 });
     await dist.groups.world.barrier();
     say({ phase: 'ops', sum: sum[999], typed: [...typed], gathered: [...gathered], rs: [...rs], bc: bc[0], p2p: p2p[2] });
+
+    // Tags travel in the envelope: matching messages arrive, a mismatch fails the receive naming both sides
+    // and leaves the channel in step for the next message.
+    const w = dist.groups.world;
+    if (rank === 0) {
+      await w.send(new Float32Array([1, 2, 3, 4, 5]), { peer: 1, tag: 11 });
+      await w.send(DeviceBuffer.from(new Float64Array([6, 7, 8])), { peer: 1, tag: 12 });
+      await w.send(new Float32Array(4), { peer: 1, tag: 21 });
+      await w.send(new Int32Array([99]), { peer: 1, tag: 22 });
+      // Both directions posted at once on one ordered queue: each side posts in the same order.
+      const back = new Float32Array(2);
+      await Promise.all([w.send(new Float32Array([5, 5]), { peer: 1, tag: 5 }), w.recv(back, { peer: 1, tag: 6 })]);
+      say({ phase: 'tags', back: [...back] });
+    } else {
+      const a11 = new Float32Array(5);
+      await w.recv(a11, { peer: 0, tag: 11 });
+      const a12 = DeviceBuffer.alloc('float64', 3);
+      await w.recv(a12, { peer: 0, tag: 12 });
+      const mismatch = await w.recv(new Float32Array(4), { peer: 0, tag: 20 }).then(() => null, (e) => e.message);
+      const a22 = new Int32Array(1);
+      await w.recv(a22, { peer: 0, tag: 22 });
+      const got = new Float32Array(2);
+      await Promise.all([w.recv(got, { peer: 0, tag: 5 }), w.send(new Float32Array([6, 6]), { peer: 0, tag: 6 })]);
+      say({ phase: 'tags', a11: [...a11], a12: [...a12.copyTo(new Float64Array(3))], mismatch, a22: a22[0], got: [...got] });
+    }
+
+    // The pipeline executor (tagged sends and receives posted early) on NCCL: 1F1B and interleaved 1F1B.
+    const { Pipeline } = await import(join(root, 'dist/runtime/index.js'));
+    for (const [kind, v] of [['1f1b', 1], ['interleaved-1f1b', 2]]) {
+      const m = 4, slices = 2 * v;
+      const pipe = new Pipeline({
+        group: w, schedule: { kind, stages: 2, microbatches: m, virtualStages: v }, activationSize: 8, dtype: 'float32',
+        forward: (input, mb, chunk) => {
+          if (chunk * 2 + rank === slices - 1) return { loss: input.reduce((s, x) => s + x, 0) * 2 / m };
+          return { output: input ? input.map((x) => x * 2) : new Float32Array(8).fill((mb + 1) * 2) };
+        },
+        backward: (grad) => (grad ? grad.map((x) => x * 2) : new Float32Array(8).fill(2 / m)),
+      });
+      const r = await pipe.step();
+      say({ phase: 'pipeline', kind, loss: r.loss ?? null, executed: r.executed.length });
+    }
     if (rank === 1) {
       // Stalls past the collective timeout (rank 0's watchdog must abort the world communicator), then dies
       // without a word (rank 0's next op, on the data communicator, must fail rather than hang).
@@ -82,6 +123,16 @@ if (process.env.DTRAIN_TWO_RANKS_WORKER) {
     expect(o.rs.join() === (o.rank === 0 ? '2,4' : '6,8'), `rank ${o.rank}: reduceScatter: ${o.rs}`);
     expect(o.bc === 42, `rank ${o.rank}: broadcast from root 1: ${o.bc}`);
     expect(o.p2p === 7, `rank ${o.rank}: send/recv: ${o.p2p}`);
+  }
+  const tags = Object.fromEntries(lines.filter((l) => l.phase === 'tags').map((l) => [l.rank, l]));
+  expect(tags[1]?.a11?.join() === '1,2,3,4,5' && tags[1]?.a12?.join() === '6,7,8', `tagged send/recv of a typed array and a DeviceBuffer`);
+  expect(/expected tag 20 with 4 float32 elements from peer 0; it sent tag 21 with 4 float32/.test(tags[1]?.mismatch ?? ''), `a tag mismatch fails the receive: ${tags[1]?.mismatch}`);
+  expect(tags[1]?.a22 === 99, 'and the channel stays in step for the next message');
+  expect(tags[0]?.back?.join() === '6,6' && tags[1]?.got?.join() === '5,5', 'send and recv posted at once in both directions');
+  for (const [kind, slices] of [['1f1b', 2], ['interleaved-1f1b', 4]]) {
+    const last = lines.find((l) => l.phase === 'pipeline' && l.kind === kind && l.rank === 1);
+    const expected = 5 * 2 ** slices; // mean over microbatches of 8·(mb+1)·2^slices / 4
+    expect(last?.loss === expected, `Pipeline ${kind}, 2 stages × 4 microbatches over NCCL: loss ${last?.loss} (expected ${expected})`);
   }
   const stalled = lines.find((l) => l.phase === 'stalled-peer');
   expect(stalled?.code === 'ETIMEOUT' && stalled.ms >= 9000 && /allReduce on group 'world' \(rank 0 of 2\) failed \(watchdog timeout\)/.test(stalled.error),

@@ -173,8 +173,57 @@ struct Slot {
   dtrain_nccl_comm* comm = nullptr;  // written by its init/split job, read by later jobs (ordered by the JS await)
   int device = 0;
   bool destroyed = false;
+  void* envelope = nullptr;  // device memory for p2p envelopes; used on the communicator's thread only
   std::unique_ptr<CommThread> thread;
 };
+
+// Point-to-point messages travel behind an envelope {tag, count, dtype}, so the receiver checks what it
+// gets as the CPU transports do (NCCL itself matches by order only and would deliver a wrong-sized message
+// as garbage or hang). A receive whose envelope does not match still drains the payload, so the channel
+// stays in step, and fails naming both sides.
+constexpr size_t kDtypeBytes[] = {4, 8, 4, 8, 2, 2};
+const char* const kDtypeNames[] = {"float32", "float64", "int32", "int64", "bfloat16", "float16"};
+
+int EnvelopeBuffer(Slot* slot) {
+  if (slot->envelope) return 0;
+  return g_part.dtrain_cuda_malloc(&slot->envelope, 3 * sizeof(int64_t));
+}
+
+Outcome SendTagged(Slot* slot, const void* payload, size_t count, int dtype, int peer, int64_t tag) {
+  int64_t env[3] = {tag, (int64_t)count, dtype};
+  if (int rc = EnvelopeBuffer(slot)) return Failed(rc);
+  if (int rc = g_part.dtrain_cuda_h2d(slot->envelope, env, sizeof env)) return Failed(rc);
+  if (int rc = g_part.dtrain_nccl_send(slot->comm, slot->envelope, 3, DTRAIN_I64, peer)) return Failed(rc);
+  if (int rc = g_part.dtrain_nccl_send(slot->comm, payload, count, dtype, peer)) return Failed(rc);
+  return Outcome{};
+}
+
+Outcome RecvTagged(Slot* slot, void* payload, size_t count, int dtype, int peer, int64_t tag) {
+  int64_t env[3];
+  if (int rc = EnvelopeBuffer(slot)) return Failed(rc);
+  if (int rc = g_part.dtrain_nccl_recv(slot->comm, slot->envelope, 3, DTRAIN_I64, peer)) return Failed(rc);
+  if (int rc = g_part.dtrain_cuda_d2h(env, slot->envelope, sizeof env)) return Failed(rc);
+  if (env[0] == tag && env[1] == (int64_t)count && env[2] == dtype) {
+    if (int rc = g_part.dtrain_nccl_recv(slot->comm, payload, count, dtype, peer)) return Failed(rc);
+    return Outcome{};
+  }
+  Outcome o;
+  o.rc = DTRAIN_CUDA_EARG;
+  if (env[2] < 0 || env[2] > 5 || env[1] < 0) {
+    o.error = "the message from peer " + std::to_string(peer) + " has no valid envelope (a send/recv of another kind?)";
+    return o;  // nothing sane to drain
+  }
+  void* scratch = nullptr;
+  size_t bytes = (size_t)env[1] * kDtypeBytes[env[2]];
+  if (g_part.dtrain_cuda_malloc(&scratch, bytes) == 0) {
+    g_part.dtrain_nccl_recv(slot->comm, scratch, (size_t)env[1], (int)env[2], peer);
+    g_part.dtrain_cuda_free(scratch);
+  }
+  o.error = "expected tag " + std::to_string(tag) + " with " + std::to_string(count) + " " + kDtypeNames[dtype] +
+            " elements from peer " + std::to_string(peer) + "; it sent tag " + std::to_string(env[0]) + " with " +
+            std::to_string(env[1]) + " " + kDtypeNames[env[2]];
+  return o;
+}
 // Handles are indices; JS thread only. Never destroyed: process.exit() runs static destructors while
 // communicator threads may still be running (a joinable std::thread's destructor aborts the process).
 std::vector<std::unique_ptr<Slot>>& g_slots = *new std::vector<std::unique_ptr<Slot>>();
@@ -297,6 +346,8 @@ Napi::Value CommDestroy(const Napi::CallbackInfo& info) {
   slot->destroyed = true;
   auto* job = new NcclJob(env);
   job->run = [slot]() {
+    if (slot->envelope) g_part.dtrain_cuda_free(slot->envelope);
+    slot->envelope = nullptr;
     if (int rc = g_part.dtrain_nccl_comm_destroy(slot->comm)) return Failed(rc);
     slot->comm = nullptr;
     return Outcome{};
@@ -305,8 +356,8 @@ Napi::Value CommDestroy(const Napi::CallbackInfo& info) {
   return Submit(env, slot, job);
 }
 
-// ncclRun(handle, kind, sendPtr, recvPtr, count, dtype, arg, hostIn, hostOut): Promise.
-// `arg` is the reduce op, the broadcast root or the p2p peer. A typed array in `hostIn` is copied to
+// ncclRun(handle, kind, sendPtr, recvPtr, count, dtype, arg, hostIn, hostOut, tag): Promise.
+// `arg` is the reduce op, the broadcast root or the p2p peer; `tag` goes in a p2p message's envelope. A typed array in `hostIn` is copied to
 // sendPtr first and `hostOut` receives recvPtr after: typed arrays on the NCCL backend are staged through
 // device buffers on the communicator's thread, so the JS thread never waits on a copy either.
 Napi::Value Run(const Napi::CallbackInfo& info) {
@@ -320,6 +371,8 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
   size_t count = (size_t)info[4].As<Napi::Number>().Int64Value();
   int dtype = info[5].As<Napi::Number>().Int32Value();
   int arg = info[6].As<Napi::Number>().Int32Value();
+  int64_t tag = info.Length() > 9 && info[9].IsNumber() ? info[9].As<Napi::Number>().Int64Value() : 0;
+  if (dtype < 0 || dtype > 5) return Throw(env, "ncclRun: unknown dtype code " + std::to_string(dtype));
   auto* job = new NcclJob(env);
   struct Host {
     uint8_t* data = nullptr;
@@ -344,8 +397,18 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
       case kReduceScatter: rc = g_part.dtrain_nccl_reduce_scatter(c, send, recv, count, dtype, arg); break;
       case kAllGather: rc = g_part.dtrain_nccl_all_gather(c, send, recv, count, dtype); break;
       case kBroadcast: rc = g_part.dtrain_nccl_broadcast(c, send, recv, count, dtype, arg); break;
-      case kSend: rc = g_part.dtrain_nccl_send(c, send, count, dtype, arg); break;
-      case kRecv: rc = g_part.dtrain_nccl_recv(c, recv, count, dtype, arg); break;
+      case kSend: {
+        Outcome o = SendTagged(slot, send, count, dtype, arg, tag);
+        if (o.rc) return o;
+        rc = 0;
+        break;
+      }
+      case kRecv: {
+        Outcome o = RecvTagged(slot, recv, count, dtype, arg, tag);
+        if (o.rc) return o;
+        rc = 0;
+        break;
+      }
       default: {
         Outcome o;
         o.rc = DTRAIN_CUDA_EARG;

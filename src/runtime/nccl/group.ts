@@ -107,16 +107,16 @@ export class NcclGroup implements Group {
 
   async send(buf: NcclBuffer, opts: OpOptions & { peer: number; tag?: number }): Promise<void> {
     const b = this.operand(buf, opts?.dtype, 'send');
-    const peer = this.groupRank(opts?.peer, 'send', 'peer');
-    this.noTag(opts.tag, 'send');
-    await this.run('send', b.host ? this.stage(0, b) : b.ptr, 0, b.length, b.dtype, peer, b.host, null);
+    const peer = this.p2pPeer(opts?.peer, 'send');
+    const tag = this.tag(opts.tag, 'send');
+    await this.run('send', b.host ? this.stage(0, b) : b.ptr, 0, b.length, b.dtype, peer, b.host, null, 'send', tag);
   }
 
   async recv(buf: NcclBuffer, opts: OpOptions & { peer: number; tag?: number }): Promise<void> {
     const b = this.operand(buf, opts?.dtype, 'recv');
-    const peer = this.groupRank(opts?.peer, 'recv', 'peer');
-    this.noTag(opts.tag, 'recv');
-    await this.run('recv', 0, b.host ? this.stage(1, b) : b.ptr, b.length, b.dtype, peer, null, b.host);
+    const peer = this.p2pPeer(opts?.peer, 'recv');
+    const tag = this.tag(opts.tag, 'recv');
+    await this.run('recv', 0, b.host ? this.stage(1, b) : b.ptr, b.length, b.dtype, peer, null, b.host, 'recv', tag);
   }
 
   /** NCCL has no barrier: an all-reduce of one int32 on the device orders every member. */
@@ -175,9 +175,21 @@ export class NcclGroup implements Group {
     return value;
   }
 
-  private noTag(tag: number | undefined, what: string): void {
-    // NCCL matches point-to-point ops by order per peer only: a tag could not be honoured.
-    if (tag !== undefined && tag !== 0) throw new CollectiveUsageError(`${what}: tags are not supported on the nccl backend (ops match in order per peer)`);
+  /**
+   * NCCL matches point-to-point messages in posting order per peer (as dtrain's CPU transports do); the tag
+   * travels in the message's envelope and the receiver checks it.
+   */
+  private tag(tag: number | undefined, what: string): number {
+    if (tag === undefined) return 0;
+    if (!Number.isSafeInteger(tag) || tag < 0) throw new CollectiveUsageError(`${what}: tag ${tag} is not a non-negative integer`);
+    return tag;
+  }
+
+  private p2pPeer(peer: number, what: string): number {
+    const p = this.groupRank(peer, what, 'peer');
+    // A blocking send to oneself on one ordered queue could never meet its receive.
+    if (p === this.rank) throw new CollectiveUsageError(`${what}: peer ${p} is this rank; the nccl backend has no send to self`);
+    return p;
   }
 
   private async run(
@@ -190,10 +202,11 @@ export class NcclGroup implements Group {
     hostIn: HostBuffer | null,
     hostOut: HostBuffer | null,
     kind: NcclOpName = name as NcclOpName,
+    tag = 0,
   ): Promise<void> {
     this.inFlight++;
     try {
-      await this.native.ncclRun(this.handle, ncclOpKind[kind], send, recv, count, dtypeCode[dtype], arg, hostIn, hostOut);
+      await this.native.ncclRun(this.handle, ncclOpKind[kind], send, recv, count, dtypeCode[dtype], arg, hostIn, hostOut, tag);
     } catch (err) {
       throw ncclFailure(`${name} on group '${this.name}' (rank ${this.rank} of ${this.size})`, err);
     } finally {

@@ -28,6 +28,8 @@ export interface NcclNative {
     arg: number,
     hostIn: ArrayBufferView | null,
     hostOut: ArrayBufferView | null,
+    /** send/recv: travels in the message's envelope and is checked by the receiver */
+    tag?: number,
   ): Promise<number>;
   setDevice(device: number): void;
 }

@@ -17,7 +17,8 @@ t.test('argument checks name the op', async (t) => {
   await t.rejects(group.allGather(new Int32Array(2), new Int32Array(4)), /allGather: output has 4 elements, expected input length 2 × group size 4/);
   await t.rejects(group.broadcast(new Float32Array(2), { root: 4 }), /broadcast: root 4 is not a rank of this group \(0\.\.3\)/);
   await t.rejects(group.send(new Float32Array(2), { peer: -1 }), /send: peer -1/);
-  await t.rejects(group.recv(new Float32Array(2), { peer: 0, tag: 3 }), /recv: tags are not supported on the nccl backend/);
+  await t.rejects(group.recv(new Float32Array(2), { peer: 0, tag: -3 }), /recv: tag -3 is not a non-negative integer/);
+  await t.rejects(group.send(new Float32Array(2), { peer: 1 }), /send: peer 1 is this rank; the nccl backend has no send to self/);
   t.same(group.stats(), [], 'nothing ran');
 });
 
