@@ -72,6 +72,13 @@ if (process.env.DTRAIN_TWO_RANKS_WORKER) {
       const r = await pipe.step();
       say({ phase: 'pipeline', kind, loss: r.loss ?? null, executed: r.executed.length });
     }
+
+    // ShardedAdam (ZeRO-2) over the NCCL data group, its typed arrays staged: grads averaged, params equal.
+    const { ShardedAdam } = await import(join(root, 'dist/runtime/index.js'));
+    const params = new Float32Array(1000).fill(1);
+    const opt = new ShardedAdam(params, { group: dist.groups.data, stage: 2, lr: 0.1, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 });
+    await opt.step(new Float32Array(1000).fill(rank + 1));
+    say({ phase: 'adam', first: params[0], last: params[999], allEqual: params.every((x) => x === params[0]) });
     if (rank === 1) {
       // Stalls past the collective timeout (rank 0's watchdog must abort the world communicator), then dies
       // without a word (rank 0's next op, on the data communicator, must fail rather than hang).
@@ -134,6 +141,10 @@ if (process.env.DTRAIN_TWO_RANKS_WORKER) {
     const expected = 5 * 2 ** slices; // mean over microbatches of 8·(mb+1)·2^slices / 4
     expect(last?.loss === expected, `Pipeline ${kind}, 2 stages × 4 microbatches over NCCL: loss ${last?.loss} (expected ${expected})`);
   }
+  const adam = lines.filter((l) => l.phase === 'adam');
+  // First AdamW step: p -= lr · ĝ/(|ĝ| + eps) with ĝ the mean gradient 1.5, so 1 - 0.1 on every element.
+  expect(adam.length === 2 && adam.every((a) => a.allEqual && Math.abs(a.first - 0.9) < 1e-6 && a.first === adam[0].first),
+    `ShardedAdam stage 2 over NCCL: params ${adam.map((a) => a.first).join(', ')} on the two ranks (expected 0.9)`);
   const stalled = lines.find((l) => l.phase === 'stalled-peer');
   expect(stalled?.code === 'ETIMEOUT' && stalled.ms >= 9000 && /allReduce on group 'world' \(rank 0 of 2\) failed \(watchdog timeout\)/.test(stalled.error),
     `rank 1 stalls: rank 0's allReduce fails after ${stalled?.ms} ms (${stalled?.code}): ${stalled?.error}`);
