@@ -106,7 +106,9 @@ export async function runJoinAgent(req: JoinAgentRequest): Promise<number> {
   req.onRunning?.();
   const code = await runAgent(spec, { stdout: records, stderr, controllerGone });
   clearInterval(watchdog);
-  if (!lost) {
+  // Done only when the controller let this node go: a node stopped here (a signal) just hangs up, which
+  // the controller takes as the node lost, at once.
+  if (!lost && code === 0) {
     // the controller relays every record it was promised before it lets this node go
     await new Promise<void>((resolve) => records.end(() => resolve()));
     const done: JoinDone = { exit_code: code, records: records.written };

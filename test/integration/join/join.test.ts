@@ -179,6 +179,29 @@ t.test('an agent killed mid-job: the job fails (exit 1) at once naming its host;
   t.ok(await waitFor(() => pids.every((pid) => !isAlive(pid)), 5000), 'no worker outlives the job');
 });
 
+t.test('an agent stopped with SIGTERM mid-job: its workers end, it exits 1, the job fails at once (exit 1)', async (t) => {
+  const dir = tempDir(t, 'join');
+  const { file: secret } = secretFile(dir);
+  const port = await freePort();
+  const cfg = config(dir, [`entrypoint: node -e "console.log('up', process.pid); setTimeout(() => {}, 60000)"`, 'nproc_per_node: 1', 'nodes: [{host: node-a}, {host: node-b}]']);
+  const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`, 'heartbeat.timeout=60s', '--json'], { cwd: dir });
+  const a = agent(dir, port, secret, 'node-a');
+  const b = agent(dir, port, secret, 'node-b');
+  let out = '';
+  ctl.child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  t.ok(await waitFor(() => (out.match(/ up \d+/g) ?? []).length === 2, 20_000), 'both workers up');
+  const pids = [...out.matchAll(/ up (\d+)/g)].map((m) => Number(m[1]));
+  const stoppedAt = Date.now();
+  b.child.kill('SIGTERM');
+  const [c, ra, rb] = await Promise.all([ctl.done, a.done, b.done]);
+  t.equal(rb.code, 1, rb.stderr);
+  t.equal(c.code, 1, c.stderr);
+  t.ok(Date.now() - stoppedAt < 10_000, `${Date.now() - stoppedAt} ms`);
+  t.match(JSON.parse(c.stdout), { root_cause: { host: 'node-b' } });
+  t.equal(ra.code, 0, ra.stderr);
+  t.ok(await waitFor(() => pids.every((pid) => !isAlive(pid)), 5000), 'no worker outlives the job');
+});
+
 t.test('the controller killed mid-job: every agent kills its workers and exits 1', async (t) => {
   const dir = tempDir(t, 'join');
   const { file: secret } = secretFile(dir);
