@@ -23,6 +23,8 @@ export interface Dist {
   readonly localRank: number;
   readonly nodeRank: number;
   readonly backend: 'cpu' | 'nccl';
+  /** nccl: the CUDA device this rank's communicators and DeviceBuffers use (LOCAL_RANK) */
+  readonly device?: number;
   readonly groups: Groups;
   /** A group of the given global ranks; every member must call it, in the same order as other newGroup calls. */
   newGroup(ranks: readonly number[]): Promise<Group>;
