@@ -151,9 +151,10 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
     const slurm = slurmRelevant ? await import('../launch/slurm/index.js') : null;
     const applied = slurm ? await slurm.applySlurmAllocation(loaded.config, process.env, { dryRun: Boolean(args.dryRun) }) : null;
     const jobConfig = applied?.config ?? loaded.config;
-    const { buildPlan, planDocument, renderPlanTable } = await import('../plan/index.js');
+    const { buildPlan } = await import('../plan/build.js');
     const plan = buildPlan({ ...loaded, config: jobConfig }, { extraArgs: fromFlags ? [] : extra });
     if (args.dryRun) {
+      const { planDocument, renderPlanTable } = await import('../plan/render.js');
       if (args.json) process.stdout.write(JSON.stringify(planDocument(plan), null, 2) + '\n');
       else process.stdout.write(renderPlanTable(plan));
       for (const w of plan.warnings) process.stderr.write(`warning: ${w}\n`);

@@ -11,7 +11,6 @@ import { schemaValidator } from './ajv.js';
 import { isLocalHost, localGpuCount } from './local-host.js';
 import { normalise, type NormaliseContext } from './normalise.js';
 import { applyOverrides } from './overrides.js';
-import { schemaProblems } from './schema-errors.js';
 import { ConfigSource } from './source.js';
 import type { LoadedConfig, RawConfig } from './types.js';
 import { yaml } from './yaml-lib.js';
@@ -101,7 +100,11 @@ async function validate(
   const written = structuredClone(doc);
 
   const validator = await schemaValidator();
-  if (!validator(doc)) throw new ConfigError(ordered(schemaProblems(validator.errors ?? [], doc, source)));
+  if (!validator(doc)) {
+    // loaded only for a config with problems: one module less on every launch
+    const { schemaProblems } = await import('./schema-errors.js');
+    throw new ConfigError(ordered(schemaProblems(validator.errors ?? [], doc, source)));
+  }
 
   const ctx: NormaliseContext = {
     file: where.file === '<command line>' ? './<command line>' : where.file,

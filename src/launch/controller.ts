@@ -16,7 +16,7 @@ import type { OutputSink } from './line-targets.js';
 import { LocalNode } from './local-node.js';
 import { sighupIgnoredAtStart } from './nohup.js';
 import { describeDecision, needsProbe, resolveJobBackend } from './backend.js';
-import { spawnChildAgent, StoreControl } from './store-node.js';
+import type { StoreControl } from './store-node.js';
 import { checkFixedPort } from './ports.js';
 import { createProgress } from './progress.js';
 import { renderFailure, type LaunchSummary } from './summary.js';
@@ -120,10 +120,11 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   try {
     const remoteSpecs = specs.filter((s) => !s.node.local);
     if (remoteSpecs.length || childAgent) {
+      const { StoreControl } = await import('./store-node.js');
       control = await StoreControl.open({ host: '127.0.0.1', port: store.port, jobKey }, onEvent, onLost, config.heartbeat);
     }
     for (const spec of specs.filter((s) => s.node.local)) {
-      if (childAgent) nodes.push(spawnChildAgent(spec, control!, console));
+      if (childAgent) nodes.push((await import('./store-node.js')).spawnChildAgent(spec, control!, console));
       else nodes.push(await LocalNode.create(spec, { host: '127.0.0.1', port: store.port, jobKey }, console, onEvent));
     }
     if (remoteSpecs.length) {
