@@ -134,9 +134,9 @@ void Team::attach(const std::vector<TeamMemberInfo>& members) {
   }
 }
 
-Team::Ctl& Team::ctl(int i) const { return *reinterpret_cast<Ctl*>(bases_[size_t(i)]); }
-uint8_t* Team::staging(int i) const { return bases_[size_t(i)] + stagingOffset(size_); }
-uint8_t* Team::smallSlot(int i, uint64_t seq) const { return bases_[size_t(i)] + smallOffset(size_) + (seq & 1) * kSmallBytes; }
+inline Team::Ctl& Team::ctl(int i) const { return *reinterpret_cast<Ctl*>(bases_[size_t(i)]); }
+inline uint8_t* Team::staging(int i) const { return bases_[size_t(i)] + stagingOffset(size_); }
+inline uint8_t* Team::smallSlot(int i, uint64_t seq) const { return bases_[size_t(i)] + smallOffset(size_) + (seq & 1) * kSmallBytes; }
 
 
 void Team::abort(const std::string& reason) { leave(kFailed, reason); }
@@ -210,7 +210,7 @@ void Team::waitOne(int i, std::atomic<uint64_t> Ctl::*field, uint64_t target, co
   waitUntil(i, [&c, field, target] { return (c.*field).load(std::memory_order_acquire) >= target; }, d);
 }
 
-bool Team::hasPosted(int i, uint64_t seq) const {
+inline bool Team::hasPosted(int i, uint64_t seq) const {
   // A member posts a round either through its control block or, for a small all-reduce, through the
   // header of that round's parity; either way its description of the op is then readable.
   const Ctl& c = ctl(i);
@@ -246,12 +246,12 @@ void Team::waitAllPosted(uint64_t seq, const Deadline& d) {
     if (i != me_) waitPosted(i, seq, d);
 }
 
-void Team::publish(std::atomic<uint64_t> Ctl::*field, uint64_t seq) {
+inline void Team::publish(std::atomic<uint64_t> Ctl::*field, uint64_t seq) {
   (ctl(me_).*field).store(seq, std::memory_order_release);
   ringBell(ctl(me_).bell);
 }
 
-uint64_t Team::beginRound() { return ++seq_; }
+inline uint64_t Team::beginRound() { return ++seq_; }
 
 void Team::post(const OpDesc& d) {
   ctl(me_).desc = d;

@@ -14,7 +14,7 @@
 namespace dtrain {
 
 int Deadline::msLeft() const {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(at - Clock::now()).count();
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(at() - Clock::now()).count();
   return left < 0 ? 0 : int(left);
 }
 

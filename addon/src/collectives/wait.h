@@ -10,12 +10,28 @@ namespace dtrain {
 
 using Clock = std::chrono::steady_clock;
 
+// Starts counting when first consulted, which is when a wait stops spinning: an op that never waits
+// (the small all-reduce, mostly) reads no clock, and a timeout runs at most that spin long.
 struct Deadline {
-  Clock::time_point at;
-  int64_t timeoutMs;
-  static Deadline in(int64_t ms) { return {Clock::now() + std::chrono::milliseconds(ms), ms}; }
-  bool passed() const { return Clock::now() >= at; }
+  int64_t timeoutMs = 0;
+  static Deadline in(int64_t ms) {
+    Deadline d;
+    d.timeoutMs = ms;
+    return d;
+  }
+  bool passed() const { return Clock::now() >= at(); }
   int msLeft() const;
+
+ private:
+  Clock::time_point at() const {
+    if (!started_) {
+      at_ = Clock::now() + std::chrono::milliseconds(timeoutMs);
+      started_ = true;
+    }
+    return at_;
+  }
+  mutable Clock::time_point at_{};
+  mutable bool started_ = false;
 };
 
 // A shared-memory doorbell: whoever changes state another process may wait on rings its own bell.
