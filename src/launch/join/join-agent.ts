@@ -82,8 +82,9 @@ export async function runJoinAgent(req: JoinAgentRequest): Promise<number> {
     await desk.close().catch(() => {});
     throw new StartError(answer.message);
   }
-  // the controller knows the store by its own address; this node reaches it where it joined
-  const spec: AgentSpec = { ...answer, store: { kind: 'tcp', host: req.host, port: req.port } };
+  // The spec comes without the job key (it would cross the network in clear): this node has it from its
+  // secret file. The controller knows the store by its own address; this node reaches it where it joined.
+  const spec: AgentSpec = { ...answer, job_key: req.jobKey.toString('base64'), store: { kind: 'tcp', host: req.host, port: req.port } };
   const nodeRank = spec.node.node_rank;
   const records = new StoreRecordWriter(desk, nodeRank);
   records.on('error', () => {}); // the controller is gone: runAgent notices and ends the node

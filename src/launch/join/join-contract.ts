@@ -13,7 +13,9 @@
  *
  *   ctl/join/count            counter: an agent ADDs 1 and registers under index n-1
  *   ctl/join/agent/<i>        agent → controller: JoinRegistration (JSON)
- *   ctl/join/spec/<i>         controller → agent i: its AgentSpec (`{"type":"spec"...}`), or
+ *   ctl/join/spec/<i>         controller → agent i: its AgentSpec (`{"type":"spec"...}`) with job_key
+ *                             empty (store frames are authenticated, not encrypted; the agent has the
+ *                             key from its secret file), or
  *                             `{"type":"refused","message":...}` (the agent prints it and exits 3)
  *   ctl/join/refused/<i>      agent i → controller: it read its refusal; a refusing controller waits a
  *                             moment for these before it closes the store, so no refusal is lost

@@ -21,8 +21,10 @@ export function joinSpawner(desk: JoinDesk, agents: JoinedAgent[], heartbeatMs: 
       const nodeRank = spec.node.node_rank;
       const agent = agents[nodeRank]!;
       const records = new StoreRecordReader(desk.client, nodeRank, ctx.console);
-      // the agent dials the store at the address it joined with: this field is not used
-      const sent: AgentSpec = { ...spec, store: { kind: 'tcp', host: '', port: ctx.store.port } };
+      // The store's frames are authenticated, not encrypted: the key, which the agent has from its
+      // secret file anyway, must not cross the network in the spec. The store address is not used
+      // either: the agent dials the store where it joined.
+      const sent: AgentSpec = { ...spec, job_key: '', store: { kind: 'tcp', host: '', port: ctx.store.port } };
       let released = false;
       // The agent's registration connection closing before its JoinDone means the agent is gone (killed,
       // crashed): lose the node now, as srun and SSH spawners do, rather than after heartbeat.timeout.
