@@ -1,6 +1,6 @@
 """PyTorch Gloo side of scripts/bench/collectives.mjs: all-reduce (sum, float32) timed like the dtrain worker.
-Run as: /usr/bin/python3 scripts/bench/collectives-gloo.py 2 4096,16777216 (starts its own ranks).
-Prints one JSON line per size from rank 0."""
+Run as: /usr/bin/python3 scripts/bench/collectives-gloo.py 2 4096,16777216 [chunks] (starts its own ranks).
+Prints one JSON line per size from rank 0; chunks as in collectives-mpi.py."""
 import json
 import os
 import socket
@@ -16,7 +16,7 @@ def iters_for(nbytes):
     return max(20, min(20000, int(2e8 // max(nbytes, 4096))))
 
 
-def worker(rank, world, port, sizes):
+def worker(rank, world, port, sizes, chunks):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
@@ -26,11 +26,15 @@ def worker(rank, world, port, sizes):
         iters = iters_for(nbytes)
         for _ in range(max(5, iters // 10)):
             dist.all_reduce(t)
-        dist.barrier()
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            dist.all_reduce(t)
-        seconds = (time.perf_counter() - t0) / iters
+        n_chunks = max(1, min(chunks, iters))
+        per_chunk = iters // n_chunks
+        seconds = float("inf")
+        for _ in range(n_chunks):
+            dist.barrier()
+            t0 = time.perf_counter()
+            for _ in range(per_chunk):
+                dist.all_reduce(t)
+            seconds = min(seconds, (time.perf_counter() - t0) / per_chunk)
         dist.barrier()
         if rank == 0:
             algbw = nbytes / seconds / 1e9
@@ -42,10 +46,11 @@ def worker(rank, world, port, sizes):
 def main():
     world = int(sys.argv[1])
     sizes = [int(s) for s in sys.argv[2].split(",")]
+    chunks = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(worker, args=(world, port, sizes), nprocs=world, join=True)
+    mp.spawn(worker, args=(world, port, sizes, chunks), nprocs=world, join=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """OpenMPI side of scripts/bench/collectives.mjs: all-reduce (sum, float32) timed like the dtrain worker.
-Run as: mpirun --allow-run-as-root -np 2 /usr/bin/python3 scripts/bench/collectives-mpi.py 4096,16777216
-Prints one JSON line per size from rank 0."""
+Run as: mpirun --allow-run-as-root -np 2 /usr/bin/python3 scripts/bench/collectives-mpi.py 4096,16777216 [chunks]
+Prints one JSON line per size from rank 0. With chunks > 1 the iterations are timed in that many chunks and
+the fastest chunk counts (as the dtrain worker does with BENCH_CHUNKS)."""
 import json
 import sys
 import time
@@ -16,6 +17,7 @@ def iters_for(nbytes):
 def main():
     comm = MPI.COMM_WORLD
     sizes = [int(s) for s in sys.argv[1].split(",")]
+    chunks = int(sys.argv[2]) if len(sys.argv) > 2 else 1
     n = comm.Get_size()
     for nbytes in sizes:
         count = max(1, nbytes // 4)
@@ -24,11 +26,14 @@ def main():
         iters = iters_for(nbytes)
         for _ in range(max(5, iters // 10)):
             comm.Allreduce(send, recv, op=MPI.SUM)
-        comm.Barrier()
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            comm.Allreduce(send, recv, op=MPI.SUM)
-        seconds = (time.perf_counter() - t0) / iters
+        per_chunk = iters // max(1, min(chunks, iters))
+        seconds = float("inf")
+        for _ in range(max(1, min(chunks, iters))):
+            comm.Barrier()
+            t0 = time.perf_counter()
+            for _ in range(per_chunk):
+                comm.Allreduce(send, recv, op=MPI.SUM)
+            seconds = min(seconds, (time.perf_counter() - t0) / per_chunk)
         comm.Barrier()
         if comm.Get_rank() == 0:
             algbw = nbytes / seconds / 1e9

@@ -2,7 +2,8 @@
  * The worker `dtrain bench` and scripts/bench/collectives run on every rank: times one collective over a
  * range of sizes (nccl-tests conventions) and prints, from rank 0, one JSON line per size. Configured by
  * environment: BENCH_OP, BENCH_SIZES (bytes, comma separated), BENCH_ALLOC=1 (dist.alloc buffers),
- * BENCH_ITERS, BENCH_WARMUP.
+ * BENCH_ITERS, BENCH_CHUNKS (time the iterations in this many chunks and keep the fastest chunk: on a
+ * shared machine one preemption otherwise decides a small message's figure; default 1, the mean).
  */
 import { init } from './init.js';
 import type { Group } from './types.js';
@@ -59,10 +60,15 @@ async function main(): Promise<void> {
       : g.broadcast(a, { root: 0 });
     const iters = itersFor(bytes);
     for (let i = 0; i < Math.max(5, Math.floor(iters / 10)); i++) await run();
-    await g.barrier();
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < iters; i++) await run();
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9 / iters;
+    const chunks = Math.max(1, Math.min(iters, Number(process.env.BENCH_CHUNKS ?? 1) || 1));
+    const perChunk = Math.floor(iters / chunks);
+    let seconds = Infinity;
+    for (let c = 0; c < chunks; c++) {
+      await g.barrier();
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < perChunk; i++) await run();
+      seconds = Math.min(seconds, Number(process.hrtime.bigint() - t0) / 1e9 / perChunk);
+    }
     await g.barrier();
     const opName = { all_reduce: 'allReduce', reduce_scatter: 'reduceScatter', all_gather: 'allGather', broadcast: 'broadcast' }[op];
     const used = g.stats().filter((s) => s.op === opName).pop();
