@@ -41,6 +41,15 @@ void Engine::stop() {
   tsfn_.Release();
 }
 
+std::vector<Job*> Engine::takeUnfinished() {
+  std::vector<Job*> jobs(active_.begin(), active_.end());
+  active_.clear();
+  std::lock_guard<std::mutex> lock(mutex_);
+  jobs.insert(jobs.end(), queue_.begin(), queue_.end());
+  queue_.clear();
+  return jobs;
+}
+
 bool Engine::idle() { return collectivesPending_.load(std::memory_order_acquire) == 0; }
 
 void Engine::submit(Napi::Env env, Job* job) {

@@ -48,6 +48,8 @@ class Engine {
   bool idle();
   void submit(Napi::Env env, Job* job);
   void stop();
+  // After stop(): the jobs that never finished (queued, or p2p in flight), handed to the caller.
+  std::vector<Job*> takeUnfinished();
 
  private:
   void loop();

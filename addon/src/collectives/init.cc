@@ -245,6 +245,11 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
 Napi::Value Close(const Napi::CallbackInfo& info) {
   if (!runtime) return info.Env().Undefined();
   runtime->engine->stop();
+  // Ops still pending (a receive nobody will send to) settle instead of hanging their awaiters.
+  for (Job* j : runtime->engine->takeUnfinished()) {
+    j->deferred.Reject(Napi::Error::New(info.Env(), "dtrain: dist.close() was called while this op was pending").Value());
+    delete j;
+  }
   runtime->groups.clear();
   runtime.reset();
   return info.Env().Undefined();

@@ -44,6 +44,13 @@ for (const [transport, nodes] of layouts) {
     t.ok(waiting.elapsedMs >= 900 && waiting.elapsedMs < 3000, `timed out after ${waiting.elapsedMs} ms`);
   });
 
+  t.test(`${transport}: dist.close() rejects a receive still pending instead of leaving it hanging`, async (t) => {
+    const res = await runWorkers({ nodes, script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'close-pending' } });
+    t.equal(res[0]!.code, 0, res[0]!.stderr);
+    t.equal(res[0]!.report.error, 'dtrain: dist.close() was called while this op was pending');
+    t.ok(res[0]!.report.elapsedMs < 900, `settled after ${res[0]!.report.elapsedMs} ms, before the peer even woke`);
+  });
+
   t.test(`${transport}: recv names a send whose tag differs`, async (t) => {
     const res = await runWorkers({ nodes, script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'recv-mismatch' } });
     t.match(res[1]!.report.error, /recv mismatch on group world: rank 0 sent send\(float32 x 16, tag 1\), this rank expected send\(float32 x 16, tag 2\)/);
