@@ -15,7 +15,7 @@ import { StoreClient } from '../store/index.js';
 import { StartError } from '../util/errors.js';
 import type { AgentSpec } from './agent-contract.js';
 import { driverLibraryMayLoad } from './driver-library.js';
-import { getForever } from './local-node.js';
+import { getForever } from './store-wait.js';
 
 export type JobBackend = 'cpu' | 'nccl';
 

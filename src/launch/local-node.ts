@@ -10,26 +10,19 @@ import { join } from 'node:path';
 import { StoreClient, StoreProxy } from '../store/index.js';
 import type { AgentEvent, AgentSpec, ForwardedSignal } from './agent-contract.js';
 import { controlKeys } from './agent-contract.js';
+import { getForever } from './store-wait.js';
 import { NodeAgent, type AgentLink } from './agent.js';
 import { backendLink } from './backend.js';
 import type { OutputSink } from './line-targets.js';
 import type { NodeHandle } from './supervisor.js';
 
+// agent-process, store-node and join mode import it from here
+export { getForever };
+
 export interface StoreAccess {
   host: string;
   port: number;
   jobKey: Buffer;
-}
-
-/** Waits for a key with blocking GETs, however long it takes (each GET is bounded by the client). */
-export async function getForever(client: StoreClient, key: string, chunkMs = 30000): Promise<Buffer> {
-  for (;;) {
-    try {
-      return await client.get(key, chunkMs);
-    } catch (err) {
-      if ((err as Error).name !== 'StoreTimeoutError') throw err;
-    }
-  }
 }
 
 /**
