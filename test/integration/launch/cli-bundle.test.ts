@@ -1,0 +1,104 @@
+// dist/cli-bundle.js (scripts/build/bundle-cli.js): the CLI's modules in one file. Built here into a scratch
+// folder; every bundled module must export what the module tsc built exports, a launch through it must
+// behave as one through the modules, and bin/dtrain must use it only while it matches dist/.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import t from 'tap';
+import { built, root } from '../../helpers/launch.js';
+
+let hasTs = true;
+try {
+  createRequire(import.meta.url).resolve('typescript');
+} catch {
+  hasTs = false;
+}
+const skip = (!built() && 'run npx tsc -p . first') || (!hasTs && 'typescript is not installed');
+
+// Under dist/ like the real one: packages resolve from the project's node_modules.
+const out = built() ? mkdtempSync(join(root, 'dist', '.bundle-test-')) : tmpdir();
+t.teardown(() => void (out !== tmpdir() && rmSync(out, { recursive: true, force: true })));
+const bundleUrl = pathToFileURL(join(out, 'cli-bundle.js')).href;
+
+t.test('the bundler writes the bundle and its manifest', { skip }, async (t) => {
+  const r = spawnSync(process.execPath, [join(root, 'scripts/build/bundle-cli.js'), '--out', out], { encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /bundle-cli: wrote .*cli-bundle\.js \(\d+ modules/);
+  t.ok(existsSync(join(out, 'cli-bundle.json')));
+});
+
+t.test('every bundled module exports the names and kinds of the module tsc built', { skip }, async (t) => {
+  // in plain node: the test runner's own module hooks would load the bundle differently
+  const code = `
+    const b = await import(${JSON.stringify(bundleUrl)});
+    const shape = (m) => Object.fromEntries(Object.keys(m).sort().map((k) => [k, typeof m[k]]));
+    const out = {};
+    for (const id of b.moduleIds) {
+      out[id] = { bundled: shape(await b.loadModule(id)), built: shape(await import(new URL(id, ${JSON.stringify(pathToFileURL(join(root, 'dist')).href + '/')}))) };
+    }
+    process.stdout.write(JSON.stringify(out));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  t.equal(r.status, 0, r.stderr);
+  const shapes = JSON.parse(r.stdout) as Record<string, { bundled: object; built: object }>;
+  t.ok(Object.keys(shapes).length > 50);
+  t.ok('cli/main.js' in shapes && 'launch/controller.js' in shapes);
+  for (const [id, { bundled, built: tsc }] of Object.entries(shapes)) t.same(bundled, tsc, id);
+});
+
+/** The CLI through the scratch bundle, in its own process (as bin/dtrain runs it). */
+function viaBundle(args: string[], cwd: string) {
+  const code = `import(${JSON.stringify(bundleUrl)}).then((b) => b.loadMain()).then((m) => m.main(${JSON.stringify(args)}))`;
+  return spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+}
+
+t.test('a launch through the bundle: workers, output, exit codes and error lines as through the modules', { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dtrain-bundle-run-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ok = viaBundle(['launch', '--nproc-per-node', '2', '--set', `logs.dir=${dir}/logs`, '--', 'sh', '-c', 'echo "rank $RANK of $WORLD_SIZE"'], dir);
+  t.equal(ok.status, 0, ok.stderr);
+  t.match(ok.stdout, /\[rank 0\] rank 0 of 2/);
+  t.match(ok.stdout, /\[rank 1\] rank 1 of 2/);
+  const failed = viaBundle(['launch', '--nproc-per-node', '2', '--set', `logs.dir=${dir}/logs`, '--', 'sh', '-c', 'exit 3'], dir);
+  t.equal(failed.status, 1, 'a failed worker: exit 1');
+  t.match(failed.stderr, /exited with code 3/);
+  const bad = viaBundle(['launch', '--nproc-per-node', '2', '--set', 'restarts.max=lots', '--', 'true'], dir);
+  t.equal(bad.status, 2, 'a ConfigError is recognised as one: exit 2');
+  t.match(bad.stderr, /restarts\.max/);
+  t.notMatch(bad.stderr, /internal error/);
+  const usage = viaBundle(['launch', '--bogus'], dir);
+  t.equal(usage.status, 2);
+  t.match(usage.stderr, /Unknown argument: bogus/);
+  const file = join(dir, 'job.yaml');
+  writeFileSync(file, 'entrypoint: [python3, train.py]\nnproc_per_node: 2\n');
+  const dry = viaBundle(['validate', file, '--json'], dir);
+  t.equal(dry.status, 0, dry.stderr);
+  t.equal(JSON.parse(dry.stdout).world_size, 2);
+});
+
+t.test('bin/dtrain uses a bundle only while every input has the mtime it was built from', { skip }, async (t) => {
+  const { bundleIsCurrent } = await import('../../../src/cli/entry.js');
+  const dir = mkdtempSync(join(tmpdir(), 'dtrain-bundle-fresh-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'cli'));
+  writeFileSync(join(dir, 'cli', 'main.js'), 'export {};\n');
+  writeFileSync(join(dir, 'cli-bundle.js'), '');
+  const { statSync } = await import('node:fs');
+  const manifest = () => writeFileSync(join(dir, 'cli-bundle.json'), JSON.stringify({ inputs: { 'cli/main.js': statSync(join(dir, 'cli', 'main.js')).mtimeMs } }));
+  manifest();
+  const url = pathToFileURL(dir + '/');
+  t.ok(bundleIsCurrent(url), 'fresh');
+  utimesSync(join(dir, 'cli', 'main.js'), new Date(), new Date(Date.now() + 5000));
+  t.notOk(bundleIsCurrent(url), 'an input rebuilt since (tsc): the modules');
+  manifest();
+  t.ok(bundleIsCurrent(url));
+  rmSync(join(dir, 'cli-bundle.js'));
+  t.notOk(bundleIsCurrent(url), 'no bundle: the modules');
+  writeFileSync(join(dir, 'cli-bundle.js'), '');
+  process.env.DTRAIN_NO_BUNDLE = '1';
+  t.teardown(() => delete process.env.DTRAIN_NO_BUNDLE);
+  t.notOk(bundleIsCurrent(url), 'DTRAIN_NO_BUNDLE=1: the modules');
+  void readFileSync;
+});
