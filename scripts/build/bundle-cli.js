@@ -68,6 +68,8 @@ function packageType(dir) {
 
 /** One module: its factory body, its static dependencies (ids), dynamic ones, and ES-only packages. */
 function transform(id) {
+  // mtime before contents: a file rewritten while the bundle is made then reads as changed, never as current
+  const mtime = statSync(fileOf(id)).mtimeMs;
   const text = readFileSync(fileOf(id), 'utf8');
   const clash = /\b(__exports|__meta_url|__req|__dyn|__require|__ext|__star|__import|__default|__m\d+)\b/.exec(text);
   if (clash) throw new Refused(`${id} uses ${clash[1]}, a name the bundle gives its own bindings`);
@@ -183,7 +185,7 @@ function transform(id) {
   edits.sort((a, b) => b[0] - a[0]);
   let body = text.replace(/\n\/\/# sourceMappingURL=.*\s*$/, '\n');
   for (const [s, e, r] of edits) body = body.slice(0, s) + r + body.slice(e);
-  return { body: body + (exportLines.length ? exportLines.join('\n') + '\n' : ''), deps, dynamic, esOnly };
+  return { body: body + (exportLines.length ? exportLines.join('\n') + '\n' : ''), deps, dynamic, esOnly, mtime };
 }
 
 function build() {
@@ -266,7 +268,7 @@ function build() {
   // "use strict": module code is strict, a Function body is not unless it says so
   for (const [id, m] of mods) out.push(`${JSON.stringify(id)}: ${JSON.stringify('"use strict";\n' + m.body)},`);
   out.push('};', '');
-  const inputs = Object.fromEntries([...mods.keys()].map((id) => [id, statSync(fileOf(id)).mtimeMs]));
+  const inputs = Object.fromEntries([...mods].map(([id, m]) => [id, m.mtime]));
   return { code: out.join('\n'), inputs, count: mods.size };
 }
 
