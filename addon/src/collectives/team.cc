@@ -136,8 +136,9 @@ void Team::attach(const std::vector<TeamMemberInfo>& members) {
 
 inline Team::Ctl& Team::ctl(int i) const { return *reinterpret_cast<Ctl*>(bases_[size_t(i)]); }
 inline uint8_t* Team::staging(int i) const { return bases_[size_t(i)] + stagingOffset(size_); }
-inline uint8_t* Team::smallSlot(int i, uint64_t seq) const { return bases_[size_t(i)] + smallOffset(size_) + (seq & 1) * kSmallBytes; }
-
+inline uint8_t* Team::smallSlot(int i, uint64_t seq) const {
+  return bases_[size_t(i)] + smallOffset(size_) + (seq & 1) * kSmallBytes;
+}
 
 void Team::abort(const std::string& reason) { leave(kFailed, reason); }
 
@@ -371,8 +372,9 @@ const char* Team::allReduce(void* buf, size_t count, DType t, RedOp op, int avgD
     for (int i = 0; i < size_; ++i) in[i] = i == me_ ? slot : smallSlot(i, seq);
     reduceInto(user, in, size_, count, t, op);
     if (op == RedOp::avg) scaleForAvg(user, count, t, avgDivisor);
-    // for a following op of another kind, which waits until everyone stopped reading its peers
-    (ctl(me_).done).store(seq, std::memory_order_release);
+    // for a following op of another kind, which waits (maybe asleep on the bell) until everyone
+    // stopped reading its peers
+    publish(&Ctl::done, seq);
     lastSmall_ = seq;
     return "one-step";
   }
