@@ -114,7 +114,15 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const signals = handledSignals.filter((s) => s !== 'SIGHUP' || !sighupIgnoredAtStart());
   for (const s of signals) process.on(s, onSignal);
   let control: StoreControl | null = null;
-  const onLost = (n: number, why: string) => (supervisor ? supervisor.nodeLost(n, why) : early.push((s) => s.nodeLost(n, why)));
+  // A node lost before the backend decision never reports its GPU probe: stop waiting for it then.
+  let lostWhileStarting: (err: Error) => void = () => {};
+  const lostBeforeDecision = new Promise<never>((_, reject) => (lostWhileStarting = reject));
+  lostBeforeDecision.catch(() => {});
+  const onLost = (n: number, why: string) => {
+    if (supervisor) return supervisor.nodeLost(n, why);
+    early.push((s) => s.nodeLost(n, why));
+    lostWhileStarting(new StartError(`node ${n} was lost while the job started: ${why}`));
+  };
   // Measuring aid: DTRAIN_LOCAL_AGENT=child runs this machine's agent as a child process (slower).
   const childAgent = process.env.DTRAIN_LOCAL_AGENT === 'child';
   try {
@@ -133,7 +141,10 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     }
     nodes.sort((a, b) => a.nodeRank - b.nodeRank);
     if (needsProbe(config.backend)) {
-      const decision = await resolveJobBackend({ store: { host: '127.0.0.1', port: store.port, jobKey }, nodes: plan.nodes, requested: config.backend, timeoutMs: config.rendezvous.timeout });
+      const decision = await Promise.race([
+        resolveJobBackend({ store: { host: '127.0.0.1', port: store.port, jobKey }, nodes: plan.nodes, requested: config.backend, timeoutMs: config.rendezvous.timeout }),
+        lostBeforeDecision,
+      ]);
       progress.note(describeDecision(config.backend, decision));
     }
     supervisor = new Supervisor({
