@@ -44,6 +44,13 @@ for (const [transport, nodes] of layouts) {
     t.ok(waiting.elapsedMs >= 900 && waiting.elapsedMs < 3000, `timed out after ${waiting.elapsedMs} ms`);
   });
 
+  t.test(`${transport}: a peer that closed its runtime (still alive) fails the op promptly, naming it`, async (t) => {
+    const res = await runWorkers({ nodes, script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'closed-peer' } });
+    const survivor = res[0]!.report;
+    t.match(survivor.error, transport === 'shm' ? /rank 1 closed group world \(dist\.close\(\)\)/ : /rank 1 closed its connection/);
+    t.ok(survivor.elapsedMs < 2500, `failed after ${survivor.elapsedMs} ms, while the peer process still ran`);
+  });
+
   t.test(`${transport}: dist.close() rejects a receive still pending instead of leaving it hanging`, async (t) => {
     const res = await runWorkers({ nodes, script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'close-pending' } });
     t.equal(res[0]!.code, 0, res[0]!.stderr);
