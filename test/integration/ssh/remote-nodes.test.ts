@@ -101,6 +101,12 @@ t.test('spec on stdin, forward_env below the plan, records and diagnostics attri
   inHost(bed.hosts[1]!, ['ip', 'link', 'set', 'eth0', 'up']);
 
   await remote.close();
-  t.same(strayPids(bed.hosts[0]!), [], 'close() ended the agent on the connected host');
+  // close() resolves once the agent exited; sshd's own session process may need a moment more
+  let left = strayPids(bed.hosts[0]!);
+  for (let i = 0; i < 30 && left.length; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = strayPids(bed.hosts[0]!);
+  }
+  t.same(left, [], 'close() ended the agent on the connected host');
   t.same(lost.length, 1, 'closing is not a loss');
 });
