@@ -9,9 +9,9 @@
 namespace dtrain {
 
 Engine::Engine(Napi::Env env) {
-  tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                                        "dtrain-progress", 0, 1);
-  tsfn_.Unref(env);  // an idle engine must not keep the process alive
+  delivery_->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                                  "dtrain-progress", 0, 1);
+  delivery_->tsfn.Unref(env);  // an idle engine must not keep the process alive
   thread_ = std::thread([this] {
     // Nothing may leave this thread: an escaping exception is std::terminate, which aborts the worker
     // (and with it every rank waiting on it). A failure of the engine itself rejects what it holds.
@@ -38,7 +38,7 @@ void Engine::stop() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
-  tsfn_.Release();
+  delivery_->tsfn.Release();
 }
 
 std::vector<Job*> Engine::takeUnfinished() {
@@ -53,7 +53,7 @@ std::vector<Job*> Engine::takeUnfinished() {
 bool Engine::idle() { return collectivesPending_.load(std::memory_order_acquire) == 0; }
 
 void Engine::submit(Napi::Env env, Job* job) {
-  if (pending_++ == 0) tsfn_.Ref(env);
+  if (delivery_->pending++ == 0) delivery_->tsfn.Ref(env);
   if (job->run) collectivesPending_.fetch_add(1, std::memory_order_acq_rel);
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -63,11 +63,12 @@ void Engine::submit(Napi::Env env, Job* job) {
 }
 
 void Engine::complete(Job* job) {
-  tsfn_.BlockingCall(job, [this](Napi::Env env, Napi::Function, Job* j) {
+  std::shared_ptr<Delivery> d = delivery_;
+  d->tsfn.BlockingCall(job, [d](Napi::Env env, Napi::Function, Job* j) {
     if (j->error.empty()) j->deferred.Resolve(env.Undefined());
     else j->deferred.Reject(Napi::Error::New(env, j->error).Value());
     delete j;  // releases the buffers' references on the JS thread
-    if (--pending_ == 0) tsfn_.Unref(env);
+    if (--d->pending == 0) d->tsfn.Unref(env);
   });
 }
 

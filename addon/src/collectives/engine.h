@@ -69,8 +69,13 @@ class Engine {
   // collectives submitted and not finished: idle() reads it without the lock on every small op
   std::atomic<int> collectivesPending_{0};
   bool stopping_ = false;
-  int pending_ = 0;  // touched on the JS thread only
-  Napi::ThreadSafeFunction tsfn_;
+  // What completion callbacks touch. Shared with them because it must outlive the engine: a callback
+  // queued just before dist.close() runs on the JS thread after the engine is gone.
+  struct Delivery {
+    int pending = 0;  // jobs submitted and not yet settled; touched on the JS thread only
+    Napi::ThreadSafeFunction tsfn;
+  };
+  std::shared_ptr<Delivery> delivery_ = std::make_shared<Delivery>();
   std::thread thread_;
 };
 

@@ -51,6 +51,16 @@ for (const [transport, nodes] of layouts) {
     t.ok(survivor.elapsedMs < 2500, `failed after ${survivor.elapsedMs} ms, while the peer process still ran`);
   });
 
+  t.test(`${transport}: dist.close() while a large all-reduce runs: it finishes and settles, no crash`, async (t) => {
+    for (let i = 0; i < 3; i++) {
+      const res = await runWorkers({ nodes, script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'close-inflight' } });
+      for (const r of res) {
+        t.equal(r.code, 0, `rank ${r.rank}: ${r.signal ?? ''} ${r.stderr.slice(-500)}`);
+        t.equal(r.report?.sum, 2, `rank ${r.rank} got the sum`);
+      }
+    }
+  });
+
   t.test(`${transport}: dist.close() rejects a receive still pending instead of leaving it hanging`, async (t) => {
     const res = await runWorkers({ nodes, script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'close-pending' } });
     t.equal(res[0]!.code, 0, res[0]!.stderr);
