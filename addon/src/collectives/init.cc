@@ -244,7 +244,9 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
 
 Napi::Value Close(const Napi::CallbackInfo& info) {
   if (!runtime) return info.Env().Undefined();
+  setClosing(true);
   runtime->engine->stop();
+  setClosing(false);
   // Ops still pending (a receive nobody will send to) settle instead of hanging their awaiters.
   for (Job* j : runtime->engine->takeUnfinished()) {
     j->deferred.Reject(Napi::Error::New(info.Env(), "dtrain: dist.close() was called while this op was pending").Value());

@@ -45,10 +45,11 @@ void runTransfers(std::vector<Xfer>& xs, const Deadline& d, const std::function<
       cpuRelax();
       continue;
     }
-    if (d.passed()) {
+    if (closing() || d.passed()) {
       std::string who;
       for (auto& x : xs)
         if (x.done < x.len) who += (who.empty() ? "" : ", ") + std::to_string(x.ch->peerRank);
+      if (closing()) throw CollectiveError("dist.close() was called while this op waited for rank(s) " + who);
       throw CollectiveError("timed out after " + std::to_string(d.timeoutMs) + " ms waiting for rank(s) " + who +
                             " (collective_timeout; did every rank call the same op?)");
     }

@@ -172,6 +172,7 @@ std::string Team::peerGone(int i, const Deadline& d) {
   }
   if (!processAlive(pidfds_[size_t(i)], pids_[size_t(i)]))
     return who + " died (process " + std::to_string(pids_[size_t(i)]) + " exited) during an op on group " + groupName_;
+  if (closing()) return "dist.close() was called while this op on group " + groupName_ + " waited for " + who;
   if (d.passed())
     return "timed out after " + std::to_string(d.timeoutMs) + " ms on group " + groupName_ + " waiting for " + who +
            " (collective_timeout; did every rank call the same op?)";

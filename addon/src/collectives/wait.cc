@@ -13,6 +13,13 @@
 
 namespace dtrain {
 
+namespace {
+std::atomic<bool> closingFlag{false};
+}  // namespace
+
+void setClosing(bool c) { closingFlag.store(c, std::memory_order_release); }
+bool closing() { return closingFlag.load(std::memory_order_acquire); }
+
 int Deadline::msLeft() const {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(at() - Clock::now()).count();
   return left < 0 ? 0 : int(left);

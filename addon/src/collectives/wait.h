@@ -34,6 +34,11 @@ struct Deadline {
   mutable bool started_ = false;
 };
 
+// Set by dist.close() while it stops the progress thread: a collective still waiting there for a
+// peer gives up at its next look instead of holding close() until collective_timeout.
+void setClosing(bool closing);
+bool closing();
+
 // A shared-memory doorbell: whoever changes state another process may wait on rings its own bell.
 struct Bell {
   std::atomic<uint32_t> value;

@@ -61,6 +61,14 @@ for (const [transport, nodes] of layouts) {
     }
   });
 
+  t.test(`${transport}: dist.close() during an op a peer never joins returns at once and rejects the op`, async (t) => {
+    const res = await runWorkers({ nodes, script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'close-stuck' } });
+    const zero = res[0]!.report;
+    t.equal(res[0]!.code, 0, res[0]!.stderr.slice(-500));
+    t.match(zero.error, /dist\.close\(\) was called while this op .*waited for rank/);
+    t.ok(zero.closeMs < 1000, `close() took ${zero.closeMs} ms, not the collective timeout`);
+  });
+
   t.test(`${transport}: dist.close() rejects a receive still pending instead of leaving it hanging`, async (t) => {
     const res = await runWorkers({ nodes, script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'close-pending' } });
     t.equal(res[0]!.code, 0, res[0]!.stderr);
