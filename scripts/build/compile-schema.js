@@ -13,6 +13,3 @@ const out = new URL('schema-validator.js', dist);
 writeFileSync(out, prelude + code);
 console.log(`compile-schema: wrote ${out.pathname}`);
 
-// The next build step, the one-file CLI (scripts/build/bundle-cli.js), runs from here until package.json's
-// build:ts names it itself.
-await import('./bundle-cli.js');

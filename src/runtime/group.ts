@@ -4,13 +4,15 @@
  * to the addon, which completes small ops inline and large ones from its progress thread.
  */
 import { collectivesNative, dtypeCode, reduceOpCode, type CollectivesNative, type NativeOpStat } from './native.js';
-import type { DType, Group, GroupOpStats, HostBuffer, OpOptions, ReduceOp } from './types.js';
+import type { CollectiveBuffer, DType, Group, GroupOpStats, HostBuffer, OpOptions, ReduceOp } from './types.js';
 
 export class CollectiveUsageError extends Error {
   override name = 'CollectiveUsageError';
 }
 
-export function dtypeOf(buf: HostBuffer, explicit: DType | undefined, what: string): DType {
+export function dtypeOf(buf: CollectiveBuffer, explicit: DType | undefined, what: string): DType {
+  if (!ArrayBuffer.isView(buf))
+    throw new CollectiveUsageError(`${what}: a DeviceBuffer needs the nccl backend; this group runs on the cpu backend (use a typed array)`);
   const natural: DType | undefined =
     buf instanceof Float32Array ? 'float32'
     : buf instanceof Float64Array ? 'float64'

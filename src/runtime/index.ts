@@ -4,3 +4,5 @@ export * from './init.js';
 export * from './optim/index.js';
 export * from './pipeline/index.js';
 export { DeviceBuffer } from './device/device-buffer.js';
+export { deviceAdamwStep } from './device/adamw.js';
+export { NcclOpError, type NcclGroup } from './nccl/group.js';

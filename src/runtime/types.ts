@@ -8,6 +8,17 @@ export type DType = 'float32' | 'float64' | 'int32' | 'int64' | 'bfloat16' | 'fl
 /** Uint16Array buffers carry bf16/fp16 and need an explicit dtype. */
 export type HostBuffer = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint16Array;
 
+/** GPU memory the NCCL backend operates on in place (DeviceBuffer satisfies it); the CPU backend refuses it. */
+export interface DeviceBufferLike {
+  readonly ptr: number;
+  readonly dtype: DType;
+  readonly length: number;
+  readonly device: number;
+}
+
+/** What group ops accept: host arrays everywhere, device buffers on the NCCL backend. */
+export type CollectiveBuffer = HostBuffer | DeviceBufferLike;
+
 export interface OpOptions {
   /** required for Uint16Array buffers: 'bfloat16' | 'float16' */
   dtype?: DType;
@@ -30,13 +41,13 @@ export interface Group {
   readonly size: number;
   /** global ranks of the members, in group-rank order */
   readonly ranks: readonly number[];
-  allReduce(buf: HostBuffer, opts?: OpOptions & { op?: ReduceOp }): Promise<void>;
-  reduceScatter(input: HostBuffer, output: HostBuffer, opts?: OpOptions & { op?: ReduceOp }): Promise<void>;
-  allGather(input: HostBuffer, output: HostBuffer, opts?: OpOptions): Promise<void>;
-  broadcast(buf: HostBuffer, opts: OpOptions & { root: number }): Promise<void>;
+  allReduce(buf: CollectiveBuffer, opts?: OpOptions & { op?: ReduceOp }): Promise<void>;
+  reduceScatter(input: CollectiveBuffer, output: CollectiveBuffer, opts?: OpOptions & { op?: ReduceOp }): Promise<void>;
+  allGather(input: CollectiveBuffer, output: CollectiveBuffer, opts?: OpOptions): Promise<void>;
+  broadcast(buf: CollectiveBuffer, opts: OpOptions & { root: number }): Promise<void>;
   /** point to point; `peer` is a rank inside this group */
-  send(buf: HostBuffer, opts: OpOptions & { peer: number; tag?: number }): Promise<void>;
-  recv(buf: HostBuffer, opts: OpOptions & { peer: number; tag?: number }): Promise<void>;
+  send(buf: CollectiveBuffer, opts: OpOptions & { peer: number; tag?: number }): Promise<void>;
+  recv(buf: CollectiveBuffer, opts: OpOptions & { peer: number; tag?: number }): Promise<void>;
   barrier(opts?: { timeoutMs?: number }): Promise<void>;
 }
 
