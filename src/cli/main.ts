@@ -8,14 +8,23 @@ import { packageVersion } from '../util/version.js';
 import { sighupIgnoredAtStart } from '../launch/nohup.js';
 import { launchCommand, quickLaunchArgs } from './launch.js';
 
-export async function main(argv: string[]): Promise<void> {
-  const wantsJson = argv.includes('--json');
+let processHooksInstalled = false;
+
+/** Process-wide listeners, added once however often main() runs in one process (tests call it many times). */
+function installProcessHooks(): void {
+  if (processHooksInstalled) return;
+  processHooksInstalled = true;
   // Started under nohup: stay deaf to SIGHUP as nohup meant (Node had put back the default, which exits).
   if (sighupIgnoredAtStart()) process.on('SIGHUP', () => {});
   // `dtrain schedule ... | head`: a reader that went away is not an error worth a stack trace.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE') throw err;
   });
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const wantsJson = argv.includes('--json');
+  installProcessHooks();
   try {
     // The common `dtrain launch` forms skip yargs: its import is a tenth of a small launch's time.
     const quick = argv[0] === 'launch' ? quickLaunchArgs(argv.slice(1)) : undefined;

@@ -62,8 +62,9 @@ t.test('two hosts join: node ranks by the listed hostnames, MASTER_ADDR is node 
   const envs = c.stderr.split('\n').filter((l) => l.includes('ENV ')).map((l) => JSON.parse(l.slice(l.indexOf('ENV ') + 4)) as Record<string, string>);
   t.equal(envs.length, 2, c.stderr);
   const byRank = new Map(envs.map((e) => [e.RANK, e]));
-  t.match(byRank.get('0'), { HOST_NAME: h2.name, GROUP_RANK: '0', MASTER_ADDR: h2.address, SUM: '3' });
-  t.match(byRank.get('1'), { HOST_NAME: h1.name, GROUP_RANK: '1', MASTER_ADDR: h2.address, SUM: '3' });
+  // dtrain's own all-reduce crossed the hosts over TCP (one rank per node: no shared memory between them)
+  t.match(byRank.get('0'), { HOST_NAME: h2.name, GROUP_RANK: '0', MASTER_ADDR: h2.address, SUM: '3', TRANSPORT: 'tcp' });
+  t.match(byRank.get('1'), { HOST_NAME: h1.name, GROUP_RANK: '1', MASTER_ADDR: h2.address, SUM: '3', TRANSPORT: 'tcp' });
 });
 
 t.test('PyTorch DDP (gloo, env://) across the joined hosts', { skip: existsSync('/usr/bin/python3') ? false : 'needs /usr/bin/python3 with torch' }, async (t) => {

@@ -69,7 +69,10 @@ t.test('a spinner on a TTY only', { skip: (!built() && 'run npx tsc -p . first')
   const dir = tempDir(t);
   // script(1) gives dtrain a pty; stty sizes it (an unsized pty reports 0 columns).
   const cmd = `stty cols 100 rows 30; ${process.execPath} ${dtrainBin} launch --nproc-per-node 2 --set logs.dir=${dir}/logs -- sh -c 'sleep 0.5'`;
-  const tty = spawnSync('script', ['-qec', cmd, '/dev/null'], { cwd: dir, encoding: 'utf8', timeout: 30000, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', TERM: 'xterm' } });
+  // ora stays still where CI is set (is-interactive), whatever the stream: this asks for the interactive case.
+  const { CI: _ci, ...rest } = process.env;
+  const ttyEnv = { ...rest, NO_COLOR: '1', TERM: 'xterm' };
+  const tty = spawnSync('script', ['-qec', cmd, '/dev/null'], { cwd: dir, encoding: 'utf8', timeout: 30000, stdio: ['ignore', 'pipe', 'pipe'], env: ttyEnv });
   t.equal(tty.status, 0, tty.stderr);
   t.match(tty.stdout, /2\/2 workers running/);
   t.match(tty.stdout, /\x1b\[\?25l/, 'ora hides the cursor while spinning');
