@@ -12,9 +12,10 @@ work=$(mktemp -d /tmp/dtrain-bench-launch-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mpi="mpirun --allow-run-as-root --oversubscribe -np 4 /bin/true"
 args="launch --nproc-per-node 4 --set logs.dir=$work/logs -- /bin/true"
-dt="node $root/bin/dtrain $args"
+# As users run it (npx, PATH): the executable, whose shell line runs before Node.
+dt="$root/bin/dtrain $args"
 set -- -n mpirun "$mpi" -n dtrain "$dt" -n dtrain-child-agent "env DTRAIN_LOCAL_AGENT=child $dt"
-if [ -n "${DTRAIN_BASELINE:-}" ]; then set -- "$@" -n baseline "node $DTRAIN_BASELINE/bin/dtrain $args"; fi
+if [ -n "${DTRAIN_BASELINE:-}" ]; then set -- "$@" -n baseline "$DTRAIN_BASELINE/bin/dtrain $args"; fi
 cd "$work"
 hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/r.json" "$@" >&2 || true
 node -e '

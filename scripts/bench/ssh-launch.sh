@@ -36,7 +36,7 @@ spawner_cmd="node scripts/bench/ssh-launch-driver.mjs $bed/testbed.json $agent"
   echo "nodes:"
   node -e 'for (const h of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).hosts) console.log(`  - {host: "${h.address}", slots: 1}`)' "$bed/testbed.json"
 } >"$out/job.yaml"
-launch_cmd="node bin/dtrain launch $out/job.yaml"
+launch_cmd="$PWD/bin/dtrain launch $out/job.yaml"
 # Each must work before it is timed.
 $pdsh_cmd >/dev/null
 $spawner_cmd

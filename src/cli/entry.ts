@@ -11,6 +11,7 @@ type Main = typeof import('./main.js');
 const dist = new URL('../', import.meta.url);
 
 export async function run(argv: string[]): Promise<void> {
+  restoreHeldEnvironment();
   const { main } = bundleIsCurrent() ? await loadBundle() : await import('./main.js');
   await main(argv);
 }
@@ -31,4 +32,15 @@ async function loadBundle(): Promise<Main> {
   // A variable specifier: the bundle exists only after the build step.
   const bundle = (await import(new URL('cli-bundle.js', dist).href)) as { loadMain(): Promise<Main> };
   return bundle.loadMain();
+}
+
+/**
+ * bin/dtrain's shell line held NODE_EXTRA_CA_CERTS back from this process (Node loads the file at start-up
+ * and dtrain makes no TLS connection); put it back before anything can start a child.
+ */
+export function restoreHeldEnvironment(env: NodeJS.ProcessEnv = process.env): void {
+  const held = env.DTRAIN_HELD_NODE_EXTRA_CA_CERTS;
+  if (held === undefined) return;
+  env.NODE_EXTRA_CA_CERTS = held;
+  delete env.DTRAIN_HELD_NODE_EXTRA_CA_CERTS;
 }
