@@ -32,6 +32,12 @@ export async function main(argv: string[]): Promise<void> {
       await launchCommand.handler(quick);
       return;
     }
+    // The constant command SSH and srun start on every node: no options to parse, so no yargs either.
+    if (argv.length === 2 && argv[0] === 'agent' && argv[1] === '--stdio') {
+      const { agentCommand } = await import('./agent.js');
+      await agentCommand.handler({ _: ['agent'], $0: 'dtrain', stdio: true });
+      return;
+    }
     const [{ default: yargs }, { commands }] = await Promise.all([import('yargs'), import('./commands.js')]);
     const parser = yargs(argv)
       .scriptName('dtrain')

@@ -213,6 +213,9 @@ function connectOne(target: SshTarget, opts: ConnectOptions, sock?: Duplex): Pro
       });
       client.on('close', () => fail(refusal ?? `${target.hostName}:${target.port} closed the connection during the SSH handshake`));
       client.connect(config);
+      // The channels carry small request/response frames (store RPCs, agent messages): Nagle plus the
+      // peer's delayed ACK would hold some of them back 40 ms each.
+      client.setNoDelay(true);
     })();
   });
 }

@@ -39,7 +39,7 @@ export function forwardStore(conn: SshConnection, store: StoreEndpoint): Promise
       client.on('tcp connection', (details, accept, rejectConn) => {
         if (details.destPort !== port) return rejectConn();
         const stream = accept();
-        const local = netConnect(store.port, store.host);
+        const local = netConnect({ port: store.port, host: store.host, noDelay: true });
         const closeBoth = () => {
           stream.destroy();
           local.destroy();
