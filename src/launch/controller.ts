@@ -97,7 +97,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     nnodes: plan.nodes.length,
     workdir: config.workdir,
     master: { addr: masterAddr, port: config.master.port },
-    store: { kind: 'tcp', host: '127.0.0.1', port: store.port },
+    store: { kind: 'tcp', host: store.localHost, port: store.port },
     job_key: jobKey.toString('base64'),
     restarts_max: config.restarts.max,
     heartbeat_interval_ms: config.heartbeat.interval,
@@ -129,11 +129,11 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     const remoteSpecs = specs.filter((s) => !s.node.local);
     if (remoteSpecs.length || childAgent) {
       const { StoreControl } = await import('./store-node.js');
-      control = await StoreControl.open({ host: '127.0.0.1', port: store.port, jobKey }, onEvent, onLost, config.heartbeat);
+      control = await StoreControl.open({ host: store.localHost, port: store.port, jobKey }, onEvent, onLost, config.heartbeat);
     }
     for (const spec of specs.filter((s) => s.node.local)) {
       if (childAgent) nodes.push((await import('./store-node.js')).spawnChildAgent(spec, control!, console));
-      else nodes.push(await LocalNode.create(spec, { host: '127.0.0.1', port: store.port, jobKey }, console, onEvent));
+      else nodes.push(await LocalNode.create(spec, { host: store.localHost, port: store.port, jobKey }, console, onEvent));
     }
     if (remoteSpecs.length) {
       if (!req.remote) throw new StartError(`nodes ${remoteSpecs.map((s) => s.node.host).join(', ')} are not this machine and no remote spawner is available`);
@@ -142,7 +142,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     nodes.sort((a, b) => a.nodeRank - b.nodeRank);
     if (needsProbe(config.backend)) {
       const decision = await Promise.race([
-        resolveJobBackend({ store: { host: '127.0.0.1', port: store.port, jobKey }, nodes: plan.nodes, requested: config.backend, timeoutMs: config.rendezvous.timeout }),
+        resolveJobBackend({ store: { host: store.localHost, port: store.port, jobKey }, nodes: plan.nodes, requested: config.backend, timeoutMs: config.rendezvous.timeout }),
         lostBeforeDecision,
       ]);
       progress.note(describeDecision(config.backend, decision));

@@ -68,6 +68,13 @@ export class StoreServer {
     };
   }
 
+  /** The address a client on this machine dials: the bound one, or loopback where it is a wildcard. */
+  get localHost(): string {
+    if (this.address === '0.0.0.0' || this.address === '') return '127.0.0.1';
+    if (this.address === '::') return '::1';
+    return this.address;
+  }
+
   /** Binds and starts serving. A taken or unusable fixed port is a StartError (exit 3), never a hang. */
   static async start(opts: StoreServerOptions): Promise<StoreServer> {
     try {

@@ -27,7 +27,7 @@ export function sshRemoteSpawner(config: JobConfig, err: NodeJS.WritableStream =
       nodes: ctx.specs.map((s) => s.node),
       settings,
       workdir: config.workdir,
-      store: { host: '127.0.0.1', port: ctx.store.port },
+      store: { host: ctx.store.localHost, port: ctx.store.port },
       ...(direct ? { directStore: direct } : {}),
       helloTimeoutMs: config.rendezvous.timeout,
       keepaliveIntervalMs: interval,

@@ -80,3 +80,14 @@ t.test('a spinner on a TTY only', { skip: (!built() && 'run npx tsc -p . first')
   t.match(plain.stderr, /^dtrain: 2\/2 workers running$/m);
   t.notMatch(plain.stderr, /\x1b/, 'no escape codes when not a TTY');
 });
+
+t.test('rendezvous.addr bound to one address: the controller and its agents dial that address', { skip }, async (t) => {
+  const dir = tempDir(t);
+  // 127.0.0.2 is this machine but not 127.0.0.1: a client that assumed loopback would be refused (exit 3).
+  const argv = ['launch', '--nproc-per-node', '2', '--set', 'rendezvous.addr=127.0.0.2', '--set', `logs.dir=${dir}/logs`, '--', 'sh', '-c', 'echo "store $DTRAIN_STORE"'];
+  for (const env of [{}, { DTRAIN_LOCAL_AGENT: 'child' }]) {
+    const r = await runDtrain(argv, { cwd: dir, env });
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, /^\[rank 1\] store unix:\//m, JSON.stringify(env));
+  }
+});
