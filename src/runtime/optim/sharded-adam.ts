@@ -223,19 +223,27 @@ export class ShardedAdam {
   /**
    * Loads `dir` (a checkpoint root with `latest`, or one `step_N/`), re-partitioning the saved shards to this
    * group's size; restores params, m, v, master, the step counter and the hyperparameters, as torch's
-   * load_state_dict does. Returns the step directory loaded. Shards are read in place: after a failed load
-   * (an error on any rank fails it on every rank) this optimizer's params and states are not to be used.
+   * load_state_dict does. Returns the step directory loaded. Shards are read into scratch arrays first
+   * (this rank's shard: 12 bytes a parameter) and copied in only once every rank has read its part, so a
+   * failed load (an error on any rank fails it on every rank) leaves params, states and step as they were.
    */
   async load(dir: string): Promise<string> {
     this.enter('load');
     try {
+      const target = this.shardViews();
+      const scratch: ShardViews = {
+        master: target.master.map((a) => new Float32Array(a.length)),
+        m: target.m.map((a) => new Float32Array(a.length)),
+        v: target.v.map((a) => new Float32Array(a.length)),
+      };
       const loaded = await loadShards(dir, {
         group: this.group,
         shard: this.shard,
         numel: this.partition.numel,
         paramDtype: this.dtype,
-        views: this.shardViews(),
+        views: scratch,
       });
+      for (const name of ['master', 'm', 'v'] as const) target[name].forEach((a, i) => a.set(scratch[name][i]!));
       this.stepCount = loaded.step;
       this.lr = loaded.hyper.lr;
       this.beta1 = loaded.hyper.beta1;

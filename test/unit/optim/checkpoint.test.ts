@@ -143,10 +143,19 @@ t.test('missing, truncated or corrupted shards: a clear error naming the file, o
   await train(createLoopbackGroups(3).groups, 1, 1, 2, { save: { 2: dir } });
   const shard = join(dir, 'step_2', 'rank-00001-of-00003.bin');
   const pristine = readFileSync(shard);
+  const untouched: boolean[] = [];
   const attempt = async () =>
     onEveryRank(createLoopbackGroups(3).groups, async (group) => {
-      const opt = new ShardedAdam(new Float32Array(N), { group });
-      return opt.load(dir).then(() => undefined, (e: Error) => e);
+      const params = new Float32Array(N).fill(7);
+      const opt = new ShardedAdam(params, { group });
+      return opt.load(dir).then(
+        () => undefined,
+        (e: Error) => {
+          // Ranks whose own files were fine read them too: a failed load must not leave those half-applied.
+          untouched.push(params.every((x) => x === 7) && opt.stepCount === 0);
+          return e;
+        },
+      );
     });
   const cases: Array<[string, () => void, RegExp]> = [
     ['missing', () => unlinkSync(shard), /rank-00001-of-00003\.bin: missing shard file/],
@@ -159,6 +168,7 @@ t.test('missing, truncated or corrupted shards: a clear error naming the file, o
     t.type(errors[1], CheckpointError, `${what}: the rank reading it fails`);
     t.match(errors[1]!.message, message, `${what}: ${errors[1]!.message}`);
     t.ok(errors.every((e) => e instanceof CheckpointError), `${what}: every rank fails, none goes on half-loaded`);
+    t.same(untouched.splice(0), [true, true, true], `${what}: params and step are as before the load, on every rank`);
   }
   writeFileSync(shard, pristine);
   t.same(await attempt(), [undefined, undefined, undefined], 'the repaired checkpoint loads');
