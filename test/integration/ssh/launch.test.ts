@@ -229,6 +229,27 @@ t.test('through the CLI: an unreachable node is exit 3 with one line naming it, 
   t.same(strayPids(h1), [], 'the reachable host runs nothing');
 });
 
+t.test('dtrain bench with a config runs over the SSH hosts and measures the TCP path', async (t) => {
+  const file = join(scratch, 'bench.yaml');
+  writeFileSync(
+    file,
+    [
+      'name: bench-ssh',
+      `workdir: ${yamlString(scratch)}`,
+      'entrypoint: [/bin/false]',
+      `nodes: [{host: "${h1.address}", slots: 1}, {host: "${h2.address}", slots: 1}]`,
+      `ssh: {user: root, identity_file: ${yamlString(bed.client_key)}, known_hosts: ${yamlString(bed.known_hosts)}, remote_dtrain: ${yamlString(join(repoRoot, 'bin/dtrain'))}, connect_timeout: 5s}`,
+      `logs: {dir: ${yamlString(join(scratch, 'logs'))}}`,
+    ].join('\n'),
+  );
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin/dtrain'), 'bench', file, '--sizes', '4096,65536', '--iters', '10', '--json'], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(r.status, 0, r.stderr);
+  const doc = JSON.parse(r.stdout) as { ranks: number; nodes: number; rows: { bytes: number; transport: string; ranks: number }[] };
+  t.match(doc, { ranks: 2, nodes: 2 });
+  t.same(doc.rows.map((row) => [row.bytes, row.transport, row.ranks]), [[4096, 'tcp', 2], [65536, 'tcp', 2]], 'the entrypoint was replaced and ran on both hosts');
+  t.same([strayPids(h1), strayPids(h2)], [[], []], 'nothing left on either host');
+});
+
 t.test('controller SIGKILLed mid-job: every remote agent sees its channel close and kills its workers', async (t) => {
   const marker = join(scratch, 'orphan-ready');
   const worker = join(scratch, 'orphan.js');
