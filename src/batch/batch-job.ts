@@ -56,6 +56,11 @@ export function batchJobFromConfig(config: JobConfig, configFile: string, opts: 
     throw new ConfigError(problems);
   }
   const scheduler: SchedulerConfig = { ...(config.scheduler ?? { kind: opts.kind! }), ...(opts.kind ? { kind: opts.kind } : {}) };
+  // `extra` lines are written for one scheduler's directives (`--exclusive` means nothing to qsub): when
+  // --scheduler switches kind, they stay behind, and the user hears about it.
+  const switchedFrom = config.scheduler && config.scheduler.kind !== scheduler.kind ? config.scheduler.kind : undefined;
+  const droppedExtra = switchedFrom && scheduler.extra?.length ? scheduler.extra : undefined;
+  if (droppedExtra) delete scheduler.extra;
 
   // sbatch and qsub split directive lines at white space and have no quoting we could rely on.
   for (const key of ['partition', 'account', 'qos', 'mem', 'time', 'signal'] as const) {
@@ -73,6 +78,9 @@ export function batchJobFromConfig(config: JobConfig, configFile: string, opts: 
   if (problems.length) throw new ConfigError(problems);
 
   const warnings: string[] = [];
+  if (droppedExtra) {
+    warnings.push(`scheduler.extra (${droppedExtra.join(' ')}) is for ${switchedFrom}, not ${scheduler.kind}: left out of the script`);
+  }
   const listed = config.nodes.filter((n) => !n.from_allocation);
   const nodes = scheduler.nodes ?? (listed.length > 0 ? listed.length : 1);
   const gpus = scheduler.gpus_per_node;

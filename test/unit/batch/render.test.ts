@@ -143,13 +143,19 @@ t.test('pbs script: select with ncpus/ngpus/mem, walltime, queue, account, join 
     '-A proj42',
     '-j oe',
     `-o ${job.base}.out`,
-    '--exclusive',
-    '--constraint=a100',
   ]);
+  t.same(job.warnings, ['scheduler.extra (--exclusive --constraint=a100) is for slurm, not pbs: left out of the script']);
   t.match(s, /pbsdsh -- \/opt\/node\/bin\/node \/shared\/dtrain\/bin\/dtrain agent --join "\$head_node:29400" --secret-file "\$secret_dir\/secret"/);
   t.match(s, /dtrain launch \S+job\.yaml --set rendezvous\.port=29400 --join-agents "\$nnodes" --secret-file/);
   t.notMatch(s, /[0-9a-f]{32}/, 'no secret value in the script');
   t.same(pbsWarnings(job), ['scheduler.qos has no PBS equivalent and is ignored', 'scheduler.signal has no PBS equivalent and is ignored']);
+});
+
+t.test('pbs: extra lines of a pbs section pass through as they are', async (t) => {
+  const job = await jobFrom(t, 'entrypoint: x\nscheduler: {kind: pbs, extra: ["-W group_list=ml", "-m abe"]}\n', 'pbs');
+  const s = renderPbsScript(job);
+  t.match(s, '#PBS -W group_list=ml\n#PBS -m abe\n');
+  t.same(job.warnings, []);
 });
 
 t.test('pbs: ncpus defaults to nproc_per_node; a fixed rendezvous port is the join port', async (t) => {
