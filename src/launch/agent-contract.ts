@@ -68,6 +68,12 @@ export interface AgentSpec {
   job_key: string;
   restarts_max: number;
   heartbeat_interval_ms: number;
+  /**
+   * heartbeat.timeout: the agent ends its node (kills the workers, exits 1) when none of its heartbeats has
+   * been answered for this long, the controller being gone without closing anything (a network cut, a
+   * frozen or powered-off host). Absent in specs from older controllers: max(10 s, 6 intervals).
+   */
+  heartbeat_timeout_ms?: number;
   /** absolute on this node; the agent writes rank_<N>.{out,err} under <dir>/<run_id>/attempt_<k>/ */
   logs: { dir: string; ranks: 'all' | number[]; tee: boolean };
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { StoreClient, StoreProxy } from '../store/index.js';
+import { formatDuration } from '../config/duration.js';
 import { StartError } from '../util/errors.js';
 import { packageVersion } from '../util/version.js';
 import { controlKeys, type AgentEvent, type AgentSpec, type ControllerCommand } from './agent-contract.js';
@@ -52,11 +53,24 @@ export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
     ...backendLink(store, spec),
   };
   const agent = new NodeAgent(spec, link, new RecordSink(io.stdout));
-  const heartbeat = setInterval(() => void store.add(controlKeys.heartbeat(nodeRank), 1).catch(() => {}), spec.heartbeat_interval_ms);
+  // The heartbeats' answers are how this node knows the controller is still there when nothing closes (a
+  // network cut leaves the SSH channel and the store connection open on this side for as long as TCP waits).
+  const silentMs = spec.heartbeat_timeout_ms ?? Math.max(10_000, 6 * spec.heartbeat_interval_ms);
+  let lastAnswer = Date.now();
+  let silenced: () => void = () => {};
+  const silent = new Promise<void>((resolve) => (silenced = resolve));
+  const heartbeat = setInterval(() => {
+    if (Date.now() - lastAnswer > silentMs) silenced();
+    else void store.add(controlKeys.heartbeat(nodeRank), 1).then(() => void (lastAnswer = Date.now()), () => {});
+  }, spec.heartbeat_interval_ms);
   heartbeat.unref();
 
   let gone = false;
-  const controllerGone = io.controllerGone.then(() => {
+  const where = spec.store.kind === 'tcp' ? ` (its store at ${spec.store.host}:${spec.store.port})` : '';
+  const controllerGone = Promise.race([
+    io.controllerGone,
+    silent.then(() => void io.stderr.write(`dtrain agent: the controller${where} has not answered for ${formatDuration(silentMs)}: stopping this node\n`)),
+  ]).then(() => {
     gone = true;
     agent.kill();
   });

@@ -101,6 +101,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     job_key: jobKey.toString('base64'),
     restarts_max: config.restarts.max,
     heartbeat_interval_ms: config.heartbeat.interval,
+    heartbeat_timeout_ms: config.heartbeat.timeout,
     logs: { dir: logsRoot, ranks: config.logs.ranks, tee: config.logs.tee },
   }));
 

@@ -88,25 +88,13 @@ export async function runJoinAgent(req: JoinAgentRequest): Promise<number> {
   const nodeRank = spec.node.node_rank;
   const records = new StoreRecordWriter(desk, nodeRank);
   records.on('error', () => {}); // the controller is gone: runAgent notices and ends the node
-  // The controller's host may vanish without closing anything (power, network): the desk's pings stop
-  // being answered, and after `silentMs` the node ends as if the controller had closed the connection.
-  const silentMs = Math.max(10_000, 6 * spec.heartbeat_interval_ms);
-  let lastAnswer = Date.now();
-  let silenced: () => void = () => {};
-  const silent = new Promise<void>((resolve) => (silenced = resolve));
-  const watchdog = setInterval(() => {
-    if (Date.now() - lastAnswer > silentMs) silenced();
-    else void desk.ping().then(() => void (lastAnswer = Date.now()), () => {});
-  }, spec.heartbeat_interval_ms);
+  // A controller that vanishes without closing anything (power, network) is runAgent's to notice: its
+  // heartbeats go unanswered for heartbeat.timeout.
   let lost = false;
-  const controllerLost = Promise.race([
-    deskGone,
-    silent.then(() => void stderr.write(`dtrain agent: the controller at ${where} has not answered for ${Math.round(silentMs / 1000)}s\n`)),
-  ]).then(() => void (lost = true));
+  const controllerLost = deskGone.then(() => void (lost = true));
   const controllerGone = Promise.race([controllerLost, req.stopped ?? new Promise<void>(() => {})]);
   req.onRunning?.();
   const code = await runAgent(spec, { stdout: records, stderr, controllerGone });
-  clearInterval(watchdog);
   // Done only when the controller let this node go: a node stopped here (a signal) just hangs up, which
   // the controller takes as the node lost, at once.
   if (!lost && code === 0) {

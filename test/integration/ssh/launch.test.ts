@@ -28,6 +28,11 @@ const [h1, h2] = bed.hosts as [(typeof bed.hosts)[0], (typeof bed.hosts)[0]];
 const scratch = mkdtempSync(join(tmpdir(), 'dtrain-ssh-launch-'));
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
 
+async function waitUntil(ok: () => boolean, ms: number): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) if (ok()) return true;
+  return ok();
+}
+
 function yamlString(s: string): string {
   return JSON.stringify(s);
 }
@@ -144,6 +149,10 @@ t.test('a network cut of one host is a lost node: job torn down, exit 1, host na
   t.match(`${r.error?.message} ${JSON.stringify(r.summary)}`, new RegExp(h2.address.replace(/\./g, '\\.')));
   await new Promise((res) => setTimeout(res, 300));
   t.same(strayPids(h1), [], 'rank 0 on h1 was stopped');
+  // h2 is still cut off: nothing reaches its agent, whose own heartbeats go unanswered for heartbeat.timeout.
+  // (sshd's session process stays until TCP gives up: OpenSSH's ClientAliveInterval is off by default.)
+  const left = () => strayPids(h2).map((p) => spawnSync('ps', ['-o', 'args=', '-p', String(p)], { encoding: 'utf8' }).stdout.trim()).filter((a) => a && !a.startsWith('sshd'));
+  t.ok(await waitUntil(() => left().length === 0, 8000), `the agent and rank 1 on the cut host ended by themselves (left: ${left().join('; ')})`);
 });
 
 t.test('no secret in any argv while a job runs', async (t) => {
