@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "collectives/errors.h"
+#include "collectives/half.h"
 #include "collectives/reduce.h"
 
 namespace dtrain {
@@ -149,23 +150,76 @@ void checkHeaders(const RingView& v, const OpHeader& mine, const Deadline& d) {
   }
 }
 
-void ringAllReduce(const RingView& v, void* buf, size_t count, DType t, RedOp op, const Deadline& d) {
+namespace {
+
+// Sums and products of 16-bit floats travel the ring as fp32 partials: rounding them to 16 bits at every
+// hop would make the result depend on which rank holds which value (1 + ulp/2 rounds back to 1). The
+// finished values are rounded once, as the shared-memory path does. max and min are exact either way.
+bool accumulateWide(DType t, RedOp op) {
+  return (t == DType::bf16 || t == DType::f16) && op != RedOp::max && op != RedOp::min;
+}
+
+std::vector<float> widen(const void* src, size_t n, DType t) {
+  std::vector<float> out(n);
+  const uint16_t* h = static_cast<const uint16_t*>(src);
+  for (size_t i = 0; i < n; ++i) out[i] = t == DType::bf16 ? bf16ToF32(h[i]) : f16ToF32(h[i]);
+  return out;
+}
+
+void narrow(const float* src, void* dst, size_t n, DType t) {
+  uint16_t* h = static_cast<uint16_t*>(dst);
+  for (size_t i = 0; i < n; ++i) h[i] = t == DType::bf16 ? f32ToBf16(src[i]) : f32ToF16(src[i]);
+}
+
+// After it, rank r holds the fully reduced piece (r + 1) mod P.
+void reduceScatterPhase(const RingView& v, uint8_t* b, size_t count, DType t, RedOp op, const Deadline& d) {
   int P = v.size(), r = v.me;
   size_t esz = dtypeSize(t);
-  uint8_t* b = static_cast<uint8_t*>(buf);
   std::vector<uint8_t> tmp((count / size_t(P) + 1) * esz);
   for (int s = 0; s < P - 1; ++s) {
     Piece sp = pieceOf(count, P, mod(r - s, P)), rp = pieceOf(count, P, mod(r - s - 1, P));
     ringStepReduce(v, b + sp.begin * esz, sp.count * esz, b + rp.begin * esz, tmp.data(), rp.count * esz, t, op, d);
   }
+}
+
+void allGatherPhase(const RingView& v, uint8_t* b, size_t count, DType t, const Deadline& d) {
+  int P = v.size(), r = v.me;
+  size_t esz = dtypeSize(t);
   for (int s = 0; s < P - 1; ++s) {
     Piece sp = pieceOf(count, P, mod(r + 1 - s, P)), rp = pieceOf(count, P, mod(r - s, P));
     ringStepCopy(v, b + sp.begin * esz, sp.count * esz, b + rp.begin * esz, rp.count * esz, d);
   }
 }
 
+}  // namespace
+
+void ringAllReduce(const RingView& v, void* buf, size_t count, DType t, RedOp op, const Deadline& d) {
+  uint8_t* b = static_cast<uint8_t*>(buf);
+  if (accumulateWide(t, op)) {
+    std::vector<float> wide = widen(buf, count, t);
+    reduceScatterPhase(v, reinterpret_cast<uint8_t*>(wide.data()), count, DType::f32, op, d);
+    Piece own = pieceOf(count, v.size(), mod(v.me + 1, v.size()));
+    narrow(wide.data() + own.begin, b + own.begin * dtypeSize(t), own.count, t);
+  } else {
+    reduceScatterPhase(v, b, count, t, op, d);
+  }
+  allGatherPhase(v, b, count, t, d);
+}
+
 void ringReduceScatter(const RingView& v, const void* in, void* out, size_t n, DType t, RedOp op, const Deadline& d) {
   int P = v.size(), r = v.me;
+  if (accumulateWide(t, op)) {
+    std::vector<float> work = widen(in, n * size_t(P), t);
+    std::vector<float> tmp(n + 1);
+    size_t bytes = n * sizeof(float);
+    uint8_t* w = reinterpret_cast<uint8_t*>(work.data());
+    for (int s = 0; s < P - 1; ++s) {
+      size_t sp = size_t(mod(r - s - 1, P)), rp = size_t(mod(r - s - 2, P));
+      ringStepReduce(v, w + sp * bytes, bytes, w + rp * bytes, reinterpret_cast<uint8_t*>(tmp.data()), bytes, DType::f32, op, d);
+    }
+    narrow(work.data() + size_t(r) * n, out, n, t);
+    return;
+  }
   size_t esz = dtypeSize(t), bytes = n * esz;
   std::vector<uint8_t> work(static_cast<const uint8_t*>(in), static_cast<const uint8_t*>(in) + bytes * size_t(P));
   std::vector<uint8_t> tmp(bytes + 1);

@@ -73,6 +73,13 @@ for (const n of [2, 3]) {
   });
 }
 
+t.test('16-bit floats over TCP are accumulated in fp32 and rounded once, wherever the large term sits', async (t) => {
+  for (const nodes of [[1, 1, 1], [1, 1, 1, 1], [3]]) {
+    const res = await runWorkers({ nodes, script: fixture('half-accumulate.mjs') });
+    expectClean(t, res);
+  }
+});
+
 t.test('two nodes of two ranks: hierarchical all-reduce', async (t) => {
   const res = await runWorkers({ nodes: [2, 2], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '1,7,5003' } });
   expectClean(t, res);
