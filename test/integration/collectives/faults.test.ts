@@ -82,3 +82,13 @@ for (const [transport, nodes] of layouts) {
     t.match(res[1]!.report.error, /recv mismatch on group world: rank 0 sent send\(float32 x 16, tag 1\), this rank expected send\(float32 x 16, tag 2\)/);
   });
 }
+
+t.test('dist.alloc of more memory than the machine has is refused at once, naming both sizes; the runtime goes on', async (t) => {
+  const res = await runWorkers({ nodes: [2], script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'alloc-too-big' } });
+  for (const r of res) {
+    t.equal(r.code, 0, r.stderr.slice(-500));
+    t.match(r.report?.error, /^cannot reserve \d+ MiB of shared memory for dist\.alloc: only \d+ MiB of memory is available/);
+    t.equal(r.report?.second, 2, 'a later allocation and all-reduce work');
+    t.ok(r.report?.elapsedMs < 10_000, `${r.report?.elapsedMs} ms`);
+  }
+});
