@@ -34,6 +34,12 @@ export interface Dist {
   stats(): Record<string, GroupOpStats[]>;
   /** Which reduction kernels run: 'avx2' or 'scalar' (DTRAIN_SIMD forces one). */
   readonly simd: string;
+  /**
+   * How long a rank waiting on a same-host peer spins (pause iterations) before it yields and sleeps:
+   * 0 when this host runs more ranks than this process may use CPUs (spinning would steal a peer's core).
+   * DTRAIN_SPIN forces it.
+   */
+  readonly spin: number;
   close(): Promise<void>;
 }
 
@@ -173,6 +179,7 @@ async function start(env: NodeJS.ProcessEnv): Promise<Dist> {
     backend: 'cpu',
     groups,
     simd: native.simdPath(),
+    spin: native.spinBudget(),
     async newGroup(ranks: readonly number[]): Promise<Group> {
       const list = [...ranks];
       const bad = list.find((r) => !Number.isInteger(r) || r < 0 || r >= w.worldSize);

@@ -53,6 +53,7 @@ export interface CollectivesNative {
   /** Tells same-host peers this process is exiting (they fail their waits on it at once). */
   exiting(): void;
   simdPath(): 'avx2' | 'scalar';
+  spinBudget(): number;
   reduceLocal(out: HostBuffer, inputs: HostBuffer[], dtype: number, op: number): void;
 }
 

@@ -12,6 +12,7 @@
 #include "collectives/group.h"
 #include "collectives/reduce.h"
 #include "collectives/shm_region.h"
+#include "collectives/wait.h"
 #include "parts.h"
 
 namespace dtrain {
@@ -265,6 +266,8 @@ Napi::Value Exiting(const Napi::CallbackInfo& info) {
 
 Napi::Value SimdPath(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), simdPath()); }
 
+Napi::Value SpinBudget(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), spinBudget()); }
+
 // Test hook: reduces plain arrays with the dispatched kernels, no group needed (checks each SIMD path).
 Napi::Value ReduceLocal(const Napi::CallbackInfo& info) {
   Buf out = bufArg(info, 0);
@@ -310,6 +313,7 @@ void InitCollectives(Napi::Env env, Napi::Object exports) {
   c.Set("close", Napi::Function::New(env, guarded<Close>));
   c.Set("exiting", Napi::Function::New(env, guarded<Exiting>));
   c.Set("simdPath", Napi::Function::New(env, guarded<SimdPath>));
+  c.Set("spinBudget", Napi::Function::New(env, guarded<SpinBudget>));
   c.Set("reduceLocal", Napi::Function::New(env, guarded<ReduceLocal>));
   exports.Set("collectives", c);
 }

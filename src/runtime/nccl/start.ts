@@ -162,6 +162,7 @@ export async function startNccl(w: WorkerEnv, members: Record<keyof Groups, numb
     device: ctx.device,
     groups,
     simd: 'nccl',
+    spin: 0,
     async newGroup(ranks: readonly number[]): Promise<Group> {
       const list = [...ranks];
       const bad = list.find((r) => !Number.isInteger(r) || r < 0 || r >= w.worldSize);

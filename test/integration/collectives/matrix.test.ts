@@ -61,7 +61,7 @@ t.test('dist.alloc buffers are reduced in place (zero copy)', async (t) => {
   }
 });
 
-for (const n of [2, 3]) {
+for (const n of [2, 3, 4]) {
   t.test(`${n} nodes of one rank: TCP ring`, async (t) => {
     const res = await runWorkers({ nodes: Array(n).fill(1), script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '0,1,7,5003' } });
     expectClean(t, res);
