@@ -37,7 +37,7 @@ function yamlString(s: string): string {
   return JSON.stringify(s);
 }
 
-async function launch(name: string, body: string, env: Record<string, string> = {}, knownHosts = bed.known_hosts) {
+async function launch(name: string, body: string, env: Record<string, string> = {}, knownHosts = bed.known_hosts, sshExtra: string[] = []) {
   const file = join(scratch, `${name}.yaml`);
   writeFileSync(
     file,
@@ -50,6 +50,7 @@ async function launch(name: string, body: string, env: Record<string, string> = 
       `  known_hosts: ${yamlString(knownHosts)}`,
       `  remote_dtrain: ${yamlString(join(repoRoot, 'bin/dtrain'))}`,
       '  connect_timeout: 5s',
+      ...sshExtra,
       'heartbeat: {interval: 500ms, timeout: 3s}',
       'shutdown_grace: 2s',
       `logs: {dir: ${yamlString(join(scratch, 'logs'))}}`,
@@ -88,13 +89,16 @@ t.test('ranks on the right hosts with the right environment, output relayed with
     probe,
     `const os = require('os'); const e = process.env;
 console.log(JSON.stringify({ host: os.hostname(), rank: e.RANK, local: e.LOCAL_RANK, world: e.WORLD_SIZE, group: e.GROUP_RANK,
-  master: e.MASTER_ADDR, store: e.DTRAIN_STORE, nccl: e.NCCL_DEBUG, fwd: e.NCCL_SOCKET_IFNAME, odd: e.ODD, cwd: process.cwd(), argv: process.argv.slice(2),
+  master: e.MASTER_ADDR, store: e.DTRAIN_STORE, prelude: e.FROM_PRELUDE, nccl: e.NCCL_DEBUG, fwd: e.NCCL_SOCKET_IFNAME, odd: e.ODD, cwd: process.cwd(), argv: process.argv.slice(2),
   secret: Object.keys(e).filter((k) => /KEY|SECRET|TOKEN/.test(k)) }));`,
   );
   const r = await launch(
     'placement',
     [nodes([2, 1]), `entrypoint: [${yamlString(process.execPath)}, ${yamlString(probe)}, "a b", "$(x);'q'"]`, `env: {NCCL_DEBUG: WARN, ODD: "it's \\"$(x)\\"; y"}`].join('\n'),
     { NCCL_DEBUG: 'INFO', NCCL_SOCKET_IFNAME: 'eth0' },
+    bed.known_hosts,
+    // what `module load` or `source venv/bin/activate` would do: exports the workers must see
+    ['  prelude: export FROM_PRELUDE="set by the prelude"'],
   );
   t.equal(r.error?.message, undefined, r.error ? r.stderr : 'launched and finished');
   const docs = r.stderr.split('\n').flatMap((l) => {
@@ -107,6 +111,7 @@ console.log(JSON.stringify({ host: os.hostname(), rank: e.RANK, local: e.LOCAL_R
   for (const [rank, { doc, line }] of byRank) {
     t.match(doc, { world: '3', local: String(rank === 2 ? 0 : rank), group: String(rank === 2 ? 1 : 0), master: h1.address, nccl: 'WARN', fwd: 'eth0' });
     t.equal(doc.odd, `it's "$(x)"; y`);
+    t.equal(doc.prelude, 'set by the prelude', 'ssh.prelude exports reach the workers');
     t.same(doc.argv, ['a b', "$(x);'q'"]);
     t.equal(doc.cwd, scratch);
     t.match(doc.store, /^unix:\//);
@@ -153,6 +158,26 @@ t.test('a network cut of one host is a lost node: job torn down, exit 1, host na
   // (sshd's session process stays until TCP gives up: OpenSSH's ClientAliveInterval is off by default.)
   const left = () => strayPids(h2).map((p) => spawnSync('ps', ['-o', 'args=', '-p', String(p)], { encoding: 'utf8' }).stdout.trim()).filter((a) => a && !a.startsWith('sshd'));
   t.ok(await waitUntil(() => left().length === 0, 8000), `the agent and rank 1 on the cut host ended by themselves (left: ${left().join('; ')})`);
+});
+
+t.test('a remote agent killed with SIGKILL is a lost node: exit 1 naming the host, its workers gone', async (t) => {
+  const sleeper = join(scratch, 'sleeper-k.js');
+  const marker = join(scratch, 'kill-ready');
+  writeFileSync(sleeper, `require('fs').writeFileSync(${JSON.stringify(marker)} + process.env.RANK, ''); setInterval(() => {}, 1000);`);
+  const argsOf = (pid: number) => spawnSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim();
+  let killedAt = 0;
+  void (async () => {
+    while (!existsSync(`${marker}0`) || !existsSync(`${marker}1`)) await new Promise((r) => setTimeout(r, 50));
+    const agent = strayPids(h2).find((pid) => argsOf(pid).includes('dtrain agent'));
+    if (agent) process.kill(agent, 'SIGKILL');
+    killedAt = Date.now();
+  })();
+  const r = await launch('agent-killed', [nodes([1, 1]), `entrypoint: [${yamlString(process.execPath)}, ${yamlString(sleeper)}]`].join('\n'));
+  t.type(r.error, JobFailedError, r.error instanceof JobFailedError ? 'failed as a job (exit 1)' : r.stderr);
+  t.ok(killedAt > 0 && Date.now() - killedAt < 5000, `torn down ${Date.now() - killedAt} ms after the kill`);
+  t.match(`${r.error?.message} ${JSON.stringify(r.summary)}`, new RegExp(h2.address.replace(/\./g, '\\.')));
+  const left = (host: typeof h1) => strayPids(host).map(argsOf).filter((a) => a && !a.startsWith('sshd'));
+  t.ok(await waitUntil(() => left(h1).length === 0 && left(h2).length === 0, 5000), `nothing left (h1: ${left(h1).join('; ')}; h2: ${left(h2).join('; ')})`);
 });
 
 t.test('no secret in any argv while a job runs', async (t) => {

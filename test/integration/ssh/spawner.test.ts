@@ -192,6 +192,9 @@ t.test('host keys: changed, unknown, accept-new, revoked, strict no', async (t) 
   t.match(err.message, /@revoked/);
 
   writeFileSync(kh, `${h1.address} ${type} ${key}\n`);
+  err = await startError(request({ hosts: [h1], settings: settings({ known_hosts: kh, strict_host_key_checking: 'accept-new' }) }));
+  t.match(err.message, /HOST KEY CHANGED/, 'accept-new refuses a changed key');
+  t.equal(readFileSync(kh, 'utf8'), `${h1.address} ${type} ${key}\n`, 'and leaves known_hosts as it was');
   const loose = await startSshAgents(request({ hosts: [h1], settings: settings({ known_hosts: kh, strict_host_key_checking: 'no' }) }));
   loose.forEach((a) => a.close());
   t.pass('strict_host_key_checking: no connects anyway');
@@ -223,6 +226,12 @@ t.test('unreachable, refused, unresolvable, bad key, missing dtrain or workdir: 
   t.match(err.message, /ssh\.prelude exited the remote shell with code 4/);
   err = await startError(request({ hosts: [h1], settings: settings({ prelude: 'module load nothing-such' }) }));
   t.match(err.message, /ssh\.prelude failed: dtrain-remote: prelude failed \(exit 127\)/);
+  err = await startError(request({ hosts: [h1], settings: settings({ prelude: 'PATH=/nonexistent' }) }));
+  t.match(err.message, /node is not installed there \(or not on PATH for non-interactive SSH; ssh\.prelude can set PATH\)/);
+  const slow = Date.now();
+  err = await startError(request({ hosts: [h1], helloTimeoutMs: 1000, settings: settings({ prelude: 'sleep 2' }) }));
+  t.match(err.message, /the agent did not answer within 1s \(slow ssh\.prelude\?\)/);
+  t.ok(Date.now() - slow < 1900, 'bounded by the hello timeout (rendezvous.timeout), not the prelude');
 
   // One good host, two bad: every bad host has its line, and the good host's agent is gone.
   err = await startError(request({
