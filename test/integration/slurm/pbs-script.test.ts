@@ -89,3 +89,31 @@ t.test('without pbsdsh the script stops before making a secret or starting anyth
   t.same(readdirSync(job.logsDir).filter((f) => f.startsWith('.dtrain-secret')), []);
   t.notOk(existsSync(resultPath(job)), 'no controller started (it would have written the result file)');
 });
+
+t.test('dtrain submit to PBS: qsub missing, a rejected job, and the job id qsub prints', async (t) => {
+  // A stand-in qsub: what a PBS server answers (no PBS server here); the script it is given is checked too.
+  const dir = t.testdir({
+    'job.yaml': 'name: pbsq\nentrypoint: node w.js\nscheduler: {kind: pbs, nodes: 1, partition: work}\n',
+    bin: {},
+  });
+  const bin = path.join(dir, 'bin');
+  const qsub = (body: string) => writeFileSync(path.join(bin, 'qsub'), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  const submit = (env: Record<string, string>) =>
+    spawnSync(dtrain[0]!, [dtrain[1]!, 'submit', 'job.yaml', '--json'], { cwd: dir, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
+
+  let r = submit({ PATH: '/nonexistent' });
+  t.equal(r.status, 3, r.stderr);
+  t.match(r.stderr, /^dtrain: qsub not found on PATH/m);
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  t.match(JSON.parse(r.stdout), { exit_code: 3 });
+
+  qsub('echo "qsub: Unknown queue MSG=requested queue not found" >&2; exit 170');
+  r = submit({ PATH: `${bin}:/usr/bin:/bin` });
+  t.equal(r.status, 3, r.stderr);
+  t.match(JSON.parse(r.stdout), { exit_code: 3, error: /qsub rejected the job: qsub: Unknown queue/ });
+
+  qsub('grep -q "^#PBS -q work$" "$1" || { echo "no queue directive" >&2; exit 1; }; echo 4242.pbs-server');
+  r = submit({ PATH: `${bin}:/usr/bin:/bin` });
+  t.equal(r.status, 0, r.stderr);
+  t.match(JSON.parse(r.stdout), { job_id: '4242.pbs-server' });
+});
