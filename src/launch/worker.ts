@@ -15,7 +15,7 @@ import type { Readable } from 'node:stream';
 import type { WorkerExit } from './agent-contract.js';
 import { killAllSignal } from './exec-wrapper.js';
 import { lastLines, LineSplitter } from './line-split.js';
-import { supervisedPids } from './process-tree.js';
+import { descendantsOf, supervisedPids, sweepDescendants } from './process-tree.js';
 
 /** Where whole lines go. `write` returning false means: call nothing more until `onDrain` fires. */
 export interface LineTarget {
@@ -76,6 +76,18 @@ export class Worker {
       pidPipe?.on('error', () => resolve());
       this.child.on('error', () => resolve());
       if (!pidPipe) resolve();
+    });
+    this.child.on('exit', (_code, signal) => {
+      // The shepherd ends by itself only after its worker and all it started are gone. Killed (SIGKILL, a
+      // crash), it leaves them running, now hanging off this process (a subreaper) and holding the output
+      // pipes, so 'close' would never come and the job would hang: end them, then stop waiting on the pipes.
+      if (signal === null) return;
+      supervisedPids.delete(shepherd);
+      if (this.pid !== shepherd) killTree(this.pid);
+      sweepDescendants();
+      setTimeout(() => {
+        for (const s of this.child.stdio) s?.destroy();
+      }, 1000).unref();
     });
     this.relay(this.child.stdout!, opts.stdout, false);
     this.relay(this.child.stderr!, opts.stderr, true);
@@ -171,4 +183,15 @@ export class Worker {
 
 export function signalName(n: number): string | undefined {
   return signalNames.get(n);
+}
+
+/** SIGKILL for a process, its process group and its descendants (a shepherd's orphaned worker). */
+function killTree(pid: number): void {
+  for (const target of [-pid, pid, ...descendantsOf(pid)]) {
+    try {
+      process.kill(target, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
 }

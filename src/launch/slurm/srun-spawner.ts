@@ -13,6 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { StartError } from '../../util/errors.js';
+import { supervisedPids } from '../process-tree.js';
 import { packageVersion } from '../../util/version.js';
 
 export interface SrunNode {
@@ -98,6 +99,12 @@ async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAge
   const srun = req.srun ?? 'srun';
   const version = req.version ?? packageVersion();
   const child = spawn(srun, srunArgs(req, node), { env: req.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  // A sweep for a killed shepherd's orphans (worker.ts) must spare the srun steps of the other nodes.
+  const pid = child.pid;
+  if (pid) {
+    supervisedPids.add(pid);
+    child.once('exit', () => supervisedPids.delete(pid));
+  }
   const exited = new Promise<AgentExit>((resolve) => {
     child.on('error', () => resolve({ code: null, signal: null }));
     child.on('close', (code, signal) => resolve({ code, signal }));
