@@ -19,18 +19,22 @@ export interface ConsoleOptions {
   /** where workers' stdout lines go (stderr under --json) */
   out: Writable;
   err: Writable;
-  colour: boolean;
+  /** force colour on or off for both streams; by default each stream decides for itself (wantsColour) */
+  colour?: boolean;
   /** host of each rank, when the job spans several hosts */
   hostOf?: (rank: number) => string | undefined;
 }
 
 export class ConsoleSink implements OutputSink {
-  private readonly prefixes = new Map<number, string>();
+  private readonly prefixes = new Map<string, string>();
+  private readonly colourOf: Map<Writable, boolean>;
   /** streams whose reader went away (EPIPE: `dtrain launch | head`): their lines are dropped, the job goes on */
   private readonly broken = new Set<Writable>();
   private readonly waiting = new Map<Writable, (() => void)[]>();
 
   constructor(private readonly opts: ConsoleOptions) {
+    // `dtrain launch > out.log` on a terminal: stderr keeps its colours, the file gets none.
+    this.colourOf = new Map([opts.out, opts.err].map((s) => [s, opts.colour ?? wantsColour(s)]));
     for (const s of new Set([opts.out, opts.err])) {
       s.setMaxListeners(0);
       s.on('error', () => {
@@ -43,7 +47,7 @@ export class ConsoleSink implements OutputSink {
   lines(rank: number, stream: 'stdout' | 'stderr', block: Buffer): boolean {
     const target = stream === 'stdout' ? this.opts.out : this.opts.err;
     if (this.broken.has(target)) return true;
-    const prefix = this.prefix(rank);
+    const prefix = this.prefix(rank, this.colourOf.get(target)!);
     const text = linesOf(block);
     let joined = '';
     for (const line of text) joined += prefix + line + '\n';
@@ -63,13 +67,14 @@ export class ConsoleSink implements OutputSink {
     }
   }
 
-  private prefix(rank: number): string {
-    let p = this.prefixes.get(rank);
+  private prefix(rank: number, colour: boolean): string {
+    const key = `${rank}${colour ? 'c' : ''}`;
+    let p = this.prefixes.get(key);
     if (p === undefined) {
       const host = this.opts.hostOf?.(rank);
       const label = host ? `[${host} rank ${rank}]` : `[rank ${rank}]`;
-      p = this.opts.colour ? `\x1b[${palette[rank % palette.length]}m${label}\x1b[39m ` : `${label} `;
-      this.prefixes.set(rank, p);
+      p = colour ? `\x1b[${palette[rank % palette.length]}m${label}\x1b[39m ` : `${label} `;
+      this.prefixes.set(key, p);
     }
     return p;
   }

@@ -11,7 +11,7 @@ import type { Plan } from '../plan/types.js';
 import { StoreServer } from '../store/index.js';
 import { InterruptedError, JobFailedError, StartError } from '../util/errors.js';
 import type { AgentEvent, AgentSpec } from './agent-contract.js';
-import { ConsoleSink, wantsColour } from './console.js';
+import { ConsoleSink } from './console.js';
 import type { OutputSink } from './line-targets.js';
 import { LocalNode } from './local-node.js';
 import { sighupIgnoredAtStart } from './nohup.js';
@@ -84,7 +84,6 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const console = new ConsoleSink({
     out: req.json ? err : out,
     err,
-    colour: wantsColour(err),
     hostOf: hosts.size > 1 ? (rank) => plan.ranks[rank]?.host : undefined,
   });
   const progress = await createProgress(err, false);

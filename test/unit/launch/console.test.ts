@@ -29,6 +29,30 @@ t.test('colour per rank only when asked', async (t) => {
   t.equal(wantsColour(new PassThrough(), {}), false);
 });
 
+t.test('each stream decides its colour: a terminal gets colours, a file next to it does not', async (t) => {
+  const saved = { NO_COLOR: process.env.NO_COLOR, FORCE_COLOR: process.env.FORCE_COLOR, TERM: process.env.TERM };
+  delete process.env.NO_COLOR;
+  delete process.env.FORCE_COLOR;
+  process.env.TERM = 'xterm';
+  t.teardown(() => {
+    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+  });
+  const tty = Object.assign(new PassThrough(), { isTTY: true });
+  const file = new PassThrough();
+  let ttyText = '';
+  let fileText = '';
+  tty.on('data', (b: Buffer) => (ttyText += b.toString()));
+  file.on('data', (b: Buffer) => (fileText += b.toString()));
+  for (const [out, err] of [[file, tty], [tty, file]] as const) {
+    ttyText = fileText = '';
+    const sink = new ConsoleSink({ out, err });
+    sink.lines(0, 'stdout', Buffer.from('o\n'));
+    sink.lines(0, 'stderr', Buffer.from('e\n'));
+    t.match(ttyText, /^\x1b\[\d+m\[rank 0\]\x1b\[39m [oe]\n$/, 'the terminal is coloured');
+    t.match(fileText, /^\[rank 0\] [oe]\n$/, 'the file is plain');
+  }
+});
+
 t.test('a full stream reports backpressure and calls back on drain', async (t) => {
   const out = new PassThrough({ highWaterMark: 16 });
   const sink = new ConsoleSink({ out, err: out, colour: false });
