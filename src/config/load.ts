@@ -31,11 +31,11 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
     throw new ConfigError([{ file, line: 0, col: 0, path: '', message: `cannot read the config: ${reason}` }]);
   }
   const parsed = ConfigSource.parse(file, text);
-  if (parsed.problems.length) throw new ConfigError(parsed.problems);
+  if (parsed.value === undefined) throw new ConfigError(parsed.problems);
   return validate(parsed.value as Record<string, unknown>, parsed.source, opts, {
     file,
     defaultName: nameFromFile(file),
-  });
+  }, parsed.problems);
 }
 
 /** torchrun habits: `dtrain launch --nproc-per-node 4 [--nnodes 2 --hosts a,b] -- python3 train.py`. */
@@ -94,16 +94,21 @@ async function validate(
   source: ConfigSource,
   opts: LoadOptions,
   where: { file: string; defaultName: string },
+  earlier: ConfigProblem[] = [],
 ): Promise<LoadedConfig> {
+  // Problems found while parsing (repeated keys) are reported together with whatever the checks find.
+  const fail = (problems: ConfigProblem[]): never => {
+    throw new ConfigError(ordered([...earlier, ...problems]));
+  };
   const overrideProblems = applyOverrides(doc, opts.sets ?? [], source);
-  if (overrideProblems.length) throw new ConfigError(overrideProblems);
+  if (overrideProblems.length) fail(overrideProblems);
   const written = structuredClone(doc);
 
   const validator = await schemaValidator();
   if (!validator(doc)) {
     // loaded only for a config with problems: one module less on every launch
     const { schemaProblems } = await import('./schema-errors.js');
-    throw new ConfigError(ordered(schemaProblems(validator.errors ?? [], doc, source)));
+    fail(schemaProblems(validator.errors ?? [], doc, source));
   }
 
   const ctx: NormaliseContext = {
@@ -115,8 +120,8 @@ async function validate(
     localGpuCount,
   };
   const result = normalise(doc as unknown as RawConfig, source, ctx);
-  if (!result.config) throw new ConfigError(ordered(result.problems));
-  return { config: result.config, warnings: ordered(result.warnings), file: where.file, raw: written };
+  if (!result.config || earlier.length) fail(result.problems);
+  return { config: result.config!, warnings: ordered(result.warnings), file: where.file, raw: written };
 }
 
 /** Problems in reading order: grouped by file (in order of appearance), then line and column. */

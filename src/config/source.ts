@@ -33,9 +33,12 @@ export class ConfigSource {
     const source = new ConfigSource(file, doc, lines);
     const problems: ConfigProblem[] = doc.errors.map((e) => {
       const { line, col } = lines.linePos(e.pos[0]);
-      return { file, line, col, path: '', message: yamlMessage(e.code, e.message, text.slice(e.pos[0])) };
+      const path = e.code === 'DUPLICATE_KEY' ? keyPathAt(doc.contents, e.pos[0]) : undefined;
+      return { file, line, col, path: path?.join('.') ?? '', message: yamlMessage(e.code, e.message, text.slice(e.pos[0])) };
     });
-    if (problems.length) return { source, value: undefined, problems };
+    // A repeated key still leaves a document to check (the later value wins): report it with the rest.
+    const duplicatesOnly = problems.length > 0 && doc.errors.every((e) => e.code === 'DUPLICATE_KEY') && isMap(doc.contents);
+    if (problems.length && !duplicatesOnly) return { source, value: undefined, problems };
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
       return { source, value: undefined, problems: [{ file, line: 0, col: 0, path: '', message: 'the file is empty: a config is a mapping with at least "entrypoint"' }] };
     }
@@ -46,7 +49,7 @@ export class ConfigSource {
     }
     const value = doc.toJS({ maxAliasCount: 1000 }) as Record<string, unknown>;
     keepEnvNumbersAsWritten(doc, value);
-    return { source, value, problems: [] };
+    return { source, value, problems };
   }
 
   /** A source for configs built without a file (command-line flags): problems point at the flag. */
@@ -143,4 +146,23 @@ function yamlMessage(code: string, message: string, at: string): string {
   if (code === 'MULTIPLE_DOCS') return 'the file holds several YAML documents (---): a config is a single document';
   // yaml's messages are already one line; make them read as YAML syntax errors.
   return `YAML syntax error: ${message.replace(/\s+/g, ' ').replace(/[.:]\s*$/, '')}`;
+}
+
+/** The key path of the mapping key that starts at `pos` (a duplicate key's position), if any. */
+function keyPathAt(node: unknown, pos: number, path: PathSegment[] = []): PathSegment[] | undefined {
+  const { isMap, isSeq, isScalar } = yaml();
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : '';
+      if ((pair.key as { range?: number[] } | null)?.range?.[0] === pos) return [...path, key];
+      const inner = keyPathAt(pair.value, pos, [...path, key]);
+      if (inner) return inner;
+    }
+  } else if (isSeq(node)) {
+    for (const [i, item] of node.items.entries()) {
+      const inner = keyPathAt(item, pos, [...path, i]);
+      if (inner) return inner;
+    }
+  }
+  return undefined;
 }
