@@ -46,12 +46,13 @@ export function parseHostfile(text: string): { hosts: HostEntry[]; problems: Tex
       problems.push({ line, col: content.indexOf(rest, fieldCol - 1 + field.length) + 1, message: `unexpected "${rest.trim()}" after slots=${slots[1]}` });
       return;
     }
-    const first = seen.get(host);
+    // host names are case-insensitive (DNS): Node-A and node-a are one machine
+    const first = seen.get(host.toLowerCase());
     if (first !== undefined) {
       problems.push({ line, col: hostCol, message: `host "${host}" is already listed at line ${first}` });
       return;
     }
-    seen.set(host, line);
+    seen.set(host.toLowerCase(), line);
     hosts.push({ host, slots: Number(slots[1]), line });
   });
   return { hosts, problems };
@@ -91,7 +92,8 @@ export function parseHostFilter(text: string): { entries: FilterEntry[]; problem
       problems.push({ offset: at + host.length + 1 + slotText.length, message: 'one ":" per host: "host:slot,slot"' });
       continue;
     }
-    if (entries.some((e) => e.host === host)) {
+    // host names are case-insensitive (DNS): Node-A and node-a are one machine
+    if (entries.some((e) => e.host.toLowerCase() === host.toLowerCase())) {
       problems.push({ offset: at, message: `host "${host}" appears twice` });
       continue;
     }

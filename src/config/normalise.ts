@@ -243,11 +243,13 @@ function resolveNodes(
     const seen = new Map<string, number>();
     let duplicate = false;
     raw.nodes.forEach((n, i) => {
-      const first = seen.get(n.host);
+      // host names are case-insensitive (DNS): Node-A and node-a are one machine
+      const key = n.host.toLowerCase();
+      const first = seen.get(key);
       if (first !== undefined) {
         error(['nodes', i, 'host'], `host "${n.host}" is listed twice (also nodes.${first})`);
         duplicate = true;
-      } else seen.set(n.host, i);
+      } else seen.set(key, i);
     });
     if (duplicate) return [];
   } else if (raw.hostfile !== undefined) {

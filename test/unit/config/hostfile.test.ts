@@ -73,3 +73,10 @@ t.test('unknown hosts and slots out of range are problems with suggestions', asy
     { offset: 0, message: '"gpu-node" is not in the hostfile' },
   ]);
 });
+
+t.test('a host listed twice, in any letter case, is a problem at the second line', async (t) => {
+  const { problems } = parseHostfile('worker-0 slots=4\nWORKER-0 slots=4\n');
+  t.same(problems.map((p) => [p.line, p.message]), [[2, 'host "WORKER-0" is already listed at line 1']]);
+  const filter = parseHostFilter('node-a@NODE-A:1');
+  t.same(filter.problems.map((p) => p.message), ['host "NODE-A" appears twice'], 'include/exclude filters too');
+});
