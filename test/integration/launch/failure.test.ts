@@ -55,6 +55,16 @@ t.test('restarts: the group restarts with an incremented TORCHELASTIC_RESTART_CO
   t.ok(existsSync(join(dir, 'logs', summary.run_id, 'attempt_1', 'rank_0.out')));
 });
 
+t.test('restarts wait restarts.backoff between attempts', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const r = await runDtrain(['launch', '--nproc-per-node', '1', '--max-restarts', '1', '--set', 'restarts.backoff=1.5s', '--set', `logs.dir=${dir}/logs`,
+    '--', process.execPath, '-e', `require('fs').appendFileSync(${JSON.stringify(join(dir, 'starts'))}, Date.now() + '\\n'); process.exit(4)`], { cwd: dir });
+  t.equal(r.code, 1, r.stderr);
+  const starts = readFileSync(join(dir, 'starts'), 'utf8').trim().split('\n').map(Number);
+  t.equal(starts.length, 2, 'two attempts');
+  t.ok(starts[1]! - starts[0]! >= 1500, `the second attempt started ${starts[1]! - starts[0]!} ms after the first`);
+});
+
 t.test('restarts exhausted: exit 1 with the last attempt\'s root cause', { skip }, async (t) => {
   const dir = tempDir(t);
   const r = await runDtrain(['launch', '--nproc-per-node', '2', '--max-restarts', '1', '--set', 'restarts.backoff=0.1s', '--set', `logs.dir=${dir}/logs`, '--json', '--', 'sh', '-c', 'exit 4'], { cwd: dir });

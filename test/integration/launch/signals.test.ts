@@ -1,6 +1,6 @@
 // SIGINT / SIGTERM stop the job (forwarded, grace, kill; no restart; 130 / 143); a second SIGINT kills at
 // once; SIGUSR1 is forwarded and supervision goes on.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { built, fixtures, startDtrain, tempDir, waitFor } from '../../helpers/launch.js';
@@ -51,15 +51,37 @@ t.test('a second SIGINT kills at once', { skip }, async (t) => {
   t.match(r.stderr, /second SIGINT/);
 });
 
-t.test('SIGUSR1 is forwarded and supervision goes on', { skip }, async (t) => {
+t.test('SIGUSR1 and SIGUSR2 are forwarded once each and supervision goes on', { skip }, async (t) => {
   const dir = tempDir(t);
   const run = start(dir, ['--json'], { LIVE_MS: '1500' });
   t.ok(await waitFor(() => running(dir), 10000));
   await new Promise((r) => setTimeout(r, 200));
   run.child.kill('SIGUSR1');
+  run.child.kill('SIGUSR2');
   const r = await run.done;
   t.equal(r.code, 0, r.stderr);
-  t.ok(existsSync(join(dir, 'got_0_SIGUSR1')) && existsSync(join(dir, 'got_1_SIGUSR1')), 'both workers got SIGUSR1');
+  for (const rank of [0, 1])
+    for (const sig of ['SIGUSR1', 'SIGUSR2']) t.equal(readFileSync(join(dir, `got_${rank}_${sig}`), 'utf8'), 'x\n', `rank ${rank} got ${sig} once`);
+});
+
+t.test('SIGTERM: a worker that ignores it is killed after shutdown_grace, exit 143', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const run = startDtrain(
+    ['launch', '--nproc-per-node', '2', '--set', 'shutdown_grace=1s', '--set', `logs.dir=${dir}/logs`, '--json',
+      '--', process.execPath, join(fixtures, 'crash.mjs'), dir, '-1', '0', '1'],
+    { cwd: dir },
+  );
+  t.ok(await waitFor(() => running(dir), 10000), 'workers started');
+  await new Promise((r) => setTimeout(r, 200));
+  const sentAt = Date.now();
+  run.child.kill('SIGTERM');
+  const r = await run.done;
+  const took = Date.now() - sentAt;
+  t.equal(r.code, 143, r.stderr);
+  t.ok(took >= 1000 && took < 6000, `waited the 1 s grace for the stubborn rank, then killed it (${took} ms)`);
+  const ranks = JSON.parse(r.stdout).attempts[0].ranks as { rank: number; exit_code: number | null; signal: string | null }[];
+  t.match(ranks.find((x) => x.rank === 0), { exit_code: 143 }, 'rank 0 left on SIGTERM');
+  t.match(ranks.find((x) => x.rank === 1), { signal: 'SIGKILL' }, 'rank 1 ignored it and was killed');
 });
 
 t.test('SIGHUP is forwarded to the workers', { skip }, async (t) => {
