@@ -21,6 +21,31 @@ if (!built) {
   };
   const quickstart = join(root, 'configs/quickstart.yaml');
 
+  t.test('--help lists the commands, --version prints the version: exit 0', async (t) => {
+    const help = dtrain('--help');
+    t.equal(help.code, 0, help.stderr);
+    for (const cmd of ['launch', 'validate', 'submit', 'schedule', 'bench', 'doctor', 'schema']) t.match(help.stdout, new RegExp(`dtrain ${cmd}\\b`));
+    t.notMatch(help.stdout, /dtrain agent/, 'the internal agent command stays hidden');
+    const version = dtrain('--version');
+    t.equal(version.code, 0);
+    t.equal(version.stdout.trim(), JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
+  });
+
+  t.test('with a model section: per-rank memory in the table and in --json', async (t) => {
+    const multinode = join(root, 'configs/multinode.yaml');
+    const r = dtrain('validate', multinode);
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, /rank\s+local\s+pipeline\s+data\s+tensor\s+params\s+grads\s+optim\s+activ\s+total GB\n\s+0\s+0\s+0\s+0\s+0\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\n/);
+    const j = JSON.parse(dtrain('validate', multinode, '--json').stdout);
+    for (const rank of j.ranks) {
+      const m = rank.memory;
+      t.ok(m.params > 0 && m.grads > 0 && m.optimizer > 0 && m.activations > 0, `rank ${rank.rank} has every part`);
+      t.equal(m.total, m.params + m.grads + m.optimizer + m.activations, `rank ${rank.rank}: total is the sum`);
+    }
+    const quick = JSON.parse(dtrain('validate', quickstart, '--json').stdout);
+    t.equal(quick.ranks[0].memory, undefined, 'no model section: no memory estimate');
+  });
+
   t.test('validate prints the table, exit 0', async (t) => {
     const r = dtrain('validate', quickstart);
     t.equal(r.code, 0, r.stderr);

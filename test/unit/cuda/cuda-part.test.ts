@@ -3,7 +3,7 @@
 // version check and symbol resolution for real.
 import t from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { autoBackend, cudaBuildInfo, cudaPartPath, ncclVersionString, probeCuda } from '../../../src/runtime/device/cuda-part.js';
@@ -22,6 +22,8 @@ t.test('the CUDA part is built for sm_80 and sm_90 with PTX when nvcc is present
   t.match(info.archs, ['sm_80', 'sm_90', /^compute_/]);
   const ldd = execFileSync('ldd', [cudaPartPath], { encoding: 'utf8' });
   t.notMatch(ldd, /libcudart|libnccl|libcuda\.so/, 'no link dependency on the CUDA runtime, the driver or NCCL');
+  const addonLdd = execFileSync('ldd', [join(root, 'build/Release/dtrain_native.node')], { encoding: 'utf8' });
+  t.notMatch(addonLdd, /cuda|nccl/i, 'the CPU addon links nothing of CUDA (it opens the CUDA part with dlopen, when needed)');
   const symbols = execFileSync('nm', ['-D', '--defined-only', cudaPartPath], { encoding: 'utf8' });
   for (const s of ['dtrain_cuda_adamw_step', 'dtrain_nccl_load', 'dtrain_nccl_all_reduce', 'dtrain_cuda_malloc'])
     t.match(symbols, new RegExp(`\\b${s}\\b`), `exports ${s}`);
@@ -79,6 +81,19 @@ t.test('NCCL is loaded with dlopen and its version checked', async (t) => {
   t.match(probeWith(join(dir, 'missing.so')).reason, /not found .*missing\.so/);
 });
 
+t.test("without DTRAIN_NCCL_PATH, pip's nvidia-nccl in the active virtualenv is found", async (t) => {
+  if (!cudaBuildInfo().built) return t.skip('CUDA part not built');
+  const venv = mkdtempSync(join(tmpdir(), 'dtrain-venv-'));
+  t.teardown(() => rmSync(venv, { recursive: true, force: true }));
+  const libDir = join(venv, 'lib', 'python3.11', 'site-packages', 'nvidia', 'nccl', 'lib');
+  mkdirSync(libDir, { recursive: true });
+  renameSync(fakeNccl(venv, 22107), join(libDir, 'libnccl.so.2'));
+  const { DTRAIN_NCCL_PATH: _, ...env } = process.env;
+  const r = spawnSync(process.execPath, ['-e', `import(${JSON.stringify(join(root, 'dist/runtime/device/cuda-part.js'))}).then(m => console.log(JSON.stringify(m.probeCudaInProcess().nccl)))`],
+    { encoding: 'utf8', env: { ...env, VIRTUAL_ENV: venv } });
+  t.match(JSON.parse(r.stdout), { found: true, version: '2.21.7', path: join(libDir, 'libnccl.so.2') });
+});
+
 t.test('version strings and the auto decision', async (t) => {
   t.equal(ncclVersionString(21805), '2.18.5');
   const base = { built: { built: true }, loaded: true, devices: ['H100'], nccl: { found: true, version: '2.21.5' } };
@@ -98,6 +113,11 @@ t.test('dtrain doctor --json on this machine', async (t) => {
   t.equal(doc.nccl.found, false);
   t.type(doc.nccl.reason, 'string');
   t.equal(doc.backend.auto, 'cpu');
+  t.same(Object.keys(doc.tools).sort(), ['mpirun', 'qsub', 'sbatch', 'scontrol', 'srun', 'ssh'], 'the launchers it looks for');
+  for (const [tool, path] of Object.entries(doc.tools as Record<string, string | null>)) {
+    const found = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
+    t.equal(path, found || null, `${tool}: ${found || 'not found'}`);
+  }
   const human = spawnSync(process.execPath, [join(root, 'bin/dtrain'), 'doctor'], { encoding: 'utf8' });
   t.match(human.stdout, /backend auto\s+cpu/);
 });
