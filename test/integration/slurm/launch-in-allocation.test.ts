@@ -32,9 +32,9 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     for (let i = 0; i < 50 && slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%T']).trim() !== 'RUNNING'; i++) await sleep(200);
     const node = slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%N']).trim();
     mkdirSync(path.join(dir, 'out'));
-    const check = `require('node:fs').writeFileSync('out/' + process.env.RANK, JSON.stringify({ rank: process.env.RANK, world: process.env.WORLD_SIZE, local: process.env.LOCAL_RANK, master: process.env.MASTER_ADDR, step: process.env.SLURM_STEP_ID, job: process.env.SLURM_JOB_ID, store: process.env.DTRAIN_STORE }))`;
+    const check = `require('node:fs').writeFileSync('out/' + process.env.RANK, JSON.stringify({ rank: process.env.RANK, world: process.env.WORLD_SIZE, local: process.env.LOCAL_RANK, master: process.env.MASTER_ADDR, step: process.env.SLURM_STEP_ID, job: process.env.SLURM_JOB_ID, store: process.env.DTRAIN_STORE, cvd: process.env.CUDA_VISIBLE_DEVICES }))`;
     writeFileSync(path.join(dir, 'job.yaml'), `name: alloc\nentrypoint: ${JSON.stringify([process.execPath, '-e', check])}\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1}\n`);
-    const env = { ...tb.env, SLURM_JOB_ID: holder, SLURM_JOB_NODELIST: node, SLURM_JOB_NUM_NODES: '1', SLURMD_NODENAME: 'login-node' };
+    const env = { ...tb.env, SLURM_JOB_ID: holder, SLURM_JOB_NODELIST: node, SLURM_JOB_NUM_NODES: '1', SLURMD_NODENAME: 'login-node', CUDA_VISIBLE_DEVICES: '3,5' };
     const r = dtrain(['launch', 'job.yaml', '--json'], { env, cwd: dir, timeoutMs: 120_000 });
     t.equal(r.status, 0, r.stderr);
     t.match(r.stderr, `this machine (login-node) is not one of Slurm job ${holder}'s nodes (${node}): every agent starts with srun`);
@@ -42,6 +42,7 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     for (const rank of ['0', '1']) {
       const seen = JSON.parse(readFileSync(path.join(dir, 'out', rank), 'utf8'));
       t.match(seen, { rank, world: '2', local: rank, master: node, job: holder, store: /^unix:/ }, `rank ${rank}`);
+      t.equal(seen.cvd, '3,5', `rank ${rank} keeps the CUDA_VISIBLE_DEVICES the allocation set`);
       t.match(seen.step, /^[0-9]+$/, `rank ${rank} ran inside an srun step`);
     }
     for (let i = 0; i < 20 && steps().length; i++) await sleep(200);
