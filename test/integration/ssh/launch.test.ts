@@ -123,6 +123,20 @@ console.log(JSON.stringify({ host: os.hostname(), rank: e.RANK, local: e.LOCAL_R
   t.same(strayPids(h2), [], 'nothing left on h2');
 });
 
+t.test('collectives across real hosts: every op and dtype checked against the reference, over TCP and hierarchically', async (t) => {
+  const matrix = join(repoRoot, 'test/fixtures/collectives/matrix.mjs');
+  for (const [slots, kind] of [[[1, 1], 'tcp'], [[2, 2], 'hierarchical']] as const) {
+    const r = await launch(`matrix-${kind}`, [nodes([...slots]), `entrypoint: [${yamlString(process.execPath)}, ${yamlString(matrix)}]`, 'env: {COLL_LENGTHS: "1,7,5003"}'].join('\n'));
+    t.equal(r.error?.message, undefined, r.error ? r.stderr.slice(-3000) : `${kind}: finished`);
+    const reports = r.stderr.split('\n').flatMap((l) => (l.includes('"checks"') ? [JSON.parse(l.slice(l.indexOf('{')))] : []));
+    t.equal(reports.length, slots[0] + slots[1], `${kind}: every rank reported`);
+    for (const rep of reports) {
+      t.same(rep.failures, [], `${kind}: rank ${rep.rank} matches the reference (${rep.checks} elements)`);
+      t.equal(rep.kinds.world, kind);
+    }
+  }
+});
+
 t.test('a remote crash tears down every node, exit 1 naming the rank and host', async (t) => {
   const crash = join(scratch, 'crash.js');
   writeFileSync(crash, `if (process.env.RANK === '1') { setTimeout(() => process.exit(9), 300); } else setInterval(() => {}, 1000);`);
