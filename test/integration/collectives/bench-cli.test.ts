@@ -28,6 +28,19 @@ t.test('--json: one row per size with nccl-tests fields', async (t) => {
   }
 });
 
+t.test('--op reduce_scatter and broadcast: nccl-tests bus factors for 4 ranks', async (t) => {
+  // nccl-tests: reduce_scatter busbw = algbw × (n-1)/n, broadcast busbw = algbw
+  for (const [op, factor] of [['reduce_scatter', 0.75], ['broadcast', 1]] as const) {
+    const r = dtrain(['--op', op, '--nproc', '4', '--sizes', '65536', '--iters', '10', '--json']);
+    t.equal(r.status, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    t.equal(doc.op, op);
+    const row = doc.rows[0];
+    t.ok(row.time_us > 0, `${op}: ${row.time_us} µs`);
+    t.ok(Math.abs(row.busbw_GBps - row.algbw_GBps * factor) < 1e-9, `${op}: busbw = algbw × ${factor}`);
+  }
+});
+
 t.test('two simulated nodes measure the TCP path', async (t) => {
   const r = dtrain(['--op', 'all_gather', '--nnodes', '2', '--nproc', '1', '--sizes', '8192', '--iters', '20', '--json']);
   t.equal(r.status, 0, r.stderr);
