@@ -208,16 +208,23 @@ try:
 except (TypeError, RuntimeError):
     topt = torch.optim.AdamW([param], lr=1e-3, foreach=True)
     label = "torch foreach AdamW"
-for _ in range(3):
-    topt.step()
-torch.cuda.synchronize()
-start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-start.record()
-for _ in range(iters):
-    topt.step()
-end.record()
-torch.cuda.synchronize()
-torch_s = start.elapsed_time(end) / 1e3 / iters
+
+
+def seconds_per_call(fn):
+    """Mean wall time of fn on the GPU over `iters` calls, after 3 warm-up calls (CUDA events)."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / 1e3 / iters
+
+
+torch_s = seconds_per_call(topt.step)
 bytes_per_step = 28 * n
 print(f"\nAdamW, {n / 1e6:.0f}M fp32 params (28 B/param), {iters} steps each:")
 print(f"  dtrain kernel       {dtrain_s * 1e3:8.3f} ms/step  {bytes_per_step / dtrain_s / 1e9:8.1f} GB/s")
@@ -239,17 +246,14 @@ tmaster = torch.nn.Parameter(p.clone())
 tmaster.grad = g.clone()
 tpb = tmaster.detach().to(torch.bfloat16)
 topt_b = torch.optim.AdamW([tmaster], lr=1e-3, fused=True) if label.startswith("torch fused") else torch.optim.AdamW([tmaster], lr=1e-3, foreach=True)
-for _ in range(3):
+
+
+def master_step_and_copy():
     topt_b.step()
     tpb.copy_(tmaster.detach())
-torch.cuda.synchronize()
-start.record()
-for _ in range(iters):
-    topt_b.step()
-    tpb.copy_(tmaster.detach())
-end.record()
-torch.cuda.synchronize()
-torch_b_s = start.elapsed_time(end) / 1e3 / iters
+
+
+torch_b_s = seconds_per_call(master_step_and_copy)
 bf16_bytes = 30 * n
 print(f"\nAdamW, {n / 1e6:.0f}M bf16 params with an fp32 master (30 B/param), {iters} steps each:")
 print(f"  dtrain kernel       {bf16_s * 1e3:8.3f} ms/step  {bf16_bytes / bf16_s / 1e9:8.1f} GB/s")
