@@ -6,7 +6,8 @@
 # 3. runs the Python harness: buffers, NCCL (world size 1) on every collective against host results, and the
 #    AdamW kernel benchmarked beside PyTorch's fused AdamW and a device-to-device copy in the same run;
 # 4. when node and a built package (dist/, the addon) are there: the Node runtime on NCCL (node_runtime.mjs),
-#    and two ranks on one GPU for split groups, p2p, the watchdog and a dead peer (node_two_ranks.mjs).
+#    two ranks on one GPU for split groups, p2p, the watchdog and a dead peer (node_two_ranks.mjs), and
+#    `dtrain doctor` plus `dtrain launch` with backend auto/nccl/cpu (launch_checks.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$root/build/gpu}
@@ -44,6 +45,8 @@ if command -v node >/dev/null && [ -f "$root/dist/runtime/index.js" ] && [ -f "$
   node "$root/scripts/gpu/node_runtime.mjs"
   echo "== Node runtime on NCCL, two ranks on one GPU (socket transport)"
   node "$root/scripts/gpu/node_two_ranks.mjs"
+  echo "== dtrain doctor and dtrain launch on this machine (backend auto, nccl, cpu)"
+  bash "$root/scripts/gpu/launch_checks.sh"
 else
   echo "== Node runtime on NCCL: skipped (needs node, dist/ and build/Release/dtrain_native.node)"
 fi
