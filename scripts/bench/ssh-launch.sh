@@ -4,7 +4,8 @@
 # teardown) against `pdsh -R ssh -w <hosts> node -e 0` (Debian's pdsh driving the OpenSSH client with the
 # same key, known_hosts and strict checking). A third line times the SSH spawner alone (connections + agent
 # stub running `node -e 0`), to show where dtrain's time goes. hyperfine times all three end to end in one
-# run; the script prints the means and the ratio dtrain launch / pdsh (below 1: dtrain is faster).
+# run; the script prints the means and the ratio dtrain launch / pdsh (below 1: dtrain is faster), and the CPU
+# time the whole machine spent per run of each.
 #   scripts/bench/ssh-launch.sh [hosts=8] [runs=10]        (root; needs a built dist/: npm run build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -46,6 +47,23 @@ hyperfine -N --warmup 2 --runs "$runs" --export-json "$out/result.json" \
   -n "pdsh -R ssh ($hosts hosts, node -e 0)" "$pdsh_cmd" \
   -n "dtrain launch ($hosts hosts, one node -e 0 worker each)" "$launch_cmd" \
   -n "dtrain ssh spawner alone ($hosts hosts, agent stub + node -e 0)" "$spawner_cmd" >&2
+
+# CPU the whole machine spent per run (every process: client, sshd, login shells, agents, workers), from
+# /proc/stat around each run: with all hosts on this machine's cores, wall time follows it.
+cpu_ms() {
+  local hz total=0 a b i
+  hz=$(getconf CLK_TCK)
+  for i in 1 2 3 4 5; do
+    a=$(awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat)
+    "$@" >/dev/null 2>&1
+    b=$(awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat)
+    total=$((total + b - a))
+  done
+  echo $((total * 1000 / hz / 5))
+}
+cpu_pdsh=$(cpu_ms $pdsh_cmd)
+cpu_launch=$(cpu_ms $launch_cmd)
+echo "CPU per run, all processes on this machine ($(nproc) cores): pdsh ${cpu_pdsh} ms, dtrain launch ${cpu_launch} ms"
 
 node -e '
 const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).results;
