@@ -20,7 +20,7 @@ interface BenchArgs {
   set?: string[];
 }
 
-const ops = ['all_reduce', 'reduce_scatter', 'all_gather', 'broadcast'] as const;
+const ops = ['all_reduce', 'reduce_scatter', 'all_gather', 'broadcast', 'sendrecv'] as const;
 
 interface BenchRun {
   ranks: number;
@@ -33,11 +33,11 @@ interface BenchRun {
 
 export const benchCommand: CommandModule<object, BenchArgs> = {
   command: 'bench [config]',
-  describe: 'time CPU collectives (nccl-tests columns: bytes, count, type, time, algbw, busbw)',
+  describe: 'time CPU collectives and point-to-point (nccl-tests columns: bytes, count, type, time, algbw, busbw)',
   builder: (y) =>
     y
       .positional('config', { type: 'string', describe: "a job config: run over its hosts through the launcher (its entrypoint is replaced by the bench worker)" })
-      .option('op', { choices: ops, default: 'all_reduce', describe: 'the collective to time' })
+      .option('op', { choices: ops, default: 'all_reduce', describe: 'the collective to time (sendrecv: each rank sends to the next, receives from the previous)' })
       .option('nproc', { type: 'number', describe: 'without a config: ranks per simulated node (default 2)' })
       .option('nnodes', { type: 'number', describe: 'without a config: simulated nodes (default 1; more: TCP / hierarchical over loopback)' })
       .option('sizes', { type: 'string', default: '4096,65536,1048576,16777216', describe: 'message sizes in bytes, comma separated' })
@@ -63,6 +63,8 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       run = await overConfig(args.config, args.set ?? [], workerEnv);
     } else {
       if (args.set?.length) throw new UsageError('--set needs a config');
+      if (args.op === 'sendrecv' && (args.nproc ?? 2) * (args.nnodes ?? 1) < 2)
+        throw new UsageError('--op sendrecv needs at least 2 ranks (--nproc or --nnodes)');
       run = await onThisMachine(args.nproc ?? 2, args.nnodes ?? 1, workerEnv);
     }
     if (run.rows.length !== sizes.length)
@@ -141,6 +143,7 @@ async function overConfig(file: string, sets: string[], env: Record<string, stri
   };
   const { buildPlan } = await import('../plan/index.js');
   const plan = buildPlan({ ...loaded, config }, { extraArgs: [] });
+  if (env.BENCH_OP === 'sendrecv' && plan.world_size < 2) throw new UsageError(`${file}: --op sendrecv needs at least 2 ranks; the config has 1`);
   for (const w of plan.warnings) process.stderr.write(`warning: ${w}\n`);
   const { launchJob } = await import('../launch/controller.js');
   const { Writable } = await import('node:stream');

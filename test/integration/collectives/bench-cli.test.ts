@@ -47,6 +47,27 @@ t.test('two simulated nodes measure the TCP path', async (t) => {
   t.equal(JSON.parse(r.stdout).rows[0].transport, 'tcp');
 });
 
+t.test('--op sendrecv: each rank sends to the next and receives from the previous, on shm and on TCP', async (t) => {
+  // nccl-tests' sendrecv_perf: bytes is what each rank sends; busbw = algbw
+  for (const [args, transport] of [[['--nproc', '3'], 'shm'], [['--nnodes', '2', '--nproc', '1'], 'tcp']] as const) {
+    const r = dtrain(['--op', 'sendrecv', ...args, '--sizes', '4096,65536', '--iters', '20', '--json']);
+    t.equal(r.status, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    t.equal(doc.op, 'sendrecv');
+    t.same(doc.rows.map((row: { bytes: number }) => row.bytes), [4096, 65536]);
+    for (const row of doc.rows) {
+      t.equal(row.redop, 'none');
+      t.ok(row.time_us > 0, `${transport}: ${row.bytes} B in ${row.time_us} µs`);
+      t.equal(row.busbw_GBps, row.algbw_GBps);
+      t.equal(row.transport, transport);
+      t.equal(row.algorithm, 'stream');
+    }
+  }
+  const one = dtrain(['--op', 'sendrecv', '--nproc', '1']);
+  t.equal(one.status, 2);
+  t.match(one.stderr, /^dtrain: --op sendrecv needs at least 2 ranks \(--nproc or --nnodes\)\n$/);
+});
+
 t.test('bad usage is one line and exit 2', async (t) => {
   const r = dtrain(['--nproc', '0']);
   t.equal(r.status, 2);
