@@ -56,11 +56,17 @@ function exec(conn: SshConnection, command: string): Promise<ClientChannel> {
   );
 }
 
+/**
+ * `pipelined`: the controller's next message (the spec), written as soon as it resolves, without waiting for
+ * the agent's hello: the agent reads it right after answering, so no round trip is spent and every agent
+ * sets up while the others still start. A mismatched agent may get it before the refusal; it is closed then.
+ */
 export async function startAgentChannel(
   conn: SshConnection,
   launch: RemoteLaunch,
   controllerVersion: string,
   helloTimeoutMs: number,
+  pipelined?: Promise<string>,
 ): Promise<AgentChannel> {
   const host = conn.target.alias;
   const channel = await exec(conn, remoteCommand);
@@ -79,6 +85,12 @@ export async function startAgentChannel(
 
   channel.write(encodeHeader(launch));
   channel.write(JSON.stringify({ type: 'hello', version: controllerVersion }) + '\n');
+  let ended = false;
+  channel.once('close', () => (ended = true));
+  void pipelined?.then(
+    (line) => void (ended || channel.write(line)),
+    () => {},
+  );
 
   const hello = await new Promise<AgentHello>((resolve, reject) => {
     let buffered = '';
@@ -135,6 +147,8 @@ export async function startAgentChannel(
     throw err;
   });
   channel.stderr.off('data', onStderr);
+  // A flowing stream without listeners drops data: hold the agent's lines for whoever reads stderr next.
+  channel.stderr.pause();
 
   if (hello.version !== controllerVersion) {
     channel.end();

@@ -1,6 +1,7 @@
 /**
  * The controller's entry to SSH nodes, speaking src/launch/agent-contract.ts: start `dtrain agent --stdio`
- * on every remote node (spawner.ts), hand each its AgentSpec on stdin (the only place the job key travels),
+ * on every remote node (spawner.ts), hand each its AgentSpec on stdin as it starts (the only place the job
+ * key travels),
  * then relay what comes back: stdout's OutputRecords to the controller's console, stderr's diagnostics with
  * the host in front, and a lost node (SSH connection dropped or keepalives unanswered, or the agent dying
  * before it was told to exit) to the supervisor. Control after that goes through the store (ctl/ keys).
@@ -10,20 +11,23 @@ import type { NodePlan } from '../../plan/types.js';
 import type { AgentSpec, OutputRecord, StoreAddress } from '../agent-contract.js';
 import { forwardedEnv, mergeBelow } from './forward-env.js';
 import { startSshAgents, type RemoteAgent, type SshLaunchRequest } from './spawner.js';
+import type { SshTarget } from './target.js';
 
 export interface RemoteNodesOptions extends Omit<SshLaunchRequest, 'nodes'> {
   /** the plan's remote nodes (local: false) */
   nodes: NodePlan[];
-  /** the node's AgentSpec, given the store address its agent must dial */
-  spec(node: NodePlan, store: StoreAddress): AgentSpec;
+  /**
+   * The node's AgentSpec, given the store address its agent must dial and its route: this machine's address
+   * on that node's connection, and every node's resolved target (node 0's HostName is MASTER_ADDR).
+   * Each agent gets its spec as soon as it starts, not once all have (spawner.ts `firstMessage`).
+   */
+  spec(node: NodePlan, store: StoreAddress, route: { localAddress?: string; targets: ReadonlyMap<number, SshTarget> }): AgentSpec;
   /** each OutputRecord; absent: the caller reads `agent.stdout` itself (e.g. with backpressure) */
   onRecord?(nodeRank: number, record: OutputRecord): void;
   /** one line of an agent's own stderr, already prefixed with its host */
   onDiagnostic(line: string): void;
   /** the node is gone; `why` names the cause in one line */
   onLost(nodeRank: number, why: string): void;
-  /** called once every agent is up, before any spec is sent (e.g. to settle MASTER_ADDR) */
-  beforeSpecs?(agents: RemoteAgent[]): void;
   /** the controller's environment, for ssh.forward_env (default: process.env) */
   env?: NodeJS.ProcessEnv;
 }
@@ -35,7 +39,9 @@ export interface RemoteNodes {
 }
 
 export async function startRemoteNodes(opts: RemoteNodesOptions): Promise<RemoteNodes> {
-  const { nodes, spec, onRecord, onDiagnostic, onLost, beforeSpecs, env = process.env, ...request } = opts;
+  const { nodes, spec, onRecord, onDiagnostic, onLost, env = process.env, ...request } = opts;
+  const forwarded = forwardedEnv(request.settings.forward_env, env);
+  const planOf = (nodeRank: number) => nodes.find((n) => n.node_rank === nodeRank)!;
   const agents = await startSshAgents({
     ...request,
     nodes: nodes.map((n) => {
@@ -44,18 +50,18 @@ export async function startRemoteNodes(opts: RemoteNodesOptions): Promise<Remote
       if (n.port !== undefined) node.port = n.port;
       return node;
     }),
+    firstMessage: ({ node, storeAddr, localAddress }, targets) => {
+      const s = spec(planOf(node.node_rank), { kind: 'tcp', host: storeAddr.host, port: storeAddr.port }, { ...(localAddress ? { localAddress } : {}), targets });
+      // forward_env sits below everything the plan and the config set.
+      const withForwarded: AgentSpec = { ...s, ranks: s.ranks.map((r) => ({ ...r, env: mergeBelow(forwarded, r.env) })) };
+      return JSON.stringify(withForwarded) + '\n';
+    },
   });
-  const forwarded = forwardedEnv(request.settings.forward_env, env);
   let closing = false;
-  beforeSpecs?.(agents);
 
   for (const agent of agents) {
-    const plan = nodes.find((n) => n.node_rank === agent.node.node_rank)!;
+    const plan = planOf(agent.node.node_rank);
     const host = agent.node.host;
-    const s = spec(plan, { kind: 'tcp', host: agent.storeAddr.host, port: agent.storeAddr.port });
-    // forward_env sits below everything the plan and the config set.
-    const withForwarded: AgentSpec = { ...s, ranks: s.ranks.map((r) => ({ ...r, env: mergeBelow(forwarded, r.env) })) };
-    agent.stdin.write(JSON.stringify(withForwarded) + '\n');
 
     if (onRecord) createInterface({ input: agent.stdout }).on('line', (line) => {
       let record: OutputRecord;
@@ -104,15 +110,6 @@ export async function startRemoteNodes(opts: RemoteNodesOptions): Promise<Remote
       for (const a of agents) a.close();
     },
   };
-}
-
-/**
- * MASTER_ADDR for a job whose node 0 is remote: its address as the other nodes reach it, i.e. what SSH
- * dialled after ~/.ssh/config (HostName). When node 0 is the controller's own machine, use `localAddress`
- * of a connection to another node instead: the controller's address on the route that node reaches it by.
- */
-export function masterAddrOf(agents: RemoteAgent[], nodeRank = 0): string | undefined {
-  return agents.find((a) => a.node.node_rank === nodeRank)?.target.hostName;
 }
 
 /** Waits for `p`, at most `ms`; the timer never keeps the process alive on its own. */

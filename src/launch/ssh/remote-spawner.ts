@@ -22,7 +22,6 @@ export function sshRemoteSpawner(config: JobConfig, err: NodeJS.WritableStream =
     const bySpec = new Map(ctx.specs.map((s) => [s.node.node_rank, s]));
     const nodeZeroRemote = ctx.specs.some((s) => s.node.node_rank === 0);
 
-    let masterAddr: string | undefined;
     const remote = await startRemoteNodes({
       nodes: ctx.specs.map((s) => s.node),
       settings,
@@ -32,20 +31,16 @@ export function sshRemoteSpawner(config: JobConfig, err: NodeJS.WritableStream =
       helloTimeoutMs: config.rendezvous.timeout,
       keepaliveIntervalMs: interval,
       keepaliveCountMax: Math.max(1, Math.ceil(config.heartbeat.timeout / interval)),
-      spec: (node, store): AgentSpec => {
+      spec: (node, store, route): AgentSpec => {
         const s = bySpec.get(node.node_rank)!;
-        return { ...s, store, master: masterAddr ? { ...s.master, addr: masterAddr } : s.master };
+        if (config.master.addr !== 'auto') return { ...s, store };
+        // MASTER_ADDR as this node reaches node 0: the address SSH dials for node 0, or, when node 0 is this
+        // machine, this machine's address on the route this node's connection takes.
+        const addr = nodeZeroRemote ? route.targets.get(0)?.hostName : route.localAddress;
+        return { ...s, store, master: addr ? { ...s.master, addr } : s.master };
       },
       onDiagnostic: (line) => err.write(`${line}\n`),
       onLost: ctx.onLost,
-      beforeSpecs: (agents) => {
-        if (config.master.addr !== 'auto') return;
-        // MASTER_ADDR as the other nodes reach node 0: the address SSH dialled for it, or, when node 0 is
-        // this machine, this machine's address on the route the nodes use to reach it.
-        masterAddr = nodeZeroRemote
-          ? agents.find((a) => a.node.node_rank === 0)?.target.hostName
-          : agents.find((a) => a.localAddress)?.localAddress;
-      },
     });
 
     return remote.agents.map((agent): NodeHandle => {

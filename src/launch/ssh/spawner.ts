@@ -45,6 +45,20 @@ export interface SshLaunchRequest {
   sshConfigPath?: string;
   /** the controller's version (default: this package's) */
   version?: string;
+  /**
+   * The first message for an agent (its spec), sent right behind the hello (agent-channel.ts `pipelined`)
+   * once the store address for that node is known. `targets`: every node's resolved target, by node rank.
+   */
+  firstMessage?(agent: StartingAgent, targets: ReadonlyMap<number, SshTarget>): string;
+}
+
+/** What is known of an agent when its first message is written. */
+export interface StartingAgent {
+  node: SshNode;
+  target: SshTarget;
+  storeAddr: StoreEndpoint;
+  /** this machine's address on the connection to that node (absent through ProxyJump) */
+  localAddress?: string;
 }
 
 export interface RemoteAgent extends AgentChannel {
@@ -77,6 +91,16 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
   };
   const opened: SshConnection[] = [];
   const jumps = new JumpPool();
+  // Resolved up front too, for firstMessage (MASTER_ADDR names node 0 as SSH dials it); a node whose target
+  // does not resolve fails in startOne with its own line.
+  const targets = new Map<number, SshTarget>();
+  for (const node of req.nodes) {
+    try {
+      targets.set(node.node_rank, resolveTarget(node, req.settings, blocks));
+    } catch {
+      // reported by startOne
+    }
+  }
 
   const startOne = async (node: SshNode): Promise<RemoteAgent> => {
     const target = resolveTarget(node, req.settings, blocks);
@@ -99,18 +123,20 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
         if (!closing) resolve('SSH connection closed');
       });
     });
-    // The forward and the agent's start are independent round trips: overlap them.
-    const [storeAddr, channel] = await Promise.all([
-      req.directStore ?? forwardStore(conn, req.store),
-      startAgentChannel(conn, launch, version, req.helloTimeoutMs),
-    ]);
     const sock = (conn.client as unknown as { _sock?: { localAddress?: string } })._sock;
+    const localAddress = sock?.localAddress;
+    // The forward and the agent's start are independent round trips: overlap them.
+    const forwarded = req.directStore ? Promise.resolve(req.directStore) : forwardStore(conn, req.store);
+    const first = req.firstMessage
+      ? forwarded.then((storeAddr) => req.firstMessage!({ node, target, storeAddr, ...(localAddress ? { localAddress } : {}) }, targets))
+      : undefined;
+    const [storeAddr, channel] = await Promise.all([forwarded, startAgentChannel(conn, launch, version, req.helloTimeoutMs, first)]);
     return {
       ...channel,
       node,
       target,
       storeAddr,
-      ...(sock?.localAddress ? { localAddress: sock.localAddress } : {}),
+      ...(localAddress ? { localAddress } : {}),
       lost,
       close() {
         closing = true;

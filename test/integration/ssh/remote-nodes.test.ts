@@ -4,13 +4,13 @@
  * attributed to their node, and a network cut is reported as a lost node naming the host. The agent is the
  * fixture stub (it echoes what it got); the real `dtrain agent` is exercised by the launch tests.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import type { AgentSpec, OutputRecord } from '../../../src/launch/agent-contract.js';
-import { masterAddrOf, startRemoteNodes } from '../../../src/launch/ssh/remote-nodes.js';
-import { defaultSshSettings } from '../../../src/launch/ssh/target.js';
+import { startRemoteNodes } from '../../../src/launch/ssh/remote-nodes.js';
+import { defaultSshSettings, type SshTarget } from '../../../src/launch/ssh/target.js';
 import type { NodePlan, RankPlan } from '../../../src/plan/types.js';
 import { inHost, repoRoot, skipReason, strayPids, testbedUp } from '../../helpers/ssh-testbed.js';
 
@@ -39,7 +39,9 @@ const rank = (i: number): RankPlan => ({
   env: { RANK: String(i), NCCL_DEBUG: 'WARN' },
 });
 
-function spec(node: NodePlan, store: AgentSpec['store']): AgentSpec {
+const routes = new Map<number, { localAddress?: string; targets: ReadonlyMap<number, SshTarget> }>();
+function spec(node: NodePlan, store: AgentSpec['store'], route: { localAddress?: string; targets: ReadonlyMap<number, SshTarget> }): AgentSpec {
+  routes.set(node.node_rank, route);
   return {
     type: 'spec',
     run_id: 'r1',
@@ -90,7 +92,8 @@ t.test('spec on stdin, forward_env below the plan, records and diagnostics attri
     t.same(doc.store, { kind: 'tcp', host: '127.0.0.1', port: remote.agents[n as number]!.storeAddr.port });
   }
   t.ok(diagnostics.includes(`[${bed.hosts[1]!.address}] spec for node 1, job key of 32 bytes`), 'stderr lines carry the host');
-  t.equal(masterAddrOf(remote.agents), bed.hosts[0]!.address);
+  t.equal(routes.get(1)?.targets.get(0)?.hostName, bed.hosts[0]!.address, "each spec is made knowing node 0's address as SSH dials it");
+  t.equal(routes.get(1)?.localAddress, bed.controller_address, "and this machine's address on that node's route back");
   t.equal(remote.agents[0]!.localAddress, bed.controller_address, 'the route back to the controller');
 
   inHost(bed.hosts[1]!, ['ip', 'link', 'set', 'eth0', 'down']);
@@ -109,4 +112,39 @@ t.test('spec on stdin, forward_env below the plan, records and diagnostics attri
   }
   t.same(left, [], 'close() ended the agent on the connected host');
   t.same(lost.length, 1, 'closing is not a loss');
+});
+
+t.test('each agent gets its spec as it starts, not once every agent has', async (t) => {
+  // The second host's prelude holds its agent back for 1.5 s; the first agent's spec must not wait for it.
+  const events = join(scratch, 'events.log');
+  const slow = bed.hosts[1]!.hostname;
+  const remote = await startRemoteNodes({
+    nodes,
+    settings: {
+      ...defaultSshSettings,
+      identity_file: bed.client_key,
+      known_hosts: bed.known_hosts,
+      remote_dtrain: join(repoRoot, 'test/fixtures/ssh/agent-stub.mjs'),
+      prelude: `export STUB_EVENTS=${events}; if [ "$(hostname)" = ${slow} ]; then sleep 1.5; fi`,
+    },
+    workdir: scratch,
+    store: { host: '127.0.0.1', port: 9 },
+    helloTimeoutMs: 10_000,
+    keepaliveIntervalMs: 1000,
+    sshConfigPath: join(scratch, 'none'),
+    env: {},
+    spec,
+    onDiagnostic: () => {},
+    onLost: () => {},
+  });
+  t.teardown(() => remote.close());
+  const at = (event: string, host: string) => {
+    const line = readFileSync(events, 'utf8').split('\n').find((l) => l.startsWith(`${event} ${host} `));
+    return line ? Number(line.split(' ')[2]) : NaN;
+  };
+  for (let i = 0; i < 50 && Number.isNaN(at('spec', slow)); i++) await new Promise((r) => setTimeout(r, 100));
+  const fast = bed.hosts[0]!.hostname;
+  t.ok(at('spec', fast) < at('hello', slow), `${fast} had its spec ${at('hello', slow) - at('spec', fast)} ms before ${slow} said hello`);
+  t.ok(at('spec', slow) >= at('hello', slow), 'and each spec comes after its own hello');
+  await remote.close();
 });
