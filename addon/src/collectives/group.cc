@@ -67,6 +67,17 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
   for (auto& kv : firstOnHost) leaders_.push_back(kv.second);
   std::sort(leaders_.begin(), leaders_.end());
   isLeader_ = std::find(leaders_.begin(), leaders_.end(), me_) != leaders_.end();
+  for (int leader : leaders_) {
+    std::vector<int> members;
+    for (int i = 0; i < n; ++i)
+      if (nodes_[size_t(i)] == nodes_[size_t(leader)]) members.push_back(i);
+    hostMembers_.push_back(std::move(members));
+  }
+  uniformHosts_ = std::all_of(hostMembers_.begin(), hostMembers_.end(), [&](const std::vector<int>& m) { return m.size() == hostMembers_[0].size(); });
+  contiguousHosts_ = uniformHosts_;
+  for (size_t li = 0; li < hostMembers_.size() && contiguousHosts_; ++li)
+    for (size_t j = 0; j < hostMembers_[li].size(); ++j)
+      if (hostMembers_[li][j] != int(li * hostMembers_[li].size() + j)) contiguousHosts_ = false;
   bool spansHosts = hosts.size() > 1;
   kind_ = !spansHosts ? "shm" : teamMembers_.size() == 1 && leaders_.size() == size_t(n) ? "tcp" : "hierarchical";
   // with one rank on every host there is no team; otherwise the local members form one (maybe of 1)
@@ -121,6 +132,16 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
 }
 
 Group::~Group() = default;
+
+int Group::hostOf(int groupRank) const {
+  for (size_t li = 0; li < leaders_.size(); ++li)
+    if (nodes_[size_t(leaders_[li])] == nodes_[size_t(groupRank)]) return int(li);
+  return -1;
+}
+
+int Group::teamIndex(int groupRank) const {
+  return int(std::find(teamMembers_.begin(), teamMembers_.end(), groupRank) - teamMembers_.begin());
+}
 
 Deadline Group::deadline(int64_t timeoutMs) const {
   return Deadline::in(timeoutMs > 0 ? timeoutMs : ctx_.collectiveTimeoutMs);
@@ -236,6 +257,33 @@ void Group::allGather(const void* in, void* out, size_t n, DType t, int64_t time
       record("allGather", "self", "copy", bytes);
     } else if (is(Kind::shm)) {
       record("allGather", "shm", team_->allGather(in, out, n, t, d), bytes);
+    } else if (is(Kind::hierarchical) && uniformHosts_) {
+      // Gather each host's block over shared memory, ring the blocks between host leaders over TCP (one
+      // copy of each block crosses the network instead of one per rank), then share the whole result
+      // inside each host. Hosts of unequal size take the flat ring below.
+      checkHeaders(allView(), header(OpKind::allGather, t, RedOp::sum, 0, n), d);
+      size_t es = dtypeSize(t), ts = teamMembers_.size();
+      uint8_t* o = static_cast<uint8_t*>(out);
+      if (contiguousHosts_) {
+        // Host blocks already sit in group order: gather into this host's block of the output, in place.
+        uint8_t* block = o + size_t(leaders_[size_t(hostOf(me_))]) * n * es;
+        if (team_) team_->allGather(in, block, n, t, d);
+        else std::memmove(block, in, n * es);
+        if (isLeader_) ringAllGather(leaderView_, block, o, ts * n, t, d);
+      } else {
+        std::vector<uint8_t> block(ts * n * es);
+        if (team_) team_->allGather(in, block.data(), n, t, d);
+        else std::memcpy(block.data(), in, n * es);
+        if (isLeader_) {
+          std::vector<uint8_t> hosts(block.size() * leaders_.size());
+          ringAllGather(leaderView_, block.data(), hosts.data(), ts * n, t, d);
+          for (size_t li = 0; li < hostMembers_.size(); ++li)
+            for (size_t j = 0; j < ts; ++j)
+              std::memcpy(o + size_t(hostMembers_[li][j]) * n * es, hosts.data() + (li * ts + j) * n * es, n * es);
+        }
+      }
+      if (team_) team_->broadcast(out, n * size_t(size()), t, 0, d);
+      record("allGather", "hierarchical", "shm-gather+tcp-ring+shm-broadcast", bytes);
     } else {
       checkHeaders(allView(), header(OpKind::allGather, t, RedOp::sum, 0, n), d);
       ringAllGather(allView(), in, out, n, t, d);
@@ -252,6 +300,15 @@ void Group::broadcast(void* buf, size_t count, DType t, int root, int64_t timeou
       record("broadcast", "self", "none", bytes);
     } else if (is(Kind::shm)) {
       record("broadcast", "shm", team_->broadcast(buf, count, t, root, d), bytes);
+    } else if (is(Kind::hierarchical)) {
+      // The root's host first (its leader gets the data over shared memory), then the host leaders over TCP
+      // from that leader, then every other host from its leader: one copy per host crosses the network.
+      checkHeaders(allView(), header(OpKind::broadcast, t, RedOp::sum, root, count), d);
+      bool rootHost = nodes_[size_t(root)] == ctx_.nodeRank;
+      if (rootHost && team_) team_->broadcast(buf, count, t, teamIndex(root), d);
+      if (isLeader_) linearBroadcast(leaderView_, buf, bytes, hostOf(root), d);
+      if (!rootHost && team_) team_->broadcast(buf, count, t, 0, d);
+      record("broadcast", "hierarchical", "shm+tcp-linear+shm", bytes);
     } else {
       checkHeaders(allView(), header(OpKind::broadcast, t, RedOp::sum, root, count), d);
       linearBroadcast(allView(), buf, bytes, root, d);

@@ -80,19 +80,42 @@ t.test('16-bit floats over TCP are accumulated in fp32 and rounded once, whereve
   }
 });
 
-t.test('two nodes of two ranks: hierarchical all-reduce', async (t) => {
-  const res = await runWorkers({ nodes: [2, 2], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '1,7,5003' } });
+t.test('two nodes of two ranks: hierarchical all-reduce, all-gather and broadcast', async (t) => {
+  const res = await runWorkers({ nodes: [2, 2], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '1,7,5003', COLL_ROOTS: 'all' } });
   expectClean(t, res);
   for (const r of all(res)) {
     t.equal(r.kinds.world, 'hierarchical');
     t.same(algorithms(r, 'world', 'allReduce'), ['hierarchical/shm-reduce+tcp-ring+shm-broadcast']);
+    t.same(algorithms(r, 'world', 'allGather'), ['hierarchical/shm-gather+tcp-ring+shm-broadcast']);
+    t.same(algorithms(r, 'world', 'broadcast'), ['hierarchical/shm+tcp-linear+shm'], 'from every root, leader or not');
   }
 });
 
-t.test('uneven nodes (2 + 1): hierarchical with a lone rank', async (t) => {
-  const res = await runWorkers({ nodes: [2, 1], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '3,1001', COLL_DTYPES: 'float32,int32,float16' } });
+t.test("hosts whose members are not consecutive group ranks (0, 2, 1, 3): all-gather still lands in group order", async (t) => {
+  const res = await runWorkers({
+    nodes: [2, 2],
+    script: fixture('matrix.mjs'),
+    env: { COLL_LENGTHS: '1,5003', COLL_DTYPES: 'float32,int64,bfloat16', COLL_GROUPS: 'interleaved', COLL_ROOTS: 'all' },
+  });
   expectClean(t, res);
-  for (const r of all(res)) t.equal(r.kinds.world, 'hierarchical');
+  for (const r of all(res)) {
+    t.equal(r.kinds.interleaved, 'hierarchical');
+    t.same(algorithms(r, 'interleaved', 'allGather'), ['hierarchical/shm-gather+tcp-ring+shm-broadcast']);
+  }
+});
+
+t.test('uneven nodes (2 + 1): hierarchical with a lone rank; all-gather takes the flat ring', async (t) => {
+  const res = await runWorkers({
+    nodes: [2, 1],
+    script: fixture('matrix.mjs'),
+    env: { COLL_LENGTHS: '3,1001', COLL_DTYPES: 'float32,int32,float16', COLL_ROOTS: 'all' },
+  });
+  expectClean(t, res);
+  for (const r of all(res)) {
+    t.equal(r.kinds.world, 'hierarchical');
+    t.same(algorithms(r, 'world', 'broadcast'), ['hierarchical/shm+tcp-linear+shm']);
+    t.same(algorithms(r, 'world', 'allGather'), ['tcp/ring'], 'hosts of unequal size');
+  }
 });
 
 t.test('data, pipeline and tensor groups in Megatron order (tensor 2 × pipeline 2)', async (t) => {
