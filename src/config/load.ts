@@ -1,7 +1,7 @@
 /**
  * loadConfig (a YAML file + --set overrides) and configFromArgs (torchrun-style flags) share one path:
- * schema validation with defaults, then normalise(). Every problem found is thrown together in one
- * ConfigError; warnings are returned.
+ * schema validation with defaults, then normalise(), which runs even when the schema failed (on the
+ * values it accepted). Every problem found is thrown together in one ConfigError; warnings are returned.
  */
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { basename, extname, resolve } from 'node:path';
@@ -11,7 +11,7 @@ import { schemaValidator } from './ajv.js';
 import { isLocalHost, localGpuCount } from './local-host.js';
 import { normalise, type NormaliseContext } from './normalise.js';
 import { applyOverrides } from './overrides.js';
-import { ConfigSource } from './source.js';
+import { ConfigSource, type PathSegment } from './source.js';
 import type { LoadedConfig, RawConfig } from './types.js';
 import { yaml } from './yaml-lib.js';
 
@@ -105,10 +105,16 @@ async function validate(
   const written = structuredClone(doc);
 
   const validator = await schemaValidator();
+  let schema: { problems: ConfigProblem[]; rejected: PathSegment[][] } | undefined;
   if (!validator(doc)) {
-    // loaded only for a config with problems: one module less on every launch
-    const { schemaProblems } = await import('./schema-errors.js');
-    fail(schemaProblems(validator.errors ?? [], doc, source));
+    // loaded only for a config with problems: two modules less on every launch
+    const [{ schemaProblems }, { withoutRejected }] = await Promise.all([import('./schema-errors.js'), import('./schema-repair.js')]);
+    const errors = validator.errors ?? [];
+    const problems = schemaProblems(errors, doc, source);
+    // The semantic checks still run, on the values the schema accepted (schema-repair.ts says how).
+    const { rejected, checkable } = withoutRejected(doc, validator, errors);
+    if (!checkable) fail(problems);
+    schema = { problems, rejected };
   }
 
   const ctx: NormaliseContext = {
@@ -118,9 +124,10 @@ async function validate(
     readText: (p) => readFileSync(p, 'utf8'),
     isLocalHost,
     localGpuCount,
+    ...(schema && { rejected: schema.rejected }),
   };
   const result = normalise(doc as unknown as RawConfig, source, ctx);
-  if (!result.config || earlier.length) fail(result.problems);
+  if (!result.config || earlier.length || schema) fail([...(schema?.problems ?? []), ...result.problems]);
   return { config: result.config!, warnings: ordered(result.warnings), file: where.file, raw: written };
 }
 

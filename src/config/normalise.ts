@@ -3,6 +3,11 @@
  * decides each node's process count, resolves the data size, converts durations, and runs the checks a
  * schema cannot express (world = data × tensor × pipeline, unique hosts, ...). Problems are collected,
  * never thrown one at a time; doubtful but legal settings become warnings.
+ *
+ * It also runs on a document that failed the schema, so its problems are reported with the schema's:
+ * the rejected values are then gone (schema defaults stand in) and listed in ctx.rejected. A check that
+ * reads one of them is skipped (`usable(...)` names what each check reads beyond its own path), and a
+ * problem located at or under one is dropped: either would be about a value nobody wrote.
  */
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
@@ -25,6 +30,8 @@ export interface NormaliseContext {
   localGpuCount(): number;
   /** the home folder `~/` names in ssh paths; default os.homedir() */
   home?: string;
+  /** key paths whose values the schema rejected (schema-repair.ts removed them; defaults stand in) */
+  rejected?: PathSegment[][];
 }
 
 export interface Normalised {
@@ -36,8 +43,16 @@ export interface Normalised {
 export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseContext): Normalised {
   const problems: ConfigProblem[] = [];
   const warnings: ConfigProblem[] = [];
-  const error = (path: PathSegment[], message: string, at: 'key' | 'value' = 'value') => problems.push(source.problem(path, message, at));
-  const warn = (path: PathSegment[], message: string) => warnings.push(source.problem(path, message));
+  const rejected = ctx.rejected ?? [];
+  /** none of these dotted paths (`*`: any key or index) is, holds or lies inside a rejected value */
+  const usable: Usable = (...paths) => !paths.some((p) => rejected.some((r) => overlaps(r, p.split('.'))));
+  const aboutStandIn = (path: PathSegment[]) => rejected.some((r) => r.length <= path.length && r.every((s, i) => String(s) === String(path[i])));
+  const error = (path: PathSegment[], message: string, at: 'key' | 'value' = 'value') => {
+    if (!aboutStandIn(path)) problems.push(source.problem(path, message, at));
+  };
+  const warn = (path: PathSegment[], message: string) => {
+    if (!aboutStandIn(path)) warnings.push(source.problem(path, message));
+  };
   const baseDir = resolve(ctx.cwd, dirname(ctx.file));
   /** how a path from the config is shown in messages: relative paths joined to the config's folder */
   const shown = (p: string) => (isAbsolute(p) ? p : normalize(join(dirname(ctx.file), p)));
@@ -51,7 +66,7 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     } catch (err) {
       error(['entrypoint'], `cannot be split into arguments: it ${(err as Error).message}`);
     }
-  } else entrypoint = raw.entrypoint;
+  } else entrypoint = raw.entrypoint ?? []; // missing only after the schema said so
 
   // env_file, then env
   const env: Record<string, string> = {};
@@ -74,16 +89,16 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   }
 
   // nodes
-  const nodes = resolveNodes(raw, source, ctx, baseDir, shown, problems, error, warn);
+  const nodes = resolveNodes(raw, source, ctx, baseDir, shown, problems, error, warn, usable);
   const world = nodes.reduce((sum, n) => sum + n.nproc, 0);
 
-  // scheduler and the listed nodes must agree on how many nodes there are
-  if (raw.scheduler?.nodes !== undefined && (raw.nodes || raw.hostfile) && raw.scheduler.nodes !== nodes.length) {
+  // scheduler and the listed nodes must agree on how many nodes there are (none: the list is unknown)
+  if (raw.scheduler?.nodes !== undefined && (raw.nodes || raw.hostfile) && nodes.length && raw.scheduler.nodes !== nodes.length) {
     error(['scheduler', 'nodes'], `is ${raw.scheduler.nodes}, but the config lists ${nodes.length} node${nodes.length === 1 ? '' : 's'}`);
   }
 
   const gpusPerNode = raw.scheduler?.gpus_per_node;
-  if (gpusPerNode && typeof raw.nproc_per_node === 'number' && raw.nproc_per_node > gpusPerNode && raw.backend !== 'cpu') {
+  if (gpusPerNode && typeof raw.nproc_per_node === 'number' && raw.nproc_per_node > gpusPerNode && raw.backend !== 'cpu' && usable('scheduler.gpus_per_node', 'backend')) {
     warn(['nproc_per_node'], `is ${raw.nproc_per_node}, but scheduler.gpus_per_node is ${gpusPerNode}: workers would share GPUs`);
   }
 
@@ -92,26 +107,27 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   const tp = par.tensor * par.pipeline;
   let data = typeof par.data === 'number' ? par.data : 0;
   const perNode = nodes.map((n) => `${n.host}: ${n.nproc}`).join(', ');
-  if (nodes.length && par.data === 'auto') {
+  const gridKnown = nodes.length > 0 && usable('parallelism.data', 'parallelism.tensor', 'parallelism.pipeline');
+  if (gridKnown && par.data === 'auto') {
     if (world % tp !== 0) {
       error(['parallelism'], `tensor × pipeline = ${par.tensor} × ${par.pipeline} = ${tp} does not divide the world size ${world} (${perNode})`);
     } else data = world / tp;
-  } else if (nodes.length && data * tp !== world) {
+  } else if (gridKnown && data * tp !== world) {
     error(
       ['parallelism', 'data'],
       `data × tensor × pipeline = ${data} × ${par.tensor} × ${par.pipeline} = ${data * tp}, but the nodes run ${world} process${world === 1 ? '' : 'es'} (${perNode})`,
     );
   }
-  if (par.virtual_stages > 1 && par.schedule !== 'interleaved-1f1b') {
+  if (par.virtual_stages > 1 && par.schedule !== 'interleaved-1f1b' && usable('parallelism.schedule')) {
     error(['parallelism', 'virtual_stages'], `is ${par.virtual_stages}, but virtual stages need schedule: interleaved-1f1b (schedule is ${par.schedule})`);
   }
-  if (par.schedule === 'interleaved-1f1b' && par.microbatches % par.pipeline !== 0) {
+  if (par.schedule === 'interleaved-1f1b' && par.microbatches % par.pipeline !== 0 && usable('parallelism.schedule', 'parallelism.pipeline')) {
     error(['parallelism', 'microbatches'], `interleaved-1f1b needs microbatches divisible by pipeline (${par.pipeline}), got ${par.microbatches}`);
   }
-  if (par.schedule === 'interleaved-1f1b' && par.virtual_stages === 1) {
+  if (par.schedule === 'interleaved-1f1b' && par.virtual_stages === 1 && usable('parallelism.schedule')) {
     warn(['parallelism', 'virtual_stages'], 'interleaved-1f1b with virtual_stages 1 is plain 1f1b; use 2 or more to shrink the bubble');
   }
-  if (par.pipeline > 1 && par.microbatches < par.pipeline) {
+  if (par.pipeline > 1 && par.microbatches < par.pipeline && usable('parallelism.pipeline')) {
     warn(
       ['parallelism', 'microbatches'],
       `${par.microbatches} microbatch${par.microbatches === 1 ? '' : 'es'} for ${par.pipeline} pipeline stages: most stages sit idle (pipeline bubble); use at least ${par.pipeline}, ideally ${4 * par.pipeline} or more`,
@@ -120,7 +136,7 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   if (par.zero_stage > 0 && data === 1) {
     warn(['parallelism', 'zero_stage'], `ZeRO stage ${par.zero_stage} with data = 1 shards over a single rank: it saves no memory`);
   }
-  if (par.tensor > 1) {
+  if (par.tensor > 1 && usable('parallelism.tensor')) {
     let offset = 0;
     for (const [i, n] of nodes.entries()) {
       if (offset % par.tensor !== 0 || (offset + n.nproc) % par.tensor !== 0) {
@@ -138,7 +154,7 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   }
 
   // ports and timings that must not collide
-  if (typeof raw.master.port === 'number' && raw.master.port === raw.rendezvous.port) {
+  if (typeof raw.master.port === 'number' && raw.master.port === raw.rendezvous.port && usable('rendezvous.port')) {
     error(['master', 'port'], `is the same as rendezvous.port (${raw.master.port}): PyTorch's rank 0 and dtrain's store each need their own port`);
   }
   const ms = (path: PathSegment[], v: number | string) => {
@@ -148,7 +164,7 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   };
   const heartbeat = { interval: ms(['heartbeat', 'interval'], raw.heartbeat.interval), timeout: ms(['heartbeat', 'timeout'], raw.heartbeat.timeout) };
   if (heartbeat.interval === 0) error(['heartbeat', 'interval'], 'must be more than 0');
-  if (heartbeat.timeout <= heartbeat.interval) {
+  if (heartbeat.timeout <= heartbeat.interval && usable('heartbeat.interval')) {
     error(['heartbeat', 'timeout'], `must be longer than heartbeat.interval (${raw.heartbeat.interval}): a node would be declared lost between two heartbeats`);
   }
   if (raw.ssh.strict_host_key_checking === 'no' && nodes.some((n) => !n.local && !n.from_allocation)) {
@@ -158,10 +174,10 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   // the model shape, when given, should fit the grid
   if (raw.model) {
     const m = raw.model;
-    if (m.layers !== undefined && m.layers % (par.pipeline * par.virtual_stages) !== 0) {
+    if (m.layers !== undefined && m.layers % (par.pipeline * par.virtual_stages) !== 0 && usable('parallelism.pipeline', 'parallelism.virtual_stages')) {
       warn(['model', 'layers'], `${m.layers} layers do not split evenly into ${par.pipeline * par.virtual_stages} pipeline chunks (pipeline × virtual_stages)`);
     }
-    if (m.heads !== undefined && m.heads % par.tensor !== 0) {
+    if (m.heads !== undefined && m.heads % par.tensor !== 0 && usable('parallelism.tensor')) {
       warn(['model', 'heads'], `${m.heads} attention heads do not split evenly over tensor = ${par.tensor}`);
     }
   }
@@ -199,6 +215,14 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   return { config: problems.length ? undefined : config, problems, warnings };
 }
 
+/** One path is the other or lies inside it; `*` in `pattern` matches any one key or index. */
+function overlaps(path: PathSegment[], pattern: string[]): boolean {
+  for (let i = 0; i < Math.min(path.length, pattern.length); i++) {
+    if (pattern[i] !== '*' && pattern[i] !== String(path[i])) return false;
+  }
+  return true;
+}
+
 function nodePath(raw: RawConfig, i: number): PathSegment[] {
   return raw.nodes ? ['nodes', i] : raw.hostfile ? ['hostfile'] : ['nproc_per_node'];
 }
@@ -213,6 +237,7 @@ function readOrProblem(ctx: NormaliseContext, path: string, onError: () => void)
 }
 
 type Report = (path: PathSegment[], message: string, at?: 'key' | 'value') => void;
+type Usable = (...paths: string[]) => boolean;
 
 function resolveNodes(
   raw: RawConfig,
@@ -223,6 +248,7 @@ function resolveNodes(
   problems: ConfigProblem[],
   error: Report,
   warn: Report,
+  usable: Usable,
 ): NodeConfig[] {
   if (raw.nodes && raw.hostfile !== undefined) {
     error(['hostfile'], 'give either nodes or hostfile, not both', 'key');
@@ -230,6 +256,12 @@ function resolveNodes(
   }
   if (raw.include !== undefined && raw.exclude !== undefined) {
     error(['exclude'], 'give either include or exclude, not both', 'key');
+    return [];
+  }
+  // A rejected value the node list comes from leaves it unknown (returned empty, like after a problem):
+  // the default standing in would describe another cluster (no `nodes` falls back to localhost).
+  const fromAllocation = !raw.nodes && raw.hostfile === undefined;
+  if (!usable('nodes.*.host', 'nodes.*.slots', 'hostfile', 'include', 'exclude') || (fromAllocation && !usable('scheduler.kind', 'scheduler.nodes'))) {
     return [];
   }
 
@@ -299,6 +331,7 @@ function resolveNodes(
   }
 
   // 3. processes per node, locality, ssh settings
+  if (!usable('nproc_per_node') || (fromAllocation && !usable('scheduler.gpus_per_node'))) return [];
   const nodes: NodeConfig[] = [];
   for (const { index, slotList } of selected) {
     const b = base[index];

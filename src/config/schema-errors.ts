@@ -1,6 +1,7 @@
 /**
  * Turns ajv's errors into one located, readable problem each: unions (anyOf) report once with the
  * schema's errorMessage instead of one line per branch; unknown keys get a "did you mean".
+ * rejectedPaths() says which values those errors make unusable, for schema-repair.ts.
  */
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import type { ConfigProblem } from '../util/errors.js';
@@ -11,21 +12,18 @@ import { closest } from './suggest.js';
 type SchemaNode = Record<string, unknown>;
 
 export function schemaProblems(errors: ErrorObject[], data: unknown, source: ConfigSource): ConfigProblem[] {
-  const unions = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
-  const insideUnion = (e: ErrorObject) =>
-    unions.some((u) => u !== e && e.schemaPath.startsWith(u.schemaPath + '/') && isUnder(e.instancePath, u.instancePath));
   const problems: ConfigProblem[] = [];
-  for (const e of errors) {
-    if (insideUnion(e) || 'propertyName' in e) continue;
+  for (const e of reported(errors)) {
     const path = pointerSegments(e.instancePath);
     const value = valueAt(data, path);
-    const parent = schemaAt(e.schemaPath.split('/').slice(1, -1));
+    const parent = parentSchema(e);
     const custom = typeof parent?.errorMessage === 'string' ? parent.errorMessage : undefined;
     switch (e.keyword) {
       case 'additionalProperties': {
         const key = String(e.params.additionalProperty);
-        const known = Object.keys((parent?.properties as SchemaNode | undefined) ?? {});
-        problems.push(source.problem([...path, key], `unknown key${suggestKey(key, known, path.length === 0)}`, 'key'));
+        const meant = meantKey(e, path);
+        const suggestion = meant ? ` (did you mean "${meant.slice(path.length).join('.')}"?)` : '';
+        problems.push(source.problem([...path, key], `unknown key${suggestion}`, 'key'));
         break;
       }
       case 'required':
@@ -42,6 +40,40 @@ export function schemaProblems(errors: ErrorObject[], data: unknown, source: Con
     }
   }
   return dedupe(problems);
+}
+
+/**
+ * The values the errors reject, as key paths: the value itself; for a missing required key, that key;
+ * for an unknown key, the key it probably meant (its "did you mean"), whose value the user meant to set.
+ */
+export function rejectedPaths(errors: ErrorObject[]): PathSegment[][] {
+  return reported(errors).flatMap((e): PathSegment[][] => {
+    const path = pointerSegments(e.instancePath);
+    switch (e.keyword) {
+      case 'additionalProperties': {
+        const meant = meantKey(e, path);
+        return meant ? [meant] : [];
+      }
+      case 'required':
+        return [[...path, String(e.params.missingProperty)]];
+      case 'propertyNames':
+        return [[...path, String(e.params.propertyName)]];
+      default:
+        return [path];
+    }
+  });
+}
+
+/** The errors worth a message: not each branch of a failed union, not the inner error of propertyNames. */
+function reported(errors: ErrorObject[]): ErrorObject[] {
+  const unions = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
+  const insideUnion = (e: ErrorObject) =>
+    unions.some((u) => u !== e && e.schemaPath.startsWith(u.schemaPath + '/') && isUnder(e.instancePath, u.instancePath));
+  return errors.filter((e) => !insideUnion(e) && !('propertyName' in e));
+}
+
+function parentSchema(e: ErrorObject): SchemaNode | undefined {
+  return schemaAt(e.schemaPath.split('/').slice(1, -1));
 }
 
 function genericMessage(e: ErrorObject): string {
@@ -97,20 +129,21 @@ export function describe(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** Sibling keys first; for a top-level key, also the sections that have a key of that name. */
-function suggestKey(key: string, known: string[], topLevel: boolean): string {
-  const near = closest(key, known);
-  if (near) return ` (did you mean "${near}"?)`;
-  if (topLevel) {
+/** What an unknown key was probably meant to be: a sibling key; for a top-level key, a section's key of that name. */
+function meantKey(e: ErrorObject, path: PathSegment[]): PathSegment[] | undefined {
+  const key = String(e.params.additionalProperty);
+  const near = closest(key, Object.keys((parentSchema(e)?.properties as SchemaNode | undefined) ?? {}));
+  if (near) return [...path, near];
+  if (path.length === 0) {
     for (const [section, schema] of Object.entries(configSchema.properties)) {
       const props = (schema as SchemaNode).properties as SchemaNode | undefined;
-      if (props && key in props) return ` (did you mean "${section}.${key}"?)`;
+      if (props && key in props) return [section, key];
     }
   }
-  return '';
+  return undefined;
 }
 
-function pointerSegments(pointer: string): PathSegment[] {
+export function pointerSegments(pointer: string): PathSegment[] {
   return pointer ? pointer.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')) : [];
 }
 
@@ -118,7 +151,7 @@ function isUnder(path: string, prefix: string): boolean {
   return path === prefix || path.startsWith(prefix + '/');
 }
 
-function valueAt(data: unknown, path: PathSegment[]): unknown {
+export function valueAt(data: unknown, path: PathSegment[]): unknown {
   let v = data;
   for (const s of path) v = v == null ? undefined : (v as Record<string, unknown>)[s];
   return v;

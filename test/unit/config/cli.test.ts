@@ -93,6 +93,28 @@ if (!built) {
     });
   });
 
+  writeFileSync(join(tmp, 'mixed.yaml'), 'entrypoint: node train.js\ncollective_timeout: 5 minutes\nnodes: [{host: localhost, slots: 4}]\nparallelism: {tensor: 3}\n');
+
+  t.test('schema and semantic problems together: one line each, exit 2, in --json too', async (t) => {
+    const r = dtrain('validate', 'mixed.yaml');
+    t.equal(r.code, 2);
+    t.equal(r.stdout, '');
+    t.equal(
+      r.stderr,
+      'mixed.yaml:2:21: collective_timeout: must be a duration such as 30s, 5m, 1h or a number of seconds, got "5 minutes"\n' +
+        'mixed.yaml:4:14: parallelism: tensor × pipeline = 3 × 1 = 3 does not divide the world size 4 (localhost: 4)\n',
+    );
+    const j = dtrain('validate', 'mixed.yaml', '--json');
+    t.equal(j.code, 2);
+    t.same(
+      JSON.parse(j.stdout).errors.map((e: { line: number; col: number; path: string }) => [e.line, e.col, e.path]),
+      [
+        [2, 21, 'collective_timeout'],
+        [4, 14, 'parallelism'],
+      ],
+    );
+  });
+
   t.test('a missing file, a bad --set and a missing argument are exit 2 without stack traces', async (t) => {
     for (const args of [['validate', 'nope.yaml'], ['validate', quickstart, '--set', 'foo=1'], ['validate']]) {
       const r = dtrain(...args);
