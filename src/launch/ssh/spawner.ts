@@ -91,8 +91,8 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
   };
   const opened: SshConnection[] = [];
   const jumps = new JumpPool();
-  // Resolved up front too, for firstMessage (MASTER_ADDR names node 0 as SSH dials it); a node whose target
-  // does not resolve fails in startOne with its own line.
+  // Resolved up front, for firstMessage (MASTER_ADDR names node 0 as SSH dials it); a node whose target
+  // does not resolve is resolved again in startOne, which fails with its own line.
   const targets = new Map<number, SshTarget>();
   for (const node of req.nodes) {
     try {
@@ -103,7 +103,7 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
   }
 
   const startOne = async (node: SshNode): Promise<RemoteAgent> => {
-    const target = resolveTarget(node, req.settings, blocks);
+    const target = targets.get(node.node_rank) ?? resolveTarget(node, req.settings, blocks);
     const conn = await limits.run(`${target.hostName}:${target.port}`, () =>
       connect(target, {
         strict: req.settings.strict_host_key_checking,
