@@ -92,3 +92,14 @@ t.test('dist.alloc of more memory than the machine has is refused at once, namin
     t.ok(r.report?.elapsedMs < 10_000, `${r.report?.elapsedMs} ms`);
   }
 });
+
+t.test('hierarchical (two nodes of two): a dead peer fails all-gather and broadcast promptly on every other rank', async (t) => {
+  for (const op of ['allGather', 'broadcast']) {
+    const res = await runWorkers({ nodes: [2, 2], script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'dead-peer', COLL_OP: op } });
+    t.equal(res[3]!.code, 9);
+    for (const r of res.slice(0, 3)) {
+      t.match(r.report.error, new RegExp(`^${op} on group world \\(rank ${r.rank}\\): .*rank 3 (died|closed its connection)`), `${op}: rank ${r.rank} names rank 3`);
+      t.ok(r.report.elapsedMs < 5000, `${op}: rank ${r.rank} failed after ${r.report.elapsedMs} ms`);
+    }
+  }
+});
