@@ -8,9 +8,12 @@
  * As a process: `dtrain agent --stdio`. Its stdin, one JSON document per line:
  *   1. optionally `{"type":"hello","version":"<controller version>"}`; the agent answers on stdout with
  *      `{"type":"hello","version":"<agent version>","hostname":"<os hostname>","pid":<pid>}` (a
- *      version mismatch is the controller's to refuse, exit 3);
+ *      version mismatch is the controller's to refuse, exit 3). Over a channel that is not encrypted
+ *      (srun) the hello also carries `"kx":"<X25519 public key>"` and so does the answer
+ *      (job-key-seal.ts);
  *   2. exactly one `AgentSpec` (`{"type":"spec", ...}`, below): its node's part of the plan, the job
  *      secret, the store address. Secrets travel here and nowhere else (never argv, never worker env).
+ *      After a `kx` exchange the spec has `job_key_sealed` (`{iv, tag, data}`) in place of `job_key`.
  *   After that stdin carries nothing; its EOF means "controller gone": the agent kills all its workers'
  *   process trees (SIGKILL, no grace) and exits 1.
  * Its stdout (after the hello): NDJSON `OutputRecord`s, the workers' output as whole lines, batched.

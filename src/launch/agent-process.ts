@@ -15,6 +15,7 @@ import { packageVersion } from '../util/version.js';
 import { controlKeys, type AgentEvent, type AgentSpec, type ControllerCommand } from './agent-contract.js';
 import { NodeAgent, type AgentLink } from './agent.js';
 import { backendLink } from './backend.js';
+import { KeyExchange, type SealedKey } from './job-key-seal.js';
 import { RecordSink } from './line-targets.js';
 import { getForever, removeStaleProxyDirs } from './local-node.js';
 
@@ -113,27 +114,35 @@ async function connectStore(spec: AgentSpec, jobKey: Buffer, given?: StoreClient
   return given;
 }
 
-/** Reads the optional hello and the spec from stdin; answers the hello. */
+/** Reads the optional hello and the spec from stdin; answers the hello (with a key exchange when asked). */
 export async function readSpec(stdin: Readable, stdout: Writable): Promise<{ spec: AgentSpec; controllerGone: Promise<void> }> {
   const lines = createInterface({ input: stdin, crlfDelay: Infinity });
   const controllerGone = new Promise<void>((resolve) => stdin.once('end', () => resolve()).once('close', () => resolve()));
+  let exchange: { mine: KeyExchange; controller: string } | undefined;
   for await (const line of lines) {
     if (!line.trim()) continue;
-    let msg: { type?: string; version?: string };
+    let msg: { type?: string; version?: string; kx?: string; job_key_sealed?: SealedKey };
     try {
       msg = JSON.parse(line) as typeof msg;
     } catch {
       throw new StartError(`dtrain agent: stdin line is not JSON: ${JSON.stringify(line.slice(0, 60))}`);
     }
     if (msg.type === 'hello') {
-      stdout.write(JSON.stringify({ type: 'hello', version: packageVersion(), hostname: hostname(), pid: process.pid }) + '\n');
+      if (typeof msg.kx === 'string') exchange = { mine: new KeyExchange(), controller: msg.kx };
+      const kx = exchange ? { kx: exchange.mine.publicKey } : {};
+      stdout.write(JSON.stringify({ type: 'hello', version: packageVersion(), hostname: hostname(), pid: process.pid, ...kx }) + '\n');
       continue;
     }
     if (msg.type !== 'spec') throw new StartError(`dtrain agent: expected a spec message, got ${JSON.stringify(msg.type)}`);
     // Stop the line reader but keep watching stdin for EOF (the controller-gone signal).
     lines.close();
     stdin.resume();
-    return { spec: msg as unknown as AgentSpec, controllerGone };
+    const { job_key_sealed: sealed, ...spec } = msg as unknown as AgentSpec & { job_key_sealed?: SealedKey };
+    if (sealed) {
+      if (!exchange) throw new StartError('dtrain agent: the spec has a sealed job key but the hello had no key exchange');
+      spec.job_key = exchange.mine.open(sealed, exchange.controller).toString('base64');
+    }
+    return { spec, controllerGone };
   }
   throw new StartError('dtrain agent: stdin closed before the spec arrived');
 }

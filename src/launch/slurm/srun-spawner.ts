@@ -13,6 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { StartError } from '../../util/errors.js';
+import { KeyExchange, type SealedKey } from '../job-key-seal.js';
 import { supervisedPids } from '../process-tree.js';
 import { packageVersion } from '../../util/version.js';
 
@@ -26,6 +27,8 @@ export interface AgentHello {
   version: string;
   hostname?: string;
   pid?: number;
+  /** the agent's X25519 public key (job-key-seal.ts) */
+  kx?: string;
 }
 
 export interface AgentExit {
@@ -60,6 +63,8 @@ export interface SrunAgent {
   /** srun's and the agent's diagnostics */
   stderr: Readable;
   exited: Promise<AgentExit>;
+  /** the job key sealed for this agent (srun's stdin is not encrypted): what its spec carries as job_key_sealed */
+  sealJobKey(jobKey: Buffer): SealedKey;
   /** resolves with a one-line reason when the step ends before close() was called (node lost, step killed) */
   lost: Promise<string>;
   /** ends stdin; the step is signalled if it has not ended after `graceMs` */
@@ -117,7 +122,8 @@ async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAge
   };
   child.stderr!.on('data', onStderr);
   child.stdin!.on('error', () => {}); // EPIPE when the step dies first: reported through `exited`
-  child.stdin!.write(JSON.stringify({ type: 'hello', version }) + '\n');
+  const exchange = new KeyExchange();
+  child.stdin!.write(JSON.stringify({ type: 'hello', version, kx: exchange.publicKey }) + '\n');
 
   let hello: AgentHello;
   try {
@@ -133,6 +139,11 @@ async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAge
       node.host,
     );
   }
+  if (typeof hello.kx !== 'string') {
+    kill(child, 'SIGKILL');
+    throw new StartError('the agent answered without its key exchange (the job key is never sent in clear over srun)', node.host);
+  }
+  const agentKey = hello.kx;
   child.stderr!.off('data', onStderr);
 
   let closing = false;
@@ -153,6 +164,7 @@ async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAge
     stderr: child.stderr!,
     exited,
     lost,
+    sealJobKey: (jobKey) => exchange.seal(jobKey, agentKey),
     close(graceMs = 10_000) {
       closing = true;
       child.stdin!.end();

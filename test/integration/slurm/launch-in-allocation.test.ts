@@ -1,11 +1,12 @@
 /**
  * `dtrain launch` typed inside an allocation from a machine that is not one of its nodes (salloc on a
  * login node): the hosts come from the allocation, every agent starts in its own srun step, workers get
- * the torchrun environment there, and no step outlives the launch. The "login node" is this machine under
+ * the torchrun environment there, the job key crosses srun's stdin only sealed, and no step outlives the launch. The "login node" is this machine under
  * another Slurm name (SLURMD_NODENAME), the allocation a held job the steps attach to via SLURM_JOB_ID.
  */
 import t from 'tap';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -34,7 +35,22 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     mkdirSync(path.join(dir, 'out'));
     const check = `require('node:fs').writeFileSync('out/' + process.env.RANK, JSON.stringify({ rank: process.env.RANK, world: process.env.WORLD_SIZE, local: process.env.LOCAL_RANK, master: process.env.MASTER_ADDR, step: process.env.SLURM_STEP_ID, job: process.env.SLURM_JOB_ID, store: process.env.DTRAIN_STORE, cvd: process.env.CUDA_VISIBLE_DEVICES }))`;
     writeFileSync(path.join(dir, 'job.yaml'), `name: alloc\nentrypoint: ${JSON.stringify([process.execPath, '-e', check])}\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1}\n`);
-    const env = { ...tb.env, SLURM_JOB_ID: holder, SLURM_JOB_NODELIST: node, SLURM_JOB_NUM_NODES: '1', SLURMD_NODENAME: 'login-node', CUDA_VISIBLE_DEVICES: '3,5' };
+    // srun's stdin crosses the cluster network in clear: a stand-in srun first on PATH keeps a copy of what
+    // the controller writes there, then runs the real one
+    const realSrun = execFileSync('sh', ['-c', 'command -v srun'], { env: tb.env, encoding: 'utf8' }).trim();
+    const capture = path.join(dir, 'srun-stdin');
+    mkdirSync(path.join(dir, 'bin'));
+    writeFileSync(path.join(dir, 'bin', 'srun'), `#!/bin/bash\nexec ${realSrun} "$@" < <(tee -a ${capture})\n`);
+    chmodSync(path.join(dir, 'bin', 'srun'), 0o755);
+    const env = {
+      ...tb.env,
+      PATH: `${path.join(dir, 'bin')}:${tb.env.PATH ?? process.env.PATH}`,
+      SLURM_JOB_ID: holder,
+      SLURM_JOB_NODELIST: node,
+      SLURM_JOB_NUM_NODES: '1',
+      SLURMD_NODENAME: 'login-node',
+      CUDA_VISIBLE_DEVICES: '3,5',
+    };
     const r = dtrain(['launch', 'job.yaml', '--json'], { env, cwd: dir, timeoutMs: 120_000 });
     t.equal(r.status, 0, r.stderr);
     t.match(r.stderr, `this machine (login-node) is not one of Slurm job ${holder}'s nodes (${node}): every agent starts with srun`);
@@ -45,6 +61,9 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
       t.equal(seen.cvd, '3,5', `rank ${rank} keeps the CUDA_VISIBLE_DEVICES the allocation set`);
       t.match(seen.step, /^[0-9]+$/, `rank ${rank} ran inside an srun step`);
     }
+    const sent = readFileSync(capture, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    t.match(sent, [{ type: 'hello', kx: /^[A-Za-z0-9+/]{43}=$/ }, { type: 'spec', job_key_sealed: { iv: String, tag: String, data: String } }]);
+    t.notOk('job_key' in sent[1], 'the job key itself never went over srun');
     for (let i = 0; i < 20 && steps().length; i++) await sleep(200);
     t.same(steps(), [], 'no agent step outlives the launch');
   });

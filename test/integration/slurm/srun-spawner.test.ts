@@ -108,6 +108,10 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
       new RegExp(`^${host}: dtrain version mismatch: the controller runs ${packageVersion().replace(/\./g, '\\.')}, the agent there runs 0\\.0\\.0-old`),
     );
     await expectStartError(
+      request({ nodes: [{ node_rank: 0, host }], env: { ...env, STUB_NO_KX: '1' } }),
+      new RegExp(`^${host}: the agent answered without its key exchange \\(the job key is never sent in clear over srun\\)`),
+    );
+    await expectStartError(
       request({ nodes: [{ node_rank: 0, host }], env: { ...env, STUB_DIE: '1' } }),
       new RegExp(`^${host}: the agent step ended before the version exchange \\(exit code 4\\): .*cannot start \\(STUB_DIE\\)`),
     );

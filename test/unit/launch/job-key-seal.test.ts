@@ -1,0 +1,58 @@
+/**
+ * The job key over srun's unencrypted stdin: sealed by the controller for one agent's X25519 key, opened by
+ * that agent only; a tampered or misdirected seal fails as a StartError; readSpec does the agent's side.
+ */
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { KeyExchange } from '../../../src/launch/job-key-seal.js';
+import { readSpec } from '../../../src/launch/agent-process.js';
+import { StartError } from '../../../src/util/errors.js';
+
+t.test('sealed for one agent, opened by it, by no one else', async (t) => {
+  const controller = new KeyExchange();
+  const agent = new KeyExchange();
+  const secret = randomBytes(32);
+  const sealed = controller.seal(secret, agent.publicKey);
+  t.same(agent.open(sealed, controller.publicKey), secret);
+  t.notOk(sealed.data.includes(secret.toString('base64')), 'the secret is not in the sealed text');
+  t.not(controller.seal(secret, agent.publicKey).data, sealed.data, 'a fresh IV every time');
+  t.throws(() => new KeyExchange().open(sealed, controller.publicKey), StartError, 'another agent cannot open it');
+  const altered = { ...sealed, data: Buffer.from(Buffer.from(sealed.data, 'base64').map((b, i) => (i === 0 ? b ^ 1 : b))).toString('base64') };
+  t.throws(() => agent.open(altered, controller.publicKey), /altered on the way/);
+  t.throws(() => controller.seal(secret, Buffer.alloc(31).toString('base64')), /31 bytes, not 32/);
+});
+
+function agentStdio() {
+  const stdin = new PassThrough();
+  const stdout = new PassThrough();
+  const answers: Record<string, unknown>[] = [];
+  stdout.on('data', (d: Buffer) => answers.push(...d.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))));
+  return { stdin, stdout, answers };
+}
+
+t.test('readSpec: the hello with kx is answered with the agent key, and the sealed spec opens', async (t) => {
+  const { stdin, stdout, answers } = agentStdio();
+  const controller = new KeyExchange();
+  const reading = readSpec(stdin, stdout);
+  stdin.write(JSON.stringify({ type: 'hello', version: 'x', kx: controller.publicKey }) + '\n');
+  for (let i = 0; i < 50 && answers.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  const agentKey = answers[0]!.kx as string;
+  t.match(agentKey, /^[A-Za-z0-9+/]{43}=$/);
+  const secret = randomBytes(32);
+  stdin.write(JSON.stringify({ type: 'spec', run_id: 'r', job_key_sealed: controller.seal(secret, agentKey) }) + '\n');
+  const { spec } = await reading;
+  t.equal(spec.job_key, secret.toString('base64'));
+  t.notOk('job_key_sealed' in spec);
+  stdin.end();
+});
+
+t.test('readSpec: a plain hello gets no kx, and a sealed key without an exchange is refused', async (t) => {
+  const { stdin, stdout, answers } = agentStdio();
+  const reading = readSpec(stdin, stdout);
+  stdin.write(JSON.stringify({ type: 'hello', version: 'x' }) + '\n');
+  stdin.write(JSON.stringify({ type: 'spec', job_key_sealed: { iv: '', tag: '', data: '' } }) + '\n');
+  await t.rejects(reading, /sealed job key but the hello had no key exchange/);
+  t.notOk('kx' in answers[0]!);
+  stdin.end();
+});
