@@ -39,6 +39,14 @@ const rank = (i: number): RankPlan => ({
   env: { RANK: String(i), NCCL_DEBUG: 'WARN' },
 });
 
+// the testbed's key and known_hosts, and the agent stub (it echoes what it got) as the remote dtrain
+const stubSettings = {
+  ...defaultSshSettings,
+  identity_file: bed.client_key,
+  known_hosts: bed.known_hosts,
+  remote_dtrain: join(repoRoot, 'test/fixtures/ssh/agent-stub.mjs'),
+};
+
 const routes = new Map<number, { localAddress?: string; targets: ReadonlyMap<number, SshTarget> }>();
 function spec(node: NodePlan, store: AgentSpec['store'], route: { localAddress?: string; targets: ReadonlyMap<number, SshTarget> }): AgentSpec {
   routes.set(node.node_rank, route);
@@ -65,12 +73,7 @@ t.test('spec on stdin, forward_env below the plan, records and diagnostics attri
   const lost: Array<[number, string]> = [];
   const remote = await startRemoteNodes({
     nodes,
-    settings: {
-      ...defaultSshSettings,
-      identity_file: bed.client_key,
-      known_hosts: bed.known_hosts,
-      remote_dtrain: join(repoRoot, 'test/fixtures/ssh/agent-stub.mjs'),
-    },
+    settings: stubSettings,
     workdir: scratch,
     store: { host: '127.0.0.1', port: 9 },
     helloTimeoutMs: 10_000,
@@ -121,10 +124,7 @@ t.test('each agent gets its spec as it starts, not once every agent has', async 
   const remote = await startRemoteNodes({
     nodes,
     settings: {
-      ...defaultSshSettings,
-      identity_file: bed.client_key,
-      known_hosts: bed.known_hosts,
-      remote_dtrain: join(repoRoot, 'test/fixtures/ssh/agent-stub.mjs'),
+      ...stubSettings,
       prelude: `export STUB_EVENTS=${events}; if [ "$(hostname)" = ${slow} ]; then sleep 1.5; fi`,
     },
     workdir: scratch,
