@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 #include <sstream>
@@ -83,6 +84,10 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
   // with one rank on every host there is no team; otherwise the local members form one (maybe of 1)
   bool anyHostShared = leaders_.size() < size_t(n);
   if (spansHosts && !anyHostShared) kind_ = "tcp";
+  // DTRAIN_HIERARCHICAL=0: every op of a multi-host group on the flat TCP ring, same-host pairs over loopback
+  // (a measuring aid: scripts/bench/hierarchical.sh times both in one run)
+  const char* hierarchical = std::getenv("DTRAIN_HIERARCHICAL");
+  if (spansHosts && hierarchical && std::string(hierarchical) == "0") kind_ = "tcp";
   kindId_ = !spansHosts ? Kind::shm : kind_ == std::string("tcp") ? Kind::tcp : Kind::hierarchical;
 
   std::string info = "pid=" + std::to_string(::getpid());
@@ -126,12 +131,36 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
       leaderView_.channels.push_back(gi == me_ ? nullptr : channels_[size_t(gi)].get());
       leaderView_.globalRanks.push_back(ranks_[size_t(gi)]);
     }
+    if (uniformHosts_) {
+      size_t j = size_t(teamIndex(me_));
+      railView_.groupName = name_ + " (rail " + std::to_string(j) + ")";
+      for (size_t li = 0; li < hostMembers_.size(); ++li) {
+        int gi = hostMembers_[li][j];
+        if (gi == me_) railView_.me = int(li);
+        railView_.channels.push_back(gi == me_ ? nullptr : channels_[size_t(gi)].get());
+        railView_.globalRanks.push_back(ranks_[size_t(gi)]);
+      }
+    }
   }
   // Nobody starts an op before everyone has mapped and connected.
   ctx.store->barrier(prefix + "ready", n, setup.msLeft() + 1);
 }
 
 Group::~Group() = default;
+
+uint8_t* Group::scratch(int which, size_t bytes) {
+  std::vector<uint8_t>& v = scratch_[size_t(which)];
+  // Fresh pages for every op cost more than the op's own copies (page faults and zeroing): keep them.
+  if (v.size() < bytes) v.resize(bytes);
+  return v.data();
+}
+
+void Group::trimScratch() {
+  // ...but not without bound: one huge op must not pin its size for the group's lifetime.
+  constexpr size_t kKeep = size_t(64) << 20;
+  for (auto& v : scratch_)
+    if (v.size() > kKeep) std::vector<uint8_t>().swap(v);
+}
 
 int Group::hostOf(int groupRank) const {
   for (size_t li = 0; li < leaders_.size(); ++li)
@@ -239,6 +268,26 @@ void Group::reduceScatter(const void* in, void* out, size_t n, DType t, RedOp op
       record("reduceScatter", "self", "copy", bytes);
     } else if (is(Kind::shm)) {
       record("reduceScatter", "shm", team_->reduceScatter(in, out, n, t, op, size(), d), bytes);
+    } else if (is(Kind::hierarchical) && uniformHosts_) {
+      // Rails: inside each host, reduce-scatter over shared memory so that the member with team index j holds
+      // the host's partial sums of the blocks of every host's member j; then the members with index j (one
+      // per host) reduce-scatter those over TCP, each ending with its own block summed everywhere. Every rank
+      // sends only across hosts, and the host's ranks share the network work.
+      checkHeaders(allView(), header(OpKind::reduceScatter, t, op, 0, n), d);
+      size_t es = dtypeSize(t), ts = teamMembers_.size(), hosts = hostMembers_.size();
+      RedOp inner = op == RedOp::avg ? RedOp::sum : op;
+      const uint8_t* src = static_cast<const uint8_t*>(in);
+      uint8_t* byMember = scratch(0, size_t(size()) * n * es);  // block (host h, member j) at (j * hosts + h)
+      for (size_t j = 0; j < ts; ++j)
+        for (size_t h = 0; h < hosts; ++h)
+          std::memcpy(byMember + (j * hosts + h) * n * es, src + size_t(hostMembers_[h][j]) * n * es, n * es);
+      uint8_t* mine = scratch(1, hosts * n * es);
+      if (team_) team_->reduceScatter(byMember, mine, hosts * n, t, inner, 1, d);
+      else std::memcpy(mine, byMember, hosts * n * es);
+      ringReduceScatter(railView_, mine, out, n, t, inner, d);
+      if (op == RedOp::avg) scaleForAvg(out, n, t, size());
+      trimScratch();
+      record("reduceScatter", "hierarchical", "shm-reduce-scatter+tcp-rail-ring", bytes);
     } else {
       checkHeaders(allView(), header(OpKind::reduceScatter, t, op, 0, n), d);
       ringReduceScatter(allView(), in, out, n, t, op, d);
@@ -271,16 +320,17 @@ void Group::allGather(const void* in, void* out, size_t n, DType t, int64_t time
         else std::memmove(block, in, n * es);
         if (isLeader_) ringAllGather(leaderView_, block, o, ts * n, t, d);
       } else {
-        std::vector<uint8_t> block(ts * n * es);
-        if (team_) team_->allGather(in, block.data(), n, t, d);
-        else std::memcpy(block.data(), in, n * es);
+        uint8_t* block = scratch(0, ts * n * es);
+        if (team_) team_->allGather(in, block, n, t, d);
+        else std::memcpy(block, in, n * es);
         if (isLeader_) {
-          std::vector<uint8_t> hosts(block.size() * leaders_.size());
-          ringAllGather(leaderView_, block.data(), hosts.data(), ts * n, t, d);
+          uint8_t* hosts = scratch(1, ts * n * es * leaders_.size());
+          ringAllGather(leaderView_, block, hosts, ts * n, t, d);
           for (size_t li = 0; li < hostMembers_.size(); ++li)
             for (size_t j = 0; j < ts; ++j)
-              std::memcpy(o + size_t(hostMembers_[li][j]) * n * es, hosts.data() + (li * ts + j) * n * es, n * es);
+              std::memcpy(o + size_t(hostMembers_[li][j]) * n * es, hosts + (li * ts + j) * n * es, n * es);
         }
+        trimScratch();
       }
       if (team_) team_->broadcast(out, n * size_t(size()), t, 0, d);
       record("allGather", "hierarchical", "shm-gather+tcp-ring+shm-broadcast", bytes);

@@ -82,8 +82,12 @@ class Group {
   bool contiguousHosts_ = false;  // and each host's members are consecutive group ranks, hosts in order
   int hostOf(int groupRank) const;  // leader index of the host holding groupRank
   int teamIndex(int groupRank) const;  // its place in this host's team (it must be on this host)
+  uint8_t* scratch(int which, size_t bytes);
+  void trimScratch();
   std::vector<std::unique_ptr<Channel>> channels_;  // by group rank; shm or tcp by kind
   RingView leaderView_;
+  RingView railView_;
+  std::vector<uint8_t> scratch_[2];  // staging for the hierarchical ops, kept between ops (scratch())  // uniform hosts: the members with this rank's team index, one per host, in host order
   bool isLeader_ = false;
   uint64_t opSeq_ = 0;
   std::mutex poisonMutex_;

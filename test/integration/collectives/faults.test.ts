@@ -93,8 +93,8 @@ t.test('dist.alloc of more memory than the machine has is refused at once, namin
   }
 });
 
-t.test('hierarchical (two nodes of two): a dead peer fails all-gather and broadcast promptly on every other rank', async (t) => {
-  for (const op of ['allGather', 'broadcast']) {
+t.test('hierarchical (two nodes of two): a dead peer fails all-gather, reduce-scatter and broadcast promptly on every other rank', async (t) => {
+  for (const op of ['allGather', 'reduceScatter', 'broadcast']) {
     const res = await runWorkers({ nodes: [2, 2], script: fixture('faults.mjs'), env: { COLL_SCENARIO: 'dead-peer', COLL_OP: op } });
     t.equal(res[3]!.code, 9);
     for (const r of res.slice(0, 3)) {

@@ -80,18 +80,19 @@ t.test('16-bit floats over TCP are accumulated in fp32 and rounded once, whereve
   }
 });
 
-t.test('two nodes of two ranks: hierarchical all-reduce, all-gather and broadcast', async (t) => {
+t.test('two nodes of two ranks: hierarchical all-reduce, all-gather, reduce-scatter and broadcast', async (t) => {
   const res = await runWorkers({ nodes: [2, 2], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '1,7,5003', COLL_ROOTS: 'all' } });
   expectClean(t, res);
   for (const r of all(res)) {
     t.equal(r.kinds.world, 'hierarchical');
     t.same(algorithms(r, 'world', 'allReduce'), ['hierarchical/shm-reduce+tcp-ring+shm-broadcast']);
     t.same(algorithms(r, 'world', 'allGather'), ['hierarchical/shm-gather+tcp-ring+shm-broadcast']);
+    t.same(algorithms(r, 'world', 'reduceScatter'), ['hierarchical/shm-reduce-scatter+tcp-rail-ring']);
     t.same(algorithms(r, 'world', 'broadcast'), ['hierarchical/shm+tcp-linear+shm'], 'from every root, leader or not');
   }
 });
 
-t.test("hosts whose members are not consecutive group ranks (0, 2, 1, 3): all-gather still lands in group order", async (t) => {
+t.test('hosts whose members are not consecutive group ranks (0, 2, 1, 3): all-gather and reduce-scatter keep group order', async (t) => {
   const res = await runWorkers({
     nodes: [2, 2],
     script: fixture('matrix.mjs'),
@@ -101,10 +102,20 @@ t.test("hosts whose members are not consecutive group ranks (0, 2, 1, 3): all-ga
   for (const r of all(res)) {
     t.equal(r.kinds.interleaved, 'hierarchical');
     t.same(algorithms(r, 'interleaved', 'allGather'), ['hierarchical/shm-gather+tcp-ring+shm-broadcast']);
+    t.same(algorithms(r, 'interleaved', 'reduceScatter'), ['hierarchical/shm-reduce-scatter+tcp-rail-ring']);
   }
 });
 
-t.test('uneven nodes (2 + 1): hierarchical with a lone rank; all-gather takes the flat ring', async (t) => {
+t.test('DTRAIN_HIERARCHICAL=0 (the benchmark baseline): two nodes of two on the flat TCP ring, same results', async (t) => {
+  const res = await runWorkers({ nodes: [2, 2], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '7,5003', COLL_DTYPES: 'float32,bfloat16', DTRAIN_HIERARCHICAL: '0' } });
+  expectClean(t, res);
+  for (const r of all(res)) {
+    t.equal(r.kinds.world, 'tcp');
+    t.same(algorithms(r, 'world', 'allGather'), ['tcp/ring']);
+  }
+});
+
+t.test('uneven nodes (2 + 1): hierarchical with a lone rank; all-gather and reduce-scatter take the flat ring', async (t) => {
   const res = await runWorkers({
     nodes: [2, 1],
     script: fixture('matrix.mjs'),
@@ -115,6 +126,7 @@ t.test('uneven nodes (2 + 1): hierarchical with a lone rank; all-gather takes th
     t.equal(r.kinds.world, 'hierarchical');
     t.same(algorithms(r, 'world', 'broadcast'), ['hierarchical/shm+tcp-linear+shm']);
     t.same(algorithms(r, 'world', 'allGather'), ['tcp/ring'], 'hosts of unequal size');
+    t.same(algorithms(r, 'world', 'reduceScatter'), ['tcp/ring']);
   }
 });
 
