@@ -36,7 +36,11 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       process.once('SIGTERM', () => resolve());
       process.once('SIGHUP', () => resolve());
     });
-    const { spec, controllerGone } = await readSpec(process.stdin, process.stdout);
+    // A refused start must not leave stdin holding the process open until the controller hangs up.
+    const { spec, controllerGone } = await readSpec(process.stdin, process.stdout).catch((err: unknown) => {
+      process.stdin.destroy();
+      throw err;
+    });
     const gone = Promise.race([controllerGone, terminated]);
     process.exitCode = await runAgent(spec, { stdout: process.stdout, stderr: process.stderr, controllerGone: gone });
     // stdin was kept open only to notice the controller leaving; it must not keep us alive now.

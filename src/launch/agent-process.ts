@@ -15,7 +15,7 @@ import { packageVersion } from '../util/version.js';
 import { controlKeys, type AgentEvent, type AgentSpec, type ControllerCommand } from './agent-contract.js';
 import { NodeAgent, type AgentLink } from './agent.js';
 import { backendLink } from './backend.js';
-import { KeyExchange, type SealedKey } from './job-key-seal.js';
+import { KeyExchange, open, type SealedKey } from './job-key-seal.js';
 import { RecordSink } from './line-targets.js';
 import { getForever, removeStaleProxyDirs } from './local-node.js';
 
@@ -131,6 +131,9 @@ export async function readSpec(stdin: Readable, stdout: Writable): Promise<{ spe
       if (typeof msg.kx === 'string') exchange = { mine: new KeyExchange(), controller: msg.kx };
       const kx = exchange ? { kx: exchange.mine.publicKey } : {};
       stdout.write(JSON.stringify({ type: 'hello', version: packageVersion(), hostname: hostname(), pid: process.pid, ...kx }) + '\n');
+      // The controller refuses us and says so; a spec sent right behind the hello (SSH) is not ours to run.
+      if (typeof msg.version === 'string' && msg.version !== packageVersion())
+        throw new StartError(`dtrain agent: the controller runs ${msg.version}, this agent ${packageVersion()}: not starting`);
       continue;
     }
     if (msg.type !== 'spec') throw new StartError(`dtrain agent: expected a spec message, got ${JSON.stringify(msg.type)}`);
@@ -140,7 +143,7 @@ export async function readSpec(stdin: Readable, stdout: Writable): Promise<{ spe
     const { job_key_sealed: sealed, ...spec } = msg as unknown as AgentSpec & { job_key_sealed?: SealedKey };
     if (sealed) {
       if (!exchange) throw new StartError('dtrain agent: the spec has a sealed job key but the hello had no key exchange');
-      spec.job_key = exchange.mine.open(sealed, exchange.controller).toString('base64');
+      spec.job_key = open(exchange.mine.keyForController(exchange.controller), sealed).toString('base64');
     }
     return { spec, controllerGone };
   }

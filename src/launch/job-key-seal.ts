@@ -32,33 +32,59 @@ export class KeyExchange {
     this.publicKey = pair.publicKey.export({ format: 'der', type: 'spki' }).subarray(x25519Spki.length).toString('base64');
   }
 
-  /** The controller's side: seal `secret` for the agent whose hello carried `agentPublicKey`. */
-  seal(secret: Buffer, agentPublicKey: string): SealedKey {
-    const key = this.derive(agentPublicKey, this.publicKey, agentPublicKey);
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', key, iv);
-    const data = Buffer.concat([cipher.update(secret), cipher.final()]);
-    return { iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), data: data.toString('base64') };
+  /**
+   * The controller's side: the key for the agent whose hello carried `agentPublicKey`. Derived as soon as the
+   * hello arrives, so a bad key fails that node's start, not a later step.
+   */
+  keyForAgent(agentPublicKey: string): SealingKey {
+    return { key: this.derive(agentPublicKey, this.publicKey, agentPublicKey) };
   }
 
-  /** The agent's side: open what the controller (hello key `controllerPublicKey`) sealed for this agent. */
-  open(sealed: SealedKey, controllerPublicKey: string): Buffer {
-    const key = this.derive(controllerPublicKey, controllerPublicKey, this.publicKey);
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64'));
-      decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));
-      return Buffer.concat([decipher.update(Buffer.from(sealed.data, 'base64')), decipher.final()]);
-    } catch {
-      throw new StartError('dtrain agent: the sealed job key does not open with this key exchange (altered on the way?)');
-    }
+  /** The agent's side: the key for what the controller (hello key `controllerPublicKey`) seals for it. */
+  keyForController(controllerPublicKey: string): SealingKey {
+    return { key: this.derive(controllerPublicKey, controllerPublicKey, this.publicKey) };
   }
 
   private derive(peer: string, controllerPublicKey: string, agentPublicKey: string): Buffer {
     const raw = Buffer.from(peer, 'base64');
     if (raw.length !== 32) throw new StartError(`key exchange: the peer's public key has ${raw.length} bytes, not 32`);
-    const publicKey = createPublicKey({ key: Buffer.concat([x25519Spki, raw]), format: 'der', type: 'spki' });
-    const shared = diffieHellman({ privateKey: this.privateKey, publicKey });
+    let shared: Buffer;
+    try {
+      const publicKey = createPublicKey({ key: Buffer.concat([x25519Spki, raw]), format: 'der', type: 'spki' });
+      shared = diffieHellman({ privateKey: this.privateKey, publicKey });
+    } catch (err) {
+      // e.g. a small-order point: OpenSSL refuses an all-zero shared secret
+      throw new StartError(`key exchange: the peer's public key is not usable (${(err as Error).message})`);
+    }
     const salt = Buffer.concat([Buffer.from(controllerPublicKey, 'base64'), Buffer.from(agentPublicKey, 'base64')]);
     return Buffer.from(hkdfSync('sha256', shared, salt, info, 32));
+  }
+}
+
+/** A derived AES-256-GCM key (KeyExchange.keyForAgent / keyForController). */
+export interface SealingKey {
+  key: Buffer;
+}
+
+const ivBytes = 12;
+const tagBytes = 16;
+
+export function seal(k: SealingKey, secret: Buffer): SealedKey {
+  const iv = randomBytes(ivBytes);
+  const cipher = createCipheriv('aes-256-gcm', k.key, iv, { authTagLength: tagBytes });
+  const data = Buffer.concat([cipher.update(secret), cipher.final()]);
+  return { iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), data: data.toString('base64') };
+}
+
+export function open(k: SealingKey, sealed: SealedKey): Buffer {
+  try {
+    const iv = Buffer.from(sealed.iv, 'base64');
+    const tag = Buffer.from(sealed.tag, 'base64');
+    if (iv.length !== ivBytes || tag.length !== tagBytes) throw new Error('bad lengths');
+    const decipher = createDecipheriv('aes-256-gcm', k.key, iv, { authTagLength: tagBytes });
+    decipher.setAuthTag(tag);
+    return Buffer.concat([decipher.update(Buffer.from(sealed.data, 'base64')), decipher.final()]);
+  } catch {
+    throw new StartError('dtrain agent: the sealed job key does not open with this key exchange (altered on the way?)');
   }
 }

@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { StartError } from '../../util/errors.js';
-import { KeyExchange, type SealedKey } from '../job-key-seal.js';
+import { KeyExchange, seal, type SealedKey, type SealingKey } from '../job-key-seal.js';
 import { supervisedPids } from '../process-tree.js';
 import { packageVersion } from '../../util/version.js';
 
@@ -143,7 +143,13 @@ async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAge
     kill(child, 'SIGKILL');
     throw new StartError('the agent answered without its key exchange (the job key is never sent in clear over srun)', node.host);
   }
-  const agentKey = hello.kx;
+  let sealing: SealingKey;
+  try {
+    sealing = exchange.keyForAgent(hello.kx);
+  } catch (err) {
+    kill(child, 'SIGKILL');
+    throw new StartError(`the agent's key exchange failed: ${(err as Error).message}`, node.host);
+  }
   child.stderr!.off('data', onStderr);
 
   let closing = false;
@@ -164,7 +170,7 @@ async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAge
     stderr: child.stderr!,
     exited,
     lost,
-    sealJobKey: (jobKey) => exchange.seal(jobKey, agentKey),
+    sealJobKey: (jobKey) => seal(sealing, jobKey),
     close(graceMs = 10_000) {
       closing = true;
       child.stdin!.end();

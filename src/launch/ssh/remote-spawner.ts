@@ -21,6 +21,8 @@ export function sshRemoteSpawner(config: JobConfig, err: NodeJS.WritableStream =
     const interval = config.heartbeat.interval;
     const bySpec = new Map(ctx.specs.map((s) => [s.node.node_rank, s]));
     const nodeZeroRemote = ctx.specs.some((s) => s.node.node_rank === 0);
+    // a node reached through ProxyJump has no route of its own back: it gets another node's
+    let anyRoute: string | undefined;
 
     const remote = await startRemoteNodes({
       nodes: ctx.specs.map((s) => s.node),
@@ -36,7 +38,8 @@ export function sshRemoteSpawner(config: JobConfig, err: NodeJS.WritableStream =
         if (config.master.addr !== 'auto') return { ...s, store };
         // MASTER_ADDR as this node reaches node 0: the address SSH dials for node 0, or, when node 0 is this
         // machine, this machine's address on the route this node's connection takes.
-        const addr = nodeZeroRemote ? route.targets.get(0)?.hostName : route.localAddress;
+        anyRoute ??= route.localAddress;
+        const addr = nodeZeroRemote ? route.targets.get(0)?.hostName : (route.localAddress ?? anyRoute);
         return { ...s, store, master: addr ? { ...s.master, addr } : s.master };
       },
       onDiagnostic: (line) => err.write(`${line}\n`),

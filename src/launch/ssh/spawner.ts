@@ -130,7 +130,8 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
     const first = req.firstMessage
       ? forwarded.then((storeAddr) => req.firstMessage!({ node, target, storeAddr, ...(localAddress ? { localAddress } : {}) }, targets))
       : undefined;
-    const [storeAddr, channel] = await Promise.all([forwarded, startAgentChannel(conn, launch, version, req.helloTimeoutMs, first)]);
+    // `first` too: a spec that cannot be built fails this node's start instead of leaving its agent waiting
+    const [storeAddr, channel] = await Promise.all([forwarded, startAgentChannel(conn, launch, version, req.helloTimeoutMs, first), first]);
     return {
       ...channel,
       node,

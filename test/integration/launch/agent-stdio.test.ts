@@ -1,6 +1,7 @@
 // `dtrain agent --stdio` as remote spawners use it: hello, spec on stdin, control through the store,
 // output records on stdout; stdin EOF (controller gone) kills every worker.
 import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -9,6 +10,7 @@ import t from 'tap';
 import type { AgentEvent, AgentSpec } from '../../../src/launch/agent-contract.js';
 import { StoreControl } from '../../../src/launch/store-node.js';
 import { StoreServer } from '../../../src/store/index.js';
+import { packageVersion } from '../../../src/util/version.js';
 import { alive, built, dtrainBin, fixtures, tempDir, waitFor } from '../../helpers/launch.js';
 
 const skip = !built() && 'run npx tsc -p . first';
@@ -32,7 +34,7 @@ async function startAgent(t: { teardown(fn: () => void): void }, s: AgentSpec) {
   const lines = createInterface({ input: child.stdout! });
   const records: { type: string; [k: string]: unknown }[] = [];
   lines.on('line', (l) => records.push(JSON.parse(l)));
-  child.stdin!.write(JSON.stringify({ type: 'hello', version: 'test' }) + '\n');
+  child.stdin!.write(JSON.stringify({ type: 'hello', version: packageVersion() }) + '\n');
   child.stdin!.write(JSON.stringify(s) + '\n');
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   return { child, records, exited };
@@ -60,6 +62,32 @@ t.test('start, events, output records, exit', { skip }, async (t) => {
   const out = agent.records.filter((r) => r.type === 'out' && r.stream === 'stdout');
   const port = (started as { master_port: number }).master_port;
   t.same(out.map((r) => r.lines).flat().sort(), [`hi from 0 port ${port}`, `hi from 1 port ${port}`]);
+});
+
+t.test('a controller of another version: the agent answers the hello, then exits 3 without running the spec behind it', { skip }, async (t) => {
+  const dir = tempDir(t);
+  // a listener in the store's place: the spec must not even be read, so nothing may dial it
+  let dialled = 0;
+  const listener = createServer((sock) => {
+    dialled++;
+    sock.destroy();
+  });
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => listener.close());
+  const port = (listener.address() as AddressInfo).port;
+  const child = spawn(process.execPath, [dtrainBin, 'agent', '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  child.stdin!.write(JSON.stringify({ type: 'hello', version: '0.0.0-other' }) + '\n');
+  child.stdin!.write(JSON.stringify(spec(dir, port, randomBytes(32), ['sh', '-c', 'exit 0'])) + '\n');
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  t.equal(code, 3);
+  t.match(JSON.parse(stdout.split('\n')[0]!), { type: 'hello', version: packageVersion() });
+  t.match(stderr, /the controller runs 0\.0\.0-other, this agent .*: not starting/);
+  t.equal(dialled, 0, 'it never dialled the store the spec names');
 });
 
 t.test('stdin EOF: the agent kills its workers and exits 1', { skip }, async (t) => {

@@ -5,22 +5,27 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
-import { KeyExchange } from '../../../src/launch/job-key-seal.js';
+import { KeyExchange, open, seal } from '../../../src/launch/job-key-seal.js';
 import { readSpec } from '../../../src/launch/agent-process.js';
 import { StartError } from '../../../src/util/errors.js';
+import { packageVersion } from '../../../src/util/version.js';
 
 t.test('sealed for one agent, opened by it, by no one else', async (t) => {
   const controller = new KeyExchange();
   const agent = new KeyExchange();
   const secret = randomBytes(32);
-  const sealed = controller.seal(secret, agent.publicKey);
-  t.same(agent.open(sealed, controller.publicKey), secret);
+  const sealed = seal(controller.keyForAgent(agent.publicKey), secret);
+  t.same(open(agent.keyForController(controller.publicKey), sealed), secret);
   t.notOk(sealed.data.includes(secret.toString('base64')), 'the secret is not in the sealed text');
-  t.not(controller.seal(secret, agent.publicKey).data, sealed.data, 'a fresh IV every time');
-  t.throws(() => new KeyExchange().open(sealed, controller.publicKey), StartError, 'another agent cannot open it');
+  t.not(seal(controller.keyForAgent(agent.publicKey), secret).data, sealed.data, 'a fresh IV every time');
+  t.throws(() => open(new KeyExchange().keyForController(controller.publicKey), sealed), StartError, 'another agent cannot open it');
   const altered = { ...sealed, data: Buffer.from(Buffer.from(sealed.data, 'base64').map((b, i) => (i === 0 ? b ^ 1 : b))).toString('base64') };
-  t.throws(() => agent.open(altered, controller.publicKey), /altered on the way/);
-  t.throws(() => controller.seal(secret, Buffer.alloc(31).toString('base64')), /31 bytes, not 32/);
+  t.throws(() => open(agent.keyForController(controller.publicKey), altered), /altered on the way/);
+  const shortTag = { ...sealed, tag: Buffer.from(sealed.tag, 'base64').subarray(0, 4).toString('base64') };
+  t.throws(() => open(agent.keyForController(controller.publicKey), shortTag), /altered on the way/, 'a truncated tag is refused');
+  t.throws(() => controller.keyForAgent(Buffer.alloc(31).toString('base64')), /31 bytes, not 32/);
+  // the all-zero point gives an all-zero shared secret, which OpenSSL refuses: a StartError, not a crash
+  t.throws(() => controller.keyForAgent(Buffer.alloc(32).toString('base64')), /public key is not usable/);
 });
 
 function agentStdio() {
@@ -35,12 +40,12 @@ t.test('readSpec: the hello with kx is answered with the agent key, and the seal
   const { stdin, stdout, answers } = agentStdio();
   const controller = new KeyExchange();
   const reading = readSpec(stdin, stdout);
-  stdin.write(JSON.stringify({ type: 'hello', version: 'x', kx: controller.publicKey }) + '\n');
+  stdin.write(JSON.stringify({ type: 'hello', version: packageVersion(), kx: controller.publicKey }) + '\n');
   for (let i = 0; i < 50 && answers.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
   const agentKey = answers[0]!.kx as string;
   t.match(agentKey, /^[A-Za-z0-9+/]{43}=$/);
   const secret = randomBytes(32);
-  stdin.write(JSON.stringify({ type: 'spec', run_id: 'r', job_key_sealed: controller.seal(secret, agentKey) }) + '\n');
+  stdin.write(JSON.stringify({ type: 'spec', run_id: 'r', job_key_sealed: seal(controller.keyForAgent(agentKey), secret) }) + '\n');
   const { spec } = await reading;
   t.equal(spec.job_key, secret.toString('base64'));
   t.notOk('job_key_sealed' in spec);
@@ -50,9 +55,19 @@ t.test('readSpec: the hello with kx is answered with the agent key, and the seal
 t.test('readSpec: a plain hello gets no kx, and a sealed key without an exchange is refused', async (t) => {
   const { stdin, stdout, answers } = agentStdio();
   const reading = readSpec(stdin, stdout);
-  stdin.write(JSON.stringify({ type: 'hello', version: 'x' }) + '\n');
+  stdin.write(JSON.stringify({ type: 'hello', version: packageVersion() }) + '\n');
   stdin.write(JSON.stringify({ type: 'spec', job_key_sealed: { iv: '', tag: '', data: '' } }) + '\n');
   await t.rejects(reading, /sealed job key but the hello had no key exchange/);
   t.notOk('kx' in answers[0]!);
+  stdin.end();
+});
+
+t.test('readSpec: a controller of another version gets the hello answered, and the agent stops before any spec', async (t) => {
+  const { stdin, stdout, answers } = agentStdio();
+  const reading = readSpec(stdin, stdout);
+  stdin.write(JSON.stringify({ type: 'hello', version: '0.0.0-other' }) + '\n');
+  stdin.write(JSON.stringify({ type: 'spec', run_id: 'r', job_key: 'k' }) + '\n');
+  await t.rejects(reading, new RegExp(`the controller runs 0\\.0\\.0-other, this agent ${packageVersion().replace(/\./g, '\\.')}: not starting`));
+  t.equal(answers[0]!.version, packageVersion(), 'the controller still learns our version');
   stdin.end();
 });
