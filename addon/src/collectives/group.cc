@@ -87,7 +87,8 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
   // DTRAIN_HIERARCHICAL=0: every op of a multi-host group on the flat TCP ring, same-host pairs over loopback
   // (a measuring aid: scripts/bench/hierarchical.sh times both in one run)
   const char* hierarchical = std::getenv("DTRAIN_HIERARCHICAL");
-  if (spansHosts && hierarchical && std::string(hierarchical) == "0") kind_ = "tcp";
+  bool forcedFlat = hierarchical && std::string(hierarchical) == "0";
+  if (spansHosts && forcedFlat) kind_ = "tcp";
   kindId_ = !spansHosts ? Kind::shm : kind_ == std::string("tcp") ? Kind::tcp : Kind::hierarchical;
 
   std::string info = "pid=" + std::to_string(::getpid());
@@ -96,11 +97,20 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
     team_ = std::make_unique<Team>(int(teamMembers_.size()), teamMe, name_);
     info += " fd=" + std::to_string(team_->segmentFd());
   }
-  if (spansHosts) info += " tcp=" + ctx.tcp().endpoint();
+  if (spansHosts) info += " tcp=" + ctx.tcp().endpoint() + " flat=" + (forcedFlat ? "1" : "0");
   ctx.store->set(prefix + "info/" + std::to_string(me_), info);
   std::vector<std::map<std::string, std::string>> infos(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i)
     if (i != me_) infos[size_t(i)] = parseInfo(ctx.store->get(prefix + "info/" + std::to_string(i), setup.msLeft()));
+
+  // Ranks that disagree on DTRAIN_HIERARCHICAL would run different sub-collectives and wait for each other
+  // until collective_timeout: refuse the group at once instead, on every rank.
+  if (spansHosts)
+    for (int i = 0; i < n; ++i)
+      if (i != me_ && infos[size_t(i)]["flat"] != (forcedFlat ? "1" : "0"))
+        throw CollectiveError("group " + name_ + ": DTRAIN_HIERARCHICAL=0 is set on rank " +
+                              std::to_string(ranks_[size_t(forcedFlat ? me_ : i)]) + " but not on rank " +
+                              std::to_string(ranks_[size_t(forcedFlat ? i : me_)]) + ": set it on every rank or on none");
 
   if (team_) {
     std::vector<TeamMemberInfo> tm;

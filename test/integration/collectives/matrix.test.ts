@@ -115,6 +115,14 @@ t.test('DTRAIN_HIERARCHICAL=0 (the benchmark baseline): two nodes of two on the 
   }
 });
 
+t.test('ranks that disagree on DTRAIN_HIERARCHICAL are refused at init on every rank, naming both', async (t) => {
+  const res = await runWorkers({ nodes: [2, 2], script: fixture('init-only.mjs'), env: { COLL_FLAT_RANK: '2' } });
+  for (const r of res) {
+    t.match(r.report?.error, /group world: DTRAIN_HIERARCHICAL=0 is set on rank 2 but not on rank \d: set it on every rank or on none/, `rank ${r.rank}`);
+    t.ok(r.report?.elapsedMs < 20_000, `rank ${r.rank} failed after ${r.report?.elapsedMs} ms, not at collective_timeout`);
+  }
+});
+
 t.test('uneven nodes (2 + 1): hierarchical with a lone rank; all-gather and reduce-scatter take the flat ring', async (t) => {
   const res = await runWorkers({
     nodes: [2, 1],
