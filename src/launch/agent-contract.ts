@@ -26,8 +26,10 @@
  * proxy, so they can never collide. Values are JSON unless noted.
  *   ctl/cmd/<node_rank>/<seq>  controller → that node's agent, seq = 0, 1, 2, ... in order:
  *                           `ControllerCommand`. The agent reads them with blocking GETs, one after another.
- *   ctl/events (counter)    agents: `ADD ctl/events 1` returns n; the event is stored at ctl/event/<n-1>.
- *   ctl/event/<n>           agent → controller: `AgentEvent`, read by the controller in order.
+ *   ctl/event/<node_rank>/<seq>  that node's agent → controller, seq = 0, 1, 2, ...: `AgentEvent`, read by
+ *                           the controller in order, one sequence per node. (One shared sequence, a counter
+ *                           ADDed and then the slot SET, let a node lost between the two leave a hole that
+ *                           stalled every other node's events, and so the whole job.)
  *   ctl/a<k>/master_port    node 0's agent, attempt k, when master.port is auto: the free port it picked
  *                           (decimal text); the other agents GET it (blocking) before starting workers.
  *   ctl/hb/<node_rank>      counter each agent ADDs 1 to every heartbeat interval; the controller declares
@@ -133,8 +135,7 @@ export interface OutputRecord {
 
 export const controlKeys = {
   command: (nodeRank: number, seq: number) => `ctl/cmd/${nodeRank}/${seq}`,
-  eventCounter: 'ctl/events',
-  event: (n: number) => `ctl/event/${n}`,
+  event: (nodeRank: number, seq: number) => `ctl/event/${nodeRank}/${seq}`,
   masterPort: (attempt: number) => `ctl/a${attempt}/master_port`,
   heartbeat: (nodeRank: number) => `ctl/hb/${nodeRank}`,
 } as const;

@@ -37,13 +37,14 @@ export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
   const proxy = await StoreProxy.start({ upstream: store, dir: proxyDir, attempt: 0, jobKey });
   const nodeRank = spec.node.node_rank;
   let emitting: Promise<unknown> = Promise.resolve();
+  let eventSeq = 0;
   const link: AgentLink = {
-    // Events keep their order: each waits for the previous one's slot.
+    // Events keep their order: each is written after the previous one, in this node's own sequence.
     emit: (ev: AgentEvent) => {
-      emitting = emitting.then(async () => {
-        const n = await store.add(controlKeys.eventCounter, 1);
-        await store.set(controlKeys.event(n - 1), JSON.stringify(ev));
-      }).catch((err: Error) => io.stderr.write(`dtrain agent: cannot report to the controller: ${err.message}\n`));
+      const seq = eventSeq++;
+      emitting = emitting
+        .then(() => store.set(controlKeys.event(nodeRank, seq), JSON.stringify(ev)))
+        .catch((err: Error) => io.stderr.write(`dtrain agent: cannot report to the controller: ${err.message}\n`));
     },
     publishMasterPort: (attempt, port) => store.set(controlKeys.masterPort(attempt), String(port)),
     awaitMasterPort: async (attempt) => Number((await getForever(store, controlKeys.masterPort(attempt))).toString()),

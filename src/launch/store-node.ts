@@ -17,6 +17,8 @@ import type { NodeHandle } from './supervisor.js';
 export class StoreControl {
   private readonly seq = new Map<number, number>();
   private readonly lastBeat = new Map<number, { count: number; at: number }>();
+  /** nodes whose event sequence is being read (agent-contract.ts ctl/event/<node_rank>/<seq>) */
+  private readonly reading = new Set<number>();
   private closed = false;
   private readonly watcher: NodeJS.Timeout;
 
@@ -26,7 +28,6 @@ export class StoreControl {
     private readonly onLost: (nodeRank: number, why: string) => void,
     private readonly heartbeat: { interval: number; timeout: number },
   ) {
-    void this.readEvents();
     this.watcher = setInterval(() => void this.checkHeartbeats(), heartbeat.interval);
     this.watcher.unref();
   }
@@ -58,6 +59,10 @@ export class StoreControl {
 
   handle(nodeRank: number, host: string, release: () => Promise<void>): NodeHandle {
     this.watch(nodeRank);
+    if (!this.reading.has(nodeRank)) {
+      this.reading.add(nodeRank);
+      void this.readEvents(nodeRank);
+    }
     return {
       nodeRank,
       host,
@@ -79,11 +84,12 @@ export class StoreControl {
     await this.client.close().catch(() => {});
   }
 
-  private async readEvents(): Promise<void> {
+  /** One node's events in order; each node has its own sequence, so a lost node stalls only its own. */
+  private async readEvents(nodeRank: number): Promise<void> {
     for (let n = 0; !this.closed; n++) {
       let raw: Buffer;
       try {
-        raw = await getForever(this.client, controlKeys.event(n), 5000);
+        raw = await getForever(this.client, controlKeys.event(nodeRank, n), 5000);
       } catch {
         return; // closed
       }

@@ -107,3 +107,28 @@ t.test('stdin EOF: the agent kills its workers and exits 1', { skip }, async (t)
   t.equal(await agent.exited, 1);
   t.ok(await waitFor(() => !pids.some(alive), 3000), 'workers and setsid grandchildren gone');
 });
+
+t.test("each node's events are their own sequence: a node lost mid-report stalls nobody else", async (t) => {
+  // What a node killed between reserving an event slot and writing it used to leave: a hole in one shared
+  // sequence that every later event, from every node, waited behind (the job hung). Node 1 here reports
+  // nothing at all while node 0 reports twice; node 0's events must arrive, in order, and node 1's later.
+  const jobKey = randomBytes(32);
+  const store = await StoreServer.start({ jobKey });
+  t.teardown(() => store.close());
+  const events: AgentEvent[] = [];
+  const control = await StoreControl.open({ host: '127.0.0.1', port: store.port, jobKey }, (e) => events.push(e), () => {}, { interval: 200, timeout: 5000 });
+  t.teardown(() => control.close());
+  control.handle(0, 'a', async () => {});
+  control.handle(1, 'b', async () => {});
+  const { StoreClient } = await import('../../../src/store/index.js');
+  const { controlKeys } = await import('../../../src/launch/agent-contract.js');
+  const agent = await StoreClient.connectTcp({ host: '127.0.0.1', port: store.port, jobKey });
+  t.teardown(() => agent.close());
+  const exit = (node: number, rank: number) => ({ type: 'exit', node_rank: node, attempt: 0, rank, local_rank: 0, exit_code: 0, signal: null });
+  await agent.set(controlKeys.event(0, 0), JSON.stringify(exit(0, 0)));
+  await agent.set(controlKeys.event(0, 1), JSON.stringify(exit(0, 1)));
+  t.ok(await waitFor(() => events.length === 2, 5000), "node 0's events arrive although node 1 has reported nothing");
+  t.same(events.map((e) => (e as { rank: number }).rank), [0, 1], 'in order');
+  await agent.set(controlKeys.event(1, 0), JSON.stringify(exit(1, 2)));
+  t.ok(await waitFor(() => events.length === 3, 5000), "and node 1's, when it reports");
+});
