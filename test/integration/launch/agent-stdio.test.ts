@@ -28,6 +28,17 @@ function spec(dir: string, port: number, jobKey: Buffer, command: string[]): Age
   };
 }
 
+/** A store and the controller's side of it (StoreControl), collecting the agents' events; closed at teardown. */
+async function controller(t: { teardown(fn: () => void): void }) {
+  const jobKey = randomBytes(32);
+  const store = await StoreServer.start({ jobKey });
+  t.teardown(() => store.close());
+  const events: AgentEvent[] = [];
+  const control = await StoreControl.open({ host: '127.0.0.1', port: store.port, jobKey }, (e) => events.push(e), () => {}, { interval: 200, timeout: 5000 });
+  t.teardown(() => control.close());
+  return { jobKey, store, events, control };
+}
+
 async function startAgent(t: { teardown(fn: () => void): void }, s: AgentSpec) {
   const child = spawn(process.execPath, [dtrainBin, 'agent', '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'] });
   t.teardown(() => child.kill('SIGKILL'));
@@ -42,12 +53,7 @@ async function startAgent(t: { teardown(fn: () => void): void }, s: AgentSpec) {
 
 t.test('start, events, output records, exit', { skip }, async (t) => {
   const dir = tempDir(t);
-  const jobKey = randomBytes(32);
-  const store = await StoreServer.start({ jobKey });
-  t.teardown(() => store.close());
-  const events: AgentEvent[] = [];
-  const control = await StoreControl.open({ host: '127.0.0.1', port: store.port, jobKey }, (e) => events.push(e), () => {}, { interval: 200, timeout: 5000 });
-  t.teardown(() => control.close());
+  const { jobKey, store, events, control } = await controller(t);
   const agent = await startAgent(t, spec(dir, store.port, jobKey, ['sh', '-c', 'echo "hi from $RANK port $MASTER_PORT"; exit $RANK']));
   const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
   handle.start(0);
@@ -92,12 +98,7 @@ t.test('a controller of another version: the agent answers the hello, then exits
 
 t.test('stdin EOF: the agent kills its workers and exits 1', { skip }, async (t) => {
   const dir = tempDir(t);
-  const jobKey = randomBytes(32);
-  const store = await StoreServer.start({ jobKey });
-  t.teardown(() => store.close());
-  const events: AgentEvent[] = [];
-  const control = await StoreControl.open({ host: '127.0.0.1', port: store.port, jobKey }, (e) => events.push(e), () => {}, { interval: 200, timeout: 5000 });
-  t.teardown(() => control.close());
+  const { jobKey, store, events, control } = await controller(t);
   const agent = await startAgent(t, spec(dir, store.port, jobKey, [join(fixtures, 'escapee.sh'), dir, 'wait']));
   control.handle(0, 'localhost', async () => {}).start(0);
   t.ok(await waitFor(() => events.some((e) => e.type === 'started'), 10000));
@@ -112,12 +113,7 @@ t.test("each node's events are their own sequence: a node lost mid-report stalls
   // What a node killed between reserving an event slot and writing it used to leave: a hole in one shared
   // sequence that every later event, from every node, waited behind (the job hung). Node 1 here reports
   // nothing at all while node 0 reports twice; node 0's events must arrive, in order, and node 1's later.
-  const jobKey = randomBytes(32);
-  const store = await StoreServer.start({ jobKey });
-  t.teardown(() => store.close());
-  const events: AgentEvent[] = [];
-  const control = await StoreControl.open({ host: '127.0.0.1', port: store.port, jobKey }, (e) => events.push(e), () => {}, { interval: 200, timeout: 5000 });
-  t.teardown(() => control.close());
+  const { jobKey, store, events, control } = await controller(t);
   control.handle(0, 'a', async () => {});
   control.handle(1, 'b', async () => {});
   const { StoreClient } = await import('../../../src/store/index.js');
