@@ -5,9 +5,15 @@
 # the bridge is not enslaved to a real interface), so test traffic never leaves the machine. All keys and
 # configs live in a state folder; ~/.ssh and /etc/ssh are never read or written.
 #
-#   netns-hosts.sh up N [--prefix P] [--subnet A.B.C] [--json]   create (replacing any testbed with prefix P)
-#   netns-hosts.sh down [--prefix P]                               remove everything; safe to repeat
-#   netns-hosts.sh describe [--prefix P]                           print the JSON description
+#   netns-hosts.sh up N [--prefix P] [--subnet A.B.C] [--plain-login] [--json]
+#                                                   create (replacing any testbed with prefix P)
+#   netns-hosts.sh down [--prefix P]                remove everything; safe to repeat
+#   netns-hosts.sh describe [--prefix P]            print the JSON description
+#
+# --plain-login: SSH sessions on the hosts skip root's ~/.bashrc (an empty file is mounted over it in each
+# host's own mount namespace; the machine's file is untouched). Every host shares this machine's /root, so
+# an rc file that takes a lock there (pyenv's `pyenv rehash` does, retrying every 100 ms) makes concurrent
+# logins on different hosts wait for each other, which separate machines would not.
 #
 # The description (JSON, also at $STATE/testbed.json) names the hosts, their addresses, the client key, the
 # known_hosts file and an ssh_config usable with `ssh -F` or pdsh (PDSH_SSH_ARGS_APPEND="-F <file>").
@@ -16,7 +22,7 @@
 # Runs as root (namespaces and bridges need CAP_NET_ADMIN).
 set -euo pipefail
 
-usage() { sed -n '8,10p' "$0" | sed 's/^#  *//' >&2; exit 2; }
+usage() { sed -n '8,11p' "$0" | sed 's/^#  *//' >&2; exit 2; }
 die() { echo "netns-hosts: $*" >&2; exit 1; }
 
 cmd=${1:-}; [ -n "$cmd" ] || usage; shift
@@ -25,8 +31,10 @@ if [ "$cmd" = up ]; then count=${1:-}; shift || true; fi
 prefix=dt
 subnet=10.231.0
 json=0
+plain_login=0
 while [ $# -gt 0 ]; do
   case "$1" in
+    --plain-login) plain_login=1; shift ;;
     --prefix) prefix=${2:?--prefix needs a value}; shift 2 ;;
     --subnet) subnet=${2:?--subnet needs a value}; shift 2 ;;
     --json) json=1; shift ;;
@@ -91,7 +99,8 @@ up() {
   ip addr add "$gateway/24" dev "$bridge"
   ip link set "$bridge" up
 
-  local i ns addr hostsfile="$state/etc_hosts"
+  local i ns addr hostsfile="$state/etc_hosts" root_rc
+  root_rc=$(getent passwd root | cut -d: -f6)/.bashrc
   {
     echo "127.0.0.1 localhost"
     for i in $(seq 1 "$count"); do echo "$subnet.$((10 + i)) ${prefix}-h$i"; done
@@ -138,8 +147,10 @@ LogLevel VERBOSE
 EOF
     # sshd needs its privilege-separation folder /run/sshd; give each host a private /run (tmpfs in its own
     # mount namespace) instead of creating it on the machine. setsid detaches it from this shell.
+    plain=
+    if [ "$plain_login" = 1 ] && [ -f "$root_rc" ]; then : >"$dir/empty_rc"; plain="mount --bind '$dir/empty_rc' '$root_rc' && "; fi
     setsid -f ip netns exec "$ns" unshare --uts --mount --propagation private sh -c \
-      "mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 755 /run/sshd && hostname '$ns' && exec /usr/sbin/sshd -D -E '$dir/sshd.log' -f '$dir/sshd_config'" \
+      "mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 755 /run/sshd && hostname '$ns' && $plain""exec /usr/sbin/sshd -D -E '$dir/sshd.log' -f '$dir/sshd_config'" \
       </dev/null >/dev/null 2>&1
     echo "$ns,$addr $(cut -d' ' -f1,2 "$dir/ssh_host_ed25519_key.pub")" >>"$state/known_hosts"
     cat >>"$state/ssh_config" <<EOF
