@@ -1,14 +1,16 @@
 // Build step (after tsc): dist/cli-bundle.js, every module `dtrain` can reach from dist/cli/main.js in one
 // file, so that a launch loads one module instead of ~50. Node 20 spends ~0.5-0.8 ms per ES module
-// (resolve, read, compile, link): the largest part of a small launch after Node's own start.
+// (resolve, read, compile, link): the largest part of a small launch after Node's own start. Likewise
+// dist/agent-bundle.js from dist/cli/agent-entry.js: `dtrain agent --stdio`, started once per host of every
+// launch, reads and scans only the agent's half of the code.
 //
 // Each module becomes a factory run on first use, in ESM order (dependencies first, in import order).
 // Imports bind once, after the dependency ran: the same as live ESM bindings because the build refuses
 // a static import cycle and `export let/var`, the two cases where they differ. Top-level await is refused
 // too. import.meta.url is the module's own dist/ URL. CommonJS packages are required; ES-only packages are
 // imported before the dynamic import that needs them resolves. dist/cli-bundle.json lists every input's
-// mtime: dist/cli/entry.js uses the bundle only while they all match (a plain `tsc` makes it stale, and
-// then the modules load as built).
+// mtime (cli-bundle.json, agent-bundle.json): dist/cli/entry.js uses a bundle only while they all match (a
+// plain `tsc` makes it stale, and then the modules load as built).
 //
 //   node scripts/build/bundle-cli.js [--out DIR]   (default: dist/)
 import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -20,7 +22,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = join(root, 'dist');
 const outArg = process.argv.indexOf('--out');
 const outDir = outArg > 0 ? resolve(process.argv[outArg + 1]) : dist;
-const entry = 'cli/main.js';
+/** Each bundle: its file name (and manifest) and the module its loadMain() resolves to. */
+const bundles = [
+  { name: 'cli-bundle', entry: 'cli/main.js', what: "dist/cli/main.js's exports" },
+  { name: 'agent-bundle', entry: 'cli/agent-entry.js', what: "dist/cli/agent-entry.js's exports (`dtrain agent --stdio`)" },
+];
 
 let ts;
 try {
@@ -188,7 +194,7 @@ function transform(id) {
   return { body: body + (exportLines.length ? exportLines.join('\n') + '\n' : ''), deps, dynamic, esOnly, mtime };
 }
 
-function build() {
+function build({ entry, what }) {
   const mods = new Map();
   const queue = [entry];
   while (queue.length) {
@@ -258,7 +264,7 @@ function build() {
     'function __compile(id, url) {',
     "  return new Function('__exports', '__meta_url', '__req', '__dyn', '__require', '__ext', '__star', '__import', __src[id] + '\\n//# sourceURL=' + url);",
     '}',
-    '/** The CLI: resolves to dist/cli/main.js\'s exports. */',
+    `/** Resolves to ${what}. */`,
     `export function loadMain() { return __dyn(${JSON.stringify(entry)}); }`,
     '/** Any bundled module by its path in dist/ (tests compare each with the module tsc built). */',
     'export function loadModule(id) { return __dyn(id); }',
@@ -272,19 +278,21 @@ function build() {
   return { code: out.join('\n'), inputs, count: mods.size };
 }
 
-const bundle = join(outDir, 'cli-bundle.js');
-const manifest = join(outDir, 'cli-bundle.json');
-try {
-  const { code, inputs, count } = build();
-  // A private name then rename: a concurrent `dtrain` never reads half a bundle.
-  writeFileSync(`${bundle}.${process.pid}.tmp`, code);
-  renameSync(`${bundle}.${process.pid}.tmp`, bundle);
-  writeFileSync(manifest, JSON.stringify({ inputs }) + '\n');
-  console.log(`bundle-cli: wrote ${bundle} (${count} modules, ${Math.round(code.length / 1024)} KiB)`);
-} catch (err) {
-  // Never a failed build: without a bundle dtrain runs from the modules, only slower to start.
-  rmSync(bundle, { force: true });
-  rmSync(manifest, { force: true });
-  const why = err instanceof Refused ? err.message : (err.stack ?? String(err));
-  console.error(`bundle-cli: no bundle (${why}); dtrain runs from the modules in dist/`);
+for (const b of bundles) {
+  const bundle = join(outDir, `${b.name}.js`);
+  const manifest = join(outDir, `${b.name}.json`);
+  try {
+    const { code, inputs, count } = build(b);
+    // A private name then rename: a concurrent `dtrain` never reads half a bundle.
+    writeFileSync(`${bundle}.${process.pid}.tmp`, code);
+    renameSync(`${bundle}.${process.pid}.tmp`, bundle);
+    writeFileSync(manifest, JSON.stringify({ inputs }) + '\n');
+    console.log(`bundle-cli: wrote ${bundle} (${count} modules, ${Math.round(code.length / 1024)} KiB)`);
+  } catch (err) {
+    // Never a failed build: without a bundle dtrain runs from the modules, only slower to start.
+    rmSync(bundle, { force: true });
+    rmSync(manifest, { force: true });
+    const why = err instanceof Refused ? err.message : (err.stack ?? String(err));
+    console.error(`bundle-cli: no ${b.name} (${why}); dtrain runs from the modules in dist/`);
+  }
 }

@@ -26,25 +26,8 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       .option('timeout', { type: 'string', describe: 'join mode: how long to keep trying to reach the controller (default 60s)' }),
   handler: async (args) => {
     if (args.join !== undefined || args.secretFile !== undefined) return joinHandler(args);
-    const { readSpec, runAgent } = await import('../launch/agent-process.js');
-    const { processAddon } = await import('../launch/process-tree.js');
-    // A controller that dies without closing our stdin (SIGKILLed parent on this machine) still takes us down.
-    processAddon()?.setParentDeathSignal(15);
-    // SIGTERM: our parent died (PDEATHSIG) or someone stops us; SIGHUP: sshd ended the session. Either
-    // way the controller is gone: kill the workers and clean up rather than die on the default action.
-    const terminated = new Promise<void>((resolve) => {
-      process.once('SIGTERM', () => resolve());
-      process.once('SIGHUP', () => resolve());
-    });
-    // A refused start must not leave stdin holding the process open until the controller hangs up.
-    const { spec, controllerGone } = await readSpec(process.stdin, process.stdout).catch((err: unknown) => {
-      process.stdin.destroy();
-      throw err;
-    });
-    const gone = Promise.race([controllerGone, terminated]);
-    process.exitCode = await runAgent(spec, { stdout: process.stdout, stderr: process.stderr, controllerGone: gone });
-    // stdin was kept open only to notice the controller leaving; it must not keep us alive now.
-    process.stdin.destroy();
+    const { runStdioAgent } = await import('../launch/stdio-agent.js');
+    await runStdioAgent();
   },
 };
 

@@ -3,24 +3,9 @@
  * clear line (or one JSON document with --json) and a documented exit code. Commands never call
  * process.exit (pending output and cleanup would be lost): they set process.exitCode or throw a DtrainError.
  */
-import { ConfigError, DtrainError, ExitCode, type ConfigProblem } from '../util/errors.js';
 import { packageVersion } from '../util/version.js';
-import { sighupIgnoredAtStart } from '../launch/nohup.js';
+import { installProcessHooks, report, UsageFailure } from './exit-point.js';
 import { launchCommand, quickLaunchArgs } from './launch.js';
-
-let processHooksInstalled = false;
-
-/** Process-wide listeners, added once however often main() runs in one process (tests call it many times). */
-function installProcessHooks(): void {
-  if (processHooksInstalled) return;
-  processHooksInstalled = true;
-  // Started under nohup: stay deaf to SIGHUP as nohup meant (Node had put back the default, which exits).
-  if (sighupIgnoredAtStart()) process.on('SIGHUP', () => {});
-  // `dtrain schedule ... | head`: a reader that went away is not an error worth a stack trace.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') throw err;
-  });
-}
 
 export async function main(argv: string[]): Promise<void> {
   const wantsJson = argv.includes('--json');
@@ -32,10 +17,11 @@ export async function main(argv: string[]): Promise<void> {
       await launchCommand.handler(quick);
       return;
     }
-    // The constant command SSH and srun start on every node: no options to parse, so no yargs either.
+    // The constant command SSH and srun start on every node: no options to parse, so no yargs either
+    // (bin/dtrain normally takes it before this module: cli/agent-entry.ts).
     if (argv.length === 2 && argv[0] === 'agent' && argv[1] === '--stdio') {
-      const { agentCommand } = await import('./agent.js');
-      await agentCommand.handler({ _: ['agent'], $0: 'dtrain', stdio: true });
+      const { runStdioAgent } = await import('../launch/stdio-agent.js');
+      await runStdioAgent();
       return;
     }
     const [{ default: yargs }, { commands }] = await Promise.all([import('yargs'), import('./commands.js')]);
@@ -58,34 +44,4 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-class UsageFailure extends Error {}
-
-function report(err: unknown, json: boolean): number {
-  if (err instanceof ConfigError) {
-    if (json) printJson({ errors: err.problems.map(problemJson) });
-    else process.stderr.write(err.message + '\n');
-    return err.exitCode;
-  }
-  if (err instanceof UsageFailure) {
-    if (json) printJson({ errors: [{ file: null, line: 0, col: 0, path: '', message: err.message }] });
-    else process.stderr.write(`dtrain: ${err.message}\n`);
-    return ExitCode.invalid;
-  }
-  if (err instanceof DtrainError) {
-    const summary = (err as { summary?: unknown }).summary;
-    if (json) printJson(summary ?? { error: err.message, exit_code: err.exitCode });
-    process.stderr.write(`dtrain: ${err.message}\n`);
-    return err.exitCode;
-  }
-  // A bug in dtrain itself: keep the stack, it is the only way to find it.
-  process.stderr.write(`dtrain: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  return ExitCode.jobFailed;
-}
-
-function problemJson(p: ConfigProblem) {
-  return { file: p.file, line: p.line, col: p.col, path: p.path, message: p.message };
-}
-
-export function printJson(doc: unknown): void {
-  process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
-}
+export { printJson } from './exit-point.js';

@@ -8,7 +8,8 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
-import { StoreClient, StoreProxy } from '../store/index.js';
+import { StoreClient } from '../store/client.js';
+import { StoreProxy } from '../store/proxy.js';
 import { formatDuration } from '../config/duration.js';
 import { StartError } from '../util/errors.js';
 import { packageVersion } from '../util/version.js';
@@ -17,7 +18,8 @@ import { NodeAgent, type AgentLink } from './agent.js';
 import { backendLink } from './backend.js';
 import { KeyExchange, open, type SealedKey } from './job-key-seal.js';
 import { RecordSink } from './line-targets.js';
-import { getForever, removeStaleProxyDirs } from './local-node.js';
+import { removeStaleProxyDirs } from './local-node.js';
+import { getForever } from './store-wait.js';
 
 export interface AgentIo {
   stdout: Writable;

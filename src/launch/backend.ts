@@ -11,7 +11,7 @@
  */
 import { probeCudaAsync, autoBackend, cudaBuildInfo, type CudaProbe } from '../runtime/device/cuda-part.js';
 import type { NodePlan } from '../plan/types.js';
-import { StoreClient } from '../store/index.js';
+import { StoreClient } from '../store/client.js';
 import { StartError } from '../util/errors.js';
 import type { AgentSpec } from './agent-contract.js';
 import { driverLibraryMayLoad } from './driver-library.js';

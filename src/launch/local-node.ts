@@ -7,7 +7,8 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StoreClient, StoreProxy } from '../store/index.js';
+import { StoreClient } from '../store/client.js';
+import { StoreProxy } from '../store/proxy.js';
 import type { AgentEvent, AgentSpec, ForwardedSignal } from './agent-contract.js';
 import { controlKeys } from './agent-contract.js';
 import { getForever } from './store-wait.js';

@@ -1,6 +1,7 @@
-// dist/cli-bundle.js (scripts/build/bundle-cli.js): the CLI's modules in one file. Built here into a scratch
-// folder; every bundled module must export what the module tsc built exports, a launch through it must
-// behave as one through the modules, and bin/dtrain must use it only while it matches dist/.
+// dist/cli-bundle.js (scripts/build/bundle-cli.js): the CLI's modules in one file, and dist/agent-bundle.js,
+// the agent's. Built here into a scratch folder; every bundled module must export what the module tsc built
+// exports, a launch (an agent) through a bundle must behave as one through the modules, and bin/dtrain must
+// use a bundle only while it matches dist/.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -22,18 +23,22 @@ const skip = (!built() && 'run npx tsc -p . first') || (!hasTs && 'typescript is
 const out = built() ? mkdtempSync(join(root, 'dist', '.bundle-test-')) : tmpdir();
 t.teardown(() => void (out !== tmpdir() && rmSync(out, { recursive: true, force: true })));
 const bundleUrl = pathToFileURL(join(out, 'cli-bundle.js')).href;
+const agentBundleUrl = pathToFileURL(join(out, 'agent-bundle.js')).href;
 
 t.test('the bundler writes the bundle and its manifest', { skip }, async (t) => {
   const r = spawnSync(process.execPath, [join(root, 'scripts/build/bundle-cli.js'), '--out', out], { encoding: 'utf8' });
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout, /bundle-cli: wrote .*cli-bundle\.js \(\d+ modules/);
+  t.match(r.stdout, /bundle-cli: wrote .*agent-bundle\.js \(\d+ modules/);
   t.ok(existsSync(join(out, 'cli-bundle.json')));
+  t.ok(existsSync(join(out, 'agent-bundle.json')));
 });
 
-t.test('every bundled module exports the names and kinds of the module tsc built', { skip }, async (t) => {
+/** Each module of the bundle at `url`: the shape of its exports there and as tsc built it. */
+function bundledShapes(url: string) {
   // in plain node: the test runner's own module hooks would load the bundle differently
   const code = `
-    const b = await import(${JSON.stringify(bundleUrl)});
+    const b = await import(${JSON.stringify(url)});
     const shape = (m) => Object.fromEntries(Object.keys(m).sort().map((k) => [k, typeof m[k]]));
     const out = {};
     for (const id of b.moduleIds) {
@@ -41,11 +46,38 @@ t.test('every bundled module exports the names and kinds of the module tsc built
     }
     process.stdout.write(JSON.stringify(out));`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  t.equal(r.status, 0, r.stderr);
-  const shapes = JSON.parse(r.stdout) as Record<string, { bundled: object; built: object }>;
+  return { status: r.status, stderr: r.stderr, shapes: r.status === 0 ? (JSON.parse(r.stdout) as Record<string, { bundled: object; built: object }>) : {} };
+}
+
+t.test('every bundled module exports the names and kinds of the module tsc built', { skip }, async (t) => {
+  const { status, stderr, shapes } = bundledShapes(bundleUrl);
+  t.equal(status, 0, stderr);
   t.ok(Object.keys(shapes).length > 50);
   t.ok('cli/main.js' in shapes && 'launch/controller.js' in shapes);
   for (const [id, { bundled, built: tsc }] of Object.entries(shapes)) t.same(bundled, tsc, id);
+});
+
+t.test('the agent bundle: the agent modules, exported as tsc built them, and none of the CLI-only ones', { skip }, async (t) => {
+  const { status, stderr, shapes } = bundledShapes(agentBundleUrl);
+  t.equal(status, 0, stderr);
+  t.ok('cli/agent-entry.js' in shapes && 'launch/agent-process.js' in shapes && 'launch/worker.js' in shapes);
+  for (const cliOnly of ['cli/main.js', 'config/load.js', 'launch/controller.js', 'launch/ssh/spawner.js', 'store/server.js'])
+    t.notOk(cliOnly in shapes, `${cliOnly} is not the agent's`);
+  for (const [id, { bundled, built: tsc }] of Object.entries(shapes)) t.same(bundled, tsc, id);
+});
+
+t.test('an agent through the agent bundle reports a refused start as the CLI does: one line, exit 3', { skip }, async (t) => {
+  const code = `import(${JSON.stringify(agentBundleUrl)}).then((b) => b.loadMain()).then((m) => m.agentMain())`;
+  const noSpec = spawnSync(process.execPath, ['--input-type=module', '-e', code], { input: '', encoding: 'utf8' });
+  t.equal(noSpec.status, 3, noSpec.stderr);
+  t.equal(noSpec.stderr, 'dtrain: dtrain agent: stdin closed before the spec arrived\n');
+  const garbage = spawnSync(process.execPath, ['--input-type=module', '-e', code], { input: 'not json\n', encoding: 'utf8' });
+  t.equal(garbage.status, 3);
+  t.match(garbage.stderr, /^dtrain: dtrain agent: stdin line is not JSON: "not json"\n$/);
+  // and bin/dtrain takes the same way for exactly `agent --stdio`
+  const bin = spawnSync(join(root, 'bin/dtrain'), ['agent', '--stdio'], { input: '', encoding: 'utf8' });
+  t.equal(bin.status, 3);
+  t.equal(bin.stderr, noSpec.stderr);
 });
 
 /** The CLI through the scratch bundle, in its own process (as bin/dtrain runs it). */
@@ -100,5 +132,9 @@ t.test('bin/dtrain uses a bundle only while every input has the mtime it was bui
   process.env.DTRAIN_NO_BUNDLE = '1';
   t.teardown(() => delete process.env.DTRAIN_NO_BUNDLE);
   t.notOk(bundleIsCurrent(url), 'DTRAIN_NO_BUNDLE=1: the modules');
-  void readFileSync;
+  delete process.env.DTRAIN_NO_BUNDLE;
+  t.notOk(bundleIsCurrent(url, 'agent-bundle'), 'each bundle has its own manifest: no agent-bundle.json here');
+  writeFileSync(join(dir, 'agent-bundle.js'), '');
+  writeFileSync(join(dir, 'agent-bundle.json'), readFileSync(join(dir, 'cli-bundle.json')));
+  t.ok(bundleIsCurrent(url, 'agent-bundle'));
 });
