@@ -4,6 +4,8 @@
  * what `dtrain validate` prints.
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { JobConfig } from '../config/types.js';
+import type { Plan } from '../plan/types.js';
 
 interface LaunchArgs {
   config?: string;
@@ -161,14 +163,17 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
       return;
     }
     for (const w of [...plan.warnings, ...(applied?.warnings ?? [])]) process.stderr.write(`warning: ${w}\n`);
-    const { launchJob } = await import('../launch/controller.js');
     const needsRemote = plan.nodes.some((n) => !n.local);
-    const remote = !needsRemote
-      ? undefined
-      : applied?.allocation
-        ? slurm!.slurmRemoteSpawner(jobConfig, applied.allocation)
-        : (await import('../launch/ssh/remote-spawner.js')).sshRemoteSpawner(jobConfig);
+    const overSsh = needsRemote && !applied?.allocation;
+    // The SSH nodes' TCP connections are dialled before the modules below load, to overlap sshd's work.
+    const preDialed = overSsh ? await preDialSsh(jobConfig, plan) : undefined;
     try {
+      const { launchJob } = await import('../launch/controller.js');
+      const remote = !needsRemote
+        ? undefined
+        : !overSsh
+          ? slurm!.slurmRemoteSpawner(jobConfig, applied!.allocation!)
+          : (await import('../launch/ssh/remote-spawner.js')).sshRemoteSpawner(jobConfig, process.stderr, preDialed);
       const summary = await launchJob({ config: jobConfig, plan, json: Boolean(args.json), remote });
       slurm?.writeResultFile(summary);
       if (args.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
@@ -177,9 +182,21 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
       const e = err as { exitCode?: number; message?: string; summary?: object };
       slurm?.writeResultFile({ exit_code: e.exitCode ?? 1, error: e.message, ...(e.summary ?? {}) });
       throw err;
+    } finally {
+      preDialed?.close();
     }
   },
 };
+
+/** Dials the SSH nodes ahead (launch/ssh/pre-dial.ts); only node:net and the ssh_config reader load for it. */
+async function preDialSsh(config: JobConfig, plan: Plan) {
+  const [{ PreDials }, { sshSettingsFromConfig }] = await Promise.all([import('../launch/ssh/pre-dial.js'), import('../launch/ssh/target.js')]);
+  const dials = PreDials.start(plan.nodes.filter((n) => !n.local), sshSettingsFromConfig(config.ssh));
+  // net.connect dials on the next tick, and the module loading that follows runs as one chain of promise
+  // jobs, during which no tick runs: yield once so that the connections leave now.
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  return dials;
+}
 
 /** Join mode's checks before anything loads: --join-agents and --secret-file go together (exit 2). */
 async function joinModeKey(args: ArgumentsCamelCase<LaunchArgs>): Promise<Buffer | undefined> {

@@ -16,6 +16,8 @@ export interface ConnectOptions {
   timeoutMs: number;
   keepaliveIntervalMs: number;
   keepaliveCountMax: number;
+  /** a TCP connection to host:port dialled ahead (pre-dial.ts), for a target without ProxyJump */
+  preDialed?: (hostName: string, port: number) => Duplex | undefined;
 }
 
 /** The connection plus the hops it runs through (closed with it). */
@@ -295,7 +297,12 @@ export async function connect(target: SshTarget, opts: ConnectOptions, pool = ne
       previousHop = hop;
     }
     if (previous && previousHop) sock = await forward(previous, previousHop, target, target.alias);
-    client = await connectOne(target, opts, sock);
+    else sock = opts.preDialed?.(target.hostName, target.port);
+    // A start that fails before ssh2 owns the socket (no identity, unreadable known_hosts) must close it.
+    client = await connectOne(target, opts, sock).catch((err: unknown) => {
+      sock?.destroy();
+      throw err;
+    });
     return { client, target, close: closeAll };
   } catch (err) {
     closeAll();

@@ -10,11 +10,15 @@ import type { AgentSpec } from '../agent-contract.js';
 import type { RemoteSpawner } from '../controller.js';
 import { relayRecords } from '../store-node.js';
 import type { NodeHandle } from '../supervisor.js';
+import type { PreDials } from './pre-dial.js';
 import { startRemoteNodes, within } from './remote-nodes.js';
 import { sshSettingsFromConfig } from './target.js';
 
-/** `err`: where agents' own diagnostics go, one line each with the host in front. */
-export function sshRemoteSpawner(config: JobConfig, err: NodeJS.WritableStream = process.stderr): RemoteSpawner {
+/**
+ * `err`: where agents' own diagnostics go, one line each with the host in front. `preDialed`: connections
+ * the launch dialled ahead (pre-dial.ts); the spawner takes them, and closes what it did not take.
+ */
+export function sshRemoteSpawner(config: JobConfig, err: NodeJS.WritableStream = process.stderr, preDialed?: PreDials): RemoteSpawner {
   return async (ctx) => {
     const settings = sshSettingsFromConfig(config.ssh);
     const direct = config.rendezvous.addr !== 'auto' ? { host: config.rendezvous.addr, port: ctx.store.port } : undefined;
@@ -31,6 +35,7 @@ export function sshRemoteSpawner(config: JobConfig, err: NodeJS.WritableStream =
       store: { host: ctx.store.localHost, port: ctx.store.port },
       ...(direct ? { directStore: direct } : {}),
       helloTimeoutMs: config.rendezvous.timeout,
+      ...(preDialed ? { preDialed } : {}),
       keepaliveIntervalMs: interval,
       keepaliveCountMax: Math.max(1, Math.ceil(config.heartbeat.timeout / interval)),
       spec: (node, store, route): AgentSpec => {

@@ -15,6 +15,7 @@ import { startAgentChannel, type AgentChannel } from './agent-channel.js';
 import { connect, JumpPool, type SshConnection } from './connect.js';
 import { KnownHostsFile } from './known-hosts.js';
 import { HandshakeLimits } from './limiter.js';
+import type { PreDials } from './pre-dial.js';
 import type { RemoteLaunch } from './remote-command.js';
 import { loadUserSshConfig } from './ssh-config.js';
 import { forwardStore, type StoreEndpoint } from './store-forward.js';
@@ -43,6 +44,8 @@ export interface SshLaunchRequest {
   keepaliveCountMax?: number;
   /** ~/.ssh/config to read (default: the user's) */
   sshConfigPath?: string;
+  /** TCP connections dialled before ssh2 loaded (pre-dial.ts): taken instead of dialling */
+  preDialed?: PreDials;
   /** the controller's version (default: this package's) */
   version?: string;
   /**
@@ -111,6 +114,7 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
         timeoutMs: req.settings.connect_timeout_ms,
         keepaliveIntervalMs: req.keepaliveIntervalMs,
         keepaliveCountMax: req.keepaliveCountMax ?? 3,
+        ...(req.preDialed ? { preDialed: (host: string, port: number) => req.preDialed!.take(host, port) } : {}),
       }, jumps),
     );
     opened.push(conn);
@@ -148,6 +152,8 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
   };
 
   const results = await Promise.allSettled(req.nodes.map(startOne));
+  // Every node has been dialled, or has failed before it could be: nothing ahead is left to take.
+  req.preDialed?.close();
   const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{ node: req.nodes[i]!, err: r.reason as unknown }] : []));
   if (failures.length === 0) return results.map((r) => (r as PromiseFulfilledResult<RemoteAgent>).value);
 
