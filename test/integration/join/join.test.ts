@@ -101,7 +101,7 @@ t.test('an agent of another dtrain version is refused and the job does not start
   const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1']);
   const ctl = startDtrain(['launch', cfg, '--join-agents', '1', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
   // an older agent, speaking the join protocol by hand with the right key
-  const store = await connectWithRetry(port, Buffer.from(hex, 'hex'));
+  const store = await untilControllerExits(ctl, connectWithRetry(port, Buffer.from(hex, 'hex')));
   const index = (await store.add('ctl/join/count', 1)) - 1;
   // as the real agent does: the wait for the answer right behind the registration
   const registered = store.set(`ctl/join/agent/${index}`, JSON.stringify({ type: 'join', version: '0.0.1', contract: 1, host: 'old-node', hostname: 'old-node', pid: 1, local_addr: '127.0.0.1', store_addr: '127.0.0.1', gpus: 0 }));
@@ -124,7 +124,7 @@ t.test('the spec an agent reads from the store carries no job key (store frames 
   const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1', 'backend: cpu']);
   const ctl = startDtrain(['launch', cfg, '--join-agents', '1', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
   // an agent by hand that reads its spec and then vanishes
-  const store = await connectWithRetry(port, Buffer.from(hex, 'hex'));
+  const store = await untilControllerExits(ctl, connectWithRetry(port, Buffer.from(hex, 'hex')));
   const index = (await store.add('ctl/join/count', 1)) - 1;
   await store.set(`ctl/join/agent/${index}`, JSON.stringify({ type: 'join', version: packageVersion(), contract: 1, host: 'probe', hostname: 'probe', pid: 1, local_addr: '127.0.0.1', local_port: 0, store_addr: '127.0.0.1', gpus: 0 }));
   const spec = (await store.get(`ctl/join/spec/${index}`, 15_000)).toString();
@@ -288,6 +288,16 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** `p`, unless the controller exits first: then the test fails with what the controller said. */
+function untilControllerExits<T>(ctl: { done: Promise<{ code: number | null; stderr: string }> }, p: Promise<T>): Promise<T> {
+  return Promise.race([
+    p,
+    ctl.done.then((c) => {
+      throw new Error(`the controller exited (code ${c.code}) before the test could reach its store: ${c.stderr}`);
+    }),
+  ]);
 }
 
 async function connectWithRetry(port: number, jobKey: Buffer): Promise<StoreClient> {
