@@ -166,8 +166,9 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
     const needsRemote = plan.nodes.some((n) => !n.local);
     const overSsh = needsRemote && !applied?.allocation;
     // The SSH nodes' TCP connections are dialled before the modules below load, to overlap sshd's work.
-    const preDialed = overSsh ? await preDialSsh(jobConfig, plan) : undefined;
+    let preDialed: Awaited<ReturnType<typeof preDialSsh>> | undefined;
     try {
+      preDialed = overSsh ? await preDialSsh(jobConfig, plan) : undefined;
       const { launchJob } = await import('../launch/controller.js');
       const remote = !needsRemote
         ? undefined

@@ -136,7 +136,12 @@ async function knownHostsFor(target: SshTarget, opts: ConnectOptions): Promise<K
   return files.find((f) => f.keyTypes(names).length > 0) ?? files[0]!;
 }
 
-function connectOne(target: SshTarget, opts: ConnectOptions, sock?: Duplex): Promise<Client> {
+/**
+ * `sock`: the stream to a ProxyJump hop's forward, or 'pre-dialed' for a direct target whose TCP connection
+ * the launch may have dialled ahead (taken at the last moment, so a socket that failed meanwhile is never
+ * handed over: ssh2 dials afresh and reports that attempt's error); absent: ssh2 dials.
+ */
+function connectOne(target: SshTarget, opts: ConnectOptions, sock?: Duplex | 'pre-dialed'): Promise<Client> {
   return new Promise((resolve, reject) => {
     void (async () => {
       let file: KnownHostsFile;
@@ -196,7 +201,8 @@ function connectOne(target: SshTarget, opts: ConnectOptions, sock?: Duplex): Pro
             });
         },
       } as ConnectConfig;
-      if (sock) config.sock = sock;
+      const given = sock === 'pre-dialed' ? opts.preDialed?.(target.hostName, target.port) : sock;
+      if (given) config.sock = given;
       client.on('ready', () => {
         if (settled) return;
         settled = true;
@@ -297,9 +303,8 @@ export async function connect(target: SshTarget, opts: ConnectOptions, pool = ne
       previousHop = hop;
     }
     if (previous && previousHop) sock = await forward(previous, previousHop, target, target.alias);
-    else sock = opts.preDialed?.(target.hostName, target.port);
     // A start that fails before ssh2 owns the socket (no identity, unreadable known_hosts) must close it.
-    client = await connectOne(target, opts, sock).catch((err: unknown) => {
+    client = await connectOne(target, opts, sock ?? 'pre-dialed').catch((err: unknown) => {
       sock?.destroy();
       throw err;
     });

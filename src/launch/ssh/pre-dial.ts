@@ -18,12 +18,14 @@ import { resolveTarget, type SshSettings } from './target.js';
 export class PreDials {
   private readonly sockets = new Map<string, { socket: Socket; failed: boolean }>();
 
-  /** Dials the first `settings.concurrency` distinct direct targets of `nodes`. */
+  /**
+   * Dials the direct targets among the first `settings.concurrency` nodes: the spawner's first batch (its
+   * limiter admits nodes in order), so no more handshakes are ever pending than without this.
+   */
   static start(nodes: readonly Pick<NodePlan, 'node_rank' | 'host' | 'user' | 'port'>[], settings: SshSettings, sshConfigPath?: string): PreDials {
     const dials = new PreDials();
     const blocks = loadUserSshConfig(sshConfigPath);
-    for (const node of nodes) {
-      if (dials.sockets.size >= settings.concurrency) break;
+    for (const node of nodes.slice(0, settings.concurrency)) {
       let target;
       try {
         target = resolveTarget(node, settings, blocks);
@@ -32,21 +34,30 @@ export class PreDials {
       }
       const key = `${target.hostName}:${target.port}`;
       if (target.jumps.length || dials.sockets.has(key)) continue;
-      const entry = { socket: connect({ host: target.hostName, port: target.port }), failed: false };
+      let socket: Socket;
+      try {
+        socket = connect({ host: target.hostName, port: target.port });
+      } catch {
+        continue; // e.g. a port out of range: the spawner's own dial reports it
+      }
+      const entry = { socket, failed: false };
       const failed = () => void (entry.failed = true);
-      entry.socket.on('error', failed).on('close', failed);
+      socket.on('error', failed).on('close', failed);
       dials.sockets.set(key, entry);
     }
     return dials;
   }
 
-  /** The socket dialled to host:port, once; undefined when there is none or it already failed. */
+  /** The socket dialled to host:port, once; undefined when there is none or it already failed or was closed. */
   take(hostName: string, port: number): Socket | undefined {
     const key = `${hostName}:${port}`;
     const entry = this.sockets.get(key);
     if (!entry) return undefined;
     this.sockets.delete(key);
-    if (entry.failed || entry.socket.destroyed) {
+    // sshd's banner arrives at once and nobody reads it here, so a peer that then closed shows only in the
+    // stream state (no 'end' is emitted while data is buffered); ssh2 checks the same flag.
+    const peerEnded = (entry.socket as unknown as { _readableState?: { ended?: boolean } })._readableState?.ended === true;
+    if (entry.failed || entry.socket.destroyed || peerEnded) {
       entry.socket.destroy();
       return undefined;
     }

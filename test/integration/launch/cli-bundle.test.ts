@@ -110,6 +110,45 @@ t.test('a launch through the bundle: workers, output, exit codes and error lines
   t.equal(JSON.parse(dry.stdout).world_size, 2);
 });
 
+t.test('bin/dtrain takes the agent bundle for exactly `agent --stdio`, and only while it is current', { skip }, async (t) => {
+  // A copy of bin/ and dist/ (its manifests matching the copy) whose agent bundle is a stand-in
+  // that says it ran: what bin/dtrain loads is then visible, not only how the agent behaves.
+  const { cpSync, symlinkSync } = await import('node:fs');
+  const copy = mkdtempSync(join(tmpdir(), 'dtrain-bundle-route-'));
+  t.teardown(() => rmSync(copy, { recursive: true, force: true }));
+  for (const d of ['bin', 'dist']) cpSync(join(root, d), join(copy, d), { recursive: true });
+  cpSync(join(root, 'package.json'), join(copy, 'package.json'));
+  for (const d of ['node_modules', 'build']) symlinkSync(join(root, d), join(copy, d));
+  // copies keep timestamps only to the precision utimes has: record the copies' own in the manifests
+  const { statSync } = await import('node:fs');
+  for (const name of ['cli-bundle', 'agent-bundle']) {
+    const manifest = join(copy, 'dist', `${name}.json`);
+    const { inputs } = JSON.parse(readFileSync(manifest, 'utf8')) as { inputs: Record<string, number> };
+    for (const id of Object.keys(inputs)) inputs[id] = statSync(join(copy, 'dist', id)).mtimeMs;
+    writeFileSync(manifest, JSON.stringify({ inputs }));
+  }
+  writeFileSync(
+    join(copy, 'dist', 'agent-bundle.js'),
+    "export function loadMain() { return Promise.resolve({ agentMain: async () => { process.stdout.write('agent bundle\\n'); } }); }\n",
+  );
+  const dtrain = (args: string[], env: Record<string, string> = {}) =>
+    spawnSync(join(copy, 'bin', 'dtrain'), args, { input: '', encoding: 'utf8', env: { ...process.env, ...env } });
+  const agent = dtrain(['agent', '--stdio']);
+  t.equal(agent.stdout, 'agent bundle\n', agent.stderr);
+  t.equal(agent.status, 0);
+  const other = dtrain(['agent', '--stdio', '--host', 'x']);
+  t.notMatch(other.stdout, /agent bundle/, 'any other agent command line goes through the CLI');
+  t.equal(other.status, 3, 'and reaches the same agent there');
+  t.match(other.stderr, /stdin closed before the spec arrived/);
+  const modules = dtrain(['agent', '--stdio'], { DTRAIN_NO_BUNDLE: '1' });
+  t.notMatch(modules.stdout, /agent bundle/, 'DTRAIN_NO_BUNDLE=1: the modules');
+  t.equal(modules.status, 3, 'the real agent, refusing an empty stdin');
+  utimesSync(join(copy, 'dist', 'launch', 'agent-process.js'), new Date(), new Date(Date.now() + 5000));
+  const stale = dtrain(['agent', '--stdio']);
+  t.notMatch(stale.stdout, /agent bundle/, 'an input rebuilt since: the modules');
+  t.equal(stale.status, 3);
+});
+
 t.test('bin/dtrain uses a bundle only while every input has the mtime it was built from', { skip }, async (t) => {
   const { bundleIsCurrent } = await import('../../../src/cli/entry.js');
   const dir = mkdtempSync(join(tmpdir(), 'dtrain-bundle-fresh-'));

@@ -25,7 +25,7 @@ const until = async (cond: () => boolean) => {
   for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
 };
 
-t.test('one connection per host:port, at most ssh.concurrency, each taken once', async (t) => {
+t.test('one connection per host:port among the first ssh.concurrency nodes, each taken once', async (t) => {
   const a = await listener(t);
   const b = await listener(t);
   const c = await listener(t);
@@ -33,9 +33,9 @@ t.test('one connection per host:port, at most ssh.concurrency, each taken once',
     { node_rank: 0, host: '127.0.0.1', port: a.port },
     { node_rank: 1, host: '127.0.0.1', port: a.port }, // same host:port: not dialled twice
     { node_rank: 2, host: '127.0.0.1', port: b.port },
-    { node_rank: 3, host: '127.0.0.1', port: c.port }, // beyond concurrency 2
+    { node_rank: 3, host: '127.0.0.1', port: c.port }, // beyond concurrency 3
   ];
-  const dials = PreDials.start(nodes, { ...settings, concurrency: 2 }, '/dev/null');
+  const dials = PreDials.start(nodes, { ...settings, concurrency: 3 }, '/dev/null');
   t.equal(dials.size, 2);
   await until(() => a.accepted.length + b.accepted.length === 2);
   t.equal(a.accepted.length, 1);
@@ -67,13 +67,52 @@ t.test('a connection that failed before it was taken is not handed over', async 
   t.equal(dials.take('127.0.0.1', port), undefined, 'refused: the spawner dials afresh and reports its own error');
 });
 
-t.test('a connection the server closed before it was taken is not handed over', async (t) => {
-  const l = await listener(t);
-  const dials = PreDials.start([{ node_rank: 0, host: '127.0.0.1', port: l.port }], settings, '/dev/null');
-  await until(() => l.accepted.length === 1);
-  l.accepted[0]!.destroy();
-  await new Promise((r) => setTimeout(r, 100));
-  t.equal(dials.take('127.0.0.1', l.port), undefined);
+t.test('a connection the server closed before it was taken is not handed over, banner unread or not', async (t) => {
+  for (const banner of [false, true]) {
+    const l = await listener(t);
+    const dials = PreDials.start([{ node_rank: 0, host: '127.0.0.1', port: l.port }], settings, '/dev/null');
+    await until(() => l.accepted.length === 1);
+    // sshd speaks first: its version line then sits unread in the socket, and no 'end' or 'close' follows
+    if (banner) l.accepted[0]!.end('SSH-2.0-OpenSSH_9.2\r\n');
+    else l.accepted[0]!.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    t.equal(dials.take('127.0.0.1', l.port), undefined, banner ? 'closed after its banner' : 'closed');
+  }
+});
+
+t.test('only the first ssh.concurrency nodes are dialled: the spawner\'s first batch', async (t) => {
+  const a = await listener(t);
+  const b = await listener(t);
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'dtrain-predial-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'config'), 'Host behind\n  HostName 127.0.0.1\n  ProxyJump hop\n');
+  const nodes = [
+    { node_rank: 0, host: 'behind' }, // within the batch but not dialled directly
+    { node_rank: 1, host: '127.0.0.1', port: a.port },
+    { node_rank: 2, host: '127.0.0.1', port: b.port }, // beyond concurrency 2: the spawner dials it later
+  ];
+  const dials = PreDials.start(nodes, { ...settings, concurrency: 2 }, join(dir, 'config'));
+  t.equal(dials.size, 1);
+  t.ok(dials.take('127.0.0.1', a.port));
+  t.equal(dials.take('127.0.0.1', b.port), undefined);
+  dials.close();
+});
+
+t.test('a port no socket can have is left to the spawner, and the others are still dialled', async (t) => {
+  const a = await listener(t);
+  const dials = PreDials.start(
+    [
+      { node_rank: 0, host: '127.0.0.1', port: 99999 },
+      { node_rank: 1, host: '127.0.0.1', port: a.port },
+    ],
+    settings,
+    '/dev/null',
+  );
+  t.equal(dials.size, 1);
+  dials.close();
 });
 
 t.test('a target that does not resolve (ProxyCommand) is left to the spawner', async (t) => {
