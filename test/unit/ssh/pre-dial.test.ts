@@ -2,6 +2,9 @@
 // sockets against local listeners: which targets are dialled, each taken once, a failed one never handed
 // over, and nothing left open.
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import t from 'tap';
 import { PreDials } from '../../../src/launch/ssh/pre-dial.js';
@@ -18,6 +21,14 @@ async function listener(t: { teardown(fn: () => void): void }): Promise<{ port: 
     server.close();
   });
   return { port: (server.address() as { port: number }).port, accepted, server };
+}
+
+/** An ssh_config file holding `text`, removed after the test. */
+function sshConfig(t: { teardown(fn: () => void): void }, text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'dtrain-predial-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'config'), text);
+  return join(dir, 'config');
 }
 
 const settings = { ...defaultSshSettings, user: 'nobody', identity_file: '/dev/null', known_hosts: '/dev/null' };
@@ -83,18 +94,13 @@ t.test('a connection the server closed before it was taken is not handed over, b
 t.test('only the first ssh.concurrency nodes are dialled: the spawner\'s first batch', async (t) => {
   const a = await listener(t);
   const b = await listener(t);
-  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const dir = mkdtempSync(join(tmpdir(), 'dtrain-predial-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'config'), 'Host behind\n  HostName 127.0.0.1\n  ProxyJump hop\n');
+  const config = sshConfig(t, 'Host behind\n  HostName 127.0.0.1\n  ProxyJump hop\n');
   const nodes = [
     { node_rank: 0, host: 'behind' }, // within the batch but not dialled directly
     { node_rank: 1, host: '127.0.0.1', port: a.port },
     { node_rank: 2, host: '127.0.0.1', port: b.port }, // beyond concurrency 2: the spawner dials it later
   ];
-  const dials = PreDials.start(nodes, { ...settings, concurrency: 2 }, join(dir, 'config'));
+  const dials = PreDials.start(nodes, { ...settings, concurrency: 2 }, config);
   t.equal(dials.size, 1);
   t.ok(dials.take('127.0.0.1', a.port));
   t.equal(dials.take('127.0.0.1', b.port), undefined);
@@ -116,19 +122,14 @@ t.test('a port no socket can have is left to the spawner, and the others are sti
 });
 
 t.test('a target that does not resolve (ProxyCommand) is left to the spawner', async (t) => {
-  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const dir = mkdtempSync(join(tmpdir(), 'dtrain-predial-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'config'), 'Host viaproxy\n  ProxyCommand nc %h %p\nHost hop\n  HostName 127.0.0.1\nHost behind\n  ProxyJump hop\n');
+  const config = sshConfig(t, 'Host viaproxy\n  ProxyCommand nc %h %p\nHost hop\n  HostName 127.0.0.1\nHost behind\n  ProxyJump hop\n');
   const dials = PreDials.start(
     [
       { node_rank: 0, host: 'viaproxy' },
       { node_rank: 1, host: 'behind' },
     ],
     settings,
-    join(dir, 'config'),
+    config,
   );
   t.equal(dials.size, 0, 'neither a ProxyCommand host nor a ProxyJump host is dialled directly');
 });
