@@ -17,13 +17,8 @@ export async function main(argv: string[]): Promise<void> {
       await launchCommand.handler(quick);
       return;
     }
-    // The constant command SSH and srun start on every node: no options to parse, so no yargs either
-    // (bin/dtrain normally takes it before this module: cli/agent-entry.ts).
-    if (argv.length === 2 && argv[0] === 'agent' && argv[1] === '--stdio') {
-      const { runStdioAgent } = await import('../launch/stdio-agent.js');
-      await runStdioAgent();
-      return;
-    }
+    // (`dtrain agent --stdio`, the command every node runs, never reaches here: cli/entry.ts routes it to
+    // cli/agent-entry.ts, without the CLI's modules.)
     const [{ default: yargs }, { commands }] = await Promise.all([import('yargs'), import('./commands.js')]);
     const parser = yargs(argv)
       .scriptName('dtrain')
