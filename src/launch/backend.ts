@@ -83,16 +83,16 @@ export function probeWithoutChild(env: NodeJS.ProcessEnv): CudaProbe | undefined
 export function backendLink(store: StoreClient, spec: AgentSpec): { jobBackend?: () => Promise<JobBackend> } {
   if (!needsProbe(requestedBackend(spec))) return {};
   const published = probeNode(spec).then((p) => store.set(backendKeys.probe(spec.node.node_rank), JSON.stringify(p)));
-  published.catch(() => {}); // surfaced by jobBackend()
-  let decision: Promise<JobBackend> | undefined;
-  return {
-    jobBackend: () =>
-      (decision ??= published.then(async () => {
-        const raw = (await getForever(store, backendKeys.decision)).toString();
-        if (raw !== 'cpu' && raw !== 'nccl') throw new Error(`the controller published backend ${JSON.stringify(raw)}`);
-        return raw;
-      })),
-  };
+  // The wait for the decision starts as soon as the probe is out, not at the first `start`: the controller
+  // publishes it just before it starts the workers, so the answer is here by then (one round trip fewer
+  // between the last node's arrival and its workers).
+  const decision = published.then(async () => {
+    const raw = (await getForever(store, backendKeys.decision)).toString();
+    if (raw !== 'cpu' && raw !== 'nccl') throw new Error(`the controller published backend ${JSON.stringify(raw)}`);
+    return raw as JobBackend;
+  });
+  decision.catch(() => {}); // surfaced by jobBackend(); a job that never starts closes the store under it
+  return { jobBackend: () => decision };
 }
 
 function where(p: NodeProbe): string {
@@ -139,11 +139,14 @@ export function describeDecision(requested: string, d: BackendDecision): string 
  */
 export async function resolveJobBackend(opts: {
   store: { host: string; port: number; jobKey: Buffer };
+  /** a connection the controller already holds (its StoreControl's); absent: one is opened for this */
+  client?: StoreClient;
   nodes: readonly NodePlan[];
   requested: 'auto' | 'nccl';
   timeoutMs: number;
 }): Promise<BackendDecision> {
-  const client = await StoreClient.connectTcp({ ...opts.store, label: 'store (controller)' });
+  const own = opts.client === undefined;
+  const client = opts.client ?? (await StoreClient.connectTcp({ ...opts.store, label: 'store (controller)' }));
   try {
     const probes = await Promise.all(
       opts.nodes.map(async (n) => {
@@ -159,6 +162,6 @@ export async function resolveJobBackend(opts: {
     await client.set(backendKeys.decision, decision.backend);
     return decision;
   } finally {
-    await client.close().catch(() => {});
+    if (own) await client.close().catch(() => {});
   }
 }

@@ -142,7 +142,13 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     nodes.sort((a, b) => a.nodeRank - b.nodeRank);
     if (needsProbe(config.backend)) {
       const decision = await Promise.race([
-        resolveJobBackend({ store: { host: store.localHost, port: store.port, jobKey }, nodes: plan.nodes, requested: config.backend, timeoutMs: config.rendezvous.timeout }),
+        resolveJobBackend({
+          store: { host: store.localHost, port: store.port, jobKey },
+          ...(control ? { client: control.storeClient } : {}),
+          nodes: plan.nodes,
+          requested: config.backend,
+          timeoutMs: config.rendezvous.timeout,
+        }),
         lostBeforeDecision,
       ]);
       progress.note(describeDecision(config.backend, decision));

@@ -42,6 +42,11 @@ export class StoreControl {
     return new StoreControl(client, onEvent, onLost, heartbeat);
   }
 
+  /** The controller's own store connection (requests are pipelined: other waits may share it). */
+  get storeClient(): StoreClient {
+    return this.client;
+  }
+
   /** Commands to one node, in order. */
   send(nodeRank: number, cmd: ControllerCommand): void {
     const n = this.seq.get(nodeRank) ?? 0;
