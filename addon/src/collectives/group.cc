@@ -75,10 +75,11 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
     hostMembers_.push_back(std::move(members));
   }
   uniformHosts_ = std::all_of(hostMembers_.begin(), hostMembers_.end(), [&](const std::vector<int>& m) { return m.size() == hostMembers_[0].size(); });
-  contiguousHosts_ = uniformHosts_;
+  // Leaders are sorted, so hosts whose members are consecutive group ranks are also in group order.
+  contiguousHosts_ = true;
   for (size_t li = 0; li < hostMembers_.size() && contiguousHosts_; ++li)
     for (size_t j = 0; j < hostMembers_[li].size(); ++j)
-      if (hostMembers_[li][j] != int(li * hostMembers_[li].size() + j)) contiguousHosts_ = false;
+      if (hostMembers_[li][j] != leaders_[li] + int(j)) contiguousHosts_ = false;
   bool spansHosts = hosts.size() > 1;
   kind_ = !spansHosts ? "shm" : teamMembers_.size() == 1 && leaders_.size() == size_t(n) ? "tcp" : "hierarchical";
   // with one rank on every host there is no team; otherwise the local members form one (maybe of 1)
@@ -316,29 +317,33 @@ void Group::allGather(const void* in, void* out, size_t n, DType t, int64_t time
       record("allGather", "self", "copy", bytes);
     } else if (is(Kind::shm)) {
       record("allGather", "shm", team_->allGather(in, out, n, t, d), bytes);
-    } else if (is(Kind::hierarchical) && uniformHosts_) {
+    } else if (is(Kind::hierarchical)) {
       // Gather each host's block over shared memory, ring the blocks between host leaders over TCP (one
       // copy of each block crosses the network instead of one per rank), then share the whole result
-      // inside each host. Hosts of unequal size take the flat ring below.
+      // inside each host. Hosts may differ in size: each host's block is as long as its members' parts.
       checkHeaders(allView(), header(OpKind::allGather, t, RedOp::sum, 0, n), d);
-      size_t es = dtypeSize(t), ts = teamMembers_.size();
+      size_t es = dtypeSize(t), part = n * es, hosts = hostMembers_.size();
       uint8_t* o = static_cast<uint8_t*>(out);
+      std::vector<ByteBlock> blocks(hosts);
       if (contiguousHosts_) {
         // Host blocks already sit in group order: gather into this host's block of the output, in place.
-        uint8_t* block = o + size_t(leaders_[size_t(hostOf(me_))]) * n * es;
+        for (size_t li = 0; li < hosts; ++li) blocks[li] = {size_t(leaders_[li]) * part, hostMembers_[li].size() * part};
+        uint8_t* block = o + blocks[size_t(hostOf(me_))].offset;
         if (team_) team_->allGather(in, block, n, t, d);
-        else std::memmove(block, in, n * es);
-        if (isLeader_) ringAllGather(leaderView_, block, o, ts * n, t, d);
+        else std::memmove(block, in, part);
+        if (isLeader_) ringAllGatherBlocks(leaderView_, o, blocks, d);
       } else {
-        uint8_t* block = scratch(0, ts * n * es);
+        // Host blocks one after another in a scratch buffer, then each member's part to its group position.
+        for (size_t li = 0, at = 0; li < hosts; at += blocks[li].bytes, ++li) blocks[li] = {at, hostMembers_[li].size() * part};
+        uint8_t* all = scratch(1, size_t(size()) * part);
+        uint8_t* block = all + blocks[size_t(hostOf(me_))].offset;
         if (team_) team_->allGather(in, block, n, t, d);
-        else std::memcpy(block, in, n * es);
+        else std::memcpy(block, in, part);
         if (isLeader_) {
-          uint8_t* hosts = scratch(1, ts * n * es * leaders_.size());
-          ringAllGather(leaderView_, block, hosts, ts * n, t, d);
-          for (size_t li = 0; li < hostMembers_.size(); ++li)
-            for (size_t j = 0; j < ts; ++j)
-              std::memcpy(o + size_t(hostMembers_[li][j]) * n * es, hosts + (li * ts + j) * n * es, n * es);
+          ringAllGatherBlocks(leaderView_, all, blocks, d);
+          for (size_t li = 0; li < hosts; ++li)
+            for (size_t j = 0; j < hostMembers_[li].size(); ++j)
+              std::memcpy(o + size_t(hostMembers_[li][j]) * part, all + blocks[li].offset + j * part, part);
         }
         trimScratch();
       }

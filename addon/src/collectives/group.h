@@ -78,7 +78,7 @@ class Group {
   std::vector<int> teamMembers_;  // group ranks in the team
   std::vector<int> leaders_;      // group rank of the first member on each host, by host
   std::vector<std::vector<int>> hostMembers_;  // by leader index: that host's group ranks, ascending
-  bool uniformHosts_ = false;     // every host holds as many members (hierarchical allGather needs it)
+  bool uniformHosts_ = false;     // every host holds as many members (the reduce-scatter rails need it)
   bool contiguousHosts_ = false;  // and each host's members are consecutive group ranks, hosts in order
   int hostOf(int groupRank) const;  // leader index of the host holding groupRank
   int teamIndex(int groupRank) const;  // its place in this host's team (it must be on this host)

@@ -241,6 +241,16 @@ void ringAllGather(const RingView& v, const void* in, void* out, size_t n, DType
   }
 }
 
+void ringAllGatherBlocks(const RingView& v, void* out, const std::vector<ByteBlock>& blocks, const Deadline& d) {
+  int P = v.size(), r = v.me;
+  uint8_t* o = static_cast<uint8_t*>(out);
+  for (int s = 0; s < P - 1; ++s) {
+    const ByteBlock& sb = blocks[size_t(mod(r - s, P))];
+    const ByteBlock& rb = blocks[size_t(mod(r - s - 1, P))];
+    ringStepCopy(v, o + sb.offset, sb.bytes, o + rb.offset, rb.bytes, d);
+  }
+}
+
 void linearBroadcast(const RingView& v, void* buf, size_t bytes, int root, const Deadline& d) {
   std::vector<Xfer> xs;
   if (v.me == root) {

@@ -123,7 +123,7 @@ t.test('ranks that disagree on DTRAIN_HIERARCHICAL are refused at init on every 
   }
 });
 
-t.test('uneven nodes (2 + 1): hierarchical with a lone rank; all-gather and reduce-scatter take the flat ring', async (t) => {
+t.test('uneven nodes (2 + 1): hierarchical with a lone rank, all-gather too; reduce-scatter takes the flat ring', async (t) => {
   const res = await runWorkers({
     nodes: [2, 1],
     script: fixture('matrix.mjs'),
@@ -133,8 +133,20 @@ t.test('uneven nodes (2 + 1): hierarchical with a lone rank; all-gather and redu
   for (const r of all(res)) {
     t.equal(r.kinds.world, 'hierarchical');
     t.same(algorithms(r, 'world', 'broadcast'), ['hierarchical/shm+tcp-linear+shm']);
-    t.same(algorithms(r, 'world', 'allGather'), ['tcp/ring'], 'hosts of unequal size');
-    t.same(algorithms(r, 'world', 'reduceScatter'), ['tcp/ring']);
+    t.same(algorithms(r, 'world', 'allGather'), ['hierarchical/shm-gather+tcp-ring+shm-broadcast'], 'hosts of unequal size');
+    t.same(algorithms(r, 'world', 'reduceScatter'), ['tcp/ring'], 'the rails need hosts of equal size');
+  }
+});
+
+t.test('uneven nodes in a reordered group: 1 + 3 with (0, 2, 1, 3), hosts consecutive again; 2 + 1 with (0, 2, 1), not', async (t) => {
+  for (const nodes of [[1, 3], [2, 1]]) {
+    const res = await runWorkers({
+      nodes,
+      script: fixture('matrix.mjs'),
+      env: { COLL_LENGTHS: '1,5003', COLL_DTYPES: 'float32,int64,bfloat16', COLL_GROUPS: 'interleaved', COLL_ROOTS: 'all' },
+    });
+    expectClean(t, res);
+    for (const r of all(res)) t.same(algorithms(r, 'interleaved', 'allGather'), ['hierarchical/shm-gather+tcp-ring+shm-broadcast'], `nodes ${nodes}`);
   }
 });
 
