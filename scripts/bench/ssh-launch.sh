@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Launch latency over SSH on 8 local sshd hosts (network namespaces): `dtrain launch` of a job whose workers
-# are `node -e 0` (one per host: controller, store, ssh2 connections, `dtrain agent` per host, supervision,
-# teardown) against `pdsh -R ssh -w <hosts> node -e 0` (Debian's pdsh driving the OpenSSH client with the
-# same key, known_hosts and strict checking). A third line times the SSH spawner alone (connections + agent
-# stub running `node -e 0`), to show where dtrain's time goes. hyperfine times all three end to end in one
+# are `node -e 0` (one per host: controller, store, ssh2 connections, the native agent per host,
+# supervision, teardown) against `pdsh -R ssh -w <hosts> node -e 0` (Debian's pdsh driving the OpenSSH client
+# with the same key, known_hosts and strict checking). Two more lines show where dtrain's time goes: the same
+# launch with the Node agent on every host (DTRAIN_SSH_AGENT=node), and the SSH spawner alone (connections +
+# a Node agent stub running `node -e 0`). hyperfine times all four end to end in one
 # run; the script prints the means and the ratio dtrain launch / pdsh (below 1: dtrain is faster), and the CPU
 # time the whole machine spent per run of each.
 #
@@ -65,30 +66,36 @@ measure() {
     node -e 'for (const h of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).hosts) console.log(`  - {host: "${h.address}", slots: 1}`)' "$bed/testbed.json"
   } >"$out/job.yaml"
   local launch_cmd="$PWD/bin/dtrain launch $out/job.yaml"
+  local node_agent_cmd="env DTRAIN_SSH_AGENT=node $launch_cmd"
   # Each must work before it is timed.
   $pdsh_cmd >/dev/null
   $spawner_cmd
   $launch_cmd 2>/dev/null
+  $node_agent_cmd 2>/dev/null
 
   echo "== $label" >&2
   hyperfine -N --warmup 2 --runs "$runs" --export-json "$out/result.json" \
     -n "pdsh -R ssh ($hosts hosts, node -e 0)" "$pdsh_cmd" \
     -n "dtrain launch ($hosts hosts, one node -e 0 worker each)" "$launch_cmd" \
+    -n "dtrain launch, Node agent ($hosts hosts, DTRAIN_SSH_AGENT=node)" "$node_agent_cmd" \
     -n "dtrain ssh spawner alone ($hosts hosts, agent stub + node -e 0)" "$spawner_cmd" >&2
-  local cpu_pdsh cpu_launch
+  local cpu_pdsh cpu_launch cpu_node_agent
   cpu_pdsh=$(cpu_ms $pdsh_cmd)
   cpu_launch=$(cpu_ms $launch_cmd)
+  cpu_node_agent=$(cpu_ms $node_agent_cmd)
 
   echo "== $label"
-  echo "CPU per run, all processes on this machine ($(nproc) cores): pdsh ${cpu_pdsh} ms, dtrain launch ${cpu_launch} ms"
+  echo "CPU per run, all processes on this machine ($(nproc) cores): pdsh ${cpu_pdsh} ms, dtrain launch ${cpu_launch} ms, with the Node agent ${cpu_node_agent} ms"
   node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).results;
-  const [p, d, s] = r;
+  const [p, d, n, s] = r;
   const ms = (x) => (x * 1000).toFixed(1);
-  console.log(`pdsh -R ssh            ${ms(p.mean)} ms ± ${ms(p.stddev)} (median ${ms(p.median)})`);
-  console.log(`dtrain launch          ${ms(d.mean)} ms ± ${ms(d.stddev)} (median ${ms(d.median)})`);
-  console.log(`dtrain spawner alone   ${ms(s.mean)} ms ± ${ms(s.stddev)} (median ${ms(s.median)})`);
+  console.log(`pdsh -R ssh                   ${ms(p.mean)} ms ± ${ms(p.stddev)} (median ${ms(p.median)})`);
+  console.log(`dtrain launch                 ${ms(d.mean)} ms ± ${ms(d.stddev)} (median ${ms(d.median)})`);
+  console.log(`dtrain launch, Node agent     ${ms(n.mean)} ms ± ${ms(n.stddev)} (median ${ms(n.median)})`);
+  console.log(`dtrain spawner alone          ${ms(s.mean)} ms ± ${ms(s.stddev)} (median ${ms(s.median)})`);
   console.log(`ratio dtrain launch / pdsh (mean) ${(d.mean / p.mean).toFixed(2)}, (median) ${(d.median / p.median).toFixed(2)}`);
+  console.log(`ratio with the Node agent / pdsh (mean) ${(n.mean / p.mean).toFixed(2)}, (median) ${(n.median / p.median).toFixed(2)}`);
   ' "$out/result.json"
 }
 

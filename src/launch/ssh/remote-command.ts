@@ -9,6 +9,11 @@
  * `read` consumes stdin one byte at a time on a pipe (POSIX requires it not to read past the newline), so
  * the agent's part of the stream is intact. The prelude runs with stdin from /dev/null (it must not eat the
  * agent's input) and stdout sent to stderr (module systems print there; stdout is the agent's channel).
+ *
+ * The agent is the native one (build/Release/dtrain-agent next to the dtrain that `D` names, symbolic
+ * links followed) when it is built there and the header asks for it, the Node agent otherwise: both keep
+ * the same contract (agent-contract.ts), and the native one costs a few ms of CPU per host instead of ~60.
+ * `node` must be on PATH either way: the workers and the GPU probe need it.
  */
 
 /** Exit codes of the script itself, chosen above what a shell or node use, so the spawner can name the cause. */
@@ -35,6 +40,7 @@ const script = [
   `N=$(command -v node) || { echo "dtrain-remote: node not found on PATH ($PATH)" >&2; exit ${RemoteExit.nodeMissing}; }`,
   `case "$D" in */*) [ -f "$D" ] || D= ;; *) D=$(command -v "$D") || D= ;; esac`,
   `[ -n "$D" ] || { echo "dtrain-remote: dtrain not found" >&2; exit ${RemoteExit.dtrainMissing}; }`,
+  'if [ "$A" = native ]; then R=$(readlink -f "$D" 2>/dev/null) && R=${R%/bin/*}/build/Release/dtrain-agent && [ -x "$R" ] && exec "$R" --stdio --node "$N"; fi',
   'exec "$N" "$D" agent --stdio',
 ].join('; ');
 
@@ -47,6 +53,13 @@ export interface RemoteLaunch {
   workdir: string;
   /** path of bin/dtrain on the host, or a name looked up on its PATH */
   dtrain: string;
+  /** which agent to run: the native one where it is built (else Node's), or always Node's */
+  agent: 'native' | 'node';
+}
+
+/** DTRAIN_SSH_AGENT=node runs the Node agent on every host (to compare, or to work around the native one). */
+export function agentKind(env: NodeJS.ProcessEnv = process.env): RemoteLaunch['agent'] {
+  return env.DTRAIN_SSH_AGENT === 'node' ? 'node' : 'native';
 }
 
 /** POSIX single quotes, with newlines spelled `$nl` so the header stays one line. */
@@ -56,7 +69,7 @@ export function shellQuote(value: string): string {
 
 /** The first stdin line the script reads. */
 export function encodeHeader(launch: RemoteLaunch): string {
-  return `P=${shellQuote(launch.prelude)}; W=${shellQuote(launch.workdir)}; D=${shellQuote(launch.dtrain)}\n`;
+  return `P=${shellQuote(launch.prelude)}; W=${shellQuote(launch.workdir)}; D=${shellQuote(launch.dtrain)}; A=${launch.agent}\n`;
 }
 
 for (const forbidden of ["'", '!', '\\', '\n']) {

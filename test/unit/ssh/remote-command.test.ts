@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -25,7 +25,7 @@ t.test('values with quotes, spaces, $() and ; arrive verbatim and never run', as
   const prelude = "echo 'prelude ran' >&2; X=1\nmarker=\"$(echo ok)\"; cat >/dev/null";
   const scratch = mkdtempSync(join(tmpdir(), 'dtrain-rc-cwd-'));
   t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
-  const r = runRemote(encodeHeader({ prelude, workdir: dir, dtrain: fake }) + 'REST OF STDIN\n', process.env, scratch);
+  const r = runRemote(encodeHeader({ prelude, workdir: dir, dtrain: fake, agent: 'native' }) + 'REST OF STDIN\n', process.env, scratch);
   t.equal(r.status, 0, r.stderr);
   const [first, rest] = r.stdout.split('\n');
   t.same(JSON.parse(first!), { cwd: dir, argv: ['agent', '--stdio'] });
@@ -36,7 +36,7 @@ t.test('values with quotes, spaces, $() and ; arrive verbatim and never run', as
 
 t.test('failures exit with codes the spawner names', async (t) => {
   const h = (o: Partial<{ prelude: string; workdir: string; dtrain: string }>) =>
-    encodeHeader({ prelude: '', workdir: '/', dtrain: '/nonexistent/dtrain', ...o });
+    encodeHeader({ prelude: '', workdir: '/', dtrain: '/nonexistent/dtrain', agent: 'native', ...o });
   t.equal(runRemote('').status, RemoteExit.noHeader);
   t.equal(runRemote(h({ prelude: 'false' })).status, RemoteExit.preludeFailed);
   t.equal(runRemote(h({ workdir: '/no/such dir' })).status, RemoteExit.workdirMissing);
@@ -45,6 +45,36 @@ t.test('failures exit with codes the spawner names', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'dtrain-rc-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   t.equal(runRemote(h({}), { PATH: dir }).status, RemoteExit.nodeMissing);
+});
+
+t.test('the native agent runs where it is built next to dtrain (links followed), the Node agent otherwise or when asked', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dtrain-rc-agent-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // An installed package (bin/dtrain and the native agent under build/Release), reached through a link as
+  // npm's node_modules/.bin/dtrain is; and a package without the native agent.
+  const pkg = join(dir, 'pkg');
+  mkdirSync(join(pkg, 'bin'), { recursive: true });
+  mkdirSync(join(pkg, 'build/Release'), { recursive: true });
+  const nodeAgent = "process.stdout.write('node agent\\n'); process.stdin.pipe(process.stdout);";
+  writeFileSync(join(pkg, 'bin/dtrain'), nodeAgent);
+  const native = join(pkg, 'build/Release/dtrain-agent');
+  writeFileSync(native, '#!/bin/sh\necho "native $*"; exec cat\n');
+  chmodSync(native, 0o755);
+  mkdirSync(join(dir, '.bin'));
+  symlinkSync(join(pkg, 'bin/dtrain'), join(dir, '.bin/dtrain'));
+  const bare = join(dir, 'bare');
+  mkdirSync(join(bare, 'bin'), { recursive: true });
+  writeFileSync(join(bare, 'bin/dtrain'), nodeAgent);
+  const run = (dtrain: string, agent: 'native' | 'node') => runRemote(encodeHeader({ prelude: '', workdir: dir, dtrain, agent }) + 'REST\n');
+  const node = spawnSync('/bin/sh', ['-c', 'command -v node'], { encoding: 'utf8' }).stdout.trim();
+  for (const dtrain of [join(pkg, 'bin/dtrain'), join(dir, '.bin/dtrain')]) {
+    const r = run(dtrain, 'native');
+    t.equal(r.stdout, `native --stdio --node ${node}\nREST\n`, `${dtrain}: the native agent, stdin intact (${r.stderr})`);
+  }
+  t.equal(run(join(pkg, 'bin/dtrain'), 'node').stdout, 'node agent\nREST\n', 'DTRAIN_SSH_AGENT=node: the Node agent');
+  t.equal(run(join(bare, 'bin/dtrain'), 'native').stdout, 'node agent\nREST\n', 'no native agent built: the Node agent');
+  chmodSync(native, 0o644);
+  t.equal(run(join(pkg, 'bin/dtrain'), 'native').stdout, 'node agent\nREST\n', 'a native agent that cannot run: the Node agent');
 });
 
 t.test('forward_env patterns, below the config env', async (t) => {
