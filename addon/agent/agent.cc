@@ -90,6 +90,14 @@ std::string base64Decode(const std::string& in) {
   return out;
 }
 
+// As src/config/duration.ts writes a duration.
+std::string formatDuration(long ms) {
+  if (ms > 0 && ms % 3600000 == 0) return std::to_string(ms / 3600000) + "h";
+  if (ms > 0 && ms % 60000 == 0) return std::to_string(ms / 60000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
 int signalNumber(const std::string& name) {
   static const std::map<std::string, int> n = {{"SIGTERM", SIGTERM}, {"SIGINT", SIGINT}, {"SIGHUP", SIGHUP},
                                                {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}};
@@ -175,6 +183,10 @@ void removeStaleProxyDirs(const std::string& dir) {
 int probePort(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
+  // As libuv binds (the Node agent's check) and as PyTorch's TCPStore will: a port whose last connections
+  // sit in TIME_WAIT (the attempt before a restart) is free.
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(uint16_t(port));
@@ -300,13 +312,15 @@ class Agent {
   // attempts
   struct Attempt {
     int attempt;
+    uint64_t serial;  // which Attempt object this is (callbacks outlive nothing: they check it)
     std::vector<std::unique_ptr<Worker>> workers;
     size_t readyCount = 0, doneCount = 0;
     bool started = false;  // the started event went out
     uint64_t killTimer = 0;
   };
   std::unique_ptr<Attempt> current_;
-  void onAttemptProgress(Attempt* a);
+  void onAttemptProgress(uint64_t serial);
+  uint64_t attemptSerial_ = 0;
   std::optional<int> starting_;      // an attempt waiting for its port and backend
   std::vector<int> queuedStarts_;    // starts that came while an attempt still ran
   struct PendingStop {
@@ -475,7 +489,7 @@ int Agent::run() {
   proxy_->close();
   store_->close();
   removeTree(proxyDir_);
-  if (probePid_ > 0) kill(probePid_, SIGKILL);
+  if (probePid_ > 0) kill(-probePid_, SIGKILL);
   return exitCode_;
 }
 
@@ -510,14 +524,19 @@ void Agent::onCommand(const Json& cmd) {
     int sig = signalNumber(cmd["signal"].str());
     if (current_ && sig)
       for (auto& w : current_->workers) w->signal(sig);
-  } else if (type == "exit") exitRequested_ = true;
+  } else if (type == "exit") {
+    exitRequested_ = true;
+    // Nothing will start now: an attempt still waiting for its port or backend must not hold the exit.
+    queuedStarts_.clear();
+    if (starting_) abortStart(*starting_);
+  }
 }
 
 void Agent::heartbeat() {
   if (gone_) return;
   if (nowMs() - lastAnswer_ > silentMs_) {
     std::string line = "dtrain agent: the controller (its store at " + storeHost_ + ":" + std::to_string(storePort_) +
-                       ") has not answered for " + std::to_string(silentMs_ / 1000) + "s: stopping this node\n";
+                       ") has not answered for " + formatDuration(silentMs_) + ": stopping this node\n";
     (void)!write(2, line.data(), line.size());
     return controllerGone("silent");
   }
@@ -546,6 +565,9 @@ void Agent::controllerGone(const std::string&) {
   exitCode_ = 1;
   killAttempt(std::nullopt);
   queuedStarts_.clear();
+  // Nobody reads our output now: drop what waits, and let paused workers' pipes drain to their end.
+  stdoutBuf_.clear();
+  flushStdout();
 }
 
 void Agent::storeLost(const std::string& why) {
@@ -576,7 +598,8 @@ void Agent::begin(int attempt) {
     if (!needsProbe_ || backend_) go();
     else backendWaiters_.push_back(go);
   };
-  if (pendingStop_.count(attempt)) return abortStart(attempt);
+  // A stop that came while this start waited behind the previous attempt applies once the workers run
+  // (launch), as in the Node agent; one that comes while the port or backend is awaited aborts the start.
   if (masterPort_ != 0) {
     if (nodeRank_ == 0) {
       int r = probePort(masterPort_);
@@ -624,6 +647,8 @@ void Agent::launch(int attempt) {
   const int port = masterPortOf_[attempt];
   current_ = std::make_unique<Attempt>();
   current_->attempt = attempt;
+  current_->serial = ++attemptSerial_;
+  const uint64_t serial = current_->serial;
   auto exits = std::make_shared<std::vector<std::string>>();  // held back until `started` is out
   for (const auto& r : ranks_) {
     std::vector<std::pair<std::string, std::string>> env;
@@ -667,9 +692,10 @@ void Agent::launch(int attempt) {
     ws.errLog = prefix + ".err";
     ws.errorFile = prefix + ".error.json";
     ws.shown = logsTee_ && (logsAll_ || logsRanks_.count(r.rank));
-    Attempt* a = current_.get();
-    auto onReady = [this, a, attempt, port, exits] {
-      if (current_.get() != a || ++a->readyCount < a->workers.size()) return;
+    auto onReady = [this, serial, attempt, port, exits] {
+      if (!current_ || current_->serial != serial) return;
+      Attempt* a = current_.get();
+      if (++a->readyCount < a->workers.size()) return;
       auto pending = pendingStop_.find(attempt);
       if (pending != pendingStop_.end()) {
         if (pending->second.kill) killAttempt(attempt);
@@ -684,8 +710,12 @@ void Agent::launch(int attempt) {
       a->started = true;
       for (const auto& e : *exits) emit(e);
       exits->clear();
+      // Workers that ended before every one was running: the attempt may be complete already.
+      loop_.after(0, [this, serial] { onAttemptProgress(serial); });
     };
-    auto onDone = [this, a, attempt, exits](const WorkerExitInfo& x) {
+    auto onDone = [this, serial, attempt, exits](const WorkerExitInfo& x) {
+      if (!current_ || current_->serial != serial) return;
+      Attempt* a = current_.get();
       std::string tail;
       for (size_t i = 0; i < x.stderrTail.size(); i++) tail += std::string(i ? "," : "") + quote(x.stderrTail[i]);
       std::string ev = "{\"type\":\"exit\",\"node_rank\":" + num(nodeRank_) + ",\"attempt\":" + num(attempt) + ",\"rank\":" +
@@ -695,7 +725,7 @@ void Agent::launch(int attempt) {
                        "],\"error_file\":" + x.errorFileJson + "}";
       if (a->started) emit(ev);
       else exits->push_back(ev);
-      loop_.after(0, [this, a] { onAttemptProgress(a); });
+      loop_.after(0, [this, serial] { onAttemptProgress(serial); });
     };
     current_->workers.push_back(std::make_unique<Worker>(
         loop_, std::move(ws), wrapper, [this](int rank, bool isStderr, const std::vector<std::string>& lines) { relay(rank, isStderr, lines); },
@@ -704,8 +734,9 @@ void Agent::launch(int attempt) {
   }
 }
 
-void Agent::onAttemptProgress(Attempt* a) {
-  if (current_.get() != a || !a->started) return;
+void Agent::onAttemptProgress(uint64_t serial) {
+  if (!current_ || current_->serial != serial || !current_->started) return;
+  Attempt* a = current_.get();
   for (const auto& w : a->workers)
     if (!w->finished()) return;
   if (a->killTimer) loop_.cancel(a->killTimer);
@@ -776,6 +807,8 @@ void Agent::startProbe() {
   const std::string script = root_ + "/dist/launch/probe-node-main.js";
   pid_t pid = fork();
   if (pid == 0) {
+    // Its own process group: a probe that hangs is killed with whatever it started.
+    setpgid(0, 0);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -806,9 +839,10 @@ void Agent::startProbe() {
     close(probeOut_);
     probeOut_ = -1;
   });
-  probeTimer_ = loop_.after(20000, [this] {
+  // The probe bounds its own CUDA child at 20 s; this is for a probe that hangs around it.
+  probeTimer_ = loop_.after(25000, [this] {
     probeTimer_ = 0;
-    if (probePid_ > 0) kill(probePid_, SIGKILL);
+    if (probePid_ > 0) kill(-probePid_, SIGKILL);
   });
 }
 
@@ -887,6 +921,7 @@ void Agent::onStdin() {
 }
 
 void Agent::relay(int rank, bool isStderr, const std::vector<std::string>& lines) {
+  if (gone_) return;
   std::string rec = "{\"type\":\"out\",\"rank\":" + num(rank) + ",\"stream\":\"" + (isStderr ? "stderr" : "stdout") + "\",\"lines\":[";
   for (size_t i = 0; i < lines.size(); i++) rec += std::string(i ? "," : "") + quote(lines[i]);
   stdoutBuf_ += rec + "]}\n";
@@ -918,19 +953,58 @@ void Agent::flushStdout() {
 
 }  // namespace
 
+// Modification time in ns, or -1 when the file is not there.
+int64_t mtimeOf(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return -1;
+  return int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+// Whether this binary can stand in for the Node agent: built from the sources next to it (a checkout
+// edited since, with only the TypeScript rebuilt, would run old contract code under the new version
+// number) and with a current dtrain-exec (the Node agent rebuilds a stale one; this one cannot).
+bool usable(const std::string& root, const std::string& self, std::string& why) {
+  const int64_t built = mtimeOf(self);
+  std::vector<std::string> sources{root + "/addon/src/collectives/sha256.cc", root + "/addon/src/collectives/sha256.h",
+                                   root + "/addon/src/store_client/frame.cc", root + "/addon/src/store_client/frame.h"};
+  if (DIR* d = opendir((root + "/addon/agent").c_str())) {
+    while (dirent* e = readdir(d))
+      if (e->d_name[0] != '.') sources.push_back(root + "/addon/agent/" + e->d_name);
+    closedir(d);
+  }
+  for (const auto& src : sources)
+    if (mtimeOf(src) > built) return why = src + " is newer than " + self + " (npm run build:addon)", false;
+  const std::string wrapper = root + "/build/Release/dtrain-exec";
+  const int64_t wrapperBuilt = mtimeOf(wrapper);
+  if (wrapperBuilt < 0) return why = wrapper + " is missing", false;
+  if (mtimeOf(root + "/addon/src/process/exec-wrapper.c") > wrapperBuilt) return why = wrapper + " is older than its source", false;
+  if (mtimeOf(root + "/package.json") < 0) return why = root + "/package.json is missing", false;
+  return true;
+}
+
 int main(int argc, char** argv) {
   std::string nodePath;
+  bool check = false;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--node" && i + 1 < argc) nodePath = argv[++i];
-    else if (a != "--stdio") refuse("dtrain-agent: unknown argument " + a + " (usage: dtrain-agent --stdio [--node <path>])");
+    else if (a == "--check") check = true;
+    else if (a != "--stdio") refuse("dtrain-agent: unknown argument " + a + " (usage: dtrain-agent --stdio [--node <path>] | --check)");
   }
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) refuse("dtrain-agent: cannot find its own path");
   std::string root(self, size_t(n));
   // <root>/build/Release/dtrain-agent
+  const std::string exe = root;
   for (int up = 0; up < 3; up++) root = root.substr(0, root.rfind('/'));
+  // The remote script asks first, and runs the Node agent when the answer is no (or this cannot run at all).
+  if (check) {
+    std::string why;
+    if (usable(root, exe, why)) return 0;
+    std::fprintf(stderr, "dtrain-agent: %s\n", why.c_str());
+    return 1;
+  }
   Agent agent(root, nodePath);
   return agent.run();
 }

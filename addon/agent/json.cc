@@ -27,24 +27,26 @@ void appendUtf8(std::string& out, unsigned cp) {
   }
 }
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is not one.
-size_t utf8Length(const std::string& s, size_t i) {
+// The UTF-8 sequence at s[i]: returns its length and sets `valid`. An invalid one is its maximal subpart
+// (a lead byte and the continuation bytes that fit it so far), which becomes one U+FFFD, as Node's
+// decoder (WHATWG) replaces it.
+size_t utf8Step(const std::string& s, size_t i, bool& valid) {
   const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   unsigned c = b(i);
-  size_t n;
-  unsigned cp;
+  valid = true;
   if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F;
-  else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F;
-  else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07;
-  else return 0;
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; k++) {
-    if ((b(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b(i + k) & 0x3F);
+  size_t need;
+  unsigned lo = 0x80, hi = 0xBF;  // the range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) need = 1;
+  else if (c >= 0xE0 && c <= 0xEF) need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+  else if (c >= 0xF0 && c <= 0xF4) need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+  else return valid = false, 1;
+  for (size_t k = 1; k <= need; k++) {
+    if (i + k >= s.size()) return valid = false, k;
+    unsigned x = b(i + k);
+    if (k == 1 ? (x < lo || x > hi) : (x < 0x80 || x > 0xBF)) return valid = false, k;
   }
-  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return n;
+  return need + 1;
 }
 }  // namespace
 
@@ -251,8 +253,12 @@ std::string Json::dump() const {
     case Type::Number: {
       if (std::isfinite(num_) && num_ == std::floor(num_) && std::fabs(num_) < 9e15) return dtrain::agent::num(static_cast<long long>(num_));
       if (!std::isfinite(num_)) return "null";
+      // The shortest text that reads back as the same double, as JSON.stringify writes it.
       char buf[32];
-      std::snprintf(buf, sizeof buf, "%.17g", num_);
+      for (int precision = 1; precision <= 17; precision++) {
+        std::snprintf(buf, sizeof buf, "%.*g", precision, num_);
+        if (std::strtod(buf, nullptr) == num_) break;
+      }
       return buf;
     }
     case Type::String: return quote(str_);
@@ -278,14 +284,11 @@ std::string quote(const std::string& s) {
   for (size_t i = 0; i < s.size();) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      size_t n = utf8Length(s, i);
-      if (n == 0) {
-        out += "\xEF\xBF\xBD";
-        i++;
-      } else {
-        out.append(s, i, n);
-        i += n;
-      }
+      bool valid;
+      size_t n = utf8Step(s, i, valid);
+      if (valid) out.append(s, i, n);
+      else out += "\xEF\xBF\xBD";
+      i += n;
       continue;
     }
     i++;

@@ -12,8 +12,9 @@ namespace dtrain::agent {
 
 namespace {
 constexpr size_t kMaxKey = 4096;
-// Answers a worker that stopped reading are held back to this much before its connection is dropped.
-constexpr size_t kMaxOut = 64u << 20;
+// While this much of a worker's answers wait unsent, its requests are not read (it blocks in write()
+// instead of this agent buffering without bound).
+constexpr size_t kHighOut = 1u << 20;
 
 // Which arguments of a forwarded op are keys (empty set: forwarded, no keys; false: not forwarded).
 bool keyArgs(uint8_t op, size_t argc, std::vector<size_t>& out) {
@@ -167,7 +168,6 @@ void StoreProxy::request(const std::shared_ptr<Conn>& c, const Message& req) {
 void StoreProxy::reply(const std::shared_ptr<Conn>& c, uint8_t status, uint32_t id, const std::vector<std::string>& args) {
   if (c->closed) return;
   c->out += framed(encodeBody(status, id, args));
-  if (c->out.size() > kMaxOut) return drop(c);
   flush(c);
 }
 
@@ -181,7 +181,7 @@ void StoreProxy::flush(const std::shared_ptr<Conn>& c) {
     }
     c->out.erase(0, size_t(w));
   }
-  if (!c->closed) loop_.setEvents(c->fd, short(POLLIN | (c->out.empty() ? 0 : POLLOUT)));
+  if (!c->closed) loop_.setEvents(c->fd, short((c->out.size() > kHighOut ? 0 : POLLIN) | (c->out.empty() ? 0 : POLLOUT)));
 }
 
 void StoreProxy::drop(const std::shared_ptr<Conn>& c) {

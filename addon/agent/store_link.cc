@@ -114,13 +114,13 @@ bool StoreLink::open(const std::string& host, int port, const std::string& jobKe
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
   int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
-  if (rc != 0) return error = "cannot resolve the store's host " + host + ": " + gai_strerror(rc), false;
+  if (rc != 0) return error = "cannot connect to the store: host name not found (" + host + ")", false;
   std::string lastError = "no address";
   for (addrinfo* ai = res; ai && fd_ < 0; ai = ai->ai_next) {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0) continue;
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
-      lastError = strerror(errno);
+      lastError = errno == ECONNREFUSED ? "connection refused (is the launcher still running?)" : strerror(errno);
       ::close(fd);
       continue;
     }
@@ -129,20 +129,20 @@ bool StoreLink::open(const std::string& host, int port, const std::string& jobKe
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0) {
-      lastError = "timed out after " + std::to_string(timeoutMs) + " ms";
       ::close(fd);
-      continue;
+      freeaddrinfo(res);
+      return error = "cannot reach the store within " + std::to_string(timeoutMs) + " ms (" + where + ")", false;
     }
     getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
     if (soerr) {
-      lastError = strerror(soerr);
+      lastError = soerr == ECONNREFUSED ? "connection refused (is the launcher still running?)" : strerror(soerr);
       ::close(fd);
       continue;
     }
     fd_ = fd;
   }
   freeaddrinfo(res);
-  if (fd_ < 0) return error = "cannot reach the store at " + where + ": " + lastError, false;
+  if (fd_ < 0) return error = "cannot connect to the store at " + where + ": " + lastError, false;
   int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 

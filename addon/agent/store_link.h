@@ -50,7 +50,8 @@ class StoreLink {
   uint32_t nextId_ = 1;
   std::map<uint32_t, Reply> pending_;
   std::string out_;
-  store::FrameReader reader_;
+  // A trusted body may be as large as the store allows, plus the envelope's sequence number and MAC.
+  store::FrameReader reader_{store::kMaxBody + 8 + 32};
 };
 
 // A request or response body without its length prefix.

@@ -121,9 +121,12 @@ Worker::Worker(Loop& loop, WorkerSpec spec, const std::string& wrapper, LineSink
   out_.log = open(spec_.outLog.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   err_.log = open(spec_.errLog.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   err_.isStderr = true;
-  int outPipe[2], errPipe[2], statusPipe[2], execPipe[2];
+  int outPipe[2] = {-1, -1}, errPipe[2] = {-1, -1}, statusPipe[2] = {-1, -1}, execPipe[2] = {-1, -1};
   if (pipe2(outPipe, O_CLOEXEC) || pipe2(errPipe, O_CLOEXEC) || pipe2(statusPipe, O_CLOEXEC) || pipe2(execPipe, O_CLOEXEC)) {
     spawnError_ = std::string("dtrain: cannot start ") + wrapper + ": " + strerror(errno);
+    for (int* p : {outPipe, errPipe, statusPipe, execPipe})
+      for (int k = 0; k < 2; k++)
+        if (p[k] >= 0) close(p[k]);
     reaped_ = true;
     waitStatus_ = 127 << 8;
     setReady();
@@ -146,7 +149,7 @@ Worker::Worker(Loop& loop, WorkerSpec spec, const std::string& wrapper, LineSink
     sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int s = 1; s < 32; s++)
       if (s != SIGKILL && s != SIGSTOP) ::signal(s, SIG_DFL);
-    int devnull = open("/dev/null", O_RDONLY);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     dup2(devnull, 0);
     dup2(outPipe[1], 1);
     dup2(errPipe[1], 2);

@@ -11,7 +11,8 @@
  * agent's input) and stdout sent to stderr (module systems print there; stdout is the agent's channel).
  *
  * The agent is the native one (build/Release/dtrain-agent next to the dtrain that `D` names, symbolic
- * links followed) when it is built there and the header asks for it, the Node agent otherwise: both keep
+ * links followed) when the header asks for it and `dtrain-agent --check` says it runs there and is current
+ * (built from the sources beside it, its dtrain-exec too), the Node agent otherwise: both keep
  * the same contract (agent-contract.ts), and the native one costs a few ms of CPU per host instead of ~60.
  * `node` must be on PATH either way: the workers and the GPU probe need it.
  */
@@ -40,7 +41,7 @@ const script = [
   `N=$(command -v node) || { echo "dtrain-remote: node not found on PATH ($PATH)" >&2; exit ${RemoteExit.nodeMissing}; }`,
   `case "$D" in */*) [ -f "$D" ] || D= ;; *) D=$(command -v "$D") || D= ;; esac`,
   `[ -n "$D" ] || { echo "dtrain-remote: dtrain not found" >&2; exit ${RemoteExit.dtrainMissing}; }`,
-  'if [ "$A" = native ]; then R=$(readlink -f "$D" 2>/dev/null) && R=${R%/bin/*}/build/Release/dtrain-agent && [ -x "$R" ] && exec "$R" --stdio --node "$N"; fi',
+  'if [ "$A" = native ]; then R=$(readlink -f "$D" 2>/dev/null) && R=${R%/bin/*}/build/Release/dtrain-agent && [ -x "$R" ] && "$R" --check </dev/null >/dev/null 2>&1 && exec "$R" --stdio --node "$N"; fi',
   'exec "$N" "$D" agent --stdio',
 ].join('; ');
 

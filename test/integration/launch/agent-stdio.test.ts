@@ -185,6 +185,44 @@ await c.close();`,
       t.equal(await agent.exited, 0);
     });
 
+    t.test('a fixed master.port: a restart binds it again although the last attempt left it in TIME_WAIT; a taken one is an error event', async (t) => {
+      const dir = tempDir(t);
+      const { jobKey, store, events, control } = await controller(t);
+      const port = await new Promise<number>((resolve) => {
+        const probe = createServer().listen(0, () => {
+          const p = (probe.address() as AddressInfo).port;
+          probe.close(() => resolve(p));
+        });
+      });
+      // Rank 0 serves on MASTER_PORT and closes first, so its side of the connection waits in TIME_WAIT.
+      const worker = join(dir, 'rendezvous.cjs');
+      writeFileSync(
+        worker,
+        `const net = require('net'); const port = Number(process.env.MASTER_PORT);
+if (process.env.RANK === '0') { const s = net.createServer((c) => { c.end(); s.close(); }).listen(port); }
+else { const dial = () => net.connect(port, '127.0.0.1').on('error', () => setTimeout(dial, 20)).on('end', function () { this.end(); }); dial(); }`,
+      );
+      const s = spec(dir, store.port, jobKey, [process.execPath, worker]);
+      s.master.port = port;
+      for (const r of s.ranks) r.env.MASTER_PORT = String(port);
+      const agent = await startAgent(t, s);
+      const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
+      handle.start(0);
+      t.ok(await waitFor(() => exitsOf(events).length === 2, 10000), 'attempt 0 ran');
+      handle.start(1);
+      t.ok(await waitFor(() => exitsOf(events, 1).length === 2, 10000), 'attempt 1 ran on the same port');
+      t.match([...exitsOf(events), ...exitsOf(events, 1)], [{ exit_code: 0 }, { exit_code: 0 }, { exit_code: 0 }, { exit_code: 0 }]);
+      t.notOk(events.some((e) => e.type === 'error'), JSON.stringify(events.filter((e) => e.type === 'error')));
+      const taken = createServer().listen(port);
+      await new Promise((resolve) => taken.once('listening', resolve));
+      t.teardown(() => taken.close());
+      handle.start(2);
+      t.ok(await waitFor(() => events.some((e) => e.type === 'error' && e.attempt === 2), 10000));
+      t.match(events.find((e) => e.type === 'error'), { message: `master.port: port ${port} is already in use; pick another or set master.port: auto` });
+      await handle.close();
+      t.equal(await agent.exited, 0);
+    });
+
     t.test('a failed worker is reported with its error file, the last 20 lines of its stderr, and its signal', async (t) => {
       const dir = tempDir(t);
       const { jobKey, store, events, control } = await controller(t);
@@ -212,7 +250,10 @@ await c.close();`,
       const dir = tempDir(t);
       const { jobKey, store, events, control } = await controller(t);
       // quotes, backslash, tab, a control byte, multi-byte UTF-8, a lone invalid byte, and no final newline
-      const text = Buffer.concat([Buffer.from('say "hi" \\ \t \x01 é€😀\n'), Buffer.from([0x61, 0xff, 0x62, 0x0a]), Buffer.from('last')]);
+      // a lone invalid byte, truncated sequences (one U+FFFD per maximal subpart), an overlong and a
+      // surrogate encoding, and a sequence cut by the end of the stream
+      const invalid = [0x61, 0xff, 0x62, 0xe2, 0x82, 0x41, 0xf0, 0x9f, 0x98, 0x20, 0xc0, 0xaf, 0xed, 0xa0, 0x80, 0xf4, 0x90, 0x0a];
+      const text = Buffer.concat([Buffer.from('say "hi" \\ \t \x01 é€😀\n'), Buffer.from(invalid), Buffer.from('last'), Buffer.from([0xe2, 0x82])]);
       const file = join(dir, 'text.bin');
       writeFileSync(file, text);
       const agent = await startAgent(t, spec(dir, store.port, jobKey, ['sh', '-c', `cat ${file}; cat ${file} >&2`]));

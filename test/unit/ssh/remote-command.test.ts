@@ -58,7 +58,10 @@ t.test('the native agent runs where it is built next to dtrain (links followed),
   const nodeAgent = "process.stdout.write('node agent\\n'); process.stdin.pipe(process.stdout);";
   writeFileSync(join(pkg, 'bin/dtrain'), nodeAgent);
   const native = join(pkg, 'build/Release/dtrain-agent');
-  writeFileSync(native, '#!/bin/sh\necho "native $*"; exec cat\n');
+  // `--check` answers from a file, so the test can make the agent refuse.
+  const verdict = join(dir, 'check-exit');
+  writeFileSync(verdict, '0');
+  writeFileSync(native, `#!/bin/sh\nif [ "$1" = --check ]; then cat >/dev/null; echo checked; exit $(cat ${verdict}); fi\necho "native $*"; exec cat\n`);
   chmodSync(native, 0o755);
   mkdirSync(join(dir, '.bin'));
   symlinkSync(join(pkg, 'bin/dtrain'), join(dir, '.bin/dtrain'));
@@ -73,6 +76,9 @@ t.test('the native agent runs where it is built next to dtrain (links followed),
   }
   t.equal(run(join(pkg, 'bin/dtrain'), 'node').stdout, 'node agent\nREST\n', 'DTRAIN_SSH_AGENT=node: the Node agent');
   t.equal(run(join(bare, 'bin/dtrain'), 'native').stdout, 'node agent\nREST\n', 'no native agent built: the Node agent');
+  writeFileSync(verdict, '1');
+  t.equal(run(join(pkg, 'bin/dtrain'), 'native').stdout, 'node agent\nREST\n', 'a native agent that says it is stale: the Node agent');
+  writeFileSync(verdict, '0');
   chmodSync(native, 0o644);
   t.equal(run(join(pkg, 'bin/dtrain'), 'native').stdout, 'node agent\nREST\n', 'a native agent that cannot run: the Node agent');
 });
