@@ -3,10 +3,10 @@
 // built). Hello, spec on stdin, control through the store, output records on stdout, workers' store
 // through the proxy, stop/kill/restart, failure reports, the GPU probe; stdin EOF (controller gone)
 // kills every worker. Every check runs against both, so the two cannot drift apart unseen.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import t from 'tap';
@@ -321,6 +321,33 @@ else { const dial = () => net.connect(port, '127.0.0.1').on('error', () => setTi
     });
   });
 }
+
+t.test('dtrain-agent --check: yes only when built from the sources beside it and with a current dtrain-exec', { skip: skip || (!existsSync(nativeAgent) && 'run npm run build:addon first') }, async (t) => {
+  // A copy of the package layout the check looks at, so the test can age and remove files.
+  const pkg = tempDir(t);
+  for (const d of ['build/Release', 'addon/agent', 'addon/src/process']) mkdirSync(join(pkg, d), { recursive: true });
+  const agent = join(pkg, 'build/Release/dtrain-agent');
+  copyFileSync(nativeAgent, agent);
+  chmodSync(agent, 0o755);
+  copyFileSync(join(root, 'build/Release/dtrain-exec'), join(pkg, 'build/Release/dtrain-exec'));
+  writeFileSync(join(pkg, 'package.json'), '{"version":"0.0.0"}');
+  writeFileSync(join(pkg, 'addon/agent/agent.cc'), '');
+  writeFileSync(join(pkg, 'addon/src/process/exec-wrapper.c'), '');
+  const past = new Date(Date.now() - 60_000);
+  const age = (f: string) => utimesSync(join(pkg, f), past, past);
+  age('addon/agent/agent.cc');
+  age('addon/src/process/exec-wrapper.c');
+  const check = () => spawnSync(agent, ['--check'], { encoding: 'utf8' });
+  t.equal(check().status, 0, check().stderr);
+  writeFileSync(join(pkg, 'addon/agent/agent.cc'), '// edited since the build');
+  t.match(check(), { status: 1, stderr: /addon\/agent\/agent\.cc is newer than/ });
+  age('addon/agent/agent.cc');
+  writeFileSync(join(pkg, 'addon/src/process/exec-wrapper.c'), '/* edited */');
+  t.match(check(), { status: 1, stderr: /dtrain-exec is older than its source/ });
+  age('addon/src/process/exec-wrapper.c');
+  rmSync(join(pkg, 'build/Release/dtrain-exec'));
+  t.match(check(), { status: 1, stderr: /dtrain-exec is missing/ });
+});
 
 t.test("each node's events are their own sequence: a node lost mid-report stalls nobody else", async (t) => {
   // What a node killed between reserving an event slot and writing it used to leave: a hole in one shared
