@@ -12,6 +12,8 @@ export interface DoctorReport {
   version: string;
   node: string;
   addon: { loaded: boolean; path: string; error?: string };
+  /** the agent an SSH launch runs on this machine as a node: native where it is built and current */
+  ssh_agent: { kind: 'native' | 'node'; path: string; reason?: string };
   cuda: {
     built: boolean;
     archs: string[];
@@ -28,6 +30,15 @@ export interface DoctorReport {
 }
 
 const addonPath = fileURLToPath(new URL('../../build/Release/dtrain_native.node', import.meta.url));
+const nativeAgentPath = fileURLToPath(new URL('../../build/Release/dtrain-agent', import.meta.url));
+
+/** What the remote script decides here (ssh/remote-command.ts): the native agent when `--check` says yes. */
+function sshAgent(): DoctorReport['ssh_agent'] {
+  const r = spawnSync(nativeAgentPath, ['--check'], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status === 0) return { kind: 'native', path: nativeAgentPath };
+  const reason = r.error ? `${nativeAgentPath}: ${(r.error as NodeJS.ErrnoException).code}` : (r.stderr.trim().replace(/^dtrain-agent: /, '') || `exit ${r.status}`);
+  return { kind: 'node', path: nativeAgentPath, reason };
+}
 
 function which(tool: string): string | null {
   const r = spawnSync('sh', ['-c', `command -v -- "$1"`, 'sh', tool], { encoding: 'utf8' });
@@ -52,6 +63,7 @@ export function runDoctor(): DoctorReport {
     version: packageVersion(),
     node: process.version,
     addon,
+    ssh_agent: sshAgent(),
     cuda: {
       built: probe.built.built,
       archs: probe.built.archs ?? [],
@@ -82,6 +94,7 @@ export function renderDoctor(r: DoctorReport): string {
   const lines = [
     `dtrain ${r.version} on Node ${r.node}`,
     `addon          ${r.addon.loaded ? 'loaded' : `NOT loaded: ${r.addon.error}`} (${r.addon.path})`,
+    `ssh agent      ${r.ssh_agent.kind === 'native' ? `native (${r.ssh_agent.path})` : `node (the native one: ${r.ssh_agent.reason})`}`,
     `cuda part      built: ${yes(r.cuda.built)}${r.cuda.built ? ` (CUDA ${r.cuda.cuda_version}, ${r.cuda.archs.join(' ')})` : ` (${r.cuda.reason})`}`,
     `driver         ${r.cuda.driver.found ? `CUDA ${r.cuda.driver.version}${r.cuda.driver.new_enough === false ? ' — older than the CUDA the part was built with' : ''}` : 'none'}`,
     `gpus           ${r.cuda.devices.length ? r.cuda.devices.join(', ') : `none (${r.cuda.error ?? 'not probed'})`}`,
