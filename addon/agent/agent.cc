@@ -267,6 +267,7 @@ class Agent {
   // probe and port
   void startProbe();
   void probeDone(const std::string& probeJson);
+  std::string cpuProbe(const std::string& reason) const;
   void getForever(const std::string& key, std::function<void(const std::string&)> then);
   // I/O
   void onSignal();
@@ -292,7 +293,7 @@ class Agent {
   std::set<int> logsRanks_;
   std::string visibleDevices_;
   bool hasVisibleDevices_ = false;
-  std::string nodeJson_;
+  std::string nodeJson_, nodeHost_;
   std::vector<RankSpec> ranks_;
   std::vector<std::string> baseEnv_;
 
@@ -383,6 +384,7 @@ void Agent::parseSpec(const Json& s) {
   need(node.isObject() && node["node_rank"].isNumber(), "node");
   nodeRank_ = int(node["node_rank"].num());
   nodeJson_ = node.dump();
+  nodeHost_ = node["host"].isString() ? node["host"].str() : "";
   if (node["cuda_visible_devices"].isString()) visibleDevices_ = node["cuda_visible_devices"].str(), hasVisibleDevices_ = true;
   need(s["workdir"].isString(), "workdir");
   workdir_ = s["workdir"].str();
@@ -776,13 +778,14 @@ void Agent::killAttempt(std::optional<int> attempt) {
   }
 }
 
+// A NodeProbe (backend.ts) for a node that can only run the CPU backend, and why.
+std::string Agent::cpuProbe(const std::string& reason) const {
+  return "{\"node_rank\":" + num(nodeRank_) + ",\"host\":" + quote(nodeHost_) + ",\"backend\":\"cpu\",\"reason\":" +
+         quote(reason) + ",\"gpus\":0}";
+}
+
 void Agent::startProbe() {
-  auto cpu = [this](const std::string& reason) {
-    const Json& node = Json::parse(nodeJson_, backendError_);
-    backendError_.clear();
-    probeDone("{\"node_rank\":" + num(nodeRank_) + ",\"host\":" + quote(node["host"].isString() ? node["host"].str() : "") +
-              ",\"backend\":\"cpu\",\"reason\":" + quote(reason) + ",\"gpus\":0}");
-  };
+  auto cpu = [this](const std::string& reason) { probeDone(cpuProbe(reason)); };
   bool ok;
   std::string manifest = readFile(root_ + "/build-cuda/cuda-build.json", ok), err;
   if (!ok) return cpu("CUDA part not built (the addon was not built with the CUDA step)");
@@ -898,9 +901,7 @@ void Agent::reap() {
       } else {
         std::string why = WIFSIGNALED(status) ? "the CUDA probe was killed by " + signalName(WTERMSIG(status))
                                               : "the CUDA probe failed (exit " + std::to_string(WEXITSTATUS(status)) + ")";
-        const Json node = Json::parse(nodeJson_, err);
-        probeDone("{\"node_rank\":" + num(nodeRank_) + ",\"host\":" + quote(node["host"].isString() ? node["host"].str() : "") +
-                  ",\"backend\":\"cpu\",\"reason\":" + quote(why) + ",\"gpus\":0}");
+        probeDone(cpuProbe(why));
       }
       continue;
     }
