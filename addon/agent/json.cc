@@ -136,6 +136,15 @@ class JsonParser {
       char c = t_[p_++];
       if (c == '"') return true;
       if (static_cast<unsigned char>(c) < 0x20) return fail("control character in string");
+      if (static_cast<unsigned char>(c) >= 0x80) {
+        // Text is read as Node reads stdin (decoded as UTF-8): invalid bytes become U+FFFD.
+        bool valid;
+        size_t n = utf8Step(t_, p_ - 1, valid);
+        if (valid) out.append(t_, p_ - 1, n);
+        else out += "\xEF\xBF\xBD";
+        p_ += n - 1;
+        continue;
+      }
       if (c != '\\') {
         out += c;
         continue;

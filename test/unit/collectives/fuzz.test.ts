@@ -1,6 +1,6 @@
 /**
- * Builds the store frame parser's libFuzzer target with clang under AddressSanitizer and runs it for a
- * bounded number of inputs: any crash, leak or sanitizer report fails the test. Skips when clang or its
+ * Builds the libFuzzer targets (the store frame parser, the native agent's JSON) with clang under
+ * AddressSanitizer and runs each for a bounded number of inputs: any crash, leak or sanitizer report fails the test. Skips when clang or its
  * fuzzer runtime is missing (CI installs clang).
  */
 import t from 'tap';
@@ -13,21 +13,38 @@ import { repoRoot } from '../../helpers/collectives-harness.js';
 const clang = spawnSync('clang++', ['--version']);
 const required = process.env.DTRAIN_REQUIRE_INTEGRATION === '1';
 
-t.test('store frame parser survives libFuzzer + ASan', { skip: clang.status !== 0 && !required ? 'clang++ not installed' : false }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'dtrain-fuzz-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const bin = join(dir, 'store_frame_fuzz');
-  const build = spawnSync(
-    'clang++',
-    ['-std=c++17', '-g', '-O1', '-fsanitize=fuzzer,address,undefined', '-fno-sanitize-recover=undefined', `-I${join(repoRoot, 'addon', 'src')}`,
-      join(repoRoot, 'addon', 'fuzz', 'store_frame_fuzz.cc'), join(repoRoot, 'addon', 'src', 'store_client', 'frame.cc'), '-o', bin],
-    { encoding: 'utf8' },
-  );
-  t.equal(build.status, 0, `clang++ builds the fuzz target: ${build.stderr.slice(-2000)}`);
-  if (build.status !== 0) return;
-  const corpus = join(dir, 'corpus');
-  spawnSync('cp', ['-r', join(repoRoot, 'addon', 'fuzz', 'corpus'), corpus]);
-  const run = spawnSync(bin, ['-runs=200000', '-max_len=4096', '-seed=1', corpus], { encoding: 'utf8', timeout: 240_000 });
-  t.equal(run.status, 0, `no crash or sanitizer report: ${run.stderr.slice(-3000)}`);
-  t.match(run.stderr, /Done \d+ runs/);
-});
+const targets = [
+  {
+    what: 'store frame parser',
+    name: 'store_frame_fuzz',
+    sources: [join(repoRoot, 'addon', 'fuzz', 'store_frame_fuzz.cc'), join(repoRoot, 'addon', 'src', 'store_client', 'frame.cc')],
+    corpus: join(repoRoot, 'addon', 'fuzz', 'corpus'),
+  },
+  {
+    what: "native agent's JSON",
+    name: 'agent_json_fuzz',
+    sources: [join(repoRoot, 'addon', 'fuzz', 'agent_json_fuzz.cc'), join(repoRoot, 'addon', 'agent', 'json.cc')],
+    corpus: join(repoRoot, 'addon', 'fuzz', 'json-corpus'),
+  },
+];
+
+for (const target of targets) {
+  t.test(`${target.what} survives libFuzzer + ASan`, { skip: clang.status !== 0 && !required ? 'clang++ not installed' : false }, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'dtrain-fuzz-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const bin = join(dir, target.name);
+    const build = spawnSync(
+      'clang++',
+      ['-std=c++17', '-g', '-O1', '-fsanitize=fuzzer,address,undefined', '-fno-sanitize-recover=undefined', `-I${join(repoRoot, 'addon', 'src')}`,
+        ...target.sources, '-o', bin],
+      { encoding: 'utf8' },
+    );
+    t.equal(build.status, 0, `clang++ builds the fuzz target: ${build.stderr.slice(-2000)}`);
+    if (build.status !== 0) return;
+    const corpus = join(dir, 'corpus');
+    spawnSync('cp', ['-r', target.corpus, corpus]);
+    const run = spawnSync(bin, ['-runs=200000', '-max_len=4096', '-seed=1', corpus], { encoding: 'utf8', timeout: 240_000 });
+    t.equal(run.status, 0, `no crash or sanitizer report: ${run.stderr.slice(-3000)}`);
+    t.match(run.stderr, /Done \d+ runs/);
+  });
+}
