@@ -105,23 +105,6 @@ int signalNumber(const std::string& name) {
   return it == n.end() ? 0 : it->second;
 }
 
-void writeBlocking(int fd, const std::string& bytes) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t w = write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) {
-        pollfd p{fd, POLLOUT, 0};
-        poll(&p, 1, 1000);
-        continue;
-      }
-      return;
-    }
-    done += size_t(w);
-  }
-}
-
 bool mkdirs(const std::string& path) {
   std::string cur;
   size_t pos = 0;
@@ -356,7 +339,7 @@ void Agent::readHelloAndSpec() {
         gethostname(host, sizeof host - 1);
         std::string answer = "{\"type\":\"hello\",\"version\":" + quote(version_) + ",\"hostname\":" + quote(host) +
                              ",\"pid\":" + num(getpid()) + "}\n";
-        writeBlocking(1, answer);
+        writeFully(1, answer);
         if (msg["version"].isString() && msg["version"].str() != version_)
           refuse("dtrain agent: the controller runs " + msg["version"].str() + ", this agent " + version_ + ": not starting");
         continue;
@@ -487,7 +470,7 @@ int Agent::run() {
   }
   // With the controller gone nobody reads our output either; otherwise it gets all of it.
   fcntl(1, F_SETFL, fcntl(1, F_GETFL) & ~O_NONBLOCK);
-  if (!gone_) writeBlocking(1, stdoutBuf_);
+  if (!gone_) writeFully(1, stdoutBuf_);
   proxy_->close();
   store_->close();
   removeTree(proxyDir_);
@@ -828,7 +811,7 @@ void Agent::startProbe() {
     close(out[0]);
     return cpu(std::string("the CUDA probe failed: ") + strerror(errno));
   }
-  writeBlocking(in[1], input);
+  writeFully(in[1], input);
   close(in[1]);
   probePid_ = pid;
   probeOut_ = out[0];

@@ -1,18 +1,38 @@
 // A single-threaded poll(2) loop with timers: the native agent waits on its stdin, its store connection,
 // the workers' proxy socket and pipes, and a signalfd, all in one thread, as the Node agent does on libuv.
 #pragma once
+#include <errno.h>
 #include <poll.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <string>
 #include <vector>
 
 namespace dtrain::agent {
 
 inline int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Writes all of `bytes`, waiting where the fd is non-blocking and full; gives up on an error (a full disk
+// loses log lines, a closed channel loses output: neither may stop the agent).
+inline void writeFully(int fd, const std::string& bytes) {
+  size_t done = 0;
+  while (fd >= 0 && done < bytes.size()) {
+    ssize_t w = write(fd, bytes.data() + done, bytes.size() - done);
+    if (w >= 0) {
+      done += size_t(w);
+    } else if (errno == EAGAIN) {
+      pollfd p{fd, POLLOUT, 0};
+      poll(&p, 1, 1000);
+    } else if (errno != EINTR) {
+      return;
+    }
+  }
 }
 
 class Loop {

@@ -167,7 +167,7 @@ void StoreProxy::request(const std::shared_ptr<Conn>& c, const Message& req) {
 
 void StoreProxy::reply(const std::shared_ptr<Conn>& c, uint8_t status, uint32_t id, const std::vector<std::string>& args) {
   if (c->closed) return;
-  c->out += framed(encodeBody(status, id, args));
+  c->out += store::encodeFrame(Message{status, id, args});
   flush(c);
 }
 

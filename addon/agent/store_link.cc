@@ -76,6 +76,13 @@ bool writeAllBlocking(int fd, const std::string& bytes, int64_t deadline, std::s
   return true;
 }
 
+// `len:u32be` + bytes: a handshake message, or an envelope.
+std::string framed(const std::string& bytes) {
+  std::string out;
+  putU32(out, uint32_t(bytes.size()));
+  return out + bytes;
+}
+
 const char* rejectText(uint8_t reason) {
   switch (reason) {
     case 1: return "protocol version mismatch (dtrain versions differ)";
@@ -86,23 +93,6 @@ const char* rejectText(uint8_t reason) {
 }
 }  // namespace
 
-std::string encodeBody(uint8_t code, uint32_t id, const std::vector<std::string>& args) {
-  std::string out;
-  out += char(code);
-  putU32(out, id);
-  out += char(args.size());
-  for (const auto& a : args) {
-    putU32(out, uint32_t(a.size()));
-    out += a;
-  }
-  return out;
-}
-
-std::string framed(const std::string& body) {
-  std::string out;
-  putU32(out, uint32_t(body.size()));
-  return out + body;
-}
 
 StoreLink::~StoreLink() { close(); }
 
@@ -189,7 +179,8 @@ uint32_t StoreLink::send(uint8_t op, const std::vector<std::string>& args, Reply
     reply(Message{}, true);
     return id;
   }
-  std::string body = encodeBody(op, id, args);
+  // The envelope signs the body alone: the frame codec's output without its length prefix.
+  const std::string body = store::encodeFrame(Message{op, id, args}).substr(4);
   std::string env;
   for (int i = 7; i >= 0; i--) env += char((sendSeq_ >> (i * 8)) & 0xff);
   sendSeq_++;

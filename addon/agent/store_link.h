@@ -54,9 +54,5 @@ class StoreLink {
   store::FrameReader reader_{store::kMaxBody + 8 + 32};
 };
 
-// A request or response body without its length prefix.
-std::string encodeBody(uint8_t code, uint32_t id, const std::vector<std::string>& args);
-// `len:u32be` + body.
-std::string framed(const std::string& body);
 
 }  // namespace dtrain::agent

@@ -25,18 +25,6 @@ constexpr size_t kTailLines = 20;
 constexpr size_t kMaxLine = 1u << 20;
 constexpr int kKillAllSignal = 35;  // SIGRTMIN + 1 on Linux/glibc: dtrain-exec kills everything
 
-void writeAll(int fd, const std::string& bytes) {
-  size_t done = 0;
-  while (fd >= 0 && done < bytes.size()) {
-    ssize_t w = write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return;  // a full disk loses log lines, never the job
-    }
-    done += size_t(w);
-  }
-}
-
 pid_t parentOf(pid_t pid) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
@@ -235,7 +223,7 @@ void Worker::onReadable(Stream& s) {
 }
 
 void Worker::deliver(Stream& s, const std::string& block) {
-  writeAll(s.log, block);
+  writeFully(s.log, block);
   std::vector<std::string> lines;
   size_t start = 0;
   while (start < block.size()) {
