@@ -21,10 +21,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -99,8 +99,8 @@ std::string formatDuration(long ms) {
 }
 
 int signalNumber(const std::string& name) {
-  static const std::map<std::string, int> n = {{"SIGTERM", SIGTERM}, {"SIGINT", SIGINT}, {"SIGHUP", SIGHUP},
-                                               {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}};
+  static const std::map<std::string, int> n = {
+      {"SIGTERM", SIGTERM}, {"SIGINT", SIGINT}, {"SIGHUP", SIGHUP}, {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}};
   auto it = n.find(name);
   return it == n.end() ? 0 : it->second;
 }
@@ -124,8 +124,10 @@ void removeTree(const std::string& path) {
       if (name == "." || name == "..") continue;
       std::string child = path + "/" + name;
       struct stat st;
-      if (lstat(child.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) removeTree(child);
-      else unlink(child.c_str());
+      if (lstat(child.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        removeTree(child);
+      else
+        unlink(child.c_str());
     }
     closedir(d);
   }
@@ -187,9 +189,17 @@ int probePort(int port) {
 
 // Whether dlopen("libcuda.so.1") could find the driver at all (src/launch/driver-library.ts, same rules).
 bool driverLibraryMayLoad(const std::string& ldLibraryPath) {
-  static const char* defaults[] = {"/lib", "/usr/lib", "/lib64", "/usr/lib64", "/lib/x86_64-linux-gnu",
-                                   "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
-                                   "/usr/lib/wsl/lib", "/usr/local/nvidia/lib64", "/usr/local/nvidia/lib"};
+  static const char* defaults[] = {"/lib",
+                                   "/usr/lib",
+                                   "/lib64",
+                                   "/usr/lib64",
+                                   "/lib/x86_64-linux-gnu",
+                                   "/usr/lib/x86_64-linux-gnu",
+                                   "/lib/aarch64-linux-gnu",
+                                   "/usr/lib/aarch64-linux-gnu",
+                                   "/usr/lib/wsl/lib",
+                                   "/usr/local/nvidia/lib64",
+                                   "/usr/local/nvidia/lib"};
   std::vector<std::string> dirs;
   size_t start = 0;
   while (start <= ldLibraryPath.size()) {
@@ -305,8 +315,8 @@ class Agent {
   std::unique_ptr<Attempt> current_;
   void onAttemptProgress(uint64_t serial);
   uint64_t attemptSerial_ = 0;
-  std::optional<int> starting_;      // an attempt waiting for its port and backend
-  std::vector<int> queuedStarts_;    // starts that came while an attempt still ran
+  std::optional<int> starting_;    // an attempt waiting for its port and backend
+  std::vector<int> queuedStarts_;  // starts that came while an attempt still ran
   struct PendingStop {
     bool kill;
     int sig, graceMs;
@@ -334,18 +344,23 @@ void Agent::readHelloAndSpec() {
       const std::string type = msg["type"].isString() ? msg["type"].str() : "";
       if (type == "hello") {
         if (msg.has("kx"))
-          refuse("dtrain agent: the native agent does not do the key exchange of unencrypted channels; run the Node agent");
+          refuse(
+              "dtrain agent: the native agent does not do the key exchange of unencrypted channels; run the Node "
+              "agent");
         char host[256] = {0};
         gethostname(host, sizeof host - 1);
         std::string answer = "{\"type\":\"hello\",\"version\":" + quote(version_) + ",\"hostname\":" + quote(host) +
                              ",\"pid\":" + num(getpid()) + "}\n";
         writeFully(1, answer);
         if (msg["version"].isString() && msg["version"].str() != version_)
-          refuse("dtrain agent: the controller runs " + msg["version"].str() + ", this agent " + version_ + ": not starting");
+          refuse("dtrain agent: the controller runs " + msg["version"].str() + ", this agent " + version_ +
+                 ": not starting");
         continue;
       }
-      if (type != "spec") refuse("dtrain agent: expected a spec message, got " + (msg.has("type") ? msg["type"].dump() : "undefined"));
-      if (msg.has("job_key_sealed")) refuse("dtrain agent: the spec has a sealed job key but the hello had no key exchange");
+      if (type != "spec")
+        refuse("dtrain agent: expected a spec message, got " + (msg.has("type") ? msg["type"].dump() : "undefined"));
+      if (msg.has("job_key_sealed"))
+        refuse("dtrain agent: the spec has a sealed job key but the hello had no key exchange");
       stdinRest_ = buf;
       parseSpec(msg);
       return;
@@ -368,7 +383,8 @@ void Agent::parseSpec(const Json& s) {
   nodeRank_ = int(node["node_rank"].num());
   nodeJson_ = node.dump();
   nodeHost_ = node["host"].isString() ? node["host"].str() : "";
-  if (node["cuda_visible_devices"].isString()) visibleDevices_ = node["cuda_visible_devices"].str(), hasVisibleDevices_ = true;
+  if (node["cuda_visible_devices"].isString())
+    visibleDevices_ = node["cuda_visible_devices"].str(), hasVisibleDevices_ = true;
   need(s["workdir"].isString(), "workdir");
   workdir_ = s["workdir"].str();
   const Json& master = s["master"];
@@ -387,7 +403,8 @@ void Agent::parseSpec(const Json& s) {
   if (jobKey_.size() < 16) refuse("dtrain agent: the job key must be at least 16 bytes");
   need(s["heartbeat_interval_ms"].isNumber(), "heartbeat_interval_ms");
   hbIntervalMs_ = std::max(1, int(s["heartbeat_interval_ms"].num()));
-  silentMs_ = s["heartbeat_timeout_ms"].isNumber() ? int(s["heartbeat_timeout_ms"].num()) : std::max(10000, 6 * hbIntervalMs_);
+  silentMs_ =
+      s["heartbeat_timeout_ms"].isNumber() ? int(s["heartbeat_timeout_ms"].num()) : std::max(10000, 6 * hbIntervalMs_);
   const Json& logs = s["logs"];
   need(logs.isObject() && logs["dir"].isString(), "logs");
   logsDir_ = logs["dir"].str();
@@ -465,7 +482,8 @@ int Agent::run() {
   lastAnswer_ = nowMs();
   loop_.after(hbIntervalMs_, [this] { heartbeat(); });
   readCommand();
-  while (!(exitRequested_ || gone_) || current_ || starting_ || !queuedStarts_.empty() || (!gone_ && eventsInFlight_ > 0)) {
+  while (!(exitRequested_ || gone_) || current_ || starting_ || !queuedStarts_.empty() ||
+         (!gone_ && eventsInFlight_ > 0)) {
     loop_.once();
   }
   // With the controller gone nobody reads our output either; otherwise it gets all of it.
@@ -502,9 +520,12 @@ void Agent::readCommand() {
 void Agent::onCommand(const Json& cmd) {
   const std::string type = cmd["type"].isString() ? cmd["type"].str() : "";
   int attempt = int(cmd["attempt"].num());
-  if (type == "start") start(attempt);
-  else if (type == "stop") stop(attempt, signalNumber(cmd["signal"].str()), int(cmd["grace_ms"].num()));
-  else if (type == "kill") killAttempt(attempt);
+  if (type == "start")
+    start(attempt);
+  else if (type == "stop")
+    stop(attempt, signalNumber(cmd["signal"].str()), int(cmd["grace_ms"].num()));
+  else if (type == "kill")
+    killAttempt(attempt);
   else if (type == "signal") {
     int sig = signalNumber(cmd["signal"].str());
     if (current_ && sig)
@@ -580,8 +601,10 @@ void Agent::begin(int attempt) {
     auto go = [this, attempt] {
       if (!aborted_.count(attempt)) launch(attempt);
     };
-    if (!needsProbe_ || backend_) go();
-    else backendWaiters_.push_back(go);
+    if (!needsProbe_ || backend_)
+      go();
+    else
+      backendWaiters_.push_back(go);
   };
   // A stop that came while this start waited behind the previous attempt applies once the workers run
   // (launch), as in the Node agent; one that comes while the port or backend is awaited aborts the start.
@@ -589,8 +612,11 @@ void Agent::begin(int attempt) {
     if (nodeRank_ == 0) {
       int r = probePort(masterPort_);
       if (r < 0) {
-        std::string why = r == -EADDRINUSE ? "is already in use" : r == -EACCES ? "needs privileges" : "cannot be bound (" + std::string(strerror(-r)) + ")";
-        return failStart(attempt, "master.port: port " + std::to_string(masterPort_) + " " + why + "; pick another or set master.port: auto");
+        std::string why = r == -EADDRINUSE ? "is already in use"
+                          : r == -EACCES   ? "needs privileges"
+                                           : "cannot be bound (" + std::string(strerror(-r)) + ")";
+        return failStart(attempt, "master.port: port " + std::to_string(masterPort_) + " " + why +
+                                      "; pick another or set master.port: auto");
       }
     }
     return afterPort(masterPort_);
@@ -605,7 +631,8 @@ void Agent::begin(int attempt) {
 
 void Agent::failStart(int attempt, const std::string& message) {
   if (starting_ == attempt) starting_.reset();
-  emit("{\"type\":\"error\",\"node_rank\":" + num(nodeRank_) + ",\"attempt\":" + num(attempt) + ",\"message\":" + quote(message) + "}");
+  emit("{\"type\":\"error\",\"node_rank\":" + num(nodeRank_) + ",\"attempt\":" + num(attempt) +
+       ",\"message\":" + quote(message) + "}");
   next();
 }
 
@@ -640,8 +667,10 @@ void Agent::launch(int attempt) {
     std::map<std::string, size_t> at;
     auto put = [&](const std::string& k, const std::string& v) {
       auto it = at.find(k);
-      if (it != at.end()) env[it->second].second = v;
-      else at[k] = env.size(), env.emplace_back(k, v);
+      if (it != at.end())
+        env[it->second].second = v;
+      else
+        at[k] = env.size(), env.emplace_back(k, v);
     };
     auto get = [&](const std::string& k, bool& found) -> std::string {
       auto it = at.find(k);
@@ -683,15 +712,17 @@ void Agent::launch(int attempt) {
       if (++a->readyCount < a->workers.size()) return;
       auto pending = pendingStop_.find(attempt);
       if (pending != pendingStop_.end()) {
-        if (pending->second.kill) killAttempt(attempt);
-        else stop(attempt, pending->second.sig, pending->second.graceMs);
+        if (pending->second.kill)
+          killAttempt(attempt);
+        else
+          stop(attempt, pending->second.sig, pending->second.graceMs);
       }
       std::string workers;
       for (size_t i = 0; i < a->workers.size(); i++)
-        workers += std::string(i ? "," : "") + "{\"rank\":" + num(ranks_[i].rank) + ",\"local_rank\":" + num(ranks_[i].localRank) +
-                   ",\"pid\":" + num(a->workers[i]->pid()) + "}";
-      emit("{\"type\":\"started\",\"node_rank\":" + num(nodeRank_) + ",\"attempt\":" + num(attempt) + ",\"master_port\":" +
-           num(port) + ",\"workers\":[" + workers + "]}");
+        workers += std::string(i ? "," : "") + "{\"rank\":" + num(ranks_[i].rank) +
+                   ",\"local_rank\":" + num(ranks_[i].localRank) + ",\"pid\":" + num(a->workers[i]->pid()) + "}";
+      emit("{\"type\":\"started\",\"node_rank\":" + num(nodeRank_) + ",\"attempt\":" + num(attempt) +
+           ",\"master_port\":" + num(port) + ",\"workers\":[" + workers + "]}");
       a->started = true;
       for (const auto& e : *exits) emit(e);
       exits->clear();
@@ -703,17 +734,21 @@ void Agent::launch(int attempt) {
       Attempt* a = current_.get();
       std::string tail;
       for (size_t i = 0; i < x.stderrTail.size(); i++) tail += std::string(i ? "," : "") + quote(x.stderrTail[i]);
-      std::string ev = "{\"type\":\"exit\",\"node_rank\":" + num(nodeRank_) + ",\"attempt\":" + num(attempt) + ",\"rank\":" +
-                       num(x.rank) + ",\"local_rank\":" + num(x.localRank) + ",\"host\":" + quote(x.host) + ",\"pid\":" + num(x.pid) +
-                       ",\"exit_code\":" + (x.exitCode < 0 ? "null" : num(x.exitCode)) + ",\"signal\":" +
-                       (x.signal.empty() ? "null" : quote(x.signal)) + ",\"time\":" + quote(x.time) + ",\"stderr_tail\":[" + tail +
-                       "],\"error_file\":" + x.errorFileJson + "}";
-      if (a->started) emit(ev);
-      else exits->push_back(ev);
+      std::string ev = "{\"type\":\"exit\",\"node_rank\":" + num(nodeRank_) + ",\"attempt\":" + num(attempt) +
+                       ",\"rank\":" + num(x.rank) + ",\"local_rank\":" + num(x.localRank) +
+                       ",\"host\":" + quote(x.host) + ",\"pid\":" + num(x.pid) +
+                       ",\"exit_code\":" + (x.exitCode < 0 ? "null" : num(x.exitCode)) +
+                       ",\"signal\":" + (x.signal.empty() ? "null" : quote(x.signal)) + ",\"time\":" + quote(x.time) +
+                       ",\"stderr_tail\":[" + tail + "],\"error_file\":" + x.errorFileJson + "}";
+      if (a->started)
+        emit(ev);
+      else
+        exits->push_back(ev);
       loop_.after(0, [this, serial] { onAttemptProgress(serial); });
     };
     current_->workers.push_back(std::make_unique<Worker>(
-        loop_, std::move(ws), wrapper, [this](int rank, bool isStderr, const std::vector<std::string>& lines) { relay(rank, isStderr, lines); },
+        loop_, std::move(ws), wrapper,
+        [this](int rank, bool isStderr, const std::vector<std::string>& lines) { relay(rank, isStderr, lines); },
         onReady, onDone));
     if (stdoutPaused_) current_->workers.back()->setPaused(true);
   }
@@ -763,8 +798,8 @@ void Agent::killAttempt(std::optional<int> attempt) {
 
 // A NodeProbe (backend.ts) for a node that can only run the CPU backend, and why.
 std::string Agent::cpuProbe(const std::string& reason) const {
-  return "{\"node_rank\":" + num(nodeRank_) + ",\"host\":" + quote(nodeHost_) + ",\"backend\":\"cpu\",\"reason\":" +
-         quote(reason) + ",\"gpus\":0}";
+  return "{\"node_rank\":" + num(nodeRank_) + ",\"host\":" + quote(nodeHost_) +
+         ",\"backend\":\"cpu\",\"reason\":" + quote(reason) + ",\"gpus\":0}";
 }
 
 void Agent::startProbe() {
@@ -774,7 +809,8 @@ void Agent::startProbe() {
   if (!ok) return cpu("CUDA part not built (the addon was not built with the CUDA step)");
   Json info = Json::parse(manifest, err);
   if (!info["built"].isBool() || !info["built"].boolean())
-    return cpu("CUDA part not built (" + (info["reason"].isString() ? info["reason"].str() : std::string("not built")) + ")");
+    return cpu("CUDA part not built (" + (info["reason"].isString() ? info["reason"].str() : std::string("not built")) +
+               ")");
   const std::string part = root_ + "/build-cuda/libdtrain_cuda.so";
   if (!exists(part)) return cpu("CUDA part not built (" + part + " is missing)");
   const char* ld = getenv("LD_LIBRARY_PATH");
@@ -788,7 +824,8 @@ void Agent::startProbe() {
   }
   input += "]}";
   int in[2], out[2];
-  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC)) return cpu(std::string("the CUDA probe failed: ") + strerror(errno));
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC))
+    return cpu(std::string("the CUDA probe failed: ") + strerror(errno));
   const std::string node = nodePath_.empty() ? "node" : nodePath_;
   const std::string script = root_ + "/dist/launch/probe-node-main.js";
   pid_t pid = fork();
@@ -839,8 +876,10 @@ void Agent::probeDone(const std::string& probeJson) {
     // Waited for from now on, not at the first `start`: the controller publishes it just before it starts
     // the workers, so the answer is here by then.
     getForever("ctl/backend", [this](const std::string& raw) {
-      if (raw == "cpu" || raw == "nccl") backend_ = raw;
-      else backendError_ = "the controller published backend " + quote(raw), backend_ = "";
+      if (raw == "cpu" || raw == "nccl")
+        backend_ = raw;
+      else
+        backendError_ = "the controller published backend " + quote(raw), backend_ = "";
       auto waiters = std::move(backendWaiters_);
       backendWaiters_.clear();
       for (auto& w : waiters) w();
@@ -854,7 +893,8 @@ void Agent::onSignal() {
     if (info.ssi_signo == SIGCHLD) reap();
     // SIGTERM: our parent died (PDEATHSIG) or someone stops us; SIGHUP: sshd ended the session. Either
     // way the controller is gone: kill the workers and clean up rather than die on the default action.
-    else controllerGone("signal");
+    else
+      controllerGone("signal");
   }
 }
 
@@ -869,8 +909,10 @@ void Agent::reap() {
       while (probeOut_ >= 0) {
         char buf[4096];
         ssize_t r = read(probeOut_, buf, sizeof buf);
-        if (r > 0) probeText_.append(buf, size_t(r));
-        else if (r < 0 && errno == EINTR) continue;
+        if (r > 0)
+          probeText_.append(buf, size_t(r));
+        else if (r < 0 && errno == EINTR)
+          continue;
         else {
           loop_.unwatch(probeOut_);
           close(probeOut_);
@@ -882,8 +924,9 @@ void Agent::reap() {
       if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && err.empty() && parsed.isObject()) {
         probeDone(parsed.dump());
       } else {
-        std::string why = WIFSIGNALED(status) ? "the CUDA probe was killed by " + signalName(WTERMSIG(status))
-                                              : "the CUDA probe failed (exit " + std::to_string(WEXITSTATUS(status)) + ")";
+        std::string why = WIFSIGNALED(status)
+                              ? "the CUDA probe was killed by " + signalName(WTERMSIG(status))
+                              : "the CUDA probe failed (exit " + std::to_string(WEXITSTATUS(status)) + ")";
         probeDone(cpuProbe(why));
       }
       continue;
@@ -906,7 +949,8 @@ void Agent::onStdin() {
 
 void Agent::relay(int rank, bool isStderr, const std::vector<std::string>& lines) {
   if (gone_) return;
-  std::string rec = "{\"type\":\"out\",\"rank\":" + num(rank) + ",\"stream\":\"" + (isStderr ? "stderr" : "stdout") + "\",\"lines\":[";
+  std::string rec = "{\"type\":\"out\",\"rank\":" + num(rank) + ",\"stream\":\"" + (isStderr ? "stderr" : "stdout") +
+                    "\",\"lines\":[";
   for (size_t i = 0; i < lines.size(); i++) rec += std::string(i ? "," : "") + quote(lines[i]);
   stdoutBuf_ += rec + "]}\n";
   flushStdout();
@@ -931,8 +975,10 @@ void Agent::flushStdout() {
     if (current_)
       for (auto& w : current_->workers) w->setPaused(full);
   }
-  if (stdoutBuf_.empty()) loop_.unwatch(1);
-  else loop_.watch(1, POLLOUT, [this](short) { flushStdout(); });
+  if (stdoutBuf_.empty())
+    loop_.unwatch(1);
+  else
+    loop_.watch(1, POLLOUT, [this](short) { flushStdout(); });
 }
 
 }  // namespace
@@ -961,7 +1007,8 @@ bool usable(const std::string& root, const std::string& self, std::string& why) 
   const std::string wrapper = root + "/build/Release/dtrain-exec";
   const int64_t wrapperBuilt = mtimeOf(wrapper);
   if (wrapperBuilt < 0) return why = wrapper + " is missing", false;
-  if (mtimeOf(root + "/addon/src/process/exec-wrapper.c") > wrapperBuilt) return why = wrapper + " is older than its source", false;
+  if (mtimeOf(root + "/addon/src/process/exec-wrapper.c") > wrapperBuilt)
+    return why = wrapper + " is older than its source", false;
   if (mtimeOf(root + "/package.json") < 0) return why = root + "/package.json is missing", false;
   return true;
 }
@@ -971,9 +1018,12 @@ int main(int argc, char** argv) {
   bool check = false;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
-    if (a == "--node" && i + 1 < argc) nodePath = argv[++i];
-    else if (a == "--check") check = true;
-    else if (a != "--stdio") refuse("dtrain-agent: unknown argument " + a + " (usage: dtrain-agent --stdio [--node <path>] | --check)");
+    if (a == "--node" && i + 1 < argc)
+      nodePath = argv[++i];
+    else if (a == "--check")
+      check = true;
+    else if (a != "--stdio")
+      refuse("dtrain-agent: unknown argument " + a + " (usage: dtrain-agent --stdio [--node <path>] | --check)");
   }
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);

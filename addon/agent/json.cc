@@ -37,10 +37,14 @@ size_t utf8Step(const std::string& s, size_t i, bool& valid) {
   if (c < 0x80) return 1;
   size_t need;
   unsigned lo = 0x80, hi = 0xBF;  // the range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) need = 1;
-  else if (c >= 0xE0 && c <= 0xEF) need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-  else if (c >= 0xF0 && c <= 0xF4) need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-  else return valid = false, 1;
+  if (c >= 0xC2 && c <= 0xDF)
+    need = 1;
+  else if (c >= 0xE0 && c <= 0xEF)
+    need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+  else if (c >= 0xF0 && c <= 0xF4)
+    need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+  else
+    return valid = false, 1;
   for (size_t k = 1; k <= need; k++) {
     if (i + k >= s.size()) return valid = false, k;
     unsigned x = b(i + k);
@@ -122,10 +126,14 @@ class JsonParser {
     for (int i = 0; i < 4; i++) {
       char c = t_[p_++];
       cp <<= 4;
-      if (c >= '0' && c <= '9') cp |= unsigned(c - '0');
-      else if (c >= 'a' && c <= 'f') cp |= unsigned(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') cp |= unsigned(c - 'A' + 10);
-      else return fail("invalid \\u escape");
+      if (c >= '0' && c <= '9')
+        cp |= unsigned(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        cp |= unsigned(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        cp |= unsigned(c - 'A' + 10);
+      else
+        return fail("invalid \\u escape");
     }
     return true;
   }
@@ -140,8 +148,10 @@ class JsonParser {
         // Text is read as Node reads stdin (decoded as UTF-8): invalid bytes become U+FFFD.
         bool valid;
         size_t n = utf8Step(t_, p_ - 1, valid);
-        if (valid) out.append(t_, p_ - 1, n);
-        else out += "\xEF\xBF\xBD";
+        if (valid)
+          out.append(t_, p_ - 1, n);
+        else
+          out += "\xEF\xBF\xBD";
         p_ += n - 1;
         continue;
       }
@@ -152,14 +162,30 @@ class JsonParser {
       if (p_ >= t_.size()) return fail("unterminated escape");
       char e = t_[p_++];
       switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           unsigned cp = 0;
           if (!hex4(cp)) return false;
@@ -168,15 +194,18 @@ class JsonParser {
             p_ += 2;
             unsigned lo = 0;
             if (!hex4(lo)) return false;
-            if (lo >= 0xDC00 && lo <= 0xDFFF) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            else p_ = save, cp = 0xFFFD;
+            if (lo >= 0xDC00 && lo <= 0xDFFF)
+              cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            else
+              p_ = save, cp = 0xFFFD;
           } else if (cp >= 0xD800 && cp <= 0xDFFF) {
             cp = 0xFFFD;  // a lone surrogate has no UTF-8 form
           }
           appendUtf8(out, cp);
           break;
         }
-        default: return fail("invalid escape");
+        default:
+          return fail("invalid escape");
       }
     }
   }
@@ -257,10 +286,13 @@ bool Json::has(const std::string& key) const {
 
 std::string Json::dump() const {
   switch (type_) {
-    case Type::Null: return "null";
-    case Type::Bool: return bool_ ? "true" : "false";
+    case Type::Null:
+      return "null";
+    case Type::Bool:
+      return bool_ ? "true" : "false";
     case Type::Number: {
-      if (std::isfinite(num_) && num_ == std::floor(num_) && std::fabs(num_) < 9e15) return dtrain::agent::num(static_cast<long long>(num_));
+      if (std::isfinite(num_) && num_ == std::floor(num_) && std::fabs(num_) < 9e15)
+        return dtrain::agent::num(static_cast<long long>(num_));
       if (!std::isfinite(num_)) return "null";
       // The shortest text that reads back as the same double, as JSON.stringify writes it.
       char buf[32];
@@ -270,7 +302,8 @@ std::string Json::dump() const {
       }
       return buf;
     }
-    case Type::String: return quote(str_);
+    case Type::String:
+      return quote(str_);
     case Type::Array: {
       std::string out = "[";
       for (size_t i = 0; i < items_.size(); i++) out += (i ? "," : "") + items_[i].dump();
@@ -278,7 +311,8 @@ std::string Json::dump() const {
     }
     case Type::Object: {
       std::string out = "{";
-      for (size_t i = 0; i < members_.size(); i++) out += (i ? "," : "") + quote(members_[i].first) + ":" + members_[i].second.dump();
+      for (size_t i = 0; i < members_.size(); i++)
+        out += (i ? "," : "") + quote(members_[i].first) + ":" + members_[i].second.dump();
       return out + "}";
     }
   }
@@ -295,20 +329,36 @@ std::string quote(const std::string& s) {
     if (c >= 0x80) {
       bool valid;
       size_t n = utf8Step(s, i, valid);
-      if (valid) out.append(s, i, n);
-      else out += "\xEF\xBF\xBD";
+      if (valid)
+        out.append(s, i, n);
+      else
+        out += "\xEF\xBF\xBD";
       i += n;
       continue;
     }
     i++;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           out += "\\u00";

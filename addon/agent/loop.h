@@ -15,7 +15,8 @@
 namespace dtrain::agent {
 
 inline int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 // Writes all of `bytes`, waiting where the fd is non-blocking and full; gives up on an error (a full disk

@@ -20,7 +20,12 @@ constexpr size_t kHighOut = 1u << 20;
 bool keyArgs(uint8_t op, size_t argc, std::vector<size_t>& out) {
   out.clear();
   switch (op) {
-    case store::kSet: case store::kGet: case store::kAdd: case store::kCas: case store::kDelete: case store::kBarrier:
+    case store::kSet:
+    case store::kGet:
+    case store::kAdd:
+    case store::kCas:
+    case store::kDelete:
+    case store::kBarrier:
       if (argc > 0) out.push_back(0);
       return true;
     case store::kWait:
@@ -29,8 +34,10 @@ bool keyArgs(uint8_t op, size_t argc, std::vector<size_t>& out) {
     case store::kCheck:
       for (size_t i = 0; i < argc; i++) out.push_back(i);
       return true;
-    case store::kPing: return true;
-    default: return false;
+    case store::kPing:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -51,13 +58,15 @@ bool StoreProxy::listen(const std::string& dir, std::string& error) {
   path_ = dir + "/store.sock";
   sockaddr_un addr{};
   if (path_.size() >= sizeof addr.sun_path) {
-    error = "store proxy: socket path " + path_ + " is longer than " + std::to_string(sizeof addr.sun_path - 1) + " bytes; use a shorter folder";
+    error = "store proxy: socket path " + path_ + " is longer than " + std::to_string(sizeof addr.sun_path - 1) +
+            " bytes; use a shorter folder";
     return false;
   }
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
   listenFd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (listenFd_ < 0 || bind(listenFd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 || ::listen(listenFd_, 128) < 0) {
+  if (listenFd_ < 0 || bind(listenFd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 ||
+      ::listen(listenFd_, 128) < 0) {
     error = "store proxy: cannot listen on " + path_ + ": " + strerror(errno);
     return false;
   }
@@ -122,7 +131,9 @@ void StoreProxy::onConn(const std::shared_ptr<Conn>& c, short revents) {
 }
 
 void StoreProxy::request(const std::shared_ptr<Conn>& c, const Message& req) {
-  if (req.code == store::kJobKey) return reply(c, req.args.empty() ? store::kOk : store::kBadRequest, req.id, req.args.empty() ? std::vector<std::string>{jobKey_} : std::vector<std::string>{});
+  if (req.code == store::kJobKey)
+    return reply(c, req.args.empty() ? store::kOk : store::kBadRequest, req.id,
+                 req.args.empty() ? std::vector<std::string>{jobKey_} : std::vector<std::string>{});
   if (req.code == store::kWhoAmI) {
     if (!req.args.empty()) return reply(c, store::kBadRequest, req.id, {});
     return reply(c, store::kOk, req.id, {std::to_string(c->attempt), "a" + std::to_string(c->attempt) + "/"});
@@ -143,10 +154,12 @@ void StoreProxy::request(const std::shared_ptr<Conn>& c, const Message& req) {
     return;
   }
   std::vector<size_t> keys;
-  if (!keyArgs(req.code, req.args.size(), keys) || c->inFlight.count(req.id)) return reply(c, store::kBadRequest, req.id, {});
+  if (!keyArgs(req.code, req.args.size(), keys) || c->inFlight.count(req.id))
+    return reply(c, store::kBadRequest, req.id, {});
   const std::string prefix = "a" + std::to_string(c->attempt) + "/";
   for (size_t i : keys)
-    if (req.args[i].empty() || prefix.size() + req.args[i].size() > kMaxKey) return reply(c, store::kBadRequest, req.id, {});
+    if (req.args[i].empty() || prefix.size() + req.args[i].size() > kMaxKey)
+      return reply(c, store::kBadRequest, req.id, {});
   std::vector<std::string> args = req.args;
   for (size_t i : keys) args[i] = prefix + args[i];
   size_t size = 6;
@@ -165,7 +178,8 @@ void StoreProxy::request(const std::shared_ptr<Conn>& c, const Message& req) {
   if (!c->closed && up_.isOpen()) c->inFlight[wid] = upId;
 }
 
-void StoreProxy::reply(const std::shared_ptr<Conn>& c, uint8_t status, uint32_t id, const std::vector<std::string>& args) {
+void StoreProxy::reply(const std::shared_ptr<Conn>& c, uint8_t status, uint32_t id,
+                       const std::vector<std::string>& args) {
   if (c->closed) return;
   c->out += store::encodeFrame(Message{status, id, args});
   flush(c);
@@ -181,7 +195,8 @@ void StoreProxy::flush(const std::shared_ptr<Conn>& c) {
     }
     c->out.erase(0, size_t(w));
   }
-  if (!c->closed) loop_.setEvents(c->fd, short((c->out.size() > kHighOut ? 0 : POLLIN) | (c->out.empty() ? 0 : POLLOUT)));
+  if (!c->closed)
+    loop_.setEvents(c->fd, short((c->out.size() > kHighOut ? 0 : POLLIN) | (c->out.empty() ? 0 : POLLOUT)));
 }
 
 void StoreProxy::drop(const std::shared_ptr<Conn>& c) {

@@ -14,7 +14,8 @@ namespace dtrain::agent {
 
 class StoreProxy {
  public:
-  StoreProxy(Loop& loop, StoreLink& upstream, std::string jobKey) : loop_(loop), up_(upstream), jobKey_(std::move(jobKey)) {}
+  StoreProxy(Loop& loop, StoreLink& upstream, std::string jobKey)
+      : loop_(loop), up_(upstream), jobKey_(std::move(jobKey)) {}
   ~StoreProxy() { close(); }
   // Creates <dir>/store.sock (dir must exist, 0700). False with a line in `error`.
   bool listen(const std::string& dir, std::string& error);

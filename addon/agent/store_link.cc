@@ -30,7 +30,9 @@ void putU32(std::string& out, uint32_t v) {
   out += char(v >> 24), out += char(v >> 16), out += char(v >> 8), out += char(v);
 }
 
-uint32_t getU32(const uint8_t* p) { return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3]; }
+uint32_t getU32(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
+}
 
 // Blocking read of one frame body within the deadline.
 bool readFrame(int fd, int64_t deadline, std::string& body, std::string& error) {
@@ -85,14 +87,17 @@ std::string framed(const std::string& bytes) {
 
 const char* rejectText(uint8_t reason) {
   switch (reason) {
-    case 1: return "protocol version mismatch (dtrain versions differ)";
-    case 2: return "the store rejected our proof of the job key (wrong job key)";
-    case 3: return "the store has too many connections still authenticating";
-    default: return "rejected";
+    case 1:
+      return "protocol version mismatch (dtrain versions differ)";
+    case 2:
+      return "the store rejected our proof of the job key (wrong job key)";
+    case 3:
+      return "the store has too many connections still authenticating";
+    default:
+      return "rejected";
   }
 }
 }  // namespace
-
 
 StoreLink::~StoreLink() { close(); }
 
@@ -151,10 +156,13 @@ bool StoreLink::open(const std::string& host, int port, const std::string& jobKe
   if (body.size() >= 5 && body.compare(0, 3, "DTS") == 0 && body[3] == 4) return failAuth(rejectText(uint8_t(body[4])));
   if (body.size() != 5 + kNonce + kMac || body.compare(0, 3, "DTS") != 0 || body[3] != 2)
     return failAuth("not a dtrain store handshake message");
-  if (body[4] != 1) return failAuth("protocol version mismatch: the store speaks " + std::to_string(uint8_t(body[4])) + ", this agent 1");
+  if (body[4] != 1)
+    return failAuth("protocol version mismatch: the store speaks " + std::to_string(uint8_t(body[4])) +
+                    ", this agent 1");
   std::string nonceS = body.substr(5, kNonce);
   std::string expect = hmacLabel(jobKey, "dtrain-store v1 server proof", nonceC, nonceS);
-  if (!digestsEqual(reinterpret_cast<const uint8_t*>(body.data() + 5 + kNonce), reinterpret_cast<const uint8_t*>(expect.data())))
+  if (!digestsEqual(reinterpret_cast<const uint8_t*>(body.data() + 5 + kNonce),
+                    reinterpret_cast<const uint8_t*>(expect.data())))
     return failAuth("the store did not prove knowledge of the job key (wrong job key, or another job on this port)");
   std::string proof = std::string("DTS") + char(3) + hmacLabel(jobKey, "dtrain-store v1 client proof", nonceC, nonceS);
   if (!writeAllBlocking(fd_, framed(proof), deadline, why)) return failAuth("authentication: " + why);
@@ -165,7 +173,8 @@ bool StoreLink::open(const std::string& host, int port, const std::string& jobKe
   if (body.size() == 6 && body.compare(0, 3, "DTS") == 0 && body[3] == 4) return failAuth(rejectText(uint8_t(body[4])));
   if (body.size() < kSeq + kMac) return failAuth("authentication: malformed welcome");
   auto mac = hmacSha256(recvKey_, body.substr(0, body.size() - kMac));
-  if (!digestsEqual(mac.data(), reinterpret_cast<const uint8_t*>(body.data() + body.size() - kMac)) || body.compare(0, kSeq, std::string(kSeq, '\0')) != 0)
+  if (!digestsEqual(mac.data(), reinterpret_cast<const uint8_t*>(body.data() + body.size() - kMac)) ||
+      body.compare(0, kSeq, std::string(kSeq, '\0')) != 0)
     return failAuth("authentication: the welcome does not verify");
   recvSeq_ = 1;
   loop_.watch(fd_, POLLIN, [this](short ev) { onEvents(ev); });
@@ -230,13 +239,15 @@ void StoreLink::onEvents(short revents) {
     if (env.size() < kSeq + kMac) return fail("store connection: envelope too short");
     std::string signedPart(reinterpret_cast<const char*>(env.data()), env.size() - kMac);
     auto mac = hmacSha256(recvKey_, signedPart);
-    if (!digestsEqual(mac.data(), env.data() + env.size() - kMac)) return fail("store connection: frame MAC does not match");
+    if (!digestsEqual(mac.data(), env.data() + env.size() - kMac))
+      return fail("store connection: frame MAC does not match");
     uint64_t seq = 0;
     for (size_t i = 0; i < kSeq; i++) seq = (seq << 8) | env[i];
     if (seq != recvSeq_) return fail("store connection: frame out of sequence");
     recvSeq_++;
     Message res;
-    if (!store::parseBody(env.data() + kSeq, env.size() - kSeq - kMac, res, err)) return fail("store connection: " + err);
+    if (!store::parseBody(env.data() + kSeq, env.size() - kSeq - kMac, res, err))
+      return fail("store connection: " + err);
     auto it = pending_.find(res.id);
     if (it == pending_.end()) continue;
     Reply reply = std::move(it->second);

@@ -54,5 +54,4 @@ class StoreLink {
   store::FrameReader reader_{store::kMaxBody + 8 + 32};
 };
 
-
 }  // namespace dtrain::agent

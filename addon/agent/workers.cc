@@ -83,11 +83,12 @@ void sweepDescendants(const std::vector<pid_t>& keep) {
 
 std::string signalName(int sig) {
   static const std::map<int, const char*> names = {
-      {1, "SIGHUP"}, {2, "SIGINT"}, {3, "SIGQUIT"}, {4, "SIGILL"}, {5, "SIGTRAP"}, {6, "SIGABRT"}, {7, "SIGBUS"},
-      {8, "SIGFPE"}, {9, "SIGKILL"}, {10, "SIGUSR1"}, {11, "SIGSEGV"}, {12, "SIGUSR2"}, {13, "SIGPIPE"},
-      {14, "SIGALRM"}, {15, "SIGTERM"}, {16, "SIGSTKFLT"}, {17, "SIGCHLD"}, {18, "SIGCONT"}, {19, "SIGSTOP"},
-      {20, "SIGTSTP"}, {21, "SIGTTIN"}, {22, "SIGTTOU"}, {23, "SIGURG"}, {24, "SIGXCPU"}, {25, "SIGXFSZ"},
-      {26, "SIGVTALRM"}, {27, "SIGPROF"}, {28, "SIGWINCH"}, {29, "SIGIO"}, {30, "SIGPWR"}, {31, "SIGSYS"}};
+      {1, "SIGHUP"},   {2, "SIGINT"},     {3, "SIGQUIT"},  {4, "SIGILL"},     {5, "SIGTRAP"},  {6, "SIGABRT"},
+      {7, "SIGBUS"},   {8, "SIGFPE"},     {9, "SIGKILL"},  {10, "SIGUSR1"},   {11, "SIGSEGV"}, {12, "SIGUSR2"},
+      {13, "SIGPIPE"}, {14, "SIGALRM"},   {15, "SIGTERM"}, {16, "SIGSTKFLT"}, {17, "SIGCHLD"}, {18, "SIGCONT"},
+      {19, "SIGSTOP"}, {20, "SIGTSTP"},   {21, "SIGTTIN"}, {22, "SIGTTOU"},   {23, "SIGURG"},  {24, "SIGXCPU"},
+      {25, "SIGXFSZ"}, {26, "SIGVTALRM"}, {27, "SIGPROF"}, {28, "SIGWINCH"},  {29, "SIGIO"},   {30, "SIGPWR"},
+      {31, "SIGSYS"}};
   auto it = names.find(sig);
   return it != names.end() ? it->second : "SIG" + std::to_string(sig);
 }
@@ -98,19 +99,24 @@ std::string isoNow() {
   tm t;
   gmtime_r(&tv.tv_sec, &t);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour,
-                t.tm_min, t.tm_sec, int(tv.tv_usec / 1000));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
+                t.tm_hour, t.tm_min, t.tm_sec, int(tv.tv_usec / 1000));
   return buf;
 }
 
 Worker::Worker(Loop& loop, WorkerSpec spec, const std::string& wrapper, LineSink sink, std::function<void()> onReady,
                std::function<void(const WorkerExitInfo&)> onDone)
-    : loop_(loop), spec_(std::move(spec)), sink_(std::move(sink)), onReady_(std::move(onReady)), onDone_(std::move(onDone)) {
+    : loop_(loop),
+      spec_(std::move(spec)),
+      sink_(std::move(sink)),
+      onReady_(std::move(onReady)),
+      onDone_(std::move(onDone)) {
   out_.log = open(spec_.outLog.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   err_.log = open(spec_.errLog.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   err_.isStderr = true;
   int outPipe[2] = {-1, -1}, errPipe[2] = {-1, -1}, statusPipe[2] = {-1, -1}, execPipe[2] = {-1, -1};
-  if (pipe2(outPipe, O_CLOEXEC) || pipe2(errPipe, O_CLOEXEC) || pipe2(statusPipe, O_CLOEXEC) || pipe2(execPipe, O_CLOEXEC)) {
+  if (pipe2(outPipe, O_CLOEXEC) || pipe2(errPipe, O_CLOEXEC) || pipe2(statusPipe, O_CLOEXEC) ||
+      pipe2(execPipe, O_CLOEXEC)) {
     spawnError_ = std::string("dtrain: cannot start ") + wrapper + ": " + strerror(errno);
     for (int* p : {outPipe, errPipe, statusPipe, execPipe})
       for (int k = 0; k < 2; k++)

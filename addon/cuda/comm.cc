@@ -29,9 +29,9 @@ int NcclError(const char* what, ncclResult_t r) {
   return SetError(DTRAIN_CUDA_ENCCL, std::string(what) + ": " + msg);
 }
 
-#define NCCL_CALL(what, call)                      \
-  do {                                             \
-    ncclResult_t r_ = (call);                      \
+#define NCCL_CALL(what, call)                          \
+  do {                                                 \
+    ncclResult_t r_ = (call);                          \
     if (r_ != ncclSuccess) return NcclError(what, r_); \
   } while (0)
 
@@ -42,23 +42,45 @@ int RequireNccl() {
 
 bool ToNcclType(int dtype, ncclDataType_t* out) {
   switch (dtype) {
-    case DTRAIN_F32: *out = ncclFloat32; return true;
-    case DTRAIN_F64: *out = ncclFloat64; return true;
-    case DTRAIN_I32: *out = ncclInt32; return true;
-    case DTRAIN_I64: *out = ncclInt64; return true;
-    case DTRAIN_BF16: *out = ncclBfloat16; return true;
-    case DTRAIN_F16: *out = ncclFloat16; return true;
+    case DTRAIN_F32:
+      *out = ncclFloat32;
+      return true;
+    case DTRAIN_F64:
+      *out = ncclFloat64;
+      return true;
+    case DTRAIN_I32:
+      *out = ncclInt32;
+      return true;
+    case DTRAIN_I64:
+      *out = ncclInt64;
+      return true;
+    case DTRAIN_BF16:
+      *out = ncclBfloat16;
+      return true;
+    case DTRAIN_F16:
+      *out = ncclFloat16;
+      return true;
   }
   return false;
 }
 
 bool ToNcclOp(int op, ncclRedOp_t* out) {
   switch (op) {
-    case DTRAIN_SUM: *out = ncclSum; return true;
-    case DTRAIN_AVG: *out = ncclAvg; return true;
-    case DTRAIN_MAX: *out = ncclMax; return true;
-    case DTRAIN_MIN: *out = ncclMin; return true;
-    case DTRAIN_PROD: *out = ncclProd; return true;
+    case DTRAIN_SUM:
+      *out = ncclSum;
+      return true;
+    case DTRAIN_AVG:
+      *out = ncclAvg;
+      return true;
+    case DTRAIN_MAX:
+      *out = ncclMax;
+      return true;
+    case DTRAIN_MIN:
+      *out = ncclMin;
+      return true;
+    case DTRAIN_PROD:
+      *out = ncclProd;
+      return true;
   }
   return false;
 }
@@ -70,8 +92,7 @@ int Watch(dtrain_nccl_comm* c, const char* op) {
   for (int polls = 0;; ++polls) {
     cudaError_t q = cudaStreamQuery(c->stream);
     if (q == cudaSuccess) return 0;
-    if (q != cudaErrorNotReady)
-      return SetError(DTRAIN_CUDA_ECUDA, std::string(op) + ": " + cudaGetErrorString(q));
+    if (q != cudaErrorNotReady) return SetError(DTRAIN_CUDA_ECUDA, std::string(op) + ": " + cudaGetErrorString(q));
     ncclResult_t async = ncclSuccess;
     if (Nccl()->commGetAsyncError(c->comm, &async) == ncclSuccess && async != ncclSuccess && async != ncclInProgress) {
       Nccl()->commAbort(c->comm);
@@ -183,9 +204,9 @@ int dtrain_nccl_comm_abort(dtrain_nccl_comm* c) {
   return 0;
 }
 
-#define PREPARE(dtype_var)                                                              \
-  if (int e = Usable(c)) return e;                                                      \
-  ncclDataType_t t;                                                                     \
+#define PREPARE(dtype_var)         \
+  if (int e = Usable(c)) return e; \
+  ncclDataType_t t;                \
   if (!ToNcclType(dtype_var, &t)) return SetError(DTRAIN_CUDA_EARG, "unsupported dtype")
 
 int dtrain_nccl_all_reduce(dtrain_nccl_comm* c, const void* send, void* recv, size_t count, int dtype, int op) {

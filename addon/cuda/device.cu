@@ -115,13 +115,26 @@ int dtrain_cuda_fill(void* ptr, int dtype, size_t count, double value) {
   if (!ptr && count) return SetError(DTRAIN_CUDA_EARG, "null buffer");
   int grid = GridFor(count);
   switch (dtype) {
-    case DTRAIN_F32: FillKernel<<<grid, 256>>>((float*)ptr, count, (float)value); break;
-    case DTRAIN_F64: FillKernel<<<grid, 256>>>((double*)ptr, count, value); break;
-    case DTRAIN_I32: FillKernel<<<grid, 256>>>((int32_t*)ptr, count, (int32_t)value); break;
-    case DTRAIN_I64: FillKernel<<<grid, 256>>>((long long*)ptr, count, (long long)value); break;
-    case DTRAIN_BF16: FillKernel<<<grid, 256>>>((__nv_bfloat16*)ptr, count, __float2bfloat16((float)value)); break;
-    case DTRAIN_F16: FillKernel<<<grid, 256>>>((__half*)ptr, count, __float2half((float)value)); break;
-    default: return SetError(DTRAIN_CUDA_EARG, "unknown dtype " + std::to_string(dtype));
+    case DTRAIN_F32:
+      FillKernel<<<grid, 256>>>((float*)ptr, count, (float)value);
+      break;
+    case DTRAIN_F64:
+      FillKernel<<<grid, 256>>>((double*)ptr, count, value);
+      break;
+    case DTRAIN_I32:
+      FillKernel<<<grid, 256>>>((int32_t*)ptr, count, (int32_t)value);
+      break;
+    case DTRAIN_I64:
+      FillKernel<<<grid, 256>>>((long long*)ptr, count, (long long)value);
+      break;
+    case DTRAIN_BF16:
+      FillKernel<<<grid, 256>>>((__nv_bfloat16*)ptr, count, __float2bfloat16((float)value));
+      break;
+    case DTRAIN_F16:
+      FillKernel<<<grid, 256>>>((__half*)ptr, count, __float2half((float)value));
+      break;
+    default:
+      return SetError(DTRAIN_CUDA_EARG, "unknown dtype " + std::to_string(dtype));
   }
   DTRAIN_CUDA_CHECK(cudaGetLastError());
   DTRAIN_CUDA_CHECK(cudaDeviceSynchronize());

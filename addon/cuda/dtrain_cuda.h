@@ -52,8 +52,8 @@ int dtrain_cuda_time_copy(void* dst, const void* src, size_t bytes, int iters, f
 // with the CPU kernel). params: fp32 (master == NULL) or bf16/fp16 (params_dtype) with an fp32 master copy.
 typedef struct {
   float lr, beta1, beta2, eps, weight_decay;
-  int64_t step;       // 1-based step number, after increment
-  float grad_scale;   // gradients are multiplied by this first (1 / clipping factor); 1 for none
+  int64_t step;      // 1-based step number, after increment
+  float grad_scale;  // gradients are multiplied by this first (1 / clipping factor); 1 for none
 } dtrain_adamw_hparams;
 int dtrain_cuda_adamw_step(void* params, int params_dtype, float* master, const float* grads, float* m, float* v,
                            size_t n, const dtrain_adamw_hparams* hp);
@@ -63,7 +63,7 @@ int dtrain_cuda_time_adamw(void* params, int params_dtype, float* master, const 
 
 // NCCL, loaded with dlopen: `path` NULL searches DTRAIN_NCCL_PATH, libnccl.so.2, then pip's nvidia-nccl.
 int dtrain_nccl_load(const char* path);
-int dtrain_nccl_version(int* version);        // e.g. 22304 for 2.23.4
+int dtrain_nccl_version(int* version);  // e.g. 22304 for 2.23.4
 const char* dtrain_nccl_loaded_path(void);
 int dtrain_nccl_unique_id(uint8_t out[128]);
 // Communicators are opaque handles; each has its own stream and a watchdog (timeout_ms > 0) that polls
@@ -77,8 +77,7 @@ int dtrain_nccl_comm_destroy(dtrain_nccl_comm* comm);
 int dtrain_nccl_comm_abort(dtrain_nccl_comm* comm);
 // Collectives enqueue on the communicator's stream and wait for completion (under the watchdog).
 int dtrain_nccl_all_reduce(dtrain_nccl_comm* c, const void* send, void* recv, size_t count, int dtype, int op);
-int dtrain_nccl_reduce_scatter(dtrain_nccl_comm* c, const void* send, void* recv, size_t recv_count, int dtype,
-                               int op);
+int dtrain_nccl_reduce_scatter(dtrain_nccl_comm* c, const void* send, void* recv, size_t recv_count, int dtype, int op);
 int dtrain_nccl_all_gather(dtrain_nccl_comm* c, const void* send, void* recv, size_t send_count, int dtype);
 int dtrain_nccl_broadcast(dtrain_nccl_comm* c, const void* send, void* recv, size_t count, int dtype, int root);
 int dtrain_nccl_send(dtrain_nccl_comm* c, const void* buf, size_t count, int dtype, int peer);

@@ -7,10 +7,10 @@ namespace dtrain {
 int SetError(int code, const std::string& message);
 }  // namespace dtrain
 
-#define DTRAIN_CUDA_CHECK(call)                                                                           \
-  do {                                                                                                    \
-    cudaError_t err_ = (call);                                                                            \
-    if (err_ != cudaSuccess)                                                                              \
-      return ::dtrain::SetError(DTRAIN_CUDA_ECUDA, std::string(#call) + ": " + cudaGetErrorString(err_) + \
-                                                       " (" + __FILE__ + ":" + std::to_string(__LINE__) + ")"); \
+#define DTRAIN_CUDA_CHECK(call)                                                                                  \
+  do {                                                                                                           \
+    cudaError_t err_ = (call);                                                                                   \
+    if (err_ != cudaSuccess)                                                                                     \
+      return ::dtrain::SetError(DTRAIN_CUDA_ECUDA, std::string(#call) + ": " + cudaGetErrorString(err_) + " (" + \
+                                                       __FILE__ + ":" + std::to_string(__LINE__) + ")");         \
   } while (0)

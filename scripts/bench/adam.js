@@ -65,7 +65,10 @@ for line in sys.stdin:
         t0 = time.perf_counter(); opt.step(); ts.append(time.perf_counter() - t0)
     print(ts[0], ts[1], flush=True)
 `;
-const child = spawn('/usr/bin/python3', ['-c', py], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, OMP_NUM_THREADS: '1' } });
+const child = spawn('/usr/bin/python3', ['-c', py], {
+  stdio: ['pipe', 'pipe', 'inherit'],
+  env: { ...process.env, OMP_NUM_THREADS: '1' },
+});
 const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
 async function nextLine() {
   const r = await lines.next();
@@ -77,11 +80,31 @@ async function nextLine() {
 }
 const [, torchVersion] = await nextLine();
 
-const p = filled(1), g = filled(2), m = new Float32Array(n), v = new Float32Array(n);
-const sp = filled(1), sg = filled(2), sm = filled(3), sv = filled(4);
+const p = filled(1),
+  g = filled(2),
+  m = new Float32Array(n),
+  v = new Float32Array(n);
+const sp = filled(1),
+  sg = filled(2),
+  sm = filled(3),
+  sv = filled(4);
 const adamStep = (step) =>
-  addon.adamwStep({ param: p, paramType: 'float32', grad: g, gradType: 'float32', m, v, lr: 1e-3, beta1: 0.9, beta2: 0.999,
-    eps: 1e-8, weightDecay: 0.01, step, simd, threads: 1 });
+  addon.adamwStep({
+    param: p,
+    paramType: 'float32',
+    grad: g,
+    gradType: 'float32',
+    m,
+    v,
+    lr: 1e-3,
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+    weightDecay: 0.01,
+    step,
+    simd,
+    threads: 1,
+  });
 const streamStep = () => addon.streamLoop({ p: sp, g: sg, m: sm, v: sv });
 const times = { dtrain: [], stream: [], adam: [], adamw: [] };
 for (let i = 0; i < steps + 2; i++) {
@@ -97,8 +120,10 @@ for (let i = 0; i < steps + 2; i++) {
   }
 }
 child.stdin.end();
-const dtrainS = Math.min(...times.dtrain), streamS = Math.min(...times.stream);
-const torchAdam = Math.min(...times.adam), torchAdamW = Math.min(...times.adamw);
+const dtrainS = Math.min(...times.dtrain),
+  streamS = Math.min(...times.stream);
+const torchAdam = Math.min(...times.adam),
+  torchAdamW = Math.min(...times.adamw);
 const torchBest = Math.min(torchAdam, torchAdamW);
 
 const gbps = (s) => (n * 28) / s / 1e9;
@@ -124,15 +149,20 @@ const result = {
 if (json) {
   process.stdout.write(JSON.stringify(result) + '\n');
 } else {
-  const row = (name, s) => `${name.padEnd(34)} ${(s * 1e3).toFixed(2).padStart(9)} ms ${gbps(s).toFixed(2).padStart(7)} GB/s@28B`;
+  const row = (name, s) =>
+    `${name.padEnd(34)} ${(s * 1e3).toFixed(2).padStart(9)} ms ${gbps(s).toFixed(2).padStart(7)} GB/s@28B`;
   console.log(`AdamW step, ${n} fp32 params, 1 thread, dtrain kernel path: ${path}`);
   console.log(row('dtrain fused AdamW', dtrainS));
   console.log(row('native streaming loop (4R+3W)', streamS));
   console.log(row(`torch ${torchVersion} Adam`, torchAdam));
   console.log(row(`torch ${torchVersion} AdamW`, torchAdamW));
   console.log(`speedup vs PyTorch (faster of Adam/AdamW): ${result.speedup_vs_torch.toFixed(2)}x (target >= 5x)`);
-  console.log(`fraction of the streaming loop:            ${(result.fraction_of_stream * 100).toFixed(1)}% (target >= 60%)`);
-  console.log(`(best of ${steps} interleaved steps; medians: dtrain ${result.dtrain_median_ms.toFixed(2)} ms, stream ` +
-    `${result.stream_median_ms.toFixed(2)} ms, torch ${result.torch_best_median_ms.toFixed(2)} ms: ` +
-    `${result.speedup_vs_torch_median.toFixed(2)}x, ${(result.fraction_of_stream_median * 100).toFixed(1)}%)`);
+  console.log(
+    `fraction of the streaming loop:            ${(result.fraction_of_stream * 100).toFixed(1)}% (target >= 60%)`,
+  );
+  console.log(
+    `(best of ${steps} interleaved steps; medians: dtrain ${result.dtrain_median_ms.toFixed(2)} ms, stream ` +
+      `${result.stream_median_ms.toFixed(2)} ms, torch ${result.torch_best_median_ms.toFixed(2)} ms: ` +
+      `${result.speedup_vs_torch_median.toFixed(2)}x, ${(result.fraction_of_stream_median * 100).toFixed(1)}%)`,
+  );
 }

@@ -34,22 +34,41 @@ async function dtrain(alloc) {
     onStdout: (_rank, chunk) => (out += chunk),
   });
   if (exits.some((e) => e.code !== 0)) throw new Error(`dtrain bench workers failed: ${JSON.stringify(exits)}`);
-  for (const line of out.trim().split('\n')) rows.push({ impl: alloc ? 'dtrain (dist.alloc)' : 'dtrain (typed array)', ...JSON.parse(line) });
+  for (const line of out.trim().split('\n'))
+    rows.push({ impl: alloc ? 'dtrain (dist.alloc)' : 'dtrain (typed array)', ...JSON.parse(line) });
   return rows;
 }
 
 function python3(argv, impl) {
   const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', cwd: root, timeout: 600_000 });
   if (r.status !== 0) throw new Error(`${impl} failed (${r.status}): ${r.stderr.slice(-1500)}`);
-  return r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => ({ ...JSON.parse(l), impl }));
+  return r.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => ({ ...JSON.parse(l), impl }));
 }
 
 const runners = {
   'dtrain (dist.alloc)': () => dtrain(true),
   'dtrain (typed array)': () => dtrain(false),
   openmpi: async () =>
-    python3(['mpirun', '--allow-run-as-root', '--oversubscribe', '-np', '2', python, join(root, 'scripts/bench/collectives-mpi.py'), sizes, chunks], 'openmpi'),
-  'gloo (torch)': async () => python3([python, join(root, 'scripts/bench/collectives-gloo.py'), '2', sizes, chunks], 'gloo (torch)'),
+    python3(
+      [
+        'mpirun',
+        '--allow-run-as-root',
+        '--oversubscribe',
+        '-np',
+        '2',
+        python,
+        join(root, 'scripts/bench/collectives-mpi.py'),
+        sizes,
+        chunks,
+      ],
+      'openmpi',
+    ),
+  'gloo (torch)': async () =>
+    python3([python, join(root, 'scripts/bench/collectives-gloo.py'), '2', sizes, chunks], 'gloo (torch)'),
 };
 
 const best = new Map(); // impl|bytes → row with the lowest time
@@ -64,7 +83,8 @@ for (let r = 0; r < rounds; r++) {
 
 const byteList = sizes.split(',').map(Number);
 const get = (impl, bytes) => best.get(`${impl}|${bytes}`);
-const small = byteList[0], large = byteList[byteList.length - 1];
+const small = byteList[0],
+  large = byteList[byteList.length - 1];
 const ratios = {
   busbw_alloc_vs_openmpi: get('dtrain (dist.alloc)', large).busbw_GBps / get('openmpi', large).busbw_GBps,
   busbw_typed_vs_openmpi: get('dtrain (typed array)', large).busbw_GBps / get('openmpi', large).busbw_GBps,
@@ -76,13 +96,35 @@ const ratios = {
 const rows = [...best.values()].sort((a, b) => a.bytes - b.bytes || a.impl.localeCompare(b.impl));
 
 if (json) {
-  process.stdout.write(JSON.stringify({ ranks: 2, op: 'all_reduce', type: 'float', rounds, chunks: Number(chunks), rows, ratios, large_bytes: large, small_bytes: small }, null, 2) + '\n');
+  process.stdout.write(
+    JSON.stringify(
+      {
+        ranks: 2,
+        op: 'all_reduce',
+        type: 'float',
+        rounds,
+        chunks: Number(chunks),
+        rows,
+        ratios,
+        large_bytes: large,
+        small_bytes: small,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
 } else {
   const pad = (s, n) => String(s).padStart(n);
-  console.log(`all_reduce, float32, sum, 2 ranks on this machine; best of ${rounds} rounds, fastest of ${chunks} chunks each`);
-  console.log(`${'impl'.padEnd(22)}${pad('bytes', 11)}${pad('time(us)', 12)}${pad('algbw(GB/s)', 13)}${pad('busbw(GB/s)', 13)}  algorithm`);
+  console.log(
+    `all_reduce, float32, sum, 2 ranks on this machine; best of ${rounds} rounds, fastest of ${chunks} chunks each`,
+  );
+  console.log(
+    `${'impl'.padEnd(22)}${pad('bytes', 11)}${pad('time(us)', 12)}${pad('algbw(GB/s)', 13)}${pad('busbw(GB/s)', 13)}  algorithm`,
+  );
   for (const r of rows)
-    console.log(`${r.impl.padEnd(22)}${pad(r.bytes, 11)}${pad(r.time_us.toFixed(2), 12)}${pad(r.algbw_GBps.toFixed(3), 13)}${pad(r.busbw_GBps.toFixed(3), 13)}  ${r.algorithm ?? ''}`);
+    console.log(
+      `${r.impl.padEnd(22)}${pad(r.bytes, 11)}${pad(r.time_us.toFixed(2), 12)}${pad(r.algbw_GBps.toFixed(3), 13)}${pad(r.busbw_GBps.toFixed(3), 13)}  ${r.algorithm ?? ''}`,
+    );
   console.log(`\nratios (targets: alloc busbw >= 2x OpenMPI, typed busbw >= 1x, 4 KiB latency <= 0.5x):`);
   for (const [k, v] of Object.entries(ratios)) console.log(`  ${k.padEnd(28)} ${v.toFixed(2)}x`);
 }

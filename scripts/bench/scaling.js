@@ -48,11 +48,26 @@ const shapes = [
 const logs = mkdtempSync(join(tmpdir(), 'dtrain-bench-scaling-'));
 function runOnce(s) {
   const args = [
-    join(root, 'bin/dtrain'), 'launch', join(root, 'configs/quickstart.yaml'),
-    '--set', `nproc_per_node=${s.world}`, '--set', `nodes.0.slots=${s.world}`,
-    '--set', `parallelism.data=${s.data}`, '--set', `parallelism.pipeline=${s.pipeline}`,
-    '--set', `logs.dir=${logs}`,
-    '--', '--steps', String(steps), '--hidden', values.hidden, '--log-every', String(steps),
+    join(root, 'bin/dtrain'),
+    'launch',
+    join(root, 'configs/quickstart.yaml'),
+    '--set',
+    `nproc_per_node=${s.world}`,
+    '--set',
+    `nodes.0.slots=${s.world}`,
+    '--set',
+    `parallelism.data=${s.data}`,
+    '--set',
+    `parallelism.pipeline=${s.pipeline}`,
+    '--set',
+    `logs.dir=${logs}`,
+    '--',
+    '--steps',
+    String(steps),
+    '--hidden',
+    values.hidden,
+    '--log-every',
+    String(steps),
   ];
   const t0 = performance.now();
   const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
@@ -60,7 +75,9 @@ function runOnce(s) {
   const out = `${r.stdout}${r.stderr}`;
   const m = /samples_per_second (\S+) cpu_seconds_all_ranks (\S+)/.exec(out);
   if (r.status !== 0 || !m) {
-    console.error(`scaling: world ${s.world} (data ${s.data} × pipeline ${s.pipeline}) failed (exit ${r.status}):\n${out.slice(-1500)}`);
+    console.error(
+      `scaling: world ${s.world} (data ${s.data} × pipeline ${s.pipeline}) failed (exit ${r.status}):\n${out.slice(-1500)}`,
+    );
     rmSync(logs, { recursive: true, force: true });
     process.exit(1);
   }
@@ -74,7 +91,13 @@ for (const s of shapes) {
   // best of N: on a shared machine the fastest run is the one least disturbed by other work
   const best = runs.reduce((a, b) => (b.samplesPerSecond > a.samplesPerSecond ? b : a));
   const leastCpu = Math.min(...runs.map((r) => r.cpuMsPerStep));
-  results.push({ ...s, samplesPerSecond: best.samplesPerSecond, cpuMsPerStep: leastCpu, wallSeconds: best.wallSeconds, runs: runs.map((r) => r.samplesPerSecond) });
+  results.push({
+    ...s,
+    samplesPerSecond: best.samplesPerSecond,
+    cpuMsPerStep: leastCpu,
+    wallSeconds: best.wallSeconds,
+    runs: runs.map((r) => r.samplesPerSecond),
+  });
 }
 rmSync(logs, { recursive: true, force: true });
 const base = results[0].samplesPerSecond;
@@ -85,11 +108,21 @@ for (const r of results) {
   r.workEfficiency = results[0].cpuMsPerStep / r.cpuMsPerStep;
 }
 
-const meta = { cores, loadavg1: loadavg()[0], steps, repeat, hidden: Number(values.hidden), globalBatch: 128, microbatches: 4 };
+const meta = {
+  cores,
+  loadavg1: loadavg()[0],
+  steps,
+  repeat,
+  hidden: Number(values.hidden),
+  globalBatch: 128,
+  microbatches: 4,
+};
 if (values.json) {
   console.log(JSON.stringify({ ...meta, results }, null, 2));
 } else {
-  console.log(`example MLP (6 layers, hidden ${meta.hidden}), global batch 128, 4 microbatches (1F1B), ZeRO-1, ${steps} steps, best of ${repeat}`);
+  console.log(
+    `example MLP (6 layers, hidden ${meta.hidden}), global batch 128, 4 microbatches (1F1B), ZeRO-1, ${steps} steps, best of ${repeat}`,
+  );
   console.log(`machine: ${cores} cores, load average ${meta.loadavg1.toFixed(1)} at the end`);
   console.log('world  data×pipe  samples/s  speedup  efficiency  vs cores  cpu ms/step  work eff.  launch wall s');
   for (const r of results) {

@@ -35,7 +35,9 @@ await Promise.all(
           if (msg.code !== 0) reject(new Error(`${a.node.host}: worker exited ${msg.code}`));
           else resolve();
         });
-        a.stdin.write(JSON.stringify({ type: 'run', id: 0, argv: [node, '-e', '0'], env: { PATH: '/usr/bin:/bin' } }) + '\n');
+        a.stdin.write(
+          JSON.stringify({ type: 'run', id: 0, argv: [node, '-e', '0'], env: { PATH: '/usr/bin:/bin' } }) + '\n',
+        );
       }),
   ),
 );

@@ -7,7 +7,9 @@ import { fileURLToPath } from 'node:url';
 
 const program = new URL('../../dist/examples/train/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(program))) {
-  console.error('train: dist/examples/train/main.js is missing: build the package first (npm run build, or npx tsc -p .)');
+  console.error(
+    'train: dist/examples/train/main.js is missing: build the package first (npm run build, or npx tsc -p .)',
+  );
   process.exit(2);
 }
 await import(program.href);

@@ -9,5 +9,7 @@ const dist = await init();
 const a = new Float32Array([dist.rank + 1]);
 await dist.groups.world.allReduce(a, { op: 'sum' });
 const world = (dist.stats().world ?? []).map((s) => `${s.op}/${s.transport}/${s.algorithm}`);
-console.log(JSON.stringify({ rank: dist.rank, backend: dist.backend, env_backend: process.env.DTRAIN_BACKEND, sum: a[0], world }));
+console.log(
+  JSON.stringify({ rank: dist.rank, backend: dist.backend, env_backend: process.env.DTRAIN_BACKEND, sum: a[0], world }),
+);
 await dist.close();

@@ -17,33 +17,54 @@ function expect(ok, what) {
 }
 
 async function worldOfOne() {
-  Object.assign(process.env, { DTRAIN_BACKEND: 'nccl', RANK: '0', WORLD_SIZE: '1', LOCAL_RANK: '0', DTRAIN_COLLECTIVE_TIMEOUT: '60s' });
+  Object.assign(process.env, {
+    DTRAIN_BACKEND: 'nccl',
+    RANK: '0',
+    WORLD_SIZE: '1',
+    LOCAL_RANK: '0',
+    DTRAIN_COLLECTIVE_TIMEOUT: '60s',
+  });
   const { init, DeviceBuffer } = await import(join(root, 'dist/runtime/index.js'));
   const t0 = performance.now();
   const dist = await init();
-  expect(dist.backend === 'nccl', `init() on nccl in ${(performance.now() - t0).toFixed(0)} ms (device ${dist.device})`);
+  expect(
+    dist.backend === 'nccl',
+    `init() on nccl in ${(performance.now() - t0).toFixed(0)} ms (device ${dist.device})`,
+  );
   const n = 1 << 20;
   const host = Float32Array.from({ length: n }, (_, i) => (i % 97) - 48);
 
   for (const op of ['sum', 'avg', 'max', 'min', 'prod']) {
     const a = host.slice();
     await dist.groups.world.allReduce(a, { op });
-    expect(a.every((x, i) => x === host[i]), `allReduce ${op} on a typed array (staged), world of 1`);
+    expect(
+      a.every((x, i) => x === host[i]),
+      `allReduce ${op} on a typed array (staged), world of 1`,
+    );
   }
   const bf = new Uint16Array(1000).fill(0x3f80); // 1.0 in bf16
   await dist.groups.data.allReduce(bf, { dtype: 'bfloat16' });
-  expect(bf.every((x) => x === 0x3f80), 'allReduce on a bf16 Uint16Array through the split data group');
+  expect(
+    bf.every((x) => x === 0x3f80),
+    'allReduce on a bf16 Uint16Array through the split data group',
+  );
 
   const d = DeviceBuffer.from(host);
   await dist.groups.world.allReduce(d, { op: 'sum' });
   await dist.groups.tensor.broadcast(d, { root: 0 });
   const back = d.copyTo(new Float32Array(n));
-  expect(back.every((x, i) => x === host[i]), 'allReduce + broadcast on a DeviceBuffer');
+  expect(
+    back.every((x, i) => x === host[i]),
+    'allReduce + broadcast on a DeviceBuffer',
+  );
   const gathered = DeviceBuffer.alloc('float32', n);
   await dist.groups.pipeline.allGather(d, gathered);
   const scattered = DeviceBuffer.alloc('float32', n);
   await dist.groups.world.reduceScatter(gathered, scattered, { op: 'sum' });
-  expect(scattered.copyTo(new Float32Array(n)).every((x, i) => x === host[i]), 'allGather then reduceScatter on DeviceBuffers');
+  expect(
+    scattered.copyTo(new Float32Array(n)).every((x, i) => x === host[i]),
+    'allGather then reduceScatter on DeviceBuffers',
+  );
   // Staged ops with both staging buffers, issued without waiting and growing: outgrown staging buffers
   // must outlive the queued ops that still use them.
   const sizes = [10, 1000, 100000, 3000000];
@@ -57,7 +78,10 @@ async function worldOfOne() {
     await dist.groups.world.reduceScatter(src, rs, { op: 'max' });
     return [bc, ag, rs].every((a) => a.every((x, i) => x === src[i]));
   });
-  expect((await Promise.all(pending)).every(Boolean), `staged broadcast, allGather, reduceScatter, ${sizes.length} sizes in flight at once`);
+  expect(
+    (await Promise.all(pending)).every(Boolean),
+    `staged broadcast, allGather, reduceScatter, ${sizes.length} sizes in flight at once`,
+  );
   const i64 = new BigInt64Array([1n, -2n, 3n]);
   await dist.groups.world.allReduce(i64, { op: 'max' });
   expect(i64[1] === -2n, 'allReduce on a BigInt64Array');
@@ -72,17 +96,26 @@ async function worldOfOne() {
   await dist.groups.world.allReduce(big);
   const ms = performance.now() - t1;
   clearInterval(timer);
-  expect(ticks >= 3 && big[12345] === 1, `256 MiB staged allReduce took ${ms.toFixed(1)} ms; the event loop ran ${ticks} timer ticks meanwhile`);
+  expect(
+    ticks >= 3 && big[12345] === 1,
+    `256 MiB staged allReduce took ${ms.toFixed(1)} ms; the event loop ran ${ticks} timer ticks meanwhile`,
+  );
 
   const dev = DeviceBuffer.alloc('float32', 64 << 20).fill(1);
   const iters = 20;
   const t2 = performance.now();
   for (let i = 0; i < iters; i++) await dist.groups.world.allReduce(dev);
-  expect(true, `256 MiB DeviceBuffer allReduce, world of 1: ${((performance.now() - t2) / iters).toFixed(3)} ms per op (promise round trip included)`);
+  expect(
+    true,
+    `256 MiB DeviceBuffer allReduce, world of 1: ${((performance.now() - t2) / iters).toFixed(3)} ms per op (promise round trip included)`,
+  );
   const small = DeviceBuffer.alloc('float32', 1024).fill(1);
   const t3 = performance.now();
   for (let i = 0; i < 1000; i++) await dist.groups.world.allReduce(small);
-  expect(true, `4 KiB DeviceBuffer allReduce latency through the communicator thread: ${((performance.now() - t3) / 1000 * 1000).toFixed(1)} µs per op`);
+  expect(
+    true,
+    `4 KiB DeviceBuffer allReduce latency through the communicator thread: ${(((performance.now() - t3) / 1000) * 1000).toFixed(1)} µs per op`,
+  );
 
   const own = await dist.newGroup([0]);
   const c = new Float64Array([2.5]);
@@ -91,8 +124,11 @@ async function worldOfOne() {
 
   const stats = dist.stats();
   const world = stats.world ?? [];
-  expect(world.some((s) => s.transport === 'nccl' && s.algorithm === 'nccl-staged') && world.some((s) => s.algorithm === 'nccl'),
-    `stats report transport nccl (world: ${world.map((s) => `${s.op}/${s.algorithm}×${s.count}`).join(', ')})`);
+  expect(
+    world.some((s) => s.transport === 'nccl' && s.algorithm === 'nccl-staged') &&
+      world.some((s) => s.algorithm === 'nccl'),
+    `stats report transport nccl (world: ${world.map((s) => `${s.op}/${s.algorithm}×${s.count}`).join(', ')})`,
+  );
   for (const b of [d, gathered, scattered, dev, small]) b.free();
   let threw = '';
   await dist.groups.world.allReduce(d).catch((e) => (threw = e.message));
@@ -112,18 +148,36 @@ async function adamwAgainstCpu() {
   const p = Float32Array.from({ length: n }, rand);
   const hp = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
   const cpu = { p: p.slice(), m: new Float32Array(n), v: new Float32Array(n) };
-  const gpu = { p: DeviceBuffer.from(p), m: DeviceBuffer.alloc('float32', n).fill(0), v: DeviceBuffer.alloc('float32', n).fill(0), g: DeviceBuffer.alloc('float32', n) };
+  const gpu = {
+    p: DeviceBuffer.from(p),
+    m: DeviceBuffer.alloc('float32', n).fill(0),
+    v: DeviceBuffer.alloc('float32', n).fill(0),
+    g: DeviceBuffer.alloc('float32', n),
+  };
   for (let step = 1; step <= 5; step++) {
     const g = Float32Array.from({ length: n }, rand);
     const gradScale = step === 3 ? 0.5 : 1;
-    optimNative().adamwStep({ param: cpu.p, paramType: 'float32', grad: g, gradType: 'float32', m: cpu.m, v: cpu.v, ...hp, step, gradScale });
+    optimNative().adamwStep({
+      param: cpu.p,
+      paramType: 'float32',
+      grad: g,
+      gradType: 'float32',
+      m: cpu.m,
+      v: cpu.v,
+      ...hp,
+      step,
+      gradScale,
+    });
     gpu.g.copyFrom(g);
     deviceAdamwStep({ param: gpu.p, grad: gpu.g, m: gpu.m, v: gpu.v, ...hp, step, gradScale });
   }
   const out = gpu.p.copyTo(new Float32Array(n));
   let worst = 0;
   for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(out[i] - cpu.p[i]) / (Math.abs(cpu.p[i]) + 1e-3));
-  expect(worst < 1e-6, `deviceAdamwStep (GPU) vs the CPU kernel (${optimNative().adamwSimd()}), fp32, 5 steps: max diff relative to |p| + lr ${worst.toExponential(2)}`);
+  expect(
+    worst < 1e-6,
+    `deviceAdamwStep (GPU) vs the CPU kernel (${optimNative().adamwSimd()}), fp32, 5 steps: max diff relative to |p| + lr ${worst.toExponential(2)}`,
+  );
   for (const b of Object.values(gpu)) b.free();
 }
 
@@ -140,12 +194,22 @@ function initTimeout() {
     const { init } = await import(${JSON.stringify(join(root, 'dist/runtime/index.js'))});
     try { await init(); console.log(JSON.stringify({ ok: true })); }
     catch (e) { console.log(JSON.stringify({ ok: false, message: e.message })); }`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, WORKER: `(async () => { ${worker} })()` }, encoding: 'utf8', timeout: 60_000 });
-  const lines = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, WORKER: `(async () => { ${worker} })()` },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
   const rank0 = lines.find((l) => 'ok' in l);
   const done = lines.find((l) => 'exits' in l);
-  expect(rank0 && !rank0.ok && /NCCL init of group 'world' .* did not complete within 3s/.test(rank0.message),
-    `rank 1 never joins: rank 0 fails in init: ${rank0?.message ?? r.stderr.slice(-300)}`);
+  expect(
+    rank0 && !rank0.ok && /NCCL init of group 'world' .* did not complete within 3s/.test(rank0.message),
+    `rank 1 never joins: rank 0 fails in init: ${rank0?.message ?? r.stderr.slice(-300)}`,
+  );
   expect(done && done.ms < 20_000, `and the job ends by itself (${done?.ms} ms, exits ${JSON.stringify(done?.exits)})`);
 }
 

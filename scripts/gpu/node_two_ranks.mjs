@@ -30,7 +30,15 @@ if (process.env.DTRAIN_TWO_RANKS_WORKER) {
     if (rank === 0) await dist.groups.world.send(p2p, { peer: 1 });
     else await dist.groups.world.recv(p2p, { peer: 0 });
     await dist.groups.world.barrier();
-    say({ phase: 'ops', sum: sum[999], typed: [...typed], gathered: [...gathered], rs: [...rs], bc: bc[0], p2p: p2p[2] });
+    say({
+      phase: 'ops',
+      sum: sum[999],
+      typed: [...typed],
+      gathered: [...gathered],
+      rs: [...rs],
+      bc: bc[0],
+      p2p: p2p[2],
+    });
 
     // Tags travel in the envelope: matching messages arrive, a mismatch fails the receive naming both sides
     // and leaves the channel in step for the next message.
@@ -49,22 +57,39 @@ if (process.env.DTRAIN_TWO_RANKS_WORKER) {
       await w.recv(a11, { peer: 0, tag: 11 });
       const a12 = DeviceBuffer.alloc('float64', 3);
       await w.recv(a12, { peer: 0, tag: 12 });
-      const mismatch = await w.recv(new Float32Array(4), { peer: 0, tag: 20 }).then(() => null, (e) => e.message);
+      const mismatch = await w.recv(new Float32Array(4), { peer: 0, tag: 20 }).then(
+        () => null,
+        (e) => e.message,
+      );
       const a22 = new Int32Array(1);
       await w.recv(a22, { peer: 0, tag: 22 });
       const got = new Float32Array(2);
       await Promise.all([w.recv(got, { peer: 0, tag: 5 }), w.send(new Float32Array([6, 6]), { peer: 0, tag: 6 })]);
-      say({ phase: 'tags', a11: [...a11], a12: [...a12.copyTo(new Float64Array(3))], mismatch, a22: a22[0], got: [...got] });
+      say({
+        phase: 'tags',
+        a11: [...a11],
+        a12: [...a12.copyTo(new Float64Array(3))],
+        mismatch,
+        a22: a22[0],
+        got: [...got],
+      });
     }
 
     // The pipeline executor (tagged sends and receives posted early) on NCCL: 1F1B and interleaved 1F1B.
     const { Pipeline } = await import(join(root, 'dist/runtime/index.js'));
-    for (const [kind, v] of [['1f1b', 1], ['interleaved-1f1b', 2]]) {
-      const m = 4, slices = 2 * v;
+    for (const [kind, v] of [
+      ['1f1b', 1],
+      ['interleaved-1f1b', 2],
+    ]) {
+      const m = 4,
+        slices = 2 * v;
       const pipe = new Pipeline({
-        group: w, schedule: { kind, stages: 2, microbatches: m, virtualStages: v }, activationSize: 8, dtype: 'float32',
+        group: w,
+        schedule: { kind, stages: 2, microbatches: m, virtualStages: v },
+        activationSize: 8,
+        dtype: 'float32',
         forward: (input, mb, chunk) => {
-          if (chunk * 2 + rank === slices - 1) return { loss: input.reduce((s, x) => s + x, 0) * 2 / m };
+          if (chunk * 2 + rank === slices - 1) return { loss: (input.reduce((s, x) => s + x, 0) * 2) / m };
           return { output: input ? input.map((x) => x * 2) : new Float32Array(8).fill((mb + 1) * 2) };
         },
         backward: (grad) => (grad ? grad.map((x) => x * 2) : new Float32Array(8).fill(2 / m)),
@@ -76,7 +101,14 @@ if (process.env.DTRAIN_TWO_RANKS_WORKER) {
     // ShardedAdam (ZeRO-2) over the NCCL data group, its typed arrays staged: grads averaged, params equal.
     const { ShardedAdam } = await import(join(root, 'dist/runtime/index.js'));
     const params = new Float32Array(1000).fill(1);
-    const opt = new ShardedAdam(params, { group: dist.groups.data, stage: 2, lr: 0.1, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 });
+    const opt = new ShardedAdam(params, {
+      group: dist.groups.data,
+      stage: 2,
+      lr: 0.1,
+      betas: [0.9, 0.999],
+      eps: 1e-8,
+      weightDecay: 0,
+    });
     await opt.step(new Float32Array(1000).fill(rank + 1));
     say({ phase: 'adam', first: params[0], last: params[999], allEqual: params.every((x) => x === params[0]) });
     if (rank === 1) {
@@ -85,7 +117,10 @@ if (process.env.DTRAIN_TWO_RANKS_WORKER) {
       await new Promise((r) => setTimeout(r, 13_000));
       process.exit(0);
     }
-    for (const [phase, group] of [['stalled-peer', dist.groups.world], ['dead-peer', dist.groups.data]]) {
+    for (const [phase, group] of [
+      ['stalled-peer', dist.groups.world],
+      ['dead-peer', dist.groups.data],
+    ]) {
       const t0 = Date.now();
       try {
         await group.allReduce(a);
@@ -94,7 +129,10 @@ if (process.env.DTRAIN_TWO_RANKS_WORKER) {
         say({ phase, error: err.message, code: err.code, ms: Date.now() - t0 });
       }
     }
-    const after = await dist.groups.world.allReduce(a).then(() => null, (err) => err.message);
+    const after = await dist.groups.world.allReduce(a).then(
+      () => null,
+      (err) => err.message,
+    );
     say({ phase: 'after-abort', error: after });
     await dist.close().catch(() => {});
   } catch (err) {
@@ -109,12 +147,22 @@ if (process.env.DTRAIN_TWO_RANKS_WORKER) {
     nodes: [1, 1],
     argv: [process.execPath, fileURLToPath(import.meta.url)],
     env: {
-      DTRAIN_TWO_RANKS_WORKER: '1', DTRAIN_BACKEND: 'nccl', DTRAIN_COLLECTIVE_TIMEOUT: '10s', DTRAIN_RENDEZVOUS_TIMEOUT: '60s',
-      NCCL_SOCKET_IFNAME: 'lo', NCCL_IB_DISABLE: '1', NCCL_NET: 'Socket',
+      DTRAIN_TWO_RANKS_WORKER: '1',
+      DTRAIN_BACKEND: 'nccl',
+      DTRAIN_COLLECTIVE_TIMEOUT: '10s',
+      DTRAIN_RENDEZVOUS_TIMEOUT: '60s',
+      NCCL_SOCKET_IFNAME: 'lo',
+      NCCL_IB_DISABLE: '1',
+      NCCL_NET: 'Socket',
     },
     onStdout: (rank, chunk) => (out[rank] += chunk),
   });
-  const lines = out.flatMap((text) => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)));
+  const lines = out.flatMap((text) =>
+    text
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l)),
+  );
   const failures = [];
   const expect = (ok, what) => {
     console.log(`${ok ? 'ok  ' : 'FAIL'}  ${what}`);
@@ -132,28 +180,57 @@ if (process.env.DTRAIN_TWO_RANKS_WORKER) {
     expect(o.p2p === 7, `rank ${o.rank}: send/recv: ${o.p2p}`);
   }
   const tags = Object.fromEntries(lines.filter((l) => l.phase === 'tags').map((l) => [l.rank, l]));
-  expect(tags[1]?.a11?.join() === '1,2,3,4,5' && tags[1]?.a12?.join() === '6,7,8', `tagged send/recv of a typed array and a DeviceBuffer`);
-  expect(/expected tag 20 with 4 float32 elements from peer 0; it sent tag 21 with 4 float32/.test(tags[1]?.mismatch ?? ''), `a tag mismatch fails the receive: ${tags[1]?.mismatch}`);
+  expect(
+    tags[1]?.a11?.join() === '1,2,3,4,5' && tags[1]?.a12?.join() === '6,7,8',
+    `tagged send/recv of a typed array and a DeviceBuffer`,
+  );
+  expect(
+    /expected tag 20 with 4 float32 elements from peer 0; it sent tag 21 with 4 float32/.test(tags[1]?.mismatch ?? ''),
+    `a tag mismatch fails the receive: ${tags[1]?.mismatch}`,
+  );
   expect(tags[1]?.a22 === 99, 'and the channel stays in step for the next message');
-  expect(tags[0]?.back?.join() === '6,6' && tags[1]?.got?.join() === '5,5', 'send and recv posted at once in both directions');
-  for (const [kind, slices] of [['1f1b', 2], ['interleaved-1f1b', 4]]) {
+  expect(
+    tags[0]?.back?.join() === '6,6' && tags[1]?.got?.join() === '5,5',
+    'send and recv posted at once in both directions',
+  );
+  for (const [kind, slices] of [
+    ['1f1b', 2],
+    ['interleaved-1f1b', 4],
+  ]) {
     const last = lines.find((l) => l.phase === 'pipeline' && l.kind === kind && l.rank === 1);
     const expected = 5 * 2 ** slices; // mean over microbatches of 8·(mb+1)·2^slices / 4
-    expect(last?.loss === expected, `Pipeline ${kind}, 2 stages × 4 microbatches over NCCL: loss ${last?.loss} (expected ${expected})`);
+    expect(
+      last?.loss === expected,
+      `Pipeline ${kind}, 2 stages × 4 microbatches over NCCL: loss ${last?.loss} (expected ${expected})`,
+    );
   }
   const adam = lines.filter((l) => l.phase === 'adam');
   // First AdamW step: p -= lr · ĝ/(|ĝ| + eps) with ĝ the mean gradient 1.5, so 1 - 0.1 on every element.
-  expect(adam.length === 2 && adam.every((a) => a.allEqual && Math.abs(a.first - 0.9) < 1e-6 && a.first === adam[0].first),
-    `ShardedAdam stage 2 over NCCL: params ${adam.map((a) => a.first).join(', ')} on the two ranks (expected 0.9)`);
+  expect(
+    adam.length === 2 && adam.every((a) => a.allEqual && Math.abs(a.first - 0.9) < 1e-6 && a.first === adam[0].first),
+    `ShardedAdam stage 2 over NCCL: params ${adam.map((a) => a.first).join(', ')} on the two ranks (expected 0.9)`,
+  );
   const stalled = lines.find((l) => l.phase === 'stalled-peer');
-  expect(stalled?.code === 'ETIMEOUT' && stalled.ms >= 9000 && /allReduce on group 'world' \(rank 0 of 2\) failed \(watchdog timeout\)/.test(stalled.error),
-    `rank 1 stalls: rank 0's allReduce fails after ${stalled?.ms} ms (${stalled?.code}): ${stalled?.error}`);
+  expect(
+    stalled?.code === 'ETIMEOUT' &&
+      stalled.ms >= 9000 &&
+      /allReduce on group 'world' \(rank 0 of 2\) failed \(watchdog timeout\)/.test(stalled.error),
+    `rank 1 stalls: rank 0's allReduce fails after ${stalled?.ms} ms (${stalled?.code}): ${stalled?.error}`,
+  );
   const dead = lines.find((l) => l.phase === 'dead-peer');
-  expect(dead && dead.error && /allReduce on group 'data' \(rank 0 of 2\) failed/.test(dead.error),
-    `rank 1 died: rank 0's next allReduce fails${dead?.ms !== undefined ? ` after ${dead.ms} ms` : ''} (${dead?.code}): ${dead?.error}`);
+  expect(
+    dead && dead.error && /allReduce on group 'data' \(rank 0 of 2\) failed/.test(dead.error),
+    `rank 1 died: rank 0's next allReduce fails${dead?.ms !== undefined ? ` after ${dead.ms} ms` : ''} (${dead?.code}): ${dead?.error}`,
+  );
   const after = lines.find((l) => l.phase === 'after-abort');
-  expect(after && /aborted/.test(after.error ?? ''), `an op on the aborted communicator fails at once: ${after?.error}`);
-  expect(exits.every((e) => e.code === 0), `both processes exited by themselves in ${Date.now() - t0} ms: ${JSON.stringify(exits)}`);
+  expect(
+    after && /aborted/.test(after.error ?? ''),
+    `an op on the aborted communicator fails at once: ${after?.error}`,
+  );
+  expect(
+    exits.every((e) => e.code === 0),
+    `both processes exited by themselves in ${Date.now() - t0} ms: ${JSON.stringify(exits)}`,
+  );
   console.log(`${failures.length} failed`);
   process.exit(failures.length ? 1 : 0);
 }

@@ -55,7 +55,10 @@ export function batchJobFromConfig(config: JobConfig, configFile: string, opts: 
     problem('scheduler', 'dtrain submit needs a scheduler section (kind: slurm or pbs) or --scheduler');
     throw new ConfigError(problems);
   }
-  const scheduler: SchedulerConfig = { ...(config.scheduler ?? { kind: opts.kind! }), ...(opts.kind ? { kind: opts.kind } : {}) };
+  const scheduler: SchedulerConfig = {
+    ...(config.scheduler ?? { kind: opts.kind! }),
+    ...(opts.kind ? { kind: opts.kind } : {}),
+  };
   // `extra` lines are written for one scheduler's directives (`--exclusive` means nothing to qsub): when
   // --scheduler switches kind, they stay behind, and the user hears about it.
   const switchedFrom = config.scheduler && config.scheduler.kind !== scheduler.kind ? config.scheduler.kind : undefined;
@@ -65,7 +68,8 @@ export function batchJobFromConfig(config: JobConfig, configFile: string, opts: 
   // sbatch and qsub split directive lines at white space and have no quoting we could rely on.
   for (const key of ['partition', 'account', 'qos', 'mem', 'time', 'signal'] as const) {
     const v = scheduler[key];
-    if (v !== undefined && /\s/.test(v)) problem(`scheduler.${key}`, 'must be a single word (no spaces or line breaks)');
+    if (v !== undefined && /\s/.test(v))
+      problem(`scheduler.${key}`, 'must be a single word (no spaces or line breaks)');
   }
   (scheduler.extra ?? []).forEach((x, i) => {
     if (!x.startsWith('-')) problem(`scheduler.extra.${i}`, `must be an option starting with '-' (got "${x}")`);
@@ -79,13 +83,17 @@ export function batchJobFromConfig(config: JobConfig, configFile: string, opts: 
 
   const warnings: string[] = [];
   if (droppedExtra) {
-    warnings.push(`scheduler.extra (${droppedExtra.join(' ')}) is for ${switchedFrom}, not ${scheduler.kind}: left out of the script`);
+    warnings.push(
+      `scheduler.extra (${droppedExtra.join(' ')}) is for ${switchedFrom}, not ${scheduler.kind}: left out of the script`,
+    );
   }
   const listed = config.nodes.filter((n) => !n.from_allocation);
   const nodes = scheduler.nodes ?? (listed.length > 0 ? listed.length : 1);
   const gpus = scheduler.gpus_per_node;
   if (typeof config.nproc_per_node === 'number' && gpus && config.nproc_per_node > gpus) {
-    warnings.push(`nproc_per_node is ${config.nproc_per_node} but scheduler.gpus_per_node is ${gpus}: ranks will share GPUs`);
+    warnings.push(
+      `nproc_per_node is ${config.nproc_per_node} but scheduler.gpus_per_node is ${gpus}: ranks will share GPUs`,
+    );
   }
 
   const stamp = opts.stamp ?? makeStamp(opts.now ?? new Date());

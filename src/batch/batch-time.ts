@@ -16,9 +16,9 @@ export function slurmTimeToSeconds(time: string): number {
     return ((d * 24 + h) * 60 + min) * 60 + s;
   }
   // without days: "m", "m:s", "h:m:s"
-  if (nums.length === 1) return nums[0]! * 60;
-  if (nums.length === 2) return nums[0]! * 60 + nums[1]!;
-  return (nums[0]! * 60 + nums[1]!) * 60 + nums[2]!;
+  if (nums.length === 1) return nums[0] * 60;
+  if (nums.length === 2) return nums[0] * 60 + nums[1];
+  return (nums[0] * 60 + nums[1]) * 60 + nums[2];
 }
 
 export function pbsWalltime(seconds: number): string {

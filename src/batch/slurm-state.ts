@@ -34,9 +34,9 @@ export function parseScontrolJob(line: string): Record<string, string> {
   const fields: Record<string, string> = {};
   const keys = [...line.matchAll(/(?:^|\s)([A-Za-z][A-Za-z0-9_:/]*)=/g)];
   keys.forEach((m, i) => {
-    const start = m.index! + m[0].length;
-    const end = i + 1 < keys.length ? keys[i + 1]!.index! : line.length;
-    fields[m[1]!] = line.slice(start, end).trim();
+    const start = m.index + m[0].length;
+    const end = i + 1 < keys.length ? keys[i + 1].index : line.length;
+    fields[m[1]] = line.slice(start, end).trim();
   });
   return fields;
 }
@@ -44,7 +44,7 @@ export function parseScontrolJob(line: string): Record<string, string> {
 export function stateFromScontrol(fields: Record<string, string>): SlurmJobState | undefined {
   if (!fields.JobState) return undefined;
   // "CANCELLED by 0" in some versions: the first word is the state
-  const state = fields.JobState.split(/\s/)[0]!;
+  const state = fields.JobState.split(/\s/)[0];
   const out: SlurmJobState = { state };
   if (fields.Reason && fields.Reason !== 'None') out.reason = fields.Reason;
   const ec = /^([0-9]+):([0-9]+)$/.exec(fields.ExitCode ?? '');
@@ -71,7 +71,11 @@ export async function scontrolJobState(jobId: string, q: SlurmQuery = {}): Promi
 
 /** The cheap poll: one squeue line. undefined when squeue no longer lists the job. */
 export async function squeueJobState(jobId: string, q: SlurmQuery = {}): Promise<string | undefined> {
-  const r = await execa('squeue', ['-h', '-t', 'all', '-j', jobId, '-o', '%T'], { env: q.env, reject: false, stdin: 'ignore' });
+  const r = await execa('squeue', ['-h', '-t', 'all', '-j', jobId, '-o', '%T'], {
+    env: q.env,
+    reject: false,
+    stdin: 'ignore',
+  });
   if (r.exitCode !== 0) {
     if (/invalid job id/i.test(String(r.stderr))) return undefined;
     throw new Error(`squeue -j ${jobId}: ${String(r.stderr || r.shortMessage).trim()}`);
@@ -82,7 +86,12 @@ export async function squeueJobState(jobId: string, q: SlurmQuery = {}): Promise
 
 /** KillWait in milliseconds from `scontrol show config`, or undefined when Slurm cannot be asked. */
 export async function slurmKillWaitMs(q: SlurmQuery = {}): Promise<number | undefined> {
-  const r = await execa('scontrol', ['show', 'config'], { env: q.env, reject: false, stdin: 'ignore', timeout: 10_000 });
+  const r = await execa('scontrol', ['show', 'config'], {
+    env: q.env,
+    reject: false,
+    stdin: 'ignore',
+    timeout: 10_000,
+  });
   if (r.exitCode !== 0) return undefined;
   const m = /^KillWait\s*=\s*([0-9]+)\s*sec/m.exec(String(r.stdout));
   return m ? Number(m[1]) * 1000 : undefined;

@@ -6,7 +6,14 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import type { JobConfig } from '../config/types.js';
 import { JobFailedError, UsageError } from '../util/errors.js';
-import { batchJobFromConfig, outputPath, resultPath, scriptPath, type BatchJob, type SchedulerKind } from './batch-job.js';
+import {
+  batchJobFromConfig,
+  outputPath,
+  resultPath,
+  scriptPath,
+  type BatchJob,
+  type SchedulerKind,
+} from './batch-job.js';
 import { fitGrace } from './kill-wait.js';
 import { formatDuration } from '../config/duration.js';
 import { renderBatchScript } from './render.js';
@@ -54,7 +61,8 @@ export async function prepareSubmission(
   req: Pick<SubmitRequest, 'config' | 'configFile' | 'graceExplicit' | 'kind' | 'dtrain' | 'wait' | 'dryRun' | 'env'>,
 ): Promise<Prepared> {
   const job = batchJobFromConfig(req.config, req.configFile, { kind: req.kind, dtrain: req.dtrain });
-  if (req.wait && job.kind !== 'slurm') throw new UsageError('--wait follows Slurm jobs only (PBS support is experimental): poll qstat instead');
+  if (req.wait && job.kind !== 'slurm')
+    throw new UsageError('--wait follows Slurm jobs only (PBS support is experimental): poll qstat instead');
   let graceWarning: string | undefined;
   if (job.kind === 'slurm') {
     // --dry-run connects nowhere: compare with Slurm's default instead of asking the cluster

@@ -19,7 +19,13 @@ export interface SubmitOptions {
 
 export async function submitScript(kind: SchedulerKind, script: string, opts: SubmitOptions): Promise<string> {
   const s = submitters[kind];
-  const r = await execa(s.command, s.args(script), { cwd: opts.cwd, env: opts.env, extendEnv: opts.env === undefined, reject: false, stdin: 'ignore' });
+  const r = await execa(s.command, s.args(script), {
+    cwd: opts.cwd,
+    env: opts.env,
+    extendEnv: opts.env === undefined,
+    reject: false,
+    stdin: 'ignore',
+  });
   if ((r as { code?: string }).code === 'ENOENT') {
     throw new StartError(`${s.command} not found on PATH: dtrain submit needs ${s.hint} on this machine`);
   }
@@ -33,8 +39,11 @@ export async function submitScript(kind: SchedulerKind, script: string, opts: Su
 /** sbatch --parsable prints `id` or `id;cluster`; qsub prints `id.server`, kept whole (qstat/qdel want it). */
 export function parseJobId(kind: SchedulerKind, stdout: string): string {
   const line = stdout.trim().split('\n').pop()?.trim() ?? '';
-  const id = kind === 'slurm' ? line.split(';')[0]! : line;
+  const id = kind === 'slurm' ? line.split(';')[0] : line;
   const ok = kind === 'slurm' ? /^[0-9]+(_[0-9]+)?$/.test(id) : /^[0-9]+(\[\])?(\.[A-Za-z0-9._-]+)?$/.test(id);
-  if (!ok) throw new StartError(`could not read a job id from the ${kind === 'slurm' ? 'sbatch' : 'qsub'} output: ${JSON.stringify(stdout.trim())}`);
+  if (!ok)
+    throw new StartError(
+      `could not read a job id from the ${kind === 'slurm' ? 'sbatch' : 'qsub'} output: ${JSON.stringify(stdout.trim())}`,
+    );
   return id;
 }

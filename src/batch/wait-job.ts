@@ -129,7 +129,11 @@ export function judgeOutcome(jobId: string, o: JobOutcome, output: string): Verd
     };
   }
   if (o.state === 'UNKNOWN') {
-    return { ok: false, message: `job ${jobId} is no longer known to Slurm and left no result; output: ${output}`, exitCode };
+    return {
+      ok: false,
+      message: `job ${jobId} is no longer known to Slurm and left no result; output: ${output}`,
+      exitCode,
+    };
   }
   const why = o.reason ? ` (${o.reason})` : '';
   return { ok: false, message: `job ${jobId} ended ${o.state}${why}; output: ${output}`, exitCode };

@@ -16,14 +16,20 @@ interface AgentArgs {
 
 export const agentCommand: CommandModule<object, AgentArgs> = {
   command: 'agent',
-  describe: false as unknown as string, // internal: hidden from --help
+  describe: false, // internal: hidden from --help
   builder: (y) =>
     y
       .option('stdio', { type: 'boolean', describe: 'read the spec on stdin, write output records on stdout' })
       .option('join', { type: 'string', describe: "join mode: the controller's store, host:port" })
       .option('secret-file', { type: 'string', describe: 'join mode: the file holding the job key (hex, mode 0600)' })
-      .option('host', { type: 'string', describe: "join mode: this node's name as the config lists it (default: the hostname)" })
-      .option('timeout', { type: 'string', describe: 'join mode: how long to keep trying to reach the controller (default 60s)' }),
+      .option('host', {
+        type: 'string',
+        describe: "join mode: this node's name as the config lists it (default: the hostname)",
+      })
+      .option('timeout', {
+        type: 'string',
+        describe: 'join mode: how long to keep trying to reach the controller (default 60s)',
+      }),
   handler: async (args) => {
     if (args.join !== undefined || args.secretFile !== undefined) return joinHandler(args);
     const { runStdioAgent } = await import('../launch/stdio-agent.js');
@@ -35,10 +41,12 @@ async function joinHandler(args: AgentArgs & { secretFile?: string }): Promise<v
   const { UsageError } = await import('../util/errors.js');
   if (args.stdio) throw new UsageError('--stdio and --join are two ways to start an agent: give one');
   if (args.join === undefined) throw new UsageError('--secret-file goes with --join host:port');
-  if (args.secretFile === undefined) throw new UsageError('--join needs --secret-file F (the job key, shared with the controller)');
+  if (args.secretFile === undefined)
+    throw new UsageError('--join needs --secret-file F (the job key, shared with the controller)');
   const { parseDuration } = await import('../config/duration.js');
   const timeoutMs = args.timeout === undefined ? 60_000 : parseDuration(args.timeout);
-  if (timeoutMs === undefined || timeoutMs <= 0) throw new UsageError(`--timeout ${JSON.stringify(args.timeout)}: expected a duration such as 60s or 5m`);
+  if (timeoutMs === undefined || timeoutMs <= 0)
+    throw new UsageError(`--timeout ${JSON.stringify(args.timeout)}: expected a duration such as 60s or 5m`);
   const { parseJoinAddress, readSecretFile, runJoinAgent } = await import('../launch/join/index.js');
   const { host, port } = parseJoinAddress(args.join);
   const jobKey = readSecretFile(args.secretFile);

@@ -36,18 +36,38 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
   describe: 'time CPU collectives and point-to-point (nccl-tests columns: bytes, count, type, time, algbw, busbw)',
   builder: (y) =>
     y
-      .positional('config', { type: 'string', describe: "a job config: run over its hosts through the launcher (its entrypoint is replaced by the bench worker)" })
-      .option('op', { choices: ops, default: 'all_reduce', describe: 'the collective to time (sendrecv: each rank sends to the next, receives from the previous)' })
+      .positional('config', {
+        type: 'string',
+        describe:
+          'a job config: run over its hosts through the launcher (its entrypoint is replaced by the bench worker)',
+      })
+      .option('op', {
+        choices: ops,
+        default: 'all_reduce',
+        describe: 'the collective to time (sendrecv: each rank sends to the next, receives from the previous)',
+      })
       .option('nproc', { type: 'number', describe: 'without a config: ranks per simulated node (default 2)' })
-      .option('nnodes', { type: 'number', describe: 'without a config: simulated nodes (default 1; more: TCP / hierarchical over loopback)' })
-      .option('sizes', { type: 'string', default: '4096,65536,1048576,16777216', describe: 'message sizes in bytes, comma separated' })
+      .option('nnodes', {
+        type: 'number',
+        describe: 'without a config: simulated nodes (default 1; more: TCP / hierarchical over loopback)',
+      })
+      .option('sizes', {
+        type: 'string',
+        default: '4096,65536,1048576,16777216',
+        describe: 'message sizes in bytes, comma separated',
+      })
       .option('alloc', { type: 'boolean', describe: 'use dist.alloc (shared-memory) buffers' })
       .option('iters', { type: 'number', describe: 'timed iterations per size (default: scaled to the size)' })
-      .option('set', { type: 'string', array: true, describe: 'with a config: override a key, as in dtrain launch (repeatable)' })
+      .option('set', {
+        type: 'string',
+        array: true,
+        describe: 'with a config: override a key, as in dtrain launch (repeatable)',
+      })
       .option('json', { type: 'boolean', describe: 'print one JSON document' }),
   handler: async (args) => {
     const sizes = args.sizes.split(',').map((s) => Number(s.trim()));
-    if (sizes.some((s) => !Number.isInteger(s) || s < 4)) throw new UsageError(`--sizes ${args.sizes}: sizes are whole numbers of bytes, at least 4`);
+    if (sizes.some((s) => !Number.isInteger(s) || s < 4))
+      throw new UsageError(`--sizes ${args.sizes}: sizes are whole numbers of bytes, at least 4`);
     if (args.iters !== undefined && (!Number.isInteger(args.iters) || args.iters < 1))
       throw new UsageError(`--iters ${args.iters}: must be a positive integer`);
     const workerEnv: Record<string, string> = {
@@ -59,7 +79,9 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
     let run: BenchRun;
     if (args.config) {
       if (args.nproc !== undefined || args.nnodes !== undefined)
-        throw new UsageError('--nproc and --nnodes are for runs without a config; with one, its nodes and nproc_per_node decide');
+        throw new UsageError(
+          '--nproc and --nnodes are for runs without a config; with one, its nodes and nproc_per_node decide',
+        );
       run = await overConfig(args.config, args.set ?? [], workerEnv);
     } else {
       if (args.set?.length) throw new UsageError('--set needs a config');
@@ -70,7 +92,14 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
     if (run.rows.length !== sizes.length)
       throw new JobFailedError(`bench: rank 0 reported ${run.rows.length} of ${sizes.length} sizes`);
     if (args.json) {
-      const doc = { op: args.op, ranks: run.ranks, nodes: run.nodes, alloc: !!args.alloc, ...(run.run_id ? { run_id: run.run_id } : {}), rows: run.rows };
+      const doc = {
+        op: args.op,
+        ranks: run.ranks,
+        nodes: run.nodes,
+        alloc: !!args.alloc,
+        ...(run.run_id ? { run_id: run.run_id } : {}),
+        rows: run.rows,
+      };
       process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
       return;
     }
@@ -105,8 +134,13 @@ async function onThisMachine(nproc: number, nnodes: number, env: Record<string, 
     onStdout: (_rank, chunk) => (out += chunk),
   });
   const failed = exits.filter((e) => e.code !== 0);
-  if (failed.length) throw new JobFailedError(`bench: rank ${failed[0]!.rank} exited with ${failed[0]!.code ?? failed[0]!.signal}`);
-  const rows = out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as BenchRow);
+  if (failed.length)
+    throw new JobFailedError(`bench: rank ${failed[0].rank} exited with ${failed[0].code ?? failed[0].signal}`);
+  const rows = out
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as BenchRow);
   return { ranks: nproc * nnodes, nodes: nnodes, rows, where: `on ${nnodes} simulated node(s)` };
 }
 
@@ -116,7 +150,7 @@ export function rowsFromConsole(text: string): BenchRow[] {
   // eslint-disable-next-line no-control-regex
   for (const line of text.replace(/\x1b\[[0-9;]*m/g, '').split('\n')) {
     const m = /^\[(?:\S+ )?rank 0\] (\{.*\})\s*$/.exec(line);
-    if (m) rows.push(JSON.parse(m[1]!) as BenchRow);
+    if (m) rows.push(JSON.parse(m[1]) as BenchRow);
   }
   return rows;
 }
@@ -125,14 +159,17 @@ async function overConfig(file: string, sets: string[], env: Record<string, stri
   const { loadConfig } = await import('../config/index.js');
   const loaded = await loadConfig(file, { sets });
   if (loaded.config.nodes.some((n) => n.from_allocation))
-    throw new UsageError(`${file}: its nodes come from a batch allocation; run dtrain bench inside the allocation with a config that lists them`);
+    throw new UsageError(
+      `${file}: its nodes come from a batch allocation; run dtrain bench inside the allocation with a config that lists them`,
+    );
   const { dirname, join } = await import('node:path');
   const here = await workerPath();
   const allLocal = loaded.config.nodes.every((n) => n.local);
   // Remote hosts run their own dtrain install: beside ssh.remote_dtrain (<root>/bin/dtrain) when it is
   // set, else at the same path as this one (a shared or identical install).
   const remoteDtrain = loaded.config.ssh.remote_dtrain;
-  const worker = allLocal || !remoteDtrain ? here : join(dirname(dirname(remoteDtrain)), 'dist', 'runtime', 'bench-worker.js');
+  const worker =
+    allLocal || !remoteDtrain ? here : join(dirname(dirname(remoteDtrain)), 'dist', 'runtime', 'bench-worker.js');
   const config = {
     ...loaded.config,
     entrypoint: [allLocal ? process.execPath : 'node', worker],
@@ -143,7 +180,8 @@ async function overConfig(file: string, sets: string[], env: Record<string, stri
   };
   const { buildPlan } = await import('../plan/index.js');
   const plan = buildPlan({ ...loaded, config }, { extraArgs: [] });
-  if (env.BENCH_OP === 'sendrecv' && plan.world_size < 2) throw new UsageError(`${file}: --op sendrecv needs at least 2 ranks; the config has 1`);
+  if (env.BENCH_OP === 'sendrecv' && plan.world_size < 2)
+    throw new UsageError(`${file}: --op sendrecv needs at least 2 ranks; the config has 1`);
   for (const w of plan.warnings) process.stderr.write(`warning: ${w}\n`);
   const { launchJob } = await import('../launch/controller.js');
   const { Writable } = await import('node:stream');
@@ -154,7 +192,9 @@ async function overConfig(file: string, sets: string[], env: Record<string, stri
       done();
     },
   });
-  const remote = plan.nodes.some((n) => !n.local) ? (await import('../launch/ssh/remote-spawner.js')).sshRemoteSpawner(config) : undefined;
+  const remote = plan.nodes.some((n) => !n.local)
+    ? (await import('../launch/ssh/remote-spawner.js')).sshRemoteSpawner(config)
+    : undefined;
   // Workers' stdout is captured for rank 0's rows; their stderr and the launcher's notes go to stderr.
   const summary = await launchJob({ config, plan, json: false, out: capture, err: process.stderr, remote });
   const hosts = new Set(plan.nodes.map((n) => n.host)).size;

@@ -15,7 +15,9 @@ const dist = new URL('../', import.meta.url);
 export async function run(argv: string[]): Promise<void> {
   restoreHeldEnvironment();
   if (argv.length === 2 && argv[0] === 'agent' && argv[1] === '--stdio') {
-    const { agentMain } = bundleIsCurrent(dist, 'agent-bundle') ? await loadBundle<AgentEntry>('agent-bundle') : await import('./agent-entry.js');
+    const { agentMain } = bundleIsCurrent(dist, 'agent-bundle')
+      ? await loadBundle<AgentEntry>('agent-bundle')
+      : await import('./agent-entry.js');
     return agentMain();
   }
   const { main } = bundleIsCurrent() ? await loadBundle<Main>('cli-bundle') : await import('./main.js');
@@ -26,9 +28,13 @@ export async function run(argv: string[]): Promise<void> {
 export function bundleIsCurrent(dir: URL = dist, name: 'cli-bundle' | 'agent-bundle' = 'cli-bundle'): boolean {
   if (process.env.DTRAIN_NO_BUNDLE === '1') return false;
   try {
-    const { inputs } = JSON.parse(readFileSync(fileURLToPath(new URL(`${name}.json`, dir)), 'utf8')) as { inputs: Record<string, number> };
+    const { inputs } = JSON.parse(readFileSync(fileURLToPath(new URL(`${name}.json`, dir)), 'utf8')) as {
+      inputs: Record<string, number>;
+    };
     statSync(fileURLToPath(new URL(`${name}.js`, dir)));
-    return Object.entries(inputs).every(([id, mtime]) => statSync(fileURLToPath(new URL(id, dir)), { throwIfNoEntry: false })?.mtimeMs === mtime);
+    return Object.entries(inputs).every(
+      ([id, mtime]) => statSync(fileURLToPath(new URL(id, dir)), { throwIfNoEntry: false })?.mtimeMs === mtime,
+    );
   } catch {
     return false;
   }

@@ -39,8 +39,14 @@ const launchOptions = {
   'max-restarts': { type: 'number', describe: 'without a config: restarts.max' },
   name: { type: 'string', describe: 'without a config: the job name' },
   backend: { type: 'string', describe: 'without a config: auto, cpu or nccl' },
-  'save-config': { type: 'string', describe: 'write the config these flags make to FILE (and launch unless --dry-run)' },
-  'join-agents': { type: 'number', describe: 'join mode: wait for N `dtrain agent --join` agents instead of starting them (no SSH/srun)' },
+  'save-config': {
+    type: 'string',
+    describe: 'write the config these flags make to FILE (and launch unless --dry-run)',
+  },
+  'join-agents': {
+    type: 'number',
+    describe: 'join mode: wait for N `dtrain agent --join` agents instead of starting them (no SSH/srun)',
+  },
   'secret-file': { type: 'string', describe: 'join mode: the job key (hex, mode 0600) the joining agents read too' },
 } as const satisfies Record<string, { type: 'boolean' | 'string' | 'number'; array?: boolean; describe: string }>;
 
@@ -102,14 +108,19 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
   builder: (y: Argv) =>
     y
       .parserConfiguration({ 'populate--': true, 'parse-positional-numbers': false })
-      .positional('config', { type: 'string', describe: 'the job config (YAML); omit it to use the torchrun-style flags' })
-      .options(launchOptions) as Argv<LaunchArgs>,
+      .positional('config', {
+        type: 'string',
+        describe: 'the job config (YAML); omit it to use the torchrun-style flags',
+      })
+      .options(launchOptions),
   handler: async (args: ArgumentsCamelCase<LaunchArgs>) => {
     const { UsageError } = await import('../util/errors.js');
     const extra = (args['--'] ?? []).map(String);
     const fromFlags = args.config === undefined;
     if (fromFlags && args.nprocPerNode === undefined && !extra.length) {
-      throw new UsageError('name a config file, or use torchrun-style flags: dtrain launch --nproc-per-node 4 -- python3 train.py');
+      throw new UsageError(
+        'name a config file, or use torchrun-style flags: dtrain launch --nproc-per-node 4 -- python3 train.py',
+      );
     }
     const joinKey = await joinModeKey(args);
     const nproc = args.nprocPerNode;
@@ -120,7 +131,12 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
     const loaded = fromFlags
       ? await config.configFromArgs({
           entrypoint: extra,
-          nprocPerNode: args.nprocPerNode === undefined ? undefined : args.nprocPerNode === 'auto' ? 'auto' : Number(args.nprocPerNode),
+          nprocPerNode:
+            args.nprocPerNode === undefined
+              ? undefined
+              : args.nprocPerNode === 'auto'
+                ? 'auto'
+                : Number(args.nprocPerNode),
           nnodes: args.nnodes,
           hosts: args.hosts?.split(',').filter(Boolean),
           masterAddr: args.masterAddr,
@@ -137,7 +153,13 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
       const { launchJoined } = await import('../launch/join/index.js');
       const { writeResultFile } = await import('../launch/slurm/index.js');
       try {
-        const summary = await launchJoined({ loaded, agents: args.joinAgents!, jobKey: joinKey, json: Boolean(args.json), extraArgs: fromFlags ? [] : extra });
+        const summary = await launchJoined({
+          loaded,
+          agents: args.joinAgents!,
+          jobKey: joinKey,
+          json: Boolean(args.json),
+          extraArgs: fromFlags ? [] : extra,
+        });
         writeResultFile(summary);
         if (args.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
       } catch (err) {
@@ -151,7 +173,9 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
     // Inside a Slurm allocation (or for a config whose nodes come from one) the hosts are the allocation's.
     const slurmRelevant = loaded.config.nodes.some((n) => n.from_allocation) || process.env.SLURM_JOB_ID !== undefined;
     const slurm = slurmRelevant ? await import('../launch/slurm/index.js') : null;
-    const applied = slurm ? await slurm.applySlurmAllocation(loaded.config, process.env, { dryRun: Boolean(args.dryRun) }) : null;
+    const applied = slurm
+      ? await slurm.applySlurmAllocation(loaded.config, process.env, { dryRun: Boolean(args.dryRun) })
+      : null;
     const jobConfig = applied?.config ?? loaded.config;
     const { buildPlan } = await import('../plan/build.js');
     const plan = buildPlan({ ...loaded, config: jobConfig }, { extraArgs: fromFlags ? [] : extra });
@@ -191,8 +215,14 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
 
 /** Dials the SSH nodes ahead (launch/ssh/pre-dial.ts); only node:net and the ssh_config reader load for it. */
 async function preDialSsh(config: JobConfig, plan: Plan) {
-  const [{ PreDials }, { sshSettingsFromConfig }] = await Promise.all([import('../launch/ssh/pre-dial.js'), import('../launch/ssh/target.js')]);
-  const dials = PreDials.start(plan.nodes.filter((n) => !n.local), sshSettingsFromConfig(config.ssh));
+  const [{ PreDials }, { sshSettingsFromConfig }] = await Promise.all([
+    import('../launch/ssh/pre-dial.js'),
+    import('../launch/ssh/target.js'),
+  ]);
+  const dials = PreDials.start(
+    plan.nodes.filter((n) => !n.local),
+    sshSettingsFromConfig(config.ssh),
+  );
   // net.connect dials on the next tick, and the module loading that follows runs as one chain of promise
   // jobs, during which no tick runs: yield once so that the connections leave now.
   await new Promise<void>((resolve) => setImmediate(resolve));
@@ -206,7 +236,8 @@ async function joinModeKey(args: ArgumentsCamelCase<LaunchArgs>): Promise<Buffer
   if (n === undefined && args.secretFile === undefined) return undefined;
   if (n === undefined) throw new UsageError('--secret-file goes with --join-agents N (join mode)');
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`--join-agents must be a positive integer, got ${String(n)}`);
-  if (args.secretFile === undefined) throw new UsageError('--join-agents needs --secret-file F: the job key the joining agents read too');
+  if (args.secretFile === undefined)
+    throw new UsageError('--join-agents needs --secret-file F: the job key the joining agents read too');
   const { readSecretFile } = await import('../launch/join/secret-file.js');
   return readSecretFile(args.secretFile);
 }

@@ -38,5 +38,3 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = report(err, wantsJson);
   }
 }
-
-export { printJson } from './exit-point.js';

@@ -4,7 +4,7 @@
  */
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../util/errors.js';
-import { printJson } from './main.js';
+import { printJson } from './exit-point.js';
 
 /** stage × microbatch × chunk cells: beyond this the simulation takes seconds and no picture is readable */
 const MAX_DRAWN = 1_000_000;
@@ -40,7 +40,9 @@ export const scheduleCommand: CommandModule<object, ScheduleArgs> = {
     };
     const ops = shape.stages * shape.microbatches * shape.virtualStages;
     if (ops > MAX_DRAWN) {
-      throw new UsageError(`${shape.stages} stages × ${shape.microbatches} microbatches × ${shape.virtualStages} chunks is too large to draw (at most ${MAX_DRAWN})`);
+      throw new UsageError(
+        `${shape.stages} stages × ${shape.microbatches} microbatches × ${shape.virtualStages} chunks is too large to draw (at most ${MAX_DRAWN})`,
+      );
     }
     const svgPath = args.svg === undefined ? undefined : single('svg', args.svg);
     if (svgPath === '') throw new UsageError('--svg needs a file name');
@@ -52,7 +54,9 @@ export const scheduleCommand: CommandModule<object, ScheduleArgs> = {
       try {
         writeFileSync(svgPath, renderTimelineSvg(plan));
       } catch (err) {
-        throw new UsageError(`cannot write --svg ${svgPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw new UsageError(
+          `cannot write --svg ${svgPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        );
       }
     }
     if (args.json) {
@@ -62,7 +66,12 @@ export const scheduleCommand: CommandModule<object, ScheduleArgs> = {
     }
     const { renderTimelineText } = await import('../runtime/pipeline/timeline-text.js');
     const { Chalk, default: chalk } = await import('chalk');
-    process.stdout.write(renderTimelineText(plan, { color: new Chalk({ level: colorLevel(chalk.level) }), columns: process.stdout.columns || 120 }));
+    process.stdout.write(
+      renderTimelineText(plan, {
+        color: new Chalk({ level: colorLevel(chalk.level) }),
+        columns: process.stdout.columns || 120,
+      }),
+    );
     if (svgPath !== undefined) process.stderr.write(`wrote ${svgPath}\n`);
   },
 };
@@ -80,6 +89,7 @@ function single(name: string, v: unknown): string {
 
 function count(name: string, v: unknown): number {
   const text = single(name, v);
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`--${name} must be a whole number >= 1, got "${text}"`);
+  if (!/^\d+$/.test(text) || Number(text) < 1)
+    throw new UsageError(`--${name} must be a whole number >= 1, got "${text}"`);
   return Number(text);
 }

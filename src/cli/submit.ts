@@ -5,7 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import type { CommandModule } from 'yargs';
 import { InterruptedError } from '../util/errors.js';
-import { printJson } from './main.js';
+import { printJson } from './exit-point.js';
 
 interface SubmitArgs {
   config: string;
@@ -17,14 +17,22 @@ interface SubmitArgs {
 
 export const submitCommand: CommandModule<object, SubmitArgs> = {
   command: 'submit <config>',
-  describe: 'Submit the job to a batch scheduler (Slurm; PBS experimental) from the config\'s scheduler section',
+  describe: "Submit the job to a batch scheduler (Slurm; PBS experimental) from the config's scheduler section",
   builder: (y) =>
     y
       .positional('config', { type: 'string', demandOption: true, describe: 'the job config (YAML)' })
       .option('scheduler', { choices: ['slurm', 'pbs'] as const, describe: 'overrides scheduler.kind' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'print the batch script; submit nothing' })
-      .option('wait', { type: 'boolean', default: false, describe: 'follow the job to its end; exit 1 if it failed (Slurm)' })
-      .option('json', { type: 'boolean', default: false, describe: 'print {job_id, script, output, state, exit_code} on stdout' }),
+      .option('wait', {
+        type: 'boolean',
+        default: false,
+        describe: 'follow the job to its end; exit 1 if it failed (Slurm)',
+      })
+      .option('json', {
+        type: 'boolean',
+        default: false,
+        describe: 'print {job_id, script, output, state, exit_code} on stdout',
+      }),
   handler: async (argv) => {
     const { loadConfig } = await import('../config/index.js');
     const { prepareSubmission, submitJob } = await import('../batch/submit-job.js');
@@ -37,13 +45,29 @@ export const submitCommand: CommandModule<object, SubmitArgs> = {
     // compute nodes run this same installation (clusters share the file system): absolute paths
     const dtrain = [process.execPath, fileURLToPath(new URL('../../bin/dtrain', import.meta.url))];
     const graceExplicit = loaded.raw.shutdown_grace !== undefined;
-    const req = { config: loaded.config, configFile: argv.config, graceExplicit, kind: argv.scheduler, dryRun: argv['dry-run'], wait: argv.wait, dtrain, log };
+    const req = {
+      config: loaded.config,
+      configFile: argv.config,
+      graceExplicit,
+      kind: argv.scheduler,
+      dryRun: argv['dry-run'],
+      wait: argv.wait,
+      dtrain,
+      log,
+    };
     const prepared = await prepareSubmission(req);
     for (const w of prepared.warnings) log(`warning: ${w}`);
 
     if (argv['dry-run']) {
       if (argv.json) {
-        printJson({ job_id: null, script: scriptPath(prepared.job), output: outputPath(prepared.job), state: 'DRY_RUN', exit_code: null, script_text: prepared.text });
+        printJson({
+          job_id: null,
+          script: scriptPath(prepared.job),
+          output: outputPath(prepared.job),
+          state: 'DRY_RUN',
+          exit_code: null,
+          script_text: prepared.text,
+        });
       } else process.stdout.write(prepared.text);
       return;
     }

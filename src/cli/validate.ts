@@ -13,7 +13,11 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
     y
       .positional('config', { type: 'string', demandOption: true, describe: 'the job config (YAML)' })
       .option('json', { type: 'boolean', describe: 'print the plan (or the errors) as one JSON document' })
-      .option('set', { type: 'string', array: true, describe: 'override a key: --set parallelism.zero_stage=2 (repeatable)' }),
+      .option('set', {
+        type: 'string',
+        array: true,
+        describe: 'override a key: --set parallelism.zero_stage=2 (repeatable)',
+      }),
   handler: async (args) => {
     const { loadConfig } = await import('../config/index.js');
     const { buildPlan, planDocument, renderPlanTable } = await import('../plan/index.js');

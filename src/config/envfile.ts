@@ -11,7 +11,11 @@ export function parseEnvFile(text: string): { env: Record<string, string>; probl
     if (!m) return void problems.push({ line, col: 1, message: 'expected KEY=VALUE' });
     const [, lead, key, rawValue] = m;
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
-      return void problems.push({ line, col: lead.length + 1, message: `"${key}" is not an environment variable name` });
+      return void problems.push({
+        line,
+        col: lead.length + 1,
+        message: `"${key}" is not an environment variable name`,
+      });
     }
     let value = rawValue.trim();
     const q = value[0];

@@ -43,7 +43,11 @@ export function parseHostfile(text: string): { hosts: HostEntry[]; problems: Tex
       return;
     }
     if (rest !== undefined) {
-      problems.push({ line, col: content.indexOf(rest, fieldCol - 1 + field.length) + 1, message: `unexpected "${rest.trim()}" after slots=${slots[1]}` });
+      problems.push({
+        line,
+        col: content.indexOf(rest, fieldCol - 1 + field.length) + 1,
+        message: `unexpected "${rest.trim()}" after slots=${slots[1]}`,
+      });
       return;
     }
     // host names are case-insensitive (DNS): Node-A and node-a are one machine
@@ -148,7 +152,10 @@ export function selectHosts(
   for (const e of filter) {
     const index = byHost.get(e.host);
     if (index === undefined) {
-      problems.push({ offset: e.offset, message: `"${e.host}" is not in the ${source}${didYouMean(e.host, byHost.keys())}` });
+      problems.push({
+        offset: e.offset,
+        message: `"${e.host}" is not in the ${source}${didYouMean(e.host, byHost.keys())}`,
+      });
       continue;
     }
     const known = nodes[index].slots;
@@ -169,7 +176,10 @@ export function selectHosts(
     if (!e) return void selected.push({ index });
     if (!e.slots) return; // the whole host is excluded
     if (n.slots === undefined) {
-      problems.push({ offset: e.offset, message: `"${n.host}" has no known slot count, so single slots cannot be excluded (give it slots)` });
+      problems.push({
+        offset: e.offset,
+        message: `"${n.host}" has no known slot count, so single slots cannot be excluded (give it slots)`,
+      });
       return;
     }
     const keep = [...Array(n.slots).keys()].filter((s) => !e.slots!.includes(s));

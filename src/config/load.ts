@@ -32,10 +32,16 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
   }
   const parsed = ConfigSource.parse(file, text);
   if (parsed.value === undefined) throw new ConfigError(parsed.problems);
-  return validate(parsed.value as Record<string, unknown>, parsed.source, opts, {
-    file,
-    defaultName: nameFromFile(file),
-  }, parsed.problems);
+  return validate(
+    parsed.value as Record<string, unknown>,
+    parsed.source,
+    opts,
+    {
+      file,
+      defaultName: nameFromFile(file),
+    },
+    parsed.problems,
+  );
 }
 
 /** torchrun habits: `dtrain launch --nproc-per-node 4 [--nnodes 2 --hosts a,b] -- python3 train.py`. */
@@ -74,17 +80,29 @@ export async function configFromArgs(args: ArgsConfig): Promise<LoadedConfig> {
   if (args.nnodes !== undefined) {
     const listed = args.hosts?.length ?? 1;
     if (args.nnodes !== listed) {
-      const why = args.hosts?.length ? `but --hosts names ${listed}` : 'but no --hosts were given (name them: --hosts a,b)';
+      const why = args.hosts?.length
+        ? `but --hosts names ${listed}`
+        : 'but no --hosts were given (name them: --hosts a,b)';
       problems.push({ file: '--nnodes', line: 0, col: 0, path: '', message: `is ${args.nnodes}, ${why}` });
     }
   }
   if (args.masterAddr !== undefined || args.masterPort !== undefined) {
-    doc.master = { ...(args.masterAddr !== undefined && { addr: args.masterAddr }), ...(args.masterPort !== undefined && { port: args.masterPort }) };
+    doc.master = {
+      ...(args.masterAddr !== undefined && { addr: args.masterAddr }),
+      ...(args.masterPort !== undefined && { port: args.masterPort }),
+    };
   }
   if (args.maxRestarts !== undefined) doc.restarts = { max: args.maxRestarts };
   if (args.backend !== undefined) doc.backend = args.backend;
   const source = ConfigSource.synthetic(label, FLAG_OF);
-  if (!args.entrypoint.length) problems.push({ file: label, line: 0, col: 0, path: '', message: 'name the command to run after --, e.g. dtrain launch --nproc-per-node 4 -- python3 train.py' });
+  if (!args.entrypoint.length)
+    problems.push({
+      file: label,
+      line: 0,
+      col: 0,
+      path: '',
+      message: 'name the command to run after --, e.g. dtrain launch --nproc-per-node 4 -- python3 train.py',
+    });
   if (problems.length) throw new ConfigError(problems);
   return validate(doc, source, args, { file: label, defaultName: 'dtrain' });
 }
@@ -108,7 +126,10 @@ async function validate(
   let schema: { problems: ConfigProblem[]; rejected: PathSegment[][] } | undefined;
   if (!validator(doc)) {
     // loaded only for a config with problems: two modules less on every launch
-    const [{ schemaProblems }, { withoutRejected }] = await Promise.all([import('./schema-errors.js'), import('./schema-repair.js')]);
+    const [{ schemaProblems }, { withoutRejected }] = await Promise.all([
+      import('./schema-errors.js'),
+      import('./schema-repair.js'),
+    ]);
     const errors = validator.errors ?? [];
     const problems = schemaProblems(errors, doc, source);
     // The semantic checks still run, on the values the schema accepted (schema-repair.ts says how).
@@ -143,7 +164,9 @@ function ordered(problems: ConfigProblem[]): ConfigProblem[] {
 }
 
 function nameFromFile(file: string): string {
-  const stem = basename(file, extname(file)).replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 64);
+  const stem = basename(file, extname(file))
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .slice(0, 64);
   return stem || 'dtrain';
 }
 

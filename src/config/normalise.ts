@@ -46,7 +46,8 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   const rejected = ctx.rejected ?? [];
   /** none of these dotted paths (`*`: any key or index) is, holds or lies inside a rejected value */
   const usable: Usable = (...paths) => !paths.some((p) => rejected.some((r) => overlaps(r, p.split('.'))));
-  const aboutStandIn = (path: PathSegment[]) => rejected.some((r) => r.length <= path.length && r.every((s, i) => String(s) === String(path[i])));
+  const aboutStandIn = (path: PathSegment[]) =>
+    rejected.some((r) => r.length <= path.length && r.every((s, i) => String(s) === String(path[i])));
   const error = (path: PathSegment[], message: string, at: 'key' | 'value' = 'value') => {
     if (!aboutStandIn(path)) problems.push(source.problem(path, message, at));
   };
@@ -73,17 +74,24 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   let envFile: string | undefined;
   if (raw.env_file !== undefined) {
     envFile = resolve(baseDir, raw.env_file);
-    const text = readOrProblem(ctx, envFile, () => error(['env_file'], `cannot read ${shown(raw.env_file!)}: no such file or not readable`));
+    const text = readOrProblem(ctx, envFile, () =>
+      error(['env_file'], `cannot read ${shown(raw.env_file!)}: no such file or not readable`),
+    );
     if (text !== undefined) {
       const parsed = parseEnvFile(text);
-      for (const p of parsed.problems) problems.push({ file: shown(raw.env_file), line: p.line, col: p.col, path: '', message: p.message });
+      for (const p of parsed.problems)
+        problems.push({ file: shown(raw.env_file), line: p.line, col: p.col, path: '', message: p.message });
       Object.assign(env, parsed.env);
     }
   }
   for (const [k, v] of Object.entries(raw.env)) {
     if ((WORKER_ENV_KEYS as readonly string[]).includes(k)) {
       const key = CONFIG_KEY_OF[k as keyof typeof CONFIG_KEY_OF];
-      error(['env', k], `${k} is set by dtrain for every worker${key ? ` from ${key}: set that key instead` : '; it cannot be configured'}`, 'key');
+      error(
+        ['env', k],
+        `${k} is set by dtrain for every worker${key ? ` from ${key}: set that key instead` : '; it cannot be configured'}`,
+        'key',
+      );
     }
     env[k] = String(v);
   }
@@ -93,13 +101,30 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   const world = nodes.reduce((sum, n) => sum + n.nproc, 0);
 
   // scheduler and the listed nodes must agree on how many nodes there are (none: the list is unknown)
-  if (raw.scheduler?.nodes !== undefined && (raw.nodes || raw.hostfile) && nodes.length && raw.scheduler.nodes !== nodes.length) {
-    error(['scheduler', 'nodes'], `is ${raw.scheduler.nodes}, but the config lists ${nodes.length} node${nodes.length === 1 ? '' : 's'}`);
+  if (
+    raw.scheduler?.nodes !== undefined &&
+    (raw.nodes || raw.hostfile) &&
+    nodes.length &&
+    raw.scheduler.nodes !== nodes.length
+  ) {
+    error(
+      ['scheduler', 'nodes'],
+      `is ${raw.scheduler.nodes}, but the config lists ${nodes.length} node${nodes.length === 1 ? '' : 's'}`,
+    );
   }
 
   const gpusPerNode = raw.scheduler?.gpus_per_node;
-  if (gpusPerNode && typeof raw.nproc_per_node === 'number' && raw.nproc_per_node > gpusPerNode && raw.backend !== 'cpu' && usable('scheduler.gpus_per_node', 'backend')) {
-    warn(['nproc_per_node'], `is ${raw.nproc_per_node}, but scheduler.gpus_per_node is ${gpusPerNode}: workers would share GPUs`);
+  if (
+    gpusPerNode &&
+    typeof raw.nproc_per_node === 'number' &&
+    raw.nproc_per_node > gpusPerNode &&
+    raw.backend !== 'cpu' &&
+    usable('scheduler.gpus_per_node', 'backend')
+  ) {
+    warn(
+      ['nproc_per_node'],
+      `is ${raw.nproc_per_node}, but scheduler.gpus_per_node is ${gpusPerNode}: workers would share GPUs`,
+    );
   }
 
   // the rank grid
@@ -110,7 +135,10 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   const gridKnown = nodes.length > 0 && usable('parallelism.data', 'parallelism.tensor', 'parallelism.pipeline');
   if (gridKnown && par.data === 'auto') {
     if (world % tp !== 0) {
-      error(['parallelism'], `tensor × pipeline = ${par.tensor} × ${par.pipeline} = ${tp} does not divide the world size ${world} (${perNode})`);
+      error(
+        ['parallelism'],
+        `tensor × pipeline = ${par.tensor} × ${par.pipeline} = ${tp} does not divide the world size ${world} (${perNode})`,
+      );
     } else data = world / tp;
   } else if (gridKnown && data * tp !== world) {
     error(
@@ -119,13 +147,26 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     );
   }
   if (par.virtual_stages > 1 && par.schedule !== 'interleaved-1f1b' && usable('parallelism.schedule')) {
-    error(['parallelism', 'virtual_stages'], `is ${par.virtual_stages}, but virtual stages need schedule: interleaved-1f1b (schedule is ${par.schedule})`);
+    error(
+      ['parallelism', 'virtual_stages'],
+      `is ${par.virtual_stages}, but virtual stages need schedule: interleaved-1f1b (schedule is ${par.schedule})`,
+    );
   }
-  if (par.schedule === 'interleaved-1f1b' && par.microbatches % par.pipeline !== 0 && usable('parallelism.schedule', 'parallelism.pipeline')) {
-    error(['parallelism', 'microbatches'], `interleaved-1f1b needs microbatches divisible by pipeline (${par.pipeline}), got ${par.microbatches}`);
+  if (
+    par.schedule === 'interleaved-1f1b' &&
+    par.microbatches % par.pipeline !== 0 &&
+    usable('parallelism.schedule', 'parallelism.pipeline')
+  ) {
+    error(
+      ['parallelism', 'microbatches'],
+      `interleaved-1f1b needs microbatches divisible by pipeline (${par.pipeline}), got ${par.microbatches}`,
+    );
   }
   if (par.schedule === 'interleaved-1f1b' && par.virtual_stages === 1 && usable('parallelism.schedule')) {
-    warn(['parallelism', 'virtual_stages'], 'interleaved-1f1b with virtual_stages 1 is plain 1f1b; use 2 or more to shrink the bubble');
+    warn(
+      ['parallelism', 'virtual_stages'],
+      'interleaved-1f1b with virtual_stages 1 is plain 1f1b; use 2 or more to shrink the bubble',
+    );
   }
   if (par.pipeline > 1 && par.microbatches < par.pipeline && usable('parallelism.pipeline')) {
     warn(
@@ -134,13 +175,19 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     );
   }
   if (par.zero_stage > 0 && data === 1) {
-    warn(['parallelism', 'zero_stage'], `ZeRO stage ${par.zero_stage} with data = 1 shards over a single rank: it saves no memory`);
+    warn(
+      ['parallelism', 'zero_stage'],
+      `ZeRO stage ${par.zero_stage} with data = 1 shards over a single rank: it saves no memory`,
+    );
   }
   if (par.tensor > 1 && usable('parallelism.tensor')) {
     let offset = 0;
     for (const [i, n] of nodes.entries()) {
       if (offset % par.tensor !== 0 || (offset + n.nproc) % par.tensor !== 0) {
-        warn(nodePath(raw, i), `tensor = ${par.tensor} does not divide ${n.host}'s ${n.nproc} processes: tensor groups would cross nodes (slow)`);
+        warn(
+          nodePath(raw, i),
+          `tensor = ${par.tensor} does not divide ${n.host}'s ${n.nproc} processes: tensor groups would cross nodes (slow)`,
+        );
       }
       offset += n.nproc;
     }
@@ -149,33 +196,54 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   // log ranks inside the world
   if (Array.isArray(raw.logs.ranks)) {
     raw.logs.ranks.forEach((r, i) => {
-      if (nodes.length && r >= world) error(['logs', 'ranks', i], `rank ${r} is outside the world (ranks 0-${world - 1})`);
+      if (nodes.length && r >= world)
+        error(['logs', 'ranks', i], `rank ${r} is outside the world (ranks 0-${world - 1})`);
     });
   }
 
   // ports and timings that must not collide
   if (typeof raw.master.port === 'number' && raw.master.port === raw.rendezvous.port && usable('rendezvous.port')) {
-    error(['master', 'port'], `is the same as rendezvous.port (${raw.master.port}): PyTorch's rank 0 and dtrain's store each need their own port`);
+    error(
+      ['master', 'port'],
+      `is the same as rendezvous.port (${raw.master.port}): PyTorch's rank 0 and dtrain's store each need their own port`,
+    );
   }
   const ms = (path: PathSegment[], v: number | string) => {
     const out = parseDuration(v);
-    if (out === undefined) error(path, `must be a duration such as 30s, 5m, 1h or a number of seconds, got ${JSON.stringify(v)}`);
+    if (out === undefined)
+      error(path, `must be a duration such as 30s, 5m, 1h or a number of seconds, got ${JSON.stringify(v)}`);
     return out ?? 0;
   };
-  const heartbeat = { interval: ms(['heartbeat', 'interval'], raw.heartbeat.interval), timeout: ms(['heartbeat', 'timeout'], raw.heartbeat.timeout) };
+  const heartbeat = {
+    interval: ms(['heartbeat', 'interval'], raw.heartbeat.interval),
+    timeout: ms(['heartbeat', 'timeout'], raw.heartbeat.timeout),
+  };
   if (heartbeat.interval === 0) error(['heartbeat', 'interval'], 'must be more than 0');
   if (heartbeat.timeout <= heartbeat.interval && usable('heartbeat.interval')) {
-    error(['heartbeat', 'timeout'], `must be longer than heartbeat.interval (${raw.heartbeat.interval}): a node would be declared lost between two heartbeats`);
+    error(
+      ['heartbeat', 'timeout'],
+      `must be longer than heartbeat.interval (${raw.heartbeat.interval}): a node would be declared lost between two heartbeats`,
+    );
   }
   if (raw.ssh.strict_host_key_checking === 'no' && nodes.some((n) => !n.local && !n.from_allocation)) {
-    warn(['ssh', 'strict_host_key_checking'], 'host keys are not checked: anyone on the network path can pose as a node');
+    warn(
+      ['ssh', 'strict_host_key_checking'],
+      'host keys are not checked: anyone on the network path can pose as a node',
+    );
   }
 
   // the model shape, when given, should fit the grid
   if (raw.model) {
     const m = raw.model;
-    if (m.layers !== undefined && m.layers % (par.pipeline * par.virtual_stages) !== 0 && usable('parallelism.pipeline', 'parallelism.virtual_stages')) {
-      warn(['model', 'layers'], `${m.layers} layers do not split evenly into ${par.pipeline * par.virtual_stages} pipeline chunks (pipeline × virtual_stages)`);
+    if (
+      m.layers !== undefined &&
+      m.layers % (par.pipeline * par.virtual_stages) !== 0 &&
+      usable('parallelism.pipeline', 'parallelism.virtual_stages')
+    ) {
+      warn(
+        ['model', 'layers'],
+        `${m.layers} layers do not split evenly into ${par.pipeline * par.virtual_stages} pipeline chunks (pipeline × virtual_stages)`,
+      );
     }
     if (m.heads !== undefined && m.heads % par.tensor !== 0 && usable('parallelism.tensor')) {
       warn(['model', 'heads'], `${m.heads} attention heads do not split evenly over tensor = ${par.tensor}`);
@@ -261,7 +329,10 @@ function resolveNodes(
   // A rejected value the node list comes from leaves it unknown (returned empty, like after a problem):
   // the default standing in would describe another cluster (no `nodes` falls back to localhost).
   const fromAllocation = !raw.nodes && raw.hostfile === undefined;
-  if (!usable('nodes.*.host', 'nodes.*.slots', 'hostfile', 'include', 'exclude') || (fromAllocation && !usable('scheduler.kind', 'scheduler.nodes'))) {
+  if (
+    !usable('nodes.*.host', 'nodes.*.slots', 'hostfile', 'include', 'exclude') ||
+    (fromAllocation && !usable('scheduler.kind', 'scheduler.nodes'))
+  ) {
     return [];
   }
 
@@ -286,10 +357,13 @@ function resolveNodes(
     if (duplicate) return [];
   } else if (raw.hostfile !== undefined) {
     const file = resolve(baseDir, raw.hostfile);
-    const text = readOrProblem(ctx, file, () => error(['hostfile'], `cannot read ${shown(raw.hostfile!)}: no such file or not readable`));
+    const text = readOrProblem(ctx, file, () =>
+      error(['hostfile'], `cannot read ${shown(raw.hostfile!)}: no such file or not readable`),
+    );
     if (text === undefined) return [];
     const parsed = parseHostfile(text);
-    for (const p of parsed.problems) problems.push({ file: shown(raw.hostfile), line: p.line, col: p.col, path: '', message: p.message });
+    for (const p of parsed.problems)
+      problems.push({ file: shown(raw.hostfile), line: p.line, col: p.col, path: '', message: p.message });
     if (parsed.problems.length) return [];
     if (parsed.hosts.length === 0) {
       error(['hostfile'], `${shown(raw.hostfile)} lists no hosts (expected "<host> slots=<n>" lines)`);
@@ -300,7 +374,11 @@ function resolveNodes(
   } else if (raw.scheduler) {
     const count = raw.scheduler.nodes ?? 1;
     const kind = raw.scheduler.kind;
-    base = Array.from({ length: count }, (_, i) => ({ host: `<${kind} node ${i}>`, from_allocation: true, path: ['scheduler'] }));
+    base = Array.from({ length: count }, (_, i) => ({
+      host: `<${kind} node ${i}>`,
+      from_allocation: true,
+      path: ['scheduler'],
+    }));
     listName = 'allocation';
   } else {
     base = [{ host: 'localhost', path: [] }];
@@ -313,13 +391,17 @@ function resolveNodes(
   if (filterKey) {
     const text = raw[filterKey]!;
     const offsetBase = source.valueQuoteWidth([filterKey]);
-    const report = (offset: number, message: string) => problems.push(source.problem([filterKey], message, 'value', offsetBase + offset));
+    const report = (offset: number, message: string) =>
+      problems.push(source.problem([filterKey], message, 'value', offsetBase + offset));
     if (base.some((b) => b.from_allocation)) {
-      error([filterKey], `needs nodes or a hostfile to choose from (the ${raw.scheduler!.kind} allocation is not known before the job starts)`);
+      error(
+        [filterKey],
+        `needs nodes or a hostfile to choose from (the ${raw.scheduler!.kind} allocation is not known before the job starts)`,
+      );
       return [];
     }
     const parsed = parseHostFilter(text);
-    const chosen = selectHosts(base as SelectableNode[], parsed.entries, filterKey, listName);
+    const chosen = selectHosts(base, parsed.entries, filterKey, listName);
     const filterProblems = [...parsed.problems, ...chosen.problems].sort((a, b) => a.offset - b.offset);
     for (const p of filterProblems) report(p.offset, p.message);
     if (filterProblems.length) return [];
@@ -341,7 +423,9 @@ function resolveNodes(
     if (typeof raw.nproc_per_node === 'number') {
       nproc = raw.nproc_per_node;
       if (slots !== undefined && slots < nproc) {
-        const where = slotList ? `${b.host} has ${slots} selected slot${slots === 1 ? '' : 's'} (${slotList.join(',')})` : `${b.host} has slots=${slots}`;
+        const where = slotList
+          ? `${b.host} has ${slots} selected slot${slots === 1 ? '' : 's'} (${slotList.join(',')})`
+          : `${b.host} has slots=${slots}`;
         error(['nproc_per_node'], `is ${nproc}, but ${where}`);
       }
     } else if (slots !== undefined) {
@@ -357,7 +441,10 @@ function resolveNodes(
       assumed = true;
     }
     if (assumed) {
-      warn(b.path.length ? b.path : ['nproc_per_node'], `nproc_per_node is auto and ${b.host} has no slots: its GPU count is known only at launch, the plan assumes 1 process`);
+      warn(
+        b.path.length ? b.path : ['nproc_per_node'],
+        `nproc_per_node is auto and ${b.host} has no slots: its GPU count is known only at launch, the plan assumes 1 process`,
+      );
     }
     const local = !b.from_allocation && ctx.isLocalHost(b.host);
     const user = b.user ?? raw.ssh.user;

@@ -16,7 +16,8 @@ export function applyOverrides(doc: Record<string, unknown>, sets: string[], sou
   const problems: ConfigProblem[] = [];
   for (const given of sets) {
     const arg = maskedArg(given);
-    const fail = (path: string, message: string) => problems.push({ file: `--set ${arg}`, line: 0, col: 0, path, message });
+    const fail = (path: string, message: string) =>
+      problems.push({ file: `--set ${arg}`, line: 0, col: 0, path, message });
     const eq = arg.indexOf('=');
     if (eq <= 0) {
       fail('', 'expected key.path=value, e.g. --set parallelism.zero_stage=2');
@@ -73,7 +74,7 @@ type Walked =
 
 /** Follows the path through the schema and the document together, creating mappings the schema has. */
 function walk(doc: Record<string, unknown>, keys: string[]): Walked {
-  let schema: SchemaNode | undefined = configSchema as unknown as SchemaNode;
+  let schema: SchemaNode | undefined = configSchema;
   let container: Record<string, unknown> | unknown[] = doc;
   const path: PathSegment[] = [];
   for (let i = 0; i < keys.length; i++) {
@@ -85,12 +86,17 @@ function walk(doc: Record<string, unknown>, keys: string[]): Walked {
     let seg: PathSegment = key;
     const props = schema?.properties as Record<string, SchemaNode> | undefined;
     if (!Array.isArray(container) && props && key in props) next = props[key];
-    else if (!Array.isArray(container) && typeof schema?.additionalProperties === 'object') next = schema.additionalProperties as SchemaNode;
+    else if (!Array.isArray(container) && typeof schema?.additionalProperties === 'object')
+      next = schema.additionalProperties as SchemaNode;
     else if (Array.isArray(container)) {
-      if (!/^[0-9]+$/.test(key)) return { error: `${path.join('.')} is a list: use an index (${path.join('.')}.0)`, at };
+      if (!/^[0-9]+$/.test(key))
+        return { error: `${path.join('.')} is a list: use an index (${path.join('.')}.0)`, at };
       seg = Number(key);
       if (seg >= container.length) {
-        return { error: `no such item: ${path.join('.')} has ${container.length} item${container.length === 1 ? '' : 's'}`, at };
+        return {
+          error: `no such item: ${path.join('.')} has ${container.length} item${container.length === 1 ? '' : 's'}`,
+          at,
+        };
       }
       next = listItems(schema);
     } else if (props) {
@@ -106,7 +112,8 @@ function walk(doc: Record<string, unknown>, keys: string[]): Walked {
       return { error: `${path.join('.')} is a single value, it has no "${keys[i + 1]}"`, at: nextKey };
     }
     if (current === undefined || current === null) {
-      if (!isSchemaFor(next, 'object')) return { error: `${path.join('.')} is not set, so it has no item ${keys[i + 1]}`, at: nextKey };
+      if (!isSchemaFor(next, 'object'))
+        return { error: `${path.join('.')} is not set, so it has no item ${keys[i + 1]}`, at: nextKey };
       (container as Record<string | number, unknown>)[seg] = {};
     } else if (typeof current !== 'object') {
       return { error: `${path.join('.')} is a single value, it has no "${keys[i + 1]}"`, at: nextKey };

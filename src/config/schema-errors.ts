@@ -68,7 +68,9 @@ export function rejectedPaths(errors: ErrorObject[]): PathSegment[][] {
 function reported(errors: ErrorObject[]): ErrorObject[] {
   const unions = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
   const insideUnion = (e: ErrorObject) =>
-    unions.some((u) => u !== e && e.schemaPath.startsWith(u.schemaPath + '/') && isUnder(e.instancePath, u.instancePath));
+    unions.some(
+      (u) => u !== e && e.schemaPath.startsWith(u.schemaPath + '/') && isUnder(e.instancePath, u.instancePath),
+    );
   return errors.filter((e) => !insideUnion(e) && !('propertyName' in e));
 }
 
@@ -144,7 +146,12 @@ function meantKey(e: ErrorObject, path: PathSegment[]): PathSegment[] | undefine
 }
 
 export function pointerSegments(pointer: string): PathSegment[] {
-  return pointer ? pointer.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')) : [];
+  return pointer
+    ? pointer
+        .split('/')
+        .slice(1)
+        .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    : [];
 }
 
 function isUnder(path: string, prefix: string): boolean {

@@ -66,7 +66,10 @@ export const configSchema = {
         pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
         errorMessage: 'must be an environment variable name (letters, digits, _; not starting with a digit)',
       },
-      additionalProperties: { type: ['string', 'number', 'boolean'], errorMessage: 'must be a single value (string, number, true or false)' },
+      additionalProperties: {
+        type: ['string', 'number', 'boolean'],
+        errorMessage: 'must be a single value (string, number, true or false)',
+      },
       default: {},
     },
     env_file: {
@@ -125,10 +128,18 @@ export const configSchema = {
         },
         tensor: { description: 'Tensor-parallel size.', ...positiveInt, default: 1 },
         pipeline: { description: 'Pipeline-parallel size (stages).', ...positiveInt, default: 1 },
-        zero_stage: { description: 'ZeRO stage: 1 shards optimizer state, 2 also gradients.', enum: [0, 1, 2], default: 0 },
+        zero_stage: {
+          description: 'ZeRO stage: 1 shards optimizer state, 2 also gradients.',
+          enum: [0, 1, 2],
+          default: 0,
+        },
         microbatches: { description: 'Microbatches per step.', ...positiveInt, default: 1 },
         schedule: { description: 'Pipeline schedule.', enum: ['1f1b', 'gpipe', 'interleaved-1f1b'], default: '1f1b' },
-        virtual_stages: { description: 'Model chunks per pipeline rank (interleaved-1f1b).', ...positiveInt, default: 1 },
+        virtual_stages: {
+          description: 'Model chunks per pipeline rank (interleaved-1f1b).',
+          ...positiveInt,
+          default: 1,
+        },
       },
     },
     backend: {
@@ -142,7 +153,12 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        addr: { description: "auto: node 0's address as the other nodes reach it.", type: 'string', minLength: 1, default: 'auto' },
+        addr: {
+          description: "auto: node 0's address as the other nodes reach it.",
+          type: 'string',
+          minLength: 1,
+          default: 'auto',
+        },
         port: { description: "auto: node 0's agent picks a free port.", $ref: '#/$defs/portOrAuto', default: 'auto' },
       },
     },
@@ -152,7 +168,12 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        addr: { description: 'Address the nodes reach the controller at; auto: detected at launch.', type: 'string', minLength: 1, default: 'auto' },
+        addr: {
+          description: 'Address the nodes reach the controller at; auto: detected at launch.',
+          type: 'string',
+          minLength: 1,
+          default: 'auto',
+        },
         port: { description: 'auto: a free port.', $ref: '#/$defs/portOrAuto', default: 'auto' },
         timeout: { description: 'How long every node has to join.', $ref: '#/$defs/duration', default: '60s' },
       },
@@ -192,7 +213,12 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        dir: { description: 'One folder per run under it (relative to workdir).', type: 'string', minLength: 1, default: './logs' },
+        dir: {
+          description: 'One folder per run under it (relative to workdir).',
+          type: 'string',
+          minLength: 1,
+          default: './logs',
+        },
         tee: { description: "Also print the workers' output on the terminal.", type: 'boolean', default: true },
         ranks: {
           description: 'Ranks whose output is shown on the terminal: all, or a list.',
@@ -219,14 +245,22 @@ export const configSchema = {
         },
         connect_timeout: { $ref: '#/$defs/duration', default: '10s' },
         concurrency: { description: 'Nodes contacted at once.', ...positiveInt, default: 32 },
-        remote_dtrain: { description: 'dtrain command on the remote nodes.', type: 'string', minLength: 1, default: 'dtrain' },
+        remote_dtrain: {
+          description: 'dtrain command on the remote nodes.',
+          type: 'string',
+          minLength: 1,
+          default: 'dtrain',
+        },
         forward_env: {
-          description: "Launcher environment variables (glob patterns) passed to remote workers.",
+          description: 'Launcher environment variables (glob patterns) passed to remote workers.',
           type: 'array',
           items: { type: 'string', minLength: 1 },
           default: ['NCCL_*', 'CUDA_*', 'UCX_*', 'PYTHON*'],
         },
-        prelude: { description: 'Shell line run on a remote node before the agent, e.g. "module load cuda".', type: 'string' },
+        prelude: {
+          description: 'Shell line run on a remote node before the agent, e.g. "module load cuda".',
+          type: 'string',
+        },
       },
     },
     scheduler: {

@@ -34,18 +34,41 @@ export class ConfigSource {
     const problems: ConfigProblem[] = doc.errors.map((e) => {
       const { line, col } = lines.linePos(e.pos[0]);
       const path = e.code === 'DUPLICATE_KEY' ? keyPathAt(doc.contents, e.pos[0]) : undefined;
-      return { file, line, col, path: path?.join('.') ?? '', message: yamlMessage(e.code, e.message, text.slice(e.pos[0])) };
+      return {
+        file,
+        line,
+        col,
+        path: path?.join('.') ?? '',
+        message: yamlMessage(e.code, e.message, text.slice(e.pos[0])),
+      };
     });
     // A repeated key still leaves a document to check (the later value wins): report it with the rest.
-    const duplicatesOnly = problems.length > 0 && doc.errors.every((e) => e.code === 'DUPLICATE_KEY') && isMap(doc.contents);
+    const duplicatesOnly =
+      problems.length > 0 && doc.errors.every((e) => e.code === 'DUPLICATE_KEY') && isMap(doc.contents);
     if (problems.length && !duplicatesOnly) return { source, value: undefined, problems };
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
-      return { source, value: undefined, problems: [{ file, line: 0, col: 0, path: '', message: 'the file is empty: a config is a mapping with at least "entrypoint"' }] };
+      return {
+        source,
+        value: undefined,
+        problems: [
+          {
+            file,
+            line: 0,
+            col: 0,
+            path: '',
+            message: 'the file is empty: a config is a mapping with at least "entrypoint"',
+          },
+        ],
+      };
     }
     if (!isMap(doc.contents)) {
       const at = source.nodePosition(doc.contents) ?? { line: 1, col: 1 };
       const what = isSeq(doc.contents) ? 'a list' : 'a single value';
-      return { source, value: undefined, problems: [{ file, ...at, path: '', message: `the top level must be a mapping of config keys, not ${what}` }] };
+      return {
+        source,
+        value: undefined,
+        problems: [{ file, ...at, path: '', message: `the top level must be a mapping of config keys, not ${what}` }],
+      };
     }
     const value = doc.toJS({ maxAliasCount: 1000 }) as Record<string, unknown>;
     keepEnvNumbersAsWritten(doc, value);
@@ -67,7 +90,9 @@ export class ConfigSource {
    */
   problem(path: PathSegment[], message: string, at: 'key' | 'value' = 'value', colOffset = 0): ConfigProblem {
     const dotted = path.join('.');
-    const override = this.overrides.find((o) => startsWith(path, o.path) || (path.length > 0 && startsWith(o.path, path)));
+    const override = this.overrides.find(
+      (o) => startsWith(path, o.path) || (path.length > 0 && startsWith(o.path, path)),
+    );
     if (override) return { file: `--set ${override.arg}`, line: 0, col: 0, path: dotted, message };
     if (!this.doc) {
       const flag = [path.slice(0, 2).join('.'), String(path[0])].find((k) => k in this.flags);
@@ -99,7 +124,7 @@ export class ConfigSource {
         node = pair.value;
         // `key:` with no value: point at the key
         best = this.nodePosition(node as Node) ?? this.nodePosition(pair.key as Node) ?? best;
-      } else if (isSeq(node) && typeof seg === 'number' || (isSeq(node) && /^\d+$/.test(String(seg)))) {
+      } else if ((isSeq(node) && typeof seg === 'number') || (isSeq(node) && /^\d+$/.test(String(seg)))) {
         const item = (node as { items: unknown[] }).items[Number(seg)];
         if (item === undefined) return { ...best, exact: false };
         node = item;
@@ -128,7 +153,13 @@ function keepEnvNumbersAsWritten(doc: Document.Parsed, value: Record<string, unk
   if (!isMap(envNode) || env === null || typeof env !== 'object') return;
   for (const pair of envNode.items) {
     const v = pair.value;
-    if (isScalar(pair.key) && isScalar(v) && typeof v.value === 'number' && v.type === 'PLAIN' && typeof v.source === 'string') {
+    if (
+      isScalar(pair.key) &&
+      isScalar(v) &&
+      typeof v.value === 'number' &&
+      v.type === 'PLAIN' &&
+      typeof v.source === 'string'
+    ) {
       (env as Record<string, unknown>)[String(pair.key.value)] = v.source;
     }
   }

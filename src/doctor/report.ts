@@ -36,7 +36,9 @@ const nativeAgentPath = fileURLToPath(new URL('../../build/Release/dtrain-agent'
 function sshAgent(): DoctorReport['ssh_agent'] {
   const r = spawnSync(nativeAgentPath, ['--check'], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
   if (r.status === 0) return { kind: 'native', path: nativeAgentPath };
-  const reason = r.error ? `${nativeAgentPath}: ${(r.error as NodeJS.ErrnoException).code}` : (r.stderr.trim().replace(/^dtrain-agent: /, '') || `exit ${r.status}`);
+  const reason = r.error
+    ? `${nativeAgentPath}: ${(r.error as NodeJS.ErrnoException).code}`
+    : r.stderr.trim().replace(/^dtrain-agent: /, '') || `exit ${r.status}`;
   return { kind: 'node', path: nativeAgentPath, reason };
 }
 

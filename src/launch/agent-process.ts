@@ -65,7 +65,11 @@ export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
   const silent = new Promise<void>((resolve) => (silenced = resolve));
   const heartbeat = setInterval(() => {
     if (Date.now() - lastAnswer > silentMs) silenced();
-    else void store.add(controlKeys.heartbeat(nodeRank), 1).then(() => void (lastAnswer = Date.now()), () => {});
+    else
+      void store.add(controlKeys.heartbeat(nodeRank), 1).then(
+        () => void (lastAnswer = Date.now()),
+        () => {},
+      );
   }, spec.heartbeat_interval_ms);
   heartbeat.unref();
 
@@ -73,14 +77,22 @@ export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
   const where = spec.store.kind === 'tcp' ? ` (its store at ${spec.store.host}:${spec.store.port})` : '';
   const controllerGone = Promise.race([
     io.controllerGone,
-    silent.then(() => void io.stderr.write(`dtrain agent: the controller${where} has not answered for ${formatDuration(silentMs)}: stopping this node\n`)),
+    silent.then(
+      () =>
+        void io.stderr.write(
+          `dtrain agent: the controller${where} has not answered for ${formatDuration(silentMs)}: stopping this node\n`,
+        ),
+    ),
   ]).then(() => {
     gone = true;
     agent.kill();
   });
   const commands = (async () => {
     for (let seq = 0; !gone; seq++) {
-      const raw = await Promise.race([getForever(store, controlKeys.command(nodeRank, seq)), controllerGone.then(() => null)]);
+      const raw = await Promise.race([
+        getForever(store, controlKeys.command(nodeRank, seq)),
+        controllerGone.then(() => null),
+      ]);
       if (raw === null) return;
       const cmd = JSON.parse(raw.toString()) as ControllerCommand;
       if (cmd.type === 'start') void agent.start(cmd.attempt);
@@ -118,9 +130,14 @@ async function connectStore(spec: AgentSpec, jobKey: Buffer, given?: StoreClient
 }
 
 /** Reads the optional hello and the spec from stdin; answers the hello (with a key exchange when asked). */
-export async function readSpec(stdin: Readable, stdout: Writable): Promise<{ spec: AgentSpec; controllerGone: Promise<void> }> {
+export async function readSpec(
+  stdin: Readable,
+  stdout: Writable,
+): Promise<{ spec: AgentSpec; controllerGone: Promise<void> }> {
   const lines = createInterface({ input: stdin, crlfDelay: Infinity });
-  const controllerGone = new Promise<void>((resolve) => stdin.once('end', () => resolve()).once('close', () => resolve()));
+  const controllerGone = new Promise<void>((resolve) =>
+    stdin.once('end', () => resolve()).once('close', () => resolve()),
+  );
   let exchange: { mine: KeyExchange; controller: string } | undefined;
   for await (const line of lines) {
     if (!line.trim()) continue;
@@ -133,19 +150,26 @@ export async function readSpec(stdin: Readable, stdout: Writable): Promise<{ spe
     if (msg.type === 'hello') {
       if (typeof msg.kx === 'string') exchange = { mine: new KeyExchange(), controller: msg.kx };
       const kx = exchange ? { kx: exchange.mine.publicKey } : {};
-      stdout.write(JSON.stringify({ type: 'hello', version: packageVersion(), hostname: hostname(), pid: process.pid, ...kx }) + '\n');
+      stdout.write(
+        JSON.stringify({ type: 'hello', version: packageVersion(), hostname: hostname(), pid: process.pid, ...kx }) +
+          '\n',
+      );
       // The controller refuses us and says so; a spec sent right behind the hello (SSH) is not ours to run.
       if (typeof msg.version === 'string' && msg.version !== packageVersion())
-        throw new StartError(`dtrain agent: the controller runs ${msg.version}, this agent ${packageVersion()}: not starting`);
+        throw new StartError(
+          `dtrain agent: the controller runs ${msg.version}, this agent ${packageVersion()}: not starting`,
+        );
       continue;
     }
-    if (msg.type !== 'spec') throw new StartError(`dtrain agent: expected a spec message, got ${JSON.stringify(msg.type)}`);
+    if (msg.type !== 'spec')
+      throw new StartError(`dtrain agent: expected a spec message, got ${JSON.stringify(msg.type)}`);
     // Stop the line reader but keep watching stdin for EOF (the controller-gone signal).
     lines.close();
     stdin.resume();
     const { job_key_sealed: sealed, ...spec } = msg as unknown as AgentSpec & { job_key_sealed?: SealedKey };
     if (sealed) {
-      if (!exchange) throw new StartError('dtrain agent: the spec has a sealed job key but the hello had no key exchange');
+      if (!exchange)
+        throw new StartError('dtrain agent: the spec has a sealed job key but the hello had no key exchange');
       spec.job_key = open(exchange.mine.keyForController(exchange.controller), sealed).toString('base64');
     }
     return { spec, controllerGone };

@@ -73,7 +73,10 @@ export class NodeAgent {
         this.abortStart.set(attempt, () => reject(new Error('stopped before its workers started'))),
       );
       aborted.catch(() => {});
-      const [masterPort, backend] = await Promise.race([Promise.all([this.masterPort(attempt), this.link.jobBackend?.()]), aborted]);
+      const [masterPort, backend] = await Promise.race([
+        Promise.all([this.masterPort(attempt), this.link.jobBackend?.()]),
+        aborted,
+      ]);
       this.abortStart.delete(attempt);
       const logDir = join(spec.logs.dir, spec.run_id, `attempt_${attempt}`);
       mkdirSync(logDir, { recursive: true });
@@ -84,8 +87,8 @@ export class NodeAgent {
         const err = new FileTarget(join(logDir, `rank_${r.rank}.err`));
         files.push(out, err);
         const shown = this.console && spec.logs.tee && (spec.logs.ranks === 'all' || spec.logs.ranks.includes(r.rank));
-        const stdout: LineTarget[] = shown ? [out, sinkTarget(this.console!, r.rank, 'stdout')] : [out];
-        const stderr: LineTarget[] = shown ? [err, sinkTarget(this.console!, r.rank, 'stderr')] : [err];
+        const stdout: LineTarget[] = shown ? [out, sinkTarget(this.console, r.rank, 'stdout')] : [out];
+        const stderr: LineTarget[] = shown ? [err, sinkTarget(this.console, r.rank, 'stderr')] : [err];
         const errorFile = join(logDir, `rank_${r.rank}.error.json`);
         const env: Record<string, string> = {
           ...this.baseEnv,
@@ -137,7 +140,11 @@ export class NodeAgent {
         node_rank: this.nodeRank,
         attempt,
         master_port: masterPort,
-        workers: workers.map((w, i) => ({ rank: spec.ranks[i]!.rank, local_rank: spec.ranks[i]!.local_rank, pid: w.pid })),
+        workers: workers.map((w, i) => ({
+          rank: spec.ranks[i].rank,
+          local_rank: spec.ranks[i].local_rank,
+          pid: w.pid,
+        })),
       });
     } catch (err) {
       this.link.emit({ type: 'error', node_rank: this.nodeRank, attempt, message: (err as Error).message });

@@ -61,7 +61,14 @@ export async function probeNode(spec: AgentSpec): Promise<NodeProbe> {
     backend = 'cpu';
     reason = `${nproc} workers but ${probe.devices.length} GPU(s) visible (one GPU per worker)`;
   }
-  return { node_rank: spec.node.node_rank, host: spec.node.host, backend, reason, gpus: probe.devices.length, nccl_version: probe.nccl.version };
+  return {
+    node_rank: spec.node.node_rank,
+    host: spec.node.host,
+    backend,
+    reason,
+    gpus: probe.devices.length,
+    nccl_version: probe.nccl.version,
+  };
 }
 
 /**
@@ -70,7 +77,8 @@ export async function probeNode(spec: AgentSpec): Promise<NodeProbe> {
  */
 export function probeWithoutChild(env: NodeJS.ProcessEnv): CudaProbe | undefined {
   const built = cudaBuildInfo();
-  if (!built.built) return { built, loaded: false, devices: [], nccl: { found: false, reason: 'the CUDA part is not built' } };
+  if (!built.built)
+    return { built, loaded: false, devices: [], nccl: { found: false, reason: 'the CUDA part is not built' } };
   if (driverLibraryMayLoad(env)) return undefined;
   const reason = 'no NVIDIA driver (libcuda.so.1 not found)';
   return { built, loaded: true, devices: [], device_error: reason, nccl: { found: false, reason } };
@@ -89,7 +97,7 @@ export function backendLink(store: StoreClient, spec: AgentSpec): { jobBackend?:
   const decision = published.then(async () => {
     const raw = (await getForever(store, backendKeys.decision)).toString();
     if (raw !== 'cpu' && raw !== 'nccl') throw new Error(`the controller published backend ${JSON.stringify(raw)}`);
-    return raw as JobBackend;
+    return raw;
   });
   decision.catch(() => {}); // surfaced by jobBackend(); a job that never starts closes the store under it
   return { jobBackend: () => decision };
@@ -107,11 +115,12 @@ export function decideBackend(requested: 'auto' | 'nccl', probes: readonly NodeP
   const sorted = [...probes].sort((a, b) => a.node_rank - b.node_rank);
   const unable = sorted.filter((p) => p.backend !== 'nccl');
   if (requested === 'nccl') {
-    if (unable.length) throw new StartError(`backend nccl: ${unable.map((p) => `${where(p)}: ${p.reason}`).join('; ')}`);
+    if (unable.length)
+      throw new StartError(`backend nccl: ${unable.map((p) => `${where(p)}: ${p.reason}`).join('; ')}`);
     return { backend: 'nccl', reason: 'requested; ' + ncclReason(sorted) };
   }
   if (unable.length) {
-    const first = unable[0]!;
+    const first = unable[0];
     const more = unable.length > 1 ? ` (and ${unable.length - 1} more node${unable.length > 2 ? 's' : ''})` : '';
     return { backend: 'cpu', reason: `${where(first)}: ${first.reason}${more}` };
   }
@@ -154,7 +163,9 @@ export async function resolveJobBackend(opts: {
           return JSON.parse((await client.get(backendKeys.probe(n.node_rank), opts.timeoutMs)).toString()) as NodeProbe;
         } catch (err) {
           if ((err as Error).name !== 'StoreTimeoutError') throw err;
-          throw new StartError(`node ${n.node_rank} (${n.host}) did not report its GPU probe within ${Math.round(opts.timeoutMs / 1000)}s`);
+          throw new StartError(
+            `node ${n.node_rank} (${n.host}) did not report its GPU probe within ${Math.round(opts.timeoutMs / 1000)}s`,
+          );
         }
       }),
     );

@@ -70,8 +70,9 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const jobKey = req.store?.jobKey ?? randomBytes(32);
   const allLocal = plan.nodes.every((n) => n.local);
   const logsRoot = isAbsolute(config.logs.dir) ? config.logs.dir : resolve(config.workdir, config.logs.dir);
-  const masterAddr = config.master.addr !== 'auto' ? config.master.addr : allLocal ? '127.0.0.1' : plan.nodes[0]!.host;
-  if (typeof config.master.port === 'number' && plan.nodes[0]?.local) await checkFixedPort(config.master.port, 'master.port');
+  const masterAddr = config.master.addr !== 'auto' ? config.master.addr : allLocal ? '127.0.0.1' : plan.nodes[0].host;
+  if (typeof config.master.port === 'number' && plan.nodes[0]?.local)
+    await checkFixedPort(config.master.port, 'master.port');
 
   const store =
     req.store?.server ??
@@ -129,14 +130,23 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     const remoteSpecs = specs.filter((s) => !s.node.local);
     if (remoteSpecs.length || childAgent) {
       const { StoreControl } = await import('./store-node.js');
-      control = await StoreControl.open({ host: store.localHost, port: store.port, jobKey }, onEvent, onLost, config.heartbeat);
+      control = await StoreControl.open(
+        { host: store.localHost, port: store.port, jobKey },
+        onEvent,
+        onLost,
+        config.heartbeat,
+      );
     }
     for (const spec of specs.filter((s) => s.node.local)) {
       if (childAgent) nodes.push((await import('./store-node.js')).spawnChildAgent(spec, control!, console));
-      else nodes.push(await LocalNode.create(spec, { host: store.localHost, port: store.port, jobKey }, console, onEvent));
+      else
+        nodes.push(await LocalNode.create(spec, { host: store.localHost, port: store.port, jobKey }, console, onEvent));
     }
     if (remoteSpecs.length) {
-      if (!req.remote) throw new StartError(`nodes ${remoteSpecs.map((s) => s.node.host).join(', ')} are not this machine and no remote spawner is available`);
+      if (!req.remote)
+        throw new StartError(
+          `nodes ${remoteSpecs.map((s) => s.node.host).join(', ')} are not this machine and no remote spawner is available`,
+        );
       nodes.push(...(await req.remote({ specs: remoteSpecs, store, jobKey, control: control!, console, onLost })));
     }
     nodes.sort((a, b) => a.nodeRank - b.nodeRank);
@@ -166,7 +176,8 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
       onRestart: (attempt, cause, backoffMs) =>
         progress.note(
           `restarting the group (attempt ${attempt} of ${config.restarts.max}) in ${backoffMs / 1000}s: ` +
-            (cause.message ?? `rank ${cause.rank} ${cause.signal ? `was killed by ${cause.signal}` : `exited with code ${cause.exit_code}`}`),
+            (cause.message ??
+              `rank ${cause.rank} ${cause.signal ? `was killed by ${cause.signal}` : `exited with code ${cause.exit_code}`}`),
         ),
       onStopping: (why) => progress.note(`stopping all workers: ${why}`),
     });

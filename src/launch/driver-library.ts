@@ -14,8 +14,17 @@ export const driverLibrary = 'libcuda.so.1';
 
 // glibc's trusted folders (Debian multiarch, RHEL lib64), WSL's driver folder and the NVIDIA container folders.
 const defaultDirs = [
-  '/lib', '/usr/lib', '/lib64', '/usr/lib64', '/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu',
-  '/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib/wsl/lib', '/usr/local/nvidia/lib64', '/usr/local/nvidia/lib',
+  '/lib',
+  '/usr/lib',
+  '/lib64',
+  '/usr/lib64',
+  '/lib/x86_64-linux-gnu',
+  '/usr/lib/x86_64-linux-gnu',
+  '/lib/aarch64-linux-gnu',
+  '/usr/lib/aarch64-linux-gnu',
+  '/usr/lib/wsl/lib',
+  '/usr/local/nvidia/lib64',
+  '/usr/local/nvidia/lib',
 ];
 
 export function driverLibraryMayLoad(env: NodeJS.ProcessEnv = process.env, ldCache = '/etc/ld.so.cache'): boolean {

@@ -23,7 +23,8 @@ export function ensureExecWrapper(): string {
     checked = true;
     return execWrapperPath;
   }
-  if (!existsSync(source)) throw new StartError(`dtrain-exec is missing (${execWrapperPath}) and so is its source; reinstall dtrain`);
+  if (!existsSync(source))
+    throw new StartError(`dtrain-exec is missing (${execWrapperPath}) and so is its source; reinstall dtrain`);
   mkdirSync(`${root}build/Release`, { recursive: true });
   // A private name then rename: concurrent launches never run a half-written binary.
   const tmp = `${execWrapperPath}.${process.pid}.tmp`;

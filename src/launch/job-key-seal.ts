@@ -7,7 +7,16 @@
  * network is out of scope (that needs keys known in advance: join mode's secret file). SSH channels are
  * encrypted already and send the key as it is.
  */
-import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto';
 import { StartError } from '../util/errors.js';
 
 /** A sealed job key on the wire (agent-contract.ts `job_key_sealed`), base64 fields. */
@@ -29,7 +38,10 @@ export class KeyExchange {
   constructor() {
     const pair = generateKeyPairSync('x25519');
     this.privateKey = pair.privateKey;
-    this.publicKey = pair.publicKey.export({ format: 'der', type: 'spki' }).subarray(x25519Spki.length).toString('base64');
+    this.publicKey = pair.publicKey
+      .export({ format: 'der', type: 'spki' })
+      .subarray(x25519Spki.length)
+      .toString('base64');
   }
 
   /**

@@ -70,18 +70,29 @@ export class LocalNode implements NodeHandle {
     this.host = spec.node.host;
   }
 
-  static async create(spec: AgentSpec, store: StoreAccess, console: OutputSink | null, onEvent: (ev: AgentEvent) => void): Promise<LocalNode> {
+  static async create(
+    spec: AgentSpec,
+    store: StoreAccess,
+    console: OutputSink | null,
+    onEvent: (ev: AgentEvent) => void,
+  ): Promise<LocalNode> {
     const node = new LocalNode(spec);
     node.upstream = await StoreClient.connectTcp({ host: store.host, port: store.port, jobKey: store.jobKey });
     removeStaleProxyDirs();
     node.proxyDir = mkdtempSync(join(tmpdir(), `dtrain-${process.pid}-n${spec.node.node_rank}-`));
-    node.proxy = await StoreProxy.start({ upstream: node.upstream, dir: node.proxyDir, attempt: 0, jobKey: store.jobKey });
+    node.proxy = await StoreProxy.start({
+      upstream: node.upstream,
+      dir: node.proxyDir,
+      attempt: 0,
+      jobKey: store.jobKey,
+    });
     const upstream = node.upstream;
     const proxy = node.proxy;
     const link: AgentLink = {
       emit: (ev) => queueMicrotask(() => onEvent(ev)),
       publishMasterPort: (attempt, port) => upstream.set(controlKeys.masterPort(attempt), String(port)),
-      awaitMasterPort: async (attempt) => Number((await getForever(upstream, controlKeys.masterPort(attempt))).toString()),
+      awaitMasterPort: async (attempt) =>
+        Number((await getForever(upstream, controlKeys.masterPort(attempt))).toString()),
       storeAddress: async (attempt) => {
         proxy.setAttempt(attempt);
         return `unix:${proxy.socketPath}`;

@@ -30,7 +30,12 @@ export async function checkFixedPort(port: number, key: string): Promise<void> {
     await probePort(port);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'EADDRINUSE' ? 'is already in use' : code === 'EACCES' ? 'needs privileges' : `cannot be bound (${code})`;
+    const why =
+      code === 'EADDRINUSE'
+        ? 'is already in use'
+        : code === 'EACCES'
+          ? 'needs privileges'
+          : `cannot be bound (${code})`;
     throw new StartError(`${key}: port ${port} ${why}; pick another or set ${key}: auto`);
   }
 }

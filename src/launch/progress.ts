@@ -11,7 +11,10 @@ export interface Progress {
   stop(): void;
 }
 
-export async function createProgress(stream: Writable & { isTTY?: boolean; columns?: number }, quiet: boolean): Promise<Progress> {
+export async function createProgress(
+  stream: Writable & { isTTY?: boolean; columns?: number },
+  quiet: boolean,
+): Promise<Progress> {
   if (quiet) return { running() {}, note() {}, stop() {} };
   // A terminal that reports no width (a pty nobody sized) sends ora's line clearing into a loop: plain lines.
   if (!stream.isTTY || !stream.columns) {

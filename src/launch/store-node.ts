@@ -8,7 +8,14 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { StoreClient } from '../store/index.js';
-import { controlKeys, type AgentEvent, type AgentSpec, type ControllerCommand, type ForwardedSignal, type OutputRecord } from './agent-contract.js';
+import {
+  controlKeys,
+  type AgentEvent,
+  type AgentSpec,
+  type ControllerCommand,
+  type ForwardedSignal,
+  type OutputRecord,
+} from './agent-contract.js';
 import type { OutputSink } from './line-targets.js';
 import { getForever } from './local-node.js';
 import { supervisedPids } from './process-tree.js';
@@ -142,8 +149,8 @@ export function spawnChildAgent(spec: AgentSpec, control: StoreControl, console:
   if (child.pid) supervisedPids.add(child.pid);
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
   void exited.then(() => supervisedPids.delete(child.pid!));
-  child.stdin!.write(JSON.stringify(spec) + '\n');
-  relayRecords(child.stdout!, console);
+  child.stdin.write(JSON.stringify(spec) + '\n');
+  relayRecords(child.stdout, console);
   return control.handle(spec.node.node_rank, spec.node.host, async () => {
     await exited;
   });

@@ -58,7 +58,9 @@ export function renderFailure(s: LaunchSummary, restartsMax: number): string {
     }
   }
   if (s.other_failures.length) {
-    lines.push(`  then: ${s.other_failures.map((o) => `rank ${o.rank} ${o.signal ?? `exit ${o.exit_code}`}`).join(', ')}`);
+    lines.push(
+      `  then: ${s.other_failures.map((o) => `rank ${o.rank} ${o.signal ?? `exit ${o.exit_code}`}`).join(', ')}`,
+    );
   }
   lines.push(`  logs: ${s.log_dir}`);
   return lines.join('\n');

@@ -91,8 +91,17 @@ export class Supervisor {
       s.errors.push(`${host}: ${ev.message}`);
       if (!s.rootCause && !this.interrupted) {
         s.rootCause = {
-          rank: -1, local_rank: -1, host, pid: 0, exit_code: null, signal: null, time: new Date().toISOString(),
-          stderr_tail: [], error_file: null, attempt: s.attempt, message: ev.message,
+          rank: -1,
+          local_rank: -1,
+          host,
+          pid: 0,
+          exit_code: null,
+          signal: null,
+          time: new Date().toISOString(),
+          stderr_tail: [],
+          error_file: null,
+          attempt: s.attempt,
+          message: ev.message,
         };
       }
       // A node that cannot run its workers reports none of them: count them as gone.
@@ -155,8 +164,15 @@ export class Supervisor {
   private runAttempt(attempt: number): Promise<AttemptState> {
     return new Promise((resolve) => {
       const s: AttemptState = {
-        attempt, exits: new Map(), running: 0, started: 0, rootCause: null, stopping: false, errors: [],
-        exitsByNode: new Map(), goneNodes: new Set(),
+        attempt,
+        exits: new Map(),
+        running: 0,
+        started: 0,
+        rootCause: null,
+        stopping: false,
+        errors: [],
+        exitsByNode: new Map(),
+        goneNodes: new Set(),
         finished: () => resolve(s),
       };
       this.state = s;
@@ -182,7 +198,9 @@ export class Supervisor {
   /** Done when every node either reported all its ranks or is gone (lost, or could not start them). */
   private maybeFinished(s: AttemptState): void {
     const done = this.opts.nodes.every(
-      (n) => s.goneNodes.has(n.nodeRank) || (s.exitsByNode.get(n.nodeRank) ?? 0) >= (this.opts.ranksPerNode[n.nodeRank] ?? 0),
+      (n) =>
+        s.goneNodes.has(n.nodeRank) ||
+        (s.exitsByNode.get(n.nodeRank) ?? 0) >= (this.opts.ranksPerNode[n.nodeRank] ?? 0),
     );
     if (done) s.finished();
   }

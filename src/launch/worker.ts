@@ -38,7 +38,7 @@ export interface WorkerOptions {
 }
 
 const tailLines = 20;
-const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
+const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n, name]));
 
 export class Worker {
   readonly child: ChildProcess;

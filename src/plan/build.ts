@@ -21,7 +21,8 @@ export interface BuildPlanOptions {
 }
 
 export function buildPlan(input: JobConfig | LoadedConfig, opts: BuildPlanOptions = {}): Plan {
-  const [config, configWarnings] = 'config' in input && 'warnings' in input ? [input.config, input.warnings] : [input as JobConfig, [] as ConfigProblem[]];
+  const [config, configWarnings] =
+    'config' in input && 'warnings' in input ? [input.config, input.warnings] : [input, [] as ConfigProblem[]];
   const launcherEnv = opts.launcherEnv ?? process.env;
   const par = config.parallelism;
   const world = config.nodes.reduce((n, node) => n + node.nproc, 0);
@@ -41,7 +42,8 @@ export function buildPlan(input: JobConfig | LoadedConfig, opts: BuildPlanOption
 
   const ranks: RankPlan[] = [];
   for (const node of nodes) {
-    const ompDefault = node.nproc > 1 && config.env.OMP_NUM_THREADS === undefined && !(node.local && launcherEnv.OMP_NUM_THREADS);
+    const ompDefault =
+      node.nproc > 1 && config.env.OMP_NUM_THREADS === undefined && !(node.local && launcherEnv.OMP_NUM_THREADS);
     for (let local_rank = 0; local_rank < node.nproc; local_rank++) {
       const rank = ranks.length;
       const c = coordsOf(rank, par);
@@ -83,7 +85,15 @@ export function buildPlan(input: JobConfig | LoadedConfig, opts: BuildPlanOption
         DTRAIN_COLLECTIVE_TIMEOUT: formatDuration(config.collective_timeout),
         DTRAIN_RENDEZVOUS_TIMEOUT: formatDuration(config.rendezvous.timeout),
       };
-      const r: RankPlan = { rank, node_rank: node.node_rank, host: node.host, local_rank, ...c, command: [...command], env };
+      const r: RankPlan = {
+        rank,
+        node_rank: node.node_rank,
+        host: node.host,
+        local_rank,
+        ...c,
+        command: [...command],
+        env,
+      };
       if (config.model) r.memory = estimateMemory(config.model, par, c.pipeline);
       ranks.push(r);
     }
@@ -97,7 +107,9 @@ function memoryWarnings(config: JobConfig, ranks: RankPlan[]): string[] {
   const out: string[] = [];
   const model = config.model!;
   if (!canEstimateActivations(model)) {
-    out.push('model: activations are not estimated (give model.layers, hidden, heads and seq_len); totals count model states only');
+    out.push(
+      'model: activations are not estimated (give model.layers, hidden, heads and seq_len); totals count model states only',
+    );
   }
   const limit = model.gpu_memory_gb;
   if (limit === undefined) return out;

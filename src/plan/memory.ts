@@ -25,7 +25,10 @@ export function canEstimateActivations(m: ModelShape): boolean {
 }
 
 /** The most microbatch-chunks whose activations a pipeline stage holds at once. */
-export function peakInFlight(par: Pick<ParallelismPlan, 'schedule' | 'pipeline' | 'microbatches' | 'virtual_stages'>, stage: number): number {
+export function peakInFlight(
+  par: Pick<ParallelismPlan, 'schedule' | 'pipeline' | 'microbatches' | 'virtual_stages'>,
+  stage: number,
+): number {
   const { pipeline: p, microbatches: m, virtual_stages: v } = par;
   if (par.schedule === 'gpipe') return m;
   if (par.schedule === 'interleaved-1f1b' && v > 1) {

@@ -30,8 +30,13 @@ export function planDocument(plan: Plan) {
 export function renderPlanTable(plan: Plan): string {
   const p = plan.parallelism;
   const lines: string[] = [];
-  const sched = p.pipeline > 1 ? `, ${p.schedule}${p.virtual_stages > 1 ? ` ×${p.virtual_stages} virtual` : ''}, ${p.microbatches} microbatches` : '';
-  lines.push(`${plan.name}: world ${plan.world_size} = data ${p.data} × tensor ${p.tensor} × pipeline ${p.pipeline}, ZeRO ${p.zero_stage}${sched}`);
+  const sched =
+    p.pipeline > 1
+      ? `, ${p.schedule}${p.virtual_stages > 1 ? ` ×${p.virtual_stages} virtual` : ''}, ${p.microbatches} microbatches`
+      : '';
+  lines.push(
+    `${plan.name}: world ${plan.world_size} = data ${p.data} × tensor ${p.tensor} × pipeline ${p.pipeline}, ZeRO ${p.zero_stage}${sched}`,
+  );
   const first = plan.ranks[0];
   if (first) {
     lines.push(`command: ${joinCommand(first.command)}`);
@@ -40,18 +45,32 @@ export function renderPlanTable(plan: Plan): string {
     const port = first.env.MASTER_PORT === AUTO ? 'a free port (picked at launch)' : `port ${first.env.MASTER_PORT}`;
     lines.push(`backend: ${backend}   master: ${addr}, ${port}`);
     const userEnv = plan.config ? Object.keys(plan.config.env) : [];
-    if (userEnv.length) lines.push(`env: ${userEnv.map((k) => `${k}=${isSecretName(k) ? '***' : plan.config!.env[k]}`).join(' ')}`);
+    if (userEnv.length)
+      lines.push(`env: ${userEnv.map((k) => `${k}=${isSecretName(k) ? '***' : plan.config!.env[k]}`).join(' ')}`);
   }
   const withMemory = plan.ranks.some((r) => r.memory);
-  const header = ['rank', 'local', 'pipeline', 'data', 'tensor', ...(withMemory ? ['params', 'grads', 'optim', 'activ', 'total GB'] : [])];
+  const header = [
+    'rank',
+    'local',
+    'pipeline',
+    'data',
+    'tensor',
+    ...(withMemory ? ['params', 'grads', 'optim', 'activ', 'total GB'] : []),
+  ];
   for (const node of plan.nodes) {
     const tags = [
-      node.local ? 'local' : node.from_allocation ? 'allocated at submit' : `ssh${node.user ? ` ${node.user}@` : ' '}${node.host}${node.port && node.port !== 22 ? `:${node.port}` : ''}`,
+      node.local
+        ? 'local'
+        : node.from_allocation
+          ? 'allocated at submit'
+          : `ssh${node.user ? ` ${node.user}@` : ' '}${node.host}${node.port && node.port !== 22 ? `:${node.port}` : ''}`,
       node.cuda_visible_devices !== undefined ? `CUDA_VISIBLE_DEVICES=${node.cuda_visible_devices}` : '',
       node.nproc_assumed ? 'process count known at launch' : '',
     ].filter(Boolean);
     lines.push('');
-    lines.push(`node ${node.node_rank}  ${node.host}  ${node.nproc} process${node.nproc === 1 ? '' : 'es'}  (${tags.join(', ')})`);
+    lines.push(
+      `node ${node.node_rank}  ${node.host}  ${node.nproc} process${node.nproc === 1 ? '' : 'es'}  (${tags.join(', ')})`,
+    );
     const rows = plan.ranks.filter((r) => r.node_rank === node.node_rank).map((r) => row(r, withMemory));
     lines.push(...table([header, ...rows]).map((l) => `  ${l}`));
   }
@@ -68,5 +87,10 @@ function row(r: RankPlan, withMemory: boolean): string[] {
 /** Right-aligned columns, two spaces apart. */
 function table(rows: string[][]): string[] {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((cell, i) => cell.padStart(widths[i])).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((cell, i) => cell.padStart(widths[i]))
+      .join('  ')
+      .trimEnd(),
+  );
 }

@@ -56,15 +56,21 @@ async function main(): Promise<void> {
     const count = Math.max(1, Math.floor(bytes / 4));
     // reduce_scatter: `bytes` is the input; all_gather: `bytes` is the output (nccl-tests' convention)
     const per = Math.max(1, Math.floor(count / n));
-    const a = make(op === 'all_reduce' || op === 'broadcast' || op === 'sendrecv' ? count : op === 'reduce_scatter' ? per * n : per);
+    const a = make(
+      op === 'all_reduce' || op === 'broadcast' || op === 'sendrecv' ? count : op === 'reduce_scatter' ? per * n : per,
+    );
     const b = make(op === 'reduce_scatter' ? per : op === 'all_gather' ? per * n : op === 'sendrecv' ? count : 1);
     a.fill(1);
     const run = () =>
-      op === 'all_reduce' ? g.allReduce(a, { op: 'sum' })
-      : op === 'reduce_scatter' ? g.reduceScatter(a, b, { op: 'sum' })
-      : op === 'all_gather' ? g.allGather(a, b)
-      : op === 'sendrecv' ? Promise.all([g.send(a, { peer: next }), g.recv(b, { peer: prev })])
-      : g.broadcast(a, { root: 0 });
+      op === 'all_reduce'
+        ? g.allReduce(a, { op: 'sum' })
+        : op === 'reduce_scatter'
+          ? g.reduceScatter(a, b, { op: 'sum' })
+          : op === 'all_gather'
+            ? g.allGather(a, b)
+            : op === 'sendrecv'
+              ? Promise.all([g.send(a, { peer: next }), g.recv(b, { peer: prev })])
+              : g.broadcast(a, { root: 0 });
     const iters = itersFor(bytes);
     for (let i = 0; i < Math.max(5, Math.floor(iters / 10)); i++) await run();
     const chunks = Math.max(1, Math.min(iters, Number(process.env.BENCH_CHUNKS ?? 1) || 1));
@@ -77,14 +83,32 @@ async function main(): Promise<void> {
       seconds = Math.min(seconds, Number(process.hrtime.bigint() - t0) / 1e9 / perChunk);
     }
     await g.barrier();
-    const opName = { all_reduce: 'allReduce', reduce_scatter: 'reduceScatter', all_gather: 'allGather', broadcast: 'broadcast', sendrecv: 'send' }[op];
-    const used = g.stats().filter((s) => s.op === opName).pop();
+    const opName = {
+      all_reduce: 'allReduce',
+      reduce_scatter: 'reduceScatter',
+      all_gather: 'allGather',
+      broadcast: 'broadcast',
+      sendrecv: 'send',
+    }[op];
+    const used = g
+      .stats()
+      .filter((s) => s.op === opName)
+      .pop();
     if (dist.rank === 0) {
       const algbw = bytes / seconds / 1e9;
       const row: BenchRow = {
-        op, bytes, count, type: 'float', redop: op === 'all_reduce' || op === 'reduce_scatter' ? 'sum' : 'none', ranks: n, alloc: useAlloc,
-        time_us: seconds * 1e6, algbw_GBps: algbw, busbw_GBps: algbw * busFactor(op, n),
-        transport: used?.transport ?? '?', algorithm: used?.algorithm ?? '?',
+        op,
+        bytes,
+        count,
+        type: 'float',
+        redop: op === 'all_reduce' || op === 'reduce_scatter' ? 'sum' : 'none',
+        ranks: n,
+        alloc: useAlloc,
+        time_us: seconds * 1e6,
+        algbw_GBps: algbw,
+        busbw_GBps: algbw * busFactor(op, n),
+        transport: used?.transport ?? '?',
+        algorithm: used?.algorithm ?? '?',
       };
       process.stdout.write(JSON.stringify(row) + '\n');
     }

@@ -12,19 +12,28 @@ export class CollectiveUsageError extends Error {
 
 export function dtypeOf(buf: CollectiveBuffer, explicit: DType | undefined, what: string): DType {
   if (!ArrayBuffer.isView(buf))
-    throw new CollectiveUsageError(`${what}: a DeviceBuffer needs the nccl backend; this group runs on the cpu backend (use a typed array)`);
+    throw new CollectiveUsageError(
+      `${what}: a DeviceBuffer needs the nccl backend; this group runs on the cpu backend (use a typed array)`,
+    );
   const natural: DType | undefined =
-    buf instanceof Float32Array ? 'float32'
-    : buf instanceof Float64Array ? 'float64'
-    : buf instanceof Int32Array ? 'int32'
-    : buf instanceof BigInt64Array ? 'int64'
-    : undefined;
+    buf instanceof Float32Array
+      ? 'float32'
+      : buf instanceof Float64Array
+        ? 'float64'
+        : buf instanceof Int32Array
+          ? 'int32'
+          : buf instanceof BigInt64Array
+            ? 'int64'
+            : undefined;
   if (buf instanceof Uint16Array) {
     if (explicit !== 'bfloat16' && explicit !== 'float16')
       throw new CollectiveUsageError(`${what}: a Uint16Array needs { dtype: 'bfloat16' } or { dtype: 'float16' }`);
     return explicit;
   }
-  if (!natural) throw new CollectiveUsageError(`${what}: unsupported buffer (use Float32Array, Float64Array, Int32Array, BigInt64Array or Uint16Array)`);
+  if (!natural)
+    throw new CollectiveUsageError(
+      `${what}: unsupported buffer (use Float32Array, Float64Array, Int32Array, BigInt64Array or Uint16Array)`,
+    );
   if (explicit && explicit !== natural)
     throw new CollectiveUsageError(`${what}: dtype '${explicit}' does not match the ${buf.constructor.name} buffer`);
   return natural;
@@ -32,7 +41,8 @@ export function dtypeOf(buf: CollectiveBuffer, explicit: DType | undefined, what
 
 function reduceOp(op: ReduceOp | undefined, what: string): number {
   const code = reduceOpCode[op ?? 'sum'];
-  if (code === undefined) throw new CollectiveUsageError(`${what}: unknown op '${String(op)}' (sum, avg, max, min, prod)`);
+  if (code === undefined)
+    throw new CollectiveUsageError(`${what}: unknown op '${String(op)}' (sum, avg, max, min, prod)`);
   return code;
 }
 
@@ -87,7 +97,14 @@ export class NativeGroup implements Group {
       throw new CollectiveUsageError(
         `reduceScatter: input has ${input.length} elements, expected output length ${output.length} × group size ${this.size}`,
       );
-    const pending = this.native.reduceScatter(this.handle, input, output, dtypeCode[t], reduceOp(opts?.op, 'reduceScatter'), timeout(opts));
+    const pending = this.native.reduceScatter(
+      this.handle,
+      input,
+      output,
+      dtypeCode[t],
+      reduceOp(opts?.op, 'reduceScatter'),
+      timeout(opts),
+    );
     if (pending) await pending;
   }
 

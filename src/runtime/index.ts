@@ -1,6 +1,7 @@
 // The package's public entry (`import { init } from 'dtrain'`): re-exports each runtime part.
 export * from './types.js';
 export * from './init.js';
+export * from './worker-env.js';
 export * from './optim/index.js';
 export * from './pipeline/index.js';
 export { DeviceBuffer } from './device/device-buffer.js';

@@ -43,11 +43,12 @@ export async function runLocalJob(opts: LocalJobOptions): Promise<LocalRankExit[
     const world = opts.nodes.reduce((a, b) => a + b, 0);
     // The addon sizes its spin from LOCAL_WORLD_SIZE, which counts one simulated node only: with more
     // ranks than cores on this machine, spinning ranks would take the cores the others need.
-    const noSpin: Record<string, string> = world > availableParallelism() && process.env.DTRAIN_SPIN === undefined ? { DTRAIN_SPIN: '0' } : {};
+    const noSpin: Record<string, string> =
+      world > availableParallelism() && process.env.DTRAIN_SPIN === undefined ? { DTRAIN_SPIN: '0' } : {};
     const exits: Promise<LocalRankExit>[] = [];
     let rank = 0;
     for (let n = 0; n < opts.nodes.length; n++) {
-      for (let local = 0; local < opts.nodes[n]!; local++, rank++) {
+      for (let local = 0; local < opts.nodes[n]; local++, rank++) {
         const env: Record<string, string> = {
           ...(process.env as Record<string, string>),
           RANK: String(rank),
@@ -56,7 +57,7 @@ export async function runLocalJob(opts: LocalJobOptions): Promise<LocalRankExit[
           LOCAL_WORLD_SIZE: String(opts.nodes[n]),
           GROUP_RANK: String(n),
           DTRAIN_NODE_RANK: String(n),
-          DTRAIN_STORE: `unix:${proxies[n]!.socketPath}`,
+          DTRAIN_STORE: `unix:${proxies[n].socketPath}`,
           DTRAIN_BACKEND: 'cpu',
           ...noSpin,
           ...(opts.env ?? {}),
@@ -64,7 +65,7 @@ export async function runLocalJob(opts: LocalJobOptions): Promise<LocalRankExit[
         const me = rank;
         exits.push(
           new Promise((resolve) => {
-            const child = spawn(opts.argv[0]!, opts.argv.slice(1), { env, stdio: ['ignore', 'pipe', 'inherit'] });
+            const child = spawn(opts.argv[0], opts.argv.slice(1), { env, stdio: ['ignore', 'pipe', 'inherit'] });
             child.stdout.setEncoding('utf8');
             child.stdout.on('data', (c: string) => opts.onStdout?.(me, c));
             child.on('close', (code, signal) => resolve({ rank: me, code, signal }));

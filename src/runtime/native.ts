@@ -41,7 +41,14 @@ export interface CollectivesNative {
   }): void;
   newGroup(name: string, ranks: number[]): NativeGroupInfo;
   allReduce(handle: number, buf: HostBuffer, dtype: number, op: number, timeoutMs: number): Settled;
-  reduceScatter(handle: number, input: HostBuffer, output: HostBuffer, dtype: number, op: number, timeoutMs: number): Settled;
+  reduceScatter(
+    handle: number,
+    input: HostBuffer,
+    output: HostBuffer,
+    dtype: number,
+    op: number,
+    timeoutMs: number,
+  ): Settled;
   allGather(handle: number, input: HostBuffer, output: HostBuffer, dtype: number, timeoutMs: number): Settled;
   broadcast(handle: number, buf: HostBuffer, dtype: number, root: number, timeoutMs: number): Settled;
   barrier(handle: number, timeoutMs: number): Settled;

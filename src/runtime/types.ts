@@ -57,3 +57,35 @@ export interface Groups {
   pipeline: Group;
   tensor: Group;
 }
+
+export type AllocatableArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint16Array;
+export type ArrayConstructorOf<T extends AllocatableArray> = {
+  new (buffer: ArrayBuffer, byteOffset: number, length: number): T;
+  BYTES_PER_ELEMENT: number;
+};
+
+export interface Dist {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly localRank: number;
+  readonly nodeRank: number;
+  readonly backend: 'cpu' | 'nccl';
+  /** nccl: the CUDA device this rank's communicators and DeviceBuffers use (LOCAL_RANK) */
+  readonly device?: number;
+  readonly groups: Groups;
+  /** A group of the given global ranks; every member must call it, in the same order as other newGroup calls. */
+  newGroup(ranks: readonly number[]): Promise<Group>;
+  /** A typed array in shared memory: same-host peers read it in place, so large collectives copy nothing. */
+  alloc<T extends AllocatableArray>(type: ArrayConstructorOf<T>, length: number): T;
+  /** Per group name: the transport and algorithm each op used, how often and how many bytes. */
+  stats(): Record<string, GroupOpStats[]>;
+  /** Which reduction kernels run: 'avx2' or 'scalar' (DTRAIN_SIMD forces one). */
+  readonly simd: string;
+  /**
+   * How long a rank waiting on a same-host peer spins (pause iterations) before it yields and sleeps:
+   * 0 when this host runs more ranks than this process may use CPUs (spinning would steal a peer's core).
+   * DTRAIN_SPIN forces it.
+   */
+  readonly spin: number;
+  close(): Promise<void>;
+}

@@ -58,9 +58,10 @@ function header(kind: number): Buffer {
 
 /** Checks magic, kind and size; a client (fromServer) also turns a REJECT into its reason. */
 function checkHeader(body: Buffer, kind: number, size: number, fromServer: boolean): void {
-  if (body.length < 4 || !body.subarray(0, 3).equals(magic)) throw new AuthError('not a dtrain store handshake message');
+  if (body.length < 4 || !body.subarray(0, 3).equals(magic))
+    throw new AuthError('not a dtrain store handshake message');
   if (fromServer && body[3] === HandshakeKind.reject) {
-    const reason = body.length >= 5 ? body[4]! : 0;
+    const reason = body.length >= 5 ? body[4] : 0;
     throw new AuthError(rejectReasonText[reason] ?? `rejected (reason ${reason})`);
   }
   if (body[3] !== kind) throw new AuthError(`expected handshake message ${kind}, got ${body[3]}`);
@@ -90,18 +91,25 @@ export class ClientHandshake {
   /** CHALLENGE = "DTS" kind:u8=2 version:u8 nonce_s[32] server_proof[32]; returns the PROOF to send. */
   answerChallenge(body: Buffer): Buffer {
     if (body.length >= 5 && body[3] === HandshakeKind.challenge && body[4] !== protocolVersion) {
-      throw new VersionMismatchError(`protocol version mismatch: the store speaks ${body[4]}, this dtrain ${protocolVersion}`);
+      throw new VersionMismatchError(
+        `protocol version mismatch: the store speaks ${body[4]}, this dtrain ${protocolVersion}`,
+      );
     }
     checkHeader(body, HandshakeKind.challenge, 5 + nonceBytes + macBytes, true);
     const nonceS = body.subarray(5, 5 + nonceBytes);
     const serverProof = body.subarray(5 + nonceBytes);
     const expected = hmac(this.jobKey, labels.serverProof, this.nonceC, nonceS);
     if (!timingSafeEqual(serverProof, expected)) {
-      throw new AuthError('the store did not prove knowledge of the job key (wrong job key, or another job on this port)');
+      throw new AuthError(
+        'the store did not prove knowledge of the job key (wrong job key, or another job on this port)',
+      );
     }
     this.nonceS = Buffer.from(nonceS);
     // PROOF = "DTS" kind:u8=3 client_proof[32]
-    return Buffer.concat([header(HandshakeKind.proof), hmac(this.jobKey, labels.clientProof, this.nonceC, this.nonceS)]);
+    return Buffer.concat([
+      header(HandshakeKind.proof),
+      hmac(this.jobKey, labels.clientProof, this.nonceC, this.nonceS),
+    ]);
   }
 
   session(): Session {
@@ -124,7 +132,12 @@ export class ServerHandshake {
 
   /** Checks a HELLO and returns the CHALLENGE to send. A version mismatch throws with a reject attached. */
   answerHello(body: Buffer): Buffer {
-    if (body.length >= 5 && body.subarray(0, 3).equals(magic) && body[3] === HandshakeKind.hello && body[4] !== protocolVersion) {
+    if (
+      body.length >= 5 &&
+      body.subarray(0, 3).equals(magic) &&
+      body[3] === HandshakeKind.hello &&
+      body[4] !== protocolVersion
+    ) {
       throw new VersionMismatchError(`client speaks protocol ${body[4]}, this store ${protocolVersion}`);
     }
     checkHeader(body, HandshakeKind.hello, 5 + nonceBytes, false);
@@ -173,7 +186,9 @@ export class Session {
     out.writeUInt32BE(len, 0);
     writeSeq(out, 4, seq);
     body.copy(out, 4 + seqBytes);
-    const mac = createHmac('sha256', this.sendKey).update(out.subarray(4, 4 + seqBytes + body.length)).digest();
+    const mac = createHmac('sha256', this.sendKey)
+      .update(out.subarray(4, 4 + seqBytes + body.length))
+      .digest();
     mac.copy(out, 4 + seqBytes + body.length);
     return out;
   }
@@ -187,7 +202,8 @@ export class Session {
     // MAC first: an unauthenticated sequence number says nothing.
     if (!timingSafeEqual(mac, expected)) throw new AuthError('frame MAC does not match (tampered or wrong session)');
     const seq = readSeq(envelope, 0);
-    if (seq !== this.recvSeq) throw new AuthError(`sequence number ${seq}, expected ${this.recvSeq} (replayed or reordered frame)`);
+    if (seq !== this.recvSeq)
+      throw new AuthError(`sequence number ${seq}, expected ${this.recvSeq} (replayed or reordered frame)`);
     this.recvSeq++;
     return envelope.subarray(seqBytes, envelope.length - macBytes);
   }
@@ -205,5 +221,5 @@ function readSeq(buf: Buffer, at: number): number {
 /** The reason text when a body is a REJECT, else undefined. */
 export function rejectText(body: Buffer): string | undefined {
   if (body.length !== 6 || !body.subarray(0, 3).equals(magic) || body[3] !== HandshakeKind.reject) return undefined;
-  return rejectReasonText[body[4]!] ?? `rejected (reason ${body[4]})`;
+  return rejectReasonText[body[4]] ?? `rejected (reason ${body[4]})`;
 }

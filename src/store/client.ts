@@ -114,7 +114,13 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
     return StoreClient.authenticate(stream, jobKey, opts.label ?? 'store', timeoutMs, timeoutMs);
   }
 
-  private static async authenticate(stream: Duplex, jobKey: Buffer, label: string, timeoutMs: number, budgetMs: number) {
+  private static async authenticate(
+    stream: Duplex,
+    jobKey: Buffer,
+    label: string,
+    timeoutMs: number,
+    budgetMs: number,
+  ) {
     let handshake: ClientHandshake;
     try {
       handshake = new ClientHandshake(jobKey);
@@ -188,7 +194,7 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
   async get(key: string, timeoutMs = this.timeoutMs): Promise<Buffer> {
     const res = await this.call(Op.get, [key, wireTimeout(timeoutMs)]);
     if (res.code === Status.notFound) throw this.timeoutError('GET', [key], timeoutMs);
-    return res.args[0]!;
+    return res.args[0];
   }
 
   /** The value if the key exists now, else undefined; never waits. */
@@ -200,7 +206,7 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
   /** Adds delta to the decimal counter at key (missing counts as 0) and returns the new value. */
   async add(key: string, delta: number | bigint = 1): Promise<number> {
     const res = await this.call(Op.add, [key, BigInt(delta).toString()]);
-    return Number(res.args[0]!.toString());
+    return Number(res.args[0].toString());
   }
 
   /**
@@ -241,13 +247,13 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
 
   /** The job key for worker-to-worker authentication (only the Unix proxy answers this). */
   async jobKey(): Promise<Buffer> {
-    return (await this.call(Op.jobKey, [])).args[0]!;
+    return (await this.call(Op.jobKey, [])).args[0];
   }
 
   /** The attempt and key prefix the proxy applies (only the Unix proxy answers this). */
   async whoami(): Promise<{ attempt: number; prefix: string }> {
     const res = await this.call(Op.whoami, []);
-    return { attempt: Number(res.args[0]!.toString()), prefix: res.args[1]!.toString() };
+    return { attempt: Number(res.args[0].toString()), prefix: res.args[1].toString() };
   }
 
   /** Asks the store to answer a blocked request of this connection now, with status "cancelled". */
@@ -292,7 +298,10 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
       case Status.timeout:
         throw this.timeoutError(name, keysOf(op, bufs), serverHoldMs(op, bufs));
       case Status.badRequest:
-        throw new StoreRequestError(`${this.label}: ${name}${describeKeys(op, bufs)} refused as a bad request`, res.code);
+        throw new StoreRequestError(
+          `${this.label}: ${name}${describeKeys(op, bufs)} refused as a bad request`,
+          res.code,
+        );
       case Status.notAuthorized:
         throw new StoreRequestError(`${this.label}: ${name} is not allowed on this connection`, res.code);
       case Status.cancelled:
@@ -304,7 +313,9 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
 
   private timeoutError(op: string, keys: string[], ms: number): StoreTimeoutError {
     const what =
-      op === 'BARRIER' ? `at barrier "${keys[0]}"` : `waiting for key${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')}`;
+      op === 'BARRIER'
+        ? `at barrier "${keys[0]}"`
+        : `waiting for key${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')}`;
     return new StoreTimeoutError(`${this.label}: timed out after ${ms} ms ${what}`, op, keys, ms);
   }
 
@@ -370,7 +381,9 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
       this.auth.reject(
         reason instanceof StoreAuthError
           ? reason
-          : new StoreAuthError(`${this.label}: the store closed the connection during authentication${error ? ` (${error.message})` : ''}`),
+          : new StoreAuthError(
+              `${this.label}: the store closed the connection during authentication${error ? ` (${error.message})` : ''}`,
+            ),
       );
     }
     for (const w of this.pending.values()) {

@@ -130,7 +130,7 @@ export class FrameReader {
       const len = this.peekLength();
       if (len > this.maxBody) throw new FrameError(`frame of ${len} bytes exceeds the limit of ${this.maxBody}`);
       if (this.buffered < 4 + len) break;
-      const whole = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
+      const whole = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
       bodies.push(whole.subarray(4, 4 + len));
       const rest = whole.subarray(4 + len);
       this.chunks = rest.length > 0 ? [rest] : [];
@@ -145,7 +145,7 @@ export class FrameReader {
   }
 
   private peekLength(): number {
-    const first = this.chunks[0]!;
+    const first = this.chunks[0];
     if (first.length >= 4) return first.readUInt32BE(0);
     const joined = Buffer.concat(this.chunks, this.buffered);
     this.chunks = [joined];

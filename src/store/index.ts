@@ -1,6 +1,12 @@
 /** The rendezvous store: server (controller), client (agents, TS workers), proxy (agent → workers). */
 export { StoreServer, type StoreServerOptions, type StoreServerStats } from './server.js';
-export { StoreClient, StoreAuthError, type StoreClientOptions, type TcpConnectOptions, type PendingRequest } from './client.js';
+export {
+  StoreClient,
+  StoreAuthError,
+  type StoreClientOptions,
+  type TcpConnectOptions,
+  type PendingRequest,
+} from './client.js';
 export { StoreProxy, type StoreProxyOptions } from './proxy.js';
 export { StoreTimeoutError, StoreConnectionError, StoreRequestError } from './errors.js';
 export { Op, Status } from './frame.js';

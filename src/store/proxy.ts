@@ -11,7 +11,18 @@ import path from 'node:path';
 import { StartError } from '../util/errors.js';
 import type { StoreClient } from './client.js';
 import { StoreRequestError, StoreTimeoutError } from './errors.js';
-import { FrameReader, Op, Status, decodeBody, encodeBody, frame, maxBodyBytes, maxKeyBytes, parseBoundedUint, type Message } from './frame.js';
+import {
+  FrameReader,
+  Op,
+  Status,
+  decodeBody,
+  encodeBody,
+  frame,
+  maxBodyBytes,
+  maxKeyBytes,
+  parseBoundedUint,
+  type Message,
+} from './frame.js';
 
 export interface StoreProxyOptions {
   upstream: StoreClient;
@@ -44,7 +55,9 @@ export class StoreProxy {
   static async start(opts: StoreProxyOptions): Promise<StoreProxy> {
     const socketPath = path.join(opts.dir, 'store.sock');
     if (Buffer.byteLength(socketPath) > maxSocketPath) {
-      throw new StartError(`store proxy: socket path ${socketPath} is longer than ${maxSocketPath} bytes; use a shorter folder`);
+      throw new StartError(
+        `store proxy: socket path ${socketPath} is longer than ${maxSocketPath} bytes; use a shorter folder`,
+      );
     }
     await privateFolder(opts.dir);
     await unlink(socketPath).catch((err: NodeJS.ErrnoException) => {
@@ -52,7 +65,9 @@ export class StoreProxy {
     });
     const server = net.createServer();
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new StartError(`store proxy: cannot listen on ${socketPath}: ${err.message}`)));
+      server.once('error', (err) =>
+        reject(new StartError(`store proxy: cannot listen on ${socketPath}: ${err.message}`)),
+      );
       server.listen(socketPath, () => resolve());
     });
     // The folder is already 0700; the socket's own mode is a second lock should the folder be opened up.
@@ -169,17 +184,21 @@ class WorkerConnection {
   }
 
   private onRequest(req: Message): void {
-    const reply = (code: number, args: (Buffer | string)[] = []) => this.reply({ code, id: req.id, args: args.map(toBuffer) });
-    if (req.code === Op.jobKey) return req.args.length === 0 ? reply(Status.ok, [this.proxy.jobKey]) : reply(Status.badRequest);
+    const reply = (code: number, args: (Buffer | string)[] = []) =>
+      this.reply({ code, id: req.id, args: args.map(toBuffer) });
+    if (req.code === Op.jobKey)
+      return req.args.length === 0 ? reply(Status.ok, [this.proxy.jobKey]) : reply(Status.badRequest);
     if (req.code === Op.whoami) {
-      return req.args.length === 0 ? reply(Status.ok, [String(this.attempt), `a${this.attempt}/`]) : reply(Status.badRequest);
+      return req.args.length === 0
+        ? reply(Status.ok, [String(this.attempt), `a${this.attempt}/`])
+        : reply(Status.badRequest);
     }
     if (req.code === Op.cancel) return this.cancel(req, reply);
     const keyArgs = keyArgIndexes(req.code, req.args.length);
     if (!keyArgs || this.inFlight.has(req.id)) return reply(Status.badRequest);
     const prefix = Buffer.from(`a${this.attempt}/`);
     // Checked here, not upstream: the prefix would make an empty key look valid there.
-    if (keyArgs.some((i) => req.args[i]!.length === 0 || prefix.length + req.args[i]!.length > maxKeyBytes)) {
+    if (keyArgs.some((i) => req.args[i].length === 0 || prefix.length + req.args[i].length > maxKeyBytes)) {
       return reply(Status.badRequest);
     }
     const args = req.args.map((a, i) => (keyArgs.includes(i) ? Buffer.concat([prefix, a]) : a));
@@ -205,7 +224,7 @@ class WorkerConnection {
 
   /** CANCEL names the worker's own id; the store knows the upstream one. */
   private cancel(req: Message, reply: (code: number, args?: (Buffer | string)[]) => void): void {
-    const target = req.args.length === 1 ? parseBoundedUint(req.args[0]!, 0xffffffff) : undefined;
+    const target = req.args.length === 1 ? parseBoundedUint(req.args[0], 0xffffffff) : undefined;
     if (target === undefined) return reply(Status.badRequest);
     const upstreamId = this.inFlight.get(target);
     if (upstreamId === undefined) return reply(Status.ok, ['0']);

@@ -6,8 +6,24 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { StartError } from '../util/errors.js';
-import { RejectReason, ServerHandshake, VersionMismatchError, checkJobKey, envelopeOverhead, rejectMessage, type Session } from './auth.js';
-import { FrameReader, decodeBody, encodeBody, frame, maxBodyBytes, maxPreAuthBodyBytes, type Message } from './frame.js';
+import {
+  RejectReason,
+  ServerHandshake,
+  VersionMismatchError,
+  checkJobKey,
+  envelopeOverhead,
+  rejectMessage,
+  type Session,
+} from './auth.js';
+import {
+  FrameReader,
+  decodeBody,
+  encodeBody,
+  frame,
+  maxBodyBytes,
+  maxPreAuthBodyBytes,
+  type Message,
+} from './frame.js';
 import { StoreState, type Requester } from './state.js';
 
 export interface StoreServerOptions {
@@ -179,7 +195,10 @@ class Connection implements Requester {
     const { options } = host;
     this.handshake = new ServerHandshake(options.jobKey);
     host.unauthenticatedDelta(1);
-    this.authTimer = setTimeout(() => this.fail(`not authenticated within ${options.authTimeoutMs} ms`), options.authTimeoutMs);
+    this.authTimer = setTimeout(
+      () => this.fail(`not authenticated within ${options.authTimeoutMs} ms`),
+      options.authTimeoutMs,
+    );
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', () => {}); // resets and the like end in 'close'
     stream.on('end', () => this.destroy());
@@ -279,11 +298,15 @@ function listenError(err: NodeJS.ErrnoException, host: string, port: number): St
   const where = `${host}:${port}`;
   switch (err.code) {
     case 'EADDRINUSE':
-      return new StartError(`store: cannot listen on ${where}: the port is already in use (choose another rendezvous.port, or "auto")`);
+      return new StartError(
+        `store: cannot listen on ${where}: the port is already in use (choose another rendezvous.port, or "auto")`,
+      );
     case 'EACCES':
       return new StartError(`store: cannot listen on ${where}: permission denied (ports below 1024 need privileges)`);
     case 'EADDRNOTAVAIL':
-      return new StartError(`store: cannot listen on ${where}: the address is not on this machine (check rendezvous.addr)`);
+      return new StartError(
+        `store: cannot listen on ${where}: the address is not on this machine (check rendezvous.addr)`,
+      );
     default:
       return new StartError(`store: cannot listen on ${where}: ${err.message}`);
   }

@@ -72,12 +72,12 @@ export class StoreState {
       case Op.set: {
         const key = keyOf(args[0]);
         if (args.length !== 2 || key === undefined) return bad();
-        if (!this.store(key, args[1]!)) return bad();
+        if (!this.store(key, args[1])) return bad();
         return answer(ok);
       }
       case Op.get: {
         const key = keyOf(args[0]);
-        const timeout = args.length === 2 ? parseBoundedUint(args[1]!, maxTimeoutMs) : undefined;
+        const timeout = args.length === 2 ? parseBoundedUint(args[1], maxTimeoutMs) : undefined;
         if (key === undefined || timeout === undefined) return bad();
         const value = this.values.get(key);
         if (value !== undefined) return answer(ok, [value]);
@@ -86,7 +86,7 @@ export class StoreState {
       }
       case Op.add: {
         const key = keyOf(args[0]);
-        const delta = args.length === 2 ? parseInt64(args[1]!) : undefined;
+        const delta = args.length === 2 ? parseInt64(args[1]) : undefined;
         if (key === undefined || delta === undefined) return bad();
         const current = this.values.get(key);
         const base = current === undefined ? 0n : parseInt64(current);
@@ -102,13 +102,14 @@ export class StoreState {
         if (args.length !== 3 || key === undefined) return bad();
         const [, expected, desired] = args as [Buffer, Buffer, Buffer];
         const current = this.values.get(key);
-        const matches = expected.length === 0 ? current === undefined : current !== undefined && current.equals(expected);
+        const matches =
+          expected.length === 0 ? current === undefined : current !== undefined && current.equals(expected);
         if (matches && !this.store(key, desired)) return bad();
         const after = this.values.get(key);
         return after === undefined ? answer(Status.notFound) : answer(ok, [after]);
       }
       case Op.wait: {
-        const timeout = args.length >= 2 ? parseBoundedUint(args[0]!, maxTimeoutMs) : undefined;
+        const timeout = args.length >= 2 ? parseBoundedUint(args[0], maxTimeoutMs) : undefined;
         const keys = args.slice(1).map(keyOf);
         if (timeout === undefined || keys.some((k) => k === undefined)) return bad();
         const missing = new Set((keys as string[]).filter((k) => !this.values.has(k)));
@@ -124,8 +125,8 @@ export class StoreState {
       }
       case Op.barrier: {
         const name = keyOf(args[0]);
-        const count = args.length === 3 ? parseBoundedUint(args[1]!, maxBarrierCount) : undefined;
-        const timeout = args.length === 3 ? parseBoundedUint(args[2]!, maxTimeoutMs) : undefined;
+        const count = args.length === 3 ? parseBoundedUint(args[1], maxBarrierCount) : undefined;
+        const timeout = args.length === 3 ? parseBoundedUint(args[2], maxTimeoutMs) : undefined;
         if (name === undefined || !count || timeout === undefined) return bad();
         const existing = this.barriers.get(name);
         if (existing && existing.count !== count) return bad(); // callers disagree on the size
@@ -142,12 +143,15 @@ export class StoreState {
       case Op.check: {
         const keys = args.map(keyOf);
         if (keys.length === 0 || keys.some((k) => k === undefined)) return bad();
-        return answer(ok, (keys as string[]).map((k) => (this.values.has(k) ? '1' : '0')));
+        return answer(
+          ok,
+          (keys as string[]).map((k) => (this.values.has(k) ? '1' : '0')),
+        );
       }
       case Op.ping:
         return args.length === 0 ? answer(ok) : bad();
       case Op.cancel: {
-        const target = args.length === 1 ? parseBoundedUint(args[0]!, 0xffffffff) : undefined;
+        const target = args.length === 1 ? parseBoundedUint(args[0], 0xffffffff) : undefined;
         if (target === undefined) return bad();
         const blocked = this.blockedBy.get(requester)?.get(target);
         if (blocked) this.finish(blocked, Status.cancelled);

@@ -55,11 +55,13 @@ export async function runWorkers(opts: HarnessOptions): Promise<WorkerResult[]> 
       proxies.push(await StoreProxy.start({ upstream, dir: join(dir, 'proxy'), attempt: 0, jobKey: peerKey }));
     }
     const world = opts.nodes.reduce((a, b) => a + b, 0);
-    const tp = opts.parallelism?.tensor ?? 1, pp = opts.parallelism?.pipeline ?? 1, dp = world / (tp * pp);
+    const tp = opts.parallelism?.tensor ?? 1,
+      pp = opts.parallelism?.pipeline ?? 1,
+      dp = world / (tp * pp);
     const runs: Promise<WorkerResult>[] = [];
     let rank = 0;
     for (let n = 0; n < opts.nodes.length; n++) {
-      for (let local = 0; local < opts.nodes[n]!; local++, rank++) {
+      for (let local = 0; local < opts.nodes[n]; local++, rank++) {
         const extra = typeof opts.env === 'function' ? opts.env(rank) : (opts.env ?? {});
         const env: Record<string, string> = {
           PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -69,7 +71,7 @@ export async function runWorkers(opts: HarnessOptions): Promise<WorkerResult[]> 
           LOCAL_WORLD_SIZE: String(opts.nodes[n]),
           GROUP_RANK: String(n),
           DTRAIN_NODE_RANK: String(n),
-          DTRAIN_STORE: `unix:${proxies[n]!.socketPath}`,
+          DTRAIN_STORE: `unix:${proxies[n].socketPath}`,
           DTRAIN_RUN_ID: 'test',
           DTRAIN_TENSOR_SIZE: String(tp),
           DTRAIN_PIPELINE_SIZE: String(pp),
@@ -95,7 +97,13 @@ export async function runWorkers(opts: HarnessOptions): Promise<WorkerResult[]> 
   }
 }
 
-function runOne(rank: number, script: string, args: string[], env: Record<string, string>, timeoutMs: number): Promise<WorkerResult> {
+function runOne(
+  rank: number,
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<WorkerResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

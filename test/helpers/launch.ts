@@ -18,17 +18,20 @@ export interface Run {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number }>;
 }
 
-export function startDtrain(args: string[], opts: { cwd: string; env?: Record<string, string>; stdoutPipe?: boolean } = { cwd: root }): Run {
+export function startDtrain(
+  args: string[],
+  opts: { cwd: string; env?: Record<string, string>; stdoutPipe?: boolean } = { cwd: root },
+): Run {
   const t0 = Date.now();
   const child = spawn(process.execPath, [dtrainBin, ...args], {
     cwd: opts.cwd,
-    env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: undefined, ...opts.env } as NodeJS.ProcessEnv,
+    env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: undefined, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
-  if (!opts.stdoutPipe) child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  if (!opts.stdoutPipe) child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const done = new Promise<Awaited<Run['done']>>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - t0 })),
   );

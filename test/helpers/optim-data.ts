@@ -30,7 +30,7 @@ export function localGrads(n: number, rank: number, step: number): Float32Array 
  */
 export function quantizedGrads(n: number, rank: number, step: number): Float32Array {
   const g = localGrads(n, rank, step);
-  for (let i = 0; i < n; i++) g[i] = Math.round(g[i]! * 4096) / 4096;
+  for (let i = 0; i < n; i++) g[i] = Math.round(g[i] * 4096) / 4096;
   return g;
 }
 
@@ -40,10 +40,10 @@ export function averaged(n: number, world: number, step: number, grads: GradSour
   const sum = new Float64Array(n);
   for (let r = 0; r < world; r++) {
     const g = grads(n, r, step);
-    for (let i = 0; i < n; i++) sum[i]! += g[i]!;
+    for (let i = 0; i < n; i++) sum[i] += g[i];
   }
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = sum[i]! / world;
+  for (let i = 0; i < n; i++) out[i] = sum[i] / world;
   return out;
 }
 
@@ -79,7 +79,18 @@ export function referenceRun(
       const coef = maxGradNorm / (norm + 1e-6);
       if (coef < 1) gradScale = coef;
     }
-    native.adamwStep({ param: p, paramType: 'float32', grad: g, gradType: 'float32', m, v, ...h, step: s, gradScale, threads: 1 });
+    native.adamwStep({
+      param: p,
+      paramType: 'float32',
+      grad: g,
+      gradType: 'float32',
+      m,
+      v,
+      ...h,
+      step: s,
+      gradScale,
+      threads: 1,
+    });
   }
   return p;
 }
@@ -88,7 +99,7 @@ export function referenceRun(
 export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-3): number {
   let worst = 0;
   for (let i = 0; i < b.length; i++) {
-    const e = Math.abs(a[i]! - b[i]!) / Math.max(Math.abs(b[i]!), floor);
+    const e = Math.abs(a[i] - b[i]) / Math.max(Math.abs(b[i]), floor);
     if (!(e <= worst)) worst = e; // NaN propagates as the worst
   }
   return worst;

@@ -52,7 +52,10 @@ function numeric(b: HostBuffer, what: string): Numeric {
   throw new Error(`loopback ${what}: reductions support Float32/Float64/Int32 buffers only`);
 }
 
-export function createLoopbackGroups(world: number, opts: LoopbackOptions = {}): { groups: Group[]; stats: LoopbackStats } {
+export function createLoopbackGroups(
+  world: number,
+  opts: LoopbackOptions = {},
+): { groups: Group[]; stats: LoopbackStats } {
   const pending = new Map<number, Arrival[]>();
   const timers = new Map<number, NodeJS.Timeout>();
   const seqs = new Array<number>(world).fill(0);
@@ -60,40 +63,56 @@ export function createLoopbackGroups(world: number, opts: LoopbackOptions = {}):
   const timeoutMs = opts.timeoutMs ?? 10_000;
 
   function run(arr: Arrival[]): void {
-    const kind = arr[0]!.kind;
+    const kind = arr[0].kind;
     const mismatch = arr.find(
-      (x) => x.kind !== kind || x.a.length !== arr[0]!.a.length || (x.b?.length ?? -1) !== (arr[0]!.b?.length ?? -1) || x.op !== arr[0]!.op,
+      (x) =>
+        x.kind !== kind ||
+        x.a.length !== arr[0].a.length ||
+        (x.b?.length ?? -1) !== (arr[0].b?.length ?? -1) ||
+        x.op !== arr[0].op,
     );
-    if (mismatch) throw new Error(`loopback: ranks disagree on the collective (${arr.map((x) => `${x.rank}:${x.kind}/${x.a.length}`).join(' ')})`);
+    if (mismatch)
+      throw new Error(
+        `loopback: ranks disagree on the collective (${arr.map((x) => `${x.rank}:${x.kind}/${x.a.length}`).join(' ')})`,
+      );
     stats.ops[kind] = (stats.ops[kind] ?? 0) + 1;
     for (const x of arr) stats.bytes += x.a.byteLength;
     const byRank = [...arr].sort((p, q) => p.rank - q.rank);
     switch (kind) {
       case 'allReduce': {
         const bufs = byRank.map((x) => numeric(x.a, kind));
-        const out = new Float64Array(bufs[0]!.length);
-        for (let i = 0; i < out.length; i++) out[i] = reduce(bufs.map((b) => b[i]!), byRank[0]!.op!);
+        const out = new Float64Array(bufs[0].length);
+        for (let i = 0; i < out.length; i++)
+          out[i] = reduce(
+            bufs.map((b) => b[i]),
+            byRank[0].op!,
+          );
         for (const b of bufs) for (let i = 0; i < out.length; i++) b[i] = out[i]!;
         break;
       }
       case 'reduceScatter': {
         const ins = byRank.map((x) => numeric(x.a, kind));
-        const len = byRank[0]!.b!.length;
-        if (ins[0]!.length !== len * world) throw new Error(`loopback reduceScatter: input ${ins[0]!.length} != ${world} x output ${len}`);
+        const len = byRank[0].b!.length;
+        if (ins[0].length !== len * world)
+          throw new Error(`loopback reduceScatter: input ${ins[0].length} != ${world} x output ${len}`);
         const out = new Float64Array(len * world);
-        for (let i = 0; i < out.length; i++) out[i] = reduce(ins.map((b) => b[i]!), byRank[0]!.op!);
+        for (let i = 0; i < out.length; i++)
+          out[i] = reduce(
+            ins.map((b) => b[i]),
+            byRank[0].op!,
+          );
         byRank.forEach((x, r) => numeric(x.b!, kind).set(out.subarray(r * len, (r + 1) * len)));
         break;
       }
       case 'allGather': {
-        const len = byRank[0]!.a.length;
-        if (byRank[0]!.b!.length !== len * world) throw new Error(`loopback allGather: output is not ${world} x input`);
+        const len = byRank[0].a.length;
+        if (byRank[0].b!.length !== len * world) throw new Error(`loopback allGather: output is not ${world} x input`);
         const copies = byRank.map((x) => x.a.slice());
         for (const x of byRank) copies.forEach((c, r) => (x.b as Float32Array).set(c as Float32Array, r * len));
         break;
       }
       case 'broadcast': {
-        const src = byRank[byRank[0]!.root!]!.a.slice();
+        const src = byRank[byRank[0].root!].a.slice();
         for (const x of byRank) (x.a as Float32Array).set(src as Float32Array);
         break;
       }
@@ -105,7 +124,7 @@ export function createLoopbackGroups(world: number, opts: LoopbackOptions = {}):
   }
 
   function arrive(x: Omit<Arrival, 'resolve' | 'reject'>): Promise<void> {
-    const seq = seqs[x.rank]!++;
+    const seq = seqs[x.rank]++;
     return new Promise<void>((resolve, reject) => {
       const list = pending.get(seq) ?? [];
       list.push({ ...x, resolve, reject });
@@ -113,7 +132,12 @@ export function createLoopbackGroups(world: number, opts: LoopbackOptions = {}):
       if (list.length === 1) {
         const t = setTimeout(() => {
           pending.delete(seq);
-          for (const a of list) a.reject(new Error(`loopback ${a.kind}: timed out after ${timeoutMs} ms waiting for ${world - list.length} rank(s)`));
+          for (const a of list)
+            a.reject(
+              new Error(
+                `loopback ${a.kind}: timed out after ${timeoutMs} ms waiting for ${world - list.length} rank(s)`,
+              ),
+            );
         }, timeoutMs);
         timers.set(seq, t);
       }
@@ -136,11 +160,13 @@ export function createLoopbackGroups(world: number, opts: LoopbackOptions = {}):
     rank,
     size: world,
     ranks: Array.from({ length: world }, (_, i) => i),
-    allReduce: (buf: HostBuffer, o?: OpOptions & { op?: ReduceOp }) => arrive({ rank, kind: 'allReduce', a: buf, op: o?.op ?? 'sum' }),
+    allReduce: (buf: HostBuffer, o?: OpOptions & { op?: ReduceOp }) =>
+      arrive({ rank, kind: 'allReduce', a: buf, op: o?.op ?? 'sum' }),
     reduceScatter: (input: HostBuffer, output: HostBuffer, o?: OpOptions & { op?: ReduceOp }) =>
       arrive({ rank, kind: 'reduceScatter', a: input, b: output, op: o?.op ?? 'sum' }),
     allGather: (input: HostBuffer, output: HostBuffer) => arrive({ rank, kind: 'allGather', a: input, b: output }),
-    broadcast: (buf: HostBuffer, o: OpOptions & { root: number }) => arrive({ rank, kind: 'broadcast', a: buf, root: o.root }),
+    broadcast: (buf: HostBuffer, o: OpOptions & { root: number }) =>
+      arrive({ rank, kind: 'broadcast', a: buf, root: o.root }),
     send: () => Promise.reject(new Error('loopback: send is not supported')),
     recv: () => Promise.reject(new Error('loopback: recv is not supported')),
     barrier: () => arrive({ rank, kind: 'barrier', a: new Float32Array(0) }),

@@ -11,6 +11,7 @@ export function torchAvailable(): boolean {
 /** tap `skip` value: false when torch is there; a reason otherwise (CI sets DTRAIN_REQUIRE_INTEGRATION and fails instead). */
 export function torchSkip(): false | string {
   if (torchAvailable()) return false;
-  if (process.env.DTRAIN_REQUIRE_INTEGRATION) throw new Error(`${PYTHON} with torch is required (DTRAIN_REQUIRE_INTEGRATION is set)`);
+  if (process.env.DTRAIN_REQUIRE_INTEGRATION)
+    throw new Error(`${PYTHON} with torch is required (DTRAIN_REQUIRE_INTEGRATION is set)`);
   return `${PYTHON} has no torch`;
 }

@@ -48,7 +48,14 @@ export class LoopbackFabric {
         return;
       }
       if (this.semantics === 'buffered') {
-        this.sends.push({ src, dst, tag, buf: buf.slice() as HostBuffer, resolve: () => undefined, reject: () => undefined });
+        this.sends.push({
+          src,
+          dst,
+          tag,
+          buf: buf.slice(),
+          resolve: () => undefined,
+          reject: () => undefined,
+        });
         resolve();
       } else {
         this.sends.push({ src, dst, tag, buf, resolve, reject });

@@ -45,9 +45,20 @@ export function makeProblem(widths: number[], samples: number, F: FloatCtor, see
   const fill = (n: number, scale: number) => F.from({ length: n }, () => rnd() * scale);
   const layers = widths.slice(1).map((outDim, l) => {
     const inDim = widths[l];
-    return { inDim, outDim, weight: fill(outDim * inDim, 1 / Math.sqrt(inDim)), bias: fill(outDim, 0.1), tanh: l < widths.length - 2 };
+    return {
+      inDim,
+      outDim,
+      weight: fill(outDim * inDim, 1 / Math.sqrt(inDim)),
+      bias: fill(outDim, 0.1),
+      tanh: l < widths.length - 2,
+    };
   });
-  return { layers, inputs: fill(samples * widths[0], 1), targets: fill(samples * widths[widths.length - 1], 1), samples };
+  return {
+    layers,
+    inputs: fill(samples * widths[0], 1),
+    targets: fill(samples * widths[widths.length - 1], 1),
+    samples,
+  };
 }
 
 export const zeroGrads = (layers: Layer[], F: FloatCtor): Grads[] =>
@@ -178,7 +189,12 @@ export function mlpStageFunctions(problem: MlpProblem, split: MlpSplit, widths: 
 }
 
 /** Largest |got - want| / |want| over the given layers (want floored at 1e-9 so zeros do not divide). */
-export function worstRelative(got: Grads[], want: Grads[], layerIds: number[] = got.map((_, i) => i), scale = 1): number {
+export function worstRelative(
+  got: Grads[],
+  want: Grads[],
+  layerIds: number[] = got.map((_, i) => i),
+  scale = 1,
+): number {
   let worst = 0;
   for (const l of layerIds) {
     for (const k of ['weight', 'bias'] as const) {

@@ -90,7 +90,8 @@ export function simulatePrograms(schedules: StageSchedule[], semantics: P2pSeman
     const produced = gradient ? gradientOut[s] : activationOut[s];
     if (!produced.delete(k)) fail(s, 'sends something it has not produced (or sends it twice)');
     const consumer = gradient ? vs - 1 : vs + 1;
-    if (stageOf(consumer) !== ins.peer) fail(s, `sends to stage ${ins.peer}, the consumer is on stage ${stageOf(consumer)}`);
+    if (stageOf(consumer) !== ins.peer)
+      fail(s, `sends to stage ${ins.peer}, the consumer is on stage ${stageOf(consumer)}`);
     return { gradient, microbatch: ins.microbatch, producerVs: vs, tag: ins.tag };
   };
   const deliver = (s: number, ins: Instruction & { peer: number; tag: number }, msg: Message) => {
@@ -98,7 +99,10 @@ export function simulatePrograms(schedules: StageSchedule[], semantics: P2pSeman
     const vs = vsOf(s, ins.chunk);
     const expectedProducer = gradient ? vs + 1 : vs - 1;
     if (msg.gradient !== gradient || msg.microbatch !== ins.microbatch || msg.producerVs !== expectedProducer) {
-      fail(s, `received ${msg.gradient ? 'gradient' : 'activation'} of microbatch ${msg.microbatch} from virtual stage ${msg.producerVs}`);
+      fail(
+        s,
+        `received ${msg.gradient ? 'gradient' : 'activation'} of microbatch ${msg.microbatch} from virtual stage ${msg.producerVs}`,
+      );
     }
     if (msg.tag !== ins.tag) fail(s, `tag ${ins.tag} differs from the sender's ${msg.tag}`);
     (gradient ? gradientIn[s] : activationIn[s]).add(key(ins.microbatch, vs));
@@ -153,7 +157,8 @@ export function simulatePrograms(schedules: StageSchedule[], semantics: P2pSeman
     if (activationIn[s].size || gradientIn[s].size) throw new Error(`stage ${s} received data it never used`);
     if (activationOut[s].size || gradientOut[s].size) throw new Error(`stage ${s} produced data it never sent`);
   }
-  for (const [ch, q] of channels) if (q.length) throw new Error(`channel ${ch} ends with ${q.length} undelivered messages`);
+  for (const [ch, q] of channels)
+    if (q.length) throw new Error(`channel ${ch} ends with ${q.length} undelivered messages`);
   const expected = m * V;
   if (forwardDone.size !== expected || backwardDone.size !== expected) throw new Error('not every compute op ran');
   return { executed, peakStashed, messages };
@@ -161,5 +166,7 @@ export function simulatePrograms(schedules: StageSchedule[], semantics: P2pSeman
 
 function describe(i: Instruction | undefined): string {
   if (!i) return 'done';
-  return 'peer' in i ? `${i.op} mb ${i.microbatch} chunk ${i.chunk} peer ${i.peer}` : `${i.op} mb ${i.microbatch} chunk ${i.chunk}`;
+  return 'peer' in i
+    ? `${i.op} mb ${i.microbatch} chunk ${i.chunk} peer ${i.peer}`
+    : `${i.op} mb ${i.microbatch} chunk ${i.chunk}`;
 }

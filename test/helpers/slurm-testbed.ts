@@ -49,11 +49,14 @@ export function slurmUp(tag: string): SlurmTestbed {
 
 /** Runs a Slurm client command (squeue, scontrol, scancel) against the testbed. */
 export function slurm(tb: SlurmTestbed, argv: string[]): string {
-  return execFileSync(argv[0]!, argv.slice(1), { env: tb.env, encoding: 'utf8' });
+  return execFileSync(argv[0], argv.slice(1), { env: tb.env, encoding: 'utf8' });
 }
 
 /** Runs the built CLI with the node running the tests (PATH need not contain node). */
-export function dtrain(args: string[], opts: { env: NodeJS.ProcessEnv; cwd: string; timeoutMs?: number }): SpawnSyncReturns<string> {
+export function dtrain(
+  args: string[],
+  opts: { env: NodeJS.ProcessEnv; cwd: string; timeoutMs?: number },
+): SpawnSyncReturns<string> {
   return spawnSync(process.execPath, [dtrainBin, ...args], {
     env: opts.env,
     cwd: opts.cwd,

@@ -48,7 +48,9 @@ export function testbedUp(count: number, tag: string): Testbed {
   // Another test process may hold the subnet this pid maps to: move on to the next free one.
   for (let attempt = 0; ; attempt++) {
     const subnet = `10.231.${20 + ((n + attempt * 37) % 200)}`;
-    const r = spawnSync(script, ['up', String(count), '--prefix', prefix, '--subnet', subnet, '--json'], { encoding: 'utf8' });
+    const r = spawnSync(script, ['up', String(count), '--prefix', prefix, '--subnet', subnet, '--json'], {
+      encoding: 'utf8',
+    });
     if (r.status === 0) {
       out = r.stdout;
       break;
@@ -81,7 +83,10 @@ export function inHost(host: TestbedHost, argv: string[]): string {
 
 /** Pids living in a host's namespace other than its sshd listener. */
 export function strayPids(host: TestbedHost): number[] {
-  const pids = execFileSync('ip', ['netns', 'pids', host.namespace], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  const pids = execFileSync('ip', ['netns', 'pids', host.namespace], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .map(Number);
   return pids.filter((pid) => {
     const r = spawnSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' });
     return r.status === 0 && !/\[listener\]/.test(r.stdout);

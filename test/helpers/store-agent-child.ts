@@ -12,8 +12,8 @@ process.stdin.on('data', async (chunk: Buffer) => {
   const lines = input.split('\n');
   if (lines.length < 3) return;
   process.stdin.removeAllListeners('data');
-  const { port, dir, attempt } = JSON.parse(lines[0]!) as { port: number; dir: string; attempt: number };
-  const jobKey = Buffer.from(lines[1]!, 'hex');
+  const { port, dir, attempt } = JSON.parse(lines[0]) as { port: number; dir: string; attempt: number };
+  const jobKey = Buffer.from(lines[1], 'hex');
   const upstream = await StoreClient.connectTcp({ host: '127.0.0.1', port, jobKey });
   const proxy = await StoreProxy.start({ upstream, dir, attempt, jobKey });
   upstream.get('agent-never', 600000).catch(() => {});

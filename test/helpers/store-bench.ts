@@ -30,7 +30,7 @@ function readLine(stream: NodeJS.ReadableStream): Promise<string> {
       if (!text.includes('\n')) return;
       stream.off('data', onData);
       stream.pause();
-      resolve(text.split('\n')[0]!);
+      resolve(text.split('\n')[0]);
     };
     stream.on('data', onData);
     stream.once('end', () => reject(new Error('stream ended before a line')));

@@ -23,7 +23,7 @@ export class Rng {
     return this.next() < p;
   }
   pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)]!;
+    return xs[this.int(xs.length)];
   }
   bytes(n: number): Buffer {
     const b = Buffer.allocUnsafe(n);
@@ -39,7 +39,7 @@ export class Rng {
 
 export function body(op: number, id: number, args: Buffer[]): Buffer {
   const parts: Buffer[] = [Buffer.of(op, 0, 0, 0, 0, args.length)];
-  parts[0]!.writeUInt32BE(id >>> 0, 1);
+  parts[0].writeUInt32BE(id >>> 0, 1);
   for (const a of args) {
     const len = Buffer.alloc(4);
     len.writeUInt32BE(a.length);
@@ -50,8 +50,24 @@ export function body(op: number, id: number, args: Buffer[]): Buffer {
 
 const keyPool = Array.from({ length: 24 }, (_, i) => Buffer.from(`k${i}`));
 const nasty = [
-  '', '-0', '+1', '01', '-1', '1.5', '1e3', ' 1', '0x10', '2147483648', '4294967296', '9223372036854775808',
-  '-9223372036854775809', '99999999999999999999999', 'NaN', '\u0000', 'k'.repeat(4097), '٣',
+  '',
+  '-0',
+  '+1',
+  '01',
+  '-1',
+  '1.5',
+  '1e3',
+  ' 1',
+  '0x10',
+  '2147483648',
+  '4294967296',
+  '9223372036854775808',
+  '-9223372036854775809',
+  '99999999999999999999999',
+  'NaN',
+  '\u0000',
+  'k'.repeat(4097),
+  '٣',
 ].map((s) => Buffer.from(s));
 
 function key(rng: Rng): Buffer {
@@ -65,7 +81,20 @@ function smallTimeout(rng: Rng): Buffer {
 
 /** A request the spec accepts, with small timeouts so blocked ones end soon. */
 export function validRequest(rng: Rng, id: number): Buffer {
-  const op = rng.pick([Op.set, Op.set, Op.get, Op.get, Op.add, Op.cas, Op.wait, Op.delete, Op.barrier, Op.check, Op.ping, Op.cancel]);
+  const op = rng.pick([
+    Op.set,
+    Op.set,
+    Op.get,
+    Op.get,
+    Op.add,
+    Op.cas,
+    Op.wait,
+    Op.delete,
+    Op.barrier,
+    Op.check,
+    Op.ping,
+    Op.cancel,
+  ]);
   switch (op) {
     case Op.set:
       return body(op, id, [key(rng), rng.bytes(rng.range(0, 48))]);
@@ -74,7 +103,11 @@ export function validRequest(rng: Rng, id: number): Buffer {
     case Op.add:
       return body(op, id, [key(rng), Buffer.from(String(rng.range(-1000, 1000)))]);
     case Op.cas:
-      return body(op, id, [key(rng), rng.chance(0.3) ? Buffer.alloc(0) : rng.bytes(rng.range(0, 4)), rng.bytes(rng.range(0, 16))]);
+      return body(op, id, [
+        key(rng),
+        rng.chance(0.3) ? Buffer.alloc(0) : rng.bytes(rng.range(0, 4)),
+        rng.bytes(rng.range(0, 16)),
+      ]);
     case Op.wait:
       return body(op, id, [smallTimeout(rng), ...Array.from({ length: rng.range(1, 3) }, () => key(rng))]);
     case Op.delete:
@@ -82,7 +115,11 @@ export function validRequest(rng: Rng, id: number): Buffer {
     case Op.barrier:
       return body(op, id, [Buffer.from(`b${rng.int(4)}`), Buffer.from(String(rng.range(1, 3))), smallTimeout(rng)]);
     case Op.check:
-      return body(op, id, Array.from({ length: rng.range(1, 5) }, () => key(rng)));
+      return body(
+        op,
+        id,
+        Array.from({ length: rng.range(1, 5) }, () => key(rng)),
+      );
     case Op.ping:
       return body(op, id, []);
     default:
@@ -93,7 +130,7 @@ export function validRequest(rng: Rng, id: number): Buffer {
 /** Parses a body the spec's way: undefined when the framing inside it is broken. */
 export function parseBody(b: Buffer): { op: number; id: number; args: Buffer[] } | undefined {
   if (b.length < 6) return undefined;
-  const argc = b[5]!;
+  const argc = b[5];
   const args: Buffer[] = [];
   let at = 6;
   for (let i = 0; i < argc; i++) {
@@ -104,7 +141,7 @@ export function parseBody(b: Buffer): { op: number; id: number; args: Buffer[] }
     args.push(b.subarray(at, at + len));
     at += len;
   }
-  return at === b.length ? { op: b[0]!, id: b.readUInt32BE(1), args } : undefined;
+  return at === b.length ? { op: b[0], id: b.readUInt32BE(1), args } : undefined;
 }
 
 /**
@@ -117,7 +154,7 @@ export function mutate(rng: Rng, valid: Buffer): Buffer {
   const parsed = parseBody(valid)!;
   switch (rng.chance(0.7) ? rng.pick([8, 9, 10]) : rng.pick([0, 1, 2, 3, 4, 5, 6, 7, 11])) {
     case 0: {
-      for (let i = rng.range(1, 4); i > 0; i--) b[rng.int(b.length)]! ^= 1 << rng.int(8);
+      for (let i = rng.range(1, 4); i > 0; i--) b[rng.int(b.length)] ^= 1 << rng.int(8);
       return b;
     }
     case 1:
@@ -136,7 +173,7 @@ export function mutate(rng: Rng, valid: Buffer): Buffer {
       return Buffer.concat([b.subarray(0, from), b.subarray(from + rng.range(1, 8))]);
     }
     case 6:
-      b[5] = rng.chance(0.5) ? rng.int(256) : Math.max(0, b[5]! + rng.pick([-1, 1]));
+      b[5] = rng.chance(0.5) ? rng.int(256) : Math.max(0, b[5] + rng.pick([-1, 1]));
       return b;
     case 7: {
       if (parsed.args.length === 0 || b.length < 10) return Buffer.concat([b, Buffer.of(0, 0, 0)]);
@@ -255,13 +292,15 @@ export function okShapeProblem(e: Extract<Expectation, { kind: 'valid' }>, args:
       return args.length === 1 ? undefined : 'CAS ok without the value';
     case Op.delete:
     case Op.cancel:
-      return args.length === 1 && flag(args[0]!) ? undefined : `${e.op} ok without a 0/1 flag`;
+      return args.length === 1 && flag(args[0]) ? undefined : `${e.op} ok without a 0/1 flag`;
     case Op.check:
       return args.length === e.argc && args.every(flag) ? undefined : 'CHECK ok with wrong flags';
     case Op.jobKey:
-      return args.length === 1 && args[0]!.length >= 16 ? undefined : 'JOB_KEY ok without a key';
+      return args.length === 1 && args[0].length >= 16 ? undefined : 'JOB_KEY ok without a key';
     case Op.whoami:
-      return args.length === 2 && /^a\d+\/$/.test(args[1]!.toString()) ? undefined : 'WHOAMI ok without attempt and prefix';
+      return args.length === 2 && /^a\d+\/$/.test(args[1].toString())
+        ? undefined
+        : 'WHOAMI ok without attempt and prefix';
     default:
       return args.length === 0 ? undefined : `op ${e.op} ok with ${args.length} args`;
   }

@@ -10,32 +10,49 @@ enum class RedOp : uint8_t { sum = 0, avg = 1, max = 2, min = 3, prod = 4 };
 
 inline size_t dtypeSize(DType t) {
   switch (t) {
-    case DType::f32: case DType::i32: return 4;
-    case DType::f64: case DType::i64: return 8;
-    case DType::bf16: case DType::f16: return 2;
+    case DType::f32:
+    case DType::i32:
+      return 4;
+    case DType::f64:
+    case DType::i64:
+      return 8;
+    case DType::bf16:
+    case DType::f16:
+      return 2;
   }
   return 0;
 }
 
 inline const char* dtypeName(DType t) {
   switch (t) {
-    case DType::f32: return "float32";
-    case DType::f64: return "float64";
-    case DType::i32: return "int32";
-    case DType::i64: return "int64";
-    case DType::bf16: return "bfloat16";
-    case DType::f16: return "float16";
+    case DType::f32:
+      return "float32";
+    case DType::f64:
+      return "float64";
+    case DType::i32:
+      return "int32";
+    case DType::i64:
+      return "int64";
+    case DType::bf16:
+      return "bfloat16";
+    case DType::f16:
+      return "float16";
   }
   return "?";
 }
 
 inline const char* redOpName(RedOp op) {
   switch (op) {
-    case RedOp::sum: return "sum";
-    case RedOp::avg: return "avg";
-    case RedOp::max: return "max";
-    case RedOp::min: return "min";
-    case RedOp::prod: return "prod";
+    case RedOp::sum:
+      return "sum";
+    case RedOp::avg:
+      return "avg";
+    case RedOp::max:
+      return "max";
+    case RedOp::min:
+      return "min";
+    case RedOp::prod:
+      return "prod";
   }
   return "?";
 }

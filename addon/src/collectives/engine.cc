@@ -65,8 +65,10 @@ void Engine::submit(Napi::Env env, Job* job) {
 void Engine::complete(Job* job) {
   std::shared_ptr<Delivery> d = delivery_;
   d->tsfn.BlockingCall(job, [d](Napi::Env env, Napi::Function, Job* j) {
-    if (j->error.empty()) j->deferred.Resolve(env.Undefined());
-    else j->deferred.Reject(Napi::Error::New(env, j->error).Value());
+    if (j->error.empty())
+      j->deferred.Resolve(env.Undefined());
+    else
+      j->deferred.Reject(Napi::Error::New(env, j->error).Value());
     delete j;  // releases the buffers' references on the JS thread
     if (--d->pending == 0) d->tsfn.Unref(env);
   });
@@ -89,8 +91,10 @@ void Engine::failAll(const std::string& what) {
     queue_.clear();
   }
   for (Job* j : jobs) {
-    if (j->group && !j->run) failP2p(*j, what);
-    else j->error = what;
+    if (j->group && !j->run)
+      failP2p(*j, what);
+    else
+      j->error = what;
     if (j->run) collectivesPending_.fetch_sub(1, std::memory_order_acq_rel);
     complete(j);
   }
@@ -103,9 +107,11 @@ bool Engine::advanceP2p(Job& j) {
       size_t n = 0;
       if (j.moved < sizeof(OpHeader)) {
         uint8_t* h = reinterpret_cast<uint8_t*>(&j.header) + j.moved;
-        n = j.isSend ? j.channel->trySend(h, sizeof(OpHeader) - j.moved) : j.channel->tryRecv(h, sizeof(OpHeader) - j.moved);
+        n = j.isSend ? j.channel->trySend(h, sizeof(OpHeader) - j.moved)
+                     : j.channel->tryRecv(h, sizeof(OpHeader) - j.moved);
         j.moved += n;
-        if (!j.isSend && j.moved == sizeof(OpHeader)) j.group->checkP2pHeader(j.header, j.peer, j.count, j.dtype, j.tag);
+        if (!j.isSend && j.moved == sizeof(OpHeader))
+          j.group->checkP2pHeader(j.header, j.peer, j.count, j.dtype, j.tag);
       } else if (j.moved < total) {
         uint8_t* p = j.payload + (j.moved - sizeof(OpHeader));
         n = j.isSend ? j.channel->trySend(p, total - j.moved) : j.channel->tryRecv(p, total - j.moved);
@@ -167,8 +173,7 @@ void Engine::loop() {
     Job* next = nullptr;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      if (active_.empty())
-        wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (active_.empty()) wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (stopping_) break;
       if (!queue_.empty()) {
         next = queue_.front();

@@ -39,9 +39,11 @@ std::string joinRanks(const std::vector<int>& ranks) {
 
 }  // namespace
 
-Group::Group(Context& ctx, const std::string& name, const std::vector<int>& ranks) : ctx_(ctx), name_(name), ranks_(ranks) {
+Group::Group(Context& ctx, const std::string& name, const std::vector<int>& ranks)
+    : ctx_(ctx), name_(name), ranks_(ranks) {
   auto it = std::find(ranks_.begin(), ranks_.end(), ctx.rank);
-  if (it == ranks_.end()) throw CollectiveError("rank " + std::to_string(ctx.rank) + " is not a member of group " + name);
+  if (it == ranks_.end())
+    throw CollectiveError("rank " + std::to_string(ctx.rank) + " is not a member of group " + name);
   me_ = int(it - ranks_.begin());
   int n = size();
   nodes_.assign(size_t(n), ctx.nodeRank);
@@ -74,7 +76,8 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
       if (nodes_[size_t(i)] == nodes_[size_t(leader)]) members.push_back(i);
     hostMembers_.push_back(std::move(members));
   }
-  uniformHosts_ = std::all_of(hostMembers_.begin(), hostMembers_.end(), [&](const std::vector<int>& m) { return m.size() == hostMembers_[0].size(); });
+  uniformHosts_ = std::all_of(hostMembers_.begin(), hostMembers_.end(),
+                              [&](const std::vector<int>& m) { return m.size() == hostMembers_[0].size(); });
   // Leaders are sorted, so hosts whose members are consecutive group ranks are also in group order.
   contiguousHosts_ = true;
   for (size_t li = 0; li < hostMembers_.size() && contiguousHosts_; ++li)
@@ -111,13 +114,16 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
       if (i != me_ && infos[size_t(i)]["flat"] != (forcedFlat ? "1" : "0"))
         throw CollectiveError("group " + name_ + ": DTRAIN_HIERARCHICAL=0 is set on rank " +
                               std::to_string(ranks_[size_t(forcedFlat ? me_ : i)]) + " but not on rank " +
-                              std::to_string(ranks_[size_t(forcedFlat ? i : me_)]) + ": set it on every rank or on none");
+                              std::to_string(ranks_[size_t(forcedFlat ? i : me_)]) +
+                              ": set it on every rank or on none");
 
   if (team_) {
     std::vector<TeamMemberInfo> tm;
     for (int gi : teamMembers_) {
-      if (gi == me_) tm.push_back({ranks_[size_t(gi)], int(::getpid()), team_->segmentFd()});
-      else tm.push_back({ranks_[size_t(gi)], std::stoi(infos[size_t(gi)]["pid"]), std::stoi(infos[size_t(gi)]["fd"])});
+      if (gi == me_)
+        tm.push_back({ranks_[size_t(gi)], int(::getpid()), team_->segmentFd()});
+      else
+        tm.push_back({ranks_[size_t(gi)], std::stoi(infos[size_t(gi)]["pid"]), std::stoi(infos[size_t(gi)]["fd"])});
     }
     team_->attach(tm);
   }
@@ -130,10 +136,11 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
     // Every pair gets a TCP connection for the generic algorithms and p2p; same-host pairs ride loopback.
     uint64_t gid = hashGroupId(prefix);
     for (int i = 0; i < me_; ++i)
-      channels_[size_t(i)] = makeTcpChannel(ctx.tcp().connectPeer(infos[size_t(i)]["tcp"], gid, ctx.rank, ranks_[size_t(i)], setup),
-                                            ranks_[size_t(i)]);
+      channels_[size_t(i)] = makeTcpChannel(
+          ctx.tcp().connectPeer(infos[size_t(i)]["tcp"], gid, ctx.rank, ranks_[size_t(i)], setup), ranks_[size_t(i)]);
     for (int i = me_ + 1; i < n; ++i)
-      channels_[size_t(i)] = makeTcpChannel(ctx.tcp().acceptPeer(gid, ranks_[size_t(i)], ctx.rank, setup), ranks_[size_t(i)]);
+      channels_[size_t(i)] =
+          makeTcpChannel(ctx.tcp().acceptPeer(gid, ranks_[size_t(i)], ctx.rank, setup), ranks_[size_t(i)]);
     leaderView_.me = -1;
     leaderView_.groupName = name_ + " (host leaders)";
     for (size_t li = 0; li < leaders_.size(); ++li) {
@@ -232,7 +239,8 @@ template <typename F>
 void Group::guarded(const char* op, F&& body) {
   if (poisonedFlag_.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(poisonMutex_);
-    throw CollectiveError(std::string(op) + " on group " + name_ + " refused: an earlier op failed (" + poisoned_ + ")");
+    throw CollectiveError(std::string(op) + " on group " + name_ + " refused: an earlier op failed (" + poisoned_ +
+                          ")");
   }
   try {
     body();
@@ -293,8 +301,10 @@ void Group::reduceScatter(const void* in, void* out, size_t n, DType t, RedOp op
         for (size_t h = 0; h < hosts; ++h)
           std::memcpy(byMember + (j * hosts + h) * n * es, src + size_t(hostMembers_[h][j]) * n * es, n * es);
       uint8_t* mine = scratch(1, hosts * n * es);
-      if (team_) team_->reduceScatter(byMember, mine, hosts * n, t, inner, 1, d);
-      else std::memcpy(mine, byMember, hosts * n * es);
+      if (team_)
+        team_->reduceScatter(byMember, mine, hosts * n, t, inner, 1, d);
+      else
+        std::memcpy(mine, byMember, hosts * n * es);
       ringReduceScatter(railView_, mine, out, n, t, inner, d);
       if (op == RedOp::avg) scaleForAvg(out, n, t, size());
       trimScratch();
@@ -327,18 +337,24 @@ void Group::allGather(const void* in, void* out, size_t n, DType t, int64_t time
       std::vector<ByteBlock> blocks(hosts);
       if (contiguousHosts_) {
         // Host blocks already sit in group order: gather into this host's block of the output, in place.
-        for (size_t li = 0; li < hosts; ++li) blocks[li] = {size_t(leaders_[li]) * part, hostMembers_[li].size() * part};
+        for (size_t li = 0; li < hosts; ++li)
+          blocks[li] = {size_t(leaders_[li]) * part, hostMembers_[li].size() * part};
         uint8_t* block = o + blocks[size_t(hostOf(me_))].offset;
-        if (team_) team_->allGather(in, block, n, t, d);
-        else std::memmove(block, in, part);
+        if (team_)
+          team_->allGather(in, block, n, t, d);
+        else
+          std::memmove(block, in, part);
         if (isLeader_) ringAllGatherBlocks(leaderView_, o, blocks, d);
       } else {
         // Host blocks one after another in a scratch buffer, then each member's part to its group position.
-        for (size_t li = 0, at = 0; li < hosts; at += blocks[li].bytes, ++li) blocks[li] = {at, hostMembers_[li].size() * part};
+        for (size_t li = 0, at = 0; li < hosts; at += blocks[li].bytes, ++li)
+          blocks[li] = {at, hostMembers_[li].size() * part};
         uint8_t* all = scratch(1, size_t(size()) * part);
         uint8_t* block = all + blocks[size_t(hostOf(me_))].offset;
-        if (team_) team_->allGather(in, block, n, t, d);
-        else std::memcpy(block, in, part);
+        if (team_)
+          team_->allGather(in, block, n, t, d);
+        else
+          std::memcpy(block, in, part);
         if (isLeader_) {
           ringAllGatherBlocks(leaderView_, all, blocks, d);
           for (size_t li = 0; li < hosts; ++li)
@@ -401,20 +417,22 @@ Channel* Group::p2pChannel(int peer, const char* op) {
   {
     std::lock_guard<std::mutex> lock(poisonMutex_);
     if (!poisoned_.empty())
-      throw CollectiveError(std::string(op) + " on group " + name_ + " refused: an earlier op failed (" + poisoned_ + ")");
+      throw CollectiveError(std::string(op) + " on group " + name_ + " refused: an earlier op failed (" + poisoned_ +
+                            ")");
   }
   if (peer < 0 || peer >= size() || peer == me_)
-    throw CollectiveError(std::string(op) + ": peer " + std::to_string(peer) + " is not another member of group " + name_ +
-                          " (size " + std::to_string(size()) + ", this rank is " + std::to_string(me_) + ")");
+    throw CollectiveError(std::string(op) + ": peer " + std::to_string(peer) + " is not another member of group " +
+                          name_ + " (size " + std::to_string(size()) + ", this rank is " + std::to_string(me_) + ")");
   return channels_[size_t(peer)].get();
 }
 
 void Group::checkP2pHeader(const OpHeader& got, int peer, size_t count, DType t, int tag) {
   OpHeader want{kHeaderMagic, kP2p, uint8_t(t), 0, 0, tag, count, 0};
   if (got.magic != kHeaderMagic || got.kind != kP2p || got.dtype != want.dtype || got.count != count || got.root != tag)
-    throw CollectiveError("recv mismatch on group " + name_ + ": rank " + std::to_string(ranks_[size_t(peer)]) + " sent " +
-                          (got.magic == kHeaderMagic && got.kind == kP2p ? describeHeader(got) : std::string("something else")) +
-                          ", this rank expected " + describeHeader(want));
+    throw CollectiveError(
+        "recv mismatch on group " + name_ + ": rank " + std::to_string(ranks_[size_t(peer)]) + " sent " +
+        (got.magic == kHeaderMagic && got.kind == kP2p ? describeHeader(got) : std::string("something else")) +
+        ", this rank expected " + describeHeader(want));
 }
 
 void Group::recordP2p(bool isSend, int peer, uint64_t bytes) {

@@ -19,18 +19,24 @@ inline uint16_t f32ToBf16(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
   if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // keep NaN a NaN
-  u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest even
+  u += 0x7fffu + ((u >> 16) & 1u);                                         // round to nearest even
   return uint16_t(u >> 16);
 }
 
 inline float f16ToF32(uint16_t h) {
   uint32_t sign = uint32_t(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, u;
-  if (exp == 0x1f) u = sign | 0x7f800000u | (man << 13);
-  else if (exp != 0) u = sign | ((exp + 112u) << 23) | (man << 13);
-  else if (man == 0) u = sign;
+  if (exp == 0x1f)
+    u = sign | 0x7f800000u | (man << 13);
+  else if (exp != 0)
+    u = sign | ((exp + 112u) << 23) | (man << 13);
+  else if (man == 0)
+    u = sign;
   else {  // subnormal half: normalise
     int e = -1;
-    do { man <<= 1; ++e; } while (!(man & 0x400u));
+    do {
+      man <<= 1;
+      ++e;
+    } while (!(man & 0x400u));
     u = sign | (uint32_t(112 - e) << 23) | ((man & 0x3ffu) << 13);
   }
   float f;
@@ -44,7 +50,7 @@ inline uint16_t f32ToF16(float f) {
   uint32_t sign = (u >> 16) & 0x8000u, absu = u & 0x7fffffffu;
   if (absu > 0x7f800000u) return uint16_t(sign | 0x7e00u);
   if (absu >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // overflows to infinity after rounding
-  if (absu < 0x38800000u) {  // result is subnormal or zero
+  if (absu < 0x38800000u) {                                  // result is subnormal or zero
     if (absu < 0x33000000u) return uint16_t(sign);
     uint32_t man = (absu & 0x7fffffu) | 0x800000u;
     int shift = 126 - int(absu >> 23);  // 14..24

@@ -47,10 +47,19 @@ struct Buf {
 
 size_t elementBytes(napi_typedarray_type t) {
   switch (t) {
-    case napi_int8_array: case napi_uint8_array: case napi_uint8_clamped_array: return 1;
-    case napi_int16_array: case napi_uint16_array: return 2;
-    case napi_int32_array: case napi_uint32_array: case napi_float32_array: return 4;
-    default: return 8;
+    case napi_int8_array:
+    case napi_uint8_array:
+    case napi_uint8_clamped_array:
+      return 1;
+    case napi_int16_array:
+    case napi_uint16_array:
+      return 2;
+    case napi_int32_array:
+    case napi_uint32_array:
+    case napi_float32_array:
+      return 4;
+    default:
+      return 8;
   }
 }
 
@@ -74,7 +83,8 @@ int64_t timeoutArg(const Napi::CallbackInfo& info, size_t i) {
 // Runs `body` inline when small and nothing is pending (returns undefined), else queues it (returns a
 // promise). The inline path allocates nothing: it is most of a small op's cost outside the transport.
 template <typename Body>
-Napi::Value dispatch(const Napi::CallbackInfo& info, size_t bytes, std::initializer_list<Napi::Object> keep, Body&& body) {
+Napi::Value dispatch(const Napi::CallbackInfo& info, size_t bytes, std::initializer_list<Napi::Object> keep,
+                     Body&& body) {
   Napi::Env env = info.Env();
   Runtime& r = rt(env);
   if (bytes <= kInlineBytes && r.engine->idle()) {
@@ -148,8 +158,9 @@ Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
   size_t n = out.bytes / dtypeSize(t);
   if (in.bytes != out.bytes * size_t(g.size()))
     throw CollectiveError("reduceScatter: input must hold group size (" + std::to_string(g.size()) +
-                                                ") times the output's elements");
-  return dispatch(info, in.bytes, {in.object, out.object}, [&g, in, out, t, op, to, n] { g.reduceScatter(in.data, out.data, n, t, op, to); });
+                          ") times the output's elements");
+  return dispatch(info, in.bytes, {in.object, out.object},
+                  [&g, in, out, t, op, to, n] { g.reduceScatter(in.data, out.data, n, t, op, to); });
 }
 
 Napi::Value AllGather(const Napi::CallbackInfo& info) {
@@ -160,8 +171,9 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
   size_t n = in.bytes / dtypeSize(t);
   if (out.bytes != in.bytes * size_t(g.size()))
     throw CollectiveError("allGather: output must hold group size (" + std::to_string(g.size()) +
-                                                ") times the input's elements");
-  return dispatch(info, out.bytes, {in.object, out.object}, [&g, in, out, t, to, n] { g.allGather(in.data, out.data, n, t, to); });
+                          ") times the input's elements");
+  return dispatch(info, out.bytes, {in.object, out.object},
+                  [&g, in, out, t, to, n] { g.allGather(in.data, out.data, n, t, to); });
 }
 
 Napi::Value Broadcast(const Napi::CallbackInfo& info) {
@@ -236,11 +248,14 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   ShmRegion region = createRegion(bytes, "dist.alloc");
   registerAllocation(region);
   auto* owned = new ShmRegion(region);
-  return Napi::ArrayBuffer::New(env, region.base, bytes, [](Napi::Env, void*, ShmRegion* r) {
-    unregisterAllocation(r->base);
-    destroyRegion(*r);
-    delete r;
-  }, owned);
+  return Napi::ArrayBuffer::New(
+      env, region.base, bytes,
+      [](Napi::Env, void*, ShmRegion* r) {
+        unregisterAllocation(r->base);
+        destroyRegion(*r);
+        delete r;
+      },
+      owned);
 }
 
 Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -250,7 +265,8 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   setClosing(false);
   // Ops still pending (a receive nobody will send to) settle instead of hanging their awaiters.
   for (Job* j : runtime->engine->takeUnfinished()) {
-    j->deferred.Reject(Napi::Error::New(info.Env(), "dtrain: dist.close() was called while this op was pending").Value());
+    j->deferred.Reject(
+        Napi::Error::New(info.Env(), "dtrain: dist.close() was called while this op was pending").Value());
     delete j;
   }
   runtime->groups.clear();

@@ -51,10 +51,14 @@ void scaleForAvg(void* x, size_t count, DType t, int divisor) {
   if (divisor == 1) return;
   // division, not multiplication by 1/d, so the avg of equal values stays exact
   switch (t) {
-    case DType::f32: return divideFloats(static_cast<float*>(x), count, float(divisor));
-    case DType::f64: return divideFloats(static_cast<double*>(x), count, double(divisor));
-    case DType::i32: return divideInts(static_cast<int32_t*>(x), count, divisor);
-    case DType::i64: return divideInts(static_cast<int64_t*>(x), count, divisor);
+    case DType::f32:
+      return divideFloats(static_cast<float*>(x), count, float(divisor));
+    case DType::f64:
+      return divideFloats(static_cast<double*>(x), count, double(divisor));
+    case DType::i32:
+      return divideInts(static_cast<int32_t*>(x), count, divisor);
+    case DType::i64:
+      return divideInts(static_cast<int64_t*>(x), count, divisor);
     case DType::bf16: {
       uint16_t* p = static_cast<uint16_t*>(x);
       for (size_t i = 0; i < count; ++i) p[i] = f32ToBf16(bf16ToF32(p[i]) / float(divisor));

@@ -116,7 +116,8 @@ std::string describeHeader(const OpHeader& h) {
   if (h.kind == kP2p)
     return std::string("send(") + dtypeName(DType(h.dtype)) + " x " + std::to_string(h.count) + ", tag " +
            std::to_string(h.root) + ")";
-  std::string s = std::string(opKindName(OpKind(h.kind))) + "(" + dtypeName(DType(h.dtype)) + " x " + std::to_string(h.count);
+  std::string s =
+      std::string(opKindName(OpKind(h.kind))) + "(" + dtypeName(DType(h.dtype)) + " x " + std::to_string(h.count);
   if (h.kind == uint32_t(OpKind::allReduce) || h.kind == uint32_t(OpKind::reduceScatter))
     s += std::string(", ") + redOpName(RedOp(h.redop));
   if (h.kind == uint32_t(OpKind::broadcast)) s += ", root " + std::to_string(h.root);
@@ -129,7 +130,8 @@ void checkHeaders(const RingView& v, const OpHeader& mine, const Deadline& d) {
   std::vector<Xfer> xs;
   for (int i = 0; i < P; ++i) {
     if (i == v.me) continue;
-    xs.push_back({v.channels[size_t(i)], true, reinterpret_cast<uint8_t*>(const_cast<OpHeader*>(&mine)), sizeof(OpHeader)});
+    xs.push_back(
+        {v.channels[size_t(i)], true, reinterpret_cast<uint8_t*>(const_cast<OpHeader*>(&mine)), sizeof(OpHeader)});
     xs.push_back({v.channels[size_t(i)], false, reinterpret_cast<uint8_t*>(&theirs[size_t(i)]), sizeof(OpHeader)});
   }
   runTransfers(xs, d);
@@ -139,14 +141,20 @@ void checkHeaders(const RingView& v, const OpHeader& mine, const Deadline& d) {
     const OpHeader& a = theirs[0];
     const OpHeader& b = theirs[size_t(i)];
     if (b.magic != kHeaderMagic)
-      throw CollectiveError("rank " + std::to_string(v.globalRanks[size_t(i)]) + " sent garbage on group " + v.groupName +
-                            " (the peers are out of step)");
-    const char* what = a.kind != b.kind ? "op" : a.dtype != b.dtype ? "dtype" : a.count != b.count ? "size"
-                       : a.redop != b.redop ? "reduce op" : a.root != b.root ? "root" : a.seq != b.seq ? "order" : nullptr;
+      throw CollectiveError("rank " + std::to_string(v.globalRanks[size_t(i)]) + " sent garbage on group " +
+                            v.groupName + " (the peers are out of step)");
+    const char* what = a.kind != b.kind     ? "op"
+                       : a.dtype != b.dtype ? "dtype"
+                       : a.count != b.count ? "size"
+                       : a.redop != b.redop ? "reduce op"
+                       : a.root != b.root   ? "root"
+                       : a.seq != b.seq     ? "order"
+                                            : nullptr;
     if (what)
       throw CollectiveError(std::string(opKindName(OpKind(mine.kind))) + " mismatch (" + what + ") on group " +
-                            v.groupName + ": rank " + std::to_string(v.globalRanks[0]) + " called " + describeHeader(a) +
-                            ", rank " + std::to_string(v.globalRanks[size_t(i)]) + " called " + describeHeader(b));
+                            v.groupName + ": rank " + std::to_string(v.globalRanks[0]) + " called " +
+                            describeHeader(a) + ", rank " + std::to_string(v.globalRanks[size_t(i)]) + " called " +
+                            describeHeader(b));
   }
 }
 
@@ -215,7 +223,8 @@ void ringReduceScatter(const RingView& v, const void* in, void* out, size_t n, D
     uint8_t* w = reinterpret_cast<uint8_t*>(work.data());
     for (int s = 0; s < P - 1; ++s) {
       size_t sp = size_t(mod(r - s - 1, P)), rp = size_t(mod(r - s - 2, P));
-      ringStepReduce(v, w + sp * bytes, bytes, w + rp * bytes, reinterpret_cast<uint8_t*>(tmp.data()), bytes, DType::f32, op, d);
+      ringStepReduce(v, w + sp * bytes, bytes, w + rp * bytes, reinterpret_cast<uint8_t*>(tmp.data()), bytes,
+                     DType::f32, op, d);
     }
     narrow(work.data() + size_t(r) * n, out, n, t);
     return;

@@ -17,9 +17,9 @@ struct OpHeader {
   uint32_t kind;  // OpKind, or kP2p
   uint8_t dtype, redop;
   uint16_t pad;
-  int32_t root;   // broadcast root, or the p2p tag
+  int32_t root;  // broadcast root, or the p2p tag
   uint64_t count;
-  uint64_t seq;   // per-group op number: catches ranks that skipped or reordered an op
+  uint64_t seq;  // per-group op number: catches ranks that skipped or reordered an op
 };
 constexpr uint32_t kHeaderMagic = 0x4454524e;  // "DTRN"
 constexpr uint32_t kP2p = 100;

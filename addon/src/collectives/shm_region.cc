@@ -19,7 +19,8 @@ namespace dtrain {
 
 uint64_t randomU64() {
   uint64_t v = 0;
-  if (::getrandom(&v, sizeof(v), 0) != sizeof(v)) v = uint64_t(::getpid()) * 0x9e3779b97f4a7c15ull ^ uint64_t(::time(nullptr));
+  if (::getrandom(&v, sizeof(v), 0) != sizeof(v))
+    v = uint64_t(::getpid()) * 0x9e3779b97f4a7c15ull ^ uint64_t(::time(nullptr));
   return v;
 }
 
@@ -84,7 +85,8 @@ ShmRegion createRegion(size_t size, const char* purpose) {
   if (r.size == 0) r.size = page;
   uint64_t avail = availableMemoryBytes();
   if (r.size > avail)
-    throw CollectiveError("cannot reserve " + mib(r.size) + " of shared memory for " + purpose + ": only " + mib(avail) +
+    throw CollectiveError("cannot reserve " + mib(r.size) + " of shared memory for " + purpose + ": only " +
+                          mib(avail) +
                           " of memory is available (MemAvailable, or the cgroup's memory.max); lower the size");
   r.fd = ::memfd_create("dtrain-shm", MFD_CLOEXEC);
   if (r.fd < 0) throw CollectiveError(std::string("memfd_create failed: ") + std::strerror(errno));

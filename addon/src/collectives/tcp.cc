@@ -170,7 +170,8 @@ std::string TcpListener::endpoint() const {
   return addrs + "127.0.0.1:" + std::to_string(port_);
 }
 
-int TcpListener::connectPeer(const std::string& endpoint, uint64_t groupId, int fromRank, int toRank, const Deadline& d) {
+int TcpListener::connectPeer(const std::string& endpoint, uint64_t groupId, int fromRank, int toRank,
+                             const Deadline& d) {
   size_t colon = endpoint.rfind(':');
   int port = std::stoi(endpoint.substr(colon + 1));
   std::string list = endpoint.substr(0, colon), lastError = "no address";
@@ -191,7 +192,8 @@ int TcpListener::connectPeer(const std::string& endpoint, uint64_t groupId, int 
         pollfd p{fd, POLLOUT, 0};
         int err = 0;
         socklen_t el = sizeof(err);
-        if (::poll(&p, 1, std::min(2000, d.msLeft())) == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0)
+        if (::poll(&p, 1, std::min(2000, d.msLeft())) == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 &&
+            err == 0)
           rc = 0;
         else
           errno = err ? err : ETIMEDOUT;
@@ -238,7 +240,8 @@ bool TcpListener::handshakeAsServer(int fd, int myRank, uint64_t& groupId, int& 
   Digest mac = hmacSha256(key_, macInput("dtrain-peer-server", h, reply));
   std::memcpy(reply + 16, mac.data(), 32);
   uint8_t theirs[32];
-  if (!ioExact(fd, reply, sizeof(reply), true, kHandshakeMs) || !ioExact(fd, theirs, 32, false, kHandshakeMs)) return false;
+  if (!ioExact(fd, reply, sizeof(reply), true, kHandshakeMs) || !ioExact(fd, theirs, 32, false, kHandshakeMs))
+    return false;
   Digest expect = hmacSha256(key_, macInput("dtrain-peer-client", h, reply));
   if (!digestsEqual(expect.data(), theirs)) return false;
   uint8_t ack = 'A';

@@ -17,11 +17,16 @@ namespace dtrain {
 
 const char* opKindName(OpKind k) {
   switch (k) {
-    case OpKind::allReduce: return "allReduce";
-    case OpKind::reduceScatter: return "reduceScatter";
-    case OpKind::allGather: return "allGather";
-    case OpKind::broadcast: return "broadcast";
-    case OpKind::barrier: return "barrier";
+    case OpKind::allReduce:
+      return "allReduce";
+    case OpKind::reduceScatter:
+      return "reduceScatter";
+    case OpKind::allGather:
+      return "allGather";
+    case OpKind::broadcast:
+      return "broadcast";
+    case OpKind::barrier:
+      return "barrier";
   }
   return "?";
 }
@@ -165,10 +170,13 @@ std::string Team::peerGone(int i, const Deadline& d) {
   Ctl& c = ctl(i);
   std::string who = "rank " + std::to_string(ranks_[size_t(i)]);
   switch (c.aborted.load(std::memory_order_acquire)) {
-    case kFailed: return who + " failed: " + std::string(c.reason, strnlen(c.reason, kReasonBytes));
+    case kFailed:
+      return who + " failed: " + std::string(c.reason, strnlen(c.reason, kReasonBytes));
     case kExited:
-      return who + " died (process " + std::to_string(pids_[size_t(i)]) + " exited) during an op on group " + groupName_;
-    case kClosed: return who + " closed group " + groupName_ + " (dist.close()) while this rank still waited on it";
+      return who + " died (process " + std::to_string(pids_[size_t(i)]) + " exited) during an op on group " +
+             groupName_;
+    case kClosed:
+      return who + " closed group " + groupName_ + " (dist.close()) while this rank still waited on it";
   }
   if (!processAlive(pidfds_[size_t(i)], pids_[size_t(i)]))
     return who + " died (process " + std::to_string(pids_[size_t(i)]) + " exited) during an op on group " + groupName_;
@@ -209,18 +217,21 @@ void Team::waitUntil(int i, Ready ready, const Deadline& d) {
 
 void Team::waitOne(int i, std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d) {
   Ctl& c = ctl(i);
-  waitUntil(i, [&c, field, target] { return (c.*field).load(std::memory_order_acquire) >= target; }, d);
+  waitUntil(
+      i, [&c, field, target] { return (c.*field).load(std::memory_order_acquire) >= target; }, d);
 }
 
 inline bool Team::hasPosted(int i, uint64_t seq) const {
   // A member posts a round either through its control block or, for a small all-reduce, through the
   // header of that round's parity; either way its description of the op is then readable.
   const Ctl& c = ctl(i);
-  return c.posted.load(std::memory_order_acquire) >= seq || c.small[seq & 1].epoch.load(std::memory_order_acquire) >= seq;
+  return c.posted.load(std::memory_order_acquire) >= seq ||
+         c.small[seq & 1].epoch.load(std::memory_order_acquire) >= seq;
 }
 
 void Team::waitPosted(int i, uint64_t seq, const Deadline& d) {
-  waitUntil(i, [this, i, seq] { return hasPosted(i, seq); }, d);
+  waitUntil(
+      i, [this, i, seq] { return hasPosted(i, seq); }, d);
 }
 
 OpDesc Team::postedDesc(int i, uint64_t seq) const {
@@ -292,16 +303,23 @@ void Team::validate(const OpDesc& mine) {
     const OpDesc o = postedDesc(i, seq_);
     std::string what;
     auto describeOne = [](const OpDesc& x) {
-      std::string s = std::string(opKindName(x.kind)) + "(" + dtypeName(DType(x.dtype)) + " x " + std::to_string(x.count);
-      if (x.kind == OpKind::allReduce || x.kind == OpKind::reduceScatter) s += std::string(", ") + redOpName(RedOp(x.redop));
+      std::string s =
+          std::string(opKindName(x.kind)) + "(" + dtypeName(DType(x.dtype)) + " x " + std::to_string(x.count);
+      if (x.kind == OpKind::allReduce || x.kind == OpKind::reduceScatter)
+        s += std::string(", ") + redOpName(RedOp(x.redop));
       if (x.kind == OpKind::broadcast) s += ", root " + std::to_string(x.root);
       return s + ")";
     };
-    if (o.kind != mine.kind) what = "op";
-    else if (o.dtype != mine.dtype) what = "dtype";
-    else if (o.count != mine.count) what = "size";
-    else if (o.redop != mine.redop) what = "reduce op";
-    else if (o.root != mine.root) what = "root";
+    if (o.kind != mine.kind)
+      what = "op";
+    else if (o.dtype != mine.dtype)
+      what = "dtype";
+    else if (o.count != mine.count)
+      what = "size";
+    else if (o.redop != mine.redop)
+      what = "reduce op";
+    else if (o.root != mine.root)
+      what = "root";
     if (!what.empty()) {
       // Every member sees every desc, so each reports the same mismatch (lowest differing ranks first).
       int a = std::min(me_, i), b = std::max(me_, i);
@@ -565,7 +583,12 @@ class ShmChannel : public Channel {
  public:
   ShmChannel(RingHdr* out, uint8_t* outData, Bell* myBell, RingHdr* in, uint8_t* inData, Bell* peerBell,
              std::function<std::string()> peerGone)
-      : out_(out), outData_(outData), myBell_(myBell), in_(in), inData_(inData), peerBell_(peerBell),
+      : out_(out),
+        outData_(outData),
+        myBell_(myBell),
+        in_(in),
+        inData_(inData),
+        peerBell_(peerBell),
         peerGone_(std::move(peerGone)) {}
 
   size_t trySend(const void* data, size_t len) override {
@@ -620,7 +643,8 @@ class ShmChannel : public Channel {
   uint8_t* inData_;
   Bell* peerBell_;
   bool ready(bool send, bool recv) const {
-    return (send && out_->head.load(std::memory_order_acquire) - out_->tail.load(std::memory_order_acquire) < kRingCap) ||
+    return (send &&
+            out_->head.load(std::memory_order_acquire) - out_->tail.load(std::memory_order_acquire) < kRingCap) ||
            (recv && in_->head.load(std::memory_order_acquire) != in_->tail.load(std::memory_order_relaxed));
   }
 
@@ -633,9 +657,8 @@ std::unique_ptr<Channel> Team::channelTo(int peer) {
   auto* out = reinterpret_cast<RingHdr*>(bases_[size_t(me_)] + ringOffset(peer));
   auto* in = reinterpret_cast<RingHdr*>(bases_[size_t(peer)] + ringOffset(me_));
   auto ch = std::make_unique<ShmChannel>(out, reinterpret_cast<uint8_t*>(out + 1), &ctl(me_).bell, in,
-                                         reinterpret_cast<uint8_t*>(in + 1), &ctl(peer).bell, [this, peer] {
-                                           return peerGone(peer, Deadline::in(1 << 30));
-                                         });
+                                         reinterpret_cast<uint8_t*>(in + 1), &ctl(peer).bell,
+                                         [this, peer] { return peerGone(peer, Deadline::in(1 << 30)); });
   ch->peerRank = ranks_[size_t(peer)];
   return ch;
 }

@@ -131,7 +131,8 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!Loaded(env)) return env.Undefined();
   if (g_part.dtrain_cuda_fill(Ptr(info[0]), info[1].As<Napi::Number>().Int32Value(),
-                              (size_t)info[2].As<Napi::Number>().Int64Value(), info[3].As<Napi::Number>().DoubleValue()) != 0)
+                              (size_t)info[2].As<Napi::Number>().Int64Value(),
+                              info[3].As<Napi::Number>().DoubleValue()) != 0)
     return Fail(env, g_part.dtrain_cuda_last_error());
   return env.Undefined();
 }
@@ -146,8 +147,9 @@ Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
     Napi::Value v = hp.Get(key);
     return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
   };
-  dtrain_adamw_hparams h{float(num("lr", 0)), float(num("beta1", 0.9)), float(num("beta2", 0.999)), float(num("eps", 1e-8)),
-                         float(num("weightDecay", 0)), int64_t(num("step", 1)), float(num("gradScale", 1))};
+  dtrain_adamw_hparams h{float(num("lr", 0)),       float(num("beta1", 0.9)),     float(num("beta2", 0.999)),
+                         float(num("eps", 1e-8)),   float(num("weightDecay", 0)), int64_t(num("step", 1)),
+                         float(num("gradScale", 1))};
   if (g_part.dtrain_cuda_adamw_step(Ptr(info[0]), info[1].As<Napi::Number>().Int32Value(), (float*)Ptr(info[2]),
                                     (const float*)Ptr(info[3]), (float*)Ptr(info[4]), (float*)Ptr(info[5]),
                                     (size_t)info[6].As<Napi::Number>().Int64Value(), &h) != 0)

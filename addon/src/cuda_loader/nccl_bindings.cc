@@ -45,10 +45,14 @@ struct NcclJob {
 
 const char* CodeName(int rc) {
   switch (rc) {
-    case DTRAIN_CUDA_ETIMEOUT: return "ETIMEOUT";
-    case DTRAIN_CUDA_ENCCL: return "ENCCL";
-    case DTRAIN_CUDA_ECUDA: return "ECUDA";
-    case DTRAIN_CUDA_EARG: return "EARG";
+    case DTRAIN_CUDA_ETIMEOUT:
+      return "ETIMEOUT";
+    case DTRAIN_CUDA_ENCCL:
+      return "ENCCL";
+    case DTRAIN_CUDA_ECUDA:
+      return "ECUDA";
+    case DTRAIN_CUDA_EARG:
+      return "EARG";
   }
   return "EUNKNOWN";
 }
@@ -150,8 +154,10 @@ class CommThread {
         running_ = true;
       }
       // The CUDA device is per thread: select it before anything touches memory, or device 0 gets a context.
-      if (int rc = g_part.dtrain_cuda_set_device(device_)) job->outcome = Failed(rc);
-      else job->outcome = job->run();
+      if (int rc = g_part.dtrain_cuda_set_device(device_))
+        job->outcome = Failed(rc);
+      else
+        job->outcome = job->run();
       {
         std::lock_guard<std::mutex> lock(mutex_);
         running_ = false;
@@ -268,7 +274,8 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!PartLoaded(env)) return env.Undefined();
   std::string path = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-  if (g_part.dtrain_nccl_load(path.empty() ? nullptr : path.c_str()) != 0) return Throw(env, g_part.dtrain_cuda_last_error());
+  if (g_part.dtrain_nccl_load(path.empty() ? nullptr : path.c_str()) != 0)
+    return Throw(env, g_part.dtrain_cuda_last_error());
   int version = 0;
   if (g_part.dtrain_nccl_version(&version) != 0) return Throw(env, g_part.dtrain_cuda_last_error());
   auto out = Napi::Object::New(env);
@@ -357,9 +364,9 @@ Napi::Value CommDestroy(const Napi::CallbackInfo& info) {
 }
 
 // ncclRun(handle, kind, sendPtr, recvPtr, count, dtype, arg, hostIn, hostOut, tag): Promise.
-// `arg` is the reduce op, the broadcast root or the p2p peer; `tag` goes in a p2p message's envelope. A typed array in `hostIn` is copied to
-// sendPtr first and `hostOut` receives recvPtr after: typed arrays on the NCCL backend are staged through
-// device buffers on the communicator's thread, so the JS thread never waits on a copy either.
+// `arg` is the reduce op, the broadcast root or the p2p peer; `tag` goes in a p2p message's envelope. A typed array in
+// `hostIn` is copied to sendPtr first and `hostOut` receives recvPtr after: typed arrays on the NCCL backend are staged
+// through device buffers on the communicator's thread, so the JS thread never waits on a copy either.
 Napi::Value Run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!PartLoaded(env)) return env.Undefined();
@@ -393,10 +400,18 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
     dtrain_nccl_comm* c = slot->comm;
     int rc = DTRAIN_CUDA_EARG;
     switch (kind) {
-      case kAllReduce: rc = g_part.dtrain_nccl_all_reduce(c, send, recv, count, dtype, arg); break;
-      case kReduceScatter: rc = g_part.dtrain_nccl_reduce_scatter(c, send, recv, count, dtype, arg); break;
-      case kAllGather: rc = g_part.dtrain_nccl_all_gather(c, send, recv, count, dtype); break;
-      case kBroadcast: rc = g_part.dtrain_nccl_broadcast(c, send, recv, count, dtype, arg); break;
+      case kAllReduce:
+        rc = g_part.dtrain_nccl_all_reduce(c, send, recv, count, dtype, arg);
+        break;
+      case kReduceScatter:
+        rc = g_part.dtrain_nccl_reduce_scatter(c, send, recv, count, dtype, arg);
+        break;
+      case kAllGather:
+        rc = g_part.dtrain_nccl_all_gather(c, send, recv, count, dtype);
+        break;
+      case kBroadcast:
+        rc = g_part.dtrain_nccl_broadcast(c, send, recv, count, dtype, arg);
+        break;
       case kSend: {
         Outcome o = SendTagged(slot, send, count, dtype, arg, tag);
         if (o.rc) return o;

@@ -225,9 +225,15 @@ double sum_squares(const void* data, ElemType type, size_t n, Simd simd, int thr
   using Fn = double (*)(const void*, size_t, size_t);
   Fn fn;
   switch (type) {
-    case ElemType::f32: fn = simd == Simd::avx2 ? &sum_squares_avx2<ElemType::f32> : &sum_squares_scalar<ElemType::f32>; break;
-    case ElemType::bf16: fn = simd == Simd::avx2 ? &sum_squares_avx2<ElemType::bf16> : &sum_squares_scalar<ElemType::bf16>; break;
-    default: fn = simd == Simd::avx2 ? &sum_squares_avx2<ElemType::f16> : &sum_squares_scalar<ElemType::f16>; break;
+    case ElemType::f32:
+      fn = simd == Simd::avx2 ? &sum_squares_avx2<ElemType::f32> : &sum_squares_scalar<ElemType::f32>;
+      break;
+    case ElemType::bf16:
+      fn = simd == Simd::avx2 ? &sum_squares_avx2<ElemType::bf16> : &sum_squares_scalar<ElemType::bf16>;
+      break;
+    default:
+      fn = simd == Simd::avx2 ? &sum_squares_avx2<ElemType::f16> : &sum_squares_scalar<ElemType::f16>;
+      break;
   }
   std::vector<double> partial(static_cast<size_t>(std::max(1, threads)), 0.0);
   parallel_for(n, threads, [&](size_t b, size_t e, size_t t) { partial[t] = fn(data, b, e); });
@@ -245,14 +251,26 @@ void convert(const void* src, ElemType st, void* dst, ElemType dt, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     float x;
     switch (st) {
-      case ElemType::f32: x = load1<ElemType::f32>(src, i); break;
-      case ElemType::bf16: x = load1<ElemType::bf16>(src, i); break;
-      default: x = load1<ElemType::f16>(src, i); break;
+      case ElemType::f32:
+        x = load1<ElemType::f32>(src, i);
+        break;
+      case ElemType::bf16:
+        x = load1<ElemType::bf16>(src, i);
+        break;
+      default:
+        x = load1<ElemType::f16>(src, i);
+        break;
     }
     switch (dt) {
-      case ElemType::f32: store1<ElemType::f32>(dst, i, x); break;
-      case ElemType::bf16: store1<ElemType::bf16>(dst, i, x); break;
-      default: store1<ElemType::f16>(dst, i, x); break;
+      case ElemType::f32:
+        store1<ElemType::f32>(dst, i, x);
+        break;
+      case ElemType::bf16:
+        store1<ElemType::bf16>(dst, i, x);
+        break;
+      default:
+        store1<ElemType::f16>(dst, i, x);
+        break;
     }
   }
 }

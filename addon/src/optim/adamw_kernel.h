@@ -15,10 +15,10 @@ enum class ElemType { f32, bf16, f16 };
 enum class Simd { scalar, avx2 };
 
 struct Arrays {
-  void* param = nullptr;         // f32, bf16 or f16
+  void* param = nullptr;  // f32, bf16 or f16
   ElemType param_type = ElemType::f32;
-  float* master = nullptr;       // fp32 master copy; required when param_type is 16-bit, else null
-  const void* grad = nullptr;    // f32 or the 16-bit type of the params
+  float* master = nullptr;     // fp32 master copy; required when param_type is 16-bit, else null
+  const void* grad = nullptr;  // f32 or the 16-bit type of the params
   ElemType grad_type = ElemType::f32;
   float* m = nullptr;
   float* v = nullptr;

@@ -23,15 +23,15 @@ namespace adamw {
 // Per-step constants, computed once on the host in double and rounded to float, like torch's Python
 // scalars reaching the float kernels.
 struct StepConsts {
-  float decay;           // 1 - lr·weight_decay
+  float decay;  // 1 - lr·weight_decay
   float beta1;
   float one_minus_beta1;
   float beta2;
   float one_minus_beta2;
-  float bc2_sqrt;        // sqrt(1 - β2^t)
+  float bc2_sqrt;  // sqrt(1 - β2^t)
   float eps;
-  float neg_step_size;   // -lr / (1 - β1^t)
-  float grad_scale;      // global-norm clipping coefficient (1 when not clipping)
+  float neg_step_size;  // -lr / (1 - β1^t)
+  float grad_scale;     // global-norm clipping coefficient (1 when not clipping)
 };
 
 struct Hyper {
@@ -71,13 +71,19 @@ DTRAIN_HD void update(V& p, V g, V& m, V& v, const S& k) {
 
 // bf16 and fp16 conversions with round-to-nearest-even, bit-identical to torch and to F16C.
 DTRAIN_HD float bf16_to_float(uint16_t h) {
-  union { uint32_t u; float f; } x;
+  union {
+    uint32_t u;
+    float f;
+  } x;
   x.u = static_cast<uint32_t>(h) << 16;
   return x.f;
 }
 
 DTRAIN_HD uint16_t float_to_bf16(float f) {
-  union { uint32_t u; float f; } x;
+  union {
+    uint32_t u;
+    float f;
+  } x;
   x.f = f;
   if ((x.u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x.u >> 16) | 0x40u);  // quiet NaN
   const uint32_t rounding = 0x7fffu + ((x.u >> 16) & 1u);
@@ -88,7 +94,10 @@ DTRAIN_HD float fp16_to_float(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1fu;
   uint32_t mant = h & 0x3ffu;
-  union { uint32_t u; float f; } x;
+  union {
+    uint32_t u;
+    float f;
+  } x;
   if (exp == 0x1f) {
     x.u = sign | 0x7f800000u | (mant << 13);
   } else if (exp == 0) {
@@ -109,7 +118,10 @@ DTRAIN_HD float fp16_to_float(uint16_t h) {
 }
 
 DTRAIN_HD uint16_t float_to_fp16(float f) {
-  union { uint32_t u; float f; } x;
+  union {
+    uint32_t u;
+    float f;
+  } x;
   x.f = f;
   const uint32_t sign = (x.u >> 16) & 0x8000u;
   const uint32_t abs = x.u & 0x7fffffffu;

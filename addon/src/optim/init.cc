@@ -42,7 +42,8 @@ View typed(const Napi::Object& o, const char* key, ElemType type) {
   if (!to_view(o.Get(key), &v)) throw std::runtime_error(std::string(key) + " must be a typed array");
   const napi_typedarray_type want = type == ElemType::f32 ? napi_float32_array : napi_uint16_array;
   if (v.type != want) {
-    throw std::runtime_error(std::string(key) + (type == ElemType::f32 ? " must be a Float32Array" : " must be a Uint16Array"));
+    throw std::runtime_error(std::string(key) +
+                             (type == ElemType::f32 ? " must be a Float32Array" : " must be a Uint16Array"));
   }
   return v;
 }
@@ -106,7 +107,8 @@ Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
                          number(o, "eps", 0, true), number(o, "weightDecay", 0, true)};
     const double step = number(o, "step", 0, true);
     if (step < 1) throw std::runtime_error("step must be >= 1");
-    const auto k = adamw::make_step_consts(h, static_cast<int64_t>(step), static_cast<float>(number(o, "gradScale", 1, false)));
+    const auto k =
+        adamw::make_step_consts(h, static_cast<int64_t>(step), static_cast<float>(number(o, "gradScale", 1, false)));
     const adamw::Simd simd = adamw::choose_simd(text(o, "simd", "auto"));
     adamw::step(a, k, simd, adamw::choose_threads(static_cast<int>(number(o, "threads", 0, false))));
     return info.Env().Undefined();

@@ -41,13 +41,13 @@
 static pid_t parent_of(pid_t pid) {
   char path[64], buf[512];
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "re");
+  FILE* f = fopen(path, "re");
   if (!f) return -1;
   size_t n = fread(buf, 1, sizeof buf - 1, f);
   fclose(f);
   buf[n] = 0;
   /* comm may contain spaces and parentheses: the fields resume after the last ')' */
-  char *p = strrchr(buf, ')');
+  char* p = strrchr(buf, ')');
   if (!p) return -1;
   char state;
   int ppid;
@@ -59,11 +59,11 @@ static pid_t parent_of(pid_t pid) {
 static int kill_descendants(void) {
   static pid_t pids[MAX_PROCS], ppids[MAX_PROCS];
   int n = 0;
-  DIR *d = opendir("/proc");
+  DIR* d = opendir("/proc");
   if (!d) return 0;
-  struct dirent *e;
+  struct dirent* e;
   while ((e = readdir(d)) && n < MAX_PROCS) {
-    char *end;
+    char* end;
     long pid = strtol(e->d_name, &end, 10);
     if (*end || pid <= 0) continue;
     pid_t pp = parent_of((pid_t)pid);
@@ -105,7 +105,7 @@ static void exit_like(int status) {
   _exit(128 + sig);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: dtrain-exec <parent-pid> <program> [args...]\n");
     return 2;

@@ -84,12 +84,18 @@ int FrameReader::next(std::vector<uint8_t>& body, std::string& error) {
 
 const char* statusName(uint8_t status) {
   switch (status) {
-    case kOk: return "ok";
-    case kTimeout: return "timeout";
-    case kNotFound: return "not found";
-    case kBadRequest: return "bad request";
-    case kNotAuthorized: return "not authorized";
-    case kCancelled: return "cancelled";
+    case kOk:
+      return "ok";
+    case kTimeout:
+      return "timeout";
+    case kNotFound:
+      return "not found";
+    case kBadRequest:
+      return "bad request";
+    case kNotAuthorized:
+      return "not authorized";
+    case kCancelled:
+      return "cancelled";
   }
   return "unknown status";
 }

@@ -11,10 +11,21 @@ namespace dtrain::store {
 
 constexpr size_t kMaxBody = 64u << 20;
 
-enum Op : uint8_t { kSet = 1, kGet = 2, kAdd = 3, kCas = 4, kWait = 5, kDelete = 6, kBarrier = 7, kCheck = 8,
-                    kPing = 9, kCancel = 10, kJobKey = 16, kWhoAmI = 17 };
-enum Status : uint8_t { kOk = 0, kTimeout = 1, kNotFound = 2, kBadRequest = 3, kNotAuthorized = 4,
-                      kCancelled = 5 };
+enum Op : uint8_t {
+  kSet = 1,
+  kGet = 2,
+  kAdd = 3,
+  kCas = 4,
+  kWait = 5,
+  kDelete = 6,
+  kBarrier = 7,
+  kCheck = 8,
+  kPing = 9,
+  kCancel = 10,
+  kJobKey = 16,
+  kWhoAmI = 17
+};
+enum Status : uint8_t { kOk = 0, kTimeout = 1, kNotFound = 2, kBadRequest = 3, kNotAuthorized = 4, kCancelled = 5 };
 
 struct Message {
   uint8_t code = 0;  // op in a request, status in a response

@@ -119,7 +119,8 @@ std::string StoreClient::get(const std::string& key, int timeoutMs) {
   if (r.code == kTimeout || r.code == kNotFound)
     throw StoreError("timed out after " + std::to_string(timeoutMs) + " ms waiting for store key '" + key + "'");
   expectOk(r, "GET", key);
-  if (r.args.size() != 1) throw StoreError("store GET '" + key + "' returned " + std::to_string(r.args.size()) + " values");
+  if (r.args.size() != 1)
+    throw StoreError("store GET '" + key + "' returned " + std::to_string(r.args.size()) + " values");
   return r.args[0];
 }
 

@@ -46,11 +46,14 @@ const usage =
   ', --checkpoint-dir DIR, --report-dir DIR';
 
 export function parseTrainArgs(argv: string[]): TrainArgs {
-  const options: Record<string, { type: 'string' }> = { 'checkpoint-dir': { type: 'string' }, 'report-dir': { type: 'string' } };
+  const options: Record<string, { type: 'string' }> = {
+    'checkpoint-dir': { type: 'string' },
+    'report-dir': { type: 'string' },
+  };
   for (const [flag] of Object.values(numeric)) options[flag] = { type: 'string' };
   let values: Record<string, string | undefined>;
   try {
-    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
   } catch (e) {
     throw new TrainUsageError(`${(e as Error).message}; ${usage}`);
   }
@@ -59,12 +62,15 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     const raw = values[flag];
     const v = raw === undefined ? fallback : Number(raw);
     if (!Number.isFinite(v) || v < 0) throw new TrainUsageError(`--${flag} ${raw}: expected a non-negative number`);
-    if (key !== 'lr' && key !== 'weightDecay' && !Number.isInteger(v)) throw new TrainUsageError(`--${flag} ${raw}: expected a whole number`);
+    if (key !== 'lr' && key !== 'weightDecay' && !Number.isInteger(v))
+      throw new TrainUsageError(`--${flag} ${raw}: expected a whole number`);
     out[key] = v;
   }
   const args = { ...out, checkpointDir: values['checkpoint-dir'], reportDir: values['report-dir'] } as TrainArgs;
-  if (args.checkpointEvery > 0 && !args.checkpointDir) throw new TrainUsageError('--checkpoint-every needs --checkpoint-dir');
+  if (args.checkpointEvery > 0 && !args.checkpointDir)
+    throw new TrainUsageError('--checkpoint-every needs --checkpoint-dir');
   if (args.layers < 4) throw new TrainUsageError(`--layers ${args.layers}: the example needs at least 4 layers`);
-  if (args.globalBatch < 1 || args.steps < 1) throw new TrainUsageError('--global-batch and --steps must be at least 1');
+  if (args.globalBatch < 1 || args.steps < 1)
+    throw new TrainUsageError('--global-batch and --steps must be at least 1');
   return args;
 }

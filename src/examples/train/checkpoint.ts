@@ -84,10 +84,18 @@ export async function readLatest(dir: string): Promise<TrainState | undefined> {
 /** A checkpoint whose parts disagree (model file vs optimizer shards): not resumed from. */
 export class CheckpointMismatchError extends Error {}
 
-export async function loadCheckpoint(dir: string, stage: number, opt: ShardedAdam, params: readonly Float32Array[], state: TrainState): Promise<void> {
+export async function loadCheckpoint(
+  dir: string,
+  stage: number,
+  opt: ShardedAdam,
+  params: readonly Float32Array[],
+  state: TrainState,
+): Promise<void> {
   const stageDir = join(dir, `stage_${stage}`);
   await opt.load(join(stageDir, `step_${state.step}`));
   const file = join(stageDir, `model_step_${state.step}.bin`);
   if (!(await readFile(file)).equals(modelBytes(params)))
-    throw new CheckpointMismatchError(`${file} differs from the parameters in ${stageDir}/step_${state.step}: the checkpoint is inconsistent`);
+    throw new CheckpointMismatchError(
+      `${file} differs from the parameters in ${stageDir}/step_${state.step}: the checkpoint is inconsistent`,
+    );
 }

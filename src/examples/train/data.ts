@@ -30,7 +30,10 @@ const TEACHER_HIDDEN = 24;
 /** Train and eval sets from the same teacher; the eval rows come after the train rows in one stream. */
 export function makeDataset(spec: DatasetSpec): { train: Samples; eval: Samples } {
   const teacher = Rng.fromSeed(spec.seed, 0x7eac);
-  const w1 = Float64Array.from({ length: TEACHER_HIDDEN * spec.inputs }, () => teacher.normal() / Math.sqrt(spec.inputs));
+  const w1 = Float64Array.from(
+    { length: TEACHER_HIDDEN * spec.inputs },
+    () => teacher.normal() / Math.sqrt(spec.inputs),
+  );
   const w2 = Float64Array.from({ length: spec.classes * TEACHER_HIDDEN }, () => teacher.normal());
   const inputs = Rng.fromSeed(spec.seed, 0xda7a);
   const draw = (rows: number): Samples => {
@@ -42,14 +45,14 @@ export function makeDataset(spec: DatasetSpec): { train: Samples; eval: Samples 
       for (let i = 0; i < spec.inputs; i++) row[i] = inputs.normal();
       for (let j = 0; j < TEACHER_HIDDEN; j++) {
         let acc = 0;
-        for (let i = 0; i < spec.inputs; i++) acc += w1[j * spec.inputs + i]! * row[i]!;
+        for (let i = 0; i < spec.inputs; i++) acc += w1[j * spec.inputs + i] * row[i];
         h[j] = Math.tanh(acc);
       }
       let best = 0;
       let bestScore = -Infinity;
       for (let c = 0; c < spec.classes; c++) {
         let acc = 0;
-        for (let j = 0; j < TEACHER_HIDDEN; j++) acc += w2[c * TEACHER_HIDDEN + j]! * h[j]!;
+        for (let j = 0; j < TEACHER_HIDDEN; j++) acc += w2[c * TEACHER_HIDDEN + j] * h[j];
         if (acc > bestScore) {
           bestScore = acc;
           best = c;
@@ -68,7 +71,7 @@ export function gather(set: Samples, ids: ArrayLike<number>, inputs: number): Sa
   const x = new Float32Array(ids.length * inputs);
   const y = new Int32Array(ids.length);
   for (let r = 0; r < ids.length; r++) {
-    const id = ids[r]!;
+    const id = ids[r];
     x.set(set.x.subarray(id * inputs, (id + 1) * inputs), r * inputs);
     y[r] = set.y[id]!;
   }
@@ -99,7 +102,8 @@ export class BatchOrder {
 
   /** The next `n` sample ids of the global stream (a batch never straddles two epochs: n must divide size). */
   next(n: number): Int32Array {
-    if (this.size % n !== 0) throw new RangeError(`the global batch ${n} must divide the training set (${this.size} samples)`);
+    if (this.size % n !== 0)
+      throw new RangeError(`the global batch ${n} must divide the training set (${this.size} samples)`);
     if (this.pos.cursor >= this.size) this.newEpoch();
     const ids = this.perm.slice(this.pos.cursor, this.pos.cursor + n);
     this.pos.cursor += n;
@@ -125,7 +129,7 @@ export class BatchOrder {
     const perm = Int32Array.from({ length: this.size }, (_, i) => i);
     for (let i = this.size - 1; i > 0; i--) {
       const j = this.rng.below(i + 1);
-      const t = perm[i]!;
+      const t = perm[i];
       perm[i] = perm[j]!;
       perm[j] = t;
     }

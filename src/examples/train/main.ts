@@ -16,11 +16,26 @@
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { init, Pipeline, ShardedAdam, scheduleShapeFromEnv, type Dist, type PipelineArray, type ScheduleShape } from 'dtrain';
+import {
+  init,
+  Pipeline,
+  ShardedAdam,
+  scheduleShapeFromEnv,
+  type Dist,
+  type PipelineArray,
+  type ScheduleShape,
+} from 'dtrain';
 import { parseTrainArgs, TrainUsageError, type TrainArgs } from './args.js';
 import { CheckpointMismatchError, loadCheckpoint, readLatest, saveCheckpoint, type TrainState } from './checkpoint.js';
 import { BatchOrder, gather, makeDataset, type Samples } from './data.js';
-import { layerSpecs, partitionLayers, softmaxCrossEntropy, crossEntropySum, StageModel, type StageActivations } from './mlp.js';
+import {
+  layerSpecs,
+  partitionLayers,
+  softmaxCrossEntropy,
+  crossEntropySum,
+  StageModel,
+  type StageActivations,
+} from './mlp.js';
 import { summariseTraffic, type Traffic } from './traffic.js';
 
 /** Above every tag the Pipeline uses for this run's shapes: the evaluation's own p2p messages. */
@@ -53,7 +68,9 @@ async function main(args: TrainArgs): Promise<void> {
     : { kind: '1f1b', stages: pg.size, microbatches: 4 };
   const M = shape.microbatches;
   if (args.globalBatch % (dg.size * M) !== 0)
-    throw new TrainUsageError(`--global-batch ${args.globalBatch} must split into ${dg.size} data ranks × ${M} microbatches`);
+    throw new TrainUsageError(
+      `--global-batch ${args.globalBatch} must split into ${dg.size} data ranks × ${M} microbatches`,
+    );
   const localRows = args.globalBatch / dg.size;
   const microRows = localRows / M;
 
@@ -63,25 +80,44 @@ async function main(args: TrainArgs): Promise<void> {
   const specs = layerSpecs({ inputs: args.inputs, hidden: args.hidden, layers: args.layers, classes: args.classes });
   const split = partitionLayers(specs.length, pg.size * V);
   const lastVs = split.length - 1;
-  const models = Array.from({ length: V }, (_, c) => split[c * pg.size + stage]!).map(
+  const models = Array.from({ length: V }, (_, c) => split[c * pg.size + stage]).map(
     (r) => new StageModel(specs.slice(r.first, r.end), args.seed),
   );
-  const data = makeDataset({ seed: args.seed, inputs: args.inputs, classes: args.classes, train: args.trainSamples, eval: args.evalSamples });
+  const data = makeDataset({
+    seed: args.seed,
+    inputs: args.inputs,
+    classes: args.classes,
+    train: args.trainSamples,
+    eval: args.evalSamples,
+  });
   const order = new BatchOrder(args.trainSamples, args.seed);
 
   // zero_stage 0 (no sharding) still runs ShardedAdam stage 1: the runtime has no unsharded optimizer, and the
   // update is the same arithmetic either way
   const zero = Number(process.env.DTRAIN_ZERO_STAGE ?? '1');
-  const opt = new ShardedAdam(models.map((m) => m.params), { group: dg, stage: zero === 2 ? 2 : 1, lr: args.lr, weightDecay: args.weightDecay });
+  const opt = new ShardedAdam(
+    models.map((m) => m.params),
+    { group: dg, stage: zero === 2 ? 2 : 1, lr: args.lr, weightDecay: args.weightDecay },
+  );
 
   let step = 0;
   let resumedFrom: number | undefined;
   if (args.checkpointDir) {
     const saved = await readLatest(args.checkpointDir);
     if (saved) {
-      if (JSON.stringify(saved.stages) !== JSON.stringify(split) || saved.globalBatch !== args.globalBatch || saved.seed !== args.seed)
+      if (
+        JSON.stringify(saved.stages) !== JSON.stringify(split) ||
+        saved.globalBatch !== args.globalBatch ||
+        saved.seed !== args.seed
+      )
         throw new TrainUsageError(`the checkpoint in ${args.checkpointDir} is for another layer split, batch or seed`);
-      await loadCheckpoint(args.checkpointDir, stage, opt, models.map((m) => m.params), saved);
+      await loadCheckpoint(
+        args.checkpointDir,
+        stage,
+        opt,
+        models.map((m) => m.params),
+        saved,
+      );
       order.restore(saved.data);
       step = saved.step;
       resumedFrom = step;
@@ -93,17 +129,17 @@ async function main(args: TrainArgs): Promise<void> {
   const pipe = new Pipeline({
     group: pg,
     schedule: shape,
-    activationSize: (vs) => microRows * specs[split[vs]!.end - 1]!.outputs,
+    activationSize: (vs) => microRows * specs[split[vs].end - 1].outputs,
     forward: (input: PipelineArray | null, mb: number, chunk: number) => {
       const vs = chunk * pg.size + stage;
-      const x = vs === 0 ? micro[mb]!.x : (input as Float32Array);
-      const { output, saved } = models[chunk]!.forward(x, microRows);
+      const x = vs === 0 ? micro[mb].x : (input as Float32Array);
+      const { output, saved } = models[chunk].forward(x, microRows);
       if (vs !== lastVs) return { output, saved };
-      const { loss, grad } = softmaxCrossEntropy(output, micro[mb]!.y, microRows, args.classes, 1 / localRows);
+      const { loss, grad } = softmaxCrossEntropy(output, micro[mb].y, microRows, args.classes, 1 / localRows);
       return { loss, saved: { acts: saved, grad } };
     },
     backward: (gradOutput: PipelineArray | null, _mb: number, stashed) => {
-      const model = models[stashed.chunk]!;
+      const model = models[stashed.chunk];
       if (stashed.chunk * pg.size + stage === lastVs) {
         const { acts, grad } = stashed.saved as { acts: StageActivations; grad: Float32Array };
         return model.backward(grad, acts);
@@ -136,7 +172,9 @@ async function main(args: TrainArgs): Promise<void> {
   while (step < args.steps) {
     const ids = order.next(args.globalBatch);
     const local = ids.subarray(dg.rank * localRows, (dg.rank + 1) * localRows);
-    micro = Array.from({ length: M }, (_, m) => gather(data.train, local.subarray(m * microRows, (m + 1) * microRows), args.inputs));
+    micro = Array.from({ length: M }, (_, m) =>
+      gather(data.train, local.subarray(m * microRows, (m + 1) * microRows), args.inputs),
+    );
     for (const m of models) m.grads.fill(0);
     opt.lr = learningRate(args, step);
     const result = await pipe.step();
@@ -147,11 +185,25 @@ async function main(args: TrainArgs): Promise<void> {
       const mean = new Float64Array([result.loss!]);
       await dg.allReduce(mean, { op: 'avg' });
       report.stepLosses[step] = mean[0]!;
-      if (printer && (step === 1 || step % args.logEvery === 0 || step === args.steps)) console.log(`step ${step} loss ${mean[0]!.toFixed(4)}`);
+      if (printer && (step === 1 || step % args.logEvery === 0 || step === args.steps))
+        console.log(`step ${step} loss ${mean[0].toFixed(4)}`);
     }
     if (args.checkpointDir && args.checkpointEvery > 0 && step % args.checkpointEvery === 0) {
-      const state: TrainState = { step, data: order.position(), globalBatch: args.globalBatch, stages: split, seed: args.seed };
-      await saveCheckpoint(args.checkpointDir, stage, opt, models.map((m) => m.params), dist.groups, state);
+      const state: TrainState = {
+        step,
+        data: order.position(),
+        globalBatch: args.globalBatch,
+        stages: split,
+        seed: args.seed,
+      };
+      await saveCheckpoint(
+        args.checkpointDir,
+        stage,
+        opt,
+        models.map((m) => m.params),
+        dist.groups,
+        state,
+      );
     }
     if (firstAttempt && failAt === step && dist.rank === failRank) {
       console.error(`rank ${dist.rank}: injected failure after step ${step} (TRAIN_FAIL_AT_STEP)`);
@@ -179,7 +231,7 @@ async function main(args: TrainArgs): Promise<void> {
     const trained = (step - stepsAtStart) * args.globalBatch;
     console.log(`eval_loss ${report.evalLoss!.toFixed(6)}`);
     console.log(
-      `train_seconds ${seconds.toFixed(2)} samples_per_second ${(trained / seconds).toFixed(1)} cpu_seconds_all_ranks ${cpuSeconds[0]!.toFixed(2)}`,
+      `train_seconds ${seconds.toFixed(2)} samples_per_second ${(trained / seconds).toFixed(1)} cpu_seconds_all_ranks ${cpuSeconds[0].toFixed(2)}`,
     );
   }
   if (args.reportDir) {
@@ -217,7 +269,7 @@ async function evaluate(dist: Dist, models: StageModel[], set: Samples, args: Tr
   let carried: Float32Array | undefined;
   for (let vs = 0; vs <= lastVs; vs++) {
     if (vs % P !== pg.rank) continue;
-    const model = models[Math.floor(vs / P)]!;
+    const model = models[Math.floor(vs / P)];
     let x: Float32Array;
     if (vs === 0) x = set.x.slice(from * args.inputs, to * args.inputs);
     else if (P === 1) x = carried!;
@@ -229,7 +281,7 @@ async function evaluate(dist: Dist, models: StageModel[], set: Samples, args: Tr
     if (vs === lastVs) {
       const total = new Float64Array([crossEntropySum(out, set.y.subarray(from, to), mineRows, args.classes)]);
       await dg.allReduce(total, { op: 'sum' });
-      return total[0]! / set.rows;
+      return total[0] / set.rows;
     }
     if (P === 1) carried = out;
     else await pg.send(out, { peer: (vs + 1) % P, tag: EVAL_TAG + vs + 1 });

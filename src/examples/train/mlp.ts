@@ -101,11 +101,11 @@ export class StageModel {
   }
 
   get inputs(): number {
-    return this.specs[0]!.inputs;
+    return this.specs[0].inputs;
   }
 
   get outputs(): number {
-    return this.specs[this.specs.length - 1]!.outputs;
+    return this.specs[this.specs.length - 1].outputs;
   }
 
   forward(x: Float32Array, rows: number): { output: Float32Array; saved: StageActivations } {
@@ -123,14 +123,14 @@ export class StageModel {
   backward(gradOutput: Float32Array, saved: StageActivations): Float32Array {
     let g = gradOutput;
     for (let k = this.layers.length - 1; k >= 0; k--) {
-      const l = this.layers[k]!;
+      const l = this.layers[k];
       if (l.spec.relu) {
-        const out = saved.outputs[k]!;
+        const out = saved.outputs[k];
         const masked = new Float32Array(g.length);
-        for (let i = 0; i < g.length; i++) masked[i] = out[i]! > 0 ? g[i]! : 0;
+        for (let i = 0; i < g.length; i++) masked[i] = out[i] > 0 ? g[i] : 0;
         g = masked;
       }
-      g = linearBackward(l, saved.inputs[k]!, g, saved.rows);
+      g = linearBackward(l, saved.inputs[k], g, saved.rows);
     }
     return g;
   }
@@ -143,8 +143,8 @@ function linearForward(l: LayerView, x: Float32Array, rows: number): Float32Arra
     const xo = r * nin;
     for (let o = 0; o < nout; o++) {
       const wo = o * nin;
-      let acc = l.b[o]!;
-      for (let i = 0; i < nin; i++) acc += x[xo + i]! * l.w[wo + i]!;
+      let acc = l.b[o];
+      for (let i = 0; i < nin; i++) acc += x[xo + i] * l.w[wo + i];
       y[r * nout + o] = relu && acc < 0 ? 0 : acc;
     }
   }
@@ -158,26 +158,26 @@ function linearBackward(l: LayerView, x: Float32Array, gy: Float32Array, rows: n
     const wo = o * nin;
     let gb = 0;
     for (let r = 0; r < rows; r++) {
-      const g = gy[r * nout + o]!;
+      const g = gy[r * nout + o];
       if (g === 0) continue;
       gb += g;
       const xo = r * nin;
-      for (let i = 0; i < nin; i++) gx[xo + i]! += g * l.w[wo + i]!;
+      for (let i = 0; i < nin; i++) gx[xo + i] += g * l.w[wo + i];
     }
-    l.gb[o]! += gb;
+    l.gb[o] += gb;
   }
   // weight gradient: rows summed per element in a double, in row order (the same order on every topology)
   const col = new Float64Array(nin);
   for (let o = 0; o < nout; o++) {
     col.fill(0);
     for (let r = 0; r < rows; r++) {
-      const g = gy[r * nout + o]!;
+      const g = gy[r * nout + o];
       if (g === 0) continue;
       const xo = r * nin;
-      for (let i = 0; i < nin; i++) col[i]! += g * x[xo + i]!;
+      for (let i = 0; i < nin; i++) col[i] += g * x[xo + i];
     }
     const wo = o * nin;
-    for (let i = 0; i < nin; i++) l.gw[wo + i]! += col[i]!;
+    for (let i = 0; i < nin; i++) l.gw[wo + i] += col[i];
   }
   return Float32Array.from(gx);
 }
@@ -198,13 +198,13 @@ export function softmaxCrossEntropy(
   for (let r = 0; r < rows; r++) {
     const o = r * classes;
     let max = -Infinity;
-    for (let c = 0; c < classes; c++) max = Math.max(max, logits[o + c]!);
+    for (let c = 0; c < classes; c++) max = Math.max(max, logits[o + c]);
     let sum = 0;
-    for (let c = 0; c < classes; c++) sum += Math.exp(logits[o + c]! - max);
-    const label = labels[r]!;
-    total += Math.log(sum) + max - logits[o + label]!;
+    for (let c = 0; c < classes; c++) sum += Math.exp(logits[o + c] - max);
+    const label = labels[r];
+    total += Math.log(sum) + max - logits[o + label];
     for (let c = 0; c < classes; c++) {
-      const p = Math.exp(logits[o + c]! - max) / sum;
+      const p = Math.exp(logits[o + c] - max) / sum;
       grad[o + c] = (p - (c === label ? 1 : 0)) * scale;
     }
   }

@@ -54,7 +54,8 @@ export async function openFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor> 
     });
     socket.once('close', () => {
       sockets.delete(socket);
-      if (received === helloFrameBytes && isHello(Buffer.concat(head))) opts.onOtherKey(plain(socket.remoteAddress ?? '?'));
+      if (received === helloFrameBytes && isHello(Buffer.concat(head)))
+        opts.onOtherKey(plain(socket.remoteAddress ?? '?'));
       opts.onClose?.(connectionName(socket.remoteAddress ?? '?', socket.remotePort ?? 0));
     });
     opts.serve(socket, `${socket.remoteAddress}:${socket.remotePort}`);
@@ -88,7 +89,13 @@ export class ClosedConnections {
 }
 
 function isHello(b: Buffer): boolean {
-  return b.length === helloFrameBytes && b.readUInt32BE(0) === 37 && b.toString('latin1', 4, 7) === 'DTS' && b[7] === 1 && b[8] === protocolVersion;
+  return (
+    b.length === helloFrameBytes &&
+    b.readUInt32BE(0) === 37 &&
+    b.toString('latin1', 4, 7) === 'DTS' &&
+    b[7] === 1 &&
+    b[8] === protocolVersion
+  );
 }
 
 function plain(addr: string): string {
@@ -105,5 +112,7 @@ function listenError(err: NodeJS.ErrnoException, host: string, port: number): St
         : err.code === 'EADDRNOTAVAIL'
           ? 'the address is not on this machine (check rendezvous.addr)'
           : err.message;
-  return new StartError(`cannot listen for joining agents on ${where}: ${why}; join mode needs the port the agents were given (rendezvous.port)`);
+  return new StartError(
+    `cannot listen for joining agents on ${where}: ${why}; join mode needs the port the agents were given (rendezvous.port)`,
+  );
 }

@@ -16,7 +16,13 @@ import { packageVersion } from '../../util/version.js';
 import type { AgentSpec } from '../agent-contract.js';
 import { runAgent } from '../agent-process.js';
 import { getForever } from '../local-node.js';
-import { joinContractVersion, joinKeys, type JoinDone, type JoinRefusal, type JoinRegistration } from './join-contract.js';
+import {
+  joinContractVersion,
+  joinKeys,
+  type JoinDone,
+  type JoinRefusal,
+  type JoinRegistration,
+} from './join-contract.js';
 import { StoreRecordWriter } from './record-relay.js';
 
 export interface JoinAgentRequest {
@@ -44,7 +50,9 @@ export async function runJoinAgent(req: JoinAgentRequest): Promise<number> {
     desk = await StoreClient.overStream(socket, req.jobKey, { label: `store at ${where}` });
   } catch (err) {
     if (err instanceof StoreAuthError) {
-      throw new StartError(`the store at ${where} did not accept this agent's secret (${(err as Error).message}): use the secret file the controller was given`);
+      throw new StartError(
+        `the store at ${where} did not accept this agent's secret (${(err as Error).message}): use the secret file the controller was given`,
+      );
     }
     throw err;
   }
@@ -67,7 +75,9 @@ export async function runJoinAgent(req: JoinAgentRequest): Promise<number> {
   const answered = getForever(desk, joinKeys.spec(index), 5000);
   answered.catch(() => {});
   await registered;
-  stderr.write(`dtrain agent: joined the job at ${where} as ${reg.host} (agent ${index}); waiting for the other nodes\n`);
+  stderr.write(
+    `dtrain agent: joined the job at ${where} as ${reg.host} (agent ${index}); waiting for the other nodes\n`,
+  );
 
   let raw: Buffer | null;
   try {
@@ -75,7 +85,8 @@ export async function runJoinAgent(req: JoinAgentRequest): Promise<number> {
   } catch {
     raw = null;
   }
-  if (raw === null) throw new StartError(`the controller at ${where} went away before this node got its part of the job`);
+  if (raw === null)
+    throw new StartError(`the controller at ${where} went away before this node got its part of the job`);
   const answer = JSON.parse(raw.toString()) as AgentSpec | JoinRefusal;
   if (answer.type === 'refused') {
     await desk.set(joinKeys.refusalRead(index), '').catch(() => {});
@@ -84,7 +95,11 @@ export async function runJoinAgent(req: JoinAgentRequest): Promise<number> {
   }
   // The spec comes without the job key (it would cross the network in clear): this node has it from its
   // secret file. The controller knows the store by its own address; this node reaches it where it joined.
-  const spec: AgentSpec = { ...answer, job_key: req.jobKey.toString('base64'), store: { kind: 'tcp', host: req.host, port: req.port } };
+  const spec: AgentSpec = {
+    ...answer,
+    job_key: req.jobKey.toString('base64'),
+    store: { kind: 'tcp', host: req.host, port: req.port },
+  };
   const nodeRank = spec.node.node_rank;
   const records = new StoreRecordWriter(desk, nodeRank);
   records.on('error', () => {}); // the controller is gone: runAgent notices and ends the node
@@ -125,9 +140,12 @@ async function dialWithRetry(host: string, port: number, timeoutMs: number): Pro
       return await dial(host, port, Math.max(1000, end - Date.now()));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? '';
-      if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') throw new StartError(`cannot resolve ${host} (the controller's host in --join)`);
+      if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+        throw new StartError(`cannot resolve ${host} (the controller's host in --join)`);
       if (Date.now() + 500 >= end) {
-        throw new StartError(`cannot reach the controller's store at ${host}:${port} within ${Math.round(timeoutMs / 1000)}s (${code || (err as Error).message}): is dtrain launch --join-agents running there?`);
+        throw new StartError(
+          `cannot reach the controller's store at ${host}:${port} within ${Math.round(timeoutMs / 1000)}s (${code || (err as Error).message}): is dtrain launch --join-agents running there?`,
+        );
       }
       await new Promise((r) => setTimeout(r, 500));
     }

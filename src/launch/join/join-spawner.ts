@@ -14,12 +14,17 @@ import type { JoinedAgent } from './joined-nodes.js';
 import { StoreRecordReader } from './record-relay.js';
 import type { JoinDesk } from './rendezvous.js';
 
-export function joinSpawner(desk: JoinDesk, agents: JoinedAgent[], heartbeatMs: number, closed?: ClosedConnections): RemoteSpawner {
+export function joinSpawner(
+  desk: JoinDesk,
+  agents: JoinedAgent[],
+  heartbeatMs: number,
+  closed?: ClosedConnections,
+): RemoteSpawner {
   return async (ctx) => {
     const handles: NodeHandle[] = [];
     for (const spec of ctx.specs) {
       const nodeRank = spec.node.node_rank;
-      const agent = agents[nodeRank]!;
+      const agent = agents[nodeRank];
       const records = new StoreRecordReader(desk.client, nodeRank, ctx.console);
       // The store's frames are authenticated, not encrypted: the key, which the agent has from its
       // secret file anyway, must not cross the network in the spec. The store address is not used
@@ -30,7 +35,10 @@ export function joinSpawner(desk: JoinDesk, agents: JoinedAgent[], heartbeatMs: 
       // crashed): lose the node now, as srun and SSH spawners do, rather than after heartbeat.timeout.
       closed?.onClose(connectionName(agent.reg.local_addr, agent.reg.local_port), () => {
         void desk.client.check([joinKeys.done(nodeRank)]).then(
-          ([done]) => !done && !released && ctx.onLost(nodeRank, "its agent's connection to the controller closed (the agent died or was killed)"),
+          ([done]) =>
+            !done &&
+            !released &&
+            ctx.onLost(nodeRank, "its agent's connection to the controller closed (the agent died or was killed)"),
           () => {},
         );
       });

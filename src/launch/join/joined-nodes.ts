@@ -50,7 +50,7 @@ export function joinedNodes(input: JoinedNodesInput): JoinedJob {
   const isLocal = input.isLocal ?? isLocalHost;
   const agents = input.hostsListed ? inListedOrder(config, input.agents) : inJoinOrder(input.agents, isLocal);
   const nodes: NodeConfig[] = agents.map(({ reg }, rank) => {
-    const listed = input.hostsListed ? config.nodes[rank]! : undefined;
+    const listed = input.hostsListed ? config.nodes[rank] : undefined;
     const nproc =
       typeof config.nproc_per_node === 'number'
         ? config.nproc_per_node
@@ -77,7 +77,10 @@ export function joinedNodes(input: JoinedNodesInput): JoinedJob {
     );
   }
   const data = world / perReplica;
-  const master = { ...config.master, addr: config.master.addr !== 'auto' ? config.master.addr : masterAddr(agents, isLocal) };
+  const master = {
+    ...config.master,
+    addr: config.master.addr !== 'auto' ? config.master.addr : masterAddr(agents, isLocal),
+  };
   return { config: { ...config, nodes, parallelism: { ...par, data }, master }, agents };
 }
 
@@ -91,7 +94,8 @@ function inListedOrder(config: JobConfig, agents: JoinedAgent[]): JoinedAgent[] 
           'give it --host <listed name>, or list it',
       );
     }
-    if (byNode[i]) throw new StartError(`two agents joined as ${config.nodes[i]!.host} (pids ${byNode[i]!.reg.pid} and ${a.reg.pid})`);
+    if (byNode[i])
+      throw new StartError(`two agents joined as ${config.nodes[i].host} (pids ${byNode[i].reg.pid} and ${a.reg.pid})`);
     byNode[i] = a;
   }
   return byNode.map((a) => a!);
@@ -110,7 +114,7 @@ function inJoinOrder(agents: JoinedAgent[], isLocal: (h: string) => boolean): Jo
  * at; elsewhere it is the address node 0's agent connects from. All on one machine: loopback.
  */
 export function masterAddr(agents: JoinedAgent[], isLocal: (h: string) => boolean): string {
-  const first = agents[0]!.reg;
+  const first = agents[0].reg;
   const addr = plainAddr(first.local_addr);
   if (!isLocal(addr)) return addr;
   const remote = agents.find((a) => !isLocal(plainAddr(a.reg.local_addr)));

@@ -41,7 +41,9 @@ export async function launchJoined(req: JoinLaunchRequest): Promise<LaunchSummar
   const err = req.err ?? process.stderr;
   const listed = hostsListed(loaded);
   if (listed && config.nodes.length !== req.agents) {
-    throw new UsageError(`--join-agents ${req.agents}, but the config lists ${config.nodes.length} node${config.nodes.length === 1 ? '' : 's'} (${config.nodes.map((n) => n.host).join(', ')})`);
+    throw new UsageError(
+      `--join-agents ${req.agents}, but the config lists ${config.nodes.length} node${config.nodes.length === 1 ? '' : 's'} (${config.nodes.map((n) => n.host).join(', ')})`,
+    );
   }
   const rawData = (loaded.raw.parallelism as { data?: unknown } | undefined)?.data;
   const port = config.rendezvous.port === 'auto' ? DEFAULT_JOIN_PORT : config.rendezvous.port;
@@ -56,7 +58,11 @@ export async function launchJoined(req: JoinLaunchRequest): Promise<LaunchSummar
   let otherKey: (addr: string) => void = () => {};
   const otherKeySeen = new Promise<never>((_, reject) => {
     otherKey = (addr) =>
-      reject(new StartError(`an agent at ${addr} holds another secret (the store handshake failed on its side: it exits 3 too); give every node the controller's secret file`));
+      reject(
+        new StartError(
+          `an agent at ${addr} holds another secret (the store handshake failed on its side: it exits 3 too); give every node the controller's secret file`,
+        ),
+      );
   });
   otherKeySeen.catch(() => {});
   const closedConnections = new ClosedConnections();
@@ -71,20 +77,38 @@ export async function launchJoined(req: JoinLaunchRequest): Promise<LaunchSummar
       onClose: (name) => closedConnections.closedNow(name),
     });
     desk = await JoinDesk.open(server, req.jobKey);
-    err.write(`dtrain: waiting up to ${formatDuration(config.rendezvous.timeout)} for ${req.agents} agent${req.agents === 1 ? '' : 's'} to join on port ${front.port}\n`);
+    err.write(
+      `dtrain: waiting up to ${formatDuration(config.rendezvous.timeout)} for ${req.agents} agent${req.agents === 1 ? '' : 's'} to join on port ${front.port}\n`,
+    );
     let joined;
     try {
-      const agents = await Promise.race([desk.waitFor(req.agents, config.rendezvous.timeout, () => failedAuth), otherKeySeen]);
-      joined = joinedNodes({ config, hostsListed: listed, dataAuto: rawData === undefined || rawData === 'auto', agents });
+      const agents = await Promise.race([
+        desk.waitFor(req.agents, config.rendezvous.timeout, () => failedAuth),
+        otherKeySeen,
+      ]);
+      joined = joinedNodes({
+        config,
+        hostsListed: listed,
+        dataAuto: rawData === undefined || rawData === 'auto',
+        agents,
+      });
     } catch (e) {
       await desk.refuseAll((e as Error).message);
       throw e;
     }
-    err.write(`dtrain: joined: ${joined.config.nodes.map((n, i) => `${n.host} (node ${i}, ${n.nproc} proc)`).join(', ')}\n`);
+    err.write(
+      `dtrain: joined: ${joined.config.nodes.map((n, i) => `${n.host} (node ${i}, ${n.nproc} proc)`).join(', ')}\n`,
+    );
     const plan = buildPlan({ ...loaded, config: joined.config }, { extraArgs: req.extraArgs });
     const remote = joinSpawner(desk, joined.agents, config.heartbeat.interval, closedConnections);
     try {
-      return await launchJob({ config: joined.config, plan, json: req.json, remote, store: { server, jobKey: req.jobKey } });
+      return await launchJob({
+        config: joined.config,
+        plan,
+        json: req.json,
+        remote,
+        store: { server, jobKey: req.jobKey },
+      });
     } catch (e) {
       // failed before an agent got its spec (a fixed master.port taken...): tell the rest
       await desk.refuseAll((e as Error).message);

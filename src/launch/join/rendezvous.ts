@@ -20,7 +20,12 @@ export class JoinDesk {
 
   static async open(server: StoreServer, jobKey: Buffer): Promise<JoinDesk> {
     const any = server.address === '0.0.0.0' || server.address === '::' || server.address === '';
-    const client = await StoreClient.connectTcp({ host: any ? '127.0.0.1' : server.address, port: server.port, jobKey, label: 'store (join desk)' });
+    const client = await StoreClient.connectTcp({
+      host: any ? '127.0.0.1' : server.address,
+      port: server.port,
+      jobKey,
+      label: 'store (join desk)',
+    });
     return new JoinDesk(client);
   }
 
@@ -42,7 +47,9 @@ export class JoinDesk {
         const auth = failedAuth();
         throw new StartError(
           `only ${agents.length} of ${count} agents joined within ${formatDuration(timeoutMs)}${joined}` +
-            (auth.length ? `; ${auth.length} connection(s) failed authentication (${[...new Set(auth)].join(', ')}): another secret file?` : '') +
+            (auth.length
+              ? `; ${auth.length} connection(s) failed authentication (${[...new Set(auth)].join(', ')}): another secret file?`
+              : '') +
             '; start `dtrain agent --join <this host>:<port> --secret-file <file>` on every node, or raise rendezvous.timeout',
         );
       }
@@ -95,7 +102,10 @@ export class JoinDesk {
         return; // the desk closed
       }
       const host = safeHost(raw);
-      const refusal: JoinRefusal = { type: 'refused', message: `the job already has its ${count} agents (this one joined as ${host})` };
+      const refusal: JoinRefusal = {
+        type: 'refused',
+        message: `the job already has its ${count} agents (this one joined as ${host})`,
+      };
       await this.client.set(joinKeys.spec(index), JSON.stringify(refusal)).catch(() => {});
     }
   }
@@ -111,7 +121,16 @@ function parseRegistration(raw: Buffer): JoinRegistration {
   if (reg.type !== 'join' || typeof reg.host !== 'string' || typeof reg.version !== 'string') {
     throw new StartError(`a join registration lacks its type, host or version: ${raw.toString().slice(0, 120)}`);
   }
-  return { gpus: 0, local_addr: '', local_port: 0, store_addr: '', hostname: reg.host, pid: 0, contract: 0, ...reg } as JoinRegistration;
+  return {
+    gpus: 0,
+    local_addr: '',
+    local_port: 0,
+    store_addr: '',
+    hostname: reg.host,
+    pid: 0,
+    contract: 0,
+    ...reg,
+  } as JoinRegistration;
 }
 
 function safeHost(raw: Buffer): string {

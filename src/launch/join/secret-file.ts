@@ -19,7 +19,14 @@ export function readSecretFile(file: string): Buffer {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a folder' : (err as Error).message;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'is a folder'
+            : (err as Error).message;
     throw new UsageError(`secret file ${file}: cannot read it (${why})`);
   }
   if (mode & 0o077) {
@@ -42,7 +49,9 @@ export function parseJoinAddress(text: string): { host: string; port: number } {
   const m = /^\[([^\]]+)\]:([0-9]+)$/.exec(text) ?? /^([^:\s]+):([0-9]+)$/.exec(text);
   const port = m ? Number(m[2]) : NaN;
   if (!m || !(port >= 1 && port <= 65535)) {
-    throw new UsageError(`--join ${JSON.stringify(text)}: expected host:port of the controller's store (e.g. node0:29400)`);
+    throw new UsageError(
+      `--join ${JSON.stringify(text)}: expected host:port of the controller's store (e.g. node0:29400)`,
+    );
   }
-  return { host: m[1]!, port };
+  return { host: m[1], port };
 }

@@ -22,7 +22,7 @@ export interface SlurmAllocation {
 
 /** The Slurm name of the node this process runs on: slurmd's own name for it, else the short hostname. */
 export function thisSlurmNode(env: NodeJS.ProcessEnv = process.env): string {
-  return env.SLURMD_NODENAME || hostname().split('.')[0]!;
+  return env.SLURMD_NODENAME || hostname().split('.')[0];
 }
 
 /** undefined outside Slurm. Reads only the environment: cheap enough to call on every launch. */
@@ -43,13 +43,25 @@ export function detectSlurmAllocation(env: NodeJS.ProcessEnv = process.env): Slu
 
 /** The allocation's hosts, node 0 first, as Slurm orders them (that order is SLURM_NODEID). */
 export async function allocationHosts(alloc: SlurmAllocation, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
-  const r = await execa('scontrol', ['show', 'hostnames', alloc.nodelist], { env, extendEnv: false, reject: false, stdin: 'ignore', timeout: 30_000 });
+  const r = await execa('scontrol', ['show', 'hostnames', alloc.nodelist], {
+    env,
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+    timeout: 30_000,
+  });
   let hosts: string[];
-  if (r.exitCode === 0) hosts = String(r.stdout).split('\n').map((h) => h.trim()).filter(Boolean);
+  if (r.exitCode === 0)
+    hosts = String(r.stdout)
+      .split('\n')
+      .map((h) => h.trim())
+      .filter(Boolean);
   // no scontrol, or one that cannot read its configuration here: the hostlist syntax is simple enough
   else hosts = expandHostlist(alloc.nodelist);
   if (hosts.length !== alloc.numNodes) {
-    throw new StartError(`Slurm job ${alloc.jobId}: ${alloc.nodelist} names ${hosts.length} hosts but the job has ${alloc.numNodes} nodes`);
+    throw new StartError(
+      `Slurm job ${alloc.jobId}: ${alloc.nodelist} names ${hosts.length} hosts but the job has ${alloc.numNodes} nodes`,
+    );
   }
   return hosts;
 }
@@ -91,7 +103,7 @@ function expandEntry(entry: string): string[] {
   for (const range of entry.slice(open + 1, close).split(',')) {
     const m = /^([0-9]+)(?:-([0-9]+))?$/.exec(range);
     if (!m) throw new StartError(`malformed Slurm hostlist range: [${range}] in ${entry}`);
-    const width = m[1]!.length;
+    const width = m[1].length;
     const lo = Number(m[1]);
     const hi = m[2] !== undefined ? Number(m[2]) : lo;
     for (let i = lo; i <= hi; i++) for (const t of tails) out.push(head + String(i).padStart(width, '0') + t);

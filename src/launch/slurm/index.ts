@@ -13,7 +13,13 @@ import type { JobConfig, NodeConfig } from '../../config/types.js';
 import { UsageError } from '../../util/errors.js';
 import { allocationHosts, detectSlurmAllocation, thisSlurmNode, type SlurmAllocation } from './allocation.js';
 
-export { detectSlurmAllocation, allocationHosts, expandHostlist, thisSlurmNode, type SlurmAllocation } from './allocation.js';
+export {
+  detectSlurmAllocation,
+  allocationHosts,
+  expandHostlist,
+  thisSlurmNode,
+  type SlurmAllocation,
+} from './allocation.js';
 export { startSrunAgents, srunArgs, type SrunAgent, type SrunLaunchRequest, type SrunNode } from './srun-spawner.js';
 export { slurmRemoteSpawner, localDtrainArgv } from './remote-spawner.js';
 
@@ -43,12 +49,16 @@ export async function applySlurmAllocation(
   if (!allocation || !placeholders) return { config, warnings: [] };
   const warnings: string[] = [];
   if (allocation.inStep) {
-    warnings.push(`running inside Slurm step ${env.SLURM_JOB_ID}.${env.SLURM_STEP_ID}: the agents' srun steps will nest in it; run dtrain launch from the batch script or salloc shell instead`);
+    warnings.push(
+      `running inside Slurm step ${env.SLURM_JOB_ID}.${env.SLURM_STEP_ID}: the agents' srun steps will nest in it; run dtrain launch from the batch script or salloc shell instead`,
+    );
   }
   const hosts = await allocationHosts(allocation, env);
-  const template = config.nodes[0]!;
+  const template = config.nodes[0];
   if (hosts.length !== config.nodes.length) {
-    warnings.push(`scheduler.nodes is ${config.nodes.length} but Slurm job ${allocation.jobId} has ${hosts.length} node(s): using the allocation`);
+    warnings.push(
+      `scheduler.nodes is ${config.nodes.length} but Slurm job ${allocation.jobId} has ${hosts.length} node(s): using the allocation`,
+    );
   }
   const me = thisSlurmNode(env);
   // nproc_per_node auto without gpus_per_node was a guess; the GPUs Slurm gave this node settle it
@@ -59,7 +69,9 @@ export async function applySlurmAllocation(
     return node;
   });
   if (!nodes.some((n) => n.local)) {
-    warnings.push(`this machine (${me}) is not one of Slurm job ${allocation.jobId}'s nodes (${allocation.nodelist}): every agent starts with srun`);
+    warnings.push(
+      `this machine (${me}) is not one of Slurm job ${allocation.jobId}'s nodes (${allocation.nodelist}): every agent starts with srun`,
+    );
   }
   return { config: { ...config, nodes }, allocation, warnings };
 }

@@ -43,7 +43,13 @@ export function slurmRemoteSpawner(
       // srun's stdin crosses the network in clear: the job key goes sealed for this agent only
       const { job_key: jobKey, ...spec } = bySpec.get(agent.node.node_rank)!;
       const sealed = agent.sealJobKey(Buffer.from(jobKey, 'base64'));
-      agent.stdin.write(JSON.stringify({ ...spec, job_key_sealed: sealed, store: { kind: 'tcp', host: storeHost, port: ctx.store.port } }) + '\n');
+      agent.stdin.write(
+        JSON.stringify({
+          ...spec,
+          job_key_sealed: sealed,
+          store: { kind: 'tcp', host: storeHost, port: ctx.store.port },
+        }) + '\n',
+      );
       relayRecords(agent.stdout, ctx.console);
       createInterface({ input: agent.stderr }).on('line', (line) => err.write(`[${agent.node.host}] ${line}\n`));
       let released = false;

@@ -92,12 +92,18 @@ export function srunArgs(req: Pick<SrunLaunchRequest, 'workdir' | 'dtrain' | 'cp
 /** Starts every node's agent, or none: on any failure the started steps are ended and one StartError lists the hosts. */
 export async function startSrunAgents(req: SrunLaunchRequest): Promise<SrunAgent[]> {
   const results = await Promise.allSettled(req.nodes.map((n) => startOne(req, n)));
-  const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{ node: req.nodes[i]!, err: r.reason as unknown }] : []));
+  const failures = results.flatMap((r, i) =>
+    r.status === 'rejected' ? [{ node: req.nodes[i], err: r.reason as unknown }] : [],
+  );
   if (failures.length === 0) return results.map((r) => (r as PromiseFulfilledResult<SrunAgent>).value);
   for (const r of results) if (r.status === 'fulfilled') r.value.close(0);
-  const lines = failures.map(({ node, err }) => (err instanceof StartError ? err.message : `${node.host}: ${String(err)}`));
-  if (lines.length === 1) throw new StartError(lines[0]!);
-  throw new StartError(`could not start agents on ${lines.length} of ${req.nodes.length} nodes:\n  ${lines.join('\n  ')}`);
+  const lines = failures.map(({ node, err }) =>
+    err instanceof StartError ? err.message : `${node.host}: ${String(err)}`,
+  );
+  if (lines.length === 1) throw new StartError(lines[0]);
+  throw new StartError(
+    `could not start agents on ${lines.length} of ${req.nodes.length} nodes:\n  ${lines.join('\n  ')}`,
+  );
 }
 
 async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAgent> {
@@ -120,10 +126,10 @@ async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAge
     stderrTail.push(...chunk.toString('utf8').split('\n').filter(Boolean));
     stderrTail.splice(0, Math.max(0, stderrTail.length - 5));
   };
-  child.stderr!.on('data', onStderr);
-  child.stdin!.on('error', () => {}); // EPIPE when the step dies first: reported through `exited`
+  child.stderr.on('data', onStderr);
+  child.stdin.on('error', () => {}); // EPIPE when the step dies first: reported through `exited`
   const exchange = new KeyExchange();
-  child.stdin!.write(JSON.stringify({ type: 'hello', version, kx: exchange.publicKey }) + '\n');
+  child.stdin.write(JSON.stringify({ type: 'hello', version, kx: exchange.publicKey }) + '\n');
 
   let hello: AgentHello;
   try {
@@ -141,7 +147,10 @@ async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAge
   }
   if (typeof hello.kx !== 'string') {
     kill(child, 'SIGKILL');
-    throw new StartError('the agent answered without its key exchange (the job key is never sent in clear over srun)', node.host);
+    throw new StartError(
+      'the agent answered without its key exchange (the job key is never sent in clear over srun)',
+      node.host,
+    );
   }
   let sealing: SealingKey;
   try {
@@ -150,30 +159,37 @@ async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAge
     kill(child, 'SIGKILL');
     throw new StartError(`the agent's key exchange failed: ${(err as Error).message}`, node.host);
   }
-  child.stderr!.off('data', onStderr);
+  child.stderr.off('data', onStderr);
 
   let closing = false;
   // after the hello the agent's stderr belongs to the controller's relay: keep only srun's own complaints
   const srunTail: string[] = [];
-  child.stderr!.on('data', (chunk: Buffer) => {
-    srunTail.push(...chunk.toString('utf8').split('\n').filter((l) => l.startsWith('srun: ')));
+  child.stderr.on('data', (chunk: Buffer) => {
+    srunTail.push(
+      ...chunk
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('srun: ')),
+    );
     srunTail.splice(0, Math.max(0, srunTail.length - 3));
   });
   const lost = exited.then((e) =>
-    closing ? new Promise<string>(() => {}) : `srun step ended (${describeExit(e)})${srunTail.length ? `: ${srunTail.at(-1)}` : ''}`,
+    closing
+      ? new Promise<string>(() => {})
+      : `srun step ended (${describeExit(e)})${srunTail.length ? `: ${srunTail.at(-1)}` : ''}`,
   );
   return {
     node,
     hello,
-    stdin: child.stdin!,
-    stdout: child.stdout!,
-    stderr: child.stderr!,
+    stdin: child.stdin,
+    stdout: child.stdout,
+    stderr: child.stderr,
     exited,
     lost,
     sealJobKey: (jobKey) => seal(sealing, jobKey),
     close(graceMs = 10_000) {
       closing = true;
-      child.stdin!.end();
+      child.stdin.end();
       if (child.exitCode !== null || child.signalCode !== null) return;
       // srun forwards SIGTERM to the step's task, then SIGKILL after KillWait
       const timer = setTimeout(() => kill(child, 'SIGTERM'), graceMs);
@@ -211,7 +227,11 @@ function readHello(
       try {
         msg = JSON.parse(first) as Partial<AgentHello>;
       } catch {
-        reject(new StartError(`the agent did not speak dtrain's protocol (first line: ${JSON.stringify(first.slice(0, 80))})`));
+        reject(
+          new StartError(
+            `the agent did not speak dtrain's protocol (first line: ${JSON.stringify(first.slice(0, 80))})`,
+          ),
+        );
         return;
       }
       if (msg.type !== 'hello' || typeof msg.version !== 'string') {
@@ -224,7 +244,11 @@ function readHello(
       cleanup();
       void exited.then((e) => {
         const words = lastWords(stderrTail);
-        reject(new StartError(`the agent step ended before the version exchange (${describeExit(e)})${words ? `: ${words}` : ''}`));
+        reject(
+          new StartError(
+            `the agent step ended before the version exchange (${describeExit(e)})${words ? `: ${words}` : ''}`,
+          ),
+        );
       });
     };
     const cleanup = () => {
@@ -239,7 +263,9 @@ function readHello(
       cleanup();
       reject(
         new StartError(
-          err.code === 'ENOENT' ? `${srun} not found on PATH: the Slurm client commands must be installed on the node running the controller` : `${srun}: ${err.message}`,
+          err.code === 'ENOENT'
+            ? `${srun} not found on PATH: the Slurm client commands must be installed on the node running the controller`
+            : `${srun}: ${err.message}`,
         ),
       );
     });
@@ -251,7 +277,9 @@ function readHello(
  * ("srun: error: n1: task 0: Exited with exit code 4"), unless srun's is all there is (no such node...).
  */
 function lastWords(tail: string[]): string | undefined {
-  const own = tail.filter((l) => !/^srun: (error: \S+: task \d+: |Job step aborted|Terminating|launch\/slurm: )/.test(l));
+  const own = tail.filter(
+    (l) => !/^srun: (error: \S+: task \d+: |Job step aborted|Terminating|launch\/slurm: )/.test(l),
+  );
   return own.at(-1) ?? tail.at(-1);
 }
 
@@ -262,4 +290,3 @@ function describeExit(e: AgentExit): string {
 function kill(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.exitCode === null && child.signalCode === null) child.kill(signal);
 }
-

@@ -43,7 +43,8 @@ const exitReasons: Record<number, string> = {
   [RemoteExit.noHeader]: 'the remote shell got no launch header (stdin closed early)',
   [RemoteExit.preludeFailed]: 'ssh.prelude failed',
   [RemoteExit.workdirMissing]: 'workdir does not exist there',
-  [RemoteExit.nodeMissing]: 'node is not installed there (or not on PATH for non-interactive SSH; ssh.prelude can set PATH)',
+  [RemoteExit.nodeMissing]:
+    'node is not installed there (or not on PATH for non-interactive SSH; ssh.prelude can set PATH)',
   [RemoteExit.dtrainMissing]: 'dtrain is not installed there (set ssh.remote_dtrain to its path)',
   127: '/bin/sh could not run the agent command',
 };
@@ -51,7 +52,9 @@ const exitReasons: Record<number, string> = {
 function exec(conn: SshConnection, command: string): Promise<ClientChannel> {
   return new Promise((resolve, reject) =>
     conn.client.exec(command, (err, channel) =>
-      err ? reject(new StartError(`sshd refused to run a command: ${err.message}`, conn.target.alias)) : resolve(channel),
+      err
+        ? reject(new StartError(`sshd refused to run a command: ${err.message}`, conn.target.alias))
+        : resolve(channel),
     ),
   );
 }
@@ -72,7 +75,10 @@ export async function startAgentChannel(
   const channel = await exec(conn, remoteCommand);
   const exited = new Promise<AgentExit>((resolve) => {
     let result: AgentExit = { code: null, signal: null };
-    channel.on('exit', (code: number | null, signal?: string) => (result = { code: code ?? null, signal: signal ?? null }));
+    channel.on(
+      'exit',
+      (code: number | null, signal?: string) => (result = { code: code ?? null, signal: signal ?? null }),
+    );
     channel.on('close', () => resolve(result));
   });
   // Keep the last stderr lines: they explain an exit before the hello.
@@ -95,7 +101,8 @@ export async function startAgentChannel(
   const hello = await new Promise<AgentHello>((resolve, reject) => {
     let buffered = '';
     const timer = setTimeout(
-      () => reject(new StartError(`the agent did not answer within ${helloTimeoutMs / 1000}s (slow ssh.prelude?)`, host)),
+      () =>
+        reject(new StartError(`the agent did not answer within ${helloTimeoutMs / 1000}s (slow ssh.prelude?)`, host)),
       helloTimeoutMs,
     );
     const onData = (chunk: Buffer) => {
@@ -111,11 +118,18 @@ export async function startAgentChannel(
       try {
         msg = JSON.parse(first) as Partial<AgentHello>;
       } catch {
-        reject(new StartError(`the remote agent did not speak dtrain's protocol (first line: ${JSON.stringify(first.slice(0, 80))})`, host));
+        reject(
+          new StartError(
+            `the remote agent did not speak dtrain's protocol (first line: ${JSON.stringify(first.slice(0, 80))})`,
+            host,
+          ),
+        );
         return;
       }
       if (msg.type !== 'hello' || typeof msg.version !== 'string') {
-        reject(new StartError(`the remote agent sent ${JSON.stringify(first.slice(0, 80))} instead of its version`, host));
+        reject(
+          new StartError(`the remote agent sent ${JSON.stringify(first.slice(0, 80))} instead of its version`, host),
+        );
         return;
       }
       resolve(msg as AgentHello);
@@ -125,10 +139,18 @@ export async function startAgentChannel(
       void exited.then(({ code, signal }) => {
         const last = stderrTail[stderrTail.length - 1];
         if (last === preludeExitMarker) {
-          reject(new StartError(`ssh.prelude exited the remote shell with code ${code ?? signal} (use a status, not exit, in a prelude)`, host));
+          reject(
+            new StartError(
+              `ssh.prelude exited the remote shell with code ${code ?? signal} (use a status, not exit, in a prelude)`,
+              host,
+            ),
+          );
           return;
         }
-        const why = code !== null ? (exitReasons[code] ?? `the agent exited with code ${code} before the version exchange`) : `the agent was killed by ${signal ?? 'a signal'}`;
+        const why =
+          code !== null
+            ? (exitReasons[code] ?? `the agent exited with code ${code} before the version exchange`)
+            : `the agent was killed by ${signal ?? 'a signal'}`;
         const detail = last ? `: ${last}` : '';
         reject(new StartError(`${why}${detail}`, host));
       });

@@ -69,7 +69,11 @@ function authMethods(target: SshTarget): { methods: AnyAuthMethod[]; tried: stri
   return { methods, tried, unreadable };
 }
 
-function classify(err: Error & { code?: string | number; level?: string }, target: SshTarget, timeoutMs: number): string {
+function classify(
+  err: Error & { code?: string | number; level?: string },
+  target: SshTarget,
+  timeoutMs: number,
+): string {
   const where = `${target.hostName}:${target.port}`;
   switch (err.code) {
     case 'ENOTFOUND':
@@ -89,7 +93,8 @@ function classify(err: Error & { code?: string | number; level?: string }, targe
   if (/Connection lost before handshake/.test(err.message)) {
     return `${where} closed the connection before the SSH handshake (sshd MaxStartups exceeded, or not an SSH server?)`;
   }
-  if (err.level === 'client-timeout') return `SSH handshake with ${where} timed out after ${timeoutMs / 1000}s (ssh.connect_timeout)`;
+  if (err.level === 'client-timeout')
+    return `SSH handshake with ${where} timed out after ${timeoutMs / 1000}s (ssh.connect_timeout)`;
   return `SSH connection to ${where} failed: ${err.message}`;
 }
 
@@ -133,7 +138,7 @@ async function knownHostsFor(target: SshTarget, opts: ConnectOptions): Promise<K
   // host; an unknown host is recorded in the first file.
   const files = await Promise.all(target.knownHostsFiles.map((p) => opts.knownHosts(p)));
   const names = [hostKeyName(target.hostName, target.port)];
-  return files.find((f) => f.keyTypes(names).length > 0) ?? files[0]!;
+  return files.find((f) => f.keyTypes(names).length > 0) ?? files[0];
 }
 
 /**
@@ -166,7 +171,10 @@ function connectOne(target: SshTarget, opts: ConnectOptions, sock?: Duplex | 'pr
       // ssh2's readyTimeout starts after the TCP connect; a black-holed address would wait for the kernel
       // (minutes), so one timer covers connect + handshake + authentication.
       const timer = setTimeout(
-        () => fail(`connection to ${target.hostName}:${target.port} timed out after ${opts.timeoutMs / 1000}s (ssh.connect_timeout)`),
+        () =>
+          fail(
+            `connection to ${target.hostName}:${target.port} timed out after ${opts.timeoutMs / 1000}s (ssh.connect_timeout)`,
+          ),
         opts.timeoutMs,
       );
       const { methods, tried, unreadable } = authMethods(target);
@@ -186,7 +194,11 @@ function connectOne(target: SshTarget, opts: ConnectOptions, sock?: Duplex | 'pr
         readyTimeout: opts.timeoutMs,
         keepaliveInterval: opts.keepaliveIntervalMs,
         keepaliveCountMax: opts.keepaliveCountMax,
-        algorithms: { serverHostKey: preferredHostKeyAlgorithms(file.keyTypes([hostKeyName(target.hostName, target.port)])) as never },
+        algorithms: {
+          serverHostKey: preferredHostKeyAlgorithms(
+            file.keyTypes([hostKeyName(target.hostName, target.port)]),
+          ) as never,
+        },
         authHandler: (_left, _partial, next) => {
           const method = queue.shift();
           next(method ?? (false as never));
@@ -200,7 +212,7 @@ function connectOne(target: SshTarget, opts: ConnectOptions, sock?: Duplex | 'pr
               verify(false);
             });
         },
-      } as ConnectConfig;
+      };
       const given = sock === 'pre-dialed' ? opts.preDialed?.(target.hostName, target.port) : sock;
       if (given) config.sock = given;
       client.on('ready', () => {
@@ -219,7 +231,9 @@ function connectOne(target: SshTarget, opts: ConnectOptions, sock?: Duplex | 'pr
         }
         fail(classify(err, target, opts.timeoutMs));
       });
-      client.on('close', () => fail(refusal ?? `${target.hostName}:${target.port} closed the connection during the SSH handshake`));
+      client.on('close', () =>
+        fail(refusal ?? `${target.hostName}:${target.port} closed the connection during the SSH handshake`),
+      );
       client.connect(config);
       // The channels carry small request/response frames (store RPCs, agent messages): Nagle plus the
       // peer's delayed ACK would hold some of them back 40 ms each.
@@ -269,7 +283,12 @@ function forward(client: Client, via: SshTarget, next: SshTarget, alias: string)
   return new Promise<Duplex>((resolve, reject) =>
     client.forwardOut('127.0.0.1', 0, next.hostName, next.port, (err, stream) =>
       err
-        ? reject(new StartError(`ProxyJump ${via.alias} could not reach ${next.hostName}:${next.port}: ${err.message}`, alias))
+        ? reject(
+            new StartError(
+              `ProxyJump ${via.alias} could not reach ${next.hostName}:${next.port}: ${err.message}`,
+              alias,
+            ),
+          )
         : resolve(stream),
     ),
   );
@@ -294,7 +313,9 @@ export async function connect(target: SshTarget, opts: ConnectOptions, pool = ne
       const viaHop = previousHop;
       held.push(path);
       previous = await pool
-        .acquire(path, async () => connectOne(hop, opts, via && viaHop ? await forward(via, viaHop, hop, target.alias) : undefined))
+        .acquire(path, async () =>
+          connectOne(hop, opts, via && viaHop ? await forward(via, viaHop, hop, target.alias) : undefined),
+        )
         .catch((err: StartError) => {
           if (err.host === target.alias) throw err;
           const inner = err.host ? err.message.slice(err.host.length + 2) : err.message;

@@ -31,14 +31,14 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
     if (!line || line.startsWith('#')) return;
     const fields = line.split(/\s+/);
     let marker: KnownHostEntry['marker'] = null;
-    if (fields[0]!.startsWith('@')) {
+    if (fields[0].startsWith('@')) {
       const m = fields.shift()!;
       if (m === '@revoked') marker = 'revoked';
       else if (m === '@cert-authority') marker = 'cert-authority';
       else return;
     }
     if (fields.length < 3) return;
-    entries.push({ marker, hosts: fields[0]!, keyType: fields[1]!, key: fields[2]!, line: i + 1 });
+    entries.push({ marker, hosts: fields[0], keyType: fields[1], key: fields[2], line: i + 1 });
   });
   return entries;
 }
@@ -49,14 +49,17 @@ export function hostKeyName(host: string, port: number): string {
 }
 
 function globToRegExp(pattern: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 'i');
 }
 
 function hashedMatches(field: string, name: string): boolean {
   const parts = field.split('|'); // ['', '1', salt, hash]
   if (parts.length !== 4 || parts[1] !== '1') return false;
-  const salt = Buffer.from(parts[2]!, 'base64');
+  const salt = Buffer.from(parts[2], 'base64');
   const digest = createHmac('sha1', salt).update(name).digest('base64');
   return digest === parts[3];
 }

@@ -22,7 +22,11 @@ export class PreDials {
    * Dials the direct targets among the first `settings.concurrency` nodes: the spawner's first batch (its
    * limiter admits nodes in order), so no more handshakes are ever pending than without this.
    */
-  static start(nodes: readonly Pick<NodePlan, 'node_rank' | 'host' | 'user' | 'port'>[], settings: SshSettings, sshConfigPath?: string): PreDials {
+  static start(
+    nodes: readonly Pick<NodePlan, 'node_rank' | 'host' | 'user' | 'port'>[],
+    settings: SshSettings,
+    sshConfigPath?: string,
+  ): PreDials {
     const dials = new PreDials();
     const blocks = loadUserSshConfig(sshConfigPath);
     for (const node of nodes.slice(0, settings.concurrency)) {
@@ -56,7 +60,8 @@ export class PreDials {
     this.sockets.delete(key);
     // sshd's banner arrives at once and nobody reads it here, so a peer that then closed shows only in the
     // stream state (no 'end' is emitted while data is buffered); ssh2 checks the same flag.
-    const peerEnded = (entry.socket as unknown as { _readableState?: { ended?: boolean } })._readableState?.ended === true;
+    const peerEnded =
+      (entry.socket as unknown as { _readableState?: { ended?: boolean } })._readableState?.ended === true;
     if (entry.failed || entry.socket.destroyed || peerEnded) {
       entry.socket.destroy();
       return undefined;

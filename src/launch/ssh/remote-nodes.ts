@@ -21,7 +21,11 @@ export interface RemoteNodesOptions extends Omit<SshLaunchRequest, 'nodes'> {
    * on that node's connection, and every node's resolved target (node 0's HostName is MASTER_ADDR).
    * Each agent gets its spec as soon as it starts, not once all have (spawner.ts `firstMessage`).
    */
-  spec(node: NodePlan, store: StoreAddress, route: { localAddress?: string; targets: ReadonlyMap<number, SshTarget> }): AgentSpec;
+  spec(
+    node: NodePlan,
+    store: StoreAddress,
+    route: { localAddress?: string; targets: ReadonlyMap<number, SshTarget> },
+  ): AgentSpec;
   /** each OutputRecord; absent: the caller reads `agent.stdout` itself (e.g. with backpressure) */
   onRecord?(nodeRank: number, record: OutputRecord): void;
   /** one line of an agent's own stderr, already prefixed with its host */
@@ -45,15 +49,25 @@ export async function startRemoteNodes(opts: RemoteNodesOptions): Promise<Remote
   const agents = await startSshAgents({
     ...request,
     nodes: nodes.map((n) => {
-      const node: { node_rank: number; host: string; user?: string; port?: number } = { node_rank: n.node_rank, host: n.host };
+      const node: { node_rank: number; host: string; user?: string; port?: number } = {
+        node_rank: n.node_rank,
+        host: n.host,
+      };
       if (n.user !== undefined) node.user = n.user;
       if (n.port !== undefined) node.port = n.port;
       return node;
     }),
     firstMessage: ({ node, storeAddr, localAddress }, targets) => {
-      const s = spec(planOf(node.node_rank), { kind: 'tcp', host: storeAddr.host, port: storeAddr.port }, { ...(localAddress ? { localAddress } : {}), targets });
+      const s = spec(
+        planOf(node.node_rank),
+        { kind: 'tcp', host: storeAddr.host, port: storeAddr.port },
+        { ...(localAddress ? { localAddress } : {}), targets },
+      );
       // forward_env sits below everything the plan and the config set.
-      const withForwarded: AgentSpec = { ...s, ranks: s.ranks.map((r) => ({ ...r, env: mergeBelow(forwarded, r.env) })) };
+      const withForwarded: AgentSpec = {
+        ...s,
+        ranks: s.ranks.map((r) => ({ ...r, env: mergeBelow(forwarded, r.env) })),
+      };
       return JSON.stringify(withForwarded) + '\n';
     },
   });
@@ -63,16 +77,17 @@ export async function startRemoteNodes(opts: RemoteNodesOptions): Promise<Remote
     const plan = planOf(agent.node.node_rank);
     const host = agent.node.host;
 
-    if (onRecord) createInterface({ input: agent.stdout }).on('line', (line) => {
-      let record: OutputRecord;
-      try {
-        record = JSON.parse(line) as OutputRecord;
-      } catch {
-        onDiagnostic(`[${host}] ${line}`);
-        return;
-      }
-      if (record.type === 'out') onRecord(plan.node_rank, record);
-    });
+    if (onRecord)
+      createInterface({ input: agent.stdout }).on('line', (line) => {
+        let record: OutputRecord;
+        try {
+          record = JSON.parse(line) as OutputRecord;
+        } catch {
+          onDiagnostic(`[${host}] ${line}`);
+          return;
+        }
+        if (record.type === 'out') onRecord(plan.node_rank, record);
+      });
     const tail: string[] = [];
     createInterface({ input: agent.stderr }).on('line', (line) => {
       tail.push(line);

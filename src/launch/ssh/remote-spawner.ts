@@ -18,10 +18,15 @@ import { sshSettingsFromConfig } from './target.js';
  * `err`: where agents' own diagnostics go, one line each with the host in front. `preDialed`: connections
  * the launch dialled ahead (pre-dial.ts); the spawner takes them, and closes what it did not take.
  */
-export function sshRemoteSpawner(config: JobConfig, err: NodeJS.WritableStream = process.stderr, preDialed?: PreDials): RemoteSpawner {
+export function sshRemoteSpawner(
+  config: JobConfig,
+  err: NodeJS.WritableStream = process.stderr,
+  preDialed?: PreDials,
+): RemoteSpawner {
   return async (ctx) => {
     const settings = sshSettingsFromConfig(config.ssh);
-    const direct = config.rendezvous.addr !== 'auto' ? { host: config.rendezvous.addr, port: ctx.store.port } : undefined;
+    const direct =
+      config.rendezvous.addr !== 'auto' ? { host: config.rendezvous.addr, port: ctx.store.port } : undefined;
     const interval = config.heartbeat.interval;
     const bySpec = new Map(ctx.specs.map((s) => [s.node.node_rank, s]));
     const nodeZeroRemote = ctx.specs.some((s) => s.node.node_rank === 0);

@@ -109,20 +109,27 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
   const startOne = async (node: SshNode): Promise<RemoteAgent> => {
     const target = targets.get(node.node_rank) ?? resolveTarget(node, req.settings, blocks);
     const conn = await limits.run(`${target.hostName}:${target.port}`, () =>
-      connect(target, {
-        strict: req.settings.strict_host_key_checking,
-        knownHosts: loadKnownHosts,
-        timeoutMs: req.settings.connect_timeout_ms,
-        keepaliveIntervalMs: req.keepaliveIntervalMs,
-        keepaliveCountMax: req.keepaliveCountMax ?? 3,
-        ...(req.preDialed ? { preDialed: (host: string, port: number) => req.preDialed!.take(host, port) } : {}),
-      }, jumps),
+      connect(
+        target,
+        {
+          strict: req.settings.strict_host_key_checking,
+          knownHosts: loadKnownHosts,
+          timeoutMs: req.settings.connect_timeout_ms,
+          keepaliveIntervalMs: req.keepaliveIntervalMs,
+          keepaliveCountMax: req.keepaliveCountMax ?? 3,
+          ...(req.preDialed ? { preDialed: (host: string, port: number) => req.preDialed!.take(host, port) } : {}),
+        },
+        jumps,
+      ),
     );
     opened.push(conn);
     let closing = false;
     const lost = new Promise<string>((resolve) => {
       conn.client.on('error', (err: Error & { level?: string }) => {
-        if (!closing) resolve(err.level === 'client-timeout' ? 'SSH keepalives unanswered' : `SSH connection error: ${err.message}`);
+        if (!closing)
+          resolve(
+            err.level === 'client-timeout' ? 'SSH keepalives unanswered' : `SSH connection error: ${err.message}`,
+          );
       });
       conn.client.on('close', () => {
         if (!closing) resolve('SSH connection closed');
@@ -133,10 +140,16 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
     // The forward and the agent's start are independent round trips: overlap them.
     const forwarded = req.directStore ? Promise.resolve(req.directStore) : forwardStore(conn, req.store);
     const first = req.firstMessage
-      ? forwarded.then((storeAddr) => req.firstMessage!({ node, target, storeAddr, ...(localAddress ? { localAddress } : {}) }, targets))
+      ? forwarded.then((storeAddr) =>
+          req.firstMessage!({ node, target, storeAddr, ...(localAddress ? { localAddress } : {}) }, targets),
+        )
       : undefined;
     // `first` too: a spec that cannot be built fails this node's start instead of leaving its agent waiting
-    const [storeAddr, channel] = await Promise.all([forwarded, startAgentChannel(conn, launch, version, req.helloTimeoutMs, first), first]);
+    const [storeAddr, channel] = await Promise.all([
+      forwarded,
+      startAgentChannel(conn, launch, version, req.helloTimeoutMs, first),
+      first,
+    ]);
     return {
       ...channel,
       node,
@@ -155,7 +168,9 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
   const results = await Promise.allSettled(req.nodes.map(startOne));
   // Every node has been dialled, or has failed before it could be: nothing ahead is left to take.
   req.preDialed?.close();
-  const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{ node: req.nodes[i]!, err: r.reason as unknown }] : []));
+  const failures = results.flatMap((r, i) =>
+    r.status === 'rejected' ? [{ node: req.nodes[i], err: r.reason as unknown }] : [],
+  );
   if (failures.length === 0) return results.map((r) => (r as PromiseFulfilledResult<RemoteAgent>).value);
 
   for (const r of results) if (r.status === 'fulfilled') r.value.close();
@@ -163,6 +178,6 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
   const lines = failures.map(({ node, err }) =>
     err instanceof StartError ? err.message : `${node.host}: ${err instanceof Error ? err.message : String(err)}`,
   );
-  if (lines.length === 1) throw new StartError(lines[0]!);
+  if (lines.length === 1) throw new StartError(lines[0]);
   throw new StartError(`could not start on ${lines.length} of ${req.nodes.length} nodes:\n  ${lines.join('\n  ')}`);
 }

@@ -37,7 +37,7 @@ function splitArgs(rest: string): string[] {
   const out: string[] = [];
   const re = /"([^"]*)"|(\S+)/g;
   let m: RegExpExecArray | null;
-  while ((m = re.exec(rest))) out.push(m[1] ?? m[2]!);
+  while ((m = re.exec(rest))) out.push(m[1] ?? m[2]);
   return out;
 }
 
@@ -48,17 +48,17 @@ export function parseSshConfig(text: string, includeBase = join(homedir(), '.ssh
     if (!line || line.startsWith('#')) continue;
     const m = /^(\S+?)(?:\s*=\s*|\s+)(.*)$/.exec(line);
     if (!m) continue;
-    const keyword = m[1]!.toLowerCase();
-    const args = splitArgs(m[2]!);
+    const keyword = m[1].toLowerCase();
+    const args = splitArgs(m[2]);
     if (keyword === 'host') {
       blocks.push({ patterns: args, skipped: false, directives: [] });
     } else if (keyword === 'match') {
-      const all = args.length === 1 && args[0]!.toLowerCase() === 'all';
+      const all = args.length === 1 && args[0].toLowerCase() === 'all';
       blocks.push({ patterns: all ? ['*'] : [], skipped: !all, directives: [] });
     } else if (keyword === 'include' && depth < 8) {
       // Included files are read in place: their Host lines open blocks of their own, then the
       // enclosing block continues (OpenSSH semantics, close enough for the keywords read here).
-      const current = blocks[blocks.length - 1]!;
+      const current = blocks[blocks.length - 1];
       for (const file of args.flatMap((a) => expandInclude(a, includeBase))) {
         let inner: string;
         try {
@@ -67,13 +67,13 @@ export function parseSshConfig(text: string, includeBase = join(homedir(), '.ssh
           continue;
         }
         const innerBlocks = parseSshConfig(inner, includeBase, depth + 1);
-        innerBlocks[0]!.patterns = current.patterns;
-        innerBlocks[0]!.skipped = current.skipped;
+        innerBlocks[0].patterns = current.patterns;
+        innerBlocks[0].skipped = current.skipped;
         blocks.push(...innerBlocks);
       }
       blocks.push({ patterns: current.patterns, skipped: current.skipped, directives: [] });
     } else {
-      blocks[blocks.length - 1]!.directives.push({ keyword, args });
+      blocks[blocks.length - 1].directives.push({ keyword, args });
     }
   }
   return blocks;
@@ -84,7 +84,12 @@ function expandInclude(arg: string, base: string): string[] {
   const full = isAbsolute(path) ? path : join(base, path);
   const name = basename(full);
   if (!/[*?]/.test(name)) return [full];
-  const re = new RegExp(`^${name.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const re = new RegExp(
+    `^${name
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
   try {
     return readdirSync(dirname(full))
       .filter((f) => re.test(f))
@@ -100,7 +105,13 @@ function patternMatches(patterns: string[], host: string): boolean {
   for (const p of patterns) {
     const negated = p.startsWith('!');
     const glob = negated ? p.slice(1) : p;
-    const re = new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+    const re = new RegExp(
+      `^${glob
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.')}$`,
+      'i',
+    );
     if (re.test(host)) {
       if (negated) return false;
       matched = true;
@@ -161,13 +172,13 @@ export function resolveHost(blocks: Block[], alias: string): SshConfigHost {
   host.identityFiles = identityFiles.map((f) => expandTilde(tokens(f)));
   const only = one('identitiesonly');
   if (only) host.identitiesOnly = only.toLowerCase() === 'yes';
-  if (knownHosts.length && knownHosts[0]!.toLowerCase() !== 'none') {
+  if (knownHosts.length && knownHosts[0].toLowerCase() !== 'none') {
     host.userKnownHostsFiles = knownHosts.map((f) => expandTilde(tokens(f)));
   }
   const jump = one('proxyjump');
   if (jump && jump.toLowerCase() !== 'none') host.proxyJump = jump;
   const command = first.get('proxycommand');
-  if (command && command[0]!.toLowerCase() !== 'none') host.proxyCommand = command.join(' ');
+  if (command && command[0].toLowerCase() !== 'none') host.proxyCommand = command.join(' ');
   return host;
 }
 

@@ -56,7 +56,7 @@ function parseJumpSpec(spec: string): { host: string; user?: string; port?: numb
   // [user@]host[:port], or ssh://[user@]host[:port]
   const m = /^(?:ssh:\/\/)?(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(spec.trim());
   if (!m) throw new Error(`cannot parse ProxyJump entry "${spec}"`);
-  const out: { host: string; user?: string; port?: number } = { host: m[2]!.replace(/^\[|\]$/g, '') };
+  const out: { host: string; user?: string; port?: number } = { host: m[2].replace(/^\[|\]$/g, '') };
   if (m[1]) out.user = m[1];
   if (m[3]) out.port = Number(m[3]);
   return out;
@@ -100,20 +100,23 @@ export function resolveTarget(
   if (env.SSH_AUTH_SOCK && !fromConfig.identitiesOnly) target.agentSocket = env.SSH_AUTH_SOCK;
   if (fromConfig.proxyJump) {
     if (depth > 4) throw new StartError('ProxyJump chain is longer than 5 hops (a loop in ~/.ssh/config?)', node.host);
-    target.jumps = fromConfig.proxyJump.split(',').map((spec) => {
-      let hop: { host: string; user?: string; port?: number };
-      try {
-        hop = parseJumpSpec(spec);
-      } catch (err) {
-        throw new StartError((err as Error).message, node.host);
-      }
-      // A hop is resolved like any host, but its user/port come from its own spec or config, not the node's.
-      const hopSettings: SshSettings = { ...settings };
-      delete hopSettings.user;
-      delete hopSettings.port;
-      const resolved = resolveTarget(hop, hopSettings, blocks, env, depth + 1);
-      return resolved.jumps.length ? [...resolved.jumps, { ...resolved, jumps: [] }] : [resolved];
-    }).flat();
+    target.jumps = fromConfig.proxyJump
+      .split(',')
+      .map((spec) => {
+        let hop: { host: string; user?: string; port?: number };
+        try {
+          hop = parseJumpSpec(spec);
+        } catch (err) {
+          throw new StartError((err as Error).message, node.host);
+        }
+        // A hop is resolved like any host, but its user/port come from its own spec or config, not the node's.
+        const hopSettings: SshSettings = { ...settings };
+        delete hopSettings.user;
+        delete hopSettings.port;
+        const resolved = resolveTarget(hop, hopSettings, blocks, env, depth + 1);
+        return resolved.jumps.length ? [...resolved.jumps, { ...resolved, jumps: [] }] : [resolved];
+      })
+      .flat();
   }
   return target;
 }
@@ -139,6 +142,7 @@ export function sshSettingsFromConfig(ssh: {
 }): SshSettings {
   const { connect_timeout, ...rest } = ssh;
   const settings: SshSettings = { ...defaultSshSettings, connect_timeout_ms: connect_timeout };
-  for (const [k, v] of Object.entries(rest)) if (v !== undefined) (settings as unknown as Record<string, unknown>)[k] = v;
+  for (const [k, v] of Object.entries(rest))
+    if (v !== undefined) (settings as unknown as Record<string, unknown>)[k] = v;
   return settings;
 }

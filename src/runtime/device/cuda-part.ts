@@ -78,7 +78,8 @@ export function ncclVersionString(code: number): string {
 /** Probes in this process; prefer probeCuda(), which isolates a crashing driver in a child. */
 export function probeCudaInProcess(): CudaProbe {
   const built = cudaBuildInfo();
-  if (!built.built) return { built, loaded: false, devices: [], nccl: { found: false, reason: 'the CUDA part is not built' } };
+  if (!built.built)
+    return { built, loaded: false, devices: [], nccl: { found: false, reason: 'the CUDA part is not built' } };
   try {
     const p = loadCudaPart().probe(process.env.DTRAIN_NCCL_PATH);
     return {
@@ -89,7 +90,11 @@ export function probeCudaInProcess(): CudaProbe {
       driver_new_enough: p.driverVersion > 0 ? p.driverVersion >= p.runtimeVersion : undefined,
       devices: p.devices,
       device_error:
-        p.deviceCount > 0 ? undefined : p.driverVersion === 0 ? 'no NVIDIA driver (libcuda.so.1 not found)' : p.deviceError || 'no CUDA device visible',
+        p.deviceCount > 0
+          ? undefined
+          : p.driverVersion === 0
+            ? 'no NVIDIA driver (libcuda.so.1 not found)'
+            : p.deviceError || 'no CUDA device visible',
       nccl: p.nccl.found
         ? { found: true, path: p.nccl.path, version: ncclVersionString(p.nccl.version ?? 0) }
         : { found: false, reason: p.nccl.reason },
@@ -106,11 +111,17 @@ export function probeCuda(timeoutMs = 20_000): CudaProbe {
   // Resolved through the package root so that it names the compiled script from src/ (tests) and dist/ alike.
   const script = fileURLToPath(new URL('../../../dist/runtime/device/probe-main.js', import.meta.url));
   try {
-    const out = execFileSync(process.execPath, [script], { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(process.execPath, [script], {
+      encoding: 'utf8',
+      timeout: timeoutMs,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return JSON.parse(out) as CudaProbe;
   } catch (err) {
     const e = err as { signal?: string; status?: number; stderr?: string };
-    const why = e.signal ? `the CUDA probe was killed by ${e.signal}` : `the CUDA probe failed (exit ${e.status}): ${(e.stderr ?? '').trim().split('\n').pop()}`;
+    const why = e.signal
+      ? `the CUDA probe was killed by ${e.signal}`
+      : `the CUDA probe failed (exit ${e.status}): ${(e.stderr ?? '').trim().split('\n').pop()}`;
     return { built: cudaBuildInfo(), loaded: false, error: why, devices: [], nccl: { found: false, reason: why } };
   }
 }
@@ -129,19 +140,30 @@ export async function probeCudaAsync(opts: { timeoutMs?: number; env?: NodeJS.Pr
   const { execFile } = await import('node:child_process');
   const script = fileURLToPath(new URL('../../../dist/runtime/device/probe-main.js', import.meta.url));
   return new Promise((resolve) => {
-    execFile(process.execPath, [script], { encoding: 'utf8', timeout: opts.timeoutMs ?? 20_000, env: opts.env ?? process.env }, (err, stdout, stderr) => {
-      if (!err) {
-        try {
-          return resolve(JSON.parse(stdout) as CudaProbe);
-        } catch {
-          // fall through: a probe that prints garbage is a failed probe
+    execFile(
+      process.execPath,
+      [script],
+      { encoding: 'utf8', timeout: opts.timeoutMs ?? 20_000, env: opts.env ?? process.env },
+      (err, stdout, stderr) => {
+        if (!err) {
+          try {
+            return resolve(JSON.parse(stdout) as CudaProbe);
+          } catch {
+            // fall through: a probe that prints garbage is a failed probe
+          }
         }
-      }
-      const e = (err ?? {}) as { signal?: string; code?: number | string };
-      const why = e.signal
-        ? `the CUDA probe was killed by ${e.signal}`
-        : `the CUDA probe failed (exit ${e.code ?? '?'}): ${(stderr ?? '').trim().split('\n').pop()}`;
-      resolve({ built: cudaBuildInfo(), loaded: false, error: why, devices: [], nccl: { found: false, reason: why } });
-    });
+        const e = (err ?? {}) as { signal?: string; code?: number | string };
+        const why = e.signal
+          ? `the CUDA probe was killed by ${e.signal}`
+          : `the CUDA probe failed (exit ${e.code ?? '?'}): ${(stderr ?? '').trim().split('\n').pop()}`;
+        resolve({
+          built: cudaBuildInfo(),
+          loaded: false,
+          error: why,
+          devices: [],
+          nccl: { found: false, reason: why },
+        });
+      },
+    );
   });
 }

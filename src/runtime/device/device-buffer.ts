@@ -9,7 +9,14 @@ import { loadCudaPart } from './cuda-part.js';
 
 /** The C ABI's dtype codes (addon/cuda/dtrain_cuda.h). */
 export const dtypeCode: Record<DType, number> = { float32: 0, float64: 1, int32: 2, int64: 3, bfloat16: 4, float16: 5 };
-export const dtypeBytes: Record<DType, number> = { float32: 4, float64: 8, int32: 4, int64: 8, bfloat16: 2, float16: 2 };
+export const dtypeBytes: Record<DType, number> = {
+  float32: 4,
+  float64: 8,
+  int32: 4,
+  int64: 8,
+  bfloat16: 2,
+  float16: 2,
+};
 
 const released = new FinalizationRegistry<number>((ptr) => {
   try {
@@ -44,7 +51,8 @@ export class DeviceBuffer {
   }
 
   static alloc(dtype: DType, length: number, opts: { device?: number } = {}): DeviceBuffer {
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length must be a non-negative integer, got ${length}`);
+    if (!Number.isSafeInteger(length) || length < 0)
+      throw new RangeError(`length must be a non-negative integer, got ${length}`);
     if (!(dtype in dtypeCode)) throw new TypeError(`unknown dtype ${dtype}`);
     const device = opts.device ?? Number(process.env.LOCAL_RANK ?? 0);
     const cuda = loadCudaPart();
@@ -94,7 +102,8 @@ export class DeviceBuffer {
   }
 
   #checkHost(host: HostBuffer): void {
-    if (host.length !== this.length) throw new RangeError(`host array has ${host.length} elements, the device buffer ${this.length}`);
+    if (host.length !== this.length)
+      throw new RangeError(`host array has ${host.length} elements, the device buffer ${this.length}`);
     const hostType = host instanceof Uint16Array ? this.dtype : hostDType(host);
     if (hostType !== this.dtype || (host instanceof Uint16Array && dtypeBytes[this.dtype] !== 2))
       throw new TypeError(`host array holds ${hostType}, the device buffer ${this.dtype}`);

@@ -83,9 +83,20 @@ export class NcclGroup implements Group {
     const o = this.operand(output, opts?.dtype, 'reduceScatter');
     if (i.dtype !== o.dtype) throw new CollectiveUsageError('reduceScatter: input and output must have the same type');
     if (i.length !== o.length * this.size)
-      throw new CollectiveUsageError(`reduceScatter: input has ${i.length} elements, expected output length ${o.length} × group size ${this.size}`);
+      throw new CollectiveUsageError(
+        `reduceScatter: input has ${i.length} elements, expected output length ${o.length} × group size ${this.size}`,
+      );
     const op = this.reduceOp(opts?.op, 'reduceScatter');
-    await this.run('reduceScatter', i.host ? this.stage(0, i) : i.ptr, o.host ? this.stage(1, o) : o.ptr, o.length, i.dtype, op, i.host, o.host);
+    await this.run(
+      'reduceScatter',
+      i.host ? this.stage(0, i) : i.ptr,
+      o.host ? this.stage(1, o) : o.ptr,
+      o.length,
+      i.dtype,
+      op,
+      i.host,
+      o.host,
+    );
   }
 
   async allGather(input: NcclBuffer, output: NcclBuffer, opts?: OpOptions): Promise<void> {
@@ -93,8 +104,19 @@ export class NcclGroup implements Group {
     const o = this.operand(output, opts?.dtype, 'allGather');
     if (i.dtype !== o.dtype) throw new CollectiveUsageError('allGather: input and output must have the same type');
     if (o.length !== i.length * this.size)
-      throw new CollectiveUsageError(`allGather: output has ${o.length} elements, expected input length ${i.length} × group size ${this.size}`);
-    await this.run('allGather', i.host ? this.stage(0, i) : i.ptr, o.host ? this.stage(1, o) : o.ptr, i.length, i.dtype, 0, i.host, o.host);
+      throw new CollectiveUsageError(
+        `allGather: output has ${o.length} elements, expected input length ${i.length} × group size ${this.size}`,
+      );
+    await this.run(
+      'allGather',
+      i.host ? this.stage(0, i) : i.ptr,
+      o.host ? this.stage(1, o) : o.ptr,
+      i.length,
+      i.dtype,
+      0,
+      i.host,
+      o.host,
+    );
   }
 
   async broadcast(buf: NcclBuffer, opts: OpOptions & { root: number }): Promise<void> {
@@ -122,7 +144,17 @@ export class NcclGroup implements Group {
   /** NCCL has no barrier: an all-reduce of one int32 on the device orders every member. */
   async barrier(): Promise<void> {
     this.barrierBuf ??= DeviceBuffer.alloc('int32', 1, { device: this.device });
-    await this.run('barrier', this.barrierBuf.ptr, this.barrierBuf.ptr, 1, 'int32', reduceOpCode.sum, null, null, 'allReduce');
+    await this.run(
+      'barrier',
+      this.barrierBuf.ptr,
+      this.barrierBuf.ptr,
+      1,
+      'int32',
+      reduceOpCode.sum,
+      null,
+      null,
+      'allReduce',
+    );
   }
 
   stats(): GroupOpStats[] {
@@ -143,9 +175,12 @@ export class NcclGroup implements Group {
   private operand(buf: NcclBuffer, explicit: DType | undefined, what: string): Operand {
     if (this.closed) throw new CollectiveUsageError(`${what}: group '${this.name}' is closed`);
     if (buf instanceof DeviceBuffer) {
-      if (explicit && explicit !== buf.dtype) throw new CollectiveUsageError(`${what}: dtype '${explicit}' does not match the ${buf.dtype} device buffer`);
+      if (explicit && explicit !== buf.dtype)
+        throw new CollectiveUsageError(`${what}: dtype '${explicit}' does not match the ${buf.dtype} device buffer`);
       if (buf.device !== this.device)
-        throw new CollectiveUsageError(`${what}: the buffer is on device ${buf.device}, this rank's communicator on device ${this.device}`);
+        throw new CollectiveUsageError(
+          `${what}: the buffer is on device ${buf.device}, this rank's communicator on device ${this.device}`,
+        );
       return { ptr: buf.ptr, dtype: buf.dtype, length: buf.length, host: null };
     }
     return { ptr: 0, dtype: dtypeOf(buf, explicit, what), length: buf.length, host: buf };
@@ -158,14 +193,19 @@ export class NcclGroup implements Group {
     if (!have || have.bytes < bytes) {
       if (have) this.retired.push(have);
       // Staging buffers are raw bytes: the op's dtype travels with the op, not with the buffer.
-      this.staging[slot] = DeviceBuffer.alloc('int32', Math.max(1, Math.ceil(Math.max(bytes, 2 * (have?.bytes ?? 0)) / 4)), { device: this.device });
+      this.staging[slot] = DeviceBuffer.alloc(
+        'int32',
+        Math.max(1, Math.ceil(Math.max(bytes, 2 * (have?.bytes ?? 0)) / 4)),
+        { device: this.device },
+      );
     }
     return this.staging[slot]!.ptr;
   }
 
   private reduceOp(op: ReduceOp | undefined, what: string): number {
     const code = reduceOpCode[op ?? 'sum'];
-    if (code === undefined) throw new CollectiveUsageError(`${what}: unknown op '${String(op)}' (sum, avg, max, min, prod)`);
+    if (code === undefined)
+      throw new CollectiveUsageError(`${what}: unknown op '${String(op)}' (sum, avg, max, min, prod)`);
     return code;
   }
 
@@ -181,14 +221,16 @@ export class NcclGroup implements Group {
    */
   private tag(tag: number | undefined, what: string): number {
     if (tag === undefined) return 0;
-    if (!Number.isSafeInteger(tag) || tag < 0) throw new CollectiveUsageError(`${what}: tag ${tag} is not a non-negative integer`);
+    if (!Number.isSafeInteger(tag) || tag < 0)
+      throw new CollectiveUsageError(`${what}: tag ${tag} is not a non-negative integer`);
     return tag;
   }
 
   private p2pPeer(peer: number, what: string): number {
     const p = this.groupRank(peer, what, 'peer');
     // A blocking send to oneself on one ordered queue could never meet its receive.
-    if (p === this.rank) throw new CollectiveUsageError(`${what}: peer ${p} is this rank; the nccl backend has no send to self`);
+    if (p === this.rank)
+      throw new CollectiveUsageError(`${what}: peer ${p} is this rank; the nccl backend has no send to self`);
     return p;
   }
 
@@ -206,7 +248,18 @@ export class NcclGroup implements Group {
   ): Promise<void> {
     this.inFlight++;
     try {
-      await this.native.ncclRun(this.handle, ncclOpKind[kind], send, recv, count, dtypeCode[dtype], arg, hostIn, hostOut, tag);
+      await this.native.ncclRun(
+        this.handle,
+        ncclOpKind[kind],
+        send,
+        recv,
+        count,
+        dtypeCode[dtype],
+        arg,
+        hostIn,
+        hostOut,
+        tag,
+      );
     } catch (err) {
       throw ncclFailure(`${name} on group '${this.name}' (rank ${this.rank} of ${this.size})`, err);
     } finally {
@@ -216,7 +269,13 @@ export class NcclGroup implements Group {
       }
     }
     const algorithm = hostIn || hostOut ? 'nccl-staged' : 'nccl';
-    const s = this.counters.get(`${name}/${algorithm}`) ?? { op: name, transport: 'nccl', algorithm, count: 0, bytes: 0 };
+    const s = this.counters.get(`${name}/${algorithm}`) ?? {
+      op: name,
+      transport: 'nccl',
+      algorithm,
+      count: 0,
+      bytes: 0,
+    };
     s.count++;
     s.bytes += count * dtypeBytes[dtype];
     this.counters.set(`${name}/${algorithm}`, s);

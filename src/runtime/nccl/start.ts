@@ -14,8 +14,8 @@
 import { createHash } from 'node:crypto';
 import { StoreClient } from '../../store/client.js';
 import { cudaBuildInfo, loadCudaPart } from '../device/cuda-part.js';
-import { InitError, type AllocatableArray, type Dist, type WorkerEnv } from '../init.js';
-import type { Group, GroupOpStats, Groups } from '../types.js';
+import type { AllocatableArray, Dist, Group, GroupOpStats, Groups } from '../types.js';
+import { InitError, type WorkerEnv } from '../worker-env.js';
 import { NcclGroup, ncclFailure } from './group.js';
 import { ncclNative, type NcclNative } from './native.js';
 
@@ -31,7 +31,10 @@ export function ncclIdKey(name: string, ranks: readonly number[]): string {
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new InitError(`${what} did not complete within ${Math.round(ms / 1000)}s (a rank did not join)`)), ms);
+    timer = setTimeout(
+      () => reject(new InitError(`${what} did not complete within ${Math.round(ms / 1000)}s (a rank did not join)`)),
+      ms,
+    );
   });
   try {
     return await Promise.race([promise, expired]);
@@ -68,7 +71,13 @@ function loadNccl(w: WorkerEnv): Context {
 }
 
 /** The group's unique id: made by its rank 0 and published, fetched by the others. */
-async function exchangeId(ctx: Context, store: StoreClient | null, name: string, ranks: readonly number[], flags = 0): Promise<Buffer> {
+async function exchangeId(
+  ctx: Context,
+  store: StoreClient | null,
+  name: string,
+  ranks: readonly number[],
+  flags = 0,
+): Promise<Buffer> {
   const leader = ranks[0] === ctx.w.rank;
   const key = ncclIdKey(name, ranks);
   if (leader) {
@@ -85,11 +94,18 @@ async function exchangeId(ctx: Context, store: StoreClient | null, name: string,
   const value = await store!.get(key, ctx.w.rendezvousTimeoutMs).catch((err: Error) => {
     throw new InitError(`NCCL unique id for group '${name}' from its rank 0 (global rank ${ranks[0]}): ${err.message}`);
   });
-  if (value.length !== idBytes + 1) throw new InitError(`NCCL unique id for group '${name}' has ${value.length} bytes, expected ${idBytes + 1}`);
+  if (value.length !== idBytes + 1)
+    throw new InitError(`NCCL unique id for group '${name}' has ${value.length} bytes, expected ${idBytes + 1}`);
   return value;
 }
 
-async function initComm(ctx: Context, store: StoreClient | null, name: string, ranks: readonly number[], flags = 0): Promise<{ group: NcclGroup; flags: number }> {
+async function initComm(
+  ctx: Context,
+  store: StoreClient | null,
+  name: string,
+  ranks: readonly number[],
+  flags = 0,
+): Promise<{ group: NcclGroup; flags: number }> {
   const value = await exchangeId(ctx, store, name, ranks, flags);
   const rank = ranks.indexOf(ctx.w.rank);
   const what = `NCCL init of group '${name}' (rank ${rank} of ${ranks.length}, device ${ctx.device})`;
@@ -100,30 +116,38 @@ async function initComm(ctx: Context, store: StoreClient | null, name: string, r
   ).catch((err: Error) => {
     throw err instanceof InitError ? err : new InitError(ncclFailure(what, err).message);
   });
-  return { group: new NcclGroup(ctx.native, name, ranks, rank, ctx.device, handle), flags: value[idBytes]! };
+  return { group: new NcclGroup(ctx.native, name, ranks, rank, ctx.device, handle), flags: value[idBytes] };
 }
 
 async function splitComm(ctx: Context, world: NcclGroup, name: string, ranks: readonly number[]): Promise<NcclGroup> {
   const rank = ranks.indexOf(ctx.w.rank);
   const what = `ncclCommSplit of group '${name}' from world (rank ${rank} of ${ranks.length})`;
   // The groups of one kind partition the world: the smallest member names each group uniquely.
-  const handle = await within(ctx.native.ncclCommSplit(world.handle, Math.min(...ranks), rank), ctx.w.rendezvousTimeoutMs, what).catch(
-    (err: Error) => {
-      throw err instanceof InitError ? err : new InitError(ncclFailure(what, err).message);
-    },
-  );
+  const handle = await within(
+    ctx.native.ncclCommSplit(world.handle, Math.min(...ranks), rank),
+    ctx.w.rendezvousTimeoutMs,
+    what,
+  ).catch((err: Error) => {
+    throw err instanceof InitError ? err : new InitError(ncclFailure(what, err).message);
+  });
   return new NcclGroup(ctx.native, name, ranks, rank, ctx.device, handle);
 }
 
 async function connectStore(w: WorkerEnv): Promise<StoreClient | null> {
   if (w.worldSize === 1) return null;
-  return StoreClient.connectUnix(w.store, { timeoutMs: w.rendezvousTimeoutMs, label: 'store (NCCL rendezvous)' }).catch((err: Error) => {
-    throw new InitError(`DTRAIN_STORE=${w.store}: ${err.message}`);
-  });
+  return StoreClient.connectUnix(w.store, { timeoutMs: w.rendezvousTimeoutMs, label: 'store (NCCL rendezvous)' }).catch(
+    (err: Error) => {
+      throw new InitError(`DTRAIN_STORE=${w.store}: ${err.message}`);
+    },
+  );
 }
 
 /** The runtime on NCCL: the same Dist as the cpu backend, its groups NCCL communicators. */
-export async function startNccl(w: WorkerEnv, members: Record<keyof Groups, number[]>, onClose: () => void): Promise<Dist & { device: number }> {
+export async function startNccl(
+  w: WorkerEnv,
+  members: Record<keyof Groups, number[]>,
+  onClose: () => void,
+): Promise<Dist & { device: number }> {
   const ctx = loadNccl(w);
   const made: NcclGroup[] = [];
   // The store connection is held only while groups are being made: an open socket would keep a worker
@@ -135,14 +159,24 @@ export async function startNccl(w: WorkerEnv, members: Record<keyof Groups, numb
     const world = await initComm(ctx, store, 'world', members.world, wantSplit);
     made.push(world.group);
     if (world.flags === 1 && ctx.ncclVersion < minSplitVersion)
-      throw new InitError(`rank 0 splits groups with ncclCommSplit (NCCL >= 2.18) but this rank's NCCL is ${ctx.ncclVersion}: use one NCCL on every node`);
+      throw new InitError(
+        `rank 0 splits groups with ncclCommSplit (NCCL >= 2.18) but this rank's NCCL is ${ctx.ncclVersion}: use one NCCL on every node`,
+      );
     const make = async (name: 'data' | 'pipeline' | 'tensor'): Promise<NcclGroup> => {
-      const g = world.flags === 1 ? await splitComm(ctx, world.group, name, members[name]) : (await initComm(ctx, store, name, members[name])).group;
+      const g =
+        world.flags === 1
+          ? await splitComm(ctx, world.group, name, members[name])
+          : (await initComm(ctx, store, name, members[name])).group;
       made.push(g);
       return g;
     };
     // Every rank makes them in this order: splits are collectives of the world communicator.
-    groups = { world: world.group, data: await make('data'), pipeline: await make('pipeline'), tensor: await make('tensor') };
+    groups = {
+      world: world.group,
+      data: await make('data'),
+      pipeline: await make('pipeline'),
+      tensor: await make('tensor'),
+    };
   } catch (err) {
     await Promise.allSettled(made.map((g) => g.destroy()));
     throw err;
@@ -168,7 +202,8 @@ export async function startNccl(w: WorkerEnv, members: Record<keyof Groups, numb
       const bad = list.find((r) => !Number.isInteger(r) || r < 0 || r >= w.worldSize);
       if (bad !== undefined) throw new InitError(`newGroup: ${bad} is not a rank of the world (0..${w.worldSize - 1})`);
       if (new Set(list).size !== list.length) throw new InitError(`newGroup: ranks [${list.join(', ')}] repeat a rank`);
-      if (!list.includes(w.rank)) throw new InitError(`newGroup: rank ${w.rank} is not in [${list.join(', ')}]; only members call it`);
+      if (!list.includes(w.rank))
+        throw new InitError(`newGroup: rank ${w.rank} is not in [${list.join(', ')}]; only members call it`);
       // Only members call newGroup, so a split of world (a collective of every rank) cannot make it.
       const s = list.length > 1 ? await connectStore(w) : null;
       try {
@@ -179,8 +214,12 @@ export async function startNccl(w: WorkerEnv, members: Record<keyof Groups, numb
         await s?.close().catch(() => {});
       }
     },
-    alloc<T extends AllocatableArray>(type: { new (buffer: ArrayBuffer, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number }, length: number): T {
-      if (!Number.isInteger(length) || length < 0) throw new InitError(`alloc: length ${length} is not a non-negative integer`);
+    alloc<T extends AllocatableArray>(
+      type: { new (buffer: ArrayBuffer, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number },
+      length: number,
+    ): T {
+      if (!Number.isInteger(length) || length < 0)
+        throw new InitError(`alloc: length ${length} is not a non-negative integer`);
       // Host memory only: on NCCL, data that collectives should not copy belongs in a DeviceBuffer.
       return new type(new ArrayBuffer(length * type.BYTES_PER_ELEMENT), 0, length);
     },

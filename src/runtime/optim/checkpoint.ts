@@ -112,7 +112,11 @@ async function writeAtomically(path: string, text: string, dir: string): Promise
   await fsyncDir(dir);
 }
 
-async function writeRankFile(path: string, header: Omit<FileHeader, 'dataOffset'>, views: ShardViews): Promise<{ bytes: number; sha256: string }> {
+async function writeRankFile(
+  path: string,
+  header: Omit<FileHeader, 'dataOffset'>,
+  views: ShardViews,
+): Promise<{ bytes: number; sha256: string }> {
   const probe = Buffer.from(JSON.stringify({ ...header, dataOffset: 0 }));
   // dataOffset's own digits change the header length: leave room for them, then pad to 64 bytes.
   const dataOffset = Math.ceil((12 + probe.length + 20) / 64) * 64;
@@ -194,7 +198,15 @@ export async function saveShards(dir: string, req: SaveRequest): Promise<string>
     await mkdir(stepDir, { recursive: true });
     const written = await writeRankFile(
       join(stepDir, file),
-      { version: VERSION, rank: group.rank, world, start: req.shard.start, end: req.shard.end, step: req.step, arrays: [...ARRAYS] },
+      {
+        version: VERSION,
+        rank: group.rank,
+        world,
+        start: req.shard.start,
+        end: req.shard.end,
+        step: req.step,
+        arrays: [...ARRAYS],
+      },
       req.views,
     );
     await fsyncDir(stepDir); // the file's directory entry too, from this rank's host (shared file systems)
@@ -210,7 +222,8 @@ export async function saveShards(dir: string, req: SaveRequest): Promise<string>
   else await group.allGather(record, all);
   if (local) throw local;
   const failed = [...Array(world).keys()].filter((r) => all[r * 10] !== 1);
-  if (failed.length > 0) throw new CheckpointError(`save of ${stepDir} failed on rank(s) ${failed.join(', ')}; not committed`);
+  if (failed.length > 0)
+    throw new CheckpointError(`save of ${stepDir} failed on rank(s) ${failed.join(', ')}; not committed`);
 
   let committed = true;
   if (group.rank === 0) {
@@ -218,10 +231,17 @@ export async function saveShards(dir: string, req: SaveRequest): Promise<string>
       const files: ManifestFile[] = [];
       for (let r = 0; r < world; r++) {
         const digest = Buffer.alloc(32);
-        for (let i = 0; i < 8; i++) digest.writeUInt32BE(all[r * 10 + 2 + i]!, i * 4);
+        for (let i = 0; i < 8; i++) digest.writeUInt32BE(all[r * 10 + 2 + i], i * 4);
         const start = Math.min(req.partition.numel, r * req.partition.shardSize);
         const end = Math.min(req.partition.numel, start + req.partition.shardSize);
-        files.push({ file: rankFileName(r, world), rank: r, start, end, bytes: all[r * 10 + 1]!, sha256: digest.toString('hex') });
+        files.push({
+          file: rankFileName(r, world),
+          rank: r,
+          start,
+          end,
+          bytes: all[r * 10 + 1],
+          sha256: digest.toString('hex'),
+        });
       }
       const manifest: Manifest = {
         format: FORMAT,
@@ -262,7 +282,10 @@ export async function resolveStepDir(dir: string): Promise<string> {
     name = (await readFile(join(dir, LATEST), 'utf8')).trim();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CheckpointError(code === 'ENOENT' ? 'no checkpoint here (neither manifest.json nor latest)' : message(e), join(dir, LATEST));
+    throw new CheckpointError(
+      code === 'ENOENT' ? 'no checkpoint here (neither manifest.json nor latest)' : message(e),
+      join(dir, LATEST),
+    );
   }
   if (!/^step_\d+$/.test(name)) throw new CheckpointError(`names '${name}', not a step_N directory`, join(dir, LATEST));
   return join(dir, name);
@@ -314,7 +337,8 @@ async function openVerified(path: string, f: ManifestFile): Promise<{ fh: FileHa
   }
   if (size < f.bytes) throw new CheckpointError(`truncated: ${size} bytes, the manifest says ${f.bytes}`, path);
   if (size > f.bytes) throw new CheckpointError(`${size} bytes, the manifest says ${f.bytes}`, path);
-  if ((await sha256File(path)) !== f.sha256) throw new CheckpointError('checksum mismatch: the shard file is corrupted', path);
+  if ((await sha256File(path)) !== f.sha256)
+    throw new CheckpointError('checksum mismatch: the shard file is corrupted', path);
   const fh = await open(path, 'r');
   try {
     const fixed = Buffer.alloc(12);
@@ -369,7 +393,7 @@ async function readOwnRange(stepDir: string, m: Manifest, req: LoadRequest): Pro
             const dst = bytesOf(view.subarray(a - viewStart, b - viewStart));
             const pos = header.dataOffset + (k * count + (a - f.start)) * 4;
             // one read(2) moves at most ~2 GiB: loop until the piece is complete
-            for (let done = 0; done < dst.length; ) {
+            for (let done = 0; done < dst.length;) {
               const { bytesRead } = await fh.read(dst, done, dst.length - done, pos + done);
               if (bytesRead === 0) throw new CheckpointError(`ends early at byte ${pos + done}`, path);
               done += bytesRead;
@@ -391,8 +415,10 @@ export async function loadShards(dir: string, req: LoadRequest): Promise<Loaded>
     const stepDir = await resolveStepDir(dir);
     const m = await readManifest(stepDir);
     const path = join(stepDir, MANIFEST);
-    if (m.numel !== req.numel) throw new CheckpointError(`holds ${m.numel} parameters, this optimizer has ${req.numel}`, path);
-    if (m.paramDtype !== req.paramDtype) throw new CheckpointError(`params are ${m.paramDtype}, this optimizer's are ${req.paramDtype}`, path);
+    if (m.numel !== req.numel)
+      throw new CheckpointError(`holds ${m.numel} parameters, this optimizer has ${req.numel}`, path);
+    if (m.paramDtype !== req.paramDtype)
+      throw new CheckpointError(`params are ${m.paramDtype}, this optimizer's are ${req.paramDtype}`, path);
     await readOwnRange(stepDir, m, req);
     result = { stepDir, step: m.step, hyper: m.hyper, manifest: m };
   } catch (e) {

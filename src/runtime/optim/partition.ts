@@ -21,7 +21,8 @@ export const SHARD_ALIGN = 16;
 
 export function partition(numel: number, world: number, align = SHARD_ALIGN): Partition {
   if (!Number.isSafeInteger(numel) || numel < 1) throw new RangeError(`numel must be a positive integer, got ${numel}`);
-  if (!Number.isInteger(world) || world < 1) throw new RangeError(`world size must be a positive integer, got ${world}`);
+  if (!Number.isInteger(world) || world < 1)
+    throw new RangeError(`world size must be a positive integer, got ${world}`);
   const per = Math.ceil(numel / world);
   const shardSize = Math.ceil(per / align) * align;
   return { numel, world, align, shardSize, paddedNumel: shardSize * world };

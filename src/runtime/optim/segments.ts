@@ -33,8 +33,8 @@ export class Segments<T extends Elements = Elements> {
   pieces(range: Range): Piece[] {
     const out: Piece[] = [];
     for (let i = 0; i < this.arrays.length; i++) {
-      const off = this.offsets[i]!;
-      const len = this.arrays[i]!.length;
+      const off = this.offsets[i];
+      const len = this.arrays[i].length;
       const start = Math.max(range.start, off);
       const end = Math.min(range.end, off + len);
       if (start < end) out.push({ index: i, local: { start: start - off, end: end - off }, flat: { start, end } });
@@ -45,14 +45,14 @@ export class Segments<T extends Elements = Elements> {
   /** A view of [start, end) when it lies inside one array, so it can be used without a copy. */
   contiguous(range: Range): T | undefined {
     const p = this.pieces(range);
-    if (p.length !== 1 || p[0]!.flat.start !== range.start || p[0]!.flat.end !== range.end) return undefined;
-    return this.arrays[p[0]!.index]!.subarray(p[0]!.local.start, p[0]!.local.end) as T;
+    if (p.length !== 1 || p[0].flat.start !== range.start || p[0].flat.end !== range.end) return undefined;
+    return this.arrays[p[0].index].subarray(p[0].local.start, p[0].local.end) as T;
   }
 
   /** Copies [range) into dst (same element type) at dstOffset. */
   copyOut(range: Range, dst: T, dstOffset: number): void {
     for (const p of this.pieces(range)) {
-      (dst as Elements).set(this.arrays[p.index]!.subarray(p.local.start, p.local.end) as never, dstOffset + p.flat.start - range.start);
+      dst.set(this.arrays[p.index].subarray(p.local.start, p.local.end), dstOffset + p.flat.start - range.start);
     }
   }
 
@@ -60,7 +60,7 @@ export class Segments<T extends Elements = Elements> {
   copyIn(range: Range, src: T, srcOffset: number): void {
     for (const p of this.pieces(range)) {
       const from = srcOffset + p.flat.start - range.start;
-      (this.arrays[p.index] as Elements).set(src.subarray(from, from + p.flat.end - p.flat.start) as never, p.local.start);
+      this.arrays[p.index].set(src.subarray(from, from + p.flat.end - p.flat.start), p.local.start);
     }
   }
 }

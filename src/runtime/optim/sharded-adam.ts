@@ -8,7 +8,15 @@
 import type { Group } from '../types.js';
 import { OptimizerUsageError } from './errors.js';
 import { optimNative, type KernelDType, type OptimNative, type SimdPath } from './native.js';
-import { flatBuckets, intersect, partition, shardBuckets, shardRange, type Partition, type Range } from './partition.js';
+import {
+  flatBuckets,
+  intersect,
+  partition,
+  shardBuckets,
+  shardRange,
+  type Partition,
+  type Range,
+} from './partition.js';
 import { Segments, type Elements } from './segments.js';
 import { loadShards, saveShards, type Hyperparameters, type ShardViews } from './checkpoint.js';
 
@@ -39,7 +47,10 @@ export interface ShardedAdamOptions {
 }
 
 export interface BufferAllocator {
-  <T extends Float32Array | Uint16Array>(type: { new (buffer: ArrayBuffer, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number }, length: number): T;
+  <T extends Float32Array | Uint16Array>(
+    type: { new (buffer: ArrayBuffer, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number },
+    length: number,
+  ): T;
 }
 
 /** What this rank holds, in bytes. `states` is what stateBytes reports. */
@@ -60,11 +71,13 @@ function elementBytes(t: ParamDType): number {
   return t === 'float32' ? 4 : 2;
 }
 
-const plainAllocator: BufferAllocator = (type, length) => new type(new ArrayBuffer(length * type.BYTES_PER_ELEMENT), 0, length);
+const plainAllocator: BufferAllocator = (type, length) =>
+  new type(new ArrayBuffer(length * type.BYTES_PER_ELEMENT), 0, length);
 
 function positive(name: string, x: number | undefined, fallback: number): number {
   const v = x ?? fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new OptimizerUsageError(`${name} must be a positive number, got ${x}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+    throw new OptimizerUsageError(`${name} must be a positive number, got ${x}`);
   return v;
 }
 
@@ -105,13 +118,13 @@ export class ShardedAdam {
     if (!opts || !opts.group) throw new OptimizerUsageError('options.group is required');
     const list = Array.isArray(params) ? [...(params as Elements[])] : [params as Elements];
     if (list.length === 0) throw new OptimizerUsageError('no parameters');
-    const first = list[0]!;
+    const first = list[0];
     const isF32 = first instanceof Float32Array;
     for (const a of list) {
       if (!(a instanceof Float32Array) && !(a instanceof Uint16Array)) {
         throw new OptimizerUsageError('params must be Float32Array or Uint16Array (bf16/fp16 with options.dtype)');
       }
-      if ((a instanceof Float32Array) !== isF32) throw new OptimizerUsageError('all params must have one element type');
+      if (a instanceof Float32Array !== isF32) throw new OptimizerUsageError('all params must have one element type');
     }
     if (isF32 && (opts.dtype ?? 'float32') !== 'float32') {
       throw new OptimizerUsageError(`Float32Array params cannot have dtype ${opts.dtype}`);
@@ -126,7 +139,10 @@ export class ShardedAdam {
     this.group = opts.group;
     this.lr = positive('lr', opts.lr, 1e-3);
     const [b1, b2] = opts.betas ?? [0.9, 0.999];
-    for (const [name, b] of [['betas[0]', b1], ['betas[1]', b2]] as const) {
+    for (const [name, b] of [
+      ['betas[0]', b1],
+      ['betas[1]', b2],
+    ] as const) {
       if (!(b >= 0 && b < 1)) throw new OptimizerUsageError(`${name} must be in [0, 1), got ${b}`);
     }
     this.beta1 = b1;
@@ -151,7 +167,12 @@ export class ShardedAdam {
     if (this.dtype !== 'float32') {
       this.master = new Float32Array(own);
       this.forOwnParamPieces((param, at, len) => {
-        this.native.convertElements({ src: param, srcType: this.dtype, dst: this.master!.subarray(at, at + len), dstType: 'float32' });
+        this.native.convertElements({
+          src: param,
+          srcType: this.dtype,
+          dst: this.master!.subarray(at, at + len),
+          dstType: 'float32',
+        });
       });
     }
   }
@@ -165,7 +186,8 @@ export class ShardedAdam {
     return {
       states: this.stateBytes,
       gradShard: this.gradShard?.byteLength ?? 0,
-      buffers: (this.reduceStaging?.byteLength ?? 0) + (this.gatherIn?.byteLength ?? 0) + (this.gatherOut?.byteLength ?? 0),
+      buffers:
+        (this.reduceStaging?.byteLength ?? 0) + (this.gatherIn?.byteLength ?? 0) + (this.gatherOut?.byteLength ?? 0),
     };
   }
 
@@ -243,7 +265,7 @@ export class ShardedAdam {
         paramDtype: this.dtype,
         views: scratch,
       });
-      for (const name of ['master', 'm', 'v'] as const) target[name].forEach((a, i) => a.set(scratch[name][i]!));
+      for (const name of ['master', 'm', 'v'] as const) target[name].forEach((a, i) => a.set(scratch[name][i]));
       this.stepCount = loaded.step;
       this.lr = loaded.hyper.lr;
       this.beta1 = loaded.hyper.beta1;
@@ -252,7 +274,12 @@ export class ShardedAdam {
       this.weightDecay = loaded.hyper.weightDecay;
       if (this.master) {
         this.forOwnParamPieces((param, at, len) => {
-          this.native.convertElements({ src: this.master!.subarray(at, at + len), srcType: 'float32', dst: param, dstType: this.dtype });
+          this.native.convertElements({
+            src: this.master!.subarray(at, at + len),
+            srcType: 'float32',
+            dst: param,
+            dstType: this.dtype,
+          });
         });
       }
       await this.gatherParams();
@@ -282,7 +309,11 @@ export class ShardedAdam {
   /** Calls fn for each piece of the params inside this rank's shard, with its offset inside the shard. */
   private forOwnParamPieces(fn: (param: Elements, at: number, len: number) => void): void {
     for (const p of this.params.pieces(this.shard)) {
-      fn(this.params.arrays[p.index]!.subarray(p.local.start, p.local.end), p.flat.start - this.shard.start, p.flat.end - p.flat.start);
+      fn(
+        this.params.arrays[p.index].subarray(p.local.start, p.local.end),
+        p.flat.start - this.shard.start,
+        p.flat.end - p.flat.start,
+      );
     }
   }
 
@@ -290,7 +321,8 @@ export class ShardedAdam {
     const list = Array.isArray(grads) ? [...(grads as Elements[])] : [grads as Elements];
     const f32 = list.every((a) => a instanceof Float32Array);
     const u16 = list.every((a) => a instanceof Uint16Array);
-    if (!f32 && !u16) throw new OptimizerUsageError('grads must all be Float32Array, or all Uint16Array in the params dtype');
+    if (!f32 && !u16)
+      throw new OptimizerUsageError('grads must all be Float32Array, or all Uint16Array in the params dtype');
     if (u16 && this.dtype === 'float32') throw new OptimizerUsageError('fp32 params need Float32Array grads');
     const segments = new Segments<Elements>(list);
     if (segments.numel !== this.params.numel) {
@@ -308,7 +340,7 @@ export class ShardedAdam {
     let filled = 0;
     if (range) {
       for (const p of g.pieces(range)) {
-        const src = g.arrays[p.index]!.subarray(p.local.start, p.local.end);
+        const src = g.arrays[p.index].subarray(p.local.start, p.local.end);
         const to = dst.subarray(at + p.flat.start - range.start, at + p.flat.end - range.start);
         this.native.convertElements({ src, srcType: this.gradType(src), dst: to, dstType: 'float32' });
       }
@@ -328,12 +360,12 @@ export class ShardedAdam {
         continue;
       }
       const len = b.end - b.start;
-      this.reduceStaging ??= this.alloc(Float32Array, buckets[0]!.end);
+      this.reduceStaging ??= this.alloc(Float32Array, buckets[0].end);
       const staging = this.reduceStaging.subarray(0, len);
       this.gradsToF32(g, b, staging, 0, len);
       await this.group.allReduce(staging, { op: 'avg' });
       for (const p of g.pieces(b)) {
-        const dst = g.arrays[p.index]!.subarray(p.local.start, p.local.end);
+        const dst = g.arrays[p.index].subarray(p.local.start, p.local.end);
         const src = staging.subarray(p.flat.start - b.start, p.flat.end - b.start);
         this.native.convertElements({ src, srcType: 'float32', dst, dstType: this.gradType(dst) });
       }
@@ -349,7 +381,7 @@ export class ShardedAdam {
       return;
     }
     const buckets = shardBuckets(this.partition, 4, this.bucketBytes);
-    const chunk = buckets[0]!.end;
+    const chunk = buckets[0].end;
     this.reduceStaging ??= this.alloc(Float32Array, world * chunk);
     for (const b of buckets) {
       const len = b.end - b.start;
@@ -368,17 +400,22 @@ export class ShardedAdam {
     let local = 0;
     const own = this.shard.end - this.shard.start;
     if (this.stage === 2) {
-      local = this.native.sumSquares({ data: this.gradShard!.subarray(0, own), dtype: 'float32', simd: this.simd, threads: this.threads });
+      local = this.native.sumSquares({
+        data: this.gradShard!.subarray(0, own),
+        dtype: 'float32',
+        simd: this.simd,
+        threads: this.threads,
+      });
     } else {
       for (const p of g.pieces(this.shard)) {
-        const data = g.arrays[p.index]!.subarray(p.local.start, p.local.end);
+        const data = g.arrays[p.index].subarray(p.local.start, p.local.end);
         local += this.native.sumSquares({ data, dtype: this.gradType(data), simd: this.simd, threads: this.threads });
       }
     }
     if (this.group.size === 1) return Math.sqrt(local);
     const total = new Float64Array([local]);
     await this.group.allReduce(total, { op: 'sum' });
-    return Math.sqrt(total[0]!);
+    return Math.sqrt(total[0]);
   }
 
   /** The fused kernel over each piece of this shard (pieces split at param and grad array boundaries). */
@@ -397,15 +434,17 @@ export class ShardedAdam {
     };
     const s0 = this.shard.start;
     for (const pp of this.params.pieces(this.shard)) {
-      const paramArr = this.params.arrays[pp.index]!;
+      const paramArr = this.params.arrays[pp.index];
       const pieces: Array<{ flat: Range; grad: Elements }> =
         this.stage === 2
           ? [{ flat: pp.flat, grad: this.gradShard!.subarray(pp.flat.start - s0, pp.flat.end - s0) }]
-          : g.pieces(pp.flat).map((gp) => ({ flat: gp.flat, grad: g.arrays[gp.index]!.subarray(gp.local.start, gp.local.end) }));
+          : g
+              .pieces(pp.flat)
+              .map((gp) => ({ flat: gp.flat, grad: g.arrays[gp.index].subarray(gp.local.start, gp.local.end) }));
       for (const { flat, grad } of pieces) {
         const at = flat.start - s0;
         const len = flat.end - flat.start;
-        const local = flat.start - this.params.offsets[pp.index]!;
+        const local = flat.start - this.params.offsets[pp.index];
         this.native.adamwStep({
           ...common,
           param: paramArr.subarray(local, local + len),
@@ -424,7 +463,7 @@ export class ShardedAdam {
     const { world, shardSize } = this.partition;
     if (world === 1) return;
     const buckets = shardBuckets(this.partition, elementBytes(this.dtype), this.bucketBytes);
-    const chunk = buckets[0]!.end;
+    const chunk = buckets[0].end;
     const type = this.dtype === 'float32' ? Float32Array : Uint16Array;
     this.gatherIn ??= this.alloc<Elements>(type, chunk);
     this.gatherOut ??= this.alloc<Elements>(type, world * chunk);
@@ -435,13 +474,19 @@ export class ShardedAdam {
       const len = b.end - b.start;
       const input = this.gatherIn.subarray(0, len);
       const output = this.gatherOut.subarray(0, world * len);
-      const mine = intersect({ start: me * shardSize + b.start, end: me * shardSize + b.end }, { start: 0, end: numel });
+      const mine = intersect(
+        { start: me * shardSize + b.start, end: me * shardSize + b.end },
+        { start: 0, end: numel },
+      );
       if (mine) this.params.copyOut(mine, input, 0);
       input.fill(0, mine ? mine.end - mine.start : 0);
       await this.group.allGather(input, output, opts);
       for (let r = 0; r < world; r++) {
         if (r === me) continue;
-        const theirs = intersect({ start: r * shardSize + b.start, end: r * shardSize + b.end }, { start: 0, end: numel });
+        const theirs = intersect(
+          { start: r * shardSize + b.start, end: r * shardSize + b.end },
+          { start: 0, end: numel },
+        );
         if (theirs) this.params.copyIn(theirs, output, r * len);
       }
     }

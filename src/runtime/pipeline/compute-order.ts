@@ -23,7 +23,9 @@ export function checkShape(shape: ScheduleShape): CheckedShape {
   positiveInteger('microbatches', microbatches);
   positiveInteger('virtual stages', virtualStages);
   if (kind !== 'interleaved-1f1b' && virtualStages !== 1) {
-    throw new UsageError(`virtual stages (${virtualStages}) need kind interleaved-1f1b; ${kind} has one chunk per stage`);
+    throw new UsageError(
+      `virtual stages (${virtualStages}) need kind interleaved-1f1b; ${kind} has one chunk per stage`,
+    );
   }
   if (kind === 'interleaved-1f1b' && microbatches % stages !== 0) {
     throw new UsageError(

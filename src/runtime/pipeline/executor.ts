@@ -60,7 +60,11 @@ export interface PipelineOptions {
   /** input is null on the first stage (chunk 0 of stage 0); the last stage returns { loss } */
   forward(input: PipelineArray | null, microbatch: number, chunk: number): Awaitable<StageOutput>;
   /** gradOutput is null on the last stage (the loss starts the backward); returns the gradient of the input (ignored on the first stage) */
-  backward(gradOutput: PipelineArray | null, microbatch: number, stashed: Stashed): Awaitable<PipelineArray | null | void>;
+  backward(
+    gradOutput: PipelineArray | null,
+    microbatch: number,
+    stashed: Stashed,
+  ): Awaitable<PipelineArray | null | void>;
   /** called after every op finishes, with its timing; for tests and profiles */
   onOp?: (record: PipelineOpRecord) => void;
   /** per send/receive; default: the group's collective timeout */
@@ -114,7 +118,10 @@ function isStageSchedule(s: StageSchedule | ScheduleShape): s is StageSchedule {
 /** The schedule `dtrain launch` put in the worker's environment (shared/design.md, worker environment). */
 export function scheduleShapeFromEnv(stages: number, env: NodeJS.ProcessEnv = process.env): ScheduleShape {
   const kind = env.DTRAIN_SCHEDULE;
-  if (!kind) throw new PipelineError('no schedule given and DTRAIN_SCHEDULE is not set: pass { schedule } or run under dtrain launch');
+  if (!kind)
+    throw new PipelineError(
+      'no schedule given and DTRAIN_SCHEDULE is not set: pass { schedule } or run under dtrain launch',
+    );
   const whole = (name: string, fallback: number): number => {
     const text = env[name];
     if (text === undefined || text === '') return fallback;
@@ -169,7 +176,8 @@ class StepRun {
       throw err;
     }
     if (this.failure !== undefined) throw this.failure;
-    if (this.stash.size > 0) throw new PipelineError(`step ended with ${this.stash.size} activations never consumed by a backward`);
+    if (this.stash.size > 0)
+      throw new PipelineError(`step ended with ${this.stash.size} activations never consumed by a backward`);
     const holdsLoss = stageOfVirtual(this.s.stages, this.lastVs) === this.s.stage;
     return {
       loss: holdsLoss ? this.losses.reduce((a, b) => a + b, 0) / this.losses.length : undefined,
@@ -223,7 +231,8 @@ class StepRun {
     this.stash.set(key(microbatch, chunk), { input, saved: out?.saved, chunk });
     this.peakStashed = Math.max(this.peakStashed, this.stash.size);
     if (vs === this.lastVs) {
-      if (typeof out?.loss !== 'number') throw new PipelineError(`stage ${this.s.stage}: the last stage's forward must return { loss }`);
+      if (typeof out?.loss !== 'number')
+        throw new PipelineError(`stage ${this.s.stage}: the last stage's forward must return { loss }`);
       this.losses.push(out.loss);
     } else {
       const size = this.size(vs);
@@ -240,7 +249,10 @@ class StepRun {
   private async backward(microbatch: number, chunk: number): Promise<void> {
     const vs = this.vs(chunk);
     const stashed = this.stash.get(key(microbatch, chunk));
-    if (!stashed) throw new PipelineError(`stage ${this.s.stage}: backward of microbatch ${microbatch} chunk ${chunk} before its forward`);
+    if (!stashed)
+      throw new PipelineError(
+        `stage ${this.s.stage}: backward of microbatch ${microbatch} chunk ${chunk} before its forward`,
+      );
     const gradOutput = vs === this.lastVs ? null : await this.input('grad', microbatch, chunk);
     const start = performance.now();
     const gradInput = await this.o.backward(gradOutput, microbatch, stashed);
@@ -259,7 +271,13 @@ class StepRun {
   }
 
   /** Keeps a result for its send instruction, or gives it straight to the next chunk when that lives here. */
-  private handOn(kind: 'act' | 'grad', consumerVs: number, microbatch: number, chunk: number, data: PipelineArray): void {
+  private handOn(
+    kind: 'act' | 'grad',
+    consumerVs: number,
+    microbatch: number,
+    chunk: number,
+    data: PipelineArray,
+  ): void {
     if (stageOfVirtual(this.s.stages, consumerVs) === this.s.stage) {
       this.produced.set(`${kind}-in:${key(microbatch, chunkOfVirtual(this.s.stages, consumerVs))}`, data);
     } else {
@@ -271,7 +289,10 @@ class StepRun {
     const kind = ins.op === 'sendActivation' ? 'act' : 'grad';
     const k = `${kind}-out:${key(ins.microbatch, ins.chunk)}`;
     const data = this.produced.get(k);
-    if (!data) throw new PipelineError(`stage ${this.s.stage}: ${ins.op} of microbatch ${ins.microbatch} before it was computed`);
+    if (!data)
+      throw new PipelineError(
+        `stage ${this.s.stage}: ${ins.op} of microbatch ${ins.microbatch} before it was computed`,
+      );
     this.produced.delete(k);
     const start = performance.now();
     // the closure keeps `data` alive until the transport is done with it

@@ -1,5 +1,23 @@
 // pipelineSchedule and the Pipeline executor (issue 8).
 export * from './types.js';
-export { pipelineSchedule, planPipeline, peakInFlight, opLabel, computeOps, messageTag, type PipelinePlan } from './schedule.js';
+export {
+  pipelineSchedule,
+  planPipeline,
+  peakInFlight,
+  opLabel,
+  computeOps,
+  messageTag,
+  type PipelinePlan,
+} from './schedule.js';
 export { simulateTimeline, defaultDurations, type Timeline, type TimedOp, type OpDurations } from './timeline.js';
-export { Pipeline, PipelineError, scheduleShapeFromEnv, type PipelineOptions, type StepResult, type StageOutput, type Stashed, type PipelineOpRecord, type PipelineArray } from './executor.js';
+export {
+  Pipeline,
+  PipelineError,
+  scheduleShapeFromEnv,
+  type PipelineOptions,
+  type StepResult,
+  type StageOutput,
+  type Stashed,
+  type PipelineOpRecord,
+  type PipelineArray,
+} from './executor.js';

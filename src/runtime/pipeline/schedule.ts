@@ -11,7 +11,15 @@
  */
 import { checkShape, checkStage, computeOrder, type CheckedShape } from './compute-order.js';
 import { chunkOfVirtual, simulateTimeline, stageOfVirtual, virtualStage, type Timeline } from './timeline.js';
-import { isCompute, type CommOp, type ComputeOp, type Instruction, type ScheduleShape, type ScheduleSpec, type StageSchedule } from './types.js';
+import {
+  isCompute,
+  type CommOp,
+  type ComputeOp,
+  type Instruction,
+  type ScheduleShape,
+  type ScheduleSpec,
+  type StageSchedule,
+} from './types.js';
 
 export interface PipelinePlan {
   shape: CheckedShape;
@@ -20,7 +28,13 @@ export interface PipelinePlan {
 }
 
 /** Same tag at both ends of a message; distinct for every message of one step. */
-export function messageTag(virtualStages: number, stages: number, microbatch: number, producerVs: number, gradient: boolean): number {
+export function messageTag(
+  virtualStages: number,
+  stages: number,
+  microbatch: number,
+  producerVs: number,
+  gradient: boolean,
+): number {
   return (microbatch * stages * virtualStages + producerVs) * 2 + (gradient ? 1 : 0);
 }
 

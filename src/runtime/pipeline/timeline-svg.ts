@@ -36,7 +36,9 @@ export function renderTimelineSvg(plan: PipelinePlan): string {
   timeline.perStage.forEach((ops, s) => {
     const y = top + s * (rowH + gap);
     out.push(`<text x="8" y="${y + rowH / 2 + 4}" font-size="12">stage ${s}</text>`);
-    out.push(`<rect class="idle" x="${left}" y="${y}" width="${timeline.makespan * unit}" height="${rowH}" fill="${LANE}"/>`);
+    out.push(
+      `<rect class="idle" x="${left}" y="${y}" width="${timeline.makespan * unit}" height="${rowH}" fill="${LANE}"/>`,
+    );
     for (const o of ops) {
       const x = left + o.start * unit;
       const w = (o.end - o.start) * unit;

@@ -29,7 +29,10 @@ export function renderTimelineText(plan: PipelinePlan, opts: TextOptions): strin
   const width = timeline.makespan * unit;
 
   const rows: Cell[][] = timeline.perStage.map((ops) => {
-    const row: Cell[] = Array.from({ length: width }, (_, i) => ({ ch: i % unit === 0 ? '·' : ' ', style: 'idle' as Style }));
+    const row: Cell[] = Array.from({ length: width }, (_, i) => ({
+      ch: i % unit === 0 ? '·' : ' ',
+      style: 'idle',
+    }));
     for (const o of ops) {
       const from = o.start * unit;
       const to = o.end * unit - 1; // leave the last character as a gap so neighbouring ops stay apart
@@ -53,9 +56,19 @@ export function renderTimelineText(plan: PipelinePlan, opts: TextOptions): strin
     while (i < cells.length) {
       let j = i;
       while (j < cells.length && cells[j].style === cells[i].style) j++;
-      const run = cells.slice(i, j).map((x) => x.ch).join('');
+      const run = cells
+        .slice(i, j)
+        .map((x) => x.ch)
+        .join('');
       const style = cells[i].style;
-      out += style === 'forward' ? c.bgBlue.white(run) : style === 'backward' ? c.bgGreen.black(run) : style === 'idle' ? c.dim(run) : run;
+      out +=
+        style === 'forward'
+          ? c.bgBlue.white(run)
+          : style === 'backward'
+            ? c.bgGreen.black(run)
+            : style === 'idle'
+              ? c.dim(run)
+              : run;
       i = j;
     }
     return out;
@@ -65,7 +78,9 @@ export function renderTimelineText(plan: PipelinePlan, opts: TextOptions): strin
   const { stages: p, microbatches: m, virtualStages: v } = plan.shape;
   const lines = [
     `${describeShape(plan)}; bubble ${pct(timeline.bubbleFraction)} of the timeline`,
-    c.dim(`(p-1)/(${v > 1 ? 'v·' : ''}m+p-1) = ${pct((p - 1) / (v * m + p - 1))}; simulated with backward = 2 × forward, free communication`),
+    c.dim(
+      `(p-1)/(${v > 1 ? 'v·' : ''}m+p-1) = ${pct((p - 1) / (v * m + p - 1))}; simulated with backward = 2 × forward, free communication`,
+    ),
   ];
   for (let from = 0; from < width; from += band) {
     const to = Math.min(width, from + band);

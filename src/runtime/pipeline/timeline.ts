@@ -75,7 +75,9 @@ export function simulateTimeline(
     }
     if (!progressed) {
       const stuck = next.map((i, s) => (i < orders[s].length ? `stage ${s} at op ${i}` : '')).filter(Boolean);
-      throw new Error(`pipeline schedule cannot make progress (${stuck.join(', ')}): its compute orders wait on each other`);
+      throw new Error(
+        `pipeline schedule cannot make progress (${stuck.join(', ')}): its compute orders wait on each other`,
+      );
     }
   }
   const makespan = Math.max(0, ...free);

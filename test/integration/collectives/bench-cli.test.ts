@@ -10,7 +10,10 @@ import { join } from 'node:path';
 import { repoRoot } from '../../helpers/collectives-harness.js';
 
 const dtrain = (args: string[]) =>
-  spawnSync(process.execPath, [join(repoRoot, 'bin', 'dtrain'), 'bench', ...args], { encoding: 'utf8', timeout: 120_000 });
+  spawnSync(process.execPath, [join(repoRoot, 'bin', 'dtrain'), 'bench', ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
 
 t.test('--json: one row per size with nccl-tests fields', async (t) => {
   const r = dtrain(['--sizes', '4096,65540', '--iters', '30', '--json']);
@@ -18,7 +21,10 @@ t.test('--json: one row per size with nccl-tests fields', async (t) => {
   const doc = JSON.parse(r.stdout);
   t.equal(doc.op, 'all_reduce');
   t.equal(doc.ranks, 2);
-  t.same(doc.rows.map((row: { bytes: number }) => row.bytes), [4096, 65540]);
+  t.same(
+    doc.rows.map((row: { bytes: number }) => row.bytes),
+    [4096, 65540],
+  );
   for (const row of doc.rows) {
     t.equal(row.count, row.bytes / 4);
     t.equal(row.type, 'float');
@@ -30,7 +36,10 @@ t.test('--json: one row per size with nccl-tests fields', async (t) => {
 
 t.test('--op reduce_scatter and broadcast: nccl-tests bus factors for 4 ranks', async (t) => {
   // nccl-tests: reduce_scatter busbw = algbw × (n-1)/n, broadcast busbw = algbw
-  for (const [op, factor] of [['reduce_scatter', 0.75], ['broadcast', 1]] as const) {
+  for (const [op, factor] of [
+    ['reduce_scatter', 0.75],
+    ['broadcast', 1],
+  ] as const) {
     const r = dtrain(['--op', op, '--nproc', '4', '--sizes', '65536', '--iters', '10', '--json']);
     t.equal(r.status, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
@@ -42,19 +51,37 @@ t.test('--op reduce_scatter and broadcast: nccl-tests bus factors for 4 ranks', 
 });
 
 t.test('two simulated nodes measure the TCP path', async (t) => {
-  const r = dtrain(['--op', 'all_gather', '--nnodes', '2', '--nproc', '1', '--sizes', '8192', '--iters', '20', '--json']);
+  const r = dtrain([
+    '--op',
+    'all_gather',
+    '--nnodes',
+    '2',
+    '--nproc',
+    '1',
+    '--sizes',
+    '8192',
+    '--iters',
+    '20',
+    '--json',
+  ]);
   t.equal(r.status, 0, r.stderr);
   t.equal(JSON.parse(r.stdout).rows[0].transport, 'tcp');
 });
 
 t.test('--op sendrecv: each rank sends to the next and receives from the previous, on shm and on TCP', async (t) => {
   // nccl-tests' sendrecv_perf: bytes is what each rank sends; busbw = algbw
-  for (const [args, transport] of [[['--nproc', '3'], 'shm'], [['--nnodes', '2', '--nproc', '1'], 'tcp']] as const) {
+  for (const [args, transport] of [
+    [['--nproc', '3'], 'shm'],
+    [['--nnodes', '2', '--nproc', '1'], 'tcp'],
+  ] as const) {
     const r = dtrain(['--op', 'sendrecv', ...args, '--sizes', '4096,65536', '--iters', '20', '--json']);
     t.equal(r.status, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
     t.equal(doc.op, 'sendrecv');
-    t.same(doc.rows.map((row: { bytes: number }) => row.bytes), [4096, 65536]);
+    t.same(
+      doc.rows.map((row: { bytes: number }) => row.bytes),
+      [4096, 65536],
+    );
     for (const row of doc.rows) {
       t.equal(row.redop, 'none');
       t.ok(row.time_us > 0, `${transport}: ${row.bytes} B in ${row.time_us} µs`);
@@ -79,7 +106,16 @@ function benchConfig(t: { teardown(fn: () => void): void }, nodes: string): { fi
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'bench.yaml');
   // the entrypoint is replaced by the bench worker: a command that would fail shows it is not run
-  writeFileSync(file, ['name: bench-cfg', 'entrypoint: node /nonexistent/train.js', `nodes: ${nodes}`, 'nproc_per_node: 2', `logs: {dir: ${dir}/logs}`].join('\n'));
+  writeFileSync(
+    file,
+    [
+      'name: bench-cfg',
+      'entrypoint: node /nonexistent/train.js',
+      `nodes: ${nodes}`,
+      'nproc_per_node: 2',
+      `logs: {dir: ${dir}/logs}`,
+    ].join('\n'),
+  );
   return { file, logs: join(dir, 'logs') };
 }
 
@@ -103,7 +139,10 @@ t.test('a config: 4 ranks on two nodes (--json) measure the hierarchical path', 
   t.equal(doc.ranks, 4);
   t.equal(doc.nodes, 2);
   t.match(doc.run_id, /^bench-cfg-/);
-  t.same(doc.rows.map((row: { bytes: number }) => row.bytes), [4096, 65536]);
+  t.same(
+    doc.rows.map((row: { bytes: number }) => row.bytes),
+    [4096, 65536],
+  );
   for (const row of doc.rows) {
     t.equal(row.ranks, 4);
     t.equal(row.transport, 'hierarchical');

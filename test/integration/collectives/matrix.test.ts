@@ -18,18 +18,25 @@ function expectClean(t: { equal: Function; ok: Function; same: Function }, resul
 }
 
 function algorithms(report: any, group: string, op: string): string[] {
-  return (report.stats[group] as any[]).filter((s) => s.op === op).map((s) => `${s.transport}/${s.algorithm}`).sort();
+  return (report.stats[group] as any[])
+    .filter((s) => s.op === op)
+    .map((s) => `${s.transport}/${s.algorithm}`)
+    .sort();
 }
 
 t.test('world of 1: every op is a local no-op or copy', async (t) => {
   const res = await runWorkers({ nodes: [1], script: fixture('matrix.mjs') });
   expectClean(t, res);
-  t.same(algorithms(res[0]!.report, 'world', 'allReduce'), ['self/none']);
+  t.same(algorithms(res[0].report, 'world', 'allReduce'), ['self/none']);
 });
 
 for (const n of [2, 3, 4]) {
   t.test(`${n} ranks on one node: shared memory, one-step and reduce-scatter + all-gather`, async (t) => {
-    const res = await runWorkers({ nodes: [n], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '0,1,7,1023,12289' } });
+    const res = await runWorkers({
+      nodes: [n],
+      script: fixture('matrix.mjs'),
+      env: { COLL_LENGTHS: '0,1,7,1023,12289' },
+    });
     expectClean(t, res);
     for (const r of all(res)) {
       t.equal(r.kinds.world, 'shm');
@@ -63,7 +70,11 @@ t.test('dist.alloc buffers are reduced in place (zero copy)', async (t) => {
 
 for (const n of [2, 3, 4]) {
   t.test(`${n} nodes of one rank: TCP ring`, async (t) => {
-    const res = await runWorkers({ nodes: Array(n).fill(1), script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '0,1,7,5003' } });
+    const res = await runWorkers({
+      nodes: Array(n).fill(1),
+      script: fixture('matrix.mjs'),
+      env: { COLL_LENGTHS: '0,1,7,5003' },
+    });
     expectClean(t, res);
     for (const r of all(res)) {
       t.equal(r.kinds.world, 'tcp');
@@ -81,7 +92,11 @@ t.test('16-bit floats over TCP are accumulated in fp32 and rounded once, whereve
 });
 
 t.test('two nodes of two ranks: hierarchical all-reduce, all-gather, reduce-scatter and broadcast', async (t) => {
-  const res = await runWorkers({ nodes: [2, 2], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '1,7,5003', COLL_ROOTS: 'all' } });
+  const res = await runWorkers({
+    nodes: [2, 2],
+    script: fixture('matrix.mjs'),
+    env: { COLL_LENGTHS: '1,7,5003', COLL_ROOTS: 'all' },
+  });
   expectClean(t, res);
   for (const r of all(res)) {
     t.equal(r.kinds.world, 'hierarchical');
@@ -92,63 +107,108 @@ t.test('two nodes of two ranks: hierarchical all-reduce, all-gather, reduce-scat
   }
 });
 
-t.test('hosts whose members are not consecutive group ranks (0, 2, 1, 3): all-gather and reduce-scatter keep group order', async (t) => {
-  const res = await runWorkers({
-    nodes: [2, 2],
-    script: fixture('matrix.mjs'),
-    env: { COLL_LENGTHS: '1,5003', COLL_DTYPES: 'float32,int64,bfloat16', COLL_GROUPS: 'interleaved', COLL_ROOTS: 'all' },
-  });
-  expectClean(t, res);
-  for (const r of all(res)) {
-    t.equal(r.kinds.interleaved, 'hierarchical');
-    t.same(algorithms(r, 'interleaved', 'allGather'), ['hierarchical/shm-gather+tcp-ring+shm-broadcast']);
-    t.same(algorithms(r, 'interleaved', 'reduceScatter'), ['hierarchical/shm-reduce-scatter+tcp-rail-ring']);
-  }
-});
+t.test(
+  'hosts whose members are not consecutive group ranks (0, 2, 1, 3): all-gather and reduce-scatter keep group order',
+  async (t) => {
+    const res = await runWorkers({
+      nodes: [2, 2],
+      script: fixture('matrix.mjs'),
+      env: {
+        COLL_LENGTHS: '1,5003',
+        COLL_DTYPES: 'float32,int64,bfloat16',
+        COLL_GROUPS: 'interleaved',
+        COLL_ROOTS: 'all',
+      },
+    });
+    expectClean(t, res);
+    for (const r of all(res)) {
+      t.equal(r.kinds.interleaved, 'hierarchical');
+      t.same(algorithms(r, 'interleaved', 'allGather'), ['hierarchical/shm-gather+tcp-ring+shm-broadcast']);
+      t.same(algorithms(r, 'interleaved', 'reduceScatter'), ['hierarchical/shm-reduce-scatter+tcp-rail-ring']);
+    }
+  },
+);
 
-t.test('DTRAIN_HIERARCHICAL=0 (the benchmark baseline): two nodes of two on the flat TCP ring, same results', async (t) => {
-  const res = await runWorkers({ nodes: [2, 2], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '7,5003', COLL_DTYPES: 'float32,bfloat16', DTRAIN_HIERARCHICAL: '0' } });
-  expectClean(t, res);
-  for (const r of all(res)) {
-    t.equal(r.kinds.world, 'tcp');
-    t.same(algorithms(r, 'world', 'allGather'), ['tcp/ring']);
-  }
-});
+t.test(
+  'DTRAIN_HIERARCHICAL=0 (the benchmark baseline): two nodes of two on the flat TCP ring, same results',
+  async (t) => {
+    const res = await runWorkers({
+      nodes: [2, 2],
+      script: fixture('matrix.mjs'),
+      env: { COLL_LENGTHS: '7,5003', COLL_DTYPES: 'float32,bfloat16', DTRAIN_HIERARCHICAL: '0' },
+    });
+    expectClean(t, res);
+    for (const r of all(res)) {
+      t.equal(r.kinds.world, 'tcp');
+      t.same(algorithms(r, 'world', 'allGather'), ['tcp/ring']);
+    }
+  },
+);
 
 t.test('ranks that disagree on DTRAIN_HIERARCHICAL are refused at init on every rank, naming both', async (t) => {
   const res = await runWorkers({ nodes: [2, 2], script: fixture('init-only.mjs'), env: { COLL_FLAT_RANK: '2' } });
   for (const r of res) {
-    t.match(r.report?.error, /group world: DTRAIN_HIERARCHICAL=0 is set on rank 2 but not on rank \d: set it on every rank or on none/, `rank ${r.rank}`);
-    t.ok(r.report?.elapsedMs < 20_000, `rank ${r.rank} failed after ${r.report?.elapsedMs} ms, not at collective_timeout`);
+    t.match(
+      r.report?.error,
+      /group world: DTRAIN_HIERARCHICAL=0 is set on rank 2 but not on rank \d: set it on every rank or on none/,
+      `rank ${r.rank}`,
+    );
+    t.ok(
+      r.report?.elapsedMs < 20_000,
+      `rank ${r.rank} failed after ${r.report?.elapsedMs} ms, not at collective_timeout`,
+    );
   }
 });
 
-t.test('uneven nodes (2 + 1): hierarchical with a lone rank, all-gather too; reduce-scatter takes the flat ring', async (t) => {
-  const res = await runWorkers({
-    nodes: [2, 1],
-    script: fixture('matrix.mjs'),
-    env: { COLL_LENGTHS: '3,1001', COLL_DTYPES: 'float32,int32,float16', COLL_ROOTS: 'all' },
-  });
-  expectClean(t, res);
-  for (const r of all(res)) {
-    t.equal(r.kinds.world, 'hierarchical');
-    t.same(algorithms(r, 'world', 'broadcast'), ['hierarchical/shm+tcp-linear+shm']);
-    t.same(algorithms(r, 'world', 'allGather'), ['hierarchical/shm-gather+tcp-ring+shm-broadcast'], 'hosts of unequal size');
-    t.same(algorithms(r, 'world', 'reduceScatter'), ['tcp/ring'], 'the rails need hosts of equal size');
-  }
-});
-
-t.test('uneven nodes in a reordered group: 1 + 3 with (0, 2, 1, 3), hosts consecutive again; 2 + 1 with (0, 2, 1), not', async (t) => {
-  for (const nodes of [[1, 3], [2, 1]]) {
+t.test(
+  'uneven nodes (2 + 1): hierarchical with a lone rank, all-gather too; reduce-scatter takes the flat ring',
+  async (t) => {
     const res = await runWorkers({
-      nodes,
+      nodes: [2, 1],
       script: fixture('matrix.mjs'),
-      env: { COLL_LENGTHS: '1,5003', COLL_DTYPES: 'float32,int64,bfloat16', COLL_GROUPS: 'interleaved', COLL_ROOTS: 'all' },
+      env: { COLL_LENGTHS: '3,1001', COLL_DTYPES: 'float32,int32,float16', COLL_ROOTS: 'all' },
     });
     expectClean(t, res);
-    for (const r of all(res)) t.same(algorithms(r, 'interleaved', 'allGather'), ['hierarchical/shm-gather+tcp-ring+shm-broadcast'], `nodes ${nodes}`);
-  }
-});
+    for (const r of all(res)) {
+      t.equal(r.kinds.world, 'hierarchical');
+      t.same(algorithms(r, 'world', 'broadcast'), ['hierarchical/shm+tcp-linear+shm']);
+      t.same(
+        algorithms(r, 'world', 'allGather'),
+        ['hierarchical/shm-gather+tcp-ring+shm-broadcast'],
+        'hosts of unequal size',
+      );
+      t.same(algorithms(r, 'world', 'reduceScatter'), ['tcp/ring'], 'the rails need hosts of equal size');
+    }
+  },
+);
+
+t.test(
+  'uneven nodes in a reordered group: 1 + 3 with (0, 2, 1, 3), hosts consecutive again; 2 + 1 with (0, 2, 1), not',
+  async (t) => {
+    for (const nodes of [
+      [1, 3],
+      [2, 1],
+    ]) {
+      const res = await runWorkers({
+        nodes,
+        script: fixture('matrix.mjs'),
+        env: {
+          COLL_LENGTHS: '1,5003',
+          COLL_DTYPES: 'float32,int64,bfloat16',
+          COLL_GROUPS: 'interleaved',
+          COLL_ROOTS: 'all',
+        },
+      });
+      expectClean(t, res);
+      for (const r of all(res))
+        t.same(
+          algorithms(r, 'interleaved', 'allGather'),
+          ['hierarchical/shm-gather+tcp-ring+shm-broadcast'],
+          `nodes ${nodes}`,
+        );
+    }
+  },
+);
 
 t.test('data, pipeline and tensor groups in Megatron order (tensor 2 × pipeline 2)', async (t) => {
   const res = await runWorkers({
@@ -167,7 +227,11 @@ t.test('data, pipeline and tensor groups in Megatron order (tensor 2 × pipeline
 });
 
 t.test('newGroup: sub-groups of even and odd ranks', async (t) => {
-  const res = await runWorkers({ nodes: [4], script: fixture('matrix.mjs'), env: { COLL_LENGTHS: '9', COLL_GROUPS: 'sub' } });
+  const res = await runWorkers({
+    nodes: [4],
+    script: fixture('matrix.mjs'),
+    env: { COLL_LENGTHS: '9', COLL_GROUPS: 'sub' },
+  });
   expectClean(t, res);
   for (const r of all(res)) t.equal(r.kinds.sub, 'shm');
 });

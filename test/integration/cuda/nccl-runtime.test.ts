@@ -14,12 +14,29 @@ import { runLocalJob } from '../../../src/runtime/local-job.js';
 const root = join(import.meta.dirname, '..', '..', '..');
 const distIndex = join(root, 'dist/runtime/index.js');
 const worker = join(root, 'test/fixtures/cuda/nccl-init-worker.mjs');
-const skip = !cudaBuildInfo().built ? 'the CUDA part is not built (no nvcc)' : !existsSync(distIndex) ? 'run npx tsc -p . first' : false;
+const skip = !cudaBuildInfo().built
+  ? 'the CUDA part is not built (no nvcc)'
+  : !existsSync(distIndex)
+    ? 'run npx tsc -p . first'
+    : false;
 
 /** A stand-in NCCL 2.23.4: a working ncclGetUniqueId (or a failing one), every other call fails. */
 function standInNccl(dir: string, uniqueIdWorks: boolean): string {
-  const fails = ['ncclCommInitRank', 'ncclCommSplit', 'ncclCommDestroy', 'ncclCommAbort', 'ncclCommGetAsyncError', 'ncclAllReduce',
-    'ncclReduceScatter', 'ncclAllGather', 'ncclBroadcast', 'ncclSend', 'ncclRecv', 'ncclGroupStart', 'ncclGroupEnd'];
+  const fails = [
+    'ncclCommInitRank',
+    'ncclCommSplit',
+    'ncclCommDestroy',
+    'ncclCommAbort',
+    'ncclCommGetAsyncError',
+    'ncclAllReduce',
+    'ncclReduceScatter',
+    'ncclAllGather',
+    'ncclBroadcast',
+    'ncclSend',
+    'ncclRecv',
+    'ncclGroupStart',
+    'ncclGroupEnd',
+  ];
   const src = `#include <string.h>
 extern "C" {
 int ncclGetVersion(int* v) { *v = 22304; return 0; }
@@ -41,7 +58,10 @@ interface Report {
   message?: string;
 }
 
-async function job(nodes: number[], env: Record<string, string>): Promise<{ reports: Report[]; codes: (number | null)[] }> {
+async function job(
+  nodes: number[],
+  env: Record<string, string>,
+): Promise<{ reports: Report[]; codes: (number | null)[] }> {
   const out = new Map<number, string>();
   const exits = await runLocalJob({
     nodes,
@@ -67,7 +87,12 @@ t.test('nccl backend, no GPU', { skip }, async (t) => {
       t.equal(r.name, 'InitError');
       // Reaching the world communicator's init means ranks 1 and 2 got rank 0's id from the store.
       const local = r.rank < 2 ? r.rank : 0;
-      t.match(r.message, new RegExp(`^NCCL init of group 'world' \\(rank ${r.rank} of 3, device ${local}\\) failed \\(CUDA error\\): cudaSetDevice`));
+      t.match(
+        r.message,
+        new RegExp(
+          `^NCCL init of group 'world' \\(rank ${r.rank} of 3, device ${local}\\) failed \\(CUDA error\\): cudaSetDevice`,
+        ),
+      );
       t.match(r.message, /driver|device/i);
     }
   });
@@ -78,14 +103,17 @@ t.test('nccl backend, no GPU', { skip }, async (t) => {
   });
 
   t.test('rank 0 cannot make the id: it says why, the others time out naming rank 0', async (t) => {
-    const { reports, codes } = await job([2], { DTRAIN_NCCL_PATH: standInNccl(dir, false), DTRAIN_RENDEZVOUS_TIMEOUT: '1s' });
+    const { reports, codes } = await job([2], {
+      DTRAIN_NCCL_PATH: standInNccl(dir, false),
+      DTRAIN_RENDEZVOUS_TIMEOUT: '1s',
+    });
     t.same(codes, [0, 0]);
-    t.match(reports[0]!.message, /^NCCL unique id for group 'world': ncclGetUniqueId: stand-in NCCL/);
-    t.match(reports[1]!.message, /^NCCL unique id for group 'world' from its rank 0 \(global rank 0\): .*nccl\/world\//);
+    t.match(reports[0].message, /^NCCL unique id for group 'world': ncclGetUniqueId: stand-in NCCL/);
+    t.match(reports[1].message, /^NCCL unique id for group 'world' from its rank 0 \(global rank 0\): .*nccl\/world\//);
   });
 
   t.test('world size 1 needs no store', async (t) => {
     const { reports } = await job([1], { DTRAIN_NCCL_PATH: good, DTRAIN_STORE: '' });
-    t.match(reports[0]!.message, /^NCCL init of group 'world' \(rank 0 of 1, device 0\) failed \(CUDA error\)/);
+    t.match(reports[0].message, /^NCCL init of group 'world' \(rank 0 of 1, device 0\) failed \(CUDA error\)/);
   });
 });

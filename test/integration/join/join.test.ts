@@ -29,82 +29,165 @@ function secretFile(dir: string, name = 'secret', mode = 0o600): { file: string;
 /** A job config under dir; `lines` are extra YAML lines. */
 function config(dir: string, lines: string[]): string {
   const file = join(dir, 'job.yaml');
-  writeFileSync(file, ['name: joined', 'heartbeat: {interval: 250ms, timeout: 2s}', 'shutdown_grace: 2s', ...lines].join('\n') + '\n');
+  writeFileSync(
+    file,
+    ['name: joined', 'heartbeat: {interval: 250ms, timeout: 2s}', 'shutdown_grace: 2s', ...lines].join('\n') + '\n',
+  );
   return file;
 }
 
 function agent(dir: string, port: number, secret: string, host: string): Run {
-  return startDtrain(['agent', '--join', `127.0.0.1:${port}`, '--secret-file', secret, '--host', host, '--timeout', '20s'], { cwd: dir });
+  return startDtrain(
+    ['agent', '--join', `127.0.0.1:${port}`, '--secret-file', secret, '--host', host, '--timeout', '20s'],
+    { cwd: dir },
+  );
 }
 
 const envProbe = join(import.meta.dirname, '../../fixtures/join/env-probe.mjs');
 
-t.test('two joined agents run the job: node ranks follow the listed hosts, torchrun env, no secret anywhere', async (t) => {
-  const dir = tempDir(t, 'join');
-  const { file: secret, hex } = secretFile(dir);
-  const port = await freePort();
-  const cfg = config(dir, [`entrypoint: node ${envProbe}`, 'nproc_per_node: 2', 'nodes: [{host: node-a}, {host: node-b}]']);
-  const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`, '--json'], { cwd: dir });
-  // node-b joins first: the listed order, not the join order, decides the node ranks
-  const b = agent(dir, port, secret, 'node-b');
-  let bErr = '';
-  b.child.stderr!.on('data', (d: Buffer) => (bErr += d.toString()));
-  t.ok(await waitFor(() => bErr.includes('joined the job'), 15_000), 'node-b registered');
-  const a = agent(dir, port, secret, 'node-a');
-  const [c, ra, rb] = await Promise.all([ctl.done, a.done, b.done]);
-  t.equal(c.code, 0, c.stderr);
-  t.equal(ra.code, 0, ra.stderr);
-  t.equal(rb.code, 0, rb.stderr);
+t.test(
+  'two joined agents run the job: node ranks follow the listed hosts, torchrun env, no secret anywhere',
+  async (t) => {
+    const dir = tempDir(t, 'join');
+    const { file: secret, hex } = secretFile(dir);
+    const port = await freePort();
+    const cfg = config(dir, [
+      `entrypoint: node ${envProbe}`,
+      'nproc_per_node: 2',
+      'nodes: [{host: node-a}, {host: node-b}]',
+    ]);
+    const ctl = startDtrain(
+      ['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`, '--json'],
+      { cwd: dir },
+    );
+    // node-b joins first: the listed order, not the join order, decides the node ranks
+    const b = agent(dir, port, secret, 'node-b');
+    let bErr = '';
+    b.child.stderr!.on('data', (d: Buffer) => (bErr += d.toString()));
+    t.ok(await waitFor(() => bErr.includes('joined the job'), 15_000), 'node-b registered');
+    const a = agent(dir, port, secret, 'node-a');
+    const [c, ra, rb] = await Promise.all([ctl.done, a.done, b.done]);
+    t.equal(c.code, 0, c.stderr);
+    t.equal(ra.code, 0, ra.stderr);
+    t.equal(rb.code, 0, rb.stderr);
 
-  const summary = JSON.parse(c.stdout) as { exit_code: number; attempts: { ranks: { rank: number; host: string; exit_code: number }[] }[] };
-  t.equal(summary.exit_code, 0);
-  t.same(summary.attempts[0]!.ranks.map((r) => [r.rank, r.host, r.exit_code]), [[0, 'node-a', 0], [1, 'node-a', 0], [2, 'node-b', 0], [3, 'node-b', 0]]);
+    const summary = JSON.parse(c.stdout) as {
+      exit_code: number;
+      attempts: { ranks: { rank: number; host: string; exit_code: number }[] }[];
+    };
+    t.equal(summary.exit_code, 0);
+    t.same(
+      summary.attempts[0].ranks.map((r) => [r.rank, r.host, r.exit_code]),
+      [
+        [0, 'node-a', 0],
+        [1, 'node-a', 0],
+        [2, 'node-b', 0],
+        [3, 'node-b', 0],
+      ],
+    );
 
-  // the workers' output came through the store to the controller's console, prefixed with host and rank
-  const envs = c.stderr.split('\n').filter((l) => l.includes('ENV ')).map((l) => JSON.parse(l.slice(l.indexOf('ENV ') + 4)) as Record<string, string>);
-  t.equal(envs.length, 4, c.stderr);
-  const byRank = new Map(envs.map((e) => [Number(e.RANK), e]));
-  for (let rank = 0; rank < 4; rank++) {
-    const e = byRank.get(rank)!;
-    t.match(e, {
-      WORLD_SIZE: '4', LOCAL_WORLD_SIZE: '2', LOCAL_RANK: String(rank % 2), GROUP_RANK: String(rank >> 1), GROUP_WORLD_SIZE: '2',
-      DTRAIN_NODE_RANK: String(rank >> 1), MASTER_ADDR: '127.0.0.1', MASTER_PORT: /^[0-9]+$/, DTRAIN_STORE: /^unix:\//, DTRAIN_DATA_SIZE: '4',
-    }, `rank ${rank}`);
-    t.not(e.MASTER_PORT, String(port), 'MASTER_PORT is not the store port');
-    t.notOk(Object.values(e).some((v) => v.includes(hex)), `rank ${rank}: the secret is in no worker variable`);
-  }
-  t.equal(new Set(envs.map((e) => e.MASTER_PORT)).size, 1, 'one MASTER_PORT for the job');
-  t.match(c.stderr, /\[node-b rank 2\] ENV /);
-  t.notOk(c.stderr.includes(hex) || ra.stderr.includes(hex) || rb.stderr.includes(hex), 'the secret is in no output');
-  t.ok(envs.every((e) => e.SUM === '10'), 'an all-reduce over both nodes summed every rank');
-});
+    // the workers' output came through the store to the controller's console, prefixed with host and rank
+    const envs = c.stderr
+      .split('\n')
+      .filter((l) => l.includes('ENV '))
+      .map((l) => JSON.parse(l.slice(l.indexOf('ENV ') + 4)) as Record<string, string>);
+    t.equal(envs.length, 4, c.stderr);
+    const byRank = new Map(envs.map((e) => [Number(e.RANK), e]));
+    for (let rank = 0; rank < 4; rank++) {
+      const e = byRank.get(rank)!;
+      t.match(
+        e,
+        {
+          WORLD_SIZE: '4',
+          LOCAL_WORLD_SIZE: '2',
+          LOCAL_RANK: String(rank % 2),
+          GROUP_RANK: String(rank >> 1),
+          GROUP_WORLD_SIZE: '2',
+          DTRAIN_NODE_RANK: String(rank >> 1),
+          MASTER_ADDR: '127.0.0.1',
+          MASTER_PORT: /^[0-9]+$/,
+          DTRAIN_STORE: /^unix:\//,
+          DTRAIN_DATA_SIZE: '4',
+        },
+        `rank ${rank}`,
+      );
+      t.not(e.MASTER_PORT, String(port), 'MASTER_PORT is not the store port');
+      t.notOk(
+        Object.values(e).some((v) => v.includes(hex)),
+        `rank ${rank}: the secret is in no worker variable`,
+      );
+    }
+    t.equal(new Set(envs.map((e) => e.MASTER_PORT)).size, 1, 'one MASTER_PORT for the job');
+    t.match(c.stderr, /\[node-b rank 2\] ENV /);
+    t.notOk(c.stderr.includes(hex) || ra.stderr.includes(hex) || rb.stderr.includes(hex), 'the secret is in no output');
+    t.ok(
+      envs.every((e) => e.SUM === '10'),
+      'an all-reduce over both nodes summed every rank',
+    );
+  },
+);
 
-t.test('output: every line of every rank arrives, in order, through the store (far more records than its window)', async (t) => {
-  const dir = tempDir(t, 'join');
-  const { file: secret } = secretFile(dir);
-  const port = await freePort();
-  const cfg = config(dir, [`entrypoint: node -e "for (let i = 0; i < 20000; i++) console.log('line', i)"`, 'nproc_per_node: 1']);
-  const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
-  const [c] = await Promise.all([ctl.done, agent(dir, port, secret, 'node-a').done, agent(dir, port, secret, 'node-b').done]);
-  t.equal(c.code, 0, c.stderr);
-  for (const rank of [0, 1]) {
-    const got = c.stdout.split('\n').filter((l) => l.includes(` rank ${rank}] line `)).map((l) => Number(l.split(' line ')[1]));
-    t.equal(got.length, 20000, `rank ${rank}: all lines`);
-    t.ok(got.every((n, i) => n === i), `rank ${rank}: in order`);
-  }
-});
+t.test(
+  'output: every line of every rank arrives, in order, through the store (far more records than its window)',
+  async (t) => {
+    const dir = tempDir(t, 'join');
+    const { file: secret } = secretFile(dir);
+    const port = await freePort();
+    const cfg = config(dir, [
+      `entrypoint: node -e "for (let i = 0; i < 20000; i++) console.log('line', i)"`,
+      'nproc_per_node: 1',
+    ]);
+    const ctl = startDtrain(
+      ['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`],
+      { cwd: dir },
+    );
+    const [c] = await Promise.all([
+      ctl.done,
+      agent(dir, port, secret, 'node-a').done,
+      agent(dir, port, secret, 'node-b').done,
+    ]);
+    t.equal(c.code, 0, c.stderr);
+    for (const rank of [0, 1]) {
+      const got = c.stdout
+        .split('\n')
+        .filter((l) => l.includes(` rank ${rank}] line `))
+        .map((l) => Number(l.split(' line ')[1]));
+      t.equal(got.length, 20000, `rank ${rank}: all lines`);
+      t.ok(
+        got.every((n, i) => n === i),
+        `rank ${rank}: in order`,
+      );
+    }
+  },
+);
 
 t.test('an agent of another dtrain version is refused and the job does not start (exit 3 both sides)', async (t) => {
   const dir = tempDir(t, 'join');
   const { file: secret, hex } = secretFile(dir);
   const port = await freePort();
   const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1']);
-  const ctl = startDtrain(['launch', cfg, '--join-agents', '1', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
+  const ctl = startDtrain(
+    ['launch', cfg, '--join-agents', '1', '--secret-file', secret, '--set', `rendezvous.port=${port}`],
+    { cwd: dir },
+  );
   // an older agent, speaking the join protocol by hand with the right key
   const store = await untilControllerExits(ctl, connectWithRetry(port, Buffer.from(hex, 'hex')));
   const index = (await store.add('ctl/join/count', 1)) - 1;
   // as the real agent does: the wait for the answer right behind the registration
-  const registered = store.set(`ctl/join/agent/${index}`, JSON.stringify({ type: 'join', version: '0.0.1', contract: 1, host: 'old-node', hostname: 'old-node', pid: 1, local_addr: '127.0.0.1', store_addr: '127.0.0.1', gpus: 0 }));
+  const registered = store.set(
+    `ctl/join/agent/${index}`,
+    JSON.stringify({
+      type: 'join',
+      version: '0.0.1',
+      contract: 1,
+      host: 'old-node',
+      hostname: 'old-node',
+      pid: 1,
+      local_addr: '127.0.0.1',
+      store_addr: '127.0.0.1',
+      gpus: 0,
+    }),
+  );
   const answered = store.get(`ctl/join/spec/${index}`, 10_000);
   await registered;
   const answer = JSON.parse((await answered).toString()) as { type: string; message: string };
@@ -112,7 +195,10 @@ t.test('an agent of another dtrain version is refused and the job does not start
   await store.close();
   const c = await ctl.done;
   t.equal(c.code, 3, c.stderr);
-  t.match(c.stderr, /dtrain version mismatch: the controller runs \S+, the agent on old-node runs 0\.0\.1; install the same version on every node/);
+  t.match(
+    c.stderr,
+    /dtrain version mismatch: the controller runs \S+, the agent on old-node runs 0\.0\.1; install the same version on every node/,
+  );
   t.match(answer, { type: 'refused', message: /^the job could not start: dtrain version mismatch/ });
 });
 
@@ -122,15 +208,35 @@ t.test('the spec an agent reads from the store carries no job key (store frames 
   const port = await freePort();
   // backend cpu: no GPU probe to wait for from an agent that will never run
   const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1', 'backend: cpu']);
-  const ctl = startDtrain(['launch', cfg, '--join-agents', '1', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
+  const ctl = startDtrain(
+    ['launch', cfg, '--join-agents', '1', '--secret-file', secret, '--set', `rendezvous.port=${port}`],
+    { cwd: dir },
+  );
   // an agent by hand that reads its spec and then vanishes
   const store = await untilControllerExits(ctl, connectWithRetry(port, Buffer.from(hex, 'hex')));
   const index = (await store.add('ctl/join/count', 1)) - 1;
-  await store.set(`ctl/join/agent/${index}`, JSON.stringify({ type: 'join', version: packageVersion(), contract: 1, host: 'probe', hostname: 'probe', pid: 1, local_addr: '127.0.0.1', local_port: 0, store_addr: '127.0.0.1', gpus: 0 }));
+  await store.set(
+    `ctl/join/agent/${index}`,
+    JSON.stringify({
+      type: 'join',
+      version: packageVersion(),
+      contract: 1,
+      host: 'probe',
+      hostname: 'probe',
+      pid: 1,
+      local_addr: '127.0.0.1',
+      local_port: 0,
+      store_addr: '127.0.0.1',
+      gpus: 0,
+    }),
+  );
   const spec = (await store.get(`ctl/join/spec/${index}`, 15_000)).toString();
   await store.close();
   t.match(JSON.parse(spec), { type: 'spec', node: { host: 'probe' }, job_key: '' });
-  t.notOk(spec.includes(Buffer.from(hex, 'hex').toString('base64')) || spec.includes(hex), 'no form of the key in the spec');
+  t.notOk(
+    spec.includes(Buffer.from(hex, 'hex').toString('base64')) || spec.includes(hex),
+    'no form of the key in the spec',
+  );
   const c = await ctl.done;
   // lost before its workers started: the job could not start
   t.equal(c.code, 3, c.stderr);
@@ -143,7 +249,10 @@ t.test('a wrong secret fails on both sides at once (exit 3); the agent that did 
   const { file: other } = secretFile(dir, 'other');
   const port = await freePort();
   const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1', 'rendezvous: {timeout: 60s}']);
-  const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
+  const ctl = startDtrain(
+    ['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`],
+    { cwd: dir },
+  );
   const good = agent(dir, port, secret, 'node-a');
   let goodErr = '';
   good.child.stderr!.on('data', (d: Buffer) => (goodErr += d.toString()));
@@ -164,7 +273,10 @@ t.test('too few agents: exit 3 at the rendezvous timeout naming who joined; that
   const { file: secret } = secretFile(dir);
   const port = await freePort();
   const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1', 'rendezvous: {timeout: 2s}']);
-  const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
+  const ctl = startDtrain(
+    ['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`],
+    { cwd: dir },
+  );
   const [c, a] = await Promise.all([ctl.done, agent(dir, port, secret, 'node-a').done]);
   t.equal(c.code, 3, c.stderr);
   t.match(c.stderr, /^dtrain: only 1 of 2 agents joined within 2s \(node-a\); start `dtrain agent --join/m);
@@ -173,63 +285,111 @@ t.test('too few agents: exit 3 at the rendezvous timeout naming who joined; that
   t.match(a.stderr, /the job could not start: only 1 of 2 agents joined/);
 });
 
-t.test('an agent killed mid-job: the job fails (exit 1) at once naming its host; the other agent and all workers end', async (t) => {
-  const dir = tempDir(t, 'join');
-  const { file: secret } = secretFile(dir);
-  const port = await freePort();
-  const cfg = config(dir, [`entrypoint: node -e "console.log('up', process.pid); setTimeout(() => {}, 60000)"`, 'nproc_per_node: 1', 'nodes: [{host: node-a}, {host: node-b}]']);
-  // a heartbeat timeout far away: the loss must come from the agent's closed connection
-  const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`, 'heartbeat.timeout=60s', '--json'], { cwd: dir });
-  const a = agent(dir, port, secret, 'node-a');
-  const b = agent(dir, port, secret, 'node-b');
-  let ctlErr = '';
-  ctl.child.stderr!.on('data', (d: Buffer) => (ctlErr += d.toString()));
-  t.ok(await waitFor(() => (ctlErr.match(/ up \d+/g) ?? []).length === 2, 20_000), 'both workers up');
-  const pids = [...ctlErr.matchAll(/ up (\d+)/g)].map((m) => Number(m[1]));
-  const late = await agent(dir, port, secret, 'node-c').done;
-  t.equal(late.code, 3, 'an agent beyond --join-agents is refused');
-  t.match(late.stderr, /the job already has its 2 agents \(this one joined as node-c\)/);
-  const killedAt = Date.now();
-  b.child.kill('SIGKILL');
-  const [c, ra] = await Promise.all([ctl.done, a.done]);
-  t.equal(c.code, 1, c.stderr);
-  t.ok(Date.now() - killedAt < 10_000, `noticed long before the heartbeat timeout (${Date.now() - killedAt} ms)`);
-  const summary = JSON.parse(c.stdout) as { root_cause: { host: string; message?: string } | null };
-  t.match(summary.root_cause, { host: 'node-b', message: /its agent's connection to the controller closed/ });
-  t.match(c.stderr, /node-b/);
-  t.equal(ra.code, 0, `node-a's agent was let go cleanly: ${ra.stderr}`);
-  t.ok(await waitFor(() => pids.every((pid) => !isAlive(pid)), 5000), 'no worker outlives the job');
-});
+t.test(
+  'an agent killed mid-job: the job fails (exit 1) at once naming its host; the other agent and all workers end',
+  async (t) => {
+    const dir = tempDir(t, 'join');
+    const { file: secret } = secretFile(dir);
+    const port = await freePort();
+    const cfg = config(dir, [
+      `entrypoint: node -e "console.log('up', process.pid); setTimeout(() => {}, 60000)"`,
+      'nproc_per_node: 1',
+      'nodes: [{host: node-a}, {host: node-b}]',
+    ]);
+    // a heartbeat timeout far away: the loss must come from the agent's closed connection
+    const ctl = startDtrain(
+      [
+        'launch',
+        cfg,
+        '--join-agents',
+        '2',
+        '--secret-file',
+        secret,
+        '--set',
+        `rendezvous.port=${port}`,
+        'heartbeat.timeout=60s',
+        '--json',
+      ],
+      { cwd: dir },
+    );
+    const a = agent(dir, port, secret, 'node-a');
+    const b = agent(dir, port, secret, 'node-b');
+    let ctlErr = '';
+    ctl.child.stderr!.on('data', (d: Buffer) => (ctlErr += d.toString()));
+    t.ok(await waitFor(() => (ctlErr.match(/ up \d+/g) ?? []).length === 2, 20_000), 'both workers up');
+    const pids = [...ctlErr.matchAll(/ up (\d+)/g)].map((m) => Number(m[1]));
+    const late = await agent(dir, port, secret, 'node-c').done;
+    t.equal(late.code, 3, 'an agent beyond --join-agents is refused');
+    t.match(late.stderr, /the job already has its 2 agents \(this one joined as node-c\)/);
+    const killedAt = Date.now();
+    b.child.kill('SIGKILL');
+    const [c, ra] = await Promise.all([ctl.done, a.done]);
+    t.equal(c.code, 1, c.stderr);
+    t.ok(Date.now() - killedAt < 10_000, `noticed long before the heartbeat timeout (${Date.now() - killedAt} ms)`);
+    const summary = JSON.parse(c.stdout) as { root_cause: { host: string; message?: string } | null };
+    t.match(summary.root_cause, { host: 'node-b', message: /its agent's connection to the controller closed/ });
+    t.match(c.stderr, /node-b/);
+    t.equal(ra.code, 0, `node-a's agent was let go cleanly: ${ra.stderr}`);
+    t.ok(await waitFor(() => pids.every((pid) => !isAlive(pid)), 5000), 'no worker outlives the job');
+  },
+);
 
-t.test('an agent stopped with SIGTERM mid-job: its workers end, it exits 1, the job fails at once (exit 1)', async (t) => {
-  const dir = tempDir(t, 'join');
-  const { file: secret } = secretFile(dir);
-  const port = await freePort();
-  const cfg = config(dir, [`entrypoint: node -e "console.log('up', process.pid); setTimeout(() => {}, 60000)"`, 'nproc_per_node: 1', 'nodes: [{host: node-a}, {host: node-b}]']);
-  const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`, 'heartbeat.timeout=60s', '--json'], { cwd: dir });
-  const a = agent(dir, port, secret, 'node-a');
-  const b = agent(dir, port, secret, 'node-b');
-  let out = '';
-  ctl.child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  t.ok(await waitFor(() => (out.match(/ up \d+/g) ?? []).length === 2, 20_000), 'both workers up');
-  const pids = [...out.matchAll(/ up (\d+)/g)].map((m) => Number(m[1]));
-  const stoppedAt = Date.now();
-  b.child.kill('SIGTERM');
-  const [c, ra, rb] = await Promise.all([ctl.done, a.done, b.done]);
-  t.equal(rb.code, 1, rb.stderr);
-  t.equal(c.code, 1, c.stderr);
-  t.ok(Date.now() - stoppedAt < 10_000, `${Date.now() - stoppedAt} ms`);
-  t.match(JSON.parse(c.stdout), { root_cause: { host: 'node-b' } });
-  t.equal(ra.code, 0, ra.stderr);
-  t.ok(await waitFor(() => pids.every((pid) => !isAlive(pid)), 5000), 'no worker outlives the job');
-});
+t.test(
+  'an agent stopped with SIGTERM mid-job: its workers end, it exits 1, the job fails at once (exit 1)',
+  async (t) => {
+    const dir = tempDir(t, 'join');
+    const { file: secret } = secretFile(dir);
+    const port = await freePort();
+    const cfg = config(dir, [
+      `entrypoint: node -e "console.log('up', process.pid); setTimeout(() => {}, 60000)"`,
+      'nproc_per_node: 1',
+      'nodes: [{host: node-a}, {host: node-b}]',
+    ]);
+    const ctl = startDtrain(
+      [
+        'launch',
+        cfg,
+        '--join-agents',
+        '2',
+        '--secret-file',
+        secret,
+        '--set',
+        `rendezvous.port=${port}`,
+        'heartbeat.timeout=60s',
+        '--json',
+      ],
+      { cwd: dir },
+    );
+    const a = agent(dir, port, secret, 'node-a');
+    const b = agent(dir, port, secret, 'node-b');
+    let out = '';
+    ctl.child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    t.ok(await waitFor(() => (out.match(/ up \d+/g) ?? []).length === 2, 20_000), 'both workers up');
+    const pids = [...out.matchAll(/ up (\d+)/g)].map((m) => Number(m[1]));
+    const stoppedAt = Date.now();
+    b.child.kill('SIGTERM');
+    const [c, ra, rb] = await Promise.all([ctl.done, a.done, b.done]);
+    t.equal(rb.code, 1, rb.stderr);
+    t.equal(c.code, 1, c.stderr);
+    t.ok(Date.now() - stoppedAt < 10_000, `${Date.now() - stoppedAt} ms`);
+    t.match(JSON.parse(c.stdout), { root_cause: { host: 'node-b' } });
+    t.equal(ra.code, 0, ra.stderr);
+    t.ok(await waitFor(() => pids.every((pid) => !isAlive(pid)), 5000), 'no worker outlives the job');
+  },
+);
 
 t.test('the controller killed mid-job: every agent kills its workers and exits 1', async (t) => {
   const dir = tempDir(t, 'join');
   const { file: secret } = secretFile(dir);
   const port = await freePort();
-  const cfg = config(dir, [`entrypoint: node -e "console.log('up', process.pid); setTimeout(() => {}, 60000)"`, 'nproc_per_node: 1']);
-  const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
+  const cfg = config(dir, [
+    `entrypoint: node -e "console.log('up', process.pid); setTimeout(() => {}, 60000)"`,
+    'nproc_per_node: 1',
+  ]);
+  const ctl = startDtrain(
+    ['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`],
+    { cwd: dir },
+  );
   const a = agent(dir, port, secret, 'node-a');
   const b = agent(dir, port, secret, 'node-b');
   let out = '';
@@ -244,26 +404,35 @@ t.test('the controller killed mid-job: every agent kills its workers and exits 1
   t.ok(await waitFor(() => pids.every((pid) => !isAlive(pid)), 5000), 'no worker outlives its agent');
 });
 
-t.test('a controller that stops answering (frozen, its host gone) without closing: the agents end their nodes (exit 1)', async (t) => {
-  const dir = tempDir(t, 'join');
-  const { file: secret } = secretFile(dir);
-  const port = await freePort();
-  const cfg = config(dir, [`entrypoint: node -e "console.log('up', process.pid); setTimeout(() => {}, 60000)"`, 'nproc_per_node: 1']);
-  const ctl = startDtrain(['launch', cfg, '--join-agents', '1', '--secret-file', secret, '--set', `rendezvous.port=${port}`], { cwd: dir });
-  t.teardown(() => void ctl.child.kill('SIGKILL'));
-  const a = agent(dir, port, secret, 'node-a');
-  let out = '';
-  ctl.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  t.ok(await waitFor(() => / up \d+/.test(out), 20_000), 'worker up');
-  const pid = Number(/ up (\d+)/.exec(out)![1]);
-  const frozenAt = Date.now();
-  ctl.child.kill('SIGSTOP');
-  const ra = await a.done;
-  t.equal(ra.code, 1, ra.stderr);
-  t.match(ra.stderr, /the controller \(its store at 127\.0\.0\.1:\d+\) has not answered for 2s: stopping this node/);
-  t.ok(Date.now() - frozenAt < 20_000, `${Date.now() - frozenAt} ms`);
-  t.ok(await waitFor(() => !isAlive(pid), 5000), 'its worker is gone');
-});
+t.test(
+  'a controller that stops answering (frozen, its host gone) without closing: the agents end their nodes (exit 1)',
+  async (t) => {
+    const dir = tempDir(t, 'join');
+    const { file: secret } = secretFile(dir);
+    const port = await freePort();
+    const cfg = config(dir, [
+      `entrypoint: node -e "console.log('up', process.pid); setTimeout(() => {}, 60000)"`,
+      'nproc_per_node: 1',
+    ]);
+    const ctl = startDtrain(
+      ['launch', cfg, '--join-agents', '1', '--secret-file', secret, '--set', `rendezvous.port=${port}`],
+      { cwd: dir },
+    );
+    t.teardown(() => void ctl.child.kill('SIGKILL'));
+    const a = agent(dir, port, secret, 'node-a');
+    let out = '';
+    ctl.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    t.ok(await waitFor(() => / up \d+/.test(out), 20_000), 'worker up');
+    const pid = Number(/ up (\d+)/.exec(out)![1]);
+    const frozenAt = Date.now();
+    ctl.child.kill('SIGSTOP');
+    const ra = await a.done;
+    t.equal(ra.code, 1, ra.stderr);
+    t.match(ra.stderr, /the controller \(its store at 127\.0\.0\.1:\d+\) has not answered for 2s: stopping this node/);
+    t.ok(Date.now() - frozenAt < 20_000, `${Date.now() - frozenAt} ms`);
+    t.ok(await waitFor(() => !isAlive(pid), 5000), 'its worker is gone');
+  },
+);
 
 t.test('a secret file others can read is refused on both sides (exit 2, one line)', async (t) => {
   const dir = tempDir(t, 'join');
@@ -271,7 +440,10 @@ t.test('a secret file others can read is refused on both sides (exit 2, one line
   const cfg = config(dir, ['entrypoint: node -e 0']);
   const c = await startDtrain(['launch', cfg, '--join-agents', '1', '--secret-file', secret], { cwd: dir }).done;
   t.equal(c.code, 2);
-  t.equal(c.stderr, `dtrain: secret file ${secret} is readable or writable by others (mode 0644): run chmod 600 ${secret}\n`);
+  t.equal(
+    c.stderr,
+    `dtrain: secret file ${secret} is readable or writable by others (mode 0644): run chmod 600 ${secret}\n`,
+  );
   const a = await startDtrain(['agent', '--join', '127.0.0.1:1', '--secret-file', secret], { cwd: dir }).done;
   t.equal(a.code, 2);
   t.equal(a.stderr, c.stderr);
@@ -291,7 +463,10 @@ function isAlive(pid: number): boolean {
 }
 
 /** `p`, unless the controller exits first: then the test fails with what the controller said. */
-function untilControllerExits<T>(ctl: { done: Promise<{ code: number | null; stderr: string }> }, p: Promise<T>): Promise<T> {
+function untilControllerExits<T>(
+  ctl: { done: Promise<{ code: number | null; stderr: string }> },
+  p: Promise<T>,
+): Promise<T> {
   return Promise.race([
     p,
     ctl.done.then((c) => {

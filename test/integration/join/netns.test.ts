@@ -15,7 +15,8 @@ import { freePort } from '../../../src/launch/ports.js';
 import { repoRoot, skipReason, testbedUp, type TestbedHost } from '../../helpers/ssh-testbed.js';
 import { startDtrain } from '../../helpers/launch.js';
 
-const skip = skipReason() ?? (existsSync(join(repoRoot, 'dist/cli/main.js')) ? undefined : 'needs a built dist/ (npx tsc -p .)');
+const skip =
+  skipReason() ?? (existsSync(join(repoRoot, 'dist/cli/main.js')) ? undefined : 'needs a built dist/ (npx tsc -p .)');
 if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
   t.plan(0, skip);
   process.exit(0);
@@ -33,46 +34,103 @@ writeFileSync(secret, randomBytes(32).toString('hex'), { mode: 0o600 });
 function joinFrom(host: TestbedHost, port: number) {
   const child = spawn(
     'ip',
-    ['netns', 'exec', host.namespace, 'unshare', '--uts', 'sh', '-c',
-      `hostname ${host.name} && exec "$0" "$@"`, process.execPath, join(repoRoot, 'bin/dtrain'),
-      'agent', '--join', `${bed.controller_address}:${port}`, '--secret-file', secret],
+    [
+      'netns',
+      'exec',
+      host.namespace,
+      'unshare',
+      '--uts',
+      'sh',
+      '-c',
+      `hostname ${host.name} && exec "$0" "$@"`,
+      process.execPath,
+      join(repoRoot, 'bin/dtrain'),
+      'agent',
+      '--join',
+      `${bed.controller_address}:${port}`,
+      '--secret-file',
+      secret,
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stderr })));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise<{ code: number | null; stderr: string }>((resolve) =>
+    child.on('close', (code) => resolve({ code, stderr })),
+  );
 }
 
 async function joinedJob(name: string, entrypoint: string) {
   const port = await freePort();
   const cfg = join(scratch, `${name}.yaml`);
   // node 0 is h2: listed order, whichever agent joins first
-  writeFileSync(cfg, [`name: ${name}`, `workdir: ${scratch}`, `entrypoint: ${entrypoint}`, 'nproc_per_node: 1',
-    `nodes: [{host: ${h2.name}}, {host: ${h1.name}}]`, 'heartbeat: {interval: 500ms, timeout: 5s}'].join('\n') + '\n');
-  const ctl = startDtrain(['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`, '--json'], { cwd: scratch });
+  writeFileSync(
+    cfg,
+    [
+      `name: ${name}`,
+      `workdir: ${scratch}`,
+      `entrypoint: ${entrypoint}`,
+      'nproc_per_node: 1',
+      `nodes: [{host: ${h2.name}}, {host: ${h1.name}}]`,
+      'heartbeat: {interval: 500ms, timeout: 5s}',
+    ].join('\n') + '\n',
+  );
+  const ctl = startDtrain(
+    ['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`, '--json'],
+    { cwd: scratch },
+  );
   const [c, a1, a2] = await Promise.all([ctl.done, joinFrom(h1, port), joinFrom(h2, port)]);
   return { c, a1, a2 };
 }
 
-t.test('two hosts join: node ranks by the listed hostnames, MASTER_ADDR is node 0 as the other host reaches it', async (t) => {
-  const { c, a1, a2 } = await joinedJob('probe', `node ${join(repoRoot, 'test/fixtures/join/env-probe.mjs')}`);
-  t.equal(c.code, 0, c.stderr);
-  t.equal(a1.code, 0, a1.stderr);
-  t.equal(a2.code, 0, a2.stderr);
-  const envs = c.stderr.split('\n').filter((l) => l.includes('ENV ')).map((l) => JSON.parse(l.slice(l.indexOf('ENV ') + 4)) as Record<string, string>);
-  t.equal(envs.length, 2, c.stderr);
-  const byRank = new Map(envs.map((e) => [e.RANK, e]));
-  // dtrain's own all-reduce crossed the hosts over TCP (one rank per node: no shared memory between them)
-  t.match(byRank.get('0'), { HOST_NAME: h2.name, GROUP_RANK: '0', MASTER_ADDR: h2.address, SUM: '3', TRANSPORT: 'tcp' });
-  t.match(byRank.get('1'), { HOST_NAME: h1.name, GROUP_RANK: '1', MASTER_ADDR: h2.address, SUM: '3', TRANSPORT: 'tcp' });
-});
+t.test(
+  'two hosts join: node ranks by the listed hostnames, MASTER_ADDR is node 0 as the other host reaches it',
+  async (t) => {
+    const { c, a1, a2 } = await joinedJob('probe', `node ${join(repoRoot, 'test/fixtures/join/env-probe.mjs')}`);
+    t.equal(c.code, 0, c.stderr);
+    t.equal(a1.code, 0, a1.stderr);
+    t.equal(a2.code, 0, a2.stderr);
+    const envs = c.stderr
+      .split('\n')
+      .filter((l) => l.includes('ENV '))
+      .map((l) => JSON.parse(l.slice(l.indexOf('ENV ') + 4)) as Record<string, string>);
+    t.equal(envs.length, 2, c.stderr);
+    const byRank = new Map(envs.map((e) => [e.RANK, e]));
+    // dtrain's own all-reduce crossed the hosts over TCP (one rank per node: no shared memory between them)
+    t.match(byRank.get('0'), {
+      HOST_NAME: h2.name,
+      GROUP_RANK: '0',
+      MASTER_ADDR: h2.address,
+      SUM: '3',
+      TRANSPORT: 'tcp',
+    });
+    t.match(byRank.get('1'), {
+      HOST_NAME: h1.name,
+      GROUP_RANK: '1',
+      MASTER_ADDR: h2.address,
+      SUM: '3',
+      TRANSPORT: 'tcp',
+    });
+  },
+);
 
-t.test('PyTorch DDP (gloo, env://) across the joined hosts', { skip: existsSync('/usr/bin/python3') ? false : 'needs /usr/bin/python3 with torch' }, async (t) => {
-  const { c } = await joinedJob('ddp', `/usr/bin/python3 ${join(repoRoot, 'test/fixtures/ssh/ddp_train.py')}`);
-  t.equal(c.code, 0, c.stderr);
-  const lines = c.stderr.split('\n').filter((l) => l.includes('rank=')).map((l) => l.slice(l.indexOf('rank=')));
-  lines.sort();
-  t.match(lines[0], new RegExp(`^rank=0 world=2 host=${h2.name} params=`));
-  t.match(lines[1], new RegExp(`^rank=1 world=2 host=${h1.name} params=`));
-  t.equal(lines[0]!.split('params=')[1], lines[1]!.split('params=')[1], 'DDP kept the parameters identical across hosts');
-});
+t.test(
+  'PyTorch DDP (gloo, env://) across the joined hosts',
+  { skip: existsSync('/usr/bin/python3') ? false : 'needs /usr/bin/python3 with torch' },
+  async (t) => {
+    const { c } = await joinedJob('ddp', `/usr/bin/python3 ${join(repoRoot, 'test/fixtures/ssh/ddp_train.py')}`);
+    t.equal(c.code, 0, c.stderr);
+    const lines = c.stderr
+      .split('\n')
+      .filter((l) => l.includes('rank='))
+      .map((l) => l.slice(l.indexOf('rank=')));
+    lines.sort();
+    t.match(lines[0], new RegExp(`^rank=0 world=2 host=${h2.name} params=`));
+    t.match(lines[1], new RegExp(`^rank=1 world=2 host=${h1.name} params=`));
+    t.equal(
+      lines[0].split('params=')[1],
+      lines[1].split('params=')[1],
+      'DDP kept the parameters identical across hosts',
+    );
+  },
+);

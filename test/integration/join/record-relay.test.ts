@@ -26,7 +26,9 @@ t.test('the writer waits at the window for the reader; every line arrives, in or
   const writing = (async () => {
     for (let i = 0; i < total; i++) {
       records.lines(0, 'stdout', Buffer.from(`line ${i}\n`));
-      await new Promise<void>((resolve) => (writer.writableNeedDrain ? writer.once('drain', resolve) : setImmediate(resolve)));
+      await new Promise<void>((resolve) =>
+        writer.writableNeedDrain ? writer.once('drain', resolve) : setImmediate(resolve),
+      );
     }
   })();
   await new Promise((r) => setTimeout(r, 300));
@@ -44,6 +46,9 @@ t.test('the writer waits at the window for the reader; every line arrives, in or
   reader.stop();
   t.ok(writer.written >= recordWindow + 1 && writer.written <= total, `${writer.written} store values`);
   await new Promise((r) => setTimeout(r, 50));
-  t.same(got, Array.from({ length: total }, (_, i) => `line ${i}`));
+  t.same(
+    got,
+    Array.from({ length: total }, (_, i) => `line ${i}`),
+  );
   t.ok(server.stats().keys <= 2 * recordWindow + 1, `consumed values are deleted (${server.stats().keys} keys left)`);
 });

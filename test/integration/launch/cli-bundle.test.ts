@@ -26,7 +26,9 @@ const bundleUrl = pathToFileURL(join(out, 'cli-bundle.js')).href;
 const agentBundleUrl = pathToFileURL(join(out, 'agent-bundle.js')).href;
 
 t.test('the bundler writes the bundle and its manifest', { skip }, async (t) => {
-  const r = spawnSync(process.execPath, [join(root, 'scripts/build/bundle-cli.js'), '--out', out], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [join(root, 'scripts/build/bundle-cli.js'), '--out', out], {
+    encoding: 'utf8',
+  });
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout, /bundle-cli: wrote .*cli-bundle\.js \(\d+ modules/);
   t.match(r.stdout, /bundle-cli: wrote .*agent-bundle\.js \(\d+ modules/);
@@ -46,7 +48,11 @@ function bundledShapes(url: string) {
     }
     process.stdout.write(JSON.stringify(out));`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  return { status: r.status, stderr: r.stderr, shapes: r.status === 0 ? (JSON.parse(r.stdout) as Record<string, { bundled: object; built: object }>) : {} };
+  return {
+    status: r.status,
+    stderr: r.stderr,
+    shapes: r.status === 0 ? (JSON.parse(r.stdout) as Record<string, { bundled: object; built: object }>) : {},
+  };
 }
 
 t.test('every bundled module exports the names and kinds of the module tsc built', { skip }, async (t) => {
@@ -57,97 +63,142 @@ t.test('every bundled module exports the names and kinds of the module tsc built
   for (const [id, { bundled, built: tsc }] of Object.entries(shapes)) t.same(bundled, tsc, id);
 });
 
-t.test('the agent bundle: the agent modules, exported as tsc built them, and none of the CLI-only ones', { skip }, async (t) => {
-  const { status, stderr, shapes } = bundledShapes(agentBundleUrl);
-  t.equal(status, 0, stderr);
-  t.ok('cli/agent-entry.js' in shapes && 'launch/agent-process.js' in shapes && 'launch/worker.js' in shapes);
-  for (const cliOnly of ['cli/main.js', 'config/load.js', 'launch/controller.js', 'launch/ssh/spawner.js', 'store/server.js'])
-    t.notOk(cliOnly in shapes, `${cliOnly} is not the agent's`);
-  for (const [id, { bundled, built: tsc }] of Object.entries(shapes)) t.same(bundled, tsc, id);
-});
+t.test(
+  'the agent bundle: the agent modules, exported as tsc built them, and none of the CLI-only ones',
+  { skip },
+  async (t) => {
+    const { status, stderr, shapes } = bundledShapes(agentBundleUrl);
+    t.equal(status, 0, stderr);
+    t.ok('cli/agent-entry.js' in shapes && 'launch/agent-process.js' in shapes && 'launch/worker.js' in shapes);
+    for (const cliOnly of [
+      'cli/main.js',
+      'config/load.js',
+      'launch/controller.js',
+      'launch/ssh/spawner.js',
+      'store/server.js',
+    ])
+      t.notOk(cliOnly in shapes, `${cliOnly} is not the agent's`);
+    for (const [id, { bundled, built: tsc }] of Object.entries(shapes)) t.same(bundled, tsc, id);
+  },
+);
 
-t.test('an agent through the agent bundle reports a refused start as the CLI does: one line, exit 3', { skip }, async (t) => {
-  const code = `import(${JSON.stringify(agentBundleUrl)}).then((b) => b.loadMain()).then((m) => m.agentMain())`;
-  const noSpec = spawnSync(process.execPath, ['--input-type=module', '-e', code], { input: '', encoding: 'utf8' });
-  t.equal(noSpec.status, 3, noSpec.stderr);
-  t.equal(noSpec.stderr, 'dtrain: dtrain agent: stdin closed before the spec arrived\n');
-  const garbage = spawnSync(process.execPath, ['--input-type=module', '-e', code], { input: 'not json\n', encoding: 'utf8' });
-  t.equal(garbage.status, 3);
-  t.match(garbage.stderr, /^dtrain: dtrain agent: stdin line is not JSON: "not json"\n$/);
-  // and bin/dtrain takes the same way for exactly `agent --stdio`
-  const bin = spawnSync(join(root, 'bin/dtrain'), ['agent', '--stdio'], { input: '', encoding: 'utf8' });
-  t.equal(bin.status, 3);
-  t.equal(bin.stderr, noSpec.stderr);
-});
+t.test(
+  'an agent through the agent bundle reports a refused start as the CLI does: one line, exit 3',
+  { skip },
+  async (t) => {
+    const code = `import(${JSON.stringify(agentBundleUrl)}).then((b) => b.loadMain()).then((m) => m.agentMain())`;
+    const noSpec = spawnSync(process.execPath, ['--input-type=module', '-e', code], { input: '', encoding: 'utf8' });
+    t.equal(noSpec.status, 3, noSpec.stderr);
+    t.equal(noSpec.stderr, 'dtrain: dtrain agent: stdin closed before the spec arrived\n');
+    const garbage = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+      input: 'not json\n',
+      encoding: 'utf8',
+    });
+    t.equal(garbage.status, 3);
+    t.match(garbage.stderr, /^dtrain: dtrain agent: stdin line is not JSON: "not json"\n$/);
+    // and bin/dtrain takes the same way for exactly `agent --stdio`
+    const bin = spawnSync(join(root, 'bin/dtrain'), ['agent', '--stdio'], { input: '', encoding: 'utf8' });
+    t.equal(bin.status, 3);
+    t.equal(bin.stderr, noSpec.stderr);
+  },
+);
 
 /** The CLI through the scratch bundle, in its own process (as bin/dtrain runs it). */
 function viaBundle(args: string[], cwd: string) {
   const code = `import(${JSON.stringify(bundleUrl)}).then((b) => b.loadMain()).then((m) => m.main(${JSON.stringify(args)}))`;
-  return spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  return spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1' },
+  });
 }
 
-t.test('a launch through the bundle: workers, output, exit codes and error lines as through the modules', { skip }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'dtrain-bundle-run-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const ok = viaBundle(['launch', '--nproc-per-node', '2', '--set', `logs.dir=${dir}/logs`, '--', 'sh', '-c', 'echo "rank $RANK of $WORLD_SIZE"'], dir);
-  t.equal(ok.status, 0, ok.stderr);
-  t.match(ok.stdout, /\[rank 0\] rank 0 of 2/);
-  t.match(ok.stdout, /\[rank 1\] rank 1 of 2/);
-  const failed = viaBundle(['launch', '--nproc-per-node', '2', '--set', `logs.dir=${dir}/logs`, '--', 'sh', '-c', 'exit 3'], dir);
-  t.equal(failed.status, 1, 'a failed worker: exit 1');
-  t.match(failed.stderr, /exited with code 3/);
-  const bad = viaBundle(['launch', '--nproc-per-node', '2', '--set', 'restarts.max=lots', '--', 'true'], dir);
-  t.equal(bad.status, 2, 'a ConfigError is recognised as one: exit 2');
-  t.match(bad.stderr, /restarts\.max/);
-  t.notMatch(bad.stderr, /internal error/);
-  const usage = viaBundle(['launch', '--bogus'], dir);
-  t.equal(usage.status, 2);
-  t.match(usage.stderr, /Unknown argument: bogus/);
-  const file = join(dir, 'job.yaml');
-  writeFileSync(file, 'entrypoint: [python3, train.py]\nnproc_per_node: 2\n');
-  const dry = viaBundle(['validate', file, '--json'], dir);
-  t.equal(dry.status, 0, dry.stderr);
-  t.equal(JSON.parse(dry.stdout).world_size, 2);
-});
+t.test(
+  'a launch through the bundle: workers, output, exit codes and error lines as through the modules',
+  { skip },
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'dtrain-bundle-run-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const ok = viaBundle(
+      [
+        'launch',
+        '--nproc-per-node',
+        '2',
+        '--set',
+        `logs.dir=${dir}/logs`,
+        '--',
+        'sh',
+        '-c',
+        'echo "rank $RANK of $WORLD_SIZE"',
+      ],
+      dir,
+    );
+    t.equal(ok.status, 0, ok.stderr);
+    t.match(ok.stdout, /\[rank 0\] rank 0 of 2/);
+    t.match(ok.stdout, /\[rank 1\] rank 1 of 2/);
+    const failed = viaBundle(
+      ['launch', '--nproc-per-node', '2', '--set', `logs.dir=${dir}/logs`, '--', 'sh', '-c', 'exit 3'],
+      dir,
+    );
+    t.equal(failed.status, 1, 'a failed worker: exit 1');
+    t.match(failed.stderr, /exited with code 3/);
+    const bad = viaBundle(['launch', '--nproc-per-node', '2', '--set', 'restarts.max=lots', '--', 'true'], dir);
+    t.equal(bad.status, 2, 'a ConfigError is recognised as one: exit 2');
+    t.match(bad.stderr, /restarts\.max/);
+    t.notMatch(bad.stderr, /internal error/);
+    const usage = viaBundle(['launch', '--bogus'], dir);
+    t.equal(usage.status, 2);
+    t.match(usage.stderr, /Unknown argument: bogus/);
+    const file = join(dir, 'job.yaml');
+    writeFileSync(file, 'entrypoint: [python3, train.py]\nnproc_per_node: 2\n');
+    const dry = viaBundle(['validate', file, '--json'], dir);
+    t.equal(dry.status, 0, dry.stderr);
+    t.equal(JSON.parse(dry.stdout).world_size, 2);
+  },
+);
 
-t.test('bin/dtrain takes the agent bundle for exactly `agent --stdio`, and only while it is current', { skip }, async (t) => {
-  // A copy of bin/ and dist/ (its manifests matching the copy) whose agent bundle is a stand-in
-  // that says it ran: what bin/dtrain loads is then visible, not only how the agent behaves.
-  const { cpSync, symlinkSync } = await import('node:fs');
-  const copy = mkdtempSync(join(tmpdir(), 'dtrain-bundle-route-'));
-  t.teardown(() => rmSync(copy, { recursive: true, force: true }));
-  for (const d of ['bin', 'dist']) cpSync(join(root, d), join(copy, d), { recursive: true });
-  cpSync(join(root, 'package.json'), join(copy, 'package.json'));
-  for (const d of ['node_modules', 'build']) symlinkSync(join(root, d), join(copy, d));
-  // copies keep timestamps only to the precision utimes has: record the copies' own in the manifests
-  const { statSync } = await import('node:fs');
-  for (const name of ['cli-bundle', 'agent-bundle']) {
-    const manifest = join(copy, 'dist', `${name}.json`);
-    const { inputs } = JSON.parse(readFileSync(manifest, 'utf8')) as { inputs: Record<string, number> };
-    for (const id of Object.keys(inputs)) inputs[id] = statSync(join(copy, 'dist', id)).mtimeMs;
-    writeFileSync(manifest, JSON.stringify({ inputs }));
-  }
-  writeFileSync(
-    join(copy, 'dist', 'agent-bundle.js'),
-    "export function loadMain() { return Promise.resolve({ agentMain: async () => { process.stdout.write('agent bundle\\n'); } }); }\n",
-  );
-  const dtrain = (args: string[], env: Record<string, string> = {}) =>
-    spawnSync(join(copy, 'bin', 'dtrain'), args, { input: '', encoding: 'utf8', env: { ...process.env, ...env } });
-  const agent = dtrain(['agent', '--stdio']);
-  t.equal(agent.stdout, 'agent bundle\n', agent.stderr);
-  t.equal(agent.status, 0);
-  const other = dtrain(['agent', '--stdio', '--host', 'x']);
-  t.notMatch(other.stdout, /agent bundle/, 'any other agent command line goes through the CLI');
-  t.equal(other.status, 3, 'and reaches the same agent there');
-  t.match(other.stderr, /stdin closed before the spec arrived/);
-  const modules = dtrain(['agent', '--stdio'], { DTRAIN_NO_BUNDLE: '1' });
-  t.notMatch(modules.stdout, /agent bundle/, 'DTRAIN_NO_BUNDLE=1: the modules');
-  t.equal(modules.status, 3, 'the real agent, refusing an empty stdin');
-  utimesSync(join(copy, 'dist', 'launch', 'agent-process.js'), new Date(), new Date(Date.now() + 5000));
-  const stale = dtrain(['agent', '--stdio']);
-  t.notMatch(stale.stdout, /agent bundle/, 'an input rebuilt since: the modules');
-  t.equal(stale.status, 3);
-});
+t.test(
+  'bin/dtrain takes the agent bundle for exactly `agent --stdio`, and only while it is current',
+  { skip },
+  async (t) => {
+    // A copy of bin/ and dist/ (its manifests matching the copy) whose agent bundle is a stand-in
+    // that says it ran: what bin/dtrain loads is then visible, not only how the agent behaves.
+    const { cpSync, symlinkSync } = await import('node:fs');
+    const copy = mkdtempSync(join(tmpdir(), 'dtrain-bundle-route-'));
+    t.teardown(() => rmSync(copy, { recursive: true, force: true }));
+    for (const d of ['bin', 'dist']) cpSync(join(root, d), join(copy, d), { recursive: true });
+    cpSync(join(root, 'package.json'), join(copy, 'package.json'));
+    for (const d of ['node_modules', 'build']) symlinkSync(join(root, d), join(copy, d));
+    // copies keep timestamps only to the precision utimes has: record the copies' own in the manifests
+    const { statSync } = await import('node:fs');
+    for (const name of ['cli-bundle', 'agent-bundle']) {
+      const manifest = join(copy, 'dist', `${name}.json`);
+      const { inputs } = JSON.parse(readFileSync(manifest, 'utf8')) as { inputs: Record<string, number> };
+      for (const id of Object.keys(inputs)) inputs[id] = statSync(join(copy, 'dist', id)).mtimeMs;
+      writeFileSync(manifest, JSON.stringify({ inputs }));
+    }
+    writeFileSync(
+      join(copy, 'dist', 'agent-bundle.js'),
+      "export function loadMain() { return Promise.resolve({ agentMain: async () => { process.stdout.write('agent bundle\\n'); } }); }\n",
+    );
+    const dtrain = (args: string[], env: Record<string, string> = {}) =>
+      spawnSync(join(copy, 'bin', 'dtrain'), args, { input: '', encoding: 'utf8', env: { ...process.env, ...env } });
+    const agent = dtrain(['agent', '--stdio']);
+    t.equal(agent.stdout, 'agent bundle\n', agent.stderr);
+    t.equal(agent.status, 0);
+    const other = dtrain(['agent', '--stdio', '--host', 'x']);
+    t.notMatch(other.stdout, /agent bundle/, 'any other agent command line goes through the CLI');
+    t.equal(other.status, 3, 'and reaches the same agent there');
+    t.match(other.stderr, /stdin closed before the spec arrived/);
+    const modules = dtrain(['agent', '--stdio'], { DTRAIN_NO_BUNDLE: '1' });
+    t.notMatch(modules.stdout, /agent bundle/, 'DTRAIN_NO_BUNDLE=1: the modules');
+    t.equal(modules.status, 3, 'the real agent, refusing an empty stdin');
+    utimesSync(join(copy, 'dist', 'launch', 'agent-process.js'), new Date(), new Date(Date.now() + 5000));
+    const stale = dtrain(['agent', '--stdio']);
+    t.notMatch(stale.stdout, /agent bundle/, 'an input rebuilt since: the modules');
+    t.equal(stale.status, 3);
+  },
+);
 
 t.test('bin/dtrain uses a bundle only while every input has the mtime it was built from', { skip }, async (t) => {
   const { bundleIsCurrent } = await import('../../../src/cli/entry.js');
@@ -157,7 +208,11 @@ t.test('bin/dtrain uses a bundle only while every input has the mtime it was bui
   writeFileSync(join(dir, 'cli', 'main.js'), 'export {};\n');
   writeFileSync(join(dir, 'cli-bundle.js'), '');
   const { statSync } = await import('node:fs');
-  const manifest = () => writeFileSync(join(dir, 'cli-bundle.json'), JSON.stringify({ inputs: { 'cli/main.js': statSync(join(dir, 'cli', 'main.js')).mtimeMs } }));
+  const manifest = () =>
+    writeFileSync(
+      join(dir, 'cli-bundle.json'),
+      JSON.stringify({ inputs: { 'cli/main.js': statSync(join(dir, 'cli', 'main.js')).mtimeMs } }),
+    );
   manifest();
   const url = pathToFileURL(dir + '/');
   t.ok(bundleIsCurrent(url), 'fresh');

@@ -13,10 +13,14 @@ const nodeGyp = [
   join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
 ].find((p) => p && existsSync(p));
 const nodedir = process.env.npm_config_nodedir ?? join(dirname(process.execPath), '..');
-const skip = (!nodeGyp && 'node-gyp not found') || (!existsSync(join(nodedir, 'include', 'node', 'node.h')) && 'no installed Node headers');
+const skip =
+  (!nodeGyp && 'node-gyp not found') ||
+  (!existsSync(join(nodedir, 'include', 'node', 'node.h')) && 'no installed Node headers');
 
 t.test('binding.gyp has an executable target for the shepherd source exec-wrapper.ts names', async (t) => {
-  const gyp = JSON.parse(readFileSync(join(root, 'binding.gyp'), 'utf8')) as { targets: { target_name: string; type?: string; sources: string[] }[] };
+  const gyp = JSON.parse(readFileSync(join(root, 'binding.gyp'), 'utf8')) as {
+    targets: { target_name: string; type?: string; sources: string[] }[];
+  };
   const target = gyp.targets.find((x) => x.target_name === 'dtrain-exec');
   t.equal(target?.type, 'executable');
   t.same(target?.sources, ['addon/src/process/exec-wrapper.c']);
@@ -27,9 +31,13 @@ t.test('binding.gyp has an executable target for the shepherd source exec-wrappe
 t.test('node-gyp builds build/Release/dtrain-exec, and it runs a program', { skip }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'dtrain-gyp-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  for (const p of ['binding.gyp', 'package.json', 'addon', 'scripts/build']) cpSync(join(root, p), join(dir, p), { recursive: true });
+  for (const p of ['binding.gyp', 'package.json', 'addon', 'scripts/build'])
+    cpSync(join(root, p), join(dir, p), { recursive: true });
   symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
-  const configure = spawnSync(process.execPath, [nodeGyp!, 'configure', `--nodedir=${nodedir}`], { cwd: dir, encoding: 'utf8' });
+  const configure = spawnSync(process.execPath, [nodeGyp!, 'configure', `--nodedir=${nodedir}`], {
+    cwd: dir,
+    encoding: 'utf8',
+  });
   t.equal(configure.status, 0, configure.stderr);
   const make = spawnSync('make', ['-C', 'build', 'dtrain-exec'], { cwd: dir, encoding: 'utf8' });
   t.equal(make.status, 0, make.stderr);

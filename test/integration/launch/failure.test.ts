@@ -11,7 +11,14 @@ function config(dir: string, entry: string[], extra: string[] = []): string {
   const file = join(dir, 'job.yaml');
   writeFileSync(
     file,
-    [`name: crashy`, `entrypoint: ${JSON.stringify(entry)}`, 'nproc_per_node: 4', 'shutdown_grace: 1s', `logs: {dir: ${dir}/logs}`, ...extra].join('\n') + '\n',
+    [
+      `name: crashy`,
+      `entrypoint: ${JSON.stringify(entry)}`,
+      'nproc_per_node: 4',
+      'shutdown_grace: 1s',
+      `logs: {dir: ${dir}/logs}`,
+      ...extra,
+    ].join('\n') + '\n',
   );
   return file;
 }
@@ -37,37 +44,88 @@ t.test('a crash tears the job down and names the root cause', { skip }, async (t
 
 t.test('a worker killed by a signal is reported by signal name', { skip }, async (t) => {
   const dir = tempDir(t);
-  const r = await runDtrain(['launch', '--nproc-per-node', '2', '--set', `logs.dir=${dir}/logs`, '--', 'sh', '-c', 'if [ "$RANK" = 1 ]; then kill -SEGV $$; fi; sleep 30'], { cwd: dir });
+  const r = await runDtrain(
+    [
+      'launch',
+      '--nproc-per-node',
+      '2',
+      '--set',
+      `logs.dir=${dir}/logs`,
+      '--',
+      'sh',
+      '-c',
+      'if [ "$RANK" = 1 ]; then kill -SEGV $$; fi; sleep 30',
+    ],
+    { cwd: dir },
+  );
   t.equal(r.code, 1);
   t.match(r.stderr, /rank 1 .* was killed by SIGSEGV/);
 });
 
-t.test('restarts: the group restarts with an incremented TORCHELASTIC_RESTART_COUNT and recovers', { skip }, async (t) => {
-  const dir = tempDir(t);
-  const file = config(dir, [process.execPath, join(fixtures, 'flaky.mjs')], ['restarts: {max: 2, backoff: 0.2s}']);
-  const r = await runDtrain(['launch', file, '--json'], { cwd: dir });
-  t.equal(r.code, 0, r.stderr);
-  const summary = JSON.parse(r.stdout);
-  t.equal(summary.attempts.length, 2);
-  t.match(summary.attempts[0].ranks[1], { exit_code: 7 });
-  t.match(r.stderr, /restarting the group \(attempt 1 of 2\)/);
-  t.match(r.stderr, /\[rank 3\] rank 3 ok at restart 1/);
-  t.ok(existsSync(join(dir, 'logs', summary.run_id, 'attempt_1', 'rank_0.out')));
-});
+t.test(
+  'restarts: the group restarts with an incremented TORCHELASTIC_RESTART_COUNT and recovers',
+  { skip },
+  async (t) => {
+    const dir = tempDir(t);
+    const file = config(dir, [process.execPath, join(fixtures, 'flaky.mjs')], ['restarts: {max: 2, backoff: 0.2s}']);
+    const r = await runDtrain(['launch', file, '--json'], { cwd: dir });
+    t.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(r.stdout);
+    t.equal(summary.attempts.length, 2);
+    t.match(summary.attempts[0].ranks[1], { exit_code: 7 });
+    t.match(r.stderr, /restarting the group \(attempt 1 of 2\)/);
+    t.match(r.stderr, /\[rank 3\] rank 3 ok at restart 1/);
+    t.ok(existsSync(join(dir, 'logs', summary.run_id, 'attempt_1', 'rank_0.out')));
+  },
+);
 
 t.test('restarts wait restarts.backoff between attempts', { skip }, async (t) => {
   const dir = tempDir(t);
-  const r = await runDtrain(['launch', '--nproc-per-node', '1', '--max-restarts', '1', '--set', 'restarts.backoff=1.5s', '--set', `logs.dir=${dir}/logs`,
-    '--', process.execPath, '-e', `require('fs').appendFileSync(${JSON.stringify(join(dir, 'starts'))}, Date.now() + '\\n'); process.exit(4)`], { cwd: dir });
+  const r = await runDtrain(
+    [
+      'launch',
+      '--nproc-per-node',
+      '1',
+      '--max-restarts',
+      '1',
+      '--set',
+      'restarts.backoff=1.5s',
+      '--set',
+      `logs.dir=${dir}/logs`,
+      '--',
+      process.execPath,
+      '-e',
+      `require('fs').appendFileSync(${JSON.stringify(join(dir, 'starts'))}, Date.now() + '\\n'); process.exit(4)`,
+    ],
+    { cwd: dir },
+  );
   t.equal(r.code, 1, r.stderr);
   const starts = readFileSync(join(dir, 'starts'), 'utf8').trim().split('\n').map(Number);
   t.equal(starts.length, 2, 'two attempts');
-  t.ok(starts[1]! - starts[0]! >= 1500, `the second attempt started ${starts[1]! - starts[0]!} ms after the first`);
+  t.ok(starts[1] - starts[0] >= 1500, `the second attempt started ${starts[1] - starts[0]} ms after the first`);
 });
 
-t.test('restarts exhausted: exit 1 with the last attempt\'s root cause', { skip }, async (t) => {
+t.test("restarts exhausted: exit 1 with the last attempt's root cause", { skip }, async (t) => {
   const dir = tempDir(t);
-  const r = await runDtrain(['launch', '--nproc-per-node', '2', '--max-restarts', '1', '--set', 'restarts.backoff=0.1s', '--set', `logs.dir=${dir}/logs`, '--json', '--', 'sh', '-c', 'exit 4'], { cwd: dir });
+  const r = await runDtrain(
+    [
+      'launch',
+      '--nproc-per-node',
+      '2',
+      '--max-restarts',
+      '1',
+      '--set',
+      'restarts.backoff=0.1s',
+      '--set',
+      `logs.dir=${dir}/logs`,
+      '--json',
+      '--',
+      'sh',
+      '-c',
+      'exit 4',
+    ],
+    { cwd: dir },
+  );
   t.equal(r.code, 1);
   const summary = JSON.parse(r.stdout);
   t.equal(summary.attempts.length, 2);
@@ -77,7 +135,10 @@ t.test('restarts exhausted: exit 1 with the last attempt\'s root cause', { skip 
 
 t.test('a command that does not exist is a clear failure', { skip }, async (t) => {
   const dir = tempDir(t);
-  const r = await runDtrain(['launch', '--nproc-per-node', '1', '--set', `logs.dir=${dir}/logs`, '--', 'no-such-program-xyz'], { cwd: dir });
+  const r = await runDtrain(
+    ['launch', '--nproc-per-node', '1', '--set', `logs.dir=${dir}/logs`, '--', 'no-such-program-xyz'],
+    { cwd: dir },
+  );
   t.equal(r.code, 1);
   t.match(r.stderr, /exited with code 127/);
   t.match(r.stderr, /cannot run no-such-program-xyz: No such file or directory/);
@@ -86,7 +147,21 @@ t.test('a command that does not exist is a clear failure', { skip }, async (t) =
 t.test('the error file a worker wrote is part of the root cause', { skip }, async (t) => {
   const dir = tempDir(t);
   const script = `require('fs').writeFileSync(process.env.TORCHELASTIC_ERROR_FILE, JSON.stringify({ message: { message: 'ValueError: bad batch', extraInfo: { py_callstack: 'x' } } })); process.exit(1)`;
-  const r = await runDtrain(['launch', '--nproc-per-node', '1', '--json', '--set', `logs.dir=${dir}/logs`, '--', process.execPath, '-e', script], { cwd: dir });
+  const r = await runDtrain(
+    [
+      'launch',
+      '--nproc-per-node',
+      '1',
+      '--json',
+      '--set',
+      `logs.dir=${dir}/logs`,
+      '--',
+      process.execPath,
+      '-e',
+      script,
+    ],
+    { cwd: dir },
+  );
   t.equal(r.code, 1);
   t.match(JSON.parse(r.stdout).root_cause.error_file, { message: { message: 'ValueError: bad batch' } });
   t.match(r.stderr, /error file: .*ValueError: bad batch/);

@@ -16,7 +16,7 @@ function vmHwmKb(pid: number): number {
   }
 }
 
-function checkStream(t: typeof import("tap").default, text: string, tag: 'o' | 'e'): void {
+function checkStream(t: typeof import('tap').default, text: string, tag: 'o' | 'e'): void {
   const next = [0, 0, 0, 0];
   let bad = 0;
   const re = new RegExp(`^\\[rank (\\d)\\] ${tag}(\\d) (\\d+) x{40}$`);
@@ -33,41 +33,69 @@ function checkStream(t: typeof import("tap").default, text: string, tag: 'o' | '
   t.same(next, [lines, lines, lines, lines], `${tag}: nothing lost`);
 }
 
-t.test('4 × 100k lines, stalled stdout reader: whole lines, nothing lost, bounded memory', { skip: !built() && 'run npx tsc -p . first' }, async (t) => {
-  const dir = tempDir(t);
-  const run = startDtrain(
-    ['launch', '--nproc-per-node', '4', '--set', `logs.dir=${dir}/logs`, '--', process.execPath, join(fixtures, 'lines.mjs'), String(lines)],
-    { cwd: dir, stdoutPipe: true },
-  );
-  const pid = run.child.pid!;
-  let peakKb = 0;
-  const sampler = setInterval(() => (peakKb = Math.max(peakKb, vmHwmKb(pid))), 50);
-  // Stall: read nothing for 3 s while the workers write as fast as they can.
-  run.child.stdout!.pause();
-  await new Promise((r) => setTimeout(r, 3000));
-  const stalledKb = vmHwmKb(pid);
-  const chunks: Buffer[] = [];
-  run.child.stdout!.on('data', (b: Buffer) => chunks.push(b));
-  run.child.stdout!.resume();
-  const r = await run.done;
-  clearInterval(sampler);
-  t.equal(r.code, 0, 'the job succeeded');
-  checkStream(t, Buffer.concat(chunks).toString(), 'o');
-  checkStream(t, r.stderr, 'e');
-  t.ok(stalledKb > 0 && stalledKb < 200 * 1024, `VmHWM while stalled ${Math.round(stalledKb / 1024)} MB < 200 MB`);
-  t.ok(peakKb < 200 * 1024, `VmHWM peak ${Math.round(peakKb / 1024)} MB < 200 MB`);
-  const runId = readFileSync(join(dir, 'logs', (await import('node:fs')).readdirSync(join(dir, 'logs'))[0]!, 'attempt_0', 'rank_2.out'), 'utf8');
-  const fileLines = runId.split('\n');
-  t.equal(fileLines.length, lines + 1, 'rank_2.out holds every line');
-  t.equal(fileLines[lines - 1], `o2 ${lines - 1} ${'x'.repeat(40)}`, 'raw lines, no prefix, in order');
-});
+t.test(
+  '4 × 100k lines, stalled stdout reader: whole lines, nothing lost, bounded memory',
+  { skip: !built() && 'run npx tsc -p . first' },
+  async (t) => {
+    const dir = tempDir(t);
+    const run = startDtrain(
+      [
+        'launch',
+        '--nproc-per-node',
+        '4',
+        '--set',
+        `logs.dir=${dir}/logs`,
+        '--',
+        process.execPath,
+        join(fixtures, 'lines.mjs'),
+        String(lines),
+      ],
+      { cwd: dir, stdoutPipe: true },
+    );
+    const pid = run.child.pid!;
+    let peakKb = 0;
+    const sampler = setInterval(() => (peakKb = Math.max(peakKb, vmHwmKb(pid))), 50);
+    // Stall: read nothing for 3 s while the workers write as fast as they can.
+    run.child.stdout!.pause();
+    await new Promise((r) => setTimeout(r, 3000));
+    const stalledKb = vmHwmKb(pid);
+    const chunks: Buffer[] = [];
+    run.child.stdout!.on('data', (b: Buffer) => chunks.push(b));
+    run.child.stdout!.resume();
+    const r = await run.done;
+    clearInterval(sampler);
+    t.equal(r.code, 0, 'the job succeeded');
+    checkStream(t, Buffer.concat(chunks).toString(), 'o');
+    checkStream(t, r.stderr, 'e');
+    t.ok(stalledKb > 0 && stalledKb < 200 * 1024, `VmHWM while stalled ${Math.round(stalledKb / 1024)} MB < 200 MB`);
+    t.ok(peakKb < 200 * 1024, `VmHWM peak ${Math.round(peakKb / 1024)} MB < 200 MB`);
+    const runId = readFileSync(
+      join(dir, 'logs', (await import('node:fs')).readdirSync(join(dir, 'logs'))[0], 'attempt_0', 'rank_2.out'),
+      'utf8',
+    );
+    const fileLines = runId.split('\n');
+    t.equal(fileLines.length, lines + 1, 'rank_2.out holds every line');
+    t.equal(fileLines[lines - 1], `o2 ${lines - 1} ${'x'.repeat(40)}`, 'raw lines, no prefix, in order');
+  },
+);
 
-t.test('a reader that goes away (dtrain launch | head -1) does not stop the job', { skip: !built() && 'run npx tsc -p . first' }, async (t) => {
-  const dir = tempDir(t);
-  const run = startDtrain(['launch', '--nproc-per-node', '2', '--set', `logs.dir=${dir}/logs`, '--', 'sh', '-c', 'seq 1 200000'], { cwd: dir, stdoutPipe: true });
-  run.child.stdout!.once('data', () => run.child.stdout!.destroy());
-  const r = await run.done;
-  t.equal(r.code, 0, r.stderr);
-  const runId = (await import('node:fs')).readdirSync(join(dir, 'logs'))[0]!;
-  t.equal(readFileSync(join(dir, 'logs', runId, 'attempt_0', 'rank_1.out'), 'utf8').split('\n').length, 200001, 'the log file still got every line');
-});
+t.test(
+  'a reader that goes away (dtrain launch | head -1) does not stop the job',
+  { skip: !built() && 'run npx tsc -p . first' },
+  async (t) => {
+    const dir = tempDir(t);
+    const run = startDtrain(
+      ['launch', '--nproc-per-node', '2', '--set', `logs.dir=${dir}/logs`, '--', 'sh', '-c', 'seq 1 200000'],
+      { cwd: dir, stdoutPipe: true },
+    );
+    run.child.stdout!.once('data', () => run.child.stdout!.destroy());
+    const r = await run.done;
+    t.equal(r.code, 0, r.stderr);
+    const runId = (await import('node:fs')).readdirSync(join(dir, 'logs'))[0];
+    t.equal(
+      readFileSync(join(dir, 'logs', runId, 'attempt_0', 'rank_1.out'), 'utf8').split('\n').length,
+      200001,
+      'the log file still got every line',
+    );
+  },
+);

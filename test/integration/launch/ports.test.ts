@@ -15,7 +15,10 @@ function occupy(t: { teardown(fn: () => void): void }): Promise<number> {
 t.test('master.port taken: exit 3 naming the key', { skip }, async (t) => {
   const dir = tempDir(t);
   const port = await occupy(t);
-  const r = await runDtrain(['launch', '--nproc-per-node', '2', '--master-port', String(port), '--set', `logs.dir=${dir}/logs`, '--', 'true'], { cwd: dir });
+  const r = await runDtrain(
+    ['launch', '--nproc-per-node', '2', '--master-port', String(port), '--set', `logs.dir=${dir}/logs`, '--', 'true'],
+    { cwd: dir },
+  );
   t.equal(r.code, 3, r.stderr);
   t.match(r.stderr, new RegExp(`master\\.port: port ${port} is already in use`));
   t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
@@ -24,7 +27,22 @@ t.test('master.port taken: exit 3 naming the key', { skip }, async (t) => {
 t.test('rendezvous.port taken: exit 3', { skip }, async (t) => {
   const dir = tempDir(t);
   const port = await occupy(t);
-  const r = await runDtrain(['launch', '--nproc-per-node', '1', '--set', `rendezvous.port=${port}`, '--set', 'rendezvous.addr=0.0.0.0', '--set', `logs.dir=${dir}/logs`, '--', 'true'], { cwd: dir });
+  const r = await runDtrain(
+    [
+      'launch',
+      '--nproc-per-node',
+      '1',
+      '--set',
+      `rendezvous.port=${port}`,
+      '--set',
+      'rendezvous.addr=0.0.0.0',
+      '--set',
+      `logs.dir=${dir}/logs`,
+      '--',
+      'true',
+    ],
+    { cwd: dir },
+  );
   t.equal(r.code, 3, r.stderr);
   t.match(r.stderr, String(port));
   t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');

@@ -9,15 +9,34 @@ const skip = !built() && 'run npx tsc -p . first';
 
 function start(dir: string, extra: string[] = [], env: Record<string, string> = {}) {
   return startDtrain(
-    ['launch', '--nproc-per-node', '2', '--max-restarts', '3', '--set', 'shutdown_grace=20s', '--set', `logs.dir=${dir}/logs`, ...extra,
-      '--', process.execPath, join(fixtures, 'crash.mjs'), dir, '-1', '0'],
+    [
+      'launch',
+      '--nproc-per-node',
+      '2',
+      '--max-restarts',
+      '3',
+      '--set',
+      'shutdown_grace=20s',
+      '--set',
+      `logs.dir=${dir}/logs`,
+      ...extra,
+      '--',
+      process.execPath,
+      join(fixtures, 'crash.mjs'),
+      dir,
+      '-1',
+      '0',
+    ],
     { cwd: dir, env },
   );
 }
 
 const running = (dir: string) => existsSync(join(dir, 'pid_0')) && existsSync(join(dir, 'pid_1'));
 
-for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+for (const [sig, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
   t.test(`${sig} stops the job without restart, exit ${code}`, { skip }, async (t) => {
     const dir = tempDir(t);
     const run = start(dir, ['--json']);
@@ -37,7 +56,19 @@ t.test('a second SIGINT kills at once', { skip }, async (t) => {
   const dir = tempDir(t);
   // rank 1 ignores SIGTERM only; SIGINT makes crash.mjs exit, so use a shell that ignores INT
   const run = startDtrain(
-    ['launch', '--nproc-per-node', '2', '--set', 'shutdown_grace=60s', '--set', `logs.dir=${dir}/logs`, '--', 'sh', '-c', `trap '' INT; echo $$ > ${dir}/pid_$RANK; sleep 60 & wait`],
+    [
+      'launch',
+      '--nproc-per-node',
+      '2',
+      '--set',
+      'shutdown_grace=60s',
+      '--set',
+      `logs.dir=${dir}/logs`,
+      '--',
+      'sh',
+      '-c',
+      `trap '' INT; echo $$ > ${dir}/pid_$RANK; sleep 60 & wait`,
+    ],
     { cwd: dir },
   );
   t.ok(await waitFor(() => running(dir), 10000));
@@ -61,14 +92,30 @@ t.test('SIGUSR1 and SIGUSR2 are forwarded once each and supervision goes on', { 
   const r = await run.done;
   t.equal(r.code, 0, r.stderr);
   for (const rank of [0, 1])
-    for (const sig of ['SIGUSR1', 'SIGUSR2']) t.equal(readFileSync(join(dir, `got_${rank}_${sig}`), 'utf8'), 'x\n', `rank ${rank} got ${sig} once`);
+    for (const sig of ['SIGUSR1', 'SIGUSR2'])
+      t.equal(readFileSync(join(dir, `got_${rank}_${sig}`), 'utf8'), 'x\n', `rank ${rank} got ${sig} once`);
 });
 
 t.test('SIGTERM: a worker that ignores it is killed after shutdown_grace, exit 143', { skip }, async (t) => {
   const dir = tempDir(t);
   const run = startDtrain(
-    ['launch', '--nproc-per-node', '2', '--set', 'shutdown_grace=1s', '--set', `logs.dir=${dir}/logs`, '--json',
-      '--', process.execPath, join(fixtures, 'crash.mjs'), dir, '-1', '0', '1'],
+    [
+      'launch',
+      '--nproc-per-node',
+      '2',
+      '--set',
+      'shutdown_grace=1s',
+      '--set',
+      `logs.dir=${dir}/logs`,
+      '--json',
+      '--',
+      process.execPath,
+      join(fixtures, 'crash.mjs'),
+      dir,
+      '-1',
+      '0',
+      '1',
+    ],
     { cwd: dir },
   );
   t.ok(await waitFor(() => running(dir), 10000), 'workers started');
@@ -79,9 +126,21 @@ t.test('SIGTERM: a worker that ignores it is killed after shutdown_grace, exit 1
   const took = Date.now() - sentAt;
   t.equal(r.code, 143, r.stderr);
   t.ok(took >= 1000 && took < 6000, `waited the 1 s grace for the stubborn rank, then killed it (${took} ms)`);
-  const ranks = JSON.parse(r.stdout).attempts[0].ranks as { rank: number; exit_code: number | null; signal: string | null }[];
-  t.match(ranks.find((x) => x.rank === 0), { exit_code: 143 }, 'rank 0 left on SIGTERM');
-  t.match(ranks.find((x) => x.rank === 1), { signal: 'SIGKILL' }, 'rank 1 ignored it and was killed');
+  const ranks = JSON.parse(r.stdout).attempts[0].ranks as {
+    rank: number;
+    exit_code: number | null;
+    signal: string | null;
+  }[];
+  t.match(
+    ranks.find((x) => x.rank === 0),
+    { exit_code: 143 },
+    'rank 0 left on SIGTERM',
+  );
+  t.match(
+    ranks.find((x) => x.rank === 1),
+    { signal: 'SIGKILL' },
+    'rank 1 ignored it and was killed',
+  );
 });
 
 t.test('SIGHUP is forwarded to the workers', { skip }, async (t) => {

@@ -21,12 +21,27 @@ const hyper = { lr: 3e-3, betas: [0.85, 0.995] as const, eps: 1e-7, weightDecay:
 function torchRun(world: number, maxGradNorm: number | null): Float32Array {
   const grads = new Float32Array(steps * n);
   for (let s = 1; s <= steps; s++) grads.set(averaged(n, world, s), (s - 1) * n);
-  const files = { params: join(work, 'p0.bin'), grads: join(work, `g${world}.bin`), out: join(work, `out${world}-${maxGradNorm}.bin`) };
+  const files = {
+    params: join(work, 'p0.bin'),
+    grads: join(work, `g${world}.bin`),
+    out: join(work, `out${world}-${maxGradNorm}.bin`),
+  };
   writeFileSync(files.params, randomArray(n, 1));
   writeFileSync(files.grads, grads);
   const cfg = join(work, 'cfg.json');
-  writeFileSync(cfg, JSON.stringify({ n, steps, lr: hyper.lr, betas: hyper.betas, eps: hyper.eps, weight_decay: hyper.weightDecay,
-    max_grad_norm: maxGradNorm, ...files }));
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      n,
+      steps,
+      lr: hyper.lr,
+      betas: hyper.betas,
+      eps: hyper.eps,
+      weight_decay: hyper.weightDecay,
+      max_grad_norm: maxGradNorm,
+      ...files,
+    }),
+  );
   execFileSync(PYTHON, [script, cfg], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 120_000 });
   const out = readFileSync(files.out);
   return new Float32Array(out.buffer, out.byteOffset, n).slice();
@@ -44,8 +59,11 @@ t.test('ShardedAdam equals torch.optim.AdamW on the same data', { skip }, async 
           for (let s = 1; s <= steps; s++) await opt.step(localGrads(n, rank, s));
           return p;
         });
-        const err = maxRelError(got[0]!, want, hyper.lr);
-        t.ok(err < 1e-6, `world ${world}, stage ${stage}, clip ${maxGradNorm}: max relative error ${err.toExponential(2)}`);
+        const err = maxRelError(got[0], want, hyper.lr);
+        t.ok(
+          err < 1e-6,
+          `world ${world}, stage ${stage}, clip ${maxGradNorm}: max relative error ${err.toExponential(2)}`,
+        );
       }
     }
   }

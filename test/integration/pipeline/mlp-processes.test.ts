@@ -34,12 +34,56 @@ interface Case {
 }
 
 const cases: Case[] = [
-  { name: '2 stages on one host, 1f1b, 5 microbatches', nodes: [2], pipeline: 2, schedule: '1f1b', microbatches: 5, transport: 'shm' },
-  { name: '4 stages on 4 nodes, 1f1b, 9 microbatches', nodes: [1, 1, 1, 1], pipeline: 4, schedule: '1f1b', microbatches: 9, transport: 'tcp' },
-  { name: '4 stages on 4 nodes, gpipe, 4 microbatches', nodes: [1, 1, 1, 1], pipeline: 4, schedule: 'gpipe', microbatches: 4, transport: 'tcp' },
-  { name: '4 stages on one host, interleaved, 2 chunks, 8 microbatches', nodes: [4], pipeline: 4, schedule: 'interleaved-1f1b', microbatches: 8, virtualStages: 2, transport: 'shm' },
-  { name: '2 stages on 2 nodes, interleaved, 4 chunks, 4 microbatches (both directions on one channel)', nodes: [1, 1], pipeline: 2, schedule: 'interleaved-1f1b', microbatches: 4, virtualStages: 4, transport: 'tcp' },
-  { name: '2 stages × 2 data replicas on 2 nodes, 1f1b, 4 microbatches', nodes: [2, 2], pipeline: 2, schedule: '1f1b', microbatches: 4, transport: 'tcp' },
+  {
+    name: '2 stages on one host, 1f1b, 5 microbatches',
+    nodes: [2],
+    pipeline: 2,
+    schedule: '1f1b',
+    microbatches: 5,
+    transport: 'shm',
+  },
+  {
+    name: '4 stages on 4 nodes, 1f1b, 9 microbatches',
+    nodes: [1, 1, 1, 1],
+    pipeline: 4,
+    schedule: '1f1b',
+    microbatches: 9,
+    transport: 'tcp',
+  },
+  {
+    name: '4 stages on 4 nodes, gpipe, 4 microbatches',
+    nodes: [1, 1, 1, 1],
+    pipeline: 4,
+    schedule: 'gpipe',
+    microbatches: 4,
+    transport: 'tcp',
+  },
+  {
+    name: '4 stages on one host, interleaved, 2 chunks, 8 microbatches',
+    nodes: [4],
+    pipeline: 4,
+    schedule: 'interleaved-1f1b',
+    microbatches: 8,
+    virtualStages: 2,
+    transport: 'shm',
+  },
+  {
+    name: '2 stages on 2 nodes, interleaved, 4 chunks, 4 microbatches (both directions on one channel)',
+    nodes: [1, 1],
+    pipeline: 2,
+    schedule: 'interleaved-1f1b',
+    microbatches: 4,
+    virtualStages: 4,
+    transport: 'tcp',
+  },
+  {
+    name: '2 stages × 2 data replicas on 2 nodes, 1f1b, 4 microbatches',
+    nodes: [2, 2],
+    pipeline: 2,
+    schedule: '1f1b',
+    microbatches: 4,
+    transport: 'tcp',
+  },
 ];
 
 for (const c of cases) {
@@ -62,15 +106,25 @@ for (const c of cases) {
       t.equal(r.code, 0, `rank ${r.rank} exits 0`, { stderr: r.stderr.slice(-3000) });
       const rep = r.report;
       if (!rep) continue;
-      t.ok(rep.worst <= 1e-6, `rank ${r.rank} (stage ${rep.stage}): worst relative gradient error ${Number(rep.worst).toExponential(2)}`);
+      t.ok(
+        rep.worst <= 1e-6,
+        `rank ${r.rank} (stage ${rep.stage}): worst relative gradient error ${Number(rep.worst).toExponential(2)}`,
+      );
       t.notOk(rep.touchedOthers, 'a stage touches only its own layers');
       t.same(rep.executed, rep.planned, 'ran the schedule in order');
       t.equal(rep.peakStashed, rep.peakInFlight, `peak stashed ${rep.peakStashed} = peak in flight`);
-      if (rep.stage === c.pipeline - 1) t.ok(Math.abs(rep.loss - rep.refLoss) <= 1e-12 * rep.refLoss, `loss ${rep.loss} = ${rep.refLoss}`);
+      if (rep.stage === c.pipeline - 1)
+        t.ok(Math.abs(rep.loss - rep.refLoss) <= 1e-12 * rep.refLoss, `loss ${rep.loss} = ${rep.refLoss}`);
       else t.equal(rep.loss, null);
       const sends = (rep.stats as { op: string; transport: string; count: number }[]).filter((s) => s.op === 'send');
-      t.ok(c.pipeline === 1 || sends.some((s) => s.transport === c.transport && s.count > 0), `sends went over ${c.transport}`, { stats: rep.stats });
-      t.comment(`rank ${r.rank} stage ${rep.stage}: step ${rep.stepMs.toFixed(1)} ms, worst error ${Number(rep.worst).toExponential(2)}`);
+      t.ok(
+        c.pipeline === 1 || sends.some((s) => s.transport === c.transport && s.count > 0),
+        `sends went over ${c.transport}`,
+        { stats: rep.stats },
+      );
+      t.comment(
+        `rank ${r.rank} stage ${rep.stage}: step ${rep.stepMs.toFixed(1)} ms, worst error ${Number(rep.worst).toExponential(2)}`,
+      );
     }
   });
 }
@@ -78,8 +132,23 @@ for (const c of cases) {
 // The measured check across real processes: sleeping stages, idle share against the simulated bubble.
 const UNIT_MS = 80;
 const timed: Case[] = [
-  { name: '1f1b, 4 stages on 4 nodes, 8 microbatches', nodes: [1, 1, 1, 1], pipeline: 4, schedule: '1f1b', microbatches: 8, transport: 'tcp' },
-  { name: 'interleaved, 4 stages on one host, 2 chunks, 8 microbatches', nodes: [4], pipeline: 4, schedule: 'interleaved-1f1b', microbatches: 8, virtualStages: 2, transport: 'shm' },
+  {
+    name: '1f1b, 4 stages on 4 nodes, 8 microbatches',
+    nodes: [1, 1, 1, 1],
+    pipeline: 4,
+    schedule: '1f1b',
+    microbatches: 8,
+    transport: 'tcp',
+  },
+  {
+    name: 'interleaved, 4 stages on one host, 2 chunks, 8 microbatches',
+    nodes: [4],
+    pipeline: 4,
+    schedule: 'interleaved-1f1b',
+    microbatches: 8,
+    virtualStages: 2,
+    transport: 'shm',
+  },
 ];
 // The in-process unit test holds the executor to 10%. Here four processes and their progress threads share a
 // 2-core machine with other jobs: each hop waits for the OS to wake a process, which at load 15 adds several
@@ -88,7 +157,12 @@ const PROCESS_TOLERANCE = 0.25;
 for (const c of timed) {
   t.test(`measured idle share over processes: ${c.name}`, async (t) => {
     const { planPipeline } = await import('../../../src/runtime/pipeline/schedule.js');
-    const simulated = planPipeline({ kind: c.schedule as '1f1b', stages: c.pipeline, microbatches: c.microbatches, virtualStages: c.virtualStages }).timeline.bubbleFraction;
+    const simulated = planPipeline({
+      kind: c.schedule as '1f1b',
+      stages: c.pipeline,
+      microbatches: c.microbatches,
+      virtualStages: c.virtualStages,
+    }).timeline.bubbleFraction;
     const results = await runWorkers({
       nodes: c.nodes,
       script: join(repoRoot, 'test', 'fixtures', 'pipeline', 'sleep-worker.mjs'),
@@ -110,7 +184,9 @@ for (const c of timed) {
     const busy = ops.reduce((s, o) => s + (o.end - o.start), 0);
     const idle = 1 - busy / (c.pipeline * (t1 - t0));
     const relative = Math.abs(idle - simulated) / simulated;
-    t.comment(`${c.name}: measured idle share ${idle.toFixed(4)}, simulated ${simulated.toFixed(4)} (${(100 * relative).toFixed(1)}% apart), makespan ${(t1 - t0).toFixed(0)} ms`);
+    t.comment(
+      `${c.name}: measured idle share ${idle.toFixed(4)}, simulated ${simulated.toFixed(4)} (${(100 * relative).toFixed(1)}% apart), makespan ${(t1 - t0).toFixed(0)} ms`,
+    );
     t.ok(relative <= PROCESS_TOLERANCE, `within ${100 * PROCESS_TOLERANCE}% of the simulated bubble fraction`);
     for (const rep of reports) {
       t.same(rep.executed, rep.planned, `stage ${rep.stage} ran its program`);

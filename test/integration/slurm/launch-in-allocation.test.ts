@@ -27,14 +27,21 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
   });
   const holder = slurm(tb, ['sbatch', '--parsable', '--output=/dev/null', '--wrap', 'sleep 300']).trim();
   t.teardown(() => void slurm(tb, ['scancel', holder]));
-  const steps = () => slurm(tb, ['squeue', '-h', '-s', '-j', holder, '-o', '%i']).split('\n').filter((s) => s && !/\.(batch|extern)$/.test(s));
+  const steps = () =>
+    slurm(tb, ['squeue', '-h', '-s', '-j', holder, '-o', '%i'])
+      .split('\n')
+      .filter((s) => s && !/\.(batch|extern)$/.test(s));
 
   t.test('agents in srun steps, workers with the torchrun environment, nothing left behind', async (t) => {
-    for (let i = 0; i < 50 && slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%T']).trim() !== 'RUNNING'; i++) await sleep(200);
+    for (let i = 0; i < 50 && slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%T']).trim() !== 'RUNNING'; i++)
+      await sleep(200);
     const node = slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%N']).trim();
     mkdirSync(path.join(dir, 'out'));
     const check = `require('node:fs').writeFileSync('out/' + process.env.RANK, JSON.stringify({ rank: process.env.RANK, world: process.env.WORLD_SIZE, local: process.env.LOCAL_RANK, master: process.env.MASTER_ADDR, step: process.env.SLURM_STEP_ID, job: process.env.SLURM_JOB_ID, store: process.env.DTRAIN_STORE, cvd: process.env.CUDA_VISIBLE_DEVICES }))`;
-    writeFileSync(path.join(dir, 'job.yaml'), `name: alloc\nentrypoint: ${JSON.stringify([process.execPath, '-e', check])}\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1}\n`);
+    writeFileSync(
+      path.join(dir, 'job.yaml'),
+      `name: alloc\nentrypoint: ${JSON.stringify([process.execPath, '-e', check])}\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1}\n`,
+    );
     // srun's stdin crosses the cluster network in clear: a stand-in srun first on PATH keeps a copy of what
     // the controller writes there, then runs the real one
     const realSrun = execFileSync('sh', ['-c', 'command -v srun'], { env: tb.env, encoding: 'utf8' }).trim();
@@ -53,16 +60,35 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     };
     const r = dtrain(['launch', 'job.yaml', '--json'], { env, cwd: dir, timeoutMs: 120_000 });
     t.equal(r.status, 0, r.stderr);
-    t.match(r.stderr, `this machine (login-node) is not one of Slurm job ${holder}'s nodes (${node}): every agent starts with srun`);
-    t.match(JSON.parse(r.stdout), { exit_code: 0, attempts: [{ ranks: [{ rank: 0, host: node }, { rank: 1, host: node }] }] });
+    t.match(
+      r.stderr,
+      `this machine (login-node) is not one of Slurm job ${holder}'s nodes (${node}): every agent starts with srun`,
+    );
+    t.match(JSON.parse(r.stdout), {
+      exit_code: 0,
+      attempts: [
+        {
+          ranks: [
+            { rank: 0, host: node },
+            { rank: 1, host: node },
+          ],
+        },
+      ],
+    });
     for (const rank of ['0', '1']) {
       const seen = JSON.parse(readFileSync(path.join(dir, 'out', rank), 'utf8'));
       t.match(seen, { rank, world: '2', local: rank, master: node, job: holder, store: /^unix:/ }, `rank ${rank}`);
       t.equal(seen.cvd, '3,5', `rank ${rank} keeps the CUDA_VISIBLE_DEVICES the allocation set`);
       t.match(seen.step, /^[0-9]+$/, `rank ${rank} ran inside an srun step`);
     }
-    const sent = readFileSync(capture, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-    t.match(sent, [{ type: 'hello', kx: /^[A-Za-z0-9+/]{43}=$/ }, { type: 'spec', job_key_sealed: { iv: String, tag: String, data: String } }]);
+    const sent = readFileSync(capture, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    t.match(sent, [
+      { type: 'hello', kx: /^[A-Za-z0-9+/]{43}=$/ },
+      { type: 'spec', job_key_sealed: { iv: String, tag: String, data: String } },
+    ]);
     t.notOk('job_key' in sent[1], 'the job key itself never went over srun');
     for (let i = 0; i < 20 && steps().length; i++) await sleep(200);
     t.same(steps(), [], 'no agent step outlives the launch');

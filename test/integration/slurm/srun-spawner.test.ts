@@ -32,14 +32,18 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
 
   const holder = slurm(tb, ['sbatch', '--parsable', '--output=/dev/null', '--wrap', 'sleep 300']).trim();
   const env = { ...tb.env, SLURM_JOB_ID: holder };
-  const steps = () => slurm(tb, ['squeue', '-h', '-s', '-j', holder, '-o', '%i']).split('\n').filter((s) => s && !/\.(batch|extern)$/.test(s));
+  const steps = () =>
+    slurm(tb, ['squeue', '-h', '-s', '-j', holder, '-o', '%i'])
+      .split('\n')
+      .filter((s) => s && !/\.(batch|extern)$/.test(s));
 
   t.before(async () => {
-    for (let i = 0; i < 50 && slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%T']).trim() !== 'RUNNING'; i++) await sleep(200);
+    for (let i = 0; i < 50 && slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%T']).trim() !== 'RUNNING'; i++)
+      await sleep(200);
   });
 
   const request = (over: Partial<SrunLaunchRequest> = {}): SrunLaunchRequest => ({
-    nodes: [{ node_rank: 0, host: 'unset', }],
+    nodes: [{ node_rank: 0, host: 'unset' }],
     workdir,
     dtrain: [process.execPath, stub],
     helloTimeoutMs: 30_000,
@@ -48,7 +52,11 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
   });
 
   t.test('the allocation as dtrain launch sees it', async (t) => {
-    const alloc = detectSlurmAllocation({ ...env, SLURM_JOB_NODELIST: slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%N']).trim(), SLURM_JOB_NUM_NODES: '1' });
+    const alloc = detectSlurmAllocation({
+      ...env,
+      SLURM_JOB_NODELIST: slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%N']).trim(),
+      SLURM_JOB_NUM_NODES: '1',
+    });
     t.ok(alloc);
     const hosts = await allocationHosts(alloc!, env);
     t.equal(hosts.length, 1);
@@ -57,13 +65,28 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
   t.test('agents on every node: hello, spec on stdin, records on stdout, close ends the step', async (t) => {
     const host = slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%N']).trim();
     // two nodes' agents (both on the testbed's one node: the steps are independent either way)
-    const agents = await startSrunAgents(request({ nodes: [{ node_rank: 0, host }, { node_rank: 1, host }], cpusPerTask: 1 }));
+    const agents = await startSrunAgents(
+      request({
+        nodes: [
+          { node_rank: 0, host },
+          { node_rank: 1, host },
+        ],
+        cpusPerTask: 1,
+      }),
+    );
     t.equal(agents.length, 2);
     const key = Buffer.alloc(32, 7).toString('base64');
     const seen = await Promise.all(
       agents.map(async (a) => {
         t.equal(a.hello.version, packageVersion());
-        a.stdin.write(JSON.stringify({ type: 'spec', node: { node_rank: a.node.node_rank }, ranks: [{ rank: a.node.node_rank }], job_key: key }) + '\n');
+        a.stdin.write(
+          JSON.stringify({
+            type: 'spec',
+            node: { node_rank: a.node.node_rank },
+            ranks: [{ rank: a.node.node_rank }],
+            job_key: key,
+          }) + '\n',
+        );
         const line: string = await new Promise((resolve) => createInterface({ input: a.stdout }).once('line', resolve));
         return JSON.parse(JSON.parse(line).lines[0]);
       }),
@@ -75,7 +98,11 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     t.equal(steps().length, 2);
     for (const a of agents) a.close();
     const exits = await Promise.all(agents.map((a) => a.exited));
-    t.same(exits.map((e) => e.code), [1, 1], 'the agents saw EOF (controller gone) and exited 1');
+    t.same(
+      exits.map((e) => e.code),
+      [1, 1],
+      'the agents saw EOF (controller gone) and exited 1',
+    );
     // srun has returned; slurmctld drops the step record a moment later
     for (let i = 0; i < 25 && steps().length; i++) await sleep(200);
     t.same(steps(), [], 'no step left');
@@ -86,8 +113,8 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     const [agent] = await startSrunAgents(request({ nodes: [{ node_rank: 3, host }] }));
     const [step] = steps();
     t.ok(step);
-    slurm(tb, ['scancel', step!]);
-    const why = await agent!.lost;
+    slurm(tb, ['scancel', step]);
+    const why = await agent.lost;
     t.match(why, /^srun step ended \((exit code \d+|killed by SIG\w+)\)/);
   });
 
@@ -105,17 +132,26 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     };
     await expectStartError(
       request({ nodes: [{ node_rank: 0, host }], env: { ...env, STUB_VERSION: '0.0.0-old' } }),
-      new RegExp(`^${host}: dtrain version mismatch: the controller runs ${packageVersion().replace(/\./g, '\\.')}, the agent there runs 0\\.0\\.0-old`),
+      new RegExp(
+        `^${host}: dtrain version mismatch: the controller runs ${packageVersion().replace(/\./g, '\\.')}, the agent there runs 0\\.0\\.0-old`,
+      ),
     );
     await expectStartError(
       request({ nodes: [{ node_rank: 0, host }], env: { ...env, STUB_NO_KX: '1' } }),
-      new RegExp(`^${host}: the agent answered without its key exchange \\(the job key is never sent in clear over srun\\)`),
+      new RegExp(
+        `^${host}: the agent answered without its key exchange \\(the job key is never sent in clear over srun\\)`,
+      ),
     );
     await expectStartError(
       request({ nodes: [{ node_rank: 0, host }], env: { ...env, STUB_DIE: '1' } }),
-      new RegExp(`^${host}: the agent step ended before the version exchange \\(exit code 4\\): .*cannot start \\(STUB_DIE\\)`),
+      new RegExp(
+        `^${host}: the agent step ended before the version exchange \\(exit code 4\\): .*cannot start \\(STUB_DIE\\)`,
+      ),
     );
-    await expectStartError(request({ nodes: [{ node_rank: 0, host }], srun: '/nonexistent/srun' }), /\/nonexistent\/srun not found on PATH/);
+    await expectStartError(
+      request({ nodes: [{ node_rank: 0, host }], srun: '/nonexistent/srun' }),
+      /\/nonexistent\/srun not found on PATH/,
+    );
     await expectStartError(
       request({ nodes: [{ node_rank: 0, host: 'no-such-node' }] }),
       /^no-such-node: the agent step ended before the version exchange \(exit code 1\): srun: error: .*/,

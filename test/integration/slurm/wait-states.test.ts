@@ -26,7 +26,12 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
 
   const submit = async (name: string, body: string, directives: string[] = []) => {
     const file = path.join(dir, `${name}.sbatch`);
-    writeFileSync(file, ['#!/bin/bash', ...directives.map((d) => `#SBATCH ${d}`), `#SBATCH --output=${dir}/${name}.out`, body, ''].join('\n'));
+    writeFileSync(
+      file,
+      ['#!/bin/bash', ...directives.map((d) => `#SBATCH ${d}`), `#SBATCH --output=${dir}/${name}.out`, body, ''].join(
+        '\n',
+      ),
+    );
     return submitScript('slurm', file, { cwd: dir, env: tb.env });
   };
   const wait = (id: string, name: string, onState?: (s: string) => void) =>
@@ -52,16 +57,36 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
       const o = await wait(id, 'fail');
       t.equal(o.state, 'FAILED');
       t.equal(o.exitCode, 3);
-      t.match(judgeOutcome(id, o, 'out'), { ok: false, exitCode: 3, message: /FAILED with exit code 3 before dtrain reported a result/ });
+      t.match(judgeOutcome(id, o, 'out'), {
+        ok: false,
+        exitCode: 3,
+        message: /FAILED with exit code 3 before dtrain reported a result/,
+      });
     });
 
     t.test('the result file names the failed rank', async (t) => {
-      const summary = { run_id: 'r', exit_code: 1, root_cause: null, attempts: [{ ranks: [{ rank: 0, host: 'vm', exit_code: 0, signal: null }, { rank: 1, host: 'vm', exit_code: 7, signal: null }] }] };
+      const summary = {
+        run_id: 'r',
+        exit_code: 1,
+        root_cause: null,
+        attempts: [
+          {
+            ranks: [
+              { rank: 0, host: 'vm', exit_code: 0, signal: null },
+              { rank: 1, host: 'vm', exit_code: 7, signal: null },
+            ],
+          },
+        ],
+      };
       const id = await submit('ranked', `echo '${JSON.stringify(summary)}' > ${dir}/ranked.result.json; exit 1`);
       const o = await wait(id, 'ranked');
       t.equal(o.state, 'FAILED');
       t.same(o.result, summary);
-      t.match(judgeOutcome(id, o, 'out'), { ok: false, exitCode: 1, message: /^job \d+ failed: rank 1 \(vm\) exited with 7;/ });
+      t.match(judgeOutcome(id, o, 'out'), {
+        ok: false,
+        exitCode: 1,
+        message: /^job \d+ failed: rank 1 \(vm\) exited with 7;/,
+      });
     });
 
     t.test('a job cancelled while it runs', async (t) => {
@@ -106,7 +131,8 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
       } catch {
         // slurmd re-registering may have brought it back already (ReturnToService=2)
       }
-      for (let i = 0; i < 50 && !/idle|mix|alloc/.test(slurm(tb, ['sinfo', '-h', '-N', '-o', '%t'])); i++) await sleep(200);
+      for (let i = 0; i < 50 && !/idle|mix|alloc/.test(slurm(tb, ['sinfo', '-h', '-N', '-o', '%t'])); i++)
+        await sleep(200);
       t.equal(o.state, 'NODE_FAIL');
       t.match(judgeOutcome(id, o, 'out').message, new RegExp(`^job ${id} ended NODE_FAIL \\(NodeDown\\)`));
     });

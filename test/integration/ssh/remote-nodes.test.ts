@@ -26,11 +26,18 @@ const scratch = mkdtempSync(join(tmpdir(), 'dtrain-ssh-rn-'));
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
 const jobKey = Buffer.from('k'.repeat(32)).toString('base64');
 
-const nodes: NodePlan[] = bed.hosts.map((h, i) => ({ node_rank: i, host: h.address, nproc: 1, local: false, user: 'root', port: 22 }));
+const nodes: NodePlan[] = bed.hosts.map((h, i) => ({
+  node_rank: i,
+  host: h.address,
+  nproc: 1,
+  local: false,
+  user: 'root',
+  port: 22,
+}));
 const rank = (i: number): RankPlan => ({
   rank: i,
   node_rank: i,
-  host: bed.hosts[i]!.address,
+  host: bed.hosts[i].address,
   local_rank: 0,
   data: i,
   pipeline: 0,
@@ -48,7 +55,11 @@ const stubSettings = {
 };
 
 const routes = new Map<number, { localAddress?: string; targets: ReadonlyMap<number, SshTarget> }>();
-function spec(node: NodePlan, store: AgentSpec['store'], route: { localAddress?: string; targets: ReadonlyMap<number, SshTarget> }): AgentSpec {
+function spec(
+  node: NodePlan,
+  store: AgentSpec['store'],
+  route: { localAddress?: string; targets: ReadonlyMap<number, SshTarget> },
+): AgentSpec {
   routes.set(node.node_rank, route);
   return {
     type: 'spec',
@@ -58,7 +69,7 @@ function spec(node: NodePlan, store: AgentSpec['store'], route: { localAddress?:
     world_size: 2,
     nnodes: 2,
     workdir: scratch,
-    master: { addr: nodes[0]!.host, port: 'auto' },
+    master: { addr: nodes[0].host, port: 'auto' },
     store,
     job_key: jobKey,
     restarts_max: 0,
@@ -88,30 +99,41 @@ t.test('spec on stdin, forward_env below the plan, records and diagnostics attri
   });
   t.teardown(() => remote.close());
   for (let i = 0; i < 50 && records.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
-  const got = records.sort((a, b) => a[0] - b[0]).map(([n, r]) => [n, JSON.parse(r.lines[0]!)]);
+  const got = records.sort((a, b) => a[0] - b[0]).map(([n, r]) => [n, JSON.parse(r.lines[0])]);
   t.equal(got.length, 2);
   for (const [n, doc] of got) {
-    t.same(doc.env, { NCCL_IB_DISABLE: '1', NCCL_DEBUG: 'WARN', RANK: String(n) }, 'forwarded NCCL_* below the plan env; others not forwarded');
-    t.same(doc.store, { kind: 'tcp', host: '127.0.0.1', port: remote.agents[n as number]!.storeAddr.port });
+    t.same(
+      doc.env,
+      { NCCL_IB_DISABLE: '1', NCCL_DEBUG: 'WARN', RANK: String(n) },
+      'forwarded NCCL_* below the plan env; others not forwarded',
+    );
+    t.same(doc.store, { kind: 'tcp', host: '127.0.0.1', port: remote.agents[n as number].storeAddr.port });
   }
-  t.ok(diagnostics.includes(`[${bed.hosts[1]!.address}] spec for node 1, job key of 32 bytes`), 'stderr lines carry the host');
-  t.equal(routes.get(1)?.targets.get(0)?.hostName, bed.hosts[0]!.address, "each spec is made knowing node 0's address as SSH dials it");
+  t.ok(
+    diagnostics.includes(`[${bed.hosts[1].address}] spec for node 1, job key of 32 bytes`),
+    'stderr lines carry the host',
+  );
+  t.equal(
+    routes.get(1)?.targets.get(0)?.hostName,
+    bed.hosts[0].address,
+    "each spec is made knowing node 0's address as SSH dials it",
+  );
   t.equal(routes.get(1)?.localAddress, bed.controller_address, "and this machine's address on that node's route back");
-  t.equal(remote.agents[0]!.localAddress, bed.controller_address, 'the route back to the controller');
+  t.equal(remote.agents[0].localAddress, bed.controller_address, 'the route back to the controller');
 
-  inHost(bed.hosts[1]!, ['ip', 'link', 'set', 'eth0', 'down']);
+  inHost(bed.hosts[1], ['ip', 'link', 'set', 'eth0', 'down']);
   for (let i = 0; i < 60 && lost.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
   t.equal(lost.length, 1);
-  t.equal(lost[0]![0], 1);
-  t.match(lost[0]![1], new RegExp(`^${bed.hosts[1]!.address.replace(/\./g, '\\.')}: `));
-  inHost(bed.hosts[1]!, ['ip', 'link', 'set', 'eth0', 'up']);
+  t.equal(lost[0][0], 1);
+  t.match(lost[0][1], new RegExp(`^${bed.hosts[1].address.replace(/\./g, '\\.')}: `));
+  inHost(bed.hosts[1], ['ip', 'link', 'set', 'eth0', 'up']);
 
   await remote.close();
   // close() resolves once the agent exited; sshd's own session process may need a moment more
-  let left = strayPids(bed.hosts[0]!);
+  let left = strayPids(bed.hosts[0]);
   for (let i = 0; i < 30 && left.length; i++) {
     await new Promise((r) => setTimeout(r, 100));
-    left = strayPids(bed.hosts[0]!);
+    left = strayPids(bed.hosts[0]);
   }
   t.same(left, [], 'close() ended the agent on the connected host');
   t.same(lost.length, 1, 'closing is not a loss');
@@ -120,7 +142,7 @@ t.test('spec on stdin, forward_env below the plan, records and diagnostics attri
 t.test('each agent gets its spec as it starts, not once every agent has', async (t) => {
   // The second host's prelude holds its agent back for 1.5 s; the first agent's spec must not wait for it.
   const events = join(scratch, 'events.log');
-  const slow = bed.hosts[1]!.hostname;
+  const slow = bed.hosts[1].hostname;
   const remote = await startRemoteNodes({
     nodes,
     settings: {
@@ -139,12 +161,17 @@ t.test('each agent gets its spec as it starts, not once every agent has', async 
   });
   t.teardown(() => remote.close());
   const at = (event: string, host: string) => {
-    const line = readFileSync(events, 'utf8').split('\n').find((l) => l.startsWith(`${event} ${host} `));
+    const line = readFileSync(events, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${event} ${host} `));
     return line ? Number(line.split(' ')[2]) : NaN;
   };
   for (let i = 0; i < 50 && Number.isNaN(at('spec', slow)); i++) await new Promise((r) => setTimeout(r, 100));
-  const fast = bed.hosts[0]!.hostname;
-  t.ok(at('spec', fast) < at('hello', slow), `${fast} had its spec ${at('hello', slow) - at('spec', fast)} ms before ${slow} said hello`);
+  const fast = bed.hosts[0].hostname;
+  t.ok(
+    at('spec', fast) < at('hello', slow),
+    `${fast} had its spec ${at('hello', slow) - at('spec', fast)} ms before ${slow} said hello`,
+  );
   t.ok(at('spec', slow) >= at('hello', slow), 'and each spec comes after its own hello');
   await remote.close();
 });

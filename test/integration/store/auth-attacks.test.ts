@@ -45,7 +45,9 @@ t.test('a proof made without the key gets REJECT and a close', async (t) => {
 
 t.test('a client with the wrong key never sends a proof and fails with a StartError', async (t) => {
   const { server, violations } = await startServer(t);
-  const err = await StoreClient.connectTcp({ host: '127.0.0.1', port: server.port, jobKey: randomBytes(32) }).catch((e) => e);
+  const err = await StoreClient.connectTcp({ host: '127.0.0.1', port: server.port, jobKey: randomBytes(32) }).catch(
+    (e) => e,
+  );
   t.equal(err.exitCode, 3);
   t.match(err.message, /did not prove knowledge of the job key/);
   await new Promise((r) => setTimeout(r, 50));
@@ -78,7 +80,7 @@ t.test('a tampered frame closes the connection without effect', async (t) => {
   const peer = await RawPeer.tcp(server.port);
   const session = await authenticateRaw(peer, jobKey);
   const sealed = session.seal(encodeBody(Op.set, 1, ['tampered', 'yes']));
-  sealed[4 + 8 + 10]! ^= 0x01; // one bit of the body
+  sealed[4 + 8 + 10] ^= 0x01; // one bit of the body
   peer.writeRaw(sealed);
   t.equal(await peer.next(), 'closed');
   t.match(violations, [/MAC/]);

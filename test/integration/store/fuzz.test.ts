@@ -24,7 +24,16 @@ import { ClientHandshake, rejectText, RejectReason, rejectMessage } from '../../
 import { Op, Status, decodeBody, type Message } from '../../../src/store/frame.js';
 import { duplexPair } from '../../helpers/store-duplex-pair.js';
 import { RawPeer, authenticateRaw } from '../../helpers/store-raw.js';
-import { Rng, body, expect, mutate, okShapeProblem, stampId, validRequest, type Expectation } from '../../helpers/store-fuzz.js';
+import {
+  Rng,
+  body,
+  expect,
+  mutate,
+  okShapeProblem,
+  stampId,
+  validRequest,
+  type Expectation,
+} from '../../helpers/store-fuzz.js';
 
 const seed = Number(process.env.DTRAIN_FUZZ_SEED ?? 20261125);
 const target = Number(process.env.DTRAIN_FUZZ_FRAMES ?? 100_000);
@@ -53,7 +62,7 @@ function overTcp(server: StoreServer): StreamMaker {
 /** Writes bytes in random pieces, so frame boundaries and chunk boundaries rarely agree. */
 function writeChunked(rng: Rng, peer: RawPeer, bytes: Buffer): void {
   if (rng.chance(0.7)) return peer.writeRaw(bytes);
-  for (let at = 0; at < bytes.length; ) {
+  for (let at = 0; at < bytes.length;) {
     const n = rng.range(1, Math.max(1, bytes.length - at));
     peer.writeRaw(bytes.subarray(at, at + n));
     at += n;
@@ -72,7 +81,7 @@ function mutateHandshake(rng: Rng, msg: Buffer): Buffer {
   const b = Buffer.from(msg);
   switch (rng.int(9)) {
     case 0:
-      for (let i = rng.range(1, 3); i > 0; i--) b[rng.int(b.length)]! ^= 1 << rng.int(8);
+      for (let i = rng.range(1, 3); i > 0; i--) b[rng.int(b.length)] ^= 1 << rng.int(8);
       return b;
     case 1:
       return b.subarray(0, rng.int(b.length));
@@ -126,15 +135,17 @@ async function preAuthSession(make: StreamMaker, sessionSeed: number, problems: 
     const fate = helloFate(first);
     const r = await peer.next();
     if (fate === 'close') {
-      if (r !== 'closed') fail(`bad first frame ${first.toString('hex').slice(0, 80)} got ${Buffer.isBuffer(r) ? 'an answer' : r}`);
+      if (r !== 'closed')
+        fail(`bad first frame ${first.toString('hex').slice(0, 80)} got ${Buffer.isBuffer(r) ? 'an answer' : r}`);
       return 1;
     }
     if (fate === 'version') {
-      if (!Buffer.isBuffer(r) || !/version/.test(rejectText(r) ?? '')) fail('version mismatch not rejected with REJECT version');
+      if (!Buffer.isBuffer(r) || !/version/.test(rejectText(r) ?? ''))
+        fail('version mismatch not rejected with REJECT version');
       if ((await peer.next()) !== 'closed') fail('no close after REJECT version');
       return 1;
     }
-    if (!Buffer.isBuffer(r)) return fail(`valid hello got ${r}`), 1;
+    if (!Buffer.isBuffer(r)) return (fail(`valid hello got ${r}`), 1);
     if (!first.equals(hs.hello())) {
       // A mutation that is still a valid hello (other nonce): the challenge must answer that nonce.
       const other = r.length === 69 && r.subarray(0, 5).equals(Buffer.from([0x44, 0x54, 0x53, 2, 1]));
@@ -154,7 +165,7 @@ async function preAuthSession(make: StreamMaker, sessionSeed: number, problems: 
     const correct = sent.equals(proof);
     const answer = await peer.next();
     if (correct) {
-      if (!Buffer.isBuffer(answer)) return fail(`correct proof got ${answer}`), 1 + frames.length;
+      if (!Buffer.isBuffer(answer)) return (fail(`correct proof got ${answer}`), 1 + frames.length);
       const welcome = decodeBody(hs.session().open(answer));
       if (welcome.code !== Status.ok || welcome.id !== 0) fail('welcome is not status 0 id 0');
       return 2;
@@ -258,8 +269,8 @@ function proxyChannel(socketPath: string): ChannelMaker {
 function expectOn(channel: Channel, b: Buffer): Expectation {
   const e = expect(b);
   if (channel.proxy && e.kind === 'proxyOnly') {
-    const argc = b[5]!;
-    return argc === 0 ? { kind: 'valid', op: b[0]!, blocking: false, argc } : { kind: 'invalid' };
+    const argc = b[5];
+    return argc === 0 ? { kind: 'valid', op: b[0], blocking: false, argc } : { kind: 'invalid' };
   }
   return e;
 }
@@ -320,7 +331,7 @@ async function postAuthConnection(
           let bytes: Buffer;
           if (attack === 0) {
             bytes = channel.seal(b);
-            bytes[rng.range(4, bytes.length - 1)]! ^= 1 << rng.int(8);
+            bytes[rng.range(4, bytes.length - 1)] ^= 1 << rng.int(8);
           } else if (attack === 1) {
             channel.seal(b); // a sequence number skipped
             bytes = channel.seal(b);
@@ -334,7 +345,8 @@ async function postAuthConnection(
           break;
         }
         const valid = validRequest(rng, id);
-        const b = r < 0.4 ? valid : r < 0.98 ? stampId(mutate(rng, valid), id) : stampId(rng.bytes(rng.range(0, 64)), id);
+        const b =
+          r < 0.4 ? valid : r < 0.98 ? stampId(mutate(rng, valid), id) : stampId(rng.bytes(rng.range(0, 64)), id);
         const s: Sent = { id, exp: expectOn(channel, b), bytes: b };
         sent.set(id, s);
         batch.push(s);
@@ -362,7 +374,9 @@ async function postAuthConnection(
       }
       drain();
       if (!breaking && !answered.has(syncId)) {
-        problems.push(peer.closed ? 'connection closed after only well-formed frames' : 'no answer to the sync PING within 5 s');
+        problems.push(
+          peer.closed ? 'connection closed after only well-formed frames' : 'no answer to the sync PING within 5 s',
+        );
         break;
       }
       for (const s of batch) {
@@ -370,15 +384,18 @@ async function postAuthConnection(
         // The proxy answers forwarded requests asynchronously; broken framing closes the worker at
         // once, so answers still in flight upstream are dropped with it.
         if (channel.proxy && breaking) continue;
-        const needs = s.exp.kind === 'invalid' || s.exp.kind === 'proxyOnly' || (s.exp.kind === 'valid' && !s.exp.blocking);
+        const needs =
+          s.exp.kind === 'invalid' || s.exp.kind === 'proxyOnly' || (s.exp.kind === 'valid' && !s.exp.blocking);
         if (needs && !answered.has(s.id)) problems.push(`no answer to ${s.bytes.toString('hex').slice(0, 80)}`);
       }
       if (breaking) {
         if (!peer.closed) await Promise.race([peer.closedPromise, new Promise((r) => setTimeout(r, 3000))]);
         drain();
-        if (!peer.closed) problems.push(`${breaking.exp.kind} frame did not close: ${breaking.bytes.toString('hex').slice(0, 80)}`);
+        if (!peer.closed)
+          problems.push(`${breaking.exp.kind} frame did not close: ${breaking.bytes.toString('hex').slice(0, 80)}`);
         if (answered.has(breaking.id)) problems.push('the breaking frame was answered');
-        for (const id of answered) if (id > breaking.id) problems.push(`frame after a breaking one was executed (id ${id})`);
+        for (const id of answered)
+          if (id > breaking.id) problems.push(`frame after a breaking one was executed (id ${id})`);
         break;
       }
     }
@@ -442,7 +459,13 @@ t.test('after authentication', async (t) => {
   const sentinels: string[] = [];
   const started = Date.now();
   const mem = await runPostAuth(authenticatedChannel(inMemory(server)), target, rng, problems, sentinels);
-  const tcp = await runPostAuth(authenticatedChannel(overTcp(server)), Math.ceil(target / 20), rng, problems, sentinels);
+  const tcp = await runPostAuth(
+    authenticatedChannel(overTcp(server)),
+    Math.ceil(target / 20),
+    rng,
+    problems,
+    sentinels,
+  );
   t.comment(
     `post-auth: ${mem.sent} frames on ${mem.connections} in-memory connections + ${tcp.sent} on ${tcp.connections} TCP ` +
       `connections, ${sentinels.length} envelope attacks, ${Date.now() - started} ms`,

@@ -92,7 +92,11 @@ t.test('SIGKILLed workers and agents leave nothing blocked; the store keeps serv
   await controller.barrier('a1/b', 3, 10000);
   await passed;
   t.same(await Promise.all([exited(survivor), exited(late)]), [0, 0], 'workers passed the barrier and exited 0');
-  const workersSeen = await controller.check([`a1/worker/${survivor.pid}`, `a1/worker/${late.pid}`, `worker/${late.pid}`]);
+  const workersSeen = await controller.check([
+    `a1/worker/${survivor.pid}`,
+    `a1/worker/${late.pid}`,
+    `worker/${late.pid}`,
+  ]);
   t.same(workersSeen, [true, true, false], 'worker keys landed under the attempt prefix');
 
   agent.kill('SIGKILL');

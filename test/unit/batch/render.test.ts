@@ -46,7 +46,10 @@ scheduler:
 t.test('slurm script: one agent task per node, every scheduler key, no secret', async (t) => {
   const job = await jobFrom(t, full);
   const s = renderSlurmScript(job);
-  const directives = s.split('\n').filter((l) => l.startsWith('#SBATCH ')).map((l) => l.slice(8));
+  const directives = s
+    .split('\n')
+    .filter((l) => l.startsWith('#SBATCH '))
+    .map((l) => l.slice(8));
   t.same(directives, [
     '--job-name=llm',
     '--nodes=2',
@@ -76,13 +79,18 @@ t.test('slurm script: one agent task per node, every scheduler key, no secret', 
 t.test('slurm script: optional keys left out, SRUN_CPUS_PER_TASK only with cpus_per_task', async (t) => {
   const job = await jobFrom(t, 'entrypoint: node w.js\nnproc_per_node: 2\nscheduler: {kind: slurm}\n');
   const s = renderSlurmScript(job);
-  const directives = s.split('\n').filter((l) => l.startsWith('#SBATCH ')).map((l) => l.slice(8).split('=')[0]);
+  const directives = s
+    .split('\n')
+    .filter((l) => l.startsWith('#SBATCH '))
+    .map((l) => l.slice(8).split('=')[0]);
   t.same(directives, ['--job-name', '--nodes', '--ntasks-per-node', '--output', '--chdir']);
   t.notMatch(s, /\nexport SRUN_CPUS_PER_TASK/);
 });
 
 t.test('paths with spaces and quotes are quoted in commands', async (t) => {
-  const dir = t.testdir({ "it's a job.yaml": 'entrypoint: node w.js\nworkdir: /data/runs\nscheduler: {kind: slurm}\n' });
+  const dir = t.testdir({
+    "it's a job.yaml": 'entrypoint: node w.js\nworkdir: /data/runs\nscheduler: {kind: slurm}\n',
+  });
   const file = path.join(dir, "it's a job.yaml");
   const loaded = await loadConfig(file, { cwd: dir });
   const s = renderSlurmScript(batchJobFromConfig(loaded.config, file, { dtrain, stamp: 'S' }));
@@ -106,10 +114,16 @@ t.test('--scheduler overrides kind and stands in for a missing section', async (
 
 t.test('directive values must be single words; extra entries must be options', async (t) => {
   const err = await caught(
-    jobFrom(t, 'entrypoint: x\nscheduler: {kind: slurm, partition: "gpu long", extra: ["exclusive", "--a\\n#SBATCH --b"]}\n'),
+    jobFrom(
+      t,
+      'entrypoint: x\nscheduler: {kind: slurm, partition: "gpu long", extra: ["exclusive", "--a\\n#SBATCH --b"]}\n',
+    ),
   );
   t.ok(err instanceof ConfigError);
-  t.same((err as ConfigError).problems.map((p) => p.path), ['scheduler.partition', 'scheduler.extra.0', 'scheduler.extra.1']);
+  t.same(
+    (err as ConfigError).problems.map((p) => p.path),
+    ['scheduler.partition', 'scheduler.extra.0', 'scheduler.extra.1'],
+  );
   t.equal((err as ConfigError).exitCode, 2);
 });
 
@@ -126,14 +140,20 @@ t.test('invalid scheduler fields are rejected by the schema with their path', as
     const dir = t.testdir({ 'job.yaml': `entrypoint: node w.js\n${yaml}\n` });
     const err = await caught(loadConfig(path.join(dir, 'job.yaml')));
     t.ok(err instanceof ConfigError, yaml);
-    t.ok((err as ConfigError).problems?.some((p) => p.path.startsWith(where)), `${yaml} → ${where}: ${(err as Error).message}`);
+    t.ok(
+      (err as ConfigError).problems?.some((p) => p.path.startsWith(where)),
+      `${yaml} → ${where}: ${(err as Error).message}`,
+    );
   }
 });
 
 t.test('pbs script: select with ncpus/ngpus/mem, walltime, queue, account, join mode over pbsdsh', async (t) => {
   const job = await jobFrom(t, full, 'pbs');
   const s = renderPbsScript(job);
-  const directives = s.split('\n').filter((l) => l.startsWith('#PBS ')).map((l) => l.slice(5));
+  const directives = s
+    .split('\n')
+    .filter((l) => l.startsWith('#PBS '))
+    .map((l) => l.slice(5));
   t.same(directives, [
     '-N llm',
     '-l select=2:ncpus=32:mpiprocs=1:ngpus=4:mem=64gb',
@@ -144,11 +164,19 @@ t.test('pbs script: select with ncpus/ngpus/mem, walltime, queue, account, join 
     '-j oe',
     `-o ${job.base}.out`,
   ]);
-  t.same(job.warnings, ['scheduler.extra (--exclusive --constraint=a100) is for slurm, not pbs: left out of the script']);
-  t.match(s, /pbsdsh -- \/opt\/node\/bin\/node \/shared\/dtrain\/bin\/dtrain agent --join "\$head_node:29400" --secret-file "\$secret_dir\/secret"/);
+  t.same(job.warnings, [
+    'scheduler.extra (--exclusive --constraint=a100) is for slurm, not pbs: left out of the script',
+  ]);
+  t.match(
+    s,
+    /pbsdsh -- \/opt\/node\/bin\/node \/shared\/dtrain\/bin\/dtrain agent --join "\$head_node:29400" --secret-file "\$secret_dir\/secret"/,
+  );
   t.match(s, /dtrain launch \S+job\.yaml --set rendezvous\.port=29400 --join-agents "\$nnodes" --secret-file/);
   t.notMatch(s, /[0-9a-f]{32}/, 'no secret value in the script');
-  t.same(pbsWarnings(job), ['scheduler.qos has no PBS equivalent and is ignored', 'scheduler.signal has no PBS equivalent and is ignored']);
+  t.same(pbsWarnings(job), [
+    'scheduler.qos has no PBS equivalent and is ignored',
+    'scheduler.signal has no PBS equivalent and is ignored',
+  ]);
 });
 
 t.test('pbs: extra lines of a pbs section pass through as they are', async (t) => {
@@ -159,7 +187,10 @@ t.test('pbs: extra lines of a pbs section pass through as they are', async (t) =
 });
 
 t.test('pbs: ncpus defaults to nproc_per_node; a fixed rendezvous port is the join port', async (t) => {
-  const job = await jobFrom(t, 'entrypoint: x\nnproc_per_node: 3\nrendezvous: {port: 4242}\nscheduler: {kind: pbs, nodes: 2, time: "1-00:30:00"}\n');
+  const job = await jobFrom(
+    t,
+    'entrypoint: x\nnproc_per_node: 3\nrendezvous: {port: 4242}\nscheduler: {kind: pbs, nodes: 2, time: "1-00:30:00"}\n',
+  );
   const s = renderPbsScript(job);
   t.match(s, '#PBS -l select=2:ncpus=3:mpiprocs=1\n');
   t.match(s, '#PBS -l walltime=24:30:00\n');

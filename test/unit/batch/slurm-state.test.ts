@@ -35,8 +35,10 @@ t.test('cancelled and still-running jobs', async (t) => {
     signal: 0,
   });
   t.equal(stateFromScontrol({}), undefined);
-  for (const s of ['CANCELLED', 'TIMEOUT', 'NODE_FAIL', 'PREEMPTED', 'COMPLETED', 'FAILED']) t.ok(TERMINAL_STATES.has(s), s);
-  for (const s of ['PENDING', 'RUNNING', 'COMPLETING', 'CONFIGURING', 'REQUEUED', 'SUSPENDED']) t.notOk(TERMINAL_STATES.has(s), s);
+  for (const s of ['CANCELLED', 'TIMEOUT', 'NODE_FAIL', 'PREEMPTED', 'COMPLETED', 'FAILED'])
+    t.ok(TERMINAL_STATES.has(s), s);
+  for (const s of ['PENDING', 'RUNNING', 'COMPLETING', 'CONFIGURING', 'REQUEUED', 'SUSPENDED'])
+    t.notOk(TERMINAL_STATES.has(s), s);
 });
 
 t.test('job ids from sbatch --parsable and qsub', async (t) => {

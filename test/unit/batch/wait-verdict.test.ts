@@ -18,7 +18,10 @@ const failedRun: LaunchSummary = {
 
 t.test('success needs COMPLETED and a zero result (when there is one)', async (t) => {
   t.match(judgeOutcome('7', { state: 'COMPLETED', exitCode: 0 }, 'o'), { ok: true, exitCode: 0 });
-  t.match(judgeOutcome('7', { state: 'COMPLETED', exitCode: 0, result: { ...failedRun, exit_code: 0, attempts: [] } }, 'o'), { ok: true });
+  t.match(
+    judgeOutcome('7', { state: 'COMPLETED', exitCode: 0, result: { ...failedRun, exit_code: 0, attempts: [] } }, 'o'),
+    { ok: true },
+  );
   t.match(judgeOutcome('7', { state: 'COMPLETED', exitCode: 0, result: failedRun }, 'o'), { ok: false });
 });
 
@@ -30,10 +33,21 @@ t.test('a failed run names the failed ranks', async (t) => {
   t.equal(v.message, 'job 7 failed: rank 1 (n1) exited with 3, rank 2 (n2) killed by SIGKILL; output: /logs/a.out');
   const root = { rank: 1, host: 'n1', exit_code: 3, signal: null };
   const withCause = judgeOutcome('7', { state: 'FAILED', result: { ...failedRun, root_cause: root } }, 'o');
-  t.equal(withCause.message, 'job 7 failed: rank 1 (n1) exited with 3 (failed: rank 1 (n1) exited with 3, rank 2 (n2) killed by SIGKILL); output: o');
-  const lost = judgeOutcome('7', { state: 'FAILED', result: { ...failedRun, root_cause: { ...root, message: 'node n2 lost: heartbeat timeout' } } }, 'o');
+  t.equal(
+    withCause.message,
+    'job 7 failed: rank 1 (n1) exited with 3 (failed: rank 1 (n1) exited with 3, rank 2 (n2) killed by SIGKILL); output: o',
+  );
+  const lost = judgeOutcome(
+    '7',
+    { state: 'FAILED', result: { ...failedRun, root_cause: { ...root, message: 'node n2 lost: heartbeat timeout' } } },
+    'o',
+  );
   t.match(lost.message, /^job 7 failed: node n2 lost: heartbeat timeout \(failed: /);
-  const early = judgeOutcome('7', { state: 'FAILED', exitCode: 3, result: { exit_code: 3, error: 'rendezvous timeout' } }, 'o');
+  const early = judgeOutcome(
+    '7',
+    { state: 'FAILED', exitCode: 3, result: { exit_code: 3, error: 'rendezvous timeout' } },
+    'o',
+  );
   t.match(early, { ok: false, exitCode: 3, message: 'job 7 failed: rendezvous timeout; output: o' });
 });
 

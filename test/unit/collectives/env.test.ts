@@ -1,5 +1,5 @@
 import t from 'tap';
-import { groupRanks, parseDurationMs, readWorkerEnv } from '../../../src/runtime/init.js';
+import { groupRanks, parseDurationMs, readWorkerEnv } from '../../../src/runtime/worker-env.js';
 
 const base = { RANK: '5', WORLD_SIZE: '8', DTRAIN_STORE: 'unix:/tmp/x.sock', DTRAIN_NODE_RANK: '1' };
 
@@ -28,9 +28,15 @@ t.test('a single process needs no store', async (t) => {
 });
 
 t.test('inconsistent environments are refused with one clear line', async (t) => {
-  t.throws(() => readWorkerEnv({ ...base, RANK: '9' }), { name: 'InitError', message: /RANK=9 is outside WORLD_SIZE=8/ });
+  t.throws(() => readWorkerEnv({ ...base, RANK: '9' }), {
+    name: 'InitError',
+    message: /RANK=9 is outside WORLD_SIZE=8/,
+  });
   t.throws(() => readWorkerEnv({ ...base, DTRAIN_TENSOR_SIZE: '3' }), /is not WORLD_SIZE=8/);
-  t.throws(() => readWorkerEnv({ ...base, DTRAIN_TENSOR_SIZE: '2', DTRAIN_TENSOR_RANK: '0' }), /does not match its coordinates/);
+  t.throws(
+    () => readWorkerEnv({ ...base, DTRAIN_TENSOR_SIZE: '2', DTRAIN_TENSOR_RANK: '0' }),
+    /does not match its coordinates/,
+  );
   t.throws(() => readWorkerEnv({ RANK: '1', WORLD_SIZE: '2' }), /DTRAIN_STORE is not set/);
   t.throws(() => readWorkerEnv({ ...base, RANK: 'x' }), /not a non-negative integer/);
 });
@@ -40,5 +46,8 @@ t.test('durations', async (t) => {
   t.equal(parseDurationMs('2s', 'X'), 2000);
   t.equal(parseDurationMs('5m', 'X'), 300_000);
   t.equal(parseDurationMs('250ms', 'X'), 250);
-  t.throws(() => parseDurationMs('soon', 'DTRAIN_COLLECTIVE_TIMEOUT'), /DTRAIN_COLLECTIVE_TIMEOUT=soon is not a duration/);
+  t.throws(
+    () => parseDurationMs('soon', 'DTRAIN_COLLECTIVE_TIMEOUT'),
+    /DTRAIN_COLLECTIVE_TIMEOUT=soon is not a duration/,
+  );
 });

@@ -17,7 +17,10 @@ const targets = [
   {
     what: 'store frame parser',
     name: 'store_frame_fuzz',
-    sources: [join(repoRoot, 'addon', 'fuzz', 'store_frame_fuzz.cc'), join(repoRoot, 'addon', 'src', 'store_client', 'frame.cc')],
+    sources: [
+      join(repoRoot, 'addon', 'fuzz', 'store_frame_fuzz.cc'),
+      join(repoRoot, 'addon', 'src', 'store_client', 'frame.cc'),
+    ],
     corpus: join(repoRoot, 'addon', 'fuzz', 'corpus'),
   },
   {
@@ -29,22 +32,38 @@ const targets = [
 ];
 
 for (const target of targets) {
-  t.test(`${target.what} survives libFuzzer + ASan`, { skip: clang.status !== 0 && !required ? 'clang++ not installed' : false }, async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'dtrain-fuzz-'));
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    const bin = join(dir, target.name);
-    const build = spawnSync(
-      'clang++',
-      ['-std=c++17', '-g', '-O1', '-fsanitize=fuzzer,address,undefined', '-fno-sanitize-recover=undefined', `-I${join(repoRoot, 'addon', 'src')}`,
-        ...target.sources, '-o', bin],
-      { encoding: 'utf8' },
-    );
-    t.equal(build.status, 0, `clang++ builds the fuzz target: ${build.stderr.slice(-2000)}`);
-    if (build.status !== 0) return;
-    const corpus = join(dir, 'corpus');
-    spawnSync('cp', ['-r', target.corpus, corpus]);
-    const run = spawnSync(bin, ['-runs=200000', '-max_len=4096', '-seed=1', corpus], { encoding: 'utf8', timeout: 240_000 });
-    t.equal(run.status, 0, `no crash or sanitizer report: ${run.stderr.slice(-3000)}`);
-    t.match(run.stderr, /Done \d+ runs/);
-  });
+  t.test(
+    `${target.what} survives libFuzzer + ASan`,
+    { skip: clang.status !== 0 && !required ? 'clang++ not installed' : false },
+    async (t) => {
+      const dir = mkdtempSync(join(tmpdir(), 'dtrain-fuzz-'));
+      t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+      const bin = join(dir, target.name);
+      const build = spawnSync(
+        'clang++',
+        [
+          '-std=c++17',
+          '-g',
+          '-O1',
+          '-fsanitize=fuzzer,address,undefined',
+          '-fno-sanitize-recover=undefined',
+          `-I${join(repoRoot, 'addon', 'src')}`,
+          ...target.sources,
+          '-o',
+          bin,
+        ],
+        { encoding: 'utf8' },
+      );
+      t.equal(build.status, 0, `clang++ builds the fuzz target: ${build.stderr.slice(-2000)}`);
+      if (build.status !== 0) return;
+      const corpus = join(dir, 'corpus');
+      spawnSync('cp', ['-r', target.corpus, corpus]);
+      const run = spawnSync(bin, ['-runs=200000', '-max_len=4096', '-seed=1', corpus], {
+        encoding: 'utf8',
+        timeout: 240_000,
+      });
+      t.equal(run.status, 0, `no crash or sanitizer report: ${run.stderr.slice(-3000)}`);
+      t.match(run.stderr, /Done \d+ runs/);
+    },
+  );
 }

@@ -8,7 +8,10 @@ import { fixture } from '../../helpers/collectives-harness.js';
 
 for (const path of ['scalar', 'avx2']) {
   t.test(`DTRAIN_SIMD=${path}`, async (t) => {
-    const r = spawnSync(process.execPath, [fixture('kernels.mjs')], { env: { ...process.env, DTRAIN_SIMD: path }, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [fixture('kernels.mjs')], {
+      env: { ...process.env, DTRAIN_SIMD: path },
+      encoding: 'utf8',
+    });
     t.equal(r.status, 0, r.stderr);
     const report = JSON.parse(r.stdout.trim().split('\n').pop()!);
     t.equal(report.simd, path, `the ${path} kernels ran`);

@@ -9,7 +9,10 @@ const tmp = mkdtempSync(join(tmpdir(), 'dtrain-args-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
 
 t.test('torchrun habits: --nproc-per-node 4 -- python3 train.py', async (t) => {
-  const { config, warnings } = await configFromArgs({ nprocPerNode: 4, entrypoint: ['python3', 'train.py', '--lr', '0.1'] });
+  const { config, warnings } = await configFromArgs({
+    nprocPerNode: 4,
+    entrypoint: ['python3', 'train.py', '--lr', '0.1'],
+  });
   t.same(warnings, []);
   t.equal(config.name, 'dtrain');
   t.same(config.entrypoint, ['python3', 'train.py', '--lr', '0.1'], 'argv kept as given, not re-split');
@@ -26,29 +29,40 @@ t.test('--nnodes with --hosts; masters and restarts map to their keys', async (t
     maxRestarts: 3,
     entrypoint: ['python3', 'train.py'],
   });
-  t.same(config.nodes.map((n) => [n.host, n.nproc, n.local]), [
-    ['node-a', 2, false],
-    ['node-b', 2, false],
-  ]);
+  t.same(
+    config.nodes.map((n) => [n.host, n.nproc, n.local]),
+    [
+      ['node-a', 2, false],
+      ['node-b', 2, false],
+    ],
+  );
   t.equal(config.master.port, 29600);
   t.equal(config.restarts.max, 3);
 });
 
 t.test('flag problems name the flag', async (t) => {
-  const err = await configFromArgs({ nprocPerNode: 0, entrypoint: ['x'], masterPort: 99999, sets: [] }).catch((e: unknown) => e);
+  const err = await configFromArgs({ nprocPerNode: 0, entrypoint: ['x'], masterPort: 99999, sets: [] }).catch(
+    (e: unknown) => e,
+  );
   t.type(err, ConfigError);
   t.same((err as ConfigError).problems.map(formatProblem), [
     '--nproc-per-node: nproc_per_node: must be a positive integer or "auto", got 0',
     '--master-port: master.port: must be a port number 1-65535 or "auto", got 99999',
   ]);
   const nn = await configFromArgs({ nnodes: 2, entrypoint: ['x'] }).catch((e: unknown) => e);
-  t.same((nn as ConfigError).problems.map(formatProblem), ['--nnodes: is 2, but no --hosts were given (name them: --hosts a,b)']);
+  t.same((nn as ConfigError).problems.map(formatProblem), [
+    '--nnodes: is 2, but no --hosts were given (name them: --hosts a,b)',
+  ]);
   const none = await configFromArgs({ entrypoint: [] }).catch((e: unknown) => e);
   t.match((none as ConfigError).message, /name the command to run after --/);
 });
 
 t.test('saveConfig writes a config that loads back to the same thing', async (t) => {
-  const fromArgs = await configFromArgs({ nprocPerNode: 2, entrypoint: ['python3', 'train.py', 'it has spaces'], sets: ['parallelism.zero_stage=1'] });
+  const fromArgs = await configFromArgs({
+    nprocPerNode: 2,
+    entrypoint: ['python3', 'train.py', 'it has spaces'],
+    sets: ['parallelism.zero_stage=1'],
+  });
   const file = join(tmp, 'saved.yaml');
   saveConfig(fromArgs, file);
   const text = readFileSync(file, 'utf8');

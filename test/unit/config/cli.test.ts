@@ -16,7 +16,11 @@ if (!built) {
   const tmp = mkdtempSync(join(tmpdir(), 'dtrain-cli-'));
   t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
   const dtrain = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [join(root, 'bin/dtrain'), ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    const r = spawnSync(process.execPath, [join(root, 'bin/dtrain'), ...args], {
+      cwd: tmp,
+      encoding: 'utf8',
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
   const quickstart = join(root, 'configs/quickstart.yaml');
@@ -24,7 +28,8 @@ if (!built) {
   t.test('--help lists the commands, --version prints the version: exit 0', async (t) => {
     const help = dtrain('--help');
     t.equal(help.code, 0, help.stderr);
-    for (const cmd of ['launch', 'validate', 'submit', 'schedule', 'bench', 'doctor', 'schema']) t.match(help.stdout, new RegExp(`dtrain ${cmd}\\b`));
+    for (const cmd of ['launch', 'validate', 'submit', 'schedule', 'bench', 'doctor', 'schema'])
+      t.match(help.stdout, new RegExp(`dtrain ${cmd}\\b`));
     t.notMatch(help.stdout, /dtrain agent/, 'the internal agent command stays hidden');
     const version = dtrain('--version');
     t.equal(version.code, 0);
@@ -35,7 +40,10 @@ if (!built) {
     const multinode = join(root, 'configs/multinode.yaml');
     const r = dtrain('validate', multinode);
     t.equal(r.code, 0, r.stderr);
-    t.match(r.stdout, /rank\s+local\s+pipeline\s+data\s+tensor\s+params\s+grads\s+optim\s+activ\s+total GB\n\s+0\s+0\s+0\s+0\s+0\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\n/);
+    t.match(
+      r.stdout,
+      /rank\s+local\s+pipeline\s+data\s+tensor\s+params\s+grads\s+optim\s+activ\s+total GB\n\s+0\s+0\s+0\s+0\s+0\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\n/,
+    );
     const j = JSON.parse(dtrain('validate', multinode, '--json').stdout);
     for (const rank of j.ranks) {
       const m = rank.memory;
@@ -50,7 +58,7 @@ if (!built) {
     const r = dtrain('validate', quickstart);
     t.equal(r.code, 0, r.stderr);
     t.match(r.stdout, /^quickstart: world 4 = data 2 × tensor 1 × pipeline 2, ZeRO 1, 1f1b, 4 microbatches\n/);
-    t.match(r.stdout, /node 0  localhost  4 processes  \(local\)/);
+    t.match(r.stdout, /node 0 {2}localhost {2}4 processes {2}\(local\)/);
     t.equal(r.stderr, '');
   });
 
@@ -58,7 +66,12 @@ if (!built) {
     const r = dtrain('validate', quickstart, '--json', '--set', 'parallelism.zero_stage=2');
     t.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
-    t.match(doc, { name: 'quickstart', world_size: 4, parallelism: { data: 2, pipeline: 2, zero_stage: 2 }, warnings: [] });
+    t.match(doc, {
+      name: 'quickstart',
+      world_size: 4,
+      parallelism: { data: 2, pipeline: 2, zero_stage: 2 },
+      warnings: [],
+    });
     t.equal(doc.ranks.length, 4);
     t.same(doc.ranks[2].command, ['node', 'scripts/examples/train.js']);
   });
@@ -66,7 +79,11 @@ if (!built) {
   t.test('warnings go to stderr, exit 0', async (t) => {
     const r = dtrain('validate', quickstart, '--set', 'parallelism.microbatches=1');
     t.equal(r.code, 0);
-    t.match(r.stderr, /^warning: --set parallelism.microbatches=1: parallelism\.microbatches: 1 microbatch for 2 pipeline stages/, 'the warning points at the --set');
+    t.match(
+      r.stderr,
+      /^warning: --set parallelism.microbatches=1: parallelism\.microbatches: 1 microbatch for 2 pipeline stages/,
+      'the warning points at the --set',
+    );
   });
 
   const bad = join(tmp, 'bad.yaml');
@@ -87,13 +104,28 @@ if (!built) {
     t.equal(r.code, 2);
     t.same(JSON.parse(r.stdout), {
       errors: [
-        { file: 'bad.yaml', line: 3, col: 3, path: 'parallelism.tensr', message: 'unknown key (did you mean "tensor"?)' },
-        { file: 'bad.yaml', line: 4, col: 15, path: 'parallelism.zero_stage', message: 'must be one of 0, 1, 2, got 3' },
+        {
+          file: 'bad.yaml',
+          line: 3,
+          col: 3,
+          path: 'parallelism.tensr',
+          message: 'unknown key (did you mean "tensor"?)',
+        },
+        {
+          file: 'bad.yaml',
+          line: 4,
+          col: 15,
+          path: 'parallelism.zero_stage',
+          message: 'must be one of 0, 1, 2, got 3',
+        },
       ],
     });
   });
 
-  writeFileSync(join(tmp, 'mixed.yaml'), 'entrypoint: node train.js\ncollective_timeout: 5 minutes\nnodes: [{host: localhost, slots: 4}]\nparallelism: {tensor: 3}\n');
+  writeFileSync(
+    join(tmp, 'mixed.yaml'),
+    'entrypoint: node train.js\ncollective_timeout: 5 minutes\nnodes: [{host: localhost, slots: 4}]\nparallelism: {tensor: 3}\n',
+  );
 
   t.test('schema and semantic problems together: one line each, exit 2, in --json too', async (t) => {
     const r = dtrain('validate', 'mixed.yaml');
@@ -146,7 +178,9 @@ if (!built) {
         return []; // YAML errors never reach the validator
       }
     };
-    const docs = readdirSync(corpus).filter((f) => f.endsWith('.yaml')).flatMap((f) => parsable(readFileSync(join(corpus, f), 'utf8')));
+    const docs = readdirSync(corpus)
+      .filter((f) => f.endsWith('.yaml'))
+      .flatMap((f) => parsable(readFileSync(join(corpus, f), 'utf8')));
     t.ok(docs.length > 20);
     docs.push({ entrypoint: 'x' }, parse(readFileSync(join(root, 'configs/multinode.yaml'), 'utf8')));
     for (const doc of docs) {

@@ -15,7 +15,9 @@ const write = (name: string, text: string) => {
 };
 
 t.test('a minimal config gets every default from the schema', async (t) => {
-  const { config, warnings } = await loadConfig(write('tiny job.yaml', 'entrypoint: python3 train.py --lr 0.1\n'), { cwd: tmp });
+  const { config, warnings } = await loadConfig(write('tiny job.yaml', 'entrypoint: python3 train.py --lr 0.1\n'), {
+    cwd: tmp,
+  });
   t.same(warnings, []);
   t.equal(config.name, 'tiny-job', 'name from the file name, made valid');
   t.same(config.entrypoint, ['python3', 'train.py', '--lr', '0.1']);
@@ -23,7 +25,15 @@ t.test('a minimal config gets every default from the schema', async (t) => {
   t.same(config.env, {});
   t.equal(config.nodes.length, 1);
   t.match(config.nodes[0], { host: 'localhost', local: true });
-  t.same(config.parallelism, { data: config.nodes[0].nproc, tensor: 1, pipeline: 1, zero_stage: 0, microbatches: 1, schedule: '1f1b', virtual_stages: 1 });
+  t.same(config.parallelism, {
+    data: config.nodes[0].nproc,
+    tensor: 1,
+    pipeline: 1,
+    zero_stage: 0,
+    microbatches: 1,
+    schedule: '1f1b',
+    virtual_stages: 1,
+  });
   t.equal(config.backend, 'auto');
   t.same(config.master, { addr: 'auto', port: 'auto' });
   t.same(config.rendezvous, { addr: 'auto', port: 'auto', timeout: 60_000 });
@@ -33,14 +43,23 @@ t.test('a minimal config gets every default from the schema', async (t) => {
   t.equal(config.shutdown_grace, 30_000);
   t.same(config.logs, { dir: './logs', tee: true, ranks: 'all' });
   t.equal(config.ssh.port, undefined, 'no default: ~/.ssh/config may name the port');
-  t.match(config.ssh, { strict_host_key_checking: 'yes', connect_timeout: 10_000, concurrency: 32, remote_dtrain: 'dtrain', forward_env: ['NCCL_*', 'CUDA_*', 'UCX_*', 'PYTHON*'] });
+  t.match(config.ssh, {
+    strict_host_key_checking: 'yes',
+    connect_timeout: 10_000,
+    concurrency: 32,
+    remote_dtrain: 'dtrain',
+    forward_env: ['NCCL_*', 'CUDA_*', 'UCX_*', 'PYTHON*'],
+  });
   t.equal(config.scheduler, undefined);
   t.equal(config.model, undefined);
 });
 
 t.test('durations: units, combinations and plain seconds become milliseconds', async (t) => {
   const { config } = await loadConfig(
-    write('d.yaml', 'entrypoint: [a]\nheartbeat: {interval: 1.5, timeout: 1m30s}\ncollective_timeout: 2h\nshutdown_grace: 250ms\n'),
+    write(
+      'd.yaml',
+      'entrypoint: [a]\nheartbeat: {interval: 1.5, timeout: 1m30s}\ncollective_timeout: 2h\nshutdown_grace: 250ms\n',
+    ),
   );
   t.same(config.heartbeat, { interval: 1500, timeout: 90_000 });
   t.equal(config.collective_timeout, 7_200_000);
@@ -51,8 +70,14 @@ t.test('env_file then env (env wins), values as strings; paths relative to the c
   write('job.env', 'A=from-file\nexport B="quoted value"\n# c\n');
   const { config } = await loadConfig(write('e.yaml', 'entrypoint: [a]\nenv_file: job.env\nenv: {A: 1, C: true}\n'));
   t.same(config.env, { A: '1', B: 'quoted value', C: 'true' });
-  const numbers = await loadConfig(write('n.yaml', 'entrypoint: [a]\nenv: {LR: 1.10, MASK: 0x1F, BIG: 1e3, N: 7}\n'), { sets: ['env.V=2.50'] });
-  t.same(numbers.config.env, { LR: '1.10', MASK: '0x1F', BIG: '1e3', N: '7', V: '2.50' }, 'numbers reach workers as written');
+  const numbers = await loadConfig(write('n.yaml', 'entrypoint: [a]\nenv: {LR: 1.10, MASK: 0x1F, BIG: 1e3, N: 7}\n'), {
+    sets: ['env.V=2.50'],
+  });
+  t.same(
+    numbers.config.env,
+    { LR: '1.10', MASK: '0x1F', BIG: '1e3', N: '7', V: '2.50' },
+    'numbers reach workers as written',
+  );
   t.equal(config.env_file, join(tmp, 'job.env'));
 });
 
@@ -62,8 +87,14 @@ t.test('the schema is valid draft 2020-12 under ajv strict mode', async (t) => {
 });
 
 t.test('configs/dtrain.schema.json (for editors) is the schema, up to date', async (t) => {
-  const shipped = JSON.parse(readFileSync(fileURLToPath(new URL('../../../configs/dtrain.schema.json', import.meta.url)), 'utf8'));
-  t.same(shipped, JSON.parse(JSON.stringify(configSchema)), 'regenerate: node bin/dtrain schema > configs/dtrain.schema.json');
+  const shipped = JSON.parse(
+    readFileSync(fileURLToPath(new URL('../../../configs/dtrain.schema.json', import.meta.url)), 'utf8'),
+  );
+  t.same(
+    shipped,
+    JSON.parse(JSON.stringify(configSchema)),
+    'regenerate: node bin/dtrain schema > configs/dtrain.schema.json',
+  );
 });
 
 t.test('every shipped example config is valid and carries the schema comment', async (t) => {
@@ -79,7 +110,9 @@ t.test('every shipped example config is valid and carries the schema comment', a
 });
 
 t.test('quickstart: 4 local workers, data 2 x pipeline 2, ZeRO-1, 1f1b, 4 microbatches, cpu', async (t) => {
-  const { config, warnings } = await loadConfig(fileURLToPath(new URL('../../../configs/quickstart.yaml', import.meta.url)));
+  const { config, warnings } = await loadConfig(
+    fileURLToPath(new URL('../../../configs/quickstart.yaml', import.meta.url)),
+  );
   t.same(warnings, []);
   t.match(config, {
     entrypoint: ['node', 'scripts/examples/train.js'],
@@ -91,12 +124,18 @@ t.test('quickstart: 4 local workers, data 2 x pipeline 2, ZeRO-1, 1f1b, 4 microb
 
 t.test('x- keys hold YAML anchors (merge keys work) and are otherwise ignored', async (t) => {
   const { config } = await loadConfig(
-    write('anchors.yaml', 'x-gpu-node: &gpu {slots: 8, user: trainer}\nentrypoint: x\nnodes:\n  - {<<: *gpu, host: a}\n  - {<<: *gpu, host: b, slots: 4}\n'),
+    write(
+      'anchors.yaml',
+      'x-gpu-node: &gpu {slots: 8, user: trainer}\nentrypoint: x\nnodes:\n  - {<<: *gpu, host: a}\n  - {<<: *gpu, host: b, slots: 4}\n',
+    ),
   );
-  t.same(config.nodes.map((n) => [n.host, n.nproc, n.user]), [
-    ['a', 8, 'trainer'],
-    ['b', 4, 'trainer'],
-  ]);
+  t.same(
+    config.nodes.map((n) => [n.host, n.nproc, n.user]),
+    [
+      ['a', 8, 'trainer'],
+      ['b', 4, 'trainer'],
+    ],
+  );
 });
 
 t.test('ssh port: node entry, then the ssh section, then ~/.ssh/config, then 22', async (t) => {
@@ -108,18 +147,34 @@ t.test('ssh port: node entry, then the ssh section, then ~/.ssh/config, then 22'
     const node = config.nodes.find((n) => n.host === host)!;
     return resolveTarget(node, sshSettingsFromConfig(config.ssh), sshConfig, {}).port;
   };
-  t.equal(await portOf('nodes: [{host: far}]\n', 'far'), 2222, "~/.ssh/config's Port is used when the config names none");
+  t.equal(
+    await portOf('nodes: [{host: far}]\n', 'far'),
+    2222,
+    "~/.ssh/config's Port is used when the config names none",
+  );
   t.equal(await portOf('nodes: [{host: near}]\n', 'near'), 22, 'else 22');
-  t.equal(await portOf('nodes: [{host: far}]\nssh: {port: 2200}\n', 'far'), 2200, 'the ssh section beats ~/.ssh/config');
-  t.equal(await portOf('nodes: [{host: far, port: 2201}]\nssh: {port: 2200}\n', 'far'), 2201, 'the node entry beats both');
+  t.equal(
+    await portOf('nodes: [{host: far}]\nssh: {port: 2200}\n', 'far'),
+    2200,
+    'the ssh section beats ~/.ssh/config',
+  );
+  t.equal(
+    await portOf('nodes: [{host: far, port: 2201}]\nssh: {port: 2200}\n', 'far'),
+    2201,
+    'the node entry beats both',
+  );
 });
 
 t.test('~/ in ssh.identity_file and ssh.known_hosts is the home folder', async (t) => {
   const { homedir } = await import('node:os');
-  const { config } = await loadConfig(write('k.yaml', 'entrypoint: [a]\nssh: {identity_file: ~/.ssh/id_job, known_hosts: "~/cluster/known_hosts"}\n'));
+  const { config } = await loadConfig(
+    write('k.yaml', 'entrypoint: [a]\nssh: {identity_file: ~/.ssh/id_job, known_hosts: "~/cluster/known_hosts"}\n'),
+  );
   t.equal(config.ssh.identity_file, join(homedir(), '.ssh', 'id_job'));
   t.equal(config.ssh.known_hosts, join(homedir(), 'cluster', 'known_hosts'));
-  const plain = await loadConfig(write('k2.yaml', 'entrypoint: [a]\nssh: {identity_file: /keys/id, known_hosts: ~user/kh}\n'));
+  const plain = await loadConfig(
+    write('k2.yaml', 'entrypoint: [a]\nssh: {identity_file: /keys/id, known_hosts: ~user/kh}\n'),
+  );
   t.equal(plain.config.ssh.identity_file, '/keys/id');
   t.equal(plain.config.ssh.known_hosts, '~user/kh', 'only ~ and ~/ (as OpenSSH without a user database lookup)');
 });

@@ -2,7 +2,9 @@ import t from 'tap';
 import { parseHostFilter, parseHostfile, selectHosts } from '../../../src/config/index.js';
 
 t.test('hostfile: hosts with slots, comments and blank lines, in order', async (t) => {
-  const { hosts, problems } = parseHostfile('# cluster\nworker-0 slots=4\n\n  worker-1   slots=8   # fat node\n10.0.0.3 slots=1\n');
+  const { hosts, problems } = parseHostfile(
+    '# cluster\nworker-0 slots=4\n\n  worker-1   slots=8   # fat node\n10.0.0.3 slots=1\n',
+  );
   t.same(problems, []);
   t.same(hosts, [
     { host: 'worker-0', slots: 4, line: 2 },
@@ -60,7 +62,11 @@ t.test('exclude drops whole hosts or single slots', async (t) => {
     { index: 2 },
   ]);
   const all = parseHostFilter('w2:0,1').entries;
-  t.same(selectHosts(nodes, all, 'exclude', 'hostfile').selected, [{ index: 0 }, { index: 1 }], 'a node with no slot left is dropped');
+  t.same(
+    selectHosts(nodes, all, 'exclude', 'hostfile').selected,
+    [{ index: 0 }, { index: 1 }],
+    'a node with no slot left is dropped',
+  );
 });
 
 t.test('unknown hosts and slots out of range are problems with suggestions', async (t) => {
@@ -76,7 +82,14 @@ t.test('unknown hosts and slots out of range are problems with suggestions', asy
 
 t.test('a host listed twice, in any letter case, is a problem at the second line', async (t) => {
   const { problems } = parseHostfile('worker-0 slots=4\nWORKER-0 slots=4\n');
-  t.same(problems.map((p) => [p.line, p.message]), [[2, 'host "WORKER-0" is already listed at line 1']]);
+  t.same(
+    problems.map((p) => [p.line, p.message]),
+    [[2, 'host "WORKER-0" is already listed at line 1']],
+  );
   const filter = parseHostFilter('node-a@NODE-A:1');
-  t.same(filter.problems.map((p) => p.message), ['host "NODE-A" appears twice'], 'include/exclude filters too');
+  t.same(
+    filter.problems.map((p) => p.message),
+    ['host "NODE-A" appears twice'],
+    'include/exclude filters too',
+  );
 });

@@ -13,7 +13,9 @@ t.ok(cases.length >= 25, `a corpus of invalid configs (${cases.length})`);
 
 for (const file of cases) {
   t.test(file, async (t) => {
-    const expected = readFileSync(dir + file.replace(/\.yaml$/, '.expected'), 'utf8').trimEnd().split('\n');
+    const expected = readFileSync(dir + file.replace(/\.yaml$/, '.expected'), 'utf8')
+      .trimEnd()
+      .split('\n');
     const err = await loadConfig(file, { cwd: dir }).then(
       () => undefined,
       (e: unknown) => e,

@@ -8,7 +8,10 @@ import { ConfigError, formatProblem } from '../../../src/util/errors.js';
 const tmp = mkdtempSync(join(tmpdir(), 'dtrain-set-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
 const file = join(tmp, 'job.yaml');
-writeFileSync(file, 'entrypoint: node train.js\nnodes:\n  - {host: localhost, slots: 4}\nparallelism: {pipeline: 2, microbatches: 4}\n');
+writeFileSync(
+  file,
+  'entrypoint: node train.js\nnodes:\n  - {host: localhost, slots: 4}\nparallelism: {pipeline: 2, microbatches: 4}\n',
+);
 
 const problemsOf = async (sets: string[]) => {
   const err = await loadConfig(file, { sets }).catch((e: unknown) => e);
@@ -18,7 +21,14 @@ const problemsOf = async (sets: string[]) => {
 
 t.test('values parse as YAML scalars and land where the path says', async (t) => {
   const { config, raw } = await loadConfig(file, {
-    sets: ['parallelism.zero_stage=1', 'nodes.0.slots=2', 'backend=cpu', 'env.WANDB_MODE=offline', 'heartbeat.timeout=1m', 'logs.ranks=[0, 1]'],
+    sets: [
+      'parallelism.zero_stage=1',
+      'nodes.0.slots=2',
+      'backend=cpu',
+      'env.WANDB_MODE=offline',
+      'heartbeat.timeout=1m',
+      'logs.ranks=[0, 1]',
+    ],
   });
   t.equal(config.parallelism.zero_stage, 1);
   t.equal(config.nodes[0].nproc, 2, 'nproc follows the overridden slots');
@@ -31,20 +41,33 @@ t.test('values parse as YAML scalars and land where the path says', async (t) =>
 });
 
 t.test('later overrides win; an empty value is an empty string', async (t) => {
-  const { config } = await loadConfig(file, { sets: ['parallelism.zero_stage=2', 'parallelism.zero_stage=0', 'env.EMPTY='] });
+  const { config } = await loadConfig(file, {
+    sets: ['parallelism.zero_stage=2', 'parallelism.zero_stage=0', 'env.EMPTY='],
+  });
   t.equal(config.parallelism.zero_stage, 0);
   t.equal(config.env.EMPTY, '');
 });
 
 t.test('paths the schema does not have, and list items that do not exist, are errors', async (t) => {
-  t.same(await problemsOf(['parallelism.tensr=2', 'foo.bar=1', 'nodes.1.slots=2', 'nodes.x=1', 'name.first=a', 'nope', 'model.params=1']), [
-    '--set parallelism.tensr=2: parallelism.tensr: unknown key (did you mean "tensor"?)',
-    '--set foo.bar=1: foo: unknown key',
-    '--set nodes.1.slots=2: nodes.1: no such item: nodes has 1 item',
-    '--set nodes.x=1: nodes.x: nodes is a list: use an index (nodes.0)',
-    '--set name.first=a: name.first: name is a single value, it has no "first"',
-    '--set nope: expected key.path=value, e.g. --set parallelism.zero_stage=2',
-  ]);
+  t.same(
+    await problemsOf([
+      'parallelism.tensr=2',
+      'foo.bar=1',
+      'nodes.1.slots=2',
+      'nodes.x=1',
+      'name.first=a',
+      'nope',
+      'model.params=1',
+    ]),
+    [
+      '--set parallelism.tensr=2: parallelism.tensr: unknown key (did you mean "tensor"?)',
+      '--set foo.bar=1: foo: unknown key',
+      '--set nodes.1.slots=2: nodes.1: no such item: nodes has 1 item',
+      '--set nodes.x=1: nodes.x: nodes is a list: use an index (nodes.0)',
+      '--set name.first=a: name.first: name is a single value, it has no "first"',
+      '--set nope: expected key.path=value, e.g. --set parallelism.zero_stage=2',
+    ],
+  );
 });
 
 t.test('values are validated like the file, and the error points at the --set', async (t) => {
@@ -58,17 +81,73 @@ t.test('values are validated like the file, and the error points at the --set', 
 });
 
 t.test('a secret-looking key has its value masked in messages', async (t) => {
-  t.same(await problemsOf(['env.HF_TOKEN.x=hf_secret']), ['--set env.HF_TOKEN.x=***: env.HF_TOKEN.x: env.HF_TOKEN is a single value, it has no "x"']);
+  t.same(await problemsOf(['env.HF_TOKEN.x=hf_secret']), [
+    '--set env.HF_TOKEN.x=***: env.HF_TOKEN.x: env.HF_TOKEN is a single value, it has no "x"',
+  ]);
 });
 
 t.test('values read without the YAML parser are exactly what YAML reads', async (t) => {
   const { parseValue } = await import('../../../src/config/overrides.js');
   const { parse } = await import('yaml');
   const samples = [
-    '/tmp/logs', 'logs/run-1', 'cpu', 'nccl', 'auto', '_x', 'a.b-c_d', 'yes', 'no', 'on', 'off', 'Yes', 'y', 'n',
-    'null', 'Null', 'NULL', 'true', 'True', 'TRUE', 'false', 'False', 'FALSE', 'nan', 'inf', '1m', '30s', 'e5',
-    '0', '1', '42', '007', '1e3', '1.5', '-1', '+1', '0x1F', '0o17', '.inf', '.nan', '~', '123456789012345', '1234567890123456',
-    '[0, 1]', '{a: 1}', 'a b', 'a: b', '#x', '&a', '*a', '!!str 1', "'q'", '"q"', 'x#y', '/a b', 'a,b', '', ' ',
+    '/tmp/logs',
+    'logs/run-1',
+    'cpu',
+    'nccl',
+    'auto',
+    '_x',
+    'a.b-c_d',
+    'yes',
+    'no',
+    'on',
+    'off',
+    'Yes',
+    'y',
+    'n',
+    'null',
+    'Null',
+    'NULL',
+    'true',
+    'True',
+    'TRUE',
+    'false',
+    'False',
+    'FALSE',
+    'nan',
+    'inf',
+    '1m',
+    '30s',
+    'e5',
+    '0',
+    '1',
+    '42',
+    '007',
+    '1e3',
+    '1.5',
+    '-1',
+    '+1',
+    '0x1F',
+    '0o17',
+    '.inf',
+    '.nan',
+    '~',
+    '123456789012345',
+    '1234567890123456',
+    '[0, 1]',
+    '{a: 1}',
+    'a b',
+    'a: b',
+    '#x',
+    '&a',
+    '*a',
+    '!!str 1',
+    "'q'",
+    '"q"',
+    'x#y',
+    '/a b',
+    'a,b',
+    '',
+    ' ',
   ];
   const outcome = (f: () => unknown) => {
     try {
@@ -77,5 +156,10 @@ t.test('values read without the YAML parser are exactly what YAML reads', async 
       return { error: (err as Error).message };
     }
   };
-  for (const s of samples) t.same(outcome(() => parseValue(s)), outcome(() => parse(s)), JSON.stringify(s));
+  for (const s of samples)
+    t.same(
+      outcome(() => parseValue(s)),
+      outcome(() => parse(s)),
+      JSON.stringify(s),
+    );
 });

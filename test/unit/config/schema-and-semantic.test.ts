@@ -26,7 +26,14 @@ t.test('a bad duration and a tensor size that does not divide the world: both, i
   t.same(
     await problemsOf(
       'both.yaml',
-      ['entrypoint: node train.js', 'collective_timeout: 5 minutes', 'nodes: [{host: localhost, slots: 4}]', 'parallelism: {tensor: 3}', 'shutdown_grace: 1 minute', ''].join('\n'),
+      [
+        'entrypoint: node train.js',
+        'collective_timeout: 5 minutes',
+        'nodes: [{host: localhost, slots: 4}]',
+        'parallelism: {tensor: 3}',
+        'shutdown_grace: 1 minute',
+        '',
+      ].join('\n'),
     ),
     [
       'both.yaml:2:21: collective_timeout: must be a duration such as 30s, 5m, 1h or a number of seconds, got "5 minutes"',
@@ -36,70 +43,123 @@ t.test('a bad duration and a tensor size that does not divide the world: both, i
   );
 });
 
-t.test('a rejected value a check reads: only its schema error, no check on the default standing in for it', async (t) => {
-  // tensor "2" would stand in as 1: "data × tensor × pipeline = 3 × 1 × 1 = 3, but the nodes run 4" is nonsense.
-  // The heartbeat check reads nothing rejected and still runs.
-  t.same(
-    await problemsOf(
-      'tensor.yaml',
-      ['entrypoint: node train.js', 'nodes: [{host: localhost, slots: 4}]', 'parallelism: {data: 3, tensor: "2"}', 'heartbeat: {interval: 30s, timeout: 10s}', ''].join('\n'),
-    ),
-    [
-      'tensor.yaml:3:32: parallelism.tensor: must be an integer, got "2"',
-      'tensor.yaml:4:37: heartbeat.timeout: must be longer than heartbeat.interval (30s): a node would be declared lost between two heartbeats',
-    ],
-  );
-  // the interval stands in as 5s; "timeout 3s must be longer than 5s" would be about a value nobody wrote
-  t.same(
-    await problemsOf('interval.yaml', ['entrypoint: node train.js', 'heartbeat: {interval: 30 sec, timeout: 3s}', 'master: {port: 29500}', 'rendezvous: {port: 29500}', ''].join('\n')),
-    [
-      'interval.yaml:2:23: heartbeat.interval: must be a duration such as 30s, 5m, 1h or a number of seconds, got "30 sec"',
-      "interval.yaml:3:16: master.port: is the same as rendezvous.port (29500): PyTorch's rank 0 and dtrain's store each need their own port",
-    ],
-  );
-  // processes per node unknown: no world size, so no grid or log-rank check (and no "undefined does not divide")
-  t.same(
-    await problemsOf(
-      'nproc.yaml',
-      ['entrypoint: node train.js', 'nodes: [{host: localhost, slots: 4}]', 'nproc_per_node: four', 'parallelism: {tensor: 3}', 'logs: {ranks: [7]}', 'restarts: {backoff: 5sec}', ''].join('\n'),
-    ),
-    [
-      'nproc.yaml:3:17: nproc_per_node: must be a positive integer or "auto", got "four"',
-      'nproc.yaml:6:21: restarts.backoff: must be a duration such as 30s, 5m, 1h or a number of seconds, got "5sec"',
-    ],
-  );
-  // a misspelt key is a value the user meant to set: "slotz" hides node 0's slots, "tensr" the tensor size
-  // ("timout": the default 30s timeout is not "shorter than the interval": the user wrote 60s)
-  t.same(
-    await problemsOf(
-      'typo.yaml',
-      ['entrypoint: node train.js', 'nodes: [{host: localhost, slotz: 4}]', 'parallelism: {tensr: 2, pipeline: 3}', 'heartbeat: {interval: 30s, timout: 60s}', ''].join('\n'),
-    ),
-    [
-      'typo.yaml:2:27: nodes.0.slotz: unknown key (did you mean "slots"?)',
-      'typo.yaml:3:15: parallelism.tensr: unknown key (did you mean "tensor"?)',
-      'typo.yaml:4:28: heartbeat.timout: unknown key (did you mean "timeout"?)',
-    ],
-  );
-  // a node without a usable host: the node list is unknown, and the scheduler's count is not compared with it
-  t.same(
-    await problemsOf(
-      'host.yaml',
-      ['entrypoint: node train.js', 'nodes:', '  - {host: node-a, slots: 2}', '  - {host: 7, slots: 2}', 'parallelism: {tensor: 3}', 'scheduler: {kind: slurm, nodes: 3}', ''].join('\n'),
-    ),
-    ['host.yaml:4:12: nodes.1.host: must be a string, got 7'],
-  );
-  // node 1's slots are unknown: the list is, too, and an unknown list is not "0 nodes" for scheduler.nodes
-  t.same(
-    await problemsOf('slotz.yaml', ['entrypoint: node train.js', 'nodes: [{host: node-a, slots: 2}, {host: node-b, slotz: 2}]', 'scheduler: {kind: slurm, nodes: 3}', ''].join('\n')),
-    ['slotz.yaml:2:50: nodes.1.slotz: unknown key (did you mean "slots"?)'],
-  );
-  // a scheduler without a kind gives no allocation to count nodes in: not a localhost default either
-  t.same(
-    await problemsOf('sched.yaml', ['entrypoint: node train.js', 'scheduler: {nodes: 2, gpus_per_node: 4}', 'parallelism: {tensor: 3}', ''].join('\n')),
-    ['sched.yaml:2:12: scheduler: missing required key "kind"'],
-  );
-});
+t.test(
+  'a rejected value a check reads: only its schema error, no check on the default standing in for it',
+  async (t) => {
+    // tensor "2" would stand in as 1: "data × tensor × pipeline = 3 × 1 × 1 = 3, but the nodes run 4" is nonsense.
+    // The heartbeat check reads nothing rejected and still runs.
+    t.same(
+      await problemsOf(
+        'tensor.yaml',
+        [
+          'entrypoint: node train.js',
+          'nodes: [{host: localhost, slots: 4}]',
+          'parallelism: {data: 3, tensor: "2"}',
+          'heartbeat: {interval: 30s, timeout: 10s}',
+          '',
+        ].join('\n'),
+      ),
+      [
+        'tensor.yaml:3:32: parallelism.tensor: must be an integer, got "2"',
+        'tensor.yaml:4:37: heartbeat.timeout: must be longer than heartbeat.interval (30s): a node would be declared lost between two heartbeats',
+      ],
+    );
+    // the interval stands in as 5s; "timeout 3s must be longer than 5s" would be about a value nobody wrote
+    t.same(
+      await problemsOf(
+        'interval.yaml',
+        [
+          'entrypoint: node train.js',
+          'heartbeat: {interval: 30 sec, timeout: 3s}',
+          'master: {port: 29500}',
+          'rendezvous: {port: 29500}',
+          '',
+        ].join('\n'),
+      ),
+      [
+        'interval.yaml:2:23: heartbeat.interval: must be a duration such as 30s, 5m, 1h or a number of seconds, got "30 sec"',
+        "interval.yaml:3:16: master.port: is the same as rendezvous.port (29500): PyTorch's rank 0 and dtrain's store each need their own port",
+      ],
+    );
+    // processes per node unknown: no world size, so no grid or log-rank check (and no "undefined does not divide")
+    t.same(
+      await problemsOf(
+        'nproc.yaml',
+        [
+          'entrypoint: node train.js',
+          'nodes: [{host: localhost, slots: 4}]',
+          'nproc_per_node: four',
+          'parallelism: {tensor: 3}',
+          'logs: {ranks: [7]}',
+          'restarts: {backoff: 5sec}',
+          '',
+        ].join('\n'),
+      ),
+      [
+        'nproc.yaml:3:17: nproc_per_node: must be a positive integer or "auto", got "four"',
+        'nproc.yaml:6:21: restarts.backoff: must be a duration such as 30s, 5m, 1h or a number of seconds, got "5sec"',
+      ],
+    );
+    // a misspelt key is a value the user meant to set: "slotz" hides node 0's slots, "tensr" the tensor size
+    // ("timout": the default 30s timeout is not "shorter than the interval": the user wrote 60s)
+    t.same(
+      await problemsOf(
+        'typo.yaml',
+        [
+          'entrypoint: node train.js',
+          'nodes: [{host: localhost, slotz: 4}]',
+          'parallelism: {tensr: 2, pipeline: 3}',
+          'heartbeat: {interval: 30s, timout: 60s}',
+          '',
+        ].join('\n'),
+      ),
+      [
+        'typo.yaml:2:27: nodes.0.slotz: unknown key (did you mean "slots"?)',
+        'typo.yaml:3:15: parallelism.tensr: unknown key (did you mean "tensor"?)',
+        'typo.yaml:4:28: heartbeat.timout: unknown key (did you mean "timeout"?)',
+      ],
+    );
+    // a node without a usable host: the node list is unknown, and the scheduler's count is not compared with it
+    t.same(
+      await problemsOf(
+        'host.yaml',
+        [
+          'entrypoint: node train.js',
+          'nodes:',
+          '  - {host: node-a, slots: 2}',
+          '  - {host: 7, slots: 2}',
+          'parallelism: {tensor: 3}',
+          'scheduler: {kind: slurm, nodes: 3}',
+          '',
+        ].join('\n'),
+      ),
+      ['host.yaml:4:12: nodes.1.host: must be a string, got 7'],
+    );
+    // node 1's slots are unknown: the list is, too, and an unknown list is not "0 nodes" for scheduler.nodes
+    t.same(
+      await problemsOf(
+        'slotz.yaml',
+        [
+          'entrypoint: node train.js',
+          'nodes: [{host: node-a, slots: 2}, {host: node-b, slotz: 2}]',
+          'scheduler: {kind: slurm, nodes: 3}',
+          '',
+        ].join('\n'),
+      ),
+      ['slotz.yaml:2:50: nodes.1.slotz: unknown key (did you mean "slots"?)'],
+    );
+    // a scheduler without a kind gives no allocation to count nodes in: not a localhost default either
+    t.same(
+      await problemsOf(
+        'sched.yaml',
+        ['entrypoint: node train.js', 'scheduler: {nodes: 2, gpus_per_node: 4}', 'parallelism: {tensor: 3}', ''].join(
+          '\n',
+        ),
+      ),
+      ['sched.yaml:2:12: scheduler: missing required key "kind"'],
+    );
+  },
+);
 
 t.test('several schema errors and semantic ones: all of them, each located, in document order', async (t) => {
   t.same(
@@ -132,7 +192,10 @@ t.test('several schema errors and semantic ones: all of them, each located, in d
   );
   // no entrypoint at all: the semantic checks still run on the rest
   t.same(
-    await problemsOf('no-entry.yaml', ['nodes: [{host: localhost, slots: 4}]', 'parallelism: {tensor: 3}', 'logs: {ranks: [0, 9]}', ''].join('\n')),
+    await problemsOf(
+      'no-entry.yaml',
+      ['nodes: [{host: localhost, slots: 4}]', 'parallelism: {tensor: 3}', 'logs: {ranks: [0, 9]}', ''].join('\n'),
+    ),
     [
       'no-entry.yaml:1:1: missing required key "entrypoint"',
       'no-entry.yaml:2:14: parallelism: tensor × pipeline = 3 × 1 = 3 does not divide the world size 4 (localhost: 4)',
@@ -140,10 +203,17 @@ t.test('several schema errors and semantic ones: all of them, each located, in d
     ],
   );
   // a --set that fails the schema is reported with the file's semantic problems (files in order of first problem)
-  t.same(await problemsOf('set.yaml', ['entrypoint: node train.js', 'nodes: [{host: localhost, slots: 4}]', 'parallelism: {tensor: 3}', ''].join('\n'), ['backend=gloo']), [
-    '--set backend=gloo: backend: must be one of "auto", "cpu", "nccl", got "gloo"',
-    'set.yaml:3:14: parallelism: tensor × pipeline = 3 × 1 = 3 does not divide the world size 4 (localhost: 4)',
-  ]);
+  t.same(
+    await problemsOf(
+      'set.yaml',
+      ['entrypoint: node train.js', 'nodes: [{host: localhost, slots: 4}]', 'parallelism: {tensor: 3}', ''].join('\n'),
+      ['backend=gloo'],
+    ),
+    [
+      '--set backend=gloo: backend: must be one of "auto", "cpu", "nccl", got "gloo"',
+      'set.yaml:3:14: parallelism: tensor × pipeline = 3 × 1 = 3 does not divide the world size 4 (localhost: 4)',
+    ],
+  );
 });
 
 t.test('a document the schema accepts: the same config, warnings and problems as before', async (t) => {
@@ -158,7 +228,15 @@ t.test('a document the schema accepts: the same config, warnings and problems as
     ].join('\n'),
   );
   const { config, warnings } = await loadConfig('fine.yaml', { cwd: tmp });
-  t.same(config.parallelism, { data: 1, tensor: 2, pipeline: 2, zero_stage: 1, microbatches: 1, schedule: '1f1b', virtual_stages: 1 });
+  t.same(config.parallelism, {
+    data: 1,
+    tensor: 2,
+    pipeline: 2,
+    zero_stage: 1,
+    microbatches: 1,
+    schedule: '1f1b',
+    virtual_stages: 1,
+  });
   t.same(config.heartbeat, { interval: 2_000, timeout: 60_000 });
   t.same(config.entrypoint, ['node', 'train.js', '--steps', '5']);
   t.match(config.nodes, [{ host: 'localhost', nproc: 4, slots: 4, local: true }]);
@@ -168,7 +246,17 @@ t.test('a document the schema accepts: the same config, warnings and problems as
   ]);
   // semantic problems alone: reported exactly as before
   t.same(
-    await problemsOf('semantic.yaml', ['entrypoint: node train.js', 'nodes: [{host: localhost, slots: 4}]', 'parallelism: {data: 3, pipeline: 2}', 'master: {port: 29500}', 'rendezvous: {port: 29500}', ''].join('\n')),
+    await problemsOf(
+      'semantic.yaml',
+      [
+        'entrypoint: node train.js',
+        'nodes: [{host: localhost, slots: 4}]',
+        'parallelism: {data: 3, pipeline: 2}',
+        'master: {port: 29500}',
+        'rendezvous: {port: 29500}',
+        '',
+      ].join('\n'),
+    ),
     [
       'semantic.yaml:3:21: parallelism.data: data × tensor × pipeline = 3 × 1 × 2 = 6, but the nodes run 4 processes (localhost: 4)',
       "semantic.yaml:4:16: master.port: is the same as rendezvous.port (29500): PyTorch's rank 0 and dtrain's store each need their own port",

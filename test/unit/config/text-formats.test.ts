@@ -5,7 +5,11 @@ import { closest } from '../../../src/config/suggest.js';
 t.test('entrypoints split like a shell, without expansion', async (t) => {
   t.same(splitCommand('python3 train.py --lr 1e-3'), ['python3', 'train.py', '--lr', '1e-3']);
   t.same(splitCommand(`node -e 'console.log("a b")' "x y" z\\ w`), ['node', '-e', 'console.log("a b")', 'x y', 'z w']);
-  t.same(splitCommand('echo $HOME `id` *.py ; rm'), ['echo', '$HOME', '`id`', '*.py', ';', 'rm'], 'nothing is expanded or interpreted');
+  t.same(
+    splitCommand('echo $HOME `id` *.py ; rm'),
+    ['echo', '$HOME', '`id`', '*.py', ';', 'rm'],
+    'nothing is expanded or interpreted',
+  );
   t.same(splitCommand(`a "" '' "q\\"uote" "\\$x"`), ['a', '', '', 'q"uote', '$x']);
   t.same(splitCommand('  '), []);
   t.throws(() => splitCommand('a "b'), /unterminated double quote/);

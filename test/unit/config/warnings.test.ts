@@ -15,27 +15,44 @@ const warningsOf = async (name: string, text: string) => {
 
 t.test('doubtful but legal settings warn and still load', async (t) => {
   t.same(
-    await warningsOf('bubble.yaml', 'entrypoint: x\nnodes: [{host: localhost, slots: 4}]\nparallelism: {pipeline: 4, microbatches: 2}\n'),
-    ['bubble.yaml:3:42: parallelism.microbatches: 2 microbatches for 4 pipeline stages: most stages sit idle (pipeline bubble); use at least 4, ideally 16 or more'],
+    await warningsOf(
+      'bubble.yaml',
+      'entrypoint: x\nnodes: [{host: localhost, slots: 4}]\nparallelism: {pipeline: 4, microbatches: 2}\n',
+    ),
+    [
+      'bubble.yaml:3:42: parallelism.microbatches: 2 microbatches for 4 pipeline stages: most stages sit idle (pipeline bubble); use at least 4, ideally 16 or more',
+    ],
   );
   t.same(
-    await warningsOf('zero.yaml', 'entrypoint: x\nnodes: [{host: localhost, slots: 2}]\nparallelism:\n  tensor: 2\n  zero_stage: 2\n'),
-    ['zero.yaml:5:15: parallelism.zero_stage: ZeRO stage 2 with data = 1 shards over a single rank: it saves no memory'],
+    await warningsOf(
+      'zero.yaml',
+      'entrypoint: x\nnodes: [{host: localhost, slots: 2}]\nparallelism:\n  tensor: 2\n  zero_stage: 2\n',
+    ),
+    [
+      'zero.yaml:5:15: parallelism.zero_stage: ZeRO stage 2 with data = 1 shards over a single rank: it saves no memory',
+    ],
   );
   t.same(
-    await warningsOf('cross.yaml', 'entrypoint: x\nnodes:\n  - {host: a, slots: 6}\n  - {host: b, slots: 6}\nparallelism: {tensor: 4}\n'),
+    await warningsOf(
+      'cross.yaml',
+      'entrypoint: x\nnodes:\n  - {host: a, slots: 6}\n  - {host: b, slots: 6}\nparallelism: {tensor: 4}\n',
+    ),
     [
       "cross.yaml:3:5: nodes.0: tensor = 4 does not divide a's 6 processes: tensor groups would cross nodes (slow)",
       "cross.yaml:4:5: nodes.1: tensor = 4 does not divide b's 6 processes: tensor groups would cross nodes (slow)",
     ],
   );
+  t.same(await warningsOf('auto.yaml', 'entrypoint: x\nnodes: [{host: localhost, slots: 1}, {host: gpu-box}]\n'), [
+    'auto.yaml:2:38: nodes.1: nproc_per_node is auto and gpu-box has no slots: its GPU count is known only at launch, the plan assumes 1 process',
+  ]);
   t.same(
-    await warningsOf('auto.yaml', 'entrypoint: x\nnodes: [{host: localhost, slots: 1}, {host: gpu-box}]\n'),
-    ['auto.yaml:2:38: nodes.1: nproc_per_node is auto and gpu-box has no slots: its GPU count is known only at launch, the plan assumes 1 process'],
-  );
-  t.same(
-    await warningsOf('ssh.yaml', 'entrypoint: x\nnodes: [{host: far-away, slots: 1}]\nssh: {strict_host_key_checking: "no"}\n'),
-    ['ssh.yaml:3:33: ssh.strict_host_key_checking: host keys are not checked: anyone on the network path can pose as a node'],
+    await warningsOf(
+      'ssh.yaml',
+      'entrypoint: x\nnodes: [{host: far-away, slots: 1}]\nssh: {strict_host_key_checking: "no"}\n',
+    ),
+    [
+      'ssh.yaml:3:33: ssh.strict_host_key_checking: host keys are not checked: anyone on the network path can pose as a node',
+    ],
   );
 });
 
@@ -53,12 +70,18 @@ t.test('include with only slots on localhost selects devices (DeepSpeed without 
 });
 
 t.test('a scheduler without nodes plans placeholders for the allocation', async (t) => {
-  writeFileSync(join(tmp, 'batch.yaml'), 'entrypoint: x\nscheduler: {kind: slurm, nodes: 2, gpus_per_node: 4}\nparallelism: {tensor: 4}\n');
+  writeFileSync(
+    join(tmp, 'batch.yaml'),
+    'entrypoint: x\nscheduler: {kind: slurm, nodes: 2, gpus_per_node: 4}\nparallelism: {tensor: 4}\n',
+  );
   const { config, warnings } = await loadConfig('batch.yaml', { cwd: tmp });
   t.same(warnings, []);
-  t.same(config.nodes.map((n) => [n.host, n.nproc, n.from_allocation, n.local]), [
-    ['<slurm node 0>', 4, true, false],
-    ['<slurm node 1>', 4, true, false],
-  ]);
+  t.same(
+    config.nodes.map((n) => [n.host, n.nproc, n.from_allocation, n.local]),
+    [
+      ['<slurm node 0>', 4, true, false],
+      ['<slurm node 1>', 4, true, false],
+    ],
+  );
   t.equal(config.parallelism.data, 2);
 });

@@ -6,7 +6,13 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { autoBackend, cudaBuildInfo, cudaPartPath, ncclVersionString, probeCuda } from '../../../src/runtime/device/cuda-part.js';
+import {
+  autoBackend,
+  cudaBuildInfo,
+  cudaPartPath,
+  ncclVersionString,
+  probeCuda,
+} from '../../../src/runtime/device/cuda-part.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 const nvccPresent = spawnSync('sh', ['-c', 'command -v nvcc || test -x /usr/local/cuda/bin/nvcc']).status === 0;
@@ -23,7 +29,11 @@ t.test('the CUDA part is built for sm_80 and sm_90 with PTX when nvcc is present
   const ldd = execFileSync('ldd', [cudaPartPath], { encoding: 'utf8' });
   t.notMatch(ldd, /libcudart|libnccl|libcuda\.so/, 'no link dependency on the CUDA runtime, the driver or NCCL');
   const addonLdd = execFileSync('ldd', [join(root, 'build/Release/dtrain_native.node')], { encoding: 'utf8' });
-  t.notMatch(addonLdd, /cuda|nccl/i, 'the CPU addon links nothing of CUDA (it opens the CUDA part with dlopen, when needed)');
+  t.notMatch(
+    addonLdd,
+    /cuda|nccl/i,
+    'the CPU addon links nothing of CUDA (it opens the CUDA part with dlopen, when needed)',
+  );
   const symbols = execFileSync('nm', ['-D', '--defined-only', cudaPartPath], { encoding: 'utf8' });
   for (const s of ['dtrain_cuda_adamw_step', 'dtrain_nccl_load', 'dtrain_nccl_all_reduce', 'dtrain_cuda_malloc'])
     t.match(symbols, new RegExp(`\\b${s}\\b`), `exports ${s}`);
@@ -33,9 +43,24 @@ t.test('the native GPU test binary compiles and links against the C ABI', async 
   if (!cudaBuildInfo().built) return t.skip('CUDA part not built');
   const dir = mkdtempSync(join(tmpdir(), 'dtrain-gpu-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const r = spawnSync('g++', ['-std=c++17', '-O1', '-I', join(root, 'addon/cuda'), '-I', join(root, 'addon/src'),
-    '-o', join(dir, 'test_native'), join(root, 'scripts/gpu/test_native.cc'), '-L', join(root, 'build-cuda'), '-ldtrain_cuda'],
-  { encoding: 'utf8' });
+  const r = spawnSync(
+    'g++',
+    [
+      '-std=c++17',
+      '-O1',
+      '-I',
+      join(root, 'addon/cuda'),
+      '-I',
+      join(root, 'addon/src'),
+      '-o',
+      join(dir, 'test_native'),
+      join(root, 'scripts/gpu/test_native.cc'),
+      '-L',
+      join(root, 'build-cuda'),
+      '-ldtrain_cuda',
+    ],
+    { encoding: 'utf8' },
+  );
   t.equal(r.status, 0, r.stderr);
 });
 
@@ -52,9 +77,22 @@ t.test('probe without a driver: loads, no devices, NCCL reason, auto is cpu', as
 
 // A stand-in NCCL: every symbol dtrain resolves, with a chosen version.
 function fakeNccl(dir: string, version: number, withSplit = true): string {
-  const fns = ['ncclGetUniqueId', 'ncclCommInitRank', 'ncclCommDestroy', 'ncclCommAbort', 'ncclCommGetAsyncError',
-    'ncclAllReduce', 'ncclReduceScatter', 'ncclAllGather', 'ncclBroadcast', 'ncclSend', 'ncclRecv', 'ncclGroupStart',
-    'ncclGroupEnd', ...(withSplit ? ['ncclCommSplit'] : [])];
+  const fns = [
+    'ncclGetUniqueId',
+    'ncclCommInitRank',
+    'ncclCommDestroy',
+    'ncclCommAbort',
+    'ncclCommGetAsyncError',
+    'ncclAllReduce',
+    'ncclReduceScatter',
+    'ncclAllGather',
+    'ncclBroadcast',
+    'ncclSend',
+    'ncclRecv',
+    'ncclGroupStart',
+    'ncclGroupEnd',
+    ...(withSplit ? ['ncclCommSplit'] : []),
+  ];
   const src = `extern "C" { int ncclGetVersion(int* v) { *v = ${version}; return 0; }
 const char* ncclGetErrorString(int) { return "fake"; }
 ${fns.map((f) => `int ${f}() { return 5; }`).join('\n')} }`;
@@ -70,8 +108,14 @@ t.test('NCCL is loaded with dlopen and its version checked', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'dtrain-nccl-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const probeWith = (path: string) => {
-    const r = spawnSync(process.execPath, ['-e', `import(${JSON.stringify(join(root, 'dist/runtime/device/cuda-part.js'))}).then(m => console.log(JSON.stringify(m.probeCudaInProcess())))`],
-      { encoding: 'utf8', env: { ...process.env, DTRAIN_NCCL_PATH: path } });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `import(${JSON.stringify(join(root, 'dist/runtime/device/cuda-part.js'))}).then(m => console.log(JSON.stringify(m.probeCudaInProcess())))`,
+      ],
+      { encoding: 'utf8', env: { ...process.env, DTRAIN_NCCL_PATH: path } },
+    );
     return JSON.parse(r.stdout).nccl as { found: boolean; version?: string; path?: string; reason?: string };
   };
   const good = probeWith(fakeNccl(dir, 22304));
@@ -89,8 +133,14 @@ t.test("without DTRAIN_NCCL_PATH, pip's nvidia-nccl in the active virtualenv is 
   mkdirSync(libDir, { recursive: true });
   renameSync(fakeNccl(venv, 22107), join(libDir, 'libnccl.so.2'));
   const { DTRAIN_NCCL_PATH: _, ...env } = process.env;
-  const r = spawnSync(process.execPath, ['-e', `import(${JSON.stringify(join(root, 'dist/runtime/device/cuda-part.js'))}).then(m => console.log(JSON.stringify(m.probeCudaInProcess().nccl)))`],
-    { encoding: 'utf8', env: { ...env, VIRTUAL_ENV: venv } });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `import(${JSON.stringify(join(root, 'dist/runtime/device/cuda-part.js'))}).then(m => console.log(JSON.stringify(m.probeCudaInProcess().nccl)))`,
+    ],
+    { encoding: 'utf8', env: { ...env, VIRTUAL_ENV: venv } },
+  );
   t.match(JSON.parse(r.stdout), { found: true, version: '2.21.7', path: join(libDir, 'libnccl.so.2') });
 });
 
@@ -100,7 +150,10 @@ t.test('version strings and the auto decision', async (t) => {
   t.same(autoBackend(base).backend, 'nccl');
   t.same(autoBackend({ ...base, devices: [] }).backend, 'cpu');
   t.match(autoBackend({ ...base, nccl: { found: false, reason: 'x' } }).reason, /NCCL not usable: x/);
-  t.match(autoBackend({ ...base, built: { built: false, reason: 'nvcc not found' } }).reason, /not built \(nvcc not found\)/);
+  t.match(
+    autoBackend({ ...base, built: { built: false, reason: 'nvcc not found' } }).reason,
+    /not built \(nvcc not found\)/,
+  );
 });
 
 t.test('dtrain doctor --json on this machine', async (t) => {
@@ -113,13 +166,21 @@ t.test('dtrain doctor --json on this machine', async (t) => {
   t.equal(doc.nccl.found, false);
   t.type(doc.nccl.reason, 'string');
   t.equal(doc.backend.auto, 'cpu');
-  t.same(Object.keys(doc.tools).sort(), ['mpirun', 'qsub', 'sbatch', 'scontrol', 'srun', 'ssh'], 'the launchers it looks for');
+  t.same(
+    Object.keys(doc.tools).sort(),
+    ['mpirun', 'qsub', 'sbatch', 'scontrol', 'srun', 'ssh'],
+    'the launchers it looks for',
+  );
   for (const [tool, path] of Object.entries(doc.tools as Record<string, string | null>)) {
     const found = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
     t.equal(path, found || null, `${tool}: ${found || 'not found'}`);
   }
   const agentCheck = spawnSync(join(root, 'build/Release/dtrain-agent'), ['--check']);
-  t.match(doc.ssh_agent, { kind: agentCheck.status === 0 ? 'native' : 'node', path: join(root, 'build/Release/dtrain-agent') }, 'the agent SSH hosts like this one run');
+  t.match(
+    doc.ssh_agent,
+    { kind: agentCheck.status === 0 ? 'native' : 'node', path: join(root, 'build/Release/dtrain-agent') },
+    'the agent SSH hosts like this one run',
+  );
   const human = spawnSync(process.execPath, [join(root, 'bin/dtrain'), 'doctor'], { encoding: 'utf8' });
   t.match(human.stdout, /backend auto\s+cpu/);
   t.match(human.stdout, agentCheck.status === 0 ? /ssh agent\s+native \(/ : /ssh agent\s+node \(the native one: /);

@@ -9,7 +9,11 @@ import { referencePath, renderConfigReference } from '../../../scripts/build/con
 t.test('the committed config reference matches the schema', async (t) => {
   const expected: string = renderConfigReference(configSchema);
   const committed = readFileSync(referencePath, 'utf8');
-  t.equal(committed, expected, 'docs/config-reference.md is stale: run `node scripts/build/config-reference.js` after `npx tsc -p .`');
+  t.equal(
+    committed,
+    expected,
+    'docs/config-reference.md is stale: run `node scripts/build/config-reference.js` after `npx tsc -p .`',
+  );
 });
 
 t.test('every schema key appears in the reference with its default', async (t) => {

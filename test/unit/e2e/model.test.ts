@@ -24,7 +24,7 @@ t.test('backward matches central finite differences of the mean loss', async (t)
   let worst = 0;
   for (let k = 0; k < 40; k++) {
     const i = rng.below(model.params.length);
-    const keep = model.params[i]!;
+    const keep = model.params[i];
     const h = 1e-2;
     model.params[i] = keep + h;
     const up = lossOf(model, data.train.x, data.train.y, rows);
@@ -32,7 +32,7 @@ t.test('backward matches central finite differences of the mean loss', async (t)
     const down = lossOf(model, data.train.x, data.train.y, rows);
     model.params[i] = keep;
     const fd = (up - down) / (2 * h);
-    worst = Math.max(worst, Math.abs(fd - model.grads[i]!) / Math.max(1e-2, Math.abs(fd)));
+    worst = Math.max(worst, Math.abs(fd - model.grads[i]) / Math.max(1e-2, Math.abs(fd)));
   }
   t.ok(worst < 2e-2, `worst relative gradient error ${worst}`);
 });
@@ -41,21 +41,32 @@ t.test('two stages compute bit for bit what the whole model computes', async (t)
   const specs = layerSpecs({ ...spec, layers: 6 });
   const whole = new StageModel(specs, 11);
   const [a, b] = partitionLayers(6, 2).map((r) => new StageModel(specs.slice(r.first, r.end), 11));
-  t.same(Array.from(a!.params).concat(Array.from(b!.params)), Array.from(whole.params), 'each layer initialised from its own stream');
+  t.same(
+    Array.from(a.params).concat(Array.from(b.params)),
+    Array.from(whole.params),
+    'each layer initialised from its own stream',
+  );
   const data = makeDataset({ seed: 5, inputs: spec.inputs, classes: spec.classes, train: 8, eval: 1 });
   const ref = whole.forward(data.train.x, 8);
-  const mid = a!.forward(data.train.x, 8);
-  const out = b!.forward(mid.output, 8);
+  const mid = a.forward(data.train.x, 8);
+  const out = b.forward(mid.output, 8);
   t.same(out.output, ref.output);
   const g = softmaxCrossEntropy(ref.output, data.train.y, 8, spec.classes, 1 / 8).grad;
   whole.backward(g, ref.saved);
-  a!.backward(b!.backward(g, out.saved), mid.saved);
-  t.same(Array.from(a!.grads).concat(Array.from(b!.grads)), Array.from(whole.grads));
+  a.backward(b.backward(g, out.saved), mid.saved);
+  t.same(Array.from(a.grads).concat(Array.from(b.grads)), Array.from(whole.grads));
 });
 
 t.test('layers are split into contiguous, covering, balanced ranges', async (t) => {
-  t.same(partitionLayers(6, 2), [{ first: 0, end: 3 }, { first: 3, end: 6 }]);
-  t.same(partitionLayers(7, 3), [{ first: 0, end: 3 }, { first: 3, end: 5 }, { first: 5, end: 7 }]);
+  t.same(partitionLayers(6, 2), [
+    { first: 0, end: 3 },
+    { first: 3, end: 6 },
+  ]);
+  t.same(partitionLayers(7, 3), [
+    { first: 0, end: 3 },
+    { first: 3, end: 5 },
+    { first: 5, end: 7 },
+  ]);
   t.same(partitionLayers(4, 1), [{ first: 0, end: 4 }]);
   t.throws(() => partitionLayers(2, 3), /cannot split/);
 });
@@ -68,7 +79,10 @@ t.test('the data set is deterministic and uses every class', async (t) => {
   t.same(one.eval.y, two.eval.y);
   const counts = new Array(4).fill(0);
   for (const y of one.train.y) counts[y]++;
-  t.ok(counts.every((c) => c > 100), `class counts ${counts}`);
+  t.ok(
+    counts.every((c) => c > 100),
+    `class counts ${counts}`,
+  );
   t.not(makeDataset({ ...s, seed: 2 }).train.x[0], one.train.x[0]);
   const batch = gather(one.train, [3, 1], 8);
   t.same(Array.from(batch.x.subarray(0, 8)), Array.from(one.train.x.subarray(24, 32)));
@@ -78,7 +92,10 @@ t.test('the data set is deterministic and uses every class', async (t) => {
 t.test('batch order: each epoch is a permutation, and a restored position continues identically', async (t) => {
   const order = new BatchOrder(16, 42);
   const epoch = [...order.next(8), ...order.next(8)].sort((x, y) => x - y);
-  t.same(epoch, Array.from({ length: 16 }, (_, i) => i));
+  t.same(
+    epoch,
+    Array.from({ length: 16 }, (_, i) => i),
+  );
   const reference = new BatchOrder(16, 42);
   const stream: number[][] = [];
   for (let i = 0; i < 7; i++) stream.push(Array.from(reference.next(4)));
@@ -118,8 +135,18 @@ t.test('command line: defaults, overrides, clear errors', async (t) => {
 
 t.test('traffic: sends and receives are point-to-point, every other op counts as collective', async (t) => {
   const { summariseTraffic } = await import('../../../src/examples/train/traffic.js');
-  const op = (name: string, bytes: number) => ({ op: name, transport: 'shm' as const, algorithm: 'x', count: 1, bytes });
-  const got = summariseTraffic({ pipeline: [op('send', 100), op('recv', 40)], data: [op('allReduce', 7), op('allGather', 3)], world: [op('barrier', 0)] });
+  const op = (name: string, bytes: number) => ({
+    op: name,
+    transport: 'shm' as const,
+    algorithm: 'x',
+    count: 1,
+    bytes,
+  });
+  const got = summariseTraffic({
+    pipeline: [op('send', 100), op('recv', 40)],
+    data: [op('allReduce', 7), op('allGather', 3)],
+    world: [op('barrier', 0)],
+  });
   t.same([got.p2pSentBytes, got.p2pRecvBytes, got.collectiveBytes], [100, 40, 10]);
   t.same(Object.keys(got.byGroup), ['pipeline', 'data', 'world']);
 });

@@ -19,10 +19,21 @@ t.test('a 0600 file of hex digits is the key (a trailing newline is fine)', asyn
 
 t.test('loose permissions, a short or non-hex key, a missing file: exit 2 naming the file', async (t) => {
   const loose = file(t, 'ab'.repeat(32), 0o640);
-  t.throws(() => readSecretFile(loose), { exitCode: 2, message: `secret file ${loose} is readable or writable by others (mode 0640): run chmod 600 ${loose}` });
-  t.throws(() => readSecretFile(file(t, 'ab'.repeat(15), 0o600)), { exitCode: 2, message: /expected the job key as at least 32 hex digits/ });
-  t.throws(() => readSecretFile(file(t, 'not hex at all, but long enough to pass a length check', 0o600)), { exitCode: 2 });
-  t.throws(() => readSecretFile('/nonexistent/secret'), { exitCode: 2, message: 'secret file /nonexistent/secret: cannot read it (no such file)' });
+  t.throws(() => readSecretFile(loose), {
+    exitCode: 2,
+    message: `secret file ${loose} is readable or writable by others (mode 0640): run chmod 600 ${loose}`,
+  });
+  t.throws(() => readSecretFile(file(t, 'ab'.repeat(15), 0o600)), {
+    exitCode: 2,
+    message: /expected the job key as at least 32 hex digits/,
+  });
+  t.throws(() => readSecretFile(file(t, 'not hex at all, but long enough to pass a length check', 0o600)), {
+    exitCode: 2,
+  });
+  t.throws(() => readSecretFile('/nonexistent/secret'), {
+    exitCode: 2,
+    message: 'secret file /nonexistent/secret: cannot read it (no such file)',
+  });
 });
 
 t.test('--join addresses', async (t) => {

@@ -35,7 +35,9 @@ t.test('each stream decides its colour: a terminal gets colours, a file next to 
   delete process.env.FORCE_COLOR;
   process.env.TERM = 'xterm';
   t.teardown(() => {
-    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    for (const [k, v] of Object.entries(saved))
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
   });
   const tty = Object.assign(new PassThrough(), { isTTY: true });
   const file = new PassThrough();
@@ -43,7 +45,10 @@ t.test('each stream decides its colour: a terminal gets colours, a file next to 
   let fileText = '';
   tty.on('data', (b: Buffer) => (ttyText += b.toString()));
   file.on('data', (b: Buffer) => (fileText += b.toString()));
-  for (const [out, err] of [[file, tty], [tty, file]] as const) {
+  for (const [out, err] of [
+    [file, tty],
+    [tty, file],
+  ] as const) {
     ttyText = fileText = '';
     const sink = new ConsoleSink({ out, err });
     sink.lines(0, 'stdout', Buffer.from('o\n'));

@@ -5,9 +5,22 @@ import { join } from 'node:path';
 import t from 'tap';
 import { driverLibraryMayLoad } from '../../../src/launch/driver-library.js';
 
-const dir = t.testdir({ cache: { 'with.cache': 'glibc-ld.so.cache1.1\0libcudart.so.13\0libcuda.so.1\0/usr/lib/libcuda.so.1\0', 'without.cache': 'glibc-ld.so.cache1.1\0libcudart.so.13\0' } });
-const onThisMachine = ['/lib', '/usr/lib', '/lib64', '/usr/lib64', '/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/usr/lib/wsl/lib', '/usr/local/nvidia/lib64']
-  .some((d) => existsSync(join(d, 'libcuda.so.1')));
+const dir = t.testdir({
+  cache: {
+    'with.cache': 'glibc-ld.so.cache1.1\0libcudart.so.13\0libcuda.so.1\0/usr/lib/libcuda.so.1\0',
+    'without.cache': 'glibc-ld.so.cache1.1\0libcudart.so.13\0',
+  },
+});
+const onThisMachine = [
+  '/lib',
+  '/usr/lib',
+  '/lib64',
+  '/usr/lib64',
+  '/lib/x86_64-linux-gnu',
+  '/usr/lib/x86_64-linux-gnu',
+  '/usr/lib/wsl/lib',
+  '/usr/local/nvidia/lib64',
+].some((d) => existsSync(join(d, 'libcuda.so.1')));
 
 t.test('a name in the loader cache or a library on LD_LIBRARY_PATH: maybe', async (t) => {
   t.ok(driverLibraryMayLoad({}, join(dir, 'cache', 'with.cache')));
@@ -27,6 +40,7 @@ t.test('where the probe child is skipped, the decision is the one the child give
   const { autoBackend, probeCudaAsync } = await import('../../../src/runtime/device/cuda-part.js');
   const known = probeWithoutChild(process.env);
   if (!known) return t.pass('this machine may have a driver: the child probe runs');
-  if (!existsSync(new URL('../../../dist/runtime/device/probe-main.js', import.meta.url))) return t.skip('run npx tsc -p . first');
+  if (!existsSync(new URL('../../../dist/runtime/device/probe-main.js', import.meta.url)))
+    return t.skip('run npx tsc -p . first');
   t.same(autoBackend(known), autoBackend(await probeCudaAsync()));
 });

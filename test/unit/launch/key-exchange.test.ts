@@ -18,11 +18,22 @@ t.test('sealed for one agent, opened by it, by no one else', async (t) => {
   t.same(open(agent.keyForController(controller.publicKey), sealed), secret);
   t.notOk(sealed.data.includes(secret.toString('base64')), 'the secret is not in the sealed text');
   t.not(seal(controller.keyForAgent(agent.publicKey), secret).data, sealed.data, 'a fresh IV every time');
-  t.throws(() => open(new KeyExchange().keyForController(controller.publicKey), sealed), StartError, 'another agent cannot open it');
-  const altered = { ...sealed, data: Buffer.from(Buffer.from(sealed.data, 'base64').map((b, i) => (i === 0 ? b ^ 1 : b))).toString('base64') };
+  t.throws(
+    () => open(new KeyExchange().keyForController(controller.publicKey), sealed),
+    StartError,
+    'another agent cannot open it',
+  );
+  const altered = {
+    ...sealed,
+    data: Buffer.from(Buffer.from(sealed.data, 'base64').map((b, i) => (i === 0 ? b ^ 1 : b))).toString('base64'),
+  };
   t.throws(() => open(agent.keyForController(controller.publicKey), altered), /altered on the way/);
   const shortTag = { ...sealed, tag: Buffer.from(sealed.tag, 'base64').subarray(0, 4).toString('base64') };
-  t.throws(() => open(agent.keyForController(controller.publicKey), shortTag), /altered on the way/, 'a truncated tag is refused');
+  t.throws(
+    () => open(agent.keyForController(controller.publicKey), shortTag),
+    /altered on the way/,
+    'a truncated tag is refused',
+  );
   t.throws(() => controller.keyForAgent(Buffer.alloc(31).toString('base64')), /31 bytes, not 32/);
   // the all-zero point gives an all-zero shared secret, which OpenSSL refuses: a StartError, not a crash
   t.throws(() => controller.keyForAgent(Buffer.alloc(32).toString('base64')), /public key is not usable/);
@@ -32,7 +43,15 @@ function agentStdio() {
   const stdin = new PassThrough();
   const stdout = new PassThrough();
   const answers: Record<string, unknown>[] = [];
-  stdout.on('data', (d: Buffer) => answers.push(...d.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))));
+  stdout.on('data', (d: Buffer) =>
+    answers.push(
+      ...d
+        .toString()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+    ),
+  );
   return { stdin, stdout, answers };
 }
 
@@ -42,10 +61,13 @@ t.test('readSpec: the hello with kx is answered with the agent key, and the seal
   const reading = readSpec(stdin, stdout);
   stdin.write(JSON.stringify({ type: 'hello', version: packageVersion(), kx: controller.publicKey }) + '\n');
   for (let i = 0; i < 50 && answers.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-  const agentKey = answers[0]!.kx as string;
+  const agentKey = answers[0].kx as string;
   t.match(agentKey, /^[A-Za-z0-9+/]{43}=$/);
   const secret = randomBytes(32);
-  stdin.write(JSON.stringify({ type: 'spec', run_id: 'r', job_key_sealed: seal(controller.keyForAgent(agentKey), secret) }) + '\n');
+  stdin.write(
+    JSON.stringify({ type: 'spec', run_id: 'r', job_key_sealed: seal(controller.keyForAgent(agentKey), secret) }) +
+      '\n',
+  );
   const { spec } = await reading;
   t.equal(spec.job_key, secret.toString('base64'));
   t.notOk('job_key_sealed' in spec);
@@ -58,16 +80,24 @@ t.test('readSpec: a plain hello gets no kx, and a sealed key without an exchange
   stdin.write(JSON.stringify({ type: 'hello', version: packageVersion() }) + '\n');
   stdin.write(JSON.stringify({ type: 'spec', job_key_sealed: { iv: '', tag: '', data: '' } }) + '\n');
   await t.rejects(reading, /sealed job key but the hello had no key exchange/);
-  t.notOk('kx' in answers[0]!);
+  t.notOk('kx' in answers[0]);
   stdin.end();
 });
 
-t.test('readSpec: a controller of another version gets the hello answered, and the agent stops before any spec', async (t) => {
-  const { stdin, stdout, answers } = agentStdio();
-  const reading = readSpec(stdin, stdout);
-  stdin.write(JSON.stringify({ type: 'hello', version: '0.0.0-other' }) + '\n');
-  stdin.write(JSON.stringify({ type: 'spec', run_id: 'r', job_key: 'k' }) + '\n');
-  await t.rejects(reading, new RegExp(`the controller runs 0\\.0\\.0-other, this agent ${packageVersion().replace(/\./g, '\\.')}: not starting`));
-  t.equal(answers[0]!.version, packageVersion(), 'the controller still learns our version');
-  stdin.end();
-});
+t.test(
+  'readSpec: a controller of another version gets the hello answered, and the agent stops before any spec',
+  async (t) => {
+    const { stdin, stdout, answers } = agentStdio();
+    const reading = readSpec(stdin, stdout);
+    stdin.write(JSON.stringify({ type: 'hello', version: '0.0.0-other' }) + '\n');
+    stdin.write(JSON.stringify({ type: 'spec', run_id: 'r', job_key: 'k' }) + '\n');
+    await t.rejects(
+      reading,
+      new RegExp(
+        `the controller runs 0\\.0\\.0-other, this agent ${packageVersion().replace(/\./g, '\\.')}: not starting`,
+      ),
+    );
+    t.equal(answers[0].version, packageVersion(), 'the controller still learns our version');
+    stdin.end();
+  },
+);

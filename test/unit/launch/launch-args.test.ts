@@ -4,7 +4,24 @@ import t from 'tap';
 import yargs from 'yargs';
 import { launchCommand, quickLaunchArgs } from '../../../src/cli/launch.js';
 
-const read = ['config', 'dryRun', 'json', 'set', 'nprocPerNode', 'nnodes', 'hosts', 'masterAddr', 'masterPort', 'maxRestarts', 'name', 'backend', 'saveConfig', 'joinAgents', 'secretFile', '--'];
+const read = [
+  'config',
+  'dryRun',
+  'json',
+  'set',
+  'nprocPerNode',
+  'nnodes',
+  'hosts',
+  'masterAddr',
+  'masterPort',
+  'maxRestarts',
+  'name',
+  'backend',
+  'saveConfig',
+  'joinAgents',
+  'secretFile',
+  '--',
+];
 
 async function viaYargs(argv: string[]): Promise<Record<string, unknown> | { error: string }> {
   let got: Record<string, unknown> | undefined;
@@ -23,7 +40,8 @@ async function viaYargs(argv: string[]): Promise<Record<string, unknown> | { err
   return got!;
 }
 
-const pick = (a: Record<string, unknown>) => Object.fromEntries(read.map((k) => [k, k === '--' ? ((a[k] as unknown[]) ?? []) : a[k]]));
+const pick = (a: Record<string, unknown>) =>
+  Object.fromEntries(read.map((k) => [k, k === '--' ? ((a[k] as unknown[]) ?? []) : a[k]]));
 
 const plain = [
   ['--nproc-per-node', '4', '--', '/bin/true'],
@@ -68,7 +86,7 @@ t.test('plain forms: the quick reader gives what yargs gives', async (t) => {
     t.ok(quick, `read without yargs: ${argv.join(' ')}`);
     const full = await viaYargs(argv);
     t.notOk('error' in full, `yargs accepts ${argv.join(' ')}`);
-    t.same(pick(quick as Record<string, unknown>), pick(full as Record<string, unknown>), argv.join(' '));
+    t.same(pick(quick as Record<string, unknown>), pick(full), argv.join(' '));
   }
 });
 

@@ -2,10 +2,22 @@ import t from 'tap';
 import { failed, renderFailure, type LaunchSummary } from '../../../src/launch/summary.js';
 
 const base: LaunchSummary = {
-  run_id: 'job-1', exit_code: 1, attempts: [{ ranks: [] }], other_failures: [], log_dir: '/logs/job-1',
+  run_id: 'job-1',
+  exit_code: 1,
+  attempts: [{ ranks: [] }],
+  other_failures: [],
+  log_dir: '/logs/job-1',
   root_cause: {
-    rank: 2, local_rank: 2, host: 'node-a', pid: 4242, exit_code: null, signal: 'SIGSEGV', time: '2026-01-01T00:00:00.000Z',
-    stderr_tail: ['step 10', 'Segmentation fault'], error_file: { message: 'CUDA error' }, attempt: 0,
+    rank: 2,
+    local_rank: 2,
+    host: 'node-a',
+    pid: 4242,
+    exit_code: null,
+    signal: 'SIGSEGV',
+    time: '2026-01-01T00:00:00.000Z',
+    stderr_tail: ['step 10', 'Segmentation fault'],
+    error_file: { message: 'CUDA error' },
+    attempt: 0,
   },
 };
 
@@ -19,7 +31,11 @@ t.test('the report names rank, host, local rank, pid, how it ended, time, error 
 });
 
 t.test('restarts exhausted and later failures are mentioned', async (t) => {
-  const s = { ...base, attempts: [{ ranks: [] }, { ranks: [] }], other_failures: [{ rank: 0, host: 'node-a', exit_code: 143, signal: null }] };
+  const s = {
+    ...base,
+    attempts: [{ ranks: [] }, { ranks: [] }],
+    other_failures: [{ rank: 0, host: 'node-a', exit_code: 143, signal: null }],
+  };
   const text = renderFailure(s, 1);
   t.match(text, '(attempt 2 of 2, restarts exhausted)');
   t.match(text, 'then: rank 0 exit 143');

@@ -1,5 +1,14 @@
 import t from 'tap';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, unlinkSync, writeFileSync, existsSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+  existsSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ShardedAdam, CheckpointError } from '../../../src/runtime/optim/index.js';
@@ -8,7 +17,12 @@ import { createLoopbackGroups, onEveryRank } from '../../helpers/optim-loopback-
 import { HYPER, averaged, maxRelError, randomArray } from '../../helpers/optim-data.js';
 
 const N = 5003;
-const opts = { lr: HYPER.lr, betas: [HYPER.beta1, HYPER.beta2] as const, eps: HYPER.eps, weightDecay: HYPER.weightDecay };
+const opts = {
+  lr: HYPER.lr,
+  betas: [HYPER.beta1, HYPER.beta2] as const,
+  eps: HYPER.eps,
+  weightDecay: HYPER.weightDecay,
+};
 
 /**
  * Rank `rank` of `world` at step `s`: the global gradient (the 4-rank average) plus a per-rank offset that
@@ -18,11 +32,17 @@ function shareOfGlobal(s: number, rank: number, world: number): Float32Array {
   const g = averaged(N, 4, s);
   const noise = randomArray(N, 77 + s, 0.01);
   const c = rank - (world - 1) / 2;
-  for (let i = 0; i < N; i++) g[i]! += c * noise[i]!;
+  for (let i = 0; i < N; i++) g[i] += c * noise[i];
   return g;
 }
 
-async function train(groups: Group[], stage: 1 | 2, from: number, to: number, opts2: { load?: string; save?: Record<number, string> } = {}) {
+async function train(
+  groups: Group[],
+  stage: 1 | 2,
+  from: number,
+  to: number,
+  opts2: { load?: string; save?: Record<number, string> } = {},
+) {
   return onEveryRank(groups, async (group, rank) => {
     const params = opts2.load ? new Float32Array(N) : randomArray(N, 1);
     const opt = new ShardedAdam(params, { group, stage, ...opts, ...(opts2.load ? { lr: 0.5 } : {}) });
@@ -50,14 +70,18 @@ t.test('save on 4 ranks, resume on 2 and 3 (and 4, 1): the same result as uninte
     const straight = await train(createLoopbackGroups(4).groups, stage, 1, 6, { save: { 3: dir } });
     t.equal(readFileSync(join(dir, 'latest'), 'utf8').trim(), 'step_3');
     t.same(readdirSync(join(dir, 'step_3')).sort(), [
-      'manifest.json', 'rank-00000-of-00004.bin', 'rank-00001-of-00004.bin', 'rank-00002-of-00004.bin', 'rank-00003-of-00004.bin',
+      'manifest.json',
+      'rank-00000-of-00004.bin',
+      'rank-00001-of-00004.bin',
+      'rank-00002-of-00004.bin',
+      'rank-00003-of-00004.bin',
     ]);
     for (const world of [1, 2, 3, 4]) {
       const resumed = await train(createLoopbackGroups(world).groups, stage, 4, 6, { load: dir });
       for (const r of resumed) {
         t.equal(r.opt.stepCount, 6);
         t.equal(r.opt.lr, HYPER.lr, 'hyperparameters come from the checkpoint, as in torch');
-        const err = maxRelError(r.params, straight[0]!.params);
+        const err = maxRelError(r.params, straight[0].params);
         if (!(err <= 1e-6)) t.fail(`stage ${stage} world ${world}: relative error ${err}`);
       }
       t.pass(`stage ${stage}: resumed on ${world} rank(s) within 1e-6 of uninterrupted training`);
@@ -80,9 +104,9 @@ t.test('bf16 params: the fp32 master is what is saved and resharded', async (t) 
   await run(createLoopbackGroups(3).groups, false, [1, 2]);
   const a = await run(createLoopbackGroups(2).groups, true, []);
   // 0x3f80 = 1.0; lr 1e-2 for 2 steps moves it by ~0.02: visible in bf16, and identical on both ranks
-  t.not(a[0]!.p[0], 0x3f80);
-  t.not(a[0]!.p[0], 0);
-  t.same(a[0]!.p, a[1]!.p);
+  t.not(a[0].p[0], 0x3f80);
+  t.not(a[0].p[0], 0);
+  t.same(a[0].p, a[1].p);
 });
 
 /** Rank 2's view of the group: once `dead` is set, its second collective never returns (the process is gone). */
@@ -122,17 +146,24 @@ t.test('a rank dying mid-save leaves no checkpoint that loads; latest stays on t
   for (const r of [0, 1, 3]) t.match(results[r], /timed out/, `rank ${r}'s save failed instead of hanging`);
   t.equal(readFileSync(join(dir, 'latest'), 'utf8').trim(), 'step_1');
   t.notOk(existsSync(join(dir, 'step_2', 'manifest.json')), 'the half-written step has no manifest');
-  t.equal(readdirSync(join(dir, 'step_2')).filter((f) => f.endsWith('.bin')).length, 4, 'though every rank wrote its file');
+  t.equal(
+    readdirSync(join(dir, 'step_2')).filter((f) => f.endsWith('.bin')).length,
+    4,
+    'though every rank wrote its file',
+  );
   const loaded = await onEveryRank(createLoopbackGroups(2).groups, async (group) => {
     const opt = new ShardedAdam(new Float32Array(N), { group, stage: 2, ...opts });
     const from = await opt.load(dir);
     return { from, step: opt.stepCount };
   });
-  t.equal(loaded[0]!.step, 1);
-  t.match(loaded[0]!.from, /step_1$/);
+  t.equal(loaded[0].step, 1);
+  t.match(loaded[0].from, /step_1$/);
   const direct = await onEveryRank(createLoopbackGroups(1).groups, async (group) => {
     const opt = new ShardedAdam(new Float32Array(N), { group });
-    return opt.load(join(dir, 'step_2')).then(() => 'loaded', (e: Error) => e);
+    return opt.load(join(dir, 'step_2')).then(
+      () => 'loaded',
+      (e: Error) => e,
+    );
   });
   t.type(direct[0], CheckpointError);
   t.match((direct[0] as Error).message, /step_2\/manifest\.json: missing: the step was never committed/);
@@ -159,15 +190,33 @@ t.test('missing, truncated or corrupted shards: a clear error naming the file, o
     });
   const cases: Array<[string, () => void, RegExp]> = [
     ['missing', () => unlinkSync(shard), /rank-00001-of-00003\.bin: missing shard file/],
-    ['truncated', () => { writeFileSync(shard, pristine); truncateSync(shard, pristine.length - 100); }, /rank-00001-of-00003\.bin: truncated: \d+ bytes, the manifest says \d+/],
-    ['corrupted', () => { const b = Buffer.from(pristine); b[b.length - 5]! ^= 0x10; writeFileSync(shard, b); }, /rank-00001-of-00003\.bin: checksum mismatch/],
+    [
+      'truncated',
+      () => {
+        writeFileSync(shard, pristine);
+        truncateSync(shard, pristine.length - 100);
+      },
+      /rank-00001-of-00003\.bin: truncated: \d+ bytes, the manifest says \d+/,
+    ],
+    [
+      'corrupted',
+      () => {
+        const b = Buffer.from(pristine);
+        b[b.length - 5] ^= 0x10;
+        writeFileSync(shard, b);
+      },
+      /rank-00001-of-00003\.bin: checksum mismatch/,
+    ],
   ];
   for (const [what, damage, message] of cases) {
     damage();
     const errors = await attempt();
     t.type(errors[1], CheckpointError, `${what}: the rank reading it fails`);
     t.match(errors[1]!.message, message, `${what}: ${errors[1]!.message}`);
-    t.ok(errors.every((e) => e instanceof CheckpointError), `${what}: every rank fails, none goes on half-loaded`);
+    t.ok(
+      errors.every((e) => e instanceof CheckpointError),
+      `${what}: every rank fails, none goes on half-loaded`,
+    );
     t.same(untouched.splice(0), [true, true, true], `${what}: params and step are as before the load, on every rank`);
   }
   writeFileSync(shard, pristine);
@@ -181,11 +230,17 @@ t.test('a checkpoint of another model is refused', async (t) => {
   const dir = tempRoot();
   await train(createLoopbackGroups(1).groups, 1, 1, 1, { save: { 1: dir } });
   const [err] = await onEveryRank(createLoopbackGroups(1).groups, async (group) =>
-    new ShardedAdam(new Float32Array(N + 1), { group }).load(dir).then(() => undefined, (e: Error) => e),
+    new ShardedAdam(new Float32Array(N + 1), { group }).load(dir).then(
+      () => undefined,
+      (e: Error) => e,
+    ),
   );
   t.match(err!.message, /holds 5003 parameters, this optimizer has 5004/);
   const [none] = await onEveryRank(createLoopbackGroups(1).groups, async (group) =>
-    new ShardedAdam(new Float32Array(N), { group }).load(tempRoot()).then(() => undefined, (e: Error) => e),
+    new ShardedAdam(new Float32Array(N), { group }).load(tempRoot()).then(
+      () => undefined,
+      (e: Error) => e,
+    ),
   );
   t.match(none!.message, /latest: no checkpoint here/);
 });

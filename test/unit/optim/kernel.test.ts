@@ -24,10 +24,10 @@ function reference64(p0: Float32Array, grads: Float32Array[]): Float64Array {
     const bc1 = 1 - beta1 ** step;
     const bc2 = 1 - beta2 ** step;
     for (let i = 0; i < n; i++) {
-      p[i]! *= 1 - lr * weightDecay;
-      m[i] = beta1 * m[i]! + (1 - beta1) * g[i]!;
-      v[i] = beta2 * v[i]! + (1 - beta2) * g[i]! * g[i]!;
-      p[i]! -= (lr / bc1) * (m[i]! / (Math.sqrt(v[i]!) / Math.sqrt(bc2) + eps));
+      p[i] *= 1 - lr * weightDecay;
+      m[i] = beta1 * m[i] + (1 - beta1) * g[i];
+      v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
+      p[i] -= (lr / bc1) * (m[i] / (Math.sqrt(v[i]) / Math.sqrt(bc2) + eps));
     }
   });
   return p;
@@ -39,7 +39,18 @@ function runKernel(p0: Float32Array, grads: Float32Array[], simd: SimdPath, thre
   const m = new Float32Array(n);
   const v = new Float32Array(n);
   grads.forEach((g, k) =>
-    native.adamwStep({ param: p, paramType: 'float32', grad: g, gradType: 'float32', m, v, ...HYPER, step: k + 1, simd, threads }),
+    native.adamwStep({
+      param: p,
+      paramType: 'float32',
+      grad: g,
+      gradType: 'float32',
+      m,
+      v,
+      ...HYPER,
+      step: k + 1,
+      simd,
+      threads,
+    }),
   );
   return { p, m, v };
 }
@@ -113,7 +124,16 @@ t.test('threads follow OMP_NUM_THREADS unless given', async (t) => {
 
 t.test('argument errors are exceptions, not crashes', async (t) => {
   const f = new Float32Array(8);
-  const base = { param: f, paramType: 'float32' as const, grad: f, gradType: 'float32' as const, m: f, v: f, ...HYPER, step: 1 };
+  const base = {
+    param: f,
+    paramType: 'float32' as const,
+    grad: f,
+    gradType: 'float32' as const,
+    m: f,
+    v: f,
+    ...HYPER,
+    step: 1,
+  };
   t.throws(() => native.adamwStep({ ...base, m: new Float32Array(7) }), /same length/);
   t.throws(() => native.adamwStep({ ...base, step: 0 }), /step must be >= 1/);
   t.throws(() => native.adamwStep({ ...base, paramType: 'bfloat16' as const }), /Uint16Array/);
@@ -125,8 +145,8 @@ t.test('argument errors are exceptions, not crashes', async (t) => {
 function bf16Round(x: number): number {
   const f = new Float32Array([x]);
   const u = new Uint32Array(f.buffer);
-  if (Number.isNaN(x)) return (u[0]! >>> 16) | 0x40;
-  return ((u[0]! + 0x7fff + ((u[0]! >>> 16) & 1)) >>> 16) & 0xffff;
+  if (Number.isNaN(x)) return (u[0] >>> 16) | 0x40;
+  return ((u[0] + 0x7fff + ((u[0] >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
 function halfValue(h: number): number {
@@ -137,8 +157,34 @@ function halfValue(h: number): number {
   return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
-const specials = [0, -0, 1, -1, 1e-8, 5.96e-8, 2.98e-8, 2.99e-8, 6.1e-5, 65504, 65519, 65520, 1e6, -1e6, Infinity, -Infinity, NaN,
-  1.00048828125, 1.0009765625, 1.00146484375, 3.4e38, 1.17549435e-38, 1e-40, 0.1, 0.2, 0.3];
+const specials = [
+  0,
+  -0,
+  1,
+  -1,
+  1e-8,
+  5.96e-8,
+  2.98e-8,
+  2.99e-8,
+  6.1e-5,
+  65504,
+  65519,
+  65520,
+  1e6,
+  -1e6,
+  Infinity,
+  -Infinity,
+  NaN,
+  1.00048828125,
+  1.0009765625,
+  1.00146484375,
+  3.4e38,
+  1.17549435e-38,
+  1e-40,
+  0.1,
+  0.2,
+  0.3,
+];
 
 for (const dtype of ['bfloat16', 'float16'] as const) {
   t.test(`${dtype} params: rounding to nearest even on every path`, async (t) => {
@@ -147,33 +193,65 @@ for (const dtype of ['bfloat16', 'float16'] as const) {
       const master = values.slice();
       const param = new Uint16Array(values.length);
       const zeros = new Float32Array(values.length);
-      native.adamwStep({ param, paramType: dtype, master, grad: zeros, gradType: 'float32', m: zeros.slice(), v: zeros.slice(),
-        lr: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1, simd });
+      native.adamwStep({
+        param,
+        paramType: dtype,
+        master,
+        grad: zeros,
+        gradType: 'float32',
+        m: zeros.slice(),
+        v: zeros.slice(),
+        lr: 0,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weightDecay: 0,
+        step: 1,
+        simd,
+      });
       let bad = 0;
       for (let i = 0; i < values.length; i++) {
-        const x = values[i]!;
+        const x = values[i];
         if (dtype === 'bfloat16') {
           if (param[i] !== bf16Round(x)) bad++;
         } else {
-          const got = halfValue(param[i]!);
+          const got = halfValue(param[i]);
           if (Number.isNaN(x)) {
             if (!Number.isNaN(got)) bad++;
             continue;
           }
           // nearest half: no other half value is strictly closer
-          const up = halfValue(param[i]! + 1), down = halfValue(param[i]! - 1);
+          const up = halfValue(param[i] + 1),
+            down = halfValue(param[i] - 1);
           const d = Math.abs(got - x);
-          if (Math.abs(x) >= 65520 ? Math.abs(got) !== Infinity : (Math.abs(up - x) < d || Math.abs(down - x) < d)) bad++;
+          if (Math.abs(x) >= 65520 ? Math.abs(got) !== Infinity : Math.abs(up - x) < d || Math.abs(down - x) < d) bad++;
         }
       }
       t.equal(bad, 0, `${simd}: all ${values.length} values rounded correctly`);
     }
     if (avx2) {
-      const a = new Uint16Array(values.length), b = new Uint16Array(values.length);
-      for (const [simd, out] of [['scalar', a], ['avx2', b]] as const) {
-        native.adamwStep({ param: out, paramType: dtype, master: values.slice(), grad: new Float32Array(values.length), gradType: 'float32',
-          m: new Float32Array(values.length), v: new Float32Array(values.length), lr: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8,
-          weightDecay: 0, step: 1, simd });
+      const a = new Uint16Array(values.length),
+        b = new Uint16Array(values.length);
+      for (const [simd, out] of [
+        ['scalar', a],
+        ['avx2', b],
+      ] as const) {
+        native.adamwStep({
+          param: out,
+          paramType: dtype,
+          master: values.slice(),
+          grad: new Float32Array(values.length),
+          gradType: 'float32',
+          m: new Float32Array(values.length),
+          v: new Float32Array(values.length),
+          lr: 0,
+          beta1: 0.9,
+          beta2: 0.999,
+          eps: 1e-8,
+          weightDecay: 0,
+          step: 1,
+          simd,
+        });
       }
       t.same(b, a, 'scalar and AVX2 produce the same bits');
     }
@@ -191,9 +269,21 @@ for (const dtype of ['bfloat16', 'float16'] as const) {
       const gBack = new Float32Array(n);
       native.convertElements({ src: g16, srcType: dtype, dst: gBack, dstType: 'float32' });
       const want = reference64(master, [gBack, gBack, gBack]);
-      const m = new Float32Array(n), v = new Float32Array(n);
+      const m = new Float32Array(n),
+        v = new Float32Array(n);
       for (let s = 1; s <= 3; s++) {
-        native.adamwStep({ param, paramType: dtype, master, grad: g16, gradType: dtype, m, v, ...HYPER, step: s, simd });
+        native.adamwStep({
+          param,
+          paramType: dtype,
+          master,
+          grad: g16,
+          gradType: dtype,
+          m,
+          v,
+          ...HYPER,
+          step: s,
+          simd,
+        });
       }
       t.ok(maxRelError(master, want, HYPER.lr) < 1e-6, `${simd}: master follows the fp32 update`);
       const p32 = new Float32Array(n);
@@ -216,5 +306,6 @@ t.test('sum of squares (the local part of the global norm) on every path and typ
   native.convertElements({ src: h, srcType: 'bfloat16', dst: back, dstType: 'float32' });
   let want16 = 0;
   for (const e of back) want16 += e * e;
-  for (const simd of paths) t.ok(Math.abs(native.sumSquares({ data: h, dtype: 'bfloat16', simd }) - want16) / want16 < 1e-12);
+  for (const simd of paths)
+    t.ok(Math.abs(native.sumSquares({ data: h, dtype: 'bfloat16', simd }) - want16) / want16 < 1e-12);
 });

@@ -28,15 +28,20 @@ t.test('bad sizes are rejected', async (t) => {
 t.test('buckets bound the bytes one collective moves', async (t) => {
   const p = partition(10_000, 4);
   const b = shardBuckets(p, 4, 4 * 4 * 160);
-  t.equal(b[0]!.end, 160);
+  t.equal(b[0].end, 160);
   t.equal(b.at(-1)!.end, p.shardSize);
   for (const x of b) t.ok((x.end - x.start) * 4 * 4 <= 4 * 4 * 160);
   t.same(flatBuckets(100, 4, 64), [
-    { start: 0, end: 16 }, { start: 16, end: 32 }, { start: 32, end: 48 }, { start: 48, end: 64 },
-    { start: 64, end: 80 }, { start: 80, end: 96 }, { start: 96, end: 100 },
+    { start: 0, end: 16 },
+    { start: 16, end: 32 },
+    { start: 32, end: 48 },
+    { start: 48, end: 64 },
+    { start: 64, end: 80 },
+    { start: 80, end: 96 },
+    { start: 96, end: 100 },
   ]);
   // a bucket smaller than one aligned chunk still makes progress
-  t.equal(shardBuckets(p, 4, 1)[0]!.end, 16);
+  t.equal(shardBuckets(p, 4, 1)[0].end, 16);
 });
 
 t.test('segments map flat ranges onto the arrays without copying', async (t) => {
@@ -45,7 +50,14 @@ t.test('segments map flat ranges onto the arrays without copying', async (t) => 
   const c = new Float32Array([5, 6, 7, 8]);
   const s = new Segments([a, b, c]);
   t.equal(s.numel, 9);
-  t.same(s.pieces({ start: 2, end: 6 }).map((p) => [p.index, p.local.start, p.local.end]), [[0, 2, 3], [1, 0, 2], [2, 0, 1]]);
+  t.same(
+    s.pieces({ start: 2, end: 6 }).map((p) => [p.index, p.local.start, p.local.end]),
+    [
+      [0, 2, 3],
+      [1, 0, 2],
+      [2, 0, 1],
+    ],
+  );
   t.equal(s.contiguous({ start: 5, end: 8 })!.buffer, c.buffer);
   t.equal(s.contiguous({ start: 2, end: 4 }), undefined);
   const out = new Float32Array(5);

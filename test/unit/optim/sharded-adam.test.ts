@@ -5,19 +5,34 @@ import { createLoopbackGroups, onEveryRank } from '../../helpers/optim-loopback-
 import { HYPER, averaged, localGrads, maxRelError, randomArray, referenceRun } from '../../helpers/optim-data.js';
 
 const STEPS = 5;
-const opts = { lr: HYPER.lr, betas: [HYPER.beta1, HYPER.beta2] as const, eps: HYPER.eps, weightDecay: HYPER.weightDecay };
+const opts = {
+  lr: HYPER.lr,
+  betas: [HYPER.beta1, HYPER.beta2] as const,
+  eps: HYPER.eps,
+  weightDecay: HYPER.weightDecay,
+};
 
 /** Every rank starts from the same params, steps with its own gradients; returns each rank's final params. */
-async function trainSharded(n: number, world: number, stage: 1 | 2, extra: Record<string, unknown> = {}, split?: number[]) {
+async function trainSharded(
+  n: number,
+  world: number,
+  stage: 1 | 2,
+  extra: Record<string, unknown> = {},
+  split?: number[],
+) {
   const { groups, stats } = createLoopbackGroups(world);
   const finals = await onEveryRank(groups, async (group, rank) => {
     const flat = randomArray(n, 1);
     // optionally a list of arrays (the model's tensors), flattened once by the optimizer
-    const params = split ? split.map((len, i) => flat.slice(split.slice(0, i).reduce((a, b) => a + b, 0)).subarray(0, len)) : [flat];
+    const params = split
+      ? split.map((len, i) => flat.slice(split.slice(0, i).reduce((a, b) => a + b, 0)).subarray(0, len))
+      : [flat];
     const opt = new ShardedAdam(split ? params : flat, { group, stage, ...opts, ...extra });
     for (let s = 1; s <= STEPS; s++) {
       const g = localGrads(n, rank, s);
-      const gl = split ? split.map((len, i) => g.slice(split.slice(0, i).reduce((a, b) => a + b, 0)).subarray(0, len)) : g;
+      const gl = split
+        ? split.map((len, i) => g.slice(split.slice(0, i).reduce((a, b) => a + b, 0)).subarray(0, len))
+        : g;
       await opt.step(gl);
     }
     const out = new Float32Array(n);
@@ -52,8 +67,9 @@ t.test('small buckets: many collectives, same result; stage 2 never all-reduces 
   const want = referenceRun(randomArray(n, 1), 3, STEPS);
   for (const stage of [1, 2] as const) {
     const { finals, stats } = await trainSharded(n, 3, stage, { bucketBytes: 1024 });
-    t.ok(maxRelError(finals[0]!.params, want) <= 1e-6, `stage ${stage} with 1 KiB buckets`);
-    if (stage === 1) t.ok((stats.ops.allReduce ?? 0) >= STEPS * Math.ceil(n / 256), 'stage 1 all-reduces bucket by bucket');
+    t.ok(maxRelError(finals[0].params, want) <= 1e-6, `stage ${stage} with 1 KiB buckets`);
+    if (stage === 1)
+      t.ok((stats.ops.allReduce ?? 0) >= STEPS * Math.ceil(n / 256), 'stage 1 all-reduces bucket by bucket');
     else {
       t.equal(stats.ops.allReduce ?? 0, 0, 'stage 2 sends no all-reduce');
       t.ok((stats.ops.reduceScatter ?? 0) >= STEPS * 2, 'stage 2 reduce-scatters in buckets');
@@ -83,8 +99,8 @@ t.test('stage 1 leaves the averaged gradients in place (DDP semantics); stage 2 
       return g;
     });
     const avg = averaged(n, 2, 1);
-    if (stage === 1) t.ok(maxRelError(after[1]!, avg) < 1e-7, 'stage 1: grads averaged');
-    else t.ok(maxRelError(after[1]!, localGrads(n, 1, 1)) === 0, 'stage 2: local grads untouched');
+    if (stage === 1) t.ok(maxRelError(after[1], avg) < 1e-7, 'stage 1: grads averaged');
+    else t.ok(maxRelError(after[1], localGrads(n, 1, 1)) === 0, 'stage 2: local grads untouched');
   }
 });
 
@@ -95,9 +111,9 @@ t.test('global-norm clipping uses the norm across all shards', async (t) => {
   t.ok(maxRelError(want, unclipped) > 1e-4, 'clipping changes the result (the test can fail)');
   for (const stage of [1, 2] as const) {
     const { finals } = await trainSharded(n, 4, stage, { maxGradNorm: 1.0 });
-    t.ok(maxRelError(finals[2]!.params, want) <= 1e-6, `stage ${stage}: clipped like the unsharded optimizer`);
+    t.ok(maxRelError(finals[2].params, want) <= 1e-6, `stage ${stage}: clipped like the unsharded optimizer`);
     const expectNorm = Math.sqrt(optimNative().sumSquares({ data: averaged(n, 4, STEPS), dtype: 'float32' }));
-    t.ok(Math.abs(finals[0]!.opt.lastGradNorm! - expectNorm) / expectNorm < 1e-6, 'lastGradNorm is the global norm');
+    t.ok(Math.abs(finals[0].opt.lastGradNorm! - expectNorm) / expectNorm < 1e-6, 'lastGradNorm is the global norm');
   }
 });
 
@@ -123,9 +139,12 @@ t.test('bf16 params with an fp32 master: the master matches the fp32 run, params
     native.convertElements({ src: randomArray(n, 1), srcType: 'float32', dst: tmp, dstType: 'bfloat16' });
     native.convertElements({ src: tmp, srcType: 'bfloat16', dst: start, dstType: 'float32' });
     const ref = referenceRun(start, 2, STEPS);
-    t.ok(maxRelError(res[0]!.back, ref, HYPER.lr) < 2 ** -8, `stage ${stage}: bf16 params within bf16 rounding of the fp32 run`);
-    t.same(res[0]!.back, res[1]!.back, 'every rank holds the same params');
-    t.equal(res[0]!.opt.stateBytes, 3 * 4 * Math.ceil(n / 2 / 16) * 16, 'm, v and master for half the params');
+    t.ok(
+      maxRelError(res[0].back, ref, HYPER.lr) < 2 ** -8,
+      `stage ${stage}: bf16 params within bf16 rounding of the fp32 run`,
+    );
+    t.same(res[0].back, res[1].back, 'every rank holds the same params');
+    t.equal(res[0].opt.stateBytes, 3 * 4 * Math.ceil(n / 2 / 16) * 16, 'm, v and master for half the params');
     t.ok(want.length === n);
   }
 });
@@ -134,14 +153,14 @@ t.test('stateBytes is 1/N of the unsharded figure', async (t) => {
   const n = 102_400; // divisible into aligned shards, so the figure is exact
   for (const world of [1, 2, 4]) {
     const { groups } = createLoopbackGroups(world);
-    const opt = new ShardedAdam(new Float32Array(n), { group: groups[0]!, stage: 2, ...opts });
+    const opt = new ShardedAdam(new Float32Array(n), { group: groups[0], stage: 2, ...opts });
     t.equal(opt.stateBytes, (8 * n) / world, `world ${world}`);
   }
 });
 
 t.test('bad arguments are one clear error', async (t) => {
   const { groups } = createLoopbackGroups(1);
-  const group = groups[0]!;
+  const group = groups[0];
   t.throws(() => new ShardedAdam(new Uint16Array(4), { group }), OptimizerUsageError);
   t.throws(() => new ShardedAdam(new Float32Array(4), { group, stage: 3 as never }), /stage must be 1 or 2/);
   t.throws(() => new ShardedAdam(new Float32Array(4), { group, lr: -1 }), /lr must be a positive number/);
@@ -186,11 +205,11 @@ t.test('16-bit gradients in a list of arrays: staged through fp32, same result o
           }
           return flat;
         });
-        finals.push(res[0]!);
+        finals.push(res[0]);
         t.same(res.at(-1), res[0], `${dtype} stage ${stage} world ${world}: ranks agree`);
       }
       t.same(finals[1], finals[0], `${dtype} stage ${stage}: world 3 equals world 1 bit for bit`);
-      t.not(finals[0]![5], toHalf(randomArray(n, 1), dtype)[5], 'params moved');
+      t.not(finals[0][5], toHalf(randomArray(n, 1), dtype)[5], 'params moved');
     }
   }
 });
@@ -200,7 +219,10 @@ t.test('communication buffers come from options.alloc (dist.alloc in workers); s
   const made: Array<[string, number]> = [];
   const results = await onEveryRank(groups, async (group, rank) => {
     const opt = new ShardedAdam(randomArray(1000, 1), {
-      group, stage: 2, ...opts, bucketBytes: 1024,
+      group,
+      stage: 2,
+      ...opts,
+      bucketBytes: 1024,
       alloc: (type, length) => {
         if (rank === 0) made.push([type.name, length]);
         return new type(new ArrayBuffer(length * type.BYTES_PER_ELEMENT), 0, length);
@@ -209,7 +231,11 @@ t.test('communication buffers come from options.alloc (dist.alloc in workers); s
     await opt.step(localGrads(1000, rank, 1));
     return opt.memory();
   });
-  t.same(made.map(([name]) => name).sort(), ['Float32Array', 'Float32Array', 'Float32Array', 'Float32Array'], 'grad shard, reduce staging, gather in/out');
+  t.same(
+    made.map(([name]) => name).sort(),
+    ['Float32Array', 'Float32Array', 'Float32Array', 'Float32Array'],
+    'grad shard, reduce staging, gather in/out',
+  );
   const total = made.reduce((s, [, len]) => s + 4 * len, 0);
-  t.equal(total, results[0]!.gradShard + results[0]!.buffers, 'memory() accounts for exactly those buffers');
+  t.equal(total, results[0].gradShard + results[0].buffers, 'memory() accounts for exactly those buffers');
 });

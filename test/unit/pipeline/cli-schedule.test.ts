@@ -15,8 +15,8 @@ async function dtrain(...argv: string[]) {
   let stderr = '';
   const out = process.stdout.write.bind(process.stdout);
   const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+  process.stdout.write = (chunk: string) => ((stdout += chunk), true);
+  process.stderr.write = (chunk: string) => ((stderr += chunk), true);
   const before = process.exitCode;
   process.exitCode = 0;
   try {
@@ -37,10 +37,28 @@ t.test('--json: one document with the contract fields', async (t) => {
   t.same(Object.keys(doc), ['kind', 'stages', 'microbatches', 'virtual_stages', 'per_stage', 'bubble_fraction']);
   t.match(doc, { kind: '1f1b', stages: 4, microbatches: 6, virtual_stages: 1 });
   t.same(doc.per_stage[0].order, ['F0', 'F1', 'F2', 'F3', 'B0', 'F4', 'B1', 'F5', 'B2', 'B3', 'B4', 'B5']);
-  t.same(doc.per_stage.map((s: { peak_in_flight: number }) => s.peak_in_flight), [4, 3, 2, 1]);
+  t.same(
+    doc.per_stage.map((s: { peak_in_flight: number }) => s.peak_in_flight),
+    [4, 3, 2, 1],
+  );
   t.equal(doc.bubble_fraction, 3 / 9);
 
-  const inter = JSON.parse((await dtrain('schedule', '--kind', 'interleaved-1f1b', '--stages', '2', '--microbatches', '4', '--virtual-stages', '2', '--json')).stdout);
+  const inter = JSON.parse(
+    (
+      await dtrain(
+        'schedule',
+        '--kind',
+        'interleaved-1f1b',
+        '--stages',
+        '2',
+        '--microbatches',
+        '4',
+        '--virtual-stages',
+        '2',
+        '--json',
+      )
+    ).stdout,
+  );
   t.equal(inter.virtual_stages, 2);
   t.equal(inter.per_stage[1].order[3], 'B0.1', 'interleaved labels carry the chunk');
   t.equal(inter.bubble_fraction, 1 / 9);
@@ -57,7 +75,7 @@ t.test('terminal timeline: a row per stage, idle units visible, no colour when N
   const rows = r.stdout.split('\n').filter((l) => l.startsWith('stage '));
   t.equal(rows.length, 3);
   t.match(rows[0], /^stage 0 │F0 F1 ·/);
-  t.match(rows[2], /^stage 2 │·  ·  F0 F1 B0    B1/);
+  t.match(rows[2], /^stage 2 │· {2}· {2}F0 F1 B0 {4}B1/);
   t.match(r.stdout, /bubble 50\.0% of the timeline/);
 });
 
@@ -83,10 +101,13 @@ t.test('a wide timeline is cut into bands that fit the terminal', async (t) => {
   const plan = planPipeline({ kind: '1f1b', stages: 4, microbatches: 32 });
   const text = renderTimelineText(plan, { color: new Chalk({ level: 0 }), columns: 80 });
   const lines = text.split('\n');
-  t.ok(lines.every((l) => [...l].length <= 80), 'no line wider than the terminal');
+  t.ok(
+    lines.every((l) => [...l].length <= 80),
+    'no line wider than the terminal',
+  );
   const rows = lines.filter((l) => l.startsWith('stage 0'));
   t.ok(rows.length > 1, `${rows.length} bands`);
-  const units = rows.map((r) => r.slice('stage 0 │'.length).replace(/  peak \d+$/, '')).join('');
+  const units = rows.map((r) => r.slice('stage 0 │'.length).replace(/ {2}peak \d+$/, '')).join('');
   t.equal(units.length, plan.timeline.makespan * 4, 'the bands together hold the whole timeline');
 });
 
@@ -104,22 +125,45 @@ t.test('--svg: one box per op labelled with its microbatch, a legend, the bubble
   t.equal(svg.match(/class="op backward"/g)?.length, 32);
   t.match(svg, /class="legend"[^]*forward[^]*backward[^]*idle/);
   const labels = [...svg.matchAll(/class="op forward">.*?<text[^>]*>(\d+)<\/text>/g)].map((m) => Number(m[1]));
-  t.same([...new Set(labels)].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7]);
-  const inter = renderTimelineSvg(planPipeline({ kind: 'interleaved-1f1b', stages: 2, microbatches: 2, virtualStages: 2 }));
+  t.same(
+    [...new Set(labels)].sort((a, b) => a - b),
+    [0, 1, 2, 3, 4, 5, 6, 7],
+  );
+  const inter = renderTimelineSvg(
+    planPipeline({ kind: 'interleaved-1f1b', stages: 2, microbatches: 2, virtualStages: 2 }),
+  );
   t.match(inter, />1\.1<\/text>/, 'interleaved boxes say microbatch.chunk');
 });
 
 t.test('bad arguments: exit 2 and one line', async (t) => {
   const cases: [string[], RegExp][] = [
-    [['--kind', 'zigzag', '--stages', '2', '--microbatches', '2'], /^dtrain: schedule kind "zigzag" is not one of 1f1b, gpipe, interleaved-1f1b\n$/],
-    [['--kind', '1f1b', '--stages', '0', '--microbatches', '2'], /^dtrain: --stages must be a whole number >= 1, got "0"\n$/],
-    [['--kind', '1f1b', '--stages', 'four', '--microbatches', '2'], /^dtrain: --stages must be a whole number >= 1, got "four"\n$/],
+    [
+      ['--kind', 'zigzag', '--stages', '2', '--microbatches', '2'],
+      /^dtrain: schedule kind "zigzag" is not one of 1f1b, gpipe, interleaved-1f1b\n$/,
+    ],
+    [
+      ['--kind', '1f1b', '--stages', '0', '--microbatches', '2'],
+      /^dtrain: --stages must be a whole number >= 1, got "0"\n$/,
+    ],
+    [
+      ['--kind', '1f1b', '--stages', 'four', '--microbatches', '2'],
+      /^dtrain: --stages must be a whole number >= 1, got "four"\n$/,
+    ],
     [['--kind', '1f1b', '--stages', '2'], /^dtrain: Missing required argument: microbatches\n$/],
-    [['--kind', 'interleaved-1f1b', '--stages', '4', '--microbatches', '6', '--virtual-stages', '2'], /multiple of stages/],
+    [
+      ['--kind', 'interleaved-1f1b', '--stages', '4', '--microbatches', '6', '--virtual-stages', '2'],
+      /multiple of stages/,
+    ],
     [['--kind', '1f1b', '--stages', '2', '--microbatches', '2', '--virtual-stages', '3'], /need kind interleaved-1f1b/],
     [['--kind', '1f1b', '--stages', '2', '--stages', '3', '--microbatches', '2'], /--stages is given 2 times/],
-    [['--kind', '1f1b', '--stages', '2000', '--microbatches', '1000'], /^dtrain: 2000 stages × 1000 microbatches × 1 chunks is too large to draw \(at most 1000000\)\n$/],
-    [['--kind', '1f1b', '--stages', '2', '--microbatches', '2', '--svg', '/nonexistent-dir/x.svg'], /^dtrain: cannot write --svg \/nonexistent-dir\/x.svg: ENOENT\n$/],
+    [
+      ['--kind', '1f1b', '--stages', '2000', '--microbatches', '1000'],
+      /^dtrain: 2000 stages × 1000 microbatches × 1 chunks is too large to draw \(at most 1000000\)\n$/,
+    ],
+    [
+      ['--kind', '1f1b', '--stages', '2', '--microbatches', '2', '--svg', '/nonexistent-dir/x.svg'],
+      /^dtrain: cannot write --svg \/nonexistent-dir\/x.svg: ENOENT\n$/,
+    ],
   ];
   for (const [argv, msg] of cases) {
     const r = await dtrain('schedule', ...argv);

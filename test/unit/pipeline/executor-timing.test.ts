@@ -4,7 +4,13 @@
  */
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { computeOps, opLabel, Pipeline, planPipeline, type ScheduleShape } from '../../../src/runtime/pipeline/index.js';
+import {
+  computeOps,
+  opLabel,
+  Pipeline,
+  planPipeline,
+  type ScheduleShape,
+} from '../../../src/runtime/pipeline/index.js';
 import { LoopbackFabric } from '../../helpers/pipeline-loopback-group.js';
 
 const UNIT_MS = Number(process.env.DTRAIN_PIPELINE_UNIT_MS ?? 40);
@@ -61,7 +67,9 @@ async function measure(shape: ScheduleShape) {
   const busy = log.reduce((sum, l) => sum + (l.end - l.start), 0);
   const idleShare = 1 - busy / (p * (t1 - t0));
   // most stages computing at the same instant
-  const edges = log.flatMap((l) => [[l.start, 1] as const, [l.end, -1] as const]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const edges = log
+    .flatMap((l) => [[l.start, 1] as const, [l.end, -1] as const])
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let now = 0;
   let mostConcurrent = 0;
   for (const [, d] of edges) mostConcurrent = Math.max(mostConcurrent, (now += d));
@@ -99,11 +107,22 @@ for (const shape of cases) {
       const planned = computeOps(plan.schedules[s]).map((o) => opLabel(o, chunked));
       t.same(ran, planned, `stage ${s} ran in the schedule's order`);
       t.same(m.results[s].executed, planned, `stage ${s}: the executor reports the same order`);
-      t.equal(m.peakHeld[s], plan.schedules[s].peakInFlight, `stage ${s}: at most ${plan.schedules[s].peakInFlight} activations alive`);
-      t.equal(m.results[s].peakStashed, plan.schedules[s].peakInFlight, `stage ${s}: executor's stash peaked at peak_in_flight`);
+      t.equal(
+        m.peakHeld[s],
+        plan.schedules[s].peakInFlight,
+        `stage ${s}: at most ${plan.schedules[s].peakInFlight} activations alive`,
+      );
+      t.equal(
+        m.results[s].peakStashed,
+        plan.schedules[s].peakInFlight,
+        `stage ${s}: executor's stash peaked at peak_in_flight`,
+      );
     }
     t.equal(m.mostConcurrent, shape.stages, 'every stage computes at once at some moment: the stages overlap');
-    t.ok(m.makespanMs < 0.75 * shape.stages * plan.timeline.makespan * UNIT_MS, 'far shorter than running the stages one after another');
+    t.ok(
+      m.makespanMs < 0.75 * shape.stages * plan.timeline.makespan * UNIT_MS,
+      'far shorter than running the stages one after another',
+    );
     t.same(m.fabric.unmatched(), { sends: 0, recvs: 0 });
   });
 }

@@ -1,5 +1,12 @@
 import t from 'tap';
-import { Pipeline, PipelineError, scheduleShapeFromEnv, type PipelineOpRecord, type ScheduleKind, type StepResult } from '../../../src/runtime/pipeline/index.js';
+import {
+  Pipeline,
+  PipelineError,
+  scheduleShapeFromEnv,
+  type PipelineOpRecord,
+  type ScheduleKind,
+  type StepResult,
+} from '../../../src/runtime/pipeline/index.js';
 import { LoopbackFabric, type LoopbackSemantics } from '../../helpers/pipeline-loopback-group.js';
 import {
   makeProblem,
@@ -37,7 +44,11 @@ async function runPipelined(c: Case, problem: MlpProblem, steps = 1, onOp?: (r: 
         schedule: { kind: c.kind, stages: p, microbatches: c.microbatches, virtualStages: v },
         dtype: c.F === Float64Array ? 'float64' : 'float32',
         onOp,
-        ...mlpStageFunctions(problem, { stages: p, virtualStages: v, microbatches: c.microbatches, stage, F: c.F, grads }, WIDTHS),
+        ...mlpStageFunctions(
+          problem,
+          { stages: p, virtualStages: v, microbatches: c.microbatches, stage, F: c.F, grads },
+          WIDTHS,
+        ),
       }),
   );
   const results: StepResult[][] = [];
@@ -66,16 +77,26 @@ t.test('split MLP gives the unsplit gradients: 1, 2, 4 stages × 1, p, 2p+1 micr
         for (const semantics of ['buffered', 'rendezvous'] as const) {
           const problem = makeProblem(WIDTHS, m * PER_MICROBATCH, Float64Array);
           const ref = referenceGradients(problem, Float64Array);
-          const { grads, results, fabric } = await runPipelined({ kind, stages: p, microbatches: m, F: Float64Array, semantics }, problem);
+          const { grads, results, fabric } = await runPipelined(
+            { kind, stages: p, microbatches: m, F: Float64Array, semantics },
+            problem,
+          );
           const name = `${kind} p=${p} m=${m} ${semantics}`;
           const worst = worstRelative(grads, ref.grads);
           t.ok(worst <= 1e-6, `${name}: worst relative gradient error ${worst.toExponential(2)}`);
           const last = results[0][p - 1];
-          t.ok(Math.abs(last.loss! - ref.loss) <= 1e-12 * Math.abs(ref.loss), `${name}: loss ${last.loss} = ${ref.loss}`);
+          t.ok(
+            Math.abs(last.loss! - ref.loss) <= 1e-12 * Math.abs(ref.loss),
+            `${name}: loss ${last.loss} = ${ref.loss}`,
+          );
           t.equal(last.losses.length, m);
           results[0].slice(0, -1).forEach((r) => t.equal(r.loss, undefined, 'only the last stage has the loss'));
           t.same(fabric.unmatched(), { sends: 0, recvs: 0 }, `${name}: no message left over`);
-          t.equal(fabric.messages, 2 * m * (p - 1), `${name}: one activation and one gradient per boundary and microbatch`);
+          t.equal(
+            fabric.messages,
+            2 * m * (p - 1),
+            `${name}: one activation and one gradient per boundary and microbatch`,
+          );
         }
       }
     }
@@ -87,7 +108,14 @@ t.test('interleaved: chunks on every stage, same gradients', async (t) => {
     for (const m of [p, 2 * p]) {
       const problem = makeProblem(WIDTHS, m * PER_MICROBATCH, Float64Array);
       const ref = referenceGradients(problem, Float64Array);
-      const c: Case = { kind: 'interleaved-1f1b', stages: p, microbatches: m, virtualStages: 2, F: Float64Array, semantics: 'rendezvous' };
+      const c: Case = {
+        kind: 'interleaved-1f1b',
+        stages: p,
+        microbatches: m,
+        virtualStages: 2,
+        F: Float64Array,
+        semantics: 'rendezvous',
+      };
       const { grads, results, fabric } = await runPipelined(c, problem);
       const worst = worstRelative(grads, ref.grads);
       t.ok(worst <= 1e-6, `interleaved p=${p} m=${m} v=2: worst relative error ${worst.toExponential(2)}`);
@@ -103,7 +131,10 @@ t.test('float32 on the wire and in the model: still within 1e-6 (norm-wise)', as
     const m = 2 * p + 1;
     const problem = makeProblem(WIDTHS, m * PER_MICROBATCH, Float32Array);
     const ref = referenceGradients(problem, Float32Array);
-    const { grads } = await runPipelined({ kind: '1f1b', stages: p, microbatches: m, F: Float32Array, semantics: 'buffered' }, problem);
+    const { grads } = await runPipelined(
+      { kind: '1f1b', stages: p, microbatches: m, F: Float32Array, semantics: 'buffered' },
+      problem,
+    );
     const err = normRelative(grads, ref.grads);
     t.ok(err <= 1e-6, `1f1b p=${p} m=${m} float32: relative error ${err.toExponential(2)}`);
   }
@@ -112,7 +143,11 @@ t.test('float32 on the wire and in the model: still within 1e-6 (norm-wise)', as
 t.test('gradients accumulate across steps (the executor never zeroes them)', async (t) => {
   const problem = makeProblem(WIDTHS, 5 * PER_MICROBATCH, Float64Array);
   const ref = referenceGradients(problem, Float64Array);
-  const { grads, results } = await runPipelined({ kind: '1f1b', stages: 4, microbatches: 5, F: Float64Array, semantics: 'buffered' }, problem, 2);
+  const { grads, results } = await runPipelined(
+    { kind: '1f1b', stages: 4, microbatches: 5, F: Float64Array, semantics: 'buffered' },
+    problem,
+    2,
+  );
   t.ok(worstRelative(grads, ref.grads, undefined, 2) <= 1e-6);
   t.equal(results.length, 2);
   t.same(results[1][3].executed, results[0][3].executed, 'the same program every step');
@@ -121,15 +156,26 @@ t.test('gradients accumulate across steps (the executor never zeroes them)', asy
 t.test('the executor follows the schedule and frees activations', async (t) => {
   const problem = makeProblem(WIDTHS, 6 * PER_MICROBATCH, Float64Array);
   const records: PipelineOpRecord[] = [];
-  const { results, pipes } = await runPipelined({ kind: '1f1b', stages: 4, microbatches: 6, F: Float64Array, semantics: 'rendezvous' }, problem, 1, (r) => records.push(r));
+  const { results, pipes } = await runPipelined(
+    { kind: '1f1b', stages: 4, microbatches: 6, F: Float64Array, semantics: 'rendezvous' },
+    problem,
+    1,
+    (r) => records.push(r),
+  );
   pipes.forEach((pipe, s) => {
     const mine = records.filter((r) => r.stage === s);
     const want = pipe.schedule.instructions.map((i) => `${i.op}:${i.microbatch}.${i.chunk}`).sort();
-    t.same(mine.map((r) => `${r.op}:${r.microbatch}.${r.chunk}`).sort(), want, `stage ${s}: one timing record per instruction`);
+    t.same(
+      mine.map((r) => `${r.op}:${r.microbatch}.${r.chunk}`).sort(),
+      want,
+      `stage ${s}: one timing record per instruction`,
+    );
     t.ok(mine.every((r) => r.end >= r.start));
   });
   results[0].forEach((r, s) => {
-    const planned = pipes[s].schedule.instructions.filter((i) => i.op === 'forward' || i.op === 'backward').map((i) => `${i.op === 'forward' ? 'F' : 'B'}${i.microbatch}`);
+    const planned = pipes[s].schedule.instructions
+      .filter((i) => i.op === 'forward' || i.op === 'backward')
+      .map((i) => `${i.op === 'forward' ? 'F' : 'B'}${i.microbatch}`);
     t.same(r.executed, planned, `stage ${s} ran its program`);
     t.equal(r.peakStashed, pipes[s].schedule.peakInFlight, `stage ${s} held at most ${pipes[s].schedule.peakInFlight}`);
     t.equal(r.peakStashed, Math.min(4 - s, 6));
@@ -142,7 +188,15 @@ t.test('wrong use fails with a clear message', async (t) => {
     () =>
       new Pipeline({
         group: fabric.groups[1],
-        schedule: { kind: '1f1b', stages: 2, microbatches: 2, virtualStages: 1, stage: 0, instructions: [], peakInFlight: 0 },
+        schedule: {
+          kind: '1f1b',
+          stages: 2,
+          microbatches: 2,
+          virtualStages: 1,
+          stage: 0,
+          instructions: [],
+          peakInFlight: 0,
+        },
         activationSize: 4,
         forward: () => ({}),
         backward: () => null,
@@ -150,7 +204,14 @@ t.test('wrong use fails with a clear message', async (t) => {
     PipelineError,
   );
   t.throws(
-    () => new Pipeline({ group: fabric.groups[0], schedule: { kind: '1f1b', stages: 3, microbatches: 2 }, activationSize: 4, forward: () => ({}), backward: () => null }),
+    () =>
+      new Pipeline({
+        group: fabric.groups[0],
+        schedule: { kind: '1f1b', stages: 3, microbatches: 2 },
+        activationSize: 4,
+        forward: () => ({}),
+        backward: () => null,
+      }),
     /stage 0 of 3, but this rank is 0 of 2/,
   );
   // a forward returning the wrong size
@@ -179,15 +240,26 @@ t.test('a failing transport fails the step instead of hanging', async (t) => {
     forward: () => ({ output: new Float32Array(2) }),
     backward: () => null,
   });
-  await t.rejects(pipe.step(), /stage 0: sendActivation of microbatch 0 chunk 0 with stage 1 failed: connection reset by peer/);
+  await t.rejects(
+    pipe.step(),
+    /stage 0: sendActivation of microbatch 0 chunk 0 with stage 1 failed: connection reset by peer/,
+  );
 });
 
 t.test('the schedule defaults to the launcher environment', async (t) => {
   const env = { DTRAIN_SCHEDULE: 'interleaved-1f1b', DTRAIN_MICROBATCHES: '4', DTRAIN_VIRTUAL_STAGES: '2' };
   t.same(scheduleShapeFromEnv(2, env), { kind: 'interleaved-1f1b', stages: 2, microbatches: 4, virtualStages: 2 });
-  t.same(scheduleShapeFromEnv(3, { DTRAIN_SCHEDULE: '1f1b' }), { kind: '1f1b', stages: 3, microbatches: 1, virtualStages: 1 });
+  t.same(scheduleShapeFromEnv(3, { DTRAIN_SCHEDULE: '1f1b' }), {
+    kind: '1f1b',
+    stages: 3,
+    microbatches: 1,
+    virtualStages: 1,
+  });
   t.throws(() => scheduleShapeFromEnv(2, {}), /DTRAIN_SCHEDULE is not set/);
-  t.throws(() => scheduleShapeFromEnv(2, { DTRAIN_SCHEDULE: '1f1b', DTRAIN_MICROBATCHES: 'x' }), /DTRAIN_MICROBATCHES="x" is not a whole number/);
+  t.throws(
+    () => scheduleShapeFromEnv(2, { DTRAIN_SCHEDULE: '1f1b', DTRAIN_MICROBATCHES: 'x' }),
+    /DTRAIN_MICROBATCHES="x" is not a whole number/,
+  );
   const saved = { ...process.env };
   t.teardown(() => {
     for (const k of Object.keys(env)) delete process.env[k];

@@ -22,7 +22,8 @@ function* shapes(): Generator<ScheduleShape> {
       yield { kind: 'gpipe', stages: p, microbatches: m };
     }
     for (let v = 1; v <= 4; v++) {
-      for (let m = p; m <= 4 * p; m += p) yield { kind: 'interleaved-1f1b', stages: p, microbatches: m, virtualStages: v };
+      for (let m = p; m <= 4 * p; m += p)
+        yield { kind: 'interleaved-1f1b', stages: p, microbatches: m, virtualStages: v };
     }
   }
 }
@@ -43,12 +44,64 @@ t.test('gpipe: all forwards, then all backwards', async (t) => {
 t.test("interleaved: Megatron's order (groups of `stages` microbatches per chunk)", async (t) => {
   const shape: ScheduleShape = { kind: 'interleaved-1f1b', stages: 2, microbatches: 4, virtualStages: 2 };
   // stage 0 warm-up = (p - s - 1)·2 + (v - 1)·p = 4 forwards
-  t.same(labels(shape, 0), ['F0.0', 'F1.0', 'F0.1', 'F1.1', 'F2.0', 'B0.1', 'F3.0', 'B1.1', 'F2.1', 'B0.0', 'F3.1', 'B1.0', 'B2.1', 'B3.1', 'B2.0', 'B3.0']);
-  t.same(labels(shape, 1), ['F0.0', 'F1.0', 'F0.1', 'B0.1', 'F1.1', 'B1.1', 'F2.0', 'B0.0', 'F3.0', 'B1.0', 'F2.1', 'B2.1', 'F3.1', 'B3.1', 'B2.0', 'B3.0']);
+  t.same(labels(shape, 0), [
+    'F0.0',
+    'F1.0',
+    'F0.1',
+    'F1.1',
+    'F2.0',
+    'B0.1',
+    'F3.0',
+    'B1.1',
+    'F2.1',
+    'B0.0',
+    'F3.1',
+    'B1.0',
+    'B2.1',
+    'B3.1',
+    'B2.0',
+    'B3.0',
+  ]);
+  t.same(labels(shape, 1), [
+    'F0.0',
+    'F1.0',
+    'F0.1',
+    'B0.1',
+    'F1.1',
+    'B1.1',
+    'F2.0',
+    'B0.0',
+    'F3.0',
+    'B1.0',
+    'F2.1',
+    'B2.1',
+    'F3.1',
+    'B3.1',
+    'B2.0',
+    'B3.0',
+  ]);
   // microbatches == stages: the last stage starts its backwards as soon as chunk 1 has run
-  t.same(labels({ kind: 'interleaved-1f1b', stages: 2, microbatches: 2, virtualStages: 2 }, 1), ['F0.0', 'F1.0', 'F0.1', 'B0.1', 'F1.1', 'B1.1', 'B0.0', 'B1.0']);
+  t.same(labels({ kind: 'interleaved-1f1b', stages: 2, microbatches: 2, virtualStages: 2 }, 1), [
+    'F0.0',
+    'F1.0',
+    'F0.1',
+    'B0.1',
+    'F1.1',
+    'B1.1',
+    'B0.0',
+    'B1.0',
+  ]);
   // one chunk per stage is plain 1F1B
-  t.same(labels({ kind: 'interleaved-1f1b', stages: 4, microbatches: 4, virtualStages: 1 }, 1), ['F0.0', 'F1.0', 'F2.0', 'B0.0', 'F3.0', 'B1.0', 'B2.0', 'B3.0']);
+  t.same(labels({ kind: 'interleaved-1f1b', stages: 4, microbatches: 4, virtualStages: 1 }, 1), [
+    'F0.0',
+    'F1.0',
+    'F2.0',
+    'B0.0',
+    'F3.0',
+    'B1.0',
+    'B2.0',
+    'B3.0',
+  ]);
 });
 
 t.test('exhaustive: every compute once, programs run together without deadlock under both p2p semantics', async (t) => {
@@ -74,7 +127,9 @@ t.test('exhaustive: every compute once, programs run together without deadlock u
           const planned = computeOps(schedules[stage]).map((o) => opLabel(o, true));
           if (order.join() !== planned.join()) t.fail(`${name} stage ${stage}: ran in a different order`);
           if (sim.peakStashed[stage] !== schedules[stage].peakInFlight) {
-            t.fail(`${name} stage ${stage}: stashed ${sim.peakStashed[stage]} at most, schedule says ${schedules[stage].peakInFlight}`);
+            t.fail(
+              `${name} stage ${stage}: stashed ${sim.peakStashed[stage]} at most, schedule says ${schedules[stage].peakInFlight}`,
+            );
           }
         });
       } catch (err) {
@@ -119,16 +174,27 @@ t.test('peak in-flight: 1f1b holds at most stages - stage, gpipe holds all', asy
   }
   // interleaved holds more chunks (each 1/v of the stage), Megatron's warm-up + 1
   const inter = planPipeline({ kind: 'interleaved-1f1b', stages: 4, microbatches: 8, virtualStages: 2 });
-  t.same(inter.schedules.map((s) => s.peakInFlight), [11, 9, 7, 5]);
+  t.same(
+    inter.schedules.map((s) => s.peakInFlight),
+    [11, 9, 7, 5],
+  );
 });
 
 t.test("the plan's memory estimate counts the same peak in-flight activations", async (t) => {
   for (const shape of shapes()) {
     const { schedules } = planPipeline(shape);
-    const par = { schedule: shape.kind, pipeline: shape.stages, microbatches: shape.microbatches, virtual_stages: shape.virtualStages ?? 1 };
+    const par = {
+      schedule: shape.kind,
+      pipeline: shape.stages,
+      microbatches: shape.microbatches,
+      virtual_stages: shape.virtualStages ?? 1,
+    };
     for (const s of schedules) {
       const estimated = planPeakInFlight(par, s.stage);
-      if (estimated !== s.peakInFlight) t.fail(`${shape.kind} p=${shape.stages} m=${shape.microbatches} v=${par.virtual_stages} stage ${s.stage}: plan says ${estimated}, schedule ${s.peakInFlight}`);
+      if (estimated !== s.peakInFlight)
+        t.fail(
+          `${shape.kind} p=${shape.stages} m=${shape.microbatches} v=${par.virtual_stages} stage ${s.stage}: plan says ${estimated}, schedule ${s.peakInFlight}`,
+        );
     }
   }
   t.pass('checked every shape');
@@ -161,7 +227,9 @@ t.test('sends and receives pair up with the same tag and point at each other', a
   t.equal(sends.size, recvs.size);
   for (const [tag, route] of sends) t.equal(recvs.get(tag), (route % 100) * 100 + Math.floor(route / 100));
   // one stage alone never communicates
-  t.notOk(pipelineSchedule({ kind: '1f1b', stages: 1, microbatches: 3, stage: 0 }).instructions.some((i) => 'peer' in i));
+  t.notOk(
+    pipelineSchedule({ kind: '1f1b', stages: 1, microbatches: 3, stage: 0 }).instructions.some((i) => 'peer' in i),
+  );
 });
 
 t.test('bad shapes are usage errors with one line', async (t) => {
@@ -171,7 +239,10 @@ t.test('bad shapes are usage errors with one line', async (t) => {
     [{ kind: '1f1b', stages: 2, microbatches: 4, stage: 2 }, /stage 2 is out of range: the pipeline has stages 0..1/],
     [{ kind: '1f1b', stages: 2, microbatches: 4, stage: 0, virtualStages: 2 }, /need kind interleaved-1f1b/],
     [{ kind: 'interleaved-1f1b', stages: 4, microbatches: 6, stage: 0, virtualStages: 2 }, /multiple of stages/],
-    [{ kind: 'zigzag' as ScheduleKind, stages: 2, microbatches: 4, stage: 0 }, /not one of 1f1b, gpipe, interleaved-1f1b/],
+    [
+      { kind: 'zigzag' as ScheduleKind, stages: 2, microbatches: 4, stage: 0 },
+      /not one of 1f1b, gpipe, interleaved-1f1b/,
+    ],
   ];
   for (const [spec, msg] of bad) {
     t.throws(() => pipelineSchedule(spec), msg);

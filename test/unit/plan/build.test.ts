@@ -12,13 +12,22 @@ t.test('node placement: nodes in order, ranks [offset, offset + nproc), local ra
   writeFileSync(join(tmp, 'hosts'), 'w0 slots=4\nw1 slots=2\nw2 slots=4\n');
   writeFileSync(join(tmp, 'p.yaml'), 'entrypoint: python3 train.py\nhostfile: hosts\nexclude: w2:0,1\n');
   const p = buildPlan(await loadConfig(join(tmp, 'p.yaml')));
-  t.same(p.nodes.map((n) => [n.node_rank, n.host, n.nproc, n.cuda_visible_devices]), [
-    [0, 'w0', 4, undefined],
-    [1, 'w1', 2, undefined],
-    [2, 'w2', 2, '2,3'],
-  ]);
-  t.same(p.ranks.map((r) => `${r.rank}@${r.host}:${r.local_rank}`), ['0@w0:0', '1@w0:1', '2@w0:2', '3@w0:3', '4@w1:0', '5@w1:1', '6@w2:0', '7@w2:1']);
-  t.same(p.ranks.map((r) => r.env.LOCAL_WORLD_SIZE), ['4', '4', '4', '4', '2', '2', '2', '2']);
+  t.same(
+    p.nodes.map((n) => [n.node_rank, n.host, n.nproc, n.cuda_visible_devices]),
+    [
+      [0, 'w0', 4, undefined],
+      [1, 'w1', 2, undefined],
+      [2, 'w2', 2, '2,3'],
+    ],
+  );
+  t.same(
+    p.ranks.map((r) => `${r.rank}@${r.host}:${r.local_rank}`),
+    ['0@w0:0', '1@w0:1', '2@w0:2', '3@w0:3', '4@w1:0', '5@w1:1', '6@w2:0', '7@w2:1'],
+  );
+  t.same(
+    p.ranks.map((r) => r.env.LOCAL_WORLD_SIZE),
+    ['4', '4', '4', '4', '2', '2', '2', '2'],
+  );
   t.equal(p.ranks[6].env.CUDA_VISIBLE_DEVICES, '2,3');
   t.equal(p.ranks[0].env.CUDA_VISIBLE_DEVICES, undefined);
 });
@@ -78,14 +87,30 @@ t.test('OMP_NUM_THREADS=1 only with several processes and when not set already',
   t.equal(one.ranks[0].env.OMP_NUM_THREADS, undefined);
   const two = buildPlan(await configFromArgs({ nprocPerNode: 2, entrypoint: ['x'] }), { launcherEnv: {} });
   t.equal(two.ranks[0].env.OMP_NUM_THREADS, '1');
-  const inherited = buildPlan(await configFromArgs({ nprocPerNode: 2, entrypoint: ['x'] }), { launcherEnv: { OMP_NUM_THREADS: '8' } });
-  t.equal(inherited.ranks[0].env.OMP_NUM_THREADS, undefined, "a local node inherits the launcher's value (torchrun's rule)");
-  const configured = buildPlan(await configFromArgs({ nprocPerNode: 2, entrypoint: ['x'], sets: ['env.OMP_NUM_THREADS=4'] }), { launcherEnv: {} });
+  const inherited = buildPlan(await configFromArgs({ nprocPerNode: 2, entrypoint: ['x'] }), {
+    launcherEnv: { OMP_NUM_THREADS: '8' },
+  });
+  t.equal(
+    inherited.ranks[0].env.OMP_NUM_THREADS,
+    undefined,
+    "a local node inherits the launcher's value (torchrun's rule)",
+  );
+  const configured = buildPlan(
+    await configFromArgs({ nprocPerNode: 2, entrypoint: ['x'], sets: ['env.OMP_NUM_THREADS=4'] }),
+    { launcherEnv: {} },
+  );
   t.equal(configured.ranks[1].env.OMP_NUM_THREADS, '4');
 });
 
 t.test('workerEnv fills the launch-time values and keeps fixed ones', async (t) => {
-  const facts = { masterAddr: '10.0.0.1', masterPort: 29555, runId: 'run-7', restartCount: 1, errorFile: '/tmp/e/3.json', store: 'unix:/tmp/s/store.sock' };
+  const facts = {
+    masterAddr: '10.0.0.1',
+    masterPort: 29555,
+    runId: 'run-7',
+    restartCount: 1,
+    errorFile: '/tmp/e/3.json',
+    store: 'unix:/tmp/s/store.sock',
+  };
   const auto = buildPlan(await configFromArgs({ nprocPerNode: 4, entrypoint: ['x'] }));
   const env = workerEnv(auto, 3, facts);
   t.match(env, {
@@ -98,9 +123,15 @@ t.test('workerEnv fills the launch-time values and keeps fixed ones', async (t) 
     TORCHELASTIC_ERROR_FILE: '/tmp/e/3.json',
     DTRAIN_STORE: 'unix:/tmp/s/store.sock',
   });
-  t.same(Object.keys(env).filter((k) => env[k] === AUTO), ['DTRAIN_BACKEND'], 'nothing left to fill (backend auto is resolved by the runtime)');
+  t.same(
+    Object.keys(env).filter((k) => env[k] === AUTO),
+    ['DTRAIN_BACKEND'],
+    'nothing left to fill (backend auto is resolved by the runtime)',
+  );
   t.equal(auto.ranks[3].env.MASTER_PORT, AUTO, 'the plan itself is not changed');
-  const fixed = buildPlan(await configFromArgs({ nprocPerNode: 2, masterAddr: 'head', masterPort: 29400, entrypoint: ['x'] }));
+  const fixed = buildPlan(
+    await configFromArgs({ nprocPerNode: 2, masterAddr: 'head', masterPort: 29400, entrypoint: ['x'] }),
+  );
   t.match(workerEnv(fixed, 0, facts), { MASTER_ADDR: 'head', MASTER_PORT: '29400' });
   t.throws(() => workerEnv(fixed, 2, facts), RangeError);
 });
@@ -110,14 +141,27 @@ t.test('secret-looking env values are masked in the JSON document and the table,
     await configFromArgs({
       nprocPerNode: 1,
       entrypoint: ['x'],
-      sets: ['env.HF_TOKEN=hf_abc', 'env.AWS_SECRET_ACCESS_KEY=s3cr3t', 'env.DB_PASSWORD=pw', 'env.api_key=k', 'env.VISIBLE=yes'],
+      sets: [
+        'env.HF_TOKEN=hf_abc',
+        'env.AWS_SECRET_ACCESS_KEY=s3cr3t',
+        'env.DB_PASSWORD=pw',
+        'env.api_key=k',
+        'env.VISIBLE=yes',
+      ],
     }),
   );
   t.equal(p.ranks[0].env.HF_TOKEN, 'hf_abc', 'workers get the real value');
   const doc = planDocument(p);
-  t.match(doc.ranks[0].env, { HF_TOKEN: '***', AWS_SECRET_ACCESS_KEY: '***', DB_PASSWORD: '***', api_key: '***', VISIBLE: 'yes' });
+  t.match(doc.ranks[0].env, {
+    HF_TOKEN: '***',
+    AWS_SECRET_ACCESS_KEY: '***',
+    DB_PASSWORD: '***',
+    api_key: '***',
+    VISIBLE: 'yes',
+  });
   const printed = JSON.stringify(doc) + renderPlanTable(p);
-  for (const secret of ['hf_abc', 's3cr3t', '=pw', '=k ']) t.notOk(printed.includes(secret), `${secret} is not printed`);
+  for (const secret of ['hf_abc', 's3cr3t', '=pw', '=k '])
+    t.notOk(printed.includes(secret), `${secret} is not printed`);
   t.match(renderPlanTable(p), /HF_TOKEN=\*\*\*/);
 });
 
@@ -125,13 +169,30 @@ t.test('the JSON document has the shape of design.md', async (t) => {
   const p = buildPlan(await configFromArgs({ nprocPerNode: 2, entrypoint: ['x'] }));
   const doc = planDocument(p);
   t.same(Object.keys(doc), ['name', 'world_size', 'parallelism', 'nodes', 'ranks', 'warnings']);
-  t.same(Object.keys(doc.ranks[0]), ['rank', 'node_rank', 'host', 'local_rank', 'data', 'pipeline', 'tensor', 'command', 'env']);
+  t.same(Object.keys(doc.ranks[0]), [
+    'rank',
+    'node_rank',
+    'host',
+    'local_rank',
+    'data',
+    'pipeline',
+    'tensor',
+    'command',
+    'env',
+  ]);
   t.match(doc.nodes[0], { node_rank: 0, host: 'localhost', nproc: 2 });
   t.same(JSON.parse(JSON.stringify(doc)), doc, 'plain JSON');
 });
 
 t.test('the table groups ranks by node with coordinates', async (t) => {
-  const p = buildPlan(await configFromArgs({ nprocPerNode: 2, hosts: ['a', 'b'], entrypoint: ['python3', 'train.py'], sets: ['parallelism.pipeline=2', 'parallelism.microbatches=2'] }));
+  const p = buildPlan(
+    await configFromArgs({
+      nprocPerNode: 2,
+      hosts: ['a', 'b'],
+      entrypoint: ['python3', 'train.py'],
+      sets: ['parallelism.pipeline=2', 'parallelism.microbatches=2'],
+    }),
+  );
   t.equal(
     renderPlanTable(p),
     [
@@ -156,19 +217,54 @@ t.test('the table groups ranks by node with coordinates', async (t) => {
 t.test('collective_timeout and rendezvous.timeout reach workers in the form the runtime parses', async (t) => {
   const { parseDurationMs } = await import('../../../src/runtime/init.js');
   const defaults = buildPlan(await configFromArgs({ nprocPerNode: 1, entrypoint: ['x'] }));
-  t.equal(parseDurationMs(defaults.ranks[0].env.DTRAIN_COLLECTIVE_TIMEOUT, 'c'), defaults.config.collective_timeout, 'the default too');
-  for (const [c, r] of [['90s', '1500ms'], ['1h30m', '2m'], ['0.5', '45']]) {
-    const p = buildPlan(await configFromArgs({ nprocPerNode: 2, entrypoint: ['x'], sets: [`collective_timeout=${c}`, `rendezvous.timeout=${r}`] }));
+  t.equal(
+    parseDurationMs(defaults.ranks[0].env.DTRAIN_COLLECTIVE_TIMEOUT, 'c'),
+    defaults.config.collective_timeout,
+    'the default too',
+  );
+  for (const [c, r] of [
+    ['90s', '1500ms'],
+    ['1h30m', '2m'],
+    ['0.5', '45'],
+  ]) {
+    const p = buildPlan(
+      await configFromArgs({
+        nprocPerNode: 2,
+        entrypoint: ['x'],
+        sets: [`collective_timeout=${c}`, `rendezvous.timeout=${r}`],
+      }),
+    );
     for (const rank of p.ranks) {
-      t.equal(parseDurationMs(rank.env.DTRAIN_COLLECTIVE_TIMEOUT, 'DTRAIN_COLLECTIVE_TIMEOUT'), p.config.collective_timeout, `collective_timeout=${c}`);
-      t.equal(parseDurationMs(rank.env.DTRAIN_RENDEZVOUS_TIMEOUT, 'DTRAIN_RENDEZVOUS_TIMEOUT'), p.config.rendezvous.timeout, `rendezvous.timeout=${r}`);
+      t.equal(
+        parseDurationMs(rank.env.DTRAIN_COLLECTIVE_TIMEOUT, 'DTRAIN_COLLECTIVE_TIMEOUT'),
+        p.config.collective_timeout,
+        `collective_timeout=${c}`,
+      );
+      t.equal(
+        parseDurationMs(rank.env.DTRAIN_RENDEZVOUS_TIMEOUT, 'DTRAIN_RENDEZVOUS_TIMEOUT'),
+        p.config.rendezvous.timeout,
+        `rendezvous.timeout=${r}`,
+      );
     }
   }
-  const p = buildPlan(await configFromArgs({ nprocPerNode: 1, entrypoint: ['x'], sets: ['collective_timeout=90s', 'rendezvous.timeout=1500ms'] }));
+  const p = buildPlan(
+    await configFromArgs({
+      nprocPerNode: 1,
+      entrypoint: ['x'],
+      sets: ['collective_timeout=90s', 'rendezvous.timeout=1500ms'],
+    }),
+  );
   t.match(p.ranks[0].env, { DTRAIN_COLLECTIVE_TIMEOUT: '90s', DTRAIN_RENDEZVOUS_TIMEOUT: '1500ms' });
 });
 
 t.test('a config env naming a contract variable that has a config key is told the key', async (t) => {
-  const err = await configFromArgs({ nprocPerNode: 1, entrypoint: ['x'], sets: ['env.DTRAIN_COLLECTIVE_TIMEOUT=10s'] }).catch((e: unknown) => e);
-  t.match((err as Error).message, /DTRAIN_COLLECTIVE_TIMEOUT is set by dtrain for every worker from collective_timeout: set that key instead/);
+  const err = await configFromArgs({
+    nprocPerNode: 1,
+    entrypoint: ['x'],
+    sets: ['env.DTRAIN_COLLECTIVE_TIMEOUT=10s'],
+  }).catch((e: unknown) => e);
+  t.match(
+    (err as Error).message,
+    /DTRAIN_COLLECTIVE_TIMEOUT is set by dtrain for every worker from collective_timeout: set that key instead/,
+  );
 });

@@ -8,7 +8,15 @@ const plan = async (nproc: number, hosts: string[], sets: string[]) =>
 t.test('Megatron order, tensor fastest: data 2 × tensor 2 × pipeline 2 on 2 nodes of 4', async (t) => {
   const p = await plan(4, ['n0', 'n1'], ['parallelism.tensor=2', 'parallelism.pipeline=2']);
   t.equal(p.world_size, 8);
-  t.same(p.parallelism, { data: 2, tensor: 2, pipeline: 2, zero_stage: 0, microbatches: 1, schedule: '1f1b', virtual_stages: 1 });
+  t.same(p.parallelism, {
+    data: 2,
+    tensor: 2,
+    pipeline: 2,
+    zero_stage: 0,
+    microbatches: 1,
+    schedule: '1f1b',
+    virtual_stages: 1,
+  });
   t.same(
     p.ranks.map((r) => [r.rank, r.host, r.local_rank, r.pipeline, r.data, r.tensor]),
     [
@@ -30,19 +38,35 @@ t.test('tensor 8 inside nodes, pipeline 2 across 4 nodes of 8 (data 2)', async (
   t.equal(p.parallelism.data, 2);
   for (const node of p.nodes) {
     const ranks = p.ranks.filter((r) => r.node_rank === node.node_rank);
-    t.equal(new Set(ranks.map((r) => `${r.pipeline}/${r.data}`)).size, 1, `${node.host} holds exactly one tensor group`);
+    t.equal(
+      new Set(ranks.map((r) => `${r.pipeline}/${r.data}`)).size,
+      1,
+      `${node.host} holds exactly one tensor group`,
+    );
   }
-  t.same(p.ranks.filter((r) => r.pipeline === 1).map((r) => r.host).filter((h, i, a) => a.indexOf(h) === i), ['c', 'd']);
+  t.same(
+    p.ranks
+      .filter((r) => r.pipeline === 1)
+      .map((r) => r.host)
+      .filter((h, i, a) => a.indexOf(h) === i),
+    ['c', 'd'],
+  );
 });
 
 t.test('pure data parallel: coordinates are the rank', async (t) => {
   const p = await plan(3, ['a', 'b'], []);
-  t.same(p.ranks.map((r) => [r.data, r.tensor, r.pipeline]), [0, 1, 2, 3, 4, 5].map((d) => [d, 0, 0]));
+  t.same(
+    p.ranks.map((r) => [r.data, r.tensor, r.pipeline]),
+    [0, 1, 2, 3, 4, 5].map((d) => [d, 0, 0]),
+  );
 });
 
 t.test('pipeline only: one stage per rank', async (t) => {
   const p = await plan(2, ['a', 'b'], ['parallelism.pipeline=4', 'parallelism.microbatches=8']);
-  t.same(p.ranks.map((r) => r.pipeline), [0, 1, 2, 3]);
+  t.same(
+    p.ranks.map((r) => r.pipeline),
+    [0, 1, 2, 3],
+  );
 });
 
 t.test('coordsOf and rankOf are inverse for every rank of several grids', async (t) => {
@@ -56,5 +80,9 @@ t.test('coordsOf and rankOf are inverse for every rank of several grids', async 
     const ranks = Array.from({ length: world }, (_, r) => rankOf(coordsOf(r, size), size));
     t.same(ranks, [...Array(world).keys()], JSON.stringify(size));
   }
-  t.same(coordsOf(13, { data: 4, tensor: 2, pipeline: 3 }), { tensor: 1, data: 2, pipeline: 1 }, 'rank 13 = 1·8 + 2·2 + 1');
+  t.same(
+    coordsOf(13, { data: 4, tensor: 2, pipeline: 3 }),
+    { tensor: 1, data: 2, pipeline: 1 },
+    'rank 13 = 1·8 + 2·2 + 1',
+  );
 });

@@ -3,7 +3,14 @@ import { configFromArgs } from '../../../src/config/index.js';
 import { buildPlan, estimateMemory, peakInFlight, type ParallelismPlan } from '../../../src/plan/index.js';
 
 const grid = (over: Partial<ParallelismPlan>): ParallelismPlan => ({
-  data: 1, tensor: 1, pipeline: 1, zero_stage: 0, microbatches: 1, schedule: '1f1b', virtual_stages: 1, ...over,
+  data: 1,
+  tensor: 1,
+  pipeline: 1,
+  zero_stage: 0,
+  microbatches: 1,
+  schedule: '1f1b',
+  virtual_stages: 1,
+  ...over,
 });
 const model = { params: 7.5e9, micro_batch_size: 1, dtype: 'bf16' as const };
 
@@ -35,17 +42,31 @@ t.test('activations: Korthikanti per layer × layers per stage × in-flight micr
   t.equal(estimateMemory(shape, grid({}), 0).activations, perLayer * 32);
   // 1F1B with 4 stages and 8 microbatches: stage s holds min(4 - s, 8) microbatches of 8 layers
   const g = grid({ pipeline: 4, microbatches: 8 });
-  t.same([0, 1, 2, 3].map((s) => estimateMemory(shape, g, s).activations), [4, 3, 2, 1].map((k) => k * 8 * perLayer));
+  t.same(
+    [0, 1, 2, 3].map((s) => estimateMemory(shape, g, s).activations),
+    [4, 3, 2, 1].map((k) => k * 8 * perLayer),
+  );
   // tensor 2 shrinks the per-layer term
   const t2 = 2048 * 4096 * (10 + 24 / 2 + (5 * 32 * 2048) / (4096 * 2));
   t.equal(estimateMemory(shape, grid({ tensor: 2 }), 0).activations, t2 * 32);
 });
 
 t.test('peak in-flight microbatches per schedule', async (t) => {
-  t.same([0, 1, 2, 3].map((s) => peakInFlight(grid({ pipeline: 4, microbatches: 8, schedule: 'gpipe' }), s)), [8, 8, 8, 8]);
-  t.same([0, 1, 2, 3].map((s) => peakInFlight(grid({ pipeline: 4, microbatches: 2 }), s)), [2, 2, 2, 1]);
+  t.same(
+    [0, 1, 2, 3].map((s) => peakInFlight(grid({ pipeline: 4, microbatches: 8, schedule: 'gpipe' }), s)),
+    [8, 8, 8, 8],
+  );
+  t.same(
+    [0, 1, 2, 3].map((s) => peakInFlight(grid({ pipeline: 4, microbatches: 2 }), s)),
+    [2, 2, 2, 1],
+  );
   // interleaved, 4 stages × 2 chunks, 8 microbatches: (p - s - 1)·2 + (v - 1)·p + 1
-  t.same([0, 1, 2, 3].map((s) => peakInFlight(grid({ pipeline: 4, microbatches: 8, schedule: 'interleaved-1f1b', virtual_stages: 2 }), s)), [11, 9, 7, 5]);
+  t.same(
+    [0, 1, 2, 3].map((s) =>
+      peakInFlight(grid({ pipeline: 4, microbatches: 8, schedule: 'interleaved-1f1b', virtual_stages: 2 }), s),
+    ),
+    [11, 9, 7, 5],
+  );
 });
 
 t.test('the plan carries per-rank memory and warns when it does not fit', async (t) => {
@@ -53,15 +74,30 @@ t.test('the plan carries per-rank memory and warns when it does not fit', async 
     nprocPerNode: 8,
     hosts: ['a', 'b'],
     entrypoint: ['x'],
-    sets: ['model={params: 7.5e9, layers: 32, hidden: 4096, heads: 32, seq_len: 2048, gpu_memory_gb: 40}', 'parallelism.tensor=2'],
+    sets: [
+      'model={params: 7.5e9, layers: 32, hidden: 4096, heads: 32, seq_len: 2048, gpu_memory_gb: 40}',
+      'parallelism.tensor=2',
+    ],
   });
   const p = buildPlan(loaded);
   t.ok(p.ranks.every((r) => r.memory && r.memory.total > 40e9));
   t.equal(p.warnings.length, 1);
-  t.match(p.warnings[0], /^model\.gpu_memory_gb: does not fit in gpu_memory_gb 40: 16 of 16 ranks need more; rank 0 \(pipeline stage 0\) needs \d+\.\d GB/);
-  const fits = buildPlan(await configFromArgs({ nprocPerNode: 8, hosts: ['a', 'b'], entrypoint: ['x'], sets: ['model={params: 1e9, layers: 16, hidden: 2048, heads: 16, seq_len: 1024, gpu_memory_gb: 80}'] }));
+  t.match(
+    p.warnings[0],
+    /^model\.gpu_memory_gb: does not fit in gpu_memory_gb 40: 16 of 16 ranks need more; rank 0 \(pipeline stage 0\) needs \d+\.\d GB/,
+  );
+  const fits = buildPlan(
+    await configFromArgs({
+      nprocPerNode: 8,
+      hosts: ['a', 'b'],
+      entrypoint: ['x'],
+      sets: ['model={params: 1e9, layers: 16, hidden: 2048, heads: 16, seq_len: 1024, gpu_memory_gb: 80}'],
+    }),
+  );
   t.same(fits.warnings, []);
-  const noShape = buildPlan(await configFromArgs({ nprocPerNode: 1, entrypoint: ['x'], sets: ['model={params: 1e9}'] }));
+  const noShape = buildPlan(
+    await configFromArgs({ nprocPerNode: 1, entrypoint: ['x'], sets: ['model={params: 1e9}'] }),
+  );
   t.match(noShape.warnings, [/activations are not estimated/]);
 });
 
@@ -69,13 +105,22 @@ t.test("the closed form agrees with the pipeline runtime's own schedules", async
   const { computeOrder } = await import('../../../src/runtime/pipeline/compute-order.js');
   const { peakInFlight: scheduled } = await import('../../../src/runtime/pipeline/schedule.js');
   const shapes: [ParallelismPlan['schedule'], number, number, number][] = [
-    ['1f1b', 4, 8, 1], ['1f1b', 4, 2, 1], ['1f1b', 8, 64, 1], ['gpipe', 4, 8, 1], ['gpipe', 3, 2, 1],
-    ['interleaved-1f1b', 4, 8, 2], ['interleaved-1f1b', 2, 4, 3], ['interleaved-1f1b', 4, 4, 2], ['interleaved-1f1b', 3, 9, 4],
+    ['1f1b', 4, 8, 1],
+    ['1f1b', 4, 2, 1],
+    ['1f1b', 8, 64, 1],
+    ['gpipe', 4, 8, 1],
+    ['gpipe', 3, 2, 1],
+    ['interleaved-1f1b', 4, 8, 2],
+    ['interleaved-1f1b', 2, 4, 3],
+    ['interleaved-1f1b', 4, 4, 2],
+    ['interleaved-1f1b', 3, 9, 4],
   ];
   for (const [schedule, stages, microbatches, virtualStages] of shapes) {
     const g = grid({ schedule, pipeline: stages, microbatches, virtual_stages: virtualStages });
     const mine = [...Array(stages).keys()].map((s) => peakInFlight(g, s));
-    const real = [...Array(stages).keys()].map((s) => scheduled(computeOrder({ kind: schedule, stages, microbatches, virtualStages }, s)));
+    const real = [...Array(stages).keys()].map((s) =>
+      scheduled(computeOrder({ kind: schedule, stages, microbatches, virtualStages }, s)),
+    );
     t.same(mine, real, `${schedule} p=${stages} m=${microbatches} v=${virtualStages}`);
   }
 });

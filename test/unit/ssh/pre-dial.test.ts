@@ -11,7 +11,9 @@ import { PreDials } from '../../../src/launch/ssh/pre-dial.js';
 import { defaultSshSettings } from '../../../src/launch/ssh/target.js';
 
 /** A listener that counts the connections it accepts and keeps them. */
-async function listener(t: { teardown(fn: () => void): void }): Promise<{ port: number; accepted: Socket[]; server: Server }> {
+async function listener(t: {
+  teardown(fn: () => void): void;
+}): Promise<{ port: number; accepted: Socket[]; server: Server }> {
   const accepted: Socket[] = [];
   const server = createServer((s) => accepted.push(s));
   server.listen(0, '127.0.0.1');
@@ -59,7 +61,7 @@ t.test('one connection per host:port among the first ssh.concurrency nodes, each
   dials.close();
   t.equal(dials.size, 0);
   // the untaken socket to b is closed; the taken one stays with its taker
-  const served = b.accepted[0]!;
+  const served = b.accepted[0];
   served.resume();
   await until(() => served.readableEnded || served.destroyed);
   t.ok(served.readableEnded || served.destroyed, 'close() ends what was not taken');
@@ -84,14 +86,14 @@ t.test('a connection the server closed before it was taken is not handed over, b
     const dials = PreDials.start([{ node_rank: 0, host: '127.0.0.1', port: l.port }], settings, '/dev/null');
     await until(() => l.accepted.length === 1);
     // sshd speaks first: its version line then sits unread in the socket, and no 'end' or 'close' follows
-    if (banner) l.accepted[0]!.end('SSH-2.0-OpenSSH_9.2\r\n');
-    else l.accepted[0]!.destroy();
+    if (banner) l.accepted[0].end('SSH-2.0-OpenSSH_9.2\r\n');
+    else l.accepted[0].destroy();
     await new Promise((r) => setTimeout(r, 100));
     t.equal(dials.take('127.0.0.1', l.port), undefined, banner ? 'closed after its banner' : 'closed');
   }
 });
 
-t.test('only the first ssh.concurrency nodes are dialled: the spawner\'s first batch', async (t) => {
+t.test("only the first ssh.concurrency nodes are dialled: the spawner's first batch", async (t) => {
   const a = await listener(t);
   const b = await listener(t);
   const config = sshConfig(t, 'Host behind\n  HostName 127.0.0.1\n  ProxyJump hop\n');
@@ -122,7 +124,10 @@ t.test('a port no socket can have is left to the spawner, and the others are sti
 });
 
 t.test('a target that does not resolve (ProxyCommand) is left to the spawner', async (t) => {
-  const config = sshConfig(t, 'Host viaproxy\n  ProxyCommand nc %h %p\nHost hop\n  HostName 127.0.0.1\nHost behind\n  ProxyJump hop\n');
+  const config = sshConfig(
+    t,
+    'Host viaproxy\n  ProxyCommand nc %h %p\nHost hop\n  HostName 127.0.0.1\nHost behind\n  ProxyJump hop\n',
+  );
   const dials = PreDials.start(
     [
       { node_rank: 0, host: 'viaproxy' },

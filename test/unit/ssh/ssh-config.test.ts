@@ -56,11 +56,20 @@ t.test('targets: node entry > ssh section > ~/.ssh/config', async (t) => {
   const base = { ...defaultSshSettings };
   const a = resolveTarget({ host: 'alias-a' }, base, blocks, {});
   t.match(a, { alias: 'alias-a', hostName: '10.1.2.3', port: 2222, user: 'alice', knownHostsFiles: ['/tmp/kh'] });
-  const b = resolveTarget({ host: 'alias-a', user: 'bob', port: 22 }, { ...base, user: 'carol', identity_file: '/k' }, blocks, {});
+  const b = resolveTarget(
+    { host: 'alias-a', user: 'bob', port: 22 },
+    { ...base, user: 'carol', identity_file: '/k' },
+    blocks,
+    {},
+  );
   t.match(b, { port: 22, user: 'bob' });
   t.equal(b.identityFiles[0], '/k');
   t.equal(resolveTarget({ host: 'alias-a' }, { ...base, user: 'carol' }, blocks, {}).user, 'carol');
-  t.equal(resolveTarget({ host: 'alias-a' }, base, blocks, { SSH_AUTH_SOCK: '/s' }).agentSocket, undefined, 'IdentitiesOnly: no agent');
+  t.equal(
+    resolveTarget({ host: 'alias-a' }, base, blocks, { SSH_AUTH_SOCK: '/s' }).agentSocket,
+    undefined,
+    'IdentitiesOnly: no agent',
+  );
   t.equal(resolveTarget({ host: 'gpu-1' }, base, blocks, { SSH_AUTH_SOCK: '/s' }).agentSocket, '/s');
   t.equal(resolveTarget({ host: 'x' }, { ...base, known_hosts: '/kh2' }, blocks, {}).knownHostsFiles[0], '/kh2');
 });

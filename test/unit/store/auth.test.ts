@@ -1,6 +1,13 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { AuthError, ClientHandshake, RejectReason, ServerHandshake, rejectMessage, rejectText } from '../../../src/store/auth.js';
+import {
+  AuthError,
+  ClientHandshake,
+  RejectReason,
+  ServerHandshake,
+  rejectMessage,
+  rejectText,
+} from '../../../src/store/auth.js';
 
 const key = randomBytes(32);
 
@@ -44,7 +51,7 @@ t.test('a server rejects a proof made with another key', async (t) => {
   const honest = new ClientHandshake(key);
   const challenge = server.answerHello(honest.hello());
   const proof = honest.answerChallenge(challenge);
-  proof[10]! ^= 1;
+  proof[10] ^= 1;
   t.throws(() => server.acceptProof(proof), AuthError);
 });
 
@@ -62,7 +69,7 @@ t.test('tampered, replayed, reordered and reflected envelopes are refused', asyn
   const f0 = client.seal(Buffer.from('zero')).subarray(4);
   const f1 = client.seal(Buffer.from('one')).subarray(4);
   const tampered = Buffer.from(f0);
-  tampered[9]! ^= 0x20;
+  tampered[9] ^= 0x20;
   t.throws(() => server.open(tampered), /MAC/);
   t.throws(() => server.open(f1), /sequence number 1, expected 0/, 'reordered');
   t.same(server.open(f0).toString(), 'zero');
@@ -70,7 +77,11 @@ t.test('tampered, replayed, reordered and reflected envelopes are refused', asyn
   const reflected = server.seal(Buffer.from('x')).subarray(4);
   t.throws(() => server.open(reflected), /MAC/, 'a server frame sent back to the server');
   const other = handshake();
-  t.throws(() => other.server.open(client.seal(Buffer.from('two')).subarray(4)), /MAC/, 'frame from another connection');
+  t.throws(
+    () => other.server.open(client.seal(Buffer.from('two')).subarray(4)),
+    /MAC/,
+    'frame from another connection',
+  );
 });
 
 t.test('short keys and version mismatches are refused with clear text', async (t) => {

@@ -16,7 +16,10 @@ t.test('a body survives encode and decode, args byte for byte', async (t) => {
   const m = decodeBody(encodeBody(Op.cas, 0xfffffffe, args));
   t.equal(m.code, Op.cas);
   t.equal(m.id, 0xfffffffe);
-  t.same(m.args.map((a) => [...a]), args.map((a) => [...Buffer.from(a)]));
+  t.same(
+    m.args.map((a) => [...a]),
+    args.map((a) => [...Buffer.from(a)]),
+  );
 });
 
 t.test('malformed bodies throw FrameError', async (t) => {
@@ -27,17 +30,34 @@ t.test('malformed bodies throw FrameError', async (t) => {
   const lying = Buffer.from(good);
   lying.writeUInt32BE(0xffffffff, 6);
   t.throws(() => decodeBody(lying), FrameError, 'huge argument length');
-  t.throws(() => encodeBody(Op.check, 1, Array.from({ length: 256 }, () => 'k')), FrameError, 'argc fits a byte');
+  t.throws(
+    () =>
+      encodeBody(
+        Op.check,
+        1,
+        Array.from({ length: 256 }, () => 'k'),
+      ),
+    FrameError,
+    'argc fits a byte',
+  );
 });
 
 t.test('the reader reassembles frames split at every byte and joined together', async (t) => {
-  const bodies = [encodeBody(Op.get, 1, ['a', '0']), encodeBody(Op.ping, 2, []), encodeBody(Op.set, 3, ['b', 'x'.repeat(1000)])];
+  const bodies = [
+    encodeBody(Op.get, 1, ['a', '0']),
+    encodeBody(Op.ping, 2, []),
+    encodeBody(Op.set, 3, ['b', 'x'.repeat(1000)]),
+  ];
   const stream = Buffer.concat(bodies.map(frame));
   for (const step of [1, 3, 7, stream.length]) {
     const reader = new FrameReader(4096);
     const got: Buffer[] = [];
     for (let i = 0; i < stream.length; i += step) got.push(...reader.push(stream.subarray(i, i + step)));
-    t.same(got.map((b) => b.toString('hex')), bodies.map((b) => b.toString('hex')), `chunks of ${step}`);
+    t.same(
+      got.map((b) => b.toString('hex')),
+      bodies.map((b) => b.toString('hex')),
+      `chunks of ${step}`,
+    );
     t.equal(reader.pending, 0);
   }
 });

@@ -60,7 +60,10 @@ t.test('an existing folder is tightened to 0700; a symlink or file is refused', 
   await t.rejects(StoreProxy.start({ upstream, dir: path.join(base, 'link'), attempt: 0, jobKey }), /not a folder/);
   writeFileSync(path.join(base, 'file'), '');
   await t.rejects(StoreProxy.start({ upstream, dir: path.join(base, 'file'), attempt: 0, jobKey }), /cannot use/);
-  await t.rejects(StoreProxy.start({ upstream, dir: path.join(base, 'x'.repeat(120)), attempt: 0, jobKey }), /longer than 107 bytes/);
+  await t.rejects(
+    StoreProxy.start({ upstream, dir: path.join(base, 'x'.repeat(120)), attempt: 0, jobKey }),
+    /longer than 107 bytes/,
+  );
 });
 
 t.test('worker keys are namespaced by attempt; JOB_KEY and WHOAMI are answered locally', async (t) => {
@@ -78,7 +81,11 @@ t.test('worker keys are namespaced by attempt; JOB_KEY and WHOAMI are answered l
   t.equal((await w.cas('ctr', '3', '4'))?.toString(), '4');
   t.equal(await w.delete('ctr'), true);
   await w.ping();
-  await t.rejects(w.set('', 'x'), /bad request/, 'an empty worker key is refused, even though the prefix would fill it');
+  await t.rejects(
+    w.set('', 'x'),
+    /bad request/,
+    'an empty worker key is refused, even though the prefix would fill it',
+  );
   await t.rejects(w.set('k'.repeat(4094), 'x'), /bad request/, 'the 4096-byte limit includes the prefix');
   await w.set('k'.repeat(4093), 'x');
 
@@ -99,7 +106,10 @@ t.test('many workers share one upstream connection; equal worker ids do not coll
   // Every worker client starts its ids at 1, so the proxy must remap them.
   await Promise.all(ws.map((w, i) => w.set(`k${i}`, `v${i}`)));
   const got = await Promise.all(ws.map((w, i) => w.get(`k${(i + 1) % 6}`)));
-  t.same(got.map(String), ws.map((_, i) => `v${(i + 1) % 6}`));
+  t.same(
+    got.map(String),
+    ws.map((_, i) => `v${(i + 1) % 6}`),
+  );
   await Promise.all(ws.map((w) => w.barrier('all', 6, 5000)));
   t.equal(server.stats().authenticated, 1, 'one upstream connection for all workers');
 });

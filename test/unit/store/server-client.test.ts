@@ -13,7 +13,9 @@ const jobKey = randomBytes(32);
 async function fixture(t: Test, clients = 1) {
   const server = await StoreServer.start({ jobKey });
   const cs = await Promise.all(
-    Array.from({ length: clients }, () => StoreClient.connectTcp({ host: '127.0.0.1', port: server.port, jobKey, timeoutMs: 5000 })),
+    Array.from({ length: clients }, () =>
+      StoreClient.connectTcp({ host: '127.0.0.1', port: server.port, jobKey, timeoutMs: 5000 }),
+    ),
   );
   t.teardown(async () => {
     await Promise.all(cs.map((c) => c.close()));
@@ -23,28 +25,36 @@ async function fixture(t: Test, clients = 1) {
 }
 
 t.test('every non-blocking op over TCP', async (t) => {
-  const { cs: [c] } = await fixture(t);
-  await c!.set('k', 'v');
-  t.equal((await c!.get('k')).toString(), 'v');
-  t.equal(await c!.tryGet('nope'), undefined);
-  t.equal(await c!.add('n'), 1);
-  t.equal(await c!.add('n', 41n), 42);
-  t.equal((await c!.cas('c', null, 'one'))?.toString(), 'one');
-  t.equal((await c!.cas('c', 'wrong', 'two'))?.toString(), 'one');
-  t.equal((await c!.cas('c', 'one', 'two'))?.toString(), 'two');
-  t.equal(await c!.cas('absent', 'x', 'y'), undefined);
-  t.same(await c!.check(['k', 'nope', 'n']), [true, false, true]);
-  t.equal(await c!.delete('k'), true);
-  t.equal(await c!.delete('k'), false);
-  await c!.ping();
+  const {
+    cs: [c],
+  } = await fixture(t);
+  await c.set('k', 'v');
+  t.equal((await c.get('k')).toString(), 'v');
+  t.equal(await c.tryGet('nope'), undefined);
+  t.equal(await c.add('n'), 1);
+  t.equal(await c.add('n', 41n), 42);
+  t.equal((await c.cas('c', null, 'one'))?.toString(), 'one');
+  t.equal((await c.cas('c', 'wrong', 'two'))?.toString(), 'one');
+  t.equal((await c.cas('c', 'one', 'two'))?.toString(), 'two');
+  t.equal(await c.cas('absent', 'x', 'y'), undefined);
+  t.same(await c.check(['k', 'nope', 'n']), [true, false, true]);
+  t.equal(await c.delete('k'), true);
+  t.equal(await c.delete('k'), false);
+  await c.ping();
   const big = randomBytes(3 * 1024 * 1024);
-  await c!.set('big', big);
-  t.ok((await c!.get('big')).equals(big), 'a 3 MiB value round-trips');
-  await t.rejects(c!.add('k2', 1).then(() => c!.set('t', 'x')).then(() => c!.add('t', 1)), StoreRequestError);
-  await t.rejects(c!.jobKey(), /not allowed on this connection/);
-  await t.rejects(c!.set('huge', Buffer.alloc(64 * 1024 * 1024)), /over the store's limit/, 'refused before sending');
-  await c!.ping();
-  t.ok(c!.isOpen, 'so the connection stays open');
+  await c.set('big', big);
+  t.ok((await c.get('big')).equals(big), 'a 3 MiB value round-trips');
+  await t.rejects(
+    c
+      .add('k2', 1)
+      .then(() => c.set('t', 'x'))
+      .then(() => c.add('t', 1)),
+    StoreRequestError,
+  );
+  await t.rejects(c.jobKey(), /not allowed on this connection/);
+  await t.rejects(c.set('huge', Buffer.alloc(64 * 1024 * 1024)), /over the store's limit/, 'refused before sending');
+  await c.ping();
+  t.ok(c.isOpen, 'so the connection stays open');
 });
 
 t.test('blocking get/wait answered by other clients; answers come out of order', async (t) => {
@@ -61,19 +71,22 @@ t.test('blocking get/wait answered by other clients; answers come out of order',
 });
 
 t.test('timeouts name the key and the time', async (t) => {
-  const { server, cs: [c] } = await fixture(t);
+  const {
+    server,
+    cs: [c],
+  } = await fixture(t);
   const started = Date.now();
-  const err = await c!.get('rank/7/addr', 150).catch((e) => e);
+  const err = await c.get('rank/7/addr', 150).catch((e) => e);
   t.type(err, StoreTimeoutError);
   t.match(err.message, /timed out after 150 ms waiting for key "rank\/7\/addr"/);
   t.equal(err.exitCode, ExitCode.cannotStart);
   t.ok(Date.now() - started >= 140, 'waited the full timeout');
-  await t.rejects(c!.wait(['x', 'y'], 50), /waiting for keys "x", "y"/);
-  await t.rejects(c!.get('frac', 20.6), /after 21 ms/, 'fractional timeouts are rounded, not refused');
-  const forever = c!.get('forever', Infinity);
-  await c!.set('forever', 'now');
+  await t.rejects(c.wait(['x', 'y'], 50), /waiting for keys "x", "y"/);
+  await t.rejects(c.get('frac', 20.6), /after 21 ms/, 'fractional timeouts are rounded, not refused');
+  const forever = c.get('forever', Infinity);
+  await c.set('forever', 'now');
   t.equal((await forever).toString(), 'now', 'an infinite timeout waits as long as the wire allows');
-  await t.rejects(c!.barrier('b', 2, 50), /at barrier "b"/);
+  await t.rejects(c.barrier('b', 2, 50), /at barrier "b"/);
   t.equal(server.stats().blocked, 0, 'nothing left blocked');
 });
 
@@ -92,7 +105,12 @@ t.test('a barrier over four connections releases all at once; a new round reuses
 t.test('a closed connection leaves nothing blocked and no arrival behind', async (t) => {
   const { server, cs } = await fixture(t, 2);
   const [gone, stays] = cs as [StoreClient, StoreClient];
-  const pending = [gone.get('x', 60000), gone.barrier('b', 2, 60000)].map((p) => p.then(() => undefined, (e: Error) => e));
+  const pending = [gone.get('x', 60000), gone.barrier('b', 2, 60000)].map((p) =>
+    p.then(
+      () => undefined,
+      (e: Error) => e,
+    ),
+  );
   await stays.ping();
   await new Promise((r) => setTimeout(r, 20));
   t.equal(server.stats().blocked, 2);
@@ -104,21 +122,28 @@ t.test('a closed connection leaves nothing blocked and no arrival behind', async
 });
 
 t.test('cancel answers a blocked request on the same connection', async (t) => {
-  const { cs: [c] } = await fixture(t);
-  const raw = c!.send(Op.get, [Buffer.from('never'), Buffer.from('60000')]);
-  t.equal(await c!.cancel(raw.id), true);
+  const {
+    cs: [c],
+  } = await fixture(t);
+  const raw = c.send(Op.get, [Buffer.from('never'), Buffer.from('60000')]);
+  t.equal(await c.cancel(raw.id), true);
   t.equal((await raw.response).code, Status.cancelled);
-  t.equal(await c!.cancel(raw.id), false);
+  t.equal(await c.cancel(raw.id), false);
 });
 
 t.test('a thousand pipelined requests on one connection', async (t) => {
-  const { cs: [c] } = await fixture(t);
-  await Promise.all(Array.from({ length: 1000 }, (_, i) => c!.set(`k${i}`, String(i))));
-  const values = await Promise.all(Array.from({ length: 1000 }, (_, i) => c!.get(`k${i}`)));
-  t.same(values.map((v) => Number(v)), Array.from({ length: 1000 }, (_, i) => i));
-  t.equal(await c!.add('ctr', 0), 0);
-  await Promise.all(Array.from({ length: 500 }, () => c!.add('ctr', 1)));
-  t.equal(await c!.add('ctr', 0), 500);
+  const {
+    cs: [c],
+  } = await fixture(t);
+  await Promise.all(Array.from({ length: 1000 }, (_, i) => c.set(`k${i}`, String(i))));
+  const values = await Promise.all(Array.from({ length: 1000 }, (_, i) => c.get(`k${i}`)));
+  t.same(
+    values.map((v) => Number(v)),
+    Array.from({ length: 1000 }, (_, i) => i),
+  );
+  t.equal(await c.add('ctr', 0), 0);
+  await Promise.all(Array.from({ length: 500 }, () => c.add('ctr', 1)));
+  t.equal(await c.add('ctr', 0), 500);
 });
 
 t.test('a fixed port that is taken gives StartError (exit 3) at once', async (t) => {
@@ -147,7 +172,7 @@ t.test('connecting: refused, wrong key, and the server going away', async (t) =>
   const blocked = c.get('k', 60000).catch((e: Error) => e);
   await server.close();
   t.type(await closed, StoreConnectionError, "a close the client didn't ask for carries its reason");
-  t.match((await blocked as Error).message, /connection closed/);
+  t.match(((await blocked) as Error).message, /connection closed/);
   await t.rejects(c.ping(), /connection is closed/);
   const refused = await StoreClient.connectTcp({ host: '127.0.0.1', port, jobKey, timeoutMs: 2000 }).catch((e) => e);
   t.type(refused, StoreConnectionError);
@@ -166,5 +191,8 @@ t.test('over an arbitrary Duplex (as an SSH-forwarded channel is)', async (t) =>
   await c.close();
   const [near2, far2] = duplexPair();
   server.serveStream(far2, 'channel');
-  await t.rejects(StoreClient.overStream(near2, randomBytes(32), { label: 'store via ssh' }), /store via ssh: the store did not prove/);
+  await t.rejects(
+    StoreClient.overStream(near2, randomBytes(32), { label: 'store via ssh' }),
+    /store via ssh: the store did not prove/,
+  );
 });

@@ -102,7 +102,7 @@ t.test('barrier releases all at count, then the name is reusable; sizes must agr
   const bad = new Recorder();
   req(s, bad, Op.barrier, 'b', '4', '10000');
   t.equal(bad.last().status, Status.badRequest, 'a different count is refused');
-  req(s, rs[2]!, Op.barrier, 'b', '3', '10000');
+  req(s, rs[2], Op.barrier, 'b', '3', '10000');
   for (const r of rs) t.equal(r.last().status, Status.ok);
   req(s, bad, Op.barrier, 'b', '4', '0');
   t.equal(bad.last().status, Status.timeout, 'a new round may use another size');
@@ -127,7 +127,13 @@ t.test('cancel answers the blocked request with status 5', async (t) => {
   const r = new Recorder();
   const id = req(s, r, Op.get, 'k', '10000');
   req(s, r, Op.cancel, String(id));
-  t.same(r.replies.map((m) => [m.id, m.code]), [[id, Status.cancelled], [nextId - 1, Status.ok]]);
+  t.same(
+    r.replies.map((m) => [m.id, m.code]),
+    [
+      [id, Status.cancelled],
+      [nextId - 1, Status.ok],
+    ],
+  );
   t.same(r.last().args, ['1']);
   req(s, r, Op.cancel, String(id));
   t.same(r.last().args, ['0']);
