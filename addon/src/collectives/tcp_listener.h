@@ -3,12 +3,10 @@
 // nonces with the job key (challenge-response: the key itself never crosses the wire).
 #pragma once
 #include <map>
-#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "collectives/channel.h"
 #include "collectives/wait.h"
 
 namespace dtrain {
@@ -36,7 +34,6 @@ class TcpListener {
   int refused_ = 0;
 };
 
-std::unique_ptr<Channel> makeTcpChannel(int fd, int peerRank);
 uint64_t hashGroupId(const std::string& name);
 
 }  // namespace dtrain
