@@ -10,13 +10,6 @@
 namespace dtrain {
 namespace {
 
-struct Piece {
-  size_t begin, count;
-};
-Piece pieceOf(size_t count, int parts, int i) {
-  size_t b = count * size_t(i) / size_t(parts), e = count * size_t(i + 1) / size_t(parts);
-  return {b, e - b};
-}
 int mod(int a, int p) { return ((a % p) + p) % p; }
 
 constexpr size_t kPipelineBytes = 128 * 1024;
@@ -80,7 +73,7 @@ void reduceScatterPhase(const RingView& v, uint8_t* b, size_t count, DType t, Re
   size_t esz = dtypeSize(t);
   std::vector<uint8_t> tmp((count / size_t(P) + 1) * esz);
   for (int s = 0; s < P - 1; ++s) {
-    Piece sp = pieceOf(count, P, mod(r - s, P)), rp = pieceOf(count, P, mod(r - s - 1, P));
+    Slice sp = sliceOf(count, P, mod(r - s, P)), rp = sliceOf(count, P, mod(r - s - 1, P));
     ringStepReduce(v, b + sp.begin * esz, sp.count * esz, b + rp.begin * esz, tmp.data(), rp.count * esz, t, op, d);
   }
 }
@@ -89,7 +82,7 @@ void allGatherPhase(const RingView& v, uint8_t* b, size_t count, DType t, const 
   int P = v.size(), r = v.me;
   size_t esz = dtypeSize(t);
   for (int s = 0; s < P - 1; ++s) {
-    Piece sp = pieceOf(count, P, mod(r + 1 - s, P)), rp = pieceOf(count, P, mod(r - s, P));
+    Slice sp = sliceOf(count, P, mod(r + 1 - s, P)), rp = sliceOf(count, P, mod(r - s, P));
     ringStepCopy(v, b + sp.begin * esz, sp.count * esz, b + rp.begin * esz, rp.count * esz, d);
   }
 }
@@ -101,7 +94,7 @@ void ringAllReduce(const RingView& v, void* buf, size_t count, DType t, RedOp op
   if (accumulateWide(t, op)) {
     std::vector<float> wide = widen(buf, count, t);
     reduceScatterPhase(v, reinterpret_cast<uint8_t*>(wide.data()), count, DType::f32, op, d);
-    Piece own = pieceOf(count, v.size(), mod(v.me + 1, v.size()));
+    Slice own = sliceOf(count, v.size(), mod(v.me + 1, v.size()));
     narrow(wide.data() + own.begin, b + own.begin * dtypeSize(t), own.count, t);
   } else {
     reduceScatterPhase(v, b, count, t, op, d);

@@ -337,16 +337,6 @@ uint8_t* Team::location(int i, const OpDesc& di) {
   return it->second.first + di.zcOff;
 }
 
-namespace {
-struct Slice {
-  size_t begin, count;
-};
-Slice sliceOf(size_t count, int parts, int i) {
-  size_t b = count * size_t(i) / size_t(parts), e = count * size_t(i + 1) / size_t(parts);
-  return {b, e - b};
-}
-}  // namespace
-
 template <typename Stage, typename Body>
 Team::ZeroCopy Team::inRounds(const OpDesc& mine, size_t total, size_t roundElems, int source, Stage stage, Body body,
                               const Deadline& d) {
