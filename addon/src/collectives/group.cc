@@ -16,7 +16,7 @@
 namespace dtrain {
 
 TcpListener& Context::tcp() {
-  if (!listener) listener = std::make_unique<TcpListener>(store->jobKey());
+  if (!listener) listener = std::make_unique<TcpListener>(store->jobKey(), choosePeerAddress(socketIfname, masterAddr));
   return *listener;
 }
 

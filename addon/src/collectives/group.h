@@ -25,6 +25,8 @@ struct Context {
   int64_t rendezvousTimeoutMs = 60000;
   int64_t collectiveTimeoutMs = 300000;
   std::unique_ptr<store::StoreClient> store;
+  std::string socketIfname;               // DTRAIN_SOCKET_IFNAME (choosePeerAddress)
+  std::string masterAddr;                 // MASTER_ADDR
   std::unique_ptr<TcpListener> listener;  // created when the first group spans hosts
   std::map<std::string, int> groupNames;  // member list → how many groups were made from it
   TcpListener& tcp();

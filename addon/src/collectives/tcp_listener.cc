@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <netdb.h>
 #include <cerrno>
 #include <cstring>
 
@@ -20,6 +21,10 @@ namespace {
 
 constexpr uint32_t kHelloMagic = 0x44545248;  // "DTRH"
 constexpr int kHandshakeMs = 5000;
+// An accepted connection must finish its side of the handshake this soon or is dropped: a real peer sends
+// its Hello right after connecting, and nothing a stranger does may hold up the others.
+constexpr int kPreAuthMs = 2000;
+constexpr size_t kMaxPending = 256;  // unauthenticated connections held at once; the oldest goes first
 
 struct Hello {
   uint32_t magic;
@@ -28,11 +33,6 @@ struct Hello {
   int32_t from, to;
   uint8_t nonce[16];
 };
-
-void setBlocking(int fd, bool blocking) {
-  int fl = ::fcntl(fd, F_GETFL);
-  ::fcntl(fd, F_SETFL, blocking ? (fl & ~O_NONBLOCK) : (fl | O_NONBLOCK));
-}
 
 // Reads/writes exactly len bytes within ms; false on timeout, EOF or error.
 bool ioExact(int fd, void* p, size_t len, bool write, int ms) {
@@ -75,41 +75,109 @@ uint64_t hashGroupId(const std::string& name) {
   return v;
 }
 
-TcpListener::TcpListener(std::string jobKey) : key_(std::move(jobKey)) {
-  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+namespace {
+
+bool isLoopbackName(const std::string& host) {
+  return host.empty() || host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
+}
+
+// The source address of the route to `host` (a UDP connect sends nothing).
+std::string routeTo(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* res = nullptr;
+  if (int rc = ::getaddrinfo(host.c_str(), "9", &hints, &res); rc != 0)
+    throw CollectiveError("cannot resolve MASTER_ADDR=" + host + " to choose the peer address (" + ::gai_strerror(rc) +
+                          "): set DTRAIN_SOCKET_IFNAME");
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in local{};
+  socklen_t len = sizeof(local);
+  bool ok = fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) == 0 &&
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0;
+  int err = errno;
+  if (fd >= 0) ::close(fd);
+  ::freeaddrinfo(res);
+  if (!ok)
+    throw CollectiveError("no route to MASTER_ADDR=" + host + " to choose the peer address (" + std::strerror(err) +
+                          "): set DTRAIN_SOCKET_IFNAME");
+  char buf[INET_ADDRSTRLEN];
+  ::inet_ntop(AF_INET, &local.sin_addr, buf, sizeof(buf));
+  return buf;
+}
+
+// NCCL_SOCKET_IFNAME's grammar: a comma list of name prefixes, `=` before the list for exact names,
+// `^` for names to avoid.
+bool ifnameMatches(const std::string& spec, const std::string& name) {
+  std::string list = spec;
+  bool exclude = !list.empty() && list[0] == '^';
+  if (exclude) list.erase(0, 1);
+  bool exact = !list.empty() && list[0] == '=';
+  if (exact) list.erase(0, 1);
+  bool hit = false;
+  for (size_t start = 0; start <= list.size() && !hit;) {
+    size_t comma = list.find(',', start);
+    std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? list.size() + 1 : comma + 1;
+    if (!item.empty()) hit = exact ? name == item : name.rfind(item, 0) == 0;
+  }
+  return hit != exclude;
+}
+
+}  // namespace
+
+std::string choosePeerAddress(const std::string& ifname, const std::string& masterAddr) {
+  if (ifname.empty()) return isLoopbackName(masterAddr) ? "127.0.0.1" : routeTo(masterAddr);
+  ifaddrs* ifs = nullptr;
+  std::string found, seen;
+  if (::getifaddrs(&ifs) == 0) {
+    for (ifaddrs* i = ifs; i; i = i->ifa_next) {
+      if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+      seen += (seen.empty() ? "" : ", ") + std::string(i->ifa_name);
+      if (!found.empty() || !ifnameMatches(ifname, i->ifa_name)) continue;
+      char buf[INET_ADDRSTRLEN];
+      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof(buf));
+      found = buf;
+    }
+    ::freeifaddrs(ifs);
+  }
+  if (found.empty())
+    throw CollectiveError("DTRAIN_SOCKET_IFNAME=" + ifname + " matches no interface with an IPv4 address (" +
+                          (seen.empty() ? std::string("none") : seen) + ")");
+  return found;
+}
+
+struct TcpListener::Pending {
+  int fd;
+  Clock::time_point until;  // dropped unless authenticated by then
+  bool challenged = false;  // its Hello was answered; now its proof is due
+  size_t have = 0;
+  uint8_t in[sizeof(Hello)];
+  Hello hello;
+  uint8_t reply[48];
+};
+
+TcpListener::TcpListener(std::string jobKey, const std::string& bindAddr) : key_(std::move(jobKey)), addr_(bindAddr) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd_ < 0) throw CollectiveError(std::string("socket: ") + std::strerror(errno));
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_ANY);
+  if (::inet_pton(AF_INET, bindAddr.c_str(), &sa.sin_addr) != 1)
+    throw CollectiveError("cannot listen for peer connections: " + bindAddr + " is not an IPv4 address");
   if (::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 || ::listen(fd_, 128) != 0)
-    throw CollectiveError(std::string("cannot listen for peer connections: ") + std::strerror(errno));
+    throw CollectiveError("cannot listen for peer connections on " + bindAddr + ": " + std::strerror(errno));
   socklen_t len = sizeof(sa);
   ::getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
   port_ = ntohs(sa.sin_port);
-  setBlocking(fd_, false);
 }
 
 TcpListener::~TcpListener() {
   for (auto& kv : early_) ::close(kv.second);
+  for (auto& p : pending_) ::close(p.fd);
   if (fd_ >= 0) ::close(fd_);
 }
 
-std::string TcpListener::endpoint() const {
-  std::string addrs;
-  ifaddrs* ifs = nullptr;
-  if (::getifaddrs(&ifs) == 0) {
-    for (ifaddrs* i = ifs; i; i = i->ifa_next) {
-      if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
-      auto* sin = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
-      if ((ntohl(sin->sin_addr.s_addr) >> 24) == 127) continue;
-      char buf[INET_ADDRSTRLEN];
-      ::inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf));
-      addrs += std::string(buf) + ",";
-    }
-    ::freeifaddrs(ifs);
-  }
-  return addrs + "127.0.0.1:" + std::to_string(port_);
-}
+std::string TcpListener::endpoint() const { return addr_ + ":" + std::to_string(port_); }
 
 int TcpListener::connectPeer(const std::string& endpoint, uint64_t groupId, int fromRank, int toRank,
                              const Deadline& d) {
@@ -162,8 +230,10 @@ int TcpListener::connectPeer(const std::string& endpoint, uint64_t groupId, int 
       Digest mine = hmacSha256(key_, macInput("dtrain-peer-client", h, reply));
       uint8_t ack = 0;
       if (!ioExact(fd, mine.data(), 32, true, hsMs) || !ioExact(fd, &ack, 1, false, hsMs) || ack != 'A') {
+        // It proved the key, so it holds ours too: it dropped a handshake that ran past its pre-auth deadline.
+        lastError = addr + ": handshake not finished in time";
         ::close(fd);
-        throw CollectiveError("rank " + std::to_string(toRank) + " refused this rank's credentials");
+        continue;
       }
       return fd;
     }
@@ -172,27 +242,41 @@ int TcpListener::connectPeer(const std::string& endpoint, uint64_t groupId, int 
   }
 }
 
-bool TcpListener::handshakeAsServer(int fd, int myRank, uint64_t& groupId, int& fromRank) {
-  Hello h{};
-  if (!ioExact(fd, &h, sizeof(h), false, kHandshakeMs) || h.magic != kHelloMagic || h.version != 1 || h.to != myRank)
-    return false;
-  uint8_t reply[48];
-  fillNonce(reply);
-  Digest mac = hmacSha256(key_, macInput("dtrain-peer-server", h, reply));
-  std::memcpy(reply + 16, mac.data(), 32);
-  uint8_t theirs[32];
-  if (!ioExact(fd, reply, sizeof(reply), true, kHandshakeMs) || !ioExact(fd, theirs, 32, false, kHandshakeMs))
-    return false;
-  Digest expect = hmacSha256(key_, macInput("dtrain-peer-client", h, reply));
-  if (!digestsEqual(expect.data(), theirs)) return false;
+bool TcpListener::advance(Pending& p, int myRank) {
+  const size_t need = p.challenged ? 32 : sizeof(Hello);
+  for (;;) {
+    ssize_t n = ::recv(p.fd, p.in + p.have, need - p.have, MSG_DONTWAIT);
+    if (n > 0) p.have += size_t(n);
+    if (p.have == need) break;
+    if (n > 0 || (n < 0 && errno == EINTR)) continue;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);  // no more yet, or EOF / error
+  }
+  p.have = 0;
+  if (!p.challenged) {
+    std::memcpy(&p.hello, p.in, sizeof(Hello));
+    const Hello& h = p.hello;
+    if (h.magic != kHelloMagic || h.version != 1 || h.to != myRank) return false;
+    fillNonce(p.reply);
+    Digest mac = hmacSha256(key_, macInput("dtrain-peer-server", h, p.reply));
+    std::memcpy(p.reply + 16, mac.data(), 32);
+    // A fresh socket's buffer takes 48 bytes at once; a peer that cannot take them is not one.
+    if (::send(p.fd, p.reply, sizeof(p.reply), MSG_NOSIGNAL | MSG_DONTWAIT) != ssize_t(sizeof(p.reply))) return false;
+    p.challenged = true;
+    return advance(p, myRank);
+  }
+  Digest expect = hmacSha256(key_, macInput("dtrain-peer-client", p.hello, p.reply));
   uint8_t ack = 'A';
-  if (!ioExact(fd, &ack, 1, true, kHandshakeMs)) return false;
-  groupId = h.groupId;
-  fromRank = h.from;
-  return true;
+  if (!digestsEqual(expect.data(), p.in) || ::send(p.fd, &ack, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) return false;
+  auto key = std::make_pair(p.hello.groupId, int(p.hello.from));
+  if (early_.count(key)) ::close(early_[key]);
+  early_[key] = p.fd;
+  p.fd = -1;
+  return false;
 }
 
 int TcpListener::acceptPeer(uint64_t groupId, int fromRank, int myRank, const Deadline& d) {
+  // Every connection is handshaken side by side with a short deadline of its own, so idle or slow strangers
+  // cost a slot for a moment and never hold up a real peer.
   for (;;) {
     auto it = early_.find({groupId, fromRank});
     if (it != early_.end()) {
@@ -200,26 +284,52 @@ int TcpListener::acceptPeer(uint64_t groupId, int fromRank, int myRank, const De
       early_.erase(it);
       return fd;
     }
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, std::min(100, d.msLeft() + 1)) <= 0) {
-      if (d.passed())
-        throw CollectiveError("timed out after " + std::to_string(d.timeoutMs) + " ms waiting for rank " +
-                              std::to_string(fromRank) + " to connect (rendezvous timeout)");
-      continue;
+    if (d.passed())
+      throw CollectiveError("timed out after " + std::to_string(d.timeoutMs) + " ms waiting for rank " +
+                            std::to_string(fromRank) + " to connect (rendezvous timeout)");
+    auto now = Clock::now();
+    int waitMs = std::min(100, d.msLeft() + 1);
+    std::vector<pollfd> fds{{fd_, POLLIN, 0}};
+    for (auto& p : pending_) {
+      fds.push_back({p.fd, POLLIN, 0});
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(p.until - now).count();
+      waitMs = int(std::max<int64_t>(0, std::min<int64_t>(waitMs, left + 1)));
     }
-    int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    setBlocking(fd, false);
-    uint64_t gid = 0;
-    int from = -1;
-    if (!handshakeAsServer(fd, myRank, gid, from)) {
-      ++refused_;  // wrong key, wrong rank or not a dtrain peer: drop it and keep waiting for the real one
-      ::close(fd);
-      continue;
+    ::poll(fds.data(), fds.size(), waitMs);
+    std::vector<Pending> keep;
+    now = Clock::now();
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      Pending& p = pending_[i];
+      bool alive = (fds[i + 1].revents == 0 || advance(p, myRank)) && p.fd >= 0 && now < p.until;
+      if (alive) {
+        keep.push_back(p);
+      } else if (p.fd >= 0) {
+        ++refused_;  // wrong key, wrong rank, too slow or not a dtrain peer: drop it, the real one gets through
+        ::close(p.fd);
+      }
     }
-    auto key = std::make_pair(gid, from);
-    if (early_.count(key)) ::close(early_[key]);
-    early_[key] = fd;
+    pending_.swap(keep);
+    if (fds[0].revents == 0) continue;
+    for (;;) {
+      int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) break;
+      if (pending_.size() >= kMaxPending) {
+        ++refused_;
+        ::close(pending_.front().fd);
+        pending_.erase(pending_.begin());
+      }
+      Pending p{};
+      p.fd = fd;
+      p.until = Clock::now() + std::chrono::milliseconds(kPreAuthMs);
+      pending_.push_back(p);
+      if (!advance(pending_.back(), myRank)) {
+        if (pending_.back().fd >= 0) {
+          ++refused_;
+          ::close(pending_.back().fd);
+        }
+        pending_.pop_back();
+      }
+    }
   }
 }
 

@@ -13,27 +13,38 @@ namespace dtrain {
 
 class TcpListener {
  public:
-  explicit TcpListener(std::string jobKey);
+  // Listens on `bindAddr` (from choosePeerAddress), on a port the kernel picks.
+  TcpListener(std::string jobKey, const std::string& bindAddr);
   ~TcpListener();
-  // "addr1,addr2,...:port" for the store: every non-loopback IPv4 address of this host, then loopback.
+  // "addr:port" for the store: where peers reach this listener.
   std::string endpoint() const;
   // Connects to `endpoint` and authenticates as `fromRank` for group `groupId`; returns the socket.
   int connectPeer(const std::string& endpoint, uint64_t groupId, int fromRank, int toRank, const Deadline& d);
   // Accepts and authenticates until a connection from `fromRank` for `groupId` arrives (connections for
-  // groups this process has not reached yet are kept for later).
+  // groups this process has not reached yet are kept for later). Handshakes run side by side; one that is
+  // not done within a short pre-auth deadline is dropped.
   int acceptPeer(uint64_t groupId, int fromRank, int myRank, const Deadline& d);
   // How many connection attempts failed authentication (for tests and logs).
   int refusedCount() const { return refused_; }
 
  private:
-  bool handshakeAsServer(int fd, int myRank, uint64_t& groupId, int& fromRank);
+  struct Pending;
+  // Reads what a pending connection sent and answers it; false when it is done with (authenticated: its fd
+  // moved to early_ and set to -1; refused: fd still set, for the caller to close).
+  bool advance(Pending& p, int myRank);
   int fd_ = -1;
   int port_ = 0;
   std::string key_;
+  std::string addr_;
+  std::vector<Pending> pending_;
   std::map<std::pair<uint64_t, int>, int> early_;
   int refused_ = 0;
 };
 
 uint64_t hashGroupId(const std::string& name);
+// The IPv4 address to listen on and publish: that of the first interface DTRAIN_SOCKET_IFNAME names (NCCL's
+// grammar: prefixes, `=` exact names, `^` exclusions) when set, else that of the interface routing to
+// MASTER_ADDR (loopback when MASTER_ADDR is loopback or unset). Throws one clear line when there is none.
+std::string choosePeerAddress(const std::string& ifname, const std::string& masterAddr);
 
 }  // namespace dtrain
