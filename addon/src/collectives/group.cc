@@ -16,7 +16,8 @@
 namespace dtrain {
 
 TcpListener& Context::tcp() {
-  if (!listener) listener = std::make_unique<TcpListener>(store->jobKey(), choosePeerAddress(socketIfname, masterAddr));
+  if (!listener)
+    listener = std::make_unique<TcpListener>(store->jobKey(), choosePeerAddress(socketIfname, masterAddr), rank);
   return *listener;
 }
 
@@ -150,8 +151,7 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
       channels_[size_t(i)] = makeTcpChannel(
           ctx.tcp().connectPeer(infos[size_t(i)]["tcp"], gid, ctx.rank, ranks_[size_t(i)], setup), ranks_[size_t(i)]);
     for (int i = me_ + 1; i < n; ++i)
-      channels_[size_t(i)] =
-          makeTcpChannel(ctx.tcp().acceptPeer(gid, ranks_[size_t(i)], ctx.rank, setup), ranks_[size_t(i)]);
+      channels_[size_t(i)] = makeTcpChannel(ctx.tcp().acceptPeer(gid, ranks_[size_t(i)], setup), ranks_[size_t(i)]);
     RingView& lv = hier_.leaders;
     lv.me = -1;
     lv.groupName = name_ + " (host leaders)";

@@ -11,6 +11,7 @@
 #include <netdb.h>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 
 #include "collectives/errors.h"
 #include "collectives/sha256.h"
@@ -157,7 +158,8 @@ struct TcpListener::Pending {
   uint8_t reply[48];
 };
 
-TcpListener::TcpListener(std::string jobKey, const std::string& bindAddr) : key_(std::move(jobKey)), addr_(bindAddr) {
+TcpListener::TcpListener(std::string jobKey, const std::string& bindAddr, int myRank)
+    : key_(std::move(jobKey)), addr_(bindAddr), myRank_(myRank) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd_ < 0) throw CollectiveError(std::string("socket: ") + std::strerror(errno));
   sockaddr_in sa{};
@@ -169,12 +171,20 @@ TcpListener::TcpListener(std::string jobKey, const std::string& bindAddr) : key_
   socklen_t len = sizeof(sa);
   ::getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
   port_ = ntohs(sa.sin_port);
+  if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0)
+    throw CollectiveError(std::string("cannot listen for peer connections: pipe: ") + std::strerror(errno));
+  thread_ = std::thread([this] { serve(); });
 }
 
 TcpListener::~TcpListener() {
+  char stop = 1;
+  (void)!::write(wake_[1], &stop, 1);
+  thread_.join();
   for (auto& kv : early_) ::close(kv.second);
   for (auto& p : pending_) ::close(p.fd);
-  if (fd_ >= 0) ::close(fd_);
+  ::close(wake_[0]);
+  ::close(wake_[1]);
+  ::close(fd_);
 }
 
 std::string TcpListener::endpoint() const { return addr_ + ":" + std::to_string(port_); }
@@ -242,74 +252,65 @@ int TcpListener::connectPeer(const std::string& endpoint, uint64_t groupId, int 
   }
 }
 
-bool TcpListener::advance(Pending& p, int myRank) {
+TcpListener::Step TcpListener::advance(Pending& p) {
   const size_t need = p.challenged ? 32 : sizeof(Hello);
   for (;;) {
     ssize_t n = ::recv(p.fd, p.in + p.have, need - p.have, MSG_DONTWAIT);
     if (n > 0) p.have += size_t(n);
     if (p.have == need) break;
     if (n > 0 || (n < 0 && errno == EINTR)) continue;
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);  // no more yet, or EOF / error
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? Step::waiting : Step::refused;
   }
   p.have = 0;
   if (!p.challenged) {
     std::memcpy(&p.hello, p.in, sizeof(Hello));
     const Hello& h = p.hello;
-    if (h.magic != kHelloMagic || h.version != 1 || h.to != myRank) return false;
+    if (h.magic != kHelloMagic || h.version != 1 || h.to != myRank_) return Step::refused;
     fillNonce(p.reply);
     Digest mac = hmacSha256(key_, macInput("dtrain-peer-server", h, p.reply));
     std::memcpy(p.reply + 16, mac.data(), 32);
     // A fresh socket's buffer takes 48 bytes at once; a peer that cannot take them is not one.
-    if (::send(p.fd, p.reply, sizeof(p.reply), MSG_NOSIGNAL | MSG_DONTWAIT) != ssize_t(sizeof(p.reply))) return false;
+    if (::send(p.fd, p.reply, sizeof(p.reply), MSG_NOSIGNAL | MSG_DONTWAIT) != ssize_t(sizeof(p.reply)))
+      return Step::refused;
     p.challenged = true;
-    return advance(p, myRank);
+    return advance(p);
   }
   Digest expect = hmacSha256(key_, macInput("dtrain-peer-client", p.hello, p.reply));
   uint8_t ack = 'A';
-  if (!digestsEqual(expect.data(), p.in) || ::send(p.fd, &ack, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) return false;
-  auto key = std::make_pair(p.hello.groupId, int(p.hello.from));
-  if (early_.count(key)) ::close(early_[key]);
-  early_[key] = p.fd;
-  p.fd = -1;
-  return false;
+  if (!digestsEqual(expect.data(), p.in) || ::send(p.fd, &ack, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)
+    return Step::refused;
+  return Step::authenticated;
 }
 
-int TcpListener::acceptPeer(uint64_t groupId, int fromRank, int myRank, const Deadline& d) {
-  // Every connection is handshaken side by side with a short deadline of its own, so idle or slow strangers
-  // cost a slot for a moment and never hold up a real peer.
+void TcpListener::serve() {
+  // Every connection is handshaken side by side with a short deadline of its own, whether or not a group
+  // is forming, so idle or slow strangers cost a slot for a moment and never hold up a real peer.
   for (;;) {
-    auto it = early_.find({groupId, fromRank});
-    if (it != early_.end()) {
-      int fd = it->second;
-      early_.erase(it);
-      return fd;
-    }
-    if (d.passed())
-      throw CollectiveError("timed out after " + std::to_string(d.timeoutMs) + " ms waiting for rank " +
-                            std::to_string(fromRank) + " to connect (rendezvous timeout)");
     auto now = Clock::now();
-    int waitMs = std::min(100, d.msLeft() + 1);
-    std::vector<pollfd> fds{{fd_, POLLIN, 0}};
+    int waitMs = 1000;
+    std::vector<pollfd> fds{{wake_[0], POLLIN, 0}, {fd_, POLLIN, 0}};
     for (auto& p : pending_) {
       fds.push_back({p.fd, POLLIN, 0});
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(p.until - now).count();
       waitMs = int(std::max<int64_t>(0, std::min<int64_t>(waitMs, left + 1)));
     }
     ::poll(fds.data(), fds.size(), waitMs);
-    std::vector<Pending> keep;
+    if (fds[0].revents) return;
     now = Clock::now();
+    std::vector<Pending> keep;
     for (size_t i = 0; i < pending_.size(); ++i) {
       Pending& p = pending_[i];
-      bool alive = (fds[i + 1].revents == 0 || advance(p, myRank)) && p.fd >= 0 && now < p.until;
-      if (alive) {
-        keep.push_back(p);
-      } else if (p.fd >= 0) {
+      Step step = fds[i + 2].revents ? advance(p) : Step::waiting;
+      if (step == Step::waiting && now >= p.until) step = Step::refused;
+      if (step == Step::waiting) keep.push_back(p);
+      if (step == Step::authenticated) settle(p);
+      if (step == Step::refused) {
         ++refused_;  // wrong key, wrong rank, too slow or not a dtrain peer: drop it, the real one gets through
         ::close(p.fd);
       }
     }
     pending_.swap(keep);
-    if (fds[0].revents == 0) continue;
+    if (!fds[1].revents) continue;
     for (;;) {
       int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0) break;
@@ -322,14 +323,31 @@ int TcpListener::acceptPeer(uint64_t groupId, int fromRank, int myRank, const De
       p.fd = fd;
       p.until = Clock::now() + std::chrono::milliseconds(kPreAuthMs);
       pending_.push_back(p);
-      if (!advance(pending_.back(), myRank)) {
-        if (pending_.back().fd >= 0) {
-          ++refused_;
-          ::close(pending_.back().fd);
-        }
-        pending_.pop_back();
-      }
     }
+  }
+}
+
+void TcpListener::settle(const Pending& p) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto key = std::make_pair(p.hello.groupId, int(p.hello.from));
+  if (early_.count(key)) ::close(early_[key]);
+  early_[key] = p.fd;
+  arrived_.notify_all();
+}
+
+int TcpListener::acceptPeer(uint64_t groupId, int fromRank, const Deadline& d) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    auto it = early_.find({groupId, fromRank});
+    if (it != early_.end()) {
+      int fd = it->second;
+      early_.erase(it);
+      return fd;
+    }
+    if (d.passed())
+      throw CollectiveError("timed out after " + std::to_string(d.timeoutMs) + " ms waiting for rank " +
+                            std::to_string(fromRank) + " to connect (rendezvous timeout)");
+    arrived_.wait_for(lock, std::chrono::milliseconds(std::min(100, d.msLeft() + 1)));
   }
 }
 
