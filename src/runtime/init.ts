@@ -40,6 +40,8 @@ async function start(env: NodeJS.ProcessEnv): Promise<Dist> {
     store: w.store,
     rendezvousTimeoutMs: w.rendezvousTimeoutMs,
     collectiveTimeoutMs: w.collectiveTimeoutMs,
+    socketIfname: w.peerAddress.ifname,
+    masterAddr: w.peerAddress.masterAddr,
   });
   const made: NativeGroup[] = [];
   const build = (name: string, ranks: number[]): NativeGroup => {

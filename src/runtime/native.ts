@@ -38,6 +38,8 @@ export interface CollectivesNative {
     store: string;
     rendezvousTimeoutMs: number;
     collectiveTimeoutMs: number;
+    socketIfname: string;
+    masterAddr: string;
   }): void;
   newGroup(name: string, ranks: number[]): NativeGroupInfo;
   allReduce(handle: number, buf: HostBuffer, dtype: number, op: number, timeoutMs: number): Settled;

@@ -21,6 +21,9 @@ export interface WorkerEnv {
   backend: string;
   rendezvousTimeoutMs: number;
   collectiveTimeoutMs: number;
+  /** Where the peer listener binds: DTRAIN_SOCKET_IFNAME (NCCL_SOCKET_IFNAME's grammar), else the
+   * interface routing to MASTER_ADDR (the addon's choosePeerAddress decides). */
+  peerAddress: { ifname: string; masterAddr: string };
 }
 
 function intVar(env: NodeJS.ProcessEnv, name: string, fallback?: number): number {
@@ -75,6 +78,7 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
     backend: env.DTRAIN_BACKEND ?? 'cpu',
     rendezvousTimeoutMs: parseDurationMs(env.DTRAIN_RENDEZVOUS_TIMEOUT ?? '60s', 'DTRAIN_RENDEZVOUS_TIMEOUT'),
     collectiveTimeoutMs: parseDurationMs(env.DTRAIN_COLLECTIVE_TIMEOUT ?? '300s', 'DTRAIN_COLLECTIVE_TIMEOUT'),
+    peerAddress: { ifname: env.DTRAIN_SOCKET_IFNAME ?? '', masterAddr: env.MASTER_ADDR ?? '' },
   };
 }
 

@@ -1,6 +1,6 @@
 // The transport interface the generic algorithms are written against (Gloo's "pair"): an ordered,
 // reliable byte stream to one peer, with non-blocking halves so a ring step can send and receive at once.
-// Backends side by side: shm_channel (a ring buffer in shared memory) and tcp_channel (a socket).
+// Backends side by side: shm_channel.cc (byte rings in shared memory) and tcp_channel.cc (a socket).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -57,4 +57,13 @@ inline const char* redOpName(RedOp op) {
   return "?";
 }
 
+// Part i of `count` elements cut into `parts` nearly equal slices, in order.
+struct Slice {
+  size_t begin, count;
+};
+inline Slice sliceOf(size_t count, int parts, int i) {
+  size_t b = count * size_t(i) / size_t(parts), e = count * size_t(i + 1) / size_t(parts);
+  return {b, e - b};
+}
+
 }  // namespace dtrain

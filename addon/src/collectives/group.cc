@@ -9,12 +9,15 @@
 #include <sstream>
 
 #include "collectives/errors.h"
+#include "collectives/linear_broadcast.h"
 #include "collectives/reduce.h"
+#include "collectives/tcp_channel.h"
 
 namespace dtrain {
 
 TcpListener& Context::tcp() {
-  if (!listener) listener = std::make_unique<TcpListener>(store->jobKey());
+  if (!listener)
+    listener = std::make_unique<TcpListener>(store->jobKey(), choosePeerAddress(socketIfname, masterAddr), rank);
   return *listener;
 }
 
@@ -67,26 +70,34 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
     if (nodes_[size_t(i)] == ctx.nodeRank) teamMembers_.push_back(i);
   std::map<int, int> firstOnHost;
   for (int i = 0; i < n; ++i) firstOnHost.emplace(nodes_[size_t(i)], i);
-  for (auto& kv : firstOnHost) leaders_.push_back(kv.second);
-  std::sort(leaders_.begin(), leaders_.end());
-  isLeader_ = std::find(leaders_.begin(), leaders_.end(), me_) != leaders_.end();
-  for (int leader : leaders_) {
+  std::vector<int>& leaders = hier_.leaderRanks;
+  for (auto& kv : firstOnHost) leaders.push_back(kv.second);
+  std::sort(leaders.begin(), leaders.end());
+  hier_.me = me_;
+  hier_.size = n;
+  hier_.isLeader = std::find(leaders.begin(), leaders.end(), me_) != leaders.end();
+  hier_.hostOf.assign(size_t(n), -1);
+  for (int leader : leaders) {
     std::vector<int> members;
     for (int i = 0; i < n; ++i)
-      if (nodes_[size_t(i)] == nodes_[size_t(leader)]) members.push_back(i);
-    hostMembers_.push_back(std::move(members));
+      if (nodes_[size_t(i)] == nodes_[size_t(leader)]) {
+        members.push_back(i);
+        hier_.hostOf[size_t(i)] = int(hier_.hostMembers.size());
+      }
+    hier_.hostMembers.push_back(std::move(members));
   }
-  uniformHosts_ = std::all_of(hostMembers_.begin(), hostMembers_.end(),
-                              [&](const std::vector<int>& m) { return m.size() == hostMembers_[0].size(); });
+  const std::vector<std::vector<int>>& hostMembers = hier_.hostMembers;
+  hier_.uniformHosts = std::all_of(hostMembers.begin(), hostMembers.end(),
+                                   [&](const std::vector<int>& m) { return m.size() == hostMembers[0].size(); });
   // Leaders are sorted, so hosts whose members are consecutive group ranks are also in group order.
-  contiguousHosts_ = true;
-  for (size_t li = 0; li < hostMembers_.size() && contiguousHosts_; ++li)
-    for (size_t j = 0; j < hostMembers_[li].size(); ++j)
-      if (hostMembers_[li][j] != leaders_[li] + int(j)) contiguousHosts_ = false;
+  hier_.contiguousHosts = true;
+  for (size_t li = 0; li < hostMembers.size() && hier_.contiguousHosts; ++li)
+    for (size_t j = 0; j < hostMembers[li].size(); ++j)
+      if (hostMembers[li][j] != leaders[li] + int(j)) hier_.contiguousHosts = false;
   bool spansHosts = hosts.size() > 1;
-  kind_ = !spansHosts ? "shm" : teamMembers_.size() == 1 && leaders_.size() == size_t(n) ? "tcp" : "hierarchical";
+  kind_ = !spansHosts ? "shm" : teamMembers_.size() == 1 && leaders.size() == size_t(n) ? "tcp" : "hierarchical";
   // with one rank on every host there is no team; otherwise the local members form one (maybe of 1)
-  bool anyHostShared = leaders_.size() < size_t(n);
+  bool anyHostShared = leaders.size() < size_t(n);
   if (spansHosts && !anyHostShared) kind_ = "tcp";
   // DTRAIN_HIERARCHICAL=0: every op of a multi-host group on the flat TCP ring, same-host pairs over loopback
   // (a measuring aid: scripts/bench/hierarchical.sh times both in one run)
@@ -126,6 +137,7 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
         tm.push_back({ranks_[size_t(gi)], std::stoi(infos[size_t(gi)]["pid"]), std::stoi(infos[size_t(gi)]["fd"])});
     }
     team_->attach(tm);
+    hier_.team = team_.get();
   }
 
   channels_.resize(size_t(n));
@@ -139,24 +151,25 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
       channels_[size_t(i)] = makeTcpChannel(
           ctx.tcp().connectPeer(infos[size_t(i)]["tcp"], gid, ctx.rank, ranks_[size_t(i)], setup), ranks_[size_t(i)]);
     for (int i = me_ + 1; i < n; ++i)
-      channels_[size_t(i)] =
-          makeTcpChannel(ctx.tcp().acceptPeer(gid, ranks_[size_t(i)], ctx.rank, setup), ranks_[size_t(i)]);
-    leaderView_.me = -1;
-    leaderView_.groupName = name_ + " (host leaders)";
-    for (size_t li = 0; li < leaders_.size(); ++li) {
-      int gi = leaders_[li];
-      if (gi == me_) leaderView_.me = int(li);
-      leaderView_.channels.push_back(gi == me_ ? nullptr : channels_[size_t(gi)].get());
-      leaderView_.globalRanks.push_back(ranks_[size_t(gi)]);
+      channels_[size_t(i)] = makeTcpChannel(ctx.tcp().acceptPeer(gid, ranks_[size_t(i)], setup), ranks_[size_t(i)]);
+    RingView& lv = hier_.leaders;
+    lv.me = -1;
+    lv.groupName = name_ + " (host leaders)";
+    for (size_t li = 0; li < leaders.size(); ++li) {
+      int gi = leaders[li];
+      if (gi == me_) lv.me = int(li);
+      lv.channels.push_back(gi == me_ ? nullptr : channels_[size_t(gi)].get());
+      lv.globalRanks.push_back(ranks_[size_t(gi)]);
     }
-    if (uniformHosts_) {
+    if (hier_.uniformHosts) {
       size_t j = size_t(teamIndex(me_));
-      railView_.groupName = name_ + " (rail " + std::to_string(j) + ")";
-      for (size_t li = 0; li < hostMembers_.size(); ++li) {
-        int gi = hostMembers_[li][j];
-        if (gi == me_) railView_.me = int(li);
-        railView_.channels.push_back(gi == me_ ? nullptr : channels_[size_t(gi)].get());
-        railView_.globalRanks.push_back(ranks_[size_t(gi)]);
+      RingView& rv = hier_.rail;
+      rv.groupName = name_ + " (rail " + std::to_string(j) + ")";
+      for (size_t li = 0; li < hostMembers.size(); ++li) {
+        int gi = hostMembers[li][j];
+        if (gi == me_) rv.me = int(li);
+        rv.channels.push_back(gi == me_ ? nullptr : channels_[size_t(gi)].get());
+        rv.globalRanks.push_back(ranks_[size_t(gi)]);
       }
     }
   }
@@ -165,26 +178,6 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
 }
 
 Group::~Group() = default;
-
-uint8_t* Group::scratch(int which, size_t bytes) {
-  std::vector<uint8_t>& v = scratch_[size_t(which)];
-  // Fresh pages for every op cost more than the op's own copies (page faults and zeroing): keep them.
-  if (v.size() < bytes) v.resize(bytes);
-  return v.data();
-}
-
-void Group::trimScratch() {
-  // ...but not without bound: one huge op must not pin its size for the group's lifetime.
-  constexpr size_t kKeep = size_t(64) << 20;
-  for (auto& v : scratch_)
-    if (v.size() > kKeep) std::vector<uint8_t>().swap(v);
-}
-
-int Group::hostOf(int groupRank) const {
-  for (size_t li = 0; li < leaders_.size(); ++li)
-    if (nodes_[size_t(leaders_[li])] == nodes_[size_t(groupRank)]) return int(li);
-  return -1;
-}
 
 int Group::teamIndex(int groupRank) const {
   return int(std::find(teamMembers_.begin(), teamMembers_.end(), groupRank) - teamMembers_.begin());
@@ -265,13 +258,8 @@ void Group::allReduce(void* buf, size_t count, DType t, RedOp op, int64_t timeou
       if (op == RedOp::avg) scaleForAvg(buf, count, t, n);
       record("allReduce", "tcp", "ring", bytes);
     } else {
-      // Hierarchical: reduce inside the host over shared memory, all-reduce between host leaders over TCP,
-      // broadcast back inside the host. Headers are checked on the whole group first.
       checkHeaders(allView(), header(OpKind::allReduce, t, op, 0, count), d);
-      RedOp inner = op == RedOp::avg ? RedOp::sum : op;
-      if (team_) team_->allReduce(buf, count, t, inner, 1, d);
-      if (isLeader_) ringAllReduce(leaderView_, buf, count, t, inner, d);
-      if (team_) team_->broadcast(buf, count, t, 0, d);
+      hierarchicalAllReduce(hier_, buf, count, t, op == RedOp::avg ? RedOp::sum : op, d);
       if (op == RedOp::avg) scaleForAvg(buf, count, t, n);
       record("allReduce", "hierarchical", "shm-reduce+tcp-ring+shm-broadcast", bytes);
     }
@@ -287,27 +275,10 @@ void Group::reduceScatter(const void* in, void* out, size_t n, DType t, RedOp op
       record("reduceScatter", "self", "copy", bytes);
     } else if (is(Kind::shm)) {
       record("reduceScatter", "shm", team_->reduceScatter(in, out, n, t, op, size(), d), bytes);
-    } else if (is(Kind::hierarchical) && uniformHosts_) {
-      // Rails: inside each host, reduce-scatter over shared memory so that the member with team index j holds
-      // the host's partial sums of the blocks of every host's member j; then the members with index j (one
-      // per host) reduce-scatter those over TCP, each ending with its own block summed everywhere. Every rank
-      // sends only across hosts, and the host's ranks share the network work.
+    } else if (is(Kind::hierarchical) && hier_.uniformHosts) {
       checkHeaders(allView(), header(OpKind::reduceScatter, t, op, 0, n), d);
-      size_t es = dtypeSize(t), ts = teamMembers_.size(), hosts = hostMembers_.size();
-      RedOp inner = op == RedOp::avg ? RedOp::sum : op;
-      const uint8_t* src = static_cast<const uint8_t*>(in);
-      uint8_t* byMember = scratch(0, size_t(size()) * n * es);  // block (host h, member j) at (j * hosts + h)
-      for (size_t j = 0; j < ts; ++j)
-        for (size_t h = 0; h < hosts; ++h)
-          std::memcpy(byMember + (j * hosts + h) * n * es, src + size_t(hostMembers_[h][j]) * n * es, n * es);
-      uint8_t* mine = scratch(1, hosts * n * es);
-      if (team_)
-        team_->reduceScatter(byMember, mine, hosts * n, t, inner, 1, d);
-      else
-        std::memcpy(mine, byMember, hosts * n * es);
-      ringReduceScatter(railView_, mine, out, n, t, inner, d);
+      railReduceScatter(hier_, in, out, n, t, op == RedOp::avg ? RedOp::sum : op, d);
       if (op == RedOp::avg) scaleForAvg(out, n, t, size());
-      trimScratch();
       record("reduceScatter", "hierarchical", "shm-reduce-scatter+tcp-rail-ring", bytes);
     } else {
       checkHeaders(allView(), header(OpKind::reduceScatter, t, op, 0, n), d);
@@ -328,42 +299,8 @@ void Group::allGather(const void* in, void* out, size_t n, DType t, int64_t time
     } else if (is(Kind::shm)) {
       record("allGather", "shm", team_->allGather(in, out, n, t, d), bytes);
     } else if (is(Kind::hierarchical)) {
-      // Gather each host's block over shared memory, ring the blocks between host leaders over TCP (one
-      // copy of each block crosses the network instead of one per rank), then share the whole result
-      // inside each host. Hosts may differ in size: each host's block is as long as its members' parts.
       checkHeaders(allView(), header(OpKind::allGather, t, RedOp::sum, 0, n), d);
-      size_t es = dtypeSize(t), part = n * es, hosts = hostMembers_.size();
-      uint8_t* o = static_cast<uint8_t*>(out);
-      std::vector<ByteBlock> blocks(hosts);
-      if (contiguousHosts_) {
-        // Host blocks already sit in group order: gather into this host's block of the output, in place.
-        for (size_t li = 0; li < hosts; ++li)
-          blocks[li] = {size_t(leaders_[li]) * part, hostMembers_[li].size() * part};
-        uint8_t* block = o + blocks[size_t(hostOf(me_))].offset;
-        if (team_)
-          team_->allGather(in, block, n, t, d);
-        else
-          std::memmove(block, in, part);
-        if (isLeader_) ringAllGatherBlocks(leaderView_, o, blocks, d);
-      } else {
-        // Host blocks one after another in a scratch buffer, then each member's part to its group position.
-        for (size_t li = 0, at = 0; li < hosts; at += blocks[li].bytes, ++li)
-          blocks[li] = {at, hostMembers_[li].size() * part};
-        uint8_t* all = scratch(1, size_t(size()) * part);
-        uint8_t* block = all + blocks[size_t(hostOf(me_))].offset;
-        if (team_)
-          team_->allGather(in, block, n, t, d);
-        else
-          std::memcpy(block, in, part);
-        if (isLeader_) {
-          ringAllGatherBlocks(leaderView_, all, blocks, d);
-          for (size_t li = 0; li < hosts; ++li)
-            for (size_t j = 0; j < hostMembers_[li].size(); ++j)
-              std::memcpy(o + size_t(hostMembers_[li][j]) * part, all + blocks[li].offset + j * part, part);
-        }
-        trimScratch();
-      }
-      if (team_) team_->broadcast(out, n * size_t(size()), t, 0, d);
+      hierarchicalAllGather(hier_, in, out, n, t, d);
       record("allGather", "hierarchical", "shm-gather+tcp-ring+shm-broadcast", bytes);
     } else {
       checkHeaders(allView(), header(OpKind::allGather, t, RedOp::sum, 0, n), d);
@@ -382,13 +319,8 @@ void Group::broadcast(void* buf, size_t count, DType t, int root, int64_t timeou
     } else if (is(Kind::shm)) {
       record("broadcast", "shm", team_->broadcast(buf, count, t, root, d), bytes);
     } else if (is(Kind::hierarchical)) {
-      // The root's host first (its leader gets the data over shared memory), then the host leaders over TCP
-      // from that leader, then every other host from its leader: one copy per host crosses the network.
       checkHeaders(allView(), header(OpKind::broadcast, t, RedOp::sum, root, count), d);
-      bool rootHost = nodes_[size_t(root)] == ctx_.nodeRank;
-      if (rootHost && team_) team_->broadcast(buf, count, t, teamIndex(root), d);
-      if (isLeader_) linearBroadcast(leaderView_, buf, bytes, hostOf(root), d);
-      if (!rootHost && team_) team_->broadcast(buf, count, t, 0, d);
+      hierarchicalBroadcast(hier_, buf, count, t, root, d);
       record("broadcast", "hierarchical", "shm+tcp-linear+shm", bytes);
     } else {
       checkHeaders(allView(), header(OpKind::broadcast, t, RedOp::sum, root, count), d);

@@ -12,8 +12,9 @@
 
 #include "collectives/channel.h"
 #include "collectives/dtype.h"
-#include "collectives/ring.h"
-#include "collectives/tcp.h"
+#include "collectives/hierarchy.h"
+#include "collectives/op_header.h"
+#include "collectives/tcp_listener.h"
 #include "collectives/team.h"
 #include "store_client/store_client.h"
 
@@ -24,6 +25,8 @@ struct Context {
   int64_t rendezvousTimeoutMs = 60000;
   int64_t collectiveTimeoutMs = 300000;
   std::unique_ptr<store::StoreClient> store;
+  std::string socketIfname;               // DTRAIN_SOCKET_IFNAME (choosePeerAddress)
+  std::string masterAddr;                 // MASTER_ADDR
   std::unique_ptr<TcpListener> listener;  // created when the first group spans hosts
   std::map<std::string, int> groupNames;  // member list → how many groups were made from it
   TcpListener& tcp();
@@ -74,22 +77,11 @@ class Group {
   int me_ = 0;
   const char* kind_ = "self";  // self | shm | tcp | hierarchical
   Kind kindId_ = Kind::self;
-  std::unique_ptr<Team> team_;                 // the members on this host (whole group when kind is shm)
-  std::vector<int> teamMembers_;               // group ranks in the team
-  std::vector<int> leaders_;                   // group rank of the first member on each host, by host
-  std::vector<std::vector<int>> hostMembers_;  // by leader index: that host's group ranks, ascending
-  bool uniformHosts_ = false;                  // every host holds as many members (the reduce-scatter rails need it)
-  bool contiguousHosts_ = false;               // and each host's members are consecutive group ranks, hosts in order
-  int hostOf(int groupRank) const;             // leader index of the host holding groupRank
-  int teamIndex(int groupRank) const;          // its place in this host's team (it must be on this host)
-  uint8_t* scratch(int which, size_t bytes);
-  void trimScratch();
+  std::unique_ptr<Team> team_;                      // the members on this host (whole group when kind is shm)
+  std::vector<int> teamMembers_;                    // group ranks in the team
+  int teamIndex(int groupRank) const;               // its place in this host's team (it must be on this host)
   std::vector<std::unique_ptr<Channel>> channels_;  // by group rank; shm or tcp by kind
-  RingView leaderView_;
-  RingView railView_;
-  std::vector<uint8_t> scratch_[2];  // staging for the hierarchical ops, kept between ops (scratch())  // uniform
-                                     // hosts: the members with this rank's team index, one per host, in host order
-  bool isLeader_ = false;
+  Hierarchy hier_;                                  // kind hierarchical: how the hosts are laid out
   uint64_t opSeq_ = 0;
   std::mutex poisonMutex_;
   std::string poisoned_;

@@ -110,6 +110,8 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   r->ctx.rendezvousTimeoutMs = o.Get("rendezvousTimeoutMs").As<Napi::Number>().Int64Value();
   r->ctx.collectiveTimeoutMs = o.Get("collectiveTimeoutMs").As<Napi::Number>().Int64Value();
   std::string store = o.Get("store").As<Napi::String>().Utf8Value();
+  r->ctx.socketIfname = o.Get("socketIfname").As<Napi::String>().Utf8Value();
+  r->ctx.masterAddr = o.Get("masterAddr").As<Napi::String>().Utf8Value();
   if (r->ctx.worldSize > 1) r->ctx.store = std::make_unique<store::StoreClient>(store, int(r->ctx.rendezvousTimeoutMs));
   r->engine = std::make_unique<Engine>(env);
   runtime = std::move(r);

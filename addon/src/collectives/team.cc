@@ -6,12 +6,12 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <mutex>
 #include <set>
 
 #include "collectives/errors.h"
 #include "collectives/reduce.h"
+#include "collectives/shm_channel.h"
 
 namespace dtrain {
 
@@ -41,15 +41,8 @@ size_t stagingBytes() {
 }
 
 namespace {
-constexpr size_t kRingCap = 256 * 1024;
 constexpr size_t kCtlBytes = 4096;
 constexpr size_t kReasonBytes = 480;
-
-struct RingHdr {
-  alignas(64) std::atomic<uint64_t> head;  // bytes written by the owner (sender)
-  alignas(64) std::atomic<uint64_t> tail;  // bytes consumed by the receiver
-};
-constexpr size_t kRingStride = sizeof(RingHdr) + kRingCap;
 }  // namespace
 
 namespace {
@@ -91,9 +84,9 @@ struct Team::Ctl {
 };
 
 namespace {
-size_t ringOffset(int peer) { return kCtlBytes + size_t(peer) * kRingStride; }
+size_t ringOffset(int peer) { return kCtlBytes + size_t(peer) * kShmRingStride; }
 // two slots of kSmallBytes (by round parity) for the small all-reduce, then the staging area
-size_t smallOffset(int size) { return kCtlBytes + size_t(size) * kRingStride; }
+size_t smallOffset(int size) { return kCtlBytes + size_t(size) * kShmRingStride; }
 size_t stagingOffset(int size) { return smallOffset(size) + 2 * kSmallBytes; }
 }  // namespace
 
@@ -344,15 +337,46 @@ uint8_t* Team::location(int i, const OpDesc& di) {
   return it->second.first + di.zcOff;
 }
 
-namespace {
-struct Slice {
-  size_t begin, count;
-};
-Slice sliceOf(size_t count, int parts, int i) {
-  size_t b = count * size_t(i) / size_t(parts), e = count * size_t(i + 1) / size_t(parts);
-  return {b, e - b};
+template <typename Stage, typename Body>
+Team::ZeroCopy Team::inRounds(const OpDesc& mine, size_t total, size_t roundElems, int source, Stage stage, Body body,
+                              const Deadline& d) {
+  // Every round: wait until everyone stopped reading the previous one, stage this member's part, post,
+  // wait for the posts that matter, work, and say done. The first round also checks that everyone called
+  // the same op and whether the members read from (all, or the source) passed dist.alloc buffers: then
+  // that round covers everything, read in place.
+  ZeroCopy zc;
+  size_t off = 0;
+  bool first = true;
+  do {
+    uint64_t seq = beginRound();
+    waitAll(&Ctl::done, seq - 1, d);
+    size_t c = std::min(total - off, roundElems);
+    stage(off, c);
+    post(mine);
+    if (first) {
+      waitAllPosted(seq, d);
+      validate(mine);
+      zc.all = true;
+      for (int i = 0; i < size_; ++i) {
+        if (source >= 0 && i != source) continue;
+        zc.all = zc.all && ctl(i).desc.zc;
+        zc.any = zc.any || ctl(i).desc.zc;
+      }
+      if (zc.all) c = total - off;
+    } else if (source < 0) {
+      waitAllPosted(seq, d);
+    } else if (me_ != source) {
+      waitPosted(source, seq, d);
+    }
+    body(off, c, seq);
+    publish(&Ctl::done, seq);
+    // a member reading my buffer in place must finish before the caller may touch it again
+    if (mine.zc && (source < 0 || me_ == source)) waitAll(&Ctl::done, seq, d);
+    off += c;
+    first = false;
+  } while (off < total);
+  return zc;
 }
-}  // namespace
 
 const char* Team::allReduce(void* buf, size_t count, DType t, RedOp op, int avgDivisor, const Deadline& d) {
   const size_t esz = dtypeSize(t), bytes = count * esz;
@@ -399,53 +423,35 @@ const char* Team::allReduce(void* buf, size_t count, DType t, RedOp op, int avgD
   }
   // Reduce-scatter then all-gather, in rounds the size of the staging area unless every member's buffer
   // is a dist.alloc region, in which case everyone reads everyone's buffer in place in a single round.
-  const size_t roundElems = stagingBytes() / esz;
   OpDesc mine = describe(OpKind::allReduce, t, op, 0, count, buf, bytes);
-  bool allZc = true;
-  bool anyZc = false;
   std::vector<uint8_t*> loc(size_t(size_), nullptr);
   std::vector<const void*> ins(size_t(size_), nullptr);
-  size_t off = 0;
-  bool first = true;
-  do {
-    uint64_t seq = beginRound();
-    waitAll(&Ctl::done, seq - 1, d);
-    size_t n = std::min(count - off, first || !allZc ? roundElems : count);
-    if (!mine.zc) std::memcpy(staging(me_), user + off * esz, n * esz);
-    post(mine);
-    waitAllPosted(seq, d);
-    if (first) {
-      validate(mine);
-      for (int i = 0; i < size_; ++i) {
-        allZc = allZc && ctl(i).desc.zc;
-        anyZc = anyZc || ctl(i).desc.zc;
-      }
-      if (allZc) n = count;  // one round over the whole buffers
-    }
-    for (int i = 0; i < size_; ++i) {
-      const OpDesc& di = i == me_ ? mine : ctl(i).desc;
-      loc[size_t(i)] = di.zc ? (i == me_ ? user : location(i, di)) + off * esz : staging(i);
-    }
-    Slice s = sliceOf(n, size_, me_);
-    for (int i = 0; i < size_; ++i) ins[size_t(i)] = loc[size_t(i)] + s.begin * esz;
-    uint8_t* mySlice = loc[size_t(me_)] + s.begin * esz;
-    reduceInto(mySlice, ins.data(), size_, s.count, t, op);
-    if (op == RedOp::avg) scaleForAvg(mySlice, s.count, t, avgDivisor);
-    publish(&Ctl::phase, seq);
-    waitAll(&Ctl::phase, seq, d);
-    for (int i = 0; i < size_; ++i) {
-      Slice si = sliceOf(n, size_, i);
-      uint8_t* dst = user + (off + si.begin) * esz;
-      const uint8_t* src = loc[size_t(i)] + si.begin * esz;
-      if (dst != src) std::memcpy(dst, src, si.count * esz);
-    }
-    publish(&Ctl::done, seq);
-    // a member reading my buffer in place must finish before the caller may touch it again
-    if (mine.zc) waitAll(&Ctl::done, seq, d);
-    off += n;
-    first = false;
-  } while (off < count);
-  return allZc ? "rs-ag-zero-copy" : anyZc ? "rs-ag-partly-staged" : "rs-ag-staged";
+  ZeroCopy zc = inRounds(
+      mine, count, stagingBytes() / esz, -1,
+      [&](size_t off, size_t n) {
+        if (!mine.zc) std::memcpy(staging(me_), user + off * esz, n * esz);
+      },
+      [&](size_t off, size_t n, uint64_t seq) {
+        for (int i = 0; i < size_; ++i) {
+          const OpDesc& di = i == me_ ? mine : ctl(i).desc;
+          loc[size_t(i)] = di.zc ? (i == me_ ? user : location(i, di)) + off * esz : staging(i);
+        }
+        Slice s = sliceOf(n, size_, me_);
+        for (int i = 0; i < size_; ++i) ins[size_t(i)] = loc[size_t(i)] + s.begin * esz;
+        uint8_t* mySlice = loc[size_t(me_)] + s.begin * esz;
+        reduceInto(mySlice, ins.data(), size_, s.count, t, op);
+        if (op == RedOp::avg) scaleForAvg(mySlice, s.count, t, avgDivisor);
+        publish(&Ctl::phase, seq);
+        waitAll(&Ctl::phase, seq, d);
+        for (int i = 0; i < size_; ++i) {
+          Slice si = sliceOf(n, size_, i);
+          uint8_t* dst = user + (off + si.begin) * esz;
+          const uint8_t* src = loc[size_t(i)] + si.begin * esz;
+          if (dst != src) std::memcpy(dst, src, si.count * esz);
+        }
+      },
+      d);
+  return zc.all ? "rs-ag-zero-copy" : zc.any ? "rs-ag-partly-staged" : "rs-ag-staged";
 }
 
 const char* Team::reduceScatter(const void* in, void* out, size_t n, DType t, RedOp op, int avgDivisor,
@@ -453,214 +459,88 @@ const char* Team::reduceScatter(const void* in, void* out, size_t n, DType t, Re
   const size_t esz = dtypeSize(t);
   const uint8_t* input = static_cast<const uint8_t*>(in);
   uint8_t* output = static_cast<uint8_t*>(out);
-  // a round moves `cols` elements of each of the `size_` pieces
-  const size_t cols = std::max<size_t>(1, stagingBytes() / esz / size_t(size_));
   OpDesc mine = describe(OpKind::reduceScatter, t, op, 0, n, in, n * size_t(size_) * esz);
-  bool allZc = true;
   std::vector<const void*> ins(size_t(size_), nullptr);
-  size_t off = 0;
-  bool first = true;
-  do {
-    uint64_t seq = beginRound();
-    waitAll(&Ctl::done, seq - 1, d);
-    size_t c = std::min(n - off, first || !allZc ? cols : n);
-    if (!mine.zc)
-      for (int p = 0; p < size_; ++p)
-        std::memcpy(staging(me_) + size_t(p) * c * esz, input + (size_t(p) * n + off) * esz, c * esz);
-    post(mine);
-    waitAllPosted(seq, d);
-    if (first) {
-      validate(mine);
-      for (int i = 0; i < size_; ++i) allZc = allZc && ctl(i).desc.zc;
-      if (allZc) c = n;
-    }
-    for (int i = 0; i < size_; ++i) {
-      const OpDesc& di = i == me_ ? mine : ctl(i).desc;
-      if (di.zc) {
-        const uint8_t* base = i == me_ ? input : location(i, di);
-        ins[size_t(i)] = base + (size_t(me_) * n + off) * esz;
-      } else {
-        ins[size_t(i)] = staging(i) + size_t(me_) * c * esz;
-      }
-    }
-    if (n > 0) {
-      reduceInto(output + off * esz, ins.data(), size_, c, t, op);
-      if (op == RedOp::avg) scaleForAvg(output + off * esz, c, t, avgDivisor);
-    }
-    publish(&Ctl::done, seq);
-    if (mine.zc) waitAll(&Ctl::done, seq, d);
-    off += c;
-    first = false;
-  } while (off < n);
-  return allZc ? "direct-zero-copy" : "direct-staged";
+  // a round moves up to `c` elements of each of the `size_` pieces
+  ZeroCopy zc = inRounds(
+      mine, n, std::max<size_t>(1, stagingBytes() / esz / size_t(size_)), -1,
+      [&](size_t off, size_t c) {
+        if (!mine.zc)
+          for (int p = 0; p < size_; ++p)
+            std::memcpy(staging(me_) + size_t(p) * c * esz, input + (size_t(p) * n + off) * esz, c * esz);
+      },
+      [&](size_t off, size_t c, uint64_t) {
+        for (int i = 0; i < size_; ++i) {
+          const OpDesc& di = i == me_ ? mine : ctl(i).desc;
+          if (di.zc) {
+            const uint8_t* base = i == me_ ? input : location(i, di);
+            ins[size_t(i)] = base + (size_t(me_) * n + off) * esz;
+          } else {
+            ins[size_t(i)] = staging(i) + size_t(me_) * c * esz;
+          }
+        }
+        if (n > 0) {
+          reduceInto(output + off * esz, ins.data(), size_, c, t, op);
+          if (op == RedOp::avg) scaleForAvg(output + off * esz, c, t, avgDivisor);
+        }
+      },
+      d);
+  return zc.all ? "direct-zero-copy" : "direct-staged";
 }
 
 const char* Team::allGather(const void* in, void* out, size_t n, DType t, const Deadline& d) {
   const size_t esz = dtypeSize(t);
   const uint8_t* input = static_cast<const uint8_t*>(in);
   uint8_t* output = static_cast<uint8_t*>(out);
-  const size_t cols = std::max<size_t>(1, stagingBytes() / esz);
   OpDesc mine = describe(OpKind::allGather, t, RedOp::sum, 0, n, in, n * esz);
-  bool allZc = true;
-  size_t off = 0;
-  bool first = true;
-  do {
-    uint64_t seq = beginRound();
-    waitAll(&Ctl::done, seq - 1, d);
-    size_t c = std::min(n - off, first || !allZc ? cols : n);
-    if (!mine.zc) std::memcpy(staging(me_), input + off * esz, c * esz);
-    post(mine);
-    waitAllPosted(seq, d);
-    if (first) {
-      validate(mine);
-      for (int i = 0; i < size_; ++i) allZc = allZc && ctl(i).desc.zc;
-      if (allZc) c = n;
-    }
-    for (int i = 0; i < size_; ++i) {
-      const OpDesc& di = i == me_ ? mine : ctl(i).desc;
-      const uint8_t* src = di.zc ? (i == me_ ? input : location(i, di)) + off * esz : staging(i);
-      std::memcpy(output + (size_t(i) * n + off) * esz, src, c * esz);
-    }
-    publish(&Ctl::done, seq);
-    if (mine.zc) waitAll(&Ctl::done, seq, d);
-    off += c;
-    first = false;
-  } while (off < n);
-  return allZc ? "direct-zero-copy" : "direct-staged";
+  ZeroCopy zc = inRounds(
+      mine, n, std::max<size_t>(1, stagingBytes() / esz), -1,
+      [&](size_t off, size_t c) {
+        if (!mine.zc) std::memcpy(staging(me_), input + off * esz, c * esz);
+      },
+      [&](size_t off, size_t c, uint64_t) {
+        for (int i = 0; i < size_; ++i) {
+          const OpDesc& di = i == me_ ? mine : ctl(i).desc;
+          const uint8_t* src = di.zc ? (i == me_ ? input : location(i, di)) + off * esz : staging(i);
+          std::memcpy(output + (size_t(i) * n + off) * esz, src, c * esz);
+        }
+      },
+      d);
+  return zc.all ? "direct-zero-copy" : "direct-staged";
 }
 
 const char* Team::broadcast(void* buf, size_t n, DType t, int root, const Deadline& d) {
   const size_t esz = dtypeSize(t);
   uint8_t* user = static_cast<uint8_t*>(buf);
-  const size_t cols = std::max<size_t>(1, stagingBytes() / esz);
   OpDesc mine = describe(OpKind::broadcast, t, RedOp::sum, root, n, me_ == root ? buf : nullptr, n * esz);
-  bool rootZc = false;
-  size_t off = 0;
-  bool first = true;
-  do {
-    uint64_t seq = beginRound();
-    waitAll(&Ctl::done, seq - 1, d);
-    size_t c = std::min(n - off, first || !rootZc ? cols : n);
-    if (me_ == root && !mine.zc) std::memcpy(staging(me_), user + off * esz, c * esz);
-    post(mine);
-    if (first) {
-      waitAllPosted(seq, d);
-      validate(mine);
-      rootZc = ctl(root).desc.zc;
-      if (rootZc) c = n;
-    } else if (me_ != root) {
-      waitPosted(root, seq, d);
-    }
-    if (me_ != root) {
-      const OpDesc& dr = ctl(root).desc;
-      const uint8_t* src = dr.zc ? location(root, dr) + off * esz : staging(root);
-      std::memcpy(user + off * esz, src, c * esz);
-    }
-    publish(&Ctl::done, seq);
-    if (me_ == root && mine.zc) waitAll(&Ctl::done, seq, d);
-    off += c;
-    first = false;
-  } while (off < n);
-  return rootZc ? "direct-zero-copy" : "direct-staged";
+  ZeroCopy zc = inRounds(
+      mine, n, std::max<size_t>(1, stagingBytes() / esz), root,
+      [&](size_t off, size_t c) {
+        if (me_ == root && !mine.zc) std::memcpy(staging(me_), user + off * esz, c * esz);
+      },
+      [&](size_t off, size_t c, uint64_t) {
+        if (me_ == root) return;
+        const OpDesc& dr = ctl(root).desc;
+        const uint8_t* src = dr.zc ? location(root, dr) + off * esz : staging(root);
+        std::memcpy(user + off * esz, src, c * esz);
+      },
+      d);
+  return zc.all ? "direct-zero-copy" : "direct-staged";
 }
 
 const char* Team::barrier(const Deadline& d) {
-  uint64_t seq = beginRound();
-  waitAll(&Ctl::done, seq - 1, d);
   OpDesc mine = describe(OpKind::barrier, DType::f32, RedOp::sum, 0, 0, nullptr, 0);
-  post(mine);
-  waitAllPosted(seq, d);
-  validate(mine);
-  publish(&Ctl::done, seq);
+  inRounds(
+      mine, 0, 1, -1, [](size_t, size_t) {}, [](size_t, size_t, uint64_t) {}, d);
   return "flags";
 }
 
-// ---- byte-ring channels between two members ----
-
-namespace {
-
-class ShmChannel : public Channel {
- public:
-  ShmChannel(RingHdr* out, uint8_t* outData, Bell* myBell, RingHdr* in, uint8_t* inData, Bell* peerBell,
-             std::function<std::string()> peerGone)
-      : out_(out),
-        outData_(outData),
-        myBell_(myBell),
-        in_(in),
-        inData_(inData),
-        peerBell_(peerBell),
-        peerGone_(std::move(peerGone)) {}
-
-  size_t trySend(const void* data, size_t len) override {
-    uint64_t head = out_->head.load(std::memory_order_relaxed);
-    uint64_t tail = out_->tail.load(std::memory_order_acquire);
-    size_t n = std::min(len, size_t(kRingCap - (head - tail)));
-    if (n == 0) return 0;
-    size_t pos = size_t(head % kRingCap), first = std::min(n, kRingCap - pos);
-    std::memcpy(outData_ + pos, data, first);
-    std::memcpy(outData_, static_cast<const uint8_t*>(data) + first, n - first);
-    out_->head.store(head + n, std::memory_order_release);
-    ringBell(*myBell_);
-    return n;
-  }
-
-  size_t tryRecv(void* data, size_t len) override {
-    uint64_t tail = in_->tail.load(std::memory_order_relaxed);
-    uint64_t head = in_->head.load(std::memory_order_acquire);
-    size_t n = std::min(len, size_t(head - tail));
-    if (n == 0) return 0;
-    size_t pos = size_t(tail % kRingCap), first = std::min(n, kRingCap - pos);
-    std::memcpy(data, inData_ + pos, first);
-    std::memcpy(static_cast<uint8_t*>(data) + first, inData_, n - first);
-    in_->tail.store(tail + n, std::memory_order_release);
-    ringBell(*myBell_);
-    return n;
-  }
-
-  void waitReady(bool send, bool recv, int ms) override {
-    // Both directions depend on the peer (its reads free space, its writes bring data): its bell rings for both.
-    uint32_t seen = peerBell_->value.load(std::memory_order_seq_cst);
-    checkAlive(send, recv);
-    if (ready(send, recv)) return;
-    sleepOnBell(*peerBell_, seen, ms);
-  }
-
-  void checkAlive(bool send, bool recv) override {
-    // Gone first, readiness second: what a peer wrote before it left is visible once its leaving is,
-    // so bytes it sent just before exiting are still received.
-    std::string gone = peerGone_();
-    if (!gone.empty() && !ready(send, recv)) throw CollectiveError(gone);
-  }
-
-  void abort(const std::string&) override {}
-  const char* transportName() const override { return "shm"; }
-
- private:
-  RingHdr* out_;
-  uint8_t* outData_;
-  Bell* myBell_;
-  RingHdr* in_;
-  uint8_t* inData_;
-  Bell* peerBell_;
-  bool ready(bool send, bool recv) const {
-    return (send &&
-            out_->head.load(std::memory_order_acquire) - out_->tail.load(std::memory_order_acquire) < kRingCap) ||
-           (recv && in_->head.load(std::memory_order_acquire) != in_->tail.load(std::memory_order_relaxed));
-  }
-
-  std::function<std::string()> peerGone_;
-};
-
-}  // namespace
-
 std::unique_ptr<Channel> Team::channelTo(int peer) {
-  auto* out = reinterpret_cast<RingHdr*>(bases_[size_t(me_)] + ringOffset(peer));
-  auto* in = reinterpret_cast<RingHdr*>(bases_[size_t(peer)] + ringOffset(me_));
-  auto ch = std::make_unique<ShmChannel>(out, reinterpret_cast<uint8_t*>(out + 1), &ctl(me_).bell, in,
-                                         reinterpret_cast<uint8_t*>(in + 1), &ctl(peer).bell,
-                                         [this, peer] { return peerGone(peer, Deadline::in(1 << 30)); });
-  ch->peerRank = ranks_[size_t(peer)];
-  return ch;
+  auto* out = reinterpret_cast<ShmRingHdr*>(bases_[size_t(me_)] + ringOffset(peer));
+  auto* in = reinterpret_cast<ShmRingHdr*>(bases_[size_t(peer)] + ringOffset(me_));
+  return makeShmChannel(
+      out, &ctl(me_).bell, in, &ctl(peer).bell, [this, peer] { return peerGone(peer, Deadline::in(1 << 30)); },
+      ranks_[size_t(peer)]);
 }
 
 }  // namespace dtrain

@@ -70,6 +70,15 @@ class Team {
   Ctl& ctl(int i) const;
   uint8_t* staging(int i) const;
   uint64_t beginRound();
+  struct ZeroCopy {
+    bool all = false, any = false;  // every / some member read from passed a dist.alloc buffer
+  };
+  // Runs an op over `total` elements in rounds of at most `roundElems`. `source` is the member everyone
+  // reads from (broadcast's root) or -1 for all. stage(off, count) puts this member's part in its staging
+  // area; body(off, count, seq) does the round's work.
+  template <typename Stage, typename Body>
+  ZeroCopy inRounds(const OpDesc& mine, size_t total, size_t roundElems, int source, Stage stage, Body body,
+                    const Deadline& d);
   void post(const OpDesc& d);
   void publish(std::atomic<uint64_t> Ctl::*field, uint64_t seq);
   void waitAll(std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d, bool includeSelf = false);
