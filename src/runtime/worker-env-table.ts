@@ -76,7 +76,7 @@ function fromConfig(name: string, configKey: string, kind: WorkerEnvKind | 'enum
 
 export const WORKER_ENV: readonly WorkerEnvVar[] = [
   // torchrun's contract
-  { name: 'RANK', filledBy: 'plan', kind: 'count', default: '0', description: 'global rank' },
+  { name: 'RANK', filledBy: 'plan', kind: 'count', description: 'global rank (unset: 0 when `WORLD_SIZE` is 1)' },
   { name: 'LOCAL_RANK', filledBy: 'plan', kind: 'count', default: '0', description: 'rank on its node' },
   { name: 'WORLD_SIZE', filledBy: 'plan', kind: 'count', default: '1', description: 'number of ranks' },
   { name: 'LOCAL_WORLD_SIZE', filledBy: 'plan', kind: 'count', description: 'ranks on this node' },

@@ -39,6 +39,7 @@ t.test('inconsistent environments are refused with one clear line', async (t) =>
     /does not match its coordinates/,
   );
   t.throws(() => readWorkerEnv({ RANK: '1', WORLD_SIZE: '2' }), /DTRAIN_STORE is not set/);
+  t.throws(() => readWorkerEnv({ WORLD_SIZE: '2', DTRAIN_STORE: 'unix:/x' }), /RANK is not set/);
   t.throws(() => readWorkerEnv({ ...base, RANK: 'x' }), /not a non-negative integer/);
 });
 
@@ -82,12 +83,15 @@ t.test('the job settings: zero stage, schedule, microbatches, virtual stages, at
 
 t.test('the runtime reads no variable outside the table', async (t) => {
   const read = new Set<string>();
-  const env = new Proxy<NodeJS.ProcessEnv>({ ...base }, {
-    get(target, name) {
-      if (typeof name === 'string') read.add(name);
-      return target[name as string];
+  const env = new Proxy<NodeJS.ProcessEnv>(
+    { ...base },
+    {
+      get(target, name) {
+        if (typeof name === 'string') read.add(name);
+        return target[name as string];
+      },
     },
-  });
+  );
   readWorkerEnv(env);
   const names = new Set(WORKER_ENV.map((v) => v.name));
   t.same(
