@@ -1,13 +1,19 @@
-/** Durations as the config writes them (30s, 5m, 1h30m, 250ms, or a number of seconds) ↔ milliseconds. */
+/**
+ * The one duration grammar (config values, --set, and the worker environment): 30s, 5m, 1h, 250ms, units
+ * combined (1h30m), or a plain number of seconds. formatDuration writes what parseDuration reads back exactly.
+ */
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** Milliseconds, or undefined when the text is not a duration (the schema has already rejected those). */
+/** The config schema's pattern for a duration string (plain numbers are the schema's `number` branch). */
+export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
+
+/** Milliseconds, or undefined when the text is not a duration. */
 export function parseDuration(value: number | string): number | undefined {
   if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? Math.round(value * 1000) : undefined;
   const text = value.trim();
   if (/^[0-9]+(\.[0-9]+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  if (!new RegExp(DURATION_PATTERN).test(text)) return undefined;
   const parts = [...text.matchAll(/([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) return undefined;
   return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * UNIT_MS[p[2]], 0));
 }
 

@@ -12,7 +12,7 @@
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import type { ConfigProblem } from '../util/errors.js';
-import { CONFIG_KEY_OF, WORKER_ENV_KEYS } from '../plan/env.js';
+import { RESERVED_WORKER_ENV, workerEnvVar } from '../runtime/worker-env-table.js';
 import { parseDuration } from './duration.js';
 import { parseEnvFile } from './envfile.js';
 import { parseHostFilter, parseHostfile, selectHosts, type SelectableNode } from './hostfile.js';
@@ -85,8 +85,8 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     }
   }
   for (const [k, v] of Object.entries(raw.env)) {
-    if ((WORKER_ENV_KEYS as readonly string[]).includes(k)) {
-      const key = CONFIG_KEY_OF[k as keyof typeof CONFIG_KEY_OF];
+    if (RESERVED_WORKER_ENV.has(k)) {
+      const key = workerEnvVar(k).configKey;
       error(
         ['env', k],
         `${k} is set by dtrain for every worker${key ? ` from ${key}: set that key instead` : '; it cannot be configured'}`,

@@ -6,13 +6,14 @@
  * `errorMessage` is an annotation both dtrain and yaml-language-server show instead of the generic
  * text when a union (anyOf) or a pattern fails; ajv only registers it as a known keyword.
  */
+import { DURATION_PATTERN } from './duration.js';
 
 const duration = {
   description: 'A duration: 30s, 5m, 1h, 250ms (units may be combined: 1h30m) or a number of seconds.',
   errorMessage: 'must be a duration such as 30s, 5m, 1h or a number of seconds',
   anyOf: [
     { type: 'number', minimum: 0 },
-    { type: 'string', pattern: '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$' },
+    { type: 'string', pattern: DURATION_PATTERN },
   ],
 } as const;
 

@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentEvent, AgentSpec, ForwardedSignal, WorkerExit } from './agent-contract.js';
-import { AUTO } from '../plan/env.js';
+import { fillAtLaunch } from '../runtime/worker-env-table.js';
 import { ensureExecWrapper } from './exec-wrapper.js';
 import { FileTarget, sinkTarget, type OutputSink } from './line-targets.js';
 import { checkFixedPort, freePort } from './ports.js';
@@ -90,18 +90,11 @@ export class NodeAgent {
         const stdout: LineTarget[] = shown ? [out, sinkTarget(this.console, r.rank, 'stdout')] : [out];
         const stderr: LineTarget[] = shown ? [err, sinkTarget(this.console, r.rank, 'stderr')] : [err];
         const errorFile = join(logDir, `rank_${r.rank}.error.json`);
-        const env: Record<string, string> = {
+        const facts = { masterAddr: spec.master.addr, masterPort, runId: spec.run_id, restartCount: attempt };
+        const env = {
           ...this.baseEnv,
-          ...r.env,
-          ...(r.env.MASTER_PORT === undefined || r.env.MASTER_PORT === AUTO ? { MASTER_PORT: String(masterPort) } : {}),
-          TORCHELASTIC_RESTART_COUNT: String(attempt),
-          TORCHELASTIC_ERROR_FILE: errorFile,
-          ...(backend ? { DTRAIN_BACKEND: backend } : {}),
+          ...fillAtLaunch(r.env, { ...facts, errorFile, store: storeAddress, backend }),
         };
-        if (env.DTRAIN_STORE === undefined || env.DTRAIN_STORE === AUTO) env.DTRAIN_STORE = storeAddress;
-        if (env.TORCHELASTIC_RUN_ID === AUTO) env.TORCHELASTIC_RUN_ID = spec.run_id;
-        if (env.DTRAIN_RUN_ID === AUTO) env.DTRAIN_RUN_ID = spec.run_id;
-        if (env.MASTER_ADDR === AUTO) env.MASTER_ADDR = spec.master.addr;
         return new Worker({
           wrapper: this.wrapper,
           rank: r.rank,

@@ -1,11 +1,12 @@
 /**
  * buildPlan: from a validated config to the rank plan. Pure: no I/O; everything the config could not
- * decide (master port when auto, run id, store path...) is AUTO here and filled by workerEnv at launch.
+ * decide (master port when auto, run id, store path...) is AUTO here and filled by the agent at launch
+ * (fillAtLaunch). Which variables a worker gets, and who fills each: runtime/worker-env-table.ts.
  */
 import { formatProblem, type ConfigProblem } from '../util/errors.js';
 import { formatDuration } from '../config/duration.js';
 import type { JobConfig, LoadedConfig } from '../config/types.js';
-import { AUTO } from './env.js';
+import { AUTO, WORKER_ENV } from '../runtime/worker-env-table.js';
 import { coordsOf } from './grid.js';
 import { canEstimateActivations, estimateMemory, gb, GB } from './memory.js';
 import type { NodePlan, Plan, RankPlan } from './types.js';
@@ -40,6 +41,9 @@ export function buildPlan(input: JobConfig | LoadedConfig, opts: BuildPlanOption
     return plan;
   });
 
+  const decidedAtLaunch = Object.fromEntries(
+    WORKER_ENV.filter((v) => v.filledBy === 'agent').map((v) => [v.name, AUTO]),
+  );
   const ranks: RankPlan[] = [];
   for (const node of nodes) {
     const ompDefault =
@@ -62,13 +66,8 @@ export function buildPlan(input: JobConfig | LoadedConfig, opts: BuildPlanOption
         ROLE_NAME: 'default',
         MASTER_ADDR: config.master.addr,
         MASTER_PORT: String(config.master.port),
-        TORCHELASTIC_RESTART_COUNT: AUTO,
         TORCHELASTIC_MAX_RESTARTS: String(config.restarts.max),
-        TORCHELASTIC_RUN_ID: AUTO,
         TORCHELASTIC_USE_AGENT_STORE: 'False',
-        TORCHELASTIC_ERROR_FILE: AUTO,
-        DTRAIN_STORE: AUTO,
-        DTRAIN_RUN_ID: AUTO,
         DTRAIN_NODE_RANK: String(node.node_rank),
         DTRAIN_DATA_RANK: String(c.data),
         DTRAIN_DATA_SIZE: String(par.data),
@@ -81,7 +80,8 @@ export function buildPlan(input: JobConfig | LoadedConfig, opts: BuildPlanOption
         DTRAIN_SCHEDULE: par.schedule,
         DTRAIN_VIRTUAL_STAGES: String(par.virtual_stages),
         DTRAIN_BACKEND: config.backend,
-        // single-unit spellings (300s, 5m, 1500ms): what the runtime's init parses
+        ...decidedAtLaunch,
+        // config/duration.ts writes what the worker parses back exactly
         DTRAIN_COLLECTIVE_TIMEOUT: formatDuration(config.collective_timeout),
         DTRAIN_RENDEZVOUS_TIMEOUT: formatDuration(config.rendezvous.timeout),
       };

@@ -1,6 +1,7 @@
-/** The plan module's public face: build the rank plan, fill it at launch, print it. */
+/** The plan module's public face: build the rank plan, print it (the agent fills it at launch: fillAtLaunch). */
 export { buildPlan, type BuildPlanOptions } from './build.js';
-export { workerEnv, maskSecrets, isSecretName, AUTO, WORKER_ENV_KEYS, type LaunchFacts } from './env.js';
+export { maskSecrets, isSecretName } from './env.js';
+export { AUTO, WORKER_ENV, fillAtLaunch, type LaunchFacts } from '../runtime/worker-env-table.js';
 export { coordsOf, rankOf, type GridSize, type GridCoords } from './grid.js';
 export { estimateMemory, peakInFlight, type ModelShape } from './memory.js';
 export { planDocument, renderPlanTable } from './render.js';

@@ -1,6 +1,7 @@
 /** Printed forms of a plan: the human table (by node) and the --json document. Secrets are masked in both. */
 import { joinCommand } from '../config/shellwords.js';
-import { AUTO, isSecretName, maskSecrets } from './env.js';
+import { AUTO, WORKER_ENV } from '../runtime/worker-env-table.js';
+import { isSecretName, maskSecrets } from './env.js';
 import { gb } from './memory.js';
 import type { Plan, RankPlan } from './types.js';
 
@@ -47,6 +48,7 @@ export function renderPlanTable(plan: Plan): string {
     const userEnv = plan.config ? Object.keys(plan.config.env) : [];
     if (userEnv.length)
       lines.push(`env: ${userEnv.map((k) => `${k}=${isSecretName(k) ? '***' : plan.config!.env[k]}`).join(' ')}`);
+    lines.push(...workerEnvLines(plan.ranks));
   }
   const withMemory = plan.ranks.some((r) => r.memory);
   const header = [
@@ -75,6 +77,33 @@ export function renderPlanTable(plan: Plan): string {
     lines.push(...table([header, ...rows]).map((l) => `  ${l}`));
   }
   return lines.join('\n') + '\n';
+}
+
+/** The contract variables (in the table's order): values every rank shares, those that differ, those set at launch. */
+function workerEnvLines(ranks: readonly RankPlan[]): string[] {
+  const same: string[] = [];
+  const perRank: string[] = [];
+  const atLaunch: string[] = [];
+  for (const v of WORKER_ENV) {
+    const values = new Set<string | undefined>(ranks.map((r) => r.env[v.name]));
+    if (values.size === 1 && values.has(undefined)) continue;
+    if (v.filledBy === 'agent' || values.has(AUTO)) atLaunch.push(v.name);
+    else if (values.size === 1) same.push(`${v.name}=${isSecretName(v.name) ? '***' : ranks[0].env[v.name]}`);
+    else perRank.push(v.name);
+  }
+  return [...wrap('worker env: ', same), ...wrap('  per rank: ', perRank), ...wrap('  at launch: ', atLaunch)];
+}
+
+/** Words after a label, wrapped under it within 100 columns. */
+function wrap(label: string, words: string[]): string[] {
+  if (words.length === 0) return [];
+  const lines = [label];
+  for (const w of words) {
+    const last = lines[lines.length - 1];
+    if (last.length > label.length && last.length + 1 + w.length > 100) lines.push(' '.repeat(label.length) + w);
+    else lines[lines.length - 1] = last.length > label.length ? `${last} ${w}` : last + w;
+  }
+  return lines;
 }
 
 function row(r: RankPlan, withMemory: boolean): string[] {

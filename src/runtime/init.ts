@@ -1,6 +1,6 @@
 /**
  * init(): the worker's entry to the runtime. Reads the environment the agent gives every worker
- * (shared/design.md, "Worker environment"), connects to the agent's store proxy and builds the world,
+ * (worker-env-table.ts), connects to the agent's store proxy and builds the world,
  * data, pipeline and tensor groups from the rank's plan coordinates (Megatron order, tensor fastest:
  * rank = pipeline·(data·tensor) + data·tensor_size + tensor). Which ranks share a host comes from
  * DTRAIN_NODE_RANK only, never from host names.
@@ -21,11 +21,9 @@ export function init(env: NodeJS.ProcessEnv = process.env): Promise<Dist> {
 
 async function start(env: NodeJS.ProcessEnv): Promise<Dist> {
   const w = readWorkerEnv(env);
-  // The NCCL backend lives in ./nccl (issue 6); `auto` reaches a worker only when no launcher resolved it: cpu.
+  // The NCCL backend lives in ./nccl; `auto` reaches a worker only when no launcher resolved it: cpu.
   if (w.backend === 'nccl')
     return (await import('./nccl/start.js')).startNccl(w, groupRanks(w), () => (current = undefined));
-  if (w.backend !== 'cpu' && w.backend !== 'auto')
-    throw new InitError(`DTRAIN_BACKEND=${w.backend} is not a backend (cpu, nccl or auto)`);
   const native = collectivesNative();
   // A worker that exits mid-job (process.exit, an uncaught error) tells its same-host peers first, so
   // they fail their ops naming it before the launcher stops them (the addon's atexit hook runs later).
@@ -67,6 +65,7 @@ async function start(env: NodeJS.ProcessEnv): Promise<Dist> {
     nodeRank: w.nodeRank,
     backend: 'cpu',
     groups,
+    config: w.config,
     simd: native.simdPath(),
     spin: native.spinBudget(),
     async newGroup(ranks: readonly number[]): Promise<Group> {

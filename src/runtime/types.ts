@@ -3,6 +3,8 @@
  * the native addon (addon/src) behind src/runtime/group.ts; the optimizer and the pipeline executor are
  * written against this interface only.
  */
+import type { ScheduleKind } from './pipeline/types.js';
+
 export type ReduceOp = 'sum' | 'avg' | 'max' | 'min' | 'prod';
 export type DType = 'float32' | 'float64' | 'int32' | 'int64' | 'bfloat16' | 'float16';
 /** Uint16Array buffers carry bf16/fp16 and need an explicit dtype. */
@@ -64,6 +66,18 @@ export type ArrayConstructorOf<T extends AllocatableArray> = {
   BYTES_PER_ELEMENT: number;
 };
 
+/** The job settings the launcher passed down: the library's defaults (ShardedAdam, Pipeline) follow them. */
+export interface WorkerConfig {
+  /** parallelism.zero_stage: ShardedAdam's default stage (0 runs as 1: the same update, states sharded) */
+  zeroStage: 0 | 1 | 2;
+  /** parallelism.schedule, microbatches and virtual_stages: Pipeline's default schedule */
+  schedule: ScheduleKind;
+  microbatches: number;
+  virtualStages: number;
+  /** the attempt: 0, then one more per whole-group restart (TORCHELASTIC_RESTART_COUNT) */
+  restartCount: number;
+}
+
 export interface Dist {
   readonly rank: number;
   readonly worldSize: number;
@@ -73,6 +87,8 @@ export interface Dist {
   /** nccl: the CUDA device this rank's communicators and DeviceBuffers use (LOCAL_RANK) */
   readonly device?: number;
   readonly groups: Groups;
+  /** the job settings from the environment (parallelism.*, the attempt): what the library defaults follow */
+  readonly config: WorkerConfig;
   /** A group of the given global ranks; every member must call it, in the same order as other newGroup calls. */
   newGroup(ranks: readonly number[]): Promise<Group>;
   /** A typed array in shared memory: same-host peers read it in place, so large collectives copy nothing. */

@@ -5,26 +5,18 @@
  *   dtrain launch configs/quickstart.yaml [-- --steps 300 --checkpoint-dir ckpt --checkpoint-every 25 --report-dir out]
  *
  * Each pipeline stage holds a contiguous run of layers; each data rank takes its slice of every global batch
- * and cuts it into the schedule's microbatches; the Pipeline runs them (1F1B by default); ShardedAdam averages
+ * and cuts it into the schedule's microbatches; the Pipeline runs them (the job's schedule); ShardedAdam averages
  * the stage's gradients over the data group and updates its shard. The per-sample gradient scale is
  * 1 / (local batch), and the data group averages, so every topology computes the gradient of the same global
  * mean loss over the same samples. Rank (last stage, data 0) prints `step N loss X` and `eval_loss X`.
  *
  * Failure injection for the restart test: TRAIN_FAIL_AT_STEP=N makes rank TRAIN_FAIL_RANK (default: the last)
- * exit 1 right after step N, on the first attempt only (TORCHELASTIC_RESTART_COUNT=0).
+ * exit 1 right after step N, on the first attempt only (dist.config.restartCount 0).
  */
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  init,
-  Pipeline,
-  ShardedAdam,
-  scheduleShapeFromEnv,
-  type Dist,
-  type PipelineArray,
-  type ScheduleShape,
-} from 'dtrain';
+import { init, Pipeline, ShardedAdam, type Dist, type PipelineArray } from 'dtrain';
 import { parseTrainArgs, TrainUsageError, type TrainArgs } from './args.js';
 import { CheckpointMismatchError, loadCheckpoint, readLatest, saveCheckpoint, type TrainState } from './checkpoint.js';
 import { BatchOrder, gather, makeDataset, type Samples } from './data.js';
@@ -63,10 +55,8 @@ async function main(args: TrainArgs): Promise<void> {
   const stage = pg.rank;
   const printer = stage === pg.size - 1 && dg.rank === 0;
 
-  const shape: ScheduleShape = process.env.DTRAIN_SCHEDULE
-    ? scheduleShapeFromEnv(pg.size)
-    : { kind: '1f1b', stages: pg.size, microbatches: 4 };
-  const M = shape.microbatches;
+  // the job's schedule (parallelism.*): the Pipeline below follows it too
+  const { microbatches: M, virtualStages: V } = dist.config;
   if (args.globalBatch % (dg.size * M) !== 0)
     throw new TrainUsageError(
       `--global-batch ${args.globalBatch} must split into ${dg.size} data ranks × ${M} microbatches`,
@@ -76,7 +66,6 @@ async function main(args: TrainArgs): Promise<void> {
 
   // model slice k (virtual stage) lives on stage k mod P as its chunk floor(k / P): with interleaved 1F1B a
   // rank holds V non-adjacent slices, otherwise one
-  const V = shape.virtualStages ?? 1;
   const specs = layerSpecs({ inputs: args.inputs, hidden: args.hidden, layers: args.layers, classes: args.classes });
   const split = partitionLayers(specs.length, pg.size * V);
   const lastVs = split.length - 1;
@@ -92,12 +81,10 @@ async function main(args: TrainArgs): Promise<void> {
   });
   const order = new BatchOrder(args.trainSamples, args.seed);
 
-  // zero_stage 0 (no sharding) still runs ShardedAdam stage 1: the runtime has no unsharded optimizer, and the
-  // update is the same arithmetic either way
-  const zero = Number(process.env.DTRAIN_ZERO_STAGE ?? '1');
+  // the stage is the job's parallelism.zero_stage (ShardedAdam's default)
   const opt = new ShardedAdam(
     models.map((m) => m.params),
-    { group: dg, stage: zero === 2 ? 2 : 1, lr: args.lr, weightDecay: args.weightDecay },
+    { group: dg, lr: args.lr, weightDecay: args.weightDecay },
   );
 
   let step = 0;
@@ -128,7 +115,6 @@ async function main(args: TrainArgs): Promise<void> {
   let micro: Samples[] = [];
   const pipe = new Pipeline({
     group: pg,
-    schedule: shape,
     activationSize: (vs) => microRows * specs[split[vs].end - 1].outputs,
     forward: (input: PipelineArray | null, mb: number, chunk: number) => {
       const vs = chunk * pg.size + stage;
@@ -163,7 +149,7 @@ async function main(args: TrainArgs): Promise<void> {
   };
   const failAt = Number(process.env.TRAIN_FAIL_AT_STEP ?? 0);
   const failRank = Number(process.env.TRAIN_FAIL_RANK ?? dist.worldSize - 1);
-  const firstAttempt = (process.env.TORCHELASTIC_RESTART_COUNT ?? '0') === '0';
+  const firstAttempt = dist.config.restartCount === 0;
 
   await dist.groups.world.barrier();
   const started = performance.now();

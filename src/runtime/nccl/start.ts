@@ -195,6 +195,7 @@ export async function startNccl(
     backend: 'nccl',
     device: ctx.device,
     groups,
+    config: w.config,
     simd: 'nccl',
     spin: 0,
     async newGroup(ranks: readonly number[]): Promise<Group> {

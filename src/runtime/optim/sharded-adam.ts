@@ -6,6 +6,7 @@
  * buckets of at most `bucketBytes`, so the extra memory beyond the shards stays bounded.
  */
 import type { Group } from '../types.js';
+import { readWorkerConfig } from '../worker-env.js';
 import { OptimizerUsageError } from './errors.js';
 import { optimNative, type KernelDType, type OptimNative, type SimdPath } from './native.js';
 import {
@@ -24,6 +25,7 @@ export type ParamDType = KernelDType;
 
 export interface ShardedAdamOptions {
   group: Group;
+  /** default: the job's parallelism.zero_stage (`dist.config.zeroStage`); 0 runs as 1, the same update */
   stage?: 1 | 2;
   lr?: number;
   betas?: readonly [number, number];
@@ -133,7 +135,7 @@ export class ShardedAdam {
       throw new OptimizerUsageError("Uint16Array params need options.dtype 'bfloat16' or 'float16'");
     }
     this.dtype = isF32 ? 'float32' : opts.dtype!;
-    const stage = opts.stage ?? 1;
+    const stage = opts.stage ?? (readWorkerConfig().zeroStage === 2 ? 2 : 1);
     if (stage !== 1 && stage !== 2) throw new OptimizerUsageError(`stage must be 1 or 2, got ${String(opts.stage)}`);
     this.stage = stage;
     this.group = opts.group;

@@ -12,6 +12,7 @@
  */
 import { DtrainError, ExitCode } from '../../util/errors.js';
 import type { Group } from '../types.js';
+import { readWorkerConfig } from '../worker-env.js';
 import { opLabel, pipelineSchedule } from './schedule.js';
 import { chunkOfVirtual, stageOfVirtual, virtualStage } from './timeline.js';
 import { isCompute, type CommOp, type Instruction, type ScheduleShape, type StageSchedule } from './types.js';
@@ -50,7 +51,7 @@ export interface PipelineOptions {
   group: Group;
   /**
    * this stage's program, or the schedule's shape (the program is then built for group.rank); default: the
-   * launcher's DTRAIN_SCHEDULE, DTRAIN_MICROBATCHES and DTRAIN_VIRTUAL_STAGES over the group's size
+   * job's schedule, microbatches and virtual stages (`dist.config`, from the environment) over the group's size
    */
   schedule?: StageSchedule | ScheduleShape;
   /** elements in the activation leaving virtual stage k (chunk c of stage s is k = c·stages + s); its gradient has the same size */
@@ -115,25 +116,13 @@ function isStageSchedule(s: StageSchedule | ScheduleShape): s is StageSchedule {
   return Array.isArray((s as StageSchedule).instructions);
 }
 
-/** The schedule `dtrain launch` put in the worker's environment (shared/design.md, worker environment). */
+/**
+ * The schedule `dtrain launch` put in the worker's environment (DTRAIN_SCHEDULE, DTRAIN_MICROBATCHES,
+ * DTRAIN_VIRTUAL_STAGES, read by worker-env.ts; unset: the config's defaults) over `stages` stages.
+ */
 export function scheduleShapeFromEnv(stages: number, env: NodeJS.ProcessEnv = process.env): ScheduleShape {
-  const kind = env.DTRAIN_SCHEDULE;
-  if (!kind)
-    throw new PipelineError(
-      'no schedule given and DTRAIN_SCHEDULE is not set: pass { schedule } or run under dtrain launch',
-    );
-  const whole = (name: string, fallback: number): number => {
-    const text = env[name];
-    if (text === undefined || text === '') return fallback;
-    if (!/^\d+$/.test(text)) throw new PipelineError(`${name}="${text}" is not a whole number`);
-    return Number(text);
-  };
-  return {
-    kind: kind as ScheduleShape['kind'],
-    stages,
-    microbatches: whole('DTRAIN_MICROBATCHES', 1),
-    virtualStages: whole('DTRAIN_VIRTUAL_STAGES', 1),
-  };
+  const c = readWorkerConfig(env);
+  return { kind: c.schedule, stages, microbatches: c.microbatches, virtualStages: c.virtualStages };
 }
 
 const key = (microbatch: number, chunk: number) => microbatch * 65536 + chunk;

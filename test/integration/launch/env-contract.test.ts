@@ -1,12 +1,12 @@
-// The worker environment contract of shared/design.md, the store proxy reachable through DTRAIN_STORE,
+// The worker environment contract (src/runtime/worker-env-table.ts), the store proxy reachable through DTRAIN_STORE,
 // no secret in any worker's environment, per-rank log files.
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import t from 'tap';
-import { WORKER_ENV_KEYS } from '../../../src/plan/env.js';
+import { WORKER_ENV } from '../../../src/runtime/worker-env-table.js';
 import { built, fixtures, runDtrain, tempDir } from '../../helpers/launch.js';
 
-const contract = new Set<string>([...WORKER_ENV_KEYS, 'OMP_NUM_THREADS']);
+const contract = new Set<string>(WORKER_ENV.map((v) => v.name));
 
 t.test('4 workers get the complete environment contract', { skip: !built() && 'run npx tsc -p . first' }, async (t) => {
   const dir = tempDir(t);

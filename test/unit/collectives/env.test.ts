@@ -1,5 +1,6 @@
 import t from 'tap';
-import { groupRanks, parseDurationMs, readWorkerEnv } from '../../../src/runtime/worker-env.js';
+import { groupRanks, parseDurationMs, readWorkerConfig, readWorkerEnv } from '../../../src/runtime/worker-env.js';
+import { WORKER_ENV } from '../../../src/runtime/worker-env-table.js';
 
 const base = { RANK: '5', WORLD_SIZE: '8', DTRAIN_STORE: 'unix:/tmp/x.sock', DTRAIN_NODE_RANK: '1' };
 
@@ -38,6 +39,7 @@ t.test('inconsistent environments are refused with one clear line', async (t) =>
     /does not match its coordinates/,
   );
   t.throws(() => readWorkerEnv({ RANK: '1', WORLD_SIZE: '2' }), /DTRAIN_STORE is not set/);
+  t.throws(() => readWorkerEnv({ WORLD_SIZE: '2', DTRAIN_STORE: 'unix:/x' }), /RANK is not set/);
   t.throws(() => readWorkerEnv({ ...base, RANK: 'x' }), /not a non-negative integer/);
 });
 
@@ -46,8 +48,55 @@ t.test('durations', async (t) => {
   t.equal(parseDurationMs('2s', 'X'), 2000);
   t.equal(parseDurationMs('5m', 'X'), 300_000);
   t.equal(parseDurationMs('250ms', 'X'), 250);
+  t.equal(parseDurationMs('1h30m', 'X'), 5_400_000, "compound, as in the config's grammar");
+  t.equal(parseDurationMs('1.5', 'X'), 1500);
+  t.equal(readWorkerEnv({ DTRAIN_COLLECTIVE_TIMEOUT: '1h30m' }).collectiveTimeoutMs, 5_400_000);
   t.throws(
     () => parseDurationMs('soon', 'DTRAIN_COLLECTIVE_TIMEOUT'),
     /DTRAIN_COLLECTIVE_TIMEOUT=soon is not a duration/,
   );
+});
+
+t.test('unset: the config defaults (collective_timeout 300s, rendezvous.timeout 60s, parallelism.*)', async (t) => {
+  const w = readWorkerEnv({});
+  t.equal(w.collectiveTimeoutMs, 300_000);
+  t.equal(w.rendezvousTimeoutMs, 60_000);
+  t.equal(w.backend, 'auto');
+  t.same(w.config, { zeroStage: 0, schedule: '1f1b', microbatches: 1, virtualStages: 1, restartCount: 0 });
+});
+
+t.test('the job settings: zero stage, schedule, microbatches, virtual stages, attempt', async (t) => {
+  const env = {
+    DTRAIN_ZERO_STAGE: '2',
+    DTRAIN_SCHEDULE: 'interleaved-1f1b',
+    DTRAIN_MICROBATCHES: '8',
+    DTRAIN_VIRTUAL_STAGES: '2',
+    TORCHELASTIC_RESTART_COUNT: '3',
+  };
+  const want = { zeroStage: 2, schedule: 'interleaved-1f1b', microbatches: 8, virtualStages: 2, restartCount: 3 };
+  t.same(readWorkerConfig(env), want);
+  t.same(readWorkerEnv(env).config, want);
+  t.throws(() => readWorkerConfig({ DTRAIN_ZERO_STAGE: '3' }), { name: 'InitError', message: /not one of 0, 1, 2/ });
+  t.throws(() => readWorkerConfig({ DTRAIN_MICROBATCHES: '0' }), /DTRAIN_MICROBATCHES=0 must be at least 1/);
+  t.throws(() => readWorkerEnv({ DTRAIN_BACKEND: 'gloo' }), /DTRAIN_BACKEND=gloo is not one of auto, cpu, nccl/);
+});
+
+t.test('the runtime reads no variable outside the table', async (t) => {
+  const read = new Set<string>();
+  const env = new Proxy<NodeJS.ProcessEnv>(
+    { ...base },
+    {
+      get(target, name) {
+        if (typeof name === 'string') read.add(name);
+        return target[name as string];
+      },
+    },
+  );
+  readWorkerEnv(env);
+  const names = new Set(WORKER_ENV.map((v) => v.name));
+  t.same(
+    [...read].filter((n) => !names.has(n)),
+    [],
+  );
+  t.ok(read.has('DTRAIN_ZERO_STAGE') && read.has('DTRAIN_COLLECTIVE_TIMEOUT'), 'the proxy sees the reads');
 });

@@ -16,7 +16,7 @@ const opts = {
 async function trainSharded(
   n: number,
   world: number,
-  stage: 1 | 2,
+  stage: 1 | 2 | undefined,
   extra: Record<string, unknown> = {},
   split?: number[],
 ) {
@@ -76,6 +76,38 @@ t.test('small buckets: many collectives, same result; stage 2 never all-reduces 
     }
     t.ok((stats.ops.allGather ?? 0) >= STEPS * 2, 'params are all-gathered in buckets');
   }
+});
+
+t.test("without a stage, the job's parallelism.zero_stage from the environment decides", async (t) => {
+  const saved = process.env.DTRAIN_ZERO_STAGE;
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.DTRAIN_ZERO_STAGE;
+    else process.env.DTRAIN_ZERO_STAGE = saved;
+  });
+  const n = 5003;
+  const want = referenceRun(randomArray(n, 1), 3, STEPS);
+  for (const [zero, stage] of [
+    ['2', 2],
+    ['1', 1],
+    ['0', 1],
+    [undefined, 1],
+  ] as const) {
+    if (zero === undefined) delete process.env.DTRAIN_ZERO_STAGE;
+    else process.env.DTRAIN_ZERO_STAGE = zero;
+    const { finals, stats } = await trainSharded(n, 3, undefined, { bucketBytes: 1024 });
+    t.ok(maxRelError(finals[0].params, want) <= 1e-6, `DTRAIN_ZERO_STAGE=${zero}: same params`);
+    if (stage === 2) t.equal(stats.ops.allReduce ?? 0, 0, 'zero 2: reduce-scatter, no all-reduce');
+    else t.ok((stats.ops.allReduce ?? 0) > 0, `DTRAIN_ZERO_STAGE=${zero}: stage 1 all-reduces the gradients`);
+    t.equal(new ShardedAdam(new Float32Array(8), { group: createLoopbackGroups(1).groups[0] }).stage, stage);
+  }
+  process.env.DTRAIN_ZERO_STAGE = '2';
+  const group = createLoopbackGroups(1).groups[0];
+  t.equal(new ShardedAdam(new Float32Array(8), { group, stage: 1 }).stage, 1, 'a given stage wins');
+  process.env.DTRAIN_ZERO_STAGE = '3';
+  t.throws(() => new ShardedAdam(new Float32Array(8), { group }), {
+    name: 'InitError',
+    message: /DTRAIN_ZERO_STAGE=3 is not one of 0, 1, 2/,
+  });
 });
 
 t.test('a list of param arrays is one flat space; updated in place', async (t) => {

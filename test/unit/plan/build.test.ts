@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configFromArgs, loadConfig } from '../../../src/config/index.js';
-import { AUTO, WORKER_ENV_KEYS, buildPlan, planDocument, renderPlanTable, workerEnv } from '../../../src/plan/index.js';
+import { AUTO, WORKER_ENV, buildPlan, fillAtLaunch, planDocument, renderPlanTable } from '../../../src/plan/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'dtrain-plan-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
@@ -43,7 +43,7 @@ t.test('the env contract: torchrun variables and DTRAIN_*, launch-time values as
   });
   const p = buildPlan(loaded, { extraArgs: ['--steps', '5'] });
   const r3 = p.ranks[3];
-  for (const key of WORKER_ENV_KEYS) t.ok(key in r3.env, `${key} is set`);
+  for (const { name, optional } of WORKER_ENV) if (!optional) t.ok(name in r3.env, `${name} is set`);
   t.match(r3.env, {
     RANK: '3',
     LOCAL_RANK: '1',
@@ -102,7 +102,7 @@ t.test('OMP_NUM_THREADS=1 only with several processes and when not set already',
   t.equal(configured.ranks[1].env.OMP_NUM_THREADS, '4');
 });
 
-t.test('workerEnv fills the launch-time values and keeps fixed ones', async (t) => {
+t.test('fillAtLaunch fills the launch-time values and keeps fixed ones', async (t) => {
   const facts = {
     masterAddr: '10.0.0.1',
     masterPort: 29555,
@@ -112,7 +112,7 @@ t.test('workerEnv fills the launch-time values and keeps fixed ones', async (t) 
     store: 'unix:/tmp/s/store.sock',
   };
   const auto = buildPlan(await configFromArgs({ nprocPerNode: 4, entrypoint: ['x'] }));
-  const env = workerEnv(auto, 3, facts);
+  const env = fillAtLaunch(auto.ranks[3].env, facts);
   t.match(env, {
     RANK: '3',
     MASTER_ADDR: '10.0.0.1',
@@ -126,14 +126,29 @@ t.test('workerEnv fills the launch-time values and keeps fixed ones', async (t) 
   t.same(
     Object.keys(env).filter((k) => env[k] === AUTO),
     ['DTRAIN_BACKEND'],
-    'nothing left to fill (backend auto is resolved by the runtime)',
+    'nothing left to fill (backend auto without a launch decision is resolved by the runtime)',
   );
+  t.equal(fillAtLaunch(auto.ranks[3].env, { ...facts, backend: 'nccl' }).DTRAIN_BACKEND, 'nccl', 'the decided backend');
   t.equal(auto.ranks[3].env.MASTER_PORT, AUTO, 'the plan itself is not changed');
   const fixed = buildPlan(
-    await configFromArgs({ nprocPerNode: 2, masterAddr: 'head', masterPort: 29400, entrypoint: ['x'] }),
+    await configFromArgs({
+      nprocPerNode: 2,
+      masterAddr: 'head',
+      masterPort: 29400,
+      backend: 'cpu',
+      entrypoint: ['x'],
+    }),
   );
-  t.match(workerEnv(fixed, 0, facts), { MASTER_ADDR: 'head', MASTER_PORT: '29400' });
-  t.throws(() => workerEnv(fixed, 2, facts), RangeError);
+  t.match(fillAtLaunch(fixed.ranks[0].env, { ...facts, backend: 'nccl' }), {
+    MASTER_ADDR: 'head',
+    MASTER_PORT: '29400',
+    DTRAIN_BACKEND: 'cpu',
+  });
+  t.match(
+    fillAtLaunch({ TORCHELASTIC_RESTART_COUNT: '0' }, { ...facts, restartCount: 2 }),
+    { TORCHELASTIC_RESTART_COUNT: '2' },
+    "the agent rows are always the launch's",
+  );
 });
 
 t.test('secret-looking env values are masked in the JSON document and the table, not in the plan', async (t) => {
@@ -199,6 +214,15 @@ t.test('the table groups ranks by node with coordinates', async (t) => {
       'dtrain: world 4 = data 2 × tensor 1 × pipeline 2, ZeRO 0, 1f1b, 2 microbatches',
       'command: python3 train.py',
       "backend: auto   master: node 0's address, a free port (picked at launch)",
+      'worker env: WORLD_SIZE=4 LOCAL_WORLD_SIZE=2 GROUP_WORLD_SIZE=2 ROLE_WORLD_SIZE=4 ROLE_NAME=default',
+      '            TORCHELASTIC_MAX_RESTARTS=0 TORCHELASTIC_USE_AGENT_STORE=False OMP_NUM_THREADS=1',
+      '            DTRAIN_DATA_SIZE=2 DTRAIN_PIPELINE_SIZE=2 DTRAIN_TENSOR_RANK=0 DTRAIN_TENSOR_SIZE=1',
+      '            DTRAIN_ZERO_STAGE=0 DTRAIN_MICROBATCHES=2 DTRAIN_SCHEDULE=1f1b DTRAIN_VIRTUAL_STAGES=1',
+      '            DTRAIN_COLLECTIVE_TIMEOUT=5m DTRAIN_RENDEZVOUS_TIMEOUT=1m',
+      '  per rank: RANK LOCAL_RANK GROUP_RANK ROLE_RANK DTRAIN_NODE_RANK DTRAIN_DATA_RANK',
+      '            DTRAIN_PIPELINE_RANK',
+      '  at launch: MASTER_ADDR MASTER_PORT TORCHELASTIC_RESTART_COUNT TORCHELASTIC_RUN_ID',
+      '             TORCHELASTIC_ERROR_FILE DTRAIN_STORE DTRAIN_RUN_ID DTRAIN_BACKEND',
       '',
       'node 0  a  2 processes  (ssh a)',
       '  rank  local  pipeline  data  tensor',
@@ -215,7 +239,7 @@ t.test('the table groups ranks by node with coordinates', async (t) => {
 });
 
 t.test('collective_timeout and rendezvous.timeout reach workers in the form the runtime parses', async (t) => {
-  const { parseDurationMs } = await import('../../../src/runtime/init.js');
+  const { parseDurationMs } = await import('../../../src/runtime/worker-env.js');
   const defaults = buildPlan(await configFromArgs({ nprocPerNode: 1, entrypoint: ['x'] }));
   t.equal(
     parseDurationMs(defaults.ranks[0].env.DTRAIN_COLLECTIVE_TIMEOUT, 'c'),

@@ -1,0 +1,226 @@
+/**
+ * The worker environment contract, written once: every variable dtrain puts in a worker's environment,
+ * who fills it, the config key it carries, what a worker assumes when it is unset, and how it is read.
+ * The plan (plan/build.ts) fills the `plan` rows, the agent fills the `agent` rows at launch
+ * (fillAtLaunch), the runtime reads them (worker-env.ts), the dry-run prints them (plan/render.ts), and
+ * README.md's "Worker environment" table is checked against this one by a test.
+ *
+ * Light on purpose: the launcher and every worker import it (the config schema is plain data).
+ */
+import { configSchema } from '../config/schema.js';
+
+/** Placeholder in the plan for a value the launch decides. */
+export const AUTO = 'auto';
+
+/** What the launch knows that the plan could not; the agent puts these where the plan left AUTO. */
+export interface LaunchFacts {
+  masterAddr: string;
+  masterPort: number;
+  runId: string;
+  /** the attempt: 0, then one more per whole-group restart */
+  restartCount: number;
+  /** TORCHELASTIC_ERROR_FILE for this rank */
+  errorFile: string;
+  /** unix:/path of this node's agent store proxy */
+  store: string;
+  /** backend auto/nccl: the job's backend as the controller decided it from every node's probe */
+  backend?: 'cpu' | 'nccl';
+}
+
+/** How the runtime reads a value: a non-negative integer, a duration (config/duration.ts), or text. */
+export type WorkerEnvKind = 'count' | 'duration' | 'text' | { readonly oneOf: readonly string[] };
+
+export interface WorkerEnvVar {
+  readonly name: string;
+  /**
+   * plan: known before launch (the dry-run shows it); agent: decided at launch, AUTO in the plan;
+   * plan or agent: the plan's value, or AUTO when the config leaves it to the launch; user: dtrain never sets
+   * it, the user may (the config's env or the shell) and the runtime reads it.
+   */
+  readonly filledBy: 'plan' | 'agent' | 'plan or agent' | 'user';
+  /** set only in some cases (see the description); a config's env may set it too */
+  readonly optional?: boolean;
+  /** the config key the value comes from: a config's env naming the variable is told to set this instead */
+  readonly configKey?: string;
+  /** the fact the agent fills it from (the plan holds AUTO there or leaves it out) */
+  readonly launchFact?: keyof LaunchFacts;
+  readonly kind: WorkerEnvKind;
+  /** what a worker assumes when it is unset (a worker started by hand): the config's default where there is a key */
+  readonly default?: string;
+  readonly description: string;
+}
+
+/** The default of a config key, from the schema (the config's single source of defaults). */
+function configDefault(key: string): string {
+  let node: unknown = configSchema;
+  for (const part of key.split('.')) node = (node as { properties: Record<string, unknown> }).properties[part];
+  return String((node as { default: unknown }).default);
+}
+
+function configEnum(key: string): { oneOf: readonly string[] } {
+  let node: unknown = configSchema;
+  for (const part of key.split('.')) node = (node as { properties: Record<string, unknown> }).properties[part];
+  return { oneOf: (node as { enum: readonly unknown[] }).enum.map(String) };
+}
+
+/** A variable that carries a config key: its kind and default come from the schema unless given. */
+function fromConfig(name: string, configKey: string, kind: WorkerEnvKind | 'enum', description: string): WorkerEnvVar {
+  return {
+    name,
+    filledBy: 'plan',
+    configKey,
+    kind: kind === 'enum' ? configEnum(configKey) : kind,
+    default: configDefault(configKey),
+    description,
+  };
+}
+
+export const WORKER_ENV: readonly WorkerEnvVar[] = [
+  // torchrun's contract
+  { name: 'RANK', filledBy: 'plan', kind: 'count', description: 'global rank (unset: 0 when `WORLD_SIZE` is 1)' },
+  { name: 'LOCAL_RANK', filledBy: 'plan', kind: 'count', default: '0', description: 'rank on its node' },
+  { name: 'WORLD_SIZE', filledBy: 'plan', kind: 'count', default: '1', description: 'number of ranks' },
+  { name: 'LOCAL_WORLD_SIZE', filledBy: 'plan', kind: 'count', description: 'ranks on this node' },
+  { name: 'GROUP_RANK', filledBy: 'plan', kind: 'count', default: '0', description: 'node rank' },
+  { name: 'GROUP_WORLD_SIZE', filledBy: 'plan', kind: 'count', description: 'number of nodes' },
+  { name: 'ROLE_RANK', filledBy: 'plan', kind: 'count', description: 'rank within its role (= RANK)' },
+  { name: 'ROLE_WORLD_SIZE', filledBy: 'plan', kind: 'count', description: 'ranks of its role (= WORLD_SIZE)' },
+  { name: 'ROLE_NAME', filledBy: 'plan', kind: 'text', description: '`default`' },
+  {
+    name: 'MASTER_ADDR',
+    filledBy: 'plan or agent',
+    configKey: 'master.addr',
+    launchFact: 'masterAddr',
+    kind: 'text',
+    description: "node 0's address as the other nodes reach it",
+  },
+  {
+    name: 'MASTER_PORT',
+    filledBy: 'plan or agent',
+    configKey: 'master.port',
+    launchFact: 'masterPort',
+    kind: 'count',
+    description: "the port, or (auto) a free one picked by node 0's agent, distinct from the store's",
+  },
+  {
+    name: 'TORCHELASTIC_RESTART_COUNT',
+    filledBy: 'agent',
+    launchFact: 'restartCount',
+    kind: 'count',
+    default: '0',
+    description: 'the attempt: 0, then one more per whole-group restart',
+  },
+  fromConfig('TORCHELASTIC_MAX_RESTARTS', 'restarts.max', 'count', 'whole-group restarts allowed'),
+  {
+    name: 'TORCHELASTIC_RUN_ID',
+    filledBy: 'agent',
+    launchFact: 'runId',
+    kind: 'text',
+    description: 'the run id',
+  },
+  { name: 'TORCHELASTIC_USE_AGENT_STORE', filledBy: 'plan', kind: 'text', description: '`False`' },
+  {
+    name: 'TORCHELASTIC_ERROR_FILE',
+    filledBy: 'agent',
+    launchFact: 'errorFile',
+    kind: 'text',
+    description: 'where the rank may write its error as JSON',
+  },
+  {
+    name: 'OMP_NUM_THREADS',
+    filledBy: 'plan',
+    optional: true,
+    kind: 'count',
+    description: '`1` when unset (config env, or the launcher for local nodes) and a node runs several processes',
+  },
+  {
+    name: 'CUDA_VISIBLE_DEVICES',
+    filledBy: 'plan',
+    optional: true,
+    kind: 'text',
+    description: "the node's nodes[].cuda_visible_devices, when given",
+  },
+  // dtrain's
+  {
+    name: 'DTRAIN_STORE',
+    filledBy: 'agent',
+    launchFact: 'store',
+    kind: 'text',
+    description: "the agent's store proxy: unix:<path> in a 0700 folder",
+  },
+  { name: 'DTRAIN_RUN_ID', filledBy: 'agent', launchFact: 'runId', kind: 'text', description: 'the run id' },
+  { name: 'DTRAIN_NODE_RANK', filledBy: 'plan', kind: 'count', description: 'node rank (which ranks share a host)' },
+  { name: 'DTRAIN_DATA_RANK', filledBy: 'plan', kind: 'count', description: 'coordinate in the data dimension' },
+  {
+    name: 'DTRAIN_DATA_SIZE',
+    filledBy: 'plan',
+    configKey: 'parallelism.data',
+    kind: 'count',
+    description: 'data-parallel size (unset: what the world leaves)',
+  },
+  { name: 'DTRAIN_PIPELINE_RANK', filledBy: 'plan', kind: 'count', description: 'pipeline stage' },
+  {
+    name: 'DTRAIN_PIPELINE_SIZE',
+    filledBy: 'plan',
+    configKey: 'parallelism.pipeline',
+    kind: 'count',
+    default: '1',
+    description: 'pipeline stages',
+  },
+  { name: 'DTRAIN_TENSOR_RANK', filledBy: 'plan', kind: 'count', description: 'coordinate in the tensor dimension' },
+  {
+    name: 'DTRAIN_TENSOR_SIZE',
+    filledBy: 'plan',
+    configKey: 'parallelism.tensor',
+    kind: 'count',
+    default: '1',
+    description: 'tensor-parallel size',
+  },
+  fromConfig('DTRAIN_ZERO_STAGE', 'parallelism.zero_stage', 'enum', "ShardedAdam's default stage"),
+  fromConfig('DTRAIN_MICROBATCHES', 'parallelism.microbatches', 'count', "Pipeline's default microbatches"),
+  fromConfig('DTRAIN_SCHEDULE', 'parallelism.schedule', 'enum', "Pipeline's default schedule"),
+  fromConfig('DTRAIN_VIRTUAL_STAGES', 'parallelism.virtual_stages', 'count', "Pipeline's default chunks per rank"),
+  {
+    ...fromConfig('DTRAIN_BACKEND', 'backend', 'enum', "cpu or nccl (auto: decided at launch from the nodes' GPUs)"),
+    filledBy: 'plan or agent',
+    launchFact: 'backend',
+  },
+  fromConfig('DTRAIN_COLLECTIVE_TIMEOUT', 'collective_timeout', 'duration', 'every op fails after this long'),
+  fromConfig('DTRAIN_RENDEZVOUS_TIMEOUT', 'rendezvous.timeout', 'duration', 'how long init() waits for its peers'),
+  {
+    name: 'DTRAIN_SOCKET_IFNAME',
+    filledBy: 'user',
+    optional: true,
+    kind: 'text',
+    description:
+      "the interface the collectives' peer listener binds (grammar below; unset: the one routing to MASTER_ADDR)",
+  },
+];
+
+const byName = new Map(WORKER_ENV.map((v) => [v.name, v]));
+
+/** The row of a contract variable; throws for a name outside the contract (a typo in dtrain itself). */
+export function workerEnvVar(name: string): WorkerEnvVar {
+  const v = byName.get(name);
+  if (!v) throw new Error(`${name} is not in the worker environment table`);
+  return v;
+}
+
+/** Variables only dtrain sets: a config's env may not name them (the optional ones it may). */
+export const RESERVED_WORKER_ENV: ReadonlySet<string> = new Set(
+  WORKER_ENV.filter((v) => !v.optional).map((v) => v.name),
+);
+
+/**
+ * A worker's environment at launch: the plan's, with the `agent` rows filled from what the launch knows,
+ * and the `plan or agent` rows too where the plan left them AUTO (or out): a fixed master port stays.
+ */
+export function fillAtLaunch(planned: Readonly<Record<string, string>>, facts: LaunchFacts): Record<string, string> {
+  const env = { ...planned };
+  for (const v of WORKER_ENV) {
+    const fact = v.launchFact && facts[v.launchFact];
+    if (fact === undefined) continue;
+    if (v.filledBy === 'agent' || env[v.name] === undefined || env[v.name] === AUTO) env[v.name] = String(fact);
+  }
+  return env;
+}
