@@ -7,6 +7,7 @@
  *   - agents on the other nodes are started with srun (srun-spawner.ts), one step per node.
  * After the run the launch writes its summary to DTRAIN_RESULT_FILE (../result-file.ts).
  */
+import { nprocAtLaunch } from '../../config/nproc-auto.js';
 import type { JobConfig, NodeConfig } from '../../config/types.js';
 import { UsageError } from '../../util/errors.js';
 import { allocationHosts, detectSlurmAllocation, thisSlurmNode, type SlurmAllocation } from './allocation.js';
@@ -61,10 +62,10 @@ export async function applySlurmAllocation(
   }
   const me = thisSlurmNode(env);
   // nproc_per_node auto without gpus_per_node was a guess; the GPUs Slurm gave this node settle it
-  const gpus = template.nproc_assumed ? allocatedGpus(env) : undefined;
+  const { nproc, assumed } = nprocAtLaunch(template, template.nproc_assumed ? allocatedGpus(env) : undefined);
   const nodes: NodeConfig[] = hosts.map((host) => {
-    const node: NodeConfig = { host, nproc: gpus ?? template.nproc, local: host === me };
-    if (template.nproc_assumed && gpus === undefined) node.nproc_assumed = true;
+    const node: NodeConfig = { host, nproc, local: host === me };
+    if (assumed) node.nproc_assumed = true;
     return node;
   });
   if (!nodes.some((n) => n.local)) {
