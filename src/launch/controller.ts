@@ -12,7 +12,6 @@ import { StoreServer } from '../store/index.js';
 import { InterruptedError, JobFailedError, StartError } from '../util/errors.js';
 import type { AgentEvent, AgentSpec } from './agent-contract.js';
 import { ConsoleSink } from './console.js';
-import type { OutputSink } from './line-targets.js';
 import { childAgentMode, localNodeSource, type StoreAccess } from './local-node.js';
 import type { NodeSource, StartContext } from './node-source.js';
 import { sighupIgnoredAtStart } from './nohup.js';
@@ -133,7 +132,8 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     if (remoteSpecs.length) {
       if (!req.source)
         throw new StartError(
-          `nodes ${remoteSpecs.map((s) => s.node.host).join(', ')} are not this machine and no remote spawner is available`,
+          `nodes ${remoteSpecs.map((s) => s.node.host).join(', ')} are not this machine ` +
+            'and no remote spawner is available',
         );
       nodes.push(...(await req.source.start(remoteSpecs, ctx)));
     }

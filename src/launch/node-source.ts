@@ -34,9 +34,9 @@ export interface StartContext {
   control: StoreControl | null;
   console: OutputSink;
   /** events of agents driven by direct calls (in-process); store-driven agents report through `control` */
-  onEvent(ev: AgentEvent): void;
+  onEvent: (ev: AgentEvent) => void;
   /** a node is gone (connection dropped, agent died); `why` in one line */
-  onLost(nodeRank: number, why: string): void;
+  onLost: (nodeRank: number, why: string) => void;
 }
 
 export interface NodeSource {

@@ -4,7 +4,7 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 
-/** What the result file holds: the launch summary, or `{exit_code, error}` when the launch stopped before it had one. */
+/** The launch summary, or `{exit_code, error}` when the launch stopped before it had one. */
 export interface ResultDocument {
   exit_code: number;
   error?: string;

@@ -28,7 +28,7 @@ export interface JobRequest {
   /** checks the plan before anything starts (throws a UsageError to refuse it) */
   checkPlan?(plan: Plan): void;
   /** after a successful run, while the store still listens (controller.ts LaunchRequest.onFinished) */
-  onFinished?(store: StoreAccess): Promise<void>;
+  onFinished?: (store: StoreAccess) => Promise<void>;
 }
 
 export interface JobResult {

@@ -48,7 +48,8 @@ export function joinNodeSource(opts: JoinSourceOptions): NodeSource {
       const listed = hostsListed(loaded);
       if (listed && config.nodes.length !== opts.agents) {
         throw new UsageError(
-          `--join-agents ${opts.agents}, but the config lists ${config.nodes.length} node${config.nodes.length === 1 ? '' : 's'} (${config.nodes.map((n) => n.host).join(', ')})`,
+          `--join-agents ${opts.agents}, but the config lists ${plural(config.nodes.length, 'node')} ` +
+            `(${config.nodes.map((n) => n.host).join(', ')})`,
         );
       }
       const rawData = (loaded.raw.parallelism as { data?: unknown } | undefined)?.data;
@@ -67,7 +68,8 @@ export function joinNodeSource(opts: JoinSourceOptions): NodeSource {
         otherKey = (addr) =>
           reject(
             new StartError(
-              `an agent at ${addr} holds another secret (the store handshake failed on its side: it exits 3 too); give every node the controller's secret file`,
+              `an agent at ${addr} holds another secret (the store handshake failed on its side: it exits 3 ` +
+                "too); give every node the controller's secret file",
             ),
           );
       });
@@ -81,7 +83,8 @@ export function joinNodeSource(opts: JoinSourceOptions): NodeSource {
       });
       desk = await JoinDesk.open(store, opts.jobKey);
       err.write(
-        `dtrain: waiting up to ${formatDuration(config.rendezvous.timeout)} for ${opts.agents} agent${opts.agents === 1 ? '' : 's'} to join on port ${front.port}\n`,
+        `dtrain: waiting up to ${formatDuration(config.rendezvous.timeout)} for ${plural(opts.agents, 'agent')} ` +
+          `to join on port ${front.port}\n`,
       );
       const agents = await Promise.race([
         desk.waitFor(opts.agents, config.rendezvous.timeout, () => failedAuth),
@@ -111,4 +114,8 @@ export function joinNodeSource(opts: JoinSourceOptions): NodeSource {
       await server?.close();
     },
   };
+}
+
+function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
 }
