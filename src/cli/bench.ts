@@ -2,11 +2,16 @@
  * `dtrain bench [config]`: times a CPU collective over a range of sizes and prints nccl-tests columns
  * (or one JSON document). Without a config it runs a small job on this machine (simulated nodes, see
  * runtime/local-job.ts); with one, the bench worker becomes the config's entrypoint and the job goes
- * through the real launcher, so it runs on the config's hosts (this machine, or others over SSH).
+ * through the launcher's runJob, so it runs wherever `dtrain launch` runs it (this machine, SSH hosts, a
+ * Slurm allocation, joined agents). Rows come from rank 0 through the job's store, never from console text.
  */
+import { dirname, join } from 'node:path';
 import type { CommandModule } from 'yargs';
-import type { BenchRow } from '../runtime/bench-worker.js';
+import type { JobConfig } from '../config/types.js';
+import type { NodeSourceKind } from '../launch/node-source.js';
+import { benchRowsKey, type BenchRow } from '../runtime/bench-rows.js';
 import { JobFailedError, UsageError } from '../util/errors.js';
+import { joinModeKey } from './launch.js';
 
 interface BenchArgs {
   config?: string;
@@ -18,6 +23,8 @@ interface BenchArgs {
   iters?: number;
   json?: boolean;
   set?: string[];
+  'join-agents'?: number;
+  'secret-file'?: string;
 }
 
 const ops = ['all_reduce', 'reduce_scatter', 'all_gather', 'broadcast', 'sendrecv'] as const;
@@ -63,6 +70,11 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         array: true,
         describe: 'with a config: override a key, as in dtrain launch (repeatable)',
       })
+      .option('join-agents', {
+        type: 'number',
+        describe: 'with a config, join mode as in dtrain launch: wait for N `dtrain agent --join` agents',
+      })
+      .option('secret-file', { type: 'string', describe: 'join mode: the job key the joining agents read too' })
       .option('json', { type: 'boolean', describe: 'print one JSON document' }),
   handler: async (args) => {
     const sizes = args.sizes.split(',').map((s) => Number(s.trim()));
@@ -82,9 +94,13 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         throw new UsageError(
           '--nproc and --nnodes are for runs without a config; with one, its nodes and nproc_per_node decide',
         );
-      run = await overConfig(args.config, args.set ?? [], workerEnv);
+      const jobKey = await joinModeKey(args);
+      const join = jobKey ? { agents: args.joinAgents!, jobKey } : undefined;
+      run = await overConfig(args.config, args.set ?? [], workerEnv, join);
     } else {
       if (args.set?.length) throw new UsageError('--set needs a config');
+      if (args.joinAgents !== undefined || args.secretFile !== undefined)
+        throw new UsageError('--join-agents and --secret-file need a config');
       if (args.op === 'sendrecv' && (args.nproc ?? 2) * (args.nnodes ?? 1) < 2)
         throw new UsageError('--op sendrecv needs at least 2 ranks (--nproc or --nnodes)');
       run = await onThisMachine(args.nproc ?? 2, args.nnodes ?? 1, workerEnv);
@@ -125,84 +141,98 @@ async function workerPath(): Promise<string> {
 async function onThisMachine(nproc: number, nnodes: number, env: Record<string, string>): Promise<BenchRun> {
   if (!Number.isInteger(nproc) || nproc < 1) throw new UsageError(`--nproc ${nproc}: must be a positive integer`);
   if (!Number.isInteger(nnodes) || nnodes < 1) throw new UsageError(`--nnodes ${nnodes}: must be a positive integer`);
-  const { runLocalJob } = await import('../runtime/local-job.js');
-  let out = '';
+  const [{ runLocalJob }, { attemptPrefix }] = await Promise.all([
+    import('../runtime/local-job.js'),
+    import('../store/proxy.js'),
+  ]);
+  let rows: BenchRow[] = [];
   const exits = await runLocalJob({
     nodes: Array(nnodes).fill(nproc),
     argv: [process.execPath, await workerPath()],
     env,
-    onStdout: (_rank, chunk) => (out += chunk),
+    onFinished: async (store) => {
+      const key = attemptPrefix(0) + benchRowsKey;
+      const [present] = await store.check([key]);
+      if (present) rows = JSON.parse((await store.get(key)).toString()) as BenchRow[];
+    },
   });
   const failed = exits.filter((e) => e.code !== 0);
   if (failed.length)
     throw new JobFailedError(`bench: rank ${failed[0].rank} exited with ${failed[0].code ?? failed[0].signal}`);
-  const rows = out
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as BenchRow);
   return { ranks: nproc * nnodes, nodes: nnodes, rows, where: `on ${nnodes} simulated node(s)` };
 }
 
-/** Rank 0's JSON lines as the launcher's console prints them: `[rank 0] {...}` or `[host rank 0] {...}`. */
-export function rowsFromConsole(text: string): BenchRow[] {
-  const rows: BenchRow[] = [];
-  // eslint-disable-next-line no-control-regex
-  for (const line of text.replace(/\x1b\[[0-9;]*m/g, '').split('\n')) {
-    const m = /^\[(?:\S+ )?rank 0\] (\{.*\})\s*$/.exec(line);
-    if (m) rows.push(JSON.parse(m[1]) as BenchRow);
-  }
-  return rows;
-}
-
-async function overConfig(file: string, sets: string[], env: Record<string, string>): Promise<BenchRun> {
+/**
+ * With a config: the bench worker becomes its entrypoint and the job runs through runJob, wherever
+ * `dtrain launch` would run it (this machine, SSH, a Slurm allocation, agents that join). Rank 0 leaves
+ * its rows in the job's store (runtime/bench-rows.ts), read once the job has ended.
+ */
+async function overConfig(
+  file: string,
+  sets: string[],
+  env: Record<string, string>,
+  join: { agents: number; jobKey: Buffer } | undefined,
+): Promise<BenchRun> {
   const { loadConfig } = await import('../config/index.js');
   const loaded = await loadConfig(file, { sets });
-  if (loaded.config.nodes.some((n) => n.from_allocation))
-    throw new UsageError(
-      `${file}: its nodes come from a batch allocation; run dtrain bench inside the allocation with a config that lists them`,
-    );
-  const { dirname, join } = await import('node:path');
   const here = await workerPath();
-  const allLocal = loaded.config.nodes.every((n) => n.local);
-  // Remote hosts run their own dtrain install: beside ssh.remote_dtrain (<root>/bin/dtrain) when it is
-  // set, else at the same path as this one (a shared or identical install).
-  const remoteDtrain = loaded.config.ssh.remote_dtrain;
-  const worker =
-    allLocal || !remoteDtrain ? here : join(dirname(dirname(remoteDtrain)), 'dist', 'runtime', 'bench-worker.js');
-  const config = {
-    ...loaded.config,
-    entrypoint: [allLocal ? process.execPath : 'node', worker],
-    env: { ...loaded.config.env, ...env },
-    // a bench that failed once is a failed bench: no restarts; it measures the CPU collectives
-    restarts: { ...loaded.config.restarts, max: 0 },
-    backend: 'cpu' as const,
-  };
-  const { buildPlan } = await import('../plan/index.js');
-  const plan = buildPlan({ ...loaded, config }, { extraArgs: [] });
-  if (env.BENCH_OP === 'sendrecv' && plan.world_size < 2)
-    throw new UsageError(`${file}: --op sendrecv needs at least 2 ranks; the config has 1`);
-  for (const w of plan.warnings) process.stderr.write(`warning: ${w}\n`);
-  const { launchJob } = await import('../launch/controller.js');
+  const { runJob } = await import('../launch/run-job.js');
   const { Writable } = await import('node:stream');
-  let text = '';
-  const capture = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      text += chunk.toString('utf8');
-      done();
+  // Workers' stdout (rank 0's rows as text, for scripts/bench) is not for this command's stdout.
+  const discard = new Writable({ write: (_chunk, _enc, done) => done() });
+  let rows: BenchRow[] = [];
+  const { config, plan, summary } = await runJob({
+    loaded,
+    extraArgs: [],
+    json: false,
+    out: discard,
+    err: process.stderr,
+    ...(join ? { join } : {}),
+    shape: (config, source) => ({
+      ...config,
+      entrypoint: workerArgv(config, source.kind, here),
+      env: { ...config.env, ...env },
+      // a bench that failed once is a failed bench: no restarts; it measures the CPU collectives
+      restarts: { ...config.restarts, max: 0 },
+      backend: 'cpu' as const,
+    }),
+    checkPlan: (plan) => {
+      if (env.BENCH_OP === 'sendrecv' && plan.world_size < 2)
+        throw new UsageError(`${file}: --op sendrecv needs at least 2 ranks; the config has 1`);
+    },
+    onFinished: async (store) => {
+      const [{ StoreClient }, { attemptPrefix }] = await Promise.all([
+        import('../store/client.js'),
+        import('../store/proxy.js'),
+      ]);
+      const client = await StoreClient.connectTcp(store);
+      try {
+        const key = attemptPrefix(0) + benchRowsKey;
+        const [present] = await client.check([key]);
+        if (present) rows = JSON.parse((await client.get(key)).toString()) as BenchRow[];
+      } finally {
+        await client.close();
+      }
     },
   });
-  const remote = plan.nodes.some((n) => !n.local)
-    ? (await import('../launch/ssh/remote-spawner.js')).sshRemoteSpawner(config)
-    : undefined;
-  // Workers' stdout is captured for rank 0's rows; their stderr and the launcher's notes go to stderr.
-  const summary = await launchJob({ config, plan, json: false, out: capture, err: process.stderr, remote });
   const hosts = new Set(plan.nodes.map((n) => n.host)).size;
   return {
     ranks: plan.world_size,
     nodes: plan.nodes.length,
-    rows: rowsFromConsole(text),
+    rows,
     where: `on ${plan.nodes.length} node(s) of ${config.name} (${hosts} host name(s), through dtrain launch)`,
-    run_id: summary.run_id,
+    ...(summary ? { run_id: summary.run_id } : {}),
   };
+}
+
+/**
+ * The worker's command on the job's nodes. This machine, and a Slurm allocation's nodes (a cluster
+ * shares its install, as the srun agents do), run this very file with this Node; SSH hosts run their
+ * own install: beside ssh.remote_dtrain (<root>/bin/dtrain) when it is set, else at the same path as this
+ * one (a shared or identical install); joined agents likewise at the same path.
+ */
+function workerArgv(config: JobConfig, kind: NodeSourceKind, here: string): string[] {
+  if (kind === 'slurm' || config.nodes.every((n) => n.local)) return [process.execPath, here];
+  const remoteDtrain = kind === 'ssh' ? config.ssh.remote_dtrain : undefined;
+  return ['node', remoteDtrain ? join(dirname(dirname(remoteDtrain)), 'dist', 'runtime', 'bench-worker.js') : here];
 }

@@ -1,11 +1,9 @@
 /**
  * `dtrain launch <config>` or, torchrun-style, `dtrain launch --nproc-per-node 4 -- python3 train.py`.
- * Thin: build the config and plan, then hand over to src/launch/controller.ts. `--dry-run` prints exactly
- * what `dtrain validate` prints.
+ * Thin: build the config, then hand over to src/launch/run-job.ts (nodes, plan, controller). `--dry-run`
+ * prints exactly what `dtrain validate` prints.
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import type { JobConfig } from '../config/types.js';
-import type { Plan } from '../plan/types.js';
 
 interface LaunchArgs {
   config?: string;
@@ -148,89 +146,37 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
         })
       : await config.loadConfig(args.config!, { sets: args.set ?? [] });
     if (args.saveConfig) config.saveConfig(loaded, args.saveConfig);
-    if (joinKey && !args.dryRun) {
-      // Join mode: the nodes are whoever joins (or the listed hosts, when they join); no SSH, no srun.
-      const { launchJoined } = await import('../launch/join/index.js');
-      const { writeResultFile } = await import('../launch/slurm/index.js');
-      try {
-        const summary = await launchJoined({
-          loaded,
-          agents: args.joinAgents!,
-          jobKey: joinKey,
-          json: Boolean(args.json),
-          extraArgs: fromFlags ? [] : extra,
-        });
-        writeResultFile(summary);
-        if (args.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
-      } catch (err) {
-        // a batch script's `--wait` (PBS) reads the outcome from the result file: write it for failures too
-        const e = err as { exitCode?: number; message?: string; summary?: object };
-        writeResultFile({ exit_code: e.exitCode ?? 1, error: e.message, ...(e.summary ?? {}) });
-        throw err;
-      }
-      return;
-    }
-    // Inside a Slurm allocation (or for a config whose nodes come from one) the hosts are the allocation's.
-    const slurmRelevant = loaded.config.nodes.some((n) => n.from_allocation) || process.env.SLURM_JOB_ID !== undefined;
-    const slurm = slurmRelevant ? await import('../launch/slurm/index.js') : null;
-    const applied = slurm
-      ? await slurm.applySlurmAllocation(loaded.config, process.env, { dryRun: Boolean(args.dryRun) })
-      : null;
-    const jobConfig = applied?.config ?? loaded.config;
-    const { buildPlan } = await import('../plan/build.js');
-    const plan = buildPlan({ ...loaded, config: jobConfig }, { extraArgs: fromFlags ? [] : extra });
-    if (args.dryRun) {
+    const { runJob } = await import('../launch/run-job.js');
+    const dryRun = Boolean(args.dryRun);
+    if (dryRun) {
+      const { plan } = await runJob({ loaded, extraArgs: fromFlags ? [] : extra, json: Boolean(args.json), dryRun });
       const { planDocument, renderPlanTable } = await import('../plan/render.js');
       if (args.json) process.stdout.write(JSON.stringify(planDocument(plan), null, 2) + '\n');
       else process.stdout.write(renderPlanTable(plan));
       for (const w of plan.warnings) process.stderr.write(`warning: ${w}\n`);
       return;
     }
-    for (const w of [...plan.warnings, ...(applied?.warnings ?? [])]) process.stderr.write(`warning: ${w}\n`);
-    const needsRemote = plan.nodes.some((n) => !n.local);
-    const overSsh = needsRemote && !applied?.allocation;
-    // The SSH nodes' TCP connections are dialled before the modules below load, to overlap sshd's work.
-    let preDialed: Awaited<ReturnType<typeof preDialSsh>> | undefined;
+    const { writeResultFile } = await import('../launch/result-file.js');
     try {
-      preDialed = overSsh ? await preDialSsh(jobConfig, plan) : undefined;
-      const { launchJob } = await import('../launch/controller.js');
-      const remote = !needsRemote
-        ? undefined
-        : !overSsh
-          ? slurm!.slurmRemoteSpawner(jobConfig, applied!.allocation!)
-          : (await import('../launch/ssh/remote-spawner.js')).sshRemoteSpawner(jobConfig, process.stderr, preDialed);
-      const summary = await launchJob({ config: jobConfig, plan, json: Boolean(args.json), remote });
-      slurm?.writeResultFile(summary);
+      const { summary } = await runJob({
+        loaded,
+        extraArgs: fromFlags ? [] : extra,
+        json: Boolean(args.json),
+        ...(joinKey ? { join: { agents: args.joinAgents!, jobKey: joinKey } } : {}),
+      });
+      writeResultFile(summary!);
       if (args.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
     } catch (err) {
-      // `dtrain submit --wait` reads the outcome from the result file: write it for failures too.
+      // `dtrain submit --wait` (and a PBS script's) reads the outcome from the result file: write it for failures too
       const e = err as { exitCode?: number; message?: string; summary?: object };
-      slurm?.writeResultFile({ exit_code: e.exitCode ?? 1, error: e.message, ...(e.summary ?? {}) });
+      writeResultFile({ exit_code: e.exitCode ?? 1, error: e.message, ...(e.summary ?? {}) });
       throw err;
-    } finally {
-      preDialed?.close();
     }
   },
 };
 
-/** Dials the SSH nodes ahead (launch/ssh/pre-dial.ts); only node:net and the ssh_config reader load for it. */
-async function preDialSsh(config: JobConfig, plan: Plan) {
-  const [{ PreDials }, { sshSettingsFromConfig }] = await Promise.all([
-    import('../launch/ssh/pre-dial.js'),
-    import('../launch/ssh/target.js'),
-  ]);
-  const dials = PreDials.start(
-    plan.nodes.filter((n) => !n.local),
-    sshSettingsFromConfig(config.ssh),
-  );
-  // net.connect dials on the next tick, and the module loading that follows runs as one chain of promise
-  // jobs, during which no tick runs: yield once so that the connections leave now.
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  return dials;
-}
-
 /** Join mode's checks before anything loads: --join-agents and --secret-file go together (exit 2). */
-async function joinModeKey(args: ArgumentsCamelCase<LaunchArgs>): Promise<Buffer | undefined> {
+export async function joinModeKey(args: { joinAgents?: number; secretFile?: string }): Promise<Buffer | undefined> {
   const { UsageError } = await import('../util/errors.js');
   const n = args.joinAgents;
   if (n === undefined && args.secretFile === undefined) return undefined;

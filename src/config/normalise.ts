@@ -16,6 +16,7 @@ import { RESERVED_WORKER_ENV, workerEnvVar } from '../runtime/worker-env-table.j
 import { parseDuration } from './duration.js';
 import { parseEnvFile } from './envfile.js';
 import { parseHostFilter, parseHostfile, selectHosts, type SelectableNode } from './hostfile.js';
+import { nprocAtPlan } from './nproc-auto.js';
 import { splitCommand } from './shellwords.js';
 import type { ConfigSource, PathSegment } from './source.js';
 import type { JobConfig, NodeConfig, RawConfig, RawNode } from './types.js';
@@ -428,17 +429,14 @@ function resolveNodes(
           : `${b.host} has slots=${slots}`;
         error(['nproc_per_node'], `is ${nproc}, but ${where}`);
       }
-    } else if (slots !== undefined) {
-      nproc = slots;
-    } else if (b.from_allocation) {
-      const gpus = raw.scheduler?.gpus_per_node;
-      nproc = gpus && gpus > 0 ? gpus : 1;
-      assumed = !(gpus && gpus > 0);
-    } else if (ctx.isLocalHost(b.host)) {
-      nproc = Math.max(1, ctx.localGpuCount());
     } else {
-      nproc = 1;
-      assumed = true;
+      const gpusPerNode = raw.scheduler?.gpus_per_node;
+      ({ nproc, assumed } = nprocAtPlan({
+        ...(slots !== undefined ? { slots } : {}),
+        fromAllocation: Boolean(b.from_allocation),
+        ...(gpusPerNode !== undefined ? { gpusPerNode } : {}),
+        ...(!b.from_allocation && ctx.isLocalHost(b.host) ? { localGpus: () => ctx.localGpuCount() } : {}),
+      }));
     }
     if (assumed) {
       warn(

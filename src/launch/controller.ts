@@ -12,8 +12,8 @@ import { StoreServer } from '../store/index.js';
 import { InterruptedError, JobFailedError, StartError } from '../util/errors.js';
 import type { AgentEvent, AgentSpec } from './agent-contract.js';
 import { ConsoleSink } from './console.js';
-import type { OutputSink } from './line-targets.js';
-import { LocalNode } from './local-node.js';
+import { childAgentMode, localNodeSource, type StoreAccess } from './local-node.js';
+import type { NodeSource, StartContext } from './node-source.js';
 import { sighupIgnoredAtStart } from './nohup.js';
 import { describeDecision, needsProbe, resolveJobBackend } from './backend.js';
 import type { StoreControl } from './store-node.js';
@@ -29,31 +29,17 @@ export interface LaunchRequest {
   out?: Writable & { isTTY?: boolean };
   err?: Writable & { isTTY?: boolean };
   /**
-   * Starts agents for nodes that are not this machine (SSH, Slurm). Absent: such nodes are an error.
-   * Each returned handle must feed its agent's events to `onEvent`.
+   * Where the nodes that are not this machine come from (node-source.ts: SSH, Slurm, join); this
+   * machine's nodes start through local-node.ts's source. Absent: such nodes are an error. A source with
+   * a store of its own (join) lends it: launchJob uses it and closes it at the end like its own.
    */
-  remote?: RemoteSpawner;
+  source?: NodeSource;
   /**
-   * A store already listening, with its job key (join mode: the agents registered with it before the
-   * plan existed). launchJob uses it instead of starting one, and closes it at the end like its own.
+   * After a successful run, while the store still listens: read what the workers left there (e.g. the
+   * bench rows). Workers' keys carry their attempt's prefix (store/proxy.ts).
    */
-  store?: { server: StoreServer; jobKey: Buffer };
+  onFinished?: (store: StoreAccess) => Promise<void>;
 }
-
-/**
- * A spawner starts `dtrain agent --stdio` on each node, sends it its spec, relays its stdout with
- * `relayRecords(stdout, console)` and returns `control.handle(node_rank, host, release)` for each;
- * the StoreControl does the rest (commands, events, heartbeats). It calls `control.lost` hooks itself
- * through heartbeats; a spawner that learns of a dead connection sooner calls `onLost`.
- */
-export type RemoteSpawner = (ctx: {
-  specs: AgentSpec[];
-  store: StoreServer;
-  jobKey: Buffer;
-  control: StoreControl;
-  console: OutputSink;
-  onLost: (nodeRank: number, why: string) => void;
-}) => Promise<NodeHandle[]>;
 
 const handledSignals = ['SIGINT', 'SIGTERM', 'SIGUSR1', 'SIGUSR2', 'SIGHUP'] as const;
 
@@ -67,7 +53,8 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const out = req.out ?? process.stdout;
   const err = req.err ?? process.stderr;
   const runId = newRunId(config.name);
-  const jobKey = req.store?.jobKey ?? randomBytes(32);
+  const lent = req.source?.store;
+  const jobKey = lent?.jobKey ?? randomBytes(32);
   const allLocal = plan.nodes.every((n) => n.local);
   const logsRoot = isAbsolute(config.logs.dir) ? config.logs.dir : resolve(config.workdir, config.logs.dir);
   const masterAddr = config.master.addr !== 'auto' ? config.master.addr : allLocal ? '127.0.0.1' : plan.nodes[0].host;
@@ -75,7 +62,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     await checkFixedPort(config.master.port, 'master.port');
 
   const store =
-    req.store?.server ??
+    lent?.server ??
     (await StoreServer.start({
       host: config.rendezvous.addr !== 'auto' ? config.rendezvous.addr : allLocal ? '127.0.0.1' : '0.0.0.0',
       port: config.rendezvous.port === 'auto' ? 0 : config.rendezvous.port,
@@ -124,11 +111,9 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     early.push((s) => s.nodeLost(n, why));
     lostWhileStarting(new StartError(`node ${n} was lost while the job started: ${why}`));
   };
-  // Measuring aid: DTRAIN_LOCAL_AGENT=child runs this machine's agent as a child process (slower).
-  const childAgent = process.env.DTRAIN_LOCAL_AGENT === 'child';
   try {
     const remoteSpecs = specs.filter((s) => !s.node.local);
-    if (remoteSpecs.length || childAgent) {
+    if (remoteSpecs.length || childAgentMode()) {
       const { StoreControl } = await import('./store-node.js');
       control = await StoreControl.open(
         { host: store.localHost, port: store.port, jobKey },
@@ -137,17 +122,20 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
         config.heartbeat,
       );
     }
-    for (const spec of specs.filter((s) => s.node.local)) {
-      if (childAgent) nodes.push((await import('./store-node.js')).spawnChildAgent(spec, control!, console));
-      else
-        nodes.push(await LocalNode.create(spec, { host: store.localHost, port: store.port, jobKey }, console, onEvent));
-    }
+    const ctx: StartContext = { config, store, jobKey, control, console, onEvent, onLost };
+    nodes.push(
+      ...(await localNodeSource.start(
+        specs.filter((s) => s.node.local),
+        ctx,
+      )),
+    );
     if (remoteSpecs.length) {
-      if (!req.remote)
+      if (!req.source)
         throw new StartError(
-          `nodes ${remoteSpecs.map((s) => s.node.host).join(', ')} are not this machine and no remote spawner is available`,
+          `nodes ${remoteSpecs.map((s) => s.node.host).join(', ')} are not this machine ` +
+            'and no remote spawner is available',
         );
-      nodes.push(...(await req.remote({ specs: remoteSpecs, store, jobKey, control: control!, console, onLost })));
+      nodes.push(...(await req.source.start(remoteSpecs, ctx)));
     }
     nodes.sort((a, b) => a.nodeRank - b.nodeRank);
     if (needsProbe(config.backend)) {
@@ -187,6 +175,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     if (outcome.kind === 'cannot-start') throw new StartError(outcome.message);
     if (outcome.kind === 'interrupted') throw new InterruptedError(outcome.signal, summary);
     if (outcome.kind === 'failed') throw new JobFailedError(renderFailure(summary, config.restarts.max), summary);
+    await req.onFinished?.({ host: store.localHost, port: store.port, jobKey });
     return summary;
   } finally {
     progress.stop();

@@ -3,6 +3,9 @@
  * straight to the supervisor. Measured against a child `dtrain agent` (scripts/bench/launch.sh): the
  * child costs a second Node start-up per launch, while dtrain-exec already keeps the no-orphan guarantee
  * when the controller itself is SIGKILLed, so the in-process agent is the default.
+ *
+ * `localNodeSource` is the NodeSource (node-source.ts) of this machine's nodes: the controller starts
+ * them through it whatever source the other nodes come from.
  */
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +18,7 @@ import { getForever } from './store-wait.js';
 import { NodeAgent, type AgentLink } from './agent.js';
 import { backendLink } from './backend.js';
 import type { OutputSink } from './line-targets.js';
+import type { NodeSource } from './node-source.js';
 import type { NodeHandle } from './supervisor.js';
 
 // agent-process, store-node and join mode import it from here
@@ -127,4 +131,34 @@ export class LocalNode implements NodeHandle {
     await this.upstream?.close();
     rmSync(this.proxyDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * This machine's nodes. The config's nodes are the job's; starting one is an in-process NodeAgent, or,
+ * as a measuring aid (DTRAIN_LOCAL_AGENT=child), a child `dtrain agent` driven through the store.
+ */
+export const localNodeSource: NodeSource = {
+  kind: 'local',
+  resolve: (loaded) => Promise.resolve({ config: loaded.config, warnings: [] }),
+  async start(specs, ctx) {
+    const store = { host: ctx.store.localHost, port: ctx.store.port, jobKey: ctx.jobKey };
+    const handles: NodeHandle[] = [];
+    try {
+      for (const spec of specs) {
+        if (childAgentMode())
+          handles.push((await import('./store-node.js')).spawnChildAgent(spec, ctx.control!, ctx.console));
+        else handles.push(await LocalNode.create(spec, store, ctx.console, (ev) => ctx.onEvent(ev)));
+      }
+    } catch (err) {
+      await Promise.all(handles.map((h) => h.close()));
+      throw err;
+    }
+    return handles;
+  },
+  close: () => Promise.resolve(),
+};
+
+/** DTRAIN_LOCAL_AGENT=child: this machine's agent as a child process (slower; for measuring). */
+export function childAgentMode(): boolean {
+  return process.env.DTRAIN_LOCAL_AGENT === 'child';
 }

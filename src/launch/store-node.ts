@@ -17,7 +17,7 @@ import {
   type OutputRecord,
 } from './agent-contract.js';
 import type { OutputSink } from './line-targets.js';
-import { getForever } from './local-node.js';
+import { getForever } from './store-wait.js';
 import { supervisedPids } from './process-tree.js';
 import type { NodeHandle } from './supervisor.js';
 

@@ -1,37 +1,25 @@
 /**
  * The worker `dtrain bench` and scripts/bench/collectives run on every rank: times one collective over a
- * range of sizes (nccl-tests conventions) and prints, from rank 0, one JSON line per size. `sendrecv` is
+ * range of sizes (nccl-tests conventions). Rank 0 prints one JSON line per size (what scripts/bench reads)
+ * and, at the end, puts the rows in the job's store for `dtrain bench` (bench-rows.ts). `sendrecv` is
  * nccl-tests' sendrecv_perf: every rank sends to the next and receives from the previous one at once (a
  * ring of point-to-point channels, as pipeline stages use them); `bytes` is what each rank sends. Configured by
  * environment: BENCH_OP, BENCH_SIZES (bytes, comma separated), BENCH_ALLOC=1 (dist.alloc buffers),
  * BENCH_ITERS, BENCH_CHUNKS (time the iterations in this many chunks and keep the fastest chunk: on a
  * shared machine one preemption otherwise decides a small message's figure; default 1, the mean).
  */
+import { StoreClient } from '../store/client.js';
+import { benchRowsKey, type BenchOp, type BenchRow } from './bench-rows.js';
 import { init } from './init.js';
 import type { Group } from './types.js';
 
-export type BenchOp = 'all_reduce' | 'reduce_scatter' | 'all_gather' | 'broadcast' | 'sendrecv';
+export type { BenchOp, BenchRow };
 
 /** nccl-tests' bus-bandwidth factors: what each rank must move relative to the message size. */
 export function busFactor(op: BenchOp, ranks: number): number {
   if (op === 'all_reduce') return (2 * (ranks - 1)) / ranks;
   if (op === 'broadcast' || op === 'sendrecv') return 1;
   return (ranks - 1) / ranks;
-}
-
-export interface BenchRow {
-  op: BenchOp;
-  bytes: number;
-  count: number;
-  type: 'float';
-  redop: 'sum' | 'none';
-  ranks: number;
-  alloc: boolean;
-  time_us: number;
-  algbw_GBps: number;
-  busbw_GBps: number;
-  transport: string;
-  algorithm: string;
 }
 
 function itersFor(bytes: number): number {
@@ -51,6 +39,7 @@ async function main(): Promise<void> {
   if (op === 'sendrecv' && n < 2) throw new Error('sendrecv needs at least 2 ranks');
   const next = (dist.rank + 1) % n;
   const prev = (dist.rank + n - 1) % n;
+  const rows: BenchRow[] = [];
   const make = (count: number) => (useAlloc ? dist.alloc(Float32Array, count) : new Float32Array(count));
   for (const bytes of sizes) {
     const count = Math.max(1, Math.floor(bytes / 4));
@@ -110,8 +99,14 @@ async function main(): Promise<void> {
         transport: used?.transport ?? '?',
         algorithm: used?.algorithm ?? '?',
       };
+      rows.push(row);
       process.stdout.write(JSON.stringify(row) + '\n');
     }
+  }
+  if (dist.rank === 0 && process.env.DTRAIN_STORE) {
+    const store = await StoreClient.connectUnix(process.env.DTRAIN_STORE);
+    await store.set(benchRowsKey, JSON.stringify(rows));
+    await store.close();
   }
   await dist.close();
 }

@@ -18,6 +18,8 @@ export interface LocalJobOptions {
   env?: Record<string, string>;
   /** called with each rank's stdout chunks (stderr is inherited) */
   onStdout?: (rank: number, chunk: string) => void;
+  /** once every rank has exited, before the store closes: read what the workers left there */
+  onFinished?: (store: StoreClient) => Promise<void>;
 }
 
 export interface LocalRankExit {
@@ -73,7 +75,9 @@ export async function runLocalJob(opts: LocalJobOptions): Promise<LocalRankExit[
         );
       }
     }
-    return await Promise.all(exits);
+    const done = await Promise.all(exits);
+    await opts.onFinished?.(upstreams[0]);
+    return done;
   } finally {
     for (const p of proxies) await p.close();
     for (const u of upstreams) await u.close();

@@ -7,6 +7,6 @@ export {
   type TcpConnectOptions,
   type PendingRequest,
 } from './client.js';
-export { StoreProxy, type StoreProxyOptions } from './proxy.js';
+export { StoreProxy, attemptPrefix, type StoreProxyOptions } from './proxy.js';
 export { StoreTimeoutError, StoreConnectionError, StoreRequestError } from './errors.js';
 export { Op, Status } from './frame.js';

@@ -35,6 +35,11 @@ export interface StoreProxyOptions {
 /** sockaddr_un.sun_path holds 108 bytes including the terminating zero. */
 const maxSocketPath = 107;
 
+/** What a worker's key `k` is called upstream during attempt `attempt`: `a<attempt>/k`. */
+export function attemptPrefix(attempt: number): string {
+  return `a${attempt}/`;
+}
+
 export class StoreProxy {
   readonly socketPath: string;
   private attempt: number;
@@ -86,7 +91,7 @@ export class StoreProxy {
 
   /** The key prefix new requests get. */
   get prefix(): string {
-    return `a${this.attempt}/`;
+    return attemptPrefix(this.attempt);
   }
 
   get currentAttempt(): number {
@@ -190,13 +195,13 @@ class WorkerConnection {
       return req.args.length === 0 ? reply(Status.ok, [this.proxy.jobKey]) : reply(Status.badRequest);
     if (req.code === Op.whoami) {
       return req.args.length === 0
-        ? reply(Status.ok, [String(this.attempt), `a${this.attempt}/`])
+        ? reply(Status.ok, [String(this.attempt), attemptPrefix(this.attempt)])
         : reply(Status.badRequest);
     }
     if (req.code === Op.cancel) return this.cancel(req, reply);
     const keyArgs = keyArgIndexes(req.code, req.args.length);
     if (!keyArgs || this.inFlight.has(req.id)) return reply(Status.badRequest);
-    const prefix = Buffer.from(`a${this.attempt}/`);
+    const prefix = Buffer.from(attemptPrefix(this.attempt));
     // Checked here, not upstream: the prefix would make an empty key look valid there.
     if (keyArgs.some((i) => req.args[i].length === 0 || prefix.length + req.args[i].length > maxKeyBytes)) {
       return reply(Status.badRequest);

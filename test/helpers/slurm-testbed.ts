@@ -66,21 +66,21 @@ export function dtrain(
 }
 
 /**
- * Whether the built `dtrain launch` uses the allocation inside a Slurm job (src/launch/slurm's
- * applySlurmAllocation and writeResultFile): until it does, jobs from `dtrain submit` cannot run workers.
+ * Whether the built `dtrain launch` uses the allocation inside a Slurm job (src/launch/slurm's node
+ * source, applySlurmAllocation): until it does, jobs from `dtrain submit` cannot run workers.
  */
 export function launchKnowsSlurm(): boolean {
-  return builtLaunchMentions('applySlurmAllocation');
+  return builtMentions('dist/launch/slurm/node-source.js', 'applySlurmAllocation');
 }
 
-/** Whether the built `dtrain launch` starts other nodes' agents with srun (slurmRemoteSpawner). */
+/** Whether the built `dtrain launch` starts other nodes' agents with srun (startSrunNodes). */
 export function launchUsesSrun(): boolean {
-  return builtLaunchMentions('slurmRemoteSpawner');
+  return builtMentions('dist/launch/slurm/node-source.js', 'startSrunNodes');
 }
 
-function builtLaunchMentions(name: string): boolean {
+function builtMentions(file: string, name: string): boolean {
   try {
-    return readFileSync(`${repoRoot}dist/cli/launch.js`, 'utf8').includes(name);
+    return readFileSync(`${repoRoot}${file}`, 'utf8').includes(name);
   } catch {
     return false;
   }

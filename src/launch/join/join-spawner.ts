@@ -1,12 +1,12 @@
 /**
- * The controller's `remote` hook for joined agents (controller.ts RemoteSpawner): the agents are already
+ * Starting joined agents, for node-source.ts (join mode's NodeSource): the agents are already
  * there, waiting on the store, so "starting" one is answering it with its spec. Then each is a
  * store-driven NodeHandle like an SSH or srun agent; its output records come through the store
  * (record-relay.ts) and letting it go waits for its JoinDone and its last records. An agent whose
  * connection closes before its JoinDone is lost at once.
  */
 import type { AgentSpec } from '../agent-contract.js';
-import type { RemoteSpawner } from '../controller.js';
+import { controlOf, type StartContext } from '../node-source.js';
 import type { NodeHandle } from '../supervisor.js';
 import { connectionName, type ClosedConnections } from './front-door.js';
 import { joinKeys, type JoinDone } from './join-contract.js';
@@ -14,50 +14,50 @@ import type { JoinedAgent } from './joined-nodes.js';
 import { StoreRecordReader } from './record-relay.js';
 import type { JoinDesk } from './rendezvous.js';
 
-export function joinSpawner(
+export async function startJoinedNodes(
   desk: JoinDesk,
   agents: JoinedAgent[],
-  heartbeatMs: number,
+  specs: AgentSpec[],
+  ctx: StartContext,
   closed?: ClosedConnections,
-): RemoteSpawner {
-  return async (ctx) => {
-    const handles: NodeHandle[] = [];
-    for (const spec of ctx.specs) {
-      const nodeRank = spec.node.node_rank;
-      const agent = agents[nodeRank];
-      const records = new StoreRecordReader(desk.client, nodeRank, ctx.console);
-      // The store's frames are authenticated, not encrypted: the key, which the agent has from its
-      // secret file anyway, must not cross the network in the spec. The store address is not used
-      // either: the agent dials the store where it joined.
-      const sent: AgentSpec = { ...spec, job_key: '', store: { kind: 'tcp', host: '', port: ctx.store.port } };
-      let released = false;
-      // The agent's registration connection closing before its JoinDone means the agent is gone (killed,
-      // crashed): lose the node now, as srun and SSH spawners do, rather than after heartbeat.timeout.
-      closed?.onClose(connectionName(agent.reg.local_addr, agent.reg.local_port), () => {
-        void desk.client.check([joinKeys.done(nodeRank)]).then(
-          ([done]) =>
-            !done &&
-            !released &&
-            ctx.onLost(nodeRank, "its agent's connection to the controller closed (the agent died or was killed)"),
-          () => {},
-        );
-      });
-      await desk.answer(agent.index, sent);
-      handles.push(
-        ctx.control.handle(nodeRank, spec.node.host, async () => {
-          released = true;
-          // An agent that is still there answers within moments of its `exit` command; a lost one never.
-          const waitMs = Math.max(2000, 2 * heartbeatMs);
-          try {
-            const done = JSON.parse((await desk.client.get(joinKeys.done(nodeRank), waitMs)).toString()) as JoinDone;
-            await records.drained(done.records, 5000);
-          } catch {
-            // lost, or the store is closing: nothing more will come
-          }
-          records.stop();
-        }),
+): Promise<NodeHandle[]> {
+  const heartbeatMs = ctx.config.heartbeat.interval;
+  const handles: NodeHandle[] = [];
+  for (const spec of specs) {
+    const nodeRank = spec.node.node_rank;
+    const agent = agents[nodeRank];
+    const records = new StoreRecordReader(desk.client, nodeRank, ctx.console);
+    // The store's frames are authenticated, not encrypted: the key, which the agent has from its
+    // secret file anyway, must not cross the network in the spec. The store address is not used
+    // either: the agent dials the store where it joined.
+    const sent: AgentSpec = { ...spec, job_key: '', store: { kind: 'tcp', host: '', port: ctx.store.port } };
+    let released = false;
+    // The agent's registration connection closing before its JoinDone means the agent is gone (killed,
+    // crashed): lose the node now, as srun and SSH spawners do, rather than after heartbeat.timeout.
+    closed?.onClose(connectionName(agent.reg.local_addr, agent.reg.local_port), () => {
+      void desk.client.check([joinKeys.done(nodeRank)]).then(
+        ([done]) =>
+          !done &&
+          !released &&
+          ctx.onLost(nodeRank, "its agent's connection to the controller closed (the agent died or was killed)"),
+        () => {},
       );
-    }
-    return handles;
-  };
+    });
+    await desk.answer(agent.index, sent);
+    handles.push(
+      controlOf(ctx).handle(nodeRank, spec.node.host, async () => {
+        released = true;
+        // An agent that is still there answers within moments of its `exit` command; a lost one never.
+        const waitMs = Math.max(2000, 2 * heartbeatMs);
+        try {
+          const done = JSON.parse((await desk.client.get(joinKeys.done(nodeRank), waitMs)).toString()) as JoinDone;
+          await records.drained(done.records, 5000);
+        } catch {
+          // lost, or the store is closing: nothing more will come
+        }
+        records.stop();
+      }),
+    );
+  }
+  return handles;
 }

@@ -7,10 +7,11 @@
  *   - no hosts listed (a scheduler section, or none): join order, except that the controller's own
  *     machine, when it also runs an agent, is node 0 (its agent joins over loopback and so its address
  *     is the one the others already reach the controller at);
- *   - nproc_per_node auto: listed slots, else the GPUs the agent reported (at least 1);
+ *   - nproc_per_node auto: listed slots, else the GPUs the agent reported (config/nproc-auto.ts);
  *   - data: auto is recomputed for the joined world; a fixed data size must still fit.
  */
 import { isLocalHost } from '../../config/local-host.js';
+import { nprocAtLaunch } from '../../config/nproc-auto.js';
 import type { JobConfig, NodeConfig } from '../../config/types.js';
 import { StartError, UsageError } from '../../util/errors.js';
 import type { JoinRegistration } from './join-contract.js';
@@ -51,12 +52,12 @@ export function joinedNodes(input: JoinedNodesInput): JoinedJob {
   const agents = input.hostsListed ? inListedOrder(config, input.agents) : inJoinOrder(input.agents, isLocal);
   const nodes: NodeConfig[] = agents.map(({ reg }, rank) => {
     const listed = input.hostsListed ? config.nodes[rank] : undefined;
-    const nproc =
+    // a fixed nproc_per_node, or a listed node's known count, stands; otherwise the agent's GPUs decide
+    const planned =
       typeof config.nproc_per_node === 'number'
-        ? config.nproc_per_node
-        : listed && !listed.nproc_assumed
-          ? listed.nproc
-          : Math.max(1, reg.gpus);
+        ? { nproc: config.nproc_per_node }
+        : (listed ?? { nproc: 1, nproc_assumed: true });
+    const { nproc } = nprocAtLaunch(planned, reg.gpus);
     // joined nodes are never started by the controller, even the one on its own machine
     const node: NodeConfig = { host: listed?.host ?? reg.host, nproc, local: false };
     if (listed?.slots !== undefined) node.slots = listed.slots;

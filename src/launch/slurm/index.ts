@@ -1,14 +1,13 @@
 /**
  * What `dtrain launch` does differently inside a Slurm allocation (a `dtrain submit` batch script, or
- * launch typed inside salloc), in two calls the launch command makes:
+ * launch typed inside salloc), through the Slurm NodeSource (node-source.ts):
  *   - `applySlurmAllocation(config)` before the plan: the placeholder nodes of a config with a
  *     `scheduler` section (and no nodes/hostfile) become the allocation's hosts, node 0 first, the one this
  *     controller runs on marked local. Explicitly listed nodes are left alone.
- *   - `writeResultFile(summaryOrError)` after the run: the launch summary goes to DTRAIN_RESULT_FILE (set
- *     by the batch script), which `dtrain submit --wait` reads to name the failed rank.
- * Agents on the other nodes are started with srun (srun-spawner.ts), one step per node.
+ *   - agents on the other nodes are started with srun (srun-spawner.ts), one step per node.
+ * After the run the launch writes its summary to DTRAIN_RESULT_FILE (../result-file.ts).
  */
-import { renameSync, writeFileSync } from 'node:fs';
+import { nprocAtLaunch } from '../../config/nproc-auto.js';
 import type { JobConfig, NodeConfig } from '../../config/types.js';
 import { UsageError } from '../../util/errors.js';
 import { allocationHosts, detectSlurmAllocation, thisSlurmNode, type SlurmAllocation } from './allocation.js';
@@ -21,7 +20,8 @@ export {
   type SlurmAllocation,
 } from './allocation.js';
 export { startSrunAgents, srunArgs, type SrunAgent, type SrunLaunchRequest, type SrunNode } from './srun-spawner.js';
-export { slurmRemoteSpawner, localDtrainArgv } from './remote-spawner.js';
+export { startSrunNodes, localDtrainArgv } from './remote-spawner.js';
+export { writeResultFile, type ResultDocument } from '../result-file.js';
 
 export interface AllocationApplied {
   config: JobConfig;
@@ -62,10 +62,10 @@ export async function applySlurmAllocation(
   }
   const me = thisSlurmNode(env);
   // nproc_per_node auto without gpus_per_node was a guess; the GPUs Slurm gave this node settle it
-  const gpus = template.nproc_assumed ? allocatedGpus(env) : undefined;
+  const { nproc, assumed } = nprocAtLaunch(template, template.nproc_assumed ? allocatedGpus(env) : undefined);
   const nodes: NodeConfig[] = hosts.map((host) => {
-    const node: NodeConfig = { host, nproc: gpus ?? template.nproc, local: host === me };
-    if (template.nproc_assumed && gpus === undefined) node.nproc_assumed = true;
+    const node: NodeConfig = { host, nproc, local: host === me };
+    if (assumed) node.nproc_assumed = true;
     return node;
   });
   if (!nodes.some((n) => n.local)) {
@@ -82,19 +82,4 @@ export function allocatedGpus(env: NodeJS.ProcessEnv): number | undefined {
   if (Number.isInteger(n) && n > 0) return n;
   const cvd = env.CUDA_VISIBLE_DEVICES?.split(',').filter((d) => d.trim() !== '');
   return cvd && cvd.length > 0 && !cvd.includes('-1') ? cvd.length : undefined;
-}
-
-/** What the result file holds: the launch summary, or `{exit_code, error}` when the launch stopped before it had one. */
-export interface ResultDocument {
-  exit_code: number;
-  error?: string;
-}
-
-/** Written whole and renamed into place, so --wait (maybe on another machine over NFS) never reads half of it. */
-export function writeResultFile(doc: ResultDocument, env: NodeJS.ProcessEnv = process.env): void {
-  const file = env.DTRAIN_RESULT_FILE;
-  if (!file) return;
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(doc, null, 2) + '\n');
-  renameSync(tmp, file);
 }

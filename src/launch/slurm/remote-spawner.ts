@@ -1,15 +1,17 @@
 /**
- * The controller's `remote` hook inside a Slurm allocation (controller.ts `RemoteSpawner`): every node
+ * Starting nodes inside a Slurm allocation, for node-source.ts (the Slurm NodeSource): every node
  * that is not this machine gets `dtrain agent --stdio` in its own srun step, its spec on stdin (the only
- * place the job key travels, sealed: job-key-seal.ts), its output records relayed to the console, and a store-driven NodeHandle
- * for the supervisor. Agents dial the controller's store directly (allocations share a network; there is
- * no SSH to forward through). A step that ends early loses its node at once, before heartbeats would.
+ * place the job key travels, sealed: job-key-seal.ts), its output records relayed to the console, and a
+ * store-driven NodeHandle for the supervisor. Agents dial the controller's store directly (allocations
+ * share a network; there is no SSH to forward through). A step that ends early loses its node at once,
+ * before heartbeats would.
  */
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { JobConfig } from '../../config/types.js';
-import type { RemoteSpawner } from '../controller.js';
+import type { AgentSpec } from '../agent-contract.js';
+import { controlOf, type StartContext } from '../node-source.js';
 import { relayRecords } from '../store-node.js';
 import type { NodeHandle } from '../supervisor.js';
 import type { SlurmAllocation } from './allocation.js';
@@ -20,52 +22,52 @@ export function localDtrainArgv(): string[] {
   return [process.execPath, fileURLToPath(new URL('../../../bin/dtrain', import.meta.url))];
 }
 
-export function slurmRemoteSpawner(
+export async function startSrunNodes(
   config: JobConfig,
   allocation: SlurmAllocation,
+  specs: AgentSpec[],
+  ctx: StartContext,
   err: NodeJS.WritableStream = process.stderr,
   env: NodeJS.ProcessEnv = process.env,
-): RemoteSpawner {
-  return async (ctx) => {
-    // the name this machine gives itself: what the nodes resolve (SLURMD_NODENAME is unset on a login node)
-    const storeHost = config.rendezvous.addr !== 'auto' ? config.rendezvous.addr : hostname();
-    const srunCpus = Number(env.SRUN_CPUS_PER_TASK) || allocation.cpusPerTask;
-    const agents = await startSrunAgents({
-      nodes: ctx.specs.map((s) => ({ node_rank: s.node.node_rank, host: s.node.host })),
-      workdir: config.workdir,
-      dtrain: localDtrainArgv(),
-      helloTimeoutMs: config.rendezvous.timeout,
-      ...(srunCpus ? { cpusPerTask: srunCpus } : {}),
-      env,
+): Promise<NodeHandle[]> {
+  // the name this machine gives itself: what the nodes resolve (SLURMD_NODENAME is unset on a login node)
+  const storeHost = config.rendezvous.addr !== 'auto' ? config.rendezvous.addr : hostname();
+  const srunCpus = Number(env.SRUN_CPUS_PER_TASK) || allocation.cpusPerTask;
+  const agents = await startSrunAgents({
+    nodes: specs.map((s) => ({ node_rank: s.node.node_rank, host: s.node.host })),
+    workdir: config.workdir,
+    dtrain: localDtrainArgv(),
+    helloTimeoutMs: config.rendezvous.timeout,
+    ...(srunCpus ? { cpusPerTask: srunCpus } : {}),
+    env,
+  });
+  const bySpec = new Map(specs.map((s) => [s.node.node_rank, s]));
+  return agents.map((agent): NodeHandle => {
+    // srun's stdin crosses the network in clear: the job key goes sealed for this agent only
+    const { job_key: jobKey, ...spec } = bySpec.get(agent.node.node_rank)!;
+    const sealed = agent.sealJobKey(Buffer.from(jobKey, 'base64'));
+    agent.stdin.write(
+      JSON.stringify({
+        ...spec,
+        job_key_sealed: sealed,
+        store: { kind: 'tcp', host: storeHost, port: ctx.store.port },
+      }) + '\n',
+    );
+    relayRecords(agent.stdout, ctx.console);
+    createInterface({ input: agent.stderr }).on('line', (line) => err.write(`[${agent.node.host}] ${line}\n`));
+    let released = false;
+    void agent.lost.then((why) => {
+      if (!released) ctx.onLost(agent.node.node_rank, `${agent.node.host}: ${why}`);
     });
-    const bySpec = new Map(ctx.specs.map((s) => [s.node.node_rank, s]));
-    return agents.map((agent): NodeHandle => {
-      // srun's stdin crosses the network in clear: the job key goes sealed for this agent only
-      const { job_key: jobKey, ...spec } = bySpec.get(agent.node.node_rank)!;
-      const sealed = agent.sealJobKey(Buffer.from(jobKey, 'base64'));
-      agent.stdin.write(
-        JSON.stringify({
-          ...spec,
-          job_key_sealed: sealed,
-          store: { kind: 'tcp', host: storeHost, port: ctx.store.port },
-        }) + '\n',
-      );
-      relayRecords(agent.stdout, ctx.console);
-      createInterface({ input: agent.stderr }).on('line', (line) => err.write(`[${agent.node.host}] ${line}\n`));
-      let released = false;
-      void agent.lost.then((why) => {
-        if (!released) ctx.onLost(agent.node.node_rank, `${agent.node.host}: ${why}`);
-      });
-      return ctx.control.handle(agent.node.node_rank, agent.node.host, async () => {
-        released = true;
-        // Every worker has been reported by now, so EOF (which also ends an agent still waiting on
-        // stdin after `exit`) costs nothing; a step that lingers past 5 s is signalled through srun.
-        agent.stdin.end();
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([agent.exited, new Promise((r) => (timer = setTimeout(r, 5000)))]);
-        clearTimeout(timer); // a pending timer would hold the controller's exit for the full 5 s
-        agent.close(0);
-      });
+    return controlOf(ctx).handle(agent.node.node_rank, agent.node.host, async () => {
+      released = true;
+      // Every worker has been reported by now, so EOF (which also ends an agent still waiting on
+      // stdin after `exit`) costs nothing; a step that lingers past 5 s is signalled through srun.
+      agent.stdin.end();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([agent.exited, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+      clearTimeout(timer); // a pending timer would hold the controller's exit for the full 5 s
+      agent.close(0);
     });
-  };
+  });
 }

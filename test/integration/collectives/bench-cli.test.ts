@@ -150,6 +150,33 @@ t.test('a config: 4 ranks on two nodes (--json) measure the hierarchical path', 
   }
 });
 
+t.test('a config: the rows come from rank 0 through the store, not from what the workers print', async (t) => {
+  const { file } = benchConfig(t, '[{host: localhost, slots: 2}]');
+  // every worker first prints a line that reads like a row: a bench reading console text would count it
+  const preload = join(file, '..', 'noise.cjs');
+  writeFileSync(preload, `process.stdout.write(JSON.stringify({ op: 'noise', bytes: 1 }) + '\\n');\n`);
+  const r = dtrain([
+    file,
+    '--sizes',
+    '4096,65536',
+    '--iters',
+    '10',
+    '--json',
+    '--set',
+    `env.NODE_OPTIONS=--require ${preload}`,
+  ]);
+  t.equal(r.status, 0, r.stderr);
+  const doc = JSON.parse(r.stdout) as { rows: { op: string; bytes: number }[] };
+  t.same(
+    doc.rows.map((row) => [row.op, row.bytes]),
+    [
+      ['all_reduce', 4096],
+      ['all_reduce', 65536],
+    ],
+  );
+  t.notMatch(r.stdout, /noise/, "workers' output stays off the document");
+});
+
 t.test('a config with --nproc is a usage error (exit 2)', async (t) => {
   const { file } = benchConfig(t, '[{host: localhost, slots: 2}]');
   const r = dtrain([file, '--nproc', '4']);

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { configFromArgs } from '../../../src/config/index.js';
-import { launchJob, type RemoteSpawner } from '../../../src/launch/controller.js';
+import { launchJob } from '../../../src/launch/controller.js';
+import type { NodeSource } from '../../../src/launch/node-source.js';
 import type { NodeHandle } from '../../../src/launch/supervisor.js';
 import { buildPlan } from '../../../src/plan/index.js';
 import { tempDir } from '../../helpers/launch.js';
@@ -25,7 +26,7 @@ for (const backend of ['cpu', 'auto']) {
     });
     const plan = buildPlan(loaded);
     const calls: string[] = [];
-    const remote: RemoteSpawner = async (ctx) => {
+    const start: NodeSource['start'] = async (_specs, ctx) => {
       // what an SSH spawner does when the connection resets while the agent starts
       ctx.onLost(1, 'ghost.invalid: connection reset during start-up');
       const ghost: NodeHandle = {
@@ -39,10 +40,16 @@ for (const backend of ['cpu', 'auto']) {
       };
       return [ghost];
     };
+    const source: NodeSource = {
+      kind: 'ssh',
+      resolve: async () => ({ config: loaded.config, warnings: [] }),
+      start,
+      close: async () => {},
+    };
     const sink = new PassThrough();
     sink.resume();
     const t0 = Date.now();
-    const err = (await launchJob({ config: loaded.config, plan, json: false, remote, out: sink, err: sink }).catch(
+    const err = (await launchJob({ config: loaded.config, plan, json: false, source, out: sink, err: sink }).catch(
       (e: unknown) => e,
     )) as Error & {
       exitCode?: number;

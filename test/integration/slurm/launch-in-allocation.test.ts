@@ -17,7 +17,7 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
   t.plan(0, skip);
 } else if (!launchUsesSrun()) {
   // a missing piece of dtrain itself, not of the machine: skipped even where integration is required
-  t.plan(0, 'dtrain launch does not start agents with srun yet (slurmRemoteSpawner not wired into src/cli/launch.ts)');
+  t.plan(0, 'dtrain launch does not start agents with srun yet (the Slurm node source is not built)');
 } else {
   const tb = slurmUp('alloc');
   const dir = mkdtempSync(path.join(tmpdir(), 'dtrain-alloc-'));
@@ -92,5 +92,39 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     t.notOk('job_key' in sent[1], 'the job key itself never went over srun');
     for (let i = 0; i < 20 && steps().length; i++) await sleep(200);
     t.same(steps(), [], 'no agent step outlives the launch');
+  });
+
+  t.test('dtrain bench over the same config runs in the allocation and reads its rows from the store', async (t) => {
+    const node = slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%N']).trim();
+    writeFileSync(
+      path.join(dir, 'bench.yaml'),
+      `name: alloc-bench\nentrypoint: node /nonexistent/train.js\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1}\n`,
+    );
+    const env = {
+      ...tb.env,
+      SLURM_JOB_ID: holder,
+      SLURM_JOB_NODELIST: node,
+      SLURM_JOB_NUM_NODES: '1',
+      SLURMD_NODENAME: 'login-node',
+    };
+    const r = dtrain(['bench', 'bench.yaml', '--sizes', '4096,65536', '--iters', '10', '--json'], {
+      env,
+      cwd: dir,
+      timeoutMs: 120_000,
+    });
+    t.equal(r.status, 0, r.stderr);
+    t.match(r.stderr, 'every agent starts with srun', 'the agent ran in an srun step, as dtrain launch runs it');
+    const doc = JSON.parse(r.stdout) as { ranks: number; nodes: number; rows: { bytes: number; transport: string }[] };
+    t.equal(doc.ranks, 2);
+    t.equal(doc.nodes, 1);
+    t.same(
+      doc.rows.map((row) => [row.bytes, row.transport]),
+      [
+        [4096, 'shm'],
+        [65536, 'shm'],
+      ],
+    );
+    for (let i = 0; i < 20 && steps().length; i++) await sleep(200);
+    t.same(steps(), [], 'no agent step outlives the bench');
   });
 }

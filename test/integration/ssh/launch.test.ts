@@ -11,7 +11,7 @@ import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { loadConfig } from '../../../src/config/index.js';
 import { launchJob } from '../../../src/launch/controller.js';
-import { sshRemoteSpawner } from '../../../src/launch/ssh/remote-spawner.js';
+import { sshNodeSource } from '../../../src/launch/ssh/node-source.js';
 import { buildPlan } from '../../../src/plan/index.js';
 import { JobFailedError, StartError } from '../../../src/util/errors.js';
 import { inHost, repoRoot, skipReason, strayPids, testbedUp } from '../../helpers/ssh-testbed.js';
@@ -85,7 +85,7 @@ async function launch(
       json: true,
       out,
       err,
-      remote: sshRemoteSpawner(loaded.config, err),
+      source: sshNodeSource(err),
     });
     return { summary, error: undefined, stdout, stderr };
   } catch (error) {

@@ -1,0 +1,121 @@
+/**
+ * Join mode's NodeSource (../node-source.ts): `dtrain launch <config> --join-agents N --secret-file F`.
+ * `resolve` listens on rendezvous.port (29400, torchrun's, when auto: the agents must know it in
+ * advance), waits for N agents and makes the job's nodes from those that joined (joined-nodes.ts);
+ * `start` answers each agent with its spec (join-spawner.ts). The store is the source's own, lent to
+ * the controller: the agents registered with it before the plan existed. The job key is the secret
+ * file's: the agents read the same file.
+ */
+import { DEFAULT_JOIN_PORT } from '../../batch/batch-job.js';
+import { formatDuration } from '../../config/duration.js';
+import type { LoadedConfig } from '../../config/types.js';
+import { StoreServer } from '../../store/index.js';
+import { StartError, UsageError } from '../../util/errors.js';
+import type { NodeSource } from '../node-source.js';
+import { ClosedConnections, openFrontDoor, type FrontDoor } from './front-door.js';
+import { startJoinedNodes } from './join-spawner.js';
+import { joinedNodes, type JoinedAgent } from './joined-nodes.js';
+import { JoinDesk } from './rendezvous.js';
+
+export { DEFAULT_JOIN_PORT };
+
+export interface JoinSourceOptions {
+  /** how many agents make the job (--join-agents) */
+  agents: number;
+  jobKey: Buffer;
+  err?: NodeJS.WritableStream;
+}
+
+/** Was the host list written in the config (nodes or hostfile), rather than a placeholder or the default? */
+export function hostsListed(loaded: LoadedConfig): boolean {
+  return loaded.raw.nodes !== undefined || loaded.raw.hostfile !== undefined;
+}
+
+export function joinNodeSource(opts: JoinSourceOptions): NodeSource {
+  const err = opts.err ?? process.stderr;
+  let server: StoreServer | undefined;
+  let front: FrontDoor | undefined;
+  let desk: JoinDesk | undefined;
+  let joined: JoinedAgent[] = [];
+  const closedConnections = new ClosedConnections();
+  return {
+    kind: 'join',
+    get store() {
+      return server ? { server, jobKey: opts.jobKey } : undefined;
+    },
+    async resolve(loaded) {
+      const config = loaded.config;
+      const listed = hostsListed(loaded);
+      if (listed && config.nodes.length !== opts.agents) {
+        throw new UsageError(
+          `--join-agents ${opts.agents}, but the config lists ${plural(config.nodes.length, 'node')} ` +
+            `(${config.nodes.map((n) => n.host).join(', ')})`,
+        );
+      }
+      const rawData = (loaded.raw.parallelism as { data?: unknown } | undefined)?.data;
+      const port = config.rendezvous.port === 'auto' ? DEFAULT_JOIN_PORT : config.rendezvous.port;
+      const failedAuth: string[] = [];
+      // The store listens privately; agents come in through the front door on the rendezvous port.
+      server = await StoreServer.start({
+        host: '127.0.0.1',
+        port: 0,
+        jobKey: opts.jobKey,
+        onViolation: (_reason, remote) => failedAuth.push(remote.replace(/:\d+$/, '')),
+      });
+      const store = server;
+      let otherKey: (addr: string) => void = () => {};
+      const otherKeySeen = new Promise<never>((_, reject) => {
+        otherKey = (addr) =>
+          reject(
+            new StartError(
+              `an agent at ${addr} holds another secret (the store handshake failed on its side: it exits 3 ` +
+                "too); give every node the controller's secret file",
+            ),
+          );
+      });
+      otherKeySeen.catch(() => {});
+      front = await openFrontDoor({
+        host: config.rendezvous.addr !== 'auto' ? config.rendezvous.addr : '0.0.0.0',
+        port,
+        serve: (socket, remote) => store.serveStream(socket, remote),
+        onOtherKey: (addr) => otherKey(addr),
+        onClose: (name) => closedConnections.closedNow(name),
+      });
+      desk = await JoinDesk.open(store, opts.jobKey);
+      err.write(
+        `dtrain: waiting up to ${formatDuration(config.rendezvous.timeout)} for ${plural(opts.agents, 'agent')} ` +
+          `to join on port ${front.port}\n`,
+      );
+      const agents = await Promise.race([
+        desk.waitFor(opts.agents, config.rendezvous.timeout, () => failedAuth),
+        otherKeySeen,
+      ]);
+      const job = joinedNodes({
+        config,
+        hostsListed: listed,
+        dataAuto: rawData === undefined || rawData === 'auto',
+        agents,
+      });
+      joined = job.agents;
+      err.write(
+        `dtrain: joined: ${job.config.nodes.map((n, i) => `${n.host} (node ${i}, ${n.nproc} proc)`).join(', ')}\n`,
+      );
+      return { config: job.config, warnings: [] };
+    },
+    start(specs, ctx) {
+      if (!desk) throw new Error('the join node source starts agents only once they joined (resolve)');
+      return startJoinedNodes(desk, joined, specs, ctx, closedConnections);
+    },
+    async close(failure) {
+      // the job did not start, or not for every agent (a fixed master.port taken...): tell the rest
+      if (failure) await desk?.refuseAll(failure.message);
+      await desk?.close();
+      await front?.close();
+      await server?.close();
+    },
+  };
+}
+
+function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
+}
