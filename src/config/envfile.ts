@@ -20,6 +20,13 @@ export function parseEnvFile(text: string): { env: Record<string, string>; probl
     let value = rawValue.trim();
     const q = value[0];
     if ((q === '"' || q === "'") && value.length >= 2 && value.endsWith(q)) value = value.slice(1, -1);
+    // the value is never shown: it may be a secret
+    if (value.includes('\0'))
+      return void problems.push({
+        line,
+        col: lead.length + 1,
+        message: `${key}: the value holds a NUL byte, which no environment variable can hold`,
+      });
     env[key] = value;
   });
   return { env, problems };

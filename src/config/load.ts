@@ -3,7 +3,7 @@
  * schema validation with defaults, then normalise(), which runs even when the schema failed (on the
  * values it accepted). Every problem found is thrown together in one ConfigError; warnings are returned.
  */
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { basename, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, UsageError, type ConfigProblem } from '../util/errors.js';
@@ -176,15 +176,22 @@ export function schemaLocation(): string {
   return existsSync(fileURLToPath(shipped)) ? shipped.href : 'https://dtrain.dev/schema/config.json';
 }
 
-/** Writes the config as written (no defaults spelled out), with the schema comment for editors. */
+/** Writes the config as written (no defaults spelled out), with the schema comment for editors; mode 0600. */
 export function saveConfig(loaded: LoadedConfig, file: string): void {
   // Paths in a config are relative to its own folder: the copy may live elsewhere, so make them absolute.
   const doc = { ...loaded.raw };
   if (doc.hostfile !== undefined && loaded.config.hostfile) doc.hostfile = loaded.config.hostfile;
   if (doc.env_file !== undefined && loaded.config.env_file) doc.env_file = loaded.config.env_file;
   const text = `# yaml-language-server: $schema=${schemaLocation()}\n# written by dtrain from ${loaded.file}\n${yaml().stringify(doc)}`;
+  // The config may hold secrets (env): owner-only, also when it replaces a file others could read.
   try {
-    writeFileSync(file, text);
+    const fd = openSync(file, 'w', 0o600);
+    try {
+      fchmodSync(fd, 0o600);
+      writeSync(fd, text);
+    } finally {
+      closeSync(fd);
+    }
   } catch (err) {
     throw new UsageError(`cannot write ${file}: ${(err as Error).message}`);
   }

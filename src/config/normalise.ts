@@ -40,6 +40,8 @@ export interface Normalised {
   warnings: ConfigProblem[];
 }
 
+const NUL_IN_ENV = 'the value holds a NUL byte, which no environment variable can hold';
+
 export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseContext): Normalised {
   const problems: ConfigProblem[] = [];
   const warnings: ConfigProblem[] = [];
@@ -94,6 +96,8 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
       );
     }
     env[k] = String(v);
+    // Named, never shown: the value may be a secret. (The OS would refuse it later, echoing it.)
+    if (env[k].includes('\0')) error(['env', k], NUL_IN_ENV, 'key');
   }
 
   // nodes
@@ -255,6 +259,7 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     entrypoint,
     workdir: resolve(ctx.cwd, raw.workdir ?? '.'),
     env,
+    secret_env: [...(raw.secret_env ?? [])],
     ...(envFile !== undefined && { env_file: envFile }),
     nodes,
     ...(raw.hostfile !== undefined && { hostfile: resolve(baseDir, raw.hostfile) }),

@@ -7,7 +7,7 @@ import type { ConfigProblem } from '../util/errors.js';
 import { configSchema } from './schema.js';
 import type { ConfigSource, PathSegment } from './source.js';
 import { didYouMean } from './suggest.js';
-import { isSecretName } from '../plan/env.js';
+import { isSecretName, MASK, maskUrlUserInfo } from '../util/secret-names.js';
 import { yaml } from './yaml-lib.js';
 
 type SchemaNode = Record<string, unknown>;
@@ -15,7 +15,7 @@ type SchemaNode = Record<string, unknown>;
 export function applyOverrides(doc: Record<string, unknown>, sets: string[], source: ConfigSource): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   for (const given of sets) {
-    const arg = maskedArg(given);
+    const arg = maskedArg(given, doc.secret_env);
     const fail = (path: string, message: string) =>
       problems.push({ file: `--set ${arg}`, line: 0, col: 0, path, message });
     const eq = arg.indexOf('=');
@@ -62,10 +62,18 @@ const PLAIN_WORD = /^[A-Za-z_/][A-Za-z0-9_./-]*$/;
 const CORE_WORDS = new Set(['null', 'Null', 'NULL', 'true', 'True', 'TRUE', 'false', 'False', 'FALSE']);
 const SMALL_INT = /^(0|[1-9][0-9]{0,14})$/;
 
-/** `--set env.HF_TOKEN=...` is echoed in messages: a secret-looking key has its value masked there. */
-function maskedArg(arg: string): string {
+/**
+ * Each --set is echoed in messages: a secret's value never is. `env=...` (the whole mapping) and
+ * `env.NAME=...` with a secret NAME (util/secret-names.ts, or the config's secret_env) show `***`; any
+ * other value has its URLs' user-info masked.
+ */
+function maskedArg(arg: string, secretEnv: unknown): string {
   const eq = arg.indexOf('=');
-  return eq > 0 && isSecretName(arg.slice(0, eq)) ? `${arg.slice(0, eq)}=***` : arg;
+  if (eq <= 0) return maskUrlUserInfo(arg);
+  const key = arg.slice(0, eq);
+  const extra = Array.isArray(secretEnv) ? secretEnv.map(String) : [];
+  if (key === 'env' || (key.startsWith('env.') && isSecretName(key.slice(4), extra))) return `${key}=${MASK}`;
+  return `${key}=${maskUrlUserInfo(arg.slice(eq + 1))}`;
 }
 
 type Walked =

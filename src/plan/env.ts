@@ -84,11 +84,5 @@ export function workerEnv(plan: Plan, rank: number, facts: LaunchFacts): Record<
   return env;
 }
 
-/** Env names whose values are masked in anything printed: *TOKEN*, *SECRET*, *KEY*, *PASSWORD*. */
-export function isSecretName(name: string): boolean {
-  return /TOKEN|SECRET|KEY|PASSWORD/i.test(name);
-}
-
-export function maskSecrets(env: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, isSecretName(k) ? '***' : v]));
-}
+// Which values are secret and how they are shown is one rule, in util/secret-names.ts.
+export { isSecretName, maskSecrets } from '../util/secret-names.js';

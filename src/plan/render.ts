@@ -1,6 +1,7 @@
 /** Printed forms of a plan: the human table (by node) and the --json document. Secrets are masked in both. */
 import { joinCommand } from '../config/shellwords.js';
-import { AUTO, isSecretName, maskSecrets } from './env.js';
+import { shownEnvValue } from '../util/secret-names.js';
+import { AUTO, maskSecrets } from './env.js';
 import { gb } from './memory.js';
 import type { Plan, RankPlan } from './types.js';
 
@@ -20,7 +21,7 @@ export function planDocument(plan: Plan) {
       pipeline: r.pipeline,
       tensor: r.tensor,
       command: [...r.command],
-      env: maskSecrets(r.env),
+      env: maskSecrets(r.env, plan.config?.secret_env),
       ...(r.memory && { memory: { ...r.memory } }),
     })),
     warnings: [...plan.warnings],
@@ -46,7 +47,9 @@ export function renderPlanTable(plan: Plan): string {
     lines.push(`backend: ${backend}   master: ${addr}, ${port}`);
     const userEnv = plan.config ? Object.keys(plan.config.env) : [];
     if (userEnv.length)
-      lines.push(`env: ${userEnv.map((k) => `${k}=${isSecretName(k) ? '***' : plan.config!.env[k]}`).join(' ')}`);
+      lines.push(
+        `env: ${userEnv.map((k) => `${k}=${shownEnvValue(k, plan.config!.env[k], plan.config!.secret_env)}`).join(' ')}`,
+      );
   }
   const withMemory = plan.ranks.some((r) => r.memory);
   const header = [
