@@ -15,6 +15,7 @@ import type { ConfigProblem } from '../util/errors.js';
 import { CONFIG_KEY_OF, WORKER_ENV_KEYS } from '../plan/env.js';
 import { parseDuration } from './duration.js';
 import { parseEnvFile } from './envfile.js';
+import { isPrototypeKey } from './prototype-keys.js';
 import { parseHostFilter, parseHostfile, selectHosts, type SelectableNode } from './hostfile.js';
 import { splitCommand } from './shellwords.js';
 import type { ConfigSource, PathSegment } from './source.js';
@@ -87,6 +88,10 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     }
   }
   for (const [k, v] of Object.entries(raw.env)) {
+    if (isPrototypeKey(k)) {
+      error(['env', k], `"${k}" cannot be set: it is not an environment variable dtrain can pass`, 'key');
+      continue;
+    }
     if ((WORKER_ENV_KEYS as readonly string[]).includes(k)) {
       const key = CONFIG_KEY_OF[k as keyof typeof CONFIG_KEY_OF];
       error(

@@ -4,6 +4,7 @@
  * list, is an error. Values parse as YAML scalars and are validated with the rest of the document.
  */
 import type { ConfigProblem } from '../util/errors.js';
+import { isPrototypeKey, PROTOTYPE_KEY_MESSAGE } from './prototype-keys.js';
 import { configSchema } from './schema.js';
 import type { ConfigSource, PathSegment } from './source.js';
 import { didYouMean } from './suggest.js';
@@ -72,7 +73,8 @@ function maskedArg(arg: string, secretEnv: unknown): string {
   if (eq <= 0) return maskUrlUserInfo(arg);
   const key = arg.slice(0, eq);
   const extra = Array.isArray(secretEnv) ? secretEnv.map(String) : [];
-  if (key === 'env' || (key.startsWith('env.') && isSecretName(key.slice(4), extra))) return `${key}=${MASK}`;
+  const [section, name] = key.split('.');
+  if (section === 'env' && (name === undefined || isSecretName(name, extra))) return `${key}=${MASK}`;
   return `${key}=${maskUrlUserInfo(arg.slice(eq + 1))}`;
 }
 
@@ -90,10 +92,11 @@ function walk(doc: Record<string, unknown>, keys: string[]): Walked {
     const at = [...path, key].join('.');
     schema = deref(schema);
     if (!key) return { error: 'empty key in the path', at };
+    if (isPrototypeKey(key)) return { error: `"${key}" ${PROTOTYPE_KEY_MESSAGE}`, at };
     let next: SchemaNode | undefined;
     let seg: PathSegment = key;
     const props = schema?.properties as Record<string, SchemaNode> | undefined;
-    if (!Array.isArray(container) && props && key in props) next = props[key];
+    if (!Array.isArray(container) && props && Object.hasOwn(props, key)) next = props[key];
     else if (!Array.isArray(container) && typeof schema?.additionalProperties === 'object')
       next = schema.additionalProperties as SchemaNode;
     else if (Array.isArray(container)) {

@@ -151,7 +151,7 @@ function meantKey(e: ErrorObject, path: PathSegment[]): PathSegment[] | undefine
   if (path.length === 0) {
     for (const [section, schema] of Object.entries(configSchema.properties)) {
       const props = (schema as SchemaNode).properties as SchemaNode | undefined;
-      if (props && key in props) return [section, key];
+      if (props && Object.hasOwn(props, key)) return [section, key];
     }
   }
   return undefined;

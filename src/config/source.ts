@@ -95,7 +95,7 @@ export class ConfigSource {
     );
     if (override) return { file: `--set ${override.arg}`, line: 0, col: 0, path: dotted, message };
     if (!this.doc) {
-      const flag = [path.slice(0, 2).join('.'), String(path[0])].find((k) => k in this.flags);
+      const flag = [path.slice(0, 2).join('.'), String(path[0])].find((k) => Object.hasOwn(this.flags, k));
       return { file: flag ? this.flags[flag] : this.file, line: 0, col: 0, path: dotted, message };
     }
     const pos = this.locate(path, at);
