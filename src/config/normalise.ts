@@ -16,6 +16,7 @@ import { CONFIG_KEY_OF, WORKER_ENV_KEYS } from '../plan/env.js';
 import { parseDuration } from './duration.js';
 import { parseEnvFile } from './envfile.js';
 import { isPrototypeKey } from './prototype-keys.js';
+import { TextReadError } from './read-text.js';
 import { parseHostFilter, parseHostfile, selectHosts, type SelectableNode } from './hostfile.js';
 import { splitCommand } from './shellwords.js';
 import type { ConfigSource, PathSegment } from './source.js';
@@ -77,8 +78,8 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   let envFile: string | undefined;
   if (raw.env_file !== undefined) {
     envFile = resolve(baseDir, raw.env_file);
-    const text = readOrProblem(ctx, envFile, () =>
-      error(['env_file'], `cannot read ${shown(raw.env_file!)}: no such file or not readable`),
+    const text = readOrProblem(ctx, envFile, (why) =>
+      error(['env_file'], `cannot read ${shown(raw.env_file!)}: ${why}`),
     );
     if (text !== undefined) {
       const parsed = parseEnvFile(text);
@@ -305,11 +306,12 @@ function nodePath(raw: RawConfig, i: number): PathSegment[] {
   return raw.nodes ? ['nodes', i] : raw.hostfile ? ['hostfile'] : ['nproc_per_node'];
 }
 
-function readOrProblem(ctx: NormaliseContext, path: string, onError: () => void): string | undefined {
+/** ctx.readText's text, or undefined after onError with why not (read-text.ts says why when it can). */
+function readOrProblem(ctx: NormaliseContext, path: string, onError: (why: string) => void): string | undefined {
   try {
     return ctx.readText(path);
-  } catch {
-    onError();
+  } catch (err) {
+    onError(err instanceof TextReadError ? err.message : 'no such file or not readable');
     return undefined;
   }
 }
@@ -367,9 +369,7 @@ function resolveNodes(
     if (duplicate) return [];
   } else if (raw.hostfile !== undefined) {
     const file = resolve(baseDir, raw.hostfile);
-    const text = readOrProblem(ctx, file, () =>
-      error(['hostfile'], `cannot read ${shown(raw.hostfile!)}: no such file or not readable`),
-    );
+    const text = readOrProblem(ctx, file, (why) => error(['hostfile'], `cannot read ${shown(raw.hostfile!)}: ${why}`));
     if (text === undefined) return [];
     const parsed = parseHostfile(text);
     for (const p of parsed.problems)
