@@ -44,7 +44,8 @@ export function renderPbsScript(job: BatchJob): string {
   return [
     '#!/bin/bash',
     ...d.map((x) => `#PBS ${x}`),
-    `# Rendered by dtrain ${packageVersion()} from ${shellComment(job.configFile)} (PBS support is experimental): edit the config, not this file.`,
+    `# Rendered by dtrain ${packageVersion()} from ${shellComment(job.configFile)} (PBS support is experimental): ` +
+      'edit the config, not this file.',
     'set -eu',
     `cd ${shellWord(job.workdir)}`,
     'command -v pbsdsh >/dev/null || { echo "dtrain: pbsdsh not found on PATH: the job cannot start agents on its nodes" >&2; exit 3; }',

@@ -20,8 +20,11 @@ const NAMED_ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r':
  * control characters (and Unicode line separators) are written as escapes and the comment stays one line.
  */
 export function shellComment(text: string): string {
-  return text.replace(
-    /[\\\x00-\x1f\x7f\u0085\u2028\u2029]/g,
-    (c) => NAMED_ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
+  let out = '';
+  for (const c of text) {
+    const code = c.codePointAt(0)!;
+    const control = code < 0x20 || code === 0x7f || code === 0x85 || code === 0x2028 || code === 0x2029;
+    out += NAMED_ESCAPES[c] ?? (control ? `\\u${code.toString(16).padStart(4, '0')}` : c);
+  }
+  return out;
 }
