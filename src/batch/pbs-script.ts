@@ -8,7 +8,7 @@
 import { packageVersion } from '../util/version.js';
 import { slurmTimeToSeconds, pbsWalltime } from './batch-time.js';
 import { outputPath, resultPath, type BatchJob } from './batch-job.js';
-import { shellCommand, shellWord } from './shell-quote.js';
+import { shellCommand, shellComment, shellWord } from './shell-quote.js';
 
 /** Slurm-style amounts (64G, 512M, 1024 = MB) → PBS sizes (64gb, 512mb, 1024mb). */
 export function pbsMem(mem: string): string {
@@ -44,7 +44,8 @@ export function renderPbsScript(job: BatchJob): string {
   return [
     '#!/bin/bash',
     ...d.map((x) => `#PBS ${x}`),
-    `# Rendered by dtrain ${packageVersion()} from ${job.configFile} (PBS support is experimental): edit the config, not this file.`,
+    `# Rendered by dtrain ${packageVersion()} from ${shellComment(job.configFile)} (PBS support is experimental): ` +
+      'edit the config, not this file.',
     'set -eu',
     `cd ${shellWord(job.workdir)}`,
     'command -v pbsdsh >/dev/null || { echo "dtrain: pbsdsh not found on PATH: the job cannot start agents on its nodes" >&2; exit 3; }',

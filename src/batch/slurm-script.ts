@@ -6,7 +6,7 @@
  */
 import { packageVersion } from '../util/version.js';
 import { outputPath, resultPath, type BatchJob } from './batch-job.js';
-import { shellCommand, shellWord } from './shell-quote.js';
+import { shellCommand, shellComment, shellWord } from './shell-quote.js';
 
 /** `USR1@120` → `B:USR1@120`: the signal goes to the batch shell, i.e. the controller (exec'd), which forwards it once to the workers. */
 export function batchSignal(signal: string): string {
@@ -35,7 +35,7 @@ export function renderSlurmScript(job: BatchJob): string {
   const lines = [
     '#!/bin/bash',
     ...d.map((x) => `#SBATCH ${x}`),
-    `# Rendered by dtrain ${packageVersion()} from ${job.configFile}: edit the config, not this file.`,
+    `# Rendered by dtrain ${packageVersion()} from ${shellComment(job.configFile)}: edit the config, not this file.`,
     'set -eu',
   ];
   if (s.cpus_per_task !== undefined) {

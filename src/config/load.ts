@@ -3,7 +3,7 @@
  * schema validation with defaults, then normalise(), which runs even when the schema failed (on the
  * values it accepted). Every problem found is thrown together in one ConfigError; warnings are returned.
  */
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, openSync, writeSync } from 'node:fs';
 import { basename, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, UsageError, type ConfigProblem } from '../util/errors.js';
@@ -11,6 +11,7 @@ import { schemaValidator } from './ajv.js';
 import { isLocalHost, localGpuCount } from './local-host.js';
 import { normalise, type NormaliseContext } from './normalise.js';
 import { applyOverrides } from './overrides.js';
+import { readBoundedText, TextReadError } from './read-text.js';
 import { ConfigSource, type PathSegment } from './source.js';
 import type { LoadedConfig, RawConfig } from './types.js';
 import { yaml } from './yaml-lib.js';
@@ -25,9 +26,10 @@ export interface LoadOptions {
 export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<LoadedConfig> {
   let text: string;
   try {
-    text = readFileSync(resolve(opts.cwd ?? process.cwd(), file), 'utf8');
+    text = readBoundedText(resolve(opts.cwd ?? process.cwd(), file));
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    if (!(err instanceof TextReadError)) throw err;
+    const reason = err.message;
     throw new ConfigError([{ file, line: 0, col: 0, path: '', message: `cannot read the config: ${reason}` }]);
   }
   const parsed = ConfigSource.parse(file, text);
@@ -142,7 +144,7 @@ async function validate(
     file: where.file === '<command line>' ? './<command line>' : where.file,
     cwd: opts.cwd ?? process.cwd(),
     defaultName: where.defaultName,
-    readText: (p) => readFileSync(p, 'utf8'),
+    readText: readBoundedText,
     isLocalHost,
     localGpuCount,
     ...(schema && { rejected: schema.rejected }),
@@ -176,15 +178,22 @@ export function schemaLocation(): string {
   return existsSync(fileURLToPath(shipped)) ? shipped.href : 'https://dtrain.dev/schema/config.json';
 }
 
-/** Writes the config as written (no defaults spelled out), with the schema comment for editors. */
+/** Writes the config as written (no defaults spelled out), with the schema comment for editors; mode 0600. */
 export function saveConfig(loaded: LoadedConfig, file: string): void {
   // Paths in a config are relative to its own folder: the copy may live elsewhere, so make them absolute.
   const doc = { ...loaded.raw };
   if (doc.hostfile !== undefined && loaded.config.hostfile) doc.hostfile = loaded.config.hostfile;
   if (doc.env_file !== undefined && loaded.config.env_file) doc.env_file = loaded.config.env_file;
   const text = `# yaml-language-server: $schema=${schemaLocation()}\n# written by dtrain from ${loaded.file}\n${yaml().stringify(doc)}`;
+  // The config may hold secrets (env): owner-only, also when it replaces a file others could read.
   try {
-    writeFileSync(file, text);
+    const fd = openSync(file, 'w', 0o600);
+    try {
+      fchmodSync(fd, 0o600);
+      writeSync(fd, text);
+    } finally {
+      closeSync(fd);
+    }
   } catch (err) {
     throw new UsageError(`cannot write ${file}: ${(err as Error).message}`);
   }

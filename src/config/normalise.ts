@@ -15,6 +15,8 @@ import type { ConfigProblem } from '../util/errors.js';
 import { RESERVED_WORKER_ENV, workerEnvVar } from '../runtime/worker-env-table.js';
 import { parseDuration } from './duration.js';
 import { parseEnvFile } from './envfile.js';
+import { isPrototypeKey } from './prototype-keys.js';
+import { TextReadError } from './read-text.js';
 import { parseHostFilter, parseHostfile, selectHosts, type SelectableNode } from './hostfile.js';
 import { nprocAtPlan } from './nproc-auto.js';
 import { splitCommand } from './shellwords.js';
@@ -40,6 +42,8 @@ export interface Normalised {
   problems: ConfigProblem[];
   warnings: ConfigProblem[];
 }
+
+const NUL_IN_ENV = 'the value holds a NUL byte, which no environment variable can hold';
 
 export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseContext): Normalised {
   const problems: ConfigProblem[] = [];
@@ -75,8 +79,8 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   let envFile: string | undefined;
   if (raw.env_file !== undefined) {
     envFile = resolve(baseDir, raw.env_file);
-    const text = readOrProblem(ctx, envFile, () =>
-      error(['env_file'], `cannot read ${shown(raw.env_file!)}: no such file or not readable`),
+    const text = readOrProblem(ctx, envFile, (why) =>
+      error(['env_file'], `cannot read ${shown(raw.env_file!)}: ${why}`),
     );
     if (text !== undefined) {
       const parsed = parseEnvFile(text);
@@ -86,6 +90,10 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     }
   }
   for (const [k, v] of Object.entries(raw.env)) {
+    if (isPrototypeKey(k)) {
+      error(['env', k], `"${k}" cannot be set: it is not an environment variable dtrain can pass`, 'key');
+      continue;
+    }
     if (RESERVED_WORKER_ENV.has(k)) {
       const key = workerEnvVar(k).configKey;
       error(
@@ -95,6 +103,8 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
       );
     }
     env[k] = String(v);
+    // Named, never shown: the value may be a secret. (The OS would refuse it later, echoing it.)
+    if (env[k].includes('\0')) error(['env', k], NUL_IN_ENV, 'key');
   }
 
   // nodes
@@ -256,6 +266,7 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     entrypoint,
     workdir: resolve(ctx.cwd, raw.workdir ?? '.'),
     env,
+    secret_env: [...(raw.secret_env ?? [])],
     ...(envFile !== undefined && { env_file: envFile }),
     nodes,
     ...(raw.hostfile !== undefined && { hostfile: resolve(baseDir, raw.hostfile) }),
@@ -296,11 +307,12 @@ function nodePath(raw: RawConfig, i: number): PathSegment[] {
   return raw.nodes ? ['nodes', i] : raw.hostfile ? ['hostfile'] : ['nproc_per_node'];
 }
 
-function readOrProblem(ctx: NormaliseContext, path: string, onError: () => void): string | undefined {
+/** ctx.readText's text, or undefined after onError with why not (read-text.ts says why when it can). */
+function readOrProblem(ctx: NormaliseContext, path: string, onError: (why: string) => void): string | undefined {
   try {
     return ctx.readText(path);
-  } catch {
-    onError();
+  } catch (err) {
+    onError(err instanceof TextReadError ? err.message : 'no such file or not readable');
     return undefined;
   }
 }
@@ -358,9 +370,7 @@ function resolveNodes(
     if (duplicate) return [];
   } else if (raw.hostfile !== undefined) {
     const file = resolve(baseDir, raw.hostfile);
-    const text = readOrProblem(ctx, file, () =>
-      error(['hostfile'], `cannot read ${shown(raw.hostfile!)}: no such file or not readable`),
-    );
+    const text = readOrProblem(ctx, file, (why) => error(['hostfile'], `cannot read ${shown(raw.hostfile!)}: ${why}`));
     if (text === undefined) return [];
     const parsed = parseHostfile(text);
     for (const p of parsed.problems)

@@ -4,10 +4,11 @@
  * list, is an error. Values parse as YAML scalars and are validated with the rest of the document.
  */
 import type { ConfigProblem } from '../util/errors.js';
+import { isPrototypeKey, PROTOTYPE_KEY_MESSAGE } from './prototype-keys.js';
 import { configSchema } from './schema.js';
 import type { ConfigSource, PathSegment } from './source.js';
 import { didYouMean } from './suggest.js';
-import { isSecretName } from '../plan/env.js';
+import { isSecretName, MASK, maskUrlUserInfo } from '../util/secret-names.js';
 import { yaml } from './yaml-lib.js';
 
 type SchemaNode = Record<string, unknown>;
@@ -15,7 +16,7 @@ type SchemaNode = Record<string, unknown>;
 export function applyOverrides(doc: Record<string, unknown>, sets: string[], source: ConfigSource): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   for (const given of sets) {
-    const arg = maskedArg(given);
+    const arg = maskedArg(given, doc.secret_env);
     const fail = (path: string, message: string) =>
       problems.push({ file: `--set ${arg}`, line: 0, col: 0, path, message });
     const eq = arg.indexOf('=');
@@ -62,10 +63,19 @@ const PLAIN_WORD = /^[A-Za-z_/][A-Za-z0-9_./-]*$/;
 const CORE_WORDS = new Set(['null', 'Null', 'NULL', 'true', 'True', 'TRUE', 'false', 'False', 'FALSE']);
 const SMALL_INT = /^(0|[1-9][0-9]{0,14})$/;
 
-/** `--set env.HF_TOKEN=...` is echoed in messages: a secret-looking key has its value masked there. */
-function maskedArg(arg: string): string {
+/**
+ * Each --set is echoed in messages: a secret's value never is. `env=...` (the whole mapping) and
+ * `env.NAME=...` with a secret NAME (util/secret-names.ts, or the config's secret_env) show `***`; any
+ * other value has its URLs' user-info masked.
+ */
+function maskedArg(arg: string, secretEnv: unknown): string {
   const eq = arg.indexOf('=');
-  return eq > 0 && isSecretName(arg.slice(0, eq)) ? `${arg.slice(0, eq)}=***` : arg;
+  if (eq <= 0) return maskUrlUserInfo(arg);
+  const key = arg.slice(0, eq);
+  const extra = Array.isArray(secretEnv) ? secretEnv.map(String) : [];
+  const [section, name] = key.split('.');
+  if (section === 'env' && (name === undefined || isSecretName(name, extra))) return `${key}=${MASK}`;
+  return `${key}=${maskUrlUserInfo(arg.slice(eq + 1))}`;
 }
 
 type Walked =
@@ -82,10 +92,11 @@ function walk(doc: Record<string, unknown>, keys: string[]): Walked {
     const at = [...path, key].join('.');
     schema = deref(schema);
     if (!key) return { error: 'empty key in the path', at };
+    if (isPrototypeKey(key)) return { error: `"${key}" ${PROTOTYPE_KEY_MESSAGE}`, at };
     let next: SchemaNode | undefined;
     let seg: PathSegment = key;
     const props = schema?.properties as Record<string, SchemaNode> | undefined;
-    if (!Array.isArray(container) && props && key in props) next = props[key];
+    if (!Array.isArray(container) && props && Object.hasOwn(props, key)) next = props[key];
     else if (!Array.isArray(container) && typeof schema?.additionalProperties === 'object')
       next = schema.additionalProperties as SchemaNode;
     else if (Array.isArray(container)) {

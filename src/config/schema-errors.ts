@@ -36,7 +36,13 @@ export function schemaProblems(errors: ErrorObject[], data: unknown, source: Con
         break;
       }
       default:
-        problems.push(source.problem(path, `${custom ?? genericMessage(e)}, got ${describe(value)}`));
+        // env values may be secrets: say what kind of value was given, never the value
+        problems.push(
+          source.problem(
+            path,
+            `${custom ?? genericMessage(e)}, got ${path[0] === 'env' ? describeKind(value) : describe(value)}`,
+          ),
+        );
     }
   }
   return dedupe(problems);
@@ -131,6 +137,12 @@ export function describe(value: unknown): string {
   return JSON.stringify(value);
 }
 
+function describeKind(value: unknown): string {
+  if (typeof value === 'string') return 'a string';
+  if (typeof value === 'number' || typeof value === 'boolean') return `a ${typeof value}`;
+  return describe(value);
+}
+
 /** What an unknown key was probably meant to be: a sibling key; for a top-level key, a section's key of that name. */
 function meantKey(e: ErrorObject, path: PathSegment[]): PathSegment[] | undefined {
   const key = String(e.params.additionalProperty);
@@ -139,7 +151,7 @@ function meantKey(e: ErrorObject, path: PathSegment[]): PathSegment[] | undefine
   if (path.length === 0) {
     for (const [section, schema] of Object.entries(configSchema.properties)) {
       const props = (schema as SchemaNode).properties as SchemaNode | undefined;
-      if (props && key in props) return [section, key];
+      if (props && Object.hasOwn(props, key)) return [section, key];
     }
   }
   return undefined;

@@ -73,6 +73,19 @@ export const configSchema = {
       },
       default: {},
     },
+    secret_env: {
+      description:
+        'More env names whose values are secrets (masked wherever dtrain prints them), beyond the names ' +
+        'with a TOKEN, SECRET, PASS, PASSWD, PASSWORD, KEY, CREDENTIAL... part (README.md, Secrets).',
+      type: 'array',
+      items: {
+        type: 'string',
+        pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+        errorMessage: 'must be an environment variable name (letters, digits, _; not starting with a digit)',
+      },
+      uniqueItems: true,
+      default: [],
+    },
     env_file: {
       description: 'A file of KEY=VALUE lines added to every worker environment (relative to the config file).',
       type: 'string',

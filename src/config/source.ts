@@ -2,11 +2,14 @@
  * YAML with source positions: parse once, keep the AST, and answer "where is key.path?" for every
  * problem found later (schema, semantic, --set), so each message can say file:line:col.
  */
-import type { Document, LineCounter, Node } from 'yaml';
+import type { Document, LineCounter, Node, Pair, YAMLMap } from 'yaml';
 import type { ConfigProblem } from '../util/errors.js';
 import { yaml } from './yaml-lib.js';
 
 export type PathSegment = string | number;
+
+/** How many nodes one alias may expand to (yaml's maxAliasCount): more is refused as an alias bomb. */
+const MAX_ALIAS_COUNT = 1000;
 
 export interface Position {
   line: number;
@@ -29,23 +32,16 @@ export class ConfigSource {
   static parse(file: string, text: string): { source: ConfigSource; value: unknown; problems: ConfigProblem[] } {
     const { LineCounter, parseDocument, isMap, isScalar, isSeq } = yaml();
     const lines = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true });
+    // uniqueKeys: false: yaml's own check compares each key with every earlier one (quadratic); ours is linear
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, merge: true });
     const source = new ConfigSource(file, doc, lines);
     const problems: ConfigProblem[] = doc.errors.map((e) => {
       const { line, col } = lines.linePos(e.pos[0]);
-      const path = e.code === 'DUPLICATE_KEY' ? keyPathAt(doc.contents, e.pos[0]) : undefined;
-      return {
-        file,
-        line,
-        col,
-        path: path?.join('.') ?? '',
-        message: yamlMessage(e.code, e.message, text.slice(e.pos[0])),
-      };
+      return { file, line, col, path: '', message: yamlMessage(e.code, e.message) };
     });
+    if (problems.length) return { source, value: undefined, problems };
     // A repeated key still leaves a document to check (the later value wins): report it with the rest.
-    const duplicatesOnly =
-      problems.length > 0 && doc.errors.every((e) => e.code === 'DUPLICATE_KEY') && isMap(doc.contents);
-    if (problems.length && !duplicatesOnly) return { source, value: undefined, problems };
+    problems.push(...duplicateKeys(doc.contents, text, file, lines));
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
       return {
         source,
@@ -70,7 +66,27 @@ export class ConfigSource {
         problems: [{ file, ...at, path: '', message: `the top level must be a mapping of config keys, not ${what}` }],
       };
     }
-    const value = doc.toJS({ maxAliasCount: 1000 }) as Record<string, unknown>;
+    let value: Record<string, unknown>;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as Record<string, unknown>;
+    } catch (err) {
+      // yaml refuses an alias that expands too far (a "billion laughs" document): a config error, at the first alias
+      let at: Position = { line: 1, col: 1 };
+      yaml().visit(doc, {
+        Alias: (_key, node) => {
+          at = source.nodePosition(node) ?? at;
+          return yaml().visit.BREAK;
+        },
+      });
+      const why = /alias/i.test((err as Error).message)
+        ? `its aliases expand to more than ${MAX_ALIAS_COUNT} nodes each (an alias bomb?)`
+        : (err as Error).message.split('\n')[0];
+      return {
+        source,
+        value: undefined,
+        problems: [{ file, ...at, path: '', message: `cannot read the YAML: ${why}` }],
+      };
+    }
     keepEnvNumbersAsWritten(doc, value);
     return { source, value, problems };
   }
@@ -95,7 +111,7 @@ export class ConfigSource {
     );
     if (override) return { file: `--set ${override.arg}`, line: 0, col: 0, path: dotted, message };
     if (!this.doc) {
-      const flag = [path.slice(0, 2).join('.'), String(path[0])].find((k) => k in this.flags);
+      const flag = [path.slice(0, 2).join('.'), String(path[0])].find((k) => Object.hasOwn(this.flags, k));
       return { file: flag ? this.flags[flag] : this.file, line: 0, col: 0, path: dotted, message };
     }
     const pos = this.locate(path, at);
@@ -111,14 +127,14 @@ export class ConfigSource {
 
   private locate(path: PathSegment[], at: 'key' | 'value'): Position & { exact: boolean } {
     if (!this.doc) return { line: 0, col: 0, exact: false };
-    const { isMap, isPair, isScalar, isSeq } = yaml();
+    const { isMap, isSeq } = yaml();
     let node: unknown = this.doc.contents;
     let best = this.nodePosition(node as Node) ?? { line: 1, col: 1 };
     for (let i = 0; i < path.length; i++) {
       const seg = path[i];
       const last = i === path.length - 1;
       if (isMap(node)) {
-        const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+        const pair = this.pairOf(node, String(seg));
         if (!pair) return { ...best, exact: false };
         if (last && at === 'key') return { ...(this.nodePosition(pair.key as Node) ?? best), exact: true };
         node = pair.value;
@@ -135,6 +151,22 @@ export class ConfigSource {
     }
     return { ...best, exact: true };
   }
+
+  /** a mapping's first pair with this key, through an index built once per mapping: a problem per key of a
+   * large mapping must not cost a scan of it each */
+  private pairOf(map: YAMLMap, key: string): Pair | undefined {
+    let index = this.pairIndex.get(map);
+    if (!index) {
+      index = new Map();
+      const { isPair, isScalar } = yaml();
+      for (const p of map.items)
+        if (isPair(p) && isScalar(p.key) && !index.has(String(p.key.value))) index.set(String(p.key.value), p);
+      this.pairIndex.set(map, index);
+    }
+    return index.get(key);
+  }
+
+  private readonly pairIndex = new WeakMap<YAMLMap, Map<string, Pair>>();
 
   private nodePosition(node: Node | null | undefined): Position | undefined {
     if (!node || !node.range || !this.lines) return undefined;
@@ -169,31 +201,44 @@ function startsWith(path: PathSegment[], prefix: PathSegment[]): boolean {
   return prefix.length <= path.length && prefix.every((s, i) => String(s) === String(path[i]));
 }
 
-function yamlMessage(code: string, message: string, at: string): string {
-  if (code === 'DUPLICATE_KEY') {
-    const key = /^\s*("[^"\n]*"|'[^'\n]*'|[^:\n]+?)\s*:/.exec(at)?.[1] ?? '';
-    return `duplicate key ${key.startsWith('"') ? key : `"${key.replace(/^'|'$/g, '')}"`}: each key may appear once in a mapping`;
-  }
+function yamlMessage(code: string, message: string): string {
   if (code === 'MULTIPLE_DOCS') return 'the file holds several YAML documents (---): a config is a single document';
   // yaml's messages are already one line; make them read as YAML syntax errors.
   return `YAML syntax error: ${message.replace(/\s+/g, ' ').replace(/[.:]\s*$/, '')}`;
 }
 
-/** The key path of the mapping key that starts at `pos` (a duplicate key's position), if any. */
-function keyPathAt(node: unknown, pos: number, path: PathSegment[] = []): PathSegment[] | undefined {
+/** Every repeated key of every mapping, each with its key path: one pass, a set of keys per mapping. */
+function duplicateKeys(root: unknown, text: string, file: string, lines: LineCounter): ConfigProblem[] {
   const { isMap, isSeq, isScalar } = yaml();
-  if (isMap(node)) {
-    for (const pair of node.items) {
-      const key = isScalar(pair.key) ? String(pair.key.value) : '';
-      if ((pair.key as { range?: number[] } | null)?.range?.[0] === pos) return [...path, key];
-      const inner = keyPathAt(pair.value, pos, [...path, key]);
-      if (inner) return inner;
-    }
-  } else if (isSeq(node)) {
-    for (const [i, item] of node.items.entries()) {
-      const inner = keyPathAt(item, pos, [...path, i]);
-      if (inner) return inner;
+  const problems: ConfigProblem[] = [];
+  const stack: { node: unknown; path: PathSegment[] }[] = [{ node: root, path: [] }];
+  while (stack.length) {
+    const { node, path } = stack.pop()!;
+    if (isMap(node)) {
+      const seen = new Set<string>();
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? pair.key : undefined;
+        const name = key ? String(key.value) : '';
+        // merge keys (<<) may repeat; keys of different types (1 and "1") are different keys, as in yaml
+        if (key && name !== '<<') {
+          const id = `${typeof key.value}:${name}`;
+          if (seen.has(id) && key.range) {
+            const written = text.slice(key.range[0], key.range[1]).trim();
+            const shownKey = written.startsWith('"') ? written : `"${written.replace(/^'|'$/g, '')}"`;
+            problems.push({
+              file,
+              ...lines.linePos(key.range[0]),
+              path: [...path, name].join('.'),
+              message: `duplicate key ${shownKey}: each key may appear once in a mapping`,
+            });
+          }
+          seen.add(id);
+        }
+        stack.push({ node: pair.value, path: [...path, name] });
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => stack.push({ node: item, path: [...path, i] }));
     }
   }
-  return undefined;
+  return problems;
 }

@@ -72,6 +72,7 @@ export interface RawConfig {
   entrypoint: string | string[];
   workdir?: string;
   env: Record<string, string | number | boolean>;
+  secret_env: string[];
   env_file?: string;
   nodes?: RawNode[];
   hostfile?: string;
@@ -124,6 +125,8 @@ export interface JobConfig {
   workdir: string;
   /** env_file entries, then env (env wins), all as strings */
   env: Record<string, string>;
+  /** names whose values are secret beyond util/secret-names.ts's token rule */
+  secret_env: string[];
   /** absolute path, when given */
   env_file?: string;
   nodes: NodeConfig[];

@@ -15,7 +15,8 @@
  *      (job-key-seal.ts);
  *   2. exactly one `AgentSpec` (`{"type":"spec", ...}`, below): its node's part of the plan, the job
  *      secret, the store address. Secrets travel here and nowhere else (never argv, never worker env).
- *      After a `kx` exchange the spec has `job_key_sealed` (`{iv, tag, data}`) in place of `job_key`.
+ *      After a `kx` exchange the spec comes sealed: `{"type":"sealed_spec","sealed":{iv, tag, data}}`,
+ *      `data` the spec's JSON under AES-256-GCM (job-key-seal.ts), so neither the key nor the env is in clear.
  *   After that stdin carries nothing; its EOF means "controller gone": the agent kills all its workers'
  *   process trees (SIGKILL, no grace) and exits 1.
  * Its stdout (after the hello): NDJSON `OutputRecord`s, the workers' output as whole lines, batched.

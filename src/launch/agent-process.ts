@@ -141,7 +141,7 @@ export async function readSpec(
   let exchange: { mine: KeyExchange; controller: string } | undefined;
   for await (const line of lines) {
     if (!line.trim()) continue;
-    let msg: { type?: string; version?: string; kx?: string; job_key_sealed?: SealedKey };
+    let msg: { type?: string; version?: string; kx?: string; sealed?: SealedKey };
     try {
       msg = JSON.parse(line) as typeof msg;
     } catch {
@@ -161,17 +161,24 @@ export async function readSpec(
         );
       continue;
     }
+    if (msg.type === 'sealed_spec') {
+      if (!exchange) throw new StartError('dtrain agent: the spec is sealed but the hello had no key exchange');
+      const plain = open(
+        exchange.mine.keyForController(exchange.controller),
+        msg.sealed ?? { iv: '', tag: '', data: '' },
+      );
+      try {
+        msg = JSON.parse(plain.toString()) as typeof msg;
+      } catch {
+        throw new StartError('dtrain agent: the sealed spec is not JSON');
+      }
+    }
     if (msg.type !== 'spec')
       throw new StartError(`dtrain agent: expected a spec message, got ${JSON.stringify(msg.type)}`);
     // Stop the line reader but keep watching stdin for EOF (the controller-gone signal).
     lines.close();
     stdin.resume();
-    const { job_key_sealed: sealed, ...spec } = msg as unknown as AgentSpec & { job_key_sealed?: SealedKey };
-    if (sealed) {
-      if (!exchange)
-        throw new StartError('dtrain agent: the spec has a sealed job key but the hello had no key exchange');
-      spec.job_key = open(exchange.mine.keyForController(exchange.controller), sealed).toString('base64');
-    }
+    const spec = msg as unknown as AgentSpec;
     return { spec, controllerGone };
   }
   throw new StartError('dtrain agent: stdin closed before the spec arrived');

@@ -1,11 +1,13 @@
 /**
- * The job key over a channel that is not encrypted: srun's stdin crosses the cluster network in clear
- * (Slurm signs its messages with munge but does not encrypt step I/O). The controller's hello carries an
- * ephemeral X25519 public key, the agent answers with its own, and the spec carries the job key sealed
- * with AES-256-GCM under a key both derive (HKDF-SHA256 over the shared secret, salted with both public
- * keys). Someone reading the network learns nothing usable; an active man in the middle on the cluster
- * network is out of scope (that needs keys known in advance: join mode's secret file). SSH channels are
- * encrypted already and send the key as it is.
+ * Specs over channels that are not encrypted. srun's stdin crosses the cluster network in clear (Slurm
+ * signs its messages with munge but does not encrypt step I/O): the controller's hello carries an
+ * ephemeral X25519 public key, the agent answers with its own, and the whole spec (the job key, the
+ * workers' env) travels sealed with AES-256-GCM under a key both derive (HKDF-SHA256 over the shared
+ * secret, salted with both public keys). Someone reading the network learns nothing usable; an active man
+ * in the middle on the cluster network is out of scope (that needs keys known in advance: join mode's
+ * secret file). In join mode the store's frames are authenticated, not encrypted: the spec is sealed under
+ * a key derived from that secret file's job key (keyFromJobKey), bound to the store key it is written at.
+ * SSH channels are encrypted already and send the spec as it is.
  */
 import {
   createCipheriv,
@@ -19,7 +21,7 @@ import {
 } from 'node:crypto';
 import { StartError } from '../util/errors.js';
 
-/** A sealed job key on the wire (agent-contract.ts `job_key_sealed`), base64 fields. */
+/** Sealed bytes on the wire (agent-contract.ts `sealed_spec`), base64 fields. */
 export interface SealedKey {
   iv: string;
   tag: string;
@@ -78,25 +80,35 @@ export interface SealingKey {
   key: Buffer;
 }
 
+const joinInfo = Buffer.from('dtrain join spec v1');
+
+/** The sealing key both ends of a join derive from the secret file's job key. */
+export function keyFromJobKey(jobKey: Buffer): SealingKey {
+  return { key: Buffer.from(hkdfSync('sha256', jobKey, Buffer.alloc(0), joinInfo, 32)) };
+}
+
 const ivBytes = 12;
 const tagBytes = 16;
 
-export function seal(k: SealingKey, secret: Buffer): SealedKey {
+/** `aad`: what the sealed bytes are bound to (e.g. the store key they are written at), checked by open. */
+export function seal(k: SealingKey, secret: Buffer, aad?: Buffer): SealedKey {
   const iv = randomBytes(ivBytes);
   const cipher = createCipheriv('aes-256-gcm', k.key, iv, { authTagLength: tagBytes });
+  if (aad) cipher.setAAD(aad);
   const data = Buffer.concat([cipher.update(secret), cipher.final()]);
   return { iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), data: data.toString('base64') };
 }
 
-export function open(k: SealingKey, sealed: SealedKey): Buffer {
+export function open(k: SealingKey, sealed: SealedKey, aad?: Buffer): Buffer {
   try {
     const iv = Buffer.from(sealed.iv, 'base64');
     const tag = Buffer.from(sealed.tag, 'base64');
     if (iv.length !== ivBytes || tag.length !== tagBytes) throw new Error('bad lengths');
     const decipher = createDecipheriv('aes-256-gcm', k.key, iv, { authTagLength: tagBytes });
     decipher.setAuthTag(tag);
+    if (aad) decipher.setAAD(aad);
     return Buffer.concat([decipher.update(Buffer.from(sealed.data, 'base64')), decipher.final()]);
   } catch {
-    throw new StartError('dtrain agent: the sealed job key does not open with this key exchange (altered on the way?)');
+    throw new StartError('dtrain agent: the sealed spec does not open with this key (altered on the way?)');
   }
 }

@@ -1,10 +1,4 @@
 /** Secret masking for anything printed (the worker environment contract itself: runtime/worker-env-table.ts). */
 
-/** Env names whose values are masked in anything printed: *TOKEN*, *SECRET*, *KEY*, *PASSWORD*. */
-export function isSecretName(name: string): boolean {
-  return /TOKEN|SECRET|KEY|PASSWORD/i.test(name);
-}
-
-export function maskSecrets(env: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, isSecretName(k) ? '***' : v]));
-}
+// Which values are secret and how they are shown is one rule, in util/secret-names.ts.
+export { isSecretName, maskSecrets } from '../util/secret-names.js';

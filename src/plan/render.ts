@@ -1,7 +1,8 @@
 /** Printed forms of a plan: the human table (by node) and the --json document. Secrets are masked in both. */
 import { joinCommand } from '../config/shellwords.js';
 import { AUTO, WORKER_ENV } from '../runtime/worker-env-table.js';
-import { isSecretName, maskSecrets } from './env.js';
+import { shownEnvValue } from '../util/secret-names.js';
+import { maskSecrets } from './env.js';
 import { gb } from './memory.js';
 import type { Plan, RankPlan } from './types.js';
 
@@ -21,7 +22,7 @@ export function planDocument(plan: Plan) {
       pipeline: r.pipeline,
       tensor: r.tensor,
       command: [...r.command],
-      env: maskSecrets(r.env),
+      env: maskSecrets(r.env, plan.config?.secret_env),
       ...(r.memory && { memory: { ...r.memory } }),
     })),
     warnings: [...plan.warnings],
@@ -47,7 +48,9 @@ export function renderPlanTable(plan: Plan): string {
     lines.push(`backend: ${backend}   master: ${addr}, ${port}`);
     const userEnv = plan.config ? Object.keys(plan.config.env) : [];
     if (userEnv.length)
-      lines.push(`env: ${userEnv.map((k) => `${k}=${isSecretName(k) ? '***' : plan.config!.env[k]}`).join(' ')}`);
+      lines.push(
+        `env: ${userEnv.map((k) => `${k}=${shownEnvValue(k, plan.config!.env[k], plan.config!.secret_env)}`).join(' ')}`,
+      );
     lines.push(...workerEnvLines(plan.ranks));
   }
   const withMemory = plan.ranks.some((r) => r.memory);
@@ -88,7 +91,7 @@ function workerEnvLines(ranks: readonly RankPlan[]): string[] {
     const values = new Set<string | undefined>(ranks.map((r) => r.env[v.name]));
     if (values.size === 1 && values.has(undefined)) continue;
     if (v.filledBy === 'agent' || values.has(AUTO)) atLaunch.push(v.name);
-    else if (values.size === 1) same.push(`${v.name}=${isSecretName(v.name) ? '***' : ranks[0].env[v.name]}`);
+    else if (values.size === 1) same.push(`${v.name}=${shownEnvValue(v.name, ranks[0].env[v.name] ?? '')}`);
     else perRank.push(v.name);
   }
   return [...wrap('worker env: ', same), ...wrap('  per rank: ', perRank), ...wrap('  at launch: ', atLaunch)];

@@ -19,9 +19,11 @@ import { getForever } from '../local-node.js';
 import {
   joinContractVersion,
   joinKeys,
+  openJoinSpec,
   type JoinDone,
   type JoinRefusal,
   type JoinRegistration,
+  type SealedJoinSpec,
 } from './join-contract.js';
 import { StoreRecordWriter } from './record-relay.js';
 
@@ -87,16 +89,16 @@ export async function runJoinAgent(req: JoinAgentRequest): Promise<number> {
   }
   if (raw === null)
     throw new StartError(`the controller at ${where} went away before this node got its part of the job`);
-  const answer = JSON.parse(raw.toString()) as AgentSpec | JoinRefusal;
+  const answer = JSON.parse(raw.toString()) as SealedJoinSpec | JoinRefusal;
   if (answer.type === 'refused') {
     await desk.set(joinKeys.refusalRead(index), '').catch(() => {});
     await desk.close().catch(() => {});
     throw new StartError(answer.message);
   }
-  // The spec comes without the job key (it would cross the network in clear): this node has it from its
-  // secret file. The controller knows the store by its own address; this node reaches it where it joined.
+  // The spec comes sealed under the secret file's key and without the key itself: this node has it from
+  // its file. The controller knows the store by its own address; this node reaches it where it joined.
   const spec: AgentSpec = {
-    ...answer,
+    ...openJoinSpec(req.jobKey, index, answer),
     job_key: req.jobKey.toString('base64'),
     store: { kind: 'tcp', host: req.host, port: req.port },
   };

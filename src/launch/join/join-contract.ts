@@ -13,9 +13,10 @@
  *
  *   ctl/join/count            counter: an agent ADDs 1 and registers under index n-1
  *   ctl/join/agent/<i>        agent → controller: JoinRegistration (JSON)
- *   ctl/join/spec/<i>         controller → agent i: its AgentSpec (`{"type":"spec"...}`) with job_key
- *                             empty (store frames are authenticated, not encrypted; the agent has the
- *                             key from its secret file), or
+ *   ctl/join/spec/<i>         controller → agent i: its AgentSpec sealed, `{"type":"sealed_spec",
+ *                             "sealed":{iv,tag,data}}` (sealJoinSpec: store frames are authenticated, not
+ *                             encrypted, and the spec holds the workers' env), with job_key empty (the
+ *                             agent has the key from its secret file), or
  *                             `{"type":"refused","message":...}` (the agent prints it and exits 3)
  *   ctl/join/refused/<i>      agent i → controller: it read its refusal; a refusing controller waits a
  *                             moment for these before it closes the store, so no refusal is lost
@@ -28,9 +29,11 @@
  * The agent registers on one connection (kept open: its close tells the agent the controller is gone)
  * and runs the node on a second one, as `runAgent` does for every store-driven agent.
  */
+import { keyFromJobKey, open, seal, type SealedKey } from '../job-key-seal.js';
+import type { AgentSpec } from '../agent-contract.js';
 
 /** Bumped when a key or field changes meaning. */
-export const joinContractVersion = 1;
+export const joinContractVersion = 2;
 
 /** Records in flight per node before the agent waits for the controller to consume them. */
 export const recordWindow = 64;
@@ -76,3 +79,21 @@ export const joinKeys = {
   ack: (nodeRank: number, seq: number) => `ctl/join/ack/${nodeRank}/${seq}`,
   done: (nodeRank: number) => `ctl/join/done/${nodeRank}`,
 } as const;
+
+export interface SealedJoinSpec {
+  type: 'sealed_spec';
+  sealed: SealedKey;
+}
+
+/** Agent `index`'s spec under the secret file's key, bound to the store key it is written at. */
+export function sealJoinSpec(jobKey: Buffer, index: number, spec: AgentSpec): SealedJoinSpec {
+  const sealed = seal(keyFromJobKey(jobKey), Buffer.from(JSON.stringify(spec)), Buffer.from(joinKeys.spec(index)));
+  return { type: 'sealed_spec', sealed };
+}
+
+/** Opens what sealJoinSpec wrote for agent `index` (StartError when it does not open). */
+export function openJoinSpec(jobKey: Buffer, index: number, sent: SealedJoinSpec): AgentSpec {
+  return JSON.parse(
+    open(keyFromJobKey(jobKey), sent.sealed, Buffer.from(joinKeys.spec(index))).toString(),
+  ) as AgentSpec;
+}

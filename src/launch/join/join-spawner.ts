@@ -9,7 +9,7 @@ import type { AgentSpec } from '../agent-contract.js';
 import { controlOf, type StartContext } from '../node-source.js';
 import type { NodeHandle } from '../supervisor.js';
 import { connectionName, type ClosedConnections } from './front-door.js';
-import { joinKeys, type JoinDone } from './join-contract.js';
+import { joinKeys, sealJoinSpec, type JoinDone } from './join-contract.js';
 import type { JoinedAgent } from './joined-nodes.js';
 import { StoreRecordReader } from './record-relay.js';
 import type { JoinDesk } from './rendezvous.js';
@@ -27,10 +27,11 @@ export async function startJoinedNodes(
     const nodeRank = spec.node.node_rank;
     const agent = agents[nodeRank];
     const records = new StoreRecordReader(desk.client, nodeRank, ctx.console);
-    // The store's frames are authenticated, not encrypted: the key, which the agent has from its
-    // secret file anyway, must not cross the network in the spec. The store address is not used
-    // either: the agent dials the store where it joined.
-    const sent: AgentSpec = { ...spec, job_key: '', store: { kind: 'tcp', host: '', port: ctx.store.port } };
+    // The store's frames are authenticated, not encrypted: the spec (the workers' env) goes sealed under
+    // the secret file's key, bound to its store key, and without the key itself (the agent has its file).
+    // The store address is not used either: the agent dials the store where it joined.
+    const plain: AgentSpec = { ...spec, job_key: '', store: { kind: 'tcp', host: '', port: ctx.store.port } };
+    const sent = sealJoinSpec(Buffer.from(spec.job_key, 'base64'), agent.index, plain);
     let released = false;
     // The agent's registration connection closing before its JoinDone means the agent is gone (killed,
     // crashed): lose the node now, as srun and SSH spawners do, rather than after heartbeat.timeout.

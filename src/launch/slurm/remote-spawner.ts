@@ -1,7 +1,7 @@
 /**
  * Starting nodes inside a Slurm allocation, for node-source.ts (the Slurm NodeSource): every node
  * that is not this machine gets `dtrain agent --stdio` in its own srun step, its spec on stdin (the only
- * place the job key travels, sealed: job-key-seal.ts), its output records relayed to the console, and a
+ * place the job key travels, in a spec sealed for that agent: job-key-seal.ts), its output records relayed to the console, and a
  * store-driven NodeHandle for the supervisor. Agents dial the controller's store directly (allocations
  * share a network; there is no SSH to forward through). A step that ends early loses its node at once,
  * before heartbeats would.
@@ -43,16 +43,14 @@ export async function startSrunNodes(
   });
   const bySpec = new Map(specs.map((s) => [s.node.node_rank, s]));
   return agents.map((agent): NodeHandle => {
-    // srun's stdin crosses the network in clear: the job key goes sealed for this agent only
-    const { job_key: jobKey, ...spec } = bySpec.get(agent.node.node_rank)!;
-    const sealed = agent.sealJobKey(Buffer.from(jobKey, 'base64'));
-    agent.stdin.write(
-      JSON.stringify({
-        ...spec,
-        job_key_sealed: sealed,
-        store: { kind: 'tcp', host: storeHost, port: ctx.store.port },
-      }) + '\n',
-    );
+    // srun's stdin crosses the network in clear: the whole spec (job key, workers' env) goes sealed for
+    // this agent only
+    const spec = {
+      ...bySpec.get(agent.node.node_rank)!,
+      store: { kind: 'tcp', host: storeHost, port: ctx.store.port },
+    };
+    const sealed = agent.seal(Buffer.from(JSON.stringify(spec)));
+    agent.stdin.write(JSON.stringify({ type: 'sealed_spec', sealed }) + '\n');
     relayRecords(agent.stdout, ctx.console);
     createInterface({ input: agent.stderr }).on('line', (line) => err.write(`[${agent.node.host}] ${line}\n`));
     let released = false;

@@ -63,8 +63,8 @@ export interface SrunAgent {
   /** srun's and the agent's diagnostics */
   stderr: Readable;
   exited: Promise<AgentExit>;
-  /** the job key sealed for this agent (srun's stdin is not encrypted): what its spec carries as job_key_sealed */
-  sealJobKey(jobKey: Buffer): SealedKey;
+  /** bytes sealed for this agent alone (srun's stdin is not encrypted): the spec's `sealed_spec` line */
+  seal(plain: Buffer): SealedKey;
   /** resolves with a one-line reason when the step ends before close() was called (node lost, step killed) */
   lost: Promise<string>;
   /** ends stdin; the step is signalled if it has not ended after `graceMs` */
@@ -186,7 +186,7 @@ async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAge
     stderr: child.stderr,
     exited,
     lost,
-    sealJobKey: (jobKey) => seal(sealing, jobKey),
+    seal: (plain) => seal(sealing, plain),
     close(graceMs = 10_000) {
       closing = true;
       child.stdin.end();

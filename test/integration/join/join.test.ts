@@ -11,6 +11,7 @@ import { built, startDtrain, tempDir, waitFor, type Run } from '../../helpers/la
 import { freePort } from '../../../src/launch/ports.js';
 import { StoreClient } from '../../../src/store/index.js';
 import { packageVersion } from '../../../src/util/version.js';
+import { joinContractVersion, openJoinSpec } from '../../../src/launch/join/join-contract.js';
 
 // CI (DTRAIN_REQUIRE_INTEGRATION) builds first: there a missing dist/ is a failure, not a skip
 if (!built() && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
@@ -179,7 +180,7 @@ t.test('an agent of another dtrain version is refused and the job does not start
     JSON.stringify({
       type: 'join',
       version: '0.0.1',
-      contract: 1,
+      contract: joinContractVersion,
       host: 'old-node',
       hostname: 'old-node',
       pid: 1,
@@ -202,46 +203,57 @@ t.test('an agent of another dtrain version is refused and the job does not start
   t.match(answer, { type: 'refused', message: /^the job could not start: dtrain version mismatch/ });
 });
 
-t.test('the spec an agent reads from the store carries no job key (store frames are not encrypted)', async (t) => {
-  const dir = tempDir(t, 'join');
-  const { file: secret, hex } = secretFile(dir);
-  const port = await freePort();
-  // backend cpu: no GPU probe to wait for from an agent that will never run
-  const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1', 'backend: cpu']);
-  const ctl = startDtrain(
-    ['launch', cfg, '--join-agents', '1', '--secret-file', secret, '--set', `rendezvous.port=${port}`],
-    { cwd: dir },
-  );
-  // an agent by hand that reads its spec and then vanishes
-  const store = await untilControllerExits(ctl, connectWithRetry(port, Buffer.from(hex, 'hex')));
-  const index = (await store.add('ctl/join/count', 1)) - 1;
-  await store.set(
-    `ctl/join/agent/${index}`,
-    JSON.stringify({
-      type: 'join',
-      version: packageVersion(),
-      contract: 1,
-      host: 'probe',
-      hostname: 'probe',
-      pid: 1,
-      local_addr: '127.0.0.1',
-      local_port: 0,
-      store_addr: '127.0.0.1',
-      gpus: 0,
-    }),
-  );
-  const spec = (await store.get(`ctl/join/spec/${index}`, 15_000)).toString();
-  await store.close();
-  t.match(JSON.parse(spec), { type: 'spec', node: { host: 'probe' }, job_key: '' });
-  t.notOk(
-    spec.includes(Buffer.from(hex, 'hex').toString('base64')) || spec.includes(hex),
-    'no form of the key in the spec',
-  );
-  const c = await ctl.done;
-  // lost before its workers started: the job could not start
-  t.equal(c.code, 3, c.stderr);
-  t.match(c.stderr, /probe: node lost/);
-});
+t.test(
+  'the spec an agent reads from the store is sealed and carries no job key (frames are not encrypted)',
+  async (t) => {
+    const dir = tempDir(t, 'join');
+    const { file: secret, hex } = secretFile(dir);
+    const port = await freePort();
+    // backend cpu: no GPU probe to wait for from an agent that will never run
+    const cfg = config(dir, [
+      'entrypoint: node -e 0',
+      'nproc_per_node: 1',
+      'backend: cpu',
+      'env: {HF_TOKEN: sesame-token-4711, PLAIN_SETTING: plain-value-4712}',
+    ]);
+    const ctl = startDtrain(
+      ['launch', cfg, '--join-agents', '1', '--secret-file', secret, '--set', `rendezvous.port=${port}`],
+      { cwd: dir },
+    );
+    // an agent by hand that reads its spec and then vanishes
+    const store = await untilControllerExits(ctl, connectWithRetry(port, Buffer.from(hex, 'hex')));
+    const index = (await store.add('ctl/join/count', 1)) - 1;
+    await store.set(
+      `ctl/join/agent/${index}`,
+      JSON.stringify({
+        type: 'join',
+        version: packageVersion(),
+        contract: joinContractVersion,
+        host: 'probe',
+        hostname: 'probe',
+        pid: 1,
+        local_addr: '127.0.0.1',
+        local_port: 0,
+        store_addr: '127.0.0.1',
+        gpus: 0,
+      }),
+    );
+    const spec = (await store.get(`ctl/join/spec/${index}`, 15_000)).toString();
+    await store.close();
+    t.notMatch(spec, /sesame-token-4711|plain-value-4712|probe/, 'nothing of the spec in clear');
+    const opened = openJoinSpec(Buffer.from(hex, 'hex'), index, JSON.parse(spec) as never);
+    t.match(opened, { type: 'spec', node: { host: 'probe' }, job_key: '' }, 'it opens with the secret file');
+    t.match(opened.ranks[0].env, { HF_TOKEN: 'sesame-token-4711', PLAIN_SETTING: 'plain-value-4712' });
+    t.notOk(
+      spec.includes(Buffer.from(hex, 'hex').toString('base64')) || spec.includes(hex),
+      'no form of the key in the spec',
+    );
+    const c = await ctl.done;
+    // lost before its workers started: the job could not start
+    t.equal(c.code, 3, c.stderr);
+    t.match(c.stderr, /probe: node lost/);
+  },
+);
 
 t.test('a wrong secret fails on both sides at once (exit 3); the agent that did join is told why', async (t) => {
   const dir = tempDir(t, 'join');

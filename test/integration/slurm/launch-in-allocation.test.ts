@@ -1,7 +1,7 @@
 /**
  * `dtrain launch` typed inside an allocation from a machine that is not one of its nodes (salloc on a
  * login node): the hosts come from the allocation, every agent starts in its own srun step, workers get
- * the torchrun environment there, the job key crosses srun's stdin only sealed, and no step outlives the launch. The "login node" is this machine under
+ * the torchrun environment there, the spec (job key, env) crosses srun's stdin only sealed, and no step outlives the launch. The "login node" is this machine under
  * another Slurm name (SLURMD_NODENAME), the allocation a held job the steps attach to via SLURM_JOB_ID.
  */
 import t from 'tap';
@@ -37,10 +37,11 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
       await sleep(200);
     const node = slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%N']).trim();
     mkdirSync(path.join(dir, 'out'));
-    const check = `require('node:fs').writeFileSync('out/' + process.env.RANK, JSON.stringify({ rank: process.env.RANK, world: process.env.WORLD_SIZE, local: process.env.LOCAL_RANK, master: process.env.MASTER_ADDR, step: process.env.SLURM_STEP_ID, job: process.env.SLURM_JOB_ID, store: process.env.DTRAIN_STORE, cvd: process.env.CUDA_VISIBLE_DEVICES }))`;
+    const check = `require('node:fs').writeFileSync('out/' + process.env.RANK, JSON.stringify({ rank: process.env.RANK, world: process.env.WORLD_SIZE, local: process.env.LOCAL_RANK, master: process.env.MASTER_ADDR, step: process.env.SLURM_STEP_ID, job: process.env.SLURM_JOB_ID, store: process.env.DTRAIN_STORE, cvd: process.env.CUDA_VISIBLE_DEVICES, token: process.env.HF_TOKEN, plain: process.env.PLAIN_SETTING }))`;
     writeFileSync(
       path.join(dir, 'job.yaml'),
-      `name: alloc\nentrypoint: ${JSON.stringify([process.execPath, '-e', check])}\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1}\n`,
+      `name: alloc\nentrypoint: ${JSON.stringify([process.execPath, '-e', check])}\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1}\n` +
+        'env: {HF_TOKEN: sesame-token-4711, PLAIN_SETTING: plain-value-4712}\n',
     );
     // srun's stdin crosses the cluster network in clear: a stand-in srun first on PATH keeps a copy of what
     // the controller writes there, then runs the real one
@@ -80,16 +81,19 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
       t.match(seen, { rank, world: '2', local: rank, master: node, job: holder, store: /^unix:/ }, `rank ${rank}`);
       t.equal(seen.cvd, '3,5', `rank ${rank} keeps the CUDA_VISIBLE_DEVICES the allocation set`);
       t.match(seen.step, /^[0-9]+$/, `rank ${rank} ran inside an srun step`);
+      t.match(seen, { token: 'sesame-token-4711', plain: 'plain-value-4712' }, `rank ${rank} gets the config's env`);
     }
-    const sent = readFileSync(capture, 'utf8')
+    const wire = readFileSync(capture, 'utf8');
+    t.notMatch(wire, /sesame-token-4711|plain-value-4712/, "the spec's env never went over srun in clear");
+    const sent = wire
       .split('\n')
       .filter(Boolean)
       .map((l) => JSON.parse(l));
     t.match(sent, [
       { type: 'hello', kx: /^[A-Za-z0-9+/]{43}=$/ },
-      { type: 'spec', job_key_sealed: { iv: String, tag: String, data: String } },
+      { type: 'sealed_spec', sealed: { iv: String, tag: String, data: String } },
     ]);
-    t.notOk('job_key' in sent[1], 'the job key itself never went over srun');
+    t.same(Object.keys(sent[1]).sort(), ['sealed', 'type'], 'nothing of the spec (job key, env) goes in clear');
     for (let i = 0; i < 20 && steps().length; i++) await sleep(200);
     t.same(steps(), [], 'no agent step outlives the launch');
   });

@@ -1,5 +1,7 @@
 import t from 'tap';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { loadConfig } from '../../../src/config/index.js';
 import { batchJobFromConfig, resultPath, type BatchJob } from '../../../src/batch/batch-job.js';
 import { renderSlurmScript, batchSignal } from '../../../src/batch/slurm-script.js';
@@ -208,4 +210,23 @@ t.test('script, output and result live together under logs.dir', async (t) => {
   const job = await jobFrom(t, 'name: a\nentrypoint: x\nlogs: {dir: out/logs}\nscheduler: {kind: slurm}\n');
   t.equal(job.logsDir, path.join(job.workdir, 'out/logs'));
   t.equal(job.base, path.join(job.logsDir, 'a-STAMP'));
+});
+
+t.test('a config path with a line break and $(...) stays inside the comment of both scripts', async (t) => {
+  const dir = t.testdir({});
+  const marker = path.join(dir, 'injected');
+  const file = path.join(dir, 'job\n$(touch injected)\n.yaml');
+  writeFileSync(file, 'entrypoint: python train.py\nscheduler: {kind: slurm, nodes: 1}\n');
+  const loaded = await loadConfig(file, { cwd: dir });
+  for (const kind of ['slurm', 'pbs'] as const) {
+    const job = batchJobFromConfig(loaded.config, file, { dtrain, kind, stamp: 'STAMP' });
+    const script = kind === 'slurm' ? renderSlurmScript(job) : renderPbsScript(job);
+    const lines = script.split('\n');
+    const rendered = lines.findIndex((l) => l.startsWith('# Rendered by dtrain'));
+    t.match(lines[rendered], 'job\\n$(touch injected)\\n.yaml', `${kind}: escaped, on one line`);
+    t.equal(lines[rendered + 1], 'set -eu', `${kind}: the next line is the script's own`);
+    // what bash makes of the script's head: comments only, nothing run
+    spawnSync('bash', ['-c', lines.slice(0, lines.indexOf('set -eu')).join('\n')], { cwd: dir });
+    t.notOk(existsSync(marker), `${kind}: nothing from the path was run`);
+  }
 });

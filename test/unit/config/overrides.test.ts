@@ -163,3 +163,33 @@ t.test('values read without the YAML parser are exactly what YAML reads', async 
       JSON.stringify(s),
     );
 });
+
+t.test('prototype keys are refused anywhere in a --set path; the schema alone says what exists', async (t) => {
+  for (const set of ['__proto__=x', 'env.__proto__=x', 'parallelism.constructor=1', 'prototype=1']) {
+    const [key] = set.split('=');
+    const last = key.split('.').pop()!;
+    t.same(
+      await problemsOf([set]),
+      [`--set ${set}: ${key}: "${last}" is not a config key (__proto__, constructor and prototype never are)`],
+      set,
+    );
+  }
+  t.same(await problemsOf(['toString=1']), ['--set toString=1: toString: unknown key'], 'no suggestion from Object');
+  t.same(await problemsOf(['parallelism.hasOwnProperty=1']), [
+    '--set parallelism.hasOwnProperty=1: parallelism.hasOwnProperty: unknown key',
+  ]);
+  const { config } = await loadConfig(file, { sets: ['env.A=1'] });
+  t.equal(Object.getPrototypeOf(config.env), Object.prototype, 'env keeps its prototype');
+});
+
+t.test('an env or env_file key named __proto__ is a config error, not silently dropped', async (t) => {
+  const f = join(tmp, 'proto.yaml');
+  writeFileSync(f, 'entrypoint: node train.js\nenv_file: proto.env\nenv:\n  __proto__: x\n  A: b\n');
+  writeFileSync(join(tmp, 'proto.env'), 'constructor=1\n');
+  const err = await loadConfig(f).catch((e: unknown) => e);
+  t.ok(err instanceof ConfigError);
+  t.same((err as ConfigError).problems.map(formatProblem), [
+    `${join(tmp, 'proto.env')}:1:1: "constructor" cannot be set: it is not an environment variable dtrain can pass`,
+    `${f}:4:3: env.__proto__: "__proto__" cannot be set: it is not an environment variable dtrain can pass`,
+  ]);
+});

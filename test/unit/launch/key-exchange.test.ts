@@ -8,6 +8,7 @@ import { PassThrough } from 'node:stream';
 import { KeyExchange, open, seal } from '../../../src/launch/job-key-seal.js';
 import { readSpec } from '../../../src/launch/agent-process.js';
 import { StartError } from '../../../src/util/errors.js';
+import { openJoinSpec, sealJoinSpec } from '../../../src/launch/join/join-contract.js';
 import { packageVersion } from '../../../src/util/version.js';
 
 t.test('sealed for one agent, opened by it, by no one else', async (t) => {
@@ -63,23 +64,22 @@ t.test('readSpec: the hello with kx is answered with the agent key, and the seal
   for (let i = 0; i < 50 && answers.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
   const agentKey = answers[0].kx as string;
   t.match(agentKey, /^[A-Za-z0-9+/]{43}=$/);
-  const secret = randomBytes(32);
-  stdin.write(
-    JSON.stringify({ type: 'spec', run_id: 'r', job_key_sealed: seal(controller.keyForAgent(agentKey), secret) }) +
-      '\n',
-  );
+  const secret = randomBytes(32).toString('base64');
+  const plain = { type: 'spec', run_id: 'r', job_key: secret, ranks: [{ env: { HF_TOKEN: 'sesame' } }] };
+  const sealed = seal(controller.keyForAgent(agentKey), Buffer.from(JSON.stringify(plain)));
+  t.notMatch(JSON.stringify(sealed), /sesame/);
+  stdin.write(JSON.stringify({ type: 'sealed_spec', sealed }) + '\n');
   const { spec } = await reading;
-  t.equal(spec.job_key, secret.toString('base64'));
-  t.notOk('job_key_sealed' in spec);
+  t.same(spec, plain);
   stdin.end();
 });
 
-t.test('readSpec: a plain hello gets no kx, and a sealed key without an exchange is refused', async (t) => {
+t.test('readSpec: a plain hello gets no kx, and a sealed spec without an exchange is refused', async (t) => {
   const { stdin, stdout, answers } = agentStdio();
   const reading = readSpec(stdin, stdout);
   stdin.write(JSON.stringify({ type: 'hello', version: packageVersion() }) + '\n');
-  stdin.write(JSON.stringify({ type: 'spec', job_key_sealed: { iv: '', tag: '', data: '' } }) + '\n');
-  await t.rejects(reading, /sealed job key but the hello had no key exchange/);
+  stdin.write(JSON.stringify({ type: 'sealed_spec', sealed: { iv: '', tag: '', data: '' } }) + '\n');
+  await t.rejects(reading, /the spec is sealed but the hello had no key exchange/);
   t.notOk('kx' in answers[0]);
   stdin.end();
 });
@@ -101,3 +101,13 @@ t.test(
     stdin.end();
   },
 );
+
+t.test("join: the spec in the store is sealed under the secret file's key, bound to its agent's index", async (t) => {
+  const jobKey = randomBytes(32);
+  const spec = { type: 'spec', run_id: 'r', job_key: '', ranks: [{ env: { HF_TOKEN: 'sesame' } }] } as never;
+  const sent = sealJoinSpec(jobKey, 1, spec);
+  t.notMatch(JSON.stringify(sent), /sesame/, 'nothing of the spec is in clear');
+  t.same(openJoinSpec(jobKey, 1, sent), spec);
+  t.throws(() => openJoinSpec(jobKey, 0, sent), /altered on the way/, "another agent's slot does not open it");
+  t.throws(() => openJoinSpec(randomBytes(32), 1, sent), /altered on the way/, 'another secret does not open it');
+});

@@ -1,0 +1,101 @@
+// Configs that try to exhaust the parser, through the built CLI: each is a config error (exit 2, one line per
+// problem, --json on stdout), bounded in size and time; pipes still work.
+import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+if (!existsSync(join(root, 'dist/cli/main.js'))) {
+  t.skip('dist/ is not built: run `npm run build:ts`');
+} else {
+  const tmp = mkdtempSync(join(tmpdir(), 'dtrain-hostile-'));
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+  const bin = join(root, 'bin/dtrain');
+  const dtrain = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [bin, ...args], {
+      cwd: tmp,
+      encoding: 'utf8',
+      timeout: 60_000,
+      maxBuffer: 64 << 20,
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  writeFileSync(join(tmp, 'ok.yaml'), 'entrypoint: [node, train.js]\n');
+
+  t.test('an alias bomb is a config error: exit 2, one located line, --json on stdout', async (t) => {
+    const lines = ['entrypoint: [x]', 'a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 10; i++)
+      lines.push(
+        `a${i}: &a${i} [${Array(10)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
+    writeFileSync(join(tmp, 'bomb.yaml'), lines.join('\n') + '\n');
+    let r = dtrain('validate', 'bomb.yaml');
+    t.equal(r.code, 2);
+    t.equal(r.stdout, '');
+    t.match(r.stderr, /^bomb\.yaml:3:10: cannot read the YAML: .*alias bomb.*\n$/);
+    t.notMatch(r.stderr, /\n.+\n/, 'one line, no stack trace');
+    r = dtrain('validate', 'bomb.yaml', '--json');
+    t.equal(r.code, 2);
+    t.match(JSON.parse(r.stdout), { errors: [{ file: 'bomb.yaml', line: 3, col: 10, message: /alias bomb/ }] });
+  });
+
+  t.test('devices and directories are refused before any read; more than 4 MiB is refused', async (t) => {
+    let r = dtrain('validate', '/dev/zero');
+    t.equal(r.code, 2);
+    t.equal(r.stderr, '/dev/zero: cannot read the config: it is a device, not a file or a pipe\n');
+    mkdirSync(join(tmp, 'dir.yaml'));
+    r = dtrain('validate', 'dir.yaml');
+    t.equal(r.stderr, 'dir.yaml: cannot read the config: it is a directory\n');
+    t.equal(r.code, 2);
+    writeFileSync(join(tmp, 'huge.yaml'), `entrypoint: [x]\n#${'x'.repeat(4 * 1024 * 1024)}\n`);
+    r = dtrain('validate', 'huge.yaml');
+    t.equal(r.code, 2);
+    t.equal(r.stderr, 'huge.yaml: cannot read the config: it is larger than 4 MiB, the most dtrain reads\n');
+    writeFileSync(join(tmp, 'hosts.yaml'), 'entrypoint: [x]\nhostfile: /dev/zero\n');
+    r = dtrain('validate', 'hosts.yaml');
+    t.equal(r.code, 2);
+    t.match(r.stderr, /^hosts\.yaml:2:11: hostfile: cannot read \/dev\/zero: it is a device, not a file or a pipe\n$/);
+    writeFileSync(join(tmp, 'hostfile'), `a slots=1\n#${'x'.repeat(4 * 1024 * 1024)}\n`);
+    writeFileSync(join(tmp, 'hosts2.yaml'), 'entrypoint: [x]\nhostfile: hostfile\n');
+    r = dtrain('validate', 'hosts2.yaml');
+    t.equal(r.code, 2);
+    t.match(r.stderr, /hostfile: cannot read hostfile: it is larger than 4 MiB/);
+  });
+
+  t.test(
+    'pipes work: process substitution, a FIFO whose writer comes late; a FIFO nobody writes is refused',
+    async (t) => {
+      const sh = (script: string) =>
+        new Promise<{ code: number | null; out: string }>((resolve) => {
+          const c = spawn('bash', ['-c', script], { cwd: tmp });
+          let out = '';
+          c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+          c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+          c.on('close', (code) => resolve({ code, out }));
+        });
+      const d = `${JSON.stringify(process.execPath)} ${JSON.stringify(bin)}`;
+      let r = await sh(`${d} validate <(sleep 0.5; cat ok.yaml)`);
+      t.equal(r.code, 0, r.out);
+      r = await sh(`mkfifo f1 && { sleep 1; cat ok.yaml > f1; } & ${d} validate f1; c=$?; wait; exit $c`);
+      t.equal(r.code, 0, r.out);
+      r = await sh(`mkfifo f2 && ${d} validate f2`);
+      t.equal(r.code, 2, r.out);
+      t.equal(r.out, 'f2: cannot read the config: no process opened the pipe for writing within 5 s\n');
+    },
+  );
+
+  t.test('40,000 keys, many repeated: every repeat reported with its path (one pass, not one per pair)', async (t) => {
+    const body = Array.from({ length: 40_000 }, (_, i) => `  K${i % 20_000}: v\n`).join('');
+    writeFileSync(join(tmp, 'dups.yaml'), `entrypoint: [x]\nenv:\n${body}`);
+    const r = dtrain('validate', 'dups.yaml');
+    t.equal(r.code, 2);
+    const lines = r.stderr.trim().split('\n');
+    t.equal(lines.length, 20_000);
+    t.equal(lines[0], 'dups.yaml:20003:3: env.K0: duplicate key "K0": each key may appear once in a mapping');
+  });
+}
