@@ -145,7 +145,8 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     if (remoteSpecs.length) {
       if (!req.remote)
         throw new StartError(
-          `nodes ${remoteSpecs.map((s) => s.node.host).join(', ')} are not this machine and no remote spawner is available`,
+          `nodes ${remoteSpecs.map((s) => s.node.host).join(', ')} are not this machine and no remote ` +
+            `spawner is available`,
         );
       nodes.push(...(await req.remote({ specs: remoteSpecs, store, jobKey, control: control!, console, onLost })));
     }
@@ -177,7 +178,8 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
         progress.note(
           `restarting the group (attempt ${attempt} of ${config.restarts.max}) in ${backoffMs / 1000}s: ` +
             (cause.message ??
-              `rank ${cause.rank} ${cause.signal ? `was killed by ${cause.signal}` : `exited with code ${cause.exit_code}`}`),
+              `rank ${cause.rank} ` +
+                `${cause.signal ? `was killed by ${cause.signal}` : `exited with code ${cause.exit_code}`}`),
         ),
       onStopping: (why) => progress.note(`stopping all workers: ${why}`),
     });

@@ -51,14 +51,16 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
   const dataSize = intVar(env, 'DTRAIN_DATA_SIZE', Math.floor(worldSize / (tensorSize * pipelineSize)));
   if (dataSize * tensorSize * pipelineSize !== worldSize)
     throw new InitError(
-      `DTRAIN_DATA_SIZE=${dataSize} × DTRAIN_TENSOR_SIZE=${tensorSize} × DTRAIN_PIPELINE_SIZE=${pipelineSize} is not WORLD_SIZE=${worldSize}`,
+      `DTRAIN_DATA_SIZE=${dataSize} × DTRAIN_TENSOR_SIZE=${tensorSize} × ` +
+        `DTRAIN_PIPELINE_SIZE=${pipelineSize} is not WORLD_SIZE=${worldSize}`,
     );
   const tensor = intVar(env, 'DTRAIN_TENSOR_RANK', rank % tensorSize);
   const data = intVar(env, 'DTRAIN_DATA_RANK', Math.floor(rank / tensorSize) % dataSize);
   const pipeline = intVar(env, 'DTRAIN_PIPELINE_RANK', Math.floor(rank / (tensorSize * dataSize)));
   if (pipeline * dataSize * tensorSize + data * tensorSize + tensor !== rank)
     throw new InitError(
-      `RANK=${rank} does not match its coordinates (pipeline ${pipeline}, data ${data}, tensor ${tensor}) in Megatron order`,
+      `RANK=${rank} does not match its coordinates (pipeline ${pipeline}, data ${data}, tensor ${tensor}) ` +
+        `in Megatron order`,
     );
   const store = env.DTRAIN_STORE ?? '';
   if (worldSize > 1 && !store)

@@ -42,7 +42,8 @@ export async function launchJoined(req: JoinLaunchRequest): Promise<LaunchSummar
   const listed = hostsListed(loaded);
   if (listed && config.nodes.length !== req.agents) {
     throw new UsageError(
-      `--join-agents ${req.agents}, but the config lists ${config.nodes.length} node${config.nodes.length === 1 ? '' : 's'} (${config.nodes.map((n) => n.host).join(', ')})`,
+      `--join-agents ${req.agents}, but the config lists ${config.nodes.length} ` +
+        `node${config.nodes.length === 1 ? '' : 's'} (${config.nodes.map((n) => n.host).join(', ')})`,
     );
   }
   const rawData = (loaded.raw.parallelism as { data?: unknown } | undefined)?.data;
@@ -60,7 +61,8 @@ export async function launchJoined(req: JoinLaunchRequest): Promise<LaunchSummar
     otherKey = (addr) =>
       reject(
         new StartError(
-          `an agent at ${addr} holds another secret (the store handshake failed on its side: it exits 3 too); give every node the controller's secret file`,
+          `an agent at ${addr} holds another secret (the store handshake failed on its side: it exits 3 ` +
+            `too); give every node the controller's secret file`,
         ),
       );
   });
@@ -78,7 +80,8 @@ export async function launchJoined(req: JoinLaunchRequest): Promise<LaunchSummar
     });
     desk = await JoinDesk.open(server, req.jobKey);
     err.write(
-      `dtrain: waiting up to ${formatDuration(config.rendezvous.timeout)} for ${req.agents} agent${req.agents === 1 ? '' : 's'} to join on port ${front.port}\n`,
+      `dtrain: waiting up to ${formatDuration(config.rendezvous.timeout)} for ${req.agents} ` +
+        `agent${req.agents === 1 ? '' : 's'} to join on port ${front.port}\n`,
     );
     let joined;
     try {

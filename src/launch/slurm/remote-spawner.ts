@@ -1,7 +1,8 @@
 /**
  * The controller's `remote` hook inside a Slurm allocation (controller.ts `RemoteSpawner`): every node
  * that is not this machine gets `dtrain agent --stdio` in its own srun step, its spec on stdin (the only
- * place the job key travels, sealed: job-key-seal.ts), its output records relayed to the console, and a store-driven NodeHandle
+ * place the job key travels, sealed: job-key-seal.ts), its output records relayed to the console, and a store-driven
+ * NodeHandle
  * for the supervisor. Agents dial the controller's store directly (allocations share a network; there is
  * no SSH to forward through). A step that ends early loses its node at once, before heartbeats would.
  */

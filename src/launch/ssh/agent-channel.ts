@@ -176,7 +176,8 @@ export async function startAgentChannel(
     channel.end();
     channel.close();
     throw new StartError(
-      `dtrain version mismatch: the controller runs ${controllerVersion}, ${host} has ${hello.version} (${launch.dtrain}); install the same version on every node`,
+      `dtrain version mismatch: the controller runs ${controllerVersion}, ${host} has ${hello.version} ` +
+        `(${launch.dtrain}); install the same version on every node`,
       host,
     );
   }

@@ -1,7 +1,8 @@
 /**
  * `dtrain launch` typed inside an allocation from a machine that is not one of its nodes (salloc on a
  * login node): the hosts come from the allocation, every agent starts in its own srun step, workers get
- * the torchrun environment there, the job key crosses srun's stdin only sealed, and no step outlives the launch. The "login node" is this machine under
+ * the torchrun environment there, the job key crosses srun's stdin only sealed, and no step outlives the launch. The
+ * "login node" is this machine under
  * another Slurm name (SLURMD_NODENAME), the allocation a held job the steps attach to via SLURM_JOB_ID.
  */
 import t from 'tap';
@@ -37,10 +38,15 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
       await sleep(200);
     const node = slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%N']).trim();
     mkdirSync(path.join(dir, 'out'));
-    const check = `require('node:fs').writeFileSync('out/' + process.env.RANK, JSON.stringify({ rank: process.env.RANK, world: process.env.WORLD_SIZE, local: process.env.LOCAL_RANK, master: process.env.MASTER_ADDR, step: process.env.SLURM_STEP_ID, job: process.env.SLURM_JOB_ID, store: process.env.DTRAIN_STORE, cvd: process.env.CUDA_VISIBLE_DEVICES }))`;
+    const check =
+      `require('node:fs').writeFileSync('out/' + process.env.RANK, JSON.stringify({ rank: ` +
+      `process.env.RANK, world: process.env.WORLD_SIZE, local: process.env.LOCAL_RANK, master: ` +
+      `process.env.MASTER_ADDR, step: process.env.SLURM_STEP_ID, job: process.env.SLURM_JOB_ID, ` +
+      `store: process.env.DTRAIN_STORE, cvd: process.env.CUDA_VISIBLE_DEVICES }))`;
     writeFileSync(
       path.join(dir, 'job.yaml'),
-      `name: alloc\nentrypoint: ${JSON.stringify([process.execPath, '-e', check])}\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1}\n`,
+      `name: alloc\nentrypoint: ${JSON.stringify([process.execPath, '-e', check])}\nnproc_per_node: ` +
+        `2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1}\n`,
     );
     // srun's stdin crosses the cluster network in clear: a stand-in srun first on PATH keeps a copy of what
     // the controller writes there, then runs the real one
