@@ -8,7 +8,6 @@
  *   agent → controller: {"type":"hello","version":"<agent version>","hostname":"<os hostname>","pid":<pid>}
  * The controller refuses a different version (exit 3); the agent also exits when its stdin closes.
  */
-import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
 import { StartError } from '../../util/errors.js';
