@@ -17,7 +17,11 @@ function help(args: string[], columns?: number): string {
 }
 
 // yargs may set a right-aligned [type] flush against the text before it on a narrow terminal: not a broken word
-const words = (text: string) => text.split(/\s+|(?=\[)/).filter(Boolean).sort();
+const words = (text: string) =>
+  text
+    .split(/\s+|(?=\[)/)
+    .filter(Boolean)
+    .sort();
 
 if (!existsSync(fileURLToPath(entry))) {
   t.plan(0, 'dist/ is not built: run `npm run build:ts`');
