@@ -33,8 +33,10 @@ for (const stage of [1, 2]) {
   const mem = opt.memory();
   lines.push(
     `stage ${stage}: ${n} params on ${group.size} ranks, median step ${times[times.length >> 1].toFixed(1)} ms ` +
-      `(min ${times[0].toFixed(1)}), states ${(mem.states / 2 ** 20).toFixed(1)} MiB, grad shard ${(mem.gradShard / 2 ** 20).toFixed(1)} MiB, ` +
-      `buffers ${(mem.buffers / 2 ** 20).toFixed(1)} MiB per rank${shared ? ' (dist.alloc)' : ''}, kernel ${opt.simdPath}`,
+      `(min ${times[0].toFixed(1)}), states ${(mem.states / 2 ** 20).toFixed(1)} MiB, grad shard ` +
+      `${(mem.gradShard / 2 ** 20).toFixed(1)} MiB, ` +
+      `buffers ${(mem.buffers / 2 ** 20).toFixed(1)} MiB per rank${shared ? ' (dist.alloc)' : ''}, kernel ` +
+      `${opt.simdPath}`,
   );
 }
 if (dist.rank === 0) console.log(lines.join('\n'));

@@ -119,11 +119,13 @@ if (json) {
     `all_reduce, float32, sum, 2 ranks on this machine; best of ${rounds} rounds, fastest of ${chunks} chunks each`,
   );
   console.log(
-    `${'impl'.padEnd(22)}${pad('bytes', 11)}${pad('time(us)', 12)}${pad('algbw(GB/s)', 13)}${pad('busbw(GB/s)', 13)}  algorithm`,
+    `${'impl'.padEnd(22)}${pad('bytes', 11)}${pad('time(us)', 12)}${pad('algbw(GB/s)', 13)}` +
+      `${pad('busbw(GB/s)', 13)}  algorithm`,
   );
   for (const r of rows)
     console.log(
-      `${r.impl.padEnd(22)}${pad(r.bytes, 11)}${pad(r.time_us.toFixed(2), 12)}${pad(r.algbw_GBps.toFixed(3), 13)}${pad(r.busbw_GBps.toFixed(3), 13)}  ${r.algorithm ?? ''}`,
+      `${r.impl.padEnd(22)}${pad(r.bytes, 11)}${pad(r.time_us.toFixed(2), 12)}` +
+        `${pad(r.algbw_GBps.toFixed(3), 13)}${pad(r.busbw_GBps.toFixed(3), 13)}  ${r.algorithm ?? ''}`,
     );
   console.log(`\nratios (targets: alloc busbw >= 2x OpenMPI, typed busbw >= 1x, 4 KiB latency <= 0.5x):`);
   for (const [k, v] of Object.entries(ratios)) console.log(`  ${k.padEnd(28)} ${v.toFixed(2)}x`);

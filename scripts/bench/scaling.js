@@ -76,7 +76,8 @@ function runOnce(s) {
   const m = /samples_per_second (\S+) cpu_seconds_all_ranks (\S+)/.exec(out);
   if (r.status !== 0 || !m) {
     console.error(
-      `scaling: world ${s.world} (data ${s.data} × pipeline ${s.pipeline}) failed (exit ${r.status}):\n${out.slice(-1500)}`,
+      `scaling: world ${s.world} (data ${s.data} × pipeline ${s.pipeline}) failed (exit ` +
+        `${r.status}):\n${out.slice(-1500)}`,
     );
     rmSync(logs, { recursive: true, force: true });
     process.exit(1);
@@ -121,15 +122,19 @@ if (values.json) {
   console.log(JSON.stringify({ ...meta, results }, null, 2));
 } else {
   console.log(
-    `example MLP (6 layers, hidden ${meta.hidden}), global batch 128, 4 microbatches (1F1B), ZeRO-1, ${steps} steps, best of ${repeat}`,
+    `example MLP (6 layers, hidden ${meta.hidden}), global batch 128, 4 microbatches (1F1B), ZeRO-1, ` +
+      `${steps} steps, best of ${repeat}`,
   );
   console.log(`machine: ${cores} cores, load average ${meta.loadavg1.toFixed(1)} at the end`);
   console.log('world  data×pipe  samples/s  speedup  efficiency  vs cores  cpu ms/step  work eff.  launch wall s');
   for (const r of results) {
     console.log(
-      `${String(r.world).padStart(5)}  ${`${r.data}×${r.pipeline}`.padStart(9)}  ${r.samplesPerSecond.toFixed(0).padStart(9)}  ` +
-        `${r.speedup.toFixed(2).padStart(7)}  ${(100 * r.efficiency).toFixed(0).padStart(9)}%  ${(100 * r.efficiencyVsCores).toFixed(0).padStart(7)}%  ` +
-        `${r.cpuMsPerStep.toFixed(1).padStart(11)}  ${(100 * r.workEfficiency).toFixed(0).padStart(8)}%  ${r.wallSeconds.toFixed(1).padStart(13)}`,
+      `${String(r.world).padStart(5)}  ${`${r.data}×${r.pipeline}`.padStart(9)}  ` +
+        `${r.samplesPerSecond.toFixed(0).padStart(9)}  ` +
+        `${r.speedup.toFixed(2).padStart(7)}  ${(100 * r.efficiency).toFixed(0).padStart(9)}%  ` +
+        `${(100 * r.efficiencyVsCores).toFixed(0).padStart(7)}%  ` +
+        `${r.cpuMsPerStep.toFixed(1).padStart(11)}  ${(100 * r.workEfficiency).toFixed(0).padStart(8)}%  ` +
+        `${r.wallSeconds.toFixed(1).padStart(13)}`,
     );
   }
 }

@@ -12,4 +12,3 @@ const prelude = "import { createRequire } from 'node:module';\nconst require = c
 const out = new URL('schema-validator.js', dist);
 writeFileSync(out, prelude + code);
 console.log(`compile-schema: wrote ${out.pathname}`);
-

@@ -41,7 +41,12 @@ export function describeType(input, schema) {
   const t = Array.isArray(node.type) ? node.type.join(' or ') : node.type;
   if (t === 'integer' && node.minimum === 1 && node.maximum === undefined) return namedDefs.positiveInt;
   if (t === 'integer' || t === 'number') {
-    const lo = node.minimum !== undefined ? `≥ ${node.minimum}` : node.exclusiveMinimum !== undefined ? `> ${node.exclusiveMinimum}` : '';
+    const lo =
+      node.minimum !== undefined
+        ? `≥ ${node.minimum}`
+        : node.exclusiveMinimum !== undefined
+          ? `> ${node.exclusiveMinimum}`
+          : '';
     const hi = node.maximum !== undefined ? `≤ ${node.maximum}` : '';
     return [t, lo, hi].filter(Boolean).join(' ');
   }
@@ -64,8 +69,12 @@ function row(path, node, required, schema) {
   const { node: target } = resolve(node, schema);
   const def = node.default !== undefined ? node.default : target.default;
   const shownDefault =
-    def === undefined ? '' : typeof def === 'object' && !Array.isArray(def) && Object.keys(def).length === 0 ? '' : literal(def);
-  const notes = [node.description ?? (resolve(node, schema).name ? '' : target.description ?? '')];
+    def === undefined
+      ? ''
+      : typeof def === 'object' && !Array.isArray(def) && Object.keys(def).length === 0
+        ? ''
+        : literal(def);
+  const notes = [node.description ?? (resolve(node, schema).name ? '' : (target.description ?? ''))];
   if (required) notes.push('**Required.**');
   return `| \`${path}\` | ${describeType(node, schema)} | ${shownDefault} | ${cell(notes.filter(Boolean).join(' '))} |`;
 }
@@ -82,7 +91,8 @@ function walk(objectNode, prefix, schema, sections) {
     const path = prefix ? `${prefix}.${key}` : key;
     rows.push(row(path, node, required.has(key), schema));
     if (node.type === 'object' && node.properties) sections.push({ path, node });
-    if (node.type === 'array' && node.items?.type === 'object' && node.items.properties) sections.push({ path: `${path}[]`, node: node.items, list: true });
+    if (node.type === 'array' && node.items?.type === 'object' && node.items.properties)
+      sections.push({ path: `${path}[]`, node: node.items, list: true });
   }
   return rows;
 }

@@ -22,24 +22,48 @@ function findNvcc() {
 mkdirSync(out, { recursive: true });
 const nvcc = process.env.DTRAIN_SKIP_CUDA ? null : findNvcc();
 if (!nvcc) {
-  writeFileSync(manifest, JSON.stringify({ built: false, reason: process.env.DTRAIN_SKIP_CUDA ? 'DTRAIN_SKIP_CUDA set' : 'nvcc not found' }) + '\n');
+  writeFileSync(
+    manifest,
+    JSON.stringify({ built: false, reason: process.env.DTRAIN_SKIP_CUDA ? 'DTRAIN_SKIP_CUDA set' : 'nvcc not found' }) +
+      '\n',
+  );
   console.log('dtrain: nvcc not found, CUDA part not built (the CPU backend is complete without it)');
   process.exit(0);
 }
 
-const archs = (process.env.DTRAIN_CUDA_ARCHS || '80,90').split(',').map((a) => a.trim()).filter(Boolean);
+const archs = (process.env.DTRAIN_CUDA_ARCHS || '80,90')
+  .split(',')
+  .map((a) => a.trim())
+  .filter(Boolean);
 const ptx = archs[archs.length - 1];
 const gencode = archs.flatMap((a) => ['-gencode', `arch=compute_${a},code=sm_${a}`]);
 gencode.push('-gencode', `arch=compute_${ptx},code=compute_${ptx}`);
 const archList = [...archs.map((a) => `sm_${a}`), `compute_${ptx}`].join(',');
 
 const src = join(root, 'addon', 'cuda');
-const sources = readdirSync(src).filter((f) => /\.(cu|cc)$/.test(f)).map((f) => join(src, f));
+const sources = readdirSync(src)
+  .filter((f) => /\.(cu|cc)$/.test(f))
+  .map((f) => join(src, f));
 const version = execFileSync(nvcc, ['--version'], { encoding: 'utf8' }).match(/release ([0-9.]+)/)?.[1] ?? 'unknown';
 const args = [
-  '-O3', '-std=c++17', '-shared', '-Xcompiler', '-fPIC,-fvisibility=hidden', '--cudart', 'static',
-  ...gencode, `-DDTRAIN_CUDA_ARCHS="${archList}"`, '-I', src, '-I', join(root, 'addon', 'src'),
-  '-o', join(out, 'libdtrain_cuda.so'), ...sources, '-ldl', '-lpthread',
+  '-O3',
+  '-std=c++17',
+  '-shared',
+  '-Xcompiler',
+  '-fPIC,-fvisibility=hidden',
+  '--cudart',
+  'static',
+  ...gencode,
+  `-DDTRAIN_CUDA_ARCHS="${archList}"`,
+  '-I',
+  src,
+  '-I',
+  join(root, 'addon', 'src'),
+  '-o',
+  join(out, 'libdtrain_cuda.so'),
+  ...sources,
+  '-ldl',
+  '-lpthread',
 ];
 console.log(`dtrain: building the CUDA part with ${nvcc} (CUDA ${version}) for ${archList}`);
 const r = spawnSync(nvcc, args, { stdio: 'inherit' });
@@ -47,4 +71,7 @@ if (r.status !== 0) {
   console.error('dtrain: building the CUDA part failed (see above); set DTRAIN_SKIP_CUDA=1 to install without it');
   process.exit(r.status ?? 1);
 }
-writeFileSync(manifest, JSON.stringify({ built: true, archs: archList.split(','), cuda_version: version, nvcc }) + '\n');
+writeFileSync(
+  manifest,
+  JSON.stringify({ built: true, archs: archList.split(','), cuda_version: version, nvcc }) + '\n',
+);

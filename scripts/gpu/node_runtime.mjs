@@ -107,14 +107,16 @@ async function worldOfOne() {
   for (let i = 0; i < iters; i++) await dist.groups.world.allReduce(dev);
   expect(
     true,
-    `256 MiB DeviceBuffer allReduce, world of 1: ${((performance.now() - t2) / iters).toFixed(3)} ms per op (promise round trip included)`,
+    `256 MiB DeviceBuffer allReduce, world of 1: ${((performance.now() - t2) / iters).toFixed(3)} ms per op ` +
+      `(promise round trip included)`,
   );
   const small = DeviceBuffer.alloc('float32', 1024).fill(1);
   const t3 = performance.now();
   for (let i = 0; i < 1000; i++) await dist.groups.world.allReduce(small);
   expect(
     true,
-    `4 KiB DeviceBuffer allReduce latency through the communicator thread: ${(((performance.now() - t3) / 1000) * 1000).toFixed(1)} µs per op`,
+    `4 KiB DeviceBuffer allReduce latency through the communicator thread: ` +
+      `${(((performance.now() - t3) / 1000) * 1000).toFixed(1)} µs per op`,
   );
 
   const own = await dist.newGroup([0]);
@@ -176,7 +178,8 @@ async function adamwAgainstCpu() {
   for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(out[i] - cpu.p[i]) / (Math.abs(cpu.p[i]) + 1e-3));
   expect(
     worst < 1e-6,
-    `deviceAdamwStep (GPU) vs the CPU kernel (${optimNative().adamwSimd()}), fp32, 5 steps: max diff relative to |p| + lr ${worst.toExponential(2)}`,
+    `deviceAdamwStep (GPU) vs the CPU kernel (${optimNative().adamwSimd()}), fp32, 5 steps: max diff ` +
+      `relative to |p| + lr ${worst.toExponential(2)}`,
   );
   for (const b of Object.values(gpu)) b.free();
 }

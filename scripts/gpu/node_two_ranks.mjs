@@ -220,7 +220,8 @@ if (process.env.DTRAIN_TWO_RANKS_WORKER) {
   const dead = lines.find((l) => l.phase === 'dead-peer');
   expect(
     dead && dead.error && /allReduce on group 'data' \(rank 0 of 2\) failed/.test(dead.error),
-    `rank 1 died: rank 0's next allReduce fails${dead?.ms !== undefined ? ` after ${dead.ms} ms` : ''} (${dead?.code}): ${dead?.error}`,
+    `rank 1 died: rank 0's next allReduce fails${dead?.ms !== undefined ? ` after ${dead.ms} ms` : ''} ` +
+      `(${dead?.code}): ${dead?.error}`,
   );
   const after = lines.find((l) => l.phase === 'after-abort');
   expect(

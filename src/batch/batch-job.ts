@@ -84,7 +84,8 @@ export function batchJobFromConfig(config: JobConfig, configFile: string, opts: 
   const warnings: string[] = [];
   if (droppedExtra) {
     warnings.push(
-      `scheduler.extra (${droppedExtra.join(' ')}) is for ${switchedFrom}, not ${scheduler.kind}: left out of the script`,
+      `scheduler.extra (${droppedExtra.join(' ')}) is for ${switchedFrom}, not ${scheduler.kind}: left out ` +
+        `of the script`,
     );
   }
   const listed = config.nodes.filter((n) => !n.from_allocation);

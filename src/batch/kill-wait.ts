@@ -24,5 +24,8 @@ export function fitGrace(
 export function killWaitWarning(shutdownGraceMs: number, killWaitMs: number, assumed: boolean): string | undefined {
   if (shutdownGraceMs < killWaitMs) return undefined;
   const kw = `${assumed ? "Slurm's default " : "the cluster's "}KillWait (${formatDuration(killWaitMs)})`;
-  return `shutdown_grace (${formatDuration(shutdownGraceMs)}) is not below ${kw}: Slurm will SIGKILL the workers before the grace ends; lower shutdown_grace`;
+  return (
+    `shutdown_grace (${formatDuration(shutdownGraceMs)}) is not below ${kw}: Slurm will SIGKILL the ` +
+    `workers before the grace ends; lower shutdown_grace`
+  );
 }

@@ -48,7 +48,8 @@ export function renderPbsScript(job: BatchJob): string {
       'edit the config, not this file.',
     'set -eu',
     `cd ${shellWord(job.workdir)}`,
-    'command -v pbsdsh >/dev/null || { echo "dtrain: pbsdsh not found on PATH: the job cannot start agents on its nodes" >&2; exit 3; }',
+    'command -v pbsdsh >/dev/null || { echo "dtrain: pbsdsh not found on PATH: the job cannot start agents ' +
+      'on its nodes" >&2; exit 3; }',
     `export DTRAIN_RESULT_FILE=${shellWord(resultPath(job))}`,
     '# Each node once, in PBS_NODEFILE order; the first is where this script (the controller) runs.',
     'hosts=$(awk \'!seen[$0]++\' "$PBS_NODEFILE")',
@@ -59,7 +60,8 @@ export function renderPbsScript(job: BatchJob): string {
     `secret_dir=$(umask 077 && mktemp -d ${shellWord(job.logsDir)}/.dtrain-secret-XXXXXX)`,
     'trap \'rm -rf "$secret_dir"\' EXIT',
     `(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > ${secretFile})`,
-    `${shellCommand([...job.dtrain, 'launch', job.configFile, '--set', `rendezvous.port=${port}`])} --join-agents "$nnodes" --secret-file ${secretFile} &`,
+    `${shellCommand([...job.dtrain, 'launch', job.configFile, '--set', `rendezvous.port=${port}`])} ` +
+      `--join-agents "$nnodes" --secret-file ${secretFile} &`,
     'controller=$!',
     'trap \'kill -TERM "$controller" 2>/dev/null\' TERM INT USR1',
     `pbsdsh -- ${shellCommand([...job.dtrain, 'agent'])} --join "$head_node:${port}" --secret-file ${secretFile} &`,

@@ -8,7 +8,10 @@ import { packageVersion } from '../util/version.js';
 import { outputPath, resultPath, type BatchJob } from './batch-job.js';
 import { shellCommand, shellComment, shellWord } from './shell-quote.js';
 
-/** `USR1@120` → `B:USR1@120`: the signal goes to the batch shell, i.e. the controller (exec'd), which forwards it once to the workers. */
+/**
+ * `USR1@120` → `B:USR1@120`: the signal goes to the batch shell, i.e. the controller (exec'd), which forwards it once
+ * to the workers.
+ */
 export function batchSignal(signal: string): string {
   return signal.startsWith('B:') ? signal : `B:${signal}`;
 }

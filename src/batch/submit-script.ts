@@ -43,7 +43,8 @@ export function parseJobId(kind: SchedulerKind, stdout: string): string {
   const ok = kind === 'slurm' ? /^[0-9]+(_[0-9]+)?$/.test(id) : /^[0-9]+(\[\])?(\.[A-Za-z0-9._-]+)?$/.test(id);
   if (!ok)
     throw new StartError(
-      `could not read a job id from the ${kind === 'slurm' ? 'sbatch' : 'qsub'} output: ${JSON.stringify(stdout.trim())}`,
+      `could not read a job id from the ${kind === 'slurm' ? 'sbatch' : 'qsub'} output: ` +
+        `${JSON.stringify(stdout.trim())}`,
     );
   return id;
 }

@@ -101,7 +101,9 @@ function describeRank(r: RankOutcome): string {
   return `rank ${r.rank} (${r.host}) ${r.signal ? `killed by ${r.signal}` : `exited with ${r.exit_code}`}`;
 }
 
-/** The root cause in one line: the controller's message when it has one (node lost, spawn failed), else the rank's exit. */
+/**
+ * The root cause in one line: the controller's message when it has one (node lost, spawn failed), else the rank's exit.
+ */
 function rootCause(result: LaunchSummary): string | undefined {
   if (result.error) return result.error;
   const c = result.root_cause;
@@ -124,7 +126,9 @@ export function judgeOutcome(jobId: string, o: JobOutcome, output: string): Verd
     }
     return {
       ok: false,
-      message: `job ${jobId} FAILED with exit code ${o.exitCode ?? '?'} before dtrain reported a result; output: ${output}`,
+      message:
+        `job ${jobId} FAILED with exit code ${o.exitCode ?? '?'} before dtrain reported a result; ` +
+        `output: ${output}`,
       exitCode,
     };
   }

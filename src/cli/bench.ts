@@ -126,10 +126,17 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
 export function renderTable(op: string, run: BenchRun, alloc: boolean): string {
   const pad = (s: string | number, n: number) => String(s).padStart(n);
   let out = `# ${op}, ${run.ranks} ranks ${run.where}, ${alloc ? 'dist.alloc' : 'typed array'} buffers\n`;
-  out += `#${pad('size', 12)}${pad('count', 12)}${pad('type', 7)}${pad('redop', 6)}${pad('time', 11)}${pad('algbw', 8)}${pad('busbw', 8)}  transport/algorithm\n`;
-  out += `#${pad('(B)', 12)}${pad('(elements)', 12)}${pad('', 7)}${pad('', 6)}${pad('(us)', 11)}${pad('(GB/s)', 8)}${pad('(GB/s)', 8)}\n`;
+  out +=
+    `#${pad('size', 12)}${pad('count', 12)}${pad('type', 7)}${pad('redop', 6)}${pad('time', 11)}` +
+    `${pad('algbw', 8)}${pad('busbw', 8)}  transport/algorithm\n`;
+  out +=
+    `#${pad('(B)', 12)}${pad('(elements)', 12)}${pad('', 7)}${pad('', 6)}${pad('(us)', 11)}` +
+    `${pad('(GB/s)', 8)}${pad('(GB/s)', 8)}\n`;
   for (const r of run.rows)
-    out += ` ${pad(r.bytes, 12)}${pad(r.count, 12)}${pad(r.type, 7)}${pad(r.redop, 6)}${pad(r.time_us.toFixed(2), 11)}${pad(r.algbw_GBps.toFixed(2), 8)}${pad(r.busbw_GBps.toFixed(2), 8)}  ${r.transport}/${r.algorithm}\n`;
+    out +=
+      ` ${pad(r.bytes, 12)}${pad(r.count, 12)}${pad(r.type, 7)}${pad(r.redop, 6)}` +
+      `${pad(r.time_us.toFixed(2), 11)}${pad(r.algbw_GBps.toFixed(2), 8)}${pad(r.busbw_GBps.toFixed(2), 8)} ` +
+      ` ${r.transport}/${r.algorithm}\n`;
   return out;
 }
 
@@ -147,7 +154,7 @@ async function onThisMachine(nproc: number, nnodes: number, env: Record<string, 
   ]);
   let rows: BenchRow[] = [];
   const exits = await runLocalJob({
-    nodes: Array(nnodes).fill(nproc),
+    nodes: Array<number>(nnodes).fill(nproc),
     argv: [process.execPath, await workerPath()],
     env,
     onFinished: async (store) => {

@@ -10,7 +10,7 @@ import { agentCommand } from './agent.js';
 
 /** Every command, each defined in its own file; their heavy modules load lazily inside handlers. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [
+export const commands: CommandModule<object, any>[] = [
   launchCommand,
   validateCommand,
   submitCommand,

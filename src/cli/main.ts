@@ -3,6 +3,7 @@
  * clear line (or one JSON document with --json) and a documented exit code. Commands never call
  * process.exit (pending output and cleanup would be lost): they set process.exitCode or throw a DtrainError.
  */
+import { createRequire } from 'node:module';
 import { packageVersion } from '../util/version.js';
 import { installProcessHooks, report, UsageFailure } from './exit-point.js';
 import { launchCommand, quickLaunchArgs } from './launch.js';
@@ -19,7 +20,9 @@ export async function main(argv: string[]): Promise<void> {
     }
     // (`dtrain agent --stdio`, the command every node runs, never reaches here: cli/entry.ts routes it to
     // cli/agent-entry.ts, without the CLI's modules.)
-    const [{ default: yargs }, { commands }] = await Promise.all([import('yargs'), import('./commands.js')]);
+    // yargs' CommonJS build: its ES build's help wraps at the column, in the middle of words.
+    const yargs = createRequire(import.meta.url)('yargs/yargs') as typeof import('yargs').default;
+    const { commands } = await import('./commands.js');
     const parser = yargs(argv)
       .scriptName('dtrain')
       .usage('$0 <command> [options]')
@@ -27,7 +30,7 @@ export async function main(argv: string[]): Promise<void> {
       .strict()
       .demandCommand(1, 'name a command (dtrain --help lists them)')
       .recommendCommands()
-      .wrap(Math.min(110, process.stdout.columns || 100))
+      .wrap(process.stdout.columns || 100) // the terminal's width on a TTY
       .fail((msg, err) => {
         if (err) throw err;
         throw new UsageFailure(msg);

@@ -41,7 +41,8 @@ export const scheduleCommand: CommandModule<object, ScheduleArgs> = {
     const ops = shape.stages * shape.microbatches * shape.virtualStages;
     if (ops > MAX_DRAWN) {
       throw new UsageError(
-        `${shape.stages} stages × ${shape.microbatches} microbatches × ${shape.virtualStages} chunks is too large to draw (at most ${MAX_DRAWN})`,
+        `${shape.stages} stages × ${shape.microbatches} microbatches × ${shape.virtualStages} chunks is too ` +
+          `large to draw (at most ${MAX_DRAWN})`,
       );
     }
     const svgPath = args.svg === undefined ? undefined : single('svg', args.svg);

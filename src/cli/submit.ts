@@ -74,7 +74,7 @@ export const submitCommand: CommandModule<object, SubmitArgs> = {
 
     // Ctrl-C stops the waiting, not the job: say how to stop the job itself
     const abort = new AbortController();
-    let jobId: string | null = null;
+    let jobId = null as string | null; // set by a callback: not narrowed to null
     const onSigint = () => abort.abort();
     process.once('SIGINT', onSigint);
     try {

@@ -1,6 +1,7 @@
 /**
  * DeepSpeed's host selection: the hostfile ("<host> slots=<n>" per line, '#' comments) and the
- * include/exclude filters ("worker-0:0,2@worker-1": hosts joined by '@', optional ':slot,slot').
+ * include/exclude filters ("worker-0:0,2@worker-1": hosts joined by '@', optional ':slot,slot'). As in
+ * DeepSpeed, a slot or host named again is selected once: "w:1,1" is w's slot 1, "w:1@w:0,1" its slots 0 and 1.
  */
 import { didYouMean } from './suggest.js';
 
@@ -96,13 +97,16 @@ export function parseHostFilter(text: string): { entries: FilterEntry[]; problem
       problems.push({ offset: at + host.length + 1 + slotText.length, message: 'one ":" per host: "host:slot,slot"' });
       continue;
     }
-    // host names are case-insensitive (DNS): Node-A and node-a are one machine
-    if (entries.some((e) => e.host.toLowerCase() === host.toLowerCase())) {
+    // host names are case-insensitive (DNS): Node-A and node-a are one machine, so spell it one way
+    const earlier = entries.find((e) => e.host.toLowerCase() === host.toLowerCase());
+    if (earlier && earlier.host !== host) {
       problems.push({ offset: at, message: `host "${host}" appears twice` });
       continue;
     }
     if (slotText === undefined) {
-      entries.push({ host, offset: at });
+      // as in DeepSpeed, a host named again adds up with its earlier mention: here to the whole host
+      if (earlier) delete earlier.slots;
+      else entries.push({ host, offset: at });
       continue;
     }
     const slots: number[] = [];
@@ -112,13 +116,12 @@ export function parseHostFilter(text: string): { entries: FilterEntry[]; problem
       if (!/^[0-9]+$/.test(s)) {
         problems.push({ offset: slotOffset, message: `slot must be a number, got "${s}"` });
         ok = false;
-      } else if (slots.includes(Number(s))) {
-        problems.push({ offset: slotOffset, message: `slot ${s} appears twice for "${host}"` });
-        ok = false;
-      } else slots.push(Number(s));
+      } else if (!slots.includes(Number(s))) slots.push(Number(s)); // as DeepSpeed: a repeated slot counts once
       slotOffset += s.length + 1;
     }
-    if (ok) entries.push({ host, slots, offset: at });
+    if (!ok) continue;
+    if (!earlier) entries.push({ host, slots, offset: at });
+    else if (earlier.slots) earlier.slots = [...new Set([...earlier.slots, ...slots])].sort((a, b) => a - b);
   }
   return { entries, problems };
 }

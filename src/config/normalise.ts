@@ -98,7 +98,8 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
       const key = workerEnvVar(k).configKey;
       error(
         ['env', k],
-        `${k} is set by dtrain for every worker${key ? ` from ${key}: set that key instead` : '; it cannot be configured'}`,
+        `${k} is set by dtrain for every ` +
+          `worker${key ? ` from ${key}: set that key instead` : '; it cannot be configured'}`,
         'key',
       );
     }
@@ -148,13 +149,15 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     if (world % tp !== 0) {
       error(
         ['parallelism'],
-        `tensor × pipeline = ${par.tensor} × ${par.pipeline} = ${tp} does not divide the world size ${world} (${perNode})`,
+        `tensor × pipeline = ${par.tensor} × ${par.pipeline} = ${tp} does not divide the world size ` +
+          `${world} (${perNode})`,
       );
     } else data = world / tp;
   } else if (gridKnown && data * tp !== world) {
     error(
       ['parallelism', 'data'],
-      `data × tensor × pipeline = ${data} × ${par.tensor} × ${par.pipeline} = ${data * tp}, but the nodes run ${world} process${world === 1 ? '' : 'es'} (${perNode})`,
+      `data × tensor × pipeline = ${data} × ${par.tensor} × ${par.pipeline} = ${data * tp}, but the nodes ` +
+        `run ${world} process${world === 1 ? '' : 'es'} (${perNode})`,
     );
   }
   if (par.virtual_stages > 1 && par.schedule !== 'interleaved-1f1b' && usable('parallelism.schedule')) {
@@ -182,7 +185,9 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   if (par.pipeline > 1 && par.microbatches < par.pipeline && usable('parallelism.pipeline')) {
     warn(
       ['parallelism', 'microbatches'],
-      `${par.microbatches} microbatch${par.microbatches === 1 ? '' : 'es'} for ${par.pipeline} pipeline stages: most stages sit idle (pipeline bubble); use at least ${par.pipeline}, ideally ${4 * par.pipeline} or more`,
+      `${par.microbatches} microbatch${par.microbatches === 1 ? '' : 'es'} for ${par.pipeline} pipeline ` +
+        `stages: most stages sit idle (pipeline bubble); use at least ${par.pipeline}, ideally ` +
+        `${4 * par.pipeline} or more`,
     );
   }
   if (par.zero_stage > 0 && data === 1) {
@@ -197,7 +202,8 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
       if (offset % par.tensor !== 0 || (offset + n.nproc) % par.tensor !== 0) {
         warn(
           nodePath(raw, i),
-          `tensor = ${par.tensor} does not divide ${n.host}'s ${n.nproc} processes: tensor groups would cross nodes (slow)`,
+          `tensor = ${par.tensor} does not divide ${n.host}'s ${n.nproc} processes: tensor groups would ` +
+            `cross nodes (slow)`,
         );
       }
       offset += n.nproc;
@@ -216,7 +222,8 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   if (typeof raw.master.port === 'number' && raw.master.port === raw.rendezvous.port && usable('rendezvous.port')) {
     error(
       ['master', 'port'],
-      `is the same as rendezvous.port (${raw.master.port}): PyTorch's rank 0 and dtrain's store each need their own port`,
+      `is the same as rendezvous.port (${raw.master.port}): PyTorch's rank 0 and dtrain's store each need ` +
+        `their own port`,
     );
   }
   const ms = (path: PathSegment[], v: number | string) => {
@@ -233,7 +240,8 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   if (heartbeat.timeout <= heartbeat.interval && usable('heartbeat.interval')) {
     error(
       ['heartbeat', 'timeout'],
-      `must be longer than heartbeat.interval (${raw.heartbeat.interval}): a node would be declared lost between two heartbeats`,
+      `must be longer than heartbeat.interval (${raw.heartbeat.interval}): a node would be declared lost ` +
+        `between two heartbeats`,
     );
   }
   if (raw.ssh.strict_host_key_checking === 'no' && nodes.some((n) => !n.local && !n.from_allocation)) {
@@ -253,7 +261,8 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     ) {
       warn(
         ['model', 'layers'],
-        `${m.layers} layers do not split evenly into ${par.pipeline * par.virtual_stages} pipeline chunks (pipeline × virtual_stages)`,
+        `${m.layers} layers do not split evenly into ${par.pipeline * par.virtual_stages} pipeline chunks ` +
+          `(pipeline × virtual_stages)`,
       );
     }
     if (m.heads !== undefined && m.heads % par.tensor !== 0 && usable('parallelism.tensor')) {
@@ -407,7 +416,8 @@ function resolveNodes(
     if (base.some((b) => b.from_allocation)) {
       error(
         [filterKey],
-        `needs nodes or a hostfile to choose from (the ${raw.scheduler!.kind} allocation is not known before the job starts)`,
+        `needs nodes or a hostfile to choose from (the ${raw.scheduler!.kind} allocation is not known ` +
+          `before the job starts)`,
       );
       return [];
     }
@@ -451,7 +461,8 @@ function resolveNodes(
     if (assumed) {
       warn(
         b.path.length ? b.path : ['nproc_per_node'],
-        `nproc_per_node is auto and ${b.host} has no slots: its GPU count is known only at launch, the plan assumes 1 process`,
+        `nproc_per_node is auto and ${b.host} has no slots: its GPU count is known only at launch, the plan ` +
+          `assumes 1 process`,
       );
     }
     const local = !b.from_allocation && ctx.isLocalHost(b.host);

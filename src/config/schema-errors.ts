@@ -31,7 +31,7 @@ export function schemaProblems(errors: ErrorObject[], data: unknown, source: Con
         break;
       case 'propertyNames': {
         const name = String(e.params.propertyName);
-        const rule = (parent?.propertyNames as SchemaNode | undefined)?.errorMessage;
+        const rule = (parent?.propertyNames as { errorMessage?: string } | undefined)?.errorMessage;
         problems.push(source.problem([...path, name], `key "${name}" ${rule ?? 'is not allowed'}`, 'key'));
         break;
       }
@@ -85,12 +85,21 @@ function parentSchema(e: ErrorObject): SchemaNode | undefined {
 }
 
 function genericMessage(e: ErrorObject): string {
-  const p = e.params as Record<string, unknown>;
+  // the params of the keywords below (Ajv's ErrorObject types them loosely)
+  const p = e.params as {
+    type?: string;
+    allowedValues: unknown[];
+    allowedValue?: unknown;
+    limit: number;
+    i: number;
+    j: number;
+    pattern: string;
+  };
   switch (e.keyword) {
     case 'type':
       return `must be ${String(p.type).split(',').map(article).join(' or ')}`;
     case 'enum':
-      return `must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+      return `must be one of ${p.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'const':
       return `must be ${JSON.stringify(p.allowedValue)}`;
     case 'minimum':

@@ -48,7 +48,8 @@ export const configSchema = {
     },
     entrypoint: {
       description:
-        'The worker command: a string split like a shell would (quotes, backslashes; never run through one) or a list of arguments.',
+        'The worker command: a string split like a shell would (quotes, backslashes; never run through one) ' +
+        'or a list of arguments.',
       errorMessage: 'must be a non-empty command line (string) or a non-empty list of arguments',
       anyOf: [
         { type: 'string', minLength: 1 },

@@ -96,9 +96,14 @@ export function renderDoctor(r: DoctorReport): string {
   const lines = [
     `dtrain ${r.version} on Node ${r.node}`,
     `addon          ${r.addon.loaded ? 'loaded' : `NOT loaded: ${r.addon.error}`} (${r.addon.path})`,
-    `ssh agent      ${r.ssh_agent.kind === 'native' ? `native (${r.ssh_agent.path})` : `node (the native one: ${r.ssh_agent.reason})`}`,
-    `cuda part      built: ${yes(r.cuda.built)}${r.cuda.built ? ` (CUDA ${r.cuda.cuda_version}, ${r.cuda.archs.join(' ')})` : ` (${r.cuda.reason})`}`,
-    `driver         ${r.cuda.driver.found ? `CUDA ${r.cuda.driver.version}${r.cuda.driver.new_enough === false ? ' — older than the CUDA the part was built with' : ''}` : 'none'}`,
+    `ssh agent      ${r.ssh_agent.kind === 'native' ? `native (${r.ssh_agent.path})` : 'node '}` +
+      `${r.ssh_agent.kind === 'native' ? '' : `(the native one: ${r.ssh_agent.reason})`}`,
+    `cuda part      built: ${yes(r.cuda.built)}` +
+      `${r.cuda.built ? ` (CUDA ${r.cuda.cuda_version}, ${r.cuda.archs.join(' ')})` : ` (${r.cuda.reason})`}`,
+    `driver         ${r.cuda.driver.found ? `CUDA ${r.cuda.driver.version}` : 'none'}` +
+      (r.cuda.driver.found && r.cuda.driver.new_enough === false
+        ? ' — older than the CUDA the part was built with'
+        : ''),
     `gpus           ${r.cuda.devices.length ? r.cuda.devices.join(', ') : `none (${r.cuda.error ?? 'not probed'})`}`,
     `nccl           ${r.nccl.found ? `${r.nccl.version} (${r.nccl.path})` : `not found: ${r.nccl.reason}`}`,
     ...Object.entries(r.tools).map(([k, v]) => `${k.padEnd(15)}${v ?? 'not found'}`),

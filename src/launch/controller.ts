@@ -165,7 +165,8 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
         progress.note(
           `restarting the group (attempt ${attempt} of ${config.restarts.max}) in ${backoffMs / 1000}s: ` +
             (cause.message ??
-              `rank ${cause.rank} ${cause.signal ? `was killed by ${cause.signal}` : `exited with code ${cause.exit_code}`}`),
+              `rank ${cause.rank} ` +
+                `${cause.signal ? `was killed by ${cause.signal}` : `exited with code ${cause.exit_code}`}`),
         ),
       onStopping: (why) => progress.note(`stopping all workers: ${why}`),
     });

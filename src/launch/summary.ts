@@ -45,7 +45,8 @@ export function renderFailure(s: LaunchSummary, restartsMax: number): string {
   } else {
     const attempts = s.attempts.length;
     lines.push(
-      `job ${s.run_id} failed: rank ${rc.rank} (host ${rc.host}, local rank ${rc.local_rank}, pid ${rc.pid}) ${howEnded(rc)} at ${rc.time}` +
+      `job ${s.run_id} failed: rank ${rc.rank} (host ${rc.host}, local rank ${rc.local_rank}, pid ` +
+        `${rc.pid}) ${howEnded(rc)} at ${rc.time}` +
         (restartsMax > 0 ? ` (attempt ${attempts} of ${restartsMax + 1}, restarts exhausted)` : ''),
     );
     if (rc.error_file !== null && rc.error_file !== undefined) {

@@ -108,7 +108,8 @@ function memoryWarnings(config: JobConfig, ranks: RankPlan[]): string[] {
   const model = config.model!;
   if (!canEstimateActivations(model)) {
     out.push(
-      'model: activations are not estimated (give model.layers, hidden, heads and seq_len); totals count model states only',
+      'model: activations are not estimated (give model.layers, hidden, heads and seq_len); totals count ' +
+        'model states only',
     );
   }
   const limit = model.gpu_memory_gb;
@@ -120,7 +121,8 @@ function memoryWarnings(config: JobConfig, ranks: RankPlan[]): string[] {
   out.push(
     `model.gpu_memory_gb: does not fit in gpu_memory_gb ${limit}: ${over.length} of ${ranks.length} ranks need more; ` +
       `rank ${worst.rank} (pipeline stage ${worst.pipeline}) needs ${gb(m.total)} GB ` +
-      `(params ${gb(m.params)}, grads ${gb(m.grads)}, optimizer ${gb(m.optimizer)}, activations ${gb(m.activations)}); ` +
+      `(params ${gb(m.params)}, grads ${gb(m.grads)}, optimizer ${gb(m.optimizer)}, activations ` +
+      `${gb(m.activations)}); ` +
       'raise zero_stage, tensor or pipeline, or lower micro_batch_size',
   );
   return out;

@@ -37,7 +37,8 @@ export function renderPlanTable(plan: Plan): string {
       ? `, ${p.schedule}${p.virtual_stages > 1 ? ` ×${p.virtual_stages} virtual` : ''}, ${p.microbatches} microbatches`
       : '';
   lines.push(
-    `${plan.name}: world ${plan.world_size} = data ${p.data} × tensor ${p.tensor} × pipeline ${p.pipeline}, ZeRO ${p.zero_stage}${sched}`,
+    `${plan.name}: world ${plan.world_size} = data ${p.data} × tensor ${p.tensor} × pipeline ${p.pipeline}, ` +
+      `ZeRO ${p.zero_stage}${sched}`,
   );
   const first = plan.ranks[0];
   if (first) {
@@ -68,13 +69,15 @@ export function renderPlanTable(plan: Plan): string {
         ? 'local'
         : node.from_allocation
           ? 'allocated at submit'
-          : `ssh${node.user ? ` ${node.user}@` : ' '}${node.host}${node.port && node.port !== 22 ? `:${node.port}` : ''}`,
+          : `ssh${node.user ? ` ${node.user}@` : ' '}${node.host}` +
+            `${node.port && node.port !== 22 ? `:${node.port}` : ''}`,
       node.cuda_visible_devices !== undefined ? `CUDA_VISIBLE_DEVICES=${node.cuda_visible_devices}` : '',
       node.nproc_assumed ? 'process count known at launch' : '',
     ].filter(Boolean);
     lines.push('');
     lines.push(
-      `node ${node.node_rank}  ${node.host}  ${node.nproc} process${node.nproc === 1 ? '' : 'es'}  (${tags.join(', ')})`,
+      `node ${node.node_rank}  ${node.host}  ${node.nproc} process${node.nproc === 1 ? '' : 'es'}  ` +
+        `(${tags.join(', ')})`,
     );
     const rows = plan.ranks.filter((r) => r.node_rank === node.node_rank).map((r) => row(r, withMemory));
     lines.push(...table([header, ...rows]).map((l) => `  ${l}`));

@@ -95,7 +95,8 @@ export class NativeGroup implements Group {
       throw new CollectiveUsageError('reduceScatter: input and output must have the same type');
     if (input.length !== output.length * this.size)
       throw new CollectiveUsageError(
-        `reduceScatter: input has ${input.length} elements, expected output length ${output.length} × group size ${this.size}`,
+        `reduceScatter: input has ${input.length} elements, expected output length ${output.length} × group ` +
+          `size ${this.size}`,
       );
     const pending = this.native.reduceScatter(
       this.handle,
@@ -114,7 +115,8 @@ export class NativeGroup implements Group {
       throw new CollectiveUsageError('allGather: input and output must have the same type');
     if (output.length !== input.length * this.size)
       throw new CollectiveUsageError(
-        `allGather: output has ${output.length} elements, expected input length ${input.length} × group size ${this.size}`,
+        `allGather: output has ${output.length} elements, expected input length ${input.length} × group ` +
+          `size ${this.size}`,
       );
     const pending = this.native.allGather(this.handle, input, output, dtypeCode[t], timeout(opts));
     if (pending) await pending;

@@ -160,7 +160,8 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
     if (size > maxBodyBytes) {
       // Sending it would make the store close this whole connection (shared by every worker of a node).
       const refused = new StoreRequestError(
-        `${this.label}: ${opNames[op] ?? `op ${op}`}${describeKeys(op, bufs)} is ${size} bytes, over the store's limit of ${maxBodyBytes}`,
+        `${this.label}: ${opNames[op] ?? `op ${op}`}${describeKeys(op, bufs)} is ${size} bytes, over the ` +
+          `store's limit of ${maxBodyBytes}`,
         Status.badRequest,
       );
       return { id: 0, response: Promise.reject(refused) };
@@ -172,7 +173,8 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
         this.pending.delete(id);
         reject(
           new StoreTimeoutError(
-            `${this.label}: no answer to ${opNames[op] ?? `op ${op}`}${describeKeys(op, bufs)} within ${waitMs} ms (connection lost?)`,
+            `${this.label}: no answer to ${opNames[op] ?? `op ${op}`}${describeKeys(op, bufs)} within ` +
+              `${waitMs} ms (connection lost?)`,
             opNames[op] ?? String(op),
             keysOf(op, bufs),
             waitMs,
@@ -382,7 +384,8 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
         reason instanceof StoreAuthError
           ? reason
           : new StoreAuthError(
-              `${this.label}: the store closed the connection during authentication${error ? ` (${error.message})` : ''}`,
+              `${this.label}: the store closed the connection during ` +
+                `authentication${error ? ` (${error.message})` : ''}`,
             ),
       );
     }

@@ -230,7 +230,7 @@ export class StoreState {
     refuse: () => void,
   ): void {
     let mine = this.blockedBy.get(requester);
-    if (!mine) this.blockedBy.set(requester, (mine = new Map()));
+    if (!mine) this.blockedBy.set(requester, (mine = new Map<number, Blocked>()));
     if (mine.size >= this.limits.maxBlockedPerRequester) return refuse();
     const b: Blocked = { requester, id, timer: undefined, ...what };
     mine.set(id, b);

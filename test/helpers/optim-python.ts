@@ -8,7 +8,10 @@ export function torchAvailable(): boolean {
   return r.status === 0;
 }
 
-/** tap `skip` value: false when torch is there; a reason otherwise (CI sets DTRAIN_REQUIRE_INTEGRATION and fails instead). */
+/**
+ * tap `skip` value: false when torch is there; a reason otherwise (CI sets DTRAIN_REQUIRE_INTEGRATION and fails
+ * instead).
+ */
 export function torchSkip(): false | string {
   if (torchAvailable()) return false;
   if (process.env.DTRAIN_REQUIRE_INTEGRATION)

@@ -107,7 +107,8 @@ export class LoopbackFabric {
       sentTag !== wantedTag
         ? `tag mismatch: the oldest message on the channel has tag ${sentTag}, the oldest receive wants ${wantedTag}`
         : from.constructor !== to.constructor || from.length !== to.length
-          ? `size mismatch: sent ${from.length} × ${from.constructor.name}, receive posted for ${to.length} × ${to.constructor.name}`
+          ? `size mismatch: sent ${from.length} × ${from.constructor.name}, receive posted for ${to.length} ` +
+            `× ${to.constructor.name}`
           : undefined;
     if (problem) {
       const err = new Error(problem);

@@ -42,7 +42,7 @@ export function seededRandom(seed: number): () => number {
 
 export function makeProblem(widths: number[], samples: number, F: FloatCtor, seed = 7): MlpProblem {
   const rnd = seededRandom(seed);
-  const fill = (n: number, scale: number) => F.from({ length: n }, () => rnd() * scale);
+  const fill = (n: number, scale: number) => F.from(Array.from({ length: n }, () => rnd() * scale));
   const layers = widths.slice(1).map((outDim, l) => {
     const inDim = widths[l];
     return {

@@ -101,7 +101,8 @@ export function simulatePrograms(schedules: StageSchedule[], semantics: P2pSeman
     if (msg.gradient !== gradient || msg.microbatch !== ins.microbatch || msg.producerVs !== expectedProducer) {
       fail(
         s,
-        `received ${msg.gradient ? 'gradient' : 'activation'} of microbatch ${msg.microbatch} from virtual stage ${msg.producerVs}`,
+        `received ${msg.gradient ? 'gradient' : 'activation'} of microbatch ${msg.microbatch} from virtual ` +
+          `stage ${msg.producerVs}`,
       );
     }
     if (msg.tag !== ins.tag) fail(s, `tag ${ins.tag} differs from the sender's ${msg.tag}`);
@@ -153,7 +154,7 @@ export function simulatePrograms(schedules: StageSchedule[], semantics: P2pSeman
     }
   }
   for (let s = 0; s < p; s++) {
-    if (stash[s].size) throw new Error(`stage ${s} ends with stashed activations ${[...stash[s]]}`);
+    if (stash[s].size) throw new Error(`stage ${s} ends with stashed activations ${[...stash[s]].join(',')}`);
     if (activationIn[s].size || gradientIn[s].size) throw new Error(`stage ${s} received data it never used`);
     if (activationOut[s].size || gradientOut[s].size) throw new Error(`stage ${s} produced data it never sent`);
   }

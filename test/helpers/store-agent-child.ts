@@ -7,6 +7,7 @@ import { StoreClient } from '../../src/store/client.js';
 import { StoreProxy } from '../../src/store/proxy.js';
 
 let input = '';
+// eslint-disable-next-line @typescript-eslint/no-misused-promises -- a failure should crash this stand-in
 process.stdin.on('data', async (chunk: Buffer) => {
   input += chunk.toString();
   const lines = input.split('\n');

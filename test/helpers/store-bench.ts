@@ -79,7 +79,9 @@ function torchRole(): Promise<string> {
   const code = `
 import sys, time, datetime, subprocess
 import torch.distributed as d
-master_code = "import sys, datetime, torch.distributed as d\\ns = d.TCPStore('127.0.0.1', 0, 2, True, timeout=datetime.timedelta(seconds=60), wait_for_workers=False)\\nprint(s.port, flush=True)\\nsys.stdin.read()"
+master_code = ("import sys, datetime, torch.distributed as d\\n"
+  "s = d.TCPStore('127.0.0.1', 0, 2, True, timeout=datetime.timedelta(seconds=60), wait_for_workers=False)\\n"
+  "print(s.port, flush=True)\\nsys.stdin.read()")
 m = subprocess.Popen([sys.executable, '-c', master_code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 port = int(m.stdout.readline())
 c = d.TCPStore('127.0.0.1', port, 2, False, timeout=datetime.timedelta(seconds=60))

@@ -168,7 +168,7 @@ async function main(args: TrainArgs): Promise<void> {
     step++;
     report.samples[step] = Array.from(local);
     if (result.loss !== undefined) {
-      const mean = new Float64Array([result.loss!]);
+      const mean = new Float64Array([result.loss]);
       await dg.allReduce(mean, { op: 'avg' });
       report.stepLosses[step] = mean[0]!;
       if (printer && (step === 1 || step % args.logEvery === 0 || step === args.steps))
@@ -211,13 +211,15 @@ async function main(args: TrainArgs): Promise<void> {
   const samplesSeen = Object.values(report.samples).reduce((n, s) => n + s.length, 0);
   console.log(
     `rank ${dist.rank} stage ${stage} data ${dg.rank}: layers ${report.layers.join(',')}, ${samplesSeen} samples ` +
-      `(ids ${firstIds(report.samples)}), sent p2p ${report.traffic.p2pSentBytes} B, collectives ${report.traffic.collectiveBytes} B`,
+      `(ids ${firstIds(report.samples)}), sent p2p ${report.traffic.p2pSentBytes} B, collectives ` +
+      `${report.traffic.collectiveBytes} B`,
   );
   if (printer) {
     const trained = (step - stepsAtStart) * args.globalBatch;
     console.log(`eval_loss ${report.evalLoss!.toFixed(6)}`);
     console.log(
-      `train_seconds ${seconds.toFixed(2)} samples_per_second ${(trained / seconds).toFixed(1)} cpu_seconds_all_ranks ${cpuSeconds[0].toFixed(2)}`,
+      `train_seconds ${seconds.toFixed(2)} samples_per_second ${(trained / seconds).toFixed(1)} ` +
+        `cpu_seconds_all_ranks ${cpuSeconds[0].toFixed(2)}`,
     );
   }
   if (args.reportDir) {

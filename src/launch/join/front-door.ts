@@ -113,6 +113,7 @@ function listenError(err: NodeJS.ErrnoException, host: string, port: number): St
           ? 'the address is not on this machine (check rendezvous.addr)'
           : err.message;
   return new StartError(
-    `cannot listen for joining agents on ${where}: ${why}; join mode needs the port the agents were given (rendezvous.port)`,
+    `cannot listen for joining agents on ${where}: ${why}; join mode needs the port the agents were given ` +
+      `(rendezvous.port)`,
   );
 }

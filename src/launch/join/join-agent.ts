@@ -53,7 +53,8 @@ export async function runJoinAgent(req: JoinAgentRequest): Promise<number> {
   } catch (err) {
     if (err instanceof StoreAuthError) {
       throw new StartError(
-        `the store at ${where} did not accept this agent's secret (${(err as Error).message}): use the secret file the controller was given`,
+        `the store at ${where} did not accept this agent's secret (${(err as Error).message}): use the ` +
+          `secret file the controller was given`,
       );
     }
     throw err;
@@ -146,7 +147,8 @@ async function dialWithRetry(host: string, port: number, timeoutMs: number): Pro
         throw new StartError(`cannot resolve ${host} (the controller's host in --join)`);
       if (Date.now() + 500 >= end) {
         throw new StartError(
-          `cannot reach the controller's store at ${host}:${port} within ${Math.round(timeoutMs / 1000)}s (${code || (err as Error).message}): is dtrain launch --join-agents running there?`,
+          `cannot reach the controller's store at ${host}:${port} within ${Math.round(timeoutMs / 1000)}s ` +
+            `(${code || (err as Error).message}): is dtrain launch --join-agents running there?`,
         );
       }
       await new Promise((r) => setTimeout(r, 500));

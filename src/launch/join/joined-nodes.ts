@@ -91,7 +91,8 @@ function inListedOrder(config: JobConfig, agents: JoinedAgent[]): JoinedAgent[] 
     const i = config.nodes.findIndex((n) => sameHost(n.host, a.reg.host));
     if (i < 0) {
       throw new StartError(
-        `an agent joined as ${a.reg.host} (pid ${a.reg.pid}), which is not one of the config's hosts (${config.nodes.map((n) => n.host).join(', ')}); ` +
+        `an agent joined as ${a.reg.host} (pid ${a.reg.pid}), which is not one of the config's hosts ` +
+          `(${config.nodes.map((n) => n.host).join(', ')}); ` +
           'give it --host <listed name>, or list it',
       );
     }

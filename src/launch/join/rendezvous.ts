@@ -48,16 +48,19 @@ export class JoinDesk {
         throw new StartError(
           `only ${agents.length} of ${count} agents joined within ${formatDuration(timeoutMs)}${joined}` +
             (auth.length
-              ? `; ${auth.length} connection(s) failed authentication (${[...new Set(auth)].join(', ')}): another secret file?`
+              ? `; ${auth.length} connection(s) failed authentication (${[...new Set(auth)].join(', ')}): ` +
+                `another secret file?`
               : '') +
-            '; start `dtrain agent --join <this host>:<port> --secret-file <file>` on every node, or raise rendezvous.timeout',
+            '; start `dtrain agent --join <this host>:<port> --secret-file <file>` on every node, or raise ' +
+            'rendezvous.timeout',
         );
       }
       const reg = parseRegistration(raw);
       agents.push({ index, reg });
       if (reg.version !== packageVersion() || reg.contract !== joinContractVersion) {
         throw new StartError(
-          `dtrain version mismatch: the controller runs ${packageVersion()}, the agent on ${reg.host} runs ${reg.version}; install the same version on every node`,
+          `dtrain version mismatch: the controller runs ${packageVersion()}, the agent on ${reg.host} runs ` +
+            `${reg.version}; install the same version on every node`,
         );
       }
     }

@@ -31,7 +31,8 @@ export function readSecretFile(file: string): Buffer {
   }
   if (mode & 0o077) {
     throw new UsageError(
-      `secret file ${file} is readable or writable by others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}): run chmod 600 ${file}`,
+      `secret file ${file} is readable or writable by others (mode ` +
+        `${(mode & 0o777).toString(8).padStart(4, '0')}): run chmod 600 ${file}`,
     );
   }
   const hex = text.trim();

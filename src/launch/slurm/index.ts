@@ -43,21 +43,24 @@ export async function applySlurmAllocation(
   if (!allocation && placeholders && !opts.dryRun) {
     const kind = config.scheduler?.kind ?? 'slurm';
     throw new UsageError(
-      `${config.name}: the nodes come from a ${kind} allocation: run dtrain submit${kind === 'slurm' ? ', or dtrain launch inside one (salloc)' : ''}, or list nodes in the config`,
+      `${config.name}: the nodes come from a ${kind} allocation: run dtrain ` +
+        `submit${kind === 'slurm' ? ', or dtrain launch inside one (salloc)' : ''}, or list nodes in the config`,
     );
   }
   if (!allocation || !placeholders) return { config, warnings: [] };
   const warnings: string[] = [];
   if (allocation.inStep) {
     warnings.push(
-      `running inside Slurm step ${env.SLURM_JOB_ID}.${env.SLURM_STEP_ID}: the agents' srun steps will nest in it; run dtrain launch from the batch script or salloc shell instead`,
+      `running inside Slurm step ${env.SLURM_JOB_ID}.${env.SLURM_STEP_ID}: the agents' srun steps will nest ` +
+        `in it; run dtrain launch from the batch script or salloc shell instead`,
     );
   }
   const hosts = await allocationHosts(allocation, env);
   const template = config.nodes[0];
   if (hosts.length !== config.nodes.length) {
     warnings.push(
-      `scheduler.nodes is ${config.nodes.length} but Slurm job ${allocation.jobId} has ${hosts.length} node(s): using the allocation`,
+      `scheduler.nodes is ${config.nodes.length} but Slurm job ${allocation.jobId} has ${hosts.length} ` +
+        `node(s): using the allocation`,
     );
   }
   const me = thisSlurmNode(env);
@@ -70,7 +73,8 @@ export async function applySlurmAllocation(
   });
   if (!nodes.some((n) => n.local)) {
     warnings.push(
-      `this machine (${me}) is not one of Slurm job ${allocation.jobId}'s nodes (${allocation.nodelist}): every agent starts with srun`,
+      `this machine (${me}) is not one of Slurm job ${allocation.jobId}'s nodes (${allocation.nodelist}): ` +
+        `every agent starts with srun`,
     );
   }
   return { config: { ...config, nodes }, allocation, warnings };

@@ -89,7 +89,9 @@ export function srunArgs(req: Pick<SrunLaunchRequest, 'workdir' | 'dtrain' | 'cp
   return [...args, '--', ...req.dtrain, 'agent', '--stdio'];
 }
 
-/** Starts every node's agent, or none: on any failure the started steps are ended and one StartError lists the hosts. */
+/**
+ * Starts every node's agent, or none: on any failure the started steps are ended and one StartError lists the hosts.
+ */
 export async function startSrunAgents(req: SrunLaunchRequest): Promise<SrunAgent[]> {
   const results = await Promise.allSettled(req.nodes.map((n) => startOne(req, n)));
   const failures = results.flatMap((r, i) =>
@@ -141,7 +143,8 @@ async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAge
   if (hello.version !== version) {
     kill(child, 'SIGKILL');
     throw new StartError(
-      `dtrain version mismatch: the controller runs ${version}, the agent there runs ${hello.version}; install the same version on every node`,
+      `dtrain version mismatch: the controller runs ${version}, the agent there runs ${hello.version}; ` +
+        `install the same version on every node`,
       node.host,
     );
   }
@@ -264,7 +267,8 @@ function readHello(
       reject(
         new StartError(
           err.code === 'ENOENT'
-            ? `${srun} not found on PATH: the Slurm client commands must be installed on the node running the controller`
+            ? `${srun} not found on PATH: the Slurm client commands must be installed on the node running ` +
+                `the controller`
             : `${srun}: ${err.message}`,
         ),
       );

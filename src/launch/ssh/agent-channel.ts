@@ -8,7 +8,6 @@
  *   agent → controller: {"type":"hello","version":"<agent version>","hostname":"<os hostname>","pid":<pid>}
  * The controller refuses a different version (exit 3); the agent also exits when its stdin closes.
  */
-import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
 import { StartError } from '../../util/errors.js';
@@ -176,7 +175,8 @@ export async function startAgentChannel(
     channel.end();
     channel.close();
     throw new StartError(
-      `dtrain version mismatch: the controller runs ${controllerVersion}, ${host} has ${hello.version} (${launch.dtrain}); install the same version on every node`,
+      `dtrain version mismatch: the controller runs ${controllerVersion}, ${host} has ${hello.version} ` +
+        `(${launch.dtrain}); install the same version on every node`,
       host,
     );
   }

@@ -117,7 +117,8 @@ function verifyHostKey(
       return false;
     case 'changed':
       refuse(
-        `HOST KEY CHANGED for ${primary}: it does not match ${file.path}:${verdict.line} (a reinstalled host, or someone ` +
+        `HOST KEY CHANGED for ${primary}: it does not match ${file.path}:${verdict.line} (a reinstalled ` +
+          `host, or someone ` +
           `intercepting the connection); check it, then remove that line to accept the new key`,
       );
       return false;
@@ -126,7 +127,8 @@ function verifyHostKey(
       refuse(
         `host key of ${primary} is not in ${file.path} (strict_host_key_checking: yes)` +
           (verdict.otherTypes.length ? `; only ${verdict.otherTypes.join(', ')} keys are known for it` : '') +
-          `; add it (ssh-keyscan ${target.port === 22 ? '' : `-p ${target.port} `}${target.hostName} >> ${file.path}, after checking it) ` +
+          `; add it (ssh-keyscan ${target.port === 22 ? '' : `-p ${target.port} `}${target.hostName} >> ` +
+          `${file.path}, after checking it) ` +
           `or set ssh.strict_host_key_checking: accept-new`,
       );
       return false;
@@ -173,7 +175,8 @@ function connectOne(target: SshTarget, opts: ConnectOptions, sock?: Duplex | 'pr
       const timer = setTimeout(
         () =>
           fail(
-            `connection to ${target.hostName}:${target.port} timed out after ${opts.timeoutMs / 1000}s (ssh.connect_timeout)`,
+            `connection to ${target.hostName}:${target.port} timed out after ${opts.timeoutMs / 1000}s ` +
+              `(ssh.connect_timeout)`,
           ),
         opts.timeoutMs,
       );

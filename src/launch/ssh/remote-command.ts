@@ -35,13 +35,16 @@ const script = [
   'eval "$h"',
   // An `exit` inside the prelude ends this shell: the EXIT trap says so (the spawner shows that line).
   `trap "echo ${preludeExitMarker} >&2" EXIT`,
-  `if [ -n "$P" ]; then { eval "$P"; } </dev/null >&2 || { echo "dtrain-remote: prelude failed (exit $?)" >&2; trap - EXIT; exit ${RemoteExit.preludeFailed}; }; fi`,
+  `if [ -n "$P" ]; then { eval "$P"; } </dev/null >&2 || { echo "dtrain-remote: prelude failed (exit $?)" ` +
+    `>&2; trap - EXIT; exit ${RemoteExit.preludeFailed}; }; fi`,
   'trap - EXIT',
   `cd "$W" 2>/dev/null || { echo "dtrain-remote: workdir $W does not exist" >&2; exit ${RemoteExit.workdirMissing}; }`,
-  `N=$(command -v node) || { echo "dtrain-remote: node not found on PATH ($PATH)" >&2; exit ${RemoteExit.nodeMissing}; }`,
+  `N=$(command -v node) || { echo "dtrain-remote: node not found on PATH ($PATH)" >&2; exit ` +
+    `${RemoteExit.nodeMissing}; }`,
   `case "$D" in */*) [ -f "$D" ] || D= ;; *) D=$(command -v "$D") || D= ;; esac`,
   `[ -n "$D" ] || { echo "dtrain-remote: dtrain not found" >&2; exit ${RemoteExit.dtrainMissing}; }`,
-  'if [ "$A" = native ]; then R=$(readlink -f "$D" 2>/dev/null) && R=${R%/bin/*}/build/Release/dtrain-agent && [ -x "$R" ] && "$R" --check </dev/null >/dev/null 2>&1 && exec "$R" --stdio --node "$N"; fi',
+  'if [ "$A" = native ]; then R=$(readlink -f "$D" 2>/dev/null) && R=${R%/bin/*}/build/Release/dtrain-agent ' +
+    '&& [ -x "$R" ] && "$R" --check </dev/null >/dev/null 2>&1 && exec "$R" --stdio --node "$N"; fi',
   'exec "$N" "$D" agent --stdio',
 ].join('; ');
 
@@ -70,7 +73,10 @@ export function shellQuote(value: string): string {
 
 /** The first stdin line the script reads. */
 export function encodeHeader(launch: RemoteLaunch): string {
-  return `P=${shellQuote(launch.prelude)}; W=${shellQuote(launch.workdir)}; D=${shellQuote(launch.dtrain)}; A=${launch.agent}\n`;
+  return (
+    `P=${shellQuote(launch.prelude)}; W=${shellQuote(launch.workdir)}; D=${shellQuote(launch.dtrain)}; ` +
+    `A=${launch.agent}\n`
+  );
 }
 
 for (const forbidden of ["'", '!', '\\', '\n']) {

@@ -72,7 +72,8 @@ export function resolveTarget(
   const fromConfig = resolveHost(blocks, node.host);
   if (fromConfig.proxyCommand) {
     throw new StartError(
-      `ProxyCommand in ~/.ssh/config is not supported by dtrain (use ProxyJump, or set rendezvous.addr and reach the node directly)`,
+      `ProxyCommand in ~/.ssh/config is not supported by dtrain (use ProxyJump, or set rendezvous.addr and ` +
+        `reach the node directly)`,
       node.host,
     );
   }

@@ -160,7 +160,8 @@ export async function startNccl(
     made.push(world.group);
     if (world.flags === 1 && ctx.ncclVersion < minSplitVersion)
       throw new InitError(
-        `rank 0 splits groups with ncclCommSplit (NCCL >= 2.18) but this rank's NCCL is ${ctx.ncclVersion}: use one NCCL on every node`,
+        `rank 0 splits groups with ncclCommSplit (NCCL >= 2.18) but this rank's NCCL is ${ctx.ncclVersion}: ` +
+          `use one NCCL on every node`,
       );
     const make = async (name: 'data' | 'pipeline' | 'tensor'): Promise<NcclGroup> => {
       const g =

@@ -270,7 +270,9 @@ export async function saveShards(dir: string, req: SaveRequest): Promise<string>
   return stepDir;
 }
 
-/** The step directory `dir` means: itself when it is a `step_N/` (or holds a manifest), else the one `dir/latest` names. */
+/**
+ * The step directory `dir` means: itself when it is a `step_N/` (or holds a manifest), else the one `dir/latest` names.
+ */
 export async function resolveStepDir(dir: string): Promise<string> {
   const direct = await stat(join(dir, MANIFEST)).then(
     () => true,

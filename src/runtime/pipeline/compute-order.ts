@@ -29,7 +29,8 @@ export function checkShape(shape: ScheduleShape): CheckedShape {
   }
   if (kind === 'interleaved-1f1b' && microbatches % stages !== 0) {
     throw new UsageError(
-      `interleaved-1f1b needs microbatches to be a multiple of stages: ${microbatches} microbatches over ${stages} stages`,
+      `interleaved-1f1b needs microbatches to be a multiple of stages: ${microbatches} microbatches over ` +
+        `${stages} stages`,
     );
   }
   return { kind, stages, microbatches, virtualStages };

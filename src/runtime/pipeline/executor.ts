@@ -54,13 +54,19 @@ export interface PipelineOptions {
    * job's schedule, microbatches and virtual stages (`dist.config`, from the environment) over the group's size
    */
   schedule?: StageSchedule | ScheduleShape;
-  /** elements in the activation leaving virtual stage k (chunk c of stage s is k = c·stages + s); its gradient has the same size */
+  /**
+   * elements in the activation leaving virtual stage k (chunk c of stage s is k = c·stages + s); its gradient has the
+   * same size
+   */
   activationSize: number | ((virtualStage: number) => number);
   /** element type of activations and gradients on the wire (default float32) */
   dtype?: 'float32' | 'float64';
   /** input is null on the first stage (chunk 0 of stage 0); the last stage returns { loss } */
   forward(input: PipelineArray | null, microbatch: number, chunk: number): Awaitable<StageOutput>;
-  /** gradOutput is null on the last stage (the loss starts the backward); returns the gradient of the input (ignored on the first stage) */
+  /**
+   * gradOutput is null on the last stage (the loss starts the backward); returns the gradient of the input (ignored on
+   * the first stage)
+   */
   backward(
     gradOutput: PipelineArray | null,
     microbatch: number,
@@ -98,7 +104,8 @@ export class Pipeline {
     const schedule = isStageSchedule(given) ? given : pipelineSchedule({ ...given, stage: opts.group.rank });
     if (schedule.stages !== opts.group.size || schedule.stage !== opts.group.rank) {
       throw new PipelineError(
-        `the schedule is for stage ${schedule.stage} of ${schedule.stages}, but this rank is ${opts.group.rank} of ${opts.group.size} in group "${opts.group.name}"`,
+        `the schedule is for stage ${schedule.stage} of ${schedule.stages}, but this rank is ` +
+          `${opts.group.rank} of ${opts.group.size} in group "${opts.group.name}"`,
       );
     }
     this.schedule = schedule;
@@ -204,7 +211,8 @@ class StepRun {
     const posted = this.received.get(k);
     if (!posted) {
       throw new PipelineError(
-        `stage ${this.s.stage}: ${kind === 'act' ? 'forward' : 'backward'} of microbatch ${microbatch} chunk ${chunk} has no posted receive for its input (the schedule is inconsistent)`,
+        `stage ${this.s.stage}: ${kind === 'act' ? 'forward' : 'backward'} of microbatch ${microbatch} ` +
+          `chunk ${chunk} has no posted receive for its input (the schedule is inconsistent)`,
       );
     }
     this.received.delete(k);
@@ -227,7 +235,8 @@ class StepRun {
       const size = this.size(vs);
       if (!out?.output || out.output.length !== size) {
         throw new PipelineError(
-          `stage ${this.s.stage}: forward of microbatch ${microbatch} chunk ${chunk} must return { output } with ${size} elements, got ${out?.output ? out.output.length : 'none'}`,
+          `stage ${this.s.stage}: forward of microbatch ${microbatch} chunk ${chunk} must return { output } ` +
+            `with ${size} elements, got ${out?.output ? out.output.length : 'none'}`,
         );
       }
       this.handOn('act', vs + 1, microbatch, chunk, out.output);
@@ -251,7 +260,8 @@ class StepRun {
       const size = this.size(vs - 1);
       if (!gradInput || gradInput.length !== size) {
         throw new PipelineError(
-          `stage ${this.s.stage}: backward of microbatch ${microbatch} chunk ${chunk} must return the input's gradient with ${size} elements, got ${gradInput ? gradInput.length : 'none'}`,
+          `stage ${this.s.stage}: backward of microbatch ${microbatch} chunk ${chunk} must return the ` +
+            `input's gradient with ${size} elements, got ${gradInput ? gradInput.length : 'none'}`,
         );
       }
       this.handOn('grad', vs - 1, microbatch, chunk, gradInput);
@@ -320,7 +330,8 @@ class StepRun {
     if (this.failure !== undefined) return;
     const why = err instanceof Error ? err.message : String(err);
     this.failure = new PipelineError(
-      `stage ${this.s.stage}: ${ins.op} of microbatch ${ins.microbatch} chunk ${ins.chunk} with stage ${ins.peer} failed: ${why}`,
+      `stage ${this.s.stage}: ${ins.op} of microbatch ${ins.microbatch} chunk ${ins.chunk} with stage ` +
+        `${ins.peer} failed: ${why}`,
     );
   }
 }

@@ -32,5 +32,8 @@ export function scheduleReport(plan: PipelinePlan): ScheduleReport {
 export function describeShape(plan: PipelinePlan): string {
   const { kind, stages, microbatches, virtualStages } = plan.shape;
   const chunks = kind === 'interleaved-1f1b' ? `, ${virtualStages} chunks per stage` : '';
-  return `${kind}: ${stages} stage${stages === 1 ? '' : 's'}, ${microbatches} microbatch${microbatches === 1 ? '' : 'es'}${chunks}`;
+  return (
+    `${kind}: ${stages} stage${stages === 1 ? '' : 's'}, ${microbatches} ` +
+    `microbatch${microbatches === 1 ? '' : 'es'}${chunks}`
+  );
 }

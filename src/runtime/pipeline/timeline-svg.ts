@@ -45,7 +45,8 @@ export function renderTimelineSvg(plan: PipelinePlan): string {
       const fill = darken(o.op === 'forward' ? FORWARD : BACKWARD, chunked ? o.chunk / plan.shape.virtualStages : 0);
       out.push(
         `<g class="op ${o.op}"><rect x="${x + 1}" y="${y}" width="${w - 2}" height="${rowH}" rx="3" fill="${fill}"/>` +
-          `<text x="${x + w / 2}" y="${y + rowH / 2 + 4}" font-size="11" fill="#ffffff" text-anchor="middle">${escapeXml(labelOf(o))}</text></g>`,
+          `<text x="${x + w / 2}" y="${y + rowH / 2 + 4}" font-size="11" fill="#ffffff" ` +
+          `text-anchor="middle">${escapeXml(labelOf(o))}</text></g>`,
       );
     }
   });
@@ -54,9 +55,12 @@ export function renderTimelineSvg(plan: PipelinePlan): string {
     : 'label = microbatch; backward = 2 × forward';
   out.push(
     `<g class="legend" font-size="12">` +
-      `<rect x="${left}" y="${legendY}" width="14" height="14" fill="${FORWARD}"/><text x="${left + 20}" y="${legendY + 12}">forward</text>` +
-      `<rect x="${left + 90}" y="${legendY}" width="14" height="14" fill="${BACKWARD}"/><text x="${left + 110}" y="${legendY + 12}">backward</text>` +
-      `<rect x="${left + 190}" y="${legendY}" width="14" height="14" fill="${LANE}" stroke="#bbbbbb"/><text x="${left + 210}" y="${legendY + 12}">idle</text>` +
+      `<rect x="${left}" y="${legendY}" width="14" height="14" fill="${FORWARD}"/><text x="${left + 20}" ` +
+      `y="${legendY + 12}">forward</text>` +
+      `<rect x="${left + 90}" y="${legendY}" width="14" height="14" fill="${BACKWARD}"/><text ` +
+      `x="${left + 110}" y="${legendY + 12}">backward</text>` +
+      `<rect x="${left + 190}" y="${legendY}" width="14" height="14" fill="${LANE}" stroke="#bbbbbb"/><text ` +
+      `x="${left + 210}" y="${legendY + 12}">idle</text>` +
       `<text x="${left + 260}" y="${legendY + 12}" fill="#555555">${escapeXml(note)}</text></g>`,
     '</svg>',
   );

@@ -79,7 +79,8 @@ export function renderTimelineText(plan: PipelinePlan, opts: TextOptions): strin
   const lines = [
     `${describeShape(plan)}; bubble ${pct(timeline.bubbleFraction)} of the timeline`,
     c.dim(
-      `(p-1)/(${v > 1 ? 'v·' : ''}m+p-1) = ${pct((p - 1) / (v * m + p - 1))}; simulated with backward = 2 × forward, free communication`,
+      `(p-1)/(${v > 1 ? 'v·' : ''}m+p-1) = ${pct((p - 1) / (v * m + p - 1))}; simulated with backward = 2 × ` +
+        `forward, free communication`,
     ),
   ];
   for (let from = 0; from < width; from += band) {

@@ -125,7 +125,8 @@ t.test(
 );
 
 t.test(
-  'hierarchical (two nodes of two): a dead peer fails all-gather, reduce-scatter and broadcast promptly on every other rank',
+  'hierarchical (two nodes of two): a dead peer fails all-gather, reduce-scatter and broadcast promptly on ' +
+    'every other rank',
   async (t) => {
     for (const op of ['allGather', 'reduceScatter', 'broadcast']) {
       const res = await runWorkers({

@@ -3,12 +3,12 @@
  * against the JS reference, and stats() proving which transport and algorithm ran: shared memory on
  * one node, TCP when every rank is on its own node, hierarchical when nodes hold several ranks.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { fixture, runWorkers, type WorkerResult } from '../../helpers/collectives-harness.js';
 
 const all = (results: WorkerResult[]): any[] => results.map((r) => r.report);
 
-function expectClean(t: { equal: Function; ok: Function; same: Function }, results: WorkerResult[]) {
+function expectClean(t: Test, results: WorkerResult[]) {
   for (const r of results) {
     t.equal(r.code, 0, `rank ${r.rank} exits 0`, { stderr: r.stderr.slice(-2000) });
     t.ok(r.report, `rank ${r.rank} reports`);
@@ -204,7 +204,7 @@ t.test(
         t.same(
           algorithms(r, 'interleaved', 'allGather'),
           ['hierarchical/shm-gather+tcp-ring+shm-broadcast'],
-          `nodes ${nodes}`,
+          `nodes ${nodes.join(',')}`,
         );
     }
   },

@@ -90,7 +90,8 @@ t.test('nccl backend, no GPU', { skip }, async (t) => {
       t.match(
         r.message,
         new RegExp(
-          `^NCCL init of group 'world' \\(rank ${r.rank} of 3, device ${local}\\) failed \\(CUDA error\\): cudaSetDevice`,
+          `^NCCL init of group 'world' \\(rank ${r.rank} of 3, device ${local}\\) failed \\(CUDA error\\): ` +
+            `cudaSetDevice`,
         ),
       );
       t.match(r.message, /driver|device/i);

@@ -44,7 +44,8 @@ function bundledShapes(url: string) {
     const shape = (m) => Object.fromEntries(Object.keys(m).sort().map((k) => [k, typeof m[k]]));
     const out = {};
     for (const id of b.moduleIds) {
-      out[id] = { bundled: shape(await b.loadModule(id)), built: shape(await import(new URL(id, ${JSON.stringify(pathToFileURL(join(root, 'dist')).href + '/')}))) };
+      const built = await import(new URL(id, ${JSON.stringify(pathToFileURL(join(root, 'dist')).href + '/')}));
+      out[id] = { bundled: shape(await b.loadModule(id)), built: shape(built) };
     }
     process.stdout.write(JSON.stringify(out));`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -105,7 +106,8 @@ t.test(
 
 /** The CLI through the scratch bundle, in its own process (as bin/dtrain runs it). */
 function viaBundle(args: string[], cwd: string) {
-  const code = `import(${JSON.stringify(bundleUrl)}).then((b) => b.loadMain()).then((m) => m.main(${JSON.stringify(args)}))`;
+  const code =
+    `import(${JSON.stringify(bundleUrl)}).then((b) => b.loadMain()).then((m) => ` + `m.main(${JSON.stringify(args)}))`;
   return spawnSync(process.execPath, ['--input-type=module', '-e', code], {
     cwd,
     encoding: 'utf8',
@@ -179,7 +181,8 @@ t.test(
     }
     writeFileSync(
       join(copy, 'dist', 'agent-bundle.js'),
-      "export function loadMain() { return Promise.resolve({ agentMain: async () => { process.stdout.write('agent bundle\\n'); } }); }\n",
+      'export function loadMain() { return Promise.resolve({ agentMain: async () => { ' +
+        "process.stdout.write('agent bundle\\n'); } }); }\n",
     );
     const dtrain = (args: string[], env: Record<string, string> = {}) =>
       spawnSync(join(copy, 'bin', 'dtrain'), args, { input: '', encoding: 'utf8', env: { ...process.env, ...env } });

@@ -79,7 +79,8 @@ t.test('logs.ranks filters the console, not the log files', { skip }, async (t) 
   const file = join(dir, 'job.yaml');
   writeFileSync(
     file,
-    `entrypoint: [sh, -c, 'echo "out $RANK"; echo "err $RANK" >&2']\nnproc_per_node: 3\nlogs: {dir: ${dir}/logs, ranks: [1]}\n`,
+    `entrypoint: [sh, -c, 'echo "out $RANK"; echo "err $RANK" >&2']\nnproc_per_node: 3\nlogs: {dir: ` +
+      `${dir}/logs, ranks: [1]}\n`,
   );
   const r = await runDtrain(['launch', file, '--json'], { cwd: dir });
   t.equal(r.code, 0, r.stderr);
@@ -96,7 +97,9 @@ t.test(
   async (t) => {
     const dir = tempDir(t);
     // script(1) gives dtrain a pty; stty sizes it (an unsized pty reports 0 columns).
-    const cmd = `stty cols 100 rows 30; ${process.execPath} ${dtrainBin} launch --nproc-per-node 2 --set logs.dir=${dir}/logs -- sh -c 'sleep 0.5'`;
+    const cmd =
+      `stty cols 100 rows 30; ${process.execPath} ${dtrainBin} launch --nproc-per-node 2 --set ` +
+      `logs.dir=${dir}/logs -- sh -c 'sleep 0.5'`;
     // ora stays still where CI is set (is-interactive), whatever the stream: this asks for the interactive case.
     const { CI: _ci, ...rest } = process.env;
     const ttyEnv = { ...rest, NO_COLOR: '1', TERM: 'xterm' };
@@ -134,7 +137,7 @@ t.test('rendezvous.addr bound to one address: the controller and its agents dial
     '-c',
     'echo "store $DTRAIN_STORE"',
   ];
-  for (const env of [{}, { DTRAIN_LOCAL_AGENT: 'child' }]) {
+  for (const env of [{}, { DTRAIN_LOCAL_AGENT: 'child' }] as Record<string, string>[]) {
     const r = await runDtrain(argv, { cwd: dir, env });
     t.equal(r.code, 0, r.stderr);
     t.match(r.stdout, /^\[rank 1\] store unix:\//m, JSON.stringify(env));

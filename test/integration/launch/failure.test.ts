@@ -146,7 +146,9 @@ t.test('a command that does not exist is a clear failure', { skip }, async (t) =
 
 t.test('the error file a worker wrote is part of the root cause', { skip }, async (t) => {
   const dir = tempDir(t);
-  const script = `require('fs').writeFileSync(process.env.TORCHELASTIC_ERROR_FILE, JSON.stringify({ message: { message: 'ValueError: bad batch', extraInfo: { py_callstack: 'x' } } })); process.exit(1)`;
+  const script =
+    `require('fs').writeFileSync(process.env.TORCHELASTIC_ERROR_FILE, JSON.stringify({ ` +
+    `message: { message: 'ValueError: bad batch', extraInfo: { py_callstack: 'x' } } })); process.exit(1)`;
   const r = await runDtrain(
     [
       'launch',

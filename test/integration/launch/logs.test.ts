@@ -3,7 +3,7 @@
 // stalls the launcher applies backpressure instead of buffering (VmHWM < 200 MB).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { built, fixtures, startDtrain, tempDir } from '../../helpers/launch.js';
 
 const lines = 100_000;
@@ -16,7 +16,7 @@ function vmHwmKb(pid: number): number {
   }
 }
 
-function checkStream(t: typeof import('tap').default, text: string, tag: 'o' | 'e'): void {
+function checkStream(t: Test, text: string, tag: 'o' | 'e'): void {
   const next = [0, 0, 0, 0];
   let bad = 0;
   const re = new RegExp(`^\\[rank (\\d)\\] ${tag}(\\d) (\\d+) x{40}$`);

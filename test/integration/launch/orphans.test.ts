@@ -70,7 +70,8 @@ t.test('a worker that exits takes its setsid grandchild with it', { skip }, asyn
 
 for (const agent of ['in-process', 'child'] as const)
   t.test(
-    `a worker's shepherd killed with SIGKILL: the job fails at once, naming the rank, and nothing is left (${agent} agent)`,
+    `a worker's shepherd killed with SIGKILL: the job fails at once, naming the rank, and nothing is left ` +
+      `(${agent} agent)`,
     { skip },
     async (t) => {
       const dir = tempDir(t);

@@ -55,7 +55,8 @@ t.test(
         // building allocates exactly m and v
         t.ok(
           Math.abs(r.built.arrayBuffers - states) <= 0.01 * states + MiB,
-          `world ${world} rank ${r.rank}: building took ${(r.built.arrayBuffers / MiB).toFixed(1)} MiB of ArrayBuffers for ${(states / MiB).toFixed(1)} MiB of states`,
+          `world ${world} rank ${r.rank}: building took ${(r.built.arrayBuffers / MiB).toFixed(1)} MiB of ` +
+            `ArrayBuffers for ${(states / MiB).toFixed(1)} MiB of states`,
         );
         // stepping adds the stage-2 gradient shard (4Ψ/N) and the bucket buffers, nothing of size Ψ
         const extra = r.stepped.arrayBuffers - r.built.arrayBuffers;
@@ -67,13 +68,15 @@ t.test(
         );
         t.ok(
           Math.abs(extra - expected) <= 0.02 * expected + 2 * MiB,
-          `world ${world} rank ${r.rank}: stepping added ${(extra / MiB).toFixed(1)} MiB of ArrayBuffers, expected ${(expected / MiB).toFixed(1)}`,
+          `world ${world} rank ${r.rank}: stepping added ${(extra / MiB).toFixed(1)} MiB of ArrayBuffers, ` +
+            `expected ${(expected / MiB).toFixed(1)}`,
         );
         // RSS: m, v and the gradient shard are touched by the steps; allow the transport's own buffers on top
         const touched = states + r.memory.gradShard + r.memory.buffers;
         t.ok(
           r.stepped.rss >= 0.9 * touched && r.stepped.rss <= touched + 96 * MiB,
-          `world ${world} rank ${r.rank}: RSS grew ${(r.stepped.rss / MiB).toFixed(0)} MiB for ${(touched / MiB).toFixed(0)} MiB of optimizer memory`,
+          `world ${world} rank ${r.rank}: RSS grew ${(r.stepped.rss / MiB).toFixed(0)} MiB for ` +
+            `${(touched / MiB).toFixed(0)} MiB of optimizer memory`,
         );
       }
     }
@@ -94,7 +97,8 @@ t.test(
         );
         t.ok(
           rssShare <= one.stepped.rss / world + 64 * MiB,
-          `world ${world}: RSS growth less bucket buffers is ${(rssShare / MiB).toFixed(0)} MiB, world 1's / ${world} is ${(one.stepped.rss / world / MiB).toFixed(0)} MiB`,
+          `world ${world}: RSS growth less bucket buffers is ${(rssShare / MiB).toFixed(0)} MiB, world 1's ` +
+            `/ ${world} is ${(one.stepped.rss / world / MiB).toFixed(0)} MiB`,
         );
       }
     }

@@ -123,7 +123,8 @@ for (const c of cases) {
         { stats: rep.stats },
       );
       t.comment(
-        `rank ${r.rank} stage ${rep.stage}: step ${rep.stepMs.toFixed(1)} ms, worst error ${Number(rep.worst).toExponential(2)}`,
+        `rank ${r.rank} stage ${rep.stage}: step ${rep.stepMs.toFixed(1)} ms, worst error ` +
+          `${Number(rep.worst).toExponential(2)}`,
       );
     }
   });
@@ -185,7 +186,8 @@ for (const c of timed) {
     const idle = 1 - busy / (c.pipeline * (t1 - t0));
     const relative = Math.abs(idle - simulated) / simulated;
     t.comment(
-      `${c.name}: measured idle share ${idle.toFixed(4)}, simulated ${simulated.toFixed(4)} (${(100 * relative).toFixed(1)}% apart), makespan ${(t1 - t0).toFixed(0)} ms`,
+      `${c.name}: measured idle share ${idle.toFixed(4)}, simulated ${simulated.toFixed(4)} ` +
+        `(${(100 * relative).toFixed(1)}% apart), makespan ${(t1 - t0).toFixed(0)} ms`,
     );
     t.ok(relative <= PROCESS_TOLERANCE, `within ${100 * PROCESS_TOLERANCE}% of the simulated bubble fraction`);
     for (const rep of reports) {

@@ -36,9 +36,13 @@ t.test(
   'the PBS script runs the job in join mode: the controller on the first node, one joining agent per node',
   async (t) => {
     const port = await freePort();
-    const entry = `node -e "console.log('PBS ' + JSON.stringify([process.env.RANK, process.env.GROUP_RANK, process.env.WORLD_SIZE, process.env.MASTER_ADDR]))"`;
+    const entry =
+      `node -e "console.log('PBS ' + JSON.stringify([process.env.RANK, process.env.GROUP_RANK, ` +
+      `process.env.WORLD_SIZE, process.env.MASTER_ADDR]))"`;
     const dir = t.testdir({
-      'job.yaml': `name: pbsjob\nentrypoint: ${entry}\nnproc_per_node: 2\nrendezvous: {port: ${port}, timeout: 30s}\nscheduler: {kind: pbs, nodes: 3, time: "10"}\n`,
+      'job.yaml':
+        `name: pbsjob\nentrypoint: ${entry}\nnproc_per_node: 2\nrendezvous: {port: ${port}, ` +
+        `timeout: 30s}\nscheduler: {kind: pbs, nodes: 3, time: "10"}\n`,
     });
     const loaded = await loadConfig(path.join(dir, 'job.yaml'), { cwd: dir });
     const job = batchJobFromConfig(loaded.config, path.join(dir, 'job.yaml'), { dtrain, stamp: 'S' });

@@ -48,7 +48,8 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
 
   t.test('--dry-run prints the script and submits nothing', async (t) => {
     const dir = mk(
-      'name: dry\nentrypoint: node w.js\nnproc_per_node: 2\nshutdown_grace: 10s\nscheduler: {kind: slurm, nodes: 1, cpus_per_task: 1, time: "5"}\n',
+      'name: dry\nentrypoint: node w.js\nnproc_per_node: 2\nshutdown_grace: 10s\nscheduler: {kind: slurm, ' +
+        'nodes: 1, cpus_per_task: 1, time: "5"}\n',
     );
     const r = dtrain(['submit', 'job.yaml', '--dry-run'], { env: tb.env, cwd: dir });
     t.equal(r.status, 0, r.stderr);
@@ -197,15 +198,20 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
 
   t.test('a 2-rank job checks its environment; submit --wait exits 0', e2e, async (t) => {
     const check = `
-const e = process.env, want = ['RANK','LOCAL_RANK','WORLD_SIZE','LOCAL_WORLD_SIZE','MASTER_ADDR','MASTER_PORT','DTRAIN_STORE','SLURM_JOB_ID'];
+const e = process.env;
+const want = ['RANK','LOCAL_RANK','WORLD_SIZE','LOCAL_WORLD_SIZE','MASTER_ADDR','MASTER_PORT','DTRAIN_STORE',
+  'SLURM_JOB_ID'];
 const missing = want.filter((k) => !e[k]);
 if (missing.length) { console.error('missing', missing.join(' ')); process.exit(5); }
-if (e.WORLD_SIZE !== '2' || !['0','1'].includes(e.RANK) || e.RANK !== e.LOCAL_RANK) { console.error('bad ranks', e.RANK, e.WORLD_SIZE); process.exit(6); }
+if (e.WORLD_SIZE !== '2' || !['0','1'].includes(e.RANK) || e.RANK !== e.LOCAL_RANK) {
+  console.error('bad ranks', e.RANK, e.WORLD_SIZE); process.exit(6);
+}
 if (Object.keys(e).some((k) => /SECRET|JOB_KEY/.test(k))) { console.error('secret in env'); process.exit(7); }
 console.log('rank', e.RANK, 'ok in job', e.SLURM_JOB_ID);
 `;
     const dir = mk(
-      `name: envcheck\nentrypoint: ${JSON.stringify(`${process.execPath} check.js`)}\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1, time: "5"}\n`,
+      `name: envcheck\nentrypoint: ${JSON.stringify(`${process.execPath} check.js`)}\nnproc_per_node: ` +
+        `2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1, time: "5"}\n`,
       { 'check.js': check },
     );
     const r = dtrain(['submit', 'job.yaml', '--wait', '--json'], { env: tb.env, cwd: dir, timeoutMs: 180_000 });
@@ -220,7 +226,9 @@ console.log('rank', e.RANK, 'ok in job', e.SLURM_JOB_ID);
 
   t.test('a failing rank makes submit --wait fail with the rank named', async (t) => {
     const dir = mk(
-      `name: failing\nentrypoint: ${JSON.stringify([process.execPath, '-e', "process.exit(process.env.RANK === '1' ? 3 : 0)"])}\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1, time: "5"}\n`,
+      `name: failing\nentrypoint: ` +
+        JSON.stringify([process.execPath, '-e', "process.exit(process.env.RANK === '1' ? 3 : 0)"]) +
+        `\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1, time: "5"}\n`,
     );
     const r = dtrain(['submit', 'job.yaml', '--wait', '--json'], { env: tb.env, cwd: dir, timeoutMs: 180_000 });
     t.equal(r.status, 1, r.stderr);
@@ -251,7 +259,8 @@ fs.writeFileSync(dir + '/pid.' + r, String(process.pid));
 setInterval(() => {}, 1000);
 `;
       const dir = mk(
-        `name: sig\nentrypoint: ${JSON.stringify([process.execPath, 'worker.js', '.'])}\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1, time: "5", signal: "USR1@60"}\n`,
+        `name: sig\nentrypoint: ${JSON.stringify([process.execPath, 'worker.js', '.'])}\nnproc_per_node: ` +
+          `2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1, time: "5", signal: "USR1@60"}\n`,
         { 'worker.js': worker },
       );
       const child = spawn(process.execPath, [dtrainBin, 'submit', 'job.yaml', '--wait', '--json'], {

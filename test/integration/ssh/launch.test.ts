@@ -105,8 +105,9 @@ t.test('ranks on the right hosts with the right environment, output relayed with
   writeFileSync(
     probe,
     `const os = require('os'); const e = process.env;
-console.log(JSON.stringify({ host: os.hostname(), rank: e.RANK, local: e.LOCAL_RANK, world: e.WORLD_SIZE, group: e.GROUP_RANK,
-  master: e.MASTER_ADDR, store: e.DTRAIN_STORE, prelude: e.FROM_PRELUDE, nccl: e.NCCL_DEBUG, fwd: e.NCCL_SOCKET_IFNAME, odd: e.ODD, cwd: process.cwd(), argv: process.argv.slice(2),
+console.log(JSON.stringify({ host: os.hostname(), rank: e.RANK, local: e.LOCAL_RANK, world: e.WORLD_SIZE,
+  group: e.GROUP_RANK, master: e.MASTER_ADDR, store: e.DTRAIN_STORE, prelude: e.FROM_PRELUDE, nccl: e.NCCL_DEBUG,
+  fwd: e.NCCL_SOCKET_IFNAME, odd: e.ODD, cwd: process.cwd(), argv: process.argv.slice(2),
   secret: Object.keys(e).filter((k) => /KEY|SECRET|TOKEN/.test(k)) }));`,
   );
   const r = await launch(
@@ -361,7 +362,9 @@ t.test('through the CLI: an unreachable node is exit 3 with one line naming it, 
       `workdir: ${yamlString(scratch)}`,
       'entrypoint: [/bin/true]',
       `nodes: [{host: "${h1.address}"}, {host: "${hole}"}]`,
-      `ssh: {user: root, identity_file: ${yamlString(bed.client_key)}, known_hosts: ${yamlString(bed.known_hosts)}, remote_dtrain: ${yamlString(join(repoRoot, 'bin/dtrain'))}, connect_timeout: 2s}`,
+      `ssh: {user: root, identity_file: ${yamlString(bed.client_key)}, known_hosts: ` +
+        `${yamlString(bed.known_hosts)}, remote_dtrain: ${yamlString(join(repoRoot, 'bin/dtrain'))}, ` +
+        `connect_timeout: 2s}`,
     ].join('\n'),
   );
   const r = spawnSync(process.execPath, [join(repoRoot, 'bin/dtrain'), 'launch', file, '--json'], {
@@ -392,7 +395,9 @@ t.test('dtrain bench with a config runs over the SSH hosts and measures the TCP 
       `workdir: ${yamlString(scratch)}`,
       'entrypoint: [/bin/false]',
       `nodes: [{host: "${h1.address}", slots: 1}, {host: "${h2.address}", slots: 1}]`,
-      `ssh: {user: root, identity_file: ${yamlString(bed.client_key)}, known_hosts: ${yamlString(bed.known_hosts)}, remote_dtrain: ${yamlString(join(repoRoot, 'bin/dtrain'))}, connect_timeout: 5s}`,
+      `ssh: {user: root, identity_file: ${yamlString(bed.client_key)}, known_hosts: ` +
+        `${yamlString(bed.known_hosts)}, remote_dtrain: ${yamlString(join(repoRoot, 'bin/dtrain'))}, ` +
+        `connect_timeout: 5s}`,
       `logs: {dir: ${yamlString(join(scratch, 'logs'))}}`,
     ].join('\n'),
   );
@@ -435,7 +440,8 @@ t.test('controller SIGKILLed mid-job: every remote agent sees its channel close 
       `entrypoint: [${yamlString(process.execPath)}, ${yamlString(worker)}]`,
       `nodes: [{host: "${h1.address}", slots: 1}, {host: "${h2.address}", slots: 1}]`,
       `logs: {dir: ${yamlString(join(scratch, 'logs'))}}`,
-      `ssh: {user: root, identity_file: ${yamlString(bed.client_key)}, known_hosts: ${yamlString(bed.known_hosts)}, remote_dtrain: ${yamlString(join(repoRoot, 'bin/dtrain'))}}`,
+      `ssh: {user: root, identity_file: ${yamlString(bed.client_key)}, known_hosts: ` +
+        `${yamlString(bed.known_hosts)}, remote_dtrain: ${yamlString(join(repoRoot, 'bin/dtrain'))}}`,
     ].join('\n'),
   );
   const controller = spawn(process.execPath, [join(repoRoot, 'bin/dtrain'), 'launch', file], { stdio: 'ignore' });

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { startSshAgents, type RemoteAgent, type SshLaunchRequest } from '../../../src/launch/ssh/spawner.js';
 import { defaultSshSettings, type SshSettings } from '../../../src/launch/ssh/target.js';
 import { ExitCode, StartError } from '../../../src/util/errors.js';
@@ -105,7 +105,7 @@ async function startError(req: SshLaunchRequest): Promise<StartError> {
   throw new Error('expected the launch to fail');
 }
 
-async function noStrays(t: { same(found: unknown, wanted: unknown, message?: string): unknown }, hosts = bed.hosts) {
+async function noStrays(t: Test, hosts = bed.hosts) {
   // The agents see stdin close and exit; give the remote side a moment.
   for (let i = 0; i < 40; i++) {
     if (hosts.every((h) => strayPids(h).length === 0)) break;

@@ -443,7 +443,8 @@ t.test('before authentication', async (t) => {
   const mem = await runPreAuth(inMemory(server), target, 128, rng, problems);
   const tcp = await runPreAuth(overTcp(server), Math.ceil(target / 50), 16, rng, problems);
   t.comment(
-    `pre-auth: ${mem.sent} frames in ${mem.sessions} in-memory sessions + ${tcp.sent} frames in ${tcp.sessions} TCP sessions, ` +
+    `pre-auth: ${mem.sent} frames in ${mem.sessions} in-memory sessions + ${tcp.sent} frames in ` +
+      `${tcp.sessions} TCP sessions, ` +
       `${violations.n} violations, ${Date.now() - started} ms`,
   );
   t.same(problems.slice(0, 20), [], 'every frame met its fate per PROTOCOL.md');
@@ -467,7 +468,8 @@ t.test('after authentication', async (t) => {
     sentinels,
   );
   t.comment(
-    `post-auth: ${mem.sent} frames on ${mem.connections} in-memory connections + ${tcp.sent} on ${tcp.connections} TCP ` +
+    `post-auth: ${mem.sent} frames on ${mem.connections} in-memory connections + ${tcp.sent} on ` +
+      `${tcp.connections} TCP ` +
       `connections, ${sentinels.length} envelope attacks, ${Date.now() - started} ms`,
   );
   t.same(problems.slice(0, 20), [], 'every frame met its fate per PROTOCOL.md');

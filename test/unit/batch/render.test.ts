@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ async function caught(p: Promise<unknown>): Promise<unknown> {
 
 const dtrain = ['/opt/node/bin/node', '/shared/dtrain/bin/dtrain'];
 
-async function jobFrom(t: Tap.Test, yaml: string, kind?: 'slurm' | 'pbs'): Promise<BatchJob> {
+async function jobFrom(t: Test, yaml: string, kind?: 'slurm' | 'pbs'): Promise<BatchJob> {
   const dir = t.testdir({ 'job.yaml': yaml });
   const file = path.join(dir, 'job.yaml');
   const loaded = await loadConfig(file, { cwd: dir });
@@ -191,7 +191,8 @@ t.test('pbs: extra lines of a pbs section pass through as they are', async (t) =
 t.test('pbs: ncpus defaults to nproc_per_node; a fixed rendezvous port is the join port', async (t) => {
   const job = await jobFrom(
     t,
-    'entrypoint: x\nnproc_per_node: 3\nrendezvous: {port: 4242}\nscheduler: {kind: pbs, nodes: 2, time: "1-00:30:00"}\n',
+    'entrypoint: x\nnproc_per_node: 3\nrendezvous: {port: 4242}\nscheduler: {kind: pbs, nodes: 2, time: ' +
+      '"1-00:30:00"}\n',
   );
   const s = renderPbsScript(job);
   t.match(s, '#PBS -l select=2:ncpus=3:mpiprocs=1\n');

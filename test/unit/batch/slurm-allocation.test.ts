@@ -97,7 +97,8 @@ t.test('inside an allocation the placeholder nodes become its hosts', async (t) 
   );
   await t.rejects(applySlurmAllocation(fixed, { PATH: '/nonexistent' }), {
     message:
-      'job: the nodes come from a slurm allocation: run dtrain submit, or dtrain launch inside one (salloc), or list nodes in the config',
+      'job: the nodes come from a slurm allocation: run dtrain submit, or dtrain launch inside one ' +
+      '(salloc), or list nodes in the config',
     exitCode: 2,
   });
   t.equal(

@@ -8,7 +8,8 @@ import { StartError } from '../../../src/util/errors.js';
 
 // Real `scontrol show job -o` output from the testbed (Slurm 22.05), shortened.
 const failed =
-  'JobId=3 JobName=wrap UserId=root(0) GroupId=root(0) MCS_label=N/A Priority=4294901757 Nice=0 Account=(null) QOS=(null) ' +
+  'JobId=3 JobName=wrap UserId=root(0) GroupId=root(0) MCS_label=N/A Priority=4294901757 Nice=0 ' +
+  'Account=(null) QOS=(null) ' +
   'JobState=FAILED Reason=NonZeroExitCode Dependency=(null) Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=3:0 ' +
   'RunTime=00:00:01 TimeLimit=UNLIMITED Command=/tmp/my job/run.sh WorkDir=/tmp/my job StdOut=/tmp/sl-3.out Power=';
 

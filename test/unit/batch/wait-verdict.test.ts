@@ -35,7 +35,8 @@ t.test('a failed run names the failed ranks', async (t) => {
   const withCause = judgeOutcome('7', { state: 'FAILED', result: { ...failedRun, root_cause: root } }, 'o');
   t.equal(
     withCause.message,
-    'job 7 failed: rank 1 (n1) exited with 3 (failed: rank 1 (n1) exited with 3, rank 2 (n2) killed by SIGKILL); output: o',
+    'job 7 failed: rank 1 (n1) exited with 3 (failed: rank 1 (n1) exited with 3, rank 2 (n2) killed by ' +
+      'SIGKILL); output: o',
   );
   const lost = judgeOutcome(
     '7',

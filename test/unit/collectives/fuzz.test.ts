@@ -1,6 +1,7 @@
 /**
  * Builds the libFuzzer targets (the store frame parser, the native agent's JSON) with clang under
- * AddressSanitizer and runs each for a bounded number of inputs: any crash, leak or sanitizer report fails the test. Skips when clang or its
+ * AddressSanitizer and runs each for a bounded number of inputs: any crash, leak or sanitizer report fails the test.
+ * Skips when clang or its
  * fuzzer runtime is missing (CI installs clang).
  */
 import t from 'tap';

@@ -11,7 +11,7 @@ import { compileSchema, createAjv } from '../../../src/config/ajv.js';
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const built = existsSync(join(root, 'dist/cli/main.js')) && existsSync(join(root, 'dist/config/load.js'));
 if (!built) {
-  t.skip('dist/ is not built: run `npx tsc -p .` (npm install does it)');
+  t.plan(0, 'dist/ is not built: run `npx tsc -p .` (npm install does it)');
 } else {
   const tmp = mkdtempSync(join(tmpdir(), 'dtrain-cli-'));
   t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
@@ -95,7 +95,8 @@ if (!built) {
     t.equal(r.stdout, '');
     t.equal(
       r.stderr,
-      'bad.yaml:3:3: parallelism.tensr: unknown key (did you mean "tensor"?)\nbad.yaml:4:15: parallelism.zero_stage: must be one of 0, 1, 2, got 3\n',
+      'bad.yaml:3:3: parallelism.tensr: unknown key (did you mean "tensor"?)\nbad.yaml:4:15: ' +
+        'parallelism.zero_stage: must be one of 0, 1, 2, got 3\n',
     );
   });
 
@@ -124,7 +125,8 @@ if (!built) {
 
   writeFileSync(
     join(tmp, 'mixed.yaml'),
-    'entrypoint: node train.js\ncollective_timeout: 5 minutes\nnodes: [{host: localhost, slots: 4}]\nparallelism: {tensor: 3}\n',
+    'entrypoint: node train.js\ncollective_timeout: 5 minutes\nnodes: [{host: localhost, slots: ' +
+      '4}]\nparallelism: {tensor: 3}\n',
   );
 
   t.test('schema and semantic problems together: one line each, exit 2, in --json too', async (t) => {
@@ -133,8 +135,10 @@ if (!built) {
     t.equal(r.stdout, '');
     t.equal(
       r.stderr,
-      'mixed.yaml:2:21: collective_timeout: must be a duration such as 30s, 5m, 1h or a number of seconds, got "5 minutes"\n' +
-        'mixed.yaml:4:14: parallelism: tensor × pipeline = 3 × 1 = 3 does not divide the world size 4 (localhost: 4)\n',
+      'mixed.yaml:2:21: collective_timeout: must be a duration such as 30s, 5m, 1h or a number of seconds, ' +
+        'got "5 minutes"\n' +
+        'mixed.yaml:4:14: parallelism: tensor × pipeline = 3 × 1 = 3 does not divide the world size 4 ' +
+        '(localhost: 4)\n',
     );
     const j = dtrain('validate', 'mixed.yaml', '--json');
     t.equal(j.code, 2);

@@ -126,7 +126,8 @@ t.test('x- keys hold YAML anchors (merge keys work) and are otherwise ignored', 
   const { config } = await loadConfig(
     write(
       'anchors.yaml',
-      'x-gpu-node: &gpu {slots: 8, user: trainer}\nentrypoint: x\nnodes:\n  - {<<: *gpu, host: a}\n  - {<<: *gpu, host: b, slots: 4}\n',
+      'x-gpu-node: &gpu {slots: 8, user: trainer}\nentrypoint: x\nnodes:\n  - {<<: *gpu, host: a}\n  - {<<: ' +
+        '*gpu, host: b, slots: 4}\n',
     ),
   );
   t.same(

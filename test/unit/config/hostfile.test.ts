@@ -38,6 +38,20 @@ t.test('filter syntax: hosts joined by @, optional slot lists', async (t) => {
   ]);
 });
 
+t.test('as in DeepSpeed, a slot or host named again is selected once', async (t) => {
+  t.same(parseHostFilter('worker-0:1,1').entries, [{ host: 'worker-0', slots: [1], offset: 0 }]);
+  t.same(parseHostFilter('worker-0:1@worker-0:0,1').entries, [{ host: 'worker-0', slots: [0, 1], offset: 0 }]);
+  t.same(parseHostFilter('worker-0:1@worker-0').entries, [{ host: 'worker-0', offset: 0 }], 'the whole host wins');
+  t.same(parseHostFilter('worker-0@worker-0:1').entries, [{ host: 'worker-0', offset: 0 }]);
+  const hosts = [{ host: 'worker-0', slots: 4 }];
+  t.same(selectHosts(hosts, parseHostFilter('worker-0:1@worker-0:0,1').entries, 'include', 'hostfile').selected, [
+    { index: 0, slotList: [0, 1] },
+  ]);
+  t.same(selectHosts(hosts, parseHostFilter('worker-0:1,1@worker-0:3').entries, 'exclude', 'hostfile').selected, [
+    { index: 0, slotList: [0, 2] },
+  ]);
+});
+
 const nodes = [
   { host: 'w0', slots: 4 },
   { host: 'w1', slots: 4 },

@@ -76,7 +76,8 @@ t.test('values are validated like the file, and the error points at the --set', 
     '--set master.port=http: master.port: must be a port number 1-65535 or "auto", got "http"',
   ]);
   t.same(await problemsOf(['parallelism.data=3']), [
-    '--set parallelism.data=3: parallelism.data: data × tensor × pipeline = 3 × 1 × 2 = 6, but the nodes run 4 processes (localhost: 4)',
+    '--set parallelism.data=3: parallelism.data: data × tensor × pipeline = 3 × 1 × 2 = 6, but the nodes ' +
+      'run 4 processes (localhost: 4)',
   ]);
 });
 

@@ -36,7 +36,8 @@ t.test('a bad duration and a tensor size that does not divide the world: both, i
       ].join('\n'),
     ),
     [
-      'both.yaml:2:21: collective_timeout: must be a duration such as 30s, 5m, 1h or a number of seconds, got "5 minutes"',
+      'both.yaml:2:21: collective_timeout: must be a duration such as 30s, 5m, 1h or a number of seconds, ' +
+        'got "5 minutes"',
       'both.yaml:4:14: parallelism: tensor × pipeline = 3 × 1 = 3 does not divide the world size 4 (localhost: 4)',
       'both.yaml:5:17: shutdown_grace: must be a duration such as 30s, 5m, 1h or a number of seconds, got "1 minute"',
     ],
@@ -61,7 +62,8 @@ t.test(
       ),
       [
         'tensor.yaml:3:32: parallelism.tensor: must be an integer, got "2"',
-        'tensor.yaml:4:37: heartbeat.timeout: must be longer than heartbeat.interval (30s): a node would be declared lost between two heartbeats',
+        'tensor.yaml:4:37: heartbeat.timeout: must be longer than heartbeat.interval (30s): a node would be ' +
+          'declared lost between two heartbeats',
       ],
     );
     // the interval stands in as 5s; "timeout 3s must be longer than 5s" would be about a value nobody wrote
@@ -77,8 +79,10 @@ t.test(
         ].join('\n'),
       ),
       [
-        'interval.yaml:2:23: heartbeat.interval: must be a duration such as 30s, 5m, 1h or a number of seconds, got "30 sec"',
-        "interval.yaml:3:16: master.port: is the same as rendezvous.port (29500): PyTorch's rank 0 and dtrain's store each need their own port",
+        'interval.yaml:2:23: heartbeat.interval: must be a duration such as 30s, 5m, 1h or a number of ' +
+          'seconds, got "30 sec"',
+        "interval.yaml:3:16: master.port: is the same as rendezvous.port (29500): PyTorch's rank 0 and " +
+          "dtrain's store each need their own port",
       ],
     );
     // processes per node unknown: no world size, so no grid or log-rank check (and no "undefined does not divide")
@@ -186,7 +190,8 @@ t.test('several schema errors and semantic ones: all of them, each located, in d
       'many.yaml:7:12: nodes.2.host: host "Node-A" is listed twice (also nodes.0)',
       'many.yaml:8:17: restarts.max: must be >= 0, got -1',
       'many.yaml:8:30: restarts.backoff: must be a duration such as 30s, 5m, 1h or a number of seconds, got "5sec"',
-      'many.yaml:9:37: heartbeat.timeout: must be longer than heartbeat.interval (10s): a node would be declared lost between two heartbeats',
+      'many.yaml:9:37: heartbeat.timeout: must be longer than heartbeat.interval (10s): a node would be ' +
+        'declared lost between two heartbeats',
       'many.yaml:10:27: parallelism.zero_stage: must be one of 0, 1, 2, got 3',
     ],
   );
@@ -198,7 +203,8 @@ t.test('several schema errors and semantic ones: all of them, each located, in d
     ),
     [
       'no-entry.yaml:1:1: missing required key "entrypoint"',
-      'no-entry.yaml:2:14: parallelism: tensor × pipeline = 3 × 1 = 3 does not divide the world size 4 (localhost: 4)',
+      'no-entry.yaml:2:14: parallelism: tensor × pipeline = 3 × 1 = 3 does not divide the world size 4 ' +
+        '(localhost: 4)',
       'no-entry.yaml:3:19: logs.ranks.1: rank 9 is outside the world (ranks 0-3)',
     ],
   );
@@ -241,7 +247,8 @@ t.test('a document the schema accepts: the same config, warnings and problems as
   t.same(config.entrypoint, ['node', 'train.js', '--steps', '5']);
   t.match(config.nodes, [{ host: 'localhost', nproc: 4, slots: 4, local: true }]);
   t.same(warnings.map(formatProblem), [
-    'fine.yaml:3:53: parallelism.microbatches: 1 microbatch for 2 pipeline stages: most stages sit idle (pipeline bubble); use at least 2, ideally 8 or more',
+    'fine.yaml:3:53: parallelism.microbatches: 1 microbatch for 2 pipeline stages: most stages sit idle ' +
+      '(pipeline bubble); use at least 2, ideally 8 or more',
     'fine.yaml:3:68: parallelism.zero_stage: ZeRO stage 1 with data = 1 shards over a single rank: it saves no memory',
   ]);
   // semantic problems alone: reported exactly as before
@@ -258,8 +265,10 @@ t.test('a document the schema accepts: the same config, warnings and problems as
       ].join('\n'),
     ),
     [
-      'semantic.yaml:3:21: parallelism.data: data × tensor × pipeline = 3 × 1 × 2 = 6, but the nodes run 4 processes (localhost: 4)',
-      "semantic.yaml:4:16: master.port: is the same as rendezvous.port (29500): PyTorch's rank 0 and dtrain's store each need their own port",
+      'semantic.yaml:3:21: parallelism.data: data × tensor × pipeline = 3 × 1 × 2 = 6, but the nodes run 4 ' +
+        'processes (localhost: 4)',
+      "semantic.yaml:4:16: master.port: is the same as rendezvous.port (29500): PyTorch's rank 0 and " +
+        "dtrain's store each need their own port",
     ],
   );
 });

@@ -20,7 +20,8 @@ t.test('doubtful but legal settings warn and still load', async (t) => {
       'entrypoint: x\nnodes: [{host: localhost, slots: 4}]\nparallelism: {pipeline: 4, microbatches: 2}\n',
     ),
     [
-      'bubble.yaml:3:42: parallelism.microbatches: 2 microbatches for 4 pipeline stages: most stages sit idle (pipeline bubble); use at least 4, ideally 16 or more',
+      'bubble.yaml:3:42: parallelism.microbatches: 2 microbatches for 4 pipeline stages: most stages sit ' +
+        'idle (pipeline bubble); use at least 4, ideally 16 or more',
     ],
   );
   t.same(
@@ -29,7 +30,8 @@ t.test('doubtful but legal settings warn and still load', async (t) => {
       'entrypoint: x\nnodes: [{host: localhost, slots: 2}]\nparallelism:\n  tensor: 2\n  zero_stage: 2\n',
     ),
     [
-      'zero.yaml:5:15: parallelism.zero_stage: ZeRO stage 2 with data = 1 shards over a single rank: it saves no memory',
+      'zero.yaml:5:15: parallelism.zero_stage: ZeRO stage 2 with data = 1 shards over a single rank: it ' +
+        'saves no memory',
     ],
   );
   t.same(
@@ -43,7 +45,8 @@ t.test('doubtful but legal settings warn and still load', async (t) => {
     ],
   );
   t.same(await warningsOf('auto.yaml', 'entrypoint: x\nnodes: [{host: localhost, slots: 1}, {host: gpu-box}]\n'), [
-    'auto.yaml:2:38: nodes.1: nproc_per_node is auto and gpu-box has no slots: its GPU count is known only at launch, the plan assumes 1 process',
+    'auto.yaml:2:38: nodes.1: nproc_per_node is auto and gpu-box has no slots: its GPU count is known only ' +
+      'at launch, the plan assumes 1 process',
   ]);
   t.same(
     await warningsOf(
@@ -51,7 +54,8 @@ t.test('doubtful but legal settings warn and still load', async (t) => {
       'entrypoint: x\nnodes: [{host: far-away, slots: 1}]\nssh: {strict_host_key_checking: "no"}\n',
     ),
     [
-      'ssh.yaml:3:33: ssh.strict_host_key_checking: host keys are not checked: anyone on the network path can pose as a node',
+      'ssh.yaml:3:33: ssh.strict_host_key_checking: host keys are not checked: anyone on the network path ' +
+        'can pose as a node',
     ],
   );
 });

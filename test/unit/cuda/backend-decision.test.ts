@@ -47,7 +47,8 @@ t.test('nccl: every node that cannot is named, exit 3', async (t) => {
   t.equal(err.exitCode, 3);
   t.equal(
     err.message,
-    'backend nccl: node 1 (cpu-1): no NVIDIA driver (libcuda.so.1 not found); node 2 (cpu-2): NCCL not usable: libnccl.so.2 not found',
+    'backend nccl: node 1 (cpu-1): no NVIDIA driver (libcuda.so.1 not found); node 2 (cpu-2): NCCL not ' +
+      'usable: libnccl.so.2 not found',
   );
 });
 

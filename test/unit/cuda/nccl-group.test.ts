@@ -51,7 +51,8 @@ t.test('failures name the op, the group and the reason', async (t) => {
   );
   t.equal(
     timeout.message,
-    "allReduce on group 'data' (rank 1 of 4) failed (watchdog timeout): all_reduce timed out after 300000 ms (a peer is dead or did not join); communicator aborted",
+    "allReduce on group 'data' (rank 1 of 4) failed (watchdog timeout): all_reduce timed out after 300000 " +
+      'ms (a peer is dead or did not join); communicator aborted',
   );
   t.equal(timeout.code, 'ETIMEOUT');
   t.match(

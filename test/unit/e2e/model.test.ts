@@ -81,7 +81,7 @@ t.test('the data set is deterministic and uses every class', async (t) => {
   for (const y of one.train.y) counts[y]++;
   t.ok(
     counts.every((c) => c > 100),
-    `class counts ${counts}`,
+    `class counts ${counts.join(',')}`,
   );
   t.not(makeDataset({ ...s, seed: 2 }).train.x[0], one.train.x[0]);
   const batch = gather(one.train, [3, 1], 8);

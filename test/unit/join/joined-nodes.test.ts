@@ -1,5 +1,5 @@
 // Which joined agent becomes which node, how many processes each runs, and MASTER_ADDR.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import path from 'node:path';
 import { loadConfig } from '../../../src/config/index.js';
 import type { JoinRegistration } from '../../../src/launch/join/join-contract.js';
@@ -26,7 +26,7 @@ function reg(index: number, host: string, extra: Partial<JoinRegistration> = {})
   };
 }
 
-async function config(t: Parameters<Parameters<typeof t.test>[1]>[0], yaml: string) {
+async function config(t: Test, yaml: string) {
   const dir = t.testdir({ 'job.yaml': `name: j\nentrypoint: x\n${yaml}` });
   return (await loadConfig(path.join(dir, 'job.yaml'), { cwd: dir })).config;
 }

@@ -1,10 +1,10 @@
 // The join secret file: hex key, owner-only permissions, one clear line (exit 2) otherwise.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseJoinAddress, readSecretFile } from '../../../src/launch/join/secret-file.js';
 
-function file(t: Parameters<Parameters<typeof t.test>[1]>[0], text: string, mode: number): string {
+function file(t: Test, text: string, mode: number): string {
   const f = path.join(t.testdir({}), 'secret');
   writeFileSync(f, text);
   chmodSync(f, mode);
@@ -28,6 +28,7 @@ t.test('loose permissions, a short or non-hex key, a missing file: exit 2 naming
     message: /expected the job key as at least 32 hex digits/,
   });
   t.throws(() => readSecretFile(file(t, 'not hex at all, but long enough to pass a length check', 0o600)), {
+    name: 'UsageError',
     exitCode: 2,
   });
   t.throws(() => readSecretFile('/nonexistent/secret'), {
@@ -40,6 +41,6 @@ t.test('--join addresses', async (t) => {
   t.same(parseJoinAddress('node0:29400'), { host: 'node0', port: 29400 });
   t.same(parseJoinAddress('[fe80::1]:1'), { host: 'fe80::1', port: 1 });
   for (const bad of ['node0', 'node0:', ':29400', 'node0:70000', 'a:b', 'fe80::1:29400']) {
-    t.throws(() => parseJoinAddress(bad), { exitCode: 2 }, bad);
+    t.throws(() => parseJoinAddress(bad), { name: 'UsageError', exitCode: 2 }, bad);
   }
 });

@@ -41,6 +41,6 @@ t.test('where the probe child is skipped, the decision is the one the child give
   const known = probeWithoutChild(process.env);
   if (!known) return t.pass('this machine may have a driver: the child probe runs');
   if (!existsSync(new URL('../../../dist/runtime/device/probe-main.js', import.meta.url)))
-    return t.skip('run npx tsc -p . first');
+    return t.plan(0, 'run npx tsc -p . first');
   t.same(autoBackend(known), autoBackend(await probeCudaAsync()));
 });

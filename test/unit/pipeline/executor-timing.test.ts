@@ -94,7 +94,8 @@ for (const shape of cases) {
     t.comment(
       `${name}: measured idle share ${m.idleShare.toFixed(4)}, simulated bubble_fraction ${simulated.toFixed(4)} ` +
         `(relative difference ${(100 * relative).toFixed(1)}%), makespan ${m.makespanMs.toFixed(0)} ms vs ideal ` +
-        `${(plan.timeline.makespan * UNIT_MS).toFixed(0)} ms, peak stashed ${m.results.map((r) => r.peakStashed).join('/')}, ` +
+        `${(plan.timeline.makespan * UNIT_MS).toFixed(0)} ms, peak stashed ` +
+        `${m.results.map((r) => r.peakStashed).join('/')}, ` +
         `most stages busy at once ${m.mostConcurrent}`,
     );
     t.ok(relative <= 0.1, `idle share within 10% of the simulation (${(100 * relative).toFixed(1)}%)`);

@@ -128,7 +128,8 @@ t.test('exhaustive: every compute once, programs run together without deadlock u
           if (order.join() !== planned.join()) t.fail(`${name} stage ${stage}: ran in a different order`);
           if (sim.peakStashed[stage] !== schedules[stage].peakInFlight) {
             t.fail(
-              `${name} stage ${stage}: stashed ${sim.peakStashed[stage]} at most, schedule says ${schedules[stage].peakInFlight}`,
+              `${name} stage ${stage}: stashed ${sim.peakStashed[stage]} at most, schedule says ` +
+                `${schedules[stage].peakInFlight}`,
             );
           }
         });
@@ -193,7 +194,8 @@ t.test("the plan's memory estimate counts the same peak in-flight activations", 
       const estimated = planPeakInFlight(par, s.stage);
       if (estimated !== s.peakInFlight)
         t.fail(
-          `${shape.kind} p=${shape.stages} m=${shape.microbatches} v=${par.virtual_stages} stage ${s.stage}: plan says ${estimated}, schedule ${s.peakInFlight}`,
+          `${shape.kind} p=${shape.stages} m=${shape.microbatches} v=${par.virtual_stages} stage ` +
+            `${s.stage}: plan says ${estimated}, schedule ${s.peakInFlight}`,
         );
     }
   }

@@ -243,7 +243,7 @@ t.test('collective_timeout and rendezvous.timeout reach workers in the form the 
   const defaults = buildPlan(await configFromArgs({ nprocPerNode: 1, entrypoint: ['x'] }));
   t.equal(
     parseDurationMs(defaults.ranks[0].env.DTRAIN_COLLECTIVE_TIMEOUT, 'c'),
-    defaults.config.collective_timeout,
+    defaults.config?.collective_timeout,
     'the default too',
   );
   for (const [c, r] of [
@@ -261,12 +261,12 @@ t.test('collective_timeout and rendezvous.timeout reach workers in the form the 
     for (const rank of p.ranks) {
       t.equal(
         parseDurationMs(rank.env.DTRAIN_COLLECTIVE_TIMEOUT, 'DTRAIN_COLLECTIVE_TIMEOUT'),
-        p.config.collective_timeout,
+        p.config?.collective_timeout,
         `collective_timeout=${c}`,
       );
       t.equal(
         parseDurationMs(rank.env.DTRAIN_RENDEZVOUS_TIMEOUT, 'DTRAIN_RENDEZVOUS_TIMEOUT'),
-        p.config.rendezvous.timeout,
+        p.config?.rendezvous.timeout,
         `rendezvous.timeout=${r}`,
       );
     }

@@ -23,7 +23,8 @@ t.test('values with quotes, spaces, $() and ; arrive verbatim and never run', as
   const fake = join(dir, 'fake dtrain.js');
   writeFileSync(
     fake,
-    "process.stdout.write(JSON.stringify({cwd: process.cwd(), argv: process.argv.slice(2)})+'\\n'); process.stdin.pipe(process.stdout);",
+    "process.stdout.write(JSON.stringify({cwd: process.cwd(), argv: process.argv.slice(2)})+'\\n'); " +
+      'process.stdin.pipe(process.stdout);',
   );
   const prelude = 'echo \'prelude ran\' >&2; X=1\nmarker="$(echo ok)"; cat >/dev/null';
   const scratch = mkdtempSync(join(tmpdir(), 'dtrain-rc-cwd-'));
@@ -72,7 +73,8 @@ t.test(
     writeFileSync(verdict, '0');
     writeFileSync(
       native,
-      `#!/bin/sh\nif [ "$1" = --check ]; then cat >/dev/null; echo checked; exit $(cat ${verdict}); fi\necho "native $*"; exec cat\n`,
+      `#!/bin/sh\nif [ "$1" = --check ]; then cat >/dev/null; echo checked; exit $(cat ${verdict}); ` +
+        `fi\necho "native $*"; exec cat\n`,
     );
     chmodSync(native, 0o755);
     mkdirSync(join(dir, '.bin'));
