@@ -53,7 +53,8 @@ export function renderFailure(s: LaunchSummary, opts: RenderOptions): string {
   } else {
     const attempts = s.attempts.length;
     lines.push(
-      `job ${s.run_id} failed: rank ${rc.rank} (host ${rc.host}, local rank ${rc.local_rank}, pid ${rc.pid}) ${howEnded(rc)} at ${rc.time}` +
+      `job ${s.run_id} failed: rank ${rc.rank} (host ${rc.host}, local rank ${rc.local_rank}, pid ${rc.pid}) ` +
+        `${howEnded(rc)} at ${rc.time}` +
         (opts.restartsMax > 0 ? ` (attempt ${attempts} of ${opts.restartsMax + 1}, restarts exhausted)` : ''),
     );
     if (rc.error_file !== null && rc.error_file !== undefined) lines.push(...renderErrorFile(rc.error_file));
