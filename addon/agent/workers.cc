@@ -21,7 +21,18 @@
 namespace dtrain::agent {
 
 namespace {
+// The bounds of src/launch/agent-contract.ts (STDERR_TAIL_LINES, STDERR_TAIL_LINE_BYTES) and of
+// src/launch/line-targets.ts (CONSOLE_LINE_BYTES), with the same cut notes (line-split.ts cutNote).
 constexpr size_t kTailLines = 20;
+constexpr size_t kTailLineBytes = 4096;
+constexpr size_t kConsoleLineBytes = 16 * 1024;
+
+std::string cutLine(const std::string& line, size_t maxBytes, const std::string& file) {
+  if (line.size() <= maxBytes) return line;
+  std::string note = "\xE2\x80\xA6 [cut: " + std::to_string(line.size()) + " bytes";
+  if (!file.empty()) note += ", whole line in " + file;
+  return line.substr(0, maxBytes) + note + "]";
+}
 constexpr size_t kMaxLine = 1u << 20;
 constexpr int kKillAllSignal = 35;  // SIGRTMIN + 1 on Linux/glibc: dtrain-exec kills everything
 
@@ -239,10 +250,14 @@ void Worker::deliver(Stream& s, const std::string& block) {
   }
   if (s.isStderr) {
     size_t from = lines.size() > kTailLines ? lines.size() - kTailLines : 0;
-    for (size_t i = from; i < lines.size(); i++) tail_.push_back(lines[i]);
+    for (size_t i = from; i < lines.size(); i++) tail_.push_back(cutLine(lines[i], kTailLineBytes, ""));
     while (tail_.size() > kTailLines) tail_.pop_front();
   }
-  if (spec_.shown) sink_(spec_.rank, s.isStderr, lines);
+  if (spec_.shown) {
+    const std::string file = "rank_" + std::to_string(spec_.rank) + (s.isStderr ? ".err" : ".out");
+    for (auto& line : lines) line = cutLine(line, kConsoleLineBytes, file);
+    sink_(spec_.rank, s.isStderr, lines);
+  }
 }
 
 void Worker::closeStream(Stream& s) {

@@ -106,6 +106,15 @@ export interface WorkerStart {
   pid: number;
 }
 
+/**
+ * Bounds of WorkerExit.stderr_tail. The exit event travels through the store (values up to 64 MiB) and
+ * into the failure summary, whatever the worker wrote: 20 lines of at most 4 KiB (plus a short cut note)
+ * stay under 100 KiB, and under 600 KiB as JSON even when every byte is a control byte (6 bytes escaped).
+ * The per-rank log file keeps every line whole. The native agent (addon/agent/workers.cc) holds the same.
+ */
+export const STDERR_TAIL_LINES = 20;
+export const STDERR_TAIL_LINE_BYTES = 4096;
+
 /** How one worker ended. `signal` is a name (SIGSEGV) when killed by one, else null. */
 export interface WorkerExit {
   rank: number;
@@ -116,7 +125,7 @@ export interface WorkerExit {
   signal: string | null;
   /** ISO time the agent saw the exit */
   time: string;
-  /** the last lines of its stderr (at most 20) */
+  /** the last lines of its stderr: at most STDERR_TAIL_LINES, each cut at STDERR_TAIL_LINE_BYTES */
   stderr_tail: string[];
   /** the contents of TORCHELASTIC_ERROR_FILE when the worker wrote it (parsed JSON, else text) */
   error_file: unknown;

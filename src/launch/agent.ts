@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { AgentEvent, AgentSpec, ForwardedSignal, WorkerExit } from './agent-contract.js';
 import { fillAtLaunch } from '../runtime/worker-env-table.js';
 import { ensureExecWrapper } from './exec-wrapper.js';
-import { FileTarget, sinkTarget, type OutputSink } from './line-targets.js';
+import { FileTarget, logFileName, sinkTarget, type OutputSink } from './line-targets.js';
 import { checkFixedPort, freePort } from './ports.js';
 import { processAddon, sweepDescendants } from './process-tree.js';
 import { Worker, type LineTarget } from './worker.js';
@@ -83,8 +83,8 @@ export class NodeAgent {
       const storeAddress = await this.link.storeAddress(attempt);
       const files: FileTarget[] = [];
       const workers = spec.ranks.map((r) => {
-        const out = new FileTarget(join(logDir, `rank_${r.rank}.out`));
-        const err = new FileTarget(join(logDir, `rank_${r.rank}.err`));
+        const out = new FileTarget(join(logDir, logFileName(r.rank, 'stdout')));
+        const err = new FileTarget(join(logDir, logFileName(r.rank, 'stderr')));
         files.push(out, err);
         const shown = this.console && spec.logs.tee && (spec.logs.ranks === 'all' || spec.logs.ranks.includes(r.rank));
         const stdout: LineTarget[] = shown ? [out, sinkTarget(this.console, r.rank, 'stdout')] : [out];

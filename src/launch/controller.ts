@@ -175,7 +175,11 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     progress.stop();
     if (outcome.kind === 'cannot-start') throw new StartError(outcome.message);
     if (outcome.kind === 'interrupted') throw new InterruptedError(outcome.signal, summary);
-    if (outcome.kind === 'failed') throw new JobFailedError(renderFailure(summary, config.restarts.max), summary);
+    if (outcome.kind === 'failed')
+      throw new JobFailedError(
+        renderFailure(summary, { restartsMax: config.restarts.max, tee: config.logs.tee }),
+        summary,
+      );
     await req.onFinished?.({ host: store.localHost, port: store.port, jobKey });
     return summary;
   } finally {

@@ -41,14 +41,47 @@ export function linesOf(block: Buffer): string[] {
   return text.slice(0, -1).split('\n');
 }
 
-/** The last `n` lines of a block of whole lines, scanning from the end (cheap for large blocks). */
-export function lastLines(block: Buffer, n: number): string[] {
+/** What replaces the rest of a line cut at a limit (`file` names where the whole line is). */
+export function cutNote(bytes: number, file?: string): string {
+  return file ? `… [cut: ${bytes} bytes, whole line in ${file}]` : `… [cut: ${bytes} bytes]`;
+}
+
+/**
+ * The last `n` lines of a block of whole lines, scanning from the end (cheap for large blocks); a line over
+ * `maxBytes` keeps its first `maxBytes` bytes and a cut note.
+ */
+export function lastLines(block: Buffer, n: number, maxBytes = Infinity): string[] {
   let end = block.length - 1; // the final '\n'
   const out: string[] = [];
   while (end >= 0 && out.length < n) {
     const start = block.lastIndexOf(newline, end - 1) + 1;
-    out.push(block.toString('utf8', start, end));
+    const length = end - start;
+    out.push(
+      length > maxBytes
+        ? block.toString('utf8', start, start + maxBytes) + cutNote(length)
+        : block.toString('utf8', start, end),
+    );
     end = start - 1;
   }
   return out.reverse();
+}
+
+/** `block` (whole lines) with every line over `maxBytes` cut there and a note naming `file` appended. */
+export function cutLongLines(block: Buffer, maxBytes: number, file: string): Buffer {
+  if (block.length <= maxBytes) return block;
+  const parts: Buffer[] = [];
+  let start = 0;
+  let keptFrom = 0;
+  while (start < block.length) {
+    const nl = block.indexOf(newline, start);
+    const end = nl < 0 ? block.length : nl;
+    if (end - start > maxBytes) {
+      parts.push(block.subarray(keptFrom, start + maxBytes), Buffer.from(cutNote(end - start, file)));
+      keptFrom = end;
+    }
+    start = end + 1;
+  }
+  if (parts.length === 0) return block;
+  parts.push(block.subarray(keptFrom));
+  return Buffer.concat(parts);
 }

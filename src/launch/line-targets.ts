@@ -5,7 +5,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { OutputRecord } from './agent-contract.js';
-import { linesOf } from './line-split.js';
+import { cutLongLines, linesOf } from './line-split.js';
 import type { LineTarget } from './worker.js';
 
 export class FileTarget implements LineTarget {
@@ -40,9 +40,22 @@ export interface OutputSink {
   onDrain(stream: 'stdout' | 'stderr', resume: () => void): void;
 }
 
+/**
+ * Longest line relayed to the console (directly, or as an OutputRecord on its way there): longer ones are
+ * cut with a note naming the log file, which keeps them whole. Bounds what one line costs the terminal and
+ * the controller, whatever a worker writes.
+ */
+export const CONSOLE_LINE_BYTES = 16 * 1024;
+
+/** The name of a rank's log file in its attempt's log folder. */
+export function logFileName(rank: number, stream: 'stdout' | 'stderr'): string {
+  return `rank_${rank}.${stream === 'stdout' ? 'out' : 'err'}`;
+}
+
 export function sinkTarget(sink: OutputSink, rank: number, stream: 'stdout' | 'stderr'): LineTarget {
+  const file = logFileName(rank, stream);
   return {
-    write: (block) => sink.lines(rank, stream, block),
+    write: (block) => sink.lines(rank, stream, cutLongLines(block, CONSOLE_LINE_BYTES, file)),
     onDrain: (resume) => sink.onDrain(stream, resume),
   };
 }

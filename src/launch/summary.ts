@@ -1,7 +1,9 @@
 /**
  * The launch summary: the `--json` document of shared/design.md and the human root-cause report.
  */
+import { join } from 'node:path';
 import type { WorkerExit } from './agent-contract.js';
+import { logFileName } from './line-targets.js';
 
 export interface RankOutcome {
   rank: number;
@@ -34,8 +36,14 @@ export function howEnded(e: { exit_code: number | null; signal: string | null })
   return e.signal ? `was killed by ${e.signal}` : `exited with code ${e.exit_code}`;
 }
 
+export interface RenderOptions {
+  restartsMax: number;
+  /** logs.tee: false keeps workers' output off the terminal, the stderr tail included (the log has it) */
+  tee: boolean;
+}
+
 /** The human report of a failed job (printed on stderr; the JSON document carries the same facts). */
-export function renderFailure(s: LaunchSummary, restartsMax: number): string {
+export function renderFailure(s: LaunchSummary, opts: RenderOptions): string {
   const rc = s.root_cause;
   const lines: string[] = [];
   if (!rc) {
@@ -45,15 +53,14 @@ export function renderFailure(s: LaunchSummary, restartsMax: number): string {
   } else {
     const attempts = s.attempts.length;
     lines.push(
-      `job ${s.run_id} failed: rank ${rc.rank} (host ${rc.host}, local rank ${rc.local_rank}, pid ` +
-        `${rc.pid}) ${howEnded(rc)} at ${rc.time}` +
-        (restartsMax > 0 ? ` (attempt ${attempts} of ${restartsMax + 1}, restarts exhausted)` : ''),
+      `job ${s.run_id} failed: rank ${rc.rank} (host ${rc.host}, local rank ${rc.local_rank}, pid ${rc.pid}) ` +
+        `${howEnded(rc)} at ${rc.time}` +
+        (opts.restartsMax > 0 ? ` (attempt ${attempts} of ${opts.restartsMax + 1}, restarts exhausted)` : ''),
     );
-    if (rc.error_file !== null && rc.error_file !== undefined) {
-      const text = typeof rc.error_file === 'string' ? rc.error_file : JSON.stringify(rc.error_file);
-      lines.push(`  error file: ${text.slice(0, 2000)}`);
-    }
-    if (rc.stderr_tail.length) {
+    if (rc.error_file !== null && rc.error_file !== undefined) lines.push(...renderErrorFile(rc.error_file));
+    if (!opts.tee) {
+      lines.push(`  its stderr: ${join(s.log_dir, `attempt_${rc.attempt}`, logFileName(rc.rank, 'stderr'))}`);
+    } else if (rc.stderr_tail.length) {
       lines.push(`  last lines of its stderr:`);
       for (const l of rc.stderr_tail) lines.push(`    | ${l}`);
     }
@@ -65,4 +72,33 @@ export function renderFailure(s: LaunchSummary, restartsMax: number): string {
   }
   lines.push(`  logs: ${s.log_dir}`);
   return lines.join('\n');
+}
+
+/** Longest error-file text shown; the agent reads at most 64 KiB of the file anyway. */
+const ERROR_FILE_SHOWN_CHARS = 8000;
+
+/**
+ * A TORCHELASTIC_ERROR_FILE as torchrun shows it: the message, then the traceback (PyTorch's @record
+ * writes {message: {message, extraInfo: {py_callstack, timestamp}}}; a plain {message: "..."} or any
+ * other text is shown as it is).
+ */
+export function renderErrorFile(content: unknown): string[] {
+  const outer = typeof content === 'object' && content !== null ? (content as Record<string, unknown>) : undefined;
+  const inner = outer?.message;
+  const record = typeof inner === 'object' && inner !== null ? (inner as Record<string, unknown>) : undefined;
+  const message = record ? record.message : inner;
+  const extra = record?.extraInfo as Record<string, unknown> | undefined;
+  const callstack = typeof extra?.py_callstack === 'string' ? extra.py_callstack : undefined;
+  if (typeof message !== 'string') {
+    const text = typeof content === 'string' ? content : JSON.stringify(content);
+    return [`  error file: ${text.slice(0, ERROR_FILE_SHOWN_CHARS)}`];
+  }
+  const seconds = Number(extra?.timestamp);
+  const when = Number.isFinite(seconds) && seconds > 0 ? ` (at ${new Date(seconds * 1000).toISOString()})` : '';
+  const out = [`  error: ${message.slice(0, ERROR_FILE_SHOWN_CHARS)}${when}`];
+  if (callstack) {
+    out.push('  traceback:');
+    for (const l of callstack.slice(0, ERROR_FILE_SHOWN_CHARS).trimEnd().split('\n')) out.push(`    | ${l}`);
+  }
+  return out;
 }

@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import type { Readable } from 'node:stream';
-import type { WorkerExit } from './agent-contract.js';
+import { STDERR_TAIL_LINE_BYTES, STDERR_TAIL_LINES, type WorkerExit } from './agent-contract.js';
 import { killAllSignal } from './exec-wrapper.js';
 import { lastLines, LineSplitter } from './line-split.js';
 import { descendantsOf, supervisedPids, sweepDescendants } from './process-tree.js';
@@ -37,7 +37,6 @@ export interface WorkerOptions {
   errorFile?: string;
 }
 
-const tailLines = 20;
 const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n, name]));
 
 export class Worker {
@@ -129,8 +128,9 @@ export class Worker {
     const splitter = new LineSplitter();
     const deliver = (lines: Buffer) => {
       if (keepTail) {
-        this.stderrTail.push(...lastLines(lines, tailLines));
-        if (this.stderrTail.length > tailLines) this.stderrTail.splice(0, this.stderrTail.length - tailLines);
+        this.stderrTail.push(...lastLines(lines, STDERR_TAIL_LINES, STDERR_TAIL_LINE_BYTES));
+        if (this.stderrTail.length > STDERR_TAIL_LINES)
+          this.stderrTail.splice(0, this.stderrTail.length - STDERR_TAIL_LINES);
       }
       let waiting = 0;
       for (const t of targets) {

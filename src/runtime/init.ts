@@ -12,9 +12,22 @@ import { groupRanks, InitError, readWorkerEnv } from './worker-env.js';
 
 let current: Promise<Dist> | undefined;
 let exitHooked = false;
+let usr1Hooked = false;
+
+/**
+ * Node opens its inspector (127.0.0.1:9229, code execution for any local user) on SIGUSR1 when nothing
+ * listens for it, and launchers forward SIGUSR1 to workers (Slurm's warning before the time limit). A
+ * listener makes it an ordinary signal: the program hears it with its own process.on('SIGUSR1', ...).
+ */
+function keepSigusr1FromInspector(): void {
+  if (usr1Hooked) return;
+  usr1Hooked = true;
+  process.on('SIGUSR1', () => {});
+}
 
 /** Builds the runtime once per process; later calls return the same `dist`. */
 export function init(env: NodeJS.ProcessEnv = process.env): Promise<Dist> {
+  keepSigusr1FromInspector();
   current ??= start(env);
   return current;
 }

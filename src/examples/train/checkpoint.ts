@@ -1,7 +1,8 @@
 /**
  * The example's checkpoints. Layout under the checkpoint directory:
- *   stage_S/step_N/…      ShardedAdam's checkpoint of stage S (its data group's shards of the fp32 master
- *                         copy = the stage's layers, m and v), with its own manifest
+ *   stage_S/step_N/gen_K/… ShardedAdam's checkpoint of stage S (its data group's shards of the fp32 master
+ *                         copy = the stage's layers, m and v), with its own manifest; re-saving a step writes
+ *                         a new generation beside the committed one, so a crash mid-save never loses step N
  *   stage_S/model_step_N.bin  the stage's layers whole (fp32, little-endian, slice by slice), written by its
  *                         data rank 0: readable without the optimizer, and checked against it on resume
  *   train_step_N.json     what every rank shares: step, data position (epoch, cursor, the epoch's Rng
@@ -10,11 +11,11 @@
  *
  * Each stage's ShardedAdam also keeps its own `latest`, but stages commit one after another; only the
  * top-level latest.json says that ALL stages have step N, so a failure between two stages' saves resumes
- * from the previous step everywhere.
+ * from the previous step everywhere. Every file here is replaced by rename, never rewritten in place.
  */
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { Buffer } from 'node:buffer';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Group, ShardedAdam } from 'dtrain';
 import type { DataPosition } from './data.js';
 
@@ -39,6 +40,13 @@ async function writeDurably(path: string, text: string | Buffer): Promise<void> 
     await fh.close();
   }
   await rename(tmp, path);
+  // the rename itself must reach the disk before latest.json may name what it wrote
+  const d = await open(dirname(path), 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
 }
 
 /** The stage's parameters as one little-endian fp32 byte string (this file format's only supported host order). */

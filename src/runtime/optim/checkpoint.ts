@@ -1,11 +1,16 @@
 /**
- * Sharded optimizer checkpoints (shared/design.md): `dir/step_N/` holds one file per rank and a manifest;
- * `dir/latest` names the newest complete step.
+ * Sharded optimizer checkpoints: `dir/step_N/gen_K/` holds one file per rank and a manifest; `dir/latest`
+ * names the newest committed generation (`step_N/gen_K`).
  *
- * Commit protocol: every rank writes and fsyncs its file, then the ranks all-gather (ok, size, sha256);
- * only when all succeeded does rank 0 write manifest.json (tmp + fsync + rename + directory fsync) and then
- * replace `latest` the same way. A step without a manifest was never committed and is never loaded, so a
- * rank dying mid-save leaves the previous `latest` in force.
+ * Commit protocol: every save writes a new generation beside whatever is there, so a save never touches
+ * the committed files it replaces (re-saving the step `latest` names included). Every rank writes and
+ * fsyncs its file, then the ranks all-gather (ok, size, sha256); only when all succeeded does rank 0 write
+ * manifest.json (tmp + fsync + rename + directory fsync) and then replace `latest` the same way; only then
+ * are the step's other generations removed. A generation without a manifest was never committed and is
+ * never loaded, so a rank dying (or SIGKILL) mid-save leaves the previous `latest` in force.
+ *
+ * Older checkpoints kept the files directly in `step_N/` and `latest` named `step_N`: they still load, and
+ * re-saving such a step removes the old files only after the new generation is committed.
  *
  * Rank file `rank-RRRRR-of-WWWWW.bin`: the 8 bytes "DTRNADAM", a little-endian uint32 header length, the
  * JSON header {version, rank, world, start, end, step, arrays, dataOffset}, zero padding to a 64-byte
@@ -15,8 +20,8 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Group } from '../types.js';
 import { CheckpointError } from './errors.js';
 import type { KernelDType } from './native.js';
@@ -75,6 +80,27 @@ interface FileHeader {
 
 export function stepDirName(step: number): string {
   return `step_${step}`;
+}
+
+export function generationDirName(generation: number): string {
+  return `gen_${generation}`;
+}
+
+const STEP_NAME = /^step_\d+$/;
+const GENERATION_NAME = /^gen_(\d+)$/;
+/** What `latest` may hold: a generation, or a step directory of the older layout. */
+const LATEST_NAME = /^step_\d+(\/gen_\d+)?$/;
+
+/** The generation numbers present in `stepDir` (committed or not), in no particular order. */
+async function generationsIn(stepDir: string): Promise<number[]> {
+  const names = await readdir(stepDir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return [] as string[];
+    throw e;
+  });
+  return names.flatMap((n) => {
+    const m = GENERATION_NAME.exec(n);
+    return m ? [Number(m[1])] : [];
+  });
 }
 
 export function rankFileName(rank: number, world: number): string {
@@ -170,34 +196,36 @@ export interface SaveRequest {
 
 export async function saveShards(dir: string, req: SaveRequest): Promise<string> {
   const { group } = req;
-  const name = stepDirName(req.step);
-  const stepDir = join(dir, name);
-  const world = group.size;
+  const stepDir = join(dir, stepDirName(req.step));
+  // Rank 0 picks a generation no earlier save of this step used (committed or not) and tells the others.
+  const prepared = new Float64Array([0]);
   let local: unknown;
   if (group.rank === 0) {
     try {
       await mkdir(stepDir, { recursive: true });
-      // A previous save of this step may have committed; its manifest must not vouch for the new files.
-      await unlink(join(stepDir, MANIFEST)).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== 'ENOENT') throw e;
-      });
+      const generation = Math.max(0, ...(await generationsIn(stepDir))) + 1;
+      await mkdir(join(stepDir, generationDirName(generation)));
+      prepared[0] = generation;
     } catch (e) {
       local = e;
     }
   }
-  if (local) {
-    await agree(group, false, `preparing ${stepDir}`).catch(() => undefined);
-    throw local;
-  }
-  await agree(group, true, `preparing ${stepDir}`);
+  const everyone = new Float64Array(group.size);
+  if (group.size === 1) everyone[0] = prepared[0]!;
+  else await group.allGather(prepared, everyone);
+  if (local) throw local;
+  if (!(everyone[0] > 0)) throw new CheckpointError(`preparing ${stepDir} failed on rank 0 (see its error)`);
+  const name = `${stepDirName(req.step)}/${generationDirName(everyone[0])}`;
+  const genDir = join(dir, name);
+  const world = group.size;
 
   // digest words: [ok, bytes, sha256 as 8 uint32]
   const record = new Float64Array(10);
   const file = rankFileName(group.rank, world);
   try {
-    await mkdir(stepDir, { recursive: true });
+    await mkdir(genDir, { recursive: true });
     const written = await writeRankFile(
-      join(stepDir, file),
+      join(genDir, file),
       {
         version: VERSION,
         rank: group.rank,
@@ -209,13 +237,13 @@ export async function saveShards(dir: string, req: SaveRequest): Promise<string>
       },
       req.views,
     );
-    await fsyncDir(stepDir); // the file's directory entry too, from this rank's host (shared file systems)
+    await fsyncDir(genDir); // the file's directory entry too, from this rank's host (shared file systems)
     const digest = Buffer.from(written.sha256, 'hex');
     record[0] = 1;
     record[1] = written.bytes;
     for (let i = 0; i < 8; i++) record[2 + i] = digest.readUInt32BE(i * 4);
   } catch (e) {
-    local = new CheckpointError(`cannot write shard: ${message(e)}`, join(stepDir, file));
+    local = new CheckpointError(`cannot write shard: ${message(e)}`, join(genDir, file));
   }
   const all = new Float64Array(10 * world);
   if (world === 1) all.set(record);
@@ -223,7 +251,7 @@ export async function saveShards(dir: string, req: SaveRequest): Promise<string>
   if (local) throw local;
   const failed = [...Array(world).keys()].filter((r) => all[r * 10] !== 1);
   if (failed.length > 0)
-    throw new CheckpointError(`save of ${stepDir} failed on rank(s) ${failed.join(', ')}; not committed`);
+    throw new CheckpointError(`save of ${genDir} failed on rank(s) ${failed.join(', ')}; not committed`);
 
   let committed = true;
   if (group.rank === 0) {
@@ -254,42 +282,86 @@ export async function saveShards(dir: string, req: SaveRequest): Promise<string>
         partition: { world, shardSize: req.partition.shardSize, align: req.partition.align },
         files,
       };
-      await writeAtomically(join(stepDir, MANIFEST), JSON.stringify(manifest, null, 2) + '\n', stepDir);
+      await writeAtomically(join(genDir, MANIFEST), JSON.stringify(manifest, null, 2) + '\n', genDir);
       await writeAtomically(join(dir, LATEST), name + '\n', dir);
     } catch (e) {
       committed = false;
-      local = new CheckpointError(`cannot commit: ${message(e)}`, stepDir);
+      local = new CheckpointError(`cannot commit: ${message(e)}`, genDir);
     }
+    // Committed: the step's other generations (and older-layout files) are garbage now. A failure here
+    // costs disk space only; the next save of this step tries again.
+    if (committed) await removeOtherGenerations(stepDir, basename(genDir)).catch(() => undefined);
   }
   if (local) {
     // rank 0 still takes part in the agreement below, so the others fail instead of waiting.
-    await agree(group, committed, `committing ${stepDir}`).catch(() => undefined);
+    await agree(group, committed, `committing ${genDir}`).catch(() => undefined);
     throw local;
   }
-  await agree(group, committed, `committing ${stepDir}`);
+  await agree(group, committed, `committing ${genDir}`);
+  return genDir;
+}
+
+/** Removes from `stepDir` every generation but `keep`, and the files of the older single-generation layout. */
+async function removeOtherGenerations(stepDir: string, keep: string): Promise<void> {
+  const names = await readdir(stepDir);
+  // the manifest first: files it vouches for must never be seen half-deleted under a manifest
+  if (names.includes(MANIFEST)) await unlink(join(stepDir, MANIFEST));
+  for (const n of names) {
+    if (n === keep) continue;
+    if (GENERATION_NAME.test(n)) await rm(join(stepDir, n), { recursive: true, force: true });
+    else if (/^rank-\d{5}-of-\d{5}\.bin$/.test(n)) await unlink(join(stepDir, n));
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** What `root/latest` names (validated), or undefined when there is no `latest`. */
+async function readLatest(root: string): Promise<string | undefined> {
+  let name: string;
+  try {
+    name = (await readFile(join(root, LATEST), 'utf8')).trim();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new CheckpointError(message(e), join(root, LATEST));
+  }
+  if (!LATEST_NAME.test(name))
+    throw new CheckpointError(`names '${name}', not a step_N/gen_K directory`, join(root, LATEST));
+  return name;
+}
+
+/**
+ * The generation a `step_N/` directory means: the one `latest` names when it is of this step, else the
+ * newest one with a manifest (complete, though maybe never named by `latest`), else the directory itself
+ * (the older layout; loading it says when it has no manifest).
+ */
+async function resolveGeneration(stepDir: string): Promise<string> {
+  const named = await readLatest(dirname(stepDir)).catch(() => undefined);
+  const prefix = `${basename(stepDir)}/`;
+  if (named === basename(stepDir)) return stepDir;
+  if (named?.startsWith(prefix) && (await exists(join(dirname(stepDir), named, MANIFEST))))
+    return join(dirname(stepDir), named);
+  for (const g of (await generationsIn(stepDir)).sort((a, b) => b - a)) {
+    const genDir = join(stepDir, generationDirName(g));
+    if (await exists(join(genDir, MANIFEST))) return genDir;
+  }
   return stepDir;
 }
 
 /**
- * The step directory `dir` means: itself when it is a `step_N/` (or holds a manifest), else the one `dir/latest` names.
+ * The generation directory `dir` means: the one `dir/latest` names (a checkpoint root), the committed
+ * generation of `dir` when it is a `step_N/`, or `dir` itself when it holds a manifest.
  */
 export async function resolveStepDir(dir: string): Promise<string> {
-  const direct = await stat(join(dir, MANIFEST)).then(
-    () => true,
-    () => false,
-  );
-  if (direct || /^step_\d+$/.test(basename(dir))) return dir;
-  let name: string;
-  try {
-    name = (await readFile(join(dir, LATEST), 'utf8')).trim();
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new CheckpointError(
-      code === 'ENOENT' ? 'no checkpoint here (neither manifest.json nor latest)' : message(e),
-      join(dir, LATEST),
-    );
-  }
-  if (!/^step_\d+$/.test(name)) throw new CheckpointError(`names '${name}', not a step_N directory`, join(dir, LATEST));
+  if (STEP_NAME.test(basename(dir))) return resolveGeneration(dir);
+  if (await exists(join(dir, MANIFEST))) return dir;
+  const name = await readLatest(dir);
+  if (name === undefined)
+    throw new CheckpointError('no checkpoint here (neither manifest.json nor latest)', join(dir, LATEST));
   return join(dir, name);
 }
 

@@ -225,7 +225,7 @@ export class ShardedAdam {
     }
   }
 
-  /** Writes checkpoint `dir/step_N/` (one file per rank, manifest last) and points `dir/latest` at it. */
+  /** Writes a new generation `dir/step_N/gen_K/` (one file per rank, manifest last), points `dir/latest` at it. */
   async save(dir: string): Promise<string> {
     this.enter('save');
     try {

@@ -1,9 +1,9 @@
 // The first failing worker stops the job: SIGTERM to every worker, SIGKILL after shutdown_grace, a
 // root-cause report (rank, host, local rank, pid, exit code, stderr tail), exit 1; restarts recover.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { built, fixtures, runDtrain, tempDir } from '../../helpers/launch.js';
+import { built, fixtures, runDtrain, startDtrain, tempDir } from '../../helpers/launch.js';
 
 const skip = !built() && 'run npx tsc -p . first';
 
@@ -166,5 +166,58 @@ t.test('the error file a worker wrote is part of the root cause', { skip }, asyn
   );
   t.equal(r.code, 1);
   t.match(JSON.parse(r.stdout).root_cause.error_file, { message: { message: 'ValueError: bad batch' } });
-  t.match(r.stderr, /error file: .*ValueError: bad batch/);
+  t.match(
+    r.stderr,
+    /\n {2}error: ValueError: bad batch\n {2}traceback:\n {4}\| x\n/,
+    'message and traceback, not JSON',
+  );
+});
+
+// 20 lines of 1,000,000 control bytes (6 bytes each as JSON: 120 MB, over the store's 64 MiB value limit)
+const flood =
+  "const l = Buffer.alloc(1000000, 1); for (let i = 0; i < 20; i++) process.stderr.write(l + '\\n'); " +
+  "process.stderr.write('boom\\n', () => process.exit(1))";
+
+/** dtrain launch of the flooding worker, SIGKILLed after 60 s if it has not ended by then. */
+async function launchFlood(dir: string, extra: string[], env: Record<string, string> = {}) {
+  const run = startDtrain(
+    ['launch', '--nproc-per-node', '1', '--set', `logs.dir=${dir}/logs`, ...extra, '--', process.execPath, '-e', flood],
+    { cwd: dir, env },
+  );
+  const timer = setTimeout(() => run.child.kill('SIGKILL'), 60_000);
+  const r = await run.done;
+  clearTimeout(timer);
+  const [runId] = readdirSync(join(dir, 'logs'));
+  return { ...r, log: readFileSync(join(dir, 'logs', runId!, 'attempt_0', 'rank_0.err'), 'latin1') };
+}
+
+for (const agent of ['in-process', 'child'] as const) {
+  t.test(
+    `huge stderr lines of control bytes (${agent} agent): exit 1 promptly, bounded reports`,
+    { skip },
+    async (t) => {
+      const dir = tempDir(t);
+      const r = await launchFlood(dir, ['--json'], agent === 'child' ? { DTRAIN_LOCAL_AGENT: 'child' } : {});
+      t.equal(r.code, 1, `exit 1, not a hang (${r.ms} ms): ${r.stderr.slice(-300)}`);
+      t.ok(r.stdout.length + r.stderr.length < 2 << 20, `bounded output (${r.stdout.length + r.stderr.length} chars)`);
+      t.match(r.stderr, '… [cut: 1000000 bytes, whole line in rank_0.err]', 'the relay says where the whole line is');
+      const tail = (JSON.parse(r.stdout) as { root_cause: { stderr_tail: string[] } }).root_cause.stderr_tail;
+      t.equal(tail.length, 20);
+      t.equal(tail.at(-1), 'boom');
+      t.ok(
+        tail.every((l) => Buffer.byteLength(l) <= 4096 + 64),
+        'every line of the stderr tail is cut at 4 KiB (plus its note)',
+      );
+      t.equal(r.log, `${'\x01'.repeat(1000000)}\n`.repeat(20) + 'boom\n', 'the log file keeps every line whole');
+    },
+  );
+}
+
+t.test('logs.tee false: no report shows the worker stderr, the summary says where it is', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const r = await launchFlood(dir, ['--set', 'logs.tee=false']);
+  t.equal(r.code, 1, r.stderr.slice(-300));
+  t.notMatch(r.stdout + r.stderr, /\x01|boom/, 'none of its output is printed');
+  t.match(r.stderr, /its stderr: .*attempt_0\/rank_0\.err/);
+  t.ok(r.log.endsWith('boom\n'));
 });

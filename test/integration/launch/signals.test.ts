@@ -1,9 +1,10 @@
 // SIGINT / SIGTERM stop the job (forwarded, grace, kill; no restart; 130 / 143); a second SIGINT kills at
 // once; SIGUSR1 is forwarded and supervision goes on.
 import { existsSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { built, fixtures, startDtrain, tempDir, waitFor } from '../../helpers/launch.js';
+import { alive, built, fixtures, root, startDtrain, tempDir, waitFor } from '../../helpers/launch.js';
 
 const skip = !built() && 'run npx tsc -p . first';
 
@@ -151,4 +152,49 @@ t.test('SIGHUP is forwarded to the workers', { skip }, async (t) => {
   run.child.kill('SIGHUP');
   await run.done;
   t.ok(existsSync(join(dir, 'got_0_SIGHUP')) && existsSync(join(dir, 'got_1_SIGHUP')), 'both workers got SIGHUP');
+});
+
+/** Whether something accepts connections on 127.0.0.1:`port`. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(port, '127.0.0.1');
+    c.once('connect', () => (c.destroy(), resolve(true)));
+    c.once('error', () => resolve(false));
+  });
+}
+
+t.test('a forwarded SIGUSR1 opens no inspector in a runtime worker, which keeps running', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const runtime = JSON.stringify(join(root, 'dist', 'runtime', 'index.js'));
+  const script =
+    `const { init } = await import(${runtime}); const dist = await init(); ` +
+    `require('fs').writeFileSync('${dir}/pid_' + dist.rank, String(process.pid)); setInterval(() => {}, 1000);`;
+  t.notOk(await listening(9229), 'nothing listens on 9229 before');
+  const run = startDtrain(
+    [
+      'launch',
+      '--nproc-per-node',
+      '1',
+      '--set',
+      `logs.dir=${dir}/logs`,
+      '--',
+      process.execPath,
+      '--input-type=commonjs',
+      '-e',
+      `(async () => { ${script} })()`,
+    ],
+    { cwd: dir },
+  );
+  t.ok(await waitFor(() => existsSync(join(dir, 'pid_0')), 20000), 'the worker called init()');
+  run.child.kill('SIGUSR1');
+  // the program itself does not listen for SIGUSR1: without the runtime's listener Node would open its
+  // inspector within milliseconds of the signal
+  await new Promise((r) => setTimeout(r, 1500));
+  t.notOk(await listening(9229), 'no inspector listens on 9229');
+  t.equal(run.child.exitCode, null, 'the job still runs');
+  t.ok(alive(Number(readFileSync(join(dir, 'pid_0'), 'utf8'))), 'and so does the worker');
+  run.child.kill('SIGTERM');
+  const r = await run.done;
+  t.equal(r.code, 143, 'SIGTERM ends it as usual');
+  t.notMatch(r.stdout + r.stderr, /Debugger listening/);
 });

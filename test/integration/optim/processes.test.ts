@@ -30,8 +30,9 @@ async function run(world: number, job: Record<string, unknown>): Promise<WorkerR
     timeoutMs: 120_000,
   });
   for (const r of results) {
-    (r as WorkerResult & { params?: Float32Array }).params =
-      r.code === 0 ? new Float32Array(readFileSync(join(out, `rank${r.rank}.bin`)).buffer) : undefined;
+    (r as WorkerResult & { params?: Float32Array }).params = existsSync(join(out, `rank${r.rank}.bin`))
+      ? new Float32Array(readFileSync(join(out, `rank${r.rank}.bin`)).buffer)
+      : undefined;
   }
   return results;
 }
@@ -80,7 +81,7 @@ t.test('real processes: save on 4, resume on 2 and 3, same result as uninterrupt
       .join('')
       .slice(-2000),
   );
-  t.equal(readFileSync(join(dir, 'latest'), 'utf8').trim(), 'step_3');
+  t.equal(readFileSync(join(dir, 'latest'), 'utf8').trim(), 'step_3/gen_1');
   for (const world of [2, 3]) {
     const resumed = await run(world, { mode: 'train', n, steps: 6, from: 4, stage: 2, gradWorld: 4, load: dir });
     t.ok(
@@ -112,8 +113,8 @@ t.test('real processes: a rank lost during a save leaves latest on the last comp
   for (const r of [0, 1, 3]) {
     t.not(results[r].code, 0, `rank ${r}'s save failed rather than committing or hanging`);
   }
-  t.equal(readFileSync(join(dir, 'latest'), 'utf8').trim(), 'step_2');
-  t.notOk(existsSync(join(dir, 'step_3', 'manifest.json')), 'step_3 was never committed');
+  t.equal(readFileSync(join(dir, 'latest'), 'utf8').trim(), 'step_2/gen_1');
+  t.notOk(existsSync(join(dir, 'step_3', 'gen_1', 'manifest.json')), 'step_3 was never committed');
   const resumed = await run(2, { mode: 'train', n, steps: 2, from: 3, stage: 2, gradWorld: 4, load: dir });
   t.ok(
     resumed.every((r) => r.code === 0),
@@ -124,6 +125,40 @@ t.test('real processes: a rank lost during a save leaves latest on the last comp
   );
   t.equal(resumed[0].report?.step, 2, 'the resumed run starts from step 2');
 });
+
+t.test(
+  'real processes: SIGKILL while re-saving the step latest names leaves that step loadable',
+  { skip },
+  async (t) => {
+    const n = 3_001;
+    for (const when of ['any', 'shard'] as const) {
+      const dir = join(work, `ckpt-resave-${when}`);
+      // saves step 2, writes its params out, then saves step 2 again; rank 0 (the committer) is SIGKILLed
+      // as soon as that second save has changed the checkpoint directory (when 'shard': a shard file)
+      const killed = await run(2, {
+        mode: 'train',
+        n,
+        steps: 2,
+        stage: 2,
+        save: { dir, at: 2 },
+        resave: { dir, killRank: 0, when },
+      });
+      t.equal(killed[0].signal, 'SIGKILL', `${when}: rank 0 was killed mid-save`);
+      t.not(killed[1].code, 0, `${when}: rank 1's save failed rather than committing`);
+      const resumed = await run(2, { mode: 'train', n, steps: 2, from: 3, stage: 2, load: dir });
+      t.ok(
+        resumed.every((r) => r.code === 0),
+        `${when}: the checkpoint still loads: ${resumed
+          .map((r) => r.stderr)
+          .join('')
+          .slice(-2000)}`,
+      );
+      if (resumed.some((r) => r.code !== 0)) continue;
+      t.equal(resumed[0].report?.step, 2, `${when}: at step 2`);
+      t.same(paramsOf(resumed[0]), paramsOf(killed[0]), `${when}: with the params step 2 had`);
+    }
+  },
+);
 
 t.test(
   'real processes: bf16 params (all-gathered as bfloat16) stay identical on every rank and track fp32',

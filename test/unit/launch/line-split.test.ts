@@ -1,5 +1,5 @@
 import t from 'tap';
-import { lastLines, LineSplitter, linesOf } from '../../../src/launch/line-split.js';
+import { cutLongLines, lastLines, LineSplitter, linesOf } from '../../../src/launch/line-split.js';
 
 t.test('whole lines only, carried across chunks', async (t) => {
   const s = new LineSplitter();
@@ -30,4 +30,19 @@ t.test('lastLines and linesOf', async (t) => {
   t.same(lastLines(block, 10), ['a', 'b', 'c', 'd']);
   t.same(linesOf(block), ['a', 'b', 'c', 'd']);
   t.same(linesOf(Buffer.from('\n')), ['']);
+});
+
+t.test('lastLines cuts a line over its byte limit and says how long it was', async (t) => {
+  const block = Buffer.from(`${'x'.repeat(10)}\nshort\n`);
+  t.same(lastLines(block, 2, 5), ['xxxxx… [cut: 10 bytes]', 'short']);
+});
+
+t.test('cutLongLines cuts only the lines over the limit and names the file holding them whole', async (t) => {
+  const block = Buffer.from(`ok\n${'a'.repeat(9)}\nfine\n${'\x01'.repeat(12)}\n`);
+  t.equal(
+    cutLongLines(block, 5, 'rank_3.err').toString(),
+    `ok\naaaaa… [cut: 9 bytes, whole line in rank_3.err]\nfine\n${'\x01'.repeat(5)}… [cut: 12 bytes, whole line in rank_3.err]\n`,
+  );
+  const small = Buffer.from('a\nbb\n');
+  t.equal(cutLongLines(small, 5, 'f'), small, 'a block without long lines is passed on as it is');
 });

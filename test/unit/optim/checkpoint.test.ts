@@ -3,6 +3,7 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
   truncateSync,
   unlinkSync,
@@ -68,8 +69,8 @@ t.test('save on 4 ranks, resume on 2 and 3 (and 4, 1): the same result as uninte
   for (const stage of [1, 2] as const) {
     const dir = tempRoot();
     const straight = await train(createLoopbackGroups(4).groups, stage, 1, 6, { save: { 3: dir } });
-    t.equal(readFileSync(join(dir, 'latest'), 'utf8').trim(), 'step_3');
-    t.same(readdirSync(join(dir, 'step_3')).sort(), [
+    t.equal(readFileSync(join(dir, 'latest'), 'utf8').trim(), 'step_3/gen_1');
+    t.same(readdirSync(join(dir, 'step_3', 'gen_1')).sort(), [
       'manifest.json',
       'rank-00000-of-00004.bin',
       'rank-00001-of-00004.bin',
@@ -144,10 +145,10 @@ t.test('a rank dying mid-save leaves no checkpoint that loads; latest stays on t
     }
   });
   for (const r of [0, 1, 3]) t.match(results[r], /timed out/, `rank ${r}'s save failed instead of hanging`);
-  t.equal(readFileSync(join(dir, 'latest'), 'utf8').trim(), 'step_1');
-  t.notOk(existsSync(join(dir, 'step_2', 'manifest.json')), 'the half-written step has no manifest');
+  t.equal(readFileSync(join(dir, 'latest'), 'utf8').trim(), 'step_1/gen_1');
+  t.notOk(existsSync(join(dir, 'step_2', 'gen_1', 'manifest.json')), 'the half-written step has no manifest');
   t.equal(
-    readdirSync(join(dir, 'step_2')).filter((f) => f.endsWith('.bin')).length,
+    readdirSync(join(dir, 'step_2', 'gen_1')).filter((f) => f.endsWith('.bin')).length,
     4,
     'though every rank wrote its file',
   );
@@ -157,7 +158,7 @@ t.test('a rank dying mid-save leaves no checkpoint that loads; latest stays on t
     return { from, step: opt.stepCount };
   });
   t.equal(loaded[0].step, 1);
-  t.match(loaded[0].from, /step_1$/);
+  t.match(loaded[0].from, /step_1\/gen_1$/);
   const direct = await onEveryRank(createLoopbackGroups(1).groups, async (group) => {
     const opt = new ShardedAdam(new Float32Array(N), { group });
     return opt.load(join(dir, 'step_2')).then(
@@ -172,7 +173,7 @@ t.test('a rank dying mid-save leaves no checkpoint that loads; latest stays on t
 t.test('missing, truncated or corrupted shards: a clear error naming the file, on every rank', async (t) => {
   const dir = tempRoot();
   await train(createLoopbackGroups(3).groups, 1, 1, 2, { save: { 2: dir } });
-  const shard = join(dir, 'step_2', 'rank-00001-of-00003.bin');
+  const shard = join(dir, 'step_2', 'gen_1', 'rank-00001-of-00003.bin');
   const pristine = readFileSync(shard);
   const untouched: boolean[] = [];
   const attempt = async () =>
@@ -221,7 +222,7 @@ t.test('missing, truncated or corrupted shards: a clear error naming the file, o
   }
   writeFileSync(shard, pristine);
   t.same(await attempt(), [undefined, undefined, undefined], 'the repaired checkpoint loads');
-  writeFileSync(join(dir, 'step_2', 'manifest.json'), '{ not json');
+  writeFileSync(join(dir, 'step_2', 'gen_1', 'manifest.json'), '{ not json');
   const bad = await attempt();
   t.match(bad[0]!.message, /manifest\.json: not valid JSON/);
 });
@@ -243,4 +244,52 @@ t.test('a checkpoint of another model is refused', async (t) => {
     ),
   );
   t.match(none!.message, /latest: no checkpoint here/);
+});
+
+t.test('re-saving the step latest names writes a new generation beside it, then removes the old one', async (t) => {
+  const dir = tempRoot();
+  const first = await train(createLoopbackGroups(2).groups, 2, 1, 2, { save: { 2: dir } });
+  t.equal(readFileSync(join(dir, 'latest'), 'utf8').trim(), 'step_2/gen_1');
+  const again = await onEveryRank(createLoopbackGroups(2).groups, async (group) => {
+    const opt = new ShardedAdam(new Float32Array(N), { group, stage: 2, ...opts });
+    await opt.load(dir);
+    return opt.save(dir);
+  });
+  t.match(again[0], /step_2\/gen_2$/, 'save returns the new generation');
+  t.equal(readFileSync(join(dir, 'latest'), 'utf8').trim(), 'step_2/gen_2');
+  t.same(readdirSync(join(dir, 'step_2')), ['gen_2'], 'the replaced generation is gone once the new one is committed');
+  const [params] = await onEveryRank(createLoopbackGroups(1).groups, async (group) => {
+    const p = new Float32Array(N);
+    await new ShardedAdam(p, { group, stage: 2, ...opts }).load(join(dir, 'step_2'));
+    return p;
+  });
+  t.same(params, first[0].params, 'step_2/ means its committed generation');
+});
+
+t.test('the older layout (files in step_N/, latest naming step_N) loads, and re-saving it replaces it', async (t) => {
+  const dir = tempRoot();
+  const first = await train(createLoopbackGroups(2).groups, 1, 1, 3, { save: { 3: dir } });
+  // the layout earlier versions wrote
+  for (const f of readdirSync(join(dir, 'step_3', 'gen_1')))
+    renameSync(join(dir, 'step_3', 'gen_1', f), join(dir, 'step_3', f));
+  rmSync(join(dir, 'step_3', 'gen_1'), { recursive: true });
+  writeFileSync(join(dir, 'latest'), 'step_3\n');
+  const load = (from: string) =>
+    onEveryRank(createLoopbackGroups(3).groups, async (group) => {
+      const p = new Float32Array(N);
+      const opt = new ShardedAdam(p, { group, stage: 1, ...opts });
+      const at = await opt.load(from);
+      return { p, at, opt };
+    });
+  for (const from of [dir, join(dir, 'step_3')]) {
+    const loaded = await load(from);
+    t.same(loaded[0].p, first[0].params, `${from} loads`);
+    t.match(loaded[0].at, /step_3$/);
+  }
+  const loaded = await load(dir);
+  await Promise.all(loaded.map((l) => l.opt.save(dir)));
+  t.equal(readFileSync(join(dir, 'latest'), 'utf8').trim(), 'step_3/gen_1');
+  t.same(readdirSync(join(dir, 'step_3')), ['gen_1'], 'the older files are removed after the commit');
+  const reloaded = await load(dir);
+  t.same(reloaded[0].p, first[0].params);
 });
