@@ -242,7 +242,7 @@ function build({ entry, what }) {
     '  e = __cache[id] = Object.create(null);',
     '  try {',
     '    const url = new URL(id, __base).href;',
-    '    __compile(id, url)(e, url, __req, __dyn, __require, __ext, __star, __import);',
+    '    __compile(id)(e, url, __req, __dyn, __require, __ext, __star, __import);',
     '  } catch (err) {',
     '    delete __cache[id];',
     '    throw err;',
@@ -259,21 +259,61 @@ function build({ entry, what }) {
     'function __import(spec) {',
     '  return import(spec);',
     '}',
-    // Sources stay strings until a module is first needed: V8 scans a string literal far faster than it
-    // parses the functions of the ~100 modules, about half of which a launch never runs.
-    'function __compile(id, url) {',
-    "  return new Function('__exports', '__meta_url', '__req', '__dyn', '__require', '__ext', '__star', '__import', __src[id] + '\\n//# sourceURL=' + url);",
+    'let __factories;',
+    'function __compile(id) {',
+    '  __factories ??= __loadFactories();',
+    '  return __factories[id];',
+    '}',
+    // Every module's factory is one script (kept as a string: loading the bundle only scans it), compiled
+    // on the first __req with V8's code cache: the bytecode, written beside the bundle by the first process
+    // that had none (at its exit, so it holds every function that process ran). Its first line names the
+    // Node binary and the bundle it was made for; V8 rejects a cache from another V8 or other flags itself.
+    '/** How this process compiled the bundle: "used" a code cache, "produced" one, or "none". */',
+    "export let codeCache = 'none';",
+    'function __loadFactories() {',
+    "  const fs = __require('node:fs');",
+    "  const vm = __require('node:vm');",
+    "  const file = __require('node:url').fileURLToPath(import.meta.url);",
+    "  if (process.env.DTRAIN_NO_CODE_CACHE === '1')",
+    '    return new vm.Script(__code, { filename: file }).runInThisContext();',
+    "  const cacheFile = file.replace(/\\.js$/, '.v8cache');",
+    '  let tag = null;',
+    '  let cachedData;',
+    '  try {',
+    '    const st = fs.statSync(file);',
+    '    tag = `${process.version} ${process.arch} ${st.size} ${st.mtimeMs}`;',
+    '    const buf = fs.readFileSync(cacheFile);',
+    '    const nl = buf.indexOf(10);',
+    "    if (nl > 0 && buf.toString('latin1', 0, nl) === tag) cachedData = buf.subarray(nl + 1);",
+    '  } catch {',
+    '    // no cache yet',
+    '  }',
+    '  const script = new vm.Script(__code, { filename: file, cachedData });',
+    "  if (cachedData && !script.cachedDataRejected) codeCache = 'used';",
+    '  else if (tag) {',
+    "    codeCache = 'produced';",
+    "    process.once('exit', () => {",
+    '      const tmp = `${cacheFile}.${process.pid}.tmp`;',
+    '      try {',
+    "        fs.writeFileSync(tmp, Buffer.concat([Buffer.from(tag + '\\n', 'latin1'), script.createCachedData()]));",
+    '        fs.renameSync(tmp, cacheFile);',
+    '      } catch {',
+    "        fs.rmSync(tmp, { force: true }); // a read-only install: every start compiles",
+    '      }',
+    '    });',
+    '  }',
+    '  return script.runInThisContext();',
     '}',
     `/** Resolves to ${what}. */`,
     `export function loadMain() { return __dyn(${JSON.stringify(entry)}); }`,
     '/** Any bundled module by its path in dist/ (tests compare each with the module tsc built). */',
     'export function loadModule(id) { return __dyn(id); }',
     `export const moduleIds = ${JSON.stringify([...mods.keys()])};`,
-    'const __src = {',
   ];
-  // "use strict": module code is strict, a Function body is not unless it says so
-  for (const [id, m] of mods) out.push(`${JSON.stringify(id)}: ${JSON.stringify('"use strict";\n' + m.body)},`);
-  out.push('};', '');
+  const params = '__exports, __meta_url, __req, __dyn, __require, __ext, __star, __import';
+  const factory = ([id, m]) => `${JSON.stringify(id)}: function (${params}) {"use strict";\n${m.body}}`;
+  const factories = [...mods].map(factory);
+  out.push(`const __code = ${JSON.stringify(`({\n${factories.join(',\n')}\n})`)};`, '');
   const inputs = Object.fromEntries([...mods].map(([id, m]) => [id, m.mtime]));
   return { code: out.join('\n'), inputs, count: mods.size };
 }
