@@ -15,15 +15,6 @@
       "type": "executable",
       "sources": ["addon/src/process/exec-wrapper.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
-    },
-    {
-      "target_name": "dtrain-agent",
-      "type": "executable",
-      "sources": ["<!@(node scripts/build/list-sources.js addon/agent)", "addon/src/collectives/sha256.cc", "addon/src/store_client/frame.cc"],
-      "include_dirs": ["addon/src"],
-      "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]
 }

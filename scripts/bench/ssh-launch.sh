@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Launch latency over SSH on 8 local sshd hosts (network namespaces): `dtrain launch` of a job whose workers
-# are `node -e 0` (one per host: controller, store, ssh2 connections, the native agent per host,
-# supervision, teardown) against `pdsh -R ssh -w <hosts> node -e 0` (Debian's pdsh driving the OpenSSH client
-# with the same key, known_hosts and strict checking). Two more lines show where dtrain's time goes: the same
-# launch with the Node agent on every host (DTRAIN_SSH_AGENT=node), and the SSH spawner alone (connections +
-# a Node agent stub running `node -e 0`). hyperfine times all four end to end in one
-# run; the script prints the means and the ratio dtrain launch / pdsh (below 1: dtrain is faster), and the CPU
-# time the whole machine spent per run of each.
+# Launch latency over SSH on N local sshd hosts (network namespaces): `dtrain launch` of a job whose workers
+# are `node -e 0` (one per host: controller, store, ssh2 connections, a Node agent per host, supervision,
+# teardown) against `pdsh -R ssh -w <hosts> node -e 0` (Debian's pdsh driving the OpenSSH client with the
+# same key, known_hosts and strict checking). A third line shows where dtrain's time goes: the SSH spawner
+# alone (connections + a Node agent stub running `node -e 0`). hyperfine times all three end to end in one
+# run; the script prints the means and the ratio dtrain launch / pdsh (information: all hosts share this
+# machine's cores, so every host's Node agent adds up here, where real clusters pay it in parallel).
+# What matters at scale, each against OpenSSH in the same run:
+#   - the controller's CPU per host: `dtrain launch`'s own process (its children included, none remote)
+#     against pdsh's (its ssh clients included), divided by the host count;
+#   - the latency from SSH connect to a ready agent on one host (ssh-ready-driver.mjs) against
+#     `ssh host node -e 0`;
+# and the CPU time the whole machine spent per run of each.
 #
 # It measures twice, on two testbeds:
 #   login as this machine has it: each SSH session runs root's ~/.bashrc. All hosts share this machine's
@@ -47,6 +52,17 @@ cpu_ms() {
   echo $((total * 1000 / hz / 5))
 }
 
+# CPU of the command's own process tree (it and the children it waited for), mean of 5 runs, from
+# /usr/bin/time: for dtrain launch that is the controller alone (the agents run under the hosts' sshd).
+own_cpu_ms() {
+  local total=0 i u s
+  for i in 1 2 3 4 5; do
+    read -r u s < <(/usr/bin/time -f '%U %S' "$@" 2>&1 >/dev/null | tail -1)
+    total=$(awk -v t="$total" -v u="$u" -v s="$s" 'BEGIN { print t + (u + s) * 1000 }')
+  done
+  awk -v t="$total" 'BEGIN { printf "%d", t / 5 }'
+}
+
 # measure <label> [netns-hosts.sh flags]
 measure() {
   local label=$1
@@ -56,46 +72,46 @@ measure() {
   export PDSH_SSH_ARGS="-F $bed/ssh_config -x -l%u %h"
   local pdsh_cmd="pdsh -R ssh -f 32 -w $names node -e 0"
   local spawner_cmd="node scripts/bench/ssh-launch-driver.mjs $bed/testbed.json $agent"
+  # No ssh.remote_dtrain: the hosts share this filesystem, so each finds this bin/dtrain by its own path.
   {
     echo "name: ssh-bench"
     echo "workdir: $out"
     echo "entrypoint: [$(command -v node), -e, '0']"
     echo "logs: {dir: $out/logs, tee: false}"
-    echo "ssh: {user: root, identity_file: $bed/id_ed25519, known_hosts: $bed/known_hosts, remote_dtrain: $PWD/bin/dtrain}"
+    echo "ssh: {user: root, identity_file: $bed/id_ed25519, known_hosts: $bed/known_hosts}"
     echo "nodes:"
     node -e 'for (const h of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).hosts) console.log(`  - {host: "${h.address}", slots: 1}`)' "$bed/testbed.json"
   } >"$out/job.yaml"
   local launch_cmd="$PWD/bin/dtrain launch $out/job.yaml"
-  local node_agent_cmd="env DTRAIN_SSH_AGENT=node $launch_cmd"
   # Each must work before it is timed.
   $pdsh_cmd >/dev/null
   $spawner_cmd
   $launch_cmd 2>/dev/null
-  $node_agent_cmd 2>/dev/null
 
   echo "== $label" >&2
   hyperfine -N --warmup 2 --runs "$runs" --export-json "$out/result.json" \
     -n "pdsh -R ssh ($hosts hosts, node -e 0)" "$pdsh_cmd" \
     -n "dtrain launch ($hosts hosts, one node -e 0 worker each)" "$launch_cmd" \
-    -n "dtrain launch, Node agent ($hosts hosts, DTRAIN_SSH_AGENT=node)" "$node_agent_cmd" \
     -n "dtrain ssh spawner alone ($hosts hosts, agent stub + node -e 0)" "$spawner_cmd" >&2
-  local cpu_pdsh cpu_launch cpu_node_agent
+  local cpu_pdsh cpu_launch own_pdsh own_launch
   cpu_pdsh=$(cpu_ms $pdsh_cmd)
   cpu_launch=$(cpu_ms $launch_cmd)
-  cpu_node_agent=$(cpu_ms $node_agent_cmd)
+  own_pdsh=$(own_cpu_ms $pdsh_cmd)
+  own_launch=$(own_cpu_ms $launch_cmd)
 
   echo "== $label"
-  echo "CPU per run, all processes on this machine ($(nproc) cores): pdsh ${cpu_pdsh} ms, dtrain launch ${cpu_launch} ms, with the Node agent ${cpu_node_agent} ms"
+  echo "CPU per run, all processes on this machine ($(nproc) cores): pdsh ${cpu_pdsh} ms, dtrain launch ${cpu_launch} ms"
+  echo "controller CPU per host (5 runs): dtrain launch $((own_launch / hosts)) ms (${own_launch} ms in all)," \
+    "pdsh + its ssh clients $((own_pdsh / hosts)) ms (${own_pdsh} ms in all)"
+  node scripts/bench/ssh-ready-driver.mjs "$bed/testbed.json" "$PWD/bin/dtrain" "$runs"
   node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).results;
-  const [p, d, n, s] = r;
+  const [p, d, s] = r;
   const ms = (x) => (x * 1000).toFixed(1);
   console.log(`pdsh -R ssh                   ${ms(p.mean)} ms ± ${ms(p.stddev)} (median ${ms(p.median)})`);
   console.log(`dtrain launch                 ${ms(d.mean)} ms ± ${ms(d.stddev)} (median ${ms(d.median)})`);
-  console.log(`dtrain launch, Node agent     ${ms(n.mean)} ms ± ${ms(n.stddev)} (median ${ms(n.median)})`);
   console.log(`dtrain spawner alone          ${ms(s.mean)} ms ± ${ms(s.stddev)} (median ${ms(s.median)})`);
   console.log(`ratio dtrain launch / pdsh (mean) ${(d.mean / p.mean).toFixed(2)}, (median) ${(d.median / p.median).toFixed(2)}`);
-  console.log(`ratio with the Node agent / pdsh (mean) ${(n.mean / p.mean).toFixed(2)}, (median) ${(n.median / p.median).toFixed(2)}`);
   ' "$out/result.json"
 }
 

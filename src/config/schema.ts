@@ -261,10 +261,11 @@ export const configSchema = {
         connect_timeout: { $ref: '#/$defs/duration', default: '10s' },
         concurrency: { description: 'Nodes contacted at once.', ...positiveInt, default: 32 },
         remote_dtrain: {
-          description: 'dtrain command on the remote nodes.',
+          description:
+            "dtrain command on the remote nodes. Default: this dtrain's own path where it exists there, " +
+            'else dtrain on their PATH.',
           type: 'string',
           minLength: 1,
-          default: 'dtrain',
         },
         forward_env: {
           description: 'Launcher environment variables (glob patterns) passed to remote workers.',

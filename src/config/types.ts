@@ -36,7 +36,7 @@ export interface RawSsh {
   strict_host_key_checking: 'yes' | 'accept-new' | 'no';
   connect_timeout: Duration;
   concurrency: number;
-  remote_dtrain: string;
+  remote_dtrain?: string;
   forward_env: string[];
   prelude?: string;
 }

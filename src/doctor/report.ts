@@ -3,8 +3,7 @@
  * could crash (the CUDA driver) runs in a child process.
  */
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { addonPath, loadAddon } from '../runtime/addon.js';
 import { autoBackend, probeCuda, type CudaProbe } from '../runtime/device/cuda-part.js';
 import { packageVersion } from '../util/version.js';
 
@@ -12,8 +11,6 @@ export interface DoctorReport {
   version: string;
   node: string;
   addon: { loaded: boolean; path: string; error?: string };
-  /** the agent an SSH launch runs on this machine as a node: native where it is built and current */
-  ssh_agent: { kind: 'native' | 'node'; path: string; reason?: string };
   cuda: {
     built: boolean;
     archs: string[];
@@ -29,19 +26,6 @@ export interface DoctorReport {
   backend: { auto: 'cpu' | 'nccl'; reason: string };
 }
 
-const addonPath = fileURLToPath(new URL('../../build/Release/dtrain_native.node', import.meta.url));
-const nativeAgentPath = fileURLToPath(new URL('../../build/Release/dtrain-agent', import.meta.url));
-
-/** What the remote script decides here (ssh/remote-command.ts): the native agent when `--check` says yes. */
-function sshAgent(): DoctorReport['ssh_agent'] {
-  const r = spawnSync(nativeAgentPath, ['--check'], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
-  if (r.status === 0) return { kind: 'native', path: nativeAgentPath };
-  const reason = r.error
-    ? `${nativeAgentPath}: ${(r.error as NodeJS.ErrnoException).code}`
-    : r.stderr.trim().replace(/^dtrain-agent: /, '') || `exit ${r.status}`;
-  return { kind: 'node', path: nativeAgentPath, reason };
-}
-
 function which(tool: string): string | null {
   const r = spawnSync('sh', ['-c', `command -v -- "$1"`, 'sh', tool], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : null;
@@ -53,11 +37,11 @@ function cudaVersionString(code: number): string {
 }
 
 export function runDoctor(): DoctorReport {
-  let addon: DoctorReport['addon'] = { loaded: true, path: addonPath };
+  let addon: DoctorReport['addon'] = { loaded: true, path: addonPath() };
   try {
-    createRequire(import.meta.url)(addonPath);
+    loadAddon();
   } catch (err) {
-    addon = { loaded: false, path: addonPath, error: (err as Error).message.split('\n')[0] };
+    addon = { loaded: false, path: addonPath(), error: (err as Error).message.split('\n')[0] };
   }
   const probe = probeCuda();
   const auto = autoBackend(probe);
@@ -65,7 +49,6 @@ export function runDoctor(): DoctorReport {
     version: packageVersion(),
     node: process.version,
     addon,
-    ssh_agent: sshAgent(),
     cuda: {
       built: probe.built.built,
       archs: probe.built.archs ?? [],
@@ -96,14 +79,8 @@ export function renderDoctor(r: DoctorReport): string {
   const lines = [
     `dtrain ${r.version} on Node ${r.node}`,
     `addon          ${r.addon.loaded ? 'loaded' : `NOT loaded: ${r.addon.error}`} (${r.addon.path})`,
-    `ssh agent      ${r.ssh_agent.kind === 'native' ? `native (${r.ssh_agent.path})` : 'node '}` +
-      `${r.ssh_agent.kind === 'native' ? '' : `(the native one: ${r.ssh_agent.reason})`}`,
-    `cuda part      built: ${yes(r.cuda.built)}` +
-      `${r.cuda.built ? ` (CUDA ${r.cuda.cuda_version}, ${r.cuda.archs.join(' ')})` : ` (${r.cuda.reason})`}`,
-    `driver         ${r.cuda.driver.found ? `CUDA ${r.cuda.driver.version}` : 'none'}` +
-      (r.cuda.driver.found && r.cuda.driver.new_enough === false
-        ? ' — older than the CUDA the part was built with'
-        : ''),
+    `cuda part      built: ${yes(r.cuda.built)}${r.cuda.built ? ` (CUDA ${r.cuda.cuda_version}, ${r.cuda.archs.join(' ')})` : ` (${r.cuda.reason})`}`,
+    `driver         ${r.cuda.driver.found ? `CUDA ${r.cuda.driver.version}${r.cuda.driver.new_enough === false ? ' — older than the CUDA the part was built with' : ''}` : 'none'}`,
     `gpus           ${r.cuda.devices.length ? r.cuda.devices.join(', ') : `none (${r.cuda.error ?? 'not probed'})`}`,
     `nccl           ${r.nccl.found ? `${r.nccl.version} (${r.nccl.path})` : `not found: ${r.nccl.reason}`}`,
     ...Object.entries(r.tools).map(([k, v]) => `${k.padEnd(15)}${v ?? 'not found'}`),

@@ -1,8 +1,8 @@
 /**
  * The agent ↔ controller contract: the one place it is written down. Local, SSH and Slurm spawners all
- * start an agent that keeps it and talk to it only through what is described here: the Node agent
- * (src/launch/agent.ts), or on SSH hosts its native twin (addon/agent/, build/Release/dtrain-agent) when
- * built there. test/integration/launch/agent-stdio.test.ts checks both against the same expectations.
+ * start the one agent (src/launch/agent.ts) and talk to it only through what is described here.
+ * test/integration/launch/agent-stdio.test.ts holds it to this contract at the protocol level (stdin,
+ * stdout, store), so any other agent could be held to the same expectations.
  *
  * ## Starting an agent
  * In-process (the controller's own node): `runAgent(spec, io)` from src/launch/agent-process.ts, or the

@@ -4,8 +4,7 @@
  * is a child subreaper when the addon is available).
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { loadAddon } from '../runtime/addon.js';
 
 function parentOf(pid: number): number {
   try {
@@ -84,8 +83,7 @@ let addon: ProcessAddon | null | undefined;
 export function processAddon(): ProcessAddon['process'] | null {
   if (addon === undefined) {
     try {
-      const path = fileURLToPath(new URL('../../build/Release/dtrain_native.node', import.meta.url));
-      addon = createRequire(import.meta.url)(path) as ProcessAddon;
+      addon = loadAddon();
     } catch {
       addon = null;
     }

@@ -1,12 +1,8 @@
 /**
- * Loads the native addon (build/Release/dtrain_native.node) once and gives typed access to its
- * collectives part (addon/src/collectives/init.cc). Loaded lazily: importing 'dtrain' works without a
- * built addon until init() needs it.
+ * Typed access to the native addon's collectives part (addon/src/collectives/init.cc), loaded by
+ * addon.ts. Lazily: importing 'dtrain' works without a built addon until init() needs it.
  */
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { addonPath, loadAddon } from './addon.js';
 import type { HostBuffer } from './types.js';
 
 /** The wire codes the addon uses (addon/src/collectives/dtype.h). */
@@ -68,21 +64,10 @@ export interface CollectivesNative {
 
 let cached: CollectivesNative | undefined;
 
-/**
- * DTRAIN_ADDON names another build (a debug or sanitizer build); else two levels up from src/runtime
- * (tests) and dist/runtime (built) is the package root.
- */
-export function addonPath(): string {
-  if (process.env.DTRAIN_ADDON) return process.env.DTRAIN_ADDON;
-  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'Release', 'dtrain_native.node');
-}
-
 export function collectivesNative(): CollectivesNative {
   if (cached) return cached;
-  const path = addonPath();
-  if (!existsSync(path)) throw new Error(`dtrain native addon not built (${path}): run npm run build:addon`);
-  const addon = createRequire(import.meta.url)(path) as { collectives?: CollectivesNative };
-  if (!addon.collectives) throw new Error(`${path} has no collectives: rebuild it with npm run build:addon`);
+  const addon = loadAddon() as { collectives?: CollectivesNative };
+  if (!addon.collectives) throw new Error(`${addonPath()} has no collectives: rebuild it with npm run build:addon`);
   cached = addon.collectives;
   return cached;
 }

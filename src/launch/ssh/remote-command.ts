@@ -10,12 +10,12 @@
  * the agent's part of the stream is intact. The prelude runs with stdin from /dev/null (it must not eat the
  * agent's input) and stdout sent to stderr (module systems print there; stdout is the agent's channel).
  *
- * The agent is the native one (build/Release/dtrain-agent next to the dtrain that `D` names, symbolic
- * links followed) when the header asks for it and `dtrain-agent --check` says it runs there and is current
- * (built from the sources beside it, its dtrain-exec too), the Node agent otherwise: both keep
- * the same contract (agent-contract.ts), and the native one costs a few ms of CPU per host instead of ~60.
- * `node` must be on PATH either way: the workers and the GPU probe need it.
+ * The agent is `node <dtrain> agent --stdio`. `<dtrain>` is ssh.remote_dtrain (`D`) when set; else the
+ * controller's own bin/dtrain (`L`) where that path exists on the host (a shared or identical install),
+ * else `dtrain` on the host's PATH.
  */
+
+import { fileURLToPath } from 'node:url';
 
 /** Exit codes of the script itself, chosen above what a shell or node use, so the spawner can name the cause. */
 export const RemoteExit = {
@@ -35,17 +35,15 @@ const script = [
   'eval "$h"',
   // An `exit` inside the prelude ends this shell: the EXIT trap says so (the spawner shows that line).
   `trap "echo ${preludeExitMarker} >&2" EXIT`,
-  `if [ -n "$P" ]; then { eval "$P"; } </dev/null >&2 || { echo "dtrain-remote: prelude failed (exit $?)" ` +
-    `>&2; trap - EXIT; exit ${RemoteExit.preludeFailed}; }; fi`,
+  `if [ -n "$P" ]; then { eval "$P"; } </dev/null >&2 || { echo "dtrain-remote: prelude failed (exit $?)" >&2; trap - EXIT; exit ${RemoteExit.preludeFailed}; }; fi`,
   'trap - EXIT',
   `cd "$W" 2>/dev/null || { echo "dtrain-remote: workdir $W does not exist" >&2; exit ${RemoteExit.workdirMissing}; }`,
-  `N=$(command -v node) || { echo "dtrain-remote: node not found on PATH ($PATH)" >&2; exit ` +
-    `${RemoteExit.nodeMissing}; }`,
-  `case "$D" in */*) [ -f "$D" ] || D= ;; *) D=$(command -v "$D") || D= ;; esac`,
-  `[ -n "$D" ] || { echo "dtrain-remote: dtrain not found" >&2; exit ${RemoteExit.dtrainMissing}; }`,
-  'if [ "$A" = native ]; then R=$(readlink -f "$D" 2>/dev/null) && R=${R%/bin/*}/build/Release/dtrain-agent ' +
-    '&& [ -x "$R" ] && "$R" --check </dev/null >/dev/null 2>&1 && exec "$R" --stdio --node "$N"; fi',
-  'exec "$N" "$D" agent --stdio',
+  `N=$(command -v node) || { echo "dtrain-remote: node not found on PATH ($PATH)" >&2; exit ${RemoteExit.nodeMissing}; }`,
+  'if [ -n "$D" ]; then S=$D; elif [ -f "$L" ]; then S=$L; else S=dtrain; fi',
+  'X=; case "$S" in */*) [ -f "$S" ] && X=$S ;; *) X=$(command -v "$S") ;; esac',
+  'E="dtrain not found: neither $L nor dtrain on PATH ($PATH)"; [ -z "$D" ] || E="dtrain not found at $D"',
+  `[ -n "$X" ] || { echo "dtrain-remote: $E" >&2; exit ${RemoteExit.dtrainMissing}; }`,
+  'exec "$N" "$X" agent --stdio',
 ].join('; ');
 
 /** The exact command string sent in the SSH exec request. */
@@ -55,16 +53,14 @@ export interface RemoteLaunch {
   /** shell snippet run before the agent (ssh.prelude); empty for none */
   prelude: string;
   workdir: string;
-  /** path of bin/dtrain on the host, or a name looked up on its PATH */
+  /** ssh.remote_dtrain: path of bin/dtrain on the host, or a name looked up on its PATH; empty for the default */
   dtrain: string;
-  /** which agent to run: the native one where it is built (else Node's), or always Node's */
-  agent: 'native' | 'node';
+  /** the controller's own bin/dtrain, tried on the host when `dtrain` is empty (default: this install's) */
+  local?: string;
 }
 
-/** DTRAIN_SSH_AGENT=node runs the Node agent on every host (to compare, or to work around the native one). */
-export function agentKind(env: NodeJS.ProcessEnv = process.env): RemoteLaunch['agent'] {
-  return env.DTRAIN_SSH_AGENT === 'node' ? 'node' : 'native';
-}
+/** This install's bin/dtrain (import.meta.url is dist/launch/ssh/, in the bundles too). */
+export const ownDtrain = fileURLToPath(new URL('../../../bin/dtrain', import.meta.url));
 
 /** POSIX single quotes, with newlines spelled `$nl` so the header stays one line. */
 export function shellQuote(value: string): string {
@@ -73,10 +69,10 @@ export function shellQuote(value: string): string {
 
 /** The first stdin line the script reads. */
 export function encodeHeader(launch: RemoteLaunch): string {
-  return (
-    `P=${shellQuote(launch.prelude)}; W=${shellQuote(launch.workdir)}; D=${shellQuote(launch.dtrain)}; ` +
-    `A=${launch.agent}\n`
-  );
+  const values = { P: launch.prelude, W: launch.workdir, D: launch.dtrain, L: launch.local ?? ownDtrain };
+  return `${Object.entries(values)
+    .map(([name, value]) => `${name}=${shellQuote(value)}`)
+    .join('; ')}\n`;
 }
 
 for (const forbidden of ["'", '!', '\\', '\n']) {

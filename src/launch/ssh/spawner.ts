@@ -16,7 +16,7 @@ import { connect, JumpPool, type SshConnection } from './connect.js';
 import { KnownHostsFile } from './known-hosts.js';
 import { HandshakeLimits } from './limiter.js';
 import type { PreDials } from './pre-dial.js';
-import { agentKind, type RemoteLaunch } from './remote-command.js';
+import type { RemoteLaunch } from './remote-command.js';
 import { loadUserSshConfig } from './ssh-config.js';
 import { forwardStore, type StoreEndpoint } from './store-forward.js';
 import { resolveTarget, type SshSettings, type SshTarget } from './target.js';
@@ -90,8 +90,7 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
   const launch: RemoteLaunch = {
     prelude: req.settings.prelude ?? '',
     workdir: req.workdir,
-    dtrain: req.settings.remote_dtrain ?? 'dtrain',
-    agent: agentKind(),
+    dtrain: req.settings.remote_dtrain ?? '',
   };
   const opened: SshConnection[] = [];
   const jumps = new JumpPool();

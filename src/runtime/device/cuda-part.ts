@@ -5,12 +5,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { loadAddon } from '../addon.js';
 
 const buildDir = fileURLToPath(new URL('../../../build-cuda/', import.meta.url));
 export const cudaPartPath = buildDir + 'libdtrain_cuda.so';
-const addonPath = fileURLToPath(new URL('../../../build/Release/dtrain_native.node', import.meta.url));
 
 export interface CudaBuildInfo {
   built: boolean;
@@ -62,7 +61,7 @@ let native: NativeCuda | undefined;
 /** Opens the CUDA part in this process (throws with the loader's reason when it cannot). */
 export function loadCudaPart(): NativeCuda {
   if (native) return native;
-  const addon = createRequire(import.meta.url)(addonPath) as { cuda: NativeCuda };
+  const addon = loadAddon() as { cuda: NativeCuda };
   const info = cudaBuildInfo();
   if (!info.built) throw new Error(`the CUDA part is not built: ${info.reason}`);
   addon.cuda.load(cudaPartPath);

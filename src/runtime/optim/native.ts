@@ -2,10 +2,7 @@
  * The optimizer's view of the native addon (addon/src/optim/init.cc): typed signatures of its kernels.
  * Loaded lazily so importing the runtime does not require a built addon until an optimizer is made.
  */
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { addonPath, loadAddon } from '../addon.js';
 
 export type KernelDType = 'float32' | 'bfloat16' | 'float16';
 export type SimdPath = 'auto' | 'scalar' | 'avx2';
@@ -49,18 +46,10 @@ export interface OptimNative {
 
 let cached: OptimNative | undefined;
 
-/** Three levels up from src/runtime/optim (tests) and dist/runtime/optim (built) is the package root. */
-function addonPath(): string {
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-  return join(root, 'build', 'Release', 'dtrain_native.node');
-}
-
 export function optimNative(): OptimNative {
   if (cached) return cached;
-  const path = addonPath();
-  if (!existsSync(path)) throw new Error(`dtrain native addon not built (${path}): run npm run build:addon`);
-  const addon = createRequire(import.meta.url)(path) as Partial<OptimNative>;
-  if (typeof addon.adamwStep !== 'function') throw new Error(`${path} has no optimizer kernels: rebuild it`);
+  const addon = loadAddon() as Partial<OptimNative>;
+  if (typeof addon.adamwStep !== 'function') throw new Error(`${addonPath()} has no optimizer kernels: rebuild it`);
   cached = addon as OptimNative;
   return cached;
 }

@@ -1,24 +1,14 @@
-// The agent process as remote spawners use it, for both agents that keep the contract (agent-contract.ts):
-// `dtrain agent --stdio` (Node) and build/Release/dtrain-agent (native, what SSH hosts run when it is
-// built). Hello, spec on stdin, control through the store, output records on stdout, workers' store
-// through the proxy, stop/kill/restart, failure reports, the GPU probe; stdin EOF (controller gone)
-// kills every worker. Every check runs against both, so the two cannot drift apart unseen.
-import { spawn, spawnSync } from 'node:child_process';
+// The agent process as remote spawners use it (`dtrain agent --stdio`), held to the contract
+// (agent-contract.ts) at the protocol level only: hello, spec on stdin, control through the store, output
+// records on stdout, workers' store through the proxy, stop/kill/restart, failure reports, the GPU probe;
+// stdin EOF (controller gone) kills every worker. Any other agent can be held to it by changing `argv`.
+import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  rmSync,
-  utimesSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import type { AgentEvent, AgentSpec } from '../../../src/launch/agent-contract.js';
 import { backendKeys } from '../../../src/launch/backend.js';
 import { StoreControl } from '../../../src/launch/store-node.js';
@@ -27,11 +17,7 @@ import { packageVersion } from '../../../src/util/version.js';
 import { alive, built, dtrainBin, fixtures, root, tempDir, waitFor } from '../../helpers/launch.js';
 
 const skip = !built() && 'run npx tsc -p . first';
-const nativeAgent = join(root, 'build/Release/dtrain-agent');
-const agents: { name: string; argv: string[] }[] = [
-  { name: 'node', argv: [process.execPath, dtrainBin, 'agent', '--stdio'] },
-  { name: 'native', argv: [nativeAgent, '--stdio', '--node', process.execPath] },
-];
+const argv = [process.execPath, dtrainBin, 'agent', '--stdio'];
 
 function spec(
   dir: string,
@@ -77,7 +63,7 @@ function spec(
 }
 
 /** A store and the controller's side of it (StoreControl), collecting the agents' events; closed at teardown. */
-async function controller(t: Test) {
+async function controller(t: { teardown(fn: () => void): void }) {
   const jobKey = randomBytes(32);
   const store = await StoreServer.start({ jobKey });
   t.teardown(() => store.close());
@@ -96,120 +82,115 @@ type Exit = Extract<AgentEvent, { type: 'exit' }>;
 const exitsOf = (events: AgentEvent[], attempt = 0) =>
   events.filter((e): e is Exit => e.type === 'exit' && e.attempt === attempt).sort((a, b) => a.rank - b.rank);
 
-for (const agentKind of agents) {
-  const argv = agentKind.argv;
-  const kindSkip = skip || (agentKind.name === 'native' && !existsSync(nativeAgent) && 'run npm run build:addon first');
+async function startAgent(t: { teardown(fn: () => void): void }, s: AgentSpec, env: NodeJS.ProcessEnv = process.env) {
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env });
+  t.teardown(() => child.kill('SIGKILL'));
+  const lines = createInterface({ input: child.stdout });
+  const records: { type: string; [k: string]: unknown }[] = [];
+  lines.on('line', (l) => records.push(JSON.parse(l)));
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdin.write(JSON.stringify({ type: 'hello', version: packageVersion() }) + '\n');
+  child.stdin.write(JSON.stringify(s) + '\n');
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, records, exited, stderr: () => stderr };
+}
 
-  async function startAgent(t: { teardown(fn: () => void): void }, s: AgentSpec, env: NodeJS.ProcessEnv = process.env) {
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env });
-    t.teardown(() => child.kill('SIGKILL'));
-    const lines = createInterface({ input: child.stdout });
-    const records: { type: string; [k: string]: unknown }[] = [];
-    lines.on('line', (l) => records.push(JSON.parse(l)));
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    child.stdin.write(JSON.stringify({ type: 'hello', version: packageVersion() }) + '\n');
-    child.stdin.write(JSON.stringify(s) + '\n');
-    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    return { child, records, exited, stderr: () => stderr };
-  }
-
-  t.test(`${agentKind.name} agent`, { skip: kindSkip }, async (t) => {
-    t.test('start, events, output records, exit', async (t) => {
-      const dir = tempDir(t);
-      const { jobKey, store, events, control } = await controller(t);
-      const agent = await startAgent(
-        t,
-        spec(dir, store.port, jobKey, ['sh', '-c', 'echo "hi from $RANK port $MASTER_PORT"; exit $RANK']),
-      );
-      const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
-      handle.start(0);
-      t.ok(await waitFor(() => events.filter((e) => e.type === 'exit').length === 2, 10000), 'two exit events');
-      const started = events.find((e) => e.type === 'started');
-      t.match(started, { node_rank: 0, attempt: 0 });
-      const exits = events
-        .filter((e) => e.type === 'exit')
-        .sort((a, b) => (a as { rank: number }).rank - (b as { rank: number }).rank);
-      t.match(exits, [
-        { rank: 0, exit_code: 0 },
-        { rank: 1, exit_code: 1 },
-      ]);
-      await handle.close();
-      t.equal(await agent.exited, 0, 'exit command: agent exits 0');
-      t.match(agent.records[0], { type: 'hello', pid: agent.child.pid });
-      const out = agent.records.filter((r) => r.type === 'out' && r.stream === 'stdout');
-      const port = (started as { master_port: number }).master_port;
-      t.same(
-        out
-          .map((r) => r.lines)
-          .flat()
-          .sort(),
-        [`hi from 0 port ${port}`, `hi from 1 port ${port}`],
-      );
-    });
-
-    t.test(
-      'a controller of another version: the agent answers the hello, then exits 3 without running the spec behind it',
-      async (t) => {
-        const dir = tempDir(t);
-        // a listener in the store's place: the spec must not even be read, so nothing may dial it
-        let dialled = 0;
-        const listener = createServer((sock) => {
-          dialled++;
-          sock.destroy();
-        });
-        await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-        t.teardown(() => listener.close());
-        const port = (listener.address() as AddressInfo).port;
-        const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-        t.teardown(() => child.kill('SIGKILL'));
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        child.stdin.write(JSON.stringify({ type: 'hello', version: '0.0.0-other' }) + '\n');
-        child.stdin.write(JSON.stringify(spec(dir, port, randomBytes(32), ['sh', '-c', 'exit 0'])) + '\n');
-        const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-        t.equal(code, 3);
-        t.match(JSON.parse(stdout.split('\n')[0]), { type: 'hello', version: packageVersion() });
-        t.match(stderr, /the controller runs 0\.0\.0-other, this agent .*: not starting/);
-        t.equal(dialled, 0, 'it never dialled the store the spec names');
-      },
+t.test('the agent keeps the contract', { skip }, async (t) => {
+  t.test('start, events, output records, exit', async (t) => {
+    const dir = tempDir(t);
+    const { jobKey, store, events, control } = await controller(t);
+    const agent = await startAgent(
+      t,
+      spec(dir, store.port, jobKey, ['sh', '-c', 'echo "hi from $RANK port $MASTER_PORT"; exit $RANK']),
     );
+    const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
+    handle.start(0);
+    t.ok(await waitFor(() => events.filter((e) => e.type === 'exit').length === 2, 10000), 'two exit events');
+    const started = events.find((e) => e.type === 'started');
+    t.match(started, { node_rank: 0, attempt: 0 });
+    const exits = events
+      .filter((e) => e.type === 'exit')
+      .sort((a, b) => (a as { rank: number }).rank - (b as { rank: number }).rank);
+    t.match(exits, [
+      { rank: 0, exit_code: 0 },
+      { rank: 1, exit_code: 1 },
+    ]);
+    await handle.close();
+    t.equal(await agent.exited, 0, 'exit command: agent exits 0');
+    t.match(agent.records[0], { type: 'hello', pid: agent.child.pid });
+    const out = agent.records.filter((r) => r.type === 'out' && r.stream === 'stdout');
+    const port = (started as { master_port: number }).master_port;
+    t.same(
+      out
+        .map((r) => r.lines)
+        .flat()
+        .sort(),
+      [`hi from 0 port ${port}`, `hi from 1 port ${port}`],
+    );
+  });
 
-    t.test('stdin EOF: the agent kills its workers and exits 1', async (t) => {
+  t.test(
+    'a controller of another version: the agent answers the hello, then exits 3 without running the spec behind it',
+    async (t) => {
+      const dir = tempDir(t);
+      // a listener in the store's place: the spec must not even be read, so nothing may dial it
+      let dialled = 0;
+      const listener = createServer((sock) => {
+        dialled++;
+        sock.destroy();
+      });
+      await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+      t.teardown(() => listener.close());
+      const port = (listener.address() as AddressInfo).port;
+      const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+      t.teardown(() => child.kill('SIGKILL'));
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.stdin.write(JSON.stringify({ type: 'hello', version: '0.0.0-other' }) + '\n');
+      child.stdin.write(JSON.stringify(spec(dir, port, randomBytes(32), ['sh', '-c', 'exit 0'])) + '\n');
+      const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      t.equal(code, 3);
+      t.match(JSON.parse(stdout.split('\n')[0]), { type: 'hello', version: packageVersion() });
+      t.match(stderr, /the controller runs 0\.0\.0-other, this agent .*: not starting/);
+      t.equal(dialled, 0, 'it never dialled the store the spec names');
+    },
+  );
+
+  t.test('stdin EOF: the agent kills its workers and exits 1', async (t) => {
+    const dir = tempDir(t);
+    const { jobKey, store, events, control } = await controller(t);
+    const agent = await startAgent(t, spec(dir, store.port, jobKey, [join(fixtures, 'escapee.sh'), dir, 'wait']));
+    control.handle(0, 'localhost', async () => {}).start(0);
+    t.ok(await waitFor(() => events.some((e) => e.type === 'started'), 10000));
+    t.ok(
+      await waitFor(() => {
+        try {
+          return [0, 1].every((r) => readFileSync(join(dir, `escapee_${r}`), 'utf8').trim());
+        } catch {
+          return false;
+        }
+      }, 5000),
+    );
+    const pids = [0, 1].flatMap((r) =>
+      ['escapee', 'worker'].map((k) => Number(readFileSync(join(dir, `${k}_${r}`), 'utf8'))),
+    );
+    agent.child.stdin.end();
+    t.equal(await agent.exited, 1);
+    t.ok(await waitFor(() => !pids.some(alive), 3000), 'workers and setsid grandchildren gone');
+  });
+
+  t.test(
+    "workers reach the store through the agent's proxy: attempt-prefixed keys, WHOAMI, JOB_KEY never the controller's key",
+    async (t) => {
       const dir = tempDir(t);
       const { jobKey, store, events, control } = await controller(t);
-      const agent = await startAgent(t, spec(dir, store.port, jobKey, [join(fixtures, 'escapee.sh'), dir, 'wait']));
-      control.handle(0, 'localhost', async () => {}).start(0);
-      t.ok(await waitFor(() => events.some((e) => e.type === 'started'), 10000));
-      t.ok(
-        await waitFor(() => {
-          try {
-            return [0, 1].every((r) => readFileSync(join(dir, `escapee_${r}`), 'utf8').trim());
-          } catch {
-            return false;
-          }
-        }, 5000),
-      );
-      const pids = [0, 1].flatMap((r) =>
-        ['escapee', 'worker'].map((k) => Number(readFileSync(join(dir, `${k}_${r}`), 'utf8'))),
-      );
-      agent.child.stdin.end();
-      t.equal(await agent.exited, 1);
-      t.ok(await waitFor(() => !pids.some(alive), 3000), 'workers and setsid grandchildren gone');
-    });
-
-    t.test(
-      "workers reach the store through the agent's proxy: attempt-prefixed keys, WHOAMI, JOB_KEY never the " +
-        "controller's key",
-      async (t) => {
-        const dir = tempDir(t);
-        const { jobKey, store, events, control } = await controller(t);
-        const worker = join(dir, 'store-worker.mjs');
-        writeFileSync(
-          worker,
-          `import { StoreClient } from ${JSON.stringify(join(root, 'dist/store/client.js'))};
+      const worker = join(dir, 'store-worker.mjs');
+      writeFileSync(
+        worker,
+        `import { StoreClient } from ${JSON.stringify(join(root, 'dist/store/client.js'))};
 const c = await StoreClient.connectUnix(process.env.DTRAIN_STORE.slice('unix:'.length));
 const me = Number(process.env.RANK);
 await c.set('r' + me, 'from ' + me);
@@ -220,290 +201,240 @@ const who = await c.whoami();
 const key = await c.jobKey();
 console.log(JSON.stringify({ me, other, who, key: key.toString('base64') }));
 await c.close();`,
-        );
-        const agent = await startAgent(t, spec(dir, store.port, jobKey, [process.execPath, worker]));
-        const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
-        handle.start(0);
-        t.ok(await waitFor(() => exitsOf(events).length === 2, 10000), 'two exit events');
-        t.match(
-          exitsOf(events),
-          [
-            { rank: 0, exit_code: 0 },
-            { rank: 1, exit_code: 0 },
-          ],
-          agent.stderr(),
-        );
-        const said = agent.records
-          .filter((r) => r.type === 'out' && r.stream === 'stdout')
-          .flatMap((r) => r.lines as string[])
-          .map((l) => JSON.parse(l));
-        t.same(
-          said.sort((a, b) => a.me - b.me).map((s) => s.other),
-          ['from 1', 'from 0'],
-          'each rank read the other',
-        );
-        t.same(said[0].who, { attempt: 0, prefix: 'a0/' });
-        t.equal(said[0].key, jobKey.toString('base64'), 'JOB_KEY answered by the proxy');
-        t.equal(await control.storeClient.add('a0/count', 0), 2, 'the keys live under a0/ in the store');
-        await handle.close();
-        t.equal(await agent.exited, 0);
-      },
-    );
+      );
+      const agent = await startAgent(t, spec(dir, store.port, jobKey, [process.execPath, worker]));
+      const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
+      handle.start(0);
+      t.ok(await waitFor(() => exitsOf(events).length === 2, 10000), 'two exit events');
+      t.match(
+        exitsOf(events),
+        [
+          { rank: 0, exit_code: 0 },
+          { rank: 1, exit_code: 0 },
+        ],
+        agent.stderr(),
+      );
+      const said = agent.records
+        .filter((r) => r.type === 'out' && r.stream === 'stdout')
+        .flatMap((r) => r.lines as string[])
+        .map((l) => JSON.parse(l));
+      t.same(
+        said.sort((a, b) => a.me - b.me).map((s) => s.other),
+        ['from 1', 'from 0'],
+        'each rank read the other',
+      );
+      t.same(said[0].who, { attempt: 0, prefix: 'a0/' });
+      t.equal(said[0].key, jobKey.toString('base64'), 'JOB_KEY answered by the proxy');
+      t.equal(await control.storeClient.add('a0/count', 0), 2, 'the keys live under a0/ in the store');
+      await handle.close();
+      t.equal(await agent.exited, 0);
+    },
+  );
 
-    t.test(
-      'stop: the signal reaches each worker, survivors are SIGKILLed after the grace; the next attempt ' +
-        'restarts with its count',
-      async (t) => {
-        const dir = tempDir(t);
-        const { jobKey, store, events, control } = await controller(t);
-        const script = [
-          'if [ "$TORCHELASTIC_RESTART_COUNT" != 0 ]; then echo "attempt $TORCHELASTIC_RESTART_COUNT rank ' +
-            '$RANK"; exit 0; fi',
-          'if [ "$RANK" = 0 ]; then trap "exit 7" TERM; else trap "" TERM; fi',
-          'echo up; while :; do sleep 0.05; done',
-        ].join('\n');
-        const agent = await startAgent(t, spec(dir, store.port, jobKey, ['sh', '-c', script]));
-        const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
-        handle.start(0);
-        t.ok(await waitFor(() => agent.records.filter((r) => r.type === 'out').length >= 2, 10000), 'both running');
-        handle.stop(0, 'SIGTERM', 400);
-        t.ok(await waitFor(() => exitsOf(events).length === 2, 10000), 'both reported');
-        t.match(exitsOf(events), [
-          { rank: 0, exit_code: 7, signal: null },
-          { rank: 1, exit_code: null, signal: 'SIGKILL' },
-        ]);
-        handle.start(1);
-        t.ok(await waitFor(() => exitsOf(events, 1).length === 2, 10000), 'attempt 1 ran');
-        t.match(exitsOf(events, 1), [{ exit_code: 0 }, { exit_code: 0 }]);
-        t.equal(
-          readFileSync(join(dir, 'logs/agent-test/attempt_1/rank_1.out'), 'utf8'),
-          'attempt 1 rank 1\n',
-          "attempt 1's own log",
-        );
-        t.equal(readFileSync(join(dir, 'logs/agent-test/attempt_0/rank_0.out'), 'utf8'), 'up\n');
-        await handle.close();
-        t.equal(await agent.exited, 0);
-      },
-    );
-
-    t.test(
-      'a fixed master.port: a restart binds it again although the last attempt left it in TIME_WAIT; a ' +
-        'taken one is an error event',
-      async (t) => {
-        const dir = tempDir(t);
-        const { jobKey, store, events, control } = await controller(t);
-        const port = await new Promise<number>((resolve) => {
-          const probe = createServer().listen(0, () => {
-            const p = (probe.address() as AddressInfo).port;
-            probe.close(() => resolve(p));
-          });
-        });
-        // Rank 0 serves on MASTER_PORT and closes first, so its side of the connection waits in TIME_WAIT.
-        const worker = join(dir, 'rendezvous.cjs');
-        writeFileSync(
-          worker,
-          `const net = require('net'); const port = Number(process.env.MASTER_PORT);
-if (process.env.RANK === '0') { const s = net.createServer((c) => { c.end(); s.close(); }).listen(port); }
-else {
-  const dial = () =>
-    net.connect(port, '127.0.0.1').on('error', () => setTimeout(dial, 20)).on('end', function () { this.end(); });
-  dial();
-}`,
-        );
-        const s = spec(dir, store.port, jobKey, [process.execPath, worker]);
-        s.master.port = port;
-        for (const r of s.ranks) r.env.MASTER_PORT = String(port);
-        const agent = await startAgent(t, s);
-        const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
-        handle.start(0);
-        t.ok(await waitFor(() => exitsOf(events).length === 2, 10000), 'attempt 0 ran');
-        handle.start(1);
-        t.ok(await waitFor(() => exitsOf(events, 1).length === 2, 10000), 'attempt 1 ran on the same port');
-        t.match(
-          [...exitsOf(events), ...exitsOf(events, 1)],
-          [{ exit_code: 0 }, { exit_code: 0 }, { exit_code: 0 }, { exit_code: 0 }],
-        );
-        t.notOk(
-          events.some((e) => e.type === 'error'),
-          JSON.stringify(events.filter((e) => e.type === 'error')),
-        );
-        const taken = createServer().listen(port);
-        await new Promise((resolve) => taken.once('listening', resolve));
-        t.teardown(() => taken.close());
-        handle.start(2);
-        t.ok(await waitFor(() => events.some((e) => e.type === 'error' && e.attempt === 2), 10000));
-        t.match(
-          events.find((e) => e.type === 'error'),
-          { message: `master.port: port ${port} is already in use; pick another or set master.port: auto` },
-        );
-        await handle.close();
-        t.equal(await agent.exited, 0);
-      },
-    );
-
-    t.test(
-      'a failed worker is reported with its error file, the last 20 lines of its stderr, and its signal',
-      async (t) => {
-        const dir = tempDir(t);
-        const { jobKey, store, events, control } = await controller(t);
-        const script = [
-          'if [ "$RANK" = 0 ]; then',
-          '  i=0; while [ $i -lt 25 ]; do echo "err line $i" >&2; i=$((i+1)); done',
-          '  printf \'{"message":{"message":"boom"}}\' > "$TORCHELASTIC_ERROR_FILE"; exit 3',
-          'fi',
-          'printf "not json" > "$TORCHELASTIC_ERROR_FILE"; kill -SEGV $$',
-        ].join('\n');
-        const agent = await startAgent(t, spec(dir, store.port, jobKey, ['sh', '-c', script]));
-        const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
-        handle.start(0);
-        t.ok(await waitFor(() => exitsOf(events).length === 2, 10000));
-        const [e0, e1] = exitsOf(events);
-        t.match(e0, { exit_code: 3, signal: null, error_file: { message: { message: 'boom' } }, host: 'localhost' });
-        t.same(
-          e0.stderr_tail,
-          Array.from({ length: 20 }, (_, i) => `err line ${i + 5}`),
-        );
-        t.match(e1, { exit_code: null, signal: 'SIGSEGV', error_file: 'not json' });
-        t.match(e0.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-        await handle.close();
-        t.equal(await agent.exited, 0);
-      },
-    );
-
-    t.test('output is relayed as whole lines, byte for byte as Node decodes them, and logged as written', async (t) => {
+  t.test(
+    'stop: the signal reaches each worker, survivors are SIGKILLed after the grace; the next attempt restarts with its count',
+    async (t) => {
       const dir = tempDir(t);
       const { jobKey, store, events, control } = await controller(t);
-      // quotes, backslash, tab, a control byte, multi-byte UTF-8, a lone invalid byte, and no final newline
-      // a lone invalid byte, truncated sequences (one U+FFFD per maximal subpart), an overlong and a
-      // surrogate encoding, and a sequence cut by the end of the stream
-      const invalid = [
-        0x61, 0xff, 0x62, 0xe2, 0x82, 0x41, 0xf0, 0x9f, 0x98, 0x20, 0xc0, 0xaf, 0xed, 0xa0, 0x80, 0xf4, 0x90, 0x0a,
-      ];
-      const text = Buffer.concat([
-        Buffer.from('say "hi" \\ \t \x01 é€😀\n'),
-        Buffer.from(invalid),
-        Buffer.from('last'),
-        Buffer.from([0xe2, 0x82]),
+      const script = [
+        'if [ "$TORCHELASTIC_RESTART_COUNT" != 0 ]; then echo "attempt $TORCHELASTIC_RESTART_COUNT rank $RANK"; exit 0; fi',
+        'if [ "$RANK" = 0 ]; then trap "exit 7" TERM; else trap "" TERM; fi',
+        'echo up; while :; do sleep 0.05; done',
+      ].join('\n');
+      const agent = await startAgent(t, spec(dir, store.port, jobKey, ['sh', '-c', script]));
+      const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
+      handle.start(0);
+      t.ok(await waitFor(() => agent.records.filter((r) => r.type === 'out').length >= 2, 10000), 'both running');
+      handle.stop(0, 'SIGTERM', 400);
+      t.ok(await waitFor(() => exitsOf(events).length === 2, 10000), 'both reported');
+      t.match(exitsOf(events), [
+        { rank: 0, exit_code: 7, signal: null },
+        { rank: 1, exit_code: null, signal: 'SIGKILL' },
       ]);
-      const file = join(dir, 'text.bin');
-      writeFileSync(file, text);
-      const agent = await startAgent(t, spec(dir, store.port, jobKey, ['sh', '-c', `cat ${file}; cat ${file} >&2`]));
+      handle.start(1);
+      t.ok(await waitFor(() => exitsOf(events, 1).length === 2, 10000), 'attempt 1 ran');
+      t.match(exitsOf(events, 1), [{ exit_code: 0 }, { exit_code: 0 }]);
+      t.equal(
+        readFileSync(join(dir, 'logs/agent-test/attempt_1/rank_1.out'), 'utf8'),
+        'attempt 1 rank 1\n',
+        "attempt 1's own log",
+      );
+      t.equal(readFileSync(join(dir, 'logs/agent-test/attempt_0/rank_0.out'), 'utf8'), 'up\n');
+      await handle.close();
+      t.equal(await agent.exited, 0);
+    },
+  );
+
+  t.test(
+    'a fixed master.port: a restart binds it again although the last attempt left it in TIME_WAIT; a taken one is an error event',
+    async (t) => {
+      const dir = tempDir(t);
+      const { jobKey, store, events, control } = await controller(t);
+      const port = await new Promise<number>((resolve) => {
+        const probe = createServer().listen(0, () => {
+          const p = (probe.address() as AddressInfo).port;
+          probe.close(() => resolve(p));
+        });
+      });
+      // Rank 0 serves on MASTER_PORT and closes first, so its side of the connection waits in TIME_WAIT.
+      const worker = join(dir, 'rendezvous.cjs');
+      writeFileSync(
+        worker,
+        `const net = require('net'); const port = Number(process.env.MASTER_PORT);
+if (process.env.RANK === '0') { const s = net.createServer((c) => { c.end(); s.close(); }).listen(port); }
+else { const dial = () => net.connect(port, '127.0.0.1').on('error', () => setTimeout(dial, 20)).on('end', function () { this.end(); }); dial(); }`,
+      );
+      const s = spec(dir, store.port, jobKey, [process.execPath, worker]);
+      s.master.port = port;
+      for (const r of s.ranks) r.env.MASTER_PORT = String(port);
+      const agent = await startAgent(t, s);
+      const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
+      handle.start(0);
+      t.ok(await waitFor(() => exitsOf(events).length === 2, 10000), 'attempt 0 ran');
+      handle.start(1);
+      t.ok(await waitFor(() => exitsOf(events, 1).length === 2, 10000), 'attempt 1 ran on the same port');
+      t.match(
+        [...exitsOf(events), ...exitsOf(events, 1)],
+        [{ exit_code: 0 }, { exit_code: 0 }, { exit_code: 0 }, { exit_code: 0 }],
+      );
+      t.notOk(
+        events.some((e) => e.type === 'error'),
+        JSON.stringify(events.filter((e) => e.type === 'error')),
+      );
+      const taken = createServer().listen(port);
+      await new Promise((resolve) => taken.once('listening', resolve));
+      t.teardown(() => taken.close());
+      handle.start(2);
+      t.ok(await waitFor(() => events.some((e) => e.type === 'error' && e.attempt === 2), 10000));
+      t.match(
+        events.find((e) => e.type === 'error'),
+        { message: `master.port: port ${port} is already in use; pick another or set master.port: auto` },
+      );
+      await handle.close();
+      t.equal(await agent.exited, 0);
+    },
+  );
+
+  t.test(
+    'a failed worker is reported with its error file, the last 20 lines of its stderr, and its signal',
+    async (t) => {
+      const dir = tempDir(t);
+      const { jobKey, store, events, control } = await controller(t);
+      const script = [
+        'if [ "$RANK" = 0 ]; then',
+        '  i=0; while [ $i -lt 25 ]; do echo "err line $i" >&2; i=$((i+1)); done',
+        '  printf \'{"message":{"message":"boom"}}\' > "$TORCHELASTIC_ERROR_FILE"; exit 3',
+        'fi',
+        'printf "not json" > "$TORCHELASTIC_ERROR_FILE"; kill -SEGV $$',
+      ].join('\n');
+      const agent = await startAgent(t, spec(dir, store.port, jobKey, ['sh', '-c', script]));
       const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
       handle.start(0);
       t.ok(await waitFor(() => exitsOf(events).length === 2, 10000));
+      const [e0, e1] = exitsOf(events);
+      t.match(e0, { exit_code: 3, signal: null, error_file: { message: { message: 'boom' } }, host: 'localhost' });
+      t.same(
+        e0.stderr_tail,
+        Array.from({ length: 20 }, (_, i) => `err line ${i + 5}`),
+      );
+      t.match(e1, { exit_code: null, signal: 'SIGSEGV', error_file: 'not json' });
+      t.match(e0.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       await handle.close();
       t.equal(await agent.exited, 0);
-      const expected = text.toString('utf8').split('\n');
-      for (const stream of ['stdout', 'stderr']) {
-        const lines = agent.records
-          .filter((r) => r.type === 'out' && r.rank === 0 && r.stream === stream)
-          .flatMap((r) => r.lines as string[]);
-        t.same(lines, expected, stream);
-      }
-      t.same(
-        readFileSync(join(dir, 'logs/agent-test/attempt_0/rank_1.err')),
-        Buffer.concat([text, Buffer.from('\n')]),
-        'the log holds the bytes',
-      );
-    });
+    },
+  );
 
-    t.test(
-      'backend auto: the probe is published for the controller, and its decision reaches the workers',
-      async (t) => {
-        const dir = tempDir(t);
-        // A file named like the driver library makes the driver "maybe loadable": the real probe then runs in a
-        // child process (and finds the file is no library). Without it, the probe is answered without a child.
-        const fakeDriver = join(dir, 'fake-driver');
-        mkdirSync(fakeDriver);
-        writeFileSync(join(fakeDriver, 'libcuda.so.1'), 'not a library');
-        // Every Node process started under the agent notes its script, so the test sees whether a probe ran.
-        const scripts = join(dir, 'node-scripts');
-        const marker = join(dir, 'marker.cjs');
-        writeFileSync(
-          marker,
-          `require('fs').appendFileSync(${JSON.stringify(scripts)}, String(process.argv[1]) + '\\n');`,
-        );
-        const rounds = [
-          ['no driver library', {}],
-          ['a driver library that does not load', { LD_LIBRARY_PATH: fakeDriver, NODE_OPTIONS: `--require ${marker}` }],
-        ] as const;
-        const reason = /^no NVIDIA driver \(libcuda\.so\.1 not found\)$/;
-        for (const [label, env] of rounds) {
-          const { jobKey, store, events, control } = await controller(t);
-          const agent = await startAgent(
-            t,
-            spec(dir, store.port, jobKey, ['sh', '-c', 'echo "backend=$DTRAIN_BACKEND"'], { DTRAIN_BACKEND: 'auto' }),
-            { ...process.env, ...env },
-          );
-          const probe = JSON.parse((await control.storeClient.get(backendKeys.probe(0), 20000)).toString());
-          t.match(
-            probe,
-            { node_rank: 0, host: 'localhost', backend: 'cpu', gpus: 0, reason },
-            `${label}: ${probe.reason}`,
-          );
-          if (label !== rounds[0][0])
-            t.match(readFileSync(scripts, 'utf8'), /probe/, 'the probe ran in a child process');
-          await control.storeClient.set(backendKeys.decision, 'cpu');
-          const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
-          handle.start(0);
-          t.ok(await waitFor(() => exitsOf(events).length === 2, 10000));
-          const said = agent.records.filter((r) => r.type === 'out').flatMap((r) => r.lines as string[]);
-          t.same(said, ['backend=cpu', 'backend=cpu'], label);
-          await handle.close();
-          t.equal(await agent.exited, 0);
-        }
-      },
+  t.test('output is relayed as whole lines, byte for byte as Node decodes them, and logged as written', async (t) => {
+    const dir = tempDir(t);
+    const { jobKey, store, events, control } = await controller(t);
+    // quotes, backslash, tab, a control byte, multi-byte UTF-8, a lone invalid byte, and no final newline
+    // a lone invalid byte, truncated sequences (one U+FFFD per maximal subpart), an overlong and a
+    // surrogate encoding, and a sequence cut by the end of the stream
+    const invalid = [
+      0x61, 0xff, 0x62, 0xe2, 0x82, 0x41, 0xf0, 0x9f, 0x98, 0x20, 0xc0, 0xaf, 0xed, 0xa0, 0x80, 0xf4, 0x90, 0x0a,
+    ];
+    const text = Buffer.concat([
+      Buffer.from('say "hi" \\ \t \x01 é€😀\n'),
+      Buffer.from(invalid),
+      Buffer.from('last'),
+      Buffer.from([0xe2, 0x82]),
+    ]);
+    const file = join(dir, 'text.bin');
+    writeFileSync(file, text);
+    const agent = await startAgent(t, spec(dir, store.port, jobKey, ['sh', '-c', `cat ${file}; cat ${file} >&2`]));
+    const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
+    handle.start(0);
+    t.ok(await waitFor(() => exitsOf(events).length === 2, 10000));
+    await handle.close();
+    t.equal(await agent.exited, 0);
+    const expected = text.toString('utf8').split('\n');
+    for (const stream of ['stdout', 'stderr']) {
+      const lines = agent.records
+        .filter((r) => r.type === 'out' && r.rank === 0 && r.stream === stream)
+        .flatMap((r) => r.lines as string[]);
+      t.same(lines, expected, stream);
+    }
+    t.same(
+      readFileSync(join(dir, 'logs/agent-test/attempt_0/rank_1.err')),
+      Buffer.concat([text, Buffer.from('\n')]),
+      'the log holds the bytes',
     );
-
-    t.test('stdin that is not the contract: exit 3 with one line, no stack', async (t) => {
-      for (const [input, why] of [
-        ['not json\n', /stdin line is not JSON/],
-        ['{"type":"launch"}\n', /expected a spec message, got "launch"/],
-        ['', /stdin closed before the spec arrived/],
-      ] as const) {
-        const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-        let stderr = '';
-        child.stderr.on('data', (d) => (stderr += d));
-        child.stdin.end(input);
-        const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-        t.equal(code, 3, String(why));
-        t.match(stderr, why);
-        t.equal(stderr.trim().split('\n').length, 1, `one line: ${stderr}`);
-      }
-    });
   });
-}
 
-t.test(
-  'dtrain-agent --check: yes only when built from the sources beside it and with a current dtrain-exec',
-  { skip: skip || (!existsSync(nativeAgent) && 'run npm run build:addon first') },
-  async (t) => {
-    // A copy of the package layout the check looks at, so the test can age and remove files.
-    const pkg = tempDir(t);
-    for (const d of ['build/Release', 'addon/agent', 'addon/src/process']) mkdirSync(join(pkg, d), { recursive: true });
-    const agent = join(pkg, 'build/Release/dtrain-agent');
-    copyFileSync(nativeAgent, agent);
-    chmodSync(agent, 0o755);
-    copyFileSync(join(root, 'build/Release/dtrain-exec'), join(pkg, 'build/Release/dtrain-exec'));
-    writeFileSync(join(pkg, 'package.json'), '{"version":"0.0.0"}');
-    writeFileSync(join(pkg, 'addon/agent/agent.cc'), '');
-    writeFileSync(join(pkg, 'addon/src/process/exec-wrapper.c'), '');
-    const past = new Date(Date.now() - 60_000);
-    const age = (f: string) => utimesSync(join(pkg, f), past, past);
-    age('addon/agent/agent.cc');
-    age('addon/src/process/exec-wrapper.c');
-    const check = () => spawnSync(agent, ['--check'], { encoding: 'utf8' });
-    t.equal(check().status, 0, check().stderr);
-    writeFileSync(join(pkg, 'addon/agent/agent.cc'), '// edited since the build');
-    t.match(check(), { status: 1, stderr: /addon\/agent\/agent\.cc is newer than/ });
-    age('addon/agent/agent.cc');
-    writeFileSync(join(pkg, 'addon/src/process/exec-wrapper.c'), '/* edited */');
-    t.match(check(), { status: 1, stderr: /dtrain-exec is older than its source/ });
-    age('addon/src/process/exec-wrapper.c');
-    rmSync(join(pkg, 'build/Release/dtrain-exec'));
-    t.match(check(), { status: 1, stderr: /dtrain-exec is missing/ });
-  },
-);
+  t.test('backend auto: the probe is published for the controller, and its decision reaches the workers', async (t) => {
+    const dir = tempDir(t);
+    // A file named like the driver library makes the driver "maybe loadable": the real probe then runs in a
+    // child process (and finds the file is no library). Without it, the probe is answered without a child.
+    const fakeDriver = join(dir, 'fake-driver');
+    mkdirSync(fakeDriver);
+    writeFileSync(join(fakeDriver, 'libcuda.so.1'), 'not a library');
+    // Every Node process started under the agent notes its script, so the test sees whether a probe ran.
+    const scripts = join(dir, 'node-scripts');
+    const marker = join(dir, 'marker.cjs');
+    writeFileSync(marker, `require('fs').appendFileSync(${JSON.stringify(scripts)}, String(process.argv[1]) + '\\n');`);
+    const rounds = [
+      ['no driver library', {}],
+      ['a driver library that does not load', { LD_LIBRARY_PATH: fakeDriver, NODE_OPTIONS: `--require ${marker}` }],
+    ] as const;
+    const reason = /^no NVIDIA driver \(libcuda\.so\.1 not found\)$/;
+    for (const [label, env] of rounds) {
+      const { jobKey, store, events, control } = await controller(t);
+      const agent = await startAgent(
+        t,
+        spec(dir, store.port, jobKey, ['sh', '-c', 'echo "backend=$DTRAIN_BACKEND"'], { DTRAIN_BACKEND: 'auto' }),
+        { ...process.env, ...env },
+      );
+      const probe = JSON.parse((await control.storeClient.get(backendKeys.probe(0), 20000)).toString());
+      t.match(probe, { node_rank: 0, host: 'localhost', backend: 'cpu', gpus: 0, reason }, `${label}: ${probe.reason}`);
+      if (label !== rounds[0][0]) t.match(readFileSync(scripts, 'utf8'), /probe/, 'the probe ran in a child process');
+      await control.storeClient.set(backendKeys.decision, 'cpu');
+      const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
+      handle.start(0);
+      t.ok(await waitFor(() => exitsOf(events).length === 2, 10000));
+      const said = agent.records.filter((r) => r.type === 'out').flatMap((r) => r.lines as string[]);
+      t.same(said, ['backend=cpu', 'backend=cpu'], label);
+      await handle.close();
+      t.equal(await agent.exited, 0);
+    }
+  });
+
+  t.test('stdin that is not the contract: exit 3 with one line, no stack', async (t) => {
+    for (const [input, why] of [
+      ['not json\n', /stdin line is not JSON/],
+      ['{"type":"launch"}\n', /expected a spec message, got "launch"/],
+      ['', /stdin closed before the spec arrived/],
+    ] as const) {
+      const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      child.stdin.end(input);
+      const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      t.equal(code, 3, String(why));
+      t.match(stderr, why);
+      t.equal(stderr.trim().split('\n').length, 1, `one line: ${stderr}`);
+    }
+  });
+});
 
 t.test("each node's events are their own sequence: a node lost mid-report stalls nobody else", async (t) => {
   // What a node killed between reserving an event slot and writing it used to leave: a hole in one shared

@@ -1,7 +1,8 @@
 // dtrain-exec is built at install time: binding.gyp's executable target builds it (here in a scratch
-// copy of the gyp files, only that target), and a launch then finds it without compiling.
+// copy of the gyp files, only that target), and a launch finds it without compiling; a launch where it is
+// missing fails with one line saying how to build it, and compiles nothing.
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,3 +48,28 @@ t.test('node-gyp builds build/Release/dtrain-exec, and it runs a program', { ski
   t.equal(run.stdout, 'shepherded\n');
   t.equal(run.status, 7, 'exits the way the worker did');
 });
+
+t.test(
+  'a launch without dtrain-exec: exit 3, one line naming the rebuild, nothing compiled',
+  { skip: !existsSync(join(root, 'dist/cli/main.js')) && 'run npm run build first' },
+  async (t) => {
+    // A copy of the installed package whose build/ lost dtrain-exec; the shepherd's source is still there.
+    const pkg = mkdtempSync(join(tmpdir(), 'dtrain-no-exec-'));
+    t.teardown(() => rmSync(pkg, { recursive: true, force: true }));
+    for (const p of ['bin', 'dist', 'package.json', 'addon/src/process'])
+      cpSync(join(root, p), join(pkg, p), { recursive: true });
+    symlinkSync(join(root, 'node_modules'), join(pkg, 'node_modules'));
+    mkdirSync(join(pkg, 'build/Release'), { recursive: true });
+    cpSync(join(root, 'build/Release/dtrain_native.node'), join(pkg, 'build/Release/dtrain_native.node'));
+    const r = spawnSync(
+      join(pkg, 'bin/dtrain'),
+      ['launch', '--nproc-per-node', '1', '--set', `logs.dir=${pkg}/logs`, '--', 'true'],
+      // the copied modules' mtimes differ from the bundle's manifest: DTRAIN_NO_BUNDLE says so outright
+      { cwd: pkg, encoding: 'utf8', env: { ...process.env, DTRAIN_NO_BUNDLE: '1' } },
+    );
+    t.equal(r.status, 3, r.stderr);
+    t.match(r.stderr, /dtrain-exec is not built \(.*build\/Release\/dtrain-exec\): run npm rebuild dtrain/);
+    t.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+    t.notOk(existsSync(join(pkg, 'build/Release/dtrain-exec')), 'nothing was compiled');
+  },
+);

@@ -1,7 +1,6 @@
 /**
- * Builds the libFuzzer targets (the store frame parser, the native agent's JSON) with clang under
- * AddressSanitizer and runs each for a bounded number of inputs: any crash, leak or sanitizer report fails the test.
- * Skips when clang or its
+ * Builds the libFuzzer targets (the store frame parser) with clang under AddressSanitizer and runs each for
+ * a bounded number of inputs: any crash, leak or sanitizer report fails the test. Skips when clang or its
  * fuzzer runtime is missing (CI installs clang).
  */
 import t from 'tap';
@@ -23,12 +22,6 @@ const targets = [
       join(repoRoot, 'addon', 'src', 'store_client', 'frame.cc'),
     ],
     corpus: join(repoRoot, 'addon', 'fuzz', 'corpus'),
-  },
-  {
-    what: "native agent's JSON",
-    name: 'agent_json_fuzz',
-    sources: [join(repoRoot, 'addon', 'fuzz', 'agent_json_fuzz.cc'), join(repoRoot, 'addon', 'agent', 'json.cc')],
-    corpus: join(repoRoot, 'addon', 'fuzz', 'json-corpus'),
   },
 ];
 

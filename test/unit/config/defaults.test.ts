@@ -43,11 +43,11 @@ t.test('a minimal config gets every default from the schema', async (t) => {
   t.equal(config.shutdown_grace, 30_000);
   t.same(config.logs, { dir: './logs', tee: true, ranks: 'all' });
   t.equal(config.ssh.port, undefined, 'no default: ~/.ssh/config may name the port');
+  t.equal(config.ssh.remote_dtrain, undefined, "no value: the remote script tries this dtrain's path, then PATH");
   t.match(config.ssh, {
     strict_host_key_checking: 'yes',
     connect_timeout: 10_000,
     concurrency: 32,
-    remote_dtrain: 'dtrain',
     forward_env: ['NCCL_*', 'CUDA_*', 'UCX_*', 'PYTHON*'],
   });
   t.equal(config.scheduler, undefined);

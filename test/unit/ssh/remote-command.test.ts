@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import t from 'tap';
-import { encodeHeader, remoteCommand, RemoteExit } from '../../../src/launch/ssh/remote-command.js';
+import { repoRoot } from '../../helpers/collectives-harness.js';
+import { encodeHeader, ownDtrain, remoteCommand, RemoteExit } from '../../../src/launch/ssh/remote-command.js';
 import { forwardedEnv, mergeBelow } from '../../../src/launch/ssh/forward-env.js';
 import { Limiter } from '../../../src/launch/ssh/limiter.js';
 
@@ -23,17 +24,12 @@ t.test('values with quotes, spaces, $() and ; arrive verbatim and never run', as
   const fake = join(dir, 'fake dtrain.js');
   writeFileSync(
     fake,
-    "process.stdout.write(JSON.stringify({cwd: process.cwd(), argv: process.argv.slice(2)})+'\\n'); " +
-      'process.stdin.pipe(process.stdout);',
+    "process.stdout.write(JSON.stringify({cwd: process.cwd(), argv: process.argv.slice(2)})+'\\n'); process.stdin.pipe(process.stdout);",
   );
   const prelude = 'echo \'prelude ran\' >&2; X=1\nmarker="$(echo ok)"; cat >/dev/null';
   const scratch = mkdtempSync(join(tmpdir(), 'dtrain-rc-cwd-'));
   t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
-  const r = runRemote(
-    encodeHeader({ prelude, workdir: dir, dtrain: fake, agent: 'native' }) + 'REST OF STDIN\n',
-    process.env,
-    scratch,
-  );
+  const r = runRemote(encodeHeader({ prelude, workdir: dir, dtrain: fake }) + 'REST OF STDIN\n', process.env, scratch);
   t.equal(r.status, 0, r.stderr);
   const [first, rest] = r.stdout.split('\n');
   t.same(JSON.parse(first), { cwd: dir, argv: ['agent', '--stdio'] });
@@ -44,7 +40,7 @@ t.test('values with quotes, spaces, $() and ; arrive verbatim and never run', as
 
 t.test('failures exit with codes the spawner names', async (t) => {
   const h = (o: Partial<{ prelude: string; workdir: string; dtrain: string }>) =>
-    encodeHeader({ prelude: '', workdir: '/', dtrain: '/nonexistent/dtrain', agent: 'native', ...o });
+    encodeHeader({ prelude: '', workdir: '/', dtrain: '/nonexistent/dtrain', ...o });
   t.equal(runRemote('').status, RemoteExit.noHeader);
   t.equal(runRemote(h({ prelude: 'false' })).status, RemoteExit.preludeFailed);
   t.equal(runRemote(h({ workdir: '/no/such dir' })).status, RemoteExit.workdirMissing);
@@ -56,64 +52,38 @@ t.test('failures exit with codes the spawner names', async (t) => {
 });
 
 t.test(
-  'the native agent runs where it is built next to dtrain (links followed), the Node agent otherwise or when asked',
+  "no ssh.remote_dtrain: the controller's own bin/dtrain where it exists on the host, else dtrain on PATH",
   async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'dtrain-rc-agent-'));
+    const dir = mkdtempSync(join(tmpdir(), 'dtrain-rc-default-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    // An installed package (bin/dtrain and the native agent under build/Release), reached through a link as
-    // npm's node_modules/.bin/dtrain is; and a package without the native agent.
-    const pkg = join(dir, 'pkg');
-    mkdirSync(join(pkg, 'bin'), { recursive: true });
-    mkdirSync(join(pkg, 'build/Release'), { recursive: true });
-    const nodeAgent = "process.stdout.write('node agent\\n'); process.stdin.pipe(process.stdout);";
-    writeFileSync(join(pkg, 'bin/dtrain'), nodeAgent);
-    const native = join(pkg, 'build/Release/dtrain-agent');
-    // `--check` answers from a file, so the test can make the agent refuse.
-    const verdict = join(dir, 'check-exit');
-    writeFileSync(verdict, '0');
-    writeFileSync(
-      native,
-      `#!/bin/sh\nif [ "$1" = --check ]; then cat >/dev/null; echo checked; exit $(cat ${verdict}); ` +
-        `fi\necho "native $*"; exec cat\n`,
-    );
-    chmodSync(native, 0o755);
-    mkdirSync(join(dir, '.bin'));
-    symlinkSync(join(pkg, 'bin/dtrain'), join(dir, '.bin/dtrain'));
-    const bare = join(dir, 'bare');
-    mkdirSync(join(bare, 'bin'), { recursive: true });
-    writeFileSync(join(bare, 'bin/dtrain'), nodeAgent);
-    const run = (dtrain: string, agent: 'native' | 'node') =>
-      runRemote(encodeHeader({ prelude: '', workdir: dir, dtrain, agent }) + 'REST\n');
-    const node = spawnSync('/bin/sh', ['-c', 'command -v node'], { encoding: 'utf8' }).stdout.trim();
-    for (const dtrain of [join(pkg, 'bin/dtrain'), join(dir, '.bin/dtrain')]) {
-      const r = run(dtrain, 'native');
-      t.equal(
-        r.stdout,
-        `native --stdio --node ${node}\nREST\n`,
-        `${dtrain}: the native agent, stdin intact (${r.stderr})`,
-      );
-    }
-    t.equal(run(join(pkg, 'bin/dtrain'), 'node').stdout, 'node agent\nREST\n', 'DTRAIN_SSH_AGENT=node: the Node agent');
-    t.equal(
-      run(join(bare, 'bin/dtrain'), 'native').stdout,
-      'node agent\nREST\n',
-      'no native agent built: the Node agent',
-    );
-    writeFileSync(verdict, '1');
-    t.equal(
-      run(join(pkg, 'bin/dtrain'), 'native').stdout,
-      'node agent\nREST\n',
-      'a native agent that says it is stale: the Node agent',
-    );
-    writeFileSync(verdict, '0');
-    chmodSync(native, 0o644);
-    t.equal(
-      run(join(pkg, 'bin/dtrain'), 'native').stdout,
-      'node agent\nREST\n',
-      'a native agent that cannot run: the Node agent',
-    );
+    // Two fake installs that say which one ran: the controller's own (a shared filesystem) and one on PATH.
+    const say = (name: string) => `process.stdout.write('${name}\\n'); process.stdin.pipe(process.stdout);`;
+    const own = join(dir, 'own/bin/dtrain');
+    mkdirSync(join(dir, 'own/bin'), { recursive: true });
+    writeFileSync(own, say('own'));
+    const onPath = join(dir, 'path-bin');
+    mkdirSync(onPath);
+    writeFileSync(join(onPath, 'dtrain'), say('path'));
+    chmodSync(join(onPath, 'dtrain'), 0o755);
+    const env = { ...process.env, PATH: `${onPath}:${process.env.PATH}` };
+    const run = (dtrain: string, local: string, e = env) =>
+      runRemote(encodeHeader({ prelude: '', workdir: dir, dtrain, local }) + 'REST\n', e);
+    t.equal(run('', own).stdout, 'own\nREST\n', "the controller's path exists there: it runs, stdin intact");
+    t.equal(run('', join(dir, 'elsewhere/bin/dtrain')).stdout, 'path\nREST\n', 'it does not: dtrain on PATH');
+    t.equal(run(join(onPath, 'dtrain'), own).stdout, 'path\nREST\n', 'ssh.remote_dtrain set: only that one');
+    const missing = join(dir, 'elsewhere/bin/dtrain');
+    const none = run('', missing, { ...process.env, PATH: dirname(process.execPath) + ':/usr/bin:/bin' });
+    t.equal(none.status, RemoteExit.dtrainMissing);
+    t.match(none.stderr, `neither ${missing} nor dtrain on PATH`, 'the error names both places it looked');
+    const named = run('/opt/nowhere/dtrain', own);
+    t.equal(named.status, RemoteExit.dtrainMissing);
+    t.match(named.stderr, 'dtrain not found at /opt/nowhere/dtrain', 'a set ssh.remote_dtrain is the only one named');
   },
 );
+
+t.test("the default local path is this install's bin/dtrain", async (t) => {
+  t.equal(ownDtrain, join(repoRoot, 'bin/dtrain'));
+});
 
 t.test('forward_env patterns, below the config env', async (t) => {
   const env = { NCCL_DEBUG: 'INFO', CUDA_HOME: '/c', PYTHONPATH: '/p', HOME: '/h', NCCLX: 'no', UCX_TLS: 'tcp' };
