@@ -199,7 +199,13 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
         : !overSsh
           ? slurm!.slurmRemoteSpawner(jobConfig, applied!.allocation!)
           : (await import('../launch/ssh/remote-spawner.js')).sshRemoteSpawner(jobConfig, process.stderr, preDialed);
-      const summary = await launchJob({ config: jobConfig, plan, json: Boolean(args.json), remote });
+      const summary = await launchJob({
+        config: jobConfig,
+        plan,
+        json: Boolean(args.json),
+        remote,
+        storeReach: overSsh ? 'forwarded' : 'direct',
+      });
       slurm?.writeResultFile(summary);
       if (args.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
     } catch (err) {

@@ -38,6 +38,17 @@ export interface LaunchRequest {
    * plan existed). launchJob uses it instead of starting one, and closes it at the end like its own.
    */
   store?: { server: StoreServer; jobKey: Buffer };
+  /**
+   * How remote agents reach the store: through their SSH connection's forward (the store then listens on
+   * loopback only) or by dialling the controller (srun agents). Default: direct.
+   */
+  storeReach?: 'forwarded' | 'direct';
+}
+
+/** Where the store listens: rendezvous.addr when set, else only as widely as the job's agents need. */
+export function storeBindHost(config: JobConfig, allLocal: boolean, reach: 'forwarded' | 'direct'): string {
+  if (config.rendezvous.addr !== 'auto') return config.rendezvous.addr;
+  return allLocal || reach === 'forwarded' ? '127.0.0.1' : '0.0.0.0';
 }
 
 /**
@@ -77,7 +88,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const store =
     req.store?.server ??
     (await StoreServer.start({
-      host: config.rendezvous.addr !== 'auto' ? config.rendezvous.addr : allLocal ? '127.0.0.1' : '0.0.0.0',
+      host: storeBindHost(config, allLocal, req.storeReach ?? 'direct'),
       port: config.rendezvous.port === 'auto' ? 0 : config.rendezvous.port,
       jobKey,
     }));
@@ -102,6 +113,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     restarts_max: config.restarts.max,
     heartbeat_interval_ms: config.heartbeat.interval,
     heartbeat_timeout_ms: config.heartbeat.timeout,
+    rendezvous_timeout_ms: config.rendezvous.timeout,
     logs: { dir: logsRoot, ranks: config.logs.ranks, tee: config.logs.tee },
   }));
 
