@@ -29,8 +29,11 @@ export class PreAuthQueue<T> {
   admit(conn: T): T | undefined {
     let evicted: T | undefined;
     if (this.waiting.size >= this.budget) {
-      evicted = this.waiting.values().next().value;
-      this.waiting.delete(evicted);
+      for (const oldest of this.waiting) {
+        evicted = oldest; // a Set iterates in insertion order: the first is the oldest
+        break;
+      }
+      if (evicted !== undefined) this.waiting.delete(evicted);
     }
     this.waiting.add(conn);
     return evicted;
