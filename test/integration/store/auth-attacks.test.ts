@@ -51,7 +51,7 @@ t.test('a client with the wrong key never sends a proof and fails with a StartEr
   t.equal(err.exitCode, 3);
   t.match(err.message, /did not prove knowledge of the job key/);
   await new Promise((r) => setTimeout(r, 50));
-  t.same(violations, [], 'the server saw no proof at all, so no wrong one');
+  t.match(violations, [/closed after its HELLO without proving the job key/], 'no proof at all, so no wrong one');
   t.equal(server.stats().unauthenticated, 0);
   await assertServing(t, server);
 });
@@ -168,7 +168,8 @@ t.test('a full budget of unauthenticated connections evicts the oldest: an hones
   const honest = await StoreClient.connectTcp({ host: '127.0.0.1', port: server.port, jobKey });
   t.teardown(() => honest.close());
   await honest.set('k', 'v');
-  t.equal(server.stats().unauthenticated, 8, 'still within the budget; the authenticated one never counts');
+  // 6 idle ones left (the honest client evicted the second oldest on its way in) and the newer one
+  t.equal(server.stats().unauthenticated, 7, 'the authenticated one no longer counts');
   t.equal(server.stats().authenticated, 1);
   t.ok(violations.filter((v) => /evicted/.test(v)).length >= 2, 'each eviction is a violation');
   for (const p of [...idle, newer]) p.destroy();
