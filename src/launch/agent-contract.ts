@@ -82,6 +82,11 @@ export interface AgentSpec {
    * frozen or powered-off host). Absent in specs from older controllers: max(10 s, 6 intervals).
    */
   heartbeat_timeout_ms?: number;
+  /**
+   * rendezvous.timeout: how long the agent keeps trying, with backoff, when the store turns its connection
+   * away before it authenticated (store/admission.ts). Absent in specs from older controllers: one try.
+   */
+  rendezvous_timeout_ms?: number;
   /** absolute on this node; the agent writes rank_<N>.{out,err} under <dir>/<run_id>/attempt_<k>/ */
   logs: { dir: string; ranks: 'all' | number[]; tee: boolean };
 }

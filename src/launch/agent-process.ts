@@ -123,7 +123,9 @@ export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
 
 async function connectStore(spec: AgentSpec, jobKey: Buffer, given?: StoreClient): Promise<StoreClient> {
   const s = spec.store;
-  if (s.kind === 'tcp') return StoreClient.connectTcp({ host: s.host, port: s.port, jobKey });
+  if (s.kind === 'tcp') {
+    return StoreClient.connectTcp({ host: s.host, port: s.port, jobKey, retryForMs: spec.rendezvous_timeout_ms });
+  }
   if (s.kind === 'unix') return StoreClient.connectUnix(s.path);
   if (!given) throw new StartError('store.kind "stream" needs a connected store client (in-process agents only)');
   return given;

@@ -13,7 +13,7 @@ import { InterruptedError, JobFailedError, StartError } from '../util/errors.js'
 import type { AgentEvent, AgentSpec } from './agent-contract.js';
 import { ConsoleSink } from './console.js';
 import { childAgentMode, localNodeSource, type StoreAccess } from './local-node.js';
-import type { NodeSource, StartContext } from './node-source.js';
+import type { NodeSource, NodeSourceKind, StartContext } from './node-source.js';
 import { sighupIgnoredAtStart } from './nohup.js';
 import { describeDecision, needsProbe, resolveJobBackend } from './backend.js';
 import type { StoreControl } from './store-node.js';
@@ -41,6 +41,16 @@ export interface LaunchRequest {
   onFinished?: (store: StoreAccess) => Promise<void>;
 }
 
+/**
+ * Where the store listens: rendezvous.addr when set, else only as widely as the job's agents need:
+ * loopback when every agent is this machine's or comes through its SSH connection's forward, every
+ * address when agents dial the controller (srun). Join mode lends a store of its own.
+ */
+export function storeBindHost(config: JobConfig, allLocal: boolean, source: NodeSourceKind | undefined): string {
+  if (config.rendezvous.addr !== 'auto') return config.rendezvous.addr;
+  return allLocal || source === 'ssh' ? '127.0.0.1' : '0.0.0.0';
+}
+
 const handledSignals = ['SIGINT', 'SIGTERM', 'SIGUSR1', 'SIGUSR2', 'SIGHUP'] as const;
 
 export function newRunId(name: string): string {
@@ -64,7 +74,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const store =
     lent?.server ??
     (await StoreServer.start({
-      host: config.rendezvous.addr !== 'auto' ? config.rendezvous.addr : allLocal ? '127.0.0.1' : '0.0.0.0',
+      host: storeBindHost(config, allLocal, req.source?.kind),
       port: config.rendezvous.port === 'auto' ? 0 : config.rendezvous.port,
       jobKey,
     }));
@@ -89,6 +99,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     restarts_max: config.restarts.max,
     heartbeat_interval_ms: config.heartbeat.interval,
     heartbeat_timeout_ms: config.heartbeat.timeout,
+    rendezvous_timeout_ms: config.rendezvous.timeout,
     logs: { dir: logsRoot, ranks: config.logs.ranks, tee: config.logs.tee },
   }));
 

@@ -28,7 +28,7 @@ export const RejectReason = { version: 1, auth: 2, busy: 3 } as const;
 export const rejectReasonText: Record<number, string> = {
   [RejectReason.version]: 'protocol version mismatch (dtrain versions differ)',
   [RejectReason.auth]: 'the store rejected our proof of the job key (wrong job key)',
-  [RejectReason.busy]: 'the store has too many connections still authenticating',
+  [RejectReason.busy]: 'the store has too many connections still authenticating (it turned this one away)',
 };
 
 const labels = {
@@ -40,6 +40,11 @@ const labels = {
 
 export class AuthError extends Error {
   override name = 'AuthError';
+}
+
+/** The store turned the connection away to admit another (REJECT busy): worth another try later. */
+export class BusyRejectError extends AuthError {
+  override name = 'BusyRejectError';
 }
 
 /** The peer speaks another protocol version: answered with REJECT version rather than a bare close. */
@@ -60,10 +65,7 @@ function header(kind: number): Buffer {
 function checkHeader(body: Buffer, kind: number, size: number, fromServer: boolean): void {
   if (body.length < 4 || !body.subarray(0, 3).equals(magic))
     throw new AuthError('not a dtrain store handshake message');
-  if (fromServer && body[3] === HandshakeKind.reject) {
-    const reason = body.length >= 5 ? body[4] : 0;
-    throw new AuthError(rejectReasonText[reason] ?? `rejected (reason ${reason})`);
-  }
+  if (fromServer && body[3] === HandshakeKind.reject) throw rejectError(body.length >= 5 ? body[4] : 0);
   if (body[3] !== kind) throw new AuthError(`expected handshake message ${kind}, got ${body[3]}`);
   if (body.length !== size) throw new AuthError(`handshake message ${kind} has ${body.length} bytes, expected ${size}`);
 }
@@ -220,6 +222,16 @@ function readSeq(buf: Buffer, at: number): number {
 
 /** The reason text when a body is a REJECT, else undefined. */
 export function rejectText(body: Buffer): string | undefined {
+  return rejectOf(body)?.message;
+}
+
+/** The error a REJECT body stands for, else undefined. */
+export function rejectOf(body: Buffer): AuthError | undefined {
   if (body.length !== 6 || !body.subarray(0, 3).equals(magic) || body[3] !== HandshakeKind.reject) return undefined;
-  return rejectReasonText[body[4]] ?? `rejected (reason ${body[4]})`;
+  return rejectError(body[4]);
+}
+
+function rejectError(reason: number): AuthError {
+  const text = rejectReasonText[reason] ?? `rejected (reason ${reason})`;
+  return reason === RejectReason.busy ? new BusyRejectError(text) : new AuthError(text);
 }

@@ -6,8 +6,9 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { AuthError, ClientHandshake, envelopeOverhead, rejectText, type Session } from './auth.js';
-import { StoreConnectionError, StoreRequestError, StoreTimeoutError } from './errors.js';
+import { retryDelayMs } from './admission.js';
+import { AuthError, BusyRejectError, ClientHandshake, envelopeOverhead, rejectOf, type Session } from './auth.js';
+import { StoreAdmissionError, StoreConnectionError, StoreRequestError, StoreTimeoutError } from './errors.js';
 import { StartError } from '../util/errors.js';
 import {
   FrameReader,
@@ -38,6 +39,12 @@ export interface TcpConnectOptions extends StoreClientOptions {
   host: string;
   port: number;
   jobKey: Buffer;
+  /**
+   * Keep trying for this long, with backoff, while the store turns the connection away before it
+   * authenticated (busy with strangers, reset, handshake deadline). Never retried: a wrong key or
+   * version. Default 0: one try.
+   */
+  retryForMs?: number;
 }
 
 /** One request in flight: the id it travels with (CANCEL takes it) and its answer. */
@@ -85,18 +92,23 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
     stream.on('close', () => this.shutdown(undefined));
   }
 
-  /** Connects to the store's TCP port and authenticates with the job key, all within timeoutMs. */
+  /**
+   * Connects to the store's TCP port and authenticates with the job key, each try within timeoutMs;
+   * tries again while the store turns it away, for up to retryForMs.
+   */
   static async connectTcp(opts: TcpConnectOptions): Promise<StoreClient> {
     const timeoutMs = opts.timeoutMs ?? 10000;
     const label = opts.label ?? `store at ${opts.host}:${opts.port}`;
-    const started = Date.now();
-    // Keepalive: a controller host that vanishes without a FIN is noticed even on an idle connection.
-    const socket = await connectSocket(
-      net.connect({ host: opts.host, port: opts.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 10000 }),
-      label,
-      timeoutMs,
-    );
-    return StoreClient.authenticate(socket, opts.jobKey, label, timeoutMs, timeoutMs - (Date.now() - started));
+    return retryAdmission(opts.retryForMs ?? 0, async () => {
+      const started = Date.now();
+      // Keepalive: a controller host that vanishes without a FIN is noticed even on an idle connection.
+      const socket = await connectSocket(
+        net.connect({ host: opts.host, port: opts.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 10000 }),
+        label,
+        timeoutMs,
+      );
+      return StoreClient.authenticate(socket, opts.jobKey, label, timeoutMs, timeoutMs - (Date.now() - started));
+    });
   }
 
   /** Connects to an agent's store proxy (`unix:/path` or `/path`); no authentication on this leg. */
@@ -134,7 +146,7 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
       await new Promise<void>((resolve, reject) => {
         client.auth = { handshake, resolve, reject };
         timer = setTimeout(
-          () => reject(new StoreAuthError(`${label}: authentication did not finish within ${timeoutMs} ms`)),
+          () => reject(new StoreAdmissionError(`${label}: authentication did not finish within ${timeoutMs} ms`)),
           Math.max(1, budgetMs),
         );
         stream.write(frame(handshake.hello()));
@@ -308,6 +320,11 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
         throw new StoreRequestError(`${this.label}: ${name} is not allowed on this connection`, res.code);
       case Status.cancelled:
         throw new StoreRequestError(`${this.label}: ${name}${describeKeys(op, bufs)} was cancelled`, res.code);
+      case Status.overLimit:
+        throw new StoreRequestError(
+          `${this.label}: ${name}${describeKeys(op, bufs)} refused: ${res.args[0]?.toString() ?? 'over the limit'}`,
+          res.code,
+        );
       default:
         throw new StoreRequestError(`${this.label}: ${name} answered with unknown status ${res.code}`, res.code);
     }
@@ -338,7 +355,13 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
     } catch (err) {
       const auth = this.auth;
       const message = `${this.label}: ${(err as Error).message}`;
-      this.shutdown(auth || err instanceof AuthError ? new StoreAuthError(message) : new StoreConnectionError(message));
+      this.shutdown(
+        err instanceof BusyRejectError
+          ? new StoreAdmissionError(message)
+          : auth || err instanceof AuthError
+            ? new StoreAuthError(message)
+            : new StoreConnectionError(message),
+      );
       this.stream.destroy();
     }
   }
@@ -350,8 +373,8 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
         this.phase = 'welcome';
         return;
       case 'welcome': {
-        const rejected = rejectText(body);
-        if (rejected) throw new AuthError(rejected);
+        const rejected = rejectOf(body);
+        if (rejected) throw rejected;
         this.session = this.auth!.handshake.session();
         const welcome = decodeBody(this.session.open(body));
         if (welcome.code !== Status.ok || welcome.id !== 0) throw new AuthError('unexpected welcome from the store');
@@ -381,11 +404,11 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
         : new StoreConnectionError(`${this.label}: connection closed${error ? `: ${error.message}` : ''}`);
     if (this.auth && wasAuthenticating) {
       this.auth.reject(
-        reason instanceof StoreAuthError
+        reason instanceof StoreAuthError || reason instanceof StoreAdmissionError
           ? reason
-          : new StoreAuthError(
-              `${this.label}: the store closed the connection during ` +
-                `authentication${error ? ` (${error.message})` : ''}`,
+          : new StoreAdmissionError(
+              `${this.label}: the store closed the connection during authentication` +
+                (error ? ` (${error.message})` : ''),
             ),
       );
     }
@@ -396,6 +419,23 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
     this.pending.clear();
     this.stream.destroy();
     this.emit('close', this.closedByUs ? undefined : reason);
+  }
+}
+
+/**
+ * Runs `attempt` until it succeeds, fails for a reason other than admission, or `forMs` has passed,
+ * pausing with backoff (admission.ts) between tries.
+ */
+export async function retryAdmission<T>(forMs: number, attempt: () => Promise<T>): Promise<T> {
+  const end = Date.now() + forMs;
+  for (let tries = 0; ; tries++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const pause = retryDelayMs(tries);
+      if (!(err instanceof StoreAdmissionError) || Date.now() + pause >= end) throw err;
+      await new Promise((r) => setTimeout(r, pause));
+    }
   }
 }
 

@@ -20,6 +20,12 @@ export class StoreTimeoutError extends StartError {
 /** The connection to the store is gone (or could not be made). */
 export class StoreConnectionError extends StartError {}
 
+/**
+ * The store let this connection go before it authenticated: turned away to admit another ("busy"),
+ * closed mid-handshake, or the handshake ran past its deadline. Not a wrong key: worth another try.
+ */
+export class StoreAdmissionError extends StoreConnectionError {}
+
 /** The store refused a request (bad request, not authorized, unexpected status). */
 export class StoreRequestError extends DtrainError {
   constructor(

@@ -31,6 +31,8 @@ export const Status = {
   badRequest: 3,
   notAuthorized: 4,
   cancelled: 5,
+  /** the agent's proxy refused a worker over its share of in-flight requests; one arg says why */
+  overLimit: 6,
 } as const;
 export type StatusCode = (typeof Status)[keyof typeof Status];
 

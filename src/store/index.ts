@@ -3,10 +3,11 @@ export { StoreServer, type StoreServerOptions, type StoreServerStats } from './s
 export {
   StoreClient,
   StoreAuthError,
+  retryAdmission,
   type StoreClientOptions,
   type TcpConnectOptions,
   type PendingRequest,
 } from './client.js';
 export { StoreProxy, attemptPrefix, type StoreProxyOptions } from './proxy.js';
-export { StoreTimeoutError, StoreConnectionError, StoreRequestError } from './errors.js';
+export { StoreTimeoutError, StoreConnectionError, StoreAdmissionError, StoreRequestError } from './errors.js';
 export { Op, Status } from './frame.js';

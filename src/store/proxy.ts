@@ -9,7 +9,7 @@ import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { StartError } from '../util/errors.js';
-import type { StoreClient } from './client.js';
+import type { PendingRequest, StoreClient } from './client.js';
 import { StoreRequestError, StoreTimeoutError } from './errors.js';
 import {
   FrameReader,
@@ -23,6 +23,12 @@ import {
   parseBoundedUint,
   type Message,
 } from './frame.js';
+import { maxBlockedPerConnection } from './state.js';
+
+/** Requests one worker connection may have in flight through the proxy (its share may be smaller). */
+export const maxInFlightPerWorker = 4096;
+/** All workers of a node together: what the store lets the agent's one upstream connection hold. */
+export const maxInFlightPerNode = maxBlockedPerConnection;
 
 export interface StoreProxyOptions {
   upstream: StoreClient;
@@ -45,6 +51,8 @@ export class StoreProxy {
   private attempt: number;
   private readonly workers = new Set<WorkerConnection>();
   private closing: Promise<void> | undefined;
+  /** forwarded requests not yet answered upstream, all workers together */
+  private inFlight = 0;
 
   private constructor(
     private readonly server: net.Server,
@@ -117,6 +125,30 @@ export class StoreProxy {
     return this.closing;
   }
 
+  /**
+   * Forwards a worker's request unless that worker is over its fair share of the upstream connection:
+   * then the reason, for that worker alone (the store would otherwise refuse the next request of
+   * whichever worker came next).
+   */
+  forward(sender: number, op: number, args: Buffer[]): PendingRequest | string {
+    const share = Math.min(maxInFlightPerWorker, Math.floor(maxInFlightPerNode / Math.max(1, this.workers.size)));
+    if (sender >= share) {
+      return (
+        `this process has ${sender} store requests in flight through its agent, its limit ` +
+        `(${maxInFlightPerWorker} per process, fewer when more than ${maxInFlightPerNode / maxInFlightPerWorker} ` +
+        `share the node); wait for answers before sending more`
+      );
+    }
+    if (this.inFlight >= maxInFlightPerNode) {
+      return `this node's processes have ${this.inFlight} store requests in flight, the node's limit`;
+    }
+    const forwarded = this.upstream.send(op, args);
+    this.inFlight++;
+    const settled = () => void this.inFlight--;
+    forwarded.response.then(settled, settled);
+    return forwarded;
+  }
+
   private accept(socket: net.Socket): void {
     if (this.closing || !this.upstream.isOpen) {
       socket.destroy();
@@ -153,6 +185,8 @@ class WorkerConnection {
   private readonly reader = new FrameReader(maxBodyBytes);
   /** worker's request id → upstream request id, for requests in flight */
   private readonly inFlight = new Map<number, number>();
+  /** requests of this worker forwarded and not yet answered upstream (cancelled ones until the store answers) */
+  private pending = 0;
   private closed = false;
 
   constructor(
@@ -207,15 +241,19 @@ class WorkerConnection {
       return reply(Status.badRequest);
     }
     const args = req.args.map((a, i) => (keyArgs.includes(i) ? Buffer.concat([prefix, a]) : a));
-    const forwarded = this.proxy.upstream.send(req.code, args);
+    const forwarded = this.proxy.forward(this.pending, req.code, args);
+    if (typeof forwarded === 'string') return reply(Status.overLimit, [forwarded]);
+    this.pending++;
     this.inFlight.set(req.id, forwarded.id);
     forwarded.response.then(
       (res) => {
+        this.pending--;
         if (this.inFlight.get(req.id) !== forwarded.id) return;
         this.inFlight.delete(req.id);
         this.reply({ code: res.code, id: req.id, args: res.args });
       },
       (err) => {
+        this.pending--;
         if (this.inFlight.get(req.id) !== forwarded.id) return;
         this.inFlight.delete(req.id);
         // No answer in time: say so. Too big to forward: refuse. The upstream connection is gone: so is

@@ -1,11 +1,13 @@
 /**
  * The rendezvous store's TCP server (in the controller). Each connection must authenticate within
  * authTimeoutMs using tiny frames, then every frame is an authenticated envelope (auth.ts). Any
- * violation closes that one connection; the server and every other connection go on.
+ * violation closes that one connection; the server and every other connection go on. Who is let in,
+ * and who is evicted for whom, is admission.ts's.
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { StartError } from '../util/errors.js';
+import { PreAuthQueue, handshakeDeadlineMs, preAuthBudget } from './admission.js';
 import {
   RejectReason,
   ServerHandshake,
@@ -32,9 +34,9 @@ export interface StoreServerOptions {
   /** 0 (default) picks a free port */
   port?: number;
   jobKey: Buffer;
-  /** a connection that has not authenticated by then is closed; default 5000 */
+  /** a connection that has not authenticated by then is closed; default handshakeDeadlineMs */
   authTimeoutMs?: number;
-  /** connections still authenticating at once; more are refused; default 64 */
+  /** connections still authenticating at once; a new one evicts the oldest; default preAuthBudget */
   maxUnauthenticated?: number;
   /** largest request body after authentication; default 64 MiB */
   maxBodyBytes?: number;
@@ -60,7 +62,7 @@ export class StoreServer {
   private readonly connections = new Set<Connection>();
   /** every stream served, including ones being refused or closed after a REJECT, so close() ends them all */
   private readonly streams = new Set<Duplex>();
-  private unauthenticated = 0;
+  private readonly unauthenticated: PreAuthQueue<Connection>;
   private violations = 0;
   private readonly state = new StoreState();
   private closing: Promise<void> | undefined;
@@ -75,10 +77,11 @@ export class StoreServer {
     const addr = server?.address();
     this.port = addr && typeof addr === 'object' ? addr.port : 0;
     this.address = addr && typeof addr === 'object' ? addr.address : '';
+    this.unauthenticated = new PreAuthQueue(options.maxUnauthenticated);
     this.host = {
       options,
       state: this.state,
-      unauthenticatedDelta: (d) => void (this.unauthenticated += d),
+      authenticated: (c) => this.unauthenticated.leave(c),
       forget: (c) => this.connections.delete(c),
       violation: (reason, remote) => this.violation(reason, remote),
     };
@@ -107,8 +110,8 @@ export class StoreServer {
     });
     const server = new StoreServer(tcp, {
       jobKey: Buffer.from(opts.jobKey),
-      authTimeoutMs: opts.authTimeoutMs ?? 5000,
-      maxUnauthenticated: opts.maxUnauthenticated ?? 64,
+      authTimeoutMs: opts.authTimeoutMs ?? handshakeDeadlineMs,
+      maxUnauthenticated: opts.maxUnauthenticated ?? preAuthBudget,
       maxBodyBytes: opts.maxBodyBytes ?? maxBodyBytes,
       onViolation: opts.onViolation,
     });
@@ -129,23 +132,17 @@ export class StoreServer {
     }
     this.streams.add(stream);
     stream.once('close', () => this.streams.delete(stream));
-    if (this.unauthenticated >= this.options.maxUnauthenticated) {
-      this.violation('too many unauthenticated connections', remote);
-      stream.on('error', () => {});
-      stream.resume(); // read (and drop) until the peer's end, or its close is never seen
-      stream.end(frame(rejectMessage(RejectReason.busy)));
-      setTimeout(() => stream.destroy(), 200).unref();
-      return;
-    }
     const conn = new Connection(this.host, stream, remote);
     this.connections.add(conn);
+    // A stranger may cost a slot, never an agent its way in: the oldest unauthenticated one goes.
+    this.unauthenticated.admit(conn)?.evict(this.options.maxUnauthenticated);
   }
 
   stats(): StoreServerStats {
     return {
       connections: this.connections.size,
-      authenticated: this.connections.size - this.unauthenticated,
-      unauthenticated: this.unauthenticated,
+      authenticated: this.connections.size - this.unauthenticated.size,
+      unauthenticated: this.unauthenticated.size,
       violations: this.violations,
       keys: this.state.keyCount,
       blocked: this.state.blockedCount,
@@ -173,7 +170,8 @@ export class StoreServer {
 interface ConnectionHost {
   options: ResolvedOptions;
   state: StoreState;
-  unauthenticatedDelta(delta: 1 | -1): void;
+  /** `c` authenticated or closed: it leaves the unauthenticated budget */
+  authenticated(c: Connection): void;
   forget(c: Connection): void;
   violation(reason: string, remote: string): void;
 }
@@ -194,15 +192,19 @@ class Connection implements Requester {
   ) {
     const { options } = host;
     this.handshake = new ServerHandshake(options.jobKey);
-    host.unauthenticatedDelta(1);
     this.authTimer = setTimeout(
       () => this.fail(`not authenticated within ${options.authTimeoutMs} ms`),
       options.authTimeoutMs,
     );
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', () => {}); // resets and the like end in 'close'
-    stream.on('end', () => this.destroy());
-    stream.on('close', () => this.destroy());
+    stream.on('end', () => this.hangUp());
+    stream.on('close', () => this.hangUp());
+  }
+
+  /** Displaced by a newer unauthenticated connection: told "busy" (a dtrain client tries again). */
+  evict(budget: number): void {
+    this.reject(RejectReason.busy, `evicted: the oldest of ${budget} connections still authenticating`);
   }
 
   reply(response: Message): void {
@@ -220,10 +222,16 @@ class Connection implements Requester {
     this.stream.destroy();
   }
 
+  /** The peer ended the connection; one that hangs up between HELLO and PROOF failed the handshake. */
+  private hangUp(): void {
+    if (this.phase === 'proof') this.host.violation('closed after its HELLO without proving the job key', this.remote);
+    this.destroy();
+  }
+
   /** Stops counting and serving this connection; the stream itself may still be finishing a REJECT. */
   private forget(): void {
     if (this.phase === 'closed') return;
-    if (this.phase !== 'ready') this.host.unauthenticatedDelta(-1);
+    this.host.authenticated(this);
     this.phase = 'closed';
     clearTimeout(this.authTimer);
     this.host.state.release(this);
@@ -262,7 +270,7 @@ class Connection implements Requester {
         this.session = session;
         this.phase = 'ready';
         clearTimeout(this.authTimer);
-        this.host.unauthenticatedDelta(-1);
+        this.host.authenticated(this);
         this.reader.maxBody = this.host.options.maxBodyBytes + envelopeOverhead;
         // The welcome proves the server derived the same session keys.
         this.reply({ code: 0, id: 0, args: [] });
@@ -280,8 +288,9 @@ class Connection implements Requester {
   private reject(reason: number, message: string): void {
     if (this.phase === 'closed') return;
     this.host.violation(message, this.remote);
-    this.stream.write(frame(rejectMessage(reason)));
-    this.stream.end();
+    this.stream.on('error', () => {});
+    this.stream.resume(); // read (and drop) until the peer's end, or its close is never seen
+    this.stream.end(frame(rejectMessage(reason)));
     this.forget();
     const stream = this.stream;
     setTimeout(() => stream.destroy(), 200).unref();

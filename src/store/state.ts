@@ -44,7 +44,9 @@ export interface StoreStateLimits {
   maxBlockedPerRequester: number;
 }
 
-const defaultLimits: StoreStateLimits = { maxStoredBytes: 1024 ** 3, maxBlockedPerRequester: 65536 };
+/** Blocked requests one connection may hold (an agent's upstream carries all its workers'). */
+export const maxBlockedPerConnection = 65536;
+const defaultLimits: StoreStateLimits = { maxStoredBytes: 1024 ** 3, maxBlockedPerRequester: maxBlockedPerConnection };
 const maxBarrierCount = 1_000_000;
 const ok = Status.ok;
 

@@ -96,6 +96,8 @@ const char* statusName(uint8_t status) {
       return "not authorized";
     case kCancelled:
       return "cancelled";
+    case kOverLimit:
+      return "over this process's limit of requests in flight";
   }
   return "unknown status";
 }

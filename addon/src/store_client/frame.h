@@ -25,7 +25,15 @@ enum Op : uint8_t {
   kJobKey = 16,
   kWhoAmI = 17
 };
-enum Status : uint8_t { kOk = 0, kTimeout = 1, kNotFound = 2, kBadRequest = 3, kNotAuthorized = 4, kCancelled = 5 };
+enum Status : uint8_t {
+  kOk = 0,
+  kTimeout = 1,
+  kNotFound = 2,
+  kBadRequest = 3,
+  kNotAuthorized = 4,
+  kCancelled = 5,
+  kOverLimit = 6
+};
 
 struct Message {
   uint8_t code = 0;  // op in a request, status in a response

@@ -1,19 +1,14 @@
 /**
  * The port the joining agents dial. The store itself listens privately on loopback (the controller's own
  * connections use that); this listener hands every agent connection to it unchanged
- * (StoreServer.serveStream) and watches one thing the store does not report: a client that sends its
- * HELLO and then hangs up without a PROOF. A dtrain client does exactly that when the store's proof does
- * not match its key (store/PROTOCOL.md: it closes so a fake store never gets a client proof), so during
- * the join such a connection is an agent with another secret file, and the controller can fail at once
- * instead of at its rendezvous timeout. It also tells the join spawner when an agent's connection closes,
- * so an agent that dies is lost at once rather than after heartbeat.timeout.
+ * (StoreServer.serveStream), whose admission decides who stays. A failed handshake costs the job
+ * nothing: anyone can send a HELLO and hang up, so that is no proof of an agent with another secret (the
+ * store reports it as a violation, named at the rendezvous timeout; such an agent sees the store's proof
+ * fail on its side and exits 3 saying so). This listener also tells the join spawner when an agent's
+ * connection closes, so an agent that dies is lost at once rather than after heartbeat.timeout.
  */
 import net from 'node:net';
-import { protocolVersion } from '../../store/auth.js';
 import { StartError } from '../../util/errors.js';
-
-/** A HELLO frame: len:u32be = 37, "DTS", kind 1, version, nonce[32]. */
-const helloFrameBytes = 4 + 37;
 
 export interface FrontDoor {
   port: number;
@@ -24,8 +19,6 @@ export interface FrontDoorOptions {
   host: string;
   port: number;
   serve: (socket: net.Socket, remote: string) => void;
-  /** a client sent HELLO and closed before proving the key: it holds another one */
-  onOtherKey: (remoteAddress: string) => void;
   /** any connection closed, named `address:port` as connectionName() names it */
   onClose?: (connection: string) => void;
 }
@@ -46,16 +39,8 @@ export async function openFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor> 
   const sockets = new Set<net.Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);
-    const head: Buffer[] = [];
-    let received = 0;
-    socket.on('data', (chunk: Buffer) => {
-      if (received < helloFrameBytes + 1) head.push(chunk);
-      received += chunk.length;
-    });
     socket.once('close', () => {
       sockets.delete(socket);
-      if (received === helloFrameBytes && isHello(Buffer.concat(head)))
-        opts.onOtherKey(plain(socket.remoteAddress ?? '?'));
       opts.onClose?.(connectionName(socket.remoteAddress ?? '?', socket.remotePort ?? 0));
     });
     opts.serve(socket, `${socket.remoteAddress}:${socket.remotePort}`);
@@ -86,16 +71,6 @@ export class ClosedConnections {
     this.handlers.set(name, handler);
     if (this.closed.has(name)) queueMicrotask(handler);
   }
-}
-
-function isHello(b: Buffer): boolean {
-  return (
-    b.length === helloFrameBytes &&
-    b.readUInt32BE(0) === 37 &&
-    b.toString('latin1', 4, 7) === 'DTS' &&
-    b[7] === 1 &&
-    b[8] === protocolVersion
-  );
 }
 
 function plain(addr: string): string {

@@ -10,7 +10,7 @@ import { connect, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { hostname } from 'node:os';
 import { localGpuCount } from '../../config/local-host.js';
-import { StoreAuthError, StoreClient } from '../../store/index.js';
+import { StoreAuthError, StoreClient, retryAdmission } from '../../store/index.js';
 import { StartError } from '../../util/errors.js';
 import { packageVersion } from '../../util/version.js';
 import type { AgentSpec } from '../agent-contract.js';
@@ -46,10 +46,15 @@ export interface JoinAgentRequest {
 export async function runJoinAgent(req: JoinAgentRequest): Promise<number> {
   const stderr = req.stderr ?? process.stderr;
   const where = `${req.host}:${req.port}`;
-  const socket = await dialWithRetry(req.host, req.port, req.timeoutMs);
+  const end = Date.now() + req.timeoutMs;
+  let socket!: Socket;
   let desk: StoreClient;
   try {
-    desk = await StoreClient.overStream(socket, req.jobKey, { label: `store at ${where}` });
+    // A store busy with strangers turns a connection away before it authenticated: dial again.
+    desk = await retryAdmission(req.timeoutMs, async () => {
+      socket = await dialWithRetry(req.host, req.port, Math.max(1000, end - Date.now()));
+      return StoreClient.overStream(socket, req.jobKey, { label: `store at ${where}` });
+    });
   } catch (err) {
     if (err instanceof StoreAuthError) {
       throw new StartError(

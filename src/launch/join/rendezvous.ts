@@ -31,10 +31,15 @@ export class JoinDesk {
 
   /**
    * The first `count` registrations, in join order, or a StartError (exit 3) when fewer came within
-   * `timeoutMs`. `failedAuth` describes connections the store closed during authentication, for the
-   * timeout's message. Registrations after the first `count` are refused for as long as the desk is open.
+   * `timeoutMs`. `failedAuth` counts the connections that failed authentication and names (some of) their
+   * addresses, for the timeout's message: an agent with another secret is among them, or a stranger.
+   * Registrations after the first `count` are refused for as long as the desk is open.
    */
-  async waitFor(count: number, timeoutMs: number, failedAuth: () => string[]): Promise<JoinedAgent[]> {
+  async waitFor(
+    count: number,
+    timeoutMs: number,
+    failedAuth: () => { count: number; addresses: string[] },
+  ): Promise<JoinedAgent[]> {
     const end = Date.now() + timeoutMs;
     const agents: JoinedAgent[] = [];
     for (let index = 0; index < count; index++) {
@@ -47,9 +52,9 @@ export class JoinDesk {
         const auth = failedAuth();
         throw new StartError(
           `only ${agents.length} of ${count} agents joined within ${formatDuration(timeoutMs)}${joined}` +
-            (auth.length
-              ? `; ${auth.length} connection(s) failed authentication (${[...new Set(auth)].join(', ')}): ` +
-                `another secret file?`
+            (auth.count
+              ? `; ${auth.count} connection(s) failed authentication (from ${auth.addresses.join(', ')}):` +
+                ' another secret file?'
               : '') +
             '; start `dtrain agent --join <this host>:<port> --secret-file <file>` on every node, or raise ' +
             'rendezvous.timeout',

@@ -4,52 +4,16 @@
  * exactly what they had blocked, and the store keeps serving.
  */
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { StoreServer } from '../../../src/store/server.js';
 import { StoreClient } from '../../../src/store/client.js';
+import { exited, line, node, until } from '../../helpers/store-processes.js';
 
-const helpers = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../helpers');
 const jobKey = randomBytes(32);
-
-function node(script: string, env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, ['--import=@tapjs/typescript/import', path.join(helpers, script)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', ...env },
-  });
-}
-
-function line(p: ChildProcess, pattern: RegExp, timeoutMs = 30000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`no ${pattern} within ${timeoutMs} ms; got ${out}`)), timeoutMs);
-    p.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = out.match(pattern);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[0]);
-      }
-    });
-  });
-}
-
-async function until(what: string, cond: () => boolean, timeoutMs = 10000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const exited = (p: ChildProcess) =>
-  new Promise<number | null>((r) =>
-    p.exitCode !== null || p.signalCode !== null ? r(p.exitCode) : p.once('exit', (code) => r(code)),
-  );
 
 t.test('SIGKILLed workers and agents leave nothing blocked; the store keeps serving', { timeout: 90000 }, async (t) => {
   const server = await StoreServer.start({ jobKey });
