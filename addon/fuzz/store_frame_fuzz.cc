@@ -8,13 +8,19 @@
 
 #include "store_client/frame.h"
 
-// Every status PROTOCOL.md documents (0 ok .. 5 cancelled) has a name of its own, checked once at start.
+// Every status PROTOCOL.md documents (0 ok .. 6 over limit) has a name of its own, checked once at start.
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   using namespace dtrain::store;
-  const char* want[] = {"ok", "timeout", "not found", "bad request", "not authorized", "cancelled"};
-  for (uint8_t s = 0; s < 6; ++s)
+  const char* want[] = {"ok",
+                        "timeout",
+                        "not found",
+                        "bad request",
+                        "not authorized",
+                        "cancelled",
+                        "over this process's limit of requests in flight"};
+  for (uint8_t s = 0; s < 7; ++s)
     if (std::string(statusName(s)) != want[s]) __builtin_trap();
-  if (std::string(statusName(6)) != "unknown status") __builtin_trap();
+  if (std::string(statusName(7)) != "unknown status") __builtin_trap();
   return 0;
 }
 
