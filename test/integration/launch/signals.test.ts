@@ -98,12 +98,16 @@ function agentOf(launcher: number): number | undefined {
   return undefined;
 }
 
-/** The run's result, or null when the launcher is still there after `ms` (it is SIGKILLed then). */
+/**
+ * The run's result, or null when the launcher is still there after `ms` (it is SIGKILLed then). Its exit,
+ * not its pipes' close: a leftover agent would hold them open.
+ */
 async function doneWithin(run: ReturnType<typeof startDtrain>, ms: number) {
+  const exited = new Promise<NodeJS.Signals | null>((r) => run.child.once('exit', (_code, sig) => r(sig)));
   const timer = setTimeout(() => run.child.kill('SIGKILL'), ms);
-  const r = await run.done;
+  const sig = run.child.exitCode !== null || run.child.signalCode !== null ? run.child.signalCode : await exited;
   clearTimeout(timer);
-  return r.signal === 'SIGKILL' ? null : r;
+  return sig === 'SIGKILL' ? null : run.done;
 }
 
 t.test('SIGINT while the start-up waits for an agent: exit 130 at once, nothing left', { skip }, async (t) => {
