@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentEvent, AgentSpec, ForwardedSignal, WorkerExit } from './agent-contract.js';
-import { fillAtLaunch } from '../runtime/worker-env-table.js';
+import { fillAtLaunch, nodeOptionsFor } from '../runtime/worker-env-table.js';
 import { ensureExecWrapper } from './exec-wrapper.js';
 import { FileTarget, logFileName, sinkTarget, type OutputSink } from './line-targets.js';
 import { checkFixedPort, freePort } from './ports.js';
@@ -91,9 +91,10 @@ export class NodeAgent {
         const stderr: LineTarget[] = shown ? [err, sinkTarget(this.console, r.rank, 'stderr')] : [err];
         const errorFile = join(logDir, `rank_${r.rank}.error.json`);
         const facts = { masterAddr: spec.master.addr, masterPort, runId: spec.run_id, restartCount: attempt };
+        const nodeOptions = nodeOptionsFor(r.command, r.env.NODE_OPTIONS ?? this.baseEnv.NODE_OPTIONS);
         const env = {
           ...this.baseEnv,
-          ...fillAtLaunch(r.env, { ...facts, errorFile, store: storeAddress, backend }),
+          ...fillAtLaunch(r.env, { ...facts, errorFile, store: storeAddress, backend, nodeOptions }),
         };
         return new Worker({
           wrapper: this.wrapper,

@@ -20,7 +20,7 @@ import type { StoreControl } from './store-node.js';
 import { checkFixedPort } from './ports.js';
 import { createProgress } from './progress.js';
 import { renderFailure, type LaunchSummary } from './summary.js';
-import { Supervisor, type NodeHandle } from './supervisor.js';
+import { KILL_WAIT_MS, Supervisor, within, type NodeHandle } from './supervisor.js';
 
 export interface LaunchRequest {
   config: JobConfig;
@@ -108,7 +108,23 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const early: ((s: Supervisor) => void)[] = [];
   const onEvent = (ev: AgentEvent) => (supervisor ? supervisor.onEvent(ev) : early.push((s) => s.onEvent(ev)));
   const nodes: NodeHandle[] = [];
-  const onSignal = (sig: NodeJS.Signals) => supervisor?.signal(sig);
+  // Before the supervisor exists (agents starting, the backend probe, a rendezvous): SIGINT/SIGTERM abort
+  // the start-up, a second SIGINT kills what started; other signals find no worker to forward to.
+  let interruptedBy: 'SIGINT' | 'SIGTERM' | null = null;
+  let interruptStart: (err: Error) => void = () => {};
+  const startInterrupted = new Promise<never>((_, reject) => (interruptStart = reject));
+  startInterrupted.catch(() => {});
+  let startKilled = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (supervisor) return supervisor.signal(sig);
+    if (sig !== 'SIGINT' && sig !== 'SIGTERM') return;
+    if (interruptedBy && sig === 'SIGINT') {
+      startKilled = true;
+      for (const n of nodes) n.kill(0);
+    }
+    interruptedBy ??= sig;
+    interruptStart(new InterruptedError(interruptedBy));
+  };
   // Under nohup a hangup is not for the job: SIGHUP is not forwarded (main.ts keeps ignoring it).
   const signals = handledSignals.filter((s) => s !== 'SIGHUP' || !sighupIgnoredAtStart());
   for (const s of signals) process.on(s, onSignal);
@@ -117,6 +133,17 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   let lostWhileStarting: (err: Error) => void = () => {};
   const lostBeforeDecision = new Promise<never>((_, reject) => (lostWhileStarting = reject));
   lostBeforeDecision.catch(() => {});
+  // Nodes a start hands back after the start-up was interrupted are let go at once.
+  let abandoned = false;
+  const starting: Promise<void>[] = [];
+  const startNodes = (started: Promise<NodeHandle[]>): Promise<void> => {
+    const adopted = started.then((handles) => {
+      if (abandoned) void Promise.all(handles.map((h) => h.close()));
+      else nodes.push(...handles);
+    });
+    starting.push(adopted.catch(() => {}));
+    return Promise.race([adopted, startInterrupted]);
+  };
   const onLost = (n: number, why: string) => {
     if (supervisor) return supervisor.nodeLost(n, why);
     early.push((s) => s.nodeLost(n, why));
@@ -126,19 +153,17 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     const remoteSpecs = specs.filter((s) => !s.node.local);
     if (remoteSpecs.length || childAgentMode()) {
       const { StoreControl } = await import('./store-node.js');
-      control = await StoreControl.open(
-        { host: store.localHost, port: store.port, jobKey },
-        onEvent,
-        onLost,
-        config.heartbeat,
-      );
+      control = await Promise.race([
+        StoreControl.open({ host: store.localHost, port: store.port, jobKey }, onEvent, onLost, config.heartbeat),
+        startInterrupted,
+      ]);
     }
     const ctx: StartContext = { config, store, jobKey, control, console, onEvent, onLost };
-    nodes.push(
-      ...(await localNodeSource.start(
+    await startNodes(
+      localNodeSource.start(
         specs.filter((s) => s.node.local),
         ctx,
-      )),
+      ),
     );
     if (remoteSpecs.length) {
       if (!req.source)
@@ -146,7 +171,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
           `nodes ${remoteSpecs.map((s) => s.node.host).join(', ')} are not this machine ` +
             'and no remote spawner is available',
         );
-      nodes.push(...(await req.source.start(remoteSpecs, ctx)));
+      await startNodes(req.source.start(remoteSpecs, ctx));
     }
     nodes.sort((a, b) => a.nodeRank - b.nodeRank);
     if (needsProbe(config.backend)) {
@@ -159,6 +184,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
           timeoutMs: config.rendezvous.timeout,
         }),
         lostBeforeDecision,
+        startInterrupted,
       ]);
       progress.note(describeDecision(config.backend, decision));
     }
@@ -181,6 +207,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
         ),
       onStopping: (why) => progress.note(`stopping all workers: ${why}`),
     });
+    if (interruptedBy) throw new InterruptedError(interruptedBy);
     for (const replay of early.splice(0)) replay(supervisor);
     const { outcome, summary } = await supervisor.run();
     progress.stop();
@@ -196,7 +223,13 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   } finally {
     progress.stop();
     for (const s of signals) process.off(s, onSignal);
-    if (!supervisor) await Promise.all(nodes.map((n) => n.close()));
+    if (!supervisor) {
+      // An interrupted start-up waits a moment for starts under way, then lets go of every node.
+      abandoned = true;
+      if (interruptedBy) await within(Promise.all(starting), KILL_WAIT_MS);
+      const closed = Promise.all(nodes.map((n) => n.close()));
+      await (startKilled ? within(closed, KILL_WAIT_MS) : closed);
+    }
     await control?.close();
     await store.close();
   }

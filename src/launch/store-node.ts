@@ -19,7 +19,7 @@ import {
 import type { OutputSink } from './line-targets.js';
 import { getForever } from './store-wait.js';
 import { supervisedPids } from './process-tree.js';
-import type { NodeHandle } from './supervisor.js';
+import { within, type NodeHandle } from './supervisor.js';
 
 export class StoreControl {
   private readonly seq = new Map<number, number>();
@@ -151,7 +151,11 @@ export function spawnChildAgent(spec: AgentSpec, control: StoreControl, console:
   void exited.then(() => supervisedPids.delete(child.pid!));
   child.stdin.write(JSON.stringify(spec) + '\n');
   relayRecords(child.stdout, console);
+  // Let go, it leaves at once; one that cannot answer (start-up interrupted, stopped) is killed, well
+  // within the supervisor's KILL_WAIT_MS.
   return control.handle(spec.node.node_rank, spec.node.host, async () => {
+    await within(exited, 1000);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
   });
 }

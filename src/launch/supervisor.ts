@@ -36,6 +36,19 @@ export interface SupervisorOptions {
   onStopping?: (why: string) => void;
 }
 
+/**
+ * After a second SIGINT: how long the launcher still waits for exit reports and for agents to let go.
+ * An agent that cannot answer (hung link, stopped process) must not keep the launcher.
+ */
+export const KILL_WAIT_MS = 2000;
+
+/** `p`, or nothing once `ms` have passed. */
+export async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 export type Outcome =
   | { kind: 'ok' }
   | { kind: 'failed' }
@@ -60,6 +73,8 @@ export class Supervisor {
   private state: AttemptState | null = null;
   private interrupted: 'SIGINT' | 'SIGTERM' | null = null;
   private interruptCount = 0;
+  /** a second SIGINT: every worker killed, nothing more waited for than KILL_WAIT_MS */
+  private killed = false;
   private wakeBackoff: (() => void) | null = null;
   /** events and lost nodes from before the first attempt (a slow start-up): they belong to attempt 0 */
   private readonly beforeStart: (() => void)[] = [];
@@ -126,8 +141,10 @@ export class Supervisor {
       const s = this.state;
       if (!s) return;
       if (this.interruptCount > 1 && sig === 'SIGINT') {
+        this.killed = true;
         this.opts.onStopping?.('second SIGINT: killing all workers now');
         for (const n of this.opts.nodes) n.kill(s.attempt);
+        setTimeout(() => s.finished(), KILL_WAIT_MS).unref();
       } else {
         this.stopAll(s, sig, `${sig} received`, true);
       }
@@ -152,7 +169,8 @@ export class Supervisor {
       if (this.interrupted) break;
       attempt++;
     }
-    await Promise.all(this.opts.nodes.map((n) => n.close()));
+    const closed = Promise.all(this.opts.nodes.map((n) => n.close()));
+    await (this.killed ? within(closed, KILL_WAIT_MS) : closed);
     if (this.interrupted) {
       const code = this.interrupted === 'SIGINT' ? 130 : 143;
       return { outcome: { kind: 'interrupted', signal: this.interrupted }, summary: this.summary(last, code) };

@@ -42,7 +42,7 @@ export function buildPlan(input: JobConfig | LoadedConfig, opts: BuildPlanOption
   });
 
   const decidedAtLaunch = Object.fromEntries(
-    WORKER_ENV.filter((v) => v.filledBy === 'agent').map((v) => [v.name, AUTO]),
+    WORKER_ENV.filter((v) => v.filledBy === 'agent' && !v.optional).map((v) => [v.name, AUTO]),
   );
   const ranks: RankPlan[] = [];
   for (const node of nodes) {

@@ -25,6 +25,8 @@ export interface LaunchFacts {
   store: string;
   /** backend auto/nccl: the job's backend as the controller decided it from every node's probe */
   backend?: 'cpu' | 'nccl';
+  /** a Node worker: its NODE_OPTIONS with the SIGUSR1 guard added (nodeOptionsFor) */
+  nodeOptions?: string;
 }
 
 /** How the runtime reads a value: a non-negative integer, a duration (config/duration.ts), or text. */
@@ -195,7 +197,33 @@ export const WORKER_ENV: readonly WorkerEnvVar[] = [
     description:
       "the interface the collectives' peer listener binds (grammar below; unset: the one routing to MASTER_ADDR)",
   },
+  {
+    name: 'NODE_OPTIONS',
+    filledBy: 'agent',
+    optional: true,
+    launchFact: 'nodeOptions',
+    kind: 'text',
+    description:
+      'Node workers only (the program is `node`): yours (config env or shell) plus a preload that listens for ' +
+      'SIGUSR1, so a SIGUSR1 dtrain forwards never opens the inspector',
+  },
 ];
+
+/**
+ * A no-op SIGUSR1 listener preloaded into Node workers: without one, Node answers SIGUSR1 by opening its
+ * inspector on 127.0.0.1:9229 (Node 20 has no --disable-sigusr1). NODE_OPTIONS splits on spaces and
+ * strips double quotes, hence neither appears here.
+ */
+export const SIGUSR1_GUARD = "--import=data:text/javascript,process.on('SIGUSR1',()=>{})";
+
+/** NODE_OPTIONS for a worker running `command`: `inherited` plus the guard for Node, undefined otherwise. */
+export function nodeOptionsFor(command: readonly string[], inherited: string | undefined): string | undefined {
+  const program = command[0] ?? '';
+  const base = program.slice(program.lastIndexOf('/') + 1);
+  if (base !== 'node' && base !== 'nodejs' && program !== process.execPath) return undefined;
+  if (inherited?.split(/\s+/).includes(SIGUSR1_GUARD)) return inherited;
+  return inherited?.trim() ? `${inherited} ${SIGUSR1_GUARD}` : SIGUSR1_GUARD;
+}
 
 const byName = new Map(WORKER_ENV.map((v) => [v.name, v]));
 

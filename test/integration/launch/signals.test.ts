@@ -1,6 +1,6 @@
 // SIGINT / SIGTERM stop the job (forwarded, grace, kill; no restart; 130 / 143); a second SIGINT kills at
 // once; SIGUSR1 is forwarded and supervision goes on.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
@@ -81,6 +81,108 @@ t.test('a second SIGINT kills at once', { skip }, async (t) => {
   t.equal(r.code, 130);
   t.ok(r.ms < 15000, `did not wait for the 60 s grace (${r.ms} ms)`);
   t.match(r.stderr, /second SIGINT/);
+});
+
+/** The launcher's `dtrain agent` child (DTRAIN_LOCAL_AGENT=child), once it exists. */
+function agentOf(launcher: number): number | undefined {
+  let children: string;
+  try {
+    children = readFileSync(`/proc/${launcher}/task/${launcher}/children`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const pid of children.trim().split(/\s+/).filter(Boolean).map(Number)) {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (argv.includes('agent')) return pid;
+  }
+  return undefined;
+}
+
+/**
+ * The run's result, or null when the launcher is still there after `ms` (it is SIGKILLed then). Its exit,
+ * not its pipes' close: a leftover agent would hold them open.
+ */
+async function doneWithin(run: ReturnType<typeof startDtrain>, ms: number) {
+  const exited = new Promise<NodeJS.Signals | null>((r) => run.child.once('exit', (_code, sig) => r(sig)));
+  const timer = setTimeout(() => run.child.kill('SIGKILL'), ms);
+  const sig = run.child.exitCode !== null || run.child.signalCode !== null ? run.child.signalCode : await exited;
+  clearTimeout(timer);
+  return sig === 'SIGKILL' ? null : run.done;
+}
+
+t.test('SIGINT while the start-up waits for an agent: exit 130 at once, nothing left', { skip }, async (t) => {
+  const dir = tempDir(t);
+  // The node's agent (a child `dtrain agent`) hangs before it reports its GPU probe: the launcher is
+  // still starting the job (backend auto waits for every probe) when SIGINT comes.
+  writeFileSync(
+    join(dir, 'slow-agent.cjs'),
+    `if (process.argv.includes('agent')) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000);\n`,
+  );
+  const run = startDtrain(
+    [
+      'launch',
+      '--nproc-per-node',
+      '1',
+      '--set',
+      'backend=auto',
+      '--set',
+      `logs.dir=${dir}/logs`,
+      '--',
+      'sh',
+      '-c',
+      `echo $$ > ${dir}/pid_0; sleep 60`,
+    ],
+    { cwd: dir, env: { DTRAIN_LOCAL_AGENT: 'child', NODE_OPTIONS: `--require=${join(dir, 'slow-agent.cjs')}` } },
+  );
+  let agent: number | undefined;
+  t.ok(await waitFor(() => (agent = agentOf(run.child.pid!)) !== undefined, 20000), 'the agent was started');
+  await new Promise((r) => setTimeout(r, 500));
+  run.child.kill('SIGINT');
+  const r = await doneWithin(run, 8000);
+  t.ok(r, 'the launcher left within 8 s');
+  t.equal(r?.code, 130, r?.stderr);
+  t.notOk(existsSync(join(dir, 'pid_0')), 'no worker was started');
+  t.ok(await waitFor(() => !alive(agent!), 2000), 'the agent is gone');
+  if (alive(agent!)) process.kill(agent!, 'SIGKILL');
+});
+
+t.test('a second SIGINT while an agent cannot answer: the launcher leaves, the worker is dead', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const run = startDtrain(
+    [
+      'launch',
+      '--nproc-per-node',
+      '1',
+      '--set',
+      'shutdown_grace=60s',
+      '--set',
+      'heartbeat.timeout=120s',
+      '--set',
+      `logs.dir=${dir}/logs`,
+      '--',
+      'sh',
+      '-c',
+      `echo $$ > ${dir}/pid_0; exec sleep 60`,
+    ],
+    { cwd: dir, env: { DTRAIN_LOCAL_AGENT: 'child' } },
+  );
+  t.ok(await waitFor(() => existsSync(join(dir, 'pid_0')), 20000), 'the worker runs');
+  await new Promise((r) => setTimeout(r, 300));
+  const worker = Number(readFileSync(join(dir, 'pid_0'), 'utf8'));
+  const agent = agentOf(run.child.pid!);
+  t.ok(agent, 'the agent is a child of the launcher');
+  // A stopped agent hears nothing: neither the stop nor the kill, and it reports no exit.
+  process.kill(agent!, 'SIGSTOP');
+  run.child.kill('SIGINT');
+  await new Promise((r) => setTimeout(r, 500));
+  run.child.kill('SIGINT');
+  const r = await doneWithin(run, 10000);
+  t.ok(r, 'the launcher left within 10 s of the second SIGINT');
+  t.equal(r?.code, 130, r?.stderr);
+  t.match(r?.stderr ?? '', /second SIGINT/);
+  t.ok(await waitFor(() => !alive(worker) && !alive(agent!), 5000), 'the agent and its worker are dead');
+  if (alive(agent!)) process.kill(agent!, 'SIGKILL');
+  if (alive(worker)) process.kill(worker, 'SIGKILL');
 });
 
 t.test('SIGUSR1 and SIGUSR2 are forwarded once each and supervision goes on', { skip }, async (t) => {
@@ -197,4 +299,37 @@ t.test('a forwarded SIGUSR1 opens no inspector in a runtime worker, which keeps 
   const r = await run.done;
   t.equal(r.code, 143, 'SIGTERM ends it as usual');
   t.notMatch(r.stdout + r.stderr, /Debugger listening/);
+});
+
+t.test('a forwarded SIGUSR1 opens no inspector in a plain Node worker, which keeps running', { skip }, async (t) => {
+  const dir = tempDir(t);
+  t.notOk(await listening(9229), 'nothing listens on 9229 before');
+  // no dtrain runtime, no listener of its own; the user's NODE_OPTIONS must still reach it
+  const script = `require('fs').writeFileSync('${dir}/pid_0', String(process.pid));`;
+  const run = startDtrain(
+    [
+      'launch',
+      '--nproc-per-node',
+      '1',
+      '--set',
+      `logs.dir=${dir}/logs`,
+      '--',
+      'node',
+      '-e',
+      `${script} console.log('heap=' + require('v8').getHeapStatistics().heap_size_limit); setInterval(() => {}, 1000)`,
+    ],
+    { cwd: dir, env: { NODE_OPTIONS: '--max-old-space-size=123' } },
+  );
+  t.ok(await waitFor(() => existsSync(join(dir, 'pid_0')), 20000), 'the worker runs');
+  await new Promise((r) => setTimeout(r, 300));
+  run.child.kill('SIGUSR1');
+  await new Promise((r) => setTimeout(r, 1500));
+  t.notOk(await listening(9229), 'no inspector listens on 9229');
+  t.equal(run.child.exitCode, null, 'the job still runs');
+  t.ok(alive(Number(readFileSync(join(dir, 'pid_0'), 'utf8'))), 'and so does the worker');
+  run.child.kill('SIGTERM');
+  const r = await run.done;
+  t.equal(r.code, 143, 'SIGTERM ends it as usual');
+  t.notMatch(r.stdout + r.stderr, /Debugger listening/);
+  t.match(r.stdout, /heap=1\d{8}\b/, "the user's own NODE_OPTIONS still applies");
 });
