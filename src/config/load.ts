@@ -184,7 +184,10 @@ export function saveConfig(loaded: LoadedConfig, file: string): void {
   const doc = { ...loaded.raw };
   if (doc.hostfile !== undefined && loaded.config.hostfile) doc.hostfile = loaded.config.hostfile;
   if (doc.env_file !== undefined && loaded.config.env_file) doc.env_file = loaded.config.env_file;
-  const text = `# yaml-language-server: $schema=${schemaLocation()}\n# written by dtrain from ${loaded.file}\n${yaml().stringify(doc)}`;
+  const text =
+    `# yaml-language-server: $schema=${schemaLocation()}\n` +
+    `# written by dtrain from ${loaded.file}\n` +
+    yaml().stringify(doc);
   // The config may hold secrets (env): owner-only, also when it replaces a file others could read.
   try {
     const fd = openSync(file, 'w', 0o600);

@@ -17,7 +17,7 @@ import { parseDuration } from './duration.js';
 import { parseEnvFile } from './envfile.js';
 import { isPrototypeKey } from './prototype-keys.js';
 import { TextReadError } from './read-text.js';
-import { parseHostFilter, parseHostfile, selectHosts, type SelectableNode } from './hostfile.js';
+import { parseHostFilter, parseHostfile, selectHosts } from './hostfile.js';
 import { nprocAtPlan } from './nproc-auto.js';
 import { splitCommand } from './shellwords.js';
 import type { ConfigSource, PathSegment } from './source.js';

@@ -76,11 +76,13 @@ export function runDoctor(): DoctorReport {
 
 export function renderDoctor(r: DoctorReport): string {
   const yes = (b: boolean) => (b ? 'yes' : 'no');
+  const cudaBuilt = r.cuda.built ? ` (CUDA ${r.cuda.cuda_version}, ${r.cuda.archs.join(' ')})` : ` (${r.cuda.reason})`;
+  const driverAge = r.cuda.driver.new_enough === false ? ' — older than the CUDA the part was built with' : '';
   const lines = [
     `dtrain ${r.version} on Node ${r.node}`,
     `addon          ${r.addon.loaded ? 'loaded' : `NOT loaded: ${r.addon.error}`} (${r.addon.path})`,
-    `cuda part      built: ${yes(r.cuda.built)}${r.cuda.built ? ` (CUDA ${r.cuda.cuda_version}, ${r.cuda.archs.join(' ')})` : ` (${r.cuda.reason})`}`,
-    `driver         ${r.cuda.driver.found ? `CUDA ${r.cuda.driver.version}${r.cuda.driver.new_enough === false ? ' — older than the CUDA the part was built with' : ''}` : 'none'}`,
+    `cuda part      built: ${yes(r.cuda.built)}${cudaBuilt}`,
+    `driver         ${r.cuda.driver.found ? `CUDA ${r.cuda.driver.version}${driverAge}` : 'none'}`,
     `gpus           ${r.cuda.devices.length ? r.cuda.devices.join(', ') : `none (${r.cuda.error ?? 'not probed'})`}`,
     `nccl           ${r.nccl.found ? `${r.nccl.version} (${r.nccl.path})` : `not found: ${r.nccl.reason}`}`,
     ...Object.entries(r.tools).map(([k, v]) => `${k.padEnd(15)}${v ?? 'not found'}`),

@@ -48,10 +48,10 @@ export function renderPlanTable(plan: Plan): string {
     const port = first.env.MASTER_PORT === AUTO ? 'a free port (picked at launch)' : `port ${first.env.MASTER_PORT}`;
     lines.push(`backend: ${backend}   master: ${addr}, ${port}`);
     const userEnv = plan.config ? Object.keys(plan.config.env) : [];
-    if (userEnv.length)
-      lines.push(
-        `env: ${userEnv.map((k) => `${k}=${shownEnvValue(k, plan.config!.env[k], plan.config!.secret_env)}`).join(' ')}`,
-      );
+    if (userEnv.length) {
+      const shown = userEnv.map((k) => `${k}=${shownEnvValue(k, plan.config!.env[k], plan.config!.secret_env)}`);
+      lines.push(`env: ${shown.join(' ')}`);
+    }
     lines.push(...workerEnvLines(plan.ranks));
   }
   const withMemory = plan.ranks.some((r) => r.memory);

@@ -10,7 +10,7 @@ import { DEFAULT_JOIN_PORT } from '../../batch/batch-job.js';
 import { formatDuration } from '../../config/duration.js';
 import type { LoadedConfig } from '../../config/types.js';
 import { StoreServer } from '../../store/index.js';
-import { StartError, UsageError } from '../../util/errors.js';
+import { UsageError } from '../../util/errors.js';
 import type { NodeSource } from '../node-source.js';
 import { ClosedConnections, openFrontDoor, type FrontDoor } from './front-door.js';
 import { startJoinedNodes } from './join-spawner.js';

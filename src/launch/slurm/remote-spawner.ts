@@ -1,10 +1,10 @@
 /**
  * Starting nodes inside a Slurm allocation, for node-source.ts (the Slurm NodeSource): every node
  * that is not this machine gets `dtrain agent --stdio` in its own srun step, its spec on stdin (the only
- * place the job key travels, in a spec sealed for that agent: job-key-seal.ts), its output records relayed to the console, and a
- * store-driven NodeHandle for the supervisor. Agents dial the controller's store directly (allocations
- * share a network; there is no SSH to forward through). A step that ends early loses its node at once,
- * before heartbeats would.
+ * place the job key travels, in a spec sealed for that agent: job-key-seal.ts), its output records relayed
+ * to the console, and a store-driven NodeHandle for the supervisor. Agents dial the controller's store
+ * directly (allocations share a network; there is no SSH to forward through). A step that ends early loses
+ * its node at once, before heartbeats would.
  */
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';

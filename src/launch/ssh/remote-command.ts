@@ -35,10 +35,12 @@ const script = [
   'eval "$h"',
   // An `exit` inside the prelude ends this shell: the EXIT trap says so (the spawner shows that line).
   `trap "echo ${preludeExitMarker} >&2" EXIT`,
-  `if [ -n "$P" ]; then { eval "$P"; } </dev/null >&2 || { echo "dtrain-remote: prelude failed (exit $?)" >&2; trap - EXIT; exit ${RemoteExit.preludeFailed}; }; fi`,
+  'if [ -n "$P" ]; then { eval "$P"; } </dev/null >&2 || ' +
+    `{ echo "dtrain-remote: prelude failed (exit $?)" >&2; trap - EXIT; exit ${RemoteExit.preludeFailed}; }; fi`,
   'trap - EXIT',
   `cd "$W" 2>/dev/null || { echo "dtrain-remote: workdir $W does not exist" >&2; exit ${RemoteExit.workdirMissing}; }`,
-  `N=$(command -v node) || { echo "dtrain-remote: node not found on PATH ($PATH)" >&2; exit ${RemoteExit.nodeMissing}; }`,
+  'N=$(command -v node) || ' +
+    `{ echo "dtrain-remote: node not found on PATH ($PATH)" >&2; exit ${RemoteExit.nodeMissing}; }`,
   'if [ -n "$D" ]; then S=$D; elif [ -f "$L" ]; then S=$L; else S=dtrain; fi',
   'X=; case "$S" in */*) [ -f "$S" ] && X=$S ;; *) X=$(command -v "$S") ;; esac',
   'E="dtrain not found: neither $L nor dtrain on PATH ($PATH)"; [ -z "$D" ] || E="dtrain not found at $D"',

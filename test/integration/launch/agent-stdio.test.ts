@@ -63,7 +63,7 @@ function spec(
 }
 
 /** A store and the controller's side of it (StoreControl), collecting the agents' events; closed at teardown. */
-async function controller(t: { teardown(fn: () => void): void }) {
+async function controller(t: { teardown(fn: () => unknown): void }) {
   const jobKey = randomBytes(32);
   const store = await StoreServer.start({ jobKey });
   t.teardown(() => store.close());
@@ -183,7 +183,8 @@ t.test('the agent keeps the contract', { skip }, async (t) => {
   });
 
   t.test(
-    "workers reach the store through the agent's proxy: attempt-prefixed keys, WHOAMI, JOB_KEY never the controller's key",
+    "workers reach the store through the agent's proxy: attempt-prefixed keys, WHOAMI, " +
+      "JOB_KEY never the controller's key",
     async (t) => {
       const dir = tempDir(t);
       const { jobKey, store, events, control } = await controller(t);
@@ -232,12 +233,14 @@ await c.close();`,
   );
 
   t.test(
-    'stop: the signal reaches each worker, survivors are SIGKILLed after the grace; the next attempt restarts with its count',
+    'stop: the signal reaches each worker, survivors are SIGKILLed after the grace; ' +
+      'the next attempt restarts with its count',
     async (t) => {
       const dir = tempDir(t);
       const { jobKey, store, events, control } = await controller(t);
       const script = [
-        'if [ "$TORCHELASTIC_RESTART_COUNT" != 0 ]; then echo "attempt $TORCHELASTIC_RESTART_COUNT rank $RANK"; exit 0; fi',
+        'if [ "$TORCHELASTIC_RESTART_COUNT" != 0 ]; then ' +
+          'echo "attempt $TORCHELASTIC_RESTART_COUNT rank $RANK"; exit 0; fi',
         'if [ "$RANK" = 0 ]; then trap "exit 7" TERM; else trap "" TERM; fi',
         'echo up; while :; do sleep 0.05; done',
       ].join('\n');
@@ -266,7 +269,8 @@ await c.close();`,
   );
 
   t.test(
-    'a fixed master.port: a restart binds it again although the last attempt left it in TIME_WAIT; a taken one is an error event',
+    'a fixed master.port: a restart binds it again although the last attempt left it in TIME_WAIT; ' +
+      'a taken one is an error event',
     async (t) => {
       const dir = tempDir(t);
       const { jobKey, store, events, control } = await controller(t);
@@ -282,7 +286,8 @@ await c.close();`,
         worker,
         `const net = require('net'); const port = Number(process.env.MASTER_PORT);
 if (process.env.RANK === '0') { const s = net.createServer((c) => { c.end(); s.close(); }).listen(port); }
-else { const dial = () => net.connect(port, '127.0.0.1').on('error', () => setTimeout(dial, 20)).on('end', function () { this.end(); }); dial(); }`,
+else { const dial = () => net.connect(port, '127.0.0.1')
+  .on('error', () => setTimeout(dial, 20)).on('end', function () { this.end(); }); dial(); }`,
       );
       const s = spec(dir, store.port, jobKey, [process.execPath, worker]);
       s.master.port = port;

@@ -188,7 +188,7 @@ async function launchFlood(dir: string, extra: string[], env: Record<string, str
   const r = await run.done;
   clearTimeout(timer);
   const [runId] = readdirSync(join(dir, 'logs'));
-  return { ...r, log: readFileSync(join(dir, 'logs', runId!, 'attempt_0', 'rank_0.err'), 'latin1') };
+  return { ...r, log: readFileSync(join(dir, 'logs', runId, 'attempt_0', 'rank_0.err'), 'latin1') };
 }
 
 for (const agent of ['in-process', 'child'] as const) {

@@ -1,8 +1,9 @@
 /**
  * `dtrain launch` typed inside an allocation from a machine that is not one of its nodes (salloc on a
  * login node): the hosts come from the allocation, every agent starts in its own srun step, workers get
- * the torchrun environment there, the spec (job key, env) crosses srun's stdin only sealed, and no step outlives the launch. The "login node" is this machine under
- * another Slurm name (SLURMD_NODENAME), the allocation a held job the steps attach to via SLURM_JOB_ID.
+ * the torchrun environment there, the spec (job key, env) crosses srun's stdin only sealed, and no step
+ * outlives the launch. The "login node" is this machine under another Slurm name (SLURMD_NODENAME), the
+ * allocation a held job the steps attach to via SLURM_JOB_ID.
  */
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
@@ -37,10 +38,16 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
       await sleep(200);
     const node = slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%N']).trim();
     mkdirSync(path.join(dir, 'out'));
-    const check = `require('node:fs').writeFileSync('out/' + process.env.RANK, JSON.stringify({ rank: process.env.RANK, world: process.env.WORLD_SIZE, local: process.env.LOCAL_RANK, master: process.env.MASTER_ADDR, step: process.env.SLURM_STEP_ID, job: process.env.SLURM_JOB_ID, store: process.env.DTRAIN_STORE, cvd: process.env.CUDA_VISIBLE_DEVICES, token: process.env.HF_TOKEN, plain: process.env.PLAIN_SETTING }))`;
+    const check =
+      "require('node:fs').writeFileSync('out/' + process.env.RANK, JSON.stringify({ " +
+      'rank: process.env.RANK, world: process.env.WORLD_SIZE, local: process.env.LOCAL_RANK, ' +
+      'master: process.env.MASTER_ADDR, step: process.env.SLURM_STEP_ID, job: process.env.SLURM_JOB_ID, ' +
+      'store: process.env.DTRAIN_STORE, cvd: process.env.CUDA_VISIBLE_DEVICES, token: process.env.HF_TOKEN, ' +
+      'plain: process.env.PLAIN_SETTING }))';
     writeFileSync(
       path.join(dir, 'job.yaml'),
-      `name: alloc\nentrypoint: ${JSON.stringify([process.execPath, '-e', check])}\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1}\n` +
+      `name: alloc\nentrypoint: ${JSON.stringify([process.execPath, '-e', check])}\n` +
+        'nproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1}\n' +
         'env: {HF_TOKEN: sesame-token-4711, PLAIN_SETTING: plain-value-4712}\n',
     );
     // srun's stdin crosses the cluster network in clear: a stand-in srun first on PATH keeps a copy of what
@@ -102,7 +109,8 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     const node = slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%N']).trim();
     writeFileSync(
       path.join(dir, 'bench.yaml'),
-      `name: alloc-bench\nentrypoint: node /nonexistent/train.js\nnproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1}\n`,
+      'name: alloc-bench\nentrypoint: node /nonexistent/train.js\n' +
+        'nproc_per_node: 2\nshutdown_grace: 5s\nscheduler: {kind: slurm, nodes: 1}\n',
     );
     const env = {
       ...tb.env,

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 if (!existsSync(join(root, 'dist/cli/main.js'))) {
-  t.skip('dist/ is not built: run `npm run build:ts`');
+  t.plan(0, 'dist/ is not built: run `npm run build:ts`');
 } else {
   const tmp = mkdtempSync(join(tmpdir(), 'dtrain-hostile-'));
   t.teardown(() => rmSync(tmp, { recursive: true, force: true }));

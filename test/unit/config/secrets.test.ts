@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 if (!existsSync(join(root, 'dist/cli/main.js'))) {
-  t.skip('dist/ is not built: run `npm run build:ts`');
+  t.plan(0, 'dist/ is not built: run `npm run build:ts`');
 } else {
   const tmp = mkdtempSync(join(tmpdir(), 'dtrain-secrets-'));
   t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
@@ -25,7 +25,8 @@ if (!existsSync(join(root, 'dist/cli/main.js'))) {
   const job = (name: string, env: string, extra = '') => {
     writeFileSync(
       join(tmp, name),
-      `entrypoint: [${JSON.stringify(process.execPath)}, -e, "0"]\nnproc_per_node: 1\nbackend: cpu\n${extra}env:\n${env}`,
+      `entrypoint: [${JSON.stringify(process.execPath)}, -e, "0"]\nnproc_per_node: 1\nbackend: cpu\n` +
+        `${extra}env:\n${env}`,
     );
     return name;
   };

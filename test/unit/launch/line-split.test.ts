@@ -41,7 +41,8 @@ t.test('cutLongLines cuts only the lines over the limit and names the file holdi
   const block = Buffer.from(`ok\n${'a'.repeat(9)}\nfine\n${'\x01'.repeat(12)}\n`);
   t.equal(
     cutLongLines(block, 5, 'rank_3.err').toString(),
-    `ok\naaaaa… [cut: 9 bytes, whole line in rank_3.err]\nfine\n${'\x01'.repeat(5)}… [cut: 12 bytes, whole line in rank_3.err]\n`,
+    'ok\naaaaa… [cut: 9 bytes, whole line in rank_3.err]\nfine\n' +
+      `${'\x01'.repeat(5)}… [cut: 12 bytes, whole line in rank_3.err]\n`,
   );
   const small = Buffer.from('a\nbb\n');
   t.equal(cutLongLines(small, 5, 'f'), small, 'a block without long lines is passed on as it is');

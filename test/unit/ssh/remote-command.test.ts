@@ -24,7 +24,8 @@ t.test('values with quotes, spaces, $() and ; arrive verbatim and never run', as
   const fake = join(dir, 'fake dtrain.js');
   writeFileSync(
     fake,
-    "process.stdout.write(JSON.stringify({cwd: process.cwd(), argv: process.argv.slice(2)})+'\\n'); process.stdin.pipe(process.stdout);",
+    "process.stdout.write(JSON.stringify({cwd: process.cwd(), argv: process.argv.slice(2)})+'\\n'); " +
+      'process.stdin.pipe(process.stdout);',
   );
   const prelude = 'echo \'prelude ran\' >&2; X=1\nmarker="$(echo ok)"; cat >/dev/null';
   const scratch = mkdtempSync(join(tmpdir(), 'dtrain-rc-cwd-'));
