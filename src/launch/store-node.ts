@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { StoreClient } from '../store/index.js';
+import { StoreClient } from '../store/client.js';
 import {
   controlKeys,
   type AgentEvent,
