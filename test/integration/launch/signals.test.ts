@@ -140,7 +140,7 @@ t.test('SIGINT while the start-up waits for an agent: exit 130 at once, nothing 
   run.child.kill('SIGINT');
   const r = await doneWithin(run, 8000);
   t.ok(r, 'the launcher left within 8 s');
-  t.equal(r?.code, 130, r?.stderr);
+  t.equal(r?.code, 130, r?.stderr ?? '');
   t.notOk(existsSync(join(dir, 'pid_0')), 'no worker was started');
   t.ok(await waitFor(() => !alive(agent!), 2000), 'the agent is gone');
   if (alive(agent!)) process.kill(agent!, 'SIGKILL');
@@ -178,7 +178,7 @@ t.test('a second SIGINT while an agent cannot answer: the launcher leaves, the w
   run.child.kill('SIGINT');
   const r = await doneWithin(run, 10000);
   t.ok(r, 'the launcher left within 10 s of the second SIGINT');
-  t.equal(r?.code, 130, r?.stderr);
+  t.equal(r?.code, 130, r?.stderr ?? '');
   t.match(r?.stderr ?? '', /second SIGINT/);
   t.ok(await waitFor(() => !alive(worker) && !alive(agent!), 5000), 'the agent and its worker are dead');
   if (alive(agent!)) process.kill(agent!, 'SIGKILL');
