@@ -6,10 +6,10 @@
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abiVersion", Napi::Number::New(env, 1));
-  dtrain::InitCollectives(env, exports);  // addon/src/collectives (issue 5)
-  dtrain::InitOptim(env, exports);        // addon/src/optim (issue 7)
-  dtrain::InitProcess(env, exports);      // addon/src/process (issue 3: pdeathsig, subreaper)
-  dtrain::InitCuda(env, exports);         // addon/src/cuda_loader (issue 6: dlopen of the CUDA part)
+  dtrain::InitCollectives(env, exports);  // addon/src/collectives
+  dtrain::InitOptim(env, exports);        // addon/src/optim
+  dtrain::InitProcess(env, exports);      // addon/src/process (pdeathsig, subreaper)
+  dtrain::InitCuda(env, exports);         // addon/src/cuda_loader (dlopen of the CUDA part)
   return exports;
 }
 

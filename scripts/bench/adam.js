@@ -1,4 +1,4 @@
-// Optimizer step throughput, single thread, all sides in one run (issue 7):
+// Optimizer step throughput, single thread, all sides in one run:
 //   dtrain's fused AdamW kernel · PyTorch's Adam and AdamW (/usr/bin/python3, torch.set_num_threads(1)) ·
 //   a native streaming loop reading 4 arrays and writing 3 (28 B/param), built with the addon's flags.
 // Targets: dtrain >= 5x PyTorch (the faster of its optimizers) and >= 60% of the streaming loop.

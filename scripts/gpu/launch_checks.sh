@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `dtrain doctor` and `dtrain launch` on a GPU machine, each launch checked for its exit code and for the backend
-# its workers ended up on (design.md, backend auto): the step after the runtime checks in scripts/gpu/run.sh.
+# its workers ended up on (backend auto): the step after the runtime checks in scripts/gpu/run.sh.
 #   bash scripts/gpu/launch_checks.sh      (needs node, dist/, the addon and the CUDA part in build-cuda/)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

@@ -16,7 +16,7 @@ export interface RankOutcome {
 }
 
 /**
- * The launch summary (design.md, src/launch/summary.ts), as the in-job controller writes it to
+ * The launch summary (src/launch/summary.ts), as the in-job controller writes it to
  * DTRAIN_RESULT_FILE; or `{exit_code, error}` when the launch stopped before it had one (exit 3).
  */
 export interface LaunchSummary {

@@ -1,5 +1,5 @@
 /**
- * The launch summary: the `--json` document of shared/design.md and the human root-cause report.
+ * The launch summary: the `--json` document and the human root-cause report.
  */
 import { join } from 'node:path';
 import type { WorkerExit } from './agent-contract.js';

@@ -1,5 +1,5 @@
 /**
- * Per-rank memory estimate (shared/design.md). Model states with Ψ = params / (pipeline·tensor):
+ * Per-rank memory estimate. Model states with Ψ = params / (pipeline·tensor):
  * 16-bit training keeps 2Ψ params, 2Ψ grads and 12Ψ optimizer state (fp32 master, m, v); fp32 keeps
  * 4Ψ, 4Ψ, 8Ψ. ZeRO-1 divides the optimizer state by data, ZeRO-2 the gradients too. Activations per
  * layer and microbatch follow Korthikanti et al. 2022 (selective recompute off):

@@ -6,7 +6,7 @@ import { maskSecrets } from './env.js';
 import { gb } from './memory.js';
 import type { Plan, RankPlan } from './types.js';
 
-/** The `--dry-run --json` / `validate --json` document of shared/design.md. */
+/** The `--dry-run --json` / `validate --json` document (docs/architecture.md, the CLI contract). */
 export function planDocument(plan: Plan) {
   return {
     name: plan.name,

@@ -2,7 +2,7 @@ import type { JobConfig } from '../config/types.js';
 
 /**
  * The rank plan: everything downstream of the config (controller, agents, workers) works from this,
- * never from the YAML. Its JSON form is the `--dry-run --json` document of shared/design.md, and it is
+ * never from the YAML. Its JSON form is the `--dry-run --json` document (src/plan/render.ts), and it is
  * what the controller serializes to each agent.
  */
 export interface ParallelismPlan {
@@ -52,7 +52,7 @@ export interface RankPlan {
   tensor: number;
   /** argv of the worker, entrypoint split like a shell (never run through one) + extra args */
   command: string[];
-  /** the worker's complete environment contract (design.md), secrets masked in printed output only */
+  /** the worker's complete environment contract (src/runtime/worker-env-table.ts), secrets masked in printed output only */
   env: Record<string, string>;
   memory?: MemoryEstimate;
 }

@@ -1,5 +1,5 @@
 /**
- * The runtime's public types (shared/design.md, "Runtime API"). The collectives' implementation lives in
+ * The runtime's public types (README's "Runtime API"). The collectives' implementation lives in
  * the native addon (addon/src) behind src/runtime/group.ts; the optimizer and the pipeline executor are
  * written against this interface only.
  */

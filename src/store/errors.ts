@@ -1,5 +1,5 @@
 /**
- * Store errors. Waiting too long for the rendezvous is a start failure (exit 3, shared/design.md),
+ * Store errors. Waiting too long for the rendezvous is a start failure (exit 3, src/util/errors.ts),
  * so timeouts and lost connections are StartErrors; a request the store refused as malformed is a
  * bug in the caller and says which op it was.
  */

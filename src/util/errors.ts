@@ -1,7 +1,7 @@
 /**
  * Errors are values with exit codes until the single exit point in cli/main.ts.
  * Commands throw; main turns the error into one line (or a JSON document) and an exit code.
- * Exit codes are a contract (shared/design.md): change them only with a written reason.
+ * Exit codes are a contract (docs/architecture.md, README's "Exit codes"): change them only with a written reason.
  */
 export const ExitCode = {
   ok: 0,

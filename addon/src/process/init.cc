@@ -1,4 +1,4 @@
-// Process helpers for the agent (issue 3): what Node cannot ask the kernel for by itself.
+// Process helpers for the agent: what Node cannot ask the kernel for by itself.
 //  - setChildSubreaper(): orphaned descendants of this process are reparented here instead of to init,
 //    so the agent can sweep them (by pid) after a worker's own shepherd was killed.
 //  - setParentDeathSignal(sig): the kernel sends `sig` to this process when its parent exits; used by

@@ -1,5 +1,5 @@
 /**
- * The end-to-end example (issue 10): an MLP classifier trained with data × pipeline parallelism and ZeRO,
+ * The end-to-end example: an MLP classifier trained with data × pipeline parallelism and ZeRO,
  * through the public runtime API only (`import … from 'dtrain'`).
  *
  *   dtrain launch configs/quickstart.yaml [-- --steps 300 --checkpoint-dir ckpt --checkpoint-every 25 --report-dir out]

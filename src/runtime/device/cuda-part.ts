@@ -125,7 +125,7 @@ export function probeCuda(timeoutMs = 20_000): CudaProbe {
   }
 }
 
-/** What `backend: auto` picks on this node, and why (design.md: NCCL when GPUs are visible and NCCL loads). */
+/** What `backend: auto` picks on this node, and why (NCCL when GPUs are visible and NCCL loads). */
 export function autoBackend(probe: CudaProbe): { backend: 'cpu' | 'nccl'; reason: string } {
   if (!probe.built.built) return { backend: 'cpu', reason: `CUDA part not built (${probe.built.reason})` };
   if (!probe.loaded) return { backend: 'cpu', reason: probe.error ?? 'CUDA part did not load' };

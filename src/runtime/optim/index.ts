@@ -1,4 +1,4 @@
-// ShardedAdam (issue 7): ZeRO stage 1/2 AdamW over a data group, with resharding checkpoints.
+// ShardedAdam: ZeRO stage 1/2 AdamW over a data group, with resharding checkpoints.
 export { ShardedAdam } from './sharded-adam.js';
 export type { ShardedAdamOptions, OptimizerMemory, ParamDType, BufferAllocator } from './sharded-adam.js';
 export { CheckpointError, OptimizerUsageError } from './errors.js';

@@ -1,4 +1,4 @@
-// pipelineSchedule and the Pipeline executor (issue 8).
+// pipelineSchedule and the Pipeline executor.
 export * from './types.js';
 export {
   pipelineSchedule,

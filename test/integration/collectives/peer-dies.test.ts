@@ -1,5 +1,5 @@
 /**
- * A point-to-point peer dying never aborts the survivor (issue 10: an exception escaped the progress
+ * A point-to-point peer dying never aborts the survivor (once, an exception escaped the progress
  * thread and std::terminate killed the process). Every pending send and receive to the dead rank
  * rejects promptly naming it, whether the rank exits (exit hooks tell its peers) or is SIGKILLed (only
  * the kernel knows), over shared memory and TCP, for small messages and for a send larger than the

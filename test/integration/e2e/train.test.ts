@@ -155,7 +155,7 @@ if (
     }
   });
 
-  // Issue 10: the addon used to call std::terminate here instead of rejecting (fixed in the progress thread).
+  // The addon used to call std::terminate here instead of rejecting (fixed in the progress thread).
   t.test('a p2p peer dying rejects the pending receive instead of aborting the process', async (t) => {
     const dir = tempDir(t, 'e2e-peer');
     const cfg = join(dir, 'peer.yaml');

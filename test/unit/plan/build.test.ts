@@ -180,7 +180,7 @@ t.test('secret-looking env values are masked in the JSON document and the table,
   t.match(renderPlanTable(p), /HF_TOKEN=\*\*\*/);
 });
 
-t.test('the JSON document has the shape of design.md', async (t) => {
+t.test('the JSON document has the documented shape', async (t) => {
   const p = buildPlan(await configFromArgs({ nprocPerNode: 2, entrypoint: ['x'] }));
   const doc = planDocument(p);
   t.same(Object.keys(doc), ['name', 'world_size', 'parallelism', 'nodes', 'ranks', 'warnings']);
