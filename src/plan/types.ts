@@ -52,7 +52,7 @@ export interface RankPlan {
   tensor: number;
   /** argv of the worker, entrypoint split like a shell (never run through one) + extra args */
   command: string[];
-  /** the worker's complete environment contract (src/runtime/worker-env-table.ts), secrets masked in printed output only */
+  /** the worker's complete environment (src/runtime/worker-env-table.ts); secrets masked when printed */
   env: Record<string, string>;
   memory?: MemoryEstimate;
 }
