@@ -20,7 +20,8 @@ import type { StoreControl } from './store-node.js';
 import { checkFixedPort } from './ports.js';
 import { createProgress } from './progress.js';
 import { renderFailure, type LaunchSummary } from './summary.js';
-import { KILL_WAIT_MS, Supervisor, within, type NodeHandle } from './supervisor.js';
+import { within } from '../util/within.js';
+import { KILL_WAIT_MS, Supervisor, type NodeHandle } from './supervisor.js';
 
 export interface LaunchRequest {
   config: JobConfig;

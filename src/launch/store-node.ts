@@ -19,7 +19,8 @@ import {
 import type { OutputSink } from './line-targets.js';
 import { getForever } from './store-wait.js';
 import { supervisedPids } from './process-tree.js';
-import { within, type NodeHandle } from './supervisor.js';
+import { within } from '../util/within.js';
+import type { NodeHandle } from './supervisor.js';
 
 export class StoreControl {
   private readonly seq = new Map<number, number>();

@@ -7,6 +7,7 @@
  */
 import type { AgentEvent, ForwardedSignal, WorkerExit } from './agent-contract.js';
 import { failed, type LaunchSummary, type RankOutcome, type RootCause } from './summary.js';
+import { within } from '../util/within.js';
 
 /** The controller's handle on one node's agent, wherever it runs. */
 export interface NodeHandle {
@@ -41,13 +42,6 @@ export interface SupervisorOptions {
  * An agent that cannot answer (hung link, stopped process) must not keep the launcher.
  */
 export const KILL_WAIT_MS = 2000;
-
-/** `p`, or nothing once `ms` have passed. */
-export async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
-}
 
 export type Outcome =
   | { kind: 'ok' }

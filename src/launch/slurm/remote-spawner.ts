@@ -14,6 +14,7 @@ import type { AgentSpec } from '../agent-contract.js';
 import { controlOf, type StartContext } from '../node-source.js';
 import { relayRecords } from '../store-node.js';
 import type { NodeHandle } from '../supervisor.js';
+import { within } from '../../util/within.js';
 import type { SlurmAllocation } from './allocation.js';
 import { startSrunAgents } from './srun-spawner.js';
 
@@ -62,9 +63,7 @@ export async function startSrunNodes(
       // Every worker has been reported by now, so EOF (which also ends an agent still waiting on
       // stdin after `exit`) costs nothing; a step that lingers past 5 s is signalled through srun.
       agent.stdin.end();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([agent.exited, new Promise((r) => (timer = setTimeout(r, 5000)))]);
-      clearTimeout(timer); // a pending timer would hold the controller's exit for the full 5 s
+      await within(agent.exited, 5000);
       agent.close(0);
     });
   });

@@ -9,6 +9,7 @@
 import { createInterface } from 'node:readline';
 import type { NodePlan } from '../../plan/types.js';
 import type { AgentSpec, OutputRecord, StoreAddress } from '../agent-contract.js';
+import { within } from '../../util/within.js';
 import { forwardedEnv, mergeBelow } from './forward-env.js';
 import { startSshAgents, type RemoteAgent, type SshLaunchRequest } from './spawner.js';
 import type { SshTarget } from './target.js';
@@ -125,11 +126,4 @@ export async function startRemoteNodes(opts: RemoteNodesOptions): Promise<Remote
       for (const a of agents) a.close();
     },
   };
-}
-
-/** Waits for `p`, at most `ms`; the timer never keeps the process alive on its own. */
-export function within(p: Promise<unknown>, ms: number): Promise<unknown> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise((r) => (timer = setTimeout(r, ms)));
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

@@ -11,7 +11,8 @@ import { controlOf, type StartContext } from '../node-source.js';
 import { relayRecords } from '../store-node.js';
 import type { NodeHandle } from '../supervisor.js';
 import type { PreDials } from './pre-dial.js';
-import { startRemoteNodes, within } from './remote-nodes.js';
+import { within } from '../../util/within.js';
+import { startRemoteNodes } from './remote-nodes.js';
 import { sshSettingsFromConfig } from './target.js';
 
 /**
