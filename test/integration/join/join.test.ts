@@ -263,7 +263,9 @@ t.test(
     const { file: secret } = secretFile(dir);
     const { file: other } = secretFile(dir, 'other');
     const port = await freePort();
-    const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1', 'rendezvous: {timeout: 4s}']);
+    // The window must outlast two agent starts on a loaded 2-core machine: the wrong-secret agent has to
+    // reach the controller before it gives up, or it meets a closed port instead of a refused handshake.
+    const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1', 'rendezvous: {timeout: 10s}']);
     const ctl = startDtrain(
       ['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`],
       { cwd: dir },
@@ -284,7 +286,7 @@ t.test(
     t.match(
       c.stderr,
       new RegExp(
-        'only 1 of 2 agents joined within 4s \\(node-a\\); ' +
+        'only 1 of 2 agents joined within 10s \\(node-a\\); ' +
           '1 connection\\(s\\) failed authentication \\(from 127\\.0\\.0\\.1\\): another secret file\\?',
       ),
     );
