@@ -27,6 +27,8 @@ export interface WorkerEnv {
   /** Where the peer listener binds: DTRAIN_SOCKET_IFNAME (NCCL_SOCKET_IFNAME's grammar), else the
    * interface routing to MASTER_ADDR (the addon's choosePeerAddress decides). */
   peerAddress: { ifname: string; masterAddr: string };
+  /** DTRAIN_FLIGHT_RECORDER: the file the addon records the last collectives in ('': anonymous memory) */
+  flightRecorder: string;
   config: WorkerConfig;
 }
 
@@ -120,6 +122,7 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
     collectiveTimeoutMs: durationVar(env, 'DTRAIN_COLLECTIVE_TIMEOUT'),
     config: readWorkerConfig(env),
     peerAddress: { ifname: raw(env, 'DTRAIN_SOCKET_IFNAME') ?? '', masterAddr: env.MASTER_ADDR ?? '' },
+    flightRecorder: raw(env, 'DTRAIN_FLIGHT_RECORDER') ?? '',
   };
 }
 
