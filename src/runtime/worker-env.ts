@@ -5,7 +5,7 @@
 import { parseDuration } from '../config/duration.js';
 import type { ScheduleKind } from './pipeline/types.js';
 import type { Groups, WorkerConfig } from './types.js';
-import { workerEnvVar } from './worker-env-table.js';
+import { AUTO, workerEnvVar } from './worker-env-table.js';
 
 /** The environment is missing or inconsistent: the worker was not started by dtrain (or torchrun). */
 export class InitError extends Error {
@@ -122,7 +122,8 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
     collectiveTimeoutMs: durationVar(env, 'DTRAIN_COLLECTIVE_TIMEOUT'),
     config: readWorkerConfig(env),
     peerAddress: { ifname: raw(env, 'DTRAIN_SOCKET_IFNAME') ?? '', masterAddr: env.MASTER_ADDR ?? '' },
-    flightRecorder: raw(env, 'DTRAIN_FLIGHT_RECORDER') ?? '',
+    // a plan's env copied by hand still holds AUTO: no file then, as when unset
+    flightRecorder: env.DTRAIN_FLIGHT_RECORDER === AUTO ? '' : (raw(env, 'DTRAIN_FLIGHT_RECORDER') ?? ''),
   };
 }
 
