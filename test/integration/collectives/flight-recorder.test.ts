@@ -51,7 +51,10 @@ t.test(
       t.equal(i.fileMode, 0o600);
       t.equal(i.dirMode, 0o700, 'in a 0700 folder');
     }
-    t.match(info[0].error, /timed out|collective_timeout|3000 ms/, 'rank 0 failed at collective_timeout');
+    t.ok(
+      [info[0], info[2]].some((i) => /timed out after 3000 ms/.test(String(i.error))),
+      `a waiting rank failed at collective_timeout: ${String(info[0].error)} / ${String(info[2].error)}`,
+    );
     for (const s of snapshots) {
       const rec = s.recorder!;
       t.equal(rec.rank, s.rank);
