@@ -5,9 +5,10 @@
  * (agent-contract.ts describes the messages).
  */
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { AgentEvent, AgentSpec, ForwardedSignal, WorkerExit } from './agent-contract.js';
 import { fillAtLaunch, nodeOptionsFor } from '../runtime/worker-env-table.js';
+import { createFlightRecorderFile } from '../runtime/flight-recorder.js';
 import { ensureExecWrapper } from './exec-wrapper.js';
 import { FileTarget, logFileName, sinkTarget, type OutputSink } from './line-targets.js';
 import { checkFixedPort, freePort } from './ports.js';
@@ -40,6 +41,8 @@ interface Attempt {
 
 export class NodeAgent {
   private current: Attempt | null = null;
+  /** the latest attempt's rank → flight recorder file (DTRAIN_FLIGHT_RECORDER) */
+  private flightRecorders: ReadonlyMap<number, string> = new Map();
   /** stop/kill requests that arrived while their attempt was still starting */
   private readonly pendingStop = new Map<number, { signal: ForwardedSignal; graceMs: number } | 'kill'>();
   /** rejects the wait for node 0's port when the attempt is stopped first (node 0 may never publish it) */
@@ -64,6 +67,11 @@ export class NodeAgent {
     return this.spec.node.node_rank;
   }
 
+  /** The latest attempt's flight recorder files by rank (readFlightRecorder); they outlive the workers. */
+  flightRecorderFiles(): ReadonlyMap<number, string> {
+    return this.flightRecorders;
+  }
+
   /** Starts attempt k; resolves once every worker runs (the `started` event is emitted then). */
   async start(attempt: number): Promise<void> {
     if (this.current) await this.current.done;
@@ -82,6 +90,10 @@ export class NodeAgent {
       mkdirSync(logDir, { recursive: true });
       const storeAddress = await this.link.storeAddress(attempt);
       const files: FileTarget[] = [];
+      // The recorders live beside the store proxy's socket: the agent's private 0700 folder.
+      const privateDir = storeAddress.startsWith('unix:') ? dirname(storeAddress.slice('unix:'.length)) : undefined;
+      const flightRecorders = new Map<number, string>();
+      this.flightRecorders = flightRecorders;
       const workers = spec.ranks.map((r) => {
         const out = new FileTarget(join(logDir, logFileName(r.rank, 'stdout')));
         const err = new FileTarget(join(logDir, logFileName(r.rank, 'stderr')));
@@ -92,9 +104,11 @@ export class NodeAgent {
         const errorFile = join(logDir, `rank_${r.rank}.error.json`);
         const facts = { masterAddr: spec.master.addr, masterPort, runId: spec.run_id, restartCount: attempt };
         const nodeOptions = nodeOptionsFor(r.command, r.env.NODE_OPTIONS ?? this.baseEnv.NODE_OPTIONS);
+        const flightRecorder = privateDir && createFlightRecorderFile(privateDir, attempt, r.rank);
+        if (flightRecorder) flightRecorders.set(r.rank, flightRecorder);
         const env = {
           ...this.baseEnv,
-          ...fillAtLaunch(r.env, { ...facts, errorFile, store: storeAddress, backend, nodeOptions }),
+          ...fillAtLaunch(r.env, { ...facts, errorFile, store: storeAddress, backend, nodeOptions, flightRecorder }),
         };
         return new Worker({
           wrapper: this.wrapper,
