@@ -158,6 +158,14 @@ export interface ProgressRecord {
   tokens?: number;
   /** seconds of this step spent waiting in collectives (compute = step time minus this) */
   wait_s?: number;
+  /** totals since the worker started, per op (dist.report adds them about once a second) */
+  collectives?: Record<string, CollectiveTotals>;
+}
+
+export interface CollectiveTotals {
+  count: number;
+  bytes: number;
+  seconds: number;
 }
 
 /** One rank as its agent last saw it. The `*_s` figures are means over the last PROGRESS_WINDOW steps. */
@@ -176,6 +184,8 @@ export interface RankSample {
   samples_per_s?: number;
   tokens_per_s?: number;
   compute_s?: number;
+  /** the last totals the worker reported (ProgressRecord.collectives) */
+  collectives?: Record<string, CollectiveTotals>;
 }
 
 /** Steps the per-rank figures (and straggler detection) average over. */

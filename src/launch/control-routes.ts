@@ -4,6 +4,7 @@
  * goes into ControlContext.
  */
 import { jsonReply, type Routes } from './control-server.js';
+import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js';
 import type { RunStatus } from './run-status.js';
 
 export interface ControlContext {
@@ -13,5 +14,7 @@ export interface ControlContext {
 export function controlRoutes(ctx: ControlContext): Routes {
   return {
     'GET /api/status': () => jsonReply(ctx.status.doc()),
+    'GET /api/history': () => jsonReply({ step_time: ctx.status.history }),
+    'GET /metrics': () => ({ type: METRICS_CONTENT_TYPE, body: renderMetrics(ctx.status) }),
   };
 }

@@ -20,7 +20,7 @@ import type { StoreControl } from './store-node.js';
 import { checkFixedPort } from './ports.js';
 import { createProgress } from './progress.js';
 import { renderFailure, type LaunchSummary } from './summary.js';
-import { RunView } from './run-view.js';
+import { monitorOptions, RunView } from './run-view.js';
 import { within } from '../util/within.js';
 import { KILL_WAIT_MS, Supervisor, type NodeHandle } from './supervisor.js';
 
@@ -73,6 +73,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   if (typeof config.master.port === 'number' && plan.nodes[0]?.local)
     await checkFixedPort(config.master.port, 'master.port');
 
+  const monitor = config.monitor && monitorOptions(config.monitor);
   const store =
     lent?.server ??
     (await StoreServer.start({
@@ -109,6 +110,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     runId,
     logDir: join(logsRoot, runId),
     plan,
+    ...(monitor ? { monitor } : {}),
     warn: (line) => progress.note(line),
   });
   let supervisor: Supervisor | null = null;

@@ -4,7 +4,7 @@
  * Cheap on purpose: two small reads per rank and the bytes appended since the last sample.
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
-import { PROGRESS_WINDOW, type ProgressRecord, type RankSample } from './agent-contract.js';
+import { PROGRESS_WINDOW, type CollectiveTotals, type ProgressRecord, type RankSample } from './agent-contract.js';
 
 const CLOCK_TICKS = 100; // USER_HZ: 100 on every Linux ABI Node runs on
 const PAGE_SIZE = 4096;
@@ -31,6 +31,7 @@ export class ProgressReader {
   private partial = '';
   /** the last PROGRESS_WINDOW + 1 records (window + 1 points give window step times) */
   readonly recent: ProgressRecord[] = [];
+  collectives: Record<string, CollectiveTotals> | undefined;
 
   constructor(private readonly file: string) {}
 
@@ -67,16 +68,18 @@ export class ProgressReader {
     }
     if (typeof rec !== 'object' || rec === null || !Number.isFinite(rec.step)) return;
     if (!Number.isFinite(rec.time)) rec.time = Date.now() / 1000;
+    if (rec.collectives && typeof rec.collectives === 'object') this.collectives = rec.collectives;
     this.recent.push(rec);
     if (this.recent.length > PROGRESS_WINDOW + 1) this.recent.shift();
   }
 
   /** step, loss and the window's means (step time, compute time, throughput) */
-  figures(): Pick<RankSample, 'step' | 'loss' | 'step_s' | 'samples_per_s' | 'tokens_per_s' | 'compute_s'> {
+  figures(): Omit<RankSample, 'rank' | 'pid' | 'cpu_percent' | 'rss_bytes' | 'last_output_age_s'> {
     const r = this.recent;
     if (!r.length) return {};
     const last = r[r.length - 1];
     const out: ReturnType<ProgressReader['figures']> = { step: last.step };
+    if (this.collectives) out.collectives = this.collectives;
     if (typeof last.loss === 'number') out.loss = last.loss;
     if (r.length < 2) return out;
     const span = last.time - r[0].time;

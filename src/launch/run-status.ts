@@ -3,7 +3,7 @@
  * it answers `GET /api/status` (the document `dtrain status --json` prints), status.json, /metrics and the
  * dashboard. Stragglers are judged here, where every rank's figures meet (stragglers.ts).
  */
-import type { AgentEvent, RankSample } from './agent-contract.js';
+import type { AgentEvent, CollectiveTotals, RankSample } from './agent-contract.js';
 import type { Plan } from '../plan/types.js';
 import { findStragglers, stragglerGroup } from './stragglers.js';
 
@@ -79,6 +79,8 @@ interface RankSlot {
   status: RankStatus;
   /** Date.now() when the last sample arrived (its output age grows from there) */
   sampledAt: number;
+  /** per op totals, for /metrics (not in the status document: it would multiply its size) */
+  collectives?: Record<string, CollectiveTotals>;
 }
 
 export class RunStatus {
@@ -209,10 +211,16 @@ export class RunStatus {
     };
   }
 
+  /** Per rank, the collective totals its worker last reported. */
+  collectiveTotals(): { rank: number; ops: Record<string, CollectiveTotals> }[] {
+    return this.ranks.filter((s) => s.collectives).map((s) => ({ rank: s.status.rank, ops: s.collectives! }));
+  }
+
   private applySample(s: RankSample, now: number): void {
     const slot = this.ranks[s.rank];
     if (!slot) return;
-    const { rank: _rank, ...figures } = s;
+    const { rank: _rank, collectives, ...figures } = s;
+    if (collectives) slot.collectives = collectives;
     const st = slot.status;
     for (const k of ['step', 'loss', 'step_s', 'samples_per_s', 'tokens_per_s', 'compute_s'] as const)
       if (figures[k] === undefined) delete st[k];

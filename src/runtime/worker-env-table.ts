@@ -26,7 +26,7 @@ export interface LaunchFacts {
   /** backend auto/nccl: the job's backend as the controller decided it from every node's probe */
   backend?: 'cpu' | 'nccl';
   /** DTRAIN_PROGRESS_FILE for this rank */
-  progressFile?: string;
+  progressFile: string;
   /** a Node worker: its NODE_OPTIONS with the SIGUSR1 guard added (nodeOptionsFor) */
   nodeOptions?: string;
 }
