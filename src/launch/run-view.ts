@@ -48,13 +48,16 @@ export class RunView {
   static async open(opts: {
     runId: string;
     logDir: string;
-    plan: Pick<Plan, 'world_size' | 'nodes' | 'ranks'>;
+    plan: Pick<Plan, 'world_size' | 'nodes' | 'ranks'> & Partial<Pick<Plan, 'parallelism'>>;
     monitor?: MonitorOptions;
     /** a warning line (the view is a convenience: a failure to serve it never fails the job) */
     warn: (line: string) => void;
   }): Promise<RunView> {
     const view = new RunView(new RunStatus(opts.runId, opts.logDir, opts.plan));
-    const routes = controlRoutes({ status: view.status });
+    const routes = controlRoutes({
+      status: view.status,
+      ...(opts.plan.parallelism ? { parallelism: opts.plan.parallelism } : {}),
+    });
     if (opts.monitor) {
       try {
         const server = await ControlServer.listenTcp(opts.monitor.host, opts.monitor.port, routes, opts.monitor.token);
