@@ -8,6 +8,7 @@ import { doctorCommand } from './doctor.js';
 import { schemaCommand } from './schema.js';
 import { agentCommand } from './agent.js';
 import { statusCommand } from './status.js';
+import { topCommand } from './top.js';
 
 /** Every command, each defined in its own file; their heavy modules load lazily inside handlers. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -21,4 +22,5 @@ export const commands: CommandModule<object, any>[] = [
   schemaCommand,
   agentCommand,
   statusCommand,
+  topCommand,
 ];

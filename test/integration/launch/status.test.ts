@@ -176,41 +176,47 @@ t.test(
   },
 );
 
-t.test('a Node worker reports through dist.report; a monitor on another host needs a token file', async (t) => {
-  if (!built()) return t.skip('build first');
-  const dir = tempDir(t, 'status-node');
-  const env = { DTRAIN_RUNS_DIR: join(dir, 'runs') };
-  const prog = join(dir, 'prog.mjs');
-  writeFileSync(
-    prog,
-    `import { init } from ${JSON.stringify(join(root, 'dist/runtime/index.js'))};\n` +
-      `const dist = await init();\n` +
-      `const buf = new Float32Array(256);\n` +
-      `for (let step = 1; ; step++) {\n` +
-      `  const t0 = Date.now(); while (Date.now() - t0 < 20) {}\n` +
-      `  await dist.groups.world.allReduce(buf);\n` +
-      `  dist.report({ step, loss: 1 / step, samples: 4, tokens: 64 });\n` +
-      `}\n`,
-  );
-  const launch = startDtrain(
-    ['launch', '--nproc-per-node', '2', '--set', `logs.dir=${join(dir, 'logs')}`, '--', 'node', prog],
-    { cwd: dir, env },
-  );
-  t.teardown(() => launch.child.kill('SIGKILL'));
-  const doc = await waitStatus(env, (d) => d.ranks.every((r) => (r.step ?? 0) > 25), 60_000);
-  t.ok(doc, 'status answered');
-  for (const r of doc?.ranks ?? []) {
-    t.match(cmdline(r.pid), new RegExp(`^node ${prog}`), `rank ${r.rank}: pid ${r.pid} is the worker itself`);
-    t.match(r, { loss: Number, tokens_per_s: Number, samples_per_s: Number, compute_s: Number });
-  }
-  const metrics = await runDtrain(['status', '--json'], { cwd: root, env });
-  t.equal(metrics.code, 0);
-  launch.child.kill('SIGTERM');
-  await launch.done;
+t.test(
+  'a Node worker reports through dist.report; a monitor on another host needs a token file',
+  { skip: !built() && 'build first' },
+  async (t) => {
+    const dir = tempDir(t, 'status-node');
+    const env = { DTRAIN_RUNS_DIR: join(dir, 'runs') };
+    const prog = join(dir, 'prog.mjs');
+    writeFileSync(
+      prog,
+      `import { init } from ${JSON.stringify(join(root, 'dist/runtime/index.js'))};\n` +
+        `const dist = await init();\n` +
+        `const buf = new Float32Array(256);\n` +
+        `for (let step = 1; ; step++) {\n` +
+        `  const t0 = Date.now(); while (Date.now() - t0 < 20) {}\n` +
+        `  await dist.groups.world.allReduce(buf);\n` +
+        `  dist.report({ step, loss: 1 / step, samples: 4, tokens: 64 });\n` +
+        `}\n`,
+    );
+    const launch = startDtrain(
+      ['launch', '--nproc-per-node', '2', '--set', `logs.dir=${join(dir, 'logs')}`, '--', 'node', prog],
+      { cwd: dir, env },
+    );
+    t.teardown(() => launch.child.kill('SIGKILL'));
+    const doc = await waitStatus(env, (d) => d.ranks.every((r) => (r.step ?? 0) > 25), 60_000);
+    t.ok(doc, 'status answered');
+    for (const r of doc?.ranks ?? []) {
+      t.match(cmdline(r.pid), new RegExp(`^node ${prog}`), `rank ${r.rank}: pid ${r.pid} is the worker itself`);
+      t.match(r, { loss: Number, tokens_per_s: Number, samples_per_s: Number, compute_s: Number });
+    }
+    const metrics = await runDtrain(['status', '--json'], { cwd: root, env });
+    t.equal(metrics.code, 0);
+    launch.child.kill('SIGTERM');
+    await launch.done;
 
-  writeFileSync(join(dir, 'cfg.yaml'), 'entrypoint: "true"\nmonitor: {host: 0.0.0.0}\n');
-  const bad = await runDtrain(['validate', 'cfg.yaml'], { cwd: dir, env });
-  t.equal(bad.code, 2);
-  t.match(bad.stderr, /cfg\.yaml:2:\d+: monitor\.host: 0\.0\.0\.0 is not a loopback address: set monitor\.token_file/);
-  t.notOk(existsSync(join(dir, 'runs')) && readdirSync(join(dir, 'runs')).length, 'nothing registered');
-});
+    writeFileSync(join(dir, 'cfg.yaml'), 'entrypoint: "true"\nmonitor: {host: 0.0.0.0}\n');
+    const bad = await runDtrain(['validate', 'cfg.yaml'], { cwd: dir, env });
+    t.equal(bad.code, 2);
+    t.match(
+      bad.stderr,
+      /cfg\.yaml:2:\d+: monitor\.host: 0\.0\.0\.0 is not a loopback address: set monitor\.token_file/,
+    );
+    t.notOk(existsSync(join(dir, 'runs')) && readdirSync(join(dir, 'runs')).length, 'nothing registered');
+  },
+);

@@ -12,7 +12,7 @@ import { findRun, listRuns, registerRun, registryDir } from '../../../src/launch
 import { RunStatus } from '../../../src/launch/run-status.js';
 import { findStragglers } from '../../../src/launch/stragglers.js';
 
-function withRunsDir(t: Tap.Test): string {
+function withRunsDir(t: { teardown(fn: () => void): void }): string {
   const dir = join(mkdtempSync(join(tmpdir(), 'dtrain-runs-test-')), 'runs');
   const before = process.env.DTRAIN_RUNS_DIR;
   process.env.DTRAIN_RUNS_DIR = dir;
