@@ -31,7 +31,8 @@ const columns: [string, (r: RankStatus) => string][] = [
 export function renderStatus(doc: RunStatusDoc, style: TableStyle = {}): string {
   const c = style.color;
   const lines: string[] = [];
-  const head = `${doc.run_id}  ${doc.state}  attempt ${doc.attempt}  ${doc.world_size} ranks  started ${doc.started_at}`;
+  const head =
+    `${doc.run_id}  ${doc.state}  attempt ${doc.attempt}  ${doc.world_size} ranks  ` + `started ${doc.started_at}`;
   lines.push(c ? c.bold(head) : head);
   if (doc.monitor_url) lines.push(`monitor: ${doc.monitor_url}`);
   const lost = doc.nodes.filter((n) => n.state === 'lost');
