@@ -237,6 +237,13 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     const { outcome, summary } = await supervisor.run();
     succeeded = outcome.kind === 'ok';
     progress.stop();
+    const stragglers = view.status.lastStragglers;
+    if (stragglers.length) {
+      summary.stragglers = stragglers;
+      err.write(
+        `dtrain: stragglers (compute time > group median + 20%, last 20 steps): ranks ${stragglers.join(', ')}\n`,
+      );
+    }
     if (outcome.kind === 'cannot-start') throw new StartError(outcome.message);
     if (outcome.kind === 'interrupted') throw new InterruptedError(outcome.signal, summary);
     if (outcome.kind === 'failed')

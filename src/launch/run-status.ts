@@ -92,6 +92,8 @@ export class RunStatus {
   private readonly startedAtMs = Date.now();
   monitorUrl: string | undefined;
   readonly history: StepTimePoint[] = [];
+  /** the stragglers at the last sample that found every rank running: what the final summary names */
+  lastStragglers: number[] = [];
   private lastHistoryAt = 0;
 
   constructor(
@@ -145,6 +147,8 @@ export class RunStatus {
       const now = Date.now();
       for (const s of ev.ranks) this.applySample(s, now);
       this.recordHistory(now);
+      if (this.ranks.every((r) => r.status.state === 'running'))
+        this.lastStragglers = [...findStragglers(this.ranks.map((r) => r.status))].sort((a, b) => a - b);
     }
   }
 
@@ -172,6 +176,7 @@ export class RunStatus {
       delete slot.status.samples_per_s;
       delete slot.status.tokens_per_s;
     }
+    this.lastStragglers = [];
   }
 
   stopping(): void {
