@@ -6,13 +6,20 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { AgentEvent, AgentSpec, ForwardedSignal, WorkerExit } from './agent-contract.js';
+import {
+  SAMPLE_INTERVAL_MS,
+  type AgentEvent,
+  type AgentSpec,
+  type ForwardedSignal,
+  type WorkerExit,
+} from './agent-contract.js';
 import { fillAtLaunch, nodeOptionsFor } from '../runtime/worker-env-table.js';
 import { createFlightRecorderFile } from '../runtime/flight-recorder.js';
 import { ensureExecWrapper } from './exec-wrapper.js';
 import { FileTarget, logFileName, sinkTarget, type OutputSink } from './line-targets.js';
 import { checkFixedPort, freePort } from './ports.js';
 import { processAddon, sweepDescendants } from './process-tree.js';
+import { RankSampler } from './rank-sampler.js';
 import { Worker, type LineTarget } from './worker.js';
 
 /** How an agent reaches its controller: direct calls in-process, the store for `dtrain agent`. */
@@ -36,6 +43,7 @@ interface Attempt {
   workers: Worker[];
   files: FileTarget[];
   killTimer?: NodeJS.Timeout;
+  sampleTimer?: NodeJS.Timeout;
   done: Promise<void>;
 }
 
@@ -94,6 +102,7 @@ export class NodeAgent {
       const privateDir = storeAddress.startsWith('unix:') ? dirname(storeAddress.slice('unix:'.length)) : undefined;
       const flightRecorders = new Map<number, string>();
       this.flightRecorders = flightRecorders;
+      const samplers: RankSampler[] = [];
       const workers = spec.ranks.map((r) => {
         const out = new FileTarget(join(logDir, logFileName(r.rank, 'stdout')));
         const err = new FileTarget(join(logDir, logFileName(r.rank, 'stderr')));
@@ -102,7 +111,15 @@ export class NodeAgent {
         const stdout: LineTarget[] = shown ? [out, sinkTarget(this.console, r.rank, 'stdout')] : [out];
         const stderr: LineTarget[] = shown ? [err, sinkTarget(this.console, r.rank, 'stderr')] : [err];
         const errorFile = join(logDir, `rank_${r.rank}.error.json`);
-        const facts = { masterAddr: spec.master.addr, masterPort, runId: spec.run_id, restartCount: attempt };
+        const progressFile = join(logDir, `rank_${r.rank}.progress.jsonl`);
+        samplers.push(new RankSampler(r.rank, progressFile));
+        const facts = {
+          masterAddr: spec.master.addr,
+          masterPort,
+          runId: spec.run_id,
+          restartCount: attempt,
+          progressFile,
+        };
         const nodeOptions = nodeOptionsFor(r.command, r.env.NODE_OPTIONS ?? this.baseEnv.NODE_OPTIONS);
         const flightRecorder = privateDir && createFlightRecorderFile(privateDir, attempt, r.rank);
         if (flightRecorder) flightRecorders.set(r.rank, flightRecorder);
@@ -131,6 +148,7 @@ export class NodeAgent {
         }),
       ).then(async (exits: WorkerExit[]) => {
         clearTimeout(this.current?.killTimer);
+        clearInterval(this.current?.sampleTimer);
         await Promise.all(files.map((f) => f.end()));
         // A shepherd killed itself (not by us) leaves orphans; they came here (subreaper): end them by pid.
         // Scanning /proc costs ~20 ms, so only then.
@@ -154,6 +172,18 @@ export class NodeAgent {
           pid: w.pid,
         })),
       });
+      const current = this.current;
+      if (current?.attempt === attempt) {
+        const emitSample = () =>
+          this.link.emit({
+            type: 'sample',
+            node_rank: this.nodeRank,
+            attempt,
+            ranks: workers.map((w, i) => samplers[i].sample(w.pid, w.lastOutputAt)),
+          });
+        current.sampleTimer = setInterval(emitSample, SAMPLE_INTERVAL_MS);
+        current.sampleTimer.unref();
+      }
     } catch (err) {
       this.link.emit({ type: 'error', node_rank: this.nodeRank, attempt, message: (err as Error).message });
     }

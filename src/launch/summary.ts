@@ -26,6 +26,8 @@ export interface LaunchSummary {
   /** other failures of the last attempt, after the root cause */
   other_failures: RankOutcome[];
   log_dir: string;
+  /** ranks last seen as stragglers while every rank ran (run-status.ts); absent when none */
+  stragglers?: number[];
 }
 
 export function failed(e: { exit_code: number | null; signal: string | null }): boolean {

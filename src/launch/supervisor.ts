@@ -78,6 +78,7 @@ export class Supervisor {
 
   /** Feed every agent event here (from any link). */
   onEvent(ev: AgentEvent): void {
+    if (ev.type === 'sample') return; // the run's status view takes those (run-status.ts)
     const s = this.state;
     if (!s) return void this.beforeStart.push(() => this.onEvent(ev));
     if (ev.attempt !== s.attempt) return;
