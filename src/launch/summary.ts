@@ -26,6 +26,28 @@ export interface LaunchSummary {
   /** other failures of the last attempt, after the root cause */
   other_failures: RankOutcome[];
   log_dir: string;
+  /** the scheduler's warning arrived: what dtrain did about it (launch/preemption.ts) */
+  preemption?: PreemptionReport;
+  /** this run is a requeued batch job's: Slurm's restart count (SLURM_RESTART_COUNT) */
+  resumed?: { slurm_restart_count: number };
+}
+
+/** The warning signal's sequence as it went: warned, saving, saved or not, requeued. */
+export interface PreemptionReport {
+  /** the scheduler's warning (scheduler.signal) */
+  signal: string;
+  warned_at: string;
+  /** what every worker was sent (checkpoint_signal) */
+  checkpoint_signal: string;
+  /** a save completed: a new commit, or every worker exited 0 after the signal */
+  saved: boolean;
+  /** the committed step (null: no commit record seen, or none made) */
+  saved_step: number | null;
+  saved_by: 'commit' | 'workers-exited' | null;
+  /** when the workers were stopped (after the save, or when shutdown_grace ran out) */
+  stopped_at: string | null;
+  /** scheduler.requeue: `scontrol requeue` after the save */
+  requeued?: { job_id: string; at: string } | { job_id: string; error: string };
 }
 
 export function failed(e: { exit_code: number | null; signal: string | null }): boolean {

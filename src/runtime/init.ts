@@ -5,9 +5,10 @@
  * rank = pipeline·(data·tensor) + data·tensor_size + tensor). Which ranks share a host comes from
  * DTRAIN_NODE_RANK only, never from host names.
  */
+import { watchCheckpointSignal } from './checkpoint-signal.js';
 import { NativeGroup } from './group.js';
 import { collectivesNative } from './native.js';
-import type { AllocatableArray, ArrayConstructorOf, Dist, Group, GroupOpStats, Groups } from './types.js';
+import type { AllocatableArray, ArrayConstructorOf, Dist, DistCore, Group, GroupOpStats, Groups } from './types.js';
 import { groupRanks, InitError, readWorkerEnv } from './worker-env.js';
 
 let current: Promise<Dist> | undefined;
@@ -28,11 +29,19 @@ function keepSigusr1FromInspector(): void {
 /** Builds the runtime once per process; later calls return the same `dist`. */
 export function init(env: NodeJS.ProcessEnv = process.env): Promise<Dist> {
   keepSigusr1FromInspector();
-  current ??= start(env);
+  const checkpoint = watchCheckpointSignal(env);
+  current ??= start(env).then(
+    (dist): Dist =>
+      Object.defineProperties(dist, {
+        checkpointSignal: { value: checkpoint.signal, enumerable: true },
+        checkpointRequested: { get: () => checkpoint.requested, enumerable: true },
+        onCheckpointSignal: { value: checkpoint.on.bind(checkpoint) },
+      }) as Dist,
+  );
   return current;
 }
 
-async function start(env: NodeJS.ProcessEnv): Promise<Dist> {
+async function start(env: NodeJS.ProcessEnv): Promise<DistCore> {
   const w = readWorkerEnv(env);
   // The NCCL backend lives in ./nccl; `auto` reaches a worker only when no launcher resolved it: cpu.
   if (w.backend === 'nccl')

@@ -103,5 +103,14 @@ export interface Dist {
    * DTRAIN_SPIN forces it.
    */
   readonly spin: number;
+  /** checkpoint_signal (DTRAIN_CHECKPOINT_SIGNAL): what the launcher sends when the scheduler warns of the end */
+  readonly checkpointSignal: 'SIGUSR1' | 'SIGUSR2' | 'SIGHUP';
+  /** true once the checkpoint signal arrived: save, then leave (the launcher waits shutdown_grace) */
+  readonly checkpointRequested: boolean;
+  /** Runs `cb` when the checkpoint signal arrives; returns the function that unsubscribes it. */
+  onCheckpointSignal(cb: (signal: string) => void): () => void;
   close(): Promise<void>;
 }
+
+/** Dist less what init() adds for every backend (the checkpoint signal): what a backend's start builds. */
+export type DistCore = Omit<Dist, 'checkpointSignal' | 'checkpointRequested' | 'onCheckpointSignal'>;

@@ -12,6 +12,10 @@
  *
  * Failure injection for the restart test: TRAIN_FAIL_AT_STEP=N makes rank TRAIN_FAIL_RANK (default: the last)
  * exit 1 right after step N, on the first attempt only (dist.config.restartCount 0).
+ *
+ * The checkpoint signal (the scheduler's warning, forwarded by dtrain): with --checkpoint-dir, the ranks agree
+ * after every step whether any of them got it (one 4-byte all-reduce), save that step even when periodic
+ * checkpoints are off, and exit 0 without the evaluation; the next run resumes from it.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -151,6 +155,29 @@ async function main(args: TrainArgs): Promise<void> {
   const failRank = Number(process.env.TRAIN_FAIL_RANK ?? dist.worldSize - 1);
   const firstAttempt = dist.config.restartCount === 0;
 
+  const save = async () => {
+    const state: TrainState = {
+      step,
+      data: order.position(),
+      globalBatch: args.globalBatch,
+      stages: split,
+      seed: args.seed,
+    };
+    await saveCheckpoint(
+      args.checkpointDir!,
+      stage,
+      opt,
+      models.map((m) => m.params),
+      dist.groups,
+      state,
+    );
+  };
+  if (!args.checkpointDir)
+    dist.onCheckpointSignal((sig) => {
+      if (printer) console.log(`${sig}: no --checkpoint-dir, nothing to save`);
+    });
+  let stoppedAt: number | undefined;
+
   await dist.groups.world.barrier();
   const started = performance.now();
   const cpuAtStart = process.cpuUsage();
@@ -174,27 +201,22 @@ async function main(args: TrainArgs): Promise<void> {
       if (printer && (step === 1 || step % args.logEvery === 0 || step === args.steps))
         console.log(`step ${step} loss ${mean[0].toFixed(4)}`);
     }
-    if (args.checkpointDir && args.checkpointEvery > 0 && step % args.checkpointEvery === 0) {
-      const state: TrainState = {
-        step,
-        data: order.position(),
-        globalBatch: args.globalBatch,
-        stages: split,
-        seed: args.seed,
-      };
-      await saveCheckpoint(
-        args.checkpointDir,
-        stage,
-        opt,
-        models.map((m) => m.params),
-        dist.groups,
-        state,
-      );
+    const saved = args.checkpointDir !== undefined && args.checkpointEvery > 0 && step % args.checkpointEvery === 0;
+    if (saved) await save();
+    if (args.checkpointDir && (await anyRankAsked(dist))) {
+      if (!saved) await save();
+      if (printer) console.log(`${dist.checkpointSignal}: saved step ${step}, stopping`);
+      stoppedAt = step;
+      break;
     }
     if (firstAttempt && failAt === step && dist.rank === failRank) {
       console.error(`rank ${dist.rank}: injected failure after step ${step} (TRAIN_FAIL_AT_STEP)`);
       process.exit(1);
     }
+  }
+  if (stoppedAt !== undefined) {
+    await dist.close();
+    return;
   }
   const cpu = process.cpuUsage(cpuAtStart);
   await dist.groups.world.barrier();
@@ -227,6 +249,13 @@ async function main(args: TrainArgs): Promise<void> {
     await writeFile(join(args.reportDir, `rank-${dist.rank}.json`), JSON.stringify(report) + '\n');
   }
   await dist.close();
+}
+
+/** Whether any rank got the checkpoint signal: every rank must stop after the same step. */
+async function anyRankAsked(dist: Dist): Promise<boolean> {
+  const flag = new Int32Array([dist.checkpointRequested ? 1 : 0]);
+  await dist.groups.world.allReduce(flag, { op: 'max' });
+  return flag[0] === 1;
 }
 
 /** Cosine decay from --lr to a tenth of it over the run: a function of the step alone, so resuming needs no state. */
