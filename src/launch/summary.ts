@@ -71,7 +71,7 @@ export function renderFailure(s: LaunchSummary, opts: RenderOptions): string {
   if (!rc) {
     lines.push(`job ${s.run_id} failed`);
   } else if (rc.message) {
-    lines.push(`job ${s.run_id} failed on ${rc.host}: ${rc.message}`);
+    lines.push(`job ${s.run_id} failed${rc.host ? ` on ${rc.host}` : ''}: ${rc.message}`);
   } else {
     const attempts = s.attempts.length;
     lines.push(
