@@ -53,7 +53,7 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     return { io, exited, kill: () => child.kill('SIGINT') };
   };
   const until = async (ok: () => boolean, ms: number) => {
-    for (const end = Date.now() + ms; !ok() && Date.now() < end; ) await sleep(100);
+    for (const end = Date.now() + ms; !ok() && Date.now() < end;) await sleep(100);
     return ok();
   };
   const read = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8') : '');
