@@ -5,6 +5,7 @@
  * rank = pipeline·(data·tensor) + data·tensor_size + tensor). Which ranks share a host comes from
  * DTRAIN_NODE_RANK only, never from host names.
  */
+import { createCheckpoints } from './checkpoints.js';
 import { NativeGroup } from './group.js';
 import { collectivesNative } from './native.js';
 import type { AllocatableArray, ArrayConstructorOf, Dist, Group, GroupOpStats, Groups } from './types.js';
@@ -79,6 +80,7 @@ async function start(env: NodeJS.ProcessEnv): Promise<Dist> {
     backend: 'cpu',
     groups,
     config: w.config,
+    checkpoint: createCheckpoints(w),
     simd: native.simdPath(),
     spin: native.spinBudget(),
     async newGroup(ranks: readonly number[]): Promise<Group> {
