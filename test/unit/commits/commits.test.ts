@@ -2,7 +2,7 @@
 // src/runtime/commits.ts, and dist.checkpoint (src/runtime/checkpoints.ts) as ranks of one world use it.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { StoreServer } from '../../../src/store/server.js';
@@ -18,6 +18,8 @@ import {
 } from '../../../src/runtime/commits.js';
 import { CommitRefusedError, createCheckpoints } from '../../../src/runtime/checkpoints.js';
 import { readWorkerEnv } from '../../../src/runtime/worker-env.js';
+import { ShardedAdam } from '../../../src/runtime/optim/index.js';
+import { createLoopbackGroups, onEveryRank } from '../../helpers/optim-loopback-group.js';
 
 const jobKey = randomBytes(32);
 
@@ -172,4 +174,28 @@ t.test('without a store (not started by dtrain) nothing is recorded', async (t) 
   t.equal(await c.latest(), null);
   t.same(await c.commit(5), { step: 5, recorded: false, resize: false });
   await t.rejects(c.commit(-1), RangeError);
+});
+
+t.test("ShardedAdam's save commits its step once latest names it, on every rank", async (t) => {
+  const { controller, proxy } = await job(t);
+  const p = await proxy(1);
+  await openAttempt(controller, 1);
+  const dir = mkdtempSync(path.join(tmpdir(), 'dtrain-commits-ckpt-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const latestAtCommit: string[] = [];
+  await onEveryRank(createLoopbackGroups(2).groups, async (group, rank) => {
+    const real = createCheckpoints(rankEnv(p, rank, 2), exit);
+    const checkpoint = {
+      commit: (step: number) => {
+        latestAtCommit.push(readFileSync(path.join(dir, 'latest'), 'utf8').trim());
+        return real.commit(step);
+      },
+    };
+    const params = new Float32Array(100).fill(1);
+    const opt = new ShardedAdam(params, { group, stage: 1, lr: 0.1, checkpoint });
+    for (let s = 0; s < 3; s++) await opt.step(new Float32Array(100).fill(0.5));
+    await opt.save(dir);
+  });
+  t.same(latestAtCommit, ['step_3/gen_1', 'step_3/gen_1'], 'both ranks commit after latest names the step');
+  t.match(await latestCommit(controller), { step: 3, attempt: 1, world_size: 2 });
 });
