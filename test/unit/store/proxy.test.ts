@@ -116,12 +116,13 @@ t.test('job/ keys pass without the attempt prefix, to GET, CAS, WAIT and CHECK o
   t.same(await upstream.check(['a2/mine', 'a2/job/commit', 'job/commit']), [true, false, true]);
 
   // a worker can never reset the record: only compare-and-set reaches it
-  for (const [what, call] of [
+  const refused: Array<[string, () => Promise<unknown>]> = [
     ['SET', () => w.set('job/commit', 'reset')],
     ['ADD', () => w.add('job/n', 1)],
     ['DELETE', () => w.delete('job/commit')],
     ['BARRIER', () => w.barrier('job/b', 1, 100)],
-  ] as const) {
+  ];
+  for (const [what, call] of refused) {
     await t.rejects(call(), /not allowed on this connection/, `${what} on a job/ key is not authorized`);
   }
   t.equal((await upstream.get('job/commit')).toString(), 'v2', 'the record is unchanged');
