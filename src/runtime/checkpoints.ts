@@ -16,7 +16,7 @@
  *   checkpoint/commit/<n>   barrier of the process's n-th commit
  *   checkpoint/answer/<n>   rank 0's answer to it: JSON {step, committed, resize, why}
  */
-import { StoreClient } from '../store/client.js';
+import type { StoreClient } from '../store/client.js';
 import { commitStep, latestCommit, RESIZE_EXIT_CODE } from './commits.js';
 import type { Checkpoints, CommitOptions, CommitResult } from './types.js';
 import type { WorkerEnv } from './worker-env.js';
@@ -41,6 +41,8 @@ export function createCheckpoints(
   let commits = 0;
 
   async function connected<T>(what: string, use: (store: StoreClient) => Promise<T>): Promise<T> {
+    // loaded on first use: a worker that never commits does not pay for the client at start
+    const { StoreClient } = await import('../store/client.js');
     const store = await StoreClient.connectUnix(w.store, {
       timeoutMs: w.collectiveTimeoutMs,
       label: `store (checkpoint ${what})`,

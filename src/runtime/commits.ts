@@ -15,7 +15,7 @@
  * rule it can keep: attempts only go forward (a commit of an attempt older than the recorded one is
  * refused).
  */
-import { jobKeyPrefix } from '../store/proxy.js';
+import { jobKeyPrefix } from '../store/job-keys.js';
 
 /** Exit code of a worker leaving at a commit because the job resizes (sysexits' EX_TEMPFAIL): not a failure. */
 export const RESIZE_EXIT_CODE = 75;

@@ -8,6 +8,7 @@ export {
   type TcpConnectOptions,
   type PendingRequest,
 } from './client.js';
-export { StoreProxy, attemptPrefix, jobKeyPrefix, type StoreProxyOptions } from './proxy.js';
+export { StoreProxy, attemptPrefix, type StoreProxyOptions } from './proxy.js';
+export { jobKeyPrefix } from './job-keys.js';
 export { StoreTimeoutError, StoreConnectionError, StoreAdmissionError, StoreRequestError } from './errors.js';
 export { Op, Status } from './frame.js';

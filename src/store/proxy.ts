@@ -25,6 +25,7 @@ import {
   parseBoundedUint,
   type Message,
 } from './frame.js';
+import { jobKeyPrefix } from './job-keys.js';
 import { maxBlockedPerConnection } from './state.js';
 
 /** Requests one worker connection may have in flight through the proxy (its share may be smaller). */
@@ -43,11 +44,7 @@ export interface StoreProxyOptions {
 /** sockaddr_un.sun_path holds 108 bytes including the terminating zero. */
 const maxSocketPath = 107;
 
-/**
- * Worker keys that name the job's own records, the same in every attempt: passed upstream as they are.
- * A worker reads them (GET, WAIT, CHECK) and changes them only by CAS, so it can never reset one.
- */
-export const jobKeyPrefix = 'job/';
+// A worker reads `job/` keys (GET, WAIT, CHECK) and changes them only by CAS, so it can never reset one.
 const jobKeyPrefixBytes = Buffer.from(jobKeyPrefix);
 const jobKeyOps: ReadonlySet<number> = new Set([Op.get, Op.cas, Op.wait, Op.check]);
 
