@@ -6,6 +6,7 @@
  * DTRAIN_NODE_RANK only, never from host names.
  */
 import { watchCheckpointSignal } from './checkpoint-signal.js';
+import { createCheckpoints } from './checkpoints.js';
 import { NativeGroup } from './group.js';
 import { collectivesNative } from './native.js';
 import type { AllocatableArray, ArrayConstructorOf, Dist, DistCore, Group, GroupOpStats, Groups } from './types.js';
@@ -88,6 +89,7 @@ async function start(env: NodeJS.ProcessEnv): Promise<DistCore> {
     backend: 'cpu',
     groups,
     config: w.config,
+    checkpoint: createCheckpoints(w),
     simd: native.simdPath(),
     spin: native.spinBudget(),
     async newGroup(ranks: readonly number[]): Promise<Group> {

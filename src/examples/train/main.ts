@@ -10,6 +10,11 @@
  * 1 / (local batch), and the data group averages, so every topology computes the gradient of the same global
  * mean loss over the same samples. Rank (last stage, data 0) prints `step N loss X` and `eval_loss X`.
  *
+ * Resuming: from the step of the job's last checkpoint commit (`dist.checkpoint.latest()`: after a restart or a
+ * resize of this job, on any world size), else from the checkpoint folder's latest.json (a new job). Every
+ * checkpoint is committed (`dist.checkpoint.commit`) once all of its files are written. The global batch is
+ * fixed (each data rank takes global / data size rows), so the loss does not depend on the world size.
+ *
  * Failure injection for the restart test: TRAIN_FAIL_AT_STEP=N makes rank TRAIN_FAIL_RANK (default: the last)
  * exit 1 right after step N, on the first attempt only (dist.config.restartCount 0).
  *
@@ -22,7 +27,14 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { init, Pipeline, ShardedAdam, type Dist, type PipelineArray } from 'dtrain';
 import { parseTrainArgs, TrainUsageError, type TrainArgs } from './args.js';
-import { CheckpointMismatchError, loadCheckpoint, readLatest, saveCheckpoint, type TrainState } from './checkpoint.js';
+import {
+  CheckpointMismatchError,
+  loadCheckpoint,
+  readLatest,
+  readState,
+  saveCheckpoint,
+  type TrainState,
+} from './checkpoint.js';
 import { BatchOrder, gather, makeDataset, type Samples } from './data.js';
 import {
   layerSpecs,
@@ -94,7 +106,11 @@ async function main(args: TrainArgs): Promise<void> {
   let step = 0;
   let resumedFrom: number | undefined;
   if (args.checkpointDir) {
-    const saved = await readLatest(args.checkpointDir);
+    // The job's last commit decides (a restart or resize of this job); a new job goes on from the folder's own.
+    const committed = await dist.checkpoint.latest();
+    const saved =
+      committed === null ? await readLatest(args.checkpointDir) : await readState(args.checkpointDir, committed);
+    const source = committed === null ? args.checkpointDir : "the job's last commit";
     if (saved) {
       if (
         JSON.stringify(saved.stages) !== JSON.stringify(split) ||
@@ -112,7 +128,7 @@ async function main(args: TrainArgs): Promise<void> {
       order.restore(saved.data);
       step = saved.step;
       resumedFrom = step;
-      if (printer) console.log(`resumed from step ${step}`);
+      if (printer) console.log(`resumed from step ${step} (${source}, world ${dist.worldSize})`);
     }
   }
 
@@ -171,6 +187,8 @@ async function main(args: TrainArgs): Promise<void> {
       dist.groups,
       state,
     );
+    // every stage's shards and the train state are on disk: the job resumes from here (a resize exits 75 now)
+    await dist.checkpoint.commit(step);
   };
   if (!args.checkpointDir)
     dist.onCheckpointSignal((sig) => {

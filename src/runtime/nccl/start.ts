@@ -13,6 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { StoreClient } from '../../store/client.js';
+import { createCheckpoints } from '../checkpoints.js';
 import { cudaBuildInfo, loadCudaPart } from '../device/cuda-part.js';
 import type { AllocatableArray, DistCore, Group, GroupOpStats, Groups } from '../types.js';
 import { InitError, type WorkerEnv } from '../worker-env.js';
@@ -197,6 +198,7 @@ export async function startNccl(
     device: ctx.device,
     groups,
     config: w.config,
+    checkpoint: createCheckpoints(w),
     simd: 'nccl',
     spin: 0,
     async newGroup(ranks: readonly number[]): Promise<Group> {
