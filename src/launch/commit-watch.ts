@@ -9,12 +9,20 @@ import { latestCommit, type CommitStore } from '../runtime/commits.js';
 
 export const COMMIT_POLL_MS = 200;
 
-/** Resolves with the new step; rejects with the AbortSignal's reason when the wait is over. */
+/**
+ * Resolves with the new step. When `signal` aborts (the workers are gone), one last read decides: the step
+ * of a commit made since, else the abort's reason is thrown.
+ */
 export async function nextCommit(store: CommitStore, signal: AbortSignal, pollMs = COMMIT_POLL_MS): Promise<number> {
   const before = await latestCommit(store);
-  for (;;) {
-    await sleep(pollMs, undefined, { signal });
+  const newer = async () => {
     const now = await latestCommit(store);
-    if (now.step !== null && (now.step !== before.step || now.time !== before.time)) return now.step;
+    return now.step !== null && (now.step !== before.step || now.time !== before.time) ? now.step : null;
+  };
+  while (!signal.aborted) {
+    await sleep(pollMs, undefined, { signal }).catch(() => {});
+    const step = await newer();
+    if (step !== null) return step;
   }
+  throw signal.reason;
 }

@@ -46,7 +46,10 @@ export interface WarningOptions {
   signal: NodeJS.Signals;
   /** what every worker is sent (checkpoint_signal) */
   checkpointSignal: ForwardedSignal;
-  /** the step of the next commit (commit-watch.ts); absent: only workers leaving with 0 count as a save */
+  /**
+   * the step of the next commit (commit-watch.ts), rejecting once `signal` aborted and a last look found none;
+   * absent: only workers leaving with 0 count as a save
+   */
   nextCommit?: (signal: AbortSignal) => Promise<number>;
   /** one line per state change: warned, saving, saved / not saved */
   onState?: (line: string) => void;
@@ -89,7 +92,13 @@ export class Supervisor {
   private readonly beforeStart: (() => void)[] = [];
   readonly attempts: { ranks: RankOutcome[] }[] = [];
   /** set when the scheduler's warning arrived */
-  private preemption: { report: PreemptionReport; stopSent: boolean; done: AbortController } | null = null;
+  private preemption: {
+    report: PreemptionReport;
+    stopSent: boolean;
+    done: AbortController;
+    /** the new commit's step; null when none came */
+    commit: Promise<number | null>;
+  } | null = null;
 
   constructor(private readonly opts: SupervisorOptions) {}
 
@@ -184,7 +193,7 @@ export class Supervisor {
       attempt++;
     }
     this.preemption?.done.abort();
-    if (this.preemption && !this.preemption.stopSent) this.savedOrNot(last);
+    if (this.preemption && !this.preemption.stopSent) await this.savedOrNot(last);
     const closed = Promise.all(this.opts.nodes.map((n) => n.close()));
     await (this.killed ? within(closed, KILL_WAIT_MS) : closed);
     if (this.interrupted) {
@@ -210,7 +219,9 @@ export class Supervisor {
       saved_by: null,
       stopped_at: null,
     };
-    this.preemption = { report, stopSent: false, done: new AbortController() };
+    const done = new AbortController();
+    const commit = w.nextCommit?.(done.signal).catch(() => null) ?? Promise.resolve(null);
+    this.preemption = { report, stopSent: false, done, commit };
     const p = this.preemption;
     this.wakeBackoff?.();
     const grace = this.opts.shutdownGraceMs;
@@ -232,24 +243,32 @@ export class Supervisor {
       stop(`no checkpoint within ${grace / 1000}s of the warning`);
     }, grace);
     p.done.signal.addEventListener('abort', () => clearTimeout(timer));
-    w.nextCommit?.(p.done.signal).then(
-      (step) => {
-        if (p.stopSent) return;
-        Object.assign(report, { saved: true, saved_step: step, saved_by: 'commit' });
-        w.onState?.(`saved: step ${step} committed; stopping the job`);
-        stop(`checkpoint at step ${step} committed`);
-      },
-      () => {},
-    );
+    void commit.then((step) => {
+      // after the abort the attempt is over: run() reads this answer itself (savedOrNot)
+      if (step === null || p.stopSent || p.done.signal.aborted) return;
+      this.committed(step);
+      stop(`checkpoint at step ${step} committed`);
+    });
   }
 
-  /** The attempt ended before a commit was seen or the grace ran out: saved if every worker left with 0. */
-  private savedOrNot(s: AttemptState): void {
+  private committed(step: number): void {
+    Object.assign(this.preemption!.report, { saved: true, saved_step: step, saved_by: 'commit' });
+    this.opts.warning?.onState?.(`saved: step ${step} committed; stopping the job`);
+  }
+
+  /**
+   * The attempt ended before a commit was seen or the grace ran out: saved if a commit came meanwhile, else
+   * if every worker left with 0.
+   */
+  private async savedOrNot(s: AttemptState): Promise<void> {
     const p = this.preemption!;
     const all = [...s.exits.values()];
     const clean = all.length >= this.opts.worldSize && all.every((e) => !failed(e));
     p.report.stopped_at ??= new Date().toISOString();
-    if (clean) {
+    // the watcher's last read is one store request: a store that does not answer must not keep the job
+    const step = ((await within(p.commit, KILL_WAIT_MS)) as number | null | undefined) ?? null;
+    if (step !== null && !s.rootCause) this.committed(step);
+    else if (clean) {
       Object.assign(p.report, { saved: true, saved_by: 'workers-exited' });
       this.opts.warning?.onState?.('saved: every worker exited cleanly after the checkpoint signal');
     } else if (!s.rootCause) {

@@ -112,10 +112,11 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
       t.match(text, /dtrain: saving: SIGUSR1 sent to every worker; waiting up to 20s for a checkpoint/);
       const saved = Number(/SIGUSR1: saved step (\d+), stopping/.exec(text)?.[1]);
       t.ok(saved > 100 && saved < STEPS, `saved at step ${saved}`);
-      t.match(text, /dtrain: saved: every worker exited cleanly after the checkpoint signal/);
+      // the trainer commits its save (dist.checkpoint.commit): the controller names the step
+      t.match(text, new RegExp(`dtrain: saved: step ${saved} committed`));
       t.match(text, new RegExp(`dtrain: resumed: Slurm restart 1 of job ${id}`));
-      t.match(text, new RegExp(`resumed from step ${saved}\\n`));
-      t.match(job.io.stderr, new RegExp(`job ${id} requeued \\(restart 1\\): saved first`));
+      t.match(text, new RegExp(`resumed from step ${saved}\\b`));
+      t.match(job.io.stderr, new RegExp(`job ${id} requeued \\(restart 1\\): saved at step ${saved} first`));
 
       const doc = JSON.parse(job.io.stdout);
       t.match(doc, {
@@ -128,7 +129,13 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
             restart: 1,
             result: {
               exit_code: 0,
-              preemption: { signal: 'SIGUSR1', saved: true, saved_by: 'workers-exited', requeued: { job_id: id } },
+              preemption: {
+                signal: 'SIGUSR1',
+                saved: true,
+                saved_step: saved,
+                saved_by: 'commit',
+                requeued: { job_id: id },
+              },
             },
           },
         ],

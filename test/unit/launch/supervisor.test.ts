@@ -272,3 +272,26 @@ t.test(
     t.same((await run2).outcome, { kind: 'interrupted', signal: 'SIGTERM' });
   },
 );
+
+t.test('the warning: a commit the workers made just before they all left is found by a last look', async (t) => {
+  const a = new ScriptedNode(0, 'a', [0], () => {});
+  const lines: string[] = [];
+  const sup = supervise([a], 0, {
+    shutdownGraceMs: 5000,
+    warning: {
+      signal: 'SIGUSR1',
+      checkpointSignal: 'SIGUSR1',
+      // the watcher's last read after the abort: the commit is there
+      nextCommit: (signal) => new Promise((resolve) => signal.addEventListener('abort', () => resolve(12))),
+      onState: (l) => lines.push(l),
+    },
+  });
+  const run = sup.run();
+  await new Promise((r) => setTimeout(r, 5));
+  sup.signal('SIGUSR1');
+  a.exit(0, 0, 0);
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'ok' });
+  t.match(summary.preemption, { saved: true, saved_step: 12, saved_by: 'commit' });
+  t.match(lines.at(-1), /^saved: step 12 committed/);
+});
