@@ -271,6 +271,8 @@ async function main(args: TrainArgs): Promise<void> {
 
 /** Whether any rank got the checkpoint signal: every rank must stop after the same step. */
 async function anyRankAsked(dist: Dist): Promise<boolean> {
+  // signals reach JavaScript when the event loop polls, and same-host collectives can complete without it
+  await new Promise((resolve) => setImmediate(resolve));
   const flag = new Int32Array([dist.checkpointRequested ? 1 : 0]);
   await dist.groups.world.allReduce(flag, { op: 'max' });
   return flag[0] === 1;
