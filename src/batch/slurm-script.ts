@@ -38,8 +38,9 @@ export function renderSlurmScript(job: BatchJob): string {
   if (s.account !== undefined) d.push(`--account=${s.account}`);
   if (s.qos !== undefined) d.push(`--qos=${s.qos}`);
   if (s.signal !== undefined) d.push(`--signal=${batchSignal(s.signal)}`);
-  // requeue after a preemption (Slurm's) or at the time-limit warning (dtrain's scontrol requeue)
-  if (s.requeue) d.push('--requeue');
+  // requeue after a preemption (Slurm's) or at the time-limit warning (dtrain's scontrol requeue); each run
+  // appends to the output, which Slurm would otherwise truncate when the job starts again
+  if (s.requeue) d.push('--requeue', '--open-mode=append');
   d.push(`--output=${outputPath(job)}`, `--chdir=${job.workdir}`);
   d.push(...(s.extra ?? []));
 

@@ -95,7 +95,7 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
       t.ok(await until(() => /submitted slurm job \d+/.test(job.io.stderr), 30_000), job.io.stderr);
       const id = /submitted slurm job (\d+)/.exec(job.io.stderr)![1];
       const script = read(/script (\S+\.sbatch)/.exec(job.io.stderr)![1]);
-      t.match(script, '#SBATCH --signal=B:USR1@60\n#SBATCH --requeue\n');
+      t.match(script, '#SBATCH --signal=B:USR1@60\n#SBATCH --requeue\n#SBATCH --open-mode=append\n');
       const out = /output (\S+\.out)/.exec(job.io.stderr)![1];
       t.ok(await until(() => /step 100 loss/.test(read(out)), 120_000), 'training under way');
       t.notOk(await inspectorOpen(), 'no inspector before the signal');

@@ -114,7 +114,7 @@ t.test('requeue: --requeue after the signal; false or unset leaves it out', asyn
   const yaml = (r: string) => `entrypoint: node w.js\nscheduler: {kind: slurm, signal: USR1@90${r}}\n`;
   t.match(
     renderSlurmScript(await jobFrom(t, yaml(', requeue: true'))),
-    '#SBATCH --signal=B:USR1@90\n#SBATCH --requeue\n',
+    '#SBATCH --signal=B:USR1@90\n#SBATCH --requeue\n#SBATCH --open-mode=append\n',
   );
   t.notMatch(renderSlurmScript(await jobFrom(t, yaml(', requeue: false'))), '#SBATCH --requeue');
   t.notMatch(renderSlurmScript(await jobFrom(t, yaml(''))), '#SBATCH --requeue');
