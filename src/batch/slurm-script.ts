@@ -16,6 +16,12 @@ export function batchSignal(signal: string): string {
   return signal.startsWith('B:') ? signal : `B:${signal}`;
 }
 
+/** `B:USR1@120` → `SIGUSR1`: the signal the controller receives as the scheduler's warning. */
+export function warningSignal(signal: string): NodeJS.Signals {
+  const name = signal.replace(/^B:/, '').replace(/@.*$/, '');
+  return (name.startsWith('SIG') ? name : `SIG${name}`) as NodeJS.Signals;
+}
+
 export function renderSlurmScript(job: BatchJob): string {
   const s = job.scheduler;
   const d: string[] = [
@@ -32,6 +38,9 @@ export function renderSlurmScript(job: BatchJob): string {
   if (s.account !== undefined) d.push(`--account=${s.account}`);
   if (s.qos !== undefined) d.push(`--qos=${s.qos}`);
   if (s.signal !== undefined) d.push(`--signal=${batchSignal(s.signal)}`);
+  // requeue after a preemption (Slurm's) or at the time-limit warning (dtrain's scontrol requeue); each run
+  // appends to the output, which Slurm would otherwise truncate when the job starts again
+  if (s.requeue) d.push('--requeue', '--open-mode=append');
   d.push(`--output=${outputPath(job)}`, `--chdir=${job.workdir}`);
   d.push(...(s.extra ?? []));
 

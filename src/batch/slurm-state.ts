@@ -24,6 +24,8 @@ export interface SlurmJobState {
   /** the batch script's exit status (ExitCode=status:signal) */
   exitCode?: number;
   signal?: number;
+  /** how often Slurm requeued the job (Restarts=) */
+  restarts?: number;
 }
 
 /**
@@ -52,6 +54,7 @@ export function stateFromScontrol(fields: Record<string, string>): SlurmJobState
     out.exitCode = Number(ec[1]);
     out.signal = Number(ec[2]);
   }
+  if (/^[0-9]+$/.test(fields.Restarts ?? '')) out.restarts = Number(fields.Restarts);
   return out;
 }
 

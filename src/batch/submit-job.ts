@@ -48,6 +48,8 @@ export interface SubmitDocument {
   state: string;
   exit_code: number | null;
   result?: LaunchSummary;
+  /** each requeue --wait saw: Slurm's restart count and the result the ended run left */
+  requeues?: { restart: number; result?: LaunchSummary }[];
 }
 
 export interface Prepared {
@@ -101,6 +103,16 @@ export async function submitJob(req: SubmitRequest, prepared: Prepared): Promise
     maxMs: req.poll?.maxMs,
     signal: req.signal,
     onState: (s) => req.log(`job ${jobId} ${s}`),
+    ...(job.scheduler.requeue && {
+      onRequeue: (restart: number, result: LaunchSummary | undefined) => {
+        const saved = result?.preemption?.saved_step ?? null;
+        req.log(
+          `job ${jobId} requeued (restart ${restart})` +
+            (result?.preemption?.saved ? `: saved${saved !== null ? ` at step ${saved}` : ''} first` : ''),
+        );
+        (doc.requeues ??= []).push({ restart, ...(result && { result }) });
+      },
+    }),
   });
   const verdict = judgeOutcome(jobId, outcome, output);
   doc.state = outcome.state;

@@ -2,10 +2,13 @@
  * `dtrain submit --wait`: follow a Slurm job to its end and decide what it means. Polling starts at
  * `initialMs` and backs off to `maxMs` so a long job costs the controller one cheap squeue RPC every few
  * seconds at most. The in-job controller's result file (its launch summary) says which rank failed;
- * Slurm's state says whether the job was cancelled, timed out, lost a node or was preempted.
+ * Slurm's state says whether the job was cancelled, timed out, lost a node or was preempted. A job that may
+ * be requeued is polled with scontrol, whose Restarts= count tells each requeue, however briefly the job
+ * stayed pending in between.
  */
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { PreemptionReport } from '../launch/summary.js';
 import { scontrolJobState, squeueJobState, TERMINAL_STATES, type SlurmQuery } from './slurm-state.js';
 
 export interface RankOutcome {
@@ -25,6 +28,8 @@ export interface LaunchSummary {
   attempts?: { ranks: RankOutcome[] }[];
   root_cause?: (RankOutcome & { message?: string }) | null;
   error?: string;
+  preemption?: PreemptionReport;
+  resumed?: { slurm_restart_count: number };
 }
 
 export interface JobOutcome {
@@ -40,6 +45,8 @@ export interface WaitOptions extends SlurmQuery {
   initialMs?: number;
   maxMs?: number;
   onState?: (state: string) => void;
+  /** follow requeues: called once per restart with the ended run's result file, when it left one */
+  onRequeue?: (restarts: number, result: LaunchSummary | undefined) => void;
   signal?: AbortSignal;
 }
 
@@ -47,9 +54,19 @@ export async function waitForSlurmJob(jobId: string, opts: WaitOptions): Promise
   let delay = opts.initialMs ?? 1000;
   const maxMs = opts.maxMs ?? 10_000;
   let last: string | undefined;
+  let restarts = 0;
   for (;;) {
     opts.signal?.throwIfAborted();
-    const state = await squeueJobState(jobId, opts);
+    let state: string | undefined;
+    if (opts.onRequeue) {
+      const full = await scontrolJobState(jobId, opts);
+      state = full?.state;
+      if ((full?.restarts ?? 0) > restarts) {
+        restarts = full!.restarts!;
+        opts.onRequeue(restarts, await readResult(opts.resultFile, false));
+        delay = opts.initialMs ?? 1000;
+      }
+    } else state = await squeueJobState(jobId, opts);
     if (state !== undefined && state !== last) opts.onState?.(state);
     last = state ?? last;
     if (state === undefined || TERMINAL_STATES.has(state)) break;

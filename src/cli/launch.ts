@@ -166,6 +166,10 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
       return;
     }
     const { writeResultFile } = await import('../launch/result-file.js');
+    const { slurmResumed, requeueAfterSave } = await import('../launch/slurm/requeue.js');
+    const log = (line: string) => process.stderr.write(`dtrain: ${line}\n`);
+    const resumed = slurmResumed(process.env);
+    if (resumed) log(`resumed: Slurm restart ${resumed.slurm_restart_count} of job ${process.env.SLURM_JOB_ID}`);
     try {
       const { summary } = await runJob({
         loaded,
@@ -173,12 +177,19 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
         json: Boolean(args.json),
         ...(joinKey ? { join: { agents: args.joinAgents!, jobKey: joinKey } } : {}),
       });
+      if (resumed) summary!.resumed = resumed;
+      await requeueAfterSave(summary!, loaded.config, log);
       writeResultFile(summary!);
       if (args.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
     } catch (err) {
       // `dtrain submit --wait` (and a PBS script's) reads the outcome from the result file: write it for failures too
       const e = err as { exitCode?: number; message?: string; summary?: object };
-      writeResultFile({ exit_code: e.exitCode ?? 1, error: e.message, ...(e.summary ?? {}) });
+      writeResultFile({
+        exit_code: e.exitCode ?? 1,
+        error: e.message,
+        ...(e.summary ?? {}),
+        ...(resumed && { resumed }),
+      });
       throw err;
     }
   },

@@ -297,6 +297,7 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     collective_timeout: ms(['collective_timeout'], raw.collective_timeout),
     restarts: { max: raw.restarts.max, backoff: ms(['restarts', 'backoff'], raw.restarts.backoff) },
     shutdown_grace: ms(['shutdown_grace'], raw.shutdown_grace),
+    checkpoint_signal: raw.checkpoint_signal,
     logs: { ...raw.logs, ranks: Array.isArray(raw.logs.ranks) ? [...raw.logs.ranks] : raw.logs.ranks },
     ...(raw.monitor && {
       monitor: {

@@ -223,6 +223,13 @@ export const configSchema = {
       $ref: '#/$defs/duration',
       default: '30s',
     },
+    checkpoint_signal: {
+      description:
+        "Sent to every worker when the scheduler's warning (scheduler.signal) arrives: save now. dtrain then " +
+        'waits up to shutdown_grace for the save and stops the job.',
+      enum: ['SIGUSR1', 'SIGUSR2', 'SIGHUP'],
+      default: 'SIGUSR1',
+    },
     logs: {
       type: 'object',
       additionalProperties: false,
@@ -332,6 +339,13 @@ export const configSchema = {
           type: 'string',
           pattern: '^(B:)?[A-Z0-9]+(@[0-9]+)?$',
           errorMessage: 'must be [B:]SIGNAL[@SECONDS], e.g. USR1@120',
+        },
+        requeue: {
+          description:
+            'Slurm: --requeue, and at the warning signal dtrain saves, then puts the job back in the queue ' +
+            '(scontrol requeue) to resume from the checkpoint.',
+          type: 'boolean',
+          default: false,
         },
         extra: { description: 'Further scheduler options, passed as given.', type: 'array', items: { type: 'string' } },
       },

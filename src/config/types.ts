@@ -10,6 +10,7 @@ import type { configSchema } from './schema.js';
 export type Schedule = '1f1b' | 'gpipe' | 'interleaved-1f1b';
 export type Backend = 'auto' | 'cpu' | 'nccl';
 export type Duration = number | string;
+export type CheckpointSignal = 'SIGUSR1' | 'SIGUSR2' | 'SIGHUP';
 
 export interface RawNode {
   host: string;
@@ -52,6 +53,8 @@ export interface SchedulerConfig {
   cpus_per_task?: number;
   mem?: string;
   signal?: string;
+  /** Slurm: --requeue, and dtrain requeues the job itself after the save at the warning signal */
+  requeue?: boolean;
   extra?: string[];
 }
 
@@ -87,6 +90,7 @@ export interface RawConfig {
   collective_timeout: Duration;
   restarts: { max: number; backoff: Duration };
   shutdown_grace: Duration;
+  checkpoint_signal: CheckpointSignal;
   logs: { dir: string; tee: boolean; ranks: 'all' | number[] };
   monitor?: MonitorConfig;
   ssh: RawSsh;
@@ -151,6 +155,7 @@ export interface JobConfig {
   collective_timeout: number;
   restarts: { max: number; backoff: number };
   shutdown_grace: number;
+  checkpoint_signal: CheckpointSignal;
   logs: { dir: string; tee: boolean; ranks: 'all' | number[] };
   /** absent: no monitor (the control socket of `dtrain status` is always there) */
   monitor?: MonitorConfig;
@@ -198,8 +203,9 @@ const enumsMatchTypes: [
   SameUnion<Enum<S['parallelism']['properties']['schedule']>, Schedule>,
   SameUnion<Enum<S['parallelism']['properties']['zero_stage']>, RawParallelism['zero_stage']>,
   SameUnion<Enum<S['backend']>, Backend>,
+  SameUnion<Enum<S['checkpoint_signal']>, CheckpointSignal>,
   SameUnion<Enum<S['ssh']['properties']['strict_host_key_checking']>, RawSsh['strict_host_key_checking']>,
   SameUnion<Enum<S['scheduler']['properties']['kind']>, SchedulerConfig['kind']>,
   SameUnion<Enum<S['model']['properties']['dtype']>, ModelConfig['dtype']>,
-] = [true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true];
 void enumsMatchTypes;

@@ -8,7 +8,8 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { JobConfig } from '../config/types.js';
 import type { Plan } from '../plan/types.js';
-import { StoreServer } from '../store/index.js';
+import { warningSignal } from '../batch/slurm-script.js';
+import { StoreClient, StoreServer } from '../store/index.js';
 import { InterruptedError, JobFailedError, StartError } from '../util/errors.js';
 import type { AgentEvent, AgentSpec } from './agent-contract.js';
 import { ConsoleSink } from './console.js';
@@ -22,7 +23,8 @@ import { createProgress } from './progress.js';
 import { renderFailure, type LaunchSummary } from './summary.js';
 import { monitorOptions, RunView } from './run-view.js';
 import { within } from '../util/within.js';
-import { KILL_WAIT_MS, Supervisor, type NodeHandle } from './supervisor.js';
+import { KILL_WAIT_MS, Supervisor, type NodeHandle, type WarningOptions } from './supervisor.js';
+import { nextCommit } from './commit-watch.js';
 
 export interface LaunchRequest {
   config: JobConfig;
@@ -58,6 +60,21 @@ const handledSignals = ['SIGINT', 'SIGTERM', 'SIGUSR1', 'SIGUSR2', 'SIGHUP'] as 
 export function newRunId(name: string): string {
   const t = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
   return `${name}-${t}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * The scheduler's warning (scheduler.signal, e.g. USR1@90 → SIGUSR1) starts the save-then-stop sequence;
+ * only a signal the controller listens for (handledSignals) can be one.
+ */
+function warningOptions(
+  config: JobConfig,
+  onState: (line: string) => void,
+  commits: (signal: AbortSignal) => Promise<number>,
+): WarningOptions | undefined {
+  if (!config.scheduler?.signal) return undefined;
+  const signal = warningSignal(config.scheduler.signal);
+  if (!(handledSignals as readonly string[]).includes(signal)) return undefined;
+  return { signal, checkpointSignal: config.checkpoint_signal, nextCommit: commits, onState };
 }
 
 export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
@@ -231,6 +248,20 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
         view.status.stopping();
         progress.note(`stopping all workers: ${why}`);
       },
+      warning: warningOptions(
+        config,
+        (line) => progress.note(line),
+        async (signal) => {
+          const client =
+            control?.storeClient ??
+            (await StoreClient.connectTcp({ host: store.localHost, port: store.port, jobKey, label: 'store' }));
+          try {
+            return await nextCommit(client, signal);
+          } finally {
+            if (client !== control?.storeClient) await client.close();
+          }
+        },
+      ),
     });
     if (interruptedBy) throw new InterruptedError(interruptedBy);
     for (const replay of early.splice(0)) replay(supervisor);

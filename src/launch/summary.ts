@@ -28,6 +28,28 @@ export interface LaunchSummary {
   log_dir: string;
   /** ranks last seen as stragglers while every rank ran (run-status.ts); absent when none */
   stragglers?: number[];
+  /** the scheduler's warning arrived: what dtrain did about it (launch/preemption.ts) */
+  preemption?: PreemptionReport;
+  /** this run is a requeued batch job's: Slurm's restart count (SLURM_RESTART_COUNT) */
+  resumed?: { slurm_restart_count: number };
+}
+
+/** The warning signal's sequence as it went: warned, saving, saved or not, requeued. */
+export interface PreemptionReport {
+  /** the scheduler's warning (scheduler.signal) */
+  signal: string;
+  warned_at: string;
+  /** what every worker was sent (checkpoint_signal) */
+  checkpoint_signal: string;
+  /** a save completed: a new commit, or every worker exited 0 after the signal */
+  saved: boolean;
+  /** the committed step (null: no commit record seen, or none made) */
+  saved_step: number | null;
+  saved_by: 'commit' | 'workers-exited' | null;
+  /** when the workers were stopped (after the save, or when shutdown_grace ran out) */
+  stopped_at: string | null;
+  /** scheduler.requeue: `scontrol requeue` after the save */
+  requeued?: { job_id: string; at: string } | { job_id: string; error: string };
 }
 
 export function failed(e: { exit_code: number | null; signal: string | null }): boolean {
@@ -51,7 +73,7 @@ export function renderFailure(s: LaunchSummary, opts: RenderOptions): string {
   if (!rc) {
     lines.push(`job ${s.run_id} failed`);
   } else if (rc.message) {
-    lines.push(`job ${s.run_id} failed on ${rc.host}: ${rc.message}`);
+    lines.push(`job ${s.run_id} failed${rc.host ? ` on ${rc.host}` : ''}: ${rc.message}`);
   } else {
     const attempts = s.attempts.length;
     lines.push(

@@ -3,10 +3,12 @@
  * node's workers, and at the first worker that fails (or a node that is lost) stop them all - the signal,
  * `shutdown_grace`, then SIGKILL - and either restart the whole group after a backoff or report the root
  * cause. Signals: SIGINT/SIGTERM stop the job without restart (a second SIGINT kills at once);
- * SIGUSR1/USR2/HUP are forwarded and supervision goes on.
+ * SIGUSR1/USR2/HUP are forwarded and supervision goes on, except the scheduler's warning (`warning`): then
+ * every worker gets `checkpoint_signal`, the job waits up to `shutdown_grace` for a save (a new commit, or
+ * every worker leaving with 0) and stops without restart: exit 0 when the save was made, else 1.
  */
 import type { AgentEvent, ForwardedSignal, WorkerExit } from './agent-contract.js';
-import { failed, type LaunchSummary, type RankOutcome, type RootCause } from './summary.js';
+import { failed, type LaunchSummary, type PreemptionReport, type RankOutcome, type RootCause } from './summary.js';
 import { within } from '../util/within.js';
 
 /** The controller's handle on one node's agent, wherever it runs. */
@@ -35,6 +37,22 @@ export interface SupervisorOptions {
   onRunning?: (running: number, world: number, attempt: number) => void;
   onRestart?: (attempt: number, cause: RootCause, backoffMs: number) => void;
   onStopping?: (why: string) => void;
+  /** the scheduler's warning before the job ends (scheduler.signal): save, then stop */
+  warning?: WarningOptions;
+}
+
+export interface WarningOptions {
+  /** the signal the scheduler sends the controller (USR1 in `USR1@90`) */
+  signal: NodeJS.Signals;
+  /** what every worker is sent (checkpoint_signal) */
+  checkpointSignal: ForwardedSignal;
+  /**
+   * the step of the next commit (commit-watch.ts), rejecting once `signal` aborted and a last look found none;
+   * absent: only workers leaving with 0 count as a save
+   */
+  nextCommit?: (signal: AbortSignal) => Promise<number>;
+  /** one line per state change: warned, saving, saved / not saved */
+  onState?: (line: string) => void;
 }
 
 /**
@@ -73,6 +91,14 @@ export class Supervisor {
   /** events and lost nodes from before the first attempt (a slow start-up): they belong to attempt 0 */
   private readonly beforeStart: (() => void)[] = [];
   readonly attempts: { ranks: RankOutcome[] }[] = [];
+  /** set when the scheduler's warning arrived */
+  private preemption: {
+    report: PreemptionReport;
+    stopSent: boolean;
+    done: AbortController;
+    /** the new commit's step; null when none came */
+    commit: Promise<number | null>;
+  } | null = null;
 
   constructor(private readonly opts: SupervisorOptions) {}
 
@@ -91,7 +117,7 @@ export class Supervisor {
       s.exits.set(exit.rank, exit);
       s.exitsByNode.set(ev.node_rank, (s.exitsByNode.get(ev.node_rank) ?? 0) + 1);
       s.running = Math.max(0, s.running - 1);
-      if (failed(exit) && !s.rootCause && !this.interrupted) {
+      if (failed(exit) && !s.rootCause && !this.interrupted && !this.preemption?.stopSent) {
         s.rootCause = { ...exit, attempt: s.attempt };
         this.stopAll(s, 'SIGTERM', `rank ${exit.rank} failed`);
       }
@@ -99,7 +125,7 @@ export class Supervisor {
     } else {
       const host = this.opts.nodes.find((n) => n.nodeRank === ev.node_rank)?.host ?? `node ${ev.node_rank}`;
       s.errors.push(`${host}: ${ev.message}`);
-      if (!s.rootCause && !this.interrupted) {
+      if (!s.rootCause && !this.interrupted && !this.preemption?.stopSent) {
         s.rootCause = {
           rank: -1,
           local_rank: -1,
@@ -129,6 +155,9 @@ export class Supervisor {
 
   /** SIGINT, SIGTERM (stop), SIGUSR1, SIGUSR2, SIGHUP (forward). */
   signal(sig: NodeJS.Signals): void {
+    // once: a second one (SIGTERM as the warning, then Slurm's own at the limit) is handled as usual
+    if (this.opts.warning?.signal === sig && !this.interrupted && !this.preemption)
+      return this.warned(this.opts.warning);
     if (sig === 'SIGINT' || sig === 'SIGTERM') {
       this.interruptCount++;
       this.interrupted ??= sig;
@@ -154,24 +183,116 @@ export class Supervisor {
     for (;;) {
       last = await this.runAttempt(attempt);
       this.attempts.push({ ranks: this.outcomes(last) });
-      if (this.interrupted || !last.rootCause) break;
+      if (this.interrupted || this.preemption || !last.rootCause) break;
       if (attempt === 0 && last.started === 0 && last.errors.length) {
         return { outcome: { kind: 'cannot-start', message: last.errors.join('\n') }, summary: this.summary(last, 3) };
       }
       if (attempt >= this.opts.restartsMax) break;
       this.opts.onRestart?.(attempt + 1, last.rootCause, this.opts.backoffMs);
       await this.backoff();
-      if (this.interrupted) break;
+      if (this.interrupted || this.preemption) break;
       attempt++;
     }
+    this.preemption?.done.abort();
+    if (this.preemption && !this.preemption.stopSent) await this.savedOrNot(last);
     const closed = Promise.all(this.opts.nodes.map((n) => n.close()));
     await (this.killed ? within(closed, KILL_WAIT_MS) : closed);
     if (this.interrupted) {
       const code = this.interrupted === 'SIGINT' ? 130 : 143;
       return { outcome: { kind: 'interrupted', signal: this.interrupted }, summary: this.summary(last, code) };
     }
+    if (this.preemption && !this.preemption.report.saved && !last.rootCause) {
+      last.rootCause = this.unsaved(last.attempt);
+    }
     if (last.rootCause) return { outcome: { kind: 'failed' }, summary: this.summary(last, 1) };
     return { outcome: { kind: 'ok' }, summary: this.summary(last, 0) };
+  }
+
+  /** The scheduler's warning: every worker is asked to save; the job stops at the save or after the grace. */
+  private warned(w: WarningOptions): void {
+    const now = () => new Date().toISOString();
+    const report: PreemptionReport = {
+      signal: w.signal,
+      warned_at: now(),
+      checkpoint_signal: w.checkpointSignal,
+      saved: false,
+      saved_step: null,
+      saved_by: null,
+      stopped_at: null,
+    };
+    const done = new AbortController();
+    const commit = w.nextCommit?.(done.signal).catch(() => null) ?? Promise.resolve(null);
+    this.preemption = { report, stopSent: false, done, commit };
+    const p = this.preemption;
+    this.wakeBackoff?.();
+    const grace = this.opts.shutdownGraceMs;
+    w.onState?.(`warned: ${w.signal} from the scheduler: the job ends soon`);
+    const s = this.state;
+    if (!s) return;
+    for (const n of this.opts.nodes) n.forward(w.checkpointSignal);
+    w.onState?.(`saving: ${w.checkpointSignal} sent to every worker; waiting up to ${grace / 1000}s for a checkpoint`);
+    const stop = (why: string) => {
+      if (p.stopSent) return;
+      p.stopSent = true;
+      p.done.abort();
+      report.stopped_at = now();
+      this.stopAll(s, 'SIGTERM', why, true);
+    };
+    const timer = setTimeout(() => {
+      if (p.stopSent) return;
+      w.onState?.(`not saved: no checkpoint within shutdown_grace (${grace / 1000}s); stopping the job`);
+      stop(`no checkpoint within ${grace / 1000}s of the warning`);
+    }, grace);
+    p.done.signal.addEventListener('abort', () => clearTimeout(timer));
+    void commit.then((step) => {
+      // after the abort the attempt is over: run() reads this answer itself (savedOrNot)
+      if (step === null || p.stopSent || p.done.signal.aborted) return;
+      this.committed(step);
+      stop(`checkpoint at step ${step} committed`);
+    });
+  }
+
+  private committed(step: number): void {
+    Object.assign(this.preemption!.report, { saved: true, saved_step: step, saved_by: 'commit' });
+    this.opts.warning?.onState?.(`saved: step ${step} committed; stopping the job`);
+  }
+
+  /**
+   * The attempt ended before a commit was seen or the grace ran out: saved if a commit came meanwhile, else
+   * if every worker left with 0.
+   */
+  private async savedOrNot(s: AttemptState): Promise<void> {
+    const p = this.preemption!;
+    const all = [...s.exits.values()];
+    const clean = all.length >= this.opts.worldSize && all.every((e) => !failed(e));
+    p.report.stopped_at ??= new Date().toISOString();
+    // the watcher's last read is one store request: a store that does not answer must not keep the job
+    const step = ((await within(p.commit, KILL_WAIT_MS)) as number | null | undefined) ?? null;
+    if (step !== null && !s.rootCause) this.committed(step);
+    else if (clean) {
+      Object.assign(p.report, { saved: true, saved_by: 'workers-exited' });
+      this.opts.warning?.onState?.('saved: every worker exited cleanly after the checkpoint signal');
+    } else if (!s.rootCause) {
+      this.opts.warning?.onState?.('not saved: the workers ended without a checkpoint');
+    }
+  }
+
+  private unsaved(attempt: number): RootCause {
+    return {
+      rank: -1,
+      local_rank: -1,
+      host: '',
+      pid: 0,
+      exit_code: null,
+      signal: null,
+      time: new Date().toISOString(),
+      stderr_tail: [],
+      error_file: null,
+      attempt,
+      message:
+        `the scheduler's warning (${this.preemption!.report.signal}) came and no checkpoint was saved ` +
+        `within shutdown_grace`,
+    };
   }
 
   private runAttempt(attempt: number): Promise<AttemptState> {
@@ -246,6 +367,7 @@ export class Supervisor {
       root_cause: rc,
       other_failures: this.outcomes(s).filter((o) => failed(o) && o.rank !== rc?.rank),
       log_dir: this.opts.logDir,
+      ...(this.preemption && { preemption: this.preemption.report }),
     };
   }
 }

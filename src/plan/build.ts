@@ -84,6 +84,7 @@ export function buildPlan(input: JobConfig | LoadedConfig, opts: BuildPlanOption
         // config/duration.ts writes what the worker parses back exactly
         DTRAIN_COLLECTIVE_TIMEOUT: formatDuration(config.collective_timeout),
         DTRAIN_RENDEZVOUS_TIMEOUT: formatDuration(config.rendezvous.timeout),
+        DTRAIN_CHECKPOINT_SIGNAL: config.checkpoint_signal,
       };
       const r: RankPlan = {
         rank,

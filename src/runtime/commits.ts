@@ -11,14 +11,18 @@
  *  - `job/resize` holds the attempt for which the controller wants to resize (a node came back): the
  *    commit that sees it tells every rank to exit with RESIZE_EXIT_CODE, and the controller restarts
  *    the job on the new node set from that commit, so no step is lost.
+ * A job whose controller never opened an attempt (`managed` false) still records commits, with the one
+ * rule it can keep: attempts only go forward (a commit of an attempt older than the recorded one is
+ * refused).
  */
+import { jobKeyPrefix } from '../store/job-keys.js';
 
 /** Exit code of a worker leaving at a commit because the job resizes (sysexits' EX_TEMPFAIL): not a failure. */
 export const RESIZE_EXIT_CODE = 75;
 
 export const commitKeys = {
-  commit: 'job/commit',
-  resize: 'job/resize',
+  commit: `${jobKeyPrefix}commit`,
+  resize: `${jobKeyPrefix}resize`,
 } as const;
 
 export interface CommitRecord {
@@ -30,6 +34,8 @@ export interface CommitRecord {
   world_size: number | null;
   /** ISO time of the last accepted commit */
   time: string | null;
+  /** whether the controller opens and closes attempts (openAttempt was called once) */
+  managed: boolean;
 }
 
 /** The store operations the rules need; the controller's StoreClient and the runtime's client both have them. */
@@ -40,7 +46,7 @@ export interface CommitStore {
   set(key: string, value: Buffer | string): Promise<void>;
 }
 
-const empty: CommitRecord = { open: null, step: null, attempt: null, world_size: null, time: null };
+const empty: CommitRecord = { open: null, step: null, attempt: null, world_size: null, time: null, managed: false };
 
 export function parseCommitRecord(raw: Buffer | undefined): CommitRecord {
   if (!raw || raw.length === 0) return { ...empty };
@@ -68,7 +74,7 @@ async function update(
 
 /** Controller: attempt k's workers may commit from now on. */
 export async function openAttempt(store: CommitStore, attempt: number): Promise<CommitRecord> {
-  return (await update(store, (r) => ({ ...r, open: attempt }))).record;
+  return (await update(store, (r) => ({ ...r, open: attempt, managed: true }))).record;
 }
 
 /** Controller: attempt k is ending; its commits are refused from now on. */
@@ -96,14 +102,16 @@ export async function commitStep(
   step: number,
   worldSize: number,
 ): Promise<CommitAnswer> {
+  const accepts = (r: CommitRecord) => (r.managed ? r.open === attempt : r.attempt === null || attempt >= r.attempt);
   const { record, applied } = await update(store, (r) =>
-    r.open === attempt ? { open: attempt, step, attempt, world_size: worldSize, time: new Date().toISOString() } : null,
+    accepts(r) ? { ...r, step, attempt, world_size: worldSize, time: new Date().toISOString() } : null,
   );
-  if (!applied) {
-    const why =
-      record.open === null ? `attempt ${attempt} has ended` : `attempt ${record.open} is running, not ${attempt}`;
-    return { kind: 'refused', record, why };
-  }
+  if (!applied) return { kind: 'refused', record, why: refusal(record, attempt) };
   const resize = (await store.tryGet(commitKeys.resize))?.toString('utf8') === String(attempt);
   return { kind: 'committed', record, resize };
+}
+
+function refusal(record: CommitRecord, attempt: number): string {
+  if (!record.managed) return `attempt ${record.attempt} has committed since; attempt ${attempt} has ended`;
+  return record.open === null ? `attempt ${attempt} has ended` : `attempt ${record.open} is running, not ${attempt}`;
 }

@@ -1,6 +1,8 @@
 // The package's public entry (`import { init } from 'dtrain'`): re-exports each runtime part.
 export * from './types.js';
 export * from './init.js';
+export { CommitRefusedError } from './checkpoints.js';
+export { RESIZE_EXIT_CODE } from './commits.js';
 export * from './worker-env.js';
 export * from './optim/index.js';
 export * from './pipeline/index.js';

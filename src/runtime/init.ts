@@ -5,10 +5,12 @@
  * rank = pipeline·(data·tensor) + data·tensor_size + tensor). Which ranks share a host comes from
  * DTRAIN_NODE_RANK only, never from host names.
  */
+import { watchCheckpointSignal } from './checkpoint-signal.js';
+import { createCheckpoints } from './checkpoints.js';
 import { NativeGroup } from './group.js';
 import { collectivesNative } from './native.js';
 import { progressReporter, timeCollectives } from './progress.js';
-import type { AllocatableArray, ArrayConstructorOf, Dist, Group, GroupOpStats, Groups } from './types.js';
+import type { AllocatableArray, ArrayConstructorOf, Dist, DistCore, Group, GroupOpStats, Groups } from './types.js';
 import { groupRanks, InitError, readWorkerEnv } from './worker-env.js';
 
 let current: Promise<Dist> | undefined;
@@ -29,11 +31,19 @@ function keepSigusr1FromInspector(): void {
 /** Builds the runtime once per process; later calls return the same `dist`. */
 export function init(env: NodeJS.ProcessEnv = process.env): Promise<Dist> {
   keepSigusr1FromInspector();
-  current ??= start(env);
+  const checkpoint = watchCheckpointSignal(env);
+  current ??= start(env).then(
+    (dist): Dist =>
+      Object.defineProperties(dist, {
+        checkpointSignal: { value: checkpoint.signal, enumerable: true },
+        checkpointRequested: { get: () => checkpoint.requested, enumerable: true },
+        onCheckpointSignal: { value: checkpoint.on.bind(checkpoint) },
+      }) as Dist,
+  );
   return current;
 }
 
-async function start(env: NodeJS.ProcessEnv): Promise<Dist> {
+async function start(env: NodeJS.ProcessEnv): Promise<DistCore> {
   const w = readWorkerEnv(env);
   // The NCCL backend lives in ./nccl; `auto` reaches a worker only when no launcher resolved it: cpu.
   if (w.backend === 'nccl')
@@ -81,6 +91,7 @@ async function start(env: NodeJS.ProcessEnv): Promise<Dist> {
     backend: 'cpu',
     groups,
     config: w.config,
+    checkpoint: createCheckpoints(w),
     simd: native.simdPath(),
     spin: native.spinBudget(),
     async newGroup(ranks: readonly number[]): Promise<Group> {

@@ -87,6 +87,31 @@ export interface ProgressReport {
   tokens?: number;
 }
 
+export interface CommitOptions {
+  /** a resize requested by the controller: 'exit' (default) exits the process with code 75, 'return' says so */
+  onResize?: 'exit' | 'return';
+}
+
+export interface CommitResult {
+  step: number;
+  /** false when the worker has no store (not started by dtrain launch): nothing is recorded */
+  recorded: boolean;
+  /** the controller asked the job to resize at this commit (seen only with onResize: 'return') */
+  resize: boolean;
+}
+
+/** Checkpoint commits: which saved step the job resumes from (README's "Checkpoints and elastic training"). */
+export interface Checkpoints {
+  /**
+   * Records that `step` is saved and is where the job resumes: collective over the world, called by every rank
+   * once its save of the step is complete. Throws CommitRefusedError on every rank when this process's attempt
+   * has ended. When the job resizes, every rank exits with code 75 (RESIZE_EXIT_CODE) after the commit.
+   */
+  commit(step: number, opts?: CommitOptions): Promise<CommitResult>;
+  /** The step of the job's last accepted commit, to resume from; null: none, start fresh. */
+  latest(): Promise<number | null>;
+}
+
 export interface Dist {
   readonly rank: number;
   readonly worldSize: number;
@@ -102,6 +127,8 @@ export interface Dist {
   newGroup(ranks: readonly number[]): Promise<Group>;
   /** A typed array in shared memory: same-host peers read it in place, so large collectives copy nothing. */
   alloc<T extends AllocatableArray>(type: ArrayConstructorOf<T>, length: number): T;
+  /** Checkpoint commits through the job's store: commit(step) after a save, latest() to resume. */
+  readonly checkpoint: Checkpoints;
   /** Per group name: the transport and algorithm each op used, how often and how many bytes. */
   stats(): Record<string, GroupOpStats[]>;
   /**
@@ -118,5 +145,14 @@ export interface Dist {
    * DTRAIN_SPIN forces it.
    */
   readonly spin: number;
+  /** checkpoint_signal (DTRAIN_CHECKPOINT_SIGNAL): what the launcher sends when the scheduler warns of the end */
+  readonly checkpointSignal: 'SIGUSR1' | 'SIGUSR2' | 'SIGHUP';
+  /** true once the checkpoint signal arrived: save, then leave (the launcher waits shutdown_grace) */
+  readonly checkpointRequested: boolean;
+  /** Runs `cb` when the checkpoint signal arrives; returns the function that unsubscribes it. */
+  onCheckpointSignal(cb: (signal: string) => void): () => void;
   close(): Promise<void>;
 }
+
+/** Dist less what init() adds for every backend (the checkpoint signal): what a backend's start builds. */
+export type DistCore = Omit<Dist, 'checkpointSignal' | 'checkpointRequested' | 'onCheckpointSignal'>;

@@ -202,6 +202,12 @@ export const WORKER_ENV: readonly WorkerEnvVar[] = [
   },
   fromConfig('DTRAIN_COLLECTIVE_TIMEOUT', 'collective_timeout', 'duration', 'every op fails after this long'),
   fromConfig('DTRAIN_RENDEZVOUS_TIMEOUT', 'rendezvous.timeout', 'duration', 'how long init() waits for its peers'),
+  fromConfig(
+    'DTRAIN_CHECKPOINT_SIGNAL',
+    'checkpoint_signal',
+    'enum',
+    "the signal that asks for a save before the scheduler's deadline (dist.onCheckpointSignal)",
+  ),
   {
     name: 'DTRAIN_SOCKET_IFNAME',
     filledBy: 'user',

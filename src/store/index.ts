@@ -9,5 +9,6 @@ export {
   type PendingRequest,
 } from './client.js';
 export { StoreProxy, attemptPrefix, type StoreProxyOptions } from './proxy.js';
+export { jobKeyPrefix } from './job-keys.js';
 export { StoreTimeoutError, StoreConnectionError, StoreAdmissionError, StoreRequestError } from './errors.js';
 export { Op, Status } from './frame.js';

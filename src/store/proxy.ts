@@ -3,7 +3,9 @@
  * the authentication on this leg) and forwards their requests over the agent's single authenticated
  * upstream connection. Worker keys get the attempt prefix `a<attempt>/`, so a restarted group never
  * sees an earlier attempt's barriers; request ids are remapped because many workers share one
- * upstream connection. JOB_KEY and WHOAMI are answered here and never reach the store.
+ * upstream connection. JOB_KEY and WHOAMI are answered here and never reach the store. Keys under
+ * `job/` are the job's own, shared by every attempt (the checkpoint commit record): they pass without
+ * the prefix, and only to the ops that read them or change them by compare-and-set.
  */
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import net from 'node:net';
@@ -23,6 +25,7 @@ import {
   parseBoundedUint,
   type Message,
 } from './frame.js';
+import { jobKeyPrefix } from './job-keys.js';
 import { maxBlockedPerConnection } from './state.js';
 
 /** Requests one worker connection may have in flight through the proxy (its share may be smaller). */
@@ -40,6 +43,14 @@ export interface StoreProxyOptions {
 
 /** sockaddr_un.sun_path holds 108 bytes including the terminating zero. */
 const maxSocketPath = 107;
+
+// A worker reads `job/` keys (GET, WAIT, CHECK) and changes them only by CAS, so it can never reset one.
+const jobKeyPrefixBytes = Buffer.from(jobKeyPrefix);
+const jobKeyOps: ReadonlySet<number> = new Set([Op.get, Op.cas, Op.wait, Op.check]);
+
+function isJobKey(key: Buffer): boolean {
+  return key.length > jobKeyPrefixBytes.length && key.subarray(0, jobKeyPrefixBytes.length).equals(jobKeyPrefixBytes);
+}
 
 /** What a worker's key `k` is called upstream during attempt `attempt`: `a<attempt>/k`. */
 export function attemptPrefix(attempt: number): string {
@@ -236,11 +247,14 @@ class WorkerConnection {
     const keyArgs = keyArgIndexes(req.code, req.args.length);
     if (!keyArgs || this.inFlight.has(req.id)) return reply(Status.badRequest);
     const prefix = Buffer.from(attemptPrefix(this.attempt));
+    const jobKeys = keyArgs.filter((i) => isJobKey(req.args[i]));
+    if (jobKeys.length > 0 && !jobKeyOps.has(req.code)) return reply(Status.notAuthorized);
+    const upstreamKey = (i: number) => (jobKeys.includes(i) ? req.args[i] : Buffer.concat([prefix, req.args[i]]));
     // Checked here, not upstream: the prefix would make an empty key look valid there.
-    if (keyArgs.some((i) => req.args[i].length === 0 || prefix.length + req.args[i].length > maxKeyBytes)) {
+    if (keyArgs.some((i) => req.args[i].length === 0 || upstreamKey(i).length > maxKeyBytes)) {
       return reply(Status.badRequest);
     }
-    const args = req.args.map((a, i) => (keyArgs.includes(i) ? Buffer.concat([prefix, a]) : a));
+    const args = req.args.map((a, i) => (keyArgs.includes(i) ? upstreamKey(i) : a));
     const forwarded = this.proxy.forward(this.pending, req.code, args);
     if (typeof forwarded === 'string') return reply(Status.overLimit, [forwarded]);
     this.pending++;

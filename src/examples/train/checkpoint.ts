@@ -8,6 +8,7 @@
  *   train_step_N.json     what every rank shares: step, data position (epoch, cursor, the epoch's Rng
  *                         state), the layer split, the global batch
  *   latest.json           {step: N}, replaced atomically by world rank 0 after every stage committed step N
+ *                         (then the ranks commit step N to the job: dist.checkpoint.commit)
  *
  * Each stage's ShardedAdam also keeps its own `latest`, but stages commit one after another; only the
  * top-level latest.json says that ALL stages have step N, so a failure between two stages' saves resumes
@@ -86,6 +87,11 @@ export async function readLatest(dir: string): Promise<TrainState | undefined> {
     throw e;
   }
   const { step } = JSON.parse(text) as { step: number };
+  return readState(dir, step);
+}
+
+/** The state saved with step `step` (the job's last commit names it). */
+export async function readState(dir: string, step: number): Promise<TrainState> {
   return JSON.parse(await readFile(join(dir, `train_step_${step}.json`), 'utf8')) as TrainState;
 }
 

@@ -10,15 +10,31 @@
  * 1 / (local batch), and the data group averages, so every topology computes the gradient of the same global
  * mean loss over the same samples. Rank (last stage, data 0) prints `step N loss X` and `eval_loss X`.
  *
+ * Resuming: from the step of the job's last checkpoint commit (`dist.checkpoint.latest()`: after a restart or a
+ * resize of this job, on any world size), else from the checkpoint folder's latest.json (a new job). Every
+ * checkpoint is committed (`dist.checkpoint.commit`) once all of its files are written. The global batch is
+ * fixed (each data rank takes global / data size rows), so the loss does not depend on the world size.
+ *
  * Failure injection for the restart test: TRAIN_FAIL_AT_STEP=N makes rank TRAIN_FAIL_RANK (default: the last)
  * exit 1 right after step N, on the first attempt only (dist.config.restartCount 0).
+ *
+ * The checkpoint signal (the scheduler's warning, forwarded by dtrain): with --checkpoint-dir, the ranks agree
+ * after every step whether any of them got it (one 4-byte all-reduce), save that step even when periodic
+ * checkpoints are off, and exit 0 without the evaluation; the next run resumes from it.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { init, Pipeline, ShardedAdam, type Dist, type PipelineArray } from 'dtrain';
 import { parseTrainArgs, TrainUsageError, type TrainArgs } from './args.js';
-import { CheckpointMismatchError, loadCheckpoint, readLatest, saveCheckpoint, type TrainState } from './checkpoint.js';
+import {
+  CheckpointMismatchError,
+  loadCheckpoint,
+  readLatest,
+  readState,
+  saveCheckpoint,
+  type TrainState,
+} from './checkpoint.js';
 import { BatchOrder, gather, makeDataset, type Samples } from './data.js';
 import {
   layerSpecs,
@@ -90,7 +106,11 @@ async function main(args: TrainArgs): Promise<void> {
   let step = 0;
   let resumedFrom: number | undefined;
   if (args.checkpointDir) {
-    const saved = await readLatest(args.checkpointDir);
+    // The job's last commit decides (a restart or resize of this job); a new job goes on from the folder's own.
+    const committed = await dist.checkpoint.latest();
+    const saved =
+      committed === null ? await readLatest(args.checkpointDir) : await readState(args.checkpointDir, committed);
+    const source = committed === null ? args.checkpointDir : "the job's last commit";
     if (saved) {
       if (
         JSON.stringify(saved.stages) !== JSON.stringify(split) ||
@@ -108,7 +128,7 @@ async function main(args: TrainArgs): Promise<void> {
       order.restore(saved.data);
       step = saved.step;
       resumedFrom = step;
-      if (printer) console.log(`resumed from step ${step}`);
+      if (printer) console.log(`resumed from step ${step} (${source}, world ${dist.worldSize})`);
     }
   }
 
@@ -151,6 +171,31 @@ async function main(args: TrainArgs): Promise<void> {
   const failRank = Number(process.env.TRAIN_FAIL_RANK ?? dist.worldSize - 1);
   const firstAttempt = dist.config.restartCount === 0;
 
+  const save = async () => {
+    const state: TrainState = {
+      step,
+      data: order.position(),
+      globalBatch: args.globalBatch,
+      stages: split,
+      seed: args.seed,
+    };
+    await saveCheckpoint(
+      args.checkpointDir!,
+      stage,
+      opt,
+      models.map((m) => m.params),
+      dist.groups,
+      state,
+    );
+    // every stage's shards and the train state are on disk: the job resumes from here (a resize exits 75 now)
+    await dist.checkpoint.commit(step);
+  };
+  if (!args.checkpointDir)
+    dist.onCheckpointSignal((sig) => {
+      if (printer) console.log(`${sig}: no --checkpoint-dir, nothing to save`);
+    });
+  let stoppedAt: number | undefined;
+
   await dist.groups.world.barrier();
   const started = performance.now();
   const cpuAtStart = process.cpuUsage();
@@ -180,27 +225,22 @@ async function main(args: TrainArgs): Promise<void> {
       samples: local.length,
       ...(report.stepLosses[step] !== undefined && { loss: report.stepLosses[step] }),
     });
-    if (args.checkpointDir && args.checkpointEvery > 0 && step % args.checkpointEvery === 0) {
-      const state: TrainState = {
-        step,
-        data: order.position(),
-        globalBatch: args.globalBatch,
-        stages: split,
-        seed: args.seed,
-      };
-      await saveCheckpoint(
-        args.checkpointDir,
-        stage,
-        opt,
-        models.map((m) => m.params),
-        dist.groups,
-        state,
-      );
+    const saved = args.checkpointDir !== undefined && args.checkpointEvery > 0 && step % args.checkpointEvery === 0;
+    if (saved) await save();
+    if (args.checkpointDir && (await anyRankAsked(dist))) {
+      if (!saved) await save();
+      if (printer) console.log(`${dist.checkpointSignal}: saved step ${step}, stopping`);
+      stoppedAt = step;
+      break;
     }
     if (firstAttempt && failAt === step && dist.rank === failRank) {
       console.error(`rank ${dist.rank}: injected failure after step ${step} (TRAIN_FAIL_AT_STEP)`);
       process.exit(1);
     }
+  }
+  if (stoppedAt !== undefined) {
+    await dist.close();
+    return;
   }
   const cpu = process.cpuUsage(cpuAtStart);
   await dist.groups.world.barrier();
@@ -233,6 +273,15 @@ async function main(args: TrainArgs): Promise<void> {
     await writeFile(join(args.reportDir, `rank-${dist.rank}.json`), JSON.stringify(report) + '\n');
   }
   await dist.close();
+}
+
+/** Whether any rank got the checkpoint signal: every rank must stop after the same step. */
+async function anyRankAsked(dist: Dist): Promise<boolean> {
+  // signals reach JavaScript when the event loop polls, and same-host collectives can complete without it
+  await new Promise((resolve) => setImmediate(resolve));
+  const flag = new Int32Array([dist.checkpointRequested ? 1 : 0]);
+  await dist.groups.world.allReduce(flag, { op: 'max' });
+  return flag[0] === 1;
 }
 
 /** Cosine decay from --lr to a tenth of it over the run: a function of the step alone, so resuming needs no state. */

@@ -13,8 +13,9 @@
  */
 import { createHash } from 'node:crypto';
 import { StoreClient } from '../../store/client.js';
+import { createCheckpoints } from '../checkpoints.js';
 import { cudaBuildInfo, loadCudaPart } from '../device/cuda-part.js';
-import type { AllocatableArray, Dist, Group, GroupOpStats, Groups } from '../types.js';
+import type { AllocatableArray, DistCore, Group, GroupOpStats, Groups } from '../types.js';
 import { InitError, type WorkerEnv } from '../worker-env.js';
 import { NcclGroup, ncclFailure } from './group.js';
 import { ncclNative, type NcclNative } from './native.js';
@@ -148,7 +149,7 @@ export async function startNccl(
   w: WorkerEnv,
   members: Record<keyof Groups, number[]>,
   onClose: () => void,
-): Promise<Dist & { device: number }> {
+): Promise<DistCore & { device: number }> {
   const ctx = loadNccl(w);
   const made: NcclGroup[] = [];
   // The store connection is held only while groups are being made: an open socket would keep a worker
@@ -199,6 +200,7 @@ export async function startNccl(
     device: ctx.device,
     groups,
     config: w.config,
+    checkpoint: createCheckpoints(w),
     simd: 'nccl',
     spin: 0,
     async newGroup(ranks: readonly number[]): Promise<Group> {

@@ -5,7 +5,7 @@
  * reduce-scatter leaves each rank only its shard of the averaged gradients. All communication goes in
  * buckets of at most `bucketBytes`, so the extra memory beyond the shards stays bounded.
  */
-import type { Group } from '../types.js';
+import type { Checkpoints, Group } from '../types.js';
 import { readWorkerConfig } from '../worker-env.js';
 import { OptimizerUsageError } from './errors.js';
 import { optimNative, type KernelDType, type OptimNative, type SimdPath } from './native.js';
@@ -46,6 +46,12 @@ export interface ShardedAdamOptions {
    * shard live in shared memory and same-host collectives copy less. Default: ordinary typed arrays.
    */
   alloc?: BufferAllocator;
+  /**
+   * Pass `dist.checkpoint` to make save() commit the step once `latest` names it, so the job resumes from
+   * it. The commit is collective over the world: every rank's optimizer saves at that step (a program
+   * that saves more than the optimizer commits itself instead, after its last file).
+   */
+  checkpoint?: Pick<Checkpoints, 'commit'>;
 }
 
 export interface BufferAllocator {
@@ -85,6 +91,7 @@ function positive(name: string, x: number | undefined, fallback: number): number
 
 export class ShardedAdam {
   readonly group: Group;
+  private readonly checkpoint: Pick<Checkpoints, 'commit'> | undefined;
   readonly stage: 1 | 2;
   readonly dtype: ParamDType;
   readonly partition: Partition;
@@ -139,6 +146,7 @@ export class ShardedAdam {
     if (stage !== 1 && stage !== 2) throw new OptimizerUsageError(`stage must be 1 or 2, got ${String(opts.stage)}`);
     this.stage = stage;
     this.group = opts.group;
+    this.checkpoint = opts.checkpoint;
     this.lr = positive('lr', opts.lr, 1e-3);
     const [b1, b2] = opts.betas ?? [0.9, 0.999];
     for (const [name, b] of [
@@ -225,11 +233,14 @@ export class ShardedAdam {
     }
   }
 
-  /** Writes a new generation `dir/step_N/gen_K/` (one file per rank, manifest last), points `dir/latest` at it. */
+  /**
+   * Writes a new generation `dir/step_N/gen_K/` (one file per rank, manifest last), points `dir/latest` at it,
+   * then commits step N when constructed with `checkpoint` (a refused commit throws; a resize exits 75).
+   */
   async save(dir: string): Promise<string> {
     this.enter('save');
     try {
-      return await saveShards(dir, {
+      const saved = await saveShards(dir, {
         group: this.group,
         partition: this.partition,
         shard: this.shard,
@@ -239,6 +250,8 @@ export class ShardedAdam {
         hyper: this.hyper(),
         views: this.shardViews(),
       });
+      await this.checkpoint?.commit(this.stepCount);
+      return saved;
     } finally {
       this.busy = false;
     }

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { loadConfig } from '../../../src/config/index.js';
 import { batchJobFromConfig, resultPath, type BatchJob } from '../../../src/batch/batch-job.js';
-import { renderSlurmScript, batchSignal } from '../../../src/batch/slurm-script.js';
+import { renderSlurmScript, batchSignal, warningSignal } from '../../../src/batch/slurm-script.js';
 import { renderPbsScript, pbsMem, pbsWarnings } from '../../../src/batch/pbs-script.js';
 import { ConfigError } from '../../../src/util/errors.js';
 
@@ -102,6 +102,22 @@ t.test('paths with spaces and quotes are quoted in commands', async (t) => {
 t.test('signal: B: is added so the batch shell (the exec-ed controller) gets it', async (t) => {
   t.equal(batchSignal('USR1@120'), 'B:USR1@120');
   t.equal(batchSignal('B:TERM@60'), 'B:TERM@60');
+});
+
+t.test('the warning the controller receives: the signal name of scheduler.signal', async (t) => {
+  t.equal(warningSignal('USR1@120'), 'SIGUSR1');
+  t.equal(warningSignal('B:USR2'), 'SIGUSR2');
+  t.equal(warningSignal('B:SIGTERM@60'), 'SIGTERM');
+});
+
+t.test('requeue: --requeue after the signal; false or unset leaves it out', async (t) => {
+  const yaml = (r: string) => `entrypoint: node w.js\nscheduler: {kind: slurm, signal: USR1@90${r}}\n`;
+  t.match(
+    renderSlurmScript(await jobFrom(t, yaml(', requeue: true'))),
+    '#SBATCH --signal=B:USR1@90\n#SBATCH --requeue\n#SBATCH --open-mode=append\n',
+  );
+  t.notMatch(renderSlurmScript(await jobFrom(t, yaml(', requeue: false'))), '#SBATCH --requeue');
+  t.notMatch(renderSlurmScript(await jobFrom(t, yaml(''))), '#SBATCH --requeue');
 });
 
 t.test('--scheduler overrides kind and stands in for a missing section', async (t) => {

@@ -20,7 +20,8 @@ t.test('scontrol -o lines: values with spaces run to the next key', async (t) =>
   t.equal(f.Command, '/tmp/my job/run.sh');
   t.equal(f.WorkDir, '/tmp/my job');
   t.equal(f.Power, '');
-  t.same(stateFromScontrol(f), { state: 'FAILED', reason: 'NonZeroExitCode', exitCode: 3, signal: 0 });
+  t.same(stateFromScontrol(f), { state: 'FAILED', reason: 'NonZeroExitCode', exitCode: 3, signal: 0, restarts: 0 });
+  t.equal(stateFromScontrol(parseScontrolJob('JobId=5 JobState=PENDING Restarts=2'))?.restarts, 2, 'requeued twice');
 });
 
 t.test('cancelled and still-running jobs', async (t) => {

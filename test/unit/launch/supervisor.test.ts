@@ -1,7 +1,7 @@
 // Supervision decisions against scripted nodes: who is stopped when, restarts, interrupts, lost nodes.
 import t from 'tap';
 import type { AgentEvent } from '../../../src/launch/agent-contract.js';
-import { Supervisor, type NodeHandle } from '../../../src/launch/supervisor.js';
+import { Supervisor, type NodeHandle, type SupervisorOptions } from '../../../src/launch/supervisor.js';
 
 type Script = (node: ScriptedNode, attempt: number) => void;
 
@@ -66,7 +66,7 @@ class ScriptedNode implements NodeHandle {
   }
 }
 
-function supervise(nodes: ScriptedNode[], restartsMax = 0) {
+function supervise(nodes: ScriptedNode[], restartsMax = 0, extra: Partial<SupervisorOptions> = {}) {
   const sup = new Supervisor({
     runId: 'r',
     worldSize: nodes.reduce((n, x) => n + x.ranks.length, 0),
@@ -76,6 +76,7 @@ function supervise(nodes: ScriptedNode[], restartsMax = 0) {
     logDir: '/l',
     nodes,
     ranksPerNode: nodes.map((n) => n.ranks.length),
+    ...extra,
   });
   for (const n of nodes) n.sup = sup;
   return sup;
@@ -171,4 +172,126 @@ t.test('an agent error from before the first attempt counts in attempt 0', async
   sup.onEvent({ type: 'error', node_rank: 0, attempt: 0, message: 'agent could not create its log folder' });
   const { summary } = await sup.run();
   t.match(summary.root_cause, { message: 'agent could not create its log folder' });
+});
+
+/** The scheduler's warning as SIGUSR1, workers asked with SIGUSR2; `commit` resolves the next commit's step. */
+function warned(nodes: ScriptedNode[], commit: Promise<number> | undefined, grace = 50, restarts = 3) {
+  const lines: string[] = [];
+  const sup = supervise(nodes, restarts, {
+    shutdownGraceMs: grace,
+    warning: {
+      signal: 'SIGUSR1',
+      checkpointSignal: 'SIGUSR2',
+      ...(commit && { nextCommit: () => commit }),
+      onState: (l) => lines.push(l),
+    },
+  });
+  return { sup, lines };
+}
+
+t.test('the warning: checkpoint signal to every node, a commit stops the job without restart: exit 0', async (t) => {
+  const a = new ScriptedNode(0, 'a', [0], () => {});
+  const b = new ScriptedNode(1, 'b', [1], () => {});
+  let commit!: (step: number) => void;
+  const { sup, lines } = warned([a, b], new Promise((r) => (commit = r)), 5000);
+  const run = sup.run();
+  await new Promise((r) => setTimeout(r, 5));
+  sup.signal('SIGUSR1');
+  t.same(a.calls, ['start 0', 'forward SIGUSR2'], 'asked to save, not stopped yet');
+  t.same(b.calls, ['start 0', 'forward SIGUSR2']);
+  commit(40);
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'ok' }, 'workers stopped by SIGTERM after the save are not a failure');
+  t.equal(summary.exit_code, 0);
+  t.equal(summary.attempts.length, 1, 'no restart');
+  t.ok(a.calls.includes('stop 0 SIGTERM') && b.calls.includes('stop 0 SIGTERM'));
+  t.match(summary.preemption, {
+    signal: 'SIGUSR1',
+    checkpoint_signal: 'SIGUSR2',
+    saved: true,
+    saved_step: 40,
+    saved_by: 'commit',
+    stopped_at: /^\d{4}-/,
+  });
+  t.match(
+    lines.join('\n'),
+    /^warned: SIGUSR1.*\nsaving: SIGUSR2 sent to every worker; waiting up to 5s.*\nsaved: step 40 /,
+  );
+});
+
+t.test('the warning: every worker leaving with 0 after the signal counts as saved', async (t) => {
+  const a = new ScriptedNode(0, 'a', [0, 1], () => {});
+  const { sup, lines } = warned([a], undefined, 5000);
+  const run = sup.run();
+  await new Promise((r) => setTimeout(r, 5));
+  sup.signal('SIGUSR1');
+  a.exit(0, 0, 0);
+  a.exit(0, 1, 0);
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'ok' });
+  t.notOk(a.calls.includes('stop 0 SIGTERM'), 'nothing left to stop');
+  t.match(summary.preemption, { saved: true, saved_step: null, saved_by: 'workers-exited' });
+  t.match(lines.at(-1), /^saved: every worker exited cleanly/);
+});
+
+t.test('the warning: no save within shutdown_grace stops the job, exit 1 naming the warning', async (t) => {
+  const a = new ScriptedNode(0, 'a', [0], () => {});
+  const { sup, lines } = warned([a], new Promise(() => {}), 30);
+  const run = sup.run();
+  await new Promise((r) => setTimeout(r, 5));
+  sup.signal('SIGUSR1');
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'failed' });
+  t.equal(summary.exit_code, 1);
+  t.equal(summary.attempts.length, 1, 'no restart although restarts remain');
+  t.match(summary.root_cause, { message: /scheduler's warning \(SIGUSR1\) came and no checkpoint was saved/ });
+  t.match(summary.preemption, { saved: false, saved_by: null, stopped_at: /^\d{4}-/ });
+  t.match(lines.at(-1), /^not saved: no checkpoint within shutdown_grace/);
+});
+
+t.test(
+  'the warning: a worker failing while it saves is the root cause; SIGTERM after it still interrupts',
+  async (t) => {
+    const a = new ScriptedNode(0, 'a', [0, 1], () => {});
+    const { sup } = warned([a], new Promise(() => {}), 5000);
+    const run = sup.run();
+    await new Promise((r) => setTimeout(r, 5));
+    sup.signal('SIGUSR1');
+    a.exit(0, 1, 7);
+    const { outcome, summary } = await run;
+    t.same(outcome, { kind: 'failed' });
+    t.match(summary.root_cause, { rank: 1, exit_code: 7 });
+    t.equal(summary.attempts.length, 1);
+
+    const b = new ScriptedNode(0, 'b', [0], () => {});
+    const w2 = warned([b], new Promise(() => {}), 5000);
+    const run2 = w2.sup.run();
+    await new Promise((r) => setTimeout(r, 5));
+    w2.sup.signal('SIGUSR1');
+    w2.sup.signal('SIGTERM');
+    t.same((await run2).outcome, { kind: 'interrupted', signal: 'SIGTERM' });
+  },
+);
+
+t.test('the warning: a commit the workers made just before they all left is found by a last look', async (t) => {
+  const a = new ScriptedNode(0, 'a', [0], () => {});
+  const lines: string[] = [];
+  const sup = supervise([a], 0, {
+    shutdownGraceMs: 5000,
+    warning: {
+      signal: 'SIGUSR1',
+      checkpointSignal: 'SIGUSR1',
+      // the watcher's last read after the abort: the commit is there
+      nextCommit: (signal) => new Promise((resolve) => signal.addEventListener('abort', () => resolve(12))),
+      onState: (l) => lines.push(l),
+    },
+  });
+  const run = sup.run();
+  await new Promise((r) => setTimeout(r, 5));
+  sup.signal('SIGUSR1');
+  a.exit(0, 0, 0);
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'ok' });
+  t.match(summary.preemption, { saved: true, saved_step: 12, saved_by: 'commit' });
+  t.match(lines.at(-1), /^saved: step 12 committed/);
 });

@@ -100,6 +100,43 @@ t.test('worker keys are namespaced by attempt; JOB_KEY and WHOAMI are answered l
   t.equal((await upstream.get('a2/master_addr')).toString(), '10.0.0.1');
 });
 
+t.test('job/ keys pass without the attempt prefix, to GET, CAS, WAIT and CHECK only', async (t) => {
+  const { upstream, proxy, worker } = await fixture(t, 2);
+  const w = await worker();
+  await upstream.set('job/commit', 'v1');
+  t.equal((await w.get('job/commit', 1000)).toString(), 'v1', 'GET reads the job record, not a2/job/commit');
+  t.equal((await w.cas('job/commit', 'v1', 'v2'))?.toString(), 'v2');
+  t.equal((await upstream.get('job/commit')).toString(), 'v2', 'CAS changed the job record upstream');
+  t.equal((await w.cas('job/commit', 'v1', 'v3'))?.toString(), 'v2', 'a stale expected value loses');
+  await w.set('mine', 'x');
+  t.same(await w.check(['job/commit', 'mine', 'job/other']), [true, true, false], 'CHECK mixes both kinds');
+  const waiting = w.wait(['job/other', 'mine'], 5000);
+  await upstream.set('job/other', 'y');
+  await waiting;
+  t.same(await upstream.check(['a2/mine', 'a2/job/commit', 'job/commit']), [true, false, true]);
+
+  // a worker can never reset the record: only compare-and-set reaches it
+  const refused: Array<[string, () => Promise<unknown>]> = [
+    ['SET', () => w.set('job/commit', 'reset')],
+    ['ADD', () => w.add('job/n', 1)],
+    ['DELETE', () => w.delete('job/commit')],
+    ['BARRIER', () => w.barrier('job/b', 1, 100)],
+  ];
+  for (const [what, call] of refused) {
+    await t.rejects(call(), /not allowed on this connection/, `${what} on a job/ key is not authorized`);
+  }
+  t.equal((await upstream.get('job/commit')).toString(), 'v2', 'the record is unchanged');
+  t.same(await upstream.check(['job/n', 'a2/job/n']), [false, false]);
+  await w.set('job/', 'plain');
+  t.same(await upstream.check(['a2/job/']), [true], "'job/' alone is an ordinary key");
+  await t.rejects(w.cas('job/' + 'k'.repeat(4093), '', 'x'), /bad request/, 'the 4096-byte limit holds');
+
+  // every attempt sees the same record
+  proxy.setAttempt(3);
+  const w3 = await worker();
+  t.equal((await w3.get('job/commit', 1000)).toString(), 'v2');
+});
+
 t.test('many workers share one upstream connection; equal worker ids do not collide', async (t) => {
   const { server, worker } = await fixture(t);
   const ws = await Promise.all(Array.from({ length: 6 }, () => worker()));
