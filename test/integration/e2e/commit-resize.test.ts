@@ -93,6 +93,8 @@ if (!existsSync(trainer) || !existsSync(join(root, 'build/Release/dtrain_native.
       '20',
       '--global-batch',
       '96',
+      '--train-samples',
+      '12288',
       '--log-every',
       '5',
       '--checkpoint-dir',

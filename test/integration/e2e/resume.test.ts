@@ -33,13 +33,15 @@ if (!built() || !existsSync(join(root, 'dist/examples/train/main.js'))) {
 } else {
   t.test('a run stopped at world 2 resumes at world 1 and 3 from its step 10 commit, same eval_loss', async (t) => {
     const dir = tempDir(t, 'e2e-resume-world');
-    // 96 rows split into 1, 2 or 3 data ranks × 4 microbatches
+    // 96 rows split into 1, 2 or 3 data ranks × 4 microbatches; 128 batches an epoch
     const train = (ckpt: string) => [
       '--',
       '--steps',
       '20',
       '--global-batch',
       '96',
+      '--train-samples',
+      '12288',
       '--log-every',
       '5',
       '--checkpoint-dir',

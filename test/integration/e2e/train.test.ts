@@ -214,7 +214,11 @@ if (
       const out = failed.stdout + failed.stderr;
       t.match(out, /rank 3: injected failure after step 25/);
       t.match(out, /restarting the group \(attempt 1 of 1\)/);
-      t.match(out, /\[rank 2\] resumed from step 20/);
+      t.match(
+        out,
+        /\[rank 2\] resumed from step 20 \(the job's last commit, world 4\)/,
+        'from the commit in the store',
+      );
       const a = reports(`${dir}/clean`, 4);
       const b = reports(`${dir}/failed`, 4);
       for (let r = 0; r < 4; r++) {
