@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AgentEvent, AgentSpec, ForwardedSignal, WorkerExit } from './agent-contract.js';
+import type { AgentEvent, AgentSpec, AttemptStart, ForwardedSignal, WorkerExit } from './agent-contract.js';
 import { fillAtLaunch, nodeOptionsFor } from '../runtime/worker-env-table.js';
 import { ensureExecWrapper } from './exec-wrapper.js';
 import { FileTarget, logFileName, sinkTarget, type OutputSink } from './line-targets.js';
@@ -64,17 +64,27 @@ export class NodeAgent {
     return this.spec.node.node_rank;
   }
 
-  /** Starts attempt k; resolves once every worker runs (the `started` event is emitted then). */
-  async start(attempt: number): Promise<void> {
+  /**
+   * Starts attempt k; resolves once every worker runs (the `started` event is emitted then). An elastic
+   * attempt's `launch.assignment` says which ranks this node runs in it (agent-contract.ts).
+   */
+  async start(attempt: number, launch: AttemptStart = {}): Promise<void> {
     if (this.current) await this.current.done;
     const spec = this.spec;
+    const part = launch.assignment ?? {
+      node_rank: spec.node.node_rank,
+      ranks: spec.ranks,
+      world_size: spec.world_size,
+      nnodes: spec.nnodes,
+      master: spec.master,
+    };
     try {
       const aborted = new Promise<never>((_, reject) =>
         this.abortStart.set(attempt, () => reject(new Error('stopped before its workers started'))),
       );
       aborted.catch(() => {});
       const [masterPort, backend] = await Promise.race([
-        Promise.all([this.masterPort(attempt), this.link.jobBackend?.()]),
+        Promise.all([this.masterPort(attempt, part.node_rank, part.master.port), this.link.jobBackend?.()]),
         aborted,
       ]);
       this.abortStart.delete(attempt);
@@ -82,7 +92,7 @@ export class NodeAgent {
       mkdirSync(logDir, { recursive: true });
       const storeAddress = await this.link.storeAddress(attempt);
       const files: FileTarget[] = [];
-      const workers = spec.ranks.map((r) => {
+      const workers = part.ranks.map((r) => {
         const out = new FileTarget(join(logDir, logFileName(r.rank, 'stdout')));
         const err = new FileTarget(join(logDir, logFileName(r.rank, 'stderr')));
         files.push(out, err);
@@ -90,7 +100,14 @@ export class NodeAgent {
         const stdout: LineTarget[] = shown ? [out, sinkTarget(this.console, r.rank, 'stdout')] : [out];
         const stderr: LineTarget[] = shown ? [err, sinkTarget(this.console, r.rank, 'stderr')] : [err];
         const errorFile = join(logDir, `rank_${r.rank}.error.json`);
-        const facts = { masterAddr: spec.master.addr, masterPort, runId: spec.run_id, restartCount: attempt };
+        const facts = {
+          masterAddr: part.master.addr,
+          masterPort,
+          runId: spec.run_id,
+          restartCount: launch.restarts ?? attempt,
+          attempt,
+          prevWorldSize: launch.prev_world_size ?? (attempt === 0 ? 0 : spec.world_size),
+        };
         const nodeOptions = nodeOptionsFor(r.command, r.env.NODE_OPTIONS ?? this.baseEnv.NODE_OPTIONS);
         const env = {
           ...this.baseEnv,
@@ -135,8 +152,8 @@ export class NodeAgent {
         attempt,
         master_port: masterPort,
         workers: workers.map((w, i) => ({
-          rank: spec.ranks[i].rank,
-          local_rank: spec.ranks[i].local_rank,
+          rank: part.ranks[i].rank,
+          local_rank: part.ranks[i].local_rank,
           pid: w.pid,
         })),
       });
@@ -180,15 +197,15 @@ export class NodeAgent {
     while (this.current) await this.current.done;
   }
 
-  private async masterPort(attempt: number): Promise<number> {
-    const { master, node } = this.spec;
-    if (master.port !== 'auto') {
-      if (node.node_rank === 0) await checkFixedPort(master.port, 'master.port');
-      return master.port;
+  /** The attempt's master port: node 0 of the attempt checks or picks it, the others learn it. */
+  private async masterPort(attempt: number, nodeRank: number, port: number | 'auto'): Promise<number> {
+    if (port !== 'auto') {
+      if (nodeRank === 0) await checkFixedPort(port, 'master.port');
+      return port;
     }
-    if (node.node_rank !== 0) return this.link.awaitMasterPort(attempt);
-    const port = await freePort();
-    await this.link.publishMasterPort(attempt, port);
-    return port;
+    if (nodeRank !== 0) return this.link.awaitMasterPort(attempt);
+    const picked = await freePort();
+    await this.link.publishMasterPort(attempt, picked);
+    return picked;
   }
 }

@@ -5,7 +5,7 @@
  * cause. Signals: SIGINT/SIGTERM stop the job without restart (a second SIGINT kills at once);
  * SIGUSR1/USR2/HUP are forwarded and supervision goes on.
  */
-import type { AgentEvent, ForwardedSignal, WorkerExit } from './agent-contract.js';
+import type { AgentEvent, AttemptStart, ForwardedSignal, WorkerExit } from './agent-contract.js';
 import { failed, type LaunchSummary, type RankOutcome, type RootCause } from './summary.js';
 import { within } from '../util/within.js';
 
@@ -13,7 +13,7 @@ import { within } from '../util/within.js';
 export interface NodeHandle {
   readonly nodeRank: number;
   readonly host: string;
-  start(attempt: number): void;
+  start(attempt: number, launch?: AttemptStart): void;
   stop(attempt: number, signal: ForwardedSignal, graceMs: number): void;
   kill(attempt: number): void;
   forward(signal: ForwardedSignal): void;

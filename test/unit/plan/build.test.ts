@@ -108,6 +108,8 @@ t.test('fillAtLaunch fills the launch-time values and keeps fixed ones', async (
     masterPort: 29555,
     runId: 'run-7',
     restartCount: 1,
+    attempt: 2,
+    prevWorldSize: 8,
     errorFile: '/tmp/e/3.json',
     store: 'unix:/tmp/s/store.sock',
   };
@@ -120,6 +122,8 @@ t.test('fillAtLaunch fills the launch-time values and keeps fixed ones', async (
     TORCHELASTIC_RUN_ID: 'run-7',
     DTRAIN_RUN_ID: 'run-7',
     TORCHELASTIC_RESTART_COUNT: '1',
+    DTRAIN_ATTEMPT: '2',
+    DTRAIN_PREV_WORLD_SIZE: '8',
     TORCHELASTIC_ERROR_FILE: '/tmp/e/3.json',
     DTRAIN_STORE: 'unix:/tmp/s/store.sock',
   });
@@ -222,7 +226,8 @@ t.test('the table groups ranks by node with coordinates', async (t) => {
       '  per rank: RANK LOCAL_RANK GROUP_RANK ROLE_RANK DTRAIN_NODE_RANK DTRAIN_DATA_RANK',
       '            DTRAIN_PIPELINE_RANK',
       '  at launch: MASTER_ADDR MASTER_PORT TORCHELASTIC_RESTART_COUNT TORCHELASTIC_RUN_ID',
-      '             TORCHELASTIC_ERROR_FILE DTRAIN_STORE DTRAIN_RUN_ID DTRAIN_BACKEND',
+      '             TORCHELASTIC_ERROR_FILE DTRAIN_STORE DTRAIN_RUN_ID DTRAIN_ATTEMPT',
+      '             DTRAIN_PREV_WORLD_SIZE DTRAIN_BACKEND',
       '',
       'node 0  a  2 processes  (ssh a)',
       '  rank  local  pipeline  data  tensor',
