@@ -22,6 +22,7 @@ import { createProgress } from './progress.js';
 import { renderFailure, type LaunchSummary } from './summary.js';
 import { within } from '../util/within.js';
 import { KILL_WAIT_MS, Supervisor, type NodeHandle } from './supervisor.js';
+import type { ElasticMembership } from './membership.js';
 
 export interface LaunchRequest {
   config: JobConfig;
@@ -66,7 +67,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const runId = newRunId(config.name);
   const lent = req.source?.store;
   const jobKey = lent?.jobKey ?? randomBytes(32);
-  const allLocal = plan.nodes.every((n) => n.local);
+  const allLocal = plan.nodes.every((n) => n.local) && (config.elastic?.spares ?? []).every((n) => n.local);
   const logsRoot = isAbsolute(config.logs.dir) ? config.logs.dir : resolve(config.workdir, config.logs.dir);
   const masterAddr = config.master.addr !== 'auto' ? config.master.addr : allLocal ? '127.0.0.1' : plan.nodes[0].host;
   if (typeof config.master.port === 'number' && plan.nodes[0]?.local)
@@ -152,7 +153,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   };
   try {
     const remoteSpecs = specs.filter((s) => !s.node.local);
-    if (remoteSpecs.length || childAgentMode()) {
+    if (remoteSpecs.length || childAgentMode() || config.elastic) {
       const { StoreControl } = await import('./store-node.js');
       control = await Promise.race([
         StoreControl.open({ host: store.localHost, port: store.port, jobKey }, onEvent, onLost, config.heartbeat),
@@ -189,7 +190,32 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
       ]);
       progress.note(describeDecision(config.backend, decision));
     }
+    let membership: ElasticMembership | undefined;
+    if (config.elastic) {
+      const { ElasticMembership, specForNode } = await import('./membership.js');
+      const source = req.source;
+      membership = new ElasticMembership({
+        config,
+        handles: nodes,
+        startNode: async (id) => {
+          const spare = config.elastic!.spares[id - config.nodes.length];
+          if (!spare) throw new Error(`node ${id} is not a spare`);
+          const node = { node_rank: id, host: spare.host, nproc: spare.nproc, local: spare.local };
+          if (spare.user !== undefined) Object.assign(node, { user: spare.user });
+          if (spare.port !== undefined) Object.assign(node, { port: spare.port });
+          const spec = specForNode(specs[0], id, node);
+          if (!spare.local && !source) throw new Error(`${spare.host} is not this machine and no spawner is available`);
+          const [handle] = await (spare.local ? localNodeSource : source!).start([spec], ctx);
+          return handle;
+        },
+        masterAddrOf: (host) => (config.master.addr !== 'auto' ? config.master.addr : allLocal ? '127.0.0.1' : host),
+        commits: control!.storeClient,
+        note: (line) => void err.write(line + '\n'),
+      });
+    }
     supervisor = new Supervisor({
+      membership,
+      heartbeatTimeoutMs: config.heartbeat.timeout,
       runId,
       worldSize: plan.world_size,
       restartsMax: config.restarts.max,

@@ -18,6 +18,20 @@ export interface RootCause extends WorkerExit {
   message?: string;
 }
 
+/** One membership change of an elastic job (launch/membership.ts): the attempt it led to. */
+export interface MembershipChange {
+  attempt: number;
+  /** nodes and world size of that attempt */
+  nodes: number;
+  world: number;
+  /** e.g. "node 2 (host c) lost: no heartbeat for 5s" */
+  reason: string;
+  /** from the node's last sign of life to its loss being declared */
+  detected_after_s: number;
+  /** from the loss being declared to every worker of the new attempt running (null: never) */
+  resumed_after_s: number | null;
+}
+
 export interface LaunchSummary {
   run_id: string;
   exit_code: number;
@@ -26,6 +40,8 @@ export interface LaunchSummary {
   /** other failures of the last attempt, after the root cause */
   other_failures: RankOutcome[];
   log_dir: string;
+  /** elastic jobs: each membership change, in order */
+  membership?: MembershipChange[];
 }
 
 export function failed(e: { exit_code: number | null; signal: string | null }): boolean {
@@ -49,7 +65,7 @@ export function renderFailure(s: LaunchSummary, opts: RenderOptions): string {
   if (!rc) {
     lines.push(`job ${s.run_id} failed`);
   } else if (rc.message) {
-    lines.push(`job ${s.run_id} failed on ${rc.host}: ${rc.message}`);
+    lines.push(`job ${s.run_id} failed${rc.host ? ` on ${rc.host}` : ''}: ${rc.message}`);
   } else {
     const attempts = s.attempts.length;
     lines.push(
