@@ -26,7 +26,7 @@ function setup(t: { teardown(fn: () => void): void }, nodes: string[], extra: st
   writeFileSync(
     config,
     yamlConfig([
-      `entrypoint: [${JSON.stringify(process.execPath)}, ${JSON.stringify(join(fixtures, 'elastic-worker.mjs'))}, ${JSON.stringify(dir)}]`,
+      `entrypoint: ${JSON.stringify([process.execPath, join(fixtures, 'elastic-worker.mjs'), dir])}`,
       'nproc_per_node: 1',
       'backend: cpu',
       'heartbeat: {interval: 200ms, timeout: 2s}',
