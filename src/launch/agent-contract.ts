@@ -93,6 +93,11 @@ export interface AgentSpec {
   rendezvous_timeout_ms?: number;
   /** absolute on this node; the agent writes rank_<N>.{out,err} under <dir>/<run_id>/attempt_<k>/ */
   logs: { dir: string; ranks: 'all' | number[]; tee: boolean };
+  /**
+   * checkpoint.dir must be one folder shared by every node: the controller wrote `token` to `path` (a
+   * file in it); an agent that does not read it back there refuses to start workers (an `error` event).
+   */
+  checkpoint_marker?: { path: string; token: string };
 }
 
 export type ForwardedSignal = 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'SIGUSR1' | 'SIGUSR2';

@@ -4,7 +4,8 @@
  * for its own node and inside `dtrain agent` on remote nodes; only the AgentLink differs
  * (agent-contract.ts describes the messages).
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { join } from 'node:path';
 import type { AgentEvent, AgentSpec, AttemptStart, ForwardedSignal, WorkerExit } from './agent-contract.js';
 import { fillAtLaunch, nodeOptionsFor } from '../runtime/worker-env-table.js';
@@ -88,6 +89,7 @@ export class NodeAgent {
         aborted,
       ]);
       this.abortStart.delete(attempt);
+      checkSharedFolder(spec);
       const logDir = join(spec.logs.dir, spec.run_id, `attempt_${attempt}`);
       mkdirSync(logDir, { recursive: true });
       const storeAddress = await this.link.storeAddress(attempt);
@@ -208,4 +210,21 @@ export class NodeAgent {
     await this.link.publishMasterPort(attempt, picked);
     return picked;
   }
+}
+
+/** checkpoint.dir is the controller's folder on this node too (agent-contract.ts `checkpoint_marker`). */
+function checkSharedFolder(spec: AgentSpec): void {
+  const m = spec.checkpoint_marker;
+  if (!m) return;
+  let found: string | undefined;
+  try {
+    found = readFileSync(m.path, 'utf8');
+  } catch {
+    found = undefined;
+  }
+  if (found !== m.token)
+    throw new Error(
+      `checkpoint.dir ${dirname(m.path)} is not the folder the controller wrote to (${m.path} ` +
+        `${found === undefined ? 'is missing' : 'holds another job'}): it must be shared by every node`,
+    );
 }

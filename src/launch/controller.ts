@@ -4,6 +4,7 @@
  * outcome into the summary document or a typed error (exit 1, 3, 130, 143) for the single exit point.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { JobConfig } from '../config/types.js';
@@ -60,6 +61,24 @@ export function newRunId(name: string): string {
   return `${name}-${t}-${randomBytes(3).toString('hex')}`;
 }
 
+/**
+ * checkpoint.dir is checked to be one folder on every node: a marker with a random token, written here and
+ * read back by every agent before its workers start. Where this machine cannot write the folder (a
+ * controller outside the cluster's file system) there is nothing to compare against and no check.
+ */
+function writeCheckpointMarker(config: JobConfig, runId: string): { path: string; token: string } | undefined {
+  const dir = config.checkpoint?.dir;
+  if (dir === undefined) return undefined;
+  const marker = { path: join(dir, `.dtrain-marker-${runId}`), token: randomBytes(16).toString('hex') };
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(marker.path, marker.token, { mode: 0o600 });
+  } catch {
+    return undefined;
+  }
+  return marker;
+}
+
 export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const { config, plan } = req;
   const out = req.out ?? process.stdout;
@@ -87,6 +106,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     hostOf: hosts.size > 1 ? (rank) => plan.ranks[rank]?.host : undefined,
   });
   const progress = await createProgress(err, false);
+  const checkpointMarker = writeCheckpointMarker(config, runId);
   const specs: AgentSpec[] = plan.nodes.map((node) => ({
     type: 'spec',
     run_id: runId,
@@ -103,6 +123,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     heartbeat_timeout_ms: config.heartbeat.timeout,
     rendezvous_timeout_ms: config.rendezvous.timeout,
     logs: { dir: logsRoot, ranks: config.logs.ranks, tee: config.logs.tee },
+    ...(checkpointMarker && { checkpoint_marker: checkpointMarker }),
   }));
 
   let supervisor: Supervisor | null = null;
@@ -259,5 +280,6 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     }
     await control?.close();
     await store.close();
+    if (checkpointMarker) rmSync(checkpointMarker.path, { force: true });
   }
 }

@@ -180,6 +180,30 @@ t.test('the agent keeps the contract', { skip }, async (t) => {
     },
   );
 
+  t.test('checkpoint.dir not shared (the marker is not there): an error event, no worker started', async (t) => {
+    const dir = tempDir(t);
+    const { jobKey, store, events, control } = await controller(t);
+    const marker = { path: join(dir, 'ckpt', '.dtrain-marker-x'), token: 'abc' };
+    const s = { ...spec(dir, store.port, jobKey, ['sh', '-c', 'touch started-$RANK']), checkpoint_marker: marker };
+    const agent = await startAgent(t, s);
+    const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
+    handle.start(0);
+    t.ok(await waitFor(() => events.some((e) => e.type === 'error'), 10000), 'an error event');
+    t.match(
+      events.find((e) => e.type === 'error'),
+      {
+        attempt: 0,
+        message: /checkpoint\.dir .*ckpt is not the folder the controller wrote to \(.* is missing\)/,
+      },
+    );
+    mkdirSync(join(dir, 'ckpt'));
+    writeFileSync(marker.path, 'abc');
+    handle.start(1);
+    t.ok(await waitFor(() => exitsOf(events, 1).length === 2, 10000), 'with the marker there, attempt 1 runs');
+    await handle.close();
+    t.equal(await agent.exited, 0);
+  });
+
   t.test(
     'a controller of another version: the agent answers the hello, then exits 3 without running the spec behind it',
     async (t) => {
