@@ -29,7 +29,7 @@ function setup(t: { teardown(fn: () => void): void }, nodes: string[], extra: st
       `entrypoint: ${JSON.stringify([process.execPath, join(fixtures, 'elastic-worker.mjs'), dir])}`,
       'nproc_per_node: 1',
       'backend: cpu',
-      'heartbeat: {interval: 200ms, timeout: 2s}',
+      'heartbeat: {interval: 200ms, timeout: 5s}',
       'shutdown_grace: 2s',
       'logs: {tee: false}',
       'nodes:',
@@ -71,7 +71,7 @@ t.test('elastic membership', { skip }, async (t) => {
     t.match(doc.membership, [
       { attempt: 1, nodes: 2, world: 2, reason: /^node 2 \(host 127\.0\.0\.3\) lost: no heartbeat/ },
     ]);
-    t.ok((doc.membership[0].detected_after_s as number) >= 2, 'detected after heartbeat.timeout');
+    t.ok((doc.membership[0].detected_after_s as number) >= 5, 'detected after heartbeat.timeout');
     t.type(doc.membership[0].resumed_after_s, 'number');
     await nothingLeft(t, [...before.map((r) => r.agent), ...before.map((r) => r.pid)]);
   });
