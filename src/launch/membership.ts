@@ -5,7 +5,7 @@
  * and tells it which node was lost; it knows nodes by their stable node id (the agents' control keys).
  */
 import type { JobConfig } from '../config/types.js';
-import { planAttempt } from '../plan/elastic.js';
+import { ElasticPlanError, planAttempt, type AttemptPlan } from '../plan/elastic.js';
 import { closeAttempt, openAttempt, type CommitStore } from '../runtime/commits.js';
 import type { AgentSpec, AttemptStart } from './agent-contract.js';
 import type { MembershipChange } from './summary.js';
@@ -63,17 +63,23 @@ export class ElasticMembership implements MembershipDriver {
   }
 
   /**
-   * Plans attempt k on the nodes alive, starting the spares it needs; throws ElasticPlanError (exit 1)
-   * when none can run. A spare that cannot start counts as lost and the attempt is planned again.
+   * Plans attempt k on the nodes alive, starting the spares it needs, or says why none can run (the job
+   * ends, exit 1). A spare that cannot start counts as lost and the attempt is planned again.
    */
-  async plan(attempt: number, restarts: number): Promise<PlannedAttempt> {
+  async plan(attempt: number, restarts: number): Promise<PlannedAttempt | { cannotContinue: string }> {
     const c = this.opts.config;
     const all = c.nodes.length + (c.elastic?.spares.length ?? 0);
     for (;;) {
       const alive = [...Array(all).keys()].filter(
         (id) => !this.lost.has(id) && (this.losses.get(id) ?? 0) < (c.elastic?.max_losses_per_node ?? Infinity),
       );
-      const a = planAttempt(c, alive);
+      let a: AttemptPlan;
+      try {
+        a = planAttempt(c, alive);
+      } catch (err) {
+        if (err instanceof ElasticPlanError) return { cannotContinue: err.message };
+        throw err;
+      }
       const missing = a.nodeIds.filter((id) => !this.handles.has(id));
       const started = await Promise.allSettled(missing.map((id) => this.opts.startNode(id)));
       let failedStart = false;

@@ -8,7 +8,6 @@
 import type { AgentEvent, AttemptStart, ForwardedSignal, WorkerExit } from './agent-contract.js';
 import { failed, type LaunchSummary, type RankOutcome, type RootCause } from './summary.js';
 import { within } from '../util/within.js';
-import { ElasticPlanError } from '../plan/elastic.js';
 
 /** The controller's handle on one node's agent, wherever it runs. */
 export interface NodeHandle {
@@ -34,8 +33,8 @@ export interface PlannedAttempt {
 export interface MembershipDriver {
   /** every node handle started so far */
   all(): NodeHandle[];
-  /** the next attempt on the nodes alive; throws ElasticPlanError when none can run */
-  plan(attempt: number, restarts: number): Promise<PlannedAttempt>;
+  /** the next attempt on the nodes alive, or why none can run */
+  plan(attempt: number, restarts: number): Promise<PlannedAttempt | { cannotContinue: string }>;
   nodeLost(nodeId: number, why: string, detectedAfterMs: number): void;
   /** the attempt is being stopped: its checkpoint commits are refused from now on */
   close(attempt: number): Promise<void>;
@@ -211,13 +210,14 @@ export class Supervisor {
     for (;;) {
       let planned: PlannedAttempt | undefined;
       if (m) {
-        try {
-          planned = await m.plan(attempt, restarts);
-        } catch (err) {
-          if (!(err instanceof ElasticPlanError) || !last) throw err;
-          last.rootCause = { ...noExit(), attempt: last.attempt, message: `cannot continue: ${err.message}` };
+        const next = await m.plan(attempt, restarts);
+        if ('cannotContinue' in next) {
+          const message = `cannot continue: ${next.cannotContinue}`;
+          if (!last) return { outcome: { kind: 'cannot-start', message }, summary: this.emptySummary(message) };
+          last.rootCause = { ...noExit(), attempt: last.attempt, message };
           break;
         }
+        planned = next;
       }
       last = await this.runAttempt(attempt, planned);
       this.attempts.push({ ranks: this.outcomes(last) });
@@ -311,6 +311,19 @@ export class Supervisor {
     return [...s.exits.values()]
       .sort((a, b) => a.rank - b.rank)
       .map((e) => ({ rank: e.rank, host: e.host, exit_code: e.exit_code, signal: e.signal }));
+  }
+
+  /** No attempt ran (an elastic job that could not plan its first): exit 3. */
+  private emptySummary(message: string): LaunchSummary {
+    return {
+      run_id: this.opts.runId,
+      exit_code: 3,
+      attempts: [],
+      root_cause: { ...noExit(), attempt: 0, message },
+      other_failures: [],
+      log_dir: this.opts.logDir,
+      ...(this.opts.membership && { membership: this.opts.membership.summary() }),
+    };
   }
 
   private summary(s: AttemptState, exitCode: number): LaunchSummary {
