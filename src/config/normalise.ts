@@ -21,7 +21,7 @@ import { parseHostFilter, parseHostfile, selectHosts } from './hostfile.js';
 import { nprocAtPlan } from './nproc-auto.js';
 import { splitCommand } from './shellwords.js';
 import type { ConfigSource, PathSegment } from './source.js';
-import type { JobConfig, NodeConfig, RawConfig, RawNode } from './types.js';
+import type { ElasticConfig, JobConfig, NodeConfig, RawConfig, RawNode } from './types.js';
 
 export interface NormaliseContext {
   /** the config file as given (relative paths in it are relative to its folder) */
@@ -108,9 +108,12 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     if (env[k].includes('\0')) error(['env', k], NUL_IN_ENV, 'key');
   }
 
-  // nodes
-  const nodes = resolveNodes(raw, source, ctx, baseDir, shown, problems, error, warn, usable);
+  // nodes; spares are held apart (elastic.spares) and count for nothing at full strength
+  const listed = resolveNodes(raw, source, ctx, baseDir, shown, problems, error, warn, usable);
+  const nodes = listed.filter((n) => !n.spare);
+  const spares = listed.filter((n) => n.spare);
   const world = nodes.reduce((sum, n) => sum + n.nproc, 0);
+  if (listed.length && nodes.length === 0) error(['nodes'], 'every node is a spare: list at least one that is not');
 
   // scheduler and the listed nodes must agree on how many nodes there are (none: the list is unknown)
   if (
@@ -277,10 +280,14 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     }
   }
 
+  const elastic = checkElastic(raw, nodes, spares, data, error, ms);
+  const checkpointDir = raw.checkpoint?.dir;
+  const workdir = resolve(ctx.cwd, raw.workdir ?? '.');
+
   const config: JobConfig = {
     name: raw.name ?? ctx.defaultName,
     entrypoint,
-    workdir: resolve(ctx.cwd, raw.workdir ?? '.'),
+    workdir,
     env,
     secret_env: [...(raw.secret_env ?? [])],
     ...(envFile !== undefined && { env_file: envFile }),
@@ -298,6 +305,10 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     restarts: { max: raw.restarts.max, backoff: ms(['restarts', 'backoff'], raw.restarts.backoff) },
     shutdown_grace: ms(['shutdown_grace'], raw.shutdown_grace),
     checkpoint_signal: raw.checkpoint_signal,
+    ...(elastic && { elastic }),
+    ...(raw.checkpoint && {
+      checkpoint: checkpointDir === undefined ? {} : { dir: resolve(workdir, checkpointDir) },
+    }),
     logs: { ...raw.logs, ranks: Array.isArray(raw.logs.ranks) ? [...raw.logs.ranks] : raw.logs.ranks },
     ...(raw.monitor && {
       monitor: {
@@ -318,6 +329,49 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     ...(raw.model && { model: { ...raw.model } }),
   };
   return { config: problems.length ? undefined : config, problems, warnings };
+}
+
+/** elastic's checks against the node list (spares apart): undefined when the job is not elastic. */
+function checkElastic(
+  raw: RawConfig,
+  nodes: NodeConfig[],
+  spares: NodeConfig[],
+  /** the data size at full strength (0: unknown) */
+  data: number,
+  error: Report,
+  ms: (path: PathSegment[], v: number | string) => number,
+): ElasticConfig | undefined {
+  const e = raw.elastic;
+  if (!e) {
+    raw.nodes?.forEach((n, i) => {
+      if (n.spare) error(['nodes', i, 'spare'], 'a spare needs elastic: (only elastic jobs replace lost nodes)');
+    });
+    return undefined;
+  }
+  const maxNodes = e.max_nodes ?? nodes.length;
+  if (nodes.length) {
+    const listed =
+      `the config lists ${nodes.length} node${nodes.length === 1 ? '' : 's'} that ` +
+      `${nodes.length === 1 ? 'is not a spare' : 'are not spares'}`;
+    if (e.min_nodes > nodes.length) error(['elastic', 'min_nodes'], `is ${e.min_nodes}, but ${listed}`);
+    if (e.max_nodes !== undefined && e.max_nodes > nodes.length + spares.length)
+      error(['elastic', 'max_nodes'], `is ${e.max_nodes}, but the config lists ${nodes.length + spares.length} nodes`);
+    if (e.max_nodes !== undefined && e.max_nodes < e.min_nodes)
+      error(['elastic', 'max_nodes'], `is ${maxNodes}, less than elastic.min_nodes (${e.min_nodes})`);
+  }
+  if (e.data_divides !== undefined && data > 0 && e.data_divides % data !== 0)
+    error(
+      ['elastic', 'data_divides'],
+      `is ${e.data_divides}, but parallelism.data (${data}, the size at full strength) does not divide it`,
+    );
+  return {
+    min_nodes: e.min_nodes,
+    max_nodes: maxNodes,
+    rejoin: ms(['elastic', 'rejoin'], e.rejoin),
+    max_losses_per_node: e.max_losses_per_node,
+    ...(e.data_divides !== undefined && { data_divides: e.data_divides }),
+    spares,
+  };
 }
 
 /** One path is the other or lies inside it; `*` in `pattern` matches any one key or index. */
@@ -494,6 +548,7 @@ function resolveNodes(
     }
     if (slotList) node.cuda_visible_devices = slotList.join(',');
     if (b.from_allocation) node.from_allocation = true;
+    if (b.spare) node.spare = true;
     nodes.push(node);
   }
   return nodes;

@@ -105,6 +105,11 @@ export const configSchema = {
           slots: { description: 'Process slots (usually GPUs) on this node.', ...positiveInt },
           user: { description: 'SSH user for this node (overrides ssh.user).', type: 'string', minLength: 1 },
           port: { description: 'SSH port for this node (overrides ssh.port).', $ref: '#/$defs/port' },
+          spare: {
+            description: 'Elastic jobs: started only to take the place of a lost node (needs elastic).',
+            type: 'boolean',
+            default: false,
+          },
         },
       },
     },
@@ -229,6 +234,50 @@ export const configSchema = {
         'waits up to shutdown_grace for the save and stops the job.',
       enum: ['SIGUSR1', 'SIGUSR2', 'SIGHUP'],
       default: 'SIGUSR1',
+    },
+    elastic: {
+      description:
+        'Keep training when nodes are lost: re-plan on the nodes alive, take spares in, grow back when they ' +
+        'return. Absent: a lost node ends the attempt like a failure.',
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        min_nodes: {
+          description: 'Keep training while at least this many nodes are alive.',
+          ...positiveInt,
+          default: 1,
+        },
+        max_nodes: {
+          description: 'Grow back up to this many nodes. Default: the listed nodes that are not spares.',
+          ...positiveInt,
+        },
+        rejoin: {
+          description: 'How often lost nodes and spares are retried.',
+          $ref: '#/$defs/duration',
+          default: '30s',
+        },
+        max_losses_per_node: {
+          description: 'A node lost this often is excluded for the rest of the job.',
+          ...positiveInt,
+          default: 3,
+        },
+        data_divides: {
+          description: 'The data-parallel size must divide this (e.g. global batch / microbatches).',
+          ...positiveInt,
+        },
+      },
+    },
+    checkpoint: {
+      description: "The job's checkpoints (DTRAIN_CHECKPOINT_DIR).",
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        dir: {
+          description: 'The checkpoint folder, the same on every node (relative to workdir).',
+          type: 'string',
+          minLength: 1,
+        },
+      },
     },
     logs: {
       type: 'object',

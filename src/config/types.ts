@@ -17,6 +17,7 @@ export interface RawNode {
   slots?: number;
   user?: string;
   port?: number;
+  spare?: boolean;
 }
 
 export interface RawParallelism {
@@ -58,6 +59,22 @@ export interface SchedulerConfig {
   extra?: string[];
 }
 
+export interface RawElastic {
+  min_nodes: number;
+  max_nodes?: number;
+  rejoin: Duration;
+  max_losses_per_node: number;
+  data_divides?: number;
+}
+
+/** Elastic membership, normalised: durations in milliseconds, max_nodes decided, the spares resolved. */
+export interface ElasticConfig extends Omit<RawElastic, 'rejoin' | 'max_nodes'> {
+  max_nodes: number;
+  rejoin: number;
+  /** the nodes marked spare, in list order; node ids nodes.length, nodes.length + 1, ... (plan/elastic.ts) */
+  spares: NodeConfig[];
+}
+
 export interface ModelConfig {
   params: number;
   layers?: number;
@@ -91,6 +108,8 @@ export interface RawConfig {
   restarts: { max: number; backoff: Duration };
   shutdown_grace: Duration;
   checkpoint_signal: CheckpointSignal;
+  elastic?: RawElastic;
+  checkpoint?: { dir?: string };
   logs: { dir: string; tee: boolean; ranks: 'all' | number[] };
   monitor?: MonitorConfig;
   ssh: RawSsh;
@@ -122,6 +141,8 @@ export interface NodeConfig {
   local: boolean;
   /** a placeholder for a node the batch scheduler allocates (no host known before the job starts) */
   from_allocation?: boolean;
+  /** listed with spare: true; such nodes are in elastic.spares, never in JobConfig.nodes */
+  spare?: boolean;
 }
 
 export interface ParallelismConfig extends Omit<RawParallelism, 'data'> {
@@ -156,6 +177,10 @@ export interface JobConfig {
   restarts: { max: number; backoff: number };
   shutdown_grace: number;
   checkpoint_signal: CheckpointSignal;
+  /** absent: a lost node ends the attempt */
+  elastic?: ElasticConfig;
+  /** dir absolute (relative paths joined to workdir) */
+  checkpoint?: { dir?: string };
   logs: { dir: string; tee: boolean; ranks: 'all' | number[] };
   /** absent: no monitor (the control socket of `dtrain status` is always there) */
   monitor?: MonitorConfig;
@@ -193,7 +218,9 @@ const schemaMatchesTypes: [
   SameKeys<Props<S['ssh']>, RawSsh>,
   SameKeys<Props<S['scheduler']>, SchedulerConfig>,
   SameKeys<Props<S['model']>, ModelConfig>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true, true];
+  SameKeys<Props<S['elastic']>, RawElastic>,
+  SameKeys<Props<S['checkpoint']>, NonNullable<RawConfig['checkpoint']>>,
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
 void schemaMatchesTypes;
 
 // enums must agree too

@@ -39,6 +39,10 @@
  *                           a node lost when it has not moved for `heartbeat.timeout`.
  * `sample` events (RankSample) travel in the same per-node event sequence; they are state, not history, so
  * the controller DELETEs each sample's key once read (the store would otherwise grow by one key a second).
+ * `<node_rank>` in these keys, and in every event, is the spec's `node.node_rank`: in an elastic job the
+ * node's stable id (plan/elastic.ts), never renumbered; its rank within an attempt comes with that
+ * attempt's `start` (`AttemptAssignment`), and ctl/a<k>/master_port is published by the attempt's node 0.
+ * A spare's agent is started only when it is needed, with a spec whose `ranks` is empty.
  * An agent handles commands strictly in order; `start` for attempt k+1 only comes after every worker of
  * attempt k has been reported by an `exit` event.
  *
@@ -97,13 +101,43 @@ export interface AgentSpec {
   rendezvous_timeout_ms?: number;
   /** absolute on this node; the agent writes rank_<N>.{out,err} under <dir>/<run_id>/attempt_<k>/ */
   logs: { dir: string; ranks: 'all' | number[]; tee: boolean };
+  /**
+   * checkpoint.dir must be one folder shared by every node: the controller wrote `token` to `path` (a
+   * file in it); an agent that does not read it back there refuses to start workers (an `error` event).
+   */
+  checkpoint_marker?: { path: string; token: string };
 }
 
 export type ForwardedSignal = 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'SIGUSR1' | 'SIGUSR2';
 
+/**
+ * Elastic jobs: a node's part of one attempt, carried by its `start` command, because membership changes
+ * renumber node ranks and ranks (plan/elastic.ts). The spec's `node.node_rank` stays the node's stable
+ * id, which names its control keys (ctl/cmd, ctl/event, ctl/hb) and its events for the whole job; what
+ * the attempt needs (node 0 picks and publishes the master port; the ranks' env) is read from here.
+ */
+export interface AttemptAssignment {
+  /** this node's rank in the attempt (0: it runs rank 0 and, master.port auto, picks the port) */
+  node_rank: number;
+  ranks: RankPlan[];
+  world_size: number;
+  nnodes: number;
+  master: { addr: string; port: number | 'auto' };
+}
+
+/** What a `start` says about its attempt beyond the number (absent fields: as a plain restart). */
+export interface AttemptStart {
+  /** failure restarts so far (TORCHELASTIC_RESTART_COUNT); absent: the attempt number */
+  restarts?: number;
+  /** the previous attempt's world size (DTRAIN_PREV_WORLD_SIZE); absent: the spec's world, 0 in attempt 0 */
+  prev_world_size?: number;
+  /** absent: the spec's node rank, ranks and world */
+  assignment?: AttemptAssignment;
+}
+
 export type ControllerCommand =
-  /** start attempt k's workers (TORCHELASTIC_RESTART_COUNT = k) */
-  | { type: 'start'; attempt: number }
+  /** start attempt k's workers (DTRAIN_ATTEMPT = k); elastic attempts carry their assignment */
+  | ({ type: 'start'; attempt: number } & AttemptStart)
   /** send `signal` to every worker of the attempt, SIGKILL the survivors after grace_ms */
   | { type: 'stop'; attempt: number; signal: ForwardedSignal; grace_ms: number }
   /** SIGKILL every worker (and every descendant) of the attempt now */

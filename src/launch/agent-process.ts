@@ -95,7 +95,7 @@ export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
       ]);
       if (raw === null) return;
       const cmd = JSON.parse(raw.toString()) as ControllerCommand;
-      if (cmd.type === 'start') void agent.start(cmd.attempt);
+      if (cmd.type === 'start') void agent.start(cmd.attempt, cmd);
       else if (cmd.type === 'stop') agent.stop(cmd.attempt, cmd.signal, cmd.grace_ms);
       else if (cmd.type === 'kill') agent.kill(cmd.attempt);
       else if (cmd.type === 'signal') agent.forward(cmd.signal);

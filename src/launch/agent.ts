@@ -4,12 +4,13 @@
  * for its own node and inside `dtrain agent` on remote nodes; only the AgentLink differs
  * (agent-contract.ts describes the messages).
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   SAMPLE_INTERVAL_MS,
   type AgentEvent,
   type AgentSpec,
+  type AttemptStart,
   type ForwardedSignal,
   type WorkerExit,
 } from './agent-contract.js';
@@ -80,20 +81,31 @@ export class NodeAgent {
     return this.flightRecorders;
   }
 
-  /** Starts attempt k; resolves once every worker runs (the `started` event is emitted then). */
-  async start(attempt: number): Promise<void> {
+  /**
+   * Starts attempt k; resolves once every worker runs (the `started` event is emitted then). An elastic
+   * attempt's `launch.assignment` says which ranks this node runs in it (agent-contract.ts).
+   */
+  async start(attempt: number, launch: AttemptStart = {}): Promise<void> {
     if (this.current) await this.current.done;
     const spec = this.spec;
+    const part = launch.assignment ?? {
+      node_rank: spec.node.node_rank,
+      ranks: spec.ranks,
+      world_size: spec.world_size,
+      nnodes: spec.nnodes,
+      master: spec.master,
+    };
     try {
       const aborted = new Promise<never>((_, reject) =>
         this.abortStart.set(attempt, () => reject(new Error('stopped before its workers started'))),
       );
       aborted.catch(() => {});
       const [masterPort, backend] = await Promise.race([
-        Promise.all([this.masterPort(attempt), this.link.jobBackend?.()]),
+        Promise.all([this.masterPort(attempt, part.node_rank, part.master.port), this.link.jobBackend?.()]),
         aborted,
       ]);
       this.abortStart.delete(attempt);
+      checkSharedFolder(spec);
       const logDir = join(spec.logs.dir, spec.run_id, `attempt_${attempt}`);
       mkdirSync(logDir, { recursive: true });
       const storeAddress = await this.link.storeAddress(attempt);
@@ -103,7 +115,7 @@ export class NodeAgent {
       const flightRecorders = new Map<number, string>();
       this.flightRecorders = flightRecorders;
       const samplers: RankSampler[] = [];
-      const workers = spec.ranks.map((r) => {
+      const workers = part.ranks.map((r) => {
         const out = new FileTarget(join(logDir, logFileName(r.rank, 'stdout')));
         const err = new FileTarget(join(logDir, logFileName(r.rank, 'stderr')));
         files.push(out, err);
@@ -114,11 +126,13 @@ export class NodeAgent {
         const progressFile = join(logDir, `rank_${r.rank}.progress.jsonl`);
         samplers.push(new RankSampler(r.rank, progressFile));
         const facts = {
-          masterAddr: spec.master.addr,
+          masterAddr: part.master.addr,
           masterPort,
           runId: spec.run_id,
-          restartCount: attempt,
+          restartCount: launch.restarts ?? attempt,
+          attempt,
           progressFile,
+          prevWorldSize: launch.prev_world_size ?? (attempt === 0 ? 0 : spec.world_size),
         };
         const nodeOptions = nodeOptionsFor(r.command, r.env.NODE_OPTIONS ?? this.baseEnv.NODE_OPTIONS);
         const flightRecorder = privateDir && createFlightRecorderFile(privateDir, attempt, r.rank);
@@ -167,8 +181,8 @@ export class NodeAgent {
         attempt,
         master_port: masterPort,
         workers: workers.map((w, i) => ({
-          rank: spec.ranks[i].rank,
-          local_rank: spec.ranks[i].local_rank,
+          rank: part.ranks[i].rank,
+          local_rank: part.ranks[i].local_rank,
           pid: w.pid,
         })),
       });
@@ -224,15 +238,32 @@ export class NodeAgent {
     while (this.current) await this.current.done;
   }
 
-  private async masterPort(attempt: number): Promise<number> {
-    const { master, node } = this.spec;
-    if (master.port !== 'auto') {
-      if (node.node_rank === 0) await checkFixedPort(master.port, 'master.port');
-      return master.port;
+  /** The attempt's master port: node 0 of the attempt checks or picks it, the others learn it. */
+  private async masterPort(attempt: number, nodeRank: number, port: number | 'auto'): Promise<number> {
+    if (port !== 'auto') {
+      if (nodeRank === 0) await checkFixedPort(port, 'master.port');
+      return port;
     }
-    if (node.node_rank !== 0) return this.link.awaitMasterPort(attempt);
-    const port = await freePort();
-    await this.link.publishMasterPort(attempt, port);
-    return port;
+    if (nodeRank !== 0) return this.link.awaitMasterPort(attempt);
+    const picked = await freePort();
+    await this.link.publishMasterPort(attempt, picked);
+    return picked;
   }
+}
+
+/** checkpoint.dir is the controller's folder on this node too (agent-contract.ts `checkpoint_marker`). */
+function checkSharedFolder(spec: AgentSpec): void {
+  const m = spec.checkpoint_marker;
+  if (!m) return;
+  let found: string | undefined;
+  try {
+    found = readFileSync(m.path, 'utf8');
+  } catch {
+    found = undefined;
+  }
+  if (found !== m.token)
+    throw new Error(
+      `checkpoint.dir ${dirname(m.path)} is not the folder the controller wrote to (${m.path} ` +
+        `${found === undefined ? 'is missing' : 'holds another job'}): it must be shared by every node`,
+    );
 }

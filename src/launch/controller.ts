@@ -4,6 +4,7 @@
  * outcome into the summary document or a typed error (exit 1, 3, 130, 143) for the single exit point.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { JobConfig } from '../config/types.js';
@@ -25,6 +26,7 @@ import { monitorOptions, RunView } from './run-view.js';
 import { within } from '../util/within.js';
 import { KILL_WAIT_MS, Supervisor, type NodeHandle, type WarningOptions } from './supervisor.js';
 import { nextCommit } from './commit-watch.js';
+import type { ElasticMembership } from './membership.js';
 
 export interface LaunchRequest {
   config: JobConfig;
@@ -77,6 +79,24 @@ function warningOptions(
   return { signal, checkpointSignal: config.checkpoint_signal, nextCommit: commits, onState };
 }
 
+/**
+ * checkpoint.dir is checked to be one folder on every node: a marker with a random token, written here and
+ * read back by every agent before its workers start. Where this machine cannot write the folder (a
+ * controller outside the cluster's file system) there is nothing to compare against and no check.
+ */
+function writeCheckpointMarker(config: JobConfig, runId: string): { path: string; token: string } | undefined {
+  const dir = config.checkpoint?.dir;
+  if (dir === undefined) return undefined;
+  const marker = { path: join(dir, `.dtrain-marker-${runId}`), token: randomBytes(16).toString('hex') };
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(marker.path, marker.token, { mode: 0o600 });
+  } catch {
+    return undefined;
+  }
+  return marker;
+}
+
 export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const { config, plan } = req;
   const out = req.out ?? process.stdout;
@@ -84,7 +104,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const runId = newRunId(config.name);
   const lent = req.source?.store;
   const jobKey = lent?.jobKey ?? randomBytes(32);
-  const allLocal = plan.nodes.every((n) => n.local);
+  const allLocal = plan.nodes.every((n) => n.local) && (config.elastic?.spares ?? []).every((n) => n.local);
   const logsRoot = isAbsolute(config.logs.dir) ? config.logs.dir : resolve(config.workdir, config.logs.dir);
   const masterAddr = config.master.addr !== 'auto' ? config.master.addr : allLocal ? '127.0.0.1' : plan.nodes[0].host;
   if (typeof config.master.port === 'number' && plan.nodes[0]?.local)
@@ -105,6 +125,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     hostOf: hosts.size > 1 ? (rank) => plan.ranks[rank]?.host : undefined,
   });
   const progress = await createProgress(err, false);
+  const checkpointMarker = writeCheckpointMarker(config, runId);
   const specs: AgentSpec[] = plan.nodes.map((node) => ({
     type: 'spec',
     run_id: runId,
@@ -121,6 +142,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     heartbeat_timeout_ms: config.heartbeat.timeout,
     rendezvous_timeout_ms: config.rendezvous.timeout,
     logs: { dir: logsRoot, ranks: config.logs.ranks, tee: config.logs.tee },
+    ...(checkpointMarker && { checkpoint_marker: checkpointMarker }),
   }));
 
   const view = await RunView.open({
@@ -185,7 +207,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   };
   try {
     const remoteSpecs = specs.filter((s) => !s.node.local);
-    if (remoteSpecs.length || childAgentMode()) {
+    if (remoteSpecs.length || childAgentMode() || config.elastic) {
       const { StoreControl } = await import('./store-node.js');
       control = await Promise.race([
         StoreControl.open({ host: store.localHost, port: store.port, jobKey }, onEvent, onLost, config.heartbeat),
@@ -222,7 +244,32 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
       ]);
       progress.note(describeDecision(config.backend, decision));
     }
+    let membership: ElasticMembership | undefined;
+    if (config.elastic) {
+      const { ElasticMembership, specForNode } = await import('./membership.js');
+      const source = req.source;
+      membership = new ElasticMembership({
+        config,
+        handles: nodes,
+        startNode: async (id) => {
+          const spare = config.elastic!.spares[id - config.nodes.length];
+          if (!spare) throw new Error(`node ${id} is not a spare`);
+          const node = { node_rank: id, host: spare.host, nproc: spare.nproc, local: spare.local };
+          if (spare.user !== undefined) Object.assign(node, { user: spare.user });
+          if (spare.port !== undefined) Object.assign(node, { port: spare.port });
+          const spec = specForNode(specs[0], id, node);
+          if (!spare.local && !source) throw new Error(`${spare.host} is not this machine and no spawner is available`);
+          const [handle] = await (spare.local ? localNodeSource : source!).start([spec], ctx);
+          return handle;
+        },
+        masterAddrOf: (host) => (config.master.addr !== 'auto' ? config.master.addr : allLocal ? '127.0.0.1' : host),
+        commits: control!.storeClient,
+        note: (line) => void err.write(line + '\n'),
+      });
+    }
     supervisor = new Supervisor({
+      membership,
+      heartbeatTimeoutMs: config.heartbeat.timeout,
       runId,
       worldSize: plan.world_size,
       restartsMax: config.restarts.max,
@@ -297,5 +344,6 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     await control?.close();
     await store.close();
     await view.close(succeeded);
+    if (checkpointMarker) rmSync(checkpointMarker.path, { force: true });
   }
 }

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StoreClient } from '../store/client.js';
 import { StoreProxy } from '../store/proxy.js';
-import type { AgentEvent, AgentSpec, ForwardedSignal } from './agent-contract.js';
+import type { AgentEvent, AgentSpec, AttemptStart, ForwardedSignal } from './agent-contract.js';
 import { controlKeys } from './agent-contract.js';
 import { getForever } from './store-wait.js';
 import { NodeAgent, type AgentLink } from './agent.js';
@@ -107,8 +107,8 @@ export class LocalNode implements NodeHandle {
     return node;
   }
 
-  start(attempt: number): void {
-    void this.agent.start(attempt);
+  start(attempt: number, launch?: AttemptStart): void {
+    void this.agent.start(attempt, launch);
   }
 
   stop(attempt: number, signal: ForwardedSignal, graceMs: number): void {

@@ -79,7 +79,7 @@ export class StoreControl {
     return {
       nodeRank,
       host,
-      start: (attempt) => this.send(nodeRank, { type: 'start', attempt }),
+      start: (attempt, launch) => this.send(nodeRank, { type: 'start', attempt, ...launch }),
       stop: (attempt, signal, graceMs) => this.send(nodeRank, { type: 'stop', attempt, signal, grace_ms: graceMs }),
       kill: (attempt) => this.send(nodeRank, { type: 'kill', attempt }),
       forward: (signal: ForwardedSignal) => this.send(nodeRank, { type: 'signal', signal }),

@@ -18,6 +18,20 @@ export interface RootCause extends WorkerExit {
   message?: string;
 }
 
+/** One membership change of an elastic job (launch/membership.ts): the attempt it led to. */
+export interface MembershipChange {
+  attempt: number;
+  /** nodes and world size of that attempt */
+  nodes: number;
+  world: number;
+  /** e.g. "node 2 (host c) lost: no heartbeat for 5s" */
+  reason: string;
+  /** from the node's last sign of life to its loss being declared */
+  detected_after_s: number;
+  /** from the loss being declared to every worker of the new attempt running (null: never) */
+  resumed_after_s: number | null;
+}
+
 export interface LaunchSummary {
   run_id: string;
   exit_code: number;
@@ -32,6 +46,8 @@ export interface LaunchSummary {
   preemption?: PreemptionReport;
   /** this run is a requeued batch job's: Slurm's restart count (SLURM_RESTART_COUNT) */
   resumed?: { slurm_restart_count: number };
+  /** elastic jobs: each membership change, in order */
+  membership?: MembershipChange[];
 }
 
 /** The warning signal's sequence as it went: warned, saving, saved or not, requeued. */

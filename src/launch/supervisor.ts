@@ -7,7 +7,7 @@
  * every worker gets `checkpoint_signal`, the job waits up to `shutdown_grace` for a save (a new commit, or
  * every worker leaving with 0) and stops without restart: exit 0 when the save was made, else 1.
  */
-import type { AgentEvent, ForwardedSignal, WorkerExit } from './agent-contract.js';
+import type { AgentEvent, AttemptStart, ForwardedSignal, WorkerExit } from './agent-contract.js';
 import { failed, type LaunchSummary, type PreemptionReport, type RankOutcome, type RootCause } from './summary.js';
 import { within } from '../util/within.js';
 
@@ -15,12 +15,33 @@ import { within } from '../util/within.js';
 export interface NodeHandle {
   readonly nodeRank: number;
   readonly host: string;
-  start(attempt: number): void;
+  start(attempt: number, launch?: AttemptStart): void;
   stop(attempt: number, signal: ForwardedSignal, graceMs: number): void;
   kill(attempt: number): void;
   forward(signal: ForwardedSignal): void;
   /** after the last attempt: let the agent go */
   close(): Promise<void>;
+}
+
+/** One attempt of an elastic job: the nodes taking part (by node id) and what each one's `start` carries. */
+export interface PlannedAttempt {
+  handles: NodeHandle[];
+  starts: Map<number, AttemptStart>;
+  ranksPerNode: Map<number, number>;
+  world: number;
+}
+
+/** Elastic membership as the supervisor drives it (launch/membership.ts). */
+export interface MembershipDriver {
+  /** every node handle started so far */
+  all(): NodeHandle[];
+  /** the next attempt on the nodes alive, or why none can run */
+  plan(attempt: number, restarts: number): Promise<PlannedAttempt | { cannotContinue: string }>;
+  nodeLost(nodeId: number, why: string, detectedAfterMs: number): void;
+  /** the attempt is being stopped: its checkpoint commits are refused from now on */
+  close(attempt: number): Promise<void>;
+  resumed(attempt: number): void;
+  summary(): NonNullable<LaunchSummary['membership']>;
 }
 
 export interface SupervisorOptions {
@@ -37,6 +58,12 @@ export interface SupervisorOptions {
   onRunning?: (running: number, world: number, attempt: number) => void;
   onRestart?: (attempt: number, cause: RootCause, backoffMs: number) => void;
   onStopping?: (why: string) => void;
+  /**
+   * Elastic jobs: a lost node is a membership change (the next attempt runs on the nodes alive, no restart
+   * counted), and worker failures within `heartbeatTimeoutMs` before a loss belong to that loss.
+   */
+  membership?: MembershipDriver;
+  heartbeatTimeoutMs?: number;
   /** the scheduler's warning before the job ends (scheduler.signal): save, then stop */
   warning?: WarningOptions;
 }
@@ -70,6 +97,12 @@ export type Outcome =
 
 interface AttemptState {
   attempt: number;
+  /** the nodes taking part, and their rank counts by node rank (node id in elastic jobs) */
+  nodes: NodeHandle[];
+  ranksPerNode: (nodeRank: number) => number;
+  world: number;
+  /** elastic: when a node of this attempt was declared lost */
+  lossAt: number | null;
   exits: Map<number, WorkerExit>;
   running: number;
   started: number;
@@ -111,19 +144,20 @@ export class Supervisor {
     if (ev.type === 'started') {
       s.running += ev.workers.length;
       s.started += ev.workers.length;
-      this.opts.onRunning?.(s.running, this.opts.worldSize, s.attempt);
+      this.opts.onRunning?.(s.running, s.world, s.attempt);
+      if (s.started === s.world) this.opts.membership?.resumed(s.attempt);
     } else if (ev.type === 'exit') {
       const { type: _t, node_rank: _n, attempt: _a, ...exit } = ev;
       s.exits.set(exit.rank, exit);
       s.exitsByNode.set(ev.node_rank, (s.exitsByNode.get(ev.node_rank) ?? 0) + 1);
       s.running = Math.max(0, s.running - 1);
-      if (failed(exit) && !s.rootCause && !this.interrupted && !this.preemption?.stopSent) {
+      if (failed(exit) && !s.rootCause && !this.interrupted && !this.preemption?.stopSent && s.lossAt === null) {
         s.rootCause = { ...exit, attempt: s.attempt };
         this.stopAll(s, 'SIGTERM', `rank ${exit.rank} failed`);
       }
       this.maybeFinished(s);
     } else {
-      const host = this.opts.nodes.find((n) => n.nodeRank === ev.node_rank)?.host ?? `node ${ev.node_rank}`;
+      const host = this.nodes().find((n) => n.nodeRank === ev.node_rank)?.host ?? `node ${ev.node_rank}`;
       s.errors.push(`${host}: ${ev.message}`);
       if (!s.rootCause && !this.interrupted && !this.preemption?.stopSent) {
         s.rootCause = {
@@ -146,10 +180,25 @@ export class Supervisor {
     }
   }
 
-  /** A node's agent vanished (connection lost, heartbeats missed): its ranks count as failed. */
+  /**
+   * A node's agent vanished (connection lost, heartbeats missed): its ranks count as failed, or, in an
+   * elastic job, the attempt ends as a membership change.
+   */
   nodeLost(nodeRank: number, why: string): void {
     const s = this.state;
     if (!s) return void this.beforeStart.push(() => this.nodeLost(nodeRank, why));
+    const m = this.opts.membership;
+    if (m) {
+      const window = this.opts.heartbeatTimeoutMs ?? 0;
+      m.nodeLost(nodeRank, why, window);
+      if (!s.nodes.some((n) => n.nodeRank === nodeRank) || this.interrupted) return this.nodeGone(s, nodeRank);
+      s.lossAt ??= Date.now();
+      // Survivors' collectives fail before the loss is declared: those failures belong to the loss.
+      if (s.rootCause && s.rootCause.message === undefined && Date.parse(s.rootCause.time) >= s.lossAt - 2 * window)
+        s.rootCause = null;
+      if (!s.rootCause) this.stopAll(s, 'SIGTERM', `node ${nodeRank} lost: ${why}`);
+      return this.nodeGone(s, nodeRank);
+    }
     this.onEvent({ type: 'error', node_rank: nodeRank, attempt: s.attempt, message: `node lost: ${why}` });
   }
 
@@ -167,35 +216,60 @@ export class Supervisor {
       if (this.interruptCount > 1 && sig === 'SIGINT') {
         this.killed = true;
         this.opts.onStopping?.('second SIGINT: killing all workers now');
-        for (const n of this.opts.nodes) n.kill(s.attempt);
+        for (const n of this.nodes()) n.kill(s.attempt);
         setTimeout(() => s.finished(), KILL_WAIT_MS).unref();
       } else {
         this.stopAll(s, sig, `${sig} received`, true);
       }
       return;
     }
-    if (sig === 'SIGUSR1' || sig === 'SIGUSR2' || sig === 'SIGHUP') for (const n of this.opts.nodes) n.forward(sig);
+    if (sig === 'SIGUSR1' || sig === 'SIGUSR2' || sig === 'SIGHUP') for (const n of this.nodes()) n.forward(sig);
+  }
+
+  /** Every node handle of the job (elastic: all started so far, spares included). */
+  private nodes(): NodeHandle[] {
+    return this.opts.membership?.all() ?? this.opts.nodes;
   }
 
   async run(): Promise<{ outcome: Outcome; summary: LaunchSummary }> {
     let attempt = 0;
-    let last: AttemptState;
+    /** failure restarts (TORCHELASTIC_RESTART_COUNT); membership changes do not count */
+    let restarts = 0;
+    let last: AttemptState | null = null;
+    const m = this.opts.membership;
     for (;;) {
-      last = await this.runAttempt(attempt);
+      let planned: PlannedAttempt | undefined;
+      if (m) {
+        const next = await m.plan(attempt, restarts);
+        if ('cannotContinue' in next) {
+          const message = `cannot continue: ${next.cannotContinue}`;
+          if (!last) return { outcome: { kind: 'cannot-start', message }, summary: this.emptySummary(message) };
+          last.rootCause = { ...noExit(), attempt: last.attempt, message };
+          break;
+        }
+        planned = next;
+      }
+      last = await this.runAttempt(attempt, planned);
       this.attempts.push({ ranks: this.outcomes(last) });
-      if (this.interrupted || this.preemption || !last.rootCause) break;
+      if (this.interrupted || this.preemption) break;
+      if (m && last.lossAt !== null && !last.rootCause) {
+        attempt++;
+        continue;
+      }
+      if (!last.rootCause) break;
       if (attempt === 0 && last.started === 0 && last.errors.length) {
         return { outcome: { kind: 'cannot-start', message: last.errors.join('\n') }, summary: this.summary(last, 3) };
       }
-      if (attempt >= this.opts.restartsMax) break;
-      this.opts.onRestart?.(attempt + 1, last.rootCause, this.opts.backoffMs);
+      if (restarts >= this.opts.restartsMax) break;
+      this.opts.onRestart?.(restarts + 1, last.rootCause, this.opts.backoffMs);
       await this.backoff();
       if (this.interrupted || this.preemption) break;
       attempt++;
+      restarts++;
     }
     this.preemption?.done.abort();
     if (this.preemption && !this.preemption.stopSent) await this.savedOrNot(last);
-    const closed = Promise.all(this.opts.nodes.map((n) => n.close()));
+    const closed = Promise.all(this.nodes().map((n) => n.close()));
     await (this.killed ? within(closed, KILL_WAIT_MS) : closed);
     if (this.interrupted) {
       const code = this.interrupted === 'SIGINT' ? 130 : 143;
@@ -229,7 +303,7 @@ export class Supervisor {
     w.onState?.(`warned: ${w.signal} from the scheduler: the job ends soon`);
     const s = this.state;
     if (!s) return;
-    for (const n of this.opts.nodes) n.forward(w.checkpointSignal);
+    for (const n of this.nodes()) n.forward(w.checkpointSignal);
     w.onState?.(`saving: ${w.checkpointSignal} sent to every worker; waiting up to ${grace / 1000}s for a checkpoint`);
     const stop = (why: string) => {
       if (p.stopSent) return;
@@ -295,10 +369,14 @@ export class Supervisor {
     };
   }
 
-  private runAttempt(attempt: number): Promise<AttemptState> {
+  private runAttempt(attempt: number, planned?: PlannedAttempt): Promise<AttemptState> {
     return new Promise((resolve) => {
       const s: AttemptState = {
         attempt,
+        nodes: planned?.handles ?? this.opts.nodes,
+        ranksPerNode: (n) => (planned ? planned.ranksPerNode.get(n) : this.opts.ranksPerNode[n]) ?? 0,
+        world: planned?.world ?? this.opts.worldSize,
+        lossAt: null,
         exits: new Map(),
         running: 0,
         started: 0,
@@ -310,7 +388,7 @@ export class Supervisor {
         finished: () => resolve(s),
       };
       this.state = s;
-      for (const n of this.opts.nodes) n.start(attempt);
+      for (const n of s.nodes) n.start(attempt, planned?.starts.get(n.nodeRank));
       for (const replay of this.beforeStart.splice(0)) replay();
       // A signal that arrived during the backoff stops this attempt before it runs.
       if (this.interrupted) this.stopAll(s, this.interrupted, `${this.interrupted} received`, true);
@@ -320,8 +398,9 @@ export class Supervisor {
   private stopAll(s: AttemptState, sig: ForwardedSignal, why: string, force = false): void {
     if (s.stopping && !force) return;
     s.stopping = true;
+    void this.opts.membership?.close(s.attempt);
     this.opts.onStopping?.(why);
-    for (const n of this.opts.nodes) n.stop(s.attempt, sig, this.opts.shutdownGraceMs);
+    for (const n of s.nodes) n.stop(s.attempt, sig, this.opts.shutdownGraceMs);
   }
 
   private nodeGone(s: AttemptState, nodeRank: number): void {
@@ -331,10 +410,8 @@ export class Supervisor {
 
   /** Done when every node either reported all its ranks or is gone (lost, or could not start them). */
   private maybeFinished(s: AttemptState): void {
-    const done = this.opts.nodes.every(
-      (n) =>
-        s.goneNodes.has(n.nodeRank) ||
-        (s.exitsByNode.get(n.nodeRank) ?? 0) >= (this.opts.ranksPerNode[n.nodeRank] ?? 0),
+    const done = s.nodes.every(
+      (n) => s.goneNodes.has(n.nodeRank) || (s.exitsByNode.get(n.nodeRank) ?? 0) >= s.ranksPerNode(n.nodeRank),
     );
     if (done) s.finished();
   }
@@ -358,6 +435,19 @@ export class Supervisor {
       .map((e) => ({ rank: e.rank, host: e.host, exit_code: e.exit_code, signal: e.signal }));
   }
 
+  /** No attempt ran (an elastic job that could not plan its first): exit 3. */
+  private emptySummary(message: string): LaunchSummary {
+    return {
+      run_id: this.opts.runId,
+      exit_code: 3,
+      attempts: [],
+      root_cause: { ...noExit(), attempt: 0, message },
+      other_failures: [],
+      log_dir: this.opts.logDir,
+      ...(this.opts.membership && { membership: this.opts.membership.summary() }),
+    };
+  }
+
   private summary(s: AttemptState, exitCode: number): LaunchSummary {
     const rc = s.rootCause;
     return {
@@ -368,6 +458,22 @@ export class Supervisor {
       other_failures: this.outcomes(s).filter((o) => failed(o) && o.rank !== rc?.rank),
       log_dir: this.opts.logDir,
       ...(this.preemption && { preemption: this.preemption.report }),
+      ...(this.opts.membership && { membership: this.opts.membership.summary() }),
     };
   }
+}
+
+/** A root cause that is no worker's exit (its `message` says what happened). */
+function noExit(): WorkerExit {
+  return {
+    rank: -1,
+    local_rank: -1,
+    host: '',
+    pid: 0,
+    exit_code: null,
+    signal: null,
+    time: new Date().toISOString(),
+    stderr_tail: [],
+    error_file: null,
+  };
 }

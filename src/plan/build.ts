@@ -80,6 +80,7 @@ export function buildPlan(input: JobConfig | LoadedConfig, opts: BuildPlanOption
         DTRAIN_SCHEDULE: par.schedule,
         DTRAIN_VIRTUAL_STAGES: String(par.virtual_stages),
         DTRAIN_BACKEND: config.backend,
+        ...(config.checkpoint?.dir !== undefined && { DTRAIN_CHECKPOINT_DIR: config.checkpoint.dir }),
         ...decidedAtLaunch,
         // config/duration.ts writes what the worker parses back exactly
         DTRAIN_COLLECTIVE_TIMEOUT: formatDuration(config.collective_timeout),

@@ -5,4 +5,5 @@ export { AUTO, WORKER_ENV, fillAtLaunch, type LaunchFacts } from '../runtime/wor
 export { coordsOf, rankOf, type GridSize, type GridCoords } from './grid.js';
 export { estimateMemory, peakInFlight, type ModelShape } from './memory.js';
 export { planDocument, renderPlanTable } from './render.js';
+export { ElasticPlanError, nodesById, planAttempt, reachableWorlds, type AttemptPlan } from './elastic.js';
 export type { Plan, RankPlan, NodePlan, ParallelismPlan, MemoryEstimate } from './types.js';

@@ -2,6 +2,7 @@
 import { joinCommand } from '../config/shellwords.js';
 import { AUTO, WORKER_ENV } from '../runtime/worker-env-table.js';
 import { shownEnvValue } from '../util/secret-names.js';
+import { reachableWorlds, renderReachableWorlds } from './elastic.js';
 import { maskSecrets } from './env.js';
 import { gb } from './memory.js';
 import type { Plan, RankPlan } from './types.js';
@@ -25,7 +26,19 @@ export function planDocument(plan: Plan) {
       env: maskSecrets(r.env, plan.config?.secret_env),
       ...(r.memory && { memory: { ...r.memory } }),
     })),
+    ...(plan.config?.elastic && { elastic: elasticDocument(plan) }),
     warnings: [...plan.warnings],
+  };
+}
+
+/** An elastic plan's limits and the worlds it can reach (plan/elastic.ts). */
+function elasticDocument(plan: Plan) {
+  const { spares, rejoin, ...limits } = plan.config!.elastic!;
+  return {
+    ...limits,
+    rejoin_ms: rejoin,
+    spares: spares.map((n) => n.host),
+    worlds: reachableWorlds(plan.config!),
   };
 }
 
@@ -81,6 +94,11 @@ export function renderPlanTable(plan: Plan): string {
     );
     const rows = plan.ranks.filter((r) => r.node_rank === node.node_rank).map((r) => row(r, withMemory));
     lines.push(...table([header, ...rows]).map((l) => `  ${l}`));
+  }
+  if (plan.config?.elastic) {
+    const spares = plan.config.elastic.spares.map((n, i) => `${plan.config!.nodes.length + i} ${n.host}`);
+    lines.push('', ...(spares.length ? [`spares (node id, host): ${spares.join(', ')}`] : []));
+    lines.push(...renderReachableWorlds(plan.config));
   }
   return lines.join('\n') + '\n';
 }

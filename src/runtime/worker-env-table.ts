@@ -17,8 +17,12 @@ export interface LaunchFacts {
   masterAddr: string;
   masterPort: number;
   runId: string;
-  /** the attempt: 0, then one more per whole-group restart */
+  /** failure restarts so far: 0, then one more per whole-group restart after a failure */
   restartCount: number;
+  /** the attempt: 0, then one more per restart or membership change (elastic) */
+  attempt: number;
+  /** the world size of the attempt before this one (0 in attempt 0) */
+  prevWorldSize: number;
   /** TORCHELASTIC_ERROR_FILE for this rank */
   errorFile: string;
   /** unix:/path of this node's agent store proxy */
@@ -85,7 +89,13 @@ export const WORKER_ENV: readonly WorkerEnvVar[] = [
   // torchrun's contract
   { name: 'RANK', filledBy: 'plan', kind: 'count', description: 'global rank (unset: 0 when `WORLD_SIZE` is 1)' },
   { name: 'LOCAL_RANK', filledBy: 'plan', kind: 'count', default: '0', description: 'rank on its node' },
-  { name: 'WORLD_SIZE', filledBy: 'plan', kind: 'count', default: '1', description: 'number of ranks' },
+  {
+    name: 'WORLD_SIZE',
+    filledBy: 'plan',
+    kind: 'count',
+    default: '1',
+    description: 'number of ranks (elastic: in this attempt)',
+  },
   { name: 'LOCAL_WORLD_SIZE', filledBy: 'plan', kind: 'count', description: 'ranks on this node' },
   { name: 'GROUP_RANK', filledBy: 'plan', kind: 'count', default: '0', description: 'node rank' },
   { name: 'GROUP_WORLD_SIZE', filledBy: 'plan', kind: 'count', description: 'number of nodes' },
@@ -114,7 +124,7 @@ export const WORKER_ENV: readonly WorkerEnvVar[] = [
     launchFact: 'restartCount',
     kind: 'count',
     default: '0',
-    description: 'the attempt: 0, then one more per whole-group restart',
+    description: 'failure restarts so far: 0, then one more per whole-group restart (membership changes do not count)',
   },
   fromConfig('TORCHELASTIC_MAX_RESTARTS', 'restarts.max', 'count', 'whole-group restarts allowed'),
   {
@@ -164,6 +174,30 @@ export const WORKER_ENV: readonly WorkerEnvVar[] = [
       '"wait_s"?}`, for `dtrain status` (Node: `dist.report()`)',
   },
   { name: 'DTRAIN_RUN_ID', filledBy: 'agent', launchFact: 'runId', kind: 'text', description: 'the run id' },
+  {
+    name: 'DTRAIN_ATTEMPT',
+    filledBy: 'agent',
+    launchFact: 'attempt',
+    kind: 'count',
+    default: '0',
+    description: 'the attempt: 0, then one more per restart, failure or membership change (elastic)',
+  },
+  {
+    name: 'DTRAIN_PREV_WORLD_SIZE',
+    filledBy: 'agent',
+    launchFact: 'prevWorldSize',
+    kind: 'count',
+    default: '0',
+    description: "the previous attempt's `WORLD_SIZE` (0 in attempt 0): a resumed checkpoint's world",
+  },
+  {
+    name: 'DTRAIN_CHECKPOINT_DIR',
+    filledBy: 'plan',
+    optional: true,
+    configKey: 'checkpoint.dir',
+    kind: 'text',
+    description: 'checkpoint.dir as an absolute path, when given (the same folder on every node)',
+  },
   { name: 'DTRAIN_NODE_RANK', filledBy: 'plan', kind: 'count', description: 'node rank (which ranks share a host)' },
   { name: 'DTRAIN_DATA_RANK', filledBy: 'plan', kind: 'count', description: 'coordinate in the data dimension' },
   {
@@ -171,7 +205,7 @@ export const WORKER_ENV: readonly WorkerEnvVar[] = [
     filledBy: 'plan',
     configKey: 'parallelism.data',
     kind: 'count',
-    description: 'data-parallel size (unset: what the world leaves)',
+    description: 'data-parallel size (unset: what the world leaves; elastic: in this attempt)',
   },
   { name: 'DTRAIN_PIPELINE_RANK', filledBy: 'plan', kind: 'count', description: 'pipeline stage' },
   {

@@ -131,6 +131,80 @@ t.test('the agent keeps the contract', { skip }, async (t) => {
   });
 
   t.test(
+    'an elastic start carries the attempt: node rank, ranks, world; keys stay on the stable node id',
+    async (t) => {
+      const dir = tempDir(t);
+      const { jobKey, store, events, control } = await controller(t);
+      const cmd = [
+        'sh',
+        '-c',
+        'echo "$RANK/$WORLD_SIZE $DTRAIN_ATTEMPT $DTRAIN_PREV_WORLD_SIZE $TORCHELASTIC_RESTART_COUNT"',
+      ];
+      const base = spec(dir, store.port, jobKey, cmd);
+      // node id 5 (a spare), started with no ranks of its own: everything comes with the attempt's start
+      const s: AgentSpec = { ...base, node: { ...base.node, node_rank: 5 }, ranks: [] };
+      const agent = await startAgent(t, s);
+      const handle = control.handle(5, 'localhost', async () => void (await agent.exited));
+      const ranks = base.ranks.map((r) => ({
+        ...r,
+        rank: r.rank + 2,
+        env: { ...r.env, RANK: String(r.rank + 2), WORLD_SIZE: '4' },
+      }));
+      handle.start(3, {
+        restarts: 1,
+        prev_world_size: 6,
+        assignment: { node_rank: 1, ranks, world_size: 4, nnodes: 2, master: { addr: '127.0.0.1', port: 'auto' } },
+      });
+      // node 1 of attempt 3 learns the master port from that attempt's node 0
+      await control.storeClient.set('ctl/a3/master_port', '4242');
+      t.ok(await waitFor(() => exitsOf(events, 3).length === 2, 10000), 'two exit events for attempt 3');
+      t.match(
+        events.find((e) => e.type === 'started'),
+        { node_rank: 5, attempt: 3, master_port: 4242 },
+      );
+      t.match(exitsOf(events, 3), [
+        { node_rank: 5, rank: 2, exit_code: 0 },
+        { node_rank: 5, rank: 3, exit_code: 0 },
+      ]);
+      await handle.close();
+      t.equal(await agent.exited, 0);
+      const out = agent.records.filter((r) => r.type === 'out' && r.stream === 'stdout');
+      t.same(
+        out
+          .map((r) => r.lines)
+          .flat()
+          .sort(),
+        ['2/4 3 6 1', '3/4 3 6 1'],
+        'DTRAIN_ATTEMPT 3, previous world 6, restarts 1',
+      );
+    },
+  );
+
+  t.test('checkpoint.dir not shared (the marker is not there): an error event, no worker started', async (t) => {
+    const dir = tempDir(t);
+    const { jobKey, store, events, control } = await controller(t);
+    const marker = { path: join(dir, 'ckpt', '.dtrain-marker-x'), token: 'abc' };
+    const s = { ...spec(dir, store.port, jobKey, ['sh', '-c', 'touch started-$RANK']), checkpoint_marker: marker };
+    const agent = await startAgent(t, s);
+    const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
+    handle.start(0);
+    t.ok(await waitFor(() => events.some((e) => e.type === 'error'), 10000), 'an error event');
+    t.match(
+      events.find((e) => e.type === 'error'),
+      {
+        attempt: 0,
+        message: /checkpoint\.dir .*ckpt is not the folder the controller wrote to \(.* is missing\)/,
+      },
+    );
+    mkdirSync(join(dir, 'ckpt'));
+    writeFileSync(marker.path, 'abc');
+    handle.start(1);
+    t.ok(await waitFor(() => exitsOf(events, 1).length === 2, 10000), 'with the marker there, attempt 1 runs');
+    await handle.close();
+    t.equal(await agent.exited, 0);
+  });
+
+  t.test(
     'a controller of another version: the agent answers the hello, then exits 3 without running the spec behind it',
     async (t) => {
       const dir = tempDir(t);

@@ -1,0 +1,221 @@
+// Elastic supervision decisions against scripted nodes, with the real membership (plan/elastic.ts) and the
+// real commit rules (runtime/commits.ts) over an in-memory store: a loss re-plans without counting a
+// restart, failures just before a loss belong to it, spares are started, min_nodes ends the job.
+import t from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../../src/config/index.js';
+import type { AgentEvent, AttemptStart } from '../../../src/launch/agent-contract.js';
+import { ElasticMembership } from '../../../src/launch/membership.js';
+import { Supervisor, type NodeHandle } from '../../../src/launch/supervisor.js';
+import { commitStep, type CommitStore } from '../../../src/runtime/commits.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'dtrain-elastic-sup-'));
+t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** The store operations the commit rules use, over a Map (compare-and-set included). */
+class MemoryStore implements CommitStore {
+  readonly map = new Map<string, Buffer>();
+  tryGet(key: string) {
+    return Promise.resolve(this.map.get(key));
+  }
+  cas(key: string, expected: Buffer | string | null, desired: Buffer | string) {
+    const cur = this.map.get(key);
+    const exp = expected === null || expected.length === 0 ? undefined : Buffer.from(expected);
+    if ((cur === undefined && exp === undefined) || (cur && exp && cur.equals(exp)))
+      this.map.set(key, Buffer.from(desired));
+    return Promise.resolve(this.map.get(key));
+  }
+  set(key: string, value: Buffer | string) {
+    this.map.set(key, Buffer.from(value));
+    return Promise.resolve();
+  }
+}
+
+type Script = (node: Node, attempt: number, ranks: number[]) => void;
+
+class Node implements NodeHandle {
+  readonly starts: { attempt: number; launch?: AttemptStart }[] = [];
+  sup!: Supervisor;
+  cut = false;
+  private readonly running = new Map<number, number[]>();
+  constructor(
+    readonly nodeRank: number,
+    readonly host: string,
+    private readonly script: Script,
+  ) {}
+  start(attempt: number, launch?: AttemptStart) {
+    this.starts.push({ attempt, launch });
+    const ranks = launch?.assignment?.ranks.map((r) => r.rank) ?? [];
+    this.running.set(attempt, ranks);
+    queueMicrotask(() => {
+      this.emit({
+        type: 'started',
+        node_rank: this.nodeRank,
+        attempt,
+        master_port: 1,
+        workers: ranks.map((rank) => ({ rank, local_rank: 0, pid: 1 })),
+      });
+      this.script(this, attempt, ranks);
+    });
+  }
+  stop(attempt: number, signal: string) {
+    if (!this.cut) queueMicrotask(() => this.running.get(attempt)?.forEach((r) => this.exit(attempt, r, null, signal)));
+  }
+  kill() {}
+  forward() {}
+  async close() {}
+  exit(attempt: number, rank: number, code: number | null, signal: string | null = null) {
+    this.emit({
+      type: 'exit',
+      node_rank: this.nodeRank,
+      attempt,
+      rank,
+      local_rank: 0,
+      host: this.host,
+      pid: 1,
+      exit_code: code,
+      signal,
+      time: new Date().toISOString(),
+      stderr_tail: [],
+      error_file: null,
+    });
+  }
+  emit(ev: AgentEvent) {
+    this.sup.onEvent(ev);
+  }
+}
+
+let n = 0;
+async function elasticJob(yaml: string[], script: Script, spares: Node[] = []) {
+  const file = `j${n++}.yaml`;
+  writeFileSync(join(tmp, file), ['entrypoint: x', 'nproc_per_node: 2', 'backend: cpu', ...yaml].join('\n'));
+  const { config } = await loadConfig(file, { cwd: tmp });
+  const nodes = config.nodes.map((c, i) => new Node(i, c.host, script));
+  const commits = new MemoryStore();
+  const notes: string[] = [];
+  const started: number[] = [];
+  const membership = new ElasticMembership({
+    config,
+    handles: nodes,
+    startNode: (id) => {
+      started.push(id);
+      const spare = spares.find((s) => s.nodeRank === id);
+      return spare ? Promise.resolve(spare) : Promise.reject(new Error('unreachable'));
+    },
+    masterAddrOf: (host) => host,
+    commits,
+    note: (l) => notes.push(l),
+  });
+  const sup = new Supervisor({
+    runId: 'r',
+    worldSize: 0,
+    restartsMax: 0,
+    backoffMs: 1,
+    shutdownGraceMs: 10,
+    logDir: '/l',
+    nodes,
+    ranksPerNode: [],
+    membership,
+    heartbeatTimeoutMs: 5000,
+  });
+  for (const x of [...nodes, ...spares]) x.sup = sup;
+  return { sup, nodes, notes, commits, started };
+}
+
+const allExit: Script = (node, k, ranks) => {
+  if (k > 0) for (const r of ranks) node.exit(k, r, 0);
+};
+
+t.test('a lost node: the next attempt runs on the others, no restart counted, one line, one entry', async (t) => {
+  const { sup, nodes, notes, commits } = await elasticJob(
+    ['nodes: [{host: a}, {host: b}, {host: c}]', 'elastic: {min_nodes: 2}'],
+    allExit,
+  );
+  const run = sup.run();
+  await new Promise((r) => setTimeout(r, 20));
+  nodes[2].cut = true;
+  sup.nodeLost(2, 'no heartbeat for 5s');
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'ok' });
+  t.same(notes, [
+    'dtrain: node 2 (host c) lost: no heartbeat for 5s; continuing on 2 nodes, world 4 (data 4), attempt 1',
+  ]);
+  t.match(summary.membership, [
+    { attempt: 1, nodes: 2, world: 4, reason: 'node 2 (host c) lost: no heartbeat for 5s', detected_after_s: 5 },
+  ]);
+  t.equal(nodes[2].starts.length, 1, 'the lost node gets no attempt 1');
+  t.match(nodes[1].starts[1], {
+    attempt: 1,
+    launch: { restarts: 0, prev_world_size: 6, assignment: { node_rank: 1, world_size: 4, nnodes: 2 } },
+  });
+  t.same(
+    nodes[1].starts[1].launch?.assignment?.ranks.map((r) => r.env.WORLD_SIZE),
+    ['4', '4'],
+  );
+  t.match(await commitStep(commits, 0, 10, 6), { kind: 'refused' }, "the lost attempt's commits are refused");
+  t.match(await commitStep(commits, 1, 10, 4), { kind: 'committed' }, 'attempt 1 commits');
+});
+
+t.test('a worker failure just before the loss belongs to the loss', async (t) => {
+  const { sup, nodes } = await elasticJob(
+    ['nodes: [{host: a}, {host: b}, {host: c}]', 'elastic: {min_nodes: 2}'],
+    allExit,
+  );
+  const run = sup.run();
+  await new Promise((r) => setTimeout(r, 20));
+  nodes[2].cut = true;
+  nodes[1].exit(0, 2, 1); // a survivor's collective failed first
+  await new Promise((r) => setTimeout(r, 20));
+  sup.nodeLost(2, 'no heartbeat for 5s');
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'ok' }, 'not a failure: restarts.max 0 would have ended the job');
+  t.equal(summary.attempts.length, 2);
+});
+
+t.test('without a loss the same failure is a failure (restarts.max 0: the job ends)', async (t) => {
+  const { sup, nodes } = await elasticJob(
+    ['nodes: [{host: a}, {host: b}, {host: c}]', 'elastic: {min_nodes: 2}'],
+    allExit,
+  );
+  const run = sup.run();
+  await new Promise((r) => setTimeout(r, 20));
+  nodes[1].exit(0, 2, null, 'SIGKILL');
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'failed' });
+  t.match(summary.root_cause, { rank: 2, signal: 'SIGKILL' });
+  t.same(summary.membership, []);
+});
+
+t.test("a spare takes the lost node's place, started when needed", async (t) => {
+  const spare = new Node(2, 's', allExit);
+  const { sup, nodes, notes, started } = await elasticJob(
+    ['nodes: [{host: a}, {host: b}, {host: s, spare: true}]', 'elastic: {min_nodes: 2}'],
+    allExit,
+    [spare],
+  );
+  const run = sup.run();
+  await new Promise((r) => setTimeout(r, 20));
+  t.same(started, [], 'no spare started at full strength');
+  nodes[0].cut = true;
+  sup.nodeLost(0, 'connection closed');
+  t.same((await run).outcome, { kind: 'ok' });
+  t.same(started, [2]);
+  t.same(notes, [
+    'dtrain: node 0 (host a) lost: connection closed; continuing on 2 nodes, world 4 (data 4), attempt 1',
+  ]);
+  t.match(spare.starts, [{ attempt: 1, launch: { assignment: { node_rank: 0, master: { addr: 's' } } } }]);
+  t.match(nodes[1].starts[1], { launch: { assignment: { node_rank: 1, master: { addr: 's' } } } });
+});
+
+t.test('fewer than min_nodes: the job fails saying why', async (t) => {
+  const { sup, nodes } = await elasticJob(['nodes: [{host: a}, {host: b}]', 'elastic: {min_nodes: 2}'], allExit);
+  const run = sup.run();
+  await new Promise((r) => setTimeout(r, 20));
+  nodes[1].cut = true;
+  sup.nodeLost(1, 'no heartbeat for 5s');
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'failed' });
+  t.match(summary.root_cause, { message: 'cannot continue: 1 node alive, fewer than elastic.min_nodes (2)' });
+});
