@@ -85,6 +85,7 @@ export interface RawConfig {
   rendezvous: { addr: string; port: number | 'auto'; timeout: Duration };
   heartbeat: { interval: Duration; timeout: Duration };
   collective_timeout: Duration;
+  hang_timeout: Duration | 'off';
   restarts: { max: number; backoff: Duration };
   shutdown_grace: Duration;
   logs: { dir: string; tee: boolean; ranks: 'all' | number[] };
@@ -141,6 +142,8 @@ export interface JobConfig {
   rendezvous: { addr: string; port: number | 'auto'; timeout: number };
   heartbeat: { interval: number; timeout: number };
   collective_timeout: number;
+  /** ms; null: off */
+  hang_timeout: number | null;
   restarts: { max: number; backoff: number };
   shutdown_grace: number;
   logs: { dir: string; tee: boolean; ranks: 'all' | number[] };

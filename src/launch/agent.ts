@@ -4,14 +4,17 @@
  * for its own node and inside `dtrain agent` on remote nodes; only the AgentLink differs
  * (agent-contract.ts describes the messages).
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AgentEvent, AgentSpec, ForwardedSignal, WorkerExit } from './agent-contract.js';
+import type { AgentEvent, AgentSpec, ForwardedSignal, RankDiagnostics, WorkerExit } from './agent-contract.js';
 import { fillAtLaunch, nodeOptionsFor } from '../runtime/worker-env-table.js';
 import { ensureExecWrapper } from './exec-wrapper.js';
 import { FileTarget, logFileName, sinkTarget, type OutputSink } from './line-targets.js';
 import { checkFixedPort, freePort } from './ports.js';
 import { processAddon, sweepDescendants } from './process-tree.js';
+import { ProgressWatch } from './progress-watch.js';
+import { captureNative, captureStack, prependPath, stackFileFor, writeSitecustomize } from './stacks.js';
 import { Worker, type LineTarget } from './worker.js';
 
 /** How an agent reaches its controller: direct calls in-process, the store for `dtrain agent`. */
@@ -33,6 +36,9 @@ const privateEnv = /^DTRAIN_(JOB_KEY|SECRET)/;
 interface Attempt {
   attempt: number;
   workers: Worker[];
+  /** ranks whose worker has exited */
+  exited: Set<number>;
+  watch?: ProgressWatch;
   files: FileTarget[];
   killTimer?: NodeJS.Timeout;
   done: Promise<void>;
@@ -46,6 +52,11 @@ export class NodeAgent {
   private readonly abortStart = new Map<number, () => void>();
   private readonly wrapper: string;
   private readonly baseEnv: Record<string, string>;
+  /** 0700, this agent's own: the ranks' stack files and the sitecustomize (stacks.ts) */
+  private readonly privateDir: string;
+  private readonly sitecustomizeDir: string;
+  /** one gathering at a time: a rank's stack file answers one request */
+  private gathering: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly spec: AgentSpec,
@@ -58,6 +69,14 @@ export class NodeAgent {
     setImmediate(() => processAddon()?.setChildSubreaper());
     this.baseEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !privateEnv.test(k)) this.baseEnv[k] = v;
+    // named like the proxy folders, so a SIGKILLed agent's is removed by the next (removeStaleProxyDirs)
+    this.privateDir = mkdtempSync(join(tmpdir(), `dtrain-${process.pid}-diag${spec.node.node_rank}-`));
+    this.sitecustomizeDir = writeSitecustomize(this.privateDir);
+  }
+
+  /** Removes the agent's private folder; after its last attempt. */
+  dispose(): void {
+    rmSync(this.privateDir, { recursive: true, force: true });
   }
 
   get nodeRank(): number {
@@ -82,15 +101,27 @@ export class NodeAgent {
       mkdirSync(logDir, { recursive: true });
       const storeAddress = await this.link.storeAddress(attempt);
       const files: FileTarget[] = [];
+      let watch: ProgressWatch | undefined;
+      const exited = new Set<number>();
       const workers = spec.ranks.map((r) => {
         const out = new FileTarget(join(logDir, logFileName(r.rank, 'stdout')));
         const err = new FileTarget(join(logDir, logFileName(r.rank, 'stderr')));
         files.push(out, err);
         const shown = this.console && spec.logs.tee && (spec.logs.ranks === 'all' || spec.logs.ranks.includes(r.rank));
+        const seen: LineTarget = { write: () => (watch?.output(r.rank), true), onDrain: () => {} };
         const stdout: LineTarget[] = shown ? [out, sinkTarget(this.console, r.rank, 'stdout')] : [out];
         const stderr: LineTarget[] = shown ? [err, sinkTarget(this.console, r.rank, 'stderr')] : [err];
+        stdout.push(seen);
+        stderr.push(seen);
         const errorFile = join(logDir, `rank_${r.rank}.error.json`);
-        const facts = { masterAddr: spec.master.addr, masterPort, runId: spec.run_id, restartCount: attempt };
+        const facts = {
+          masterAddr: spec.master.addr,
+          masterPort,
+          runId: spec.run_id,
+          restartCount: attempt,
+          stackFile: stackFileFor(this.privateDir, r.rank),
+          pythonPath: prependPath(this.sitecustomizeDir, r.env.PYTHONPATH ?? this.baseEnv.PYTHONPATH),
+        };
         const nodeOptions = nodeOptionsFor(r.command, r.env.NODE_OPTIONS ?? this.baseEnv.NODE_OPTIONS);
         const env = {
           ...this.baseEnv,
@@ -112,11 +143,13 @@ export class NodeAgent {
       const done = Promise.all(
         workers.map(async (w) => {
           const exit = await w.done;
+          exited.add(exit.rank);
           this.link.emit({ type: 'exit', node_rank: this.nodeRank, attempt, ...exit });
           return exit;
         }),
       ).then(async (exits: WorkerExit[]) => {
         clearTimeout(this.current?.killTimer);
+        watch?.stop();
         await Promise.all(files.map((f) => f.end()));
         // A shepherd killed itself (not by us) leaves orphans; they came here (subreaper): end them by pid.
         // Scanning /proc costs ~20 ms, so only then.
@@ -124,8 +157,15 @@ export class NodeAgent {
         void exits;
         if (this.current?.attempt === attempt) this.current = null;
       });
-      this.current = { attempt, workers, files, done };
+      this.current = { attempt, workers, files, done, exited };
       await Promise.all(workers.map((w) => w.ready));
+      if (spec.hang_timeout_ms) {
+        const live = () => new Map(workers.filter((w) => !exited.has(w.rank)).map((w) => [w.rank, w.pid]));
+        const report = (ranks: number[]) =>
+          this.link.emit({ type: 'progress', node_rank: this.nodeRank, attempt, ranks });
+        watch = new ProgressWatch(live, report, spec.hang_timeout_ms);
+        this.current.watch = watch;
+      }
       const pending = this.pendingStop.get(attempt);
       if (pending === 'kill') this.kill(attempt);
       else if (pending) this.stop(attempt, pending.signal, pending.graceMs);
@@ -171,6 +211,31 @@ export class NodeAgent {
     for (const w of a.workers) w.killAll();
   }
 
+  /**
+   * Every rank's stack (signalled, answers awaited up to waitMs; gdb when `native`) and flight recorder,
+   * emitted as one `gathered` event. Stops nothing.
+   */
+  gather(attempt: number, id: number, native: boolean, waitMs: number): Promise<void> {
+    const run = this.gathering.then(async () => {
+      const a = this.current?.attempt === attempt ? this.current : null;
+      const ranks: RankDiagnostics[] = await Promise.all(
+        (a?.workers ?? []).map(async (w) => {
+          const host = this.spec.node.host;
+          const gone = a!.exited.has(w.rank);
+          const stack = gone
+            ? { rank: w.rank, pid: w.pid, language: 'other' as const, stack: null, missing: 'the rank has exited' }
+            : native
+              ? await captureNative(w.rank, w.pid, waitMs)
+              : await captureStack(w.rank, w.pid, stackFileFor(this.privateDir, w.rank), waitMs);
+          return { ...stack, host, ...readRecorder(w.env) };
+        }),
+      );
+      this.link.emit({ type: 'gathered', node_rank: this.nodeRank, attempt, id, ranks });
+    });
+    this.gathering = run.catch(() => {});
+    return run;
+  }
+
   forward(signal: ForwardedSignal): void {
     for (const w of this.current?.workers ?? []) w.signal(signal);
   }
@@ -191,4 +256,11 @@ export class NodeAgent {
     await this.link.publishMasterPort(attempt, port);
     return port;
   }
+}
+
+/** The rank's flight recorder (DTRAIN_FLIGHT_RECORDER), read even after the rank has exited. */
+function readRecorder(env: Readonly<Record<string, string>>): { recorder: unknown; recorder_missing: string | null } {
+  const path = env.DTRAIN_FLIGHT_RECORDER;
+  if (!path) return { recorder: null, recorder_missing: 'this build has no flight recorder' };
+  return { recorder: null, recorder_missing: 'this build cannot read the flight recorder yet' };
 }

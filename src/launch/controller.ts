@@ -20,6 +20,7 @@ import type { StoreControl } from './store-node.js';
 import { checkFixedPort } from './ports.js';
 import { createProgress } from './progress.js';
 import { renderFailure, type LaunchSummary } from './summary.js';
+import { renderHang } from './hang-report.js';
 import { within } from '../util/within.js';
 import { KILL_WAIT_MS, Supervisor, type NodeHandle } from './supervisor.js';
 
@@ -101,6 +102,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     heartbeat_interval_ms: config.heartbeat.interval,
     heartbeat_timeout_ms: config.heartbeat.timeout,
     rendezvous_timeout_ms: config.rendezvous.timeout,
+    ...(config.hang_timeout !== null && { hang_timeout_ms: config.hang_timeout }),
     logs: { dir: logsRoot, ranks: config.logs.ranks, tee: config.logs.tee },
   }));
 
@@ -207,6 +209,8 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
                 `${cause.signal ? `was killed by ${cause.signal}` : `exited with code ${cause.exit_code}`}`),
         ),
       onStopping: (why) => progress.note(`stopping all workers: ${why}`),
+      hangTimeoutMs: config.hang_timeout,
+      onHang: (report) => err.write(renderHang(report).join('\n') + '\n'),
     });
     if (interruptedBy) throw new InterruptedError(interruptedBy);
     for (const replay of early.splice(0)) replay(supervisor);

@@ -5,7 +5,15 @@
  * cause. Signals: SIGINT/SIGTERM stop the job without restart (a second SIGINT kills at once);
  * SIGUSR1/USR2/HUP are forwarded and supervision goes on.
  */
-import type { AgentEvent, ForwardedSignal, WorkerExit } from './agent-contract.js';
+import type { AgentEvent, ForwardedSignal, RankDiagnostics, WorkerExit } from './agent-contract.js';
+import {
+  buildHangReport,
+  collectiveTimeoutOf,
+  HANG_GATHER_MS,
+  HANG_STACK_WAIT_MS,
+  type HangCause,
+  type HangReport,
+} from './hang-report.js';
 import { failed, type LaunchSummary, type RankOutcome, type RootCause } from './summary.js';
 import { within } from '../util/within.js';
 
@@ -17,6 +25,8 @@ export interface NodeHandle {
   stop(attempt: number, signal: ForwardedSignal, graceMs: number): void;
   kill(attempt: number): void;
   forward(signal: ForwardedSignal): void;
+  /** every rank's stack and recorder; answered by a `gathered` event with this id (agent-contract.ts) */
+  gather?(attempt: number, id: number, native: boolean, waitMs: number): void;
   /** after the last attempt: let the agent go */
   close(): Promise<void>;
 }
@@ -35,6 +45,19 @@ export interface SupervisorOptions {
   onRunning?: (running: number, world: number, attempt: number) => void;
   onRestart?: (attempt: number, cause: RootCause, backoffMs: number) => void;
   onStopping?: (why: string) => void;
+  /** hang_timeout in ms: no progress from any rank for this long is a hang; null/absent: off */
+  hangTimeoutMs?: number | null;
+  /** a hang was diagnosed (before any rank is stopped): the lines to print */
+  onHang?: (report: HangReport) => void;
+  /** the flight recorders' diagnosis (diagnoseHang), when the ranks have recorders */
+  diagnose?: (ranks: RankDiagnostics[]) => { lines: string[]; ranks: number[] } | null;
+}
+
+/** What `gather` brought back from every node that answered in time. */
+export interface Gathered {
+  ranks: RankDiagnostics[];
+  /** hosts that did not answer in time */
+  unanswered: string[];
 }
 
 /**
@@ -61,6 +84,13 @@ interface AttemptState {
   goneNodes: Set<number>;
   errors: string[];
   finished: () => void;
+  /** the job hung in this attempt: what was gathered and diagnosed */
+  hang: HangReport | null;
+  /** when a rank last made progress (hang_timeout) */
+  lastProgress: number;
+  hangTimer?: NodeJS.Timeout;
+  /** a hang being diagnosed: the attempt ends after it, whatever exits first */
+  diagnosing: Promise<void> | null;
 }
 
 export class Supervisor {
@@ -73,15 +103,25 @@ export class Supervisor {
   /** events and lost nodes from before the first attempt (a slow start-up): they belong to attempt 0 */
   private readonly beforeStart: (() => void)[] = [];
   readonly attempts: { ranks: RankOutcome[] }[] = [];
+  private gatherSeq = 0;
+  private readonly gatherings = new Map<number, { answers: Map<number, RankDiagnostics[]>; check: () => void }>();
 
   constructor(private readonly opts: SupervisorOptions) {}
 
   /** Feed every agent event here (from any link). */
   onEvent(ev: AgentEvent): void {
+    if (ev.type === 'gathered') {
+      const g = this.gatherings.get(ev.id);
+      g?.answers.set(ev.node_rank, ev.ranks);
+      return g?.check();
+    }
     const s = this.state;
     if (!s) return void this.beforeStart.push(() => this.onEvent(ev));
     if (ev.attempt !== s.attempt) return;
-    if (ev.type === 'started') {
+    if (ev.type === 'progress') {
+      s.lastProgress = Date.now();
+    } else if (ev.type === 'started') {
+      s.lastProgress = Date.now();
       s.running += ev.workers.length;
       s.started += ev.workers.length;
       this.opts.onRunning?.(s.running, this.opts.worldSize, s.attempt);
@@ -92,7 +132,9 @@ export class Supervisor {
       s.running = Math.max(0, s.running - 1);
       if (failed(exit) && !s.rootCause && !this.interrupted) {
         s.rootCause = { ...exit, attempt: s.attempt };
-        this.stopAll(s, 'SIGTERM', `rank ${exit.rank} failed`);
+        const timeout = collectiveTimeoutOf(exit);
+        if (timeout) this.hung(s, 'collective_timeout', timeout.ms, exit);
+        else this.stopAll(s, 'SIGTERM', `rank ${exit.rank} failed`);
       }
       this.maybeFinished(s);
     } else {
@@ -147,6 +189,85 @@ export class Supervisor {
     if (sig === 'SIGUSR1' || sig === 'SIGUSR2' || sig === 'SIGHUP') for (const n of this.opts.nodes) n.forward(sig);
   }
 
+  /**
+   * Every rank's stack and flight recorder from every node, waiting at most boundMs for the nodes' answers
+   * (each node waits waitMs for its ranks). Stops nothing.
+   */
+  async gather(native: boolean, waitMs: number, boundMs: number): Promise<Gathered> {
+    const s = this.state;
+    const nodes = this.opts.nodes.filter((n) => n.gather && !s?.goneNodes.has(n.nodeRank));
+    if (!s || !nodes.length) return { ranks: [], unanswered: [] };
+    const id = this.gatherSeq++;
+    const answers = new Map<number, RankDiagnostics[]>();
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      const check = () => {
+        if (nodes.every((n) => answers.has(n.nodeRank))) resolve();
+      };
+      this.gatherings.set(id, { answers, check });
+      timer = setTimeout(resolve, boundMs);
+      for (const n of nodes) n.gather!(s.attempt, id, native, waitMs);
+    });
+    clearTimeout(timer);
+    this.gatherings.delete(id);
+    return {
+      ranks: [...answers.values()].flat().sort((a, b) => a.rank - b.rank),
+      unanswered: nodes.filter((n) => !answers.has(n.nodeRank)).map((n) => n.host),
+    };
+  }
+
+  /**
+   * The job hung: gather every rank's stack and recorder before any rank is signalled, diagnose, then stop
+   * the attempt like a failure (a restart follows per `restarts`).
+   */
+  private hung(s: AttemptState, cause: HangCause, afterMs: number, timedOut?: WorkerExit): void {
+    clearInterval(s.hangTimer);
+    s.stopping = true; // nothing else stops the ranks before the gathering is done
+    s.diagnosing = this.gather(false, HANG_STACK_WAIT_MS, HANG_GATHER_MS)
+      .catch((): Gathered => ({ ranks: [], unanswered: [] }))
+      .then(({ ranks, unanswered }) => {
+        let fromRecorders: { lines: string[]; ranks: number[] } | undefined;
+        try {
+          fromRecorders = this.opts.diagnose?.(ranks) ?? undefined;
+        } catch {
+          // a recorder that cannot be read is no diagnosis: the stacks still speak
+        }
+        s.hang = buildHangReport({ cause, afterMs, ranks, unanswered, timedOut, fromRecorders });
+        this.opts.onHang?.(s.hang);
+        s.stopping = false;
+        this.stopAll(s, 'SIGTERM', 'the job hung');
+        s.diagnosing = null;
+      });
+  }
+
+  private watchProgress(s: AttemptState): void {
+    const limit = this.opts.hangTimeoutMs;
+    if (!limit) return;
+    s.hangTimer = setInterval(
+      () => {
+        if (s.stopping || s.rootCause || this.interrupted || s.started === 0) return;
+        const idle = Date.now() - s.lastProgress;
+        if (idle < limit) return;
+        s.rootCause = {
+          rank: -1,
+          local_rank: -1,
+          host: '',
+          pid: 0,
+          exit_code: null,
+          signal: null,
+          time: new Date().toISOString(),
+          stderr_tail: [],
+          error_file: null,
+          attempt: s.attempt,
+          message: `no rank made progress for ${(idle / 1000).toFixed(1)}s (hang_timeout)`,
+        };
+        this.hung(s, 'no_progress', idle);
+      },
+      Math.min(1000, Math.max(100, limit / 8)),
+    );
+    s.hangTimer.unref();
+  }
+
   async run(): Promise<{ outcome: Outcome; summary: LaunchSummary }> {
     let attempt = 0;
     let last: AttemptState;
@@ -185,9 +306,16 @@ export class Supervisor {
         errors: [],
         exitsByNode: new Map(),
         goneNodes: new Set(),
-        finished: () => resolve(s),
+        hang: null,
+        diagnosing: null,
+        lastProgress: Date.now(),
+        finished: () => {
+          clearInterval(s.hangTimer);
+          resolve(s);
+        },
       };
       this.state = s;
+      this.watchProgress(s);
       for (const n of this.opts.nodes) n.start(attempt);
       for (const replay of this.beforeStart.splice(0)) replay();
       // A signal that arrived during the backoff stops this attempt before it runs.
@@ -214,7 +342,10 @@ export class Supervisor {
         s.goneNodes.has(n.nodeRank) ||
         (s.exitsByNode.get(n.nodeRank) ?? 0) >= (this.opts.ranksPerNode[n.nodeRank] ?? 0),
     );
-    if (done) s.finished();
+    if (!done) return;
+    const diagnosing = s.diagnosing;
+    if (diagnosing) void diagnosing.then(() => s.finished());
+    else s.finished();
   }
 
   private backoff(): Promise<void> {
@@ -245,6 +376,7 @@ export class Supervisor {
       root_cause: rc,
       other_failures: this.outcomes(s).filter((o) => failed(o) && o.rank !== rc?.rank),
       log_dir: this.opts.logDir,
+      ...(s.hang && exitCode !== 0 && { hung: s.hang }),
     };
   }
 }

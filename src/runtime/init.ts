@@ -8,6 +8,7 @@
 import { NativeGroup } from './group.js';
 import { collectivesNative } from './native.js';
 import type { AllocatableArray, ArrayConstructorOf, Dist, Group, GroupOpStats, Groups } from './types.js';
+import { installStackDump } from './stack-signal.js';
 import { groupRanks, InitError, readWorkerEnv } from './worker-env.js';
 
 let current: Promise<Dist> | undefined;
@@ -28,6 +29,7 @@ function keepSigusr1FromInspector(): void {
 /** Builds the runtime once per process; later calls return the same `dist`. */
 export function init(env: NodeJS.ProcessEnv = process.env): Promise<Dist> {
   keepSigusr1FromInspector();
+  if (!current) installStackDump(env);
   current ??= start(env);
   return current;
 }
