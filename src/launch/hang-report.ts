@@ -32,14 +32,20 @@ export interface HangReport {
  * waiting for rank(s) <list> ..." naming collective_timeout, or a point-to-point "... to send|receive".
  */
 const timeoutLine =
-  /timed out after (\d+) ms (?:on group (\S+) )?waiting for rank(?:\(s\))? ([\d, ]+?)(?: \(collective_timeout| to (?:send|receive))/;
+  /(?:(\w+) on group \S+ \(rank \d+\): )?timed out after (\d+) ms (?:on group (\S+) )?waiting for rank(?:\(s\))? ([\d, ]+?)(?: \(collective_timeout| to (?:send|receive))/;
 
 export function collectiveTimeoutOf(
   exit: Pick<WorkerExit, 'stderr_tail'>,
-): { ms: number; group: string | null; waitingFor: number[] } | null {
+): { ms: number; op: string | null; group: string | null; waitingFor: number[] } | null {
   for (const line of exit.stderr_tail) {
     const m = timeoutLine.exec(line);
-    if (m) return { ms: Number(m[1]), group: m[2] ?? null, waitingFor: m[3].split(',').map((r) => Number(r.trim())) };
+    if (m)
+      return {
+        ms: Number(m[2]),
+        op: m[1] ?? null,
+        group: m[3] ?? null,
+        waitingFor: m[4].split(',').map((r) => Number(r.trim())),
+      };
   }
   return null;
 }
@@ -106,9 +112,10 @@ export function buildHangReport(input: HangInput): HangReport {
       const where = ranks.find((x) => x.rank === r);
       const at = where && whereFromStack(where);
       const doing = at && 'busyIn' in at ? ` (it is in ${at.busyIn})` : '';
+      const op = timeout.op ?? `the op rank ${input.timedOut!.rank} waited in`;
       return (
-        `dtrain: hang: rank ${r} never entered the op rank ${input.timedOut!.rank} waited in${group}${doing} ` +
-        `(rank ${input.timedOut!.rank} waiting ${seconds(timeout.ms)})`
+        `dtrain: hang: rank ${r} never entered ${op}${group} (rank ${input.timedOut!.rank} waiting ` +
+        `${seconds(timeout.ms)})${doing}`
       );
     });
     return report(lines, timeout.waitingFor);
