@@ -6,9 +6,10 @@
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { AgentEvent, AgentSpec, ForwardedSignal, RankDiagnostics, WorkerExit } from './agent-contract.js';
 import { fillAtLaunch, nodeOptionsFor } from '../runtime/worker-env-table.js';
+import { createFlightRecorderFile, readFlightRecorder, type FlightRecord } from '../runtime/flight-recorder.js';
 import { ensureExecWrapper } from './exec-wrapper.js';
 import { FileTarget, logFileName, sinkTarget, type OutputSink } from './line-targets.js';
 import { checkFixedPort, freePort } from './ports.js';
@@ -46,6 +47,8 @@ interface Attempt {
 
 export class NodeAgent {
   private current: Attempt | null = null;
+  /** the latest attempt's rank → flight recorder file (DTRAIN_FLIGHT_RECORDER) */
+  private flightRecorders: ReadonlyMap<number, string> = new Map();
   /** stop/kill requests that arrived while their attempt was still starting */
   private readonly pendingStop = new Map<number, { signal: ForwardedSignal; graceMs: number } | 'kill'>();
   /** rejects the wait for node 0's port when the attempt is stopped first (node 0 may never publish it) */
@@ -83,6 +86,11 @@ export class NodeAgent {
     return this.spec.node.node_rank;
   }
 
+  /** The latest attempt's flight recorder files by rank (readFlightRecorder); they outlive the workers. */
+  flightRecorderFiles(): ReadonlyMap<number, string> {
+    return this.flightRecorders;
+  }
+
   /** Starts attempt k; resolves once every worker runs (the `started` event is emitted then). */
   async start(attempt: number): Promise<void> {
     if (this.current) await this.current.done;
@@ -103,6 +111,10 @@ export class NodeAgent {
       const files: FileTarget[] = [];
       let watch: ProgressWatch | undefined;
       const exited = new Set<number>();
+      // The recorders live beside the store proxy's socket: the agent's private 0700 folder.
+      const privateDir = storeAddress.startsWith('unix:') ? dirname(storeAddress.slice('unix:'.length)) : undefined;
+      const flightRecorders = new Map<number, string>();
+      this.flightRecorders = flightRecorders;
       const workers = spec.ranks.map((r) => {
         const out = new FileTarget(join(logDir, logFileName(r.rank, 'stdout')));
         const err = new FileTarget(join(logDir, logFileName(r.rank, 'stderr')));
@@ -123,9 +135,11 @@ export class NodeAgent {
           pythonPath: prependPath(this.sitecustomizeDir, r.env.PYTHONPATH ?? this.baseEnv.PYTHONPATH),
         };
         const nodeOptions = nodeOptionsFor(r.command, r.env.NODE_OPTIONS ?? this.baseEnv.NODE_OPTIONS);
+        const flightRecorder = privateDir && createFlightRecorderFile(privateDir, attempt, r.rank);
+        if (flightRecorder) flightRecorders.set(r.rank, flightRecorder);
         const env = {
           ...this.baseEnv,
-          ...fillAtLaunch(r.env, { ...facts, errorFile, store: storeAddress, backend, nodeOptions }),
+          ...fillAtLaunch(r.env, { ...facts, errorFile, store: storeAddress, backend, nodeOptions, flightRecorder }),
         };
         return new Worker({
           wrapper: this.wrapper,
@@ -163,7 +177,8 @@ export class NodeAgent {
         const live = () => new Map(workers.filter((w) => !exited.has(w.rank)).map((w) => [w.rank, w.pid]));
         const report = (ranks: number[]) =>
           this.link.emit({ type: 'progress', node_rank: this.nodeRank, attempt, ranks });
-        watch = new ProgressWatch(live, report, spec.hang_timeout_ms);
+        const recorders = this.flightRecorders;
+        watch = new ProgressWatch(live, report, spec.hang_timeout_ms, (rank) => recorderProgress(recorders.get(rank)));
         this.current.watch = watch;
       }
       const pending = this.pendingStop.get(attempt);
@@ -227,7 +242,7 @@ export class NodeAgent {
             : native
               ? await captureNative(w.rank, w.pid, waitMs)
               : await captureStack(w.rank, w.pid, stackFileFor(this.privateDir, w.rank), waitMs);
-          return { ...stack, host, ...readRecorder(w.env) };
+          return { ...stack, host, ...readRecorder(this.flightRecorders.get(w.rank)) };
         }),
       );
       this.link.emit({ type: 'gathered', node_rank: this.nodeRank, attempt, id, ranks });
@@ -259,8 +274,35 @@ export class NodeAgent {
 }
 
 /** The rank's flight recorder (DTRAIN_FLIGHT_RECORDER), read even after the rank has exited. */
-function readRecorder(env: Readonly<Record<string, string>>): { recorder: unknown; recorder_missing: string | null } {
-  const path = env.DTRAIN_FLIGHT_RECORDER;
-  if (!path) return { recorder: null, recorder_missing: 'this build has no flight recorder' };
-  return { recorder: null, recorder_missing: 'this build cannot read the flight recorder yet' };
+function readRecorder(path: string | undefined): { recorder: FlightRecord | null; recorder_missing: string | null } {
+  if (!path) return { recorder: null, recorder_missing: 'the agent made it no recorder file' };
+  try {
+    const recorder = readFlightRecorder(path);
+    if (recorder) return { recorder, recorder_missing: null };
+    return { recorder: null, recorder_missing: 'it never started the dtrain runtime (not a dtrain Node worker)' };
+  } catch (err) {
+    return { recorder: null, recorder_missing: (err as Error).message };
+  }
+}
+
+/** For hang_timeout: ops completed so far (all groups), and whether the rank is inside one now. */
+function recorderProgress(path: string | undefined): { completed: number; waiting: boolean } | null {
+  let rec: FlightRecord | undefined;
+  try {
+    rec = path ? readFlightRecorder(path) : undefined;
+  } catch {
+    return null;
+  }
+  if (!rec) return null;
+  let completed = 0;
+  let waiting = false;
+  for (const g of rec.groups) {
+    let newest = 0;
+    for (const e of g.entries) {
+      if (e.state === 'completed' && !e.failed) newest = Math.max(newest, e.seq);
+      else if (!e.failed) waiting = true;
+    }
+    completed += newest;
+  }
+  return { completed, waiting };
 }

@@ -20,7 +20,7 @@ import type { StoreControl } from './store-node.js';
 import { checkFixedPort } from './ports.js';
 import { createProgress } from './progress.js';
 import { renderFailure, type LaunchSummary } from './summary.js';
-import { renderHang } from './hang-report.js';
+import { diagnoseFromRecorders, renderHang } from './hang-report.js';
 import { within } from '../util/within.js';
 import { KILL_WAIT_MS, Supervisor, type NodeHandle } from './supervisor.js';
 
@@ -210,6 +210,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
         ),
       onStopping: (why) => progress.note(`stopping all workers: ${why}`),
       hangTimeoutMs: config.hang_timeout,
+      diagnose: diagnoseFromRecorders,
       onHang: (report) => err.write(renderHang(report).join('\n') + '\n'),
     });
     if (interruptedBy) throw new InterruptedError(interruptedBy);

@@ -3,6 +3,7 @@
  * they have one, else from the timed-out rank's error and the ranks' stacks), then the stacks of the
  * ranks they name. Pure functions of what the agents gathered (RankDiagnostics), so they are unit-tested.
  */
+import { hangFindings, type FlightRecord } from '../runtime/flight-recorder.js';
 import type { RankDiagnostics, WorkerExit } from './agent-contract.js';
 
 /** The whole gathering (every node's stacks and recorders) before any rank is signalled to stop. */
@@ -170,4 +171,21 @@ export function renderRankStack(r: RankDiagnostics): string[] {
   const head = `dtrain: stack of rank ${r.rank} (host ${r.host}, pid ${r.pid}, ${r.language})`;
   if (!r.stack) return [`${head}: not captured: ${r.missing ?? 'unknown reason'}`];
   return [`${head}:`, ...r.stack.split('\n').map((l) => `  | ${l}`)];
+}
+
+/**
+ * The flight recorders' diagnosis (diagnoseHang's findings): null when no recorder finds anything (Python
+ * ranks have none: the stacks speak for them). Lines about ranks without a recorder are kept, not blamed.
+ */
+export function diagnoseFromRecorders(ranks: RankDiagnostics[]): { lines: string[]; ranks: number[] } | null {
+  const findings = hangFindings(
+    ranks.map((r) => ({
+      rank: r.rank,
+      recorder: (r.recorder as FlightRecord | null) ?? undefined,
+      noRecorderReason: r.recorder_missing ?? undefined,
+    })),
+  );
+  const blamed = findings.filter((f) => f.kind !== 'no-recorder');
+  if (!blamed.length) return null;
+  return { lines: findings.map((f) => f.line), ranks: blamed.flatMap((f) => f.ranks) };
 }

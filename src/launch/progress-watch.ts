@@ -1,7 +1,8 @@
 /**
- * hang_timeout on the agent's side: which of its ranks made progress. Progress is any output line, or CPU
- * time (the rank and its descendants, /proc/<pid>/stat utime + stime) above a floor per sample: a rank
- * asleep, or blocked in a collective wait (gloo, or dtrain's after its short spin) uses next to none.
+ * hang_timeout on the agent's side: which of its ranks made progress. Progress is a collective completed
+ * (the rank's flight recorder), any output line, or CPU time (the rank and its descendants,
+ * /proc/<pid>/stat utime + stime) above a floor per sample while the recorder shows it inside no op: a
+ * rank asleep, or blocked in gloo, uses next to none.
  * A rank that spins outside any collective therefore counts as progressing; collective_timeout names it.
  */
 import { readFileSync } from 'node:fs';
@@ -33,6 +34,7 @@ function treeTicks(pid: number): number {
 export class ProgressWatch {
   private readonly progressed = new Set<number>();
   private readonly lastTicks = new Map<number, number>();
+  private readonly lastCompleted = new Map<number, number>();
   private readonly sampler: NodeJS.Timeout;
   private readonly reporter: NodeJS.Timeout;
 
@@ -41,6 +43,8 @@ export class ProgressWatch {
     private readonly ranks: () => Map<number, number>,
     report: (ranks: number[]) => void,
     hangTimeoutMs: number,
+    /** the rank's flight recorder: ops completed, and whether it is inside one now (null: no recorder) */
+    recorder: (rank: number) => { completed: number; waiting: boolean } | null = () => null,
   ) {
     const sampleMs = Math.max(200, Math.min(1000, hangTimeoutMs / 8));
     const floor = (sampleMs / 1000) * ticksPerSecond * CPU_PROGRESS_SHARE;
@@ -49,7 +53,12 @@ export class ProgressWatch {
         const now = treeTicks(pid);
         const before = this.lastTicks.get(rank);
         this.lastTicks.set(rank, now);
-        if (before !== undefined && now - before > floor) this.progressed.add(rank);
+        const rec = recorder(rank);
+        const done = this.lastCompleted.get(rank);
+        if (rec) this.lastCompleted.set(rank, rec.completed);
+        if (rec && done !== undefined && rec.completed > done) this.progressed.add(rank);
+        // CPU inside a collective wait (a spin, a poll) is not progress
+        else if (!rec?.waiting && before !== undefined && now - before > floor) this.progressed.add(rank);
       }
     }, sampleMs);
     this.sampler.unref();

@@ -55,6 +55,7 @@ async function start(env: NodeJS.ProcessEnv): Promise<Dist> {
     collectiveTimeoutMs: w.collectiveTimeoutMs,
     socketIfname: w.peerAddress.ifname,
     masterAddr: w.peerAddress.masterAddr,
+    flightRecorder: w.flightRecorder,
   });
   const made: NativeGroup[] = [];
   const build = (name: string, ranks: number[]): NativeGroup => {

@@ -36,6 +36,8 @@ export interface CollectivesNative {
     collectiveTimeoutMs: number;
     socketIfname: string;
     masterAddr: string;
+    /** DTRAIN_FLIGHT_RECORDER ('': record in anonymous memory) */
+    flightRecorder: string;
   }): void;
   newGroup(name: string, ranks: number[]): NativeGroupInfo;
   allReduce(handle: number, buf: HostBuffer, dtype: number, op: number, timeoutMs: number): Settled;

@@ -31,6 +31,8 @@ export interface LaunchFacts {
   stackFile?: string;
   /** the agent's sitecustomize folder, then the PYTHONPATH the worker would have had */
   pythonPath?: string;
+  /** this rank's flight recorder file, created empty by the agent (runtime/flight-recorder.ts) */
+  flightRecorder?: string;
 }
 
 /** How the runtime reads a value: a non-negative integer, a duration (config/duration.ts), or text. */
@@ -200,6 +202,14 @@ export const WORKER_ENV: readonly WorkerEnvVar[] = [
     kind: 'text',
     description:
       "the interface the collectives' peer listener binds (grammar below; unset: the one routing to MASTER_ADDR)",
+  },
+  {
+    name: 'DTRAIN_FLIGHT_RECORDER',
+    filledBy: 'agent',
+    launchFact: 'flightRecorder',
+    kind: 'text',
+    description:
+      "the file in the agent's 0700 folder where the addon records the rank's last collectives (unset: in memory)",
   },
   {
     name: 'NODE_OPTIONS',

@@ -5,7 +5,7 @@
 import { parseDuration } from '../config/duration.js';
 import type { ScheduleKind } from './pipeline/types.js';
 import type { Groups, WorkerConfig } from './types.js';
-import { workerEnvVar } from './worker-env-table.js';
+import { AUTO, workerEnvVar } from './worker-env-table.js';
 
 /** The environment is missing or inconsistent: the worker was not started by dtrain (or torchrun). */
 export class InitError extends Error {
@@ -27,6 +27,8 @@ export interface WorkerEnv {
   /** Where the peer listener binds: DTRAIN_SOCKET_IFNAME (NCCL_SOCKET_IFNAME's grammar), else the
    * interface routing to MASTER_ADDR (the addon's choosePeerAddress decides). */
   peerAddress: { ifname: string; masterAddr: string };
+  /** DTRAIN_FLIGHT_RECORDER: the file the addon records the last collectives in ('': anonymous memory) */
+  flightRecorder: string;
   config: WorkerConfig;
 }
 
@@ -120,6 +122,8 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
     collectiveTimeoutMs: durationVar(env, 'DTRAIN_COLLECTIVE_TIMEOUT'),
     config: readWorkerConfig(env),
     peerAddress: { ifname: raw(env, 'DTRAIN_SOCKET_IFNAME') ?? '', masterAddr: env.MASTER_ADDR ?? '' },
+    // a plan's env copied by hand still holds AUTO: no file then, as when unset
+    flightRecorder: env.DTRAIN_FLIGHT_RECORDER === AUTO ? '' : (raw(env, 'DTRAIN_FLIGHT_RECORDER') ?? ''),
   };
 }
 

@@ -48,6 +48,7 @@ Group::Group(Context& ctx, const std::string& name, const std::vector<int>& rank
   if (it == ranks_.end())
     throw CollectiveError("rank " + std::to_string(ctx.rank) + " is not a member of group " + name);
   me_ = int(it - ranks_.begin());
+  if (ctx.flight) flight_ = ctx.flight->addGroup(name_, ranks_, me_);
   int n = size();
   nodes_.assign(size_t(n), ctx.nodeRank);
   if (n == 1) return;
@@ -229,8 +230,10 @@ std::vector<OpStat> Group::stats() const {
 }
 
 template <typename F>
-void Group::guarded(const char* op, F&& body) {
+void Group::guarded(const char* op, FlightTicket ft, F&& body) {
+  if (ft.seq && ft.queued) flight_.start(ft.seq);
   if (poisonedFlag_.load(std::memory_order_acquire)) {
+    if (ft.seq) flight_.end(ft.seq, true);
     std::lock_guard<std::mutex> lock(poisonMutex_);
     throw CollectiveError(std::string(op) + " on group " + name_ + " refused: an earlier op failed (" + poisoned_ +
                           ")");
@@ -238,13 +241,16 @@ void Group::guarded(const char* op, F&& body) {
   try {
     body();
   } catch (const std::exception& e) {
+    // A timed-out op stays started in the recorder (flagged failed): the diagnosis reads it as waiting.
+    if (ft.seq) flight_.end(ft.seq, true);
     // The peers are out of step now: tell them at once and refuse further ops on this group.
     throw CollectiveError(fail(op, e.what()));
   }
+  if (ft.seq) flight_.end(ft.seq, false);
 }
 
-void Group::allReduce(void* buf, size_t count, DType t, RedOp op, int64_t timeoutMs) {
-  guarded("allReduce", [&] {
+void Group::allReduce(void* buf, size_t count, DType t, RedOp op, int64_t timeoutMs, FlightTicket ft) {
+  guarded("allReduce", ft, [&] {
     Deadline d = deadline(timeoutMs);
     size_t bytes = count * dtypeSize(t);
     int n = size();
@@ -266,8 +272,8 @@ void Group::allReduce(void* buf, size_t count, DType t, RedOp op, int64_t timeou
   });
 }
 
-void Group::reduceScatter(const void* in, void* out, size_t n, DType t, RedOp op, int64_t timeoutMs) {
-  guarded("reduceScatter", [&] {
+void Group::reduceScatter(const void* in, void* out, size_t n, DType t, RedOp op, int64_t timeoutMs, FlightTicket ft) {
+  guarded("reduceScatter", ft, [&] {
     Deadline d = deadline(timeoutMs);
     size_t bytes = n * size_t(size()) * dtypeSize(t);
     if (is(Kind::self)) {
@@ -289,8 +295,8 @@ void Group::reduceScatter(const void* in, void* out, size_t n, DType t, RedOp op
   });
 }
 
-void Group::allGather(const void* in, void* out, size_t n, DType t, int64_t timeoutMs) {
-  guarded("allGather", [&] {
+void Group::allGather(const void* in, void* out, size_t n, DType t, int64_t timeoutMs, FlightTicket ft) {
+  guarded("allGather", ft, [&] {
     Deadline d = deadline(timeoutMs);
     size_t bytes = n * size_t(size()) * dtypeSize(t);
     if (is(Kind::self)) {
@@ -310,8 +316,8 @@ void Group::allGather(const void* in, void* out, size_t n, DType t, int64_t time
   });
 }
 
-void Group::broadcast(void* buf, size_t count, DType t, int root, int64_t timeoutMs) {
-  guarded("broadcast", [&] {
+void Group::broadcast(void* buf, size_t count, DType t, int root, int64_t timeoutMs, FlightTicket ft) {
+  guarded("broadcast", ft, [&] {
     Deadline d = deadline(timeoutMs);
     size_t bytes = count * dtypeSize(t);
     if (is(Kind::self)) {
@@ -330,8 +336,8 @@ void Group::broadcast(void* buf, size_t count, DType t, int root, int64_t timeou
   });
 }
 
-void Group::barrier(int64_t timeoutMs) {
-  guarded("barrier", [&] {
+void Group::barrier(int64_t timeoutMs, FlightTicket ft) {
+  guarded("barrier", ft, [&] {
     Deadline d = deadline(timeoutMs);
     if (is(Kind::self)) {
       record("barrier", "self", "none", 0);

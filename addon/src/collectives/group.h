@@ -12,6 +12,7 @@
 
 #include "collectives/channel.h"
 #include "collectives/dtype.h"
+#include "collectives/flight_recorder.h"
 #include "collectives/hierarchy.h"
 #include "collectives/op_header.h"
 #include "collectives/tcp_listener.h"
@@ -25,11 +26,19 @@ struct Context {
   int64_t rendezvousTimeoutMs = 60000;
   int64_t collectiveTimeoutMs = 300000;
   std::unique_ptr<store::StoreClient> store;
-  std::string socketIfname;               // DTRAIN_SOCKET_IFNAME (choosePeerAddress)
-  std::string masterAddr;                 // MASTER_ADDR
-  std::unique_ptr<TcpListener> listener;  // created when the first group spans hosts
-  std::map<std::string, int> groupNames;  // member list → how many groups were made from it
+  std::string socketIfname;                // DTRAIN_SOCKET_IFNAME (choosePeerAddress)
+  std::string masterAddr;                  // MASTER_ADDR
+  std::unique_ptr<TcpListener> listener;   // created when the first group spans hosts
+  std::map<std::string, int> groupNames;   // member list → how many groups were made from it
+  std::unique_ptr<FlightRecorder> flight;  // every group's ring of its last ops
   TcpListener& tcp();
+};
+
+// An op's place in its group's flight recorder: claimed on the JS thread when the op is called (queued:
+// the progress thread marks it started when it runs). seq 0: not recorded.
+struct FlightTicket {
+  uint64_t seq = 0;
+  bool queued = false;
 };
 
 struct OpStat {
@@ -47,11 +56,16 @@ class Group {
   int size() const { return int(ranks_.size()); }
   const char* kind() const { return kind_; }
 
-  void allReduce(void* buf, size_t count, DType t, RedOp op, int64_t timeoutMs);
-  void reduceScatter(const void* in, void* out, size_t countPerRank, DType t, RedOp op, int64_t timeoutMs);
-  void allGather(const void* in, void* out, size_t countPerRank, DType t, int64_t timeoutMs);
-  void broadcast(void* buf, size_t count, DType t, int root, int64_t timeoutMs);
-  void barrier(int64_t timeoutMs);
+  // On the JS thread, when the op is called: its seq in the group (the flight recorder's and the diagnosis').
+  FlightTicket flightBegin(OpKind k, DType t, size_t count, size_t bytes, int root, bool queued) {
+    return {flight_.begin(uint8_t(k), uint8_t(t), count, bytes, root, !queued), queued};
+  }
+  void allReduce(void* buf, size_t count, DType t, RedOp op, int64_t timeoutMs, FlightTicket ft = {});
+  void reduceScatter(const void* in, void* out, size_t countPerRank, DType t, RedOp op, int64_t timeoutMs,
+                     FlightTicket ft = {});
+  void allGather(const void* in, void* out, size_t countPerRank, DType t, int64_t timeoutMs, FlightTicket ft = {});
+  void broadcast(void* buf, size_t count, DType t, int root, int64_t timeoutMs, FlightTicket ft = {});
+  void barrier(int64_t timeoutMs, FlightTicket ft = {});
   // Point to point runs as a state machine in the engine; these are its hooks into the group.
   Channel* p2pChannel(int peer, const char* op);
   void checkP2pHeader(const OpHeader& got, int peer, size_t count, DType t, int tag);
@@ -64,7 +78,7 @@ class Group {
 
  private:
   template <typename F>
-  void guarded(const char* op, F&& body);
+  void guarded(const char* op, FlightTicket ft, F&& body);
   void record(const char* op, const char* transport, const char* algorithm, uint64_t bytes);
   enum class Kind { self, shm, tcp, hierarchical };
   bool is(Kind k) const { return kindId_ == k; }
@@ -83,6 +97,7 @@ class Group {
   std::vector<std::unique_ptr<Channel>> channels_;  // by group rank; shm or tcp by kind
   Hierarchy hier_;                                  // kind hierarchical: how the hosts are laid out
   uint64_t opSeq_ = 0;
+  FlightRing flight_;
   std::mutex poisonMutex_;
   std::string poisoned_;
   std::atomic<bool> poisonedFlag_{false};  // poisoned_ is set: checked first, without the lock

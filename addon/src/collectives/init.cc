@@ -82,19 +82,21 @@ int64_t timeoutArg(const Napi::CallbackInfo& info, size_t i) {
 
 // Runs `body` inline when small and nothing is pending (returns undefined), else queues it (returns a
 // promise). The inline path allocates nothing: it is most of a small op's cost outside the transport.
+// The op takes its seq in the group's flight recorder here, on the JS thread, in the order it was called.
 template <typename Body>
-Napi::Value dispatch(const Napi::CallbackInfo& info, size_t bytes, std::initializer_list<Napi::Object> keep,
-                     Body&& body) {
+Napi::Value dispatch(const Napi::CallbackInfo& info, Group& g, OpKind kind, DType t, size_t count, size_t bytes,
+                     int root, std::initializer_list<Napi::Object> keep, Body&& body) {
   Napi::Env env = info.Env();
   Runtime& r = rt(env);
   if (bytes <= kInlineBytes && r.engine->idle()) {
-    body();
+    body(g.flightBegin(kind, t, count, bytes, root, false));
     return env.Undefined();
   }
   Job* job = new Job(env);
-  job->run = std::forward<Body>(body);
   for (auto& o : keep) job->keepAlive.push_back(Napi::Persistent(o));
   Napi::Promise p = job->deferred.Promise();
+  FlightTicket ft = g.flightBegin(kind, t, count, bytes, root, true);
+  job->run = [body = std::forward<Body>(body), ft] { body(ft); };
   r.engine->submit(env, job);
   return p;
 }
@@ -112,6 +114,9 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   std::string store = o.Get("store").As<Napi::String>().Utf8Value();
   r->ctx.socketIfname = o.Get("socketIfname").As<Napi::String>().Utf8Value();
   r->ctx.masterAddr = o.Get("masterAddr").As<Napi::String>().Utf8Value();
+  Napi::Value flight = o.Get("flightRecorder");
+  r->ctx.flight =
+      std::make_unique<FlightRecorder>(flight.IsString() ? flight.As<Napi::String>().Utf8Value() : "", r->ctx.rank);
   if (r->ctx.worldSize > 1) r->ctx.store = std::make_unique<store::StoreClient>(store, int(r->ctx.rendezvousTimeoutMs));
   r->engine = std::make_unique<Engine>(env);
   runtime = std::move(r);
@@ -148,7 +153,8 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   RedOp op = redopArg(info, 3);
   int64_t to = timeoutArg(info, 4);
   size_t count = b.bytes / dtypeSize(t);
-  return dispatch(info, b.bytes, {b.object}, [&g, b, t, op, to, count] { g.allReduce(b.data, count, t, op, to); });
+  return dispatch(info, g, OpKind::allReduce, t, count, b.bytes, 0, {b.object},
+                  [&g, b, t, op, to, count](FlightTicket ft) { g.allReduce(b.data, count, t, op, to, ft); });
 }
 
 Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
@@ -161,8 +167,9 @@ Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
   if (in.bytes != out.bytes * size_t(g.size()))
     throw CollectiveError("reduceScatter: input must hold group size (" + std::to_string(g.size()) +
                           ") times the output's elements");
-  return dispatch(info, in.bytes, {in.object, out.object},
-                  [&g, in, out, t, op, to, n] { g.reduceScatter(in.data, out.data, n, t, op, to); });
+  return dispatch(
+      info, g, OpKind::reduceScatter, t, n, in.bytes, 0, {in.object, out.object},
+      [&g, in, out, t, op, to, n](FlightTicket ft) { g.reduceScatter(in.data, out.data, n, t, op, to, ft); });
 }
 
 Napi::Value AllGather(const Napi::CallbackInfo& info) {
@@ -174,8 +181,8 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
   if (out.bytes != in.bytes * size_t(g.size()))
     throw CollectiveError("allGather: output must hold group size (" + std::to_string(g.size()) +
                           ") times the input's elements");
-  return dispatch(info, out.bytes, {in.object, out.object},
-                  [&g, in, out, t, to, n] { g.allGather(in.data, out.data, n, t, to); });
+  return dispatch(info, g, OpKind::allGather, t, n, out.bytes, 0, {in.object, out.object},
+                  [&g, in, out, t, to, n](FlightTicket ft) { g.allGather(in.data, out.data, n, t, to, ft); });
 }
 
 Napi::Value Broadcast(const Napi::CallbackInfo& info) {
@@ -187,13 +194,14 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   if (root < 0 || root >= g.size())
     throw CollectiveError("broadcast: root " + std::to_string(root) + " is not a rank of group " + g.name());
   size_t count = b.bytes / dtypeSize(t);
-  return dispatch(info, b.bytes, {b.object}, [&g, b, t, root, to, count] { g.broadcast(b.data, count, t, root, to); });
+  return dispatch(info, g, OpKind::broadcast, t, count, b.bytes, root, {b.object},
+                  [&g, b, t, root, to, count](FlightTicket ft) { g.broadcast(b.data, count, t, root, to, ft); });
 }
 
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
   Group& g = groupArg(info, 0);
   int64_t to = timeoutArg(info, 1);
-  return dispatch(info, 0, {}, [&g, to] { g.barrier(to); });
+  return dispatch(info, g, OpKind::barrier, DType::f32, 0, 0, 0, {}, [&g, to](FlightTicket ft) { g.barrier(to, ft); });
 }
 
 Napi::Value PointToPoint(const Napi::CallbackInfo& info, bool isSend) {

@@ -110,6 +110,7 @@ t.test('fillAtLaunch fills the launch-time values and keeps fixed ones', async (
     restartCount: 1,
     errorFile: '/tmp/e/3.json',
     store: 'unix:/tmp/s/store.sock',
+    flightRecorder: '/tmp/s/flight-a1-r3.bin',
   };
   const auto = buildPlan(await configFromArgs({ nprocPerNode: 4, entrypoint: ['x'] }));
   const env = fillAtLaunch(auto.ranks[3].env, facts);
@@ -122,6 +123,7 @@ t.test('fillAtLaunch fills the launch-time values and keeps fixed ones', async (
     TORCHELASTIC_RESTART_COUNT: '1',
     TORCHELASTIC_ERROR_FILE: '/tmp/e/3.json',
     DTRAIN_STORE: 'unix:/tmp/s/store.sock',
+    DTRAIN_FLIGHT_RECORDER: '/tmp/s/flight-a1-r3.bin',
   });
   t.same(
     Object.keys(env).filter((k) => env[k] === AUTO),
@@ -223,6 +225,7 @@ t.test('the table groups ranks by node with coordinates', async (t) => {
       '            DTRAIN_PIPELINE_RANK',
       '  at launch: MASTER_ADDR MASTER_PORT TORCHELASTIC_RESTART_COUNT TORCHELASTIC_RUN_ID',
       '             TORCHELASTIC_ERROR_FILE DTRAIN_STORE DTRAIN_RUN_ID DTRAIN_BACKEND',
+      '             DTRAIN_FLIGHT_RECORDER',
       '',
       'node 0  a  2 processes  (ssh a)',
       '  rank  local  pipeline  data  tensor',
