@@ -7,6 +7,9 @@ import { benchCommand } from './bench.js';
 import { doctorCommand } from './doctor.js';
 import { schemaCommand } from './schema.js';
 import { agentCommand } from './agent.js';
+import { statusCommand } from './status.js';
+import { topCommand } from './top.js';
+import { stacksCommand } from './stacks.js';
 
 /** Every command, each defined in its own file; their heavy modules load lazily inside handlers. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -19,4 +22,7 @@ export const commands: CommandModule<object, any>[] = [
   doctorCommand,
   schemaCommand,
   agentCommand,
+  statusCommand,
+  topCommand,
+  stacksCommand,
 ];

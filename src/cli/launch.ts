@@ -21,6 +21,7 @@ interface LaunchArgs {
   'save-config'?: string;
   'join-agents'?: number;
   'secret-file'?: string;
+  monitor?: string;
   '--'?: string[];
 }
 
@@ -46,6 +47,10 @@ const launchOptions = {
     describe: 'join mode: wait for N `dtrain agent --join` agents instead of starting them (no SSH/srun)',
   },
   'secret-file': { type: 'string', describe: 'join mode: the job key (hex, mode 0600) the joining agents read too' },
+  monitor: {
+    type: 'string',
+    describe: 'serve the live dashboard, /api/status and /metrics on 127.0.0.1: a port, or auto (monitor.port)',
+  },
 } as const satisfies Record<string, { type: 'boolean' | 'string' | 'number'; array?: boolean; describe: string }>;
 
 type LaunchOption = keyof typeof launchOptions;
@@ -126,6 +131,10 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
       throw new UsageError(`--nproc-per-node must be a positive integer or auto, got ${JSON.stringify(nproc)}`);
     }
     const config = await import('../config/index.js');
+    const sets = [
+      ...(args.set ?? []),
+      ...(args.monitor === undefined ? [] : [`monitor.port=${args.monitor || 'auto'}`]),
+    ];
     const loaded = fromFlags
       ? await config.configFromArgs({
           entrypoint: extra,
@@ -142,9 +151,9 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
           maxRestarts: args.maxRestarts,
           name: args.name,
           backend: args.backend,
-          sets: args.set ?? [],
+          sets,
         })
-      : await config.loadConfig(args.config!, { sets: args.set ?? [] });
+      : await config.loadConfig(args.config!, { sets });
     if (args.saveConfig) config.saveConfig(loaded, args.saveConfig);
     const { runJob } = await import('../launch/run-job.js');
     const dryRun = Boolean(args.dryRun);

@@ -244,6 +244,13 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
         `between two heartbeats`,
     );
   }
+  if (raw.monitor && !isLoopback(raw.monitor.host) && raw.monitor.token_file === undefined) {
+    error(
+      ['monitor', 'host'],
+      `${raw.monitor.host} is not a loopback address: set monitor.token_file too (a file holding the token ` +
+        'clients must send), or keep the default 127.0.0.1',
+    );
+  }
   if (raw.ssh.strict_host_key_checking === 'no' && nodes.some((n) => !n.local && !n.from_allocation)) {
     warn(
       ['ssh', 'strict_host_key_checking'],
@@ -292,6 +299,14 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     restarts: { max: raw.restarts.max, backoff: ms(['restarts', 'backoff'], raw.restarts.backoff) },
     shutdown_grace: ms(['shutdown_grace'], raw.shutdown_grace),
     logs: { ...raw.logs, ranks: Array.isArray(raw.logs.ranks) ? [...raw.logs.ranks] : raw.logs.ranks },
+    ...(raw.monitor && {
+      monitor: {
+        ...raw.monitor,
+        ...(raw.monitor.token_file !== undefined && {
+          token_file: resolve(baseDir, expandHome(raw.monitor.token_file, ctx.home)),
+        }),
+      },
+    }),
     ssh: {
       ...raw.ssh,
       ...(raw.ssh.identity_file !== undefined && { identity_file: expandHome(raw.ssh.identity_file, ctx.home) }),
@@ -489,4 +504,9 @@ export function expandHome(path: string, home = homedir()): string {
   if (path === '~') return home;
   if (path.startsWith('~/')) return join(home, path.slice(2));
   return path;
+}
+
+/** 127.0.0.0/8, ::1 and localhost: a monitor there needs no token. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

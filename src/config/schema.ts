@@ -252,6 +252,29 @@ export const configSchema = {
         },
       },
     },
+    monitor: {
+      description:
+        'Serve the live dashboard (/), /api/status and Prometheus /metrics over HTTP while the job runs ' +
+        '(`--monitor` on the command line). `dtrain status` shows its address.',
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        port: { description: 'auto: a free port.', $ref: '#/$defs/portOrAuto', default: 'auto' },
+        host: {
+          description: 'Address to listen on. Another than loopback needs token_file.',
+          type: 'string',
+          minLength: 1,
+          default: '127.0.0.1',
+        },
+        token_file: {
+          description:
+            'A file (not readable by others) holding the token clients must send: `Authorization: Bearer ' +
+            '<token>` or `?token=`. ~/ is the home folder.',
+          type: 'string',
+          minLength: 1,
+        },
+      },
+    },
     ssh: {
       description: 'How the controller reaches remote nodes.',
       type: 'object',

@@ -89,9 +89,17 @@ export interface RawConfig {
   restarts: { max: number; backoff: Duration };
   shutdown_grace: Duration;
   logs: { dir: string; tee: boolean; ranks: 'all' | number[] };
+  monitor?: MonitorConfig;
   ssh: RawSsh;
   scheduler?: SchedulerConfig;
   model?: ModelConfig;
+}
+
+export interface MonitorConfig {
+  port: number | 'auto';
+  host: string;
+  /** absolute once normalised */
+  token_file?: string;
 }
 
 /** A node after resolution: how many processes it runs and which devices they see. */
@@ -147,6 +155,8 @@ export interface JobConfig {
   restarts: { max: number; backoff: number };
   shutdown_grace: number;
   logs: { dir: string; tee: boolean; ranks: 'all' | number[] };
+  /** absent: no monitor (the control socket of `dtrain status` is always there) */
+  monitor?: MonitorConfig;
   ssh: Omit<RawSsh, 'connect_timeout'> & { connect_timeout: number };
   scheduler?: SchedulerConfig;
   model?: ModelConfig;
@@ -177,10 +187,11 @@ const schemaMatchesTypes: [
   SameKeys<Props<S['heartbeat']>, RawConfig['heartbeat']>,
   SameKeys<Props<S['restarts']>, RawConfig['restarts']>,
   SameKeys<Props<S['logs']>, RawConfig['logs']>,
+  SameKeys<Props<S['monitor']>, MonitorConfig>,
   SameKeys<Props<S['ssh']>, RawSsh>,
   SameKeys<Props<S['scheduler']>, SchedulerConfig>,
   SameKeys<Props<S['model']>, ModelConfig>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true];
 void schemaMatchesTypes;
 
 // enums must agree too

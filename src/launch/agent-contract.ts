@@ -37,6 +37,8 @@
  *                           (decimal text); the other agents GET it (blocking) before starting workers.
  *   ctl/hb/<node_rank>      counter each agent ADDs 1 to every heartbeat interval; the controller declares
  *                           a node lost when it has not moved for `heartbeat.timeout`.
+ * `sample` events (RankSample) travel in the same per-node event sequence; they are state, not history, so
+ * the controller DELETEs each sample's key once read (the store would otherwise grow by one key a second).
  * An agent handles commands strictly in order; `start` for attempt k+1 only comes after every worker of
  * attempt k has been reported by an `exit` event.
  *
@@ -56,6 +58,12 @@
  * With `hang_timeout_ms` in the spec, the agent watches its ranks (output, CPU time from /proc/<pid>/stat
  * of the rank and its descendants) and emits a `progress` event, at most one per hang_timeout / 4, when
  * one of them made progress since the last.
+ *
+ * ## Samples
+ * While an attempt's workers run, the agent sends one `sample` event every SAMPLE_INTERVAL_MS with all its
+ * ranks: each worker's own pid (never its shepherd's), CPU and resident memory from /proc/<pid>/stat and
+ * statm, how long ago it last wrote a line, and its progress: what it appended to DTRAIN_PROGRESS_FILE
+ * (one JSON object a line, ProgressRecord; `dist.report()` writes it for Node workers).
  */
 import type { NodePlan, RankPlan } from '../plan/types.js';
 
@@ -168,8 +176,57 @@ export interface RankDiagnostics {
   recorder_missing: string | null;
 }
 
+/** How often an agent samples its workers (one event per node, all its ranks). */
+export const SAMPLE_INTERVAL_MS = 1000;
+
+/** One line of DTRAIN_PROGRESS_FILE, written by the worker after each step. */
+export interface ProgressRecord {
+  step: number;
+  /** the worker's clock when the step ended, seconds (Python's time.time(), Date.now() / 1000) */
+  time: number;
+  loss?: number;
+  /** samples (tokens) this step processed on this rank */
+  samples?: number;
+  tokens?: number;
+  /** seconds of this step spent waiting in collectives (compute = step time minus this) */
+  wait_s?: number;
+  /** totals since the worker started, per op (dist.report adds them about once a second) */
+  collectives?: Record<string, CollectiveTotals>;
+}
+
+export interface CollectiveTotals {
+  count: number;
+  bytes: number;
+  seconds: number;
+}
+
+/** One rank as its agent last saw it. The `*_s` figures are means over the last PROGRESS_WINDOW steps. */
+export interface RankSample {
+  rank: number;
+  /** the worker's own pid */
+  pid: number;
+  /** CPU time since the previous sample, percent of one core */
+  cpu_percent: number;
+  rss_bytes: number;
+  /** seconds since its last line of output (since its start when it wrote none) */
+  last_output_age_s: number;
+  step?: number;
+  loss?: number;
+  step_s?: number;
+  samples_per_s?: number;
+  tokens_per_s?: number;
+  compute_s?: number;
+  /** the last totals the worker reported (ProgressRecord.collectives) */
+  collectives?: Record<string, CollectiveTotals>;
+}
+
+/** Steps the per-rank figures (and straggler detection) average over. */
+export const PROGRESS_WINDOW = 20;
+
 export type AgentEvent =
   | { type: 'started'; node_rank: number; attempt: number; master_port: number; workers: WorkerStart[] }
+  /** every SAMPLE_INTERVAL_MS while the attempt's workers run */
+  | { type: 'sample'; node_rank: number; attempt: number; ranks: RankSample[] }
   | ({ type: 'exit'; node_rank: number; attempt: number } & WorkerExit)
   | { type: 'gathered'; node_rank: number; attempt: number; id: number; ranks: RankDiagnostics[] }
   /** hang_timeout: these ranks made progress since the agent's last progress event */

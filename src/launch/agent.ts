@@ -7,7 +7,14 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { AgentEvent, AgentSpec, ForwardedSignal, RankDiagnostics, WorkerExit } from './agent-contract.js';
+import {
+  SAMPLE_INTERVAL_MS,
+  type AgentEvent,
+  type AgentSpec,
+  type ForwardedSignal,
+  type RankDiagnostics,
+  type WorkerExit,
+} from './agent-contract.js';
 import { fillAtLaunch, nodeOptionsFor } from '../runtime/worker-env-table.js';
 import { createFlightRecorderFile, readFlightRecorder, type FlightRecord } from '../runtime/flight-recorder.js';
 import { ensureExecWrapper } from './exec-wrapper.js';
@@ -16,6 +23,7 @@ import { checkFixedPort, freePort } from './ports.js';
 import { processAddon, sweepDescendants } from './process-tree.js';
 import { ProgressWatch } from './progress-watch.js';
 import { captureNative, captureStack, prependPath, stackFileFor, writeSitecustomize } from './stacks.js';
+import { RankSampler } from './rank-sampler.js';
 import { Worker, type LineTarget } from './worker.js';
 
 /** How an agent reaches its controller: direct calls in-process, the store for `dtrain agent`. */
@@ -42,6 +50,7 @@ interface Attempt {
   watch?: ProgressWatch;
   files: FileTarget[];
   killTimer?: NodeJS.Timeout;
+  sampleTimer?: NodeJS.Timeout;
   done: Promise<void>;
 }
 
@@ -115,6 +124,7 @@ export class NodeAgent {
       const privateDir = storeAddress.startsWith('unix:') ? dirname(storeAddress.slice('unix:'.length)) : undefined;
       const flightRecorders = new Map<number, string>();
       this.flightRecorders = flightRecorders;
+      const samplers: RankSampler[] = [];
       const workers = spec.ranks.map((r) => {
         const out = new FileTarget(join(logDir, logFileName(r.rank, 'stdout')));
         const err = new FileTarget(join(logDir, logFileName(r.rank, 'stderr')));
@@ -126,6 +136,8 @@ export class NodeAgent {
         stdout.push(seen);
         stderr.push(seen);
         const errorFile = join(logDir, `rank_${r.rank}.error.json`);
+        const progressFile = join(logDir, `rank_${r.rank}.progress.jsonl`);
+        samplers.push(new RankSampler(r.rank, progressFile));
         const facts = {
           masterAddr: spec.master.addr,
           masterPort,
@@ -133,6 +145,7 @@ export class NodeAgent {
           restartCount: attempt,
           stackFile: stackFileFor(this.privateDir, r.rank),
           pythonPath: prependPath(this.sitecustomizeDir, r.env.PYTHONPATH ?? this.baseEnv.PYTHONPATH),
+          progressFile,
         };
         const nodeOptions = nodeOptionsFor(r.command, r.env.NODE_OPTIONS ?? this.baseEnv.NODE_OPTIONS);
         const flightRecorder = privateDir && createFlightRecorderFile(privateDir, attempt, r.rank);
@@ -164,6 +177,7 @@ export class NodeAgent {
       ).then(async (exits: WorkerExit[]) => {
         clearTimeout(this.current?.killTimer);
         watch?.stop();
+        clearInterval(this.current?.sampleTimer);
         await Promise.all(files.map((f) => f.end()));
         // A shepherd killed itself (not by us) leaves orphans; they came here (subreaper): end them by pid.
         // Scanning /proc costs ~20 ms, so only then.
@@ -195,6 +209,18 @@ export class NodeAgent {
           pid: w.pid,
         })),
       });
+      const current = this.current;
+      if (current?.attempt === attempt) {
+        const emitSample = () =>
+          this.link.emit({
+            type: 'sample',
+            node_rank: this.nodeRank,
+            attempt,
+            ranks: workers.map((w, i) => samplers[i].sample(w.pid, w.lastOutputAt)),
+          });
+        current.sampleTimer = setInterval(emitSample, SAMPLE_INTERVAL_MS);
+        current.sampleTimer.unref();
+      }
     } catch (err) {
       this.link.emit({ type: 'error', node_rank: this.nodeRank, attempt, message: (err as Error).message });
     }

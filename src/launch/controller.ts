@@ -20,7 +20,16 @@ import type { StoreControl } from './store-node.js';
 import { checkFixedPort } from './ports.js';
 import { createProgress } from './progress.js';
 import { renderFailure, type LaunchSummary } from './summary.js';
-import { diagnoseFromRecorders, renderHang } from './hang-report.js';
+import {
+  diagnoseFromRecorders,
+  HANG_GATHER_MS,
+  HANG_STACK_WAIT_MS,
+  NATIVE_GATHER_MS,
+  NATIVE_STACK_WAIT_MS,
+  renderHang,
+} from './hang-report.js';
+import { jsonReply } from './control-server.js';
+import { monitorOptions, RunView } from './run-view.js';
 import { within } from '../util/within.js';
 import { KILL_WAIT_MS, Supervisor, type NodeHandle } from './supervisor.js';
 
@@ -73,6 +82,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   if (typeof config.master.port === 'number' && plan.nodes[0]?.local)
     await checkFixedPort(config.master.port, 'master.port');
 
+  const monitor = config.monitor && monitorOptions(config.monitor);
   const store =
     lent?.server ??
     (await StoreServer.start({
@@ -106,10 +116,37 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     logs: { dir: logsRoot, ranks: config.logs.ranks, tee: config.logs.tee },
   }));
 
+  const view = await RunView.open({
+    runId,
+    logDir: join(logsRoot, runId),
+    plan,
+    ...(monitor ? { monitor } : {}),
+    warn: (line) => progress.note(line),
+    // `dtrain stacks`: every rank's stack now, nothing stopped (gdb stops each process briefly with native)
+    localRoutes: {
+      'POST /api/stacks': async (req) => {
+        const native = req.query.get('native') === '1';
+        const gathered = supervisor
+          ? await supervisor.gather(
+              native,
+              native ? NATIVE_STACK_WAIT_MS : HANG_STACK_WAIT_MS,
+              native ? NATIVE_GATHER_MS : HANG_GATHER_MS,
+            )
+          : { ranks: [], unanswered: [] };
+        return jsonReply({ run_id: runId, native, ...gathered });
+      },
+    },
+  });
   let supervisor: Supervisor | null = null;
   // What agents and spawners report before the supervisor exists is handed to it once it does.
   const early: ((s: Supervisor) => void)[] = [];
-  const onEvent = (ev: AgentEvent) => (supervisor ? supervisor.onEvent(ev) : early.push((s) => s.onEvent(ev)));
+  let succeeded = false;
+  const onEvent = (ev: AgentEvent) => {
+    view.status.onEvent(ev);
+    if (ev.type === 'sample' && !config.hang_timeout) return;
+    if (supervisor) supervisor.onEvent(ev);
+    else early.push((s) => s.onEvent(ev));
+  };
   const nodes: NodeHandle[] = [];
   // Before the supervisor exists (agents starting, the backend probe, a rendezvous): SIGINT/SIGTERM abort
   // the start-up, a second SIGINT kills what started; other signals find no worker to forward to.
@@ -148,6 +185,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     return Promise.race([adopted, startInterrupted]);
   };
   const onLost = (n: number, why: string) => {
+    view.status.nodeLost(n);
     if (supervisor) return supervisor.nodeLost(n, why);
     early.push((s) => s.nodeLost(n, why));
     lostWhileStarting(new StartError(`node ${n} was lost while the job started: ${why}`));
@@ -200,15 +238,23 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
       logDir: join(logsRoot, runId),
       nodes,
       ranksPerNode: plan.nodes.map((n) => n.nproc),
-      onRunning: (n, world, attempt) => progress.running(n, world, attempt),
-      onRestart: (attempt, cause, backoffMs) =>
+      onRunning: (n, world, attempt) => {
+        view.status.running(attempt);
+        progress.running(n, world, attempt);
+      },
+      onRestart: (attempt, cause, backoffMs) => {
+        view.status.restarting(attempt);
         progress.note(
           `restarting the group (attempt ${attempt} of ${config.restarts.max}) in ${backoffMs / 1000}s: ` +
             (cause.message ??
               `rank ${cause.rank} ` +
                 `${cause.signal ? `was killed by ${cause.signal}` : `exited with code ${cause.exit_code}`}`),
-        ),
-      onStopping: (why) => progress.note(`stopping all workers: ${why}`),
+        );
+      },
+      onStopping: (why) => {
+        view.status.stopping();
+        progress.note(`stopping all workers: ${why}`);
+      },
       hangTimeoutMs: config.hang_timeout,
       diagnose: diagnoseFromRecorders,
       onHang: (report) => err.write(renderHang(report).join('\n') + '\n'),
@@ -216,6 +262,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     if (interruptedBy) throw new InterruptedError(interruptedBy);
     for (const replay of early.splice(0)) replay(supervisor);
     const { outcome, summary } = await supervisor.run();
+    succeeded = outcome.kind === 'ok';
     progress.stop();
     if (outcome.kind === 'cannot-start') throw new StartError(outcome.message);
     if (outcome.kind === 'interrupted') throw new InterruptedError(outcome.signal, summary);
@@ -238,5 +285,6 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     }
     await control?.close();
     await store.close();
+    await view.close(succeeded);
   }
 }

@@ -10,6 +10,9 @@ import type { RankDiagnostics, WorkerExit } from './agent-contract.js';
 export const HANG_GATHER_MS = 5000;
 /** How long each agent waits for its ranks' stacks, inside HANG_GATHER_MS. */
 export const HANG_STACK_WAIT_MS = 3000;
+/** `dtrain stacks --native`: gdb per rank (in parallel), and the bound on every node's answer. */
+export const NATIVE_STACK_WAIT_MS = 15_000;
+export const NATIVE_GATHER_MS = 20_000;
 
 export type HangCause = 'collective_timeout' | 'no_progress';
 

@@ -108,7 +108,10 @@ export class StoreControl {
       } catch {
         return; // closed
       }
-      this.onEvent(JSON.parse(raw.toString()) as AgentEvent);
+      const ev = JSON.parse(raw.toString()) as AgentEvent;
+      // samples are state, not history: their keys go once read (agent-contract.ts)
+      if (ev.type === 'sample') void this.client.delete(controlKeys.event(nodeRank, n)).catch(() => {});
+      this.onEvent(ev);
     }
   }
 

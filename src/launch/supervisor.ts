@@ -88,6 +88,8 @@ interface AttemptState {
   hang: HangReport | null;
   /** when a rank last made progress (hang_timeout) */
   lastProgress: number;
+  /** the last step each rank reported */
+  steps: Map<number, number>;
   hangTimer?: NodeJS.Timeout;
   /** a hang being diagnosed: the attempt ends after it, whatever exits first */
   diagnosing: Promise<void> | null;
@@ -118,7 +120,14 @@ export class Supervisor {
     const s = this.state;
     if (!s) return void this.beforeStart.push(() => this.onEvent(ev));
     if (ev.attempt !== s.attempt) return;
-    if (ev.type === 'progress') {
+    if (ev.type === 'sample') {
+      // a reported step (dist.report, DTRAIN_PROGRESS_FILE) is progress; the rest is the status view's
+      for (const r of ev.ranks) {
+        if (r.step === undefined || r.step === s.steps.get(r.rank)) continue;
+        s.steps.set(r.rank, r.step);
+        s.lastProgress = Date.now();
+      }
+    } else if (ev.type === 'progress') {
       s.lastProgress = Date.now();
     } else if (ev.type === 'started') {
       s.lastProgress = Date.now();
@@ -309,6 +318,7 @@ export class Supervisor {
         hang: null,
         diagnosing: null,
         lastProgress: Date.now(),
+        steps: new Map(),
         finished: () => {
           clearInterval(s.hangTimer);
           resolve(s);

@@ -48,6 +48,8 @@ export class Worker {
   readonly ready: Promise<void>;
   /** the shepherd reported that the worker and all it left behind are gone (else it was killed itself) */
   cleanExit = false;
+  /** when it last wrote a line (Date.now()); its start until it writes one */
+  lastOutputAt = Date.now();
   private readonly stderrTail: string[] = [];
   private ended = false;
 
@@ -152,6 +154,7 @@ export class Worker {
       if (waiting > 0) src.pause();
     };
     src.on('data', (chunk: Buffer) => {
+      this.lastOutputAt = Date.now();
       const lines = splitter.push(chunk);
       if (lines) deliver(lines);
     });

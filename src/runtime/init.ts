@@ -7,6 +7,7 @@
  */
 import { NativeGroup } from './group.js';
 import { collectivesNative } from './native.js';
+import { progressReporter, timeCollectives } from './progress.js';
 import type { AllocatableArray, ArrayConstructorOf, Dist, Group, GroupOpStats, Groups } from './types.js';
 import { installStackDump } from './stack-signal.js';
 import { groupRanks, InitError, readWorkerEnv } from './worker-env.js';
@@ -60,7 +61,7 @@ async function start(env: NodeJS.ProcessEnv): Promise<Dist> {
   const made: NativeGroup[] = [];
   const build = (name: string, ranks: number[]): NativeGroup => {
     const info = native.newGroup(name, ranks);
-    const g = new NativeGroup(name, ranks, info.rank, info.kind, info.handle);
+    const g = timeCollectives(new NativeGroup(name, ranks, info.rank, info.kind, info.handle));
     made.push(g);
     return g;
   };
@@ -101,6 +102,7 @@ async function start(env: NodeJS.ProcessEnv): Promise<Dist> {
     stats(): Record<string, GroupOpStats[]> {
       return Object.fromEntries(made.map((g) => [g.name, g.stats()]));
     },
+    report: progressReporter(w.progressFile, () => made.flatMap((g) => g.stats())),
     async close(): Promise<void> {
       if (closed) return;
       closed = true;

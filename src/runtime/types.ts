@@ -78,6 +78,15 @@ export interface WorkerConfig {
   restartCount: number;
 }
 
+/** One step's progress (dist.report): what `dtrain status` and the monitor show per rank. */
+export interface ProgressReport {
+  step: number;
+  loss?: number;
+  /** samples (tokens) this rank processed in this step: samples/s and tokens/s come from them */
+  samples?: number;
+  tokens?: number;
+}
+
 export interface Dist {
   readonly rank: number;
   readonly worldSize: number;
@@ -95,6 +104,12 @@ export interface Dist {
   alloc<T extends AllocatableArray>(type: ArrayConstructorOf<T>, length: number): T;
   /** Per group name: the transport and algorithm each op used, how often and how many bytes. */
   stats(): Record<string, GroupOpStats[]>;
+  /**
+   * After each step: its number and optional loss, samples, tokens. Appends one line to the rank's progress
+   * file (DTRAIN_PROGRESS_FILE) with the time spent in collectives since the last report; a no-op for a
+   * worker started by hand.
+   */
+  report(progress: ProgressReport): void;
   /** Which reduction kernels run: 'avx2' or 'scalar' (DTRAIN_SIMD forces one). */
   readonly simd: string;
   /**

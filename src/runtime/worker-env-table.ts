@@ -25,6 +25,8 @@ export interface LaunchFacts {
   store: string;
   /** backend auto/nccl: the job's backend as the controller decided it from every node's probe */
   backend?: 'cpu' | 'nccl';
+  /** DTRAIN_PROGRESS_FILE for this rank */
+  progressFile: string;
   /** a Node worker: its NODE_OPTIONS with the SIGUSR1 guard added (nodeOptionsFor) */
   nodeOptions?: string;
   /** where this rank writes its stack when asked (launch/stacks.ts), in the agent's private folder */
@@ -155,6 +157,15 @@ export const WORKER_ENV: readonly WorkerEnvVar[] = [
     launchFact: 'store',
     kind: 'text',
     description: "the agent's store proxy: unix:<path> in a 0700 folder",
+  },
+  {
+    name: 'DTRAIN_PROGRESS_FILE',
+    filledBy: 'agent',
+    launchFact: 'progressFile',
+    kind: 'text',
+    description:
+      'where the rank appends one JSON line per step, `{"step", "time", "loss"?, "samples"?, "tokens"?, ' +
+      '"wait_s"?}`, for `dtrain status` (Node: `dist.report()`)',
   },
   { name: 'DTRAIN_RUN_ID', filledBy: 'agent', launchFact: 'runId', kind: 'text', description: 'the run id' },
   { name: 'DTRAIN_NODE_RANK', filledBy: 'plan', kind: 'count', description: 'node rank (which ranks share a host)' },

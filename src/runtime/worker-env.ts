@@ -21,6 +21,8 @@ export interface WorkerEnv {
   pipeline: { rank: number; size: number };
   tensor: { rank: number; size: number };
   store: string;
+  /** DTRAIN_PROGRESS_FILE: where dist.report() appends (undefined: started by hand) */
+  progressFile?: string;
   backend: string;
   rendezvousTimeoutMs: number;
   collectiveTimeoutMs: number;
@@ -117,6 +119,7 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
     pipeline: { rank: pipeline, size: pipelineSize },
     tensor: { rank: tensor, size: tensorSize },
     store,
+    ...(raw(env, 'DTRAIN_PROGRESS_FILE') ? { progressFile: raw(env, 'DTRAIN_PROGRESS_FILE') } : {}),
     backend: choiceVar(env, 'DTRAIN_BACKEND'),
     rendezvousTimeoutMs: durationVar(env, 'DTRAIN_RENDEZVOUS_TIMEOUT'),
     collectiveTimeoutMs: durationVar(env, 'DTRAIN_COLLECTIVE_TIMEOUT'),

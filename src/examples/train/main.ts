@@ -174,6 +174,12 @@ async function main(args: TrainArgs): Promise<void> {
       if (printer && (step === 1 || step % args.logEvery === 0 || step === args.steps))
         console.log(`step ${step} loss ${mean[0].toFixed(4)}`);
     }
+    // dtrain status, top and the monitor show it (and judge stragglers by it)
+    dist.report({
+      step,
+      samples: local.length,
+      ...(report.stepLosses[step] !== undefined && { loss: report.stepLosses[step] }),
+    });
     if (args.checkpointDir && args.checkpointEvery > 0 && step % args.checkpointEvery === 0) {
       const state: TrainState = {
         step,

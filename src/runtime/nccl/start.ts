@@ -18,6 +18,7 @@ import type { AllocatableArray, Dist, Group, GroupOpStats, Groups } from '../typ
 import { InitError, type WorkerEnv } from '../worker-env.js';
 import { NcclGroup, ncclFailure } from './group.js';
 import { ncclNative, type NcclNative } from './native.js';
+import { progressReporter, timeCollectives } from '../progress.js';
 
 /** NCCL 2.18 brought ncclCommSplit. */
 const minSplitVersion = 21800;
@@ -184,6 +185,7 @@ export async function startNccl(
   } finally {
     await store?.close().catch(() => {});
   }
+  for (const g of made) timeCollectives(g);
   // DeviceBuffer.alloc and the user's own CUDA work on this thread land on the rank's device.
   ctx.native.setDevice(ctx.device);
   let closed = false;
@@ -210,7 +212,7 @@ export async function startNccl(
       const s = list.length > 1 ? await connectStore(w) : null;
       try {
         const { group } = await initComm(ctx, s, `group${custom++}`, list);
-        made.push(group);
+        made.push(timeCollectives(group));
         return group;
       } finally {
         await s?.close().catch(() => {});
@@ -228,6 +230,7 @@ export async function startNccl(
     stats(): Record<string, GroupOpStats[]> {
       return Object.fromEntries(made.map((g) => [g.name, g.stats()]));
     },
+    report: progressReporter(w.progressFile, () => made.flatMap((g) => g.stats())),
     async close(): Promise<void> {
       if (closed) return;
       closed = true;

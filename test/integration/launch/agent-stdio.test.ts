@@ -423,6 +423,64 @@ else { const dial = () => net.connect(port, '127.0.0.1')
     }
   });
 
+  t.test(
+    "samples: about once a second, each worker's own pid, CPU, memory, output age and progress; " +
+      'the controller deletes a sample once read',
+    async (t) => {
+      const dir = tempDir(t);
+      const { jobKey, store, events, control } = await controller(t);
+      // three steps 0.5 s apart, 0.1 s of which waiting in collectives, 8 samples each; then one line and idle
+      const worker =
+        'const fs = require("fs"); const f = process.env.DTRAIN_PROGRESS_FILE;' +
+        'for (let s = 1; s <= 3; s++) fs.appendFileSync(f, JSON.stringify({ step: s, time: 100 + s / 2, ' +
+        'samples: 8, wait_s: 0.1, loss: 1 / s }) + "\\n");' +
+        'console.log("up"); const big = Buffer.alloc(32 << 20, 1); setInterval(() => big[0]++, 1000);';
+      const agent = await startAgent(t, spec(dir, store.port, jobKey, [process.execPath, '-e', worker]));
+      const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
+      handle.start(0);
+      type Sample = Extract<AgentEvent, { type: 'sample' }>;
+      const samples = () => events.filter((e): e is Sample => e.type === 'sample');
+      t.ok(await waitFor(() => samples().some((s) => s.ranks.every((r) => r.step === 3)), 15000), 'samples come');
+      const started = events.find((e) => e.type === 'started') as Extract<AgentEvent, { type: 'started' }>;
+      const last = samples().at(-1)!;
+      t.match(last, { node_rank: 0, attempt: 0 });
+      t.same(
+        last.ranks.map((r) => r.rank),
+        [0, 1],
+        "one event carries the node's ranks",
+      );
+      for (const r of last.ranks) {
+        t.equal(r.pid, started.workers[r.rank].pid, `rank ${r.rank}: the pid the started event gave`);
+        t.match(
+          readFileSync(`/proc/${r.pid}/cmdline`, 'utf8'),
+          /^[^\0]*node\0-e\0/,
+          `rank ${r.rank}: the worker itself, not its shepherd`,
+        );
+        t.ok(r.rss_bytes > 32 << 20, `rank ${r.rank}: resident memory from statm (${r.rss_bytes})`);
+        t.ok(r.cpu_percent >= 0 && r.last_output_age_s >= 0);
+        t.match(r, { step: 3, loss: 1 / 3, step_s: 0.5, samples_per_s: 16, compute_s: 0.4 });
+      }
+      const t1 = events.indexOf(samples()[0]);
+      await new Promise((r) => setTimeout(r, 1500));
+      const n = samples().length;
+      t.ok(n >= 2, `${n} samples so far`);
+      const { StoreClient } = await import('../../../src/store/index.js');
+      const { controlKeys } = await import('../../../src/launch/agent-contract.js');
+      const probe = await StoreClient.connectTcp({ host: '127.0.0.1', port: store.port, jobKey });
+      t.teardown(() => probe.close());
+      const seqOf = (e: AgentEvent) => events.indexOf(e); // one node: arrival order is its sequence
+      t.same(
+        await probe.check([controlKeys.event(0, seqOf(started)), controlKeys.event(0, t1)]),
+        [true, false],
+        'the started event stays, a read sample is gone',
+      );
+      handle.stop(0, 'SIGTERM', 2000);
+      t.ok(await waitFor(() => exitsOf(events).length === 2, 10000));
+      await handle.close();
+      t.equal(await agent.exited, 0);
+    },
+  );
+
   t.test('stdin that is not the contract: exit 3 with one line, no stack', async (t) => {
     for (const [input, why] of [
       ['not json\n', /stdin line is not JSON/],

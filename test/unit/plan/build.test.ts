@@ -62,6 +62,7 @@ t.test('the env contract: torchrun variables and DTRAIN_*, launch-time values as
     TORCHELASTIC_USE_AGENT_STORE: 'False',
     TORCHELASTIC_ERROR_FILE: AUTO,
     DTRAIN_STORE: AUTO,
+    DTRAIN_PROGRESS_FILE: AUTO,
     DTRAIN_RUN_ID: AUTO,
     DTRAIN_NODE_RANK: '1',
     DTRAIN_DATA_RANK: '1',
@@ -109,6 +110,7 @@ t.test('fillAtLaunch fills the launch-time values and keeps fixed ones', async (
     runId: 'run-7',
     restartCount: 1,
     errorFile: '/tmp/e/3.json',
+    progressFile: '/tmp/e/3.progress.jsonl',
     store: 'unix:/tmp/s/store.sock',
     flightRecorder: '/tmp/s/flight-a1-r3.bin',
   };
@@ -124,6 +126,7 @@ t.test('fillAtLaunch fills the launch-time values and keeps fixed ones', async (
     TORCHELASTIC_ERROR_FILE: '/tmp/e/3.json',
     DTRAIN_STORE: 'unix:/tmp/s/store.sock',
     DTRAIN_FLIGHT_RECORDER: '/tmp/s/flight-a1-r3.bin',
+    DTRAIN_PROGRESS_FILE: '/tmp/e/3.progress.jsonl',
   });
   t.same(
     Object.keys(env).filter((k) => env[k] === AUTO),
@@ -224,7 +227,7 @@ t.test('the table groups ranks by node with coordinates', async (t) => {
       '  per rank: RANK LOCAL_RANK GROUP_RANK ROLE_RANK DTRAIN_NODE_RANK DTRAIN_DATA_RANK',
       '            DTRAIN_PIPELINE_RANK',
       '  at launch: MASTER_ADDR MASTER_PORT TORCHELASTIC_RESTART_COUNT TORCHELASTIC_RUN_ID',
-      '             TORCHELASTIC_ERROR_FILE DTRAIN_STORE DTRAIN_RUN_ID DTRAIN_BACKEND',
+      '             TORCHELASTIC_ERROR_FILE DTRAIN_STORE DTRAIN_PROGRESS_FILE DTRAIN_RUN_ID DTRAIN_BACKEND',
       '             DTRAIN_FLIGHT_RECORDER',
       '',
       'node 0  a  2 processes  (ssh a)',

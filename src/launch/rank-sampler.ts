@@ -1,0 +1,132 @@
+/**
+ * What an agent samples of its workers for `dtrain status` (agent-contract.ts, Samples): CPU and memory
+ * from /proc/<pid>/stat and statm, and the worker's progress from the new lines of its DTRAIN_PROGRESS_FILE.
+ * Cheap on purpose: two small reads per rank and the bytes appended since the last sample.
+ */
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { PROGRESS_WINDOW, type CollectiveTotals, type ProgressRecord, type RankSample } from './agent-contract.js';
+
+const CLOCK_TICKS = 100; // USER_HZ: 100 on every Linux ABI Node runs on
+const PAGE_SIZE = 4096;
+/** a reader far behind a chatty worker reads at most this much per sample (the newest lines matter) */
+const MAX_READ = 1 << 20;
+
+/** utime + stime in seconds and resident bytes of one process, or undefined when it is gone. */
+export function readProcStat(pid: number): { cpu_s: number; rss_bytes: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // the command name (field 2) may hold spaces and parentheses: fields are counted after the last ')'
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15)
+    const statm = readFileSync(`/proc/${pid}/statm`, 'latin1').split(' ');
+    return { cpu_s: ticks / CLOCK_TICKS, rss_bytes: Number(statm[1]) * PAGE_SIZE };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Follows one progress file: the bytes appended since the last read, whole lines only. */
+export class ProgressReader {
+  private offset = 0;
+  private partial = '';
+  /** the last PROGRESS_WINDOW + 1 records (window + 1 points give window step times) */
+  readonly recent: ProgressRecord[] = [];
+  collectives: Record<string, CollectiveTotals> | undefined;
+
+  constructor(private readonly file: string) {}
+
+  poll(): void {
+    let fd: number;
+    try {
+      fd = openSync(this.file, 'r');
+    } catch {
+      return; // not written yet
+    }
+    try {
+      const buf = Buffer.alloc(MAX_READ);
+      for (;;) {
+        const n = readSync(fd, buf, 0, buf.length, this.offset);
+        if (n <= 0) break;
+        this.offset += n;
+        const text = this.partial + buf.toString('utf8', 0, n);
+        const lines = text.split('\n');
+        this.partial = lines.pop() ?? '';
+        for (const line of lines) this.add(line);
+        if (n < buf.length) break;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private add(line: string): void {
+    let rec: ProgressRecord;
+    try {
+      rec = JSON.parse(line) as ProgressRecord;
+    } catch {
+      return; // not ours to judge: a bad line is skipped
+    }
+    if (typeof rec !== 'object' || rec === null || !Number.isFinite(rec.step)) return;
+    if (!Number.isFinite(rec.time)) rec.time = Date.now() / 1000;
+    if (rec.collectives && typeof rec.collectives === 'object') this.collectives = rec.collectives;
+    this.recent.push(rec);
+    if (this.recent.length > PROGRESS_WINDOW + 1) this.recent.shift();
+  }
+
+  /** step, loss and the window's means (step time, compute time, throughput) */
+  figures(): Omit<RankSample, 'rank' | 'pid' | 'cpu_percent' | 'rss_bytes' | 'last_output_age_s'> {
+    const r = this.recent;
+    if (!r.length) return {};
+    const last = r[r.length - 1];
+    const out: ReturnType<ProgressReader['figures']> = { step: last.step };
+    if (this.collectives) out.collectives = this.collectives;
+    if (typeof last.loss === 'number') out.loss = last.loss;
+    if (r.length < 2) return out;
+    const span = last.time - r[0].time;
+    const steps = r.length - 1;
+    if (span <= 0) return out;
+    out.step_s = span / steps;
+    let samples = 0;
+    let tokens = 0;
+    let wait = 0;
+    for (const rec of r.slice(1)) {
+      samples += rec.samples ?? 0;
+      tokens += rec.tokens ?? 0;
+      wait += rec.wait_s ?? 0;
+    }
+    if (samples > 0) out.samples_per_s = samples / span;
+    if (tokens > 0) out.tokens_per_s = tokens / span;
+    out.compute_s = Math.max(0, span - wait) / steps;
+    return out;
+  }
+}
+
+/** One worker's sampler: the CPU delta between polls, its progress file, its output age. */
+export class RankSampler {
+  private prevCpu: { cpu_s: number; at: number } | undefined;
+  private readonly progress: ProgressReader;
+
+  constructor(
+    readonly rank: number,
+    progressFile: string,
+  ) {
+    this.progress = new ProgressReader(progressFile);
+  }
+
+  sample(pid: number, lastOutputAt: number, now = Date.now()): RankSample {
+    const proc = readProcStat(pid);
+    let cpu = 0;
+    if (proc && this.prevCpu && now > this.prevCpu.at)
+      cpu = ((proc.cpu_s - this.prevCpu.cpu_s) / ((now - this.prevCpu.at) / 1000)) * 100;
+    if (proc) this.prevCpu = { cpu_s: proc.cpu_s, at: now };
+    this.progress.poll();
+    return {
+      rank: this.rank,
+      pid,
+      cpu_percent: Math.max(0, Math.round(cpu * 10) / 10),
+      rss_bytes: proc?.rss_bytes ?? 0,
+      last_output_age_s: Math.max(0, Math.round((now - lastOutputAt) / 100) / 10),
+      ...this.progress.figures(),
+    };
+  }
+}

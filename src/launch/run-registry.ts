@@ -1,0 +1,126 @@
+/**
+ * The per-user registry of running controllers on this machine: how `dtrain status`, `dtrain top` and other
+ * commands find a run without being told where it is. One JSON file per running controller in a 0700
+ * folder ($XDG_RUNTIME_DIR/dtrain, else ~/.dtrain/runs); the controller's control socket lives beside it.
+ * An entry whose pid is gone (a SIGKILLed controller) is ignored and removed by whoever reads it.
+ *
+ * Each run also keeps `<logs.dir>/<run_id>/status.json` fresh (writeStatusFile), so a job that runs
+ * elsewhere (a Slurm allocation) can be looked at from a machine that shares the log folder.
+ */
+import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+
+export interface RunEntry {
+  run_id: string;
+  /** the controller's pid */
+  pid: number;
+  /** ISO time */
+  started_at: string;
+  /** absolute: <logs.dir>/<run_id> */
+  log_dir: string;
+  /** the controller's control socket (control-server.ts), in the registry folder */
+  socket: string;
+  /** the monitor's address when the run serves one (never carries its token) */
+  monitor_url?: string;
+}
+
+/** DTRAIN_RUNS_DIR overrides the folder (tests; a shared runtime folder). */
+export function registryDir(): string {
+  const override = process.env.DTRAIN_RUNS_DIR;
+  if (override) return resolve(override);
+  const runtime = process.env.XDG_RUNTIME_DIR;
+  if (runtime && isAbsolute(runtime)) return join(runtime, 'dtrain');
+  return join(homedir(), '.dtrain', 'runs');
+}
+
+/** The registry folder, created 0700 (and made 0700 again if someone widened it). */
+export function ensureRegistryDir(): string {
+  const dir = registryDir();
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  return dir;
+}
+
+/** Where a run's control socket goes: short, since a Unix socket path is limited to ~107 bytes. */
+export function controlSocketPath(runId: string): string {
+  return join(ensureRegistryDir(), `${runId}.sock`);
+}
+
+/** Adds the entry; the returned function removes it (and the socket file), once. */
+export function registerRun(entry: RunEntry): () => void {
+  const dir = ensureRegistryDir();
+  const file = join(dir, `${entry.run_id}.json`);
+  writeAtomic(file, JSON.stringify(entry) + '\n', 0o600);
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    rmSync(file, { force: true });
+    if (entry.socket.startsWith(dir)) rmSync(entry.socket, { force: true });
+  };
+}
+
+/** Every live run of this user here, newest first; entries of dead controllers are removed. */
+export function listRuns(): RunEntry[] {
+  const dir = registryDir();
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const runs: RunEntry[] = [];
+  for (const name of names) {
+    if (!name.endsWith('.json')) continue;
+    const file = join(dir, name);
+    let entry: RunEntry;
+    try {
+      entry = JSON.parse(readFileSync(file, 'utf8')) as RunEntry;
+    } catch {
+      continue; // being written (never: rename is atomic) or not ours
+    }
+    if (!alive(entry.pid)) {
+      rmSync(file, { force: true });
+      rmSync(entry.socket, { force: true });
+      continue;
+    }
+    runs.push(entry);
+  }
+  return runs.sort((a, b) => b.started_at.localeCompare(a.started_at));
+}
+
+/**
+ * A run id, a log folder (<logs.dir>/<run_id>, or a path inside it), or nothing: the newest running job.
+ * Undefined when no live run matches.
+ */
+export function findRun(idOrLogDir?: string): RunEntry | undefined {
+  const runs = listRuns();
+  if (idOrLogDir === undefined || idOrLogDir === '') return runs[0];
+  const byId = runs.find((r) => r.run_id === idOrLogDir);
+  if (byId) return byId;
+  const path = resolve(idOrLogDir);
+  return runs.find((r) => path === r.log_dir || path.startsWith(r.log_dir + '/'));
+}
+
+/** `<log_dir>/status.json`, replaced whole (tmp + rename) so a reader never sees half of it. */
+export function writeStatusFile(logDir: string, doc: unknown): void {
+  mkdirSync(logDir, { recursive: true });
+  writeAtomic(join(logDir, 'status.json'), JSON.stringify(doc) + '\n', 0o644);
+}
+
+function writeAtomic(file: string, text: string, mode: number): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode });
+  renameSync(tmp, file);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    // ESRCH: gone; EPERM: the pid was reused by another user's process, so not our controller either
+    return false;
+  }
+}

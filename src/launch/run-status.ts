@@ -1,0 +1,244 @@
+/**
+ * The controller's live view of its run: fed with the agents' events and the supervisor's transitions,
+ * it answers `GET /api/status` (the document `dtrain status --json` prints), status.json, /metrics and the
+ * dashboard. Stragglers are judged here, where every rank's figures meet (stragglers.ts).
+ */
+import type { AgentEvent, CollectiveTotals, RankSample } from './agent-contract.js';
+import type { Plan } from '../plan/types.js';
+import { findStragglers, stragglerGroup } from './stragglers.js';
+
+export type RunState = 'starting' | 'running' | 'restarting' | 'stopping' | 'succeeded' | 'failed' | 'hung';
+export type RankState = 'starting' | 'running' | 'stopping' | 'exited' | 'failed';
+
+/** The collective a rank is in (filled by the flight recorder when it reports one). */
+export interface CollectiveStatus {
+  group: string;
+  op: string;
+  seq: number;
+  state: string;
+  since_s: number;
+}
+
+export interface RankStatus {
+  rank: number;
+  node_rank: number;
+  host: string;
+  local_rank: number;
+  /** the worker's own pid (0 before it started) */
+  pid: number;
+  state: RankState;
+  cpu_percent: number;
+  rss_bytes: number;
+  /** whole-group restarts so far (the attempt this rank runs in) */
+  restarts: number;
+  last_output_age_s: number;
+  /** its data-parallel group: the ranks straggler detection compares it with */
+  group: string;
+  step?: number;
+  loss?: number;
+  step_s?: number;
+  samples_per_s?: number;
+  tokens_per_s?: number;
+  compute_s?: number;
+  straggler?: boolean;
+  collective?: CollectiveStatus;
+}
+
+export interface NodeStatus {
+  node_rank: number;
+  host: string;
+  state: 'starting' | 'running' | 'lost' | 'done';
+}
+
+export interface RunStatusDoc {
+  run_id: string;
+  state: RunState;
+  attempt: number;
+  started_at: string;
+  updated_at: string;
+  log_dir: string;
+  world_size: number;
+  monitor_url?: string;
+  membership_changes: number;
+  /** ranks whose compute time exceeds their group's median by more than STRAGGLER_RATIO */
+  stragglers: number[];
+  nodes: NodeStatus[];
+  ranks: RankStatus[];
+}
+
+/** One point of the step-time chart: the ranks' median and slowest step time at a moment. */
+export interface StepTimePoint {
+  t: string;
+  median_s: number;
+  max_s: number;
+}
+
+const HISTORY_POINTS = 600;
+
+interface RankSlot {
+  status: RankStatus;
+  /** Date.now() when the last sample arrived (its output age grows from there) */
+  sampledAt: number;
+  /** per op totals, for /metrics (not in the status document: it would multiply its size) */
+  collectives?: Record<string, CollectiveTotals>;
+}
+
+export class RunStatus {
+  private state: RunState = 'starting';
+  private attempt = 0;
+  private membershipChanges = 0;
+  private readonly ranks: RankSlot[];
+  private readonly nodes: NodeStatus[];
+  private readonly startedAtMs = Date.now();
+  monitorUrl: string | undefined;
+  readonly history: StepTimePoint[] = [];
+  private lastHistoryAt = 0;
+
+  constructor(
+    readonly runId: string,
+    readonly logDir: string,
+    private readonly plan: Pick<Plan, 'world_size' | 'nodes' | 'ranks'>,
+  ) {
+    this.nodes = plan.nodes.map((n) => ({ node_rank: n.node_rank, host: n.host, state: 'starting' }));
+    this.ranks = plan.ranks.map((r) => ({
+      sampledAt: Date.now(),
+      status: {
+        rank: r.rank,
+        node_rank: r.node_rank,
+        host: r.host,
+        local_rank: r.local_rank,
+        pid: 0,
+        state: 'starting',
+        cpu_percent: 0,
+        rss_bytes: 0,
+        restarts: 0,
+        last_output_age_s: 0,
+        group: stragglerGroup(r),
+      },
+    }));
+  }
+
+  get startedAt(): string {
+    return new Date(this.startedAtMs).toISOString();
+  }
+
+  get currentState(): RunState {
+    return this.state;
+  }
+
+  onEvent(ev: AgentEvent): void {
+    if (ev.attempt < this.attempt) return;
+    if (ev.type === 'started') {
+      const node = this.nodes.find((n) => n.node_rank === ev.node_rank);
+      if (node) node.state = 'running';
+      for (const w of ev.workers) {
+        const slot = this.ranks[w.rank];
+        if (!slot) continue;
+        slot.status.pid = w.pid;
+        slot.status.state = 'running';
+        slot.sampledAt = Date.now();
+      }
+    } else if (ev.type === 'exit') {
+      const slot = this.ranks[ev.rank];
+      if (slot) slot.status.state = ev.exit_code === 0 ? 'exited' : 'failed';
+    } else if (ev.type === 'sample') {
+      const now = Date.now();
+      for (const s of ev.ranks) this.applySample(s, now);
+      this.recordHistory(now);
+    }
+  }
+
+  nodeLost(nodeRank: number): void {
+    const node = this.nodes.find((n) => n.node_rank === nodeRank);
+    if (node && node.state !== 'lost') {
+      node.state = 'lost';
+      this.membershipChanges++;
+    }
+  }
+
+  running(attempt: number): void {
+    this.attempt = Math.max(this.attempt, attempt);
+    if (this.state === 'starting' || this.state === 'restarting') this.state = 'running';
+  }
+
+  restarting(attempt: number): void {
+    this.attempt = attempt;
+    this.state = 'restarting';
+    for (const slot of this.ranks) {
+      slot.status.restarts = attempt;
+      slot.status.state = 'starting';
+      delete slot.status.step_s;
+      delete slot.status.compute_s;
+      delete slot.status.samples_per_s;
+      delete slot.status.tokens_per_s;
+    }
+  }
+
+  stopping(): void {
+    if (this.state !== 'succeeded' && this.state !== 'failed') this.state = 'stopping';
+    for (const slot of this.ranks) if (slot.status.state === 'running') slot.status.state = 'stopping';
+  }
+
+  finished(ok: boolean): void {
+    this.state = ok ? 'succeeded' : 'failed';
+    for (const n of this.nodes) if (n.state !== 'lost') n.state = 'done';
+  }
+
+  /** The document; cheap (256 ranks: well under a millisecond). */
+  doc(): RunStatusDoc {
+    const now = Date.now();
+    const ranks = this.ranks.map((slot) => {
+      const r = { ...slot.status };
+      if (r.state === 'running' || r.state === 'stopping')
+        r.last_output_age_s = Math.round((r.last_output_age_s + (now - slot.sampledAt) / 1000) * 10) / 10;
+      return r;
+    });
+    const stragglers = findStragglers(ranks);
+    for (const r of ranks) if (stragglers.has(r.rank)) r.straggler = true;
+    return {
+      run_id: this.runId,
+      state: this.state,
+      attempt: this.attempt,
+      started_at: this.startedAt,
+      updated_at: new Date(now).toISOString(),
+      log_dir: this.logDir,
+      world_size: this.plan.world_size,
+      ...(this.monitorUrl ? { monitor_url: this.monitorUrl } : {}),
+      membership_changes: this.membershipChanges,
+      stragglers: [...stragglers].sort((a, b) => a - b),
+      nodes: this.nodes.map((n) => ({ ...n })),
+      ranks,
+    };
+  }
+
+  /** Per rank, the collective totals its worker last reported. */
+  collectiveTotals(): { rank: number; ops: Record<string, CollectiveTotals> }[] {
+    return this.ranks.filter((s) => s.collectives).map((s) => ({ rank: s.status.rank, ops: s.collectives! }));
+  }
+
+  private applySample(s: RankSample, now: number): void {
+    const slot = this.ranks[s.rank];
+    if (!slot) return;
+    const { rank: _rank, collectives, ...figures } = s;
+    if (collectives) slot.collectives = collectives;
+    const st = slot.status;
+    for (const k of ['step', 'loss', 'step_s', 'samples_per_s', 'tokens_per_s', 'compute_s'] as const)
+      if (figures[k] === undefined) delete st[k];
+    Object.assign(st, figures);
+    slot.sampledAt = now;
+  }
+
+  private recordHistory(now: number): void {
+    if (now - this.lastHistoryAt < 900) return; // one point a second, whatever the number of nodes
+    const times = this.ranks.map((s) => s.status.step_s).filter((x): x is number => x !== undefined);
+    if (!times.length) return;
+    this.lastHistoryAt = now;
+    times.sort((a, b) => a - b);
+    this.history.push({
+      t: new Date(now).toISOString(),
+      median_s: times[Math.floor((times.length - 1) / 2)],
+      max_s: times[times.length - 1],
+    });
+    if (this.history.length > HISTORY_POINTS) this.history.shift();
+  }
+}

@@ -1,0 +1,187 @@
+// The pieces of a run's live view: the run registry, the control server and its route table, the progress
+// file reader, straggler detection and the status document built from agent events.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, statSync, writeFileSync, appendFileSync, readdirSync, existsSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { callControl, ControlServer, jsonReply } from '../../../src/launch/control-server.js';
+import { ProgressReader } from '../../../src/launch/rank-sampler.js';
+import { findRun, listRuns, registerRun, registryDir } from '../../../src/launch/run-registry.js';
+import { RunStatus } from '../../../src/launch/run-status.js';
+import { findStragglers } from '../../../src/launch/stragglers.js';
+
+function withRunsDir(t: { teardown(fn: () => void): void }): string {
+  const dir = join(mkdtempSync(join(tmpdir(), 'dtrain-runs-test-')), 'runs');
+  const before = process.env.DTRAIN_RUNS_DIR;
+  process.env.DTRAIN_RUNS_DIR = dir;
+  t.teardown(() => {
+    if (before === undefined) delete process.env.DTRAIN_RUNS_DIR;
+    else process.env.DTRAIN_RUNS_DIR = before;
+  });
+  return dir;
+}
+
+const entry = (run_id: string, pid: number, started_at: string) => ({
+  run_id,
+  pid,
+  started_at,
+  log_dir: `/logs/${run_id}`,
+  socket: join(registryDir(), `${run_id}.sock`),
+});
+
+t.test('the registry: 0700, found by id, log folder or as the newest; dead pids are cleaned', async (t) => {
+  const dir = withRunsDir(t);
+  const older = registerRun(entry('job-a', process.pid, '2026-01-01T00:00:00.000Z'));
+  const newer = registerRun(entry('job-b', process.pid, '2026-01-02T00:00:00.000Z'));
+  t.equal(statSync(dir).mode & 0o777, 0o700, 'the folder is private');
+  t.equal(statSync(join(dir, 'job-a.json')).mode & 0o077, 0, 'entries are private');
+  t.equal(findRun()?.run_id, 'job-b', 'no argument: the newest');
+  t.equal(findRun('job-a')?.run_id, 'job-a', 'by run id');
+  t.equal(findRun('/logs/job-a')?.run_id, 'job-a', 'by log folder');
+  t.equal(findRun('/logs/job-a/attempt_0')?.run_id, 'job-a', 'by a folder inside it');
+  t.equal(findRun('job-c'), undefined);
+
+  const dead = spawn(process.execPath, ['-e', '']);
+  await new Promise((r) => dead.on('exit', r));
+  registerRun(entry('job-dead', dead.pid!, '2026-01-03T00:00:00.000Z'));
+  writeFileSync(join(dir, 'job-dead.sock'), '');
+  t.same(
+    listRuns().map((r) => r.run_id),
+    ['job-b', 'job-a'],
+    'a dead controller is not listed',
+  );
+  t.notOk(existsSync(join(dir, 'job-dead.json')), 'its entry is removed');
+  t.notOk(existsSync(join(dir, 'job-dead.sock')), 'and its socket');
+  newer();
+  newer();
+  older();
+  t.same(readdirSync(dir), [], 'unregistering removes the entries');
+});
+
+t.test('the control server: one route table on a Unix socket and on TCP with a token', async (t) => {
+  const dir = withRunsDir(t);
+  const routes = {
+    'GET /api/status': () => jsonReply({ ok: true }),
+    'POST /api/echo': (req: { body: Buffer }) => jsonReply({ got: req.body.toString() }),
+  };
+  const socket = join(mkdtempSync(join(tmpdir(), 'dtrain-sock-')), 'c.sock');
+  const unix = await ControlServer.listenUnix(socket, routes);
+  t.teardown(() => unix.close());
+  void dir;
+  t.same(await callControl(socket, 'GET', '/api/status'), { status: 200, body: '{"ok":true}\n' });
+  t.same(await callControl(socket, 'POST', '/api/echo', { body: 'hi' }), { status: 200, body: '{"got":"hi"}\n' });
+  t.equal((await callControl(socket, 'GET', '/nope')).status, 404);
+  t.equal((await callControl(socket, 'POST', '/api/status')).status, 405);
+
+  const tcp = await ControlServer.listenTcp('127.0.0.1', 0, routes, 's3cret');
+  t.teardown(() => tcp.close());
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: tcp.port, path, headers }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  t.equal(await get('/api/status'), 401, 'no token');
+  t.equal(await get('/api/status?token=wrong'), 401, 'a wrong token');
+  t.equal(await get('/api/status?token=s3cret'), 200, 'token in the query');
+  t.equal(await get('/api/status', { authorization: 'Bearer s3cret' }), 200, 'token as a bearer');
+  await unix.close();
+  t.notOk(existsSync(socket), 'the socket file goes with the server');
+});
+
+t.test('the progress reader: whole lines, a window of 20 steps, compute = step time - collective wait', async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'dtrain-progress-')), 'p.jsonl');
+  const reader = new ProgressReader(file);
+  reader.poll();
+  t.same(reader.figures(), {}, 'no file yet: nothing');
+  appendFileSync(file, JSON.stringify({ step: 1, time: 100, loss: 2 }) + '\n{"step":2,"ti');
+  reader.poll();
+  t.same(reader.figures(), { step: 1, loss: 2 }, 'a partial line waits for its end');
+  appendFileSync(file, 'me":101,"samples":8,"wait_s":0.25}\nnot json\n');
+  for (let s = 3; s <= 30; s++)
+    appendFileSync(file, JSON.stringify({ step: s, time: 100 + (s - 1), samples: 8, wait_s: 0.25 }) + '\n');
+  reader.poll();
+  const f = reader.figures();
+  t.equal(f.step, 30);
+  t.equal(f.step_s, 1, 'mean step time over the window');
+  t.equal(f.compute_s, 0.75, 'step time minus wait');
+  t.equal(f.samples_per_s, 8);
+  t.equal(reader.recent.length, 21, 'the window holds 21 points (20 steps)');
+});
+
+t.test('stragglers: compute time over the group median by more than 20%, per group', async (t) => {
+  const r = (rank: number, group: string, compute_s?: number) => ({ rank, group, compute_s, state: 'running' });
+  t.same(
+    [...findStragglers([r(0, 'a', 1), r(1, 'a', 1.1), r(2, 'a', 1.3), r(3, 'a', 1)])],
+    [2],
+    '1.3 > 1.05 × 1.2; 1.1 is not',
+  );
+  t.same([...findStragglers([r(0, 'a', 1), r(1, 'b', 3)])], [], 'groups are judged apart; one rank alone never');
+  t.same([...findStragglers([r(0, 'a', 1), r(1, 'a'), r(2, 'a', 1)])], [], 'ranks without figures are left out');
+});
+
+t.test('the status document follows the agent events and the supervisor', async (t) => {
+  const plan = {
+    world_size: 2,
+    nodes: [{ node_rank: 0, host: 'h0', nproc: 2, local: true }],
+    ranks: [0, 1].map((rank) => ({
+      rank,
+      node_rank: 0,
+      host: 'h0',
+      local_rank: rank,
+      data: rank,
+      pipeline: 0,
+      tensor: 0,
+      command: ['x'],
+      env: {},
+    })),
+  };
+  const s = new RunStatus('job-1', '/logs/job-1', plan);
+  t.match(s.doc(), { state: 'starting', ranks: [{ state: 'starting', pid: 0 }, { state: 'starting' }] });
+  s.onEvent({
+    type: 'started',
+    node_rank: 0,
+    attempt: 0,
+    master_port: 1,
+    workers: [
+      { rank: 0, local_rank: 0, pid: 101 },
+      { rank: 1, local_rank: 1, pid: 102 },
+    ],
+  });
+  s.running(0);
+  const sample = (rank: number, compute_s: number) => ({
+    rank,
+    pid: 101 + rank,
+    cpu_percent: 50,
+    rss_bytes: 1 << 20,
+    last_output_age_s: 1,
+    step: 7,
+    step_s: 2,
+    compute_s,
+  });
+  s.onEvent({ type: 'sample', node_rank: 0, attempt: 0, ranks: [sample(0, 1), sample(1, 1.6)] });
+  const doc = s.doc();
+  t.match(doc, {
+    run_id: 'job-1',
+    state: 'running',
+    attempt: 0,
+    nodes: [{ node_rank: 0, host: 'h0', state: 'running' }],
+    ranks: [
+      { rank: 0, pid: 101, state: 'running', step: 7, cpu_percent: 50, rss_bytes: 1 << 20, restarts: 0 },
+      { rank: 1, pid: 102, state: 'running', straggler: true },
+    ],
+    stragglers: [1],
+  });
+  s.restarting(1);
+  t.match(s.doc(), { state: 'restarting', attempt: 1, ranks: [{ restarts: 1, state: 'starting' }] });
+  t.notOk('compute_s' in s.doc().ranks[0], "the last attempt's speed is forgotten");
+  s.nodeLost(0);
+  t.equal(s.doc().membership_changes, 1);
+  s.finished(false);
+  t.equal(s.doc().state, 'failed');
+});
