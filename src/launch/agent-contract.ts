@@ -55,9 +55,10 @@
  * waits up to `wait_ms` for the answers (gdb instead when `native`), reads each rank's flight recorder
  * (also of ranks that have exited), and answers with one `gathered` event carrying the same `id`. Nothing
  * is stopped or killed: the controller gathers before it signals any rank to stop (hang diagnosis).
- * With `hang_timeout_ms` in the spec, the agent watches its ranks (output, CPU time from /proc/<pid>/stat
- * of the rank and its descendants) and emits a `progress` event, at most one per hang_timeout / 4, when
- * one of them made progress since the last.
+ * With `hang_timeout_ms` in the spec, the agent watches its ranks (a collective completed in the flight
+ * recorder, output, CPU time from /proc/<pid>/stat of the rank and its descendants while the recorder
+ * shows it inside no op) and emits a `progress` event, at most one per hang_timeout / 4, when one of them
+ * made progress since the last. (A reported step, in the `sample` events, is progress too.)
  *
  * ## Samples
  * While an attempt's workers run, the agent sends one `sample` event every SAMPLE_INTERVAL_MS with all its

@@ -113,6 +113,7 @@ t.test('fillAtLaunch fills the launch-time values and keeps fixed ones', async (
     progressFile: '/tmp/e/3.progress.jsonl',
     store: 'unix:/tmp/s/store.sock',
     flightRecorder: '/tmp/s/flight-a1-r3.bin',
+    stackFile: '/tmp/s/rank_3.stack',
   };
   const auto = buildPlan(await configFromArgs({ nprocPerNode: 4, entrypoint: ['x'] }));
   const env = fillAtLaunch(auto.ranks[3].env, facts);
@@ -127,6 +128,7 @@ t.test('fillAtLaunch fills the launch-time values and keeps fixed ones', async (
     DTRAIN_STORE: 'unix:/tmp/s/store.sock',
     DTRAIN_FLIGHT_RECORDER: '/tmp/s/flight-a1-r3.bin',
     DTRAIN_PROGRESS_FILE: '/tmp/e/3.progress.jsonl',
+    DTRAIN_STACK_FILE: '/tmp/s/rank_3.stack',
   });
   t.same(
     Object.keys(env).filter((k) => env[k] === AUTO),
@@ -228,7 +230,7 @@ t.test('the table groups ranks by node with coordinates', async (t) => {
       '            DTRAIN_PIPELINE_RANK',
       '  at launch: MASTER_ADDR MASTER_PORT TORCHELASTIC_RESTART_COUNT TORCHELASTIC_RUN_ID',
       '             TORCHELASTIC_ERROR_FILE DTRAIN_STORE DTRAIN_PROGRESS_FILE DTRAIN_RUN_ID DTRAIN_BACKEND',
-      '             DTRAIN_FLIGHT_RECORDER',
+      '             DTRAIN_FLIGHT_RECORDER DTRAIN_STACK_FILE',
       '',
       'node 0  a  2 processes  (ssh a)',
       '  rank  local  pipeline  data  tensor',
