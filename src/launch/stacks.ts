@@ -36,9 +36,9 @@ export const STACK_WAIT_MS = 2000;
 
 const signalNumber = constants.signals[STACK_SIGNAL];
 
-const sitecustomize = `# Written by the dtrain agent. On signal ${signalNumber} (${STACK_SIGNAL}) every thread's stack is appended to
-# DTRAIN_STACK_FILE (faulthandler, from its C signal handler: a rank blocked in C answers too). Then the
-# sitecustomize this one shadows is loaded as before.
+const sitecustomize = `# Written by the dtrain agent. On signal ${signalNumber} (${STACK_SIGNAL}) every thread's stack
+# is appended to DTRAIN_STACK_FILE (faulthandler, from its C signal handler: a rank blocked in C answers
+# too). Then the sitecustomize this one shadows is loaded as before.
 def _dtrain_sitecustomize():
     import os
     import sys
