@@ -6,7 +6,7 @@
  * A rank that spins outside any collective therefore counts as progressing; collective_timeout names it.
  */
 import { readFileSync } from 'node:fs';
-import { descendantsOf } from './process-tree.js';
+import { descendantsOfEach } from './process-tree.js';
 
 /** Below this share of a sample interval, CPU time is noise (timer ticks of an idle or waiting rank). */
 export const CPU_PROGRESS_SHARE = 0.05;
@@ -25,9 +25,9 @@ function cpuTicks(pid: number): number {
 }
 
 /** CPU ticks of a rank's whole tree now (descendants that exited are counted in their parent's cutime). */
-function treeTicks(pid: number): number {
+function treeTicks(pid: number, descendants: number[]): number {
   let sum = cpuTicks(pid);
-  for (const d of descendantsOf(pid)) sum += cpuTicks(d);
+  for (const d of descendants) sum += cpuTicks(d);
   return sum;
 }
 
@@ -49,8 +49,10 @@ export class ProgressWatch {
     const sampleMs = Math.max(200, Math.min(1000, hangTimeoutMs / 8));
     const floor = (sampleMs / 1000) * ticksPerSecond * CPU_PROGRESS_SHARE;
     this.sampler = setInterval(() => {
-      for (const [rank, pid] of this.ranks()) {
-        const now = treeTicks(pid);
+      const ranks = this.ranks();
+      const trees = descendantsOfEach(ranks.values());
+      for (const [rank, pid] of ranks) {
+        const now = treeTicks(pid, trees.get(pid) ?? []);
         const before = this.lastTicks.get(rank);
         this.lastTicks.set(rank, now);
         const rec = recorder(rank);
