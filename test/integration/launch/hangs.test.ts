@@ -22,7 +22,16 @@ t.test(
   { skip: notBuilt },
   async (t) => {
     const dir = tempDir(t, 'hang-node');
-    const args = ['launch', '--json', '--nproc-per-node', '3', '--set', 'collective_timeout=5s'];
+    const args = [
+      'launch',
+      '--json',
+      '--nproc-per-node',
+      '3',
+      '--set',
+      'collective_timeout=5s',
+      '--set',
+      'shutdown_grace=5s',
+    ];
     // NODE_OPTIONS: tap's preloads (in this process's env) hook SIGTERM on the event loop, which a spinning rank
     // never reaches; a worker of a real job has none of them
     const job = startDtrain([...args, '--set', `logs.dir=${dir}/logs`, '--', process.execPath, spinner], {
@@ -53,7 +62,6 @@ t.test(
     t.same(doc.hung?.culprits, [1]);
     // gathered before any rank was stopped: rank 1 still ran, and answered with its stack
     t.match(doc.hung?.ranks.find((x) => x.rank === 1)?.stack ?? '', /spinOutsideAnyCollective/);
-    t.match(r.stderr, /then: .*rank 1 SIGTERM/, 'the spinning rank ended at the SIGTERM, no grace period waited');
   },
 );
 
