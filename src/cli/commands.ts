@@ -9,6 +9,7 @@ import { schemaCommand } from './schema.js';
 import { agentCommand } from './agent.js';
 import { statusCommand } from './status.js';
 import { topCommand } from './top.js';
+import { stacksCommand } from './stacks.js';
 
 /** Every command, each defined in its own file; their heavy modules load lazily inside handlers. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -23,4 +24,5 @@ export const commands: CommandModule<object, any>[] = [
   agentCommand,
   statusCommand,
   topCommand,
+  stacksCommand,
 ];

@@ -302,6 +302,7 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     rendezvous: { ...raw.rendezvous, timeout: ms(['rendezvous', 'timeout'], raw.rendezvous.timeout) },
     heartbeat,
     collective_timeout: ms(['collective_timeout'], raw.collective_timeout),
+    hang_timeout: raw.hang_timeout === 'off' ? null : ms(['hang_timeout'], raw.hang_timeout),
     restarts: { max: raw.restarts.max, backoff: ms(['restarts', 'backoff'], raw.restarts.backoff) },
     shutdown_grace: ms(['shutdown_grace'], raw.shutdown_grace),
     checkpoint_signal: raw.checkpoint_signal,

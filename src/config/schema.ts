@@ -213,6 +213,15 @@ export const configSchema = {
       $ref: '#/$defs/duration',
       default: '300s',
     },
+    hang_timeout: {
+      description:
+        'The job is declared hung when no rank makes progress for this long (a completed collective, a ' +
+        'progress report, or before the first report output or CPU time outside a collective wait); its ' +
+        "ranks' stacks are gathered and the culprits named. off: never.",
+      anyOf: [{ const: 'off' }, { $ref: '#/$defs/duration' }],
+      errorMessage: 'must be off or a duration such as 30s, 5m',
+      default: 'off',
+    },
     restarts: {
       description: 'Whole-group restarts after a failure (torchrun --max-restarts).',
       type: 'object',

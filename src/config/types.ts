@@ -105,6 +105,7 @@ export interface RawConfig {
   rendezvous: { addr: string; port: number | 'auto'; timeout: Duration };
   heartbeat: { interval: Duration; timeout: Duration };
   collective_timeout: Duration;
+  hang_timeout: Duration | 'off';
   restarts: { max: number; backoff: Duration };
   shutdown_grace: Duration;
   checkpoint_signal: CheckpointSignal;
@@ -174,6 +175,8 @@ export interface JobConfig {
   rendezvous: { addr: string; port: number | 'auto'; timeout: number };
   heartbeat: { interval: number; timeout: number };
   collective_timeout: number;
+  /** ms; null: off */
+  hang_timeout: number | null;
   restarts: { max: number; backoff: number };
   shutdown_grace: number;
   checkpoint_signal: CheckpointSignal;

@@ -51,6 +51,18 @@
  * with its RankPlan env plus MASTER_PORT (when auto), TORCHELASTIC_RESTART_COUNT, DTRAIN_STORE (the
  * agent's proxy socket, attempt-prefixed keys) and TORCHELASTIC_ERROR_FILE filled in by the agent.
  * Per-rank logs are written by the agent on its node: <logs.dir>/<run_id>/attempt_<k>/rank_<N>.{out,err}.
+ * Each worker also gets DTRAIN_STACK_FILE (a file in the agent's private 0700 folder) and, first on its
+ * PYTHONPATH, the agent's sitecustomize: the agent asks a rank for its stack with SIGURG (stacks.ts).
+ *
+ * ## Diagnosis: stacks and flight recorders
+ * `gather` asks for every rank of the attempt at once: the agent signals each live rank for its stack,
+ * waits up to `wait_ms` for the answers (gdb instead when `native`), reads each rank's flight recorder
+ * (also of ranks that have exited), and answers with one `gathered` event carrying the same `id`. Nothing
+ * is stopped or killed: the controller gathers before it signals any rank to stop (hang diagnosis).
+ * With `hang_timeout_ms` in the spec, the agent watches its ranks (a collective completed in the flight
+ * recorder, output, CPU time from /proc/<pid>/stat of the rank and its descendants while the recorder
+ * shows it inside no op) and emits a `progress` event, at most one per hang_timeout / 4, when one of them
+ * made progress since the last. (A reported step, in the `sample` events, is progress too.)
  *
  * ## Samples
  * While an attempt's workers run, the agent sends one `sample` event every SAMPLE_INTERVAL_MS with all its
@@ -99,6 +111,8 @@ export interface AgentSpec {
    * away before it authenticated (store/admission.ts). Absent in specs from older controllers: one try.
    */
   rendezvous_timeout_ms?: number;
+  /** hang_timeout: the agent reports its ranks' progress (`progress` events); absent: off */
+  hang_timeout_ms?: number;
   /** absolute on this node; the agent writes rank_<N>.{out,err} under <dir>/<run_id>/attempt_<k>/ */
   logs: { dir: string; ranks: 'all' | number[]; tee: boolean };
   /**
@@ -144,6 +158,8 @@ export type ControllerCommand =
   | { type: 'kill'; attempt: number }
   /** forward a signal to every running worker; supervision goes on (e.g. Slurm's USR1 warning) */
   | { type: 'signal'; signal: ForwardedSignal }
+  /** every rank's stack and flight recorder, answered by one `gathered` event with this id (see above) */
+  | { type: 'gather'; attempt: number; id: number; native: boolean; wait_ms: number }
   /** all workers are gone: close the store connection and exit 0 */
   | { type: 'exit' };
 
@@ -176,6 +192,23 @@ export interface WorkerExit {
   stderr_tail: string[];
   /** the contents of TORCHELASTIC_ERROR_FILE when the worker wrote it (parsed JSON, else text) */
   error_file: unknown;
+}
+
+/** One rank's part of a `gathered` answer. */
+export interface RankDiagnostics {
+  rank: number;
+  host: string;
+  pid: number;
+  /** what answered: python (faulthandler), node (the runtime), native (gdb), other (nothing could) */
+  language: 'python' | 'node' | 'native' | 'other';
+  /** the stack as text (at most 64 KiB), null when none could be captured */
+  stack: string | null;
+  /** why there is no stack, e.g. `python runs with -I: ...`; null when there is one */
+  missing: string | null;
+  /** the rank's flight recorder as read by readFlightRecorder, null when there is none */
+  recorder: unknown;
+  /** why there is no recorder; null when there is one */
+  recorder_missing: string | null;
 }
 
 /** How often an agent samples its workers (one event per node, all its ranks). */
@@ -230,6 +263,9 @@ export type AgentEvent =
   /** every SAMPLE_INTERVAL_MS while the attempt's workers run */
   | { type: 'sample'; node_rank: number; attempt: number; ranks: RankSample[] }
   | ({ type: 'exit'; node_rank: number; attempt: number } & WorkerExit)
+  | { type: 'gathered'; node_rank: number; attempt: number; id: number; ranks: RankDiagnostics[] }
+  /** hang_timeout: these ranks made progress since the agent's last progress event */
+  | { type: 'progress'; node_rank: number; attempt: number; ranks: number[] }
   /** the agent could not do what was asked (spawn failed, store lost); the controller fails the job */
   | { type: 'error'; node_rank: number; attempt: number; message: string };
 

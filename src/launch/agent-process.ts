@@ -99,6 +99,7 @@ export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
       else if (cmd.type === 'stop') agent.stop(cmd.attempt, cmd.signal, cmd.grace_ms);
       else if (cmd.type === 'kill') agent.kill(cmd.attempt);
       else if (cmd.type === 'signal') agent.forward(cmd.signal);
+      else if (cmd.type === 'gather') void agent.gather(cmd.attempt, cmd.id, cmd.native, cmd.wait_ms);
       else if (cmd.type === 'exit') return;
     }
   })();
@@ -112,6 +113,7 @@ export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
   }
   if (gone) code = 1;
   await agent.idle();
+  agent.dispose();
   // With the controller gone nobody reads events, and the store may be gone too: do not wait on them.
   if (!gone) await emitting;
   clearInterval(heartbeat);

@@ -4,7 +4,8 @@
  * for its own node and inside `dtrain agent` on remote nodes; only the AgentLink differs
  * (agent-contract.ts describes the messages).
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
   SAMPLE_INTERVAL_MS,
@@ -12,14 +13,17 @@ import {
   type AgentSpec,
   type AttemptStart,
   type ForwardedSignal,
+  type RankDiagnostics,
   type WorkerExit,
 } from './agent-contract.js';
 import { fillAtLaunch, nodeOptionsFor } from '../runtime/worker-env-table.js';
-import { createFlightRecorderFile } from '../runtime/flight-recorder.js';
+import { createFlightRecorderFile, readFlightRecorder, type FlightRecord } from '../runtime/flight-recorder.js';
 import { ensureExecWrapper } from './exec-wrapper.js';
 import { FileTarget, logFileName, sinkTarget, type OutputSink } from './line-targets.js';
 import { checkFixedPort, freePort } from './ports.js';
 import { processAddon, sweepDescendants } from './process-tree.js';
+import { ProgressWatch } from './progress-watch.js';
+import { captureNative, captureStack, prependPath, stackFileFor, writeSitecustomize } from './stacks.js';
 import { RankSampler } from './rank-sampler.js';
 import { Worker, type LineTarget } from './worker.js';
 
@@ -42,6 +46,9 @@ const privateEnv = /^DTRAIN_(JOB_KEY|SECRET)/;
 interface Attempt {
   attempt: number;
   workers: Worker[];
+  /** ranks whose worker has exited */
+  exited: Set<number>;
+  watch?: ProgressWatch;
   files: FileTarget[];
   killTimer?: NodeJS.Timeout;
   sampleTimer?: NodeJS.Timeout;
@@ -58,6 +65,11 @@ export class NodeAgent {
   private readonly abortStart = new Map<number, () => void>();
   private readonly wrapper: string;
   private readonly baseEnv: Record<string, string>;
+  /** 0700, this agent's own: the ranks' stack files and the sitecustomize (stacks.ts) */
+  private readonly privateDir: string;
+  private readonly sitecustomizeDir: string;
+  /** one gathering at a time: a rank's stack file answers one request */
+  private gathering: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly spec: AgentSpec,
@@ -70,6 +82,14 @@ export class NodeAgent {
     setImmediate(() => processAddon()?.setChildSubreaper());
     this.baseEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !privateEnv.test(k)) this.baseEnv[k] = v;
+    // named like the proxy folders, so a SIGKILLed agent's is removed by the next (removeStaleProxyDirs)
+    this.privateDir = mkdtempSync(join(tmpdir(), `dtrain-${process.pid}-diag${spec.node.node_rank}-`));
+    this.sitecustomizeDir = writeSitecustomize(this.privateDir);
+  }
+
+  /** Removes the agent's private folder; after its last attempt. */
+  dispose(): void {
+    rmSync(this.privateDir, { recursive: true, force: true });
   }
 
   get nodeRank(): number {
@@ -110,6 +130,8 @@ export class NodeAgent {
       mkdirSync(logDir, { recursive: true });
       const storeAddress = await this.link.storeAddress(attempt);
       const files: FileTarget[] = [];
+      let watch: ProgressWatch | undefined;
+      const exited = new Set<number>();
       // The recorders live beside the store proxy's socket: the agent's private 0700 folder.
       const privateDir = storeAddress.startsWith('unix:') ? dirname(storeAddress.slice('unix:'.length)) : undefined;
       const flightRecorders = new Map<number, string>();
@@ -120,8 +142,11 @@ export class NodeAgent {
         const err = new FileTarget(join(logDir, logFileName(r.rank, 'stderr')));
         files.push(out, err);
         const shown = this.console && spec.logs.tee && (spec.logs.ranks === 'all' || spec.logs.ranks.includes(r.rank));
+        const seen: LineTarget = { write: () => (watch?.output(r.rank), true), onDrain: () => {} };
         const stdout: LineTarget[] = shown ? [out, sinkTarget(this.console, r.rank, 'stdout')] : [out];
         const stderr: LineTarget[] = shown ? [err, sinkTarget(this.console, r.rank, 'stderr')] : [err];
+        stdout.push(seen);
+        stderr.push(seen);
         const errorFile = join(logDir, `rank_${r.rank}.error.json`);
         const progressFile = join(logDir, `rank_${r.rank}.progress.jsonl`);
         samplers.push(new RankSampler(r.rank, progressFile));
@@ -131,6 +156,8 @@ export class NodeAgent {
           runId: spec.run_id,
           restartCount: launch.restarts ?? attempt,
           attempt,
+          stackFile: stackFileFor(this.privateDir, r.rank),
+          pythonPath: prependPath(this.sitecustomizeDir, r.env.PYTHONPATH ?? this.baseEnv.PYTHONPATH),
           progressFile,
           prevWorldSize: launch.prev_world_size ?? (attempt === 0 ? 0 : spec.world_size),
         };
@@ -157,11 +184,13 @@ export class NodeAgent {
       const done = Promise.all(
         workers.map(async (w) => {
           const exit = await w.done;
+          exited.add(exit.rank);
           this.link.emit({ type: 'exit', node_rank: this.nodeRank, attempt, ...exit });
           return exit;
         }),
       ).then(async (exits: WorkerExit[]) => {
         clearTimeout(this.current?.killTimer);
+        watch?.stop();
         clearInterval(this.current?.sampleTimer);
         await Promise.all(files.map((f) => f.end()));
         // A shepherd killed itself (not by us) leaves orphans; they came here (subreaper): end them by pid.
@@ -170,8 +199,16 @@ export class NodeAgent {
         void exits;
         if (this.current?.attempt === attempt) this.current = null;
       });
-      this.current = { attempt, workers, files, done };
+      this.current = { attempt, workers, files, done, exited };
       await Promise.all(workers.map((w) => w.ready));
+      if (spec.hang_timeout_ms) {
+        const live = () => new Map(workers.filter((w) => !exited.has(w.rank)).map((w) => [w.rank, w.pid]));
+        const report = (ranks: number[]) =>
+          this.link.emit({ type: 'progress', node_rank: this.nodeRank, attempt, ranks });
+        const recorders = this.flightRecorders;
+        watch = new ProgressWatch(live, report, spec.hang_timeout_ms, (rank) => recorderProgress(recorders.get(rank)));
+        this.current.watch = watch;
+      }
       const pending = this.pendingStop.get(attempt);
       if (pending === 'kill') this.kill(attempt);
       else if (pending) this.stop(attempt, pending.signal, pending.graceMs);
@@ -229,6 +266,31 @@ export class NodeAgent {
     for (const w of a.workers) w.killAll();
   }
 
+  /**
+   * Every rank's stack (signalled, answers awaited up to waitMs; gdb when `native`) and flight recorder,
+   * emitted as one `gathered` event. Stops nothing.
+   */
+  gather(attempt: number, id: number, native: boolean, waitMs: number): Promise<void> {
+    const run = this.gathering.then(async () => {
+      const a = this.current?.attempt === attempt ? this.current : null;
+      const ranks: RankDiagnostics[] = await Promise.all(
+        (a?.workers ?? []).map(async (w) => {
+          const host = this.spec.node.host;
+          const gone = a!.exited.has(w.rank);
+          const stack = gone
+            ? { rank: w.rank, pid: w.pid, language: 'other' as const, stack: null, missing: 'the rank has exited' }
+            : native
+              ? await captureNative(w.rank, w.pid, waitMs)
+              : await captureStack(w.rank, w.pid, stackFileFor(this.privateDir, w.rank), waitMs);
+          return { ...stack, host, ...readRecorder(this.flightRecorders.get(w.rank)) };
+        }),
+      );
+      this.link.emit({ type: 'gathered', node_rank: this.nodeRank, attempt, id, ranks });
+    });
+    this.gathering = run.catch(() => {});
+    return run;
+  }
+
   forward(signal: ForwardedSignal): void {
     for (const w of this.current?.workers ?? []) w.signal(signal);
   }
@@ -266,4 +328,38 @@ function checkSharedFolder(spec: AgentSpec): void {
       `checkpoint.dir ${dirname(m.path)} is not the folder the controller wrote to (${m.path} ` +
         `${found === undefined ? 'is missing' : 'holds another job'}): it must be shared by every node`,
     );
+}
+
+/** The rank's flight recorder (DTRAIN_FLIGHT_RECORDER), read even after the rank has exited. */
+function readRecorder(path: string | undefined): { recorder: FlightRecord | null; recorder_missing: string | null } {
+  if (!path) return { recorder: null, recorder_missing: 'the agent made it no recorder file' };
+  try {
+    const recorder = readFlightRecorder(path);
+    if (recorder) return { recorder, recorder_missing: null };
+    return { recorder: null, recorder_missing: 'it never started the dtrain runtime (not a dtrain Node worker)' };
+  } catch (err) {
+    return { recorder: null, recorder_missing: (err as Error).message };
+  }
+}
+
+/** For hang_timeout: ops completed so far (all groups), and whether the rank is inside one now. */
+function recorderProgress(path: string | undefined): { completed: number; waiting: boolean } | null {
+  let rec: FlightRecord | undefined;
+  try {
+    rec = path ? readFlightRecorder(path) : undefined;
+  } catch {
+    return null;
+  }
+  if (!rec) return null;
+  let completed = 0;
+  let waiting = false;
+  for (const g of rec.groups) {
+    let newest = 0;
+    for (const e of g.entries) {
+      if (e.state === 'completed' && !e.failed) newest = Math.max(newest, e.seq);
+      else if (!e.failed) waiting = true;
+    }
+    completed += newest;
+  }
+  return { completed, waiting };
 }

@@ -22,6 +22,15 @@ import type { StoreControl } from './store-node.js';
 import { checkFixedPort } from './ports.js';
 import { createProgress } from './progress.js';
 import { renderFailure, type LaunchSummary } from './summary.js';
+import {
+  diagnoseFromRecorders,
+  HANG_GATHER_MS,
+  HANG_STACK_WAIT_MS,
+  NATIVE_GATHER_MS,
+  NATIVE_STACK_WAIT_MS,
+  renderHang,
+} from './hang-report.js';
+import { jsonReply } from './control-server.js';
 import { monitorOptions, RunView } from './run-view.js';
 import { within } from '../util/within.js';
 import { KILL_WAIT_MS, Supervisor, type NodeHandle, type WarningOptions } from './supervisor.js';
@@ -141,6 +150,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     heartbeat_interval_ms: config.heartbeat.interval,
     heartbeat_timeout_ms: config.heartbeat.timeout,
     rendezvous_timeout_ms: config.rendezvous.timeout,
+    ...(config.hang_timeout !== null && { hang_timeout_ms: config.hang_timeout }),
     logs: { dir: logsRoot, ranks: config.logs.ranks, tee: config.logs.tee },
     ...(checkpointMarker && { checkpoint_marker: checkpointMarker }),
   }));
@@ -151,6 +161,20 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     plan,
     ...(monitor ? { monitor } : {}),
     warn: (line) => progress.note(line),
+    // `dtrain stacks`: every rank's stack now, nothing stopped (gdb stops each process briefly with native)
+    localRoutes: {
+      'POST /api/stacks': async (req) => {
+        const native = req.query.get('native') === '1';
+        const gathered = supervisor
+          ? await supervisor.gather(
+              native,
+              native ? NATIVE_STACK_WAIT_MS : HANG_STACK_WAIT_MS,
+              native ? NATIVE_GATHER_MS : HANG_GATHER_MS,
+            )
+          : { ranks: [], unanswered: [] };
+        return jsonReply({ run_id: runId, native, ...gathered });
+      },
+    },
   });
   let supervisor: Supervisor | null = null;
   // What agents and spawners report before the supervisor exists is handed to it once it does.
@@ -158,7 +182,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   let succeeded = false;
   const onEvent = (ev: AgentEvent) => {
     view.status.onEvent(ev);
-    if (ev.type === 'sample') return;
+    if (ev.type === 'sample' && !config.hang_timeout) return;
     if (supervisor) supervisor.onEvent(ev);
     else early.push((s) => s.onEvent(ev));
   };
@@ -309,6 +333,9 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
           }
         },
       ),
+      hangTimeoutMs: config.hang_timeout,
+      diagnose: diagnoseFromRecorders,
+      onHang: (report) => err.write(renderHang(report).join('\n') + '\n'),
     });
     if (interruptedBy) throw new InterruptedError(interruptedBy);
     for (const replay of early.splice(0)) replay(supervisor);

@@ -123,10 +123,15 @@ export class LocalNode implements NodeHandle {
     this.agent.forward(signal);
   }
 
+  gather(attempt: number, id: number, native: boolean, waitMs: number): void {
+    void this.agent.gather(attempt, id, native, waitMs);
+  }
+
   /** Kills whatever still runs (nothing, normally), then releases the proxy and its folder. */
   async close(): Promise<void> {
     this.agent.kill();
     await this.agent.idle();
+    this.agent.dispose();
     await this.proxy?.close();
     await this.upstream?.close();
     rmSync(this.proxyDir, { recursive: true, force: true });

@@ -46,6 +46,12 @@ export function descendantsOf(root: number): number[] {
   return [...descendantsIn(processTable(), root)];
 }
 
+/** The descendants of each root, from one scan of /proc. */
+export function descendantsOfEach(roots: Iterable<number>): Map<number, number[]> {
+  const parents = processTable();
+  return new Map([...roots].map((r) => [r, [...descendantsIn(parents, r)]]));
+}
+
 /**
  * Children this process started on purpose and still supervises (shepherds, child agents): a sweep
  * spares them and their descendants. Whoever spawns one adds it, and deletes it once it has exited.

@@ -8,7 +8,7 @@ import type { MonitorConfig } from '../config/types.js';
 import type { Plan } from '../plan/types.js';
 import { UsageError } from '../util/errors.js';
 import { controlRoutes } from './control-routes.js';
-import { ControlServer } from './control-server.js';
+import { ControlServer, type Routes } from './control-server.js';
 import { controlSocketPath, registerRun, writeStatusFile } from './run-registry.js';
 import { RunStatus } from './run-status.js';
 
@@ -50,6 +50,8 @@ export class RunView {
     logDir: string;
     plan: Pick<Plan, 'world_size' | 'nodes' | 'ranks'> & Partial<Pick<Plan, 'parallelism'>>;
     monitor?: MonitorOptions;
+    /** routes served on the run's Unix socket only, never on the monitor's TCP port (e.g. stacks) */
+    localRoutes?: Routes;
     /** a warning line (the view is a convenience: a failure to serve it never fails the job) */
     warn: (line: string) => void;
   }): Promise<RunView> {
@@ -70,7 +72,7 @@ export class RunView {
     }
     try {
       const socket = controlSocketPath(opts.runId);
-      view.servers.push(await ControlServer.listenUnix(socket, routes));
+      view.servers.push(await ControlServer.listenUnix(socket, { ...routes, ...opts.localRoutes }));
       view.unregister = registerRun({
         run_id: opts.runId,
         pid: process.pid,

@@ -83,6 +83,8 @@ export class StoreControl {
       stop: (attempt, signal, graceMs) => this.send(nodeRank, { type: 'stop', attempt, signal, grace_ms: graceMs }),
       kill: (attempt) => this.send(nodeRank, { type: 'kill', attempt }),
       forward: (signal: ForwardedSignal) => this.send(nodeRank, { type: 'signal', signal }),
+      gather: (attempt, id, native, waitMs) =>
+        this.send(nodeRank, { type: 'gather', attempt, id, native, wait_ms: waitMs }),
       close: async () => {
         this.unwatch(nodeRank);
         this.send(nodeRank, { type: 'exit' });

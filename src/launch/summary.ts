@@ -3,6 +3,7 @@
  */
 import { join } from 'node:path';
 import type { WorkerExit } from './agent-contract.js';
+import type { HangReport } from './hang-report.js';
 import { logFileName } from './line-targets.js';
 
 export interface RankOutcome {
@@ -48,6 +49,8 @@ export interface LaunchSummary {
   resumed?: { slurm_restart_count: number };
   /** elastic jobs: each membership change, in order */
   membership?: MembershipChange[];
+  /** the job hung (collective_timeout, or hang_timeout passed with no progress): the diagnosis */
+  hung?: HangReport;
 }
 
 /** The warning signal's sequence as it went: warned, saving, saved or not, requeued. */
@@ -86,7 +89,19 @@ export interface RenderOptions {
 export function renderFailure(s: LaunchSummary, opts: RenderOptions): string {
   const rc = s.root_cause;
   const lines: string[] = [];
-  if (!rc) {
+  if (s.hung) {
+    const why =
+      s.hung.cause === 'collective_timeout'
+        ? `rank ${rc?.rank} timed out in a collective after ${s.hung.after_ms / 1000}s (collective_timeout)`
+        : `no rank made progress for ${(s.hung.after_ms / 1000).toFixed(1)}s (hang_timeout)`;
+    const attempts = s.attempts.length;
+    lines.push(
+      `job ${s.run_id} hung: ${why}` +
+        (opts.restartsMax > 0 ? ` (attempt ${attempts} of ${opts.restartsMax + 1}, restarts exhausted)` : ''),
+    );
+    for (const d of s.hung.diagnosis) lines.push(`  ${d}`);
+    lines.push('  (the stacks of the ranks named are printed above)');
+  } else if (!rc) {
     lines.push(`job ${s.run_id} failed`);
   } else if (rc.message) {
     lines.push(`job ${s.run_id} failed${rc.host ? ` on ${rc.host}` : ''}: ${rc.message}`);

@@ -7,7 +7,15 @@
  * every worker gets `checkpoint_signal`, the job waits up to `shutdown_grace` for a save (a new commit, or
  * every worker leaving with 0) and stops without restart: exit 0 when the save was made, else 1.
  */
-import type { AgentEvent, AttemptStart, ForwardedSignal, WorkerExit } from './agent-contract.js';
+import type { AgentEvent, AttemptStart, ForwardedSignal, RankDiagnostics, WorkerExit } from './agent-contract.js';
+import {
+  buildHangReport,
+  collectiveTimeoutOf,
+  HANG_GATHER_MS,
+  HANG_STACK_WAIT_MS,
+  type HangCause,
+  type HangReport,
+} from './hang-report.js';
 import { failed, type LaunchSummary, type PreemptionReport, type RankOutcome, type RootCause } from './summary.js';
 import { within } from '../util/within.js';
 
@@ -19,6 +27,8 @@ export interface NodeHandle {
   stop(attempt: number, signal: ForwardedSignal, graceMs: number): void;
   kill(attempt: number): void;
   forward(signal: ForwardedSignal): void;
+  /** every rank's stack and recorder; answered by a `gathered` event with this id (agent-contract.ts) */
+  gather?(attempt: number, id: number, native: boolean, waitMs: number): void;
   /** after the last attempt: let the agent go */
   close(): Promise<void>;
 }
@@ -66,6 +76,12 @@ export interface SupervisorOptions {
   heartbeatTimeoutMs?: number;
   /** the scheduler's warning before the job ends (scheduler.signal): save, then stop */
   warning?: WarningOptions;
+  /** hang_timeout in ms: no progress from any rank for this long is a hang; null/absent: off */
+  hangTimeoutMs?: number | null;
+  /** a hang was diagnosed (before any rank is stopped): the lines to print */
+  onHang?: (report: HangReport) => void;
+  /** the flight recorders' diagnosis (diagnoseHang), when the ranks have recorders */
+  diagnose?: (ranks: RankDiagnostics[]) => { lines: string[]; ranks: number[] } | null;
 }
 
 export interface WarningOptions {
@@ -80,6 +96,13 @@ export interface WarningOptions {
   nextCommit?: (signal: AbortSignal) => Promise<number>;
   /** one line per state change: warned, saving, saved / not saved */
   onState?: (line: string) => void;
+}
+
+/** What `gather` brought back from every node that answered in time. */
+export interface Gathered {
+  ranks: RankDiagnostics[];
+  /** hosts that did not answer in time */
+  unanswered: string[];
 }
 
 /**
@@ -112,6 +135,15 @@ interface AttemptState {
   goneNodes: Set<number>;
   errors: string[];
   finished: () => void;
+  /** the job hung in this attempt: what was gathered and diagnosed */
+  hang: HangReport | null;
+  /** when a rank last made progress (hang_timeout) */
+  lastProgress: number;
+  /** the last step each rank reported */
+  steps: Map<number, number>;
+  hangTimer?: NodeJS.Timeout;
+  /** a hang being diagnosed: the attempt ends after it, whatever exits first */
+  diagnosing: Promise<void> | null;
 }
 
 export class Supervisor {
@@ -132,16 +164,32 @@ export class Supervisor {
     /** the new commit's step; null when none came */
     commit: Promise<number | null>;
   } | null = null;
+  private gatherSeq = 0;
+  private readonly gatherings = new Map<number, { answers: Map<number, RankDiagnostics[]>; check: () => void }>();
 
   constructor(private readonly opts: SupervisorOptions) {}
 
   /** Feed every agent event here (from any link). */
   onEvent(ev: AgentEvent): void {
-    if (ev.type === 'sample') return; // the run's status view takes those (run-status.ts)
+    if (ev.type === 'gathered') {
+      const g = this.gatherings.get(ev.id);
+      g?.answers.set(ev.node_rank, ev.ranks);
+      return g?.check();
+    }
     const s = this.state;
     if (!s) return void this.beforeStart.push(() => this.onEvent(ev));
     if (ev.attempt !== s.attempt) return;
-    if (ev.type === 'started') {
+    if (ev.type === 'sample') {
+      // a reported step (dist.report, DTRAIN_PROGRESS_FILE) is progress; the rest is the status view's
+      for (const r of ev.ranks) {
+        if (r.step === undefined || r.step === s.steps.get(r.rank)) continue;
+        s.steps.set(r.rank, r.step);
+        s.lastProgress = Date.now();
+      }
+    } else if (ev.type === 'progress') {
+      s.lastProgress = Date.now();
+    } else if (ev.type === 'started') {
+      s.lastProgress = Date.now();
       s.running += ev.workers.length;
       s.started += ev.workers.length;
       this.opts.onRunning?.(s.running, s.world, s.attempt);
@@ -153,7 +201,9 @@ export class Supervisor {
       s.running = Math.max(0, s.running - 1);
       if (failed(exit) && !s.rootCause && !this.interrupted && !this.preemption?.stopSent && s.lossAt === null) {
         s.rootCause = { ...exit, attempt: s.attempt };
-        this.stopAll(s, 'SIGTERM', `rank ${exit.rank} failed`);
+        const timeout = collectiveTimeoutOf(exit);
+        if (timeout) this.hung(s, 'collective_timeout', timeout.ms, exit);
+        else this.stopAll(s, 'SIGTERM', `rank ${exit.rank} failed`);
       }
       this.maybeFinished(s);
     } else {
@@ -229,6 +279,85 @@ export class Supervisor {
   /** Every node handle of the job (elastic: all started so far, spares included). */
   private nodes(): NodeHandle[] {
     return this.opts.membership?.all() ?? this.opts.nodes;
+  }
+
+  /**
+   * Every rank's stack and flight recorder from every node, waiting at most boundMs for the nodes' answers
+   * (each node waits waitMs for its ranks). Stops nothing.
+   */
+  async gather(native: boolean, waitMs: number, boundMs: number): Promise<Gathered> {
+    const s = this.state;
+    const nodes = (s?.nodes ?? this.nodes()).filter((n) => n.gather && !s?.goneNodes.has(n.nodeRank));
+    if (!s || !nodes.length) return { ranks: [], unanswered: [] };
+    const id = this.gatherSeq++;
+    const answers = new Map<number, RankDiagnostics[]>();
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      const check = () => {
+        if (nodes.every((n) => answers.has(n.nodeRank))) resolve();
+      };
+      this.gatherings.set(id, { answers, check });
+      timer = setTimeout(resolve, boundMs);
+      for (const n of nodes) n.gather!(s.attempt, id, native, waitMs);
+    });
+    clearTimeout(timer);
+    this.gatherings.delete(id);
+    return {
+      ranks: [...answers.values()].flat().sort((a, b) => a.rank - b.rank),
+      unanswered: nodes.filter((n) => !answers.has(n.nodeRank)).map((n) => n.host),
+    };
+  }
+
+  /**
+   * The job hung: gather every rank's stack and recorder before any rank is signalled, diagnose, then stop
+   * the attempt like a failure (a restart follows per `restarts`).
+   */
+  private hung(s: AttemptState, cause: HangCause, afterMs: number, timedOut?: WorkerExit): void {
+    clearInterval(s.hangTimer);
+    s.stopping = true; // nothing else stops the ranks before the gathering is done
+    s.diagnosing = this.gather(false, HANG_STACK_WAIT_MS, HANG_GATHER_MS)
+      .catch((): Gathered => ({ ranks: [], unanswered: [] }))
+      .then(({ ranks, unanswered }) => {
+        let fromRecorders: { lines: string[]; ranks: number[] } | undefined;
+        try {
+          fromRecorders = this.opts.diagnose?.(ranks) ?? undefined;
+        } catch {
+          // a recorder that cannot be read is no diagnosis: the stacks still speak
+        }
+        s.hang = buildHangReport({ cause, afterMs, ranks, unanswered, timedOut, fromRecorders });
+        this.opts.onHang?.(s.hang);
+        s.stopping = false;
+        this.stopAll(s, 'SIGTERM', 'the job hung');
+        s.diagnosing = null;
+      });
+  }
+
+  private watchProgress(s: AttemptState): void {
+    const limit = this.opts.hangTimeoutMs;
+    if (!limit) return;
+    s.hangTimer = setInterval(
+      () => {
+        if (s.stopping || s.rootCause || this.interrupted || s.started === 0) return;
+        const idle = Date.now() - s.lastProgress;
+        if (idle < limit) return;
+        s.rootCause = {
+          rank: -1,
+          local_rank: -1,
+          host: '',
+          pid: 0,
+          exit_code: null,
+          signal: null,
+          time: new Date().toISOString(),
+          stderr_tail: [],
+          error_file: null,
+          attempt: s.attempt,
+          message: `no rank made progress for ${(idle / 1000).toFixed(1)}s (hang_timeout)`,
+        };
+        this.hung(s, 'no_progress', idle);
+      },
+      Math.min(1000, Math.max(100, limit / 8)),
+    );
+    s.hangTimer.unref();
   }
 
   async run(): Promise<{ outcome: Outcome; summary: LaunchSummary }> {
@@ -385,9 +514,17 @@ export class Supervisor {
         errors: [],
         exitsByNode: new Map(),
         goneNodes: new Set(),
-        finished: () => resolve(s),
+        hang: null,
+        diagnosing: null,
+        lastProgress: Date.now(),
+        steps: new Map(),
+        finished: () => {
+          clearInterval(s.hangTimer);
+          resolve(s);
+        },
       };
       this.state = s;
+      this.watchProgress(s);
       for (const n of s.nodes) n.start(attempt, planned?.starts.get(n.nodeRank));
       for (const replay of this.beforeStart.splice(0)) replay();
       // A signal that arrived during the backoff stops this attempt before it runs.
@@ -413,7 +550,10 @@ export class Supervisor {
     const done = s.nodes.every(
       (n) => s.goneNodes.has(n.nodeRank) || (s.exitsByNode.get(n.nodeRank) ?? 0) >= s.ranksPerNode(n.nodeRank),
     );
-    if (done) s.finished();
+    if (!done) return;
+    const diagnosing = s.diagnosing;
+    if (diagnosing) void diagnosing.then(() => s.finished());
+    else s.finished();
   }
 
   private backoff(): Promise<void> {
@@ -459,6 +599,7 @@ export class Supervisor {
       log_dir: this.opts.logDir,
       ...(this.preemption && { preemption: this.preemption.report }),
       ...(this.opts.membership && { membership: this.opts.membership.summary() }),
+      ...(s.hang && exitCode !== 0 && { hung: s.hang }),
     };
   }
 }

@@ -107,6 +107,15 @@ export class Worker {
     });
   }
 
+  get rank(): number {
+    return this.opts.rank;
+  }
+
+  /** the environment it was started with */
+  get env(): Readonly<Record<string, string>> {
+    return this.opts.env;
+  }
+
   /** Sends a signal to the worker's process group (the shepherd forwards it). */
   signal(sig: NodeJS.Signals): void {
     this.send(sig);

@@ -11,6 +11,7 @@ import { NativeGroup } from './group.js';
 import { collectivesNative } from './native.js';
 import { progressReporter, timeCollectives } from './progress.js';
 import type { AllocatableArray, ArrayConstructorOf, Dist, DistCore, Group, GroupOpStats, Groups } from './types.js';
+import { installStackDump } from './stack-signal.js';
 import { groupRanks, InitError, readWorkerEnv } from './worker-env.js';
 
 let current: Promise<Dist> | undefined;
@@ -31,6 +32,7 @@ function keepSigusr1FromInspector(): void {
 /** Builds the runtime once per process; later calls return the same `dist`. */
 export function init(env: NodeJS.ProcessEnv = process.env): Promise<Dist> {
   keepSigusr1FromInspector();
+  if (!current) installStackDump(env);
   const checkpoint = watchCheckpointSignal(env);
   current ??= start(env).then(
     (dist): Dist =>

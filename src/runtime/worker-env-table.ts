@@ -33,6 +33,10 @@ export interface LaunchFacts {
   progressFile: string;
   /** a Node worker: its NODE_OPTIONS with the SIGUSR1 guard added (nodeOptionsFor) */
   nodeOptions?: string;
+  /** where this rank writes its stack when asked (launch/stacks.ts), in the agent's private folder */
+  stackFile?: string;
+  /** the agent's sitecustomize folder, then the PYTHONPATH the worker would have had */
+  pythonPath?: string;
   /** this rank's flight recorder file, created empty by the agent (runtime/flight-recorder.ts) */
   flightRecorder?: string;
 }
@@ -267,6 +271,22 @@ export const WORKER_ENV: readonly WorkerEnvVar[] = [
     description:
       'Node workers only (the program is `node`): yours (config env or shell) plus a preload that listens for ' +
       'SIGUSR1, so a SIGUSR1 dtrain forwards never opens the inspector',
+  },
+  {
+    name: 'DTRAIN_STACK_FILE',
+    filledBy: 'agent',
+    launchFact: 'stackFile',
+    kind: 'text',
+    description: "where the rank writes its stack when the agent sends SIGURG (Python's faulthandler, Node's init())",
+  },
+  {
+    name: 'PYTHONPATH',
+    filledBy: 'agent',
+    optional: true,
+    launchFact: 'pythonPath',
+    kind: 'text',
+    description:
+      "the agent's sitecustomize folder (it registers the stack signal, then loads the one it shadows) before yours",
   },
 ];
 

@@ -30,11 +30,14 @@ Napi::Value SetParentDeathSignal(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+void InitJsStack(Napi::Env env, Napi::Object process);  // js_stack.cc
+
 void InitProcess(Napi::Env env, Napi::Object exports) {
   Napi::Object process = Napi::Object::New(env);
   process.Set("setChildSubreaper", Napi::Function::New(env, SetChildSubreaper));
   process.Set("setParentDeathSignal", Napi::Function::New(env, SetParentDeathSignal));
   process.Set("killAllSignal", Napi::Number::New(env, SIGRTMIN + 1));
+  InitJsStack(env, process);
   exports.Set("process", process);
 }
 

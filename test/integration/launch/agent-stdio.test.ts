@@ -555,6 +555,54 @@ else { const dial = () => net.connect(port, '127.0.0.1')
     },
   );
 
+  t.test(
+    "gather: one gathered event with every rank's stack or why not (python -I), nothing stopped; progress events",
+    async (t) => {
+      const dir = tempDir(t);
+      const { jobKey, store, events, control } = await controller(t);
+      const py =
+        'def napping_in_user_code():\n    import time\n    print("up", flush=True)\n    time.sleep(60)\n' +
+        'napping_in_user_code()';
+      const s = spec(dir, store.port, jobKey, [
+        'sh',
+        '-c',
+        'if [ "$RANK" = 0 ]; then exec /usr/bin/python3 -c "$PY"; else exec /usr/bin/python3 -I -c "$PY"; fi',
+      ]);
+      for (const r of s.ranks) r.env.PY = py;
+      s.hang_timeout_ms = 2000;
+      const agent = await startAgent(t, s);
+      const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
+      handle.start(0);
+      const lines = () => agent.records.filter((r) => r.type === 'out').flatMap((r) => r.lines as string[]);
+      t.ok(await waitFor(() => lines().filter((l) => l === 'up').length === 2, 20000), 'both ranks run');
+      t.ok(await waitFor(() => events.some((e) => e.type === 'progress'), 5000), 'their output is progress');
+      t.match(
+        events.find((e) => e.type === 'progress'),
+        { node_rank: 0, attempt: 0 },
+      );
+      handle.gather!(0, 7, false, 1500);
+      t.ok(await waitFor(() => events.some((e) => e.type === 'gathered'), 10000), 'one gathered event');
+      const gathered = events.find((e) => e.type === 'gathered') as Extract<AgentEvent, { type: 'gathered' }>;
+      t.match(gathered, { node_rank: 0, attempt: 0, id: 7 });
+      t.same(
+        gathered.ranks.map((r) => [r.rank, r.language]),
+        [
+          [0, 'python'],
+          [1, 'python'],
+        ],
+      );
+      t.match(gathered.ranks[0].stack, /File "<string>", line \d+ in napping_in_user_code/);
+      t.equal(gathered.ranks[0].missing, null);
+      t.equal(gathered.ranks[1].stack, null);
+      t.match(gathered.ranks[1].missing, /python runs with -I/);
+      t.match(gathered.ranks[0], { recorder: null, recorder_missing: /never started the dtrain runtime/ });
+      t.equal(exitsOf(events).length, 0, 'nothing was stopped');
+      handle.kill(0);
+      t.ok(await waitFor(() => exitsOf(events).length === 2, 10000));
+      await handle.close();
+    },
+  );
+
   t.test('stdin that is not the contract: exit 3 with one line, no stack', async (t) => {
     for (const [input, why] of [
       ['not json\n', /stdin line is not JSON/],

@@ -115,6 +115,7 @@ t.test('fillAtLaunch fills the launch-time values and keeps fixed ones', async (
     progressFile: '/tmp/e/3.progress.jsonl',
     store: 'unix:/tmp/s/store.sock',
     flightRecorder: '/tmp/s/flight-a1-r3.bin',
+    stackFile: '/tmp/s/rank_3.stack',
   };
   const auto = buildPlan(await configFromArgs({ nprocPerNode: 4, entrypoint: ['x'] }));
   const env = fillAtLaunch(auto.ranks[3].env, facts);
@@ -131,6 +132,7 @@ t.test('fillAtLaunch fills the launch-time values and keeps fixed ones', async (
     DTRAIN_STORE: 'unix:/tmp/s/store.sock',
     DTRAIN_FLIGHT_RECORDER: '/tmp/s/flight-a1-r3.bin',
     DTRAIN_PROGRESS_FILE: '/tmp/e/3.progress.jsonl',
+    DTRAIN_STACK_FILE: '/tmp/s/rank_3.stack',
   });
   t.same(
     Object.keys(env).filter((k) => env[k] === AUTO),

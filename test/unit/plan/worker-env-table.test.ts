@@ -69,7 +69,14 @@ t.test('the plan fills every row it owns; the launch rows are AUTO; nothing else
 t.test("a config's env may set only the optional rows", async (t) => {
   t.same(
     WORKER_ENV.filter((v) => !RESERVED_WORKER_ENV.has(v.name)).map((v) => v.name),
-    ['OMP_NUM_THREADS', 'CUDA_VISIBLE_DEVICES', 'DTRAIN_CHECKPOINT_DIR', 'DTRAIN_SOCKET_IFNAME', 'NODE_OPTIONS'],
+    [
+      'OMP_NUM_THREADS',
+      'CUDA_VISIBLE_DEVICES',
+      'DTRAIN_CHECKPOINT_DIR',
+      'DTRAIN_SOCKET_IFNAME',
+      'NODE_OPTIONS',
+      'PYTHONPATH',
+    ],
   );
   await t.resolves(configFromArgs({ nprocPerNode: 1, entrypoint: ['x'], sets: ['env.OMP_NUM_THREADS=4'] }));
   await t.rejects(

@@ -1,0 +1,55 @@
+/**
+ * `dtrain stacks [RUN] [--json] [--native]`: every rank's stack of a running job, now, without stopping it
+ * (RUN as in `dtrain status`: a run id, its log folder, or your newest job here). The controller asks
+ * every agent (POST /api/stacks on the run's control socket); --native uses gdb, which stops each
+ * process while it reads it. Exit 2 when no such run is running here.
+ */
+import type { CommandModule } from 'yargs';
+import { printJson } from './exit-point.js';
+
+interface StacksArgs {
+  run?: string;
+  json?: boolean;
+  native?: boolean;
+}
+
+export const stacksCommand: CommandModule<object, StacksArgs> = {
+  command: 'stacks [run]',
+  describe: "print every rank's stack of a running job (Python, Node; native with gdb on request)",
+  builder: (y) =>
+    y
+      .positional('run', {
+        type: 'string',
+        describe: 'a run id or its log folder (default: your newest job running on this machine)',
+      })
+      .option('json', { type: 'boolean', default: false, describe: 'print the stacks as one JSON document' })
+      .option('native', {
+        type: 'boolean',
+        default: false,
+        describe: "native stacks through gdb (stops each rank's process while gdb reads it)",
+      }),
+  handler: async (args) => {
+    const { findRun, listRuns } = await import('../launch/run-registry.js');
+    const { callControl } = await import('../launch/control-server.js');
+    const { UsageError } = await import('../util/errors.js');
+    const { NATIVE_GATHER_MS, HANG_GATHER_MS, renderRankStack } = await import('../launch/hang-report.js');
+    const entry = findRun(args.run);
+    if (!entry) {
+      const live = listRuns().map((r) => r.run_id);
+      if (args.run === undefined) throw new UsageError('no running dtrain job of yours on this machine');
+      throw new UsageError(`no running job "${args.run}" here` + (live.length ? ` (running: ${live.join(', ')})` : ''));
+    }
+    const reply = await callControl(entry.socket, 'POST', `/api/stacks${args.native ? '?native=1' : ''}`, {
+      timeoutMs: (args.native ? NATIVE_GATHER_MS : HANG_GATHER_MS) + 5000,
+    });
+    if (reply.status !== 200)
+      throw new UsageError(`run ${entry.run_id} answered ${reply.status}: ${reply.body.trim()}`);
+    type Doc = { run_id: string; ranks: Parameters<typeof renderRankStack>[0][]; unanswered: string[] };
+    const doc = JSON.parse(reply.body) as Doc;
+    if (args.json) return printJson(doc);
+    const lines = [`run ${doc.run_id}: ${doc.ranks.length} rank${doc.ranks.length === 1 ? '' : 's'}`];
+    for (const r of doc.ranks) lines.push(...renderRankStack(r).map((l) => l.replace(/^dtrain: /, '')));
+    if (doc.unanswered.length) lines.push(`no answer from ${doc.unanswered.join(', ')}`);
+    process.stdout.write(lines.join('\n') + '\n');
+  },
+};
