@@ -11,7 +11,8 @@
 //        [--impls dtrain-alloc,dtrain-typed,openmpi-c,mpi4py,gloo] [--json]
 //
 // Timed ops per size, all rounds together: bench-stats' opsFor(size) (100k for small sizes), at most
-// --max-ops (a quick look; the targets need the default). Needs a built package (npm run build), mpicc and mpirun; mpi4py and gloo need python3.
+// --max-ops (a quick look; the targets need the default). Needs a built package (npm run build), mpicc
+// and mpirun; mpi4py and gloo need python3.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
