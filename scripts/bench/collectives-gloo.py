@@ -1,56 +1,52 @@
-"""PyTorch Gloo side of scripts/bench/collectives.mjs: all-reduce (sum, float32) timed like the dtrain worker.
-Run as: /usr/bin/python3 scripts/bench/collectives-gloo.py 2 4096,16777216 [chunks] (starts its own ranks).
-Prints one JSON line per size from rank 0; chunks as in collectives-mpi.py."""
+"""PyTorch Gloo side of scripts/bench/collectives.mjs: all-reduce (sum, float32) timed op by op like the
+dtrain worker. Run as: /usr/bin/python3 scripts/bench/collectives-gloo.py 2 <bytes,...> <ops,...> <dir>
+(starts its own ranks). Rank 0 writes per-op latencies to <dir>/<bytes>.f64 and prints one JSON line per
+size, as collectives-mpi.py does."""
 import json
 import os
 import socket
 import sys
 import time
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 
-def iters_for(nbytes):
-    return max(20, min(20000, int(2e8 // max(nbytes, 4096))))
-
-
-def worker(rank, world, port, sizes, chunks):
+def worker(rank, world, port, sizes, ops, out):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    for nbytes in sizes:
+    for nbytes, n_ops in zip(sizes, ops):
         t = torch.ones(max(1, nbytes // 4), dtype=torch.float32)
-        iters = iters_for(nbytes)
-        for _ in range(max(5, iters // 10)):
+        for _ in range(max(5, min(1000, n_ops // 10))):
             dist.all_reduce(t)
-        n_chunks = max(1, min(chunks, iters))
-        per_chunk = iters // n_chunks
-        seconds = float("inf")
-        for _ in range(n_chunks):
-            dist.barrier()
-            t0 = time.perf_counter()
-            for _ in range(per_chunk):
-                dist.all_reduce(t)
-            seconds = min(seconds, (time.perf_counter() - t0) / per_chunk)
+        samples = np.empty(n_ops, dtype="<f8")
+        clock = time.perf_counter_ns
         dist.barrier()
+        cpu0 = time.process_time()
+        for i in range(n_ops):
+            t0 = clock()
+            dist.all_reduce(t)
+            samples[i] = clock() - t0
+        cpu = torch.tensor([time.process_time() - cpu0], dtype=torch.float64)
+        dist.all_reduce(cpu)
         if rank == 0:
-            algbw = nbytes / seconds / 1e9
-            print(json.dumps({"impl": "gloo", "bytes": nbytes, "time_us": seconds * 1e6, "algbw_GBps": algbw,
-                              "busbw_GBps": algbw * 2 * (world - 1) / world}), flush=True)
+            samples.tofile(os.path.join(out, f"{nbytes}.f64"))
+            print(json.dumps({"bytes": nbytes, "ops": n_ops, "cpu_s": cpu.item(), "ranks": world}), flush=True)
     dist.destroy_process_group()
 
 
 def main():
     world = int(sys.argv[1])
     sizes = [int(s) for s in sys.argv[2].split(",")]
-    chunks = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    ops = [int(s) for s in sys.argv[3].split(",")]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(worker, args=(world, port, sizes, chunks), nprocs=world, join=True)
+    mp.spawn(worker, args=(world, port, sizes, ops, sys.argv[4]), nprocs=world, join=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""OpenMPI side of scripts/bench/collectives.mjs: all-reduce (sum, float32) timed like the dtrain worker.
-Run as: mpirun --allow-run-as-root -np 2 /usr/bin/python3 scripts/bench/collectives-mpi.py 4096,16777216 [chunks]
-Prints one JSON line per size from rank 0. With chunks > 1 the iterations are timed in that many chunks and
-the fastest chunk counts (as the dtrain worker does with BENCH_CHUNKS)."""
+"""mpi4py side of scripts/bench/collectives.mjs (OpenMPI through Python, beside the C reference
+allreduce-mpi.c): all-reduce (sum, float32) timed op by op like the dtrain worker.
+Run as: mpirun -np 2 /usr/bin/python3 scripts/bench/collectives-mpi.py <bytes,...> <ops,...> <dir>
+Rank 0 writes each size's per-op latencies (float64 ns) to <dir>/<bytes>.f64 and prints one JSON line per
+size with all ranks' CPU seconds; the driver summarises the samples (src/runtime/bench-stats.ts)."""
 import json
+import os
 import sys
 import time
 
@@ -10,35 +12,29 @@ import numpy as np
 from mpi4py import MPI
 
 
-def iters_for(nbytes):
-    return max(20, min(20000, int(2e8 // max(nbytes, 4096))))
-
-
 def main():
     comm = MPI.COMM_WORLD
     sizes = [int(s) for s in sys.argv[1].split(",")]
-    chunks = int(sys.argv[2]) if len(sys.argv) > 2 else 1
-    n = comm.Get_size()
-    for nbytes in sizes:
+    ops = [int(s) for s in sys.argv[2].split(",")]
+    out = sys.argv[3]
+    for nbytes, n_ops in zip(sizes, ops):
         count = max(1, nbytes // 4)
         send = np.ones(count, dtype=np.float32)
         recv = np.empty(count, dtype=np.float32)
-        iters = iters_for(nbytes)
-        for _ in range(max(5, iters // 10)):
+        for _ in range(max(5, min(1000, n_ops // 10))):
             comm.Allreduce(send, recv, op=MPI.SUM)
-        per_chunk = iters // max(1, min(chunks, iters))
-        seconds = float("inf")
-        for _ in range(max(1, min(chunks, iters))):
-            comm.Barrier()
-            t0 = time.perf_counter()
-            for _ in range(per_chunk):
-                comm.Allreduce(send, recv, op=MPI.SUM)
-            seconds = min(seconds, (time.perf_counter() - t0) / per_chunk)
+        samples = np.empty(n_ops, dtype="<f8")
+        clock = time.perf_counter_ns
         comm.Barrier()
+        cpu0 = time.process_time()
+        for i in range(n_ops):
+            t0 = clock()
+            comm.Allreduce(send, recv, op=MPI.SUM)
+            samples[i] = clock() - t0
+        cpu = comm.reduce(time.process_time() - cpu0, op=MPI.SUM, root=0)
         if comm.Get_rank() == 0:
-            algbw = nbytes / seconds / 1e9
-            print(json.dumps({"impl": "openmpi", "bytes": nbytes, "time_us": seconds * 1e6, "algbw_GBps": algbw,
-                              "busbw_GBps": algbw * 2 * (n - 1) / n}), flush=True)
+            samples.tofile(os.path.join(out, f"{nbytes}.f64"))
+            print(json.dumps({"bytes": nbytes, "ops": n_ops, "cpu_s": cpu, "ranks": comm.Get_size()}), flush=True)
 
 
 main()

@@ -40,7 +40,7 @@ interface BenchRun {
 
 export const benchCommand: CommandModule<object, BenchArgs> = {
   command: 'bench [config]',
-  describe: 'time CPU collectives and point-to-point (nccl-tests columns: bytes, count, type, time, algbw, busbw)',
+  describe: 'time CPU collectives and point-to-point op by op (nccl-tests columns; mean time, p50, p99, CPU per op)',
   builder: (y) =>
     y
       .positional('config', {
@@ -64,7 +64,10 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         describe: 'message sizes in bytes, comma separated',
       })
       .option('alloc', { type: 'boolean', describe: 'use dist.alloc (shared-memory) buffers' })
-      .option('iters', { type: 'number', describe: 'timed iterations per size (default: scaled to the size)' })
+      .option('iters', {
+        type: 'number',
+        describe: 'timed ops per size (default: 100000 for small sizes, about 4 GB moved for large ones)',
+      })
       .option('set', {
         type: 'string',
         array: true,
@@ -126,16 +129,18 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
 export function renderTable(op: string, run: BenchRun, alloc: boolean): string {
   const pad = (s: string | number, n: number) => String(s).padStart(n);
   let out = `# ${op}, ${run.ranks} ranks ${run.where}, ${alloc ? 'dist.alloc' : 'typed array'} buffers\n`;
+  out += "# time: the mean over every timed op (p50, p99 beside it); cpu: all ranks' CPU per op\n";
   out +=
-    `#${pad('size', 12)}${pad('count', 12)}${pad('type', 7)}${pad('redop', 6)}${pad('time', 11)}` +
-    `${pad('algbw', 8)}${pad('busbw', 8)}  transport/algorithm\n`;
+    `#${pad('size', 12)}${pad('count', 12)}${pad('type', 7)}${pad('redop', 6)}${pad('ops', 8)}${pad('time', 11)}` +
+    `${pad('p50', 10)}${pad('p99', 10)}${pad('cpu', 10)}${pad('algbw', 8)}${pad('busbw', 8)}  transport/algorithm\n`;
   out +=
-    `#${pad('(B)', 12)}${pad('(elements)', 12)}${pad('', 7)}${pad('', 6)}${pad('(us)', 11)}` +
-    `${pad('(GB/s)', 8)}${pad('(GB/s)', 8)}\n`;
+    `#${pad('(B)', 12)}${pad('(elements)', 12)}${pad('', 7)}${pad('', 6)}${pad('', 8)}${pad('(us)', 11)}` +
+    `${pad('(us)', 10)}${pad('(us)', 10)}${pad('(us)', 10)}${pad('(GB/s)', 8)}${pad('(GB/s)', 8)}\n`;
   for (const r of run.rows)
     out +=
-      ` ${pad(r.bytes, 12)}${pad(r.count, 12)}${pad(r.type, 7)}${pad(r.redop, 6)}` +
-      `${pad(r.time_us.toFixed(2), 11)}${pad(r.algbw_GBps.toFixed(2), 8)}${pad(r.busbw_GBps.toFixed(2), 8)} ` +
+      ` ${pad(r.bytes, 12)}${pad(r.count, 12)}${pad(r.type, 7)}${pad(r.redop, 6)}${pad(r.ops, 8)}` +
+      `${pad(r.time_us.toFixed(2), 11)}${pad(r.p50_us.toFixed(2), 10)}${pad(r.p99_us.toFixed(2), 10)}` +
+      `${pad(r.cpu_us_per_op.toFixed(2), 10)}${pad(r.algbw_GBps.toFixed(2), 8)}${pad(r.busbw_GBps.toFixed(2), 8)} ` +
       ` ${r.transport}/${r.algorithm}\n`;
   return out;
 }

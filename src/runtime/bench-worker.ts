@@ -1,14 +1,18 @@
 /**
  * The worker `dtrain bench` and scripts/bench/collectives run on every rank: times one collective over a
- * range of sizes (nccl-tests conventions). Rank 0 prints one JSON line per size (what scripts/bench reads)
- * and, at the end, puts the rows in the job's store for `dtrain bench` (bench-rows.ts). `sendrecv` is
+ * range of sizes (nccl-tests conventions), op by op. Rank 0 prints one JSON line per size (what scripts/bench
+ * reads) and, at the end, puts the rows in the job's store for `dtrain bench` (bench-rows.ts). `sendrecv` is
  * nccl-tests' sendrecv_perf: every rank sends to the next and receives from the previous one at once (a
  * ring of point-to-point channels, as pipeline stages use them); `bytes` is what each rank sends. Configured by
  * environment: BENCH_OP, BENCH_SIZES (bytes, comma separated), BENCH_ALLOC=1 (dist.alloc buffers),
- * BENCH_ITERS, BENCH_CHUNKS (time the iterations in this many chunks and keep the fastest chunk: on a
- * shared machine one preemption otherwise decides a small message's figure; default 1, the mean).
+ * BENCH_ITERS (timed ops: one number, or one per size, comma separated; default bench-stats.ts' opsFor),
+ * BENCH_SAMPLES_DIR (rank 0 also writes each size's per-op latencies there as <bytes>.f64, for a driver
+ * that summarises several runs together).
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { StoreClient } from '../store/client.js';
+import { opsFor, samplesBytes, summarize, warmupFor } from './bench-stats.js';
 import { benchRowsKey, type BenchOp, type BenchRow } from './bench-rows.js';
 import { init } from './init.js';
 import type { Group } from './types.js';
@@ -22,15 +26,16 @@ export function busFactor(op: BenchOp, ranks: number): number {
   return (ranks - 1) / ranks;
 }
 
-function itersFor(bytes: number): number {
-  const fixed = Number(process.env.BENCH_ITERS ?? 0);
-  if (fixed > 0) return fixed;
-  return Math.max(20, Math.min(20000, Math.floor(2e8 / Math.max(bytes, 4096))));
+function itersFor(bytes: number, index: number): number {
+  const given = (process.env.BENCH_ITERS ?? '').split(',').filter(Boolean).map(Number);
+  const fixed = given.length > 1 ? given[index] : given[0];
+  return fixed > 0 ? fixed : opsFor(bytes);
 }
 
 async function main(): Promise<void> {
   const dist = await init();
-  const g: Group & { stats(): { op: string; transport: string; algorithm: string }[] } = dist.groups.world as never;
+  const g: Group & { stats(): { op: string; transport: string; algorithm: string; count: number }[] } = dist.groups
+    .world as never;
   const op = (process.env.BENCH_OP ?? 'all_reduce') as BenchOp;
   const sizes = (process.env.BENCH_SIZES ?? '4096,65536,1048576,16777216').split(',').map(Number);
   const useAlloc = process.env.BENCH_ALLOC === '1';
@@ -60,18 +65,18 @@ async function main(): Promise<void> {
             : op === 'sendrecv'
               ? Promise.all([g.send(a, { peer: next }), g.recv(b, { peer: prev })])
               : g.broadcast(a, { root: 0 });
-    const iters = itersFor(bytes);
-    for (let i = 0; i < Math.max(5, Math.floor(iters / 10)); i++) await run();
-    const chunks = Math.max(1, Math.min(iters, Number(process.env.BENCH_CHUNKS ?? 1) || 1));
-    const perChunk = Math.floor(iters / chunks);
-    let seconds = Infinity;
-    for (let c = 0; c < chunks; c++) {
-      await g.barrier();
-      const t0 = process.hrtime.bigint();
-      for (let i = 0; i < perChunk; i++) await run();
-      seconds = Math.min(seconds, Number(process.hrtime.bigint() - t0) / 1e9 / perChunk);
-    }
+    const iters = itersFor(bytes, sizes.indexOf(bytes));
+    for (let i = 0, w = warmupFor(iters); i < w; i++) await run();
+    const samples = new Float64Array(iters);
     await g.barrier();
+    const before = g.stats();
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < iters; i++) {
+      const t0 = performance.now();
+      await run();
+      samples[i] = (performance.now() - t0) * 1e6;
+    }
+    const cpu = process.cpuUsage(cpu0);
     const opName = {
       all_reduce: 'allReduce',
       reduce_scatter: 'reduceScatter',
@@ -79,12 +84,21 @@ async function main(): Promise<void> {
       broadcast: 'broadcast',
       sendrecv: 'send',
     }[op];
+    // the transport and algorithm the timed ops used: the entry whose count they raised
     const used = g
       .stats()
       .filter((s) => s.op === opName)
-      .pop();
+      .find((s) => {
+        const was = before.find((b) => b.op === s.op && b.transport === s.transport && b.algorithm === s.algorithm);
+        return s.count - (was?.count ?? 0) >= iters;
+      });
+    // every rank's CPU (all its threads), summed on rank 0's row
+    const cpuAll = new Float64Array([(cpu.user + cpu.system) / 1e6]);
+    await g.allReduce(cpuAll, { op: 'sum' });
+    await g.barrier();
     if (dist.rank === 0) {
-      const algbw = bytes / seconds / 1e9;
+      const stat = summarize(samples);
+      const algbw = bytes / (stat.mean_us / 1e6) / 1e9;
       const row: BenchRow = {
         op,
         bytes,
@@ -93,12 +107,20 @@ async function main(): Promise<void> {
         redop: op === 'all_reduce' || op === 'reduce_scatter' ? 'sum' : 'none',
         ranks: n,
         alloc: useAlloc,
-        time_us: seconds * 1e6,
+        time_us: stat.mean_us,
+        p50_us: stat.p50_us,
+        p99_us: stat.p99_us,
+        max_us: stat.max_us,
+        best_chunk_us: stat.best_chunk_us,
+        ops: stat.ops,
+        cpu_us_per_op: (cpuAll[0] / iters) * 1e6,
         algbw_GBps: algbw,
         busbw_GBps: algbw * busFactor(op, n),
         transport: used?.transport ?? '?',
         algorithm: used?.algorithm ?? '?',
       };
+      if (process.env.BENCH_SAMPLES_DIR)
+        writeFileSync(join(process.env.BENCH_SAMPLES_DIR, `${bytes}.f64`), samplesBytes(samples));
       rows.push(row);
       process.stdout.write(JSON.stringify(row) + '\n');
     }

@@ -140,9 +140,9 @@ export interface Dist {
   /** Which reduction kernels run: 'avx2' or 'scalar' (DTRAIN_SIMD forces one). */
   readonly simd: string;
   /**
-   * How long a rank waiting on a same-host peer spins (pause iterations) before it yields and sleeps:
-   * 0 when this host runs more ranks than this process may use CPUs (spinning would steal a peer's core).
-   * DTRAIN_SPIN forces it.
+   * How long, in microseconds, a rank waiting on a same-host peer spins before it sleeps until the peer
+   * wakes it: 20, or 0 when this host runs more ranks than this process may use CPUs (spinning would
+   * steal a peer's core). DTRAIN_SPIN (microseconds) forces it.
    */
   readonly spin: number;
   /** checkpoint_signal (DTRAIN_CHECKPOINT_SIGNAL): what the launcher sends when the scheduler warns of the end */

@@ -292,7 +292,7 @@ Napi::Value Exiting(const Napi::CallbackInfo& info) {
 
 Napi::Value SimdPath(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), simdPath()); }
 
-Napi::Value SpinBudget(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), spinBudget()); }
+Napi::Value SpinBudget(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), spinBudgetUs()); }
 
 // Test hook: reduces plain arrays with the dispatched kernels, no group needed (checks each SIMD path).
 Napi::Value ReduceLocal(const Napi::CallbackInfo& info) {

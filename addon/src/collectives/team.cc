@@ -1,6 +1,5 @@
 #include "collectives/team.h"
 
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -91,7 +90,7 @@ size_t stagingOffset(int size) { return smallOffset(size) + 2 * kSmallBytes; }
 }  // namespace
 
 Team::Team(int size, int me, const std::string& groupName)
-    : size_(size), me_(me), groupName_(groupName), spin_(spinBudget()) {
+    : size_(size), me_(me), groupName_(groupName), spinUs_(spinBudgetUs()) {
   static_assert(sizeof(Ctl) <= kCtlBytes, "control block must fit its page");
   own_ = createRegion(stagingOffset(size) + stagingBytes(), ("group " + groupName).c_str());
   new (own_.base) Ctl();  // memfd pages are zero: all counters start at 0
@@ -183,15 +182,15 @@ std::string Team::peerGone(int i, const Deadline& d) {
 template <typename Ready>
 void Team::waitUntil(int i, Ready ready, const Deadline& d) {
   if (ready()) return;
-  for (int s = 0; s < spin_; ++s) {
-    cpuRelax();
-    if (ready()) return;
-  }
-  // Then yield the core for a while: on a busy host the peer is often runnable but not running, and
-  // handing it the core is quicker than a futex sleep and wake-up.
-  for (int y = 0; y < yieldBudget(); ++y) {
-    ::sched_yield();
-    if (ready()) return;
+  if (spinUs_ > 0) {
+    // the clock is read every 64 pauses (a microsecond or so), not on every turn
+    Clock::time_point until = Clock::now() + std::chrono::microseconds(spinUs_);
+    do {
+      for (int s = 0; s < 64; ++s) {
+        cpuRelax();
+        if (ready()) return;
+      }
+    } while (Clock::now() < until);
   }
   Ctl& c = ctl(i);
   for (;;) {

@@ -107,7 +107,7 @@ class Team {
   std::map<std::pair<int, uint64_t>, std::pair<uint8_t*, size_t>> peerAllocs_;
   uint64_t seq_ = 0;
   uint64_t lastSmall_ = 0;  // the last round that was a small all-reduce
-  int spin_;
+  int spinUs_;
 };
 
 // Staging bytes per member per group (DTRAIN_SHM_STAGING_BYTES overrides); rounds are this big.

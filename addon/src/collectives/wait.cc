@@ -41,7 +41,7 @@ void sleepOnBell(Bell& bell, uint32_t seen, int ms) {
   bell.sleepers.fetch_sub(1, std::memory_order_seq_cst);
 }
 
-int spinBudget() {
+int spinBudgetUs() {
   static const int budget = [] {
     const char* forced = std::getenv("DTRAIN_SPIN");
     if (forced) return std::atoi(forced);
@@ -51,18 +51,12 @@ int spinBudget() {
     unsigned cores = ::sched_getaffinity(0, sizeof(set), &set) == 0 ? unsigned(CPU_COUNT(&set))
                                                                     : std::thread::hardware_concurrency();
     unsigned ranks = local ? unsigned(std::atoi(local)) : 1;
-    // Measured on this 2-core host, 4 KiB all-reduce between 2 ranks: 1000 pauses 4.9 µs, 20000 3.7 µs
-    // when the host is quiet; under heavy outside load long spins hurt (20000 pauses: 223 µs vs 77 µs
-    // with none), which the sched_yield phase after the spin and the futex sleep then bound.
-    return ranks <= cores ? 20000 : 0;
-  }();
-  return budget;
-}
-
-int yieldBudget() {
-  static const int budget = [] {
-    const char* forced = std::getenv("DTRAIN_YIELD");
-    return forced ? std::atoi(forced) : 50;
+    // Bounded in time, not in pause instructions (a pause costs 10 to 150 cycles depending on the CPU):
+    // a peer that is running answers a small op within a few microseconds; one that is not (preempted,
+    // waiting for a core) needs the core this rank would spin on, so after 20 us the rank sleeps and
+    // the peer's bell wakes it. Spinning longer, or sched_yield rounds, made the tail worse under
+    // load: 100k 4 KiB all-reduces, p99 13 ms with 20000 pauses plus 50 yields (docs/performance.md).
+    return ranks <= cores ? 20 : 0;
   }();
   return budget;
 }

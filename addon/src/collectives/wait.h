@@ -1,5 +1,5 @@
-// Waiting on shared-memory words: a bounded spin, then futex sleeps in short slices so deadlines, peer
-// deaths and aborts are noticed promptly. No spinning at all when the host has more ranks than cores.
+// Waiting on shared-memory words: a spin bounded in time, then futex sleeps in short slices so deadlines,
+// peer deaths and aborts are noticed promptly. No spinning at all when the host has more ranks than cores.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -49,10 +49,9 @@ void ringBell(Bell& bell);
 // Sleeps until `bell` moves from `seen` or `ms` passes (spurious wakeups allowed).
 void sleepOnBell(Bell& bell, uint32_t seen, int ms);
 
-// Spin iterations before sleeping: 0 when this host runs more ranks than it has cores.
-int spinBudget();
-// sched_yield rounds after the spin, before sleeping (DTRAIN_YIELD overrides).
-int yieldBudget();
+// How long a wait spins before it sleeps on the peer's bell, in microseconds: 20, or 0 when this host
+// runs more ranks than this process may use CPUs (DTRAIN_SPIN overrides).
+int spinBudgetUs();
 inline void cpuRelax() { __builtin_ia32_pause(); }
 
 // Opens a pidfd for `pid` (-1 when the kernel lacks pidfd_open); processAlive() polls it.

@@ -29,6 +29,11 @@ t.test('--json: one row per size with nccl-tests fields', async (t) => {
     t.equal(row.count, row.bytes / 4);
     t.equal(row.type, 'float');
     t.ok(row.time_us > 0 && row.algbw_GBps > 0);
+    t.equal(row.ops, 30, 'every timed op counts');
+    t.ok(row.p50_us > 0 && row.p50_us <= row.p99_us && row.p99_us <= row.max_us, 'p50 <= p99 <= max');
+    t.ok(row.best_chunk_us <= row.time_us * (1 + 1e-9), 'the fastest chunk is at most the mean');
+    t.ok(Math.abs(row.algbw_GBps - row.bytes / row.time_us / 1e3) < 1e-9, 'algbw comes from the mean');
+    t.ok(row.cpu_us_per_op > 0, 'CPU per op');
     t.equal(row.busbw_GBps, row.algbw_GBps, 'busbw = algbw × 2(n-1)/n = algbw for 2 ranks');
     t.equal(row.transport, 'shm');
   }
@@ -124,9 +129,9 @@ t.test('a config: 2 ranks on one node through the launcher, nccl-tests table', a
   const r = dtrain([file, '--sizes', '4096,1048576', '--iters', '30']);
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout, /^# all_reduce, 2 ranks on 1 node\(s\) of bench-cfg .*through dtrain launch/);
-  t.match(r.stdout, /#\s+size\s+count\s+type\s+redop\s+time\s+algbw\s+busbw/);
-  t.match(r.stdout, /\n\s+4096\s+1024\s+float\s+sum\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+shm\/one-step\n/);
-  t.match(r.stdout, /\n\s+1048576\s+262144\s+float\s+sum\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+shm\/rs-ag-staged\n/);
+  t.match(r.stdout, /#\s+size\s+count\s+type\s+redop\s+ops\s+time\s+p50\s+p99\s+cpu\s+algbw\s+busbw/);
+  t.match(r.stdout, /\n\s+4096\s+1024\s+float\s+sum\s+30(\s+[\d.]+){6}\s+shm\/one-step\n/);
+  t.match(r.stdout, /\n\s+1048576\s+262144\s+float\s+sum\s+30(\s+[\d.]+){6}\s+shm\/rs-ag-staged\n/);
   t.match(r.stderr, /2\/2 workers running/, 'the launcher ran it');
   t.equal(readdirSync(logs).length, 1, 'one run folder of per-rank logs, as dtrain launch writes');
 });
