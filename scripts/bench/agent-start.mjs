@@ -5,6 +5,8 @@
 // ticks). The reference, interleaved round by round: a bare `node -e` that answers one stdin line (Node's own
 // start and a pipe round trip). CPU time is the figure to compare: it barely moves with the machine's load,
 // wall time does. Then `import('dtrain')` in a worker against `node -e 0`, in CPU time of the whole process.
+// Every process here runs without NODE_EXTRA_CA_CERTS: Node reads that file at each start (~35 ms of CPU on
+// the 2-core build machine) and bin/dtrain holds it back from the agent, so only the references would pay it.
 // DTRAIN_BASELINE=/path/to/another/built/checkout adds its agent and import to the same run (before/after
 // on a shared machine: only figures from one run compare).
 //   node scripts/bench/agent-start.mjs [rounds=40]   (needs a build: npm run build)
@@ -20,6 +22,8 @@ const rounds = Number(process.argv[2] ?? 40);
 const { StoreServer, StoreClient } = await import(join(root, 'dist/store/index.js'));
 const { packageVersion } = await import(join(root, 'dist/util/version.js'));
 const checkouts = { agent: root };
+const env = { ...process.env };
+delete env.NODE_EXTRA_CA_CERTS;
 if (process.env.DTRAIN_BASELINE) checkouts.baseline = process.env.DTRAIN_BASELINE;
 
 /** CPU time of every thread the process has now, in ms. */
@@ -83,7 +87,7 @@ async function agentStart(dir) {
   };
   const blockedBefore = store.stats().blocked;
   const t0 = performance.now();
-  const child = spawn(join(dir, 'bin/dtrain'), ['agent', '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(join(dir, 'bin/dtrain'), ['agent', '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'], env });
   const done = exited(child);
   child.stdin.write(JSON.stringify({ type: 'hello', version: packageVersion() }) + '\n');
   await firstLine(child);
@@ -102,7 +106,7 @@ const answerOnce = "process.stdin.once('data',()=>process.stdout.write('x\\n')).
 /** The reference: Node's own start and one line answered on stdin. */
 async function nodeStart() {
   const t0 = performance.now();
-  const child = spawn(process.execPath, ['-e', answerOnce], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['-e', answerOnce], { stdio: ['pipe', 'pipe', 'inherit'], env });
   const done = exited(child);
   child.stdin.write('{}\n');
   await firstLine(child);
@@ -119,6 +123,7 @@ async function importCost(dir) {
   // bash's `time` prints the child's rusage to ms precision; TIMEFORMAT keeps just the numbers.
   const child = spawn('bash', ['-c', 'TIMEFORMAT="%3U %3S"; time "$@" >/dev/null', 'x', process.execPath, '-e', code], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env,
   });
   let err = '';
   child.stderr.on('data', (d) => (err += d));
