@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 type Main = typeof import('./main.js');
 type AgentEntry = typeof import('./agent-entry.js');
+type BundleName = 'cli-bundle' | 'agent-bundle';
 
 const dist = new URL('../', import.meta.url);
 
@@ -24,20 +25,34 @@ export async function run(argv: string[]): Promise<void> {
   await main(argv);
 }
 
-/** Every module the bundle was made from still has the mtime it had then (a later tsc changes them). */
-export function bundleIsCurrent(dir: URL = dist, name: 'cli-bundle' | 'agent-bundle' = 'cli-bundle'): boolean {
-  if (process.env.DTRAIN_NO_BUNDLE === '1') return false;
+/** Whether a bundle may stand in for the modules in dist/, and when not, why (one line). */
+export type BundleFreshness = { current: true } | { current: false; why: string };
+
+/**
+ * The bundle freshness check: the bundle exists and every module it was made from still has the mtime it
+ * had then (a later tsc rewrites them). A stale bundle is not an error: dtrain runs the modules as tsc
+ * built them, only slower to start. Whether dtrain is installed at all is bin/dtrain's check (no dist/).
+ */
+export function bundleFreshness(dir: URL = dist, name: BundleName = 'cli-bundle'): BundleFreshness {
+  if (process.env.DTRAIN_NO_BUNDLE === '1') return { current: false, why: 'DTRAIN_NO_BUNDLE=1' };
+  let inputs: Record<string, number>;
   try {
-    const { inputs } = JSON.parse(readFileSync(fileURLToPath(new URL(`${name}.json`, dir)), 'utf8')) as {
+    ({ inputs } = JSON.parse(readFileSync(fileURLToPath(new URL(`${name}.json`, dir)), 'utf8')) as {
       inputs: Record<string, number>;
-    };
+    });
     statSync(fileURLToPath(new URL(`${name}.js`, dir)));
-    return Object.entries(inputs).every(
-      ([id, mtime]) => statSync(fileURLToPath(new URL(id, dir)), { throwIfNoEntry: false })?.mtimeMs === mtime,
-    );
   } catch {
-    return false;
+    return { current: false, why: `no ${name}.js and ${name}.json in ${fileURLToPath(dir)} (the build makes them)` };
   }
+  for (const [id, mtime] of Object.entries(inputs)) {
+    if (statSync(fileURLToPath(new URL(id, dir)), { throwIfNoEntry: false })?.mtimeMs !== mtime)
+      return { current: false, why: `${id} changed since ${name}.js was made (npm run build:ts makes it again)` };
+  }
+  return { current: true };
+}
+
+export function bundleIsCurrent(dir: URL = dist, name: BundleName = 'cli-bundle'): boolean {
+  return bundleFreshness(dir, name).current;
 }
 
 async function loadBundle<T>(name: string): Promise<T> {

@@ -5,9 +5,9 @@
  * (fillAtLaunch), the runtime reads them (worker-env.ts), the dry-run prints them (plan/render.ts), and
  * README.md's "Worker environment" table is checked against this one by a test.
  *
- * Light on purpose: the launcher and every worker import it (the config schema is plain data).
+ * Light on purpose: the launcher and every worker import it (the schema's values come through config-facts.ts).
  */
-import { configSchema } from '../config/schema.js';
+import { configDefault, configEnum } from './config-facts.js';
 
 /** Placeholder in the plan for a value the launch decides. */
 export const AUTO = 'auto';
@@ -64,26 +64,13 @@ export interface WorkerEnvVar {
   readonly description: string;
 }
 
-/** The default of a config key, from the schema (the config's single source of defaults). */
-function configDefault(key: string): string {
-  let node: unknown = configSchema;
-  for (const part of key.split('.')) node = (node as { properties: Record<string, unknown> }).properties[part];
-  return String((node as { default: unknown }).default);
-}
-
-function configEnum(key: string): { oneOf: readonly string[] } {
-  let node: unknown = configSchema;
-  for (const part of key.split('.')) node = (node as { properties: Record<string, unknown> }).properties[part];
-  return { oneOf: (node as { enum: readonly unknown[] }).enum.map(String) };
-}
-
 /** A variable that carries a config key: its kind and default come from the schema unless given. */
 function fromConfig(name: string, configKey: string, kind: WorkerEnvKind | 'enum', description: string): WorkerEnvVar {
   return {
     name,
     filledBy: 'plan',
     configKey,
-    kind: kind === 'enum' ? configEnum(configKey) : kind,
+    kind: kind === 'enum' ? { oneOf: configEnum(configKey) } : kind,
     default: configDefault(configKey),
     description,
   };

@@ -3,8 +3,8 @@
  * safe on a machine without CUDA: the part is opened with dlopen only when asked for, and `probeCuda`
  * runs that first load in a child process, so a broken driver can crash the probe but never the caller.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { loadAddon } from '../addon.js';
 
@@ -109,6 +109,9 @@ export function probeCudaInProcess(): CudaProbe {
 export function probeCuda(timeoutMs = 20_000): CudaProbe {
   // Resolved through the package root so that it names the compiled script from src/ (tests) and dist/ alike.
   const script = fileURLToPath(new URL('../../../dist/runtime/device/probe-main.js', import.meta.url));
+  // Loaded here, not at the top: node:child_process (and net, dgram behind it) would be loaded by every
+  // worker's import 'dtrain', which reaches this module and never probes.
+  const { execFileSync } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
   try {
     const out = execFileSync(process.execPath, [script], {
       encoding: 'utf8',

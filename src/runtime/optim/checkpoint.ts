@@ -18,7 +18,6 @@
  * elements [start, end). Loading on another group size reads the overlapping ranges of whichever files
  * cover the new shard.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -151,7 +150,7 @@ async function writeRankFile(
   MAGIC.copy(head, 0);
   head.writeUInt32LE(json.length, 8);
   json.copy(head, 12);
-  const hash = createHash('sha256');
+  const hash = await sha256();
   const fh = await open(path, 'w', 0o644);
   let bytes = 0;
   try {
@@ -394,8 +393,14 @@ export async function readManifest(stepDir: string): Promise<Manifest> {
   return m;
 }
 
+/** node:crypto when a checkpoint is written or read, not on every worker's import 'dtrain'. */
+async function sha256() {
+  const { createHash } = await import('node:crypto');
+  return createHash('sha256');
+}
+
 async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
+  const hash = await sha256();
   for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }

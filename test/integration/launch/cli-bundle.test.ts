@@ -3,7 +3,16 @@
 // exports, a launch (an agent) through a bundle must behave as one through the modules, and bin/dtrain must
 // use a bundle only while it matches dist/.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -234,6 +243,39 @@ t.test('bin/dtrain uses a bundle only while every input has the mtime it was bui
   writeFileSync(join(dir, 'agent-bundle.js'), '');
   writeFileSync(join(dir, 'agent-bundle.json'), readFileSync(join(dir, 'cli-bundle.json')));
   t.ok(bundleIsCurrent(url, 'agent-bundle'));
+  // Each way of not being current says which, in one line.
+  const { bundleFreshness } = await import('../../../src/cli/entry.js');
+  t.same(bundleFreshness(url), { current: true });
+  utimesSync(join(dir, 'cli', 'main.js'), new Date(), new Date(Date.now() + 9000));
+  t.match(bundleFreshness(url), { current: false, why: /^cli\/main\.js changed since cli-bundle\.js was made/ });
+  rmSync(join(dir, 'agent-bundle.json'));
+  t.match(bundleFreshness(url, 'agent-bundle'), { current: false, why: /^no agent-bundle\.js and agent-bundle\.json/ });
+  process.env.DTRAIN_NO_BUNDLE = '1';
+  t.same(bundleFreshness(url), { current: false, why: 'DTRAIN_NO_BUNDLE=1' });
+  delete process.env.DTRAIN_NO_BUNDLE;
+});
+
+t.test('the install check: bin/dtrain without dist/ says so in one line and exits 3', { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dtrain-not-built-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'bin'));
+  copyFileSync(join(root, 'bin', 'dtrain'), join(dir, 'bin', 'dtrain'));
+  copyFileSync(join(root, 'package.json'), join(dir, 'package.json'));
+  for (const args of [['--version'], ['agent', '--stdio']]) {
+    const r = spawnSync(join(dir, 'bin', 'dtrain'), args, { encoding: 'utf8', input: '' });
+    t.equal(r.status, 3, `${args.join(' ')}: exit 3`);
+    t.equal(
+      r.stderr,
+      'dtrain: not built (no dist/cli/entry.js): run npm run build in a checkout, npm rebuild dtrain else\n',
+    );
+  }
+  // An error inside dist/ is not taken for a missing build.
+  mkdirSync(join(dir, 'dist', 'cli'), { recursive: true });
+  writeFileSync(join(dir, 'dist', 'cli', 'entry.js'), "import './gone.js';\n");
+  const r = spawnSync(join(dir, 'bin', 'dtrain'), ['--version'], { encoding: 'utf8' });
+  t.not(r.status, 0);
+  t.match(r.stderr, /gone\.js/);
+  t.notMatch(r.stderr, /not built/);
 });
 
 t.test(
