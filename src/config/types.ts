@@ -105,7 +105,8 @@ export interface RawConfig {
   rendezvous: { addr: string; port: number | 'auto'; timeout: Duration };
   heartbeat: { interval: Duration; timeout: Duration };
   collective_timeout: Duration;
-  hang_timeout: Duration | 'off';
+  /** a duration, or 'off' (Duration is any string here; the schema holds the grammar) */
+  hang_timeout: Duration;
   restarts: { max: number; backoff: Duration };
   shutdown_grace: Duration;
   checkpoint_signal: CheckpointSignal;
