@@ -206,7 +206,14 @@ export class NodeAgent {
         const report = (ranks: number[]) =>
           this.link.emit({ type: 'progress', node_rank: this.nodeRank, attempt, ranks });
         const recorders = this.flightRecorders;
-        watch = new ProgressWatch(live, report, spec.hang_timeout_ms, (rank) => recorderProgress(recorders.get(rank)));
+        const reported = (rank: number) => samplers.find((x) => x.rank === rank)?.hasReported() ?? false;
+        watch = new ProgressWatch(
+          live,
+          report,
+          spec.hang_timeout_ms,
+          (rank) => recorderProgress(recorders.get(rank)),
+          reported,
+        );
         this.current.watch = watch;
       }
       const pending = this.pendingStop.get(attempt);

@@ -4,6 +4,9 @@
  * /proc/<pid>/stat utime + stime) above a floor per sample while the recorder shows it inside no op: a
  * rank asleep, or blocked in gloo, uses next to none.
  * A rank that spins outside any collective therefore counts as progressing; collective_timeout names it.
+ * Once a rank has reported a step (dist.report, DTRAIN_PROGRESS_FILE), only its reports (which the
+ * controller sees in samples) and its completed collectives count: a reporting rank that stops reporting
+ * while it still prints or burns CPU is stuck all the same.
  */
 import { readFileSync } from 'node:fs';
 import { descendantsOfEach } from './process-tree.js';
@@ -45,6 +48,8 @@ export class ProgressWatch {
     hangTimeoutMs: number,
     /** the rank's flight recorder: ops completed, and whether it is inside one now (null: no recorder) */
     recorder: (rank: number) => { completed: number; waiting: boolean } | null = () => null,
+    /** whether the rank has reported a step: then output and CPU time no longer count */
+    private readonly reported: (rank: number) => boolean = () => false,
   ) {
     const sampleMs = Math.max(200, Math.min(1000, hangTimeoutMs / 8));
     const floor = (sampleMs / 1000) * ticksPerSecond * CPU_PROGRESS_SHARE;
@@ -60,7 +65,8 @@ export class ProgressWatch {
         if (rec) this.lastCompleted.set(rank, rec.completed);
         if (rec && done !== undefined && rec.completed > done) this.progressed.add(rank);
         // CPU inside a collective wait (a spin, a poll) is not progress
-        else if (!rec?.waiting && before !== undefined && now - before > floor) this.progressed.add(rank);
+        else if (!rec?.waiting && before !== undefined && now - before > floor && !this.reported(rank))
+          this.progressed.add(rank);
       }
     }, sampleMs);
     this.sampler.unref();
@@ -78,7 +84,7 @@ export class ProgressWatch {
 
   /** the rank wrote a line */
   output(rank: number): void {
-    this.progressed.add(rank);
+    if (!this.reported(rank)) this.progressed.add(rank);
   }
 
   stop(): void {

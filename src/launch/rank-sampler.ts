@@ -32,6 +32,8 @@ export class ProgressReader {
   /** the last PROGRESS_WINDOW + 1 records (window + 1 points give window step times) */
   readonly recent: ProgressRecord[] = [];
   collectives: Record<string, CollectiveTotals> | undefined;
+  /** a record was read: the rank reports its steps */
+  reported = false;
 
   constructor(private readonly file: string) {}
 
@@ -69,6 +71,7 @@ export class ProgressReader {
     if (typeof rec !== 'object' || rec === null || !Number.isFinite(rec.step)) return;
     if (!Number.isFinite(rec.time)) rec.time = Date.now() / 1000;
     if (rec.collectives && typeof rec.collectives === 'object') this.collectives = rec.collectives;
+    this.reported = true;
     this.recent.push(rec);
     if (this.recent.length > PROGRESS_WINDOW + 1) this.recent.shift();
   }
@@ -111,6 +114,12 @@ export class RankSampler {
     progressFile: string,
   ) {
     this.progress = new ProgressReader(progressFile);
+  }
+
+  /** Whether the rank has reported a step (reads what was appended since the last look). */
+  hasReported(): boolean {
+    if (!this.progress.reported) this.progress.poll();
+    return this.progress.reported;
   }
 
   sample(pid: number, lastOutputAt: number, now = Date.now()): RankSample {
