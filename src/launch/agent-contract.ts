@@ -175,6 +175,9 @@ export interface WorkerStart {
  * stay under 100 KiB, and under 600 KiB as JSON even when every byte is a control byte (6 bytes escaped).
  * The per-rank log file keeps every line whole. The native agent (addon/agent/workers.cc) holds the same.
  */
+/** What marks the addon's collective timeout in a rank's stderr (hang-report.ts parses the whole line). */
+export const COLLECTIVE_TIMEOUT_MARK = 'timed out after ';
+
 export const STDERR_TAIL_LINES = 20;
 export const STDERR_TAIL_LINE_BYTES = 4096;
 
@@ -190,6 +193,12 @@ export interface WorkerExit {
   time: string;
   /** the last lines of its stderr: at most STDERR_TAIL_LINES, each cut at STDERR_TAIL_LINE_BYTES */
   stderr_tail: string[];
+  /**
+   * The last stderr line that carried the addon's collective timeout ("timed out after <ms> ms"), kept apart
+   * from the tail so that whatever the rank printed after it (a long traceback, exit handlers) cannot push it
+   * out: the controller reads the hang's cause from it. Cut at STDERR_TAIL_LINE_BYTES; absent: none.
+   */
+  timeout_line?: string;
   /** the contents of TORCHELASTIC_ERROR_FILE when the worker wrote it (parsed JSON, else text) */
   error_file: unknown;
 }

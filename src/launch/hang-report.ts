@@ -35,13 +35,14 @@ export interface HangReport {
  * rank's stderr when the program lets the rejection end it: "timed out after <ms> ms [on group <g>]
  * waiting for rank(s) <list> ..." naming collective_timeout, or a point-to-point "... to send|receive".
  */
+// the agent keeps the last line holding COLLECTIVE_TIMEOUT_MARK (agent-contract.ts) as WorkerExit.timeout_line
 const timeoutLine =
   /(?:(\w+) on group \S+ \(rank \d+\): )?timed out after (\d+) ms (?:on group (\S+) )?waiting for rank(?:\(s\))? ([\d, ]+?)(?: \(collective_timeout| to (?:send|receive))/;
 
 export function collectiveTimeoutOf(
-  exit: Pick<WorkerExit, 'stderr_tail'>,
+  exit: Pick<WorkerExit, 'stderr_tail' | 'timeout_line'>,
 ): { ms: number; op: string | null; group: string | null; waitingFor: number[] } | null {
-  for (const line of exit.stderr_tail) {
+  for (const line of [...(exit.timeout_line !== undefined ? [exit.timeout_line] : []), ...exit.stderr_tail]) {
     const m = timeoutLine.exec(line);
     if (m)
       return {

@@ -66,6 +66,16 @@ export function lastLines(block: Buffer, n: number, maxBytes = Infinity): string
   return out.reverse();
 }
 
+/** The last line of `block` (whole lines) that contains `mark`, cut at `maxBytes`; undefined: none. */
+export function lastLineWith(block: Buffer, mark: Buffer, maxBytes = Infinity): string | undefined {
+  const at = block.lastIndexOf(mark);
+  if (at < 0) return undefined;
+  const start = block.lastIndexOf(newline, at) + 1;
+  const nl = block.indexOf(newline, at);
+  const end = nl < 0 ? block.length : nl;
+  return block.toString('utf8', start, Math.min(end, start + maxBytes));
+}
+
 /** `block` (whole lines) with every line over `maxBytes` cut there and a note naming `file` appended. */
 export function cutLongLines(block: Buffer, maxBytes: number, file: string): Buffer {
   if (block.length <= maxBytes) return block;

@@ -12,9 +12,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import type { Readable } from 'node:stream';
-import { STDERR_TAIL_LINE_BYTES, STDERR_TAIL_LINES, type WorkerExit } from './agent-contract.js';
+import {
+  COLLECTIVE_TIMEOUT_MARK,
+  STDERR_TAIL_LINE_BYTES,
+  STDERR_TAIL_LINES,
+  type WorkerExit,
+} from './agent-contract.js';
 import { killAllSignal } from './exec-wrapper.js';
-import { lastLines, LineSplitter } from './line-split.js';
+import { lastLines, lastLineWith, LineSplitter } from './line-split.js';
 import { descendantsOf, supervisedPids, sweepDescendants } from './process-tree.js';
 
 /** Where whole lines go. `write` returning false means: call nothing more until `onDrain` fires. */
@@ -51,6 +56,8 @@ export class Worker {
   /** when it last wrote a line (Date.now()); its start until it writes one */
   lastOutputAt = Date.now();
   private readonly stderrTail: string[] = [];
+  /** the last stderr line naming a collective timeout (WorkerExit.timeout_line) */
+  private timeoutLine: string | undefined;
   private ended = false;
 
   constructor(private readonly opts: WorkerOptions) {
@@ -140,6 +147,7 @@ export class Worker {
     const deliver = (lines: Buffer) => {
       if (keepTail) {
         this.stderrTail.push(...lastLines(lines, STDERR_TAIL_LINES, STDERR_TAIL_LINE_BYTES));
+        this.timeoutLine = lastLineWith(lines, timeoutMark, STDERR_TAIL_LINE_BYTES) ?? this.timeoutLine;
         if (this.stderrTail.length > STDERR_TAIL_LINES)
           this.stderrTail.splice(0, this.stderrTail.length - STDERR_TAIL_LINES);
       }
@@ -188,10 +196,13 @@ export class Worker {
       signal: signal ?? null,
       time: new Date().toISOString(),
       stderr_tail: [...this.stderrTail],
+      ...(this.timeoutLine !== undefined && { timeout_line: this.timeoutLine }),
       error_file: errorFile,
     };
   }
 }
+
+const timeoutMark = Buffer.from(COLLECTIVE_TIMEOUT_MARK);
 
 export function signalName(n: number): string | undefined {
   return signalNames.get(n);

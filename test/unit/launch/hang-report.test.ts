@@ -44,6 +44,15 @@ t.test('the addon timeout message names the op, group and the ranks waited for',
   );
   t.equal(collectiveTimeoutOf({ stderr_tail: ['Error: timed out after 5 ms waiting for store key x'] }), null);
   t.equal(collectiveTimeoutOf({ stderr_tail: ['ValueError: nope'] }), null);
+  // whatever came after the message (a long traceback, exit handlers) may have pushed it out of the tail
+  t.same(
+    collectiveTimeoutOf({
+      stderr_tail: Array.from({ length: 20 }, (_, i) => (i % 2 ? 'Node.js v20' : '')),
+      timeout_line:
+        'Error: broadcast on group data (rank 2): timed out after 70 ms on group data waiting for rank 0 (collective_timeout)',
+    }),
+    { ms: 70, op: 'broadcast', group: 'data', waitingFor: [0] },
+  );
 });
 
 t.test('Python stacks: the main thread (the one under <module>) says where a rank is', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { cutLongLines, lastLines, LineSplitter, linesOf } from '../../../src/launch/line-split.js';
+import { cutLongLines, lastLines, lastLineWith, LineSplitter, linesOf } from '../../../src/launch/line-split.js';
 
 t.test('whole lines only, carried across chunks', async (t) => {
   const s = new LineSplitter();
@@ -46,4 +46,13 @@ t.test('cutLongLines cuts only the lines over the limit and names the file holdi
   );
   const small = Buffer.from('a\nbb\n');
   t.equal(cutLongLines(small, 5, 'f'), small, 'a block without long lines is passed on as it is');
+});
+
+t.test('lastLineWith: the last whole line holding a mark, cut at a bound', async (t) => {
+  const block = Buffer.from('a timed out after 1\nb\nc timed out after 2 ms\nd\n');
+  const mark = Buffer.from('timed out after ');
+  t.equal(lastLineWith(block, mark), 'c timed out after 2 ms');
+  t.equal(lastLineWith(block, mark, 5), 'c tim');
+  t.equal(lastLineWith(Buffer.from('x\ny\n'), mark), undefined);
+  t.equal(lastLineWith(Buffer.from('timed out after 3\n'), mark), 'timed out after 3', 'the first line of the block');
 });
