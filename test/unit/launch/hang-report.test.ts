@@ -49,7 +49,8 @@ t.test('the addon timeout message names the op, group and the ranks waited for',
     collectiveTimeoutOf({
       stderr_tail: Array.from({ length: 20 }, (_, i) => (i % 2 ? 'Node.js v20' : '')),
       timeout_line:
-        'Error: broadcast on group data (rank 2): timed out after 70 ms on group data waiting for rank 0 (collective_timeout)',
+        'Error: broadcast on group data (rank 2): timed out after 70 ms on group data waiting for rank 0 ' +
+        '(collective_timeout)',
     }),
     { ms: 70, op: 'broadcast', group: 'data', waitingFor: [0] },
   );
