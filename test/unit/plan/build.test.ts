@@ -235,7 +235,7 @@ t.test('the table groups ranks by node with coordinates', async (t) => {
       '            DTRAIN_PIPELINE_RANK',
       '  at launch: MASTER_ADDR MASTER_PORT TORCHELASTIC_RESTART_COUNT TORCHELASTIC_RUN_ID',
       '             TORCHELASTIC_ERROR_FILE DTRAIN_STORE DTRAIN_PROGRESS_FILE DTRAIN_RUN_ID DTRAIN_ATTEMPT',
-      '             DTRAIN_PREV_WORLD_SIZE DTRAIN_BACKEND DTRAIN_FLIGHT_RECORDER',
+      '             DTRAIN_PREV_WORLD_SIZE DTRAIN_BACKEND DTRAIN_FLIGHT_RECORDER DTRAIN_STACK_FILE',
       '',
       'node 0  a  2 processes  (ssh a)',
       '  rank  local  pipeline  data  tensor',
