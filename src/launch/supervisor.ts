@@ -211,15 +211,8 @@ export class Supervisor {
       s.errors.push(`${host}: ${ev.message}`);
       if (!s.rootCause && !this.interrupted && !this.preemption?.stopSent) {
         s.rootCause = {
-          rank: -1,
-          local_rank: -1,
+          ...noExit(),
           host,
-          pid: 0,
-          exit_code: null,
-          signal: null,
-          time: new Date().toISOString(),
-          stderr_tail: [],
-          error_file: null,
           attempt: s.attempt,
           message: ev.message,
         };
@@ -341,15 +334,7 @@ export class Supervisor {
         const idle = Date.now() - s.lastProgress;
         if (idle < limit) return;
         s.rootCause = {
-          rank: -1,
-          local_rank: -1,
-          host: '',
-          pid: 0,
-          exit_code: null,
-          signal: null,
-          time: new Date().toISOString(),
-          stderr_tail: [],
-          error_file: null,
+          ...noExit(),
           attempt: s.attempt,
           message: `no rank made progress for ${(idle / 1000).toFixed(1)}s (hang_timeout)`,
         };
@@ -482,15 +467,7 @@ export class Supervisor {
 
   private unsaved(attempt: number): RootCause {
     return {
-      rank: -1,
-      local_rank: -1,
-      host: '',
-      pid: 0,
-      exit_code: null,
-      signal: null,
-      time: new Date().toISOString(),
-      stderr_tail: [],
-      error_file: null,
+      ...noExit(),
       attempt,
       message:
         `the scheduler's warning (${this.preemption!.report.signal}) came and no checkpoint was saved ` +
