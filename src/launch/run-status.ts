@@ -19,7 +19,21 @@ export interface CollectiveStatus {
   since_s: number;
 }
 
-export interface RankStatus {
+/** What the agent's samples say of a rank (agent-contract.ts RankSample), as the status shows it. */
+type SampledFigures = Pick<
+  RankSample,
+  | 'cpu_percent'
+  | 'rss_bytes'
+  | 'last_output_age_s'
+  | 'step'
+  | 'loss'
+  | 'step_s'
+  | 'samples_per_s'
+  | 'tokens_per_s'
+  | 'compute_s'
+>;
+
+export interface RankStatus extends SampledFigures {
   rank: number;
   node_rank: number;
   host: string;
@@ -27,19 +41,10 @@ export interface RankStatus {
   /** the worker's own pid (0 before it started) */
   pid: number;
   state: RankState;
-  cpu_percent: number;
-  rss_bytes: number;
   /** whole-group restarts so far (the attempt this rank runs in) */
   restarts: number;
-  last_output_age_s: number;
   /** its data-parallel group: the ranks straggler detection compares it with */
   group: string;
-  step?: number;
-  loss?: number;
-  step_s?: number;
-  samples_per_s?: number;
-  tokens_per_s?: number;
-  compute_s?: number;
   straggler?: boolean;
   collective?: CollectiveStatus;
 }
