@@ -27,22 +27,24 @@
  * ## Control: through the store (one TCP connection per agent, authenticated with the job key)
  * Keys under `ctl/` are the controller's and agents'; workers only see `a<attempt>/...` through their
  * proxy, so they can never collide. Values are JSON unless noted.
- *   ctl/cmd/<node_rank>/<seq>  controller → that node's agent, seq = 0, 1, 2, ... in order:
+ *   ctl/cmd/<agent>/<seq>   controller → that agent, seq = 0, 1, 2, ... in order:
  *                           `ControllerCommand`. The agent reads them with blocking GETs, one after another.
- *   ctl/event/<node_rank>/<seq>  that node's agent → controller, seq = 0, 1, 2, ...: `AgentEvent`, read by
+ *   ctl/event/<agent>/<seq> that agent → controller, seq = 0, 1, 2, ...: `AgentEvent`, read by
  *                           the controller in order, one sequence per node. (One shared sequence, a counter
  *                           ADDed and then the slot SET, let a node lost between the two leave a hole that
  *                           stalled every other node's events, and so the whole job.)
  *   ctl/a<k>/master_port    node 0's agent, attempt k, when master.port is auto: the free port it picked
  *                           (decimal text); the other agents GET it (blocking) before starting workers.
- *   ctl/hb/<node_rank>      counter each agent ADDs 1 to every heartbeat interval; the controller declares
+ *   ctl/hb/<agent>          counter each agent ADDs 1 to every heartbeat interval; the controller declares
  *                           a node lost when it has not moved for `heartbeat.timeout`.
  * `sample` events (RankSample) travel in the same per-node event sequence; they are state, not history, so
  * the controller DELETEs each sample's key once read (the store would otherwise grow by one key a second).
- * `<node_rank>` in these keys, and in every event, is the spec's `node.node_rank`: in an elastic job the
- * node's stable id (plan/elastic.ts), never renumbered; its rank within an attempt comes with that
- * attempt's `start` (`AttemptAssignment`), and ctl/a<k>/master_port is published by the attempt's node 0.
- * A spare's agent is started only when it is needed, with a spec whose `ranks` is empty.
+ * `<agent>` in these keys is `agentId(node_rank, incarnation)`: the spec's `node.node_rank`, followed by
+ * `.<incarnation>` for an agent started again on a node that was lost (`AgentSpec.incarnation`). The
+ * node_rank in every event is the spec's: in an elastic job the node's stable id (plan/elastic.ts), never
+ * renumbered; its rank within an attempt comes with that attempt's `start` (`AttemptAssignment`), and
+ * ctl/a<k>/master_port is published by the attempt's node 0. A spare's agent, or a rejoining node's, is
+ * started only when it is needed, with a spec whose `ranks` is empty.
  * An agent handles commands strictly in order; `start` for attempt k+1 only comes after every worker of
  * attempt k has been reported by an `exit` event.
  *
@@ -120,6 +122,12 @@ export interface AgentSpec {
    * file in it); an agent that does not read it back there refuses to start workers (an `error` event).
    */
   checkpoint_marker?: { path: string; token: string };
+  /**
+   * Elastic jobs: the node's agent started again (a lost node rejoining) is its next incarnation, 1, 2, ...
+   * (absent: 0). Its control keys are named `<node_rank>.<incarnation>` (agentId), so an earlier agent of
+   * the same node, cut off but still running, can never read the new one's commands or pass for it.
+   */
+  incarnation?: number;
 }
 
 export type ForwardedSignal = 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'SIGUSR1' | 'SIGUSR2';
@@ -286,9 +294,16 @@ export interface OutputRecord {
   lines: string[];
 }
 
+/** Names one agent's control keys: its node id, with `.<incarnation>` from the node's first restart on. */
+export type AgentId = number | `${number}.${number}`;
+
+export function agentId(nodeRank: number, incarnation = 0): AgentId {
+  return incarnation ? `${nodeRank}.${incarnation}` : nodeRank;
+}
+
 export const controlKeys = {
-  command: (nodeRank: number, seq: number) => `ctl/cmd/${nodeRank}/${seq}`,
-  event: (nodeRank: number, seq: number) => `ctl/event/${nodeRank}/${seq}`,
+  command: (agent: AgentId, seq: number) => `ctl/cmd/${agent}/${seq}`,
+  event: (agent: AgentId, seq: number) => `ctl/event/${agent}/${seq}`,
   masterPort: (attempt: number) => `ctl/a${attempt}/master_port`,
-  heartbeat: (nodeRank: number) => `ctl/hb/${nodeRank}`,
+  heartbeat: (agent: AgentId) => `ctl/hb/${agent}`,
 } as const;

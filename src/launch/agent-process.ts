@@ -13,7 +13,7 @@ import { StoreProxy } from '../store/proxy.js';
 import { formatDuration } from '../config/duration.js';
 import { StartError } from '../util/errors.js';
 import { packageVersion } from '../util/version.js';
-import { controlKeys, type AgentEvent, type AgentSpec, type ControllerCommand } from './agent-contract.js';
+import { agentId, controlKeys, type AgentEvent, type AgentSpec, type ControllerCommand } from './agent-contract.js';
 import { NodeAgent, type AgentLink } from './agent.js';
 import { backendLink } from './backend.js';
 import { KeyExchange, open, type SealedKey } from './job-key-seal.js';
@@ -37,7 +37,7 @@ export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
   removeStaleProxyDirs();
   const proxyDir = mkdtempSync(join(tmpdir(), `dtrain-agent-${process.pid}-`));
   const proxy = await StoreProxy.start({ upstream: store, dir: proxyDir, attempt: 0, jobKey });
-  const nodeRank = spec.node.node_rank;
+  const self = agentId(spec.node.node_rank, spec.incarnation);
   let emitting: Promise<unknown> = Promise.resolve();
   let eventSeq = 0;
   const link: AgentLink = {
@@ -45,7 +45,7 @@ export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
     emit: (ev: AgentEvent) => {
       const seq = eventSeq++;
       emitting = emitting
-        .then(() => store.set(controlKeys.event(nodeRank, seq), JSON.stringify(ev)))
+        .then(() => store.set(controlKeys.event(self, seq), JSON.stringify(ev)))
         .catch((err: Error) => io.stderr.write(`dtrain agent: cannot report to the controller: ${err.message}\n`));
     },
     publishMasterPort: (attempt, port) => store.set(controlKeys.masterPort(attempt), String(port)),
@@ -66,7 +66,7 @@ export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
   const heartbeat = setInterval(() => {
     if (Date.now() - lastAnswer > silentMs) silenced();
     else
-      void store.add(controlKeys.heartbeat(nodeRank), 1).then(
+      void store.add(controlKeys.heartbeat(self), 1).then(
         () => void (lastAnswer = Date.now()),
         () => {},
       );
@@ -90,7 +90,7 @@ export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
   const commands = (async () => {
     for (let seq = 0; !gone; seq++) {
       const raw = await Promise.race([
-        getForever(store, controlKeys.command(nodeRank, seq)),
+        getForever(store, controlKeys.command(self, seq)),
         controllerGone.then(() => null),
       ]);
       if (raw === null) return;

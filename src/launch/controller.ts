@@ -208,6 +208,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const signals = handledSignals.filter((s) => s !== 'SIGHUP' || !sighupIgnoredAtStart());
   for (const s of signals) process.on(s, onSignal);
   let control: StoreControl | null = null;
+  let membership: ElasticMembership | undefined;
   // A node lost before the backend decision never reports its GPU probe: stop waiting for it then.
   let lostWhileStarting: (err: Error) => void = () => {};
   const lostBeforeDecision = new Promise<never>((_, reject) => (lostWhileStarting = reject));
@@ -268,22 +269,22 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
       ]);
       progress.note(describeDecision(config.backend, decision));
     }
-    let membership: ElasticMembership | undefined;
     if (config.elastic) {
       const { ElasticMembership, specForNode } = await import('./membership.js');
+      const { nodesById } = await import('../plan/elastic.js');
       const source = req.source;
       membership = new ElasticMembership({
         config,
         handles: nodes,
         startNode: async (id) => {
-          const spare = config.elastic!.spares[id - config.nodes.length];
-          if (!spare) throw new Error(`node ${id} is not a spare`);
-          const node = { node_rank: id, host: spare.host, nproc: spare.nproc, local: spare.local };
-          if (spare.user !== undefined) Object.assign(node, { user: spare.user });
-          if (spare.port !== undefined) Object.assign(node, { port: spare.port });
-          const spec = specForNode(specs[0], id, node);
-          if (!spare.local && !source) throw new Error(`${spare.host} is not this machine and no spawner is available`);
-          const [handle] = await (spare.local ? localNodeSource : source!).start([spec], ctx);
+          const def = nodesById(config)[id];
+          if (!def) throw new Error(`no node ${id}`);
+          const node = { node_rank: id, host: def.host, nproc: def.nproc, local: def.local };
+          if (def.user !== undefined) Object.assign(node, { user: def.user });
+          if (def.port !== undefined) Object.assign(node, { port: def.port });
+          const spec = specForNode(specs[0], id, node, control?.nextIncarnation(id) ?? 0);
+          if (!def.local && !source) throw new Error(`${def.host} is not this machine and no spawner is available`);
+          const [handle] = await (def.local ? localNodeSource : source!).start([spec], ctx);
           return handle;
         },
         masterAddrOf: (host) => (config.master.addr !== 'auto' ? config.master.addr : allLocal ? '127.0.0.1' : host),
@@ -368,6 +369,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
       const closed = Promise.all(nodes.map((n) => n.close()));
       await (startKilled ? within(closed, KILL_WAIT_MS) : closed);
     }
+    membership?.dispose();
     await control?.close();
     await store.close();
     await view.close(succeeded);

@@ -3,10 +3,25 @@
  * (plan/elastic.ts), spares started when a lost node's place needs them, and the checkpoint commits
  * opened and closed around each attempt (runtime/commits.ts). The supervisor asks it for each attempt
  * and tells it which node was lost; it knows nodes by their stable node id (the agents' control keys).
+ *
+ * Growing back: while an attempt runs, every `elastic.rejoin` the lost nodes that would make the world
+ * larger (up to max_nodes) are tried again. One whose agent starts is taken in at the next checkpoint:
+ * the controller asks for a resize (requestResize), every rank of a runtime job leaves with
+ * RESIZE_EXIT_CODE right after its commit, and the next attempt runs on more nodes from that commit. A job
+ * whose workers do not use the runtime is stopped when checkpoint.dir's `latest` next changes instead. A
+ * node lost `max_losses_per_node` times is excluded for the rest of the job.
  */
 import type { JobConfig } from '../config/types.js';
 import { ElasticPlanError, planAttempt, type AttemptPlan } from '../plan/elastic.js';
-import { closeAttempt, openAttempt, type CommitStore } from '../runtime/commits.js';
+import {
+  cancelResize,
+  closeAttempt,
+  latestCommit,
+  openAttempt,
+  requestResize,
+  type CommitStore,
+} from '../runtime/commits.js';
+import { watchLatest, type LatestWatcher } from './latest-watcher.js';
 import type { AgentSpec, AttemptStart } from './agent-contract.js';
 import type { MembershipChange } from './summary.js';
 import type { MembershipDriver, NodeHandle, PlannedAttempt } from './supervisor.js';
@@ -15,14 +30,19 @@ export interface MembershipOptions {
   config: JobConfig;
   /** the handles started with the job, by node id */
   handles: NodeHandle[];
-  /** starts the agent of a node (a spare) while the job runs; rejects when it cannot */
+  /** starts the agent of a node (a spare, or a lost node rejoining) while the job runs; rejects when it cannot */
   startNode: (nodeId: number) => Promise<NodeHandle>;
   /** MASTER_ADDR of an attempt whose node 0 is this host */
   masterAddrOf: (host: string) => string;
   commits: CommitStore;
   /** one line about each membership change (stderr) */
   note: (line: string) => void;
+  /** how long a non-runtime job's `latest` change waits for a runtime commit before it stops the attempt */
+  latestSettleMs?: number;
 }
+
+/** A runtime job commits right after it replaces `latest`: a change with no commit after this is not one. */
+const LATEST_SETTLE_MS = 2000;
 
 export class ElasticMembership implements MembershipDriver {
   private readonly handles = new Map<number, NodeHandle>();
@@ -31,12 +51,42 @@ export class ElasticMembership implements MembershipDriver {
   private readonly hosts: string[];
   readonly changes: (MembershipChange & { detected_at: number })[] = [];
   private prevWorld = 0;
-  private pendingChange: { reason: string; detectedAt: number; detectedAfterS: number } | null = null;
+  /** what changed since the last attempt was planned (several nodes may go at once) */
+  private pending: { reasons: string[]; detectedAt: number; detectedAfterS: number } | null = null;
+  /** the attempt whose workers all run (rejoins are tried only then), and its world size */
+  private running: { attempt: number; world: number } | null = null;
+  /** the attempt asked to resize at its next commit */
+  private resizeFor: number | null = null;
+  private rejoining = false;
+  private readonly rejoinTimer: NodeJS.Timeout | undefined;
+  private latest: Promise<LatestWatcher | undefined> | null = null;
+  private resizer: (attempt: number, why: string) => void = () => {};
 
   constructor(private readonly opts: MembershipOptions) {
     for (const h of opts.handles) this.handles.set(h.nodeRank, h);
     const c = opts.config;
     this.hosts = [...c.nodes, ...(c.elastic?.spares ?? [])].map((n) => n.host);
+    const every = c.elastic?.rejoin ?? 0;
+    if (every > 0) {
+      this.rejoinTimer = setInterval(() => void this.tryRejoin(), every);
+      this.rejoinTimer.unref();
+    }
+  }
+
+  /** How the supervisor stops an attempt to resize it (a non-runtime job's `latest` changed). */
+  onResize(resize: (attempt: number, why: string) => void): void {
+    this.resizer = resize;
+  }
+
+  /** Whether attempt k was asked to resize: its ranks leaving with RESIZE_EXIT_CODE are no failure. */
+  resizePending(attempt: number): boolean {
+    return this.resizeFor === attempt;
+  }
+
+  /** After the job: no more rejoins. */
+  dispose(): void {
+    clearInterval(this.rejoinTimer);
+    this.stopWatchingLatest();
   }
 
   /** Every handle started so far (the supervisor signals and closes them). */
@@ -48,18 +98,127 @@ export class ElasticMembership implements MembershipDriver {
   nodeLost(nodeId: number, why: string, detectedAfterMs: number): void {
     if (this.lost.has(nodeId)) return;
     this.lost.add(nodeId);
-    this.losses.set(nodeId, (this.losses.get(nodeId) ?? 0) + 1);
+    const losses = (this.losses.get(nodeId) ?? 0) + 1;
+    this.losses.set(nodeId, losses);
     const handle = this.handles.get(nodeId);
     this.handles.delete(nodeId);
     // Let its agent go in the background: a cut link may never answer.
     void handle?.close().catch(() => {});
-    const reason = `node ${nodeId} (host ${this.hosts[nodeId]}) lost: ${why}`;
-    this.pendingChange = { reason, detectedAt: Date.now(), detectedAfterS: detectedAfterMs / 1000 };
+    this.change(`${this.name(nodeId)} lost: ${why}`, detectedAfterMs);
+    if (losses === this.opts.config.elastic?.max_losses_per_node)
+      this.opts.note(
+        `dtrain: ${this.name(nodeId)} excluded for the rest of the job: lost ${losses} times ` +
+          '(elastic.max_losses_per_node)',
+      );
+    // A node taken in for a resize that has not happened yet: the resize is off unless another still grows.
+    if (this.resizeFor !== null && this.running && !this.grows(this.running.world)) {
+      this.resizeFor = null;
+      this.stopWatchingLatest();
+      void cancelResize(this.opts.commits).catch(() => {});
+    }
   }
 
-  /** The attempt is ending: its commits are refused from now on. */
+  /** The attempt is ending: its commits are refused from now on, and no rejoin is tried until the next. */
   async close(attempt: number): Promise<void> {
+    if (this.running?.attempt === attempt) this.running = null;
+    this.stopWatchingLatest();
     await closeAttempt(this.opts.commits, attempt).catch(() => {});
+  }
+
+  private name(nodeId: number): string {
+    return `node ${nodeId} (host ${this.hosts[nodeId]})`;
+  }
+
+  private change(reason: string, detectedAfterMs: number): void {
+    if (this.pending) this.pending.reasons.push(reason);
+    else this.pending = { reasons: [reason], detectedAt: Date.now(), detectedAfterS: detectedAfterMs / 1000 };
+  }
+
+  /** Node ids that may take part: not lost, not excluded. */
+  private alive(): number[] {
+    const c = this.opts.config;
+    const all = c.nodes.length + (c.elastic?.spares.length ?? 0);
+    const max = c.elastic?.max_losses_per_node ?? Infinity;
+    return [...Array(all).keys()].filter((id) => !this.lost.has(id) && (this.losses.get(id) ?? 0) < max);
+  }
+
+  /** Whether the nodes alive now make a larger world than `world`. */
+  private grows(world: number, extra?: number): boolean {
+    try {
+      const ids = this.alive();
+      if (extra !== undefined) ids.push(extra);
+      return planAttempt(this.opts.config, ids).plan.world_size > world;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * One round of rejoins: each lost node (not excluded) that would make the world larger is started again;
+   * the first that starts asks the running attempt to resize at its next commit.
+   */
+  private async tryRejoin(): Promise<void> {
+    const run = this.running;
+    if (!run || this.rejoining || this.resizeFor === run.attempt) return;
+    const max = this.opts.config.elastic?.max_losses_per_node ?? Infinity;
+    const candidates = [...this.lost].filter((id) => (this.losses.get(id) ?? 0) < max).sort((a, b) => a - b);
+    this.rejoining = true;
+    try {
+      for (const id of candidates) {
+        if (!this.grows(run.world, id)) continue;
+        let handle: NodeHandle;
+        try {
+          handle = await this.opts.startNode(id);
+        } catch {
+          continue; // still unreachable: tried again next round
+        }
+        if (this.running !== run) {
+          // the attempt ended meanwhile: the node is back all the same, for the next plan
+          this.takeIn(id, handle);
+          return;
+        }
+        this.takeIn(id, handle);
+        this.resizeFor = run.attempt;
+        await requestResize(this.opts.commits, run.attempt).catch(() => {});
+        this.opts.note(`dtrain: ${this.name(id)} is back: the job grows at its next checkpoint commit`);
+        this.watchLatestForResize(run.attempt);
+        return;
+      }
+    } finally {
+      this.rejoining = false;
+    }
+  }
+
+  private takeIn(id: number, handle: NodeHandle): void {
+    this.lost.delete(id);
+    this.handles.set(id, handle);
+    this.change(`${this.name(id)} rejoined`, 0);
+  }
+
+  /**
+   * Workers that do not use the runtime never leave with RESIZE_EXIT_CODE: when checkpoint.dir's `latest`
+   * changes and no runtime commit of this attempt follows, the attempt is stopped for the resize.
+   */
+  private watchLatestForResize(attempt: number): void {
+    const dir = this.opts.config.checkpoint?.dir;
+    if (dir === undefined) return;
+    const settle = this.opts.latestSettleMs ?? LATEST_SETTLE_MS;
+    this.latest = watchLatest(dir, (seen) => {
+      setTimeout(() => {
+        void latestCommit(this.opts.commits).then(
+          (record) => {
+            if (this.resizeFor !== attempt || record.attempt === attempt) return; // the runtime's own exit 75
+            this.resizer(attempt, `checkpoint ${seen.name} saved: the job grows`);
+          },
+          () => {},
+        );
+      }, settle).unref();
+    }).catch(() => undefined);
+  }
+
+  private stopWatchingLatest(): void {
+    void this.latest?.then((w) => w?.close());
+    this.latest = null;
   }
 
   /**
@@ -68,14 +227,11 @@ export class ElasticMembership implements MembershipDriver {
    */
   async plan(attempt: number, restarts: number): Promise<PlannedAttempt | { cannotContinue: string }> {
     const c = this.opts.config;
-    const all = c.nodes.length + (c.elastic?.spares.length ?? 0);
+    this.resizeFor = null;
     for (;;) {
-      const alive = [...Array(all).keys()].filter(
-        (id) => !this.lost.has(id) && (this.losses.get(id) ?? 0) < (c.elastic?.max_losses_per_node ?? Infinity),
-      );
       let a: AttemptPlan;
       try {
-        a = planAttempt(c, alive);
+        a = planAttempt(c, this.alive());
       } catch (err) {
         if (err instanceof ElasticPlanError) return { cannotContinue: err.message };
         throw err;
@@ -107,19 +263,20 @@ export class ElasticMembership implements MembershipDriver {
         });
       });
       await openAttempt(this.opts.commits, attempt);
-      const change = this.pendingChange;
-      this.pendingChange = null;
+      const change = this.pending;
+      this.pending = null;
       if (change) {
         const p = a.plan;
+        const reason = change.reasons.join('; ');
         const line =
-          `${change.reason}; continuing on ${a.nodeIds.length} node${a.nodeIds.length === 1 ? '' : 's'}, ` +
+          `${reason}; continuing on ${a.nodeIds.length} node${a.nodeIds.length === 1 ? '' : 's'}, ` +
           `world ${p.world_size} (data ${p.parallelism.data}), attempt ${attempt}`;
         this.opts.note(`dtrain: ${line}`);
         this.changes.push({
           attempt,
           nodes: a.nodeIds.length,
           world: p.world_size,
-          reason: change.reason,
+          reason,
           detected_after_s: round(change.detectedAfterS),
           resumed_after_s: null,
           detected_at: change.detectedAt,
@@ -141,15 +298,21 @@ export class ElasticMembership implements MembershipDriver {
   }
 
   /** Every worker of the attempt runs: the membership change that led to it has resumed. */
-  resumed(attempt: number): void {
+  resumed(attempt: number, world: number): void {
     const c = this.changes.find((x) => x.attempt === attempt);
     if (c && c.resumed_after_s === null) c.resumed_after_s = round((Date.now() - c.detected_at) / 1000);
+    this.running = { attempt, world };
   }
 }
 
 const round = (s: number) => Math.round(s * 10) / 10;
 
-/** The spec of a node started while the job runs (a spare): its ranks come with each attempt's start. */
-export function specForNode(template: AgentSpec, nodeId: number, node: AgentSpec['node']): AgentSpec {
-  return { ...template, node: { ...node, node_rank: nodeId }, ranks: [] };
+/** The spec of a node started while the job runs (a spare, a rejoin): its ranks come with each attempt's start. */
+export function specForNode(
+  template: AgentSpec,
+  nodeId: number,
+  node: AgentSpec['node'],
+  incarnation: number,
+): AgentSpec {
+  return { ...template, node: { ...node, node_rank: nodeId }, ranks: [], ...(incarnation && { incarnation }) };
 }

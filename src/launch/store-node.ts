@@ -9,24 +9,28 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { StoreClient } from '../store/client.js';
 import {
+  agentId,
   controlKeys,
   type AgentEvent,
+  type AgentId,
   type AgentSpec,
   type ControllerCommand,
   type ForwardedSignal,
   type OutputRecord,
 } from './agent-contract.js';
 import type { OutputSink } from './line-targets.js';
-import { getForever } from './store-wait.js';
 import { supervisedPids } from './process-tree.js';
 import { within } from '../util/within.js';
 import type { NodeHandle } from './supervisor.js';
 
 export class StoreControl {
-  private readonly seq = new Map<number, number>();
-  private readonly lastBeat = new Map<number, { count: number; at: number }>();
-  /** nodes whose event sequence is being read (agent-contract.ts ctl/event/<node_rank>/<seq>) */
-  private readonly reading = new Set<number>();
+  /** command sequence numbers, by agent */
+  private readonly seq = new Map<AgentId, number>();
+  private readonly lastBeat = new Map<number, { agent: AgentId; count: number; at: number }>();
+  /** each node's current agent incarnation (AgentSpec.incarnation); an earlier one is not listened to */
+  private readonly incarnations = new Map<number, number>();
+  /** agents whose event sequence is being read (agent-contract.ts ctl/event/<agent>/<seq>) */
+  private readonly reading = new Set<AgentId>();
   private closed = false;
   private readonly watcher: NodeJS.Timeout;
 
@@ -55,39 +59,48 @@ export class StoreControl {
     return this.client;
   }
 
-  /** Commands to one node, in order. */
-  send(nodeRank: number, cmd: ControllerCommand): void {
-    const n = this.seq.get(nodeRank) ?? 0;
-    this.seq.set(nodeRank, n + 1);
-    void this.client.set(controlKeys.command(nodeRank, n), JSON.stringify(cmd)).catch(() => {});
+  /**
+   * The incarnation for a new agent of this node (its spec's `incarnation`): 0 for the first, then one more
+   * than the last. From now on only that agent's events and heartbeats count for the node.
+   */
+  nextIncarnation(nodeRank: number): number {
+    const k = this.incarnations.has(nodeRank) ? this.incarnations.get(nodeRank)! + 1 : 0;
+    this.incarnations.set(nodeRank, k);
+    return k;
   }
 
-  watch(nodeRank: number): void {
-    this.lastBeat.set(nodeRank, { count: 0, at: Date.now() });
+  private current(nodeRank: number): AgentId {
+    return agentId(nodeRank, this.incarnations.get(nodeRank) ?? 0);
   }
 
-  unwatch(nodeRank: number): void {
-    this.lastBeat.delete(nodeRank);
+  /** Commands to one agent, in order. */
+  private send(agent: AgentId, cmd: ControllerCommand): void {
+    const n = this.seq.get(agent) ?? 0;
+    this.seq.set(agent, n + 1);
+    void this.client.set(controlKeys.command(agent, n), JSON.stringify(cmd)).catch(() => {});
   }
 
+  /** The handle of the node's current agent (started with the spec's incarnation). */
   handle(nodeRank: number, host: string, release: () => Promise<void>): NodeHandle {
-    this.watch(nodeRank);
-    if (!this.reading.has(nodeRank)) {
-      this.reading.add(nodeRank);
-      void this.readEvents(nodeRank);
+    if (!this.incarnations.has(nodeRank)) this.incarnations.set(nodeRank, 0);
+    const agent = this.current(nodeRank);
+    this.lastBeat.set(nodeRank, { agent, count: 0, at: Date.now() });
+    if (!this.reading.has(agent)) {
+      this.reading.add(agent);
+      void this.readEvents(nodeRank, agent);
     }
+    const send = (cmd: ControllerCommand) => this.send(agent, cmd);
     return {
       nodeRank,
       host,
-      start: (attempt, launch) => this.send(nodeRank, { type: 'start', attempt, ...launch }),
-      stop: (attempt, signal, graceMs) => this.send(nodeRank, { type: 'stop', attempt, signal, grace_ms: graceMs }),
-      kill: (attempt) => this.send(nodeRank, { type: 'kill', attempt }),
-      forward: (signal: ForwardedSignal) => this.send(nodeRank, { type: 'signal', signal }),
-      gather: (attempt, id, native, waitMs) =>
-        this.send(nodeRank, { type: 'gather', attempt, id, native, wait_ms: waitMs }),
+      start: (attempt, launch) => send({ type: 'start', attempt, ...launch }),
+      stop: (attempt, signal, graceMs) => send({ type: 'stop', attempt, signal, grace_ms: graceMs }),
+      kill: (attempt) => send({ type: 'kill', attempt }),
+      forward: (signal: ForwardedSignal) => send({ type: 'signal', signal }),
+      gather: (attempt, id, native, waitMs) => send({ type: 'gather', attempt, id, native, wait_ms: waitMs }),
       close: async () => {
-        this.unwatch(nodeRank);
-        this.send(nodeRank, { type: 'exit' });
+        if (this.lastBeat.get(nodeRank)?.agent === agent) this.lastBeat.delete(nodeRank);
+        send({ type: 'exit' });
         await release();
       },
     };
@@ -99,27 +112,36 @@ export class StoreControl {
     await this.client.close().catch(() => {});
   }
 
-  /** One node's events in order; each node has its own sequence, so a lost node stalls only its own. */
-  private async readEvents(nodeRank: number): Promise<void> {
-    for (let n = 0; !this.closed; n++) {
-      let raw: Buffer;
-      try {
-        raw = await getForever(this.client, controlKeys.event(nodeRank, n), 5000);
-      } catch {
-        return; // closed
+  /**
+   * One agent's events in order; each agent has its own sequence, so a lost node stalls only its own. The
+   * events of an agent that a newer incarnation of its node replaced are no longer read.
+   */
+  private async readEvents(nodeRank: number, agent: AgentId): Promise<void> {
+    const replaced = () => this.current(nodeRank) !== agent;
+    for (let n = 0; !this.closed && !replaced(); n++) {
+      let raw: Buffer | undefined;
+      while (raw === undefined && !this.closed && !replaced()) {
+        try {
+          raw = await this.client.get(controlKeys.event(agent, n), 5000);
+        } catch (err) {
+          if ((err as Error).name !== 'StoreTimeoutError') return; // closed
+        }
       }
+      if (raw === undefined || replaced()) break;
       const ev = JSON.parse(raw.toString()) as AgentEvent;
       // samples are state, not history: their keys go once read (agent-contract.ts)
-      if (ev.type === 'sample') void this.client.delete(controlKeys.event(nodeRank, n)).catch(() => {});
+      if (ev.type === 'sample') void this.client.delete(controlKeys.event(agent, n)).catch(() => {});
       this.onEvent(ev);
     }
+    this.reading.delete(agent);
   }
 
   private async checkHeartbeats(): Promise<void> {
     const now = Date.now();
     for (const [nodeRank, last] of this.lastBeat) {
-      const count = await this.client.add(controlKeys.heartbeat(nodeRank), 0).catch(() => last.count);
-      if (count !== last.count) this.lastBeat.set(nodeRank, { count, at: now });
+      const count = await this.client.add(controlKeys.heartbeat(last.agent), 0).catch(() => last.count);
+      if (this.lastBeat.get(nodeRank) !== last) continue; // replaced or let go meanwhile
+      if (count !== last.count) this.lastBeat.set(nodeRank, { agent: last.agent, count, at: now });
       else if (now - last.at > this.heartbeat.timeout) {
         this.lastBeat.delete(nodeRank);
         this.onLost(nodeRank, `no heartbeat for ${Math.round((now - last.at) / 1000)}s`);

@@ -18,6 +18,7 @@ import {
 } from './hang-report.js';
 import { failed, type LaunchSummary, type PreemptionReport, type RankOutcome, type RootCause } from './summary.js';
 import { within } from '../util/within.js';
+import { RESIZE_EXIT_CODE } from '../runtime/commits.js';
 
 /** The controller's handle on one node's agent, wherever it runs. */
 export interface NodeHandle {
@@ -50,7 +51,12 @@ export interface MembershipDriver {
   nodeLost(nodeId: number, why: string, detectedAfterMs: number): void;
   /** the attempt is being stopped: its checkpoint commits are refused from now on */
   close(attempt: number): Promise<void>;
-  resumed(attempt: number): void;
+  /** every worker of the attempt runs */
+  resumed(attempt: number, world: number): void;
+  /** attempt k was asked to resize: its ranks leaving with RESIZE_EXIT_CODE are the resize, not a failure */
+  resizePending(attempt: number): boolean;
+  /** how the membership stops an attempt for a resize itself (workers that do not use the runtime) */
+  onResize(resize: (attempt: number, why: string) => void): void;
   summary(): NonNullable<LaunchSummary['membership']>;
 }
 
@@ -126,6 +132,8 @@ interface AttemptState {
   world: number;
   /** elastic: when a node of this attempt was declared lost */
   lossAt: number | null;
+  /** elastic: the attempt ends to resize (a node rejoined); its ranks' exits are no failure */
+  resizing: boolean;
   exits: Map<number, WorkerExit>;
   running: number;
   started: number;
@@ -167,7 +175,9 @@ export class Supervisor {
   private gatherSeq = 0;
   private readonly gatherings = new Map<number, { answers: Map<number, RankDiagnostics[]>; check: () => void }>();
 
-  constructor(private readonly opts: SupervisorOptions) {}
+  constructor(private readonly opts: SupervisorOptions) {
+    opts.membership?.onResize((attempt, why) => this.resize(attempt, why));
+  }
 
   /** Feed every agent event here (from any link). */
   onEvent(ev: AgentEvent): void {
@@ -193,13 +203,22 @@ export class Supervisor {
       s.running += ev.workers.length;
       s.started += ev.workers.length;
       this.opts.onRunning?.(s.running, s.world, s.attempt);
-      if (s.started === s.world) this.opts.membership?.resumed(s.attempt);
+      if (s.started === s.world) this.opts.membership?.resumed(s.attempt, s.world);
     } else if (ev.type === 'exit') {
       const { type: _t, node_rank: _n, attempt: _a, ...exit } = ev;
       s.exits.set(exit.rank, exit);
       s.exitsByNode.set(ev.node_rank, (s.exitsByNode.get(ev.node_rank) ?? 0) + 1);
       s.running = Math.max(0, s.running - 1);
-      if (failed(exit) && !s.rootCause && !this.interrupted && !this.preemption?.stopSent && s.lossAt === null) {
+      if (exit.exit_code === RESIZE_EXIT_CODE && this.opts.membership?.resizePending(s.attempt))
+        this.resize(s.attempt, `rank ${exit.rank} left at the checkpoint commit: the job grows`);
+      if (
+        failed(exit) &&
+        !s.rootCause &&
+        !s.resizing &&
+        !this.interrupted &&
+        !this.preemption?.stopSent &&
+        s.lossAt === null
+      ) {
         s.rootCause = { ...exit, attempt: s.attempt };
         const timeout = collectiveTimeoutOf(exit);
         if (timeout) this.hung(s, 'collective_timeout', timeout.ms, exit);
@@ -243,6 +262,14 @@ export class Supervisor {
       return this.nodeGone(s, nodeRank);
     }
     this.onEvent({ type: 'error', node_rank: nodeRank, attempt: s.attempt, message: `node lost: ${why}` });
+  }
+
+  /** Elastic: attempt k ends to run again on more nodes (no failure, no restart counted). */
+  resize(attempt: number, why: string): void {
+    const s = this.state;
+    if (!s || s.attempt !== attempt || s.stopping || s.rootCause || s.lossAt !== null || this.interrupted) return;
+    s.resizing = true;
+    this.stopAll(s, 'SIGTERM', why);
   }
 
   /** SIGINT, SIGTERM (stop), SIGUSR1, SIGUSR2, SIGHUP (forward). */
@@ -366,7 +393,7 @@ export class Supervisor {
       last = await this.runAttempt(attempt, planned);
       this.attempts.push({ ranks: this.outcomes(last) });
       if (this.interrupted || this.preemption) break;
-      if (m && last.lossAt !== null && !last.rootCause) {
+      if (m && (last.lossAt !== null || last.resizing) && !last.rootCause) {
         attempt++;
         continue;
       }
@@ -483,6 +510,7 @@ export class Supervisor {
         ranksPerNode: (n) => (planned ? planned.ranksPerNode.get(n) : this.opts.ranksPerNode[n]) ?? 0,
         world: planned?.world ?? this.opts.worldSize,
         lossAt: null,
+        resizing: false,
         exits: new Map(),
         running: 0,
         started: 0,

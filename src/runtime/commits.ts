@@ -87,6 +87,11 @@ export async function requestResize(store: CommitStore, attempt: number): Promis
   await store.set(commitKeys.resize, String(attempt));
 }
 
+/** Controller: the resize is off (the node it was for is gone again); no attempt matches an empty value. */
+export async function cancelResize(store: CommitStore): Promise<void> {
+  await store.set(commitKeys.resize, '');
+}
+
 /** The step to resume from (null: start fresh), as the last accepted commit left it. */
 export async function latestCommit(store: CommitStore): Promise<CommitRecord> {
   return parseCommitRecord(await store.tryGet(commitKeys.commit));

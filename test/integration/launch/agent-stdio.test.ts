@@ -652,3 +652,42 @@ t.test("each node's events are their own sequence: a node lost mid-report stalls
   await agent.set(controlKeys.event(1, 0), JSON.stringify(exit(1, 2)));
   t.ok(await waitFor(() => events.length === 3, 5000), "and node 1's, when it reports");
 });
+
+t.test(
+  "a node's agent started again is a new incarnation: its own keys, the earlier one unheard",
+  { skip },
+  async (t) => {
+    // A lost node rejoining gets a second agent while the first, cut off, may still run: the controller must
+    // hear only the new one, and the new one must never read commands meant for the old.
+    const dir = tempDir(t);
+    const { jobKey, store, events, control } = await controller(t);
+    const { StoreClient } = await import('../../../src/store/index.js');
+    const probe = await StoreClient.connectTcp({ host: '127.0.0.1', port: store.port, jobKey });
+    t.teardown(() => probe.close());
+    const first = await startAgent(t, spec(dir, store.port, jobKey, ['sh', '-c', 'exit 3']));
+    const old = control.handle(0, 'localhost', async () => void (await first.exited));
+    t.equal(control.nextIncarnation(0), 1, 'the next agent of node 0 is incarnation 1');
+    const second = await startAgent(t, { ...spec(dir, store.port, jobKey, ['sh', '-c', 'exit 0']), incarnation: 1 });
+    const now = control.handle(0, 'localhost', async () => void (await second.exited));
+    const present = async (keys: string[], ms: number) => {
+      for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50)))
+        if ((await probe.check(keys)).every(Boolean)) return true;
+      return false;
+    };
+    t.ok(await present(['ctl/hb/0', 'ctl/hb/0.1'], 5000), 'each heartbeats under its own key');
+    old.start(0); // the earlier agent runs its workers (exit 3) and reports them under ctl/event/0/...
+    t.ok(await present(['ctl/event/0/1'], 10000), 'the earlier agent reported');
+    now.start(0);
+    t.ok(await waitFor(() => exitsOf(events).length === 2, 10000), "the new agent's exits arrive");
+    await new Promise((r) => setTimeout(r, 300));
+    t.same(
+      exitsOf(events).map((e) => e.exit_code),
+      [0, 0],
+      "only the new agent's events are heard (none of the earlier one's exit 3)",
+    );
+    await now.close();
+    t.equal(await second.exited, 0);
+    await old.close();
+    t.equal(await first.exited, 0);
+  },
+);

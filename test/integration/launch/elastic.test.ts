@@ -10,6 +10,7 @@ import { alive, built, fixtures, startDtrain, tempDir, waitFor, yamlConfig } fro
 const skip = !built() && 'run npx tsc -p . first';
 
 interface Record {
+  resumed?: number;
   rank: number;
   world: number;
   data: number;
@@ -20,13 +21,18 @@ interface Record {
   agent: number;
 }
 
-function setup(t: { teardown(fn: () => void): void }, nodes: string[], extra: string[] = []) {
+function setup(
+  t: { teardown(fn: () => void): void },
+  nodes: string[],
+  extra: string[] = [],
+  worker = 'elastic-worker.mjs',
+) {
   const dir = tempDir(t, 'elastic');
   const config = join(dir, 'job.yaml');
   writeFileSync(
     config,
     yamlConfig([
-      `entrypoint: ${JSON.stringify([process.execPath, join(fixtures, 'elastic-worker.mjs'), dir])}`,
+      `entrypoint: ${JSON.stringify([process.execPath, join(fixtures, worker), dir])}`,
       'nproc_per_node: 1',
       'backend: cpu',
       'heartbeat: {interval: 200ms, timeout: 5s}',
@@ -136,5 +142,50 @@ t.test('elastic membership', { skip }, async (t) => {
     t.equal(doc.root_cause.rank, 1);
     const before = [0, 1, 2].map((r) => rec(0, r)!);
     await nothingLeft(t, [...before.map((r) => r.agent), ...before.map((r) => r.pid)]);
+  });
+
+  t.test('a lost node back in reach grows the job at the next commit, no step lost', async (t) => {
+    const { rec, run } = setup(
+      t,
+      ['localhost', '127.0.0.2', '127.0.0.3'],
+      ['elastic: {min_nodes: 2, rejoin: 1s}'],
+      'grow-worker.mjs',
+    );
+    const job = run();
+    t.teardown(() => job.child.kill('SIGKILL'));
+    t.ok(await waitFor(() => [0, 1, 2].every((r) => rec(0, r)), 20000), 'attempt 0 runs on 3 nodes');
+    const before = [0, 1, 2].map((r) => rec(0, r)!);
+    process.kill(before[2].agent, 'SIGKILL');
+    const done = await job.done;
+    t.equal(done.code, 0, done.stderr);
+    t.match(
+      done.stderr,
+      /node 2 \(host 127\.0\.0\.3\) lost: .*; continuing on 2 nodes, world 2 \(data 2\), attempt 1\n/,
+    );
+    t.match(done.stderr, /dtrain: node 2 \(host 127\.0\.0\.3\) is back: the job grows at its next checkpoint commit\n/);
+    t.match(
+      done.stderr,
+      /dtrain: node 2 \(host 127\.0\.0\.3\) rejoined; continuing on 3 nodes, world 3 \(data 3\), attempt 2\n/,
+    );
+    const doc = JSON.parse(done.stdout) as { membership: { [k: string]: unknown }[]; log_dir: string };
+    // rank 0 says where the resize left off (its own stderr: logs.tee is off)
+    const said = /dtrain: step (\d+) committed; the job resizes, every rank exits 75 to restart from it/.exec(
+      readFileSync(join(doc.log_dir, 'attempt_1', 'rank_0.err'), 'utf8'),
+    );
+    t.ok(said, "rank 0's log says the resize's step");
+    const resizedAt = Number(said?.[1]);
+    const grown = [0, 1, 2].map((r) => rec(2, r)!);
+    t.match(grown[0], { world: 3, prev: 2, restarts: 0 });
+    t.ok(
+      grown.every((g) => g.resumed === resizedAt),
+      `attempt 2 resumes from the resize's commit (step ${resizedAt}): no step lost`,
+    );
+    t.not(grown[2].agent, before[2].agent, 'rank 2 runs under a new agent on node 2');
+    t.match(doc.membership, [
+      { attempt: 1, nodes: 2, world: 2, reason: /^node 2 .* lost/ },
+      { attempt: 2, nodes: 3, world: 3, reason: 'node 2 (host 127.0.0.3) rejoined' },
+    ]);
+    const attempt1 = [0, 1].map((r) => rec(1, r)!);
+    await nothingLeft(t, [...[...before, ...attempt1, ...grown].map((r) => r.pid), ...grown.map((r) => r.agent)]);
   });
 });

@@ -9,7 +9,7 @@ import { loadConfig } from '../../../src/config/index.js';
 import type { AgentEvent, AttemptStart } from '../../../src/launch/agent-contract.js';
 import { ElasticMembership } from '../../../src/launch/membership.js';
 import { Supervisor, type NodeHandle } from '../../../src/launch/supervisor.js';
-import { commitStep, type CommitStore } from '../../../src/runtime/commits.js';
+import { commitStep, RESIZE_EXIT_CODE, type CommitStore } from '../../../src/runtime/commits.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'dtrain-elastic-sup-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
@@ -88,7 +88,7 @@ class Node implements NodeHandle {
 }
 
 let n = 0;
-async function elasticJob(yaml: string[], script: Script, spares: Node[] = []) {
+async function elasticJob(yaml: string[], script: Script, spares: Node[] = [], latestSettleMs?: number) {
   const file = `j${n++}.yaml`;
   writeFileSync(join(tmp, file), ['entrypoint: x', 'nproc_per_node: 2', 'backend: cpu', ...yaml].join('\n'));
   const { config } = await loadConfig(file, { cwd: tmp });
@@ -107,6 +107,7 @@ async function elasticJob(yaml: string[], script: Script, spares: Node[] = []) {
     masterAddrOf: (host) => host,
     commits,
     note: (l) => notes.push(l),
+    ...(latestSettleMs !== undefined && { latestSettleMs }),
   });
   const sup = new Supervisor({
     runId: 'r',
@@ -218,4 +219,139 @@ t.test('fewer than min_nodes: the job fails saying why', async (t) => {
   const { outcome, summary } = await run;
   t.same(outcome, { kind: 'failed' });
   t.match(summary.root_cause, { message: 'cannot continue: 1 node alive, fewer than elastic.min_nodes (2)' });
+});
+
+/** Attempt 0 and 1 hold; later attempts exit 0. Every attempt's ranks are recorded per node. */
+function holdingScript(held: Map<number, { node: Node; ranks: number[] }[]>): Script {
+  return (node, k, ranks) => {
+    if (k >= 2) return allExit(node, k, ranks);
+    held.set(k, [...(held.get(k) ?? []), { node, ranks }]);
+  };
+}
+
+const until = async (what: () => boolean) => {
+  for (let i = 0; i < 500 && !what(); i++) await new Promise((r) => setTimeout(r, 10));
+};
+
+t.test('a lost node back in reach: taken in at the next commit (exit 75), no restart counted', async (t) => {
+  const held = new Map<number, { node: Node; ranks: number[] }[]>();
+  const script = holdingScript(held);
+  const back = new Node(2, 'c', script);
+  const { sup, nodes, notes, commits, started } = await elasticJob(
+    ['nodes: [{host: a}, {host: b}, {host: c}]', 'elastic: {min_nodes: 2, rejoin: 30ms}'],
+    script,
+    [back],
+  );
+  back.sup = sup;
+  const run = sup.run();
+  await until(() => held.has(0));
+  nodes[2].cut = true;
+  sup.nodeLost(2, 'no heartbeat for 5s');
+  await until(() => notes.length === 2);
+  t.same(started, [2], 'the lost node is tried again');
+  t.equal(notes[1], 'dtrain: node 2 (host c) is back: the job grows at its next checkpoint commit');
+  const answer = await commitStep(commits, 1, 20, 4);
+  t.match(answer, { kind: 'committed', resize: true }, 'the commit tells the ranks to resize');
+  for (const { node, ranks } of held.get(1)!) for (const r of ranks) node.exit(1, r, RESIZE_EXIT_CODE);
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'ok' });
+  t.equal(notes[2], 'dtrain: node 2 (host c) rejoined; continuing on 3 nodes, world 6 (data 6), attempt 2');
+  t.match(summary.membership, [
+    { attempt: 1, world: 4 },
+    { attempt: 2, nodes: 3, world: 6, reason: 'node 2 (host c) rejoined' },
+  ]);
+  t.match(back.starts, [{ attempt: 2, launch: { restarts: 0, prev_world_size: 4, assignment: { node_rank: 2 } } }]);
+  t.equal(summary.root_cause, null);
+});
+
+t.test('exit 75 with no resize asked for is a failure', async (t) => {
+  const held = new Map<number, { node: Node; ranks: number[] }[]>();
+  const { sup } = await elasticJob(['nodes: [{host: a}, {host: b}]', 'elastic: {min_nodes: 1}'], holdingScript(held));
+  const run = sup.run();
+  await until(() => held.get(0)?.length === 2);
+  const { node, ranks } = held.get(0)![0];
+  node.exit(0, ranks[0], RESIZE_EXIT_CODE);
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'failed' });
+  t.match(summary.root_cause, { rank: ranks[0], exit_code: RESIZE_EXIT_CODE });
+});
+
+t.test('a flapping node is excluded after max_losses_per_node and not tried again', async (t) => {
+  const held = new Map<number, { node: Node; ranks: number[] }[]>();
+  const script = holdingScript(held);
+  const again = new Node(2, 'c', script);
+  const { sup, nodes, notes, started, commits } = await elasticJob(
+    ['nodes: [{host: a}, {host: b}, {host: c}]', 'elastic: {min_nodes: 2, rejoin: 20ms, max_losses_per_node: 2}'],
+    script,
+    [again],
+  );
+  again.sup = sup;
+  const run = sup.run();
+  await until(() => held.has(0));
+  nodes[2].cut = true;
+  sup.nodeLost(2, 'no heartbeat for 5s');
+  await until(() => notes.some((l) => l.includes('is back')));
+  t.same(started, [2], 'tried again once: it answered');
+  // lost again before the resize: the second loss excludes it, and the resize is off
+  sup.nodeLost(2, 'connection closed');
+  t.equal(
+    notes.at(-1),
+    'dtrain: node 2 (host c) excluded for the rest of the job: lost 2 times (elastic.max_losses_per_node)',
+  );
+  await new Promise((r) => setTimeout(r, 150));
+  t.same(started, [2], 'never tried again');
+  t.match(await commitStep(commits, 1, 20, 4), { kind: 'committed', resize: false }, 'no resize at the commit');
+  for (const { node, ranks } of held.get(1)!) for (const r of ranks) node.exit(1, r, 0);
+  t.same((await run).outcome, { kind: 'ok' });
+  t.same(again.starts, [], 'never taken in');
+});
+
+t.test('two nodes lost at once: one line names both', async (t) => {
+  const { sup, nodes, notes } = await elasticJob(
+    ['nodes: [{host: a}, {host: b}, {host: c}, {host: d}]', 'elastic: {min_nodes: 2}'],
+    allExit,
+  );
+  const run = sup.run();
+  await new Promise((r) => setTimeout(r, 20));
+  nodes[2].cut = nodes[3].cut = true;
+  sup.nodeLost(2, 'no heartbeat for 5s');
+  sup.nodeLost(3, 'no heartbeat for 5s');
+  t.same((await run).outcome, { kind: 'ok' });
+  t.same(notes, [
+    'dtrain: node 2 (host c) lost: no heartbeat for 5s; node 3 (host d) lost: no heartbeat for 5s; ' +
+      'continuing on 2 nodes, world 4 (data 4), attempt 1',
+  ]);
+});
+
+t.test("workers that do not use the runtime: the resize comes when checkpoint.dir's latest changes", async (t) => {
+  const held = new Map<number, { node: Node; ranks: number[] }[]>();
+  const script = holdingScript(held);
+  const back = new Node(2, 'c', script);
+  const ckpt = mkdtempSync(join(tmp, 'ckpt-'));
+  const { sup, nodes, notes } = await elasticJob(
+    [
+      'nodes: [{host: a}, {host: b}, {host: c}]',
+      'elastic: {min_nodes: 2, rejoin: 30ms}',
+      `checkpoint: {dir: ${JSON.stringify(ckpt)}}`,
+    ],
+    script,
+    [back],
+    50,
+  );
+  back.sup = sup;
+  // the watcher's timers do not hold a process (the controller's sockets do): this test holds it
+  const hold = setInterval(() => {}, 1000);
+  t.teardown(() => clearInterval(hold));
+  const run = sup.run();
+  await until(() => held.has(0));
+  nodes[2].cut = true;
+  sup.nodeLost(2, 'no heartbeat for 5s');
+  await until(() => notes.some((l) => l.includes('is back')));
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(back.starts.length, 0, 'nothing happens before a checkpoint');
+  writeFileSync(join(ckpt, 'latest'), 'global_step20');
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'ok' }, 'the stopped attempt is the resize, not a failure');
+  t.match(summary.membership, [{ attempt: 1 }, { attempt: 2, world: 6, reason: 'node 2 (host c) rejoined' }]);
+  t.match(back.starts, [{ attempt: 2 }]);
 });
