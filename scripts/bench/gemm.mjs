@@ -14,14 +14,14 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const stats = await import(join(root, 'dist', 'runtime', 'bench-stats.js'));
-const addon = createRequire(import.meta.url)(join(root, 'build', 'Release', 'dtrain_native.node'));
+// the exported wrappers, as a user calls them (the addon's build/Release/dtrain_native.node underneath)
+const kernels = await import(join(root, 'dist', 'runtime', 'layers', 'kernels.js'));
 const { values } = parseArgs({
   options: {
     rounds: { type: 'string', default: '5' },
@@ -35,7 +35,7 @@ if (!Number.isInteger(rounds) || rounds < 1 || !['all', 'big', 'model'].includes
   console.error('usage: node scripts/bench/gemm.mjs [--rounds N] [--simd PATH] [--shapes all|big|model] [--json]');
   process.exit(2);
 }
-const simd = addon.layersSimd(values.simd);
+const simd = kernels.layersSimd(values.simd);
 
 const shapes = [];
 if (values.shapes !== 'model') shapes.push({ name: '1024³', m: 1024, n: 1024, k: 1024 });
@@ -69,13 +69,13 @@ function runDtrain(s, ops) {
   const b = filled(s.k * s.n, 13, 0.01, 0.06);
   const c = new Float32Array(s.m * s.n);
   const args = { a, b, c, m: s.m, n: s.n, k: s.k, transA: !!s.transA, transB: !!s.transB, accumulate: !!s.acc, simd };
-  for (let i = 0; i < Math.max(2, ops / 10); i++) addon.gemm(args);
+  for (let i = 0; i < Math.max(2, ops / 10); i++) kernels.gemm(args);
   const samples = new Float64Array(ops);
   const cpu0 = process.cpuUsage();
   const wall0 = process.hrtime.bigint();
   for (let i = 0; i < ops; i++) {
     const t0 = process.hrtime.bigint();
-    addon.gemm(args);
+    kernels.gemm(args);
     samples[i] = Number(process.hrtime.bigint() - t0);
   }
   const wall = Number(process.hrtime.bigint() - wall0) / 1e9;

@@ -19,136 +19,138 @@ struct Span {
   size_t length = 0;
 };
 
+// Positional arguments: the JavaScript wrappers (src/runtime/layers/kernels.ts) take the options object, so
+// a call here reads no properties (named lookups cost more than a small product).
 template <class T>
-Span<T> array(const Napi::Object& o, const char* key, napi_typedarray_type want, bool required) {
-  const Napi::Value v = o.Get(key);
+Span<T> array(const Napi::CallbackInfo& info, size_t at, const char* name, napi_typedarray_type want, bool required) {
+  const Napi::Value v = info[at];
   if (v.IsUndefined() || v.IsNull()) {
-    if (required) throw std::runtime_error(std::string(key) + " is required");
+    if (required) throw std::runtime_error(std::string(name) + " is required");
     return {};
   }
-  const char* kind = want == napi_float32_array ? "a Float32Array" : "an Int32Array";
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != want) {
-    throw std::runtime_error(std::string(key) + " must be " + kind);
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (!v.IsTypedArray() ||
+      napi_get_typedarray_info(info.Env(), v, &type, &length, &data, nullptr, nullptr) != napi_ok || type != want) {
+    throw std::runtime_error(std::string(name) +
+                             (want == napi_float32_array ? " must be a Float32Array" : " must be an Int32Array"));
   }
-  const Napi::TypedArray ta = v.As<Napi::TypedArray>();
-  return {reinterpret_cast<T*>(static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset()), ta.ElementLength()};
+  return {static_cast<T*>(data), length};
 }
 
-Span<float> floats(const Napi::Object& o, const char* key, bool required = true) {
-  return array<float>(o, key, napi_float32_array, required);
+Span<float> floats(const Napi::CallbackInfo& info, size_t at, const char* name, bool required = true) {
+  return array<float>(info, at, name, napi_float32_array, required);
 }
 
-void expect_length(const char* key, size_t got, size_t want) {
+void expect_length(const char* name, size_t got, size_t want) {
   if (got != want) {
-    throw std::runtime_error(std::string(key) + " has " + std::to_string(got) + " elements, expected " +
+    throw std::runtime_error(std::string(name) + " has " + std::to_string(got) + " elements, expected " +
                              std::to_string(want));
   }
 }
 
-size_t dim(const Napi::Object& o, const char* key) {
-  const Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw std::runtime_error(std::string(key) + " must be a non-negative integer");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0) || d != static_cast<double>(static_cast<size_t>(d)) || d > 9.0e15) {
-    throw std::runtime_error(std::string(key) + " must be a non-negative integer");
+size_t dim(const Napi::CallbackInfo& info, size_t at, const char* name) {
+  const Napi::Value v = info[at];
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (!(d >= 0) || d > 9.0e15 || d != static_cast<double>(static_cast<size_t>(d))) {
+    throw std::runtime_error(std::string(name) + " must be a non-negative integer");
   }
   return static_cast<size_t>(d);
 }
 
-bool flag(const Napi::Object& o, const char* key) {
-  const Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return false;
-  if (!v.IsBoolean()) throw std::runtime_error(std::string(key) + " must be a boolean");
-  return v.As<Napi::Boolean>().Value();
+int32_t integer(const Napi::CallbackInfo& info, size_t at, const char* name) {
+  if (!info[at].IsNumber()) throw std::runtime_error(std::string(name) + " must be a number");
+  return info[at].As<Napi::Number>().Int32Value();
 }
 
-std::string text(const Napi::Object& o, const char* key, const char* fallback) {
-  const Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsString()) throw std::runtime_error(std::string(key) + " must be a string");
-  return v.As<Napi::String>().Utf8Value();
+// The request at `at`: a string, or undefined for "auto".
+SimdLevel simd(const Napi::CallbackInfo& info, size_t at) {
+  const Napi::Value v = info[at];
+  if (v.IsUndefined()) return choose_simd_level("auto", SimdLevel::avx512);
+  if (!v.IsString()) throw std::runtime_error("simd must be a string");
+  return choose_simd_level(v.As<Napi::String>().Utf8Value(), SimdLevel::avx512);
 }
 
-SimdLevel simd(const Napi::Object& o) { return choose_simd_level(text(o, "simd", "auto"), SimdLevel::avx512); }
-
-layers::Act act(const Napi::Object& o) {
-  const std::string a = text(o, "act", "none");
-  if (a == "none") return layers::Act::none;
-  if (a == "relu") return layers::Act::relu;
-  if (a == "gelu") return layers::Act::gelu;
-  throw std::runtime_error("act must be none, relu or gelu, got '" + a + "'");
+// 0 none, 1 relu, 2 gelu (the wrappers map the names).
+layers::Act act(const Napi::CallbackInfo& info, size_t at) {
+  const int32_t a = integer(info, at, "act");
+  if (a < 0 || a > 2) throw std::runtime_error("act must be 0 (none), 1 (relu) or 2 (gelu)");
+  return static_cast<layers::Act>(a);
 }
 
 template <class Fn>
 Napi::Value guarded(const Napi::CallbackInfo& info, Fn fn) {
   try {
-    if (info.Length() < 1 || !info[0].IsObject()) throw std::runtime_error("expected an options object");
-    return fn(info[0].As<Napi::Object>());
+    return fn();
   } catch (const std::exception& e) {
     Napi::TypeError::New(info.Env(), e.what()).ThrowAsJavaScriptException();
     return info.Env().Undefined();
   }
 }
 
-// gemm({ a, b, c, m, n, k, transA?, transB?, accumulate?, simd? })
+// gemm(a, b, c, m, n, k, flags, simd?): flags bit 0 transA, bit 1 transB, bit 2 accumulate.
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
-  return guarded(info, [&](const Napi::Object& o) -> Napi::Value {
+  return guarded(info, [&]() -> Napi::Value {
     layers::GemmArgs g;
-    g.m = dim(o, "m");
-    g.n = dim(o, "n");
-    g.k = dim(o, "k");
-    g.trans_a = flag(o, "transA");
-    g.trans_b = flag(o, "transB");
-    g.accumulate = flag(o, "accumulate");
-    const Span<float> a = floats(o, "a"), b = floats(o, "b"), c = floats(o, "c");
+    g.m = dim(info, 3, "m");
+    g.n = dim(info, 4, "n");
+    g.k = dim(info, 5, "k");
+    const int32_t flags = integer(info, 6, "flags");
+    g.trans_a = flags & 1;
+    g.trans_b = flags & 2;
+    g.accumulate = flags & 4;
+    const Span<float> a = floats(info, 0, "a"), b = floats(info, 1, "b"), c = floats(info, 2, "c");
     expect_length("a", a.length, g.m * g.k);
     expect_length("b", b.length, g.k * g.n);
     expect_length("c", c.length, g.m * g.n);
     g.a = a.data;
     g.b = b.data;
     g.c = c.data;
-    layers::gemm(g, simd(o));
+    layers::gemm(g, simd(info, 7));
     return info.Env().Undefined();
   });
 }
 
-// biasAct({ z, bias?, y?, act?, rows, cols, simd? }): y defaults to z (in place).
+// biasAct(z, bias?, y?, act, rows, cols, simd?): y null means z (in place).
 Napi::Value BiasAct(const Napi::CallbackInfo& info) {
-  return guarded(info, [&](const Napi::Object& o) -> Napi::Value {
-    const size_t rows = dim(o, "rows"), cols = dim(o, "cols");
-    const Span<float> z = floats(o, "z"), bias = floats(o, "bias", false), y0 = floats(o, "y", false);
+  return guarded(info, [&]() -> Napi::Value {
+    const size_t rows = dim(info, 4, "rows"), cols = dim(info, 5, "cols");
+    const Span<float> z = floats(info, 0, "z"), bias = floats(info, 1, "bias", false), y0 = floats(info, 2, "y", false);
     const Span<float> y = y0.data ? y0 : z;
     expect_length("z", z.length, rows * cols);
     expect_length("y", y.length, rows * cols);
     if (bias.data) expect_length("bias", bias.length, cols);
-    layers::bias_act_forward(z.data, bias.data, y.data, rows, cols, act(o), simd(o));
+    layers::bias_act_forward(z.data, bias.data, y.data, rows, cols, act(info, 3), simd(info, 6));
     return info.Env().Undefined();
   });
 }
 
-// biasActBackward({ dy, z, dz?, dbias?, act?, rows, cols, accumulate?, simd? }): dz defaults to dy.
+// biasActBackward(dy, z, dz?, dbias?, act, rows, cols, accumulate, simd?): dz null means dy (in place).
 Napi::Value BiasActBackward(const Napi::CallbackInfo& info) {
-  return guarded(info, [&](const Napi::Object& o) -> Napi::Value {
-    const size_t rows = dim(o, "rows"), cols = dim(o, "cols");
-    const Span<float> dy = floats(o, "dy"), z = floats(o, "z"), dz0 = floats(o, "dz", false);
-    const Span<float> dbias = floats(o, "dbias", false);
+  return guarded(info, [&]() -> Napi::Value {
+    const size_t rows = dim(info, 5, "rows"), cols = dim(info, 6, "cols");
+    const Span<float> dy = floats(info, 0, "dy"), z = floats(info, 1, "z"), dz0 = floats(info, 2, "dz", false);
+    const Span<float> dbias = floats(info, 3, "dbias", false);
     const Span<float> dz = dz0.data ? dz0 : dy;
     expect_length("dy", dy.length, rows * cols);
     expect_length("z", z.length, rows * cols);
     expect_length("dz", dz.length, rows * cols);
     if (dbias.data) expect_length("dbias", dbias.length, cols);
-    layers::bias_act_backward(dy.data, z.data, dz.data, dbias.data, rows, cols, act(o), flag(o, "accumulate"), simd(o));
+    const bool accumulate = info[7].ToBoolean().Value();
+    layers::bias_act_backward(dy.data, z.data, dz.data, dbias.data, rows, cols, act(info, 4), accumulate,
+                              simd(info, 8));
     return info.Env().Undefined();
   });
 }
 
-// softmaxCrossEntropy({ logits, labels, rows, classes, scale?, grad?, simd? }) -> mean loss
+// softmaxCrossEntropy(logits, labels, rows, classes, scale, grad?, simd?) -> mean loss
 Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
-  return guarded(info, [&](const Napi::Object& o) -> Napi::Value {
-    const size_t rows = dim(o, "rows"), classes = dim(o, "classes");
+  return guarded(info, [&]() -> Napi::Value {
+    const size_t rows = dim(info, 2, "rows"), classes = dim(info, 3, "classes");
     if (classes == 0) throw std::runtime_error("classes must be at least 1");
-    const Span<float> logits = floats(o, "logits"), grad = floats(o, "grad", false);
-    const Span<int32_t> labels = array<int32_t>(o, "labels", napi_int32_array, true);
+    const Span<float> logits = floats(info, 0, "logits"), grad = floats(info, 5, "grad", false);
+    const Span<int32_t> labels = array<int32_t>(info, 1, "labels", napi_int32_array, true);
     expect_length("logits", logits.length, rows * classes);
     expect_length("labels", labels.length, rows);
     if (grad.data) expect_length("grad", grad.length, rows * classes);
@@ -158,24 +160,16 @@ Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
                                  " is not a class in [0, " + std::to_string(classes) + ")");
       }
     }
-    const Napi::Value s = o.Get("scale");
-    if (!s.IsUndefined() && !s.IsNumber()) throw std::runtime_error("scale must be a number");
-    const double scale =
-        s.IsUndefined() ? 1.0 / static_cast<double>(rows ? rows : 1) : s.As<Napi::Number>().DoubleValue();
-    return Napi::Number::New(info.Env(),
-                             layers::softmax_xent(logits.data, labels.data, rows, classes, scale, grad.data, simd(o)));
+    if (!info[4].IsNumber()) throw std::runtime_error("scale must be a number");
+    const double scale = info[4].As<Napi::Number>().DoubleValue();
+    return Napi::Number::New(
+        info.Env(), layers::softmax_xent(logits.data, labels.data, rows, classes, scale, grad.data, simd(info, 6)));
   });
 }
 
 // layersSimd(request?) -> the path the layer kernels take for this request; throws for an unusable one.
 Napi::Value LayersSimd(const Napi::CallbackInfo& info) {
-  try {
-    const std::string req = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "auto";
-    return Napi::String::New(info.Env(), simd_level_name(choose_simd_level(req, SimdLevel::avx512)));
-  } catch (const std::exception& e) {
-    Napi::TypeError::New(info.Env(), e.what()).ThrowAsJavaScriptException();
-    return info.Env().Undefined();
-  }
+  return guarded(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), simd_level_name(simd(info, 0))); });
 }
 
 }  // namespace

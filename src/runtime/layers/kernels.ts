@@ -4,7 +4,9 @@
  * Y = X·Wᵀ (W outputs×inputs, torch.nn.Linear's layout).
  */
 import {
+  ACT_CODES,
   layersNative,
+  type Activation,
   type BiasActArgs,
   type BiasActBackwardArgs,
   type GemmArgs,
@@ -12,8 +14,16 @@ import {
   type SoftmaxCrossEntropyArgs,
 } from './native.js';
 
-export function gemm(args: GemmArgs): void {
-  layersNative().gemm(args);
+export function gemm(g: GemmArgs): void {
+  const flags = (g.transA ? 1 : 0) | (g.transB ? 2 : 0) | (g.accumulate ? 4 : 0);
+  layersNative().gemm(g.a, g.b, g.c, g.m, g.n, g.k, flags, g.simd);
+}
+
+function actCode(act: Activation | undefined): number {
+  const name = act ?? 'none';
+  const code = Object.hasOwn(ACT_CODES, name) ? ACT_CODES[name] : undefined;
+  if (code === undefined) throw new TypeError(`act must be none, relu or gelu, got '${String(act)}'`);
+  return code;
 }
 
 /** The SIMD path the layer kernels take for `request` (default 'auto'); throws when the CPU lacks it. */
@@ -34,7 +44,7 @@ export interface LinearShape {
 export function linearForward(
   a: LinearShape & { x: Float32Array; w: Float32Array; y: Float32Array; accumulate?: boolean },
 ): void {
-  layersNative().gemm({
+  gemm({
     a: a.x,
     b: a.w,
     c: a.y,
@@ -51,7 +61,7 @@ export function linearForward(
 export function linearBackwardInput(
   a: LinearShape & { dy: Float32Array; w: Float32Array; dx: Float32Array; accumulate?: boolean },
 ): void {
-  layersNative().gemm({
+  gemm({
     a: a.dy,
     b: a.w,
     c: a.dx,
@@ -69,7 +79,7 @@ export function linearBackwardWeight(
   a: LinearShape & { x: Float32Array; dy: Float32Array; dw: Float32Array; accumulate?: boolean },
 ): void {
   const [first, second, m, n] = a.transW ? [a.dy, a.x, a.outputs, a.inputs] : [a.x, a.dy, a.inputs, a.outputs];
-  layersNative().gemm({
+  gemm({
     a: first,
     b: second,
     c: a.dw,
@@ -83,16 +93,18 @@ export function linearBackwardWeight(
 }
 
 /** z += bias, y = act(z) (y defaults to z). */
-export function biasAct(args: BiasActArgs): void {
-  layersNative().biasAct(args);
+export function biasAct(a: BiasActArgs): void {
+  layersNative().biasAct(a.z, a.bias ?? null, a.y ?? null, actCode(a.act), a.rows, a.cols, a.simd);
 }
 
 /** dz = dy ⊙ act'(z) (dz defaults to dy); dbias = (or +=) its column sums. */
-export function biasActBackward(args: BiasActBackwardArgs): void {
-  layersNative().biasActBackward(args);
+export function biasActBackward(a: BiasActBackwardArgs): void {
+  const act = actCode(a.act);
+  layersNative().biasActBackward(a.dy, a.z, a.dz ?? null, a.dbias ?? null, act, a.rows, a.cols, !!a.accumulate, a.simd);
 }
 
 /** The mean cross-entropy of softmax(logits) against labels; fills grad when given. */
-export function softmaxCrossEntropy(args: SoftmaxCrossEntropyArgs): number {
-  return layersNative().softmaxCrossEntropy(args);
+export function softmaxCrossEntropy(a: SoftmaxCrossEntropyArgs): number {
+  const scale = a.scale ?? 1 / Math.max(a.rows, 1);
+  return layersNative().softmaxCrossEntropy(a.logits, a.labels, a.rows, a.classes, scale, a.grad ?? null, a.simd);
 }

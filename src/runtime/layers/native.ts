@@ -66,14 +66,55 @@ export interface SoftmaxCrossEntropyArgs {
   simd?: LayerSimd;
 }
 
+/** The addon's positional calls (the object forms above are kernels.ts's: named lookups cost more in C++). */
 export interface LayersNative {
-  gemm(args: GemmArgs): void;
-  biasAct(args: BiasActArgs): void;
-  biasActBackward(args: BiasActBackwardArgs): void;
+  /** flags: 1 transA, 2 transB, 4 accumulate */
+  gemm(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    flags: number,
+    simd?: LayerSimd,
+  ): void;
+  /** act: ACT_CODES */
+  biasAct(
+    z: Float32Array,
+    bias: Float32Array | null,
+    y: Float32Array | null,
+    act: number,
+    rows: number,
+    cols: number,
+    simd?: LayerSimd,
+  ): void;
+  biasActBackward(
+    dy: Float32Array,
+    z: Float32Array,
+    dz: Float32Array | null,
+    dbias: Float32Array | null,
+    act: number,
+    rows: number,
+    cols: number,
+    accumulate: boolean,
+    simd?: LayerSimd,
+  ): void;
   /** the mean loss over rows */
-  softmaxCrossEntropy(args: SoftmaxCrossEntropyArgs): number;
+  softmaxCrossEntropy(
+    logits: Float32Array,
+    labels: Int32Array,
+    rows: number,
+    classes: number,
+    scale: number,
+    grad: Float32Array | null,
+    simd?: LayerSimd,
+  ): number;
   layersSimd(request?: LayerSimd): 'scalar' | 'avx2' | 'avx512';
 }
+
+/** The addon's activation codes (addon/src/layers/init.cc). */
+export const ACT_CODES: Readonly<Record<Activation, number>> = { none: 0, relu: 1, gelu: 2 };
 
 let cached: LayersNative | undefined;
 

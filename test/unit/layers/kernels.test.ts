@@ -1,23 +1,27 @@
 // The layer kernels (addon/src/layers) through every SIMD path this CPU has, forced per call, against
 // double-precision references written out here: GEMM in all transposes with and without accumulation at odd
 // shapes (crossing the micro-tile, cache-block and depth-block edges), the linear helpers, bias + activation
-// forward and backward, softmax cross-entropy; and the argument checks.
+// forward and backward, softmax cross-entropy; and the argument checks. Through the exported wrappers, as users
+// call them.
 import t from 'tap';
-import { layersNative, type Activation, type LayerSimd } from '../../../src/runtime/layers/native.js';
+import type { Activation, LayerSimd } from '../../../src/runtime/layers/native.js';
 import {
+  biasAct,
+  biasActBackward,
+  gemm,
   linearBackwardInput,
   linearBackwardWeight,
   linearForward,
   layersSimd,
+  softmaxCrossEntropy,
 } from '../../../src/runtime/layers/kernels.js';
 import { randomArray } from '../../helpers/optim-data.js';
 
-const native = layersNative();
 const EPS = 2 ** -24;
 
 function available(path: LayerSimd): string | undefined {
   try {
-    native.layersSimd(path);
+    layersSimd(path);
     return undefined;
   } catch (e) {
     return (e as Error).message;
@@ -73,7 +77,7 @@ const PATHS: LayerSimd[] = ['scalar', 'avx2', 'avx512'];
 for (const simd of PATHS) {
   const missing = available(simd);
   t.test(`simd ${simd}`, { skip: missing && `this CPU cannot run it: ${missing}` }, async (t) => {
-    t.equal(native.layersSimd(simd), simd, `the ${simd} path is the one taken`);
+    t.equal(layersSimd(simd), simd, `the ${simd} path is the one taken`);
 
     t.test('gemm: every transpose, overwrite and accumulate, odd shapes', async (t) => {
       let worst = 0;
@@ -85,11 +89,11 @@ for (const simd of PATHS) {
             const b = randomArray(k * n, seed++);
             const { c: want, bound } = gemmRef(a, b, m, n, k, ta, tb);
             const c = new Float32Array(m * n).fill(Number.NaN); // overwritten, never read
-            native.gemm({ a, b, c, m, n, k, transA: ta, transB: tb, simd });
+            gemm({ a, b, c, m, n, k, transA: ta, transB: tb, simd });
             const w1 = worstGemm(c, want, bound, k);
             const c0 = randomArray(m * n, seed++);
             const acc = c0.slice();
-            native.gemm({ a, b, c: acc, m, n, k, transA: ta, transB: tb, accumulate: true, simd });
+            gemm({ a, b, c: acc, m, n, k, transA: ta, transB: tb, accumulate: true, simd });
             const w2 = worstGemm(acc, want, bound, k, c0);
             if (w1 > 1 || w2 > 1) t.fail(`${m}×${n}×${k} transA=${ta} transB=${tb}: ${w1} / ${w2} of the bound`);
             worst = Math.max(worst, w1, w2);
@@ -101,9 +105,9 @@ for (const simd of PATHS) {
 
     t.test('gemm: k = 0 gives zeros, or leaves c alone with accumulate', async (t) => {
       const c = new Float32Array([1, 2, 3, 4, 5, 6]);
-      native.gemm({ a: new Float32Array(0), b: new Float32Array(0), c, m: 2, n: 3, k: 0, accumulate: true, simd });
+      gemm({ a: new Float32Array(0), b: new Float32Array(0), c, m: 2, n: 3, k: 0, accumulate: true, simd });
       t.same(Array.from(c), [1, 2, 3, 4, 5, 6]);
-      native.gemm({ a: new Float32Array(0), b: new Float32Array(0), c, m: 2, n: 3, k: 0, simd });
+      gemm({ a: new Float32Array(0), b: new Float32Array(0), c, m: 2, n: 3, k: 0, simd });
       t.same(Array.from(c), [0, 0, 0, 0, 0, 0]);
     });
 
@@ -174,11 +178,11 @@ for (const simd of PATHS) {
           const bias = randomArray(cols, 7);
           const z = z0.slice();
           const y = new Float32Array(rows * cols);
-          native.biasAct({ z, bias, y, act, rows, cols, simd });
+          biasAct({ z, bias, y, act, rows, cols, simd });
           const dy = randomArray(rows * cols, 8);
           const dz = new Float32Array(rows * cols);
           const dbias = new Float32Array(cols).fill(1);
-          native.biasActBackward({ dy, z, dz, dbias, act, rows, cols, accumulate: true, simd });
+          biasActBackward({ dy, z, dz, dbias, act, rows, cols, accumulate: true, simd });
           let worst = 0;
           const sums = new Float64Array(cols).fill(1);
           for (let i = 0; i < rows * cols; i++) {
@@ -195,7 +199,7 @@ for (const simd of PATHS) {
           for (let c = 0; c < cols; c++) worst = Math.max(worst, Math.abs(dbias[c] - sums[c]) / rows);
           t.ok(worst < 2e-6, `${act} ${rows}×${cols}: worst ${worst.toExponential(2)}`);
           const inPlace = z0.slice();
-          native.biasAct({ z: inPlace, act, rows, cols, simd }); // no bias, y = z
+          biasAct({ z: inPlace, act, rows, cols, simd }); // no bias, y = z
           t.ok(
             inPlace.every((v, i) => Math.abs(v - f(z0[i])) <= 2e-6 * (1 + Math.abs(z0[i]))),
             `${act} ${rows}×${cols}: in place without a bias`,
@@ -215,7 +219,7 @@ for (const simd of PATHS) {
         const labels = Int32Array.from({ length: rows }, (_, r) => (r * 7 + 3) % classes);
         const scale = 1 / rows;
         const grad = new Float32Array(rows * classes);
-        const loss = native.softmaxCrossEntropy({ logits, labels, rows, classes, scale, grad, simd });
+        const loss = softmaxCrossEntropy({ logits, labels, rows, classes, scale, grad, simd });
         let total = 0;
         let worstGrad = 0;
         for (let r = 0; r < rows; r++) {
@@ -231,7 +235,7 @@ for (const simd of PATHS) {
         const want = total / rows;
         t.ok(Math.abs(loss - want) <= 1e-6 * (1 + want), `${rows}×${classes}: loss ${loss}, reference ${want}`);
         t.ok(worstGrad < 1e-6, `${rows}×${classes}: worst gradient error ${worstGrad.toExponential(2)} × scale`);
-        const meanOnly = native.softmaxCrossEntropy({ logits, labels, rows, classes, simd });
+        const meanOnly = softmaxCrossEntropy({ logits, labels, rows, classes, simd });
         t.equal(meanOnly, loss, 'the loss does not depend on asking for the gradient');
       }
     });
@@ -261,21 +265,18 @@ t.test('DTRAIN_SIMD forces the path of every call that leaves simd out', async (
 
 t.test('bad arguments fail with one clear message', async (t) => {
   const f = (n: number) => new Float32Array(n);
-  t.doesNotThrow(() => native.gemm({ a: f(6), b: f(12), c: f(8), m: 2, n: 4, k: 3 }), 'matching shapes pass');
-  t.throws(() => native.gemm({ a: f(5), b: f(12), c: f(8), m: 2, n: 4, k: 3 }), /a has 5 elements, expected 6/);
+  t.doesNotThrow(() => gemm({ a: f(6), b: f(12), c: f(8), m: 2, n: 4, k: 3 }), 'matching shapes pass');
+  t.throws(() => gemm({ a: f(5), b: f(12), c: f(8), m: 2, n: 4, k: 3 }), /a has 5 elements, expected 6/);
   t.throws(
-    () => native.gemm({ a: new Float64Array(6) as unknown as Float32Array, b: f(12), c: f(8), m: 2, n: 4, k: 3 }),
+    () => gemm({ a: new Float64Array(6) as unknown as Float32Array, b: f(12), c: f(8), m: 2, n: 4, k: 3 }),
     /a must be a Float32Array/,
   );
-  t.throws(() => native.gemm({ a: f(6), b: f(12), c: f(8), m: 2, n: 4, k: 1.5 }), /k must be a non-negative integer/);
-  t.throws(() => native.biasAct({ z: f(6), act: 'tanh' as Activation, rows: 2, cols: 3 }), /act must be none, relu/);
-  t.throws(() => native.biasAct({ z: f(6), bias: f(2), rows: 2, cols: 3 }), /bias has 2 elements, expected 3/);
+  t.throws(() => gemm({ a: f(6), b: f(12), c: f(8), m: 2, n: 4, k: 1.5 }), /k must be a non-negative integer/);
+  t.throws(() => biasAct({ z: f(6), act: 'tanh' as Activation, rows: 2, cols: 3 }), /act must be none, relu/);
+  t.throws(() => biasAct({ z: f(6), bias: f(2), rows: 2, cols: 3 }), /bias has 2 elements, expected 3/);
   t.throws(
-    () => native.softmaxCrossEntropy({ logits: f(6), labels: Int32Array.from([0, 3]), rows: 2, classes: 3 }),
+    () => softmaxCrossEntropy({ logits: f(6), labels: Int32Array.from([0, 3]), rows: 2, classes: 3 }),
     /labels\[1\] = 3 is not a class in \[0, 3\)/,
   );
-  t.throws(
-    () => native.gemm({ a: f(6), b: f(12), c: f(8), m: 2, n: 4, k: 3, simd: 'neon' as LayerSimd }),
-    /unknown SIMD/,
-  );
+  t.throws(() => gemm({ a: f(6), b: f(12), c: f(8), m: 2, n: 4, k: 3, simd: 'neon' as LayerSimd }), /unknown SIMD/);
 });
