@@ -197,7 +197,10 @@ for (const simd of PATHS) {
             );
           }
           for (let c = 0; c < cols; c++) worst = Math.max(worst, Math.abs(dbias[c] - sums[c]) / rows);
-          t.ok(worst < 2e-6, `${act} ${rows}×${cols}: worst ${worst.toExponential(2)}`);
+          // GELU's derivative takes 1 − tanh² in float (as PyTorch's float GELU backward does), which cancels
+          // where tanh nears ±1: a few more ulps there
+          const tolerance = act === 'gelu' ? 5e-6 : 2e-6;
+          t.ok(worst < tolerance, `${act} ${rows}×${cols}: worst ${worst.toExponential(2)}`);
           const inPlace = z0.slice();
           biasAct({ z: inPlace, act, rows, cols, simd }); // no bias, y = z
           t.ok(
