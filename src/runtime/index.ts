@@ -5,6 +5,7 @@ export { CommitRefusedError } from './checkpoints.js';
 export { RESIZE_EXIT_CODE } from './commits.js';
 export * from './worker-env.js';
 export * from './optim/index.js';
+export * from './layers/index.js';
 export * from './pipeline/index.js';
 export { DeviceBuffer } from './device/device-buffer.js';
 export { deviceAdamwStep } from './device/adamw.js';

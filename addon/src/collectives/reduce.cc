@@ -1,9 +1,10 @@
 #include "collectives/reduce.h"
 
-#include <cstdlib>
 #include <cstring>
+#include <exception>
 
 #include "collectives/half.h"
+#include "simd/level.h"
 
 namespace dtrain {
 namespace {
@@ -15,12 +16,16 @@ struct Dispatch {
   const char* name;
 };
 
+// DTRAIN_SIMD read as every kernel family reads it (simd/level.h); a request this build cannot honour (an
+// unknown word, a path the CPU lacks) falls back to the CPU's best instead of failing a collective.
 Dispatch choose() {
-  const char* forced = std::getenv("DTRAIN_SIMD");
-  bool hasAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-  if (forced && std::strcmp(forced, "scalar") == 0) return {simd_scalar::reduceInto, "scalar"};
-  if (forced && std::strcmp(forced, "avx2") == 0 && !hasAvx2) return {simd_scalar::reduceInto, "scalar"};
-  if (hasAvx2) return {simd_avx2::reduceInto, "avx2"};
+  SimdLevel s;
+  try {
+    s = choose_simd_level("auto", SimdLevel::avx2);
+  } catch (const std::exception&) {
+    s = simd_level_supported(SimdLevel::avx2) ? SimdLevel::avx2 : SimdLevel::scalar;
+  }
+  if (s == SimdLevel::avx2) return {simd_avx2::reduceInto, "avx2"};
   return {simd_scalar::reduceInto, "scalar"};
 }
 

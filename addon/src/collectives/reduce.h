@@ -1,5 +1,5 @@
 // Element-wise reductions with run-time dispatch between an AVX2 build and a scalar build of the same
-// kernels. DTRAIN_SIMD=scalar|avx2 forces one (tests use it to exercise each path).
+// kernels. DTRAIN_SIMD=scalar|avx2 forces one (tests use it to exercise each path; simd/level.h reads it).
 #pragma once
 #include "collectives/dtype.h"
 

@@ -1,4 +1,5 @@
 #include "optim/adamw_kernel.h"
+#include "simd/level.h"
 
 #include <immintrin.h>
 
@@ -184,27 +185,12 @@ StepFn pick_step(const Arrays& a, Simd s) {
 
 }  // namespace
 
-bool simd_supported(Simd s) {
-  if (s == Simd::scalar) return true;
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-}
+bool simd_supported(Simd s) { return simd_level_supported(s == Simd::avx2 ? SimdLevel::avx2 : SimdLevel::scalar); }
 
 const char* simd_name(Simd s) { return s == Simd::avx2 ? "avx2" : "scalar"; }
 
 Simd choose_simd(const std::string& request) {
-  std::string want = request;
-  if (want.empty() || want == "auto") {
-    const char* env = std::getenv("DTRAIN_SIMD");
-    want = env && *env ? env : "auto";
-  }
-  if (want == "auto") return simd_supported(Simd::avx2) ? Simd::avx2 : Simd::scalar;
-  if (want == "scalar") return Simd::scalar;
-  if (want == "avx2") {
-    if (!simd_supported(Simd::avx2)) throw std::runtime_error("DTRAIN_SIMD=avx2 but this CPU lacks AVX2/FMA/F16C");
-    return Simd::avx2;
-  }
-  throw std::runtime_error("unknown SIMD path '" + want + "': use auto, scalar or avx2");
+  return choose_simd_level(request, SimdLevel::avx2) == SimdLevel::avx2 ? Simd::avx2 : Simd::scalar;
 }
 
 int choose_threads(int request) {

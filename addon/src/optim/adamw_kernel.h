@@ -26,8 +26,8 @@ struct Arrays {
 };
 
 bool simd_supported(Simd s);
-// Parses "auto" | "scalar" | "avx2"; "auto" honours DTRAIN_SIMD, then the CPU. Throws std::runtime_error
-// when a forced path is unknown or not supported by this CPU.
+// Reads a request as simd/level.h does ("avx512" runs the AVX2 path, the widest built here). Throws
+// std::runtime_error when a forced path is unknown or not supported by this CPU.
 Simd choose_simd(const std::string& request);
 const char* simd_name(Simd s);
 // 0 means OMP_NUM_THREADS (1 when unset or invalid).

@@ -1,12 +1,20 @@
 /**
  * The example's model: a stack of fully connected layers with ReLU between them and a softmax cross-entropy
- * head, forward and backward written out over Float32Arrays (sums accumulated in doubles). A stage holds a
+ * head, forward and backward computed by the runtime's layer kernels (GEMM, bias + activation). A stage holds a
  * contiguous run of layers whose weights and biases live in ONE flat Float32Array (and the gradients in
  * another), because that is what ShardedAdam shards.
  *
  * Each layer is initialised from its own seeded stream (seed, layer index), so a layer gets the same values
  * whichever stage holds it: the one-process run and the pipelined run start from the same model.
  */
+import {
+  biasAct,
+  biasActBackward,
+  linearBackwardInput,
+  linearBackwardWeight,
+  linearForward as gemmForward,
+  softmaxCrossEntropy as softmaxCrossEntropyKernel,
+} from 'dtrain';
 import { Rng } from './rng.js';
 
 export interface LayerSpec {
@@ -124,62 +132,30 @@ export class StageModel {
     let g = gradOutput;
     for (let k = this.layers.length - 1; k >= 0; k--) {
       const l = this.layers[k];
-      if (l.spec.relu) {
-        const out = saved.outputs[k];
-        const masked = new Float32Array(g.length);
-        for (let i = 0; i < g.length; i++) masked[i] = out[i] > 0 ? g[i] : 0;
-        g = masked;
-      }
-      g = linearBackward(l, saved.inputs[k], g, saved.rows);
+      g = linearBackward(l, saved.inputs[k], saved.outputs[k], g, saved.rows);
     }
     return g;
   }
 }
 
 function linearForward(l: LayerView, x: Float32Array, rows: number): Float32Array {
-  const { inputs: nin, outputs: nout, relu } = l.spec;
-  const y = new Float32Array(rows * nout);
-  for (let r = 0; r < rows; r++) {
-    const xo = r * nin;
-    for (let o = 0; o < nout; o++) {
-      const wo = o * nin;
-      let acc = l.b[o];
-      for (let i = 0; i < nin; i++) acc += x[xo + i] * l.w[wo + i];
-      y[r * nout + o] = relu && acc < 0 ? 0 : acc;
-    }
-  }
+  const { inputs, outputs, relu } = l.spec;
+  const y = new Float32Array(rows * outputs);
+  gemmForward({ x, w: l.w, y, rows, inputs, outputs, transW: true });
+  biasAct({ z: y, bias: l.b, act: relu ? 'relu' : 'none', rows, cols: outputs });
   return y;
 }
 
-function linearBackward(l: LayerView, x: Float32Array, gy: Float32Array, rows: number): Float32Array {
-  const { inputs: nin, outputs: nout } = l.spec;
-  const gx = new Float64Array(rows * nin);
-  for (let o = 0; o < nout; o++) {
-    const wo = o * nin;
-    let gb = 0;
-    for (let r = 0; r < rows; r++) {
-      const g = gy[r * nout + o];
-      if (g === 0) continue;
-      gb += g;
-      const xo = r * nin;
-      for (let i = 0; i < nin; i++) gx[xo + i] += g * l.w[wo + i];
-    }
-    l.gb[o] += gb;
-  }
-  // weight gradient: rows summed per element in a double, in row order (the same order on every topology)
-  const col = new Float64Array(nin);
-  for (let o = 0; o < nout; o++) {
-    col.fill(0);
-    for (let r = 0; r < rows; r++) {
-      const g = gy[r * nout + o];
-      if (g === 0) continue;
-      const xo = r * nin;
-      for (let i = 0; i < nin; i++) col[i] += g * x[xo + i];
-    }
-    const wo = o * nin;
-    for (let i = 0; i < nin; i++) l.gw[wo + i] += col[i];
-  }
-  return Float32Array.from(gx);
+/** Accumulates the layer's gradients; `out` is the forward's output (its sign is ReLU's mask). */
+function linearBackward(l: LayerView, x: Float32Array, out: Float32Array, gy: Float32Array, rows: number) {
+  const { inputs, outputs, relu } = l.spec;
+  const gz = new Float32Array(rows * outputs);
+  const act = relu ? 'relu' : 'none';
+  biasActBackward({ dy: gy, z: out, dz: gz, dbias: l.gb, act, rows, cols: outputs, accumulate: true });
+  linearBackwardWeight({ x, dy: gz, dw: l.gw, rows, inputs, outputs, transW: true, accumulate: true });
+  const gx = new Float32Array(rows * inputs);
+  linearBackwardInput({ dy: gz, w: l.w, dx: gx, rows, inputs, outputs, transW: true });
+  return gx;
 }
 
 /**
@@ -194,24 +170,11 @@ export function softmaxCrossEntropy(
   scale: number,
 ): { loss: number; grad: Float32Array } {
   const grad = new Float32Array(rows * classes);
-  let total = 0;
-  for (let r = 0; r < rows; r++) {
-    const o = r * classes;
-    let max = -Infinity;
-    for (let c = 0; c < classes; c++) max = Math.max(max, logits[o + c]);
-    let sum = 0;
-    for (let c = 0; c < classes; c++) sum += Math.exp(logits[o + c] - max);
-    const label = labels[r];
-    total += Math.log(sum) + max - logits[o + label];
-    for (let c = 0; c < classes; c++) {
-      const p = Math.exp(logits[o + c] - max) / sum;
-      grad[o + c] = (p - (c === label ? 1 : 0)) * scale;
-    }
-  }
-  return { loss: total / rows, grad };
+  const loss = softmaxCrossEntropyKernel({ logits, labels, rows, classes, scale, grad });
+  return { loss, grad };
 }
 
 /** Sum of the per-row losses (for the evaluation, which averages over all ranks' rows itself). */
 export function crossEntropySum(logits: Float32Array, labels: Int32Array, rows: number, classes: number): number {
-  return softmaxCrossEntropy(logits, labels, rows, classes, 0).loss * rows;
+  return softmaxCrossEntropyKernel({ logits, labels, rows, classes }) * rows;
 }

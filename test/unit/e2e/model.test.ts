@@ -37,6 +37,77 @@ t.test('backward matches central finite differences of the mean loss', async (t)
   t.ok(worst < 2e-2, `worst relative gradient error ${worst}`);
 });
 
+// The same MLP written out in float64 (what the example computed before its layers moved to the addon's kernels).
+function reference64(model: StageModel, x: Float32Array, y: Int32Array, rows: number) {
+  const acts: Float64Array[] = [Float64Array.from(x)];
+  for (const l of model.layers) {
+    const { inputs: nin, outputs: nout, relu } = l.spec;
+    const h = acts[acts.length - 1];
+    const out = new Float64Array(rows * nout);
+    for (let r = 0; r < rows; r++) {
+      for (let o = 0; o < nout; o++) {
+        let s = l.b[o];
+        for (let i = 0; i < nin; i++) s += h[r * nin + i] * l.w[o * nin + i];
+        out[r * nout + o] = relu && s < 0 ? 0 : s;
+      }
+    }
+    acts.push(out);
+  }
+  const classes = model.outputs;
+  const logits = acts[acts.length - 1];
+  let loss = 0;
+  let g = new Float64Array(rows * classes);
+  for (let r = 0; r < rows; r++) {
+    const row = logits.subarray(r * classes, (r + 1) * classes);
+    const max = Math.max(...row);
+    const sum = row.reduce((t, v) => t + Math.exp(v - max), 0);
+    loss += Math.log(sum) + max - row[y[r]];
+    for (let c = 0; c < classes; c++) g[r * classes + c] = (Math.exp(row[c] - max) / sum - (c === y[r] ? 1 : 0)) / rows;
+  }
+  const grads: Float64Array[] = [];
+  for (let k = model.layers.length - 1; k >= 0; k--) {
+    const { inputs: nin, outputs: nout, relu } = model.layers[k].spec;
+    const w = model.layers[k].w;
+    if (relu) g = g.map((v, i) => (acts[k + 1][i] > 0 ? v : 0));
+    const gw = new Float64Array(nout * nin + nout);
+    const gx = new Float64Array(rows * nin);
+    for (let r = 0; r < rows; r++) {
+      for (let o = 0; o < nout; o++) {
+        const go = g[r * nout + o];
+        gw[nout * nin + o] += go;
+        for (let i = 0; i < nin; i++) {
+          gw[o * nin + i] += go * acts[k][r * nin + i];
+          gx[r * nin + i] += go * w[o * nin + i];
+        }
+      }
+    }
+    grads.unshift(gw);
+    g = gx;
+  }
+  return { loss: loss / rows, grads: grads.flatMap((a) => Array.from(a)) };
+}
+
+t.test('the kernel-backed layers compute what the float64 reference computes, to float rounding', async (t) => {
+  // the quickstart's widths at a small batch, and odd ones
+  for (const m of [
+    { inputs: 32, hidden: 96, layers: 6, classes: 8, rows: 16 },
+    { inputs: 5, hidden: 7, layers: 4, classes: 3, rows: 13 },
+  ]) {
+    const model = new StageModel(layerSpecs(m), 21);
+    const data = makeDataset({ seed: 4, inputs: m.inputs, classes: m.classes, train: m.rows, eval: 1 });
+    const { output, saved } = model.forward(data.train.x, m.rows);
+    const { loss, grad } = softmaxCrossEntropy(output, data.train.y, m.rows, m.classes, 1 / m.rows);
+    model.grads.fill(0);
+    model.backward(grad, saved);
+    const want = reference64(model, data.train.x, data.train.y, m.rows);
+    t.ok(Math.abs(loss - want.loss) <= 1e-5 * want.loss, `loss ${loss}, float64 ${want.loss}`);
+    const scale = Math.max(...want.grads.map(Math.abs));
+    let worst = 0;
+    want.grads.forEach((v, i) => (worst = Math.max(worst, Math.abs(model.grads[i] - v) / scale)));
+    t.ok(worst < 1e-5, `${m.hidden} wide: worst gradient error ${worst.toExponential(2)} of the largest`);
+  }
+});
+
 t.test('two stages compute bit for bit what the whole model computes', async (t) => {
   const specs = layerSpecs({ ...spec, layers: 6 });
   const whole = new StageModel(specs, 11);
