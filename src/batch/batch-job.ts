@@ -27,6 +27,8 @@ export interface BatchJob {
   dtrain: string[];
   /** the store port agents join in PBS join mode (a fixed port: they cannot be told one picked later) */
   joinPort: number;
+  /** the config is elastic: the allocation must outlive a failed node (the script asks Slurm for that) */
+  elastic: boolean;
   /** `--set key=value` overrides the in-job `dtrain launch` gets (e.g. a shutdown_grace that fits KillWait) */
   launchSets: string[];
   /** `<logsDir>/<name>-<stamp>`: + .sbatch/.pbs (script), .out (job output), .result.json (controller's result) */
@@ -110,6 +112,7 @@ export function batchJobFromConfig(config: JobConfig, configFile: string, opts: 
     shutdownGraceMs: config.shutdown_grace,
     dtrain: opts.dtrain,
     joinPort: config.rendezvous.port === 'auto' ? DEFAULT_JOIN_PORT : config.rendezvous.port,
+    elastic: config.elastic !== undefined,
     launchSets: [],
     base: path.join(logsDir, `${config.name}-${stamp}`),
     warnings,

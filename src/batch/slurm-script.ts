@@ -41,6 +41,8 @@ export function renderSlurmScript(job: BatchJob): string {
   // requeue after a preemption (Slurm's) or at the time-limit warning (dtrain's scontrol requeue); each run
   // appends to the output, which Slurm would otherwise truncate when the job starts again
   if (s.requeue) d.push('--requeue', '--open-mode=append');
+  // elastic: a failed node must not end the allocation (Slurm's default): the controller drops it and goes on
+  if (job.elastic) d.push('--no-kill');
   d.push(`--output=${outputPath(job)}`, `--chdir=${job.workdir}`);
   d.push(...(s.extra ?? []));
 

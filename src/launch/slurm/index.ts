@@ -3,7 +3,8 @@
  * launch typed inside salloc), through the Slurm NodeSource (node-source.ts):
  *   - `applySlurmAllocation(config)` before the plan: the placeholder nodes of a config with a
  *     `scheduler` section (and no nodes/hostfile) become the allocation's hosts, node 0 first, the one this
- *     controller runs on marked local. Explicitly listed nodes are left alone.
+ *     controller runs on marked local. Explicitly listed nodes are left alone. An elastic job's hosts beyond
+ *     scheduler.nodes are its spares.
  *   - agents on the other nodes are started with srun (srun-spawner.ts), one step per node.
  * After the run the launch writes its summary to DTRAIN_RESULT_FILE (../result-file.ts).
  */
@@ -55,9 +56,18 @@ export async function applySlurmAllocation(
         `in it; run dtrain launch from the batch script or salloc shell instead`,
     );
   }
-  const hosts = await allocationHosts(allocation, env);
+  const allocated = await allocationHosts(allocation, env);
   const template = config.nodes[0];
-  if (hosts.length !== config.nodes.length) {
+  // An elastic job keeps the hosts beyond scheduler.nodes as its spares (the last ones, in Slurm's order):
+  // started only to take a lost node's place. Any other job runs on every host of the allocation.
+  const spareCount = config.elastic ? Math.max(0, allocated.length - config.nodes.length) : 0;
+  const hosts = allocated.slice(0, allocated.length - spareCount);
+  if (spareCount) {
+    warnings.push(
+      `Slurm job ${allocation.jobId} has ${allocated.length} nodes and scheduler.nodes is ${config.nodes.length}: ` +
+        `the last ${spareCount} ${spareCount === 1 ? 'is a spare' : 'are spares'} of the elastic job`,
+    );
+  } else if (hosts.length !== config.nodes.length) {
     warnings.push(
       `scheduler.nodes is ${config.nodes.length} but Slurm job ${allocation.jobId} has ${hosts.length} ` +
         `node(s): using the allocation`,
@@ -66,18 +76,21 @@ export async function applySlurmAllocation(
   const me = thisSlurmNode(env);
   // nproc_per_node auto without gpus_per_node was a guess; the GPUs Slurm gave this node settle it
   const { nproc, assumed } = nprocAtLaunch(template, template.nproc_assumed ? allocatedGpus(env) : undefined);
-  const nodes: NodeConfig[] = hosts.map((host) => {
+  const toNode = (host: string): NodeConfig => {
     const node: NodeConfig = { host, nproc, local: host === me };
     if (assumed) node.nproc_assumed = true;
     return node;
-  });
-  if (!nodes.some((n) => n.local)) {
+  };
+  const nodes = hosts.map(toNode);
+  const spares = allocated.slice(hosts.length).map((host) => ({ ...toNode(host), spare: true }));
+  if (![...nodes, ...spares].some((n) => n.local)) {
     warnings.push(
       `this machine (${me}) is not one of Slurm job ${allocation.jobId}'s nodes (${allocation.nodelist}): ` +
         `every agent starts with srun`,
     );
   }
-  return { config: { ...config, nodes }, allocation, warnings };
+  const elastic = config.elastic && { ...config.elastic, spares };
+  return { config: { ...config, nodes, ...(elastic && { elastic }) }, allocation, warnings };
 }
 
 /** GPUs Slurm allocated on this node: SLURM_GPUS_ON_NODE, else the CUDA_VISIBLE_DEVICES it set. */

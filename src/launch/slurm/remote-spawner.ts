@@ -40,6 +40,7 @@ export async function startSrunNodes(
     dtrain: localDtrainArgv(),
     helloTimeoutMs: config.rendezvous.timeout,
     ...(srunCpus ? { cpusPerTask: srunCpus } : {}),
+    ...(config.elastic ? { elastic: true } : {}),
     env,
   });
   const bySpec = new Map(specs.map((s) => [s.node.node_rank, s]));

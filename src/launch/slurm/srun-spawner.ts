@@ -46,6 +46,8 @@ export interface SrunLaunchRequest {
   helloTimeoutMs: number;
   /** the allocation's --cpus-per-task: srun 22.05+ does not inherit it, so it is passed explicitly */
   cpusPerTask?: number;
+  /** an elastic job: a failed node must not take the step down with it (srunArgs) */
+  elastic?: boolean;
   /** environment for srun and so for the agent (default: this process's) */
   env?: NodeJS.ProcessEnv;
   version?: string;
@@ -72,7 +74,10 @@ export interface SrunAgent {
 }
 
 /** srun's arguments for one node's agent step. */
-export function srunArgs(req: Pick<SrunLaunchRequest, 'workdir' | 'dtrain' | 'cpusPerTask'>, node: SrunNode): string[] {
+export function srunArgs(
+  req: Pick<SrunLaunchRequest, 'workdir' | 'dtrain' | 'cpusPerTask' | 'elastic'>,
+  node: SrunNode,
+): string[] {
   const args = [
     '--nodes=1',
     '--ntasks=1',
@@ -86,6 +91,9 @@ export function srunArgs(req: Pick<SrunLaunchRequest, 'workdir' | 'dtrain' | 'cp
     '--quiet',
   ];
   if (req.cpusPerTask !== undefined) args.push(`--cpus-per-task=${req.cpusPerTask}`);
+  // Elastic: the controller drops a lost node and goes on, so Slurm must not end the step when one of its
+  // nodes fails (--no-kill) or when a task exits badly (--kill-on-bad-exit=0, against a cluster default).
+  if (req.elastic) args.push('--no-kill', '--kill-on-bad-exit=0');
   return [...args, '--', ...req.dtrain, 'agent', '--stdio'];
 }
 

@@ -120,6 +120,13 @@ t.test('requeue: --requeue after the signal; false or unset leaves it out', asyn
   t.notMatch(renderSlurmScript(await jobFrom(t, yaml(''))), '#SBATCH --requeue');
 });
 
+t.test('elastic: --no-kill keeps the allocation when a node fails; other jobs keep the default', async (t) => {
+  const yaml = 'entrypoint: x\nscheduler: {kind: slurm, nodes: 2}\n';
+  const elastic = renderSlurmScript(await jobFrom(t, yaml + 'elastic: {min_nodes: 1}\n'));
+  t.match(elastic, '#SBATCH --ntasks-per-node=1\n#SBATCH --no-kill\n#SBATCH --output=');
+  t.notMatch(renderSlurmScript(await jobFrom(t, yaml)), '#SBATCH --no-kill');
+});
+
 t.test('--scheduler overrides kind and stands in for a missing section', async (t) => {
   t.equal((await jobFrom(t, full, 'pbs')).kind, 'pbs');
   const job = await jobFrom(t, 'entrypoint: node w.js\n', 'slurm');

@@ -44,6 +44,60 @@ t.test('one srun step per node, pinned to it, agent in stdio mode', async (t) =>
   t.same(args.slice(args.indexOf('--')), ['--', '/n/node', '/d/bin/dtrain', 'agent', '--stdio']);
   for (const a of ['--nodes=1', '--ntasks=1', '--nodelist=n2', '--overlap', '--chdir=/w', '--cpus-per-task=16'])
     t.ok(args.includes(a), a);
+  t.notOk(args.includes('--no-kill'), 'a job that is not elastic keeps Slurm defaults');
+  const elastic = srunArgs({ workdir: '/w', dtrain: ['/d/bin/dtrain'], elastic: true }, { node_rank: 0, host: 'n1' });
+  const options = elastic.slice(0, elastic.indexOf('--'));
+  t.ok(options.includes('--no-kill') && options.includes('--kill-on-bad-exit=0'), 'elastic: the step outlives a node');
+});
+
+t.test("an elastic job's hosts beyond scheduler.nodes are its spares", async (t) => {
+  const { applySlurmAllocation } = await import('../../../src/launch/slurm/index.js');
+  const { loadConfig } = await import('../../../src/config/index.js');
+  const path = await import('node:path');
+  const load = async (yaml: string) => {
+    const dir = t.testdir({ 'job.yaml': yaml });
+    return (await loadConfig(path.join(dir, 'job.yaml'), { cwd: dir })).config;
+  };
+  const env = {
+    PATH: '/nonexistent',
+    SLURM_JOB_ID: '9',
+    SLURM_JOB_NODELIST: 'gpu[1-4]',
+    SLURM_JOB_NUM_NODES: '4',
+    SLURMD_NODENAME: 'gpu1',
+  };
+  const yaml = 'entrypoint: x\nnproc_per_node: 2\nscheduler: {kind: slurm, nodes: 2}\n';
+  const a = await applySlurmAllocation(await load(yaml + 'elastic: {min_nodes: 1}\n'), env);
+  t.same(
+    a.config.nodes.map((n) => [n.host, n.local]),
+    [
+      ['gpu1', true],
+      ['gpu2', false],
+    ],
+  );
+  t.same(
+    a.config.elastic?.spares.map((n) => [n.host, n.nproc, n.spare]),
+    [
+      ['gpu3', 2, true],
+      ['gpu4', 2, true],
+    ],
+  );
+  t.match(a.config.elastic, { min_nodes: 1, max_nodes: 2 }, 'max_nodes stays scheduler.nodes');
+  t.same(a.warnings, ['Slurm job 9 has 4 nodes and scheduler.nodes is 2: the last 2 are spares of the elastic job']);
+
+  const plain = await applySlurmAllocation(await load(yaml), env);
+  t.equal(plain.config.nodes.length, 4, 'a job that is not elastic runs on every host');
+  t.equal(plain.config.elastic, undefined);
+
+  const fewer = await applySlurmAllocation(await load(yaml + 'elastic: {min_nodes: 1}\n'), {
+    ...env,
+    SLURM_JOB_NODELIST: 'gpu1',
+    SLURM_JOB_NUM_NODES: '1',
+  });
+  t.same(
+    fewer.config.nodes.map((n) => n.host),
+    ['gpu1'],
+  );
+  t.same(fewer.config.elastic?.spares, [], 'no spare when the allocation has no host to spare');
 });
 
 t.test('inside an allocation the placeholder nodes become its hosts', async (t) => {
