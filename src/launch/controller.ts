@@ -224,10 +224,10 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
     starting.push(adopted.catch(() => {}));
     return Promise.race([adopted, startInterrupted]);
   };
-  const onLost = (n: number, why: string) => {
+  const onLost = (n: number, why: string, silentMs?: number) => {
     view.status.nodeLost(n);
-    if (supervisor) return supervisor.nodeLost(n, why);
-    early.push((s) => s.nodeLost(n, why));
+    if (supervisor) return supervisor.nodeLost(n, why, silentMs);
+    early.push((s) => s.nodeLost(n, why, silentMs));
     lostWhileStarting(new StartError(`node ${n} was lost while the job started: ${why}`));
   };
   try {

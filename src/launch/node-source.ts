@@ -35,8 +35,11 @@ export interface StartContext {
   console: OutputSink;
   /** events of agents driven by direct calls (in-process); store-driven agents report through `control` */
   onEvent: (ev: AgentEvent) => void;
-  /** a node is gone (connection dropped, agent died); `why` in one line */
-  onLost: (nodeRank: number, why: string) => void;
+  /**
+   * a node is gone (connection dropped, agent died); `why` in one line; `silentMs`: how long it had been
+   * silent when the loss was noticed (heartbeats, keepalives), absent when noticed at once (a process exit)
+   */
+  onLost: (nodeRank: number, why: string, silentMs?: number) => void;
 }
 
 export interface NodeSource {

@@ -37,7 +37,7 @@ export class StoreControl {
   private constructor(
     private readonly client: StoreClient,
     private readonly onEvent: (ev: AgentEvent) => void,
-    private readonly onLost: (nodeRank: number, why: string) => void,
+    private readonly onLost: (nodeRank: number, why: string, silentMs?: number) => void,
     private readonly heartbeat: { interval: number; timeout: number },
   ) {
     this.watcher = setInterval(() => void this.checkHeartbeats(), heartbeat.interval);
@@ -47,7 +47,7 @@ export class StoreControl {
   static async open(
     store: { host: string; port: number; jobKey: Buffer },
     onEvent: (ev: AgentEvent) => void,
-    onLost: (nodeRank: number, why: string) => void,
+    onLost: (nodeRank: number, why: string, silentMs?: number) => void,
     heartbeat: { interval: number; timeout: number },
   ): Promise<StoreControl> {
     const client = await StoreClient.connectTcp({ ...store, label: 'store (controller)' });
@@ -144,7 +144,7 @@ export class StoreControl {
       if (count !== last.count) this.lastBeat.set(nodeRank, { agent: last.agent, count, at: now });
       else if (now - last.at > this.heartbeat.timeout) {
         this.lastBeat.delete(nodeRank);
-        this.onLost(nodeRank, `no heartbeat for ${Math.round((now - last.at) / 1000)}s`);
+        this.onLost(nodeRank, `no heartbeat for ${Math.round((now - last.at) / 1000)}s`, now - last.at);
       }
     }
   }

@@ -246,13 +246,13 @@ export class Supervisor {
    * A node's agent vanished (connection lost, heartbeats missed): its ranks count as failed, or, in an
    * elastic job, the attempt ends as a membership change.
    */
-  nodeLost(nodeRank: number, why: string): void {
+  nodeLost(nodeRank: number, why: string, silentMs = 0): void {
     const s = this.state;
-    if (!s) return void this.beforeStart.push(() => this.nodeLost(nodeRank, why));
+    if (!s) return void this.beforeStart.push(() => this.nodeLost(nodeRank, why, silentMs));
     const m = this.opts.membership;
     if (m) {
       const window = this.opts.heartbeatTimeoutMs ?? 0;
-      m.nodeLost(nodeRank, why, window);
+      m.nodeLost(nodeRank, why, silentMs);
       if (!s.nodes.some((n) => n.nodeRank === nodeRank) || this.interrupted) return this.nodeGone(s, nodeRank);
       s.lossAt ??= Date.now();
       // Survivors' collectives fail before the loss is declared: those failures belong to the loss.

@@ -32,7 +32,7 @@ export interface RemoteNodesOptions extends Omit<SshLaunchRequest, 'nodes'> {
   /** one line of an agent's own stderr, already prefixed with its host */
   onDiagnostic(line: string): void;
   /** the node is gone; `why` names the cause in one line */
-  onLost(nodeRank: number, why: string): void;
+  onLost(nodeRank: number, why: string, silentMs?: number): void;
   /** the controller's environment, for ssh.forward_env (default: process.env) */
   env?: NodeJS.ProcessEnv;
 }
@@ -102,12 +102,12 @@ export async function startRemoteNodes(opts: RemoteNodesOptions): Promise<Remote
       reported = true;
       release();
     };
-    const lost = (why: string) => {
+    const lost = (why: string, silentMs?: number) => {
       if (closing || reported) return;
       reported = true;
-      onLost(plan.node_rank, `${host}: ${why}`);
+      onLost(plan.node_rank, `${host}: ${why}`, silentMs);
     };
-    void agent.lost.then(lost);
+    void agent.lost.then(({ why, silentMs }) => lost(why, silentMs));
     void agent.exited.then(({ code, signal }) => {
       // Exit 0 follows the controller's `exit` command; anything else while the job runs loses the node.
       if (code === 0) return;

@@ -71,8 +71,11 @@ export interface RemoteAgent extends AgentChannel {
   storeAddr: StoreEndpoint;
   /** this machine's address on the connection to that node (absent through ProxyJump): a route back */
   localAddress?: string;
-  /** resolves with a one-line reason when the SSH connection drops (before close() was called) */
-  lost: Promise<string>;
+  /**
+   * resolves when the SSH connection drops (before close() was called): a one-line reason, and how long the
+   * host had been silent when that was noticed (unanswered keepalives; absent when the connection closed)
+   */
+  lost: Promise<{ why: string; silentMs?: number }>;
   close(): void;
 }
 
@@ -107,6 +110,7 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
 
   const startOne = async (node: SshNode): Promise<RemoteAgent> => {
     const target = targets.get(node.node_rank) ?? resolveTarget(node, req.settings, blocks);
+    const keepaliveCountMax = req.keepaliveCountMax ?? 3;
     const conn = await limits.run(`${target.hostName}:${target.port}`, () =>
       connect(
         target,
@@ -115,7 +119,7 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
           knownHosts: loadKnownHosts,
           timeoutMs: req.settings.connect_timeout_ms,
           keepaliveIntervalMs: req.keepaliveIntervalMs,
-          keepaliveCountMax: req.keepaliveCountMax ?? 3,
+          keepaliveCountMax,
           ...(req.preDialed ? { preDialed: (host: string, port: number) => req.preDialed!.take(host, port) } : {}),
         },
         jumps,
@@ -123,15 +127,18 @@ export async function startSshAgents(req: SshLaunchRequest): Promise<RemoteAgent
     );
     opened.push(conn);
     let closing = false;
-    const lost = new Promise<string>((resolve) => {
+    const lost = new Promise<{ why: string; silentMs?: number }>((resolve) => {
       conn.client.on('error', (err: Error & { level?: string }) => {
-        if (!closing)
-          resolve(
-            err.level === 'client-timeout' ? 'SSH keepalives unanswered' : `SSH connection error: ${err.message}`,
-          );
+        if (closing) return;
+        if (err.level === 'client-timeout')
+          resolve({
+            why: 'SSH keepalives unanswered',
+            silentMs: req.keepaliveIntervalMs * (req.keepaliveCountMax ?? 3),
+          });
+        else resolve({ why: `SSH connection error: ${err.message}` });
       });
       conn.client.on('close', () => {
-        if (!closing) resolve('SSH connection closed');
+        if (!closing) resolve({ why: 'SSH connection closed' });
       });
     });
     const sock = (conn.client as unknown as { _sock?: { localAddress?: string } })._sock;

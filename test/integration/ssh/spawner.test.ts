@@ -420,10 +420,16 @@ t.test('network cut of one host is detected by SSH keepalives', async (t) => {
   const cutAt = Date.now();
   inHost(h3, ['ip', 'link', 'set', 'eth0', 'down']);
   t.teardown(() => inHost(h3, ['ip', 'link', 'set', 'eth0', 'up']));
-  const reason = await Promise.race([agents[1].lost, new Promise((r) => setTimeout(() => r('not detected'), 8000))]);
+  const reason = await Promise.race([
+    agents[1].lost.then((l) => l.why),
+    new Promise((r) => setTimeout(() => r('not detected'), 8000)),
+  ]);
   t.match(reason, /keepalive|SSH connection/i);
   t.ok(Date.now() - cutAt < 5000, `detected in ${Date.now() - cutAt} ms`);
-  const still = await Promise.race([agents[0].lost, new Promise((r) => setTimeout(() => r('alive'), 300))]);
+  const still = await Promise.race([
+    agents[0].lost.then((l) => l.why),
+    new Promise((r) => setTimeout(() => r('alive'), 300)),
+  ]);
   t.equal(still, 'alive', 'the other host is unaffected');
 });
 

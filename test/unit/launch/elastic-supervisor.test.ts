@@ -137,7 +137,7 @@ t.test('a lost node: the next attempt runs on the others, no restart counted, on
   const run = sup.run();
   await new Promise((r) => setTimeout(r, 20));
   nodes[2].cut = true;
-  sup.nodeLost(2, 'no heartbeat for 5s');
+  sup.nodeLost(2, 'no heartbeat for 5s', 5000);
   const { outcome, summary } = await run;
   t.same(outcome, { kind: 'ok' });
   t.same(notes, [
@@ -354,4 +354,16 @@ t.test("workers that do not use the runtime: the resize comes when checkpoint.di
   t.same(outcome, { kind: 'ok' }, 'the stopped attempt is the resize, not a failure');
   t.match(summary.membership, [{ attempt: 1 }, { attempt: 2, world: 6, reason: 'node 2 (host c) rejoined' }]);
   t.match(back.starts, [{ attempt: 2 }]);
+});
+
+t.test('a loss noticed at once (a process exit, a closed connection) was detected after 0 s', async (t) => {
+  const { sup, nodes } = await elasticJob(
+    ['nodes: [{host: a}, {host: b}, {host: c}]', 'elastic: {min_nodes: 2}'],
+    allExit,
+  );
+  const run = sup.run();
+  await new Promise((r) => setTimeout(r, 20));
+  nodes[2].cut = true;
+  sup.nodeLost(2, 'srun step ended (exit code 137)');
+  t.match((await run).summary.membership, [{ attempt: 1, detected_after_s: 0 }]);
 });
