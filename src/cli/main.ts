@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { packageVersion } from '../util/version.js';
 import { installProcessHooks, report, UsageFailure } from './exit-point.js';
 import { launchCommand, quickLaunchArgs } from './launch.js';
+import { quickStatusArgs, statusCommand } from './status.js';
 
 export async function main(argv: string[]): Promise<void> {
   const wantsJson = argv.includes('--json');
@@ -16,6 +17,12 @@ export async function main(argv: string[]): Promise<void> {
     const quick = argv[0] === 'launch' ? quickLaunchArgs(argv.slice(1)) : undefined;
     if (quick) {
       await launchCommand.handler(quick);
+      return;
+    }
+    // `dtrain status` answers within a second for 256 ranks: most of that is start-up, yargs a good part
+    const quickStatus = argv[0] === 'status' ? quickStatusArgs(argv.slice(1)) : undefined;
+    if (quickStatus) {
+      await statusCommand.handler(quickStatus);
       return;
     }
     // (`dtrain agent --stdio`, the command every node runs, never reaches here: cli/entry.ts routes it to

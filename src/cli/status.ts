@@ -1,10 +1,24 @@
 /** `dtrain status [RUN] [--json]`: one look at a running job (run-query.ts finds it; status-table.ts draws it). */
-import type { CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, CommandModule } from 'yargs';
 import { printJson } from './exit-point.js';
 
 interface StatusArgs {
   run?: string;
   json?: boolean;
+}
+
+/**
+ * The plain forms (`status`, `status RUN`, with or without `--json`) parsed without yargs, whose loading is a
+ * good part of a status answer; anything else (help, `--json=false`, a typo) goes to yargs. Undefined: not plain.
+ */
+export function quickStatusArgs(argv: string[]): ArgumentsCamelCase<StatusArgs> | undefined {
+  const args: ArgumentsCamelCase<StatusArgs> = { _: ['status'], $0: 'dtrain', json: false };
+  for (const tok of argv) {
+    if (tok === '--json' && !args.json) args.json = true;
+    else if (tok && !tok.startsWith('-') && args.run === undefined) args.run = tok;
+    else return undefined;
+  }
+  return args;
 }
 
 export const statusCommand: CommandModule<object, StatusArgs> = {

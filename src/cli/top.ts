@@ -70,7 +70,8 @@ export const topCommand: CommandModule<object, TopArgs> = {
         else out.write((n ? '\n' : '') + frame);
         last = frame;
         if (ended) break;
-        const tick = new Promise<'tick'>((r) => setTimeout(() => r('tick'), REFRESH_MS).unref());
+        // not unref'd: off a terminal nothing else keeps the process alive until the next table
+        const tick = new Promise<'tick'>((r) => setTimeout(() => r('tick'), REFRESH_MS));
         if ((await Promise.race([tick, quitting.then(() => 'quit' as const)])) === 'quit') break;
       }
     } finally {

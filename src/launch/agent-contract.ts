@@ -70,7 +70,8 @@
  * While an attempt's workers run, the agent sends one `sample` event every SAMPLE_INTERVAL_MS with all its
  * ranks: each worker's own pid (never its shepherd's), CPU and resident memory from /proc/<pid>/stat and
  * statm, how long ago it last wrote a line, and its progress: what it appended to DTRAIN_PROGRESS_FILE
- * (one JSON object a line, ProgressRecord; `dist.report()` writes it for Node workers).
+ * (one JSON object a line, ProgressRecord; `dist.report()` writes it for Node workers), and the collective
+ * its flight recorder shows it in (RankCollective).
  */
 import type { NodePlan, RankPlan } from '../plan/types.js';
 
@@ -270,6 +271,21 @@ export interface RankSample {
   compute_s?: number;
   /** the last totals the worker reported (ProgressRecord.collectives) */
   collectives?: Record<string, CollectiveTotals>;
+  /** from its flight recorder: the collective it is in, else the last it left (absent: no recorder, no op) */
+  collective?: RankCollective;
+}
+
+/**
+ * One collective of a rank's flight recorder, as `dtrain status` shows it: the oldest op the rank is inside
+ * (enqueued or started), else the one it left last (completed, or failed where it stopped). since_s counts
+ * from the moment the op reached its state, on the rank's own host.
+ */
+export interface RankCollective {
+  group: string;
+  op: string;
+  seq: number;
+  state: 'enqueued' | 'started' | 'completed' | 'failed';
+  since_s: number;
 }
 
 /** Steps the per-rank figures (and straggler detection) average over. */

@@ -149,7 +149,6 @@ export class NodeAgent {
         stderr.push(seen);
         const errorFile = join(logDir, `rank_${r.rank}.error.json`);
         const progressFile = join(logDir, `rank_${r.rank}.progress.jsonl`);
-        samplers.push(new RankSampler(r.rank, progressFile));
         const facts = {
           masterAddr: part.master.addr,
           masterPort,
@@ -164,6 +163,7 @@ export class NodeAgent {
         const nodeOptions = nodeOptionsFor(r.command, r.env.NODE_OPTIONS ?? this.baseEnv.NODE_OPTIONS);
         const flightRecorder = privateDir && createFlightRecorderFile(privateDir, attempt, r.rank);
         if (flightRecorder) flightRecorders.set(r.rank, flightRecorder);
+        samplers.push(new RankSampler(r.rank, progressFile, flightRecorder || undefined));
         const env = {
           ...this.baseEnv,
           ...fillAtLaunch(r.env, { ...facts, errorFile, store: storeAddress, backend, nodeOptions, flightRecorder }),

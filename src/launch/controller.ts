@@ -336,7 +336,10 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
       ),
       hangTimeoutMs: config.hang_timeout,
       diagnose: diagnoseFromRecorders,
-      onHang: (report) => err.write(renderHang(report).join('\n') + '\n'),
+      onHang: (report) => {
+        view.status.hung();
+        err.write(renderHang(report).join('\n') + '\n');
+      },
     });
     if (interruptedBy) throw new InterruptedError(interruptedBy);
     for (const replay of early.splice(0)) replay(supervisor);

@@ -1,10 +1,18 @@
 /**
  * What an agent samples of its workers for `dtrain status` (agent-contract.ts, Samples): CPU and memory
- * from /proc/<pid>/stat and statm, and the worker's progress from the new lines of its DTRAIN_PROGRESS_FILE.
- * Cheap on purpose: two small reads per rank and the bytes appended since the last sample.
+ * from /proc/<pid>/stat and statm, the worker's progress from the new lines of its DTRAIN_PROGRESS_FILE,
+ * and the collective it is in from its flight recorder. Cheap on purpose: two small reads per rank, the
+ * bytes appended since the last sample, and the recorder (a file in memory the rank maps).
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
-import { PROGRESS_WINDOW, type CollectiveTotals, type ProgressRecord, type RankSample } from './agent-contract.js';
+import { readFlightRecorder, type FlightEntry, type FlightRecord } from '../runtime/flight-recorder.js';
+import {
+  PROGRESS_WINDOW,
+  type CollectiveTotals,
+  type ProgressRecord,
+  type RankCollective,
+  type RankSample,
+} from './agent-contract.js';
 
 const CLOCK_TICKS = 100; // USER_HZ: 100 on every Linux ABI Node runs on
 const PAGE_SIZE = 4096;
@@ -77,7 +85,7 @@ export class ProgressReader {
   }
 
   /** step, loss and the window's means (step time, compute time, throughput) */
-  figures(): Omit<RankSample, 'rank' | 'pid' | 'cpu_percent' | 'rss_bytes' | 'last_output_age_s'> {
+  figures(): Omit<RankSample, 'rank' | 'pid' | 'cpu_percent' | 'rss_bytes' | 'last_output_age_s' | 'collective'> {
     const r = this.recent;
     if (!r.length) return {};
     const last = r[r.length - 1];
@@ -112,6 +120,8 @@ export class RankSampler {
   constructor(
     readonly rank: number,
     progressFile: string,
+    /** its DTRAIN_FLIGHT_RECORDER (absent: the agent made none) */
+    private readonly recorderFile?: string,
   ) {
     this.progress = new ProgressReader(progressFile);
   }
@@ -129,6 +139,7 @@ export class RankSampler {
       cpu = ((proc.cpu_s - this.prevCpu.cpu_s) / ((now - this.prevCpu.at) / 1000)) * 100;
     if (proc) this.prevCpu = { cpu_s: proc.cpu_s, at: now };
     this.progress.poll();
+    const collective = this.recorderFile ? recorderCollective(this.recorderFile, now) : undefined;
     return {
       rank: this.rank,
       pid,
@@ -136,6 +147,45 @@ export class RankSampler {
       rss_bytes: proc?.rss_bytes ?? 0,
       last_output_age_s: Math.max(0, Math.round((now - lastOutputAt) / 100) / 10),
       ...this.progress.figures(),
+      ...(collective ? { collective } : {}),
     };
   }
+}
+
+function recorderCollective(file: string, now: number): RankCollective | undefined {
+  try {
+    const rec = readFlightRecorder(file, now);
+    return rec && currentCollective(rec);
+  } catch {
+    return undefined; // not a recorder (the hang diagnosis says so): status shows no collective
+  }
+}
+
+/**
+ * The collective a recorder shows its rank in (RankCollective): the oldest op entered and not left, across
+ * its groups; else the op it left last.
+ */
+export function currentCollective(rec: FlightRecord): RankCollective | undefined {
+  let inside: { group: string; e: FlightEntry } | undefined;
+  let left: { group: string; e: FlightEntry; at: number } | undefined;
+  for (const g of rec.groups)
+    for (const e of g.entries) {
+      if (e.state !== 'completed' && !e.failed) {
+        if (!inside || e.enqueuedAtMs < inside.e.enqueuedAtMs) inside = { group: g.name, e };
+      } else {
+        const at = e.endedAtMs ?? e.startedAtMs ?? e.enqueuedAtMs;
+        if (!left || at > left.at) left = { group: g.name, e, at };
+      }
+    }
+  if (inside) {
+    const { e } = inside;
+    const since = e.state === 'started' ? (e.startedAtMs ?? e.enqueuedAtMs) : e.enqueuedAtMs;
+    return described(inside.group, e, e.state, rec.readAtMs - since);
+  }
+  if (left) return described(left.group, left.e, left.e.failed ? 'failed' : 'completed', rec.readAtMs - left.at);
+  return undefined;
+}
+
+function described(group: string, e: FlightEntry, state: RankCollective['state'], ms: number): RankCollective {
+  return { group, op: e.op, seq: e.seq, state, since_s: Math.max(0, Math.round(ms / 100) / 10) };
 }

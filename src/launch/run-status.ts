@@ -10,15 +10,6 @@ import { findStragglers, stragglerGroup } from './stragglers.js';
 export type RunState = 'starting' | 'running' | 'restarting' | 'stopping' | 'succeeded' | 'failed' | 'hung';
 export type RankState = 'starting' | 'running' | 'stopping' | 'exited' | 'failed';
 
-/** The collective a rank is in (filled by the flight recorder when it reports one). */
-export interface CollectiveStatus {
-  group: string;
-  op: string;
-  seq: number;
-  state: string;
-  since_s: number;
-}
-
 /** What the agent's samples say of a rank (agent-contract.ts RankSample), as the status shows it. */
 type SampledFigures = Pick<
   RankSample,
@@ -31,6 +22,7 @@ type SampledFigures = Pick<
   | 'samples_per_s'
   | 'tokens_per_s'
   | 'compute_s'
+  | 'collective'
 >;
 
 export interface RankStatus extends SampledFigures {
@@ -46,7 +38,6 @@ export interface RankStatus extends SampledFigures {
   /** its data-parallel group: the ranks straggler detection compares it with */
   group: string;
   straggler?: boolean;
-  collective?: CollectiveStatus;
 }
 
 export interface NodeStatus {
@@ -180,12 +171,18 @@ export class RunStatus {
       delete slot.status.compute_s;
       delete slot.status.samples_per_s;
       delete slot.status.tokens_per_s;
+      delete slot.status.collective;
     }
     this.lastStragglers = [];
   }
 
+  /** A hang was diagnosed: the run says so until it restarts or ends (its stopping included). */
+  hung(): void {
+    if (this.state !== 'succeeded' && this.state !== 'failed') this.state = 'hung';
+  }
+
   stopping(): void {
-    if (this.state !== 'succeeded' && this.state !== 'failed') this.state = 'stopping';
+    if (this.state !== 'succeeded' && this.state !== 'failed' && this.state !== 'hung') this.state = 'stopping';
     for (const slot of this.ranks) if (slot.status.state === 'running') slot.status.state = 'stopping';
   }
 
@@ -199,8 +196,11 @@ export class RunStatus {
     const now = Date.now();
     const ranks = this.ranks.map((slot) => {
       const r = { ...slot.status };
-      if (r.state === 'running' || r.state === 'stopping')
-        r.last_output_age_s = Math.round((r.last_output_age_s + (now - slot.sampledAt) / 1000) * 10) / 10;
+      if (r.state === 'running' || r.state === 'stopping') {
+        const age = (s: number) => Math.round((s + (now - slot.sampledAt) / 1000) * 10) / 10;
+        r.last_output_age_s = age(r.last_output_age_s);
+        if (r.collective) r.collective = { ...r.collective, since_s: age(r.collective.since_s) };
+      }
       return r;
     });
     const stragglers = findStragglers(ranks);
@@ -232,7 +232,7 @@ export class RunStatus {
     const { rank: _rank, collectives, ...figures } = s;
     if (collectives) slot.collectives = collectives;
     const st = slot.status;
-    for (const k of ['step', 'loss', 'step_s', 'samples_per_s', 'tokens_per_s', 'compute_s'] as const)
+    for (const k of ['step', 'loss', 'step_s', 'samples_per_s', 'tokens_per_s', 'compute_s', 'collective'] as const)
       if (figures[k] === undefined) delete st[k];
     Object.assign(st, figures);
     slot.sampledAt = now;

@@ -7,10 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { callControl, ControlServer, jsonReply } from '../../../src/launch/control-server.js';
-import { ProgressReader } from '../../../src/launch/rank-sampler.js';
+import { currentCollective, ProgressReader, RankSampler } from '../../../src/launch/rank-sampler.js';
 import { findRun, listRuns, registerRun, registryDir } from '../../../src/launch/run-registry.js';
 import { RunStatus } from '../../../src/launch/run-status.js';
 import { findStragglers } from '../../../src/launch/stragglers.js';
+import { parseFlightRecorder } from '../../../src/runtime/flight-recorder.js';
+import { IMAGE, recorderImage } from '../../helpers/flight-recorder-image.js';
 
 function withRunsDir(t: { teardown(fn: () => void): void }): string {
   const dir = join(mkdtempSync(join(tmpdir(), 'dtrain-runs-test-')), 'runs');
@@ -177,6 +179,9 @@ t.test('the status document follows the agent events and the supervisor', async 
     ],
     stragglers: [1],
   });
+  s.hung();
+  s.stopping();
+  t.match(s.doc(), { state: 'hung', ranks: [{ state: 'stopping' }] }, 'a hung run stays hung while it stops');
   s.restarting(1);
   t.match(s.doc(), { state: 'restarting', attempt: 1, ranks: [{ restarts: 1, state: 'starting' }] });
   t.notOk('compute_s' in s.doc().ranks[0], "the last attempt's speed is forgotten");
@@ -184,4 +189,84 @@ t.test('the status document follows the agent events and the supervisor', async 
   t.equal(s.doc().membership_changes, 1);
   s.finished(false);
   t.equal(s.doc().state, 'failed');
+});
+
+t.test("a rank's collective: the oldest op it is inside, else the one it left last", async (t) => {
+  const at = (ms: number) => IMAGE.realAnchorMs + ms;
+  const read = (groups: Parameters<typeof recorderImage>[1], nowMs: number) => {
+    const img = recorderImage(0, groups);
+    return currentCollective(parseFlightRecorder(img, img, nowMs));
+  };
+  const group = (name: string, entries: Parameters<typeof recorderImage>[1][0]['entries']) => ({
+    name,
+    members: '0-1',
+    size: 2,
+    groupRank: 0,
+    lastSeq: entries.length ? Math.max(...entries.map((e) => e.seq)) : 0,
+    entries,
+  });
+  t.equal(read([group('world', [])], at(0)), undefined, 'no op yet: none');
+  const done = { op: 1, state: 3, enqueuedMs: 100, startedMs: 110, endedMs: 200 };
+  t.same(read([group('world', [{ seq: 1, ...done }])], at(2200)), {
+    group: 'world',
+    op: 'allReduce',
+    seq: 1,
+    state: 'completed',
+    since_s: 2,
+  });
+  const groups = [
+    group('world', [
+      { seq: 1, ...done },
+      { seq: 2, op: 5, state: 2, enqueuedMs: 300, startedMs: 400 },
+    ]),
+    group('data', [{ seq: 1, op: 3, state: 1, enqueuedMs: 900 }]),
+  ];
+  t.same(
+    read(groups, at(5400)),
+    { group: 'world', op: 'barrier', seq: 2, state: 'started', since_s: 5 },
+    'inside two ops: the older one, timed from its start',
+  );
+  t.match(
+    read(
+      [group('world', [{ seq: 1, op: 4, state: 2, failed: true, enqueuedMs: 10, startedMs: 20, endedMs: 1020 }])],
+      at(3020),
+    ),
+    { op: 'broadcast', state: 'failed', since_s: 2 },
+    'a failed op is left, not inside',
+  );
+
+  // the agent's sampler reads the rank's file and the status document keeps its time running between samples
+  const dir = mkdtempSync(join(tmpdir(), 'dtrain-sampler-test-'));
+  const file = join(dir, 'flight.bin');
+  const now = Date.now();
+  const startedMs = now - IMAGE.realAnchorMs - 3000;
+  writeFileSync(
+    file,
+    recorderImage(0, [group('world', [{ seq: 9, op: 1, state: 2, enqueuedMs: startedMs, startedMs }])]),
+  );
+  const sample = new RankSampler(0, join(dir, 'none.jsonl'), file).sample(process.pid, now, now);
+  t.match(sample.collective, { group: 'world', op: 'allReduce', seq: 9, state: 'started' });
+  t.ok(Math.abs(sample.collective!.since_s - 3) < 0.2, `since_s ${sample.collective!.since_s}: 3 s in the op`);
+  t.notOk('collective' in new RankSampler(0, join(dir, 'none.jsonl'), join(dir, 'none.bin')).sample(process.pid, now));
+  const plan = {
+    world_size: 1,
+    nodes: [{ node_rank: 0, host: 'h0', nproc: 1, local: true }],
+    ranks: [
+      { rank: 0, node_rank: 0, host: 'h0', local_rank: 0, data: 0, pipeline: 0, tensor: 0, command: ['x'], env: {} },
+    ],
+  };
+  const s = new RunStatus('job-c', '/logs/job-c', plan);
+  s.onEvent({
+    type: 'started',
+    node_rank: 0,
+    attempt: 0,
+    master_port: 1,
+    workers: [{ rank: 0, local_rank: 0, pid: 1 }],
+  });
+  s.onEvent({ type: 'sample', node_rank: 0, attempt: 0, ranks: [sample] });
+  await new Promise((r) => setTimeout(r, 300));
+  t.ok(s.doc().ranks[0].collective!.since_s >= sample.collective!.since_s + 0.2, 'since_s grows between samples');
+  const { collective: _gone, ...outside } = sample;
+  s.onEvent({ type: 'sample', node_rank: 0, attempt: 0, ranks: [outside] });
+  t.notOk('collective' in s.doc().ranks[0], 'a sample without one clears it');
 });
