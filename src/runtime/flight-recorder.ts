@@ -24,7 +24,7 @@
  *                 op stopped), 8 root i32 (broadcast), 12 pad, 16 seq u64, 24 count u64, 32 bytes u64,
  *                 40 enqueuedNs u64, 48 startedNs u64, 56 endedNs u64 (CLOCK_MONOTONIC_COARSE; 0: not yet).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const FLIGHT_RECORDER_MAGIC = 0x52465444;
@@ -98,26 +98,54 @@ export function createFlightRecorderFile(dir: string, attempt: number, rank: num
  * is not a recorder or has another version.
  */
 export function readFlightRecorder(path: string, nowMs = Date.now()): FlightRecord | undefined {
-  let first: Buffer;
+  let fd: number;
   try {
-    first = readFileSync(path);
+    fd = openSync(path, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new FlightRecorderError(`flight recorder ${path}: ${(err as Error).message}`);
   }
-  if (first.length < HEADER_BYTES || first.readUInt32LE(0) === 0) return undefined;
-  // A live rank may be writing: an entry counts only when it reads the same twice with an even version.
-  let second = first;
   try {
-    second = readFileSync(path);
-  } catch {
-    // gone between the reads: the first copy stands alone (the rank no longer writes)
+    const fileBytes = fstatSync(fd).size;
+    const head = readAt(fd, Math.min(fileBytes, HEADER_BYTES));
+    if (head.length < HEADER_BYTES || head.readUInt32LE(0) === 0) return undefined;
+    // Only the groups in use (the status view reads every rank's recorder each second; the file is ~1 MiB).
+    const used = Math.min(head.readUInt32LE(28), head.readUInt32LE(16));
+    const bytes = Math.min(fileBytes, head.readUInt32LE(8) + used * head.readUInt32LE(12));
+    const first = readAt(fd, bytes);
+    // A live rank may be writing: an entry counts only when it reads the same twice with an even version.
+    const second = readAt(fd, bytes);
+    return parseFlightRecorder(first, second.length === first.length ? second : first, nowMs, path, fileBytes);
+  } catch (err) {
+    if (err instanceof FlightRecorderError) throw err;
+    throw new FlightRecorderError(`flight recorder ${path}: ${(err as Error).message}`);
+  } finally {
+    closeSync(fd);
   }
-  return parseFlightRecorder(first, second.length === first.length ? second : first, nowMs, path);
 }
 
-/** Parses a recorder image; `again` is a second read of the same file (entries that differ are skipped). */
-export function parseFlightRecorder(buf: Buffer, again: Buffer, nowMs: number, what = 'flight recorder'): FlightRecord {
+function readAt(fd: number, bytes: number): Buffer {
+  const buf = Buffer.alloc(bytes);
+  let got = 0;
+  while (got < bytes) {
+    const n = readSync(fd, buf, got, bytes - got, got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got === bytes ? buf : buf.subarray(0, got);
+}
+
+/**
+ * Parses a recorder image; `again` is a second read of the same bytes (entries that differ are skipped).
+ * The image may stop after the groups in use; `fileBytes` is the whole file's size.
+ */
+export function parseFlightRecorder(
+  buf: Buffer,
+  again: Buffer,
+  nowMs: number,
+  what = 'flight recorder',
+  fileBytes = buf.length,
+): FlightRecord {
   const magic = buf.readUInt32LE(0);
   if (magic !== FLIGHT_RECORDER_MAGIC) throw new FlightRecorderError(`${what}: not a dtrain flight recorder`);
   const version = buf.readUInt32LE(4);
@@ -131,13 +159,15 @@ export function parseFlightRecorder(buf: Buffer, again: Buffer, nowMs: number, w
   const claimed = buf.readUInt32LE(28);
   if (entryBytes < ENTRY_BYTES || groupBytes < GROUP_HEADER_BYTES + perGroup * entryBytes)
     throw new FlightRecorderError(`${what}: inconsistent layout`);
-  if (buf.length < headerBytes + capacity * groupBytes) throw new FlightRecorderError(`${what}: truncated`);
+  const used = Math.min(claimed, capacity);
+  if (fileBytes < headerBytes + capacity * groupBytes || buf.length < headerBytes + used * groupBytes)
+    throw new FlightRecorderError(`${what}: truncated`);
   const mono = buf.readBigUInt64LE(40);
   const real = buf.readBigUInt64LE(48);
   const epochMs = (ns: bigint): number | undefined =>
     ns === 0n ? undefined : Number(real / 1000n) / 1000 + Number(ns - mono) / 1e6;
   const groups: FlightGroup[] = [];
-  for (let g = 0; g < Math.min(claimed, capacity); g++) {
+  for (let g = 0; g < used; g++) {
     const base = headerBytes + g * groupBytes;
     const name = cString(buf, base, 64);
     const truncated = buf[base + 320] !== 0;

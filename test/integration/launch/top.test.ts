@@ -80,7 +80,7 @@ t.test(
     }
 
     if (!hasScript && !required) {
-      t.skip('util-linux script is not installed: no pseudo-terminal test');
+      t.skip('util-linux script is not installed: no pseudo-terminal test', () => {});
     } else {
       // script runs top on a pseudo-terminal (stdin and stdout both TTYs) and passes our keys through
       const top = spawn('script', ['-qefc', `${dtrainBin} top`, '/dev/null'], {
