@@ -54,7 +54,11 @@ export class ElasticMembership implements MembershipDriver {
     // Let its agent go in the background: a cut link may never answer.
     void handle?.close().catch(() => {});
     const reason = `node ${nodeId} (host ${this.hosts[nodeId]}) lost: ${why}`;
-    this.pendingChange = { reason, detectedAt: Date.now(), detectedAfterS: detectedAfterMs / 1000 };
+    // Nodes lost in the same attempt (two hosts cut at once) make one change that names each of them.
+    const earlier = this.pendingChange;
+    this.pendingChange = earlier
+      ? { ...earlier, reason: `${earlier.reason}; ${reason}` }
+      : { reason, detectedAt: Date.now(), detectedAfterS: detectedAfterMs / 1000 };
   }
 
   /** The attempt is ending: its commits are refused from now on. */
