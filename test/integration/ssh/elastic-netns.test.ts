@@ -280,7 +280,7 @@ t.test(
     t.ok(Math.abs(loss - refLoss) <= 1e-3, `eval_loss ${loss}, uninterrupted ${refLoss}`);
     const s = (firstStep.at - cutAt) / 1000;
     t.comment(`membership: ${JSON.stringify(done.summary.membership)}`);
-  t.comment(`link cut -> first resumed training step: ${s.toFixed(1)} s (heartbeat.timeout ${HEARTBEAT_TIMEOUT_S}s)`);
+    t.comment(`link cut -> first resumed training step: ${s.toFixed(1)} s (heartbeat.timeout ${HEARTBEAT_TIMEOUT_S}s)`);
     t.ok(
       s <= HEARTBEAT_TIMEOUT_S + 10,
       `first step after the resume ${s.toFixed(1)} s after the cut (${firstStep.text})`,
