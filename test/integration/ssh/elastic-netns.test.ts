@@ -224,7 +224,8 @@ async function nothingLeft(t: Test, runId: string, cut: TestbedHost[] = []): Pro
   for (const h of cut) restoreLink(h);
   let left: string[] = [];
   const ok = await waitFor(() => (left = leftovers(runId)).length === 0, 10_000);
-  t.ok(ok, `nothing of run ${runId} left on any host${ok ? '' : `: ${left.join('; ')}`}`);
+  const run = runId ? `run ${runId}` : 'the job';
+  t.ok(ok, `nothing of ${run} left on any host${ok ? '' : `: ${left.join('; ')}`}`);
 }
 
 function lostLine(node: number, host: TestbedHost, why: string, nodes: number, world: number, attempt = 1): RegExp {
@@ -264,8 +265,11 @@ t.test(
     const stepOf = (l: { text: string }) => Number(/step (\d+) loss/.exec(l.text)?.[1]);
     await job.line(/step (1[2-9]|[2-7]\d) loss/);
     const cutAt = cutLink(t, hosts[2]);
-    const lastBefore = Math.max(...job.lines.filter((l) => l.at <= cutAt && /step \d+ loss/.test(l.text)).map(stepOf));
     const resumed = await job.line(/resumed from step \d+/);
+    // the last step attempt 0 trained: lines still on their way at the cut count too
+    const lastBefore = Math.max(
+      ...job.lines.filter((l) => l.at < resumed.at && /step \d+ loss/.test(l.text)).map(stepOf),
+    );
     const firstStep = await job.line(/step \d+ loss/, resumed.at);
     const done = await finished(t, job);
     t.match(done.stderr, lostLine(2, hosts[2], cutOff, 2, 2));
@@ -274,7 +278,7 @@ t.test(
     t.ok(from > 0 && from % 10 === 0, `resumed from the commit of step ${from} on world 2`);
     t.ok(
       lastBefore - from >= 0 && lastBefore - from <= 10,
-      `steps recomputed: ${lastBefore - from} (step ${lastBefore} when cut), at most the checkpoint interval`,
+      `steps recomputed: ${lastBefore - from} (attempt 0 reached step ${lastBefore}), at most the checkpoint interval`,
     );
     const loss = Number(/eval_loss (\S+)/.exec(done.stderr)?.[1]);
     t.ok(Math.abs(loss - refLoss) <= 1e-3, `eval_loss ${loss}, uninterrupted ${refLoss}`);
@@ -466,5 +470,19 @@ t.test('sshd stopped and the agent killed: the host is gone, the job goes on wit
   const done = await finished(t, job);
   t.match(done.stderr, lostLine(2, hosts[2], '.*', 2, 2));
   t.match(job.rec(1, 1), { world: 2, host: hosts[1].name });
+  await nothingLeft(t, done.summary.run_id);
+});
+
+t.test('a listed host unreachable at launch (its sshd stopped above): exit 3 naming it, elastic or not', async (t) => {
+  const job = launch(
+    t,
+    'start-unreachable',
+    hosts.slice(0, 3).map((host) => ({ host })),
+  );
+  const done = await finished(t, job, 3);
+  t.match(done.summary, { exit_code: 3 });
+  t.match(done.stderr, new RegExp(`dtrain: ${re(hosts[2].address)}: `), 'one line naming the host');
+  t.notMatch(done.stderr, /\n\s+at /, 'no stack trace');
+  t.notOk(job.rec(0, 0), 'no worker started anywhere');
   await nothingLeft(t, done.summary.run_id);
 });
