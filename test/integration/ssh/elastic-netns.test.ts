@@ -78,7 +78,7 @@ function launch(
   t: Test,
   name: string,
   nodes: Node[],
-  opts: { entrypoint?: string[]; extra?: string[]; env?: Record<string, string> } = {},
+  opts: { entrypoint?: string[]; extra?: string[]; env?: Record<string, string>; ssh?: string[] } = {},
 ): Job {
   const dir = join(scratch, name);
   mkdirSync(dir);
@@ -100,6 +100,7 @@ function launch(
       `  known_hosts: ${q(bed.known_hosts)}`,
       `  remote_dtrain: ${q(join(repoRoot, 'bin/dtrain'))}`,
       '  connect_timeout: 3s',
+      ...(opts.ssh ?? []),
       `heartbeat: {interval: 500ms, timeout: ${HEARTBEAT_TIMEOUT_S}s}`,
       'shutdown_grace: 2s',
       `logs: {dir: ${q(join(dir, 'logs'))}}`,
@@ -455,6 +456,35 @@ t.test('a worker SIGKILLed (the OOM killer) is a failure counted by restarts.max
   t.equal(failed.summary.root_cause?.rank, 1);
   t.same(failed.summary.membership, []);
   await nothingLeft(t, failed.summary.run_id);
+});
+
+t.test('a host cut off before its agent answered: exit 3, one line naming it, nothing left', async (t) => {
+  let cutAt = 0;
+  // ssh.prelude holds every agent's start for 2 s: the cut lands while h1's remote shell runs it
+  const watcher = (async () => {
+    const preluding = () => pidsIn(hosts[1]).some((pid) => /^sleep 2$/.test(argsOf(pid)));
+    if (await waitFor(preluding, 30_000)) cutAt = cutLink(t, hosts[1]);
+  })();
+  const job = launch(
+    t,
+    'start-cut',
+    hosts.slice(0, 3).map((host) => ({ host })),
+    { ssh: ['  prelude: sleep 2'] },
+  );
+  await watcher;
+  t.ok(cutAt > 0, 'cut while the prelude ran');
+  const done = await finished(t, job, 3);
+  t.comment(`exit 3 ${((Date.now() - cutAt) / 1000).toFixed(1)} s after the cut`);
+  const lines = done.stderr.split('\n').filter((l) => l.startsWith('dtrain: ') && !/workers? running/.test(l));
+  t.comment(lines.join('\n'));
+  t.match(
+    lines[lines.length - 1],
+    new RegExp(`^dtrain: ${re(hosts[1].address)}: the SSH connection closed before the agent answered$`),
+    'the last line names the host and says the connection went',
+  );
+  t.notMatch(done.stderr, /killed by/, 'nothing was killed');
+  t.notOk(job.rec(0, 0), 'no worker started anywhere');
+  await nothingLeft(t, done.summary.run_id, [hosts[1]]);
 });
 
 // Stops h2's sshd for good: keep it last among the tests that need h2.
