@@ -7,7 +7,9 @@
  *
  * One testbed for the file. Adding a test: `launch()` a job on `hosts`, lose nodes with `cutLink()` (restored at
  * the test's end), `killAgent()` or `stopSshd()` (for good: keep it the last test that needs its host), then
- * `nothingLeft()`. The workers' records (test/fixtures/ssh/elastic-node.mjs) are per attempt and rank.
+ * `nothingLeft()`. The workers' records (test/fixtures/ssh/elastic-node.mjs) are per attempt and rank. A test
+ * where a host comes back (grow back, rejoin, flapping) calls `restoreLink()` mid-test and goes before the tests
+ * that stop h2's sshd.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
