@@ -146,10 +146,13 @@ export async function startAgentChannel(
           );
           return;
         }
+        // no exit status at all: the connection went (a cut link, sshd gone), not the agent
         const why =
           code !== null
             ? (exitReasons[code] ?? `the agent exited with code ${code} before the version exchange`)
-            : `the agent was killed by ${signal ?? 'a signal'}`;
+            : signal !== null
+              ? `the agent was killed by ${signal}`
+              : 'the SSH connection closed before the agent answered';
         const detail = last ? `: ${last}` : '';
         reject(new StartError(`${why}${detail}`, host));
       });

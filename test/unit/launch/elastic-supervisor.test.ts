@@ -159,6 +159,24 @@ t.test('a lost node: the next attempt runs on the others, no restart counted, on
   t.match(await commitStep(commits, 1, 10, 4), { kind: 'committed' }, 'attempt 1 commits');
 });
 
+t.test('two nodes lost in one attempt: one change whose line and entry name both', async (t) => {
+  const { sup, nodes, notes } = await elasticJob(
+    ['nodes: [{host: a}, {host: b}, {host: c}, {host: d}]', 'elastic: {min_nodes: 2}'],
+    allExit,
+  );
+  const run = sup.run();
+  await new Promise((r) => setTimeout(r, 20));
+  nodes[2].cut = true;
+  nodes[3].cut = true;
+  sup.nodeLost(2, 'no heartbeat for 5s');
+  sup.nodeLost(3, 'no heartbeat for 5s');
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'ok' });
+  const both = 'node 2 (host c) lost: no heartbeat for 5s; node 3 (host d) lost: no heartbeat for 5s';
+  t.same(notes, [`dtrain: ${both}; continuing on 2 nodes, world 4 (data 4), attempt 1`]);
+  t.match(summary.membership, [{ attempt: 1, nodes: 2, world: 4, reason: both }]);
+});
+
 t.test('a worker failure just before the loss belongs to the loss', async (t) => {
   const { sup, nodes } = await elasticJob(
     ['nodes: [{host: a}, {host: b}, {host: c}]', 'elastic: {min_nodes: 2}'],
@@ -304,23 +322,6 @@ t.test('a flapping node is excluded after max_losses_per_node and not tried agai
   for (const { node, ranks } of held.get(1)!) for (const r of ranks) node.exit(1, r, 0);
   t.same((await run).outcome, { kind: 'ok' });
   t.same(again.starts, [], 'never taken in');
-});
-
-t.test('two nodes lost at once: one line names both', async (t) => {
-  const { sup, nodes, notes } = await elasticJob(
-    ['nodes: [{host: a}, {host: b}, {host: c}, {host: d}]', 'elastic: {min_nodes: 2}'],
-    allExit,
-  );
-  const run = sup.run();
-  await new Promise((r) => setTimeout(r, 20));
-  nodes[2].cut = nodes[3].cut = true;
-  sup.nodeLost(2, 'no heartbeat for 5s');
-  sup.nodeLost(3, 'no heartbeat for 5s');
-  t.same((await run).outcome, { kind: 'ok' });
-  t.same(notes, [
-    'dtrain: node 2 (host c) lost: no heartbeat for 5s; node 3 (host d) lost: no heartbeat for 5s; ' +
-      'continuing on 2 nodes, world 4 (data 4), attempt 1',
-  ]);
 });
 
 t.test("workers that do not use the runtime: the resize comes when checkpoint.dir's latest changes", async (t) => {
