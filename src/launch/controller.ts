@@ -209,6 +209,8 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   for (const s of signals) process.on(s, onSignal);
   let control: StoreControl | null = null;
   let membership: ElasticMembership | undefined;
+  /** elastic: listed nodes whose agent could not start at launch, and why */
+  const notStarted: { id: number; why: string }[] = [];
   // A node lost before the backend decision never reports its GPU probe: stop waiting for it then.
   let lostWhileStarting: (err: Error) => void = () => {};
   const lostBeforeDecision = new Promise<never>((_, reject) => (lostWhileStarting = reject));
@@ -252,7 +254,22 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
           `nodes ${remoteSpecs.map((s) => s.node.host).join(', ')} are not this machine ` +
             'and no remote spawner is available',
         );
-      await startNodes(req.source.start(remoteSpecs, ctx));
+      const source = req.source;
+      try {
+        await startNodes(source.start(remoteSpecs, ctx));
+      } catch (err) {
+        if (!config.elastic || !(err instanceof StartError) || interruptedBy) throw err;
+        // Elastic: the nodes that answer start the job (within min_nodes); the others are lost from the
+        // start and tried again every elastic.rejoin.
+        const tries = await Promise.allSettled(remoteSpecs.map((s) => startNodes(source.start([s], ctx))));
+        tries.forEach((r, i) => {
+          if (r.status === 'fulfilled') return;
+          if (interruptedBy) throw r.reason;
+          const id = remoteSpecs[i].node.node_rank;
+          notStarted.push({ id, why: `could not start: ${(r.reason as Error).message}` });
+          view.status.nodeLost(id);
+        });
+      }
     }
     nodes.sort((a, b) => a.nodeRank - b.nodeRank);
     if (needsProbe(config.backend)) {
@@ -260,7 +277,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
         resolveJobBackend({
           store: { host: store.localHost, port: store.port, jobKey },
           ...(control ? { client: control.storeClient } : {}),
-          nodes: plan.nodes,
+          nodes: plan.nodes.filter((n) => !notStarted.some((x) => x.id === n.node_rank)),
           requested: config.backend,
           timeoutMs: config.rendezvous.timeout,
         }),
@@ -276,6 +293,7 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
       membership = new ElasticMembership({
         config,
         handles: nodes,
+        notStarted,
         startNode: async (id) => {
           const def = nodesById(config)[id];
           if (!def) throw new Error(`no node ${id}`);

@@ -30,6 +30,8 @@ export interface MembershipOptions {
   config: JobConfig;
   /** the handles started with the job, by node id */
   handles: NodeHandle[];
+  /** listed nodes whose agent could not start at launch: lost from the start, tried again every rejoin */
+  notStarted?: { id: number; why: string }[];
   /** starts the agent of a node (a spare, or a lost node rejoining) while the job runs; rejects when it cannot */
   startNode: (nodeId: number) => Promise<NodeHandle>;
   /** MASTER_ADDR of an attempt whose node 0 is this host */
@@ -66,6 +68,7 @@ export class ElasticMembership implements MembershipDriver {
     for (const h of opts.handles) this.handles.set(h.nodeRank, h);
     const c = opts.config;
     this.hosts = [...c.nodes, ...(c.elastic?.spares ?? [])].map((n) => n.host);
+    for (const { id, why } of opts.notStarted ?? []) this.nodeLost(id, why, 0);
     const every = c.elastic?.rejoin ?? 0;
     if (every > 0) {
       this.rejoinTimer = setInterval(() => void this.tryRejoin(), every);
@@ -233,8 +236,10 @@ export class ElasticMembership implements MembershipDriver {
       try {
         a = planAttempt(c, this.alive());
       } catch (err) {
-        if (err instanceof ElasticPlanError) return { cannotContinue: err.message };
-        throw err;
+        if (!(err instanceof ElasticPlanError)) throw err;
+        // before the first attempt, say why the nodes missing are missing
+        const why = attempt === 0 && this.pending ? ` (${this.pending.reasons.join('; ')})` : '';
+        return { cannotContinue: err.message + why };
       }
       const missing = a.nodeIds.filter((id) => !this.handles.has(id));
       const started = await Promise.allSettled(missing.map((id) => this.opts.startNode(id)));
