@@ -4,6 +4,7 @@
  * to the addon, which completes small ops inline and large ones from its progress thread.
  */
 import { collectivesNative, dtypeCode, reduceOpCode, type CollectivesNative, type NativeOpStat } from './native.js';
+import type { OverlapSummary } from './optim/grad-reduction.js';
 import type { CollectiveBuffer, DType, Group, GroupOpStats, HostBuffer, OpOptions, ReduceOp } from './types.js';
 
 export class CollectiveUsageError extends Error {
@@ -61,6 +62,8 @@ const settled: Promise<void> = Promise.resolve();
 
 export class NativeGroup implements Group {
   private readonly native: CollectivesNative;
+  /** per op: what the overlapped gradient reductions on this group added up to */
+  private readonly overlap = new Map<string, NonNullable<GroupOpStats['overlap']>>();
 
   constructor(
     readonly name: string,
@@ -149,14 +152,29 @@ export class NativeGroup implements Group {
     }
   }
 
+  /** Adds one finished overlapped reduction (ShardedAdam.beginReduction) to stats(). */
+  noteOverlap(s: OverlapSummary & { op: 'allReduce' | 'reduceScatter' }): void {
+    const o = this.overlap.get(s.op) ?? { reductions: 0, buckets: 0, inFlightMs: 0, overlappedMs: 0, exposedMs: 0 };
+    o.reductions++;
+    o.buckets += s.buckets;
+    o.inFlightMs += s.inFlightMs;
+    o.overlappedMs += s.overlappedMs;
+    o.exposedMs += s.exposedMs;
+    this.overlap.set(s.op, o);
+  }
+
   /** What each op used so far: transport, algorithm, how many times and how many bytes. */
   stats(): GroupOpStats[] {
-    return this.native.stats(this.handle).map((s: NativeOpStat) => ({
-      op: s.op,
-      transport: s.transport as GroupOpStats['transport'],
-      algorithm: s.algorithm,
-      count: s.count,
-      bytes: s.bytes,
-    }));
+    return this.native.stats(this.handle).map((s: NativeOpStat) => {
+      const overlap = this.overlap.get(s.op);
+      return {
+        op: s.op,
+        transport: s.transport as GroupOpStats['transport'],
+        algorithm: s.algorithm,
+        count: s.count,
+        bytes: s.bytes,
+        ...(overlap && { overlap: { ...overlap } }),
+      };
+    });
   }
 }

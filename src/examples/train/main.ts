@@ -25,7 +25,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { init, Pipeline, ShardedAdam, type Dist, type PipelineArray } from 'dtrain';
+import { init, Pipeline, ShardedAdam, type Dist, type GradReduction, type PipelineArray } from 'dtrain';
 import { parseTrainArgs, TrainUsageError, type TrainArgs } from './args.js';
 import {
   CheckpointMismatchError,
@@ -133,6 +133,8 @@ async function main(args: TrainArgs): Promise<void> {
   }
 
   let micro: Samples[] = [];
+  // the step's gradient averaging, started layer by layer during the backward (unless --no-overlap)
+  let reduction: GradReduction | undefined;
   const pipe = new Pipeline({
     group: pg,
     activationSize: (vs) => microRows * specs[split[vs].end - 1].outputs,
@@ -146,11 +148,19 @@ async function main(args: TrainArgs): Promise<void> {
     },
     backward: (gradOutput: PipelineArray | null, _mb: number, stashed) => {
       const model = models[stashed.chunk];
+      // the chunk's last microbatch finishes each layer's gradients: hand them on as they are done
+      const done =
+        reduction && stashed.last
+          ? (k: number) => {
+              const r = model.layerRange(k);
+              reduction!.ready(stashed.chunk, r.start, r.end);
+            }
+          : undefined;
       if (stashed.chunk * pg.size + stage === lastVs) {
         const { acts, grad } = stashed.saved as { acts: StageActivations; grad: Float32Array };
-        return model.backward(grad, acts);
+        return model.backward(grad, acts, done);
       }
-      return model.backward(gradOutput as Float32Array, stashed.saved as StageActivations);
+      return model.backward(gradOutput as Float32Array, stashed.saved as StageActivations, done);
     },
   });
 
@@ -208,8 +218,10 @@ async function main(args: TrainArgs): Promise<void> {
     );
     for (const m of models) m.grads.fill(0);
     opt.lr = learningRate(args, step);
-    const result = await pipe.step();
-    await opt.step(models.map((m) => m.grads));
+    const grads = models.map((m) => m.grads);
+    reduction = args.overlap ? opt.beginReduction(grads) : undefined;
+    const result = await pipe.step({ gradients: reduction });
+    await opt.step(grads);
     step++;
     report.samples[step] = Array.from(local);
     if (result.loss !== undefined) {
@@ -263,6 +275,12 @@ async function main(args: TrainArgs): Promise<void> {
   if (printer) {
     const trained = (step - stepsAtStart) * args.globalBatch;
     console.log(`eval_loss ${report.evalLoss!.toFixed(6)}`);
+    const overlap = Object.values(dist.stats().data ?? {}).find((s) => s.overlap)?.overlap;
+    if (overlap)
+      console.log(
+        `grad_overlap buckets ${overlap.buckets} in_flight_ms ${overlap.inFlightMs.toFixed(1)} ` +
+          `overlapped_ms ${overlap.overlappedMs.toFixed(1)} exposed_ms ${overlap.exposedMs.toFixed(1)}`,
+      );
     console.log(
       `train_seconds ${seconds.toFixed(2)} samples_per_second ${(trained / seconds).toFixed(1)} ` +
         `cpu_seconds_all_ranks ${cpuSeconds[0].toFixed(2)}`,
