@@ -3,7 +3,14 @@
  * arguments, picks the dtype from the buffer (Uint16Array needs an explicit one) and hands the buffers
  * to the addon, which completes small ops inline and large ones from its progress thread.
  */
-import { collectivesNative, dtypeCode, reduceOpCode, type CollectivesNative, type NativeOpStat } from './native.js';
+import {
+  collectivesNative,
+  completedInline,
+  dtypeCode,
+  reduceOpCode,
+  type CollectivesNative,
+  type NativeOpStat,
+} from './native.js';
 import type { OverlapSummary } from './optim/grad-reduction.js';
 import type { CollectiveBuffer, DType, Group, GroupOpStats, HostBuffer, OpOptions, ReduceOp } from './types.js';
 
@@ -57,9 +64,6 @@ function groupRank(value: number, size: number, what: string, role: string): num
   return value;
 }
 
-/** What an op that completed inline returns: one settled promise for all (awaiting it is one tick). */
-const settled: Promise<void> = Promise.resolve();
-
 export class NativeGroup implements Group {
   private readonly native: CollectivesNative;
   /** per op: what the overlapped gradient reductions on this group added up to */
@@ -86,30 +90,28 @@ export class NativeGroup implements Group {
     try {
       const t = dtypeOf(buf, opts?.dtype, 'allReduce');
       const op = reduceOp(opts?.op, 'allReduce');
-      return this.native.allReduce(this.handle, buf, dtypeCode[t], op, timeout(opts)) ?? settled;
+      return this.native.allReduce(this.handle, buf, dtypeCode[t], op, timeout(opts)) ?? completedInline;
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  async reduceScatter(input: HostBuffer, output: HostBuffer, opts?: OpOptions & { op?: ReduceOp }): Promise<void> {
-    const t = dtypeOf(input, opts?.dtype, 'reduceScatter');
-    if (dtypeOf(output, opts?.dtype, 'reduceScatter') !== t)
-      throw new CollectiveUsageError('reduceScatter: input and output must have the same type');
-    if (input.length !== output.length * this.size)
-      throw new CollectiveUsageError(
-        `reduceScatter: input has ${input.length} elements, expected output length ${output.length} × group ` +
-          `size ${this.size}`,
-      );
-    const pending = this.native.reduceScatter(
-      this.handle,
-      input,
-      output,
-      dtypeCode[t],
-      reduceOp(opts?.op, 'reduceScatter'),
-      timeout(opts),
-    );
-    if (pending) await pending;
+  // Not async, as allReduce: an overlapped gradient reduction tells an inline completion from one in flight.
+  reduceScatter(input: HostBuffer, output: HostBuffer, opts?: OpOptions & { op?: ReduceOp }): Promise<void> {
+    try {
+      const t = dtypeOf(input, opts?.dtype, 'reduceScatter');
+      if (dtypeOf(output, opts?.dtype, 'reduceScatter') !== t)
+        throw new CollectiveUsageError('reduceScatter: input and output must have the same type');
+      if (input.length !== output.length * this.size)
+        throw new CollectiveUsageError(
+          `reduceScatter: input has ${input.length} elements, expected output length ${output.length} × group ` +
+            `size ${this.size}`,
+        );
+      const op = reduceOp(opts?.op, 'reduceScatter');
+      return this.native.reduceScatter(this.handle, input, output, dtypeCode[t], op, timeout(opts)) ?? completedInline;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   async allGather(input: HostBuffer, output: HostBuffer, opts?: OpOptions): Promise<void> {
@@ -146,7 +148,7 @@ export class NativeGroup implements Group {
 
   barrier(opts?: { timeoutMs?: number }): Promise<void> {
     try {
-      return this.native.barrier(this.handle, timeout(opts)) ?? settled;
+      return this.native.barrier(this.handle, timeout(opts)) ?? completedInline;
     } catch (err) {
       return Promise.reject(err);
     }

@@ -6,6 +6,7 @@
  * ranks' collectives must match), so a ready bucket waits for those before it. The buckets are the optimizer's
  * own, so the averaged values, the shards and the checkpoint layout are those of the step without overlap.
  */
+import { completedInline } from '../native.js';
 import type { Range } from './partition.js';
 import type { Segments } from './segments.js';
 
@@ -16,7 +17,11 @@ export interface ReductionBucket {
   post(): Promise<void>;
 }
 
-/** When a bucket's collective was posted and when JavaScript saw it settle (performance.now()). */
+/**
+ * When a bucket's collective was posted and when JavaScript saw it settle (performance.now(); JavaScript sees a
+ * completion when it next yields, so settledAt may be later than the transfer's end). An op that completed
+ * inline settles when it was posted.
+ */
 export interface BucketTiming {
   /** index in posting order */
   bucket: number;
@@ -112,6 +117,11 @@ export class GradReduction {
         started = b.post();
       } catch (err) {
         started = Promise.reject(err);
+      }
+      if (started === completedInline) {
+        // a small op with nothing queued ran on this thread before post() returned: nothing was in flight
+        timing.settledAt = timing.postedAt;
+        continue;
       }
       this.inFlight.push(
         started.then(

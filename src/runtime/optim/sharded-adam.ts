@@ -23,6 +23,7 @@ import {
 } from './partition.js';
 import { Segments, type Elements } from './segments.js';
 import { loadShards, saveShards, type Hyperparameters, type ShardViews } from './checkpoint.js';
+import { completedInline } from '../native.js';
 import { GradReduction, type OverlapSink, type OverlapSummary, type ReductionBucket } from './grad-reduction.js';
 
 export type ParamDType = KernelDType;
@@ -469,13 +470,17 @@ export class ShardedAdam {
         const len = b.end - b.start;
         const staging = this.stagingFor(i, len);
         this.gradsToF32(g, b, staging, 0, len);
-        return this.group.allReduce(staging, { op: 'avg' }).then(() => {
+        const copyBack = () => {
           for (const p of g.pieces(b)) {
             const dst = g.arrays[p.index].subarray(p.local.start, p.local.end);
             const src = staging.subarray(p.flat.start - b.start, p.flat.end - b.start);
             this.native.convertElements({ src, srcType: 'float32', dst, dstType: this.gradType(dst) });
           }
-        });
+        };
+        const reduced = this.group.allReduce(staging, { op: 'avg' });
+        if (reduced !== completedInline) return reduced.then(copyBack);
+        copyBack();
+        return reduced;
       },
     }));
   }
@@ -490,7 +495,10 @@ export class ShardedAdam {
         {
           needs: [{ start: 0, end: g.numel }],
           bytes: 0,
-          post: async () => this.gradsToF32(g, this.shard, shard, 0, shardSize),
+          post: () => {
+            this.gradsToF32(g, this.shard, shard, 0, shardSize);
+            return completedInline;
+          },
         },
       ];
     return shardBuckets(this.partition, 4, this.bucketBytes).map((b, i) => {
