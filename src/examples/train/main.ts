@@ -59,6 +59,8 @@ interface RankReport {
   traffic: Traffic;
   paramsSha256: string;
   stepLosses: Record<number, number>;
+  /** wall milliseconds of each step's pipeline and optimizer step (the overlap benchmark reads them) */
+  stepMs: Record<number, number>;
   evalLoss: number | undefined;
   firstStep: number;
   resumedFrom: number | undefined;
@@ -173,6 +175,7 @@ async function main(args: TrainArgs): Promise<void> {
     traffic: { p2pSentBytes: 0, p2pRecvBytes: 0, collectiveBytes: 0, byGroup: {} },
     paramsSha256: '',
     stepLosses: {},
+    stepMs: {},
     evalLoss: undefined,
     firstStep: step + 1,
     resumedFrom,
@@ -219,10 +222,12 @@ async function main(args: TrainArgs): Promise<void> {
     for (const m of models) m.grads.fill(0);
     opt.lr = learningRate(args, step);
     const grads = models.map((m) => m.grads);
+    const stepStart = performance.now();
     reduction = args.overlap ? opt.beginReduction(grads) : undefined;
     const result = await pipe.step({ gradients: reduction });
     await opt.step(grads);
     step++;
+    report.stepMs[step] = performance.now() - stepStart;
     report.samples[step] = Array.from(local);
     if (result.loss !== undefined) {
       const mean = new Float64Array([result.loss]);
