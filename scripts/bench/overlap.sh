@@ -20,7 +20,8 @@ bucket_mb=${4:-4}
 rows=${5:-48}
 warmup=3
 batch=$((rows * hosts))
-model=(--inputs 256 --hidden 1024 --layers 6 --train-samples 4096 --eval-samples 64 --log-every 1000)
+# the training set: a whole number of global batches (of both jobs)
+model=(--inputs 256 --hidden 1024 --layers 6 --train-samples $((batch * 64)) --eval-samples 64 --log-every 1000)
 prefix=dtovl
 testbed=scripts/testbed/netns-hosts.sh
 [[ "$hosts" =~ ^[2-9]$ ]] || { echo "overlap: hosts is 2..9" >&2; exit 2; }
