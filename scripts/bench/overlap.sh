@@ -44,7 +44,8 @@ job() {
   echo "nproc_per_node: 1"
   echo "backend: cpu"
   echo "env: {OMP_NUM_THREADS: '1', DTRAIN_BUCKET_CAP_MB: '$bucket_mb'}"
-  echo "ssh: {user: root, identity_file: $bed/id_ed25519, known_hosts: $bed/known_hosts, remote_dtrain: $PWD/bin/dtrain}"
+  echo "ssh: {user: root, identity_file: $bed/id_ed25519, known_hosts: $bed/known_hosts,"
+  echo "  remote_dtrain: $PWD/bin/dtrain}"
   echo "nodes:"
   node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).hosts.slice(0, +process.argv[2])
     .forEach((h) => console.log(`  - {host: "${h.address}", slots: 1}`))' "$bed/testbed.json" "$1"
@@ -73,10 +74,15 @@ node -e '
     const at = (q) => ms[Math.min(ms.length - 1, Math.ceil(q * ms.length) - 1)];
     return { mean: ms.reduce((a, b) => a + b, 0) / ms.length, p50: at(0.5), p99: at(0.99) };
   };
-  const rows = { "reference (--no-overlap)": times("reference"), overlap: times("overlap"), "unlimited link (--no-overlap)": times("unlimited") };
+  const rows = {
+    "reference (--no-overlap)": times("reference"),
+    overlap: times("overlap"),
+    "unlimited link (--no-overlap)": times("unlimited"),
+  };
+  const f = (x) => x.toFixed(1).padStart(9);
   console.log(`${"step ms".padEnd(31)} ${"mean".padStart(9)} ${"p50".padStart(9)} ${"p99".padStart(9)}`);
   for (const [k, r] of Object.entries(rows))
-    console.log(`${k.padEnd(31)} ${r.mean.toFixed(1).padStart(9)} ${r.p50.toFixed(1).padStart(9)} ${r.p99.toFixed(1).padStart(9)}`);
+    console.log(`${k.padEnd(31)} ${f(r.mean)} ${f(r.p50)} ${f(r.p99)}`);
   const ref = rows["reference (--no-overlap)"], ovl = rows.overlap, cmp = rows["unlimited link (--no-overlap)"];
   console.log(`share of the reference step waiting on the link: ${(100 * (1 - cmp.mean / ref.mean)).toFixed(0)}%`);
   console.log(`step time with overlap: ${(100 * (1 - ovl.mean / ref.mean)).toFixed(0)}% lower (mean), ` +

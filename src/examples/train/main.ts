@@ -10,6 +10,10 @@
  * 1 / (local batch), and the data group averages, so every topology computes the gradient of the same global
  * mean loss over the same samples. Rank (last stage, data 0) prints `step N loss X` and `eval_loss X`.
  *
+ * The gradient averaging overlaps the backward (--no-overlap: after it): each chunk's last microbatch hands every
+ * layer's gradients to ShardedAdam.beginReduction's reduction as soon as it computed them, and buckets of
+ * DTRAIN_BUCKET_CAP_MB start their all-reduce (ZeRO-2: reduce-scatter) while the next layers compute.
+ *
  * Resuming: from the step of the job's last checkpoint commit (`dist.checkpoint.latest()`: after a restart or a
  * resize of this job, on any world size), else from the checkpoint folder's latest.json (a new job). Every
  * checkpoint is committed (`dist.checkpoint.commit`) once all of its files are written. The global batch is
