@@ -3,7 +3,15 @@
  * arguments, picks the dtype from the buffer (Uint16Array needs an explicit one) and hands the buffers
  * to the addon, which completes small ops inline and large ones from its progress thread.
  */
-import { collectivesNative, dtypeCode, reduceOpCode, type CollectivesNative, type NativeOpStat } from './native.js';
+import {
+  collectivesNative,
+  completedInline,
+  dtypeCode,
+  reduceOpCode,
+  type CollectivesNative,
+  type NativeOpStat,
+} from './native.js';
+import type { OverlapSummary } from './optim/grad-reduction.js';
 import type { CollectiveBuffer, DType, Group, GroupOpStats, HostBuffer, OpOptions, ReduceOp } from './types.js';
 
 export class CollectiveUsageError extends Error {
@@ -56,11 +64,10 @@ function groupRank(value: number, size: number, what: string, role: string): num
   return value;
 }
 
-/** What an op that completed inline returns: one settled promise for all (awaiting it is one tick). */
-const settled: Promise<void> = Promise.resolve();
-
 export class NativeGroup implements Group {
   private readonly native: CollectivesNative;
+  /** per op: what the overlapped gradient reductions on this group added up to */
+  private readonly overlap = new Map<string, NonNullable<GroupOpStats['overlap']>>();
 
   constructor(
     readonly name: string,
@@ -83,30 +90,28 @@ export class NativeGroup implements Group {
     try {
       const t = dtypeOf(buf, opts?.dtype, 'allReduce');
       const op = reduceOp(opts?.op, 'allReduce');
-      return this.native.allReduce(this.handle, buf, dtypeCode[t], op, timeout(opts)) ?? settled;
+      return this.native.allReduce(this.handle, buf, dtypeCode[t], op, timeout(opts)) ?? completedInline;
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  async reduceScatter(input: HostBuffer, output: HostBuffer, opts?: OpOptions & { op?: ReduceOp }): Promise<void> {
-    const t = dtypeOf(input, opts?.dtype, 'reduceScatter');
-    if (dtypeOf(output, opts?.dtype, 'reduceScatter') !== t)
-      throw new CollectiveUsageError('reduceScatter: input and output must have the same type');
-    if (input.length !== output.length * this.size)
-      throw new CollectiveUsageError(
-        `reduceScatter: input has ${input.length} elements, expected output length ${output.length} × group ` +
-          `size ${this.size}`,
-      );
-    const pending = this.native.reduceScatter(
-      this.handle,
-      input,
-      output,
-      dtypeCode[t],
-      reduceOp(opts?.op, 'reduceScatter'),
-      timeout(opts),
-    );
-    if (pending) await pending;
+  // Not async, as allReduce: an overlapped gradient reduction tells an inline completion from one in flight.
+  reduceScatter(input: HostBuffer, output: HostBuffer, opts?: OpOptions & { op?: ReduceOp }): Promise<void> {
+    try {
+      const t = dtypeOf(input, opts?.dtype, 'reduceScatter');
+      if (dtypeOf(output, opts?.dtype, 'reduceScatter') !== t)
+        throw new CollectiveUsageError('reduceScatter: input and output must have the same type');
+      if (input.length !== output.length * this.size)
+        throw new CollectiveUsageError(
+          `reduceScatter: input has ${input.length} elements, expected output length ${output.length} × group ` +
+            `size ${this.size}`,
+        );
+      const op = reduceOp(opts?.op, 'reduceScatter');
+      return this.native.reduceScatter(this.handle, input, output, dtypeCode[t], op, timeout(opts)) ?? completedInline;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   async allGather(input: HostBuffer, output: HostBuffer, opts?: OpOptions): Promise<void> {
@@ -143,20 +148,35 @@ export class NativeGroup implements Group {
 
   barrier(opts?: { timeoutMs?: number }): Promise<void> {
     try {
-      return this.native.barrier(this.handle, timeout(opts)) ?? settled;
+      return this.native.barrier(this.handle, timeout(opts)) ?? completedInline;
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
+  /** Adds one finished overlapped reduction (ShardedAdam.beginReduction) to stats(). */
+  noteOverlap(s: OverlapSummary & { op: 'allReduce' | 'reduceScatter' }): void {
+    const o = this.overlap.get(s.op) ?? { reductions: 0, buckets: 0, inFlightMs: 0, overlappedMs: 0, exposedMs: 0 };
+    o.reductions++;
+    o.buckets += s.buckets;
+    o.inFlightMs += s.inFlightMs;
+    o.overlappedMs += s.overlappedMs;
+    o.exposedMs += s.exposedMs;
+    this.overlap.set(s.op, o);
+  }
+
   /** What each op used so far: transport, algorithm, how many times and how many bytes. */
   stats(): GroupOpStats[] {
-    return this.native.stats(this.handle).map((s: NativeOpStat) => ({
-      op: s.op,
-      transport: s.transport as GroupOpStats['transport'],
-      algorithm: s.algorithm,
-      count: s.count,
-      bytes: s.bytes,
-    }));
+    return this.native.stats(this.handle).map((s: NativeOpStat) => {
+      const overlap = this.overlap.get(s.op);
+      return {
+        op: s.op,
+        transport: s.transport as GroupOpStats['transport'],
+        algorithm: s.algorithm,
+        count: s.count,
+        bytes: s.bytes,
+        ...(overlap && { overlap: { ...overlap } }),
+      };
+    });
   }
 }

@@ -26,6 +26,12 @@ export interface NativeOpStat {
 /** Ops return undefined when they completed inline, else a promise settled by the progress thread. */
 type Settled = Promise<void> | undefined;
 
+/**
+ * What Group ops return for an op that completed inline (on the calling thread, before returning): one settled
+ * promise for all, so awaiting it is one tick, and a caller timing its ops can tell it ran nothing in flight.
+ */
+export const completedInline: Promise<void> = Promise.resolve();
+
 export interface CollectivesNative {
   init(opts: {
     rank: number;

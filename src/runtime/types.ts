@@ -34,6 +34,11 @@ export interface GroupOpStats {
   algorithm: string;
   count: number;
   bytes: number;
+  /**
+   * Gradient reductions started during the backward (ShardedAdam.beginReduction) on this op: their buckets, the
+   * time some bucket was in flight, the part of it before the step waited (beside compute), and the wait (ms)
+   */
+  overlap?: { reductions: number; buckets: number; inFlightMs: number; overlappedMs: number; exposedMs: number };
 }
 
 export interface Group {
@@ -74,6 +79,8 @@ export interface WorkerConfig {
   schedule: ScheduleKind;
   microbatches: number;
   virtualStages: number;
+  /** DTRAIN_BUCKET_CAP_MB: ShardedAdam's default bucket in MiB, the unit its gradient collectives overlap in */
+  bucketCapMb: number;
   /** the attempt: 0, then one more per whole-group restart (TORCHELASTIC_RESTART_COUNT) */
   restartCount: number;
 }

@@ -242,6 +242,14 @@ export const WORKER_ENV: readonly WorkerEnvVar[] = [
       "the interface the collectives' peer listener binds (grammar below; unset: the one routing to MASTER_ADDR)",
   },
   {
+    name: 'DTRAIN_BUCKET_CAP_MB',
+    filledBy: 'user',
+    optional: true,
+    kind: 'count',
+    default: '25',
+    description: "MiB of gradients per collective: ShardedAdam's default bucket (as DDP's bucket_cap_mb)",
+  },
+  {
     name: 'DTRAIN_FLIGHT_RECORDER',
     filledBy: 'agent',
     launchFact: 'flightRecorder',

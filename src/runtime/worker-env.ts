@@ -76,6 +76,7 @@ export function readWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     schedule: choiceVar(env, 'DTRAIN_SCHEDULE') as ScheduleKind,
     microbatches: positive(env, 'DTRAIN_MICROBATCHES'),
     virtualStages: positive(env, 'DTRAIN_VIRTUAL_STAGES'),
+    bucketCapMb: positive(env, 'DTRAIN_BUCKET_CAP_MB'),
     restartCount: intVar(env, 'TORCHELASTIC_RESTART_COUNT'),
   };
 }

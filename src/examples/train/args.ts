@@ -17,6 +17,8 @@ export interface TrainArgs {
   checkpointDir: string | undefined;
   checkpointEvery: number;
   reportDir: string | undefined;
+  /** false: average the gradients after the backward instead of during it (--no-overlap) */
+  overlap: boolean;
 }
 
 /** A bad command line: the program prints one line and exits 2 (the usage code dtrain itself uses). */
@@ -43,15 +45,16 @@ const usage =
   Object.values(numeric)
     .map(([flag, d]) => `--${flag} N (${d})`)
     .join(', ') +
-  ', --checkpoint-dir DIR, --report-dir DIR';
+  ', --checkpoint-dir DIR, --report-dir DIR, --no-overlap';
 
 export function parseTrainArgs(argv: string[]): TrainArgs {
-  const options: Record<string, { type: 'string' }> = {
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
     'checkpoint-dir': { type: 'string' },
     'report-dir': { type: 'string' },
+    'no-overlap': { type: 'boolean' },
   };
   for (const [flag] of Object.values(numeric)) options[flag] = { type: 'string' };
-  let values: Record<string, string | undefined>;
+  let values: Record<string, string | boolean | undefined>;
   try {
     values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
   } catch (e) {
@@ -59,14 +62,19 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
   }
   const out: Record<string, unknown> = {};
   for (const [key, [flag, fallback]] of Object.entries(numeric)) {
-    const raw = values[flag];
+    const raw = values[flag] as string | undefined;
     const v = raw === undefined ? fallback : Number(raw);
     if (!Number.isFinite(v) || v < 0) throw new TrainUsageError(`--${flag} ${raw}: expected a non-negative number`);
     if (key !== 'lr' && key !== 'weightDecay' && !Number.isInteger(v))
       throw new TrainUsageError(`--${flag} ${raw}: expected a whole number`);
     out[key] = v;
   }
-  const args = { ...out, checkpointDir: values['checkpoint-dir'], reportDir: values['report-dir'] } as TrainArgs;
+  const args = {
+    ...out,
+    checkpointDir: values['checkpoint-dir'],
+    reportDir: values['report-dir'],
+    overlap: values['no-overlap'] !== true,
+  } as TrainArgs;
   if (args.checkpointEvery > 0 && !args.checkpointDir)
     throw new TrainUsageError('--checkpoint-every needs --checkpoint-dir');
   if (args.layers < 4) throw new TrainUsageError(`--layers ${args.layers}: the example needs at least 4 layers`);

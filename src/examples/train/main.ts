@@ -10,6 +10,10 @@
  * 1 / (local batch), and the data group averages, so every topology computes the gradient of the same global
  * mean loss over the same samples. Rank (last stage, data 0) prints `step N loss X` and `eval_loss X`.
  *
+ * The gradient averaging overlaps the backward (--no-overlap: after it): each chunk's last microbatch hands every
+ * layer's gradients to ShardedAdam.beginReduction's reduction as soon as it computed them, and buckets of
+ * DTRAIN_BUCKET_CAP_MB start their all-reduce (ZeRO-2: reduce-scatter) while the next layers compute.
+ *
  * Resuming: from the step of the job's last checkpoint commit (`dist.checkpoint.latest()`: after a restart or a
  * resize of this job, on any world size), else from the checkpoint folder's latest.json (a new job). Every
  * checkpoint is committed (`dist.checkpoint.commit`) once all of its files are written. The global batch is
@@ -25,7 +29,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { init, Pipeline, ShardedAdam, type Dist, type PipelineArray } from 'dtrain';
+import { init, Pipeline, ShardedAdam, type Dist, type GradReduction, type PipelineArray } from 'dtrain';
 import { parseTrainArgs, TrainUsageError, type TrainArgs } from './args.js';
 import {
   CheckpointMismatchError,
@@ -59,6 +63,8 @@ interface RankReport {
   traffic: Traffic;
   paramsSha256: string;
   stepLosses: Record<number, number>;
+  /** wall milliseconds of each step's pipeline and optimizer step (the overlap benchmark reads them) */
+  stepMs: Record<number, number>;
   evalLoss: number | undefined;
   firstStep: number;
   resumedFrom: number | undefined;
@@ -133,6 +139,8 @@ async function main(args: TrainArgs): Promise<void> {
   }
 
   let micro: Samples[] = [];
+  // the step's gradient averaging, started layer by layer during the backward (unless --no-overlap)
+  let reduction: GradReduction | undefined;
   const pipe = new Pipeline({
     group: pg,
     activationSize: (vs) => microRows * specs[split[vs].end - 1].outputs,
@@ -146,11 +154,19 @@ async function main(args: TrainArgs): Promise<void> {
     },
     backward: (gradOutput: PipelineArray | null, _mb: number, stashed) => {
       const model = models[stashed.chunk];
+      // the chunk's last microbatch finishes each layer's gradients: hand them on as they are done
+      const done =
+        reduction && stashed.last
+          ? (k: number) => {
+              const r = model.layerRange(k);
+              reduction!.ready(stashed.chunk, r.start, r.end);
+            }
+          : undefined;
       if (stashed.chunk * pg.size + stage === lastVs) {
         const { acts, grad } = stashed.saved as { acts: StageActivations; grad: Float32Array };
-        return model.backward(grad, acts);
+        return model.backward(grad, acts, done);
       }
-      return model.backward(gradOutput as Float32Array, stashed.saved as StageActivations);
+      return model.backward(gradOutput as Float32Array, stashed.saved as StageActivations, done);
     },
   });
 
@@ -163,6 +179,7 @@ async function main(args: TrainArgs): Promise<void> {
     traffic: { p2pSentBytes: 0, p2pRecvBytes: 0, collectiveBytes: 0, byGroup: {} },
     paramsSha256: '',
     stepLosses: {},
+    stepMs: {},
     evalLoss: undefined,
     firstStep: step + 1,
     resumedFrom,
@@ -208,9 +225,13 @@ async function main(args: TrainArgs): Promise<void> {
     );
     for (const m of models) m.grads.fill(0);
     opt.lr = learningRate(args, step);
-    const result = await pipe.step();
-    await opt.step(models.map((m) => m.grads));
+    const grads = models.map((m) => m.grads);
+    const stepStart = performance.now();
+    reduction = args.overlap ? opt.beginReduction(grads) : undefined;
+    const result = await pipe.step({ gradients: reduction });
+    await opt.step(grads);
     step++;
+    report.stepMs[step] = performance.now() - stepStart;
     report.samples[step] = Array.from(local);
     if (result.loss !== undefined) {
       const mean = new Float64Array([result.loss]);
@@ -263,6 +284,12 @@ async function main(args: TrainArgs): Promise<void> {
   if (printer) {
     const trained = (step - stepsAtStart) * args.globalBatch;
     console.log(`eval_loss ${report.evalLoss!.toFixed(6)}`);
+    const overlap = Object.values(dist.stats().data ?? {}).find((s) => s.overlap)?.overlap;
+    if (overlap)
+      console.log(
+        `grad_overlap buckets ${overlap.buckets} in_flight_ms ${overlap.inFlightMs.toFixed(1)} ` +
+          `overlapped_ms ${overlap.overlappedMs.toFixed(1)} exposed_ms ${overlap.exposedMs.toFixed(1)}`,
+      );
     console.log(
       `train_seconds ${seconds.toFixed(2)} samples_per_second ${(trained / seconds).toFixed(1)} ` +
         `cpu_seconds_all_ranks ${cpuSeconds[0].toFixed(2)}`,

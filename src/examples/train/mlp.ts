@@ -127,12 +127,23 @@ export class StageModel {
     return { output: h, saved };
   }
 
-  /** Accumulates into this.grads; returns the gradient of the stage's input. */
-  backward(gradOutput: Float32Array, saved: StageActivations): Float32Array {
+  /** Where layer k's weights and bias sit in params and grads. */
+  layerRange(k: number): { start: number; end: number } {
+    let start = 0;
+    for (let i = 0; i < k; i++) start += layerParams(this.specs[i]);
+    return { start, end: start + layerParams(this.specs[k]) };
+  }
+
+  /**
+   * Accumulates into this.grads; returns the gradient of the stage's input. onLayerDone(k) runs as soon as
+   * layer k's gradients are computed (last layer first), so their reduction can start during the rest.
+   */
+  backward(gradOutput: Float32Array, saved: StageActivations, onLayerDone?: (k: number) => void): Float32Array {
     let g = gradOutput;
     for (let k = this.layers.length - 1; k >= 0; k--) {
       const l = this.layers[k];
       g = linearBackward(l, saved.inputs[k], saved.outputs[k], g, saved.rows);
+      onLayerDone?.(k);
     }
     return g;
   }

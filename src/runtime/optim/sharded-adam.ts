@@ -4,6 +4,9 @@
  * all-reduce, each rank updates its shard, parameters are all-gathered. Stage 2 also shards gradients:
  * reduce-scatter leaves each rank only its shard of the averaged gradients. All communication goes in
  * buckets of at most `bucketBytes`, so the extra memory beyond the shards stays bounded.
+ *
+ * beginReduction() starts those same buckets' collectives while the backward still runs (grad-reduction.ts);
+ * step() then waits for them instead of reducing. The values and the shards are the same either way.
  */
 import type { Checkpoints, Group } from '../types.js';
 import { readWorkerConfig } from '../worker-env.js';
@@ -20,6 +23,8 @@ import {
 } from './partition.js';
 import { Segments, type Elements } from './segments.js';
 import { loadShards, saveShards, type Hyperparameters, type ShardViews } from './checkpoint.js';
+import { completedInline } from '../native.js';
+import { GradReduction, type OverlapSink, type OverlapSummary, type ReductionBucket } from './grad-reduction.js';
 
 export type ParamDType = KernelDType;
 
@@ -31,7 +36,7 @@ export interface ShardedAdamOptions {
   betas?: readonly [number, number];
   eps?: number;
   weightDecay?: number;
-  /** largest buffer one collective moves (default 16 MiB) */
+  /** largest buffer one collective moves (default: the job's parallelism.bucket_cap_mb, `dist.config`) */
   bucketBytes?: number;
   /** clip gradients to this global L2 norm (computed across all shards) before the update */
   maxGradNorm?: number;
@@ -71,7 +76,6 @@ export interface OptimizerMemory {
   buffers: number;
 }
 
-const DEFAULT_BUCKET_BYTES = 16 * 1024 * 1024;
 /** torch.nn.utils.clip_grad_norm_ adds this to the norm before dividing. */
 const CLIP_EPS = 1e-6;
 
@@ -122,6 +126,10 @@ export class ShardedAdam {
   private readonly threads: number;
   private readonly alloc: BufferAllocator;
   private busy = false;
+  /** the step's reduction started by beginReduction(), and the grads it was started for */
+  private reduction: { run: GradReduction; grads: readonly Elements[] } | undefined;
+  /** one staging buffer per bucket for overlapped reductions (their collectives are in flight together) */
+  private readonly overlapStaging: Float32Array[] = [];
 
   constructor(params: Elements | readonly Elements[], opts: ShardedAdamOptions) {
     if (!opts || !opts.group) throw new OptimizerUsageError('options.group is required');
@@ -161,7 +169,8 @@ export class ShardedAdam {
     this.weightDecay = opts.weightDecay ?? 1e-2;
     if (!(this.weightDecay >= 0)) throw new OptimizerUsageError(`weightDecay must be >= 0, got ${opts.weightDecay}`);
     this.maxGradNorm = opts.maxGradNorm === undefined ? undefined : positive('maxGradNorm', opts.maxGradNorm, 1);
-    this.bucketBytes = Math.floor(positive('bucketBytes', opts.bucketBytes, DEFAULT_BUCKET_BYTES));
+    const bucketBytes = opts.bucketBytes ?? readWorkerConfig().bucketCapMb * 1024 * 1024;
+    this.bucketBytes = Math.floor(positive('bucketBytes', bucketBytes, 0));
     this.simd = opts.simd ?? 'auto';
     this.threads = opts.threads ?? 0;
     this.alloc = opts.alloc ?? plainAllocator;
@@ -197,7 +206,10 @@ export class ShardedAdam {
       states: this.stateBytes,
       gradShard: this.gradShard?.byteLength ?? 0,
       buffers:
-        (this.reduceStaging?.byteLength ?? 0) + (this.gatherIn?.byteLength ?? 0) + (this.gatherOut?.byteLength ?? 0),
+        (this.reduceStaging?.byteLength ?? 0) +
+        (this.gatherIn?.byteLength ?? 0) +
+        (this.gatherOut?.byteLength ?? 0) +
+        this.overlapStaging.reduce((n, b) => n + (b?.byteLength ?? 0), 0),
     };
   }
 
@@ -213,9 +225,16 @@ export class ShardedAdam {
    */
   async step(grads: Elements | readonly Elements[]): Promise<void> {
     const g = this.checkGrads(grads);
+    const started = this.reduction;
+    if (started && !sameArrays(started.grads, g.segments.arrays)) {
+      this.reduction = undefined;
+      throw new OptimizerUsageError('step() got other grads than beginReduction() was given');
+    }
     this.enter('step');
     try {
-      if (this.stage === 1) await this.allReduceGrads(g.segments);
+      this.reduction = undefined;
+      if (started) await started.run.finish();
+      else if (this.stage === 1) await this.allReduceGrads(g.segments);
       else await this.reduceScatterGrads(g.segments);
       let scale = 1;
       if (this.maxGradNorm !== undefined) {
@@ -231,6 +250,28 @@ export class ShardedAdam {
     } finally {
       this.busy = false;
     }
+  }
+
+  /**
+   * Starts this step's gradient averaging ahead of step(grads), bucket by bucket as the backward finishes them:
+   * call ready(array, start?, end?) on the result when those gradient elements are final for the step (after
+   * the last microbatch's backward of that layer). Each bucket (bucketBytes) starts its collective once all of
+   * it is ready, in one order that every rank shares; step(grads) marks the rest ready, waits, and updates.
+   * The grads must not change once marked ready. With `sink`, each finished reduction reports what it overlapped.
+   */
+  beginReduction(grads: Elements | readonly Elements[], sink?: OverlapSink): GradReduction {
+    const g = this.checkGrads(grads);
+    if (this.busy || this.reduction)
+      throw new OptimizerUsageError('beginReduction() called while a step, save, load or reduction is running');
+    const buckets = this.stage === 1 ? this.allReduceBuckets(g.segments) : this.reduceScatterBuckets(g.segments);
+    // the backward finishes the last layers first: post from the end of the flat space
+    const run = new GradReduction(
+      g.segments,
+      buckets.reverse(),
+      sink ?? overlapSinkOf(this.group, this.stage === 1 ? 'allReduce' : 'reduceScatter'),
+    );
+    this.reduction = { run, grads: g.segments.arrays };
+    return run;
   }
 
   /**
@@ -410,6 +451,73 @@ export class ShardedAdam {
     }
   }
 
+  private stagingFor(bucket: number, length: number): Float32Array {
+    const have = this.overlapStaging[bucket];
+    if (have && have.length >= length) return have.subarray(0, length);
+    this.overlapStaging[bucket] = this.alloc(Float32Array, length);
+    return this.overlapStaging[bucket];
+  }
+
+  /** Stage 1's buckets as an overlapped reduction posts them: the same ranges allReduceGrads uses. */
+  private allReduceBuckets(g: Segments): ReductionBucket[] {
+    if (this.group.size === 1) return [];
+    return flatBuckets(g.numel, 4, this.bucketBytes).map((b, i) => ({
+      needs: [b],
+      bytes: (b.end - b.start) * 4,
+      post: () => {
+        const direct = g.contiguous(b);
+        if (direct instanceof Float32Array) return this.group.allReduce(direct, { op: 'avg' });
+        const len = b.end - b.start;
+        const staging = this.stagingFor(i, len);
+        this.gradsToF32(g, b, staging, 0, len);
+        const copyBack = () => {
+          for (const p of g.pieces(b)) {
+            const dst = g.arrays[p.index].subarray(p.local.start, p.local.end);
+            const src = staging.subarray(p.flat.start - b.start, p.flat.end - b.start);
+            this.native.convertElements({ src, srcType: 'float32', dst, dstType: this.gradType(dst) });
+          }
+        };
+        const reduced = this.group.allReduce(staging, { op: 'avg' });
+        if (reduced !== completedInline) return reduced.then(copyBack);
+        copyBack();
+        return reduced;
+      },
+    }));
+  }
+
+  /** Stage 2's buckets as an overlapped reduction posts them: the same chunks reduceScatterGrads uses. */
+  private reduceScatterBuckets(g: Segments): ReductionBucket[] {
+    const { world, shardSize } = this.partition;
+    this.gradShard ??= this.alloc(Float32Array, shardSize);
+    const shard = this.gradShard;
+    if (world === 1)
+      return [
+        {
+          needs: [{ start: 0, end: g.numel }],
+          bytes: 0,
+          post: () => {
+            this.gradsToF32(g, this.shard, shard, 0, shardSize);
+            return completedInline;
+          },
+        },
+      ];
+    return shardBuckets(this.partition, 4, this.bucketBytes).map((b, i) => {
+      const len = b.end - b.start;
+      const ranges = Array.from({ length: world }, (_, r) =>
+        intersect({ start: r * shardSize + b.start, end: r * shardSize + b.end }, { start: 0, end: g.numel }),
+      );
+      return {
+        needs: ranges.filter((r): r is Range => r !== undefined),
+        bytes: world * len * 4,
+        post: () => {
+          const staging = this.stagingFor(i, world * len);
+          ranges.forEach((range, r) => this.gradsToF32(g, range, staging, r * len, len));
+          return this.group.reduceScatter(staging, shard.subarray(b.start, b.end), { op: 'avg' });
+        },
+      };
+    });
+  }
+
   /** L2 norm of the averaged gradients over all shards: local sums of squares, summed over the group. */
   private async globalGradNorm(g: Segments): Promise<number> {
     let local = 0;
@@ -506,4 +614,14 @@ export class ShardedAdam {
       }
     }
   }
+}
+
+function sameArrays(a: readonly Elements[], b: readonly Elements[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** The group's own overlap accounting (NativeGroup's noteOverlap: dist.stats() shows it), when it has one. */
+function overlapSinkOf(group: Group, op: 'allReduce' | 'reduceScatter'): OverlapSink | undefined {
+  const g = group as Group & { noteOverlap?: (s: OverlapSummary & { op: string }) => void };
+  return typeof g.noteOverlap === 'function' ? (s) => g.noteOverlap!({ ...s, op }) : undefined;
 }

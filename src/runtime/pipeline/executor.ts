@@ -32,6 +32,24 @@ export interface Stashed {
   input: PipelineArray | null;
   saved: unknown;
   chunk: number;
+  /**
+   * true for this chunk's last backward of the step: the parameter gradients it accumulates are final once it
+   * returns, and a backward may hand each layer's to the step's gradient reduction as it finishes it
+   */
+  last: boolean;
+}
+
+/**
+ * Where finished gradients go (ShardedAdam.beginReduction's GradReduction): the executor marks chunk c's
+ * gradient array (index c) ready after the chunk's last backward of the step.
+ */
+export interface GradientReadiness {
+  ready(array: number, start?: number, end?: number): void;
+}
+
+export interface StepOptions {
+  /** start the data group's gradient reduction during the backward: each chunk's gradients as they are final */
+  gradients?: GradientReadiness;
 }
 
 type Awaitable<T> = T | Promise<T>;
@@ -114,8 +132,8 @@ export class Pipeline {
   }
 
   /** Runs every microbatch's forward and backward once, in the schedule's order. */
-  async step(): Promise<StepResult> {
-    return new StepRun(this.schedule, this.opts, this.Float).run();
+  async step(opts: StepOptions = {}): Promise<StepResult> {
+    return new StepRun(this.schedule, this.opts, this.Float, opts.gradients).run();
   }
 }
 
@@ -146,13 +164,17 @@ class StepRun {
   private readonly losses: number[] = [];
   private readonly executed: string[] = [];
   private readonly lastVs: number;
+  /** backwards still to run per chunk: the one that brings it to 0 finishes the chunk's gradients */
+  private readonly backwardsLeft: number[];
 
   constructor(
     private readonly s: StageSchedule,
     private readonly o: PipelineOptions,
     private readonly Float: Float32ArrayConstructor | Float64ArrayConstructor,
+    private readonly gradients: GradientReadiness | undefined,
   ) {
     this.lastVs = s.stages * s.virtualStages - 1;
+    this.backwardsLeft = Array.from({ length: s.virtualStages }, () => s.microbatches);
   }
 
   async run(): Promise<StepResult> {
@@ -225,7 +247,7 @@ class StepRun {
     const start = performance.now();
     const out = await this.o.forward(input, microbatch, chunk);
     this.executed.push(this.label('forward', microbatch, chunk));
-    this.stash.set(key(microbatch, chunk), { input, saved: out?.saved, chunk });
+    this.stash.set(key(microbatch, chunk), { input, saved: out?.saved, chunk, last: false });
     this.peakStashed = Math.max(this.peakStashed, this.stash.size);
     if (vs === this.lastVs) {
       if (typeof out?.loss !== 'number')
@@ -253,6 +275,7 @@ class StepRun {
       );
     const gradOutput = vs === this.lastVs ? null : await this.input('grad', microbatch, chunk);
     const start = performance.now();
+    stashed.last = --this.backwardsLeft[chunk] === 0;
     const gradInput = await this.o.backward(gradOutput, microbatch, stashed);
     this.executed.push(this.label('backward', microbatch, chunk));
     this.stash.delete(key(microbatch, chunk));
@@ -267,6 +290,7 @@ class StepRun {
       this.handOn('grad', vs - 1, microbatch, chunk, gradInput);
     }
     this.record('backward', microbatch, chunk, start);
+    if (stashed.last) this.gradients?.ready(chunk);
   }
 
   /** Keeps a result for its send instruction, or gives it straight to the next chunk when that lives here. */

@@ -16,6 +16,8 @@ export {
   scheduleShapeFromEnv,
   type PipelineOptions,
   type StepResult,
+  type StepOptions,
+  type GradientReadiness,
   type StageOutput,
   type Stashed,
   type PipelineOpRecord,

@@ -62,7 +62,14 @@ t.test('unset: the config defaults (collective_timeout 300s, rendezvous.timeout 
   t.equal(w.collectiveTimeoutMs, 300_000);
   t.equal(w.rendezvousTimeoutMs, 60_000);
   t.equal(w.backend, 'auto');
-  t.same(w.config, { zeroStage: 0, schedule: '1f1b', microbatches: 1, virtualStages: 1, restartCount: 0 });
+  t.same(w.config, {
+    zeroStage: 0,
+    schedule: '1f1b',
+    microbatches: 1,
+    virtualStages: 1,
+    bucketCapMb: 25,
+    restartCount: 0,
+  });
 });
 
 t.test('the job settings: zero stage, schedule, microbatches, virtual stages, attempt', async (t) => {
@@ -71,13 +78,22 @@ t.test('the job settings: zero stage, schedule, microbatches, virtual stages, at
     DTRAIN_SCHEDULE: 'interleaved-1f1b',
     DTRAIN_MICROBATCHES: '8',
     DTRAIN_VIRTUAL_STAGES: '2',
+    DTRAIN_BUCKET_CAP_MB: '4',
     TORCHELASTIC_RESTART_COUNT: '3',
   };
-  const want = { zeroStage: 2, schedule: 'interleaved-1f1b', microbatches: 8, virtualStages: 2, restartCount: 3 };
+  const want = {
+    zeroStage: 2,
+    schedule: 'interleaved-1f1b',
+    microbatches: 8,
+    virtualStages: 2,
+    bucketCapMb: 4,
+    restartCount: 3,
+  };
   t.same(readWorkerConfig(env), want);
   t.same(readWorkerEnv(env).config, want);
   t.throws(() => readWorkerConfig({ DTRAIN_ZERO_STAGE: '3' }), { name: 'InitError', message: /not one of 0, 1, 2/ });
   t.throws(() => readWorkerConfig({ DTRAIN_MICROBATCHES: '0' }), /DTRAIN_MICROBATCHES=0 must be at least 1/);
+  t.throws(() => readWorkerConfig({ DTRAIN_BUCKET_CAP_MB: '0' }), /DTRAIN_BUCKET_CAP_MB=0 must be at least 1/);
   t.throws(() => readWorkerEnv({ DTRAIN_BACKEND: 'gloo' }), /DTRAIN_BACKEND=gloo is not one of auto, cpu, nccl/);
 });
 

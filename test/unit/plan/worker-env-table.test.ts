@@ -77,6 +77,7 @@ t.test("a config's env may set only the optional rows", async (t) => {
       'CUDA_VISIBLE_DEVICES',
       'DTRAIN_CHECKPOINT_DIR',
       'DTRAIN_SOCKET_IFNAME',
+      'DTRAIN_BUCKET_CAP_MB',
       'NODE_OPTIONS',
       'PYTHONPATH',
     ],
