@@ -1,19 +1,36 @@
 /**
- * Who gets into the store, written once (PROTOCOL.md "Admission" documents the same numbers). Strangers
- * cost a slot, never the job: connections that have not proved the job key share a small budget of
- * their own and a short deadline, an authenticated connection never counts against that budget, and a
- * full budget evicts its oldest connection rather than turning the newest away. An agent spends one
- * round trip unauthenticated, so idle strangers are always older than it; one evicted anyway is told
- * "busy" and tries again (connectWithRetry).
+ * Who gets into the store, written once (PROTOCOL.md "Admission" documents the same numbers). One policy for
+ * every connection, agent or stranger alike (the store cannot tell them apart before the proof): until it
+ * proves the job key a connection counts against a budget of unauthenticated connections and has a short
+ * deadline; once it has, it never counts against that budget and is never evicted for anyone. A full budget
+ * evicts its oldest connection rather than turning the newest away: an agent spends one round trip
+ * unauthenticated, so idle strangers are always older than it; one evicted anyway is told "busy" and tries
+ * again (retryAdmission, client.ts).
+ *
+ * The budget is as large as the listen backlog, so that a burst of agents (10,000 joining at once) that the
+ * kernel hands over in one turn of the event loop never evicts its own members; strangers may hold at most
+ * a quarter of the file descriptors the store's process may open, so they never starve the agents of them.
  */
 
-/** Connections still authenticating at once; a new one beyond this evicts the oldest. */
-export const preAuthBudget = 64;
+/** Connections still authenticating at once (at most); a new one beyond this evicts the oldest. */
+export const preAuthBudget = 4096;
+/** The budget never drops below this, however low the open-file limit. */
+export const minPreAuthBudget = 64;
+/** The share of the process's open-file limit that strangers may hold (open-files.ts). */
+export const preAuthShareOfOpenFiles = 1 / 4;
+/** The listen backlog the store asks for (Linux caps it at net.core.somaxconn). */
+export const listenBacklog = preAuthBudget;
 /** A connection must finish the handshake within this long of connecting. */
 export const handshakeDeadlineMs = 5000;
 /** Clients that were turned away wait this long before the first retry, doubling up to retryMaxDelayMs. */
 export const retryFirstDelayMs = 50;
 export const retryMaxDelayMs = 2000;
+
+/** The unauthenticated budget of a process that may open `openFiles` files (undefined: not known). */
+export function preAuthBudgetFor(openFiles: number | undefined): number {
+  if (openFiles === undefined || !(openFiles > 0)) return preAuthBudget;
+  return Math.max(minPreAuthBudget, Math.min(preAuthBudget, Math.floor(openFiles * preAuthShareOfOpenFiles)));
+}
 
 /** The unauthenticated connections, oldest first, within their budget. */
 export class PreAuthQueue<T> {

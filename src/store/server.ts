@@ -7,7 +7,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { StartError } from '../util/errors.js';
-import { PreAuthQueue, handshakeDeadlineMs, preAuthBudget } from './admission.js';
+import { PreAuthQueue, handshakeDeadlineMs, listenBacklog, preAuthBudgetFor } from './admission.js';
 import {
   RejectReason,
   ServerHandshake,
@@ -26,6 +26,7 @@ import {
   maxPreAuthBodyBytes,
   type Message,
 } from './frame.js';
+import { openFileLimit } from './open-files.js';
 import { StoreState, type Requester } from './state.js';
 
 export interface StoreServerOptions {
@@ -36,7 +37,7 @@ export interface StoreServerOptions {
   jobKey: Buffer;
   /** a connection that has not authenticated by then is closed; default handshakeDeadlineMs */
   authTimeoutMs?: number;
-  /** connections still authenticating at once; a new one evicts the oldest; default preAuthBudget */
+  /** connections still authenticating at once; a new one evicts the oldest; default preAuthBudgetFor(limit) */
   maxUnauthenticated?: number;
   /** largest request body after authentication; default 64 MiB */
   maxBodyBytes?: number;
@@ -106,12 +107,12 @@ export class StoreServer {
     const tcp = net.createServer({ noDelay: true });
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, host, port)));
-      tcp.listen({ host, port, exclusive: true }, () => resolve());
+      tcp.listen({ host, port, exclusive: true, backlog: listenBacklog }, () => resolve());
     });
     const server = new StoreServer(tcp, {
       jobKey: Buffer.from(opts.jobKey),
       authTimeoutMs: opts.authTimeoutMs ?? handshakeDeadlineMs,
-      maxUnauthenticated: opts.maxUnauthenticated ?? preAuthBudget,
+      maxUnauthenticated: opts.maxUnauthenticated ?? preAuthBudgetFor(openFileLimit()),
       maxBodyBytes: opts.maxBodyBytes ?? maxBodyBytes,
       onViolation: opts.onViolation,
     });

@@ -8,6 +8,7 @@
  * connection closes, so an agent that dies is lost at once rather than after heartbeat.timeout.
  */
 import net from 'node:net';
+import { listenBacklog } from '../../store/admission.js';
 import { StartError } from '../../util/errors.js';
 
 export interface FrontDoor {
@@ -32,7 +33,8 @@ export async function openFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor> 
   const server = net.createServer({ noDelay: true });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, opts.host, opts.port)));
-    server.listen({ host: opts.host, port: opts.port, exclusive: true }, () => resolve());
+    // The store's backlog: agents joining together wait in the kernel, not evicted (store/PROTOCOL.md).
+    server.listen({ host: opts.host, port: opts.port, exclusive: true, backlog: listenBacklog }, () => resolve());
   });
   server.removeAllListeners('error');
   server.on('error', () => {}); // accept errors (EMFILE...) must not take the controller down

@@ -1,0 +1,439 @@
+#!/usr/bin/env node
+// Store rendezvous: the time for N simulated agents to rendezvous through one store, for dtrain's store
+// (authenticated TCP, the agents' own client), PyTorch's TCPStore (the one python3-torch ships) and etcd
+// (etcd-server, the store torchrun's etcd rendezvous uses), driven the same way. Every client opens its own
+// connection (dtrain: and authenticates with the job key), SETs its member key, increments the count
+// (dtrain and TCPStore: ADD; etcd has no counter: the revision its PUT returns is the increment, and the
+// client that sees the N-th one is the last), the last one SETs "all", and every client waits for "all"
+// (dtrain and TCPStore: a blocking GET; etcd: a range, then a watch) and checks it holds N. The time is the
+// driver's, from "go" to the last client having seen everyone: connection and authentication included,
+// process starts excluded (the clients' processes load their code and say ready first). Each repeat runs a
+// fresh server; the implementations alternate, the order reversing every other repeat. Reports mean, p50
+// and p99 (nearest rank) over the repeats, per implementation and N.
+//
+//   node scripts/bench/store-rendezvous.mjs [--sizes 100,1000,10000] [--repeats 5] [--procs 4]
+//        [--impls dtrain,tcpstore,etcd] [--json]
+//
+// Needs a build (npm run build), /usr/bin/python3 with torch, and etcd on the PATH. The clients live in
+// --procs processes, N/procs connections each; the store and the driver in their own. Job keys travel on
+// stdin, never in argv or the environment.
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const self = fileURLToPath(import.meta.url);
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Lines of a child's stdout, one promise per line asked for. */
+function lines(child) {
+  let buf = '';
+  const queue = [];
+  const waiting = [];
+  child.stdout.on('data', (d) => {
+    buf += d;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (waiting.length) waiting.shift().resolve(line);
+      else queue.push(line);
+    }
+  });
+  child.once('exit', (code, signal) => {
+    for (const w of waiting.splice(0)) w.reject(new Error(`exited ${code ?? signal} (${buf.trim()})`));
+  });
+  return () =>
+    queue.length ? Promise.resolve(queue.shift()) : new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+}
+
+const exited = (child) =>
+  child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((r) => child.once('exit', () => r()));
+
+// ---------------------------------------------------------------- client roles (child processes)
+
+/** Reads stdin lines: the setup line(s), then "go", then anything (or EOF) to close and exit. */
+async function clientRole(run) {
+  const next = lines({ stdout: process.stdin, once: (_, cb) => process.stdin.once('end', cb) });
+  const setup = JSON.parse(await next());
+  const secret = setup.secret ? Buffer.from(await next(), 'hex') : undefined;
+  const prepared = await run.prepare?.(setup, secret);
+  process.stdout.write('ready\n');
+  await next();
+  try {
+    const held = await Promise.all(
+      Array.from({ length: setup.count }, (_, i) => run.one(setup, setup.first + i, secret, prepared)),
+    );
+    process.stdout.write('done\n');
+    await next().catch(() => {});
+    await Promise.all(held.map((c) => c?.close?.()));
+  } catch (err) {
+    process.stdout.write(`failed ${err.message.split('\n')[0]}\n`);
+  }
+  process.exit(0);
+}
+
+const dtrainClient = {
+  async prepare() {
+    return await import(join(root, 'dist/store/index.js'));
+  },
+  async one({ port, n, prefix }, i, jobKey, { StoreClient }) {
+    // The agent's own connect: retries with backoff while the store turns it away before authentication.
+    const c = await StoreClient.connectTcp({ host: '127.0.0.1', port, jobKey, retryForMs: 120000, timeoutMs: 120000 });
+    await c.set(`${prefix}/member/${i}`, 'x');
+    if ((await c.add(`${prefix}/count`, 1)) === n) await c.set(`${prefix}/all`, String(n));
+    const all = (await c.get(`${prefix}/all`, 120000)).toString();
+    if (all !== String(n)) throw new Error(`client ${i} saw ${all} of ${n}`);
+    return c;
+  },
+};
+
+/** etcd v3 through its JSON gateway; one keep-alive connection per client. */
+function etcdCall(agent, port, path, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(text)) : reject(new Error(text))));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+const b64 = (s) => Buffer.from(s).toString('base64');
+
+/** Resolves once a PUT of `key` at or after `revision` is seen, on a watch stream. */
+function etcdWatch(agent, port, key, revision) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/v3/watch', method: 'POST', agent }, (res) => {
+      let buf = '';
+      res.on('data', (d) => {
+        buf += d;
+        // The gateway streams one JSON object per message.
+        for (let end = buf.indexOf('}\n'); end >= 0; end = buf.indexOf('}\n')) {
+          const msg = JSON.parse(buf.slice(0, end + 1));
+          buf = buf.slice(end + 2);
+          const ev = msg.result?.events?.find((e) => e.kv?.key === b64(key));
+          if (ev) {
+            resolve(Buffer.from(ev.kv.value, 'base64').toString());
+            req.destroy();
+          }
+        }
+      });
+      res.on('error', () => {});
+    });
+    req.on('error', (err) => (err.code === 'ECONNRESET' ? undefined : reject(err)));
+    req.write(JSON.stringify({ create_request: { key: b64(key), start_revision: String(revision) } }) + '\n');
+  });
+}
+
+const etcdClient = {
+  async one({ port, n, prefix, base }, i) {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const put = await etcdCall(agent, port, '/v3/kv/put', { key: b64(`${prefix}/member/${i}`), value: b64('x') });
+    // The store's revision goes up by one per PUT: the N-th member's PUT is revision base + N.
+    if (Number(put.header.revision) === base + n) {
+      await etcdCall(agent, port, '/v3/kv/put', { key: b64(`${prefix}/all`), value: b64(String(n)) });
+    }
+    const got = await etcdCall(agent, port, '/v3/kv/range', { key: b64(`${prefix}/all`) });
+    const all = got.kvs?.length
+      ? Buffer.from(got.kvs[0].value, 'base64').toString()
+      : await etcdWatch(new http.Agent({ keepAlive: false }), port, `${prefix}/all`, Number(got.header.revision) + 1);
+    if (all !== String(n)) throw new Error(`client ${i} saw ${all} of ${n}`);
+    return { close: () => agent.destroy() };
+  },
+};
+
+// TCPStore clients: one thread each (its calls are blocking; they release the GIL).
+const torchClients = `
+import sys, threading, datetime, resource, json
+import torch.distributed as d
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+threading.stack_size(256 * 1024)
+s = json.loads(sys.stdin.readline())
+n, prefix = s['n'], s['prefix']
+print('ready', flush=True)
+sys.stdin.readline()
+held, errors = [], []
+def one(i):
+    try:
+        c = d.TCPStore('127.0.0.1', s['port'], n, False, timeout=datetime.timedelta(seconds=120),
+                       wait_for_workers=False)
+        c.set(f'{prefix}/member/{i}', 'x')
+        if c.add(f'{prefix}/count', 1) == n:
+            c.set(f'{prefix}/all', str(n))
+        got = c.get(f'{prefix}/all').decode()
+        if got != str(n):
+            raise RuntimeError(f'client {i} saw {got} of {n}')
+        held.append(c)
+    except Exception as e:
+        errors.append(str(e).split(chr(10))[0])
+threads = [threading.Thread(target=one, args=(s['first'] + k,)) for k in range(s['count'])]
+for t in threads: t.start()
+for t in threads: t.join()
+print(f'failed {errors[0]}' if errors else 'done', flush=True)
+sys.stdin.readline()
+`;
+
+const torchMaster = `
+import sys, datetime, resource
+import torch.distributed as d
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+s = d.TCPStore('127.0.0.1', 0, int(sys.argv[1]), True, timeout=datetime.timedelta(seconds=120),
+               wait_for_workers=False)
+print(s.port, flush=True)
+sys.stdin.read()
+`;
+
+// ---------------------------------------------------------------- driver
+
+const pythonPath = '/usr/bin/python3';
+
+function spawnNode(role, extra = []) {
+  return spawn(process.execPath, [self, role, ...extra], { stdio: ['pipe', 'pipe', 'inherit'] });
+}
+
+/** Starts `procs` client processes, says go, and returns the ms until every one reported done. */
+async function rendezvous(procs, makeChild, setupFor, secret) {
+  const children = [];
+  try {
+    const nexts = [];
+    for (let p = 0; p < procs.length; p++) {
+      const child = makeChild();
+      children.push(child);
+      nexts.push(lines(child));
+      child.stdin.write(JSON.stringify(setupFor(procs[p])) + '\n');
+      if (secret) child.stdin.write(secret.toString('hex') + '\n');
+    }
+    for (const next of nexts) if ((await next()) !== 'ready') throw new Error('a client process did not start');
+    const started = performance.now();
+    for (const c of children) c.stdin.write('go\n');
+    const results = await Promise.all(nexts.map((next) => next()));
+    const ms = performance.now() - started;
+    const failed = results.find((r) => r !== 'done');
+    if (failed) throw new Error(failed);
+    return ms;
+  } finally {
+    for (const c of children) c.stdin.end('stop\n');
+    await Promise.all(children.map(exited));
+  }
+}
+
+/** Shares of n over procs processes: [{first, count}]. */
+function shares(n, procs) {
+  const out = [];
+  for (let p = 0, first = 0; p < procs; p++) {
+    const count = Math.floor(n / procs) + (p < n % procs ? 1 : 0);
+    if (count) out.push({ first, count });
+    first += count;
+  }
+  return out;
+}
+
+const runners = {
+  async dtrain(n, procs, trial) {
+    const jobKey = randomBytes(32);
+    const server = spawnNode('dtrain-server');
+    const next = lines(server);
+    server.stdin.write(jobKey.toString('hex') + '\n');
+    const port = Number(await next());
+    try {
+      return await rendezvous(
+        shares(n, procs),
+        () => spawnNode('dtrain-clients'),
+        (s) => ({ ...s, port, n, prefix: `r${trial}`, secret: true }),
+        jobKey,
+      );
+    } finally {
+      server.stdin.end();
+      await exited(server);
+    }
+  },
+  async tcpstore(n, procs, trial) {
+    const master = spawn(pythonPath, ['-c', torchMaster, String(n)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const port = Number(await lines(master)());
+    try {
+      return await rendezvous(
+        shares(n, procs),
+        () => spawn(pythonPath, ['-c', torchClients], { stdio: ['pipe', 'pipe', 'inherit'] }),
+        (s) => ({ ...s, port, n, prefix: `r${trial}` }),
+      );
+    } finally {
+      master.stdin.end();
+      await exited(master);
+    }
+  },
+  async etcd(n, procs, trial) {
+    const { port, stop } = await startEtcd();
+    try {
+      const agent = new http.Agent({ keepAlive: false });
+      const prefix = `r${trial}`;
+      const start = await etcdCall(agent, port, '/v3/kv/put', { key: b64(`${prefix}/start`), value: b64('') });
+      const base = Number(start.header.revision);
+      return await rendezvous(
+        shares(n, procs),
+        () => spawnNode('etcd-clients'),
+        (s) => ({ ...s, port, n, prefix, base }),
+      );
+    } finally {
+      await stop();
+    }
+  },
+};
+
+/** A fresh single-member etcd on loopback, its data in a temporary folder (on disk, fsync as shipped). */
+async function startEtcd() {
+  const dir = mkdtempSync(join(tmpdir(), 'dtrain-bench-etcd-'));
+  const port = 23790 + Math.floor(Math.random() * 1000) * 2;
+  const url = (p) => `http://127.0.0.1:${p}`;
+  const etcd = spawn(
+    'etcd',
+    [
+      '--data-dir',
+      join(dir, 'data'),
+      '--listen-client-urls',
+      url(port),
+      '--advertise-client-urls',
+      url(port),
+      '--listen-peer-urls',
+      url(port + 1),
+      '--initial-advertise-peer-urls',
+      url(port + 1),
+      '--initial-cluster',
+      `default=${url(port + 1)}`,
+      '--logger',
+      'zap',
+      '--log-level',
+      'error',
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const stop = async () => {
+    etcd.kill('SIGTERM');
+    await exited(etcd);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  for (let i = 0; i < 200; i++) {
+    const ok = await etcdCall(new http.Agent(), port, '/v3/kv/range', { key: b64('x') }).then(
+      () => true,
+      () => false,
+    );
+    if (ok) return { port, stop };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await stop();
+  throw new Error('etcd did not answer within 10 s');
+}
+
+async function serverRole() {
+  const next = lines({ stdout: process.stdin, once: (_, cb) => process.stdin.once('end', cb) });
+  const jobKey = Buffer.from(await next(), 'hex');
+  const { StoreServer } = await import(join(root, 'dist/store/index.js'));
+  let evicted = 0;
+  const server = await StoreServer.start({ jobKey, onViolation: (why) => void (evicted += /evicted/.test(why)) });
+  process.on('exit', () => process.env.DTRAIN_BENCH_VERBOSE && console.error(`store: ${evicted} evicted`));
+  process.stdout.write(`${server.port}\n`);
+  process.stdin.once('end', () => void server.close().then(() => process.exit(0)));
+}
+
+function percentile(sorted, q) {
+  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length))) - 1];
+}
+
+async function main() {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      sizes: { type: 'string', default: '100,1000,10000' },
+      repeats: { type: 'string', default: '5' },
+      procs: { type: 'string', default: '4' },
+      impls: { type: 'string', default: 'dtrain,tcpstore,etcd' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const sizes = values.sizes.split(',').map(Number);
+  const repeats = Number(values.repeats);
+  const procs = Number(values.procs);
+  const impls = values.impls.split(',');
+  for (const impl of impls) if (!runners[impl]) throw new Error(`--impls: unknown ${impl}`);
+  const torch = spawnSync(pythonPath, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  const etcdVersion = spawnSync('etcd', ['--version'], { encoding: 'utf8' });
+  const versions = {
+    torch: torch.status === 0 ? torch.stdout.trim() : 'unavailable',
+    etcd: etcdVersion.status === 0 ? /etcd Version: (\S+)/.exec(etcdVersion.stdout)?.[1] : 'unavailable',
+  };
+  const loadBefore = loadavg();
+  const rows = [];
+  let trial = 0;
+  for (const n of sizes) {
+    const times = Object.fromEntries(impls.map((i) => [i, []]));
+    const errors = {};
+    for (let r = 0; r < repeats; r++) {
+      for (const impl of r % 2 ? [...impls].reverse() : impls) {
+        if (errors[impl]) continue;
+        try {
+          times[impl].push(await runners[impl](n, procs, trial++));
+          console.error(`${impl} ${n}: ${times[impl].at(-1).toFixed(1)} ms`);
+        } catch (err) {
+          errors[impl] = err.message;
+          console.error(`${impl} ${n}: failed: ${err.message}`);
+        }
+      }
+    }
+    for (const impl of impls) {
+      const t = [...times[impl]].sort((a, b) => a - b);
+      const mean = t.reduce((s, x) => s + x, 0) / (t.length || NaN);
+      rows.push({
+        impl,
+        clients: n,
+        repeats: t.length,
+        mean_ms: mean,
+        p50_ms: percentile(t, 0.5),
+        p99_ms: percentile(t, 0.99),
+        error: errors[impl],
+      });
+    }
+  }
+  const machine = {
+    cpu: cpus()[0]?.model ?? '?',
+    cores: cpus().length,
+    load_before: loadBefore.map((l) => +l.toFixed(2)),
+    load_after: loadavg().map((l) => +l.toFixed(2)),
+  };
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ procs, repeats, versions, machine, rows }, null, 2) + '\n');
+    return;
+  }
+  console.log(
+    `store rendezvous: N clients, each connects, SETs, ADDs and waits for all; ${repeats} repeats, alternating; ` +
+      `clients in ${procs} processes`,
+  );
+  console.log(`PyTorch ${versions.torch} (TCPStore), etcd ${versions.etcd}`);
+  console.log(
+    `machine: ${machine.cpu}, ${machine.cores} cores; load ${machine.load_before.join(' ')} before, ` +
+      `${machine.load_after.join(' ')} after`,
+  );
+  const pad = (s, w) => String(s).padStart(w);
+  console.log(`${'impl'.padEnd(10)}${pad('clients', 8)}${pad('mean ms', 10)}${pad('p50 ms', 10)}${pad('p99 ms', 10)}`);
+  for (const r of rows) {
+    const f = (x) => (Number.isFinite(x) ? x.toFixed(1) : '-');
+    const note = r.error ? `  failed: ${r.error}` : '';
+    console.log(
+      `${r.impl.padEnd(10)}${pad(r.clients, 8)}${pad(f(r.mean_ms), 10)}${pad(f(r.p50_ms), 10)}${pad(f(r.p99_ms), 10)}` +
+        note,
+    );
+  }
+}
+
+const role = process.argv[2];
+if (role === 'dtrain-server') await serverRole();
+else if (role === 'dtrain-clients') await clientRole(dtrainClient);
+else if (role === 'etcd-clients') await clientRole(etcdClient);
+else await main();
