@@ -73,28 +73,43 @@ export function summarizeTimes(values) {
   return { n: s.length, mean: s.reduce((a, b) => a + b, 0) / (s.length || NaN), p50: rank(0.5), p99: rank(0.99) };
 }
 
+/** A paragraph broken at spaces into lines of at most `width` characters (a longer word stays whole). */
+export function wrap(text, width = 120) {
+  const lines = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines.join('\n');
+}
+
 /**
- * One figure's section: heading, how it was run (command, date, machine, load before/after, that the reference
+ * One figure's section: heading, how it was run (command, date, machine, load before/after, how the reference
  * ran in the same run), the figure, the table, notes. `run` is { command, started, finished, machine:
- * { cores, cpu, load_before, load_after }, quick }.
+ * { cores, cpu, load_before, load_after }, quick }; `reference` says how the reference shared the run.
  */
-export function renderSection({ heading, run, svgPath, alt, table, notes = [], skipped, pending }) {
+export function renderSection({ heading, run, svgPath, alt, table, notes = [], reference, skipped, pending }) {
   const lines = [`### ${heading}`, ''];
   if (skipped || pending) {
-    lines.push(skipped ? `Skipped: ${skipped}` : `Not run yet: ${pending}`, '');
+    lines.push(wrap(skipped ? `Skipped: ${skipped}` : `Not run yet: ${pending}`), '');
     return lines.join('\n');
   }
   if (run.quick) lines.push('**Quick run, not for quoting**: few sizes and runs, to check the pipeline.', '');
   const m = run.machine;
   lines.push(
-    `Command: \`${run.command}\`  `,
-    `Run ${run.started} to ${run.finished} on ${m.cores} cores (${m.cpu}); load average ` +
-      `${m.load_before.join(' ')} before, ${m.load_after.join(' ')} after. The reference ran in the same run, ` +
-      'alternating with dtrain.',
+    wrap(
+      `Command: \`${run.command}\`. Run from ${run.started} to ${run.finished} on ${m.cores} cores (${m.cpu}); ` +
+        `load average (1, 5, 15 min) ${m.load_before.join(' ')} before, ${m.load_after.join(' ')} after. ` +
+        (reference ?? 'The reference ran in the same run, alternating with dtrain.'),
+    ),
     '',
   );
   if (svgPath) lines.push(`![${alt ?? heading}](${svgPath})`, '');
   if (table) lines.push(table, '');
-  for (const n of notes) lines.push(n, '');
+  for (const n of notes) lines.push(n.startsWith('![') ? n : wrap(n), '');
   return lines.join('\n');
 }

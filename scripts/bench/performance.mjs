@@ -15,6 +15,7 @@
 //   f  training throughput vs world against PyTorch DDP (train-vs-torch.mjs)
 //
 // --quick: few sizes and runs, to check the pipeline; the document then says "quick run, not for quoting".
+// --render-only: no benchmarks; redraws the figures and sections from the results saved in docs/perf/*.json.
 // A run of some figures (--only) keeps the others' sections as they were. Needs root (mpirun, network
 // namespaces), a build (npm run build) and the references: mpicc/mpirun, pdsh, hyperfine, python3 with torch.
 import { spawnSync } from 'node:child_process';
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     doc: { type: 'string', default: join(root, 'docs/performance.md') },
     figures: { type: 'string', default: join(root, 'docs/perf') },
+    'render-only': { type: 'boolean', default: false },
   },
 });
 const only = values.only.split(',').map((s) => s.trim());
@@ -177,6 +179,7 @@ function renderLaunch({ result }) {
   );
   return {
     svg,
+    reference: 'mpirun ran in the same run, alternating with dtrain run by run.',
     table,
     notes: [
       '`dtrain launch --nproc-per-node N -- /bin/true` (the controller, its in-process agent and supervision, as ' +
@@ -268,6 +271,9 @@ function renderSsh({ result }) {
   );
   return {
     svg,
+    reference:
+      "pdsh ran in the same hyperfine run as dtrain, on the same testbed (hyperfine runs each command's runs " +
+      'back to back, one command after the other).',
     extra: { name: 'b-ssh-launch-cpu', svg: cpuSvg, alt: 'launcher CPU per host vs hosts' },
     table,
     notes: [
@@ -321,6 +327,8 @@ function renderCollectives({ result }) {
   );
   return {
     svg,
+    reference:
+      'OpenMPI (C) and Gloo ran in the same run, alternating with dtrain (the order reverses every other round).',
     table,
     notes: [
       `${result.rounds} alternating rounds; every op timed; busbw = size / mean op time (2 ranks: busbw = algbw). ` +
@@ -386,9 +394,12 @@ function renderHierarchical({ result }) {
   const failures = result.filter((r) => r.openmpi_error);
   return {
     svg,
+    reference:
+      'At each rate and host count, flat, hierarchical and OpenMPI ran one after the other on the same testbed, ' +
+      'in the same run.',
     table,
     notes: [
-      `Mean of ${result[0]?.rows.length ? 'the timed ops' : '-'} per size (\`dtrain bench\`'s time_us; OpenMPI's ` +
+      `Mean of ${result[0]?.iters} ops per size (\`dtrain bench\`'s time_us; OpenMPI's ` +
         "per-op samples summarised with bench-stats.ts). Every host's egress goes through a tbf qdisc at the " +
         'limit; the achieved rate is one TCP stream of 64 MiB from host 1 to host 2. Flat: one TCP ring over all ' +
         'ranks (DTRAIN_HIERARCHICAL=0); hierarchical: shared memory within a host, TCP between hosts. OpenMPI: ' +
@@ -444,9 +455,10 @@ function renderStore({ result }) {
   );
   return {
     svg,
+    reference: 'TCPStore and etcd ran in the same run, alternating with dtrain (the order reverses every repeat).',
     table,
     notes: [
-      `Clients in ${result.procs} processes; ${result.repeats} repeats, implementations alternating, a fresh ` +
+      `Clients in ${result.procs} processes; ${result.repeats} repeat${result.repeats === 1 ? '' : 's'}, implementations alternating, a fresh ` +
         'server per repeat (the method is in the header of scripts/bench/store-rendezvous.mjs). TCPStore is the ' +
         "one Debian's python3-torch ships; etcd is Debian's etcd-server.",
     ],
@@ -499,6 +511,7 @@ function renderTrain({ result }) {
   );
   return {
     svg,
+    reference: 'PyTorch DDP ran in the same run, alternating with dtrain (dtrain first in even rounds).',
     table,
     notes: [
       `Global batch ${result.globalBatch} split over the ranks, ${result.steps} steps, ${result.rounds} alternating ` +
@@ -554,17 +567,18 @@ const updates = new Map();
 let failed = 0;
 for (const id of only) {
   const f = figures[id];
-  const skipped = f.skip?.();
+  const skipped = values['render-only'] ? null : f.skip?.();
   if (skipped) {
     console.error(`performance: (${id}) skipped: ${skipped}`);
     updates.set(id, renderSection({ heading: f.heading, skipped }));
     continue;
   }
   try {
-    const measuredRun = f.run();
+    const saved = join(figDir, `${f.name}.json`);
+    const measuredRun = values['render-only'] ? JSON.parse(readFileSync(saved, 'utf8')) : f.run();
     const out = f.render(measuredRun);
     writeFileSync(join(figDir, `${f.name}.svg`), out.svg);
-    writeFileSync(join(figDir, `${f.name}.json`), JSON.stringify(measuredRun, null, 2) + '\n');
+    writeFileSync(saved, JSON.stringify(measuredRun, null, 2) + '\n');
     const notes = [...out.notes];
     if (out.extra) {
       writeFileSync(join(figDir, `${out.extra.name}.svg`), out.extra.svg);
@@ -578,6 +592,7 @@ for (const id of only) {
         svgPath: relFig(`${f.name}.svg`),
         table: out.table,
         notes,
+        reference: out.reference,
       }),
     );
   } catch (err) {

@@ -85,12 +85,14 @@ export function lineChart(spec) {
   const fy = y.format ?? defaultFormat;
 
   const out = [];
+  const LEGEND_ROW = 18;
+  const total = HEIGHT + 6 + LEGEND_ROW * series.length; // the legend sits below the plot, never over a line
   out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${WIDTH} ${HEIGHT}" width="${WIDTH}" height="${HEIGHT}" ` +
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${WIDTH} ${total}" width="${WIDTH}" height="${total}" ` +
       `font-family="sans-serif" font-size="12">`,
   );
   out.push(`<title>${escapeXml(title)}</title>`);
-  out.push(`<rect width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`);
+  out.push(`<rect width="${WIDTH}" height="${total}" fill="#ffffff"/>`);
   out.push(`<text x="${WIDTH / 2}" y="20" text-anchor="middle" font-size="14">${escapeXml(title)}</text>`);
   // grid and ticks
   for (const t of xTicks) {
@@ -133,16 +135,16 @@ export function lineChart(spec) {
     for (const [px, py] of s.points)
       out.push(`<circle cx="${num(sx(px))}" cy="${num(sy(py))}" r="3" fill="${colour}"/>`);
   });
-  // legend, top left inside the plot
+  // legend: one row per series under the x label
   series.forEach((s, i) => {
-    const ly = plot.y1 + 12 + i * 18;
+    const ly = HEIGHT + 6 + i * LEGEND_ROW;
     const colour = COLOURS[i % COLOURS.length];
     const dash = DASHES[i % DASHES.length];
     out.push(
-      `<g class="legend"><rect x="${plot.x0 + 8}" y="${ly - 11}" width="${8 + 26 + 7 * s.name.length}" height="16" ` +
-        `fill="#ffffff" fill-opacity="0.8"/><line x1="${plot.x0 + 12}" y1="${ly - 3}" x2="${plot.x0 + 36}" ` +
-        `y2="${ly - 3}" stroke="${colour}" stroke-width="2"${dash ? ` stroke-dasharray="${dash}"` : ''}/>` +
-        `<text x="${plot.x0 + 42}" y="${ly + 1}">${escapeXml(s.name)}</text></g>`,
+      `<g class="legend"><line x1="${plot.x0}" y1="${ly - 4}" x2="${plot.x0 + 28}" y2="${ly - 4}" ` +
+        `stroke="${colour}" stroke-width="2"${dash ? ` stroke-dasharray="${dash}"` : ''}/>` +
+        `<circle cx="${plot.x0 + 14}" cy="${ly - 4}" r="3" fill="${colour}"/>` +
+        `<text x="${plot.x0 + 36}" y="${ly}">${escapeXml(s.name)}</text></g>`,
     );
   });
   out.push('</svg>');
