@@ -106,7 +106,7 @@ function figureLaunch() {
   const workers = quick ? [4, 64, 256] : [4, 16, 64, 256];
   const runs = quick ? 2 : 20;
   const RUN_LIMIT_MS = 60_000;
-  const command = `local launch: ${runs} alternating runs per count of workers, after one warm-up each`;
+  const command = `node scripts/bench/performance.mjs --only a${quick ? ' --quick' : ''}`;
   return measured(command, () => {
     const rows = [];
     for (const n of workers) {
@@ -204,7 +204,8 @@ function renderLaunch({ result }) {
     reference: 'mpirun ran in the same run, alternating with dtrain run by run.',
     table,
     notes: [
-      '`dtrain launch --nproc-per-node N -- /bin/true` (the controller, its in-process agent and supervision, as ' +
+      `${result.runs} runs of each per count of workers, alternating, after one warm-up each: ` +
+        '`dtrain launch --nproc-per-node N -- /bin/true` (the controller, its in-process agent and supervision, as ' +
         'users run it through `bin/dtrain`) against `mpirun --allow-run-as-root --oversubscribe -np N /bin/true`; ' +
         'each run timed from spawn to exit by the generator, CPU of the whole process tree from the kernel ' +
         "(children's user + system time). The ratio is the median of the per-pair ratios. A run still going " +
