@@ -20,6 +20,8 @@
 #   plain login: the same hosts with root's ~/.bashrc empty in their sessions (netns-hosts.sh --plain-login).
 # Both tools go through the same sshd and the same login shell in each; only the login's rc differs.
 #   scripts/bench/ssh-launch.sh [hosts=8] [runs=10] [both|as-is|plain]   (root; needs a built dist/: npm run build)
+# DTRAIN_BENCH_JSON=FILE also appends one JSON line per testbed to FILE (what is printed stays the same): the
+# label, host count, hyperfine's per-run seconds of each command, and the CPU figures above in ms.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 hosts=${1:-8}
@@ -113,6 +115,16 @@ measure() {
   console.log(`dtrain spawner alone          ${ms(s.mean)} ms ± ${ms(s.stddev)} (median ${ms(s.median)})`);
   console.log(`ratio dtrain launch / pdsh (mean) ${(d.mean / p.mean).toFixed(2)}, (median) ${(d.median / p.median).toFixed(2)}`);
   ' "$out/result.json"
+  if [ -n "${DTRAIN_BENCH_JSON:-}" ]; then
+    node -e '
+    const [file, label, hosts, cpuPdsh, cpuLaunch, ownPdsh, ownLaunch] = process.argv.slice(1);
+    const [pdsh, launch, spawner] = JSON.parse(require("fs").readFileSync(file, "utf8")).results.map((r) => r.times);
+    const n = Number(hosts);
+    console.log(JSON.stringify({ label, hosts: n, seconds: { pdsh, launch, spawner },
+      cpu_all_ms: { pdsh: +cpuPdsh, launch: +cpuLaunch },
+      controller_cpu_ms_per_host: { pdsh: ownPdsh / n, launch: ownLaunch / n } }));
+    ' "$out/result.json" "$label" "$hosts" "$cpu_pdsh" "$cpu_launch" "$own_pdsh" "$own_launch" >>"$DTRAIN_BENCH_JSON"
+  fi
 }
 
 if [ "$which" != plain ]; then measure "login as this machine has it (root's ~/.bashrc)"; fi
