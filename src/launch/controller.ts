@@ -266,7 +266,8 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
           if (r.status === 'fulfilled') return;
           if (interruptedBy) throw r.reason;
           const id = remoteSpecs[i].node.node_rank;
-          notStarted.push({ id, why: `could not start: ${(r.reason as Error).message}` });
+          const why = (r.reason as Error).message.split('\n').map((l) => l.trim());
+          notStarted.push({ id, why: `could not start: ${why.filter(Boolean).join(' ')}` });
           view.status.nodeLost(id);
         });
       }

@@ -384,7 +384,11 @@ export class Supervisor {
         const next = await m.plan(attempt, restarts);
         if ('cannotContinue' in next) {
           const message = `cannot continue: ${next.cannotContinue}`;
-          if (!last) return { outcome: { kind: 'cannot-start', message }, summary: this.emptySummary(message) };
+          if (!last) {
+            // the nodes that did start are let go: nothing runs on them
+            await Promise.all(this.nodes().map((n) => n.close()));
+            return { outcome: { kind: 'cannot-start', message }, summary: this.emptySummary(message) };
+          }
           last.rootCause = { ...noExit(), attempt: last.attempt, message };
           break;
         }

@@ -65,7 +65,10 @@ class Node implements NodeHandle {
   }
   kill() {}
   forward() {}
-  async close() {}
+  closed = false;
+  async close() {
+    this.closed = true;
+  }
   exit(attempt: number, rank: number, code: number | null, signal: string | null = null) {
     this.emit({
       type: 'exit',
@@ -88,11 +91,19 @@ class Node implements NodeHandle {
 }
 
 let n = 0;
-async function elasticJob(yaml: string[], script: Script, spares: Node[] = [], latestSettleMs?: number) {
+async function elasticJob(
+  yaml: string[],
+  script: Script,
+  spares: Node[] = [],
+  latestSettleMs?: number,
+  notStarted?: { id: number; why: string }[],
+) {
   const file = `j${n++}.yaml`;
   writeFileSync(join(tmp, file), ['entrypoint: x', 'nproc_per_node: 2', 'backend: cpu', ...yaml].join('\n'));
   const { config } = await loadConfig(file, { cwd: tmp });
-  const nodes = config.nodes.map((c, i) => new Node(i, c.host, script));
+  const nodes = config.nodes
+    .map((c, i) => new Node(i, c.host, script))
+    .filter((n) => !notStarted?.some((x) => x.id === n.nodeRank));
   const commits = new MemoryStore();
   const notes: string[] = [];
   const started: number[] = [];
@@ -108,6 +119,7 @@ async function elasticJob(yaml: string[], script: Script, spares: Node[] = [], l
     commits,
     note: (l) => notes.push(l),
     ...(latestSettleMs !== undefined && { latestSettleMs }),
+    ...(notStarted && { notStarted }),
   });
   const sup = new Supervisor({
     runId: 'r',
@@ -367,4 +379,44 @@ t.test('a loss noticed at once (a process exit, a closed connection) was detecte
   nodes[2].cut = true;
   sup.nodeLost(2, 'srun step ended (exit code 137)');
   t.match((await run).summary.membership, [{ attempt: 1, detected_after_s: 0 }]);
+});
+
+t.test('a listed node that could not start: the first attempt runs without it, or cannot start (exit 3)', async (t) => {
+  const down = [{ id: 2, why: 'could not start: c: connection refused' }];
+  const ok = await elasticJob(
+    ['nodes: [{host: a}, {host: b}, {host: c}]', 'elastic: {min_nodes: 2}'],
+    allExit,
+    [],
+    undefined,
+    down,
+  );
+  const run = ok.sup.run();
+  await new Promise((r) => setTimeout(r, 20));
+  for (const n of ok.nodes)
+    for (const s of n.starts) for (const r of s.launch?.assignment?.ranks ?? []) n.exit(0, r.rank, 0);
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'ok' });
+  t.same(ok.notes, [
+    'dtrain: node 2 (host c) lost: could not start: c: connection refused; continuing on 2 nodes, world 4 (data 4), attempt 0',
+  ]);
+  t.match(summary.membership, [{ attempt: 0, nodes: 2, world: 4, detected_after_s: 0 }]);
+
+  const no = await elasticJob(
+    ['nodes: [{host: a}, {host: b}, {host: c}]', 'elastic: {min_nodes: 3}'],
+    allExit,
+    [],
+    undefined,
+    down,
+  );
+  const failed = await no.sup.run();
+  t.match(failed.outcome, {
+    kind: 'cannot-start',
+    message:
+      'cannot continue: 2 nodes alive, fewer than elastic.min_nodes (3) ' +
+      '(node 2 (host c) lost: could not start: c: connection refused)',
+  });
+  t.ok(
+    no.nodes.every((n) => n.closed),
+    'the nodes that started are let go',
+  );
 });
