@@ -57,6 +57,8 @@ export function joinedNodes(input: JoinedNodesInput): JoinedJob {
   const listedOf = byListed ? byListed.map((a, i) => (a ? i : -1)).filter((i) => i >= 0) : [];
   // listed hosts no agent joined as (elastic only: otherwise each joined): spares until their agents come
   const notYet = byListed ? config.nodes.filter((_, i) => !byListed[i]).map((n) => ({ ...n, local: false })) : [];
+  if (notYet.length && !config.elastic)
+    throw new StartError(`no agent joined as ${notYet.map((n) => n.host).join(', ')}: every listed host must join`);
   const nodes: NodeConfig[] = agents.map(({ reg }, rank) => {
     const listed = input.hostsListed ? config.nodes[listedOf[rank]] : undefined;
     // a fixed nproc_per_node, or a listed node's known count, stands; otherwise the agent's GPUs decide

@@ -2,8 +2,9 @@
  * The controller's side of the join: waits up to rendezvous.timeout for N agents to register in the
  * store, refuses agents it cannot use (another dtrain version, one too many), and answers every agent
  * it registered: its AgentSpec, or why the job could not start. Agents that register after the first N
- * (late agents) are handed to `admitLate`'s judge: an elastic job may take one in while it runs. Holds one store connection of its own
- * (the "desk") for the whole job, which the join spawner also uses to relay output and wait for agents.
+ * (late agents) are handed to `admitLate`'s judge: an elastic job may take one in while it runs. Holds
+ * one store connection of its own (the "desk") for the whole job, which the join spawner also uses to
+ * relay output and wait for agents.
  */
 import { formatDuration } from '../../config/duration.js';
 import { StoreClient, type StoreServer } from '../../store/index.js';
