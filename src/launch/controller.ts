@@ -309,7 +309,9 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
         masterAddrOf: (host) => (config.master.addr !== 'auto' ? config.master.addr : allLocal ? '127.0.0.1' : host),
         commits: control!.storeClient,
         note: (line) => void err.write(line + '\n'),
+        absent: source?.arrivals?.absent ?? [],
       });
+      source?.arrivals?.connect(membership);
     }
     supervisor = new Supervisor({
       membership,

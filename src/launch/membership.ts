@@ -10,6 +10,10 @@
  * RESIZE_EXIT_CODE right after its commit, and the next attempt runs on more nodes from that commit. A job
  * whose workers do not use the runtime is stopped when checkpoint.dir's `latest` next changes instead. A
  * node lost `max_losses_per_node` times is excluded for the rest of the job.
+ *
+ * Join mode: nodes whose agents come by themselves (listed spares no agent joined as yet) start `absent`:
+ * not alive, never counted as lost. When one's agent comes (`arrived`), it is a spare from then on, and
+ * the job grows onto it (or onto a lost node whose agent came back) through the same take-in as a rejoin.
  */
 import type { JobConfig } from '../config/types.js';
 import { ElasticPlanError, planAttempt, type AttemptPlan } from '../plan/elastic.js';
@@ -24,6 +28,7 @@ import {
 import { watchLatest, type LatestWatcher } from './latest-watcher.js';
 import type { AgentSpec, AttemptStart } from './agent-contract.js';
 import type { MembershipChange } from './summary.js';
+import type { NodeArrivals } from './node-source.js';
 import type { MembershipDriver, NodeHandle, PlannedAttempt } from './supervisor.js';
 
 export interface MembershipOptions {
@@ -39,6 +44,8 @@ export interface MembershipOptions {
   commits: CommitStore;
   /** one line about each membership change (stderr) */
   note: (line: string) => void;
+  /** node ids that have no agent yet and get one only when it comes by itself (join mode's spares) */
+  absent?: number[];
   /** how long a non-runtime job's `latest` change waits for a runtime commit before it stops the attempt */
   latestSettleMs?: number;
 }
@@ -46,9 +53,10 @@ export interface MembershipOptions {
 /** A runtime job commits right after it replaces `latest`: a change with no commit after this is not one. */
 const LATEST_SETTLE_MS = 2000;
 
-export class ElasticMembership implements MembershipDriver {
+export class ElasticMembership implements MembershipDriver, NodeArrivals {
   private readonly handles = new Map<number, NodeHandle>();
   private readonly lost = new Set<number>();
+  private readonly absent: Set<number>;
   private readonly losses = new Map<number, number>();
   private readonly hosts: string[];
   readonly changes: (MembershipChange & { detected_at: number })[] = [];
@@ -66,6 +74,7 @@ export class ElasticMembership implements MembershipDriver {
 
   constructor(private readonly opts: MembershipOptions) {
     for (const h of opts.handles) this.handles.set(h.nodeRank, h);
+    this.absent = new Set(opts.absent);
     const c = opts.config;
     this.hosts = [...c.nodes, ...(c.elastic?.spares ?? [])].map((n) => n.host);
     for (const { id, why } of opts.notStarted ?? []) this.nodeLost(id, why, 0);
@@ -95,6 +104,26 @@ export class ElasticMembership implements MembershipDriver {
   /** Every handle started so far (the supervisor signals and closes them). */
   all(): NodeHandle[] {
     return [...this.handles.values()];
+  }
+
+  /**
+   * Node `id`'s agent came by itself (join mode): a spare from now on, and a rejoin round runs at once so a
+   * job it would make larger takes it in at its next commit. Why the job will not take it, when it will not.
+   */
+  arrived(id: number): string | undefined {
+    if (this.excluded(id))
+      return `${this.name(id)} was lost ${this.losses.get(id)} times and is excluded (elastic.max_losses_per_node)`;
+    if (this.handles.has(id)) return `${this.name(id)} already runs on an agent`;
+    this.absent.delete(id);
+    const run = this.running;
+    if (run && !this.lost.has(id) && !this.grows(run.world))
+      this.opts.note(`dtrain: ${this.name(id)} joined: it waits as a spare (the job cannot grow onto it now)`);
+    void this.tryRejoin();
+    return undefined;
+  }
+
+  private excluded(id: number): boolean {
+    return (this.losses.get(id) ?? 0) >= (this.opts.config.elastic?.max_losses_per_node ?? Infinity);
   }
 
   /** A node was lost (or could not start): it takes part in no attempt until it comes back. */
@@ -137,12 +166,11 @@ export class ElasticMembership implements MembershipDriver {
     else this.pending = { reasons: [reason], detectedAt: Date.now(), detectedAfterS: detectedAfterMs / 1000 };
   }
 
-  /** Node ids that may take part: not lost, not excluded. */
+  /** Node ids that may take part: not lost, not excluded, not absent. */
   private alive(): number[] {
     const c = this.opts.config;
     const all = c.nodes.length + (c.elastic?.spares.length ?? 0);
-    const max = c.elastic?.max_losses_per_node ?? Infinity;
-    return [...Array(all).keys()].filter((id) => !this.lost.has(id) && (this.losses.get(id) ?? 0) < max);
+    return [...Array(all).keys()].filter((id) => !this.lost.has(id) && !this.absent.has(id) && !this.excluded(id));
   }
 
   /** Whether the nodes alive now make a larger world than `world`. */
@@ -157,14 +185,16 @@ export class ElasticMembership implements MembershipDriver {
   }
 
   /**
-   * One round of rejoins: each lost node (not excluded) that would make the world larger is started again;
-   * the first that starts asks the running attempt to resize at its next commit.
+   * One round of rejoins: each lost node (not excluded) or spare not started that would make the world
+   * larger is started; the first that starts asks the running attempt to resize at its next commit.
    */
   private async tryRejoin(): Promise<void> {
     const run = this.running;
     if (!run || this.rejoining || this.resizeFor === run.attempt) return;
-    const max = this.opts.config.elastic?.max_losses_per_node ?? Infinity;
-    const candidates = [...this.lost].filter((id) => (this.losses.get(id) ?? 0) < max).sort((a, b) => a - b);
+    const waiting = this.alive().filter((id) => !this.handles.has(id));
+    const candidates = [...new Set([...this.lost, ...waiting])]
+      .filter((id) => !this.excluded(id) && !this.absent.has(id))
+      .sort((a, b) => a - b);
     this.rejoining = true;
     try {
       for (const id of candidates) {
@@ -180,10 +210,11 @@ export class ElasticMembership implements MembershipDriver {
           this.takeIn(id, handle);
           return;
         }
+        const back = this.losses.has(id) ? 'is back' : 'joined';
         this.takeIn(id, handle);
         this.resizeFor = run.attempt;
         await requestResize(this.opts.commits, run.attempt).catch(() => {});
-        this.opts.note(`dtrain: ${this.name(id)} is back: the job grows at its next checkpoint commit`);
+        this.opts.note(`dtrain: ${this.name(id)} ${back}: the job grows at its next checkpoint commit`);
         this.watchLatestForResize(run.attempt);
         return;
       }
@@ -193,9 +224,9 @@ export class ElasticMembership implements MembershipDriver {
   }
 
   private takeIn(id: number, handle: NodeHandle): void {
+    this.change(`${this.name(id)} ${this.losses.has(id) ? 'rejoined' : 'joined'}`, 0);
     this.lost.delete(id);
     this.handles.set(id, handle);
-    this.change(`${this.name(id)} rejoined`, 0);
   }
 
   /**

@@ -56,10 +56,21 @@ export interface NodeSource {
    * for other nodes; fails as a whole (StartError) without leaving any of this call's agents running.
    */
   start(specs: AgentSpec[], ctx: StartContext): Promise<NodeHandle[]>;
+  /**
+   * Join mode: node ids with no agent yet (listed spares nobody joined as), and where the agents that come
+   * while the job runs are reported (an elastic job's membership connects itself once it exists).
+   */
+  readonly arrivals?: { absent: number[]; connect(membership: NodeArrivals): void };
   /** A store already listening, with its job key (join: the agents registered with it before the plan). */
   readonly store?: { server: StoreServer; jobKey: Buffer };
   /** After the job (or a failed start: `failure`). Handles are closed by then; this releases the rest. */
   close(failure?: Error): Promise<void>;
+}
+
+/** Elastic membership as a source whose agents come by themselves sees it (membership.ts implements it). */
+export interface NodeArrivals {
+  /** node `id`'s agent came: undefined when the job takes it (now, or as a spare), else why it will not */
+  arrived(id: number): string | undefined;
 }
 
 /** The store side of store-driven agents: the controller opens it before it starts any node elsewhere. */

@@ -68,6 +68,10 @@ export class ClosedConnections {
     this.handlers.get(name)?.();
   }
 
+  has(name: string): boolean {
+    return this.closed.has(name);
+  }
+
   /** `handler` runs once when `name` closes, at once (next tick) if it already has. */
   onClose(name: string, handler: () => void): void {
     this.handlers.set(name, handler);

@@ -8,7 +8,10 @@
  *     machine, when it also runs an agent, is node 0 (its agent joins over loopback and so its address
  *     is the one the others already reach the controller at);
  *   - nproc_per_node auto: listed slots, else the GPUs the agent reported (config/nproc-auto.ts);
- *   - data: auto is recomputed for the joined world; a fixed data size must still fit.
+ *   - data: auto is recomputed for the joined world; a fixed data size must still fit;
+ *   - elastic with listed hosts: the job may start without some of them (--join-agents N ≥ min_nodes); the
+ *     listed hosts no agent joined as yet go first among the spares (node ids after the joined nodes:
+ *     plan/elastic.ts), and the data size at full strength counts them (auto) or must fit them (fixed).
  */
 import { isLocalHost } from '../../config/local-host.js';
 import { nprocAtLaunch } from '../../config/nproc-auto.js';
@@ -49,9 +52,15 @@ export function sameHost(a: string, b: string): boolean {
 export function joinedNodes(input: JoinedNodesInput): JoinedJob {
   const { config } = input;
   const isLocal = input.isLocal ?? isLocalHost;
-  const agents = input.hostsListed ? inListedOrder(config, input.agents) : inJoinOrder(input.agents, isLocal);
+  const byListed = input.hostsListed ? inListedOrder(config, input.agents) : undefined;
+  const agents = byListed ? byListed.filter((a) => a !== undefined) : inJoinOrder(input.agents, isLocal);
+  const listedOf = byListed ? byListed.map((a, i) => (a ? i : -1)).filter((i) => i >= 0) : [];
+  // listed hosts no agent joined as (elastic only: otherwise each joined): spares until their agents come
+  const notYet = byListed ? config.nodes.filter((_, i) => !byListed[i]).map((n) => ({ ...n, local: false })) : [];
+  if (notYet.length && !config.elastic)
+    throw new StartError(`no agent joined as ${notYet.map((n) => n.host).join(', ')}: every listed host must join`);
   const nodes: NodeConfig[] = agents.map(({ reg }, rank) => {
-    const listed = input.hostsListed ? config.nodes[rank] : undefined;
+    const listed = input.hostsListed ? config.nodes[listedOf[rank]] : undefined;
     // a fixed nproc_per_node, or a listed node's known count, stands; otherwise the agent's GPUs decide
     const planned =
       typeof config.nproc_per_node === 'number'
@@ -66,9 +75,9 @@ export function joinedNodes(input: JoinedNodesInput): JoinedJob {
   });
 
   const par = config.parallelism;
-  const world = nodes.reduce((n, node) => n + node.nproc, 0);
+  const world = [...nodes, ...notYet].reduce((n, node) => n + node.nproc, 0);
   const perReplica = par.tensor * par.pipeline;
-  const perNode = nodes.map((n) => `${n.host}: ${n.nproc}`).join(', ');
+  const perNode = [...nodes, ...notYet].map((n) => `${n.host}: ${n.nproc}`).join(', ');
   if (world % perReplica !== 0 || (!input.dataAuto && par.data * perReplica !== world)) {
     throw new UsageError(
       `the joined nodes run ${world} process${world === 1 ? '' : 'es'} (${perNode}), which ` +
@@ -82,10 +91,16 @@ export function joinedNodes(input: JoinedNodesInput): JoinedJob {
     ...config.master,
     addr: config.master.addr !== 'auto' ? config.master.addr : masterAddr(agents, isLocal),
   };
-  return { config: { ...config, nodes, parallelism: { ...par, data }, master }, agents };
+  // spares are joined nodes too when their agents come: never started by the controller
+  const elastic = config.elastic && {
+    ...config.elastic,
+    spares: [...notYet, ...config.elastic.spares.map((n) => ({ ...n, local: false }))],
+  };
+  return { config: { ...config, nodes, parallelism: { ...par, data }, master, ...(elastic && { elastic }) }, agents };
 }
 
-function inListedOrder(config: JobConfig, agents: JoinedAgent[]): JoinedAgent[] {
+/** Each listed node's agent (undefined where none joined as it: an elastic job starting without it). */
+function inListedOrder(config: JobConfig, agents: JoinedAgent[]): (JoinedAgent | undefined)[] {
   const byNode: (JoinedAgent | undefined)[] = config.nodes.map(() => undefined);
   for (const a of agents) {
     const i = config.nodes.findIndex((n) => sameHost(n.host, a.reg.host));
@@ -100,7 +115,7 @@ function inListedOrder(config: JobConfig, agents: JoinedAgent[]): JoinedAgent[] 
       throw new StartError(`two agents joined as ${config.nodes[i].host} (pids ${byNode[i].reg.pid} and ${a.reg.pid})`);
     byNode[i] = a;
   }
-  return byNode.map((a) => a!);
+  return byNode;
 }
 
 function inJoinOrder(agents: JoinedAgent[], isLocal: (h: string) => boolean): JoinedAgent[] {

@@ -1,8 +1,10 @@
 /**
  * The controller's side of the join: waits up to rendezvous.timeout for N agents to register in the
  * store, refuses agents it cannot use (another dtrain version, one too many), and answers every agent
- * it registered: its AgentSpec, or why the job could not start. Holds one store connection of its own
- * (the "desk") for the whole job, which the join spawner also uses to relay output and wait for agents.
+ * it registered: its AgentSpec, or why the job could not start. Agents that register after the first N
+ * (late agents) are handed to `admitLate`'s judge: an elastic job may take one in while it runs. Holds
+ * one store connection of its own (the "desk") for the whole job, which the join spawner also uses to
+ * relay output and wait for agents.
  */
 import { formatDuration } from '../../config/duration.js';
 import { StoreClient, type StoreServer } from '../../store/index.js';
@@ -15,6 +17,7 @@ import type { JoinedAgent } from './joined-nodes.js';
 export class JoinDesk {
   private readonly answered = new Set<number>();
   private closed = false;
+  private judge: ((agent: JoinedAgent) => string | undefined) | undefined;
 
   private constructor(readonly client: StoreClient) {}
 
@@ -33,7 +36,7 @@ export class JoinDesk {
    * The first `count` registrations, in join order, or a StartError (exit 3) when fewer came within
    * `timeoutMs`. `failedAuth` counts the connections that failed authentication and names (some of) their
    * addresses, for the timeout's message: an agent with another secret is among them, or a stranger.
-   * Registrations after the first `count` are refused for as long as the desk is open.
+   * Registrations after the first `count` go to `admitLate`'s judge (refused until there is one).
    */
   async waitFor(
     count: number,
@@ -69,8 +72,21 @@ export class JoinDesk {
         );
       }
     }
-    void this.refuseLate(count);
+    void this.watchLate(count);
     return agents;
+  }
+
+  /**
+   * Who judges the agents that register after the first N, for as long as the desk is open: `judge` says
+   * why one is refused (the agent prints it and exits 3), or nothing, and the agent waits for its spec.
+   */
+  admitLate(judge: (agent: JoinedAgent) => string | undefined): void {
+    this.judge = judge;
+  }
+
+  /** Whether agent `index` was answered with a spec (an agent runs one node, once). */
+  wasAnswered(index: number): boolean {
+    return this.answered.has(index);
   }
 
   /** Sends agent `index` its part of the job (an AgentSpec, as JSON). */
@@ -101,7 +117,7 @@ export class JoinDesk {
     await this.client.close().catch(() => {});
   }
 
-  private async refuseLate(count: number): Promise<void> {
+  private async watchLate(count: number): Promise<void> {
     for (let index = count; !this.closed; index++) {
       let raw: Buffer;
       try {
@@ -109,11 +125,20 @@ export class JoinDesk {
       } catch {
         return; // the desk closed
       }
-      const host = safeHost(raw);
-      const refusal: JoinRefusal = {
-        type: 'refused',
-        message: `the job already has its ${count} agents (this one joined as ${host})`,
-      };
+      let why: string | undefined;
+      try {
+        const reg = parseRegistration(raw);
+        if (reg.version !== packageVersion() || reg.contract !== joinContractVersion)
+          why = `dtrain version mismatch: the controller runs ${packageVersion()}, this agent ${reg.version}`;
+        else
+          why = this.judge
+            ? this.judge({ index, reg })
+            : `the job already has its ${count} agents (this one joined as ${reg.host})`;
+      } catch (err) {
+        why = (err as Error).message;
+      }
+      if (why === undefined) continue;
+      const refusal: JoinRefusal = { type: 'refused', message: why };
       await this.client.set(joinKeys.spec(index), JSON.stringify(refusal)).catch(() => {});
     }
   }
@@ -139,12 +164,4 @@ function parseRegistration(raw: Buffer): JoinRegistration {
     contract: 0,
     ...reg,
   } as JoinRegistration;
-}
-
-function safeHost(raw: Buffer): string {
-  try {
-    return String((JSON.parse(raw.toString()) as { host?: unknown }).host);
-  } catch {
-    return '?';
-  }
 }

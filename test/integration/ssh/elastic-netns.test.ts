@@ -526,7 +526,8 @@ t.test('a listed host unreachable at launch (its sshd stopped above): left out w
   t.match(
     failed.stderr,
     new RegExp(
-      `cannot continue: 2 nodes alive, fewer than elastic\\.min_nodes \\(3\\) \\(node 2 \\(host ${re(hosts[2].address)}\\) lost: could not start: `,
+      'cannot continue: 2 nodes alive, fewer than elastic\\.min_nodes \\(3\\) ' +
+        `\\(node 2 \\(host ${re(hosts[2].address)}\\) lost: could not start: `,
     ),
     'exit 3 naming the host and why',
   );

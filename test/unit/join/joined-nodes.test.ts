@@ -160,3 +160,41 @@ t.test(
     );
   },
 );
+
+t.test('elastic, listed hosts: a host no agent joined as yet is the first spare; data counts it', async (t) => {
+  const cfg = await config(
+    t,
+    'nodes: [{host: a}, {host: b}, {host: c}, {host: s, spare: true}]\nnproc_per_node: 2\n' +
+      'elastic: {min_nodes: 2, max_nodes: 4}\n',
+  );
+  const job = joinedNodes({
+    config: cfg,
+    hostsListed: true,
+    dataAuto: true,
+    agents: [reg(0, 'c'), reg(1, 'a')],
+    isLocal: here,
+  });
+  t.same(
+    job.agents.map((a) => a.reg.host),
+    ['a', 'c'],
+  );
+  t.same(
+    job.config.nodes.map((n) => n.host),
+    ['a', 'c'],
+  );
+  // node ids (plan/elastic.ts): the joined nodes, then b (not joined yet), then the listed spare
+  t.same(
+    job.config.elastic?.spares.map((n) => [n.host, n.nproc, n.local]),
+    [
+      ['b', 2, false],
+      ['s', 2, false],
+    ],
+  );
+  t.equal(job.config.parallelism.data, 6, 'the data size at full strength counts b');
+  t.throws(
+    () =>
+      joinedNodes({ config: { ...cfg, elastic: undefined }, hostsListed: true, dataAuto: true, agents: [reg(0, 'a')] }),
+    /no agent joined as b, c: every listed host must join/,
+    'not elastic: every listed host joins',
+  );
+});

@@ -96,6 +96,8 @@ async function elasticJob(
   script: Script,
   spares: Node[] = [],
   latestSettleMs?: number,
+  /** nodes with no agent until one comes by itself (join mode) */
+  absent: number[] = [],
   notStarted?: { id: number; why: string }[],
 ) {
   const file = `j${n++}.yaml`;
@@ -103,7 +105,7 @@ async function elasticJob(
   const { config } = await loadConfig(file, { cwd: tmp });
   const nodes = config.nodes
     .map((c, i) => new Node(i, c.host, script))
-    .filter((n) => !notStarted?.some((x) => x.id === n.nodeRank));
+    .filter((n) => !absent.includes(n.nodeRank) && !notStarted?.some((x) => x.id === n.nodeRank));
   const commits = new MemoryStore();
   const notes: string[] = [];
   const started: number[] = [];
@@ -119,6 +121,7 @@ async function elasticJob(
     commits,
     note: (l) => notes.push(l),
     ...(latestSettleMs !== undefined && { latestSettleMs }),
+    absent,
     ...(notStarted && { notStarted }),
   });
   const sup = new Supervisor({
@@ -134,7 +137,7 @@ async function elasticJob(
     heartbeatTimeoutMs: 5000,
   });
   for (const x of [...nodes, ...spares]) x.sup = sup;
-  return { sup, nodes, notes, commits, started };
+  return { sup, nodes, notes, commits, started, membership };
 }
 
 const allExit: Script = (node, k, ranks) => {
@@ -388,6 +391,7 @@ t.test('a listed node that could not start: the first attempt runs without it, o
     allExit,
     [],
     undefined,
+    [],
     down,
   );
   const run = ok.sup.run();
@@ -397,7 +401,8 @@ t.test('a listed node that could not start: the first attempt runs without it, o
   const { outcome, summary } = await run;
   t.same(outcome, { kind: 'ok' });
   t.same(ok.notes, [
-    'dtrain: node 2 (host c) lost: could not start: c: connection refused; continuing on 2 nodes, world 4 (data 4), attempt 0',
+    'dtrain: node 2 (host c) lost: could not start: c: connection refused; ' +
+      'continuing on 2 nodes, world 4 (data 4), attempt 0',
   ]);
   t.match(summary.membership, [{ attempt: 0, nodes: 2, world: 4, detected_after_s: 0 }]);
 
@@ -406,6 +411,7 @@ t.test('a listed node that could not start: the first attempt runs without it, o
     allExit,
     [],
     undefined,
+    [],
     down,
   );
   const failed = await no.sup.run();
@@ -420,3 +426,62 @@ t.test('a listed node that could not start: the first attempt runs without it, o
     'the nodes that started are let go',
   );
 });
+
+t.test("join mode: an absent node's agent comes and is taken in at the next commit as a rejoin is", async (t) => {
+  const held: { node: Node; ranks: number[] }[] = [];
+  // attempt 0 holds until the resize; later attempts finish
+  const script: Script = (node, k, ranks) => (k === 0 ? held.push({ node, ranks }) : allExit(node, k, ranks));
+  const late = new Node(2, 'c', script);
+  const { sup, notes, commits, started, membership } = await elasticJob(
+    ['nodes: [{host: a}, {host: b}, {host: c}]', 'elastic: {min_nodes: 2, rejoin: 20ms}'],
+    script,
+    [late],
+    undefined,
+    [2],
+  );
+  late.sup = sup;
+  const run = sup.run();
+  await until(() => held.length === 2);
+  await new Promise((r) => setTimeout(r, 100));
+  t.same(started, [], 'an absent node is never started before its agent comes');
+  t.equal(membership.arrived(0), 'node 0 (host a) already runs on an agent');
+  t.equal(membership.arrived(2), undefined);
+  await until(() => notes.length === 1);
+  t.same(started, [2]);
+  t.same(notes, ['dtrain: node 2 (host c) joined: the job grows at its next checkpoint commit']);
+  t.match(await commitStep(commits, 0, 10, 4), { kind: 'committed', resize: true });
+  for (const { node, ranks } of held) for (const r of ranks) node.exit(0, r, RESIZE_EXIT_CODE);
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'ok' });
+  t.equal(notes[1], 'dtrain: node 2 (host c) joined; continuing on 3 nodes, world 6 (data 6), attempt 1');
+  t.match(summary.membership, [{ attempt: 1, nodes: 3, world: 6, reason: 'node 2 (host c) joined' }]);
+  t.match(late.starts, [{ attempt: 1, launch: { restarts: 0, prev_world_size: 4, assignment: { node_rank: 2 } } }]);
+});
+
+t.test(
+  'join mode: an agent that comes when the job cannot grow waits as a spare and replaces a lost node',
+  async (t) => {
+    const spare = new Node(2, 's', allExit);
+    const { sup, nodes, notes, started, membership } = await elasticJob(
+      ['nodes: [{host: a}, {host: b}, {host: s, spare: true}]', 'elastic: {min_nodes: 2, rejoin: 20ms}'],
+      (node, k, ranks) => k > 0 && allExit(node, k, ranks),
+      [spare],
+      undefined,
+      [2],
+    );
+    const run = sup.run();
+    await new Promise((r) => setTimeout(r, 50));
+    t.equal(membership.arrived(2), undefined);
+    t.same(notes, ['dtrain: node 2 (host s) joined: it waits as a spare (the job cannot grow onto it now)']);
+    await new Promise((r) => setTimeout(r, 100));
+    t.same(started, [], 'not started while the job runs at full strength');
+    nodes[0].cut = true;
+    sup.nodeLost(0, 'connection closed');
+    t.same((await run).outcome, { kind: 'ok' });
+    t.same(started, [2]);
+    t.equal(
+      notes[1],
+      'dtrain: node 0 (host a) lost: connection closed; continuing on 2 nodes, world 4 (data 4), attempt 1',
+    );
+  },
+);
