@@ -7,6 +7,7 @@
 
 #include "layers/elementwise.h"
 #include "layers/gemm.h"
+#include "napi_guard.h"
 #include "parts.h"
 #include "simd/level.h"
 
@@ -77,16 +78,6 @@ layers::Act act(const Napi::CallbackInfo& info, size_t at) {
   const int32_t a = integer(info, at, "act");
   if (a < 0 || a > 2) throw std::runtime_error("act must be 0 (none), 1 (relu) or 2 (gelu)");
   return static_cast<layers::Act>(a);
-}
-
-template <class Fn>
-Napi::Value guarded(const Napi::CallbackInfo& info, Fn fn) {
-  try {
-    return fn();
-  } catch (const std::exception& e) {
-    Napi::TypeError::New(info.Env(), e.what()).ThrowAsJavaScriptException();
-    return info.Env().Undefined();
-  }
 }
 
 // gemm(a, b, c, m, n, k, flags, simd?): flags bit 0 transA, bit 1 transB, bit 2 accumulate.

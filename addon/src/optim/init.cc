@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "napi_guard.h"
 #include "optim/adamw_kernel.h"
 #include "optim/stream_loop.h"
 #include "parts.h"
@@ -63,16 +64,6 @@ std::string text(const Napi::Object& o, const char* key, const char* fallback) {
   if (v.IsUndefined()) return fallback;
   if (!v.IsString()) throw std::runtime_error(std::string(key) + " must be a string");
   return v.As<Napi::String>().Utf8Value();
-}
-
-template <class Fn>
-Napi::Value guarded(const Napi::CallbackInfo& info, Fn fn) {
-  try {
-    return fn();
-  } catch (const std::exception& e) {
-    Napi::TypeError::New(info.Env(), e.what()).ThrowAsJavaScriptException();
-    return info.Env().Undefined();
-  }
 }
 
 Napi::Object options(const Napi::CallbackInfo& info) {
