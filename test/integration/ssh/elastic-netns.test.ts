@@ -489,6 +489,71 @@ t.test('a host cut off before its agent answered: the job starts on the others, 
   await nothingLeft(t, done.summary.run_id, [hosts[1]]);
 });
 
+t.test(
+  'a cut host back in reach joins at the next commit; lost again, it is excluded (max_losses_per_node)',
+  async (t) => {
+    const three = hosts.slice(0, 3).map((host) => ({ host }));
+    const job = launch(t, 'grow-flap', three, {
+      entrypoint: [
+        process.execPath,
+        join(repoRoot, 'test/fixtures/launch/grow-worker.mjs'),
+        join(scratch, 'grow-flap'),
+      ],
+      extra: ['elastic: {min_nodes: 2, rejoin: 1s, max_losses_per_node: 2}'],
+      // ends in attempt 3 (after the second loss) at world 2
+      env: { COMMIT_EVERY: '5', FULL_WORLD: '2', END_ATTEMPT: '3' },
+    });
+    t.ok(await allRecorded(job, 0, 3), 'attempt 0 runs on 3 hosts');
+    const h2 = hosts[2];
+    cutLink(t, h2);
+    t.ok(!Number.isNaN((await job.line(lostLine(2, h2, cutOff, 2, 2))).at), 'lost, attempt 1 on 2 hosts');
+    restoreLink(h2);
+    const back = await job.line(
+      new RegExp(`^dtrain: node 2 \\(host ${re(h2.address)}\\) is back: the job grows at its next`),
+    );
+    t.ok(!Number.isNaN(back.at), 'tried again and found (elastic.rejoin)');
+    const grown = await job.line(
+      new RegExp(
+        `^dtrain: node 2 \\(host ${re(h2.address)}\\) rejoined; ` +
+          'continuing on 3 nodes, world 3 \\(data 3\\), attempt 2$',
+      ),
+    );
+    t.ok(!Number.isNaN(grown.at), 'attempt 2 runs on 3 hosts again');
+    t.ok(await allRecorded(job, 2, 3), 'every rank of attempt 2 started');
+    const logs = join(scratch, 'grow-flap', 'logs');
+    const said = () => {
+      for (const run of existsSync(logs) ? readdirSync(logs) : []) {
+        const f = join(logs, run, 'attempt_1', 'rank_0.err');
+        const m = existsSync(f) ? /step (\d+) committed; the job resizes/.exec(readFileSync(f, 'utf8')) : null;
+        if (m) return Number(m[1]);
+      }
+      return undefined;
+    };
+    const resizedAt = said();
+    t.ok(resizedAt !== undefined && resizedAt > 0, `attempt 1 left at its commit of step ${resizedAt}`);
+    const a2 = [0, 1, 2].map((r) => job.rec(2, r) as unknown as { world: number; prev: number; resumed: number });
+    t.ok(
+      a2.every((r) => r.world === 3 && r.prev === 2 && r.resumed === resizedAt),
+      'attempt 2 resumes at world 3 from that commit: no step lost',
+    );
+    cutLink(t, h2);
+    const excluded = await job.line(
+      new RegExp(`^dtrain: node 2 \\(host ${re(h2.address)}\\) excluded for the rest of the job: lost 2 times`),
+    );
+    t.ok(!Number.isNaN(excluded.at), 'the second loss excludes it');
+    restoreLink(h2);
+    const done = await finished(t, job);
+    const after = done.stderr.slice(done.stderr.indexOf('excluded for the rest'));
+    t.notMatch(after, /is back/, 'never tried again');
+    t.match(done.summary.membership, [
+      { attempt: 1, world: 2 },
+      { attempt: 2, world: 3, reason: `node 2 (host ${h2.address}) rejoined` },
+      { attempt: 3, world: 2 },
+    ]);
+    await nothingLeft(t, done.summary.run_id);
+  },
+);
+
 // Stops h2's sshd for good: keep it last among the tests that need h2.
 t.test('sshd stopped and the agent killed: the host is gone, the job goes on without it', async (t) => {
   const job = launch(
