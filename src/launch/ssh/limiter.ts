@@ -1,8 +1,10 @@
 /**
- * Bounds on concurrent SSH handshakes: `ssh.concurrency` across all hosts, and fewer than 10 per host, because
- * OpenSSH's sshd starts dropping unauthenticated connections beyond MaxStartups (default 10:30:100).
+ * Bounds on concurrent SSH handshakes: `ssh.concurrency` across all hosts, and 6 per host, because OpenSSH's
+ * sshd starts dropping unauthenticated connections at MaxStartups (default 10:30:100), and its count of a
+ * connection goes down only some time after the client saw authentication succeed (the listener learns it from
+ * the session's process, later on a loaded host): 9 at once was seen dropped there.
  */
-export const maxPendingPerHost = 9;
+export const maxPendingPerHost = 6;
 
 export class Limiter {
   private active = 0;
