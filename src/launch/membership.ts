@@ -68,6 +68,8 @@ export class ElasticMembership implements MembershipDriver, NodeArrivals {
   /** the attempt asked to resize at its next commit */
   private resizeFor: number | null = null;
   private rejoining = false;
+  /** the last reason each node's rejoin failed (said once per reason) */
+  private readonly notBack = new Map<number, string>();
   private readonly rejoinTimer: NodeJS.Timeout | undefined;
   private latest: Promise<LatestWatcher | undefined> | null = null;
   private resizer: (attempt: number, why: string) => void = () => {};
@@ -202,9 +204,14 @@ export class ElasticMembership implements MembershipDriver, NodeArrivals {
         let handle: NodeHandle;
         try {
           handle = await this.opts.startNode(id);
-        } catch {
-          continue; // still unreachable: tried again next round
+        } catch (err) {
+          // still unreachable: tried again next round; each new reason is said once
+          const why = (err as Error).message.split('\n')[0];
+          if (this.notBack.get(id) !== why) this.opts.note(`dtrain: ${this.name(id)} not back yet: ${why}`);
+          this.notBack.set(id, why);
+          continue;
         }
+        this.notBack.delete(id);
         if (this.running !== run) {
           // the attempt ended meanwhile: the node is back all the same, for the next plan
           this.takeIn(id, handle);
