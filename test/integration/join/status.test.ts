@@ -34,18 +34,7 @@ t.test('status of a join-mode job: node names, worker pids, states, steps, colle
   const env = { DTRAIN_RUNS_DIR: join(dir, 'runs'), NODE_OPTIONS: '' };
   const secret = join(dir, 'secret');
   writeFileSync(secret, randomBytes(32).toString('hex'), { mode: 0o600 });
-  const prog = join(dir, 'prog.mjs');
-  writeFileSync(
-    prog,
-    `import { init } from ${JSON.stringify(join(root, 'dist/runtime/index.js'))};\n` +
-      `const dist = await init();\n` +
-      `const buf = new Float32Array(256);\n` +
-      `for (let step = 1; ; step++) {\n` +
-      `  await new Promise((r) => setTimeout(r, 20));\n` +
-      `  await dist.groups.world.allReduce(buf);\n` +
-      `  dist.report({ step });\n` +
-      `}\n`,
-  );
+  const prog = join(root, 'test/fixtures/launch/report-steps.mjs');
   writeFileSync(
     join(dir, 'job.yaml'),
     [

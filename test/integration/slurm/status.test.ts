@@ -52,18 +52,7 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     for (let i = 0; i < 50 && slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%T']).trim() !== 'RUNNING'; i++)
       await sleep(200);
     const node = slurm(tb, ['squeue', '-h', '-j', holder, '-o', '%N']).trim();
-    const prog = path.join(dir, 'prog.mjs');
-    writeFileSync(
-      prog,
-      `import { init } from ${JSON.stringify(path.join(repoRoot, 'dist/runtime/index.js'))};\n` +
-        `const dist = await init();\n` +
-        `const buf = new Float32Array(256);\n` +
-        `for (let step = 1; ; step++) {\n` +
-        `  await new Promise((r) => setTimeout(r, 20));\n` +
-        `  await dist.groups.world.allReduce(buf);\n` +
-        `  dist.report({ step });\n` +
-        `}\n`,
-    );
+    const prog = path.join(repoRoot, 'test/fixtures/launch/report-steps.mjs');
     writeFileSync(
       path.join(dir, 'job.yaml'),
       `name: slurm-status\nentrypoint: ${JSON.stringify([process.execPath, prog])}\n` +

@@ -45,18 +45,7 @@ function cmdline(pid: number): string {
 t.test('status of an SSH job: hosts, worker pids in their hosts, states, steps, collectives', async (t) => {
   const dir = tempDir(t, 'ssh-status');
   const env = { DTRAIN_RUNS_DIR: join(dir, 'runs'), NODE_OPTIONS: '' };
-  const prog = join(dir, 'prog.mjs');
-  writeFileSync(
-    prog,
-    `import { init } from ${JSON.stringify(join(root, 'dist/runtime/index.js'))};\n` +
-      `const dist = await init();\n` +
-      `const buf = new Float32Array(256);\n` +
-      `for (let step = 1; ; step++) {\n` +
-      `  await new Promise((r) => setTimeout(r, 20));\n` +
-      `  await dist.groups.world.allReduce(buf);\n` +
-      `  dist.report({ step });\n` +
-      `}\n`,
-  );
+  const prog = join(root, 'test/fixtures/launch/report-steps.mjs');
   writeFileSync(
     join(dir, 'job.yaml'),
     [
