@@ -30,6 +30,27 @@ export interface AgentIo {
   controllerGone: Promise<void>;
 }
 
+/**
+ * Reports the first of a run of failures and stays quiet until something succeeds again: a cut-off agent
+ * fails every event the same way, and one line says it.
+ */
+export function oncePerOutage(report: (message: string) => void): {
+  failed(message: string): void;
+  recovered(): void;
+} {
+  let failing = false;
+  return {
+    failed(message) {
+      if (failing) return;
+      failing = true;
+      report(message);
+    },
+    recovered() {
+      failing = false;
+    },
+  };
+}
+
 /** Runs the agent until the controller says `exit` (0) or vanishes (1). */
 export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
   const jobKey = Buffer.from(spec.job_key, 'base64');
@@ -40,13 +61,19 @@ export async function runAgent(spec: AgentSpec, io: AgentIo): Promise<number> {
   const self = agentId(spec.node.node_rank, spec.incarnation);
   let emitting: Promise<unknown> = Promise.resolve();
   let eventSeq = 0;
+  const reportFailure = oncePerOutage((message) =>
+    io.stderr.write(`dtrain agent: cannot report to the controller: ${message}\n`),
+  );
   const link: AgentLink = {
     // Events keep their order: each is written after the previous one, in this node's own sequence.
     emit: (ev: AgentEvent) => {
       const seq = eventSeq++;
       emitting = emitting
         .then(() => store.set(controlKeys.event(self, seq), JSON.stringify(ev)))
-        .catch((err: Error) => io.stderr.write(`dtrain agent: cannot report to the controller: ${err.message}\n`));
+        .then(
+          () => reportFailure.recovered(),
+          (err: Error) => reportFailure.failed(err.message),
+        );
     },
     publishMasterPort: (attempt, port) => store.set(controlKeys.masterPort(attempt), String(port)),
     awaitMasterPort: async (attempt) => Number((await getForever(store, controlKeys.masterPort(attempt))).toString()),
