@@ -18,6 +18,12 @@
   X(dtrain_cuda_d2h)                  \
   X(dtrain_cuda_fill)                 \
   X(dtrain_cuda_adamw_step)           \
+  X(dtrain_cuda_bias_act)             \
+  X(dtrain_cuda_bias_act_backward)    \
+  X(dtrain_cuda_softmax_xent)         \
+  X(dtrain_cublas_load)               \
+  X(dtrain_cublas_loaded_path)        \
+  X(dtrain_cuda_gemm)                 \
   X(dtrain_nccl_load)                 \
   X(dtrain_nccl_version)              \
   X(dtrain_nccl_loaded_path)          \
