@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cuda_loader/cuda_part.h"
+#include "cuda_loader/layer_bindings.h"
 #include "cuda_loader/nccl_bindings.h"
 #include "parts.h"
 
@@ -177,6 +178,7 @@ void InitCuda(Napi::Env env, Napi::Object exports) {
   cuda.Set("setDevice", Napi::Function::New(env, SetDevice));
   cuda.Set("adamwStep", Napi::Function::New(env, AdamwStep));
   cuda::InitNcclBindings(env, cuda);
+  cuda::InitLayerBindings(env, cuda);
   exports.Set("cuda", cuda);
 }
 }  // namespace dtrain

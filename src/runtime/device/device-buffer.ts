@@ -36,18 +36,54 @@ export function hostDType(buf: HostBuffer, explicit?: DType): DType {
   throw new TypeError('a Uint16Array buffer needs an explicit dtype: bfloat16 or float16');
 }
 
+/** What a DeviceBuffer is, for native code that takes or hands over device memory (DLPack's essentials). */
+export interface DeviceBufferDescription {
+  /** the device address */
+  ptr: number;
+  /** the CUDA device ordinal */
+  device: number;
+  dtype: DType;
+  length: number;
+  bytes: number;
+  /** false for memory wrapped with fromPointer: its owner frees it */
+  owned: boolean;
+}
+
 export class DeviceBuffer {
   #ptr: number;
+  readonly #owned: boolean;
   readonly dtype: DType;
   readonly length: number;
   readonly device: number;
 
-  private constructor(ptr: number, dtype: DType, length: number, device: number) {
+  private constructor(ptr: number, dtype: DType, length: number, device: number, owned = true) {
     this.#ptr = ptr;
+    this.#owned = owned;
     this.dtype = dtype;
     this.length = length;
     this.device = device;
-    released.register(this, ptr, this);
+    if (owned) released.register(this, ptr, this);
+  }
+
+  /**
+   * Wraps device memory that other native code owns (no CUDA call is made): free() then only forgets the
+   * address. The caller keeps the memory alive and ordered (its stream synchronised) while dtrain uses it.
+   */
+  static fromPointer(ptr: number, dtype: DType, length: number, opts: { device?: number } = {}): DeviceBuffer {
+    if (!Number.isSafeInteger(ptr) || ptr <= 0) throw new RangeError(`ptr must be a positive address, got ${ptr}`);
+    if (!Number.isSafeInteger(length) || length < 0)
+      throw new RangeError(`length must be a non-negative integer, got ${length}`);
+    if (!(dtype in dtypeCode)) throw new TypeError(`unknown dtype ${dtype}`);
+    const device = opts.device ?? Number(process.env.LOCAL_RANK ?? 0);
+    if (!Number.isSafeInteger(device) || device < 0)
+      throw new RangeError(`device must be a non-negative integer, got ${device}`);
+    return new DeviceBuffer(ptr, dtype, length, device, false);
+  }
+
+  /** The address, device, dtype and size, for handing the buffer to other native code. */
+  describe(): DeviceBufferDescription {
+    const { ptr, device, dtype, length, bytes } = this;
+    return { ptr, device, dtype, length, bytes, owned: this.#owned };
   }
 
   static alloc(dtype: DType, length: number, opts: { device?: number } = {}): DeviceBuffer {
@@ -96,8 +132,10 @@ export class DeviceBuffer {
 
   free(): void {
     if (this.#ptr === 0) return;
-    released.unregister(this);
-    loadCudaPart().free(this.#ptr);
+    if (this.#owned) {
+      released.unregister(this);
+      loadCudaPart().free(this.#ptr);
+    }
     this.#ptr = 0;
   }
 
