@@ -49,6 +49,15 @@ int dtrain_cuda_synchronize(void);
 // Milliseconds of GPU time for `iters` device-to-device copies of `bytes` (the bandwidth reference).
 int dtrain_cuda_time_copy(void* dst, const void* src, size_t bytes, int iters, float* ms);
 
+// CUDA IPC: a 64-byte handle for a buffer from dtrain_cuda_malloc (the allocation's base address), opened
+// by another process on the same node; the importer closes its mapping with dtrain_cuda_ipc_close. Ordering
+// is the exporter's to give: dtrain's work runs on the legacy default stream, so dtrain_cuda_synchronize()
+// before sending the handle (or before reading memory another process wrote) orders it.
+#define DTRAIN_CUDA_IPC_HANDLE_BYTES 64
+int dtrain_cuda_ipc_export(const void* ptr, uint8_t out[DTRAIN_CUDA_IPC_HANDLE_BYTES]);
+int dtrain_cuda_ipc_import(const uint8_t handle[DTRAIN_CUDA_IPC_HANDLE_BYTES], void** ptr);
+int dtrain_cuda_ipc_close(void* ptr);
+
 // Fused AdamW (torch.optim.AdamW semantics; the per-element math is addon/src/optim/adamw_math.h, shared
 // with the CPU kernel). params: fp32 (master == NULL) or bf16/fp16 (params_dtype) with an fp32 master copy.
 typedef struct {

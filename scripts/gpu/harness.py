@@ -48,6 +48,9 @@ ABI = {
     "dtrain_cuda_time_copy": ([P, P, S, I, PF], I),
     "dtrain_cuda_adamw_step": ([P, I, P, P, P, P, S, PH], I),
     "dtrain_cuda_time_adamw": ([P, I, P, P, P, P, S, PH, I, PF], I),
+    "dtrain_cuda_ipc_export": ([P, PU8], I),
+    "dtrain_cuda_ipc_import": ([PU8, PP], I),
+    "dtrain_cuda_ipc_close": ([P], I),
     "dtrain_cuda_bias_act": ([P, P, P, S, S, I], I),
     "dtrain_cuda_bias_act_backward": ([P, P, P, P, S, S, I, I], I),
     "dtrain_cuda_softmax_xent": ([P, P, S, S, ctypes.c_double, P, ctypes.POINTER(ctypes.c_double)], I),
@@ -268,6 +271,37 @@ print(f"  dtrain kernel       {bf16_s * 1e3:8.3f} ms/step  {bf16_bytes / bf16_s 
 print(f"  {label} + bf16 copy {torch_b_s * 1e3:8.3f} ms/step")
 print(f"  dtrain / copy bandwidth: {bf16_bytes / bf16_s / copy_bw:.2f} (goal >= 0.85)")
 print(f"  dtrain speed-up over {label} + copy: {torch_b_s / bf16_s:.2f}x (goal > 1)")
+
+# CUDA IPC: another process maps a buffer this one allocated and reads what was written into it.
+IPC_READER = """
+import ctypes, os, sys
+lib = ctypes.CDLL(os.environ["DTRAIN_CUDA_LIB"])
+P, PP, PU8 = ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint8)
+lib.dtrain_cuda_ipc_import.argtypes, lib.dtrain_cuda_d2h.argtypes = [PU8, PP], [P, P, ctypes.c_size_t]
+lib.dtrain_cuda_ipc_close.argtypes, lib.dtrain_cuda_last_error.restype = [P], ctypes.c_char_p
+handle = (ctypes.c_uint8 * 64).from_buffer_copy(bytes.fromhex(sys.argv[1]))
+p = ctypes.c_void_p()
+if lib.dtrain_cuda_ipc_import(handle, ctypes.byref(p)) != 0:
+    sys.exit("import: " + lib.dtrain_cuda_last_error().decode())
+out = (ctypes.c_float * 1000)()
+if lib.dtrain_cuda_d2h(ctypes.addressof(out), p, 4000) != 0 or lib.dtrain_cuda_ipc_close(p) != 0:
+    sys.exit(lib.dtrain_cuda_last_error().decode())
+print(sum(out))
+"""
+import subprocess  # noqa: E402
+
+ipc_buf = ctypes.c_void_p()
+check(lib.dtrain_cuda_malloc(ctypes.byref(ipc_buf), 4000), "malloc")
+src = torch.arange(1000, dtype=torch.float32)
+check(lib.dtrain_cuda_h2d(ipc_buf, ctypes.c_void_p(src.data_ptr()), 4000), "h2d")
+check(lib.dtrain_cuda_synchronize(), "synchronize")
+handle = (ctypes.c_uint8 * 64)()
+check(lib.dtrain_cuda_ipc_export(ipc_buf, handle), "ipc export")
+reader = subprocess.run([sys.executable, "-c", IPC_READER, bytes(handle).hex()], capture_output=True, text=True,
+                        env=os.environ)
+got = reader.stdout.strip() or reader.stderr.strip()
+expect(got == "499500.0", f"CUDA IPC: a second process reads the exported buffer (sum {got}, want 499500.0)")
+check(lib.dtrain_cuda_free(ipc_buf), "free")
 
 # Layers against PyTorch on CUDA: a dense layer y = gelu(x·Wᵀ + b) (torch.nn.Linear's layout, dtrain's
 # transW), its backward through cross-entropy, in dtrain's kernels and in torch autograd.

@@ -1,8 +1,10 @@
 // The layer kernels through Node on one GPU: the same calls (gemm, the linear* helpers, biasAct,
 // biasActBackward, softmaxCrossEntropy) on DeviceBuffers against the CPU kernels on host arrays, for a dense
 // layer in both weight layouts and every activation; bf16 GEMM inputs against the CPU product of the rounded
-// inputs; a mixed host/device call's error. Run by scripts/gpu/run.sh when `node` and a built dist/ are present:
+// inputs; a mixed host/device call's error; a DeviceBuffer exported over CUDA IPC and read by a second
+// process. Run by scripts/gpu/run.sh when `node` and a built dist/ are present:
 //   node scripts/gpu/node_layers.mjs
+import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -113,6 +115,17 @@ try {
 }
 expect(/b is a Float32Array/.test(mixed), `a mixed host/device call fails: ${mixed}`);
 for (const buf of [ga, gb, gc]) buf.free();
+
+// CUDA IPC through the Node API: a child process maps the buffer and sums it.
+const shared = DeviceBuffer.from(Float32Array.from({ length: 1000 }, (_, i) => i));
+const handle = Buffer.from(shared.exportIpc()).toString('hex');
+const reader = `const { DeviceBuffer } = await import(${JSON.stringify(join(root, 'dist/runtime/index.js'))});
+const b = DeviceBuffer.importIpc(Uint8Array.from(Buffer.from('${handle}', 'hex')), 'float32', 1000);
+console.log(b.copyTo(new Float32Array(1000)).reduce((s, v) => s + v, 0), b.describe().memory); b.free();`;
+const child = spawnSync(process.execPath, ['--input-type=module', '-e', reader], { encoding: 'utf8' });
+const read = (child.stdout || child.stderr).trim();
+expect(read === '499500 ipc', `exportIpc / importIpc across processes: ${read} (want 499500 ipc)`);
+shared.free();
 
 console.log(`cuBLAS from ${L.loadCublas()}`);
 console.log(failures.length ? `${failures.length} failed` : 'all Node layer checks passed');

@@ -17,6 +17,10 @@
   X(dtrain_cuda_h2d)                  \
   X(dtrain_cuda_d2h)                  \
   X(dtrain_cuda_fill)                 \
+  X(dtrain_cuda_synchronize)          \
+  X(dtrain_cuda_ipc_export)           \
+  X(dtrain_cuda_ipc_import)           \
+  X(dtrain_cuda_ipc_close)            \
   X(dtrain_cuda_adamw_step)           \
   X(dtrain_cuda_bias_act)             \
   X(dtrain_cuda_bias_act_backward)    \

@@ -1,8 +1,9 @@
 // The layer kernels' one API over host arrays and DeviceBuffers, on a machine without a GPU: DeviceBuffers
 // take the device path (which fails with CUDA's reason here, after every check that needs no GPU), a call
 // that mixes host and device operands fails with one line naming both, and dtype, length and device
-// mismatches are caught before the CUDA part is touched. DeviceBuffer.fromPointer wraps an address without
-// any CUDA call, which is what lets these checks run here; the GPU suite (scripts/gpu) runs the kernels.
+// mismatches are caught before the CUDA part is touched; so are IPC handles. DeviceBuffer.fromPointer wraps
+// an address without any CUDA call, which lets these checks run here; the GPU suite (scripts/gpu) runs the
+// kernels.
 import t from 'tap';
 import { spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -102,11 +103,27 @@ t.test('well-formed device calls take the device path (here: CUDA says there is 
 
 t.test('fromPointer wraps memory it does not own: described, never freed by dtrain', async (t) => {
   const b = DeviceBuffer.fromPointer(0x7f0000001000, 'bfloat16', 10, { device: 3 });
-  t.same(b.describe(), { ptr: 0x7f0000001000, device: 3, dtype: 'bfloat16', length: 10, bytes: 20, owned: false });
+  t.same(b.describe(), {
+    ptr: 0x7f0000001000,
+    device: 3,
+    dtype: 'bfloat16',
+    length: 10,
+    bytes: 20,
+    stream: 0,
+    memory: 'wrapped',
+  });
+  t.throws(() => b.exportIpc(), /only a buffer dtrain allocated can be exported, this one is wrapped/);
   b.free(); // no CUDA call: this machine has no GPU, so a cudaFree would throw
   t.throws(() => b.ptr, /used after free/);
   t.throws(() => DeviceBuffer.fromPointer(0, 'float32', 1), /ptr must be a positive address/);
   t.throws(() => DeviceBuffer.fromPointer(4096, 'complex' as 'float32', 1), /unknown dtype complex/);
+});
+
+t.test('CUDA IPC: a handle is 64 bytes, checked before CUDA; importing needs a GPU', async (t) => {
+  t.throws(() => DeviceBuffer.importIpc(new Uint8Array(63), 'float32', 4), /a Uint8Array of 64 bytes/);
+  t.throws(() => DeviceBuffer.importIpc(new Uint8Array(64), 'float32', -1), /non-negative integer/);
+  if (!cudaBuildInfo().built) return;
+  t.throws(() => DeviceBuffer.importIpc(new Uint8Array(64), 'float32', 4, { device: 0 }), /driver|device|CUDA/i);
 });
 
 // cuBLAS is opened with dlopen on first use; each case runs in its own process (the load happens once).
