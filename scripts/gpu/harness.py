@@ -187,6 +187,20 @@ else:
         y.zero_()
         check(lib.dtrain_nccl_reduce_scatter(comm, ptr(x), ptr(y), x.numel(), dt, SUM), "reduce_scatter")
         expect(bool((y == x).all()), f"nccl reduce_scatter {tdt}")
+    # Ordering: the comm stream does not block on the default stream, where a GEMM may still be running when
+    # the all-reduce of its output is called; the event the collective waits for must make it read the result.
+    big = 4096
+    ga, gb = torch.randn(big, big, device="cuda"), torch.randn(big, big, device="cuda")
+    gc, gout = torch.zeros(big, big, device="cuda"), torch.full((big, big), -1.0, device="cuda")
+    torch.cuda.synchronize()
+    if lib.dtrain_cublas_load(None) == 0:
+        check(lib.dtrain_cuda_gemm(ptr(ga), ptr(gb), ptr(gc), big, big, big, 0, F32), "gemm")
+        check(lib.dtrain_nccl_all_reduce(comm, ptr(gc), ptr(gout), gc.numel(), F32, SUM), "all_reduce")
+        torch.cuda.synchronize()
+        expect(bool((gout == gc).all()) and bool(gc.abs().sum() > 0),
+               "nccl all_reduce right after a GEMM on the default stream reads the GEMM's result")
+    else:
+        expect(False, f"cuBLAS load: {lib.dtrain_cuda_last_error().decode()}")
     sub = ctypes.c_void_p()
     rc = lib.dtrain_nccl_comm_split(comm, 0, 0, ctypes.byref(sub))
     expect(rc == 0, "ncclCommSplit of the world into one group" + ("" if rc == 0 else f": {lib.dtrain_cuda_last_error().decode()}"))
@@ -366,10 +380,11 @@ for dt in (F32, BF16):
         a = torch.randn(*((k, m) if ta else (m, k)), device="cuda").to(TORCH_DTYPE[dt])
         bm = torch.randn(*((n, k) if tb else (k, n)), device="cuda").to(TORCH_DTYPE[dt])
         c = torch.randn(m, n, device="cuda")
-        want = (a.double().T if ta else a.double()) @ (bm.double().T if tb else bm.double()) + (c.double() if acc else 0)
+        op_a, op_b = (a.double().T if ta else a.double()), (bm.double().T if tb else bm.double())
+        want = op_a @ op_b + (c.double() if acc else 0)
         dgemm(a, bm, c, m, n, k, flags, dt)
         torch.cuda.synchronize()
-        bound = (a.double().abs().T if ta else a.double().abs()) @ (bm.double().abs().T if tb else bm.double().abs())
+        bound = op_a.abs() @ op_b.abs()
         err = ((c.double() - want).abs() / (2 * (k + 2) * 2 ** -24 * (bound + 1))).max().item()
         expect(err <= 1, f"gemm {'bf16' if dt == BF16 else 'fp32'} flags={flags}: worst {err:.2f} of the fp32 bound")
 

@@ -18,6 +18,11 @@ import {
   type SoftmaxCrossEntropyArgs,
 } from './native.js';
 
+const GEMM_OPERANDS = ['a', 'b', 'c'];
+const BIAS_ACT_OPERANDS = ['z', 'bias', 'y'];
+const BACKWARD_OPERANDS = ['dy', 'z', 'dz', 'dbias'];
+const XENT_OPERANDS = ['logits', 'labels', 'grad'];
+
 // After onDevice() said so, every given operand is a DeviceBuffer (or every one a host array).
 const dev = (v: Floats | Int32Array): DeviceBuffer => v as DeviceBuffer;
 const devOrNull = (v: Floats | undefined): DeviceBuffer | null => (v ?? null) as DeviceBuffer | null;
@@ -25,7 +30,8 @@ const host = (v: Floats): Float32Array => v as Float32Array;
 const hostOrNull = (v: Floats | undefined): Float32Array | null => (v ?? null) as Float32Array | null;
 
 export function gemm(g: GemmArgs): void {
-  if (onDevice('gemm', { a: g.a, b: g.b, c: g.c })) return deviceGemm({ ...g, a: dev(g.a), b: dev(g.b), c: dev(g.c) });
+  if (onDevice('gemm', GEMM_OPERANDS, [g.a, g.b, g.c]))
+    return deviceGemm({ ...g, a: dev(g.a), b: dev(g.b), c: dev(g.c) });
   const flags = (g.transA ? 1 : 0) | (g.transB ? 2 : 0) | (g.accumulate ? 4 : 0);
   layersNative().gemm(host(g.a), host(g.b), host(g.c), g.m, g.n, g.k, flags, g.simd);
 }
@@ -104,7 +110,7 @@ export function linearBackwardWeight(
 /** z += bias, y = act(z) (y defaults to z). */
 export function biasAct(a: BiasActArgs): void {
   const act = actCode(a.act);
-  if (onDevice('biasAct', { z: a.z, bias: a.bias, y: a.y }))
+  if (onDevice('biasAct', BIAS_ACT_OPERANDS, [a.z, a.bias, a.y]))
     return deviceBiasAct(dev(a.z), devOrNull(a.bias), devOrNull(a.y), act, a.rows, a.cols);
   layersNative().biasAct(host(a.z), hostOrNull(a.bias), hostOrNull(a.y), act, a.rows, a.cols, a.simd);
 }
@@ -112,7 +118,7 @@ export function biasAct(a: BiasActArgs): void {
 /** dz = dy ⊙ act'(z) (dz defaults to dy); dbias = (or +=) its column sums. */
 export function biasActBackward(a: BiasActBackwardArgs): void {
   const act = actCode(a.act);
-  if (onDevice('biasActBackward', { dy: a.dy, z: a.z, dz: a.dz, dbias: a.dbias })) {
+  if (onDevice('biasActBackward', BACKWARD_OPERANDS, [a.dy, a.z, a.dz, a.dbias])) {
     const [dz, dbias] = [devOrNull(a.dz), devOrNull(a.dbias)];
     return deviceBiasActBackward(dev(a.dy), dev(a.z), dz, dbias, act, a.rows, a.cols, !!a.accumulate);
   }
@@ -123,7 +129,7 @@ export function biasActBackward(a: BiasActBackwardArgs): void {
 /** The mean cross-entropy of softmax(logits) against labels; fills grad when given. */
 export function softmaxCrossEntropy(a: SoftmaxCrossEntropyArgs): number {
   const scale = a.scale ?? 1 / Math.max(a.rows, 1);
-  if (onDevice('softmaxCrossEntropy', { logits: a.logits, labels: a.labels, grad: a.grad }))
+  if (onDevice('softmaxCrossEntropy', XENT_OPERANDS, [a.logits, a.labels, a.grad]))
     return deviceSoftmaxCrossEntropy(dev(a.logits), dev(a.labels), a.rows, a.classes, scale, devOrNull(a.grad));
   const [logits, labels] = [host(a.logits), a.labels as Int32Array];
   return layersNative().softmaxCrossEntropy(logits, labels, a.rows, a.classes, scale, hostOrNull(a.grad), a.simd);
