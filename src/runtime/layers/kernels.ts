@@ -30,7 +30,9 @@ const host = (v: Floats): Float32Array => v as Float32Array;
 const hostOrNull = (v: Floats | undefined): Float32Array | null => (v ?? null) as Float32Array | null;
 
 export function gemm(g: GemmArgs): void {
-  if (onDevice('gemm', GEMM_OPERANDS, [g.a, g.b, g.c]))
+  // The common case first: GEMM is the call made most often, on the smallest products.
+  const allHost = g.a instanceof Float32Array && g.b instanceof Float32Array && g.c instanceof Float32Array;
+  if (!allHost && onDevice('gemm', GEMM_OPERANDS, [g.a, g.b, g.c]))
     return deviceGemm({ ...g, a: dev(g.a), b: dev(g.b), c: dev(g.c) });
   const flags = (g.transA ? 1 : 0) | (g.transB ? 2 : 0) | (g.accumulate ? 4 : 0);
   layersNative().gemm(host(g.a), host(g.b), host(g.c), g.m, g.n, g.k, flags, g.simd);
