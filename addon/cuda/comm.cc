@@ -18,6 +18,7 @@ using dtrain::SetError;
 struct dtrain_nccl_comm {
   ncclComm_t comm = nullptr;
   cudaStream_t stream = nullptr;
+  cudaEvent_t ready = nullptr;  // marks the default stream's work an op must see (made on first use)
   int device = 0;
   int timeout_ms = 0;
   bool aborted = false;
@@ -117,6 +118,15 @@ int Usable(dtrain_nccl_comm* c) {
   if (cudaSetDevice(c->device) != cudaSuccess) return SetError(DTRAIN_CUDA_ECUDA, "cannot select the comm's device");
   return 0;
 }
+// The communicator's stream does not block on the legacy default stream, where the layer kernels, cuBLAS and
+// copies run and return before they finish; an event recorded there and waited for on the comm stream makes
+// the collective read what they wrote, without the host waiting.
+int OrderAfterDefaultStream(dtrain_nccl_comm* c) {
+  if (!c->ready) DTRAIN_CUDA_CHECK(cudaEventCreateWithFlags(&c->ready, cudaEventDisableTiming));
+  DTRAIN_CUDA_CHECK(cudaEventRecord(c->ready, cudaStreamLegacy));
+  DTRAIN_CUDA_CHECK(cudaStreamWaitEvent(c->stream, c->ready, 0));
+  return 0;
+}
 }  // namespace
 
 extern "C" {
@@ -190,6 +200,7 @@ int dtrain_nccl_comm_destroy(dtrain_nccl_comm* c) {
   if (!c) return 0;
   // An aborted communicator was already released by ncclCommAbort.
   if (Nccl() && c->comm && !c->aborted) Nccl()->commDestroy(c->comm);
+  if (c->ready) cudaEventDestroy(c->ready);
   if (c->stream) cudaStreamDestroy(c->stream);
   delete c;
   return 0;
@@ -204,10 +215,11 @@ int dtrain_nccl_comm_abort(dtrain_nccl_comm* c) {
   return 0;
 }
 
-#define PREPARE(dtype_var)         \
-  if (int e = Usable(c)) return e; \
-  ncclDataType_t t;                \
-  if (!ToNcclType(dtype_var, &t)) return SetError(DTRAIN_CUDA_EARG, "unsupported dtype")
+#define PREPARE(dtype_var)                                                                \
+  if (int e = Usable(c)) return e;                                                        \
+  ncclDataType_t t;                                                                       \
+  if (!ToNcclType(dtype_var, &t)) return SetError(DTRAIN_CUDA_EARG, "unsupported dtype"); \
+  if (int e = OrderAfterDefaultStream(c)) return e
 
 int dtrain_nccl_all_reduce(dtrain_nccl_comm* c, const void* send, void* recv, size_t count, int dtype, int op) {
   PREPARE(dtype);

@@ -12,7 +12,7 @@ extern "C" {
 // The library is built with hidden visibility; only this ABI is exported.
 #pragma GCC visibility push(default)
 
-#define DTRAIN_CUDA_ABI_VERSION 1
+#define DTRAIN_CUDA_ABI_VERSION 2
 
 enum {
   DTRAIN_CUDA_OK = 0,
@@ -20,6 +20,7 @@ enum {
   DTRAIN_CUDA_ENCCL = -2,     // an NCCL call failed, or NCCL is not loaded
   DTRAIN_CUDA_EARG = -3,      // bad argument (dtype, size, null pointer)
   DTRAIN_CUDA_ETIMEOUT = -4,  // the watchdog aborted a communicator after its timeout
+  DTRAIN_CUDA_ECUBLAS = -5,   // a cuBLAS call failed, or cuBLAS is not loaded
 };
 
 // dtypes shared with the CPU side (src/runtime/types.ts DType)
@@ -48,6 +49,15 @@ int dtrain_cuda_synchronize(void);
 // Milliseconds of GPU time for `iters` device-to-device copies of `bytes` (the bandwidth reference).
 int dtrain_cuda_time_copy(void* dst, const void* src, size_t bytes, int iters, float* ms);
 
+// CUDA IPC: a 64-byte handle for a buffer from dtrain_cuda_malloc (the allocation's base address), opened
+// by another process on the same node; the importer closes its mapping with dtrain_cuda_ipc_close. Ordering
+// is the exporter's to give: dtrain's work runs on the legacy default stream, so dtrain_cuda_synchronize()
+// before sending the handle (or before reading memory another process wrote) orders it.
+#define DTRAIN_CUDA_IPC_HANDLE_BYTES 64
+int dtrain_cuda_ipc_export(const void* ptr, uint8_t out[DTRAIN_CUDA_IPC_HANDLE_BYTES]);
+int dtrain_cuda_ipc_import(const uint8_t handle[DTRAIN_CUDA_IPC_HANDLE_BYTES], void** ptr);
+int dtrain_cuda_ipc_close(void* ptr);
+
 // Fused AdamW (torch.optim.AdamW semantics; the per-element math is addon/src/optim/adamw_math.h, shared
 // with the CPU kernel). params: fp32 (master == NULL) or bf16/fp16 (params_dtype) with an fp32 master copy.
 typedef struct {
@@ -60,6 +70,29 @@ int dtrain_cuda_adamw_step(void* params, int params_dtype, float* master, const 
 // Milliseconds of GPU time for `iters` AdamW steps over the same buffers (benchmark).
 int dtrain_cuda_time_adamw(void* params, int params_dtype, float* master, const float* grads, float* m, float* v,
                            size_t n, const dtrain_adamw_hparams* hp, int iters, float* ms);
+
+// Layer kernels, on the device's default stream (ordered before later copies; not synchronised). fp32,
+// row-major rows × cols; the per-element math is addon/src/layers/act_math.h, shared with the CPU kernels.
+enum { DTRAIN_ACT_NONE = 0, DTRAIN_ACT_RELU = 1, DTRAIN_ACT_GELU = 2 };
+// z += bias (per column; bias may be NULL), then y = act(z); y may be z.
+int dtrain_cuda_bias_act(float* z, const float* bias, float* y, size_t rows, size_t cols, int act);
+// dz = dy ⊙ act'(z) (dz may be dy); dbias (may be NULL) = its column sums, or += them with accumulate.
+int dtrain_cuda_bias_act_backward(const float* dy, const float* z, float* dz, float* dbias, size_t rows, size_t cols,
+                                  int act, int accumulate);
+// The mean over rows of -log softmax(logits)[label] into *loss (host); grad (may be NULL) = (softmax - onehot)
+// × scale. Synchronises (the loss is read back); a label outside [0, classes) fails with DTRAIN_CUDA_EARG.
+int dtrain_cuda_softmax_xent(const float* logits, const int32_t* labels, size_t rows, size_t classes, double scale,
+                             float* grad, double* loss);
+
+// GEMM through cuBLAS, loaded with dlopen on first use (`path` NULL searches DTRAIN_CUBLAS_PATH,
+// libcublas.so.13 / .12, then pip's nvidia-cublas). Row-major like the CPU GEMM (addon/src/layers/gemm.h):
+// C (m×n, fp32) = op(A)·op(B), or += with DTRAIN_GEMM_ACCUMULATE; op(A) is m×k (A stored k×m when
+// DTRAIN_GEMM_TRANS_A), op(B) is k×n (B stored n×k when DTRAIN_GEMM_TRANS_B). A and B are both fp32 or
+// both bf16 (`in_dtype`); accumulation is fp32 either way (no TF32). Enqueued on the default stream.
+enum { DTRAIN_GEMM_TRANS_A = 1, DTRAIN_GEMM_TRANS_B = 2, DTRAIN_GEMM_ACCUMULATE = 4 };
+int dtrain_cublas_load(const char* path);
+const char* dtrain_cublas_loaded_path(void);
+int dtrain_cuda_gemm(const void* a, const void* b, float* c, size_t m, size_t n, size_t k, int flags, int in_dtype);
 
 // NCCL, loaded with dlopen: `path` NULL searches DTRAIN_NCCL_PATH, libnccl.so.2, then pip's nvidia-nccl.
 int dtrain_nccl_load(const char* path);

@@ -2,10 +2,13 @@
 # The GPU suite, for a machine with CUDA, nvcc, PyTorch and pip's NCCL but no Node and no network:
 #   bash scripts/gpu/run.sh [out-dir]
 # 1. builds the CUDA part (libdtrain_cuda.so) and a native test binary with nvcc, for this GPU's arch too;
-# 2. runs the native tests (kernels against the CPU formula in addon/src/optim/adamw_math.h);
+# 2. runs the native tests (AdamW and the layer kernels against the CPU formulas in addon/src/optim/adamw_math.h
+#    and addon/src/layers/act_math.h, cuBLAS GEMM against a double product);
 # 3. runs the Python harness: buffers, NCCL (world size 1) on every collective against host results, and the
-#    AdamW kernel benchmarked beside PyTorch's fused AdamW and a device-to-device copy in the same run;
+#    AdamW kernel benchmarked beside PyTorch's fused AdamW and a device-to-device copy in the same run; the
+#    layer kernels against torch linear/relu/gelu/cross_entropy and autograd, GEMM timed beside torch.matmul;
 # 4. when node and a built package (dist/, the addon) are there: the Node runtime on NCCL (node_runtime.mjs),
+#    the layer kernels on DeviceBuffers against the CPU kernels (node_layers.mjs),
 #    two ranks on one GPU for split groups, p2p, the watchdog and a dead peer (node_two_ranks.mjs), and
 #    `dtrain doctor` plus `dtrain launch` with backend auto/nccl/cpu (launch_checks.sh).
 set -euo pipefail
@@ -43,6 +46,8 @@ if command -v node >/dev/null && [ -f "$root/dist/runtime/index.js" ] && [ -f "$
     "$(sed 's/\([0-9]*\)/sm_\1/g; s/,/","/g' <<<"$archs")" "$("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')" "$nvcc" \
     >"$root/build-cuda/cuda-build.json"
   node "$root/scripts/gpu/node_runtime.mjs"
+  echo "== layer kernels through Node: DeviceBuffers against the CPU kernels"
+  node "$root/scripts/gpu/node_layers.mjs"
   echo "== Node runtime on NCCL, two ranks on one GPU (socket transport)"
   node "$root/scripts/gpu/node_two_ranks.mjs"
   echo "== dtrain doctor and dtrain launch on this machine (backend auto, nccl, cpu)"

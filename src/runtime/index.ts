@@ -8,5 +8,6 @@ export * from './optim/index.js';
 export * from './layers/index.js';
 export * from './pipeline/index.js';
 export { DeviceBuffer } from './device/device-buffer.js';
+export type { DeviceBufferDescription, DeviceMemory } from './device/device-buffer.js';
 export { deviceAdamwStep } from './device/adamw.js';
 export { NcclOpError, type NcclGroup } from './nccl/group.js';

@@ -17,7 +17,17 @@
   X(dtrain_cuda_h2d)                  \
   X(dtrain_cuda_d2h)                  \
   X(dtrain_cuda_fill)                 \
+  X(dtrain_cuda_synchronize)          \
+  X(dtrain_cuda_ipc_export)           \
+  X(dtrain_cuda_ipc_import)           \
+  X(dtrain_cuda_ipc_close)            \
   X(dtrain_cuda_adamw_step)           \
+  X(dtrain_cuda_bias_act)             \
+  X(dtrain_cuda_bias_act_backward)    \
+  X(dtrain_cuda_softmax_xent)         \
+  X(dtrain_cublas_load)               \
+  X(dtrain_cublas_loaded_path)        \
+  X(dtrain_cuda_gemm)                 \
   X(dtrain_nccl_load)                 \
   X(dtrain_nccl_version)              \
   X(dtrain_nccl_loaded_path)          \

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cuda_loader/cuda_part.h"
+#include "cuda_loader/layer_bindings.h"
 #include "cuda_loader/nccl_bindings.h"
 #include "parts.h"
 
@@ -157,6 +158,41 @@ Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+Napi::Value Synchronize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!Loaded(env)) return env.Undefined();
+  if (g_part.dtrain_cuda_synchronize() != 0) return Fail(env, g_part.dtrain_cuda_last_error());
+  return env.Undefined();
+}
+
+// ipcExport(ptr) -> a Uint8Array of DTRAIN_CUDA_IPC_HANDLE_BYTES
+Napi::Value IpcExport(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!Loaded(env)) return env.Undefined();
+  auto out = Napi::Uint8Array::New(env, DTRAIN_CUDA_IPC_HANDLE_BYTES);
+  if (g_part.dtrain_cuda_ipc_export(Ptr(info[0]), out.Data()) != 0) return Fail(env, g_part.dtrain_cuda_last_error());
+  return out;
+}
+
+// ipcImport(handle: Uint8Array of DTRAIN_CUDA_IPC_HANDLE_BYTES) -> the mapped address
+Napi::Value IpcImport(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!Loaded(env)) return env.Undefined();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::Uint8Array>().ByteLength() != DTRAIN_CUDA_IPC_HANDLE_BYTES)
+    return Fail(env, "an IPC handle is a Uint8Array of " + std::to_string(DTRAIN_CUDA_IPC_HANDLE_BYTES) + " bytes");
+  void* p = nullptr;
+  if (g_part.dtrain_cuda_ipc_import(info[0].As<Napi::Uint8Array>().Data(), &p) != 0)
+    return Fail(env, g_part.dtrain_cuda_last_error());
+  return Napi::Number::New(env, (double)(uintptr_t)p);
+}
+
+Napi::Value IpcClose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!Loaded(env)) return env.Undefined();
+  if (g_part.dtrain_cuda_ipc_close(Ptr(info[0])) != 0) return Fail(env, g_part.dtrain_cuda_last_error());
+  return env.Undefined();
+}
+
 Napi::Value SetDevice(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!Loaded(env)) return env.Undefined();
@@ -175,8 +211,13 @@ void InitCuda(Napi::Env env, Napi::Object exports) {
   cuda.Set("copy", Napi::Function::New(env, Copy));
   cuda.Set("fill", Napi::Function::New(env, Fill));
   cuda.Set("setDevice", Napi::Function::New(env, SetDevice));
+  cuda.Set("synchronize", Napi::Function::New(env, Synchronize));
+  cuda.Set("ipcExport", Napi::Function::New(env, IpcExport));
+  cuda.Set("ipcImport", Napi::Function::New(env, IpcImport));
+  cuda.Set("ipcClose", Napi::Function::New(env, IpcClose));
   cuda.Set("adamwStep", Napi::Function::New(env, AdamwStep));
   cuda::InitNcclBindings(env, cuda);
+  cuda::InitLayerBindings(env, cuda);
   exports.Set("cuda", cuda);
 }
 }  // namespace dtrain

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #define DTRAIN_BODY inline __attribute__((always_inline))
@@ -11,65 +10,9 @@ namespace dtrain {
 namespace layers {
 namespace {
 
-// e^x to about 2e-7 relative, in plain arithmetic the compiler vectorises (libm's expf is one call per element).
-DTRAIN_BODY float fast_exp(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
-  const float r = x - n * 0.693145751953125f - n * 1.428606765330187045e-06f;
-  float p = 1.0f / 720;
-  p = p * r + 1.0f / 120;
-  p = p * r + 1.0f / 24;
-  p = p * r + 1.0f / 6;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
-
-constexpr float kGeluS = 0.7978845608028654f;  // sqrt(2 / pi)
-constexpr float kGeluC = 0.044715f;
-
-// tanh as a 13/6 rational function on [-7.9, 7.9] (Eigen's float tanh; beyond that tanh rounds to ±1):
-// only multiplies, adds, a clamp and a divide, which GCC vectorises in the AVX-512 build (not yet in the
-// AVX2 and baseline ones: it reports control flow there).
-DTRAIN_BODY float rational_tanh(float x) {
-  x = std::min(std::max(x, -7.90531110763549805f), 7.90531110763549805f);
-  const float x2 = x * x;
-  float p = -2.76076847742355e-16f;
-  p = p * x2 + 2.00018790482477e-13f;
-  p = p * x2 - 8.60467152213735e-11f;
-  p = p * x2 + 5.12229709037114e-08f;
-  p = p * x2 + 1.48572235717979e-05f;
-  p = p * x2 + 6.37261928875436e-04f;
-  p = p * x2 + 4.89352455891786e-03f;
-  float q = 1.19825839466702e-06f;
-  q = q * x2 + 1.18534705686654e-04f;
-  q = q * x2 + 2.26843463243900e-03f;
-  q = q * x2 + 4.89352518554385e-03f;
-  return x * p / q;
-}
-
-DTRAIN_BODY float gelu_tanh(float z) { return rational_tanh(kGeluS * (z + kGeluC * z * z * z)); }
-
-template <Act A>
-DTRAIN_BODY float activate(float z) {
-  if (A == Act::relu) return z > 0 ? z : 0.0f;
-  if (A == Act::gelu) return 0.5f * z * (1.0f + gelu_tanh(z));
-  return z;
-}
-
-template <Act A>
-DTRAIN_BODY float derivative(float z) {
-  if (A == Act::relu) return z > 0 ? 1.0f : 0.0f;
-  if (A == Act::gelu) {
-    const float t = gelu_tanh(z);
-    return 0.5f * (1.0f + t) + 0.5f * z * (1.0f - t * t) * kGeluS * (1.0f + 3.0f * kGeluC * z * z);
-  }
-  return 1.0f;
-}
+using math::activate;
+using math::derivative;
+using math::fast_exp;
 
 template <Act A>
 DTRAIN_BODY void forward_body(float* z, const float* bias, float* y, size_t rows, size_t cols) {

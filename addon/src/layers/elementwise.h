@@ -4,12 +4,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "layers/act_math.h"
 #include "simd/level.h"
 
 namespace dtrain {
 namespace layers {
-
-enum class Act { none, relu, gelu };  // gelu: the tanh approximation
 
 // z += bias (per column, when bias is not null), then y = act(z). y may be z (the pre-activation is then lost).
 void bias_act_forward(float* z, const float* bias, float* y, size_t rows, size_t cols, Act act, SimdLevel simd);

@@ -55,6 +55,34 @@ interface NativeCuda {
   copy(direction: 'h2d' | 'd2h', ptr: number, host: ArrayBufferView): void;
   fill(ptr: number, dtype: number, count: number, value: number): void;
   setDevice(device: number): void;
+  synchronize(): void;
+  ipcExport(ptr: number): Uint8Array;
+  ipcImport(handle: Uint8Array): number;
+  ipcClose(ptr: number): void;
+  /** the path cuBLAS was loaded from; throws with the search's reason */
+  cublasLoad(path?: string): string;
+  /** flags: 1 transA, 2 transB, 4 accumulate; inDtype: dtypeCode of a and b (float32 or bfloat16) */
+  gemm(a: number, b: number, c: number, m: number, n: number, k: number, flags: number, inDtype: number): void;
+  biasAct(z: number, bias: number, y: number, act: number, rows: number, cols: number): void;
+  biasActBackward(
+    dy: number,
+    z: number,
+    dz: number,
+    dbias: number,
+    act: number,
+    rows: number,
+    cols: number,
+    accumulate: boolean,
+  ): void;
+  /** the mean loss; waits for the kernels */
+  softmaxCrossEntropy(
+    logits: number,
+    labels: number,
+    rows: number,
+    classes: number,
+    scale: number,
+    grad: number,
+  ): number;
 }
 
 let native: NativeCuda | undefined;

@@ -1,4 +1,5 @@
-// Layer kernels (GEMM, fused bias + activation, softmax cross-entropy) for users and the example trainer.
+// Layer kernels (GEMM, fused bias + activation, softmax cross-entropy) for users and the example trainer, on host
+// arrays or DeviceBuffers.
 export {
   gemm,
   layersSimd,
@@ -10,10 +11,12 @@ export {
   softmaxCrossEntropy,
 } from './kernels.js';
 export type { LinearShape } from './kernels.js';
+export { loadCublas } from './device.js';
 export type {
   Activation,
   BiasActArgs,
   BiasActBackwardArgs,
+  Floats,
   GemmArgs,
   LayerSimd,
   SoftmaxCrossEntropyArgs,

@@ -3,18 +3,21 @@
  * Loaded lazily so importing the runtime does not require a built addon until a kernel is called.
  */
 import { addonPath, loadAddon } from '../addon.js';
+import type { DeviceBuffer } from '../device/device-buffer.js';
 
 /** A SIMD path request: 'auto' follows DTRAIN_SIMD, then the CPU (AVX-512F, else AVX2 + FMA, else scalar). */
 export type LayerSimd = 'auto' | 'scalar' | 'avx2' | 'avx512';
 export type Activation = 'none' | 'relu' | 'gelu';
+/** A float operand: a host array, or a DeviceBuffer (then every operand of the call is one; see device.ts). */
+export type Floats = Float32Array | DeviceBuffer;
 
 export interface GemmArgs {
-  /** op(A) is m×k; stored k×m when transA */
-  a: Float32Array;
+  /** op(A) is m×k; stored k×m when transA. On the device, a and b may both be bfloat16 (fp32 accumulation). */
+  a: Floats;
   /** op(B) is k×n; stored n×k when transB */
-  b: Float32Array;
+  b: Floats;
   /** m×n, row-major */
-  c: Float32Array;
+  c: Floats;
   m: number;
   n: number;
   k: number;
@@ -22,47 +25,51 @@ export interface GemmArgs {
   transB?: boolean;
   /** c += op(A)·op(B) instead of c = op(A)·op(B) */
   accumulate?: boolean;
+  /** the CPU path; ignored on the device */
   simd?: LayerSimd;
 }
 
 export interface BiasActArgs {
   /** rows×cols pre-activation; the bias is added in place */
-  z: Float32Array;
-  bias?: Float32Array;
+  z: Floats;
+  bias?: Floats;
   /** act(z + bias); default: z itself (in place) */
-  y?: Float32Array;
+  y?: Floats;
   act?: Activation;
   rows: number;
   cols: number;
+  /** the CPU path; ignored on the device */
   simd?: LayerSimd;
 }
 
 export interface BiasActBackwardArgs {
-  dy: Float32Array;
+  dy: Floats;
   /** the forward's pre-activation (for ReLU its output serves as well) */
-  z: Float32Array;
+  z: Floats;
   /** dy ⊙ act'(z); default: dy itself (in place) */
-  dz?: Float32Array;
+  dz?: Floats;
   /** the column sums of dz */
-  dbias?: Float32Array;
+  dbias?: Floats;
   act?: Activation;
   rows: number;
   cols: number;
   /** dbias += instead of dbias = */
   accumulate?: boolean;
+  /** the CPU path; ignored on the device */
   simd?: LayerSimd;
 }
 
 export interface SoftmaxCrossEntropyArgs {
   /** rows×classes */
-  logits: Float32Array;
+  logits: Floats;
   /** one class in [0, classes) per row */
-  labels: Int32Array;
+  labels: Int32Array | DeviceBuffer;
   rows: number;
   classes: number;
   /** grad = (softmax − one-hot) × scale; default 1 / rows (the gradient of the mean loss) */
   scale?: number;
-  grad?: Float32Array;
+  grad?: Floats;
+  /** the CPU path; ignored on the device */
   simd?: LayerSimd;
 }
 

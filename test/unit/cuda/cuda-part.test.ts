@@ -35,8 +35,9 @@ t.test('the CUDA part is built for sm_80 and sm_90 with PTX when nvcc is present
     'the CPU addon links nothing of CUDA (it opens the CUDA part with dlopen, when needed)',
   );
   const symbols = execFileSync('nm', ['-D', '--defined-only', cudaPartPath], { encoding: 'utf8' });
-  for (const s of ['dtrain_cuda_adamw_step', 'dtrain_nccl_load', 'dtrain_nccl_all_reduce', 'dtrain_cuda_malloc'])
-    t.match(symbols, new RegExp(`\\b${s}\\b`), `exports ${s}`);
+  const exported = ['dtrain_cuda_adamw_step', 'dtrain_nccl_load', 'dtrain_nccl_all_reduce', 'dtrain_cuda_malloc'];
+  exported.push('dtrain_cuda_gemm', 'dtrain_cublas_load', 'dtrain_cuda_bias_act', 'dtrain_cuda_softmax_xent');
+  for (const s of exported) t.match(symbols, new RegExp(`\\b${s}\\b`), `exports ${s}`);
 });
 
 t.test('the native GPU test binary compiles and links against the C ABI', async (t) => {
