@@ -20,6 +20,8 @@
 #   plain login: the same hosts with root's ~/.bashrc empty in their sessions (netns-hosts.sh --plain-login).
 # Both tools go through the same sshd and the same login shell in each; only the login's rc differs.
 #   scripts/bench/ssh-launch.sh [hosts=8] [runs=10] [both|as-is|plain]   (root; needs a built dist/: npm run build)
+# DTRAIN_BASELINE=/path/to/another/built/checkout adds its controller CPU per host and its connect-to-ready
+# latency to the same run, interleaved (before/after on a shared machine: only figures from one run compare).
 # DTRAIN_BENCH_JSON=FILE also appends one JSON line per testbed to FILE (what is printed stays the same): the
 # label, host count, hyperfine's per-run seconds of each command, and the CPU figures above in ms.
 set -euo pipefail
@@ -54,15 +56,12 @@ cpu_ms() {
   echo $((total * 1000 / hz / 5))
 }
 
-# CPU of the command's own process tree (it and the children it waited for), mean of 5 runs, from
+# CPU of one run of the command's own process tree (it and the children it waited for), in ms, from
 # /usr/bin/time: for dtrain launch that is the controller alone (the agents run under the hosts' sshd).
-own_cpu_ms() {
-  local total=0 i u s
-  for i in 1 2 3 4 5; do
-    read -r u s < <(/usr/bin/time -f '%U %S' "$@" 2>&1 >/dev/null | tail -1)
-    total=$(awk -v t="$total" -v u="$u" -v s="$s" 'BEGIN { print t + (u + s) * 1000 }')
-  done
-  awk -v t="$total" 'BEGIN { printf "%d", t / 5 }'
+own_cpu_once() {
+  local u s
+  read -r u s < <(/usr/bin/time -f '%U %S' "$@" 2>&1 >/dev/null | tail -1)
+  awk -v u="$u" -v s="$s" 'BEGIN { printf "%d", (u + s) * 1000 }'
 }
 
 # measure <label> [netns-hosts.sh flags]
@@ -98,13 +97,28 @@ measure() {
   local cpu_pdsh cpu_launch own_pdsh own_launch
   cpu_pdsh=$(cpu_ms $pdsh_cmd)
   cpu_launch=$(cpu_ms $launch_cmd)
-  own_pdsh=$(own_cpu_ms $pdsh_cmd)
-  own_launch=$(own_cpu_ms $launch_cmd)
+  # mean of 5 runs each, interleaved (the baseline's controller starts the baseline's agents: the hosts find
+  # bin/dtrain by the controller's own path)
+  local base_cmd="" own_base=0 i
+  [ -n "${DTRAIN_BASELINE:-}" ] && base_cmd="$DTRAIN_BASELINE/bin/dtrain launch $out/job.yaml"
+  own_pdsh=0
+  own_launch=0
+  for i in 1 2 3 4 5; do
+    own_pdsh=$((own_pdsh + $(own_cpu_once $pdsh_cmd)))
+    own_launch=$((own_launch + $(own_cpu_once $launch_cmd)))
+    if [ -n "$base_cmd" ]; then own_base=$((own_base + $(own_cpu_once $base_cmd))); fi
+  done
+  own_pdsh=$((own_pdsh / 5))
+  own_launch=$((own_launch / 5))
+  own_base=$((own_base / 5))
 
   echo "== $label"
   echo "CPU per run, all processes on this machine ($(nproc) cores): pdsh ${cpu_pdsh} ms, dtrain launch ${cpu_launch} ms"
   echo "controller CPU per host (5 runs): dtrain launch $((own_launch / hosts)) ms (${own_launch} ms in all)," \
     "pdsh + its ssh clients $((own_pdsh / hosts)) ms (${own_pdsh} ms in all)"
+  if [ -n "$base_cmd" ]; then
+    echo "controller CPU per host, baseline ($DTRAIN_BASELINE): $((own_base / hosts)) ms (${own_base} ms in all)"
+  fi
   node scripts/bench/ssh-ready-driver.mjs "$bed/testbed.json" "$PWD/bin/dtrain" "$runs"
   node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).results;

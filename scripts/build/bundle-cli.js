@@ -4,7 +4,8 @@
 // dist/agent-bundle.js from dist/cli/agent-entry.js: `dtrain agent --stdio`, started once per host of every
 // launch, reads and scans only the agent's half of the code.
 //
-// Each module becomes a factory run on first use, in ESM order (dependencies first, in import order).
+// Each module becomes a factory run on first use (all of them in one script, dist/<bundle>.<hash>.code.js,
+// which the bundle compiles with V8's code cache), in ESM order (dependencies first, in import order).
 // Imports bind once, after the dependency ran: the same as live ESM bindings because the build refuses
 // a static import cycle and `export let/var`, the two cases where they differ. Top-level await is refused
 // too. import.meta.url is the module's own dist/ URL. CommonJS packages are required; ES-only packages are
@@ -13,7 +14,8 @@
 // plain `tsc` makes it stale, and then the modules load as built).
 //
 //   node scripts/build/bundle-cli.js [--out DIR]   (default: dist/)
-import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -204,7 +206,7 @@ function transform(id) {
   return { body: body + (exportLines.length ? exportLines.join('\n') + '\n' : ''), deps, dynamic, esOnly, mtime };
 }
 
-function build({ entry, what }) {
+function build({ name, entry, what }) {
   const mods = new Map();
   const queue = [entry];
   while (queue.length) {
@@ -276,19 +278,22 @@ function build({ entry, what }) {
     '  __factories ??= __loadFactories();',
     '  return __factories[id];',
     '}',
-    // Every module's factory is one script (kept as a string: loading the bundle only scans it), compiled
-    // on the first __req with V8's code cache: the bytecode, written beside the bundle by the first process
-    // that had none (at its exit, so it holds every function that process ran). Its first line names the
-    // Node binary and the bundle it was made for; V8 rejects a cache from another V8 or other flags itself.
+    // Every module's factory is one script in a file of its own beside the bundle (ESM cannot use a code
+    // cache, and as a string literal here the ESM loader read and scanned it at every start: ~6 ms of CPU),
+    // compiled on the first __req with V8's code cache: the bytecode, written beside the bundle by the first
+    // process that had none (at its exit, so it holds every function that process ran). Its first line names
+    // the Node binary and the script it was made for; V8 rejects a cache from another V8 or other flags itself.
     '/** How this process compiled the bundle: "used" a code cache, "produced" one, or "none". */',
     "export let codeCache = 'none';",
     'function __loadFactories() {',
     "  const fs = __require('node:fs');",
     "  const vm = __require('node:vm');",
-    "  const file = __require('node:url').fileURLToPath(import.meta.url);",
+    "  const { fileURLToPath } = __require('node:url');",
+    '  const file = fileURLToPath(new URL(__codeFile, import.meta.url));',
+    "  const __code = fs.readFileSync(file, 'utf8');",
     "  if (process.env.DTRAIN_NO_CODE_CACHE === '1')",
     '    return new vm.Script(__code, { filename: file }).runInThisContext();',
-    "  const cacheFile = file.replace(/\\.js$/, '.v8cache');",
+    "  const cacheFile = fileURLToPath(import.meta.url).replace(/\\.js$/, '.v8cache');",
     '  let tag = null;',
     '  let cachedData;',
     '  try {',
@@ -324,27 +329,44 @@ function build({ entry, what }) {
   ];
   const params = '__exports, __meta_url, __req, __dyn, __require, __ext, __star, __import';
   const factory = ([id, m]) => `${JSON.stringify(id)}: function (${params}) {"use strict";\n${m.body}}`;
-  const factories = [...mods].map(factory);
-  out.push(`const __code = ${JSON.stringify(`({\n${factories.join(',\n')}\n})`)};`, '');
+  const factories = `({\n${[...mods].map(factory).join(',\n')}\n})\n`;
+  // Named by its content: a process that imported the bundle just before a rebuild still reads its own.
+  const codeFile = `${name}.${createHash('sha256').update(factories).digest('hex').slice(0, 12)}.code.js`;
+  out.push(`const __codeFile = ${JSON.stringify(codeFile)};`, '');
   const inputs = Object.fromEntries([...mods].map(([id, m]) => [id, m.mtime]));
-  return { code: out.join('\n'), inputs, count: mods.size };
+  return { code: out.join('\n'), factories, codeFile, inputs, count: mods.size };
 }
 
 for (const b of bundles) {
   const bundle = join(outDir, `${b.name}.js`);
   const manifest = join(outDir, `${b.name}.json`);
   try {
-    const { code, inputs, count } = build(b);
-    // A private name then rename: a concurrent `dtrain` never reads half a bundle.
-    writeFileSync(`${bundle}.${process.pid}.tmp`, code);
-    renameSync(`${bundle}.${process.pid}.tmp`, bundle);
+    const { code, factories, codeFile, inputs, count } = build(b);
+    // Private names then renames, the script before the bundle naming it: a concurrent `dtrain` never reads
+    // half a bundle. Then the scripts of earlier builds go.
+    for (const [file, text] of [
+      [join(outDir, codeFile), factories],
+      [bundle, code],
+    ]) {
+      writeFileSync(`${file}.${process.pid}.tmp`, text);
+      renameSync(`${file}.${process.pid}.tmp`, file);
+    }
+    removeCodeFiles(b.name, codeFile);
     writeFileSync(manifest, JSON.stringify({ inputs }) + '\n');
-    console.log(`bundle-cli: wrote ${bundle} (${count} modules, ${Math.round(code.length / 1024)} KiB)`);
+    const kib = Math.round((code.length + factories.length) / 1024);
+    console.log(`bundle-cli: wrote ${bundle} and ${codeFile} (${count} modules, ${kib} KiB)`);
   } catch (err) {
     // Never a failed build: without a bundle dtrain runs from the modules, only slower to start.
     rmSync(bundle, { force: true });
     rmSync(manifest, { force: true });
+    removeCodeFiles(b.name, null);
     const why = err instanceof Refused ? err.message : (err.stack ?? String(err));
     console.error(`bundle-cli: no ${b.name} (${why}); dtrain runs from the modules in dist/`);
   }
+}
+
+/** The factory scripts of bundle `name` in the output folder, all but `keep`. */
+function removeCodeFiles(name, keep) {
+  for (const f of readdirSync(outDir))
+    if (f.startsWith(`${name}.`) && f.endsWith('.code.js') && f !== keep) rmSync(join(outDir, f), { force: true });
 }

@@ -8,6 +8,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   utimesSync,
@@ -39,10 +40,33 @@ t.test('the bundler writes the bundle and its manifest', { skip }, async (t) => 
     encoding: 'utf8',
   });
   t.equal(r.status, 0, r.stderr);
-  t.match(r.stdout, /bundle-cli: wrote .*cli-bundle\.js \(\d+ modules/);
-  t.match(r.stdout, /bundle-cli: wrote .*agent-bundle\.js \(\d+ modules/);
+  t.match(r.stdout, /bundle-cli: wrote .*cli-bundle\.js and cli-bundle\.\w+\.code\.js \(\d+ modules/);
+  t.match(r.stdout, /bundle-cli: wrote .*agent-bundle\.js and agent-bundle\.\w+\.code\.js \(\d+ modules/);
   t.ok(existsSync(join(out, 'cli-bundle.json')));
   t.ok(existsSync(join(out, 'agent-bundle.json')));
+});
+
+t.test('the modules are a script beside the bundle, named by content; a rebuild leaves one', { skip }, async (t) => {
+  const codeFiles = (name: string) =>
+    readdirSync(out).filter((f) => f.startsWith(`${name}.`) && f.endsWith('.code.js'));
+  for (const name of ['cli-bundle', 'agent-bundle']) {
+    const [code, ...more] = codeFiles(name);
+    t.same(more, [], `${name}: one script`);
+    t.match(code, new RegExp(`^${name}\\.[0-9a-f]{12}\\.code\\.js$`));
+    const bundle = readFileSync(join(out, `${name}.js`), 'utf8');
+    t.ok(bundle.includes(JSON.stringify(code)), `${name}.js names it`);
+    // the ES module Node reads and compiles at every start holds no module's code
+    t.notMatch(bundle, /"cli\/[\w-]+\.js": function/, `${name}.js holds the loader only`);
+    t.match(readFileSync(join(out, code), 'utf8'), /"cli\/[\w-]+\.js": function/);
+  }
+  // an older build's script (another name) goes; the same inputs give the same name
+  const before = codeFiles('agent-bundle');
+  writeFileSync(join(out, 'agent-bundle.0123456789ab.code.js'), '({})\n');
+  const r = spawnSync(process.execPath, [join(root, 'scripts/build/bundle-cli.js'), '--out', out], {
+    encoding: 'utf8',
+  });
+  t.equal(r.status, 0, r.stderr);
+  t.same(codeFiles('agent-bundle'), before);
 });
 
 /** Each module of the bundle at `url`: the shape of its exports there and as tsc built it. */
