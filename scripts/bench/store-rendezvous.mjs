@@ -213,8 +213,10 @@ print(f'failed {errors[0]}' if errors else 'done', flush=True)
 sys.stdin.readline()
 `;
 
-// The master holds two connections per client (TCPStore 1.13's request and watch connections): where the
-// hard limit on open files is below that, it asks for more (which needs root; else it fails at accept).
+// The master holds two connections per client (TCPStore 1.13's request and watch connections). Where the
+// hard limit on open files is below that and cannot be raised (that needs CAP_SYS_RESOURCE), it says so
+// and the run fails at once: started anyway, the master dies at accept (EMFILE) and thousands of clients
+// retrying their connections drove this 2-core machine's load average into the thousands.
 const torchMaster = `
 import sys, datetime, resource
 import torch.distributed as d
@@ -224,6 +226,9 @@ try:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(hard, need), max(hard, need)))
 except (ValueError, OSError):
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < need:
+        print(f'the master needs {need} open files (two per client), over the hard limit of {hard}', flush=True)
+        sys.exit(3)
 s = d.TCPStore('127.0.0.1', 0, int(sys.argv[1]), True, timeout=datetime.timedelta(seconds=120),
                wait_for_workers=False)
 print(s.port, flush=True)
@@ -299,7 +304,12 @@ const runners = {
   },
   async tcpstore(n, procs, trial) {
     const master = spawn(pythonPath, ['-c', torchMaster, String(n)], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const port = Number(await lines(master)());
+    const first = await lines(master)();
+    const port = Number(first);
+    if (!Number.isInteger(port)) {
+      await exited(master);
+      throw new Error(first);
+    }
     try {
       return await rendezvous(
         shares(n, procs),
