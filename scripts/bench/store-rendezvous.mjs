@@ -15,8 +15,9 @@
 //        [--impls dtrain,tcpstore,etcd] [--threads 256] [--json]
 //
 // Needs a build (npm run build), /usr/bin/python3 with torch, and etcd on the PATH. The clients live in
-// --procs processes, N/procs connections each; the store and the driver in their own. Job keys travel on
-// stdin, never in argv or the environment.
+// --procs processes, N/procs connections each; the store and the driver in their own. TCPStore's blocking
+// client gets at most --threads driver threads per process (see torchClients). Job keys travel on stdin, never
+// in argv or the environment. DTRAIN_BENCH_VERBOSE=1 prints each process's CPU time and dtrain's phase times.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
