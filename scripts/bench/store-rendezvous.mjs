@@ -12,11 +12,12 @@
 // and p99 (nearest rank) over the repeats, per implementation and N.
 //
 //   node scripts/bench/store-rendezvous.mjs [--sizes 100,1000,10000] [--repeats 5] [--procs 4]
-//        [--impls dtrain,tcpstore,etcd] [--json]
+//        [--impls dtrain,tcpstore,etcd] [--threads 256] [--json]
 //
 // Needs a build (npm run build), /usr/bin/python3 with torch, and etcd on the PATH. The clients live in
-// --procs processes, N/procs connections each; the store and the driver in their own. Job keys travel on
-// stdin, never in argv or the environment.
+// --procs processes, N/procs connections each; the store and the driver in their own. TCPStore's blocking
+// client gets at most --threads driver threads per process (see torchClients). Job keys travel on stdin, never
+// in argv or the environment. DTRAIN_BENCH_VERBOSE=1 prints each process's CPU time and dtrain's phase times.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -65,11 +66,23 @@ async function clientRole(run) {
   const prepared = await run.prepare?.(setup, secret);
   process.stdout.write('ready\n');
   await next();
+  const cpuBefore = process.cpuUsage();
+  const goAt = performance.now();
   try {
     const held = await Promise.all(
       Array.from({ length: setup.count }, (_, i) => run.one(setup, setup.first + i, secret, prepared)),
     );
     process.stdout.write('done\n');
+    if (verbose) {
+      const cpu = process.cpuUsage(cpuBefore);
+      const phases = Object.entries(run.phases ?? {})
+        .map(([k, v]) => `${k} p50 ${pct(v, 0.5)} max ${pct(v, 1)}`)
+        .join(', ');
+      console.error(
+        `clients ${setup.first}+${setup.count}: ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU in ` +
+          `${(performance.now() - goAt).toFixed(0)} ms; ${phases}`,
+      );
+    }
     await next().catch(() => {});
     await Promise.all(held.map((c) => c?.close?.()));
   } catch (err) {
@@ -78,16 +91,25 @@ async function clientRole(run) {
   process.exit(0);
 }
 
+const verbose = Boolean(process.env.DTRAIN_BENCH_VERBOSE);
+const pct = (v, q) => [...v].sort((a, b) => a - b)[Math.max(0, Math.ceil(q * v.length) - 1)]?.toFixed(0);
+const phaseAt = (phases, name, since) => verbose && (phases[name] ??= []).push(performance.now() - since);
+
 const dtrainClient = {
+  phases: {},
   async prepare() {
     return await import(join(root, 'dist/store/index.js'));
   },
   async one({ port, n, prefix }, i, jobKey, { StoreClient }) {
     // The agent's own connect: retries with backoff while the store turns it away before authentication.
+    const t0 = performance.now();
     const c = await StoreClient.connectTcp({ host: '127.0.0.1', port, jobKey, retryForMs: 120000, timeoutMs: 120000 });
+    phaseAt(this.phases, 'auth', t0);
     await c.set(`${prefix}/member/${i}`, 'x');
     if ((await c.add(`${prefix}/count`, 1)) === n) await c.set(`${prefix}/all`, String(n));
+    phaseAt(this.phases, 'add', t0);
     const all = (await c.get(`${prefix}/all`, 120000)).toString();
+    phaseAt(this.phases, 'all', t0);
     if (all !== String(n)) throw new Error(`client ${i} saw ${all} of ${n}`);
     return c;
   },
@@ -149,7 +171,12 @@ const etcdClient = {
   },
 };
 
-// TCPStore clients: one thread each (its calls are blocking; they release the GIL).
+// TCPStore clients: PyTorch's own client, whose calls block (releasing the GIL), so a client needs a thread
+// to wait in. A process runs at most `threads` driver threads; each takes its share of the clients one after
+// another through connect, SET and ADD (none of which waits for the others), then GETs "all" for each of
+// them. Up to `threads` clients per process, that is one thread per client, every client as concurrent as
+// dtrain's and etcd's; beyond it, clients wait their turn for a thread. TCPStore 1.13 itself also starts one
+// background thread per client object (its watch listener, asleep in poll), which no driver can avoid.
 const torchClients = `
 import sys, threading, datetime, resource, json
 import torch.distributed as d
@@ -161,31 +188,48 @@ n, prefix = s['n'], s['prefix']
 print('ready', flush=True)
 sys.stdin.readline()
 held, errors = [], []
-def one(i):
+def share(mine):
     try:
-        c = d.TCPStore('127.0.0.1', s['port'], n, False, timeout=datetime.timedelta(seconds=120),
-                       wait_for_workers=False)
-        c.set(f'{prefix}/member/{i}', 'x')
-        if c.add(f'{prefix}/count', 1) == n:
-            c.set(f'{prefix}/all', str(n))
-        got = c.get(f'{prefix}/all').decode()
-        if got != str(n):
-            raise RuntimeError(f'client {i} saw {got} of {n}')
-        held.append(c)
+        stores = []
+        for i in mine:
+            c = d.TCPStore('127.0.0.1', s['port'], n, False, timeout=datetime.timedelta(seconds=120),
+                           wait_for_workers=False)
+            stores.append(c)
+            c.set(f'{prefix}/member/{i}', 'x')
+            if c.add(f'{prefix}/count', 1) == n:
+                c.set(f'{prefix}/all', str(n))
+        for i, c in zip(mine, stores):
+            got = c.get(f'{prefix}/all').decode()
+            if got != str(n):
+                raise RuntimeError(f'client {i} saw {got} of {n}')
+        held.extend(stores)
     except Exception as e:
         errors.append(str(e).split(chr(10))[0])
-threads = [threading.Thread(target=one, args=(s['first'] + k,)) for k in range(s['count'])]
+ids = range(s['first'], s['first'] + s['count'])
+workers = min(s['threads'], s['count'])
+threads = [threading.Thread(target=share, args=(ids[k::workers],)) for k in range(workers)]
 for t in threads: t.start()
 for t in threads: t.join()
 print(f'failed {errors[0]}' if errors else 'done', flush=True)
 sys.stdin.readline()
 `;
 
+// The master holds two connections per client (TCPStore 1.13's request and watch connections). Where the
+// hard limit on open files is below that and cannot be raised (that needs CAP_SYS_RESOURCE), it says so
+// and the run fails at once: started anyway, the master dies at accept (EMFILE) and thousands of clients
+// retrying their connections drove this 2-core machine's load average into the thousands.
 const torchMaster = `
 import sys, datetime, resource
 import torch.distributed as d
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+need = 2 * int(sys.argv[1]) + 1024
+try:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(hard, need), max(hard, need)))
+except (ValueError, OSError):
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < need:
+        print(f'the master needs {need} open files (two per client), over the hard limit of {hard}', flush=True)
+        sys.exit(3)
 s = d.TCPStore('127.0.0.1', 0, int(sys.argv[1]), True, timeout=datetime.timedelta(seconds=120),
                wait_for_workers=False)
 print(s.port, flush=True)
@@ -195,9 +239,12 @@ sys.stdin.read()
 // ---------------------------------------------------------------- driver
 
 const pythonPath = '/usr/bin/python3';
+/** Driver threads per TCPStore client process, at most (--threads). */
+let torchThreads = 256;
 
 function spawnNode(role, extra = []) {
-  return spawn(process.execPath, [self, role, ...extra], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // The driver's own Node flags (--cpu-prof, say) reach its clients and store too.
+  return spawn(process.execPath, [...process.execArgv, self, role, ...extra], { stdio: ['pipe', 'pipe', 'inherit'] });
 }
 
 /** Starts `procs` client processes, says go, and returns the ms until every one reported done. */
@@ -258,12 +305,17 @@ const runners = {
   },
   async tcpstore(n, procs, trial) {
     const master = spawn(pythonPath, ['-c', torchMaster, String(n)], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const port = Number(await lines(master)());
+    const first = await lines(master)();
+    const port = Number(first);
+    if (!Number.isInteger(port)) {
+      await exited(master);
+      throw new Error(first);
+    }
     try {
       return await rendezvous(
         shares(n, procs),
         () => spawn(pythonPath, ['-c', torchClients], { stdio: ['pipe', 'pipe', 'inherit'] }),
-        (s) => ({ ...s, port, n, prefix: `r${trial}` }),
+        (s) => ({ ...s, port, n, prefix: `r${trial}`, threads: torchThreads }),
       );
     } finally {
       master.stdin.end();
@@ -338,7 +390,11 @@ async function serverRole() {
   const { StoreServer } = await import(join(root, 'dist/store/index.js'));
   let evicted = 0;
   const server = await StoreServer.start({ jobKey, onViolation: (why) => void (evicted += /evicted/.test(why)) });
-  process.on('exit', () => process.env.DTRAIN_BENCH_VERBOSE && console.error(`store: ${evicted} evicted`));
+  const cpuBefore = process.cpuUsage();
+  process.on('exit', () => {
+    const cpu = process.cpuUsage(cpuBefore);
+    if (verbose) console.error(`store: ${evicted} evicted, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU`);
+  });
   process.stdout.write(`${server.port}\n`);
   process.stdin.once('end', () => void server.close().then(() => process.exit(0)));
 }
@@ -355,6 +411,7 @@ async function main() {
       repeats: { type: 'string', default: '5' },
       procs: { type: 'string', default: '4' },
       impls: { type: 'string', default: 'dtrain,tcpstore,etcd' },
+      threads: { type: 'string', default: String(torchThreads) },
       json: { type: 'boolean', default: false },
     },
   });
@@ -362,6 +419,7 @@ async function main() {
   const repeats = Number(values.repeats);
   const procs = Number(values.procs);
   const impls = values.impls.split(',');
+  torchThreads = Number(values.threads);
   for (const impl of impls) if (!runners[impl]) throw new Error(`--impls: unknown ${impl}`);
   const torch = spawnSync(pythonPath, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
   const etcdVersion = spawnSync('etcd', ['--version'], { encoding: 'utf8' });
@@ -380,7 +438,7 @@ async function main() {
         if (errors[impl]) continue;
         try {
           times[impl].push(await runners[impl](n, procs, trial++));
-          console.error(`${impl} ${n}: ${times[impl].at(-1).toFixed(1)} ms`);
+          console.error(`${impl} ${n}: ${times[impl].at(-1).toFixed(1)} ms (load ${loadavg()[0].toFixed(2)})`);
         } catch (err) {
           errors[impl] = err.message;
           console.error(`${impl} ${n}: failed: ${err.message}`);
@@ -408,7 +466,9 @@ async function main() {
     load_after: loadavg().map((l) => +l.toFixed(2)),
   };
   if (values.json) {
-    process.stdout.write(JSON.stringify({ procs, repeats, versions, machine, rows }, null, 2) + '\n');
+    process.stdout.write(
+      JSON.stringify({ procs, threads: torchThreads, repeats, versions, machine, rows }, null, 2) + '\n',
+    );
     return;
   }
   console.log(
