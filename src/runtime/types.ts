@@ -149,7 +149,10 @@ export interface Dist {
   /**
    * How long, in microseconds, a rank waiting on a same-host peer spins before it sleeps until the peer
    * wakes it: 20, or 0 when this host runs more ranks than this process may use CPUs (spinning would
-   * steal a peer's core). DTRAIN_SPIN (microseconds) forces it.
+   * steal a peer's core). DTRAIN_SPIN (microseconds) forces it. Right after waking a sleeping peer a rank
+   * spins up to 200 instead (the peer's wake-up takes about 100 on a VM), and it does not spin while the
+   * peer last waited on its own CPU (it steps onto another CPU of its affinity mask instead, at most every
+   * 10 ms).
    */
   readonly spin: number;
   /** checkpoint_signal (DTRAIN_CHECKPOINT_SIGNAL): what the launcher sends when the scheduler warns of the end */

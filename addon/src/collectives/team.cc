@@ -1,5 +1,6 @@
 #include "collectives/team.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -64,6 +65,7 @@ std::set<Team*>& liveTeams() {
 
 struct Team::Ctl {
   alignas(64) Bell bell;
+  std::atomic<int32_t> cpu;                  // 1 + the CPU this member last waited on (0: not yet)
   alignas(64) std::atomic<uint64_t> posted;  // seq of the latest round whose desc is valid
   alignas(64) std::atomic<uint64_t> phase;   // seq of the latest round whose reduced slice is ready
   alignas(64) std::atomic<uint64_t> done;    // seq of the latest round this member stopped reading peers in
@@ -90,7 +92,7 @@ size_t stagingOffset(int size) { return smallOffset(size) + 2 * kSmallBytes; }
 }  // namespace
 
 Team::Team(int size, int me, const std::string& groupName)
-    : size_(size), me_(me), groupName_(groupName), spinUs_(spinBudgetUs()) {
+    : size_(size), me_(me), groupName_(groupName), spinUs_(spinBudgetUs()), wakeSpinUs_(wakeSpinBudgetUs()) {
   static_assert(sizeof(Ctl) <= kCtlBytes, "control block must fit its page");
   own_ = createRegion(stagingOffset(size) + stagingBytes(), ("group " + groupName).c_str());
   new (own_.base) Ctl();  // memfd pages are zero: all counters start at 0
@@ -182,15 +184,38 @@ std::string Team::peerGone(int i, const Deadline& d) {
 template <typename Ready>
 void Team::waitUntil(int i, Ready ready, const Deadline& d) {
   if (ready()) return;
-  if (spinUs_ > 0) {
+  // Having just woken this peer, wait out its wake-up instead of sleeping in turn (then it would have to
+  // wake this rank, and so on: ~100 us an op once started). A spin that still misses the peer (it is
+  // not running: the cores are busy) turns this off for a while.
+  bool wakeSpin = wakeSpinUs_ > spinUs_ && wokeRound_ + 1 >= seq_ && seq_ >= wakeSpinFrom_;
+  int spinUs = wakeSpin ? wakeSpinUs_ : spinUs_;
+  // A peer that last waited on this rank's CPU runs only when this rank stops: the scheduler may put
+  // two processes that wake each other on one CPU (when the other CPU was busy for a moment), and a
+  // spin there costs every op the whole spin and a context switch (~40 us an op instead of ~2).
+  if (spinUs > 0) {
+    int mine = ::sched_getcpu() + 1;
+    if (ctl(i).cpu.load(std::memory_order_relaxed) != mine) {
+      colocated_ = 0;
+    } else if (++colocated_ >= kColocatedWaits && moveOffCpu(mine - 1)) {
+      // Left alone the pair stays there (each wakes the other onto the CPU it runs on; measured on a VM
+      // that reports no shared caches), so step onto another CPU this thread may use.
+      colocated_ = 0;
+      mine = ::sched_getcpu() + 1;
+    } else {
+      spinUs = 0, wakeSpin = false;
+    }
+    ctl(me_).cpu.store(mine, std::memory_order_relaxed);
+  }
+  if (spinUs > 0) {
     // the clock is read every 64 pauses (a microsecond or so), not on every turn
-    Clock::time_point until = Clock::now() + std::chrono::microseconds(spinUs_);
+    Clock::time_point until = Clock::now() + std::chrono::microseconds(spinUs);
     do {
       for (int s = 0; s < 64; ++s) {
         cpuRelax();
         if (ready()) return;
       }
     } while (Clock::now() < until);
+    if (wakeSpin) wakeSpinFrom_ = seq_ + kWakeSpinPause;
   }
   Ctl& c = ctl(i);
   for (;;) {
@@ -205,6 +230,21 @@ void Team::waitUntil(int i, Ready ready, const Deadline& d) {
     }
     sleepOnBell(c.bell, seen, 2);
   }
+}
+
+bool Team::moveOffCpu(int cpu) {
+  auto now = Clock::now();
+  if (now - lastMove_ < std::chrono::milliseconds(kMoveEveryMs)) return false;
+  lastMove_ = now;
+  cpu_set_t allowed, away;
+  if (::sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return false;
+  away = allowed;
+  CPU_CLR(cpu, &away);
+  if (CPU_COUNT(&away) == 0) return false;
+  // Narrowing the mask moves this thread at once; widening it again leaves it where it is.
+  bool moved = ::sched_setaffinity(0, sizeof(away), &away) == 0;
+  ::sched_setaffinity(0, sizeof(allowed), &allowed);
+  return moved;
 }
 
 void Team::waitOne(int i, std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d) {
@@ -253,7 +293,11 @@ void Team::waitAllPosted(uint64_t seq, const Deadline& d) {
 
 inline void Team::publish(std::atomic<uint64_t> Ctl::*field, uint64_t seq) {
   (ctl(me_).*field).store(seq, std::memory_order_release);
-  ringBell(ctl(me_).bell);
+  ring();
+}
+
+inline void Team::ring() {
+  if (ringBell(ctl(me_).bell)) wokeRound_ = seq_;
 }
 
 inline uint64_t Team::beginRound() { return ++seq_; }
@@ -396,7 +440,7 @@ const char* Team::allReduce(void* buf, size_t count, DType t, RedOp op, int avgD
     h.root = 0;
     h.count = count;
     h.epoch.store(seq, std::memory_order_release);
-    ringBell(ctl(me_).bell);
+    ring();
     waitAllPosted(seq, d);
     OpDesc mine{};
     mine.kind = OpKind::allReduce;

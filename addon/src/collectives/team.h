@@ -81,6 +81,8 @@ class Team {
                     const Deadline& d);
   void post(const OpDesc& d);
   void publish(std::atomic<uint64_t> Ctl::*field, uint64_t seq);
+  // Rings this member's bell, noting the round when that woke a sleeping peer.
+  void ring();
   void waitAll(std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d, bool includeSelf = false);
   void waitOne(int i, std::atomic<uint64_t> Ctl::*field, uint64_t target, const Deadline& d);
   template <typename Ready>
@@ -88,6 +90,8 @@ class Team {
   // Round `seq` posted by member i (through its control block or a small all-reduce header).
   bool hasPosted(int i, uint64_t seq) const;
   void waitPosted(int i, uint64_t seq, const Deadline& d);
+  // Moves this thread off `cpu` onto another CPU of its affinity mask (rate-limited); false if it did not.
+  bool moveOffCpu(int cpu);
   void waitAllPosted(uint64_t seq, const Deadline& d);
   OpDesc postedDesc(int i, uint64_t seq) const;
   uint8_t* smallSlot(int i, uint64_t seq) const;
@@ -108,6 +112,16 @@ class Team {
   uint64_t seq_ = 0;
   uint64_t lastSmall_ = 0;  // the last round that was a small all-reduce
   int spinUs_;
+  int wakeSpinUs_;
+  uint64_t wokeRound_ = 0;     // the last round in which ring() woke a sleeping peer
+  uint64_t wakeSpinFrom_ = 0;  // no long spin before this round (the last one missed its peer)
+  static constexpr uint64_t kWakeSpinPause = 1024;
+  // Waits in a row that found the peer last waiting on this rank's CPU, and when this rank last moved
+  // off such a CPU (at most every kMoveEveryMs, after kColocatedWaits such waits).
+  int colocated_ = 0;
+  Clock::time_point lastMove_{};
+  static constexpr int kColocatedWaits = 8;
+  static constexpr int kMoveEveryMs = 10;
 };
 
 // Staging bytes per member per group (DTRAIN_SHM_STAGING_BYTES overrides); rounds are this big.

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <thread>
@@ -26,10 +27,11 @@ int Deadline::msLeft() const {
   return left < 0 ? 0 : int(left);
 }
 
-void ringBell(Bell& bell) {
+bool ringBell(Bell& bell) {
   bell.value.fetch_add(1, std::memory_order_seq_cst);
-  if (bell.sleepers.load(std::memory_order_seq_cst) > 0)
-    ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&bell.value), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+  if (bell.sleepers.load(std::memory_order_seq_cst) == 0) return false;
+  ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&bell.value), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+  return true;
 }
 
 void sleepOnBell(Bell& bell, uint32_t seen, int ms) {
@@ -59,6 +61,14 @@ int spinBudgetUs() {
     return ranks <= cores ? 20 : 0;
   }();
   return budget;
+}
+
+int wakeSpinBudgetUs() {
+  // A woken peer runs again only once the kernel (and, in a VM, the host) has brought its idle CPU back:
+  // about 100 us on a KVM guest without a cpuidle driver, longer than spinBudgetUs(). A rank that woke
+  // its peer and then slept in turn would need the same wake-up back, op after op.
+  int spin = spinBudgetUs();
+  return spin > 0 ? std::max(spin, 200) : 0;
 }
 
 int openPidfd(int pid) {

@@ -45,13 +45,17 @@ struct Bell {
   std::atomic<uint32_t> sleepers;
 };
 
-void ringBell(Bell& bell);
+// True when someone slept on the bell (and was woken): that sleeper is some way from running again.
+bool ringBell(Bell& bell);
 // Sleeps until `bell` moves from `seen` or `ms` passes (spurious wakeups allowed).
 void sleepOnBell(Bell& bell, uint32_t seen, int ms);
 
 // How long a wait spins before it sleeps on the peer's bell, in microseconds: 20, or 0 when this host
 // runs more ranks than this process may use CPUs (DTRAIN_SPIN overrides).
 int spinBudgetUs();
+// How long a wait may spin instead when this rank has just woken the peer it waits for: 200, or the
+// spin budget when that is longer or 0.
+int wakeSpinBudgetUs();
 inline void cpuRelax() { __builtin_ia32_pause(); }
 
 // Opens a pidfd for `pid` (-1 when the kernel lacks pidfd_open); processAlive() polls it.
