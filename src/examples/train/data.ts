@@ -67,9 +67,10 @@ export function makeDataset(spec: DatasetSpec): { train: Samples; eval: Samples 
 }
 
 /** Copies the given rows (by sample id) into a contiguous batch. */
-export function gather(set: Samples, ids: ArrayLike<number>, inputs: number): Samples {
-  const x = new Float32Array(ids.length * inputs);
-  const y = new Int32Array(ids.length);
+export function gather(set: Samples, ids: ArrayLike<number>, inputs: number, into?: Samples): Samples {
+  const reuse = into?.rows === ids.length;
+  const x = reuse ? into.x : new Float32Array(ids.length * inputs);
+  const y = reuse ? into.y : new Int32Array(ids.length);
   for (let r = 0; r < ids.length; r++) {
     const id = ids[r];
     x.set(set.x.subarray(id * inputs, (id + 1) * inputs), r * inputs);
