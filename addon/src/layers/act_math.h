@@ -54,22 +54,29 @@ constexpr float kGeluS = 0.7978845608028654f;  // sqrt(2 / pi)
 constexpr float kGeluC = 0.044715f;
 
 // tanh as a 13/6 rational function on [-7.9, 7.9] (Eigen's float tanh; beyond that tanh rounds to ±1):
-// only multiplies, adds, a clamp and a divide, which GCC vectorises in the AVX-512 build (not yet in the
-// AVX2 and baseline ones: it reports control flow there).
+// only multiplies, adds, a clamp and a divide, which GCC vectorises in the AVX-512 build. It does not in the
+// AVX2 one (it reports control flow), so elementwise.cc has the same steps in intrinsics, from these constants.
+constexpr float kTanhClamp = 7.90531110763549805f;
+constexpr float kTanhP0 = -2.76076847742355e-16f, kTanhP1 = 2.00018790482477e-13f, kTanhP2 = -8.60467152213735e-11f,
+                kTanhP3 = 5.12229709037114e-08f, kTanhP4 = 1.48572235717979e-05f, kTanhP5 = 6.37261928875436e-04f,
+                kTanhP6 = 4.89352455891786e-03f;
+constexpr float kTanhQ0 = 1.19825839466702e-06f, kTanhQ1 = 1.18534705686654e-04f, kTanhQ2 = 2.26843463243900e-03f,
+                kTanhQ3 = 4.89352518554385e-03f;
+
 DTRAIN_LAYERS_HD float rational_tanh(float x) {
-  x = lesser(greater(x, -7.90531110763549805f), 7.90531110763549805f);
+  x = lesser(greater(x, -kTanhClamp), kTanhClamp);
   const float x2 = x * x;
-  float p = -2.76076847742355e-16f;
-  p = p * x2 + 2.00018790482477e-13f;
-  p = p * x2 - 8.60467152213735e-11f;
-  p = p * x2 + 5.12229709037114e-08f;
-  p = p * x2 + 1.48572235717979e-05f;
-  p = p * x2 + 6.37261928875436e-04f;
-  p = p * x2 + 4.89352455891786e-03f;
-  float q = 1.19825839466702e-06f;
-  q = q * x2 + 1.18534705686654e-04f;
-  q = q * x2 + 2.26843463243900e-03f;
-  q = q * x2 + 4.89352518554385e-03f;
+  float p = kTanhP0;
+  p = p * x2 + kTanhP1;
+  p = p * x2 + kTanhP2;
+  p = p * x2 + kTanhP3;
+  p = p * x2 + kTanhP4;
+  p = p * x2 + kTanhP5;
+  p = p * x2 + kTanhP6;
+  float q = kTanhQ0;
+  q = q * x2 + kTanhQ1;
+  q = q * x2 + kTanhQ2;
+  q = q * x2 + kTanhQ3;
   return x * p / q;
 }
 

@@ -1,5 +1,6 @@
 // The layers' element-wise kernels: fused bias + activation (forward and backward) and softmax cross-entropy,
-// each built for every SimdLevel (the compiler vectorises one body per target). Row-major rows × cols.
+// each built for every SimdLevel (the compiler vectorises one body per target; GELU's AVX2 rows are intrinsics).
+// Row-major rows × cols.
 #pragma once
 #include <cstddef>
 #include <cstdint>

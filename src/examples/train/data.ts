@@ -66,16 +66,23 @@ export function makeDataset(spec: DatasetSpec): { train: Samples; eval: Samples 
   return { train, eval: draw(spec.eval) };
 }
 
-/** Copies the given rows (by sample id) into a contiguous batch. */
-export function gather(set: Samples, ids: ArrayLike<number>, inputs: number): Samples {
-  const x = new Float32Array(ids.length * inputs);
-  const y = new Int32Array(ids.length);
+/**
+ * Copies the given rows (by sample id) into a contiguous batch: into `into`'s arrays when it has as many rows
+ * (a training loop refills its microbatches), else new ones.
+ */
+export function gather(set: Samples, ids: ArrayLike<number>, inputs: number, into?: Samples): Samples {
+  const reuse = into?.rows === ids.length;
+  const x = reuse ? into.x : new Float32Array(ids.length * inputs);
+  const y = reuse ? into.y : new Int32Array(ids.length);
+  // element by element: a subarray per row would be an object per sample per step for the collector
   for (let r = 0; r < ids.length; r++) {
     const id = ids[r];
-    x.set(set.x.subarray(id * inputs, (id + 1) * inputs), r * inputs);
+    const from = id * inputs;
+    const to = r * inputs;
+    for (let i = 0; i < inputs; i++) x[to + i] = set.x[from + i];
     y[r] = set.y[id]!;
   }
-  return { x, y, rows: ids.length };
+  return reuse ? into : { x, y, rows: ids.length };
 }
 
 /** Where the data stream is: saved in checkpoints so a resumed run continues with the same batches. */

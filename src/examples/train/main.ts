@@ -138,7 +138,9 @@ async function main(args: TrainArgs): Promise<void> {
     }
   }
 
-  let micro: Samples[] = [];
+  // each microbatch's samples, refilled every step (the step's backward is done with the last step's)
+  const micro: Samples[] = [];
+  const lossGrads: Float32Array[] = [];
   // the step's gradient averaging, started layer by layer during the backward (unless --no-overlap)
   let reduction: GradReduction | undefined;
   const pipe = new Pipeline({
@@ -149,7 +151,16 @@ async function main(args: TrainArgs): Promise<void> {
       const x = vs === 0 ? micro[mb].x : (input as Float32Array);
       const { output, saved } = models[chunk].forward(x, microRows);
       if (vs !== lastVs) return { output, saved };
-      const { loss, grad } = softmaxCrossEntropy(output, micro[mb].y, microRows, args.classes, 1 / localRows);
+      // the loss gradient lives until this microbatch's backward, within the step: one array per microbatch
+      lossGrads[mb] ??= new Float32Array(microRows * args.classes);
+      const { loss, grad } = softmaxCrossEntropy(
+        output,
+        micro[mb].y,
+        microRows,
+        args.classes,
+        1 / localRows,
+        lossGrads[mb],
+      );
       return { loss, saved: { acts: saved, grad } };
     },
     backward: (gradOutput: PipelineArray | null, _mb: number, stashed) => {
@@ -162,11 +173,12 @@ async function main(args: TrainArgs): Promise<void> {
               reduction!.ready(stashed.chunk, r.start, r.end);
             }
           : undefined;
-      if (stashed.chunk * pg.size + stage === lastVs) {
+      const vs = stashed.chunk * pg.size + stage;
+      if (vs === lastVs) {
         const { acts, grad } = stashed.saved as { acts: StageActivations; grad: Float32Array };
-        return model.backward(grad, acts, done);
+        return model.backward(grad, acts, done, vs > 0);
       }
-      return model.backward(gradOutput as Float32Array, stashed.saved as StageActivations, done);
+      return model.backward(gradOutput as Float32Array, stashed.saved as StageActivations, done, vs > 0);
     },
   });
 
@@ -220,9 +232,8 @@ async function main(args: TrainArgs): Promise<void> {
   while (step < args.steps) {
     const ids = order.next(args.globalBatch);
     const local = ids.subarray(dg.rank * localRows, (dg.rank + 1) * localRows);
-    micro = Array.from({ length: M }, (_, m) =>
-      gather(data.train, local.subarray(m * microRows, (m + 1) * microRows), args.inputs),
-    );
+    for (let m = 0; m < M; m++)
+      micro[m] = gather(data.train, local.subarray(m * microRows, (m + 1) * microRows), args.inputs, micro[m]);
     for (const m of models) m.grads.fill(0);
     opt.lr = learningRate(args, step);
     const grads = models.map((m) => m.grads);

@@ -69,17 +69,34 @@ interface LayerView {
   gb: Float32Array;
 }
 
-/** What a stage's forward keeps for its backward: each layer's input and (ReLU layers) its output. */
+/**
+ * What a stage's forward keeps for its backward: each layer's input and output (its sign is ReLU's mask). The
+ * arrays are the model's own and come back to it when the backward is done (see StageModel.forward).
+ */
 export interface StageActivations {
   rows: number;
   inputs: Float32Array[];
   outputs: Float32Array[];
 }
 
+/** The backward's working arrays for one row count: per layer, its pre-activation and input gradients. */
+interface BackwardScratch {
+  rows: number;
+  gz: Float32Array[];
+  gx: Float32Array[];
+}
+
 export class StageModel {
   readonly params: Float32Array;
   readonly grads: Float32Array;
   readonly layers: LayerView[];
+  /**
+   * Activation sets whose backward has run, for the next forwards: a step allocates nothing once as many sets
+   * exist as the schedule keeps in flight (a fresh Float32Array per layer per microbatch made V8's collector
+   * the largest CPU cost beside the kernels).
+   */
+  private readonly spare: StageActivations[] = [];
+  private scratch: BackwardScratch | undefined;
 
   constructor(
     readonly specs: readonly LayerSpec[],
@@ -116,13 +133,18 @@ export class StageModel {
     return this.specs[this.specs.length - 1].outputs;
   }
 
+  /**
+   * The output and what the backward needs. Both stay valid until backward(…, saved) returns: the output may be
+   * read (sent on, turned into a loss) until then, and a later forward reuses the arrays. A forward never
+   * followed by a backward (evaluation) keeps its arrays.
+   */
   forward(x: Float32Array, rows: number): { output: Float32Array; saved: StageActivations } {
-    const saved: StageActivations = { rows, inputs: [], outputs: [] };
+    const saved = this.takeSpare(rows);
     let h = x;
-    for (const l of this.layers) {
-      saved.inputs.push(h);
-      h = linearForward(l, h, rows);
-      saved.outputs.push(h);
+    for (let k = 0; k < this.layers.length; k++) {
+      saved.inputs[k] = h;
+      linearForward(this.layers[k], h, rows, saved.outputs[k]);
+      h = saved.outputs[k];
     }
     return { output: h, saved };
   }
@@ -135,43 +157,99 @@ export class StageModel {
   }
 
   /**
-   * Accumulates into this.grads; returns the gradient of the stage's input. onLayerDone(k) runs as soon as
-   * layer k's gradients are computed (last layer first), so their reduction can start during the rest.
+   * Accumulates into this.grads; returns the gradient of the stage's input (a new array: it leaves the stage),
+   * or undefined with inputGrad false (the first stage: nobody reads it, so its product is skipped).
+   * onLayerDone(k) runs as soon as layer k's gradients are computed (last layer first), so their reduction can
+   * start during the rest. `saved` goes back to the model for later forwards.
    */
-  backward(gradOutput: Float32Array, saved: StageActivations, onLayerDone?: (k: number) => void): Float32Array {
+  backward(
+    gradOutput: Float32Array,
+    saved: StageActivations,
+    onLayerDone?: (k: number) => void,
+    inputGrad = true,
+  ): Float32Array | undefined {
+    const { rows } = saved;
+    const scratch = this.scratchFor(rows);
     let g = gradOutput;
+    let gx: Float32Array | undefined;
     for (let k = this.layers.length - 1; k >= 0; k--) {
       const l = this.layers[k];
-      g = linearBackward(l, saved.inputs[k], saved.outputs[k], g, saved.rows);
+      const gz = scratch.gz[k];
+      linearBackwardParams(l, saved.inputs[k], saved.outputs[k], g, gz, rows);
+      if (k > 0) {
+        linearBackwardInputOf(l, gz, scratch.gx[k], rows);
+        g = scratch.gx[k];
+      } else if (inputGrad) {
+        gx = new Float32Array(rows * l.spec.inputs);
+        linearBackwardInputOf(l, gz, gx, rows);
+      }
       onLayerDone?.(k);
     }
-    return g;
+    saved.inputs.fill(EMPTY); // the stage's input is the caller's: do not keep it alive
+    this.spare.push(saved);
+    return gx;
+  }
+
+  private takeSpare(rows: number): StageActivations {
+    const i = this.spare.findIndex((s) => s.rows === rows);
+    if (i >= 0) return this.spare.splice(i, 1)[0];
+    return {
+      rows,
+      inputs: this.layers.map(() => EMPTY),
+      outputs: this.layers.map((l) => new Float32Array(rows * l.spec.outputs)),
+    };
+  }
+
+  /**
+   * Layer k's input gradient is layer k-1's output gradient, read only by layer k-1's first kernel, which writes
+   * gz[k-1]: so all gx share one array and all gz another.
+   */
+  private scratchFor(rows: number): BackwardScratch {
+    if (this.scratch?.rows === rows) return this.scratch;
+    const widest = Math.max(...this.specs.map((l) => Math.max(l.inputs, l.outputs)));
+    const gz = new Float32Array(rows * widest);
+    const gx = new Float32Array(rows * widest);
+    this.scratch = {
+      rows,
+      gz: this.specs.map((l) => gz.subarray(0, rows * l.outputs)),
+      gx: this.specs.map((l) => gx.subarray(0, rows * l.inputs)),
+    };
+    return this.scratch;
   }
 }
 
-function linearForward(l: LayerView, x: Float32Array, rows: number): Float32Array {
+const EMPTY = new Float32Array(0);
+
+function linearForward(l: LayerView, x: Float32Array, rows: number, y: Float32Array): void {
   const { inputs, outputs, relu } = l.spec;
-  const y = new Float32Array(rows * outputs);
   gemmForward({ x, w: l.w, y, rows, inputs, outputs, transW: true });
   biasAct({ z: y, bias: l.b, act: relu ? 'relu' : 'none', rows, cols: outputs });
-  return y;
 }
 
-/** Accumulates the layer's gradients; `out` is the forward's output (its sign is ReLU's mask). */
-function linearBackward(l: LayerView, x: Float32Array, out: Float32Array, gy: Float32Array, rows: number) {
+/** Accumulates the layer's gradients and leaves the pre-activation gradient in gz; `out` is the forward's output. */
+function linearBackwardParams(
+  l: LayerView,
+  x: Float32Array,
+  out: Float32Array,
+  gy: Float32Array,
+  gz: Float32Array,
+  rows: number,
+): void {
   const { inputs, outputs, relu } = l.spec;
-  const gz = new Float32Array(rows * outputs);
   const act = relu ? 'relu' : 'none';
   biasActBackward({ dy: gy, z: out, dz: gz, dbias: l.gb, act, rows, cols: outputs, accumulate: true });
   linearBackwardWeight({ x, dy: gz, dw: l.gw, rows, inputs, outputs, transW: true, accumulate: true });
-  const gx = new Float32Array(rows * inputs);
+}
+
+function linearBackwardInputOf(l: LayerView, gz: Float32Array, gx: Float32Array, rows: number): void {
+  const { inputs, outputs } = l.spec;
   linearBackwardInput({ dy: gz, w: l.w, dx: gx, rows, inputs, outputs, transW: true });
-  return gx;
 }
 
 /**
  * Softmax cross-entropy over `rows` logits: the mean loss, and the gradient of (sum of losses × scale),
- * so a caller averaging over a whole local batch passes scale = 1 / local batch rows.
+ * so a caller averaging over a whole local batch passes scale = 1 / local batch rows. `grad` may be the caller's
+ * array to reuse (rows × classes).
  */
 export function softmaxCrossEntropy(
   logits: Float32Array,
@@ -179,8 +257,8 @@ export function softmaxCrossEntropy(
   rows: number,
   classes: number,
   scale: number,
+  grad: Float32Array = new Float32Array(rows * classes),
 ): { loss: number; grad: Float32Array } {
-  const grad = new Float32Array(rows * classes);
   const loss = softmaxCrossEntropyKernel({ logits, labels, rows, classes, scale, grad });
   return { loss, grad };
 }

@@ -76,6 +76,7 @@ export class GradReduction {
     const stop = end ?? arr.length;
     if (!(Number.isInteger(start) && Number.isInteger(stop) && 0 <= start && start <= stop && stop <= arr.length))
       throw new RangeError(`ready(${array}, ${start}, ${end}): outside the array's ${arr.length} elements`);
+    if (this.buckets.length === 0) return; // nothing to communicate (a group of one): nothing to track
     const off = this.segments.offsets[array];
     for (const fresh of this.addMarked({ start: off + start, end: off + stop })) {
       this.buckets.forEach((b, i) => {

@@ -124,9 +124,59 @@ t.test('two stages compute bit for bit what the whole model computes', async (t)
   t.same(out.output, ref.output);
   const g = softmaxCrossEntropy(ref.output, data.train.y, 8, spec.classes, 1 / 8).grad;
   whole.backward(g, ref.saved);
-  a.backward(b.backward(g, out.saved), mid.saved);
+  a.backward(b.backward(g, out.saved)!, mid.saved, undefined, false);
   t.same(Array.from(a.grads).concat(Array.from(b.grads)), Array.from(whole.grads));
 });
+
+t.test(
+  'microbatches in flight keep their activations; a finished backward hands its arrays to the next forward',
+  async (t) => {
+    // 1F1B keeps several microbatches between forward and backward: their outputs and saved inputs must survive
+    // the forwards in between, and the arrays are reused only after their own backward
+    const specs = layerSpecs({ ...spec, layers: 5 });
+    const rows = 4;
+    const data = makeDataset({ seed: 8, inputs: spec.inputs, classes: spec.classes, train: 3 * rows, eval: 1 });
+    const xs = [0, 1, 2].map((m) => data.train.x.slice(m * rows * spec.inputs, (m + 1) * rows * spec.inputs));
+    const ys = [0, 1, 2].map((m) => data.train.y.slice(m * rows, (m + 1) * rows));
+    const lossGrad = (output: Float32Array, m: number) =>
+      softmaxCrossEntropy(output, ys[m], rows, spec.classes, 1 / (3 * rows)).grad;
+
+    // one microbatch at a time, each on a fresh model: the reference
+    const want = new Float64Array(new StageModel(specs, 13).grads.length);
+    const outputs: number[][] = [];
+    const inputGrads: number[][] = [];
+    for (let m = 0; m < 3; m++) {
+      const fresh = new StageModel(specs, 13);
+      const f = fresh.forward(xs[m], rows);
+      outputs.push(Array.from(f.output));
+      inputGrads.push(Array.from(fresh.backward(lossGrad(f.output, m), f.saved)!));
+      fresh.grads.forEach((v, i) => (want[i] += v));
+    }
+
+    const model = new StageModel(specs, 13);
+    const f0 = model.forward(xs[0], rows);
+    const f1 = model.forward(xs[1], rows);
+    t.not(f1.output, f0.output, 'two microbatches in flight have their own arrays');
+    t.same(Array.from(f0.output), outputs[0], "microbatch 0's output survives microbatch 1's forward");
+    const g0 = model.backward(lossGrad(f0.output, 0), f0.saved)!;
+    const f2 = model.forward(xs[2], rows);
+    t.equal(f2.output, f0.output, "microbatch 2 reuses microbatch 0's arrays once its backward is done");
+    t.same(Array.from(f1.output), outputs[1], "microbatch 1's output survives microbatch 2's forward");
+    const g1 = model.backward(lossGrad(f1.output, 1), f1.saved)!;
+    const g2 = model.backward(lossGrad(f2.output, 2), f2.saved)!;
+    t.same(
+      [g0, g1, g2].map((g) => Array.from(g)),
+      inputGrads,
+      'input gradients as computed one at a time',
+    );
+    t.not(g0, g1, 'each input gradient is a new array (it leaves the stage)');
+    let worst = 0;
+    model.grads.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - want[i]))));
+    t.ok(worst < 1e-6, `accumulated gradients as the one-at-a-time sum: worst ${worst.toExponential(2)}`);
+    const f3 = model.forward(xs[0], rows);
+    t.equal(model.backward(lossGrad(f3.output, 0), f3.saved, undefined, false), undefined, 'no input gradient asked');
+  },
+);
 
 t.test('layers are split into contiguous, covering, balanced ranges', async (t) => {
   t.same(partitionLayers(6, 2), [

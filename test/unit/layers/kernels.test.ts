@@ -266,6 +266,44 @@ t.test('DTRAIN_SIMD forces the path of every call that leaves simd out', async (
   t.equal(layersSimd('scalar'), 'scalar', 'an explicit request beats the environment');
 });
 
+t.test(
+  'GELU under DTRAIN_SIMD=avx2 rounds as the scalar path does, bit for bit',
+  { skip: available('avx2') },
+  async (t) => {
+    // The AVX2 rows are intrinsics, not the compiler's loop: the same operations in the same order, without FMA
+    // (fused, the saturated tanh ends a few ulps below 1 and the derivative's 1 − t² grows that to 1e-5).
+    const before = process.env.DTRAIN_SIMD;
+    t.teardown(() => {
+      if (before === undefined) delete process.env.DTRAIN_SIMD;
+      else process.env.DTRAIN_SIMD = before;
+    });
+    process.env.DTRAIN_SIMD = 'avx2';
+    t.equal(layersSimd(), 'avx2');
+    for (const [rows, cols] of [
+      [3, 8],
+      [5, 37], // 4 vectors and a 5-element tail per row
+      [2, 1000],
+    ]) {
+      const z0 = randomArray(rows * cols, rows * cols, 9); // past ±7.9 inside tanh: the saturated ends
+      z0[0] = Number.NaN;
+      z0[1] = 40;
+      z0[2] = -40;
+      const bias = randomArray(cols, 3);
+      const dy = randomArray(rows * cols, 4);
+      const run = (simd: LayerSimd | undefined) => {
+        const z = z0.slice();
+        const y = new Float32Array(rows * cols);
+        biasAct({ z, bias, y, act: 'gelu', rows, cols, simd });
+        const dz = new Float32Array(rows * cols);
+        const dbias = new Float32Array(cols);
+        biasActBackward({ dy, z, dz, dbias, act: 'gelu', rows, cols, simd });
+        return [y, dz, dbias].map((a) => Buffer.from(a.buffer).toString('hex'));
+      };
+      t.same(run(undefined), run('scalar'), `${rows}×${cols}: y, dz and dbias`);
+    }
+  },
+);
+
 t.test('bad arguments fail with one clear message', async (t) => {
   const f = (n: number) => new Float32Array(n);
   t.doesNotThrow(() => gemm({ a: f(6), b: f(12), c: f(8), m: 2, n: 4, k: 3 }), 'matching shapes pass');
