@@ -495,7 +495,7 @@ function renderStore({ result }) {
 /** (f) scripts/bench/train-vs-torch.mjs --json. */
 function figureTrain() {
   const args = ['--json', '--worlds', quick ? '1,2' : '1,2,4', '--rounds', quick ? '1' : '3'];
-  if (quick) args.push('--steps', '50');
+  if (quick) args.push('--steps', '200', '--warmup', '50');
   const command = `node scripts/bench/train-vs-torch.mjs ${args.join(' ')}`;
   return measured(command, () => JSON.parse(run([process.execPath, 'scripts/bench/train-vs-torch.mjs', ...args])));
 }
@@ -512,7 +512,17 @@ function renderTrain({ result }) {
     ],
   });
   const table = markdownTable(
-    ['world', 'impl', 'samples/s mean', 'samples/s p50', 'CPU/wall per rank', 'final loss', 'eval loss', 'ratio'],
+    [
+      'world',
+      'impl',
+      'samples/s mean',
+      'samples/s p50',
+      'CPU/wall per rank',
+      'CPU ms / 1k samples',
+      'final loss',
+      'eval loss',
+      'ratio',
+    ],
     result.results.flatMap((r) => [
       [
         r.world,
@@ -520,6 +530,7 @@ function renderTrain({ result }) {
         fmt(r.dtrain.samplesPerSecondMean),
         fmt(r.dtrain.samplesPerSecondP50),
         fmt(r.dtrain.cpuPerWallPerRank),
+        fmt(r.dtrain.cpuMsPer1kSamples),
         fmt(r.dtrain.loss),
         fmt(r.dtrain.evalLoss),
         `${fmt(r.ratio)}×`,
@@ -530,6 +541,7 @@ function renderTrain({ result }) {
         fmt(r.torch.samplesPerSecondMean),
         fmt(r.torch.samplesPerSecondP50),
         fmt(r.torch.cpuPerWallPerRank),
+        fmt(r.torch.cpuMsPer1kSamples),
         fmt(r.torch.loss),
         fmt(r.torch.evalLoss),
         '',
@@ -541,7 +553,8 @@ function renderTrain({ result }) {
     reference: 'PyTorch DDP ran in the same run, alternating with dtrain (dtrain first in even rounds).',
     table,
     notes: [
-      `Global batch ${result.globalBatch} split over the ranks, ${result.steps} steps, ${result.rounds} alternating ` +
+      `Global batch ${result.globalBatch} split over the ranks, ${result.steps} steps of which the first ` +
+        `${result.warmup ?? 0} run untimed, ${result.rounds} alternating ` +
         'rounds, one thread per rank; the ratio is the median of per-round ratios (the method is in the header of ' +
         'scripts/bench/train-vs-torch.mjs).',
     ],

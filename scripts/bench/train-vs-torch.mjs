@@ -5,12 +5,13 @@
 // split over the ranks as one microbatch, AdamW with the same settings, and one thread per rank. Rounds
 // alternate the two (dtrain first in even rounds) so that a change in the machine's load falls on both.
 //
-// Per world: samples/s (training loop only, between barriers, as each program times it) as mean and p50
+// Per world: samples/s (training loop only, between barriers, as each program times it, after --warmup steps
+// that both run untimed: V8 compiles the step's code on helper threads during the first few hundred) as mean and p50
 // over the rounds, the ratio as the median of the per-round ratios, CPU seconds per wall second per rank
-// (the benchmark must not win by using more cores), and both final losses (they must agree in trend; the
+// (the benchmark must not win by using more cores) and CPU ms per 1,000 samples (all ranks), and both final losses (they must agree in trend; the
 // batch order differs, so not to the digit).
 //
-//   node scripts/bench/train-vs-torch.mjs [--worlds 1,2,4] [--rounds 3] [--steps 200] [--json]
+//   node scripts/bench/train-vs-torch.mjs [--worlds 1,2,4] [--rounds 3] [--steps 3000] [--warmup 300] [--json]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -23,15 +24,22 @@ const { values } = parseArgs({
   options: {
     worlds: { type: 'string', default: '1,2,4' },
     rounds: { type: 'string', default: '3' },
-    steps: { type: 'string', default: '200' },
+    steps: { type: 'string', default: '3000' },
+    warmup: { type: 'string', default: '300' },
     json: { type: 'boolean', default: false },
   },
 });
 const worlds = values.worlds.split(',').map(Number);
 const rounds = Number(values.rounds);
 const steps = Number(values.steps);
-if (!worlds.every((w) => w >= 1 && 128 % w === 0) || !(rounds >= 1) || !(steps >= 1)) {
-  console.error('train-vs-torch: --worlds must divide 128; --rounds and --steps must be positive');
+const warmup = Number(values.warmup);
+if (
+  !worlds.every((w) => w >= 1 && 128 % w === 0) ||
+  !(rounds >= 1) ||
+  !(steps >= 1) ||
+  !(warmup >= 0 && warmup < steps)
+) {
+  console.error('train-vs-torch: --worlds must divide 128; --rounds and --steps positive; --warmup below --steps');
   process.exit(2);
 }
 const model = { hidden: 96, layers: 6, inputs: 32, classes: 8, seed: 1234, trainSamples: 16384, evalSamples: 1024 };
@@ -51,7 +59,10 @@ for (const [name, set] of Object.entries(data)) {
   writeFileSync(join(tmp, `${name}.y`), Buffer.from(set.y.buffer, set.y.byteOffset, set.y.byteLength));
 }
 
-const common = ['--steps', String(steps), '--log-every', String(steps), '--hidden', String(model.hidden)];
+const common = [
+  ...['--steps', String(steps), '--warmup-steps', String(warmup)],
+  ...['--log-every', String(steps), '--hidden', String(model.hidden)],
+];
 
 function parse(what, world, r) {
   const out = `${r.stdout}${r.stderr}`;
@@ -65,6 +76,7 @@ function parse(what, world, r) {
   return {
     samplesPerSecond: Number(m[1]),
     cpuPerWallPerRank: Number(m[2]) / (Number(secs[1]) * world),
+    cpuMsPer1kSamples: (Number(m[2]) * 1e6) / (Number(m[1]) * Number(secs[1])),
     loss: losses.at(-1),
     evalLoss: Number(/eval_loss (\S+)/.exec(out)?.[1]),
   };
@@ -122,6 +134,7 @@ for (const world of worlds) {
     samplesPerSecondMean: mean(runs.map((r) => r.samplesPerSecond)),
     samplesPerSecondP50: median(runs.map((r) => r.samplesPerSecond)),
     cpuPerWallPerRank: mean(runs.map((r) => r.cpuPerWallPerRank)),
+    cpuMsPer1kSamples: mean(runs.map((r) => r.cpuMsPer1kSamples)),
     loss: runs.at(-1).loss,
     evalLoss: runs.at(-1).evalLoss,
     runs: runs.map((r) => r.samplesPerSecond),
@@ -134,18 +147,18 @@ for (const world of worlds) {
   });
 }
 
-const meta = { cores: cpus().length, loadavg1: loadavg()[0], rounds, steps, ...model, globalBatch: 128 };
+const meta = { cores: cpus().length, loadavg1: loadavg()[0], rounds, steps, warmup, ...model, globalBatch: 128 };
 if (values.json) {
   console.log(JSON.stringify({ ...meta, results }, null, 2));
 } else {
   console.log(
     `example MLP (${model.layers} layers, hidden ${model.hidden}), global batch 128 as one microbatch, AdamW, ` +
-      `${steps} steps, ${rounds} alternating rounds; PyTorch ${torchVersion()} DDP (gloo), one thread per rank`,
+      `${steps} steps (${warmup} untimed), ${rounds} alternating rounds; PyTorch ${torchVersion()} DDP (gloo), one thread per rank`,
   );
   console.log(`machine: ${meta.cores} cores, load average ${meta.loadavg1.toFixed(1)} at the end`);
   console.log(
     'world  dtrain samples/s mean / p50   PyTorch mean / p50   ratio (median)  CPU/wall per rank d / pt' +
-      '   final loss d / pt   eval_loss d / pt',
+      '  CPU ms/1k samples d / pt   final loss d / pt   eval_loss d / pt',
   );
   for (const r of results) {
     const rate = (x) => `${x.samplesPerSecondMean.toFixed(0)} / ${x.samplesPerSecondP50.toFixed(0)}`;
@@ -153,6 +166,7 @@ if (values.json) {
       `${String(r.world).padStart(5)}  ${rate(r.dtrain).padStart(26)}  ${rate(r.torch).padStart(19)}  ` +
         `${r.ratio.toFixed(2).padStart(13)}×  ` +
         `${`${r.dtrain.cpuPerWallPerRank.toFixed(2)} / ${r.torch.cpuPerWallPerRank.toFixed(2)}`.padStart(24)}  ` +
+        `${`${r.dtrain.cpuMsPer1kSamples.toFixed(1)} / ${r.torch.cpuMsPer1kSamples.toFixed(1)}`.padStart(24)}  ` +
         `${`${r.dtrain.loss?.toFixed(3)} / ${r.torch.loss?.toFixed(3)}`.padStart(18)}  ` +
         `${`${r.dtrain.evalLoss.toFixed(3)} / ${r.torch.evalLoss.toFixed(3)}`.padStart(16)}`,
     );

@@ -59,6 +59,10 @@ def run(rank, args, port):
     dist.barrier()
     t0, c0 = time.perf_counter(), time.process_time()
     for step in range(1, args.steps + 1):
+        if step == args.warmup_steps + 1 and step > 1:
+            # the timed part starts after the warm-up, as in the example (--warmup-steps)
+            dist.barrier()
+            t0, c0 = time.perf_counter(), time.process_time()
         if at + args.global_batch > order.numel():
             order, at = torch.randperm(x.shape[0], generator=gen), 0
         ids = order[at + rank * local : at + (rank + 1) * local]
@@ -80,7 +84,7 @@ def run(rank, args, port):
     if rank == 0:
         with torch.no_grad():
             print(f"eval_loss {F.cross_entropy(net(ex), ey).item():.6f}")
-        trained = args.steps * args.global_batch
+        trained = (args.steps - args.warmup_steps) * args.global_batch
         print(
             f"train_seconds {seconds:.2f} samples_per_second {trained / seconds:.1f} "
             f"cpu_seconds_all_ranks {cpu.item():.2f}",
@@ -94,7 +98,7 @@ def main():
     p.add_argument("--world", type=int, default=1)
     p.add_argument("--data", required=True)
     for name, d in [("steps", 100), ("global-batch", 128), ("hidden", 96), ("layers", 6), ("inputs", 32),
-                    ("classes", 8), ("seed", 1234), ("log-every", 25)]:
+                    ("classes", 8), ("seed", 1234), ("log-every", 25), ("warmup-steps", 0)]:
         p.add_argument(f"--{name}", type=int, default=d)
     p.add_argument("--lr", type=float, default=3e-3)
     args = p.parse_args()

@@ -14,6 +14,8 @@ export interface TrainArgs {
   trainSamples: number;
   evalSamples: number;
   logEvery: number;
+  /** steps run before the timed part (train_seconds, samples_per_second, cpu_seconds_all_ranks) starts */
+  warmupSteps: number;
   checkpointDir: string | undefined;
   checkpointEvery: number;
   reportDir: string | undefined;
@@ -37,6 +39,7 @@ const numeric = {
   trainSamples: ['train-samples', 16384],
   evalSamples: ['eval-samples', 1024],
   logEvery: ['log-every', 25],
+  warmupSteps: ['warmup-steps', 0],
   checkpointEvery: ['checkpoint-every', 0],
 } as const satisfies Record<string, readonly [string, number]>;
 
@@ -77,6 +80,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
   } as TrainArgs;
   if (args.checkpointEvery > 0 && !args.checkpointDir)
     throw new TrainUsageError('--checkpoint-every needs --checkpoint-dir');
+  if (args.warmupSteps > 0 && args.warmupSteps >= args.steps)
+    throw new TrainUsageError(`--warmup-steps ${args.warmupSteps}: must be fewer than --steps ${args.steps}`);
   if (args.layers < 4) throw new TrainUsageError(`--layers ${args.layers}: the example needs at least 4 layers`);
   if (args.globalBatch < 1 || args.steps < 1)
     throw new TrainUsageError('--global-batch and --steps must be at least 1');

@@ -251,6 +251,9 @@ t.test('command line: defaults, overrides, clear errors', async (t) => {
   }
   t.throws(() => parseTrainArgs(['--layers', '3']), /at least 4 layers/);
   t.throws(() => parseTrainArgs(['--checkpoint-every', '5']), /needs --checkpoint-dir/);
+  t.equal(d.warmupSteps, 0, 'every step is timed unless asked');
+  t.equal(parseTrainArgs(['--steps', '40', '--warmup-steps', '10']).warmupSteps, 10);
+  t.throws(() => parseTrainArgs(['--steps', '40', '--warmup-steps', '40']), /must be fewer than --steps 40/);
   t.throws(() => parseTrainArgs(['--bogus']), /Unknown option/);
 });
 
