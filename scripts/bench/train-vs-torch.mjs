@@ -5,9 +5,9 @@
 // split over the ranks as one microbatch, AdamW with the same settings, and one thread per rank. Rounds
 // alternate the two (dtrain first in even rounds) so that a change in the machine's load falls on both.
 //
-// Per world: samples/s (training loop only, between barriers, as each program times it, after --warmup steps
-// that both run untimed: V8 compiles the step's code on helper threads during the first few hundred) as mean and p50
-// over the rounds, the ratio as the median of the per-round ratios, CPU seconds per wall second per rank
+// Per world: samples/s (training loop only, between barriers, as each program times it, after --warmup
+// steps that both run untimed: V8 compiles the step's code on helper threads during the first few hundred)
+// as mean and p50 over the rounds, the ratio as the median of the per-round ratios, CPU seconds per wall second per rank
 // (the benchmark must not win by using more cores) and CPU ms per 1,000 samples (all ranks), and both final losses (they must agree in trend; the
 // batch order differs, so not to the digit).
 //
@@ -153,7 +153,8 @@ if (values.json) {
 } else {
   console.log(
     `example MLP (${model.layers} layers, hidden ${model.hidden}), global batch 128 as one microbatch, AdamW, ` +
-      `${steps} steps (${warmup} untimed), ${rounds} alternating rounds; PyTorch ${torchVersion()} DDP (gloo), one thread per rank`,
+      `${steps} steps (${warmup} untimed), ${rounds} alternating rounds; ` +
+      `PyTorch ${torchVersion()} DDP (gloo), one thread per rank`,
   );
   console.log(`machine: ${meta.cores} cores, load average ${meta.loadavg1.toFixed(1)} at the end`);
   console.log(
