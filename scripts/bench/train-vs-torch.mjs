@@ -7,9 +7,9 @@
 //
 // Per world: samples/s (training loop only, between barriers, as each program times it, after --warmup
 // steps that both run untimed: V8 compiles the step's code on helper threads during the first few hundred)
-// as mean and p50 over the rounds, the ratio as the median of the per-round ratios, CPU seconds per wall second per rank
-// (the benchmark must not win by using more cores) and CPU ms per 1,000 samples (all ranks), and both final losses (they must agree in trend; the
-// batch order differs, so not to the digit).
+// as mean and p50 over the rounds, the ratio as the median of the per-round ratios, CPU seconds per wall
+// second per rank (the benchmark must not win by using more cores) and CPU ms per 1,000 samples (all
+// ranks), and both final losses (they must agree in trend; the batch order differs, so not to the digit).
 //
 //   node scripts/bench/train-vs-torch.mjs [--worlds 1,2,4] [--rounds 3] [--steps 3000] [--warmup 300] [--json]
 import { spawnSync } from 'node:child_process';
