@@ -103,12 +103,7 @@ export class DeviceBuffer {
   static importIpc(handle: Uint8Array, dtype: DType, length: number, opts: { device?: number } = {}): DeviceBuffer {
     if (!(handle instanceof Uint8Array) || handle.length !== IPC_HANDLE_BYTES)
       throw new TypeError(`an IPC handle is a Uint8Array of ${IPC_HANDLE_BYTES} bytes`);
-    if (!Number.isSafeInteger(length) || length < 0)
-      throw new RangeError(`length must be a non-negative integer, got ${length}`);
-    if (!(dtype in dtypeCode)) throw new TypeError(`unknown dtype ${dtype}`);
-    const device = opts.device ?? Number(process.env.LOCAL_RANK ?? 0);
-    const cuda = loadCudaPart();
-    cuda.setDevice(device);
+    const { cuda, device } = DeviceBuffer.#onDevice(dtype, length, opts);
     return new DeviceBuffer(cuda.ipcImport(handle), dtype, length, device, 'ipc');
   }
 
@@ -140,13 +135,19 @@ export class DeviceBuffer {
   }
 
   static alloc(dtype: DType, length: number, opts: { device?: number } = {}): DeviceBuffer {
+    const { cuda, device } = DeviceBuffer.#onDevice(dtype, length, opts);
+    return new DeviceBuffer(cuda.malloc(length * dtypeBytes[dtype]), dtype, length, device);
+  }
+
+  /** Checks a new buffer's dtype and length, then makes its device (default LOCAL_RANK) current. */
+  static #onDevice(dtype: DType, length: number, opts: { device?: number }) {
     if (!Number.isSafeInteger(length) || length < 0)
       throw new RangeError(`length must be a non-negative integer, got ${length}`);
     if (!(dtype in dtypeCode)) throw new TypeError(`unknown dtype ${dtype}`);
     const device = opts.device ?? Number(process.env.LOCAL_RANK ?? 0);
     const cuda = loadCudaPart();
     cuda.setDevice(device);
-    return new DeviceBuffer(cuda.malloc(length * dtypeBytes[dtype]), dtype, length, device);
+    return { cuda, device };
   }
 
   /** A device copy of a host array (dtype from the array, or `dtype` for Uint16Array). */
