@@ -3,7 +3,6 @@
 // declarations below follow cuBLAS's public ABI (cublas_api.h, stable since CUDA 11).
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
-#include <glob.h>
 #include <library_types.h>
 #include <stdlib.h>
 
@@ -14,7 +13,10 @@
 
 #include "dtrain_cuda.h"
 #include "errors.h"
+#include "library_search.h"
 
+using dtrain::LibraryCandidates;
+using dtrain::OpenFirstLibrary;
 using dtrain::SetError;
 
 namespace {
@@ -39,43 +41,18 @@ std::once_flag g_once;
 std::mutex g_handles_mu;
 cublasHandle_t g_handles[64] = {};
 
-void AddGlob(const std::string& pattern, std::vector<std::string>* out) {
-  glob_t g{};
-  if (glob(pattern.c_str(), 0, nullptr, &g) == 0)
-    for (size_t i = 0; i < g.gl_pathc; ++i) out->push_back(g.gl_pathv[i]);
-  globfree(&g);
-}
-
 // DTRAIN_CUBLAS_PATH, the loader's path (CUDA 13, then 12), the toolkit, then pip's nvidia-cublas wheels.
 std::vector<std::string> Candidates(const char* explicit_path) {
-  if (explicit_path && *explicit_path) return {explicit_path};
-  if (const char* env = getenv("DTRAIN_CUBLAS_PATH"); env && *env) return {env};
-  std::vector<std::string> out = {"libcublas.so.13", "libcublas.so.12", "/usr/local/cuda/lib64/libcublas.so"};
-  std::vector<std::string> sites = {"/usr/local/lib/python3*/dist-packages", "/usr/local/lib/python3*/site-packages",
-                                    "/usr/lib/python3/dist-packages", "/opt/conda/lib/python3*/site-packages"};
-  if (const char* venv = getenv("VIRTUAL_ENV"); venv && *venv)
-    sites.insert(sites.begin(), std::string(venv) + "/lib/python3*/site-packages");
-  if (const char* home = getenv("HOME"); home && *home)
-    sites.push_back(std::string(home) + "/.local/lib/python3*/site-packages");
-  for (const auto& s : sites) {
-    AddGlob(s + "/nvidia/cu13/lib/libcublas.so.*", &out);
-    AddGlob(s + "/nvidia/cublas/lib/libcublas.so.*", &out);
-  }
-  return out;
+  return LibraryCandidates({explicit_path,
+                            "DTRAIN_CUBLAS_PATH",
+                            {"libcublas.so.13", "libcublas.so.12", "/usr/local/cuda/lib64/libcublas.so"},
+                            {"nvidia/cu13/lib/libcublas.so.*", "nvidia/cublas/lib/libcublas.so.*"}});
 }
 
 void DoLoad(const char* explicit_path) {
   std::string tried;
-  void* lib = nullptr;
-  for (const auto& c : Candidates(explicit_path)) {
-    // libcublas finds its libcublasLt through its own RUNPATH (the toolkit's folder or the wheel's).
-    lib = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (lib) {
-      g_path = c;
-      break;
-    }
-    tried += (tried.empty() ? "" : "; ") + std::string(dlerror());
-  }
+  // libcublas finds its libcublasLt through its own RUNPATH (the toolkit's folder or the wheel's).
+  void* lib = OpenFirstLibrary(Candidates(explicit_path), &g_path, &tried);
   if (!lib) {
     g_error = "libcublas not found (set DTRAIN_CUBLAS_PATH or pip install nvidia-cublas-cu12): " + tried;
     return;

@@ -1,12 +1,12 @@
 // dlopen wrapper for NCCL (one small wrapper per library, as NCCL itself does for libcuda and ibverbs).
 #include <dlfcn.h>
-#include <glob.h>
 #include <stdlib.h>
 
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "library_search.h"
 #include "nccl_api.h"
 
 namespace dtrain {
@@ -19,34 +19,7 @@ std::once_flag g_once;
 
 // Where pip puts nvidia-nccl-cu* (the layout PyTorch wheels depend on), after the loader's own search path.
 std::vector<std::string> Candidates(const char* explicit_path) {
-  std::vector<std::string> out;
-  if (explicit_path && *explicit_path) {
-    out.push_back(explicit_path);
-    return out;
-  }
-  if (const char* env = getenv("DTRAIN_NCCL_PATH"); env && *env) {
-    out.push_back(env);
-    return out;
-  }
-  out.push_back("libnccl.so.2");
-  const char* patterns[] = {
-      "/usr/local/lib/python3*/dist-packages/nvidia/nccl/lib/libnccl.so.2",
-      "/usr/local/lib/python3*/site-packages/nvidia/nccl/lib/libnccl.so.2",
-      "/usr/lib/python3/dist-packages/nvidia/nccl/lib/libnccl.so.2",
-      "/opt/conda/lib/python3*/site-packages/nvidia/nccl/lib/libnccl.so.2",
-  };
-  std::vector<std::string> pats(std::begin(patterns), std::end(patterns));
-  if (const char* venv = getenv("VIRTUAL_ENV"); venv && *venv)
-    pats.insert(pats.begin(), std::string(venv) + "/lib/python3*/site-packages/nvidia/nccl/lib/libnccl.so.2");
-  if (const char* home = getenv("HOME"); home && *home)
-    pats.push_back(std::string(home) + "/.local/lib/python3*/site-packages/nvidia/nccl/lib/libnccl.so.2");
-  for (const auto& p : pats) {
-    glob_t g{};
-    if (glob(p.c_str(), 0, nullptr, &g) == 0)
-      for (size_t i = 0; i < g.gl_pathc; ++i) out.push_back(g.gl_pathv[i]);
-    globfree(&g);
-  }
-  return out;
+  return LibraryCandidates({explicit_path, "DTRAIN_NCCL_PATH", {"libnccl.so.2"}, {"nvidia/nccl/lib/libnccl.so.2"}});
 }
 
 template <typename Fn>
@@ -61,15 +34,7 @@ bool Resolve(void* lib, const char* name, Fn* slot, bool required, std::string* 
 
 void DoLoad(const char* explicit_path) {
   std::string tried;
-  void* lib = nullptr;
-  for (const auto& c : Candidates(explicit_path)) {
-    lib = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (lib) {
-      g_path = c;
-      break;
-    }
-    tried += (tried.empty() ? "" : "; ") + std::string(dlerror());
-  }
+  void* lib = OpenFirstLibrary(Candidates(explicit_path), &g_path, &tried);
   if (!lib) {
     g_error = "libnccl.so.2 not found (set DTRAIN_NCCL_PATH or pip install nvidia-nccl-cu12): " + tried;
     return;
