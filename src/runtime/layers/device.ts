@@ -8,6 +8,7 @@
 import { DeviceBuffer, dtypeCode } from '../device/device-buffer.js';
 import { loadCudaPart } from '../device/cuda-part.js';
 import type { DType } from '../types.js';
+import type { GemmArgs } from './native.js';
 
 type Operand = ArrayBufferView | DeviceBuffer | null | undefined;
 
@@ -83,16 +84,11 @@ function cudaOn(device: number) {
   return cuda;
 }
 
-export interface DeviceGemm {
+/** GemmArgs with every operand on the device (the CPU path's simd choice does not apply). */
+export interface DeviceGemm extends Omit<GemmArgs, 'a' | 'b' | 'c' | 'simd'> {
   a: DeviceBuffer;
   b: DeviceBuffer;
   c: DeviceBuffer;
-  m: number;
-  n: number;
-  k: number;
-  transA?: boolean;
-  transB?: boolean;
-  accumulate?: boolean;
 }
 
 /** C (fp32) = op(A)·op(B) through cuBLAS; A and B both float32, or both bfloat16 (fp32 accumulation). */
