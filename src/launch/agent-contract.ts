@@ -78,6 +78,36 @@ import type { NodePlan, RankPlan } from '../plan/types.js';
 /** Bumped when a field changes meaning; the controller and agent versions must match anyway. */
 export const agentContractVersion = 1;
 
+/** The agent's first line on stdout, its answer to the controller's hello. */
+export interface AgentHello {
+  type: 'hello';
+  version: string;
+  hostname?: string;
+  pid?: number;
+  /** the agent's X25519 public key, over a channel that is not encrypted (job-key-seal.ts) */
+  kx?: string;
+}
+
+/** How an agent process ended, as its spawner saw it. */
+export interface AgentExit {
+  code: number | null;
+  signal: string | null;
+}
+
+/** Reads the agent's first stdout line: its hello, or the reason (one line, for a StartError) it is not one. */
+export function parseAgentHello(line: string): { hello: AgentHello } | { error: string } {
+  const quoted = JSON.stringify(line.slice(0, 80));
+  let msg: Partial<AgentHello>;
+  try {
+    msg = JSON.parse(line) as Partial<AgentHello>;
+  } catch {
+    return { error: `the agent did not speak dtrain's protocol (first line: ${quoted})` };
+  }
+  if (msg?.type !== 'hello' || typeof msg.version !== 'string')
+    return { error: `the agent sent ${quoted} instead of its version` };
+  return { hello: msg as AgentHello };
+}
+
 export type StoreAddress =
   | { kind: 'tcp'; host: string; port: number }
   | { kind: 'unix'; path: string }

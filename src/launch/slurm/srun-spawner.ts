@@ -13,6 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { StartError } from '../../util/errors.js';
+import { parseAgentHello, type AgentExit, type AgentHello } from '../agent-contract.js';
 import { KeyExchange, seal, type SealedKey, type SealingKey } from '../job-key-seal.js';
 import { supervisedPids } from '../process-tree.js';
 import { packageVersion } from '../../util/version.js';
@@ -20,20 +21,6 @@ import { packageVersion } from '../../util/version.js';
 export interface SrunNode {
   node_rank: number;
   host: string;
-}
-
-export interface AgentHello {
-  type: 'hello';
-  version: string;
-  hostname?: string;
-  pid?: number;
-  /** the agent's X25519 public key (job-key-seal.ts) */
-  kx?: string;
-}
-
-export interface AgentExit {
-  code: number | null;
-  signal: string | null;
 }
 
 export interface SrunLaunchRequest {
@@ -234,22 +221,9 @@ function readHello(
       const first = buffered.slice(0, nl);
       const rest = buffered.slice(nl + 1);
       if (rest) out.unshift(Buffer.from(rest, 'utf8'));
-      let msg: Partial<AgentHello>;
-      try {
-        msg = JSON.parse(first) as Partial<AgentHello>;
-      } catch {
-        reject(
-          new StartError(
-            `the agent did not speak dtrain's protocol (first line: ${JSON.stringify(first.slice(0, 80))})`,
-          ),
-        );
-        return;
-      }
-      if (msg.type !== 'hello' || typeof msg.version !== 'string') {
-        reject(new StartError(`the agent sent ${JSON.stringify(first.slice(0, 80))} instead of its version`));
-        return;
-      }
-      resolve(msg as AgentHello);
+      const parsed = parseAgentHello(first);
+      if ('error' in parsed) reject(new StartError(parsed.error));
+      else resolve(parsed.hello);
     };
     const onEnd = () => {
       cleanup();

@@ -11,20 +11,9 @@
 import type { Readable, Writable } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
 import { StartError } from '../../util/errors.js';
+import { parseAgentHello, type AgentExit, type AgentHello } from '../agent-contract.js';
 import type { SshConnection } from './connect.js';
 import { encodeHeader, preludeExitMarker, remoteCommand, RemoteExit, type RemoteLaunch } from './remote-command.js';
-
-export interface AgentHello {
-  type: 'hello';
-  version: string;
-  hostname?: string;
-  pid?: number;
-}
-
-export interface AgentExit {
-  code: number | null;
-  signal: string | null;
-}
 
 export interface AgentChannel {
   /** the agent's hello (version checked) */
@@ -113,25 +102,9 @@ export async function startAgentChannel(
       const rest = buffered.slice(nl + 1);
       // Whatever came after the hello belongs to the controller's reader: put it back.
       if (rest) channel.unshift(Buffer.from(rest, 'utf8'));
-      let msg: Partial<AgentHello>;
-      try {
-        msg = JSON.parse(first) as Partial<AgentHello>;
-      } catch {
-        reject(
-          new StartError(
-            `the remote agent did not speak dtrain's protocol (first line: ${JSON.stringify(first.slice(0, 80))})`,
-            host,
-          ),
-        );
-        return;
-      }
-      if (msg.type !== 'hello' || typeof msg.version !== 'string') {
-        reject(
-          new StartError(`the remote agent sent ${JSON.stringify(first.slice(0, 80))} instead of its version`, host),
-        );
-        return;
-      }
-      resolve(msg as AgentHello);
+      const parsed = parseAgentHello(first);
+      if ('error' in parsed) reject(new StartError(parsed.error, host));
+      else resolve(parsed.hello);
     };
     const onEnd = () => {
       cleanup();
