@@ -6,7 +6,7 @@
 // alternate the two (dtrain first in even rounds) so that a change in the machine's load falls on both.
 //
 // Per world: samples/s (training loop only, between barriers, as each program times it, after --warmup
-// steps that both run untimed: V8 compiles the step's code on helper threads during the first few hundred)
+// steps that both run untimed: V8 compiles the step's code during the first few hundred)
 // as mean and p50 over the rounds, the ratio as the median of the per-round ratios, CPU seconds per wall
 // second per rank (the benchmark must not win by using more cores) and CPU ms per 1,000 samples (all
 // ranks), and both final losses (they must agree in trend; the batch order differs, so not to the digit).

@@ -306,6 +306,7 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     restarts: { max: raw.restarts.max, backoff: ms(['restarts', 'backoff'], raw.restarts.backoff) },
     shutdown_grace: ms(['shutdown_grace'], raw.shutdown_grace),
     checkpoint_signal: raw.checkpoint_signal,
+    node_single_threaded: raw.node_single_threaded,
     ...(elastic && { elastic }),
     ...(raw.checkpoint && {
       checkpoint: checkpointDir === undefined ? {} : { dir: resolve(workdir, checkpointDir) },

@@ -244,6 +244,15 @@ export const configSchema = {
       enum: ['SIGUSR1', 'SIGUSR2', 'SIGHUP'],
       default: 'SIGUSR1',
     },
+    node_single_threaded: {
+      description:
+        "Node workers (the entrypoint's program is node) start with V8's --single-threaded: V8 compiles and " +
+        "collects garbage on the rank's own thread, so a rank uses one core (as torchrun sets " +
+        'OMP_NUM_THREADS=1). Flags in the entrypoint win. false: V8 also runs helper threads beside each rank. ' +
+        'Other programs (python, torchrun, shell scripts) are never changed.',
+      type: 'boolean',
+      default: true,
+    },
     elastic: {
       description:
         'Keep training when nodes are lost: re-plan on the nodes alive, take spares in, grow back when they ' +

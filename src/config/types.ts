@@ -110,6 +110,7 @@ export interface RawConfig {
   restarts: { max: number; backoff: Duration };
   shutdown_grace: Duration;
   checkpoint_signal: CheckpointSignal;
+  node_single_threaded: boolean;
   elastic?: RawElastic;
   checkpoint?: { dir?: string };
   logs: { dir: string; tee: boolean; ranks: 'all' | number[] };
@@ -181,6 +182,8 @@ export interface JobConfig {
   restarts: { max: number; backoff: number };
   shutdown_grace: number;
   checkpoint_signal: CheckpointSignal;
+  /** Node workers start with runtime/worker-env-table.ts's NODE_WORKER_V8_FLAGS */
+  node_single_threaded: boolean;
   /** absent: a lost node ends the attempt */
   elastic?: ElasticConfig;
   /** dir absolute (relative paths joined to workdir) */

@@ -6,7 +6,7 @@
 import { formatProblem, type ConfigProblem } from '../util/errors.js';
 import { formatDuration } from '../config/duration.js';
 import type { JobConfig, LoadedConfig } from '../config/types.js';
-import { AUTO, WORKER_ENV } from '../runtime/worker-env-table.js';
+import { AUTO, WORKER_ENV, workerCommand } from '../runtime/worker-env-table.js';
 import { coordsOf } from './grid.js';
 import { canEstimateActivations, estimateMemory, gb, GB } from './memory.js';
 import type { NodePlan, Plan, RankPlan } from './types.js';
@@ -27,7 +27,7 @@ export function buildPlan(input: JobConfig | LoadedConfig, opts: BuildPlanOption
   const launcherEnv = opts.launcherEnv ?? process.env;
   const par = config.parallelism;
   const world = config.nodes.reduce((n, node) => n + node.nproc, 0);
-  const command = [...config.entrypoint, ...(opts.extraArgs ?? [])];
+  const command = workerCommand([...config.entrypoint, ...(opts.extraArgs ?? [])], config.node_single_threaded);
   const warnings = configWarnings.map(formatProblem);
 
   const nodes: NodePlan[] = config.nodes.map((n, node_rank) => {

@@ -292,13 +292,33 @@ export const WORKER_ENV: readonly WorkerEnvVar[] = [
  */
 export const SIGUSR1_GUARD = "--import=data:text/javascript,process.on('SIGUSR1',()=>{})";
 
-/** NODE_OPTIONS for a worker running `command`: `inherited` plus the guard for Node, undefined otherwise. */
-export function nodeOptionsFor(command: readonly string[], inherited: string | undefined): string | undefined {
+/** Whether `command` runs Node itself (`node`, `nodejs` or this Node), not a script that may start it. */
+export function isNodeCommand(command: readonly string[]): boolean {
   const program = command[0] ?? '';
   const base = program.slice(program.lastIndexOf('/') + 1);
-  if (base !== 'node' && base !== 'nodejs' && program !== process.execPath) return undefined;
+  return base === 'node' || base === 'nodejs' || program === process.execPath;
+}
+
+/** NODE_OPTIONS for a worker running `command`: `inherited` plus the guard for Node, undefined otherwise. */
+export function nodeOptionsFor(command: readonly string[], inherited: string | undefined): string | undefined {
+  if (!isNodeCommand(command)) return undefined;
   if (inherited?.split(/\s+/).includes(SIGUSR1_GUARD)) return inherited;
   return inherited?.trim() ? `${inherited} ${SIGUSR1_GUARD}` : SIGUSR1_GUARD;
+}
+
+/**
+ * V8 flags a Node worker starts with unless the config's node_single_threaded is false: V8 compiles optimised
+ * code and collects garbage on the rank's own thread instead of on helper threads beside it, so a rank uses
+ * one core, as torchrun's OMP_NUM_THREADS=1 does for PyTorch. Node refuses V8 flags in NODE_OPTIONS, so they
+ * go on the command line right after the program: flags the user wrote come later and win.
+ */
+export const NODE_WORKER_V8_FLAGS: readonly string[] = ['--single-threaded'];
+
+/** A worker's command: a Node one with NODE_WORKER_V8_FLAGS after the program when `singleThreaded`. */
+export function workerCommand(command: readonly string[], singleThreaded: boolean): string[] {
+  if (!singleThreaded || !isNodeCommand(command)) return [...command];
+  const missing = NODE_WORKER_V8_FLAGS.filter((f) => !command.includes(f));
+  return [...command.slice(0, 1), ...missing, ...command.slice(1)];
 }
 
 const byName = new Map(WORKER_ENV.map((v) => [v.name, v]));

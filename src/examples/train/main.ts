@@ -229,7 +229,7 @@ async function main(args: TrainArgs): Promise<void> {
   let started = performance.now();
   let cpuAtStart = process.cpuUsage();
   const stepsAtStart = step;
-  // The timed part starts after the warm-up (V8 compiles the step's code on helper threads at first).
+  // The timed part starts after the warm-up (V8 compiles the step's code at first).
   const timedFrom = Math.min(stepsAtStart + args.warmupSteps, args.steps);
   while (step < args.steps) {
     if (step === timedFrom && step > stepsAtStart) {

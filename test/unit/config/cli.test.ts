@@ -73,7 +73,7 @@ if (!built) {
       warnings: [],
     });
     t.equal(doc.ranks.length, 4);
-    t.same(doc.ranks[2].command, ['node', 'scripts/examples/train.js']);
+    t.same(doc.ranks[2].command, ['node', '--single-threaded', 'scripts/examples/train.js']);
   });
 
   t.test('warnings go to stderr, exit 0', async (t) => {

@@ -103,6 +103,42 @@ t.test('OMP_NUM_THREADS=1 only with several processes and when not set already',
   t.equal(configured.ranks[1].env.OMP_NUM_THREADS, '4');
 });
 
+t.test("Node workers start with V8's --single-threaded unless node_single_threaded is false", async (t) => {
+  const plan = async (entrypoint: string[], sets: string[] = []) =>
+    buildPlan(await configFromArgs({ nprocPerNode: 2, entrypoint, sets }), { extraArgs: ['--steps', '5'] }).ranks.map(
+      (r) => r.command,
+    );
+  const single = ['node', '--single-threaded', 'train.js', '--steps', '5'];
+  t.same(await plan(['node', 'train.js']), [single, single], 'every rank, flags before the script and its args');
+  t.same((await plan(['/usr/bin/nodejs', 'train.js']))[0], [
+    '/usr/bin/nodejs',
+    '--single-threaded',
+    'train.js',
+    '--steps',
+    '5',
+  ]);
+  t.same((await plan([process.execPath, 'train.js']))[0], [
+    process.execPath,
+    '--single-threaded',
+    'train.js',
+    '--steps',
+    '5',
+  ]);
+  t.same(
+    (await plan(['node', '--no-single-threaded', 'train.js']))[0],
+    ['node', '--single-threaded', '--no-single-threaded', 'train.js', '--steps', '5'],
+    "the user's own flag comes later, so it wins (V8 keeps a flag's last value)",
+  );
+  t.same((await plan(['node', '--single-threaded', 'train.js']))[0], single, 'not added twice');
+  t.same((await plan(['node', 'train.js'], ['node_single_threaded=false']))[0], ['node', 'train.js', '--steps', '5']);
+  for (const other of [
+    ['python3', 'train.py'],
+    ['torchrun', 'train.py'],
+    ['bash', '-c', 'node train.js'],
+  ])
+    t.same((await plan(other))[0], [...other, '--steps', '5'], `${other[0]}: unchanged`);
+});
+
 t.test('fillAtLaunch fills the launch-time values and keeps fixed ones', async (t) => {
   const facts = {
     masterAddr: '10.0.0.1',
