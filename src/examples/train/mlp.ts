@@ -159,8 +159,9 @@ export class StageModel {
   /**
    * Accumulates into this.grads; returns the gradient of the stage's input (a new array: it leaves the stage),
    * or undefined with inputGrad false (the first stage: nobody reads it, so its product is skipped).
-   * onLayerDone(k) runs as soon as layer k's gradients are computed (last layer first), so their reduction can
-   * start during the rest. `saved` goes back to the model for later forwards.
+   * onLayerDone(k) runs as soon as layer k's gradients are computed (last layer first), before the product that
+   * carries the gradient to layer k-1, so their reduction can start during the rest. `saved` goes back to the
+   * model for later forwards.
    */
   backward(
     gradOutput: Float32Array,
@@ -176,6 +177,8 @@ export class StageModel {
       const l = this.layers[k];
       const gz = scratch.gz[k];
       linearBackwardParams(l, saved.inputs[k], saved.outputs[k], g, gz, rows);
+      // layer k's gradients are final here: their reduction starts before the input product, not after it
+      onLayerDone?.(k);
       if (k > 0) {
         linearBackwardInputOf(l, gz, scratch.gx[k], rows);
         g = scratch.gx[k];
@@ -183,7 +186,6 @@ export class StageModel {
         gx = new Float32Array(rows * l.spec.inputs);
         linearBackwardInputOf(l, gz, gx, rows);
       }
-      onLayerDone?.(k);
     }
     saved.inputs.fill(EMPTY); // the stage's input is the caller's: do not keep it alive
     this.spare.push(saved);

@@ -37,6 +37,29 @@ t.test('backward matches central finite differences of the mean loss', async (t)
   t.ok(worst < 2e-2, `worst relative gradient error ${worst}`);
 });
 
+t.test(
+  "onLayerDone(k) comes before layer k's input-gradient product (its reduction starts one GEMM sooner)",
+  async (t) => {
+    const model = new StageModel(layerSpecs(spec), 7);
+    const data = makeDataset({ seed: 3, inputs: spec.inputs, classes: spec.classes, train: 6, eval: 1 });
+    const rows = 6;
+    const { output, saved } = model.forward(data.train.x, rows);
+    const { grad } = softmaxCrossEntropy(output, data.train.y, rows, spec.classes, 1 / rows);
+    const done: number[] = [];
+    // the input product reads layer 0's weights: zeroed in the callback, they zero the input gradient only if the
+    // callback ran first
+    const gx = model.backward(grad, saved, (k) => {
+      done.push(k);
+      if (k === 0) model.layers[0].w.fill(0);
+    })!;
+    t.same(done, [3, 2, 1, 0], 'last layer first, each once');
+    t.ok(
+      gx.every((v) => v === 0),
+      'input gradient computed after onLayerDone(0)',
+    );
+  },
+);
+
 // The same MLP written out in float64 (what the example computed before its layers moved to the addon's kernels).
 function reference64(model: StageModel, x: Float32Array, y: Int32Array, rows: number) {
   const acts: Float64Array[] = [Float64Array.from(x)];
