@@ -149,7 +149,9 @@ export const configSchema = {
         tensor: { description: 'Tensor-parallel size.', ...positiveInt, default: 1 },
         pipeline: { description: 'Pipeline-parallel size (stages).', ...positiveInt, default: 1 },
         zero_stage: {
-          description: 'ZeRO stage: 1 shards optimizer state, 2 also gradients.',
+          description:
+            'ZeRO stage: 0 replicates the optimizer state and updates every parameter on every rank (DDP), ' +
+            '1 shards optimizer state (and all-gathers the updated parameters), 2 also gradients.',
           enum: [0, 1, 2],
           default: 0,
         },

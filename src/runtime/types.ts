@@ -73,7 +73,7 @@ export type ArrayConstructorOf<T extends AllocatableArray> = {
 
 /** The job settings the launcher passed down: the library's defaults (ShardedAdam, Pipeline) follow them. */
 export interface WorkerConfig {
-  /** parallelism.zero_stage: ShardedAdam's default stage (0 runs as 1: the same update, states sharded) */
+  /** parallelism.zero_stage: ShardedAdam's default stage (0: states replicated, no parameter all-gather, as DDP) */
   zeroStage: 0 | 1 | 2;
   /** parallelism.schedule, microbatches and virtual_stages: Pipeline's default schedule */
   schedule: ScheduleKind;

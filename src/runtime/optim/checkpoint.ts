@@ -60,7 +60,7 @@ export interface Manifest {
   step: number;
   numel: number;
   paramDtype: KernelDType;
-  stage: 1 | 2;
+  stage: 0 | 1 | 2;
   hyper: Hyperparameters;
   partition: { world: number; shardSize: number; align: number };
   files: ManifestFile[];
@@ -188,7 +188,7 @@ export interface SaveRequest {
   shard: Range;
   step: number;
   paramDtype: KernelDType;
-  stage: 1 | 2;
+  stage: 0 | 1 | 2;
   hyper: Hyperparameters;
   views: ShardViews;
 }

@@ -30,8 +30,12 @@ export type ParamDType = KernelDType;
 
 export interface ShardedAdamOptions {
   group: Group;
-  /** default: the job's parallelism.zero_stage (`dist.config.zeroStage`); 0 runs as 1, the same update */
-  stage?: 1 | 2;
+  /**
+   * default: the job's parallelism.zero_stage (`dist.config.zeroStage`). 0: every rank keeps the whole
+   * optimizer state and updates every parameter after the gradient all-reduce (DDP: no parameter all-gather);
+   * 1: each rank updates its shard, then the shards are all-gathered; 2: the gradients are reduce-scattered too.
+   */
+  stage?: 0 | 1 | 2;
   lr?: number;
   betas?: readonly [number, number];
   eps?: number;
@@ -68,7 +72,7 @@ export interface BufferAllocator {
 
 /** What this rank holds, in bytes. `states` is what stateBytes reports. */
 export interface OptimizerMemory {
-  /** m and v, plus the fp32 master copy for 16-bit params: this rank's shard only */
+  /** m and v, plus the fp32 master copy for 16-bit params: this rank's shard only (stage 0: all of them) */
   states: number;
   /** stage 2: this rank's shard of the averaged gradients (0 for stage 1, which averages in place) */
   gradShard: number;
@@ -96,11 +100,14 @@ function positive(name: string, x: number | undefined, fallback: number): number
 export class ShardedAdam {
   readonly group: Group;
   private readonly checkpoint: Pick<Checkpoints, 'commit'> | undefined;
-  readonly stage: 1 | 2;
+  readonly stage: 0 | 1 | 2;
   readonly dtype: ParamDType;
+  /** the checkpoint's layout, and the shards of stages 1 and 2 */
   readonly partition: Partition;
-  /** the flat elements this rank updates */
+  /** the flat elements this rank updates (stage 0: all of them) */
   readonly shard: Range;
+  /** the flat elements this rank writes to a checkpoint: its shard of `partition` at every stage */
+  private readonly savedShard: Range;
   readonly bucketBytes: number;
   lr: number;
   beta1: number;
@@ -150,8 +157,9 @@ export class ShardedAdam {
       throw new OptimizerUsageError("Uint16Array params need options.dtype 'bfloat16' or 'float16'");
     }
     this.dtype = isF32 ? 'float32' : opts.dtype!;
-    const stage = opts.stage ?? (readWorkerConfig().zeroStage === 2 ? 2 : 1);
-    if (stage !== 1 && stage !== 2) throw new OptimizerUsageError(`stage must be 1 or 2, got ${String(opts.stage)}`);
+    const stage = opts.stage ?? readWorkerConfig().zeroStage;
+    if (stage !== 0 && stage !== 1 && stage !== 2)
+      throw new OptimizerUsageError(`stage must be 0, 1 or 2, got ${String(opts.stage)}`);
     this.stage = stage;
     this.group = opts.group;
     this.checkpoint = opts.checkpoint;
@@ -179,7 +187,8 @@ export class ShardedAdam {
     this.native.adamwSimd(this.simd); // a forced path this CPU lacks fails here, not mid-training
     this.params = new Segments<Elements>(list);
     this.partition = partition(this.params.numel, this.group.size);
-    this.shard = shardRange(this.partition, this.group.rank);
+    this.savedShard = shardRange(this.partition, this.group.rank);
+    this.shard = stage === 0 ? { start: 0, end: this.params.numel } : this.savedShard;
     const own = this.shard.end - this.shard.start;
     this.m = new Float32Array(own);
     this.v = new Float32Array(own);
@@ -196,7 +205,7 @@ export class ShardedAdam {
     }
   }
 
-  /** This rank's optimizer memory in bytes (m, v and the master copy of its shard): ≈ 1/N of unsharded. */
+  /** This rank's optimizer memory in bytes (m, v and the master copy of its shard): ≈ 1/N of unsharded at stage 1+. */
   get stateBytes(): number {
     return this.m.byteLength + this.v.byteLength + (this.master?.byteLength ?? 0);
   }
@@ -234,7 +243,7 @@ export class ShardedAdam {
     try {
       this.reduction = undefined;
       if (started) await started.run.finish();
-      else if (this.stage === 1) await this.allReduceGrads(g.segments);
+      else if (this.stage !== 2) await this.allReduceGrads(g.segments);
       else await this.reduceScatterGrads(g.segments);
       let scale = 1;
       if (this.maxGradNorm !== undefined) {
@@ -263,12 +272,12 @@ export class ShardedAdam {
     const g = this.checkGrads(grads);
     if (this.busy || this.reduction)
       throw new OptimizerUsageError('beginReduction() called while a step, save, load or reduction is running');
-    const buckets = this.stage === 1 ? this.allReduceBuckets(g.segments) : this.reduceScatterBuckets(g.segments);
+    const buckets = this.stage !== 2 ? this.allReduceBuckets(g.segments) : this.reduceScatterBuckets(g.segments);
     // the backward finishes the last layers first: post from the end of the flat space
     const run = new GradReduction(
       g.segments,
       buckets.reverse(),
-      sink ?? overlapSinkOf(this.group, this.stage === 1 ? 'allReduce' : 'reduceScatter'),
+      sink ?? overlapSinkOf(this.group, this.stage !== 2 ? 'allReduce' : 'reduceScatter'),
     );
     this.reduction = { run, grads: g.segments.arrays };
     return run;
@@ -284,12 +293,12 @@ export class ShardedAdam {
       const saved = await saveShards(dir, {
         group: this.group,
         partition: this.partition,
-        shard: this.shard,
+        shard: this.savedShard,
         step: this.stepCount,
         paramDtype: this.dtype,
         stage: this.stage,
         hyper: this.hyper(),
-        views: this.shardViews(),
+        views: this.shardViews(this.savedShard),
       });
       await this.checkpoint?.commit(this.stepCount);
       return saved;
@@ -354,17 +363,22 @@ export class ShardedAdam {
     return { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay };
   }
 
-  /** m, v and the fp32 master of this shard as lists of views in flat order (for fp32 params: the params). */
-  private shardViews(): ShardViews {
+  /**
+   * m, v and the fp32 master of `range` (inside this rank's shard) as lists of views in flat order (for fp32
+   * params: the params).
+   */
+  private shardViews(range: Range = this.shard): ShardViews {
+    const from = range.start - this.shard.start;
+    const to = range.end - this.shard.start;
     const master: Float32Array[] = [];
-    if (this.master) master.push(this.master);
-    else this.forOwnParamPieces((param) => master.push(param as Float32Array));
-    return { master, m: [this.m], v: [this.v] };
+    if (this.master) master.push(this.master.subarray(from, to));
+    else this.forOwnParamPieces((param) => master.push(param as Float32Array), range);
+    return { master, m: [this.m.subarray(from, to)], v: [this.v.subarray(from, to)] };
   }
 
-  /** Calls fn for each piece of the params inside this rank's shard, with its offset inside the shard. */
-  private forOwnParamPieces(fn: (param: Elements, at: number, len: number) => void): void {
-    for (const p of this.params.pieces(this.shard)) {
+  /** Calls fn for each piece of the params inside `range` (this rank's shard), with its offset inside the shard. */
+  private forOwnParamPieces(fn: (param: Elements, at: number, len: number) => void, range: Range = this.shard): void {
+    for (const p of this.params.pieces(range)) {
       fn(
         this.params.arrays[p.index].subarray(p.local.start, p.local.end),
         p.flat.start - this.shard.start,
@@ -405,7 +419,7 @@ export class ShardedAdam {
     if (filled < len) dst.fill(0, at + filled, at + len);
   }
 
-  /** Stage 1: average the full gradients in place, bucket by bucket (zero-copy where a bucket is one fp32 array). */
+  /** Stages 0 and 1: average the full gradients in place, bucket by bucket (zero-copy for a one-array fp32 bucket). */
   private async allReduceGrads(g: Segments): Promise<void> {
     if (this.group.size === 1) return;
     const buckets = flatBuckets(g.numel, 4, this.bucketBytes);
@@ -535,7 +549,8 @@ export class ShardedAdam {
         local += this.native.sumSquares({ data, dtype: this.gradType(data), simd: this.simd, threads: this.threads });
       }
     }
-    if (this.group.size === 1) return Math.sqrt(local);
+    // stage 0 summed every element of the averaged gradients already
+    if (this.group.size === 1 || this.stage === 0) return Math.sqrt(local);
     const total = new Float64Array([local]);
     await this.group.allReduce(total, { op: 'sum' });
     return Math.sqrt(total[0]);
@@ -584,7 +599,7 @@ export class ShardedAdam {
   /** Every rank contributes its updated shard; each bucket's all-gather fills the other ranks' chunks. */
   private async gatherParams(): Promise<void> {
     const { world, shardSize } = this.partition;
-    if (world === 1) return;
+    if (world === 1 || this.stage === 0) return;
     const buckets = shardBuckets(this.partition, elementBytes(this.dtype), this.bucketBytes);
     const chunk = buckets[0].end;
     const type = this.dtype === 'float32' ? Float32Array : Uint16Array;

@@ -42,7 +42,7 @@ function paramsOf(r: WorkerResult): Float32Array {
 }
 
 t.test(
-  'real processes: every rank ends with the unsharded optimizer params (worlds 2-4, stages 1 and 2)',
+  'real processes: every rank ends with the unsharded optimizer params (worlds 2-4, stages 0, 1 and 2)',
   { skip },
   async (t) => {
     const n = 10_007;
@@ -50,7 +50,7 @@ t.test(
     for (const world of [2, 3, 4]) {
       // quantized gradients: the real all-reduce sums in fp32, exactly on this grid (see quantizedGrads)
       const want = referenceRun(randomArray(n, 1), world, steps, HYPER, undefined, quantizedGrads);
-      for (const stage of [1, 2] as const) {
+      for (const stage of [0, 1, 2] as const) {
         const results = await run(world, { mode: 'train', n, steps, stage, bucketBytes: 16 * 1024 });
         for (const r of results) {
           if (r.code !== 0) t.fail(`rank ${r.rank} exited ${r.code}: ${r.stderr.slice(-2000)}`);
@@ -63,8 +63,9 @@ t.test(
         );
         const ops = JSON.stringify(results[0].report.stats);
         if (stage === 2) t.match(ops, /reduce_?scatter/i, 'stage 2 reduce-scatters');
-        else t.match(ops, /all_?reduce/i, 'stage 1 all-reduces');
-        t.equal(results[0].report.stateBytes, 8 * Math.ceil(n / world / 16) * 16, 'stateBytes is this rank’s 1/N');
+        else t.match(ops, /all_?reduce/i, `stage ${stage} all-reduces`);
+        if (stage === 0) t.equal(results[0].report.stateBytes, 8 * n, 'stage 0: every rank holds all the states');
+        else t.equal(results[0].report.stateBytes, 8 * Math.ceil(n / world / 16) * 16, 'stateBytes is this rank’s 1/N');
       }
     }
   },

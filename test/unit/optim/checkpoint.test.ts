@@ -39,7 +39,7 @@ function shareOfGlobal(s: number, rank: number, world: number): Float32Array {
 
 async function train(
   groups: Group[],
-  stage: 1 | 2,
+  stage: 0 | 1 | 2,
   from: number,
   to: number,
   opts2: { load?: string; save?: Record<number, string> } = {},
@@ -66,7 +66,7 @@ function tempRoot(): string {
 t.teardown(() => roots.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 t.test('save on 4 ranks, resume on 2 and 3 (and 4, 1): the same result as uninterrupted training', async (t) => {
-  for (const stage of [1, 2] as const) {
+  for (const stage of [0, 1, 2] as const) {
     const dir = tempRoot();
     const straight = await train(createLoopbackGroups(4).groups, stage, 1, 6, { save: { 3: dir } });
     t.equal(readFileSync(join(dir, 'latest'), 'utf8').trim(), 'step_3/gen_1');
@@ -87,6 +87,25 @@ t.test('save on 4 ranks, resume on 2 and 3 (and 4, 1): the same result as uninte
       }
       t.pass(`stage ${stage}: resumed on ${world} rank(s) within 1e-6 of uninterrupted training`);
     }
+  }
+});
+
+t.test('one layout for every stage: saved at one stage, resumed at another, the same result', async (t) => {
+  const straight = await train(createLoopbackGroups(4).groups, 1, 1, 6);
+  for (const [saveStage, loadStage, world] of [
+    [0, 1, 2],
+    [1, 0, 3],
+    [0, 2, 4],
+    [2, 0, 1],
+  ] as const) {
+    const dir = tempRoot();
+    await train(createLoopbackGroups(4).groups, saveStage, 1, 3, { save: { 3: dir } });
+    const resumed = await train(createLoopbackGroups(world).groups, loadStage, 4, 6, { load: dir });
+    for (const r of resumed) {
+      const err = maxRelError(r.params, straight[0].params);
+      if (!(err <= 1e-6)) t.fail(`stage ${saveStage} → ${loadStage} on ${world}: relative error ${err}`);
+    }
+    t.pass(`saved at stage ${saveStage} on 4 ranks, resumed at stage ${loadStage} on ${world}: within 1e-6`);
   }
 });
 

@@ -16,7 +16,7 @@ const opts = {
 async function trainSharded(
   n: number,
   world: number,
-  stage: 1 | 2 | undefined,
+  stage: 0 | 1 | 2 | undefined,
   extra: Record<string, unknown> = {},
   split?: number[],
 ) {
@@ -46,7 +46,7 @@ async function trainSharded(
   return { finals, stats };
 }
 
-for (const stage of [1, 2] as const) {
+for (const stage of [0, 1, 2] as const) {
   t.test(`stage ${stage}: same params as the unsharded optimizer for worlds 1-4, uneven shards`, async (t) => {
     for (const n of [1, 37, 1000, 4099]) {
       for (const world of [1, 2, 3, 4]) {
@@ -65,16 +65,17 @@ for (const stage of [1, 2] as const) {
 t.test('small buckets: many collectives, same result; stage 2 never all-reduces gradients', async (t) => {
   const n = 5003;
   const want = referenceRun(randomArray(n, 1), 3, STEPS);
-  for (const stage of [1, 2] as const) {
+  for (const stage of [0, 1, 2] as const) {
     const { finals, stats } = await trainSharded(n, 3, stage, { bucketBytes: 1024 });
     t.ok(maxRelError(finals[0].params, want) <= 1e-6, `stage ${stage} with 1 KiB buckets`);
-    if (stage === 1)
-      t.ok((stats.ops.allReduce ?? 0) >= STEPS * Math.ceil(n / 256), 'stage 1 all-reduces bucket by bucket');
+    if (stage < 2)
+      t.ok((stats.ops.allReduce ?? 0) >= STEPS * Math.ceil(n / 256), `stage ${stage} all-reduces bucket by bucket`);
     else {
       t.equal(stats.ops.allReduce ?? 0, 0, 'stage 2 sends no all-reduce');
       t.ok((stats.ops.reduceScatter ?? 0) >= STEPS * 2, 'stage 2 reduce-scatters in buckets');
     }
-    t.ok((stats.ops.allGather ?? 0) >= STEPS * 2, 'params are all-gathered in buckets');
+    if (stage === 0) t.equal(stats.ops.allGather ?? 0, 0, 'stage 0 (DDP) updates every parameter: no all-gather');
+    else t.ok((stats.ops.allGather ?? 0) >= STEPS * 2, 'params are all-gathered in buckets');
   }
 });
 
@@ -89,15 +90,16 @@ t.test("without a stage, the job's parallelism.zero_stage from the environment d
   for (const [zero, stage] of [
     ['2', 2],
     ['1', 1],
-    ['0', 1],
-    [undefined, 1],
+    ['0', 0],
+    [undefined, 0],
   ] as const) {
     if (zero === undefined) delete process.env.DTRAIN_ZERO_STAGE;
     else process.env.DTRAIN_ZERO_STAGE = zero;
     const { finals, stats } = await trainSharded(n, 3, undefined, { bucketBytes: 1024 });
     t.ok(maxRelError(finals[0].params, want) <= 1e-6, `DTRAIN_ZERO_STAGE=${zero}: same params`);
     if (stage === 2) t.equal(stats.ops.allReduce ?? 0, 0, 'zero 2: reduce-scatter, no all-reduce');
-    else t.ok((stats.ops.allReduce ?? 0) > 0, `DTRAIN_ZERO_STAGE=${zero}: stage 1 all-reduces the gradients`);
+    else t.ok((stats.ops.allReduce ?? 0) > 0, `DTRAIN_ZERO_STAGE=${zero}: stage ${stage} all-reduces the gradients`);
+    t.equal((stats.ops.allGather ?? 0) > 0, stage > 0, `DTRAIN_ZERO_STAGE=${zero}: all-gathers only when sharded`);
     t.equal(new ShardedAdam(new Float32Array(8), { group: createLoopbackGroups(1).groups[0] }).stage, stage);
   }
   process.env.DTRAIN_ZERO_STAGE = '2';
@@ -120,9 +122,9 @@ t.test('a list of param arrays is one flat space; updated in place', async (t) =
   }
 });
 
-t.test('stage 1 leaves the averaged gradients in place (DDP semantics); stage 2 leaves them alone', async (t) => {
+t.test('stages 0, 1 leave the averaged gradients in place (DDP semantics); stage 2 leaves them alone', async (t) => {
   const n = 300;
-  for (const stage of [1, 2] as const) {
+  for (const stage of [0, 1, 2] as const) {
     const { groups } = createLoopbackGroups(2);
     const after = await onEveryRank(groups, async (group, rank) => {
       const opt = new ShardedAdam(randomArray(n, 1), { group, stage, ...opts });
@@ -131,7 +133,7 @@ t.test('stage 1 leaves the averaged gradients in place (DDP semantics); stage 2 
       return g;
     });
     const avg = averaged(n, 2, 1);
-    if (stage === 1) t.ok(maxRelError(after[1], avg) < 1e-7, 'stage 1: grads averaged');
+    if (stage < 2) t.ok(maxRelError(after[1], avg) < 1e-7, `stage ${stage}: grads averaged`);
     else t.ok(maxRelError(after[1], localGrads(n, 1, 1)) === 0, 'stage 2: local grads untouched');
   }
 });
@@ -141,7 +143,7 @@ t.test('global-norm clipping uses the norm across all shards', async (t) => {
   const want = referenceRun(randomArray(n, 1), 4, STEPS, HYPER, 1.0);
   const unclipped = referenceRun(randomArray(n, 1), 4, STEPS);
   t.ok(maxRelError(want, unclipped) > 1e-4, 'clipping changes the result (the test can fail)');
-  for (const stage of [1, 2] as const) {
+  for (const stage of [0, 1, 2] as const) {
     const { finals } = await trainSharded(n, 4, stage, { maxGradNorm: 1.0 });
     t.ok(maxRelError(finals[2].params, want) <= 1e-6, `stage ${stage}: clipped like the unsharded optimizer`);
     const expectNorm = Math.sqrt(optimNative().sumSquares({ data: averaged(n, 4, STEPS), dtype: 'float32' }));
@@ -181,12 +183,13 @@ t.test('bf16 params with an fp32 master: the master matches the fp32 run, params
   }
 });
 
-t.test('stateBytes is 1/N of the unsharded figure', async (t) => {
+t.test('stateBytes is 1/N of the unsharded figure from stage 1, all of it at stage 0', async (t) => {
   const n = 102_400; // divisible into aligned shards, so the figure is exact
   for (const world of [1, 2, 4]) {
     const { groups } = createLoopbackGroups(world);
     const opt = new ShardedAdam(new Float32Array(n), { group: groups[0], stage: 2, ...opts });
     t.equal(opt.stateBytes, (8 * n) / world, `world ${world}`);
+    t.equal(new ShardedAdam(new Float32Array(n), { group: groups[0], stage: 0, ...opts }).stateBytes, 8 * n);
   }
 });
 
@@ -194,7 +197,7 @@ t.test('bad arguments are one clear error', async (t) => {
   const { groups } = createLoopbackGroups(1);
   const group = groups[0];
   t.throws(() => new ShardedAdam(new Uint16Array(4), { group }), OptimizerUsageError);
-  t.throws(() => new ShardedAdam(new Float32Array(4), { group, stage: 3 as never }), /stage must be 1 or 2/);
+  t.throws(() => new ShardedAdam(new Float32Array(4), { group, stage: 3 as never }), /stage must be 0, 1 or 2/);
   t.throws(() => new ShardedAdam(new Float32Array(4), { group, lr: -1 }), /lr must be a positive number/);
   t.throws(() => new ShardedAdam(new Float32Array(4), { group, betas: [1, 0.9] }), /betas\[0\]/);
   t.throws(() => new ShardedAdam([], { group }), /no parameters/);
