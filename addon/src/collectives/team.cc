@@ -467,7 +467,7 @@ const char* Team::allReduce(void* buf, size_t count, DType t, RedOp op, int avgD
     return "one-step";
   }
   // Reduce-scatter then all-gather, in rounds the size of the staging area unless every member's buffer
-  // is a dist.alloc region, in which case everyone reads everyone's buffer in place in a single round.
+  // is a dist.alloc region, in which case everyone works on everyone's buffer in place in a single round.
   OpDesc mine = describe(OpKind::allReduce, t, op, 0, count, buf, bytes);
   std::vector<uint8_t*> loc(size_t(size_), nullptr);
   std::vector<const void*> ins(size_t(size_), nullptr);
