@@ -42,6 +42,8 @@ size_t stagingBytes() {
 
 namespace {
 constexpr size_t kCtlBytes = 4096;
+// The zero-copy all-reduce reduces and writes out blocks of this size (inputs and result stay in L1/L2).
+constexpr size_t kZeroCopyBlockBytes = 16 * 1024;
 constexpr size_t kReasonBytes = 480;
 }  // namespace
 
@@ -465,7 +467,7 @@ const char* Team::allReduce(void* buf, size_t count, DType t, RedOp op, int avgD
     return "one-step";
   }
   // Reduce-scatter then all-gather, in rounds the size of the staging area unless every member's buffer
-  // is a dist.alloc region, in which case everyone reads everyone's buffer in place in a single round.
+  // is a dist.alloc region, in which case everyone works on everyone's buffer in place in a single round.
   OpDesc mine = describe(OpKind::allReduce, t, op, 0, count, buf, bytes);
   std::vector<uint8_t*> loc(size_t(size_), nullptr);
   std::vector<const void*> ins(size_t(size_), nullptr);
@@ -475,11 +477,30 @@ const char* Team::allReduce(void* buf, size_t count, DType t, RedOp op, int avgD
         if (!mine.zc) std::memcpy(staging(me_), user + off * esz, n * esz);
       },
       [&](size_t off, size_t n, uint64_t seq) {
+        bool allZc = true;
         for (int i = 0; i < size_; ++i) {
           const OpDesc& di = i == me_ ? mine : ctl(i).desc;
           loc[size_t(i)] = di.zc ? (i == me_ ? user : location(i, di)) + off * esz : staging(i);
+          allZc = allZc && di.zc;
         }
         Slice s = sliceOf(n, size_, me_);
+        if (allZc) {
+          // Every buffer is mapped here: reduce my slice of them all and write the result into each, a block
+          // at a time while it is in cache. One pass over memory and no second phase to wait for (a copy-out
+          // phase would read every slice again from memory). Nobody else touches my slice of any buffer,
+          // and inRounds makes each member wait until everyone is done before its buffer is handed back.
+          const size_t block = std::max<size_t>(1, kZeroCopyBlockBytes / esz);
+          for (size_t b = 0; b < s.count; b += block) {
+            size_t m = std::min(block, s.count - b);
+            for (int i = 0; i < size_; ++i) ins[size_t(i)] = loc[size_t(i)] + (s.begin + b) * esz;
+            uint8_t* result = loc[size_t(me_)] + (s.begin + b) * esz;
+            reduceInto(result, ins.data(), size_, m, t, op);
+            if (op == RedOp::avg) scaleForAvg(result, m, t, avgDivisor);
+            for (int i = 0; i < size_; ++i)
+              if (i != me_) std::memcpy(loc[size_t(i)] + (s.begin + b) * esz, result, m * esz);
+          }
+          return;
+        }
         for (int i = 0; i < size_; ++i) ins[size_t(i)] = loc[size_t(i)] + s.begin * esz;
         uint8_t* mySlice = loc[size_t(me_)] + s.begin * esz;
         reduceInto(mySlice, ins.data(), size_, s.count, t, op);

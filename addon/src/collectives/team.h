@@ -1,7 +1,8 @@
 // The shared-memory team: the members of a group that live on this host. Each member owns one memfd
 // segment (control words, byte rings to every other member, a staging area) that all the others map.
 // Collectives here are the fast paths: one-step for small messages, reduce-scatter + all-gather for
-// large ones, reading peers' dist.alloc buffers in place when every member passed one (zero copy).
+// large ones, working on peers' dist.alloc buffers in place when every member passed one (zero copy:
+// an all-reduce then reduces each member's slice of every buffer and writes the result into all of them).
 #pragma once
 #include <atomic>
 #include <map>
