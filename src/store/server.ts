@@ -248,6 +248,7 @@ class Connection implements Requester {
         this.onBody(body);
       }
     } catch (err) {
+      this.stream.uncork(); // what was answered before the bad frame still goes out, then the close
       this.fail((err as Error).message);
     } finally {
       this.stream.uncork();
