@@ -4,7 +4,8 @@
 // (etcd-server, the store torchrun's etcd rendezvous uses), driven the same way. Every client opens its own
 // connection (dtrain: and authenticates with the job key), SETs its member key, increments the count
 // (dtrain and TCPStore: ADD; etcd has no counter: the revision its PUT returns is the increment, and the
-// client that sees the N-th one is the last), the last one SETs "all", and every client waits for "all"
+// client that sees the N-th one is the last; dtrain's client sends its ADD without waiting for the SET's
+// answer, as TCPStore's, whose SET has none), the last one SETs "all", and every client waits for "all"
 // (dtrain and TCPStore: a blocking GET; etcd: a range, then a watch) and checks it holds N. The time is the
 // driver's, from "go" to the last client having seen everyone: connection and authentication included,
 // process starts excluded (the clients' processes load their code and say ready first). Each repeat runs a
@@ -105,8 +106,12 @@ const dtrainClient = {
     const t0 = performance.now();
     const c = await StoreClient.connectTcp({ host: '127.0.0.1', port, jobKey, retryForMs: 120000, timeoutMs: 120000 });
     phaseAt(this.phases, 'auth', t0);
-    await c.set(`${prefix}/member/${i}`, 'x');
-    if ((await c.add(`${prefix}/count`, 1)) === n) await c.set(`${prefix}/all`, String(n));
+    // TCPStore never answers a SET, so its client goes straight on to ADD; dtrain's answers every request,
+    // and its client need not wait for the SET's answer either: one connection's requests run in order.
+    const member = c.set(`${prefix}/member/${i}`, 'x');
+    const count = await c.add(`${prefix}/count`, 1);
+    await member;
+    if (count === n) await c.set(`${prefix}/all`, String(n));
     phaseAt(this.phases, 'add', t0);
     const all = (await c.get(`${prefix}/all`, 120000)).toString();
     phaseAt(this.phases, 'all', t0);

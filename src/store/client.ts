@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { retryDelayMs } from './admission.js';
+import { retryDelayMs, retryFirstDelayMs } from './admission.js';
 import { AuthError, BusyRejectError, ClientHandshake, envelopeOverhead, rejectOf, type Session } from './auth.js';
 import { StoreAdmissionError, StoreConnectionError, StoreRequestError, StoreTimeoutError } from './errors.js';
 import { StartError } from '../util/errors.js';
@@ -59,56 +59,118 @@ interface Waiting {
   timer: NodeJS.Timeout;
 }
 
-type Phase = 'challenge' | 'welcome' | 'ready' | 'closed';
+/**
+ * challenge: HELLO sent; welcome: PROOF sent, the welcome (or a REJECT) not yet seen, requests already
+ * flowing; redialing: turned away after the PROOF, dialling again (requests wait to be replayed).
+ */
+type Phase = 'challenge' | 'welcome' | 'ready' | 'redialing' | 'closed';
+
+/** One handshake in progress: settles once the PROOF is sent (early) or the welcome came. */
+interface Authenticating {
+  handshake: ClientHandshake;
+  early: boolean;
+  resolve(): void;
+  reject(e: Error): void;
+}
+
+interface Redial {
+  dial(): Promise<Duplex>;
+  handshake(): ClientHandshake;
+  until: number;
+}
 
 /** Authentication with the store failed: wrong key, not a dtrain store, version mismatch (exit 3). */
 export class StoreAuthError extends StartError {}
 
 export class StoreClient extends EventEmitter<{ close: [error: Error | undefined] }> {
   private phase: Phase;
-  private readonly reader: FrameReader;
+  private stream!: Duplex;
+  private reader!: FrameReader;
   private session: Session | undefined;
   private readonly pending = new Map<number, Waiting>();
   private nextId = 1;
-  private auth: { handshake: ClientHandshake; resolve(): void; reject(e: Error): void } | undefined;
+  private auth: Authenticating | undefined;
+  /**
+   * Request bodies sent after the PROOF and before the welcome. The store executes nothing before it
+   * accepts the proof, so when it turns the connection away instead these are replayed, in order, on
+   * the next connection.
+   */
+  private unconfirmed: Buffer[] = [];
+  /** How to dial and authenticate again (TCP only), and until when a turned-away client may. */
+  private redial: Redial | undefined;
   private closedByUs = false;
-  private readonly closed: Promise<void>;
+  private closed!: Promise<void>;
   readonly timeoutMs: number;
 
   private constructor(
-    private readonly stream: Duplex,
+    stream: Duplex,
     readonly label: string,
     timeoutMs: number,
     authenticated: boolean,
   ) {
     super();
     this.timeoutMs = timeoutMs;
-    this.phase = authenticated ? 'challenge' : 'ready';
+    this.phase = 'ready';
+    this.attach(stream, authenticated);
+  }
+
+  /** Makes `stream` the connection; events of a connection it replaced are ignored. */
+  private attach(stream: Duplex, authenticated: boolean): void {
+    this.stream = stream;
+    if (authenticated) this.phase = 'challenge';
     this.reader = new FrameReader(authenticated ? maxPreAuthBodyBytes : maxBodyBytes);
     this.closed = new Promise((resolve) => stream.once('close', () => resolve()));
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('error', (err) => this.shutdown(err));
-    stream.on('end', () => this.shutdown(undefined));
-    stream.on('close', () => this.shutdown(undefined));
+    stream.on('data', (chunk: Buffer) => stream === this.stream && this.onData(chunk));
+    stream.on('error', (err) => stream === this.stream && this.lost(err));
+    stream.on('end', () => stream === this.stream && this.lost(undefined));
+    stream.on('close', () => stream === this.stream && this.lost(undefined));
   }
 
   /**
    * Connects to the store's TCP port and authenticates with the job key, each try within timeoutMs;
-   * tries again while the store turns it away, for up to retryForMs.
+   * tries again while the store turns it away, for up to retryForMs. Resolves as soon as the proof is
+   * sent: the first requests travel with it instead of a round trip later (PROTOCOL.md).
    */
   static async connectTcp(opts: TcpConnectOptions): Promise<StoreClient> {
     const timeoutMs = opts.timeoutMs ?? 10000;
     const label = opts.label ?? `store at ${opts.host}:${opts.port}`;
-    return retryAdmission(opts.retryForMs ?? 0, async () => {
-      const started = Date.now();
-      // Keepalive: a controller host that vanishes without a FIN is noticed even on an idle connection.
-      const socket = await connectSocket(
-        net.connect({ host: opts.host, port: opts.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 10000 }),
-        label,
-        timeoutMs,
-      );
-      return StoreClient.authenticate(socket, opts.jobKey, label, timeoutMs, timeoutMs - (Date.now() - started));
-    });
+    try {
+      new ClientHandshake(opts.jobKey);
+    } catch (err) {
+      throw new StoreAuthError(`${label}: ${(err as Error).message}`);
+    }
+    const redial: Redial = {
+      until: Date.now() + (opts.retryForMs ?? 0),
+      handshake: () => new ClientHandshake(opts.jobKey),
+      dial: () =>
+        // Keepalive: a controller host that vanishes without a FIN is noticed even on an idle connection.
+        connectSocket(
+          net.connect({
+            host: opts.host,
+            port: opts.port,
+            noDelay: true,
+            keepAlive: true,
+            keepAliveInitialDelay: 10000,
+          }),
+          label,
+          timeoutMs,
+        ),
+    };
+    let client: StoreClient | undefined;
+    try {
+      await retryAdmission(opts.retryForMs ?? 0, async () => {
+        const started = Date.now();
+        const socket = await redial.dial();
+        if (client) client.attach(socket, true);
+        else client = new StoreClient(socket, label, timeoutMs, true);
+        client.redial = redial;
+        await client.handshake(redial.handshake(), true, timeoutMs - (Date.now() - started));
+      });
+    } catch (err) {
+      client?.destroy();
+      throw err;
+    }
+    return client!;
   }
 
   /** Connects to an agent's store proxy (`unix:/path` or `/path`); no authentication on this leg. */
@@ -120,19 +182,13 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
     return new StoreClient(socket, label, timeoutMs, false);
   }
 
-  /** Authenticates over an already-open stream (an SSH-forwarded channel to the store's port). */
+  /**
+   * Authenticates over an already-open stream (an SSH-forwarded channel to the store's port). Resolves
+   * once the store welcomed it: with no way to dial again, the caller retries a turned-away stream.
+   */
   static async overStream(stream: Duplex, jobKey: Buffer, opts: StoreClientOptions = {}): Promise<StoreClient> {
     const timeoutMs = opts.timeoutMs ?? 10000;
-    return StoreClient.authenticate(stream, jobKey, opts.label ?? 'store', timeoutMs, timeoutMs);
-  }
-
-  private static async authenticate(
-    stream: Duplex,
-    jobKey: Buffer,
-    label: string,
-    timeoutMs: number,
-    budgetMs: number,
-  ) {
+    const label = opts.label ?? 'store';
     let handshake: ClientHandshake;
     try {
       handshake = new ClientHandshake(jobKey);
@@ -141,30 +197,65 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
       throw new StoreAuthError(`${label}: ${(err as Error).message}`);
     }
     const client = new StoreClient(stream, label, timeoutMs, true);
+    await client.handshake(handshake, false, timeoutMs);
+    return client;
+  }
+
+  /** Runs one handshake on the current stream; a failure destroys that stream and throws. */
+  private async handshake(handshake: ClientHandshake, early: boolean, budgetMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
-        client.auth = { handshake, resolve, reject };
+        this.auth = { handshake, early, resolve, reject };
         timer = setTimeout(
-          () => reject(new StoreAdmissionError(`${label}: authentication did not finish within ${timeoutMs} ms`)),
+          () =>
+            reject(new StoreAdmissionError(`${this.label}: authentication did not finish within ${this.timeoutMs} ms`)),
           Math.max(1, budgetMs),
         );
-        stream.write(frame(handshake.hello()));
+        this.stream.write(frame(handshake.hello()));
       });
     } catch (err) {
-      client.destroy();
+      this.auth = undefined;
+      const stream = this.stream;
+      if (this.redial && this.phase !== 'closed') this.phase = 'redialing';
+      else this.shutdown(undefined);
+      stream.destroy();
       throw err;
     } finally {
       clearTimeout(timer);
-      client.auth = undefined;
     }
-    return client;
+  }
+
+  /**
+   * Turned away after the proof was sent (REJECT busy, or closed before the welcome): nothing sent since
+   * was executed, so dial again with backoff and replay it, or fail every request once time is up.
+   */
+  private async recover(reason: Error): Promise<void> {
+    const redial = this.redial!;
+    this.phase = 'redialing';
+    this.session = undefined;
+    this.stream.destroy(); // its events are ignored from here on: `lost` sees the phase
+    try {
+      await new Promise((r) => setTimeout(r, Math.min(retryDelayMs(0), redial.until - Date.now())));
+      await retryAdmission(redial.until - Date.now(), async () => {
+        const started = Date.now();
+        const socket = await redial.dial();
+        if (this.phase !== 'redialing') {
+          socket.destroy();
+          throw reason;
+        }
+        this.attach(socket, true);
+        await this.handshake(redial.handshake(), true, this.timeoutMs - (Date.now() - started));
+      });
+    } catch (err) {
+      this.shutdown(err instanceof Error ? err : reason);
+    }
   }
 
   /** Sends a raw request; the answer comes back whatever its status. Used by the proxy to forward. */
   send(op: number, args: readonly (Buffer | string)[]): PendingRequest {
     const bufs = args.map((a) => (typeof a === 'string' ? Buffer.from(a) : a));
-    if (this.phase !== 'ready') {
+    if (this.phase === 'closed') {
       return { id: 0, response: Promise.reject(new StoreConnectionError(`${this.label}: connection is closed`)) };
     }
     let size = 6;
@@ -196,7 +287,12 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
       this.pending.set(id, { resolve, reject, timer });
     });
     const body = encodeBody(op, id, bufs);
-    this.stream.write(this.session ? this.session.seal(body) : frame(body));
+    if (this.phase === 'ready') this.stream.write(this.session ? this.session.seal(body) : frame(body));
+    else {
+      // Not yet welcomed: kept for a replay should the store turn this connection away.
+      this.unconfirmed.push(body);
+      if (this.phase === 'welcome') this.stream.write(this.session!.seal(body));
+    }
     return { id, response };
   }
 
@@ -282,7 +378,7 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
   }
 
   get isOpen(): boolean {
-    return this.phase === 'ready';
+    return this.phase !== 'closed';
   }
 
   /** Closes the connection; requests in flight fail. Resolves once the stream is closed. */
@@ -348,39 +444,92 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
 
   private onData(chunk: Buffer): void {
     try {
-      for (const body of this.reader.push(chunk)) {
-        if (this.phase === 'closed') return;
+      for (const body of this.reader.bodies(chunk)) {
+        if (this.phase === 'closed' || this.phase === 'redialing') return;
         this.onBody(body);
       }
     } catch (err) {
-      const auth = this.auth;
       const message = `${this.label}: ${(err as Error).message}`;
-      this.shutdown(
+      this.failed(
         err instanceof BusyRejectError
           ? new StoreAdmissionError(message)
-          : auth || err instanceof AuthError
+          : this.auth || this.phase === 'welcome' || err instanceof AuthError
             ? new StoreAuthError(message)
             : new StoreConnectionError(message),
       );
-      this.stream.destroy();
     }
+  }
+
+  /** The connection ended or broke. Before the welcome that is an admission failure (worth a retry). */
+  private lost(error: Error | undefined): void {
+    if (this.phase === 'closed' || this.phase === 'redialing') return;
+    if (this.phase === 'welcome' && !this.auth && !this.mayRedial()) {
+      // Already handed to the caller, and no time to dial again: an ordinary lost connection.
+      this.shutdown(error);
+      return;
+    }
+    if (this.phase === 'challenge' || this.phase === 'welcome') {
+      this.failed(
+        new StoreAdmissionError(
+          `${this.label}: the store closed the connection during authentication` + (error ? ` (${error.message})` : ''),
+        ),
+      );
+      return;
+    }
+    this.shutdown(error);
+  }
+
+  /** Routes a failure: to the handshake in progress, to a redial after an early proof, else closes. */
+  private failed(error: Error): void {
+    if (this.auth) {
+      this.auth.reject(error);
+      return;
+    }
+    if (this.phase === 'welcome' && error instanceof StoreAdmissionError && this.mayRedial()) {
+      void this.recover(error);
+      return;
+    }
+    this.shutdown(error);
+  }
+
+  /** Whether a connection turned away after an early proof will be dialled again. */
+  private mayRedial(): boolean {
+    return !!this.redial && !this.closedByUs && Date.now() + retryFirstDelayMs < this.redial.until;
   }
 
   private onBody(body: Buffer): void {
     switch (this.phase) {
-      case 'challenge':
-        this.stream.write(frame(this.auth!.handshake.answerChallenge(body)));
+      case 'challenge': {
+        const auth = this.auth!;
+        const proof = frame(auth.handshake.answerChallenge(body));
+        this.session = auth.handshake.session();
         this.phase = 'welcome';
+        if (!auth.early) {
+          this.stream.write(proof);
+          return;
+        }
+        // The server has proved itself: requests may follow the proof without waiting for the welcome.
+        // Corked until the check phase, so the caller's first requests leave in the same segment.
+        this.stream.cork();
+        this.stream.write(proof);
+        for (const request of this.unconfirmed) this.stream.write(this.session.seal(request));
+        const stream = this.stream;
+        setImmediate(() => stream.uncork());
+        this.auth = undefined;
+        auth.resolve();
         return;
+      }
       case 'welcome': {
         const rejected = rejectOf(body);
         if (rejected) throw rejected;
-        this.session = this.auth!.handshake.session();
-        const welcome = decodeBody(this.session.open(body));
+        const welcome = decodeBody(this.session!.open(body));
         if (welcome.code !== Status.ok || welcome.id !== 0) throw new AuthError('unexpected welcome from the store');
         this.phase = 'ready';
+        this.unconfirmed = [];
         this.reader.maxBody = maxBodyBytes + envelopeOverhead;
-        this.auth!.resolve();
+        const auth = this.auth;
+        this.auth = undefined;
+        auth?.resolve();
         return;
       }
       case 'ready': {

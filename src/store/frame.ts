@@ -124,21 +124,28 @@ export class FrameReader {
 
   /** Adds a chunk and returns every complete body; throws FrameError when a length exceeds maxBody. */
   push(chunk: Buffer): Buffer[] {
+    return [...this.bodies(chunk)];
+  }
+
+  /**
+   * Adds a chunk and yields its complete bodies one at a time, each checked against maxBody as it is
+   * reached: a handshake that raises the limit mid-chunk (a PROOF followed by requests) applies to the
+   * frames after it. Bodies not taken stay buffered for the next call.
+   */
+  *bodies(chunk: Buffer): Generator<Buffer, void, undefined> {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    const bodies: Buffer[] = [];
     for (;;) {
-      if (this.buffered < 4) break;
+      if (this.buffered < 4) return;
       const len = this.peekLength();
       if (len > this.maxBody) throw new FrameError(`frame of ${len} bytes exceeds the limit of ${this.maxBody}`);
-      if (this.buffered < 4 + len) break;
+      if (this.buffered < 4 + len) return;
       const whole = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
-      bodies.push(whole.subarray(4, 4 + len));
       const rest = whole.subarray(4 + len);
       this.chunks = rest.length > 0 ? [rest] : [];
       this.buffered = rest.length;
+      yield whole.subarray(4, 4 + len);
     }
-    return bodies;
   }
 
   /** Bytes received but not yet part of a complete frame. */

@@ -240,13 +240,18 @@ class Connection implements Requester {
   }
 
   private onData(chunk: Buffer): void {
+    // The answers to one chunk's requests (the welcome and the first answers, say) leave in one write.
+    this.stream.cork();
     try {
-      for (const body of this.reader.push(chunk)) {
+      for (const body of this.reader.bodies(chunk)) {
         if (this.phase === 'closed') return;
         this.onBody(body);
       }
     } catch (err) {
+      this.stream.uncork(); // what was answered before the bad frame still goes out, then the close
       this.fail((err as Error).message);
+    } finally {
+      this.stream.uncork();
     }
   }
 

@@ -92,3 +92,15 @@ t.test('short keys and version mismatches are refused with clear text', async (t
   t.match(rejectText(rejectMessage(RejectReason.busy)), /too many connections/);
   t.equal(rejectText(Buffer.from('DTS')), undefined);
 });
+
+t.test('nonces are fresh across many handshakes (past several refills of their pool)', async (t) => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 1000; i++) {
+    const hello = new ClientHandshake(key).hello();
+    const challenge = new ServerHandshake(key).answerHello(hello);
+    seen.add(hello.subarray(5).toString('hex'));
+    seen.add(challenge.subarray(5, 37).toString('hex'));
+  }
+  t.equal(seen.size, 2000, 'no nonce handed out twice');
+  t.notOk(seen.has('00'.repeat(32)), 'none left unfilled');
+});
