@@ -8,7 +8,11 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { built, root, runDtrain, startDtrain, tempDir } from '../../helpers/launch.js';
+import { NODE_WORKER_V8_FLAGS } from '../../../src/runtime/worker-env-table.js';
 import { freePort } from '../../../src/launch/ports.js';
+
+/** what the agent puts between node and a Node worker's script by default */
+const nodeFlags = NODE_WORKER_V8_FLAGS.join(' ');
 
 if (!built() && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
   t.plan(0, 'dist/ is not built (npm run build)');
@@ -79,7 +83,11 @@ t.test('status of a join-mode job: node names, worker pids, states, steps, colle
   ]);
   for (const r of doc.ranks) {
     t.match(r, { host: r.rank === 0 ? 'node-a' : 'node-b', state: 'running' }, `rank ${r.rank}`);
-    t.match(cmdline(r.pid), new RegExp(`^${process.execPath} ${prog}`), `rank ${r.rank}: pid ${r.pid} is the worker`);
+    t.match(
+      cmdline(r.pid),
+      new RegExp(`^${process.execPath} ${nodeFlags} ${prog}`),
+      `rank ${r.rank}: pid ${r.pid} is the worker`,
+    );
     t.match(r.collective, { op: 'allReduce' }, `rank ${r.rank}: its collective`);
   }
   ctl.child.kill('SIGTERM');

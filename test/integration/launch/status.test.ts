@@ -7,6 +7,10 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { built, root, runDtrain, startDtrain, tempDir } from '../../helpers/launch.js';
+import { NODE_WORKER_V8_FLAGS } from '../../../src/runtime/worker-env-table.js';
+
+/** what the agent puts between node and a Node worker's script by default */
+const nodeFlags = NODE_WORKER_V8_FLAGS.join(' ');
 
 const required = process.env.DTRAIN_REQUIRE_INTEGRATION === '1';
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -202,7 +206,11 @@ t.test(
     const doc = await waitStatus(env, (d) => d.ranks.every((r) => (r.step ?? 0) > 25), 60_000);
     t.ok(doc, 'status answered');
     for (const r of doc?.ranks ?? []) {
-      t.match(cmdline(r.pid), new RegExp(`^node ${prog}`), `rank ${r.rank}: pid ${r.pid} is the worker itself`);
+      t.match(
+        cmdline(r.pid),
+        new RegExp(`^node ${nodeFlags} ${prog}`),
+        `rank ${r.rank}: pid ${r.pid} is the worker itself`,
+      );
       t.match(r, { loss: Number, tokens_per_s: Number, samples_per_s: Number, compute_s: Number });
     }
     const metrics = await runDtrain(['status', '--json'], { cwd: root, env });

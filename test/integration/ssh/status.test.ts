@@ -8,7 +8,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { built, root, runDtrain, startDtrain, tempDir } from '../../helpers/launch.js';
+import { NODE_WORKER_V8_FLAGS } from '../../../src/runtime/worker-env-table.js';
 import { skipReason, testbedUp, type TestbedHost } from '../../helpers/ssh-testbed.js';
+
+/** what the agent puts between node and a Node worker's script by default */
+const nodeFlags = NODE_WORKER_V8_FLAGS.join(' ');
 
 const skip = skipReason() ?? (built() ? undefined : 'needs a built dist/ (npm run build)');
 if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
@@ -87,7 +91,11 @@ t.test('status of an SSH job: hosts, worker pids in their hosts, states, steps, 
   for (const r of doc.ranks) {
     const h = hostOf[r.rank];
     t.match(r, { node_rank: h === h1 ? 0 : 1, host: h.address, state: 'running' }, `rank ${r.rank}`);
-    t.match(cmdline(r.pid), new RegExp(`^${process.execPath} ${prog}`), `rank ${r.rank}: pid ${r.pid} is the worker`);
+    t.match(
+      cmdline(r.pid),
+      new RegExp(`^${process.execPath} ${nodeFlags} ${prog}`),
+      `rank ${r.rank}: pid ${r.pid} is the worker`,
+    );
     t.ok((h === h1 ? inH1 : inH2).includes(r.pid), `rank ${r.rank}: pid ${r.pid} runs in ${h.name}'s namespace`);
     t.match(r.collective, { group: 'world', op: 'allReduce' }, `rank ${r.rank}: its collective`);
   }
