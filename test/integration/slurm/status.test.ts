@@ -18,6 +18,10 @@ import {
   slurmSkipReason,
   slurmUp,
 } from '../../helpers/slurm-testbed.js';
+import { NODE_WORKER_V8_FLAGS } from '../../../src/runtime/worker-env-table.js';
+
+/** what the agent puts between node and a Node worker's script by default */
+const nodeFlags = NODE_WORKER_V8_FLAGS.join(' ');
 
 interface StatusDoc {
   state: string;
@@ -90,7 +94,11 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     t.equal(doc.ranks.length, 2);
     for (const r of doc.ranks) {
       t.match(r, { host: node, state: 'running' }, `rank ${r.rank}`);
-      t.match(procText(r.pid, 'cmdline'), new RegExp(`^${process.execPath} ${prog}`), `rank ${r.rank}: the worker`);
+      t.match(
+        procText(r.pid, 'cmdline'),
+        new RegExp(`^${process.execPath} ${nodeFlags} ${prog}`),
+        `rank ${r.rank}: the worker`,
+      );
       t.match(procText(r.pid, 'environ'), new RegExp(`\\bSLURM_JOB_ID=${holder}\\b`), `rank ${r.rank}: in the job`);
       t.match(procText(r.pid, 'environ'), /\bSLURM_STEP_ID=\d+\b/, `rank ${r.rank}: in an srun step`);
     }
