@@ -98,7 +98,10 @@ t.test('spec on stdin, forward_env below the plan, records and diagnostics attri
     onLost: (n, why) => lost.push([n, why]),
   });
   t.teardown(() => remote.close());
-  for (let i = 0; i < 50 && records.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+  // stdout records and stderr lines travel on separate SSH streams: wait for both, in whichever order they come
+  const hostLine = `[${bed.hosts[1].address}] spec for node 1, job key of 32 bytes`;
+  for (let i = 0; i < 100 && (records.length < 2 || !diagnostics.includes(hostLine)); i++)
+    await new Promise((r) => setTimeout(r, 100));
   const got = records.sort((a, b) => a[0] - b[0]).map(([n, r]) => [n, JSON.parse(r.lines[0])]);
   t.equal(got.length, 2);
   for (const [n, doc] of got) {
@@ -109,10 +112,7 @@ t.test('spec on stdin, forward_env below the plan, records and diagnostics attri
     );
     t.same(doc.store, { kind: 'tcp', host: '127.0.0.1', port: remote.agents[n as number].storeAddr.port });
   }
-  t.ok(
-    diagnostics.includes(`[${bed.hosts[1].address}] spec for node 1, job key of 32 bytes`),
-    'stderr lines carry the host',
-  );
+  t.ok(diagnostics.includes(hostLine), 'stderr lines carry the host');
   t.equal(
     routes.get(1)?.targets.get(0)?.hostName,
     bed.hosts[0].address,
