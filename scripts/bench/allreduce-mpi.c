@@ -3,7 +3,8 @@
  * Rank 0 writes each size's per-op latencies (little-endian float64 nanoseconds) to <dir>/<bytes>.f64 and
  * prints one JSON line per size with the CPU seconds of all ranks; the driver summarises the samples with
  * src/runtime/bench-stats.ts, the definition every bench uses.
- *   mpirun -np 2 allreduce-mpi <bytes,...> <ops,...> <dir> */
+ * Untimed warm-up ops per size come from the driver (bench-stats' warmupFor).
+ *   mpirun -np 2 allreduce-mpi <bytes,...> <ops,...> <warmup,...> <dir> */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,14 +28,14 @@ int main(int argc, char** argv) {
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (argc != 4) {
-    if (rank == 0) fprintf(stderr, "usage: allreduce-mpi <bytes,...> <ops,...> <dir>\n");
+  if (argc != 5) {
+    if (rank == 0) fprintf(stderr, "usage: allreduce-mpi <bytes,...> <ops,...> <warmup,...> <dir>\n");
     MPI_Abort(MPI_COMM_WORLD, 2);
   }
-  long sizes[64], ops[64];
+  long sizes[64], ops[64], warmups[64];
   int nsizes = parse_list(argv[1], sizes, 64);
-  if (parse_list(argv[2], ops, 64) != nsizes) {
-    if (rank == 0) fprintf(stderr, "allreduce-mpi: one op count per size\n");
+  if (parse_list(argv[2], ops, 64) != nsizes || parse_list(argv[3], warmups, 64) != nsizes) {
+    if (rank == 0) fprintf(stderr, "allreduce-mpi: one op count and one warm-up count per size\n");
     MPI_Abort(MPI_COMM_WORLD, 2);
   }
   for (int s = 0; s < nsizes; s++) {
@@ -42,8 +43,8 @@ int main(int argc, char** argv) {
     float* buf = malloc((size_t)count * sizeof(float));
     double* samples = malloc((size_t)ops[s] * sizeof(double));
     for (long i = 0; i < count; i++) buf[i] = 1.0f;
-    long warmup = ops[s] / 10 < 5 ? 5 : ops[s] / 10 > 1000 ? 1000 : ops[s] / 10; /* bench-stats' warmupFor */
-    for (long i = 0; i < warmup; i++) MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    for (long i = 0; i < warmups[s]; i++)
+      MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     MPI_Barrier(MPI_COMM_WORLD);
     double cpu0 = now_ns(CLOCK_PROCESS_CPUTIME_ID);
     for (long i = 0; i < ops[s]; i++) {
@@ -55,7 +56,7 @@ int main(int argc, char** argv) {
     MPI_Reduce(&cpu, &cpuAll, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
     if (rank == 0) {
       char path[4096];
-      snprintf(path, sizeof path, "%s/%ld.f64", argv[3], sizes[s]);
+      snprintf(path, sizeof path, "%s/%ld.f64", argv[4], sizes[s]);
       FILE* f = fopen(path, "wb");
       if (!f || fwrite(samples, sizeof(double), (size_t)ops[s], f) != (size_t)ops[s] || fclose(f) != 0) {
         perror(path);

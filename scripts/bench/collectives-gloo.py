@@ -1,5 +1,6 @@
 """PyTorch Gloo side of scripts/bench/collectives.mjs: all-reduce (sum, float32) timed op by op like the
-dtrain worker. Run as: /usr/bin/python3 scripts/bench/collectives-gloo.py 2 <bytes,...> <ops,...> <dir>
+dtrain worker. Run as: /usr/bin/python3 scripts/bench/collectives-gloo.py 2 <bytes,...> <ops,...> <warmup,...>
+<dir>
 (starts its own ranks). Rank 0 writes per-op latencies to <dir>/<bytes>.f64 and prints one JSON line per
 size, as collectives-mpi.py does."""
 import json
@@ -14,14 +15,14 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 
-def worker(rank, world, port, sizes, ops, out):
+def worker(rank, world, port, sizes, ops, warmups, out):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    for nbytes, n_ops in zip(sizes, ops):
+    for nbytes, n_ops, n_warmup in zip(sizes, ops, warmups):
         t = torch.ones(max(1, nbytes // 4), dtype=torch.float32)
-        for _ in range(max(5, min(1000, n_ops // 10))):
+        for _ in range(n_warmup):
             dist.all_reduce(t)
         samples = np.empty(n_ops, dtype="<f8")
         clock = time.perf_counter_ns
@@ -43,10 +44,11 @@ def main():
     world = int(sys.argv[1])
     sizes = [int(s) for s in sys.argv[2].split(",")]
     ops = [int(s) for s in sys.argv[3].split(",")]
+    warmups = [int(s) for s in sys.argv[4].split(",")]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(worker, args=(world, port, sizes, ops, sys.argv[4]), nprocs=world, join=True)
+    mp.spawn(worker, args=(world, port, sizes, ops, warmups, sys.argv[5]), nprocs=world, join=True)
 
 
 if __name__ == "__main__":

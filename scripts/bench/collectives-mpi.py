@@ -1,6 +1,7 @@
 """mpi4py side of scripts/bench/collectives.mjs (OpenMPI through Python, beside the C reference
 allreduce-mpi.c): all-reduce (sum, float32) timed op by op like the dtrain worker.
-Run as: mpirun -np 2 /usr/bin/python3 scripts/bench/collectives-mpi.py <bytes,...> <ops,...> <dir>
+Run as: mpirun -np 2 /usr/bin/python3 scripts/bench/collectives-mpi.py <bytes,...> <ops,...> <warmup,...> <dir>
+(warm-up ops per size: the driver's, from bench-stats' warmupFor)
 Rank 0 writes each size's per-op latencies (float64 ns) to <dir>/<bytes>.f64 and prints one JSON line per
 size with all ranks' CPU seconds; the driver summarises the samples (src/runtime/bench-stats.ts)."""
 import json
@@ -16,12 +17,13 @@ def main():
     comm = MPI.COMM_WORLD
     sizes = [int(s) for s in sys.argv[1].split(",")]
     ops = [int(s) for s in sys.argv[2].split(",")]
-    out = sys.argv[3]
-    for nbytes, n_ops in zip(sizes, ops):
+    warmups = [int(s) for s in sys.argv[3].split(",")]
+    out = sys.argv[4]
+    for nbytes, n_ops, n_warmup in zip(sizes, ops, warmups):
         count = max(1, nbytes // 4)
         send = np.ones(count, dtype=np.float32)
         recv = np.empty(count, dtype=np.float32)
-        for _ in range(max(5, min(1000, n_ops // 10))):
+        for _ in range(n_warmup):
             comm.Allreduce(send, recv, op=MPI.SUM)
         samples = np.empty(n_ops, dtype="<f8")
         clock = time.perf_counter_ns

@@ -42,6 +42,10 @@ if (!(Number.isInteger(rounds) && rounds >= 1)) usage('--rounds must be a positi
 const maxOps = Number(values['max-ops']);
 if (!(Number.isInteger(maxOps) && maxOps >= 1)) usage('--max-ops must be a positive integer');
 const ops = sizes.map((b) => Math.ceil(Math.min(stats.opsFor(b), maxOps) / rounds));
+// untimed ops before each run's timed ones, for every implementation (dtrain's worker applies the same rule)
+const warmups = ops.map((n) => stats.warmupFor(n));
+// what every reference takes before its output folder: sizes, timed ops and warm-up ops per size
+const lists = [sizes, ops, warmups].map((l) => l.join(','));
 const python = '/usr/bin/python3';
 const reference = 'openmpi-c';
 
@@ -98,18 +102,10 @@ function dtrainRunner(alloc) {
 const runners = {
   'dtrain-alloc': dtrainRunner(true),
   'dtrain-typed': dtrainRunner(false),
-  'openmpi-c': (dir) => jsonLines(run([...mpirun, cBinary, sizes.join(','), ops.join(','), dir], 'allreduce-mpi')),
+  'openmpi-c': (dir) => jsonLines(run([...mpirun, cBinary, ...lists, dir], 'allreduce-mpi')),
   mpi4py: (dir) =>
-    jsonLines(
-      run(
-        [...mpirun, python, join(root, 'scripts/bench/collectives-mpi.py'), sizes.join(','), ops.join(','), dir],
-        'mpi4py',
-      ),
-    ),
-  gloo: (dir) =>
-    jsonLines(
-      run([python, join(root, 'scripts/bench/collectives-gloo.py'), '2', sizes.join(','), ops.join(','), dir], 'gloo'),
-    ),
+    jsonLines(run([...mpirun, python, join(root, 'scripts/bench/collectives-mpi.py'), ...lists, dir], 'mpi4py')),
+  gloo: (dir) => jsonLines(run([python, join(root, 'scripts/bench/collectives-gloo.py'), '2', ...lists, dir], 'gloo')),
 };
 const impls = values.impls.split(',');
 for (const i of impls) if (!runners[i]) usage(`--impls: unknown '${i}' (${Object.keys(runners).join(', ')})`);

@@ -68,12 +68,14 @@ mpi_ms() { # <sizes> → "ms,ms" or nothing (the reason on stderr)
   [ -x "$bin" ] || mpicc -O2 -o "$bin" scripts/bench/allreduce-mpi.c
   for i in $(seq 1 "${#per_host[@]}"); do hosts+="${hosts:+,}$prefix-h$i:${per_host[$((i - 1))]}"; done
   mkdir -p "$out/mpi"
-  local total=0 n
+  local total=0 n warmup
+  warmup=$(node -p "require('./dist/runtime/bench-stats.js').warmupFor($iters)") # as dtrain's bench worker
   for n in "${per_host[@]}"; do total=$((total + n)); done
   timeout 300 mpirun --allow-run-as-root -np "$total" -H "$hosts" --mca plm_rsh_agent ssh \
     --mca plm_rsh_args "-F $bed/ssh_config" --mca btl self,vader,tcp \
     --mca btl_tcp_if_include "${addrs[0]%.*}.0/24" --mca oob_tcp_if_include "${addrs[0]%.*}.0/24" \
-    "$bin" "$1" "$(echo "$1" | sed "s/[0-9][0-9]*/$iters/g")" "$out/mpi" >"$out/mpi.out" 2>"$out/mpi.err" ||
+    "$bin" "$1" "$(echo "$1" | sed "s/[0-9][0-9]*/$iters/g")" "$(echo "$1" | sed "s/[0-9][0-9]*/$warmup/g")" \
+    "$out/mpi" >"$out/mpi.out" 2>"$out/mpi.err" ||
     {
       cp "$out/mpi.err" "$out/mpi.failed"
       echo "hierarchical: OpenMPI over TCP failed: $(tail -3 "$out/mpi.err" | tr '\n' ' ')" >&2

@@ -24,9 +24,12 @@ export function opsFor(bytes: number): number {
   return Math.max(100, Math.min(100_000, Math.floor(4e9 / Math.max(bytes, 1))));
 }
 
-/** Untimed ops before the timed ones (page faults, lazy mappings, caches). */
+/**
+ * Untimed ops before the timed ones: page faults, lazy mappings, caches, and V8's optimising compiler, which
+ * needs some thousands of calls before it compiles the loop (a fifth of the timed ops, at most 20,000).
+ */
 export function warmupFor(ops: number): number {
-  return Math.max(5, Math.min(1000, Math.floor(ops / 10)));
+  return Math.max(5, Math.min(20_000, Math.floor(ops / 5)));
 }
 
 /** Nearest-rank percentile (the ceil(q·n)-th smallest), of sorted values. */
