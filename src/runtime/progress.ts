@@ -5,6 +5,7 @@
  * groups' ops are timed here, so compute time (step time minus that) can be told from waiting on a peer.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { completedInline } from './native.js';
 import type { Group, GroupOpStats, ProgressReport } from './types.js';
 
 /** Totals per op name since the process started: how often, and seconds spent awaiting it. */
@@ -19,23 +20,39 @@ let collectiveSeconds = 0;
 /** how often a report also carries the per-op totals (for /metrics); every line would be wasteful */
 const TOTALS_EVERY_MS = 1000;
 
-/** Times every op of `group` (its own methods are replaced on this instance). */
+/**
+ * Times every op of `group` (its own methods are replaced on this instance). Not async: an op that completed
+ * inline hands back its settled promise untouched, as the group does, so timing costs two clock reads and no
+ * promise or closure of its own; an op in flight is timed when it settles.
+ */
 export function timeCollectives<G extends Group>(group: G): G {
-  const g = group as unknown as Record<string, (...args: unknown[]) => Promise<void>>;
+  type Op = (a?: unknown, b?: unknown, c?: unknown) => Promise<void>;
+  const g = group as unknown as Record<string, Op>;
   for (const op of timedOps) {
     const original = g[op].bind(group);
-    g[op] = async (...args: unknown[]) => {
+    let timing: OpTiming | undefined;
+    const done = (t0: number) => {
+      const s = (performance.now() - t0) / 1000;
+      collectiveSeconds += s;
+      if (!timing) timings.set(op, (timing = { count: 0, seconds: 0 }));
+      timing.count++;
+      timing.seconds += s;
+    };
+    // every op takes at most three arguments (reduceScatter and allGather: input, output, options)
+    g[op] = (a, b, c) => {
       const t0 = performance.now();
+      let pending: Promise<void>;
       try {
-        await original(...args);
-      } finally {
-        const s = (performance.now() - t0) / 1000;
-        collectiveSeconds += s;
-        const t = timings.get(op) ?? { count: 0, seconds: 0 };
-        t.count++;
-        t.seconds += s;
-        timings.set(op, t);
+        pending = original(a, b, c);
+      } catch (err) {
+        done(t0);
+        return Promise.reject(err);
       }
+      if (pending === completedInline) {
+        done(t0);
+        return pending;
+      }
+      return pending.finally(() => done(t0));
     };
   }
   return group;
