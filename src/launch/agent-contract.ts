@@ -1,5 +1,5 @@
 /**
- * The agent ↔ controller contract: the one place it is written down. Local, SSH and Slurm spawners all
+ * The agent ↔ controller contract: the one place it is written down. Local, SSH, Slurm and join all
  * start the one agent (src/launch/agent.ts) and talk to it only through what is described here.
  * test/integration/launch/agent-stdio.test.ts holds it to this contract at the protocol level (stdin,
  * stdout, store), so any other agent could be held to the same expectations.
@@ -50,8 +50,8 @@
  *
  * ## Workers
  * Each worker runs under `dtrain-exec` (addon/src/process/exec-wrapper.c), in its own process group,
- * with its RankPlan env plus MASTER_PORT (when auto), TORCHELASTIC_RESTART_COUNT, DTRAIN_STORE (the
- * agent's proxy socket, attempt-prefixed keys) and TORCHELASTIC_ERROR_FILE filled in by the agent.
+ * with its RankPlan env plus the rows the agent fills at launch (runtime/worker-env-table.ts, fillAtLaunch:
+ * DTRAIN_STORE, the agent's proxy socket with attempt-prefixed keys, among them).
  * Per-rank logs are written by the agent on its node: <logs.dir>/<run_id>/attempt_<k>/rank_<N>.{out,err}.
  * Each worker also gets DTRAIN_STACK_FILE (a file in the agent's private 0700 folder) and, first on its
  * PYTHONPATH, the agent's sitecustomize: the agent asks a rank for its stack with SIGURG (stacks.ts).

@@ -81,7 +81,7 @@ export interface WorkerConfig {
   virtualStages: number;
   /** DTRAIN_BUCKET_CAP_MB: ShardedAdam's default bucket in MiB, the unit its gradient collectives overlap in */
   bucketCapMb: number;
-  /** the attempt: 0, then one more per whole-group restart (TORCHELASTIC_RESTART_COUNT) */
+  /** TORCHELASTIC_RESTART_COUNT: failure restarts so far (membership changes do not count; DTRAIN_ATTEMPT does) */
   restartCount: number;
 }
 
@@ -128,7 +128,7 @@ export interface Dist {
   /** nccl: the CUDA device this rank's communicators and DeviceBuffers use (LOCAL_RANK) */
   readonly device?: number;
   readonly groups: Groups;
-  /** the job settings from the environment (parallelism.*, the attempt): what the library defaults follow */
+  /** the job settings from the environment (parallelism.*, the bucket size, the restart count): the library defaults */
   readonly config: WorkerConfig;
   /** A group of the given global ranks; every member must call it, in the same order as other newGroup calls. */
   newGroup(ranks: readonly number[]): Promise<Group>;

@@ -4,6 +4,7 @@
  * all-reduce, each rank updates its shard, parameters are all-gathered. Stage 2 also shards gradients:
  * reduce-scatter leaves each rank only its shard of the averaged gradients. All communication goes in
  * buckets of at most `bucketBytes`, so the extra memory beyond the shards stays bounded.
+ * Stage 0 is DDP: the all-reduce as in stage 1, then every rank updates every parameter (no all-gather).
  *
  * beginReduction() starts those same buckets' collectives while the backward still runs (grad-reduction.ts);
  * step() then waits for them instead of reducing. The values and the shards are the same either way.
@@ -40,7 +41,7 @@ export interface ShardedAdamOptions {
   betas?: readonly [number, number];
   eps?: number;
   weightDecay?: number;
-  /** largest buffer one collective moves (default: the job's parallelism.bucket_cap_mb, `dist.config`) */
+  /** largest buffer one collective moves (default: DTRAIN_BUCKET_CAP_MB MiB, `dist.config.bucketCapMb`) */
   bucketBytes?: number;
   /** clip gradients to this global L2 norm (computed across all shards) before the update */
   maxGradNorm?: number;
