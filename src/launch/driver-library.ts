@@ -13,7 +13,7 @@ import { join } from 'node:path';
 export const driverLibrary = 'libcuda.so.1';
 
 // glibc's trusted folders (Debian multiarch, RHEL lib64), WSL's driver folder and the NVIDIA container folders.
-const defaultDirs = [
+export const driverLibraryDirs: readonly string[] = [
   '/lib',
   '/usr/lib',
   '/lib64',
@@ -28,7 +28,7 @@ const defaultDirs = [
 ];
 
 export function driverLibraryMayLoad(env: NodeJS.ProcessEnv = process.env, ldCache = '/etc/ld.so.cache'): boolean {
-  const dirs = [...(env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), ...defaultDirs];
+  const dirs = [...(env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), ...driverLibraryDirs];
   if (dirs.some((d) => existsSync(join(d, driverLibrary)))) return true;
   try {
     return readFileSync(ldCache).includes(driverLibrary);

@@ -6,17 +6,11 @@
  * s·b·h·(10 + 24/t + 5·a·s/(h·t)) bytes, times the layers a rank holds per chunk and the chunks its
  * schedule keeps in flight at the peak. All figures are bytes; GB in messages means 1e9 bytes.
  */
+import type { ModelConfig } from '../config/types.js';
 import type { MemoryEstimate, ParallelismPlan } from './types.js';
 
-export interface ModelShape {
-  params: number;
-  layers?: number;
-  hidden?: number;
-  heads?: number;
-  seq_len?: number;
-  micro_batch_size: number;
-  dtype: 'bf16' | 'fp16' | 'fp32';
-}
+/** The config's model less the GPU's size: what the estimate is of. */
+export type ModelShape = Omit<ModelConfig, 'gpu_memory_gb'>;
 
 export const GB = 1e9;
 

@@ -6,13 +6,13 @@
  * DTRAIN_NODE_RANK only, never from host names.
  */
 import { watchCheckpointSignal } from './checkpoint-signal.js';
-import { createCheckpoints } from './checkpoints.js';
+import { distCore } from './dist-core.js';
 import { NativeGroup } from './group.js';
 import { collectivesNative } from './native.js';
-import { progressReporter, timeCollectives } from './progress.js';
-import type { AllocatableArray, ArrayConstructorOf, Dist, DistCore, Group, GroupOpStats, Groups } from './types.js';
+import { timeCollectives } from './progress.js';
+import type { Dist, DistCore, Groups } from './types.js';
 import { installStackDump } from './stack-signal.js';
-import { groupRanks, InitError, readWorkerEnv } from './worker-env.js';
+import { groupRanks, readWorkerEnv } from './worker-env.js';
 
 let current: Promise<Dist> | undefined;
 let exitHooked = false;
@@ -83,42 +83,17 @@ async function start(env: NodeJS.ProcessEnv): Promise<DistCore> {
     pipeline: build('pipeline', members.pipeline),
     tensor: build('tensor', members.tensor),
   };
-  let closed = false;
-  let custom = 0;
-  return {
-    rank: w.rank,
-    worldSize: w.worldSize,
-    localRank: w.localRank,
-    nodeRank: w.nodeRank,
+  return distCore(w, {
     backend: 'cpu',
     groups,
-    config: w.config,
-    checkpoint: createCheckpoints(w),
+    made,
     simd: native.simdPath(),
     spin: native.spinBudget(),
-    async newGroup(ranks: readonly number[]): Promise<Group> {
-      const list = [...ranks];
-      const bad = list.find((r) => !Number.isInteger(r) || r < 0 || r >= w.worldSize);
-      if (bad !== undefined) throw new InitError(`newGroup: ${bad} is not a rank of the world (0..${w.worldSize - 1})`);
-      if (new Set(list).size !== list.length) throw new InitError(`newGroup: ranks [${list.join(', ')}] repeat a rank`);
-      if (!list.includes(w.rank))
-        throw new InitError(`newGroup: rank ${w.rank} is not in [${list.join(', ')}]; only members call it`);
-      return build(`group${custom++}`, list);
-    },
-    alloc<T extends AllocatableArray>(type: ArrayConstructorOf<T>, length: number): T {
-      if (!Number.isInteger(length) || length < 0)
-        throw new InitError(`alloc: length ${length} is not a non-negative integer`);
-      return new type(native.alloc(length * type.BYTES_PER_ELEMENT), 0, length);
-    },
-    stats(): Record<string, GroupOpStats[]> {
-      return Object.fromEntries(made.map((g) => [g.name, g.stats()]));
-    },
-    report: progressReporter(w.progressFile, () => made.flatMap((g) => g.stats())),
-    async close(): Promise<void> {
-      if (closed) return;
-      closed = true;
+    newGroup: build,
+    alloc: (type, length) => new type(native.alloc(length * type.BYTES_PER_ELEMENT), 0, length),
+    close() {
       native.close();
       current = undefined;
     },
-  };
+  });
 }

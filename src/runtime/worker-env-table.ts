@@ -314,10 +314,32 @@ export function nodeOptionsFor(command: readonly string[], inherited: string | u
  */
 export const NODE_WORKER_V8_FLAGS: readonly string[] = ['--single-threaded'];
 
+/**
+ * Node options that take the next word as their value (`-r ./setup.js`). One missing here ends the scan at
+ * its value, so a flag the user wrote later is added again, which V8 accepts.
+ */
+const NODE_VALUE_OPTIONS: ReadonlySet<string> = new Set([
+  ...['-e', '--eval', '-p', '--print', '-r', '--require', '--import', '--loader', '--experimental-loader'],
+  ...['-C', '--conditions', '--input-type', '--title', '--inspect-port', '--env-file', '--disable-warning'],
+]);
+
+/** Node's own options in a Node command: the words before the script (or `--`), less the options' values. */
+function nodeOwnOptions(command: readonly string[]): string[] {
+  const own: string[] = [];
+  for (let i = 1; i < command.length; i++) {
+    const word = command[i];
+    if (word === '--' || word === '-' || !word.startsWith('-')) break;
+    own.push(word);
+    if (NODE_VALUE_OPTIONS.has(word)) i++;
+  }
+  return own;
+}
+
 /** A worker's command: a Node one with NODE_WORKER_V8_FLAGS after the program when `singleThreaded`. */
 export function workerCommand(command: readonly string[], singleThreaded: boolean): string[] {
   if (!singleThreaded || !isNodeCommand(command)) return [...command];
-  const missing = NODE_WORKER_V8_FLAGS.filter((f) => !command.includes(f));
+  const own = nodeOwnOptions(command);
+  const missing = NODE_WORKER_V8_FLAGS.filter((f) => !own.includes(f));
   return [...command.slice(0, 1), ...missing, ...command.slice(1)];
 }
 

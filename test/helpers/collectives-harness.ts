@@ -6,11 +6,9 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { StoreClient, StoreProxy, StoreServer } from '../../src/store/index.js';
+import { localRanks, withLocalStores } from '../../src/runtime/local-job.js';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const fixture = (name: string) => join(repoRoot, 'test', 'fixtures', 'collectives', name);
@@ -40,38 +38,20 @@ export interface HarnessOptions {
 }
 
 export async function runWorkers(opts: HarnessOptions): Promise<WorkerResult[]> {
-  const jobKey = randomBytes(32);
-  const server = await StoreServer.start({ jobKey });
-  const dirs: string[] = [];
-  const proxies: StoreProxy[] = [];
-  const upstreams: StoreClient[] = [];
-  try {
-    for (let n = 0; n < opts.nodes.length; n++) {
-      const dir = mkdtempSync(join(tmpdir(), `dtrain-col-n${n}-`));
-      dirs.push(dir);
-      const upstream = await StoreClient.connectTcp({ host: '127.0.0.1', port: server.port, jobKey });
-      upstreams.push(upstream);
-      const peerKey = opts.wrongPeerKeyOnNode === n ? randomBytes(32) : jobKey;
-      proxies.push(await StoreProxy.start({ upstream, dir: join(dir, 'proxy'), attempt: 0, jobKey: peerKey }));
-    }
-    const world = opts.nodes.reduce((a, b) => a + b, 0);
-    const tp = opts.parallelism?.tensor ?? 1,
-      pp = opts.parallelism?.pipeline ?? 1,
-      dp = world / (tp * pp);
-    const runs: Promise<WorkerResult>[] = [];
-    let rank = 0;
-    for (let n = 0; n < opts.nodes.length; n++) {
-      for (let local = 0; local < opts.nodes[n]; local++, rank++) {
+  const proxyKey = (node: number, jobKey: Buffer) => (opts.wrongPeerKeyOnNode === node ? randomBytes(32) : jobKey);
+  return withLocalStores(
+    opts.nodes.length,
+    async ({ addresses }) => {
+      const ranks = localRanks(opts.nodes, addresses);
+      const world = ranks.length;
+      const tp = opts.parallelism?.tensor ?? 1,
+        pp = opts.parallelism?.pipeline ?? 1,
+        dp = world / (tp * pp);
+      const runs = ranks.map(({ rank, env: contract }) => {
         const extra = typeof opts.env === 'function' ? opts.env(rank) : (opts.env ?? {});
         const env: Record<string, string> = {
           PATH: process.env.PATH ?? '/usr/bin:/bin',
-          RANK: String(rank),
-          WORLD_SIZE: String(world),
-          LOCAL_RANK: String(local),
-          LOCAL_WORLD_SIZE: String(opts.nodes[n]),
-          GROUP_RANK: String(n),
-          DTRAIN_NODE_RANK: String(n),
-          DTRAIN_STORE: `unix:${proxies[n].socketPath}`,
+          ...contract,
           DTRAIN_RUN_ID: 'test',
           DTRAIN_TENSOR_SIZE: String(tp),
           DTRAIN_PIPELINE_SIZE: String(pp),
@@ -79,22 +59,17 @@ export async function runWorkers(opts: HarnessOptions): Promise<WorkerResult[]> 
           DTRAIN_TENSOR_RANK: String(rank % tp),
           DTRAIN_DATA_RANK: String(Math.floor(rank / tp) % dp),
           DTRAIN_PIPELINE_RANK: String(Math.floor(rank / (tp * dp))),
-          DTRAIN_BACKEND: 'cpu',
           DTRAIN_RENDEZVOUS_TIMEOUT: '30s',
           // another build of the addon under test (a debug or sanitizer build), when one is named
           ...(process.env.DTRAIN_ADDON ? { DTRAIN_ADDON: process.env.DTRAIN_ADDON } : {}),
           ...extra,
         };
-        runs.push(runOne(rank, opts.script, opts.args ?? [], env, opts.timeoutMs ?? 60_000));
-      }
-    }
-    return await Promise.all(runs);
-  } finally {
-    for (const p of proxies) await p.close();
-    for (const u of upstreams) await u.close();
-    await server.close();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  }
+        return runOne(rank, opts.script, opts.args ?? [], env, opts.timeoutMs ?? 60_000);
+      });
+      return await Promise.all(runs);
+    },
+    proxyKey,
+  );
 }
 
 function runOne(

@@ -13,7 +13,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { StartError } from '../../util/errors.js';
-import { parseAgentHello, type AgentExit, type AgentHello } from '../agent-contract.js';
+import type { AgentExit, AgentHello } from '../agent-contract.js';
+import { keepStderrTail, readAgentHello } from '../agent-hello.js';
 import { KeyExchange, seal, type SealedKey, type SealingKey } from '../job-key-seal.js';
 import { supervisedPids } from '../process-tree.js';
 import { packageVersion } from '../../util/version.js';
@@ -118,19 +119,14 @@ async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAge
     child.on('close', (code, signal) => resolve({ code, signal }));
   });
   const spawnError = new Promise<NodeJS.ErrnoException>((resolve) => child.on('error', resolve));
-  const stderrTail: string[] = [];
-  const onStderr = (chunk: Buffer) => {
-    stderrTail.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-    stderrTail.splice(0, Math.max(0, stderrTail.length - 5));
-  };
-  child.stderr.on('data', onStderr);
+  const tail = keepStderrTail(child.stderr);
   child.stdin.on('error', () => {}); // EPIPE when the step dies first: reported through `exited`
   const exchange = new KeyExchange();
   child.stdin.write(JSON.stringify({ type: 'hello', version, kx: exchange.publicKey }) + '\n');
 
   let hello: AgentHello;
   try {
-    hello = await readHello(child, req.helloTimeoutMs, exited, spawnError, stderrTail, srun);
+    hello = await readHello(child, req.helloTimeoutMs, exited, spawnError, tail.lines, srun);
   } catch (err) {
     kill(child, 'SIGKILL');
     throw err instanceof StartError ? new StartError(err.message, node.host) : err;
@@ -157,7 +153,7 @@ async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAge
     kill(child, 'SIGKILL');
     throw new StartError(`the agent's key exchange failed: ${(err as Error).message}`, node.host);
   }
-  child.stderr.off('data', onStderr);
+  tail.stop();
 
   let closing = false;
   // after the hello the agent's stderr belongs to the controller's relay: keep only srun's own complaints
@@ -205,56 +201,24 @@ function readHello(
   stderrTail: string[],
   srun: string,
 ): Promise<AgentHello> {
-  const out = child.stdout!;
-  return new Promise<AgentHello>((resolve, reject) => {
-    let buffered = '';
-    const timer = setTimeout(() => {
-      cleanup();
+  return readAgentHello(child.stdout!, {
+    timeoutMs,
+    late: () => {
       const words = lastWords(stderrTail);
-      reject(new StartError(`the agent did not answer within ${timeoutMs / 1000}s${words ? ` (${words})` : ''}`));
-    }, timeoutMs);
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const nl = buffered.indexOf('\n');
-      if (nl < 0) return;
-      cleanup();
-      const first = buffered.slice(0, nl);
-      const rest = buffered.slice(nl + 1);
-      if (rest) out.unshift(Buffer.from(rest, 'utf8'));
-      const parsed = parseAgentHello(first);
-      if ('error' in parsed) reject(new StartError(parsed.error));
-      else resolve(parsed.hello);
-    };
-    const onEnd = () => {
-      cleanup();
-      void exited.then((e) => {
-        const words = lastWords(stderrTail);
-        reject(
-          new StartError(
-            `the agent step ended before the version exchange (${describeExit(e)})${words ? `: ${words}` : ''}`,
-          ),
-        );
-      });
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      out.off('data', onData);
-      out.off('end', onEnd);
-      out.pause();
-    };
-    out.on('data', onData);
-    out.on('end', onEnd);
-    void spawnError.then((err) => {
-      cleanup();
-      reject(
-        new StartError(
-          err.code === 'ENOENT'
-            ? `${srun} not found on PATH: the Slurm client commands must be installed on the node running ` +
-                `the controller`
-            : `${srun}: ${err.message}`,
-        ),
-      );
-    });
+      return `the agent did not answer within ${timeoutMs / 1000}s${words ? ` (${words})` : ''}`;
+    },
+    ended: async () => {
+      const e = await exited;
+      const words = lastWords(stderrTail);
+      return `the agent step ended before the version exchange (${describeExit(e)})${words ? `: ${words}` : ''}`;
+    },
+    failed: spawnError.then((err) =>
+      err.code === 'ENOENT'
+        ? `${srun} not found on PATH: the Slurm client commands must be installed on the node running ` +
+          `the controller`
+        : `${srun}: ${err.message}`,
+    ),
+    error: (message) => new StartError(message),
   });
 }
 

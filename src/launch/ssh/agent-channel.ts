@@ -11,7 +11,8 @@
 import type { Readable, Writable } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
 import { StartError } from '../../util/errors.js';
-import { parseAgentHello, type AgentExit, type AgentHello } from '../agent-contract.js';
+import type { AgentExit, AgentHello } from '../agent-contract.js';
+import { keepStderrTail, readAgentHello } from '../agent-hello.js';
 import type { SshConnection } from './connect.js';
 import { encodeHeader, preludeExitMarker, remoteCommand, RemoteExit, type RemoteLaunch } from './remote-command.js';
 
@@ -69,13 +70,7 @@ export async function startAgentChannel(
     );
     channel.on('close', () => resolve(result));
   });
-  // Keep the last stderr lines: they explain an exit before the hello.
-  const stderrTail: string[] = [];
-  const onStderr = (chunk: Buffer) => {
-    stderrTail.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-    stderrTail.splice(0, Math.max(0, stderrTail.length - 5));
-  };
-  channel.stderr.on('data', onStderr);
+  const tail = keepStderrTail(channel.stderr);
 
   channel.write(encodeHeader(launch));
   channel.write(JSON.stringify({ type: 'hello', version: controllerVersion }) + '\n');
@@ -86,64 +81,32 @@ export async function startAgentChannel(
     () => {},
   );
 
-  const hello = await new Promise<AgentHello>((resolve, reject) => {
-    let buffered = '';
-    const timer = setTimeout(
-      () =>
-        reject(new StartError(`the agent did not answer within ${helloTimeoutMs / 1000}s (slow ssh.prelude?)`, host)),
-      helloTimeoutMs,
-    );
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const nl = buffered.indexOf('\n');
-      if (nl < 0) return;
-      cleanup();
-      const first = buffered.slice(0, nl);
-      const rest = buffered.slice(nl + 1);
-      // Whatever came after the hello belongs to the controller's reader: put it back.
-      if (rest) channel.unshift(Buffer.from(rest, 'utf8'));
-      const parsed = parseAgentHello(first);
-      if ('error' in parsed) reject(new StartError(parsed.error, host));
-      else resolve(parsed.hello);
-    };
-    const onEnd = () => {
-      cleanup();
-      void exited.then(({ code, signal }) => {
-        const last = stderrTail[stderrTail.length - 1];
-        if (last === preludeExitMarker) {
-          reject(
-            new StartError(
-              `ssh.prelude exited the remote shell with code ${code ?? signal} (use a status, not exit, in a prelude)`,
-              host,
-            ),
-          );
-          return;
-        }
-        // no exit status at all: the connection went (a cut link, sshd gone), not the agent
-        const why =
-          code !== null
-            ? (exitReasons[code] ?? `the agent exited with code ${code} before the version exchange`)
-            : signal !== null
-              ? `the agent was killed by ${signal}`
-              : 'the SSH connection closed before the agent answered';
-        const detail = last ? `: ${last}` : '';
-        reject(new StartError(`${why}${detail}`, host));
-      });
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      channel.off('data', onData);
-      channel.off('end', onEnd);
-      channel.pause();
-    };
-    channel.on('data', onData);
-    channel.on('end', onEnd);
+  // Whatever came after the hello belongs to the controller's reader: readAgentHello puts it back.
+  const hello = await readAgentHello(channel, {
+    timeoutMs: helloTimeoutMs,
+    late: () => `the agent did not answer within ${helloTimeoutMs / 1000}s (slow ssh.prelude?)`,
+    ended: async () => {
+      const { code, signal } = await exited;
+      const last = tail.lines[tail.lines.length - 1];
+      if (last === preludeExitMarker)
+        return `ssh.prelude exited the remote shell with code ${code ?? signal} (use a status, not exit, in a prelude)`;
+      // no exit status at all: the connection went (a cut link, sshd gone), not the agent
+      const why =
+        code !== null
+          ? (exitReasons[code] ?? `the agent exited with code ${code} before the version exchange`)
+          : signal !== null
+            ? `the agent was killed by ${signal}`
+            : 'the SSH connection closed before the agent answered';
+      const detail = last ? `: ${last}` : '';
+      return `${why}${detail}`;
+    },
+    error: (message) => new StartError(message, host),
   }).catch((err: unknown) => {
     channel.end();
     channel.close();
     throw err;
   });
-  channel.stderr.off('data', onStderr);
+  tail.stop();
   // A flowing stream without listeners drops data: hold the agent's lines for whoever reads stderr next.
   channel.stderr.pause();
 

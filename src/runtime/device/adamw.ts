@@ -6,23 +6,15 @@
  */
 import { DeviceBuffer, dtypeCode } from './device-buffer.js';
 import { loadCudaPart } from './cuda-part.js';
+import type { AdamwHyperparams } from '../optim/native.js';
 
-export interface DeviceAdamwArgs {
+export interface DeviceAdamwArgs extends AdamwHyperparams {
   param: DeviceBuffer;
   /** required when param is bfloat16 or float16 */
   master?: DeviceBuffer;
   grad: DeviceBuffer;
   m: DeviceBuffer;
   v: DeviceBuffer;
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** the step number after incrementing: 1 on the first update */
-  step: number;
-  /** gradients are multiplied by this first (global-norm clipping); 1 for none */
-  gradScale?: number;
 }
 
 interface AdamwNative {

@@ -13,13 +13,13 @@
  */
 import { createHash } from 'node:crypto';
 import { StoreClient } from '../../store/client.js';
-import { createCheckpoints } from '../checkpoints.js';
+import { distCore } from '../dist-core.js';
 import { cudaBuildInfo, loadCudaPart } from '../device/cuda-part.js';
-import type { AllocatableArray, DistCore, Group, GroupOpStats, Groups } from '../types.js';
+import type { DistCore, Group, Groups } from '../types.js';
 import { InitError, type WorkerEnv } from '../worker-env.js';
 import { NcclGroup, ncclFailure } from './group.js';
 import { ncclNative, type NcclNative } from './native.js';
-import { progressReporter, timeCollectives } from '../progress.js';
+import { timeCollectives } from '../progress.js';
 
 /** NCCL 2.18 brought ncclCommSplit. */
 const minSplitVersion = 21800;
@@ -189,56 +189,30 @@ export async function startNccl(
   for (const g of made) timeCollectives(g);
   // DeviceBuffer.alloc and the user's own CUDA work on this thread land on the rank's device.
   ctx.native.setDevice(ctx.device);
-  let closed = false;
-  let custom = 0;
-  return {
-    rank: w.rank,
-    worldSize: w.worldSize,
-    localRank: w.localRank,
-    nodeRank: w.nodeRank,
+  const core = distCore(w, {
     backend: 'nccl',
-    device: ctx.device,
     groups,
-    config: w.config,
-    checkpoint: createCheckpoints(w),
+    made,
     simd: 'nccl',
     spin: 0,
-    async newGroup(ranks: readonly number[]): Promise<Group> {
-      const list = [...ranks];
-      const bad = list.find((r) => !Number.isInteger(r) || r < 0 || r >= w.worldSize);
-      if (bad !== undefined) throw new InitError(`newGroup: ${bad} is not a rank of the world (0..${w.worldSize - 1})`);
-      if (new Set(list).size !== list.length) throw new InitError(`newGroup: ranks [${list.join(', ')}] repeat a rank`);
-      if (!list.includes(w.rank))
-        throw new InitError(`newGroup: rank ${w.rank} is not in [${list.join(', ')}]; only members call it`);
+    async newGroup(name: string, ranks: number[]): Promise<Group> {
       // Only members call newGroup, so a split of world (a collective of every rank) cannot make it.
-      const s = list.length > 1 ? await connectStore(w) : null;
+      const s = ranks.length > 1 ? await connectStore(w) : null;
       try {
-        const { group } = await initComm(ctx, s, `group${custom++}`, list);
+        const { group } = await initComm(ctx, s, name, ranks);
         made.push(timeCollectives(group));
         return group;
       } finally {
         await s?.close().catch(() => {});
       }
     },
-    alloc<T extends AllocatableArray>(
-      type: { new (buffer: ArrayBuffer, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number },
-      length: number,
-    ): T {
-      if (!Number.isInteger(length) || length < 0)
-        throw new InitError(`alloc: length ${length} is not a non-negative integer`);
-      // Host memory only: on NCCL, data that collectives should not copy belongs in a DeviceBuffer.
-      return new type(new ArrayBuffer(length * type.BYTES_PER_ELEMENT), 0, length);
-    },
-    stats(): Record<string, GroupOpStats[]> {
-      return Object.fromEntries(made.map((g) => [g.name, g.stats()]));
-    },
-    report: progressReporter(w.progressFile, () => made.flatMap((g) => g.stats())),
+    // Host memory only: on NCCL, data that collectives should not copy belongs in a DeviceBuffer.
+    alloc: (type, length) => new type(new ArrayBuffer(length * type.BYTES_PER_ELEMENT), 0, length),
     async close(): Promise<void> {
-      if (closed) return;
-      closed = true;
       // Split children before their parent.
       await Promise.allSettled([...made].reverse().map((g) => g.destroy()));
       onClose();
     },
-  };
+  });
+  return Object.assign(core, { device: ctx.device });
 }

@@ -7,7 +7,20 @@ import { addonPath, loadAddon } from '../addon.js';
 export type KernelDType = 'float32' | 'bfloat16' | 'float16';
 export type SimdPath = 'auto' | 'scalar' | 'avx2';
 
-export interface AdamwStepArgs {
+/** One AdamW step's hyperparameters, as the CPU kernel and the GPU one (device/adamw.ts) take them. */
+export interface AdamwHyperparams {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** the step number after incrementing: 1 on the first update */
+  step: number;
+  /** gradients are multiplied by this first (global-norm clipping); 1 for none */
+  gradScale?: number;
+}
+
+export interface AdamwStepArgs extends AdamwHyperparams {
   param: Float32Array | Uint16Array;
   paramType: KernelDType;
   master?: Float32Array;
@@ -15,14 +28,6 @@ export interface AdamwStepArgs {
   gradType: KernelDType;
   m: Float32Array;
   v: Float32Array;
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** step number after incrementing: 1 on the first update */
-  step: number;
-  gradScale?: number;
   simd?: SimdPath;
   /** 0 or absent: OMP_NUM_THREADS */
   threads?: number;

@@ -1,5 +1,7 @@
+import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { parseAgentHello } from '../../../src/launch/agent-contract.js';
+import { keepStderrTail, readAgentHello, type HelloWait } from '../../../src/launch/agent-hello.js';
 
 t.test("the agent's hello is read from its first line, or refused in one line", async (t) => {
   t.same(parseAgentHello('{"type":"hello","version":"1.2.3","hostname":"n1","pid":42,"kx":"abc"}'), {
@@ -14,4 +16,45 @@ t.test("the agent's hello is read from its first line, or refused in one line", 
   t.match(parseAgentHello('null'), { error: /instead of its version/ });
   const long = parseAgentHello('x'.repeat(500));
   t.ok('error' in long && long.error.length < 140, 'a long first line is cut to 80 characters');
+});
+
+t.test('readAgentHello: the first line is the hello, the rest is put back; each failure is its reason', async (t) => {
+  const wait = (extra: Partial<HelloWait> = {}): HelloWait => ({
+    timeoutMs: 5000,
+    late: () => 'late',
+    ended: () => Promise.resolve('ended'),
+    error: (message) => new Error(message),
+    ...extra,
+  });
+  const out = new PassThrough();
+  const hello = readAgentHello(out, wait());
+  out.write('{"type":"hello",');
+  out.write('"version":"1"}\n{"type":"ready"}\n');
+  t.same(await hello, { type: 'hello', version: '1' });
+  t.equal(out.listenerCount('data'), 0);
+  t.equal(String(out.read()), '{"type":"ready"}\n', 'the next line is left for the controller');
+
+  const bad = new PassThrough();
+  const refused = readAgentHello(bad, wait());
+  bad.write('Welcome!\n');
+  await t.rejects(refused, { message: /did not speak dtrain's protocol/ });
+  const ends = new PassThrough();
+  const ended = readAgentHello(ends, wait());
+  ends.end();
+  await t.rejects(ended, { message: 'ended' });
+  await t.rejects(readAgentHello(new PassThrough(), wait({ timeoutMs: 10 })), { message: 'late' });
+  await t.rejects(readAgentHello(new PassThrough(), wait({ failed: Promise.resolve('no srun') })), {
+    message: 'no srun',
+  });
+});
+
+t.test('keepStderrTail keeps the last 5 non-empty lines until stopped', async (t) => {
+  const err = new PassThrough();
+  const tail = keepStderrTail(err);
+  err.write('a\n\nb\nc\n');
+  err.write('d\ne\nf\ng');
+  t.same(tail.lines, ['c', 'd', 'e', 'f', 'g']);
+  tail.stop();
+  err.write('h\n');
+  t.same(tail.lines, ['c', 'd', 'e', 'f', 'g']);
 });

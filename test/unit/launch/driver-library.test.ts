@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { driverLibraryMayLoad } from '../../../src/launch/driver-library.js';
+import { driverLibrary, driverLibraryDirs, driverLibraryMayLoad } from '../../../src/launch/driver-library.js';
 
 const dir = t.testdir({
   cache: {
@@ -11,16 +11,7 @@ const dir = t.testdir({
     'without.cache': 'glibc-ld.so.cache1.1\0libcudart.so.13\0',
   },
 });
-const onThisMachine = [
-  '/lib',
-  '/usr/lib',
-  '/lib64',
-  '/usr/lib64',
-  '/lib/x86_64-linux-gnu',
-  '/usr/lib/x86_64-linux-gnu',
-  '/usr/lib/wsl/lib',
-  '/usr/local/nvidia/lib64',
-].some((d) => existsSync(join(d, 'libcuda.so.1')));
+const onThisMachine = driverLibraryDirs.some((d) => existsSync(join(d, driverLibrary)));
 
 t.test('a name in the loader cache or a library on LD_LIBRARY_PATH: maybe', async (t) => {
   t.ok(driverLibraryMayLoad({}, join(dir, 'cache', 'with.cache')));

@@ -130,6 +130,26 @@ t.test("Node workers start with V8's --single-threaded unless node_single_thread
     "the user's own flag comes later, so it wins (V8 keeps a flag's last value)",
   );
   t.same((await plan(['node', '--single-threaded', 'train.js']))[0], single, 'not added twice');
+  t.same(
+    (await plan(['node', 'train.js', '--single-threaded']))[0],
+    ['node', '--single-threaded', 'train.js', '--single-threaded', '--steps', '5'],
+    "the script's own argument of that name is not node's flag",
+  );
+  t.same(
+    (await plan(['node', '-e', 'code', 'dir', '--single-threaded']))[0],
+    ['node', '--single-threaded', '-e', 'code', 'dir', '--single-threaded', '--steps', '5'],
+    'after -e, the first word that is no option starts the arguments',
+  );
+  t.same(
+    (await plan(['node', '--', 'train.js', '--single-threaded']))[0],
+    ['node', '--single-threaded', '--', 'train.js', '--single-threaded', '--steps', '5'],
+    '-- ends the options',
+  );
+  t.same(
+    (await plan(['node', '-r', './setup.js', '--single-threaded', 'train.js']))[0],
+    ['node', '-r', './setup.js', '--single-threaded', 'train.js', '--steps', '5'],
+    "node's flag after an option's value is node's",
+  );
   t.same((await plan(['node', 'train.js'], ['node_single_threaded=false']))[0], ['node', 'train.js', '--steps', '5']);
   for (const other of [
     ['python3', 'train.py'],
