@@ -47,10 +47,9 @@ class ShmChannel : public Channel {
 
   void waitReady(bool send, bool recv, int ms) override {
     // Both directions depend on the peer (its reads free space, its writes bring data): its bell rings for both.
-    uint32_t seen = peerBell_->value.load(std::memory_order_seq_cst);
     checkAlive(send, recv);
     if (ready(send, recv)) return;
-    sleepOnBell(*peerBell_, seen, ms);
+    sleepOnBell(*peerBell_, ms, [&] { return ready(send, recv) || !peerGone_().empty(); });
   }
 
   void checkAlive(bool send, bool recv) override {

@@ -96,6 +96,7 @@ size_t stagingOffset(int size) { return smallOffset(size) + 2 * kSmallBytes; }
 Team::Team(int size, int me, const std::string& groupName)
     : size_(size), me_(me), groupName_(groupName), spinUs_(spinBudgetUs()), wakeSpinUs_(wakeSpinBudgetUs()) {
   static_assert(sizeof(Ctl) <= kCtlBytes, "control block must fit its page");
+  prepareRinging();  // before any peer can map this segment and sleep on its bell
   own_ = createRegion(stagingOffset(size) + stagingBytes(), ("group " + groupName).c_str());
   new (own_.base) Ctl();  // memfd pages are zero: all counters start at 0
   bases_.assign(size_t(size), nullptr);
@@ -221,7 +222,6 @@ void Team::waitUntil(int i, Ready ready, const Deadline& d) {
   }
   Ctl& c = ctl(i);
   for (;;) {
-    uint32_t seen = c.bell.value.load(std::memory_order_seq_cst);
     if (ready()) return;
     std::string gone = peerGone(i, d);
     if (!gone.empty()) {
@@ -230,7 +230,8 @@ void Team::waitUntil(int i, Ready ready, const Deadline& d) {
       if (ready()) return;
       throw CollectiveError(gone);
     }
-    sleepOnBell(c.bell, seen, 2);
+    // a peer that leaves (leave()) rings its bell after setting `aborted`
+    sleepOnBell(c.bell, 2, [&] { return ready() || c.aborted.load(std::memory_order_acquire) != 0; });
   }
 }
 

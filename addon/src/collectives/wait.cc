@@ -1,6 +1,7 @@
 #include "collectives/wait.h"
 
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <mutex>
 #include <thread>
 
 namespace dtrain {
@@ -27,20 +29,63 @@ int Deadline::msLeft() const {
   return left < 0 ? 0 : int(left);
 }
 
+namespace {
+// The publish-then-look-for-sleepers of every ring needs a full barrier (Dekker's pattern with the sleeper's
+// count-then-look), which drains the store buffer: with the message just copied into the slot, a good part
+// of a small op. membarrier moves that cost to the rare sleeper: its call makes every CPU that runs a thread
+// of a registered process execute a barrier, so a ringer of a registered process needs none.
+bool membarrierCmd(int cmd) {
+#ifdef SYS_membarrier
+  return ::syscall(SYS_membarrier, cmd, 0, 0) == 0;
+#else
+  (void)cmd;
+  return false;
+#endif
+}
+bool kernelHasGlobalMembarrier() {
+#ifdef SYS_membarrier
+  static const bool has = [] {
+    long cmds = ::syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    return cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+std::atomic<bool> ringsWithoutFence{false};
+}  // namespace
+
+void prepareRinging() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // A host with more ranks than cores (no spin) sleeps on every wait: there each sleep's membarrier would
+    // interrupt every CPU running a rank, so ringers keep their own barrier.
+    if (spinBudgetUs() > 0 && kernelHasGlobalMembarrier() && membarrierCmd(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED))
+      ringsWithoutFence.store(true, std::memory_order_release);
+  });
+}
+
+void sleeperFence() {
+  fullFence();
+  // Also when this process could not register: the ringers' processes may have.
+  if (kernelHasGlobalMembarrier()) membarrierCmd(MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+}
+
 bool ringBell(Bell& bell) {
+  if (ringsWithoutFence.load(std::memory_order_relaxed))
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // the compiler keeps the publish before the look
+  else
+    fullFence();
+  if (bell.sleepers.load(std::memory_order_relaxed) == 0) return false;
   bell.value.fetch_add(1, std::memory_order_seq_cst);
-  if (bell.sleepers.load(std::memory_order_seq_cst) == 0) return false;
   ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&bell.value), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
   return true;
 }
 
-void sleepOnBell(Bell& bell, uint32_t seen, int ms) {
-  bell.sleepers.fetch_add(1, std::memory_order_seq_cst);
-  if (bell.value.load(std::memory_order_seq_cst) == seen) {
-    timespec ts{ms / 1000, long(ms % 1000) * 1000000L};
-    ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&bell.value), FUTEX_WAIT, seen, &ts, nullptr, 0);
-  }
-  bell.sleepers.fetch_sub(1, std::memory_order_seq_cst);
+void futexSleep(Bell& bell, uint32_t seen, int ms) {
+  timespec ts{ms / 1000, long(ms % 1000) * 1000000L};
+  ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&bell.value), FUTEX_WAIT, seen, &ts, nullptr, 0);
 }
 
 int spinBudgetUs() {
