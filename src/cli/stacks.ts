@@ -29,19 +29,14 @@ export const stacksCommand: CommandModule<object, StacksArgs> = {
         describe: "native stacks through gdb (stops each rank's process while gdb reads it)",
       }),
   handler: async (args) => {
-    const { findRun, listRuns } = await import('../launch/run-registry.js');
-    const { callControl } = await import('../launch/control-server.js');
+    const { callRun, noRunningJob } = await import('../launch/run-query.js');
     const { UsageError } = await import('../util/errors.js');
     const { NATIVE_GATHER_MS, HANG_GATHER_MS, renderRankStack } = await import('../launch/hang-report.js');
-    const entry = findRun(args.run);
-    if (!entry) {
-      const live = listRuns().map((r) => r.run_id);
-      if (args.run === undefined) throw new UsageError('no running dtrain job of yours on this machine');
-      throw new UsageError(`no running job "${args.run}" here` + (live.length ? ` (running: ${live.join(', ')})` : ''));
-    }
-    const reply = await callControl(entry.socket, 'POST', `/api/stacks${args.native ? '?native=1' : ''}`, {
+    const found = await callRun(args.run, 'POST', `/api/stacks${args.native ? '?native=1' : ''}`, {
       timeoutMs: (args.native ? NATIVE_GATHER_MS : HANG_GATHER_MS) + 5000,
     });
+    if (!found) throw await noRunningJob(args.run);
+    const { entry, reply } = found;
     if (reply.status !== 200)
       throw new UsageError(`run ${entry.run_id} answered ${reply.status}: ${reply.body.trim()}`);
     type Doc = { run_id: string; ranks: Parameters<typeof renderRankStack>[0][]; unanswered: string[] };

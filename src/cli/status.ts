@@ -33,7 +33,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'print the status as one JSON document' }),
   handler: async (args) => {
     const { locateRun } = await import('../launch/run-query.js');
-    const doc = await locateRun(args.run).fetch();
+    const doc = await (await locateRun(args.run)).fetch();
     if (args.json) return printJson(doc);
     const { renderStatus } = await import('./status-table.js');
     const { Chalk, default: chalk } = await import('chalk');

@@ -1,7 +1,7 @@
 /**
  * `dtrain top [RUN]`: `dtrain status`, live. On a terminal it redraws every second on the alternate screen
  * (stragglers highlighted, `q` or Ctrl-C quits); otherwise it prints one plain table a second. It ends by
- * itself when the run does, or after --iterations tables.
+ * itself when the run does, or after --iterations tables. A run that does not answer at the start is exit 2.
  */
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../util/errors.js';
@@ -28,7 +28,7 @@ export const topCommand: CommandModule<object, TopArgs> = {
       throw new UsageError(`--iterations must be a positive integer, got ${String(args.iterations)}`);
     const { locateRun } = await import('../launch/run-query.js');
     const { renderStatus } = await import('./status-table.js');
-    const source = locateRun(args.run);
+    const source = await locateRun(args.run);
     const out = process.stdout;
     const tty = Boolean(out.isTTY && process.stdin.isTTY);
     const { Chalk, default: chalk } = await import('chalk');
@@ -62,8 +62,9 @@ export const topCommand: CommandModule<object, TopArgs> = {
           const doc = await source.fetch();
           frame = renderStatus(doc, { color, ...(tty ? { maxRows: Math.max(1, (out.rows || 40) - 6) } : {}) });
           ended = doc.state === 'succeeded' || doc.state === 'failed';
-        } catch {
-          frame = `${last ? 'the run ended' : 'the run does not answer'}\n`;
+        } catch (err) {
+          if (!last) throw err; // the run does not answer: one line on stderr, exit 2
+          frame = 'the run ended\n';
           ended = true;
         }
         if (tty) out.write('\x1b[H\x1b[2J' + frame + (ended ? '' : '\nq quits\n'));

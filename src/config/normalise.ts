@@ -12,7 +12,7 @@
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import type { ConfigProblem } from '../util/errors.js';
-import { RESERVED_WORKER_ENV, workerEnvVar } from '../runtime/worker-env-table.js';
+import { RESERVED_WORKER_ENV, userEnvValueProblem, workerEnvVar } from '../runtime/worker-env-table.js';
 import { parseDuration } from './duration.js';
 import { parseEnvFile } from './envfile.js';
 import { isPrototypeKey } from './prototype-keys.js';
@@ -106,6 +106,8 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     env[k] = String(v);
     // Named, never shown: the value may be a secret. (The OS would refuse it later, echoing it.)
     if (env[k].includes('\0')) error(['env', k], NUL_IN_ENV, 'key');
+    const bad = userEnvValueProblem(k, env[k]);
+    if (bad) error(['env', k], bad);
   }
 
   // nodes; spares are held apart (elastic.spares) and count for nothing at full strength

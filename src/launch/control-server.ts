@@ -131,7 +131,9 @@ export function callControl(
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
       res.on('error', reject);
     });
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${socketPath}`)));
+    req.on('timeout', () =>
+      req.destroy(Object.assign(new Error(`no answer from ${socketPath}`), { code: 'ETIMEDOUT' })),
+    );
     req.on('error', reject);
     req.end(opts.body);
   });

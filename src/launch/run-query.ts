@@ -4,10 +4,11 @@
  * fresh in its log folder (a Slurm job seen from the login node; a run that ended).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../util/errors.js';
 import { callControl } from './control-server.js';
-import { findRun, listRuns } from './run-registry.js';
+import { findRun, forgetRun, listRuns, type RunEntry } from './run-registry.js';
 import type { RunStatusDoc } from './run-status.js';
 
 export interface StatusSource {
@@ -16,27 +17,101 @@ export interface StatusSource {
   fetch(): Promise<RunStatusDoc>;
 }
 
-/** A run id, a log folder or nothing (the newest running job of this user here); exit 2 when none matches. */
-export function locateRun(run: string | undefined): StatusSource {
-  const entry = findRun(run);
-  if (entry) {
+/**
+ * A run id, a log folder or nothing (the newest running job of this user here); exit 2 when none matches.
+ * A controller's source has its first document already (asking is how a dead entry is told from a live one).
+ */
+export async function locateRun(run: string | undefined): Promise<StatusSource> {
+  const live = await callRun(run, 'GET', '/api/status', { timeoutMs: 5000 });
+  if (live) {
+    const { entry } = live;
+    let first: Promise<RunStatusDoc> | undefined = Promise.resolve(statusDoc(entry, live.reply));
     return {
       origin: 'controller',
-      fetch: async () => {
-        const reply = await callControl(entry.socket, 'GET', '/api/status', { timeoutMs: 5000 });
-        if (reply.status !== 200) throw new UsageError(`run ${entry.run_id} answered ${reply.status}: ${reply.body}`);
-        return JSON.parse(reply.body) as RunStatusDoc;
+      fetch: () => {
+        const doc = first ?? askRun(entry, 'GET', '/api/status', { timeoutMs: 5000 }).then((r) => statusDoc(entry, r));
+        first = undefined;
+        return doc;
       },
     };
   }
   const file = run === undefined ? undefined : statusFileOf(run);
   if (file) return { origin: 'file', fetch: () => Promise.resolve(readStatusFile(file)) };
-  const live = listRuns().map((r) => r.run_id);
-  if (run === undefined) throw new UsageError('no running dtrain job of yours on this machine');
-  throw new UsageError(
-    `no running job "${run}" here and no status.json under it` +
+  throw await noRunningJob(run, ' and no status.json under it');
+}
+
+/** Connecting to a controller's socket fails so only when no process listens there: a dead entry. */
+const DEAD_SOCKET = new Set(['ECONNREFUSED', 'ENOENT']);
+
+type Reply = Awaited<ReturnType<typeof callControl>>;
+
+/**
+ * Asks the run's controller (`run` as in locateRun): undefined when no live entry matches. An entry whose
+ * socket is missing or refuses is a dead controller (its pid reused since): it is removed and the next
+ * match asked. A controller that does not answer is exit 2, saying so.
+ */
+export async function callRun(
+  run: string | undefined,
+  method: string,
+  path: string,
+  opts: { timeoutMs: number },
+): Promise<{ entry: RunEntry; reply: Reply } | undefined> {
+  for (let entry = findRun(run); entry; entry = findRun(run)) {
+    try {
+      return { entry, reply: await callControl(entry.socket, method, path, opts) };
+    } catch (err) {
+      if (!DEAD_SOCKET.has((err as NodeJS.ErrnoException).code ?? '')) throw doesNotAnswer(entry, err);
+      forgetRun(entry);
+    }
+  }
+  return undefined;
+}
+
+/** The error for a run that matches no live entry (exit 2), naming the runs there are. */
+export async function noRunningJob(run: string | undefined, orElse = ''): Promise<UsageError> {
+  if (run === undefined) return new UsageError('no running dtrain job of yours on this machine');
+  const live = (await liveRuns()).map((r) => r.run_id);
+  return new UsageError(
+    `no running job "${run}" here${orElse}` +
       (live.length ? ` (running: ${live.join(', ')})` : ' (no job of yours is running on this machine)'),
   );
+}
+
+/** The registry's runs whose socket takes a connection; the others are forgotten, as in callRun. */
+async function liveRuns(): Promise<RunEntry[]> {
+  const runs = listRuns();
+  const answers = await Promise.all(runs.map((r) => connects(r.socket)));
+  runs.filter((_, i) => !answers[i]).forEach(forgetRun);
+  return runs.filter((_, i) => answers[i]);
+}
+
+/** False only when nothing listens there (refused, or no socket); a busy listener counts as one. */
+function connects(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(socket, () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.on('error', (err: NodeJS.ErrnoException) => resolve(!DEAD_SOCKET.has(err.code ?? '')));
+  });
+}
+
+async function askRun(entry: RunEntry, method: string, path: string, opts: { timeoutMs: number }): Promise<Reply> {
+  try {
+    return await callControl(entry.socket, method, path, opts);
+  } catch (err) {
+    throw doesNotAnswer(entry, err);
+  }
+}
+
+function doesNotAnswer(entry: RunEntry, err: unknown): UsageError {
+  const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  return new UsageError(`run ${entry.run_id} does not answer on ${entry.socket} (${why})`);
+}
+
+function statusDoc(entry: RunEntry, reply: Reply): RunStatusDoc {
+  if (reply.status !== 200) throw new UsageError(`run ${entry.run_id} answered ${reply.status}: ${reply.body.trim()}`);
+  return JSON.parse(reply.body) as RunStatusDoc;
 }
 
 /** `<dir>/status.json` when `run` is a log folder (or the file itself). */

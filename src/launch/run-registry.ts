@@ -2,12 +2,24 @@
  * The per-user registry of running controllers on this machine: how `dtrain status`, `dtrain top` and other
  * commands find a run without being told where it is. One JSON file per running controller in a 0700
  * folder ($XDG_RUNTIME_DIR/dtrain, else ~/.dtrain/runs); the controller's control socket lives beside it.
- * An entry whose pid is gone (a SIGKILLed controller) is ignored and removed by whoever reads it.
+ * An entry whose controller is gone (a SIGKILLed controller, its pid maybe reused since) is ignored and
+ * removed by whoever reads it: its pid is dead or started at another time, or its socket is missing or
+ * refuses (run-query.ts tells that when it calls).
  *
  * Each run also keeps `<logs.dir>/<run_id>/status.json` fresh (writeStatusFile), so a job that runs
  * elsewhere (a Slurm allocation) can be looked at from a machine that shares the log folder.
  */
-import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 
@@ -15,6 +27,8 @@ export interface RunEntry {
   run_id: string;
   /** the controller's pid */
   pid: number;
+  /** when that pid started (/proc/<pid>/stat, clock ticks after boot): a reused pid started later */
+  pid_start?: number;
   /** ISO time */
   started_at: string;
   /** absolute: <logs.dir>/<run_id> */
@@ -51,7 +65,8 @@ export function controlSocketPath(runId: string): string {
 export function registerRun(entry: RunEntry): () => void {
   const dir = ensureRegistryDir();
   const file = join(dir, `${entry.run_id}.json`);
-  writeAtomic(file, JSON.stringify(entry) + '\n', 0o600);
+  const pidStart = entry.pid_start ?? startTimeOf(entry.pid);
+  writeAtomic(file, JSON.stringify(pidStart === undefined ? entry : { ...entry, pid_start: pidStart }) + '\n', 0o600);
   let done = false;
   return () => {
     if (done) return;
@@ -80,14 +95,20 @@ export function listRuns(): RunEntry[] {
     } catch {
       continue; // being written (never: rename is atomic) or not ours
     }
-    if (!alive(entry.pid)) {
-      rmSync(file, { force: true });
-      rmSync(entry.socket, { force: true });
+    if (!alive(entry)) {
+      forgetRun(entry);
       continue;
     }
     runs.push(entry);
   }
   return runs.sort((a, b) => b.started_at.localeCompare(a.started_at));
+}
+
+/** Removes a dead controller's entry and its socket file (never a socket outside the registry folder). */
+export function forgetRun(entry: RunEntry): void {
+  const dir = registryDir();
+  rmSync(join(dir, `${entry.run_id}.json`), { force: true });
+  if (entry.socket.startsWith(dir + '/')) rmSync(entry.socket, { force: true });
 }
 
 /**
@@ -115,12 +136,26 @@ function writeAtomic(file: string, text: string, mode: number): void {
   renameSync(tmp, file);
 }
 
-function alive(pid: number): boolean {
+/** The entry's controller may still run: its pid answers, started when it did, and its socket is there. */
+function alive(entry: RunEntry): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    process.kill(entry.pid, 0);
   } catch {
     // ESRCH: gone; EPERM: the pid was reused by another user's process, so not our controller either
     return false;
+  }
+  // kill(0) also answers for a reused pid (or another process's thread id)
+  if (entry.pid_start !== undefined && startTimeOf(entry.pid) !== entry.pid_start) return false;
+  return existsSync(entry.socket);
+}
+
+/** Field 22 of /proc/<pid>/stat (after the parenthesised name, which may hold spaces); undefined off Linux. */
+function startTimeOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const start = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    return Number.isSafeInteger(start) ? start : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -249,6 +249,44 @@ export const WORKER_ENV: readonly WorkerEnvVar[] = [
     default: '25',
     description: "MiB of gradients per collective: ShardedAdam's default bucket (as DDP's bucket_cap_mb)",
   },
+  // read by the addon (addon/src/collectives, addon/src/simd): the same on every rank
+  {
+    name: 'DTRAIN_SPIN',
+    filledBy: 'user',
+    optional: true,
+    kind: 'count',
+    description:
+      "µs a rank waiting for a same-node peer spins before it sleeps on the peer's futex (unset: 20, or 0 when " +
+      'the node runs more ranks than the rank may use CPUs; right after it woke that peer: at least 200 unless 0)',
+  },
+  {
+    name: 'DTRAIN_SHM_STAGING_BYTES',
+    filledBy: 'user',
+    optional: true,
+    kind: 'count',
+    default: String(4 << 20),
+    description: 'shared-memory staging per rank and group, in bytes (at least 65536, rounded down to 64)',
+  },
+  {
+    name: 'DTRAIN_HIERARCHICAL',
+    filledBy: 'user',
+    optional: true,
+    kind: { oneOf: ['0', '1'] },
+    default: '1',
+    description:
+      '`0`: groups that span nodes run every op on the flat TCP ring (a measuring aid); ranks that disagree are ' +
+      'refused at init',
+  },
+  {
+    name: 'DTRAIN_SIMD',
+    filledBy: 'user',
+    optional: true,
+    kind: { oneOf: ['auto', 'scalar', 'avx2', 'avx512'] },
+    default: 'auto',
+    description:
+      "the SIMD path of the reductions, optimizer and layer kernels (auto: the CPU's widest; a family built " +
+      "narrower caps it; a path the CPU lacks: the reductions take the CPU's best, the others fail)",
+  },
   {
     name: 'DTRAIN_FLIGHT_RECORDER',
     filledBy: 'agent',
@@ -350,6 +388,19 @@ export function workerEnvVar(name: string): WorkerEnvVar {
   const v = byName.get(name);
   if (!v) throw new Error(`${name} is not in the worker environment table`);
   return v;
+}
+
+/**
+ * What is wrong with a value a config's env gives a `user` row, by the row's kind, a count or one of some words
+ * (undefined: nothing, or not a user row). Empty is unset. Never quotes the value: it may be a secret.
+ */
+export function userEnvValueProblem(name: string, value: string): string | undefined {
+  const v = byName.get(name);
+  if (v?.filledBy !== 'user' || value === '') return undefined;
+  const kind = v.kind;
+  if (kind === 'count') return /^\d+$/.test(value) ? undefined : 'must be a non-negative integer';
+  if (typeof kind === 'object' && !kind.oneOf.includes(value)) return `must be one of ${kind.oneOf.join(', ')}`;
+  return undefined;
 }
 
 /** Variables only dtrain sets: a config's env may not name them (the optional ones it may). */

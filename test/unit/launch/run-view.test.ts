@@ -1,14 +1,23 @@
 // The pieces of a run's live view: the run registry, the control server and its route table, the progress
 // file reader, straggler detection and the status document built from agent events.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, statSync, writeFileSync, appendFileSync, readdirSync, existsSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { callControl, ControlServer, jsonReply } from '../../../src/launch/control-server.js';
 import { currentCollective, ProgressReader, RankSampler } from '../../../src/launch/rank-sampler.js';
-import { findRun, listRuns, registerRun, registryDir } from '../../../src/launch/run-registry.js';
+import { findRun, listRuns, registerRun, registryDir, type RunEntry } from '../../../src/launch/run-registry.js';
 import { RunStatus } from '../../../src/launch/run-status.js';
 import { findStragglers } from '../../../src/launch/stragglers.js';
 import { parseFlightRecorder } from '../../../src/runtime/flight-recorder.js';
@@ -33,10 +42,17 @@ const entry = (run_id: string, pid: number, started_at: string) => ({
   socket: join(registryDir(), `${run_id}.sock`),
 });
 
+/** A registered run as a controller leaves it: its socket file is there before its entry. */
+function registerWithSocket(e: RunEntry) {
+  mkdirSync(registryDir(), { recursive: true, mode: 0o700 });
+  writeFileSync(e.socket, '');
+  return registerRun(e);
+}
+
 t.test('the registry: 0700, found by id, log folder or as the newest; dead pids are cleaned', async (t) => {
   const dir = withRunsDir(t);
-  const older = registerRun(entry('job-a', process.pid, '2026-01-01T00:00:00.000Z'));
-  const newer = registerRun(entry('job-b', process.pid, '2026-01-02T00:00:00.000Z'));
+  const older = registerWithSocket(entry('job-a', process.pid, '2026-01-01T00:00:00.000Z'));
+  const newer = registerWithSocket(entry('job-b', process.pid, '2026-01-02T00:00:00.000Z'));
   t.equal(statSync(dir).mode & 0o777, 0o700, 'the folder is private');
   t.equal(statSync(join(dir, 'job-a.json')).mode & 0o077, 0, 'entries are private');
   t.equal(findRun()?.run_id, 'job-b', 'no argument: the newest');
@@ -56,6 +72,20 @@ t.test('the registry: 0700, found by id, log folder or as the newest; dead pids 
   );
   t.notOk(existsSync(join(dir, 'job-dead.json')), 'its entry is removed');
   t.notOk(existsSync(join(dir, 'job-dead.sock')), 'and its socket');
+
+  // a live pid is no proof: it may have been reused since (kill(pid, 0) answers for any process)
+  const own = JSON.parse(readFileSync(join(dir, 'job-a.json'), 'utf8')) as { pid_start?: number };
+  t.type(own.pid_start, 'number', 'the entry records when its pid started');
+  registerWithSocket({ ...entry('job-reused', process.pid, '2026-01-04T00:00:00.000Z'), pid_start: 1 });
+  registerRun(entry('job-no-socket', process.pid, '2026-01-05T00:00:00.000Z'));
+  t.same(
+    listRuns().map((r) => r.run_id),
+    ['job-b', 'job-a'],
+    'a pid that started at another time, or an entry without its socket, is no live controller',
+  );
+  t.notOk(existsSync(join(dir, 'job-reused.json')), 'those entries are removed');
+  t.notOk(existsSync(join(dir, 'job-reused.sock')), 'with their socket');
+  t.notOk(existsSync(join(dir, 'job-no-socket.json')));
   newer();
   newer();
   older();

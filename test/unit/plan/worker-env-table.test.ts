@@ -1,10 +1,12 @@
 // The worker environment table (src/runtime/worker-env-table.ts) is the one list: the plan fills it, the
 // README documents it, a config's env may not shadow it.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
-import { configFromArgs, parseDuration } from '../../../src/config/index.js';
+import { configFromArgs, loadConfig, parseDuration } from '../../../src/config/index.js';
+import { ConfigError } from '../../../src/util/errors.js';
 import { AUTO, buildPlan } from '../../../src/plan/index.js';
 import { configSchema } from '../../../src/config/schema.js';
 import { configDefault, configEnum } from '../../../src/runtime/config-facts.js';
@@ -23,7 +25,13 @@ function readmeSection() {
     .split('\n')
     .filter((l) => /^\| `[A-Z]/.test(l))
     .map((l) => l.split('|').map((c) => c.trim()))
-    .map(([, name, setBy, key]) => ({ name: name.replace(/`/g, ''), setBy, key: key.replace(/`/g, '') }));
+    .map(([, name, setBy, key, unset, ...meaning]) => ({
+      name: name.replace(/`/g, ''),
+      setBy,
+      key: key.replace(/`/g, ''),
+      unset: unset.replace(/`/g, ''),
+      meaning: meaning.slice(0, -1).join('|').trim(),
+    }));
   const mentioned = new Set([...section.matchAll(/`([A-Z][A-Z0-9_]{2,})(=[^`]*)?`/g)].map((m) => m[1]));
   return { rows, mentioned };
 }
@@ -37,7 +45,7 @@ t.test("README's worker environment table is the table", async (t) => {
   );
   for (const v of WORKER_ENV) {
     const row = rows.find((r) => r.name === v.name);
-    t.match(row, { setBy: v.filledBy, key: v.configKey ?? '' }, v.name);
+    t.has(row, { setBy: v.filledBy, key: v.configKey ?? '', unset: v.default ?? '', meaning: v.description }, v.name);
   }
   const names = new Set(WORKER_ENV.map((v) => v.name));
   t.same(
@@ -78,6 +86,10 @@ t.test("a config's env may set only the optional rows", async (t) => {
       'DTRAIN_CHECKPOINT_DIR',
       'DTRAIN_SOCKET_IFNAME',
       'DTRAIN_BUCKET_CAP_MB',
+      'DTRAIN_SPIN',
+      'DTRAIN_SHM_STAGING_BYTES',
+      'DTRAIN_HIERARCHICAL',
+      'DTRAIN_SIMD',
       'NODE_OPTIONS',
       'PYTHONPATH',
     ],
@@ -90,6 +102,32 @@ t.test("a config's env may set only the optional rows", async (t) => {
   await t.rejects(
     configFromArgs({ nprocPerNode: 1, entrypoint: ['x'], sets: ['env.MASTER_PORT=1234'] }),
     /MASTER_PORT is set by dtrain for every worker from master.port: set that key instead/,
+  );
+});
+
+t.test("a config's env gives the addon's user rows values they accept: else one line at the value", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dtrain-worker-env-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'job.yaml');
+  writeFileSync(
+    file,
+    'entrypoint: x\nenv:\n  DTRAIN_SPIN: fast\n  DTRAIN_SHM_STAGING_BYTES: 4MiB\n' +
+      '  DTRAIN_HIERARCHICAL: "false"\n  DTRAIN_SIMD: neon\n  OMP_NUM_THREADS: "4,2"\n',
+  );
+  const err = (await loadConfig(file).catch((e: unknown) => e)) as Error;
+  t.type(err, ConfigError);
+  t.same(err.message.split('\n'), [
+    `${file}:3:16: env.DTRAIN_SPIN: must be a non-negative integer`,
+    `${file}:4:29: env.DTRAIN_SHM_STAGING_BYTES: must be a non-negative integer`,
+    `${file}:5:24: env.DTRAIN_HIERARCHICAL: must be one of 0, 1`,
+    `${file}:6:16: env.DTRAIN_SIMD: must be one of auto, scalar, avx2, avx512`,
+  ]);
+  const good = ['DTRAIN_SPIN=0', 'DTRAIN_SHM_STAGING_BYTES=65536', 'DTRAIN_HIERARCHICAL=0', 'DTRAIN_SIMD=avx2'];
+  const config = await configFromArgs({ nprocPerNode: 1, entrypoint: ['x'], sets: good.map((s) => `env.${s}`) });
+  t.has(buildPlan(config).ranks[0].env, Object.fromEntries(good.map((s) => s.split('='))), 'passed on');
+  await t.resolves(
+    configFromArgs({ nprocPerNode: 1, entrypoint: ['x'], sets: ['env.DTRAIN_SIMD='] }),
+    'empty is unset (auto)',
   );
 });
 
