@@ -32,9 +32,14 @@ export function preAuthBudgetFor(openFiles: number | undefined): number {
   return Math.max(minPreAuthBudget, Math.min(preAuthBudget, Math.floor(openFiles * preAuthShareOfOpenFiles)));
 }
 
-/** The unauthenticated connections, oldest first, within their budget. */
+/**
+ * The unauthenticated connections, oldest first, within their budget, each with the time it was admitted,
+ * so one timer for the oldest serves every handshake deadline (a timer per connection costs a store
+ * admitting thousands of agents at once).
+ */
 export class PreAuthQueue<T> {
-  private readonly waiting = new Set<T>();
+  /** a Map iterates in insertion order: the first is the oldest */
+  private readonly waiting = new Map<T, number>();
 
   constructor(private readonly budget: number) {}
 
@@ -42,23 +47,39 @@ export class PreAuthQueue<T> {
     return this.waiting.size;
   }
 
-  /** Admits `conn`; returns the connection it displaced (the oldest) when the budget was full. */
-  admit(conn: T): T | undefined {
+  /** Admits `conn` at `now` (monotonic ms); returns the one it displaced (the oldest) when the budget was full. */
+  admit(conn: T, now = performance.now()): T | undefined {
     let evicted: T | undefined;
     if (this.waiting.size >= this.budget) {
-      for (const oldest of this.waiting) {
-        evicted = oldest; // a Set iterates in insertion order: the first is the oldest
+      for (const oldest of this.waiting.keys()) {
+        evicted = oldest;
         break;
       }
       if (evicted !== undefined) this.waiting.delete(evicted);
     }
-    this.waiting.add(conn);
+    this.waiting.set(conn, now);
     return evicted;
   }
 
   /** `conn` authenticated or closed: it no longer counts. */
   leave(conn: T): void {
     this.waiting.delete(conn);
+  }
+
+  /** When the oldest still waiting was admitted; undefined when none is. */
+  get oldestAdmittedAt(): number | undefined {
+    for (const at of this.waiting.values()) return at;
+    return undefined;
+  }
+
+  /** Those admitted at or before `cutoff`, oldest first. */
+  admittedBy(cutoff: number): T[] {
+    const out: T[] = [];
+    for (const [conn, at] of this.waiting) {
+      if (at > cutoff) break;
+      out.push(conn);
+    }
+    return out;
   }
 }
 

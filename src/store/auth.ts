@@ -68,6 +68,18 @@ function freshNonce(): Buffer {
   return nonce;
 }
 
+/**
+ * Pays the process's one-time cost of its first nonce and first MAC (OpenSSL's lazy set-up, milliseconds)
+ * ahead of time, for a store about to admit agents.
+ */
+export function warmUpCrypto(): void {
+  if (noncePoolAt === noncePool.length) {
+    randomFillSync(noncePool);
+    noncePoolAt = 0;
+  }
+  hmac(Buffer.alloc(macBytes), labels.serverProof, Buffer.alloc(0), Buffer.alloc(0));
+}
+
 function hmac(key: Buffer, label: string, nonceC: Buffer, nonceS: Buffer): Buffer {
   // The zero byte ends the label, so no label can be a prefix-extension of another's input.
   return createHmac('sha256', key).update(label).update(Buffer.of(0)).update(nonceC).update(nonceS).digest();

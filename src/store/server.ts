@@ -15,6 +15,7 @@ import {
   checkJobKey,
   envelopeOverhead,
   rejectMessage,
+  warmUpCrypto,
   type Session,
 } from './auth.js';
 import {
@@ -67,6 +68,8 @@ export class StoreServer {
   private violations = 0;
   private readonly state = new StoreState();
   private closing: Promise<void> | undefined;
+  /** One timer for the oldest unauthenticated connection's handshake deadline (none while none waits) */
+  private deadlineTimer: NodeJS.Timeout | undefined;
   /** What a connection may touch of its server: its counters, the state, the options. */
   private readonly host: ConnectionHost;
 
@@ -109,6 +112,9 @@ export class StoreServer {
       tcp.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, host, port)));
       tcp.listen({ host, port, exclusive: true, backlog: listenBacklog }, () => resolve());
     });
+    // The first MAC and nonce of a process cost milliseconds (OpenSSL's lazy set-up): pay them now, not
+    // on the first agent's handshake.
+    warmUpCrypto();
     const server = new StoreServer(tcp, {
       jobKey: Buffer.from(opts.jobKey),
       authTimeoutMs: opts.authTimeoutMs ?? handshakeDeadlineMs,
@@ -137,6 +143,25 @@ export class StoreServer {
     this.connections.add(conn);
     // A stranger may cost a slot, never an agent its way in: the oldest unauthenticated one goes.
     this.unauthenticated.admit(conn)?.evict(this.options.maxUnauthenticated);
+    this.armDeadline();
+  }
+
+  /** Arms the handshake deadline timer for the oldest unauthenticated connection, unless armed already. */
+  private armDeadline(): void {
+    if (this.deadlineTimer || this.closing) return;
+    const oldest = this.unauthenticated.oldestAdmittedAt;
+    if (oldest === undefined) return;
+    const waitMs = Math.max(1, Math.ceil(oldest + this.options.authTimeoutMs - performance.now()));
+    this.deadlineTimer = setTimeout(() => {
+      this.deadlineTimer = undefined;
+      const { authTimeoutMs } = this.options;
+      for (const c of this.unauthenticated.admittedBy(performance.now() - authTimeoutMs)) {
+        c.fail(`not authenticated within ${authTimeoutMs} ms`);
+      }
+      this.armDeadline();
+    }, waitMs);
+    // The listening server keeps the process alive; this timer need not.
+    this.deadlineTimer.unref();
   }
 
   stats(): StoreServerStats {
@@ -153,6 +178,7 @@ export class StoreServer {
   /** Stops listening, closes every connection and drops blocked requests. Idempotent. */
   close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
+      clearTimeout(this.deadlineTimer);
       for (const c of this.connections) c.destroy();
       for (const stream of this.streams) stream.destroy();
       this.state.releaseAll();
@@ -178,25 +204,23 @@ interface ConnectionHost {
 }
 
 type Phase = 'hello' | 'proof' | 'ready' | 'closed';
+/** Answers held back together up to this size are joined into one buffer; larger ones go corked. */
+const joinBelowBytes = 64 * 1024;
 
 class Connection implements Requester {
   private phase: Phase = 'hello';
   private readonly reader = new FrameReader(maxPreAuthBodyBytes);
   private readonly handshake: ServerHandshake;
   private session: Session | undefined;
-  private authTimer: NodeJS.Timeout | undefined;
+  /** Writes held while one chunk's requests are handled, sent as one (see onData). */
+  private held: Buffer[] | undefined;
 
   constructor(
     private readonly host: ConnectionHost,
     private readonly stream: Duplex,
     private readonly remote: string,
   ) {
-    const { options } = host;
-    this.handshake = new ServerHandshake(options.jobKey);
-    this.authTimer = setTimeout(
-      () => this.fail(`not authenticated within ${options.authTimeoutMs} ms`),
-      options.authTimeoutMs,
-    );
+    this.handshake = new ServerHandshake(host.options.jobKey);
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', () => {}); // resets and the like end in 'close'
     stream.on('end', () => this.hangUp());
@@ -210,7 +234,16 @@ class Connection implements Requester {
 
   reply(response: Message): void {
     if (this.phase !== 'ready' || !this.session) return;
-    const ok = this.stream.write(this.session.seal(encodeBody(response.code, response.id, response.args)));
+    this.write(this.session.seal(encodeBody(response.code, response.id, response.args)));
+  }
+
+  private write(data: Buffer): void {
+    if (this.held) this.held.push(data);
+    else this.writeNow(data);
+  }
+
+  private writeNow(data: Buffer): void {
+    const ok = this.stream.write(data);
     // A client that stops reading must not make us buffer without bound: stop reading its requests.
     if (!ok && !this.stream.isPaused()) {
       this.stream.pause();
@@ -234,32 +267,46 @@ class Connection implements Requester {
     if (this.phase === 'closed') return;
     this.host.authenticated(this);
     this.phase = 'closed';
-    clearTimeout(this.authTimer);
     this.host.state.release(this);
     this.host.forget(this);
   }
 
   private onData(chunk: Buffer): void {
-    // The answers to one chunk's requests (the welcome and the first answers, say) leave in one write.
-    this.stream.cork();
+    // The answers to one chunk's requests (the welcome and the first answers, say) leave in one write:
+    // one buffer, which costs less than the stream's corked writev.
+    this.held = [];
     try {
       for (const body of this.reader.bodies(chunk)) {
         if (this.phase === 'closed') return;
         this.onBody(body);
       }
     } catch (err) {
-      this.stream.uncork(); // what was answered before the bad frame still goes out, then the close
+      this.release(); // what was answered before the bad frame still goes out, then the close
       this.fail((err as Error).message);
     } finally {
-      this.stream.uncork();
+      this.release();
     }
+  }
+
+  /** Sends what onData held back, as one buffer where that is small. */
+  private release(): void {
+    const held = this.held;
+    this.held = undefined;
+    if (!held?.length || this.stream.destroyed) return;
+    if (held.length === 1) return this.writeNow(held[0]);
+    let bytes = 0;
+    for (const b of held) bytes += b.length;
+    if (bytes <= joinBelowBytes) return this.writeNow(Buffer.concat(held, bytes));
+    this.stream.cork();
+    for (const b of held) this.writeNow(b);
+    this.stream.uncork();
   }
 
   private onBody(body: Buffer): void {
     switch (this.phase) {
       case 'hello':
         try {
-          this.stream.write(frame(this.handshake.answerHello(body)));
+          this.write(frame(this.handshake.answerHello(body)));
         } catch (err) {
           if (err instanceof VersionMismatchError) return this.reject(RejectReason.version, err.message);
           throw err;
@@ -275,7 +322,6 @@ class Connection implements Requester {
         }
         this.session = session;
         this.phase = 'ready';
-        clearTimeout(this.authTimer);
         this.host.authenticated(this);
         this.reader.maxBody = this.host.options.maxBodyBytes + envelopeOverhead;
         // The welcome proves the server derived the same session keys.
@@ -294,6 +340,7 @@ class Connection implements Requester {
   private reject(reason: number, message: string): void {
     if (this.phase === 'closed') return;
     this.host.violation(message, this.remote);
+    this.release();
     this.stream.on('error', () => {});
     this.stream.resume(); // read (and drop) until the peer's end, or its close is never seen
     this.stream.end(frame(rejectMessage(reason)));
@@ -302,7 +349,8 @@ class Connection implements Requester {
     setTimeout(() => stream.destroy(), 200).unref();
   }
 
-  private fail(reason: string): void {
+  /** Closes the connection for a violation (a broken frame, a handshake past its deadline). */
+  fail(reason: string): void {
     if (this.phase === 'closed') return;
     this.host.violation(reason, this.remote);
     this.destroy();

@@ -9,6 +9,9 @@ import {
 } from '../../../src/store/admission.js';
 import { openFileLimit } from '../../../src/store/open-files.js';
 import { StoreServer } from '../../../src/store/server.js';
+import { RawPeer, authenticateRaw } from '../../helpers/store-raw.js';
+
+const jobKey = randomBytes(32);
 
 t.test('the unauthenticated budget: the backlog, at most a quarter of the open files, at least 64', async (t) => {
   t.equal(preAuthBudgetFor(undefined), preAuthBudget, 'a limit not known: the full budget');
@@ -42,4 +45,41 @@ t.test('the store sizes its budget by its own open-file limit', async (t) => {
   const chosen = await StoreServer.start({ jobKey: randomBytes(32), maxUnauthenticated: 8 });
   t.teardown(() => chosen.close());
   t.equal(chosen.options.maxUnauthenticated, 8, 'an explicit budget wins');
+});
+
+t.test('every handshake gets its own deadline from one timer; an authenticated connection keeps none', async (t) => {
+  const violations: string[] = [];
+  const authTimeoutMs = 400;
+  const server = await StoreServer.start({ jobKey, authTimeoutMs, onViolation: (why) => violations.push(why) });
+  t.teardown(() => server.close());
+  const closedAt = (peer: RawPeer) => peer.closedPromise.then(() => performance.now());
+  const first = await RawPeer.tcp(server.port);
+  const firstAt = performance.now();
+  const honest = await RawPeer.tcp(server.port);
+  await authenticateRaw(honest, jobKey);
+  await new Promise((r) => setTimeout(r, 200));
+  const second = await RawPeer.tcp(server.port);
+  const secondAt = performance.now();
+  const [firstClosed, secondClosed] = await Promise.all([closedAt(first), closedAt(second)]);
+  t.ok(firstClosed - firstAt >= authTimeoutMs - 20, `the first closed after ${Math.round(firstClosed - firstAt)} ms`);
+  t.ok(secondClosed - secondAt >= authTimeoutMs - 20, `the second after ${Math.round(secondClosed - secondAt)} ms`);
+  t.ok(secondClosed - firstClosed >= 150, 'each at its own deadline, not the first one');
+  t.same(violations, Array(2).fill(`not authenticated within ${authTimeoutMs} ms`));
+  await new Promise((r) => setTimeout(r, authTimeoutMs));
+  t.notOk(honest.closed, 'the authenticated connection outlives every deadline');
+  t.equal(server.stats().unauthenticated, 0);
+  honest.destroy();
+});
+
+t.test('the queue tells when its oldest was admitted and who is past a cutoff', async (t) => {
+  const q = new PreAuthQueue<string>(8);
+  t.equal(q.oldestAdmittedAt, undefined);
+  q.admit('a', 10);
+  q.admit('b', 20);
+  q.admit('c', 30);
+  t.equal(q.oldestAdmittedAt, 10);
+  t.same(q.admittedBy(20), ['a', 'b']);
+  q.leave('a');
+  t.equal(q.oldestAdmittedAt, 20);
+  t.same(q.admittedBy(5), []);
 });
