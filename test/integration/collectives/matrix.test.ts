@@ -85,7 +85,7 @@ for (const n of [2, 3, 4]) {
 }
 
 t.test(
-  'large messages over TCP (receives that sleep until 256 KiB arrived) with odd tails, then small ones',
+  'large messages over TCP (receives that sleep until up to 1 MiB arrived) with odd tails, then small ones',
   async (t) => {
     for (const n of [2, 4]) {
       const res = await runWorkers({
