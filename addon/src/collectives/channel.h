@@ -25,6 +25,8 @@ class Channel {
   virtual void checkAlive(bool send, bool recv) {}
   // A socket to poll (TCP) or -1 (shared memory).
   virtual int pollFd() const { return -1; }
+  // A poll for reading wakes only once `bytes` have arrived (TCP: SO_RCVLOWAT); 1 is the default.
+  virtual void setRecvWake(size_t bytes) {}
   // Best-effort notice to the peer that this rank gave up, then no more traffic.
   virtual void abort(const std::string& reason) = 0;
   virtual const char* transportName() const = 0;

@@ -1,6 +1,7 @@
 #include "collectives/engine.h"
 
 #include <poll.h>
+#include <pthread.h>
 
 #include <set>
 
@@ -13,6 +14,7 @@ Engine::Engine(Napi::Env env) {
                                                   "dtrain-progress", 0, 1);
   delivery_->tsfn.Unref(env);  // an idle engine must not keep the process alive
   thread_ = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "dtrain-progress");  // per-thread CPU in /proc names it
     // Nothing may leave this thread: an escaping exception is std::terminate, which aborts the worker
     // (and with it every rank waiting on it). A failure of the engine itself rejects what it holds.
     for (;;) {

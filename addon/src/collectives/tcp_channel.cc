@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 
@@ -31,6 +32,8 @@ class TcpChannel : public Channel {
     peerRank = peer;
     setNonBlocking(fd_);
     tuneSocket(fd_);
+    socklen_t len = sizeof(recvBuf_);
+    ::getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &recvBuf_, &len);
   }
   ~TcpChannel() override { ::close(fd_); }
 
@@ -58,6 +61,13 @@ class TcpChannel : public Channel {
   }
 
   int pollFd() const override { return fd_; }
+  void setRecvWake(size_t bytes) override {
+    // At most a quarter of the receive buffer: the peer must be able to send that much before it waits for
+    // this rank to read (rmem_max may cap the buffer far below what tuneSocket asks for).
+    int v = int(std::min(bytes, size_t(std::max(recvBuf_ / 4, 1))));
+    if (v == recvWake_) return;
+    if (::setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == 0) recvWake_ = v;
+  }
   void abort(const std::string&) override {
     broken_ = true;
     ::shutdown(fd_, SHUT_RDWR);  // the peer sees the connection end at once instead of waiting for a timeout
@@ -69,6 +79,8 @@ class TcpChannel : public Channel {
     return "rank " + std::to_string(peerRank) + " closed its connection (it failed or exited)";
   }
   int fd_;
+  int recvBuf_ = 0;                  // SO_RCVBUF as the kernel granted it
+  int recvWake_ = 1;                 // SO_RCVLOWAT as last set (the progress thread's, or the rank's inline op's)
   std::atomic<bool> broken_{false};  // abort() may come from the JS thread while the progress thread moves bytes
 };
 

@@ -84,6 +84,21 @@ for (const n of [2, 3, 4]) {
   });
 }
 
+t.test(
+  'large messages over TCP (receives that sleep until up to 1 MiB arrived) with odd tails, then small ones',
+  async (t) => {
+    for (const n of [2, 4]) {
+      const res = await runWorkers({
+        nodes: Array(n).fill(1),
+        script: fixture('matrix.mjs'),
+        env: { COLL_LENGTHS: '300007,7', COLL_DTYPES: 'float32,bfloat16,float64' },
+      });
+      expectClean(t, res);
+      for (const r of all(res)) t.same(algorithms(r, 'world', 'allReduce'), ['tcp/ring']);
+    }
+  },
+);
+
 t.test('16-bit floats over TCP are accumulated in fp32 and rounded once, wherever the large term sits', async (t) => {
   for (const nodes of [[1, 1, 1], [1, 1, 1, 1], [3]]) {
     const res = await runWorkers({ nodes, script: fixture('half-accumulate.mjs') });
