@@ -25,11 +25,13 @@ export function opsFor(bytes: number): number {
 }
 
 /**
- * Untimed ops before the timed ones: page faults, lazy mappings, caches, and V8's optimising compiler, which
- * needs some thousands of calls before it compiles the loop (a fifth of the timed ops, at most 20,000).
+ * Untimed ops before the timed ones: page faults, lazy mappings, caches, V8's optimising compiler (some
+ * thousands of calls before it compiles the loop) and the rest of a process's start-up work, which goes on
+ * for a few hundred milliseconds after its first op. Twice the timed ops, at most 20,000: a fraction of a
+ * second for small messages, two runs' worth for large ones.
  */
 export function warmupFor(ops: number): number {
-  return Math.max(5, Math.min(20_000, Math.floor(ops / 5)));
+  return Math.max(5, Math.min(20_000, 2 * ops));
 }
 
 /** Nearest-rank percentile (the ceil(q·n)-th smallest), of sorted values. */
