@@ -98,8 +98,6 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
   private unconfirmed: Buffer[] = [];
   /** How to dial and authenticate again (TCP only), and until when a turned-away client may. */
   private redial: Redial | undefined;
-  /** The PROOF and the requests that follow it before the next turn of the loop, to leave as one write. */
-  private held: Buffer[] | undefined;
   private closedByUs = false;
   private closed!: Promise<void>;
   readonly timeoutMs: number;
@@ -119,7 +117,6 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
   /** Makes `stream` the connection; events of a connection it replaced are ignored. */
   private attach(stream: Duplex, authenticated: boolean): void {
     this.stream = stream;
-    this.held = undefined; // anything held was for the stream this one replaces
     if (authenticated) this.phase = 'challenge';
     this.reader = new FrameReader(authenticated ? maxPreAuthBodyBytes : maxBodyBytes);
     this.closed = new Promise((resolve) => stream.once('close', () => resolve()));
@@ -294,11 +291,7 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
     else {
       // Not yet welcomed: kept for a replay should the store turn this connection away.
       this.unconfirmed.push(body);
-      if (this.phase === 'welcome') {
-        const sealed = this.session!.seal(body);
-        if (this.held) this.held.push(sealed);
-        else this.stream.write(sealed);
-      }
+      if (this.phase === 'welcome') this.stream.write(this.session!.seal(body));
     }
     return { id, response };
   }
@@ -391,19 +384,11 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
   /** Closes the connection; requests in flight fail. Resolves once the stream is closed. */
   async close(): Promise<void> {
     this.closedByUs = true;
-    this.release();
     this.stream.end();
     this.shutdown(undefined);
     const grace = setTimeout(() => this.stream.destroy(), 1000);
     await this.closed;
     clearTimeout(grace);
-  }
-
-  /** Sends the PROOF and the requests held with it. */
-  private release(): void {
-    const held = this.held;
-    this.held = undefined;
-    if (held && !this.stream.destroyed) this.stream.write(held.length === 1 ? held[0] : Buffer.concat(held));
   }
 
   private destroy(): void {
@@ -524,10 +509,12 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
           return;
         }
         // The server has proved itself: requests may follow the proof without waiting for the welcome.
-        // Held until the check phase, so the caller's first requests leave with it, in one buffer.
-        this.held = [proof];
-        for (const request of this.unconfirmed) this.held.push(this.session.seal(request));
-        setImmediate(() => this.release());
+        // Corked until the check phase, so the caller's first requests leave in the same segment.
+        this.stream.cork();
+        this.stream.write(proof);
+        for (const request of this.unconfirmed) this.stream.write(this.session.seal(request));
+        const stream = this.stream;
+        setImmediate(() => stream.uncork());
         this.auth = undefined;
         auth.resolve();
         return;

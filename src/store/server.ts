@@ -204,16 +204,12 @@ interface ConnectionHost {
 }
 
 type Phase = 'hello' | 'proof' | 'ready' | 'closed';
-/** Answers held back together up to this size are joined into one buffer; larger ones go corked. */
-const joinBelowBytes = 64 * 1024;
 
 class Connection implements Requester {
   private phase: Phase = 'hello';
   private readonly reader = new FrameReader(maxPreAuthBodyBytes);
   private readonly handshake: ServerHandshake;
   private session: Session | undefined;
-  /** Writes held while one chunk's requests are handled, sent as one (see onData). */
-  private held: Buffer[] | undefined;
 
   constructor(
     private readonly host: ConnectionHost,
@@ -234,16 +230,7 @@ class Connection implements Requester {
 
   reply(response: Message): void {
     if (this.phase !== 'ready' || !this.session) return;
-    this.write(this.session.seal(encodeBody(response.code, response.id, response.args)));
-  }
-
-  private write(data: Buffer): void {
-    if (this.held) this.held.push(data);
-    else this.writeNow(data);
-  }
-
-  private writeNow(data: Buffer): void {
-    const ok = this.stream.write(data);
+    const ok = this.stream.write(this.session.seal(encodeBody(response.code, response.id, response.args)));
     // A client that stops reading must not make us buffer without bound: stop reading its requests.
     if (!ok && !this.stream.isPaused()) {
       this.stream.pause();
@@ -272,41 +259,26 @@ class Connection implements Requester {
   }
 
   private onData(chunk: Buffer): void {
-    // The answers to one chunk's requests (the welcome and the first answers, say) leave in one write:
-    // one buffer, which costs less than the stream's corked writev.
-    this.held = [];
+    // The answers to one chunk's requests (the welcome and the first answers, say) leave in one write.
+    this.stream.cork();
     try {
       for (const body of this.reader.bodies(chunk)) {
         if (this.phase === 'closed') return;
         this.onBody(body);
       }
     } catch (err) {
-      this.release(); // what was answered before the bad frame still goes out, then the close
+      this.stream.uncork(); // what was answered before the bad frame still goes out, then the close
       this.fail((err as Error).message);
     } finally {
-      this.release();
+      this.stream.uncork();
     }
-  }
-
-  /** Sends what onData held back, as one buffer where that is small. */
-  private release(): void {
-    const held = this.held;
-    this.held = undefined;
-    if (!held?.length || this.stream.destroyed) return;
-    if (held.length === 1) return this.writeNow(held[0]);
-    let bytes = 0;
-    for (const b of held) bytes += b.length;
-    if (bytes <= joinBelowBytes) return this.writeNow(Buffer.concat(held, bytes));
-    this.stream.cork();
-    for (const b of held) this.writeNow(b);
-    this.stream.uncork();
   }
 
   private onBody(body: Buffer): void {
     switch (this.phase) {
       case 'hello':
         try {
-          this.write(frame(this.handshake.answerHello(body)));
+          this.stream.write(frame(this.handshake.answerHello(body)));
         } catch (err) {
           if (err instanceof VersionMismatchError) return this.reject(RejectReason.version, err.message);
           throw err;
@@ -340,7 +312,6 @@ class Connection implements Requester {
   private reject(reason: number, message: string): void {
     if (this.phase === 'closed') return;
     this.host.violation(message, this.remote);
-    this.release();
     this.stream.on('error', () => {});
     this.stream.resume(); // read (and drop) until the peer's end, or its close is never seen
     this.stream.end(frame(rejectMessage(reason)));
