@@ -8,7 +8,10 @@
 // launcher (controller, agent, supervisor) stays up around the workers, as in a job.
 //
 //   node scripts/bench/collectives.mjs [--sizes 4KiB,16MiB] [--rounds 10] [--max-ops 100000]
-//        [--impls dtrain-alloc,dtrain-typed,openmpi-c,mpi4py,gloo] [--json]
+//        [--impls dtrain-alloc,dtrain-typed,openmpi-c,mpi4py,gloo,one-step-c] [--json]
+//
+// one-step-c (not run unless asked) is dtrain's small all-reduce algorithm in plain C with no API
+// (allreduce-shm-c.c): what that exchange costs the hardware, so dtrain's own overhead above it shows.
 //
 // Timed ops per size, all rounds together: bench-stats' opsFor(size) (100k for small sizes), at most
 // --max-ops (a quick look; the targets need the default). Needs a built package (npm run build), mpicc
@@ -75,7 +78,7 @@ const jsonLines = (out) =>
     .map((l) => JSON.parse(l));
 const mpirun = ['mpirun', '--allow-run-as-root', '-np', '2'];
 
-let cBinary;
+let cBinary, oneStepBinary;
 function dtrainRunner(alloc) {
   return (dir) => {
     const config = join(dir, 'bench.yaml');
@@ -103,6 +106,8 @@ const runners = {
   'dtrain-alloc': dtrainRunner(true),
   'dtrain-typed': dtrainRunner(false),
   'openmpi-c': (dir) => jsonLines(run([...mpirun, cBinary, ...lists, dir], 'allreduce-mpi')),
+  'one-step-c': (dir) =>
+    jsonLines(run([oneStepBinary, ...lists, dir], 'allreduce-shm-c')).map((r) => ({ ...r, algorithm: 'c/one-step' })),
   mpi4py: (dir) =>
     jsonLines(run([...mpirun, python, join(root, 'scripts/bench/collectives-mpi.py'), ...lists, dir], 'mpi4py')),
   gloo: (dir) => jsonLines(run([python, join(root, 'scripts/bench/collectives-gloo.py'), '2', ...lists, dir], 'gloo')),
@@ -113,6 +118,11 @@ if (!impls.includes(reference)) usage(`--impls must include ${reference}, the re
 
 cBinary = join(work, 'allreduce-mpi');
 execFileSync('mpicc', ['-O2', '-o', cBinary, join(root, 'scripts/bench/allreduce-mpi.c')], { stdio: 'inherit' });
+if (impls.includes('one-step-c')) {
+  oneStepBinary = join(work, 'allreduce-shm-c');
+  const source = join(root, 'scripts/bench/allreduce-shm-c.c');
+  execFileSync('cc', ['-O3', '-march=native', '-o', oneStepBinary, source], { stdio: 'inherit' });
+}
 
 // --- alternating rounds
 const loadBefore = loadavg();

@@ -44,6 +44,8 @@ namespace {
 constexpr size_t kCtlBytes = 4096;
 // The zero-copy all-reduce reduces and writes out blocks of this size (inputs and result stay in L1/L2).
 constexpr size_t kZeroCopyBlockBytes = 16 * 1024;
+// the small all-reduce asks for this much of each peer's slot before reducing it
+constexpr size_t kPrefetchBytes = 4096;
 constexpr size_t kReasonBytes = 480;
 }  // namespace
 
@@ -207,7 +209,8 @@ void Team::waitUntil(int i, Ready ready, const Deadline& d) {
     } else {
       spinUs = 0, wakeSpin = false;
     }
-    ctl(me_).cpu.store(mine, std::memory_order_relaxed);
+    // written only when it changed: the peer reads this line while it waits, and a store would take it away
+    if (ctl(me_).cpu.load(std::memory_order_relaxed) != mine) ctl(me_).cpu.store(mine, std::memory_order_relaxed);
   }
   if (spinUs > 0) {
     // the clock is read every 64 pauses (a microsecond or so), not on every turn
@@ -459,6 +462,13 @@ const char* Team::allReduce(void* buf, size_t count, DType t, RedOp op, int avgD
       in = many.data();
     }
     for (int i = 0; i < size_; ++i) in[i] = i == me_ ? slot : smallSlot(i, seq);
+    // The peers' slots come from other cores' caches: asking for their first lines at once overlaps those
+    // transfers, which the reduce's own loads, a few lines ahead, would mostly wait for one by one (past
+    // that the hardware's prefetcher follows the stream).
+    const size_t ahead = std::min<size_t>(bytes, kPrefetchBytes);
+    for (int i = 0; i < size_; ++i)
+      if (i != me_)
+        for (size_t at = 0; at < ahead; at += 64) __builtin_prefetch(static_cast<const uint8_t*>(in[i]) + at);
     reduceInto(user, in, size_, count, t, op);
     if (op == RedOp::avg) scaleForAvg(user, count, t, avgDivisor);
     // for a following op of another kind, which waits (maybe asleep on the bell) until everyone
