@@ -41,8 +41,11 @@ export interface LaunchFacts {
   flightRecorder?: string;
 }
 
-/** How the runtime reads a value: a non-negative integer, a duration (config/duration.ts), or text. */
-export type WorkerEnvKind = 'count' | 'duration' | 'text' | { readonly oneOf: readonly string[] };
+/**
+ * How the runtime reads a value: a non-negative integer (count), an integer of at least 1 (positive), a duration
+ * (config/duration.ts), text, or one of a list.
+ */
+export type WorkerEnvKind = 'count' | 'positive' | 'duration' | 'text' | { readonly oneOf: readonly string[] };
 
 export interface WorkerEnvVar {
   readonly name: string;
@@ -217,9 +220,9 @@ export const WORKER_ENV: readonly WorkerEnvVar[] = [
     description: 'tensor-parallel size',
   },
   fromConfig('DTRAIN_ZERO_STAGE', 'parallelism.zero_stage', 'enum', "ShardedAdam's default stage"),
-  fromConfig('DTRAIN_MICROBATCHES', 'parallelism.microbatches', 'count', "Pipeline's default microbatches"),
+  fromConfig('DTRAIN_MICROBATCHES', 'parallelism.microbatches', 'positive', "Pipeline's default microbatches"),
   fromConfig('DTRAIN_SCHEDULE', 'parallelism.schedule', 'enum', "Pipeline's default schedule"),
-  fromConfig('DTRAIN_VIRTUAL_STAGES', 'parallelism.virtual_stages', 'count', "Pipeline's default chunks per rank"),
+  fromConfig('DTRAIN_VIRTUAL_STAGES', 'parallelism.virtual_stages', 'positive', "Pipeline's default chunks per rank"),
   {
     ...fromConfig('DTRAIN_BACKEND', 'backend', 'enum', "cpu or nccl (auto: decided at launch from the nodes' GPUs)"),
     filledBy: 'plan or agent',
@@ -245,7 +248,7 @@ export const WORKER_ENV: readonly WorkerEnvVar[] = [
     name: 'DTRAIN_BUCKET_CAP_MB',
     filledBy: 'user',
     optional: true,
-    kind: 'count',
+    kind: 'positive',
     default: '25',
     description: "MiB of gradients per collective: ShardedAdam's default bucket (as DDP's bucket_cap_mb)",
   },
@@ -399,6 +402,7 @@ export function userEnvValueProblem(name: string, value: string): string | undef
   if (v?.filledBy !== 'user' || value === '') return undefined;
   const kind = v.kind;
   if (kind === 'count') return /^\d+$/.test(value) ? undefined : 'must be a non-negative integer';
+  if (kind === 'positive') return /^[1-9]\d*$/.test(value) ? undefined : 'must be an integer of at least 1';
   if (typeof kind === 'object' && !kind.oneOf.includes(value)) return `must be one of ${kind.oneOf.join(', ')}`;
   return undefined;
 }

@@ -74,16 +74,17 @@ export function readWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   return {
     zeroStage: Number(choiceVar(env, 'DTRAIN_ZERO_STAGE')) as 0 | 1 | 2,
     schedule: choiceVar(env, 'DTRAIN_SCHEDULE') as ScheduleKind,
-    microbatches: positive(env, 'DTRAIN_MICROBATCHES'),
-    virtualStages: positive(env, 'DTRAIN_VIRTUAL_STAGES'),
-    bucketCapMb: positive(env, 'DTRAIN_BUCKET_CAP_MB'),
+    microbatches: countVar(env, 'DTRAIN_MICROBATCHES'),
+    virtualStages: countVar(env, 'DTRAIN_VIRTUAL_STAGES'),
+    bucketCapMb: countVar(env, 'DTRAIN_BUCKET_CAP_MB'),
     restartCount: intVar(env, 'TORCHELASTIC_RESTART_COUNT'),
   };
 }
 
-function positive(env: NodeJS.ProcessEnv, name: string): number {
+/** A count, held to at least 1 where the table says `positive`. */
+function countVar(env: NodeJS.ProcessEnv, name: string): number {
   const n = intVar(env, name);
-  if (n < 1) throw new InitError(`${name}=${n} must be at least 1`);
+  if (n < 1 && workerEnvVar(name).kind === 'positive') throw new InitError(`${name}=${n} must be at least 1`);
   return n;
 }
 

@@ -112,7 +112,7 @@ t.test("a config's env gives the addon's user rows values they accept: else one 
   writeFileSync(
     file,
     'entrypoint: x\nenv:\n  DTRAIN_SPIN: fast\n  DTRAIN_SHM_STAGING_BYTES: 4MiB\n' +
-      '  DTRAIN_HIERARCHICAL: "false"\n  DTRAIN_SIMD: neon\n  OMP_NUM_THREADS: "4,2"\n',
+      '  DTRAIN_HIERARCHICAL: "false"\n  DTRAIN_SIMD: neon\n  OMP_NUM_THREADS: "4,2"\n  DTRAIN_BUCKET_CAP_MB: 0\n',
   );
   const err = (await loadConfig(file).catch((e: unknown) => e)) as Error;
   t.type(err, ConfigError);
@@ -121,8 +121,15 @@ t.test("a config's env gives the addon's user rows values they accept: else one 
     `${file}:4:29: env.DTRAIN_SHM_STAGING_BYTES: must be a non-negative integer`,
     `${file}:5:24: env.DTRAIN_HIERARCHICAL: must be one of 0, 1`,
     `${file}:6:16: env.DTRAIN_SIMD: must be one of auto, scalar, avx2, avx512`,
+    `${file}:8:25: env.DTRAIN_BUCKET_CAP_MB: must be an integer of at least 1`,
   ]);
-  const good = ['DTRAIN_SPIN=0', 'DTRAIN_SHM_STAGING_BYTES=65536', 'DTRAIN_HIERARCHICAL=0', 'DTRAIN_SIMD=avx2'];
+  const good = [
+    'DTRAIN_SPIN=0',
+    'DTRAIN_SHM_STAGING_BYTES=65536',
+    'DTRAIN_HIERARCHICAL=0',
+    'DTRAIN_SIMD=avx2',
+    'DTRAIN_BUCKET_CAP_MB=1',
+  ];
   const config = await configFromArgs({ nprocPerNode: 1, entrypoint: ['x'], sets: good.map((s) => `env.${s}`) });
   t.has(buildPlan(config).ranks[0].env, Object.fromEntries(good.map((s) => s.split('='))), 'passed on');
   await t.resolves(
