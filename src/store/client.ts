@@ -7,7 +7,15 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { retryDelayMs, retryFirstDelayMs } from './admission.js';
-import { AuthError, BusyRejectError, ClientHandshake, envelopeOverhead, rejectOf, type Session } from './auth.js';
+import {
+  AuthError,
+  BusyRejectError,
+  ClientHandshake,
+  checkJobKey,
+  envelopeOverhead,
+  rejectOf,
+  type Session,
+} from './auth.js';
 import { StoreAdmissionError, StoreConnectionError, StoreRequestError, StoreTimeoutError } from './errors.js';
 import { StartError } from '../util/errors.js';
 import {
@@ -16,6 +24,7 @@ import {
   Status,
   decodeBody,
   encodeBody,
+  encodeFrame,
   frame,
   maxBodyBytes,
   maxPreAuthBodyBytes,
@@ -135,7 +144,7 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
     const timeoutMs = opts.timeoutMs ?? 10000;
     const label = opts.label ?? `store at ${opts.host}:${opts.port}`;
     try {
-      new ClientHandshake(opts.jobKey);
+      checkJobKey(opts.jobKey);
     } catch (err) {
       throw new StoreAuthError(`${label}: ${(err as Error).message}`);
     }
@@ -286,10 +295,11 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
       }, waitMs);
       this.pending.set(id, { resolve, reject, timer });
     });
-    const body = encodeBody(op, id, bufs);
-    if (this.phase === 'ready') this.stream.write(this.session ? this.session.seal(body) : frame(body));
-    else {
+    if (this.phase === 'ready') {
+      this.stream.write(this.session ? this.session.sealMessage(op, id, bufs) : encodeFrame(op, id, bufs));
+    } else {
       // Not yet welcomed: kept for a replay should the store turn this connection away.
+      const body = encodeBody(op, id, bufs);
       this.unconfirmed.push(body);
       if (this.phase === 'welcome') this.stream.write(this.session!.seal(body));
     }

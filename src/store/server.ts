@@ -18,15 +18,7 @@ import {
   warmUpCrypto,
   type Session,
 } from './auth.js';
-import {
-  FrameReader,
-  decodeBody,
-  encodeBody,
-  frame,
-  maxBodyBytes,
-  maxPreAuthBodyBytes,
-  type Message,
-} from './frame.js';
+import { FrameReader, decodeBody, frame, maxBodyBytes, maxPreAuthBodyBytes, type Message } from './frame.js';
 import { openFileLimit } from './open-files.js';
 import { StoreState, type Requester } from './state.js';
 
@@ -124,15 +116,17 @@ export class StoreServer {
     });
     tcp.removeAllListeners('error');
     tcp.on('error', () => {}); // accept errors (EMFILE...) must not crash the controller
-    tcp.on('connection', (socket) => server.serveStream(socket, `${socket.remoteAddress}:${socket.remotePort}`));
+    // The peer's address costs a system call: asked for only when a violation names it.
+    tcp.on('connection', (socket) => server.serveStream(socket, () => peerOf(socket)));
     return server;
   }
 
   /**
    * Serves one already-connected stream exactly like an accepted TCP socket. Used by the TCP listener
-   * and by tests that drive many connections without the kernel (the fuzzer).
+   * and by tests that drive many connections without the kernel (the fuzzer). `remote` names the peer
+   * to onViolation (a function: asked for only then).
    */
-  serveStream(stream: Duplex, remote = 'stream'): void {
+  serveStream(stream: Duplex, remote: string | (() => string) = 'stream'): void {
     if (this.closing) {
       stream.destroy();
       return;
@@ -210,11 +204,13 @@ class Connection implements Requester {
   private readonly reader = new FrameReader(maxPreAuthBodyBytes);
   private readonly handshake: ServerHandshake;
   private session: Session | undefined;
+  /** Frames written while a chunk is being handled, sent together when it is done */
+  private outbox: Buffer[] | undefined;
 
   constructor(
     private readonly host: ConnectionHost,
     private readonly stream: Duplex,
-    private readonly remote: string,
+    private remoteLabel: string | (() => string),
   ) {
     this.handshake = new ServerHandshake(host.options.jobKey);
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -230,12 +226,41 @@ class Connection implements Requester {
 
   reply(response: Message): void {
     if (this.phase !== 'ready' || !this.session) return;
-    const ok = this.stream.write(this.session.seal(encodeBody(response.code, response.id, response.args)));
+    this.send(this.session.sealMessage(response.code, response.id, response.args));
+  }
+
+  /** The peer's name for onViolation, worked out once. */
+  private get remote(): string {
+    if (typeof this.remoteLabel === 'function') this.remoteLabel = this.remoteLabel();
+    return this.remoteLabel;
+  }
+
+  private send(frameBytes: Buffer): void {
+    if (this.outbox) this.outbox.push(frameBytes);
+    else this.write(frameBytes);
+  }
+
+  private write(bytes: Buffer): void {
+    const ok = this.stream.write(bytes);
     // A client that stops reading must not make us buffer without bound: stop reading its requests.
     if (!ok && !this.stream.isPaused()) {
       this.stream.pause();
       this.stream.once('drain', () => this.phase !== 'closed' && this.stream.resume());
     }
+  }
+
+  /** Writes what the chunk being handled produced: small frames joined into one write, large ones corked. */
+  private flush(): void {
+    const out = this.outbox;
+    this.outbox = undefined;
+    if (!out || out.length === 0 || this.phase === 'closed') return;
+    if (out.length === 1) return this.write(out[0]);
+    let bytes = 0;
+    for (const b of out) bytes += b.length;
+    if (bytes <= joinBelowBytes) return this.write(Buffer.concat(out, bytes));
+    this.stream.cork();
+    for (const b of out) this.write(b);
+    this.stream.uncork();
   }
 
   destroy(): void {
@@ -260,25 +285,26 @@ class Connection implements Requester {
 
   private onData(chunk: Buffer): void {
     // The answers to one chunk's requests (the welcome and the first answers, say) leave in one write.
-    this.stream.cork();
+    this.outbox = [];
     try {
-      for (const body of this.reader.bodies(chunk)) {
-        if (this.phase === 'closed') return;
+      this.reader.add(chunk);
+      for (let body = this.reader.next(); body !== undefined; body = this.reader.next()) {
+        if (this.phase === 'closed') break;
         this.onBody(body);
       }
     } catch (err) {
-      this.stream.uncork(); // what was answered before the bad frame still goes out, then the close
+      this.flush(); // what was answered before the bad frame still goes out, then the close
       this.fail((err as Error).message);
-    } finally {
-      this.stream.uncork();
+      return;
     }
+    this.flush();
   }
 
   private onBody(body: Buffer): void {
     switch (this.phase) {
       case 'hello':
         try {
-          this.stream.write(frame(this.handshake.answerHello(body)));
+          this.send(frame(this.handshake.answerHello(body)));
         } catch (err) {
           if (err instanceof VersionMismatchError) return this.reject(RejectReason.version, err.message);
           throw err;
@@ -312,6 +338,7 @@ class Connection implements Requester {
   private reject(reason: number, message: string): void {
     if (this.phase === 'closed') return;
     this.host.violation(message, this.remote);
+    this.flush();
     this.stream.on('error', () => {});
     this.stream.resume(); // read (and drop) until the peer's end, or its close is never seen
     this.stream.end(frame(rejectMessage(reason)));
@@ -326,6 +353,14 @@ class Connection implements Requester {
     this.host.violation(reason, this.remote);
     this.destroy();
   }
+}
+
+/** Answers of one chunk up to this size are joined into one buffer for one write; larger ones go corked. */
+const joinBelowBytes = 64 * 1024;
+
+function peerOf(socket: net.Socket): string {
+  // Once the socket is closed its address is gone (a reset before the violation was noticed, say).
+  return socket.remoteAddress === undefined ? 'a peer already gone' : `${socket.remoteAddress}:${socket.remotePort}`;
 }
 
 function listenError(err: NodeJS.ErrnoException, host: string, port: number): StartError {
