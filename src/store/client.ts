@@ -108,7 +108,6 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
   /** How to dial and authenticate again (TCP only), and until when a turned-away client may. */
   private redial: Redial | undefined;
   private closedByUs = false;
-  private closed!: Promise<void>;
   readonly timeoutMs: number;
 
   private constructor(
@@ -128,7 +127,6 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
     this.stream = stream;
     if (authenticated) this.phase = 'challenge';
     this.reader = new FrameReader(authenticated ? maxPreAuthBodyBytes : maxBodyBytes);
-    this.closed = new Promise((resolve) => stream.once('close', () => resolve()));
     stream.on('data', (chunk: Buffer) => stream === this.stream && this.onData(chunk));
     stream.on('error', (err) => stream === this.stream && this.lost(err));
     stream.on('end', () => stream === this.stream && this.lost(undefined));
@@ -394,10 +392,11 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
   /** Closes the connection; requests in flight fail. Resolves once the stream is closed. */
   async close(): Promise<void> {
     this.closedByUs = true;
-    this.stream.end();
+    const stream = this.stream;
+    stream.end();
     this.shutdown(undefined);
-    const grace = setTimeout(() => this.stream.destroy(), 1000);
-    await this.closed;
+    const grace = setTimeout(() => stream.destroy(), 1000);
+    await new Promise<void>((resolve) => (stream.closed ? resolve() : stream.once('close', () => resolve())));
     clearTimeout(grace);
   }
 
