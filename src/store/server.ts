@@ -204,8 +204,6 @@ class Connection implements Requester {
   private readonly reader = new FrameReader(maxPreAuthBodyBytes);
   private readonly handshake: ServerHandshake;
   private session: Session | undefined;
-  /** Frames written while a chunk is being handled, sent together when it is done */
-  private outbox: Buffer[] | undefined;
 
   constructor(
     private readonly host: ConnectionHost,
@@ -235,32 +233,13 @@ class Connection implements Requester {
     return this.remoteLabel;
   }
 
-  private send(frameBytes: Buffer): void {
-    if (this.outbox) this.outbox.push(frameBytes);
-    else this.write(frameBytes);
-  }
-
-  private write(bytes: Buffer): void {
+  private send(bytes: Buffer): void {
     const ok = this.stream.write(bytes);
     // A client that stops reading must not make us buffer without bound: stop reading its requests.
     if (!ok && !this.stream.isPaused()) {
       this.stream.pause();
       this.stream.once('drain', () => this.phase !== 'closed' && this.stream.resume());
     }
-  }
-
-  /** Writes what the chunk being handled produced: small frames joined into one write, large ones corked. */
-  private flush(): void {
-    const out = this.outbox;
-    this.outbox = undefined;
-    if (!out || out.length === 0 || this.phase === 'closed') return;
-    if (out.length === 1) return this.write(out[0]);
-    let bytes = 0;
-    for (const b of out) bytes += b.length;
-    if (bytes <= joinBelowBytes) return this.write(Buffer.concat(out, bytes));
-    this.stream.cork();
-    for (const b of out) this.write(b);
-    this.stream.uncork();
   }
 
   destroy(): void {
@@ -285,26 +264,26 @@ class Connection implements Requester {
 
   private onData(chunk: Buffer): void {
     // The answers to one chunk's requests (the welcome and the first answers, say) leave in one write.
-    this.outbox = [];
+    this.stream.cork();
     try {
       this.reader.add(chunk);
       for (let body = this.reader.next(); body !== undefined; body = this.reader.next()) {
-        if (this.phase === 'closed') break;
+        if (this.phase === 'closed') return;
         this.onBody(body);
       }
     } catch (err) {
-      this.flush(); // what was answered before the bad frame still goes out, then the close
+      this.stream.uncork(); // what was answered before the bad frame still goes out, then the close
       this.fail((err as Error).message);
-      return;
+    } finally {
+      this.stream.uncork();
     }
-    this.flush();
   }
 
   private onBody(body: Buffer): void {
     switch (this.phase) {
       case 'hello':
         try {
-          this.send(frame(this.handshake.answerHello(body)));
+          this.stream.write(frame(this.handshake.answerHello(body)));
         } catch (err) {
           if (err instanceof VersionMismatchError) return this.reject(RejectReason.version, err.message);
           throw err;
@@ -338,7 +317,6 @@ class Connection implements Requester {
   private reject(reason: number, message: string): void {
     if (this.phase === 'closed') return;
     this.host.violation(message, this.remote);
-    this.flush();
     this.stream.on('error', () => {});
     this.stream.resume(); // read (and drop) until the peer's end, or its close is never seen
     this.stream.end(frame(rejectMessage(reason)));
@@ -354,9 +332,6 @@ class Connection implements Requester {
     this.destroy();
   }
 }
-
-/** Answers of one chunk up to this size are joined into one buffer for one write; larger ones go corked. */
-const joinBelowBytes = 64 * 1024;
 
 function peerOf(socket: net.Socket): string {
   // Once the socket is closed its address is gone (a reset before the violation was noticed, say).
