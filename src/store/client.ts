@@ -453,7 +453,8 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
 
   private onData(chunk: Buffer): void {
     try {
-      for (const body of this.reader.bodies(chunk)) {
+      this.reader.add(chunk);
+      for (let body = this.reader.next(); body !== undefined; body = this.reader.next()) {
         if (this.phase === 'closed' || this.phase === 'redialing') return;
         this.onBody(body);
       }
