@@ -11,12 +11,15 @@
  * inside a connection.
  */
 import { createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { encodeBodyInside } from './frame.js';
 
 export const protocolVersion = 1;
 const magic = Buffer.from('DTS', 'latin1');
 export const nonceBytes = 32;
 const macBytes = 32;
 const seqBytes = 8;
+/** Bytes of a sealed frame before its body: the frame length and the sequence number. */
+const sealedBefore = 4 + seqBytes;
 /** Bytes an envelope adds around a body: seq before, MAC after. */
 export const envelopeOverhead = seqBytes + macBytes;
 /** A job key shorter than this is refused: it would be guessable. */
@@ -31,11 +34,13 @@ export const rejectReasonText: Record<number, string> = {
   [RejectReason.busy]: 'the store has too many connections still authenticating (it turned this one away)',
 };
 
+// Each label with the zero byte that ends it, so no label can be a prefix-extension of another's input.
+const label = (text: string) => Buffer.from(`${text}\0`, 'latin1');
 const labels = {
-  serverProof: 'dtrain-store v1 server proof',
-  clientProof: 'dtrain-store v1 client proof',
-  clientToServer: 'dtrain-store v1 key client to server',
-  serverToClient: 'dtrain-store v1 key server to client',
+  serverProof: label('dtrain-store v1 server proof'),
+  clientProof: label('dtrain-store v1 client proof'),
+  clientToServer: label('dtrain-store v1 key client to server'),
+  serverToClient: label('dtrain-store v1 key server to client'),
 };
 
 export class AuthError extends Error {
@@ -57,15 +62,14 @@ export class VersionMismatchError extends AuthError {
 const noncePool = Buffer.alloc(nonceBytes * 256);
 let noncePoolAt = noncePool.length;
 
-/** A fresh random nonce, never handed out twice. */
-function freshNonce(): Buffer {
+/** Writes a fresh random nonce, never handed out twice, at `at` of `out`. */
+function freshNonceInto(out: Buffer, at: number): void {
   if (noncePoolAt === noncePool.length) {
     randomFillSync(noncePool);
     noncePoolAt = 0;
   }
-  const nonce = Buffer.from(noncePool.subarray(noncePoolAt, noncePoolAt + nonceBytes));
+  noncePool.copy(out, at, noncePoolAt, noncePoolAt + nonceBytes);
   noncePoolAt += nonceBytes;
-  return nonce;
 }
 
 /**
@@ -77,16 +81,20 @@ export function warmUpCrypto(): void {
     randomFillSync(noncePool);
     noncePoolAt = 0;
   }
-  hmac(Buffer.alloc(macBytes), labels.serverProof, Buffer.alloc(0), Buffer.alloc(0));
+  hmac(Buffer.alloc(macBytes), labels.serverProof, Buffer.alloc(2 * nonceBytes));
 }
 
-function hmac(key: Buffer, label: string, nonceC: Buffer, nonceS: Buffer): Buffer {
-  // The zero byte ends the label, so no label can be a prefix-extension of another's input.
-  return createHmac('sha256', key).update(label).update(Buffer.of(0)).update(nonceC).update(nonceS).digest();
+/** H(label) = HMAC-SHA256(K, label ‖ 0x00 ‖ T), T = nonce_c ‖ nonce_s (the zero byte is in `label`) */
+function hmac(key: Buffer, label: Buffer, transcript: Buffer): Buffer {
+  return createHmac('sha256', key).update(label).update(transcript).digest();
 }
 
-function header(kind: number): Buffer {
-  return Buffer.concat([magic, Buffer.of(kind)]);
+/** A handshake message of `size` bytes, its "DTS" kind header written. */
+function message(kind: number, size: number): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  magic.copy(out, 0);
+  out[3] = kind;
+  return out;
 }
 
 /** Checks magic, kind and size; a client (fromServer) also turns a REJECT into its reason. */
@@ -106,16 +114,25 @@ export function checkJobKey(jobKey: Buffer): void {
 
 /** The client's side of the handshake: hello → (challenge) → proof, then a session. */
 export class ClientHandshake {
-  readonly nonceC = freshNonce();
-  private nonceS: Buffer | undefined;
+  /** T = nonce_c ‖ nonce_s; nonce_s is known once the challenge came */
+  private readonly transcript = Buffer.alloc(2 * nonceBytes);
+  private challenged = false;
 
   constructor(private readonly jobKey: Buffer) {
     checkJobKey(jobKey);
+    freshNonceInto(this.transcript, 0);
+  }
+
+  get nonceC(): Buffer {
+    return this.transcript.subarray(0, nonceBytes);
   }
 
   /** HELLO = "DTS" kind:u8=1 version:u8 nonce_c[32] */
   hello(): Buffer {
-    return Buffer.concat([header(HandshakeKind.hello), Buffer.of(protocolVersion), this.nonceC]);
+    const out = message(HandshakeKind.hello, 5 + nonceBytes);
+    out[4] = protocolVersion;
+    this.transcript.copy(out, 5, 0, nonceBytes);
+    return out;
   }
 
   /** CHALLENGE = "DTS" kind:u8=2 version:u8 nonce_s[32] server_proof[32]; returns the PROOF to send. */
@@ -126,38 +143,43 @@ export class ClientHandshake {
       );
     }
     checkHeader(body, HandshakeKind.challenge, 5 + nonceBytes + macBytes, true);
-    const nonceS = body.subarray(5, 5 + nonceBytes);
+    // The transcript with this nonce_s is only kept once the server's proof over it checked out.
+    const transcript = Buffer.allocUnsafe(2 * nonceBytes);
+    this.transcript.copy(transcript, 0, 0, nonceBytes);
+    body.copy(transcript, nonceBytes, 5, 5 + nonceBytes);
     const serverProof = body.subarray(5 + nonceBytes);
-    const expected = hmac(this.jobKey, labels.serverProof, this.nonceC, nonceS);
+    const expected = hmac(this.jobKey, labels.serverProof, transcript);
     if (!timingSafeEqual(serverProof, expected)) {
       throw new AuthError(
         'the store did not prove knowledge of the job key (wrong job key, or another job on this port)',
       );
     }
-    this.nonceS = Buffer.from(nonceS);
+    transcript.copy(this.transcript);
+    this.challenged = true;
     // PROOF = "DTS" kind:u8=3 client_proof[32]
-    return Buffer.concat([
-      header(HandshakeKind.proof),
-      hmac(this.jobKey, labels.clientProof, this.nonceC, this.nonceS),
-    ]);
+    const proof = message(HandshakeKind.proof, 4 + macBytes);
+    hmac(this.jobKey, labels.clientProof, this.transcript).copy(proof, 4);
+    return proof;
   }
 
   session(): Session {
-    if (!this.nonceS) throw new AuthError('handshake not finished');
+    if (!this.challenged) throw new AuthError('handshake not finished');
     return new Session(
-      hmac(this.jobKey, labels.clientToServer, this.nonceC, this.nonceS),
-      hmac(this.jobKey, labels.serverToClient, this.nonceC, this.nonceS),
+      hmac(this.jobKey, labels.clientToServer, this.transcript),
+      hmac(this.jobKey, labels.serverToClient, this.transcript),
     );
   }
 }
 
 /** The server's side: (hello) → challenge → (proof) → session. */
 export class ServerHandshake {
-  private nonceC: Buffer | undefined;
-  private readonly nonceS = freshNonce();
+  /** T = nonce_c ‖ nonce_s; nonce_c is known once the hello came */
+  private readonly transcript = Buffer.allocUnsafe(2 * nonceBytes);
+  private helloSeen = false;
 
   constructor(private readonly jobKey: Buffer) {
     checkJobKey(jobKey);
+    freshNonceInto(this.transcript, nonceBytes);
   }
 
   /** Checks a HELLO and returns the CHALLENGE to send. A version mismatch throws with a reject attached. */
@@ -171,27 +193,34 @@ export class ServerHandshake {
       throw new VersionMismatchError(`client speaks protocol ${body[4]}, this store ${protocolVersion}`);
     }
     checkHeader(body, HandshakeKind.hello, 5 + nonceBytes, false);
-    this.nonceC = Buffer.from(body.subarray(5));
-    const proof = hmac(this.jobKey, labels.serverProof, this.nonceC, this.nonceS);
-    return Buffer.concat([header(HandshakeKind.challenge), Buffer.of(protocolVersion), this.nonceS, proof]);
+    body.copy(this.transcript, 0, 5);
+    this.helloSeen = true;
+    const challenge = message(HandshakeKind.challenge, 5 + nonceBytes + macBytes);
+    challenge[4] = protocolVersion;
+    this.transcript.copy(challenge, 5, nonceBytes);
+    hmac(this.jobKey, labels.serverProof, this.transcript).copy(challenge, 5 + nonceBytes);
+    return challenge;
   }
 
   /** Checks the client's PROOF and returns the session; throws AuthError when it is wrong. */
   acceptProof(body: Buffer): Session {
-    if (!this.nonceC) throw new AuthError('proof before hello');
+    if (!this.helloSeen) throw new AuthError('proof before hello');
     checkHeader(body, HandshakeKind.proof, 4 + macBytes, false);
-    const expected = hmac(this.jobKey, labels.clientProof, this.nonceC, this.nonceS);
+    const expected = hmac(this.jobKey, labels.clientProof, this.transcript);
     if (!timingSafeEqual(body.subarray(4), expected)) throw new AuthError('wrong proof of the job key');
     return new Session(
-      hmac(this.jobKey, labels.serverToClient, this.nonceC, this.nonceS),
-      hmac(this.jobKey, labels.clientToServer, this.nonceC, this.nonceS),
+      hmac(this.jobKey, labels.serverToClient, this.transcript),
+      hmac(this.jobKey, labels.clientToServer, this.transcript),
     );
   }
 }
 
 /** REJECT = "DTS" kind:u8=4 reason:u8 version:u8, sent before closing so the client can say why. */
 export function rejectMessage(reason: number): Buffer {
-  return Buffer.concat([header(HandshakeKind.reject), Buffer.of(reason, protocolVersion)]);
+  const out = message(HandshakeKind.reject, 6);
+  out[4] = reason;
+  out[5] = protocolVersion;
+  return out;
 }
 
 /**
@@ -210,16 +239,23 @@ export class Session {
 
   /** Wraps a body in an envelope and frames it (len:u32be first), ready to write. */
   seal(body: Buffer): Buffer {
+    const out = Buffer.allocUnsafe(sealedBefore + body.length + macBytes);
+    body.copy(out, sealedBefore);
+    return this.sealInPlace(out);
+  }
+
+  /** seal(encodeBody(code, id, args)) without the intermediate body. */
+  sealMessage(code: number, id: number, args: readonly (Buffer | string)[]): Buffer {
+    return this.sealInPlace(encodeBodyInside(code, id, args, sealedBefore, macBytes));
+  }
+
+  /** Fills in the length, sequence number and MAC around the body that `out` holds at sealedBefore. */
+  private sealInPlace(out: Buffer): Buffer {
     const seq = this.sendSeq++;
-    const len = seqBytes + body.length + macBytes;
-    const out = Buffer.allocUnsafe(4 + len);
-    out.writeUInt32BE(len, 0);
+    out.writeUInt32BE(out.length - 4, 0);
     writeSeq(out, 4, seq);
-    body.copy(out, 4 + seqBytes);
-    const mac = createHmac('sha256', this.sendKey)
-      .update(out.subarray(4, 4 + seqBytes + body.length))
-      .digest();
-    mac.copy(out, 4 + seqBytes + body.length);
+    const macAt = out.length - macBytes;
+    createHmac('sha256', this.sendKey).update(out.subarray(4, macAt)).digest().copy(out, macAt);
     return out;
   }
 

@@ -7,7 +7,15 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { retryDelayMs, retryFirstDelayMs } from './admission.js';
-import { AuthError, BusyRejectError, ClientHandshake, envelopeOverhead, rejectOf, type Session } from './auth.js';
+import {
+  AuthError,
+  BusyRejectError,
+  ClientHandshake,
+  checkJobKey,
+  envelopeOverhead,
+  rejectOf,
+  type Session,
+} from './auth.js';
 import { StoreAdmissionError, StoreConnectionError, StoreRequestError, StoreTimeoutError } from './errors.js';
 import { StartError } from '../util/errors.js';
 import {
@@ -16,6 +24,7 @@ import {
   Status,
   decodeBody,
   encodeBody,
+  encodeFrame,
   frame,
   maxBodyBytes,
   maxPreAuthBodyBytes,
@@ -99,7 +108,6 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
   /** How to dial and authenticate again (TCP only), and until when a turned-away client may. */
   private redial: Redial | undefined;
   private closedByUs = false;
-  private closed!: Promise<void>;
   readonly timeoutMs: number;
 
   private constructor(
@@ -119,7 +127,6 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
     this.stream = stream;
     if (authenticated) this.phase = 'challenge';
     this.reader = new FrameReader(authenticated ? maxPreAuthBodyBytes : maxBodyBytes);
-    this.closed = new Promise((resolve) => stream.once('close', () => resolve()));
     stream.on('data', (chunk: Buffer) => stream === this.stream && this.onData(chunk));
     stream.on('error', (err) => stream === this.stream && this.lost(err));
     stream.on('end', () => stream === this.stream && this.lost(undefined));
@@ -135,7 +142,7 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
     const timeoutMs = opts.timeoutMs ?? 10000;
     const label = opts.label ?? `store at ${opts.host}:${opts.port}`;
     try {
-      new ClientHandshake(opts.jobKey);
+      checkJobKey(opts.jobKey);
     } catch (err) {
       throw new StoreAuthError(`${label}: ${(err as Error).message}`);
     }
@@ -286,10 +293,11 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
       }, waitMs);
       this.pending.set(id, { resolve, reject, timer });
     });
-    const body = encodeBody(op, id, bufs);
-    if (this.phase === 'ready') this.stream.write(this.session ? this.session.seal(body) : frame(body));
-    else {
+    if (this.phase === 'ready') {
+      this.stream.write(this.session ? this.session.sealMessage(op, id, bufs) : encodeFrame(op, id, bufs));
+    } else {
       // Not yet welcomed: kept for a replay should the store turn this connection away.
+      const body = encodeBody(op, id, bufs);
       this.unconfirmed.push(body);
       if (this.phase === 'welcome') this.stream.write(this.session!.seal(body));
     }
@@ -384,10 +392,11 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
   /** Closes the connection; requests in flight fail. Resolves once the stream is closed. */
   async close(): Promise<void> {
     this.closedByUs = true;
-    this.stream.end();
+    const stream = this.stream;
+    stream.end();
     this.shutdown(undefined);
-    const grace = setTimeout(() => this.stream.destroy(), 1000);
-    await this.closed;
+    const grace = setTimeout(() => stream.destroy(), 1000);
+    await new Promise<void>((resolve) => (stream.closed ? resolve() : stream.once('close', () => resolve())));
     clearTimeout(grace);
   }
 
@@ -444,7 +453,8 @@ export class StoreClient extends EventEmitter<{ close: [error: Error | undefined
 
   private onData(chunk: Buffer): void {
     try {
-      for (const body of this.reader.bodies(chunk)) {
+      this.reader.add(chunk);
+      for (let body = this.reader.next(); body !== undefined; body = this.reader.next()) {
         if (this.phase === 'closed' || this.phase === 'redialing') return;
         this.onBody(body);
       }

@@ -66,15 +66,29 @@ export class FrameError extends Error {
 
 /** Encodes a request or response body (they share one layout), without the length prefix. */
 export function encodeBody(code: number, id: number, args: readonly (Buffer | string)[]): Buffer {
+  return encodeBodyInside(code, id, args, 0, 0);
+}
+
+/**
+ * encodeBody's bytes at offset `before` of a buffer with `after` more bytes left for the caller, so a
+ * length prefix or an envelope goes around the body without another copy.
+ */
+export function encodeBodyInside(
+  code: number,
+  id: number,
+  args: readonly (Buffer | string)[],
+  before: number,
+  after: number,
+): Buffer {
   if (args.length > 255) throw new FrameError(`too many arguments (${args.length}, at most 255)`);
   const bufs = args.map((a) => (typeof a === 'string' ? Buffer.from(a) : a));
   let size = headerBytes;
   for (const b of bufs) size += 4 + b.length;
-  const out = Buffer.allocUnsafe(size);
-  out.writeUInt8(code, 0);
-  out.writeUInt32BE(id >>> 0, 1);
-  out.writeUInt8(bufs.length, 5);
-  let at = headerBytes;
+  const out = Buffer.allocUnsafe(before + size + after);
+  out.writeUInt8(code, before);
+  out.writeUInt32BE(id >>> 0, before + 1);
+  out.writeUInt8(bufs.length, before + 5);
+  let at = before + headerBytes;
   for (const b of bufs) {
     out.writeUInt32BE(b.length, at);
     b.copy(out, at + 4);
@@ -101,6 +115,13 @@ export function decodeBody(body: Buffer): Message {
   }
   if (at !== body.length) throw new FrameError(`${body.length - at} trailing bytes after ${argc} arguments`);
   return { code, id, args };
+}
+
+/** frame(encodeBody(code, id, args)) without the intermediate body. */
+export function encodeFrame(code: number, id: number, args: readonly (Buffer | string)[]): Buffer {
+  const out = encodeBodyInside(code, id, args, 4, 0);
+  out.writeUInt32BE(out.length - 4, 0);
+  return out;
 }
 
 /** Prefixes a body with its u32be length. */
@@ -133,19 +154,35 @@ export class FrameReader {
    * frames after it. Bodies not taken stay buffered for the next call.
    */
   *bodies(chunk: Buffer): Generator<Buffer, void, undefined> {
+    this.add(chunk);
+    for (let body = this.next(); body !== undefined; body = this.next()) yield body;
+  }
+
+  /** Adds a chunk; take its bodies with next(). */
+  add(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    for (;;) {
-      if (this.buffered < 4) return;
-      const len = this.peekLength();
-      if (len > this.maxBody) throw new FrameError(`frame of ${len} bytes exceeds the limit of ${this.maxBody}`);
-      if (this.buffered < 4 + len) return;
-      const whole = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
-      const rest = whole.subarray(4 + len);
-      this.chunks = rest.length > 0 ? [rest] : [];
-      this.buffered = rest.length;
-      yield whole.subarray(4, 4 + len);
+  }
+
+  /**
+   * The next complete body, or undefined until more bytes arrive; checked against maxBody as it is
+   * reached (bodies()'s rule). Throws FrameError when a length exceeds maxBody.
+   */
+  next(): Buffer | undefined {
+    if (this.buffered < 4) return undefined;
+    const len = this.peekLength();
+    if (len > this.maxBody) throw new FrameError(`frame of ${len} bytes exceeds the limit of ${this.maxBody}`);
+    if (this.buffered < 4 + len) return undefined;
+    const whole = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
+    const end = 4 + len;
+    if (end === whole.length) {
+      this.chunks.length = 0;
+      this.buffered = 0;
+    } else {
+      this.chunks = [whole.subarray(end)];
+      this.buffered = whole.length - end;
     }
+    return whole.subarray(4, end);
   }
 
   /** Bytes received but not yet part of a complete frame. */

@@ -18,8 +18,7 @@ import {
   Op,
   Status,
   decodeBody,
-  encodeBody,
-  frame,
+  encodeFrame,
   maxBodyBytes,
   maxKeyBytes,
   parseBoundedUint,
@@ -293,7 +292,7 @@ class WorkerConnection {
 
   private reply(res: Message): void {
     if (this.closed) return;
-    const ok = this.socket.write(frame(encodeBody(res.code, res.id, res.args)));
+    const ok = this.socket.write(encodeFrame(res.code, res.id, res.args));
     // A worker that stops reading its answers must not make the agent buffer without bound.
     if (!ok && !this.socket.isPaused()) {
       this.socket.pause();

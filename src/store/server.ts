@@ -18,15 +18,7 @@ import {
   warmUpCrypto,
   type Session,
 } from './auth.js';
-import {
-  FrameReader,
-  decodeBody,
-  encodeBody,
-  frame,
-  maxBodyBytes,
-  maxPreAuthBodyBytes,
-  type Message,
-} from './frame.js';
+import { FrameReader, decodeBody, frame, maxBodyBytes, maxPreAuthBodyBytes, type Message } from './frame.js';
 import { openFileLimit } from './open-files.js';
 import { StoreState, type Requester } from './state.js';
 
@@ -124,15 +116,17 @@ export class StoreServer {
     });
     tcp.removeAllListeners('error');
     tcp.on('error', () => {}); // accept errors (EMFILE...) must not crash the controller
-    tcp.on('connection', (socket) => server.serveStream(socket, `${socket.remoteAddress}:${socket.remotePort}`));
+    // The peer's address costs a system call: asked for only when a violation names it.
+    tcp.on('connection', (socket) => server.serveStream(socket, () => peerOf(socket)));
     return server;
   }
 
   /**
    * Serves one already-connected stream exactly like an accepted TCP socket. Used by the TCP listener
-   * and by tests that drive many connections without the kernel (the fuzzer).
+   * and by tests that drive many connections without the kernel (the fuzzer). `remote` names the peer
+   * to onViolation (a function: asked for only then).
    */
-  serveStream(stream: Duplex, remote = 'stream'): void {
+  serveStream(stream: Duplex, remote: string | (() => string) = 'stream'): void {
     if (this.closing) {
       stream.destroy();
       return;
@@ -214,7 +208,7 @@ class Connection implements Requester {
   constructor(
     private readonly host: ConnectionHost,
     private readonly stream: Duplex,
-    private readonly remote: string,
+    private remoteLabel: string | (() => string),
   ) {
     this.handshake = new ServerHandshake(host.options.jobKey);
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -230,7 +224,17 @@ class Connection implements Requester {
 
   reply(response: Message): void {
     if (this.phase !== 'ready' || !this.session) return;
-    const ok = this.stream.write(this.session.seal(encodeBody(response.code, response.id, response.args)));
+    this.send(this.session.sealMessage(response.code, response.id, response.args));
+  }
+
+  /** The peer's name for onViolation, worked out once. */
+  private get remote(): string {
+    if (typeof this.remoteLabel === 'function') this.remoteLabel = this.remoteLabel();
+    return this.remoteLabel;
+  }
+
+  private send(bytes: Buffer): void {
+    const ok = this.stream.write(bytes);
     // A client that stops reading must not make us buffer without bound: stop reading its requests.
     if (!ok && !this.stream.isPaused()) {
       this.stream.pause();
@@ -262,7 +266,8 @@ class Connection implements Requester {
     // The answers to one chunk's requests (the welcome and the first answers, say) leave in one write.
     this.stream.cork();
     try {
-      for (const body of this.reader.bodies(chunk)) {
+      this.reader.add(chunk);
+      for (let body = this.reader.next(); body !== undefined; body = this.reader.next()) {
         if (this.phase === 'closed') return;
         this.onBody(body);
       }
@@ -326,6 +331,11 @@ class Connection implements Requester {
     this.host.violation(reason, this.remote);
     this.destroy();
   }
+}
+
+function peerOf(socket: net.Socket): string {
+  // Once the socket is closed its address is gone (a reset before the violation was noticed, say).
+  return socket.remoteAddress === undefined ? 'a peer already gone' : `${socket.remoteAddress}:${socket.remotePort}`;
 }
 
 function listenError(err: NodeJS.ErrnoException, host: string, port: number): StartError {

@@ -9,6 +9,8 @@ import {
 } from '../../../src/store/admission.js';
 import { openFileLimit } from '../../../src/store/open-files.js';
 import { StoreServer } from '../../../src/store/server.js';
+import type net from 'node:net';
+import { ClientHandshake } from '../../../src/store/auth.js';
 import { RawPeer, authenticateRaw } from '../../helpers/store-raw.js';
 
 const jobKey = randomBytes(32);
@@ -82,4 +84,31 @@ t.test('the queue tells when its oldest was admitted and who is past a cutoff', 
   q.leave('a');
   t.equal(q.oldestAdmittedAt, 20);
   t.same(q.admittedBy(5), []);
+});
+
+t.test('a violation names the TCP peer it came from (address and port)', async (t) => {
+  const violations: [string, string][] = [];
+  const server = await StoreServer.start({ jobKey, onViolation: (why, remote) => violations.push([why, remote]) });
+  t.teardown(() => server.close());
+  const nameOf = (peer: RawPeer) => {
+    const socket = peer.stream as net.Socket;
+    return `${socket.localAddress}:${socket.localPort}`;
+  };
+  // A stranger with another key: the store proves itself, the stranger hangs up without a proof.
+  const stranger = await RawPeer.tcp(server.port);
+  const strangerName = nameOf(stranger);
+  stranger.send(new ClientHandshake(randomBytes(32)).hello());
+  t.ok(Buffer.isBuffer(await stranger.next()), 'challenged');
+  stranger.stream.end();
+  await stranger.closedPromise;
+  // A broken frame: over the pre-authentication size limit.
+  const broken = await RawPeer.tcp(server.port);
+  const brokenName = nameOf(broken);
+  broken.writeRaw(Buffer.of(0, 0, 1, 1));
+  await broken.closedPromise;
+  while (violations.length < 2) await new Promise((r) => setTimeout(r, 10));
+  t.match(violations, [
+    [/closed after its HELLO/, strangerName],
+    [/exceeds the limit/, brokenName],
+  ]);
 });

@@ -1,13 +1,15 @@
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import {
   AuthError,
   ClientHandshake,
   RejectReason,
   ServerHandshake,
+  Session,
   rejectMessage,
   rejectText,
 } from '../../../src/store/auth.js';
+import { Op, encodeBody } from '../../../src/store/frame.js';
 
 const key = randomBytes(32);
 
@@ -103,4 +105,53 @@ t.test('nonces are fresh across many handshakes (past several refills of their p
   }
   t.equal(seen.size, 2000, 'no nonce handed out twice');
   t.notOk(seen.has('00'.repeat(32)), 'none left unfilled');
+});
+
+t.test('handshake and envelope bytes are the ones PROTOCOL.md defines (an independent HMAC agrees)', async (t) => {
+  const H = (k: Buffer, ...parts: (Buffer | string)[]) => {
+    const mac = createHmac('sha256', k);
+    for (const p of parts) mac.update(p);
+    return mac.digest();
+  };
+  const client = new ClientHandshake(key);
+  const server = new ServerHandshake(key);
+  const hello = client.hello();
+  t.same([...hello.subarray(0, 5)], [0x44, 0x54, 0x53, 1, 1], 'HELLO header and version');
+  const challenge = server.answerHello(hello);
+  t.equal(challenge.length, 69);
+  const T = Buffer.concat([hello.subarray(5), challenge.subarray(5, 37)]);
+  const label = (text: string) => `dtrain-store v1 ${text}\0`;
+  t.same(challenge.subarray(37), H(key, label('server proof'), T), 'server_proof');
+  const proof = client.answerChallenge(challenge);
+  t.same(proof.subarray(4), H(key, label('client proof'), T), 'client_proof');
+  const serverSession = server.acceptProof(proof);
+  const c2s = H(key, label('key client to server'), T);
+  const body = encodeBody(Op.set, 7, ['k', 'v']);
+  const sealed = client.session().seal(body);
+  const seq0 = Buffer.alloc(8);
+  t.same(sealed, Buffer.concat([Buffer.of(0, 0, 0, 8 + body.length + 32), seq0, body, H(c2s, seq0, body)]));
+  t.same(serverSession.open(sealed.subarray(4)), body);
+  const s2c = H(key, label('key server to client'), T);
+  const answer = serverSession.sealMessage(0, 7, [Buffer.from('value')]);
+  const answerBody = encodeBody(0, 7, ['value']);
+  t.same(
+    answer.subarray(4),
+    Buffer.concat([seq0, answerBody, H(s2c, seq0, answerBody)]),
+    'sealMessage is seal(encodeBody)',
+  );
+});
+
+t.test('sealMessage and seal number frames from one sequence', async (t) => {
+  const [a, b] = [randomBytes(32), randomBytes(32)];
+  const one = new Session(a, b);
+  const other = new Session(a, b);
+  const peer = new Session(b, a);
+  for (let i = 0; i < 4; i++) {
+    const args = ['key', Buffer.alloc(i * 100, i)];
+    // One session alternates the two ways, the other the opposite: the same bytes, frame for frame.
+    const x = i % 2 ? one.sealMessage(Op.add, i, args) : one.seal(encodeBody(Op.add, i, args));
+    const y = i % 2 ? other.seal(encodeBody(Op.add, i, args)) : other.sealMessage(Op.add, i, args);
+    t.same(x, y, `frame ${i}`);
+    t.same(peer.open(x.subarray(4)), encodeBody(Op.add, i, args));
+  }
 });

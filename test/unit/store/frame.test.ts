@@ -5,6 +5,7 @@ import {
   Op,
   decodeBody,
   encodeBody,
+  encodeFrame,
   frame,
   parseBoundedUint,
   parseInt64,
@@ -92,4 +93,27 @@ t.test('server hold time comes from the timeout argument of blocking ops', async
   t.equal(serverHoldMs(Op.barrier, b('n', '4', '900')), 900);
   t.equal(serverHoldMs(Op.set, b('k', '1500')), 0);
   t.equal(serverHoldMs(Op.get, b('k', 'junk')), 0);
+});
+
+t.test('encodeFrame is frame(encodeBody); next() hands out bodies one at a time', async (t) => {
+  const messages: [number, number, (Buffer | string)[]][] = [
+    [Op.get, 1, ['k', '100']],
+    [Op.ping, 2, []],
+    [Op.set, 3, ['big', Buffer.alloc(70000, 7)]],
+  ];
+  const frames = messages.map(([code, id, args]) => encodeFrame(code, id, args));
+  messages.forEach(([code, id, args], i) => t.same(frames[i], frame(encodeBody(code, id, args))));
+  const reader = new FrameReader(1 << 20);
+  const stream = Buffer.concat(frames);
+  reader.add(stream.subarray(0, 5));
+  t.equal(reader.next(), undefined, 'nothing whole yet');
+  reader.add(stream.subarray(5, frames[0].length + frames[1].length + 10));
+  t.same(decodeBody(reader.next()!).id, 1);
+  t.same(decodeBody(reader.next()!).id, 2);
+  t.equal(reader.next(), undefined);
+  t.equal(reader.pending, 10);
+  reader.add(stream.subarray(frames[0].length + frames[1].length + 10));
+  t.same(decodeBody(reader.next()!).args[1], Buffer.alloc(70000, 7));
+  t.equal(reader.next(), undefined);
+  t.equal(reader.pending, 0);
 });
