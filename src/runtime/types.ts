@@ -41,6 +41,17 @@ export interface GroupOpStats {
   overlap?: { reductions: number; buckets: number; inFlightMs: number; overlappedMs: number; exposedMs: number };
 }
 
+/**
+ * One op name's timing in a group, whatever transport it took: how many calls settled and `seconds`, the time
+ * from each call until its op settled, summed (a failed op counts too; one refused by an argument check before
+ * it reached the backend does not). dist.report's wait_s and per-op totals add these up over every group.
+ */
+export interface OpTiming {
+  op: string;
+  count: number;
+  seconds: number;
+}
+
 export interface Group {
   readonly name: string;
   /** this process's rank inside the group */
