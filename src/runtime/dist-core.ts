@@ -4,14 +4,13 @@
  * makes a group, allocates and closes.
  */
 import { createCheckpoints } from './checkpoints.js';
-import { progressReporter } from './progress.js';
+import { progressReporter, type TimedGroup } from './progress.js';
 import type { AllocatableArray, ArrayConstructorOf, DistCore, Group, GroupOpStats, Groups } from './types.js';
 import { InitError, type WorkerEnv } from './worker-env.js';
 
 /** A group as stats() and report() read it. */
-interface CountedGroup {
+interface CountedGroup extends TimedGroup {
   readonly name: string;
-  stats(): GroupOpStats[];
 }
 
 export interface BackendParts {
@@ -60,7 +59,7 @@ export function distCore(w: WorkerEnv, parts: BackendParts): DistCore {
     stats(): Record<string, GroupOpStats[]> {
       return Object.fromEntries(parts.made.map((g) => [g.name, g.stats()]));
     },
-    report: progressReporter(w.progressFile, () => parts.made.flatMap((g) => g.stats())),
+    report: progressReporter(w.progressFile, () => parts.made),
     async close(): Promise<void> {
       if (closed) return;
       closed = true;

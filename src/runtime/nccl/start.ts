@@ -19,7 +19,6 @@ import type { DistCore, Group, Groups } from '../types.js';
 import { InitError, type WorkerEnv } from '../worker-env.js';
 import { NcclGroup, ncclFailure } from './group.js';
 import { ncclNative, type NcclNative } from './native.js';
-import { timeCollectives } from '../progress.js';
 
 /** NCCL 2.18 brought ncclCommSplit. */
 const minSplitVersion = 21800;
@@ -186,7 +185,6 @@ export async function startNccl(
   } finally {
     await store?.close().catch(() => {});
   }
-  for (const g of made) timeCollectives(g);
   // DeviceBuffer.alloc and the user's own CUDA work on this thread land on the rank's device.
   ctx.native.setDevice(ctx.device);
   const core = distCore(w, {
@@ -200,7 +198,7 @@ export async function startNccl(
       const s = ranks.length > 1 ? await connectStore(w) : null;
       try {
         const { group } = await initComm(ctx, s, name, ranks);
-        made.push(timeCollectives(group));
+        made.push(group);
         return group;
       } finally {
         await s?.close().catch(() => {});
