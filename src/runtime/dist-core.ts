@@ -4,13 +4,14 @@
  * makes a group, allocates and closes.
  */
 import { createCheckpoints } from './checkpoints.js';
-import { progressReporter, type TimedGroup } from './progress.js';
+import { progressReporter } from './progress.js';
 import type { AllocatableArray, ArrayConstructorOf, DistCore, Group, GroupOpStats, Groups } from './types.js';
 import { InitError, type WorkerEnv } from './worker-env.js';
 
 /** A group as stats() and report() read it. */
-interface CountedGroup extends TimedGroup {
+interface CountedGroup {
   readonly name: string;
+  stats(): GroupOpStats[];
 }
 
 export interface BackendParts {
@@ -59,7 +60,7 @@ export function distCore(w: WorkerEnv, parts: BackendParts): DistCore {
     stats(): Record<string, GroupOpStats[]> {
       return Object.fromEntries(parts.made.map((g) => [g.name, g.stats()]));
     },
-    report: progressReporter(w.progressFile, () => parts.made),
+    report: progressReporter(w.progressFile, () => parts.made.flatMap((g) => g.stats())),
     async close(): Promise<void> {
       if (closed) return;
       closed = true;

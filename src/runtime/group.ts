@@ -12,16 +12,7 @@ import {
   type NativeOpStat,
 } from './native.js';
 import type { OverlapSummary } from './optim/grad-reduction.js';
-import type {
-  CollectiveBuffer,
-  DType,
-  Group,
-  GroupOpStats,
-  HostBuffer,
-  OpOptions,
-  OpTiming,
-  ReduceOp,
-} from './types.js';
+import type { CollectiveBuffer, DType, Group, GroupOpStats, HostBuffer, OpOptions, ReduceOp } from './types.js';
 
 export class CollectiveUsageError extends Error {
   override name = 'CollectiveUsageError';
@@ -172,11 +163,6 @@ export class NativeGroup implements Group {
     o.overlappedMs += s.overlappedMs;
     o.exposedMs += s.exposedMs;
     this.overlap.set(s.op, o);
-  }
-
-  /** Per op so far: calls settled and seconds from call to settling (timed in the addon). */
-  opTimes(): OpTiming[] {
-    return this.native.opTimes(this.handle);
   }
 
   /** What each op used so far: transport, algorithm, how many times and how many bytes. */

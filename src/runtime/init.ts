@@ -9,6 +9,7 @@ import { watchCheckpointSignal } from './checkpoint-signal.js';
 import { distCore } from './dist-core.js';
 import { NativeGroup } from './group.js';
 import { collectivesNative } from './native.js';
+import { timeCollectives } from './progress.js';
 import type { Dist, DistCore, Groups } from './types.js';
 import { installStackDump } from './stack-signal.js';
 import { groupRanks, readWorkerEnv } from './worker-env.js';
@@ -70,7 +71,7 @@ async function start(env: NodeJS.ProcessEnv): Promise<DistCore> {
   const made: NativeGroup[] = [];
   const build = (name: string, ranks: number[]): NativeGroup => {
     const info = native.newGroup(name, ranks);
-    const g = new NativeGroup(name, ranks, info.rank, info.kind, info.handle);
+    const g = timeCollectives(new NativeGroup(name, ranks, info.rank, info.kind, info.handle));
     made.push(g);
     return g;
   };

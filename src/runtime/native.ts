@@ -3,7 +3,7 @@
  * addon.ts. Lazily: importing 'dtrain' works without a built addon until init() needs it.
  */
 import { addonPath, loadAddon } from './addon.js';
-import type { HostBuffer, OpTiming } from './types.js';
+import type { HostBuffer } from './types.js';
 
 /** The wire codes the addon uses (addon/src/collectives/dtype.h). */
 export const dtypeCode = { float32: 0, float64: 1, int32: 2, int64: 3, bfloat16: 4, float16: 5 } as const;
@@ -28,7 +28,7 @@ type Settled = Promise<void> | undefined;
 
 /**
  * What Group ops return for an op that completed inline (on the calling thread, before returning): one settled
- * promise for all, so awaiting it is one tick, and a caller can tell it ran nothing in flight.
+ * promise for all, so awaiting it is one tick, and a caller timing its ops can tell it ran nothing in flight.
  */
 export const completedInline: Promise<void> = Promise.resolve();
 
@@ -61,11 +61,6 @@ export interface CollectivesNative {
   send(handle: number, buf: HostBuffer, dtype: number, peer: number, tag: number, timeoutMs: number): Promise<void>;
   recv(handle: number, buf: HostBuffer, dtype: number, peer: number, tag: number, timeoutMs: number): Promise<void>;
   stats(handle: number): NativeOpStat[];
-  /**
-   * The group's op timing, apart from stats(): timed natively per op name (a failed op has no transport row
-   * there), and only a few numbers, read by dist.report once per step.
-   */
-  opTimes(handle: number): OpTiming[];
   alloc(bytes: number): ArrayBuffer;
   close(): void;
   /** Tells same-host peers this process is exiting (they fail their waits on it at once). */

@@ -1,29 +1,70 @@
 /**
  * dist.report(): a worker's progress for `dtrain status`, `top`, the monitor and straggler detection. Each
  * call appends one JSON line (launch/agent-contract.ts, ProgressRecord) to DTRAIN_PROGRESS_FILE, which the
- * agent follows. The time spent in collectives since the previous report goes with it (`wait_s`), so compute
- * time (step time minus that) can be told from waiting on a peer. Each backend times its own ops (OpTiming);
- * this module only reads the totals, once per report.
+ * agent follows. The time spent in collectives since the previous report goes with it (`wait_s`): the
+ * groups' ops are timed here, so compute time (step time minus that) can be told from waiting on a peer.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import type { GroupOpStats, OpTiming, ProgressReport } from './types.js';
+import { completedInline } from './native.js';
+import type { Group, GroupOpStats, ProgressReport } from './types.js';
 
-/** A group as dist.report reads it: its per-op timing and its transport rows (for the bytes). */
-export interface TimedGroup {
-  opTimes(): OpTiming[];
-  stats(): GroupOpStats[];
+/** Totals per op name since the process started: how often, and seconds spent awaiting it. */
+export interface OpTiming {
+  count: number;
+  seconds: number;
 }
 
+const timedOps = ['allReduce', 'reduceScatter', 'allGather', 'broadcast', 'send', 'recv', 'barrier'] as const;
+const timings = new Map<string, OpTiming>();
+let collectiveSeconds = 0;
 /** how often a report also carries the per-op totals (for /metrics); every line would be wasteful */
 const TOTALS_EVERY_MS = 1000;
 
-/** dist.report for a worker whose progress file is `file` (no file: started by hand, reports go nowhere). */
-export function progressReporter(
-  file: string | undefined,
-  groups: () => readonly TimedGroup[],
-): (p: ProgressReport) => void {
+/**
+ * Times every op of `group` (its own methods are replaced on this instance). Not async: an op that completed
+ * inline hands back its settled promise untouched, as the group does, so timing costs two clock reads and no
+ * promise or closure of its own; an op in flight is timed when it settles.
+ */
+export function timeCollectives<G extends Group>(group: G): G {
+  type Op = (a?: unknown, b?: unknown, c?: unknown) => Promise<void>;
+  const g = group as unknown as Record<string, Op>;
+  for (const op of timedOps) {
+    const original = g[op].bind(group);
+    let timing: OpTiming | undefined;
+    const done = (t0: number) => {
+      const s = (performance.now() - t0) / 1000;
+      collectiveSeconds += s;
+      if (!timing) timings.set(op, (timing = { count: 0, seconds: 0 }));
+      timing.count++;
+      timing.seconds += s;
+    };
+    // every op takes at most three arguments (reduceScatter and allGather: input, output, options)
+    g[op] = (a, b, c) => {
+      const t0 = performance.now();
+      let pending: Promise<void>;
+      try {
+        pending = original(a, b, c);
+      } catch (err) {
+        done(t0);
+        return Promise.reject(err);
+      }
+      if (pending === completedInline) {
+        done(t0);
+        return pending;
+      }
+      return pending.finally(() => done(t0));
+    };
+  }
+  return group;
+}
+
+/**
+ * dist.report for a worker whose progress file is `file` (no file: started by hand, reports go nowhere).
+ * `opStats`: every group's dist.stats() rows, for the bytes per op.
+ */
+export function progressReporter(file: string | undefined, opStats: () => GroupOpStats[]): (p: ProgressReport) => void {
   let fd: number | undefined;
-  let lastWait = file ? waitedSeconds(groups().map((g) => g.opTimes())) : 0;
+  let lastWait = collectiveSeconds;
   let lastTotals = 0;
   return (p) => {
     if (!file) return;
@@ -31,14 +72,11 @@ export function progressReporter(
     const now = Date.now();
     const rec: Record<string, unknown> = { step: p.step, time: now / 1000 };
     for (const k of ['loss', 'samples', 'tokens'] as const) if (typeof p[k] === 'number') rec[k] = p[k];
-    const made = groups();
-    const times = made.map((g) => g.opTimes());
-    const waited = waitedSeconds(times);
-    rec.wait_s = waited - lastWait;
-    lastWait = waited;
-    if (now - lastTotals >= TOTALS_EVERY_MS && times.some((t) => t.length)) {
+    rec.wait_s = collectiveSeconds - lastWait;
+    lastWait = collectiveSeconds;
+    if (now - lastTotals >= TOTALS_EVERY_MS && timings.size) {
       lastTotals = now;
-      rec.collectives = collectiveTotals(times, made);
+      rec.collectives = collectiveTotals(opStats());
     }
     try {
       fd ??= openSync(file, 'a', 0o644);
@@ -52,25 +90,10 @@ export function progressReporter(
   };
 }
 
-/** Seconds every group's ops took so far, summed. */
-function waitedSeconds(times: OpTiming[][]): number {
-  let s = 0;
-  for (const group of times) for (const t of group) s += t.seconds;
-  return s;
-}
-
-/** Per op over every group: count and seconds (the groups' timing) and bytes (their stats rows). */
-function collectiveTotals(
-  times: OpTiming[][],
-  groups: readonly TimedGroup[],
-): Record<string, { count: number; bytes: number; seconds: number }> {
+/** Per op: count and seconds (timed here) and bytes (the groups' own stats). */
+function collectiveTotals(rows: GroupOpStats[]): Record<string, { count: number; bytes: number; seconds: number }> {
   const out: Record<string, { count: number; bytes: number; seconds: number }> = {};
-  for (const group of times)
-    for (const t of group) {
-      const o = (out[t.op] ??= { count: 0, bytes: 0, seconds: 0 });
-      o.count += t.count;
-      o.seconds += t.seconds;
-    }
-  for (const g of groups) for (const r of g.stats()) if (out[r.op]) out[r.op].bytes += r.bytes;
+  for (const [op, t] of timings) out[op] = { count: t.count, bytes: 0, seconds: t.seconds };
+  for (const r of rows) if (out[r.op]) out[r.op].bytes += r.bytes;
   return out;
 }

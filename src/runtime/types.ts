@@ -41,18 +41,6 @@ export interface GroupOpStats {
   overlap?: { reductions: number; buckets: number; inFlightMs: number; overlappedMs: number; exposedMs: number };
 }
 
-/**
- * One op name's timing in a group, whatever transport it took: how many calls settled and `seconds`, the time
- * from each call until its op settled, summed. A failed op counts too; one refused at the call, before it was
- * dispatched (bad arguments; on the cpu backend also a send or recv on a group an earlier op failed), does not.
- * dist.report's wait_s and per-op totals add these up over every group.
- */
-export interface OpTiming {
-  op: string;
-  count: number;
-  seconds: number;
-}
-
 export interface Group {
   readonly name: string;
   /** this process's rank inside the group */

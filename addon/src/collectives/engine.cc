@@ -65,8 +65,6 @@ void Engine::submit(Napi::Env env, Job* job) {
 }
 
 void Engine::complete(Job* job) {
-  // Point to point settles here, on this thread (a collective's guarded() timed it already).
-  if (!job->run && job->group) job->group->timeOp(job->isSend ? TimedOp::send : TimedOp::recv, job->startNs);
   std::shared_ptr<Delivery> d = delivery_;
   d->tsfn.BlockingCall(job, [d](Napi::Env env, Napi::Function, Job* j) {
     if (j->error.empty())

@@ -33,7 +33,6 @@ struct Job {
   OpHeader header{};
   size_t moved = 0;  // bytes of header+payload done
   Deadline deadline{};
-  uint64_t startNs = 0;  // point to point: when it was called (its group times it when it completes)
 
   Napi::Promise::Deferred deferred;
   std::vector<Napi::ObjectReference> keepAlive;

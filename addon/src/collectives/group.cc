@@ -229,33 +229,8 @@ std::vector<OpStat> Group::stats() const {
   return out;
 }
 
-const char* timedOpName(TimedOp op) {
-  static const char* const names[kTimedOps] = {"allReduce", "reduceScatter", "allGather", "broadcast",
-                                               "send",      "recv",          "barrier"};
-  return names[size_t(op)];
-}
-
-std::vector<OpTiming> Group::opTimings() const {
-  std::vector<OpTiming> out;
-  for (size_t i = 0; i < kTimedOps; ++i) {
-    uint64_t n = opClocks_[i].count.load(std::memory_order_relaxed);
-    if (n) out.push_back({timedOpName(TimedOp(i)), n, opClocks_[i].ns.load(std::memory_order_relaxed)});
-  }
-  return out;
-}
-
 template <typename F>
-void Group::guarded(TimedOp timed, FlightTicket ft, F&& body) {
-  // Timed on every way out, a refusal or failure included.
-  struct Clock {
-    Group& g;
-    TimedOp op;
-    uint64_t startNs;
-    ~Clock() {
-      if (startNs) g.timeOp(op, startNs);
-    }
-  } clock{*this, timed, ft.startNs};
-  const char* op = timedOpName(timed);
+void Group::guarded(const char* op, FlightTicket ft, F&& body) {
   if (ft.seq && ft.queued) flight_.start(ft.seq);
   if (poisonedFlag_.load(std::memory_order_acquire)) {
     if (ft.seq) flight_.end(ft.seq, true);
@@ -275,7 +250,7 @@ void Group::guarded(TimedOp timed, FlightTicket ft, F&& body) {
 }
 
 void Group::allReduce(void* buf, size_t count, DType t, RedOp op, int64_t timeoutMs, FlightTicket ft) {
-  guarded(TimedOp::allReduce, ft, [&] {
+  guarded("allReduce", ft, [&] {
     Deadline d = deadline(timeoutMs);
     size_t bytes = count * dtypeSize(t);
     int n = size();
@@ -298,7 +273,7 @@ void Group::allReduce(void* buf, size_t count, DType t, RedOp op, int64_t timeou
 }
 
 void Group::reduceScatter(const void* in, void* out, size_t n, DType t, RedOp op, int64_t timeoutMs, FlightTicket ft) {
-  guarded(TimedOp::reduceScatter, ft, [&] {
+  guarded("reduceScatter", ft, [&] {
     Deadline d = deadline(timeoutMs);
     size_t bytes = n * size_t(size()) * dtypeSize(t);
     if (is(Kind::self)) {
@@ -321,7 +296,7 @@ void Group::reduceScatter(const void* in, void* out, size_t n, DType t, RedOp op
 }
 
 void Group::allGather(const void* in, void* out, size_t n, DType t, int64_t timeoutMs, FlightTicket ft) {
-  guarded(TimedOp::allGather, ft, [&] {
+  guarded("allGather", ft, [&] {
     Deadline d = deadline(timeoutMs);
     size_t bytes = n * size_t(size()) * dtypeSize(t);
     if (is(Kind::self)) {
@@ -342,7 +317,7 @@ void Group::allGather(const void* in, void* out, size_t n, DType t, int64_t time
 }
 
 void Group::broadcast(void* buf, size_t count, DType t, int root, int64_t timeoutMs, FlightTicket ft) {
-  guarded(TimedOp::broadcast, ft, [&] {
+  guarded("broadcast", ft, [&] {
     Deadline d = deadline(timeoutMs);
     size_t bytes = count * dtypeSize(t);
     if (is(Kind::self)) {
@@ -362,7 +337,7 @@ void Group::broadcast(void* buf, size_t count, DType t, int root, int64_t timeou
 }
 
 void Group::barrier(int64_t timeoutMs, FlightTicket ft) {
-  guarded(TimedOp::barrier, ft, [&] {
+  guarded("barrier", ft, [&] {
     Deadline d = deadline(timeoutMs);
     if (is(Kind::self)) {
       record("barrier", "self", "none", 0);

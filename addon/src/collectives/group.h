@@ -2,8 +2,6 @@
 // transport each op takes (self, shm, tcp, hierarchical) and per-op statistics. Construction is the
 // rendezvous through the store; ops are blocking calls made from the engine.
 #pragma once
-#include <time.h>
-
 #include <atomic>
 #include <map>
 #include <memory>
@@ -36,30 +34,11 @@ struct Context {
   TcpListener& tcp();
 };
 
-// The ops a group times, each from its call until it settled (failed ones too): dist.report's wait_s and
-// per-op totals. CLOCK_MONOTONIC, not the flight recorder's coarse clock: its ticks of a few ms would swamp
-// the wait of a step.
-enum class TimedOp : uint8_t { allReduce, reduceScatter, allGather, broadcast, send, recv, barrier };
-constexpr size_t kTimedOps = 7;
-const char* timedOpName(TimedOp op);
-inline uint64_t opClockNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
-
-struct OpTiming {
-  const char* op;
-  uint64_t count, ns;
-};
-
 // An op's place in its group's flight recorder: claimed on the JS thread when the op is called (queued:
-// the progress thread marks it started when it runs). seq 0: not recorded. startNs: opClockNs() at the
-// call (0: not timed).
+// the progress thread marks it started when it runs). seq 0: not recorded.
 struct FlightTicket {
   uint64_t seq = 0;
   bool queued = false;
-  uint64_t startNs = 0;
 };
 
 struct OpStat {
@@ -77,10 +56,9 @@ class Group {
   int size() const { return int(ranks_.size()); }
   const char* kind() const { return kind_; }
 
-  // On the JS thread, when the op is called (at startNs): its seq in the group (the flight recorder's and the
-  // diagnosis').
-  FlightTicket flightBegin(OpKind k, DType t, size_t count, size_t bytes, int root, bool queued, uint64_t startNs) {
-    return {flight_.begin(uint8_t(k), uint8_t(t), count, bytes, root, !queued), queued, startNs};
+  // On the JS thread, when the op is called: its seq in the group (the flight recorder's and the diagnosis').
+  FlightTicket flightBegin(OpKind k, DType t, size_t count, size_t bytes, int root, bool queued) {
+    return {flight_.begin(uint8_t(k), uint8_t(t), count, bytes, root, !queued), queued};
   }
   void allReduce(void* buf, size_t count, DType t, RedOp op, int64_t timeoutMs, FlightTicket ft = {});
   void reduceScatter(const void* in, void* out, size_t countPerRank, DType t, RedOp op, int64_t timeoutMs,
@@ -97,20 +75,10 @@ class Group {
   Deadline deadline(int64_t timeoutMs) const;
 
   std::vector<OpStat> stats() const;
-  // An op called at startNs settled now. One writer per op at a time (a group's collectives never run on two
-  // threads at once, its point to point ops only on the progress thread), so no locked read-modify-write.
-  void timeOp(TimedOp op, uint64_t startNs) {
-    OpClock& c = opClocks_[size_t(op)];
-    uint64_t now = opClockNs();
-    c.count.store(c.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    c.ns.store(c.ns.load(std::memory_order_relaxed) + (now - startNs), std::memory_order_relaxed);
-  }
-  // The ops timed so far (read on the JS thread while the progress thread may be timing one).
-  std::vector<OpTiming> opTimings() const;
 
  private:
   template <typename F>
-  void guarded(TimedOp op, FlightTicket ft, F&& body);
+  void guarded(const char* op, FlightTicket ft, F&& body);
   void record(const char* op, const char* transport, const char* algorithm, uint64_t bytes);
   enum class Kind { self, shm, tcp, hierarchical };
   bool is(Kind k) const { return kindId_ == k; }
@@ -140,10 +108,6 @@ class Group {
     OpStat* stat;
   };
   std::vector<StatRef> statCache_;  // by the literals' addresses
-  struct OpClock {
-    std::atomic<uint64_t> count{0}, ns{0};
-  };
-  OpClock opClocks_[kTimedOps];  // by TimedOp
 };
 
 }  // namespace dtrain

@@ -82,22 +82,20 @@ int64_t timeoutArg(const Napi::CallbackInfo& info, size_t i) {
 
 // Runs `body` inline when small and nothing is pending (returns undefined), else queues it (returns a
 // promise). The inline path allocates nothing: it is most of a small op's cost outside the transport.
-// The op takes its seq in the group's flight recorder here, on the JS thread, in the order it was called, and
-// its start time: the group times it until guarded() is done with it.
+// The op takes its seq in the group's flight recorder here, on the JS thread, in the order it was called.
 template <typename Body>
 Napi::Value dispatch(const Napi::CallbackInfo& info, Group& g, OpKind kind, DType t, size_t count, size_t bytes,
                      int root, std::initializer_list<Napi::Object> keep, Body&& body) {
-  uint64_t startNs = opClockNs();
   Napi::Env env = info.Env();
   Runtime& r = rt(env);
   if (bytes <= kInlineBytes && r.engine->idle()) {
-    body(g.flightBegin(kind, t, count, bytes, root, false, startNs));
+    body(g.flightBegin(kind, t, count, bytes, root, false));
     return env.Undefined();
   }
   Job* job = new Job(env);
   for (auto& o : keep) job->keepAlive.push_back(Napi::Persistent(o));
   Napi::Promise p = job->deferred.Promise();
-  FlightTicket ft = g.flightBegin(kind, t, count, bytes, root, true, startNs);
+  FlightTicket ft = g.flightBegin(kind, t, count, bytes, root, true);
   job->run = [body = std::forward<Body>(body), ft] { body(ft); };
   r.engine->submit(env, job);
   return p;
@@ -207,7 +205,6 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value PointToPoint(const Napi::CallbackInfo& info, bool isSend) {
-  uint64_t startNs = opClockNs();
   Napi::Env env = info.Env();
   Runtime& r = rt(env);
   Group& g = groupArg(info, 0);
@@ -227,7 +224,6 @@ Napi::Value PointToPoint(const Napi::CallbackInfo& info, bool isSend) {
   job->count = b.bytes / dtypeSize(t);
   job->payload = b.data;
   job->deadline = g.deadline(to);
-  job->startNs = startNs;
   if (isSend) job->header = OpHeader{kHeaderMagic, kP2p, uint8_t(t), 0, 0, tag, job->count, 0};
   job->keepAlive.push_back(Napi::Persistent(b.object));
   Napi::Promise p = job->deferred.Promise();
@@ -250,22 +246,6 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
     o.Set("algorithm", list[i].algorithm);
     o.Set("count", Napi::Number::New(env, double(list[i].count)));
     o.Set("bytes", Napi::Number::New(env, double(list[i].bytes)));
-    arr.Set(uint32_t(i), o);
-  }
-  return arr;
-}
-
-// Per op name (whatever transport it took): how many settled and the seconds from call to settling, summed.
-// Apart from stats(): a failed op has no transport row there, and dist.report needs only these few numbers.
-Napi::Value OpTimes(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto list = groupArg(info, 0).opTimings();
-  auto arr = Napi::Array::New(env, list.size());
-  for (size_t i = 0; i < list.size(); ++i) {
-    auto o = Napi::Object::New(env);
-    o.Set("op", list[i].op);
-    o.Set("count", Napi::Number::New(env, double(list[i].count)));
-    o.Set("seconds", Napi::Number::New(env, double(list[i].ns) / 1e9));
     arr.Set(uint32_t(i), o);
   }
   return arr;
@@ -355,7 +335,6 @@ void InitCollectives(Napi::Env env, Napi::Object exports) {
   c.Set("send", Napi::Function::New(env, guarded<Send>));
   c.Set("recv", Napi::Function::New(env, guarded<Recv>));
   c.Set("stats", Napi::Function::New(env, guarded<Stats>));
-  c.Set("opTimes", Napi::Function::New(env, guarded<OpTimes>));
   c.Set("alloc", Napi::Function::New(env, guarded<Alloc>));
   c.Set("close", Napi::Function::New(env, guarded<Close>));
   c.Set("exiting", Napi::Function::New(env, guarded<Exiting>));

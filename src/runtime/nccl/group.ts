@@ -6,7 +6,7 @@
 import { DeviceBuffer, dtypeBytes, dtypeCode } from '../device/device-buffer.js';
 import { CollectiveUsageError, dtypeOf } from '../group.js';
 import { reduceOpCode } from '../native.js';
-import type { DType, Group, GroupOpStats, HostBuffer, OpOptions, OpTiming, ReduceOp } from '../types.js';
+import type { DType, Group, GroupOpStats, HostBuffer, OpOptions, ReduceOp } from '../types.js';
 import { ncclOpKind, type NcclErrorCode, type NcclNative, type NcclOpName } from './native.js';
 
 /** A buffer the NCCL backend accepts: a device buffer or a typed array (staged). */
@@ -49,8 +49,6 @@ interface Operand {
 export class NcclGroup implements Group {
   readonly transport = 'nccl' as const;
   private readonly counters = new Map<string, GroupOpStats>();
-  /** per op: timed here, from run() until the op settled (each op is a queued GPU job: two clock reads are cheap) */
-  private readonly timings = new Map<string, OpTiming>();
   /** staging buffers for typed arrays: [0] input, [1] output, grown on demand */
   private readonly staging: (DeviceBuffer | undefined)[] = [undefined, undefined];
   /** outgrown staging buffers, freed once no queued op can still use them */
@@ -163,10 +161,6 @@ export class NcclGroup implements Group {
     return [...this.counters.values()].map((s) => ({ ...s }));
   }
 
-  opTimes(): OpTiming[] {
-    return [...this.timings.values()].map((t) => ({ ...t }));
-  }
-
   /** Destroys the communicator after its queued ops and frees this group's device buffers. */
   async destroy(): Promise<void> {
     if (this.closed) return;
@@ -252,7 +246,6 @@ export class NcclGroup implements Group {
     kind: NcclOpName = name as NcclOpName,
     tag = 0,
   ): Promise<void> {
-    const t0 = performance.now();
     this.inFlight++;
     try {
       await this.native.ncclRun(
@@ -270,7 +263,6 @@ export class NcclGroup implements Group {
     } catch (err) {
       throw ncclFailure(`${name} on group '${this.name}' (rank ${this.rank} of ${this.size})`, err);
     } finally {
-      this.time(name, t0);
       if (--this.inFlight === 0 && this.retired.length) {
         for (const b of this.retired) b.free();
         this.retired = [];
@@ -287,12 +279,5 @@ export class NcclGroup implements Group {
     s.count++;
     s.bytes += count * dtypeBytes[dtype];
     this.counters.set(`${name}/${algorithm}`, s);
-  }
-
-  private time(op: string, t0: number): void {
-    let t = this.timings.get(op);
-    if (!t) this.timings.set(op, (t = { op, count: 0, seconds: 0 }));
-    t.count++;
-    t.seconds += (performance.now() - t0) / 1000;
   }
 }

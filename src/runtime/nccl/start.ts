@@ -19,6 +19,7 @@ import type { DistCore, Group, Groups } from '../types.js';
 import { InitError, type WorkerEnv } from '../worker-env.js';
 import { NcclGroup, ncclFailure } from './group.js';
 import { ncclNative, type NcclNative } from './native.js';
+import { timeCollectives } from '../progress.js';
 
 /** NCCL 2.18 brought ncclCommSplit. */
 const minSplitVersion = 21800;
@@ -185,6 +186,7 @@ export async function startNccl(
   } finally {
     await store?.close().catch(() => {});
   }
+  for (const g of made) timeCollectives(g);
   // DeviceBuffer.alloc and the user's own CUDA work on this thread land on the rank's device.
   ctx.native.setDevice(ctx.device);
   const core = distCore(w, {
@@ -198,7 +200,7 @@ export async function startNccl(
       const s = ranks.length > 1 ? await connectStore(w) : null;
       try {
         const { group } = await initComm(ctx, s, name, ranks);
-        made.push(group);
+        made.push(timeCollectives(group));
         return group;
       } finally {
         await s?.close().catch(() => {});

@@ -199,24 +199,12 @@ t.test(
         `}\n`,
     );
     const launch = startDtrain(
-      [
-        'launch',
-        '--nproc-per-node',
-        '2',
-        '--monitor',
-        'auto',
-        '--set',
-        `logs.dir=${join(dir, 'logs')}`,
-        '--',
-        'node',
-        prog,
-      ],
+      ['launch', '--nproc-per-node', '2', '--set', `logs.dir=${join(dir, 'logs')}`, '--', 'node', prog],
       { cwd: dir, env },
     );
     t.teardown(() => launch.child.kill('SIGKILL'));
     const doc = await waitStatus(env, (d) => d.ranks.every((r) => (r.step ?? 0) > 25), 60_000);
     t.ok(doc, 'status answered');
-    const opBytes = 256 * 4; // the program's Float32Array(256)
     for (const r of doc?.ranks ?? []) {
       t.match(
         cmdline(r.pid),
@@ -224,21 +212,6 @@ t.test(
         `rank ${r.rank}: pid ${r.pid} is the worker itself`,
       );
       t.match(r, { loss: Number, tokens_per_s: Number, samples_per_s: Number, compute_s: Number });
-    }
-    // the groups' own op totals, as dist.report carried them to the monitor
-    const text = await (await fetch(`${doc!.monitor_url}metrics`)).text();
-    for (const rank of [0, 1]) {
-      const total = (name: string) =>
-        Number(
-          new RegExp(
-            `^dtrain_collective_${name}_total\\{[^}]*rank="${rank}"[^}]*op="allReduce"[^}]*\\} (\\S+)$`,
-            'm',
-          ).exec(text)?.[1],
-        );
-      const ops = total('ops');
-      t.ok(ops > 0, `rank ${rank}: ${ops} all-reduces counted`);
-      t.equal(total('bytes'), ops * opBytes, `rank ${rank}: 1 KiB each`);
-      t.ok(total('seconds') > 0, `rank ${rank}: ${total('seconds')} s timed`);
     }
     const metrics = await runDtrain(['status', '--json'], { cwd: root, env });
     t.equal(metrics.code, 0);

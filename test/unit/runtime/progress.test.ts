@@ -1,127 +1,97 @@
-// dist.report's wait_s and per-op totals are read from the groups' own timing (each backend times its ops):
-// wait_s is every group's op seconds since the previous report, the totals add count and seconds per op over
-// the groups and the bytes from their stats rows. Then the CPU backend's real groups in a world of one.
+// The collective timing behind dist.report's wait_s and per-op totals: an op that completed inline comes back
+// as the very promise the group returned (the optimizer and gradient reduction tell inline completions by it),
+// an op in flight is timed when it settles, and a failing op is counted and reaches the caller as a rejection.
 import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { init } from '../../../src/runtime/init.js';
-import { progressReporter, type TimedGroup } from '../../../src/runtime/progress.js';
-import type { GroupOpStats, OpTiming } from '../../../src/runtime/types.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { completedInline } from '../../../src/runtime/native.js';
+import { progressReporter, timeCollectives } from '../../../src/runtime/progress.js';
+import type { Group } from '../../../src/runtime/types.js';
 
-type Totals = Record<string, { count: number; bytes: number; seconds: number }>;
-interface Line {
-  step: number;
-  wait_s: number;
-  collectives?: Totals;
+type Totals = Record<string, { count: number; seconds: number }>;
+
+/** A group whose ops do what `behave` says; only what timeCollectives touches is real. */
+function fakeGroup(behave: (op: string, args: unknown[]) => Promise<void>): Group {
+  const ops = ['allReduce', 'reduceScatter', 'allGather', 'broadcast', 'send', 'recv', 'barrier'];
+  const g: Record<string, unknown> = { name: 'world', size: 2, rank: 0, ranks: [0, 1] };
+  for (const op of ops) g[op] = (...args: unknown[]) => behave(op, args);
+  return g as unknown as Group;
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'dtrain-progress-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-let files = 0;
-const nextFile = () => join(dir, `p${files++}.jsonl`);
-const lines = (file: string): Line[] =>
-  readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Line);
-
-/** A group whose timing and stats rows are what the test sets. */
-function fakeGroup(): TimedGroup & { times: OpTiming[]; rows: GroupOpStats[] } {
-  const g = {
-    times: [] as OpTiming[],
-    rows: [] as GroupOpStats[],
-    opTimes: () => g.times.map((x) => ({ ...x })),
-    stats: () => g.rows.map((x) => ({ ...x })),
+let reporters = 0;
+/** A reporter of its own: each call writes a report and returns what it carried (wait_s: since the last). */
+function reporter(): () => { wait_s: number; collectives: Totals } {
+  const file = join(dir, `p${reporters++}.jsonl`);
+  const report = progressReporter(file, () => []);
+  let lines = 0;
+  return () => {
+    report({ step: lines });
+    const line = readFileSync(file, 'utf8').trim().split('\n')[lines++];
+    const r = JSON.parse(line) as { wait_s: number; collectives?: Totals };
+    return { wait_s: r.wait_s, collectives: r.collectives ?? {} };
   };
-  return g;
 }
-const row = (op: string, count: number, bytes: number): GroupOpStats => ({
-  op,
-  transport: 'shm',
-  algorithm: 'test',
-  count,
-  bytes,
-});
+const report = () => reporter()();
 
-t.test('wait_s is every group op second since the last report; totals add up per op', async (t) => {
-  const a = fakeGroup();
-  const b = fakeGroup();
-  a.times = [{ op: 'allReduce', count: 2, seconds: 0.5 }];
-  const groups: TimedGroup[] = [a, b];
-  const file = nextFile();
-  const report = progressReporter(file, () => groups);
-  // what ran before the reporter existed is not this report's wait
-  a.times = [{ op: 'allReduce', count: 3, seconds: 0.75 }];
-  a.rows = [row('allReduce', 3, 48)];
-  b.times = [
-    { op: 'allReduce', count: 1, seconds: 0.125 },
-    { op: 'recv', count: 1, seconds: 2 },
-  ];
-  b.rows = [row('allReduce', 1, 16), row('recv', 1, 8), row('send', 4, 99)];
-  report({ step: 1, loss: 0.5 });
-  // a group made after the reporter (newGroup) counts from its first op
-  const c = fakeGroup();
-  groups.push(c);
-  c.times = [{ op: 'barrier', count: 1, seconds: 0.0625 }];
-  a.times = [{ op: 'allReduce', count: 4, seconds: 1 }];
-  report({ step: 2 });
-  report({ step: 3 });
-  const [one, two, three] = lines(file);
-  t.match(one, { step: 1, loss: 0.5 });
-  t.equal(one.wait_s, 0.25 + 0.125 + 2, 'both groups, since the reporter was made');
-  t.same(
-    one.collectives,
-    { allReduce: { count: 4, bytes: 64, seconds: 0.875 }, recv: { count: 1, bytes: 8, seconds: 2 } },
-    'the first report carries the totals: count and seconds from the timing, bytes from the rows; send never timed',
+t.test('an op that completed inline: the same settled promise back, counted', async (t) => {
+  const seen: unknown[][] = [];
+  const g = timeCollectives(
+    fakeGroup((_op, args) => {
+      seen.push(args);
+      return completedInline;
+    }),
   );
-  t.equal(two.wait_s, 0.25 + 0.0625, 'the later group and the earlier one');
-  t.equal(two.collectives, undefined, 'totals at most once a second');
-  t.equal(three.wait_s, 0, 'nothing ran since');
+  const input = new Float32Array(4);
+  const output = new Float32Array(8);
+  const before = report().collectives;
+  t.equal(g.allReduce(input, { op: 'sum' }), completedInline, 'not wrapped in a promise of its own');
+  t.equal(g.allGather(input, output), completedInline);
+  await g.allReduce(input);
+  t.same(seen[0], [input, { op: 'sum' }, undefined]);
+  t.equal(seen[1][0], input);
+  t.equal(seen[1][1], output, 'input and output both reach the group');
+  const after = report().collectives;
+  t.equal(after.allReduce.count - (before.allReduce?.count ?? 0), 2);
+  t.equal(after.allGather.count - (before.allGather?.count ?? 0), 1);
 });
 
-t.test('no op timed yet: wait_s 0 and no totals; no progress file: nothing read', async (t) => {
-  const file = nextFile();
-  progressReporter(file, () => [fakeGroup()])({ step: 1 });
-  const [line] = lines(file);
-  t.equal(line.wait_s, 0);
-  t.notOk('collectives' in line);
-  let read = 0;
-  const report = progressReporter(undefined, () => {
-    read++;
-    return [];
-  });
-  report({ step: 1 });
-  t.equal(read, 0, 'a worker started by hand pays nothing');
-  t.throws(() => progressReporter(nextFile(), () => [])({ step: NaN }), {
-    message: 'dist.report: step must be a number',
-  });
+t.test('an op in flight is timed when it settles, and its time is waiting', async (t) => {
+  const g = timeCollectives(fakeGroup(() => sleep(30).then(() => undefined)));
+  const since = reporter();
+  since();
+  const before = report().collectives.broadcast ?? { count: 0, seconds: 0 };
+  const pending = g.broadcast(new Float32Array(4), { root: 0 });
+  t.not(pending, completedInline);
+  await pending;
+  const after = report().collectives.broadcast; // a reporter's first report carries the totals
+  t.equal(after.count - before.count, 1);
+  t.ok(after.seconds - before.seconds >= 0.025, 'the 30 ms the op took');
+  t.ok(since().wait_s >= 0.025, 'wait_s since the previous report holds it');
 });
 
-t.test("the CPU backend's groups report their own ops (world of one)", async (t) => {
-  const file = nextFile();
-  const dist = await init({ DTRAIN_BACKEND: 'cpu', DTRAIN_PROGRESS_FILE: file });
-  t.teardown(() => dist.close());
-  const small = new Float32Array(4);
-  const large = new Float32Array(32 * 1024); // 128 KiB: queued to the progress thread, timed there
-  await dist.groups.world.allReduce(small);
-  await dist.groups.world.allReduce(small);
-  await dist.groups.data.allReduce(large);
-  await dist.groups.world.barrier();
-  dist.report({ step: 1 });
-  const custom = await dist.newGroup([0]);
-  await custom.broadcast(small, { root: 0 });
-  dist.report({ step: 2 });
-  const [one, two] = lines(file);
-  t.match(one.collectives, {
-    allReduce: { count: 3, bytes: 2 * 16 + large.byteLength },
-    barrier: { count: 1, bytes: 0 },
-  });
-  t.same(Object.keys(one.collectives!).sort(), ['allReduce', 'barrier']);
-  const seconds = one.collectives!.allReduce.seconds + one.collectives!.barrier.seconds;
-  t.ok(one.collectives!.allReduce.seconds > 0, 'timed');
-  t.ok(Math.abs(one.wait_s - seconds) < 1e-9, `wait_s ${one.wait_s} is the ops' seconds ${seconds}`);
-  const times = custom as unknown as { opTimes(): OpTiming[] };
-  t.match(times.opTimes(), [{ op: 'broadcast', count: 1, seconds: Number }]);
-  t.ok(Math.abs(two.wait_s - times.opTimes()[0].seconds) < 1e-9, 'wait_s of step 2 is that broadcast');
+t.test('a failing op is counted and rejects, whether it threw or rejected', async (t) => {
+  const g = timeCollectives(
+    fakeGroup((op) => {
+      if (op === 'send') throw new Error('bad peer');
+      return Promise.reject(new Error('peer died'));
+    }),
+  );
+  const before = report().collectives;
+  let threw = false;
+  let sent: Promise<void> | undefined;
+  try {
+    sent = g.send(new Float32Array(4), { peer: 1 });
+  } catch {
+    threw = true;
+  }
+  t.equal(threw, false, 'no synchronous throw: the caller sees a rejection');
+  await t.rejects(sent!, { message: 'bad peer' });
+  await t.rejects(g.recv(new Float32Array(4), { peer: 1 }), { message: 'peer died' });
+  const after = report().collectives;
+  t.equal(after.send.count - (before.send?.count ?? 0), 1);
+  t.equal(after.recv.count - (before.recv?.count ?? 0), 1);
 });
