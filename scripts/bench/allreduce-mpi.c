@@ -11,17 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now_ns(clockid_t clock) {
-  struct timespec ts;
-  clock_gettime(clock, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int parse_list(char* s, long* out, int max) {
-  int n = 0;
-  for (char* tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ",")) out[n++] = atol(tok);
-  return n;
-}
+#include "bench-c.h"
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
@@ -55,13 +45,7 @@ int main(int argc, char** argv) {
     double cpu = (now_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu0) / 1e9, cpuAll = 0;
     MPI_Reduce(&cpu, &cpuAll, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
     if (rank == 0) {
-      char path[4096];
-      snprintf(path, sizeof path, "%s/%ld.f64", argv[4], sizes[s]);
-      FILE* f = fopen(path, "wb");
-      if (!f || fwrite(samples, sizeof(double), (size_t)ops[s], f) != (size_t)ops[s] || fclose(f) != 0) {
-        perror(path);
-        MPI_Abort(MPI_COMM_WORLD, 1);
-      }
+      if (write_samples(argv[4], sizes[s], samples, ops[s]) != 0) MPI_Abort(MPI_COMM_WORLD, 1);
       printf("{\"bytes\": %ld, \"ops\": %ld, \"cpu_s\": %.9f, \"ranks\": %d}\n", sizes[s], ops[s], cpuAll, size);
       fflush(stdout);
     }

@@ -14,25 +14,15 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
+
 #include <unistd.h>
+#include "bench-c.h"
 
 struct Ctl {
   _Alignas(64) _Atomic uint64_t epoch[2][8]; /* by parity, one cache line each */
   _Alignas(64) _Atomic uint64_t arrived;     /* a barrier between sizes */
   _Alignas(64) double cpu_s;                 /* rank 1's CPU seconds for the size, for rank 0's line */
 };
-
-static double now_ns(clockid_t clock) {
-  struct timespec ts;
-  clock_gettime(clock, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int parse_list(char* s, long* out, int max) {
-  int n = 0;
-  for (char* tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ",")) out[n++] = atol(tok);
-  return n;
-}
 
 static void spin_until(_Atomic uint64_t* word, uint64_t target) {
   while (atomic_load_explicit(word, memory_order_acquire) < target) __builtin_ia32_pause();
@@ -99,13 +89,7 @@ int main(int argc, char** argv) {
     mine->cpu_s = cpu;
     barrier(mine, peer);
     if (me == 0) {
-      char path[4096];
-      snprintf(path, sizeof path, "%s/%ld.f64", argv[4], sizes[s]);
-      FILE* f = fopen(path, "wb");
-      if (!f || fwrite(samples, sizeof(double), (size_t)ops[s], f) != (size_t)ops[s] || fclose(f) != 0) {
-        perror(path);
-        return 1;
-      }
+      if (write_samples(argv[4], sizes[s], samples, ops[s]) != 0) return 1;
       printf("{\"bytes\": %ld, \"ops\": %ld, \"cpu_s\": %.9f, \"ranks\": 2}\n", sizes[s], ops[s], cpu + peer->cpu_s);
       fflush(stdout);
     }
