@@ -1,5 +1,6 @@
 // Fused AdamW on the GPU: one pass per element (read p, g, m, v; write p, m, v), with the per-element math
-// of addon/src/optim/adamw_math.h, the same code the CPU kernels run, so the CPU tests cover the formula.
+// of addon/src/optim/adamw_math.h, the same code the CPU kernels run, so the CPU tests cover the formula;
+// the bf16/fp16 rounding is addon/src/half.h, as on the CPU.
 // fp32 params are updated in place; bf16/fp16 params are the rounded image of an fp32 master copy.
 #include <cuda_runtime.h>
 
@@ -8,6 +9,7 @@
 
 #include "dtrain_cuda.h"
 #include "errors.h"
+#include "half.h"
 #include "optim/adamw_math.h"
 
 using dtrain::SetError;
@@ -49,7 +51,7 @@ __global__ void AdamWHalfMaster(uint16_t* __restrict__ p, float* __restrict__ ma
     master[i] = P;
     m[i] = M;
     v[i] = V;
-    p[i] = Bf16 ? aw::float_to_bf16(P) : aw::float_to_fp16(P);
+    p[i] = Bf16 ? dtrain::f32ToBf16(P) : dtrain::f32ToF16(P);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dtrain_cuda.h"
+#include "half.h"
 #include "layers/act_math.h"
 #include "optim/adamw_math.h"
 
@@ -191,10 +192,8 @@ void TestGemm(std::mt19937& rng) {
       for (auto& x : c0) x = normal(rng);
       std::vector<uint16_t> a16(a.size()), b16(b.size());
       if (dtype == DTRAIN_BF16) {  // the reference multiplies what the GPU sees: the bf16-rounded inputs
-        for (size_t i = 0; i < a.size(); ++i)
-          a[i] = dtrain::adamw::bf16_to_float(a16[i] = dtrain::adamw::float_to_bf16(a[i]));
-        for (size_t i = 0; i < b.size(); ++i)
-          b[i] = dtrain::adamw::bf16_to_float(b16[i] = dtrain::adamw::float_to_bf16(b[i]));
+        for (size_t i = 0; i < a.size(); ++i) a[i] = dtrain::bf16ToF32(a16[i] = dtrain::f32ToBf16(a[i]));
+        for (size_t i = 0; i < b.size(); ++i) b[i] = dtrain::bf16ToF32(b16[i] = dtrain::f32ToBf16(b[i]));
       }
       const void* da = dtype == DTRAIN_BF16 ? static_cast<const void*>(ToDevice(a16)) : ToDevice(a);
       const void* db = dtype == DTRAIN_BF16 ? static_cast<const void*>(ToDevice(b16)) : ToDevice(b);
@@ -286,7 +285,7 @@ int main() {
   Check(dtrain_cuda_d2h(pb.data(), dpb, n * 2), "d2h");
   Check(dtrain_cuda_d2h(out.data(), dp, n * 4), "d2h");
   size_t mismatched = 0;
-  for (size_t i = 0; i < n; ++i) mismatched += pb[i] != dtrain::adamw::float_to_bf16(out[i]);
+  for (size_t i = 0; i < n; ++i) mismatched += pb[i] != dtrain::f32ToBf16(out[i]);
   Expect(mismatched == 0, "AdamW bf16 params equal the rounded fp32 master");
 
   for (void* q : {dp, dg, dm, dv, dpb}) Check(dtrain_cuda_free(q), "free");

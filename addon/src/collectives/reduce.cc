@@ -3,7 +3,7 @@
 #include <cstring>
 #include <exception>
 
-#include "collectives/half.h"
+#include "half.h"
 #include "simd/level.h"
 
 namespace dtrain {

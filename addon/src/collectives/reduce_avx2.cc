@@ -4,8 +4,8 @@
 
 #include <cstring>
 
-#include "collectives/half.h"
 #include "collectives/reduce.h"
+#include "half.h"
 
 namespace dtrain::simd_avx2 {
 #include "collectives/reduce_kernels.inl"

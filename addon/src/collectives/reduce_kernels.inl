@@ -1,6 +1,6 @@
 // The reduction kernels, included once per instruction-set build (reduce_scalar.cc, reduce_avx2.cc):
 // the loops are written plainly so the compiler vectorizes them for the target the including file sets.
-// Includers include <cstring> and collectives/half.h first, outside their namespace.
+// Includers include <cstring> and half.h first, outside their namespace.
 namespace {
 
 using dtrain::bf16ToF32;

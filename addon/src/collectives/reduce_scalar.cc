@@ -2,8 +2,8 @@
 #pragma GCC optimize("no-tree-vectorize")
 #include <cstring>
 
-#include "collectives/half.h"
 #include "collectives/reduce.h"
+#include "half.h"
 
 namespace dtrain::simd_scalar {
 #include "collectives/reduce_kernels.inl"

@@ -4,8 +4,8 @@
 #include <cstring>
 
 #include "collectives/errors.h"
-#include "collectives/half.h"
 #include "collectives/reduce.h"
+#include "half.h"
 
 namespace dtrain {
 namespace {

@@ -1,4 +1,6 @@
 #include "optim/adamw_kernel.h"
+
+#include "half.h"
 #include "simd/level.h"
 
 #include <immintrin.h>
@@ -42,15 +44,15 @@ void parallel_for(size_t n, int threads, Fn fn) {
 template <ElemType T>
 inline float load1(const void* p, size_t i) {
   if constexpr (T == ElemType::f32) return static_cast<const float*>(p)[i];
-  if constexpr (T == ElemType::bf16) return bf16_to_float(static_cast<const uint16_t*>(p)[i]);
-  if constexpr (T == ElemType::f16) return fp16_to_float(static_cast<const uint16_t*>(p)[i]);
+  if constexpr (T == ElemType::bf16) return bf16ToF32(static_cast<const uint16_t*>(p)[i]);
+  if constexpr (T == ElemType::f16) return f16ToF32(static_cast<const uint16_t*>(p)[i]);
 }
 
 template <ElemType T>
 inline void store1(void* p, size_t i, float x) {
   if constexpr (T == ElemType::f32) static_cast<float*>(p)[i] = x;
-  if constexpr (T == ElemType::bf16) static_cast<uint16_t*>(p)[i] = float_to_bf16(x);
-  if constexpr (T == ElemType::f16) static_cast<uint16_t*>(p)[i] = float_to_fp16(x);
+  if constexpr (T == ElemType::bf16) static_cast<uint16_t*>(p)[i] = f32ToBf16(x);
+  if constexpr (T == ElemType::f16) static_cast<uint16_t*>(p)[i] = f32ToF16(x);
 }
 
 // Scalar path: also the tail of the AVX2 path, so both share one definition of an element.
@@ -100,7 +102,12 @@ DTRAIN_AVX2 inline void store8(void* p, size_t i, F8 x) {
     __m128i h;
     if constexpr (T == ElemType::f16) {
       h = _mm256_cvtps_ph(x.x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    } else {  // round to nearest even; NaN stays a quiet NaN as in float_to_bf16
+      // F16C keeps a NaN's payload (sign|0x7e00|payload); f32ToF16 gives sign|0x7e00, so clear the payload.
+      const __m256 nan = _mm256_cmp_ps(x.x, x.x, _CMP_UNORD_Q);
+      const __m128i nan16 = _mm_packs_epi32(_mm_castps_si128(_mm256_castps256_ps128(nan)),
+                                            _mm_castps_si128(_mm256_extractf128_ps(nan, 1)));
+      h = _mm_andnot_si128(_mm_and_si128(nan16, _mm_set1_epi16(0x1ff)), h);
+    } else {  // round to nearest even; NaN stays a quiet NaN as in f32ToBf16
       const __m256i bits = _mm256_castps_si256(x.x);
       const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
       __m256i r = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
