@@ -88,7 +88,9 @@ export const configSchema = {
       default: [],
     },
     env_file: {
-      description: 'A file of KEY=VALUE lines added to every worker environment (relative to the config file).',
+      description:
+        'A file of KEY=VALUE lines added to every worker environment (relative to the config file), checked like ' +
+        'env: its names on every line, its values where env does not override them.',
       type: 'string',
       minLength: 1,
     },
