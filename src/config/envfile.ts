@@ -1,5 +1,8 @@
 /** env_file: KEY=VALUE lines ('#' comments, optional "export ", values optionally quoted), like .deepspeed_env. */
+import { ENV_NAME_PATTERN, ENV_NAME_RULE } from './env-name.js';
 import type { TextProblem } from './hostfile.js';
+
+const ENV_NAME = new RegExp(ENV_NAME_PATTERN);
 
 /** One KEY=VALUE line. What a worker may be given is env-rules.ts's, checked by the caller. */
 export interface EnvFileEntry {
@@ -22,9 +25,7 @@ export function parseEnvFile(text: string): { entries: EnvFileEntry[]; problems:
     if (!m) return void problems.push({ line, col: 1, message: 'expected KEY=VALUE' });
     const [, lead, key, assign, rawValue] = m;
     const keyCol = lead.length + 1;
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
-      return void problems.push({ line, col: keyCol, message: `"${key}" is not an environment variable name` });
-    }
+    if (!ENV_NAME.test(key)) return void problems.push({ line, col: keyCol, message: `"${key}" ${ENV_NAME_RULE}` });
     let value = rawValue.trim();
     const q = value[0];
     if ((q === '"' || q === "'") && value.length >= 2 && value.endsWith(q)) value = value.slice(1, -1);
