@@ -1,40 +1,35 @@
 /** env_file: KEY=VALUE lines ('#' comments, optional "export ", values optionally quoted), like .deepspeed_env. */
+import { ENV_NAME_PATTERN, ENV_NAME_RULE } from './env-name.js';
 import type { TextProblem } from './hostfile.js';
-import { isPrototypeKey } from './prototype-keys.js';
 
-export function parseEnvFile(text: string): { env: Record<string, string>; problems: TextProblem[] } {
-  const env: Record<string, string> = {};
+const ENV_NAME = new RegExp(ENV_NAME_PATTERN);
+
+/** One KEY=VALUE line. What a worker may be given is env-rules.ts's, checked by the caller. */
+export interface EnvFileEntry {
+  key: string;
+  value: string;
+  line: number;
+  keyCol: number;
+  /** where the value starts (its opening quote, if quoted) */
+  valueCol: number;
+}
+
+/** The lines in file order (a key may repeat: the last one counts) and the lines that are not KEY=VALUE. */
+export function parseEnvFile(text: string): { entries: EnvFileEntry[]; problems: TextProblem[] } {
+  const entries: EnvFileEntry[] = [];
   const problems: TextProblem[] = [];
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = i + 1;
     if (!raw.trim() || raw.trim().startsWith('#')) return;
-    const m = /^(\s*(?:export\s+)?)([^=\s]*)\s*=(.*)$/.exec(raw);
+    const m = /^(\s*(?:export\s+)?)([^=\s]*)(\s*=\s*)(.*)$/.exec(raw);
     if (!m) return void problems.push({ line, col: 1, message: 'expected KEY=VALUE' });
-    const [, lead, key, rawValue] = m;
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
-      return void problems.push({
-        line,
-        col: lead.length + 1,
-        message: `"${key}" is not an environment variable name`,
-      });
-    }
-    if (isPrototypeKey(key))
-      return void problems.push({
-        line,
-        col: lead.length + 1,
-        message: `"${key}" cannot be set: it is not an environment variable dtrain can pass`,
-      });
+    const [, lead, key, assign, rawValue] = m;
+    const keyCol = lead.length + 1;
+    if (!ENV_NAME.test(key)) return void problems.push({ line, col: keyCol, message: `"${key}" ${ENV_NAME_RULE}` });
     let value = rawValue.trim();
     const q = value[0];
     if ((q === '"' || q === "'") && value.length >= 2 && value.endsWith(q)) value = value.slice(1, -1);
-    // the value is never shown: it may be a secret
-    if (value.includes('\0'))
-      return void problems.push({
-        line,
-        col: lead.length + 1,
-        message: `${key}: the value holds a NUL byte, which no environment variable can hold`,
-      });
-    env[key] = value;
+    entries.push({ key, value, line, keyCol, valueCol: keyCol + key.length + assign.length });
   });
-  return { env, problems };
+  return { entries, problems };
 }

@@ -12,10 +12,9 @@
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import type { ConfigProblem } from '../util/errors.js';
-import { RESERVED_WORKER_ENV, userEnvValueProblem, workerEnvVar } from '../runtime/worker-env-table.js';
 import { parseDuration } from './duration.js';
-import { parseEnvFile } from './envfile.js';
-import { isPrototypeKey } from './prototype-keys.js';
+import { envNameProblem, envValueProblem } from './env-rules.js';
+import { type EnvFileEntry, parseEnvFile } from './envfile.js';
 import { TextReadError } from './read-text.js';
 import { parseHostFilter, parseHostfile, selectHosts } from './hostfile.js';
 import { nprocAtPlan } from './nproc-auto.js';
@@ -42,8 +41,6 @@ export interface Normalised {
   problems: ConfigProblem[];
   warnings: ConfigProblem[];
 }
-
-const NUL_IN_ENV = 'the value holds a NUL byte, which no environment variable can hold';
 
 export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseContext): Normalised {
   const problems: ConfigProblem[] = [];
@@ -74,40 +71,42 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     }
   } else entrypoint = raw.entrypoint ?? []; // missing only after the schema said so
 
-  // env_file, then env
+  // env_file, then env (env wins): names checked wherever written, values where they take effect (env-rules.ts)
   const env: Record<string, string> = {};
   let envFile: string | undefined;
   if (raw.env_file !== undefined) {
     envFile = resolve(baseDir, raw.env_file);
-    const text = readOrProblem(ctx, envFile, (why) =>
-      error(['env_file'], `cannot read ${shown(raw.env_file!)}: ${why}`),
-    );
+    const file = shown(raw.env_file);
+    const text = readOrProblem(ctx, envFile, (why) => error(['env_file'], `cannot read ${file}: ${why}`));
     if (text !== undefined) {
+      const inFile = (line: number, col: number, message: string) =>
+        problems.push({ file, line, col, path: '', message });
       const parsed = parseEnvFile(text);
-      for (const p of parsed.problems)
-        problems.push({ file: shown(raw.env_file), line: p.line, col: p.col, path: '', message: p.message });
-      Object.assign(env, parsed.env);
+      for (const p of parsed.problems) inFile(p.line, p.col, p.message);
+      const last = new Map<string, EnvFileEntry>();
+      for (const e of parsed.entries) {
+        const bad = envNameProblem(e.key);
+        if (bad) inFile(e.line, e.keyCol, bad);
+        else last.set(e.key, e);
+      }
+      for (const e of last.values()) {
+        env[e.key] = e.value;
+        // a value env overrides (or one env gave that the schema rejected) never reaches a worker
+        if (Object.hasOwn(raw.env, e.key) || !usable(`env.${e.key}`)) continue;
+        const bad = envValueProblem(e.key, e.value);
+        if (bad) inFile(e.line, bad.at === 'key' ? e.keyCol : e.valueCol, `${e.key}: ${bad.message}`);
+      }
     }
   }
   for (const [k, v] of Object.entries(raw.env)) {
-    if (isPrototypeKey(k)) {
-      error(['env', k], `"${k}" cannot be set: it is not an environment variable dtrain can pass`, 'key');
+    const badName = envNameProblem(k);
+    if (badName) {
+      error(['env', k], badName, 'key');
       continue;
     }
-    if (RESERVED_WORKER_ENV.has(k)) {
-      const key = workerEnvVar(k).configKey;
-      error(
-        ['env', k],
-        `${k} is set by dtrain for every ` +
-          `worker${key ? ` from ${key}: set that key instead` : '; it cannot be configured'}`,
-        'key',
-      );
-    }
     env[k] = String(v);
-    // Named, never shown: the value may be a secret. (The OS would refuse it later, echoing it.)
-    if (env[k].includes('\0')) error(['env', k], NUL_IN_ENV, 'key');
-    const bad = userEnvValueProblem(k, env[k]);
-    if (bad) error(['env', k], bad);
+    const bad = envValueProblem(k, env[k]);
+    if (bad) error(['env', k], bad.message, bad.at);
   }
 
   // nodes; spares are held apart (elastic.spares) and count for nothing at full strength

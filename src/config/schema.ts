@@ -7,6 +7,7 @@
  * text when a union (anyOf) or a pattern fails; ajv only registers it as a known keyword.
  */
 import { DURATION_PATTERN } from './duration.js';
+import { ENV_NAME_PATTERN, ENV_NAME_RULE } from './env-name.js';
 
 const duration = {
   description: 'A duration: 30s, 5m, 1h, 250ms (units may be combined: 1h30m) or a number of seconds.',
@@ -65,8 +66,8 @@ export const configSchema = {
       description: 'Extra environment for every worker (scalars only). Overrides env_file.',
       type: 'object',
       propertyNames: {
-        pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
-        errorMessage: 'must be an environment variable name (letters, digits, _; not starting with a digit)',
+        pattern: ENV_NAME_PATTERN,
+        errorMessage: ENV_NAME_RULE,
       },
       additionalProperties: {
         type: ['string', 'number', 'boolean'],
@@ -81,14 +82,16 @@ export const configSchema = {
       type: 'array',
       items: {
         type: 'string',
-        pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
-        errorMessage: 'must be an environment variable name (letters, digits, _; not starting with a digit)',
+        pattern: ENV_NAME_PATTERN,
+        errorMessage: ENV_NAME_RULE,
       },
       uniqueItems: true,
       default: [],
     },
     env_file: {
-      description: 'A file of KEY=VALUE lines added to every worker environment (relative to the config file).',
+      description:
+        'A file of KEY=VALUE lines added to every worker environment (relative to the config file), checked like ' +
+        'env: its names on every line, its values where env does not override them.',
       type: 'string',
       minLength: 1,
     },

@@ -3,6 +3,7 @@ export * from './types.js';
 export * from './init.js';
 export { CommitRefusedError } from './checkpoints.js';
 export { RESIZE_EXIT_CODE } from './commits.js';
+export { writeFileDurably } from './durable-file.js';
 export * from './worker-env.js';
 export * from './optim/index.js';
 export * from './layers/index.js';

@@ -12,12 +12,13 @@
  *
  * Each stage's ShardedAdam also keeps its own `latest`, but stages commit one after another; only the
  * top-level latest.json says that ALL stages have step N, so a failure between two stages' saves resumes
- * from the previous step everywhere. Every file here is replaced by rename, never rewritten in place.
+ * from the previous step everywhere. Every file here is replaced by rename, never rewritten in place
+ * (writeFileDurably: the rename is on disk before latest.json may name what it wrote).
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { Buffer } from 'node:buffer';
-import { dirname, join } from 'node:path';
-import type { Group, ShardedAdam } from 'dtrain';
+import { join } from 'node:path';
+import { writeFileDurably, type Group, type ShardedAdam } from 'dtrain';
 import type { DataPosition } from './data.js';
 
 export interface TrainState {
@@ -30,25 +31,6 @@ export interface TrainState {
 }
 
 const LATEST = 'latest.json';
-
-async function writeDurably(path: string, text: string | Buffer): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-  // the rename itself must reach the disk before latest.json may name what it wrote
-  const d = await open(dirname(path), 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
-}
 
 /** The stage's parameters as one little-endian fp32 byte string (this file format's only supported host order). */
 function modelBytes(params: readonly Float32Array[]): Buffer {
@@ -66,12 +48,13 @@ export async function saveCheckpoint(
   const stageDir = join(dir, `stage_${stage}`);
   await mkdir(stageDir, { recursive: true });
   await opt.save(stageDir);
-  if (groups.data.rank === 0) await writeDurably(join(stageDir, `model_step_${state.step}.bin`), modelBytes(params));
+  if (groups.data.rank === 0)
+    await writeFileDurably(join(stageDir, `model_step_${state.step}.bin`), modelBytes(params));
   const world = groups.world;
   await world.barrier();
   if (world.rank === 0) {
-    await writeDurably(join(dir, `train_step_${state.step}.json`), JSON.stringify(state, null, 2) + '\n');
-    await writeDurably(join(dir, LATEST), JSON.stringify({ step: state.step }) + '\n');
+    await writeFileDurably(join(dir, `train_step_${state.step}.json`), JSON.stringify(state, null, 2) + '\n');
+    await writeFileDurably(join(dir, LATEST), JSON.stringify({ step: state.step }) + '\n');
   }
   // nobody runs ahead of the commit: a failure right after this point resumes from this step
   await world.barrier();

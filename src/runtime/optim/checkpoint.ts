@@ -5,9 +5,9 @@
  * Commit protocol: every save writes a new generation beside whatever is there, so a save never touches
  * the committed files it replaces (re-saving the step `latest` names included). Every rank writes and
  * fsyncs its file, then the ranks all-gather (ok, size, sha256); only when all succeeded does rank 0 write
- * manifest.json (tmp + fsync + rename + directory fsync) and then replace `latest` the same way; only then
- * are the step's other generations removed. A generation without a manifest was never committed and is
- * never loaded, so a rank dying (or SIGKILL) mid-save leaves the previous `latest` in force.
+ * manifest.json (tmp + fsync + rename + directory fsync: ../durable-file.ts) and then replace `latest` the same
+ * way; only then are the step's other generations removed. A generation without a manifest was never committed
+ * and is never loaded, so a rank dying (or SIGKILL) mid-save leaves the previous `latest` in force.
  *
  * Older checkpoints kept the files directly in `step_N/` and `latest` named `step_N`: they still load, and
  * re-saving such a step removes the old files only after the new generation is committed.
@@ -19,8 +19,9 @@
  * cover the new shard.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { fsyncDirectory, writeFileDurably } from '../durable-file.js';
 import type { Group } from '../types.js';
 import { CheckpointError } from './errors.js';
 import type { KernelDType } from './native.js';
@@ -112,29 +113,6 @@ function bytesOf(a: Float32Array): Buffer {
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Writes `text` to `path` so that readers see either the old file or the whole new one. */
-async function writeAtomically(path: string, text: string, dir: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-  await fsyncDir(dir);
 }
 
 async function writeRankFile(
@@ -236,7 +214,7 @@ export async function saveShards(dir: string, req: SaveRequest): Promise<string>
       },
       req.views,
     );
-    await fsyncDir(genDir); // the file's directory entry too, from this rank's host (shared file systems)
+    await fsyncDirectory(genDir); // the file's directory entry too, from this rank's host (shared file systems)
     const digest = Buffer.from(written.sha256, 'hex');
     record[0] = 1;
     record[1] = written.bytes;
@@ -281,8 +259,8 @@ export async function saveShards(dir: string, req: SaveRequest): Promise<string>
         partition: { world, shardSize: req.partition.shardSize, align: req.partition.align },
         files,
       };
-      await writeAtomically(join(genDir, MANIFEST), JSON.stringify(manifest, null, 2) + '\n', genDir);
-      await writeAtomically(join(dir, LATEST), name + '\n', dir);
+      await writeFileDurably(join(genDir, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
+      await writeFileDurably(join(dir, LATEST), name + '\n');
     } catch (e) {
       committed = false;
       local = new CheckpointError(`cannot commit: ${message(e)}`, genDir);

@@ -160,6 +160,31 @@ if (!built) {
     t.equal(dtrain('validate', 'nope.yaml').stderr, 'nope.yaml: cannot read the config: no such file\n');
   });
 
+  t.test('env_file lines get the env checks: validate and launch --dry-run say file:line:col, exit 2', async (t) => {
+    writeFileSync(join(tmp, 'job.env'), 'HF_HOME=/data/hf\nMASTER_PORT=29500\nDTRAIN_SPIN=hunter2\n');
+    writeFileSync(join(tmp, 'envfile.yaml'), 'entrypoint: node train.js\nenv_file: job.env\n');
+    const lines = [
+      'job.env:2:1: MASTER_PORT is set by dtrain for every worker from master.port: set that key instead',
+      'job.env:3:13: DTRAIN_SPIN: must be a non-negative integer',
+    ];
+    for (const args of [['validate'], ['launch', '--dry-run']]) {
+      const r = dtrain(args[0], 'envfile.yaml', ...args.slice(1));
+      t.equal(r.code, 2, args.join(' '));
+      t.equal(r.stdout, '');
+      t.equal(r.stderr, lines.map((l) => l + '\n').join(''), 'one line per problem, no stack trace');
+    }
+    const r = dtrain('validate', 'envfile.yaml', '--json');
+    t.equal(r.code, 2);
+    t.notMatch(r.stdout, /hunter2/, 'the value is never echoed');
+    t.same(JSON.parse(r.stdout).errors[1], {
+      file: 'job.env',
+      line: 3,
+      col: 13,
+      path: '',
+      message: 'DTRAIN_SPIN: must be a non-negative integer',
+    });
+  });
+
   t.test('schema prints the JSON Schema', async (t) => {
     const r = dtrain('schema');
     t.equal(r.code, 0);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configSchema, loadConfig } from '../../../src/config/index.js';
 import { createAjv, compileSchema } from '../../../src/config/ajv.js';
+import { ConfigError, formatProblem } from '../../../src/util/errors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'dtrain-config-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
@@ -79,6 +80,30 @@ t.test('env_file then env (env wins), values as strings; paths relative to the c
     'numbers reach workers as written',
   );
   t.equal(config.env_file, join(tmp, 'job.env'));
+});
+
+t.test('env_file lines are held to the env rules: names on every line, values where they take effect', async (t) => {
+  // env overrides an invalid env_file value, and the last of a repeated key is the one a worker gets
+  write('shared.env', 'DTRAIN_BUCKET_CAP_MB=0\nDTRAIN_SIMD=fast\nDTRAIN_SIMD=avx2\nMY_VAR=x\n');
+  const { config } = await loadConfig(
+    write('ok.yaml', 'entrypoint: [a]\nenv_file: shared.env\nenv: {DTRAIN_BUCKET_CAP_MB: 50}\n'),
+  );
+  t.same(config.env, { DTRAIN_BUCKET_CAP_MB: '50', DTRAIN_SIMD: 'avx2', MY_VAR: 'x' });
+
+  write('bad.env', 'DTRAIN_SIMD=avx2\nDTRAIN_SIMD=fast\nRANK=1\nDTRAIN_SPIN=5\nDTRAIN_HIERARCHICAL=2\n');
+  const bad = write(
+    'bad.yaml',
+    'entrypoint: [a]\nenv_file: bad.env\nenv:\n  RANK: 1\n  DTRAIN_SPIN: -1\n  DTRAIN_HIERARCHICAL: [1]\n',
+  );
+  const err = await loadConfig(bad).catch((e: unknown) => e);
+  t.ok(err instanceof ConfigError, String(err));
+  t.same((err as ConfigError).problems.map(formatProblem), [
+    `${bad}:4:3: env.RANK: RANK is set by dtrain for every worker; it cannot be configured`,
+    `${bad}:5:16: env.DTRAIN_SPIN: must be a non-negative integer`,
+    `${bad}:6:24: env.DTRAIN_HIERARCHICAL: must be a single value (string, number, true or false), got a list`,
+    `${join(tmp, 'bad.env')}:2:13: DTRAIN_SIMD: must be one of auto, scalar, avx2, avx512`,
+    `${join(tmp, 'bad.env')}:3:1: RANK is set by dtrain for every worker; it cannot be configured`,
+  ]);
 });
 
 t.test('the schema is valid draft 2020-12 under ajv strict mode', async (t) => {
