@@ -276,6 +276,44 @@ t.test('a remote agent killed with SIGKILL is a lost node: exit 1 naming the hos
   );
 });
 
+t.test(
+  'a host cut off while its agent starts: exit 3 naming it; its agent gives up on the store and ends',
+  async (t) => {
+    // The prelude runs once the launch header (sent with the controller's hello) has arrived: the cut then
+    // comes after the hello reached the host and before the agent's answer can leave it.
+    const marker = join(scratch, 'starting-');
+    let cutAt = 0;
+    const cutter = (async () => {
+      while (!existsSync(`${marker}${h2.hostname}`)) await new Promise((r) => setTimeout(r, 20));
+      inHost(h2, ['ip', 'link', 'set', 'eth0', 'down']);
+      cutAt = Date.now();
+    })();
+    t.teardown(() => inHost(h2, ['ip', 'link', 'set', 'eth0', 'up']));
+    const r = await launch(
+      'cut-at-start',
+      [nodes([1, 1]), 'entrypoint: [/bin/true]', 'rendezvous: {timeout: 4s}'].join('\n'),
+      {},
+      bed.known_hosts,
+      [`  prelude: touch ${yamlString(marker)}"$(hostname)"; sleep 1`],
+    );
+    await cutter;
+    t.type(r.error, StartError, r.error instanceof StartError ? 'could not start (exit 3)' : r.stderr);
+    t.match(r.error?.message, new RegExp(h2.address.replace(/\./g, '\\.')), 'the cut host is named');
+    const argsOf = (pid: number) =>
+      spawnSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim();
+    const agents = () =>
+      strayPids(h2)
+        .map(argsOf)
+        .filter((a) => /dtrain[ -]agent/.test(a));
+    t.ok(
+      // the store's connection through the cut SSH link fails at its handshake timeout (10 s)
+      await waitUntil(() => agents().length === 0, 20_000),
+      `the agent on the cut host ended by itself, ${Date.now() - cutAt} ms after the cut (left: ${agents().join('; ')})`,
+    );
+    t.same(strayPids(h1), [], 'nothing left on h1');
+  },
+);
+
 t.test('no secret in any argv while a job runs', async (t) => {
   const sleeper = join(scratch, 'argv.js');
   const marker = join(scratch, 'argv-ready');
