@@ -308,7 +308,7 @@ t.test(
     t.ok(
       // the store's connection through the cut SSH link fails at its handshake timeout (10 s)
       await waitUntil(() => agents().length === 0, 20_000),
-      `the agent on the cut host ended by itself, ${Date.now() - cutAt} ms after the cut (left: ${agents().join('; ')})`,
+      `the agent on the cut host ended, ${Date.now() - cutAt} ms after the cut (left: ${agents().join('; ')})`,
     );
     t.same(strayPids(h1), [], 'nothing left on h1');
   },
