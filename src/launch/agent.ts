@@ -265,7 +265,9 @@ export class NodeAgent {
       return;
     }
     for (const w of a.workers) w.signal(signal);
-    clearTimeout(a.killTimer);
+    // A stop while one is under way (SIGTERM as a failed job stops) signals again but keeps the first
+    // deadline: shutdown_grace counts from when the stopping began.
+    if (a.killTimer) return;
     a.killTimer = setTimeout(() => this.kill(attempt), graceMs);
     a.killTimer.unref();
   }
