@@ -87,6 +87,15 @@ export class NodeAgent {
     this.sitecustomizeDir = writeSitecustomize(this.privateDir);
   }
 
+  /** A rank's log file; one that cannot be written is said once, on the console, and the rank runs on. */
+  private logFile(rank: number, path: string): FileTarget {
+    return new FileTarget(path, (message) => {
+      const line = `dtrain: cannot write ${path} (${message}): this output goes on without its log file\n`;
+      if (this.console) this.console.lines(rank, 'stderr', Buffer.from(line));
+      else process.stderr.write(`[${this.spec.node.host} rank ${rank}] ${line}`);
+    });
+  }
+
   /** Removes the agent's private folder; after its last attempt. */
   dispose(): void {
     rmSync(this.privateDir, { recursive: true, force: true });
@@ -138,8 +147,8 @@ export class NodeAgent {
       this.flightRecorders = flightRecorders;
       const samplers: RankSampler[] = [];
       const workers = part.ranks.map((r) => {
-        const out = new FileTarget(join(logDir, logFileName(r.rank, 'stdout')));
-        const err = new FileTarget(join(logDir, logFileName(r.rank, 'stderr')));
+        const out = this.logFile(r.rank, join(logDir, logFileName(r.rank, 'stdout')));
+        const err = this.logFile(r.rank, join(logDir, logFileName(r.rank, 'stderr')));
         files.push(out, err);
         const shown = this.console && spec.logs.tee && (spec.logs.ranks === 'all' || spec.logs.ranks.includes(r.rank));
         const seen: LineTarget = { write: () => (watch?.output(r.rank), true), onDrain: () => {} };
@@ -256,7 +265,9 @@ export class NodeAgent {
       return;
     }
     for (const w of a.workers) w.signal(signal);
-    clearTimeout(a.killTimer);
+    // A stop while one is under way (SIGTERM as a failed job stops) signals again but keeps the first
+    // deadline: shutdown_grace counts from when the stopping began.
+    if (a.killTimer) return;
     a.killTimer = setTimeout(() => this.kill(attempt), graceMs);
     a.killTimer.unref();
   }

@@ -11,21 +11,37 @@ import type { LineTarget } from './worker.js';
 export class FileTarget implements LineTarget {
   private readonly file: WriteStream;
   readonly closed: Promise<void>;
+  /** the file cannot be written (disk full, gone): lines are dropped so the worker is never held up */
+  private failed = false;
+  private readonly stalled = new Set<() => void>();
 
-  constructor(path: string) {
+  /** `onError`: called once with the reason when the file cannot be opened or written. */
+  constructor(path: string, onError?: (message: string) => void) {
     this.file = createWriteStream(path, { flags: 'a', mode: 0o640 });
     this.closed = new Promise((resolve) => {
       this.file.on('close', () => resolve());
-      this.file.on('error', () => resolve());
+      this.file.on('error', (err) => {
+        this.failed = true;
+        onError?.(err.message);
+        // a failed stream never drains: release whoever waits, or the worker blocks on its full pipe
+        for (const resume of [...this.stalled]) resume();
+        resolve();
+      });
     });
   }
 
   write(lines: Buffer): boolean {
-    return this.file.write(lines);
+    return this.failed || this.file.write(lines);
   }
 
   onDrain(resume: () => void): void {
-    this.file.once('drain', resume);
+    const once = () => {
+      if (!this.stalled.delete(once)) return;
+      this.file.off('drain', once);
+      resume();
+    };
+    this.stalled.add(once);
+    this.file.once('drain', once);
   }
 
   end(): Promise<void> {

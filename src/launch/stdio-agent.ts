@@ -23,7 +23,11 @@ export async function runStdioAgent(): Promise<void> {
     throw err;
   });
   const gone = Promise.race([controllerGone, terminated]);
-  process.exitCode = await runAgent(spec, { stdout: process.stdout, stderr: process.stderr, controllerGone: gone });
-  // stdin was kept open only to notice the controller leaving; it must not keep us alive now.
-  process.stdin.destroy();
+  try {
+    process.exitCode = await runAgent(spec, { stdout: process.stdout, stderr: process.stderr, controllerGone: gone });
+  } finally {
+    // stdin was kept open only to notice the controller leaving; it must not keep us alive now, nor after a
+    // failed start (a store unreachable behind a cut link, where that EOF may never come).
+    process.stdin.destroy();
+  }
 }

@@ -331,22 +331,39 @@ t.test(
   },
 );
 
-t.test('too few agents: exit 3 at the rendezvous timeout naming who joined; that agent exits 3 too', async (t) => {
-  const dir = tempDir(t, 'join');
-  const { file: secret } = secretFile(dir);
-  const port = await freePort();
-  const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1', 'rendezvous: {timeout: 2s}']);
-  const ctl = startDtrain(
-    ['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`],
-    { cwd: dir },
-  );
-  const [c, a] = await Promise.all([ctl.done, agent(dir, port, secret, 'node-a').done]);
-  t.equal(c.code, 3, c.stderr);
-  t.match(c.stderr, /^dtrain: only 1 of 2 agents joined within 2s \(node-a\); start `dtrain agent --join/m);
-  t.ok(c.ms < 10_000, `${c.ms} ms`);
-  t.equal(a.code, 3, a.stderr);
-  t.match(a.stderr, /the job could not start: only 1 of 2 agents joined/);
-});
+t.test(
+  'too few agents: exit 3 at the rendezvous timeout naming who joined; it and a later agent exit 3 too',
+  async (t) => {
+    const dir = tempDir(t, 'join');
+    const { file: secret } = secretFile(dir);
+    const port = await freePort();
+    const cfg = config(dir, ['entrypoint: node -e 0', 'nproc_per_node: 1', 'rendezvous: {timeout: 2s}']);
+    const ctl = startDtrain(
+      ['launch', cfg, '--join-agents', '2', '--secret-file', secret, '--set', `rendezvous.port=${port}`],
+      { cwd: dir },
+    );
+    const [c, a] = await Promise.all([ctl.done, agent(dir, port, secret, 'node-a').done]);
+    t.equal(c.code, 3, c.stderr);
+    t.match(c.stderr, /^dtrain: only 1 of 2 agents joined within 2s \(node-a\); start `dtrain agent --join/m);
+    t.ok(c.ms < 10_000, `${c.ms} ms`);
+    t.equal(a.code, 3, a.stderr);
+    t.match(a.stderr, /the job could not start: only 1 of 2 agents joined/);
+    // the second agent comes after the deadline: the controller is gone, and it says so within its --timeout
+    const late = await startDtrain(
+      ['agent', '--join', `127.0.0.1:${port}`, '--secret-file', secret, '--host', 'node-b', '--timeout', '2s'],
+      { cwd: dir },
+    ).done;
+    t.equal(late.code, 3, late.stderr);
+    t.match(
+      late.stderr,
+      new RegExp(
+        `^dtrain: cannot reach the controller's store at 127\\.0\\.0\\.1:${port} within 2s \\(ECONNREFUSED\\)`,
+      ),
+    );
+    t.equal(late.stderr.trim().split('\n').length, 1, 'one line');
+    t.ok(late.ms < 6000, `the late agent gave up after ${late.ms} ms`);
+  },
+);
 
 t.test(
   'an agent killed mid-job: the job fails (exit 1) at once naming its host; the other agent and all workers end',

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { freePort } from '../../../src/launch/ports.js';
-import { repoRoot, skipReason, testbedUp, type TestbedHost } from '../../helpers/ssh-testbed.js';
+import { inHost, repoRoot, skipReason, strayPids, testbedUp, type TestbedHost } from '../../helpers/ssh-testbed.js';
 import { startDtrain } from '../../helpers/launch.js';
 
 const skip =
@@ -134,3 +134,31 @@ t.test(
     );
   },
 );
+
+t.test('a joined host cut off mid-job: exit 1 naming it; its agent stops its worker and exits 1', async (t) => {
+  const marker = join(scratch, 'cut-ready-');
+  const worker = join(scratch, 'cut-worker.js');
+  writeFileSync(
+    worker,
+    `require('fs').writeFileSync(${JSON.stringify(marker)} + process.env.RANK, ''); setInterval(() => {}, 1000);`,
+  );
+  let cutAt = 0;
+  void (async () => {
+    while (!existsSync(`${marker}0`) || !existsSync(`${marker}1`)) await new Promise((r) => setTimeout(r, 50));
+    inHost(h1, ['ip', 'link', 'set', 'eth0', 'down']);
+    cutAt = Date.now();
+  })();
+  t.teardown(() => inHost(h1, ['ip', 'link', 'set', 'eth0', 'up']));
+  const { c, a1 } = await joinedJob('cut', `${process.execPath} ${worker}`);
+  const ended = Date.now() - cutAt;
+  t.equal(c.code, 1, c.stderr);
+  t.ok(cutAt > 0 && ended < 12_000, `the controller ended ${ended} ms after the cut (heartbeat.timeout 5s)`);
+  t.match(
+    c.stderr,
+    new RegExp(`^dtrain: job cut-\\S+ failed on ${h1.name}: node lost`, 'm'),
+    'one line names the host',
+  );
+  t.equal(a1.code, 1, `the cut host's agent saw its controller go silent: ${a1.stderr}`);
+  t.same(strayPids(h1), [], 'nothing left on the cut host');
+  t.same(strayPids(h2), [], 'nothing left on the other host');
+});

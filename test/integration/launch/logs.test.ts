@@ -1,7 +1,9 @@
 // Output integrity under load: 4 ranks × 100,000 lines on stdout and on stderr arrive whole, in order,
 // prefixed, nothing lost; per-rank log files hold the raw lines; and while the launcher's stdout reader
 // stalls the launcher applies backpressure instead of buffering (VmHWM < 200 MB).
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { built, fixtures, startDtrain, tempDir } from '../../helpers/launch.js';
@@ -97,5 +99,48 @@ t.test(
       200001,
       'the log file still got every line',
     );
+  },
+);
+
+t.test(
+  'a full log disk: one line per log file says so, the workers are not held up, the job ends',
+  {
+    skip:
+      (!built() && 'run npx tsc -p . first') ||
+      (process.getuid?.() !== 0 && !process.env.DTRAIN_REQUIRE_INTEGRATION && 'needs root (a small tmpfs)'),
+  },
+  async (t) => {
+    const dir = tempDir(t);
+    const logs = mkdtempSync(join(tmpdir(), 'dtrain-test-full-logs-'));
+    t.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', logs]).status, 0, 'a 64 KiB tmpfs');
+    t.teardown(() => {
+      spawnSync('umount', [logs]);
+      rmSync(logs, { recursive: true, force: true });
+    });
+    // 400 KB per rank: far past the disk and the pipe, so a worker blocks for good if its lines wait on a file
+    // that can no longer drain.
+    const run = startDtrain(
+      ['launch', '--nproc-per-node', '2', '--set', `logs.dir=${logs}`, '--', 'seq', '1', '50000'],
+      { cwd: dir },
+    );
+    const timer = setTimeout(() => run.child.kill('SIGKILL'), 30_000);
+    const r = await run.done;
+    clearTimeout(timer);
+    t.equal(r.code, 0, `the job finished (${r.ms} ms): ${r.stderr.slice(-2000)}`);
+    for (const rank of [0, 1]) {
+      t.equal(
+        r.stdout.split('\n').filter((l) => l.startsWith(`[rank ${rank}] `)).length,
+        50000,
+        `rank ${rank}: every line`,
+      );
+      t.match(
+        r.stderr,
+        new RegExp(
+          `\\[rank ${rank}\\] dtrain: cannot write \\S+/rank_${rank}\\.out \\(ENOSPC: no space left on device`,
+        ),
+        `rank ${rank}: its log file's failure is named once`,
+      );
+    }
+    t.equal(r.stderr.match(/rank_0\.out \(ENOSPC/g)?.length, 1, 'said once, not once per line');
   },
 );

@@ -246,6 +246,45 @@ t.test('SIGTERM: a worker that ignores it is killed after shutdown_grace, exit 1
   );
 });
 
+t.test(
+  'SIGTERM while a failed job is stopping: the stubborn rank is still killed at shutdown_grace',
+  { skip },
+  async (t) => {
+    const dir = tempDir(t);
+    const run = startDtrain(
+      [
+        'launch',
+        '--nproc-per-node',
+        '2',
+        '--set',
+        'shutdown_grace=6s',
+        '--set',
+        `logs.dir=${dir}/logs`,
+        '--',
+        process.execPath,
+        join(fixtures, 'crash.mjs'),
+        dir,
+        '0',
+        '3',
+        '1',
+      ],
+      { cwd: dir },
+    );
+    let stoppingAt = 0;
+    run.child.stderr!.on('data', (b: Buffer) => {
+      if (!stoppingAt && b.toString().includes('stopping all workers: rank 0 failed')) stoppingAt = Date.now();
+    });
+    t.ok(await waitFor(() => stoppingAt > 0, 15_000), 'rank 0 failed and the job is stopping');
+    // half the grace later the user (or the scheduler) sends SIGTERM: a stop that is already under way
+    await new Promise((r) => setTimeout(r, 3000));
+    run.child.kill('SIGTERM');
+    const r = await run.done;
+    const took = Date.now() - stoppingAt;
+    t.not(r.code, 0, r.stderr);
+    t.ok(took >= 5500 && took < 8000, `rank 1 killed ${took} ms after the stop began (grace 6 s, not 3 + 6)`);
+  },
+);
+
 t.test('SIGHUP is forwarded to the workers', { skip }, async (t) => {
   const dir = tempDir(t);
   const run = start(dir, [], { LIVE_MS: '1500' });

@@ -276,6 +276,83 @@ t.test('a remote agent killed with SIGKILL is a lost node: exit 1 naming the hos
   );
 });
 
+t.test(
+  'a host cut off while its agent starts: exit 3 naming it; its agent gives up on the store and ends',
+  async (t) => {
+    // The prelude runs once the launch header (sent with the controller's hello) has arrived: the cut then
+    // comes after the hello reached the host and before the agent's answer can leave it.
+    const marker = join(scratch, 'starting-');
+    let cutAt = 0;
+    const cutter = (async () => {
+      while (!existsSync(`${marker}${h2.hostname}`)) await new Promise((r) => setTimeout(r, 20));
+      inHost(h2, ['ip', 'link', 'set', 'eth0', 'down']);
+      cutAt = Date.now();
+    })();
+    t.teardown(() => inHost(h2, ['ip', 'link', 'set', 'eth0', 'up']));
+    const r = await launch(
+      'cut-at-start',
+      [nodes([1, 1]), 'entrypoint: [/bin/true]', 'rendezvous: {timeout: 4s}'].join('\n'),
+      {},
+      bed.known_hosts,
+      [`  prelude: touch ${yamlString(marker)}"$(hostname)"; sleep 1`],
+    );
+    await cutter;
+    t.type(r.error, StartError, r.error instanceof StartError ? 'could not start (exit 3)' : r.stderr);
+    t.match(r.error?.message, new RegExp(h2.address.replace(/\./g, '\\.')), 'the cut host is named');
+    const argsOf = (pid: number) =>
+      spawnSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim();
+    const agents = () =>
+      strayPids(h2)
+        .map(argsOf)
+        .filter((a) => /dtrain[ -]agent/.test(a));
+    t.ok(
+      // the store's connection through the cut SSH link fails at its handshake timeout (10 s)
+      await waitUntil(() => agents().length === 0, 20_000),
+      `the agent on the cut host ended, ${Date.now() - cutAt} ms after the cut (left: ${agents().join('; ')})`,
+    );
+    t.same(strayPids(h1), [], 'nothing left on h1');
+  },
+);
+
+t.test(
+  'a remote worker that ignores SIGTERM, and its setsid grandchild, are SIGKILLed after shutdown_grace',
+  async (t) => {
+    const marker = join(scratch, 'stubborn-');
+    const worker = join(scratch, 'stubborn.js');
+    // rank 1 (on h2) ignores SIGTERM and leaves a grandchild in its own session that ignores it too
+    writeFileSync(
+      worker,
+      `const fs = require('fs');
+if (process.env.RANK === '0') setTimeout(() => process.exit(7), 500);
+else {
+  process.on('SIGTERM', () => fs.writeFileSync(${JSON.stringify(marker)} + 'term', ''));
+  require('child_process').spawn('setsid', ['sh', '-c', 'trap "" TERM; exec sleep 313'], { stdio: 'ignore' });
+  setInterval(() => {}, 1000);
+}`,
+    );
+    let termAt = 0;
+    void (async () => {
+      while (!existsSync(`${marker}term`)) await new Promise((r) => setTimeout(r, 20));
+      termAt = Date.now();
+    })();
+    const r = await launch(
+      'stubborn',
+      [nodes([1, 1]), `entrypoint: [${yamlString(process.execPath)}, ${yamlString(worker)}]`].join('\n'),
+    );
+    const ms = Date.now() - termAt;
+    t.type(r.error, JobFailedError, r.error instanceof JobFailedError ? 'failed as a job (exit 1)' : r.stderr);
+    t.match(r.error?.message, new RegExp(`rank 0 \\(host ${h1.address.replace(/\./g, '\\.')}.*exited with code 7`));
+    t.ok(termAt > 0, 'rank 1 got SIGTERM');
+    // shutdown_grace is 2s (launch() above); the SIGKILL is the remote agent's own
+    t.ok(ms >= 1500 && ms < 6000, `the job ended ${ms} ms after rank 1 ignored SIGTERM`);
+    const left = strayPids(h2)
+      .map((p) => spawnSync('ps', ['-o', 'args=', '-p', String(p)], { encoding: 'utf8' }).stdout.trim())
+      .filter((a) => a && !a.startsWith('sshd'));
+    t.same(left, [], 'nothing left on h2: worker, grandchild (sleep 313) and agent gone');
+    t.same(strayPids(h1), [], 'nothing left on h1');
+  },
+);
+
 t.test('no secret in any argv while a job runs', async (t) => {
   const sleeper = join(scratch, 'argv.js');
   const marker = join(scratch, 'argv-ready');
