@@ -96,13 +96,17 @@ export async function submitJob(req: SubmitRequest, prepared: Prepared): Promise
   }
   if (!req.wait) return doc;
 
+  let lastState: string | undefined;
   const outcome = await waitForSlurmJob(jobId, {
     env: req.env,
     resultFile: resultPath(job),
     initialMs: req.poll?.initialMs,
     maxMs: req.poll?.maxMs,
     signal: req.signal,
-    onState: (s) => req.log(`job ${jobId} ${s}`),
+    onState: (s) => {
+      lastState = s;
+      req.log(`job ${jobId} ${s}`);
+    },
     ...(job.scheduler.requeue && {
       onRequeue: (restart: number, result: LaunchSummary | undefined) => {
         const saved = result?.preemption?.saved_step ?? null;
@@ -119,6 +123,7 @@ export async function submitJob(req: SubmitRequest, prepared: Prepared): Promise
   doc.exit_code = verdict.exitCode;
   if (outcome.result) doc.result = outcome.result;
   if (!verdict.ok) throw new JobFailedError(verdict.message, doc);
-  req.log(verdict.message);
+  // success says only `job N COMPLETED`: not twice when the state line just said it
+  if (lastState !== outcome.state) req.log(verdict.message);
   return doc;
 }

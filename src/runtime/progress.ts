@@ -1,8 +1,10 @@
 /**
  * dist.report(): a worker's progress for `dtrain status`, `top`, the monitor and straggler detection. Each
  * call appends one JSON line (launch/agent-contract.ts, ProgressRecord) to DTRAIN_PROGRESS_FILE, which the
- * agent follows. The time spent in collectives since the previous report goes with it (`wait_s`): the
- * groups' ops are timed here, so compute time (step time minus that) can be told from waiting on a peer.
+ * agent follows. The time spent waiting on collectives since the previous report goes with it (`wait_s`): the
+ * groups' ops are timed here, so compute time (step time minus that) can be told from waiting on a peer. An op
+ * in flight while the rank computes (gradient buckets during the backward, pipeline sends) is not waiting:
+ * only the main thread's idle time while ops are in flight counts, once however many overlap.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { completedInline } from './native.js';
@@ -16,7 +18,22 @@ export interface OpTiming {
 
 const timedOps = ['allReduce', 'reduceScatter', 'allGather', 'broadcast', 'send', 'recv', 'barrier'] as const;
 const timings = new Map<string, OpTiming>();
+/** seconds waited on collectives: inline ops' own time, and the main thread's idle time while an op is in flight */
 let collectiveSeconds = 0;
+/** ops in flight, and the event loop's idle milliseconds when the first of them was posted */
+let inFlight = 0;
+let idleMsAtPost = 0;
+const idleMs = () => performance.eventLoopUtilization().idle;
+/** collectiveSeconds with the idle time of ops still in flight taken in (the wait is counted once, however
+ * many ops overlap, and compute done while they run is not wait) */
+function waitedSeconds(): number {
+  if (inFlight > 0) {
+    const now = idleMs();
+    collectiveSeconds += (now - idleMsAtPost) / 1000;
+    idleMsAtPost = now;
+  }
+  return collectiveSeconds;
+}
 /** how often a report also carries the per-op totals (for /metrics); every line would be wasteful */
 const TOTALS_EVERY_MS = 1000;
 
@@ -31,9 +48,10 @@ export function timeCollectives<G extends Group>(group: G): G {
   for (const op of timedOps) {
     const original = g[op].bind(group);
     let timing: OpTiming | undefined;
-    const done = (t0: number) => {
+    const done = (t0: number, inline: boolean) => {
       const s = (performance.now() - t0) / 1000;
-      collectiveSeconds += s;
+      if (inline) collectiveSeconds += s;
+      else if (--inFlight === 0) collectiveSeconds += (idleMs() - idleMsAtPost) / 1000;
       if (!timing) timings.set(op, (timing = { count: 0, seconds: 0 }));
       timing.count++;
       timing.seconds += s;
@@ -45,14 +63,15 @@ export function timeCollectives<G extends Group>(group: G): G {
       try {
         pending = original(a, b, c);
       } catch (err) {
-        done(t0);
+        done(t0, true);
         return Promise.reject(err);
       }
       if (pending === completedInline) {
-        done(t0);
+        done(t0, true);
         return pending;
       }
-      return pending.finally(() => done(t0));
+      if (inFlight++ === 0) idleMsAtPost = idleMs();
+      return pending.finally(() => done(t0, false));
     };
   }
   return group;
@@ -64,7 +83,7 @@ export function timeCollectives<G extends Group>(group: G): G {
  */
 export function progressReporter(file: string | undefined, opStats: () => GroupOpStats[]): (p: ProgressReport) => void {
   let fd: number | undefined;
-  let lastWait = collectiveSeconds;
+  let lastWait = waitedSeconds();
   let lastTotals = 0;
   return (p) => {
     if (!file) return;
@@ -72,8 +91,9 @@ export function progressReporter(file: string | undefined, opStats: () => GroupO
     const now = Date.now();
     const rec: Record<string, unknown> = { step: p.step, time: now / 1000 };
     for (const k of ['loss', 'samples', 'tokens'] as const) if (typeof p[k] === 'number') rec[k] = p[k];
-    rec.wait_s = collectiveSeconds - lastWait;
-    lastWait = collectiveSeconds;
+    const waited = waitedSeconds();
+    rec.wait_s = waited - lastWait;
+    lastWait = waited;
     if (now - lastTotals >= TOTALS_EVERY_MS && timings.size) {
       lastTotals = now;
       rec.collectives = collectiveTotals(opStats());

@@ -218,6 +218,7 @@ console.log('rank', e.RANK, 'ok in job', e.SLURM_JOB_ID);
     t.equal(r.status, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
     t.match(doc, { state: 'COMPLETED', exit_code: 0, result: { exit_code: 0 } });
+    t.equal(r.stderr.match(/job \d+ COMPLETED\n/g)?.length, 1, `one COMPLETED line: ${r.stderr}`);
     const out = readFileSync(doc.output, 'utf8');
     t.match(out, /rank 0 ok in job \d+/);
     t.match(out, /rank 1 ok in job \d+/);

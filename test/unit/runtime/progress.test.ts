@@ -73,6 +73,57 @@ t.test('an op in flight is timed when it settles, and its time is waiting', asyn
   t.ok(since().wait_s >= 0.025, 'wait_s since the previous report holds it');
 });
 
+/** Keeps the main thread busy for `ms`, as a rank computing while its ops are in flight. */
+function compute(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
+
+t.test('compute while an op is in flight is not waiting; the idle time after it is', async (t) => {
+  const g = timeCollectives(fakeGroup(() => sleep(40).then(() => undefined)));
+  const since = reporter();
+  since();
+  const pending = g.allReduce(new Float32Array(4));
+  compute(60); // the op completes meanwhile, as a bucket's all-reduce during the backward
+  await pending;
+  const overlapped = since().wait_s;
+  t.ok(overlapped < 0.02, `wait_s ${overlapped}: the 60 ms of compute are not waiting`);
+  const late = g.allReduce(new Float32Array(4));
+  compute(10);
+  const idleFrom = performance.now();
+  await late; // ~30 ms more with nothing to do
+  const idle = (performance.now() - idleFrom) / 1000;
+  const waited = since().wait_s;
+  t.ok(waited >= 0.015 && waited <= idle + 0.002, `wait_s ${waited}: the ${idle} s idle end of the op, not all of it`);
+});
+
+t.test('ops in flight together are waited on once, never more than the time that passed', async (t) => {
+  const g = timeCollectives(fakeGroup(() => sleep(30).then(() => undefined)));
+  const since = reporter();
+  since();
+  const t0 = performance.now();
+  await Promise.all([0, 1, 2, 3].map(() => g.allReduce(new Float32Array(4))));
+  const wall = (performance.now() - t0) / 1000;
+  const waited = since().wait_s;
+  t.ok(waited >= 0.025 && waited <= wall + 0.001, `wait_s ${waited} within the ${wall} s that passed`);
+});
+
+t.test('a report while an op is in flight carries the wait so far, the next one the rest', async (t) => {
+  const g = timeCollectives(fakeGroup(() => sleep(60).then(() => undefined)));
+  const since = reporter();
+  since();
+  const t0 = performance.now();
+  const pending = g.broadcast(new Float32Array(4), { root: 0 });
+  await sleep(30);
+  const first = since().wait_s;
+  const t1 = performance.now();
+  await pending;
+  const second = since().wait_s;
+  const t2 = performance.now();
+  t.ok(first >= 0.02 && first <= (t1 - t0) / 1000 + 0.002, `first ${first} of ${(t1 - t0) / 1000} s`);
+  t.ok(second >= 0.01 && second <= (t2 - t1) / 1000 + 0.002, `second ${second} of ${(t2 - t1) / 1000} s`);
+});
+
 t.test('a failing op is counted and rejects, whether it threw or rejected', async (t) => {
   const g = timeCollectives(
     fakeGroup((op) => {
