@@ -3,7 +3,7 @@
  * job` for the final state and exit code (Slurm keeps finished jobs for MinJobAge, 300 s by default).
  * sacct is not used: it needs accounting storage, which small clusters (and the testbed) lack.
  */
-import { execa } from 'execa';
+import { execaLazy } from '../util/execa-lazy.js';
 
 /** States after which a job never runs again. Everything else (PENDING, RUNNING, COMPLETING, ...) is in progress. */
 export const TERMINAL_STATES = new Set([
@@ -64,6 +64,7 @@ export interface SlurmQuery {
 
 /** undefined when Slurm no longer knows the job (purged after MinJobAge, or never existed). */
 export async function scontrolJobState(jobId: string, q: SlurmQuery = {}): Promise<SlurmJobState | undefined> {
+  const execa = await execaLazy();
   const r = await execa('scontrol', ['show', 'job', '-o', jobId], { env: q.env, reject: false, stdin: 'ignore' });
   if (r.exitCode !== 0) {
     if (/invalid job id/i.test(String(r.stderr))) return undefined;
@@ -74,6 +75,7 @@ export async function scontrolJobState(jobId: string, q: SlurmQuery = {}): Promi
 
 /** The cheap poll: one squeue line. undefined when squeue no longer lists the job. */
 export async function squeueJobState(jobId: string, q: SlurmQuery = {}): Promise<string | undefined> {
+  const execa = await execaLazy();
   const r = await execa('squeue', ['-h', '-t', 'all', '-j', jobId, '-o', '%T'], {
     env: q.env,
     reject: false,
@@ -89,6 +91,7 @@ export async function squeueJobState(jobId: string, q: SlurmQuery = {}): Promise
 
 /** KillWait in milliseconds from `scontrol show config`, or undefined when Slurm cannot be asked. */
 export async function slurmKillWaitMs(q: SlurmQuery = {}): Promise<number | undefined> {
+  const execa = await execaLazy();
   const r = await execa('scontrol', ['show', 'config'], {
     env: q.env,
     reject: false,

@@ -3,7 +3,7 @@
  * A missing client command and a rejected submission are "could not start" errors (exit 3) that
  * carry the scheduler's own message: it names the bad partition, account or limit better than we can.
  */
-import { execa } from 'execa';
+import { execaLazy } from '../util/execa-lazy.js';
 import { StartError } from '../util/errors.js';
 import type { SchedulerKind } from './batch-job.js';
 
@@ -19,6 +19,7 @@ export interface SubmitOptions {
 
 export async function submitScript(kind: SchedulerKind, script: string, opts: SubmitOptions): Promise<string> {
   const s = submitters[kind];
+  const execa = await execaLazy();
   const r = await execa(s.command, s.args(script), {
     cwd: opts.cwd,
     env: opts.env,

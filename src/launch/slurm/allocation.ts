@@ -5,7 +5,7 @@
  * below is the fallback when scontrol is not on PATH and is what the unit tests pin down.
  */
 import { hostname } from 'node:os';
-import { execa } from 'execa';
+import { execaLazy } from '../../util/execa-lazy.js';
 import { StartError } from '../../util/errors.js';
 
 export interface SlurmAllocation {
@@ -43,6 +43,7 @@ export function detectSlurmAllocation(env: NodeJS.ProcessEnv = process.env): Slu
 
 /** The allocation's hosts, node 0 first, as Slurm orders them (that order is SLURM_NODEID). */
 export async function allocationHosts(alloc: SlurmAllocation, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+  const execa = await execaLazy();
   const r = await execa('scontrol', ['show', 'hostnames', alloc.nodelist], {
     env,
     extendEnv: false,

@@ -4,7 +4,7 @@
  * the checkpoint. Slurm ends the running job with SIGTERM when it requeues it, so the result file says
  * "requeued" before the request goes out, and that SIGTERM is expected from then on.
  */
-import { execa } from 'execa';
+import { execaLazy } from '../../util/execa-lazy.js';
 import type { JobConfig } from '../../config/types.js';
 import { writeResultFile } from '../result-file.js';
 import type { LaunchSummary } from '../summary.js';
@@ -27,6 +27,7 @@ export async function requeueAfterSave(
   p.requeued = { job_id: jobId, at: new Date().toISOString() };
   writeResultFile(summary, env);
   process.on('SIGTERM', () => {});
+  const execa = await execaLazy();
   const r = await execa('scontrol', ['requeue', jobId], { env, reject: false, stdin: 'ignore', timeout: 30_000 });
   if (r.exitCode === 0) {
     log(`requeued: job ${jobId} goes back to the queue and resumes from the checkpoint`);
