@@ -461,7 +461,7 @@ function renderHierarchical({ result }) {
 /** (e) scripts/bench/store-rendezvous.mjs --json, when the script exists. */
 const storeScript = join(root, 'scripts/bench/store-rendezvous.mjs');
 function figureStore() {
-  const args = ['--json', '--impls', 'dtrain,tcpstore,etcd'];
+  const args = ['--json', '--impls', 'dtrain,tcpstore,etcd,bare'];
   args.push('--sizes', quick ? '100,1000' : '100,1000,3000,10000', '--repeats', quick ? '2' : '5');
   const command = `node scripts/bench/store-rendezvous.mjs ${args.join(' ')}`;
   return measured(command, () => JSON.parse(run([process.execPath, storeScript, ...args])));
@@ -472,6 +472,7 @@ function renderStore({ result }) {
     dtrain: 'dtrain store',
     tcpstore: `PyTorch ${result.versions?.torch ?? ''} TCPStore`,
     etcd: `etcd ${result.versions?.etcd ?? ''}`,
+    bare: 'plain Node sockets (the floor)',
   };
   const impls = [...new Set(result.rows.map((r) => r.impl))];
   const clients = [...new Set(result.rows.map((r) => r.clients))];
@@ -500,13 +501,22 @@ function renderStore({ result }) {
   );
   return {
     svg,
-    reference: 'TCPStore and etcd ran in the same run, alternating with dtrain (the order reverses every repeat).',
+    reference:
+      `${inWords(impls.filter((i) => i !== 'dtrain').map((i) => (names[i] ?? i).trim()))} ran in the same run, ` +
+      'alternating with dtrain (the order reverses every repeat).',
     table,
     notes: [
       `Clients in ${result.procs} processes; ${result.repeats} repeat${result.repeats === 1 ? '' : 's'}, ` +
         'implementations alternating, a fresh server per repeat (the method is in the header of ' +
         "scripts/bench/store-rendezvous.mjs). TCPStore is the one Debian's python3-torch ships; etcd is Debian's " +
         'etcd-server.',
+      ...(impls.includes('bare')
+        ? [
+            'Plain Node sockets make the same exchanges (hello, challenge, proof with SET and ADD, GET) with the ' +
+              "same writes and nothing else: no authentication, framing or store state. Its time is what Node's " +
+              "socket layer costs on this machine; dtrain's time beyond it is the store's own work.",
+          ]
+        : []),
     ],
   };
 }

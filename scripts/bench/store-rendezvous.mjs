@@ -10,10 +10,12 @@
 // driver's, from "go" to the last client having seen everyone: connection and authentication included,
 // process starts excluded (the clients' processes load their code and say ready first). Each repeat runs a
 // fresh server; the implementations alternate, the order reversing every other repeat. Reports mean, p50
-// and p99 (nearest rank) over the repeats, per implementation and N.
+// and p99 (nearest rank) over the repeats, per implementation and N. `--impls ...,bare` adds the floor under
+// dtrain's store: the same exchanges, round trips and writes over plain Node sockets, with no authentication,
+// framing or store state, so the share of the time that is Node's socket layer shows.
 //
 //   node scripts/bench/store-rendezvous.mjs [--sizes 100,1000,10000] [--repeats 5] [--procs 4]
-//        [--impls dtrain,tcpstore,etcd] [--threads 256] [--json]
+//        [--impls dtrain,tcpstore,etcd[,bare]] [--threads 256] [--json]
 //
 // Needs a build (npm run build), /usr/bin/python3 with torch, and etcd on the PATH. The clients live in
 // --procs processes, N/procs connections each; the store and the driver in their own. TCPStore's blocking
@@ -23,6 +25,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -117,6 +120,40 @@ const dtrainClient = {
     phaseAt(this.phases, 'all', t0);
     if (all !== String(n)) throw new Error(`client ${i} saw ${all} of ${n}`);
     return c;
+  },
+};
+
+/**
+ * The floor under dtrain's store: the same exchanges over plain Node sockets, with nothing else (no
+ * authentication, no frames, no store state). HELLO → CHALLENGE; PROOF+SET+ADD → WELCOME+OK+count; the
+ * last client SETs "all"; GET → "all" once it is set. Lines of text, one reply write per request batch.
+ */
+const bareClient = {
+  one({ port, n }) {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
+      let buf = '';
+      let step = 0;
+      socket.on('error', reject);
+      socket.on('data', (d) => {
+        buf += d;
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          step++;
+          if (step === 1) socket.write('P\nS\nA\n');
+          else if (step === 4 && Number(line) === n) socket.write('L\nG\n');
+          else if (step === 4) socket.write('G\n');
+          else if (step === 5 && line === 'ok')
+            continue; // the last client's SET of "all"
+          else if (step >= 5) {
+            if (line !== String(n)) reject(new Error(`saw ${line} of ${n}`));
+            else resolve({ close: () => socket.destroy() });
+          }
+        }
+      });
+      socket.write('H\n');
+    });
   },
 };
 
@@ -327,6 +364,20 @@ const runners = {
       await exited(master);
     }
   },
+  async bare(n, procs) {
+    const server = spawnNode('bare-server');
+    const port = Number(await lines(server)());
+    try {
+      return await rendezvous(
+        shares(n, procs),
+        () => spawnNode('bare-clients'),
+        (s) => ({ ...s, port, n }),
+      );
+    } finally {
+      server.stdin.end();
+      await exited(server);
+    }
+  },
   async etcd(n, procs, trial) {
     const { port, stop } = await startEtcd();
     try {
@@ -402,6 +453,47 @@ async function serverRole() {
   });
   process.stdout.write(`${server.port}\n`);
   process.stdin.once('end', () => void server.close().then(() => process.exit(0)));
+}
+
+/** The bare floor's server: answers each line at once, except GET, which waits for "all". */
+async function bareServerRole() {
+  const { listenBacklog } = await import(join(root, 'dist/store/admission.js'));
+  let count = 0;
+  let all;
+  const waiting = [];
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    let buf = '';
+    socket.on('error', () => {});
+    socket.on('data', (d) => {
+      buf += d;
+      const out = [];
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const op = buf[0];
+        buf = buf.slice(nl + 1);
+        if (op === 'H') out.push('C');
+        else if (op === 'P' || op === 'S') out.push('ok');
+        else if (op === 'A') out.push(String(++count));
+        else if (op === 'L') {
+          all = String(count);
+          out.push('ok');
+          for (const w of waiting.splice(0)) w.write(`${all}\n`);
+        } else if (op === 'G') {
+          if (all === undefined) waiting.push(socket);
+          else out.push(all);
+        }
+      }
+      if (out.length) socket.write(out.join('\n') + '\n');
+    });
+  });
+  await new Promise((r) => server.listen({ host: '127.0.0.1', port: 0, backlog: listenBacklog }, r));
+  const cpuBefore = process.cpuUsage();
+  process.on('exit', () => {
+    const cpu = process.cpuUsage(cpuBefore);
+    if (verbose) console.error(`store: 0 evicted, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU`);
+  });
+  process.stdout.write(`${server.address().port}\n`);
+  process.stdin.resume();
+  process.stdin.once('end', () => process.exit(0));
 }
 
 function percentile(sorted, q) {
@@ -501,4 +593,6 @@ const role = process.argv[2];
 if (role === 'dtrain-server') await serverRole();
 else if (role === 'dtrain-clients') await clientRole(dtrainClient);
 else if (role === 'etcd-clients') await clientRole(etcdClient);
+else if (role === 'bare-server') await bareServerRole();
+else if (role === 'bare-clients') await clientRole(bareClient);
 else await main();
