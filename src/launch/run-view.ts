@@ -94,6 +94,8 @@ export class RunView {
   async close(ok: boolean): Promise<void> {
     clearInterval(this.timer);
     this.status.finished(ok);
+    // The monitor closes with the run: the final document names no address that no longer answers.
+    this.status.monitorUrl = undefined;
     this.writeFile();
     this.unregister();
     await Promise.all(this.servers.map((s) => s.close()));

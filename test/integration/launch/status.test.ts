@@ -171,6 +171,7 @@ t.test(
     const final = JSON.parse(readFileSync(join(doc.log_dir, 'status.json'), 'utf8')) as StatusDoc;
     t.equal(final.run_id, doc.run_id, 'status.json stays in the log folder');
     t.equal(final.state, 'failed', 'with the final state');
+    t.equal(final.monitor_url, undefined, 'and no monitor: it closed with the run');
     t.same(readdirSync(env.DTRAIN_RUNS_DIR), [], 'the registry entry and socket are gone');
     const after = await runDtrain(['status', '--json'], { cwd: root, env });
     t.equal(after.code, 2, 'no running job: exit 2');
