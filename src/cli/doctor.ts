@@ -6,7 +6,7 @@ interface DoctorArgs {
 
 export const doctorCommand: CommandModule<object, DoctorArgs> = {
   command: 'doctor',
-  describe: 'report what this machine can run: addon, CUDA part, driver, GPUs, NCCL, ssh/srun/sbatch/qsub',
+  describe: 'report what this machine can run: addon, CUDA part, driver, GPUs, NCCL, the launch and scheduler commands',
   builder: (y) => y.option('json', { type: 'boolean', describe: 'print one JSON document on stdout' }),
   handler: async (argv) => {
     const { runDoctor, renderDoctor } = await import('../doctor/report.js');

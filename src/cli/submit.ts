@@ -17,7 +17,7 @@ interface SubmitArgs {
 
 export const submitCommand: CommandModule<object, SubmitArgs> = {
   command: 'submit <config>',
-  describe: "Submit the job to a batch scheduler (Slurm; PBS experimental) from the config's scheduler section",
+  describe: "submit the job to a batch scheduler (Slurm; PBS experimental) from the config's scheduler section",
   builder: (y) =>
     y
       .positional('config', { type: 'string', demandOption: true, describe: 'the job config (YAML)' })

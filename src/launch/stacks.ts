@@ -134,8 +134,8 @@ function sizeOf(file: string): number {
   }
 }
 
-/** The Node runtime's answer ({state, javascriptStack}) as text. */
-function nodeStackText(raw: string): string | null {
+/** The Node runtime's answer ({state, javascriptStack}) as text; null when it is not (yet) whole JSON. */
+export function nodeStackText(raw: string): string | null {
   let doc: { state?: string; javascriptStack?: { message?: string; stack?: string[] } | null };
   try {
     doc = JSON.parse(raw) as typeof doc;
@@ -146,7 +146,10 @@ function nodeStackText(raw: string): string | null {
     return 'main thread idle in the event loop (awaiting I/O, a timer or a collective; no JavaScript running)';
   const js = doc.javascriptStack;
   if (!js) return 'main thread running, no JavaScript stack available';
-  const frames = Array.isArray(js.stack) ? js.stack.map((f) => `    ${f.trim()}`) : [];
+  // The report writes an anonymous function's frame "at  (file:line:col)"; Error.stack writes "at file:line:col".
+  const frames = Array.isArray(js.stack)
+    ? js.stack.map((f) => `    ${f.trim().replace(/^at {2}\((.*)\)$/, 'at $1')}`)
+    : [];
   return ['main thread running JavaScript:', ...frames].join('\n');
 }
 
