@@ -2,7 +2,7 @@
  * Test data and references for the optimizer tests: deterministic pseudo-random arrays and the unsharded
  * AdamW (the same kernel over the whole flat buffer, fed gradients averaged in float64).
  */
-import { optimNative } from '../../src/runtime/optim/native.js';
+import { optimNative, type SimdPath } from '../../src/runtime/optim/native.js';
 
 /** xorshift32 in [-1, 1): the same numbers on every run and every rank that asks for the same seed. */
 export function randomArray(n: number, seed: number, scale = 1): Float32Array {
@@ -103,4 +103,27 @@ export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>, floor = 
     if (!(e <= worst)) worst = e; // NaN propagates as the worst
   }
   return worst;
+}
+
+/** The AdamW kernel's 16-bit store: with lr = 0 the master is unchanged, so the params are its rounding. */
+export function adamwStore(master: Float32Array, dtype: 'float16' | 'bfloat16', simd: SimdPath): Uint16Array {
+  const param = new Uint16Array(master.length);
+  const zeros = new Float32Array(master.length);
+  optimNative().adamwStep({
+    param,
+    paramType: dtype,
+    master: master.slice(),
+    grad: zeros,
+    gradType: 'float32',
+    m: zeros.slice(),
+    v: zeros.slice(),
+    lr: 0,
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+    weightDecay: 0,
+    step: 1,
+    simd,
+  });
+  return param;
 }

@@ -8,6 +8,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { fixture } from '../../helpers/collectives-harness.js';
+import { adamwStore } from '../../helpers/optim-data.js';
 import { PYTHON, torchSkip } from '../../helpers/optim-python.js';
 import { optimNative, type SimdPath } from '../../../src/runtime/optim/native.js';
 
@@ -83,29 +84,6 @@ function convert(src: Float32Array | Uint16Array, srcType: Half | 'float32', dst
   return dst;
 }
 const bitsOf = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
-
-/** The AdamW store: with lr = 0 the master is unchanged, so the 16-bit params are its rounding. */
-function adamwStore(master: Float32Array, dtype: Half, simd: SimdPath): Uint16Array {
-  const param = new Uint16Array(master.length);
-  const zeros = new Float32Array(master.length);
-  native.adamwStep({
-    param,
-    paramType: dtype,
-    master: master.slice(),
-    grad: zeros,
-    gradType: 'float32',
-    m: zeros.slice(),
-    v: zeros.slice(),
-    lr: 0,
-    beta1: 0.9,
-    beta2: 0.999,
-    eps: 1e-8,
-    weightDecay: 0,
-    step: 1,
-    simd,
-  });
-  return param;
-}
 
 interface KernelReport {
   simd: string;

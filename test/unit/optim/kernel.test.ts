@@ -1,7 +1,7 @@
 import t from 'tap';
 import { layersNative } from '../../../src/runtime/layers/native.js';
 import { optimNative, type SimdPath } from '../../../src/runtime/optim/native.js';
-import { HYPER, maxRelError, randomArray } from '../../helpers/optim-data.js';
+import { adamwStore, HYPER, maxRelError, randomArray } from '../../helpers/optim-data.js';
 
 const native = optimNative();
 const avx2 = (() => {
@@ -203,25 +203,7 @@ for (const dtype of ['bfloat16', 'float16'] as const) {
   t.test(`${dtype} params: rounding to nearest even on every path`, async (t) => {
     const values = Float32Array.from([...specials, ...randomArray(4000, 9, 3), ...randomArray(2000, 10, 1e-5)]);
     for (const simd of paths) {
-      const master = values.slice();
-      const param = new Uint16Array(values.length);
-      const zeros = new Float32Array(values.length);
-      native.adamwStep({
-        param,
-        paramType: dtype,
-        master,
-        grad: zeros,
-        gradType: 'float32',
-        m: zeros.slice(),
-        v: zeros.slice(),
-        lr: 0,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weightDecay: 0,
-        step: 1,
-        simd,
-      });
+      const param = adamwStore(values, dtype, simd);
       let bad = 0;
       for (let i = 0; i < values.length; i++) {
         const x = values[i];
@@ -243,29 +225,8 @@ for (const dtype of ['bfloat16', 'float16'] as const) {
       t.equal(bad, 0, `${simd}: all ${values.length} values rounded correctly`);
     }
     if (avx2) {
-      const a = new Uint16Array(values.length),
-        b = new Uint16Array(values.length);
-      for (const [simd, out] of [
-        ['scalar', a],
-        ['avx2', b],
-      ] as const) {
-        native.adamwStep({
-          param: out,
-          paramType: dtype,
-          master: values.slice(),
-          grad: new Float32Array(values.length),
-          gradType: 'float32',
-          m: new Float32Array(values.length),
-          v: new Float32Array(values.length),
-          lr: 0,
-          beta1: 0.9,
-          beta2: 0.999,
-          eps: 1e-8,
-          weightDecay: 0,
-          step: 1,
-          simd,
-        });
-      }
+      const a = adamwStore(values, dtype, 'scalar');
+      const b = adamwStore(values, dtype, 'avx2');
       t.same(b, a, 'scalar and AVX2 produce the same bits');
     }
   });
