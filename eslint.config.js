@@ -27,6 +27,21 @@ export default tseslint.config(
     },
   },
   {
+    // Folders are made by util/make-dirs.ts: Node's recursive mkdir never returns under /proc.
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            "CallExpression[callee.name=/^mkdir(Sync)?$/] Property[key.name='recursive'], " +
+            "CallExpression[callee.property.name=/^mkdir(Sync)?$/] Property[key.name='recursive']",
+          message: "use makeDirs or makeDirsSync (src/util/make-dirs.ts): Node's recursive mkdir can spin forever",
+        },
+      ],
+    },
+  },
+  {
     // The runtime keeps a failure caught from user code (unknown) and rethrows it unchanged at the next call.
     files: ['src/runtime/**/*.ts'],
     rules: { '@typescript-eslint/only-throw-error': 'off' },

@@ -3,7 +3,8 @@
  * with --wait, follow the job to its end. Returns the document `--json` prints:
  * `{job_id, script, output, state, exit_code}` (+ `result`, the in-job controller's launch summary).
  */
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
+import { makeDirs } from '../util/make-dirs.js';
 import type { JobConfig } from '../config/types.js';
 import { JobFailedError, UsageError } from '../util/errors.js';
 import {
@@ -83,7 +84,7 @@ export async function submitJob(req: SubmitRequest, prepared: Prepared): Promise
   const script = scriptPath(job);
   const output = outputPath(job);
   // the scheduler opens the output file before the script runs: its folder must exist
-  await mkdir(job.logsDir, { recursive: true });
+  await makeDirs(job.logsDir);
   await writeFile(script, text, { mode: 0o755 });
   await chmod(script, 0o755);
   const jobId = await submitScript(job.kind, script, { cwd: job.workdir, env: req.env });

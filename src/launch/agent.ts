@@ -4,9 +4,11 @@
  * for its own node and inside `dtrain agent` on remote nodes; only the AgentLink differs
  * (agent-contract.ts describes the messages).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { makeDirsSync } from '../util/make-dirs.js';
+import { StartError } from '../util/errors.js';
 import {
   SAMPLE_INTERVAL_MS,
   type AgentEvent,
@@ -136,7 +138,11 @@ export class NodeAgent {
       this.abortStart.delete(attempt);
       checkSharedFolder(spec);
       const logDir = join(spec.logs.dir, spec.run_id, `attempt_${attempt}`);
-      mkdirSync(logDir, { recursive: true });
+      try {
+        makeDirsSync(logDir);
+      } catch (err) {
+        throw new StartError(`logs.dir: cannot make ${logDir}: ${(err as Error).message}`);
+      }
       const storeAddress = await this.link.storeAddress(attempt);
       const files: FileTarget[] = [];
       let watch: ProgressWatch | undefined;

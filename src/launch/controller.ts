@@ -4,9 +4,10 @@
  * outcome into the summary document or a typed error (exit 1, 3, 130, 143) for the single exit point.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
+import { makeDirsSync } from '../util/make-dirs.js';
 import type { JobConfig } from '../config/types.js';
 import type { Plan } from '../plan/types.js';
 import { warningSignal } from '../batch/slurm-script.js';
@@ -98,7 +99,7 @@ function writeCheckpointMarker(config: JobConfig, runId: string): { path: string
   if (dir === undefined) return undefined;
   const marker = { path: join(dir, `.dtrain-marker-${runId}`), token: randomBytes(16).toString('hex') };
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirsSync(dir);
     writeFileSync(marker.path, marker.token, { mode: 0o600 });
   } catch {
     return undefined;

@@ -9,19 +9,10 @@
  * Each run also keeps `<logs.dir>/<run_id>/status.json` fresh (writeStatusFile), so a job that runs
  * elsewhere (a Slurm allocation) can be looked at from a machine that shares the log folder.
  */
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
+import { makeDirsSync } from '../util/make-dirs.js';
 
 export interface RunEntry {
   run_id: string;
@@ -51,7 +42,7 @@ export function registryDir(): string {
 /** The registry folder, created 0700 (and made 0700 again if someone widened it). */
 export function ensureRegistryDir(): string {
   const dir = registryDir();
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirsSync(dir, 0o700);
   if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
   return dir;
 }
@@ -126,7 +117,7 @@ export function findRun(idOrLogDir?: string): RunEntry | undefined {
 
 /** `<log_dir>/status.json`, replaced whole (tmp + rename) so a reader never sees half of it. */
 export function writeStatusFile(logDir: string, doc: unknown): void {
-  mkdirSync(logDir, { recursive: true });
+  makeDirsSync(logDir);
   writeAtomic(join(logDir, 'status.json'), JSON.stringify(doc) + '\n', 0o644);
 }
 

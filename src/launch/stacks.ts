@@ -11,9 +11,10 @@
  * What could not be captured is said per rank, with why.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { basename, join } from 'node:path';
+import { makeDirsSync } from '../util/make-dirs.js';
 import { STACK_SIGNAL } from '../runtime/stack-signal.js';
 
 export type StackLanguage = 'python' | 'node' | 'native' | 'other';
@@ -77,7 +78,7 @@ _dtrain_sitecustomize()
 /** Writes the sitecustomize into `<dir>/python` and returns that folder (for PYTHONPATH). */
 export function writeSitecustomize(dir: string): string {
   const folder = join(dir, 'python');
-  mkdirSync(folder, { recursive: true, mode: 0o700 });
+  makeDirsSync(folder, 0o700);
   writeFileSync(join(folder, 'sitecustomize.py'), sitecustomize, { mode: 0o600 });
   return folder;
 }

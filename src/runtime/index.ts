@@ -4,6 +4,7 @@ export * from './init.js';
 export { CommitRefusedError } from './checkpoints.js';
 export { RESIZE_EXIT_CODE } from './commits.js';
 export { writeFileDurably } from './durable-file.js';
+export { makeDirs } from '../util/make-dirs.js';
 export * from './worker-env.js';
 export * from './optim/index.js';
 export * from './layers/index.js';

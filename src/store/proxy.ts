@@ -7,9 +7,10 @@
  * `job/` are the job's own, shared by every attempt (the checkpoint commit record): they pass without
  * the prefix, and only to the ops that read them or change them by compare-and-set.
  */
-import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { chmod, lstat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { makeDirs } from '../util/make-dirs.js';
 import { StartError } from '../util/errors.js';
 import type { PendingRequest, StoreClient } from './client.js';
 import { StoreRequestError, StoreTimeoutError } from './errors.js';
@@ -308,7 +309,7 @@ function toBuffer(a: Buffer | string): Buffer {
 /** Creates the folder 0700, or checks an existing one is a real folder of ours and tightens it to 0700. */
 async function privateFolder(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await makeDirs(dir, 0o700);
     const st = await lstat(dir);
     if (!st.isDirectory()) throw new Error('not a folder (or a symbolic link)');
     if (typeof process.getuid === 'function' && st.uid !== process.getuid()) throw new Error('owned by another user');

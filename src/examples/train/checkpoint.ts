@@ -15,10 +15,10 @@
  * from the previous step everywhere. Every file here is replaced by rename, never rewritten in place
  * (writeFileDurably: the rename is on disk before latest.json may name what it wrote).
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { Buffer } from 'node:buffer';
 import { join } from 'node:path';
-import { writeFileDurably, type Group, type ShardedAdam } from 'dtrain';
+import { makeDirs, writeFileDurably, type Group, type ShardedAdam } from 'dtrain';
 import type { DataPosition } from './data.js';
 
 export interface TrainState {
@@ -46,7 +46,7 @@ export async function saveCheckpoint(
   state: TrainState,
 ): Promise<void> {
   const stageDir = join(dir, `stage_${stage}`);
-  await mkdir(stageDir, { recursive: true });
+  await makeDirs(stageDir);
   await opt.save(stageDir);
   if (groups.data.rank === 0)
     await writeFileDurably(join(stageDir, `model_step_${state.step}.bin`), modelBytes(params));

@@ -27,9 +27,9 @@
  * checkpoints are off, and exit 0 without the evaluation; the next run resumes from it.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { init, Pipeline, ShardedAdam, type Dist, type GradReduction, type PipelineArray } from 'dtrain';
+import { init, makeDirs, Pipeline, ShardedAdam, type Dist, type GradReduction, type PipelineArray } from 'dtrain';
 import { parseTrainArgs, TrainUsageError, type TrainArgs } from './args.js';
 import {
   CheckpointMismatchError,
@@ -314,7 +314,7 @@ async function main(args: TrainArgs): Promise<void> {
     );
   }
   if (args.reportDir) {
-    await mkdir(args.reportDir, { recursive: true });
+    await makeDirs(args.reportDir);
     await writeFile(join(args.reportDir, `rank-${dist.rank}.json`), JSON.stringify(report) + '\n');
   }
   await dist.close();

@@ -4,8 +4,9 @@
  * skipped: dtrain does not verify host certificates). Keys are compared as their base64 wire blobs.
  */
 import { createHmac } from 'node:crypto';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { makeDirs } from '../../util/make-dirs.js';
 
 export interface KnownHostEntry {
   marker: 'revoked' | 'cert-authority' | null;
@@ -148,7 +149,7 @@ export class KnownHostsFile {
     const key = presented.toString('base64');
     const line = `${name} ${keyType} ${key}\n`;
     const next = this.writes.then(async () => {
-      await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+      await makeDirs(dirname(this.path), 0o700);
       let text = '';
       try {
         text = await readFile(this.path, 'utf8');

@@ -22,6 +22,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fsyncDirectory, writeFileDurably } from '../durable-file.js';
+import { makeDirs } from '../../util/make-dirs.js';
 import type { Group } from '../types.js';
 import { CheckpointError } from './errors.js';
 import type { KernelDType } from './native.js';
@@ -179,7 +180,7 @@ export async function saveShards(dir: string, req: SaveRequest): Promise<string>
   let local: unknown;
   if (group.rank === 0) {
     try {
-      await mkdir(stepDir, { recursive: true });
+      await makeDirs(stepDir);
       const generation = Math.max(0, ...(await generationsIn(stepDir))) + 1;
       await mkdir(join(stepDir, generationDirName(generation)));
       prepared[0] = generation;
@@ -200,7 +201,7 @@ export async function saveShards(dir: string, req: SaveRequest): Promise<string>
   const record = new Float64Array(10);
   const file = rankFileName(group.rank, world);
   try {
-    await mkdir(genDir, { recursive: true });
+    await makeDirs(genDir);
     const written = await writeRankFile(
       join(genDir, file),
       {

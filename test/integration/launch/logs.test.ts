@@ -1,7 +1,7 @@
 // Output integrity under load: 4 ranks × 100,000 lines on stdout and on stderr arrive whole, in order,
 // prefixed, nothing lost; per-rank log files hold the raw lines; and while the launcher's stdout reader
 // stalls the launcher applies backpressure instead of buffering (VmHWM < 200 MB).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -142,5 +142,24 @@ t.test(
       );
     }
     t.equal(r.stderr.match(/rank_0\.out \(ENOSPC/g)?.length, 1, 'said once, not once per line');
+  },
+);
+
+t.test(
+  'a log folder that cannot exist (under /proc): the error names logs.dir, exit 3, no hang',
+  { skip: (!built() && 'run npx tsc -p . first') || (!existsSync('/proc/self') && 'needs procfs') },
+  async (t) => {
+    const dir = tempDir(t);
+    // procfs answers ENOENT for any new name: Node's recursive mkdir retried it forever.
+    const run = startDtrain(
+      ['launch', '--nproc-per-node', '1', '--set', `logs.dir=/proc/dtrain-test-logs/x`, '--', 'true'],
+      { cwd: dir },
+    );
+    const timer = setTimeout(() => run.child.kill('SIGKILL'), 20_000);
+    const r = await run.done;
+    clearTimeout(timer);
+    t.equal(r.code, 3, `exit 3 (${r.ms} ms): ${r.stderr}`);
+    t.match(r.stderr, /logs\.dir: cannot make \/proc\/dtrain-test-logs\/x\/\S+: ENOENT/);
+    t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
   },
 );
