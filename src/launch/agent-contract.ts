@@ -8,7 +8,8 @@
  * In-process (the controller's own node): `runAgent(spec, io)` from src/launch/agent-process.ts, or the
  * `NodeAgent` class directly with an in-process link (what the local launcher does).
  * As a process: `dtrain agent --stdio`. Its stdin, one JSON document per line:
- *   1. optionally `{"type":"hello","version":"<controller version>"}`; the agent answers on stdout with
+ *   1. optionally `{"type":"hello","version":"<controller version>","spec_within_ms":<n>}` (ControllerHello:
+ *      without the spec `n` ms later the agent gives up, exit 3); the agent answers on stdout with
  *      `{"type":"hello","version":"<agent version>","hostname":"<os hostname>","pid":<pid>}` (a
  *      version mismatch is the controller's to refuse, exit 3). Over a channel that is not encrypted
  *      (srun) the hello also carries `"kx":"<X25519 public key>"` and so does the answer
@@ -77,6 +78,31 @@ import type { NodePlan, RankPlan } from '../plan/types.js';
 
 /** Bumped when a field changes meaning; the controller and agent versions must match anyway. */
 export const agentContractVersion = 1;
+
+/** The controller's first line on an agent's stdin. */
+export interface ControllerHello {
+  type: 'hello';
+  version: string;
+  /** the controller's X25519 public key, over a channel that is not encrypted (job-key-seal.ts) */
+  kx?: string;
+  /**
+   * The agent gives up (exit 3, one line on stderr) when its spec has not come this long after the hello: a
+   * controller killed or cut off between the two (its host gone, the link cut) would otherwise leave the
+   * agent waiting on a connection that nothing closes. Absent: no limit.
+   */
+  spec_within_ms?: number;
+}
+
+/**
+ * The controller's hello line. The spec follows within `helloTimeoutMs` (how long the controller waits for
+ * the agents' hellos: srun sends every spec once all have answered, SSH right behind the hello) plus a
+ * minute for the sealing and the link.
+ */
+export function controllerHelloLine(version: string, helloTimeoutMs: number, kx?: string): string {
+  const hello: ControllerHello = { type: 'hello', version, ...(kx ? { kx } : {}) };
+  hello.spec_within_ms = helloTimeoutMs + 60_000;
+  return JSON.stringify(hello) + '\n';
+}
 
 /** The agent's first line on stdout, its answer to the controller's hello. */
 export interface AgentHello {

@@ -13,7 +13,14 @@ import { StoreProxy } from '../store/proxy.js';
 import { formatDuration } from '../config/duration.js';
 import { StartError } from '../util/errors.js';
 import { packageVersion } from '../util/version.js';
-import { agentId, controlKeys, type AgentEvent, type AgentSpec, type ControllerCommand } from './agent-contract.js';
+import {
+  agentId,
+  controlKeys,
+  type AgentEvent,
+  type AgentSpec,
+  type ControllerCommand,
+  type ControllerHello,
+} from './agent-contract.js';
 import { NodeAgent, type AgentLink } from './agent.js';
 import { backendLink } from './backend.js';
 import { KeyExchange, open, type SealedKey } from './job-key-seal.js';
@@ -170,9 +177,28 @@ export async function readSpec(
     stdin.once('end', () => resolve()).once('close', () => resolve()),
   );
   let exchange: { mine: KeyExchange; controller: string } | undefined;
-  for await (const line of lines) {
-    if (!line.trim()) continue;
-    let msg: { type?: string; version?: string; kx?: string; sealed?: SealedKey };
+  // The hello's spec_within_ms: a controller gone or cut off before the spec must not leave us waiting.
+  let deadline: NodeJS.Timeout | undefined;
+  let lateAfterMs = 0;
+  try {
+    for await (const line of lines) {
+      const spec = readLine(line);
+      if (spec) return { spec, controllerGone };
+    }
+  } finally {
+    clearTimeout(deadline);
+  }
+  if (lateAfterMs > 0)
+    throw new StartError(
+      `dtrain agent: no spec within ${lateAfterMs / 1000}s of the controller's hello (the controller is gone or ` +
+        'cut off)',
+    );
+  throw new StartError('dtrain agent: stdin closed before the spec arrived');
+
+  /** One stdin line: the hello (answered), or the spec (returned). */
+  function readLine(line: string): AgentSpec | undefined {
+    if (!line.trim()) return undefined;
+    let msg: Omit<Partial<ControllerHello>, 'type'> & { type?: string; sealed?: SealedKey };
     try {
       msg = JSON.parse(line) as typeof msg;
     } catch {
@@ -190,7 +216,17 @@ export async function readSpec(
         throw new StartError(
           `dtrain agent: the controller runs ${msg.version}, this agent ${packageVersion()}: not starting`,
         );
-      continue;
+      const within = msg.spec_within_ms;
+      if (typeof within === 'number' && within > 0 && !deadline) {
+        deadline = setTimeout(
+          () => {
+            lateAfterMs = within;
+            lines.close();
+          },
+          Math.min(within, 2 ** 31 - 1),
+        );
+      }
+      return undefined;
     }
     if (msg.type === 'sealed_spec') {
       if (!exchange) throw new StartError('dtrain agent: the spec is sealed but the hello had no key exchange');
@@ -209,8 +245,6 @@ export async function readSpec(
     // Stop the line reader but keep watching stdin for EOF (the controller-gone signal).
     lines.close();
     stdin.resume();
-    const spec = msg as unknown as AgentSpec;
-    return { spec, controllerGone };
+    return msg as unknown as AgentSpec;
   }
-  throw new StartError('dtrain agent: stdin closed before the spec arrived');
 }

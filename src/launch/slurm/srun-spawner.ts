@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { StartError } from '../../util/errors.js';
-import type { AgentExit, AgentHello } from '../agent-contract.js';
+import { controllerHelloLine, type AgentExit, type AgentHello } from '../agent-contract.js';
 import { keepStderrTail, readAgentHello } from '../agent-hello.js';
 import { KeyExchange, seal, type SealedKey, type SealingKey } from '../job-key-seal.js';
 import { supervisedPids } from '../process-tree.js';
@@ -122,7 +122,7 @@ async function startOne(req: SrunLaunchRequest, node: SrunNode): Promise<SrunAge
   const tail = keepStderrTail(child.stderr);
   child.stdin.on('error', () => {}); // EPIPE when the step dies first: reported through `exited`
   const exchange = new KeyExchange();
-  child.stdin.write(JSON.stringify({ type: 'hello', version, kx: exchange.publicKey }) + '\n');
+  child.stdin.write(controllerHelloLine(version, req.helloTimeoutMs, exchange.publicKey));
 
   let hello: AgentHello;
   try {

@@ -4,14 +4,14 @@
  * node or dtrain missing, version mismatch, agent dying) is a StartError naming the host.
  *
  * Version exchange (the first line each way, newline-delimited JSON, before any other agent message):
- *   controller → agent: {"type":"hello","version":"<controller version>"}
+ *   controller → agent: {"type":"hello","version":"<controller version>","spec_within_ms":<n>}
  *   agent → controller: {"type":"hello","version":"<agent version>","hostname":"<os hostname>","pid":<pid>}
  * The controller refuses a different version (exit 3); the agent also exits when its stdin closes.
  */
 import type { Readable, Writable } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
 import { StartError } from '../../util/errors.js';
-import type { AgentExit, AgentHello } from '../agent-contract.js';
+import { controllerHelloLine, type AgentExit, type AgentHello } from '../agent-contract.js';
 import { keepStderrTail, readAgentHello } from '../agent-hello.js';
 import type { SshConnection } from './connect.js';
 import { encodeHeader, preludeExitMarker, remoteCommand, RemoteExit, type RemoteLaunch } from './remote-command.js';
@@ -73,7 +73,7 @@ export async function startAgentChannel(
   const tail = keepStderrTail(channel.stderr);
 
   channel.write(encodeHeader(launch));
-  channel.write(JSON.stringify({ type: 'hello', version: controllerVersion }) + '\n');
+  channel.write(controllerHelloLine(controllerVersion, helloTimeoutMs));
   let ended = false;
   channel.once('close', () => (ended = true));
   void pipelined?.then(

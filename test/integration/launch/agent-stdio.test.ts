@@ -9,7 +9,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import t from 'tap';
-import type { AgentEvent, AgentSpec } from '../../../src/launch/agent-contract.js';
+import {
+  controllerHelloLine,
+  type AgentEvent,
+  type AgentSpec,
+  type ControllerHello,
+} from '../../../src/launch/agent-contract.js';
 import { backendKeys } from '../../../src/launch/backend.js';
 import { StoreControl } from '../../../src/launch/store-node.js';
 import { StoreServer } from '../../../src/store/index.js';
@@ -90,7 +95,8 @@ async function startAgent(t: { teardown(fn: () => void): void }, s: AgentSpec, e
   lines.on('line', (l) => records.push(JSON.parse(l)));
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
-  child.stdin.write(JSON.stringify({ type: 'hello', version: packageVersion() }) + '\n');
+  // the hello the SSH and srun controllers send: a spec_within_ms the spec right behind it keeps
+  child.stdin.write(controllerHelloLine(packageVersion(), 10_000));
   child.stdin.write(JSON.stringify(s) + '\n');
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   return { child, records, exited, stderr: () => stderr };
@@ -230,6 +236,31 @@ t.test('the agent keeps the contract', { skip }, async (t) => {
       t.match(JSON.parse(stdout.split('\n')[0]), { type: 'hello', version: packageVersion() });
       t.match(stderr, /the controller runs 0\.0\.0-other, this agent .*: not starting/);
       t.equal(dialled, 0, 'it never dialled the store the spec names');
+    },
+  );
+
+  t.test(
+    "no spec within the hello's spec_within_ms (the controller gone or cut off without closing stdin): one line, " +
+      'exit 3, stdin still open',
+    async (t) => {
+      const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+      t.teardown(() => child.kill('SIGKILL'));
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      const t0 = Date.now();
+      const hello: ControllerHello = { type: 'hello', version: packageVersion(), spec_within_ms: 400 };
+      child.stdin.write(JSON.stringify(hello) + '\n');
+      const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      const ms = Date.now() - t0;
+      t.equal(code, 3);
+      t.ok(ms >= 400 && ms < 5000, `gave up after the deadline (${ms} ms)`);
+      t.match(JSON.parse(stdout.split('\n')[0]), { type: 'hello', version: packageVersion() }, 'the hello answered');
+      t.match(
+        stderr,
+        /^dtrain: dtrain agent: no spec within 0\.4s of the controller's hello \(the controller is gone or cut off\)\n$/,
+      );
     },
   );
 

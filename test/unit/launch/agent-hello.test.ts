@@ -1,7 +1,23 @@
 import { PassThrough } from 'node:stream';
 import t from 'tap';
-import { parseAgentHello } from '../../../src/launch/agent-contract.js';
+import { controllerHelloLine, parseAgentHello } from '../../../src/launch/agent-contract.js';
 import { keepStderrTail, readAgentHello, type HelloWait } from '../../../src/launch/agent-hello.js';
+
+t.test(
+  "the controller's hello: its version, the key exchange where asked, and when the spec will have come",
+  async (t) => {
+    const line = controllerHelloLine('1.2.3', 300_000);
+    t.ok(line.endsWith('\n') && !line.slice(0, -1).includes('\n'), 'one line');
+    // the spec follows within the controller's wait for every hello, and a minute for sealing and the link
+    t.same(JSON.parse(line), { type: 'hello', version: '1.2.3', spec_within_ms: 360_000 });
+    t.same(JSON.parse(controllerHelloLine('1.2.3', 1000, 'pub')), {
+      type: 'hello',
+      version: '1.2.3',
+      kx: 'pub',
+      spec_within_ms: 61_000,
+    });
+  },
+);
 
 t.test("the agent's hello is read from its first line, or refused in one line", async (t) => {
   t.same(parseAgentHello('{"type":"hello","version":"1.2.3","hostname":"n1","pid":42,"kx":"abc"}'), {
