@@ -83,6 +83,19 @@ async function controller(t: { teardown(fn: () => unknown): void }) {
   return { jobKey, store, events, control };
 }
 
+/** An agent handed these stdin lines (stdin left open): its exit code and output once it ends. */
+async function agentWithStdin(t: { teardown(fn: () => void): void }, lines: object[]) {
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  for (const line of lines) child.stdin.write(JSON.stringify(line) + '\n');
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  return { code, stdout, stderr };
+}
+
 type Exit = Extract<AgentEvent, { type: 'exit' }>;
 const exitsOf = (events: AgentEvent[], attempt = 0) =>
   events.filter((e): e is Exit => e.type === 'exit' && e.attempt === attempt).sort((a, b) => a.rank - b.rank);
@@ -223,15 +236,10 @@ t.test('the agent keeps the contract', { skip }, async (t) => {
       await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
       t.teardown(() => listener.close());
       const port = (listener.address() as AddressInfo).port;
-      const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-      t.teardown(() => child.kill('SIGKILL'));
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.stdin.write(JSON.stringify({ type: 'hello', version: '0.0.0-other' }) + '\n');
-      child.stdin.write(JSON.stringify(spec(dir, port, randomBytes(32), ['sh', '-c', 'exit 0'])) + '\n');
-      const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      const { code, stdout, stderr } = await agentWithStdin(t, [
+        { type: 'hello', version: '0.0.0-other' },
+        spec(dir, port, randomBytes(32), ['sh', '-c', 'exit 0']),
+      ]);
       t.equal(code, 3);
       t.match(JSON.parse(stdout.split('\n')[0]), { type: 'hello', version: packageVersion() });
       t.match(stderr, /the controller runs 0\.0\.0-other, this agent .*: not starting/);
@@ -243,16 +251,9 @@ t.test('the agent keeps the contract', { skip }, async (t) => {
     "no spec within the hello's spec_within_ms (the controller gone or cut off without closing stdin): one line, " +
       'exit 3, stdin still open',
     async (t) => {
-      const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-      t.teardown(() => child.kill('SIGKILL'));
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
       const t0 = Date.now();
       const hello: ControllerHello = { type: 'hello', version: packageVersion(), spec_within_ms: 400 };
-      child.stdin.write(JSON.stringify(hello) + '\n');
-      const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      const { code, stdout, stderr } = await agentWithStdin(t, [hello]);
       const ms = Date.now() - t0;
       t.equal(code, 3);
       t.ok(ms >= 400 && ms < 5000, `gave up after the deadline (${ms} ms)`);
