@@ -158,6 +158,8 @@ export class Supervisor {
   private state: AttemptState | null = null;
   private interrupted: 'SIGINT' | 'SIGTERM' | null = null;
   private interruptCount = 0;
+  /** the failure the attempt was already stopping for when the first SIGINT/SIGTERM came, if any */
+  private rootCauseAtSignal: RootCause | null = null;
   /** a second SIGINT: every worker killed, nothing more waited for than KILL_WAIT_MS */
   private killed = false;
   private wakeBackoff: (() => void) | null = null;
@@ -279,6 +281,7 @@ export class Supervisor {
       return this.warned(this.opts.warning);
     if (sig === 'SIGINT' || sig === 'SIGTERM') {
       this.interruptCount++;
+      if (!this.interrupted) this.rootCauseAtSignal = this.state?.rootCause ?? null;
       this.interrupted ??= sig;
       this.wakeBackoff?.();
       const s = this.state;
@@ -416,7 +419,11 @@ export class Supervisor {
     if (this.preemption && !this.preemption.stopSent) await this.savedOrNot(last);
     const closed = Promise.all(this.nodes().map((n) => n.close()));
     await (this.killed ? within(closed, KILL_WAIT_MS) : closed);
-    if (this.interrupted) {
+    // A job already ending for a failure (no restart left) when the signal came ends as failed: the signal only
+    // hurried the stop, and the exit code and last line still name the rank that failed.
+    const failedFirst =
+      last.rootCause !== null && last.rootCause === this.rootCauseAtSignal && restarts >= this.opts.restartsMax;
+    if (this.interrupted && !failedFirst) {
       const code = this.interrupted === 'SIGINT' ? 130 : 143;
       return { outcome: { kind: 'interrupted', signal: this.interrupted }, summary: this.summary(last, code) };
     }

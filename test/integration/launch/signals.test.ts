@@ -247,7 +247,8 @@ t.test('SIGTERM: a worker that ignores it is killed after shutdown_grace, exit 1
 });
 
 t.test(
-  'SIGTERM while a failed job is stopping: the stubborn rank is still killed at shutdown_grace',
+  'SIGTERM while a failed job is stopping: the stubborn rank is still killed at shutdown_grace, and the job ends ' +
+    'failed (exit 1, rank 0 named), not as stopped by the signal',
   { skip },
   async (t) => {
     const dir = tempDir(t);
@@ -280,7 +281,9 @@ t.test(
     run.child.kill('SIGTERM');
     const r = await run.done;
     const took = Date.now() - stoppingAt;
-    t.not(r.code, 0, r.stderr);
+    t.equal(r.code, 1, r.stderr);
+    t.match(r.stderr, /failed: rank 0 \(host [^)]*\) exited with code 3/);
+    t.notMatch(r.stderr, /stopped by SIGTERM/);
     t.ok(took >= 5500 && took < 8000, `rank 1 killed ${took} ms after the stop began (grace 6 s, not 3 + 6)`);
   },
 );

@@ -129,6 +129,43 @@ t.test('SIGTERM: stop with SIGTERM, no restart, exit 143', async (t) => {
   t.equal(summary.attempts.length, 1);
 });
 
+/** A node whose ranks take 30 ms to go when stopped: a signal can come while the job is stopping. */
+class SlowStopNode extends ScriptedNode {
+  override stop(attempt: number, signal: string) {
+    this.calls.push(`stop ${attempt} ${signal}`);
+    setTimeout(() => {
+      for (const r of this.ranks) this.exit(attempt, r, null, signal);
+    }, 30);
+  }
+}
+
+t.test(
+  'SIGTERM while the job is already stopping for a failure, no restart left: it ends failed, exit 1',
+  async (t) => {
+    const a = new SlowStopNode(0, 'a', [0, 1], (n, k) => n.exit(k, 1, 7));
+    const sup = supervise([a]);
+    const run = sup.run();
+    await new Promise((r) => setTimeout(r, 5));
+    sup.signal('SIGTERM');
+    const { outcome, summary } = await run;
+    t.same(outcome, { kind: 'failed' }, 'the failure, not the signal, is the outcome');
+    t.equal(summary.exit_code, 1);
+    t.match(summary.root_cause, { rank: 1, exit_code: 7 });
+  },
+);
+
+t.test('SIGTERM while stopping for a failure that would be restarted: interrupted, exit 143', async (t) => {
+  const a = new SlowStopNode(0, 'a', [0, 1], (n, k) => n.exit(k, 1, 7));
+  const sup = supervise([a], 2);
+  const run = sup.run();
+  await new Promise((r) => setTimeout(r, 5));
+  sup.signal('SIGTERM');
+  const { outcome, summary } = await run;
+  t.same(outcome, { kind: 'interrupted', signal: 'SIGTERM' });
+  t.equal(summary.exit_code, 143);
+  t.equal(summary.attempts.length, 1, 'no restart');
+});
+
 t.test('USR1 is forwarded to every node', async (t) => {
   const a = new ScriptedNode(0, 'a', [0], () => {});
   const sup = supervise([a]);
