@@ -1,4 +1,4 @@
-import { existsSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, existsSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { makeDirs, makeDirsSync } from '../../../src/util/make-dirs.js';
@@ -11,10 +11,11 @@ const both = [
 for (const [name, make] of both) {
   t.test(`${name}: makes the missing folders, parent first, each with the mode`, async (t) => {
     const root = t.testdir();
+    chmodSync(root, 0o751);
     const deep = join(root, 'a', 'b', 'c');
     await make(deep, 0o700);
     for (const p of [join(root, 'a'), join(root, 'a', 'b'), deep]) t.equal(statSync(p).mode & 0o777, 0o700, p);
-    t.equal(statSync(root).mode & 0o777, 0o755, 'an existing folder is left as it was');
+    t.equal(statSync(root).mode & 0o777, 0o751, 'an existing folder is left as it was');
     await make(deep);
     await make(join(root, 'a', '.', 'b', '..', 'b'));
     t.ok(existsSync(deep), 'existing folders (and . and ..) are no error');
