@@ -34,8 +34,9 @@ export default tseslint.config(
         'error',
         {
           selector:
-            "CallExpression[callee.name=/^mkdir(Sync)?$/] Property[key.name='recursive'], " +
-            "CallExpression[callee.property.name=/^mkdir(Sync)?$/] Property[key.name='recursive']",
+            ':matches(CallExpression[callee.name=/^mkdir(Sync)?$/], ' +
+            'CallExpression[callee.property.name=/^mkdir(Sync)?$/]) ' +
+            ":matches(Property[key.name='recursive'], Property[key.value='recursive'])",
           message: "use makeDirs or makeDirsSync (src/util/make-dirs.ts): Node's recursive mkdir can spin forever",
         },
       ],

@@ -6,7 +6,7 @@
 import { chmod, writeFile } from 'node:fs/promises';
 import { makeDirs } from '../util/make-dirs.js';
 import type { JobConfig } from '../config/types.js';
-import { JobFailedError, UsageError } from '../util/errors.js';
+import { JobFailedError, StartError, UsageError } from '../util/errors.js';
 import {
   batchJobFromConfig,
   outputPath,
@@ -84,7 +84,9 @@ export async function submitJob(req: SubmitRequest, prepared: Prepared): Promise
   const script = scriptPath(job);
   const output = outputPath(job);
   // the scheduler opens the output file before the script runs: its folder must exist
-  await makeDirs(job.logsDir);
+  await makeDirs(job.logsDir).catch((err: Error) => {
+    throw new StartError(`logs.dir: cannot make ${job.logsDir}: ${err.message}`);
+  });
   await writeFile(script, text, { mode: 0o755 });
   await chmod(script, 0o755);
   const jobId = await submitScript(job.kind, script, { cwd: job.workdir, env: req.env });

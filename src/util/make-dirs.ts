@@ -4,7 +4,7 @@
  * answers ENOENT for any new name, Node takes that for a missing parent, makes the parent (EEXIST) and tries
  * the child again, forever, at full CPU (sync: the event loop frozen; async: a promise that never settles).
  * `logs.dir: /proc/x` hung a launch that way. Here each missing folder is made once, parent first, and the
- * first failure is thrown as Node reports it (code, syscall, path), so callers keep their error messages.
+ * first failure is thrown with Node's error code (from mkdir, or from stat for a file in the way).
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';

@@ -100,7 +100,12 @@ type Exit = Extract<AgentEvent, { type: 'exit' }>;
 const exitsOf = (events: AgentEvent[], attempt = 0) =>
   events.filter((e): e is Exit => e.type === 'exit' && e.attempt === attempt).sort((a, b) => a.rank - b.rank);
 
-async function startAgent(t: { teardown(fn: () => void): void }, s: AgentSpec, env: NodeJS.ProcessEnv = process.env) {
+async function startAgent(
+  t: { teardown(fn: () => void): void },
+  s: AgentSpec,
+  env: NodeJS.ProcessEnv = process.env,
+  hello = controllerHelloLine(packageVersion(), 10_000),
+) {
   const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env });
   t.teardown(() => child.kill('SIGKILL'));
   const lines = createInterface({ input: child.stdout });
@@ -108,8 +113,8 @@ async function startAgent(t: { teardown(fn: () => void): void }, s: AgentSpec, e
   lines.on('line', (l) => records.push(JSON.parse(l)));
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
-  // the hello the SSH and srun controllers send: a spec_within_ms the spec right behind it keeps
-  child.stdin.write(controllerHelloLine(packageVersion(), 10_000));
+  // by default the hello the SSH and srun controllers send: a spec_within_ms the spec right behind it keeps
+  child.stdin.write(hello);
   child.stdin.write(JSON.stringify(s) + '\n');
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   return { child, records, exited, stderr: () => stderr };
@@ -264,6 +269,20 @@ t.test('the agent keeps the contract', { skip }, async (t) => {
       );
     },
   );
+
+  t.test("the spec in time: the hello's deadline is off, workers run past it", async (t) => {
+    const dir = tempDir(t);
+    const { jobKey, store, events, control } = await controller(t);
+    const hello: ControllerHello = { type: 'hello', version: packageVersion(), spec_within_ms: 300 };
+    const s = spec(dir, store.port, jobKey, ['sh', '-c', 'sleep 1']);
+    const agent = await startAgent(t, s, process.env, JSON.stringify(hello) + '\n');
+    const handle = control.handle(0, 'localhost', async () => void (await agent.exited));
+    handle.start(0);
+    t.ok(await waitFor(() => exitsOf(events).length === 2, 10000), 'both ranks ran their second');
+    t.match(exitsOf(events), [{ exit_code: 0 }, { exit_code: 0 }]);
+    await handle.close();
+    t.equal(await agent.exited, 0, agent.stderr());
+  });
 
   t.test('stdin EOF: the agent kills its workers and exits 1', async (t) => {
     const dir = tempDir(t);

@@ -97,6 +97,17 @@ if (skip && !process.env.DTRAIN_REQUIRE_INTEGRATION) {
     slurm(tb, ['scancel', id]);
   });
 
+  t.test('a logs.dir that cannot be made (under /proc): exit 3, one line naming it, no job id', async (t) => {
+    const dir = mk('entrypoint: node w.js\nlogs: {dir: /proc/dtrain-test-logs}\nscheduler: {kind: slurm}\n');
+    const r = dtrain(['submit', 'job.yaml'], { env: tb.env, cwd: dir });
+    t.equal(r.status, 3);
+    t.match(
+      errorLines(r.stderr),
+      /^dtrain: logs\.dir: cannot make \/proc\/dtrain-test-logs: ENOENT: no such file or directory, mkdir '\/proc\/dtrain-test-logs'$/,
+    );
+    t.equal(r.stdout, '');
+  });
+
   t.test('sbatch missing from PATH: exit 3, one line', async (t) => {
     const dir = mk('entrypoint: node w.js\nscheduler: {kind: slurm}\n');
     const r = dtrain(['submit', 'job.yaml'], { env: { ...tb.env, PATH: '/nonexistent' }, cwd: dir });
