@@ -238,8 +238,9 @@ export class Supervisor {
           message: ev.message,
         };
       }
-      // A node that cannot run its workers reports none of them: count them as gone.
-      this.stopAll(s, 'SIGTERM', ev.message);
+      // A node that cannot run its workers reports none of them: count them as gone. The note names the node
+      // only: its message is the job's last line (or in its summary) already.
+      this.stopAll(s, 'SIGTERM', `${host} could not run its workers`);
       this.nodeGone(s, ev.node_rank);
     }
   }

@@ -160,6 +160,8 @@ t.test(
     clearTimeout(timer);
     t.equal(r.code, 3, `exit 3 (${r.ms} ms): ${r.stderr}`);
     t.match(r.stderr, /logs\.dir: cannot make \/proc\/dtrain-test-logs\/x\/\S+: ENOENT/);
+    t.equal(r.stderr.match(/cannot make/g)?.length, 1, 'said once (the stop note names only the node)');
+    t.match(r.stderr, /stopping all workers: localhost could not run its workers\n/);
     t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
   },
 );
