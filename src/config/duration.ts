@@ -4,6 +4,12 @@
  */
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
+/**
+ * The longest duration a config may give: Node's timers wait at most 2^31-1 ms (24.8 days) and fire at
+ * once beyond it, so a grace of 99999999h would have been 1 ms.
+ */
+export const MAX_DURATION_MS = 596 * 3_600_000;
+
 /** The config schema's pattern for a duration string (plain numbers are the schema's `number` branch). */
 export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
 

@@ -3,6 +3,8 @@
  * include/exclude filters ("worker-0:0,2@worker-1": hosts joined by '@', optional ':slot,slot'). As in
  * DeepSpeed, a slot or host named again is selected once: "w:1,1" is w's slot 1, "w:1@w:0,1" its slots 0 and 1.
  */
+import { HOST_NAME_PATTERN, HOST_NAME_RULE } from './host-name.js';
+import { MAX_NODES, MAX_PROCS_PER_NODE } from './limits.js';
 import { didYouMean } from './suggest.js';
 
 export interface HostEntry {
@@ -17,6 +19,8 @@ export interface TextProblem {
   col: number;
   message: string;
 }
+
+const hostName = new RegExp(HOST_NAME_PATTERN);
 
 export function parseHostfile(text: string): { hosts: HostEntry[]; problems: TextProblem[] } {
   const hosts: HostEntry[] = [];
@@ -34,13 +38,21 @@ export function parseHostfile(text: string): { hosts: HostEntry[]; problems: Tex
       problems.push({ line, col: hostCol + host.length, message: `expected "${host} slots=<n>"` });
       return;
     }
+    if (!hostName.test(host)) {
+      problems.push({ line, col: hostCol, message: `host ${JSON.stringify(host)} ${HOST_NAME_RULE}` });
+      return;
+    }
     const slots = /^slots=(.*)$/.exec(field);
     if (!slots) {
       problems.push({ line, col: fieldCol, message: `expected slots=<n> after the host name, got "${field}"` });
       return;
     }
-    if (!/^[1-9][0-9]*$/.test(slots[1])) {
-      problems.push({ line, col: fieldCol + 6, message: `slots must be a positive integer, got "${slots[1]}"` });
+    if (!/^[1-9][0-9]*$/.test(slots[1]) || Number(slots[1]) > MAX_PROCS_PER_NODE) {
+      problems.push({
+        line,
+        col: fieldCol + 6,
+        message: `slots must be an integer from 1 to ${MAX_PROCS_PER_NODE}, got "${slots[1]}"`,
+      });
       return;
     }
     if (rest !== undefined) {
@@ -58,6 +70,12 @@ export function parseHostfile(text: string): { hosts: HostEntry[]; problems: Tex
       return;
     }
     seen.set(host.toLowerCase(), line);
+    if (hosts.length === MAX_NODES) {
+      // said once, at the first host past the limit
+      if (seen.size === MAX_NODES + 1)
+        problems.push({ line, col: hostCol, message: `more than ${MAX_NODES} hosts (the limit of nodes in a job)` });
+      return;
+    }
     hosts.push({ host, slots: Number(slots[1]), line });
   });
   return { hosts, problems };

@@ -12,7 +12,8 @@
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import type { ConfigProblem } from '../util/errors.js';
-import { parseDuration } from './duration.js';
+import { formatDuration, MAX_DURATION_MS, parseDuration } from './duration.js';
+import { MAX_WORLD_SIZE } from './limits.js';
 import { envNameProblem, envValueProblem } from './env-rules.js';
 import { type EnvFileEntry, parseEnvFile } from './envfile.js';
 import { TextReadError } from './read-text.js';
@@ -115,6 +116,11 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
   const spares = listed.filter((n) => n.spare);
   const world = nodes.reduce((sum, n) => sum + n.nproc, 0);
   if (listed.length && nodes.length === 0) error(['nodes'], 'every node is a spare: list at least one that is not');
+  if (world > MAX_WORLD_SIZE)
+    error(
+      [raw.nodes ? 'nodes' : 'nproc_per_node'],
+      `make ${world} ranks on ${nodes.length} nodes, over the limit of ${MAX_WORLD_SIZE}`,
+    );
 
   // scheduler and the listed nodes must agree on how many nodes there are (none: the list is unknown)
   if (
@@ -234,6 +240,8 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     const out = parseDuration(v);
     if (out === undefined)
       error(path, `must be a duration such as 30s, 5m, 1h or a number of seconds, got ${JSON.stringify(v)}`);
+    else if (out > MAX_DURATION_MS)
+      error(path, `must be at most ${formatDuration(MAX_DURATION_MS)} (the longest a timer can wait), got ${v}`);
     return out ?? 0;
   };
   const heartbeat = {

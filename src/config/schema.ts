@@ -8,6 +8,8 @@
  */
 import { DURATION_PATTERN } from './duration.js';
 import { ENV_NAME_PATTERN, ENV_NAME_RULE } from './env-name.js';
+import { HOST_NAME_PATTERN, HOST_NAME_RULE } from './host-name.js';
+import { MAX_NODES, MAX_PROCS_PER_NODE, MAX_WORLD_SIZE } from './limits.js';
 
 const duration = {
   description: 'A duration: 30s, 5m, 1h, 250ms (units may be combined: 1h30m) or a number of seconds.',
@@ -26,6 +28,10 @@ const portOrAuto = {
 } as const;
 
 const positiveInt = { type: 'integer', minimum: 1 } as const;
+/** process counts on one node, node counts and rank-grid sizes: limits.ts */
+const procCount = { type: 'integer', minimum: 1, maximum: MAX_PROCS_PER_NODE } as const;
+const nodeCount = { type: 'integer', minimum: 1, maximum: MAX_NODES } as const;
+const gridSize = { type: 'integer', minimum: 1, maximum: MAX_WORLD_SIZE } as const;
 
 export const SCHEMA_ID = 'https://dtrain.dev/schema/config.json';
 
@@ -99,13 +105,19 @@ export const configSchema = {
       description: 'The nodes in rank order (node 0 first). Alternative: hostfile. Default: localhost.',
       type: 'array',
       minItems: 1,
+      maxItems: MAX_NODES,
       items: {
         type: 'object',
         additionalProperties: false,
         required: ['host'],
         properties: {
-          host: { description: 'Host name or address as the controller reaches it.', type: 'string', minLength: 1 },
-          slots: { description: 'Process slots (usually GPUs) on this node.', ...positiveInt },
+          host: {
+            description: 'Host name or address as the controller reaches it.',
+            type: 'string',
+            // nested, so a value that is no string at all is told so, not this rule
+            allOf: [{ pattern: HOST_NAME_PATTERN, errorMessage: HOST_NAME_RULE }],
+          },
+          slots: { description: 'Process slots (usually GPUs) on this node.', ...procCount },
           user: { description: 'SSH user for this node (overrides ssh.user).', type: 'string', minLength: 1 },
           port: { description: 'SSH port for this node (overrides ssh.port).', $ref: '#/$defs/port' },
           spare: {
@@ -133,8 +145,8 @@ export const configSchema = {
     },
     nproc_per_node: {
       description: 'Processes per node; auto: the node slots when given, else its GPU count at launch.',
-      errorMessage: 'must be a positive integer or "auto"',
-      anyOf: [positiveInt, { const: 'auto' }],
+      errorMessage: `must be an integer from 1 to ${MAX_PROCS_PER_NODE} or "auto"`,
+      anyOf: [procCount, { const: 'auto' }],
       default: 'auto',
     },
     parallelism: {
@@ -145,12 +157,12 @@ export const configSchema = {
       properties: {
         data: {
           description: 'Data-parallel size; auto: world / (tensor × pipeline).',
-          errorMessage: 'must be a positive integer or "auto"',
-          anyOf: [positiveInt, { const: 'auto' }],
+          errorMessage: `must be an integer from 1 to ${MAX_WORLD_SIZE} or "auto"`,
+          anyOf: [gridSize, { const: 'auto' }],
           default: 'auto',
         },
-        tensor: { description: 'Tensor-parallel size.', ...positiveInt, default: 1 },
-        pipeline: { description: 'Pipeline-parallel size (stages).', ...positiveInt, default: 1 },
+        tensor: { description: 'Tensor-parallel size.', ...gridSize, default: 1 },
+        pipeline: { description: 'Pipeline-parallel size (stages).', ...gridSize, default: 1 },
         zero_stage: {
           description:
             'ZeRO stage: 0 replicates the optimizer state and updates every parameter on every rank (DDP), ' +
@@ -267,12 +279,12 @@ export const configSchema = {
       properties: {
         min_nodes: {
           description: 'Keep training while at least this many nodes are alive.',
-          ...positiveInt,
+          ...nodeCount,
           default: 1,
         },
         max_nodes: {
           description: 'Grow back up to this many nodes. Default: the listed nodes that are not spares.',
-          ...positiveInt,
+          ...nodeCount,
         },
         rejoin: {
           description: 'How often lost nodes and spares are retried.',
@@ -388,7 +400,7 @@ export const configSchema = {
       required: ['kind'],
       properties: {
         kind: { enum: ['slurm', 'pbs'] },
-        nodes: { description: 'Nodes to allocate. Default: the listed nodes, else 1.', ...positiveInt },
+        nodes: { description: 'Nodes to allocate. Default: the listed nodes, else 1.', ...nodeCount },
         partition: { type: 'string', minLength: 1 },
         account: { type: 'string', minLength: 1 },
         qos: { type: 'string', minLength: 1 },

@@ -2,10 +2,12 @@
  * Which environment values are secrets, and how they are shown: the one rule every printed env (plan table,
  * --json, --set echoes, error messages) follows.
  *
- * A name is secret when one of its `_`-separated tokens (compared in upper case) is in SECRET_NAME_TOKENS:
- * HF_TOKEN, DB_PASSWD, AWS_SECRET_ACCESS_KEY, WANDB_API_KEY, GITHUB_PAT are; PASSTHROUGH, KEYBOARD_LAYOUT,
- * TOKENIZERS_PARALLELISM are not. The config's `secret_env` names more. Whatever the name, a URL's
- * user-info in a value is masked: `postgres://u:pw@host` shows as `postgres://u:***@host`.
+ * A name is secret when one of its tokens (split at `_` and at a lower-to-upper case change, compared in upper
+ * case) is in SECRET_NAME_TOKENS or ends with one of SECRET_NAME_ENDINGS: HF_TOKEN, DB_PASSWD,
+ * AWS_SECRET_ACCESS_KEY, WANDB_API_KEY, GITHUB_PAT, PGPASSWORD, HFTOKEN, apiToken, MY_PRIVATEKEY are;
+ * PASSTHROUGH, KEYBOARD_LAYOUT, TOKENIZERS_PARALLELISM, MONKEY are not. The config's `secret_env` names more.
+ * Whatever the name, a URL's user-info in a value is masked: `postgres://u:pw@host` shows as
+ * `postgres://u:***@host`.
  */
 
 /** Whole `_`-separated tokens that make a name secret (README.md "Secrets" lists them too). */
@@ -30,6 +32,18 @@ export const SECRET_NAME_TOKENS: readonly string[] = [
   'COOKIE',
 ];
 
+/** Endings that make a token secret on their own (PGPASSWORD, HFTOKEN); never a bare KEY (MONKEY, HOTKEY). */
+export const SECRET_NAME_ENDINGS: readonly string[] = [
+  'TOKEN',
+  'PASSWORD',
+  'PASSWD',
+  'SECRET',
+  'APIKEY',
+  'PRIVATEKEY',
+  'SECRETKEY',
+  'ACCESSKEY',
+];
+
 const tokens = new Set(SECRET_NAME_TOKENS);
 
 export const MASK = '***';
@@ -38,9 +52,10 @@ export const MASK = '***';
 export function isSecretName(name: string, extra: Iterable<string> = []): boolean {
   for (const e of extra) if (e === name) return true;
   return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
     .toUpperCase()
     .split('_')
-    .some((t) => tokens.has(t));
+    .some((t) => tokens.has(t) || SECRET_NAME_ENDINGS.some((end) => t.endsWith(end)));
 }
 
 // scheme://userinfo@ : the user-info runs to the last '@' before the path (a password may hold '@').

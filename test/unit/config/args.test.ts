@@ -46,7 +46,7 @@ t.test('flag problems name the flag', async (t) => {
   );
   t.type(err, ConfigError);
   t.same((err as ConfigError).problems.map(formatProblem), [
-    '--nproc-per-node: nproc_per_node: must be a positive integer or "auto", got 0',
+    '--nproc-per-node: nproc_per_node: must be an integer from 1 to 4096 or "auto", got 0',
     '--master-port: master.port: must be a port number 1-65535 or "auto", got 99999',
   ]);
   const nn = await configFromArgs({ nnodes: 2, entrypoint: ['x'] }).catch((e: unknown) => e);

@@ -17,7 +17,7 @@ t.test('hostfile: each bad line is reported with its line and column', async (t)
   const { problems } = parseHostfile('a slots=2\nb\nc slots=x\nd gpus=2\na slots=1\n');
   t.same(problems, [
     { line: 2, col: 2, message: 'expected "b slots=<n>"' },
-    { line: 3, col: 9, message: 'slots must be a positive integer, got "x"' },
+    { line: 3, col: 9, message: 'slots must be an integer from 1 to 4096, got "x"' },
     { line: 4, col: 3, message: 'expected slots=<n> after the host name, got "gpus=2"' },
     { line: 5, col: 1, message: 'host "a" is already listed at line 1' },
   ]);

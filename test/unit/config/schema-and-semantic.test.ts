@@ -100,7 +100,7 @@ t.test(
         ].join('\n'),
       ),
       [
-        'nproc.yaml:3:17: nproc_per_node: must be a positive integer or "auto", got "four"',
+        'nproc.yaml:3:17: nproc_per_node: must be an integer from 1 to 4096 or "auto", got "four"',
         'nproc.yaml:6:21: restarts.backoff: must be a duration such as 30s, 5m, 1h or a number of seconds, got "5sec"',
       ],
     );

@@ -21,6 +21,21 @@ t.test('a name is secret when one of its _-separated tokens is', async (t) => {
     t.notOk(isSecretName(name), name);
 });
 
+t.test('a token that ends in a secret word is secret too, and camelCase names split like _', async (t) => {
+  for (const name of [
+    'PGPASSWORD',
+    'HFTOKEN',
+    'apiToken',
+    'MY_PRIVATEKEY',
+    'dbPassword',
+    'clientSecret',
+    'X_SECRETKEY',
+  ])
+    t.ok(isSecretName(name), name);
+  for (const name of ['HOTKEY', 'TOKENIZER', 'SECRETARY_NAME', 'PASSWORDLESS', 'tokenizerName'])
+    t.notOk(isSecretName(name), name);
+});
+
 t.test('secret_env names more', async (t) => {
   t.notOk(isSecretName('SESAME'));
   t.ok(isSecretName('SESAME', ['SESAME']));
