@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { UsageError } from '../util/errors.js';
 import { callControl } from './control-server.js';
 import { findRun, forgetRun, listRuns, type RunEntry } from './run-registry.js';
-import type { RunStatusDoc } from './run-status.js';
+import { statusDocProblem, type RunStatusDoc } from './run-status.js';
 
 export interface StatusSource {
   /** where the document comes from, for the reader */
@@ -111,7 +111,7 @@ function doesNotAnswer(entry: RunEntry, err: unknown): UsageError {
 
 function statusDoc(entry: RunEntry, reply: Reply): RunStatusDoc {
   if (reply.status !== 200) throw new UsageError(`run ${entry.run_id} answered ${reply.status}: ${reply.body.trim()}`);
-  return JSON.parse(reply.body) as RunStatusDoc;
+  return parseStatusDoc(reply.body, (why) => `run ${entry.run_id} answered: ${why}`);
 }
 
 /** `<dir>/status.json` when `run` is a log folder (or the file itself). */
@@ -127,9 +127,40 @@ function statusFileOf(run: string): string | undefined {
 }
 
 function readStatusFile(file: string): RunStatusDoc {
+  let text: string;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as RunStatusDoc;
+    text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`${file}: not a dtrain status file (${(err as Error).message})`);
+    throw new UsageError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
+  return parseStatusDoc(text, (why, where) => `${file}${where}: ${why}`);
+}
+
+/**
+ * The one place a status document is read (a controller's reply, a status.json): JSON, and the shape
+ * `status` and `top` read (statusDocProblem), else exit 2 in one line that `say` words from why and
+ * where (':line:col', or '').
+ */
+export function parseStatusDoc(text: string, say: (why: string, where: string) => string): RunStatusDoc {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(say('not valid JSON, so not a dtrain status document', jsonErrorAt(text, err)));
+  }
+  const problem = statusDocProblem(doc);
+  if (problem) throw new UsageError(say(`not a dtrain status document (${problem})`, ''));
+  return doc as RunStatusDoc;
+}
+
+/**
+ * Where JSON.parse stopped, as ':line:col' ('' when V8 does not say). Only the position is taken from its
+ * message: the rest quotes the text, which may hold a secret (a token file given by mistake).
+ */
+function jsonErrorAt(text: string, err: unknown): string {
+  const pos = /at position (\d+)/.exec((err as Error).message);
+  if (!pos) return '';
+  const before = text.slice(0, Number(pos[1]));
+  const line = before.split('\n').length;
+  return `:${line}:${before.length - before.lastIndexOf('\n')}`;
 }

@@ -80,12 +80,13 @@ export function listRuns(): RunEntry[] {
   for (const name of names) {
     if (!name.endsWith('.json')) continue;
     const file = join(dir, name);
-    let entry: RunEntry;
+    let entry: unknown;
     try {
-      entry = JSON.parse(readFileSync(file, 'utf8')) as RunEntry;
+      entry = JSON.parse(readFileSync(file, 'utf8'));
     } catch {
       continue; // being written (never: rename is atomic) or not ours
     }
+    if (!isRunEntry(entry)) continue; // not ours either: left alone, as it names nothing to forget
     if (!alive(entry)) {
       forgetRun(entry);
       continue;
@@ -125,6 +126,20 @@ function writeAtomic(file: string, text: string, mode: number): void {
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, text, { mode });
   renameSync(tmp, file);
+}
+
+/** The fields this file and run-query.ts read; a JSON file that lacks one is no entry. */
+function isRunEntry(v: unknown): v is RunEntry {
+  if (typeof v !== 'object' || v === null) return false;
+  const e = v as Record<keyof RunEntry, unknown>;
+  return (
+    typeof e.run_id === 'string' &&
+    Number.isSafeInteger(e.pid) &&
+    (e.pid_start === undefined || typeof e.pid_start === 'number') &&
+    typeof e.started_at === 'string' &&
+    typeof e.log_dir === 'string' &&
+    typeof e.socket === 'string'
+  );
 }
 
 /** The entry's controller may still run: its pid answers, started when it did, and its socket is there. */

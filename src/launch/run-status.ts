@@ -62,6 +62,81 @@ export interface RunStatusDoc {
   ranks: RankStatus[];
 }
 
+/**
+ * Why `v` is not a status document `dtrain status` and `dtrain top` can show (undefined: it is one): the
+ * fields they read, with their types. A file or a reply is checked once, where run-query.ts reads it;
+ * the other fields are not required, so an older run's status.json still shows.
+ */
+export function statusDocProblem(v: unknown): string | undefined {
+  return shapeProblem(v, DOC_SHAPE, '');
+}
+
+type Check = (v: unknown, at: string) => string | undefined;
+/** Keyed by the interface's own fields, so a renamed field fails to compile here. */
+type Shape<T> = { [K in keyof T]?: Check };
+
+const is =
+  (type: 'string' | 'number' | 'boolean'): Check =>
+  (v, at) =>
+    typeof v === type ? undefined : v === undefined ? `no ${at}` : `${at} is not a ${type}`;
+const optional =
+  (check: Check): Check =>
+  (v, at) =>
+    v === undefined ? undefined : check(v, at);
+const listOf =
+  (check: Check): Check =>
+  (v, at) => {
+    if (!Array.isArray(v)) return v === undefined ? `no ${at}` : `${at} is not a list`;
+    for (let i = 0; i < v.length; i++) {
+      const problem = check(v[i], `${at}[${i}]`);
+      if (problem) return problem;
+    }
+    return undefined;
+  };
+const object =
+  <T>(shape: Shape<T>): Check =>
+  (v, at) =>
+    shapeProblem(v, shape, at);
+
+function shapeProblem<T>(v: unknown, shape: Shape<T>, at: string): string | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return `${at || 'the document'} is not an object`;
+  for (const [key, check] of Object.entries(shape) as [string, Check][]) {
+    const problem = check((v as Record<string, unknown>)[key], at ? `${at}.${key}` : key);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+const num = is('number');
+const str = is('string');
+const RANK_SHAPE: Shape<RankStatus> = {
+  rank: num,
+  node_rank: num,
+  host: str,
+  pid: num,
+  state: str,
+  step: optional(num),
+  step_s: optional(num),
+  compute_s: optional(num),
+  samples_per_s: optional(num),
+  cpu_percent: num,
+  rss_bytes: num,
+  restarts: num,
+  last_output_age_s: num,
+  straggler: optional(is('boolean')),
+};
+const DOC_SHAPE: Shape<RunStatusDoc> = {
+  run_id: str,
+  state: str,
+  attempt: num,
+  world_size: num,
+  started_at: str,
+  monitor_url: optional(str),
+  stragglers: listOf(num),
+  nodes: listOf(object<NodeStatus>({ node_rank: num, host: str, state: str })),
+  ranks: listOf(object(RANK_SHAPE)),
+};
+
 /** One point of the step-time chart: the ranks' median and slowest step time at a moment. */
 export interface StepTimePoint {
   t: string;

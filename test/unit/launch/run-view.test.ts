@@ -92,6 +92,29 @@ t.test('the registry: 0700, found by id, log folder or as the newest; dead pids 
   t.same(readdirSync(dir), [], 'unregistering removes the entries');
 });
 
+t.test('the registry: a JSON file that is no entry is skipped, not read as one', async (t) => {
+  const dir = withRunsDir(t);
+  const live = registerWithSocket(entry('job-a', process.pid, '2026-01-01T00:00:00.000Z'));
+  t.teardown(live);
+  const own = JSON.parse(readFileSync(join(dir, 'job-a.json'), 'utf8')) as Record<string, unknown>;
+  const bad: Record<string, unknown> = {
+    null: null,
+    list: [],
+    empty: {},
+    'no-socket': { ...own, run_id: 'no-socket', socket: undefined, started_at: '2027-01-01T00:00:00.000Z' },
+    'no-start': { ...own, run_id: 'no-start', started_at: undefined },
+    'pid-text': { ...own, run_id: 'pid-text', pid: String(process.pid), started_at: '2027-01-01T00:00:00.000Z' },
+  };
+  for (const [name, v] of Object.entries(bad)) writeFileSync(join(dir, `${name}.json`), JSON.stringify(v) + '\n');
+  t.same(
+    listRuns().map((r) => r.run_id),
+    ['job-a'],
+    'only the entry',
+  );
+  t.equal(findRun()?.run_id, 'job-a', 'the newest run is the entry');
+  for (const name of Object.keys(bad)) t.ok(existsSync(join(dir, `${name}.json`)), `${name}: left alone`);
+});
+
 t.test('the control server: one route table on a Unix socket and on TCP with a token', async (t) => {
   const dir = withRunsDir(t);
   const routes = {
