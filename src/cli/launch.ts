@@ -154,7 +154,7 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
           sets,
         })
       : await config.loadConfig(args.config!, { sets });
-    if (args.saveConfig) config.saveConfig(loaded, args.saveConfig);
+    if (args.saveConfig) await config.saveConfig(loaded, args.saveConfig);
     const { runJob } = await import('../launch/run-job.js');
     const dryRun = Boolean(args.dryRun);
     if (dryRun) {

@@ -3,9 +3,10 @@
  * schema validation with defaults, then normalise(), which runs even when the schema failed (on the
  * values it accepted). Every problem found is thrown together in one ConfigError; warnings are returned.
  */
-import { closeSync, existsSync, fchmodSync, openSync, writeSync } from 'node:fs';
+import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import { basename, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeFileDurably } from '../runtime/durable-file.js';
 import { ConfigError, UsageError, type ConfigProblem } from '../util/errors.js';
 import { schemaValidator } from './ajv.js';
 import { isLocalHost, localGpuCount } from './local-host.js';
@@ -24,9 +25,10 @@ export interface LoadOptions {
 }
 
 export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<LoadedConfig> {
+  const path = resolve(opts.cwd ?? process.cwd(), file);
   let text: string;
   try {
-    text = readBoundedText(resolve(opts.cwd ?? process.cwd(), file));
+    text = readBoundedText(path);
   } catch (err) {
     if (!(err instanceof TextReadError)) throw err;
     const reason = err.message;
@@ -40,6 +42,7 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
     opts,
     {
       file,
+      path,
       defaultName: nameFromFile(file),
     },
     parsed.problems,
@@ -113,7 +116,7 @@ async function validate(
   doc: Record<string, unknown>,
   source: ConfigSource,
   opts: LoadOptions,
-  where: { file: string; defaultName: string },
+  where: { file: string; path?: string; defaultName: string },
   earlier: ConfigProblem[] = [],
 ): Promise<LoadedConfig> {
   // Problems found while parsing (repeated keys) are reported together with whatever the checks find.
@@ -151,7 +154,13 @@ async function validate(
   };
   const result = normalise(doc as unknown as RawConfig, source, ctx);
   if (!result.config || earlier.length || schema) fail([...(schema?.problems ?? []), ...result.problems]);
-  return { config: result.config!, warnings: ordered(result.warnings), file: where.file, raw: written };
+  return {
+    config: result.config!,
+    warnings: ordered(result.warnings),
+    file: where.file,
+    ...(where.path !== undefined && { path: where.path }),
+    raw: written,
+  };
 }
 
 /** Problems in reading order: grouped by file (in order of appearance), then line and column. */
@@ -178,8 +187,31 @@ export function schemaLocation(): string {
   return existsSync(fileURLToPath(shipped)) ? shipped.href : 'https://dtrain.dev/schema/config.json';
 }
 
-/** Writes the config as written (no defaults spelled out), with the schema comment for editors; mode 0600. */
-export function saveConfig(loaded: LoadedConfig, file: string): void {
+/**
+ * Writes the config as written (no defaults spelled out), with the schema comment for editors; mode 0600.
+ * `file` is replaced whole (tmp + rename: a reader sees the old file or the new one). Refused (exit 2): a
+ * symbolic link (the write would land on whatever it names), and the config, hostfile or env_file this
+ * launch reads (the copy has none of the source's comments).
+ */
+export async function saveConfig(loaded: LoadedConfig, file: string): Promise<void> {
+  const target = resolve(file);
+  let isLink = false;
+  try {
+    isLink = lstatSync(target, { throwIfNoEntry: false })?.isSymbolicLink() ?? false;
+  } catch (err) {
+    throw new UsageError(`cannot write ${file}: ${(err as Error).message}`);
+  }
+  if (isLink) throw new UsageError(`--save-config ${file} is a symbolic link: name the file itself, not a link to it`);
+  const real = realPath(target);
+  const inputs: [string, string | undefined][] = [
+    ['the config', loaded.path],
+    ['the hostfile', loaded.config.hostfile],
+    ['the env_file', loaded.config.env_file],
+  ];
+  for (const [what, path] of inputs)
+    if (real !== undefined && path !== undefined && realPath(path) === real)
+      throw new UsageError(`--save-config ${file} is ${what} this launch reads: name another file`);
+
   // Paths in a config are relative to its own folder: the copy may live elsewhere, so make them absolute.
   const doc = { ...loaded.raw };
   if (doc.hostfile !== undefined && loaded.config.hostfile) doc.hostfile = loaded.config.hostfile;
@@ -188,16 +220,19 @@ export function saveConfig(loaded: LoadedConfig, file: string): void {
     `# yaml-language-server: $schema=${schemaLocation()}\n` +
     `# written by dtrain from ${loaded.file}\n` +
     yaml().stringify(doc);
-  // The config may hold secrets (env): owner-only, also when it replaces a file others could read.
   try {
-    const fd = openSync(file, 'w', 0o600);
-    try {
-      fchmodSync(fd, 0o600);
-      writeSync(fd, text);
-    } finally {
-      closeSync(fd);
-    }
+    // The config may hold secrets (env): owner-only, also when it replaces a file others could read.
+    await writeFileDurably(target, text, 0o600);
   } catch (err) {
     throw new UsageError(`cannot write ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** The file's path with every link resolved; undefined when there is no such file (nothing to overwrite). */
+function realPath(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
   }
 }

@@ -202,6 +202,8 @@ export interface LoadedConfig {
   warnings: ConfigProblem[];
   /** the config file as given (or "<command line>") */
   file: string;
+  /** the config file's absolute path; absent for the command line */
+  path?: string;
   /** the document as written, --set applied, without defaults: what saveConfig writes */
   raw: Record<string, unknown>;
 }

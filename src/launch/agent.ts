@@ -4,7 +4,7 @@
  * for its own node and inside `dtrain agent` on remote nodes; only the AgentLink differs
  * (agent-contract.ts describes the messages).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { makeDirsSync } from '../util/make-dirs.js';
@@ -127,6 +127,9 @@ export class NodeAgent {
       master: spec.master,
     };
     try {
+      // first: logs.dir defaults under workdir, and making it would make a missing workdir too
+      const badWorkdir = workdirProblem(spec.workdir);
+      if (badWorkdir) throw new StartError(badWorkdir);
       const aborted = new Promise<never>((_, reject) =>
         this.abortStart.set(attempt, () => reject(new Error('stopped before its workers started'))),
       );
@@ -334,6 +337,18 @@ export class NodeAgent {
     const picked = await freePort();
     await this.link.publishMasterPort(attempt, picked);
     return picked;
+  }
+}
+
+/** Why `workdir` cannot be the workers' folder on this node; undefined when it can. */
+export function workdirProblem(workdir: string): string | undefined {
+  try {
+    if (statSync(workdir).isDirectory()) return undefined;
+    return `workdir ${workdir} is not a folder`;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return `workdir ${workdir} does not exist`;
+    return `workdir ${workdir}: ${(err as Error).message}`;
   }
 }
 

@@ -15,6 +15,7 @@ import { StoreClient, StoreServer } from '../store/index.js';
 import { InterruptedError, JobFailedError, StartError } from '../util/errors.js';
 import type { AgentEvent, AgentSpec } from './agent-contract.js';
 import { ConsoleSink } from './console.js';
+import { workdirProblem } from './agent.js';
 import { childAgentMode, localNodeSource, type StoreAccess } from './local-node.js';
 import type { NodeSource, NodeSourceKind, StartContext } from './node-source.js';
 import { sighupIgnoredAtStart } from './nohup.js';
@@ -115,6 +116,11 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
   const lent = req.source?.store;
   const jobKey = lent?.jobKey ?? randomBytes(32);
   const allLocal = plan.nodes.every((n) => n.local) && (config.elastic?.spares ?? []).every((n) => n.local);
+  // The run's status folder (below) is under logs.dir, by default under workdir: where this machine runs a node,
+  // a workdir missing here is that node's start failure now, before making the folder would make workdir too.
+  const localNode = plan.nodes.find((n) => n.local);
+  const badWorkdir = localNode && workdirProblem(config.workdir);
+  if (badWorkdir) throw new StartError(badWorkdir, localNode.host);
   const logsRoot = isAbsolute(config.logs.dir) ? config.logs.dir : resolve(config.workdir, config.logs.dir);
   const masterAddr = config.master.addr !== 'auto' ? config.master.addr : allLocal ? '127.0.0.1' : plan.nodes[0].host;
   if (typeof config.master.port === 'number' && plan.nodes[0]?.local)

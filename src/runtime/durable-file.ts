@@ -3,7 +3,7 @@
  * place, fsynced, renamed over it, then the directory fsynced, so the rename itself is on disk before a later
  * file names this one. Readers see the old file or the whole new one, never part of either.
  */
-import { open, rename } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** Puts a directory's entries (a rename, a new file) on disk. */
@@ -16,16 +16,27 @@ export async function fsyncDirectory(dir: string): Promise<void> {
   }
 }
 
-/** Replaces `path` with `data` durably and atomically (see above); the file is created 0644. */
-export async function writeFileDurably(path: string, data: string | Uint8Array): Promise<void> {
+/**
+ * Replaces `path` with `data` durably and atomically (see above). The file is created 0644 (less the umask);
+ * `mode` gives it exactly that mode instead (a file holding secrets: 0600).
+ */
+export async function writeFileDurably(path: string, data: string | Uint8Array, mode?: number): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', 0o644);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    const fh = await open(tmp, 'w', mode ?? 0o644);
+    try {
+      // also a stale tmp of an earlier process with this pid, which keeps its own mode
+      if (mode !== undefined) await fh.chmod(mode);
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    // a failed write or rename (a folder in the way, a full disk) leaves no tmp file beside the target
+    await rm(tmp, { force: true }).catch(() => {});
+    throw err;
   }
-  await rename(tmp, path);
   await fsyncDirectory(dirname(path));
 }

@@ -1,6 +1,6 @@
 // torchrun habits without a file, --save-config, and --dry-run printing exactly what validate prints.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { built, dtrainBin, runDtrain, tempDir } from '../../helpers/launch.js';
@@ -54,6 +54,27 @@ t.test('torchrun-style flags, --save-config, and the saved file launches the sam
     a.ranks.map((r: { command: string[] }) => r.command),
   );
   t.equal(a.world_size, 3);
+});
+
+t.test('--save-config refuses the config being read and a symbolic link: one line, exit 2', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const source = '# why nproc 2: see the notes\nentrypoint: node train.js\nnproc_per_node: 2\n';
+  writeFileSync(join(dir, 'keep.yaml'), source);
+  const same = await runDtrain(['launch', 'keep.yaml', '--save-config', './keep.yaml', '--dry-run'], { cwd: dir });
+  t.equal(same.code, 2, same.stderr);
+  t.equal(same.stderr, 'dtrain: --save-config ./keep.yaml is the config this launch reads: name another file\n');
+  t.equal(same.stdout, '', 'nothing launched, no plan');
+  t.equal(readFileSync(join(dir, 'keep.yaml'), 'utf8'), source, 'its comments are still there');
+
+  writeFileSync(join(dir, 'tgt.txt'), 'untouched\n');
+  chmodSync(join(dir, 'tgt.txt'), 0o644);
+  symlinkSync('tgt.txt', join(dir, 'lnk.yaml'));
+  const link = await runDtrain(['launch', 'keep.yaml', '--save-config', 'lnk.yaml', '--dry-run'], { cwd: dir });
+  t.equal(link.code, 2, link.stderr);
+  t.equal(link.stderr, 'dtrain: --save-config lnk.yaml is a symbolic link: name the file itself, not a link to it\n');
+  t.equal(readFileSync(join(dir, 'tgt.txt'), 'utf8'), 'untouched\n');
+  t.equal(statSync(join(dir, 'tgt.txt')).mode & 0o777, 0o644);
+  t.ok(lstatSync(join(dir, 'lnk.yaml')).isSymbolicLink());
 });
 
 t.test('extra arguments after -- reach every worker of a config launch', { skip }, async (t) => {

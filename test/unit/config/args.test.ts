@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configFromArgs, loadConfig, saveConfig } from '../../../src/config/index.js';
-import { ConfigError, formatProblem } from '../../../src/util/errors.js';
+import { ConfigError, formatProblem, UsageError } from '../../../src/util/errors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'dtrain-args-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
@@ -64,7 +64,7 @@ t.test('saveConfig writes a config that loads back to the same thing', async (t)
     sets: ['parallelism.zero_stage=1'],
   });
   const file = join(tmp, 'saved.yaml');
-  saveConfig(fromArgs, file);
+  await saveConfig(fromArgs, file);
   const text = readFileSync(file, 'utf8');
   t.match(text, /^# yaml-language-server: \$schema=\S+dtrain\.schema\.json\n/);
   t.notMatch(text, /heartbeat/, 'defaults are not spelled out');
@@ -80,8 +80,66 @@ t.test('saveConfig keeps hostfile and env_file working from another folder', asy
   writeFileSync(join(tmp, 'a/job.env'), 'X=1\n');
   writeFileSync(join(tmp, 'a/job.yaml'), 'entrypoint: x\nhostfile: hosts\nenv_file: job.env\n');
   const loaded = await loadConfig(join(tmp, 'a/job.yaml'));
-  saveConfig(loaded, join(tmp, 'b/copy.yaml'));
+  await saveConfig(loaded, join(tmp, 'b/copy.yaml'));
   const back = await loadConfig(join(tmp, 'b/copy.yaml'));
   t.same(back.config.nodes, loaded.config.nodes);
   t.same(back.config.env, { X: '1' });
+});
+
+t.test('saveConfig never overwrites a file the config reads, nor writes through a link (exit 2)', async (t) => {
+  const { mkdirSync, symlinkSync, writeFileSync, chmodSync, statSync } = await import('node:fs');
+  const dir = join(tmp, 'inputs');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'hosts'), 'w0 slots=2\n');
+  writeFileSync(join(dir, 'job.env'), 'X=1\n');
+  const source = '# keep this comment\nentrypoint: x\nhostfile: hosts\nenv_file: job.env\n';
+  writeFileSync(join(dir, 'job.yaml'), source);
+  symlinkSync(dir, join(tmp, 'inputs-link'));
+  const loaded = await loadConfig(join(dir, 'job.yaml'));
+  const refused = async (file: string) => {
+    const err = await saveConfig(loaded, file).then(
+      () => undefined,
+      (e: unknown) => e as UsageError,
+    );
+    t.type(err, UsageError, file);
+    t.equal(err?.exitCode, 2);
+    return err?.message ?? '';
+  };
+  // the same files spelled otherwise: through a linked folder, with `..`
+  t.match(await refused(join(tmp, 'inputs-link/job.yaml')), /is the config this launch reads/);
+  t.match(await refused(join(dir, '../inputs/hosts')), /is the hostfile this launch reads/);
+  t.match(await refused(join(tmp, 'inputs-link/job.env')), /is the env_file this launch reads/);
+  t.equal(readFileSync(join(dir, 'job.yaml'), 'utf8'), source);
+  t.equal(readFileSync(join(dir, 'hosts'), 'utf8'), 'w0 slots=2\n');
+  t.equal(readFileSync(join(dir, 'job.env'), 'utf8'), 'X=1\n');
+
+  writeFileSync(join(tmp, 'target.txt'), 'not a config\n');
+  chmodSync(join(tmp, 'target.txt'), 0o644);
+  symlinkSync('target.txt', join(tmp, 'lnk.yaml'));
+  t.match(await refused(join(tmp, 'lnk.yaml')), /lnk\.yaml is a symbolic link/);
+  symlinkSync('missing.txt', join(tmp, 'dangling.yaml'));
+  t.match(await refused(join(tmp, 'dangling.yaml')), /is a symbolic link/);
+  t.equal(readFileSync(join(tmp, 'target.txt'), 'utf8'), 'not a config\n');
+  t.equal(statSync(join(tmp, 'target.txt')).mode & 0o777, 0o644);
+  t.notOk(statSync(join(tmp, 'missing.txt'), { throwIfNoEntry: false }), 'a dangling link makes no file');
+});
+
+t.test('saveConfig replaces the file whole (a new file renamed over it), and leaves no tmp file', async (t) => {
+  const { linkSync, mkdirSync, readdirSync, writeFileSync } = await import('node:fs');
+  const dir = join(tmp, 'replace');
+  mkdirSync(dir);
+  const loaded = await configFromArgs({ nprocPerNode: 1, entrypoint: ['x'] });
+  writeFileSync(join(dir, 'out.yaml'), 'old\n');
+  // a second name for the old file: written in place, it would change too
+  linkSync(join(dir, 'out.yaml'), join(dir, 'reader-view'));
+  await saveConfig(loaded, join(dir, 'out.yaml'));
+  t.match(readFileSync(join(dir, 'out.yaml'), 'utf8'), /nproc_per_node: 1/);
+  t.equal(readFileSync(join(dir, 'reader-view'), 'utf8'), 'old\n', 'the old file was not rewritten in place');
+  t.same(readdirSync(dir).sort(), ['out.yaml', 'reader-view']);
+
+  mkdirSync(join(dir, 'a-folder'));
+  const err = await saveConfig(loaded, join(dir, 'a-folder')).catch((e: unknown) => e as UsageError);
+  t.type(err, UsageError);
+  t.match(err?.message, /^cannot write \S+a-folder: /);
+  t.same(readdirSync(dir).sort(), ['a-folder', 'out.yaml', 'reader-view'], 'no tmp file left beside it');
 });
