@@ -4,10 +4,11 @@
  * for its own node and inside `dtrain agent` on remote nodes; only the AgentLink differs
  * (agent-contract.ts describes the messages).
  */
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { makeDirsSync } from '../util/make-dirs.js';
+import { readRegularFileSync } from '../util/regular-file.js';
 import { StartError } from '../util/errors.js';
 import {
   SAMPLE_INTERVAL_MS,
@@ -358,7 +359,7 @@ function checkSharedFolder(spec: AgentSpec): void {
   if (!m) return;
   let found: string | undefined;
   try {
-    found = readFileSync(m.path, 'utf8');
+    found = readRegularFileSync(m.path, 1024).toString('utf8');
   } catch {
     found = undefined;
   }

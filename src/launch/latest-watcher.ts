@@ -8,7 +8,7 @@
  * another host's writes to fs.watch; a local fs.watch event only makes the next look come sooner.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readRegularFile } from '../util/regular-file.js';
 import { join } from 'node:path';
 
 export interface LatestCheckpoint {
@@ -42,7 +42,8 @@ export function parseLatestStep(name: string): number | undefined {
 
 async function readName(path: string): Promise<string | undefined> {
   try {
-    const text = (await readFile(path, 'utf8')).trim();
+    // the workers' file: a FIFO or a device there must not hold the watcher (regular-file.ts)
+    const text = (await readRegularFile(path, 4096)).toString('utf8').trim();
     return text === '' ? undefined : text; // a writer that truncates before writing: not a checkpoint yet
   } catch {
     return undefined; // absent, or replaced between the look and the read: the next look sees it

@@ -4,7 +4,8 @@
  * and the collective it is in from its flight recorder. Cheap on purpose: two small reads per rank, the
  * bytes appended since the last sample, and the recorder (a file in memory the rank maps).
  */
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, readFileSync, readSync } from 'node:fs';
+import { openRegularFileSync } from '../util/regular-file.js';
 import { readFlightRecorder, type FlightEntry, type FlightRecord } from '../runtime/flight-recorder.js';
 import {
   PROGRESS_WINDOW,
@@ -48,9 +49,10 @@ export class ProgressReader {
   poll(): void {
     let fd: number;
     try {
-      fd = openSync(this.file, 'r');
+      // the worker's file: a FIFO or a device there must not stop the agent (regular-file.ts)
+      fd = openRegularFileSync(this.file);
     } catch {
-      return; // not written yet
+      return; // not written yet, or not a file to read
     }
     try {
       const buf = Buffer.alloc(MAX_READ);

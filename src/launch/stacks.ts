@@ -15,6 +15,7 @@ import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { basename, join } from 'node:path';
 import { makeDirsSync } from '../util/make-dirs.js';
+import { readRegularFileSync } from '../util/regular-file.js';
 import { STACK_SIGNAL } from '../runtime/stack-signal.js';
 
 export type StackLanguage = 'python' | 'node' | 'native' | 'other';
@@ -188,7 +189,12 @@ export async function captureStack(
     await sleep(language === 'python' ? 50 : 20);
     const size = sizeOf(file);
     if (size <= 0) continue;
-    const raw = readFileSync(file, 'utf8');
+    let raw: string;
+    try {
+      raw = readRegularFileSync(file, STACK_MAX_CHARS * 4).toString('utf8');
+    } catch {
+      continue; // replaced by something that is not a file: wait (and give up at the deadline)
+    }
     if (language !== 'python') {
       const text = nodeStackText(raw);
       if (text !== null) return { ...base, language: 'node', stack: text.slice(0, STACK_MAX_CHARS), missing: null };

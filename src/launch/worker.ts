@@ -9,7 +9,7 @@
  * its conveniences (no shell, no buffering, exit status read directly).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readRegularFile } from '../util/regular-file.js';
 import { constants } from 'node:os';
 import type { Readable } from 'node:stream';
 import {
@@ -177,7 +177,8 @@ export class Worker {
     let errorFile: unknown = null;
     if (this.opts.errorFile && (code !== 0 || signal)) {
       try {
-        const text = (await readFile(this.opts.errorFile, 'utf8')).slice(0, 65536);
+        // the worker's file: at most 64 KiB of a regular file (a FIFO or /dev/urandom there hung the exit)
+        const text = (await readRegularFile(this.opts.errorFile, 65536)).toString('utf8');
         try {
           errorFile = JSON.parse(text);
         } catch {

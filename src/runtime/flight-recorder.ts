@@ -24,7 +24,8 @@
  *                 op stopped), 8 root i32 (broadcast), 12 pad, 16 seq u64, 24 count u64, 32 bytes u64,
  *                 40 enqueuedNs u64, 48 startedNs u64, 56 endedNs u64 (CLOCK_MONOTONIC_COARSE; 0: not yet).
  */
-import { closeSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, readSync, writeFileSync } from 'node:fs';
+import { openRegularFileSync } from '../util/regular-file.js';
 import { join } from 'node:path';
 
 export const FLIGHT_RECORDER_MAGIC = 0x52465444;
@@ -100,7 +101,8 @@ export function createFlightRecorderFile(dir: string, attempt: number, rank: num
 export function readFlightRecorder(path: string, nowMs = Date.now()): FlightRecord | undefined {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // beside the agent's other files, but the rank knows its path: a FIFO there must not stop a reader
+    fd = openRegularFileSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new FlightRecorderError(`flight recorder ${path}: ${(err as Error).message}`);

@@ -1,0 +1,64 @@
+/**
+ * Reading a file another program controls (a worker's progress, error and stack files, a checkpoint's
+ * `latest`, a flight recorder): it may have put a FIFO there (a plain open waits for a writer: the launcher
+ * froze), a device (/dev/urandom never ends) or a huge file. Opened without blocking, anything but a regular
+ * file is refused, and at most `maxBytes` are read.
+ */
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+
+const flags = constants.O_RDONLY | constants.O_NONBLOCK;
+
+export class NotRegularFileError extends Error {
+  readonly code = 'ENOTREG';
+  constructor(path: string) {
+    super(`${path} is not a regular file`);
+  }
+}
+
+/** An fd open for reading on a regular file (the caller closes it); throws as openSync does, or NotRegularFileError. */
+export function openRegularFileSync(path: string): number {
+  const fd = openSync(path, flags);
+  try {
+    if (!fstatSync(fd).isFile()) throw new NotRegularFileError(path);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  return fd;
+}
+
+/** Up to `maxBytes` of a regular file, from its start. */
+export function readRegularFileSync(path: string, maxBytes: number): Buffer {
+  const fd = openRegularFileSync(path);
+  try {
+    const buf = Buffer.allocUnsafe(maxBytes);
+    let got = 0;
+    while (got < maxBytes) {
+      const n = readSync(fd, buf, got, maxBytes - got, got);
+      if (n <= 0) break;
+      got += n;
+    }
+    return buf.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** readRegularFileSync off the event loop (a file on a slow shared file system). */
+export async function readRegularFile(path: string, maxBytes: number): Promise<Buffer> {
+  const file = await open(path, flags);
+  try {
+    if (!(await file.stat()).isFile()) throw new NotRegularFileError(path);
+    const buf = Buffer.allocUnsafe(maxBytes);
+    let got = 0;
+    while (got < maxBytes) {
+      const { bytesRead } = await file.read(buf, got, maxBytes - got, got);
+      if (bytesRead <= 0) break;
+      got += bytesRead;
+    }
+    return buf.subarray(0, got);
+  } finally {
+    await file.close();
+  }
+}
