@@ -6,10 +6,9 @@
 import type { ConfigProblem } from '../util/errors.js';
 import { isPrototypeKey, PROTOTYPE_KEY_MESSAGE } from './prototype-keys.js';
 import { configSchema } from './schema.js';
-import type { ConfigSource, PathSegment } from './source.js';
+import { parseYaml, yamlToJS, type ConfigSource, type PathSegment } from './source.js';
 import { didYouMean } from './suggest.js';
 import { isSecretName, MASK, maskUrlUserInfo } from '../util/secret-names.js';
-import { yaml } from './yaml-lib.js';
 
 type SchemaNode = Record<string, unknown>;
 
@@ -54,7 +53,9 @@ export function applyOverrides(doc: Record<string, unknown>, sets: string[], sou
 export function parseValue(text: string): unknown {
   if (PLAIN_WORD.test(text) && !CORE_WORDS.has(text)) return text;
   if (SMALL_INT.test(text)) return Number(text);
-  return yaml().parse(text);
+  const { doc, problems } = parseYaml(text);
+  if (problems.length) throw new Error(problems[0].message);
+  return yamlToJS(doc!);
 }
 
 // Starts with a letter, '_' or '/', then only word characters, '.', '/' and '-': never a number,

@@ -30,16 +30,18 @@ export class ConfigSource {
 
   /** Parses YAML text; syntax errors, duplicate keys, an empty file or a non-mapping top level become problems. */
   static parse(file: string, text: string): { source: ConfigSource; value: unknown; problems: ConfigProblem[] } {
-    const { LineCounter, parseDocument, isMap, isScalar, isSeq } = yaml();
+    const { LineCounter, isMap, isScalar, isSeq } = yaml();
     const lines = new LineCounter();
-    // uniqueKeys: false: yaml's own check compares each key with every earlier one (quadratic); ours is linear
-    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, merge: true });
+    const read = parseYaml(text, lines);
+    const { doc } = read;
     const source = new ConfigSource(file, doc, lines);
-    const problems: ConfigProblem[] = doc.errors.map((e) => {
-      const { line, col } = lines.linePos(e.pos[0]);
-      return { file, line, col, path: '', message: yamlMessage(e.code, e.message) };
-    });
-    if (problems.length) return { source, value: undefined, problems };
+    const problems: ConfigProblem[] = read.problems.map((p) => ({
+      file,
+      ...lines.linePos(p.at),
+      path: '',
+      message: `${PREFIX[p.kind]}${p.message}`,
+    }));
+    if (!doc || problems.length) return { source, value: undefined, problems };
     // A repeated key still leaves a document to check (the later value wins): report it with the rest.
     problems.push(...duplicateKeys(doc.contents, text, file, lines));
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
@@ -68,9 +70,9 @@ export class ConfigSource {
     }
     let value: Record<string, unknown>;
     try {
-      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as Record<string, unknown>;
+      value = yamlToJS(doc) as Record<string, unknown>;
     } catch (err) {
-      // yaml refuses an alias that expands too far (a "billion laughs" document): a config error, at the first alias
+      // an alias bomb: a config error, at the first alias
       let at: Position = { line: 1, col: 1 };
       yaml().visit(doc, {
         Alias: (_key, node) => {
@@ -78,13 +80,10 @@ export class ConfigSource {
           return yaml().visit.BREAK;
         },
       });
-      const why = /alias/i.test((err as Error).message)
-        ? `its aliases expand to more than ${MAX_ALIAS_COUNT} nodes each (an alias bomb?)`
-        : (err as Error).message.split('\n')[0];
       return {
         source,
         value: undefined,
-        problems: [{ file, ...at, path: '', message: `cannot read the YAML: ${why}` }],
+        problems: [{ file, ...at, path: '', message: `${PREFIX.read}${(err as Error).message}` }],
       };
     }
     keepEnvNumbersAsWritten(doc, value);
@@ -201,10 +200,108 @@ function startsWith(path: PathSegment[], prefix: PathSegment[]): boolean {
   return prefix.length <= path.length && prefix.every((s, i) => String(s) === String(path[i]));
 }
 
-function yamlMessage(code: string, message: string): string {
-  if (code === 'MULTIPLE_DOCS') return 'the file holds several YAML documents (---): a config is a single document';
+/** How deep lists and mappings may nest in a config or a --set value (README.md "Limits"). */
+export const MAX_NESTING = 100;
+
+/** What a reading problem's message is prefixed with in a config file's line. */
+const PREFIX = { syntax: 'YAML syntax error: ', read: 'cannot read the YAML: ', plain: '' };
+
+export interface YamlProblem {
+  /** offset in the text */
+  at: number;
+  kind: keyof typeof PREFIX;
+  message: string;
+}
+
+/**
+ * One YAML document as dtrain reads one (a config file, a --set value): with merge keys, every key a
+ * string, each alias after its anchor. Nesting deeper than MAX_NESTING is refused while the parser runs:
+ * yaml's parser slows down with depth and its composer recurses per level (a stack overflow at a few
+ * hundred). No document is returned then.
+ */
+export function parseYaml(text: string, lines?: LineCounter): { doc?: Document.Parsed; problems: YamlProblem[] } {
+  const { Composer, Lexer, Parser, YAMLParseError } = yaml();
+  lines?.addNewLine(0);
+  const parser = new Parser(lines?.addNewLine);
+  let tooDeepAt: number | undefined;
+  // parseDocument's parser run, with a depth check: tokens go to the composer as they come, as there
+  function* tokens() {
+    for (const lexeme of new Lexer().lex(text)) {
+      const at = parser.offset;
+      yield* parser.next(lexeme);
+      // the stack holds the document, each open collection and at most one scalar: count only near the limit
+      if (
+        parser.stack.length > MAX_NESTING + 1 &&
+        parser.stack.filter((t) => COLLECTIONS.has(t.type)).length > MAX_NESTING
+      ) {
+        tooDeepAt = at;
+        return;
+      }
+    }
+    yield* parser.end();
+  }
+  // uniqueKeys: false: yaml's own check compares each key with every earlier one (quadratic); ours is linear.
+  // stringKeys: a list or mapping as a key would become its text, with a warning from Node on stderr.
+  const composer = new Composer({ uniqueKeys: false, merge: true, stringKeys: true });
+  let doc: Document.Parsed | undefined;
+  for (const next of composer.compose(tokens(), true, text.length)) {
+    if (tooDeepAt !== undefined) break;
+    if (!doc) doc = next;
+    else {
+      doc.errors.push(new YAMLParseError([next.range[0], next.range[1]], 'MULTIPLE_DOCS', 'several documents'));
+      break;
+    }
+  }
+  if (tooDeepAt !== undefined) return { problems: [{ at: tooDeepAt, kind: 'read', message: TOO_DEEP }] };
+  const problems = doc!.errors.map(problemOf);
+  // the composer's own guard, had the limit above let too deep a document through: one line, not its cascade
+  const tooDeep = problems.find((p) => p.message === TOO_DEEP);
+  if (tooDeep) return { problems: [tooDeep] };
+  if (!problems.length) problems.push(...undefinedAliases(doc!));
+  return { doc: doc!, problems };
+}
+
+/** The document's value; an alias expanding too far (a "billion laughs" document) throws, saying so. */
+export function yamlToJS(doc: Document.Parsed): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    if (!/excessive alias/i.test((err as Error).message)) throw err;
+    throw new Error(`its aliases expand to more than ${MAX_ALIAS_COUNT} nodes each (an alias bomb?)`);
+  }
+}
+
+const COLLECTIONS = new Set(['block-map', 'block-seq', 'flow-collection']);
+const TOO_DEEP = `lists and mappings nest more than ${MAX_NESTING} levels deep`;
+
+function problemOf(e: { code: string; message: string; pos: [number, number] }): YamlProblem {
+  const at = e.pos[0];
+  if (e.code === 'MULTIPLE_DOCS')
+    return { at, kind: 'plain', message: 'the file holds several YAML documents (---): a config is a single document' };
+  if (e.code === 'NON_STRING_KEY')
+    return { at, kind: 'plain', message: 'a key must be a string (a name), not a list, a mapping or an alias' };
+  if (e.code === 'RESOURCE_EXHAUSTION') return { at, kind: 'read', message: TOO_DEEP };
   // yaml's messages are already one line; make them read as YAML syntax errors.
-  return `YAML syntax error: ${message.replace(/\s+/g, ' ').replace(/[.:]\s*$/, '')}`;
+  return { at, kind: 'syntax', message: e.message.replace(/\s+/g, ' ').replace(/[.:]\s*$/, '') };
+}
+
+/** Each alias with no anchor of its name before it, in yaml's own order (the one toJS resolves aliases in). */
+function undefinedAliases(doc: Document.Parsed): YamlProblem[] {
+  const { isAlias, visit } = yaml();
+  const anchors = new Set<string>();
+  const problems: YamlProblem[] = [];
+  visit(doc, {
+    Node: (_key, node) => {
+      if (isAlias(node) && !anchors.has(node.source))
+        problems.push({
+          at: node.range?.[0] ?? 0,
+          kind: 'read',
+          message: `alias *${node.source} is not defined (no anchor &${node.source} before it)`,
+        });
+      else if (!isAlias(node) && node.anchor) anchors.add(node.anchor);
+    },
+  });
+  return problems;
 }
 
 /** Every repeated key of every mapping, each with its key path: one pass, a set of keys per mapping. */
@@ -219,10 +316,9 @@ function duplicateKeys(root: unknown, text: string, file: string, lines: LineCou
       for (const pair of node.items) {
         const key = isScalar(pair.key) ? pair.key : undefined;
         const name = key ? String(key.value) : '';
-        // merge keys (<<) may repeat; keys of different types (1 and "1") are different keys, as in yaml
+        // merge keys (<<) may repeat; every key is a string (parseYaml), so 1 and "1" are the same key
         if (key && name !== '<<') {
-          const id = `${typeof key.value}:${name}`;
-          if (seen.has(id) && key.range) {
+          if (seen.has(name) && key.range) {
             const written = text.slice(key.range[0], key.range[1]).trim();
             const shownKey = written.startsWith('"') ? written : `"${written.replace(/^'|'$/g, '')}"`;
             problems.push({
@@ -232,7 +328,7 @@ function duplicateKeys(root: unknown, text: string, file: string, lines: LineCou
               message: `duplicate key ${shownKey}: each key may appear once in a mapping`,
             });
           }
-          seen.add(id);
+          seen.add(name);
         }
         stack.push({ node: pair.value, path: [...path, name] });
       }

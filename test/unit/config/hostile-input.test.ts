@@ -44,6 +44,79 @@ if (!existsSync(join(root, 'dist/cli/main.js'))) {
     t.match(JSON.parse(r.stdout), { errors: [{ file: 'bomb.yaml', line: 3, col: 10, message: /alias bomb/ }] });
   });
 
+  t.test('an alias with no anchor before it is named, at the alias (not taken for an alias bomb)', async (t) => {
+    writeFileSync(join(tmp, 'alias.yaml'), 'name: t\nentrypoint: *undefined_alias\n');
+    let r = dtrain('validate', 'alias.yaml');
+    t.equal(r.code, 2);
+    t.equal(
+      r.stderr,
+      'alias.yaml:2:13: cannot read the YAML: ' +
+        'alias *undefined_alias is not defined (no anchor &undefined_alias before it)\n',
+    );
+    // an anchor after its alias does not define it
+    writeFileSync(join(tmp, 'late.yaml'), 'entrypoint: [*x]\nx-a: &x y\n');
+    r = dtrain('validate', 'late.yaml');
+    t.equal(r.code, 2);
+    t.match(r.stderr, /^late\.yaml:1:14: cannot read the YAML: alias \*x is not defined/);
+    r = dtrain('validate', 'ok.yaml', '--set', 'name=*nope');
+    t.equal(r.code, 2);
+    t.equal(
+      r.stderr,
+      '--set name=*nope: name: the value is not valid YAML: alias *nope is not defined (no anchor &nope before it)\n',
+    );
+  });
+
+  t.test('a list, mapping or alias as a key: one located line, no warning from Node', async (t) => {
+    writeFileSync(join(tmp, 'key.yaml'), 'name: t\nentrypoint: "true"\n? [a,b]\n: c\n');
+    let r = dtrain('validate', 'key.yaml');
+    t.equal(r.code, 2);
+    t.equal(r.stderr, 'key.yaml:3:3: a key must be a string (a name), not a list, a mapping or an alias\n');
+    writeFileSync(join(tmp, 'key2.yaml'), 'entrypoint: [x]\nenv: {? {a: 1}: b}\nx-a: &k K\nx-b: {*k : v}\n');
+    r = dtrain('validate', 'key2.yaml');
+    t.equal(r.code, 2);
+    t.equal(
+      r.stderr,
+      [
+        'key2.yaml:2:9: a key must be a string (a name), not a list, a mapping or an alias',
+        'key2.yaml:4:7: a key must be a string (a name), not a list, a mapping or an alias',
+        '',
+      ].join('\n'),
+    );
+    // every key is read as a string: 1 and "1" are one key, as in the object the config becomes
+    writeFileSync(join(tmp, 'key3.yaml'), 'entrypoint: [x]\nx-a: {1: a, "1": b}\n');
+    r = dtrain('validate', 'key3.yaml');
+    t.equal(r.code, 2);
+    t.equal(r.stderr, 'key3.yaml:2:13: x-a.1: duplicate key "1": each key may appear once in a mapping\n');
+    r = dtrain('validate', 'ok.yaml', '--set', 'name={[a]: b}');
+    t.equal(r.code, 2);
+    t.equal(
+      r.stderr,
+      '--set name={[a]: b}: name: the value is not valid YAML: ' +
+        'a key must be a string (a name), not a list, a mapping or an alias\n',
+    );
+  });
+
+  t.test('nesting deeper than 100 levels: one located line, before the parser recurses', async (t) => {
+    writeFileSync(join(tmp, 'deep.yaml'), `a: ${'['.repeat(100_000)}\n`);
+    let r = dtrain('validate', 'deep.yaml');
+    t.equal(r.code, 2);
+    t.equal(r.stderr, 'deep.yaml:1:103: cannot read the YAML: lists and mappings nest more than 100 levels deep\n');
+    // 100 levels are read (the top-level mapping is one); the 101st, a block list here, is refused at its dash
+    writeFileSync(join(tmp, 'deep100.yaml'), `entrypoint: [x]\nx-a: ${'['.repeat(99)}x${']'.repeat(99)}\n`);
+    r = dtrain('validate', 'deep100.yaml');
+    t.equal(r.code, 0, r.stderr);
+    writeFileSync(join(tmp, 'deep101.yaml'), `entrypoint: [x]\nx-a:\n  ${'- '.repeat(100)}x\n`);
+    r = dtrain('validate', 'deep101.yaml');
+    t.equal(r.code, 2);
+    t.equal(r.stderr, 'deep101.yaml:3:201: cannot read the YAML: lists and mappings nest more than 100 levels deep\n');
+    r = dtrain('validate', 'ok.yaml', '--set', `name=${'{a: '.repeat(200)}`);
+    t.equal(r.code, 2);
+    t.match(
+      r.stderr,
+      /^--set name=\{a: .*: name: the value is not valid YAML: lists and mappings nest more than 100 levels deep\n$/,
+    );
+  });
+
   t.test('devices and directories are refused before any read; more than 4 MiB is refused', async (t) => {
     let r = dtrain('validate', '/dev/zero');
     t.equal(r.code, 2);

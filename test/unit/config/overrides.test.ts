@@ -150,11 +150,12 @@ t.test('values read without the YAML parser are exactly what YAML reads', async 
     '',
     ' ',
   ];
+  // an error's wording is dtrain's own (an undefined alias is named as such): only that both refuse counts
   const outcome = (f: () => unknown) => {
     try {
       return { value: f() };
-    } catch (err) {
-      return { error: (err as Error).message };
+    } catch {
+      return { error: true };
     }
   };
   for (const s of samples)
