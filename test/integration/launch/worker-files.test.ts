@@ -1,12 +1,12 @@
 // Files a worker controls and the agent reads (its progress file, its error file): a FIFO or a device put
 // there must not freeze or hold the launcher. The job still ends at once, naming the rank that failed.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { built, startDtrain, tempDir } from '../../helpers/launch.js';
 
 const skip = !built() && 'run npx tsc -p . first';
 
 /** Rank 0 runs `rank0` (sh) and fails with 9; rank 1 would run for a minute. */
-async function launch(t: Parameters<Parameters<typeof t.test>[1]>[0], rank0: string) {
+async function launch(t: Test, rank0: string) {
   const dir = tempDir(t);
   const script = `if [ "$RANK" = 0 ]; then ${rank0}; exit 9; fi; sleep 60`;
   const run = startDtrain(
