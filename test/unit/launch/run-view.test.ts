@@ -22,6 +22,7 @@ import { RunStatus } from '../../../src/launch/run-status.js';
 import { findStragglers } from '../../../src/launch/stragglers.js';
 import { parseFlightRecorder } from '../../../src/runtime/flight-recorder.js';
 import { IMAGE, recorderImage } from '../../helpers/flight-recorder-image.js';
+import { twoRankPlan } from '../../helpers/run-plan.js';
 
 function withRunsDir(t: { teardown(fn: () => void): void }): string {
   const dir = join(mkdtempSync(join(tmpdir(), 'dtrain-runs-test-')), 'runs');
@@ -181,21 +182,7 @@ t.test('stragglers: compute time over the group median by more than 20%, per gro
 });
 
 t.test('the status document follows the agent events and the supervisor', async (t) => {
-  const plan = {
-    world_size: 2,
-    nodes: [{ node_rank: 0, host: 'h0', nproc: 2, local: true }],
-    ranks: [0, 1].map((rank) => ({
-      rank,
-      node_rank: 0,
-      host: 'h0',
-      local_rank: rank,
-      data: rank,
-      pipeline: 0,
-      tensor: 0,
-      command: ['x'],
-      env: {},
-    })),
-  };
+  const plan = twoRankPlan();
   const s = new RunStatus('job-1', '/logs/job-1', plan);
   t.match(s.doc(), { state: 'starting', ranks: [{ state: 'starting', pid: 0 }, { state: 'starting' }] });
   s.onEvent({

@@ -4,22 +4,9 @@ import t from 'tap';
 import { parseStatusDoc } from '../../../src/launch/run-query.js';
 import { RunStatus, statusDocProblem } from '../../../src/launch/run-status.js';
 import { DtrainError } from '../../../src/util/errors.js';
+import { twoRankPlan } from '../../helpers/run-plan.js';
 
-const plan = {
-  world_size: 2,
-  nodes: [{ node_rank: 0, host: 'h0', nproc: 2, local: true }],
-  ranks: [0, 1].map((rank) => ({
-    rank,
-    node_rank: 0,
-    host: 'h0',
-    local_rank: rank,
-    data: rank,
-    pipeline: 0,
-    tensor: 0,
-    command: ['x'],
-    env: {},
-  })),
-};
+const plan = twoRankPlan();
 
 /** A document as a controller writes it (JSON round trip: what a reader gets). */
 function realDoc(): Record<string, unknown> {

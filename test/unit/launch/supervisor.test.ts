@@ -82,6 +82,13 @@ function supervise(nodes: ScriptedNode[], restartsMax = 0, extra: Partial<Superv
   return sup;
 }
 
+/** Starts the supervisor's run and lets its first attempt begin (5 ms); `done` is the run's outcome. */
+async function begin(sup: Supervisor): Promise<{ done: ReturnType<Supervisor['run']> }> {
+  const done = sup.run();
+  await new Promise((r) => setTimeout(r, 5));
+  return { done };
+}
+
 t.test('all exit 0: ok, nobody stopped', async (t) => {
   const a = new ScriptedNode(0, 'a', [0, 1], (n, k) => {
     n.exit(k, 0, 0);
@@ -120,8 +127,7 @@ t.test('restarts until an attempt succeeds', async (t) => {
 t.test('SIGTERM: stop with SIGTERM, no restart, exit 143', async (t) => {
   const a = new ScriptedNode(0, 'a', [0], () => {});
   const sup = supervise([a], 5);
-  const run = sup.run();
-  await new Promise((r) => setTimeout(r, 5));
+  const { done: run } = await begin(sup);
   sup.signal('SIGTERM');
   const { outcome, summary } = await run;
   t.same(outcome, { kind: 'interrupted', signal: 'SIGTERM' });
@@ -144,8 +150,7 @@ t.test(
   async (t) => {
     const a = new SlowStopNode(0, 'a', [0, 1], (n, k) => n.exit(k, 1, 7));
     const sup = supervise([a]);
-    const run = sup.run();
-    await new Promise((r) => setTimeout(r, 5));
+    const { done: run } = await begin(sup);
     sup.signal('SIGTERM');
     const { outcome, summary } = await run;
     t.same(outcome, { kind: 'failed' }, 'the failure, not the signal, is the outcome');
@@ -157,8 +162,7 @@ t.test(
 t.test('SIGTERM while stopping for a failure that would be restarted: interrupted, exit 143', async (t) => {
   const a = new SlowStopNode(0, 'a', [0, 1], (n, k) => n.exit(k, 1, 7));
   const sup = supervise([a], 2);
-  const run = sup.run();
-  await new Promise((r) => setTimeout(r, 5));
+  const { done: run } = await begin(sup);
   sup.signal('SIGTERM');
   const { outcome, summary } = await run;
   t.same(outcome, { kind: 'interrupted', signal: 'SIGTERM' });
@@ -169,8 +173,7 @@ t.test('SIGTERM while stopping for a failure that would be restarted: interrupte
 t.test('USR1 is forwarded to every node', async (t) => {
   const a = new ScriptedNode(0, 'a', [0], () => {});
   const sup = supervise([a]);
-  const run = sup.run();
-  await new Promise((r) => setTimeout(r, 5));
+  const { done: run } = await begin(sup);
   sup.signal('SIGUSR1');
   t.ok(a.calls.includes('forward SIGUSR1'));
   a.exit(0, 0, 0);
@@ -184,8 +187,7 @@ t.test('a lost node fails the job even though its ranks never report', async (t)
     b.calls.push(`stop ${attempt}`);
   };
   const sup = supervise([a, b]);
-  const run = sup.run();
-  await new Promise((r) => setTimeout(r, 5));
+  const { done: run } = await begin(sup);
   sup.nodeLost(1, 'no heartbeat for 30s');
   const { outcome, summary } = await run;
   t.same(outcome, { kind: 'failed' });
@@ -231,8 +233,7 @@ t.test('the warning: checkpoint signal to every node, a commit stops the job wit
   const b = new ScriptedNode(1, 'b', [1], () => {});
   let commit!: (step: number) => void;
   const { sup, lines } = warned([a, b], new Promise((r) => (commit = r)), 5000);
-  const run = sup.run();
-  await new Promise((r) => setTimeout(r, 5));
+  const { done: run } = await begin(sup);
   sup.signal('SIGUSR1');
   t.same(a.calls, ['start 0', 'forward SIGUSR2'], 'asked to save, not stopped yet');
   t.same(b.calls, ['start 0', 'forward SIGUSR2']);
@@ -259,8 +260,7 @@ t.test('the warning: checkpoint signal to every node, a commit stops the job wit
 t.test('the warning: every worker leaving with 0 after the signal counts as saved', async (t) => {
   const a = new ScriptedNode(0, 'a', [0, 1], () => {});
   const { sup, lines } = warned([a], undefined, 5000);
-  const run = sup.run();
-  await new Promise((r) => setTimeout(r, 5));
+  const { done: run } = await begin(sup);
   sup.signal('SIGUSR1');
   a.exit(0, 0, 0);
   a.exit(0, 1, 0);
@@ -274,8 +274,7 @@ t.test('the warning: every worker leaving with 0 after the signal counts as save
 t.test('the warning: no save within shutdown_grace stops the job, exit 1 naming the warning', async (t) => {
   const a = new ScriptedNode(0, 'a', [0], () => {});
   const { sup, lines } = warned([a], new Promise(() => {}), 30);
-  const run = sup.run();
-  await new Promise((r) => setTimeout(r, 5));
+  const { done: run } = await begin(sup);
   sup.signal('SIGUSR1');
   const { outcome, summary } = await run;
   t.same(outcome, { kind: 'failed' });
@@ -291,8 +290,7 @@ t.test(
   async (t) => {
     const a = new ScriptedNode(0, 'a', [0, 1], () => {});
     const { sup } = warned([a], new Promise(() => {}), 5000);
-    const run = sup.run();
-    await new Promise((r) => setTimeout(r, 5));
+    const { done: run } = await begin(sup);
     sup.signal('SIGUSR1');
     a.exit(0, 1, 7);
     const { outcome, summary } = await run;
@@ -323,8 +321,7 @@ t.test('the warning: a commit the workers made just before they all left is foun
       onState: (l) => lines.push(l),
     },
   });
-  const run = sup.run();
-  await new Promise((r) => setTimeout(r, 5));
+  const { done: run } = await begin(sup);
   sup.signal('SIGUSR1');
   a.exit(0, 0, 0);
   const { outcome, summary } = await run;
