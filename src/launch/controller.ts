@@ -335,10 +335,11 @@ export async function launchJob(req: LaunchRequest): Promise<LaunchSummary> {
         view.status.running(attempt);
         progress.running(n, world, attempt);
       },
-      onRestart: (attempt, cause, backoffMs) => {
-        view.status.restarting(attempt);
+      onRestart: (restart, cause, backoffMs) => {
+        view.status.restarting(restart);
+        // restarts counted as restarts.max counts them; the summary counts attempts ("attempt 3 of 3")
         progress.note(
-          `restarting the group (attempt ${attempt} of ${config.restarts.max}) in ${backoffMs / 1000}s: ` +
+          `restarting the group (restart ${restart} of ${config.restarts.max}) in ${backoffMs / 1000}s: ` +
             (cause.message ??
               `rank ${cause.rank} ` +
                 `${cause.signal ? `was killed by ${cause.signal}` : `exited with code ${cause.exit_code}`}`),

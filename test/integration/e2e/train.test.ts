@@ -213,7 +213,7 @@ if (
       t.equal(failed.code, 0, failed.stderr.slice(-2000));
       const out = failed.stdout + failed.stderr;
       t.match(out, /rank 3: injected failure after step 25/);
-      t.match(out, /restarting the group \(attempt 1 of 1\)/);
+      t.match(out, /restarting the group \(restart 1 of 1\)/);
       t.match(
         out,
         /\[rank 2\] resumed from step 20 \(the job's last commit, world 4\)/,

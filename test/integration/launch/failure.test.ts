@@ -73,7 +73,7 @@ t.test(
     const summary = JSON.parse(r.stdout);
     t.equal(summary.attempts.length, 2);
     t.match(summary.attempts[0].ranks[1], { exit_code: 7 });
-    t.match(r.stderr, /restarting the group \(attempt 1 of 2\)/);
+    t.match(r.stderr, /restarting the group \(restart 1 of 2\)/);
     t.match(r.stderr, /\[rank 3\] rank 3 ok at restart 1/);
     t.ok(existsSync(join(dir, 'logs', summary.run_id, 'attempt_1', 'rank_0.out')));
   },
