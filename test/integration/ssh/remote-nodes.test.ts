@@ -100,7 +100,7 @@ t.test('spec on stdin, forward_env below the plan, records and diagnostics attri
   t.teardown(() => remote.close());
   // stdout records and stderr lines travel on separate SSH streams: wait for both, in whichever order they come
   const hostLine = `[${bed.hosts[1].address}] spec for node 1, job key of 32 bytes`;
-  for (let i = 0; i < 100 && (records.length < 2 || !diagnostics.includes(hostLine)); i++)
+  for (let i = 0; i < 300 && (records.length < 2 || !diagnostics.includes(hostLine)); i++)
     await new Promise((r) => setTimeout(r, 100));
   const got = records.sort((a, b) => a[0] - b[0]).map(([n, r]) => [n, JSON.parse(r.lines[0])]);
   t.equal(got.length, 2);
