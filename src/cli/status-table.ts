@@ -34,6 +34,10 @@ export function renderStatus(doc: RunStatusDoc, style: TableStyle = {}): string 
   const head =
     `${doc.run_id}  ${doc.state}  attempt ${doc.attempt}  ${doc.world_size} ranks  ` + `started ${doc.started_at}`;
   lines.push(c ? c.bold(head) : head);
+  if (doc.stale) {
+    const text = `stale: ${doc.stale}`;
+    lines.push(c ? c.red(text) : text);
+  }
   if (doc.monitor_url) lines.push(`monitor: ${doc.monitor_url}`);
   const lost = doc.nodes.filter((n) => n.state === 'lost');
   if (lost.length) lines.push(`lost nodes: ${lost.map((n) => `${n.node_rank} (${n.host})`).join(', ')}`);

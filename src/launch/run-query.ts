@@ -5,11 +5,19 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { formatDuration } from '../config/duration.js';
 import { UsageError } from '../util/errors.js';
 import { callControl } from './control-server.js';
 import { findRun, forgetRun, listRuns, type RunEntry } from './run-registry.js';
-import { statusDocProblem, type RunStatusDoc } from './run-status.js';
+import {
+  FINAL_RUN_STATES,
+  STATUS_FILE_INTERVAL_MS,
+  STATUS_FILE_STALE_MS,
+  statusDocProblem,
+  type RunStatusDoc,
+} from './run-status.js';
 
 export interface StatusSource {
   /** where the document comes from, for the reader */
@@ -36,7 +44,7 @@ export async function locateRun(run: string | undefined): Promise<StatusSource> 
     };
   }
   const file = run === undefined ? undefined : statusFileOf(run);
-  if (file) return { origin: 'file', fetch: () => Promise.resolve(readStatusFile(file)) };
+  if (file) return { origin: 'file', fetch: () => Promise.resolve(markStale(readStatusFile(file), Date.now())) };
   throw await noRunningJob(run, ' and no status.json under it');
 }
 
@@ -134,6 +142,54 @@ function readStatusFile(file: string): RunStatusDoc {
     throw new UsageError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
   return parseStatusDoc(text, (why, where) => `${file}${where}: ${why}`);
+}
+
+/**
+ * A status.json of a run that has not ended, with `stale` saying why it may not be the run's present state:
+ * its controller ran on this machine and its pid is gone (killed: SIGKILL, the OOM killer, a lost machine),
+ * or the file has not been rewritten for STATUS_FILE_STALE_MS (its controller elsewhere, gone or stuck).
+ */
+export function markStale(doc: RunStatusDoc, nowMs: number): RunStatusDoc {
+  if (FINAL_RUN_STATES.includes(doc.state)) return doc;
+  const { controller } = doc;
+  if (controller && controller.host === hostname() && !processLives(controller.pid)) {
+    return {
+      ...doc,
+      stale: `its controller (pid ${controller.pid}) is gone and wrote no final state: the run was killed`,
+    };
+  }
+  const updated = doc.updated_at === undefined ? NaN : Date.parse(doc.updated_at);
+  if (Number.isFinite(updated) && nowMs - updated > STATUS_FILE_STALE_MS) {
+    const where = controller ? ` (pid ${controller.pid} on ${controller.host})` : '';
+    return {
+      ...doc,
+      stale:
+        `not updated for ${ageText(nowMs - updated)}, though a live controller rewrites it every ` +
+        `${formatDuration(STATUS_FILE_INTERVAL_MS)}: its controller${where} is gone or stuck`,
+    };
+  }
+  return doc;
+}
+
+/** Whether `pid` is a process that has not exited (a zombie, killed and not yet reaped, has). */
+function processLives(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    // EPERM: it exists, as another user's
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+/** An age in the config's duration grammar, rounded to a unit that fits it: 95s, 12m, 30h. */
+function ageText(ms: number): string {
+  const unit = ms < 120_000 ? 1000 : ms < 7_200_000 ? 60_000 : 3_600_000;
+  return formatDuration(Math.floor(ms / unit) * unit);
 }
 
 /**

@@ -3,11 +3,19 @@
  * it answers `GET /api/status` (the document `dtrain status --json` prints), status.json, /metrics and the
  * dashboard. Stragglers are judged here, where every rank's figures meet (stragglers.ts).
  */
+import { hostname } from 'node:os';
 import type { AgentEvent, CollectiveTotals, RankSample } from './agent-contract.js';
 import type { Plan } from '../plan/types.js';
 import { findStragglers, stragglerGroup } from './stragglers.js';
 
 export type RunState = 'starting' | 'running' | 'restarting' | 'stopping' | 'succeeded' | 'failed' | 'hung';
+
+/** How often a live controller rewrites `<log_dir>/status.json`. */
+export const STATUS_FILE_INTERVAL_MS = 2000;
+/** A status.json of a run not ended that is older than this has lost its writer, most likely. */
+export const STATUS_FILE_STALE_MS = 15 * STATUS_FILE_INTERVAL_MS;
+/** The states a run ends in: its controller writes no more after one. */
+export const FINAL_RUN_STATES: readonly RunState[] = ['succeeded', 'failed'];
 export type RankState = 'starting' | 'running' | 'stopping' | 'exited' | 'failed';
 
 /** What the agent's samples say of a rank (agent-contract.ts RankSample), as the status shows it. */
@@ -56,6 +64,13 @@ export interface RunStatusDoc {
   world_size: number;
   monitor_url?: string;
   membership_changes: number;
+  /** the process that writes this document (status.json's reader checks it is still there) */
+  controller?: { host: string; pid: number };
+  /**
+   * Set by the reader of a status.json, never by a controller: why the document is not the run's present
+   * state (its controller is gone, or it has not been rewritten for a while).
+   */
+  stale?: string;
   /** ranks whose compute time exceeds their group's median by more than STRAGGLER_RATIO */
   stragglers: number[];
   nodes: NodeStatus[];
@@ -132,6 +147,8 @@ const DOC_SHAPE: Shape<RunStatusDoc> = {
   world_size: num,
   started_at: str,
   monitor_url: optional(str),
+  updated_at: optional(str),
+  controller: optional(object<{ host: string; pid: number }>({ host: str, pid: num })),
   stragglers: listOf(num),
   nodes: listOf(object<NodeStatus>({ node_rank: num, host: str, state: str })),
   ranks: listOf(object(RANK_SHAPE)),
@@ -290,6 +307,7 @@ export class RunStatus {
       world_size: this.plan.world_size,
       ...(this.monitorUrl ? { monitor_url: this.monitorUrl } : {}),
       membership_changes: this.membershipChanges,
+      controller: { host: hostname(), pid: process.pid },
       stragglers: [...stragglers].sort((a, b) => a - b),
       nodes: this.nodes.map((n) => ({ ...n })),
       ranks,

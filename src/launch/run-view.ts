@@ -10,9 +10,7 @@ import { UsageError } from '../util/errors.js';
 import { controlRoutes } from './control-routes.js';
 import { ControlServer, type Routes } from './control-server.js';
 import { controlSocketPath, registerRun, writeStatusFile } from './run-registry.js';
-import { RunStatus } from './run-status.js';
-
-const STATUS_FILE_INTERVAL_MS = 2000;
+import { RunStatus, STATUS_FILE_INTERVAL_MS } from './run-status.js';
 
 export interface MonitorOptions {
   host: string;

@@ -6,10 +6,11 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { ControlServer, jsonReply } from '../../../src/launch/control-server.js';
-import { built, root, runDtrain, tempDir } from '../../helpers/launch.js';
+import { alive, built, root, runDtrain, startDtrain, tempDir, waitFor } from '../../helpers/launch.js';
 
 /** A Unix socket file with no listener behind it: its process was SIGKILLed while listening. */
 async function staleSocket(path: string): Promise<void> {
@@ -167,5 +168,79 @@ t.test(
     const good = await runDtrain(['status', '--json'], { cwd: root, env });
     t.equal(good.code, 0, good.stderr);
     t.match(JSON.parse(good.stdout || '{}'), { run_id: 'live' }, 'the next answer is a document');
+  },
+);
+
+t.test(
+  'a status.json whose controller is gone: status and top say it is stale; an ended run is not',
+  { skip: !built() && 'build first' },
+  async (t) => {
+    const dir = tempDir(t, 'status-file-stale');
+    const env = { DTRAIN_RUNS_DIR: join(dir, 'runs') };
+    const file = join(dir, 'status.json');
+    const gone = spawn('true');
+    await new Promise((r) => gone.on('close', r));
+    const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
+    const cases = [
+      { why: 'its pid gone here', state: 'running', at: minutesAgo(0), ctl: { host: hostname(), pid: gone.pid! } },
+      { why: 'not rewritten', state: 'running', at: minutesAgo(10), ctl: { host: 'elsewhere', pid: process.pid } },
+      { why: 'not rewritten', state: 'hung', at: minutesAgo(180), ctl: undefined },
+      { why: 'fresh', state: 'restarting', at: minutesAgo(0), ctl: { host: 'elsewhere', pid: 1 } },
+      { why: 'alive here', state: 'running', at: minutesAgo(0), ctl: { host: hostname(), pid: process.pid } },
+      { why: 'ended', state: 'failed', at: minutesAgo(600), ctl: { host: hostname(), pid: gone.pid! } },
+    ];
+    const expected: Record<string, RegExp | undefined> = {
+      'its pid gone here': new RegExp(`^its controller \\(pid ${gone.pid}\\) is gone and wrote no final state`),
+      'not rewritten': /^not updated for (10m|3h), though a live controller rewrites it every 2s: its controller/,
+    };
+    for (const c of cases) {
+      const doc = { ...minimalDoc('r1', c.state), updated_at: c.at, ...(c.ctl ? { controller: c.ctl } : {}) };
+      writeFileSync(file, JSON.stringify(doc) + '\n');
+      const json = await runDtrain(['status', dir, '--json'], { cwd: root, env });
+      t.equal(json.code, 0, `${c.why}: exit 0`, { stderr: json.stderr });
+      const stale = (JSON.parse(json.stdout || '{}') as { stale?: string }).stale;
+      const want = expected[c.why];
+      if (want) t.match(stale, want, `${c.why}, ${c.state}: --json says why it is stale`);
+      else t.equal(stale, undefined, `${c.why}, ${c.state}: not stale`);
+      const text = await runDtrain(['status', dir], { cwd: root, env });
+      t.equal(/^stale: /m.test(text.stdout), Boolean(want), `${c.why}, ${c.state}: the table says so or not`);
+    }
+    writeFileSync(file, JSON.stringify({ ...minimalDoc('r1'), updated_at: minutesAgo(10) }) + '\n');
+    const top = await runDtrain(['top', dir, '--iterations', '1'], { cwd: root, env });
+    t.match(top.stdout, /stale: not updated for 10m/, 'top shows it too');
+  },
+);
+
+t.test(
+  'a launcher killed with SIGKILL: its workers go, and its status.json says the run was killed',
+  { skip: !built() && 'build first' },
+  async (t) => {
+    const dir = tempDir(t, 'status-killed');
+    const env = { DTRAIN_RUNS_DIR: join(dir, 'runs') };
+    const logs = join(dir, 'logs');
+    const launch = startDtrain(['launch', '--nproc-per-node', '2', '--set', `logs.dir=${logs}`, '--', 'sleep', '600'], {
+      cwd: dir,
+      env,
+    });
+    t.teardown(() => launch.child.kill('SIGKILL'));
+    let doc: { ranks: { pid: number; state: string }[]; log_dir: string } | undefined;
+    for (let i = 0; i < 120 && !(doc && doc.ranks.every((r) => r.state === 'running' && r.pid)); i++) {
+      const r = await runDtrain(['status', '--json'], { cwd: root, env });
+      doc = r.code === 0 ? JSON.parse(r.stdout) : undefined;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    if (!t.ok(doc, 'the run is up')) return;
+    const pids = doc!.ranks.map((r) => r.pid);
+    // the controller rewrites status.json every 2 s: see it name the ranks' pids before the kill
+    await waitFor(() => existsSync(join(doc!.log_dir, 'status.json')), 5000);
+    await new Promise((r) => setTimeout(r, 2500));
+    launch.child.kill('SIGKILL');
+    await launch.done;
+    t.ok(await waitFor(() => pids.every((p) => !alive(p)), 15_000), 'the workers are gone (agents saw stdin end)');
+    const r = await runDtrain(['status', doc!.log_dir], { cwd: root, env });
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, /^\S+ {2}running {2}.*\nstale: its controller \(pid \d+\) is gone and wrote no final state/);
+    const none = await runDtrain(['status'], { cwd: root, env });
+    t.match(none.stderr, /no running dtrain job of yours on this machine/, 'the registry forgets it');
   },
 );
