@@ -39,8 +39,8 @@ export const stacksCommand: CommandModule<object, StacksArgs> = {
     const { entry, reply } = found;
     if (reply.status !== 200)
       throw new UsageError(`run ${entry.run_id} answered ${reply.status}: ${reply.body.trim()}`);
-    type Doc = { run_id: string; ranks: Parameters<typeof renderRankStack>[0][]; unanswered: string[] };
-    const doc = JSON.parse(reply.body) as Doc;
+    const doc = stacksDoc(reply.body);
+    if (!doc) throw new UsageError(`run ${entry.run_id} answered: not a dtrain stacks document`);
     if (args.json) return printJson(doc);
     const lines = [`run ${doc.run_id}: ${doc.ranks.length} rank${doc.ranks.length === 1 ? '' : 's'}`];
     for (const r of doc.ranks) lines.push(...renderRankStack(r).map((l) => l.replace(/^dtrain: /, '')));
@@ -48,3 +48,35 @@ export const stacksCommand: CommandModule<object, StacksArgs> = {
     process.stdout.write(lines.join('\n') + '\n');
   },
 };
+
+type StacksDoc = {
+  run_id: string;
+  ranks: Parameters<typeof import('../launch/hang-report.js').renderRankStack>[0][];
+  unanswered: string[];
+};
+
+/** The controller's answer, or undefined when it is not one (never quoted: it is not ours). */
+function stacksDoc(body: string): StacksDoc | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  const d = doc as Partial<StacksDoc> | null;
+  const ok =
+    typeof d === 'object' &&
+    d !== null &&
+    typeof d.run_id === 'string' &&
+    Array.isArray(d.ranks) &&
+    d.ranks.every(
+      (r) =>
+        typeof r === 'object' &&
+        r !== null &&
+        typeof r.rank === 'number' &&
+        (r.stack === null || r.stack === undefined || typeof r.stack === 'string'),
+    ) &&
+    Array.isArray(d.unanswered) &&
+    d.unanswered.every((u) => typeof u === 'string');
+  return ok ? (d as StacksDoc) : undefined;
+}

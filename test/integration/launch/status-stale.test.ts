@@ -160,7 +160,11 @@ t.test(
     oneLine(t, none, /^dtrain: no running dtrain job of yours on this machine\n$/, 'odd entries only');
     const socket = join(runs, 'live.sock');
     const answers = [{ ok: true }, minimalDoc('live')];
-    const live = await ControlServer.listenUnix(socket, { 'GET /api/status': () => jsonReply(answers.shift()) });
+    const stacksAnswers = ['{"run_id": "live", "ranks": [{"rank": 0, "stack": 7}], "unanswered": []}', 'nonsense'];
+    const live = await ControlServer.listenUnix(socket, {
+      'GET /api/status': () => jsonReply(answers.shift()),
+      'POST /api/stacks': () => ({ status: 200, type: 'application/json', body: stacksAnswers.shift() ?? '' }),
+    });
     t.teardown(() => live.close());
     writeEntry(runs, 'live', process.pid, '2026-01-01T00:00:00.000Z', socket);
     const odd = await runDtrain(['status'], { cwd: root, env });
@@ -168,6 +172,10 @@ t.test(
     const good = await runDtrain(['status', '--json'], { cwd: root, env });
     t.equal(good.code, 0, good.stderr);
     t.match(JSON.parse(good.stdout || '{}'), { run_id: 'live' }, 'the next answer is a document');
+    for (const what of ['a stack that is not text', 'not JSON']) {
+      const stacks = await runDtrain(['stacks', 'live'], { cwd: root, env });
+      oneLine(t, stacks, /^dtrain: run live answered: not a dtrain stacks document\n$/, `stacks: ${what}`);
+    }
   },
 );
 
