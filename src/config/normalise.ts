@@ -20,6 +20,7 @@ import { TextReadError } from './read-text.js';
 import { parseHostFilter, parseHostfile, selectHosts } from './hostfile.js';
 import { nprocAtPlan } from './nproc-auto.js';
 import { splitCommand } from './shellwords.js';
+import { readTokenFile } from './token-file.js';
 import type { ConfigSource, PathSegment } from './source.js';
 import type { ElasticConfig, JobConfig, NodeConfig, RawConfig, RawNode } from './types.js';
 
@@ -262,6 +263,12 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
       `${raw.monitor.host} is not a loopback address: set monitor.token_file too (a file holding the token ` +
         'clients must send), or keep the default 127.0.0.1',
     );
+  }
+  if (raw.monitor?.token_file !== undefined) {
+    // checked here too, not only when a launch reads it: validate then reports it at its line and column
+    const read = readTokenFile(resolve(baseDir, expandHome(raw.monitor.token_file, ctx.home)));
+    if (read.problem !== undefined)
+      error(['monitor', 'token_file'], `${shown(raw.monitor.token_file)}: ${read.problem}`);
   }
   if (raw.ssh.strict_host_key_checking === 'no' && nodes.some((n) => !n.local && !n.from_allocation)) {
     warn(

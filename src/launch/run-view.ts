@@ -3,7 +3,7 @@
  * the registry entry, `<log_dir>/status.json` refreshed every STATUS_FILE_INTERVAL_MS, and the optional
  * TCP monitor. The controller opens it before the nodes start and closes it when the job ends.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readTokenFile } from '../config/token-file.js';
 import type { MonitorConfig } from '../config/types.js';
 import type { Plan } from '../plan/types.js';
 import { UsageError } from '../util/errors.js';
@@ -23,16 +23,9 @@ export interface MonitorOptions {
 export function monitorOptions(config: MonitorConfig): MonitorOptions {
   const opts: MonitorOptions = { host: config.host, port: config.port === 'auto' ? 0 : config.port };
   if (config.token_file === undefined) return opts;
-  let token: string;
-  try {
-    if ((statSync(config.token_file).mode & 0o077) !== 0) throw new Error('others may read it: chmod 600 it');
-    token = readFileSync(config.token_file, 'utf8').trim();
-  } catch (err) {
-    throw new UsageError(
-      `monitor.token_file ${config.token_file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    );
-  }
-  if (!token) throw new UsageError(`monitor.token_file ${config.token_file} is empty`);
+  const read = readTokenFile(config.token_file);
+  if (read.problem !== undefined) throw new UsageError(`monitor.token_file ${config.token_file}: ${read.problem}`);
+  const { token } = read;
   return { ...opts, token };
 }
 

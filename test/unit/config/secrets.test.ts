@@ -1,8 +1,8 @@
 // Secrets through the built CLI: never echoed in a message (text or --json), masked by name, by secret_env and
-// in URLs, and a saved config holding them is owner-only.
+// in URLs, a saved config holding them is owner-only, and a monitor.token_file is checked as validate reads it.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,5 +85,43 @@ if (!existsSync(join(root, 'dist/cli/main.js'))) {
     t.equal(r.code, 0, r.out);
     t.equal(statSync(out).mode & 0o777, 0o600);
     t.match(readFileSync(out, 'utf8'), 'HF_TOKEN: sesame', 'the saved config keeps the value');
+  });
+
+  t.test('monitor.token_file is checked by validate, at its line: owner-only, a file, one token', async (t) => {
+    const secret = 'tok_VERYSECRET123';
+    const tok = join(tmp, 'monitor.token');
+    const cfg = (path: string) =>
+      job('monitor.yaml', '  A: "1"\n', `monitor:\n  host: 0.0.0.0\n  token_file: ${JSON.stringify(path)}\n`);
+    const at = /^monitor\.yaml:6:\d+: monitor\.token_file: /;
+    const cases: [string, () => void, RegExp | undefined][] = [
+      ['owner-only', () => writeFileSync(tok, secret + '\n', { mode: 0o600 }), undefined],
+      ['others may read it', () => chmodSync(tok, 0o644), /others may read it: chmod 600 it/],
+      [
+        'empty',
+        () => {
+          writeFileSync(tok, '\n');
+          chmodSync(tok, 0o600);
+        },
+        /it is empty/,
+      ],
+      ['two words', () => writeFileSync(tok, `${secret} ${secret}\n`), /more than one word/],
+      ['too large', () => writeFileSync(tok, 'x'.repeat(5000)), /larger than 4096 bytes/],
+    ];
+    for (const [what, make, want] of cases) {
+      make();
+      const r = dtrain('validate', cfg(tok));
+      if (!want) {
+        t.equal(r.code, 0, `${what}: valid`, { out: r.out });
+        continue;
+      }
+      t.equal(r.code, 2, `${what}: exit 2`);
+      t.match(r.stderr, new RegExp(at.source + '.*' + want.source), `${what}: one line at the key`);
+      t.notMatch(r.out, /VERYSECRET/, `${what}: the token is not shown`);
+    }
+    const fifo = join(tmp, 'monitor.fifo');
+    spawnSync('mkfifo', ['-m', '600', fifo]);
+    const r = dtrain('validate', cfg(fifo));
+    t.equal(r.code, 2, 'a FIFO: exit 2, without waiting for a writer');
+    t.match(r.stderr, /monitor\.token_file: .*monitor\.fifo: not a regular file/);
   });
 }
