@@ -7,6 +7,12 @@
 import { RESERVED_WORKER_ENV, userEnvValueProblem, workerEnvVar } from '../runtime/worker-env-table.js';
 import { isPrototypeKey } from './prototype-keys.js';
 
+/**
+ * Linux's MAX_ARG_STRLEN: exec refuses (E2BIG) a `NAME=value` string longer than this, with its NUL. One
+ * variable that large stops every worker from starting, wherever it runs.
+ */
+export const MAX_ENV_STRING_BYTES = 131_072;
+
 /** What is wrong with a config setting this variable at all; the message names it. */
 export function envNameProblem(name: string): string | undefined {
   if (isPrototypeKey(name)) return `"${name}" cannot be set: it is not an environment variable dtrain can pass`;
@@ -26,6 +32,14 @@ export function envValueProblem(name: string, value: string): { message: string;
   // The OS would refuse it later, echoing it.
   if (value.includes('\0'))
     return { message: 'the value holds a NUL byte, which no environment variable can hold', at: 'key' };
+  const bytes = Buffer.byteLength(name) + 1 + Buffer.byteLength(value) + 1;
+  if (bytes > MAX_ENV_STRING_BYTES)
+    return {
+      message:
+        `${bytes} bytes as NAME=value: exec takes at most ${MAX_ENV_STRING_BYTES} per variable ` +
+        '(pass a file name instead)',
+      at: 'key',
+    };
   const bad = userEnvValueProblem(name, value);
   return bad === undefined ? undefined : { message: bad, at: 'value' };
 }

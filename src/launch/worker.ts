@@ -9,6 +9,7 @@
  * its conveniences (no shell, no buffering, exit status read directly).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { MAX_ENV_STRING_BYTES } from '../config/env-rules.js';
 import { readRegularFile } from '../util/regular-file.js';
 import { constants } from 'node:os';
 import type { Readable } from 'node:stream';
@@ -42,6 +43,24 @@ export interface WorkerOptions {
   errorFile?: string;
 }
 
+/**
+ * Why exec refused a worker (E2BIG), in numbers: a config's own variables are held to MAX_ENV_STRING_BYTES
+ * when it loads, so this is the total, or a variable the agent inherited. Names only: values may be secrets.
+ */
+function execTooLarge(argv: string[], env: Record<string, string>): string {
+  const kib = (n: number) => `${Math.ceil(n / 1024)} KiB`;
+  const vars = Object.entries(env).map(([k, v]) => [k, Buffer.byteLength(k) + Buffer.byteLength(v) + 2] as const);
+  const [bigName, bigBytes] = vars.reduce((a, b) => (b[1] > a[1] ? b : a), ['', 0] as const);
+  const strings = [...argv.map((a) => Buffer.byteLength(a) + 1), ...vars.map(([, n]) => n)];
+  const total = strings.reduce((a, b) => a + b, 0) + 8 * (strings.length + 2);
+  return (
+    `cannot start: its command line and environment are too large for exec (E2BIG): ${kib(total)} in ` +
+    `${argv.length} arguments and ${vars.length} variables, the largest ${bigName} (${kib(bigBytes)}); Linux ` +
+    `takes at most ${kib(MAX_ENV_STRING_BYTES)} per string and \`getconf ARG_MAX\` (a quarter of the stack ` +
+    'limit) in all'
+  );
+}
+
 const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n, name]));
 
 export class Worker {
@@ -61,12 +80,18 @@ export class Worker {
   private ended = false;
 
   constructor(private readonly opts: WorkerOptions) {
-    this.child = spawn(opts.wrapper, [String(process.pid), ...opts.command], {
-      cwd: opts.cwd,
-      env: opts.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    });
+    const argv = [String(process.pid), ...opts.command];
+    try {
+      this.child = spawn(opts.wrapper, argv, {
+        cwd: opts.cwd,
+        env: opts.env,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'E2BIG') throw err;
+      throw new Error(`rank ${opts.rank}: ${execTooLarge([opts.wrapper, ...argv], opts.env)}`);
+    }
     this.pid = this.child.pid ?? 0;
     const shepherd = this.pid;
     if (shepherd) supervisedPids.add(shepherd);

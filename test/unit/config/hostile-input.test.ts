@@ -171,4 +171,32 @@ if (!existsSync(join(root, 'dist/cli/main.js'))) {
     t.equal(lines.length, 20_000);
     t.equal(lines[0], 'dups.yaml:20003:3: env.K0: duplicate key "K0": each key may appear once in a mapping');
   });
+
+  t.test(
+    'an env value exec cannot take: validate names it at its line; a launch too large for exec says why',
+    async (t) => {
+      const big = 'x'.repeat(131_072);
+      writeFileSync(join(tmp, 'bigvar.yaml'), `entrypoint: ["true"]\nenv:\n  SMALL: "1"\n  HUGE_TOKEN: "${big}"\n`);
+      const one = dtrain('validate', 'bigvar.yaml');
+      t.equal(one.code, 2);
+      t.match(one.stderr, /^bigvar\.yaml:4:3: env\.HUGE_TOKEN: 131084 bytes as NAME=value: exec takes at most 131072 /);
+      t.equal(one.stderr.trim().split('\n').length, 1, 'one line');
+      t.notMatch(one.stderr, /xxxx/, 'not the value');
+
+      // many variables, each within the limit, over ARG_MAX together (where the stack limit keeps it near 2 MiB)
+      const argMax = Number(spawnSync('getconf', ['ARG_MAX'], { encoding: 'utf8' }).stdout);
+      if (!(argMax > 0 && argMax < 3_000_000)) return t.skip(`getconf ARG_MAX is ${argMax}: the total fits`);
+      const vars = Array.from({ length: 32 }, (_, i) => `  V${i}: "${'y'.repeat(100_000 + i)}"\n`).join('');
+      writeFileSync(join(tmp, 'manyvars.yaml'), `entrypoint: ["true"]\nnproc_per_node: 1\nbackend: cpu\nenv:\n${vars}`);
+      const t0 = Date.now();
+      const r = dtrain('launch', 'manyvars.yaml', '--set', `logs.dir=${join(tmp, 'logs')}`);
+      t.equal(r.code, 3, 'exit 3: the workers could not start');
+      t.ok(Date.now() - t0 < 30_000, 'no wait');
+      t.match(
+        r.stderr,
+        /rank 0: cannot start: its command line and environment are too large for exec \(E2BIG\): \d+ KiB in \d+ arguments and \d+ variables, the largest V31 \(98 KiB\)/,
+      );
+      t.notMatch(r.stderr, /yyyy/, 'no value shown');
+    },
+  );
 }
