@@ -3,7 +3,7 @@
  * for `dtrain agent --stdio`): the process-wide hooks, and turning whatever a command throws into one clear
  * line (or one JSON document with --json) and a documented exit code.
  */
-import { ConfigError, DtrainError, ExitCode, type ConfigProblem } from '../util/errors.js';
+import { ConfigError, DtrainError, ExitCode, InterruptedError, type ConfigProblem } from '../util/errors.js';
 import { sighupIgnoredAtStart } from '../launch/nohup.js';
 
 let processHooksInstalled = false;
@@ -23,7 +23,18 @@ export function installProcessHooks(): void {
 /** yargs' own complaint about the command line (exit 2). */
 export class UsageFailure extends Error {}
 
+/**
+ * After a stop by SIGINT or SIGTERM, how long output that no reader takes (`dtrain launch | less`, the pager
+ * paused) may hold the process; then it exits, dropping it. A job that simply ended waits for its reader.
+ */
+export const STUCK_OUTPUT_GRACE_MS = 2000;
+
 export function report(err: unknown, json: boolean): number {
+  if (err instanceof InterruptedError) {
+    setTimeout(() => {
+      if (process.stdout.writableLength || process.stderr.writableLength) process.exit();
+    }, STUCK_OUTPUT_GRACE_MS).unref();
+  }
   if (err instanceof ConfigError) {
     if (json) printJson({ errors: err.problems.map(problemJson) });
     else process.stderr.write(err.message + '\n');

@@ -83,6 +83,37 @@ t.test('a second SIGINT kills at once', { skip }, async (t) => {
   t.match(r.stderr, /second SIGINT/);
 });
 
+t.test(
+  "SIGINT while nobody reads the launcher's output (a paused pager): it still leaves, exit 130",
+  { skip },
+  async (t) => {
+    const dir = tempDir(t);
+    // stdout is a pipe this test never reads: it fills, the worker is paused behind it, the launcher holds the rest
+    const run = startDtrain(
+      [
+        'launch',
+        '--nproc-per-node',
+        '1',
+        '--set',
+        `logs.dir=${dir}/logs`,
+        '--',
+        'sh',
+        '-c',
+        `echo $$ > ${dir}/pid_0; exec yes dtrain-output-line`,
+      ],
+      { cwd: dir, stdoutPipe: true },
+    );
+    t.ok(await waitFor(() => existsSync(join(dir, 'pid_0')), 10000), 'the worker runs');
+    await new Promise((r) => setTimeout(r, 1000));
+    run.child.kill('SIGINT');
+    const r = await doneWithin(run, 20_000);
+    t.ok(r, 'the launcher left (it waited on its stdout forever before)');
+    t.equal(r?.code, 130);
+    t.match(r?.stderr, /stopped by SIGINT/);
+    t.notOk(alive(Number(readFileSync(join(dir, 'pid_0'), 'utf8'))), 'the worker is gone');
+  },
+);
+
 /** The launcher's `dtrain agent` child (DTRAIN_LOCAL_AGENT=child), once it exists. */
 function agentOf(launcher: number): number | undefined {
   let children: string;
