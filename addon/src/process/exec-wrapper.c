@@ -12,7 +12,8 @@
  *  - asks for SIGRTMIN+1 when its parent (the agent) dies, and gives up at once if the parent is
  *    already gone (the pid in argv differs from getppid());
  *  - runs the program as its only child, in a new process group (pgid = worker pid);
- *  - forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 to that process group;
+ *  - forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 to that process group, each
+ *    followed by SIGCONT so that a stopped worker acts on it;
  *  - SIGRTMIN+1 (sent by the agent after the grace period, or by the kernel when the agent dies)
  *    kills the group and every descendant with SIGKILL;
  *  - when the worker exits, kills whatever it left behind (group and descendants), reaps everything,
@@ -170,6 +171,9 @@ int main(int argc, char** argv) {
       kill_descendants();
     } else if (!worker_done) {
       kill(-worker, sig);
+      /* a stopped worker would not act on it (only the SIGKILL at the grace's end would reach it): continue
+         it, as a shell's kill of a stopped job does */
+      kill(-worker, SIGCONT);
     }
   }
 }

@@ -83,6 +83,54 @@ t.test('a second SIGINT kills at once', { skip }, async (t) => {
   t.match(r.stderr, /second SIGINT/);
 });
 
+/** A process's state letter from /proc (T: stopped); '' once it is gone. */
+function stateOf(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return '';
+  }
+}
+
+/** The two ranks' pids (pid_0, pid_1 in dir), once both ran. */
+const rankPids = (dir: string) => [0, 1].map((r) => Number(readFileSync(join(dir, `pid_${r}`), 'utf8')));
+
+t.test('SIGTERM: a worker that stopped itself (SIGSTOP) is continued and acts on it, exit 143', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const run = startDtrain(
+    [
+      'launch',
+      '--nproc-per-node',
+      '2',
+      '--set',
+      'shutdown_grace=30s',
+      '--set',
+      `logs.dir=${dir}/logs`,
+      '--json',
+      '--',
+      'sh',
+      '-c',
+      `trap 'echo x > ${dir}/got_$RANK; exit 0' TERM; echo $$ > ${dir}/pid_$RANK; kill -STOP $$; sleep 60`,
+    ],
+    { cwd: dir },
+  );
+  t.ok(await waitFor(() => running(dir) && rankPids(dir).every((p) => stateOf(p) === 'T'), 10000), 'both stopped');
+  const sentAt = Date.now();
+  run.child.kill('SIGTERM');
+  const r = await doneWithin(run, 60_000);
+  const took = Date.now() - sentAt;
+  t.equal(r?.code, 143, r?.stderr ?? '');
+  t.ok(took < 10_000, `did not wait out the 30 s grace to SIGKILL them (${took} ms)`);
+  t.ok(existsSync(join(dir, 'got_0')) && existsSync(join(dir, 'got_1')), 'their SIGTERM trap ran');
+  const ranks = JSON.parse(r?.stdout ?? '{}').attempts[0].ranks as { exit_code: number | null }[];
+  t.same(
+    ranks.map((x) => x.exit_code),
+    [0, 0],
+    'both left by their trap, not SIGKILL',
+  );
+});
+
 t.test(
   "SIGINT while nobody reads the launcher's output (a paused pager): it still leaves, exit 130",
   { skip },
