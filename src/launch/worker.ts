@@ -162,6 +162,9 @@ export class Worker {
     if (this.ended || !this.child.pid) return;
     try {
       process.kill(this.child.pid, sig);
+      // A stopped shepherd (its worker can SIGSTOP it) acts on nothing, reaps nothing and holds the output
+      // pipes: the job would wait on it forever, and it would outlive the launcher. Continue it.
+      process.kill(this.child.pid, 'SIGCONT');
     } catch {
       // already gone: its exit is on its way
     }

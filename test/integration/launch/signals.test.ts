@@ -93,6 +93,11 @@ function stateOf(pid: number): string {
   }
 }
 
+function parentOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
 /** The two ranks' pids (pid_0, pid_1 in dir), once both ran. */
 const rankPids = (dir: string) => [0, 1].map((r) => Number(readFileSync(join(dir, `pid_${r}`), 'utf8')));
 
@@ -129,6 +134,40 @@ t.test('SIGTERM: a worker that stopped itself (SIGSTOP) is continued and acts on
     [0, 0],
     'both left by their trap, not SIGKILL',
   );
+});
+
+t.test('SIGTERM: a worker that stopped its shepherd (SIGSTOP) is still gone within the grace', { skip }, async (t) => {
+  const dir = tempDir(t);
+  const run = startDtrain(
+    [
+      'launch',
+      '--nproc-per-node',
+      '2',
+      '--set',
+      'shutdown_grace=1s',
+      '--set',
+      `logs.dir=${dir}/logs`,
+      '--',
+      'sh',
+      '-c',
+      `echo $$ > ${dir}/pid_$RANK; if [ $RANK = 0 ]; then kill -STOP $PPID; fi; exec sleep 60`,
+    ],
+    { cwd: dir },
+  );
+  t.ok(await waitFor(() => running(dir), 10000), 'workers started');
+  const [worker] = rankPids(dir);
+  t.ok(await waitFor(() => stateOf(parentOf(worker)) === 'T', 5000), "rank 0's shepherd is stopped");
+  const shepherd = parentOf(worker);
+  const sentAt = Date.now();
+  run.child.kill('SIGTERM');
+  // before: the kill after the grace never reached the stopped shepherd, and the launcher waited on it forever
+  const r = await doneWithin(run, 20_000);
+  const took = Date.now() - sentAt;
+  t.ok(r, `the launcher left (${took} ms)`);
+  t.equal(r?.code, 143, r?.stderr ?? '');
+  t.ok(took < 6000, `within the 1 s grace and a few seconds (${took} ms)`);
+  t.ok(await waitFor(() => ![shepherd, ...rankPids(dir)].some(alive), 3000), 'the shepherd and the workers are gone');
+  for (const p of [shepherd, ...rankPids(dir)]) if (alive(p)) process.kill(p, 'SIGKILL');
 });
 
 t.test(
