@@ -6,15 +6,25 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadAddon } from '../runtime/addon.js';
 
-function parentOf(pid: number): number {
+/** The fields of /proc/<pid>/stat after comm (state first), or null once the process is gone. */
+function statFields(pid: number): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     // comm may hold spaces and parentheses: the fields resume after the last ')'
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[1]);
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return -1;
+    return null;
   }
+}
+
+function parentOf(pid: number): number {
+  const fields = statFields(pid);
+  return fields ? Number(fields[1]) : -1;
+}
+
+/** Whether the process is stopped by a signal (state T; not a tracer's stop, t). */
+export function isStopped(pid: number): boolean {
+  return statFields(pid)?.[0] === 'T';
 }
 
 function processTable(): Map<number, number> {

@@ -21,7 +21,7 @@ import {
 } from './agent-contract.js';
 import { killAllSignal } from './exec-wrapper.js';
 import { lastLines, lastLineWith, LineSplitter } from './line-split.js';
-import { descendantsOf, supervisedPids, sweepDescendants } from './process-tree.js';
+import { descendantsOf, isStopped, supervisedPids, sweepDescendants } from './process-tree.js';
 
 /** Where whole lines go. `write` returning false means: call nothing more until `onDrain` fires. */
 export interface LineTarget {
@@ -60,6 +60,9 @@ function execTooLarge(argv: string[], env: Record<string, string>): string {
     'limit) in all'
   );
 }
+
+/** How often a worker's shepherd is checked for having been stopped (one /proc read). */
+const STOPPED_SHEPHERD_CHECK_MS = 1000;
 
 const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n, name]));
 
@@ -122,6 +125,12 @@ export class Worker {
         for (const s of this.child.stdio) s?.destroy();
       }, 1000).unref();
     });
+    // Its worker can SIGSTOP the shepherd, even before it reports the worker's pid: stopped, it reports nothing
+    // and reaps nothing, so the start or the job would wait on it forever. Continue it whenever it is found so.
+    const watchStop = setInterval(() => {
+      if (isStopped(shepherd)) this.send('SIGCONT');
+    }, STOPPED_SHEPHERD_CHECK_MS);
+    watchStop.unref();
     this.relay(this.child.stdout!, opts.stdout, false);
     this.relay(this.child.stderr!, opts.stderr, true);
     this.done = new Promise((resolve) => {
@@ -129,6 +138,7 @@ export class Worker {
       this.child.on('error', (err) => (spawnError = err));
       this.child.on('close', (code, signal) => {
         this.ended = true;
+        clearInterval(watchStop);
         supervisedPids.delete(shepherd);
         if (spawnError && code === null && signal === null) {
           this.stderrTail.push(`dtrain: cannot start ${opts.wrapper}: ${spawnError.message}`);

@@ -170,6 +170,37 @@ t.test('SIGTERM: a worker that stopped its shepherd (SIGSTOP) is still gone with
   for (const p of [shepherd, ...rankPids(dir)]) if (alive(p)) process.kill(p, 'SIGKILL');
 });
 
+for (const agent of ['in-process', 'child'] as const)
+  t.test(
+    `a worker that stopped its shepherd (SIGSTOP) and failed is reported, no signal needed: exit 1 (${agent} agent)`,
+    { skip },
+    async (t) => {
+      const dir = tempDir(t);
+      const run = startDtrain(
+        [
+          'launch',
+          '--nproc-per-node',
+          '2',
+          '--set',
+          `logs.dir=${dir}/logs`,
+          '--',
+          'sh',
+          '-c',
+          `echo $$ > ${dir}/pid_$RANK; if [ $RANK = 0 ]; then kill -STOP $PPID; echo gone >&2; exit 3; fi`,
+        ],
+        { cwd: dir, env: agent === 'child' ? { DTRAIN_LOCAL_AGENT: 'child' } : {} },
+      );
+      // before: the stopped shepherd never reaped its worker (or never reported its pid, when it was stopped first),
+      // and the launcher waited on it forever
+      const r = await doneWithin(run, 20_000);
+      t.ok(r, 'the launcher left');
+      if (!r) process.kill(parentOf(rankPids(dir)[0]), 'SIGKILL'); // the stopped shepherd, else left behind
+      t.equal(r?.code, 1, r?.stderr ?? '');
+      t.match(r?.stderr, /failed: rank 0 .* exited with code 3/);
+      t.ok(r && r.ms < 10_000, `within seconds (${r?.ms} ms)`);
+    },
+  );
+
 t.test(
   "SIGINT while nobody reads the launcher's output (a paused pager): it still leaves, exit 130",
   { skip },
