@@ -1,5 +1,6 @@
 // The join secret file: hex key, owner-only permissions, one clear line (exit 2) otherwise.
 import t, { type Test } from 'tap';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseJoinAddress, readSecretFile } from '../../../src/launch/join/secret-file.js';
@@ -34,6 +35,19 @@ t.test('loose permissions, a short or non-hex key, a missing file: exit 2 naming
   t.throws(() => readSecretFile('/nonexistent/secret'), {
     exitCode: 2,
     message: 'secret file /nonexistent/secret: cannot read it (no such file)',
+  });
+});
+
+t.test('a FIFO, a device or a huge file is refused at once, never waited on or read to its end', async (t) => {
+  const fifo = path.join(t.testdir({}), 'secret');
+  execFileSync('mkfifo', ['-m', '600', fifo]);
+  for (const f of [fifo, '/dev/zero']) {
+    const message = `secret file ${f}: cannot read it (not a regular file)`;
+    t.throws(() => readSecretFile(f), { exitCode: 2, message });
+  }
+  t.throws(() => readSecretFile(file(t, 'ab'.repeat(4096), 0o600)), {
+    exitCode: 2,
+    message: /expected the job key/,
   });
 });
 
