@@ -3,12 +3,13 @@
  * its control socket (found in the run registry), else from `<log_dir>/status.json`, the copy a run keeps
  * fresh in its log folder (a Slurm job seen from the login node; a run that ended).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { formatDuration } from '../config/duration.js';
 import { UsageError } from '../util/errors.js';
+import { NotRegularFileError, openRegularFileSync } from '../util/regular-file.js';
 import { callControl } from './control-server.js';
 import { findRun, forgetRun, listRuns, type RunEntry } from './run-registry.js';
 import {
@@ -137,9 +138,16 @@ function statusFileOf(run: string): string | undefined {
 function readStatusFile(file: string): RunStatusDoc {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    // a controller writes a regular file: a FIFO there would wait for a writer forever, a device never end
+    const fd = openRegularFileSync(file);
+    try {
+      text = readFileSync(fd, 'utf8');
+    } finally {
+      closeSync(fd);
+    }
   } catch (err) {
-    throw new UsageError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    const why = err instanceof NotRegularFileError ? 'not a regular file' : (err as NodeJS.ErrnoException).code;
+    throw new UsageError(`${file}: cannot read (${why ?? (err as Error).message})`);
   }
   return parseStatusDoc(text, (why, where) => `${file}${where}: ${why}`);
 }

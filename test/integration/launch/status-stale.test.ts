@@ -3,8 +3,8 @@
 // `status --json`, `stacks` and `top` answer as for no such run, or say the run does not answer: one line on
 // stderr and exit 2, never a stack trace. So do a status.json, a controller's answer or a registry entry that
 // is not what dtrain writes, without quoting the file.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -175,6 +175,34 @@ t.test(
     for (const what of ['a stack that is not text', 'not JSON']) {
       const stacks = await runDtrain(['stacks', 'live'], { cwd: root, env });
       oneLine(t, stacks, /^dtrain: run live answered: not a dtrain stacks document\n$/, `stacks: ${what}`);
+    }
+  },
+);
+
+t.test(
+  'a status.json that is a FIFO or a device: one line, exit 2, at once (it was read forever)',
+  { skip: !built() && 'build first' },
+  async (t) => {
+    const dir = tempDir(t, 'status-fifo');
+    const env = { DTRAIN_RUNS_DIR: join(dir, 'runs') };
+    const fifo = join(dir, 'fifo');
+    const zero = join(dir, 'zero');
+    mkdirSync(fifo);
+    mkdirSync(zero);
+    execFileSync('mkfifo', [join(fifo, 'status.json')]);
+    symlinkSync('/dev/zero', join(zero, 'status.json'));
+    for (const logs of [fifo, zero]) {
+      for (const args of [
+        ['status', logs],
+        ['status', logs, '--json'],
+        ['top', logs, '--iterations', '1'],
+      ]) {
+        const started = Date.now();
+        const r = await runDtrain(args, { cwd: root, env });
+        const file = join(logs, 'status.json');
+        oneLine(t, r, new RegExp(`^dtrain: ${file}: cannot read \\(not a regular file\\)\n$`), args.join(' '));
+        t.ok(Date.now() - started < 10_000, `${args.join(' ')}: answers at once`);
+      }
     }
   },
 );
