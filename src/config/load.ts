@@ -3,7 +3,7 @@
  * schema validation with defaults, then normalise(), which runs even when the schema failed (on the
  * values it accepted). Every problem found is thrown together in one ConfigError; warnings are returned.
  */
-import { existsSync, lstatSync, realpathSync } from 'node:fs';
+import { existsSync, lstatSync, realpathSync, type Stats } from 'node:fs';
 import { basename, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileDurably } from '../runtime/durable-file.js';
@@ -190,18 +190,23 @@ export function schemaLocation(): string {
 /**
  * Writes the config as written (no defaults spelled out), with the schema comment for editors; mode 0600.
  * `file` is replaced whole (tmp + rename: a reader sees the old file or the new one). Refused (exit 2): a
- * symbolic link (the write would land on whatever it names), and the config, hostfile or env_file this
- * launch reads (the copy has none of the source's comments).
+ * symbolic link (the write would land on whatever it names), anything but a regular file (a device, a FIFO,
+ * a directory), and the config, hostfile or env_file this launch reads (the copy has none of the source's
+ * comments).
  */
 export async function saveConfig(loaded: LoadedConfig, file: string): Promise<void> {
   const target = resolve(file);
-  let isLink = false;
+  let st: Stats | undefined;
   try {
-    isLink = lstatSync(target, { throwIfNoEntry: false })?.isSymbolicLink() ?? false;
+    st = lstatSync(target, { throwIfNoEntry: false });
   } catch (err) {
     throw new UsageError(`cannot write ${file}: ${(err as Error).message}`);
   }
-  if (isLink) throw new UsageError(`--save-config ${file} is a symbolic link: name the file itself, not a link to it`);
+  if (st?.isSymbolicLink())
+    throw new UsageError(`--save-config ${file} is a symbolic link: name the file itself, not a link to it`);
+  // The rename below would put the copy in the place of whatever is there: a device node (/dev/null), a FIFO.
+  if (st && !st.isFile())
+    throw new UsageError(`cannot write ${file}: it is ${st.isDirectory() ? 'a directory' : 'not a regular file'}`);
   const real = realPath(target);
   const inputs: [string, string | undefined][] = [
     ['the config', loaded.path],
@@ -224,7 +229,10 @@ export async function saveConfig(loaded: LoadedConfig, file: string): Promise<vo
     // The config may hold secrets (env): owner-only, also when it replaces a file others could read.
     await writeFileDurably(target, text, 0o600);
   } catch (err) {
-    throw new UsageError(`cannot write ${file}: ${(err as Error).message}`);
+    // not Node's message: it names the tmp file, not the one asked for
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such folder' : code === 'EACCES' ? 'permission denied' : code;
+    throw new UsageError(`cannot write ${file}: ${why ?? (err as Error).message}`);
   }
 }
 

@@ -140,6 +140,26 @@ t.test('saveConfig replaces the file whole (a new file renamed over it), and lea
   mkdirSync(join(dir, 'a-folder'));
   const err = await saveConfig(loaded, join(dir, 'a-folder')).catch((e: unknown) => e as UsageError);
   t.type(err, UsageError);
-  t.match(err?.message, /^cannot write \S+a-folder: /);
+  t.equal(err?.message, `cannot write ${join(dir, 'a-folder')}: it is a directory`);
   t.same(readdirSync(dir).sort(), ['a-folder', 'out.yaml', 'reader-view'], 'no tmp file left beside it');
+
+  const missing = join(dir, 'no-such-folder/out.yaml');
+  const noDir = await saveConfig(loaded, missing).catch((e: unknown) => e as UsageError);
+  t.equal(noDir?.message, `cannot write ${missing}: no such folder`, 'names the file asked for, not the tmp file');
+});
+
+t.test('saveConfig never replaces what is not a regular file (a FIFO, a device such as /dev/null)', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { lstatSync, mkdirSync, readdirSync } = await import('node:fs');
+  const dir = join(tmp, 'special');
+  mkdirSync(dir);
+  const fifo = join(dir, 'out.yaml');
+  execFileSync('mkfifo', [fifo]);
+  const loaded = await configFromArgs({ nprocPerNode: 1, entrypoint: ['x'] });
+  const err = await saveConfig(loaded, fifo).catch((e: unknown) => e as UsageError);
+  t.type(err, UsageError);
+  t.equal(err?.exitCode, 2);
+  t.equal(err?.message, `cannot write ${fifo}: it is not a regular file`);
+  t.ok(lstatSync(fifo).isFIFO(), 'the FIFO is still there');
+  t.same(readdirSync(dir), ['out.yaml'], 'no tmp file left beside it');
 });
