@@ -49,6 +49,15 @@ export const scheduleCommand: CommandModule<object, ScheduleArgs> = {
     if (svgPath === '') throw new UsageError('--svg needs a file name');
     const { planPipeline } = await import('../runtime/pipeline/schedule.js');
     const plan = planPipeline(shape);
+    const text = args.json ? undefined : await import('../runtime/pipeline/timeline-text.js');
+    // checked before the SVG is written: a refusal leaves nothing behind
+    if (text && text.textCells(plan) > text.MAX_TEXT_CELLS) {
+      throw new UsageError(
+        `${shape.stages} stage${shape.stages === 1 ? '' : 's'} over ${plan.timeline.makespan} time units is too ` +
+          `large to draw in a terminal ` +
+          `(at most ${text.MAX_TEXT_CELLS} characters): --json prints the schedule`,
+      );
+    }
     if (svgPath !== undefined) {
       const { renderTimelineSvg } = await import('../runtime/pipeline/timeline-svg.js');
       const { writeFileSync } = await import('node:fs');
@@ -60,15 +69,14 @@ export const scheduleCommand: CommandModule<object, ScheduleArgs> = {
         );
       }
     }
-    if (args.json) {
+    if (!text) {
       const { scheduleReport } = await import('../runtime/pipeline/report.js');
       printJson(scheduleReport(plan));
       return;
     }
-    const { renderTimelineText } = await import('../runtime/pipeline/timeline-text.js');
     const { Chalk, default: chalk } = await import('chalk');
     process.stdout.write(
-      renderTimelineText(plan, {
+      text.renderTimelineText(plan, {
         color: new Chalk({ level: colorLevel(chalk.level) }),
         columns: process.stdout.columns || 120,
       }),

@@ -14,7 +14,7 @@ export function renderTimelineSvg(plan: PipelinePlan): string {
   const { timeline } = plan;
   const chunked = plan.shape.kind === 'interleaved-1f1b';
   const labelOf = (o: (typeof timeline.perStage)[number][number]) => opLabel(o, chunked).slice(1);
-  const longest = Math.max(1, ...timeline.perStage.flat().map((o) => labelOf(o).length));
+  const longest = timeline.perStage.reduce((w, ops) => ops.reduce((x, o) => Math.max(x, labelOf(o).length), w), 1);
   const unit = Math.max(18, longest * 7 + 6);
   const rowH = 26;
   const gap = 6;

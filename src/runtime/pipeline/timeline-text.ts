@@ -21,11 +21,30 @@ export interface TextOptions {
   columns: number;
 }
 
+/**
+ * The most characters (stages × timeline width) a terminal picture may have: it is built cell by cell, and
+ * beyond this it takes gigabytes and minutes, for a picture nobody can read (`dtrain schedule --json` can).
+ */
+export const MAX_TEXT_CELLS = 4_000_000;
+
+/** Characters per time unit, one of them a gap. */
+function unitOf(plan: PipelinePlan): number {
+  const chunked = plan.shape.kind === 'interleaved-1f1b';
+  // no spread into Math.max: a million labels overflow the stack
+  return (
+    plan.timeline.perStage.reduce((w, ops) => ops.reduce((x, o) => Math.max(x, opLabel(o, chunked).length), w), 2) + 1
+  );
+}
+
+/** The picture's stages × width in characters, to check against MAX_TEXT_CELLS before drawing it. */
+export function textCells(plan: PipelinePlan): number {
+  return plan.shape.stages * plan.timeline.makespan * unitOf(plan);
+}
+
 export function renderTimelineText(plan: PipelinePlan, opts: TextOptions): string {
   const { timeline, schedules } = plan;
   const chunked = plan.shape.kind === 'interleaved-1f1b';
-  const labels = timeline.perStage.flat().map((o) => opLabel(o, chunked));
-  const unit = Math.max(...labels.map((l) => l.length), 2) + 1; // characters per time unit, one of them a gap
+  const unit = unitOf(plan);
   const width = timeline.makespan * unit;
 
   const rows: Cell[][] = timeline.perStage.map((ops) => {
@@ -44,9 +63,9 @@ export function renderTimelineText(plan: PipelinePlan, opts: TextOptions): strin
   });
 
   const names = schedules.map((s) => `stage ${s.stage}`);
-  const nameWidth = Math.max(...names.map((n) => n.length), 'time'.length) + 1;
+  const nameWidth = names.reduce((w, n) => Math.max(w, n.length), 'time'.length) + 1;
   const tail = schedules.map((s) => `  peak ${s.peakInFlight}`);
-  const tailWidth = Math.max(...tail.map((x) => x.length));
+  const tailWidth = tail.reduce((w, x) => Math.max(w, x.length), 0);
   const band = Math.max(unit, Math.floor((opts.columns - nameWidth - 2 - tailWidth) / unit) * unit);
 
   const c = opts.color;

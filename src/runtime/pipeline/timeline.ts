@@ -55,32 +55,45 @@ export function simulateTimeline(
   const next = new Array<number>(p).fill(0);
   const free = new Array<number>(p).fill(0);
   let remaining = orders.reduce((n, o) => n + o.length, 0);
-  while (remaining > 0) {
-    let progressed = false;
-    for (let s = 0; s < p; s++) {
-      while (next[s] < orders[s].length) {
-        const o = orders[s][next[s]];
-        const vs = virtualStage(p, s, o.chunk);
-        const ready = inputsAt(o, vs);
-        if (Number.isNaN(ready)) break;
-        const start = Math.max(free[s], ready);
-        const end = start + (o.op === 'forward' ? durations.forward : durations.backward);
-        ends[slot(o.op, o.microbatch, vs)] = end;
-        perStage[s].push({ ...o, stage: s, start, end });
-        free[s] = end;
-        next[s]++;
-        remaining--;
-        progressed = true;
-      }
+  // Stages that may be able to run their next op: at first all, then the ones an op just fed. A stage is
+  // looked at again only after a neighbour made its input, so the whole run is linear in the ops (sweeping
+  // every stage until none moves was stages × ops: minutes for a large pipeline). The times do not depend
+  // on this order: an op starts when its inputs and its stage are free, whenever that is found out.
+  const queue: number[] = Array.from({ length: p }, (_, s) => s);
+  const queued = new Uint8Array(p).fill(1);
+  const wake = (vs: number) => {
+    if (vs < 0 || vs >= V) return;
+    const s = stageOfVirtual(p, vs);
+    if (!queued[s]) {
+      queued[s] = 1;
+      queue.push(s);
     }
-    if (!progressed) {
-      const stuck = next.map((i, s) => (i < orders[s].length ? `stage ${s} at op ${i}` : '')).filter(Boolean);
-      throw new Error(
-        `pipeline schedule cannot make progress (${stuck.join(', ')}): its compute orders wait on each other`,
-      );
+  };
+  for (let head = 0; head < queue.length; head++) {
+    const s = queue[head];
+    queued[s] = 0;
+    while (next[s] < orders[s].length) {
+      const o = orders[s][next[s]];
+      const vs = virtualStage(p, s, o.chunk);
+      const ready = inputsAt(o, vs);
+      if (Number.isNaN(ready)) break;
+      const start = Math.max(free[s], ready);
+      const end = start + (o.op === 'forward' ? durations.forward : durations.backward);
+      ends[slot(o.op, o.microbatch, vs)] = end;
+      perStage[s].push({ op: o.op, microbatch: o.microbatch, chunk: o.chunk, stage: s, start, end });
+      free[s] = end;
+      next[s]++;
+      remaining--;
+      wake(o.op === 'forward' ? vs + 1 : vs - 1);
     }
   }
-  const makespan = Math.max(0, ...free);
+  if (remaining > 0) {
+    const stuck = next.map((i, s) => (i < orders[s].length ? `stage ${s} at op ${i}` : '')).filter(Boolean);
+    throw new Error(
+      `pipeline schedule cannot make progress (${stuck.join(', ')}): its compute orders wait on each other`,
+    );
+  }
+  const makespan = free.reduce((a, b) => Math.max(a, b), 0); // no spread: a million stages overflow the stack
   const busy = perStage.reduce((sum, ops) => sum + ops.reduce((t, o) => t + (o.end - o.start), 0), 0);
   // idle / whole rather than 1 - busy / whole: exact for whole-unit durations
   const bubbleFraction = makespan === 0 ? 0 : (p * makespan - busy) / (p * makespan);

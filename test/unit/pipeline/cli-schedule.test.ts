@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Chalk } from 'chalk';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../../src/cli/main.js';
@@ -133,6 +133,28 @@ t.test('--svg: one box per op labelled with its microbatch, a legend, the bubble
     planPipeline({ kind: 'interleaved-1f1b', stages: 2, microbatches: 2, virtualStages: 2 }),
   );
   t.match(inter, />1\.1<\/text>/, 'interleaved boxes say microbatch.chunk');
+});
+
+t.test('a pipeline too long for a terminal: planned in seconds, then one line, exit 2, no SVG written', async (t) => {
+  // 200,000 stages: the simulation swept every stage until none moved (quadratic: minutes), and the
+  // pictures spread every label into Math.max (a stack overflow, "internal error")
+  const dir = mkdtempSync(join(tmpdir(), 'dtrain-schedule-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const svg = join(dir, 'long.svg');
+  const started = Date.now();
+  const r = await dtrain('schedule', '--kind', '1f1b', '--stages', '200000', '--microbatches', '1', '--svg', svg);
+  t.equal(r.code, 2);
+  t.equal(
+    r.stderr,
+    'dtrain: 200000 stages over 600000 time units is too large to draw in a terminal ' +
+      '(at most 4000000 characters): --json prints the schedule\n',
+  );
+  t.equal(r.stdout, '');
+  t.notOk(existsSync(svg), 'refused before the SVG is written');
+  t.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
+  const json = await dtrain('schedule', '--kind', 'gpipe', '--stages', '1', '--microbatches', '400000', '--json');
+  t.equal(json.code, 0, json.stderr);
+  t.equal(JSON.parse(json.stdout).per_stage[0].order.length, 800000);
 });
 
 t.test('bad arguments: exit 2 and one line', async (t) => {
