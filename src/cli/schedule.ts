@@ -60,13 +60,29 @@ export const scheduleCommand: CommandModule<object, ScheduleArgs> = {
     }
     if (svgPath !== undefined) {
       const { renderTimelineSvg } = await import('../runtime/pipeline/timeline-svg.js');
-      const { writeFileSync } = await import('node:fs');
+      const { closeSync, constants, openSync, writeSync } = await import('node:fs');
       try {
-        writeFileSync(svgPath, renderTimelineSvg(plan));
+        // Without blocking: a FIFO with no reader would hold a plain open forever (here ENXIO at once), and the
+        // fd that found the reader is the one written (closing it would end the reader's input).
+        const { O_WRONLY, O_CREAT, O_TRUNC, O_NONBLOCK } = constants;
+        const fd = openSync(svgPath, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK, 0o666);
+        try {
+          const data = Buffer.from(renderTimelineSvg(plan));
+          for (let off = 0; off < data.length;) {
+            try {
+              off += writeSync(fd, data, off);
+            } catch (err) {
+              if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+              Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10); // a full pipe: its reader is slow
+            }
+          }
+        } finally {
+          closeSync(fd);
+        }
       } catch (err) {
-        throw new UsageError(
-          `cannot write --svg ${svgPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-        );
+        const code = (err as NodeJS.ErrnoException).code;
+        const why = code === 'ENXIO' ? 'a pipe no process reads' : (code ?? (err as Error).message);
+        throw new UsageError(`cannot write --svg ${svgPath}: ${why}`);
       }
     }
     if (!text) {

@@ -157,6 +157,31 @@ t.test('a pipeline too long for a terminal: planned in seconds, then one line, e
   t.equal(JSON.parse(json.stdout).per_stage[0].order.length, 800000);
 });
 
+t.test('--svg naming a FIFO: one line, exit 2, when no process reads it; written through when one does', async (t) => {
+  const { execFileSync, spawn } = await import('node:child_process');
+  const dir = mkdtempSync(join(tmpdir(), 'dtrain-schedule-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const fifo = join(dir, 'pipe.svg');
+  execFileSync('mkfifo', [fifo]);
+  const args = ['schedule', '--kind', '1f1b', '--stages', '4', '--microbatches', '200', '--svg', fifo, '--json'];
+  const none = await dtrain(...args);
+  t.equal(none.code, 2);
+  t.equal(none.stderr, `dtrain: cannot write --svg ${fifo}: a pipe no process reads\n`);
+  t.match(JSON.parse(none.stdout), { exit_code: 2 }, 'with --json, the error as its one document');
+
+  // a reader that is there: the whole picture (more than a pipe holds at once) reaches it
+  const reader = spawn('cat', [fifo]);
+  let got = '';
+  reader.stdout.on('data', (b: Buffer) => (got += b.toString()));
+  const ended = new Promise((r) => reader.on('close', r));
+  await new Promise((r) => setTimeout(r, 300)); // cat has opened the pipe
+  const read = await dtrain(...args);
+  await ended;
+  t.equal(read.code, 0, read.stderr);
+  t.ok(got.length > 65536, `${got.length} bytes`);
+  t.match(got, /<\/svg>\n?$/);
+});
+
 t.test('bad arguments: exit 2 and one line', async (t) => {
   const cases: [string[], RegExp][] = [
     [
