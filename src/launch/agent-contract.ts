@@ -187,6 +187,31 @@ export interface AgentSpec {
   incarnation?: number;
 }
 
+/**
+ * What makes a stdin message not an AgentSpec the agent can start from (one line), or undefined. Only the
+ * shape the agent reads before it can report anything: a controller's spec always has it; anything else
+ * (another program on the agent's stdin) must be a StartError, not a TypeError deep inside the agent.
+ */
+export function agentSpecProblem(msg: Record<string, unknown>): string | undefined {
+  const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const need: [keyof AgentSpec, (v: unknown) => boolean, string][] = [
+    ['run_id', (v) => typeof v === 'string', 'a string'],
+    ['node', isObject, 'an object'],
+    ['ranks', (v) => Array.isArray(v) && v.every(isObject), 'a list of objects'],
+    ['world_size', Number.isInteger, 'an integer'],
+    ['nnodes', Number.isInteger, 'an integer'],
+    ['workdir', (v) => typeof v === 'string', 'a string'],
+    ['master', isObject, 'an object'],
+    ['store', (v) => isObject(v) && typeof (v as { kind?: unknown }).kind === 'string', 'an object with a kind'],
+    ['job_key', (v) => typeof v === 'string', 'a string'],
+    ['restarts_max', Number.isInteger, 'an integer'],
+    ['heartbeat_interval_ms', (v) => typeof v === 'number' && v > 0, 'a positive number'],
+    ['logs', isObject, 'an object'],
+  ];
+  for (const [key, ok, what] of need) if (!ok(msg[key])) return `its ${key} is not ${what}`;
+  return undefined;
+}
+
 export type ForwardedSignal = 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'SIGUSR1' | 'SIGUSR2';
 
 /**

@@ -167,6 +167,8 @@ async function connectStore(spec: AgentSpec, jobKey: Buffer, given?: StoreClient
   return given;
 }
 
+const isMessage = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 /** Reads the optional hello and the spec from stdin; answers the hello (with a key exchange when asked). */
 export async function readSpec(
   stdin: Readable,
@@ -204,6 +206,7 @@ export async function readSpec(
     } catch {
       throw new StartError(`dtrain agent: stdin line is not JSON: ${JSON.stringify(line.slice(0, 60))}`);
     }
+    if (!isMessage(msg)) throw new StartError('dtrain agent: stdin line is not a message (a JSON object)');
     if (msg.type === 'hello') {
       if (typeof msg.kx === 'string') exchange = { mine: new KeyExchange(), controller: msg.kx };
       const kx = exchange ? { kx: exchange.mine.publicKey } : {};
@@ -239,6 +242,7 @@ export async function readSpec(
       } catch {
         throw new StartError('dtrain agent: the sealed spec is not JSON');
       }
+      if (!isMessage(msg)) throw new StartError('dtrain agent: the sealed spec is not a message (a JSON object)');
     }
     if (msg.type !== 'spec')
       throw new StartError(`dtrain agent: expected a spec message, got ${JSON.stringify(msg.type)}`);

@@ -5,6 +5,8 @@
  * around it (cli/agent-entry.ts): one agent starts per node of every launch, so its start-up is paid
  * once per host.
  */
+import { StartError } from '../util/errors.js';
+import { agentSpecProblem } from './agent-contract.js';
 import { readSpec, runAgent } from './agent-process.js';
 import { processAddon } from './process-tree.js';
 
@@ -18,10 +20,17 @@ export async function runStdioAgent(): Promise<void> {
     process.once('SIGHUP', () => resolve());
   });
   // A refused start must not leave stdin holding the process open until the controller hangs up.
-  const { spec, controllerGone } = await readSpec(process.stdin, process.stdout).catch((err: unknown) => {
-    process.stdin.destroy();
-    throw err;
-  });
+  const { spec, controllerGone } = await readSpec(process.stdin, process.stdout)
+    .then((read) => {
+      // stdin is whatever started us: a spec without the fields the agent reads is a refused start, not a TypeError
+      const problem = agentSpecProblem(read.spec as unknown as Record<string, unknown>);
+      if (problem) throw new StartError(`dtrain agent: not a spec dtrain's controller sends: ${problem}`);
+      return read;
+    })
+    .catch((err: unknown) => {
+      process.stdin.destroy();
+      throw err;
+    });
   const gone = Promise.race([controllerGone, terminated]);
   try {
     process.exitCode = await runAgent(spec, { stdout: process.stdout, stderr: process.stderr, controllerGone: gone });

@@ -659,6 +659,11 @@ else { const dial = () => net.connect(port, '127.0.0.1')
       ['not json\n', /stdin line is not JSON/],
       ['{"type":"launch"}\n', /expected a spec message, got "launch"/],
       ['', /stdin closed before the spec arrived/],
+      // JSON, but no message (a TypeError before) or a spec without what the agent reads first
+      ['null\n', /stdin line is not a message \(a JSON object\)/],
+      ['[1, 2]\n', /stdin line is not a message \(a JSON object\)/],
+      ['{"type":"spec"}\n', /not a spec dtrain's controller sends: its run_id is not a string/],
+      ['{"type":"spec","run_id":"r","node":{},"ranks":"all"}\n', /its ranks is not a list of objects/],
     ] as const) {
       const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
       let stderr = '';
@@ -668,6 +673,7 @@ else { const dial = () => net.connect(port, '127.0.0.1')
       t.equal(code, 3, String(why));
       t.match(stderr, why);
       t.equal(stderr.trim().split('\n').length, 1, `one line: ${stderr}`);
+      t.notMatch(stderr, /internal error/);
     }
   });
 });
