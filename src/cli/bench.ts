@@ -29,6 +29,12 @@ interface BenchArgs {
 
 const ops = ['all_reduce', 'reduce_scatter', 'all_gather', 'broadcast', 'sendrecv'] as const;
 
+/**
+ * The largest message: Node's largest buffer (buffer.constants.MAX_LENGTH on 64-bit). Beyond it every worker
+ * failed allocating its typed array (exit 1, a line per rank), after starting the whole job.
+ */
+const MAX_BENCH_BYTES = 4 * 1024 ** 3;
+
 interface BenchRun {
   ranks: number;
   nodes: number;
@@ -81,8 +87,10 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       .option('json', { type: 'boolean', describe: 'print one JSON document' }),
   handler: async (args) => {
     const sizes = args.sizes.split(',').map((s) => Number(s.trim()));
-    if (sizes.some((s) => !Number.isInteger(s) || s < 4))
-      throw new UsageError(`--sizes ${args.sizes}: sizes are whole numbers of bytes, at least 4`);
+    if (sizes.some((s) => !Number.isInteger(s) || s < 4 || s > MAX_BENCH_BYTES))
+      throw new UsageError(
+        `--sizes ${args.sizes}: sizes are whole numbers of bytes from 4 to ${MAX_BENCH_BYTES} (4 GiB)`,
+      );
     if (args.iters !== undefined && (!Number.isInteger(args.iters) || args.iters < 1))
       throw new UsageError(`--iters ${args.iters}: must be a positive integer`);
     const workerEnv: Record<string, string> = {

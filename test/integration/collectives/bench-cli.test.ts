@@ -104,6 +104,12 @@ t.test('bad usage is one line and exit 2', async (t) => {
   const r = dtrain(['--nproc', '0']);
   t.equal(r.status, 2);
   t.match(r.stderr, /^dtrain: --nproc 0: must be a positive integer\n$/);
+  // more than Node's largest buffer: refused before any worker starts (each failed to allocate, exit 1)
+  for (const sizes of ['4096,99999999999999999', '4294967297', '3']) {
+    const big = dtrain(['--sizes', sizes, '--iters', '1']);
+    t.equal(big.status, 2, sizes);
+    t.equal(big.stderr, `dtrain: --sizes ${sizes}: sizes are whole numbers of bytes from 4 to 4294967296 (4 GiB)\n`);
+  }
 });
 
 function benchConfig(t: { teardown(fn: () => void): void }, nodes: string): { file: string; logs: string } {
