@@ -24,8 +24,18 @@ export interface ConfigProblem {
 }
 
 export function formatProblem(p: ConfigProblem): string {
-  const where = p.line > 0 ? `${p.file}:${p.line}:${p.col}` : p.file;
-  return p.path ? `${where}: ${p.path}: ${p.message}` : `${where}: ${p.message}`;
+  const file = printable(p.file);
+  const where = p.line > 0 ? `${file}:${p.line}:${p.col}` : file;
+  return p.path ? `${where}: ${printable(p.path)}: ${p.message}` : `${where}: ${p.message}`;
+}
+
+/**
+ * A file name or key path as the config spells it, with control characters written as \uXXXX: a key holding a
+ * newline would split the problem's line, one holding escape sequences would drive the reader's terminal.
+ */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export class DtrainError extends Error {

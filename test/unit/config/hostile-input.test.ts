@@ -96,6 +96,26 @@ if (!existsSync(join(root, 'dist/cli/main.js'))) {
     );
   });
 
+  t.test('a key holding a newline or terminal escapes: one line, written as \\uXXXX, never sent raw', async (t) => {
+    writeFileSync(join(tmp, 'esc.yaml'), 'entrypoint: [x]\n"\\e]0;title\\a\\e[2J": 1\n"a\\nb": 2\n');
+    const r = dtrain('validate', 'esc.yaml');
+    t.equal(r.code, 2);
+    t.equal(
+      r.stderr,
+      'esc.yaml:2:1: \\u001b]0;title\\u0007\\u001b[2J: unknown key\nesc.yaml:3:1: a\\u000ab: unknown key\n',
+    );
+    t.notMatch(r.stderr, /\x1b|\x07/, 'no control character reaches the terminal');
+    const set = dtrain('validate', 'ok.yaml', '--set', 'x\x1b[2J=1');
+    t.equal(set.code, 2);
+    t.equal(set.stderr, '--set x\\u001b[2J=1: x\\u001b[2J: unknown key\n');
+    const json = dtrain('validate', 'esc.yaml', '--json');
+    t.same(
+      JSON.parse(json.stdout).errors.map((e: { path: string }) => e.path),
+      ['\x1b]0;title\x07\x1b[2J', 'a\nb'],
+      '--json keeps the key as it is (JSON escapes it)',
+    );
+  });
+
   t.test('nesting deeper than 100 levels: one located line, before the parser recurses', async (t) => {
     writeFileSync(join(tmp, 'deep.yaml'), `a: ${'['.repeat(100_000)}\n`);
     let r = dtrain('validate', 'deep.yaml');
