@@ -3,7 +3,7 @@
  * for `dtrain agent --stdio`): the process-wide hooks, and turning whatever a command throws into one clear
  * line (or one JSON document with --json) and a documented exit code.
  */
-import { ConfigError, DtrainError, ExitCode, InterruptedError, type ConfigProblem } from '../util/errors.js';
+import { ConfigError, DtrainError, ExitCode, InterruptedError, printable, type ConfigProblem } from '../util/errors.js';
 import { sighupIgnoredAtStart } from '../launch/nohup.js';
 
 let processHooksInstalled = false;
@@ -42,7 +42,8 @@ export function report(err: unknown, json: boolean): number {
   }
   if (err instanceof UsageFailure) {
     if (json) printJson({ errors: [{ file: null, line: 0, col: 0, path: '', message: err.message }] });
-    else process.stderr.write(`dtrain: ${err.message}\n`);
+    // yargs quotes the command line as given: a newline or an escape sequence there stays on one line
+    else process.stderr.write(`dtrain: ${printable(err.message)}\n`);
     return ExitCode.invalid;
   }
   if (err instanceof DtrainError) {

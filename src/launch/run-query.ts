@@ -81,7 +81,7 @@ export async function noRunningJob(run: string | undefined, orElse = ''): Promis
   if (run === undefined) return new UsageError('no running dtrain job of yours on this machine');
   const live = (await liveRuns()).map((r) => r.run_id);
   return new UsageError(
-    `no running job "${run}" here${orElse}` +
+    `no running job ${JSON.stringify(run)} here${orElse}` +
       (live.length ? ` (running: ${live.join(', ')})` : ' (no job of yours is running on this machine)'),
   );
 }

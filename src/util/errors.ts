@@ -33,7 +33,7 @@ export function formatProblem(p: ConfigProblem): string {
  * A file name or key path as the config spells it, with control characters written as \uXXXX: a key holding a
  * newline would split the problem's line, one holding escape sequences would drive the reader's terminal.
  */
-function printable(text: string): string {
+export function printable(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -208,6 +208,26 @@ t.test(
 );
 
 t.test(
+  'a run id or an argument holding a newline or escape sequences: one line, written escaped, never sent raw',
+  { skip: !built() && 'build first' },
+  async (t) => {
+    const dir = tempDir(t, 'status-escapes');
+    const env = { DTRAIN_RUNS_DIR: join(dir, 'runs') };
+    for (const args of [
+      ['status', 'a\nb\x1b[2J'],
+      ['stacks', 'a\nb\x1b[2J'],
+      ['top', 'a\nb\x1b[2J', '--iterations', '1'],
+    ]) {
+      const r = await runDtrain(args, { cwd: dir, env });
+      oneLine(t, r, /^dtrain: no running job "a\\nb\\u001b\[2J" here/, args[0]);
+      t.notMatch(r.stderr, /\x1b/, `${args[0]}: no escape sequence reaches the terminal`);
+    }
+    const usage = await runDtrain(['status', 'x', 'a\nb\x1b[2J'], { cwd: dir, env });
+    oneLine(t, usage, /^dtrain: Unknown argument: a\\u000ab\\u001b\[2J\n$/, "yargs' own message");
+  },
+);
+
+t.test(
   'a status.json whose controller is gone: status and top say it is stale; an ended run is not',
   { skip: !built() && 'build first' },
   async (t) => {
