@@ -42,8 +42,9 @@ export function report(err: unknown, json: boolean): number {
   }
   if (err instanceof UsageFailure) {
     if (json) printJson({ errors: [{ file: null, line: 0, col: 0, path: '', message: err.message }] });
-    // yargs quotes the command line as given: a newline or an escape sequence there stays on one line
-    else process.stderr.write(`dtrain: ${printable(err.message)}\n`);
+    // One line: yargs breaks some of its messages ("Invalid values:\n  Argument: ...") and quotes the command
+    // line as given, where a newline or an escape sequence must not reach the terminal as such.
+    else process.stderr.write(`dtrain: ${printable(err.message.replace(/\s*\n\s*/g, ' '))}\n`);
     return ExitCode.invalid;
   }
   if (err instanceof DtrainError) {

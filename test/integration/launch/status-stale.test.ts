@@ -223,7 +223,9 @@ t.test(
       t.notMatch(r.stderr, /\x1b/, `${args[0]}: no escape sequence reaches the terminal`);
     }
     const usage = await runDtrain(['status', 'x', 'a\nb\x1b[2J'], { cwd: dir, env });
-    oneLine(t, usage, /^dtrain: Unknown argument: a\\u000ab\\u001b\[2J\n$/, "yargs' own message");
+    oneLine(t, usage, /^dtrain: Unknown argument: a b\\u001b\[2J\n$/, "yargs' own message");
+    const choices = await runDtrain(['submit', 'x.yaml', '--scheduler', 'bogus'], { cwd: dir, env });
+    oneLine(t, choices, /^dtrain: Invalid values: Argument: scheduler, Given: "bogus", Choices: /, 'a yargs message');
   },
 );
 
