@@ -13,6 +13,7 @@ import { chmodSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { makeDirsSync } from '../util/make-dirs.js';
+import { readRegularFileSync } from '../util/regular-file.js';
 
 export interface RunEntry {
   run_id: string;
@@ -67,6 +68,9 @@ export function registerRun(entry: RunEntry): () => void {
   };
 }
 
+/** An entry is a few hundred bytes; a file larger than this is not one. */
+const MAX_ENTRY_BYTES = 64 * 1024;
+
 /** Every live run of this user here, newest first; entries of dead controllers are removed. */
 export function listRuns(): RunEntry[] {
   const dir = registryDir();
@@ -82,7 +86,8 @@ export function listRuns(): RunEntry[] {
     const file = join(dir, name);
     let entry: unknown;
     try {
-      entry = JSON.parse(readFileSync(file, 'utf8'));
+      // a regular file, and no more than an entry holds: a FIFO here would hold every `dtrain status` forever
+      entry = JSON.parse(readRegularFileSync(file, MAX_ENTRY_BYTES).toString('utf8'));
     } catch {
       continue; // being written (never: rename is atomic) or not ours
     }

@@ -156,6 +156,7 @@ t.test(
     mkdirSync(runs, { mode: 0o700 });
     writeFileSync(join(runs, 'odd.json'), JSON.stringify({ run_id: 'odd', pid: process.pid }) + '\n');
     writeFileSync(join(runs, 'null.json'), 'null\n');
+    execFileSync('mkfifo', [join(runs, 'fifo.json')]); // read as an entry, it held every command forever
     const none = await runDtrain(['status'], { cwd: root, env });
     oneLine(t, none, /^dtrain: no running dtrain job of yours on this machine\n$/, 'odd entries only');
     const socket = join(runs, 'live.sock');
