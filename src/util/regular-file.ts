@@ -62,3 +62,44 @@ export async function readRegularFile(path: string, maxBytes: number): Promise<B
     await file.close();
   }
 }
+
+/**
+ * A secret kept in a small file (a job key, a monitor token): its text, or why it cannot be one. Only a
+ * regular file is read (a FIFO would block, /dev/zero never end), one that group or others may read or
+ * write is refused (as ssh refuses a loose private key), and never more than `maxBytes` + 1 bytes.
+ */
+export interface OwnerOnlyFile {
+  /** the whole text, when it could be read */
+  text?: string;
+  /** why it could not be opened: 'no such file', 'not a regular file', ... */
+  unreadable?: string;
+  /** the permission bits of a file group or others may read or write */
+  looseMode?: number;
+  /** more than maxBytes */
+  tooLarge?: true;
+}
+
+export function readOwnerOnlyFileSync(path: string, maxBytes: number): OwnerOnlyFile {
+  let fd: number;
+  try {
+    fd = openRegularFileSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why: Record<string, string> = {
+      ENOTREG: 'not a regular file',
+      ENOENT: 'no such file',
+      EACCES: 'permission denied',
+    };
+    return { unreadable: why[code ?? ''] ?? (err as Error).message };
+  }
+  try {
+    const { mode } = fstatSync(fd);
+    if (mode & 0o077) return { looseMode: mode & 0o777 };
+    const buf = Buffer.alloc(maxBytes + 1);
+    let got = 0;
+    for (let n = 1; n > 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, got);
+    return got > maxBytes ? { tooLarge: true } : { text: buf.subarray(0, got).toString('utf8') };
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -5,9 +5,8 @@
  * The file is the key's only home: it never goes into argv or an environment. A file that others could
  * read is refused (exit 2), as ssh refuses a private key with loose permissions.
  */
-import { closeSync, fstatSync, readSync } from 'node:fs';
 import { UsageError } from '../../util/errors.js';
-import { NotRegularFileError, openRegularFileSync } from '../../util/regular-file.js';
+import { readOwnerOnlyFileSync } from '../../util/regular-file.js';
 
 /** The store accepts keys of at least 16 bytes; 32 is what dtrain makes. */
 const minKeyBytes = 16;
@@ -15,42 +14,16 @@ const minKeyBytes = 16;
 const maxKeyFileBytes = 4096;
 
 export function readSecretFile(file: string): Buffer {
-  let mode: number;
-  let text: string;
-  try {
-    // a regular file only: a FIFO there would wait for a writer forever, /dev/zero never ends
-    const fd = openRegularFileSync(file);
-    try {
-      mode = fstatSync(fd).mode;
-      const buf = Buffer.alloc(maxKeyFileBytes + 1);
-      let got = 0;
-      for (let n = 1; n > 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, got);
-      text = buf.subarray(0, got).toString('utf8');
-    } finally {
-      closeSync(fd);
-    }
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why =
-      err instanceof NotRegularFileError
-        ? 'not a regular file'
-        : code === 'ENOENT'
-          ? 'no such file'
-          : code === 'EACCES'
-            ? 'permission denied'
-            : code === 'EISDIR'
-              ? 'is a folder'
-              : (err as Error).message;
-    throw new UsageError(`secret file ${file}: cannot read it (${why})`);
-  }
-  if (mode & 0o077) {
+  const read = readOwnerOnlyFileSync(file, maxKeyFileBytes);
+  if (read.unreadable !== undefined) throw new UsageError(`secret file ${file}: cannot read it (${read.unreadable})`);
+  if (read.looseMode !== undefined) {
     throw new UsageError(
       `secret file ${file} is readable or writable by others (mode ` +
-        `${(mode & 0o777).toString(8).padStart(4, '0')}): run chmod 600 ${file}`,
+        `${read.looseMode.toString(8).padStart(4, '0')}): run chmod 600 ${file}`,
     );
   }
-  const hex = text.trim();
-  if (!/^([0-9a-fA-F]{2})+$/.test(hex) || hex.length < 2 * minKeyBytes || text.length > maxKeyFileBytes) {
+  const hex = read.text?.trim() ?? '';
+  if (!/^([0-9a-fA-F]{2})+$/.test(hex) || hex.length < 2 * minKeyBytes) {
     throw new UsageError(
       `secret file ${file}: expected the job key as at least ${2 * minKeyBytes} hex digits ` +
         `(make one with: head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > ${file})`,
