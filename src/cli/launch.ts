@@ -130,6 +130,8 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
     if (nproc !== undefined && nproc !== 'auto' && !/^[1-9]\d*$/.test(nproc)) {
       throw new UsageError(`--nproc-per-node must be a positive integer or auto, got ${JSON.stringify(nproc)}`);
     }
+    const hosts = args.hosts?.split(',').filter(Boolean);
+    if (hosts?.length === 0) throw new UsageError(`--hosts ${JSON.stringify(args.hosts)} names no host`);
     const config = await import('../config/index.js');
     const sets = [
       ...(args.set ?? []),
@@ -145,7 +147,7 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
                 ? 'auto'
                 : Number(args.nprocPerNode),
           nnodes: args.nnodes,
-          hosts: args.hosts?.split(',').filter(Boolean),
+          hosts,
           masterAddr: args.masterAddr,
           masterPort: args.masterPort,
           maxRestarts: args.maxRestarts,

@@ -71,7 +71,10 @@ export function normalise(raw: RawConfig, source: ConfigSource, ctx: NormaliseCo
     } catch (err) {
       error(['entrypoint'], `cannot be split into arguments: it ${(err as Error).message}`);
     }
-  } else entrypoint = raw.entrypoint ?? []; // missing only after the schema said so
+  } else {
+    entrypoint = raw.entrypoint ?? []; // missing only after the schema said so
+    if (entrypoint[0] === '') error(['entrypoint', 0], 'the program to run is an empty string');
+  }
 
   // env_file, then env (env wins): names checked wherever written, values where they take effect (env-rules.ts)
   const env: Record<string, string> = {};

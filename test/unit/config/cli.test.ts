@@ -160,6 +160,23 @@ if (!built) {
     t.equal(dtrain('validate', 'nope.yaml').stderr, 'nope.yaml: cannot read the config: no such file\n');
   });
 
+  t.test(
+    'launch flags that name nothing: --hosts of commas, an empty program after --: exit 2, one line',
+    async (t) => {
+      const hosts = dtrain('launch', '--dry-run', '--hosts', ',,,', '--', 'true');
+      t.equal(hosts.code, 2);
+      t.equal(hosts.stderr, 'dtrain: --hosts ",,," names no host\n', 'not taken for localhost');
+      const empty = dtrain('launch', '--dry-run', '--nproc-per-node', '1', '--', '', 'x');
+      t.equal(empty.code, 2);
+      t.equal(empty.stderr, 'the command after --: entrypoint.0: the program to run is an empty string\n');
+      writeFileSync(join(tmp, 'empty-program.yaml'), 'entrypoint: ["", "x"]\n');
+      t.equal(
+        dtrain('validate', 'empty-program.yaml').stderr,
+        'empty-program.yaml:1:14: entrypoint.0: the program to run is an empty string\n',
+      );
+    },
+  );
+
   t.test('env_file lines get the env checks: validate and launch --dry-run say file:line:col, exit 2', async (t) => {
     writeFileSync(join(tmp, 'job.env'), 'HF_HOME=/data/hf\nMASTER_PORT=29500\nDTRAIN_SPIN=hunter2\n');
     writeFileSync(join(tmp, 'envfile.yaml'), 'entrypoint: node train.js\nenv_file: job.env\n');
