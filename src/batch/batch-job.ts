@@ -1,6 +1,6 @@
 /**
  * What a batch submission needs, derived once from the loaded config: the scheduler settings checked
- * beyond the schema (values that land in `#SBATCH`/`#PBS` lines must be single words), the node count,
+ * beyond the schema (folders that land in `#SBATCH`/`#PBS` lines must hold no spaces), the node count,
  * and where the script, its output and the in-job controller's result file go (next to the logs).
  * Renderers and the submitter work from this, never from the YAML.
  */
@@ -67,16 +67,6 @@ export function batchJobFromConfig(config: JobConfig, configFile: string, opts: 
   const droppedExtra = switchedFrom && scheduler.extra?.length ? scheduler.extra : undefined;
   if (droppedExtra) delete scheduler.extra;
 
-  // sbatch and qsub split directive lines at white space and have no quoting we could rely on.
-  for (const key of ['partition', 'account', 'qos', 'mem', 'time', 'signal'] as const) {
-    const v = scheduler[key];
-    if (v !== undefined && /\s/.test(v))
-      problem(`scheduler.${key}`, 'must be a single word (no spaces or line breaks)');
-  }
-  (scheduler.extra ?? []).forEach((x, i) => {
-    if (!x.startsWith('-')) problem(`scheduler.extra.${i}`, `must be an option starting with '-' (got "${x}")`);
-    else if (/[\r\n]/.test(x)) problem(`scheduler.extra.${i}`, 'must be on one line');
-  });
   const logsDir = path.resolve(config.workdir, config.logs.dir);
   // these land in directive lines (--chdir, --output) too
   if (/\s/.test(config.workdir)) problem('workdir', `a batch job's workdir must not contain spaces: ${config.workdir}`);

@@ -32,6 +32,12 @@ const positiveInt = { type: 'integer', minimum: 1 } as const;
 const procCount = { type: 'integer', minimum: 1, maximum: MAX_PROCS_PER_NODE } as const;
 const nodeCount = { type: 'integer', minimum: 1, maximum: MAX_NODES } as const;
 const gridSize = { type: 'integer', minimum: 1, maximum: MAX_WORLD_SIZE } as const;
+/** A value written into a batch directive line: one word. */
+const directiveWord = {
+  type: 'string',
+  pattern: '^\\S+$',
+  errorMessage: 'must be a single word (no spaces or line breaks)',
+} as const;
 
 export const SCHEMA_ID = 'https://dtrain.dev/schema/config.json';
 
@@ -401,9 +407,10 @@ export const configSchema = {
       properties: {
         kind: { enum: ['slurm', 'pbs'] },
         nodes: { description: 'Nodes to allocate. Default: the listed nodes, else 1.', ...nodeCount },
-        partition: { type: 'string', minLength: 1 },
-        account: { type: 'string', minLength: 1 },
-        qos: { type: 'string', minLength: 1 },
+        // these land in #SBATCH / #PBS lines, which sbatch and qsub split at white space with no quoting
+        partition: directiveWord,
+        account: directiveWord,
+        qos: directiveWord,
         time: {
           description: 'Wall-clock limit: [days-]hours:minutes:seconds, or minutes.',
           type: 'string',
@@ -431,7 +438,15 @@ export const configSchema = {
           type: 'boolean',
           default: false,
         },
-        extra: { description: 'Further scheduler options, passed as given.', type: 'array', items: { type: 'string' } },
+        extra: {
+          description: 'Further scheduler options, passed as given, one directive line each.',
+          type: 'array',
+          items: {
+            type: 'string',
+            pattern: '^-[^\\r\\n]*$',
+            errorMessage: "must be an option starting with '-', on one line",
+          },
+        },
       },
     },
     model: {

@@ -177,6 +177,28 @@ if (!built) {
     },
   );
 
+  t.test('scheduler values bound for #SBATCH lines are checked by validate, at their place', async (t) => {
+    writeFileSync(
+      join(tmp, 'sched.yaml'),
+      'entrypoint: x\nscheduler:\n  kind: slurm\n  partition: "gpu large"\n' +
+        '  extra: ["--exclusive", "nodash", "-x\\ny"]\n',
+    );
+    for (const args of [
+      ['validate', 'sched.yaml'],
+      ['submit', 'sched.yaml', '--dry-run'],
+    ]) {
+      const r = dtrain(...args);
+      t.equal(r.code, 2, args[0]);
+      t.equal(
+        r.stderr,
+        'sched.yaml:4:14: scheduler.partition: must be a single word (no spaces or line breaks), got "gpu large"\n' +
+          `sched.yaml:5:26: scheduler.extra.1: must be an option starting with '-', on one line, got "nodash"\n` +
+          `sched.yaml:5:36: scheduler.extra.2: must be an option starting with '-', on one line, got "-x\\ny"\n`,
+        `${args[0]}: every problem at its line and column`,
+      );
+    }
+  });
+
   t.test('env_file lines get the env checks: validate and launch --dry-run say file:line:col, exit 2', async (t) => {
     writeFileSync(join(tmp, 'job.env'), 'HF_HOME=/data/hf\nMASTER_PORT=29500\nDTRAIN_SPIN=hunter2\n');
     writeFileSync(join(tmp, 'envfile.yaml'), 'entrypoint: node train.js\nenv_file: job.env\n');
