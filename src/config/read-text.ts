@@ -32,7 +32,7 @@ export function readBoundedText(path: string): string {
     const st = fstatSync(fd);
     if (st.isDirectory()) throw new TextReadError('it is a directory');
     if (!st.isFile() && !st.isFIFO() && !st.isSocket()) throw new TextReadError('it is a device, not a file or a pipe');
-    return readAll(fd, st.isFile()).toString('utf8');
+    return utf8Text(readAll(fd, st.isFile()));
   } finally {
     closeSync(fd);
   }
@@ -65,6 +65,24 @@ function readAll(fd: number, regular: boolean): Buffer {
     if (Date.now() >= waitUntil)
       throw new TextReadError(`no process opened the pipe for writing within ${FIFO_WRITER_WAIT_MS / 1000} s`);
     sleep(10);
+  }
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The text, or where it stops being UTF-8 (a Latin-1 file, a binary): decoded blindly it became odd keys. */
+function utf8Text(buf: Buffer): string {
+  try {
+    return strictUtf8.decode(buf);
+  } catch {
+    // Valid UTF-8 (U+FFFD included) encodes back to the same bytes: the first byte that differs is the bad one.
+    const again = Buffer.from(buf.toString('utf8'));
+    let at = 0;
+    while (at < buf.length && buf[at] === again[at]) at++;
+    const lineStart = buf.lastIndexOf(0x0a, at - 1) + 1;
+    const line = buf.subarray(0, lineStart).filter((b) => b === 0x0a).length + 1;
+    const col = buf.subarray(lineStart, at).toString('utf8').length + 1;
+    throw new TextReadError(`it is not UTF-8 text (line ${line}, column ${col}): save it as UTF-8`);
   }
 }
 
