@@ -211,6 +211,12 @@ export class Worker {
     src.on('error', () => {});
   }
 
+  /** The shepherd ended by a signal without its "done": it was killed itself, not the worker it ran. */
+  private shepherdKilledLine(signal: NodeJS.Signals): string {
+    const worker = this.pid !== this.child.pid ? ` (the agent ended its worker, pid ${this.pid})` : '';
+    return `dtrain: the worker's shepherd dtrain-exec (pid ${this.child.pid}) was killed by ${signal}${worker}`;
+  }
+
   private async exitRecord(code: number | null, signal: NodeJS.Signals | null): Promise<WorkerExit> {
     let errorFile: unknown = null;
     if (this.opts.errorFile && (code !== 0 || signal)) {
@@ -234,7 +240,8 @@ export class Worker {
       exit_code: signal ? null : code,
       signal: signal ?? null,
       time: new Date().toISOString(),
-      stderr_tail: [...this.stderrTail],
+      stderr_tail:
+        signal && !this.cleanExit ? [...this.stderrTail, this.shepherdKilledLine(signal)] : [...this.stderrTail],
       ...(this.timeoutLine !== undefined && { timeout_line: this.timeoutLine }),
       error_file: errorFile,
     };

@@ -107,6 +107,14 @@ for (const agent of ['in-process', 'child'] as const)
       t.equal(r.code, 1, r.stderr);
       t.ok(Date.now() - killedAt < 5000, `the job ended ${Date.now() - killedAt} ms after the kill`);
       t.match(r.stderr, /rank 0 .*SIGKILL/);
+      t.match(
+        r.stderr,
+        new RegExp(
+          `dtrain: the worker's shepherd dtrain-exec \\(pid ${shepherd}\\) was killed by SIGKILL ` +
+            `\\(the agent ended its worker, pid ${all[0]}\\)`,
+        ),
+        'the summary says it was the shepherd, not the worker, that was killed',
+      );
       t.ok(await waitFor(() => !all.some(alive), 3000), `all gone (left: ${all.filter(alive).join(' ')})`);
     },
   );
