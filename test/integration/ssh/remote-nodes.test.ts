@@ -112,7 +112,7 @@ t.test('spec on stdin, forward_env below the plan, records and diagnostics attri
     );
     t.same(doc.store, { kind: 'tcp', host: '127.0.0.1', port: remote.agents[n as number].storeAddr.port });
   }
-  t.ok(diagnostics.includes(hostLine), 'stderr lines carry the host');
+  t.ok(diagnostics.includes(hostLine), 'stderr lines carry the host', { diagnostics });
   t.equal(
     routes.get(1)?.targets.get(0)?.hostName,
     bed.hosts[0].address,
