@@ -17,7 +17,8 @@ function statFields(pid: number): string[] | null {
   }
 }
 
-function parentOf(pid: number): number {
+/** The parent's pid, or -1 once the process is gone. */
+export function parentOf(pid: number): number {
   const fields = statFields(pid);
   return fields ? Number(fields[1]) : -1;
 }

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { alive, built, fixtures, startDtrain, tempDir, waitFor } from '../../helpers/launch.js';
+import { parentOf } from '../../../src/launch/process-tree.js';
 
 const skip = !built() && 'run npx tsc -p . first';
 const pids = (dir: string, kind: string, n: number) =>
@@ -95,11 +96,7 @@ for (const agent of ['in-process', 'child'] as const)
       t.ok(await waitFor(() => ready(dir, 2), 10000), 'workers and their setsid grandchildren started');
       const all = [...pids(dir, 'worker', 2), ...pids(dir, 'escapee', 2)];
       // the worker's parent is its shepherd (dtrain-exec)
-      const shepherd = Number(
-        readFileSync(`/proc/${pids(dir, 'worker', 2)[0]}/stat`, 'utf8')
-          .split(') ')[1]
-          .split(' ')[1],
-      );
+      const shepherd = parentOf(pids(dir, 'worker', 2)[0]);
       t.match(readFileSync(`/proc/${shepherd}/cmdline`, 'utf8'), /dtrain-exec/);
       const killedAt = Date.now();
       process.kill(shepherd, 'SIGKILL');

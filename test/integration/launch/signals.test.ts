@@ -5,6 +5,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { alive, built, fixtures, root, startDtrain, tempDir, waitFor } from '../../helpers/launch.js';
+import { isStopped, parentOf } from '../../../src/launch/process-tree.js';
 
 const skip = !built() && 'run npx tsc -p . first';
 
@@ -84,20 +85,6 @@ t.test('a second SIGINT kills at once', { skip }, async (t) => {
 });
 
 /** A process's state letter from /proc (T: stopped); '' once it is gone. */
-function stateOf(pid: number): string {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return '';
-  }
-}
-
-function parentOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-}
-
 /** The two ranks' pids (pid_0, pid_1 in dir), once both ran. */
 const rankPids = (dir: string) => [0, 1].map((r) => Number(readFileSync(join(dir, `pid_${r}`), 'utf8')));
 
@@ -120,7 +107,7 @@ t.test('SIGTERM: a worker that stopped itself (SIGSTOP) is continued and acts on
     ],
     { cwd: dir },
   );
-  t.ok(await waitFor(() => running(dir) && rankPids(dir).every((p) => stateOf(p) === 'T'), 10000), 'both stopped');
+  t.ok(await waitFor(() => running(dir) && rankPids(dir).every(isStopped), 10000), 'both stopped');
   const sentAt = Date.now();
   run.child.kill('SIGTERM');
   const r = await doneWithin(run, 60_000);
@@ -156,7 +143,7 @@ t.test('SIGTERM: a worker that stopped its shepherd (SIGSTOP) is still gone with
   );
   t.ok(await waitFor(() => running(dir), 10000), 'workers started');
   const [worker] = rankPids(dir);
-  t.ok(await waitFor(() => stateOf(parentOf(worker)) === 'T', 5000), "rank 0's shepherd is stopped");
+  t.ok(await waitFor(() => isStopped(parentOf(worker)), 5000), "rank 0's shepherd is stopped");
   const shepherd = parentOf(worker);
   const sentAt = Date.now();
   run.child.kill('SIGTERM');
